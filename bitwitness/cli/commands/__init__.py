@@ -1,0 +1,1 @@
+"""One module per subcommand; each exposes ``command``. Discovered by ``bitwitness.cli.main``."""

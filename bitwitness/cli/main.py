@@ -1,0 +1,134 @@
+"""The ``bitwitness`` command and its single error boundary.
+
+Subcommands live one module each in :mod:`bitwitness.cli.commands`; each module exposes
+``command`` (a click command or group). They are discovered there, so adding a command touches one
+new file. Every :class:`~bitwitness.errors.BitWitnessError` becomes one line on stderr and its exit
+code; anything else is a bug (exit 3) and shows its traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import signal
+import sys
+import traceback
+from types import FrameType
+from typing import Any
+
+import click
+
+from bitwitness import __version__
+from bitwitness.errors import BitWitnessError, ExitCode
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 evidence problem (hash mismatch, corrupt or incomplete image, "
+    "unreadable sectors, broken custody log); 2 usage or input error; 3 internal error; "
+    "130 interrupted."
+)
+
+
+def _discover() -> dict[str, str]:
+    from bitwitness.cli import commands
+
+    found = {}
+    for info in pkgutil.iter_modules(commands.__path__):
+        if not info.name.startswith("_"):
+            found[info.name.replace("_", "-")] = f"bitwitness.cli.commands.{info.name}"
+    return found
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that command (or the help list) needs it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(self.commands)
+        for module in _discover().values():
+            cmd = self._load(module)
+            if cmd is not None and cmd.name:
+                names.add(cmd.name)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        modules = _discover()
+        module = modules.get(cmd_name)
+        if module is not None:
+            cmd = self._load(module)
+            if cmd is not None and cmd.name == cmd_name:
+                return cmd
+        for module in modules.values():  # a module may name its command differently
+            cmd = self._load(module)
+            if cmd is not None and cmd.name == cmd_name:
+                return cmd
+        return None
+
+    @staticmethod
+    def _load(module: str) -> click.Command | None:
+        mod = importlib.import_module(module)
+        cmd = getattr(mod, "command", None)
+        return cmd if isinstance(cmd, click.Command) else None
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is handled like Ctrl-C so that engines stop cleanly and mark output incomplete."""
+    raise KeyboardInterrupt
+
+
+@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="bitwitness")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """BitWitness: forensic acquisition, verification and evidence browsing.
+
+    Evidence is always opened read-only. Hashes cover the whole media.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per outcome
+    """Run the command line and map every outcome to an exit code (the error boundary)."""
+    from bitwitness.cli.output import error_line
+
+    try:
+        rv: Any = cli.main(args=args, prog_name="bitwitness", standalone_mode=False)
+    except BitWitnessError as exc:
+        if debug:
+            traceback.print_exc()
+        error_line(str(exc))
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        error_line("interrupted")
+        return ExitCode.INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BrokenPipeError:
+        return ExitCode.OK
+    except Exception as exc:  # the boundary: a bug, not the user's fault
+        if debug:
+            traceback.print_exc()
+        error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+        return ExitCode.INTERNAL
+    return int(rv) if isinstance(rv, int) else ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command line inside the one error boundary, then exit."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not in the main thread (embedded use)
+        previous = None
+    try:
+        code = _run(args, debug="--debug" in args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    sys.exit(code)

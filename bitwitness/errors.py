@@ -1,0 +1,192 @@
+"""The one error tree of BitWitness and the exit codes it maps to.
+
+Library code raises these; exactly one boundary (``bitwitness.cli.main``) turns them into a single
+line on stderr and an exit code. Leaves carry data (paths, offsets, sector ranges, hashes) so that
+callers can record them as outcomes instead of parsing messages.
+
+Exit codes (documented in the README and in ``bitwitness --help``):
+
+* 0 - success
+* 1 - an evidence problem: hash mismatch, corrupt or incomplete image, unreadable sectors,
+  broken custody log
+* 2 - usage or input error: bad option, missing file, existing output, unknown format
+* 3 - internal error (a bug in BitWitness; ``--debug`` shows the traceback)
+* 130 - interrupted (Ctrl-C or SIGTERM); partial output is marked incomplete
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Process exit status, the same for every command."""
+
+    OK = 0
+    EVIDENCE = 1
+    USAGE = 2
+    INTERNAL = 3
+    INTERRUPTED = 130
+
+
+class BitWitnessError(Exception):
+    """Root of every error BitWitness raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+# --- usage and input -------------------------------------------------------------------------
+
+
+class UsageError(BitWitnessError):
+    """The command was asked for something it cannot do (bad option, bad value)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(UsageError):
+    """An input file or device is missing, unreadable or not what was expected."""
+
+
+class OutputExistsError(UsageError):
+    """Refusing to overwrite existing output without ``--overwrite``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path} already exists (use --overwrite to replace it)")
+
+
+class UnsupportedFormatError(InputError):
+    """No reader recognises the image."""
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+class SourceError(BitWitnessError):
+    """The evidence source (device or file) cannot be used as asked."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ReadError(SourceError):
+    """A read from the source failed at a known offset (used for retries and fault injection)."""
+
+    exit_code = ExitCode.EVIDENCE
+
+    def __init__(self, offset: int, length: int, reason: str = "read error") -> None:
+        self.offset = offset
+        self.length = length
+        self.reason = reason
+        super().__init__(f"{reason} at byte offset {offset} (+{length} bytes)")
+
+
+# --- image formats ---------------------------------------------------------------------------
+
+
+class FormatError(BitWitnessError):
+    """An image is damaged, incomplete or inconsistent: an evidence problem."""
+
+    exit_code = ExitCode.EVIDENCE
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class CorruptImageError(FormatError):
+    """Stored data fails its checksum or does not decode.
+
+    ``offset`` is a byte offset inside ``path`` (the container file) when known;
+    ``media_offset`` and ``sectors`` (first, last inclusive) locate the damage in the media.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        offset: int | None = None,
+        media_offset: int | None = None,
+        sectors: tuple[int, int] | None = None,
+    ) -> None:
+        self.offset = offset
+        self.media_offset = media_offset
+        self.sectors = sectors
+        where = []
+        if offset is not None:
+            where.append(f"file offset {offset}")
+        if media_offset is not None:
+            where.append(f"media offset {media_offset}")
+        if sectors is not None:
+            where.append(f"sectors {sectors[0]}-{sectors[1]}")
+        detail = f" ({', '.join(where)})" if where else ""
+        super().__init__(f"{message}{detail}", path=path)
+
+
+class IncompleteImageError(FormatError):
+    """The image was never finished (interrupted write, missing last section)."""
+
+
+class MissingSegmentError(FormatError):
+    """A segment of a multi-file image is missing."""
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+class VerificationError(BitWitnessError):
+    """Verification found the evidence differs from what was recorded."""
+
+    exit_code = ExitCode.EVIDENCE
+
+
+class HashMismatchError(VerificationError):
+    """A computed hash differs from the recorded one."""
+
+    def __init__(self, algorithm: str, expected: str, computed: str, scope: str) -> None:
+        self.algorithm = algorithm
+        self.expected = expected
+        self.computed = computed
+        self.scope = scope
+        super().__init__(
+            f"{algorithm} mismatch for {scope}: expected {expected}, computed {computed}"
+        )
+
+
+# --- cases and custody -----------------------------------------------------------------------
+
+
+class CaseError(BitWitnessError):
+    """A case folder or case file is missing or invalid."""
+
+    exit_code = ExitCode.USAGE
+
+
+class CustodyError(BitWitnessError):
+    """The custody log is broken or has been tampered with: an evidence problem."""
+
+    exit_code = ExitCode.EVIDENCE
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(f"custody log line {line}: {message}" if line else message)
+
+
+# --- file systems ----------------------------------------------------------------------------
+
+
+class FileSystemError(BitWitnessError):
+    """A file system or path inside an image cannot be opened (unknown, damaged, encrypted)."""
+
+    exit_code = ExitCode.USAGE
+
+
+# --- interruption ----------------------------------------------------------------------------
+
+
+class Interrupted(BitWitnessError):  # noqa: N818 - reads as an outcome, like KeyboardInterrupt
+    """The user or the system asked us to stop (Ctrl-C, SIGTERM)."""
+
+    exit_code = ExitCode.INTERRUPTED

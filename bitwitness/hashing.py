@@ -1,0 +1,121 @@
+"""Hashing the media: several algorithms over one pass of the data.
+
+:class:`MultiHasher` updates every algorithm in the caller's thread. :class:`ThreadedHasher` gives
+each algorithm a thread of its own fed through a bounded queue, so MD5, SHA-1 and SHA-256 run on
+separate cores while the caller reads and compresses (hashlib releases the GIL for large
+buffers). Both keep their input ``bytes`` objects alive only until hashed; callers must not
+mutate a buffer after handing it over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Iterable
+from typing import Final
+
+from bitwitness.errors import UsageError
+
+#: Algorithms BitWitness computes and compares, in the order reports list them.
+ALGORITHMS: Final[tuple[str, ...]] = ("md5", "sha1", "sha256")
+DEFAULT_ALGORITHMS: Final[tuple[str, ...]] = ("md5", "sha1", "sha256")
+
+
+def parse_algorithms(text: str | Iterable[str]) -> tuple[str, ...]:
+    """``"md5,sha1"`` -> ``("md5", "sha1")`` in canonical order; unknown names are a usage error."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    wanted = {n.strip().lower().replace("-", "") for n in names if n.strip()}
+    unknown = wanted - set(ALGORITHMS)
+    if unknown:
+        raise UsageError(
+            f"unknown hash algorithm(s): {', '.join(sorted(unknown))} "
+            f"(choose from {', '.join(ALGORITHMS)})"
+        )
+    if not wanted:
+        raise UsageError("at least one hash algorithm is needed")
+    return tuple(a for a in ALGORITHMS if a in wanted)
+
+
+class MultiHasher:
+    """Every algorithm updated in the calling thread."""
+
+    def __init__(self, algorithms: Iterable[str] = DEFAULT_ALGORITHMS) -> None:
+        self.algorithms = parse_algorithms(algorithms)
+        self._hashes = {name: hashlib.new(name) for name in self.algorithms}
+        self.bytes_hashed = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        for h in self._hashes.values():
+            h.update(data)
+        self.bytes_hashed += len(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {name: h.hexdigest() for name, h in self._hashes.items()}
+
+    def close(self) -> dict[str, str]:
+        return self.hexdigests()
+
+
+_STOP: Final = object()
+
+
+class ThreadedHasher:
+    """One thread per algorithm; :meth:`update` returns at once unless the queues are full.
+
+    Call :meth:`close` exactly once to wait for the threads and get the digests. ``depth`` bounds
+    the memory held: at most ``depth`` buffers wait per algorithm.
+    """
+
+    def __init__(self, algorithms: Iterable[str] = DEFAULT_ALGORITHMS, depth: int = 16) -> None:
+        self.algorithms = parse_algorithms(algorithms)
+        self.bytes_hashed = 0
+        self._queues: dict[str, queue.Queue[object]] = {}
+        self._hashes = {name: hashlib.new(name) for name in self.algorithms}
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        for name in self.algorithms:
+            q: queue.Queue[object] = queue.Queue(maxsize=depth)
+            self._queues[name] = q
+            t = threading.Thread(
+                target=self._run, args=(self._hashes[name], q), name=f"hash-{name}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+
+    @staticmethod
+    def _run(h: hashlib._Hash, q: queue.Queue[object]) -> None:
+        while True:
+            item = q.get()
+            if item is _STOP:
+                return
+            h.update(item)  # type: ignore[arg-type]
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self._closed:
+            raise RuntimeError("hasher already closed")
+        for q in self._queues.values():
+            q.put(data)
+        self.bytes_hashed += len(data)
+
+    def close(self) -> dict[str, str]:
+        if not self._closed:
+            self._closed = True
+            for q in self._queues.values():
+                q.put(_STOP)
+            for t in self._threads:
+                t.join()
+        return {name: h.hexdigest() for name, h in self._hashes.items()}
+
+    def hexdigests(self) -> dict[str, str]:
+        return self.close()
+
+
+def hash_file(path: str, algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+              block: int = 1 << 20) -> dict[str, str]:
+    """Hash a whole (small or large) regular file, read-only."""
+    hasher = MultiHasher(algorithms)
+    with open(path, "rb") as fh:  # noqa: PTH123 - plain open keeps the path type loose
+        while chunk := fh.read(block):
+            hasher.update(chunk)
+    return hasher.hexdigests()

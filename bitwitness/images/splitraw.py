@@ -1,0 +1,131 @@
+"""Split raw images: ``x.001, x.002, ...`` (or from ``.000``) and ``x.aa, x.ab, ...``.
+
+Any piece may be given; the set is found from its stem. Pieces must be contiguous: a gap (``.001``,
+``.003`` without ``.002``) is a :class:`~bitwitness.errors.MissingSegmentError`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from pathlib import Path
+
+from bitwitness.errors import MissingSegmentError
+from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.stream import ImageStream, StreamInfo
+
+_NUMERIC = re.compile(r"^\.(\d{3,})$")
+_ALPHA = re.compile(r"^\.([a-z]{2})$")
+
+
+def _alpha_index(s: str) -> int:
+    return (ord(s[0]) - 97) * 26 + (ord(s[1]) - 97)
+
+
+def _alpha_name(i: int) -> str:
+    return chr(97 + i // 26) + chr(97 + i % 26)
+
+
+def split_pieces(path: Path) -> list[Path] | None:
+    """Every piece of the split set of ``path``; ``None`` when the name is not split-like."""
+    suffix = path.suffix
+    stem = path.with_suffix("")
+    if m := _NUMERIC.match(suffix):
+        width = len(m.group(1))
+        siblings = sorted(
+            int(p.suffix[1:]) for p in path.parent.glob(f"{stem.name}.{'[0-9]' * width}")
+        )
+        if not siblings:
+            return None
+        first = siblings[0]
+        if first not in (0, 1):
+            raise MissingSegmentError(
+                f"split raw set starts at .{first:0{width}d}; the first piece is missing",
+                path=path)
+        names = [stem.parent / f"{stem.name}.{i:0{width}d}" for i in siblings]
+        for expected, n in enumerate(siblings, start=first):
+            if n != expected:
+                raise MissingSegmentError(f"split raw piece .{expected:0{width}d} is missing",
+                                          path=path)
+        return names
+    if _ALPHA.match(suffix):
+        siblings = sorted(_alpha_index(p.suffix[1:])
+                          for p in path.parent.glob(f"{stem.name}.[a-z][a-z]"))
+        if not siblings or siblings[0] != 0:
+            return None  # no ".aa": a two-letter suffix such as ".dd" is not a split set
+        for expected, n in enumerate(siblings):
+            if n != expected:
+                raise MissingSegmentError(f"split raw piece .{_alpha_name(expected)} is missing",
+                                          path=path)
+        return [stem.parent / f"{stem.name}.{_alpha_name(i)}" for i in siblings]
+    return None
+
+
+class SplitRawStream(ImageStream):
+    """Concatenation of the pieces, each opened read-only."""
+
+    alignment = 1
+
+    def __init__(self, pieces: list[Path]) -> None:
+        self.pieces = pieces
+        self._fds: list[int] = []
+        self._starts: list[int] = []
+        total = 0
+        try:
+            for p in pieces:
+                fd = open_readonly(p)
+                self._fds.append(fd)
+                self._starts.append(total)
+                total += os.fstat(fd).st_size
+        except Exception:
+            self.close()
+            raise
+        self._sizes = [os.fstat(fd).st_size for fd in self._fds]
+        super().__init__(total)
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        out = []
+        while length > 0:
+            i = bisect.bisect_right(self._starts, offset) - 1
+            inner = offset - self._starts[i]
+            n = min(length, self._sizes[i] - inner)
+            out.append(read_exact(self._fds[i], inner, n, self.pieces[i]))
+            offset += n
+            length -= n
+        return b"".join(out)
+
+    def close(self) -> None:
+        for fd in getattr(self, "_fds", []):
+            os.close(fd)
+        self._fds = []
+        if hasattr(self, "_pos"):
+            super().close()
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(format="split-raw", files=tuple(self.pieces), media_size=self.size,
+                          sector_size=self.sector_size,
+                          details={"piece_sizes": list(self._sizes)})
+
+
+class SplitRawFormat:
+    name = "split-raw"
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return False
+
+    def claims_name(self, path: Path) -> bool:
+        try:
+            return split_pieces(path) is not None
+        except MissingSegmentError:
+            return True  # it is a split set, and open() will say what is missing
+
+    def files(self, path: Path) -> list[Path]:
+        return split_pieces(path) or [path]
+
+    def open(self, path: Path) -> ImageStream:
+        return SplitRawStream(self.files(path))
+
+
+FORMAT = SplitRawFormat()

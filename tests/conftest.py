@@ -1,0 +1,130 @@
+"""Shared fixtures: the third-party images, native tools, and running the command line.
+
+Tests that need ``../shared`` skip when it is absent (a plain clone); tests that need a native tool
+(ewfverify, fls, mkfs.ext4, ...) skip with the tool's name when it is missing. CI installs every
+tool, so nothing is skipped there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+THIRD_PARTY = SHARED / "fixtures" / "third-party"
+
+
+@pytest.fixture(scope="session")
+def third_party() -> Path:
+    """The folder of images made by other tools; skips where ../shared is absent."""
+    if not (THIRD_PARTY / "manifest.json").is_file():
+        pytest.skip("../shared/fixtures/third-party is absent (plain clone)")
+    return THIRD_PARTY
+
+
+@pytest.fixture(scope="session")
+def manifest(third_party: Path) -> dict[str, Any]:
+    """The third-party manifest: expected sizes and hashes for each image."""
+    return json.loads((third_party / "manifest.json").read_text())
+
+
+def require_tool(*names: str) -> None:
+    """Skip the calling test when a native tool is missing."""
+    for name in names:
+        if shutil.which(name) is None:
+            pytest.skip(f"{name} is not installed")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_bitwitness(*args: str | os.PathLike[str], input: str | None = None) -> CliResult:  # noqa: A002
+    """Run the command line in-process, through the real error boundary (``main``)."""
+    from bitwitness.cli.main import main
+
+    runner = CliRunner()
+    argv = [os.fspath(a) for a in args]
+    with runner.isolation(input=input) as streams:
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = streams[0].getvalue(), streams[1].getvalue()
+    return CliResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+def run_subprocess(*args: str | os.PathLike[str], input: str | None = None,  # noqa: A002
+                   timeout: float = 300) -> CliResult:
+    """Run ``python -m bitwitness`` as a separate process (signals, real terminals, exit codes)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bitwitness", *map(os.fspath, args)],
+        input=input, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def bw() -> Callable[..., CliResult]:
+    """``bw("verify", path)`` runs bitwitness in-process and returns exit code, stdout, stderr."""
+    return run_bitwitness
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def snapshot(paths: list[Path]) -> dict[Path, tuple[str, int]]:
+    """Content hash and mtime of files, to prove a command left evidence untouched."""
+    return {p: (sha256_of(p), p.stat().st_mtime_ns) for p in paths}
+
+
+def make_disk_bytes(size: int, seed: int = 1) -> bytes:
+    """Deterministic disk-like data: runs of zeros, random bytes and text."""
+    import random
+
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < size:
+        kind = rng.randrange(3)
+        n = rng.choice([512, 4096, 32768, 70000])
+        if kind == 0:
+            out += bytes(n)
+        elif kind == 1:
+            out += rng.randbytes(n)
+        else:
+            words = [b"evidence", b"sector", b"chain", b"custody", b"witness", b"\n"]
+            while n > 0:
+                w = rng.choice(words) + b" "
+                out += w
+                n -= len(w)
+    return bytes(out[:size])

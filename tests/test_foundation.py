@@ -1,0 +1,112 @@
+"""Sizes, hashing, the error boundary and packaging."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_bitwitness, run_subprocess
+
+import bitwitness
+from bitwitness.errors import UsageError
+from bitwitness.hashing import MultiHasher, ThreadedHasher, parse_algorithms
+from bitwitness.sizes import parse_size
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("512", 512), ("640MB", 640_000_000), ("1.4GiB", int(1.4 * 1024**3)), ("2G", 2 * 1024**3),
+    ("1MiB", 1 << 20), ("10k", 10240), ("3 kB", 3000), ("0", 0), (4096, 4096),
+])
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "abc", "12XB", "-5", "1.2.3G"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_size(text)
+
+
+def test_hashers_agree_with_hashlib() -> None:
+    data = [bytes(range(256)) * 1000, b"x" * 12345, b""]
+    whole = b"".join(data)
+    expected = {n: hashlib.new(n, whole).hexdigest() for n in ("md5", "sha1", "sha256")}
+    mh, th = MultiHasher(), ThreadedHasher()
+    for d in data:
+        mh.update(d)
+        th.update(d)
+    assert mh.hexdigests() == expected
+    assert th.close() == expected
+    assert th.bytes_hashed == len(whole)
+
+
+def test_parse_algorithms() -> None:
+    assert parse_algorithms("SHA256,md5") == ("md5", "sha256")
+    assert parse_algorithms("sha-1") == ("sha1",)
+    with pytest.raises(UsageError, match="crc32"):
+        parse_algorithms("md5,crc32")
+
+
+def test_version_and_help() -> None:
+    r = run_bitwitness("--version")
+    assert r.exit_code == 0
+    assert bitwitness.__version__ in r.stdout
+    r = run_bitwitness("--help")
+    assert r.exit_code == 0
+    assert "Exit codes" in r.stdout
+    assert "formats" in r.stdout
+
+
+def test_unknown_command_is_usage_error() -> None:
+    r = run_bitwitness("no-such-command")
+    assert r.exit_code == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_python_dash_m_runs() -> None:
+    r = run_subprocess("--version")
+    assert r.exit_code == 0, r.stderr
+    assert "bitwitness" in r.stdout
+
+
+def test_formats_json() -> None:
+    r = run_bitwitness("formats", "--json")
+    assert r.exit_code == 0
+    assert "raw" in r.json()["formats"]
+
+
+def test_every_package_folder_is_listed_in_pyproject() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapping = config["package-dir"]
+    found = set()
+    for name, folder in mapping.items():
+        root = REPO / folder
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root)
+            sub = ".".join(rel.parts)
+            candidate = f"{name}.{sub}" if sub else name
+            # folders mapped separately are found through their own mapping entry
+            if not any(candidate.startswith(m + ".") or candidate == m
+                       for m in mapping if m != name and m.startswith(name)):
+                found.add(candidate)
+    assert found <= listed, f"missing from pyproject packages: {sorted(found - listed)}"
+
+
+def test_no_top_level_acquire_verify_report_installed() -> None:
+    code = ("import importlib.util, sys; sys.path = [p for p in sys.path if p not in ('', '.')];"
+            "print([n for n in ('acquire','verify','report') if importlib.util.find_spec(n)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd="/", check=True).stdout.strip()
+    assert out == "[]"
+    import bitwitness.acquire
+    import bitwitness.report
+    import bitwitness.verify
+
+    assert Path(bitwitness.acquire.__file__).parent.name == "acquire"
+    assert bitwitness.verify
+    assert bitwitness.report

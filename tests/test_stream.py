@@ -1,0 +1,112 @@
+"""The stream contract on the core streams: memory, raw file, split raw, slices, fixed VHD."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from conftest import make_disk_bytes
+from contract import check_stream_contract
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bitwitness.errors import InputError, MissingSegmentError, UnsupportedFormatError
+from bitwitness.image import detect, image_files, open_image
+from bitwitness.images.raw import RawStream
+from bitwitness.stream import BytesStream, SliceStream
+
+DATA = make_disk_bytes(300_000)
+
+
+def test_bytes_stream_contract() -> None:
+    check_stream_contract(BytesStream(DATA), DATA)
+
+
+def test_raw_file_contract(tmp_path: Path) -> None:
+    p = tmp_path / "disk.dd"
+    p.write_bytes(DATA)
+    with open_image(p) as s:
+        assert isinstance(s, RawStream)
+        check_stream_contract(s, DATA)
+        assert s.info.format == "raw"
+
+
+def test_slice_contract() -> None:
+    parent = BytesStream(DATA)
+    check_stream_contract(SliceStream(parent, 1000, 200_000), DATA[1000:201_000])
+    with pytest.raises(ValueError, match="outside"):
+        SliceStream(parent, 1000, len(DATA))
+
+
+@pytest.mark.parametrize(("names", "given"), [
+    ([".001", ".002", ".003"], ".002"),
+    ([".000", ".001"], ".000"),
+    ([".aa", ".ab", ".ac"], ".ab"),
+])
+def test_split_raw_contract(tmp_path: Path, names: list[str], given: str) -> None:
+    parts = [DATA[:100_000], DATA[100_000:250_000], DATA[250_000:]][: len(names)]
+    if len(names) == 2:
+        parts = [DATA[:100_000], DATA[100_000:]]
+    for name, part in zip(names, parts, strict=True):
+        (tmp_path / f"img{name}").write_bytes(part)
+    with open_image(tmp_path / f"img{given}") as s:
+        assert s.info.format == "split-raw"
+        check_stream_contract(s, DATA)
+    assert image_files(tmp_path / f"img{given}") == [tmp_path / f"img{n}" for n in names]
+
+
+def test_split_raw_missing_middle(tmp_path: Path) -> None:
+    for n in (".001", ".003"):
+        (tmp_path / f"img{n}").write_bytes(b"x" * 512)
+    with pytest.raises(MissingSegmentError, match=r"\.002"):
+        open_image(tmp_path / "img.001")
+
+
+def test_fixed_vhd(tmp_path: Path) -> None:
+    media = DATA[:262_144]
+    footer = bytearray(512)
+    footer[0:8] = b"conectix"
+    footer[48:56] = struct.pack(">Q", len(media))
+    footer[60:64] = struct.pack(">I", 2)
+    p = tmp_path / "disk.vhd"
+    p.write_bytes(media + bytes(footer))
+    with open_image(p) as s:
+        assert s.info.format == "vhd"
+        check_stream_contract(s, media)
+
+
+def test_dynamic_vhd_is_refused_clearly(tmp_path: Path) -> None:
+    footer = bytearray(512)
+    footer[0:8] = b"conectix"
+    footer[60:64] = struct.pack(">I", 3)
+    p = tmp_path / "dyn.vhd"
+    p.write_bytes(bytes(footer) + bytes(1024) + bytes(footer))
+    with pytest.raises(UnsupportedFormatError, match="dynamic VHD"):
+        open_image(p)
+
+
+def test_missing_file_is_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        detect(tmp_path / "nope.E01")
+
+
+def test_shared_split_raw_fixture(third_party: Path, manifest: dict) -> None:
+    import hashlib
+
+    entry = manifest["dfvfs_ext2.splitraw.000"]
+    with open_image(third_party / "dfvfs_ext2.splitraw.001") as s:
+        assert s.size == entry["media_size"]
+        md5 = hashlib.md5(b"".join(s.iter_blocks())).hexdigest()  # noqa: S324
+    assert md5 == entry["md5"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(0, 5000), off=st.integers(0, 6000), n=st.integers(0, 6000))
+def test_reads_match_slicing(size: int, off: int, n: int) -> None:
+    data = bytes(range(256)) * 20
+    data = data[:size]
+    s = BytesStream(data)
+    s.seek(off)
+    assert s.read(n) == data[off : off + n]
+    assert s.tell() == off + len(data[off : off + n])
