@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian tools BitWitness and its tests use. Idempotent; uses sudo when not root.
+#   scripts/install-tools.sh          what `bitwitness demo` and everyday use need
+#   scripts/install-tools.sh --test   plus the independent tools the test suite checks against
+set -euo pipefail
+
+runtime=(fonts-dejavu-core)
+testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
+         poppler-utils hdparm util-linux tmux)
+
+packages=("${runtime[@]}")
+[[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
