@@ -1,0 +1,113 @@
+"""The command line's mediator: rich progress bars on a terminal, silence elsewhere.
+
+Engines report through :class:`bitwitness.progress.Mediator`; commands pass
+``cli_mediator(as_json)``. On a terminal (stderr is a TTY) and without ``--json`` a live progress
+bar shows bytes, rate, ETA and the error count; otherwise nothing is drawn and the command prints
+one summary at the end. Notices (warnings) always go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from bitwitness.cli.output import escape, stderr
+from bitwitness.progress import Mediator, NullMediator, ProgressTask
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+        self._lock = threading.Lock()
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self._progress.advance(self._task, nbytes)
+
+    def set_errors(self, count: int) -> None:
+        style = "bold red" if count else "dim"
+        with self._lock:
+            self._progress.update(self._task, errors=f"[{style}]{count} errors[/]")
+
+    def finish(self) -> None:
+        with self._lock:
+            task = self._progress.tasks[self._task]
+            if task.total is not None:
+                self._progress.update(self._task, completed=task.total)
+            self._progress.stop_task(self._task)
+
+
+class RichMediator:
+    """Draws one progress line per task on stderr; asks questions with click.confirm."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[errors]}"),
+            console=stderr,
+            transient=False,
+        )
+
+    def begin(self, label: str, total: int | None) -> ProgressTask:
+        task = self.progress.add_task(escape(label), total=total, errors="[dim]0 errors[/]")
+        return _RichTask(self.progress, task)
+
+    def notice(self, message: str, *, level: str = "info") -> None:
+        style = {"warning": "bold yellow", "error": "bold red"}.get(level, "cyan")
+        self.progress.console.print(f"[{style}]{level}:[/] {escape(message)}")
+
+    def confirm(self, question: str) -> bool:
+        self.progress.stop()
+        try:
+            return click.confirm(question, default=False, err=True)
+        finally:
+            self.progress.start()
+
+
+class QuietMediator(NullMediator):
+    """No bars; notices still reach stderr (a warning must never be lost off a terminal)."""
+
+    def notice(self, message: str, *, level: str = "info") -> None:
+        if level != "info":
+            stderr.print(f"{level}: {escape(message)}")
+
+    def confirm(self, question: str) -> bool:
+        if sys.stdin.isatty():
+            return click.confirm(question, default=False, err=True)
+        return False
+
+
+def interactive() -> bool:
+    """True when a person is watching stderr."""
+    return stderr.is_terminal
+
+
+@contextmanager
+def cli_mediator(as_json: bool = False) -> Iterator[Mediator]:
+    """The mediator a command should use, live for the duration of the ``with`` block."""
+    if as_json or not interactive():
+        yield QuietMediator()
+        return
+    mediator = RichMediator()
+    with mediator.progress:
+        yield mediator
+
+
