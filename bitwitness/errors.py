@@ -61,6 +61,14 @@ class UnsupportedFormatError(InputError):
     """No reader recognises the image."""
 
 
+class DestinationError(UsageError):
+    """The destination cannot take the output: it lies on the source device, or it is full."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(message)
+
+
 # --- sources ---------------------------------------------------------------------------------
 
 
