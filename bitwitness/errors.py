@@ -172,6 +172,18 @@ class CaseError(BitWitnessError):
     exit_code = ExitCode.USAGE
 
 
+class TemplateError(CaseError):
+    """A case template is unknown or invalid (the message names the file)."""
+
+
+class CaseFieldError(CaseError):
+    """Case field values are missing, unknown or fail their pattern; ``fields`` names them."""
+
+    def __init__(self, message: str, *, fields: list[str] | tuple[str, ...] = ()) -> None:
+        self.fields = tuple(fields)
+        super().__init__(message)
+
+
 class CustodyError(BitWitnessError):
     """The custody log is broken or has been tampered with: an evidence problem."""
 
