@@ -6,7 +6,7 @@ set -euo pipefail
 
 runtime=(fonts-dejavu-core)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
-         poppler-utils hdparm util-linux tmux)
+         poppler-utils hdparm util-linux tmux xz-utils)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
