@@ -1,0 +1,295 @@
+"""Gathering everything a case knows into one :class:`~bitwitness.report.model.ReportData`.
+
+Sources, in the order a report presents them: the case fields (labelled and ordered by the case's
+template), each evidence item with its source facts and acquisition from ``BASE.json``, every
+verification and export recorded in the custody log (export manifests are re-hashed now and
+compared with the hash recorded at export), the full custody timeline and the result of the custody
+log's own integrity check.
+
+A broken custody log never stops a report: the check's result is stated first in every format, the
+entries that can still be parsed are listed, and those at or after the first bad line are marked
+unreliable. Reading is strictly read-only; gathering writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bitwitness.report.acqlog import (
+    LogProblem,
+    acquisition,
+    hash_values,
+    load_log,
+    parse_time,
+    source_facts,
+)
+from bitwitness.report.model import (
+    CustodyEntry,
+    EvidenceItem,
+    Export,
+    Field,
+    Integrity,
+    IntegrityCheck,
+    ReportData,
+    Verification,
+)
+
+from bitwitness import __version__
+from bitwitness.errors import BitWitnessError, UsageError
+from bitwitness.hashing import ALGORITHMS
+from bitwitness.templates import ReportSettings
+
+_QUIET_KEYS = frozenset({"tool_version", "host"})  # in every event; the timeline shows them
+_TARGET_KEYS = ("image", "images", "path", "target", "file")
+_MANIFEST_KEYS = ("manifest", "manifest_path")
+_RECORDED_KEYS = ("manifest_sha256", "sha256")
+
+
+# --- custody events -------------------------------------------------------------------------
+
+
+def flatten(details: object, prefix: str = "") -> tuple[tuple[str, str], ...]:
+    """Nested details -> ``("hashes.md5", "...")`` pairs, in recorded order."""
+    if not isinstance(details, Mapping):
+        return ((prefix or "value", str(details)),) if details not in (None, "") else ()
+    out: list[tuple[str, str]] = []
+    for key, value in details.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.extend(flatten(value, name))
+        elif isinstance(value, list | tuple):
+            out.append((name, ", ".join(map(str, value))))
+        else:
+            out.append((name, "" if value is None else str(value)))
+    return tuple(out)
+
+
+def event_fields(event: object) -> dict[str, Any]:
+    """A CustodyEvent (dataclass or mapping) -> its fields as a mapping."""
+    if isinstance(event, Mapping):
+        return dict(event)
+    names = ("seq", "time", "actor", "action", "evidence_id", "details", "prev")
+    return {n: getattr(event, n, None) for n in names}
+
+
+def custody_entries(events: Iterable[object], first_bad_line: int | None) -> list[CustodyEntry]:
+    entries = []
+    for line, event in enumerate(events, start=1):
+        f = event_fields(event)
+        seq = f.get("seq")
+        entries.append(CustodyEntry(
+            seq=seq if isinstance(seq, int) else None,
+            time=parse_time(f.get("time")),
+            actor=str(f.get("actor") or ""),
+            action=str(f.get("action") or ""),
+            evidence_id=str(f["evidence_id"]) if f.get("evidence_id") else None,
+            details=flatten(f.get("details") or {}),
+            line=line,
+            suspect=first_bad_line is not None and line >= first_bad_line,
+        ))
+    return entries
+
+
+def tolerant_events(path: Path) -> list[dict[str, Any]]:
+    """Every line of a custody log that still parses as a JSON object (for tampered logs)."""
+    out: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            doc = {"action": "(unreadable line)", "details": {"text": line[:200]}}
+        out.append(doc if isinstance(doc, dict) else {"action": "(not an object)"})
+    return out
+
+
+def _first(details: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    return next((details[k] for k in keys if details.get(k) not in (None, "")), None)
+
+
+def verification_of(event: Mapping[str, Any], entry: CustodyEntry) -> Verification:
+    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    hashes_src = details.get("hashes") or details.get("computed") or {
+        a: details[a] for a in ALGORITHMS if a in details}
+    target = _first(details, _TARGET_KEYS)
+    if isinstance(target, list | tuple):
+        target = ", ".join(map(str, target))
+    used = {"verdict", "hashes", "computed", *ALGORITHMS, *_TARGET_KEYS, *_QUIET_KEYS}
+    rest = {k: v for k, v in details.items() if k not in used}
+    return Verification(
+        time=entry.time, actor=entry.actor, evidence_id=entry.evidence_id,
+        verdict=str(details.get("verdict") or "not recorded"),
+        target=str(target or ""), hashes=hash_values(hashes_src), details=flatten(rest),
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) -> Export:
+    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    manifest = _first(details, _MANIFEST_KEYS)
+    recorded = _first(details, _RECORDED_KEYS)
+    actual: str | None = None
+    if manifest is None:
+        state = "none"
+    else:
+        path = Path(str(manifest))
+        path = path if path.is_absolute() else case_root / path
+        try:
+            actual = _sha256(path)
+        except OSError:
+            state = "missing"
+        else:
+            state = ("unrecorded" if recorded is None
+                     else "matches" if str(recorded).lower() == actual else "differs")
+    used = {*_MANIFEST_KEYS, *_RECORDED_KEYS, *_QUIET_KEYS}
+    return Export(
+        time=entry.time, actor=entry.actor, evidence_id=entry.evidence_id,
+        manifest=str(manifest or ""), manifest_sha256=actual,
+        recorded_sha256=str(recorded).lower() if recorded else None, manifest_state=state,
+        details=flatten({k: v for k, v in details.items() if k not in used}),
+    )
+
+
+# --- evidence items -------------------------------------------------------------------------
+
+
+def evidence_item(evidence_id: str, folder: Path, log_path: Path | None,
+                  description: str = "") -> EvidenceItem:
+    """One item: source and acquisition from its log, or the problem that prevents reading it."""
+    if log_path is None:
+        return EvidenceItem(evidence_id, str(folder), description)
+    try:
+        doc = load_log(log_path)
+    except LogProblem as exc:
+        return EvidenceItem(evidence_id, str(folder), description, problems=(str(exc),))
+    return EvidenceItem(evidence_id, str(folder), description, source_facts(doc),
+                        acquisition(doc, log_path))
+
+
+# --- assembling -----------------------------------------------------------------------------
+
+
+def assemble(
+    *,
+    case_root: Path,
+    case_number: str,
+    examiner: str,
+    template: str,
+    settings: ReportSettings,
+    fields: Sequence[Field],
+    items: Sequence[EvidenceItem],
+    events: Sequence[object],
+    integrity: IntegrityCheck,
+    evidence_filter: str | None = None,
+    generated: datetime | None = None,
+) -> ReportData:
+    """Build the report from parts already read (the Case adapter and tests call this)."""
+    entries = custody_entries(events, integrity.first_bad_line)
+    verifications, exports = [], []
+    for event, entry in zip(events, entries, strict=True):
+        if entry.action == "verify":
+            verifications.append(verification_of(event_fields(event), entry))
+        elif entry.action == "export":
+            exports.append(export_of(event_fields(event), entry, case_root))
+    if evidence_filter is not None:
+        keep = evidence_filter
+        items = [i for i in items if i.evidence_id == keep]
+        verifications = [v for v in verifications if v.evidence_id == keep]
+        exports = [e for e in exports if e.evidence_id == keep]
+    return ReportData(
+        generated=generated or datetime.now(UTC),
+        tool_version=__version__,
+        case_root=str(case_root),
+        case_number=case_number,
+        examiner=examiner,
+        template=template,
+        settings=settings,
+        fields=tuple(fields),
+        evidence=tuple(items),
+        custody=tuple(entries),
+        integrity=integrity,
+        verifications=tuple(verifications),
+        exports=tuple(exports),
+        evidence_filter=evidence_filter,
+    )
+
+
+def integrity_of(check: object, log_path: Path, exists: bool,
+                 case_file: object = None) -> IntegrityCheck:
+    """A :class:`~bitwitness.custody.CustodyCheck` (and the case file check) -> the report's
+    integrity record."""
+    case_state = {True: "matches", False: "differs"}.get(getattr(case_file, "ok", None),
+                                                        "unrecorded")
+    if not exists:
+        return IntegrityCheck(Integrity.MISSING, 0, None, "custody log not found", str(log_path),
+                              case_file=case_state)
+    ok = bool(getattr(check, "ok", False))
+    return IntegrityCheck(
+        state=Integrity.INTACT if ok else Integrity.TAMPERED,
+        events=int(getattr(check, "events", 0) or 0),
+        first_bad_line=getattr(check, "first_bad_line", None),
+        reason=getattr(check, "reason", None),
+        log_path=str(log_path),
+        head=getattr(check, "head", None),
+        warnings=tuple(getattr(check, "warnings", ()) or ()),
+        case_file=case_state,
+    )
+
+
+def gather(case_dir: Path | str, *, evidence_id: str | None = None,
+           generated: datetime | None = None) -> ReportData:
+    """Everything the case in ``case_dir`` knows.
+
+    Raises :class:`~bitwitness.errors.CaseError` when it is not a case folder and
+    :class:`~bitwitness.errors.UsageError` when ``evidence_id`` names no item. A broken custody
+    log does not raise: it is described in the result.
+    """
+    from bitwitness.case import Case
+
+    case = Case.load(case_dir)
+    log = case.custody
+    exists = log.path.is_file()
+    check = log.verify() if exists else None
+    integrity = integrity_of(check, log.path, exists, case.case_file_check())
+    try:
+        events: list[object] = list(log.events()) if exists else []
+    except BitWitnessError:  # a damaged line: show what still parses, marked as unreliable
+        events = list(tolerant_events(log.path))
+    items = [evidence_item(i.id, i.folder, i.acquisition_log) for i in case.evidence_items()]
+    if evidence_id is not None and evidence_id not in {i.evidence_id for i in items}:
+        known = ", ".join(i.evidence_id for i in items) or "none"
+        raise UsageError(f"no evidence item {evidence_id!r} in {case.root} (items: {known})")
+    template = case.template
+    fields = [Field(f.name, f.label, case.fields.get(f.name, "")) for f in template.fields]
+    known_names = set(template.field_names)
+    fields += [Field(k, k, v) for k, v in case.fields.items() if k not in known_names]
+    return assemble(
+        case_root=case.root,
+        case_number=case.fields.get("case_number", "") or case.root.name,
+        examiner=case.examiner,
+        template=f"{template.name} ({template.source})",
+        settings=template.report.render(case.fields),
+        fields=fields,
+        items=items,
+        events=events,
+        integrity=integrity,
+        evidence_filter=evidence_id,
+        generated=generated,
+    )

@@ -1,0 +1,234 @@
+"""Wording shared by the PDF and HTML renderers, so both say exactly the same thing.
+
+Each function turns part of the model into label/value rows or short sentences; the renderers only
+decide how those look. Times are always printed in UTC with the zone named; sizes give the exact
+byte count (what a court checks) followed by a human size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from bitwitness.report.model import (
+    Acquisition,
+    CustodyEntry,
+    EvidenceItem,
+    Export,
+    IntegrityCheck,
+    ReportData,
+    SourceFacts,
+    Verification,
+)
+
+from bitwitness.sizes import format_size
+
+Rows = list[tuple[str, str]]
+
+SECTION_TITLES: dict[str, str] = {
+    "summary": "Summary",
+    "case": "Case details",
+    "evidence": "Evidence items",
+    "acquisition": "Acquisition",
+    "hashes": "Hashes",
+    "read-errors": "Read errors",
+    "verification": "Verifications",
+    "exports": "Exports",
+    "custody": "Chain of custody",
+    "environment": "Environment",
+    "disclaimer": "Disclaimer",
+    "signature": "Signatures",
+}
+
+
+def when(value: datetime | None) -> str:
+    """``2025-03-01 14:05:09 UTC``; naive times are taken as UTC (the files say so)."""
+    if value is None:
+        return "-"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,} bytes ({format_size(value)})" if value >= 1024 else f"{value} bytes"
+
+
+def yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "-"}[value]
+
+
+def text(value: object) -> str:
+    return "-" if value in (None, "") else str(value)
+
+
+def source_rows(src: SourceFacts) -> Rows:
+    return [
+        ("Source", text(src.path)),
+        ("Kind", text(src.kind)),
+        ("Vendor / model", " ".join(p for p in (src.vendor, src.model) if p) or "-"),
+        ("Serial number", text(src.serial)),
+        ("Transport", text(src.transport)),
+        ("Removable", yes_no(src.removable)),
+        ("Size", size(src.size)),
+        ("Sector size (logical / physical)",
+         f"{text(src.logical_sector_size)} / {text(src.physical_sector_size)} bytes"),
+        ("Host protected area (HPA)", src.hpa_state),
+    ]
+
+
+def acquisition_rows(acq: Acquisition) -> Rows:
+    rows: Rows = [
+        ("Operation", text(acq.operation)),
+        ("Status", text(acq.status)),
+    ]
+    if acq.error:
+        rows.append(("Error", acq.error))
+    rows += [
+        ("Started", when(acq.started)),
+        ("Ended", when(acq.ended)),
+        ("Duration", "-" if acq.duration_seconds is None else f"{acq.duration_seconds:.1f} s"),
+        ("Tool", f"{text(acq.tool_name)} {acq.tool_version}".strip()),
+        ("Options", ", ".join(f"{k}={v}" for k, v in acq.options) or "-"),
+        ("Media size", size(acq.media_size)),
+        ("Media sectors", f"{text(acq.media_sectors)} x {text(acq.media_sector_size)} bytes"),
+        ("Acquisition log", acq.log_path),
+    ]
+    if acq.verification_verdict:
+        rows.append(("Verified after acquisition", acq.verification_verdict))
+    return rows
+
+
+def read_error_text(acq: Acquisition) -> str:
+    if not acq.read_errors:
+        return "No read errors: every sector was read."
+    total = sum(r.sector_count for r in acq.read_errors)
+    ranges = ", ".join(
+        f"{r.first_sector}-{r.first_sector + r.sector_count - 1}" for r in acq.read_errors
+    )
+    return (f"{total} unreadable sector(s) in {len(acq.read_errors)} range(s), "
+            f"written as zeros: sectors {ranges}.")
+
+
+def verification_summary(v: Verification) -> str:
+    target = f" of {v.target}" if v.target else ""
+    return f"{when(v.time)}: {v.verdict}{target} (by {text(v.actor)})"
+
+
+def export_summary(e: Export) -> str:
+    states = {
+        "matches": "matches the hash recorded at export",
+        "differs": "DIFFERS from the hash recorded at export",
+        "missing": "manifest file is missing",
+        "unrecorded": "no hash was recorded at export",
+        "none": "no manifest",
+    }
+    return f"{when(e.time)} by {text(e.actor)}: {states.get(e.manifest_state, e.manifest_state)}"
+
+
+def custody_details(entry: CustodyEntry) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in entry.details)
+
+
+def case_rows(data: ReportData) -> Rows:
+    """The case fields, labelled and ordered as the template says."""
+    return [(f.label, f.value or "-") for f in data.fields]
+
+
+def title_rows(data: ReportData) -> Rows:
+    """Identifiers on the title page."""
+    rows: Rows = [("Case number", data.case_number or "-")]
+    rows += [
+        ("Examiner", data.examiner or "-"),
+        ("Evidence items", ", ".join(e.evidence_id for e in data.evidence) or "none"),
+        ("Report generated", when(data.generated)),
+        ("Generated by", f"BitWitness {data.tool_version}"),
+    ]
+    if data.evidence_filter:
+        rows.append(("Scope", f"evidence item {data.evidence_filter} only"))
+    return rows
+
+
+def integrity_rows(check: IntegrityCheck) -> Rows:
+    rows: Rows = [
+        ("Custody log", check.log_path or "-"),
+        ("State", check.state.value),
+        ("Entries", str(check.events)),
+        ("First bad line", text(check.first_bad_line)),
+        ("Reason", text(check.reason)),
+        ("Last line SHA-256 (head)", text(check.head)),
+        ("Case file (case.yaml)", {"matches": "matches the SHA-256 recorded at creation",
+                                   "differs": "CHANGED since creation",
+                                   }.get(check.case_file, "no hash recorded")),
+    ]
+    rows += [("Warning", w) for w in check.warnings]
+    return rows
+
+
+def summary_lines(data: ReportData) -> list[str]:
+    """The outcome in a few sentences: items, verdicts, read errors, custody state."""
+    lines = [f"{len(data.evidence)} evidence item(s): "
+             + (", ".join(i.evidence_id for i in data.evidence) or "none") + "."]
+    for item in data.evidence:
+        parts = []
+        acq = item.acquisition
+        if acq is not None:
+            parts.append(f"acquisition {acq.status or 'status unknown'}")
+            if acq.read_errors:
+                total = sum(r.sector_count for r in acq.read_errors)
+                parts.append(f"{total} unreadable sector(s)")
+        else:
+            parts.append("no acquisition log")
+        verdicts = [v.verdict for v in data.verifications_of(item.evidence_id)]
+        parts.append(f"last verification {verdicts[-1]}" if verdicts else "never verified")
+        exports = data.exports_of(item.evidence_id)
+        if exports:
+            parts.append(f"{len(exports)} export(s)")
+        lines.append(f"{item.evidence_id}: " + ", ".join(parts) + ".")
+    lines.append(data.integrity.statement())
+    return lines
+
+
+def environment_rows(data: ReportData) -> Rows:
+    """Software and hosts: this report's generator, then each acquisition's."""
+    rows: Rows = [("Report generated by", f"BitWitness {data.tool_version}")]
+    for item in data.evidence:
+        acq = item.acquisition
+        if acq is None:
+            continue
+        rows += [
+            (f"{item.evidence_id}: tool", f"{text(acq.tool_name)} {acq.tool_version}".strip()),
+            (f"{item.evidence_id}: Python", text(acq.python)),
+            (f"{item.evidence_id}: libraries",
+             ", ".join(f"{k} {v}" for k, v in acq.libraries) or "-"),
+            (f"{item.evidence_id}: host",
+             " / ".join(p for p in (acq.hostname, acq.host_os, acq.user) if p) or "-"),
+        ]
+    return rows
+
+
+def item_heading(item: EvidenceItem) -> str:
+    return f"Evidence {item.evidence_id}" + (f": {item.description}" if item.description else "")
+
+
+def all_strings(value: Any) -> Iterator[str]:
+    """Every string in a model value, for the font coverage check."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Enum):
+        yield str(value.value)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from all_strings(getattr(value, f.name))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from all_strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from all_strings(v)
