@@ -4,7 +4,7 @@
 #   scripts/install-tools.sh --test   plus the independent tools the test suite checks against
 set -euo pipefail
 
-runtime=(fonts-dejavu-core)
+runtime=(fonts-dejavu-core fonts-droid-fallback)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
          poppler-utils hdparm util-linux tmux xz-utils)
 
