@@ -1,0 +1,177 @@
+"""``bitwitness custody``: verify the custody log, show its timeline, record physical custody.
+
+Thin adapters over :mod:`bitwitness.custody` and :mod:`bitwitness.case`. A broken log is an
+evidence problem: exit 1 naming the first bad line (after printing the JSON document with
+``--json``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bitwitness.cli.output import escape, json_option, print_json, stdout, warn
+from bitwitness.errors import CaseError, CustodyError, UsageError
+
+_HIDDEN_DETAILS = frozenset({"tool_version", "host", "fields"})
+
+
+@click.group("custody")
+def command() -> None:
+    """Verify and show the custody log of a case; record physical custody events."""
+
+
+def _log_for(case_dir: Path) -> Any:
+    """The case's log; works when case.yaml is damaged (the log is checked on its own)."""
+    from bitwitness.case import CASE_FILE, CUSTODY_FILE
+    from bitwitness.custody import CustodyLog
+
+    root = case_dir.absolute()
+    if not (root / CASE_FILE).is_file() and not (root / CUSTODY_FILE).is_file():
+        raise CaseError(f"{root} is not a BitWitness case folder (no {CASE_FILE})")
+    return CustodyLog(root / CUSTODY_FILE)
+
+
+def _check_document(case_dir: Path) -> dict[str, Any]:
+    from bitwitness.case import check_case_file
+
+    log = _log_for(case_dir)
+    check = log.verify()
+    events = log.events(strict=False)
+    file_check = check_case_file(case_dir.absolute())
+    return {
+        "case_dir": case_dir.absolute(),
+        "ok": check.ok and file_check.ok is not False,
+        "events": check.events,
+        "first_bad_line": check.first_bad_line,
+        "reason": check.reason,
+        "head": check.head,
+        "warnings": list(check.warnings),
+        "first_time": events[0].time if events else None,
+        "last_time": events[-1].time if events else None,
+        "case_file": {"ok": file_check.ok, "expected_sha256": file_check.expected,
+                      "sha256": file_check.actual},
+    }
+
+
+def _raise_if_broken(doc: dict[str, Any]) -> None:
+    if doc["reason"] is not None:
+        raise CustodyError(doc["reason"], line=doc["first_bad_line"])
+    if doc["case_file"]["ok"] is False:
+        raise CustodyError("case.yaml was changed after the case was created (its SHA-256 "
+                           f"{doc['case_file']['sha256']} differs from "
+                           f"{doc['case_file']['expected_sha256']} in the case-created event)")
+
+
+@command.command("verify")
+@click.argument("case_dir", type=click.Path(path_type=Path))
+@json_option
+def verify(case_dir: Path, as_json: bool) -> None:
+    """Check the custody log's hash chain and anchor, and the case file.
+
+    Exits 0 with a summary when intact; exits 1 naming the first bad line otherwise.
+    """
+    doc = _check_document(case_dir)
+    if as_json:
+        print_json(doc)
+    for message in doc["warnings"]:
+        warn(message)
+    _raise_if_broken(doc)
+    if as_json:
+        return
+    stdout.print(f"Custody log intact: {doc['events']} events, {doc['first_time']} to "
+                 f"{doc['last_time']}")
+    stdout.print(f"Head SHA-256: {doc['head']} (write it down to pin this history)")
+    if doc["case_file"]["ok"]:
+        stdout.print("case.yaml: unchanged since the case was created")
+
+
+def _summary(details: dict[str, Any]) -> str:
+    parts = []
+    for key, value in details.items():
+        if key in _HIDDEN_DETAILS or value in (None, "", [], {}):
+            continue
+        parts.append(f"{key}={value}")
+    return "; ".join(parts)
+
+
+def _short_time(text: str) -> str:
+    """``2025-01-02 03:04:05Z``: the table keeps seconds; ``--json`` has the exact time."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except ValueError:
+        return text
+
+
+@command.command("show")
+@click.argument("case_dir", type=click.Path(path_type=Path))
+@click.option("--evidence", "evidence_id", help="Only events about this evidence ID.")
+@json_option
+def show(case_dir: Path, evidence_id: str | None, as_json: bool) -> None:
+    """Print the custody timeline (exits 1 if the log fails verification, after printing it)."""
+    doc = _check_document(case_dir)
+    events = _log_for(case_dir).events(strict=False)
+    if evidence_id is not None:
+        events = [e for e in events if e.evidence_id == evidence_id]
+    if as_json:
+        print_json({"case_dir": doc["case_dir"], "events": [e.to_dict() for e in events],
+                    "check": {k: v for k, v in doc.items() if k != "case_dir"}})
+    else:
+        table = Table("#", "Time (UTC)", "Actor", "Action", "Evidence", "Details",
+                      title=f"Custody log of {escape(str(doc['case_dir']))}", title_justify="left")
+        table.columns[1].no_wrap = True
+        table.columns[3].no_wrap = True
+        for e in events:
+            table.add_row(str(e.seq), _short_time(e.time), escape(e.actor), e.action,
+                          escape(e.evidence_id or ""), escape(_summary(e.details)))
+        # a pipe or a file has no width: do not squeeze the timeline into 80 columns there
+        wide = stdout if stdout.is_terminal else Console(highlight=False, width=200)
+        wide.print(table)
+        if doc["ok"]:
+            stdout.print(f"[green]Chain intact[/], head {doc['head']}")
+    for message in doc["warnings"]:
+        warn(message)
+    _raise_if_broken(doc)
+
+
+@command.command("add")
+@click.argument("case_dir", type=click.Path(path_type=Path))
+@click.option("--action", required=True, metavar="ACTION",
+              help="seized, sealed, transferred, checked-in, checked-out, stored, returned or "
+                   "destroyed.")
+@click.option("--evidence", "evidence_id", help="The evidence ID the event is about.")
+@click.option("--from", "from_", metavar="PERSON", help="Who handed the item over.")
+@click.option("--to", metavar="PERSON", help="Who received the item.")
+@click.option("--location", help="Where it happened or where the item now is.")
+@click.option("--note", help="Free text (seal numbers, condition, reasons).")
+@click.option("--actor", help="Who records the event (default: the case's examiner).")
+@json_option
+def add(*, case_dir: Path, action: str, evidence_id: str | None, from_: str | None, to: str | None,
+        location: str | None, note: str | None, actor: str | None, as_json: bool) -> None:
+    """Record a physical custody event (transferred needs --from and --to)."""
+    from bitwitness.case import Case
+    from bitwitness.custody import PHYSICAL_ACTIONS, CustodyAction
+
+    if action not in {a.value for a in PHYSICAL_ACTIONS}:
+        allowed = ", ".join(a.value for a in PHYSICAL_ACTIONS)
+        raise UsageError(f"--action {action!r} is not a physical custody action (use one of: "
+                         f"{allowed})")
+    if action == CustodyAction.TRANSFERRED and not ((from_ or "").strip() and (to or "").strip()):
+        raise UsageError("--action transferred needs both --from and --to")
+    if actor is not None and not actor.strip():
+        raise UsageError("--actor must not be empty")
+    case = Case.load(case_dir)
+    given = {"from": from_, "to": to, "location": location, "note": note}
+    event = case.record(action, evidence_id=evidence_id, actor=actor,
+                        details={k: v for k, v in given.items() if v is not None})
+    if as_json:
+        print_json(event.to_dict())
+        return
+    about = f" for {escape(event.evidence_id)}" if event.evidence_id else ""
+    stdout.print(f"Recorded event {event.seq}: {event.action}{about} by {escape(event.actor)}")
