@@ -1,0 +1,98 @@
+"""``bitwitness info``: what an image says about itself, as ``ewfinfo`` shows it.
+
+A thin adapter over :func:`bitwitness.verify.info.image_info`. Nothing is hashed: this reads
+metadata only (E01 headers, tables, hash and error sections; hash logs next to raw images).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.sizes import format_size
+
+if TYPE_CHECKING:
+    from bitwitness.verify.info import ImageInfo
+
+#: ewfinfo's labels for the header values, in its order.
+HEADER_LABELS = (
+    ("case_number", "Case number"), ("description", "Description"),
+    ("examiner_name", "Examiner name"), ("evidence_number", "Evidence number"),
+    ("notes", "Notes"), ("acquiry_date", "Acquisition date"), ("system_date", "System date"),
+    ("acquiry_operating_system", "Operating system used"),
+    ("acquiry_software_version", "Software version used"), ("model", "Model"),
+    ("serial_number", "Serial number"),
+)
+
+
+@click.command("info")
+@click.argument("image", type=click.Path(path_type=Path))
+@json_option
+def command(image: Path, as_json: bool) -> None:
+    """Show what IMAGE records: case fields, format, media, stored hashes, error ranges, files.
+
+    For raw and split raw images: the size, the files and any hash log found next to them.
+    """
+    from bitwitness.verify.info import image_info
+
+    info = image_info(image)
+    if as_json:
+        print_json(info)
+        return
+    _render(info)
+
+
+def _field(label: str, value: object) -> None:
+    stdout.print(f"  {label + ':':<24}{escape(str(value))}")
+
+
+def _title(text: str) -> None:
+    stdout.print(f"\n[bold]{text}[/]")
+
+
+def _render(info: ImageInfo) -> None:
+    """ewfinfo's sections, in its order, then what only we show (logs, files)."""
+    stdout.print(f"[bold]{escape(str(info.image))}[/]  ({escape(info.format)})")
+    if info.header_values:
+        _title("Acquiry information")
+        known = {key for key, _ in HEADER_LABELS}
+        labels = list(HEADER_LABELS) + [(k, k) for k in info.header_values if k not in known]
+        for key, label in labels:
+            if key in info.header_values:
+                _field(label, info.header_values[key])
+    if info.ewf:
+        _title("EWF information")
+        for key, value in info.ewf.items():
+            _field(key.replace("_", " ").capitalize(), value)
+    _title("Media information")
+    _field("Bytes per sector", info.sector_size)
+    _field("Number of sectors", info.sectors)
+    _field("Media size", f"{format_size(info.media_size)} ({info.media_size} bytes)")
+    for key, value in info.details.items():
+        _field(key.replace("_", " ").capitalize(), value)
+    _render_hashes(info)
+    _title("Files")
+    for f in info.files:
+        stdout.print(f"  {escape(str(f.path))}  {f.size} bytes")
+    for note in info.notes:
+        stdout.print(f"[dim]note: {escape(note)}[/]")
+
+
+def _render_hashes(info: ImageInfo) -> None:
+    if info.stored_hashes:
+        _title("Digest hash information")
+        for alg, value in info.stored_hashes.items():
+            _field(alg.upper(), value)
+    if info.recorded_hashes:
+        _title("Hashes recorded in logs")
+        for ref in info.recorded_hashes:
+            stdout.print(f"  {ref.algorithm.upper():<7}{ref.value}  {escape(ref.scope)} "
+                         f"({escape(ref.source)})")
+    if info.error_ranges:
+        _title("Read errors during acquisition")
+        for r in info.error_ranges:
+            stdout.print(f"  at sector(s): {r.first_sector} - {r.last_sector} "
+                         f"(number: {r.sector_count})")

@@ -1,0 +1,145 @@
+"""``bitwitness verify``: recompute every recorded hash of one or more images; one verdict each.
+
+A thin adapter over :mod:`bitwitness.verify`: it checks the options, runs the engine with the
+command line's mediator and renders the records. Exit status 0 only when every image is VERIFIED
+(and both readers agree with ``--libewf``); 1 for any evidence problem; 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bitwitness.cli.output import escape, json_option, print_json, stdout, to_jsonable
+from bitwitness.cli.progress import cli_mediator
+from bitwitness.errors import ExitCode, UsageError
+from bitwitness.sizes import format_size
+
+if TYPE_CHECKING:
+    from bitwitness.verify import ImageVerification
+
+_STYLE = {"VERIFIED": "bold green", "UNVERIFIED": "bold yellow"}
+
+
+@click.command("verify")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--against", type=click.Path(path_type=Path), metavar="SOURCE",
+              help="Re-read the original device or file (read-only) and compare it byte for "
+                   "byte with the image; names the first differing sector range.")
+@click.option("--log", "logs", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="A hash log to compare with (BASE.json, md5sum-style sidecar, dc3dd log, "
+                   "FTK Imager report); logs next to the image are found on their own.")
+@click.option("--libewf", is_flag=True,
+              help="Also recompute through libewf (pyewf), an independent reader; any "
+                   "disagreement is an error.")
+@click.option("--case", "case_dir", type=click.Path(path_type=Path), metavar="CASE_DIR",
+              help="Verify every evidence item of a case and record a custody event for each.")
+@json_option
+def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path, ...],
+            libewf: bool, case_dir: Path | None, as_json: bool) -> int:
+    """Verify IMAGE... (E01 sets, raw, split raw, VHD) against every recorded hash.
+
+    Recorded hashes come from the E01 itself and from logs next to the image or named with
+    --log. Verdicts: VERIFIED, MISMATCH, CORRUPT (with sector ranges), INCOMPLETE, UNVERIFIED
+    (nothing recorded: the computed hashes are shown). Exit 0 only when all are VERIFIED.
+    """
+    from bitwitness.verify import VerifyOptions, verify_images
+    from bitwitness.verify.casework import verify_case
+
+    if not images and case_dir is None:
+        raise UsageError("give at least one IMAGE, or --case CASE_DIR")
+    if images and case_dir is not None:
+        raise UsageError("give IMAGE... or --case CASE_DIR, not both")
+    if against is not None and len(images) != 1:
+        raise UsageError("--against compares one image with its source: give exactly one IMAGE")
+    if logs and len(images) > 1:
+        raise UsageError("--log belongs to one image: give exactly one IMAGE with --log")
+    options = VerifyOptions(logs=logs, against=against, libewf=libewf)
+    with cli_mediator(as_json) as mediator:
+        if case_dir is not None:
+            items = verify_case(case_dir, options, mediator)
+            results = [item.result for item in items]
+            ids = [item.evidence_id for item in items]
+        else:
+            results = verify_images(list(images), options, mediator)
+            ids = [None] * len(results)
+    ok = all(r.ok for r in results)
+    if as_json:
+        print_json({"verified": ok, "images": [
+            {"evidence_id": i, "ok": r.ok, **_jsonable(r)} for i, r in zip(ids, results,
+                                                                           strict=True)]})
+    else:
+        for evidence_id, result in zip(ids, results, strict=True):
+            _render(result, evidence_id)
+        if len(results) > 1:
+            counts: dict[str, int] = {}
+            for r in results:
+                counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
+            stdout.print(f"{len(results)} images: " +
+                         ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    return ExitCode.OK if ok and results else ExitCode.EVIDENCE
+
+
+def _jsonable(result: ImageVerification) -> dict[str, Any]:
+    doc: dict[str, Any] = to_jsonable(result)
+    return doc
+
+
+def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C901, PLR0912
+    """The human rendering: one section per kind of finding, the verdict last."""
+    from bitwitness.verify import Match
+
+    out = stdout.print
+    label = f"{evidence_id}: " if evidence_id else ""
+    if not r.files or r.format == "unknown":  # could not be opened: the reason is all there is
+        out(f"[bold]{escape(label + str(r.image))}[/]")
+        for problem in r.problems:
+            out(f"  [red]{escape(problem)}[/]")
+        out(f"  verdict: [bold red]{r.verdict.value}[/]")
+        return
+    out(f"[bold]{escape(label + str(r.image))}[/]  {escape(r.format)}, {len(r.files)} file(s), "
+        f"{format_size(r.media_size)} ({r.media_size} bytes, sector {r.sector_size})")
+    for alg, value in r.computed.items():
+        out(f"  computed {alg:<7} {value}")
+    for c in r.comparisons:
+        ref = c.reference
+        mark = {Match.MATCH: "[green]match[/]", Match.MISMATCH: "[bold red]MISMATCH[/]"}.get(
+            c.match, "[bold red]not checked[/]")
+        out(f"  {mark}  {ref.algorithm} of {escape(ref.scope)}: {escape(ref.source)} records "
+            f"{ref.value}" + (f", computed {c.computed}" if c.match is Match.MISMATCH else "")
+            + (f" ({escape(c.reason)})" if c.reason else ""))
+    for s in r.size_checks:
+        if not s.ok:
+            out(f"  [bold red]size[/]  {escape(s.source)} records {s.expected} bytes, "
+                f"media is {s.actual}")
+    for b in r.bad_chunks:
+        out(f"  [bold red]bad chunk[/] {b.chunk}: sectors {b.first_sector}-{b.last_sector} "
+            f"(media offset {b.media_offset}) in {escape(b.segment.name)} at file offset "
+            f"{b.file_offset}: {escape(b.reason)}")
+    for e in r.acquisition_errors:
+        out(f"  unreadable at acquisition: {e} ({e.sector_count} sectors, zero-filled)")
+    if r.against is not None:
+        a = r.against
+        if a.identical:
+            out(f"  source {escape(str(a.source))}: identical over {a.compared_bytes} bytes")
+        else:
+            first = f"; first difference: {a.first_difference}" if a.first_difference else ""
+            out(f"  [bold red]source {escape(str(a.source))} differs[/] "
+                f"({a.differing_sectors} differing sectors{first})")
+        if a.note:
+            out(f"  note: {escape(a.note)}")
+    if r.libewf is not None:
+        lib = r.libewf
+        state = "[green]agrees[/]" if lib.agree else "[bold red]DISAGREES[/]"
+        out(f"  second reader {escape(lib.reader)}: {state} "
+            + " ".join(f"{k}={v}" for k, v in lib.hashes.items()))
+        for d in lib.differences:
+            out(f"    {escape(d)}")
+    for note in r.notes:
+        out(f"  [dim]note: {escape(note)}[/]")
+    for problem in r.problems:
+        out(f"  [red]{escape(problem)}[/]")
+    style = _STYLE.get(r.verdict.value, "bold red")
+    out(f"  verdict: [{style}]{r.verdict.value}[/]")

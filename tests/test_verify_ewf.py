@@ -1,0 +1,217 @@
+"""Verifying E01 sets written by ewfacquire (formats, chunk sizes, sector sizes, segment sizes,
+compression levels), bad chunks located like ewfverify locates them, missing and unfinished
+segments, the libewf second pass, and ``info`` against ``ewfinfo``. The media hashes are from
+md5sum/sha1sum; what ewfverify and ewfinfo print is the independent account."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from bitwitness.verify import Verdict, VerifyOptions, verify_image
+from conftest import make_disk_bytes, require_tool, run_bitwitness, snapshot
+from test_verify_logs import tool_hash
+
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ewfsrc") / "media.raw"
+    path.write_bytes(make_disk_bytes(3 * MIB, seed=31))
+    return path
+
+
+def ewfacquire(source: Path, target: Path, *options: str) -> list[Path]:
+    """Run ewfacquire unattended; returns the segment files it wrote, in order."""
+    require_tool("ewfacquire")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(target), "-C", "case 7",
+                    "-E", "item 3", "-e", "examiner", "-D", "a disk", "-N", "notes",
+                    *options, str(source)], capture_output=True, check=True)
+    return sorted(target.parent.glob(target.name + ".[EeLs]*"))
+
+
+MATRIX = [
+    ("-f", "encase6"), ("-f", "encase5"), ("-f", "encase4"), ("-f", "ftk"),
+    ("-f", "linen6"), ("-f", "linen5"), ("-f", "ewfx"), ("-f", "encase7"),
+    ("-b", "16", "-c", "best"), ("-b", "256", "-c", "empty-block"),
+    ("-b", "1024", "-c", "fast", "-d", "sha1"), ("-P", "4096", "-c", "fast"),
+    ("-c", "none", "-S", "1MiB", "-d", "sha1"),
+]
+
+
+@pytest.mark.parametrize("options", MATRIX, ids=[" ".join(o) for o in MATRIX])
+def test_ewfacquire_images_verify(tmp_path: Path, source: Path, options: tuple[str, ...]) -> None:
+    segments = ewfacquire(source, tmp_path / "img", *options)
+    before = snapshot(segments)
+    result = verify_image(segments[-1])  # any segment names the set
+    assert result.verdict is Verdict.VERIFIED, result.problems
+    assert result.format == "ewf"
+    assert [f.name for f in result.files] == [s.name for s in segments]
+    assert result.media_size == source.stat().st_size
+    assert result.computed["md5"] == tool_hash("md5sum", source)[0]
+    if "sha1" in options:
+        assert result.computed["sha1"] == tool_hash("sha1sum", source)[0]
+        assert {c.reference.algorithm for c in result.comparisons} == {"md5", "sha1"}
+    if "-P" in options:
+        assert result.sector_size == 4096
+    assert snapshot(segments) == before
+
+
+def flip_byte_in_chunk(segment: Path, offset: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[offset] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+
+def ewfverify_bad_sectors(segment: Path) -> list[tuple[int, int]]:
+    out = subprocess.run(["ewfverify", "-q", str(segment)], capture_output=True, text=True,
+                         check=False).stdout
+    return [(int(a), int(b)) for a, b in re.findall(r"at sector\(s\): (\d+) - (\d+)", out)]
+
+
+@pytest.mark.parametrize("options", [("-c", "fast"), ("-c", "none", "-b", "128")])
+def test_flipped_byte_is_corrupt_at_the_sectors_ewfverify_names(
+        tmp_path: Path, source: Path, options: tuple[str, ...]) -> None:
+    require_tool("ewfverify")
+    (segment,) = ewfacquire(source, tmp_path / "img", *options)
+    flip_byte_in_chunk(segment, segment.stat().st_size // 3)
+    expected = ewfverify_bad_sectors(segment)
+    assert expected, "ewfverify found no bad chunk: the flip missed the chunk data"
+    before = snapshot([segment])
+    result = verify_image(segment)
+    assert result.verdict is Verdict.CORRUPT
+    assert [(r.first_sector, r.last_sector) for r in result.corrupt_ranges] == expected
+    first = result.bad_chunks[0]
+    assert first.media_offset == expected[0][0] * 512
+    assert first.segment == segment
+    r = run_bitwitness("verify", segment, "--json")
+    assert r.exit_code == 1
+    doc = r.json()["images"][0]
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["corrupt_ranges"][0]["first_sector"] == expected[0][0]
+    human = run_bitwitness("verify", segment)
+    assert f"sectors {expected[0][0]}-{expected[0][1]}" in human.stdout
+    assert snapshot([segment]) == before
+
+
+def test_missing_middle_segment_is_a_clear_error(tmp_path: Path, source: Path) -> None:
+    segments = ewfacquire(source, tmp_path / "img", "-c", "none", "-S", "1MiB")
+    assert len(segments) >= 3
+    segments[1].unlink()
+    for given in (segments[0], segments[2]):
+        r = run_bitwitness("verify", given)
+        assert r.exit_code == 1
+        assert f"{segments[1].name}" in r.stdout
+        assert "missing" in r.stdout
+        assert "INCOMPLETE" in r.stdout
+        assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_missing_last_segment_is_incomplete(tmp_path: Path, source: Path) -> None:
+    segments = ewfacquire(source, tmp_path / "img", "-c", "none", "-S", "1MiB")
+    segments[-1].unlink()
+    result = verify_image(segments[0])
+    assert result.verdict is Verdict.INCOMPLETE
+    assert any("never finished" in p for p in result.problems)
+
+
+@pytest.mark.parametrize("options", [("-c", "fast", "-d", "sha1"), ("-c", "none", "-S", "1MiB")])
+def test_libewf_second_pass_agrees(tmp_path: Path, source: Path, options: tuple[str, ...]) -> None:
+    segments = ewfacquire(source, tmp_path / "img", *options)
+    result = verify_image(segments[0], VerifyOptions(libewf=True))
+    assert result.verdict is Verdict.VERIFIED
+    assert result.libewf is not None
+    assert result.libewf.agree, result.libewf.differences
+    assert result.libewf.hashes["md5"] == tool_hash("md5sum", source)[0]
+    r = run_bitwitness("verify", "--libewf", segments[0], "--json")
+    assert r.exit_code == 0
+    assert r.json()["images"][0]["libewf"]["agree"] is True
+
+
+def test_libewf_disagreement_is_an_error(tmp_path: Path, source: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that returns different bytes (simulated) must turn VERIFIED into an error."""
+    import bitwitness.verify.libewf as libewf_mod
+
+    (segment,) = ewfacquire(source, tmp_path / "img", "-c", "fast")
+    real = libewf_mod.read_with_libewf
+
+    def lying(*args: object, **kwargs: object) -> tuple[int, dict[str, str], dict[str, str]]:
+        size, stored, hashes = real(*args, **kwargs)  # type: ignore[arg-type]
+        return size, stored, {k: "0" * len(v) for k, v in hashes.items()}
+
+    monkeypatch.setattr(libewf_mod, "read_with_libewf", lying)
+    result = verify_image(segment, VerifyOptions(libewf=True))
+    assert result.libewf is not None
+    assert not result.libewf.agree
+    assert result.verdict is Verdict.MISMATCH
+    assert not result.ok
+
+
+def test_against_source_for_e01(tmp_path: Path, source: Path) -> None:
+    (segment,) = ewfacquire(source, tmp_path / "img", "-c", "fast")
+    other = tmp_path / "other.raw"
+    data = bytearray(source.read_bytes())
+    data[2 * MIB + 700] ^= 1
+    other.write_bytes(bytes(data))
+    assert verify_image(segment, VerifyOptions(against=source)).verdict is Verdict.VERIFIED
+    result = verify_image(segment, VerifyOptions(against=other))
+    assert result.verdict is Verdict.MISMATCH
+    assert result.against is not None
+    assert result.against.first_difference is not None
+    sector = (2 * MIB + 700) // 512
+    assert (result.against.first_difference.first_sector,
+            result.against.first_difference.last_sector) == (sector, sector)
+
+
+def ewfinfo_fields(segment: Path) -> dict[str, str]:
+    out = subprocess.run(["ewfinfo", str(segment)], capture_output=True, text=True,
+                         check=True).stdout
+    fields = {}
+    for line in out.splitlines():
+        if ":" in line and line.startswith("\t"):
+            key, _, value = line.strip().partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def test_info_matches_ewfinfo(tmp_path: Path, source: Path) -> None:
+    require_tool("ewfinfo")
+    segments = ewfacquire(source, tmp_path / "img", "-c", "none", "-S", "1MiB", "-d", "sha1")
+    theirs = ewfinfo_fields(segments[0])
+    r = run_bitwitness("info", segments[1], "--json")
+    assert r.exit_code == 0, r.stderr
+    ours = r.json()
+    assert ours["header_values"]["case_number"] == theirs["Case number"]
+    assert ours["header_values"]["evidence_number"] == theirs["Evidence number"]
+    assert ours["header_values"]["examiner_name"] == theirs["Examiner name"]
+    assert ours["header_values"]["description"] == theirs["Description"]
+    assert ours["header_values"]["notes"] == theirs["Notes"]
+    assert ours["stored_hashes"]["md5"] == theirs["MD5"]
+    assert ours["stored_hashes"]["sha1"] == theirs["SHA1"]
+    assert ours["sector_size"] == int(theirs["Bytes per sector"])
+    assert ours["sectors"] == int(theirs["Number of sectors"])
+    assert f"({ours['media_size']} bytes)" in theirs["Media size"]
+    assert ours["ewf"]["sectors_per_chunk"] == int(theirs["Sectors per chunk"])
+    assert [Path(f["path"]).name for f in ours["files"]] == [s.name for s in segments]
+    human = run_bitwitness("info", segments[0])
+    assert human.exit_code == 0
+    assert "Case number:" in human.stdout
+    assert theirs["MD5"] in human.stdout
+
+
+def test_info_raw_shows_size_and_logs(tmp_path: Path, source: Path) -> None:
+    image = tmp_path / "copy.dd"
+    shutil.copyfile(source, image)
+    (tmp_path / "copy.md5").write_text(f"{tool_hash('md5sum', image)[0]}  copy.dd\n")
+    r = run_bitwitness("info", image, "--json")
+    assert r.exit_code == 0
+    doc = r.json()
+    assert doc["media_size"] == source.stat().st_size
+    assert doc["recorded_hashes"][0]["value"] == tool_hash("md5sum", image)[0]
+    assert doc["header_values"] == {}

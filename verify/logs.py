@@ -1,0 +1,291 @@
+"""Parsers for the hash logs other tools (and we) write next to an image.
+
+Each parser turns one file into a :class:`HashLog`: the hashes it records, what each covers as the
+log says it (a file name, a sector range, or the whole media), the media size and the unreadable
+sectors it records. Parsers know nothing about the image being verified; binding a log to an
+image (which file is which piece, which range is which bytes) is :mod:`bitwitness.verify.
+references`' job. Kinds recognised, by content (never by name alone):
+
+* ``bitwitness``: our ``BASE.json`` (schema ``bitwitness.acquisition/1``);
+* ``dc3dd``: a dc3dd ``log=`` file, with input/output results and per-piece hashes (``hofs=``);
+* ``ftk``: an FTK Imager ``.txt`` report ("MD5 checksum: ..." under Computed Hashes and
+  Verification results);
+* ``ewf``: an ewfacquire or ewfverify ``-l`` log ("MD5 hash calculated over data: ...");
+* ``hashsum``: md5sum/sha1sum/sha256sum output (GNU ``hex  name`` / ``hex *name`` or BSD
+  ``MD5 (name) = hex``), one line per file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitwitness.errors import InputError
+
+#: Hex length -> algorithm, for logs that do not name the algorithm (md5sum-style lines).
+_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
+_ALGORITHM_NAMES = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256",
+                    "sha-256": "sha256"}
+#: Hash logs are small; anything larger is not one (and is not read whole into memory).
+MAX_LOG_SIZE = 8 << 20
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One recorded hash as the log states it.
+
+    ``name`` is a file name as written in the log (``None``: the whole media); ``first_sector``
+    and ``last_sector`` (inclusive) are given where the log names a sector range instead.
+    """
+
+    algorithm: str
+    value: str
+    name: str | None = None
+    first_sector: int | None = None
+    last_sector: int | None = None
+    section: str = ""  #: "input", "output", "computed", "verification", "media", "outputs", ...
+
+
+@dataclass(frozen=True)
+class HashLog:
+    """What one log file records."""
+
+    path: Path
+    kind: str
+    entries: tuple[LogEntry, ...]
+    media_size: int | None = None
+    sector_size: int | None = None
+    error_ranges: tuple[tuple[int, int], ...] = ()  #: (first_sector, sector_count)
+    status: str | None = None  #: BASE.json "status"
+    source_size: int | None = None  #: size of the source before padding (BASE.json)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How reports name this log: ``"dc3dd log x.log"``."""
+        return f"{KIND_LABELS.get(self.kind, self.kind)} {self.path.name}"
+
+
+KIND_LABELS = {
+    "bitwitness": "acquisition log",
+    "dc3dd": "dc3dd log",
+    "ftk": "FTK Imager report",
+    "ewf": "libewf log",
+    "hashsum": "hash sidecar",
+}
+
+
+def algorithm_name(text: str) -> str | None:
+    """``"SHA-1"`` -> ``"sha1"``; ``None`` for algorithms we do not compute."""
+    return _ALGORITHM_NAMES.get(text.strip().lower())
+
+
+def _hex(text: str) -> str | None:
+    value = text.strip().lower()
+    return value if re.fullmatch(r"[0-9a-f]+", value) and len(value) in _BY_LENGTH else None
+
+
+def read_text(path: Path) -> str:
+    """The text of a log; an unreadable or oversized file is an input error."""
+    try:
+        if path.stat().st_size > MAX_LOG_SIZE:
+            raise InputError(f"{path}: too large to be a hash log")
+        with path.open("rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # FTK Imager on Windows may write UTF-16
+        return raw.decode("utf-16", "replace")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # Windows-1252 reports: the hex digits are ASCII anyway
+
+
+def parse_log(path: Path) -> HashLog:
+    """Recognise and parse ``path``; :class:`InputError` when it is no hash log we know."""
+    text = read_text(path)
+    for parser in (_parse_bitwitness, _parse_dc3dd, _parse_ftk, _parse_ewf, _parse_hashsum):
+        log = parser(path, text)
+        if log is not None:
+            return log
+    raise InputError(f"{path}: not a hash log BitWitness recognises (BASE.json, md5sum-style "
+                     "sidecar, dc3dd log, FTK Imager report, ewfacquire log)")
+
+
+# --- BASE.json ---------------------------------------------------------------------------------
+
+
+def _parse_bitwitness(path: Path, text: str) -> HashLog | None:
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith(
+            "bitwitness.acquisition/"):
+        return None
+    entries: list[LogEntry] = []
+    media = doc.get("media") or {}
+    entries += _json_hashes(media.get("hashes"), None, "media")
+    for output in doc.get("outputs") or []:
+        name = str(output.get("path", ""))
+        if name:
+            entries += _json_hashes(output.get("hashes"), name, "outputs")
+    errors = tuple(
+        (int(e["first_sector"]), int(e["sector_count"]))
+        for e in doc.get("read_errors") or [] if "first_sector" in e and "sector_count" in e)
+    source = doc.get("source") or {}
+    return HashLog(path=path, kind="bitwitness", entries=tuple(entries),
+                   media_size=_int_or_none(media.get("size")),
+                   sector_size=_int_or_none(media.get("sector_size")),
+                   error_ranges=errors, status=doc.get("status"),
+                   source_size=_int_or_none(source.get("size")))
+
+
+def _json_hashes(hashes: object, name: str | None, section: str) -> list[LogEntry]:
+    out = []
+    if isinstance(hashes, dict):
+        for alg, value in hashes.items():
+            algorithm = algorithm_name(str(alg))
+            hexvalue = _hex(str(value))
+            if algorithm and hexvalue:
+                out.append(LogEntry(algorithm, hexvalue, name=name, section=section))
+    return out
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --- dc3dd -------------------------------------------------------------------------------------
+
+_DC3DD_SECTION = re.compile(r"^(input|output) results for (?:file|files|device) `([^']*)'")
+_DC3DD_HASH = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?([0-9a-fA-F]{32,64}) \((md5|sha1|sha256|sha512)\)")
+_DC3DD_PIECE = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)?([0-9a-fA-F]{32,64}), sectors (\d+) - (\d+)(?:, `([^']*)')?")
+_DC3DD_SIZE = re.compile(r"^\s*(\d+) sectors(?: \+ (\d+) bytes)? (in|out)")
+_DC3DD_SECTOR = re.compile(r"^sector size: (\d+) bytes")
+_DC3DD_BAD = re.compile(r"^\s*(\d+) bad sectors? replaced by zeros")
+
+
+def _parse_dc3dd(path: Path, text: str) -> HashLog | None:
+    if not re.search(r"^dc3dd \S+ started at", text, re.MULTILINE):
+        return None
+    entries: list[LogEntry] = []
+    section = ""
+    algorithm: str | None = None  # piece lines follow the total line of their algorithm
+    sector_size = 512
+    sizes: dict[str, int] = {}
+    notes: list[str] = []
+    for line in text.splitlines():
+        if m := _DC3DD_SECTOR.match(line):
+            sector_size = int(m.group(1))
+        elif m := _DC3DD_SECTION.match(line):
+            section, algorithm = m.group(1), None
+        elif m := _DC3DD_HASH.match(line):
+            algorithm = algorithm_name(m.group(2))
+            if algorithm:
+                entries.append(LogEntry(algorithm, m.group(1).lower(), section=section))
+        elif (m := _DC3DD_PIECE.match(line)) and algorithm:
+            entries.append(LogEntry(algorithm, m.group(1).lower(), name=m.group(4),
+                                    first_sector=int(m.group(2)), last_sector=int(m.group(3)),
+                                    section=section))
+        elif m := _DC3DD_SIZE.match(line):
+            sizes[m.group(3)] = int(m.group(1)) * sector_size + int(m.group(2) or 0)
+        elif (m := _DC3DD_BAD.match(line)) and int(m.group(1)):
+            notes.append(f"dc3dd replaced {m.group(1)} bad sectors by zeros ({section} side)")
+    return HashLog(path=path, kind="dc3dd", entries=tuple(entries),
+                   media_size=sizes.get("out", sizes.get("in")), sector_size=sector_size,
+                   notes=tuple(notes))
+
+
+# --- FTK Imager --------------------------------------------------------------------------------
+
+_FTK_HASH = re.compile(r"^\s*(MD5|SHA1|SHA-1|SHA256|SHA-256) checksum:\s*([0-9a-fA-F]{32,64})",
+                       re.IGNORECASE)
+
+
+def _parse_ftk(path: Path, text: str) -> HashLog | None:
+    if not _FTK_HASH.search(text) and "checksum:" not in text:
+        return None
+    entries: list[LogEntry] = []
+    section = "computed"
+    for line in text.splitlines():
+        low = line.lower()
+        if "computed hashes" in low:
+            section = "computed"
+        elif "verification results" in low:
+            section = "verification"
+        elif m := _FTK_HASH.match(line):
+            algorithm = algorithm_name(m.group(1))
+            if algorithm:
+                entries.append(LogEntry(algorithm, m.group(2).lower(), section=section))
+    if not entries:
+        return None
+    return HashLog(path=path, kind="ftk", entries=tuple(entries))
+
+
+# --- ewfacquire / ewfverify -l logs ------------------------------------------------------------
+
+_EWF_LINE = re.compile(r"^(MD5|SHA1|SHA256) hash (stored in file|calculated over data):\s*(\S+)")
+
+
+def _parse_ewf(path: Path, text: str) -> HashLog | None:
+    stored: list[LogEntry] = []
+    calculated: list[LogEntry] = []
+    for line in text.splitlines():
+        if m := _EWF_LINE.match(line):
+            algorithm = algorithm_name(m.group(1))
+            value = _hex(m.group(3))
+            if not (algorithm and value):
+                continue
+            if m.group(2) == "stored in file":
+                stored.append(LogEntry(algorithm, value, section="stored"))
+            else:
+                calculated.append(LogEntry(algorithm, value, section="calculated"))
+    if not stored and not calculated:
+        return None
+    # An ewfverify log states what the image stores; what it calculated is its own result, not a
+    # record from acquisition. An ewfacquire log only has what was calculated while acquiring.
+    if stored:
+        return HashLog(path=path, kind="ewf", entries=tuple(stored),
+                       notes=("ewfverify log: only the hashes stored in the image are used",))
+    return HashLog(path=path, kind="ewf", entries=tuple(calculated))
+
+
+# --- md5sum / sha1sum / sha256sum --------------------------------------------------------------
+
+_GNU = re.compile(r"^\\?([0-9a-fA-F]{32,64})(?: [ *](.+))?$")
+_BSD = re.compile(r"^(MD5|SHA1|SHA256|SHA-1|SHA-256) ?\((.+)\) ?= ?([0-9a-fA-F]{32,64})$",
+                  re.IGNORECASE)
+
+
+def _parse_hashsum(path: Path, text: str) -> HashLog | None:
+    entries: list[LogEntry] = []
+    suffix_algorithm = algorithm_name(path.suffix.lstrip(".").removesuffix("sum"))
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if m := _BSD.match(line):
+            algorithm = algorithm_name(m.group(1))
+            value, name = m.group(3).lower(), m.group(2)
+        elif m := _GNU.match(line):
+            value, name = m.group(1).lower(), m.group(2)
+            algorithm = _BY_LENGTH.get(len(value))
+            if suffix_algorithm and algorithm != suffix_algorithm:
+                return None
+        else:
+            return None  # one line that is not a hash line: this is not a sidecar
+        if algorithm is None or _BY_LENGTH.get(len(value)) != algorithm:
+            return None
+        entries.append(LogEntry(algorithm, value, name=name, section="sidecar"))
+    if not entries:
+        return None
+    return HashLog(path=path, kind="hashsum", entries=tuple(entries))

@@ -1,0 +1,331 @@
+"""Verifying images: one pass per image, every recorded hash, one verdict.
+
+:func:`verify_image` opens the image read-only, gathers every recorded hash (stored in the E01,
+``BASE.json``, sidecars, dc3dd logs, FTK Imager reports; see :mod:`.references`), reads the media
+once (:mod:`.passes`), optionally compares it with its source and re-reads it through libewf, and
+returns an :class:`~bitwitness.verify.model.ImageVerification`. Evidence problems (bad chunks, a
+missing segment, a mismatch) are *outcomes* in that record, never exceptions; only usage errors
+(no such file, a ``--log`` that is no hash log) raise. :func:`verify_images` runs several images
+in parallel, each with its own progress task.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bitwitness.verify import references as refs_mod
+from bitwitness.verify.libewf import libewf_check
+from bitwitness.verify.model import (
+    AgainstResult,
+    HashComparison,
+    HashReference,
+    ImageVerification,
+    Match,
+    ReaderCheck,
+    SectorRange,
+    Verdict,
+)
+from bitwitness.verify.opening import Opened, layout_of, open_for_verify
+from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
+
+from bitwitness.errors import (
+    FormatError,
+    IncompleteImageError,
+    InputError,
+    MissingSegmentError,
+)
+from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
+from bitwitness.image import detect
+from bitwitness.progress import Mediator, NullMediator
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How to verify (the same for every image of one run)."""
+
+    logs: tuple[Path, ...] = ()  #: hash logs named with --log
+    against: Path | None = None  #: the original device or file, re-read for dual verification
+    libewf: bool = False  #: a second pass through pyewf
+    workers: int | None = None  #: decompression threads for E01 (None: one per core)
+    parallel: int = 2  #: images verified at the same time
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def verify_image(path: str | Path, options: VerifyOptions | None = None,
+                 mediator: Mediator | None = None) -> ImageVerification:
+    """Verify one image; evidence problems are in the result, usage errors raise."""
+    options = options or VerifyOptions()
+    mediator = mediator or NullMediator()
+    path = Path(path)
+    started, t0 = _now(), time.monotonic()
+    try:
+        opened = open_for_verify(path)
+    except (MissingSegmentError, IncompleteImageError) as exc:
+        return _unopened(path, Verdict.INCOMPLETE, str(exc), started, t0)
+    except FormatError as exc:
+        return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
+    try:
+        return _verify_opened(path, opened, options, mediator, started=started, t0=t0)
+    finally:
+        opened.stream.close()
+
+
+def _unopened(path: Path, verdict: Verdict, message: str, started: str,
+              t0: float) -> ImageVerification:
+    return ImageVerification(image=path, format="unknown", files=(path,), media_size=0,
+                             sector_size=512, verdict=verdict, computed={},
+                             problems=(message,), started=started, ended=_now(),
+                             duration_seconds=round(time.monotonic() - t0, 3))
+
+
+def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator: Mediator,
+                   *, started: str, t0: float) -> ImageVerification:
+    layout = layout_of(opened)
+    logs, notes = refs_mod.load_logs(opened.files, options.logs)
+    stored = dict(opened.ewf.stored_hashes) if opened.ewf is not None else {}
+    bound = refs_mod.bind_all(logs, layout)
+    references = refs_mod.stored_references(stored) + list(bound.references)
+    media_algs = _media_algorithms(references)
+    ranges = _range_hashers(references)
+    comparer, against_note = _comparer(options.against, layout, bound.source_size)
+    task = mediator.begin(f"verify {path.name}", layout.media_size)
+    try:
+        result = run_pass(opened.stream, ewf=opened.ewf, algorithms=media_algs, ranges=ranges,
+                          comparer=comparer, task=task, cancel=options.cancel,
+                          workers=options.workers)
+    finally:
+        task.finish()
+        if comparer is not None:
+            comparer.source.close()
+    comparisons = _compare(references, result.hashes, result.ranges)
+    against = _against_result(options.against, comparer, layout, against_note)
+    libewf = None
+    if options.libewf:
+        if opened.ewf is None:
+            notes.append(f"--libewf: libewf reads E01 sets only; not applicable to "
+                         f"{opened.format}")
+        else:
+            libewf = libewf_check(
+                opened.files, media_algs, media_size=layout.media_size, stored=stored,
+                computed=result.hashes, cancel=options.cancel,
+                task=mediator.begin(f"libewf {path.name}", layout.media_size))
+    corrupt = merge_ranges(result.bad_chunks, layout.sector_size)
+    damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
+                    f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
+    errors = set(bound.error_ranges)
+    if opened.ewf is not None:
+        errors |= {SectorRange(first, first + count - 1, layout.sector_size)
+                   for first, count in opened.ewf.error_ranges if count > 0}
+    verdict, problems = _verdict(
+        opened=opened, comparisons=comparisons, bound=bound, bytes_read=result.bytes_read,
+        layout=layout, corrupt=corrupt, damaged=damaged, against=against, libewf=libewf)
+    return ImageVerification(
+        image=path, format=opened.format, files=opened.files, media_size=layout.media_size,
+        sector_size=layout.sector_size, verdict=verdict, computed=result.hashes,
+        comparisons=tuple(comparisons), size_checks=bound.sizes,
+        bad_chunks=tuple(result.bad_chunks), corrupt_ranges=tuple(corrupt),
+        damaged_sections=damaged,
+        acquisition_errors=tuple(sorted(errors, key=lambda r: r.first_sector)),
+        against=against, libewf=libewf,
+        problems=tuple(problems), notes=tuple(notes) + bound.notes,
+        logs=tuple(log.path for log in logs), started=started, ended=_now(),
+        duration_seconds=round(time.monotonic() - t0, 3), bytes_read=result.bytes_read,
+        stored=stored)
+
+
+def _media_algorithms(references: Sequence[HashReference]) -> tuple[str, ...]:
+    """Every algorithm recorded for the whole media; all of ours when nothing is recorded."""
+    wanted = {r.algorithm for r in references if r.file is None and r.start is None}
+    if not wanted:
+        return DEFAULT_ALGORITHMS
+    return tuple(a for a in ALGORITHMS if a in wanted)
+
+
+def _range_hashers(references: Sequence[HashReference]) -> RangeHashers | None:
+    wanted: dict[tuple[int, int], set[str]] = {}
+    for r in references:
+        if r.file is None and r.start is not None and r.end is not None:
+            wanted.setdefault((r.start, r.end), set()).add(r.algorithm)
+    if not wanted:
+        return None
+    return RangeHashers({k: tuple(a for a in ALGORITHMS if a in v) for k, v in wanted.items()})
+
+
+def _comparer(against: Path | None, layout: refs_mod.ImageLayout,
+              source_size: int | None) -> tuple[SourceComparer | None, str]:
+    """Open the source read-only and decide how many bytes must be identical."""
+    if against is None:
+        return None, ""
+    from bitwitness.images.raw import RawStream
+
+    source = RawStream(against)
+    note = ""
+    limit = min(source.size, layout.media_size)
+    if source.size != layout.media_size:
+        if source_size == source.size and layout.media_size > source.size:
+            note = (f"the image is padded by {layout.media_size - source.size} bytes past the "
+                    "source's end, as its acquisition log records; the source's bytes compared")
+        else:
+            note = (f"sizes differ: source {source.size} bytes, image media "
+                    f"{layout.media_size} bytes")
+    return SourceComparer(source, limit, layout.sector_size), note
+
+
+def _against_result(against: Path | None, comparer: SourceComparer | None,
+                    layout: refs_mod.ImageLayout, note: str) -> AgainstResult | None:
+    if against is None or comparer is None:
+        return None
+    size = comparer.source.size
+    padded = note.startswith("the image is padded")
+    same_size = size == layout.media_size or padded
+    runs = list(comparer.runs)
+    if not same_size and comparer.compared == comparer.limit and not runs:
+        # identical as far as both go: the first difference is where the shorter one ends
+        first = comparer.limit // layout.sector_size
+        last = (max(size, layout.media_size) - 1) // layout.sector_size
+        runs = [(first, last)]
+    first_run = SectorRange(runs[0][0], runs[0][1], layout.sector_size) if runs else None
+    identical = same_size and not comparer.runs and comparer.compared == comparer.limit
+    return AgainstResult(source=against, source_size=size, compared_bytes=comparer.compared,
+                         identical=identical, first_difference=first_run,
+                         differing_sectors=comparer.differing, note=note)
+
+
+def _compare(references: Sequence[HashReference], media: dict[str, str],
+             ranges: dict[tuple[int, int], dict[str, str]]) -> list[HashComparison]:
+    file_hashes: dict[Path, dict[str, str] | str] = {}
+    out = []
+    for ref in references:
+        computed: str | None = None
+        reason = ""
+        if ref.file is not None:
+            got = _file_hashes(ref, references, file_hashes)
+            if isinstance(got, str):
+                reason = got
+            else:
+                computed = got.get(ref.algorithm)
+        elif ref.start is not None and ref.end is not None:
+            computed = ranges.get((ref.start, ref.end), {}).get(ref.algorithm)
+            reason = "" if computed else "the range lies beyond the end of the media"
+        else:
+            computed = media.get(ref.algorithm)
+        if computed is None:
+            out.append(HashComparison(ref, None, Match.NOT_COMPUTED, reason or "not computed"))
+        else:
+            match = Match.MATCH if computed == ref.value else Match.MISMATCH
+            out.append(HashComparison(ref, computed, match))
+    return out
+
+
+def _file_hashes(ref: HashReference, references: Sequence[HashReference],
+                 cache: dict[Path, dict[str, str] | str]) -> dict[str, str] | str:
+    """Hashes of a container file (every algorithm any log records for it), read once."""
+    assert ref.file is not None
+    if ref.file not in cache:
+        algs = sorted({r.algorithm for r in references if r.file == ref.file})
+        if not ref.file.is_file():
+            cache[ref.file] = f"{ref.file.name} is missing"
+        else:
+            try:
+                cache[ref.file] = hash_file(str(ref.file), algs)
+            except OSError as exc:
+                cache[ref.file] = f"{ref.file.name}: cannot read ({exc.strerror or exc})"
+    return cache[ref.file]
+
+
+def _verdict(*, opened: Opened, comparisons: Sequence[HashComparison], bound: refs_mod.Bound,
+             bytes_read: int, layout: refs_mod.ImageLayout, corrupt: Sequence[SectorRange],
+             damaged: Sequence[str], against: AgainstResult | None, libewf: ReaderCheck | None
+             ) -> tuple[Verdict, list[str]]:
+    """The one verdict, and every reason it is not VERIFIED, most serious first."""
+    found = {
+        Verdict.INCOMPLETE: _incomplete(opened, bound, bytes_read, layout),
+        Verdict.CORRUPT: [f"bad chunk data in {r} (media offset {r.media_offset})"
+                          for r in corrupt] + [f"damaged {d}" for d in damaged],
+        Verdict.MISMATCH: _mismatches(bound, against, libewf),
+    }
+    for c in comparisons:
+        ref = c.reference
+        if c.match is Match.NOT_COMPUTED:
+            found[Verdict.INCOMPLETE].append(f"{ref.algorithm} of {ref.scope} ({ref.source}) "
+                                             f"cannot be checked: {c.reason}")
+        elif c.match is Match.MISMATCH:
+            found[Verdict.MISMATCH].append(
+                f"{ref.algorithm} of {ref.scope}: {ref.source} records {ref.value}, "
+                f"computed {c.computed}")
+    problems = [p for reasons in found.values() for p in reasons]
+    for verdict, reasons in found.items():
+        if reasons:
+            return verdict, problems
+    checked = any(c.match is Match.MATCH for c in comparisons)
+    if checked or (against is not None and against.identical):
+        return Verdict.VERIFIED, []
+    return Verdict.UNVERIFIED, ["no recorded hash to compare with; the computed hashes are shown"]
+
+
+def _incomplete(opened: Opened, bound: refs_mod.Bound, bytes_read: int,
+                layout: refs_mod.ImageLayout) -> list[str]:
+    reasons = []
+    if opened.ewf is not None and not opened.ewf.complete:
+        reasons.append("the E01 set was never finished (no 'done' section)")
+    reasons += [f"{label} records the acquisition as {status}"
+                for label, status in bound.statuses if status in ("interrupted", "failed")]
+    if bytes_read != layout.media_size:
+        reasons.append(f"only {bytes_read} of {layout.media_size} media bytes could be read")
+    reasons += [f"media is {c.actual} bytes, {c.source} records {c.expected}"
+                for c in bound.sizes if c.actual < c.expected]
+    return reasons
+
+
+def _mismatches(bound: refs_mod.Bound, against: AgainstResult | None,
+                libewf: ReaderCheck | None) -> list[str]:
+    reasons = [f"media is {c.actual} bytes, {c.source} records {c.expected}"
+               for c in bound.sizes if c.actual > c.expected]
+    if against is not None and not against.identical:
+        where = (f"; first difference in {against.first_difference}"
+                 if against.first_difference else "")
+        reasons.append(f"the image differs from its source {against.source}{where}")
+    if libewf is not None and not libewf.agree:
+        reasons += [f"readers disagree: {d}" for d in libewf.differences]
+    return reasons
+
+
+def verify_images(paths: Sequence[str | Path], options: VerifyOptions | None = None,
+                  mediator: Mediator | None = None, *,
+                  extra_logs: Sequence[tuple[Path, ...]] | None = None
+                  ) -> list[ImageVerification]:
+    """Verify several images, up to ``options.parallel`` at a time, results in input order.
+
+    ``extra_logs[i]`` are logs for ``paths[i]`` only (a case item's acquisition log), on top of
+    ``options.logs``. Every path and log is checked first, so that a typo fails at once (usage
+    error) rather than after hours of reading.
+    """
+    options = options or VerifyOptions()
+    per_image = [replace(options, logs=options.logs + tuple(extra))
+                 for extra in (extra_logs or [()] * len(paths))]
+    for p in paths:
+        detect(p)
+    for log in {log for o in per_image for log in o.logs}:
+        if not log.is_file():
+            raise InputError(f"{log}: no such log file")
+    if len(paths) <= 1 or options.parallel <= 1:
+        return [verify_image(p, o, mediator) for p, o in zip(paths, per_image, strict=True)]
+    with ThreadPoolExecutor(max_workers=min(options.parallel, len(paths)),
+                            thread_name_prefix="verify") as pool:
+        futures = [pool.submit(verify_image, p, o, mediator)
+                   for p, o in zip(paths, per_image, strict=True)]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            options.cancel.set()  # the cancel event is shared by every per-image copy
+            raise
