@@ -1,0 +1,127 @@
+"""What browsing returns: directory entries and file metadata, as frozen records.
+
+The fields follow The Sleuth Kit's model, because agreement with ``fls``/``istat`` is how a
+listing is checked: a *name* (the directory entry, which may be deleted) points to a *meta*
+(inode / MFT record, which may since have been reused), and on NTFS one file has several
+*attributes* (``$DATA`` streams, ``$INDEX_ROOT``), each listed on its own like ``fls`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+#: TSK name types (TSK_FS_NAME_TYPE_*) as fls prints them.
+NAME_TYPES = ("-", "p", "c", "d", "b", "r", "l", "s", "h", "w", "v", "V")
+#: TSK meta types (TSK_FS_META_TYPE_*) as fls prints them.
+META_TYPES = ("-", "r", "d", "p", "c", "b", "l", "s", "h", "w", "v", "V")
+
+_KINDS = {"r": "file", "d": "directory", "l": "link", "p": "fifo", "c": "char-device",
+          "b": "block-device", "s": "socket", "h": "shadow", "w": "whiteout",
+          "v": "virtual", "V": "virtual-directory"}
+
+
+class Selection(StrEnum):
+    """Which directory entries a listing returns (as ``fls -u``, ``fls -d``, plain ``fls``)."""
+
+    ALLOCATED = "allocated"
+    DELETED = "deleted"
+    ALL = "all"
+
+    def wants(self, deleted: bool) -> bool:
+        if self is Selection.ALL:
+            return True
+        return deleted is (self is Selection.DELETED)
+
+
+@dataclass(frozen=True)
+class Times:
+    """MACB times in UTC; None where the file system does not record one (or it is zero)."""
+
+    modified: datetime | None
+    accessed: datetime | None
+    changed: datetime | None  #: inode/MFT change time
+    born: datetime | None  #: creation time
+
+    @staticmethod
+    def from_meta(meta: object) -> Times:
+        def one(name: str) -> datetime | None:
+            seconds = int(getattr(meta, name, 0) or 0)
+            if seconds <= 0:
+                return None
+            nano = int(getattr(meta, f"{name}_nano", 0) or 0)
+            return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nano // 1000)
+
+        return Times(one("mtime"), one("atime"), one("ctime"), one("crtime"))
+
+
+NO_TIMES = Times(None, None, None, None)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One directory entry, or one stream of it on NTFS (``fls`` prints one line per stream)."""
+
+    path: str  #: absolute path of the name inside the file system ("/home/ana/notes.txt")
+    name: str
+    inode: int  #: meta address the name points to
+    attr_type: int | None  #: NTFS attribute type (128 $DATA, 144 $INDEX_ROOT); None elsewhere
+    attr_id: int | None
+    stream: str | None  #: the stream's name when it is not the file's main one ("Zone.Identifier")
+    name_type: str  #: TSK letter of the directory entry's type ("r", "d", "l", "V", ...)
+    meta_type: str  #: TSK letter of the inode's type ("-" when there is no inode)
+    deleted: bool  #: the directory entry is unallocated
+    realloc: bool  #: deleted name whose inode has been reused by another file
+    size: int
+    times: Times
+    mode: int = 0  #: permission bits of the inode (0 without inode)
+    uid: int = 0
+    gid: int = 0
+    link: str | None = None  #: target of a symbolic link
+
+    @property
+    def kind(self) -> str:
+        """"file", "directory", "link", "virtual-directory", ... ("unknown" without inode)."""
+        return _KINDS.get(self.meta_type if self.meta_type != "-" else self.name_type, "unknown")
+
+    @property
+    def is_dir(self) -> bool:
+        return self.meta_type in ("d", "V") and self.stream is None
+
+    @property
+    def address(self) -> str:
+        """``15``, or on NTFS ``8-128-1`` (inode-type-id), the form ``icat`` accepts."""
+        if self.attr_type is None:
+            return str(self.inode)
+        return f"{self.inode}-{self.attr_type}-{self.attr_id}"
+
+    @property
+    def display_path(self) -> str:
+        """The path with its stream, as ``fls -p`` names it (``/$Secure:$SDS``)."""
+        return f"{self.path}:{self.stream}" if self.stream else self.path
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One attribute of a file (on NTFS: $STANDARD_INFORMATION, $FILE_NAME, $DATA, ...)."""
+
+    type: int
+    id: int
+    name: str | None
+    size: int
+    resident: bool
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """Everything ``stat`` reports about one file."""
+
+    entry: Entry
+    filesystem: str
+    allocated: bool  #: the inode itself is allocated
+    mode: str  #: "rwxr-xr-x" style permissions
+    uid: int
+    gid: int
+    links: int
+    attributes: tuple[Attribute, ...]

@@ -1,0 +1,366 @@
+"""One file system inside an image: listing (with deleted entries), lookup, stat and content.
+
+:class:`FileSystem` is what ``ls``, ``stat``, ``cat``, ``export``, ``timeline`` and the browser
+share. Its listing follows ``fls -r -p`` rule for rule (see :meth:`FileSystem.walk`) so that the
+two can be compared line by line: entries are returned in directory order, ``.`` and ``..`` are
+left out, NTFS files give one entry per ``$DATA`` stream and directories one per index, and the
+recursion descends exactly where TSK's directory walk does.
+
+Paths are absolute, ``/``-separated and may hold any Unicode; a final ``:name`` selects an NTFS
+alternate data stream when no file of that exact name exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytsk3
+
+from bitwitness.browse.entries import (
+    META_TYPES,
+    NAME_TYPES,
+    NO_TIMES,
+    Attribute,
+    Entry,
+    FileStat,
+    Selection,
+    Times,
+)
+from bitwitness.browse.tsk import TskImage, text, tsk_errors
+from bitwitness.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
+from bitwitness.errors import FileSystemError
+from bitwitness.progress import Mediator, NullMediator
+from bitwitness.stream import ImageStream
+
+ATTR_NTFS_DATA = 128
+ATTR_NTFS_INDEX_ROOT = 144
+_NAME_ALLOC = int(pytsk3.TSK_FS_NAME_FLAG_ALLOC)
+_NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
+_META_ALLOC = int(pytsk3.TSK_FS_META_FLAG_ALLOC)
+_META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
+_RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
+_DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
+_DIR_META_TYPES = {"d", "V"}
+_CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
+#: Deeper than this is a loop or a hostile image; TSK stops there too.
+MAX_DEPTH = 128
+_ADDRESS = re.compile(r"^(\d+)(?:-(\d+)(?:-(\d+))?)?$")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A resolved file: the pytsk3 object plus the entry (stream) that was asked for."""
+
+    file: Any
+    entry: Entry
+
+
+class FileSystem:
+    """A file system found by :func:`open_filesystem`; the stream stays the caller's."""
+
+    def __init__(self, image: TskImage, partition: Partition) -> None:
+        self.image = image
+        self.partition = partition
+        with tsk_errors(image, f"open a file system at sector {partition.start}"):
+            self._fs = pytsk3.FS_Info(image, offset=partition.byte_offset)
+        info = self._fs.info
+        self.type: str = FS_NAMES.get(int(info.ftype), f"type-{int(info.ftype):#x}")
+        self.root_inum = int(info.root_inum)
+        self.first_inum = int(info.first_inum)
+        self.last_inum = int(info.last_inum)
+        self.block_size = int(info.block_size)
+        self._ntfs = self.type == "ntfs"
+
+    # --- listing ---------------------------------------------------------------------------
+
+    def walk(self, path: str = "/", *, recursive: bool = False,
+             selection: Selection = Selection.ALLOCATED,
+             mediator: Mediator | None = None) -> Iterator[Entry]:
+        """The entries of the directory ``path`` (and below it with ``recursive``).
+
+        Mirrors ``fls [-r] -p`` (``-u`` for allocated, ``-d`` for deleted): a directory is entered
+        when its name and inode both say directory, the name is allocated (or name and inode are
+        both unallocated), it is not ``.``/``..`` and it is not already being walked (loops).
+        A directory that cannot be read is reported to ``mediator`` as a warning and skipped,
+        as TSK skips it.
+        """
+        mediator = mediator or NullMediator()
+        start = self.lookup(path)
+        if not start.is_dir:
+            raise FileSystemError(f"{start.display_path}: not a directory")
+        prefix = "" if start.path == "/" else start.path
+        yield from self._walk(start.inode, prefix, recursive=recursive, selection=selection,
+                              mediator=mediator, stack=[start.inode])
+
+    def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
+              mediator: Mediator, stack: list[int]) -> Iterator[Entry]:
+        try:
+            files = self._open_dir(inum)
+        except FileSystemError as exc:
+            mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
+            return
+        for file in files:
+            name = file.info.name
+            raw = name.name if name is not None else None
+            if raw in (b".", b"..") or name is None:
+                continue
+            entries = self._entries_of(file, prefix)
+            first = entries[0]
+            if selection.wants(first.deleted):
+                yield from entries
+            if recursive and self._descends(file, first) and first.inode not in stack:
+                if len(stack) >= MAX_DEPTH:
+                    mediator.notice(f"{first.path}: deeper than {MAX_DEPTH} folders, not walked",
+                                    level="warning")
+                    continue
+                stack.append(first.inode)
+                yield from self._walk(first.inode, first.path, recursive=recursive,
+                                      selection=selection, mediator=mediator, stack=stack)
+                stack.pop()
+
+    @staticmethod
+    def _descends(file: Any, entry: Entry) -> bool:
+        meta = file.info.meta
+        if meta is None or entry.name_type not in _DIR_NAME_TYPES:
+            return False
+        if META_TYPES[int(meta.type)] not in _DIR_META_TYPES:
+            return False
+        name_flags = int(file.info.name.flags)
+        return bool(name_flags & _NAME_ALLOC) or bool(
+            name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
+
+    def _open_dir(self, inum: int) -> list[Any]:
+        with tsk_errors(self.image, f"read directory inode {inum}"):
+            return list(self._fs.open_dir(inode=inum))
+
+    def _entries_of(self, file: Any, prefix: str) -> list[Entry]:
+        """One entry per stream as ``fls`` prints them (one entry off NTFS)."""
+        if self._ntfs and file.info.meta is not None:
+            found = []
+            for attr in self._attributes(file):
+                kind = int(attr.info.type)
+                if kind in (ATTR_NTFS_DATA, ATTR_NTFS_INDEX_ROOT):
+                    found.append(self._entry(file, prefix, attr))
+            if found:
+                return found
+        return [self._entry(file, prefix, None)]
+
+    def _attributes(self, file: Any) -> list[Any]:
+        with tsk_errors(self.image, "read the attributes of a file"):
+            return list(file)
+
+    def _entry(self, file: Any, prefix: str, attr: Any | None, path: str | None = None) -> Entry:
+        name, meta = file.info.name, file.info.meta
+        name_text = text(name.name) if name is not None else ""
+        name_flags = int(name.flags) if name is not None else 0
+        meta_type = META_TYPES[int(meta.type)] if meta is not None else "-"
+        name_type = NAME_TYPES[int(name.type)] if name is not None else meta_type
+        stream = attr_type = attr_id = None
+        size = int(meta.size) if meta is not None else 0
+        if attr is not None:
+            attr_type, attr_id = int(attr.info.type), int(attr.info.id)
+            attr_name = text(attr.info.name) if attr.info.name else None
+            if attr_name and not (attr_type == ATTR_NTFS_INDEX_ROOT and attr_name == "$I30"):
+                stream = attr_name
+            size = int(attr.info.size)
+            if attr_type == ATTR_NTFS_DATA and meta_type == "d":
+                meta_type = "r"  # fls shows a data stream of a folder as a file
+        if meta is not None:
+            deleted = bool(name_flags & _NAME_UNALLOC) if name is not None else bool(
+                int(meta.flags) & _META_UNALLOC)
+            realloc = deleted and bool(int(meta.flags) & _META_ALLOC)
+            times = Times.from_meta(meta)
+            inode = int(name.meta_addr) if name is not None else int(meta.addr)
+        else:
+            deleted, realloc, times = bool(name_flags & _NAME_UNALLOC), False, NO_TIMES
+            inode = int(name.meta_addr) if name is not None else 0
+        full = path if path is not None else f"{prefix}/{name_text}"
+        return Entry(path=full, name=name_text, inode=inode, attr_type=attr_type,
+                     attr_id=attr_id, stream=stream, name_type=name_type, meta_type=meta_type,
+                     deleted=deleted, realloc=realloc, size=size, times=times,
+                     mode=int(meta.mode) & 0o7777 if meta is not None else 0,
+                     uid=int(meta.uid) if meta is not None else 0,
+                     gid=int(meta.gid) if meta is not None else 0,
+                     link=text(meta.link) if meta is not None and meta.link else None)
+
+    # --- lookup ----------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> Entry:
+        """The entry at ``path`` (its main stream); raises :class:`FileSystemError` if absent."""
+        return self._resolve(path).entry
+
+    def _resolve(self, path: str) -> _Target:
+        parts = split_path(path)
+        if not parts:
+            return self._root()
+        try:
+            return self._resolve_parts(parts)
+        except FileSystemError:
+            head, sep, stream = parts[-1].rpartition(":")
+            if not sep or not head or not stream or not self._ntfs:
+                raise
+        target = self._resolve_parts([*parts[:-1], head])
+        for entry in self._entries_of(target.file, target.entry.path.rpartition("/")[0]):
+            if entry.stream == stream:
+                return _Target(target.file, entry)
+        raise FileSystemError(f"{target.entry.path}: no stream named {stream!r}")
+
+    def _root(self) -> _Target:
+        with tsk_errors(self.image, "open the root folder"):
+            file = self._fs.open_meta(inode=self.root_inum)
+        return _Target(file, self._main(self._entries_of_root(file)))
+
+    def _entries_of_root(self, file: Any) -> list[Entry]:
+        entries = [e for e in self._entries_of(file, "") if e.stream is None] or [
+            self._entry(file, "", None)]
+        return [Entry(**{**e.__dict__, "path": "/", "name": "", "deleted": False,
+                         "realloc": False, "name_type": "d"}) for e in entries]
+
+    def _resolve_parts(self, parts: list[str]) -> _Target:
+        current = self._root()
+        walked = ""
+        for part in parts:
+            if not current.entry.is_dir:
+                raise FileSystemError(f"{walked}: not a directory")
+            file = self._find(current.entry.inode, part, walked)
+            walked = f"{walked}/{part}"
+            entries = self._entries_of(file, walked.rpartition("/")[0])
+            current = _Target(file, self._main(entries))
+        return current
+
+    def _find(self, dir_inum: int, part: str, walked: str) -> Any:
+        """The directory entry named ``part``: exact name first, allocated before deleted."""
+        wanted = part.encode("utf-8", "surrogateescape")
+        candidates = []
+        for file in self._open_dir(dir_inum):
+            name = file.info.name
+            if name is None or name.name in (b".", b".."):
+                continue
+            candidates.append(file)
+        exact = [f for f in candidates if f.info.name.name == wanted]
+        if not exact and self.type.startswith(_CASE_INSENSITIVE):
+            folded = part.casefold()
+            exact = [f for f in candidates if text(f.info.name.name).casefold() == folded]
+        if not exact:
+            raise FileSystemError(f"{walked}/{part}: no such file or folder")
+        exact.sort(key=lambda f: bool(int(f.info.name.flags) & _NAME_UNALLOC))
+        return exact[0]
+
+    @staticmethod
+    def _main(entries: list[Entry]) -> Entry:
+        for entry in entries:
+            if entry.stream is None:
+                return entry
+        return entries[0]
+
+    def by_address(self, address: str) -> Entry:
+        """The file at inode ``address`` (``15`` or NTFS ``8-128-1``, as ``icat`` takes it)."""
+        return self._by_address(address).entry
+
+    def _by_address(self, address: str) -> _Target:
+        match = _ADDRESS.match(address.strip())
+        if not match:
+            raise FileSystemError(f"{address!r} is not an inode address (N or N-TYPE-ID)")
+        inum = int(match.group(1))
+        if not self.first_inum <= inum <= self.last_inum:
+            raise FileSystemError(f"inode {inum} is out of range ({self.first_inum}-"
+                                  f"{self.last_inum}) for this {self.type} file system")
+        with tsk_errors(self.image, f"open inode {inum}"):
+            file = self._fs.open_meta(inode=inum)
+        if file.info.meta is None:
+            raise FileSystemError(f"inode {inum} has no metadata")
+        entries = self._entries_of(file, "")
+        entries = [Entry(**{**e.__dict__, "path": ""}) for e in entries]
+        if match.group(2) is None:
+            return _Target(file, self._main(entries))
+        kind, ident = int(match.group(2)), match.group(3)
+        for attr in self._attributes(file):
+            if int(attr.info.type) == kind and (ident is None or int(attr.info.id) == int(ident)):
+                entry = self._entry(file, "", attr, path="")
+                return _Target(file, entry)
+        raise FileSystemError(f"inode {inum} has no attribute {match.group(0).split('-', 1)[1]}")
+
+    def target(self, path: str | None = None, address: str | None = None) -> Entry:
+        """The entry named by a path or by an inode address (exactly one of the two)."""
+        if (path is None) == (address is None):
+            raise FileSystemError("give either a path or an inode, not both")
+        return self.lookup(path) if path is not None else self.by_address(address or "")
+
+    # --- metadata and content --------------------------------------------------------------
+
+    def stat(self, entry: Entry) -> FileStat:
+        """Metadata of the inode behind ``entry``."""
+        file = self._file(entry)
+        meta = file.info.meta
+        attrs = tuple(
+            Attribute(type=int(a.info.type), id=int(a.info.id),
+                      name=text(a.info.name) if a.info.name else None, size=int(a.info.size),
+                      resident=bool(int(a.info.flags) & _RESIDENT))
+            for a in self._attributes(file))
+        return FileStat(entry=entry, filesystem=self.type,
+                        allocated=bool(int(meta.flags) & _META_ALLOC) if meta else False,
+                        mode=_mode(int(meta.mode)) if meta else "---------",
+                        uid=int(meta.uid) if meta else 0, gid=int(meta.gid) if meta else 0,
+                        links=int(meta.nlink) if meta else 0, attributes=attrs)
+
+    def _file(self, entry: Entry) -> Any:
+        with tsk_errors(self.image, f"open inode {entry.inode}"):
+            return self._fs.open_meta(inode=entry.inode)
+
+    def iter_content(self, entry: Entry, block: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes of ``entry``'s stream (its main data when it has none), as ``icat``.
+
+        Raises :class:`FileSystemError` for folders; reads stop at the stream's size.
+        """
+        if entry.is_dir:
+            raise FileSystemError(f"{entry.display_path or entry.address}: is a folder")
+        file = self._file(entry)
+        kind = entry.attr_type if entry.attr_type is not None else int(
+            pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
+        ident = entry.attr_id if entry.attr_id is not None else -1
+        size = entry.size
+        offset = 0
+        while offset < size:
+            want = min(block, size - offset)
+            with tsk_errors(self.image,
+                            f"read {entry.display_path or entry.address} at byte {offset}"):
+                data = file.read_random(offset, want, kind, ident)
+            if not data:
+                break
+            yield data
+            offset += len(data)
+
+    def read(self, entry: Entry, offset: int = 0, size: int = 4096) -> bytes:
+        """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
+        if entry.is_dir or offset >= entry.size:
+            return b""
+        file = self._file(entry)
+        kind = entry.attr_type if entry.attr_type is not None else int(
+            pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
+        ident = entry.attr_id if entry.attr_id is not None else -1
+        with tsk_errors(self.image, f"read {entry.display_path or entry.address}"):
+            return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
+
+
+def split_path(path: str) -> list[str]:
+    """``/home//ana/./notes.txt`` -> ``["home", "ana", "notes.txt"]``; ``..`` is refused."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise FileSystemError(f"{path}: '..' is not allowed in a path inside the image")
+    return parts
+
+
+def _mode(mode: int) -> str:
+    bits = "rwxrwxrwx"
+    return "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate(bits))
+
+
+def open_filesystem(stream: ImageStream, *, partition: int | None = None,
+                    offset: int | None = None) -> FileSystem:
+    """Open the file system ``-p``/``--offset`` names (or the only one) in ``stream``."""
+    image = TskImage(stream)
+    chosen = choose_filesystem(read_layout(image), partition=partition, offset=offset)
+    return FileSystem(image, chosen)

@@ -1,0 +1,64 @@
+"""Turning names found in evidence into names that are safe to create on the examiner's host.
+
+A name inside an image is data chosen by whoever made the image: it may be ``..``, hold ``/``,
+``\\`` or NUL, be ``CON`` or 300 bytes long. Exported files must land inside the export folder
+and survive a copy to any common host, so every unsafe character is escaped as ``%XX`` (``%``
+itself too, which keeps the mapping reversible and collision-free); only over-long names lose
+information, and they get a hash of the full name to stay distinct.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+#: Characters escaped anywhere in a name: path separators, Windows-forbidden, the escape itself.
+_UNSAFE = set('%/\\<>:"|?*')
+#: Windows device names, unusable as a file name base on Windows whatever the extension.
+_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³]|CONIN\$|CONOUT\$)(\.|$)",
+                       re.IGNORECASE)
+#: The longest name (in UTF-8 bytes) most host file systems accept.
+MAX_NAME_BYTES = 255
+
+
+def _escape_char(char: str) -> str:
+    if 0xDC80 <= ord(char) <= 0xDCFF:  # an undecodable byte kept as a surrogate escape
+        return f"%{ord(char) - 0xDC00:02X}"
+    return "".join(f"%{b:02X}" for b in char.encode("utf-8"))
+
+
+def safe_name(name: str) -> str:
+    """One path component that creates exactly one plain entry inside its parent folder."""
+    out = "".join(
+        _escape_char(c)
+        if c in _UNSAFE or ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF
+        else c
+        for c in name
+    )
+    if out in ("", ".", ".."):
+        out = "".join(_escape_char(c) for c in out) if out else "%00"
+    if _RESERVED.match(out):
+        out = _escape_char(out[0]) + out[1:]
+    if out[-1] in ". ":  # Windows silently drops trailing dots and spaces
+        out = out[:-1] + _escape_char(out[-1])
+    return _shorten(out, name)
+
+
+def _shorten(escaped: str, original: str) -> str:
+    data = escaped.encode("utf-8")
+    if len(data) <= MAX_NAME_BYTES:
+        return escaped
+    digest = hashlib.sha256(original.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    suffix = f"~{digest}"
+    keep = data[: MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore")
+    if keep.endswith("%") or keep[-2:-1] == "%":  # do not cut an escape in half
+        keep = keep[: keep.rfind("%")]
+    return keep + suffix
+
+
+def safe_relative(parts: list[str]) -> str:
+    """``["a", "..", "b:c"]`` -> ``a/%2E%2E/b%3Ac``: a relative host path, one component per name.
+
+    Takes the components, never a joined path: a name may itself contain ``/``.
+    """
+    return "/".join(safe_name(part) for part in parts)

@@ -1,0 +1,99 @@
+"""Timelines of a file system: a TSK bodyfile for ``mactime``, or a sorted CSV of events.
+
+The bodyfile is the TSK 3+ format (``MD5|name|inode|mode|UID|GID|size|atime|mtime|ctime|crtime``)
+written line for line as ``fls -r -m /`` writes it, deleted entries included, so that the lines
+can be checked against TSK's and fed to ``mactime``. NTFS ``$FILE_NAME`` times (the extra
+``name ($FILE_NAME)`` lines of ``fls -m``) are not included: pytsk3 does not expose them.
+
+The CSV has one row per (time, entry), the MACB letters saying which times fell there, sorted by
+time, times in UTC ISO-8601: the same events ``mactime -d`` prints, in a form a spreadsheet reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from bitwitness.browse.entries import Entry, Selection
+from bitwitness.browse.filesystem import FileSystem
+from bitwitness.progress import Mediator
+
+CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted")
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One moment at which one entry's M, A, C and/or B time falls."""
+
+    time: datetime
+    macb: str  #: "m...", ".a..", "macb", ... as mactime prints it
+    entry: Entry
+
+
+def mode_string(entry: Entry) -> str:
+    """``r/rrw-r--r--`` as ``fls -m`` prints it: name type, meta type, permissions."""
+    mode = entry.mode
+    chars = []
+    for shift, special, lower, upper in ((6, 0o4000, "s", "S"), (3, 0o2000, "s", "S"),
+                                         (0, 0o1000, "t", "T")):
+        bits = (mode >> shift) & 0o7
+        chars.append("r" if bits & 4 else "-")
+        chars.append("w" if bits & 2 else "-")
+        if mode & special:
+            chars.append(lower if bits & 1 else upper)
+        else:
+            chars.append("x" if bits & 1 else "-")
+    return f"{entry.name_type}/{entry.meta_type}{''.join(chars)}"
+
+
+def _seconds(value: datetime | None) -> int:
+    return int(value.timestamp()) if value is not None else 0
+
+
+def body_line(entry: Entry, mount: str = "") -> str:
+    """One bodyfile line for ``entry``; ``mount`` prefixes every path (``fls -m`` argument)."""
+    name = f"{mount}{entry.display_path}" if mount != "/" else entry.display_path
+    if entry.link:
+        name += f" -> {entry.link}"
+    if entry.deleted:
+        name += " (deleted-realloc)" if entry.realloc else " (deleted)"
+    name = "".join("^" if ord(c) < 0x20 else c for c in name)  # as TSK: one line per entry
+    t = entry.times
+    fields = ("0", name, entry.address, mode_string(entry), str(entry.uid), str(entry.gid),
+              str(entry.size), str(_seconds(t.accessed)), str(_seconds(t.modified)),
+              str(_seconds(t.changed)), str(_seconds(t.born)))
+    return "|".join(fields)
+
+
+def bodyfile(fs: FileSystem, *, mount: str = "/", selection: Selection = Selection.ALL,
+             mediator: Mediator | None = None) -> Iterator[str]:
+    """Bodyfile lines (without newlines) for every entry of ``fs``, walked as ``fls -r``."""
+    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
+        yield body_line(entry, mount)
+
+
+def events(fs: FileSystem, *, selection: Selection = Selection.ALL,
+           mediator: Mediator | None = None) -> list[TimelineEvent]:
+    """Every MACB event of ``fs``, sorted by time then path (entries without times drop out)."""
+    found: list[TimelineEvent] = []
+    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
+        t = entry.times
+        stamps = {}
+        for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
+                                 strict=True):
+            if value is not None:
+                stamps.setdefault(value.replace(microsecond=0), set()).add(letter)
+        for when, letters in stamps.items():
+            macb = "".join(c if c in letters else "." for c in "macb")
+            found.append(TimelineEvent(when, macb, entry))
+    found.sort(key=lambda e: (e.time, e.entry.display_path, e.entry.address))
+    return found
+
+
+def csv_row(event: TimelineEvent) -> dict[str, str]:
+    entry = event.entry
+    return {"time": event.time.isoformat(), "macb": event.macb, "size": str(entry.size),
+            "mode": mode_string(entry), "uid": str(entry.uid), "gid": str(entry.gid),
+            "inode": entry.address, "path": entry.display_path,
+            "deleted": "yes" if entry.deleted else "no"}

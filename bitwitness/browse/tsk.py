@@ -1,0 +1,90 @@
+"""The one bridge between our byte streams and The Sleuth Kit (pytsk3).
+
+pytsk3 reads images through an ``Img_Info`` object; :class:`TskImage` is that object for any
+:class:`~bitwitness.stream.ImageStream` (raw, split raw, E01, VHD, a block device), so TSK only
+ever sees our read-only streams and never opens an evidence file itself.
+
+pytsk3 reports every failure as ``OSError``/``IOError`` with TSK's message. :func:`tsk_errors`
+turns those into :class:`~bitwitness.errors.FileSystemError` once, here; when the failure was
+really our stream failing (a corrupt E01 chunk, a missing segment), the stream's own
+:class:`~bitwitness.errors.BitWitnessError` is raised instead, because TSK only sees "read
+failed" and would hide the evidence problem behind a file-system message.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytsk3
+
+from bitwitness.errors import BitWitnessError, FileSystemError
+from bitwitness.stream import ImageStream
+
+
+class TskImage(pytsk3.Img_Info):  # type: ignore[misc] - pytsk3 ships no type information
+    """``Img_Info`` reading through ``stream.pread``; remembers the last stream error."""
+
+    def __init__(self, stream: ImageStream) -> None:
+        self.stream = stream
+        self._local = threading.local()
+        # TSK_IMG_TYPE_EXTERNAL: TSK calls read() and get_size() below instead of opening a file.
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    def read(self, offset: int, size: int) -> bytes:
+        try:
+            return self.stream.pread(offset, size)
+        except BitWitnessError as exc:
+            self._local.error = exc
+            raise OSError(str(exc)) from exc
+
+    def get_size(self) -> int:
+        return self.stream.size
+
+    def close(self) -> None:  # the stream belongs to the caller, who closes it
+        pass
+
+    def take_error(self) -> BitWitnessError | None:
+        """The stream error behind the last TSK failure in this thread, if any (and forget it)."""
+        error: BitWitnessError | None = getattr(self._local, "error", None)
+        self._local.error = None
+        return error
+
+
+def text(value: bytes | str | None) -> str:
+    """A name from TSK (UTF-8 bytes) as text; undecodable bytes survive as surrogate escapes."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return value.decode("utf-8", "surrogateescape")
+
+
+@contextmanager
+def tsk_errors(image: TskImage, what: str) -> Iterator[None]:
+    """Run pytsk3 calls; turn their ``OSError`` into one clear :class:`FileSystemError`.
+
+    ``what`` names the operation for the message ("open the file system at sector 2048").
+    """
+    image.take_error()
+    try:
+        yield
+    except OSError as exc:
+        cause = image.take_error()
+        if cause is not None:
+            raise cause from exc
+        raise FileSystemError(f"cannot {what}: {_tsk_message(exc)}") from exc
+
+
+def _tsk_message(exc: OSError) -> str:
+    """TSK's messages span lines and repeat the call; keep the informative part."""
+    message = _CALL_SITE.sub("", " ".join(str(exc).split()))
+    if "with error: " in message:
+        message = message.split("with error: ", 1)[1]
+    return message.strip() or "The Sleuth Kit reported an unspecified error"
+
+
+#: "FS_Info_Con: (tsk3.cpp:327) " - where inside pytsk3 the error was raised, noise for a user.
+_CALL_SITE = re.compile(r"^\w+: \(tsk3\.cpp:\d+\) ")

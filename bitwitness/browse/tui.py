@@ -1,0 +1,311 @@
+"""The interactive evidence browser (``bitwitness browse``), in the spirit of FTK Imager's tree.
+
+Left: the image's partitions and their folders as a tree (folders load when opened). Right: the
+selected folder's entries (name, size, MACB times, deleted marked), below them the metadata of
+the selected entry and a hex or text preview of its first bytes. Keys: ``e`` exports the
+selected file or folder (with the hashed manifest, and a custody event when the image lies in a
+case folder), ``/`` searches names in the current file system, ``x`` switches hex/text,
+``q`` quits.
+
+Everything here goes through the same read-only engine as the commands; this module is imported
+only by ``browse`` so that textual is never loaded for the other commands.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from bitwitness.browse.entries import Entry, Selection
+from bitwitness.browse.export import ExportResult, export, record_custody
+from bitwitness.browse.filesystem import FileSystem
+from bitwitness.browse.tsk import TskImage
+from bitwitness.browse.volumes import read_layout
+from bitwitness.errors import BitWitnessError
+from bitwitness.image import image_files, open_image
+from bitwitness.progress import NullMediator
+
+PREVIEW_BYTES = 4096
+_PRINTABLE = set(string.printable) - set("\x0b\x0c")
+
+
+@dataclass(frozen=True)
+class FolderRef:
+    """What a tree node stands for: a folder of one file system."""
+
+    partition: int
+    path: str
+    loaded: bool = False
+
+
+def hexdump(data: bytes, width: int = 16) -> str:
+    """Offset, hex and ASCII columns, as ``xxd`` shows them."""
+    lines = []
+    for at in range(0, len(data), width):
+        chunk = data[at : at + width]
+        hexpart = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{at:08x}  {hexpart:<{width * 3}} {text}")
+    return "\n".join(lines)
+
+
+def as_text(data: bytes) -> str:
+    """The preview as text (UTF-8, undecodable bytes replaced, control characters as '.')."""
+    decoded = data.decode("utf-8", "replace")
+    return "".join(c if c in _PRINTABLE or ord(c) > 127 else "." for c in decoded)
+
+
+def find_case(image: Path) -> Path | None:
+    """The case folder holding ``image`` (a parent with ``case.yaml``), if any."""
+    for parent in image.absolute().parents:
+        if (parent / "case.yaml").is_file():
+            return parent
+    return None
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+class EvidenceBrowser(App[None]):
+    """The browser; ``export_to`` defaults to the case's exports folder or ``./exports``."""
+
+    TITLE = "BitWitness evidence browser (read-only)"
+    CSS = """
+    #tree { width: 35%; }
+    #entries { height: 1fr; }
+    #meta { height: auto; max-height: 12; border-top: solid $accent; }
+    #preview { height: 14; border-top: solid $accent; overflow-y: auto; }
+    #search { dock: bottom; display: none; }
+    #search.visible { display: block; }
+    """
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        Binding("e", "export", "Export selection"),
+        Binding("slash", "search", "Search names"),
+        Binding("x", "toggle_hex", "Hex/text"),
+        Binding("escape", "cancel_search", "Close search", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, image: Path, *, export_to: Path | None = None,
+                 case_dir: Path | None = None) -> None:
+        super().__init__()
+        self.image = image
+        self.case_dir = case_dir if case_dir is not None else find_case(image)
+        self.export_to = export_to
+        self.stream = open_image(image)
+        self.layout = read_layout(TskImage(self.stream))
+        self.filesystems: dict[int, FileSystem] = {}
+        self.current: tuple[int, list[Entry]] | None = None
+        self.selected: tuple[int, Entry] | None = None
+        self.hex_mode = True
+        self.last_export: ExportResult | None = None
+        self.status = ""
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield Tree(self.image.name, id="tree")
+            with Vertical():
+                yield DataTable(id="entries", cursor_type="row")
+                yield Static("", id="meta")
+                yield Static("", id="preview")
+        yield Input(placeholder="search names (Enter to search, Esc to close)", id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#entries", DataTable)
+        table.add_columns("name", "size", "modified", "accessed", "changed", "born", "deleted")
+        tree: Tree[FolderRef] = self.query_one("#tree", Tree)
+        tree.root.expand()
+        for part in self.layout.partitions:
+            if part.filesystem is None:
+                if part.encrypted:
+                    tree.root.add_leaf(f"{part.index}: encrypted ({part.encrypted})")
+                continue
+            label = f"{part.index}: {part.filesystem} at sector {part.start}"
+            tree.root.add(label, data=FolderRef(part.index, "/"))
+        self.set_status(f"{len(self.layout.filesystems)} file system(s); read-only")
+
+    def on_unmount(self) -> None:
+        self.stream.close()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def filesystem(self, index: int) -> FileSystem:
+        if index not in self.filesystems:
+            part = next(p for p in self.layout.partitions if p.index == index)
+            self.filesystems[index] = FileSystem(TskImage(self.stream), part)
+        return self.filesystems[index]
+
+    def set_status(self, message: str) -> None:
+        self.status = message
+        self.sub_title = message
+
+    def show_entries(self, index: int, entries: list[Entry]) -> None:
+        self.current = (index, entries)
+        table = self.query_one("#entries", DataTable)
+        table.clear()
+        for number, entry in enumerate(entries):
+            t = entry.times
+            name = entry.display_path if entry.path.count("/") > 1 and self._searching else (
+                f"{entry.name}:{entry.stream}" if entry.stream else entry.name)
+            table.add_row(name + ("/" if entry.is_dir else ""), str(entry.size),
+                          _when(t.modified), _when(t.accessed), _when(t.changed), _when(t.born),
+                          "DELETED" if entry.deleted else "", key=str(number))
+        if entries:
+            self.select_entry(index, entries[0])
+
+    _searching = False
+
+    def select_entry(self, index: int, entry: Entry) -> None:
+        self.selected = (index, entry)
+        fs = self.filesystem(index)
+        t = entry.times
+        lines = [
+            f"path: {entry.display_path}", f"inode: {entry.address}   type: {entry.kind}"
+            f"   size: {entry.size}   deleted: {'yes' if entry.deleted else 'no'}"
+            + ("   (inode reused)" if entry.realloc else ""),
+            f"modified: {_when(t.modified)}  accessed: {_when(t.accessed)}  "
+            f"changed: {_when(t.changed)}  born: {_when(t.born)} (UTC)",
+        ]
+        if entry.link:
+            lines.append(f"link to: {entry.link}")
+        self.query_one("#meta", Static).update("\n".join(lines))
+        self.render_preview(fs, entry)
+
+    def render_preview(self, fs: FileSystem, entry: Entry) -> None:
+        preview = self.query_one("#preview", Static)
+        if entry.is_dir:
+            preview.update("(folder)")
+            return
+        try:
+            data = fs.read(entry, 0, PREVIEW_BYTES)
+        except BitWitnessError as exc:
+            preview.update(f"cannot read: {exc}")
+            return
+        self.preview_text = hexdump(data) if self.hex_mode else as_text(data)
+        preview.update(self.preview_text or "(empty)")
+
+    preview_text = ""
+
+    # --- events ----------------------------------------------------------------------------
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[FolderRef]) -> None:
+        self._load_children(event.node)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[FolderRef]) -> None:
+        ref = event.node.data
+        if ref is None:
+            return
+        self._load_children(event.node)
+        self._searching = False
+        entries = list(self.filesystem(ref.partition).walk(ref.path, selection=Selection.ALL,
+                                                           mediator=NullMediator()))
+        self.show_entries(ref.partition, entries)
+
+    def _load_children(self, node: TreeNode[FolderRef]) -> None:
+        ref = node.data
+        if ref is None or ref.loaded:
+            return
+        node.data = FolderRef(ref.partition, ref.path, loaded=True)
+        fs = self.filesystem(ref.partition)
+        for entry in fs.walk(ref.path, selection=Selection.ALL, mediator=NullMediator()):
+            if entry.is_dir:
+                label = entry.name + (" (deleted)" if entry.deleted else "")
+                node.add(label, data=FolderRef(ref.partition, entry.path))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.current is None or event.row_key.value is None:
+            return
+        index, entries = self.current
+        number = int(event.row_key.value)
+        if number < len(entries):
+            self.select_entry(index, entries[number])
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def action_toggle_hex(self) -> None:
+        self.hex_mode = not self.hex_mode
+        if self.selected is not None:
+            index, entry = self.selected
+            self.render_preview(self.filesystem(index), entry)
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.add_class("visible")
+        box.focus()
+
+    def action_cancel_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.remove_class("visible")
+        self.query_one("#entries", DataTable).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.search(event.value)
+        self.action_cancel_search()
+
+    def search(self, text: str) -> list[Entry]:
+        """Entries whose name contains ``text`` (case-insensitive) in the current file system."""
+        index = self.selected[0] if self.selected else (
+            self.layout.filesystems[0].index if self.layout.filesystems else None)
+        if index is None or not text:
+            return []
+        wanted = text.casefold()
+        fs = self.filesystem(index)
+        found = [e for e in fs.walk("/", recursive=True, selection=Selection.ALL,
+                                    mediator=NullMediator())
+                 if wanted in e.name.casefold()]
+        self._searching = True
+        self.show_entries(index, found)
+        self.set_status(f"{len(found)} match(es) for {text!r}")
+        return found
+
+    def action_export(self) -> None:
+        if self.selected is None:
+            self.set_status("nothing selected to export")
+            return
+        index, entry = self.selected
+        try:
+            result = self.export_entry(index, entry)
+        except BitWitnessError as exc:
+            self.set_status(f"export failed: {exc}")
+            return
+        self.set_status(f"exported {len(result.files)} file(s) to {result.destination}")
+
+    def export_entry(self, index: int, entry: Entry) -> ExportResult:
+        """Export one entry (file, stream or folder) with its manifest and custody event."""
+        fs = self.filesystem(index)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        if self.export_to is not None:
+            base = self.export_to
+        elif self.case_dir is not None:
+            base = self.case_dir / "exports"
+        else:
+            base = Path("exports")
+        destination = base / f"{self.image.name}-{stamp}"
+        path = entry.display_path
+        result = export(fs, [path], destination, image=self.image.absolute(),
+                        image_files=[p.absolute() for p in image_files(self.image)],
+                        selection=Selection.ALL if entry.deleted else Selection.ALLOCATED)
+        if self.case_dir is not None:
+            record_custody(self.case_dir, result, evidence_id=None, paths=[path])
+        self.last_export = result
+        return result
+
+
+def run(image: Path, *, export_to: Path | None = None, case_dir: Path | None = None) -> None:
+    """Run the browser on a terminal until the user quits."""
+    app: Any = EvidenceBrowser(image, export_to=export_to, case_dir=case_dir)
+    app.run()

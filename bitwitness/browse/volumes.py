@@ -1,0 +1,216 @@
+"""Partitions of a media and the file system found in each.
+
+The rows are The Sleuth Kit's volume-system rows, numbered as ``mmls`` numbers them (its "slot"
+column ``000:``, ``001:``...), meta entries and unallocated gaps included, so that an analyst can
+put our ``partitions`` output next to ``mmls`` and see the same table. ``-p N`` names one of those
+rows. A media without a partition table (a file system written from sector 0) gives one row,
+index 0, of kind :attr:`PartitionKind.WHOLE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pytsk3
+
+from bitwitness.browse.tsk import TskImage, text, tsk_errors
+from bitwitness.errors import FileSystemError
+
+#: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).
+FS_NAMES: dict[int, str] = {
+    int(getattr(pytsk3, f"TSK_FS_TYPE_{name.upper()}")): name
+    for name in ("ntfs", "fat12", "fat16", "fat32", "exfat", "ext2", "ext3", "ext4", "hfs",
+                 "iso9660", "ffs1", "ffs1b", "ffs2", "yaffs2", "apfs", "swap", "raw")
+    if hasattr(pytsk3, f"TSK_FS_TYPE_{name.upper()}")
+}
+
+_VS_NAMES: dict[int, str] = {
+    int(pytsk3.TSK_VS_TYPE_DOS): "dos",
+    int(pytsk3.TSK_VS_TYPE_GPT): "gpt",
+    int(pytsk3.TSK_VS_TYPE_MAC): "mac",
+    int(pytsk3.TSK_VS_TYPE_BSD): "bsd",
+    int(pytsk3.TSK_VS_TYPE_SUN): "sun",
+}
+
+#: Signatures of encrypted volumes TSK cannot read: (byte offset in the volume, magic, name).
+_ENCRYPTED: tuple[tuple[int, bytes, str], ...] = (
+    (3, b"-FVE-FS-", "BitLocker"),
+    (0, b"LUKS\xba\xbe", "LUKS"),
+)
+
+
+class PartitionKind(StrEnum):
+    """What a row of the volume system is."""
+
+    PARTITION = "partition"  #: an allocated partition (may hold a file system)
+    UNALLOCATED = "unallocated"  #: space no partition claims
+    META = "meta"  #: the partition table itself (MBR, GPT header, ...)
+    WHOLE = "whole"  #: no partition table: the whole media
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One row of the volume system; sectors are in units of the table's sector size."""
+
+    index: int
+    kind: PartitionKind
+    start: int  #: first sector
+    length: int  #: sectors
+    description: str
+    sector_size: int
+    filesystem: str | None = None  #: "ntfs", "fat32", "ext4", ...; None when none was found
+    encrypted: str | None = None  #: "BitLocker", "LUKS" when the volume is encrypted
+
+    @property
+    def end(self) -> int:
+        """Last sector (inclusive), as ``mmls`` prints it."""
+        return self.start + self.length - 1
+
+    @property
+    def byte_offset(self) -> int:
+        return self.start * self.sector_size
+
+
+@dataclass(frozen=True)
+class VolumeLayout:
+    """The partition table of a media (``scheme`` "none" when there is none)."""
+
+    scheme: str  #: "dos", "gpt", "mac", "bsd", "sun" or "none"
+    sector_size: int
+    media_size: int
+    partitions: tuple[Partition, ...]
+
+    @property
+    def filesystems(self) -> tuple[Partition, ...]:
+        """The rows in which a file system was found."""
+        return tuple(p for p in self.partitions if p.filesystem)
+
+
+def filesystem_type(image: TskImage, byte_offset: int) -> str | None:
+    """The file system type at ``byte_offset``, or None when TSK recognises none there."""
+    try:
+        fs = pytsk3.FS_Info(image, offset=byte_offset)
+    except OSError:
+        cause = image.take_error()
+        if cause is not None:
+            raise cause from None
+        return None
+    return FS_NAMES.get(int(fs.info.ftype), f"type-{int(fs.info.ftype):#x}")
+
+
+def encryption_at(image: TskImage, byte_offset: int) -> str | None:
+    """Name of the volume encryption whose signature starts at ``byte_offset``, if any."""
+    head = image.stream.pread(byte_offset, 16)
+    for where, magic, name in _ENCRYPTED:
+        if head[where : where + len(magic)] == magic:
+            return name
+    return None
+
+
+def read_layout(image: TskImage) -> VolumeLayout:
+    """Read the partition table (if any) and probe each partition for a file system."""
+    stream = image.stream
+    try:
+        volume = pytsk3.Volume_Info(image)
+    except OSError:
+        cause = image.take_error()
+        if cause is not None:
+            raise cause from None
+        return _whole(image)
+    block = int(volume.info.block_size) or stream.sector_size
+    rows = []
+    with tsk_errors(image, "read the partition table"):
+        parts = list(volume)
+    for part in parts:
+        flags = int(part.flags)
+        if flags & int(pytsk3.TSK_VS_PART_FLAG_META):
+            kind = PartitionKind.META
+        elif flags & int(pytsk3.TSK_VS_PART_FLAG_UNALLOC):
+            kind = PartitionKind.UNALLOCATED
+        else:
+            kind = PartitionKind.PARTITION
+        start, length = int(part.start), int(part.len)
+        fs_name = encrypted = None
+        if kind is PartitionKind.PARTITION and start * block < stream.size:
+            encrypted = encryption_at(image, start * block)
+            fs_name = None if encrypted else filesystem_type(image, start * block)
+        rows.append(Partition(index=int(part.addr), kind=kind, start=start, length=length,
+                              description=text(part.desc), sector_size=block,
+                              filesystem=fs_name, encrypted=encrypted))
+    scheme = _VS_NAMES.get(int(volume.info.vstype), f"type-{int(volume.info.vstype)}")
+    return VolumeLayout(scheme, block, stream.size, tuple(rows))
+
+
+def _whole(image: TskImage) -> VolumeLayout:
+    stream = image.stream
+    sector = stream.sector_size or 512
+    encrypted = encryption_at(image, 0)
+    fs_name = None if encrypted else filesystem_type(image, 0)
+    row = Partition(index=0, kind=PartitionKind.WHOLE, start=0,
+                    length=-(-stream.size // sector), description="no partition table",
+                    sector_size=sector, filesystem=fs_name, encrypted=encrypted)
+    return VolumeLayout("none", sector, stream.size, (row,))
+
+
+def choose_filesystem(layout: VolumeLayout, *, partition: int | None = None,
+                      offset: int | None = None) -> Partition:
+    """The partition ``-p``/``--offset`` names, or the only file system when neither is given.
+
+    ``offset`` is a start sector (as ``fls -o``); it need not be a row of the table (a file system
+    the table does not describe). Raises :class:`FileSystemError` with the choices when the
+    choice is missing or ambiguous.
+    """
+    if partition is not None and offset is not None:
+        raise FileSystemError("give either -p or --offset, not both")
+    if partition is not None:
+        return _by_index(layout, partition)
+    if offset is not None:
+        return _by_offset(layout, offset)
+    found = layout.filesystems
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        encrypted = [p for p in layout.partitions if p.encrypted]
+        if encrypted:
+            raise FileSystemError(
+                f"the only volume is encrypted ({encrypted[0].encrypted}) and cannot be browsed")
+        raise FileSystemError("no file system found in this image")
+    raise FileSystemError(f"several file systems; choose one with -p N: {describe(found)}")
+
+
+def describe(partitions: tuple[Partition, ...]) -> str:
+    """``-p 4 (fat32 at sector 2048), -p 5 (ext4 at sector 100352)`` for error messages."""
+    return ", ".join(f"-p {p.index} ({p.filesystem} at sector {p.start})" for p in partitions)
+
+
+def _by_index(layout: VolumeLayout, index: int) -> Partition:
+    for row in layout.partitions:
+        if row.index == index:
+            if row.encrypted:
+                raise FileSystemError(
+                    f"partition {index} is encrypted ({row.encrypted}) and cannot be browsed")
+            if not row.filesystem:
+                raise FileSystemError(
+                    f"partition {index} ({row.description}) holds no file system that The Sleuth "
+                    f"Kit recognises; file systems: {describe(layout.filesystems) or 'none'}")
+            return row
+    raise FileSystemError(f"no partition {index}; file systems: "
+                          f"{describe(layout.filesystems) or 'none'}")
+
+
+def _by_offset(layout: VolumeLayout, sector: int) -> Partition:
+    if sector < 0:
+        raise FileSystemError(f"--offset must not be negative (got {sector})")
+    for row in layout.partitions:
+        if row.start == sector and row.filesystem:
+            return row
+    for row in layout.partitions:
+        if row.start == sector and row.encrypted:
+            raise FileSystemError(f"the volume at sector {sector} is encrypted ({row.encrypted})")
+    if sector * layout.sector_size >= layout.media_size:
+        raise FileSystemError(f"sector {sector} lies beyond the end of the media")
+    return Partition(index=-1, kind=PartitionKind.PARTITION, start=sector,
+                     length=layout.media_size // layout.sector_size - sector,
+                     description=f"file system at sector {sector}",
+                     sector_size=layout.sector_size, filesystem=None)

@@ -1,0 +1,87 @@
+"""Options and helpers shared by the browsing commands (ls, stat, cat, export, timeline, browse).
+
+Not a command itself (the leading underscore keeps it out of discovery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bitwitness.browse.entries import Entry, Selection
+from bitwitness.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def image_argument(func: F) -> F:
+    return click.argument("image", type=click.Path(path_type=Path))(func)
+
+
+def fs_options(func: F) -> F:
+    """``-p N`` / ``--offset SECTOR``: which file system of the image."""
+    func = click.option("--offset", "offset", type=click.IntRange(min=0), default=None,
+                        metavar="SECTOR",
+                        help="File system starting at this sector (as fls -o).")(func)
+    return click.option("-p", "--partition", "partition", type=int, default=None, metavar="N",
+                        help="Partition index, as 'bitwitness partitions' prints it.")(func)
+
+
+def selection_options(func: F) -> F:
+    func = click.option("--all", "show_all", is_flag=True,
+                        help="Allocated and deleted entries (deleted ones are marked).")(func)
+    return click.option("--deleted", "deleted_only", is_flag=True,
+                        help="Only deleted entries.")(func)
+
+
+def selection(deleted_only: bool, show_all: bool) -> Selection:
+    if deleted_only and show_all:
+        raise UsageError("--deleted and --all exclude each other")
+    if show_all:
+        return Selection.ALL
+    return Selection.DELETED if deleted_only else Selection.ALLOCATED
+
+
+@contextmanager
+def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[Any]:
+    """Open ``image`` read-only and the chosen file system in it; closes the image after."""
+    from bitwitness.browse.filesystem import open_filesystem
+    from bitwitness.image import open_image
+
+    stream = open_image(image)
+    try:
+        yield open_filesystem(stream, partition=partition, offset=offset)
+    finally:
+        stream.close()
+
+
+def printable(text: str) -> str:
+    """Control characters as ``^`` (as TSK prints names), so one entry stays one line."""
+    return "".join("^" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text).encode(
+        "utf-8", "backslashreplace").decode("utf-8")
+
+
+def iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else "-"
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """The stable JSON form of an entry (documented in the README)."""
+    t = entry.times
+    return {
+        "path": entry.display_path, "name": entry.name, "stream": entry.stream,
+        "inode": entry.address, "meta_address": entry.inode, "kind": entry.kind,
+        "type": f"{entry.name_type}/{entry.meta_type}", "deleted": entry.deleted,
+        "realloc": entry.realloc, "size": entry.size,
+        "modified": t.modified, "accessed": t.accessed, "changed": t.changed, "born": t.born,
+        "link": entry.link,
+    }
+
+
+def filesystem_json(fs: Any, image: Path) -> dict[str, Any]:
+    return {"image": str(image), "partition": fs.partition.index,
+            "offset_sector": fs.partition.start, "filesystem": fs.type}

@@ -1,0 +1,32 @@
+"""``bitwitness cat``: the bytes of one file inside an image on stdout (as ``icat``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bitwitness.cli.commands._browse import fs_options, image_argument, opened
+from bitwitness.errors import UsageError
+
+
+@click.command("cat")
+@image_argument
+@click.argument("path", required=False)
+@click.option("--inode", metavar="N", help="Inode address instead of a path (N or N-TYPE-ID).")
+@fs_options
+def command(*, image: Path, path: str | None, inode: str | None, partition: int | None,
+            offset: int | None) -> None:
+    """Write the content of one file (or NTFS stream, PATH:stream) to stdout, byte for byte.
+
+    Deleted files give what The Sleuth Kit recovers, as icat does.
+    """
+    if (path is None) == (inode is None):
+        raise UsageError("give either PATH or --inode N")
+    out = sys.stdout.buffer
+    with opened(image, partition, offset) as fs:
+        entry = fs.target(path, inode)
+        for block in fs.iter_content(entry):
+            out.write(block)
+    out.flush()

@@ -1,0 +1,73 @@
+"""``bitwitness export``: copy files and folders out of an image with a hashed manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bitwitness.cli.commands._browse import (
+    fs_options,
+    image_argument,
+    opened,
+    printable,
+    selection,
+    selection_options,
+)
+from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.cli.progress import cli_mediator
+
+
+@click.command("export")
+@image_argument
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--to", "destination", required=True, type=click.Path(path_type=Path),
+              help="Folder to export into (created if missing).")
+@fs_options
+@selection_options
+@click.option("--case", "case_dir", type=click.Path(path_type=Path), default=None,
+              help="Record a custody event in this case.")
+@click.option("--evidence", "evidence_id", default=None,
+              help="Evidence ID for the custody event (default: the item holding IMAGE).")
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist in --to.")
+@json_option
+def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition: int | None,
+            offset: int | None, deleted_only: bool, show_all: bool, case_dir: Path | None,
+            evidence_id: str | None, overwrite: bool, as_json: bool) -> None:
+    """Export PATHS (files or whole folders) from IMAGE into --to, read-only.
+
+    Paths are recreated under --to with unsafe names escaped (%XX); nothing is written outside
+    it and nothing existing is replaced without --overwrite. manifest.json and manifest.csv list
+    every file with inode, size, MACB times (UTC), MD5 and SHA-256. Folders export their
+    allocated entries; --all adds deleted ones.
+    """
+    from bitwitness.browse.export import export, record_custody
+    from bitwitness.image import image_files
+
+    if case_dir is not None:
+        from bitwitness.case import Case
+
+        Case.load(case_dir)  # a bad case folder fails before anything is written
+    chosen = selection(deleted_only, show_all)
+    with opened(image, partition, offset) as fs, cli_mediator(as_json) as mediator:
+        result = export(fs, paths, destination, image=image.absolute(),
+                        image_files=[p.absolute() for p in image_files(image)],
+                        selection=chosen, overwrite=overwrite, mediator=mediator)
+    event = None
+    if case_dir is not None:
+        event = record_custody(case_dir, result, evidence_id=evidence_id, paths=paths)
+    if as_json:
+        print_json({"destination": result.destination, "files": result.files,
+                    "folders": result.folders, "manifest_json": result.manifest_json,
+                    "manifest_csv": result.manifest_csv,
+                    "manifest_sha256": result.manifest_sha256,
+                    "custody_event": event.seq if event is not None else None})
+        return
+    for item in result.files:
+        stdout.print(f"{item.sha256}  {escape(printable(item.target))}")
+    stdout.print(f"exported {len(result.files)} file(s), {len(result.folders)} folder(s) to "
+                 f"{escape(str(result.destination))}")
+    stdout.print(f"manifest: {escape(str(result.manifest_json))} (sha256 "
+                 f"{result.manifest_sha256})")
+    if event is not None:
+        stdout.print(f"custody event {event.seq} recorded in {escape(str(case_dir))}")
