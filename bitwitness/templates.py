@@ -41,6 +41,7 @@ REPORT_SECTIONS: tuple[str, ...] = (
     "hashes",         # per item: media hashes and output file hashes
     "read-errors",    # per item: unreadable sector ranges
     "verification",   # per item: verification verdicts
+    "exports",        # per item: files exported from the evidence and their manifests
     "custody",        # the custody timeline and the result of verifying its hash chain
     "environment",    # tool, library and host versions
     "disclaimer",     # the template's disclaimer text
@@ -322,6 +323,8 @@ def available_templates(extra: Sequence[Path | str] = (), *,
 def load_template(name: str, extra: Sequence[Path | str] = (), *,
                   environ: Mapping[str, str] | None = None) -> CaseTemplate:
     """The template called ``name``; raises :class:`TemplateError` listing the known ones."""
+    if not _TEMPLATE_NAME.fullmatch(name):
+        raise TemplateError(f"bad template name {name!r} (letters, digits, '.', '_', '-')")
     for folder in lab_folders(extra, environ=environ):
         path = folder / f"{name}.yaml"
         if path.is_file():

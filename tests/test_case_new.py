@@ -235,3 +235,33 @@ def test_missing_fields_are_prompted_on_a_terminal(tmp_path: Path) -> None:
     os.close(master)
     assert proc.returncode == 0, out
     assert Case.load(case_dir).fields["case_number"] == "C-42"
+
+
+def test_case_new_json_and_env_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "triage.yaml").write_text(
+        "description: Quick triage\nfields:\n"
+        "  - {name: examiner, label: Examiner, required: true}\n"
+        "  - {name: ticket, label: Ticket, required: true, pattern: 'T-[0-9]+'}\n")
+    monkeypatch.setenv(ENV_VAR, str(lab))
+    result = run_bitwitness("case", "new", tmp_path / "c", "--template", "triage", "--json",
+                            "--set", "examiner=Ann", "--set", "ticket=T-7")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["template"] == {"name": "triage", "source": str(lab / "triage.yaml")}
+    assert doc["fields"] == {"examiner": "Ann", "ticket": "T-7"}
+    assert doc["custody"]["events"] == 1
+    assert doc["custody"]["ok"] is True
+
+
+def test_case_show_without_a_custody_log(tmp_path: Path) -> None:
+    case = Case.create(tmp_path / "c", load_template("default", environ={}),
+                       {"case_number": "C-1", "examiner": "Ann"})
+    (case.root / "custody.jsonl").unlink()
+    result = run_bitwitness("case", "show", case.root, "--json")
+    assert result.exit_code == 1
+    doc = result.json()
+    assert doc["fields"]["case_number"] == "C-1"
+    assert doc["custody"]["ok"] is False
+    assert "missing" in doc["custody"]["reason"]

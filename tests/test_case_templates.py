@@ -153,6 +153,14 @@ def test_missing_lab_folder_is_an_input_error(tmp_path: Path) -> None:
     assert "nowhere" in result.stderr
 
 
+def test_template_name_cannot_leave_the_lab_folder(tmp_path: Path) -> None:
+    (tmp_path / "outside.yaml").write_text(LAB_EXTRA)
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    with pytest.raises(TemplateError, match="bad template name"):
+        load_template("../outside", [lab], environ={})
+
+
 def test_unknown_template_lists_known_ones(tmp_path: Path) -> None:
     result = run_bitwitness("case", "new", tmp_path / "c", "--template", "nope")
     assert result.exit_code == 2

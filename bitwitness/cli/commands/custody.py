@@ -22,7 +22,11 @@ _HIDDEN_DETAILS = frozenset({"tool_version", "host", "fields"})
 
 @click.group("custody")
 def command() -> None:
-    """Verify and show the custody log of a case; record physical custody events."""
+    """Verify, show and add to a case's custody log.
+
+    The log is hash-chained JSON Lines; any edit, deletion, insertion, reordering or truncation
+    makes 'custody verify' exit 1 naming the first bad line.
+    """
 
 
 def _log_for(case_dir: Path) -> Any:
@@ -71,7 +75,7 @@ def _raise_if_broken(doc: dict[str, Any]) -> None:
 @click.argument("case_dir", type=click.Path(path_type=Path))
 @json_option
 def verify(case_dir: Path, as_json: bool) -> None:
-    """Check the custody log's hash chain and anchor, and the case file.
+    """Check the custody log's hash chain and the case file.
 
     Exits 0 with a summary when intact; exits 1 naming the first bad line otherwise.
     """
@@ -114,7 +118,10 @@ def _short_time(text: str) -> str:
 @click.option("--evidence", "evidence_id", help="Only events about this evidence ID.")
 @json_option
 def show(case_dir: Path, evidence_id: str | None, as_json: bool) -> None:
-    """Print the custody timeline (exits 1 if the log fails verification, after printing it)."""
+    """Print the custody timeline.
+
+    Exits 1 when the log fails verification (after printing what it holds).
+    """
     doc = _check_document(case_dir)
     events = _log_for(case_dir).events(strict=False)
     if evidence_id is not None:
@@ -154,7 +161,11 @@ def show(case_dir: Path, evidence_id: str | None, as_json: bool) -> None:
 @json_option
 def add(*, case_dir: Path, action: str, evidence_id: str | None, from_: str | None, to: str | None,
         location: str | None, note: str | None, actor: str | None, as_json: bool) -> None:
-    """Record a physical custody event (transferred needs --from and --to)."""
+    """Record a physical custody event.
+
+    Actions: seized, sealed, transferred, checked-in, checked-out, stored, returned, destroyed;
+    transferred needs --from and --to.
+    """
     from bitwitness.case import Case
     from bitwitness.custody import PHYSICAL_ACTIONS, CustodyAction
 
