@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bitwitness.images import raw, splitraw, vhd
+from bitwitness.images import raw, splitraw, vhd, vmdk
 
 RAW = raw.FORMAT
 
 #: Probe order matters only for name claims; magic probes are unambiguous.
 FORMATS = [
     vhd.FORMAT,
+    vmdk.FORMAT,
     splitraw.FORMAT,
     raw.FORMAT,
 ]

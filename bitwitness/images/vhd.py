@@ -1,23 +1,151 @@
-"""Fixed VHD (Microsoft Virtual Hard Disk): raw media followed by a 512-byte footer.
+"""VHD (Microsoft Virtual Hard Disk), fixed and dynamic: the on-disk structures and the reader.
 
-The footer (all fields big-endian) starts with the cookie ``conectix``; its disk type is 2 for a
-fixed disk. Dynamic and differencing VHDs carry a copy of the footer at offset 0 and need block
-allocation tables; this module reads fixed disks only and says so clearly for the others.
+Every VHD ends with a 512-byte footer (big-endian, cookie ``conectix``). A *fixed* disk is the raw
+media followed by that footer. A *dynamic* disk starts with a copy of the footer, then a 1024-byte
+dynamic header (cookie ``cxsparse``) that points to the block allocation table (BAT): one 32-bit
+sector offset per block, ``0xFFFFFFFF`` for a block never written (it reads as zeros). Each stored
+block is a sector bitmap (rounded up to whole sectors) followed by the block's data.
+
+The structures are declared here once; :mod:`bitwitness.convert.vhd_writer` packs them with the same
+functions this reader unpacks them with.
+
+Media size: the footer's *current size*, in bytes (what Hyper-V, VirtualBox and libvhdi use).
+Virtual PC and qemu (for creators other than Hyper-V and a few more) round the size down to the
+CHS geometry instead; for evidence we take the exact byte count the footer records.
+Differencing disks need their parent and are refused with a clear message.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bitwitness.errors import UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.images.raw import open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 COOKIE = b"conectix"
+DYNAMIC_COOKIE = b"cxsparse"
 FOOTER_SIZE = 512
-DISK_TYPES = {2: "fixed", 3: "dynamic", 4: "differencing"}
+DYNAMIC_HEADER_SIZE = 1024
+SECTOR = 512
+DISK_FIXED = 2
+DISK_DYNAMIC = 3
+DISK_DIFFERENCING = 4
+DISK_TYPES = {DISK_FIXED: "fixed", DISK_DYNAMIC: "dynamic", DISK_DIFFERENCING: "differencing"}
+NO_DATA_OFFSET = 0xFFFF_FFFF_FFFF_FFFF
+UNALLOCATED = 0xFFFF_FFFF
+#: VHD timestamps count seconds from 2000-01-01 00:00:00 UTC.
+VHD_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+#: The largest geometry the spec allows (65535 cylinders, 16 heads, 255 sectors per track).
+MAX_CHS_SECTORS = 65535 * 16 * 255
+
+#: cookie, features, version, data offset, timestamp, creator app, creator version, creator host,
+#: original size, current size, cylinders, heads, sectors per track, disk type, checksum,
+#: unique id, saved state; then 427 reserved zero bytes.
+_FOOTER = struct.Struct(">8sIIQI4sI4sQQHBBII16sB427x")
+#: cookie, data offset, table offset, header version, max table entries, block size, checksum,
+#: parent unique id, parent timestamp; the parent name and locators (760 bytes) follow.
+_DYNAMIC = struct.Struct(">8sQQIIII16sI4x")
+
+
+@dataclass(frozen=True)
+class VhdFooter:
+    """The fields of a VHD footer (sizes in bytes)."""
+
+    disk_type: int
+    current_size: int
+    original_size: int
+    geometry: tuple[int, int, int]  #: cylinders, heads, sectors per track
+    data_offset: int = NO_DATA_OFFSET
+    timestamp: int = 0  #: seconds since 2000-01-01 UTC
+    creator_app: bytes = b"    "
+    creator_version: int = 0x0001_0000
+    creator_host: bytes = b"Wi2k"
+    unique_id: bytes = bytes(16)
+    saved_state: int = 0
+    features: int = 2  #: bit 1 is reserved and always set
+    version: int = 0x0001_0000
+    checksum: int | None = None  #: as read; computed when packing
+
+    @property
+    def created(self) -> datetime:
+        return VHD_EPOCH + timedelta(seconds=self.timestamp)
+
+
+def vhd_checksum(data: bytes, field_offset: int) -> int:
+    """One's complement of the byte sum, the 4 checksum bytes at ``field_offset`` counted as 0."""
+    total = sum(data) - sum(data[field_offset:field_offset + 4])
+    return ~total & 0xFFFF_FFFF
+
+
+def pack_footer(footer: VhdFooter) -> bytes:
+    """The 512 footer bytes, with the checksum computed."""
+    c, h, s = footer.geometry
+    fields = (COOKIE, footer.features, footer.version, footer.data_offset, footer.timestamp,
+              footer.creator_app, footer.creator_version, footer.creator_host,
+              footer.original_size, footer.current_size, c, h, s, footer.disk_type, 0,
+              footer.unique_id, footer.saved_state)
+    raw = _FOOTER.pack(*fields)
+    return raw[:64] + struct.pack(">I", vhd_checksum(raw, 64)) + raw[68:]
+
+
+def unpack_footer(data: bytes) -> VhdFooter:
+    """Parse a footer; raise :class:`CorruptImageError` on a bad cookie or checksum."""
+    if len(data) != FOOTER_SIZE or not data.startswith(COOKIE):
+        raise CorruptImageError("no VHD footer (cookie 'conectix' missing)")
+    (_, features, version, data_offset, timestamp, app, app_version, host, original, current,
+     c, h, s, disk_type, checksum, uid, saved) = _FOOTER.unpack(data)
+    if checksum != vhd_checksum(data, 64):
+        raise CorruptImageError(f"VHD footer checksum {checksum:#010x} does not match its bytes")
+    return VhdFooter(disk_type=disk_type, current_size=current, original_size=original,
+                     geometry=(c, h, s), data_offset=data_offset, timestamp=timestamp,
+                     creator_app=app, creator_version=app_version, creator_host=host,
+                     unique_id=uid, saved_state=saved, features=features, version=version,
+                     checksum=checksum)
+
+
+@dataclass(frozen=True)
+class DynamicHeader:
+    """The fields of a dynamic-disk header that reading needs."""
+
+    table_offset: int  #: byte offset of the BAT
+    max_table_entries: int
+    block_size: int  #: bytes of media per block (2 MiB by default)
+
+
+def unpack_dynamic_header(data: bytes) -> DynamicHeader:
+    if len(data) != DYNAMIC_HEADER_SIZE or not data.startswith(DYNAMIC_COOKIE):
+        raise CorruptImageError("no VHD dynamic header (cookie 'cxsparse' missing)")
+    _, _, table, _, entries, block, checksum, _, _ = _DYNAMIC.unpack(data[:_DYNAMIC.size])
+    if checksum != vhd_checksum(data, 36):
+        raise CorruptImageError("VHD dynamic header checksum does not match its bytes")
+    if block <= 0 or block % SECTOR:
+        raise CorruptImageError(f"VHD block size {block} is not a positive multiple of 512")
+    return DynamicHeader(table_offset=table, max_table_entries=entries, block_size=block)
+
+
+def chs_geometry(size: int) -> tuple[int, int, int]:
+    """(cylinders, heads, sectors per track) for ``size`` bytes, by the VHD specification's
+    algorithm (appendix "CHS calculation"); the product may be smaller than the media."""
+    total = min(size // SECTOR, MAX_CHS_SECTORS)
+    if total >= 65535 * 16 * 63:
+        spt, heads = 255, 16
+        cyl_heads = total // spt
+    else:
+        spt = 17
+        cyl_heads = total // spt
+        heads = max((cyl_heads + 1023) // 1024, 4)
+        if cyl_heads >= heads * 1024 or heads > 16:
+            spt, heads = 31, 16
+            cyl_heads = total // spt
+        if cyl_heads >= heads * 1024:
+            spt, heads = 63, 16
+            cyl_heads = total // spt
+    return cyl_heads // heads, heads, spt
 
 
 def read_footer(path: Path) -> bytes | None:
@@ -35,23 +163,21 @@ def read_footer(path: Path) -> bytes | None:
 
 
 class VhdFixedStream(ImageStream):
+    """The media of a fixed VHD: the file without its last 512 bytes."""
+
     alignment = 1
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, footer: VhdFooter) -> None:
         self.path = path
-        footer = read_footer(path)
-        if footer is None:
-            raise UnsupportedFormatError(f"{path}: no VHD footer")
-        disk_type = struct.unpack(">I", footer[60:64])[0]
-        if disk_type != 2:
-            kind = DISK_TYPES.get(disk_type, f"type {disk_type}")
-            raise UnsupportedFormatError(
-                f"{path}: {kind} VHD is not supported (only fixed VHD); "
-                "convert it with 'qemu-img convert -O raw' first")
-        current_size = struct.unpack(">Q", footer[48:56])[0]
+        self.footer = footer
         self._fd = open_readonly(path)
         available = os.fstat(self._fd).st_size - FOOTER_SIZE
-        super().__init__(min(current_size, available))
+        if footer.current_size > available:
+            os.close(self._fd)
+            raise CorruptImageError(
+                f"fixed VHD records {footer.current_size} bytes of media but holds {available}",
+                path=path)
+        super().__init__(footer.current_size)
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         return read_exact(self._fd, offset, length, self.path)
@@ -64,7 +190,110 @@ class VhdFixedStream(ImageStream):
     @property
     def info(self) -> StreamInfo:
         return StreamInfo(format="vhd", files=(self.path,), media_size=self.size,
-                          sector_size=self.sector_size, details={"vhd_type": "fixed"})
+                          sector_size=self.sector_size, details=_details(self.footer))
+
+
+class VhdDynamicStream(ImageStream):
+    """The media of a dynamic VHD, assembled block by block through the BAT."""
+
+    alignment = SECTOR
+
+    def __init__(self, path: Path, footer: VhdFooter) -> None:
+        self.path = path
+        self.footer = footer
+        self._fd = open_readonly(path)
+        try:
+            file_size = os.fstat(self._fd).st_size
+            header = unpack_dynamic_header(
+                self._pread(footer.data_offset, DYNAMIC_HEADER_SIZE, "dynamic header"))
+            self.block_size = header.block_size
+            needed = -(-footer.current_size // header.block_size)
+            if header.max_table_entries < needed:
+                raise CorruptImageError(
+                    f"VHD BAT has {header.max_table_entries} entries; "
+                    f"{needed} are needed for {footer.current_size} bytes", path=path)
+            raw_bat = self._pread(header.table_offset, needed * 4, "block allocation table")
+            self._bat = struct.unpack(f">{needed}I", raw_bat)
+            bitmap = -(-(header.block_size // SECTOR) // 8)
+            self._bitmap_size = -(-bitmap // SECTOR) * SECTOR
+            for index, sector in enumerate(self._bat):
+                end = sector * SECTOR + self._bitmap_size + header.block_size
+                if sector != UNALLOCATED and end > file_size:
+                    raise CorruptImageError(
+                        f"VHD block {index} lies past the end of the file", path=path,
+                        offset=sector * SECTOR)
+        except Exception:
+            os.close(self._fd)
+            raise
+        super().__init__(footer.current_size)
+
+    def _pread(self, offset: int, length: int, what: str) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise CorruptImageError(f"VHD {what} is truncated", path=self.path, offset=offset)
+        return data
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        parts: list[bytes] = []
+        while length > 0:
+            block, inner = divmod(offset, self.block_size)
+            n = min(length, self.block_size - inner)
+            sector = self._bat[block]
+            if sector == UNALLOCATED:
+                parts.append(bytes(n))
+            else:
+                start = sector * SECTOR + self._bitmap_size + inner
+                parts.append(read_exact(self._fd, start, n, self.path))
+            offset += n
+            length -= n
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+    @property
+    def info(self) -> StreamInfo:
+        details = _details(self.footer)
+        details["block_size"] = self.block_size
+        details["allocated_blocks"] = sum(1 for s in self._bat if s != UNALLOCATED)
+        return StreamInfo(format="vhd", files=(self.path,), media_size=self.size,
+                          sector_size=self.sector_size, details=details)
+
+
+def _details(footer: VhdFooter) -> dict[str, object]:
+    c, h, s = footer.geometry
+    return {"vhd_type": DISK_TYPES.get(footer.disk_type, str(footer.disk_type)),
+            "creator": footer.creator_app.decode("latin-1"),
+            "created": footer.created.isoformat(),
+            "unique_id": footer.unique_id.hex(),
+            "geometry": {"cylinders": c, "heads": h, "sectors_per_track": s}}
+
+
+def open_vhd(path: Path) -> ImageStream:
+    """Open a fixed or dynamic VHD read-only."""
+    with path.open("rb") as fh:
+        head = fh.read(FOOTER_SIZE)
+    tail = read_footer(path)
+    # A dynamic disk keeps a copy of its footer at offset 0; either copy may serve.
+    raw = tail if tail is not None else (head if head.startswith(COOKIE) else None)
+    if raw is None:
+        raise UnsupportedFormatError(f"{path}: no VHD footer")
+    try:
+        footer = unpack_footer(raw)
+    except CorruptImageError:
+        if not head.startswith(COOKIE) or raw is head:
+            raise
+        footer = unpack_footer(head)  # the end was damaged; the copy at the start is intact
+    if footer.disk_type == DISK_FIXED:
+        return VhdFixedStream(path, footer)
+    if footer.disk_type == DISK_DYNAMIC:
+        return VhdDynamicStream(path, footer)
+    kind = DISK_TYPES.get(footer.disk_type, f"type {footer.disk_type}")
+    raise UnsupportedFormatError(
+        f"{path}: {kind} VHD is not supported (it needs its parent disk); "
+        "merge it with 'qemu-img convert -O raw' first")
 
 
 class VhdFormat:
@@ -82,7 +311,12 @@ class VhdFormat:
         return [path]
 
     def open(self, path: Path) -> ImageStream:
-        return VhdFixedStream(path)
+        try:
+            return open_vhd(path)
+        except CorruptImageError as exc:
+            if exc.path is None:
+                raise CorruptImageError(str(exc), path=path) from exc
+            raise
 
 
 FORMAT = VhdFormat()

@@ -1,0 +1,73 @@
+"""``bitwitness convert``: bit-exact conversion between raw, split raw, E01, VHD and VMDK."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bitwitness.cli.output import SIZE, escape, json_option, print_json, stdout
+from bitwitness.errors import ExitCode
+
+
+@click.command("convert")
+@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", "base", required=True, type=click.Path(path_type=Path),
+              help="Output base name: BASE.raw / BASE.001..., BASE.E01..., BASE.vhd, BASE.vmdk; "
+                   "logs go to BASE.json and BASE.txt.")
+@click.option("--to", "to", required=True, type=click.Choice(["raw", "e01", "vhd", "vmdk"]),
+              help="Output format (vhd: fixed VHD; vmdk: monolithic sparse, or flat).")
+@click.option("--split", type=SIZE, default=None, help="raw: split into pieces of SIZE.")
+@click.option("--segment-size", type=SIZE, default=None, help="e01: segment size.")
+@click.option("--compress", "compression", default=None,
+              type=click.Choice(["none", "empty", "fast", "best"]),
+              help="e01: compression (default: the source E01's, else fast).")
+@click.option("--vmdk-type", default="sparse", type=click.Choice(["sparse", "flat"]),
+              show_default=True, help="vmdk: monolithicSparse or monolithicFlat.")
+@click.option("--case-number", default=None, help="Case number (default: the source E01's).")
+@click.option("--evidence-number", default=None, help="Evidence number.")
+@click.option("--description", default=None, help="Description.")
+@click.option("--examiner", default=None, help="Examiner name.")
+@click.option("--notes", default=None, help="Notes.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@json_option
+@click.pass_context
+def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int | None,
+            segment_size: int | None, compression: str | None, vmdk_type: str,
+            case_number: str | None, evidence_number: str | None, description: str | None,
+            examiner: str | None, notes: str | None, overwrite: bool, as_json: bool) -> None:
+    """Convert IMAGE bit-exactly to another format.
+
+    The media hashes are computed while converting and compared with the hashes the source
+    stores (E01) or its logs record (BASE.json, md5sum sidecars...). On a difference the output
+    files are renamed *.unusable, the log says failed, and the exit code is 1.
+    """
+    from bitwitness.cli.progress import cli_mediator
+    from bitwitness.convert.convert import ConvertOptions, OutputFormat, convert_image
+
+    fields = {"case_number": case_number, "evidence_number": evidence_number,
+              "description": description, "examiner": examiner, "notes": notes}
+    options = ConvertOptions(
+        to=OutputFormat(to), split=split, segment_size=segment_size, compression=compression,
+        vmdk_type=vmdk_type, overwrite=overwrite,
+        metadata={k: v for k, v in fields.items() if v is not None})
+    with cli_mediator(as_json) as mediator:
+        result = convert_image(image, base, options, mediator)
+    if as_json:
+        print_json(result)
+    else:
+        stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
+                     f"({result.media_size} bytes), verdict {result.verdict.value}")
+        for name, value in result.hashes.items():
+            stdout.print(f"  {name:7} {value}")
+        for check in result.references:
+            mark = "match" if check.match else "MISMATCH"
+            stdout.print(f"  {mark}: {check.algorithm} recorded by {escape(check.source)}")
+        for out in result.outputs:
+            stdout.print(f"  wrote {escape(str(out.path))}")
+        for log in result.logs:
+            stdout.print(f"  log   {escape(str(log))}")
+        if result.error:
+            stdout.print(f"  error: {escape(result.error)}")
+    if not result.ok:
+        ctx.exit(ExitCode.EVIDENCE)

@@ -1,0 +1,289 @@
+"""Bit-exact conversion between image formats, hashed in the same pass and checked on the spot.
+
+The source image is opened read-only through the format registry and fed through the acquisition
+pipeline (``bitwitness.acquire.pipeline``: reader thread, one hash thread per algorithm, encoder
+pool, in-order writer) into one sink: raw (single or split) and E01 use the acquisition sinks,
+VHD and VMDK the writers of this package. The media hashes computed during that pass are compared
+with every hash recorded for the *media* of the source: the hashes an E01 stores, and those logged
+next to the image (``BASE.json``, md5sum/sha1sum sidecars, dc3dd/FTK/ewfacquire logs, found and
+bound by :mod:`bitwitness.verify.references`).
+
+What "unusable" means (decided for court): when a recorded hash differs, or the source could not
+be read in full, every file the conversion wrote is renamed with the suffix ``.unusable``
+(``x.E01`` -> ``x.E01.unusable``), so no tool opens it by accident, and the log (``BASE.json``,
+``BASE.txt``) says ``status: failed`` with the reason and the renamed paths. The command then
+exits 1. Without any recorded hash the conversion completes, and the log's verification verdict
+is ``UNVERIFIED`` with the computed hashes, for the examiner to compare.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from bitwitness.acquire.logs import LogRecord, Status, log_paths, write_logs
+from bitwitness.acquire.pipeline import Pipeline
+from bitwitness.acquire.sinks import OutputFile
+from bitwitness.acquire.source import check_destination, open_source
+from bitwitness.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.convert.references import MediaReference, compare, media_references
+from bitwitness.convert.targets import UNUSABLE, build_sink, mark_unusable
+from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
+from bitwitness.hashing import DEFAULT_ALGORITHMS
+from bitwitness.image import open_image
+from bitwitness.progress import Mediator
+from bitwitness.stream import ImageStream
+
+__all__ = ["UNUSABLE", "ConvertOptions", "ConvertResult", "OutputFormat", "Verdict",
+           "convert_image"]
+
+
+class OutputFormat(StrEnum):
+    RAW = "raw"
+    E01 = "e01"
+    VHD = "vhd"
+    VMDK = "vmdk"
+
+
+class Verdict(StrEnum):
+    """The conversion's check of its media hashes against what the source records."""
+
+    VERIFIED = "VERIFIED"  #: every recorded media hash equals the one computed while converting
+    MISMATCH = "MISMATCH"  #: a recorded hash differs: the output is unusable
+    CORRUPT = "CORRUPT"  #: the source could not be read in full: the output is unusable
+    UNVERIFIED = "UNVERIFIED"  #: nothing recorded to compare with
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What to write. ``None`` means: keep the source's value, or the default."""
+
+    to: OutputFormat
+    split: int | None = None  #: raw: piece size in bytes
+    segment_size: int | None = None  #: E01: segment size in bytes
+    compression: str | None = None  #: E01: none, empty, fast, best
+    vmdk_type: str = "sparse"  #: "sparse" (monolithicSparse) or "flat" (monolithicFlat)
+    metadata: dict[str, str] = field(default_factory=dict)  #: case_number, examiner, ... to set
+    overwrite: bool = False
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """The outcome of one conversion, as recorded in its log."""
+
+    status: Status
+    verdict: Verdict
+    error: str | None
+    image: Path
+    image_format: str
+    output_format: OutputFormat
+    base: Path
+    media_size: int
+    hashes: dict[str, str]
+    references: tuple[MediaReference, ...]
+    outputs: tuple[OutputFile, ...]
+    logs: tuple[Path, ...]
+    metadata: dict[str, str]
+    started: datetime
+    ended: datetime
+    unreadable: tuple[tuple[int, int], ...] = ()  #: (first_sector, count) the source lacked
+    custody_seq: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.COMPLETED
+
+
+def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Mediator,
+                  *, stop: threading.Event | None = None) -> ConvertResult:
+    """Convert ``image`` to ``options.to`` at ``base`` (``base.E01``, ``base.vhd``, ...).
+
+    Raises :class:`~bitwitness.errors.BitWitnessError` for problems found before the first byte
+    (bad options, existing output, unreadable image). Problems found while converting end in a
+    result with ``status`` failed (the output renamed ``.unusable``) or, on Ctrl-C, raise
+    :class:`~bitwitness.errors.Interrupted` after the log records the interruption.
+    """
+    stream = open_image(image)
+    try:
+        return _convert(stream, image=image, base=base, options=options, mediator=mediator,
+                        stop=stop or threading.Event())
+    finally:
+        stream.close()
+
+
+def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOptions,
+             mediator: Mediator, stop: threading.Event) -> ConvertResult:
+    files = list(stream.info.files) or [image]
+    references, notes = media_references(stream, files)
+    link = find_case(image)
+    metadata = _metadata(stream, options.metadata)
+    sink = build_sink(stream, base, options, metadata)
+    json_log, text_log = log_paths(base)
+    _check_outputs([*sink.planned_paths(), json_log, text_log], files, options.overwrite)
+    source = open_source(stream)
+    check_destination(source.facts, [*sink.planned_paths(), json_log, text_log], files)
+    record = LogRecord(
+        operation="convert", status=Status.FAILED, error="did not finish",
+        started=datetime.now(UTC), ended=datetime.now(UTC), source=source.facts,
+        options=_options_doc(stream, options), media_size=stream.size,
+        sector_size=stream.sector_size, hashes={}, case=case_document(link),
+        metadata=metadata)
+    sink.prepare()
+    write_logs(base, record, reserve=True)
+    task = mediator.begin(f"convert {image.name} -> {options.to.value}", stream.size)
+    pipeline = Pipeline(source=source, sinks=[sink], media_size=stream.size,
+                        read_granularity=stream.sector_size, retries=0,
+                        algorithms=options.algorithms, task=task, stop=stop,
+                        encode=options.to is OutputFormat.E01)
+    try:
+        outcome = pipeline.run()
+    except KeyboardInterrupt as exc:
+        outputs = sink.abort()
+        _final(base, record, Status.INTERRUPTED, "interrupted", outputs, hashes={})
+        raise Interrupted("conversion interrupted; the output is incomplete") from exc
+    except BitWitnessError as exc:
+        outputs = sink.abort()
+        _final(base, record, Status.FAILED, str(exc), outputs, hashes={})
+        raise
+    finally:
+        task.finish()
+    if not outcome.complete:  # stopped by the caller
+        outputs = sink.abort()
+        _final(base, record, Status.INTERRUPTED, "interrupted", outputs, hashes={})
+        raise Interrupted("conversion stopped; the output is incomplete")
+    unreadable = tuple(_sectors(outcome.bad_byte_ranges, stream.sector_size))
+    checks = tuple(compare(references, outcome.hashes))
+    verdict, error = _judge(checks, unreadable)
+    # An unreadable source leaves the output unfinished (E01 without "done", raw ".partial").
+    outputs = sink.abort() if unreadable else sink.finish(hashes=outcome.hashes, errors=())
+    status = Status.COMPLETED
+    if error is not None:
+        status = Status.FAILED
+        outputs = mark_unusable(outputs)
+        mediator.notice(f"{error}; output renamed *{UNUSABLE}", level="error")
+    elif verdict is Verdict.UNVERIFIED:
+        mediator.notice("no stored or logged hash for this image: the conversion could not be "
+                        "checked against the source's record", level="warning")
+    verification = {"verdict": verdict.value, "hashes": outcome.hashes,
+                    "references": [_ref_doc(c) for c in checks]}
+    record = replace(record, verification=verification)
+    logs = _final(base, record, status, error, outputs, hashes=outcome.hashes,
+                  unreadable=unreadable)
+    seq = record_event(link, "convert", {
+        "image": str(image), "to": options.to.value, "status": status.value,
+        "verdict": verdict.value, "hashes": outcome.hashes,
+        "outputs": [str(o.path) for o in outputs], "log": str(logs[0])})
+    return ConvertResult(
+        status=status, verdict=verdict, error=error, image=image,
+        image_format=stream.info.format, output_format=options.to, base=base,
+        media_size=stream.size, hashes=outcome.hashes, references=checks,
+        outputs=tuple(outputs), logs=logs, metadata=metadata, started=record.started,
+        ended=datetime.now(UTC), unreadable=unreadable, custody_seq=seq,
+        notes=tuple(notes))
+
+
+def _check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool) -> None:
+    resolved = {p.resolve() for p in inputs}
+    for path in paths:
+        if path.resolve() in resolved:
+            raise UsageError(f"{path} is part of the source image; choose another output")
+        if not overwrite and path.exists():
+            raise OutputExistsError(path)
+    if not paths[0].parent.is_dir():
+        raise UsageError(f"{paths[0].parent}: output folder does not exist")
+
+
+def _judge(checks: tuple[MediaReference, ...],
+           unreadable: tuple[tuple[int, int], ...]) -> tuple[Verdict, str | None]:
+    if unreadable:
+        first, count = unreadable[0]
+        return Verdict.CORRUPT, (f"the source image could not be read in full "
+                                 f"({len(unreadable)} range(s), first: {count} sectors at "
+                                 f"sector {first}); the conversion is not bit-exact")
+    bad = [c for c in checks if not c.match]
+    if bad:
+        c = bad[0]
+        return Verdict.MISMATCH, (f"{c.algorithm} of the converted media is {c.computed}, "
+                                  f"but {c.source} records {c.expected}")
+    return (Verdict.VERIFIED if checks else Verdict.UNVERIFIED), None
+
+
+def _final(base: Path, record: LogRecord, status: Status, error: str | None,
+           outputs: list[OutputFile], *, hashes: dict[str, str],
+           unreadable: tuple[tuple[int, int], ...] = ()) -> tuple[Path, ...]:
+    final = replace(record, status=status, error=error, ended=datetime.now(UTC), hashes=hashes,
+                    outputs=tuple(outputs), read_errors=unreadable)
+    return write_logs(base, final)
+
+
+def _sectors(ranges: tuple[tuple[int, int], ...], sector: int) -> list[tuple[int, int]]:
+    return [(off // sector, -(-(off + n) // sector) - off // sector) for off, n in ranges]
+
+
+def _ref_doc(check: MediaReference) -> dict[str, Any]:
+    return {"source": check.source, "algorithm": check.algorithm, "expected": check.expected,
+            "computed": check.computed, "match": check.match}
+
+
+def _options_doc(stream: ImageStream, options: ConvertOptions) -> dict[str, Any]:
+    doc: dict[str, Any] = {"format": options.to.value, "hashes": list(options.algorithms),
+                           "source_format": stream.info.format}
+    if options.to is OutputFormat.RAW:
+        doc["split"] = options.split
+    if options.to is OutputFormat.E01:
+        doc["compress"] = options.compression or _source_compression(stream) or "fast"
+        doc["segment_size"] = options.segment_size
+    if options.to is OutputFormat.VMDK:
+        doc["vmdk_type"] = options.vmdk_type
+    return doc
+
+
+def _source_compression(stream: ImageStream) -> str | None:
+    value = getattr(stream, "compression", None)
+    return value if value in ("none", "empty", "fast", "best") else None
+
+
+#: libewf header names -> our metadata keys (``EwfMetadata`` field names).
+HEADER_KEYS = {"case_number": "case_number", "evidence_number": "evidence_number",
+               "description": "description", "examiner_name": "examiner", "notes": "notes",
+               "model": "model", "serial_number": "serial"}
+METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes", "model",
+                 "serial")
+
+
+def _metadata(stream: ImageStream, overrides: dict[str, str]) -> dict[str, str]:
+    """The case metadata the output carries: the source's E01 header values, then overrides."""
+    values: dict[str, str] = {}
+    header = getattr(stream, "header_values", None)
+    if isinstance(header, dict):
+        for name, key in HEADER_KEYS.items():
+            if header.get(name):
+                values[key] = str(header[name])
+        if header.get("acquiry_date"):
+            values["acquired"] = str(header["acquiry_date"])
+    for key, value in overrides.items():
+        if key not in (*METADATA_KEYS, "acquired"):
+            raise UsageError(f"unknown case field {key!r}")
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def parse_header_date(text: str) -> datetime | None:
+    """``Thu Jul 22 15:33:18 2021`` (libewf's rendering, our reader's: UTC) -> datetime."""
+    try:
+        return datetime.strptime(" ".join(text.split()), "%a %b %d %H:%M:%S %Y").replace(
+            tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def case_link(image: Path) -> CaseLink | None:
+    """The case the image belongs to (re-exported for the command line)."""
+    return find_case(image)

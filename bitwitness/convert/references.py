@@ -1,0 +1,85 @@
+"""The hashes recorded for a source image's media, and their comparison with a conversion's.
+
+Recorded hashes come from the image itself (an E01 stores MD5 and SHA-1) and from the logs next to
+it, found and bound to the image by :mod:`bitwitness.verify.references` (the verifier's own
+logic, so that convert and verify agree on what a log says). Only references that cover the whole
+media count here: a conversion hashes the media, not the container files or pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitwitness.stream import ImageStream
+
+
+@dataclass(frozen=True)
+class MediaReference:
+    """One recorded media hash and what the conversion computed for it."""
+
+    source: str  #: "E01 stored hashes", "x.json", "x.md5", ...
+    algorithm: str
+    expected: str
+    computed: str | None  #: None when the conversion did not compute that algorithm
+    match: bool
+
+
+@dataclass(frozen=True)
+class Recorded:
+    source: str
+    algorithm: str
+    value: str
+
+
+def _pieces(stream: ImageStream) -> tuple[tuple[int, int], ...] | None:
+    """Media byte ranges of the files when the files *are* the media (raw, split raw)."""
+    info = stream.info
+    if info.format in ("raw", "device"):
+        return ((0, stream.size),)
+    if info.format == "split-raw":
+        ranges, start = [], 0
+        for size in info.details.get("piece_sizes", []):
+            ranges.append((start, start + size))
+            start += size
+        return tuple(ranges)
+    return None
+
+
+def media_references(stream: ImageStream, files: Sequence[Path]
+                     ) -> tuple[list[Recorded], list[str]]:
+    """Every recorded hash of the whole media, and notes about logs that were left out."""
+    from bitwitness.verify.references import (
+        ImageLayout,
+        bind_all,
+        load_logs,
+        stored_references,
+    )
+
+    stored = getattr(stream, "stored_hashes", None) or {}
+    refs = list(stored_references({k.lower(): v for k, v in stored.items()}))
+    logs, notes = load_logs(files)
+    layout = ImageLayout(files=tuple(files), media_size=stream.size,
+                         sector_size=stream.sector_size, pieces=_pieces(stream))
+    bound = bind_all(logs, layout)
+    for ref in bound.references:
+        whole = ref.start in (None, 0) and ref.end in (None, stream.size)
+        if ref.file is None and whole:
+            refs.append(ref)
+    found: list[Recorded] = []
+    for ref in refs:
+        item = Recorded(ref.source, ref.algorithm, ref.value.lower())
+        if item not in found:
+            found.append(item)
+    return found, [*notes, *bound.notes]
+
+
+def compare(references: Iterable[Recorded], hashes: dict[str, str]) -> list[MediaReference]:
+    """Each recorded hash against the computed one (a missing algorithm is a failure)."""
+    out = []
+    for ref in references:
+        computed = hashes.get(ref.algorithm)
+        out.append(MediaReference(ref.source, ref.algorithm, ref.value, computed,
+                                  computed is not None and computed.lower() == ref.value))
+    return out

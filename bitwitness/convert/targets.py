@@ -1,0 +1,99 @@
+"""Choosing the sink for an output format, and marking a failed conversion's files unusable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
+from bitwitness.convert.sinks import WriterSink
+from bitwitness.convert.vhd_writer import VhdFixedWriter
+from bitwitness.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
+from bitwitness.errors import UsageError
+from bitwitness.stream import ImageStream
+
+if TYPE_CHECKING:
+    from bitwitness.convert.convert import ConvertOptions
+
+#: Suffix appended to every file of a conversion whose media does not match the source's record.
+UNUSABLE = ".unusable"
+COMPRESSIONS = ("none", "empty", "fast", "best")
+
+
+def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
+               metadata: dict[str, str]) -> Any:
+    """The acquisition-pipeline sink that writes ``options.to`` at ``base``."""
+    to = options.to.value
+    if options.split is not None and to != "raw":
+        raise UsageError("--split applies to raw output only (use --segment-size for E01)")
+    if (options.segment_size is not None or options.compression is not None) and to != "e01":
+        raise UsageError("--segment-size and --compress apply to E01 output only")
+    if to == "raw":
+        return RawSink(base, media_size=stream.size, algorithms=options.algorithms,
+                       split=options.split, overwrite=options.overwrite)
+    if to == "e01":
+        return _ewf_sink(stream, base, options, metadata)
+    comment = _comment(metadata)
+    if to == "vhd":
+        path = base.with_name(base.name + ".vhd")
+        return WriterSink(lambda: VhdFixedWriter(path, stream.size, overwrite=options.overwrite),
+                          [path], overwrite=options.overwrite)
+    if to == "vmdk":
+        path = base.with_name(base.name + ".vmdk")
+        if options.vmdk_type == "flat":
+            return WriterSink(lambda: VmdkFlatWriter(path, stream.size, comment=comment,
+                                                     overwrite=options.overwrite),
+                              [path, flat_name(path)], overwrite=options.overwrite)
+        if options.vmdk_type != "sparse":
+            raise UsageError(f"unknown VMDK type {options.vmdk_type!r} (sparse or flat)")
+        return WriterSink(lambda: VmdkSparseWriter(path, stream.size, comment=comment,
+                                                   overwrite=options.overwrite),
+                          [path], overwrite=options.overwrite)
+    raise UsageError(f"unknown output format {to!r}")
+
+
+def _comment(metadata: dict[str, str]) -> str:
+    keys = ("case_number", "evidence_number", "examiner")
+    return "; ".join(f"{k}={metadata[k]}" for k in keys if metadata.get(k))
+
+
+def _ewf_sink(stream: ImageStream, base: Path, options: ConvertOptions,
+              metadata: dict[str, str]) -> Any:
+    from bitwitness.convert.convert import parse_header_date
+    from bitwitness.ewf import DEFAULT_SEGMENT_SIZE, EwfMetadata
+
+    compression = options.compression or getattr(stream, "compression", None) or "fast"
+    if compression not in COMPRESSIONS:
+        compression = "fast"
+    if options.compression is not None and options.compression not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {options.compression!r} "
+                         f"(choose from {', '.join(COMPRESSIONS)})")
+    fields = {k: v for k, v in metadata.items() if k != "acquired"}
+    acquired = parse_header_date(metadata.get("acquired", ""))
+    bps = int(getattr(stream, "bytes_per_sector", 0) or stream.sector_size)
+    spc = int(getattr(stream, "sectors_per_chunk", 0) or 64)
+    if stream.size % bps:
+        raise UsageError(f"the media ({stream.size} bytes) is not a whole number of "
+                         f"{bps}-byte sectors; E01 cannot hold it bit-exactly")
+    return EwfSink(base, media_size=stream.size, metadata=EwfMetadata(**fields, acquired=acquired),
+                   compression=compression,
+                   segment_size=options.segment_size or DEFAULT_SEGMENT_SIZE,
+                   bytes_per_sector=bps, sectors_per_chunk=spc, overwrite=options.overwrite)
+
+
+def mark_unusable(outputs: list[OutputFile]) -> list[OutputFile]:
+    """Rename every file with :data:`UNUSABLE` appended (never replacing an existing file)."""
+    marked = []
+    for out in outputs:
+        path = Path(out.path)
+        if not path.exists():
+            marked.append(out)
+            continue
+        target = path.with_name(path.name + UNUSABLE)
+        n = 1
+        while target.exists():
+            target = path.with_name(f"{path.name}{UNUSABLE}.{n}")
+            n += 1
+        path.rename(target)
+        marked.append(OutputFile(target, out.size, dict(out.hashes), out.role))
+    return marked

@@ -1,0 +1,401 @@
+"""VMDK (VMware virtual disk): the on-disk structures and the reader.
+
+A VMDK is a text *descriptor* naming one or more *extents*:
+
+* ``SPARSE``: a hosted sparse extent file (magic ``KDMV``): a 512-byte header, an embedded
+  descriptor (monolithicSparse keeps it inside the extent), a grain directory (GD) of 32-bit
+  sector offsets of grain tables (GT), and GTs of 32-bit sector offsets of grains (64 KiB by
+  default). A GT entry of 0 is a grain never written and 1 a grain known to be zero: both read as
+  zeros. streamOptimized extents store each grain deflate-compressed behind a 12-byte marker
+  (LBA, size), and may keep the GD at the end (header ``gdOffset`` = -1, real one in the footer);
+* ``FLAT``: a raw file (``x-flat.vmdk``) from a byte offset;
+* ``ZERO``: media that reads as zeros.
+
+Offsets and sizes in the structures are in 512-byte sectors. The structures are declared here once;
+:mod:`bitwitness.convert.vmdk_writer` packs them with the same definitions.
+Child disks (a parent CID other than ``ffffffff``) need their parent and are refused.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.stream import ImageStream, StreamInfo
+
+MAGIC = b"KDMV"
+SECTOR = 512
+DESCRIPTOR_MARK = b"# Disk DescriptorFile"
+FLAG_NEWLINE_TEST = 1 << 0
+FLAG_REDUNDANT_GT = 1 << 1
+FLAG_ZERO_GTE = 1 << 2
+FLAG_COMPRESSED = 1 << 16
+FLAG_MARKERS = 1 << 17
+GD_AT_END = 0xFFFF_FFFF_FFFF_FFFF
+NO_PARENT = "ffffffff"
+#: Hosted sparse extent header: magic, version, flags, capacity, grain size, descriptor offset,
+#: descriptor size, GTEs per GT, redundant GD offset, GD offset, overhead, unclean shutdown,
+#: the four newline-detection characters, compression algorithm; 433 bytes of padding.
+HEADER = struct.Struct("<4sIIQQQQIQQQB4sH433x")
+NEWLINE_CHARS = b"\n \r\n"
+#: A descriptor larger than this is not a descriptor (it is read whole).
+MAX_DESCRIPTOR = 1 << 20
+
+
+@dataclass(frozen=True)
+class SparseHeader:
+    """The fields of a hosted sparse extent header (sizes and offsets in sectors)."""
+
+    capacity: int
+    grain_size: int = 128
+    descriptor_offset: int = 0
+    descriptor_size: int = 0
+    gtes_per_gt: int = 512
+    rgd_offset: int = 0
+    gd_offset: int = 0
+    overhead: int = 0
+    flags: int = FLAG_NEWLINE_TEST
+    version: int = 1
+    unclean_shutdown: int = 0
+    compress_algorithm: int = 0
+
+
+def pack_header(h: SparseHeader) -> bytes:
+    return HEADER.pack(MAGIC, h.version, h.flags, h.capacity, h.grain_size, h.descriptor_offset,
+                       h.descriptor_size, h.gtes_per_gt, h.rgd_offset, h.gd_offset, h.overhead,
+                       h.unclean_shutdown, NEWLINE_CHARS, h.compress_algorithm)
+
+
+def unpack_header(data: bytes) -> SparseHeader:
+    if len(data) < HEADER.size or not data.startswith(MAGIC):
+        raise CorruptImageError("no VMDK sparse extent header (magic 'KDMV' missing)")
+    (_, version, flags, capacity, grain, desc_off, desc_size, gtes, rgd, gd, overhead, unclean,
+     _, compress) = HEADER.unpack(data[:HEADER.size])
+    if grain <= 0 or gtes <= 0:
+        raise CorruptImageError(f"VMDK header has grain size {grain} and {gtes} GTEs per GT")
+    return SparseHeader(capacity=capacity, grain_size=grain, descriptor_offset=desc_off,
+                        descriptor_size=desc_size, gtes_per_gt=gtes, rgd_offset=rgd,
+                        gd_offset=gd, overhead=overhead, flags=flags, version=version,
+                        unclean_shutdown=unclean, compress_algorithm=compress)
+
+
+@dataclass(frozen=True)
+class Extent:
+    """One line of a descriptor's extent description."""
+
+    access: str  #: RW, RDONLY or NOACCESS
+    sectors: int
+    kind: str  #: SPARSE, FLAT, ZERO, VMFS
+    file: str = ""
+    offset: int = 0  #: sectors into the file (FLAT)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A parsed descriptor: its key/value lines, its extents, and the DDB entries."""
+
+    values: dict[str, str]
+    extents: tuple[Extent, ...]
+    ddb: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def create_type(self) -> str:
+        return self.values.get("createType", "")
+
+
+_EXTENT = re.compile(r'^(RW|RDONLY|NOACCESS)\s+(\d+)\s+(\w+)(?:\s+"([^"]*)"(?:\s+(\d+))?)?\s*$')
+_VALUE = re.compile(r'^([\w.]+)\s*=\s*"?([^"]*)"?\s*$')
+
+
+def parse_descriptor(text: str) -> Descriptor:
+    """Parse descriptor text; unknown lines are ignored as VMware does."""
+    values: dict[str, str] = {}
+    ddb: dict[str, str] = {}
+    extents: list[Extent] = []
+    for raw_line in text.splitlines():
+        line = raw_line.strip().strip("\0")
+        if not line or line.startswith("#"):
+            continue
+        if m := _EXTENT.match(line):
+            access, sectors, kind, name, offset = m.groups()
+            extents.append(Extent(access, int(sectors), kind.upper(), name or "",
+                                  int(offset or 0)))
+        elif m := _VALUE.match(line):
+            key, value = m.groups()
+            (ddb if key.startswith("ddb.") else values)[key] = value
+    return Descriptor(values, tuple(extents), ddb)
+
+
+class ExtentReader(Protocol):
+    """Reads ``length`` bytes at byte ``offset`` of one extent's share of the media."""
+
+    size: int
+    files: tuple[Path, ...]
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class ZeroExtent:
+    files: tuple[Path, ...] = ()
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(length)
+
+    def close(self) -> None:
+        pass
+
+
+class FlatExtent:
+    """A raw file, from ``offset`` sectors on."""
+
+    def __init__(self, path: Path, size: int, offset_sectors: int) -> None:
+        self.path = path
+        self.size = size
+        self.files = (path,)
+        self._start = offset_sectors * SECTOR
+        self._fd = open_readonly(path)
+        have = os.fstat(self._fd).st_size
+        if have < self._start + size:
+            os.close(self._fd)
+            raise CorruptImageError(
+                f"flat extent holds {have} bytes, the descriptor needs {self._start + size}",
+                path=path)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return read_exact(self._fd, self._start + offset, length, self.path)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class SparseExtent:
+    """A hosted sparse extent (monolithicSparse, twoGbMaxExtentSparse, streamOptimized)."""
+
+    def __init__(self, path: Path, size: int | None = None) -> None:
+        self.path = path
+        self.files = (path,)
+        self._fd = open_readonly(path)
+        try:
+            self._load(size)
+        except Exception:
+            os.close(self._fd)
+            raise
+
+    def _load(self, size: int | None) -> None:
+        header = unpack_header(self._pread(0, SECTOR, "header"))
+        if header.gd_offset == GD_AT_END:  # streamOptimized: the footer holds the real header
+            file_size = os.fstat(self._fd).st_size
+            header = unpack_header(self._pread(file_size - 2 * SECTOR, SECTOR, "footer"))
+        self.header = header
+        self.size = header.capacity * SECTOR if size is None else size
+        self.grain_bytes = header.grain_size * SECTOR
+        self.compressed = bool(header.flags & FLAG_COMPRESSED)
+        span = header.gtes_per_gt * header.grain_size
+        gt_count = -(-header.capacity // span)
+        gd_raw = self._pread(header.gd_offset * SECTOR, gt_count * 4, "grain directory")
+        gd = struct.unpack(f"<{gt_count}I", gd_raw)
+        table: list[int] = []
+        for gt_sector in gd:
+            if gt_sector == 0:
+                table.extend([0] * header.gtes_per_gt)
+                continue
+            raw = self._pread(gt_sector * SECTOR, header.gtes_per_gt * 4, "grain table")
+            table.extend(struct.unpack(f"<{header.gtes_per_gt}I", raw))
+        self._grains = table
+
+    def descriptor_text(self) -> str:
+        h = self.header
+        if not h.descriptor_offset or not h.descriptor_size:
+            return ""
+        raw = self._pread(h.descriptor_offset * SECTOR, h.descriptor_size * SECTOR, "descriptor")
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def _pread(self, offset: int, length: int, what: str) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise CorruptImageError(f"VMDK {what} is truncated", path=self.path, offset=offset)
+        return data
+
+    def _grain(self, index: int) -> bytes | None:
+        """The grain's bytes, or ``None`` for a grain that reads as zeros."""
+        sector = self._grains[index] if index < len(self._grains) else 0
+        if sector in (0, 1):
+            return None
+        if not self.compressed:
+            return read_exact(self._fd, sector * SECTOR, self.grain_bytes, self.path)
+        marker = self._pread(sector * SECTOR, 12, "grain marker")
+        lba, size = struct.unpack("<QI", marker)
+        try:
+            data = zlib.decompress(self._pread(sector * SECTOR + 12, size, "grain"))
+        except zlib.error as exc:
+            raise CorruptImageError(
+                f"compressed grain does not inflate ({exc})", path=self.path,
+                offset=sector * SECTOR, media_offset=lba * SECTOR) from exc
+        return data.ljust(self.grain_bytes, b"\0")[: self.grain_bytes]
+
+    def read(self, offset: int, length: int) -> bytes:
+        parts: list[bytes] = []
+        while length > 0:
+            index, inner = divmod(offset, self.grain_bytes)
+            n = min(length, self.grain_bytes - inner)
+            grain = self._grain(index)
+            parts.append(bytes(n) if grain is None else grain[inner:inner + n])
+            offset += n
+            length -= n
+        return b"".join(parts)
+
+    @property
+    def allocated_grains(self) -> int:
+        return sum(1 for g in self._grains if g > 1)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class VmdkStream(ImageStream):
+    """The media of a VMDK: its extents one after the other."""
+
+    alignment = SECTOR
+
+    def __init__(self, path: Path, descriptor: Descriptor, extents: list[ExtentReader]) -> None:
+        self.path = path
+        self.descriptor = descriptor
+        self._extents = extents
+        self._starts: list[int] = []
+        total = 0
+        for extent in extents:
+            self._starts.append(total)
+            total += extent.size
+        super().__init__(total)
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        parts: list[bytes] = []
+        while length > 0:
+            i = bisect.bisect_right(self._starts, offset) - 1
+            extent = self._extents[i]
+            inner = offset - self._starts[i]
+            n = min(length, extent.size - inner)
+            parts.append(extent.read(inner, n))
+            offset += n
+            length -= n
+        return b"".join(parts)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        seen: list[Path] = [self.path]
+        for extent in self._extents:
+            seen.extend(f for f in extent.files if f not in seen)
+        return tuple(seen)
+
+    def close(self) -> None:
+        if not self.closed:
+            for extent in self._extents:
+                extent.close()
+        super().close()
+
+    @property
+    def info(self) -> StreamInfo:
+        details: dict[str, object] = {
+            "create_type": self.descriptor.create_type,
+            "extents": [{"kind": e.kind, "sectors": e.sectors, "file": e.file}
+                        for e in self.descriptor.extents],
+        }
+        sparse = [e for e in self._extents if isinstance(e, SparseExtent)]
+        if sparse:
+            details["grain_size"] = sparse[0].grain_bytes
+            details["allocated_grains"] = sum(e.allocated_grains for e in sparse)
+            details["compressed"] = any(e.compressed for e in sparse)
+        return StreamInfo(format="vmdk", files=self.files, media_size=self.size,
+                          sector_size=self.sector_size, details=details)
+
+
+def _open_extent(folder: Path, extent: Extent) -> ExtentReader:
+    size = extent.sectors * SECTOR
+    if extent.kind == "ZERO":
+        return ZeroExtent(size)
+    if extent.access == "NOACCESS":
+        raise UnsupportedFormatError(f"VMDK extent {extent.file!r} is marked NOACCESS")
+    path = folder / extent.file
+    if not path.exists():
+        raise InputError(f"{path}: VMDK extent file is missing")
+    if extent.kind in ("FLAT", "VMFS"):
+        return FlatExtent(path, size, extent.offset)
+    if extent.kind == "SPARSE":
+        return SparseExtent(path, size)
+    raise UnsupportedFormatError(f"VMDK extent type {extent.kind} is not supported")
+
+
+def open_vmdk(path: Path) -> VmdkStream:
+    """Open a VMDK read-only, from its descriptor or its (monolithic) sparse extent."""
+    with path.open("rb") as fh:
+        head = fh.read(SECTOR)
+    extents: list[ExtentReader] = []
+    try:
+        if head.startswith(MAGIC):
+            sparse = SparseExtent(path)
+            extents.append(sparse)
+            text = sparse.descriptor_text()
+            descriptor = parse_descriptor(text) if text else Descriptor({}, ())
+            if len(descriptor.extents) > 1:
+                raise UnsupportedFormatError(
+                    f"{path}: this sparse extent is one of several; open the descriptor file")
+        else:
+            if path.stat().st_size > MAX_DESCRIPTOR:
+                raise UnsupportedFormatError(f"{path}: not a VMDK descriptor (too large)")
+            descriptor = parse_descriptor(path.read_text(encoding="utf-8", errors="replace"))
+            if not descriptor.extents:
+                raise UnsupportedFormatError(f"{path}: VMDK descriptor names no extents")
+            for extent in descriptor.extents:
+                extents.append(_open_extent(path.parent, extent))
+        parent = descriptor.values.get("parentCID", NO_PARENT).lower()
+        if parent != NO_PARENT:
+            raise UnsupportedFormatError(
+                f"{path}: a child (snapshot) VMDK needs its parent; "
+                "merge it with 'qemu-img convert -O raw' first")
+    except Exception:
+        for extent in extents:
+            extent.close()
+        raise
+    return VmdkStream(path, descriptor, extents)
+
+
+class VmdkFormat:
+    name = "vmdk"
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return head.startswith(MAGIC) or head.lstrip().startswith(DESCRIPTOR_MARK)
+
+    def claims_name(self, path: Path) -> bool:
+        # "x-flat.vmdk" is the raw media of a flat VMDK: raw, the last resort, reads it as is.
+        name = path.name.lower()
+        return name.endswith(".vmdk") and not name.endswith("-flat.vmdk")
+
+    def files(self, path: Path) -> list[Path]:
+        with open_vmdk(path) as stream:
+            return list(stream.files)
+
+    def open(self, path: Path) -> ImageStream:
+        try:
+            return open_vmdk(path)
+        except CorruptImageError as exc:
+            if exc.path is None:
+                raise CorruptImageError(str(exc), path=path) from exc
+            raise
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+FORMAT = VmdkFormat()

@@ -1,0 +1,169 @@
+"""``bitwitness restore`` onto files and loop devices, and every refusal (exit 2).
+
+The restored bytes are judged by md5sum against the shared manifest (hashes computed outside
+BitWitness); loop devices are real block devices set up with losetup.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_disk_bytes, require_root, require_tool, run_bitwitness, snapshot
+
+
+def _md5sum(path: Path, length: int | None = None) -> str:
+    cmd = f"head -c {length} {path} | md5sum" if length else f"md5sum < {path}"
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=True)  # noqa: S602
+    return proc.stdout.split()[0]
+
+
+def test_restore_to_file_with_verify(third_party: Path, manifest: dict, tmp_path: Path) -> None:
+    src = third_party / "dfvfs_ext2.E01"
+    before = snapshot([src])
+    target = tmp_path / "copy.img"
+    result = run_bitwitness("restore", src, target, "--yes", "--verify", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["verdict"] == "VERIFIED"
+    assert doc["target_hashes"] == doc["hashes"]
+    assert _md5sum(target) == manifest["dfvfs_ext2.E01"]["md5"]
+    assert snapshot([src]) == before
+
+
+def test_restore_refusals(third_party: Path, tmp_path: Path) -> None:
+    src = tmp_path / "img.raw"
+    src.write_bytes(make_disk_bytes(1 << 20))
+    # off a terminal without --yes: refused, nothing written
+    target = tmp_path / "t.img"
+    result = run_bitwitness("restore", src, target)
+    assert result.exit_code == 2
+    assert "not confirmed" in result.stderr
+    assert not target.exists()
+    # the image itself
+    result = run_bitwitness("restore", src, src, "--yes", "--overwrite")
+    assert result.exit_code == 2
+    assert "image itself" in result.stderr
+    # an existing file without --overwrite
+    target.write_bytes(b"keep")
+    assert run_bitwitness("restore", src, target, "--yes").exit_code == 2
+    assert target.read_bytes() == b"keep"
+    assert run_bitwitness("restore", src, target, "--yes", "--overwrite").exit_code == 0
+    assert target.read_bytes() == src.read_bytes()
+    # a piece of a split image is the image too
+    result = run_bitwitness("restore", third_party / "dfvfs_ext2.splitraw.000",
+                            third_party / "dfvfs_ext2.splitraw.001", "--yes", "--overwrite")
+    assert result.exit_code == 2
+
+
+def test_restore_mismatch_against_stored_hash_exits_1(third_party: Path, tmp_path: Path) -> None:
+    result = run_bitwitness("restore", third_party / "dissect_ewf.E01", tmp_path / "t", "--yes")
+    assert result.exit_code == 1
+
+
+def test_restore_in_a_case_records_custody(tmp_path: Path) -> None:
+    from bitwitness.case import Case
+    from bitwitness.templates import load_template
+
+    case = Case.create(tmp_path / "case", load_template("default", environ={}),
+                       {"case_number": "C-1", "examiner": "Ann"})
+    folder = case.evidence_dir("USB1")
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / "usb.raw"
+    image.write_bytes(make_disk_bytes(1 << 20, seed=9))
+    assert run_bitwitness("restore", image, tmp_path / "copy", "--yes", "--verify").exit_code == 0
+    event = case.custody.events()[-1]
+    assert (event.action, event.evidence_id) == ("restore", "USB1")
+    assert event.details["verdict"] == "VERIFIED"
+    assert event.details["target"] == str(tmp_path / "copy")
+
+
+@pytest.fixture
+def loop() -> Iterator[callable]:
+    """``loop(path) -> /dev/loopN``; every device is detached afterwards."""
+    require_root()
+    require_tool("losetup")
+    devices: list[str] = []
+
+    def attach(path: Path) -> Path:
+        proc = subprocess.run(["losetup", "--find", "--show", str(path)], capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"loop devices unavailable: {proc.stderr.strip()}")
+        devices.append(proc.stdout.strip())
+        return Path(devices[-1])
+
+    yield attach
+    for dev in devices:
+        subprocess.run(["umount", dev], capture_output=True, check=False)
+        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
+
+
+@pytest.mark.root
+def test_restore_to_loop_device(third_party: Path, manifest: dict, tmp_path: Path,
+                                loop: callable) -> None:
+    backing = tmp_path / "disk.bin"
+    backing.write_bytes(b"\xaa" * (5 << 20))  # larger than the 4 MiB media
+    dev = loop(backing)
+    result = run_bitwitness("restore", third_party / "dfvfs_ext2.E01", dev, "--yes", "--verify",
+                            "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["target_kind"] == "device"
+    size = manifest["dfvfs_ext2.E01"]["media_size"]
+    assert _md5sum(dev, size) == manifest["dfvfs_ext2.E01"]["md5"]
+    assert backing.read_bytes()[size:] == b"\xaa" * ((5 << 20) - size)  # the rest untouched
+
+
+@pytest.mark.root
+def test_restore_refuses_small_mounted_and_self_devices(third_party: Path, tmp_path: Path,
+                                                        loop: callable) -> None:
+    require_tool("mkfs.ext2", "mount")
+    src = third_party / "dfvfs_ext2.E01"
+    small = tmp_path / "small.bin"
+    small.write_bytes(bytes(1 << 20))
+    result = run_bitwitness("restore", src, loop(small), "--yes")
+    assert result.exit_code == 2
+    assert "less than the media" in result.stderr
+    # mounted
+    fs = tmp_path / "fs.bin"
+    fs.write_bytes(bytes(8 << 20))
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(fs)], check=True)
+    dev = loop(fs)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", str(dev), str(mnt)], capture_output=True, check=False)
+    if mounted.returncode == 0:
+        try:
+            result = run_bitwitness("restore", src, dev, "--yes")
+            assert result.exit_code == 2
+            assert "mounted" in result.stderr
+        finally:
+            subprocess.run(["umount", str(mnt)], check=False)
+    # a loop device over the image file itself
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(make_disk_bytes(1 << 20, seed=3))
+    before = snapshot([raw])
+    result = run_bitwitness("restore", raw, loop(raw), "--yes")
+    assert result.exit_code == 2
+    assert "image" in result.stderr
+    assert snapshot([raw]) == before
+
+
+@pytest.mark.root
+def test_restore_refuses_the_device_the_image_came_from(tmp_path: Path, loop: callable) -> None:
+    disk = tmp_path / "disk.bin"
+    disk.write_bytes(make_disk_bytes(1 << 20, seed=6))
+    dev = loop(disk)
+    image = tmp_path / "out" / "img.raw"
+    image.parent.mkdir()
+    image.write_bytes(disk.read_bytes())
+    log = {"schema": "bitwitness.acquisition/1", "operation": "acquire", "status": "completed",
+           "source": {"path": str(dev), "kind": "device", "size": 1 << 20},
+           "media": {"size": 1 << 20, "sector_size": 512, "hashes": {}}}
+    (tmp_path / "out" / "img.json").write_text(json.dumps(log))
+    result = run_bitwitness("restore", image, dev, "--yes")
+    assert result.exit_code == 2
+    assert "acquired from" in result.stderr
