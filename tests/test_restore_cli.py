@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import make_disk_bytes, require_root, require_tool, run_bitwitness, snapshot
+
+Loop = Callable[[Path], Path]
 
 
 def _md5sum(path: Path, length: int | None = None) -> str:
@@ -82,7 +84,7 @@ def test_restore_in_a_case_records_custody(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def loop() -> Iterator[callable]:
+def loop() -> Iterator[Loop]:
     """``loop(path) -> /dev/loopN``; every device is detached afterwards."""
     require_root()
     require_tool("losetup")
@@ -104,7 +106,7 @@ def loop() -> Iterator[callable]:
 
 @pytest.mark.root
 def test_restore_to_loop_device(third_party: Path, manifest: dict, tmp_path: Path,
-                                loop: callable) -> None:
+                                loop: Loop) -> None:
     backing = tmp_path / "disk.bin"
     backing.write_bytes(b"\xaa" * (5 << 20))  # larger than the 4 MiB media
     dev = loop(backing)
@@ -119,7 +121,7 @@ def test_restore_to_loop_device(third_party: Path, manifest: dict, tmp_path: Pat
 
 @pytest.mark.root
 def test_restore_refuses_small_mounted_and_self_devices(third_party: Path, tmp_path: Path,
-                                                        loop: callable) -> None:
+                                                        loop: Loop) -> None:
     require_tool("mkfs.ext2", "mount")
     src = third_party / "dfvfs_ext2.E01"
     small = tmp_path / "small.bin"
@@ -153,7 +155,7 @@ def test_restore_refuses_small_mounted_and_self_devices(third_party: Path, tmp_p
 
 
 @pytest.mark.root
-def test_restore_refuses_the_device_the_image_came_from(tmp_path: Path, loop: callable) -> None:
+def test_restore_refuses_the_device_the_image_came_from(tmp_path: Path, loop: Loop) -> None:
     disk = tmp_path / "disk.bin"
     disk.write_bytes(make_disk_bytes(1 << 20, seed=6))
     dev = loop(disk)

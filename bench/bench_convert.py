@@ -1,0 +1,59 @@
+"""Benchmark: ``bitwitness convert`` against libewf's tools on the same generated data.
+
+* E01 -> raw: ``bitwitness convert X.E01 --to raw`` against ``ewfexport -f raw``;
+* raw -> E01: ``bitwitness convert X.raw --to e01`` against ``ewfacquire`` (same compression).
+
+Both sides compute MD5 and SHA-1 (BitWitness adds SHA-256 too, and checks them against the
+source's record). Prints the wall-clock times and BitWitness/peer ratios (lower is better).
+Usage: ``python bench/bench_convert.py [SIZE_MIB]`` (default 512).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import make_disk_file
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _bw(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bitwitness", *args]
+
+
+def main() -> None:
+    size = int(sys.argv[1]) << 20 if len(sys.argv) > 1 else 512 << 20
+    for tool in ("ewfacquire", "ewfexport"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed")
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        work = Path(tmp)
+        raw = make_disk_file(work / "disk.raw", size)
+        # raw -> E01
+        peer = _timed(["ewfacquire", "-u", "-q", "-c", "deflate:fast", "-d", "sha1",
+                       "-S", "1.4GiB", "-t", str(work / "peer"), str(raw)])
+        ours = _timed(_bw("convert", str(raw), "-o", str(work / "ours"), "--to", "e01",
+                          "--compress", "fast"))
+        print(f"raw -> E01   {size >> 20} MiB: bitwitness {ours:.2f} s, ewfacquire {peer:.2f} s, "
+              f"ratio {ours / peer:.2f}")
+        # E01 -> raw (both read the E01 ewfacquire wrote)
+        source = work / "peer.E01"
+        peer = _timed(["ewfexport", "-u", "-q", "-f", "raw", "-d", "sha1",
+                       "-t", str(work / "exported"), str(source)])
+        ours = _timed(_bw("convert", str(source), "-o", str(work / "converted"), "--to", "raw"))
+        print(f"E01 -> raw   {size >> 20} MiB: bitwitness {ours:.2f} s, ewfexport {peer:.2f} s, "
+              f"ratio {ours / peer:.2f}")
+
+
+if __name__ == "__main__":
+    main()
