@@ -177,7 +177,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class CustodyLog:
-    """A custody log file and its anchor (``<log>.head``)."""
+    """A custody log file and its anchor (``custody.jsonl`` -> ``custody.head``, same folder)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -225,9 +225,13 @@ class CustodyLog:
                                  action=action.value, evidence_id=evidence_id, details=body,
                                  prev=prev)
             line = encode_event(event)
-            _write_all(fd, line)
-            os.fsync(fd)
-            self._write_anchor(_Anchor(event.seq, line_digest(line)))
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+                self._write_anchor(_Anchor(event.seq, line_digest(line)))
+            except OSError as exc:  # a torn line stays visible to verify: that is intended
+                raise CustodyError(f"cannot write to the custody log {self.path}: "
+                                   f"{exc.strerror or exc}") from exc
         return event
 
     def _check_appendable(self, lines: list[bytes]) -> None:

@@ -16,7 +16,7 @@ from bitwitness.custody import GENESIS, CustodyLog
 from bitwitness.templates import load_template
 
 WORKERS = 4
-APPENDS = 100
+APPENDS = 50
 
 
 def _append_many(log_path: str, worker: int, start: multiprocessing.synchronize.Event) -> None:
