@@ -1,0 +1,130 @@
+"""E01 output size and speed: BitWitness's writer and reader against ewfacquire/ewfverify.
+
+    python bench/bench_ewf_size.py [SIZE_MiB]   (default 512)
+
+Generates one disk-like file (bench/_data.py: ~1/3 zeros, 1/3 random, 1/3 text), then on that same
+data:
+
+* size: ``ewfacquire -c deflate:fast`` against our ``fast`` (target: within 5 %), and best;
+* write speed: ewfacquire against our writer fed the way acquisition feeds it (encode_chunk in a
+  thread pool, write_encoded in order, MD5+SHA-1 on their own threads);
+* verify speed: ``ewfverify -d sha1`` against our parallel scan + MD5/SHA-1, both on the same
+  ewfacquire-made image.
+
+Prints one line per measurement with the ratio. Timing lives here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _data import make_disk_file
+
+from bitwitness.ewf import (
+    Compression,
+    EncodedChunk,
+    EwfMetadata,
+    EwfWriter,
+    encode_chunk,
+    open_ewf,
+)
+from bitwitness.hashing import ThreadedHasher
+
+
+def ewfacquire(src: Path, target: Path, mode: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(target), "-c", f"deflate:{mode}",
+                    "-d", "sha1", "-C", "bench", "-e", "bench", str(src)],
+                   check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def ours(src: Path, target: Path, compression: Compression, workers: int = 2) -> float:
+    start = time.perf_counter()
+    size = src.stat().st_size
+    hasher = ThreadedHasher(("md5", "sha1"))
+    with EwfWriter(target, media_size=size, metadata=EwfMetadata(case_number="bench"),
+                   compression=compression) as w, src.open("rb") as fh, \
+            ThreadPoolExecutor(workers) as pool:
+        span = w.chunk_size * 64
+
+        def chunks():
+            while block := fh.read(span):
+                hasher.update(block)
+                yield from (block[i:i + w.chunk_size] for i in range(0, len(block),
+                                                                      w.chunk_size))
+
+        window: deque[Future[EncodedChunk]] = deque()
+        for chunk in chunks():  # a bounded window, as the acquisition pipeline keeps one
+            window.append(pool.submit(encode_chunk, chunk, compression))
+            if len(window) >= 64:
+                w.write_encoded(window.popleft().result())
+        while window:
+            w.write_encoded(window.popleft().result())
+        digests = hasher.close()
+        w.close(md5=digests["md5"], sha1=digests["sha1"])
+    return time.perf_counter() - start
+
+
+def ewfverify(first: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(["ewfverify", "-q", "-d", "sha1", str(first)], capture_output=True,
+                          text=True, check=False)
+    if "SUCCESS" not in proc.stdout:
+        raise SystemExit(f"ewfverify failed on {first}:\n{proc.stdout}{proc.stderr}")
+    return time.perf_counter() - start
+
+
+def our_verify(first: Path) -> tuple[float, bool]:
+    start = time.perf_counter()
+    hasher = ThreadedHasher(("md5", "sha1"))
+    with open_ewf(first) as img:
+        for block in img.scan():
+            if block.problem:
+                raise SystemExit(f"bad chunk: {block.problem}")
+            hasher.update(block.data)
+        digests = hasher.close()
+        ok = digests == {k: v for k, v in img.stored_hashes.items() if k in digests}
+    return time.perf_counter() - start, ok
+
+
+def total_size(base: Path) -> int:
+    return sum(p.stat().st_size for p in base.parent.glob(base.name + ".E*"))
+
+
+def main() -> None:
+    mib = int(sys.argv[1]) if len(sys.argv) > 1 else 512
+    with tempfile.TemporaryDirectory(prefix="bw-bench-", dir=Path.cwd()) as tmp:
+        work = Path(tmp)
+        src = make_disk_file(work / "disk.raw", mib << 20)
+        src.read_bytes()  # warm the page cache for both sides alike
+        print(f"data: {mib} MiB disk-like (1/3 zeros, 1/3 random, 1/3 text)")
+        for mode, comp in (("fast", Compression.FAST), ("best", Compression.BEST)):
+            t_peer = ewfacquire(src, work / f"peer-{mode}", mode)
+            t_ours = ours(src, work / f"ours-{mode}", comp)
+            s_peer, s_ours = total_size(work / f"peer-{mode}"), total_size(work / f"ours-{mode}")
+            print(f"{mode:5s} size : ewfacquire {s_peer:>12,d}  BitWitness {s_ours:>12,d}  "
+                  f"ratio {s_ours / s_peer:.3f} (target <= 1.05 for fast)")
+            print(f"{mode:5s} write: ewfacquire {mib / t_peer:7.1f} MiB/s  BitWitness "
+                  f"{mib / t_ours:7.1f} MiB/s  speed-up {t_peer / t_ours:.2f}x")
+            for p in work.glob(f"*-{mode}.E*"):
+                if mode == "best":
+                    p.unlink()
+        first = work / "peer-fast.E01"
+        t_peer = ewfverify(first)
+        t_ours, ok = our_verify(first)
+        print(f"verify: ewfverify -d sha1 {mib / t_peer:7.1f} MiB/s  BitWitness scan+md5+sha1 "
+              f"{mib / t_ours:7.1f} MiB/s  speed-up {t_peer / t_ours:.2f}x (target >= 1.3x)"
+              f"{'' if ok else '  HASH MISMATCH'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The ``header2`` and ``header`` sections: case metadata as tab-separated text (§4).
+
+The writer emits exactly what ewfacquire writes for EnCase 6 (13 keys with ``md`` sixth, which is
+how libewf recognises EnCase 6); the reader accepts the other producers' variants (FTK's ``r``
+key, EnCase 4/5's ``av`` sixth, linen's header-only form) and reports values under libewf's
+names, so that ours and pyewf's can be compared one to one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+#: header2 main-category keys written for EnCase 6, in order (§4.1).
+HEADER2_KEYS = ("a", "c", "n", "e", "t", "md", "sn", "av", "ov", "m", "u", "p", "dc")
+#: header (ASCII) keys, in their own order (§4.2).
+HEADER_KEYS = ("c", "n", "a", "e", "t", "av", "ov", "m", "u", "p")
+
+#: libewf's names for the header keys (what pyewf's get_header_value takes).
+KEY_NAMES = {
+    "a": "description", "c": "case_number", "n": "evidence_number", "e": "examiner_name",
+    "t": "notes", "md": "model", "sn": "serial_number", "av": "acquiry_software_version",
+    "ov": "acquiry_operating_system", "m": "acquiry_date", "u": "system_date",
+    "p": "password", "r": "compression_level", "l": "device_label", "pid": "process_identifier",
+    "dc": "unknown_dc", "ext": "extents",
+}
+
+_SRCE_SUB = (
+    "srce\n0\t1\np\tn\tid\tev\ttb\tlo\tpo\tah\tgu\taq\n0\t0\n\t\t\t\t\t-1\t-1\t\t\t\n\n"
+    "sub\n0\t1\np\tn\tid\tnu\tco\tgu\n0\t0\n\t\t\t\t1\t\n\n"
+)
+#: EnCase's limits (§4.1): free text 2999 characters, av 11, ov 23.
+TEXT_LIMIT = 2999
+
+
+class MediaType(StrEnum):
+    """Media type byte of the volume section."""
+
+    FIXED = "fixed"
+    REMOVABLE = "removable"
+    OPTICAL = "optical"
+    MEMORY = "memory"
+
+
+@dataclass(frozen=True)
+class EwfMetadata:
+    """What goes into header/header2: the case fields an examiner types, plus provenance."""
+
+    case_number: str = ""
+    evidence_number: str = ""
+    description: str = ""
+    examiner: str = ""
+    notes: str = ""
+    model: str = ""
+    serial: str = ""
+    acquired: datetime | None = None  #: UTC; ``None`` means now
+    software_version: str = ""  #: default: BitWitness version (max 11 characters)
+    operating_system: str = ""  #: default: ``platform.system()`` (max 23 characters)
+
+
+def _clean(value: str, limit: int = TEXT_LIMIT) -> str:
+    """The format cannot escape TAB/CR/LF inside a value: they become spaces."""
+    for ch in "\t\r\n":
+        value = value.replace(ch, " ")
+    return value[:limit]
+
+
+def _software_version() -> str:
+    from bitwitness import __version__
+
+    return str(__version__)
+
+
+def header_fields(meta: EwfMetadata) -> dict[str, str]:
+    """The key -> value mapping shared by header2 and header, cleaned and defaulted."""
+    acquired = meta.acquired or datetime.now(UTC)
+    if acquired.tzinfo is None:
+        acquired = acquired.replace(tzinfo=UTC)
+    stamp = str(int(acquired.timestamp()))
+    return {
+        "a": _clean(meta.description), "c": _clean(meta.case_number),
+        "n": _clean(meta.evidence_number), "e": _clean(meta.examiner), "t": _clean(meta.notes),
+        "md": _clean(meta.model), "sn": _clean(meta.serial),
+        "av": _clean(meta.software_version or _software_version(), 11),
+        "ov": _clean(meta.operating_system or platform.system(), 23),
+        "m": stamp, "u": stamp, "p": "0", "dc": "",
+    }
+
+
+def header2_text(fields: dict[str, str]) -> bytes:
+    """UTF-16LE with BOM and LF line ends, three categories (§4.1); not yet compressed."""
+    text = (
+        "3\nmain\n" + "\t".join(HEADER2_KEYS) + "\n"
+        + "\t".join(fields[k] for k in HEADER2_KEYS) + "\n\n" + _SRCE_SUB
+    )
+    return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+def header_text(fields: dict[str, str]) -> bytes:
+    """ASCII/cp1252 with CRLF, EnCase key order, dates as ``YYYY M D h m s`` (§4.2)."""
+    when = datetime.fromtimestamp(int(fields["m"]), UTC)
+    date = f"{when.year} {when.month} {when.day} {when.hour} {when.minute} {when.second}"
+    values = {**fields, "m": date, "u": date}
+    text = (
+        "1\r\nmain\r\n" + "\t".join(HEADER_KEYS) + "\r\n"
+        + "\t".join(values[k] for k in HEADER_KEYS) + "\r\n\r\n"
+    )
+    return text.encode("cp1252", "replace")
+
+
+def compress_header(text: bytes) -> bytes:
+    """Header sections are one zlib stream at the default level, as ewfacquire writes them."""
+    return zlib.compress(text, 6)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def decode_header_text(raw: bytes) -> str:
+    """Text of a decompressed header2 (UTF-16 with BOM) or header (cp1252) body."""
+    if raw.startswith(b"\xff\xfe"):
+        return raw[2:].decode("utf-16-le", "replace")
+    if raw.startswith(b"\xfe\xff"):
+        return raw[2:].decode("utf-16-be", "replace")
+    return raw.decode("cp1252", "replace")
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """Key -> value of the ``main`` category (raw values, dates not yet converted)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for i, line in enumerate(lines):
+        if line.strip() == "main" and i + 2 < len(lines):
+            keys = lines[i + 1].split("\t")
+            values = lines[i + 2].split("\t")
+            return {k.strip(): (values[j] if j < len(values) else "")
+                    for j, k in enumerate(keys) if k.strip()}
+    raise ValueError("no 'main' category in header text")
+
+
+def _date_value(value: str) -> str:
+    """Render a header date like libewf: ``Thu Jul 22 15:33:18 2021``.
+
+    header2 dates are POSIX seconds (shown in UTC here); header dates are ``YYYY M D h m s`` in the
+    acquiring machine's local time, shown as written.
+    """
+    parts = value.split()
+    try:
+        if len(parts) == 1:
+            when = datetime.fromtimestamp(int(parts[0]), UTC)
+        elif len(parts) >= 6:
+            when = datetime(*map(int, parts[:6]), tzinfo=UTC)
+        else:
+            return value
+    except (ValueError, OverflowError, OSError):
+        return value
+    return when.strftime("%a %b ") + f"{when.day:2d}" + when.strftime(" %H:%M:%S %Y")
+
+
+def header_values(fields: dict[str, str]) -> dict[str, str]:
+    """libewf-named values; empty values, the password hash and unknown keys are left out."""
+    out: dict[str, str] = {}
+    for key, value in fields.items():
+        name = KEY_NAMES.get(key)
+        if name is None or name in ("password", "unknown_dc") or value == "":
+            continue
+        out[name] = _date_value(value) if key in ("m", "u") else value
+    return out
+
+
+def acquired_time(fields: dict[str, str]) -> datetime | None:
+    """Acquisition time as UTC when the header stores POSIX seconds, else ``None``."""
+    value = fields.get("m", "").strip()
+    if value.isdigit():
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            return datetime.fromtimestamp(int(value), UTC)
+    return None
+
+
+def format_name(header2: dict[str, str] | None, header: dict[str, str] | None) -> str:
+    """Which producer profile the headers look like (libewf's detection, simplified)."""
+    if header2 is not None:
+        keys = list(header2)
+        sixth = keys[5] if len(keys) > 5 else ""
+        if "l" in keys:
+            return "encase7"
+        if sixth == "av":
+            return "encase5" if "dc" in keys else "encase4"
+        return "encase6" if sixth == "md" else "encase"
+    if header is not None:
+        return "ftk" if "r" in header else "encase"
+    return "ewf"

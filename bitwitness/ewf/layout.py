@@ -1,0 +1,340 @@
+"""Walking an E01 set's section chains once, at open: what the reader needs to find every chunk.
+
+:func:`load_layout` checks the segment numbering, every section descriptor's checksum and the
+chain's shape (§10), and collects headers, volume, hashes, error ranges and one
+:class:`ChunkGroup` per table (entries kept as a compact ``array('I')``, never as Python objects).
+Damage that the reader can work around (a bad ``table`` with a good ``table2``, a bad ``header2``
+copy) becomes a :class:`SectionProblem`; damage it cannot (a broken descriptor, both tables bad, a
+missing segment) raises a typed error naming the file and byte offset.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bitwitness.errors import (
+    CorruptImageError,
+    IncompleteImageError,
+    MissingSegmentError,
+    UnsupportedFormatError,
+)
+from bitwitness.ewf import structures as st
+from bitwitness.ewf.headers import decode_header_text, parse_header
+from bitwitness.ewf.naming import segment_path, set_members, suffix_number
+from bitwitness.images.raw import open_readonly
+
+
+@dataclass(frozen=True)
+class SectionProblem:
+    """A damaged section the reader worked around (or ignored): recorded, never silent."""
+
+    segment: Path
+    file_offset: int
+    section: str
+    reason: str
+
+
+@dataclass
+class ChunkGroup:
+    """One sectors/table pair: chunk ``first_chunk + i`` starts at ``base + entries[i] & mask``."""
+
+    segment: int  #: index into the segment list
+    first_chunk: int
+    base: int
+    entries: array[int]
+    end: int  #: file offset where the last chunk's bytes end (the table's own offset)
+
+
+@dataclass
+class Layout:
+    """Everything found while walking the chains."""
+
+    segments: list[Path]
+    volume: st.Volume | None = None
+    header2: dict[str, str] | None = None
+    header: dict[str, str] | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    error_ranges: list[tuple[int, int]] = field(default_factory=list)
+    groups: list[ChunkGroup] = field(default_factory=list)
+    problems: list[SectionProblem] = field(default_factory=list)
+    complete: bool = False
+    allow_incomplete: bool = False
+    incomplete_reason: str = ""
+    chunk_total: int = 0
+
+
+def find_segments(path: Path) -> list[Path]:
+    """The set ``path`` belongs to, ordered by the segment number in each file header."""
+    path = Path(path)
+    members = set_members(path)
+    if path not in members.values():
+        members = {suffix_number(path.suffix) or 1: path}
+    by_number: dict[int, Path] = {}
+    for name_number, member in sorted(members.items()):
+        if member != path and not _has_magic(member):
+            continue  # a file that merely looks like a segment name (x.raw next to x.E01)
+        number = _header_number(member)
+        if number != name_number:
+            raise CorruptImageError(
+                f"file header says segment {number} but the name says segment {name_number}",
+                path=member, offset=9)
+        by_number[number] = member
+    if 1 not in by_number:
+        raise MissingSegmentError(f"the first segment {segment_path(path, 1).name} is missing",
+                                  path=path)
+    for number in range(1, max(by_number) + 1):
+        if number not in by_number:
+            raise MissingSegmentError(
+                f"segment {segment_path(path, number).name} of {max(by_number)} is missing",
+                path=path)
+    return [by_number[n] for n in sorted(by_number)]
+
+
+def _has_magic(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(8) == st.EVF_MAGIC
+    except OSError:
+        return False
+
+
+def _header_number(path: Path) -> int:
+    fd = open_readonly(path)
+    try:
+        head = os.pread(fd, st.FILE_HEADER_SIZE, 0)
+    finally:
+        os.close(fd)
+    for magic, what in ((st.EVF2_MAGIC, "EWF2 (Ex01)"), (st.LVF_MAGIC, "logical evidence (L01)"),
+                        (st.LEF2_MAGIC, "logical EWF2 (Lx01)")):
+        if head.startswith(magic):
+            raise UnsupportedFormatError(f"{path}: {what} is not read by BitWitness's own reader")
+    try:
+        return st.unpack_file_header(head)
+    except ValueError as exc:
+        raise CorruptImageError(str(exc), path=path, offset=0) from None
+
+
+class _Walker:
+    """Walks one segment's chain; a small state machine over its sections."""
+
+    def __init__(self, layout: Layout, index: int, *, last: bool) -> None:
+        self.layout = layout
+        self.index = index
+        self.path = layout.segments[index]
+        self.last = last
+        self.fd = open_readonly(self.path)
+        self.size = os.fstat(self.fd).st_size
+        self.pending_table: tuple[st.Descriptor, str] | None = None
+        self.sectors: st.Descriptor | None = None
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    def problem(self, desc: st.Descriptor, reason: str) -> None:
+        self.layout.problems.append(SectionProblem(self.path, desc.offset, desc.type, reason))
+
+    def walk(self) -> None:
+        try:
+            self._walk()
+        finally:
+            os.close(self.fd)
+
+    def _stop_incomplete(self, offset: int, what: str) -> None:
+        message = f"{what} at byte {offset}"
+        if not self.last:
+            raise CorruptImageError(f"segment is cut short: {what}", path=self.path, offset=offset)
+        self.layout.incomplete_reason = f"{self.path.name}: {message}"
+
+    def _walk(self) -> None:
+        offset = st.FILE_HEADER_SIZE
+        while True:
+            raw = self.read(offset, st.DESCRIPTOR_SIZE)
+            if len(raw) < st.DESCRIPTOR_SIZE:
+                self._stop_incomplete(offset, "the file ends without a next/done section")
+                return
+            try:
+                desc = st.unpack_descriptor(raw, offset)
+            except ValueError as exc:
+                raise CorruptImageError(str(exc), path=self.path, offset=offset) from None
+            if desc.type == "sectors" and desc.next < desc.offset:
+                self._stop_incomplete(offset, "an unfinished sectors section (interrupted write)")
+                return
+            if desc.type in st.TERMINAL_SECTIONS or (desc.next == offset and desc.size in (0, 76)):
+                self._terminal(desc)
+                return
+            if desc.next <= offset or (desc.size and desc.next != offset + desc.size):
+                raise CorruptImageError(
+                    f"section '{desc.type}' has an inconsistent next/size "
+                    f"(next {desc.next}, size {desc.size})", path=self.path, offset=offset)
+            if desc.next > self.size:
+                self._stop_incomplete(offset, f"section '{desc.type}' runs past the end of "
+                                              f"the file ({self.size} bytes)")
+                return
+            self._section(desc)
+            offset = desc.next
+
+    def _terminal(self, desc: st.Descriptor) -> None:
+        if self.pending_table is not None:
+            self._bad_table_unrecovered()
+        if desc.type == "done":
+            if not self.last:
+                raise CorruptImageError("a 'done' section before the last segment",
+                                        path=self.path, offset=desc.offset)
+            self.layout.complete = True
+        elif self.last:
+            missing = segment_path(self.path, self.index + 2).name
+            if self.layout.allow_incomplete:
+                self.layout.incomplete_reason = (f"{self.path.name} ends with 'next' but "
+                                                 f"{missing} does not exist")
+                return
+            raise MissingSegmentError(
+                f"ends with 'next' but the following segment {missing} is missing "
+                "(or the image is incomplete)", path=self.path)
+
+    def _section(self, desc: st.Descriptor) -> None:
+        if self.pending_table is not None and desc.type != "table2":
+            self._bad_table_unrecovered()
+        handler = {
+            "header2": self._header, "header": self._header, "volume": self._volume,
+            "disk": self._volume, "data": self._volume, "sectors": self._sectors,
+            "table": self._table, "table2": self._table2, "hash": self._hash,
+            "digest": self._digest, "error2": self._error2,
+        }.get(desc.type)
+        if handler is not None:
+            handler(desc)
+
+    def _body(self, desc: st.Descriptor) -> bytes:
+        return self.read(desc.body_offset, desc.body_size)
+
+    def _header(self, desc: st.Descriptor) -> None:
+        attr = "header2" if desc.type == "header2" else "header"
+        if self.index != 0 or getattr(self.layout, attr) is not None:
+            return
+        try:
+            text = decode_header_text(zlib.decompress(self._body(desc)))
+            setattr(self.layout, attr, parse_header(text))
+        except (zlib.error, ValueError) as exc:
+            self.problem(desc, f"{desc.type} section does not decode ({exc})")
+
+    def _volume(self, desc: st.Descriptor) -> None:
+        try:
+            volume, checksum_ok = st.unpack_volume(self._body(desc))
+        except ValueError as exc:
+            raise CorruptImageError(str(exc), path=self.path, offset=desc.offset) from None
+        if not checksum_ok:
+            self.problem(desc, f"{desc.type} section fails its Adler-32 checksum")
+        if self.layout.volume is None:
+            if not checksum_ok and desc.type != "data":
+                raise CorruptImageError("volume section fails its Adler-32 checksum",
+                                        path=self.path, offset=desc.offset)
+            self.layout.volume = volume
+        elif checksum_ok and volume.guid != self.layout.volume.guid:
+            raise CorruptImageError("segment belongs to another image (set identifier differs)",
+                                    path=self.path, offset=desc.offset)
+
+    def _sectors(self, desc: st.Descriptor) -> None:
+        self.sectors = desc
+
+    def _table(self, desc: st.Descriptor) -> None:
+        try:
+            self._add_group(desc, desc)
+        except ValueError as exc:
+            self.problem(desc, f"table {exc}; using table2")
+            self.pending_table = (desc, str(exc))
+
+    def _table2(self, desc: st.Descriptor) -> None:
+        if self.pending_table is None:
+            return
+        table, _reason = self.pending_table
+        self.pending_table = None
+        try:
+            self._add_group(desc, table)
+        except ValueError as exc:
+            raise CorruptImageError(f"table and table2 are both damaged ({exc})",
+                                    path=self.path, offset=table.offset) from None
+
+    def _bad_table_unrecovered(self) -> None:
+        assert self.pending_table is not None
+        table, reason = self.pending_table
+        raise CorruptImageError(f"table is damaged ({reason}) and no table2 follows",
+                                path=self.path, offset=table.offset)
+
+    def _add_group(self, desc: st.Descriptor, table: st.Descriptor) -> None:
+        """Parse the table body at ``desc``; chunks end where ``table`` (the first copy) begins."""
+        body = self._body(desc)
+        count, base = st.unpack_table_header(body[:st.TABLE_HEADER_SIZE])
+        end = st.TABLE_HEADER_SIZE + 4 * count
+        if len(body) < end:
+            raise ValueError(f"holds {count} entries but its body is only {len(body)} bytes")
+        raw = body[st.TABLE_HEADER_SIZE:end]
+        if len(body) >= end + 4 and st.adler32(raw) != int.from_bytes(body[end:end + 4],
+                                                                      "little"):
+            raise ValueError("entries fail their Adler-32 checksum")
+        entries = array("I")
+        entries.frombytes(raw)
+        if sys.byteorder == "big":
+            entries.byteswap()
+        if count:
+            self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base,
+                                                 entries, table.offset))
+            self.layout.chunk_total += count
+
+    def _hash(self, desc: st.Descriptor) -> None:
+        try:
+            md5 = st.unpack_hash(self._body(desc))
+        except ValueError as exc:
+            self.problem(desc, str(exc))
+            return
+        if md5:
+            self._store_hash(desc, "md5", md5)
+
+    def _digest(self, desc: st.Descriptor) -> None:
+        try:
+            md5, sha1 = st.unpack_digest(self._body(desc))
+        except ValueError as exc:
+            self.problem(desc, str(exc))
+            return
+        if md5:
+            self._store_hash(desc, "md5", md5)
+        if sha1:
+            self._store_hash(desc, "sha1", sha1)
+
+    def _store_hash(self, desc: st.Descriptor, name: str, value: str) -> None:
+        known = self.layout.hashes.get(name)
+        if known is not None and known != value:
+            self.problem(desc, f"stored {name.upper()} {value} differs from {known} stored "
+                               "in another section")
+            return
+        self.layout.hashes[name] = value
+
+    def _error2(self, desc: st.Descriptor) -> None:
+        try:
+            self.layout.error_ranges = st.unpack_error2(self._body(desc))
+        except ValueError as exc:
+            self.problem(desc, str(exc))
+
+
+def load_layout(path: Path, *, allow_incomplete: bool) -> Layout:
+    """Walk every segment of the set ``path`` belongs to; see the module docstring."""
+    layout = Layout(find_segments(path), allow_incomplete=allow_incomplete)
+    count = len(layout.segments)
+    for index in range(count):
+        _Walker(layout, index, last=index == count - 1).walk()
+    first = layout.segments[0]
+    if layout.volume is None:
+        if layout.incomplete_reason:
+            raise IncompleteImageError(f"the image is incomplete ({layout.incomplete_reason}) "
+                                       "and holds no media description yet", path=first)
+        raise CorruptImageError("no volume section: not a usable E01 image", path=first)
+    if layout.volume.chunk_size <= 0:
+        raise CorruptImageError("volume section gives a chunk size of 0", path=first)
+    if not layout.complete and not allow_incomplete:
+        raise IncompleteImageError(
+            f"the image is INCOMPLETE ({layout.incomplete_reason or 'no done section'}): "
+            "it was never finished (interrupted write or truncated file)", path=first)
+    return layout

@@ -1,0 +1,350 @@
+"""Reading E01 sets: a read-only :class:`ImageStream` with per-chunk checks and a parallel scan.
+
+Random access (pytsk3, export) goes through ``pread``: chunk-aligned reads, one ``os.pread`` per
+contiguous run of chunks, decoded chunks kept in a small LRU cache. Sequential verification goes
+through :meth:`EwfImage.scan`: spans of many chunks are read with one ``os.pread`` and decoded in a
+thread pool (isal and hashlib release the GIL), in order. A chunk that fails its check is never
+returned as data: ``read`` raises :class:`CorruptImageError` (or yields zeros when the image was
+opened with ``zero_bad_chunks=True``) and ``scan`` yields zeros plus a :class:`ChunkProblem`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bitwitness.errors import CorruptImageError
+from bitwitness.ewf import structures as st
+from bitwitness.ewf.chunks import ChunkDecodeError, decode_chunk
+from bitwitness.ewf.headers import acquired_time, format_name, header_values
+from bitwitness.ewf.layout import ChunkGroup, SectionProblem, load_layout
+from bitwitness.images.raw import open_readonly
+from bitwitness.stream import ImageStream, StreamInfo
+
+#: Stored bytes read per ``os.pread`` (and decoded per worker task) during a scan.
+SCAN_SPAN = 4 << 20
+CACHE_CHUNKS = 64
+MAX_OPEN_FILES = 64
+#: A stored chunk is at most the chunk size + this (Adler-32 trailer, zlib overhead, padding).
+MAX_CHUNK_OVERHEAD = 1024
+
+
+@dataclass(frozen=True)
+class ChunkProblem:
+    """A chunk that fails its check: where it is in the media and in the container file."""
+
+    chunk: int
+    media_offset: int
+    first_sector: int
+    last_sector: int
+    segment: Path
+    file_offset: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanBlock:
+    """A run of media bytes from :meth:`EwfImage.scan`; ``problem`` set means ``data`` is zeros."""
+
+    offset: int
+    data: bytes
+    problem: ChunkProblem | None = None
+
+
+@dataclass(frozen=True)
+class _Where:
+    segment: int
+    start: int
+    end: int
+    compressed: bool
+
+
+class EwfImage(ImageStream):
+    """The media of an E01 set; open it with :func:`open_ewf`."""
+
+    def __init__(self, path: Path, *, allow_incomplete: bool = False,
+                 zero_bad_chunks: bool = False) -> None:
+        layout = load_layout(Path(path), allow_incomplete=allow_incomplete)
+        volume = layout.volume
+        assert volume is not None
+        self.segments: list[Path] = layout.segments
+        self.volume = volume
+        self.chunk_size = volume.chunk_size
+        self.bytes_per_sector = volume.bytes_per_sector
+        self.sectors_per_chunk = volume.sectors_per_chunk
+        self.complete = layout.complete
+        self.incomplete_reason = layout.incomplete_reason
+        self.zero_bad_chunks = zero_bad_chunks
+        self.section_problems: list[SectionProblem] = layout.problems
+        self.read_problems: list[ChunkProblem] = []
+        self.stored_hashes: dict[str, str] = dict(layout.hashes)
+        self.error_ranges: list[tuple[int, int]] = [tuple(r) for r in layout.error_ranges]
+        fields = layout.header2 or layout.header or {}
+        self.header_values: dict[str, str] = header_values(fields)
+        self.acquired: datetime | None = acquired_time(fields)
+        self.format_name = format_name(layout.header2, layout.header)
+        self.compression = st.COMPRESSION_LEVEL_NAMES.get(volume.compression_level, "unknown")
+        self.media_type = st.MEDIA_TYPE_NAMES.get(volume.media_type,
+                                                  f"type 0x{volume.media_type:02x}")
+        self.physical = bool(volume.media_flags & st.FLAG_PHYSICAL)
+        self.guid = str(uuid.UUID(bytes_le=volume.guid))
+        self._groups: list[ChunkGroup] = layout.groups
+        self._firsts = [g.first_chunk for g in layout.groups]
+        stored = layout.chunk_total
+        media = volume.media_size
+        if self.complete:
+            needed = -(-media // self.chunk_size)
+            if stored < needed:
+                raise CorruptImageError(
+                    f"the tables list {stored} chunks but the media of {media} bytes needs "
+                    f"{needed}", path=self.segments[0])
+            size = media
+        else:
+            size = min(media, stored * self.chunk_size) if media else stored * self.chunk_size
+        self.chunk_count = -(-size // self.chunk_size)
+        self._fds: OrderedDict[int, int] = OrderedDict()
+        self._fd_lock = threading.Lock()
+        self._lru: OrderedDict[int, bytes] = OrderedDict()
+        self._lru_lock = threading.Lock()
+        super().__init__(size, sector_size=self.bytes_per_sector)
+        self.alignment = self.chunk_size
+
+    @property
+    def media_size(self) -> int:
+        return self.size
+
+    # --- locating and decoding chunks ------------------------------------------------------
+
+    def _where(self, chunk: int) -> _Where:
+        g = bisect.bisect_right(self._firsts, chunk) - 1
+        group = self._groups[g]
+        i = chunk - group.first_chunk
+        entry = group.entries[i]
+        start = group.base + (entry & st.OFFSET_MASK)
+        if i + 1 < len(group.entries):
+            end = group.base + (group.entries[i + 1] & st.OFFSET_MASK)
+        else:
+            end = group.end
+        return _Where(group.segment, start, end, bool(entry & st.COMPRESSED_FLAG))
+
+    def _expected(self, chunk: int) -> int:
+        return min(self.chunk_size, self.size - chunk * self.chunk_size)
+
+    def _fd(self, segment: int) -> int:
+        with self._fd_lock:
+            fd = self._fds.get(segment)
+            if fd is not None:
+                self._fds.move_to_end(segment)
+                return fd
+            fd = open_readonly(self.segments[segment])
+            self._fds[segment] = fd
+            while len(self._fds) > MAX_OPEN_FILES:
+                _, old = self._fds.popitem(last=False)
+                os.close(old)
+            return fd
+
+    def _problem(self, chunk: int, where: _Where | None, reason: str) -> ChunkProblem:
+        first = chunk * self.sectors_per_chunk
+        count = max(1, self._expected(chunk) // self.bytes_per_sector)
+        segment = self.segments[where.segment if where else 0]
+        return ChunkProblem(chunk, chunk * self.chunk_size, first, first + count - 1, segment,
+                            where.start if where else 0, reason)
+
+    def _decode_run(self, first: int, last: int
+                    ) -> list[tuple[bytes | memoryview, ChunkProblem | None]]:
+        """Decode chunks ``first..last`` (inclusive, one group) from one ``os.pread``."""
+        wheres = [self._where(k) for k in range(first, last + 1)]
+        limit = self.chunk_size + MAX_CHUNK_OVERHEAD
+        span_start = wheres[0].start
+        span_end = max((w.end for w in wheres if 0 < w.end - w.start <= limit),
+                       default=span_start)
+        out: list[tuple[bytes | memoryview, ChunkProblem | None]] = []
+        try:
+            span = memoryview(os.pread(self._fd(wheres[0].segment), span_end - span_start,
+                                       span_start))
+        except OSError as exc:
+            reason = f"cannot read the segment ({exc.strerror or exc})"
+            return [(bytes(self._expected(k)), self._problem(k, w, reason))
+                    for k, w in zip(range(first, last + 1), wheres, strict=True)]
+        for k, w in zip(range(first, last + 1), wheres, strict=True):
+            expected = self._expected(k)
+            if w.end <= w.start or w.start < span_start:
+                reason = "table offsets do not increase (damaged table)"
+            elif w.end - w.start > limit:
+                reason = f"the table gives this chunk {w.end - w.start} bytes (damaged table)"
+            elif w.end - span_start > len(span):
+                reason = "the segment file ends inside this chunk (truncated)"
+            else:
+                try:
+                    data = decode_chunk(span[w.start - span_start:w.end - span_start],
+                                        w.compressed, expected,
+                                        allow_longer=k == self.chunk_count - 1)
+                except ChunkDecodeError as exc:
+                    reason = str(exc)
+                else:
+                    out.append((data, None))
+                    continue
+            out.append((bytes(expected), self._problem(k, w, reason)))
+        return out
+
+    def _runs(self, first: int, last: int, span: int) -> Iterator[tuple[int, int]]:
+        """Split chunks ``first..last`` into runs within one group of about ``span`` bytes."""
+        k = first
+        while k <= last:
+            g = bisect.bisect_right(self._firsts, k) - 1
+            group = self._groups[g]
+            group_last = min(last, group.first_chunk + len(group.entries) - 1)
+            per_chunk = max(1, self.chunk_size)
+            stop = min(group_last, k + max(1, span // per_chunk) - 1)
+            yield k, stop
+            k = stop + 1
+
+    # --- the ImageStream contract ----------------------------------------------------------
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        first = offset // self.chunk_size
+        last = (offset + length - 1) // self.chunk_size
+        with self._lru_lock:
+            cached = {k: self._lru[k] for k in range(first, last + 1) if k in self._lru}
+        missing = [k for k in range(first, last + 1) if k not in cached]
+        if missing:
+            for run_first, run_last in self._runs(missing[0], missing[-1], SCAN_SPAN):
+                for k, (data, problem) in zip(range(run_first, run_last + 1),
+                                              self._decode_run(run_first, run_last),
+                                              strict=True):
+                    if problem is not None:
+                        self._bad_chunk(problem)
+                    cached[k] = bytes(data)
+                    if problem is None:
+                        self._remember(k, cached[k])
+        parts = [cached[k] for k in range(first, last + 1)]
+        return b"".join(parts)
+
+    def _remember(self, chunk: int, data: bytes) -> None:
+        with self._lru_lock:
+            self._lru[chunk] = data
+            self._lru.move_to_end(chunk)
+            while len(self._lru) > CACHE_CHUNKS:
+                self._lru.popitem(last=False)
+
+    def _bad_chunk(self, problem: ChunkProblem) -> None:
+        with self._lru_lock:
+            if problem not in self.read_problems:
+                self.read_problems.append(problem)
+        if not self.zero_bad_chunks:
+            raise CorruptImageError(
+                f"chunk {problem.chunk} is damaged: {problem.reason}", path=problem.segment,
+                offset=problem.file_offset, media_offset=problem.media_offset,
+                sectors=(problem.first_sector, problem.last_sector))
+
+    def scan(self, *, workers: int | None = None, start: int = 0,
+             end: int | None = None) -> Iterator[ScanBlock]:
+        """Yield the media in order, every chunk checked; bad chunks come as zeros + problem.
+
+        ``start``/``end`` (bytes, chunk-aligned start) limit the scan, e.g. to re-hash the part of
+        an interrupted image that :meth:`EwfWriter.resume` keeps.
+        """
+        stop = self.size if end is None else min(end, self.size)
+        if stop <= start:
+            return
+        first = start // self.chunk_size
+        last = (stop - 1) // self.chunk_size
+        workers = workers or min(8, max(2, os.cpu_count() or 2))
+        window: deque[Future[list[ScanBlock]]] = deque()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewf-scan")
+        try:
+            for run in self._runs(first, last, SCAN_SPAN):
+                window.append(pool.submit(self._scan_run, *run))
+                if len(window) >= 2 * workers:
+                    yield from self._trim(window.popleft().result(), start, stop)
+            while window:
+                yield from self._trim(window.popleft().result(), start, stop)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _trim(blocks: list[ScanBlock], start: int, stop: int) -> Iterator[ScanBlock]:
+        for block in blocks:
+            lo = max(start, block.offset)
+            hi = min(stop, block.offset + len(block.data))
+            if lo >= hi:
+                continue
+            if lo == block.offset and hi == block.offset + len(block.data):
+                yield block
+            else:
+                yield ScanBlock(lo, block.data[lo - block.offset:hi - block.offset],
+                                block.problem)
+
+    def _scan_run(self, first: int, last: int) -> list[ScanBlock]:
+        blocks: list[ScanBlock] = []
+        good: list[bytes | memoryview] = []
+        good_start = first * self.chunk_size
+        for k, (data, problem) in zip(range(first, last + 1), self._decode_run(first, last),
+                                      strict=True):
+            if problem is None:
+                good.append(data)
+                continue
+            if good:
+                blocks.append(ScanBlock(good_start, b"".join(good)))
+                good = []
+            blocks.append(ScanBlock(k * self.chunk_size, bytes(data), problem))
+            good_start = (k + 1) * self.chunk_size
+        if good:
+            blocks.append(ScanBlock(good_start, b"".join(good)))
+        return blocks
+
+    def iter_blocks(self, block_size: int = 1 << 20, start: int = 0,
+                    end: int | None = None) -> Iterator[bytes]:
+        """Sequential reading through the parallel scan; a bad chunk raises (or yields zeros)."""
+        if start % self.chunk_size:
+            yield from super().iter_blocks(block_size, start, end)
+            return
+        for block in self.scan(start=start, end=end):
+            if block.problem is not None:
+                self._bad_chunk(block.problem)
+            yield block.data
+
+    # --- description -----------------------------------------------------------------------
+
+    @property
+    def info(self) -> StreamInfo:
+        details: dict[str, Any] = {
+            "format": self.format_name, "complete": self.complete,
+            "bytes_per_sector": self.bytes_per_sector,
+            "sectors_per_chunk": self.sectors_per_chunk, "chunk_count": self.chunk_count,
+            "compression": self.compression, "media_type": self.media_type,
+            "physical": self.physical, "guid": self.guid, "header_values": self.header_values,
+            "stored_hashes": self.stored_hashes, "error_ranges": self.error_ranges,
+        }
+        return StreamInfo(format="ewf", files=tuple(self.segments), media_size=self.size,
+                          sector_size=self.bytes_per_sector, details=details)
+
+    def close(self) -> None:
+        with self._fd_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+        super().close()
+
+
+def open_ewf(path: Path, *, allow_incomplete: bool = False,
+             zero_bad_chunks: bool = False) -> EwfImage:
+    """Open the E01 set that ``path`` (any of its segments) belongs to, read-only.
+
+    Raises :class:`~bitwitness.errors.IncompleteImageError` for an unfinished set unless
+    ``allow_incomplete``, :class:`~bitwitness.errors.MissingSegmentError` for a gap,
+    :class:`~bitwitness.errors.CorruptImageError` for damage that cannot be worked around, and
+    :class:`~bitwitness.errors.UnsupportedFormatError` for Ex01/L01 (see
+    :mod:`bitwitness.images.ewf` for the pyewf fallback).
+    """
+    return EwfImage(Path(path), allow_incomplete=allow_incomplete,
+                    zero_bad_chunks=zero_bad_chunks)

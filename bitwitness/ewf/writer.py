@@ -1,0 +1,393 @@
+"""Streaming E01 writer (EnCase 6 layout, as ewfacquire writes it; recipe in §9 of the brief).
+
+Chunks arrive strictly in media order, already encoded (:func:`encode_chunk` runs in the caller's
+worker pool); :meth:`EwfWriter.write_encoded` only appends bytes through a large buffer and seeks
+back once per sectors group to fill in its descriptor. Hashes and read-error ranges are handed
+over at :meth:`EwfWriter.close`, which writes error2, digest, hash and finally ``done``: until
+then the set is INCOMPLETE for every reader, never a valid image. An interrupted set can be
+continued with :meth:`EwfWriter.resume` (see :mod:`bitwitness.ewf.resume`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from bitwitness.errors import OutputExistsError, UsageError
+from bitwitness.ewf import structures as st
+from bitwitness.ewf.chunks import VOLUME_LEVEL, Compression, EncodedChunk, encode_chunk
+from bitwitness.ewf.headers import (
+    EwfMetadata,
+    MediaType,
+    compress_header,
+    header2_text,
+    header_fields,
+    header_text,
+)
+from bitwitness.ewf.naming import segment_path, set_members, suffix_number
+
+DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB, ewfacquire's default
+MIN_SEGMENT_SIZE = 1 << 20
+#: Reserved per sectors group by ewfacquire's budget rule (§2.4): 3 descriptors + 2 footers.
+GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
+BUFFER_SIZE = 8 << 20
+_HEX = re.compile(r"^[0-9a-fA-F]*$")
+
+
+@dataclass(frozen=True)
+class EwfWriteResult:
+    """What a finished E01 set holds: every file, the media geometry, the hashes stored."""
+
+    segments: tuple[Path, ...]
+    media_size: int
+    chunk_count: int
+    sector_count: int
+    bytes_per_sector: int
+    sectors_per_chunk: int
+    compression: str
+    guid: str
+    md5: str
+    sha1: str
+    error_ranges: tuple[tuple[int, int], ...]
+    stored_size: int  #: total bytes of all segment files
+
+
+def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort ``(first_sector, count)`` runs and merge overlapping or adjacent ones."""
+    merged: list[list[int]] = []
+    for first, count in sorted((int(f), int(c)) for f, c in ranges if c > 0):
+        if merged and first <= merged[-1][0] + merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], first + count - merged[-1][0])
+        else:
+            merged.append([first, count])
+    return [(f, c) for f, c in merged]
+
+
+def _check_hex(name: str, value: str, length: int) -> bytes:
+    if len(value) != length or not _HEX.match(value):
+        raise UsageError(f"{name} must be {length} hexadecimal digits, got {value!r}")
+    return bytes.fromhex(value)
+
+
+class EwfWriter:
+    """Write one E01 set ``base.E01``, ``base.E02``, ...; use as a context manager or close()."""
+
+    def __init__(self, base: Path, *, media_size: int | None, metadata: EwfMetadata,
+                 bytes_per_sector: int = 512, sectors_per_chunk: int = 64,
+                 compression: Compression = Compression.FAST,
+                 segment_size: int = DEFAULT_SEGMENT_SIZE,
+                 media_type: MediaType = MediaType.FIXED, physical: bool = True,
+                 overwrite: bool = False) -> None:
+        self._configure(base, media_size=media_size, bytes_per_sector=bytes_per_sector,
+                        sectors_per_chunk=sectors_per_chunk, compression=compression,
+                        segment_size=segment_size)
+        existing = sorted(set_members(segment_path(self.base, 1)).values())
+        if existing and not overwrite:
+            raise OutputExistsError(existing[0])
+        for path in existing:
+            path.unlink()
+        self._volume = st.Volume(
+            media_type=st.MEDIA_TYPE_CODES[MediaType(media_type).value],
+            chunk_count=self._expected_chunks or 0, sectors_per_chunk=sectors_per_chunk,
+            bytes_per_sector=bytes_per_sector,
+            sector_count=(media_size or 0) // bytes_per_sector,
+            media_flags=st.FLAG_IMAGE | (st.FLAG_PHYSICAL if physical else 0),
+            compression_level=VOLUME_LEVEL[self.compression],
+            error_granularity=sectors_per_chunk, guid=uuid.uuid4().bytes_le)
+        fields = header_fields(metadata)
+        self._header2 = compress_header(header2_text(fields))
+        self._header = compress_header(header_text(fields))
+        self._open_segment()
+
+    # --- setup shared with resume ----------------------------------------------------------
+
+    def _configure(self, base: Path, *, media_size: int | None, bytes_per_sector: int,
+                   sectors_per_chunk: int, compression: Compression, segment_size: int) -> None:
+        base = Path(base)
+        if suffix_number(base.suffix) is not None:
+            base = base.with_suffix("")
+        if bytes_per_sector not in (512, 1024, 2048, 4096):
+            raise UsageError(f"bytes per sector must be 512, 1024, 2048 or 4096, "
+                             f"not {bytes_per_sector}")
+        if sectors_per_chunk < 16 or sectors_per_chunk > 32768 or (
+                sectors_per_chunk & (sectors_per_chunk - 1)):
+            raise UsageError(f"sectors per chunk must be a power of two from 16 to 32768, "
+                             f"not {sectors_per_chunk}")
+        chunk_size = bytes_per_sector * sectors_per_chunk
+        if media_size is not None:
+            if media_size <= 0:
+                raise UsageError("the media is empty (0 bytes): there is nothing to image")
+            if media_size % bytes_per_sector:
+                raise UsageError(f"media size {media_size} is not a whole number of "
+                                 f"{bytes_per_sector}-byte sectors; pad the last sector")
+        if segment_size < MIN_SEGMENT_SIZE:
+            raise UsageError(f"segment size must be at least 1 MiB, not {segment_size} bytes")
+        if segment_size < 4 * chunk_size:
+            raise UsageError(f"segment size {segment_size} is too small for "
+                             f"{chunk_size}-byte chunks")
+        self.base = base
+        self.chunk_size = chunk_size
+        self.bytes_per_sector = bytes_per_sector
+        self.sectors_per_chunk = sectors_per_chunk
+        self.compression = Compression(compression)
+        self.segment_size = segment_size
+        self.media_size = media_size
+        self._expected_chunks = -(-media_size // chunk_size) if media_size else None
+        self._paths: list[Path] = []
+        self._file: IO[bytes] | None = None
+        self._pos = 0
+        self._remaining = 0
+        self._volume_offsets: list[tuple[int, int]] = []  # (segment index, body offset)
+        self._group_start: int | None = None
+        self._entries = bytearray()
+        self._groups_in_segment = 0
+        self._chunks = 0
+        self._media_bytes = 0
+        self._short_seen = False
+        self._pending = bytearray()
+        self._closed = False
+
+    # --- segments and sections -------------------------------------------------------------
+
+    @property
+    def segments(self) -> list[Path]:
+        """Segment files created so far, in order."""
+        return list(self._paths)
+
+    def _emit(self, data: bytes | bytearray) -> None:
+        assert self._file is not None
+        self._file.write(data)
+        self._pos += len(data)
+
+    def _section(self, kind: str, body: bytes) -> None:
+        size = st.DESCRIPTOR_SIZE + len(body)
+        self._emit(st.pack_descriptor(kind, self._pos + size, size) + body)
+
+    def _open_segment(self) -> None:
+        number = len(self._paths) + 1
+        path = segment_path(self.base, number)
+        try:
+            self._file = path.open("xb", buffering=BUFFER_SIZE)
+        except FileExistsError as exc:
+            raise OutputExistsError(path) from exc
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot create ({exc.strerror or exc})") from exc
+        self._paths.append(path)
+        self._pos = 0
+        self._emit(st.pack_file_header(number))
+        if number == 1:
+            self._section("header2", self._header2)
+            self._section("header2", self._header2)
+            self._section("header", self._header)
+            self._section("volume", st.pack_volume(self._volume))
+        else:
+            self._section("data", st.pack_volume(self._volume))
+        self._volume_offsets.append((number - 1, self._pos - st.VOLUME_BODY_SIZE))
+        self._remaining = self.segment_size - st.DESCRIPTOR_SIZE - self._pos
+        self._groups_in_segment = 0
+
+    def _close_segment(self) -> None:
+        assert self._file is not None
+        self._emit(st.pack_descriptor("next", self._pos, 0))
+        self._finish_file()
+
+    def _finish_file(self) -> None:
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+
+    def _open_group(self) -> None:
+        self._group_start = self._pos
+        # Placeholder: valid checksum, next = 0 (< its own offset): readers see an unfinished
+        # sectors section, i.e. an interrupted write, until _close_group fills it in.
+        self._emit(st.pack_descriptor("sectors", 0, 0))
+        self._entries = bytearray()
+        self._remaining -= GROUP_RESERVE
+        self._groups_in_segment += 1
+
+    def _close_group(self) -> None:
+        assert self._file is not None
+        assert self._group_start is not None
+        start = self._group_start
+        self._file.flush()
+        os.pwrite(self._file.fileno(),
+                  st.pack_descriptor("sectors", self._pos, self._pos - start), start)
+        body = st.pack_table(start, bytes(self._entries))
+        self._section("table", body)
+        self._section("table2", body)
+        self._group_start = None
+
+    def _place(self, stored: int) -> None:
+        """Open groups and segments as needed so that a chunk of ``stored`` bytes fits."""
+        needed = self.chunk_size + 4
+        if self._group_start is not None:
+            if self._remaining < needed:
+                self._close_group()
+                self._close_segment()
+                self._open_segment()
+            elif (len(self._entries) >= 4 * st.MAX_TABLE_ENTRIES
+                  or self._pos + stored - self._group_start > st.MAX_GROUP_SPAN):
+                self._close_group()
+        if self._group_start is None:
+            if self._groups_in_segment and self._remaining - GROUP_RESERVE < needed:
+                self._close_segment()
+                self._open_segment()
+            self._open_group()
+
+    # --- chunks ----------------------------------------------------------------------------
+
+    def write_encoded(self, chunk: EncodedChunk) -> None:
+        """Append the next chunk in media order (all full-size but the very last)."""
+        self._check_writable()
+        if self._short_seen:
+            raise UsageError("only the last chunk may be shorter than the chunk size")
+        if not 0 < chunk.raw_length <= self.chunk_size or chunk.raw_length % self.bytes_per_sector:
+            raise UsageError(f"chunk of {chunk.raw_length} bytes: must be whole sectors, at most "
+                             f"{self.chunk_size} bytes")
+        if self.media_size is not None and self._media_bytes + chunk.raw_length > self.media_size:
+            raise UsageError(f"more data than the declared media size of {self.media_size} bytes")
+        self._place(len(chunk.payload))
+        assert self._group_start is not None
+        offset = self._pos - self._group_start
+        self._entries += (offset | (st.COMPRESSED_FLAG if chunk.compressed else 0)).to_bytes(
+            4, "little")
+        self._emit(chunk.payload)
+        self._remaining -= len(chunk.payload) + 8
+        self._chunks += 1
+        self._media_bytes += chunk.raw_length
+        self._short_seen = chunk.raw_length < self.chunk_size
+
+    def write(self, data: bytes) -> None:
+        """Convenience for small callers: buffer, cut into chunks and encode inline."""
+        self._check_writable()
+        self._pending += data
+        size = self.chunk_size
+        if len(self._pending) >= size:
+            whole = len(self._pending) - len(self._pending) % size
+            view = bytes(self._pending[:whole])
+            del self._pending[:whole]
+            for start in range(0, whole, size):
+                self.write_encoded(encode_chunk(view[start:start + size], self.compression))
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise UsageError("the E01 writer is already closed")
+
+    # --- finishing -------------------------------------------------------------------------
+
+    def close(self, *, md5: str, sha1: str,
+              errors: Sequence[tuple[int, int]] = ()) -> EwfWriteResult:
+        """Finish the set: hashes (hex) and read-error ranges (first sector, count) are stored.
+
+        Writes the last group's tables, then ``[data]``, ``[error2]``, ``digest``, ``hash`` and
+        ``done``; only after that is the image complete.
+        """
+        self._check_writable()
+        md5_bytes = _check_hex("MD5", md5, 32)
+        sha1_bytes = _check_hex("SHA-1", sha1, 40)
+        self._flush_pending()
+        if self._chunks == 0:
+            self.abort()
+            for path in self._paths:
+                path.unlink(missing_ok=True)
+            raise UsageError("the media is empty (0 bytes): there is nothing to image")
+        if self.media_size is not None and self._media_bytes != self.media_size:
+            raise UsageError(f"only {self._media_bytes} of the declared {self.media_size} media "
+                             "bytes were written")
+        sectors = self._media_bytes // self.bytes_per_sector
+        ranges = merge_ranges(errors)
+        for first, count in ranges:
+            if first + count > sectors or first + count > 0xFFFF_FFFF:
+                raise UsageError(f"read-error range {first}+{count} lies outside the media's "
+                                 f"{sectors} sectors (or beyond 32-bit sector numbers)")
+        if self._group_start is not None:
+            self._close_group()
+        self._patch_volumes(sectors)
+        if len(self._paths) == 1:
+            self._section("data", st.pack_volume(self._volume))
+        if ranges:
+            self._section("error2", st.pack_error2(ranges))
+        self._section("digest", st.pack_digest(md5_bytes, sha1_bytes))
+        self._section("hash", st.pack_hash(md5_bytes))
+        self._emit(st.pack_descriptor("done", self._pos, 0))
+        self._finish_file()
+        self._closed = True
+        return EwfWriteResult(
+            segments=tuple(self._paths), media_size=self._media_bytes, chunk_count=self._chunks,
+            sector_count=sectors, bytes_per_sector=self.bytes_per_sector,
+            sectors_per_chunk=self.sectors_per_chunk, compression=self.compression.value,
+            guid=str(uuid.UUID(bytes_le=self._volume.guid)), md5=md5.lower(),
+            sha1=sha1.lower(), error_ranges=tuple(ranges),
+            stored_size=sum(p.stat().st_size for p in self._paths))
+
+    def _flush_pending(self) -> None:
+        """The tail that :meth:`write` buffered becomes the (short) last chunk."""
+        if not self._pending:
+            return
+        if len(self._pending) % self.bytes_per_sector:
+            raise UsageError(f"media ends with a partial sector ({len(self._pending)} bytes "
+                             "left over); pad the last sector")
+        self.write_encoded(encode_chunk(bytes(self._pending), self.compression))
+        self._pending.clear()
+
+    def _patch_volumes(self, sectors: int) -> None:
+        """Streaming writers learn the size at the end: fix volume and data counts (§9.7)."""
+        if (self._volume.chunk_count, self._volume.sector_count) == (self._chunks, sectors):
+            return
+        v = self._volume
+        self._volume = st.Volume(v.media_type, self._chunks, v.sectors_per_chunk,
+                                 v.bytes_per_sector, sectors, v.media_flags, v.compression_level,
+                                 v.error_granularity, v.guid)
+        body = st.pack_volume(self._volume)
+        assert self._file is not None
+        self._file.flush()
+        current = len(self._paths) - 1
+        for index, offset in self._volume_offsets:
+            if index == current:
+                os.pwrite(self._file.fileno(), body, offset)
+                continue
+            with self._paths[index].open("r+b") as fh:
+                fh.seek(offset)
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def abort(self) -> None:
+        """Stop writing; the files stay without ``done``, so readers call the set INCOMPLETE."""
+        if self._file is not None:
+            try:
+                self._file.flush()
+            finally:
+                self._file.close()
+                self._file = None
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._closed:
+            self.abort()
+
+    @classmethod
+    def resume(cls, base: Path, *, segment_size: int = DEFAULT_SEGMENT_SIZE,
+               compression: Compression | None = None) -> tuple[EwfWriter, int]:
+        """Reopen an interrupted set and continue it; returns ``(writer, durable media bytes)``.
+
+        Complete segments and complete sectors groups are kept, the rest is cut off; the caller
+        re-hashes the first ``durable`` media bytes (``open_ewf(..., allow_incomplete=True)``
+        reads exactly them) and feeds chunks from there on.
+        """
+        from bitwitness.ewf.resume import resume_writer
+
+        return resume_writer(cls, Path(base), segment_size=segment_size,
+                             compression=compression)

@@ -1,0 +1,117 @@
+"""The E01 format in the image registry: our own reader first, pyewf for what ours does not read.
+
+Detection is by magic (``EVF\\x09\\x0d\\x0a\\xff\\x00``, plus the Ex01/L01 magics so that those are
+recognised as EWF too) and by the ``.E01``/``.Ex01``/``.L01`` names. BitWitness reads EWF1 (E01)
+itself; for Ex01 (EWF2), L01 and Lx01 it hands the set to libewf through pyewf, and when neither can
+read a file it says so in one line.
+
+The reader modules are imported inside the methods: ``bitwitness.ewf`` itself uses
+``bitwitness.images.raw``, and the registry imports this module while loading.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.ewf import structures as st
+from bitwitness.stream import ImageStream, StreamInfo
+
+_MAGICS = (st.EVF_MAGIC, st.EVF2_MAGIC, st.LVF_MAGIC, st.LEF2_MAGIC)
+_DIGIT_NAME = re.compile(r"^\.(?:[Ee]\d\d|[Ee]x\d\d|[Ll]x?\d\d)$")
+_LETTER_NAME = re.compile(r"^\.[E-Z][A-Z]{2}$")
+
+
+class PyewfStream(ImageStream):
+    """An EWF set read through libewf (pyewf): Ex01, L01 and Lx01."""
+
+    alignment = 1
+
+    def __init__(self, files: list[str], handle: Any) -> None:
+        self._handle = handle
+        self._files = tuple(Path(f) for f in files)
+        super().__init__(int(handle.get_media_size()),
+                         sector_size=int(handle.get_bytes_per_sector() or 512))
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        try:
+            data = bytes(self._handle.read_buffer_at_offset(length, offset))
+        except OSError as exc:
+            raise CorruptImageError(f"libewf cannot read the media ({exc})", path=self._files[0],
+                                    media_offset=offset) from exc
+        if len(data) != length:
+            raise CorruptImageError(f"libewf returned {len(data)} of {length} bytes",
+                                    path=self._files[0], media_offset=offset)
+        return data
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(format="ewf", files=self._files, media_size=self.size,
+                          sector_size=self.sector_size, details={"reader": "pyewf"})
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
+
+
+def open_with_pyewf(path: Path, why: str) -> PyewfStream:
+    """Open ``path`` with pyewf; ``why`` says why our reader passed it on (for the error)."""
+    try:
+        import pyewf
+    except ImportError as exc:  # pragma: no cover - pyewf is a dependency
+        raise UnsupportedFormatError(f"{why}, and pyewf (libewf) is not installed") from exc
+    try:
+        files = pyewf.glob(str(path))
+        handle = pyewf.handle()
+        handle.open(files, "r")
+    except (OSError, TypeError) as exc:
+        raise UnsupportedFormatError(f"{why}; libewf (pyewf) cannot read it either: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    return PyewfStream(files, handle)
+
+
+class EwfFormat:
+    """E01 sets (ours, ewfacquire, FTK Imager, EnCase); Ex01/L01 through pyewf."""
+
+    name = "ewf"
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return head.startswith(_MAGICS)
+
+    def claims_name(self, path: Path) -> bool:
+        from bitwitness.ewf.naming import segment_path
+
+        if _DIGIT_NAME.match(path.suffix):
+            return True
+        return bool(_LETTER_NAME.match(path.suffix)) and segment_path(path, 1).exists()
+
+    def files(self, path: Path) -> list[Path]:
+        from bitwitness.ewf.layout import find_segments
+
+        try:
+            return find_segments(path)
+        except UnsupportedFormatError:
+            import pyewf
+
+            return [Path(p) for p in pyewf.glob(str(path))]
+
+    def open(self, path: Path) -> ImageStream:
+        from bitwitness.ewf.reader import open_ewf
+
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        if head.startswith(st.EVF_MAGIC) or not head.startswith(_MAGICS):
+            return open_ewf(path)
+        try:
+            return open_ewf(path)
+        except UnsupportedFormatError as exc:
+            return open_with_pyewf(path, str(exc))
+
+
+FORMAT = EwfFormat()
