@@ -102,10 +102,15 @@ def built(base: Path) -> Disks:
     return Disks(gpt, ext4, hostile, fat_files, ext_files)
 
 
-@pytest.fixture(scope="session")
-def disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
+def make_disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
+    """The session's test disks (built once per process; other modules' fixtures call this)."""
     require_tool(*TOOLS)
     return built(tmp_path_factory.getbasetemp() / "browse-disks")
+
+
+@pytest.fixture(scope="session")
+def disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
+    return make_disks(tmp_path_factory)
 
 
 def mmls_rows(image: Path) -> list[tuple[int, int, int, int, str]]:

@@ -18,9 +18,14 @@ from pathlib import Path
 
 import pytest
 from conftest import snapshot
-from test_browse_disks import EXT_START, FAT_START, Disks, disks  # noqa: F401 - fixture
+from test_browse_disks import EXT_START, FAT_START, Disks, make_disks
 
 SELECTIONS = {"": ["-u"], "--deleted": ["-d"], "--all": []}
+
+@pytest.fixture(scope="session")
+def disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
+    return make_disks(tmp_path_factory)
+
 
 
 def fls_lines(image: Path, *args: str) -> Counter[str]:

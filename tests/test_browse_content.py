@@ -1,0 +1,134 @@
+"""``cat`` byte for byte against ``icat``, ``stat`` against what the image was built from, and
+``timeline`` against ``fls -m`` and ``mactime``."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, snapshot
+from test_browse_disks import EXT_START, FAT_START, Disks, make_disks
+
+
+@pytest.fixture(scope="session")
+def disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
+    return make_disks(tmp_path_factory)
+
+
+
+def icat(image: Path, address: str, *args: str) -> bytes:
+    return subprocess.run(["icat", *args, str(image), address], capture_output=True,
+                          check=True).stdout
+
+
+def cat_bytes(image: Path, *args: str) -> bytes:
+    """Run ``cat`` in a separate process: it writes bytes, not text."""
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bitwitness", "cat", str(image), *args],
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize(("part", "sector", "which"), [(4, FAT_START, "fat_files"),
+                                                       (5, EXT_START, "ext_files")])
+def test_cat_equals_icat_and_the_source(disks: Disks, bw, part: int, sector: int,
+                                        which: str) -> None:
+    before = snapshot([disks.gpt])
+    entries = bw("ls", disks.gpt, "-p", str(part), "-r", "--all", "--json").json()["entries"]
+    files = [e for e in entries if e["kind"] == "file"]
+    assert files
+    for entry in files:
+        expected = icat(disks.gpt, entry["inode"], "-o", str(sector))
+        assert cat_bytes(disks.gpt, "-p", str(part), "--inode", entry["inode"]) == expected
+        if not entry["deleted"]:
+            assert cat_bytes(disks.gpt, "-p", str(part), entry["path"]) == expected
+    for path, data in getattr(disks, which).items():
+        assert cat_bytes(disks.gpt, "--offset", str(sector), path) == data
+    assert snapshot([disks.gpt]) == before
+
+
+def test_cat_ntfs_streams_equal_icat(third_party: Path, bw) -> None:
+    pytest.importorskip("bitwitness.images.ewf")
+    image = third_party / "tsk_imageformat_mmls_1.E01"
+    for path, address in [("/$UpCase:$Info", "10-128-4"), ("/$UpCase", "10-128-1"),
+                          ("/$Extend/$RmMetadata/$Repair:$Config", "28-128-2"),
+                          ("/System Volume Information/WPSettings.dat", "37-128-1")]:
+        expected = icat(image, address, "-o", "128")
+        assert cat_bytes(image, "-p", "2", path) == expected
+        assert cat_bytes(image, "-p", "2", "--inode", address) == expected
+    doc = bw("stat", image, "-p", "2", "/$UpCase:$Info", "--json").json()
+    assert doc["inode"] == "10-128-4"
+    assert doc["stream"] == "$Info"
+    assert {a["type"] for a in doc["attributes"]} >= {16, 48, 128}
+
+
+@pytest.mark.parametrize("image", ["dfvfs_hfsplus.raw", "dfvfs_iso9660.raw",
+                                   "dfvfs_ext2.splitraw.000"])
+def test_cat_equals_icat_on_fixtures(third_party: Path, bw, image: str) -> None:
+    path = third_party / image
+    entries = bw("ls", path, "-r", "--json").json()["entries"]
+    files = [e for e in entries if e["kind"] == "file"]
+    assert files
+    for entry in files:
+        assert cat_bytes(path, "--inode", entry["inode"]) == icat(path, entry["inode"])
+
+
+def test_stat_and_errors(disks: Disks, bw) -> None:
+    doc = bw("stat", disks.ext4, "/home/ana/Ωmega ünï.txt", "--json").json()
+    assert doc["size"] == len("ünïcødé\n".encode())
+    assert doc["kind"] == "file"
+    assert doc["filesystem"] == "ext4"
+    assert doc["mode"] == "rw-r--r--"
+    link = bw("stat", disks.ext4, "/home/ana/link", "--json").json()
+    assert link["link"] == "notes.txt"
+    human = bw("stat", disks.ext4, "--inode", str(doc["meta_address"]))
+    assert human.exit_code == 0
+    assert "size:" in human.stdout
+    out_of_range = bw("cat", disks.ext4, "--inode", "99999999")
+    assert out_of_range.exit_code == 2
+    assert "out of range" in out_of_range.stderr
+    assert bw("cat", disks.ext4, "/home").exit_code == 2
+    assert bw("cat", disks.ext4, "/missing.txt").exit_code == 2
+    assert bw("stat", disks.ext4).exit_code == 2
+
+
+def _fls_body(image: Path, *args: str) -> Counter[str]:
+    out = subprocess.run(["fls", "-r", "-m", "/", *args, str(image)], capture_output=True,
+                         check=True).stdout.decode("utf-8", "surrogateescape")
+    return Counter(line for line in out.splitlines() if "($FILE_NAME)" not in line)
+
+
+@pytest.mark.parametrize(("args", "sector"), [(["-p", "4"], FAT_START), (["-p", "5"], EXT_START)])
+def test_bodyfile_equals_fls_m_and_feeds_mactime(disks: Disks, bw, tmp_path: Path,
+                                                 args: list[str], sector: int) -> None:
+    require_tool("mactime")
+    result = bw("timeline", disks.gpt, *args)
+    assert result.exit_code == 0, result.stderr
+    assert Counter(result.stdout.splitlines()) == _fls_body(disks.gpt, "-o", str(sector))
+    body = tmp_path / "body.txt"
+    body.write_text(result.stdout)
+    mac = subprocess.run(["mactime", "-b", str(body), "-d", "-y", "-z", "UTC"],
+                         capture_output=True, text=True, check=True)
+    theirs = Counter()
+    for row in mac.stdout.splitlines()[1:]:
+        date, _size, macb, _mode, _uid, _gid, meta, _name = row.split(",", 7)
+        if not date.startswith("0000"):  # mactime also lists unset (zero) times
+            theirs[(date, macb, meta)] += 1
+    assert theirs
+    csv_out = bw("timeline", disks.gpt, *args, "--format", "csv")
+    ours = Counter()
+    for row in csv_out.stdout.splitlines()[1:]:
+        date, macb, _size, _mode, _uid, _gid, inode, _rest = row.split(",", 7)
+        ours[(date.replace("+00:00", "Z"), macb, inode)] += 1
+    assert ours == theirs
+
+
+def test_bodyfile_equals_fls_m_on_ntfs(third_party: Path, bw) -> None:
+    pytest.importorskip("bitwitness.images.ewf")
+    image = third_party / "tsk_imageformat_mmls_1.E01"
+    result = bw("timeline", image, "-p", "3")
+    assert Counter(result.stdout.splitlines()) == _fls_body(image, "-o", "55424")
