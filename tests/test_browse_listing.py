@@ -102,6 +102,7 @@ def test_unicode_paths(disks: Disks, bw) -> None:
     ("dfvfs_hfsplus.raw", [], "dfvfs_hfsplus.fls.txt"),
     ("dfvfs_iso9660.raw", [], "dfvfs_iso9660.fls.txt"),
     ("dfvfs_ext2.split.E01", [], "dfvfs_ext2.fls.txt"),
+    ("dfvfs_ext2.vhd", [], "dfvfs_ext2.fls.txt"),
     ("tsk_imageformat_mmls_1.E01", ["-p", "2"], "tsk_imageformat_mmls_1.p128.fls.txt"),
     ("tsk_imageformat_mmls_1.E01", ["--offset", "55424"],
      "tsk_imageformat_mmls_1.p55424.fls.txt"),
