@@ -132,6 +132,7 @@ def test_ftk_report(tmp_path: Path, media: Path) -> None:
                       encoding="utf-8")
     log = parse_log(report)
     assert log.kind == "ftk"
+    assert log.label == "FTK Imager report disk.dd.txt"
     assert {(e.algorithm, e.section, e.value) for e in log.entries} == {
         ("md5", "computed", md5), ("sha1", "computed", sha1),
         ("md5", "verification", md5), ("sha1", "verification", sha1)}

@@ -61,11 +61,12 @@ class HashLog:
     status: str | None = None  #: BASE.json "status"
     source_size: int | None = None  #: size of the source before padding (BASE.json)
     notes: tuple[str, ...] = ()
+    title: str = ""  #: what the log calls its maker, where that differs from the kind's label
 
     @property
     def label(self) -> str:
         """How reports name this log: ``"dc3dd log x.log"``."""
-        return f"{KIND_LABELS.get(self.kind, self.kind)} {self.path.name}"
+        return f"{self.title or KIND_LABELS.get(self.kind, self.kind)} {self.path.name}"
 
 
 KIND_LABELS = {
@@ -228,7 +229,12 @@ def _parse_ftk(path: Path, text: str) -> HashLog | None:
                 entries.append(LogEntry(algorithm, m.group(2).lower(), section=section))
     if not entries:
         return None
-    return HashLog(path=path, kind="ftk", entries=tuple(entries))
+    # Our own BASE.txt follows FTK Imager's layout; name the maker the report names.
+    maker = re.search(r"^\s*Created by (.+?)\s*$", text, re.IGNORECASE | re.MULTILINE)
+    title = ""
+    if maker and not re.search(r"FTK|AccessData", maker.group(1)):
+        title = f"{maker.group(1).split()[0]} report"
+    return HashLog(path=path, kind="ftk", entries=tuple(entries), title=title)
 
 
 # --- ewfacquire / ewfverify -l logs ------------------------------------------------------------

@@ -103,17 +103,11 @@ def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C90
         f"{format_size(r.media_size)} ({r.media_size} bytes, sector {r.sector_size})")
     for alg, value in r.computed.items():
         out(f"  computed {alg:<7} {value}")
-    for c in r.comparisons:
-        ref = c.reference
-        mark = {Match.MATCH: "[green]match[/]", Match.MISMATCH: "[bold red]MISMATCH[/]"}.get(
-            c.match, "[bold red]not checked[/]")
-        out(f"  {mark}  {ref.algorithm} of {escape(ref.scope)}: {escape(ref.source)} records "
-            f"{ref.value}" + (f", computed {c.computed}" if c.match is Match.MISMATCH else "")
-            + (f" ({escape(c.reason)})" if c.reason else ""))
-    for s in r.size_checks:
-        if not s.ok:
-            out(f"  [bold red]size[/]  {escape(s.source)} records {s.expected} bytes, "
-                f"media is {s.actual}")
+    for c in r.comparisons:  # mismatches and what could not be checked are listed as problems
+        if c.match is Match.MATCH:
+            ref = c.reference
+            out(f"  [green]match[/]  {ref.algorithm} of {escape(ref.scope)}: "
+                f"{escape(ref.source)} records {ref.value}")
     for b in r.bad_chunks:
         out(f"  [bold red]bad chunk[/] {b.chunk}: sectors {b.first_sector}-{b.last_sector} "
             f"(media offset {b.media_offset}) in {escape(b.segment.name)} at file offset "

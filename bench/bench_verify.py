@@ -1,0 +1,110 @@
+"""Benchmark: ``bitwitness verify`` against ``ewfverify -d sha1`` on the same E01, same run.
+
+Usage: ``python bench/bench_verify.py [--size 1GiB] [--runs 3] [--workdir DIR]``
+
+Makes a disk-like media (zeros, random runs and text, as real disks compress), acquires it with
+``ewfacquire -c deflate:fast -d sha1`` (so the E01 stores MD5 and SHA-1), then times both tools
+verifying it (best of ``--runs``, alternating, page cache warm for both). Both must compute MD5
+and SHA-1 and report success. Prints MiB/s for each and the ratio (target: >= 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BLOCK = 1 << 20
+
+
+def make_media(path: Path, size: int, seed: int = 1) -> None:
+    """Disk-like data: a mix of zero, random and text blocks, seeded (reproducible)."""
+    try:  # the shared bench data generator, where the EWF benchmark provides one
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _data import make_media as shared  # type: ignore[import-not-found]
+    except ImportError:
+        shared = None
+    if shared is not None:
+        shared(path, size)
+        return
+    rng = random.Random(seed)
+    text = b"".join(rng.choice([b"evidence ", b"sector ", b"custody ", b"witness\n"])
+                    for _ in range(BLOCK // 8))[:BLOCK]
+    with path.open("wb") as fh:
+        written = 0
+        while written < size:
+            kind = rng.randrange(3)
+            block = bytes(BLOCK) if kind == 0 else rng.randbytes(BLOCK) if kind == 1 else text
+            block = block[: size - written]
+            fh.write(block)
+            written += len(block)
+
+
+def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, proc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1GiB", help="media size (default 1GiB)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool, best taken")
+    parser.add_argument("--workdir", type=Path, help="keep the files here (default: temp)")
+    args = parser.parse_args()
+    from bitwitness.sizes import parse_size
+
+    size = parse_size(args.size)
+    for tool in ("ewfacquire", "ewfverify"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed", file=sys.stderr)
+            return 2
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        media, image = work / "media.raw", work / "image.E01"
+        if not image.exists():
+            make_media(media, size)
+            subprocess.run(["ewfacquire", "-u", "-q", "-t", str(work / "image"), "-c",
+                            "deflate:fast", "-d", "sha1", "-S", "8GiB", str(media)],
+                           capture_output=True, check=True)
+            media.unlink()
+        ours_cmd = [sys.executable, "-m", "bitwitness", "verify", "--json", str(image)]
+        theirs_cmd = ["ewfverify", "-q", "-d", "sha1", str(image)]
+        ours, theirs = [], []
+        for _ in range(args.runs):
+            t, proc = timed(theirs_cmd)
+            if proc.returncode != 0 or "SUCCESS" not in proc.stdout:
+                print(f"ewfverify failed: {proc.stdout}{proc.stderr}", file=sys.stderr)
+                return 1
+            theirs.append(t)
+            t, proc = timed(ours_cmd)
+            doc = json.loads(proc.stdout) if proc.stdout else {}
+            result = (doc.get("images") or [{}])[0]
+            if proc.returncode != 0 or set(result.get("computed", {})) != {"md5", "sha1"}:
+                print(f"bitwitness verify failed: {proc.stdout}{proc.stderr}", file=sys.stderr)
+                return 1
+            ours.append(t)
+        mib = size / (1 << 20)
+        best_ours, best_theirs = min(ours), min(theirs)
+        print(f"media {mib:.0f} MiB, E01 {image.stat().st_size / (1 << 20):.0f} MiB "
+              f"(ewfacquire -c deflate:fast -d sha1), best of {args.runs}")
+        print(f"ewfverify -d sha1   {best_theirs:7.2f} s  {mib / best_theirs:8.1f} MiB/s")
+        print(f"bitwitness verify   {best_ours:7.2f} s  {mib / best_ours:8.1f} MiB/s  "
+              "(MD5 + SHA-1, every chunk checked)")
+        ratio = best_theirs / best_ours
+        print(f"ratio {ratio:.2f}x (target >= 1.3x): {'OK' if ratio >= 1.3 else 'BELOW TARGET'}")
+        return 0 if ratio >= 1.3 else 1
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
