@@ -215,3 +215,48 @@ def test_info_raw_shows_size_and_logs(tmp_path: Path, source: Path) -> None:
     assert doc["media_size"] == source.stat().st_size
     assert doc["recorded_hashes"][0]["value"] == tool_hash("md5sum", image)[0]
     assert doc["header_values"] == {}
+
+
+def test_error_ranges_recorded_at_acquisition(tmp_path: Path, source: Path) -> None:
+    """An E01 whose error2 section records unreadable sectors (written by our EwfWriter, read
+    back by ewfinfo): verify and info show the same ranges ewfinfo shows."""
+    require_tool("ewfinfo")
+    from bitwitness.ewf import EwfMetadata, EwfWriter
+
+    data = source.read_bytes()
+    writer = EwfWriter(tmp_path / "errs", media_size=len(data), metadata=EwfMetadata())
+    writer.write(data)
+    result = writer.close(md5=tool_hash("md5sum", source)[0],
+                          sha1=tool_hash("sha1sum", source)[0], errors=[(128, 8), (4000, 64)])
+    segment = result.segments[0]
+    out = subprocess.run(["ewfinfo", str(segment)], capture_output=True, text=True,
+                         check=True).stdout
+    theirs = [(int(a), int(b)) for a, b in re.findall(r"at sector\(s\): (\d+) - (\d+)", out)]
+    assert theirs == [(128, 135), (4000, 4063)]
+    verified = verify_image(segment)
+    assert verified.verdict is Verdict.VERIFIED  # recorded errors are shown, not a failure
+    assert [(r.first_sector, r.last_sector) for r in verified.acquisition_errors] == theirs
+    r = run_bitwitness("info", segment, "--json")
+    assert [(e["first_sector"], e["last_sector"]) for e in r.json()["error_ranges"]] == theirs
+    human = run_bitwitness("verify", segment)
+    assert "unreadable at acquisition: sectors 128-135" in human.stdout
+
+
+def test_sets_our_reader_passes_on_are_read_by_libewf(
+        tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ex01/L01 (which this ewfacquire cannot write) take the libewf path; simulated here by an
+    E01 our reader declines."""
+    import bitwitness.ewf
+    from bitwitness.errors import UnsupportedFormatError
+
+    segments = ewfacquire(source, tmp_path / "img", "-c", "fast", "-d", "sha1")
+
+    def decline(path: Path, **kwargs: object) -> None:
+        raise UnsupportedFormatError(f"{path}: EWF2 is not read by our reader")
+
+    monkeypatch.setattr(bitwitness.ewf, "open_ewf", decline)
+    result = verify_image(segments[0])
+    assert result.format == "ewf (read by libewf)"
+    assert result.verdict is Verdict.VERIFIED
+    assert result.stored == {"md5": tool_hash("md5sum", source)[0],
+                             "sha1": tool_hash("sha1sum", source)[0]}

@@ -60,12 +60,11 @@ def image_info(path: str | Path) -> ImageInfo:
         ewf = opened.ewf
         headers: dict[str, str] = {}
         ewf_fields: dict[str, Any] = {}
-        stored: dict[str, str] = {}
+        stored = dict(opened.stored_hashes)
         errors = list(bound.error_ranges)
         if ewf is not None:
             headers = {k: v for k, v in dict(ewf.header_values).items() if v}
             ewf_fields = {name: getattr(ewf, name) for name in _EWF_FIELDS if hasattr(ewf, name)}
-            stored = dict(ewf.stored_hashes)
             errors += [SectorRange(first, first + count - 1, layout.sector_size)
                        for first, count in ewf.error_ranges if count > 0]
         details = {} if ewf is not None else dict(opened.stream.info.details)

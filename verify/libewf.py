@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bitwitness.verify.model import ReaderCheck
 
-from bitwitness.errors import Interrupted
+from bitwitness.errors import FormatError, Interrupted
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 
@@ -30,6 +31,31 @@ def libewf_version() -> str:
     return f"pyewf {pyewf.get_version()}"
 
 
+def _stored(handle: Any) -> dict[str, str]:
+    stored = {}
+    for alg, name in (("md5", "MD5"), ("sha1", "SHA1"), ("sha256", "SHA256")):
+        value = handle.get_hash_value(name)
+        if value:
+            stored[alg] = value.lower()
+    return stored
+
+
+def stored_with_libewf(segments: Sequence[Path]) -> dict[str, str]:
+    """The hashes an EWF set stores, as libewf reads them (for sets our reader passes on)."""
+    import pyewf
+
+    handle = pyewf.handle()
+    try:
+        handle.open([str(s) for s in segments], "r")
+        try:
+            return _stored(handle)
+        finally:
+            handle.close()
+    except OSError as exc:
+        raise FormatError(f"libewf cannot read the stored hashes: {_short(exc)}",
+                          path=segments[0]) from exc
+
+
 def read_with_libewf(segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
                      cancel: threading.Event | None = None) -> tuple[int, dict[str, str],
                                                                        dict[str, str]]:
@@ -43,11 +69,7 @@ def read_with_libewf(segments: Sequence[Path], algorithms: Sequence[str], task: 
     handle.open(pyewf.glob(str(segments[0])), "r")
     try:
         size = handle.get_media_size()
-        stored = {}
-        for alg, name in (("md5", "MD5"), ("sha1", "SHA1"), ("sha256", "SHA256")):
-            value = handle.get_hash_value(name)
-            if value:
-                stored[alg] = value.lower()
+        stored = _stored(handle)
         hasher = ThreadedHasher(algorithms, depth=4)
         try:
             offset = 0

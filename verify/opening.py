@@ -6,26 +6,16 @@ INCOMPLETE rather than refused; everything else goes through :func:`bitwitness.i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bitwitness.verify.libewf import stored_with_libewf
 from bitwitness.verify.references import ImageLayout
 
+from bitwitness.errors import UnsupportedFormatError
 from bitwitness.image import detect
 from bitwitness.stream import ImageStream
-
-#: The first bytes of every E01 segment; checked here too, so that an E01 is never verified as
-#: raw bytes whatever the format registry holds.
-EVF_MAGIC = b"EVF\x09\x0d\x0a\xff\x00"
-
-
-def _head(path: Path) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(len(EVF_MAGIC))
-    except OSError:
-        return b""
 
 
 @dataclass
@@ -33,20 +23,32 @@ class Opened:
     """An open image and what verification needs to know about its files."""
 
     stream: ImageStream
-    ewf: Any | None  #: the EwfImage when the image is an E01 set
+    ewf: Any | None  #: the EwfImage when our reader opened an E01 set
     format: str
     files: tuple[Path, ...]
+    stored_hashes: dict[str, str] = field(default_factory=dict)  #: what the image stores
 
 
 def open_for_verify(path: Path) -> Opened:
-    """Open ``path`` read-only; the caller closes ``stream``. Format errors propagate."""
+    """Open ``path`` read-only; the caller closes ``stream``. Format errors propagate.
+
+    E01 sets go to our reader (every chunk checked by ``scan``). What it does not read (Ex01,
+    L01) is read through libewf, so that it is still verified rather than refused.
+    """
     detected = detect(path)
     fmt = detected.format
-    if fmt.name == "ewf" or _head(path).startswith(EVF_MAGIC):
+    if fmt.name == "ewf":
         from bitwitness.ewf import open_ewf
 
-        image = open_ewf(path, allow_incomplete=True)
-        return Opened(image, image, "ewf", tuple(image.segments))
+        try:
+            image = open_ewf(path, allow_incomplete=True)
+        except UnsupportedFormatError as exc:
+            from bitwitness.images.ewf import open_with_pyewf
+
+            stream = open_with_pyewf(path, str(exc))
+            files = tuple(stream.info.files)
+            return Opened(stream, None, "ewf (read by libewf)", files, stored_with_libewf(files))
+        return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes))
     stream = fmt.open(path)
     info = stream.info
     name = info.format if detected.by != "fallback" else f"{info.format} (no format recognised)"

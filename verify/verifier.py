@@ -92,7 +92,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
                    *, started: str, t0: float) -> ImageVerification:
     layout = layout_of(opened)
     logs, notes = refs_mod.load_logs(opened.files, options.logs)
-    stored = dict(opened.ewf.stored_hashes) if opened.ewf is not None else {}
+    stored = opened.stored_hashes
     bound = refs_mod.bind_all(logs, layout)
     references = refs_mod.stored_references(stored) + list(bound.references)
     media_algs = _media_algorithms(references)
@@ -112,8 +112,9 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     libewf = None
     if options.libewf:
         if opened.ewf is None:
-            notes.append(f"--libewf: libewf reads E01 sets only; not applicable to "
-                         f"{opened.format}")
+            notes.append("--libewf: the image was read by libewf itself; there is no second "
+                         "reader" if opened.format.startswith("ewf") else
+                         f"--libewf: libewf reads EWF sets only; not for {opened.format}")
         else:
             libewf = libewf_check(
                 opened.files, media_algs, media_size=layout.media_size, stored=stored,
