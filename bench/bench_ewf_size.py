@@ -11,6 +11,8 @@ data:
 * verify speed: ``ewfverify -d sha1`` against our parallel scan + MD5/SHA-1, both on the same
   ewfacquire-made image.
 
+Each measurement alternates the two tools RUNS times and keeps each one's best time (the machine
+may be shared). Our writer fsyncs every segment (ewfacquire does not): its time includes that.
 Prints one line per measurement with the ratio. Timing lives here, never in the tests.
 """
 
@@ -37,6 +39,8 @@ from bitwitness.ewf import (
     open_ewf,
 )
 from bitwitness.hashing import ThreadedHasher
+
+RUNS = 3
 
 
 def ewfacquire(src: Path, target: Path, mode: str) -> float:
@@ -108,8 +112,12 @@ def main() -> None:
         src.read_bytes()  # warm the page cache for both sides alike
         print(f"data: {mib} MiB disk-like (1/3 zeros, 1/3 random, 1/3 text)")
         for mode, comp in (("fast", Compression.FAST), ("best", Compression.BEST)):
-            t_peer = ewfacquire(src, work / f"peer-{mode}", mode)
-            t_ours = ours(src, work / f"ours-{mode}", comp)
+            t_peer = t_ours = float("inf")
+            for _ in range(RUNS):  # alternate and keep the best: the box may be shared
+                for p in work.glob(f"*-{mode}.E*"):
+                    p.unlink()
+                t_peer = min(t_peer, ewfacquire(src, work / f"peer-{mode}", mode))
+                t_ours = min(t_ours, ours(src, work / f"ours-{mode}", comp))
             s_peer, s_ours = total_size(work / f"peer-{mode}"), total_size(work / f"ours-{mode}")
             print(f"{mode:5s} size : ewfacquire {s_peer:>12,d}  BitWitness {s_ours:>12,d}  "
                   f"ratio {s_ours / s_peer:.3f} (target <= 1.05 for fast)")
@@ -119,8 +127,11 @@ def main() -> None:
                 if mode == "best":
                     p.unlink()
         first = work / "peer-fast.E01"
-        t_peer = ewfverify(first)
-        t_ours, ok = our_verify(first)
+        t_peer = t_ours = float("inf")
+        for _ in range(RUNS):
+            t_peer = min(t_peer, ewfverify(first))
+            t, ok = our_verify(first)
+            t_ours = min(t_ours, t)
         print(f"verify: ewfverify -d sha1 {mib / t_peer:7.1f} MiB/s  BitWitness scan+md5+sha1 "
               f"{mib / t_ours:7.1f} MiB/s  speed-up {t_peer / t_ours:.2f}x (target >= 1.3x)"
               f"{'' if ok else '  HASH MISMATCH'}")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pyewf
 import pytest
-from conftest import make_disk_bytes, require_tool
+from conftest import CliResult, make_disk_bytes, require_tool
 
 from bitwitness.errors import (
     BitWitnessError,
@@ -181,3 +182,16 @@ def test_not_an_e01(tmp_path: Path) -> None:
     fake.write_bytes(b"not evidence" * 100)
     with pytest.raises(CorruptImageError, match="EVF"):
         open_ewf(fake)
+
+
+def test_cli_reports_damage_in_one_line(tmp_path: Path, bw: Callable[..., CliResult]) -> None:
+    """Through the real error boundary: exit 1 and one line naming the missing segment."""
+    segs = make(tmp_path / "cli", make_disk_bytes(3 << 20, 13), compression=Compression.NONE,
+                segment_size=1 << 20)
+    segs[1].unlink()
+    result = bw("info", segs[0])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert segs[1].name in lines[0]

@@ -78,7 +78,7 @@ def section_types(path: Path) -> list[str]:
         offset = desc.next
 
 
-@settings(max_examples=14, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     bps=st.sampled_from([512, 4096]),

@@ -13,8 +13,9 @@ from typing import Any
 
 import pyewf
 import pytest
-from conftest import require_tool
+from conftest import make_disk_bytes, require_tool
 
+from bitwitness.errors import UnsupportedFormatError
 from bitwitness.ewf import Compression, EwfMetadata, EwfWriter, encode_chunk, open_ewf
 from bitwitness.image import image_files, open_image
 
@@ -110,6 +111,36 @@ def test_sleuthkit_reads_our_e01_partitions(third_party: Path, tmp_path: Path) -
     assert len(mine) > 0
 
 
+def test_pytsk3_reads_our_e01_through_the_stream(third_party: Path, tmp_path: Path) -> None:
+    """pytsk3 on top of EwfImage (the file-like contract), against TSK's own listing."""
+    import pytsk3
+
+    ours = _copy_to_e01(third_party / "dfvfs_ext2.splitraw.000", tmp_path / "tsk")
+    with open_ewf(ours) as img:
+
+        class ImgInfo(pytsk3.Img_Info):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+            def read(self, offset: int, size: int) -> bytes:
+                return img.pread(offset, size)
+
+            def get_size(self) -> int:
+                return img.size
+
+        fs = pytsk3.FS_Info(ImgInfo())
+        names = sorted(e.info.name.name.decode() for e in fs.open_dir("/")
+                       if e.info.name.name not in (b".", b".."))
+        data = fs.open("/passwords.txt").read_random(0, 1 << 20)
+    listing = (third_party / "listings" / "dfvfs_ext2.fls.txt").read_text()
+    top = sorted({line.split("\t")[1].split("/")[0] for line in listing.splitlines()}
+                 - {"$OrphanFiles"})
+    assert [n for n in names if n != "$OrphanFiles"] == top
+    expected = subprocess.run(["icat", "-i", "ewf", str(third_party / "dfvfs_ext2.E01"), "14"],
+                              capture_output=True, check=True).stdout
+    assert data == expected
+
+
 def test_sleuthkit_reads_our_e01_filesystem(third_party: Path, tmp_path: Path) -> None:
     require_tool("fls", "icat")
     ours = _copy_to_e01(third_party / "dfvfs_ext2.splitraw.000", tmp_path / "ext2",
@@ -122,3 +153,23 @@ def test_sleuthkit_reads_our_e01_filesystem(third_party: Path, tmp_path: Path) -
         got = subprocess.run(["icat", "-i", "ewf", str(ours), inode], capture_output=True,
                              check=True).stdout
         assert got == expected, inode
+
+
+def test_smart_goes_to_pyewf(tmp_path: Path) -> None:
+    """ewfacquire's SMART (.s01) shares the E01 magic but not its layout: libewf reads it."""
+    require_tool("ewfacquire")
+    data = make_disk_bytes(1 << 20, 31)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(tmp_path / "sm"), "-f", "smart",
+                    "-c", "deflate:fast", str(src)], capture_output=True, check=True)
+    with open_image(tmp_path / "sm.s01") as img:
+        assert img.info.details == {"reader": "pyewf"}
+        assert img.read() == data
+
+
+def test_ex01_neither_reader_says_so(tmp_path: Path) -> None:
+    fake = tmp_path / "x.Ex01"
+    fake.write_bytes(b"EVF2\r\n\x81\x00" + bytes(200))
+    with pytest.raises(UnsupportedFormatError, match=r"EWF2 \(Ex01\).*libewf \(pyewf\) cannot"):
+        open_image(fake)

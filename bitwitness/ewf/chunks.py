@@ -55,9 +55,11 @@ def _stored(data: bytes) -> EncodedChunk:
                         len(data))
 
 
-def encode_chunk(data: bytes, compression: Compression) -> EncodedChunk:
+def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression) -> EncodedChunk:
     """Encode one chunk; a chunk that does not shrink is stored raw with its Adler-32."""
     compression = Compression(compression)
+    if not isinstance(data, bytes):
+        data = bytes(data)
     if compression is Compression.NONE:
         return _stored(data)
     length = len(data)

@@ -222,6 +222,10 @@ class _Walker:
             self.problem(desc, f"{desc.type} section does not decode ({exc})")
 
     def _volume(self, desc: st.Descriptor) -> None:
+        if desc.body_size < st.VOLUME_BODY_SIZE:
+            raise UnsupportedFormatError(
+                f"{self.path}: SMART / EWF-S01 layout ({desc.body_size}-byte volume section) is "
+                "not read by BitWitness's own reader")
         try:
             volume, checksum_ok = st.unpack_volume(self._body(desc))
         except ValueError as exc:

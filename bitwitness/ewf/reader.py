@@ -38,6 +38,11 @@ MAX_OPEN_FILES = 64
 MAX_CHUNK_OVERHEAD = 1024
 
 
+def default_workers() -> int:
+    """Decoding threads for a scan: one core is left to the hashing threads that consume it."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
 @dataclass(frozen=True)
 class ChunkProblem:
     """A chunk that fails its check: where it is in the media and in the container file."""
@@ -258,7 +263,7 @@ class EwfImage(ImageStream):
             return
         first = start // self.chunk_size
         last = (stop - 1) // self.chunk_size
-        workers = workers or min(8, max(2, os.cpu_count() or 2))
+        workers = workers or default_workers()
         window: deque[Future[list[ScanBlock]]] = deque()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewf-scan")
         try:

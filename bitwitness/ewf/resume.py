@@ -118,6 +118,7 @@ def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
                       compression=compression or _infer_compression(volume.compression_level,
                                                                     kept),
                       segment_size=segment_size)
+    writer.sync = True
     writer._volume = volume
     writer._header2 = writer._header = b""
     chunks = sum(len(g.entries) for g in kept)

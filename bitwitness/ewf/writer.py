@@ -76,17 +76,23 @@ def _check_hex(name: str, value: str, length: int) -> bytes:
 
 
 class EwfWriter:
-    """Write one E01 set ``base.E01``, ``base.E02``, ...; use as a context manager or close()."""
+    """Write one E01 set ``base.E01``, ``base.E02``, ...; use as a context manager or close().
+
+    Not thread-safe: one thread calls :meth:`write_encoded` in media order (encoding may happen
+    anywhere). ``sync`` fsyncs each segment as it is finished, so that what :meth:`resume`
+    keeps after a power loss is really on disk.
+    """
 
     def __init__(self, base: Path, *, media_size: int | None, metadata: EwfMetadata,
                  bytes_per_sector: int = 512, sectors_per_chunk: int = 64,
                  compression: Compression = Compression.FAST,
                  segment_size: int = DEFAULT_SEGMENT_SIZE,
                  media_type: MediaType = MediaType.FIXED, physical: bool = True,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, sync: bool = True) -> None:
         self._configure(base, media_size=media_size, bytes_per_sector=bytes_per_sector,
                         sectors_per_chunk=sectors_per_chunk, compression=compression,
                         segment_size=segment_size)
+        self.sync = sync
         existing = sorted(set_members(segment_path(self.base, 1)).values())
         if existing and not overwrite:
             raise OutputExistsError(existing[0])
@@ -200,7 +206,8 @@ class EwfWriter:
     def _finish_file(self) -> None:
         assert self._file is not None
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if self.sync:
+            os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
 
@@ -358,7 +365,8 @@ class EwfWriter:
                 fh.seek(offset)
                 fh.write(body)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if self.sync:
+                    os.fsync(fh.fileno())
 
     def abort(self) -> None:
         """Stop writing; the files stay without ``done``, so readers call the set INCOMPLETE."""

@@ -3,7 +3,8 @@
 Detection is by magic (``EVF\\x09\\x0d\\x0a\\xff\\x00``, plus the Ex01/L01 magics so that those are
 recognised as EWF too) and by the ``.E01``/``.Ex01``/``.L01`` names. BitWitness reads EWF1 (E01)
 itself; for Ex01 (EWF2), L01 and Lx01 it hands the set to libewf through pyewf, and when neither can
-read a file it says so in one line.
+read a file it says so in one line. SMART (``.s01``) shares the E01 magic but not its layout; it
+goes to pyewf too.
 
 The reader modules are imported inside the methods: ``bitwitness.ewf`` itself uses
 ``bitwitness.images.raw``, and the registry imports this module while loading.
@@ -20,7 +21,7 @@ from bitwitness.ewf import structures as st
 from bitwitness.stream import ImageStream, StreamInfo
 
 _MAGICS = (st.EVF_MAGIC, st.EVF2_MAGIC, st.LVF_MAGIC, st.LEF2_MAGIC)
-_DIGIT_NAME = re.compile(r"^\.(?:[Ee]\d\d|[Ee]x\d\d|[Ll]x?\d\d)$")
+_DIGIT_NAME = re.compile(r"^\.(?:[Ee]\d\d|[Ee]x\d\d|[Ll]x?\d\d|[Ss]\d\d)$")
 _LETTER_NAME = re.compile(r"^\.[E-Z][A-Z]{2}$")
 
 
@@ -74,7 +75,7 @@ def open_with_pyewf(path: Path, why: str) -> PyewfStream:
 
 
 class EwfFormat:
-    """E01 sets (ours, ewfacquire, FTK Imager, EnCase); Ex01/L01 through pyewf."""
+    """E01 sets (ours, ewfacquire, FTK Imager, EnCase); Ex01, L01, SMART through pyewf."""
 
     name = "ewf"
 
@@ -106,8 +107,8 @@ class EwfFormat:
                 head = fh.read(8)
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-        if head.startswith(st.EVF_MAGIC) or not head.startswith(_MAGICS):
-            return open_ewf(path)
+        if not head.startswith(_MAGICS):
+            return open_ewf(path)  # says clearly that this is not an E01 segment
         try:
             return open_ewf(path)
         except UnsupportedFormatError as exc:
