@@ -201,6 +201,8 @@ def _parse_dc3dd(path: Path, text: str) -> HashLog | None:
             sizes[m.group(3)] = int(m.group(1)) * sector_size + int(m.group(2) or 0)
         elif (m := _DC3DD_BAD.match(line)) and int(m.group(1)):
             notes.append(f"dc3dd replaced {m.group(1)} bad sectors by zeros ({section} side)")
+    notes += [f"{name} is recorded but not an algorithm BitWitness checks"
+              for name in sorted(set(re.findall(r"\((sha384|sha512)\)$", text, re.MULTILINE)))]
     return HashLog(path=path, kind="dc3dd", entries=tuple(entries),
                    media_size=sizes.get("out", sizes.get("in")), sector_size=sector_size,
                    notes=tuple(notes))

@@ -319,6 +319,8 @@ def verify_images(paths: Sequence[str | Path], options: VerifyOptions | None = N
     for log in {log for o in per_image for log in o.logs}:
         if not log.is_file():
             raise InputError(f"{log}: no such log file")
+    if options.against is not None and not options.against.exists():
+        raise InputError(f"{options.against}: no such source device or file")
     if len(paths) <= 1 or options.parallel <= 1:
         return [verify_image(p, o, mediator) for p, o in zip(paths, per_image, strict=True)]
     with ThreadPoolExecutor(max_workers=min(options.parallel, len(paths)),
