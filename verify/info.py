@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.verify.model import HashReference, SectorRange
-from bitwitness.verify.opening import layout_of, open_for_verify
+from bitwitness.verify.opening import acquisition_errors, layout_of, open_for_verify
 from bitwitness.verify.references import bind_all, load_logs
 
 #: EwfImage attributes shown as they are, in ewfinfo's order.
@@ -58,23 +58,16 @@ def image_info(path: str | Path) -> ImageInfo:
         logs, notes = load_logs(opened.files)
         bound = bind_all(logs, layout)
         ewf = opened.ewf
-        headers: dict[str, str] = {}
-        ewf_fields: dict[str, Any] = {}
-        stored = dict(opened.stored_hashes)
-        errors = list(bound.error_ranges)
-        if ewf is not None:
-            headers = {k: v for k, v in dict(ewf.header_values).items() if v}
-            ewf_fields = {name: getattr(ewf, name) for name in _EWF_FIELDS if hasattr(ewf, name)}
-            errors += [SectorRange(first, first + count - 1, layout.sector_size)
-                       for first, count in ewf.error_ranges if count > 0]
-        details = {} if ewf is not None else dict(opened.stream.info.details)
+        headers = {k: v for k, v in ewf.header_values.items() if v} if ewf else {}
+        ewf_fields = {n: getattr(ewf, n) for n in _EWF_FIELDS if hasattr(ewf, n)} if ewf else {}
+        details = {} if ewf else dict(opened.stream.info.details)
         return ImageInfo(
             image=path, format=opened.format,
             files=tuple(FileEntry(f, f.stat().st_size) for f in opened.files),
             media_size=layout.media_size, sector_size=layout.sector_size,
             sectors=-(-layout.media_size // layout.sector_size),
-            header_values=headers, ewf=ewf_fields, stored_hashes=stored,
-            error_ranges=tuple(sorted(set(errors), key=lambda r: r.first_sector)),
+            header_values=headers, ewf=ewf_fields, stored_hashes=dict(opened.stored_hashes),
+            error_ranges=acquisition_errors(opened, bound.error_ranges),
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,
             notes=tuple(notes) + bound.notes)

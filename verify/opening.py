@@ -6,11 +6,13 @@ INCOMPLETE rather than refused; everything else goes through :func:`bitwitness.i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bitwitness.verify.libewf import stored_with_libewf
+from bitwitness.verify.model import SectorRange
 from bitwitness.verify.references import ImageLayout
 
 from bitwitness.errors import UnsupportedFormatError
@@ -64,3 +66,14 @@ def layout_of(opened: Opened) -> ImageLayout:
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         pieces = tuple((s, s + n) for s, n in zip(starts, sizes, strict=True))
     return ImageLayout(opened.files, stream.size, stream.sector_size, pieces)
+
+
+def acquisition_errors(opened: Opened, logged: Iterable[SectorRange]) -> tuple[SectorRange, ...]:
+    """Sectors unreadable at acquisition: the E01's error2 ranges and those logs record, once
+    each, in media order."""
+    ranges = set(logged)
+    if opened.ewf is not None:
+        size = opened.stream.sector_size
+        ranges |= {SectorRange(first, first + count - 1, size)
+                   for first, count in opened.ewf.error_ranges if count > 0}
+    return tuple(sorted(ranges, key=lambda r: (r.first_sector, r.last_sector)))

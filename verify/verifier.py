@@ -31,7 +31,7 @@ from bitwitness.verify.model import (
     SectorRange,
     Verdict,
 )
-from bitwitness.verify.opening import Opened, layout_of, open_for_verify
+from bitwitness.verify.opening import Opened, acquisition_errors, layout_of, open_for_verify
 from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
 
 from bitwitness.errors import (
@@ -123,10 +123,6 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     corrupt = merge_ranges(result.bad_chunks, layout.sector_size)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
                     f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
-    errors = set(bound.error_ranges)
-    if opened.ewf is not None:
-        errors |= {SectorRange(first, first + count - 1, layout.sector_size)
-                   for first, count in opened.ewf.error_ranges if count > 0}
     verdict, problems = _verdict(
         opened=opened, comparisons=comparisons, bound=bound, bytes_read=result.bytes_read,
         layout=layout, corrupt=corrupt, damaged=damaged, against=against, libewf=libewf)
@@ -136,7 +132,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
         comparisons=tuple(comparisons), size_checks=bound.sizes,
         bad_chunks=tuple(result.bad_chunks), corrupt_ranges=tuple(corrupt),
         damaged_sections=damaged,
-        acquisition_errors=tuple(sorted(errors, key=lambda r: r.first_sector)),
+        acquisition_errors=acquisition_errors(opened, bound.error_ranges),
         against=against, libewf=libewf,
         problems=tuple(problems), notes=tuple(notes) + bound.notes,
         logs=tuple(log.path for log in logs), started=started, ended=_now(),
