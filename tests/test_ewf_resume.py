@@ -149,3 +149,24 @@ def test_resume_refusals(tmp_path: Path) -> None:
     first.write_bytes(first.read_bytes()[:200])
     with pytest.raises(IncompleteImageError):
         EwfWriter.resume(early)
+
+
+def test_resume_keeps_complete_groups_in_the_last_segment(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sx, "MAX_TABLE_ENTRIES", 8)
+    base = tmp_path / "img"
+    interrupted(base, 45, Compression.NONE)  # E01 full (~31 chunks), E02: one group of 8 + 6
+    last = sorted(tmp_path.glob("img.E*"))[-1]
+    assert last.suffix == ".E02"
+    raw = segment_path(base, 1).read_bytes()
+    in_first, offset = 0, sx.FILE_HEADER_SIZE
+    while True:  # count the first segment's table entries straight from the file
+        desc = sx.unpack_descriptor(raw[offset:offset + 76], offset)
+        if desc.type == "table":
+            in_first += sx.unpack_table_header(raw[desc.body_offset:desc.body_offset + 24])[0]
+        if desc.next == offset:
+            break
+        offset = desc.next
+    durable = finish(base, None)
+    assert durable == (in_first + 8) * CHUNK  # E01 whole + the one finished group of E02
+    check_finished(base)

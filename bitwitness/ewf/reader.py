@@ -118,6 +118,7 @@ class EwfImage(ImageStream):
         self.chunk_count = -(-size // self.chunk_size)
         self._fds: OrderedDict[int, int] = OrderedDict()
         self._fd_lock = threading.Lock()
+        self._fd_users: dict[int, int] = {}
         self._lru: OrderedDict[int, bytes] = OrderedDict()
         self._lru_lock = threading.Lock()
         super().__init__(size, sector_size=self.bytes_per_sector)
@@ -144,18 +145,23 @@ class EwfImage(ImageStream):
     def _expected(self, chunk: int) -> int:
         return min(self.chunk_size, self.size - chunk * self.chunk_size)
 
-    def _fd(self, segment: int) -> int:
+    def _pread(self, segment: int, length: int, offset: int) -> bytes:
+        """``os.pread`` on a segment; descriptors are cached, and one in use is never closed."""
         with self._fd_lock:
             fd = self._fds.get(segment)
-            if fd is not None:
-                self._fds.move_to_end(segment)
-                return fd
-            fd = open_readonly(self.segments[segment])
-            self._fds[segment] = fd
-            while len(self._fds) > MAX_OPEN_FILES:
-                _, old = self._fds.popitem(last=False)
-                os.close(old)
-            return fd
+            if fd is None:
+                fd = open_readonly(self.segments[segment])
+                self._fds[segment] = fd
+            self._fds.move_to_end(segment)
+            self._fd_users[segment] = self._fd_users.get(segment, 0) + 1
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            with self._fd_lock:
+                self._fd_users[segment] -= 1
+                idle = [s for s in self._fds if not self._fd_users.get(s)]
+                for old in idle[: max(0, len(self._fds) - MAX_OPEN_FILES)]:
+                    os.close(self._fds.pop(old))
 
     def _problem(self, chunk: int, where: _Where | None, reason: str) -> ChunkProblem:
         first = chunk * self.sectors_per_chunk
@@ -174,8 +180,8 @@ class EwfImage(ImageStream):
                        default=span_start)
         out: list[tuple[bytes | memoryview, ChunkProblem | None]] = []
         try:
-            span = memoryview(os.pread(self._fd(wheres[0].segment), span_end - span_start,
-                                       span_start))
+            span = memoryview(self._pread(wheres[0].segment, span_end - span_start,
+                                          span_start))
         except OSError as exc:
             reason = f"cannot read the segment ({exc.strerror or exc})"
             return [(bytes(self._expected(k)), self._problem(k, w, reason))
