@@ -58,7 +58,6 @@ def image_info(path: str | Path) -> ImageInfo:
         logs, notes = load_logs(opened.files)
         bound = bind_all(logs, layout)
         ewf = opened.ewf
-        headers = {k: v for k, v in ewf.header_values.items() if v} if ewf else {}
         ewf_fields = {n: getattr(ewf, n) for n in _EWF_FIELDS if hasattr(ewf, n)} if ewf else {}
         details = {} if ewf else dict(opened.stream.info.details)
         return ImageInfo(
@@ -66,7 +65,8 @@ def image_info(path: str | Path) -> ImageInfo:
             files=tuple(FileEntry(f, f.stat().st_size) for f in opened.files),
             media_size=layout.media_size, sector_size=layout.sector_size,
             sectors=-(-layout.media_size // layout.sector_size),
-            header_values=headers, ewf=ewf_fields, stored_hashes=dict(opened.stored_hashes),
+            header_values={k: v for k, v in opened.header_values.items() if v},
+            ewf=ewf_fields, stored_hashes=dict(opened.stored_hashes),
             error_ranges=acquisition_errors(opened, bound.error_ranges),
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,

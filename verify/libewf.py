@@ -40,19 +40,21 @@ def _stored(handle: Any) -> dict[str, str]:
     return stored
 
 
-def stored_with_libewf(segments: Sequence[Path]) -> dict[str, str]:
-    """The hashes an EWF set stores, as libewf reads them (for sets our reader passes on)."""
+def metadata_with_libewf(segments: Sequence[Path]) -> tuple[dict[str, str], dict[str, str]]:
+    """Stored hashes and header values of an EWF set as libewf reads them (for the sets our
+    reader passes on: Ex01, L01, SMART)."""
     import pyewf
 
     handle = pyewf.handle()
     try:
         handle.open([str(s) for s in segments], "r")
         try:
-            return _stored(handle)
+            headers = {k: str(v) for k, v in (handle.get_header_values() or {}).items() if v}
+            return _stored(handle), headers
         finally:
             handle.close()
     except OSError as exc:
-        raise FormatError(f"libewf cannot read the stored hashes: {_short(exc)}",
+        raise FormatError(f"libewf cannot read the stored metadata: {_short(exc)}",
                           path=segments[0]) from exc
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bitwitness.verify.libewf import stored_with_libewf
+from bitwitness.verify.libewf import metadata_with_libewf
 from bitwitness.verify.model import SectorRange
 from bitwitness.verify.references import ImageLayout
 
@@ -29,6 +29,7 @@ class Opened:
     format: str
     files: tuple[Path, ...]
     stored_hashes: dict[str, str] = field(default_factory=dict)  #: what the image stores
+    header_values: dict[str, str] = field(default_factory=dict)  #: EWF case fields
 
 
 def open_for_verify(path: Path) -> Opened:
@@ -49,8 +50,10 @@ def open_for_verify(path: Path) -> Opened:
 
             stream = open_with_pyewf(path, str(exc))
             files = tuple(stream.info.files)
-            return Opened(stream, None, "ewf (read by libewf)", files, stored_with_libewf(files))
-        return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes))
+            stored, headers = metadata_with_libewf(files)
+            return Opened(stream, None, "ewf (read by libewf)", files, stored, headers)
+        return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes),
+                      dict(image.header_values))
     stream = fmt.open(path)
     info = stream.info
     name = info.format if detected.by != "fallback" else f"{info.format} (no format recognised)"

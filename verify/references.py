@@ -94,7 +94,7 @@ def load_logs(files: Sequence[Path], explicit: Iterable[Path] = ()) -> tuple[lis
     return logs, notes
 
 
-def stored_references(stored: dict[str, str], source: str = "E01 stored hashes"
+def stored_references(stored: dict[str, str], source: str = "stored in the image"
                       ) -> list[HashReference]:
     """The hashes an image stores about its own media."""
     return [HashReference(source=source, algorithm=alg, value=value.lower())
