@@ -35,7 +35,7 @@ from bitwitness.ewf import (
     EncodedChunk,
     EwfMetadata,
     EwfWriter,
-    encode_chunk,
+    encode_chunks,
     open_ewf,
 )
 from bitwitness.hashing import ThreadedHasher
@@ -59,20 +59,16 @@ def ours(src: Path, target: Path, compression: Compression, workers: int = 2) ->
                    compression=compression) as w, src.open("rb") as fh, \
             ThreadPoolExecutor(workers) as pool:
         span = w.chunk_size * 64
-
-        def chunks():
-            while block := fh.read(span):
-                hasher.update(block)
-                yield from (block[i:i + w.chunk_size] for i in range(0, len(block),
-                                                                      w.chunk_size))
-
-        window: deque[Future[EncodedChunk]] = deque()
-        for chunk in chunks():  # a bounded window, as the acquisition pipeline keeps one
-            window.append(pool.submit(encode_chunk, chunk, compression))
-            if len(window) >= 64:
-                w.write_encoded(window.popleft().result())
+        window: deque[Future[list[EncodedChunk]]] = deque()
+        while block := fh.read(span):  # a bounded window, as the acquisition pipeline keeps one
+            hasher.update(block)
+            window.append(pool.submit(encode_chunks, block, w.chunk_size, compression))
+            if len(window) >= 4 * workers:
+                for encoded in window.popleft().result():
+                    w.write_encoded(encoded)
         while window:
-            w.write_encoded(window.popleft().result())
+            for encoded in window.popleft().result():
+                w.write_encoded(encoded)
         digests = hasher.close()
         w.close(md5=digests["md5"], sha1=digests["sha1"])
     return time.perf_counter() - start

@@ -143,6 +143,8 @@ def test_ewfinfo_shows_our_case_fields_and_hashes(tmp_path: Path) -> None:
             assert img.header_values[name] == handle.get_header_value(name), name
         assert img.stored_hashes == {"md5": md5hex(data),
                                      "sha1": sha1hex(data)}
+        assert f"Set identifier:\t\t{img.guid}" in out
+        assert img.guid != "00000000-0000-0000-0000-000000000000"
         assert img.media_type == "removable"
         assert not img.physical
         assert img.format_name == "encase6"

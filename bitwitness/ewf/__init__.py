@@ -8,7 +8,13 @@ ours in the tests and reads what ours does not (Ex01, L01).
 
 from __future__ import annotations
 
-from bitwitness.ewf.chunks import Compression, EncodedChunk, decode_chunk, encode_chunk
+from bitwitness.ewf.chunks import (
+    Compression,
+    EncodedChunk,
+    decode_chunk,
+    encode_chunk,
+    encode_chunks,
+)
 from bitwitness.ewf.headers import EwfMetadata, MediaType
 from bitwitness.ewf.layout import SectionProblem
 from bitwitness.ewf.naming import segment_path
@@ -29,6 +35,7 @@ __all__ = [
     "SectionProblem",
     "decode_chunk",
     "encode_chunk",
+    "encode_chunks",
     "open_ewf",
     "segment_path",
 ]

@@ -73,6 +73,14 @@ def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression)
     return _stored(data)
 
 
+def encode_chunks(data: bytes, chunk_size: int, compression: Compression) -> list[EncodedChunk]:
+    """Encode a block of consecutive chunks in one call (one worker task per block, not per
+    chunk, keeps the pool's per-task overhead off the critical path); the last may be short."""
+    view = memoryview(data)
+    return [encode_chunk(bytes(view[i:i + chunk_size]), compression)
+            for i in range(0, len(data), chunk_size)]
+
+
 class ChunkDecodeError(ValueError):
     """A stored chunk fails its check; the message says how (the caller adds where)."""
 
