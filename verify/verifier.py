@@ -76,6 +76,8 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
         return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
     try:
         return _verify_opened(path, opened, options, mediator, started=started, t0=t0)
+    except FormatError as exc:  # a reader that cannot go on (libewf-read sets): still a result
+        return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
     finally:
         opened.stream.close()
 
