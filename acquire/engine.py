@@ -1,0 +1,522 @@
+"""The acquisition engine: :class:`AcquisitionRequest` in, :class:`AcquisitionResult` out.
+
+Order of events, chosen so that every outcome is defensible:
+
+1. everything that can be refused is checked before anything is written (existing output,
+   destination on the source device, bad options); refusals raise and leave no trace;
+2. preliminary logs are written ("failed: did not finish"), so a killed process leaves a log
+   that says so;
+3. one pass reads, hashes and writes (:mod:`bitwitness.acquire.pipeline`);
+4. the output is finished (E01 ``done``, raw renamed from ``.partial`` + sidecars) or, when
+   interrupted or failed, left visibly unfinished;
+5. optional verification re-reads the image with the reader and compares every hash;
+6. final logs, then the custody event when acquiring into a case.
+
+The same engine converts images (``operation="convert"``, source an open ImageStream).
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from bitwitness.acquire import resume as resuming
+from bitwitness.acquire.logs import LogRecord, Status, file_sha256, log_paths, write_logs
+from bitwitness.acquire.pipeline import (
+    DEFAULT_BLOCK,
+    Pipeline,
+    block_size_for,
+    byte_ranges_to_sectors,
+)
+from bitwitness.acquire.retry import count_sectors
+from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
+from bitwitness.acquire.source import SourceFacts, check_destination, open_source
+from bitwitness.acquire.verifying import Verification, verify_image
+
+from bitwitness.errors import (
+    BitWitnessError,
+    DestinationError,
+    ExitCode,
+    OutputExistsError,
+    UsageError,
+)
+from bitwitness.hashing import DEFAULT_ALGORITHMS, parse_algorithms
+from bitwitness.progress import Mediator
+from bitwitness.stream import ImageStream
+
+DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB ("1.4 GiB"), as ewfacquire
+SECTOR_SIZES = (512, 1024, 2048, 4096)
+METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes")
+
+
+class OutputFormat(StrEnum):
+    E01 = "e01"
+    RAW = "raw"
+
+
+@dataclass(frozen=True)
+class CaseTarget:
+    """Acquire into a case: ``case_dir/evidence/<evidence_id>/<evidence_id>.*``."""
+
+    case_dir: Path
+    evidence_id: str
+
+
+@dataclass(frozen=True)
+class AcquisitionRequest:
+    """What to acquire and how. ``source`` is a path, an open ImageStream or a Source."""
+
+    source: Any
+    output: Path | None = None
+    case: CaseTarget | None = None
+    format: OutputFormat = OutputFormat.E01
+    hashes: tuple[str, ...] = DEFAULT_ALGORITHMS
+    compression: str = "fast"
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+    split: int | None = None
+    sector_size: int | None = None
+    chunk_sectors: int = 64
+    metadata: dict[str, str] = field(default_factory=dict)
+    retries: int = 2
+    verify: bool = False
+    second_output: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    operation: str = "acquire"
+    workers: int | None = None
+    block_size: int = DEFAULT_BLOCK
+    set_readonly: bool = True
+    stop: threading.Event | None = None  #: set it to stop cleanly (the TUI's Cancel)
+
+
+@dataclass(frozen=True)
+class AcquisitionResult:
+    """Everything that happened, as data; the CLI renders it and picks the exit code."""
+
+    status: Status
+    error: str | None
+    source: SourceFacts
+    base: Path
+    format: OutputFormat
+    media_size: int
+    sector_size: int
+    hashes: dict[str, str]
+    source_hashes: dict[str, str] | None
+    outputs: tuple[OutputFile, ...]
+    read_errors: tuple[tuple[int, int], ...]  #: (first_sector, count) in media sectors
+    bad_sectors: int
+    verification: tuple[Verification, ...]
+    log_json: Path
+    log_text: Path
+    started: datetime
+    ended: datetime
+    warnings: tuple[str, ...] = ()
+    resumed_from: int | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.status is Status.INTERRUPTED:
+            return ExitCode.INTERRUPTED
+        if self.status is Status.FAILED:
+            return ExitCode.USAGE
+        failed_verify = any(v.verdict != "VERIFIED" for v in self.verification)
+        if self.status is Status.COMPLETED_WITH_ERRORS or failed_verify:
+            return ExitCode.EVIDENCE
+        return ExitCode.OK
+
+
+@dataclass
+class _Run:
+    """Mutable state of one run (kept out of the frozen records)."""
+
+    request: AcquisitionRequest
+    base: Path
+    algorithms: tuple[str, ...]
+    started: datetime
+    case: Any = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    sinks: list[Any] = field(default_factory=list)
+    media_size: int = 0
+    sector_size: int = 512
+    granularity: int = 512
+    resumed_from: int | None = None
+    resume_log: dict[str, Any] | None = None  #: the interrupted run's log (--resume)
+
+
+# --- request checks --------------------------------------------------------------------------
+
+
+def _check_request(req: AcquisitionRequest) -> None:
+    if (req.output is None) == (req.case is None):
+        raise UsageError("give either an output base (-o) or a case and evidence ID, not both")
+    if req.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    if req.sector_size is not None and req.sector_size not in SECTOR_SIZES:
+        raise UsageError(f"--sector-size must be one of {', '.join(map(str, SECTOR_SIZES))}")
+    if req.chunk_sectors < 1 or req.chunk_sectors & (req.chunk_sectors - 1):
+        raise UsageError("--chunk-sectors must be a power of two")
+    if req.split is not None and req.split <= 0:
+        raise UsageError("--split must be a positive size")
+    if req.split is not None and req.format is not OutputFormat.RAW:
+        raise UsageError("--split applies to raw output; E01 uses --segment-size")
+
+
+def _algorithms(req: AcquisitionRequest) -> tuple[str, ...]:
+    wanted = list(parse_algorithms(req.hashes))
+    if req.format is OutputFormat.E01:  # the E01 stores MD5 and SHA-1: always compute them
+        wanted += ["md5", "sha1"]
+    return parse_algorithms(wanted)
+
+
+def _resolve_case(req: AcquisitionRequest) -> tuple[Path, dict[str, str], Any]:
+    metadata = {k: v for k, v in req.metadata.items() if k in METADATA_KEYS and v}
+    if req.case is None:
+        assert req.output is not None
+        return Path(req.output).absolute(), metadata, None
+    from bitwitness.case import Case
+
+    case = Case.load(req.case.case_dir)
+    folder = case.evidence_dir(req.case.evidence_id)
+    fields = case.fields
+    defaults = {
+        "case_number": fields.get("case_number") or fields.get("matter_id", ""),
+        "evidence_number": req.case.evidence_id,
+        # the case's "description" says what the case is about, not this evidence: not copied
+        "examiner": fields.get("examiner", ""),
+        "notes": fields.get("notes", ""),
+    }
+    return folder / req.case.evidence_id, {**defaults, **metadata}, case
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResult:
+    """Acquire (or convert) ``request.source``; see the module docstring for the order."""
+    _check_request(request)
+    base, metadata, case = _resolve_case(request)
+    log = None
+    if request.resume:
+        log = resuming.load(base)
+        request = resuming.request_from_log(request, log)
+        metadata = {**(log.get("metadata") or {}), **metadata}
+    run = _Run(request=request, base=base, algorithms=_algorithms(request),
+               started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
+    source = _open(request)
+    try:
+        return _acquire_open(run, source, mediator)
+    finally:
+        source.close()
+
+
+def _open(req: AcquisitionRequest) -> Any:
+    if isinstance(req.source, (str, Path, ImageStream)):
+        return open_source(req.source, set_readonly=req.set_readonly)
+    return req.source  # an already-open Source (or a FaultySource in tests)
+
+
+def _acquire_open(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
+    req = run.request
+    facts: SourceFacts = source.facts
+    run.granularity = facts.logical_sector_size if facts.kind.value == "device" else (
+        req.sector_size or facts.logical_sector_size)
+    run.sector_size = req.sector_size or facts.logical_sector_size
+    if run.sector_size not in SECTOR_SIZES:
+        run.sector_size = 512
+    run.granularity = max(run.granularity, 1)
+    size = source.size
+    if req.format is OutputFormat.E01:
+        run.media_size = -(-size // run.sector_size) * run.sector_size
+        if run.media_size == 0:
+            raise UsageError(f"{facts.path} is empty (0 bytes): there is nothing to image")
+    else:
+        run.media_size = size
+    run.sinks = [_make_sink(run, run.base, facts)]
+    if req.second_output is not None:
+        run.sinks.append(_make_sink(run, Path(req.second_output).absolute(), facts))
+    _check_outputs(run, facts)
+    for mount in facts.mounted:
+        if mount.writable:
+            text = (f"{mount.device} (on the source) is mounted WRITABLE at {mount.mountpoint}: "
+                    "the evidence may change while it is read")
+            run.warnings.append(text)
+            mediator.notice(text, level="warning")
+    if run.resume_log is not None:
+        resuming.check_source(run.resume_log, facts)
+    return _execute(run, source, mediator)
+
+
+def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> Any:
+    req = run.request
+    if req.format is OutputFormat.RAW:
+        return RawSink(base, media_size=run.media_size, algorithms=run.algorithms,
+                       split=req.split, overwrite=req.overwrite)
+    from bitwitness.ewf import EwfMetadata
+
+    meta = EwfMetadata(
+        case_number=run.metadata.get("case_number", ""),
+        evidence_number=run.metadata.get("evidence_number", ""),
+        description=run.metadata.get("description", ""),
+        examiner=run.metadata.get("examiner", ""), notes=run.metadata.get("notes", ""),
+        model=facts.model, serial=facts.serial)
+    return EwfSink(base, media_size=run.media_size, metadata=meta, compression=req.compression,
+                   segment_size=req.segment_size, bytes_per_sector=run.sector_size,
+                   sectors_per_chunk=req.chunk_sectors, overwrite=req.overwrite,
+                   removable=facts.removable)
+
+
+def _check_outputs(run: _Run, facts: SourceFacts) -> None:
+    req = run.request
+    planned: list[Path] = []
+    for sink in run.sinks:
+        planned += sink.planned_paths()
+        planned += list(log_paths(sink.base))
+    stream_files: list[Path] = []
+    if isinstance(req.source, ImageStream):
+        stream_files = list(req.source.info.files)
+    check_destination(facts, planned, stream_files)
+    if len({s.base for s in run.sinks}) != len(run.sinks):
+        raise UsageError("--second-output must differ from the output base")
+    if req.resume or req.overwrite:
+        return
+    for path in planned:
+        if path.exists():
+            raise OutputExistsError(path)
+
+
+def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
+            hashes: dict[str, str] | None = None, source_hashes: dict[str, str] | None = None,
+            outputs: tuple[OutputFile, ...] = (), read_errors: tuple[tuple[int, int], ...] = (),
+            verification: tuple[Verification, ...] = (), done: int | None = None,
+            base: Path | None = None) -> LogRecord:
+    req = run.request
+    options: dict[str, Any] = {
+        "format": req.format.value, "hashes": list(run.algorithms),
+        "compress": req.compression if req.format is OutputFormat.E01 else None,
+        "segment_size": req.segment_size if req.format is OutputFormat.E01 else None,
+        "split": req.split, "sector_size": run.sector_size, "chunk_sectors": req.chunk_sectors,
+        "retries": req.retries, "verify": req.verify,
+        "second_output": str(Path(req.second_output).absolute()) if req.second_output else None,
+        "primary_output": str(run.base), "resume": req.resume, "overwrite": req.overwrite,
+    }
+    case = None
+    if run.case is not None and req.case is not None:
+        case = {"case_dir": str(run.case.root), "evidence_id": req.case.evidence_id,
+                "fields": dict(run.case.fields)}
+    progress = None if done is None else {"media_bytes_done": done,
+                                          "resumed_from": run.resumed_from}
+    return LogRecord(
+        operation=req.operation, status=status, error=error, started=run.started,
+        ended=datetime.now(UTC), source=facts, options=options, media_size=run.media_size,
+        sector_size=run.sector_size, hashes=hashes or {}, source_hashes=source_hashes,
+        outputs=outputs, read_errors=read_errors,
+        verification=_verification_doc(verification), case=case, progress=progress,
+        warnings=tuple(run.warnings), metadata=dict(run.metadata))
+
+
+def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
+    if not items:
+        return None
+    worst = next((v for v in items if v.verdict != "VERIFIED"), items[0])
+    return {"verdict": worst.verdict, "hashes": worst.hashes, "detail": worst.detail,
+            "outputs": [{"path": str(v.path), "verdict": v.verdict, "hashes": v.hashes,
+                         "stored_hashes": v.stored_hashes, "detail": v.detail}
+                        for v in items]}
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (a second one raises KeyboardInterrupt at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
+    req = run.request
+    facts: SourceFacts = source.facts
+    for sink in run.sinks:
+        sink.base.parent.mkdir(parents=True, exist_ok=True)
+    preliminary = _record(run, facts, Status.FAILED,
+                          "the acquisition did not finish (no final log was written)")
+    if run.resume_log is not None:  # killed again while resuming: still resumable from here
+        old = run.resume_log
+        preliminary = replace(preliminary, progress=old["progress"], read_errors=tuple(
+            (int(e["first_sector"]), int(e["sector_count"])) for e in old.get("read_errors", [])))
+    for sink in run.sinks:  # a preliminary log that tells the truth if we die
+        write_logs(sink.base, preliminary, reserve=True)
+    stop = req.stop or threading.Event()
+    chunk = run.sector_size * req.chunk_sectors
+    task = mediator.begin(f"{req.operation} {facts.path}", run.media_size)
+    pipeline = Pipeline(
+        source=source, sinks=run.sinks, media_size=run.media_size,
+        read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,
+        task=task, stop=stop, block_size=block_size_for(chunk, req.block_size),
+        workers=req.workers, encode=req.format is OutputFormat.E01)
+    start = 0
+    try:
+        with _stop_on_signals(stop):
+            if req.resume:
+                start = resuming.reopen(run, pipeline)
+            else:
+                for sink in run.sinks:
+                    sink.prepare()
+            outcome = pipeline.run(start)
+    except (KeyboardInterrupt, BitWitnessError, OSError) as exc:
+        task.finish()
+        return _failed(run, source, pipeline, exc)
+    task.finish()
+    errors = tuple(byte_ranges_to_sectors(outcome.bad_byte_ranges, run.sector_size))
+    if not outcome.complete:
+        outputs = tuple(o for s in run.sinks for o in _abort(s))
+        return _finish(run, source, Status.INTERRUPTED, "interrupted by the user or the system",
+                       outputs=outputs, errors=errors, done=outcome.media_bytes_done)
+    try:
+        outputs = tuple(o for s in run.sinks
+                        for o in s.finish(hashes=outcome.hashes, errors=errors))
+    except (BitWitnessError, OSError) as exc:
+        return _failed(run, source, pipeline, exc)
+    status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
+    verification: tuple[Verification, ...] = ()
+    if req.verify:
+        verification = tuple(verify_image(_first_image_file(s, outputs), outcome.hashes,
+                                          run.algorithms, mediator)
+                             for s in run.sinks)
+    return _finish(run, source, status, None, hashes=outcome.hashes,
+                   source_hashes=outcome.source_hashes, outputs=outputs, errors=errors,
+                   verification=verification, done=outcome.media_bytes_done)
+
+
+def _first_image_file(sink: Any, outputs: tuple[OutputFile, ...]) -> Path:
+    for out in outputs:
+        if out.role == "image" and out.path.parent == sink.base.parent and \
+                out.path.name.startswith(sink.base.name + "."):
+            return out.path
+    raise UsageError(f"no image file was written for {sink.base}")
+
+
+def _abort(sink: Any) -> list[OutputFile]:
+    try:
+        return list(sink.abort())
+    except (BitWitnessError, OSError):
+        return []
+
+
+def _failed(run: _Run, source: Any, pipeline: Pipeline, exc: BaseException) -> AcquisitionResult:
+    """Leave the output unfinished, log why, then raise (or report an interruption)."""
+    pipeline.stop.set()
+    outputs = tuple(o for s in run.sinks for o in _abort(s))
+    errors = tuple(byte_ranges_to_sectors(pipeline.bad, run.sector_size))
+    done = pipeline.done
+    if isinstance(exc, KeyboardInterrupt):
+        return _finish(run, source, Status.INTERRUPTED,
+                       "interrupted by the user or the system", outputs=outputs,
+                       errors=errors, done=done)
+    if isinstance(exc, OSError) and _is_full(exc):
+        message = f"the destination is full ({exc.filename or run.base.parent}): " \
+                  f"{exc.strerror or 'no space left on device'}"
+        error: BitWitnessError = DestinationError(message, path=run.base)
+    elif isinstance(exc, OSError):
+        error = DestinationError(f"cannot write the output: {exc.strerror or exc}",
+                                 path=exc.filename or run.base)
+    else:
+        assert isinstance(exc, BitWitnessError)
+        error = exc
+    result = _finish(run, source, Status.FAILED, str(error), outputs=outputs,
+                     errors=errors, done=done)
+    raise _with_logs(error, result) from exc
+
+
+def _is_full(exc: OSError) -> bool:
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _with_logs(error: BitWitnessError, result: AcquisitionResult) -> BitWitnessError:
+    error.result = result  # type: ignore[attr-defined]
+    if result.log_json.exists():
+        error.args = (f"{error.args[0] if error.args else error}; partial output left "
+                      f"unfinished, see {result.log_json}",)
+    return error
+
+
+def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
+            outputs: tuple[OutputFile, ...], errors: tuple[tuple[int, int], ...],
+            done: int | None, hashes: dict[str, str] | None = None,
+            source_hashes: dict[str, str] | None = None,
+            verification: tuple[Verification, ...] = ()) -> AcquisitionResult:
+    """Write the final logs (for every output set) and the custody event; build the result.
+
+    The source is closed first, so that the log records the device's read-only flag restored.
+    """
+    source.close()
+    facts: SourceFacts = source.facts
+    if status in (Status.INTERRUPTED, Status.FAILED):
+        hashes, source_hashes = None, None
+    record = _record(run, facts, status, error, hashes=hashes, source_hashes=source_hashes,
+                     outputs=outputs, read_errors=errors, verification=verification, done=done)
+    log_json, log_text = log_paths(run.base)
+    for sink in run.sinks:
+        try:
+            log_json_i, log_text_i = write_logs(sink.base, record)
+        except OSError as exc:
+            run.warnings.append(f"could not write the log for {sink.base}: {exc.strerror or exc}")
+            continue
+        if sink is run.sinks[0]:
+            log_json, log_text = log_json_i, log_text_i
+    result = AcquisitionResult(
+        status=status, error=error, source=facts, base=run.base, format=run.request.format,
+        media_size=run.media_size, sector_size=run.sector_size, hashes=hashes or {},
+        source_hashes=source_hashes, outputs=outputs, read_errors=errors,
+        bad_sectors=count_sectors(errors), verification=verification, log_json=log_json,
+        log_text=log_text, started=run.started, ended=record.ended,
+        warnings=tuple(run.warnings), resumed_from=run.resumed_from)
+    _custody(run, result)
+    return result
+
+
+def _custody(run: _Run, result: AcquisitionResult) -> None:
+    if run.case is None or run.request.case is None:
+        return
+    details = {
+        "source": result.source.path,
+        "outputs": [str(o.path) for o in result.outputs],
+        "hashes": result.hashes,
+        "status": result.status.value,
+        "read_errors": result.bad_sectors,
+        "log": str(result.log_json),
+        "log_sha256": file_sha256(result.log_json) if result.log_json.exists() else None,
+    }
+    if result.verification:
+        details["verification"] = [v.verdict for v in result.verification]
+    run.case.record(run.request.operation, evidence_id=run.request.case.evidence_id,
+                    details=details)
+
+
+__all__ = ["AcquisitionRequest", "AcquisitionResult", "CaseTarget", "OutputFormat", "Status",
+           "acquire"]

@@ -1,0 +1,306 @@
+"""Acquisition logs: ``BASE.json`` (schema ``bitwitness.acquisition/1``) and ``BASE.txt``.
+
+Both are built from one frozen :class:`LogRecord`, never from rendered text, and written by
+acquisition and conversion alike (``operation``). A preliminary pair is written *before* the
+first byte is read, saying "failed: did not finish", and padded with whitespace: if the process
+dies, the log still tells the truth, and if the destination fills up the final logs overwrite the
+already-allocated bytes in place instead of needing new space.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bitwitness.acquire.sinks import OutputFile
+from bitwitness.acquire.source import SourceFacts
+
+from bitwitness import TOOL_NAME, __version__
+
+SCHEMA = "bitwitness.acquisition/1"
+#: Bytes reserved for each log at the start (JSON allows trailing whitespace).
+RESERVE = 64 * 1024
+
+
+class Status(StrEnum):
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed-with-errors"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """Everything a log says; ``media``/``options``/``case`` follow the schema in DESIGN.md."""
+
+    operation: str
+    status: Status
+    error: str | None
+    started: datetime
+    ended: datetime
+    source: SourceFacts
+    options: dict[str, Any]
+    media_size: int
+    sector_size: int
+    hashes: dict[str, str]
+    source_hashes: dict[str, str] | None = None
+    outputs: tuple[OutputFile, ...] = ()
+    read_errors: tuple[tuple[int, int], ...] = ()  #: (first_sector, count) in media sectors
+    verification: dict[str, Any] | None = None
+    case: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None  #: media_bytes_done, resumed_from (for --resume)
+    warnings: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)  #: case number, examiner, ...
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour the evidence depends on."""
+    versions = {"libewf": "", "pytsk3": "", "isal": _version("isal"),
+                "click": _version("click"), "rich": _version("rich")}
+    try:
+        import pyewf
+
+        versions["libewf"] = str(pyewf.get_version())
+    except (ImportError, AttributeError):
+        versions["libewf"] = _version("libewf-python")
+    try:
+        import pytsk3
+
+        versions["pytsk3"] = str(pytsk3.get_version())
+    except (ImportError, AttributeError):
+        versions["pytsk3"] = _version("pytsk3")
+    return versions
+
+
+def host_facts() -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {"hostname": socket.gethostname(), "os": platform.platform(), "user": user}
+
+
+def _source_doc(facts: SourceFacts) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "path": facts.path, "kind": facts.kind.value, "size": facts.size,
+        "logical_sector_size": facts.logical_sector_size,
+        "physical_sector_size": facts.physical_sector_size,
+        "model": facts.model, "serial": facts.serial, "vendor": facts.vendor,
+        "transport": facts.transport, "removable": facts.removable,
+        "hpa": {"checked": facts.hpa.checked, "present": facts.hpa.present,
+                "detail": facts.hpa.detail},
+        "readonly_flag": {"set": facts.readonly_flag.set, "restored": facts.readonly_flag.restored,
+                          "was": facts.readonly_flag.was, "detail": facts.readonly_flag.detail},
+        "mounted": [{"device": m.device, "mountpoint": m.mountpoint, "fstype": m.fstype,
+                     "options": m.options, "writable": m.writable} for m in facts.mounted],
+    }
+    if facts.image_format:
+        doc["image_format"] = facts.image_format
+    return doc
+
+
+def to_document(record: LogRecord) -> dict[str, Any]:
+    """The ``BASE.json`` document (a plain dict, key order as in DESIGN.md)."""
+    sectors = -(-record.media_size // record.sector_size) if record.sector_size else 0
+    return {
+        "schema": SCHEMA,
+        "operation": record.operation,
+        "status": record.status.value,
+        "error": record.error,
+        "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0],
+                 "libraries": library_versions()},
+        "host": host_facts(),
+        "started": record.started.isoformat(),
+        "ended": record.ended.isoformat(),
+        "duration_seconds": round((record.ended - record.started).total_seconds(), 3),
+        "case": record.case,
+        "source": _source_doc(record.source),
+        "options": record.options,
+        "metadata": record.metadata,
+        "media": {"size": record.media_size, "sector_size": record.sector_size,
+                  "sectors": sectors, "hashes": record.hashes},
+        "source_hashes": None if record.source_hashes is None else {
+            "size": record.source.size, "hashes": record.source_hashes},
+        "outputs": [{"path": str(o.path), "size": o.size, "hashes": o.hashes, "role": o.role}
+                    for o in record.outputs],
+        "read_errors": [{"first_sector": f, "sector_count": c} for f, c in record.read_errors],
+        "verification": record.verification,
+        "progress": record.progress,
+        "warnings": list(record.warnings),
+    }
+
+
+def log_paths(base: Path) -> tuple[Path, Path]:
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
+
+
+def _write_in_place(path: Path, data: bytes, *, reserve: int = 0) -> None:
+    """Overwrite ``path`` from offset 0 (reusing its blocks), then cut it to length."""
+    payload = data + b" " * max(0, reserve - len(data)) if reserve else data
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        view = memoryview(payload)
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(payload))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_logs(base: Path, record: LogRecord, *, reserve: bool = False) -> tuple[Path, Path]:
+    """Write ``BASE.json`` and ``BASE.txt``; ``reserve`` pads them for the final rewrite."""
+    json_path, text_path = log_paths(base)
+    document = json.dumps(to_document(record), indent=2, ensure_ascii=False).encode() + b"\n"
+    _write_in_place(json_path, document, reserve=RESERVE if reserve else 0)
+    text = render_text(record).encode("utf-8")
+    _write_in_place(text_path, text, reserve=RESERVE if reserve else 0)
+    return json_path, text_path
+
+
+def read_log(path: Path) -> dict[str, Any]:
+    """Load a ``BASE.json`` (for resume, verify and report)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- the human report --------------------------------------------------------------------------
+
+_RULE = "-" * 78
+
+
+def _kv(lines: list[str], label: str, value: object, indent: int = 1) -> None:
+    lines.append(f"{' ' * indent}{label + ':':<28}{value}")
+
+
+def render_text(record: LogRecord) -> str:
+    """The examiner's printed report, in the spirit of FTK Imager's ``.txt``."""
+    lines = [f"Created by {TOOL_NAME} {__version__}", ""]
+    _case_section(lines, record)
+    _source_section(lines, record)
+    _image_section(lines, record)
+    _errors_section(lines, record.read_errors, record.sector_size)
+    _verification_section(lines, record.verification)
+    lines += [_RULE, f"Status: {record.status.value.upper()}"]
+    if record.error:
+        lines.append(f"Error: {record.error}")
+    for warning in record.warnings:
+        lines.append(f"Warning: {warning}")
+    return "\n".join(lines) + "\n"
+
+
+def _case_section(lines: list[str], record: LogRecord) -> None:
+    lines.append("Case Information:")
+    _kv(lines, "Acquired using", f"{TOOL_NAME} {__version__} ({record.operation})")
+    labels = (("case_number", "Case Number"), ("evidence_number", "Evidence Number"),
+              ("description", "Unique Description"), ("examiner", "Examiner"),
+              ("notes", "Notes"))
+    for key, label in labels:
+        _kv(lines, label, record.metadata.get(key, ""))
+    if record.case:
+        _kv(lines, "Case folder", record.case.get("case_dir", ""))
+        _kv(lines, "Evidence ID", record.case.get("evidence_id", ""))
+    host = host_facts()
+    _kv(lines, "Host", f"{host['hostname']} ({host['os']}), user {host['user']}")
+    lines += [_RULE, ""]
+
+
+def _source_section(lines: list[str], record: LogRecord) -> None:
+    facts = record.source
+    lines.append("Source (Evidentiary Item) Information:")
+    _kv(lines, "Source", facts.path)
+    _kv(lines, "Source type", facts.kind.value)
+    _kv(lines, "Source data size", f"{facts.size} bytes")
+    _kv(lines, "Bytes per sector (logical)", facts.logical_sector_size)
+    _kv(lines, "Bytes per sector (physical)", facts.physical_sector_size)
+    if facts.kind.value == "device":
+        for label, value in (("Model", facts.model), ("Serial number", facts.serial),
+                             ("Vendor", facts.vendor), ("Transport", facts.transport),
+                             ("Removable", "yes" if facts.removable else "no")):
+            _kv(lines, label, value)
+        hpa = facts.hpa
+        hpa_text = ("present" if hpa.present else "not present") if hpa.checked else "not checked"
+        _kv(lines, "Host Protected Area", f"{hpa_text} ({hpa.detail})")
+        flag = facts.readonly_flag
+        _kv(lines, "Kernel read-only flag", f"was {flag.was}, set {flag.set}, "
+            f"restored {flag.restored} ({flag.detail})")
+        mounts = ", ".join(f"{m.device} on {m.mountpoint} ({'rw' if m.writable else 'ro'})"
+                           for m in facts.mounted) or "not mounted"
+        _kv(lines, "Mounted", mounts)
+    lines.append("")
+    lines.append(" [Computed Hashes]")
+    for name, value in record.hashes.items():
+        _kv(lines, f"{name.upper()} checksum", value, indent=2)
+    if record.source_hashes:
+        lines.append(" [Hashes of the source's own bytes (media padded to whole sectors)]")
+        for name, value in record.source_hashes.items():
+            _kv(lines, f"{name.upper()} checksum", value, indent=2)
+    lines += [_RULE, ""]
+
+
+def _image_section(lines: list[str], record: LogRecord) -> None:
+    lines.append("Image Information:")
+    _kv(lines, "Acquisition started", record.started.isoformat())
+    _kv(lines, "Acquisition finished", record.ended.isoformat())
+    _kv(lines, "Media size", f"{record.media_size} bytes")
+    _kv(lines, "Sector size", record.sector_size)
+    for key in ("format", "compress", "segment_size", "split", "chunk_sectors", "retries"):
+        if record.options.get(key) is not None:
+            _kv(lines, key.replace("_", " ").capitalize(), record.options[key])
+    if record.progress and record.progress.get("resumed_from") is not None:
+        _kv(lines, "Resumed at media byte", record.progress["resumed_from"])
+    lines.append(" Files written:")
+    for out in record.outputs:
+        lines.append(f"  {out.path}  ({out.size} bytes)")
+        for name, value in out.hashes.items():
+            lines.append(f"    {name}: {value}")
+    lines += [_RULE, ""]
+
+
+def _errors_section(lines: list[str], ranges: Sequence[tuple[int, int]], sector_size: int) -> None:
+    total = sum(c for _, c in ranges)
+    lines.append(f"Read Errors: {total} unreadable sector(s), zero-filled in the image")
+    for first, count in ranges:
+        lines.append(f"  sectors {first}-{first + count - 1} ({count} sectors, "
+                     f"bytes {first * sector_size}-{(first + count) * sector_size - 1})")
+    lines += [_RULE, ""]
+
+
+def _verification_section(lines: list[str], verification: dict[str, Any] | None) -> None:
+    lines.append("Image Verification Results:")
+    if verification is None:
+        lines.append("  not verified (run with --verify, or 'bitwitness verify')")
+    else:
+        _kv(lines, "Verdict", verification.get("verdict"))
+        for name, value in (verification.get("hashes") or {}).items():
+            _kv(lines, f"{name.upper()} checksum", value)
+        if verification.get("detail"):
+            _kv(lines, "Detail", verification["detail"])
+    lines.append("")

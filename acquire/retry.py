@@ -1,0 +1,110 @@
+"""Reading through bad sectors: retry, narrow down to single sectors, zero-fill, record ranges.
+
+A failed read of a block is retried whole (``retries`` more times); if it still fails, the block
+is halved and each half read again, down to single sectors. A sector still unreadable after
+``1 + retries`` attempts is replaced by zeros and recorded. The caller gets exactly the bytes it
+asked for plus the list of zero-filled sector ranges, so the image stays aligned with the source
+and the log says precisely which sectors are not evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bitwitness.errors import ReadError
+
+
+class Reader(Protocol):
+    """Anything that reads exactly ``length`` bytes at ``offset`` or raises :class:`ReadError`."""
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class ReadOutcome:
+    """The bytes of a block (zeros where unreadable) and the unreadable sector ranges."""
+
+    data: bytes
+    bad: tuple[tuple[int, int], ...]  #: (first_sector, sector_count), merged, in order
+    attempts: int  #: number of reads issued (1 when everything read at once)
+
+
+def _attempt(reader: Reader, offset: int, length: int, tries: int) -> tuple[bytes | None, int]:
+    for attempt in range(1, tries + 1):
+        try:
+            return reader.read(offset, length), attempt
+        except ReadError:
+            continue
+    return None, tries
+
+
+def read_with_retries(reader: Reader, offset: int, length: int, *, sector_size: int,
+                      retries: int) -> ReadOutcome:
+    """Read ``length`` bytes at ``offset``; ``offset`` must be sector-aligned.
+
+    The last sector may be short (a file whose size is not a whole number of sectors).
+    """
+    if offset % sector_size:
+        raise ValueError(f"offset {offset} is not a multiple of the sector size {sector_size}")
+    data, attempts = _attempt(reader, offset, length, 1 + retries)
+    if data is not None:
+        return ReadOutcome(data, (), attempts)
+    ctx = _Narrowing(reader, sector_size, retries)
+    total = attempts + _narrow(ctx, offset, length)
+    return ReadOutcome(b"".join(ctx.parts), tuple(merge_ranges(ctx.bad)), total)
+
+
+@dataclass
+class _Narrowing:
+    """State of one narrowing-down: where the pieces and the bad sectors go."""
+
+    reader: Reader
+    sector_size: int
+    retries: int
+    parts: list[bytes] = field(default_factory=list)
+    bad: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
+    """Halve a failed range until single sectors; append data/zeros in order; return reads."""
+    if length <= ctx.sector_size:
+        data, attempts = _attempt(ctx.reader, offset, length, 1 + ctx.retries)
+        if data is None:
+            ctx.parts.append(bytes(length))
+            ctx.bad.append((offset // ctx.sector_size, 1))
+        else:
+            ctx.parts.append(data)
+        return attempts
+    sectors = -(-length // ctx.sector_size)
+    half = (sectors // 2) * ctx.sector_size
+    reads = 0
+    for start, size in ((offset, half), (offset + half, length - half)):
+        if size <= ctx.sector_size:  # single sectors get their full share of attempts
+            reads += _narrow(ctx, start, size)
+            continue
+        data, attempts = _attempt(ctx.reader, start, size, 1)
+        reads += attempts
+        if data is not None:
+            ctx.parts.append(data)
+        else:
+            reads += _narrow(ctx, start, size)
+    return reads
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort and merge overlapping or adjacent ``(first_sector, count)`` ranges."""
+    merged: list[tuple[int, int]] = []
+    for first, count in sorted(r for r in ranges if r[1] > 0):
+        if merged and first <= merged[-1][0] + merged[-1][1]:
+            last_first, last_count = merged[-1]
+            merged[-1] = (last_first, max(last_first + last_count, first + count) - last_first)
+        else:
+            merged.append((first, count))
+    return merged
+
+
+def count_sectors(ranges: Iterable[tuple[int, int]]) -> int:
+    """How many sectors the ranges cover."""
+    return sum(count for _, count in ranges)

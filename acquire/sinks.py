@@ -1,0 +1,323 @@
+"""Where the media goes: E01 (through :class:`bitwitness.ewf.EwfWriter`) or raw, single or split.
+
+A sink receives blocks strictly in media order. ``encode`` is pure and thread-safe (the pipeline
+runs it in a pool); ``write``, ``finish`` and ``abort`` run in one thread. ``finish`` makes the
+output final (E01 ``done``; raw files renamed from ``.partial`` and their sidecars written);
+``abort`` leaves it visibly unfinished (E01 without ``done``; raw files keep ``.partial``), so
+nothing interrupted can pose as a complete image.
+
+Raw output choice (documented for court): while writing, every raw file is named
+``<final>.partial``. Only a finished acquisition (with or without read errors) renames them and
+writes the ``BASE.md5``/``.sha1``/``.sha256`` sidecars (``md5sum -c`` format, one line per file).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bitwitness.errors import OutputExistsError
+from bitwitness.hashing import MultiHasher, ThreadedHasher
+
+PARTIAL = ".partial"
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file an acquisition wrote: path, size, and (when known) its own hashes."""
+
+    path: Path
+    size: int
+    hashes: dict[str, str] = field(default_factory=dict)
+    role: str = "image"  #: "image" (part of the image set) or "sidecar"
+
+
+class Sink(Protocol):
+    """The pipeline's view of an output."""
+
+    def planned_paths(self) -> list[Path]:
+        """Every path this sink may create (for the overwrite check)."""
+
+    def encode(self, data: bytes) -> Any:
+        """Turn a block into what ``write`` takes; pure and thread-safe."""
+
+    def write(self, encoded: Any, data: bytes) -> None:
+        """Append one block (in media order)."""
+
+    def finish(self, *, hashes: dict[str, str],
+               errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
+        """Make the output final and return every file written."""
+
+    def abort(self) -> list[OutputFile]:
+        """Stop, leave the output marked unfinished, return what exists."""
+
+
+def _remove_if(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RawSink:
+    """``BASE.raw`` or ``BASE.001, BASE.002, ...`` (``split`` bytes each) plus hash sidecars."""
+
+    def __init__(self, base: Path, *, media_size: int, algorithms: Sequence[str],
+                 split: int | None = None, overwrite: bool = False) -> None:
+        self.base = base
+        self.media_size = media_size
+        self.algorithms = tuple(algorithms)
+        self.split = split if split and split < max(media_size, 1) else None
+        self.overwrite = overwrite
+        self.written = 0
+        self._fd: int | None = None
+        self._piece = -1
+        self._piece_hasher: ThreadedHasher | None = None
+        self._piece_hashes: dict[int, dict[str, str]] = {}
+
+    # --- names ----------------------------------------------------------------------------
+
+    def final_paths(self) -> list[Path]:
+        if self.split is None:
+            return [self.base.with_name(self.base.name + ".raw")]
+        count = max(1, -(-self.media_size // self.split))
+        width = max(3, len(str(count)))
+        return [self.base.with_name(f"{self.base.name}.{i:0{width}d}") for i in range(1, count + 1)]
+
+    def partial_paths(self) -> list[Path]:
+        return [p.with_name(p.name + PARTIAL) for p in self.final_paths()]
+
+    def sidecar_paths(self) -> list[Path]:
+        return [self.base.with_name(f"{self.base.name}.{a}") for a in self.algorithms]
+
+    def planned_paths(self) -> list[Path]:
+        return self.final_paths() + self.partial_paths() + self.sidecar_paths()
+
+    def _piece_size(self, index: int) -> int:
+        if self.split is None:
+            return self.media_size
+        return min(self.split, self.media_size - index * self.split)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Refuse or clear existing output, then create the first piece."""
+        existing = [p for p in self.planned_paths() if p.exists()]
+        if existing and not self.overwrite:
+            raise OutputExistsError(existing[0])
+        for path in existing:
+            path.unlink()
+        self._open_piece(0, truncate_to=0)
+
+    def _open_piece(self, index: int, *, truncate_to: int,
+                    hasher: ThreadedHasher | None = None) -> None:
+        if self._fd is not None:
+            self._close_piece()
+        path = self.partial_paths()[index]
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(path, flags, 0o644)
+        os.ftruncate(self._fd, truncate_to)
+        os.lseek(self._fd, truncate_to, os.SEEK_SET)
+        self._piece = index
+        if self.split is not None:
+            self._piece_hasher = hasher or ThreadedHasher(self.algorithms, depth=8)
+
+    def _close_piece(self) -> None:
+        assert self._fd is not None
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        if self._piece_hasher is not None:
+            self._piece_hashes[self._piece] = self._piece_hasher.close()
+            self._piece_hasher = None
+
+    def encode(self, data: bytes) -> Any:
+        return None
+
+    def write(self, encoded: Any, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            piece_end = (self._piece + 1) * self.split if self.split else self.media_size
+            room = piece_end - self.written
+            if room <= 0 or self._fd is None:
+                self._open_piece(self._piece + 1 if room <= 0 else self._piece, truncate_to=0)
+                continue
+            part = view[:room]
+            _write_all(self._fd, part)
+            if self._piece_hasher is not None:
+                self._piece_hasher.update(data if len(part) == len(data) else bytes(part))
+            self.written += len(part)
+            view = view[len(part):]
+
+    def resume(self, done: int) -> Iterator[bytes]:
+        """Reopen the ``.partial`` files at ``done`` bytes; yield the kept prefix for hashing.
+
+        The prefix is re-read from our own output (not the source), so the resumed hashes cover
+        exactly the bytes in the image files.
+        """
+        self.written = 0
+        partials = self.partial_paths()
+        if done == 0:
+            self._open_piece(0, truncate_to=0)
+            return
+        last = (done - 1) // self.split if self.split else 0
+        for index in range(last + 1):
+            keep = min(self._piece_size(index), done - self.written)
+            path = partials[index]
+            if not path.exists() or path.stat().st_size < keep:
+                raise OSError(f"{path} is missing or shorter than the log says")
+            hasher = ThreadedHasher(self.algorithms, depth=8) if self.split else None
+            with path.open("rb") as fh:
+                remaining = keep
+                while remaining:
+                    block = fh.read(min(1 << 20, remaining))
+                    if not block:
+                        raise OSError(f"{path} ended early")
+                    remaining -= len(block)
+                    if hasher is not None:
+                        hasher.update(block)
+                    yield block
+            self.written += keep
+            if keep == self._piece_size(index) and self.split:
+                assert hasher is not None
+                self._piece_hashes[index] = hasher.close()
+                self._piece = index
+                # keep the complete piece at its size (drop anything written beyond the log)
+                os.truncate(path, keep)
+            else:
+                self._open_piece(index, truncate_to=keep, hasher=hasher)
+        for extra in partials[last + 1:]:
+            _remove_if(extra)
+
+    def finish(self, *, hashes: dict[str, str],
+               errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
+        if self._fd is not None:
+            self._close_piece()
+        finals = self.final_paths()
+        outputs: list[OutputFile] = []
+        for index, (partial, final) in enumerate(zip(self.partial_paths(), finals, strict=True)):
+            if not partial.exists():  # an empty media still gets its (empty) image file
+                partial.touch()
+            partial.replace(final)
+            piece_hashes = self._piece_hashes.get(index, {}) if self.split else hashes
+            outputs.append(OutputFile(final, final.stat().st_size, dict(piece_hashes)))
+        images = list(outputs)
+        for algorithm, sidecar in zip(self.algorithms, self.sidecar_paths(), strict=True):
+            text = "".join(f"{o.hashes[algorithm]}  {o.path.name}\n" for o in images)
+            sidecar.write_text(text, encoding="ascii")
+            _fsync_path(sidecar)
+            digest = MultiHasher(self.algorithms)
+            digest.update(text.encode("ascii"))
+            outputs.append(OutputFile(sidecar, sidecar.stat().st_size, digest.hexdigests(),
+                                      role="sidecar"))
+        return outputs
+
+    def abort(self) -> list[OutputFile]:
+        if self._fd is not None:
+            self._close_piece()
+        return [OutputFile(p, p.stat().st_size) for p in self.partial_paths() if p.exists()]
+
+
+#: E01 segment files get a SHA-256 of the file itself (for custody: "this file is unchanged");
+#: the media hashes (MD5, SHA-1, ...) are inside the image and in the log.
+SEGMENT_FILE_HASH = "sha256"
+
+
+def file_hashes(path: Path, algorithms: Sequence[str] = (SEGMENT_FILE_HASH,)) -> dict[str, str]:
+    """Hashes of a finished output file, read back from the destination."""
+    hasher = MultiHasher(algorithms)
+    with path.open("rb") as fh:
+        while block := fh.read(4 << 20):
+            hasher.update(block)
+    return hasher.hexdigests()
+
+
+def _write_all(fd: int, data: memoryview | bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class EwfSink:
+    """An E01 set through :class:`bitwitness.ewf.EwfWriter`; ``encode`` runs in the pool."""
+
+    def __init__(self, base: Path, *, media_size: int, metadata: Any, compression: str,
+                 segment_size: int, bytes_per_sector: int, sectors_per_chunk: int,
+                 overwrite: bool = False, removable: bool = False) -> None:
+        self.base = base
+        self.media_size = media_size
+        self.metadata = metadata
+        self.compression = compression
+        self.segment_size = segment_size
+        self.bytes_per_sector = bytes_per_sector
+        self.sectors_per_chunk = sectors_per_chunk
+        self.chunk_size = bytes_per_sector * sectors_per_chunk
+        self.overwrite = overwrite
+        self.removable = removable
+        self._writer: Any = None
+        self._ewf: Any = None
+
+    def _api(self) -> Any:
+        if self._ewf is None:
+            from bitwitness import ewf
+
+            self._ewf = ewf
+        return self._ewf
+
+    def planned_paths(self) -> list[Path]:
+        ewf = self._api()
+        stored = self.media_size + self.media_size // 8 + (1 << 20)  # generous upper bound
+        count = max(1, -(-stored // self.segment_size)) + 1
+        return [ewf.segment_path(self.base, n) for n in range(1, count + 1)]
+
+    def prepare(self) -> None:
+        ewf = self._api()
+        media_type = ewf.MediaType.REMOVABLE if self.removable else ewf.MediaType.FIXED
+        self._writer = ewf.EwfWriter(
+            self.base, media_size=self.media_size, metadata=self.metadata,
+            bytes_per_sector=self.bytes_per_sector, sectors_per_chunk=self.sectors_per_chunk,
+            compression=ewf.Compression(self.compression), segment_size=self.segment_size,
+            media_type=media_type, overwrite=self.overwrite)
+
+    def resume(self) -> int:
+        """Reopen an interrupted set; returns the media bytes it durably holds."""
+        ewf = self._api()
+        self._writer, durable = ewf.EwfWriter.resume(
+            self.base, segment_size=self.segment_size,
+            compression=ewf.Compression(self.compression))
+        return int(durable)
+
+    def encode(self, data: bytes) -> Any:
+        ewf = self._api()
+        compression = ewf.Compression(self.compression)
+        size = self.chunk_size
+        if len(data) <= size:
+            return [ewf.encode_chunk(data, compression)]
+        return [ewf.encode_chunk(data[i:i + size], compression) for i in range(0, len(data), size)]
+
+    def write(self, encoded: Any, data: bytes) -> None:
+        for chunk in encoded:
+            self._writer.write_encoded(chunk)
+
+    def finish(self, *, hashes: dict[str, str],
+               errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
+        result = self._writer.close(md5=hashes["md5"], sha1=hashes["sha1"], errors=list(errors))
+        return [OutputFile(Path(p), Path(p).stat().st_size, file_hashes(Path(p)))
+                for p in result.segments]
+
+    def abort(self) -> list[OutputFile]:
+        if self._writer is None:
+            return []
+        self._writer.abort()
+        return [OutputFile(Path(p), Path(p).stat().st_size) for p in self._writer.segments
+                if Path(p).exists()]

@@ -1,0 +1,296 @@
+"""The evidence source: a block device, a regular file or an already-open image, read-only.
+
+A :class:`Source` hands out bytes by offset and raises :class:`~bitwitness.errors.ReadError` for
+a failed read (never returns wrong or short bytes), so that :mod:`bitwitness.acquire.retry` can
+retry and zero-fill. Devices and files are opened ``O_RDONLY`` (+ ``O_NOATIME`` where allowed).
+For a device the kernel read-only flag (``BLKROSET``) is raised for the duration and put back as it
+was on :meth:`Source.close`, unless the device is mounted writable (then the flag would make the
+live file system fail its writes, so we leave it, warn, and log why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+from bitwitness.acquire.devices import BlockDevice, MountEntry, describe_devnum, related_devnums
+
+from bitwitness.errors import BitWitnessError, DestinationError, InputError, ReadError
+from bitwitness.images.raw import device_sector_size, fd_size, open_readonly
+from bitwitness.stream import ImageStream
+
+BLKROSET = 0x125D
+BLKROGET = 0x125E
+
+
+class SourceKind(StrEnum):
+    DEVICE = "device"
+    FILE = "file"
+    IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class HpaInfo:
+    """Host Protected Area check (``hdparm -N``); ``present`` is None when it could not be told."""
+
+    checked: bool = False
+    present: bool | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReadonlyFlag:
+    """The kernel read-only flag of a device: as it was, whether we set and restored it."""
+
+    set: bool = False
+    restored: bool = False
+    was: bool | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """Everything the acquisition log says about the source (schema ``source`` object)."""
+
+    path: str
+    kind: SourceKind
+    size: int
+    logical_sector_size: int = 512
+    physical_sector_size: int = 512
+    model: str = ""
+    serial: str = ""
+    vendor: str = ""
+    transport: str = ""
+    removable: bool = False
+    hpa: HpaInfo = field(default_factory=HpaInfo)
+    readonly_flag: ReadonlyFlag = field(default_factory=ReadonlyFlag)
+    mounted: tuple[MountEntry, ...] = ()
+    device: BlockDevice | None = None  #: the full sysfs record (not in the log schema)
+    image_format: str = ""  #: for kind "image": the format of the opened image
+
+
+class Source:
+    """Read-only bytes of the evidence, by offset; close to restore the device's flag."""
+
+    def __init__(self, facts: SourceFacts, *, fd: int | None = None,
+                 stream: ImageStream | None = None, owns_stream: bool = False) -> None:
+        self._facts = facts
+        self._fd = fd
+        self._stream = stream
+        self._owns_stream = owns_stream
+        self.closed = False
+
+    @property
+    def facts(self) -> SourceFacts:
+        return self._facts
+
+    @property
+    def size(self) -> int:
+        return self._facts.size
+
+    @property
+    def sector_size(self) -> int:
+        return self._facts.logical_sector_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset`` (within the source), or :class:`ReadError`."""
+        if self._stream is not None:
+            try:
+                data = self._stream.pread(offset, length)
+            except BitWitnessError as exc:
+                raise ReadError(offset, length, str(exc)) from exc
+            if len(data) != length:
+                raise ReadError(offset, length, "image ended early")
+            return data
+        assert self._fd is not None
+        parts: list[bytes] = []
+        got = 0
+        while got < length:
+            try:
+                part = os.pread(self._fd, length - got, offset + got)
+            except OSError as exc:
+                raise ReadError(offset + got, length - got,
+                                os.strerror(exc.errno or errno.EIO)) from exc
+            if not part:
+                raise ReadError(offset + got, length - got, "source ended early (short read)")
+            parts.append(part)
+            got += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        """Close the source; a device gets its read-only flag back as it was."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._fd is not None:
+            flag = self._facts.readonly_flag
+            if flag.set and flag.was is not None:
+                self._facts = replace(self._facts, readonly_flag=_restore_ro(self._fd, flag))
+            os.close(self._fd)
+        if self._stream is not None and self._owns_stream:
+            self._stream.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _get_ro(fd: int) -> bool:
+    buf = fcntl.ioctl(fd, BLKROGET, struct.pack("i", 0))
+    return bool(struct.unpack("i", buf)[0])
+
+
+def _set_ro(fd: int, value: bool) -> None:
+    fcntl.ioctl(fd, BLKROSET, struct.pack("i", 1 if value else 0))
+
+
+def _restore_ro(fd: int, flag: ReadonlyFlag) -> ReadonlyFlag:
+    try:
+        _set_ro(fd, bool(flag.was))
+        restored = _get_ro(fd) == bool(flag.was)
+    except OSError as exc:
+        return replace(flag, restored=False,
+                       detail=f"{flag.detail}; restoring failed: {exc.strerror or exc}".strip("; "))
+    return replace(flag, restored=restored)
+
+
+def _raise_ro(fd: int, writable_mounts: list[MountEntry]) -> ReadonlyFlag:
+    try:
+        was = _get_ro(fd)
+    except OSError as exc:
+        return ReadonlyFlag(detail=f"BLKROGET failed: {exc.strerror or exc}")
+    if was:
+        return ReadonlyFlag(set=False, restored=True, was=True, detail="already read-only")
+    if writable_mounts:
+        where = ", ".join(m.mountpoint for m in writable_mounts)
+        return ReadonlyFlag(set=False, restored=True, was=False,
+                            detail=f"not set: mounted writable at {where}")
+    try:
+        _set_ro(fd, True)
+    except OSError as exc:
+        return ReadonlyFlag(set=False, restored=True, was=False,
+                            detail=f"BLKROSET failed: {exc.strerror or exc}")
+    return ReadonlyFlag(set=True, restored=False, was=False, detail="set for the acquisition")
+
+
+_HPA = re.compile(r"max sectors\s*=\s*(\d+)\s*/\s*(\d+)(?:,\s*HPA is (\w+))?")
+
+
+def check_hpa(device: str) -> HpaInfo:
+    """Ask ``hdparm -N`` (read-only query) whether a Host Protected Area hides sectors."""
+    hdparm = shutil.which("hdparm")
+    if hdparm is None:
+        return HpaInfo(checked=False, detail="hdparm is not installed")
+    try:
+        proc = subprocess.run([hdparm, "-N", device], capture_output=True, text=True,
+                              timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return HpaInfo(checked=False, detail=f"hdparm -N failed: {exc}")
+    match = _HPA.search(proc.stdout)
+    if match is None:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        reason = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+        return HpaInfo(checked=False, detail=f"hdparm -N: {reason}")
+    visible, native = int(match.group(1)), int(match.group(2))
+    present = match.group(3) == "enabled" or visible != native
+    return HpaInfo(checked=True, present=present,
+                   detail=f"max sectors {visible}/{native}"
+                          + (f", HPA is {match.group(3)}" if match.group(3) else ""))
+
+
+def open_source(source: str | Path | ImageStream, *, set_readonly: bool = True,
+                check_hpa_flag: bool = True) -> Source:
+    """Open a device, a regular file or an already-open image as a read-only :class:`Source`."""
+    if isinstance(source, ImageStream):
+        info = source.info
+        path = str(info.files[0]) if info.files else "<stream>"
+        facts = SourceFacts(path=path, kind=SourceKind.IMAGE, size=source.size,
+                            logical_sector_size=source.sector_size,
+                            physical_sector_size=source.sector_size, image_format=info.format)
+        return Source(facts, stream=source)
+    path = Path(source)
+    fd = open_readonly(path)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            facts = SourceFacts(path=str(path), kind=SourceKind.FILE, size=fd_size(fd))
+            return Source(facts, fd=fd)
+        if not stat.S_ISBLK(mode):
+            raise InputError(f"{path}: not a block device or regular file")
+        return Source(_device_facts(path, fd, set_readonly, check_hpa_flag), fd=fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _device_facts(path: Path, fd: int, set_readonly: bool, hpa: bool) -> SourceFacts:
+    try:
+        size = fd_size(fd)
+        logical = device_sector_size(fd)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot query the device ({exc.strerror or exc})") from exc
+    devnum = os.fstat(fd).st_rdev
+    dev = describe_devnum(devnum)
+    mounts = list(dev.mounts) if dev else []
+    writable = [m for m in mounts if m.writable]
+    flag = _raise_ro(fd, writable) if set_readonly else ReadonlyFlag(detail="not requested")
+    hpa_info = HpaInfo(detail="not checked")
+    if hpa and dev is not None and not dev.partition and dev.transport not in ("loop", "dm", "md"):
+        hpa_info = check_hpa(str(path))
+    elif dev is not None:
+        hpa_info = HpaInfo(checked=False, detail=f"not applicable to {dev.transport or 'this'}"
+                           f" {'partition' if dev.partition else 'device'}")
+    return SourceFacts(
+        path=str(path), kind=SourceKind.DEVICE, size=size,
+        logical_sector_size=logical,
+        physical_sector_size=dev.physical_sector_size if dev else logical,
+        model=dev.model if dev else "", serial=dev.serial if dev else "",
+        vendor=dev.vendor if dev else "", transport=dev.transport if dev else "",
+        removable=dev.removable if dev else False,
+        hpa=hpa_info, readonly_flag=flag, mounted=tuple(mounts), device=dev,
+    )
+
+
+def _existing_ancestor(path: Path) -> Path:
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def check_destination(facts: SourceFacts, outputs: Iterable[Path],
+                      source_stream_files: Iterable[Path] = ()) -> None:
+    """Refuse (:class:`DestinationError`) an output that is the source or lies on its device."""
+    outputs = list(outputs)
+    evidence_files = [Path(p) for p in source_stream_files]
+    if facts.kind is SourceKind.FILE:
+        evidence_files.append(Path(facts.path))
+    for out in outputs:
+        for ev in evidence_files:
+            with contextlib.suppress(OSError):
+                if out.exists() and out.samefile(ev):
+                    raise DestinationError(f"{out} is the evidence itself; choose another output",
+                                           path=out)
+    if facts.kind is not SourceKind.DEVICE:
+        return
+    st = Path(facts.path).stat()
+    forbidden = related_devnums(st.st_rdev)
+    for out in outputs:
+        holder = _existing_ancestor(out.parent)
+        if holder.stat().st_dev in forbidden:
+            raise DestinationError(
+                f"{out} lies on the source device {facts.path}; write the image elsewhere",
+                path=out)

@@ -1,0 +1,132 @@
+"""Acquisition throughput against the peers, on the same generated disk-like data, in one run.
+
+    python bench/bench_acquire.py [--size 1GiB] [--dir bench/out] [--repeat 1]
+
+Compares, on one file of ~1/3 zeros, 1/3 random, 1/3 text (bench/_data.py):
+
+* E01 "fast" + MD5 + SHA-1: ``bitwitness acquire --hash md5,sha1`` vs
+  ``ewfacquire -u -c deflate:fast -d sha1`` (target: >= 4x, output size within 5%);
+* raw + MD5 + SHA-1: ``bitwitness acquire --format raw --hash md5,sha1`` vs
+  ``dc3dd hash=md5 hash=sha1`` (target: >= 1.5x);
+* peak memory (max RSS) of bitwitness (target: < 300 MiB).
+
+Every tool runs as a separate process (start-up counts), the source is in the page cache for all
+of them, and each timing includes a ``sync`` of the output (BitWitness fsyncs its output before
+it reports success; the peers do not, so the sync is added to theirs for a fair comparison).
+Timing lives here, never in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import make_disk_file
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bitwitness.sizes import format_size, parse_size  # noqa: E402
+
+
+def _timed(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall seconds (command + sync) and max RSS in KiB, via /usr/bin/time -v."""
+    timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
+    start = time.perf_counter()
+    proc = subprocess.run(timer + cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    os.sync()
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0,):
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return elapsed, int(match.group(1)) if match else 0
+
+
+def _clean(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def _total(folder: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in folder.glob(pattern))
+
+
+def _warm(path: Path) -> None:
+    with path.open("rb") as fh:
+        while fh.read(8 << 20):
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1GiB", help="data size (default 1GiB)")
+    parser.add_argument("--dir", default=str(REPO / "bench" / "out"), help="work folder")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool (best is kept)")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    size -= size % 512
+    work = Path(args.dir).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    for tool in ("ewfacquire", "dc3dd"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (scripts/install-tools.sh)")
+    src = work / f"acquire-source-{size}.bin"
+    if not src.exists() or src.stat().st_size != size:
+        print(f"generating {format_size(size)} of disk-like data in {src} ...")
+        make_disk_file(src, size)
+    _warm(src)
+    bw = [sys.executable, "-m", "bitwitness"]
+    out = work / "acquire-out"
+    runs = {
+        "ewfacquire": ["ewfacquire", "-u", "-q", "-t", str(out / "ewf"), "-c", "deflate:fast",
+                       "-d", "sha1", "-S", "1500MiB", "-C", "bench", "-D", "bench", "-E", "1",
+                       "-e", "bench", "-N", "bench", "-m", "fixed", "-M", "physical",
+                       str(src)],
+        "bitwitness e01": [*bw, "acquire", str(src), "-o", str(out / "bw"), "--hash",
+                           "md5,sha1", "--compress", "fast", "--json"],
+        "dc3dd": ["dc3dd", f"if={src}", f"of={out / 'dc3dd.raw'}", "hash=md5", "hash=sha1"],
+        "bitwitness raw": [*bw, "acquire", str(src), "-o", str(out / "bwraw"), "--format",
+                           "raw", "--hash", "md5,sha1", "--json"],
+    }
+    best: dict[str, tuple[float, int]] = {}
+    sizes: dict[str, int] = {}
+    for name, cmd in runs.items():
+        for _ in range(args.repeat):
+            _clean(out)
+            elapsed, rss = _timed(cmd, out)
+            if name not in best or elapsed < best[name][0]:
+                best[name] = (elapsed, rss)
+            if name == "ewfacquire":
+                sizes[name] = _total(out, "ewf.E??")
+            elif name == "bitwitness e01":
+                sizes[name] = _total(out, "bw.E??")
+        mib_s = size / best[name][0] / (1 << 20)
+        print(f"{name:<16} {best[name][0]:7.2f} s  {mib_s:8.1f} MiB/s  "
+              f"max RSS {best[name][1] / 1024:6.1f} MiB")
+    _clean(out)
+    e01 = best["ewfacquire"][0] / best["bitwitness e01"][0]
+    raw = best["dc3dd"][0] / best["bitwitness raw"][0]
+    size_diff = (sizes["bitwitness e01"] - sizes["ewfacquire"]) / sizes["ewfacquire"] * 100
+    peak = max(best["bitwitness e01"][1], best["bitwitness raw"][1]) / 1024
+    print()
+    print(f"data: {format_size(size)} ({size} bytes), cores: {os.cpu_count()}")
+    print(f"E01 fast + MD5/SHA-1: {e01:.2f}x ewfacquire (target >= 4x)  "
+          f"{'OK' if e01 >= 4 else 'BELOW TARGET'}")
+    print(f"E01 size: bitwitness {sizes['bitwitness e01']} vs ewfacquire {sizes['ewfacquire']} "
+          f"bytes ({size_diff:+.2f}%, target within 5%)  "
+          f"{'OK' if abs(size_diff) <= 5 else 'OUTSIDE TARGET'}")
+    print(f"raw + MD5/SHA-1: {raw:.2f}x dc3dd (target >= 1.5x)  "
+          f"{'OK' if raw >= 1.5 else 'BELOW TARGET'}")
+    print(f"peak memory of bitwitness: {peak:.1f} MiB (target < 300 MiB)  "
+          f"{'OK' if peak < 300 else 'ABOVE TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

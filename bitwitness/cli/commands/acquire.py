@@ -1,0 +1,150 @@
+"""``bitwitness acquire``: image a drive or a file into E01 or raw, read-only and bit-exact.
+
+A thin adapter: options become an :class:`~bitwitness.acquire.engine.AcquisitionRequest`, the
+engine does the work through the CLI mediator, and the result is rendered here (one summary, or
+one JSON document with ``--json``). Exit status: 0 complete; 1 unreadable sectors or a failed
+verification; 2 refused (existing output, destination on the source, bad option, full disk);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bitwitness.cli.output import SIZE, escape, json_option, print_json, stdout, to_jsonable
+
+COMPRESSIONS = ("none", "empty", "fast", "best")
+
+
+@click.command("acquire")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output base name: BASE.E01... or BASE.raw / BASE.001..., BASE.json, BASE.txt.")
+@click.option("--case", "case_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Acquire into this case folder (with --evidence).")
+@click.option("--evidence", "evidence_id", help="Evidence ID inside the case (folder and base).")
+@click.option("--format", "fmt", type=click.Choice(["e01", "raw"]), default="e01",
+              show_default=True, help="Image format.")
+@click.option("--hash", "hashes", default="md5,sha1,sha256", show_default=True,
+              help="Hashes of the media (E01 always adds md5 and sha1, which it stores).")
+@click.option("--compress", type=click.Choice(COMPRESSIONS), default="fast", show_default=True,
+              help="E01 chunk compression.")
+@click.option("--segment-size", type=SIZE, default="1500MiB", show_default=True,
+              help="E01 segment file size.")
+@click.option("--split", type=SIZE, help="Raw: split into BASE.001, BASE.002... of this size.")
+@click.option("--sector-size", type=click.Choice(["512", "1024", "2048", "4096"]),
+              help="Bytes per sector (default: the device's logical sector size, 512 for files).")
+@click.option("--chunk-sectors", type=int, default=64, show_default=True,
+              help="E01 sectors per chunk.")
+@click.option("--case-number", help="Case number (overrides the case's).")
+@click.option("--evidence-number", help="Evidence number (default with --case: the ID).")
+@click.option("--examiner", help="Examiner name (overrides the case's).")
+@click.option("--description", help="Description of the evidence.")
+@click.option("--notes", help="Notes.")
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Extra attempts for a failed read, down to single sectors.")
+@click.option("--verify", is_flag=True, help="Read the finished image back and compare hashes.")
+@click.option("--second-output", type=click.Path(path_type=Path),
+              help="Write a second identical copy (another base) in the same pass.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted acquisition of BASE.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@json_option
+def command(*, source: Path, output: Path | None, case_dir: Path | None, evidence_id: str | None,
+            fmt: str, hashes: str, compress: str, segment_size: int, split: int | None,
+            sector_size: str | None, chunk_sectors: int, case_number: str | None,
+            evidence_number: str | None, examiner: str | None, description: str | None,
+            notes: str | None, retries: int, verify: bool, second_output: Path | None,
+            resume: bool, overwrite: bool, as_json: bool) -> int:
+    """Image SOURCE (a block device or a file) read-only into E01 or raw.
+
+    Unreadable sectors are retried, zero-filled and listed in the logs (exit 1). Ctrl-C stops
+    cleanly (exit 130) and leaves the output marked unfinished; --resume continues it.
+    """
+    from bitwitness.acquire.engine import AcquisitionRequest, CaseTarget, OutputFormat, acquire
+    from bitwitness.cli.progress import cli_mediator
+    from bitwitness.errors import Interrupted, UsageError
+    from bitwitness.hashing import parse_algorithms
+
+    if (case_dir is None) != (evidence_id is None):
+        raise UsageError("--case and --evidence go together")
+    if (output is None) == (case_dir is None):
+        raise UsageError("give either -o OUTPUT_BASE or --case CASE_DIR --evidence ID")
+    metadata = {k: v for k, v in {"case_number": case_number, "evidence_number": evidence_number,
+                                  "examiner": examiner, "description": description,
+                                  "notes": notes}.items() if v}
+    request = AcquisitionRequest(
+        source=source.absolute(), output=output,
+        case=CaseTarget(case_dir, evidence_id) if case_dir and evidence_id else None,
+        format=OutputFormat(fmt), hashes=parse_algorithms(hashes), compression=compress,
+        segment_size=segment_size, split=split,
+        sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,
+        metadata=metadata, retries=retries, verify=verify, second_output=second_output,
+        resume=resume, overwrite=overwrite)
+    with cli_mediator(as_json) as mediator:
+        result = acquire(request, mediator)
+    if as_json:
+        print_json(result_document(result))
+    else:
+        render(result)
+    if result.status.value == "interrupted":
+        raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
+                          f"{result.log_json} (continue with --resume)")
+    return int(result.exit_code)
+
+
+def result_document(result: Any) -> dict[str, Any]:
+    """The ``--json`` document: the result record plus the exit code."""
+    doc = to_jsonable(result)
+    doc["read_errors"] = [{"first_sector": f, "sector_count": c} for f, c in result.read_errors]
+    doc["source"].pop("device", None)
+    doc["exit_code"] = int(result.exit_code)
+    return doc
+
+
+def render(result: Any) -> None:
+    """The human summary, printed once at the end."""
+    from bitwitness.sizes import format_size
+
+    colour = {"completed": "green", "completed-with-errors": "red",
+              "interrupted": "yellow", "failed": "red"}[result.status.value]
+    seconds = max((result.ended - result.started).total_seconds(), 1e-6)
+    stdout.print(f"[bold {colour}]{result.status.value.upper()}[/]  {escape(result.source.path)}"
+                 f" -> {escape(str(result.base))} ({result.format.value})")
+    stdout.print(f"  media: {result.media_size} bytes ({format_size(result.media_size)}), "
+                 f"{result.sector_size}-byte sectors, {seconds:.1f} s, "
+                 f"{format_size(int(result.media_size / seconds))}/s")
+    if result.resumed_from is not None:
+        stdout.print(f"  resumed at media byte {result.resumed_from}")
+    _render_hashes(result)
+    _render_errors(result)
+    for item in result.verification:
+        style = "green" if item.verdict == "VERIFIED" else "bold red"
+        stdout.print(f"  verify {escape(str(item.path))}: [{style}]{item.verdict}[/] "
+                     f"{escape(item.detail)}")
+    for out in result.outputs:
+        stdout.print(f"  wrote {escape(str(out.path))} ({out.size} bytes)")
+    stdout.print(f"  logs: {escape(str(result.log_json))}, {escape(str(result.log_text))}")
+    for warning in result.warnings:
+        stdout.print(f"[bold yellow]  warning:[/] {escape(warning)}")
+
+
+def _render_hashes(result: Any) -> None:
+    for name, value in result.hashes.items():
+        stdout.print(f"  {name:<7}{value}")
+    if result.source_hashes:
+        stdout.print("  source's own bytes (before padding to whole sectors):")
+        for name, value in result.source_hashes.items():
+            stdout.print(f"  {name:<7}{value}")
+
+
+def _render_errors(result: Any) -> None:
+    if not result.read_errors:
+        return
+    stdout.print(f"[bold red]  {result.bad_sectors} unreadable sector(s), zero-filled:[/]")
+    for first, count in result.read_errors[:20]:
+        stdout.print(f"    sectors {first}-{first + count - 1} ({count})")
+    if len(result.read_errors) > 20:
+        stdout.print(f"    ... {len(result.read_errors) - 20} more ranges in the log")

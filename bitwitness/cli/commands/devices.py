@@ -1,0 +1,46 @@
+"""``bitwitness devices``: the block devices this machine sees, with what the log would record."""
+
+from __future__ import annotations
+
+import click
+
+from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.sizes import format_size
+
+
+@click.command("devices")
+@click.option("--all", "include_empty", is_flag=True,
+              help="Also list empty devices (unattached loop devices, empty card readers).")
+@json_option
+def command(include_empty: bool, as_json: bool) -> None:
+    """List block devices: size, sector sizes, model, serial, transport, mount state.
+
+    Nothing is opened; the facts come from sysfs, udev and /proc/self/mountinfo.
+    """
+    from rich.table import Table
+
+    from bitwitness.acquire.devices import list_devices
+
+    devices = list_devices(include_empty=include_empty)
+    if as_json:
+        print_json({"devices": devices})
+        return
+    if not devices:
+        stdout.print("no block devices found")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("DEVICE", "SIZE", "SECTOR", "MODEL", "SERIAL", "TRANSPORT", "RM", "RO",
+                   "MOUNTED"):
+        table.add_column(column)
+    for dev in devices:
+        mounts = ", ".join(f"{m.mountpoint} ({'rw' if m.writable else 'ro'})" for m in dev.mounts)
+        if dev.backing_file:
+            mounts = f"{mounts} [backing {dev.backing_file}]".strip()
+        table.add_row(
+            dev.path, format_size(dev.size),
+            f"{dev.logical_sector_size}/{dev.physical_sector_size}",
+            escape(dev.model), escape(dev.serial), dev.transport,
+            "yes" if dev.removable else "no", "yes" if dev.readonly else "no",
+            escape(mounts) or "-",
+        )
+    stdout.print(table)

@@ -1,0 +1,115 @@
+"""Injected read errors: retried, zero-filled, listed in E01 error2 (as ewfinfo shows it), in the
+logs and on the progress line, and they make the exit code 1."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bitwitness.acquire import engine
+from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
+from bitwitness.acquire.faults import FaultySource
+from bitwitness.acquire.source import open_source
+from conftest import make_disk_bytes, require_tool, run_bitwitness
+
+from bitwitness.progress import RecordingMediator
+
+SECTOR = 512
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, **faults: Any) -> None:
+    """Make the engine open its source through a FaultySource."""
+
+    def faulty_open(source: Any, **kwargs: Any) -> FaultySource:
+        return FaultySource(open_source(source, **kwargs), **faults)
+
+    monkeypatch.setattr(engine, "open_source", faulty_open)
+
+
+def _ewfinfo_errors(path: Path) -> list[tuple[int, int]]:
+    """(first, count) ranges as ewfinfo prints them under 'Read errors during acquiry'."""
+    out = subprocess.run(["ewfinfo", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    section = out.split("Read errors during acquiry", 1)
+    if len(section) == 1:
+        return []
+    ranges = []
+    for first, last in re.findall(r"at sector\(s\): (\d+) - (\d+)", section[1]):
+        ranges.append((int(first), int(last) - int(first) + 1))
+    return ranges
+
+
+def test_permanent_errors_reach_error2_and_the_logs(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pyewf = pytest.importorskip("pyewf")
+    require_tool("ewfinfo", "ewfverify")
+    data = make_disk_bytes(1024 * 1024, seed=9)
+    src = tmp_path / "disk.bin"
+    src.write_bytes(data)
+    bad = {100, 101, 102, 700, 2047}
+    _inject(monkeypatch, permanent=bad)
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--json", "--retries", "1")
+    assert res.exit_code == 1, res.stderr
+    doc = res.json()
+    assert doc["status"] == "completed-with-errors"
+    assert doc["bad_sectors"] == 5
+    expected = [(100, 3), (700, 1), (2047, 1)]
+    assert _ewfinfo_errors(tmp_path / "img.E01") == expected
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert [(e["first_sector"], e["sector_count"]) for e in log["read_errors"]] == expected
+    assert log["status"] == "completed-with-errors"
+    text = (tmp_path / "img.txt").read_text()
+    assert "5 unreadable sector(s)" in text
+    assert "sectors 100-102" in text
+    # the image holds zeros exactly there and the source's bytes everywhere else
+    handle = pyewf.handle()
+    handle.open([str(tmp_path / "img.E01")])
+    try:
+        media = handle.read(handle.get_media_size())
+    finally:
+        handle.close()
+    want = bytearray(data)
+    for sector in bad:
+        want[sector * SECTOR:(sector + 1) * SECTOR] = bytes(SECTOR)
+    assert media == bytes(want)
+    check = subprocess.run(["ewfverify", "-q", str(tmp_path / "img.E01")], capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout  # the stored hash is of what the image holds
+
+
+def test_raw_with_errors_counts_them_live(tmp_path: Path) -> None:
+    data = make_disk_bytes(512 * 1024, seed=10)
+    src = tmp_path / "disk.bin"
+    src.write_bytes(data)
+    source = FaultySource(open_source(src), permanent={3, 4, 900})
+    mediator = RecordingMediator()
+    result = acquire(AcquisitionRequest(source=source, output=tmp_path / "img",
+                                        format=OutputFormat.RAW, hashes=("md5",)), mediator)
+    source.close()
+    assert result.status.value == "completed-with-errors"
+    assert int(result.exit_code) == 1
+    assert result.read_errors == ((3, 2), (900, 1))
+    assert mediator.tasks[0].errors == 3
+    image = (tmp_path / "img.raw").read_bytes()
+    assert image[3 * SECTOR:5 * SECTOR] == bytes(2 * SECTOR)
+    assert image[:3 * SECTOR] == data[:3 * SECTOR]
+    assert image[5 * SECTOR:900 * SECTOR] == data[5 * SECTOR:900 * SECTOR]
+
+
+def test_transient_errors_are_recovered_by_retries(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    require_tool("md5sum")
+    data = make_disk_bytes(256 * 1024, seed=11)
+    src = tmp_path / "disk.bin"
+    src.write_bytes(data)
+    _inject(monkeypatch, transient={10: 2, 300: 1})
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw", "--json")
+    assert res.exit_code == 0, res.stderr
+    md5 = subprocess.run(["md5sum", str(src)], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    assert res.json()["hashes"]["md5"] == md5
+    assert res.json()["read_errors"] == []
