@@ -14,9 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bitwitness.report.model import Acquisition, ErrorRange, HashValue, OutputFile, SourceFacts
-
 from bitwitness.hashing import ALGORITHMS
+from bitwitness.report.model import Acquisition, ErrorRange, HashValue, OutputFile, SourceFacts
 
 ACQUISITION_SCHEMA = "bitwitness.acquisition/1"
 

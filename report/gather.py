@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bitwitness import __version__
+from bitwitness.errors import BitWitnessError, UsageError
+from bitwitness.hashing import ALGORITHMS
 from bitwitness.report.acqlog import (
     LogProblem,
     acquisition,
@@ -38,10 +41,6 @@ from bitwitness.report.model import (
     ReportData,
     Verification,
 )
-
-from bitwitness import __version__
-from bitwitness.errors import BitWitnessError, UsageError
-from bitwitness.hashing import ALGORITHMS
 from bitwitness.templates import ReportSettings
 
 _QUIET_KEYS = frozenset({"tool_version", "host"})  # in every event; the timeline shows them

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from fpdf import FPDF
+from fpdf.enums import TableCellFillMode, WrapMode, XPos, YPos
+from fpdf.fonts import FontFace
+
 from bitwitness.report import text as t
 from bitwitness.report.fonts import FontSet, check_coverage, find_fonts
 from bitwitness.report.model import (
@@ -22,9 +26,6 @@ from bitwitness.report.model import (
     ReportData,
     Verification,
 )
-from fpdf import FPDF
-from fpdf.enums import TableCellFillMode, WrapMode, XPos, YPos
-from fpdf.fonts import FontFace
 
 _SANS = "bw-sans"
 _MONO = "bw-mono"

@@ -23,7 +23,6 @@ from bitwitness.report.model import (
     SourceFacts,
     Verification,
 )
-
 from bitwitness.sizes import format_size
 
 Rows = list[tuple[str, str]]

@@ -18,9 +18,8 @@ from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
 
-from bitwitness.report.model import ReportData
-
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
+from bitwitness.report.model import ReportData
 
 
 class ReportFormat(StrEnum):

@@ -76,9 +76,8 @@ def test_unreadable_acquisition_log_is_a_stated_problem(bw: object, tmp_path: Pa
 
 
 def test_missing_fonts_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from bitwitness.report import fonts
-
     from bitwitness.errors import InputError
+    from bitwitness.report import fonts
 
     monkeypatch.setattr(fonts, "_search_dirs", lambda: [tmp_path])
     with pytest.raises(InputError, match="fonts-dejavu-core"):
@@ -86,11 +85,10 @@ def test_missing_fonts_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_cjk_without_cjk_font_is_refused_not_boxed(tmp_path: Path) -> None:
+    from bitwitness.errors import InputError
     from bitwitness.report.fonts import find_fonts
     from bitwitness.report.gather import gather
     from bitwitness.report.pdf import render_pdf
-
-    from bitwitness.errors import InputError
 
     case = make_case(tmp_path / "case")
     data = gather(case["root"])

@@ -11,9 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bitwitness.verify import Verdict, VerifyOptions, verify_image
 from conftest import make_disk_bytes, require_tool, run_bitwitness, snapshot
 from test_verify_logs import tool_hash
+
+from bitwitness.verify import Verdict, VerifyOptions, verify_image
 
 MIB = 1 << 20
 

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bitwitness.verify import Match, Verdict, VerifyOptions, verify_image
-from bitwitness.verify.logs import parse_log
 from conftest import make_disk_bytes, require_tool
 
 from bitwitness.errors import InputError
+from bitwitness.verify import Match, Verdict, VerifyOptions, verify_image
+from bitwitness.verify.logs import parse_log
 
 
 def tool_hash(tool: str, *paths: Path) -> list[str]:

@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bitwitness.verify import Match, Verdict, VerifyOptions, verify_image
 from conftest import make_disk_bytes, require_tool, run_bitwitness, snapshot
 from test_verify_logs import tool_hash
+
+from bitwitness.verify import Match, Verdict, VerifyOptions, verify_image
 
 PIECE = 1 << 20
 
@@ -140,9 +141,8 @@ def test_unverified_shows_computed_hashes(tmp_path: Path) -> None:
 
 
 def test_several_images_in_parallel_each_with_a_task(tmp_path: Path) -> None:
-    from bitwitness.verify import verify_images
-
     from bitwitness.progress import RecordingMediator
+    from bitwitness.verify import verify_images
 
     images = []
     for i in range(3):

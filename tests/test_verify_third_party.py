@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bitwitness.verify import Match, Verdict, verify_image
 from conftest import THIRD_PARTY, run_bitwitness, snapshot
 from test_verify_logs import tool_hash
+
+from bitwitness.verify import Match, Verdict, verify_image
 
 
 def _names() -> list[str]:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bitwitness.progress import Mediator, NullMediator
 from bitwitness.verify.model import ImageVerification, Verdict
 from bitwitness.verify.verifier import VerifyOptions, verify_images
-
-from bitwitness.progress import Mediator, NullMediator
 
 #: Names an image may have in an evidence folder when no acquisition log says which it is.
 IMAGE_PATTERNS = ("*.E01", "*.e01", "*.Ex01", "*.001", "*.000", "*.dd", "*.raw", "*.img",

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bitwitness.verify.model import ReaderCheck
-
 from bitwitness.errors import FormatError, Interrupted
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
+from bitwitness.verify.model import ReaderCheck
 
 BLOCK_SIZE = 4 << 20
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bitwitness.verify.libewf import metadata_with_libewf
-from bitwitness.verify.model import SectorRange
-from bitwitness.verify.references import ImageLayout
-
 from bitwitness.errors import UnsupportedFormatError
 from bitwitness.image import detect
 from bitwitness.stream import ImageStream
+from bitwitness.verify.libewf import metadata_with_libewf
+from bitwitness.verify.model import SectorRange
+from bitwitness.verify.references import ImageLayout
 
 
 @dataclass

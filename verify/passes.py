@@ -15,12 +15,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bitwitness.verify.model import BadChunk, SectorRange
-
 from bitwitness.errors import Interrupted
 from bitwitness.hashing import MultiHasher, ThreadedHasher
 from bitwitness.progress import ProgressTask
 from bitwitness.stream import ImageStream
+from bitwitness.verify.model import BadChunk, SectorRange
 
 #: Blocks handed to the hashers; large enough that queue traffic costs nothing.
 BLOCK_SIZE = 4 << 20

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from bitwitness.errors import InputError
 from bitwitness.verify.logs import HashLog, LogEntry, parse_log
 from bitwitness.verify.model import HashReference, SectorRange, SizeCheck
-
-from bitwitness.errors import InputError
 
 #: Names tried next to an image, after its full name and its stem: x.E01.txt, x.json, x.md5, ...
 LOG_SUFFIXES = (".json", ".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum",

@@ -19,6 +19,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bitwitness.errors import (
+    FormatError,
+    IncompleteImageError,
+    InputError,
+    MissingSegmentError,
+)
+from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
+from bitwitness.image import detect
+from bitwitness.progress import Mediator, NullMediator
 from bitwitness.verify import references as refs_mod
 from bitwitness.verify.libewf import libewf_check
 from bitwitness.verify.model import (
@@ -33,16 +42,6 @@ from bitwitness.verify.model import (
 )
 from bitwitness.verify.opening import Opened, acquisition_errors, layout_of, open_for_verify
 from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
-
-from bitwitness.errors import (
-    FormatError,
-    IncompleteImageError,
-    InputError,
-    MissingSegmentError,
-)
-from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
-from bitwitness.image import detect
-from bitwitness.progress import Mediator, NullMediator
 
 
 @dataclass(frozen=True)
