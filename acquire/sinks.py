@@ -299,11 +299,7 @@ class EwfSink:
 
     def encode(self, data: bytes) -> Any:
         ewf = self._api()
-        compression = ewf.Compression(self.compression)
-        size = self.chunk_size
-        if len(data) <= size:
-            return [ewf.encode_chunk(data, compression)]
-        return [ewf.encode_chunk(data[i:i + size], compression) for i in range(0, len(data), size)]
+        return ewf.encode_chunks(data, self.chunk_size, ewf.Compression(self.compression))
 
     def write(self, encoded: Any, data: bytes) -> None:
         for chunk in encoded:
