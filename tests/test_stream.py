@@ -11,7 +11,7 @@ from contract import check_stream_contract
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitwitness.errors import InputError, MissingSegmentError, UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, InputError, MissingSegmentError
 from bitwitness.image import detect, image_files, open_image
 from bitwitness.images.raw import RawStream
 from bitwitness.stream import BytesStream, SliceStream
@@ -63,26 +63,36 @@ def test_split_raw_missing_middle(tmp_path: Path) -> None:
         open_image(tmp_path / "img.001")
 
 
-def test_fixed_vhd(tmp_path: Path) -> None:
-    media = DATA[:262_144]
+def _vhd_footer(size: int, disk_type: int) -> bytes:
+    """A VHD footer built by hand from the specification (big-endian, one's complement sum)."""
     footer = bytearray(512)
     footer[0:8] = b"conectix"
-    footer[48:56] = struct.pack(">Q", len(media))
-    footer[60:64] = struct.pack(">I", 2)
+    footer[8:12] = struct.pack(">I", 2)  # features: reserved bit
+    footer[12:16] = struct.pack(">I", 0x00010000)  # version 1.0
+    footer[16:24] = b"\xff" * 8  # data offset: none for a fixed disk
+    footer[40:48] = struct.pack(">Q", size)
+    footer[48:56] = struct.pack(">Q", size)
+    footer[60:64] = struct.pack(">I", disk_type)
+    footer[64:68] = struct.pack(">I", ~sum(footer) & 0xFFFFFFFF)
+    return bytes(footer)
+
+
+def test_fixed_vhd(tmp_path: Path) -> None:
+    media = DATA[:262_144]
     p = tmp_path / "disk.vhd"
-    p.write_bytes(media + bytes(footer))
+    p.write_bytes(media + _vhd_footer(len(media), 2))
     with open_image(p) as s:
         assert s.info.format == "vhd"
         check_stream_contract(s, media)
 
 
-def test_dynamic_vhd_is_refused_clearly(tmp_path: Path) -> None:
-    footer = bytearray(512)
-    footer[0:8] = b"conectix"
-    footer[60:64] = struct.pack(">I", 3)
-    p = tmp_path / "dyn.vhd"
-    p.write_bytes(bytes(footer) + bytes(1024) + bytes(footer))
-    with pytest.raises(UnsupportedFormatError, match="dynamic VHD"):
+def test_vhd_with_a_damaged_footer_is_corrupt(tmp_path: Path) -> None:
+    media = DATA[:262_144]
+    footer = bytearray(_vhd_footer(len(media), 2))
+    footer[40] ^= 1  # size field changed, checksum not updated
+    p = tmp_path / "disk.vhd"
+    p.write_bytes(media + bytes(footer))
+    with pytest.raises(CorruptImageError, match="checksum"):
         open_image(p)
 
 
