@@ -40,7 +40,6 @@ from bitwitness.acquire.retry import count_sectors
 from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
 from bitwitness.acquire.source import SourceFacts, check_destination, open_source
 from bitwitness.acquire.verifying import Verification, verify_image
-
 from bitwitness.errors import (
     BitWitnessError,
     DestinationError,
@@ -368,7 +367,7 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
         write_logs(sink.base, preliminary, reserve=True)
     stop = req.stop or threading.Event()
     chunk = run.sector_size * req.chunk_sectors
-    task = mediator.begin(f"{req.operation} {facts.path}", run.media_size)
+    task = mediator.begin(f"{req.operation} {Path(facts.path).name}", run.media_size)
     pipeline = Pipeline(
         source=source, sinks=run.sinks, media_size=run.media_size,
         read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,

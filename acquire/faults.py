@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable
 
 from bitwitness.acquire.source import Source, SourceFacts
-
 from bitwitness.errors import ReadError
 
 

@@ -24,10 +24,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bitwitness import TOOL_NAME, __version__
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
-
-from bitwitness import TOOL_NAME, __version__
 
 SCHEMA = "bitwitness.acquisition/1"
 #: Bytes reserved for each log at the start (JSON allows trailing whitespace).

@@ -23,7 +23,6 @@ from typing import Any, Protocol
 
 from bitwitness.acquire.retry import merge_ranges, read_with_retries
 from bitwitness.acquire.sinks import Sink
-
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 

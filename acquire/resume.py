@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire.logs import SCHEMA, log_paths, read_log
 from bitwitness.acquire.source import SourceFacts
-
 from bitwitness.errors import DestinationError, UsageError
 
 if TYPE_CHECKING:

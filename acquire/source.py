@@ -25,13 +25,20 @@ from enum import StrEnum
 from pathlib import Path
 
 from bitwitness.acquire.devices import BlockDevice, MountEntry, describe_devnum, related_devnums
-
-from bitwitness.errors import BitWitnessError, DestinationError, InputError, ReadError
+from bitwitness.errors import (
+    BitWitnessError,
+    DestinationError,
+    InputError,
+    ReadError,
+    SourceError,
+)
 from bitwitness.images.raw import device_sector_size, fd_size, open_readonly
 from bitwitness.stream import ImageStream
 
 BLKROSET = 0x125D
 BLKROGET = 0x125E
+#: errno values that mean the device has gone away (not a bad sector)
+_GONE = frozenset({errno.ENODEV, errno.ENXIO, getattr(errno, "ENOMEDIUM", errno.ENODEV)})
 
 
 class SourceKind(StrEnum):
@@ -120,6 +127,10 @@ class Source:
             try:
                 part = os.pread(self._fd, length - got, offset + got)
             except OSError as exc:
+                if exc.errno in _GONE:  # unplugged or powered off: retrying cannot help
+                    raise SourceError(f"{self._facts.path}: the source is gone "
+                                      f"({os.strerror(exc.errno or errno.ENODEV)}) at byte "
+                                      f"{offset + got}") from exc
                 raise ReadError(offset + got, length - got,
                                 os.strerror(exc.errno or errno.EIO)) from exc
             if not part:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_disk_bytes, require_tool, run_bitwitness
+
 from bitwitness.acquire import engine
 from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
 from bitwitness.acquire.faults import FaultySource
 from bitwitness.acquire.source import open_source
-from conftest import make_disk_bytes, require_tool, run_bitwitness
-
 from bitwitness.progress import RecordingMediator
 
 SECTOR = 512

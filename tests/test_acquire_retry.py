@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hypothesis.strategies as st
-from bitwitness.acquire.faults import FaultySource
-from bitwitness.acquire.retry import merge_ranges, read_with_retries
-from bitwitness.acquire.source import Source, SourceFacts, SourceKind
 from conftest import make_disk_bytes
 from hypothesis import given, settings
 
+from bitwitness.acquire.faults import FaultySource
+from bitwitness.acquire.retry import merge_ranges, read_with_retries
+from bitwitness.acquire.source import Source, SourceFacts, SourceKind
 from bitwitness.stream import BytesStream
 
 SECTOR = 512
