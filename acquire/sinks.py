@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -100,7 +101,13 @@ class RawSink:
         return [self.base.with_name(f"{self.base.name}.{a}") for a in self.algorithms]
 
     def planned_paths(self) -> list[Path]:
-        return self.final_paths() + self.partial_paths() + self.sidecar_paths()
+        """Every name we write, plus stale pieces of an older, longer split set: a reader would
+        take those for part of this set, so they count as existing output too."""
+        planned = self.final_paths() + self.partial_paths() + self.sidecar_paths()
+        if self.split is not None and self.base.parent.is_dir():
+            pattern = f"{glob_escape(self.base.name)}.[0-9][0-9][0-9]*"
+            planned += [p for p in sorted(self.base.parent.glob(pattern)) if p not in planned]
+        return planned
 
     def _piece_size(self, index: int) -> int:
         if self.split is None:

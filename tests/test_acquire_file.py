@@ -190,3 +190,16 @@ def test_missing_source_is_an_input_error(tmp_path: Path) -> None:
     res = run_bitwitness("acquire", tmp_path / "nope", "-o", tmp_path / "img")
     assert res.exit_code == 2
     assert "no such file" in res.stderr
+
+
+def test_stale_pieces_of_an_older_split_set_count_as_existing_output(tmp_path: Path) -> None:
+    src = _evidence(tmp_path, 2 * 1024 * 1024)
+    (tmp_path / "img.005").write_bytes(b"left over from a bigger acquisition")
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw",
+                         "--split", "1MiB")
+    assert res.exit_code == 2
+    assert "img.005" in res.stderr
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw",
+                         "--split", "1MiB", "--overwrite")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.glob("img.0*")) == ["img.001", "img.002"]
