@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
@@ -273,6 +274,9 @@ class EwfSink:
         self.removable = removable
         self._writer: Any = None
         self._ewf: Any = None
+        #: finished segments hashed in the background while later ones are written
+        self._hashing: dict[Path, tuple[Future[dict[str, str]], tuple[int, int]]] = {}
+        self._hash_pool: ThreadPoolExecutor | None = None
 
     def _api(self) -> Any:
         if self._ewf is None:
@@ -311,14 +315,43 @@ class EwfSink:
     def write(self, encoded: Any, data: bytes) -> None:
         for chunk in encoded:
             self._writer.write_encoded(chunk)
+        segments = self._writer.segments
+        if len(segments) > len(self._hashing) + 1:  # a segment was closed (and fsynced)
+            self._hash_later(Path(segments[len(self._hashing)]))
+
+    def _hash_later(self, path: Path) -> None:
+        if self._hash_pool is None:
+            self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="segment-hash")
+        st = path.stat()
+        self._hashing[path] = (self._hash_pool.submit(file_hashes, path),
+                               (st.st_size, st.st_mtime_ns))
+
+    def _segment_hashes(self, path: Path) -> dict[str, str]:
+        """The file hash of a finished segment; rehashed if closing touched it again."""
+        early = self._hashing.get(path)
+        if early is not None:
+            digest = early[0].result()
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) == early[1]:
+                return digest
+        return file_hashes(path)
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
         result = self._writer.close(md5=hashes["md5"], sha1=hashes["sha1"], errors=list(errors))
-        return [OutputFile(Path(p), Path(p).stat().st_size, file_hashes(Path(p)))
-                for p in result.segments]
+        try:
+            return [OutputFile(Path(p), Path(p).stat().st_size, self._segment_hashes(Path(p)))
+                    for p in result.segments]
+        finally:
+            self._stop_hashing()
+
+    def _stop_hashing(self) -> None:
+        if self._hash_pool is not None:
+            self._hash_pool.shutdown(wait=True, cancel_futures=True)
+            self._hash_pool = None
 
     def abort(self) -> list[OutputFile]:
+        self._stop_hashing()
         if self._writer is None:
             return []
         self._writer.abort()

@@ -203,3 +203,23 @@ def test_stale_pieces_of_an_older_split_set_count_as_existing_output(tmp_path: P
                          "--split", "1MiB", "--overwrite")
     assert res.exit_code == 0, res.stderr
     assert sorted(p.name for p in tmp_path.glob("img.0*")) == ["img.001", "img.002"]
+
+
+def test_every_e01_segment_is_logged_with_its_file_hash(tmp_path: Path) -> None:
+    require_tool("sha256sum", "ewfverify")
+    src = tmp_path / "random.bin"
+    src.write_bytes(os.urandom(3 * 1024 * 1024 + 512))  # incompressible: several segments
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--segment-size", "1MiB",
+                         "--hash", "md5")
+    assert res.exit_code == 0, res.stderr
+    log = json.loads((tmp_path / "img.json").read_text())
+    segments = sorted(tmp_path.glob("img.E??"))
+    assert len(segments) >= 4
+    logged = {Path(o["path"]).name: o for o in log["outputs"]}
+    assert set(logged) == {p.name for p in segments}
+    for path in segments:
+        assert logged[path.name]["size"] == path.stat().st_size
+        assert logged[path.name]["hashes"]["sha256"] == _tool_hash("sha256sum", path)
+    check = subprocess.run(["ewfverify", "-q", str(segments[0])], capture_output=True, text=True,
+                           check=False)
+    assert check.returncode == 0, check.stdout
