@@ -7,7 +7,6 @@ while acquiring and, for E01, with the hashes stored inside the image.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,7 +22,7 @@ from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
 
-_EWF_NAME = re.compile(r"^\.[E-Ze-z][0-9A-Za-z]{2}$")
+EWF_MAGIC = b"EVF\x09\x0d\x0a\xff\x00"
 
 
 class Verdict(StrEnum):
@@ -51,12 +50,17 @@ def _open(path: Path) -> ImageStream:
     from bitwitness.image import detect
 
     detected = detect(path)
-    if detected.format.name == "raw" and _EWF_NAME.match(path.suffix):
+    if detected.format.name == "raw" and _is_ewf(path):
         # the E01 format is not registered in this build: use the EWF reader directly
         from bitwitness.ewf import open_ewf
 
         return open_ewf(path)
     return detected.format.open(path)
+
+
+def _is_ewf(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(EWF_MAGIC)) == EWF_MAGIC
 
 
 def verify_image(path: Path, expected: dict[str, str], algorithms: Sequence[str],

@@ -45,11 +45,13 @@ def test_raw_single_file_hashes_equal_the_coreutils(tmp_path: Path) -> None:
     require_tool("md5sum", "sha1sum", "sha256sum")
     src = _evidence(tmp_path)
     before = _times(src)
-    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw", "--json")
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw", "--json",
+                         "--verify")
     assert res.exit_code == 0, res.stderr
     assert _times(src) == before  # first: the checks below read the file with plain tools
     doc = res.json()
     assert doc["status"] == "completed"
+    assert [v["verdict"] for v in doc["verification"]] == ["VERIFIED"]
     for tool, name in (("md5sum", "md5"), ("sha1sum", "sha1"), ("sha256sum", "sha256")):
         assert doc["hashes"][name] == _tool_hash(tool, src)
     assert (tmp_path / "img.raw").read_bytes() == src.read_bytes()

@@ -193,3 +193,29 @@ def test_a_full_destination_is_a_clear_error_and_the_output_stays_unfinished(
         check = subprocess.run(["ewfverify", "-q", str(tiny_fs / "img.E01")],
                                capture_output=True, text=True, check=False)
         assert check.returncode != 0
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.RAW, OutputFormat.E01])
+def test_resume_continues_both_copies(tmp_path: Path, fmt: OutputFormat) -> None:
+    require_tool("md5sum")
+    src = _evidence(tmp_path)
+    stop = threading.Event()
+
+    def hook(at: int, length: int) -> None:
+        if at >= 5 * 1024 * 1024:
+            stop.set()  # the TUI's Cancel: no signal at all
+
+    source = FaultySource(open_source(src), before_read=hook)
+    result = acquire(AcquisitionRequest(source=source, output=tmp_path / "a" / "img",
+                                        second_output=tmp_path / "b" / "img", format=fmt,
+                                        hashes=("md5",), block_size=256 * 1024, stop=stop,
+                                        segment_size=1024 * 1024), RecordingMediator())
+    assert result.status.value == "interrupted"
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "a" / "img", "--resume", "--verify",
+                         "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = res.json()
+    assert doc["resumed_from"] > 0
+    assert doc["hashes"]["md5"] == _md5(src)
+    assert [v["verdict"] for v in doc["verification"]] == ["VERIFIED", "VERIFIED"]
+    assert {Path(v["path"]).parent.name for v in doc["verification"]} == {"a", "b"}
