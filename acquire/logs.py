@@ -258,9 +258,12 @@ def _source_section(lines: list[str], record: LogRecord) -> None:
     for name, value in record.hashes.items():
         _kv(lines, f"{name.upper()} checksum", value, indent=2)
     if record.source_hashes:
-        lines.append(" [Hashes of the source's own bytes (media padded to whole sectors)]")
+        # labelled differently from the media's "<ALGO> checksum" lines on purpose: readers of
+        # FTK-style reports take those as the image's hashes
+        lines.append(f" [Source's own {record.source.size} bytes, before padding to whole "
+                     "sectors]")
         for name, value in record.source_hashes.items():
-            _kv(lines, f"{name.upper()} checksum", value, indent=2)
+            _kv(lines, f"Source {name.upper()} (unpadded)", value, indent=2)
     lines += [_RULE, ""]
 
 
