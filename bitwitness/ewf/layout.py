@@ -130,6 +130,7 @@ class _Walker:
         self.fd = open_readonly(self.path)
         self.size = os.fstat(self.fd).st_size
         self.pending_table: tuple[st.Descriptor, str] | None = None
+        self.table_body: bytes | None = None
         self.sectors: st.Descriptor | None = None
 
     def read(self, offset: int, length: int) -> bytes:
@@ -151,6 +152,10 @@ class _Walker:
         self.layout.incomplete_reason = f"{self.path.name}: {message}"
 
     def _walk(self) -> None:
+        head = self.read(0, st.FILE_HEADER_SIZE)
+        if head[8:9] != b"\x01" or head[11:13] != b"\x00\x00":
+            self.layout.problems.append(SectionProblem(
+                self.path, 8, "file header", "unexpected field markers in the file header"))
         offset = st.FILE_HEADER_SIZE
         while True:
             raw = self.read(offset, st.DESCRIPTOR_SIZE)
@@ -212,14 +217,20 @@ class _Walker:
         return self.read(desc.body_offset, desc.body_size)
 
     def _header(self, desc: st.Descriptor) -> None:
-        attr = "header2" if desc.type == "header2" else "header"
-        if self.index != 0 or getattr(self.layout, attr) is not None:
+        """Every copy is decoded, so that damage to a copy nobody reads is still reported."""
+        if self.index != 0:
             return
+        attr = "header2" if desc.type == "header2" else "header"
         try:
-            text = decode_header_text(zlib.decompress(self._body(desc)))
-            setattr(self.layout, attr, parse_header(text))
+            fields = parse_header(decode_header_text(zlib.decompress(self._body(desc))))
         except (zlib.error, ValueError) as exc:
             self.problem(desc, f"{desc.type} section does not decode ({exc})")
+            return
+        known = getattr(self.layout, attr)
+        if known is None:
+            setattr(self.layout, attr, fields)
+        elif known != fields:
+            self.problem(desc, f"this {desc.type} copy differs from the first one")
 
     def _volume(self, desc: st.Descriptor) -> None:
         if desc.body_size < st.VOLUME_BODY_SIZE:
@@ -245,6 +256,7 @@ class _Walker:
         self.sectors = desc
 
     def _table(self, desc: st.Descriptor) -> None:
+        self.table_body = None
         try:
             self._add_group(desc, desc)
         except ValueError as exc:
@@ -253,6 +265,8 @@ class _Walker:
 
     def _table2(self, desc: st.Descriptor) -> None:
         if self.pending_table is None:
+            if self.table_body is not None and self._body(desc) != self.table_body:
+                self.problem(desc, "table2 differs from its table (a damaged copy)")
             return
         table, _reason = self.pending_table
         self.pending_table = None
@@ -271,6 +285,8 @@ class _Walker:
     def _add_group(self, desc: st.Descriptor, table: st.Descriptor) -> None:
         """Parse the table body at ``desc``; chunks end where ``table`` (the first copy) begins."""
         body = self._body(desc)
+        if desc is table:
+            self.table_body = body
         count, base = st.unpack_table_header(body[:st.TABLE_HEADER_SIZE])
         end = st.TABLE_HEADER_SIZE + 4 * count
         if len(body) < end:
