@@ -67,7 +67,7 @@ def _warm(path: Path) -> None:
 def _default_dir(size: int) -> Path:
     """Source and outputs in RAM when possible: the tools are compared, not the disk under them
     (on a disk both are bound by write-back, and every ratio tends to 1)."""
-    shm = Path("/dev/shm")
+    shm = Path("/dev/shm")  # noqa: S108 - a scratch folder in RAM, ours alone, for a benchmark
     if shm.is_dir() and shutil.disk_usage(shm).free > 3 * size + (256 << 20):
         return shm / "bitwitness-bench"
     return REPO / "bench" / "out"
