@@ -266,7 +266,7 @@ def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> Any:
         evidence_number=run.metadata.get("evidence_number", ""),
         description=run.metadata.get("description", ""),
         examiner=run.metadata.get("examiner", ""), notes=run.metadata.get("notes", ""),
-        model=facts.model, serial=facts.serial)
+        model=facts.model, serial=facts.serial, acquired=run.started)
     return EwfSink(base, media_size=run.media_size, metadata=meta, compression=req.compression,
                    segment_size=req.segment_size, bytes_per_sector=run.sector_size,
                    sectors_per_chunk=req.chunk_sectors, overwrite=req.overwrite,
