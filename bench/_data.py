@@ -53,3 +53,7 @@ def make_disk_file(path: Path, size: int, seed: int = 1) -> Path:
         for chunk in disk_blocks(size, seed):
             fh.write(chunk)
     return path
+
+
+#: The name bench_verify.py looks for.
+make_media = make_disk_file
