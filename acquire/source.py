@@ -19,7 +19,7 @@ import shutil
 import stat
 import struct
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -91,11 +91,13 @@ class Source:
     """Read-only bytes of the evidence, by offset; close to restore the device's flag."""
 
     def __init__(self, facts: SourceFacts, *, fd: int | None = None,
-                 stream: ImageStream | None = None, owns_stream: bool = False) -> None:
+                 stream: ImageStream | None = None, owns_stream: bool = False,
+                 partition_fds: Sequence[int] = ()) -> None:
         self._facts = facts
         self._fd = fd
         self._stream = stream
         self._owns_stream = owns_stream
+        self._partition_fds = list(partition_fds)  #: partitions we made read-only too
         self.closed = False
 
     @property
@@ -146,8 +148,13 @@ class Source:
         self.closed = True
         if self._fd is not None:
             flag = self._facts.readonly_flag
-            if flag.set and flag.was is not None:
-                self._facts = replace(self._facts, readonly_flag=_restore_ro(self._fd, flag))
+            if flag.set and flag.was is False:
+                problems = [p for p in map(_lower_ro, [self._fd, *self._partition_fds]) if p]
+                detail = flag.detail + (f"; restoring failed: {problems[0]}" if problems else "")
+                self._facts = replace(self._facts, readonly_flag=replace(
+                    flag, restored=not problems, detail=detail))
+            for part_fd in self._partition_fds:
+                os.close(part_fd)
             os.close(self._fd)
         if self._stream is not None and self._owns_stream:
             self._stream.close()
@@ -168,14 +175,37 @@ def _set_ro(fd: int, value: bool) -> None:
     fcntl.ioctl(fd, BLKROSET, struct.pack("i", 1 if value else 0))
 
 
-def _restore_ro(fd: int, flag: ReadonlyFlag) -> ReadonlyFlag:
+def _lower_ro(fd: int) -> str | None:
+    """Clear the flag we raised (we only raise it on devices that were writable); None if done,
+    else what went wrong."""
     try:
-        _set_ro(fd, bool(flag.was))
-        restored = _get_ro(fd) == bool(flag.was)
+        _set_ro(fd, False)
+        return None if not _get_ro(fd) else "the flag is still set"
     except OSError as exc:
-        return replace(flag, restored=False,
-                       detail=f"{flag.detail}; restoring failed: {exc.strerror or exc}".strip("; "))
-    return replace(flag, restored=restored)
+        return str(exc.strerror or exc)
+
+
+def _raise_on_partitions(dev: BlockDevice) -> tuple[list[int], list[str]]:
+    """The kernel flag of a whole disk does not cover its partitions' device nodes: raise theirs
+    too. Returns the open descriptors (to restore on close) and the partitions' names."""
+    fds: list[int] = []
+    names: list[str] = []
+    for name in dev.partitions:
+        try:
+            fd = os.open(f"/dev/{name}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            if _get_ro(fd):
+                os.close(fd)
+                continue
+            _set_ro(fd, True)
+        except OSError:
+            os.close(fd)
+            continue
+        fds.append(fd)
+        names.append(name)
+    return fds, names
 
 
 def _raise_ro(fd: int, writable_mounts: list[MountEntry]) -> ReadonlyFlag:
@@ -241,7 +271,15 @@ def open_source(source: str | Path | ImageStream, *, set_readonly: bool = True,
             return Source(facts, fd=fd)
         if not stat.S_ISBLK(mode):
             raise InputError(f"{path}: not a block device or regular file")
-        return Source(_device_facts(path, fd, set_readonly, check_hpa_flag), fd=fd)
+        facts = _device_facts(path, fd, set_readonly, check_hpa_flag)
+        part_fds: list[int] = []
+        if facts.readonly_flag.set and facts.device is not None and not facts.device.partition:
+            part_fds, names = _raise_on_partitions(facts.device)
+            if names:
+                flag = replace(facts.readonly_flag, detail=f"{facts.readonly_flag.detail} "
+                               f"(and on its partitions {', '.join(names)})")
+                facts = replace(facts, readonly_flag=flag)
+        return Source(facts, fd=fd, partition_fds=part_fds)
     except BaseException:
         os.close(fd)
         raise

@@ -152,3 +152,40 @@ def test_devices_lists_the_loop_device(loop: tuple[str, Path]) -> None:
     assert found[0]["backing_file"] == str(backing)
     assert found[0]["transport"] == "loop"
     assert shutil.which("losetup")
+
+
+def test_partitions_are_read_only_during_the_acquisition_and_restored(tmp_path: Path) -> None:
+    require_tool("sfdisk")
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
+    from bitwitness.acquire.faults import FaultySource
+    from bitwitness.acquire.source import open_source
+    from bitwitness.progress import NullMediator
+
+    backing = tmp_path / "parted.img"
+    with backing.open("wb") as fh:
+        fh.truncate(8 * 1024 * 1024)
+    subprocess.run(["sfdisk", "-q", str(backing)], input="label: dos\n,2M\n,\n", text=True,
+                   capture_output=True, check=True)
+    device = _attach(backing, "-P")
+    try:
+        parts = [f"{device}p1", f"{device}p2"]
+        if not all(Path(p).exists() for p in parts):
+            pytest.skip("the kernel made no partition nodes for the loop device")
+        seen: list[tuple[str, ...]] = []
+
+        def look(offset: int, length: int) -> None:
+            if not seen:  # what blockdev says while we read (an independent look)
+                seen.append(tuple(_run("blockdev", "--getro", p) for p in [device, *parts]))
+
+        source = FaultySource(open_source(device), before_read=look)
+        result = acquire(AcquisitionRequest(source=source, output=tmp_path / "img",
+                                            format=OutputFormat.RAW, hashes=("md5",)),
+                         NullMediator())
+        assert seen == [("1", "1", "1")]
+        assert [_run("blockdev", "--getro", p) for p in [device, *parts]] == ["0", "0", "0"]
+        flag = result.source.readonly_flag
+        assert (flag.set, flag.restored, flag.was) == (True, True, False)
+        assert "p1" in flag.detail
+        assert (tmp_path / "img.raw").read_bytes() == backing.read_bytes()
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
