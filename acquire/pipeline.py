@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bitwitness.acquire.retry import merge_ranges, read_with_retries
+from bitwitness.acquire.retry import StopRequested, merge_ranges, read_with_retries
 from bitwitness.acquire.sinks import Sink
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
@@ -136,9 +137,12 @@ class Pipeline:
                 real = max(0, min(length, self.source.size - pos))
                 data = b""
                 if real:
-                    outcome = read_with_retries(self.source, pos, real,
-                                                sector_size=self.granularity,
-                                                retries=self.retries)
+                    try:
+                        outcome = read_with_retries(self.source, pos, real,
+                                                    sector_size=self.granularity,
+                                                    retries=self.retries, stop=self.stop)
+                    except StopRequested:
+                        break  # the block is dropped whole: the output ends before it
                     data = outcome.data
                     if outcome.bad:
                         self._record_bad(outcome.bad)
@@ -164,45 +168,56 @@ class Pipeline:
         """Read, hash, encode and write from ``start``; returns when done or stopped."""
         reader = threading.Thread(target=self._read_loop, args=(start,), name="acquire-reader",
                                   daemon=True)
-        done = start
         self.done = start
-        pending: deque[tuple[_Block, Future[Any] | None]] = deque()
-        depth = 2 * self.workers + 2
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="encode") \
             if self.encode else None
         reader.start()
         try:
-            while True:
-                item = self._queue.get()
-                if item is _END:
-                    break
-                future = pool.submit(self.sinks[0].encode, item.data) if pool else None
-                pending.append((item, future))
-                while pending and (len(pending) > depth or _ready(pending[0][1])):
-                    done = self._write(*pending.popleft())
-            while pending:
-                done = self._write(*pending.popleft())
-        except BaseException:
-            self.stop.set()
-            _drain(self._queue, reader)
-            self.media_hasher.close()
-            if self.source_hasher is not None:
-                self.source_hasher.close()
+            done = self._consume(pool, start)
+        except BaseException as exc:
+            self._abandon(reader, exc)
             raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-            reader.join()
+        reader.join()  # it has sent _END: it is ending
         if self._reader_error is not None:
-            self.media_hasher.close()
-            if self.source_hasher is not None:
-                self.source_hasher.close()
+            self._close_hashers()
             raise self._reader_error
         complete = done >= self.media_size
         hashes = self.media_hasher.close()
         source_hashes = self.source_hasher.close() if self.source_hasher else None
         return PipelineOutcome(done, tuple(_merge_bytes(self.bad)), hashes, source_hashes,
                                complete)
+
+    def _consume(self, pool: ThreadPoolExecutor | None, start: int) -> int:
+        """Take blocks from the reader until it ends; encode in ``pool``; write in order."""
+        done = start
+        pending: deque[tuple[_Block, Future[Any] | None]] = deque()
+        depth = 2 * self.workers + 2
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                break
+            future = pool.submit(self.sinks[0].encode, item.data) if pool else None
+            pending.append((item, future))
+            while pending and (len(pending) > depth or _ready(pending[0][1])):
+                done = self._write(*pending.popleft())
+        while pending:
+            done = self._write(*pending.popleft())
+        return done
+
+    def _abandon(self, reader: threading.Thread, exc: BaseException) -> None:
+        """Stop after a failure; a second Ctrl-C means "now": never wait for a read that hangs
+        in the kernel (the reader is a daemon thread and dies with the process)."""
+        self.stop.set()
+        _drain(self._queue, reader, patience=0.0 if isinstance(exc, KeyboardInterrupt) else 30.0)
+        self._close_hashers()
+
+    def _close_hashers(self) -> None:
+        self.media_hasher.close()
+        if self.source_hasher is not None:
+            self.source_hasher.close()
 
     def _write(self, block: _Block, future: Future[Any] | None) -> int:
         encoded = future.result() if future is not None else None
@@ -217,14 +232,17 @@ def _ready(future: Future[Any] | None) -> bool:
     return future is None or future.done()
 
 
-def _drain(q: queue.Queue[Any], reader: threading.Thread) -> None:
-    """Empty the queue until the reader has ended, so that it never blocks on a full queue."""
+def _drain(q: queue.Queue[Any], reader: threading.Thread, patience: float) -> None:
+    """Empty the queue until the reader has ended (so that it never blocks on a full queue),
+    for at most ``patience`` seconds: a read hung in the kernel cannot be waited out."""
+    deadline = time.monotonic() + patience
     while reader.is_alive() or not q.empty():
         try:
             if q.get(timeout=0.1) is _END:
                 return
         except queue.Empty:
-            continue
+            if time.monotonic() > deadline:
+                return
 
 
 def _merge_bytes(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

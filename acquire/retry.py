@@ -4,11 +4,13 @@ A failed read of a block is retried whole (``retries`` more times); if it still 
 is halved and each half read again, down to single sectors. A sector still unreadable after
 ``1 + retries`` attempts is replaced by zeros and recorded. The caller gets exactly the bytes it
 asked for plus the list of zero-filled sector ranges, so the image stays aligned with the source
-and the log says precisely which sectors are not evidence.
+and the log says precisely which sectors are not evidence. A ``stop`` event set meanwhile ends
+the narrowing at once (:class:`StopRequested`); the caller then drops the whole block.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,8 +33,16 @@ class ReadOutcome:
     attempts: int  #: number of reads issued (1 when everything read at once)
 
 
-def _attempt(reader: Reader, offset: int, length: int, tries: int) -> tuple[bytes | None, int]:
+class StopRequested(Exception):  # noqa: N818 - a request, not an error
+    """Raised out of :func:`read_with_retries` when ``stop`` was set while narrowing down: a
+    failing drive can take seconds per read, and the user must not wait for a whole block."""
+
+
+def _attempt(reader: Reader, offset: int, length: int, tries: int,
+             stop: threading.Event | None = None) -> tuple[bytes | None, int]:
     for attempt in range(1, tries + 1):
+        if stop is not None and attempt > 1 and stop.is_set():
+            raise StopRequested
         try:
             return reader.read(offset, length), attempt
         except ReadError:
@@ -41,17 +51,17 @@ def _attempt(reader: Reader, offset: int, length: int, tries: int) -> tuple[byte
 
 
 def read_with_retries(reader: Reader, offset: int, length: int, *, sector_size: int,
-                      retries: int) -> ReadOutcome:
+                      retries: int, stop: threading.Event | None = None) -> ReadOutcome:
     """Read ``length`` bytes at ``offset``; ``offset`` must be sector-aligned.
 
     The last sector may be short (a file whose size is not a whole number of sectors).
     """
     if offset % sector_size:
         raise ValueError(f"offset {offset} is not a multiple of the sector size {sector_size}")
-    data, attempts = _attempt(reader, offset, length, 1 + retries)
+    data, attempts = _attempt(reader, offset, length, 1 + retries, stop)
     if data is not None:
         return ReadOutcome(data, (), attempts)
-    ctx = _Narrowing(reader, sector_size, retries)
+    ctx = _Narrowing(reader, sector_size, retries, stop)
     total = attempts + _narrow(ctx, offset, length)
     return ReadOutcome(b"".join(ctx.parts), tuple(merge_ranges(ctx.bad)), total)
 
@@ -63,14 +73,17 @@ class _Narrowing:
     reader: Reader
     sector_size: int
     retries: int
+    stop: threading.Event | None = None
     parts: list[bytes] = field(default_factory=list)
     bad: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
     """Halve a failed range until single sectors; append data/zeros in order; return reads."""
+    if ctx.stop is not None and ctx.stop.is_set():
+        raise StopRequested
     if length <= ctx.sector_size:
-        data, attempts = _attempt(ctx.reader, offset, length, 1 + ctx.retries)
+        data, attempts = _attempt(ctx.reader, offset, length, 1 + ctx.retries, ctx.stop)
         if data is None:
             ctx.parts.append(bytes(length))
             ctx.bad.append((offset // ctx.sector_size, 1))
