@@ -36,7 +36,7 @@ from bitwitness.acquire.pipeline import (
     block_size_for,
     byte_ranges_to_sectors,
 )
-from bitwitness.acquire.retry import count_sectors
+from bitwitness.acquire.retry import StopRequested, count_sectors
 from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
 from bitwitness.acquire.source import SourceFacts, check_destination, open_source
 from bitwitness.acquire.verifying import Verification, verify_image
@@ -149,6 +149,7 @@ class _Run:
     granularity: int = 512
     resumed_from: int | None = None
     resume_log: dict[str, Any] | None = None  #: the interrupted run's log (--resume)
+    reopened: bool = False  #: --resume: the outputs are reopened and the prefix re-hashed
 
 
 # --- request checks --------------------------------------------------------------------------
@@ -378,11 +379,12 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
         with _stop_on_signals(stop):
             if req.resume:
                 start = resuming.reopen(run, pipeline)
+                run.reopened = True
             else:
                 for sink in run.sinks:
                     sink.prepare()
             outcome = pipeline.run(start)
-    except (KeyboardInterrupt, BitWitnessError, OSError) as exc:
+    except (KeyboardInterrupt, StopRequested, BitWitnessError, OSError) as exc:
         task.finish()
         return _failed(run, source, pipeline, exc)
     task.finish()
@@ -427,8 +429,13 @@ def _failed(run: _Run, source: Any, pipeline: Pipeline, exc: BaseException) -> A
     pipeline.stop.set()
     outputs = tuple(o for s in run.sinks for o in _abort(s))
     errors = tuple(byte_ranges_to_sectors(pipeline.bad, run.sector_size))
-    done = pipeline.done
-    if isinstance(exc, KeyboardInterrupt):
+    done: int | None = pipeline.done
+    if run.resume_log is not None and not run.reopened:
+        # stopped while reopening: the interrupted run's record still says where things are
+        done = int(run.resume_log["progress"]["media_bytes_done"])
+        errors = tuple((int(e["first_sector"]), int(e["sector_count"]))
+                       for e in run.resume_log.get("read_errors") or [])
+    if isinstance(exc, KeyboardInterrupt | StopRequested):
         return _finish(run, source, Status.INTERRUPTED,
                        "interrupted by the user or the system", outputs=outputs,
                        errors=errors, done=done)

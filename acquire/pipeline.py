@@ -105,6 +105,9 @@ class Pipeline:
         """Hash media bytes that are already in the output (resume); returns how many."""
         done = 0
         for block in blocks:
+            if self.stop.is_set():  # re-hashing a big prefix takes a while: stay stoppable
+                self._close_hashers()
+                raise StopRequested
             self._hash(done, block)
             done += len(block)
             self.task.advance(len(block))

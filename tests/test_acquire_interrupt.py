@@ -219,3 +219,24 @@ def test_resume_continues_both_copies(tmp_path: Path, fmt: OutputFormat) -> None
     assert doc["hashes"]["md5"] == _md5(src)
     assert [v["verdict"] for v in doc["verification"]] == ["VERIFIED", "VERIFIED"]
     assert {Path(v["path"]).parent.name for v in doc["verification"]} == {"a", "b"}
+
+
+def test_stopping_a_resume_while_it_rehashes_keeps_what_was_done(tmp_path: Path) -> None:
+    require_tool("md5sum")
+    src = _evidence(tmp_path)
+    first = _interrupted(tmp_path, src, OutputFormat.RAW)
+    done = json.loads((tmp_path / "img.json").read_text())["progress"]["media_bytes_done"]
+    assert first.status.value == "interrupted"
+    assert done > 0
+    stop = threading.Event()
+    stop.set()  # Cancel arrives while the kept prefix is being re-hashed
+    again = acquire(AcquisitionRequest(source=src, output=tmp_path / "img", resume=True,
+                                       stop=stop), RecordingMediator())
+    assert again.status.value == "interrupted"
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert log["progress"]["media_bytes_done"] == done  # not reset to 0
+    assert (tmp_path / "img.raw.partial").stat().st_size == done
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--resume", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert res.json()["resumed_from"] == done
+    assert res.json()["hashes"]["md5"] == _md5(src)
