@@ -156,9 +156,11 @@ class RawSink:
         while view:
             piece_end = (self._piece + 1) * self.split if self.split else self.media_size
             room = piece_end - self.written
-            if room <= 0 or self._fd is None:
-                self._open_piece(self._piece + 1 if room <= 0 else self._piece, truncate_to=0)
+            if room <= 0:
+                self._open_piece(self._piece + 1, truncate_to=0)
                 continue
+            if self._fd is None:  # never truncate a piece we did not open for this write
+                raise RuntimeError("raw sink written before prepare() or resume()")
             part = view[:room]
             _write_all(self._fd, part)
             if self._piece_hasher is not None:
