@@ -15,6 +15,16 @@ import pytest
 from conftest import make_disk_bytes, require_root, require_tool, run_bitwitness, snapshot
 
 Loop = Callable[[Path], Path]
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "third-party"
+
+
+@pytest.fixture(autouse=True)
+def _shared_fixtures_untouched() -> Iterator[None]:
+    """Restores of the shared fixtures log into tmp_path (as root, folder modes do not stop us)."""
+    before = sorted(p.name for p in SHARED.iterdir()) if SHARED.is_dir() else None
+    yield
+    if before is not None:
+        assert sorted(p.name for p in SHARED.iterdir()) == before
 
 
 def _md5sum(path: Path, length: int | None = None) -> str:
@@ -27,7 +37,8 @@ def test_restore_to_file_with_verify(third_party: Path, manifest: dict, tmp_path
     src = third_party / "dfvfs_ext2.E01"
     before = snapshot([src])
     target = tmp_path / "copy.img"
-    result = run_bitwitness("restore", src, target, "--yes", "--verify", "--json")
+    result = run_bitwitness("restore", src, target, "--yes", "--verify", "--json",
+                            "--log", tmp_path / "log")
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["verdict"] == "VERIFIED"
@@ -57,12 +68,14 @@ def test_restore_refusals(third_party: Path, tmp_path: Path) -> None:
     assert target.read_bytes() == src.read_bytes()
     # a piece of a split image is the image too
     result = run_bitwitness("restore", third_party / "dfvfs_ext2.splitraw.000",
-                            third_party / "dfvfs_ext2.splitraw.001", "--yes", "--overwrite")
+                            third_party / "dfvfs_ext2.splitraw.001", "--yes", "--overwrite",
+                            "--log", tmp_path / "log")
     assert result.exit_code == 2
 
 
 def test_restore_mismatch_against_stored_hash_exits_1(third_party: Path, tmp_path: Path) -> None:
-    result = run_bitwitness("restore", third_party / "dissect_ewf.E01", tmp_path / "t", "--yes")
+    result = run_bitwitness("restore", third_party / "dissect_ewf.E01", tmp_path / "t", "--yes",
+                            "--log", tmp_path / "log")
     assert result.exit_code == 1
 
 
@@ -111,11 +124,19 @@ def test_restore_to_loop_device(third_party: Path, manifest: dict, tmp_path: Pat
     backing.write_bytes(b"\xaa" * (5 << 20))  # larger than the 4 MiB media
     dev = loop(backing)
     result = run_bitwitness("restore", third_party / "dfvfs_ext2.E01", dev, "--yes", "--verify",
-                            "--json")
+                            "--json", "--log", tmp_path / "log")
     assert result.exit_code == 0, result.stderr
     assert result.json()["target_kind"] == "device"
     size = manifest["dfvfs_ext2.E01"]["media_size"]
     assert _md5sum(dev, size) == manifest["dfvfs_ext2.E01"]["md5"]
+    log = json.loads((tmp_path / "log.json").read_text())  # the device's facts, as sysfs has them
+    assert log["target"]["kind"] == "device"
+    assert log["target"]["transport"] == "loop"
+    assert log["target"]["backing_file"] == str(backing)
+    assert log["target"]["size"] == 5 << 20
+    assert log["target"]["bytes_written"] == size
+    assert log["media"]["hashes"]["md5"] == _md5sum(dev, size)
+    assert log["verification"]["verdict"] == "VERIFIED"
     assert backing.read_bytes()[size:] == b"\xaa" * ((5 << 20) - size)  # the rest untouched
 
 
@@ -126,7 +147,7 @@ def test_restore_refuses_small_mounted_and_self_devices(third_party: Path, tmp_p
     src = third_party / "dfvfs_ext2.E01"
     small = tmp_path / "small.bin"
     small.write_bytes(bytes(1 << 20))
-    result = run_bitwitness("restore", src, loop(small), "--yes")
+    result = run_bitwitness("restore", src, loop(small), "--yes", "--log", tmp_path / "log")
     assert result.exit_code == 2
     assert "less than the media" in result.stderr
     # mounted
@@ -139,7 +160,7 @@ def test_restore_refuses_small_mounted_and_self_devices(third_party: Path, tmp_p
     mounted = subprocess.run(["mount", str(dev), str(mnt)], capture_output=True, check=False)
     if mounted.returncode == 0:
         try:
-            result = run_bitwitness("restore", src, dev, "--yes")
+            result = run_bitwitness("restore", src, dev, "--yes", "--log", tmp_path / "log")
             assert result.exit_code == 2
             assert "mounted" in result.stderr
         finally:

@@ -34,6 +34,11 @@ def find_case(image: Path) -> CaseLink | None:
     return None
 
 
+def evidence_folder(link: CaseLink) -> Path:
+    """``CASE/evidence/<ID>/``: where the item's records live (the image may sit deeper)."""
+    return link.root / "evidence" / link.evidence_id
+
+
 def load_case(link: CaseLink) -> Any:
     """The :class:`bitwitness.case.Case` for ``link`` (raises CaseError when it is broken)."""
     from bitwitness.case import Case

@@ -1,40 +1,59 @@
-"""Restore: write an image's media onto a block device or a file, and optionally prove it.
+"""Restore: write an image's media onto a block device or a file, log it, and optionally prove it.
 
-Before the first byte, the target is refused (exit 2) when it:
+Before the first byte, the target is refused (exit 2, and no log: nothing happened) when it:
 
 * is smaller than the media (a device; a file simply grows);
 * is mounted, or one of its partitions or holders is (``/proc/self/mountinfo`` + sysfs);
 * is the image itself, holds the image (an image file lives on the target device, or the target
   is a loop device over an image file), or is the device the image was acquired from (the
   ``source.path`` of the image's ``BASE.json``);
-* is an existing regular file and ``overwrite`` was not given.
+* is an existing regular file and ``overwrite`` was not given;
+* cannot be opened for writing (``O_EXCL``: a device anything else holds open is busy);
 
-Then the mediator is asked to confirm (``yes`` skips the question; a mediator that cannot ask
-answers no, so off a terminal ``--yes`` is required). The media is written through the
-acquisition pipeline, hashed in the same pass, flushed, and, with ``verify``, the target's first
-``media_size`` bytes are read back (after dropping them from the page cache) and hashed again.
-The written hashes are also compared with the image's stored or logged hashes. When the image
-belongs to a case, a ``restore`` custody event records it all.
+and the restore is refused when its log cannot be written safely (see
+:mod:`bitwitness.convert.restorelog`) or when the mediator does not confirm (``yes`` skips the
+question; a mediator that cannot ask answers no, so off a terminal ``--yes`` is required).
+
+Then, as in acquisition, a preliminary log (status ``failed``, "did not finish") is written before
+the first byte, so a killed run never leaves a log claiming more than happened. The media goes
+through the acquisition pipeline, hashed in the same pass, flushed; with ``verify`` the target's
+first ``media_size`` bytes are read back (after dropping them from the page cache) and hashed
+again. The written hashes are compared with the image's stored or logged hashes. SIGINT/SIGTERM
+stop after the current block (a second one at once). Every outcome after the preliminary log,
+completed, failed or interrupted, rewrites the log pair in place and, when the image belongs to a
+case, appends a ``restore`` custody event carrying the log's path and SHA-256.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import signal
 import stat
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.pipeline import Pipeline
+from bitwitness.acquire.logs import Status, file_sha256
+from bitwitness.acquire.pipeline import Pipeline, byte_ranges_to_sectors
 from bitwitness.acquire.source import open_source
-from bitwitness.convert.casework import find_case, record_event
-from bitwitness.convert.outputs import OutputError, close_synced, write_all
+from bitwitness.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.convert.outputs import OutputError, close_synced
 from bitwitness.convert.references import MediaReference, compare, media_references
-from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
+from bitwitness.convert.restorelog import (
+    RestoreRecord,
+    TargetFacts,
+    check_log_base,
+    default_log_base,
+    describe_target,
+    write_restore_logs,
+)
+from bitwitness.errors import BitWitnessError, ExitCode, OutputExistsError, UsageError
 from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
 from bitwitness.image import open_image
 from bitwitness.images.raw import fd_size, open_readonly
@@ -50,15 +69,18 @@ class RestoreVerdict(StrEnum):
     VERIFIED = "VERIFIED"  #: the target re-read equals what was written, and every record
     WRITTEN = "WRITTEN"  #: written and matching the records, not re-read (no --verify)
     MISMATCH = "MISMATCH"  #: the target or the media differs from what it should be
+    INCOMPLETE = "INCOMPLETE"  #: the target holds only part of the media (stopped or failed)
 
 
 @dataclass(frozen=True)
 class RestoreResult:
+    """One restore, as its log records it (the CLI renders this; ``exit_code`` as acquisition)."""
+
     image: Path
     target: Path
     target_kind: str  #: "device" or "file"
     media_size: int
-    hashes: dict[str, str]  #: of the media as written
+    hashes: dict[str, str]  #: of the media as written ({} when it was not written in full)
     references: tuple[MediaReference, ...]
     target_hashes: dict[str, str] | None  #: of the target's first media_size bytes (--verify)
     verdict: RestoreVerdict
@@ -66,27 +88,78 @@ class RestoreResult:
     started: datetime
     ended: datetime
     custody_seq: int | None = None
+    status: Status = Status.COMPLETED
+    bytes_written: int = 0
+    read_errors: tuple[tuple[int, int], ...] = ()  #: (first_sector, count) zero-filled
+    log_json: Path | None = None
+    log_text: Path | None = None
+    log_sha256: str | None = None  #: of log_json as finally written (also in the custody event)
+    target_facts: TargetFacts | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.verdict is not RestoreVerdict.MISMATCH
+        return self.status is Status.COMPLETED and self.verdict in (RestoreVerdict.VERIFIED,
+                                                                     RestoreVerdict.WRITTEN)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """130 interrupted; 2 the target failed (as acquisition's destination); 1 a mismatch or
+        unreadable image sectors; 0 otherwise."""
+        if self.status is Status.INTERRUPTED:
+            return ExitCode.INTERRUPTED
+        if self.verdict is RestoreVerdict.INCOMPLETE:
+            return ExitCode.USAGE
+        return ExitCode.OK if self.ok else ExitCode.EVIDENCE
+
+    @property
+    def logs(self) -> tuple[Path, ...]:
+        return tuple(p for p in (self.log_json, self.log_text) if p is not None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What was settled before the first byte."""
+
+    image: Path
+    target: Path
+    kind: str
+    files: tuple[Path, ...]
+    facts: TargetFacts
+    link: CaseLink | None
+    log_base: Path | None  #: None: the default, named at the start
+    verify: bool
+    yes: bool
+    overwrite: bool
 
 
 def restore_image(image: Path, target: Path, mediator: Mediator, *, verify: bool = False,
-                  yes: bool = False, overwrite: bool = False,
+                  yes: bool = False, overwrite: bool = False, log: Path | None = None,
                   stop: threading.Event | None = None) -> RestoreResult:
-    """Write the media of ``image`` onto ``target``; see the module docstring for the checks."""
+    """Write the media of ``image`` onto ``target``; see the module docstring for the checks.
+
+    ``log`` is the log's BASE (``BASE.json``/``BASE.txt``); None for the default place. Raises
+    :class:`~bitwitness.errors.BitWitnessError` for refusals (nothing written, no log); every
+    later outcome is returned, with its log written. Paths are made absolute (as logs record them).
+    """
+    image, target = image.absolute(), target.absolute()
+    log = log.absolute() if log is not None else None
     stream = open_image(image)
     try:
-        files = list(stream.info.files) or [image]
-        kind = check_target(target, stream, files, overwrite=overwrite)
+        files = tuple(stream.info.files) or (image,)
+        kind = check_target(target, stream, list(files), overwrite=overwrite)
+        facts = describe_target(target, kind)
+        link = find_case(image)
+        case_document(link)  # a broken case is refused now, not after the target is written
+        check_log_base(log or default_log_base(image, link, datetime.now(UTC)), target=target,
+                       kind=kind, files=list(files), explicit=log is not None)
         if not yes and not mediator.confirm(
-                f"Write {stream.size} bytes of {image.name} onto {target}, destroying what it "
-                "holds?"):
+                f"Write {stream.size} bytes of {image.name} onto {target} ({facts.describe()}), "
+                "destroying what it holds?"):
             raise RestoreRefusedError(
                 f"not confirmed: nothing was written to {target} (use --yes to skip the question)")
-        return _restore(stream, image=image, target=target, kind=kind, files=files,
-                        mediator=mediator, verify=verify, stop=stop or threading.Event())
+        plan = _Plan(image, target, kind, files, facts, link, log, verify, yes, overwrite)
+        return _restore(stream, plan, mediator, stop or threading.Event())
     finally:
         stream.close()
 
@@ -163,15 +236,23 @@ def _logged_source(files: list[Path]) -> str | None:
 
 
 class TargetSink:
-    """The pipeline's sink for a restore target: plain writes from offset 0."""
+    """The pipeline's sink for a restore target: plain writes from offset 0.
+
+    Opening is the last refusal: a device is opened ``O_EXCL`` (Linux: EBUSY while anything holds
+    it), a new file ``O_EXCL``; an existing file (``overwrite``) is only cut to zero by
+    :meth:`start`, after the preliminary log exists.
+    """
 
     def __init__(self, target: Path, kind: str, overwrite: bool) -> None:
         self.target = target
+        self.kind = kind
+        self.created = kind == "file" and not target.exists()
+        self.written = 0  #: bytes the target took, from offset 0
         flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
         if kind == "device":
-            flags |= os.O_EXCL  # Linux: fails with EBUSY while anything holds the device
+            flags |= os.O_EXCL
         else:
-            flags |= os.O_CREAT | os.O_TRUNC if overwrite else os.O_CREAT | os.O_EXCL
+            flags |= os.O_CREAT if overwrite else os.O_CREAT | os.O_EXCL
         try:
             self._fd: int | None = os.open(target, flags, 0o644)
         except FileExistsError as exc:
@@ -180,12 +261,43 @@ class TargetSink:
             raise RestoreRefusedError(f"{target}: cannot open for writing "
                                       f"({exc.strerror or exc})") from exc
 
+    def start(self) -> None:
+        """Cut an existing file target to zero, so it never keeps old bytes past the media."""
+        if self.kind == "file" and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError as exc:
+                raise OutputError(f"{self.target}: cannot truncate ({exc.strerror or exc})"
+                                  ) from exc
+
+    def discard(self) -> None:
+        """Give up before the first byte: close, and remove the file only if we created it."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.target.unlink()
+
     def encode(self, data: bytes) -> Any:
         return None
 
     def write(self, encoded: Any, data: bytes) -> None:
+        """Write the next block; ``written`` counts every byte the kernel took, so that after a
+        failure the log says exactly how far the target was overwritten."""
         assert self._fd is not None
-        write_all(self._fd, data, self.target)
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise OutputError(f"{self.target}: no space left after {self.written} "
+                                      "bytes") from exc
+                raise OutputError(f"{self.target}: write failed after {self.written} bytes "
+                                  f"({exc.strerror or exc})") from exc
+            self.written += n
+            view = view[n:]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -193,57 +305,196 @@ class TargetSink:
             close_synced(fd, self.target)
 
 
-def _restore(stream: ImageStream, *, image: Path, target: Path, kind: str, files: list[Path],
-             mediator: Mediator, verify: bool, stop: threading.Event) -> RestoreResult:
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (the current block is finished); a second one raises
+    KeyboardInterrupt at once. Only the main thread can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _restore(stream: ImageStream, plan: _Plan, mediator: Mediator,
+             stop: threading.Event) -> RestoreResult:
+    references, _notes = media_references(stream, list(plan.files))
     started = datetime.now(UTC)
-    references, _notes = media_references(stream, files)
-    sink = TargetSink(target, kind, overwrite=True)
-    task = mediator.begin(f"restore {image.name} -> {target}", stream.size)
-    pipeline = Pipeline(source=open_source(stream), sinks=[sink], media_size=stream.size,
+    base = plan.log_base or default_log_base(plan.image, plan.link, started)
+    check_log_base(base, target=plan.target, kind=plan.kind, files=list(plan.files),
+                   explicit=plan.log_base is not None)
+    source = open_source(stream)
+    record = RestoreRecord(
+        status=Status.FAILED, error="the restore did not finish (no final log was written)",
+        started=started, ended=started, image=plan.image, files=plan.files,
+        source=source.facts, target=plan.facts, media_size=stream.size,
+        sector_size=stream.sector_size, options=_options(plan, base), case=case_document(plan.link),
+        metadata=_metadata(stream),
+        references=tuple(compare(references, {})))
+    sink = TargetSink(plan.target, plan.kind, plan.overwrite)
+    try:
+        write_restore_logs(base, record, reserve=True)
+        sink.start()
+    except (OSError, BitWitnessError) as exc:
+        sink.discard()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OutputError(f"cannot start the restore log at {base}.json ({reason}); nothing was "
+                          f"written to {plan.target}") from exc
+    with _stop_on_signals(stop):
+        run = _write_and_check(stream, source, sink, plan, mediator=mediator, stop=stop,
+                               references=references)
+    return _finish(plan, base, replace(record, **run))
+
+
+def _write_and_check(stream: ImageStream, source: Any, sink: TargetSink, plan: _Plan, *,
+                     mediator: Mediator, stop: threading.Event,
+                     references: list[Any]) -> dict[str, Any]:
+    """Run the pipeline, then judge; returns the fields of the final record that changed."""
+    task = mediator.begin(f"restore {plan.image.name} -> {plan.target}", stream.size)
+    pipeline = Pipeline(source=source, sinks=[sink], media_size=stream.size,
                         read_granularity=stream.sector_size, retries=0,
                         algorithms=DEFAULT_ALGORITHMS, task=task, stop=stop, encode=False)
+    outcome, failure = None, None
     try:
         outcome = pipeline.run()
-        sink.close()
-    except KeyboardInterrupt as exc:
-        with contextlib.suppress(BitWitnessError):
-            sink.close()
-        raise Interrupted(f"restore interrupted; {target} holds a partial copy") from exc
+    except KeyboardInterrupt:
+        stop.set()
+    except (BitWitnessError, OSError) as exc:
+        failure = exc
     finally:
         task.finish()
-    if not outcome.complete:
-        raise Interrupted(f"restore stopped; {target} holds a partial copy")
+    try:
+        sink.close()
+    except BitWitnessError as exc:
+        failure = failure or exc
+    errors = tuple(byte_ranges_to_sectors(pipeline.bad, stream.sector_size))
+    written = sink.written
+    if failure is not None:
+        return {"status": Status.FAILED, "bytes_written": written, "read_errors": errors,
+                "error": f"{failure}; {plan.target} holds the first {written} bytes of the "
+                         "media only"}
+    if outcome is None or not outcome.complete:
+        return {"status": Status.INTERRUPTED, "bytes_written": written, "read_errors": errors,
+                "error": f"interrupted by the user or the system; {plan.target} holds the first "
+                         f"{written} bytes only"}
     checks = tuple(compare(references, outcome.hashes))
-    error = None
-    if outcome.bad_byte_ranges:
-        error = "the image could not be read in full; the target holds zeros where it failed"
+    run: dict[str, Any] = {"status": Status.COMPLETED, "error": None, "hashes": outcome.hashes,
+                           "references": checks, "bytes_written": written,
+                           "read_errors": errors}
+    if not checks:
+        run["warnings"] = ("no stored or logged hash for this image: the written media could "
+                           "not be checked against the image's record",)
+    if errors:
+        run["status"] = Status.COMPLETED_WITH_ERRORS
+        run["error"] = (f"the image could not be read in full ({sum(c for _, c in errors)} "
+                        "sectors); the target holds zeros where it failed")
     elif bad := [c for c in checks if not c.match]:
-        error = (f"{bad[0].algorithm} of the restored media is {bad[0].computed}, but "
-                 f"{bad[0].source} records {bad[0].expected}")
-    target_hashes = None
-    if verify:
-        target_hashes = hash_target(target, stream.size, mediator)
-        if error is None and target_hashes != outcome.hashes:
-            error = f"{target} does not read back as written (hashes differ)"
-    if error is not None:
-        verdict = RestoreVerdict.MISMATCH
-        mediator.notice(error, level="error")
-    else:
-        verdict = RestoreVerdict.VERIFIED if verify else RestoreVerdict.WRITTEN
-    seq = record_event(find_case(image), "restore", {
-        "image": str(image), "target": str(target), "target_kind": kind,
-        "media_size": stream.size, "hashes": outcome.hashes, "verify": verify,
-        "verdict": verdict.value, **({"error": error} if error else {})})
-    return RestoreResult(image=image, target=target, target_kind=kind, media_size=stream.size,
-                         hashes=outcome.hashes, references=checks, target_hashes=target_hashes,
-                         verdict=verdict, error=error, started=started,
-                         ended=datetime.now(UTC), custody_seq=seq)
+        run["status"] = Status.FAILED
+        run["error"] = (f"{bad[0].algorithm} of the restored media is {bad[0].computed}, but "
+                        f"{bad[0].source} records {bad[0].expected}")
+    if plan.verify:
+        run.update(_read_back(plan.target, stream.size, outcome.hashes, mediator=mediator,
+                              stop=stop, run=run))
+    return run
 
 
-def hash_target(target: Path, length: int, mediator: Mediator,
-                block: int = 1 << 20) -> dict[str, str]:
-    """Hash the first ``length`` bytes of ``target``, read back from the device, not the cache."""
-    fd = open_readonly(target)
+def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: Mediator,
+               stop: threading.Event, run: dict[str, Any]) -> dict[str, Any]:
+    """``--verify``: the verification object, and the status/error it changes."""
+    try:
+        hashes = hash_target(target, length, mediator, stop=stop)
+    except KeyboardInterrupt:
+        hashes = None
+    except OutputError as exc:
+        return {"status": Status.FAILED, "error": run["error"] or str(exc),
+                "verification": {"verdict": RestoreVerdict.MISMATCH.value, "hashes": None,
+                                 "length": length, "detail": str(exc)}}
+    if hashes is None:
+        return {"status": Status.INTERRUPTED,
+                "error": "interrupted while reading the target back: it was written in full but "
+                         "not verified",
+                "verification": None}
+    same = hashes == written
+    detail = (f"the target's first {length} bytes read back identical to what was written"
+              if same else f"the target's first {length} bytes read back DIFFERENT")
+    out: dict[str, Any] = {"verification": {
+        "verdict": (RestoreVerdict.VERIFIED if same else RestoreVerdict.MISMATCH).value,
+        "hashes": hashes, "length": length, "detail": detail}}
+    if not same and run["status"] is Status.COMPLETED:
+        out.update(status=Status.FAILED,
+                   error=f"{target} does not read back as written (hashes differ)")
+    return out
+
+
+def _verdict(record: RestoreRecord, verify: bool) -> RestoreVerdict:
+    if record.status in (Status.INTERRUPTED, Status.FAILED) and not record.hashes:
+        return RestoreVerdict.INCOMPLETE
+    if record.status is not Status.COMPLETED:
+        return RestoreVerdict.MISMATCH
+    return RestoreVerdict.VERIFIED if verify else RestoreVerdict.WRITTEN
+
+
+def _finish(plan: _Plan, base: Path, record: RestoreRecord) -> RestoreResult:
+    """Rewrite the log pair with the outcome, then the custody event (log path and SHA-256)."""
+    record = replace(record, ended=datetime.now(UTC))
+    log_json, log_text = write_restore_logs(base, record)
+    log_sha = file_sha256(log_json)
+    verdict = _verdict(record, plan.verify)
+    target_hashes = (record.verification or {}).get("hashes")
+    seq = record_event(plan.link, "restore", {
+        "image": str(plan.image), "target": str(plan.target), "target_kind": plan.kind,
+        "target_model": plan.facts.model, "target_serial": plan.facts.serial,
+        "media_size": record.media_size, "bytes_written": record.bytes_written,
+        "hashes": record.hashes, "verify": plan.verify, "status": record.status.value,
+        "verdict": verdict.value, "log": str(log_json), "log_sha256": log_sha,
+        **({"error": record.error} if record.error else {})})
+    return RestoreResult(
+        image=plan.image, target=plan.target, target_kind=plan.kind,
+        media_size=record.media_size, hashes=record.hashes, references=record.references,
+        target_hashes=target_hashes, verdict=verdict, error=record.error,
+        started=record.started, ended=record.ended, custody_seq=seq, status=record.status,
+        bytes_written=record.bytes_written or 0, read_errors=record.read_errors,
+        log_json=log_json, log_text=log_text, log_sha256=log_sha, target_facts=plan.facts,
+        warnings=record.warnings)
+
+
+def _options(plan: _Plan, base: Path) -> dict[str, Any]:
+    return {"hashes": list(DEFAULT_ALGORITHMS), "verify": plan.verify,
+            "overwrite": plan.overwrite, "confirmed": "--yes" if plan.yes else "asked",
+            "log": str(base)}
+
+
+def _metadata(stream: ImageStream) -> dict[str, str]:
+    """The case fields the image itself carries (E01 header), for the log's ``metadata``."""
+    from bitwitness.convert.convert import HEADER_KEYS
+
+    header = getattr(stream, "header_values", None)
+    if not isinstance(header, dict):
+        return {}
+    return {key: str(header[name]) for name, key in HEADER_KEYS.items() if header.get(name)}
+
+
+def hash_target(target: Path, length: int, mediator: Mediator, *, block: int = 1 << 20,
+                stop: threading.Event | None = None) -> dict[str, str] | None:
+    """Hash the first ``length`` bytes of ``target``, read back from the device, not the cache.
+
+    Returns None when ``stop`` is set before the end; raises :class:`OutputError` when the
+    target cannot be read or ends early.
+    """
+    try:
+        fd = open_readonly(target)
+    except (OSError, BitWitnessError) as exc:
+        raise OutputError(f"{target}: cannot open to read back ({exc})") from exc
     try:
         with contextlib.suppress(OSError, AttributeError):
             os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
@@ -252,7 +503,13 @@ def hash_target(target: Path, length: int, mediator: Mediator,
         pos = 0
         try:
             while pos < length:
-                data = os.pread(fd, min(block, length - pos), pos)
+                if stop is not None and stop.is_set():
+                    return None
+                try:
+                    data = os.pread(fd, min(block, length - pos), pos)
+                except OSError as exc:
+                    raise OutputError(f"{target}: reading back failed at byte {pos} "
+                                      f"({exc.strerror or exc})") from exc
                 if not data:
                     raise OutputError(f"{target} ended at byte {pos}, before the media's end")
                 hasher.update(data)

@@ -1,13 +1,13 @@
-"""``bitwitness restore``: write an image's media onto a device or a file."""
+"""``bitwitness restore``: write an image's media onto a device or a file, with a log pair."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from bitwitness.cli.output import escape, json_option, print_json, stdout
-from bitwitness.errors import ExitCode
+from bitwitness.cli.output import escape, json_option, print_json, stderr, stdout, to_jsonable
 
 
 @click.command("restore")
@@ -17,33 +17,70 @@ from bitwitness.errors import ExitCode
               help="Read the target back and compare its hashes over the media's length.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed off a terminal).")
 @click.option("--overwrite", is_flag=True, help="Allow TARGET to be an existing regular file.")
+@click.option("--log", "log_base", type=click.Path(path_type=Path, dir_okay=False),
+              metavar="BASE",
+              help="Write the log as BASE.json and BASE.txt (default: next to the image as "
+                   "IMAGE.restore-<UTC>, or in the case's evidence/<ID>/restore-logs/).")
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes: bool,
-            overwrite: bool, as_json: bool) -> None:
+            overwrite: bool, log_base: Path | None, as_json: bool) -> None:
     """Write the media of IMAGE onto TARGET (a block device or a file).
 
-    Refuses (exit 2) a target smaller than the media, a mounted one, and one that is or holds
-    the image or is the device it was acquired from. Exit 1 when the written media does not match
-    the image's recorded hashes or the target does not read back as written.
+    Refuses (exit 2, nothing written, no log) a target smaller than the media, a mounted one, one
+    that is or holds the image or is the device it was acquired from, and a log that cannot be
+    written or would lie on the target. Otherwise a log pair records the run, whatever its end:
+    exit 1 when the written media does not match the image's recorded hashes, the image has
+    unreadable sectors or the target does not read back as written; 2 when writing the target
+    fails; 130 when interrupted (Ctrl-C or SIGTERM stop after the current block).
     """
     from bitwitness.cli.progress import cli_mediator
     from bitwitness.convert.restore import restore_image
+    from bitwitness.errors import ExitCode, Interrupted
 
     with cli_mediator(as_json) as mediator:
         result = restore_image(image, target, mediator, verify=verify, yes=yes,
-                               overwrite=overwrite)
+                               overwrite=overwrite, log=log_base)
     if as_json:
-        print_json(result)
+        print_json(result_document(result))
     else:
-        stdout.print(f"{result.verdict.value}: {escape(str(image))} -> {escape(str(target))} "
-                     f"({result.media_size} bytes, {result.target_kind})")
-        for name, value in result.hashes.items():
-            stdout.print(f"  {name:7} {value}")
-        if result.target_hashes is not None:
-            same = result.target_hashes == result.hashes
-            stdout.print(f"  target read back: {'identical' if same else 'DIFFERENT'}")
-        if result.error:
-            stdout.print(f"  error: {escape(result.error)}")
-    if not result.ok:
-        ctx.exit(ExitCode.EVIDENCE)
+        render(result)
+    if result.exit_code is ExitCode.INTERRUPTED:
+        raise Interrupted(f"interrupted: {target} holds {result.bytes_written} of "
+                          f"{result.media_size} bytes; see {result.log_json}")
+    if result.exit_code is not ExitCode.OK:
+        if result.error and as_json:
+            stderr.print(f"error: {escape(result.error)}")
+        ctx.exit(int(result.exit_code))
+
+
+def result_document(result: Any) -> dict[str, Any]:
+    """The ``--json`` document: the result record, the log paths and the exit code."""
+    doc: dict[str, Any] = to_jsonable(result)
+    doc["logs"] = [str(p) for p in result.logs]
+    doc["exit_code"] = int(result.exit_code)
+    return doc
+
+
+def render(result: Any) -> None:
+    """The human summary, printed once at the end."""
+    stdout.print(f"{result.status.value}, {result.verdict.value}: {escape(str(result.image))} -> "
+                 f"{escape(str(result.target))} ({result.bytes_written} of {result.media_size} "
+                 f"bytes, {result.target_kind})")
+    for name, value in result.hashes.items():
+        stdout.print(f"  {name:7} {value}")
+    for check in result.references:
+        if check.computed is not None:
+            mark = "match" if check.match else "MISMATCH"
+            stdout.print(f"  {mark}: {check.algorithm} recorded by {escape(check.source)}")
+    if result.target_hashes is not None:
+        same = result.target_hashes == result.hashes
+        stdout.print(f"  target read back: {'identical' if same else 'DIFFERENT'}")
+    for log in result.logs:
+        stdout.print(f"  log   {escape(str(log))}")
+    if result.custody_seq is not None:
+        stdout.print(f"  custody event #{result.custody_seq}")
+    for warning in result.warnings:
+        stdout.print(f"  warning: {escape(warning)}")
+    if result.error:
+        stdout.print(f"  error: {escape(result.error)}")
