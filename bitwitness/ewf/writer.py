@@ -36,6 +36,15 @@ DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB, ewfacquire's default
 MIN_SEGMENT_SIZE = 1 << 20
 #: Reserved per sectors group by ewfacquire's budget rule (§2.4): 3 descriptors + 2 footers.
 GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
+#: Chunks per sectors/table/table2 group (64 MiB of media with 32 KiB chunks), well under the
+#: 65 534-entry limit (``st.MAX_TABLE_ENTRIES``), which stays the hard cap. Why smaller groups
+#: than ewfacquire's: a group's sectors descriptor is written last, so the bytes after it are
+#: final only once the group closes. Closed groups let the caller hash each segment file while
+#: it is written (see :attr:`EwfWriter.stable_offset`) instead of reading the whole file back
+#: after the last chunk, and give ``--resume`` a durable point every 64 MiB, not every 2 GiB.
+#: The cost is ~300 bytes of descriptors per group; every EWF reader handles several groups per
+#: segment (libewf, our reader and the tests' ewfverify/pyewf checks).
+GROUP_CHUNKS = 2048
 BUFFER_SIZE = 8 << 20
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 
@@ -158,6 +167,8 @@ class EwfWriter:
         self._short_seen = False
         self._pending = bytearray()
         self._closed = False
+        self._stable = 0
+        self._rewritten: set[int] = set()
 
     # --- segments and sections -------------------------------------------------------------
 
@@ -165,6 +176,19 @@ class EwfWriter:
     def segments(self) -> list[Path]:
         """Segment files created so far, in order."""
         return list(self._paths)
+
+    @property
+    def stable_offset(self) -> int:
+        """Bytes at the start of the current (last) segment that are on the file (flushed) and
+        final: nothing before it is written again, except the volume counts that :meth:`close`
+        patches when the media size was not known (see :attr:`rewritten_segments`). Earlier
+        segments are final whole. Lets a caller hash segment files as they grow."""
+        return self._stable
+
+    @property
+    def rewritten_segments(self) -> frozenset[int]:
+        """Indexes of segments whose bytes before :attr:`stable_offset` were patched later."""
+        return frozenset(self._rewritten)
 
     def _emit(self, data: bytes | bytearray) -> None:
         assert self._file is not None
@@ -186,6 +210,7 @@ class EwfWriter:
             raise UsageError(f"{path}: cannot create ({exc.strerror or exc})") from exc
         self._paths.append(path)
         self._pos = 0
+        self._stable = 0
         self._emit(st.pack_file_header(number))
         if number == 1:
             self._section("header2", self._header2)
@@ -227,6 +252,7 @@ class EwfWriter:
         self._file.flush()
         os.pwrite(self._file.fileno(),
                   st.pack_descriptor("sectors", self._pos, self._pos - start), start)
+        self._stable = self._pos
         body = st.pack_table(start, bytes(self._entries))
         self._section("table", body)
         self._section("table2", body)
@@ -240,7 +266,7 @@ class EwfWriter:
                 self._close_group()
                 self._close_segment()
                 self._open_segment()
-            elif (len(self._entries) >= 4 * st.MAX_TABLE_ENTRIES
+            elif (len(self._entries) >= 4 * min(GROUP_CHUNKS, st.MAX_TABLE_ENTRIES)
                   or self._pos + stored - self._group_start > st.MAX_GROUP_SPAN):
                 self._close_group()
         if self._group_start is None:
@@ -357,6 +383,7 @@ class EwfWriter:
         assert self._file is not None
         self._file.flush()
         current = len(self._paths) - 1
+        self._rewritten.update(index for index, _ in self._volume_offsets)
         for index, offset in self._volume_offsets:
             if index == current:
                 os.pwrite(self._file.fileno(), body, offset)
