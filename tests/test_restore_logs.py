@@ -354,3 +354,40 @@ def test_failing_target_logs_failed_and_exits_2(tmp_path: Path) -> None:
         assert _digest("sha256sum", target) == _digest("sha256sum", image, written)
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_unreadable_image_sectors_are_logged_as_ewfverify_finds_them(tmp_path: Path) -> None:
+    """An E01 with one damaged chunk: the log says completed-with-errors (exit 1) and lists the
+    sectors ewfverify names; the target holds zeros there and the original bytes elsewhere."""
+    import hashlib
+    import re
+
+    from bitwitness.ewf import EwfMetadata, EwfWriter
+
+    require_tool("ewfverify")
+    data = make_disk_bytes(1 << 20, seed=11)
+    writer = EwfWriter(tmp_path / "img", media_size=len(data), metadata=EwfMetadata())
+    writer.write(data)
+    writer.close(md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                 sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest())
+    e01 = tmp_path / "img.E01"
+    damaged = bytearray(e01.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # inside the chunk data
+    e01.write_bytes(bytes(damaged))
+    proc = subprocess.run(["ewfverify", "-q", str(e01)], capture_output=True, text=True,
+                          check=False)
+    found = re.findall(r"at sector\(s\): (\d+) - (\d+)", proc.stdout + proc.stderr)
+    assert found, proc.stdout
+    expected = [{"first_sector": int(a), "sector_count": int(b) - int(a) + 1} for a, b in found]
+    target, base = tmp_path / "t.bin", tmp_path / "bad"
+    result = run_bitwitness("restore", e01, target, "--yes", "--json", "--log", base)
+    assert result.exit_code == 1
+    doc = json.loads(base.with_name("bad.json").read_text())
+    assert doc["status"] == "completed-with-errors"
+    assert doc["read_errors"] == expected
+    want = bytearray(data)  # the original bytes, zeros where ewfverify says the image is bad
+    for e in expected:
+        start, end = e["first_sector"] * 512, (e["first_sector"] + e["sector_count"]) * 512
+        want[start:end] = bytes(end - start)
+    assert target.read_bytes() == bytes(want)
+    assert doc["media"]["hashes"]["md5"] == _digest("md5sum", target)
