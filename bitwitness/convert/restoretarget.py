@@ -1,0 +1,206 @@
+"""The restore target: refusing an unsafe one, writing it, and reading it back.
+
+See :mod:`bitwitness.convert.restore` for the order of things; everything here either refuses
+before a byte is written (:class:`RestoreRefusedError`, exit 2) or touches only the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+from bitwitness.convert.outputs import OutputError, close_synced
+from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
+from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
+from bitwitness.images.raw import fd_size, open_readonly
+from bitwitness.progress import Mediator
+from bitwitness.stream import ImageStream
+
+
+class RestoreRefusedError(UsageError):
+    """The target cannot safely receive the media (exit 2): nothing was written."""
+
+
+def check_target(target: Path, stream: ImageStream, files: list[Path], *,
+                 overwrite: bool) -> str:
+    """Refuse an unsafe target (:class:`RestoreRefusedError`); return "device" or "file"."""
+    if not target.exists():
+        if not target.parent.is_dir():
+            raise RestoreRefusedError(f"{target.parent}: folder does not exist")
+        return "file"
+    st = target.stat()
+    for f in files:
+        with contextlib.suppress(OSError):
+            if target.samefile(f):
+                raise RestoreRefusedError(f"{target} is the image itself")
+    if stat.S_ISREG(st.st_mode):
+        if not overwrite:
+            raise OutputExistsError(target)
+        return "file"
+    if not stat.S_ISBLK(st.st_mode):
+        raise RestoreRefusedError(f"{target} is neither a block device nor a regular file")
+    _check_device(target, st.st_rdev, stream, files)
+    return "device"
+
+
+def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Path]) -> None:
+    from bitwitness.acquire.devices import describe_devnum, related_devnums
+
+    fd = open_readonly(target)
+    try:
+        size = fd_size(fd)
+    finally:
+        os.close(fd)
+    if size < stream.size:
+        raise RestoreRefusedError(
+            f"{target} holds {size} bytes, less than the media's {stream.size}")
+    device = describe_devnum(devnum)
+    if device is not None and device.mounts:
+        where = ", ".join(f"{m.device} on {m.mountpoint}" for m in device.mounts)
+        raise RestoreRefusedError(f"{target} is mounted ({where}); unmount it first")
+    related = related_devnums(devnum)
+    for f in files:
+        if f.stat().st_dev in related:
+            raise RestoreRefusedError(f"{target} holds the image file {f}")
+        backing = device.backing_file if device is not None else ""
+        if backing and Path(backing).exists() and Path(backing).samefile(f):
+            raise RestoreRefusedError(f"{target} is a loop device over the image file {f}")
+    source = _logged_source(files)
+    if source is not None:
+        with contextlib.suppress(OSError):
+            src = Path(source).stat()
+            if stat.S_ISBLK(src.st_mode) and src.st_rdev in related:
+                raise RestoreRefusedError(f"{target} is the device this image was acquired from "
+                                          f"({source}); restoring would overwrite the evidence")
+
+
+def _logged_source(files: list[Path]) -> str | None:
+    """``source.path`` of the image's acquisition log (``BASE.json`` next to it), if any."""
+    import json
+
+    first = files[0]
+    for stem in (first.name, first.stem):
+        log = first.with_name(stem + ".json")
+        if log.is_file() and log.stat().st_size < (8 << 20):
+            try:
+                doc = json.loads(log.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            source = doc.get("source") if isinstance(doc, dict) else None
+            if isinstance(source, dict) and isinstance(source.get("path"), str):
+                return str(source["path"])
+    return None
+
+
+class TargetSink:
+    """The pipeline's sink for a restore target: plain writes from offset 0.
+
+    Opening is the last refusal: a device is opened ``O_EXCL`` (Linux: EBUSY while anything holds
+    it), a new file ``O_EXCL``; an existing file (``overwrite``) is only cut to zero by
+    :meth:`start`, after the preliminary log exists.
+    """
+
+    def __init__(self, target: Path, kind: str, overwrite: bool) -> None:
+        self.target = target
+        self.kind = kind
+        self.created = kind == "file" and not target.exists()
+        self.written = 0  #: bytes the target took, from offset 0
+        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+        if kind == "device":
+            flags |= os.O_EXCL
+        else:
+            flags |= os.O_CREAT if overwrite else os.O_CREAT | os.O_EXCL
+        try:
+            self._fd: int | None = os.open(target, flags, 0o644)
+        except FileExistsError as exc:
+            raise OutputExistsError(target) from exc
+        except OSError as exc:
+            raise RestoreRefusedError(f"{target}: cannot open for writing "
+                                      f"({exc.strerror or exc})") from exc
+
+    def start(self) -> None:
+        """Cut an existing file target to zero, so it never keeps old bytes past the media."""
+        if self.kind == "file" and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError as exc:
+                raise OutputError(f"{self.target}: cannot truncate ({exc.strerror or exc})"
+                                  ) from exc
+
+    def discard(self) -> None:
+        """Give up before the first byte: close, and remove the file only if we created it."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.target.unlink()
+
+    def encode(self, data: bytes) -> Any:
+        return None
+
+    def write(self, encoded: Any, data: bytes) -> None:
+        """Write the next block; ``written`` counts every byte the kernel took, so that after a
+        failure the log says exactly how far the target was overwritten."""
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise OutputError(f"{self.target}: no space left after {self.written} "
+                                      "bytes") from exc
+                raise OutputError(f"{self.target}: write failed after {self.written} bytes "
+                                  f"({exc.strerror or exc})") from exc
+            self.written += n
+            view = view[n:]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            close_synced(fd, self.target)
+
+
+def hash_target(target: Path, length: int, mediator: Mediator, *, block: int = 1 << 20,
+                stop: threading.Event | None = None) -> dict[str, str] | None:
+    """Hash the first ``length`` bytes of ``target``, read back from the device, not the cache.
+
+    Returns None when ``stop`` is set before the end; raises :class:`OutputError` when the
+    target cannot be read or ends early.
+    """
+    try:
+        fd = open_readonly(target)
+    except (OSError, BitWitnessError) as exc:
+        raise OutputError(f"{target}: cannot open to read back ({exc})") from exc
+    try:
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
+        hasher = ThreadedHasher(DEFAULT_ALGORITHMS, depth=8)
+        task = mediator.begin(f"verify {target}", length)
+        pos = 0
+        try:
+            while pos < length:
+                if stop is not None and stop.is_set():
+                    return None
+                try:
+                    data = os.pread(fd, min(block, length - pos), pos)
+                except OSError as exc:
+                    raise OutputError(f"{target}: reading back failed at byte {pos} "
+                                      f"({exc.strerror or exc})") from exc
+                if not data:
+                    raise OutputError(f"{target} ended at byte {pos}, before the media's end")
+                hasher.update(data)
+                task.advance(len(data))
+                pos += len(data)
+        finally:
+            task.finish()
+            digests = hasher.close()
+        return digests
+    finally:
+        os.close(fd)
