@@ -25,6 +25,27 @@ SHARED = REPO.parent / "shared"
 THIRD_PARTY = SHARED / "fixtures" / "third-party"
 
 
+def _fixture_state() -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(THIRD_PARTY)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(THIRD_PARTY.rglob("*"))}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _third_party_untouched() -> Any:
+    """Rule 1 for the whole suite: the shared evidence fixtures are never written, added to or
+    removed from (we run as root, so their read-only modes alone do not stop a stray write)."""
+    if not THIRD_PARTY.is_dir():
+        yield
+        return
+    before = _fixture_state()
+    yield
+    after = _fixture_state()
+    assert after == before, (
+        "the test run changed ../shared/fixtures/third-party: "
+        f"added {sorted(set(after) - set(before))}, removed {sorted(set(before) - set(after))}, "
+        f"changed {sorted(k for k in before.keys() & after.keys() if before[k] != after[k])}")
+
+
 @pytest.fixture(scope="session")
 def third_party() -> Path:
     """The folder of images made by other tools; skips where ../shared is absent."""
