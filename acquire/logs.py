@@ -10,7 +10,6 @@ already-allocated bytes in place instead of needing new space.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import platform
@@ -24,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bitwitness import TOOL_NAME, __version__
+from bitwitness import TOOL_NAME, __version__, hashing
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
 
@@ -183,11 +182,8 @@ def read_log(path: Path) -> dict[str, Any]:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    """Kept for callers importing it from here; the one implementation is in bitwitness.hashing."""
+    return hashing.file_sha256(path)
 
 
 # --- the human report --------------------------------------------------------------------------

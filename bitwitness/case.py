@@ -31,6 +31,7 @@ import yaml
 from bitwitness import TOOL_NAME, __version__
 from bitwitness.custody import CustodyAction, CustodyEvent, CustodyLog
 from bitwitness.errors import CaseError, CustodyError, TemplateError, UsageError
+from bitwitness.hashing import file_sha256
 from bitwitness.templates import CaseTemplate
 
 SCHEMA = "bitwitness.case/1"
@@ -72,8 +73,9 @@ class CaseFileCheck:
 
 
 def _sha256(path: Path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read (the check then reports a mismatch)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 

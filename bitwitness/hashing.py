@@ -10,6 +10,7 @@ mutate a buffer after handing it over.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Iterable
@@ -111,11 +112,24 @@ class ThreadedHasher:
         return self.close()
 
 
-def hash_file(path: str, algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+def hash_file(path: str | os.PathLike[str], algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
               block: int = 1 << 20) -> dict[str, str]:
-    """Hash a whole (small or large) regular file, read-only."""
+    """Hash a whole (small or large) regular file, read-only, in blocks of ``block`` bytes.
+
+    Raises ``OSError`` when the file cannot be read: callers decide whether that is an evidence
+    problem (a missing segment) or just "no hash" (a report listing a file that went away).
+    """
     hasher = MultiHasher(algorithms)
-    with open(path, "rb") as fh:  # noqa: PTH123 - plain open keeps the path type loose
+    with open(path, "rb") as fh:  # noqa: PTH123 - accepts str and Path alike
         while chunk := fh.read(block):
             hasher.update(chunk)
     return hasher.hexdigests()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (lower-case hex) of a file: the one helper for logs, manifests and case files.
+
+    Kept next to :func:`hash_file` so that every "hash of this file" in logs, custody details and
+    reports is computed the same way. Raises ``OSError`` like :func:`hash_file`.
+    """
+    return hash_file(path, ("sha256",))["sha256"]

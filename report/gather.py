@@ -13,7 +13,6 @@ unreliable. Reading is strictly read-only; gathering writes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from typing import Any
 
 from bitwitness import __version__
 from bitwitness.errors import BitWitnessError, UsageError
-from bitwitness.hashing import ALGORITHMS
+from bitwitness.hashing import ALGORITHMS, file_sha256
 from bitwitness.report.acqlog import (
     LogProblem,
     acquisition,
@@ -132,14 +131,6 @@ def verification_of(event: Mapping[str, Any], entry: CustodyEntry) -> Verificati
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) -> Export:
     details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
     manifest = _first(details, _MANIFEST_KEYS)
@@ -151,7 +142,7 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
         path = Path(str(manifest))
         path = path if path.is_absolute() else case_root / path
         try:
-            actual = _sha256(path)
+            actual = file_sha256(path)
         except OSError:
             state = "missing"
         else:

@@ -7,6 +7,9 @@ image (which file is which piece, which range is which bytes) is :mod:`bitwitnes
 references`' job. Kinds recognised, by content (never by name alone):
 
 * ``bitwitness``: our ``BASE.json`` (schema ``bitwitness.acquisition/1``);
+* ``bitwitness-text``: our human ``BASE.txt`` (first line "Created by BitWitness ..."). It is laid
+  out in the spirit of FTK Imager's report, so it is recognised before the FTK parser and named
+  for what it is, never as an FTK Imager report;
 * ``dc3dd``: a dc3dd ``log=`` file, with input/output results and per-piece hashes (``hofs=``);
 * ``ftk``: an FTK Imager ``.txt`` report ("MD5 checksum: ..." under Computed Hashes and
   Verification results);
@@ -22,6 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bitwitness import TOOL_NAME
 from bitwitness.errors import InputError
 
 #: Hex length -> algorithm, for logs that do not name the algorithm (md5sum-style lines).
@@ -71,6 +75,7 @@ class HashLog:
 
 KIND_LABELS = {
     "bitwitness": "acquisition log",
+    "bitwitness-text": f"{TOOL_NAME} acquisition report",
     "dc3dd": "dc3dd log",
     "ftk": "FTK Imager report",
     "ewf": "libewf log",
@@ -110,7 +115,8 @@ def read_text(path: Path) -> str:
 def parse_log(path: Path) -> HashLog:
     """Recognise and parse ``path``; :class:`InputError` when it is no hash log we know."""
     text = read_text(path)
-    for parser in (_parse_bitwitness, _parse_dc3dd, _parse_ftk, _parse_ewf, _parse_hashsum):
+    for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_ftk,
+                   _parse_ewf, _parse_hashsum):
         log = parser(path, text)
         if log is not None:
             return log
@@ -162,6 +168,63 @@ def _json_hashes(hashes: object, name: str | None, section: str) -> list[LogEntr
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --- BASE.txt (our own human report) ----------------------------------------------------------
+
+_OWN_HEADER = re.compile(rf"^Created by {TOOL_NAME} \S+\s*$")
+_OWN_HASH = re.compile(r"^\s+(MD5|SHA1|SHA256) checksum:\s*([0-9a-fA-F]{32,64})\s*$")
+_OWN_FILE = re.compile(r"^  (\S.*?)  \((\d+) bytes\)$")
+_OWN_FILE_HASH = re.compile(r"^    (md5|sha1|sha256): ([0-9a-f]{32,64})$")
+_OWN_ERRORS = re.compile(r"^  sectors (\d+)-(\d+) \((\d+) sectors")
+_OWN_FACT = re.compile(
+    r"^ ?(Acquired using|Media size|Sector size|Source data size|Status):\s*(.*?)\s*$")
+_OWN_TITLES = {"convert": f"{TOOL_NAME} conversion report",
+               "restore": f"{TOOL_NAME} restore report"}
+
+
+def _parse_bitwitness_text(path: Path, text: str) -> HashLog | None:
+    """Our ``BASE.txt``: the hashes, sizes, errors and status it states, as ``BASE.json`` does.
+
+    Recognised by its first line only (what :func:`bitwitness.acquire.logs.render_text` writes),
+    so an FTK Imager report is never taken for ours nor ours for FTK Imager's. A report without
+    hashes (an interrupted run) is still a log: its status makes the image INCOMPLETE.
+    """
+    lines = text.splitlines()
+    if not lines or not _OWN_HEADER.match(lines[0]):
+        return None
+    entries: list[LogEntry] = []
+    errors: list[tuple[int, int]] = []
+    facts: dict[str, str] = {}
+    section, current_file = "media", None
+    for line in lines[1:]:
+        if line.startswith("Image Verification Results"):
+            section = "verification"
+        elif m := _OWN_HASH.match(line):
+            entries.append(LogEntry(algorithm_name(m.group(1)) or "", m.group(2).lower(),
+                                    section=section))
+        elif m := _OWN_FILE.match(line):
+            current_file = m.group(1)
+        elif (m := _OWN_FILE_HASH.match(line)) and current_file:
+            entries.append(LogEntry(m.group(1), m.group(2), name=current_file, section="outputs"))
+        elif m := _OWN_ERRORS.match(line):
+            errors.append((int(m.group(1)), int(m.group(3))))
+        elif m := _OWN_FACT.match(line):
+            facts[m.group(1)] = m.group(2)
+    operation = re.search(r"\((\w+)\)$", facts.get("Acquired using", ""))
+    status = facts.get("Status")
+    return HashLog(path=path, kind="bitwitness-text", entries=tuple(entries),
+                   media_size=_leading_int(facts.get("Media size")),
+                   sector_size=_leading_int(facts.get("Sector size")),
+                   error_ranges=tuple(errors), status=status.lower() if status else None,
+                   source_size=_leading_int(facts.get("Source data size")),
+                   title=_OWN_TITLES.get(operation.group(1) if operation else "", ""))
+
+
+def _leading_int(value: str | None) -> int | None:
+    """``"3000320 bytes"`` -> 3000320; ``None`` when the text does not start with a number."""
+    m = re.match(r"\d+", value or "")
+    return int(m.group(0)) if m else None
 
 
 # --- dc3dd -------------------------------------------------------------------------------------
@@ -231,7 +294,7 @@ def _parse_ftk(path: Path, text: str) -> HashLog | None:
                 entries.append(LogEntry(algorithm, m.group(2).lower(), section=section))
     if not entries:
         return None
-    # Our own BASE.txt follows FTK Imager's layout; name the maker the report names.
+    # Another tool imitating FTK Imager's layout: name the maker the report names.
     maker = re.search(r"^\s*Created by (.+?)\s*$", text, re.IGNORECASE | re.MULTILINE)
     title = ""
     if maker and not re.search(r"FTK|AccessData", maker.group(1)):

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeAlias
+
+from bitwitness.ewf import ChunkProblem
 
 
 class Verdict(StrEnum):
@@ -107,17 +110,9 @@ class SectorRange:
         return f"sectors {self.first_sector}-{self.last_sector}"
 
 
-@dataclass(frozen=True)
-class BadChunk:
-    """A chunk of an E01 that fails its Adler-32 or does not inflate; read as zeros."""
-
-    chunk: int
-    media_offset: int
-    first_sector: int
-    last_sector: int
-    segment: Path
-    file_offset: int
-    reason: str
+#: A chunk of an E01 that fails its Adler-32 or does not inflate (read as zeros). It is the EWF
+#: reader's own record, not a copy, so the two can never drift apart; the verify API keeps the name.
+BadChunk: TypeAlias = ChunkProblem
 
 
 @dataclass(frozen=True)

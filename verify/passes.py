@@ -154,18 +154,11 @@ def run_pass(stream: ImageStream, *, ewf: Any | None, algorithms: Sequence[str],
             read += len(data)
             task.advance(len(data))
             if problems:
-                bad.extend(_bad_chunk(p) for p in problems)
+                bad.extend(problems)
                 task.set_errors(len(bad))
     finally:
         hashes = hasher.close()
     return PassResult(hashes, ranges.results() if ranges else {}, read, bad)
-
-
-def _bad_chunk(problem: Any) -> BadChunk:
-    return BadChunk(chunk=problem.chunk, media_offset=problem.media_offset,
-                    first_sector=problem.first_sector, last_sector=problem.last_sector,
-                    segment=problem.segment, file_offset=problem.file_offset,
-                    reason=problem.reason)
 
 
 def merge_ranges(chunks: Iterable[BadChunk], sector_size: int) -> list[SectorRange]:

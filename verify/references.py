@@ -25,6 +25,9 @@ from bitwitness.verify.model import HashReference, SectorRange, SizeCheck
 LOG_SUFFIXES = (".json", ".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum",
                 ".hash", ".hashes", ".log", ".txt")
 
+#: What BitWitness appends to raw output until the acquisition finishes (BASE.raw.partial).
+PARTIAL_SUFFIX = ".partial"
+
 _PIECE_SUFFIX = re.compile(r"^\.(\d{3,}|[a-z]{2}|[EeLs][0-9A-Za-z]{2})$")
 
 
@@ -57,9 +60,9 @@ class Bound:
 def candidate_logs(files: Sequence[Path]) -> list[Path]:
     """Hash logs that may sit next to the image, by name; the first file names the set."""
     first = files[0]
-    stems = [first.name]
-    if first.stem and first.stem != first.name:
-        stems.append(first.stem)
+    stems = _stems(first.name)
+    if first.name.endswith(PARTIAL_SUFFIX):  # an unfinished raw acquisition keeps BASE's logs
+        stems += [s for s in _stems(first.name.removesuffix(PARTIAL_SUFFIX)) if s not in stems]
     found: list[Path] = []
     own = {f.resolve() for f in files}
     for stem in stems:
@@ -68,6 +71,11 @@ def candidate_logs(files: Sequence[Path]) -> list[Path]:
             if candidate.is_file() and candidate.resolve() not in own and candidate not in found:
                 found.append(candidate)
     return found
+
+
+def _stems(name: str) -> list[str]:
+    stem = Path(name).stem
+    return [name, stem] if stem and stem != name else [name]
 
 
 def load_logs(files: Sequence[Path], explicit: Iterable[Path] = ()) -> tuple[list[HashLog],
@@ -83,14 +91,54 @@ def load_logs(files: Sequence[Path], explicit: Iterable[Path] = ()) -> tuple[lis
     for path in explicit:
         logs.append(parse_log(path))
         seen.add(path.resolve())
+    found: list[HashLog] = []
     for path in candidate_logs(files):
         if path.resolve() in seen:
             continue
         try:
-            logs.append(parse_log(path))
+            found.append(parse_log(path))
         except InputError:
             notes.append(f"{path.name}: not a hash log, ignored")
+    for log in found:
+        twin = _twin_json(log, [*logs, *found])
+        if twin is not None:
+            notes.append(f"{log.label} repeats the hashes, sizes and status of "
+                         f"{twin.path.name}: compared once, from {twin.path.name}")
+        else:
+            logs.append(log)
+    if files[0].name.endswith(PARTIAL_SUFFIX) and not any(
+            log.kind.startswith("bitwitness") for log in logs):
+        notes.append(f"{files[0].name}: BitWitness names raw output *{PARTIAL_SUFFIX} until the "
+                     "acquisition finishes, but no acquisition log was found next to it")
     return logs, notes
+
+
+def _twin_json(log: HashLog, logs: Sequence[HashLog]) -> HashLog | None:
+    """The ``BASE.json`` that ``log`` (our ``BASE.txt``, found by name) merely repeats, if any.
+
+    The text report is written from the same record as the JSON; comparing both would list every
+    hash twice. It is left out only when it adds nothing: every hash it states (media, read-back,
+    output files) is in the JSON, and so are its status, sizes and read errors. A report that
+    differs, or has no JSON next to it, is checked like any other log.
+    """
+    if log.kind != "bitwitness-text":
+        return None
+    for other in logs:
+        if (other.kind == "bitwitness" and other.path.parent == log.path.parent
+                and other.path.stem == log.path.stem and _same_record(log, other)):
+            return other
+    return None
+
+
+def _same_record(text: HashLog, doc: HashLog) -> bool:
+    def facts(log: HashLog) -> tuple[object, ...]:
+        return (log.status, log.media_size, log.sector_size, set(log.error_ranges))
+
+    def hashes(log: HashLog) -> set[tuple[str, str, str | None]]:
+        return {(e.algorithm, e.value, None if e.name is None else re.split(r"[\\/]", e.name)[-1])
+                for e in log.entries}
+
+    return facts(text) == facts(doc) and hashes(text) <= hashes(doc)
 
 
 def stored_references(stored: dict[str, str], source: str = "stored in the image"
@@ -135,7 +183,7 @@ def bind(log: HashLog, layout: ImageLayout) -> tuple[list[HashReference], list[s
                               ("input", "output", "computed", "verification") else "")
         ref = _bind_entry(entry, source, log, layout, unnamed_ok)
         if ref is None:
-            if log.kind != "bitwitness":  # BASE.json lists its own sidecars too: not a finding
+            if not log.kind.startswith("bitwitness"):  # ours list sidecars too: not a finding
                 notes.append(f"{log.path.name}: {entry.algorithm} of {entry.name!r} does not "
                              "belong to this image, ignored")
             continue
