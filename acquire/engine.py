@@ -168,6 +168,21 @@ def _check_request(req: AcquisitionRequest) -> None:
         raise UsageError("--split must be a positive size")
     if req.split is not None and req.format is not OutputFormat.RAW:
         raise UsageError("--split applies to raw output; E01 uses --segment-size")
+    if req.format is OutputFormat.E01:
+        _check_e01(req)
+
+
+def _check_e01(req: AcquisitionRequest) -> None:
+    """The E01 writer's limits, checked before the preliminary log is written (a refusal
+    must leave nothing behind; a zero segment size used to divide by zero)."""
+    from bitwitness.ewf.writer import MIN_SEGMENT_SIZE
+
+    if not 16 <= req.chunk_sectors <= 32768:
+        raise UsageError("--chunk-sectors must be from 16 to 32768 for E01")
+    chunk = (req.sector_size or 512) * req.chunk_sectors
+    if req.segment_size < max(MIN_SEGMENT_SIZE, 4 * chunk):
+        raise UsageError(f"--segment-size must be at least {max(MIN_SEGMENT_SIZE, 4 * chunk)} "
+                         f"bytes for {chunk}-byte chunks, not {req.segment_size}")
 
 
 def _algorithms(req: AcquisitionRequest) -> tuple[str, ...]:

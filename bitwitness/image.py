@@ -79,15 +79,26 @@ def detect(path: str | Path) -> Detected:
     for fmt in formats:
         if fmt.probe(path, head):
             return Detected(fmt, "magic")
-    for fmt in formats:
-        if fmt.claims_name(path):
-            return Detected(fmt, "name")
     from bitwitness.images import RAW
 
+    for fmt in formats:
+        if fmt.claims_name(path):
+            if fmt is RAW:
+                _refuse_empty(path, head)
+            return Detected(fmt, "name")
     mode = path.stat().st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
         raise UnsupportedFormatError(f"{path}: not a regular file or block device")
+    _refuse_empty(path, head)
     return Detected(RAW, "fallback")
+
+
+def _refuse_empty(path: Path, head: bytes) -> None:
+    """A 0-byte file read as raw would pass for empty media (and 'verify' as a hash of nothing):
+    it is a wrong path or a failed copy, so it is refused as input. Empty E01/VHD/VMDK files
+    are left to their readers, which call them damaged (an evidence problem)."""
+    if not head and path.is_file():
+        raise InputError(f"{path}: empty file (0 bytes), not an image")
 
 
 def open_image(path: str | Path) -> ImageStream:

@@ -28,7 +28,7 @@ from bitwitness import __version__
 from bitwitness.browse.entries import Entry, Selection
 from bitwitness.browse.filesystem import FileSystem, split_path
 from bitwitness.browse.safenames import safe_name, safe_relative
-from bitwitness.errors import FileSystemError, OutputExistsError, UsageError
+from bitwitness.errors import DestinationError, FileSystemError, OutputExistsError, UsageError
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
 
@@ -169,10 +169,14 @@ def export(fs: FileSystem, paths: Iterable[str], destination: Path, *, image: Pa
 
 
 def _prepare(destination: Path, overwrite: bool) -> Path:
-    destination.mkdir(parents=True, exist_ok=True)
-    root = destination.resolve()
-    if not root.is_dir():
+    if destination.exists() and not destination.is_dir():
         raise UsageError(f"{destination}: not a folder")
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DestinationError(f"{destination}: cannot create the folder "
+                               f"({exc.strerror or exc})", path=destination) from exc
+    root = destination.resolve()
     for name in (MANIFEST_JSON, MANIFEST_CSV):
         if (root / name).exists() and not overwrite:
             raise OutputExistsError(root / name)

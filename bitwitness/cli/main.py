@@ -3,11 +3,14 @@
 Subcommands live one module each in :mod:`bitwitness.cli.commands`; each module exposes
 ``command`` (a click command or group). They are discovered there, so adding a command touches one
 new file. Every :class:`~bitwitness.errors.BitWitnessError` becomes one line on stderr and its exit
-code; anything else is a bug (exit 3) and shows its traceback only with ``--debug``.
+code; an unwrapped ``OSError`` about the user's files or machine (no such folder, a file where a
+folder is needed, disk full, read-only) is an input error (exit 2) as a safety net; anything else is
+a bug (exit 3). Tracebacks are shown only with ``--debug``.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import pkgutil
 import signal
@@ -26,6 +29,14 @@ EXIT_CODES_HELP = (
     "unreadable sectors, broken custody log); 2 usage or input error; 3 internal error; "
     "130 interrupted."
 )
+
+
+#: OSError numbers that describe the user's files or machine (a path that cannot exist, a full or
+#: read-only disk), not a bug: they are input errors (exit 2) even where no engine wrapped them.
+_ENVIRONMENT_ERRNOS = frozenset({
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM,
+    errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP, errno.EXDEV,
+})
 
 
 def _discover() -> dict[str, str]:
@@ -111,12 +122,23 @@ def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per
         return exc.exit_code
     except BrokenPipeError:
         return ExitCode.OK
-    except Exception as exc:  # the boundary: a bug, not the user's fault
-        if debug:
-            traceback.print_exc()
-        error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
-        return ExitCode.INTERNAL
+    except Exception as exc:  # the boundary: a bug, or an OSError no engine wrapped
+        return _unexpected(exc, debug)
     return int(rv) if isinstance(rv, int) else ExitCode.OK
+
+
+def _unexpected(exc: Exception, debug: bool) -> int:
+    """One line for an exception no engine turned into a BitWitnessError."""
+    from bitwitness.cli.output import error_line
+
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        error_line(f"{where}{exc.strerror or exc}")
+        return ExitCode.USAGE
+    error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+    return ExitCode.INTERNAL
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from bitwitness.errors import UsageError
-from bitwitness.sizes import parse_size
+from bitwitness.errors import DestinationError, UsageError
+from bitwitness.sizes import format_size, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,17 +78,46 @@ def json_option(func: F) -> F:
 
 
 class SizeType(click.ParamType):
-    """A click parameter type for sizes: ``512``, ``640MB``, ``1.4GiB``, ``2G``."""
+    """A click parameter type for sizes: ``512``, ``640MB``, ``1.4GiB``, ``2G``.
+
+    ``minimum`` rejects sizes below it at the command line, before any engine runs: a zero
+    ``--segment-size`` used to divide by zero, and a one-byte ``--split`` would make one file
+    per byte of the media.
+    """
 
     name = "size"
 
+    def __init__(self, minimum: int = 0) -> None:
+        self.minimum = minimum
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
         try:
-            return parse_size(str(value))
+            size = parse_size(value if isinstance(value, int) else str(value))
         except UsageError as exc:
             self.fail(str(exc), param, ctx)
+        if size < self.minimum:
+            self.fail(f"must be at least {format_size(self.minimum)} ({self.minimum} bytes), "
+                      f"got {value}", param, ctx)
+        return size
 
 
 SIZE = SizeType()
+#: Sizes of output pieces (E01 segments, split raw files): at least 1 MiB, as ewfacquire demands.
+PIECE_SIZE = SizeType(minimum=1 << 20)
+
+
+def check_output_path(path: Path, *, folder: bool = False) -> None:
+    """Refuse, before anything is written, an output whose parent folders cannot exist.
+
+    A path under a regular file (``notes.txt/out``) can never be created; without this check the
+    engines met it as a raw ``NotADirectoryError`` or ``FileExistsError`` deep inside. With
+    ``folder`` the path itself must be (or become) a folder, so an existing file there is refused.
+    """
+    if folder and path.exists() and not path.is_dir():
+        raise DestinationError(f"{path} is a file, not a folder", path=path)
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DestinationError(f"cannot write {path}: {parent} is a file, not a folder",
+                                       path=path)
+            return

@@ -14,7 +14,15 @@ from typing import Any
 
 import click
 
-from bitwitness.cli.output import SIZE, escape, json_option, print_json, stdout, to_jsonable
+from bitwitness.cli.output import (
+    PIECE_SIZE,
+    check_output_path,
+    escape,
+    json_option,
+    print_json,
+    stdout,
+    to_jsonable,
+)
 
 COMPRESSIONS = ("none", "empty", "fast", "best")
 
@@ -32,9 +40,10 @@ COMPRESSIONS = ("none", "empty", "fast", "best")
               help="Hashes of the media (E01 always adds md5 and sha1, which it stores).")
 @click.option("--compress", type=click.Choice(COMPRESSIONS), default="fast", show_default=True,
               help="E01 chunk compression.")
-@click.option("--segment-size", type=SIZE, default="1500MiB", show_default=True,
+@click.option("--segment-size", type=PIECE_SIZE, default="1500MiB", show_default=True,
               help="E01 segment file size.")
-@click.option("--split", type=SIZE, help="Raw: split into BASE.001, BASE.002... of this size.")
+@click.option("--split", type=PIECE_SIZE,
+              help="Raw: split into BASE.001, BASE.002... of this size.")
 @click.option("--sector-size", type=click.Choice(["512", "1024", "2048", "4096"]),
               help="Bytes per sector (default: the device's logical sector size, 512 for files).")
 @click.option("--chunk-sectors", type=int, default=64, show_default=True,
@@ -72,12 +81,16 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
         raise UsageError("--case and --evidence go together")
     if (output is None) == (case_dir is None):
         raise UsageError("give either -o OUTPUT_BASE or --case CASE_DIR --evidence ID")
+    for base in (output, second_output):
+        if base is not None:
+            check_output_path(base)
     metadata = {k: v for k, v in {"case_number": case_number, "evidence_number": evidence_number,
                                   "examiner": examiner, "description": description,
                                   "notes": notes}.items() if v}
     request = AcquisitionRequest(
         source=source.absolute(), output=output,
-        case=CaseTarget(case_dir, evidence_id) if case_dir and evidence_id else None,
+        case=CaseTarget(case_dir, evidence_id) if case_dir is not None and evidence_id is not None
+        else None,
         format=OutputFormat(fmt), hashes=parse_algorithms(hashes), compression=compress,
         segment_size=segment_size, split=split,
         sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from bitwitness.cli.commands._browse import image_argument
+from bitwitness.errors import UsageError
 
 
 @click.command("browse")
@@ -22,6 +24,16 @@ def command(image: Path, export_to: Path | None, case_dir: Path | None) -> None:
     Keys: e export the selection (hashed manifest, custody event in a case), / search names,
     x hex/text, q quit.
     """
+    from bitwitness.image import open_image
+
+    open_image(image).close()  # a missing or unreadable image fails here, in one line
+    if case_dir is not None:
+        from bitwitness.case import Case
+
+        Case.load(case_dir)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("browse is interactive and needs a terminal; in scripts use ls, stat, "
+                         "cat, export or timeline")
     from bitwitness.browse.tui import run  # textual is loaded only here
 
     run(image, export_to=export_to, case_dir=case_dir)

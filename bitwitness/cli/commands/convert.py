@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from bitwitness.cli.output import SIZE, escape, json_option, print_json, stdout
+from bitwitness.cli.output import (
+    PIECE_SIZE,
+    check_output_path,
+    escape,
+    json_option,
+    print_json,
+    stdout,
+)
 from bitwitness.errors import ExitCode
 
 
@@ -17,8 +24,8 @@ from bitwitness.errors import ExitCode
                    "logs go to BASE.json and BASE.txt.")
 @click.option("--to", "to", required=True, type=click.Choice(["raw", "e01", "vhd", "vmdk"]),
               help="Output format (vhd: fixed VHD; vmdk: monolithic sparse, or flat).")
-@click.option("--split", type=SIZE, default=None, help="raw: split into pieces of SIZE.")
-@click.option("--segment-size", type=SIZE, default=None, help="e01: segment size.")
+@click.option("--split", type=PIECE_SIZE, default=None, help="raw: split into pieces of SIZE.")
+@click.option("--segment-size", type=PIECE_SIZE, default=None, help="e01: segment size.")
 @click.option("--compress", "compression", default=None,
               type=click.Choice(["none", "empty", "fast", "best"]),
               help="e01: compression (default: the source E01's, else fast).")
@@ -45,6 +52,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     from bitwitness.cli.progress import cli_mediator
     from bitwitness.convert.convert import ConvertOptions, OutputFormat, convert_image
 
+    check_output_path(base)
     fields = {"case_number": case_number, "evidence_number": evidence_number,
               "description": description, "examiner": examiner, "notes": notes}
     options = ConvertOptions(

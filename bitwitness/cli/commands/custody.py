@@ -113,6 +113,17 @@ def _short_time(text: str) -> str:
         return text
 
 
+def _check_evidence(case_dir: Path, events: list[Any], evidence_id: str) -> None:
+    """An unknown ``--evidence`` is a typo to report, not an empty timeline to print."""
+    known = {e.evidence_id for e in events if e.evidence_id}
+    folder = case_dir.absolute() / "evidence"
+    if folder.is_dir():
+        known.update(p.name for p in folder.iterdir() if p.is_dir())
+    if evidence_id not in known:
+        raise UsageError(f"no evidence {evidence_id!r} in the custody log or evidence folder of "
+                         f"{case_dir.absolute()} (known: {', '.join(sorted(known)) or 'none'})")
+
+
 @command.command("show")
 @click.argument("case_dir", type=click.Path(path_type=Path))
 @click.option("--evidence", "evidence_id", help="Only events about this evidence ID.")
@@ -125,6 +136,7 @@ def show(case_dir: Path, evidence_id: str | None, as_json: bool) -> None:
     doc = _check_document(case_dir)
     events = _log_for(case_dir).events(strict=False)
     if evidence_id is not None:
+        _check_evidence(case_dir, events, evidence_id)
         events = [e for e in events if e.evidence_id == evidence_id]
     if as_json:
         print_json({"case_dir": doc["case_dir"], "events": [e.to_dict() for e in events],

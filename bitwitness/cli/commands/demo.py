@@ -48,6 +48,9 @@ def _run(argv: list[str], title: str) -> None:
 
 
 def _prepare(folder: Path, overwrite: bool) -> None:
+    from bitwitness.cli.output import check_output_path
+
+    check_output_path(folder, folder=True)
     if folder.exists() and any(folder.iterdir()):
         if not overwrite or not (folder / DEMO_MARKER).is_file():
             raise OutputExistsError(folder)

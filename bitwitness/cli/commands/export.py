@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,8 +15,9 @@ from bitwitness.cli.commands._browse import (
     selection,
     selection_options,
 )
-from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.cli.output import check_output_path, escape, json_option, print_json, stdout
 from bitwitness.cli.progress import cli_mediator
+from bitwitness.errors import UsageError
 
 
 @click.command("export")
@@ -44,10 +46,13 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     from bitwitness.browse.export import export, record_custody
     from bitwitness.image import image_files
 
+    check_output_path(destination, folder=True)
     if case_dir is not None:
         from bitwitness.case import Case
 
-        Case.load(case_dir)  # a bad case folder fails before anything is written
+        _check_evidence(Case.load(case_dir), evidence_id)  # fails before anything is written
+    elif evidence_id is not None:
+        raise UsageError("--evidence names an item of a case: give --case too")
     chosen = selection(deleted_only, show_all)
     with opened(image, partition, offset) as fs, cli_mediator(as_json) as mediator:
         result = export(fs, paths, destination, image=image.absolute(),
@@ -71,3 +76,13 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
                  f"{result.manifest_sha256})")
     if event is not None:
         stdout.print(f"custody event {event.seq} recorded in {escape(str(case_dir))}")
+
+
+def _check_evidence(case: Any, evidence_id: str | None) -> None:
+    """An ``--evidence`` ID must name an item of the case: a typo must not enter the custody log."""
+    if evidence_id is None:
+        return
+    known = [item.id for item in case.evidence_items()]
+    if evidence_id not in known:
+        raise UsageError(f"no evidence item {evidence_id!r} in {case.root} "
+                         f"(items: {', '.join(known) or 'none'})")

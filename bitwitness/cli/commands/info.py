@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.errors import IncompleteImageError
 from bitwitness.sizes import format_size
 
 if TYPE_CHECKING:
@@ -35,14 +36,18 @@ def command(image: Path, as_json: bool) -> None:
     """Show what IMAGE records: case fields, format, media, stored hashes, error ranges, files.
 
     For raw and split raw images: the size, the files and any hash log found next to them.
+    Exits 1 (after showing everything) when an E01 set was never finished.
     """
     from bitwitness.verify.info import image_info
 
     info = image_info(image)
     if as_json:
         print_json(info)
-        return
-    _render(info)
+    else:
+        _render(info)
+    if info.ewf.get("complete") is False:  # shown in full above, but it is an evidence problem
+        raise IncompleteImageError("the image is INCOMPLETE: the E01 set was never finished "
+                                   "(interrupted write or truncated file)", path=image)
 
 
 def _field(label: str, value: object) -> None:

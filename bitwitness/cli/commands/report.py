@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from bitwitness.cli.output import escape, json_option, print_json, stdout, warn
+from bitwitness.cli.output import check_output_path, escape, json_option, print_json, stdout, warn
 from bitwitness.errors import ExitCode
 
 
@@ -39,6 +39,8 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
     from bitwitness.report.gather import gather
     from bitwitness.report.writer import ReportFormat, target_paths, write_reports
 
+    if output is not None:
+        check_output_path(output)
     case = Case.load(case_dir)
     data = gather(case.root, evidence_id=evidence_id)
     formats = list(ReportFormat) if fmt == "all" else [ReportFormat(fmt)]

@@ -14,7 +14,7 @@ import click
 
 from bitwitness.cli.output import escape, json_option, print_json, stdout, to_jsonable
 from bitwitness.cli.progress import cli_mediator
-from bitwitness.errors import ExitCode, UsageError
+from bitwitness.errors import ExitCode, InputError, UsageError
 from bitwitness.sizes import format_size
 
 if TYPE_CHECKING:
@@ -48,14 +48,7 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
     from bitwitness.verify import VerifyOptions, verify_images
     from bitwitness.verify.casework import verify_case
 
-    if not images and case_dir is None:
-        raise UsageError("give at least one IMAGE, or --case CASE_DIR")
-    if images and case_dir is not None:
-        raise UsageError("give IMAGE... or --case CASE_DIR, not both")
-    if against is not None and len(images) != 1:
-        raise UsageError("--against compares one image with its source: give exactly one IMAGE")
-    if logs and len(images) > 1:
-        raise UsageError("--log belongs to one image: give exactly one IMAGE with --log")
+    _check_options(images, against, logs, case_dir)
     options = VerifyOptions(logs=logs, against=against, libewf=libewf)
     with cli_mediator(as_json) as mediator:
         if case_dir is not None:
@@ -80,6 +73,21 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
             stdout.print(f"{len(results)} images: " +
                          ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
     return ExitCode.OK if ok and results else ExitCode.EVIDENCE
+
+
+def _check_options(images: tuple[Path, ...], against: Path | None, logs: tuple[Path, ...],
+                   case_dir: Path | None) -> None:
+    """Refuse option combinations that cannot mean anything, before any image is read."""
+    if not images and case_dir is None:
+        raise UsageError("give at least one IMAGE, or --case CASE_DIR")
+    if images and case_dir is not None:
+        raise UsageError("give IMAGE... or --case CASE_DIR, not both")
+    if against is not None and len(images) != 1:
+        raise UsageError("--against compares one image with its source: give exactly one IMAGE")
+    if against is not None and against.is_dir():
+        raise InputError(f"{against}: is a directory, not a source device or file")
+    if logs and len(images) > 1:
+        raise UsageError("--log belongs to one image: give exactly one IMAGE with --log")
 
 
 def _jsonable(result: ImageVerification) -> dict[str, Any]:
