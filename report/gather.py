@@ -43,7 +43,9 @@ from bitwitness.report.model import (
 from bitwitness.templates import ReportSettings
 
 _QUIET_KEYS = frozenset({"tool_version", "host"})  # in every event; the timeline shows them
-_TARGET_KEYS = ("image", "images", "path", "target", "file")
+#: What a verify event names as verified: ``image_files`` is what ``bitwitness verify`` writes
+#: (bitwitness.verify.casework.custody_details); the others are older or hand-written events.
+_TARGET_KEYS = ("image_files", "image", "images", "path", "target", "file")
 _MANIFEST_KEYS = ("manifest", "manifest_path")
 _RECORDED_KEYS = ("manifest_sha256", "sha256")
 
@@ -61,10 +63,18 @@ def flatten(details: object, prefix: str = "") -> tuple[tuple[str, str], ...]:
         if isinstance(value, Mapping):
             out.extend(flatten(value, name))
         elif isinstance(value, list | tuple):
-            out.append((name, ", ".join(map(str, value))))
+            out.append((name, _listed(value)))
         else:
             out.append((name, "" if value is None else str(value)))
     return tuple(out)
+
+
+def _listed(values: Sequence[object]) -> str:
+    """A list as one line: scalars ``a, b``; records ``k=v, k=v; k=v, ...`` (never a repr)."""
+    if any(isinstance(v, Mapping) for v in values):
+        return "; ".join(", ".join(f"{k}={'' if x is None else x}" for k, x in v.items())
+                         if isinstance(v, Mapping) else str(v) for v in values)
+    return ", ".join(map(str, values))
 
 
 def event_fields(event: object) -> dict[str, Any]:
@@ -73,6 +83,21 @@ def event_fields(event: object) -> dict[str, Any]:
         return dict(event)
     names = ("seq", "time", "actor", "action", "evidence_id", "details", "prev")
     return {n: getattr(event, n, None) for n in names}
+
+
+def event_details(action: str, details: object) -> tuple[tuple[str, str], ...]:
+    """A custody event's details as the timeline lists them: as recorded, in recorded order,
+    except that a verify event's comparisons and problems read as sentences (the same rows as
+    the Verifications section) and its empty keys are left out."""
+    if action != "verify" or not isinstance(details, Mapping):
+        return flatten(details)
+    rows: list[tuple[str, str]] = []
+    for key, value in details.items():
+        if key in _VERIFY_ROWS:
+            rows.extend(_verify_rows({key: value}))
+        else:
+            rows.extend(flatten({key: value}))
+    return tuple(rows)
 
 
 def custody_entries(events: Iterable[object], first_bad_line: int | None) -> list[CustodyEntry]:
@@ -86,7 +111,7 @@ def custody_entries(events: Iterable[object], first_bad_line: int | None) -> lis
             actor=str(f.get("actor") or ""),
             action=str(f.get("action") or ""),
             evidence_id=str(f["evidence_id"]) if f.get("evidence_id") else None,
-            details=flatten(f.get("details") or {}),
+            details=event_details(str(f.get("action") or ""), f.get("details") or {}),
             line=line,
             suspect=first_bad_line is not None and line >= first_bad_line,
         ))
@@ -116,19 +141,56 @@ def _first(details: Mapping[str, Any], keys: Sequence[str]) -> Any:
 
 
 def verification_of(event: Mapping[str, Any], entry: CustodyEntry) -> Verification:
+    """A verify event as the Verifications section shows it.
+
+    Reads the keys ``bitwitness verify`` records (``verdict``, ``hashes``, ``image_files``,
+    ``media_size``, ``compared``, ``problems``, ``libewf_agrees``) into readable rows; any other
+    key is listed as recorded. ``suspect`` comes from the timeline entry of the same line.
+    """
     details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
     hashes_src = details.get("hashes") or details.get("computed") or {
         a: details[a] for a in ALGORITHMS if a in details}
     target = _first(details, _TARGET_KEYS)
     if isinstance(target, list | tuple):
         target = ", ".join(map(str, target))
-    used = {"verdict", "hashes", "computed", *ALGORITHMS, *_TARGET_KEYS, *_QUIET_KEYS}
+    used = {"verdict", "hashes", "computed", *ALGORITHMS, *_TARGET_KEYS, *_QUIET_KEYS,
+            *_VERIFY_ROWS}
     rest = {k: v for k, v in details.items() if k not in used}
     return Verification(
         time=entry.time, actor=entry.actor, evidence_id=entry.evidence_id,
         verdict=str(details.get("verdict") or "not recorded"),
-        target=str(target or ""), hashes=hash_values(hashes_src), details=flatten(rest),
+        target=str(target or ""), hashes=hash_values(hashes_src),
+        details=_verify_rows(details) + flatten(rest), line=entry.line, suspect=entry.suspect,
     )
+
+
+def _compared_text(value: object) -> str:
+    """``[{"algorithm", "scope", "source", "match"}, ...]`` -> ``md5 of media (source): match``."""
+    if not isinstance(value, list | tuple):
+        return str(value)
+    parts = []
+    for c in value:
+        if isinstance(c, Mapping) and {"algorithm", "match"} <= c.keys():
+            source = f" ({c['source']})" if c.get("source") else ""
+            parts.append(f"{c['algorithm']} of {c.get('scope') or 'media'}{source}: {c['match']}")
+        else:
+            parts.append(_listed([c]))
+    return "; ".join(parts)
+
+
+#: verify's own keys -> how each value reads; empty values are left out. The keys stay as
+#: recorded so that the JSON report's ``details`` keys do not depend on wording.
+_VERIFY_ROWS: dict[str, Any] = {
+    "media_size": lambda v: f"{v} bytes",
+    "compared": _compared_text,
+    "problems": lambda v: "; ".join(map(str, v)) if isinstance(v, list) else str(v),
+    "libewf_agrees": lambda v: {True: "yes", False: "NO"}.get(v, str(v)),
+}
+
+
+def _verify_rows(details: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((key, render(details[key])) for key, render in _VERIFY_ROWS.items()
+                 if details.get(key) not in (None, "", [], ()))
 
 
 def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) -> Export:
@@ -154,6 +216,7 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
         manifest=str(manifest or ""), manifest_sha256=actual,
         recorded_sha256=str(recorded).lower() if recorded else None, manifest_state=state,
         details=flatten({k: v for k, v in details.items() if k not in used}),
+        line=entry.line, suspect=entry.suspect,
     )
 
 

@@ -209,7 +209,7 @@ def _verifications(items: Sequence[Verification]) -> str:
         return ""
     out = [f"<h4>{_e(t.SECTION_TITLES['verification'])}</h4>"]
     for v in items:
-        cls = "bad-verdict" if v.verdict.upper() != "VERIFIED" else ""
+        cls = "bad-verdict" if t.flagged(v) else ""
         out.append(f'<p class="{cls}"><strong>{_e(t.verification_summary(v))}</strong></p>')
         if v.details:
             out.append(_kv(list(v.details)))
@@ -222,7 +222,7 @@ def _exports(items: Sequence[Export]) -> str:
         return ""
     out = [f"<h4>{_e(t.SECTION_TITLES['exports'])}</h4>"]
     for e in items:
-        cls = "problem" if e.manifest_state in ("differs", "missing") else ""
+        cls = "problem" if t.flagged(e) else ""
         out.append(f'<p class="{cls}"><strong>{_e(t.export_summary(e))}</strong></p>')
         out.append(_kv([("Manifest", e.manifest or "-"), *e.details]))
         hashes = [HashValue("sha256", e.manifest_sha256)] if e.manifest_sha256 else []

@@ -139,7 +139,11 @@ class CustodyEntry:
 
 @dataclass(frozen=True)
 class Verification:
-    """A ``verify`` custody event: when, by whom, the verdict and what was compared."""
+    """A ``verify`` custody event: when, by whom, the verdict and what was compared.
+
+    ``suspect`` is the timeline's mark carried over: a verdict recorded in the damaged part of the
+    custody log is shown as UNRELIABLE wherever it appears (section, summary, timeline).
+    """
 
     time: datetime | None
     actor: str
@@ -148,6 +152,8 @@ class Verification:
     target: str = ""
     hashes: tuple[HashValue, ...] = ()
     details: tuple[tuple[str, str], ...] = ()
+    line: int | None = None  # 1-based line of its custody event
+    suspect: bool = False  # recorded at or after the custody log's first bad line: UNRELIABLE
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,8 @@ class Export:
     recorded_sha256: str | None
     manifest_state: str
     details: tuple[tuple[str, str], ...] = ()
+    line: int | None = None  # 1-based line of its custody event
+    suspect: bool = False  # recorded at or after the custody log's first bad line: UNRELIABLE
 
 
 @dataclass(frozen=True)

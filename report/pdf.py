@@ -290,8 +290,8 @@ def _verifications(pdf: _ReportPDF, items: Sequence[Verification]) -> None:
         return
     pdf.heading(t.SECTION_TITLES["verification"], 3)
     for v in items:
-        bad = v.verdict.upper() != "VERIFIED"
-        pdf.paragraph(t.verification_summary(v), 9, bold=True, color=_RED if bad else None)
+        pdf.paragraph(t.verification_summary(v), 9, bold=True,
+                      color=_RED if t.flagged(v) else None)
         if v.details:
             pdf.key_values(list(v.details))
         pdf.hash_table(v.hashes)
@@ -302,8 +302,7 @@ def _exports(pdf: _ReportPDF, items: Sequence[Export]) -> None:
         return
     pdf.heading(t.SECTION_TITLES["exports"], 3)
     for e in items:
-        pdf.paragraph(t.export_summary(e), 9, bold=True,
-                      color=_RED if e.manifest_state in ("differs", "missing") else None)
+        pdf.paragraph(t.export_summary(e), 9, bold=True, color=_RED if t.flagged(e) else None)
         pdf.key_values([("Manifest", e.manifest or "-"), *e.details])
         hashes = []
         if e.manifest_sha256:

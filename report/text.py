@@ -114,9 +114,22 @@ def read_error_text(acq: Acquisition) -> str:
             f"written as zeros: sectors {ranges}.")
 
 
+#: Said of every verification or export recorded in the damaged part of the custody log.
+UNRELIABLE = ("UNRELIABLE: recorded at or after the custody log's first bad line, so this entry "
+              "cannot be relied upon")
+
+
 def verification_summary(v: Verification) -> str:
     target = f" of {v.target}" if v.target else ""
-    return f"{when(v.time)}: {v.verdict}{target} (by {text(v.actor)})"
+    line = f"{when(v.time)}: {v.verdict}{target} (by {text(v.actor)})"
+    return f"{line} - {UNRELIABLE}" if v.suspect else line
+
+
+def flagged(v: Verification | Export) -> bool:
+    """Whether a renderer shows the entry as a problem (bad verdict, bad manifest, unreliable)."""
+    if isinstance(v, Export):
+        return v.suspect or v.manifest_state in ("differs", "missing")
+    return v.suspect or v.verdict.upper() != "VERIFIED"
 
 
 def export_summary(e: Export) -> str:
@@ -127,7 +140,8 @@ def export_summary(e: Export) -> str:
         "unrecorded": "no hash was recorded at export",
         "none": "no manifest",
     }
-    return f"{when(e.time)} by {text(e.actor)}: {states.get(e.manifest_state, e.manifest_state)}"
+    line = f"{when(e.time)} by {text(e.actor)}: {states.get(e.manifest_state, e.manifest_state)}"
+    return f"{line} - {UNRELIABLE}" if e.suspect else line
 
 
 def custody_details(entry: CustodyEntry) -> str:
@@ -183,14 +197,27 @@ def summary_lines(data: ReportData) -> list[str]:
                 parts.append(f"{total} unreadable sector(s)")
         else:
             parts.append("no acquisition log")
-        verdicts = [v.verdict for v in data.verifications_of(item.evidence_id)]
-        parts.append(f"last verification {verdicts[-1]}" if verdicts else "never verified")
+        parts.append(_verified_phrase(data.verifications_of(item.evidence_id)))
         exports = data.exports_of(item.evidence_id)
         if exports:
             parts.append(f"{len(exports)} export(s)")
         lines.append(f"{item.evidence_id}: " + ", ".join(parts) + ".")
     lines.append(data.integrity.statement())
     return lines
+
+
+def _verified_phrase(verifications: tuple[Verification, ...]) -> str:
+    """The last verdict, and when that one is UNRELIABLE, the last one that is not."""
+    if not verifications:
+        return "never verified"
+    last = verifications[-1]
+    if not last.suspect:
+        return f"last verification {last.verdict}"
+    reliable = [v for v in verifications if not v.suspect]
+    before = (f"last reliable verification {reliable[-1].verdict} ({when(reliable[-1].time)})"
+              if reliable else "no reliable verification")
+    return (f"last verification {last.verdict} (UNRELIABLE: recorded after the custody log's "
+            f"first bad line), {before}")
 
 
 def environment_rows(data: ReportData) -> Rows:
