@@ -164,7 +164,8 @@ def test_refusals_exit_2(third_party: Path, tmp_path: Path) -> None:
     assert (tmp_path / "o.vhd").stat().st_size == src.stat().st_size + 512
 
 
-def test_convert_in_a_case_records_custody(tmp_path: Path) -> None:
+def test_convert_in_a_case_records_custody(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from bitwitness.case import Case
     from bitwitness.templates import load_template
 
@@ -174,11 +175,19 @@ def test_convert_in_a_case_records_custody(tmp_path: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     raw = folder / "disk.raw"
     raw.write_bytes(make_disk_bytes(1 << 20, seed=5))
-    result = run_bitwitness("convert", raw, "-o", folder / "disk-vm", "--to", "vmdk")
+    monkeypatch.chdir(folder)  # relative paths on the command line, as people type them
+    result = run_bitwitness("convert", "disk.raw", "-o", "disk-vm", "--to", "vmdk")
     assert result.exit_code == 0, result.stderr
     events = case.custody.events()
     assert (events[-1].action, events[-1].evidence_id) == ("convert", "HD1")
     assert events[-1].details["to"] == "vmdk"
     assert case.custody.verify().ok
+    # paths are absolute (the log outlives any working folder) and the log's hash is sha256sum's
+    details = events[-1].details
+    assert Path(details["image"]).is_absolute()
+    assert all(Path(p).is_absolute() for p in details["outputs"])
+    sha = subprocess.run(["sha256sum", details["log"]], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    assert details["log_sha256"] == sha
     log = json.loads((folder / "disk-vm.json").read_text())
     assert log["case"]["evidence_id"] == "HD1"

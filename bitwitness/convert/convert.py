@@ -33,7 +33,7 @@ from bitwitness.convert.casework import CaseLink, case_document, find_case, reco
 from bitwitness.convert.references import MediaReference, compare, media_references
 from bitwitness.convert.targets import UNUSABLE, build_sink, mark_unusable
 from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
-from bitwitness.hashing import DEFAULT_ALGORITHMS
+from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
@@ -175,10 +175,12 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
     record = replace(record, verification=verification)
     logs = _final(base, record, status, error, outputs, hashes=outcome.hashes,
                   unreadable=unreadable)
+    # Absolute paths, as acquire and export record them: the custody log outlives any cwd.
     seq = record_event(link, "convert", {
-        "image": str(image), "to": options.to.value, "status": status.value,
+        "image": str(image.absolute()), "to": options.to.value, "status": status.value,
         "verdict": verdict.value, "hashes": outcome.hashes,
-        "outputs": [str(o.path) for o in outputs], "log": str(logs[0])})
+        "outputs": [str(o.path.absolute()) for o in outputs],
+        "log": str(logs[0].absolute()), "log_sha256": file_sha256(logs[0])})
     return ConvertResult(
         status=status, verdict=verdict, error=error, image=image,
         image_format=stream.info.format, output_format=options.to, base=base,
