@@ -18,10 +18,7 @@ The same engine converts images (``operation="convert"``, source an open ImageSt
 from __future__ import annotations
 
 import errno
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -49,6 +46,7 @@ from bitwitness.errors import (
 )
 from bitwitness.hashing import DEFAULT_ALGORITHMS, parse_algorithms
 from bitwitness.progress import Mediator
+from bitwitness.signals import stop_on_signals
 from bitwitness.stream import ImageStream
 
 DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB ("1.4 GiB"), as ewfacquire
@@ -348,26 +346,6 @@ def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
                         for v in items]}
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` (a second one raises KeyboardInterrupt at once)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
     req = run.request
     facts: SourceFacts = source.facts
@@ -391,7 +369,7 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
         workers=req.workers, encode=req.format is OutputFormat.E01)
     start = 0
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             if req.resume:
                 start = resuming.reopen(run, pipeline)
                 run.reopened = True

@@ -26,10 +26,7 @@ case, appends a ``restore`` custody event carrying the log's path and SHA-256.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -60,6 +57,7 @@ from bitwitness.errors import BitWitnessError, ExitCode
 from bitwitness.hashing import DEFAULT_ALGORITHMS
 from bitwitness.image import open_image
 from bitwitness.progress import Mediator
+from bitwitness.signals import stop_on_signals
 from bitwitness.stream import ImageStream
 
 __all__ = ["RestoreRefusedError", "RestoreResult", "RestoreVerdict", "TargetSink", "check_target",
@@ -165,27 +163,6 @@ def restore_image(image: Path, target: Path, mediator: Mediator, *, verify: bool
         stream.close()
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` (the current block is finished); a second one raises
-    KeyboardInterrupt at once. Only the main thread can install handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def _restore(stream: ImageStream, plan: _Plan, mediator: Mediator,
              stop: threading.Event) -> RestoreResult:
     references, _notes = media_references(stream, list(plan.files))
@@ -210,7 +187,7 @@ def _restore(stream: ImageStream, plan: _Plan, mediator: Mediator,
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise OutputError(f"cannot start the restore log at {base}.json ({reason}); nothing was "
                           f"written to {plan.target}") from exc
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         run = _write_and_check(stream, source, sink, plan, mediator=mediator, stop=stop,
                                references=references)
     return _finish(plan, base, replace(record, **run))
