@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -148,6 +149,8 @@ class _Run:
     resumed_from: int | None = None
     resume_log: dict[str, Any] | None = None  #: the interrupted run's log (--resume)
     reopened: bool = False  #: --resume: the outputs are reopened and the prefix re-hashed
+    #: E01 set identifier shared by every copy written in this run (byte-identical copies)
+    guid: bytes = field(default_factory=lambda: uuid.uuid4().bytes_le)
 
 
 # --- request checks --------------------------------------------------------------------------
@@ -284,7 +287,7 @@ def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> Any:
     return EwfSink(base, media_size=run.media_size, metadata=meta, compression=req.compression,
                    segment_size=req.segment_size, bytes_per_sector=run.sector_size,
                    sectors_per_chunk=req.chunk_sectors, overwrite=req.overwrite,
-                   removable=facts.removable)
+                   removable=facts.removable, guid=run.guid)
 
 
 def _check_outputs(run: _Run, facts: SourceFacts) -> None:

@@ -326,10 +326,12 @@ class EwfSink:
 
     def __init__(self, base: Path, *, media_size: int, metadata: Any, compression: str,
                  segment_size: int, bytes_per_sector: int, sectors_per_chunk: int,
-                 overwrite: bool = False, removable: bool = False) -> None:
+                 overwrite: bool = False, removable: bool = False,
+                 guid: bytes | None = None) -> None:
         self.base = base
         self.media_size = media_size
         self.metadata = metadata
+        self.guid = guid
         self.compression = compression
         self.segment_size = segment_size
         self.bytes_per_sector = bytes_per_sector
@@ -363,7 +365,7 @@ class EwfSink:
             self.base, media_size=self.media_size, metadata=self.metadata,
             bytes_per_sector=self.bytes_per_sector, sectors_per_chunk=self.sectors_per_chunk,
             compression=ewf.Compression(self.compression), segment_size=self.segment_size,
-            media_type=media_type, overwrite=self.overwrite)
+            media_type=media_type, overwrite=self.overwrite, guid=self.guid)
 
     def resume(self) -> int:
         """Reopen an interrupted set; returns the media bytes it durably holds."""

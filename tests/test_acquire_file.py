@@ -152,6 +152,10 @@ def test_second_output_is_an_identical_copy(tmp_path: Path) -> None:
         assert check.returncode == 0, check.stdout
         assert _tool_hash("md5sum", src) in check.stdout
     assert (tmp_path / "b" / "img.json").is_file()
+    # the two copies are the same bytes (one set identifier and acquisition time for both)
+    same = subprocess.run(["cmp", str(tmp_path / "a" / "img.E01"), str(tmp_path / "b" / "img.E01")],
+                          capture_output=True, text=True, check=False)
+    assert same.returncode == 0, same.stdout
 
 
 def test_existing_output_is_refused_and_left_untouched(tmp_path: Path) -> None:

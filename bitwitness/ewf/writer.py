@@ -97,7 +97,12 @@ class EwfWriter:
                  compression: Compression = Compression.FAST,
                  segment_size: int = DEFAULT_SEGMENT_SIZE,
                  media_type: MediaType = MediaType.FIXED, physical: bool = True,
-                 overwrite: bool = False, sync: bool = True) -> None:
+                 overwrite: bool = False, sync: bool = True,
+                 guid: bytes | None = None) -> None:
+        """``guid``: the 16-byte set identifier (Windows byte order); random when ``None``.
+        Two copies written in one pass share it, so that they are byte-identical."""
+        if guid is not None and len(guid) != 16:
+            raise ValueError("an EWF set identifier is 16 bytes")
         self._configure(base, media_size=media_size, bytes_per_sector=bytes_per_sector,
                         sectors_per_chunk=sectors_per_chunk, compression=compression,
                         segment_size=segment_size)
@@ -114,7 +119,7 @@ class EwfWriter:
             sector_count=(media_size or 0) // bytes_per_sector,
             media_flags=st.FLAG_IMAGE | (st.FLAG_PHYSICAL if physical else 0),
             compression_level=VOLUME_LEVEL[self.compression],
-            error_granularity=sectors_per_chunk, guid=uuid.uuid4().bytes_le)
+            error_granularity=sectors_per_chunk, guid=guid or uuid.uuid4().bytes_le)
         fields = header_fields(metadata)
         self._header2 = compress_header(header2_text(fields))
         self._header = compress_header(header_text(fields))
