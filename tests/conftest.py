@@ -30,10 +30,11 @@ def _fixture_state() -> dict[str, tuple[int, int]]:
             for p in sorted(THIRD_PARTY.rglob("*"))}
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _third_party_untouched() -> Any:
-    """Rule 1 for the whole suite: the shared evidence fixtures are never written, added to or
-    removed from (we run as root, so their read-only modes alone do not stop a stray write)."""
+    """Rule 1 for every test: the shared evidence fixtures are never written, added to or
+    removed from (we run as root, so their read-only modes alone do not stop a stray write).
+    Checked around each test, so a failure names the test that did it."""
     if not THIRD_PARTY.is_dir():
         yield
         return
@@ -41,7 +42,7 @@ def _third_party_untouched() -> Any:
     yield
     after = _fixture_state()
     assert after == before, (
-        "the test run changed ../shared/fixtures/third-party: "
+        "this test changed ../shared/fixtures/third-party: "
         f"added {sorted(set(after) - set(before))}, removed {sorted(set(before) - set(after))}, "
         f"changed {sorted(k for k in before.keys() & after.keys() if before[k] != after[k])}")
 

@@ -15,16 +15,7 @@ import pytest
 from conftest import make_disk_bytes, require_root, require_tool, run_bitwitness, snapshot
 
 Loop = Callable[[Path], Path]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "third-party"
 
-
-@pytest.fixture(autouse=True)
-def _shared_fixtures_untouched() -> Iterator[None]:
-    """Restores of the shared fixtures log into tmp_path (as root, folder modes do not stop us)."""
-    before = sorted(p.name for p in SHARED.iterdir()) if SHARED.is_dir() else None
-    yield
-    if before is not None:
-        assert sorted(p.name for p in SHARED.iterdir()) == before
 
 
 def _md5sum(path: Path, length: int | None = None) -> str:

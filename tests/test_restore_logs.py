@@ -12,24 +12,13 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from conftest import make_disk_bytes, require_root, require_tool, run_bitwitness, snapshot
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "third-party"
-
-
-@pytest.fixture(autouse=True)
-def _shared_fixtures_untouched() -> Iterator[None]:
-    """No restore may leave a log in the shared fixtures (we run as root: modes do not stop us)."""
-    before = sorted(p.name for p in SHARED.iterdir()) if SHARED.is_dir() else None
-    yield
-    if before is not None:
-        assert sorted(p.name for p in SHARED.iterdir()) == before
 
 
 def _digest(tool: str, path: Path, length: int | None = None) -> str:
