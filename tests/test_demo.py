@@ -65,3 +65,17 @@ def test_demo_refuses_a_foreign_folder(tmp_path: Path) -> None:
     assert "already exists" in r.stderr
     assert (tmp_path / "precious.txt").read_text() == "not a demo"
     assert "Traceback" not in r.stderr
+
+
+def test_demo_default_folder_is_never_reused(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running the README's demo command twice works and leaves the first run as it was."""
+    from bitwitness.cli.commands.demo import _free_default
+
+    monkeypatch.chdir(tmp_path)
+    assert _free_default() == Path("bitwitness-demo")
+    (tmp_path / "bitwitness-demo").mkdir()
+    assert _free_default() == Path("bitwitness-demo")  # empty: usable
+    (tmp_path / "bitwitness-demo" / "x").write_text("earlier run")
+    (tmp_path / "bitwitness-demo-2").write_text("a file in the way")
+    assert _free_default() == Path("bitwitness-demo-3")

@@ -61,20 +61,34 @@ def _prepare(folder: Path, overwrite: bool) -> None:
     (folder / DEMO_MARKER).write_text("made by 'bitwitness demo'; safe to delete\n")
 
 
+DEFAULT_FOLDER = Path("bitwitness-demo")
+
+
+def _free_default() -> Path:
+    """``bitwitness-demo``, or ``bitwitness-demo-2``, ``-3``... when taken: running the README's
+    demo command again works without overwriting the earlier run."""
+    candidate, n = DEFAULT_FOLDER, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        n += 1
+        candidate = DEFAULT_FOLDER.with_name(f"{DEFAULT_FOLDER.name}-{n}")
+    return candidate
+
+
 @click.command("demo")
-@click.argument("folder", required=False, type=click.Path(path_type=Path),
-                default=Path("bitwitness-demo"))
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
 @click.option("--overwrite", is_flag=True,
               help="Replace FOLDER if an earlier demo made it (never any other folder).")
-def command(folder: Path, overwrite: bool) -> None:
-    """Run the whole job on the packaged sample disk inside FOLDER (default ./bitwitness-demo).
+def command(folder: Path | None, overwrite: bool) -> None:
+    """Run the whole job on the packaged sample disk inside FOLDER.
+
+    Without FOLDER: ./bitwitness-demo, or the next free ./bitwitness-demo-N.
 
     Sample disk -> case -> acquire (E01) -> verify -> partitions, file listings -> export one
     file -> reports (PDF, HTML, JSON) -> custody log check. Each step shows its command line.
     """
     from bitwitness.sample import description, materialize
 
-    folder = folder.absolute()
+    folder = (folder if folder is not None else _free_default()).absolute()
     _prepare(folder, overwrite)
     sample = description()
     drive = materialize(folder / "seized-drive.img")
