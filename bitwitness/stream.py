@@ -135,7 +135,7 @@ class ImageStream(io.RawIOBase):
         align = self.alignment
         first = offset - offset % align
         last = min(-(-end // align) * align, self._size)
-        if last - first == align or (last == self._size and last - first <= align):
+        if last - first <= align:  # one block (``last`` is aligned, or the media's end)
             block = self._cached_block(first, last - first)
         else:
             block = self._read_aligned(first, last - first)

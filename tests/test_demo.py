@@ -8,22 +8,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require_tool, run_bitwitness
+from conftest import CliResult, require_tool, run_bitwitness
 
 from bitwitness.sample import description
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult]:
     folder = tmp_path_factory.mktemp("demo") / "run"
     result = run_bitwitness("demo", folder)
     return folder, result
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
+def test_demo_runs_end_to_end(demo: tuple[Path, CliResult]) -> None:
     folder, result = demo
-    assert result.exit_code == 0, result.stderr  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.stderr
     sample = description()
     image = folder / "case" / "evidence" / "disk01" / "disk01.E01"
     assert image.is_file()
@@ -48,7 +48,7 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
 
 
 @pytest.mark.slow
-def test_demo_image_passes_ewfverify(demo: tuple[Path, object]) -> None:
+def test_demo_image_passes_ewfverify(demo: tuple[Path, CliResult]) -> None:
     require_tool("ewfverify")
     folder, _ = demo
     image = folder / "case" / "evidence" / "disk01" / "disk01.E01"
