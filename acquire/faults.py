@@ -49,7 +49,8 @@ class FaultySource:
         hi = bisect.bisect_right(keys, last)
         return keys[lo:hi]
 
-    def read(self, offset: int, length: int) -> bytes:
+    def _check(self, offset: int, length: int) -> None:
+        """Raise the injected error when this read touches a failing sector."""
         if self._before_read is not None:
             self._before_read(offset, length)
         first = offset // self.sector_size
@@ -65,7 +66,14 @@ class FaultySource:
                 self.failed_reads += 1
         if fail:
             raise ReadError(offset, length, "injected read error")
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check(offset, length)
         return self.inner.read(offset, length)
+
+    def readinto(self, offset: int, view: memoryview) -> None:
+        self._check(offset, len(view))
+        self.inner.readinto(offset, view)
 
     def close(self) -> None:
         self.inner.close()

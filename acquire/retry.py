@@ -66,6 +66,52 @@ def read_with_retries(reader: Reader, offset: int, length: int, *, sector_size: 
     return ReadOutcome(b"".join(ctx.parts), tuple(merge_ranges(ctx.bad)), total)
 
 
+class IntoReader(Reader, Protocol):
+    """A :class:`Reader` that can also fill a caller's buffer (see :meth:`Source.readinto`)."""
+
+    def readinto(self, offset: int, view: memoryview) -> None: ...
+
+
+@dataclass(frozen=True)
+class FillOutcome:
+    """What :func:`read_into_with_retries` did: the zero-filled ranges and the reads issued."""
+
+    bad: tuple[tuple[int, int], ...]  #: (first_sector, sector_count), merged, in order
+    attempts: int
+
+
+def read_into_with_retries(reader: Reader | IntoReader, offset: int, view: memoryview, *,
+                           sector_size: int, retries: int,
+                           stop: threading.Event | None = None) -> FillOutcome:
+    """:func:`read_with_retries` into ``view`` (its length is the read's length).
+
+    The whole-block attempts read straight into the buffer when the reader can; only a block
+    that keeps failing is narrowed down through :func:`read_with_retries`' logic and copied in.
+    The attempts and their order are exactly those of :func:`read_with_retries`.
+    """
+    readinto = getattr(reader, "readinto", None)
+    if readinto is None:
+        outcome = read_with_retries(reader, offset, len(view), sector_size=sector_size,
+                                    retries=retries, stop=stop)
+        view[:] = outcome.data
+        return FillOutcome(outcome.bad, outcome.attempts)
+    if offset % sector_size:
+        raise ValueError(f"offset {offset} is not a multiple of the sector size {sector_size}")
+    tries = 1 + retries
+    for attempt in range(1, tries + 1):
+        if stop is not None and attempt > 1 and stop.is_set():
+            raise StopRequested
+        try:
+            readinto(offset, view)
+        except ReadError:
+            continue
+        return FillOutcome((), attempt)
+    ctx = _Narrowing(reader, sector_size, retries, stop)
+    total = tries + _narrow(ctx, offset, len(view))
+    view[:] = b"".join(ctx.parts)
+    return FillOutcome(tuple(merge_ranges(ctx.bad)), total)
+
+
 @dataclass
 class _Narrowing:
     """State of one narrowing-down: where the pieces and the bad sectors go."""

@@ -1,7 +1,9 @@
 """Where the media goes: E01 (through :class:`bitwitness.ewf.EwfWriter`) or raw, single or split.
 
 A sink receives blocks strictly in media order. ``encode`` is pure and thread-safe (the pipeline
-runs it in a pool); ``write``, ``finish`` and ``abort`` run in one thread. ``finish`` makes the
+runs it in a pool); ``write``, ``finish`` and ``abort`` run in one thread. A block is a view of
+one of the pipeline's reusable buffers: valid only until ``write`` returns, so a sink writes it
+out (or copies what it keeps) before returning, and keeps no view of it. ``finish`` makes the
 output final (E01 ``done``; raw files renamed from ``.partial`` and their sidecars written);
 ``abort`` leaves it visibly unfinished (E01 without ``done``; raw files keep ``.partial``), so
 nothing interrupted can pose as a complete image.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
@@ -43,11 +44,11 @@ class Sink(Protocol):
     def planned_paths(self) -> list[Path]:
         """Every path this sink may create (for the overwrite check)."""
 
-    def encode(self, data: bytes) -> Any:
+    def encode(self, data: memoryview) -> Any:
         """Turn a block into what ``write`` takes; pure and thread-safe."""
 
-    def write(self, encoded: Any, data: bytes) -> None:
-        """Append one block (in media order)."""
+    def write(self, encoded: Any, data: memoryview) -> None:
+        """Append one block (in media order); ``data`` is only valid during the call."""
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
@@ -148,10 +149,10 @@ class RawSink:
             self._piece_hashes[self._piece] = self._piece_hasher.close()
             self._piece_hasher = None
 
-    def encode(self, data: bytes) -> Any:
+    def encode(self, data: memoryview) -> Any:
         return None
 
-    def write(self, encoded: Any, data: bytes) -> None:
+    def write(self, encoded: Any, data: memoryview) -> None:
         view = memoryview(data)
         while view:
             piece_end = (self._piece + 1) * self.split if self.split else self.media_size
@@ -163,8 +164,8 @@ class RawSink:
                 raise RuntimeError("raw sink written before prepare() or resume()")
             part = view[:room]
             _write_all(self._fd, part)
-            if self._piece_hasher is not None:
-                self._piece_hasher.update(data if len(part) == len(data) else bytes(part))
+            if self._piece_hasher is not None:  # hashed later, in its threads: a copy
+                self._piece_hasher.update(bytes(part))
             self.written += len(part)
             view = view[len(part):]
 
@@ -251,69 +252,6 @@ def file_hashes(path: Path, algorithms: Sequence[str] = (SEGMENT_FILE_HASH,)) ->
     return hasher.hexdigests()
 
 
-class GrowingFileHasher:
-    """Hashes of files while they are being written, from a thread of its own.
-
-    Why: the log lists every output file with its own hash, and reading a whole segment back
-    after its last chunk puts ~0.35 s per GiB of output on the critical path, when the media
-    hashes are already done. Here the writer's thread says how far a file is final
-    (:meth:`advance`); one background thread reads those bytes back (from the page cache, where
-    they were just written) and hashes them, in order, while later chunks are still being
-    encoded. :meth:`hexdigests` then only hashes the last few MiB.
-    """
-
-    def __init__(self, algorithms: Sequence[str] = (SEGMENT_FILE_HASH,)) -> None:
-        self.algorithms = tuple(algorithms)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="segment-hash")
-        self._files: dict[Path, tuple[MultiHasher, int]] = {}
-        self._pending: list[Future[None]] = []
-
-    def advance(self, path: Path, end: int) -> None:
-        """Bytes ``[0, end)`` of ``path`` are final: hash what was not handed over yet."""
-        hasher, done = self._files.get(path) or (MultiHasher(self.algorithms), 0)
-        if end > done:
-            self._pending.append(self._pool.submit(_hash_span, path, hasher, done, end))
-            self._pending = [f for f in self._pending if not f.done() or f.exception()]
-        self._files[path] = (hasher, max(done, end))
-
-    def handed_over(self, path: Path) -> int:
-        """How many bytes of ``path`` were handed to the thread so far."""
-        entry = self._files.get(path)
-        return entry[1] if entry else 0
-
-    def hexdigests(self, path: Path, size: int) -> dict[str, str]:
-        """The hashes of ``path``, final at ``size`` bytes (raises what reading raised)."""
-        self.advance(path, size)
-        failed = False
-        for future in self._pending:
-            try:
-                future.result()
-            except OSError:
-                failed = True  # read again below, in this thread, where its error belongs
-        self._pending = []
-        hasher, done = self._files[path]
-        if failed or done != size:  # changed after it was said final: never trust a mix
-            return file_hashes(path, self.algorithms)
-        return hasher.hexdigests()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _hash_span(path: Path, hasher: MultiHasher, start: int, end: int) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        pos = start
-        while pos < end:
-            block = os.pread(fd, min(4 << 20, end - pos), pos)
-            if not block:
-                raise OSError(f"{path} ended at byte {pos}, expected {end}")
-            hasher.update(block)
-            pos += len(block)
-    finally:
-        os.close(fd)
-
-
 def _write_all(fd: int, data: memoryview | bytes) -> None:
     view = memoryview(data)
     while view:
@@ -341,9 +279,6 @@ class EwfSink:
         self.removable = removable
         self._writer: Any = None
         self._ewf: Any = None
-        #: segment files hashed in the background while they are written
-        self._files: GrowingFileHasher | None = None
-        self._closed_seen = 0  #: segments already handed over whole
 
     def _api(self) -> Any:
         if self._ewf is None:
@@ -365,7 +300,8 @@ class EwfSink:
             self.base, media_size=self.media_size, metadata=self.metadata,
             bytes_per_sector=self.bytes_per_sector, sectors_per_chunk=self.sectors_per_chunk,
             compression=ewf.Compression(self.compression), segment_size=self.segment_size,
-            media_type=media_type, overwrite=self.overwrite, guid=self.guid)
+            media_type=media_type, overwrite=self.overwrite, guid=self.guid,
+            file_hashes=(SEGMENT_FILE_HASH,))
 
     def resume(self) -> int:
         """Reopen an interrupted set; returns the media bytes it durably holds."""
@@ -375,62 +311,28 @@ class EwfSink:
             compression=ewf.Compression(self.compression))
         return int(durable)
 
-    def encode(self, data: bytes) -> Any:
+    def encode(self, data: memoryview) -> Any:
         ewf = self._api()
         return ewf.encode_chunks(data, self.chunk_size, ewf.Compression(self.compression))
 
-    def write(self, encoded: Any, data: bytes) -> None:
+    def write(self, encoded: Any, data: memoryview) -> None:
         writer = self._writer
         for chunk in encoded:
-            writer.write_encoded(chunk)
-        self._hand_over(final=False)
-
-    #: Hand the segment hasher new final bytes once this many have gathered (fewer, larger
-    #: reads; the last span left for finish() stays below a group plus this).
-    HASH_STEP = 8 << 20
-
-    def _hand_over(self, *, final: bool) -> None:
-        """Give the background hasher every byte the writer has made final so far."""
-        if self._files is None:
-            self._files = GrowingFileHasher()
-        segments = [Path(p) for p in self._writer.segments]
-        last = len(segments) if final else len(segments) - 1
-        for path in segments[self._closed_seen:last]:  # closed (and fsynced) segments
-            self._files.advance(path, path.stat().st_size)
-        self._closed_seen = max(self._closed_seen, last)
-        if not final and segments:
-            current = segments[-1]
-            stable = self._writer.stable_offset
-            if stable - self._files.handed_over(current) >= self.HASH_STEP:
-                self._files.advance(current, stable)
+            writer.write_encoded(chunk)  # keeps a copy of a raw chunk's view, never the view
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
+        """Close the set; each segment's SHA-256 is the one the writer computed while writing
+        it, or (after a resume, or a patch) read back from the file."""
         result = self._writer.close(md5=hashes["md5"], sha1=hashes["sha1"], errors=list(errors))
-        rewritten = self._writer.rewritten_segments
-        try:
-            outputs = []
-            for index, name in enumerate(result.segments):
-                path = Path(name)
-                size = path.stat().st_size
-                if index in rewritten:  # patched after it was handed over: read it again
-                    digest = file_hashes(path)
-                else:
-                    if self._files is None:
-                        self._files = GrowingFileHasher()
-                    digest = self._files.hexdigests(path, size)
-                outputs.append(OutputFile(path, size, digest))
-            return outputs
-        finally:
-            self._stop_hashing()
-
-    def _stop_hashing(self) -> None:
-        if self._files is not None:
-            self._files.close()
-            self._files = None
+        outputs = []
+        for name in result.segments:
+            path = Path(name)
+            digest = result.file_hashes.get(path) or file_hashes(path)
+            outputs.append(OutputFile(path, path.stat().st_size, dict(digest)))
+        return outputs
 
     def abort(self) -> list[OutputFile]:
-        self._stop_hashing()
         if self._writer is None:
             return []
         self._writer.abort()

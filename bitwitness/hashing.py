@@ -13,7 +13,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from bitwitness.errors import UsageError
@@ -68,14 +68,18 @@ class ThreadedHasher:
     the memory held: at most ``depth`` buffers wait per algorithm.
     """
 
-    def __init__(self, algorithms: Iterable[str] = DEFAULT_ALGORITHMS, depth: int = 16) -> None:
+    def __init__(self, algorithms: Iterable[str] = DEFAULT_ALGORITHMS, depth: int = 16,
+                 inline: Iterable[str] = ()) -> None:
         self.algorithms = parse_algorithms(algorithms)
         self.bytes_hashed = 0
         self._queues: dict[str, queue.Queue[object]] = {}
         self._hashes = {name: hashlib.new(name) for name in self.algorithms}
+        self._inline = [self._hashes[name] for name in self.algorithms if name in set(inline)]
         self._threads: list[threading.Thread] = []
         self._closed = False
         for name in self.algorithms:
+            if name in set(inline):
+                continue
             q: queue.Queue[object] = queue.Queue(maxsize=depth)
             self._queues[name] = q
             t = threading.Thread(
@@ -84,19 +88,36 @@ class ThreadedHasher:
             t.start()
             self._threads.append(t)
 
+    @property
+    def width(self) -> int:
+        """How many threads take each buffer (so how many times ``done`` is called per update)."""
+        return len(self._queues)
+
     @staticmethod
     def _run(h: hashlib._Hash, q: queue.Queue[object]) -> None:
         while True:
             item = q.get()
             if item is _STOP:
                 return
-            h.update(item)  # type: ignore[arg-type]
+            data, done = item  # type: ignore[misc]
+            h.update(data)
+            if done is not None:
+                done()
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview,
+               done: Callable[[], None] | None = None) -> None:
+        """Hash ``data`` in every algorithm's thread.
+
+        Without ``done`` the caller must never change ``data`` afterwards. With it, each thread
+        calls ``done()`` once it has finished with ``data`` (:attr:`width` calls in all): the
+        acquisition pipeline uses that to put a reusable buffer back into service.
+        """
         if self._closed:
             raise RuntimeError("hasher already closed")
         for q in self._queues.values():
-            q.put(data)
+            q.put((data, done))
+        for h in self._inline:
+            h.update(data)
         self.bytes_hashed += len(data)
 
     def close(self) -> dict[str, str]:

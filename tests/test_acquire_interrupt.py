@@ -7,6 +7,7 @@ hashes and bytes as the source (checked with md5sum, ewfverify and pyewf).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -119,6 +120,10 @@ def test_interrupted_e01_is_incomplete_and_resumes_to_a_verified_image(tmp_path:
     assert res.exit_code == 0, res.stderr
     assert res.json()["hashes"]["md5"] == _md5(src)
     assert 0 < res.json()["resumed_from"] < SIZE  # whole segments were kept, not rewritten
+    outputs = {Path(o["path"]).name: o["hashes"]["sha256"]  # the files as they ended up
+               for o in json.loads((tmp_path / "img.json").read_text())["outputs"]}
+    assert outputs == {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                       for p in tmp_path.glob("img.E??")}
     check = subprocess.run(["ewfverify", "-q", str(tmp_path / "img.E01")], capture_output=True,
                            text=True, check=False)
     assert check.returncode == 0, check.stdout

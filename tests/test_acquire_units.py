@@ -116,14 +116,20 @@ def test_a_vanished_source_fails_cleanly_and_can_be_resumed(
     data = make_disk_bytes(3 * MIB, seed=53)
     src = tmp_path / "disk.bin"
     src.write_bytes(data)
-    real_pread = os.pread
+    real_pread, real_preadv = os.pread, os.preadv
 
     def unplugged(fd: int, length: int, offset: int) -> bytes:
         if offset >= 2 * MIB:
             raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
         return real_pread(fd, length, offset)
 
+    def unplugged_into(fd: int, buffers: list[memoryview], offset: int) -> int:
+        if offset >= 2 * MIB:
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+        return real_preadv(fd, buffers, offset)
+
     monkeypatch.setattr(source_module.os, "pread", unplugged)
+    monkeypatch.setattr(source_module.os, "preadv", unplugged_into)
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw")
     monkeypatch.undo()
     assert res.exit_code == 2

@@ -141,10 +141,10 @@ class TargetSink:
             with contextlib.suppress(OSError):
                 self.target.unlink()
 
-    def encode(self, data: bytes) -> Any:
+    def encode(self, data: memoryview) -> Any:
         return None
 
-    def write(self, encoded: Any, data: bytes) -> None:
+    def write(self, encoded: Any, data: memoryview) -> None:
         """Write the next block; ``written`` counts every byte the kernel took, so that after a
         failure the log says exactly how far the target was overwritten."""
         assert self._fd is not None

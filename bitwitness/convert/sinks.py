@@ -35,10 +35,10 @@ class WriterSink:
                     raise OutputExistsError(path)
         self._writer = self._factory()
 
-    def encode(self, data: bytes) -> Any:
+    def encode(self, data: memoryview) -> Any:
         return None  # nothing to precompute: the writers store the media as it is
 
-    def write(self, encoded: Any, data: bytes) -> None:
+    def write(self, encoded: Any, data: memoryview) -> None:
         assert self._writer is not None, "prepare() first"
         self._writer.write(data)
 

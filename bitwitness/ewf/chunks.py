@@ -32,16 +32,37 @@ VOLUME_LEVEL = {Compression.NONE: 0, Compression.EMPTY: 0, Compression.FAST: 1,
 
 @dataclass(frozen=True)
 class EncodedChunk:
-    """A chunk as stored: ``payload`` is the zlib stream, or the raw bytes + LE Adler-32."""
+    """A chunk as stored: ``body`` then ``trailer`` (§6.1).
 
-    payload: bytes
+    A compressed chunk's body is its zlib stream and the trailer is empty; a raw chunk's body is
+    the media bytes themselves and the trailer their LE Adler-32. Why two parts: a raw chunk's
+    body is a view into the caller's buffer, written out with ``writev`` and never copied; such
+    a chunk is valid only while that buffer is (the acquisition pipeline writes a block before
+    reusing its buffer).
+    """
+
+    body: bytes | memoryview
     compressed: bool
     raw_length: int
+    trailer: bytes = b""
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes the chunk takes in the segment file."""
+        return len(self.body) + len(self.trailer)
+
+    @property
+    def payload(self) -> bytes:
+        """The stored bytes as one object (for tests and small callers; copies a raw chunk)."""
+        return bytes(self.body) + self.trailer
 
 
 @cache
-def _zeros(length: int) -> bytes:
-    return bytes(length)
+def _zeros(length: int) -> bytearray:
+    """A zero buffer to compare with. A bytearray on purpose: ``bytearray == anything with the
+    buffer protocol`` is one ``memcmp``, where a memoryview compares element by element (~40x
+    slower) and bytes refuses other types. Never handed out, never changed."""
+    return bytearray(length)
 
 
 @cache
@@ -76,7 +97,7 @@ def _looks_incompressible(data: bytes | memoryview) -> bool:
 
 def _stored(data: bytes | memoryview) -> EncodedChunk:
     trailer = (isal_zlib.adler32(data) & 0xFFFF_FFFF).to_bytes(4, "little")
-    return EncodedChunk(b"".join((data, trailer)), False, len(data))
+    return EncodedChunk(data, False, len(data), trailer)
 
 
 def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression) -> EncodedChunk:
@@ -90,8 +111,7 @@ def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression)
     if compression is Compression.NONE:
         return _stored(data)
     length = len(data)
-    # bytes == bytes is a memcmp; a memoryview compares element by element (4x slower)
-    zero = (data if isinstance(data, bytes) else bytes(data)) == _zeros(length)
+    zero = _zeros(length) == data
     if compression is Compression.EMPTY and not zero:
         return _stored(data)
     level = _ISAL_LEVEL[compression]
@@ -106,23 +126,24 @@ def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression)
     return _stored(data)
 
 
-def encode_chunks(data: bytes, chunk_size: int, compression: Compression) -> list[EncodedChunk]:
+def encode_chunks(data: bytes | bytearray | memoryview, chunk_size: int,
+                  compression: Compression) -> list[EncodedChunk]:
     """Encode a block of consecutive chunks in one call (one worker task per block, not per
     chunk, keeps the pool's per-task overhead off the critical path); the last may be short.
 
     A block of zeros (a third of a typical disk) costs one compare: every chunk of it shares the
-    constant encoding of a zero chunk.
+    constant encoding of a zero chunk. Raw chunks are views into ``data`` (see
+    :class:`EncodedChunk`).
     """
     compression = Compression(compression)
-    length = len(data)
+    view = memoryview(data)
+    length = len(view)
     if (compression is not Compression.NONE and length and length % chunk_size == 0
-            and data == _zeros(length)):
+            and _zeros(length) == view):
         zero = EncodedChunk(_zero_chunk(chunk_size, _ISAL_LEVEL[compression]), True, chunk_size)
-        if len(zero.payload) < chunk_size:
+        if zero.stored_size < chunk_size:
             return [zero] * (length // chunk_size)
-    if not isinstance(data, bytes):
-        data = bytes(data)
-    return [encode_chunk(data[i:i + chunk_size], compression)
+    return [encode_chunk(view[i:i + chunk_size], compression)
             for i in range(0, length, chunk_size)]
 
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from bitwitness.errors import IncompleteImageError, UsageError
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.chunks import Compression
+from bitwitness.ewf.gather import GatherWriter
 from bitwitness.ewf.layout import ChunkGroup, load_layout
 from bitwitness.ewf.naming import segment_path
-from bitwitness.ewf.writer import BUFFER_SIZE
 
 if TYPE_CHECKING:
     from bitwitness.ewf.writer import EwfWriter
@@ -139,10 +139,10 @@ def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
         writer._open_segment()
     else:
         assert keep_point is not None
-        fh = last_path.open("r+b", buffering=BUFFER_SIZE)
+        fh = last_path.open("r+b", buffering=0)
         fh.truncate(keep_point)
         fh.seek(keep_point)
-        writer._file = fh
+        writer._file = GatherWriter(fh, background=True)
         writer._pos = keep_point
         writer._remaining = segment_size - st.DESCRIPTOR_SIZE - keep_point
         writer._groups_in_segment = in_last

@@ -1,11 +1,14 @@
 """Streaming E01 writer (EnCase 6 layout, as ewfacquire writes it; recipe in §9 of the brief).
 
 Chunks arrive strictly in media order, already encoded (:func:`encode_chunk` runs in the caller's
-worker pool); :meth:`EwfWriter.write_encoded` only appends bytes through a large buffer and seeks
-back once per sectors group to fill in its descriptor. Hashes and read-error ranges are handed
-over at :meth:`EwfWriter.close`, which writes error2, digest, hash and finally ``done``: until
-then the set is INCOMPLETE for every reader, never a valid image. An interrupted set can be
-continued with :meth:`EwfWriter.resume` (see :mod:`bitwitness.ewf.resume`).
+worker pool). :meth:`EwfWriter.write_encoded` gathers a sectors group in memory and writes it
+whole once it closes: its ``sectors`` descriptor (whose size is known only then), the chunks, then
+``table`` and ``table2``, through a :class:`~bitwitness.ewf.gather.GatherWriter` (``writev``).
+Every byte is written once, final and in file order, so the writer can hash each segment file as
+it writes it (``file_hashes``) instead of reading it back afterwards. Hashes and read-error
+ranges are handed over at :meth:`EwfWriter.close`, which writes error2, digest, hash and finally
+``done``: until then the set is INCOMPLETE for every reader, never a valid image. An interrupted
+set can be continued with :meth:`EwfWriter.resume` (see :mod:`bitwitness.ewf.resume`).
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import os
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
 from bitwitness.errors import OutputExistsError, UsageError
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.chunks import VOLUME_LEVEL, Compression, EncodedChunk, encode_chunk
+from bitwitness.ewf.gather import GatherWriter
 from bitwitness.ewf.headers import (
     EwfMetadata,
     MediaType,
@@ -36,16 +40,13 @@ DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB, ewfacquire's default
 MIN_SEGMENT_SIZE = 1 << 20
 #: Reserved per sectors group by ewfacquire's budget rule (§2.4): 3 descriptors + 2 footers.
 GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
-#: Chunks per sectors/table/table2 group (64 MiB of media with 32 KiB chunks), well under the
+#: Chunks per sectors/table/table2 group (32 MiB of media with 32 KiB chunks), well under the
 #: 65 534-entry limit (``st.MAX_TABLE_ENTRIES``), which stays the hard cap. Why smaller groups
-#: than ewfacquire's: a group's sectors descriptor is written last, so the bytes after it are
-#: final only once the group closes. Closed groups let the caller hash each segment file while
-#: it is written (see :attr:`EwfWriter.stable_offset`) instead of reading the whole file back
-#: after the last chunk, and give ``--resume`` a durable point every 64 MiB, not every 2 GiB.
-#: The cost is ~300 bytes of descriptors per group; every EWF reader handles several groups per
-#: segment (libewf, our reader and the tests' ewfverify/pyewf checks).
-GROUP_CHUNKS = 2048
-BUFFER_SIZE = 8 << 20
+#: than ewfacquire's: a group is held in memory until it closes (at most this many stored
+#: chunks), and ``--resume`` keeps everything up to the last closed group. The cost is ~300
+#: bytes of descriptors per group; every EWF reader handles several groups per segment (libewf,
+#: our reader and the tests' ewfverify/pyewf checks).
+GROUP_CHUNKS = 1024
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 
 
@@ -65,6 +66,9 @@ class EwfWriteResult:
     sha1: str
     error_ranges: tuple[tuple[int, int], ...]
     stored_size: int  #: total bytes of all segment files
+    #: Hashes of segment files computed while writing them (``file_hashes`` algorithms); a file
+    #: that was patched or continued after a resume is absent: read it back to hash it.
+    file_hashes: dict[Path, dict[str, str]] = field(default_factory=dict)
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -98,15 +102,18 @@ class EwfWriter:
                  segment_size: int = DEFAULT_SEGMENT_SIZE,
                  media_type: MediaType = MediaType.FIXED, physical: bool = True,
                  overwrite: bool = False, sync: bool = True,
-                 guid: bytes | None = None) -> None:
+                 guid: bytes | None = None, file_hashes: Sequence[str] = ()) -> None:
         """``guid``: the 16-byte set identifier (Windows byte order); random when ``None``.
-        Two copies written in one pass share it, so that they are byte-identical."""
+        Two copies written in one pass share it, so that they are byte-identical.
+        ``file_hashes``: algorithms to hash each segment file with while writing it (see
+        :attr:`EwfWriteResult.file_hashes`)."""
         if guid is not None and len(guid) != 16:
             raise ValueError("an EWF set identifier is 16 bytes")
         self._configure(base, media_size=media_size, bytes_per_sector=bytes_per_sector,
                         sectors_per_chunk=sectors_per_chunk, compression=compression,
                         segment_size=segment_size)
         self.sync = sync
+        self._file_algorithms = tuple(file_hashes)
         existing = sorted(set_members(segment_path(self.base, 1)).values())
         if existing and not overwrite:
             raise OutputExistsError(existing[0])
@@ -160,11 +167,12 @@ class EwfWriter:
         self.media_size = media_size
         self._expected_chunks = -(-media_size // chunk_size) if media_size else None
         self._paths: list[Path] = []
-        self._file: IO[bytes] | None = None
+        self._file: GatherWriter | None = None
         self._pos = 0
         self._remaining = 0
         self._volume_offsets: list[tuple[int, int]] = []  # (segment index, body offset)
         self._group_start: int | None = None
+        self._group_pieces: list[bytes] = []
         self._entries = bytearray()
         self._groups_in_segment = 0
         self._chunks = 0
@@ -172,8 +180,9 @@ class EwfWriter:
         self._short_seen = False
         self._pending = bytearray()
         self._closed = False
-        self._stable = 0
         self._rewritten: set[int] = set()
+        self._file_algorithms: tuple[str, ...] = ()
+        self._file_digests: dict[int, dict[str, str]] = {}
 
     # --- segments and sections -------------------------------------------------------------
 
@@ -183,19 +192,12 @@ class EwfWriter:
         return list(self._paths)
 
     @property
-    def stable_offset(self) -> int:
-        """Bytes at the start of the current (last) segment that are on the file (flushed) and
-        final: nothing before it is written again, except the volume counts that :meth:`close`
-        patches when the media size was not known (see :attr:`rewritten_segments`). Earlier
-        segments are final whole. Lets a caller hash segment files as they grow."""
-        return self._stable
-
-    @property
     def rewritten_segments(self) -> frozenset[int]:
-        """Indexes of segments whose bytes before :attr:`stable_offset` were patched later."""
+        """Indexes of segments patched after they were written (the volume counts that
+        :meth:`close` fixes when the media size was not known in advance)."""
         return frozenset(self._rewritten)
 
-    def _emit(self, data: bytes | bytearray) -> None:
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
         assert self._file is not None
         self._file.write(data)
         self._pos += len(data)
@@ -208,14 +210,14 @@ class EwfWriter:
         number = len(self._paths) + 1
         path = segment_path(self.base, number)
         try:
-            self._file = path.open("xb", buffering=BUFFER_SIZE)
+            self._file = GatherWriter(path.open("xb", buffering=0), self._file_algorithms,
+                                      background=True)
         except FileExistsError as exc:
             raise OutputExistsError(path) from exc
         except OSError as exc:
             raise UsageError(f"{path}: cannot create ({exc.strerror or exc})") from exc
         self._paths.append(path)
         self._pos = 0
-        self._stable = 0
         self._emit(st.pack_file_header(number))
         if number == 1:
             self._section("header2", self._header2)
@@ -235,29 +237,33 @@ class EwfWriter:
 
     def _finish_file(self) -> None:
         assert self._file is not None
-        self._file.flush()
+        self._file.drain()
         if self.sync:
             os.fsync(self._file.fileno())
+        digests = self._file.hexdigests()
+        if digests is not None:
+            self._file_digests[len(self._paths) - 1] = digests
         self._file.close()
         self._file = None
 
     def _open_group(self) -> None:
+        """Start a group in memory: its descriptor's place is kept, its bytes come at close."""
         self._group_start = self._pos
-        # Placeholder: valid checksum, next = 0 (< its own offset): readers see an unfinished
-        # sectors section, i.e. an interrupted write, until _close_group fills it in.
-        self._emit(st.pack_descriptor("sectors", 0, 0))
+        self._pos += st.DESCRIPTOR_SIZE
+        self._group_pieces = []
         self._entries = bytearray()
         self._remaining -= GROUP_RESERVE
         self._groups_in_segment += 1
 
     def _close_group(self) -> None:
+        """Write the whole group: descriptor (now that its size is known), chunks, tables."""
         assert self._file is not None
         assert self._group_start is not None
         start = self._group_start
-        self._file.flush()
-        os.pwrite(self._file.fileno(),
-                  st.pack_descriptor("sectors", self._pos, self._pos - start), start)
-        self._stable = self._pos
+        self._file.write(st.pack_descriptor("sectors", self._pos, self._pos - start))
+        for piece in self._group_pieces:
+            self._file.write(piece)
+        self._group_pieces = []
         body = st.pack_table(start, bytes(self._entries))
         self._section("table", body)
         self._section("table2", body)
@@ -292,13 +298,19 @@ class EwfWriter:
                              f"{self.chunk_size} bytes")
         if self.media_size is not None and self._media_bytes + chunk.raw_length > self.media_size:
             raise UsageError(f"more data than the declared media size of {self.media_size} bytes")
-        self._place(len(chunk.payload))
+        stored = chunk.stored_size
+        self._place(stored)
         assert self._group_start is not None
         offset = self._pos - self._group_start
         self._entries += (offset | (st.COMPRESSED_FLAG if chunk.compressed else 0)).to_bytes(
             4, "little")
-        self._emit(chunk.payload)
-        self._remaining -= len(chunk.payload) + 8
+        body = chunk.body
+        # kept until the group closes: a view into the caller's buffer becomes a copy of its own
+        self._group_pieces.append(body if isinstance(body, bytes) else bytes(body))
+        if chunk.trailer:
+            self._group_pieces.append(chunk.trailer)
+        self._pos += stored
+        self._remaining -= stored + 8
         self._chunks += 1
         self._media_bytes += chunk.raw_length
         self._short_seen = chunk.raw_length < self.chunk_size
@@ -364,7 +376,10 @@ class EwfWriter:
             sectors_per_chunk=self.sectors_per_chunk, compression=self.compression.value,
             guid=str(uuid.UUID(bytes_le=self._volume.guid)), md5=md5.lower(),
             sha1=sha1.lower(), error_ranges=tuple(ranges),
-            stored_size=sum(p.stat().st_size for p in self._paths))
+            stored_size=sum(p.stat().st_size for p in self._paths),
+            file_hashes={path: digests for index, path in enumerate(self._paths)
+                         if (digests := self._file_digests.get(index))
+                         and index not in self._rewritten})
 
     def _flush_pending(self) -> None:
         """The tail that :meth:`write` buffered becomes the (short) last chunk."""
@@ -386,12 +401,11 @@ class EwfWriter:
                                  v.error_granularity, v.guid)
         body = st.pack_volume(self._volume)
         assert self._file is not None
-        self._file.flush()
         current = len(self._paths) - 1
         self._rewritten.update(index for index, _ in self._volume_offsets)
         for index, offset in self._volume_offsets:
             if index == current:
-                os.pwrite(self._file.fileno(), body, offset)
+                self._file.patch(body, offset)
                 continue
             with self._paths[index].open("r+b") as fh:
                 fh.seek(offset)
@@ -402,12 +416,11 @@ class EwfWriter:
 
     def abort(self) -> None:
         """Stop writing; the files stay without ``done``, so readers call the set INCOMPLETE."""
+        self._group_pieces = []  # an unclosed group is dropped: resume keeps closed groups
         if self._file is not None:
-            try:
-                self._file.flush()
-            finally:
-                self._file.close()
-                self._file = None
+            file, self._file = self._file, None
+            self._closed = True
+            file.close()  # flushes what it can; closes the file even when that fails
         self._closed = True
 
     def __enter__(self) -> Self:

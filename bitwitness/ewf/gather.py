@@ -1,0 +1,165 @@
+"""Appending many small pieces to a file with ``writev``, hashed on the way, off the caller's
+thread.
+
+Why: the EWF writer emits a piece per chunk (a deflate stream, or the raw chunk and its Adler-32)
+and small descriptors between them, and writes a whole sectors group at once when it closes. A
+buffered file would copy each piece into its buffer before the kernel copies the buffer again;
+here the pieces are handed to the kernel as they are, in ``writev`` calls.
+
+It can also hash the file as it goes (``hash_algorithms``): each piece is hashed just before it is
+written, in file order, so the hash of a file written front to back costs no reading back. A
+positional write (:meth:`GatherWriter.patch`) breaks that order, and the hash is then dropped.
+
+With ``background=True`` the hashing and writing run in a thread of their own, fed through a
+bounded queue: closing a group (tens of MiB to hash and write) then no longer stalls the
+acquisition's ordering thread, which would leave the reader, the hash threads and the encoders
+idle meanwhile. Pieces handed over must then never change (bytes, not views of reused buffers).
+A write error in that thread is raised by the next call in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import BinaryIO, Final
+
+#: Pieces per ``writev`` call (the kernel's limit, 1024 on Linux).
+IOV_MAX: Final = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
+#: Pending bytes that trigger a flush: large writes, few calls, little memory held.
+FLUSH_BYTES: Final = 1 << 20
+#: Flushed batches (about ``FLUSH_BYTES`` each) waiting for the background thread: the memory
+#: bound when the destination is slower than the source.
+BACKGROUND_DEPTH: Final = 48
+
+Piece = bytes | bytearray | memoryview
+
+
+class GatherWriter:
+    """An unbuffered binary file that gathers appended pieces and writes them in batches.
+
+    Offers what :class:`bitwitness.ewf.writer.EwfWriter` uses of a file: ``write``, ``flush``,
+    ``drain``, ``patch``, ``fileno`` and ``close``. ``file`` must be empty and positioned at 0
+    for the hashes to be those of the file (a file opened to continue it gets no
+    ``hash_algorithms``).
+    """
+
+    def __init__(self, file: BinaryIO, hash_algorithms: Sequence[str] = (), *,
+                 background: bool = False) -> None:
+        self._file = file
+        self._fd = file.fileno()
+        self._pieces: list[Piece] = []
+        self._pending = 0
+        self._hashes = {name: hashlib.new(name) for name in hash_algorithms}
+        self._patched = False
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[list[Piece] | None] | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=BACKGROUND_DEPTH)
+            self._thread = threading.Thread(target=self._run, name="segment-writer",
+                                            daemon=True)
+            self._thread.start()
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Piece) -> None:
+        """Append ``data``; it must stay unchanged until it is written (see the module)."""
+        size = len(data)
+        if not size:
+            return
+        self._pieces.append(data)
+        self._pending += size
+        if self._pending >= FLUSH_BYTES or len(self._pieces) >= IOV_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the pending pieces over: written here, or queued for the background thread."""
+        self._raise_failure()
+        pieces, self._pieces, self._pending = self._pieces, [], 0
+        if not pieces:
+            return
+        if self._queue is None:
+            self._write_out(pieces)
+        else:
+            self._queue.put(pieces)
+
+    def drain(self) -> None:
+        """Return once every piece given so far is on the file (raises a failed write)."""
+        self.flush()
+        if self._queue is not None:
+            self._queue.join()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            pieces = self._queue.get()
+            try:
+                if pieces is None:
+                    return
+                if self._error is None:  # after a failure, the rest is dropped
+                    self._write_out(pieces)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _write_out(self, pieces: list[Piece]) -> None:
+        """Hash, then write all of ``pieces`` (whatever the kernel takes per call)."""
+        for h in self._hashes.values():
+            for piece in pieces:
+                h.update(piece)
+        while pieces:
+            batch = pieces[:IOV_MAX]
+            written = os.writev(self._fd, batch)
+            done = 0
+            for piece in batch:  # drop what was written whole; cut the piece written in part
+                size = len(piece)
+                if written < size:
+                    if written:
+                        pieces[done] = memoryview(piece)[written:]
+                    break
+                written -= size
+                done += 1
+            del pieces[:done]
+
+    def patch(self, data: bytes, offset: int) -> None:
+        """Overwrite ``data`` at ``offset`` (after draining); the running hashes no longer
+        describe the file, so :meth:`hexdigests` gives ``None`` from now on."""
+        self.drain()
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, offset)
+            view = view[written:]
+            offset += written
+        self._patched = True
+
+    def hexdigests(self) -> dict[str, str] | None:
+        """Hashes of everything written so far, or ``None``: no algorithms were asked for, or a
+        patch made them stale."""
+        self.drain()
+        if not self._hashes or self._patched:
+            return None
+        return {name: h.hexdigest() for name, h in self._hashes.items()}
+
+    def close(self) -> None:
+        """Drain, then close; the file is closed (and the thread ended) even when a write
+        failed (a full disk), and that failure is raised."""
+        try:
+            self.drain()
+        finally:
+            self._pieces = []
+            self._pending = 0
+            if self._thread is not None and self._queue is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+            self._file.close()
