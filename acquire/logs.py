@@ -13,17 +13,15 @@ import getpass
 import json
 import os
 import platform
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bitwitness import TOOL_NAME, __version__, hashing
+from bitwitness import TOOL_NAME, __version__, hashing, installed
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
 
@@ -64,9 +62,10 @@ class LogRecord:
 
 
 def _version(dist: str) -> str:
+    # the same answer as importlib.metadata.version, without its ~15 ms import in every run
     try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
+        return installed.version(dist)
+    except LookupError:
         return ""
 
 
@@ -94,7 +93,9 @@ def host_facts() -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return {"hostname": socket.gethostname(), "os": platform.platform(), "user": user}
+    # the uname node name is what socket.gethostname() returns (libc reads it from uname), without
+    # importing socket (~3 ms)
+    return {"hostname": os.uname().nodename, "os": platform.platform(), "user": user}
 
 
 def _source_doc(facts: SourceFacts) -> dict[str, Any]:

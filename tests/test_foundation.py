@@ -97,6 +97,19 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
     assert found <= listed, f"missing from pyproject packages: {sorted(found - listed)}"
 
 
+def test_version_has_one_source() -> None:
+    """The version is the constant in bitwitness/__init__.py; the build reads it from there."""
+    from importlib import metadata
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" not in config["project"]
+    assert "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "bitwitness.__version__"}
+    # the installed metadata (what pip reports) agrees; a stale install after a bump fails here
+    assert metadata.version("bitwitness") == bitwitness.__version__
+
+
 def test_no_top_level_acquire_verify_report_installed() -> None:
     code = ("import importlib.util, sys; sys.path = [p for p in sys.path if p not in ('', '.')];"
             "print([n for n in ('acquire','verify','report') if importlib.util.find_spec(n)])")

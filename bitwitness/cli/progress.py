@@ -12,20 +12,16 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from bitwitness.cli.output import escape, stderr
+from bitwitness.cli import output
+from bitwitness.cli.output import escape
 from bitwitness.progress import Mediator, NullMediator, ProgressTask
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class _RichTask:
@@ -55,6 +51,16 @@ class RichMediator:
     """Draws one progress line per task on stderr; asks questions with click.confirm."""
 
     def __init__(self) -> None:
+        # rich.progress (~10 ms to import) only when bars are drawn: not with --json or off a TTY
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -62,7 +68,7 @@ class RichMediator:
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[errors]}"),
-            console=stderr,
+            console=output.stderr,
             transient=False,
         )
 
@@ -87,7 +93,7 @@ class QuietMediator(NullMediator):
 
     def notice(self, message: str, *, level: str = "info") -> None:
         if level != "info":
-            stderr.print(f"{level}: {escape(message)}")
+            output.stderr.print(f"{level}: {escape(message)}")
 
     def confirm(self, question: str) -> bool:
         if sys.stdin.isatty():
@@ -97,7 +103,7 @@ class QuietMediator(NullMediator):
 
 def interactive() -> bool:
     """True when a person is watching stderr."""
-    return stderr.is_terminal
+    return output.stderr.is_terminal
 
 
 @contextmanager

@@ -4,22 +4,70 @@ The public API (see ``docs/DESIGN.md``, section EWF) is re-exported here; the on
 once in :mod:`bitwitness.ewf.structures` and are shared by :mod:`~bitwitness.ewf.writer` and
 :mod:`~bitwitness.ewf.reader`. pyewf stays outside, as the independent implementation that checks
 ours in the tests and reads what ours does not (Ex01, L01).
+
+The re-exports are resolved on first use (PEP 562), so that writing an E01 does not load the
+reader and ``import bitwitness.ewf.structures`` does not load the writer: start-up time counts in
+every acquisition. ``from bitwitness.ewf import EwfWriter`` works as before.
 """
 
 from __future__ import annotations
 
-from bitwitness.ewf.chunks import (
-    Compression,
-    EncodedChunk,
-    decode_chunk,
-    encode_chunk,
-    encode_chunks,
-)
-from bitwitness.ewf.headers import EwfMetadata, MediaType
-from bitwitness.ewf.layout import SectionProblem
-from bitwitness.ewf.naming import segment_path
-from bitwitness.ewf.reader import ChunkProblem, EwfImage, ScanBlock, open_ewf
-from bitwitness.ewf.writer import DEFAULT_SEGMENT_SIZE, EwfWriter, EwfWriteResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bitwitness.ewf.chunks import (
+        Compression,
+        EncodedChunk,
+        decode_chunk,
+        encode_chunk,
+        encode_chunks,
+    )
+    from bitwitness.ewf.headers import EwfMetadata, MediaType
+    from bitwitness.ewf.layout import SectionProblem
+    from bitwitness.ewf.naming import segment_path
+    from bitwitness.ewf.reader import ChunkProblem, EwfImage, ScanBlock, open_ewf
+    from bitwitness.ewf.writer import DEFAULT_SEGMENT_SIZE, EwfWriter, EwfWriteResult
+
+#: Public name -> the submodule that defines it.
+_EXPORTS = {
+    "Compression": "chunks",
+    "EncodedChunk": "chunks",
+    "decode_chunk": "chunks",
+    "encode_chunk": "chunks",
+    "encode_chunks": "chunks",
+    "EwfMetadata": "headers",
+    "MediaType": "headers",
+    "SectionProblem": "layout",
+    "segment_path": "naming",
+    "ChunkProblem": "reader",
+    "EwfImage": "reader",
+    "ScanBlock": "reader",
+    "open_ewf": "reader",
+    "DEFAULT_SEGMENT_SIZE": "writer",
+    "EwfWriter": "writer",
+    "EwfWriteResult": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        # kept, so later lookups are plain attribute reads (and monkeypatch can restore it)
+        return globals().setdefault(name, value)
+    if not name.startswith("_"):  # a submodule, as when all of them were imported eagerly
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",

@@ -1,24 +1,60 @@
-"""Image format implementations; :data:`FORMATS` is the one registry, in probe order."""
+"""Image format implementations; :data:`FORMATS` is the one registry, in probe order.
+
+The registry is built on first use (``bitwitness.images.FORMATS``), not when this package is
+imported: acquiring a device or a file needs only :mod:`bitwitness.images.raw`, and loading every
+format (the EWF reader with it) used to cost a third of ``bitwitness acquire``'s start-up. The
+format modules are also reachable as attributes (``bitwitness.images.vhd``) as before.
+"""
 
 from __future__ import annotations
 
-from bitwitness.images import raw, splitraw, vhd, vmdk
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from bitwitness.images import raw
+
+if TYPE_CHECKING:
+    from bitwitness.image import ImageFormat
 
 RAW = raw.FORMAT
 
-#: Probe order matters only for name claims; magic probes are unambiguous.
-FORMATS = [
-    vhd.FORMAT,
-    vmdk.FORMAT,
-    splitraw.FORMAT,
-    raw.FORMAT,
-]
+#: Probe order matters only for name claims; magic probes are unambiguous. Built by ``_load``.
+FORMATS: list[ImageFormat]
 
-try:  # The EWF format registers itself here once bitwitness.images.ewf exists.
-    from bitwitness.images import ewf
 
-    FORMATS.insert(0, ewf.FORMAT)
-except ImportError:  # pragma: no cover - during development only
-    pass
+def _load() -> list[ImageFormat]:
+    from bitwitness.images import splitraw, vhd, vmdk
+
+    formats: list[ImageFormat] = [
+        vhd.FORMAT,
+        vmdk.FORMAT,
+        splitraw.FORMAT,
+        raw.FORMAT,
+    ]
+    try:  # The EWF format registers itself here once bitwitness.images.ewf exists.
+        from bitwitness.images import ewf
+
+        formats.insert(0, ewf.FORMAT)
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    return formats
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FORMATS":
+        # setdefault: threads racing on the first use all get the same list
+        return globals().setdefault("FORMATS", _load())
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "FORMATS"})
+
 
 __all__ = ["FORMATS", "RAW"]

@@ -10,7 +10,7 @@ verification; 2 refused (existing output, destination on the source, bad option,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,9 +20,11 @@ from bitwitness.cli.output import (
     escape,
     json_option,
     print_json,
-    stdout,
     to_jsonable,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COMPRESSIONS = ("none", "empty", "fast", "best")
 
@@ -119,6 +121,7 @@ def result_document(result: Any) -> dict[str, Any]:
 
 def render(result: Any) -> None:
     """The human summary, printed once at the end."""
+    from bitwitness.cli.output import stdout  # made on first use: not needed with --json
     from bitwitness.sizes import format_size
 
     colour = {"completed": "green", "completed-with-errors": "red",
@@ -131,8 +134,8 @@ def render(result: Any) -> None:
                  f"{format_size(int(result.media_size / seconds))}/s")
     if result.resumed_from is not None:
         stdout.print(f"  resumed at media byte {result.resumed_from}")
-    _render_hashes(result)
-    _render_errors(result)
+    _render_hashes(result, stdout)
+    _render_errors(result, stdout)
     for item in result.verification:
         style = "green" if item.verdict == "VERIFIED" else "bold red"
         stdout.print(f"  verify {escape(str(item.path))}: [{style}]{item.verdict}[/] "
@@ -144,7 +147,7 @@ def render(result: Any) -> None:
         stdout.print(f"[bold yellow]  warning:[/] {escape(warning)}")
 
 
-def _render_hashes(result: Any) -> None:
+def _render_hashes(result: Any, stdout: Console) -> None:
     for name, value in result.hashes.items():
         stdout.print(f"  {name:<7}{value}")
     if result.source_hashes:
@@ -153,7 +156,7 @@ def _render_hashes(result: Any) -> None:
             stdout.print(f"  {name:<7}{value}")
 
 
-def _render_errors(result: Any) -> None:
+def _render_errors(result: Any, stdout: Console) -> None:
     if not result.read_errors:
         return
     stdout.print(f"[bold red]  {result.bad_sectors} unreadable sector(s), zero-filled:[/]")

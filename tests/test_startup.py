@@ -1,0 +1,79 @@
+"""Start-up cost: ``bitwitness acquire`` is benchmarked by wall time against C tools.
+
+Modules that acquiring a file does not need are loaded on first use instead of at import; these
+tests keep it so, and check that the lazily resolved names are the same objects as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Each cost milliseconds of fixed time per run and is not needed to acquire a file with --json.
+NOT_NEEDED = (
+    "importlib.metadata",
+    "rich.console",
+    "rich.progress",
+    "socket",
+    "bitwitness.images.ewf",
+    "bitwitness.images.splitraw",
+    "bitwitness.images.vhd",
+    "bitwitness.images.vmdk",
+    "bitwitness.ewf.layout",
+    "bitwitness.ewf.reader",
+)
+
+_RUN = """
+import contextlib, io, json, sys
+from bitwitness.cli.main import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit as exc:
+        assert exc.code == 0, exc.code
+print(json.dumps(sorted(name for name in {names!r} if name in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("options", [["--format", "raw"], ["--compress", "fast"]])
+def test_acquire_json_loads_only_what_it_needs(tmp_path: Path, options: list[str]) -> None:
+    source = tmp_path / "small.bin"
+    source.write_bytes(bytes(range(256)) * 256)
+    code = _RUN.format(names=NOT_NEEDED)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "acquire", str(source), "-o", str(tmp_path / "bw"),
+         *options, "--hash", "md5,sha1", "--json"],
+        capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+def test_format_registry_built_on_first_use() -> None:
+    import bitwitness.images
+    from bitwitness.images import FORMATS, RAW, ewf, raw, splitraw, vhd, vmdk
+
+    assert [f.name for f in FORMATS] == ["ewf", "vhd", "vmdk", "split-raw", "raw"]
+    assert FORMATS == [ewf.FORMAT, vhd.FORMAT, vmdk.FORMAT, splitraw.FORMAT, raw.FORMAT]
+    assert bitwitness.images.FORMATS is FORMATS
+    assert RAW is raw.FORMAT
+    assert "FORMATS" in dir(bitwitness.images)
+    with pytest.raises(AttributeError):
+        _ = bitwitness.images.no_such_name
+
+
+def test_ewf_api_resolved_on_first_use() -> None:
+    import bitwitness.ewf
+
+    for name in bitwitness.ewf.__all__:
+        value = getattr(bitwitness.ewf, name)
+        module = importlib.import_module(f"bitwitness.ewf.{bitwitness.ewf._EXPORTS[name]}")
+        assert value is getattr(module, name)
+    assert set(bitwitness.ewf.__all__) <= set(dir(bitwitness.ewf))
+    assert bitwitness.ewf.layout is importlib.import_module("bitwitness.ewf.layout")
+    with pytest.raises(AttributeError):
+        _ = bitwitness.ewf.no_such_name
