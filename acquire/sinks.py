@@ -316,9 +316,7 @@ class EwfSink:
         return ewf.encode_chunks(data, self.chunk_size, ewf.Compression(self.compression))
 
     def write(self, encoded: Any, data: memoryview) -> None:
-        writer = self._writer
-        for chunk in encoded:
-            writer.write_encoded(chunk)  # keeps a copy of a raw chunk's view, never the view
+        self._writer.write_chunks(encoded)  # keeps a copy of a raw chunk's view, not the view
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:

@@ -50,6 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import make_disk_file
+from _tool import bitwitness_command
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -116,7 +117,7 @@ def main() -> None:
         print(f"generating {format_size(size)} of disk-like data in {src} ...")
         make_disk_file(src, size)
     _warm(src)
-    bw = [sys.executable, "-m", "bitwitness"]
+    bw = bitwitness_command()
     out = work / "acquire-out"
     runs = {
         "ewfacquire": ["ewfacquire", "-u", "-q", "-t", str(out / "ewf"), "-c", "deflate:fast",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import make_disk_file
+from _tool import bitwitness_command
 
 
 def _timed(cmd: list[str]) -> float:
@@ -28,7 +29,7 @@ def _timed(cmd: list[str]) -> float:
 
 
 def _bw(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bitwitness", *args]
+    return [*bitwitness_command(), *args]
 
 
 def main() -> None:

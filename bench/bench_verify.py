@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tool import bitwitness_command
+
 BLOCK = 1 << 20
 
 
@@ -75,7 +78,7 @@ def main() -> int:
                             "deflate:fast", "-d", "sha1", "-S", "8GiB", str(media)],
                            capture_output=True, check=True)
             media.unlink()
-        ours_cmd = [sys.executable, "-m", "bitwitness", "verify", "--json", str(image)]
+        ours_cmd = [*bitwitness_command(), "verify", "--json", str(image)]
         theirs_cmd = ["ewfverify", "-q", "-d", "sha1", str(image)]
         ours, theirs = [], []
         for _ in range(args.runs):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -290,30 +290,46 @@ class EwfWriter:
 
     def write_encoded(self, chunk: EncodedChunk) -> None:
         """Append the next chunk in media order (all full-size but the very last)."""
+        self.write_chunks((chunk,))
+
+    def write_chunks(self, chunks: Iterable[EncodedChunk]) -> None:
+        """Append chunks in media order (all full-size but the very last).
+
+        The acquisition calls this once per block (32 chunks of 1 MiB): the per-chunk work is
+        kept to checks, placement and one table entry, on the thread that orders the pipeline.
+        """
         self._check_writable()
-        if self._short_seen:
-            raise UsageError("only the last chunk may be shorter than the chunk size")
-        if not 0 < chunk.raw_length <= self.chunk_size or chunk.raw_length % self.bytes_per_sector:
-            raise UsageError(f"chunk of {chunk.raw_length} bytes: must be whole sectors, at most "
-                             f"{self.chunk_size} bytes")
-        if self.media_size is not None and self._media_bytes + chunk.raw_length > self.media_size:
-            raise UsageError(f"more data than the declared media size of {self.media_size} bytes")
-        stored = chunk.stored_size
-        self._place(stored)
-        assert self._group_start is not None
-        offset = self._pos - self._group_start
-        self._entries += (offset | (st.COMPRESSED_FLAG if chunk.compressed else 0)).to_bytes(
-            4, "little")
-        body = chunk.body
-        # kept until the group closes: a view into the caller's buffer becomes a copy of its own
-        self._group_pieces.append(body if isinstance(body, bytes) else bytes(body))
-        if chunk.trailer:
-            self._group_pieces.append(chunk.trailer)
-        self._pos += stored
-        self._remaining -= stored + 8
-        self._chunks += 1
-        self._media_bytes += chunk.raw_length
-        self._short_seen = chunk.raw_length < self.chunk_size
+        size = self.chunk_size
+        entries_cap = 4 * min(GROUP_CHUNKS, st.MAX_TABLE_ENTRIES)
+        worst = size + 4  # a stored chunk at most: what _place needs room for
+        for body, compressed, raw, trailer in chunks:
+            if self._short_seen:
+                raise UsageError("only the last chunk may be shorter than the chunk size")
+            if raw != size and (not 0 < raw < size or raw % self.bytes_per_sector):
+                raise UsageError(f"chunk of {raw} bytes: must be whole sectors, at most "
+                                 f"{size} bytes")
+            if self.media_size is not None and self._media_bytes + raw > self.media_size:
+                raise UsageError(f"more data than the declared media size of {self.media_size} "
+                                 "bytes")
+            stored = len(body) + len(trailer)
+            start = self._group_start
+            if (start is None or self._remaining < worst or len(self._entries) >= entries_cap
+                    or self._pos + stored - start > st.MAX_GROUP_SPAN):
+                self._place(stored)
+                start = self._group_start
+                assert start is not None
+            offset = self._pos - start
+            self._entries += (offset | st.COMPRESSED_FLAG if compressed else offset).to_bytes(
+                4, "little")
+            # kept until the group closes: a view into the caller's buffer becomes a copy
+            self._group_pieces.append(body if type(body) is bytes else bytes(body))
+            if trailer:
+                self._group_pieces.append(trailer)
+            self._pos += stored
+            self._remaining -= stored + 8
+            self._chunks += 1
+            self._media_bytes += raw
+            self._short_seen = raw < size
 
     def write(self, data: bytes) -> None:
         """Convenience for small callers: buffer, cut into chunks and encode inline."""
