@@ -1,7 +1,8 @@
 """The acquisition pipeline: reader thread -> hash threads + encoder pool -> in-order writer.
 
-Why this shape: on a few cores the work is reading (I/O), hashing (one thread per algorithm,
-hashlib releases the GIL) and compressing (isal releases the GIL). The reader reads blocks of
+Why this shape: on a few cores the work is reading (I/O), hashing (hashlib releases the GIL: the
+costliest algorithm, MD5, in a thread of its own, the others in the reader right after each read)
+and compressing (isal releases the GIL). The reader reads blocks of
 whole chunks (with retries, zero-fill) and hands each block to the hashers and to a bounded queue;
 the calling thread submits blocks to the encoder pool and writes the encoded results strictly in
 media order. Every queue is bounded, so memory stays at a few tens of MiB whatever the media size.

@@ -15,26 +15,25 @@ of them, and each timing includes a ``sync`` of the output (BitWitness fsyncs it
 it reports success; the peers do not, so the sync is added to theirs for a fair comparison).
 Timing lives here, never in the tests.
 
-Where the limit is (measured 2025-11-25 on the 2-core bench machine, 1 GiB, data in /dev/shm;
-CPU seconds per GiB of media, each stage alone, perf + per-stage timers):
+Where the limit is (measured 2026-11-25 on the 2-core bench machine, 1 GiB, data in /dev/shm;
+CPU seconds per GiB of media per thread, perf, E01 fast + MD5 + SHA-1):
 
-    MD5 (one thread, cannot be split)          1.42 s   <- the critical path
-    SHA-1                                      0.55-0.77 s
-    deflate (isal level 1, ~37% of chunks)     0.74 s   (+0.06 s probes; random chunks are
-                                                         no longer deflated: was 1.2 s)
-    SHA-256 of the written segments (0.43 GB)  0.31 s   (now hashed while written)
-    kernel: read 1 GiB + write 0.43 GB         0.35-0.5 s
-    Python, copies, Adler-32 of raw chunks     0.4-0.5 s
-    total bitwitness E01 fast + MD5 + SHA-1    ~4.0-4.3 s of CPU
-    ewfacquire -c deflate:fast -d sha1         8.8-9.6 s wall (8.8 s CPU, one thread)
+    MD5 thread (one thread, cannot be split)        1.45-1.55 s   (1.34 s alone on an idle machine)
+    reader: preadv into reused buffers + SHA-1      1.0-1.1 s     (SHA-1 0.55 s alone)
+    encoders: isal level 1 on ~37% of chunks        1.2-1.3 s     (probe skips random chunks)
+    segment writer: SHA-256 of 0.44 GB + writev     0.55 s        (no reading back any more)
+    ordering thread + start-up (~0.1 s)             0.35 s
+    total                                           ~4.3-4.8 s of CPU
+    ewfacquire -c deflate:fast -d sha1              9.1-10.1 s wall (one thread)
 
-So 4x ewfacquire needs <= 2.2-2.4 s wall = the whole CPU time spread perfectly over BOTH cores
-(4.1 / 2 = 2.05 s + start-up 0.25 s): reachable only when nothing else runs on the machine.
-With another job holding one core (load average >= 1, as during every run of this session),
-BitWitness gets one core and its wall time equals its CPU time (~4.2 s): 2.1x, while the
-single-threaded peers lose nothing. The raw path is the same story: MD5 + SHA-1 + kernel copies
-are ~3.3 s of CPU, i.e. ~1.7 s on two free cores (2.5x dc3dd) but ~3.3 s on one (1.0-1.5x).
-The last lines of the output print both bounds from the measured CPU time of each run.
+Work is slower per byte when both cores are busy than alone (measured: a reader thread with SHA-1
+and an MD5 thread side by side run 27% and 13% slower than each alone, while two MD5 threads lose
+only 3%: the cost is in moving data between cores, not in the arithmetic), so the best wall
+time is about CPU / 2 + start-up: ~2.3-2.6 s, i.e.
+3.8-4.1x ewfacquire depending on the moment; the raw path (MD5 thread vs reader + SHA-1 + the
+write) is ~1.5-1.7 s, 1.5-1.7x dc3dd. With another job holding one core BitWitness has one
+core and its wall time is its CPU time (~2x ewfacquire, ~0.9x dc3dd), while the single-threaded
+peers lose nothing. The last lines of the output print both bounds from the measured CPU time.
 """
 
 from __future__ import annotations

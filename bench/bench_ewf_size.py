@@ -6,8 +6,8 @@ Generates one disk-like file (bench/_data.py: ~1/3 zeros, 1/3 random, 1/3 text),
 data:
 
 * size: ``ewfacquire -c deflate:fast`` against our ``fast`` (target: within 5 %), and best;
-* write speed: ewfacquire against our writer fed the way acquisition feeds it (encode_chunk in a
-  thread pool, write_encoded in order, MD5+SHA-1 on their own threads);
+* write speed: ewfacquire against our writer fed the way acquisition feeds it (encode_chunks in a
+  thread pool, write_chunks in order, MD5+SHA-1 on their own threads; no segment-file hashing);
 * verify speed: ``ewfverify -d sha1`` against our parallel scan + MD5/SHA-1, both on the same
   ewfacquire-made image.
 
@@ -66,11 +66,9 @@ def ours(src: Path, target: Path, compression: Compression, workers: int = 2,
             hasher.update(block)
             window.append(pool.submit(encode_chunks, block, w.chunk_size, compression))
             if len(window) >= 4 * workers:
-                for encoded in window.popleft().result():
-                    w.write_encoded(encoded)
+                w.write_chunks(window.popleft().result())
         while window:
-            for encoded in window.popleft().result():
-                w.write_encoded(encoded)
+            w.write_chunks(window.popleft().result())
         digests = hasher.close()
         w.close(md5=digests["md5"], sha1=digests["sha1"])
     return time.perf_counter() - start
