@@ -29,6 +29,7 @@ from typing import Any
 from bitwitness.acquire import resume as resuming
 from bitwitness.acquire.logs import LogRecord, Status, file_sha256, log_paths, write_logs
 from bitwitness.acquire.pipeline import (
+    CHECKPOINT_EVERY,
     DEFAULT_BLOCK,
     Pipeline,
     block_size_for,
@@ -91,6 +92,9 @@ class AcquisitionRequest:
     operation: str = "acquire"
     workers: int | None = None
     block_size: int = DEFAULT_BLOCK
+    #: Media bytes between checkpoints: the outputs are fsynced and the log records how far
+    #: they hold the media, so that even a killed run (SIGKILL, power loss) can be resumed.
+    checkpoint_every: int = CHECKPOINT_EVERY
     set_readonly: bool = True
     stop: threading.Event | None = None  #: set it to stop cleanly (the TUI's Cancel)
 
@@ -354,8 +358,7 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
     facts: SourceFacts = source.facts
     for sink in run.sinks:
         sink.base.parent.mkdir(parents=True, exist_ok=True)
-    preliminary = _record(run, facts, Status.FAILED,
-                          "the acquisition did not finish (no final log was written)")
+    preliminary = _record(run, facts, Status.FAILED, _UNFINISHED)
     if run.resume_log is not None:  # killed again while resuming: still resumable from here
         old = run.resume_log
         preliminary = replace(preliminary, progress=old["progress"], read_errors=tuple(
@@ -369,7 +372,9 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
         source=source, sinks=run.sinks, media_size=run.media_size,
         read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,
         task=task, stop=stop, block_size=block_size_for(chunk, req.block_size),
-        workers=req.workers, encode=req.format is OutputFormat.E01)
+        workers=req.workers, encode=req.format is OutputFormat.E01,
+        checkpoint=lambda done: _checkpoint(run, facts, pipeline),
+        checkpoint_every=req.checkpoint_every)
     start = 0
     try:
         with stop_on_signals(stop):
@@ -403,6 +408,24 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
     return _finish(run, source, status, None, hashes=outcome.hashes,
                    source_hashes=outcome.source_hashes, outputs=outputs, errors=errors,
                    verification=verification, done=outcome.media_bytes_done)
+
+
+_UNFINISHED = "the acquisition did not finish (no final log was written)"
+
+
+def _checkpoint(run: _Run, facts: SourceFacts, pipeline: Pipeline) -> None:
+    """Make the outputs durable and record how far, with the read errors before that point, in
+    the preliminary log: what ``--resume`` needs after a run that never wrote its final log.
+
+    Runs in the writing thread between two blocks, so nothing is being appended meanwhile.
+    """
+    durable = min(sink.make_durable() for sink in run.sinks)
+    bad = [(offset, min(length, durable - offset)) for offset, length in list(pipeline.bad)
+           if offset < durable]
+    record = _record(run, facts, Status.FAILED, _UNFINISHED, done=durable,
+                     read_errors=tuple(byte_ranges_to_sectors(bad, run.sector_size)))
+    for sink in run.sinks:
+        write_logs(sink.base, record, reserve=True)
 
 
 def _first_image_file(sink: Any, outputs: tuple[OutputFile, ...]) -> Path:

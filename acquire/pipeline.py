@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +35,8 @@ from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 
 DEFAULT_BLOCK = 1 << 20
+#: Media bytes between two checkpoints of an acquisition (outputs fsynced, progress logged).
+CHECKPOINT_EVERY = 256 << 20
 #: Blocks between the reader and the writer, and waiting per hash thread.
 QUEUE_DEPTH = 4
 #: Reusable block buffers: enough for the queue, the hash thread's backlog and the encoder's
@@ -156,7 +158,11 @@ class Pipeline:
     def __init__(self, *, source: PipelineSource, sinks: Sequence[Sink], media_size: int,
                  read_granularity: int, retries: int, algorithms: Sequence[str],
                  task: ProgressTask, stop: threading.Event, block_size: int = DEFAULT_BLOCK,
-                 workers: int | None = None, encode: bool = True) -> None:
+                 workers: int | None = None, encode: bool = True,
+                 checkpoint: Callable[[int], None] | None = None,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+        """``checkpoint(done)`` is called from the writing thread every ``checkpoint_every``
+        media bytes handed to the sinks (the acquisition records a resumable point there)."""
         self.source = source
         self.sinks = list(sinks)
         self.media_size = media_size
@@ -178,6 +184,9 @@ class Pipeline:
         self._buffers = _Buffers(BUFFERS, block_size)
         self._reader_error: BaseException | None = None
         self.done = 0  #: media bytes handed to every sink so far
+        self.checkpoint = checkpoint
+        self.checkpoint_every = max(1, checkpoint_every)
+        self._checkpointed = 0
 
     # --- resume ------------------------------------------------------------------------------
 
@@ -260,7 +269,7 @@ class Pipeline:
         """Read, hash, encode and write from ``start``; returns when done or stopped."""
         reader = threading.Thread(target=self._read_loop, args=(start,), name="acquire-reader",
                                   daemon=True)
-        self.done = start
+        self.done = self._checkpointed = start
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="encode") \
             if self.encode else None
         reader.start()
@@ -319,6 +328,9 @@ class Pipeline:
         block.lease.release()
         self.task.advance(len(block.data))
         self.done = block.offset + len(block.data)
+        if self.checkpoint is not None and self.done - self._checkpointed >= self.checkpoint_every:
+            self._checkpointed = self.done
+            self.checkpoint(self.done)
         return self.done
 
 

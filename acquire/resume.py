@@ -1,11 +1,14 @@
 """``--resume``: continue an interrupted acquisition from its partial output and its log.
 
 What is trusted and why: the log of the interrupted run says how many media bytes every output
-received and which sectors were unreadable until then. The output is cut back to what is durable
-(raw: the logged byte count; E01: the complete sectors groups, decided by the EWF writer), the
-kept prefix is re-hashed *from the output itself*, and reading resumes from the source at that
-offset. The final hashes therefore cover exactly the bytes in the image files, and equal those of
-an uninterrupted run when the source did not change (the log records that it was resumed).
+received and which sectors were unreadable until then. A run that was stopped writes that in its
+final log; a run that was killed (SIGKILL, power loss) left it at its last checkpoint (every 256
+MiB the outputs are fsynced and the log rewritten, see ``engine._checkpoint``). The output is cut
+back to what is durable (raw: the logged byte count; E01: the complete sectors groups up to that
+count, decided by the EWF writer), the kept prefix is re-hashed *from the output itself*, and
+reading resumes from the source at that offset. The final hashes therefore cover exactly the bytes
+in the image files, and equal those of an uninterrupted run when the source did not change (the log
+records that it was resumed).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def load(base: Path) -> dict[str, Any]:
     progress = log.get("progress") or {}
     if progress.get("media_bytes_done") is None:
         raise UsageError("cannot resume: the log does not record where the run stopped "
-                         "(the process was killed before writing its final log)")
+                         "(the process was killed before its first checkpoint); start again "
+                         "with --overwrite")
     return log
 
 
@@ -96,7 +100,8 @@ def reopen(run: _Run, pipeline: Pipeline) -> int:
             for _ in other:  # the second copy's own piece hashes are fed as it is read
                 pass
     else:
-        durables = {sink.resume() for sink in run.sinks}
+        # no further than the log vouches for: read errors past it would be unknown
+        durables = {sink.resume(limit=done) for sink in run.sinks}
         if len(durables) != 1:
             raise DestinationError("cannot resume: the outputs hold different amounts of media")
         start = durables.pop()

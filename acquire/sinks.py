@@ -152,6 +152,13 @@ class RawSink:
     def encode(self, data: memoryview) -> Any:
         return None
 
+    def make_durable(self) -> int:
+        """Fsync the piece being written (finished pieces were fsynced when closed); returns the
+        media bytes now on the disk for good, which :meth:`resume` can be trusted with."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+        return self.written
+
     def write(self, encoded: Any, data: memoryview) -> None:
         view = memoryview(data)
         while view:
@@ -303,13 +310,18 @@ class EwfSink:
             media_type=media_type, overwrite=self.overwrite, guid=self.guid,
             file_hashes=(SEGMENT_FILE_HASH,))
 
-    def resume(self) -> int:
-        """Reopen an interrupted set; returns the media bytes it durably holds."""
+    def resume(self, limit: int | None = None) -> int:
+        """Reopen an interrupted set; returns the media bytes it durably holds (at most
+        ``limit``: what the interrupted run's log vouches for)."""
         ewf = self._api()
         self._writer, durable = ewf.EwfWriter.resume(
             self.base, segment_size=self.segment_size,
-            compression=ewf.Compression(self.compression))
+            compression=ewf.Compression(self.compression), keep_media=limit)
         return int(durable)
+
+    def make_durable(self) -> int:
+        """Media bytes now on the disk for good (see :meth:`EwfWriter.make_durable`)."""
+        return int(self._writer.make_durable())
 
     def encode(self, data: memoryview) -> Any:
         ewf = self._api()

@@ -75,15 +75,20 @@ def _infer_compression(level: int, groups: list[ChunkGroup]) -> Compression:
     return Compression.NONE
 
 
-def _kept_groups(groups: list[ChunkGroup], last_path: Path,
-                 last: int) -> tuple[list[ChunkGroup], int | None, int]:
-    """Groups to keep, where to cut the last segment (``None``: drop it), groups kept in it."""
+def _kept_groups(groups: list[ChunkGroup], last_path: Path, last: int,
+                 limit: int | None = None) -> tuple[list[ChunkGroup], int | None, int]:
+    """Groups to keep, where to cut the last segment (``None``: drop it), groups kept in it.
+
+    ``limit``: keep no group that reaches beyond this many chunks.
+    """
     kept = [g for g in groups if g.segment < last]
     keep_point = _volume_body_end(last_path)
     in_last = 0
     if keep_point is None:
         return kept, None, 0
     for group in (g for g in groups if g.segment == last):
+        if limit is not None and group.first_chunk + len(group.entries) > limit:
+            break
         end = _group_end(last_path, group)
         if end is None:
             break
@@ -93,8 +98,16 @@ def _kept_groups(groups: list[ChunkGroup], last_path: Path,
     return kept, keep_point, in_last
 
 
+def _segment_for_limit(groups: list[ChunkGroup], limit: int, segments: int) -> int:
+    """The segment to continue in when only the first ``limit`` chunks may be kept: the one
+    holding the last group within the limit (later segments are dropped), or the first."""
+    within = [g.segment for g in groups if g.first_chunk + len(g.entries) <= limit]
+    return min(max(within, default=0), segments - 1)
+
+
 def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
-                  compression: Compression | None) -> tuple[EwfWriter, int]:
+                  compression: Compression | None,
+                  keep_media: int | None = None) -> tuple[EwfWriter, int]:
     """See :meth:`EwfWriter.resume`."""
     first_segment = segment_path(base, 1)
     if not first_segment.exists():
@@ -105,7 +118,13 @@ def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
     volume = layout.volume
     assert volume is not None
     last = len(layout.segments) - 1
-    kept, keep_point, in_last = _kept_groups(layout.groups, layout.segments[last], last)
+    limit = None
+    if keep_media is not None:  # the caller can vouch for this much only (its last checkpoint)
+        chunk_size = volume.bytes_per_sector * volume.sectors_per_chunk
+        limit = -(-keep_media // chunk_size)
+        last = _segment_for_limit(layout.groups, limit, len(layout.segments))
+    dropped = layout.segments[last + 1:]
+    kept, keep_point, in_last = _kept_groups(layout.groups, layout.segments[last], last, limit)
     drop_last = keep_point is None
     if drop_last and last == 0:
         raise IncompleteImageError("the interrupted image holds no media yet; start again "
@@ -127,6 +146,7 @@ def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
         media = min(media, volume.media_size)
     writer._chunks = chunks
     writer._media_bytes = media
+    writer._closed_media = media
     writer._short_seen = media % writer.chunk_size != 0
     paths = layout.segments[:last] if drop_last else layout.segments[:last + 1]
     writer._paths = list(paths)
@@ -134,16 +154,24 @@ def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
         end = _volume_body_end(path)
         assert end is not None
         writer._volume_offsets.append((index, end - st.VOLUME_BODY_SIZE))
-    if drop_last:
+    for later in dropped:  # beyond what the caller can vouch for: written again
+        later.unlink()
+    _continue_in(writer, last_path, keep_point, in_last)
+    return writer, media
+
+
+def _continue_in(writer: EwfWriter, last_path: Path, keep_point: int | None,
+                 in_last: int) -> None:
+    """Position ``writer`` to append to ``last_path`` cut at ``keep_point`` (``None``: the
+    segment is written again from scratch)."""
+    if keep_point is None:
         last_path.unlink()
         writer._open_segment()
-    else:
-        assert keep_point is not None
-        fh = last_path.open("r+b", buffering=0)
-        fh.truncate(keep_point)
-        fh.seek(keep_point)
-        writer._file = GatherWriter(fh, background=True)
-        writer._pos = keep_point
-        writer._remaining = segment_size - st.DESCRIPTOR_SIZE - keep_point
-        writer._groups_in_segment = in_last
-    return writer, media
+        return
+    fh = last_path.open("r+b", buffering=0)
+    fh.truncate(keep_point)
+    fh.seek(keep_point)
+    writer._file = GatherWriter(fh, background=True)
+    writer._pos = keep_point
+    writer._remaining = writer.segment_size - st.DESCRIPTOR_SIZE - keep_point
+    writer._groups_in_segment = in_last

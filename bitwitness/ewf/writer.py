@@ -177,6 +177,7 @@ class EwfWriter:
         self._groups_in_segment = 0
         self._chunks = 0
         self._media_bytes = 0
+        self._closed_media = 0  #: media bytes in closed groups (on the file once drained)
         self._short_seen = False
         self._pending = bytearray()
         self._closed = False
@@ -190,6 +191,18 @@ class EwfWriter:
     def segments(self) -> list[Path]:
         """Segment files created so far, in order."""
         return list(self._paths)
+
+    def make_durable(self) -> int:
+        """Put every closed group on the disk (written and fsynced); returns the media bytes
+        they hold, which :meth:`resume` (``keep_media``) can later be trusted with.
+
+        Why: an acquisition checkpoints this number (with the read errors so far) in its log, so
+        that a run killed without warning (SIGKILL, power loss) can still be resumed."""
+        self._check_writable()
+        if self._file is not None:
+            self._file.drain()
+            os.fsync(self._file.fileno())
+        return self._closed_media
 
     @property
     def rewritten_segments(self) -> frozenset[int]:
@@ -268,6 +281,7 @@ class EwfWriter:
         self._section("table", body)
         self._section("table2", body)
         self._group_start = None
+        self._closed_media = self._media_bytes
 
     def _place(self, stored: int) -> None:
         """Open groups and segments as needed so that a chunk of ``stored`` bytes fits."""
@@ -449,14 +463,17 @@ class EwfWriter:
 
     @classmethod
     def resume(cls, base: Path, *, segment_size: int = DEFAULT_SEGMENT_SIZE,
-               compression: Compression | None = None) -> tuple[EwfWriter, int]:
+               compression: Compression | None = None,
+               keep_media: int | None = None) -> tuple[EwfWriter, int]:
         """Reopen an interrupted set and continue it; returns ``(writer, durable media bytes)``.
 
         Complete segments and complete sectors groups are kept, the rest is cut off; the caller
         re-hashes the first ``durable`` media bytes (``open_ewf(..., allow_incomplete=True)``
-        reads exactly them) and feeds chunks from there on.
+        reads exactly them) and feeds chunks from there on. ``keep_media``: keep no group
+        beyond this many media bytes (what the caller's records vouch for, see
+        :meth:`make_durable`), even if more was written.
         """
         from bitwitness.ewf.resume import resume_writer
 
         return resume_writer(cls, Path(base), segment_size=segment_size,
-                             compression=compression)
+                             compression=compression, keep_media=keep_media)
