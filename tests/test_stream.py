@@ -63,6 +63,41 @@ def test_split_raw_missing_middle(tmp_path: Path) -> None:
         open_image(tmp_path / "img.001")
 
 
+@pytest.mark.parametrize("given", [".001.partial", ".003.partial"])
+def test_split_raw_partial_set_is_every_partial_piece(tmp_path: Path, given: str) -> None:
+    """BitWitness names raw pieces x.001.partial, ... until the acquisition finishes: any piece
+    opens the whole unfinished set (only its .partial pieces), not that one file."""
+    parts = [DATA[:100_000], DATA[100_000:250_000], DATA[250_000:]]
+    names = [f"img.{i:03d}.partial" for i in (1, 2, 3)]
+    for name, part in zip(names, parts, strict=True):
+        (tmp_path / name).write_bytes(part)
+    (tmp_path / "img.001").write_bytes(b"not part of the unfinished set" * 100)
+    (tmp_path / "img.002").write_bytes(b"nor this")
+    assert detect(tmp_path / f"img{given}").format.name == "split-raw"
+    with open_image(tmp_path / f"img{given}") as s:
+        assert s.info.format == "split-raw"
+        assert s.info.details["piece_sizes"] == [len(p) for p in parts]
+        check_stream_contract(s, DATA)
+    assert image_files(tmp_path / f"img{given}") == [tmp_path / n for n in names]
+    # ... and the finished-name pieces stay a set of their own
+    assert image_files(tmp_path / "img.001") == [tmp_path / "img.001", tmp_path / "img.002"]
+
+
+def test_split_raw_partial_missing_piece(tmp_path: Path) -> None:
+    for n in (".001.partial", ".003.partial"):
+        (tmp_path / f"img{n}").write_bytes(b"x" * 512)
+    with pytest.raises(MissingSegmentError, match=r"\.002\.partial is missing"):
+        open_image(tmp_path / "img.003.partial")
+
+
+def test_unfinished_raw_is_raw_by_name(tmp_path: Path) -> None:
+    (tmp_path / "img.raw.partial").write_bytes(DATA)
+    detected = detect(tmp_path / "img.raw.partial")
+    assert (detected.format.name, detected.by) == ("raw", "name")
+    (tmp_path / ".partial").write_bytes(DATA)
+    assert detect(tmp_path / ".partial").by == "fallback"
+
+
 def _vhd_footer(size: int, disk_type: int) -> bytes:
     """A VHD footer built by hand from the specification (big-endian, one's complement sum)."""
     footer = bytearray(512)

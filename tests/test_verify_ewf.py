@@ -219,6 +219,30 @@ def test_info_raw_shows_size_and_logs(tmp_path: Path, source: Path) -> None:
     assert doc["header_values"] == {}
 
 
+def test_info_unfinished_e01_of_unknown_size(tmp_path: Path) -> None:
+    """A set begun without knowing the media size declares none until it is closed; unfinished,
+    info can only show what its complete groups hold, and says so."""
+    from bitwitness.ewf import EwfMetadata, EwfWriter
+
+    require_tool("md5sum")
+    data = make_disk_bytes(12 * MIB, seed=32)
+    writer = EwfWriter(tmp_path / "stream", media_size=None, metadata=EwfMetadata(),
+                       sectors_per_chunk=16)  # 8 KiB chunks: a group closes every 8 MiB
+    writer.write(data)
+    writer.abort()
+    r = run_bitwitness("info", tmp_path / "stream.E01", "--json")
+    assert r.exit_code == 1
+    doc = r.json()
+    assert doc["media_size"] == doc["readable_media_size"] == 8 * MIB
+    assert doc["ewf"]["complete"] is False
+    assert any("declares no media size" in n for n in doc["notes"])
+    verified = verify_image(tmp_path / "stream.E01")
+    assert verified.verdict is Verdict.INCOMPLETE
+    held = tmp_path / "held.raw"
+    held.write_bytes(data[:8 * MIB])
+    assert verified.computed["md5"] == tool_hash("md5sum", held)[0]
+
+
 def test_error_ranges_recorded_at_acquisition(tmp_path: Path, source: Path) -> None:
     """An E01 whose error2 section records unreadable sectors (written by our EwfWriter, read
     back by ewfinfo): verify and info show the same ranges ewfinfo shows."""

@@ -21,7 +21,9 @@ from conftest import make_disk_bytes, require_tool, run_bitwitness, snapshot
 from bitwitness.acquire.engine import AcquisitionRequest, CaseTarget, OutputFormat, acquire
 from bitwitness.acquire.faults import FaultySource
 from bitwitness.acquire.source import open_source
+from bitwitness.errors import ExitCode
 from bitwitness.progress import RecordingMediator
+from bitwitness.sizes import format_size
 from bitwitness.verify import Match, Verdict, verify_image
 
 SIZE = 3 << 20  # a whole number of sectors: the media is the source, no padding
@@ -192,10 +194,120 @@ def test_interrupted_acquisition_in_a_case_is_recorded_incomplete(tmp_path: Path
     assert any("interrupted" in p for p in recorded[0]["details"]["problems"])
 
 
-def test_partial_name_without_a_log_is_noted(tmp_path: Path, source: Path) -> None:
-    run_acquire(source, tmp_path / "img", OutputFormat.RAW, stop_at=1 << 20)
+@pytest.mark.parametrize(("split", "name"), [(None, "img.raw.partial"),
+                                             (1 << 20, "img.002.partial")])
+def test_partial_name_without_a_log_is_noted(tmp_path: Path, source: Path, split: int | None,
+                                             name: str) -> None:
+    run_acquire(source, tmp_path / "img", OutputFormat.RAW, stop_at=2 << 20, split=split)
     for log in ("img.json", "img.txt"):
         (tmp_path / log).unlink()
-    verified = verify_image(tmp_path / "img.raw.partial")
+    verified = verify_image(tmp_path / name)
     assert verified.verdict is Verdict.UNVERIFIED  # nothing recorded: the name alone proves nothing
     assert any(".partial" in n and "no acquisition log" in n for n in verified.notes)
+    images = sorted(tmp_path.glob("img.*partial"))
+    assert list(verified.files) == images  # the whole unfinished set, not the piece named
+    assert verified.bytes_read == sum(p.stat().st_size for p in images)
+
+
+def _md5_of_concatenation(paths: list[Path]) -> str:
+    """md5sum over ``cat`` of the pieces: the outside check of what the set holds."""
+    cat = subprocess.run(["cat", *map(str, paths)], capture_output=True, check=True).stdout
+    return subprocess.run(["md5sum"], input=cat, capture_output=True, check=True
+                          ).stdout.split()[0].decode()
+
+
+def test_interrupted_split_raw_is_verified_as_its_whole_partial_set(tmp_path: Path,
+                                                                     source: Path) -> None:
+    """``verify BASE.001.partial`` reads every .partial piece (not just the first) and calls the
+    set INCOMPLETE because its acquisition log says the run was interrupted."""
+    require_tool("md5sum", "cat")
+    result = run_acquire(source, tmp_path / "img", OutputFormat.RAW, stop_at=(2 << 20) + 4096,
+                         split=1 << 20)
+    assert result.status.value == "interrupted"
+    pieces = sorted(tmp_path.glob("img.0??.partial"))
+    assert [p.name for p in pieces] == ["img.001.partial", "img.002.partial", "img.003.partial"]
+    held = sum(p.stat().st_size for p in pieces)
+    assert 2 << 20 < held < SIZE
+    before = snapshot(sorted(p for p in tmp_path.iterdir() if p.is_file()))
+    for given in (pieces[0], pieces[-1]):
+        verified = verify_image(given)
+        assert verified.format == "split-raw"
+        assert list(verified.files) == pieces
+        assert verified.bytes_read == verified.media_size == held
+        assert verified.computed["md5"] == _md5_of_concatenation(pieces)
+        assert verified.verdict is Verdict.INCOMPLETE, verified.problems
+        assert ("acquisition log img.json records the acquisition as interrupted"
+                in verified.problems)
+        assert f"media is {held} bytes, acquisition log img.json records {SIZE}" in (
+            verified.problems)
+    cli = run_bitwitness("verify", pieces[0], "--json")
+    assert cli.exit_code == ExitCode.EVIDENCE
+    (doc,) = cli.json()["images"]
+    assert (doc["verdict"], doc["bytes_read"]) == ("INCOMPLETE", held)
+    assert [Path(f).name for f in doc["files"]] == [p.name for p in pieces]
+    human = run_bitwitness("verify", pieces[0])
+    assert human.exit_code == ExitCode.EVIDENCE
+    assert "3 file(s)" in human.stdout
+    assert "records the acquisition as interrupted" in human.stdout
+    assert before == snapshot(sorted(p for p in tmp_path.iterdir() if p.is_file()))
+
+
+# --- info on an unfinished E01 ---------------------------------------------------------------
+
+
+def _cut_short(tmp_path: Path, source: Path) -> list[Path]:
+    """A finished E01 set (1 MiB segments, stored uncompressed) whose last segment is then cut
+    in half, as a copy that ran out of room would leave it."""
+    run_acquire(source, tmp_path / "img", OutputFormat.E01, segment_size=1 << 20,
+                compression="none")
+    segments = sorted(tmp_path.glob("img.E??"))
+    last = segments[-1]
+    with last.open("r+b") as fh:
+        fh.truncate(last.stat().st_size // 2)
+    return segments
+
+
+def _interrupted_e01(tmp_path: Path, source: Path) -> list[Path]:
+    result = run_acquire(source, tmp_path / "img", OutputFormat.E01, stop_at=2 << 20)
+    assert result.status.value == "interrupted"
+    return sorted(tmp_path.glob("img.E??"))
+
+
+@pytest.mark.parametrize(("make", "holds_some"), [(_interrupted_e01, False), (_cut_short, True)])
+def test_info_on_an_unfinished_e01_shows_declared_and_readable_media(
+        tmp_path: Path, source: Path, make: Any, holds_some: bool) -> None:
+    """``info`` shows the media the volume section declares (what the set was meant to hold), and
+    separately what its complete chunk groups hold, which is exactly what a reader gets."""
+    require_tool("md5sum", "cat")
+    segments = make(tmp_path, source)
+    before = snapshot(sorted(p for p in tmp_path.iterdir() if p.is_file()))
+    info = run_bitwitness("info", segments[0], "--json")
+    assert info.exit_code == ExitCode.EVIDENCE
+    doc = info.json()
+    assert (doc["media_size"], doc["sectors"], doc["sector_size"]) == (SIZE, SIZE // 512, 512)
+    readable = doc["readable_media_size"]
+    assert 0 <= readable < SIZE
+    assert (readable > 0) is holds_some  # no group closed before the stop / segments kept
+    assert readable % (64 * 512) == 0  # whole chunks of complete groups
+    assert doc["ewf"]["complete"] is False
+    assert doc["ewf"]["chunk_count"] == SIZE // (64 * 512)
+    assert doc["ewf"]["incomplete_reason"]
+    assert "INCOMPLETE" in info.stderr
+    assert len(info.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in info.stderr
+    # what is readable is what verify reads, and it is the start of the source
+    verified = verify_image(segments[0])
+    assert verified.verdict is Verdict.INCOMPLETE
+    assert verified.bytes_read == readable
+    head = tmp_path / "head.bin"
+    head.write_bytes(source.read_bytes()[:readable])
+    assert verified.computed["md5"] == _md5_of_concatenation([head])
+    head.unlink()
+    assert any(f"hold {readable} of the {SIZE} media bytes" in p for p in verified.problems)
+    human = run_bitwitness("info", segments[0])
+    assert human.exit_code == ExitCode.EVIDENCE
+    assert f"({SIZE} bytes)" in human.stdout
+    assert f"Readable media:         {format_size(readable)} ({readable} bytes)" in human.stdout
+    assert "INCOMPLETE" in human.stdout
+    assert f"holds {readable} of its {SIZE} media bytes" in human.stderr
+    assert before == snapshot(sorted(p for p in tmp_path.iterdir() if p.is_file()))

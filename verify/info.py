@@ -4,6 +4,11 @@ For an E01 set: the case fields (header values), the EWF format and compression,
 (type, sector size, sectors, size), the stored hashes, the error ranges recorded at acquisition
 and the segment files. For raw, split raw and virtual disks: the size, the files, and every hash
 a log next to the image records. Nothing is hashed; only metadata is read.
+
+An unfinished E01 set (no ``done``: interrupted, or cut short) is described as what it was meant
+to be and what it holds: ``media_size``, ``sectors`` and ``ewf.chunk_count`` are what its volume
+section declares, ``readable_media_size`` is the media its complete chunk groups hold (all a
+reader can give), and ``ewf.incomplete_reason`` says where the set stops.
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.verify.model import HashReference, SectorRange
-from bitwitness.verify.opening import acquisition_errors, layout_of, open_for_verify
+from bitwitness.verify.opening import (
+    Opened,
+    acquisition_errors,
+    declared_media_size,
+    layout_of,
+    open_for_verify,
+)
 from bitwitness.verify.references import bind_all, load_logs
 
 #: EwfImage attributes shown as they are, in ewfinfo's order.
@@ -36,9 +47,10 @@ class ImageInfo:
     image: Path
     format: str
     files: tuple[FileEntry, ...]
-    media_size: int
+    media_size: int  #: the media the image is of (E01: as its volume section declares)
     sector_size: int
     sectors: int
+    readable_media_size: int  #: the media the image holds (less than media_size if unfinished)
     header_values: dict[str, str] = field(default_factory=dict)  #: E01 case fields
     ewf: dict[str, Any] = field(default_factory=dict)  #: E01 format, compression, chunks, ...
     stored_hashes: dict[str, str] = field(default_factory=dict)
@@ -57,19 +69,48 @@ def image_info(path: str | Path) -> ImageInfo:
         layout = layout_of(opened)
         logs, notes = load_logs(opened.files)
         bound = bind_all(logs, layout)
-        ewf = opened.ewf
-        ewf_fields = {n: getattr(ewf, n) for n in _EWF_FIELDS if hasattr(ewf, n)} if ewf else {}
-        details = {} if ewf else dict(opened.stream.info.details)
+        media_size, size_notes = _media_size(opened, layout.media_size)
+        details = {} if opened.ewf else dict(opened.stream.info.details)
         return ImageInfo(
             image=path, format=opened.format,
             files=tuple(FileEntry(f, f.stat().st_size) for f in opened.files),
-            media_size=layout.media_size, sector_size=layout.sector_size,
-            sectors=-(-layout.media_size // layout.sector_size),
+            media_size=media_size, sector_size=layout.sector_size,
+            sectors=-(-media_size // layout.sector_size),
+            readable_media_size=layout.media_size,
             header_values={k: v for k, v in opened.header_values.items() if v},
-            ewf=ewf_fields, stored_hashes=dict(opened.stored_hashes),
+            ewf=_ewf_fields(opened, media_size), stored_hashes=dict(opened.stored_hashes),
             error_ranges=acquisition_errors(opened, bound.error_ranges),
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,
-            notes=tuple(notes) + bound.notes)
+            notes=tuple(notes) + size_notes + bound.notes)
     finally:
         opened.stream.close()
+
+
+def _media_size(opened: Opened, readable: int) -> tuple[int, tuple[str, ...]]:
+    """The media size to show, and a note when an unfinished set does not say what it is.
+
+    A finished set declares what it holds. An unfinished one is shown at the size it declares,
+    not at the part a reader gets from it (0 before the first chunk group was written): that is
+    the media it is an image of, and the difference is the part that is missing.
+    """
+    declared = declared_media_size(opened)
+    if declared is not None:
+        return declared, ()
+    if opened.ewf is not None and not opened.ewf.complete:
+        return readable, ("the volume section declares no media size (it was not known when "
+                          "the acquisition started): the size shown is what the set holds",)
+    return readable, ()
+
+
+def _ewf_fields(opened: Opened, media_size: int) -> dict[str, Any]:
+    """What ewfinfo shows of the set; for an unfinished set, the chunks it was meant to hold
+    (consistent with ``media_size``) and why it is unfinished."""
+    ewf = opened.ewf
+    if ewf is None:
+        return {}
+    fields = {n: getattr(ewf, n) for n in _EWF_FIELDS if hasattr(ewf, n)}
+    if not ewf.complete:
+        fields["chunk_count"] = -(-media_size // ewf.chunk_size)
+        fields["incomplete_reason"] = ewf.incomplete_reason or "no 'done' section"
+    return fields

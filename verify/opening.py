@@ -70,6 +70,18 @@ def layout_of(opened: Opened) -> ImageLayout:
     return ImageLayout(opened.files, stream.size, stream.sector_size, pieces)
 
 
+def declared_media_size(opened: Opened) -> int | None:
+    """The media size an E01 set's volume section declares: what the set was meant to hold.
+
+    For a finished set it is the media size; for an unfinished one the reader only gives the
+    media its complete chunk groups hold (possibly 0), so this is how far from finished it is.
+    ``None`` for other formats, and for a set whose volume section declares no size (written by
+    an acquisition that did not know the media size when it started, patched only at the end).
+    """
+    volume = getattr(opened.ewf, "volume", None)
+    return volume.media_size if volume is not None and volume.media_size > 0 else None
+
+
 def acquisition_errors(opened: Opened, logged: Iterable[SectorRange]) -> tuple[SectorRange, ...]:
     """Sectors unreadable at acquisition: the E01's error2 ranges and those logs record, once
     each, in media order."""

@@ -18,15 +18,13 @@ from functools import partial
 from pathlib import Path
 
 from bitwitness.errors import InputError
+from bitwitness.images.raw import PARTIAL_SUFFIX
 from bitwitness.verify.logs import HashLog, LogEntry, parse_log
 from bitwitness.verify.model import HashReference, SectorRange, SizeCheck
 
 #: Names tried next to an image, after its full name and its stem: x.E01.txt, x.json, x.md5, ...
 LOG_SUFFIXES = (".json", ".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum",
                 ".hash", ".hashes", ".log", ".txt")
-
-#: What BitWitness appends to raw output until the acquisition finishes (BASE.raw.partial).
-PARTIAL_SUFFIX = ".partial"
 
 _PIECE_SUFFIX = re.compile(r"^\.(\d{3,}|[a-z]{2}|[EeLs][0-9A-Za-z]{2})$")
 

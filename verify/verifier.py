@@ -40,7 +40,13 @@ from bitwitness.verify.model import (
     SectorRange,
     Verdict,
 )
-from bitwitness.verify.opening import Opened, acquisition_errors, layout_of, open_for_verify
+from bitwitness.verify.opening import (
+    Opened,
+    acquisition_errors,
+    declared_media_size,
+    layout_of,
+    open_for_verify,
+)
 from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
 
 
@@ -275,7 +281,8 @@ def _incomplete(opened: Opened, bound: refs_mod.Bound, bytes_read: int,
                 layout: refs_mod.ImageLayout) -> list[str]:
     reasons = []
     if opened.ewf is not None and not opened.ewf.complete:
-        reasons.append("the E01 set was never finished (no 'done' section)")
+        reasons.append("the E01 set was never finished (no 'done' section)"
+                       + _held_of_declared(opened, layout))
     reasons += [f"{label} records the acquisition as {status}"
                 for label, status in bound.statuses if status in ("interrupted", "failed")]
     if bytes_read != layout.media_size:
@@ -283,6 +290,16 @@ def _incomplete(opened: Opened, bound: refs_mod.Bound, bytes_read: int,
     reasons += [f"media is {c.actual} bytes, {c.source} records {c.expected}"
                 for c in bound.sizes if c.actual < c.expected]
     return reasons
+
+
+def _held_of_declared(opened: Opened, layout: refs_mod.ImageLayout) -> str:
+    """The part of its declared media an unfinished E01's complete chunk groups hold: verify reads
+    only that part, so the reason also says what the set was meant to hold."""
+    declared = declared_media_size(opened)
+    if declared is None or declared == layout.media_size:
+        return ""
+    return (f": its complete chunk groups hold {layout.media_size} of the {declared} media "
+            "bytes its volume section declares")
 
 
 def _mismatches(bound: refs_mod.Bound, against: AgainstResult | None,

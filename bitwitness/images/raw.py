@@ -20,6 +20,10 @@ BLKSSZGET = 0x1268
 
 RAW_SUFFIXES = {".dd", ".raw", ".img", ".bin", ".iso"}
 
+#: What BitWitness appends to raw output until the acquisition finishes (``BASE.raw.partial``,
+#: ``BASE.001.partial``); the files are renamed only once the acquisition is complete.
+PARTIAL_SUFFIX = ".partial"
+
 
 def open_readonly(path: Path) -> int:
     """Open ``path`` read-only (with ``O_NOATIME`` when permitted) and return the descriptor."""
@@ -118,7 +122,8 @@ class RawFormat:
         return False
 
     def claims_name(self, path: Path) -> bool:
-        return path.suffix.lower() in RAW_SUFFIXES
+        """``x.dd``, ``x.raw``, ...; also our unfinished ``x.raw.partial``, which is raw too."""
+        return Path(path.name.removesuffix(PARTIAL_SUFFIX)).suffix.lower() in RAW_SUFFIXES
 
     def files(self, path: Path) -> list[Path]:
         return [path]

@@ -2,6 +2,11 @@
 
 Any piece may be given; the set is found from its stem. Pieces must be contiguous: a gap (``.001``,
 ``.003`` without ``.002``) is a :class:`~bitwitness.errors.MissingSegmentError`.
+
+BitWitness names raw pieces ``x.001.partial, x.002.partial, ...`` until the acquisition finishes
+(:data:`~bitwitness.images.raw.PARTIAL_SUFFIX`). Such a set is recognised the same way, from any of
+its pieces, and is made of ``.partial`` pieces only: it is the unfinished image, and reading just
+the piece given would pass off its first megabytes as the whole of it.
 """
 
 from __future__ import annotations
@@ -9,10 +14,11 @@ from __future__ import annotations
 import bisect
 import os
 import re
+from glob import escape as glob_escape
 from pathlib import Path
 
 from bitwitness.errors import MissingSegmentError
-from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.images.raw import PARTIAL_SUFFIX, open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 _NUMERIC = re.compile(r"^\.(\d{3,})$")
@@ -28,38 +34,55 @@ def _alpha_name(i: int) -> str:
 
 
 def split_pieces(path: Path) -> list[Path] | None:
-    """Every piece of the split set of ``path``; ``None`` when the name is not split-like."""
-    suffix = path.suffix
-    stem = path.with_suffix("")
+    """Every piece of the split set of ``path``; ``None`` when the name is not split-like.
+
+    A ``.partial`` piece (``x.001.partial``) gives the set of ``.partial`` pieces of the same stem.
+    """
+    tail = PARTIAL_SUFFIX if path.name.endswith(PARTIAL_SUFFIX) else ""
+    if path.name == tail:
+        return None
+    named = path.with_name(path.name.removesuffix(tail)) if tail else path
+    suffix = named.suffix
+    stem = named.with_suffix("")
     if m := _NUMERIC.match(suffix):
-        width = len(m.group(1))
-        siblings = sorted(
-            int(p.suffix[1:]) for p in path.parent.glob(f"{stem.name}.{'[0-9]' * width}")
-        )
-        if not siblings:
-            return None
-        first = siblings[0]
-        if first not in (0, 1):
-            raise MissingSegmentError(
-                f"split raw set starts at .{first:0{width}d}; the first piece is missing",
-                path=path)
-        names = [stem.parent / f"{stem.name}.{i:0{width}d}" for i in siblings]
-        for expected, n in enumerate(siblings, start=first):
-            if n != expected:
-                raise MissingSegmentError(f"split raw piece .{expected:0{width}d} is missing",
-                                          path=path)
-        return names
+        return _numeric_pieces(path, stem, len(m.group(1)), tail)
     if _ALPHA.match(suffix):
-        siblings = sorted(_alpha_index(p.suffix[1:])
-                          for p in path.parent.glob(f"{stem.name}.[a-z][a-z]"))
-        if not siblings or siblings[0] != 0:
-            return None  # no ".aa": a two-letter suffix such as ".dd" is not a split set
-        for expected, n in enumerate(siblings):
-            if n != expected:
-                raise MissingSegmentError(f"split raw piece .{_alpha_name(expected)} is missing",
-                                          path=path)
-        return [stem.parent / f"{stem.name}.{_alpha_name(i)}" for i in siblings]
+        return _alpha_pieces(path, stem, tail)
     return None
+
+
+def _suffix_of(piece: Path, stem: Path, tail: str) -> str:
+    """``001`` for ``x.001`` (or ``x.001.partial`` when ``tail`` is ``.partial``)."""
+    return piece.name[len(stem.name) + 1:len(piece.name) - len(tail)]
+
+
+def _numeric_pieces(path: Path, stem: Path, width: int, tail: str) -> list[Path] | None:
+    pattern = f"{glob_escape(stem.name)}.{'[0-9]' * width}{tail}"
+    siblings = sorted(int(_suffix_of(p, stem, tail)) for p in path.parent.glob(pattern))
+    if not siblings:
+        return None
+    first = siblings[0]
+    if first not in (0, 1):
+        raise MissingSegmentError(
+            f"split raw set starts at .{first:0{width}d}{tail}; the first piece is missing",
+            path=path)
+    for expected, n in enumerate(siblings, start=first):
+        if n != expected:
+            raise MissingSegmentError(f"split raw piece .{expected:0{width}d}{tail} is missing",
+                                      path=path)
+    return [stem.parent / f"{stem.name}.{i:0{width}d}{tail}" for i in siblings]
+
+
+def _alpha_pieces(path: Path, stem: Path, tail: str) -> list[Path] | None:
+    pattern = f"{glob_escape(stem.name)}.[a-z][a-z]{tail}"
+    siblings = sorted(_alpha_index(_suffix_of(p, stem, tail)) for p in path.parent.glob(pattern))
+    if not siblings or siblings[0] != 0:
+        return None  # no ".aa": a two-letter suffix such as ".dd" is not a split set
+    for expected, n in enumerate(siblings):
+        if n != expected:
+            raise MissingSegmentError(
+                f"split raw piece .{_alpha_name(expected)}{tail} is missing", path=path)
+    return [stem.parent / f"{stem.name}.{_alpha_name(i)}{tail}" for i in siblings]
 
 
 class SplitRawStream(ImageStream):

@@ -36,7 +36,8 @@ def command(image: Path, as_json: bool) -> None:
     """Show what IMAGE records: case fields, format, media, stored hashes, error ranges, files.
 
     For raw and split raw images: the size, the files and any hash log found next to them.
-    Exits 1 (after showing everything) when an E01 set was never finished.
+    Exits 1 (after showing everything) when an E01 set was never finished; its media size is
+    then what the set declares, and the readable media what its complete chunk groups hold.
     """
     from bitwitness.verify.info import image_info
 
@@ -46,8 +47,10 @@ def command(image: Path, as_json: bool) -> None:
     else:
         _render(info)
     if info.ewf.get("complete") is False:  # shown in full above, but it is an evidence problem
-        raise IncompleteImageError("the image is INCOMPLETE: the E01 set was never finished "
-                                   "(interrupted write or truncated file)", path=image)
+        raise IncompleteImageError(
+            "the image is INCOMPLETE: the E01 set was never finished (interrupted write or "
+            f"truncated file); it holds {info.readable_media_size} of its "
+            f"{info.media_size} media bytes", path=image)
 
 
 def _field(label: str, value: object) -> None:
@@ -76,6 +79,10 @@ def _render(info: ImageInfo) -> None:
     _field("Bytes per sector", info.sector_size)
     _field("Number of sectors", info.sectors)
     _field("Media size", f"{format_size(info.media_size)} ({info.media_size} bytes)")
+    if info.ewf.get("complete") is False:
+        readable = info.readable_media_size
+        _field("Readable media", f"{format_size(readable)} ({readable} bytes) in complete "
+                                 "chunk groups: the image is INCOMPLETE")
     for key, value in info.details.items():
         _field(key.replace("_", " ").capitalize(), value)
     _render_hashes(info)
