@@ -24,8 +24,9 @@ from typing import Any, Protocol
 
 from bitwitness.errors import OutputExistsError
 from bitwitness.hashing import MultiHasher, ThreadedHasher
+from bitwitness.images.raw import PARTIAL_SUFFIX
 
-PARTIAL = ".partial"
+PARTIAL = PARTIAL_SUFFIX  #: the one name for "not finished" (verify recognises it)
 
 
 @dataclass(frozen=True)
