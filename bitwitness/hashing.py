@@ -1,10 +1,11 @@
 """Hashing the media: several algorithms over one pass of the data.
 
 :class:`MultiHasher` updates every algorithm in the caller's thread. :class:`ThreadedHasher` gives
-each algorithm a thread of its own fed through a bounded queue, so MD5, SHA-1 and SHA-256 run on
-separate cores while the caller reads and compresses (hashlib releases the GIL for large
-buffers). Both keep their input ``bytes`` objects alive only until hashed; callers must not
-mutate a buffer after handing it over.
+each algorithm a thread of its own fed through a bounded queue (or, for those named ``inline``,
+hashes them in the caller's thread), so the algorithms run on separate cores while the caller
+reads and compresses (hashlib releases the GIL for large buffers). Both keep their input objects
+alive only until hashed; a caller must not change a buffer it handed over until then (the
+``done`` callback of :meth:`ThreadedHasher.update` says when).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class ThreadedHasher:
     """One thread per algorithm; :meth:`update` returns at once unless the queues are full.
 
     Call :meth:`close` exactly once to wait for the threads and get the digests. ``depth`` bounds
-    the memory held: at most ``depth`` buffers wait per algorithm.
+    the memory held: at most ``depth`` buffers wait per algorithm. Algorithms named in
+    ``inline`` get no thread: :meth:`update` hashes them itself, before returning (the
+    acquisition hashes the cheap ones right after reading a block, while it is in cache).
     """
 
     def __init__(self, algorithms: Iterable[str] = DEFAULT_ALGORITHMS, depth: int = 16,
