@@ -110,7 +110,9 @@ class VmdkSparseWriter:
         self._next_sector = self.overhead
         self._grain_index = 0
         self._pending = bytearray()
-        self._zero = bytes(self.grain_bytes)
+        # a bytearray: ``bytearray != memoryview`` is one memcmp, where bytes falls back to the
+        # memoryview's element-by-element compare (~40x slower on every grain)
+        self._zero = bytearray(self.grain_bytes)
         self._written = 0
         self.header = SparseHeader(
             capacity=self.capacity, grain_size=GRAIN_SECTORS, descriptor_offset=1,
@@ -134,7 +136,7 @@ class VmdkSparseWriter:
 
     def _put_grain(self, grain: bytes | memoryview) -> None:
         assert self._fd is not None, "sink already closed"
-        if grain != self._zero:
+        if self._zero != grain:
             self._table[self._grain_index] = self._next_sector
             pwrite_all(self._fd, bytes(grain), self._next_sector * SECTOR, self.path)
             self._next_sector += GRAIN_SECTORS
