@@ -1,6 +1,6 @@
 """Acquisition throughput against the peers, on the same generated disk-like data, in one run.
 
-    python bench/bench_acquire.py [--size 1GiB] [--dir bench/out] [--repeat 1]
+    python bench/bench_acquire.py [--size 1GiB] [--repeat 1] [--dir DIR]
 
 Compares, on one file of ~1/3 zeros, 1/3 random, 1/3 text (bench/_data.py):
 
@@ -38,7 +38,6 @@ peers lose nothing. The last lines of the output print both bounds from the meas
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -48,12 +47,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import BenchParser
 from _data import make_disk_file
 from _tool import bitwitness_command
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from bitwitness.sizes import format_size, parse_size  # noqa: E402
+from bitwitness.sizes import format_size  # noqa: E402
 
 
 def _timed(cmd: list[str], cwd: Path) -> tuple[float, int, float]:
@@ -98,15 +98,12 @@ def _default_dir(size: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="1GiB", help="data size (default 1GiB)")
-    parser.add_argument("--dir", default=None,
-                        help="work folder (default: /dev/shm when it has room, else bench/out)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per tool (best is kept)")
-    args = parser.parse_args()
-    size = parse_size(args.size)
+    args = BenchParser(__doc__, size="1GiB", repeat=1,
+                       dir_help="work folder (default: /dev/shm when it has room, else "
+                                "bench/out)").parse()
+    size = args.size
     size -= size % 512
-    work = Path(args.dir).absolute() if args.dir else _default_dir(size)
+    work = args.dir.absolute() if args.dir else _default_dir(size)
     work.mkdir(parents=True, exist_ok=True)
     for tool in ("ewfacquire", "dc3dd"):
         if shutil.which(tool) is None:

@@ -1,6 +1,6 @@
 """E01 output size and speed: BitWitness's writer and reader against ewfacquire/ewfverify.
 
-    python bench/bench_ewf_size.py [SIZE_MiB]   (default 512)
+    python bench/bench_ewf_size.py [--size 512MiB] [--repeat 3] [--dir DIR]
 
 Generates one disk-like file (bench/_data.py: ~1/3 zeros, 1/3 random, 1/3 text), then on that same
 data:
@@ -11,8 +11,9 @@ data:
 * verify speed: ``ewfverify -d sha1`` against our parallel scan + MD5/SHA-1, both on the same
   ewfacquire-made image.
 
-Each measurement alternates the two tools RUNS times and keeps each one's best time (the machine
-may be shared). Our writer fsyncs every segment (ewfacquire does not): its time includes that.
+Each measurement alternates the two tools ``--repeat`` times and keeps each one's best time (the
+machine may be shared). Our writer fsyncs every segment (ewfacquire does not): its time includes
+that.
 Prints one line per measurement with the ratio. Timing lives here, never in the tests.
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _args import BenchOptions, BenchParser
 from _data import make_disk_file
 
 from bitwitness.ewf import (
@@ -41,7 +43,7 @@ from bitwitness.ewf import (
 )
 from bitwitness.hashing import ThreadedHasher
 
-RUNS = 3
+RUNS = 3  #: the default --repeat
 
 
 def ewfacquire(src: Path, target: Path, mode: str) -> float:
@@ -105,16 +107,28 @@ def total_size(base: Path) -> int:
     return sum(p.stat().st_size for p in base.parent.glob(base.name + ".E*"))
 
 
+def _options() -> BenchOptions:
+    parser = BenchParser(__doc__, size="512MiB", repeat=RUNS,
+                         dir_help="where the temporary work folder is made (default: the "
+                                  "current folder)")
+    parser.deprecated_mib()
+    args = parser.parse()
+    if args.dir:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    return args
+
+
 def main() -> None:
-    mib = int(sys.argv[1]) if len(sys.argv) > 1 else 512
-    with tempfile.TemporaryDirectory(prefix="bw-bench-", dir=Path.cwd()) as tmp:
+    args = _options()
+    mib = args.size / (1 << 20)
+    with tempfile.TemporaryDirectory(prefix="bw-bench-", dir=args.dir or Path.cwd()) as tmp:
         work = Path(tmp)
-        src = make_disk_file(work / "disk.raw", mib << 20)
+        src = make_disk_file(work / "disk.raw", args.size)
         src.read_bytes()  # warm the page cache for both sides alike
-        print(f"data: {mib} MiB disk-like (1/3 zeros, 1/3 random, 1/3 text)")
+        print(f"data: {mib:g} MiB disk-like (1/3 zeros, 1/3 random, 1/3 text)")
         for mode, comp in (("fast", Compression.FAST), ("best", Compression.BEST)):
             t_peer = t_ours = float("inf")
-            for _ in range(RUNS):  # alternate and keep the best: the box may be shared
+            for _ in range(args.repeat):  # alternate and keep the best: the box may be shared
                 for p in work.glob(f"*-{mode}.E*"):
                     p.unlink()
                 t_peer = min(t_peer, ewfacquire(src, work / f"peer-{mode}", mode))
@@ -126,7 +140,7 @@ def main() -> None:
                   f"{mib / t_ours:7.1f} MiB/s  speed-up {t_peer / t_ours:.2f}x")
             if mode == "fast":
                 t_nosync = float("inf")
-                for _ in range(RUNS):
+                for _ in range(args.repeat):
                     for p in work.glob("nosync.E*"):
                         p.unlink()
                     t_nosync = min(t_nosync, ours(src, work / "nosync", comp, sync=False))
@@ -137,7 +151,7 @@ def main() -> None:
                     p.unlink()
         first = work / "peer-fast.E01"
         t_peer = t_ours = c_peer = c_ours = float("inf")
-        for _ in range(RUNS):
+        for _ in range(args.repeat):
             before = cpu_seconds(resource.RUSAGE_CHILDREN)
             t_peer = min(t_peer, ewfverify(first))
             c_peer = min(c_peer, cpu_seconds(resource.RUSAGE_CHILDREN) - before)

@@ -1,16 +1,15 @@
 """Benchmark: ``bitwitness verify`` against ``ewfverify -d sha1`` on the same E01, same run.
 
-Usage: ``python bench/bench_verify.py [--size 1GiB] [--runs 3] [--workdir DIR]``
+Usage: ``python bench/bench_verify.py [--size 1GiB] [--repeat 3] [--dir DIR]``
 
 Makes a disk-like media (zeros, random runs and text, as real disks compress), acquires it with
 ``ewfacquire -c deflate:fast -d sha1`` (so the E01 stores MD5 and SHA-1), then times both tools
-verifying it (best of ``--runs``, alternating, page cache warm for both). Both must compute MD5
+verifying it (best of ``--repeat``, alternating, page cache warm for both). Both must compute MD5
 and SHA-1 and report success. Prints MiB/s for each and the ratio (target: >= 1.3).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import BenchParser
 from _tool import bitwitness_command
 
 BLOCK = 1 << 20
@@ -56,19 +56,18 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1GiB", help="media size (default 1GiB)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per tool, best taken")
-    parser.add_argument("--workdir", type=Path, help="keep the files here (default: temp)")
-    args = parser.parse_args()
-    from bitwitness.sizes import parse_size
-
-    size = parse_size(args.size)
+    parser = BenchParser(__doc__, size="1GiB", repeat=3,
+                         dir_help="work folder, kept, its E01 reused by the next run (default: "
+                                  "a temporary folder, removed at the end)")
+    parser.deprecated_option("--runs", "--repeat")
+    parser.deprecated_option("--workdir", "--dir")
+    args = parser.parse()
+    size = args.size
     for tool in ("ewfacquire", "ewfverify"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed", file=sys.stderr)
             return 2
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-verify-"))
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-verify-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         media, image = work / "media.raw", work / "image.E01"
@@ -81,7 +80,7 @@ def main() -> int:
         ours_cmd = [*bitwitness_command(), "verify", "--json", str(image)]
         theirs_cmd = ["ewfverify", "-q", "-d", "sha1", str(image)]
         ours, theirs = [], []
-        for _ in range(args.runs):
+        for _ in range(args.repeat):
             t, proc = timed(theirs_cmd)
             if proc.returncode != 0 or "SUCCESS" not in proc.stdout:
                 print(f"ewfverify failed: {proc.stdout}{proc.stderr}", file=sys.stderr)
@@ -97,7 +96,7 @@ def main() -> int:
         mib = size / (1 << 20)
         best_ours, best_theirs = min(ours), min(theirs)
         print(f"media {mib:.0f} MiB, E01 {image.stat().st_size / (1 << 20):.0f} MiB "
-              f"(ewfacquire -c deflate:fast -d sha1), best of {args.runs}")
+              f"(ewfacquire -c deflate:fast -d sha1), best of {args.repeat}")
         print(f"ewfverify -d sha1   {best_theirs:7.2f} s  {mib / best_theirs:8.1f} MiB/s")
         print(f"bitwitness verify   {best_ours:7.2f} s  {mib / best_ours:8.1f} MiB/s  "
               "(MD5 + SHA-1, every chunk checked)")
@@ -105,7 +104,7 @@ def main() -> int:
         print(f"ratio {ratio:.2f}x (target >= 1.3x): {'OK' if ratio >= 1.3 else 'BELOW TARGET'}")
         return 0 if ratio >= 1.3 else 1
     finally:
-        if args.workdir is None:
+        if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
