@@ -9,6 +9,13 @@ An unfinished E01 set (no ``done``: interrupted, or cut short) is described as w
 to be and what it holds: ``media_size``, ``sectors`` and ``ewf.chunk_count`` are what its volume
 section declares, ``readable_media_size`` is the media its complete chunk groups hold (all a
 reader can give), and ``ewf.incomplete_reason`` says where the set stops.
+
+A raw image still named ``*.partial`` (``BASE.raw.partial``, or the set ``BASE.001.partial,
+BASE.002.partial, ...``) is unfinished the same way: BitWitness renames raw output only once the
+acquisition is complete. Its ``media_size`` is what its acquisition log (``BASE.json``) declares
+and ``readable_media_size`` what the ``.partial`` files hold. Both kinds carry an
+:class:`Unfinished` record (``unfinished``; ``None`` for any other image), which ``info`` turns
+into exit status 1.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bitwitness.images.raw import PARTIAL_SUFFIX
+from bitwitness.verify.logs import HashLog
 from bitwitness.verify.model import HashReference, SectorRange
 from bitwitness.verify.opening import (
     Opened,
@@ -41,13 +50,31 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class Unfinished:
+    """Why an image is an acquisition that never finished, and what its own log says about it.
+
+    ``status``, ``error`` and ``log`` come from the BitWitness acquisition log next to the image
+    (``BASE.json``, else ``BASE.txt``) and are ``None`` without one: the image alone says *that*
+    it is unfinished, only the log says why. ``declared_media_size`` is the media size the image
+    (E01 volume section) or, for raw, the log declares: what the acquisition was meant to copy;
+    ``None`` when nothing declares it.
+    """
+
+    reason: str
+    declared_media_size: int | None = None
+    status: str | None = None  #: as the log records it: "interrupted", "failed", ...
+    error: str | None = None  #: the log's own words for why the acquisition stopped
+    log: Path | None = None
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     """Everything ``info`` reports about one image."""
 
     image: Path
     format: str
     files: tuple[FileEntry, ...]
-    media_size: int  #: the media the image is of (E01: as its volume section declares)
+    media_size: int  #: the media the image is of (unfinished: as the E01 or the raw's log says)
     sector_size: int
     sectors: int
     readable_media_size: int  #: the media the image holds (less than media_size if unfinished)
@@ -59,6 +86,7 @@ class ImageInfo:
     logs: tuple[Path, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)  #: format-specific (VHD type, ...)
     notes: tuple[str, ...] = ()
+    unfinished: Unfinished | None = None  #: set when the image is an unfinished acquisition
 
 
 def image_info(path: str | Path) -> ImageInfo:
@@ -69,7 +97,8 @@ def image_info(path: str | Path) -> ImageInfo:
         layout = layout_of(opened)
         logs, notes = load_logs(opened.files)
         bound = bind_all(logs, layout)
-        media_size, size_notes = _media_size(opened, layout.media_size)
+        unfinished = _unfinished(opened, logs)
+        media_size, size_notes = _media_size(opened, layout.media_size, unfinished)
         details = {} if opened.ewf else dict(opened.stream.info.details)
         return ImageInfo(
             image=path, format=opened.format,
@@ -82,25 +111,76 @@ def image_info(path: str | Path) -> ImageInfo:
             error_ranges=acquisition_errors(opened, bound.error_ranges),
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,
-            notes=tuple(notes) + size_notes + bound.notes)
+            notes=tuple(notes) + size_notes + bound.notes, unfinished=unfinished)
     finally:
         opened.stream.close()
 
 
-def _media_size(opened: Opened, readable: int) -> tuple[int, tuple[str, ...]]:
-    """The media size to show, and a note when an unfinished set does not say what it is.
+def _media_size(opened: Opened, readable: int, unfinished: Unfinished | None
+                ) -> tuple[int, tuple[str, ...]]:
+    """The media size to show, and a note when an unfinished image does not say what it is.
 
-    A finished set declares what it holds. An unfinished one is shown at the size it declares,
-    not at the part a reader gets from it (0 before the first chunk group was written): that is
-    the media it is an image of, and the difference is the part that is missing.
+    A finished set declares what it holds. An unfinished one is shown at the size it (or, for
+    raw, its acquisition log) declares, not at the part a reader gets from it (0 before the first
+    chunk group was written): that is the media it is an image of, and the difference is the
+    part that is missing.
     """
     declared = declared_media_size(opened)
     if declared is not None:
         return declared, ()
-    if opened.ewf is not None and not opened.ewf.complete:
+    if unfinished is None:
+        return readable, ()
+    if unfinished.declared_media_size is not None:
+        return unfinished.declared_media_size, ()
+    if opened.ewf is not None:
         return readable, ("the volume section declares no media size (it was not known when "
                           "the acquisition started): the size shown is what the set holds",)
-    return readable, ()
+    if unfinished.log is not None:
+        return readable, (f"{unfinished.log.name} declares no media size: the size shown is "
+                          f"what the *{PARTIAL_SUFFIX} files hold",)
+    return readable, ()  # no log at all: load_logs has said so
+
+
+def _unfinished(opened: Opened, logs: list[HashLog]) -> Unfinished | None:
+    """What makes the image an unfinished acquisition, or ``None`` when nothing does.
+
+    An E01 set says so itself (no ``done``). A raw image says so only by its ``.partial`` name,
+    which the acquisition drops once it is complete; a raw file named otherwise is taken as
+    finished whatever logs lie next to it (``verify`` compares those).
+    """
+    own = _acquisition_log(logs)
+    if opened.ewf is not None and not opened.ewf.complete:
+        why = opened.ewf.incomplete_reason or "no 'done' section"
+        reason = f"the E01 set was never finished ({why})"
+        declared = declared_media_size(opened)
+    elif _is_partial_raw(opened):
+        reason = (f"its name ends in {PARTIAL_SUFFIX}, which BitWitness gives raw output until "
+                  "the acquisition finishes")
+        declared = own.media_size if own is not None and own.media_size else None
+    else:
+        return None
+    if own is None:
+        return Unfinished(reason, declared)
+    return Unfinished(reason, declared, own.status, own.error, own.path)
+
+
+def _is_partial_raw(opened: Opened) -> bool:
+    """Raw output not yet renamed. Every piece of a ``.partial`` split set is ``.partial``
+    (splitraw never mixes them), so the first file's name speaks for the set."""
+    return (opened.ewf is None and opened.stream.info.format in ("raw", "split-raw")
+            and opened.files[0].name.endswith(PARTIAL_SUFFIX))
+
+
+def _acquisition_log(logs: list[HashLog]) -> HashLog | None:
+    """Our own log of how the image was made: ``BASE.json`` first, else the ``BASE.txt`` report.
+
+    ``convert`` writes the same logs for the raw output it leaves ``.partial``, so theirs count too.
+    """
+    for kind in ("bitwitness", "bitwitness-text"):
+        for log in logs:
+            if log.kind == kind:
+                return log
+    return None
 
 
 def _ewf_fields(opened: Opened, media_size: int) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class HashLog:
     sector_size: int | None = None
     error_ranges: tuple[tuple[int, int], ...] = ()  #: (first_sector, sector_count)
     status: str | None = None  #: BASE.json "status"
+    error: str | None = None  #: BASE.json "error": why an acquisition stopped, in its own words
     source_size: int | None = None  #: size of the source before padding (BASE.json)
     notes: tuple[str, ...] = ()
     title: str = ""  #: what the log calls its maker, where that differs from the kind's label
@@ -152,6 +153,7 @@ def _parse_bitwitness(path: Path, text: str) -> HashLog | None:
                    media_size=_int_or_none(media.get("size")),
                    sector_size=_int_or_none(media.get("sector_size")),
                    error_ranges=errors, status=doc.get("status"),
+                   error=_str_or_none(doc.get("error")),
                    source_size=_int_or_none(source.get("size")))
 
 
@@ -170,6 +172,10 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 # --- BASE.txt (our own human report) ----------------------------------------------------------
 
 _OWN_HEADER = re.compile(rf"^Created by {TOOL_NAME} \S+\s*$")
@@ -178,7 +184,7 @@ _OWN_FILE = re.compile(r"^  (\S.*?)  \((\d+) bytes\)$")
 _OWN_FILE_HASH = re.compile(r"^    (md5|sha1|sha256): ([0-9a-f]{32,64})$")
 _OWN_ERRORS = re.compile(r"^  sectors (\d+)-(\d+) \((\d+) sectors")
 _OWN_FACT = re.compile(
-    r"^ ?(Acquired using|Media size|Sector size|Source data size|Status):\s*(.*?)\s*$")
+    r"^ ?(Acquired using|Media size|Sector size|Source data size|Status|Error):\s*(.*?)\s*$")
 _OWN_TITLES = {"convert": f"{TOOL_NAME} conversion report",
                "restore": f"{TOOL_NAME} restore report"}
 
@@ -217,6 +223,7 @@ def _parse_bitwitness_text(path: Path, text: str) -> HashLog | None:
                    media_size=_leading_int(facts.get("Media size")),
                    sector_size=_leading_int(facts.get("Sector size")),
                    error_ranges=tuple(errors), status=status.lower() if status else None,
+                   error=facts.get("Error") or None,
                    source_size=_leading_int(facts.get("Source data size")),
                    title=_OWN_TITLES.get(operation.group(1) if operation else "", ""))
 

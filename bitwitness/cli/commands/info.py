@@ -13,10 +13,11 @@ import click
 
 from bitwitness.cli.output import escape, json_option, print_json, stdout
 from bitwitness.errors import IncompleteImageError
+from bitwitness.images.raw import PARTIAL_SUFFIX
 from bitwitness.sizes import format_size
 
 if TYPE_CHECKING:
-    from bitwitness.verify.info import ImageInfo
+    from bitwitness.verify.info import ImageInfo, Unfinished
 
 #: ewfinfo's labels for the header values, in its order.
 HEADER_LABELS = (
@@ -36,8 +37,12 @@ def command(image: Path, as_json: bool) -> None:
     """Show what IMAGE records: case fields, format, media, stored hashes, error ranges, files.
 
     For raw and split raw images: the size, the files and any hash log found next to them.
-    Exits 1 (after showing everything) when an E01 set was never finished; its media size is
-    then what the set declares, and the readable media what its complete chunk groups hold.
+
+    Exits 1 (after showing everything) when the image is an unfinished acquisition: an E01 set
+    that was never finished, or raw output still named *.partial (BASE.raw.partial,
+    BASE.001.partial, ...). Its media size is then what the E01 set or the acquisition log
+    declares, and the readable media what the image actually holds. Exits 0 otherwise, 2 when
+    IMAGE cannot be opened.
     """
     from bitwitness.verify.info import image_info
 
@@ -46,11 +51,23 @@ def command(image: Path, as_json: bool) -> None:
         print_json(info)
     else:
         _render(info)
-    if info.ewf.get("complete") is False:  # shown in full above, but it is an evidence problem
-        raise IncompleteImageError(
-            "the image is INCOMPLETE: the E01 set was never finished (interrupted write or "
-            f"truncated file); it holds {info.readable_media_size} of its "
-            f"{info.media_size} media bytes", path=image)
+    if info.unfinished is not None:  # shown in full above, but it is an evidence problem
+        raise IncompleteImageError(_incomplete_message(info, info.unfinished), path=image)
+
+
+def _incomplete_message(info: ImageInfo, unfinished: Unfinished) -> str:
+    """The one stderr line: that the image is INCOMPLETE, why, and how much of it there is."""
+    held, size = info.readable_media_size, info.media_size
+    if info.ewf:
+        return ("the image is INCOMPLETE: the E01 set was never finished (interrupted write or "
+                f"truncated file); it holds {held} of its {size} media bytes")
+    log = unfinished.log
+    said = (f"{log.name} records it as {unfinished.status or 'unfinished'}" if log is not None
+            else "no acquisition log next to it")
+    held_of = (f"{held} bytes" if unfinished.declared_media_size is None
+               else f"{held} of the {size} media bytes the log declares")
+    return (f"the image is INCOMPLETE: an unfinished raw acquisition (still named "
+            f"*{PARTIAL_SUFFIX}; {said}); its files hold {held_of}")
 
 
 def _field(label: str, value: object) -> None:
@@ -64,6 +81,8 @@ def _title(text: str) -> None:
 def _render(info: ImageInfo) -> None:
     """ewfinfo's sections, in its order, then what only we show (logs, files)."""
     stdout.print(f"[bold]{escape(str(info.image))}[/]  ({escape(info.format)})")
+    if info.unfinished is not None:
+        _render_unfinished(info.unfinished)
     if info.header_values:
         _title("Acquiry information")
         known = {key for key, _ in HEADER_LABELS}
@@ -75,22 +94,40 @@ def _render(info: ImageInfo) -> None:
         _title("EWF information")
         for key, value in info.ewf.items():
             _field(key.replace("_", " ").capitalize(), value)
-    _title("Media information")
-    _field("Bytes per sector", info.sector_size)
-    _field("Number of sectors", info.sectors)
-    _field("Media size", f"{format_size(info.media_size)} ({info.media_size} bytes)")
-    if info.ewf.get("complete") is False:
-        readable = info.readable_media_size
-        _field("Readable media", f"{format_size(readable)} ({readable} bytes) in complete "
-                                 "chunk groups: the image is INCOMPLETE")
-    for key, value in info.details.items():
-        _field(key.replace("_", " ").capitalize(), value)
+    _render_media(info)
     _render_hashes(info)
     _title("Files")
     for f in info.files:
         stdout.print(f"  {escape(str(f.path))}  {f.size} bytes")
     for note in info.notes:
         stdout.print(f"[dim]note: {escape(note)}[/]")
+
+
+def _render_unfinished(unfinished: Unfinished) -> None:
+    """First, before anything else: the examiner must not read on as if the image were whole."""
+    _title("[red]UNFINISHED ACQUISITION[/]")
+    _field("Why", unfinished.reason)
+    if unfinished.log is None:
+        _field("Acquisition log", "none found next to the image")
+        return
+    _field("Acquisition log", unfinished.log.name)
+    _field("Status in the log", unfinished.status or "(none recorded)")
+    if unfinished.error:
+        _field("Error in the log", unfinished.error)
+
+
+def _render_media(info: ImageInfo) -> None:
+    _title("Media information")
+    _field("Bytes per sector", info.sector_size)
+    _field("Number of sectors", info.sectors)
+    _field("Media size", f"{format_size(info.media_size)} ({info.media_size} bytes)")
+    if info.unfinished is not None:
+        readable = info.readable_media_size
+        where = "complete chunk groups" if info.ewf else f"its *{PARTIAL_SUFFIX} files"
+        _field("Readable media", f"{format_size(readable)} ({readable} bytes) in {where}: "
+                                 "the image is INCOMPLETE")
+    for key, value in info.details.items():
+        _field(key.replace("_", " ").capitalize(), value)
 
 
 def _render_hashes(info: ImageInfo) -> None:
