@@ -373,7 +373,7 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
         read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,
         task=task, stop=stop, block_size=block_size_for(chunk, req.block_size),
         workers=req.workers, encode=req.format is OutputFormat.E01,
-        checkpoint=lambda done: _checkpoint(run, facts, pipeline),
+        checkpoint=lambda current: _checkpoint(run, facts, current),
         checkpoint_every=req.checkpoint_every)
     start = 0
     try:

@@ -159,9 +159,9 @@ class Pipeline:
                  read_granularity: int, retries: int, algorithms: Sequence[str],
                  task: ProgressTask, stop: threading.Event, block_size: int = DEFAULT_BLOCK,
                  workers: int | None = None, encode: bool = True,
-                 checkpoint: Callable[[int], None] | None = None,
+                 checkpoint: Callable[[Pipeline], None] | None = None,
                  checkpoint_every: int = CHECKPOINT_EVERY) -> None:
-        """``checkpoint(done)`` is called from the writing thread every ``checkpoint_every``
+        """``checkpoint(pipeline)`` is called from the writing thread every ``checkpoint_every``
         media bytes handed to the sinks (the acquisition records a resumable point there)."""
         self.source = source
         self.sinks = list(sinks)
@@ -330,7 +330,7 @@ class Pipeline:
         self.done = block.offset + len(block.data)
         if self.checkpoint is not None and self.done - self._checkpointed >= self.checkpoint_every:
             self._checkpointed = self.done
-            self.checkpoint(self.done)
+            self.checkpoint(self)
         return self.done
 
 

@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Final, cast
 
 from bitwitness.errors import UsageError
 
@@ -60,6 +60,7 @@ class MultiHasher:
 
 
 _STOP: Final = object()
+Buffer = bytes | bytearray | memoryview
 
 
 class ThreadedHasher:
@@ -102,7 +103,7 @@ class ThreadedHasher:
             item = q.get()
             if item is _STOP:
                 return
-            data, done = item  # type: ignore[misc]
+            data, done = cast("tuple[Buffer, Callable[[], None] | None]", item)
             h.update(data)
             if done is not None:
                 done()

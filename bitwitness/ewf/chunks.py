@@ -41,7 +41,7 @@ class EncodedChunk(NamedTuple):
     dataclass costs three times as much to create.
     """
 
-    body: bytes | memoryview
+    body: bytes | bytearray | memoryview
     compressed: bool
     raw_length: int
     trailer: bytes = b""
@@ -90,7 +90,7 @@ _PROBE_SPOTS = 5
 _PROBE_MIN_CHUNK = 4 * _PROBE_BYTES * _PROBE_SPOTS
 
 
-def _looks_incompressible(data: bytes | memoryview) -> bool:
+def _looks_incompressible(data: bytes | bytearray | memoryview) -> bool:
     """True when every probed spot of ``data`` is incompressible (see ``_PROBE_BYTES``)."""
     length = len(data)
     if length < _PROBE_MIN_CHUNK:
@@ -105,7 +105,7 @@ def _probe_spots(last: int) -> tuple[int, ...]:
     return tuple(last * i // (_PROBE_SPOTS - 1) for i in range(_PROBE_SPOTS))
 
 
-def _stored(data: bytes | memoryview) -> EncodedChunk:
+def _stored(data: bytes | bytearray | memoryview) -> EncodedChunk:
     trailer = (isal_zlib.adler32(data) & 0xFFFF_FFFF).to_bytes(4, "little")
     return EncodedChunk(data, False, len(data), trailer)
 
@@ -172,10 +172,11 @@ def decode_chunk(stored: bytes | memoryview, compressed: bool, expected: int, *,
     sector count covers (§9.1); the chunk is still checked whole, and only ``expected`` returned,
     as libewf does. A raw chunk comes back as a view into ``stored`` (no copy).
     """
+    data: bytes | memoryview
     if compressed:
         try:
             data = isal_zlib.decompress(stored)
-        except (isal_zlib.error, ValueError) as exc:
+        except (isal_zlib.error, ValueError) as exc:  # type: ignore[misc]  # isal's stub types it loosely
             raise ChunkDecodeError(f"deflate stream does not decode ({exc})") from None
     else:
         if len(stored) < 4:

@@ -113,7 +113,7 @@ class EwfWriter:
                         sectors_per_chunk=sectors_per_chunk, compression=compression,
                         segment_size=segment_size)
         self.sync = sync
-        self._file_algorithms = tuple(file_hashes)
+        self._file_algorithms: tuple[str, ...] = tuple(file_hashes)
         existing = sorted(set_members(segment_path(self.base, 1)).values())
         if existing and not overwrite:
             raise OutputExistsError(existing[0])
@@ -182,7 +182,7 @@ class EwfWriter:
         self._pending = bytearray()
         self._closed = False
         self._rewritten: set[int] = set()
-        self._file_algorithms: tuple[str, ...] = ()
+        self._file_algorithms = ()
         self._file_digests: dict[int, dict[str, str]] = {}
 
     # --- segments and sections -------------------------------------------------------------
