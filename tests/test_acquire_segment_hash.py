@@ -116,3 +116,29 @@ def test_gather_writer_survives_short_writes_and_hashes_in_order(
     assert digests == {"sha256": hashlib.sha256(expected).hexdigest()}
     expected[3:5] = b"XY"
     assert path.read_bytes() == expected
+
+
+def test_a_failed_background_write_is_raised_in_the_callers_thread_and_abort_still_closes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    def full(fd: int, buffers: list[bytes]) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    data = make_disk_bytes(4 << 20, 6)
+    writer = EwfWriter(tmp_path / "f", media_size=len(data), metadata=EwfMetadata(),
+                       file_hashes=("sha256",))
+    monkeypatch.setattr("bitwitness.ewf.writer.GROUP_CHUNKS", 4)
+    monkeypatch.setattr("bitwitness.ewf.gather.os.writev", full)
+
+    def write_everything() -> None:  # the error surfaces in a later call, in this thread
+        for chunk in encode_chunks(data, writer.chunk_size, Compression.FAST):
+            writer.write_encoded(chunk)
+        writer.close(md5="0" * 32, sha1="0" * 40)
+
+    with pytest.raises(OSError, match="No space left") as info:
+        write_everything()
+    assert info.value.errno == errno.ENOSPC
+    writer.abort()  # on the failure path: does not raise again, and closes the file
+    assert writer.segments
+    assert all(p.exists() for p in writer.segments)

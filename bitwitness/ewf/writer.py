@@ -13,6 +13,7 @@ set can be continued with :meth:`EwfWriter.resume` (see :mod:`bitwitness.ewf.res
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -450,7 +451,10 @@ class EwfWriter:
         if self._file is not None:
             file, self._file = self._file, None
             self._closed = True
-            file.close()  # flushes what it can; closes the file even when that fails
+            # Writes what it can and always closes the file. A write that fails here (a full
+            # disk) is the failure the caller is already handling, so it is not raised again.
+            with contextlib.suppress(OSError):
+                file.close()
         self._closed = True
 
     def __enter__(self) -> Self:
