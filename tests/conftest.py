@@ -150,3 +150,30 @@ def make_disk_bytes(size: int, seed: int = 1) -> bytes:
                 out += w
                 n -= len(w)
     return bytes(out[:size])
+
+
+def run_acquire(source: Path, output: Path | None, fmt: Any, *, stop_at: int | None = None,
+                hashes: tuple[str, ...] = ("md5", "sha1", "sha256"), **options: Any) -> Any:
+    """Acquire with the real engine (256 KiB blocks); with ``stop_at`` the run is stopped
+    cleanly once a read reaches that offset (the TUI's Cancel: no signal), leaving a genuinely
+    interrupted acquisition for the verify and info tests."""
+    import threading
+
+    from bitwitness.acquire.engine import AcquisitionRequest, acquire
+    from bitwitness.acquire.faults import FaultySource
+    from bitwitness.acquire.source import open_source
+    from bitwitness.progress import RecordingMediator
+
+    stop = threading.Event()
+
+    def hook(offset: int, length: int) -> None:
+        if stop_at is not None and offset >= stop_at:
+            stop.set()
+
+    src = FaultySource(open_source(source), before_read=hook)
+    try:
+        return acquire(AcquisitionRequest(source=src, output=output, format=fmt, hashes=hashes,
+                                          block_size=256 * 1024, stop=stop, **options),
+                       RecordingMediator())
+    finally:
+        src.close()

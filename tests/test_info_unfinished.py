@@ -9,18 +9,14 @@ changing a byte or an mtime.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, make_disk_bytes, run_bitwitness, snapshot
+from conftest import CliResult, make_disk_bytes, run_acquire, run_bitwitness, snapshot
 
-from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
-from bitwitness.acquire.faults import FaultySource
-from bitwitness.acquire.source import open_source
+from bitwitness.acquire.engine import OutputFormat
 from bitwitness.errors import ExitCode
-from bitwitness.progress import RecordingMediator
 from bitwitness.sizes import format_size
 
 SIZE = 3 << 20  # whole sectors: the media is the source
@@ -37,20 +33,8 @@ def source(tmp_path: Path) -> Path:
 def acquire_raw(source: Path, output: Path, *, split: int | None,
                 stop_at: int | None = None, fmt: OutputFormat = OutputFormat.RAW) -> Any:
     """Acquire ``source`` with the engine; with ``stop_at`` the run stops cleanly there."""
-    stop = threading.Event()
-
-    def hook(offset: int, length: int) -> None:
-        if stop_at is not None and offset >= stop_at:
-            stop.set()
-
-    src = FaultySource(open_source(source), before_read=hook)
-    try:
-        return acquire(AcquisitionRequest(source=src, output=output, format=fmt,
-                                          hashes=("md5", "sha1"), block_size=256 * 1024,
-                                          split=split, stop=stop),
-                       RecordingMediator())
-    finally:
-        src.close()
+    return run_acquire(source, output, fmt, stop_at=stop_at, split=split,
+                       hashes=("md5", "sha1"))
 
 
 def interrupted(tmp_path: Path, source: Path, split: int | None) -> list[Path]:

@@ -11,18 +11,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_disk_bytes, require_tool, run_bitwitness, snapshot
+from conftest import make_disk_bytes, require_tool, run_acquire, run_bitwitness, snapshot
 
-from bitwitness.acquire.engine import AcquisitionRequest, CaseTarget, OutputFormat, acquire
-from bitwitness.acquire.faults import FaultySource
-from bitwitness.acquire.source import open_source
+from bitwitness.acquire.engine import CaseTarget, OutputFormat
 from bitwitness.errors import ExitCode
-from bitwitness.progress import RecordingMediator
 from bitwitness.sizes import format_size
 from bitwitness.verify import Match, Verdict, verify_image
 
@@ -39,25 +35,6 @@ def source(tmp_path: Path) -> Path:
     path = tmp_path / "source.bin"
     path.write_bytes(make_disk_bytes(SIZE, seed=73))
     return path
-
-
-def run_acquire(source: Path, output: Path | None, fmt: OutputFormat, *,
-                stop_at: int | None = None, **options: Any) -> Any:
-    """Acquire with the real engine; with ``stop_at`` the run is stopped cleanly there."""
-    stop = threading.Event()
-
-    def hook(offset: int, length: int) -> None:
-        if stop_at is not None and offset >= stop_at:
-            stop.set()
-
-    src = FaultySource(open_source(source), before_read=hook)
-    try:
-        return acquire(AcquisitionRequest(source=src, output=output, format=fmt,
-                                          hashes=("md5", "sha1", "sha256"),
-                                          block_size=256 * 1024, stop=stop, **options),
-                       RecordingMediator())
-    finally:
-        src.close()
 
 
 # --- BASE.txt ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from bitwitness.lazymodules import submodule
+
 if TYPE_CHECKING:
     from bitwitness.ewf.chunks import (
         Compression,
@@ -56,13 +58,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         # kept, so later lookups are plain attribute reads (and monkeypatch can restore it)
         return globals().setdefault(name, value)
-    if not name.startswith("_"):  # a submodule, as when all of them were imported eagerly
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return submodule(__name__, name)  # as when every submodule was imported eagerly
 
 
 def __dir__() -> list[str]:

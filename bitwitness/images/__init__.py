@@ -8,10 +8,10 @@ format modules are also reachable as attributes (``bitwitness.images.vhd``) as b
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from bitwitness.images import raw
+from bitwitness.lazymodules import submodule
 
 if TYPE_CHECKING:
     from bitwitness.image import ImageFormat
@@ -44,13 +44,7 @@ def __getattr__(name: str) -> Any:
     if name == "FORMATS":
         # setdefault: threads racing on the first use all get the same list
         return globals().setdefault("FORMATS", _load())
-    if not name.startswith("_"):
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return submodule(__name__, name)  # as when every submodule was imported eagerly
 
 
 def __dir__() -> list[str]:
