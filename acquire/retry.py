@@ -11,11 +11,13 @@ the narrowing at once (:class:`StopRequested`); the caller then drops the whole 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bitwitness.errors import ReadError
+
+_T = TypeVar("_T")
 
 
 class Reader(Protocol):
@@ -38,13 +40,13 @@ class StopRequested(Exception):  # noqa: N818 - a request, not an error
     failing drive can take seconds per read, and the user must not wait for a whole block."""
 
 
-def _attempt(reader: Reader, offset: int, length: int, tries: int,
-             stop: threading.Event | None = None) -> tuple[bytes | None, int]:
+def _attempt(read: Callable[[int, int], _T], offset: int, length: int, tries: int,
+             stop: threading.Event | None = None) -> tuple[_T | None, int]:
     for attempt in range(1, tries + 1):
         if stop is not None and attempt > 1 and stop.is_set():
             raise StopRequested
         try:
-            return reader.read(offset, length), attempt
+            return read(offset, length), attempt
         except ReadError:
             continue
     return None, tries
@@ -56,14 +58,27 @@ def read_with_retries(reader: Reader, offset: int, length: int, *, sector_size: 
 
     The last sector may be short (a file whose size is not a whole number of sectors).
     """
-    if offset % sector_size:
-        raise ValueError(f"offset {offset} is not a multiple of the sector size {sector_size}")
-    data, attempts = _attempt(reader, offset, length, 1 + retries, stop)
+    _check_aligned(offset, sector_size)
+    data, attempts = _attempt(reader.read, offset, length, 1 + retries, stop)
     if data is not None:
         return ReadOutcome(data, (), attempts)
+    return ReadOutcome(*_narrowed(reader, offset, length, sector_size=sector_size,
+                                  retries=retries, stop=stop, attempts=attempts))
+
+
+def _check_aligned(offset: int, sector_size: int) -> None:
+    if offset % sector_size:
+        raise ValueError(f"offset {offset} is not a multiple of the sector size {sector_size}")
+
+
+def _narrowed(reader: Reader, offset: int, length: int, *, sector_size: int, retries: int,
+              stop: threading.Event | None,
+              attempts: int) -> tuple[bytes, tuple[tuple[int, int], ...], int]:
+    """After ``attempts`` whole-block reads failed: the block narrowed down, its zero-filled
+    sector ranges, and the reads issued in all."""
     ctx = _Narrowing(reader, sector_size, retries, stop)
     total = attempts + _narrow(ctx, offset, length)
-    return ReadOutcome(b"".join(ctx.parts), tuple(merge_ranges(ctx.bad)), total)
+    return b"".join(ctx.parts), tuple(merge_ranges(ctx.bad)), total
 
 
 class IntoReader(Reader, Protocol):
@@ -93,23 +108,21 @@ def read_into_with_retries(reader: Reader | IntoReader, offset: int, view: memor
     if readinto is None:
         outcome = read_with_retries(reader, offset, len(view), sector_size=sector_size,
                                     retries=retries, stop=stop)
-        view[:] = outcome.data
-        return FillOutcome(outcome.bad, outcome.attempts)
-    if offset % sector_size:
-        raise ValueError(f"offset {offset} is not a multiple of the sector size {sector_size}")
-    tries = 1 + retries
-    for attempt in range(1, tries + 1):
-        if stop is not None and attempt > 1 and stop.is_set():
-            raise StopRequested
-        try:
-            readinto(offset, view)
-        except ReadError:
-            continue
-        return FillOutcome((), attempt)
-    ctx = _Narrowing(reader, sector_size, retries, stop)
-    total = tries + _narrow(ctx, offset, len(view))
-    view[:] = b"".join(ctx.parts)
-    return FillOutcome(tuple(merge_ranges(ctx.bad)), total)
+        data, bad, total = outcome.data, outcome.bad, outcome.attempts
+    else:
+        _check_aligned(offset, sector_size)
+
+        def fill(at: int, length: int) -> bool:  # the whole-block attempts, into the buffer
+            readinto(at, view)
+            return True
+
+        filled, attempts = _attempt(fill, offset, len(view), 1 + retries, stop)
+        if filled:
+            return FillOutcome((), attempts)
+        data, bad, total = _narrowed(reader, offset, len(view), sector_size=sector_size,
+                                     retries=retries, stop=stop, attempts=attempts)
+    view[:] = data
+    return FillOutcome(bad, total)
 
 
 @dataclass
@@ -129,7 +142,7 @@ def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
     if ctx.stop is not None and ctx.stop.is_set():
         raise StopRequested
     if length <= ctx.sector_size:
-        data, attempts = _attempt(ctx.reader, offset, length, 1 + ctx.retries, ctx.stop)
+        data, attempts = _attempt(ctx.reader.read, offset, length, 1 + ctx.retries, ctx.stop)
         if data is None:
             ctx.parts.append(bytes(length))
             ctx.bad.append((offset // ctx.sector_size, 1))
@@ -143,7 +156,7 @@ def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
         if size <= ctx.sector_size:  # single sectors get their full share of attempts
             reads += _narrow(ctx, start, size)
             continue
-        data, attempts = _attempt(ctx.reader, start, size, 1)
+        data, attempts = _attempt(ctx.reader.read, start, size, 1)
         reads += attempts
         if data is not None:
             ctx.parts.append(data)
