@@ -24,6 +24,7 @@ from typing import Any
 from bitwitness import TOOL_NAME, __version__, hashing, installed
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
+from bitwitness.fileio import write_in_place
 
 SCHEMA = "bitwitness.acquisition/1"
 #: Bytes reserved for each log at the start (JSON allows trailing whitespace).
@@ -152,28 +153,13 @@ def log_paths(base: Path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".json"), base.with_name(base.name + ".txt")
 
 
-def _write_in_place(path: Path, data: bytes, *, reserve: int = 0) -> None:
-    """Overwrite ``path`` from offset 0 (reusing its blocks), then cut it to length."""
-    payload = data + b" " * max(0, reserve - len(data)) if reserve else data
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        view = memoryview(payload)
-        offset = 0
-        while offset < len(view):
-            offset += os.pwrite(fd, view[offset:], offset)
-        os.ftruncate(fd, len(payload))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_logs(base: Path, record: LogRecord, *, reserve: bool = False) -> tuple[Path, Path]:
     """Write ``BASE.json`` and ``BASE.txt``; ``reserve`` pads them for the final rewrite."""
     json_path, text_path = log_paths(base)
     document = json.dumps(to_document(record), indent=2, ensure_ascii=False).encode() + b"\n"
-    _write_in_place(json_path, document, reserve=RESERVE if reserve else 0)
+    write_in_place(json_path, document, reserve=RESERVE if reserve else 0)
     text = render_text(record).encode("utf-8")
-    _write_in_place(text_path, text, reserve=RESERVE if reserve else 0)
+    write_in_place(text_path, text, reserve=RESERVE if reserve else 0)
     return json_path, text_path
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bitwitness.errors import OutputExistsError
+from bitwitness.fileio import fsync_path, write_all
 from bitwitness.hashing import MultiHasher, ThreadedHasher
 from bitwitness.images.raw import PARTIAL_SUFFIX
 
@@ -62,14 +63,6 @@ class Sink(Protocol):
 def _remove_if(path: Path) -> None:
     if path.exists():
         path.unlink()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RawSink:
@@ -171,7 +164,7 @@ class RawSink:
             if self._fd is None:  # never truncate a piece we did not open for this write
                 raise RuntimeError("raw sink written before prepare() or resume()")
             part = view[:room]
-            _write_all(self._fd, part)
+            write_all(self._fd, part)
             if self._piece_hasher is not None:  # hashed later, in its threads: a copy
                 self._piece_hasher.update(bytes(part))
             self.written += len(part)
@@ -233,7 +226,7 @@ class RawSink:
         for algorithm, sidecar in zip(self.algorithms, self.sidecar_paths(), strict=True):
             text = "".join(f"{o.hashes[algorithm]}  {o.path.name}\n" for o in images)
             sidecar.write_text(text, encoding="ascii")
-            _fsync_path(sidecar)
+            fsync_path(sidecar)
             digest = MultiHasher(self.algorithms)
             digest.update(text.encode("ascii"))
             outputs.append(OutputFile(sidecar, sidecar.stat().st_size, digest.hexdigests(),
@@ -260,11 +253,6 @@ def file_hashes(path: Path, algorithms: Sequence[str] = (SEGMENT_FILE_HASH,)) ->
     return hasher.hexdigests()
 
 
-def _write_all(fd: int, data: memoryview | bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 class EwfSink:

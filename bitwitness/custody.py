@@ -58,6 +58,7 @@ from typing import Any
 
 from bitwitness import __version__
 from bitwitness.errors import CustodyError, UsageError
+from bitwitness.fileio import fsync_path, write_all
 
 SCHEMA = "bitwitness.custody/1"
 GENESIS = "0" * 64
@@ -168,14 +169,6 @@ def encode_event(event: CustodyEvent) -> bytes:
     return text.encode("utf-8") + b"\n"
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class CustodyLog:
     """A custody log file and its anchor (``custody.jsonl`` -> ``custody.head``, same folder)."""
 
@@ -226,7 +219,7 @@ class CustodyLog:
                                  prev=prev)
             line = encode_event(event)
             try:
-                _write_all(fd, line)
+                write_all(fd, line)
                 os.fsync(fd)
                 self._write_anchor(_Anchor(event.seq, line_digest(line)))
             except OSError as exc:  # a torn line stays visible to verify: that is intended
@@ -252,7 +245,7 @@ class CustodyLog:
                "updated": utc_now()}
         fd, tmp = tempfile.mkstemp(prefix=f".{self.head_path.name}.", dir=self.path.parent)
         try:
-            _write_all(fd, (json.dumps(doc) + "\n").encode())
+            write_all(fd, (json.dumps(doc) + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -262,7 +255,7 @@ class CustodyLog:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -425,10 +418,3 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

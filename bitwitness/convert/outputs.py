@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from bitwitness import fileio
 from bitwitness.errors import OutputExistsError, UsageError
 
 
@@ -55,27 +56,21 @@ def check_free(paths: list[Path], *, overwrite: bool) -> None:
 
 
 def write_all(fd: int, data: bytes | memoryview, path: Path) -> None:
-    """``os.write`` until everything is written; a full disk is an output error."""
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise OutputError(f"{path}: no space left on the output device") from exc
-            raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from exc
-        view = view[n:]
+    """Write everything (:func:`bitwitness.fileio.write_all`); a full disk is an output error."""
+    try:
+        fileio.write_all(fd, data)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OutputError(f"{path}: no space left on the output device") from exc
+        raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from exc
 
 
 def pwrite_all(fd: int, data: bytes, offset: int, path: Path) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.pwrite(fd, view, offset)
-        except OSError as exc:
-            raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from exc
-        view = view[n:]
-        offset += n
+    """Write everything at ``offset`` (:func:`bitwitness.fileio.pwrite_all`)."""
+    try:
+        fileio.pwrite_all(fd, data, offset)
+    except OSError as exc:
+        raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from exc
 
 
 def close_synced(fd: int, path: Path) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +47,7 @@ from bitwitness.acquire.source import HpaInfo, SourceFacts
 from bitwitness.convert.casework import CaseLink, evidence_folder
 from bitwitness.convert.references import MediaReference
 from bitwitness.errors import UsageError
+from bitwitness.fileio import fsync_path, write_in_place
 
 #: Subfolder of a case's evidence folder that holds restore logs.
 LOG_FOLDER = "restore-logs"
@@ -304,22 +304,6 @@ def _verification_section(lines: list[str], record: RestoreRecord) -> None:
         _kv(lines, "Detail", record.verification["detail"])
 
 
-def _write_in_place(path: Path, data: bytes, reserve: int) -> None:
-    """Overwrite ``path`` from offset 0 (reusing the preliminary log's blocks), cut, fsync."""
-    payload = data + b" " * max(0, reserve - len(data))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        view, offset = memoryview(payload), 0
-        while offset < len(view):
-            offset += os.pwrite(fd, view[offset:], offset)
-        os.ftruncate(fd, len(payload))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_restore_logs(base: Path, record: RestoreRecord, *,
                        reserve: bool = False) -> tuple[Path, Path]:
     """Write ``BASE.json`` and ``BASE.txt``; ``reserve`` pads the preliminary pair so that the
@@ -327,12 +311,9 @@ def write_restore_logs(base: Path, record: RestoreRecord, *,
     json_path, text_path = log_paths(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(document(record), indent=2, ensure_ascii=False).encode() + b"\n"
-    _write_in_place(json_path, data, RESERVE if reserve else 0)
-    _write_in_place(text_path, render_text(record).encode("utf-8"), RESERVE if reserve else 0)
+    write_in_place(json_path, data, reserve=RESERVE if reserve else 0, regular_only=True)
+    write_in_place(text_path, render_text(record).encode("utf-8"),
+                   reserve=RESERVE if reserve else 0, regular_only=True)
     with contextlib.suppress(OSError):  # the folder entry too, where the file system allows it
-        dir_fd = os.open(base.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_path(base.parent)
     return json_path, text_path

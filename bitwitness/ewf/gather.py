@@ -26,6 +26,8 @@ import threading
 from collections.abc import Sequence
 from typing import BinaryIO, Final
 
+from bitwitness.fileio import pwrite_all
+
 #: Pieces per ``writev`` call (the kernel's limit, 1024 on Linux).
 IOV_MAX: Final = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
 #: Pending bytes that trigger a flush: large writes, few calls, little memory held.
@@ -135,11 +137,7 @@ class GatherWriter:
         """Overwrite ``data`` at ``offset`` (after draining); the running hashes no longer
         describe the file, so :meth:`hexdigests` gives ``None`` from now on."""
         self.drain()
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view = view[written:]
-            offset += written
+        pwrite_all(self._fd, data, offset)
         self._patched = True
 
     def hexdigests(self) -> dict[str, str] | None:
