@@ -185,8 +185,6 @@ class VmdkSparseWriter:
 
     def abort(self) -> list[Path]:
         if self._fd is not None:
-            import os
-
             os.close(self._fd)
             self._fd = None
         return [self.path]
