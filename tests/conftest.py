@@ -177,3 +177,15 @@ def run_acquire(source: Path, output: Path | None, fmt: Any, *, stop_at: int | N
                        RecordingMediator())
     finally:
         src.close()
+
+
+def pyewf_media(first: Path) -> bytes:
+    """The whole media of the E01 set that ``first`` belongs to, as libewf reads it (pyewf, the
+    independent second reader); skips the test where pyewf is not installed."""
+    pyewf = pytest.importorskip("pyewf")
+    handle = pyewf.handle()
+    handle.open(pyewf.glob(str(first)))
+    try:
+        return handle.read_buffer(handle.get_media_size())
+    finally:
+        handle.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_disk_bytes, require_tool, run_bitwitness
+from conftest import make_disk_bytes, pyewf_media, require_tool, run_bitwitness
 
 from bitwitness.acquire import engine
 from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
@@ -45,7 +45,7 @@ def _ewfinfo_errors(path: Path) -> list[tuple[int, int]]:
 
 def test_permanent_errors_reach_error2_and_the_logs(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    pyewf = pytest.importorskip("pyewf")
+    pytest.importorskip("pyewf")
     require_tool("ewfinfo", "ewfverify")
     data = make_disk_bytes(1024 * 1024, seed=9)
     src = tmp_path / "disk.bin"
@@ -66,12 +66,7 @@ def test_permanent_errors_reach_error2_and_the_logs(tmp_path: Path,
     assert "5 unreadable sector(s)" in text
     assert "sectors 100-102" in text
     # the image holds zeros exactly there and the source's bytes everywhere else
-    handle = pyewf.handle()
-    handle.open([str(tmp_path / "img.E01")])
-    try:
-        media = handle.read(handle.get_media_size())
-    finally:
-        handle.close()
+    media = pyewf_media(tmp_path / "img.E01")
     want = bytearray(data)
     for sector in bad:
         want[sector * SECTOR:(sector + 1) * SECTOR] = bytes(SECTOR)

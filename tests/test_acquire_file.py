@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_disk_bytes, require_tool, run_bitwitness
+from conftest import make_disk_bytes, pyewf_media, require_tool, run_bitwitness
 
 SIZE = 3 * 1024 * 1024 + 4096
 
@@ -113,17 +113,12 @@ def test_e01_passes_ewfverify_and_shows_the_case_fields(tmp_path: Path) -> None:
 
 
 def test_e01_of_an_odd_sized_file_is_padded_and_both_hashes_logged(tmp_path: Path) -> None:
-    pyewf = pytest.importorskip("pyewf")
+    pytest.importorskip("pyewf")
     require_tool("md5sum")
     src = _evidence(tmp_path, 1_000_003)
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--hash", "md5", "--json")
     assert res.exit_code == 0, res.stderr
-    handle = pyewf.handle()
-    handle.open([str(tmp_path / "img.E01")])
-    try:
-        media = handle.read(handle.get_media_size())
-    finally:
-        handle.close()
+    media = pyewf_media(tmp_path / "img.E01")
     assert media == src.read_bytes() + bytes(512 - 1_000_003 % 512)
     log = json.loads((tmp_path / "img.json").read_text())
     assert log["source_hashes"] == {"size": 1_000_003,

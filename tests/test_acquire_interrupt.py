@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_disk_bytes, require_root, require_tool, run_bitwitness
+from conftest import make_disk_bytes, pyewf_media, require_root, require_tool, run_bitwitness
 
 from bitwitness.acquire import engine
 from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
@@ -103,7 +103,7 @@ def test_interrupted_raw_keeps_partial_names_and_resumes_to_the_same_bytes(
 
 def test_interrupted_e01_is_incomplete_and_resumes_to_a_verified_image(tmp_path: Path) -> None:
     require_tool("ewfverify", "md5sum")
-    pyewf = pytest.importorskip("pyewf")
+    pytest.importorskip("pyewf")
     src = _evidence(tmp_path)
     # late enough for the 1 MiB segments before it to be complete (the part resume keeps)
     result = _interrupted(tmp_path, src, OutputFormat.E01, at=5 * 1024 * 1024,
@@ -128,13 +128,7 @@ def test_interrupted_e01_is_incomplete_and_resumes_to_a_verified_image(tmp_path:
                            text=True, check=False)
     assert check.returncode == 0, check.stdout
     assert _md5(src) in check.stdout
-    segments = sorted(str(p) for p in tmp_path.glob("img.E??"))
-    handle = pyewf.handle()
-    handle.open(segments)
-    try:
-        assert handle.read(handle.get_media_size()) == src.read_bytes()
-    finally:
-        handle.close()
+    assert pyewf_media(tmp_path / "img.E01") == src.read_bytes()
 
 
 def test_sigterm_through_the_cli_exits_130(tmp_path: Path,

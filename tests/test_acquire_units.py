@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import make_disk_bytes
+from conftest import make_disk_bytes, pyewf_media
 
 from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
 from bitwitness.acquire.sinks import RawSink
@@ -76,7 +76,7 @@ def test_hpa_unknown_when_hdparm_cannot_tell(tmp_path: Path,
 
 
 def test_engine_reads_an_open_image_as_convert_does(tmp_path: Path) -> None:
-    pyewf = pytest.importorskip("pyewf")
+    pytest.importorskip("pyewf")
     from bitwitness.image import open_image
 
     data = make_disk_bytes(2 * MIB, seed=52)
@@ -94,12 +94,7 @@ def test_engine_reads_an_open_image_as_convert_does(tmp_path: Path) -> None:
         stream.close()
     assert result.source.kind.value == "image"
     assert (tmp_path / "copy.raw").read_bytes() == data
-    handle = pyewf.handle()
-    handle.open([str(tmp_path / "orig.E01")])
-    try:
-        assert handle.read(handle.get_media_size()) == data
-    finally:
-        handle.close()
+    assert pyewf_media(tmp_path / "orig.E01") == data
     assert result.hashes["md5"] == hashlib.md5(data).hexdigest()  # noqa: S324
     assert '"operation": "convert"' in (tmp_path / "copy.json").read_text()
 

@@ -11,9 +11,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pyewf
 import pytest
-from conftest import CliResult, make_disk_bytes, require_tool
+from conftest import CliResult, make_disk_bytes, pyewf_media, require_tool
 
 from bitwitness.errors import (
     BitWitnessError,
@@ -59,12 +58,6 @@ def flip(path: Path, offset: int) -> None:
     raw = bytearray(path.read_bytes())
     raw[offset] ^= 0x5A
     path.write_bytes(bytes(raw))
-
-
-def pyewf_media(first: Path) -> bytes:
-    handle = pyewf.handle()
-    handle.open(pyewf.glob(str(first)))
-    return handle.read_buffer(handle.get_media_size())
 
 
 @pytest.mark.parametrize("compression", [Compression.NONE, Compression.FAST])

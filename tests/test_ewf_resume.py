@@ -11,9 +11,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import pyewf
 import pytest
-from conftest import make_disk_bytes, require_tool
+from conftest import make_disk_bytes, pyewf_media, require_tool
 
 from bitwitness.errors import IncompleteImageError, UsageError
 from bitwitness.ewf import (
@@ -72,9 +71,7 @@ def check_finished(base: Path) -> None:
     with open_ewf(first) as img:
         assert img.complete
         assert img.read() == DATA
-    handle = pyewf.handle()
-    handle.open(pyewf.glob(str(first)))
-    assert handle.read_buffer(handle.get_media_size()) == DATA
+    assert pyewf_media(first) == DATA
     require_tool("ewfverify")
     proc = subprocess.run(["ewfverify", "-q", "-d", "sha1", str(first)], capture_output=True,
                           text=True, check=False)
