@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from bitwitness.errors import OutputExistsError
 from bitwitness.fileio import fsync_path, write_all
-from bitwitness.hashing import MultiHasher, ThreadedHasher
+from bitwitness.hashing import MultiHasher, ThreadedHasher, hash_file
 from bitwitness.images.raw import PARTIAL_SUFFIX
 
 PARTIAL = PARTIAL_SUFFIX  #: the one name for "not finished" (verify recognises it)
@@ -244,17 +244,6 @@ class RawSink:
 SEGMENT_FILE_HASH = "sha256"
 
 
-def file_hashes(path: Path, algorithms: Sequence[str] = (SEGMENT_FILE_HASH,)) -> dict[str, str]:
-    """Hashes of a finished output file, read back from the destination."""
-    hasher = MultiHasher(algorithms)
-    with path.open("rb") as fh:
-        while block := fh.read(4 << 20):
-            hasher.update(block)
-    return hasher.hexdigests()
-
-
-
-
 class EwfSink:
     """An E01 set through :class:`bitwitness.ewf.EwfWriter`; ``encode`` runs in the pool."""
 
@@ -327,7 +316,7 @@ class EwfSink:
         outputs = []
         for name in result.segments:
             path = Path(name)
-            digest = result.file_hashes.get(path) or file_hashes(path)
+            digest = result.file_hashes.get(path) or hash_file(path, (SEGMENT_FILE_HASH,))
             outputs.append(OutputFile(path, path.stat().st_size, dict(digest)))
         return outputs
 
