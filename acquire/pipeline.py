@@ -132,7 +132,7 @@ def _inline_algorithms(algorithms: Sequence[str]) -> tuple[str, ...]:
     thread that has just read it, while it is in that core's cache, costs measurably less than
     handing it to yet another thread on the other core.
     """
-    ranked = sorted(algorithms, key=lambda a: _COST_ORDER.index(a) if a in _COST_ORDER else 0)
+    ranked = sorted(algorithms, key=_COST_ORDER.index)  # parse_algorithms allows only these
     return tuple(ranked[1:])
 
 
@@ -324,8 +324,7 @@ class Pipeline:
         encoded = future.result() if future is not None else None
         for sink in self.sinks:
             sink.write(encoded, block.data)
-        del encoded  # raw chunks are views of the buffer: none may outlive the lease
-        block.lease.release()
+        block.lease.release()  # every sink wrote or copied the block (the Sink contract)
         self.task.advance(len(block.data))
         self.done = block.offset + len(block.data)
         if self.checkpoint is not None and self.done - self._checkpointed >= self.checkpoint_every:
