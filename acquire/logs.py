@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bitwitness import TOOL_NAME, __version__, hashing, installed
+from bitwitness import TOOL_NAME, __version__, hashing, host, installed
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
 from bitwitness.fileio import write_in_place
@@ -96,7 +95,7 @@ def host_facts() -> dict[str, str]:
         user = str(os.getuid())
     # the uname node name is what socket.gethostname() returns (libc reads it from uname), without
     # importing socket (~3 ms)
-    return {"hostname": os.uname().nodename, "os": platform.platform(), "user": user}
+    return {"hostname": os.uname().nodename, "os": host.platform_name(), "user": user}
 
 
 def _source_doc(facts: SourceFacts) -> dict[str, Any]:

@@ -9,11 +9,12 @@ names, so that ours and pyewf's can be compared one to one.
 from __future__ import annotations
 
 import contextlib
-import platform
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+
+from bitwitness import host
 
 #: header2 main-category keys written for EnCase 6, in order (§4.1).
 HEADER2_KEYS = ("a", "c", "n", "e", "t", "md", "sn", "av", "ov", "m", "u", "p", "dc")
@@ -59,7 +60,7 @@ class EwfMetadata:
     serial: str = ""
     acquired: datetime | None = None  #: UTC; ``None`` means now
     software_version: str = ""  #: default: BitWitness version (max 11 characters)
-    operating_system: str = ""  #: default: ``platform.system()`` (max 23 characters)
+    operating_system: str = ""  #: default: the system's name, ``Linux`` (max 23 characters)
 
 
 def _clean(value: str, limit: int = TEXT_LIMIT) -> str:
@@ -86,7 +87,7 @@ def header_fields(meta: EwfMetadata) -> dict[str, str]:
         "n": _clean(meta.evidence_number), "e": _clean(meta.examiner), "t": _clean(meta.notes),
         "md": _clean(meta.model), "sn": _clean(meta.serial),
         "av": _clean(meta.software_version or _software_version(), 11),
-        "ov": _clean(meta.operating_system or platform.system(), 23),
+        "ov": _clean(meta.operating_system or host.system_name(), 23),
         "m": stamp, "u": stamp, "p": "0", "dc": "",
     }
 
