@@ -9,9 +9,12 @@ media order. Every queue is bounded, so memory stays at a few tens of MiB whatev
 
 No copies: a block is read (``preadv``) into one of a fixed set of reusable buffers and every
 stage works on views of it: the hash threads, the encoder (raw chunks stay views) and the sinks,
-which write it out before returning. A buffer goes back into service when the last of them is
-done with it (:class:`_Lease`). Allocating a fresh 1 MiB object per block instead costs page
-faults and copies worth more CPU than the read itself, on a job that is CPU-bound.
+which write it out before returning, or borrow it (``keep``) when they write it later: the E01
+writer keeps a group's raw chunks until the group is written whole. A buffer goes back into
+service when the last of them is done with it (:class:`_Lease`); a borrowed one is replaced at
+once, so the reader never waits on a sink's loan. Allocating a fresh 1 MiB object per block
+instead costs page faults and copies worth more CPU than the read itself, on a job that is
+CPU-bound.
 
 Stopping: setting ``stop`` makes the reader end after its current block; blocks already read are
 still written, so the output always ends on a block boundary that the caller records for resume.
@@ -25,10 +28,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bitwitness.acquire.encoders import EncoderPool, Pending
 from bitwitness.acquire.retry import StopRequested, merge_ranges, read_into_with_retries
 from bitwitness.acquire.sinks import Sink
 from bitwitness.hashing import ThreadedHasher
@@ -43,6 +46,10 @@ QUEUE_DEPTH = 4
 #: blocks in flight. Why so few: every stage touches each block, and a block that is still in
 #: the CPU caches costs them less; a deep backlog (24 MiB) measured 5-10% more CPU in all.
 BUFFERS = 12
+#: Loans of block buffers to the sinks at a time (each replaced in circulation, so up to this many
+#: MiB more): enough for an E01 group of random data (32 blocks) and the next one while the first
+#: is being written. A sink refused a loan copies what it keeps, as it would without ``keep``.
+SINK_LOANS = 48
 #: Costliest first: the one algorithm that gets a thread of its own (see ``Pipeline``).
 _COST_ORDER = ("md5", "sha256", "sha1")
 _END = object()
@@ -73,9 +80,11 @@ class _Buffers:
     """The reusable block buffers; taking one waits while all are in use (the memory bound)."""
 
     def __init__(self, count: int, size: int) -> None:
+        self._size = size
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         for _ in range(count):
             self._free.put(bytearray(size))
+        self._spares: list[bytearray] = []  #: back from a loan, kept for the next one
 
     def take(self, stop: threading.Event) -> bytearray | None:
         """A free buffer, or ``None`` once ``stop`` is set (consumers may have given up)."""
@@ -89,32 +98,56 @@ class _Buffers:
     def give(self, buffer: bytearray) -> None:
         self._free.put(buffer)
 
+    def replace(self) -> None:
+        """A buffer is lent out for longer: put another into circulation in its place (called
+        from one thread only, the writing one)."""
+        self._free.put(self._spares.pop() if self._spares else bytearray(self._size))
+
+    def retire(self, buffer: bytearray) -> None:
+        """A lent buffer is back: it waits for the next :meth:`replace` (it was replaced)."""
+        self._spares.append(buffer)
+
 
 class _Lease:
     """One buffer shared by the stages of one block: back to the pool when the last lets go.
 
     The reader holds it while handing the block out (so that no early release can free it),
-    every consumer holds it until done, then calls :meth:`release`.
+    every consumer holds it until done, then calls :meth:`release`. A sink that keeps the block
+    after its ``write`` borrows it (:meth:`lend`): the buffer is then replaced in circulation at
+    once, and retired to the spares when the last holder lets go.
     """
 
-    __slots__ = ("_buffer", "_buffers", "_count", "_lock")
+    __slots__ = ("_buffer", "_buffers", "_count", "_lent", "_lock")
 
     def __init__(self, buffer: bytearray, buffers: _Buffers) -> None:
         self._buffer = buffer
         self._buffers = buffers
         self._count = 1
+        self._lent = False
         self._lock = threading.Lock()
 
     def hold(self, count: int = 1) -> None:
         with self._lock:
             self._count += count
 
+    def lend(self) -> None:
+        """One more holder, one that may keep the buffer for long (a sink)."""
+        with self._lock:
+            self._count += 1
+            first = not self._lent
+            self._lent = True
+        if first:
+            self._buffers.replace()
+
     def release(self) -> None:
         with self._lock:
             self._count -= 1
             last = self._count == 0
         if last:
-            self._buffers.give(self._buffer)
+            if self._lent:
+                self._buffers.retire(self._buffer)
+            else:
+                self._buffers.give(self._buffer)
 
 
 @dataclass
@@ -182,6 +215,7 @@ class Pipeline:
         self.bad_sectors = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         self._buffers = _Buffers(BUFFERS, block_size)
+        self._loans = threading.BoundedSemaphore(SINK_LOANS)
         self._reader_error: BaseException | None = None
         self.done = 0  #: media bytes handed to every sink so far
         self.checkpoint = checkpoint
@@ -270,8 +304,7 @@ class Pipeline:
         reader = threading.Thread(target=self._read_loop, args=(start,), name="acquire-reader",
                                   daemon=True)
         self.done = self._checkpointed = start
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="encode") \
-            if self.encode else None
+        pool = EncoderPool(self.sinks[0].encode, self.workers) if self.encode else None
         reader.start()
         try:
             done = self._consume(pool, start)
@@ -280,7 +313,7 @@ class Pipeline:
             raise
         finally:
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown()
         reader.join()  # it has sent _END: it is ending
         if self._reader_error is not None:
             self._close_hashers()
@@ -291,22 +324,38 @@ class Pipeline:
         return PipelineOutcome(done, tuple(_merge_bytes(self.bad)), hashes, source_hashes,
                                complete)
 
-    def _consume(self, pool: ThreadPoolExecutor | None, start: int) -> int:
+    def _consume(self, pool: EncoderPool | None, start: int) -> int:
         """Take blocks from the reader until it ends; encode in ``pool``; write in order."""
         done = start
-        pending: deque[tuple[_Block, Future[Any] | None]] = deque()
+        pending: deque[tuple[_Block, Pending | None]] = deque()
         depth = 2 * self.workers + 2
         while True:
             item = self._queue.get()
             if item is _END:
                 break
-            future = pool.submit(self.sinks[0].encode, item.data) if pool else None
-            pending.append((item, future))
+            encoding = pool.submit(item.data) if pool else None
+            pending.append((item, encoding))
             while pending and (len(pending) > depth or _ready(pending[0][1])):
                 done = self._write(*pending.popleft())
         while pending:
             done = self._write(*pending.popleft())
         return done
+
+    def _keeper(self, lease: _Lease) -> Callable[[], Callable[[], None] | None]:
+        """The ``keep`` a sink calls to borrow this block's buffer past its ``write``: returns
+        the function that gives it back, or ``None`` when SINK_LOANS are all out (copy then)."""
+        loans = self._loans
+
+        def keep() -> Callable[[], None] | None:
+            if not loans.acquire(blocking=False):
+                return None
+            lease.lend()
+
+            def give_back() -> None:
+                lease.release()
+                loans.release()
+            return give_back
+        return keep
 
     def _abandon(self, reader: threading.Thread, exc: BaseException) -> None:
         """Stop after a failure; a second Ctrl-C means "now": never wait for a read that hangs
@@ -320,11 +369,12 @@ class Pipeline:
         if self.source_hasher is not None:
             self.source_hasher.close()
 
-    def _write(self, block: _Block, future: Future[Any] | None) -> int:
-        encoded = future.result() if future is not None else None
+    def _write(self, block: _Block, encoding: Pending | None) -> int:
+        encoded = encoding.result() if encoding is not None else None
+        keep = self._keeper(block.lease)
         for sink in self.sinks:
-            sink.write(encoded, block.data)
-        block.lease.release()  # every sink wrote or copied the block (the Sink contract)
+            sink.write(encoded, block.data, keep)
+        block.lease.release()  # every sink wrote, copied or borrowed the block (the Sink contract)
         self.task.advance(len(block.data))
         self.done = block.offset + len(block.data)
         if self.checkpoint is not None and self.done - self._checkpointed >= self.checkpoint_every:
@@ -333,8 +383,8 @@ class Pipeline:
         return self.done
 
 
-def _ready(future: Future[Any] | None) -> bool:
-    return future is None or future.done()
+def _ready(encoding: Pending | None) -> bool:
+    return encoding is None or encoding.ready()
 
 
 def _drain(q: queue.Queue[Any], reader: threading.Thread, patience: float) -> None:

@@ -3,10 +3,11 @@
 A sink receives blocks strictly in media order. ``encode`` is pure and thread-safe (the pipeline
 runs it in a pool); ``write``, ``finish`` and ``abort`` run in one thread. A block is a view of
 one of the pipeline's reusable buffers: valid only until ``write`` returns, so a sink writes it
-out (or copies what it keeps) before returning, and keeps no view of it. ``finish`` makes the
-output final (E01 ``done``; raw files renamed from ``.partial`` and their sidecars written);
-``abort`` leaves it visibly unfinished (E01 without ``done``; raw files keep ``.partial``), so
-nothing interrupted can pose as a complete image.
+out (or copies what it keeps) before returning, and keeps no view of it, unless it borrows the
+buffer with ``keep`` (and gives it back once written: the E01 writer, per group). ``finish``
+makes the output final (E01 ``done``; raw files renamed from ``.partial`` and their sidecars
+written); ``abort`` leaves it visibly unfinished (E01 without ``done``; raw files keep
+``.partial``), so nothing interrupted can pose as a complete image.
 
 Raw output choice (documented for court): while writing, every raw file is named
 ``<final>.partial``. Only a finished acquisition (with or without read errors) renames them and
@@ -16,11 +17,11 @@ writes the ``BASE.md5``/``.sha1``/``.sha256`` sidecars (``md5sum -c`` format, on
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from bitwitness.errors import OutputExistsError
 from bitwitness.fileio import fsync_path, write_all
@@ -40,6 +41,11 @@ class OutputFile:
     role: str = "image"  #: "image" (part of the image set) or "sidecar"
 
 
+#: ``keep()`` lends the block's buffer to a sink past ``write``: it returns the function to call
+#: once the sink is done with it, or ``None`` (no loan: copy what you keep).
+Keep: TypeAlias = Callable[[], Callable[[], None] | None]
+
+
 class Sink(Protocol):
     """The pipeline's view of an output."""
 
@@ -49,8 +55,9 @@ class Sink(Protocol):
     def encode(self, data: memoryview) -> Any:
         """Turn a block into what ``write`` takes; pure and thread-safe."""
 
-    def write(self, encoded: Any, data: memoryview) -> None:
-        """Append one block (in media order); ``data`` is only valid during the call."""
+    def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
+        """Append one block (in media order); ``data`` is only valid during the call, unless
+        borrowed through ``keep``."""
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
@@ -153,7 +160,7 @@ class RawSink:
             os.fsync(self._fd)
         return self.written
 
-    def write(self, encoded: Any, data: memoryview) -> None:
+    def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
         view = memoryview(data)
         while view:
             piece_end = (self._piece + 1) * self.split if self.split else self.media_size
@@ -305,8 +312,8 @@ class EwfSink:
         ewf = self._api()
         return ewf.encode_chunks(data, self.chunk_size, ewf.Compression(self.compression))
 
-    def write(self, encoded: Any, data: memoryview) -> None:
-        self._writer.write_chunks(encoded)  # keeps a copy of a raw chunk's view, not the view
+    def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
+        self._writer.write_chunks(encoded, keep)  # borrows (or copies) raw chunks' buffers
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:

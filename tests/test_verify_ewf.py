@@ -219,12 +219,14 @@ def test_info_raw_shows_size_and_logs(tmp_path: Path, source: Path) -> None:
     assert doc["header_values"] == {}
 
 
-def test_info_unfinished_e01_of_unknown_size(tmp_path: Path) -> None:
+def test_info_unfinished_e01_of_unknown_size(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A set begun without knowing the media size declares none until it is closed; unfinished,
     info can only show what its complete groups hold, and says so."""
     from bitwitness.ewf import EwfMetadata, EwfWriter
 
     require_tool("md5sum")
+    monkeypatch.setattr("bitwitness.ewf.writer.GROUP_CHUNKS", 1024)
     data = make_disk_bytes(12 * MIB, seed=32)
     writer = EwfWriter(tmp_path / "stream", media_size=None, metadata=EwfMetadata(),
                        sectors_per_chunk=16)  # 8 KiB chunks: a group closes every 8 MiB

@@ -144,7 +144,7 @@ class TargetSink:
     def encode(self, data: memoryview) -> Any:
         return None
 
-    def write(self, encoded: Any, data: memoryview) -> None:
+    def write(self, encoded: Any, data: memoryview, keep: Any = None) -> None:
         """Write the next block; ``written`` counts every byte the kernel took, so that after a
         failure the log says exactly how far the target was overwritten."""
         assert self._fd is not None

@@ -38,7 +38,7 @@ class WriterSink:
     def encode(self, data: memoryview) -> Any:
         return None  # nothing to precompute: the writers store the media as it is
 
-    def write(self, encoded: Any, data: memoryview) -> None:
+    def write(self, encoded: Any, data: memoryview, keep: Any = None) -> None:
         assert self._writer is not None, "prepare() first"
         self._writer.write(data)
 

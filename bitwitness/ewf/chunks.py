@@ -36,9 +36,10 @@ class EncodedChunk(NamedTuple):
     A compressed chunk's body is its zlib stream and the trailer is empty; a raw chunk's body is
     the media bytes themselves and the trailer their LE Adler-32. Why two parts: a raw chunk's
     body is a view into the caller's buffer (no copy on the encoder's side); such a chunk is
-    valid only while that buffer is, and :meth:`EwfWriter.write_encoded` takes a copy of what
-    it keeps. A named tuple, not a dataclass: ~30 000 are made per GiB of media, and a frozen
-    dataclass costs three times as much to create.
+    valid only while that buffer is, and :meth:`EwfWriter.write_chunks` either copies what it
+    keeps or borrows the buffer until the chunk is on the file (its ``keep``). A named tuple,
+    not a dataclass: ~30 000 are made per GiB of media, and a frozen dataclass costs three
+    times as much to create.
     """
 
     body: bytes | bytearray | memoryview

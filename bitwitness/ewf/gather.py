@@ -15,6 +15,11 @@ bounded queue: closing a group (tens of MiB to hash and write) then no longer st
 acquisition's ordering thread, which would leave the reader, the hash threads and the encoders
 idle meanwhile. Pieces handed over must then never change (bytes, not views of reused buffers).
 A write error in that thread is raised by the next call in the caller's thread.
+
+Pieces may be views of buffers their owner wants back: :meth:`GatherWriter.after_written` takes
+functions to call once everything handed over so far has been written (or dropped after a
+failure), which is when such a buffer may be reused. That is how the acquisition lends its block
+buffers to the E01 writer instead of copying the raw chunks it keeps.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO, Final
 
 from bitwitness.fileio import pwrite_all
@@ -37,6 +42,7 @@ FLUSH_BYTES: Final = 1 << 20
 BACKGROUND_DEPTH: Final = 48
 
 Piece = bytes | bytearray | memoryview
+Batch = tuple[list[Piece], list[Callable[[], None]]]
 
 
 class GatherWriter:
@@ -54,10 +60,11 @@ class GatherWriter:
         self._fd = file.fileno()
         self._pieces: list[Piece] = []
         self._pending = 0
+        self._callbacks: list[Callable[[], None]] = []
         self._hashes = {name: hashlib.new(name) for name in hash_algorithms}
         self._patched = False
         self._error: BaseException | None = None
-        self._queue: queue.Queue[list[Piece] | None] | None = None
+        self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
         if background:
             self._queue = queue.Queue(maxsize=BACKGROUND_DEPTH)
@@ -78,16 +85,29 @@ class GatherWriter:
         if self._pending >= FLUSH_BYTES or len(self._pieces) >= IOV_MAX:
             self.flush()
 
+    def after_written(self, callbacks: Iterable[Callable[[], None]]) -> None:
+        """Call each of ``callbacks`` once every piece given so far is written, or dropped
+        after a failed write, or at :meth:`close`: never twice, never before. They run in the
+        background thread when there is one, so they must be thread-safe and must not raise."""
+        self._callbacks.extend(callbacks)
+        self.flush()
+
     def flush(self) -> None:
         """Hand the pending pieces over: written here, or queued for the background thread."""
-        self._raise_failure()
         pieces, self._pieces, self._pending = self._pieces, [], 0
-        if not pieces:
+        callbacks, self._callbacks = self._callbacks, []
+        if self._error is not None:  # nothing more is written; what was lent is given back
+            _call_all(callbacks)
+            raise self._error
+        if not pieces and not callbacks:
             return
         if self._queue is None:
-            self._write_out(pieces)
+            try:
+                self._write_out(pieces)
+            finally:
+                _call_all(callbacks)
         else:
-            self._queue.put(pieces)
+            self._queue.put((pieces, callbacks))
 
     def drain(self) -> None:
         """Return once every piece given so far is on the file (raises a failed write)."""
@@ -103,12 +123,16 @@ class GatherWriter:
     def _run(self) -> None:
         assert self._queue is not None
         while True:
-            pieces = self._queue.get()
+            batch = self._queue.get()
             try:
-                if pieces is None:
+                if batch is None:
                     return
-                if self._error is None:  # after a failure, the rest is dropped
-                    self._write_out(pieces)
+                pieces, callbacks = batch
+                try:
+                    if self._error is None:  # after a failure, the rest is dropped
+                        self._write_out(pieces)
+                finally:
+                    _call_all(callbacks)
             except BaseException as exc:  # re-raised in the caller's thread
                 self._error = exc
             finally:
@@ -156,8 +180,15 @@ class GatherWriter:
         finally:
             self._pieces = []
             self._pending = 0
+            _call_all(self._callbacks)  # left when draining failed: nothing more is written
+            self._callbacks = []
             if self._thread is not None and self._queue is not None:
                 self._queue.put(None)
                 self._thread.join()
                 self._thread = None
             self._file.close()
+
+
+def _call_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
