@@ -15,10 +15,8 @@ import errno
 import fcntl
 import os
 import re
-import shutil
 import stat
 import struct
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -257,6 +255,11 @@ _HPA = re.compile(r"max sectors\s*=\s*(\d+)\s*/\s*(\d+)(?:,\s*HPA is (\w+))?")
 
 def check_hpa(device: str) -> HpaInfo:
     """Ask ``hdparm -N`` (read-only query) whether a Host Protected Area hides sectors."""
+    # imported here: only device sources get this far, and shutil + subprocess (with the
+    # compression modules shutil loads) cost ~6 ms of every file acquisition's start-up
+    import shutil
+    import subprocess
+
     hdparm = shutil.which("hdparm")
     if hdparm is None:
         return HpaInfo(checked=False, detail="hdparm is not installed")
