@@ -18,22 +18,23 @@ Timing lives here, never in the tests.
 Where the limit is (measured 2026-11-25 on the 2-core bench machine, 1 GiB, data in /dev/shm;
 CPU seconds per GiB of media per thread, perf, E01 fast + MD5 + SHA-1):
 
-    MD5 thread (one thread, cannot be split)        1.45-1.55 s   (1.34 s alone on an idle machine)
-    reader: preadv into reused buffers + SHA-1      1.0-1.1 s     (SHA-1 0.55 s alone)
-    encoders: isal level 1 on ~37% of chunks        1.2-1.3 s     (probe skips random chunks)
-    segment writer: SHA-256 of 0.44 GB + writev     0.55 s        (no reading back any more)
-    ordering thread + start-up (~0.1 s)             0.35 s
-    total                                           ~4.3-4.8 s of CPU
-    ewfacquire -c deflate:fast -d sha1              9.1-10.1 s wall (one thread)
+    MD5 thread (one thread, cannot be split)        1.3 s         (1.34 s alone: at its floor)
+    reader: preadv into reused buffers + SHA-1      0.8 s         (SHA-1 0.48 s on hot data)
+    encoders: isal level 1 on ~37% of chunks        1.1 s         (probe skips random chunks)
+    segment writer: SHA-256 of 0.44 GB + writev     0.45 s        (hashed on the way, hot)
+    ordering thread                                 0.2 s
+    total                                           ~3.6 s of CPU, + ~0.07 s start-up and exit
+    ewfacquire -c deflate:fast -d sha1              8.5-9.5 s wall (one thread)
 
-Work is slower per byte when both cores are busy than alone (measured: a reader thread with SHA-1
-and an MD5 thread side by side run 27% and 13% slower than each alone, while two MD5 threads lose
-only 3%: the cost is in moving data between cores, not in the arithmetic), so the best wall
-time is about CPU / 2 + start-up: ~2.3-2.6 s, i.e.
-3.8-4.1x ewfacquire depending on the moment; the raw path (MD5 thread vs reader + SHA-1 + the
-write) is ~1.5-1.7 s, 1.5-1.7x dc3dd. With another job holding one core BitWitness has one
-core and its wall time is its CPU time (~2x ewfacquire, ~0.9x dc3dd), while the single-threaded
-peers lose nothing. The last lines of the output print both bounds from the measured CPU time.
+So E01 runs at about CPU / 2 + start-up, ~1.9-2.0 s: 4.3-4.4x ewfacquire. The raw path is bound
+by its MD5 thread alone (the reader with SHA-1 and the writing thread fit on the other core):
+~1.25-1.35 s + start-up, against dc3dd's ~2.0 s, so 1.50x is the ceiling on this machine. What
+used to cost more: the ordering thread copied every raw chunk into the open E01 group while
+holding the GIL, and the other threads waited for it between their C calls (py-spy: the GIL held
+1.06 s of a 2.4 s run; now 0.54 s); the writer now borrows the block buffers instead. With
+another job holding one core BitWitness has one core and its wall time is its CPU time (~2.4x
+ewfacquire, ~0.9x dc3dd), while the single-threaded peers lose nothing. The last lines of the
+output print both bounds from the measured CPU time.
 """
 
 from __future__ import annotations
