@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from bitwitness.acquire.encoders import EncoderPool, Pending
 from bitwitness.acquire.retry import StopRequested, merge_ranges, read_into_with_retries
-from bitwitness.acquire.sinks import Sink
+from bitwitness.acquire.sinks import Keep, Sink
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 
@@ -47,8 +47,9 @@ QUEUE_DEPTH = 4
 #: the CPU caches costs them less; a deep backlog (24 MiB) measured 5-10% more CPU in all.
 BUFFERS = 12
 #: Loans of block buffers to the sinks at a time (each replaced in circulation, so up to this many
-#: MiB more): enough for an E01 group of random data (32 blocks) and the next one while the first
-#: is being written. A sink refused a loan copies what it keeps, as it would without ``keep``.
+#: MiB more): enough for the E01 group being filled (4 blocks of random data) and the groups
+#: queued behind it for the segment writer (up to its 48 MiB of batches). A sink refused a loan
+#: copies what it keeps, as it would without ``keep``.
 SINK_LOANS = 48
 #: Costliest first: the one algorithm that gets a thread of its own (see ``Pipeline``).
 _COST_ORDER = ("md5", "sha256", "sha1")
@@ -341,7 +342,7 @@ class Pipeline:
             done = self._write(*pending.popleft())
         return done
 
-    def _keeper(self, lease: _Lease) -> Callable[[], Callable[[], None] | None]:
+    def _keeper(self, lease: _Lease) -> Keep:
         """The ``keep`` a sink calls to borrow this block's buffer past its ``write``: returns
         the function that gives it back, or ``None`` when SINK_LOANS are all out (copy then)."""
         loans = self._loans

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import platform
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -153,8 +154,6 @@ def test_acquisition_stays_exact_when_loans_run_out(tmp_path: Path,
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--hash", "md5,sha1", "--json")
     assert res.exit_code == 0, res.stderr
     assert pyewf_media(tmp_path / "img.E01") == data
-    import subprocess
-
     check = subprocess.run(["ewfverify", "-q", str(tmp_path / "img.E01")], capture_output=True,
                            text=True, check=False)
     assert check.returncode == 0, check.stdout

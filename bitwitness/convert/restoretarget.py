@@ -12,7 +12,7 @@ import os
 import stat
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bitwitness.convert.outputs import OutputError, close_synced
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
@@ -20,6 +20,9 @@ from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
 from bitwitness.images.raw import fd_size, open_readonly
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
+
+if TYPE_CHECKING:
+    from bitwitness.acquire.sinks import Keep
 
 
 class RestoreRefusedError(UsageError):
@@ -144,7 +147,7 @@ class TargetSink:
     def encode(self, data: memoryview) -> Any:
         return None
 
-    def write(self, encoded: Any, data: memoryview, keep: Any = None) -> None:
+    def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
         """Write the next block; ``written`` counts every byte the kernel took, so that after a
         failure the log says exactly how far the target was overwritten."""
         assert self._fd is not None

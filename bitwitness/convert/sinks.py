@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.sinks import OutputFile
+from bitwitness.acquire.sinks import Keep, OutputFile
 from bitwitness.convert.outputs import MediaSink
 from bitwitness.errors import OutputExistsError
 
@@ -38,7 +38,7 @@ class WriterSink:
     def encode(self, data: memoryview) -> Any:
         return None  # nothing to precompute: the writers store the media as it is
 
-    def write(self, encoded: Any, data: memoryview, keep: Any = None) -> None:
+    def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
         assert self._writer is not None, "prepare() first"
         self._writer.write(data)
 
