@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 #: The source folders that make up the ``bitwitness`` package (see pyproject.toml).
-SOURCES = ("bitwitness", "acquire", "verify", "report", "case_templates")
+SOURCES = ("bitwitness", "acquire", "verify", "report")
 
 
 def bitwitness_command() -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import snapshot
 from test_browse_disks import EXT_START, HOSTILE_NAMES, Disks, make_disks
 
-from bitwitness.browse.safenames import MAX_NAME_BYTES, safe_name
+from bitwitness.report.browse.safenames import MAX_NAME_BYTES, safe_name
 
 
 @pytest.fixture(scope="session")

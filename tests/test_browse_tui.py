@@ -33,7 +33,7 @@ def test_cli_does_not_load_textual() -> None:
 def test_browser_tree_entries_preview_export_search(disks: Disks, tmp_path: Path) -> None:
     from textual.widgets import DataTable, Static, Tree
 
-    from bitwitness.browse.tui import EvidenceBrowser
+    from bitwitness.report.browse.tui import EvidenceBrowser
 
     before = snapshot([disks.gpt])
     exports = tmp_path / "exports"

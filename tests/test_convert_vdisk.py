@@ -16,8 +16,8 @@ import pytest
 from conftest import make_disk_bytes, require_tool
 from contract import check_stream_contract
 
-from bitwitness.convert.vhd_writer import VhdFixedWriter
-from bitwitness.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter
+from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
+from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter
 from bitwitness.errors import OutputExistsError, UsageError
 from bitwitness.image import detect, open_image
 from bitwitness.images.vhd import chs_geometry, unpack_footer

@@ -209,7 +209,7 @@ def _big_image(tmp_path: Path) -> Path:
 
 
 def test_interrupted_restore_logs_what_was_written(tmp_path: Path) -> None:
-    from bitwitness.convert.restore import RestoreVerdict, restore_image
+    from bitwitness.acquire.convert.restore import RestoreVerdict, restore_image
     from bitwitness.errors import ExitCode
 
     image = _big_image(tmp_path)
@@ -232,7 +232,7 @@ def test_interrupted_restore_logs_what_was_written(tmp_path: Path) -> None:
 
 def test_sigint_stops_after_the_current_block(tmp_path: Path) -> None:
     """A real SIGINT (as Ctrl-C sends) mid-restore: stop cleanly, log "interrupted"."""
-    from bitwitness.convert.restore import restore_image
+    from bitwitness.acquire.convert.restore import restore_image
 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread")
@@ -257,7 +257,7 @@ def test_sigint_stops_after_the_current_block(tmp_path: Path) -> None:
 def test_interrupted_exit_code_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the command line (a stop already requested when the writing starts): the JSON
     document still names the logs, and the exit status is 130."""
-    from bitwitness.convert import restore as restore_mod
+    from bitwitness.acquire.convert import restore as restore_mod
 
     image = tmp_path / "disk.raw"
     image.write_bytes(make_disk_bytes(1 << 20, seed=8))

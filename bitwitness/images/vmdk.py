@@ -12,7 +12,7 @@ A VMDK is a text *descriptor* naming one or more *extents*:
 * ``ZERO``: media that reads as zeros.
 
 Offsets and sizes in the structures are in 512-byte sectors. The structures are declared here once;
-:mod:`bitwitness.convert.vmdk_writer` packs them with the same definitions.
+:mod:`bitwitness.acquire.convert.vmdk_writer` packs them with the same definitions.
 Child disks (a parent CID other than ``ffffffff``) need their parent and are refused.
 """
 

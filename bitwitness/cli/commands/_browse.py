@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bitwitness.browse.entries import Entry, Selection
+from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,7 +49,7 @@ def selection(deleted_only: bool, show_all: bool) -> Selection:
 @contextmanager
 def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[Any]:
     """Open ``image`` read-only and the chosen file system in it; closes the image after."""
-    from bitwitness.browse.filesystem import open_filesystem
+    from bitwitness.report.browse.filesystem import open_filesystem
     from bitwitness.image import open_image
 
     stream = open_image(image)

@@ -34,6 +34,6 @@ def command(image: Path, export_to: Path | None, case_dir: Path | None) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("browse is interactive and needs a terminal; in scripts use ls, stat, "
                          "cat, export or timeline")
-    from bitwitness.browse.tui import run  # textual is loaded only here
+    from bitwitness.report.browse.tui import run  # textual is loaded only here
 
     run(image, export_to=export_to, case_dir=case_dir)

@@ -50,7 +50,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     files are renamed *.unusable, the log says failed, and the exit code is 1.
     """
     from bitwitness.cli.progress import cli_mediator
-    from bitwitness.convert.convert import ConvertOptions, OutputFormat, convert_image
+    from bitwitness.acquire.convert.convert import ConvertOptions, OutputFormat, convert_image
 
     check_output_path(base)
     fields = {"case_number": case_number, "evidence_number": evidence_number,

@@ -53,7 +53,7 @@ def command(*, image: Path, path: str, partition: int | None, offset: int | None
 
 
 def _line(entry: object, long_format: bool) -> str:
-    from bitwitness.browse.entries import Entry
+    from bitwitness.report.browse.entries import Entry
 
     assert isinstance(entry, Entry)
     mark = "* " if entry.deleted else ""

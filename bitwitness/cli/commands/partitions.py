@@ -18,8 +18,8 @@ def command(image: Path, as_json: bool) -> None:
 
     The index is what -p takes in ls, stat, cat, export and timeline.
     """
-    from bitwitness.browse.tsk import TskImage
-    from bitwitness.browse.volumes import read_layout
+    from bitwitness.report.browse.tsk import TskImage
+    from bitwitness.report.browse.volumes import read_layout
     from bitwitness.image import open_image
 
     stream = open_image(image)

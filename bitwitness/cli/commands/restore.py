@@ -35,7 +35,7 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
     fails; 130 when interrupted (Ctrl-C or SIGTERM stop after the current block).
     """
     from bitwitness.cli.progress import cli_mediator
-    from bitwitness.convert.restore import restore_image
+    from bitwitness.acquire.convert.restore import restore_image
     from bitwitness.errors import ExitCode, Interrupted
 
     with cli_mediator(as_json) as mediator:

@@ -23,7 +23,7 @@ def command(*, image: Path, partition: int | None, offset: int | None, fmt: str)
     The bodyfile is what `fls -r -m /` writes (without NTFS $FILE_NAME lines) and feeds
     `mactime -b`; the CSV has one row per time and entry, sorted, in UTC.
     """
-    from bitwitness.browse.timeline import CSV_FIELDS, bodyfile, csv_row, events
+    from bitwitness.report.browse.timeline import CSV_FIELDS, bodyfile, csv_row, events
 
     out = sys.stdout
     with opened(image, partition, offset) as fs, cli_mediator(False) as mediator:

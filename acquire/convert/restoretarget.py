@@ -1,6 +1,6 @@
 """The restore target: refusing an unsafe one, writing it, and reading it back.
 
-See :mod:`bitwitness.convert.restore` for the order of things; everything here either refuses
+See :mod:`bitwitness.acquire.convert.restore` for the order of things; everything here either refuses
 before a byte is written (:class:`RestoreRefusedError`, exit 2) or touches only the target.
 """
 
@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bitwitness.convert.outputs import OutputError, close_synced
+from bitwitness.acquire.convert.outputs import OutputError, close_synced
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
 from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
 from bitwitness.images.raw import fd_size, open_readonly

@@ -2,7 +2,7 @@
 
 Every exported file is read once: the bytes are written and hashed (MD5, SHA-256) in the same
 pass. Paths inside the image are recreated under the destination with every component passed
-through :func:`~bitwitness.browse.safenames.safe_name`, files are created with ``O_EXCL`` and
+through :func:`~bitwitness.report.browse.safenames.safe_name`, files are created with ``O_EXCL`` and
 ``O_NOFOLLOW`` and checked to lie inside the destination, so no name in the evidence can make us
 write elsewhere or replace an existing file (unless ``overwrite``). Symbolic links are exported
 as plain files holding the link's target, never as links.
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness import __version__
-from bitwitness.browse.entries import Entry, Selection
-from bitwitness.browse.filesystem import FileSystem, split_path
-from bitwitness.browse.safenames import safe_name, safe_relative
+from bitwitness.report.browse.entries import Entry, Selection
+from bitwitness.report.browse.filesystem import FileSystem, split_path
+from bitwitness.report.browse.safenames import safe_name, safe_relative
 from bitwitness.errors import DestinationError, FileSystemError, OutputExistsError, UsageError
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator

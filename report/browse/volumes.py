@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import pytsk3
 
-from bitwitness.browse.tsk import TskImage, text, tsk_errors
+from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.errors import FileSystemError
 
 #: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).

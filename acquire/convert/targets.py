@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
-from bitwitness.convert.sinks import WriterSink
-from bitwitness.convert.vhd_writer import VhdFixedWriter
-from bitwitness.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
+from bitwitness.acquire.convert.sinks import WriterSink
+from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
+from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
 from bitwitness.errors import UsageError
 from bitwitness.stream import ImageStream
 
 if TYPE_CHECKING:
-    from bitwitness.convert.convert import ConvertOptions
+    from bitwitness.acquire.convert.convert import ConvertOptions
 
 #: Suffix appended to every file of a conversion whose media does not match the source's record.
 UNUSABLE = ".unusable"
@@ -59,7 +59,7 @@ def _comment(metadata: dict[str, str]) -> str:
 
 def _ewf_sink(stream: ImageStream, base: Path, options: ConvertOptions,
               metadata: dict[str, str]) -> Any:
-    from bitwitness.convert.convert import parse_header_date
+    from bitwitness.acquire.convert.convert import parse_header_date
     from bitwitness.ewf import DEFAULT_SEGMENT_SIZE, EwfMetadata
 
     compression = options.compression or getattr(stream, "compression", None) or "fast"

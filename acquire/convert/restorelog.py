@@ -44,8 +44,8 @@ from bitwitness.acquire.logs import (
     to_document,
 )
 from bitwitness.acquire.source import HpaInfo, SourceFacts
-from bitwitness.convert.casework import CaseLink, evidence_folder
-from bitwitness.convert.references import MediaReference
+from bitwitness.acquire.convert.casework import CaseLink, evidence_folder
+from bitwitness.acquire.convert.references import MediaReference
 from bitwitness.errors import UsageError
 from bitwitness.fileio import fsync_path, write_in_place
 

@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bitwitness.convert.outputs import FileSink
+from bitwitness.acquire.convert.outputs import FileSink
 from bitwitness.errors import UsageError
 from bitwitness.images.vhd import (
     DISK_FIXED,

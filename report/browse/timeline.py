@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from bitwitness.browse.entries import Entry, Selection
-from bitwitness.browse.filesystem import FileSystem
+from bitwitness.report.browse.entries import Entry, Selection
+from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.progress import Mediator
 
 CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted")

@@ -25,11 +25,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from bitwitness.browse.entries import Entry, Selection
-from bitwitness.browse.export import ExportResult, export, record_custody
-from bitwitness.browse.filesystem import FileSystem
-from bitwitness.browse.tsk import TskImage
-from bitwitness.browse.volumes import read_layout
+from bitwitness.report.browse.entries import Entry, Selection
+from bitwitness.report.browse.export import ExportResult, export, record_custody
+from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.tsk import TskImage
+from bitwitness.report.browse.volumes import read_layout
 from bitwitness.errors import BitWitnessError
 from bitwitness.image import image_files, open_image
 from bitwitness.progress import NullMediator

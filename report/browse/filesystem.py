@@ -19,7 +19,7 @@ from typing import Any
 
 import pytsk3
 
-from bitwitness.browse.entries import (
+from bitwitness.report.browse.entries import (
     META_TYPES,
     NAME_TYPES,
     NO_TIMES,
@@ -29,8 +29,8 @@ from bitwitness.browse.entries import (
     Selection,
     Times,
 )
-from bitwitness.browse.tsk import TskImage, text, tsk_errors
-from bitwitness.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
+from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
+from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.errors import FileSystemError
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.stream import ImageStream

@@ -11,7 +11,7 @@ Before the first byte, the target is refused (exit 2, and no log: nothing happen
 * cannot be opened for writing (``O_EXCL``: a device anything else holds open is busy);
 
 and the restore is refused when its log cannot be written safely (see
-:mod:`bitwitness.convert.restorelog`) or when the mediator does not confirm (``yes`` skips the
+:mod:`bitwitness.acquire.convert.restorelog`) or when the mediator does not confirm (``yes`` skips the
 question; a mediator that cannot ask answers no, so off a terminal ``--yes`` is required).
 
 Then, as in acquisition, a preliminary log (status ``failed``, "did not finish") is written before
@@ -36,10 +36,10 @@ from typing import Any
 from bitwitness.acquire.logs import Status, file_sha256
 from bitwitness.acquire.pipeline import Pipeline, byte_ranges_to_sectors
 from bitwitness.acquire.source import open_source
-from bitwitness.convert.casework import CaseLink, case_document, find_case, record_event
-from bitwitness.convert.outputs import OutputError
-from bitwitness.convert.references import MediaReference, compare, media_references
-from bitwitness.convert.restorelog import (
+from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.acquire.convert.outputs import OutputError
+from bitwitness.acquire.convert.references import MediaReference, compare, media_references
+from bitwitness.acquire.convert.restorelog import (
     RestoreRecord,
     TargetFacts,
     check_log_base,
@@ -47,7 +47,7 @@ from bitwitness.convert.restorelog import (
     describe_target,
     write_restore_logs,
 )
-from bitwitness.convert.restoretarget import (
+from bitwitness.acquire.convert.restoretarget import (
     RestoreRefusedError,
     TargetSink,
     check_target,
@@ -313,7 +313,7 @@ def _options(plan: _Plan, base: Path) -> dict[str, Any]:
 
 def _metadata(stream: ImageStream) -> dict[str, str]:
     """The case fields the image itself carries (E01 header), for the log's ``metadata``."""
-    from bitwitness.convert.convert import HEADER_KEYS
+    from bitwitness.acquire.convert.convert import HEADER_KEYS
 
     header = getattr(stream, "header_values", None)
     if not isinstance(header, dict):
