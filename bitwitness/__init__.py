@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 TOOL_NAME = "BitWitness"
 
-#: The stage folders that an installed package holds inside ``bitwitness/`` and a checkout beside it.
+#: The stage folders: inside ``bitwitness/`` once installed, beside it in a checkout.
 STAGES = ("acquire", "verify", "report")
 
 

@@ -25,13 +25,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.acquire.convert.references import MediaReference, compare, media_references
+from bitwitness.acquire.convert.targets import UNUSABLE, build_sink, mark_unusable
 from bitwitness.acquire.logs import LogRecord, Status, log_paths, write_logs
 from bitwitness.acquire.pipeline import Pipeline
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import check_destination, open_source
-from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
-from bitwitness.acquire.convert.references import MediaReference, compare, media_references
-from bitwitness.acquire.convert.targets import UNUSABLE, build_sink, mark_unusable
 from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
 from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image

@@ -11,8 +11,8 @@ Before the first byte, the target is refused (exit 2, and no log: nothing happen
 * cannot be opened for writing (``O_EXCL``: a device anything else holds open is busy);
 
 and the restore is refused when its log cannot be written safely (see
-:mod:`bitwitness.acquire.convert.restorelog`) or when the mediator does not confirm (``yes`` skips the
-question; a mediator that cannot ask answers no, so off a terminal ``--yes`` is required).
+:mod:`bitwitness.acquire.convert.restorelog`) or when the mediator does not confirm (``yes``
+skips the question; a mediator that cannot ask answers no, so off a terminal ``--yes`` is required).
 
 Then, as in acquisition, a preliminary log (status ``failed``, "did not finish") is written before
 the first byte, so a killed run never leaves a log claiming more than happened. The media goes
@@ -33,9 +33,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.logs import Status, file_sha256
-from bitwitness.acquire.pipeline import Pipeline, byte_ranges_to_sectors
-from bitwitness.acquire.source import open_source
 from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
 from bitwitness.acquire.convert.outputs import OutputError
 from bitwitness.acquire.convert.references import MediaReference, compare, media_references
@@ -53,6 +50,9 @@ from bitwitness.acquire.convert.restoretarget import (
     check_target,
     hash_target,
 )
+from bitwitness.acquire.logs import Status, file_sha256
+from bitwitness.acquire.pipeline import Pipeline, byte_ranges_to_sectors
+from bitwitness.acquire.source import open_source
 from bitwitness.errors import BitWitnessError, ExitCode
 from bitwitness.hashing import DEFAULT_ALGORITHMS
 from bitwitness.image import open_image

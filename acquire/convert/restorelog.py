@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness import TOOL_NAME, __version__
+from bitwitness.acquire.convert.casework import CaseLink, evidence_folder
+from bitwitness.acquire.convert.references import MediaReference
 from bitwitness.acquire.logs import (
     RESERVE,
     LogRecord,
@@ -44,8 +46,6 @@ from bitwitness.acquire.logs import (
     to_document,
 )
 from bitwitness.acquire.source import HpaInfo, SourceFacts
-from bitwitness.acquire.convert.casework import CaseLink, evidence_folder
-from bitwitness.acquire.convert.references import MediaReference
 from bitwitness.errors import UsageError
 from bitwitness.fileio import fsync_path, write_in_place
 

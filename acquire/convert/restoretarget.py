@@ -1,7 +1,7 @@
 """The restore target: refusing an unsafe one, writing it, and reading it back.
 
-See :mod:`bitwitness.acquire.convert.restore` for the order of things; everything here either refuses
-before a byte is written (:class:`RestoreRefusedError`, exit 2) or touches only the target.
+See :mod:`bitwitness.acquire.convert.restore` for the order of things; everything here either
+refuses before a byte is written (:class:`RestoreRefusedError`, exit 2) or touches only the target.
 """
 
 from __future__ import annotations

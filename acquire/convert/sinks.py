@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.sinks import Keep, OutputFile
 from bitwitness.acquire.convert.outputs import MediaSink
+from bitwitness.acquire.sinks import Keep, OutputFile
 from bitwitness.errors import OutputExistsError
 
 
 class WriterSink:
-    """A :class:`~bitwitness.acquire.convert.outputs.MediaSink` behind the pipeline's ``Sink`` protocol."""
+    """A :class:`~bitwitness.acquire.convert.outputs.MediaSink` behind the pipeline's ``Sink``
+    protocol."""
 
     def __init__(self, factory: Callable[[], MediaSink], planned: Sequence[Path], *,
                  overwrite: bool = False) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
 from bitwitness.acquire.convert.sinks import WriterSink
 from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
 from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
+from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
 from bitwitness.errors import UsageError
 from bitwitness.stream import ImageStream
 

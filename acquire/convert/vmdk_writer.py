@@ -25,7 +25,13 @@ import random
 from array import array
 from pathlib import Path
 
-from bitwitness.acquire.convert.outputs import FileSink, close_synced, create_output, pwrite_all, write_all
+from bitwitness.acquire.convert.outputs import (
+    FileSink,
+    close_synced,
+    create_output,
+    pwrite_all,
+    write_all,
+)
 from bitwitness.errors import UsageError
 from bitwitness.images.vmdk import (
     FLAG_NEWLINE_TEST,

@@ -6,8 +6,8 @@ dynamic header (cookie ``cxsparse``) that points to the block allocation table (
 sector offset per block, ``0xFFFFFFFF`` for a block never written (it reads as zeros). Each stored
 block is a sector bitmap (rounded up to whole sectors) followed by the block's data.
 
-The structures are declared here once; :mod:`bitwitness.acquire.convert.vhd_writer` packs them with the same
-functions this reader unpacks them with.
+The structures are declared here once; :mod:`bitwitness.acquire.convert.vhd_writer` packs them
+with the same functions this reader unpacks them with.
 
 Media size: the footer's *current size*, in bytes (what Hyper-V, VirtualBox and libvhdi use).
 Virtual PC and qemu (for creators other than Hyper-V and a few more) round the size down to the

@@ -2,7 +2,8 @@
 
 * :mod:`~bitwitness.report.browse.tsk` - the one pytsk3 ``Img_Info`` adapter over our streams
 * :mod:`~bitwitness.report.browse.volumes` - partition tables and the file system in each partition
-* :mod:`~bitwitness.report.browse.filesystem` - listing (as ``fls``), lookup, stat, content (as ``icat``)
+* :mod:`~bitwitness.report.browse.filesystem` - listing (as ``fls``), lookup, stat, content
+  (as ``icat``)
 * :mod:`~bitwitness.report.browse.export` - export with a hashed manifest and custody event
 * :mod:`~bitwitness.report.browse.timeline` - bodyfile and CSV timelines
 * :mod:`~bitwitness.report.browse.tui` - the textual browser (imported only by ``browse``)

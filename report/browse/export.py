@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness import __version__
-from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.filesystem import FileSystem, split_path
-from bitwitness.report.browse.safenames import safe_name, safe_relative
 from bitwitness.errors import DestinationError, FileSystemError, OutputExistsError, UsageError
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
+from bitwitness.report.browse.entries import Entry, Selection
+from bitwitness.report.browse.filesystem import FileSystem, split_path
+from bitwitness.report.browse.safenames import safe_name, safe_relative
 
 SCHEMA = "bitwitness.export/1"
 MANIFEST_JSON = "manifest.json"

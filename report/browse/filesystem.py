@@ -19,6 +19,8 @@ from typing import Any
 
 import pytsk3
 
+from bitwitness.errors import FileSystemError
+from bitwitness.progress import Mediator, NullMediator
 from bitwitness.report.browse.entries import (
     META_TYPES,
     NAME_TYPES,
@@ -31,8 +33,6 @@ from bitwitness.report.browse.entries import (
 )
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
-from bitwitness.errors import FileSystemError
-from bitwitness.progress import Mediator, NullMediator
 from bitwitness.stream import ImageStream
 
 ATTR_NTFS_DATA = 128

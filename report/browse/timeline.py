@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.report.browse.filesystem import FileSystem
-from bitwitness.progress import Mediator
 
 CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted")
 

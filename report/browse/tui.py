@@ -25,14 +25,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from bitwitness.errors import BitWitnessError
+from bitwitness.image import image_files, open_image
+from bitwitness.progress import NullMediator
 from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.report.browse.export import ExportResult, export, record_custody
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumes import read_layout
-from bitwitness.errors import BitWitnessError
-from bitwitness.image import image_files, open_image
-from bitwitness.progress import NullMediator
 
 PREVIEW_BYTES = 4096
 _PRINTABLE = set(string.printable) - set("\x0b\x0c")

@@ -14,8 +14,8 @@ from enum import StrEnum
 
 import pytsk3
 
-from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.errors import FileSystemError
+from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 
 #: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).
 FS_NAMES: dict[int, str] = {

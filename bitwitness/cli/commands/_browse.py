@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.errors import UsageError
+from bitwitness.report.browse.entries import Entry, Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,8 +49,8 @@ def selection(deleted_only: bool, show_all: bool) -> Selection:
 @contextmanager
 def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[Any]:
     """Open ``image`` read-only and the chosen file system in it; closes the image after."""
-    from bitwitness.report.browse.filesystem import open_filesystem
     from bitwitness.image import open_image
+    from bitwitness.report.browse.filesystem import open_filesystem
 
     stream = open_image(image)
     try:

@@ -49,8 +49,8 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     stores (E01) or its logs record (BASE.json, md5sum sidecars...). On a difference the output
     files are renamed *.unusable, the log says failed, and the exit code is 1.
     """
-    from bitwitness.cli.progress import cli_mediator
     from bitwitness.acquire.convert.convert import ConvertOptions, OutputFormat, convert_image
+    from bitwitness.cli.progress import cli_mediator
 
     check_output_path(base)
     fields = {"case_number": case_number, "evidence_number": evidence_number,

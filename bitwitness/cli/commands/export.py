@@ -43,8 +43,8 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     every file with inode, size, MACB times (UTC), MD5 and SHA-256. Folders export their
     allocated entries; --all adds deleted ones.
     """
-    from bitwitness.report.browse.export import export, record_custody
     from bitwitness.image import image_files
+    from bitwitness.report.browse.export import export, record_custody
 
     check_output_path(destination, folder=True)
     if case_dir is not None:

@@ -18,9 +18,9 @@ def command(image: Path, as_json: bool) -> None:
 
     The index is what -p takes in ls, stat, cat, export and timeline.
     """
+    from bitwitness.image import open_image
     from bitwitness.report.browse.tsk import TskImage
     from bitwitness.report.browse.volumes import read_layout
-    from bitwitness.image import open_image
 
     stream = open_image(image)
     try:

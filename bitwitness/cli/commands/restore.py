@@ -34,8 +34,8 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
     unreadable sectors or the target does not read back as written; 2 when writing the target
     fails; 130 when interrupted (Ctrl-C or SIGTERM stop after the current block).
     """
-    from bitwitness.cli.progress import cli_mediator
     from bitwitness.acquire.convert.restore import restore_image
+    from bitwitness.cli.progress import cli_mediator
     from bitwitness.errors import ExitCode, Interrupted
 
     with cli_mediator(as_json) as mediator:
