@@ -167,7 +167,7 @@ def _unfinished(opened: Opened, logs: list[HashLog]) -> Unfinished | None:
 def _is_partial_raw(opened: Opened) -> bool:
     """Raw output not yet renamed. Every piece of a ``.partial`` split set is ``.partial``
     (splitraw never mixes them), so the first file's name speaks for the set."""
-    return (opened.ewf is None and opened.stream.info.format in ("raw", "split-raw")
+    return (opened.stream.info.pieces is not None
             and opened.files[0].name.endswith(PARTIAL_SUFFIX))
 
 

@@ -110,7 +110,8 @@ class RawStream(ImageStream):
     @property
     def info(self) -> StreamInfo:
         return StreamInfo(format="device" if self.is_device else "raw", files=(self.path,),
-                          media_size=self.size, sector_size=self.sector_size)
+                          media_size=self.size, sector_size=self.sector_size,
+                          pieces=((0, self.size),))
 
 
 class RawFormat:
