@@ -2,20 +2,35 @@
 ADC blocks), ``.sparseimage`` and ``.sparsebundle`` folders.
 
 A sparse bundle is a folder (``Info.plist`` and ``bands/``); it is opened from the folder or from
-its ``Info.plist``, and libmodi opens the band files of that folder only. For single-file images
-the file is handed to libmodi opened read-only by us.
+its ``Info.plist``. Its band files are named by their index in hexadecimal (``0`` ... ``a`` ...
+``10``; some writers pad to eight digits); a band never written has no file and reads as zeros.
+The bands are opened by us and handed to libmodi as file objects, an absent band as an empty one:
+libmodi's own band lookup expects padded names only and reads unpadded bundles as all zeros.
+Single-file images are handed to libmodi opened read-only by us too.
 """
 
 from __future__ import annotations
 
+import io
+import plistlib
 from pathlib import Path
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 from bitwitness.errors import CorruptImageError
 from bitwitness.images import signatures
-from bitwitness.images.libyal import LibyalStream, binding, first_line, open_handle
+from bitwitness.images.libyal import (
+    LibyalStream,
+    binding,
+    first_line,
+    open_file_object,
+    open_handle,
+)
 from bitwitness.stream import ImageStream
 
+_PLIST_LIMIT = 64 * 1024
+#: More bands than this (a million files) is a hostile or broken Info.plist.
+_MAX_BANDS = 1 << 20
 _LABELS = {"dmg": "Apple disk image (UDIF)", "sparseimage": "Apple sparse image",
            "sparsebundle": "Apple sparse bundle"}
 
@@ -26,6 +41,51 @@ def _bundle_of(path: Path) -> Path | None:
     if path.name == "Info.plist" and signatures.identify_directory(path.parent) is not None:
         return path.parent
     return None
+
+
+def _bundle_sizes(bundle: Path) -> tuple[int, int]:
+    """Band size and media size, as ``Info.plist`` declares them."""
+    plist = bundle / "Info.plist"
+    if plist.stat().st_size > _PLIST_LIMIT:
+        raise CorruptImageError("Info.plist is too large for a sparse bundle", path=plist)
+    try:
+        values = plistlib.loads(plist.read_bytes())
+        band, size = int(values["band-size"]), int(values["size"])
+    except (plistlib.InvalidFileException, KeyError, TypeError, ValueError, ExpatError) as exc:
+        raise CorruptImageError(f"Info.plist declares no band size and media size ({exc})",
+                                path=plist) from exc
+    if band <= 0 or size < 0 or -(-size // band) > _MAX_BANDS:
+        raise CorruptImageError(f"implausible sparse bundle: band size {band}, size {size}",
+                                path=plist)
+    return band, size
+
+
+def _open_bands(bundle: Path, owned: list[Any]) -> tuple[list[Any], list[Path]]:
+    """One file object per band, in band order; an empty one for a band never written."""
+    band_size, size = _bundle_sizes(bundle)
+    folder = bundle / "bands"
+    present = {}
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            try:
+                index = int(entry.name, 16)
+            except ValueError:
+                continue
+            if entry.is_file() and entry.name.isalnum():
+                present[index] = entry
+    bands: list[Any] = []
+    paths: list[Path] = []
+    for index in range(-(-size // band_size)):
+        path = present.get(index)
+        if path is not None and path.stat().st_size > band_size:
+            raise CorruptImageError(f"band {path.name} is larger than the band size "
+                                    f"{band_size}", path=path)
+        fobj = open_file_object(path) if path is not None else io.BytesIO(b"")
+        owned.append(fobj)
+        bands.append(fobj)
+        if path is not None:
+            paths.append(path)
+    return bands, paths
 
 
 def _kind(path: Path) -> str:
@@ -44,16 +104,18 @@ def open_modi(path: Path) -> ImageStream:
     bundle = _bundle_of(path)
     owned: list[Any] = []
     if bundle is not None:
-        handle = pymodi.handle()
+        handle, fobj = open_handle(pymodi.handle, bundle / "Info.plist", _LABELS[kind])
+        owned.append(fobj)
         try:
-            handle.open(str(bundle / "Info.plist"))
-            handle.open_band_data_files()
-        except (OSError, ValueError) as exc:
+            bands, band_files = _open_bands(bundle, owned)
+            handle.open_band_data_files_as_file_objects(bands)
+        except (OSError, ValueError, TypeError) as exc:
             handle.close()
+            for item in owned:
+                item.close()
             raise CorruptImageError(f"the sparse bundle cannot be read: {first_line(exc)}",
                                     path=bundle) from exc
-        bands = sorted((bundle / "bands").iterdir(), key=lambda p: (len(p.name), p.name))
-        files = [bundle / "Info.plist", *bands]
+        files = [bundle / "Info.plist", *band_files]
     else:
         handle, fobj = open_handle(pymodi.handle, path, _LABELS[kind])
         owned.append(fobj)

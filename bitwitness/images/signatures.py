@@ -47,6 +47,11 @@ _HEAD_MAGICS: tuple[tuple[bytes, Container], ...] = (
     (b"LVF\x09\x0d\x0a\xff\x00", Container("ewf", "EWF logical evidence (L01)")),
     (b"EVF2\x0d\x0a\x81\x00", Container("ewf", "EWF2 (Ex01)")),
     (b"LEF2\x0d\x0a\x81\x00", Container("ewf", "EWF2 logical evidence (Lx01)")),
+)
+
+#: Compressed files and archives: checked after the trailers, because a UDIF image's data fork
+#: may begin with a bzip2 or zlib stream of its first chunk.
+_ARCHIVE_MAGICS: tuple[tuple[bytes, Container], ...] = (
     (b"\x1f\x8b", Container("gzip", "gzip-compressed file (decompress it first)")),
     (b"\xfd7zXZ\x00", Container("xz", "xz-compressed file (decompress it first)")),
     (b"BZh", Container("bzip2", "bzip2-compressed file (decompress it first)")),
@@ -125,7 +130,7 @@ def identify(path: Path, head: bytes) -> Container | None:
     """The container ``path`` (whose first bytes are ``head``) is, or ``None`` for none known."""
     if path.is_dir():
         return identify_directory(path)
-    return _by_head(path, head) or _by_tail(path, head)
+    return _by_head(path, head) or _by_tail(path, head) or _archive(path, head)
 
 
 def _by_head(path: Path, head: bytes) -> Container | None:
@@ -144,8 +149,7 @@ def _by_head(path: Path, head: bytes) -> Container | None:
 
 
 def _by_tail(path: Path, head: bytes) -> Container | None:
-    """Signatures at the end of the file: UDIF's ``koly`` trailer, a fixed VHD's footer; and
-    ZIP files, told apart (AFF4 or not) by their central directory at the end."""
+    """Signatures at the end of the file: UDIF's ``koly`` trailer, a fixed VHD's footer."""
     size = _file_size(path)
     tail = _tail(path, size, 512)
     if tail.startswith(b"koly") and len(tail) == 512:
@@ -153,8 +157,17 @@ def _by_tail(path: Path, head: bytes) -> Container | None:
     if tail.startswith(b"conectix") or tail[1:].startswith(b"conectix"):
         # a fixed VHD: the media, then the footer (511 bytes in some old Virtual PC images)
         return Container("vhd", "VHD (Microsoft virtual hard disk, fixed)")
+    return None
+
+
+def _archive(path: Path, head: bytes) -> Container | None:
+    """Compressed files and ZIP archives; an AFF4 volume is a ZIP told apart by its central
+    directory at the end."""
     if head.startswith(b"PK\x03\x04"):
-        if _is_aff4_zip(path, size):
+        if _is_aff4_zip(path, _file_size(path)):
             return Container("aff4", "AFF4 (Advanced Forensic Format 4)")
         return Container("zip", "ZIP archive (extract it first)")
+    for magic, container in _ARCHIVE_MAGICS:
+        if head.startswith(magic):
+            return container
     return None
