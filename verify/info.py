@@ -89,10 +89,11 @@ class ImageInfo:
     unfinished: Unfinished | None = None  #: set when the image is an unfinished acquisition
 
 
-def image_info(path: str | Path) -> ImageInfo:
-    """Describe ``path`` (any piece of a set); format errors raise."""
+def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
+    """Describe ``path`` (any piece of a set); format errors raise. ``forced`` names a format
+    to use whatever the content says (``--format``)."""
     path = Path(path)
-    opened = open_for_verify(path)
+    opened = open_for_verify(path, forced)
     try:
         layout = layout_of(opened)
         logs, notes = load_logs(opened.files)

@@ -29,6 +29,7 @@ class Opened:
     files: tuple[Path, ...]
     stored_hashes: dict[str, str] = field(default_factory=dict)  #: what the image stores
     header_values: dict[str, str] = field(default_factory=dict)  #: EWF case fields
+    image_format: Any = None  #: the registry's format that opened it (its second reader, ...)
 
 
 def open_for_verify(path: Path, forced: str | None = None) -> Opened:
@@ -61,7 +62,7 @@ def open_for_verify(path: Path, forced: str | None = None) -> Opened:
     # the reader's own name where it says more ("device", "qcow2", "sparseimage"); else how the
     # format was chosen ("raw (no container signature)")
     name = info.format if info.format != fmt.name else detected.description
-    return Opened(stream, None, name, tuple(info.files) or (path,))
+    return Opened(stream, None, name, tuple(info.files) or (path,), image_format=fmt)
 
 
 def layout_of(opened: Opened) -> ImageLayout:

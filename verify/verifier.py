@@ -48,6 +48,7 @@ from bitwitness.verify.opening import (
     open_for_verify,
 )
 from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
+from bitwitness.verify.second_reader import reader_check
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class VerifyOptions:
 
     logs: tuple[Path, ...] = ()  #: hash logs named with --log
     against: Path | None = None  #: the original device or file, re-read for dual verification
-    libewf: bool = False  #: a second pass through pyewf
+    libewf: bool = False  #: a second pass through pyewf (EWF) or the format's second reader
+    second_reader: bool = False  #: the same as ``libewf``: every format's independent reader
+    format: str | None = None  #: a format forced by name (``--format raw``), else detected
     workers: int | None = None  #: decompression threads for E01 (None: one per core)
     parallel: int = 2  #: images verified at the same time
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -74,7 +77,7 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
     path = Path(path)
     started, t0 = _now(), time.monotonic()
     try:
-        opened = open_for_verify(path)
+        opened = open_for_verify(path, options.format)
     except (MissingSegmentError, IncompleteImageError) as exc:
         return _unopened(path, Verdict.INCOMPLETE, str(exc), started, t0)
     except FormatError as exc:
@@ -116,23 +119,31 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
             comparer.source.close()
     comparisons = _compare(references, result.hashes, result.ranges)
     against = _against_result(options.against, comparer, layout, against_note)
-    libewf = None
-    if options.libewf:
-        if opened.ewf is None:
-            notes.append("--libewf: the image was read by libewf itself; there is no second "
-                         "reader" if opened.format.startswith("ewf") else
-                         f"--libewf: libewf reads EWF sets only; not for {opened.format}")
-        else:
+    libewf = second = None
+    if options.libewf or options.second_reader:
+        if opened.ewf is not None:
             libewf = libewf_check(
                 opened.files, media_algs, media_size=layout.media_size, stored=stored,
                 computed=result.hashes, cancel=options.cancel,
                 task=mediator.begin(f"libewf {path.name}", layout.media_size))
+        elif opened.format.startswith("ewf"):
+            notes.append("--second-reader: the image was read by libewf itself; there is no "
+                         "second reader")
+        else:
+            second = reader_check(
+                opened.image_format, path, opened.stream, media_algs, computed=result.hashes,
+                cancel=options.cancel,
+                task=mediator.begin(f"second reader {path.name}", layout.media_size))
+            if second is None:
+                notes.append(f"--second-reader: there is no independent second reader for "
+                             f"{opened.format}")
     corrupt = merge_ranges(result.bad_chunks, layout.sector_size)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
                     f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
     verdict, problems = _verdict(
         opened=opened, comparisons=comparisons, bound=bound, bytes_read=result.bytes_read,
-        layout=layout, corrupt=corrupt, damaged=damaged, against=against, libewf=libewf)
+        layout=layout, corrupt=corrupt, damaged=damaged, against=against,
+        readers=tuple(r for r in (libewf, second) if r is not None))
     return ImageVerification(
         image=path, format=opened.format, files=opened.files, media_size=layout.media_size,
         sector_size=layout.sector_size, verdict=verdict, computed=result.hashes,
@@ -140,7 +151,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
         bad_chunks=tuple(result.bad_chunks), corrupt_ranges=tuple(corrupt),
         damaged_sections=damaged,
         acquisition_errors=acquisition_errors(opened, bound.error_ranges),
-        against=against, libewf=libewf,
+        against=against, libewf=libewf, second_reader=second,
         problems=tuple(problems), notes=tuple(notes) + bound.notes,
         logs=tuple(log.path for log in logs), started=started, ended=_now(),
         duration_seconds=round(time.monotonic() - t0, 3), bytes_read=result.bytes_read,
@@ -249,14 +260,14 @@ def _file_hashes(ref: HashReference, references: Sequence[HashReference],
 
 def _verdict(*, opened: Opened, comparisons: Sequence[HashComparison], bound: refs_mod.Bound,
              bytes_read: int, layout: refs_mod.ImageLayout, corrupt: Sequence[SectorRange],
-             damaged: Sequence[str], against: AgainstResult | None, libewf: ReaderCheck | None
-             ) -> tuple[Verdict, list[str]]:
+             damaged: Sequence[str], against: AgainstResult | None,
+             readers: Sequence[ReaderCheck]) -> tuple[Verdict, list[str]]:
     """The one verdict, and every reason it is not VERIFIED, most serious first."""
     found = {
         Verdict.INCOMPLETE: _incomplete(opened, bound, bytes_read, layout),
         Verdict.CORRUPT: [f"bad chunk data in {r} (media offset {r.media_offset})"
                           for r in corrupt] + [f"damaged {d}" for d in damaged],
-        Verdict.MISMATCH: _mismatches(bound, against, libewf),
+        Verdict.MISMATCH: _mismatches(bound, against, readers),
     }
     for c in comparisons:
         ref = c.reference
@@ -303,15 +314,16 @@ def _held_of_declared(opened: Opened, layout: refs_mod.ImageLayout) -> str:
 
 
 def _mismatches(bound: refs_mod.Bound, against: AgainstResult | None,
-                libewf: ReaderCheck | None) -> list[str]:
+                readers: Sequence[ReaderCheck]) -> list[str]:
     reasons = [f"media is {c.actual} bytes, {c.source} records {c.expected}"
                for c in bound.sizes if c.actual > c.expected]
     if against is not None and not against.identical:
         where = (f"; first difference in {against.first_difference}"
                  if against.first_difference else "")
         reasons.append(f"the image differs from its source {against.source}{where}")
-    if libewf is not None and not libewf.agree:
-        reasons += [f"readers disagree: {d}" for d in libewf.differences]
+    for reader in readers:
+        if not reader.agree:
+            reasons += [f"readers disagree: {d}" for d in reader.differences]
     return reasons
 
 
@@ -329,7 +341,7 @@ def verify_images(paths: Sequence[str | Path], options: VerifyOptions | None = N
     per_image = [replace(options, logs=options.logs + tuple(extra))
                  for extra in (extra_logs or [()] * len(paths))]
     for p in paths:
-        detect(p)
+        detect(p, options.format)
     for log in {log for o in per_image for log in o.logs}:
         if not log.is_file():
             raise InputError(f"{log}: no such log file")

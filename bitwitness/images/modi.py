@@ -149,5 +149,11 @@ class ModiFormat:
     def open(self, path: Path) -> ImageStream:
         return open_modi(path)
 
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """QEMU's dmg driver for UDIF images; QEMU reads no sparse image or bundle."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        return QemuNbdStream(path, "dmg") if stream.info.format == "dmg" else None
+
 
 FORMAT = ModiFormat()

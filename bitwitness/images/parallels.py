@@ -163,5 +163,11 @@ class ParallelsFormat:
     def open(self, path: Path) -> ImageStream:
         return open_phdi(path)
 
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """QEMU's parallels driver for a lone extent (ours read it); bundles have none."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        return QemuNbdStream(path, "parallels") if isinstance(stream, SparseExtentStream) else None
+
 
 FORMAT = ParallelsFormat()

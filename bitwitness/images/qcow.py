@@ -87,5 +87,12 @@ class QcowFormat:
     def open(self, path: Path) -> ImageStream:
         return open_qcow(path)
 
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """QEMU's qcow/qcow2 drivers, given the backing chain libqcow resolved."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        parents = stream.parents if isinstance(stream, LibyalStream) else ()
+        return QemuNbdStream(path, stream.info.format, [path, *parents])
+
 
 FORMAT = QcowFormat()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import struct
@@ -42,13 +43,13 @@ _START_TIMEOUT = 20.0
 
 
 def qemu_version() -> str | None:
-    """``"qemu-nbd 7.2.x"``, or ``None`` when qemu-nbd is not installed."""
+    """``"qemu-nbd 7.2.22"``, or ``None`` when qemu-nbd is not installed."""
     exe = shutil.which("qemu-nbd")
     if exe is None:
         return None
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
-    first = out.stdout.splitlines()[0] if out.stdout else "qemu-nbd"
-    return first.replace(" (Debian", "").split(" (")[0]
+    found = re.search(r"\d+\.\d+(?:\.\d+)?", out.stdout)
+    return f"qemu-nbd {found.group(0)}" if found else "qemu-nbd"
 
 
 def _spec(driver: str, chain: Sequence[Path]) -> dict[str, Any]:

@@ -88,6 +88,14 @@ class VhdxFormat:
     def open(self, path: Path) -> ImageStream:
         return open_vhdi(path, self.name)
 
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """QEMU's vhdx driver; it reads no differencing VHDX, so those have none."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        if isinstance(stream, LibyalStream) and stream.parents:
+            return None
+        return QemuNbdStream(path, "vhdx")
+
 
 class VhdFormat:
     """VHD: our reader for fixed and dynamic disks, libvhdi for differencing ones."""
@@ -114,6 +122,13 @@ class VhdFormat:
                 return open_vhdi(path, self.name)
             except UnsupportedFormatError:
                 raise ours from None
+
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """libvhdi for what our reader read; QEMU reads no differencing VHD, so those have
+        none."""
+        if isinstance(stream, LibyalStream):
+            return None
+        return open_vhdi(path, self.name)
 
 
 VHDX_FORMAT = VhdxFormat()

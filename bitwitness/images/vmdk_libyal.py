@@ -114,5 +114,14 @@ class VmdkFormat:
             except UnsupportedFormatError:
                 raise ours from None
 
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """libvmdk for what our reader read; QEMU (given the same parent chain) for what
+        libvmdk read."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        if isinstance(stream, LibyalStream):
+            return QemuNbdStream(path, "vmdk", [path, *stream.parents])
+        return open_libvmdk(path)
+
 
 FORMAT = VmdkFormat()
