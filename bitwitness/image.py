@@ -75,15 +75,11 @@ def _formats() -> Sequence[ImageFormat]:
 
 
 def _read_head(path: Path) -> bytes:
+    """The first bytes of ``path``, read as evidence is read (read-only, access time kept)."""
+    from bitwitness.images.raw import read_at
+
     try:
-        with path.open("rb") as fh:
-            return fh.read(HEAD_SIZE)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path}: is a directory, not an image") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path}: permission denied") from exc
+        return read_at(path, 0, HEAD_SIZE)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 

@@ -26,6 +26,7 @@ from bitwitness.images.libyal import (
     open_file_object,
     open_handle,
 )
+from bitwitness.images.raw import read_at
 from bitwitness.stream import ImageStream
 
 _PLIST_LIMIT = 64 * 1024
@@ -49,7 +50,7 @@ def _bundle_sizes(bundle: Path) -> tuple[int, int]:
     if plist.stat().st_size > _PLIST_LIMIT:
         raise CorruptImageError("Info.plist is too large for a sparse bundle", path=plist)
     try:
-        values = plistlib.loads(plist.read_bytes())
+        values = plistlib.loads(read_at(plist, 0, _PLIST_LIMIT))
         band, size = int(values["band-size"]), int(values["size"])
     except (plistlib.InvalidFileException, KeyError, TypeError, ValueError, ExpatError) as exc:
         raise CorruptImageError(f"Info.plist declares no band size and media size ({exc})",
@@ -92,8 +93,7 @@ def _kind(path: Path) -> str:
     bundle = _bundle_of(path)
     if bundle is not None:
         return "sparsebundle"
-    with path.open("rb") as fh:
-        head = fh.read(4)
+    head = read_at(path, 0, 4)
     return "sparseimage" if head == b"sprs" else "dmg"
 
 

@@ -52,12 +52,12 @@ def qemu_version() -> str | None:
     return f"qemu-nbd {found.group(0)}" if found else "qemu-nbd"
 
 
-def _spec(driver: str, chain: Sequence[Path]) -> dict[str, Any]:
-    spec: dict[str, Any] = {"driver": driver,
+def _spec(drivers: Sequence[str], chain: Sequence[Path]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"driver": drivers[0],
                             "file": {"driver": "file", "filename": str(chain[0].resolve())}}
     if len(chain) > 1:
-        spec["backing"] = _spec(driver, chain[1:])
-    elif driver in ("qcow", "qcow2", "vmdk"):
+        spec["backing"] = _spec(drivers[1:], chain[1:])
+    elif drivers[0] in ("qcow", "qcow2", "vmdk"):
         spec["backing"] = None  # no backing file followed from what the image records
     return spec
 
@@ -78,7 +78,8 @@ class QemuNbdStream(ImageStream):
 
     alignment = 1
 
-    def __init__(self, path: Path, driver: str, chain: Sequence[Path] = ()) -> None:
+    def __init__(self, path: Path, driver: str, chain: Sequence[Path] = (),
+                 drivers: Sequence[str] | None = None) -> None:
         exe = shutil.which("qemu-nbd")
         if exe is None:
             raise UnsupportedFormatError("qemu-nbd is not installed (Debian package qemu-utils)")
@@ -87,7 +88,7 @@ class QemuNbdStream(ImageStream):
         self._files = tuple(chain) or (path,)
         self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-nbd-")
         sock_path = Path(self._dir.name) / "nbd.sock"
-        target = "json:" + json.dumps(_spec(driver, self._files))
+        target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files), self._files))
         self._proc = subprocess.Popen(
             [exe, "--read-only", "--shared=1", "--persistent", f"--socket={sock_path}", target],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -12,10 +12,12 @@ Signatures are checked at fixed places only (the first bytes, the last 512 bytes
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from bitwitness.errors import InputError
+from bitwitness.images.raw import read_at
 
 #: How much of a sparsebundle's or Parallels bundle's descriptor identification reads.
 _PLIST_LIMIT = 64 * 1024
@@ -74,35 +76,19 @@ def _qcow(head: bytes) -> Container | None:
     return Container("qcow2", f"QCOW (QEMU copy-on-write, unknown version {version})")
 
 
-def _tail(path: Path, size: int, length: int) -> bytes:
+def _tail(path: Path, length: int) -> bytes:
     """The last ``length`` bytes of ``path`` (fewer for a smaller file)."""
-    if size <= 0:
-        return b""
-    start = max(0, size - length)
     try:
-        with path.open("rb") as fh:
-            fh.seek(start)
-            return fh.read(length)
-    except OSError:
+        return read_at(path, -length, length)
+    except (OSError, InputError):
         return b""
 
 
-def _file_size(path: Path) -> int:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return 0
-    try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
-
-
-def _is_aff4_zip(path: Path, size: int) -> bool:
+def _is_aff4_zip(path: Path) -> bool:
     """An AFF4 volume is a ZIP file whose comment is the volume's ``aff4://`` URN and which holds
     ``information.turtle``; either mark, near the end where the central directory lives, is
     enough."""
-    tail = _tail(path, size, _ZIP_TAIL)
+    tail = _tail(path, _ZIP_TAIL)
     return b"information.turtle" in tail or (b"PK\x05\x06" in tail and b"aff4://" in tail)
 
 
@@ -120,9 +106,8 @@ def identify_directory(path: Path) -> Container | None:
 
 def _mentions(path: Path, word: bytes) -> bool:
     try:
-        with path.open("rb") as fh:
-            return word in fh.read(_PLIST_LIMIT)
-    except OSError:
+        return word in read_at(path, 0, _PLIST_LIMIT)
+    except (OSError, InputError):
         return False
 
 
@@ -150,8 +135,7 @@ def _by_head(path: Path, head: bytes) -> Container | None:
 
 def _by_tail(path: Path, head: bytes) -> Container | None:
     """Signatures at the end of the file: UDIF's ``koly`` trailer, a fixed VHD's footer."""
-    size = _file_size(path)
-    tail = _tail(path, size, 512)
+    tail = _tail(path, 512)
     if tail.startswith(b"koly") and len(tail) == 512:
         return Container("dmg", "Apple disk image (UDIF .dmg)")
     if tail.startswith(b"conectix") or tail[1:].startswith(b"conectix"):
@@ -164,7 +148,7 @@ def _archive(path: Path, head: bytes) -> Container | None:
     """Compressed files and ZIP archives; an AFF4 volume is a ZIP told apart by its central
     directory at the end."""
     if head.startswith(b"PK\x03\x04"):
-        if _is_aff4_zip(path, _file_size(path)):
+        if _is_aff4_zip(path):
             return Container("aff4", "AFF4 (Advanced Forensic Format 4)")
         return Container("zip", "ZIP archive (extract it first)")
     for magic, container in _ARCHIVE_MAGICS:
