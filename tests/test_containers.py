@@ -400,3 +400,35 @@ def test_plaso_vsstest_qcow2(tmp_path: Path) -> None:
         assert stream.info.details["qcow_version"] in (2, 3)
         assert stream.pread(0, 3) == b"\xeb\x52\x90"  # the NTFS boot sector's jump
     assert _state([image]) == before
+
+
+@pytest.mark.parametrize("kind", ["qcow2-compressed", "vhdx", "vmdk-streamOptimized", "dmg"])
+def test_file_systems_inside_containers_are_browsed(tmp_path: Path, kind: str) -> None:
+    """``ls`` inside a container lists what ``fls`` lists on the raw media it holds (before
+    signature detection, these containers were read as raw and no file system was found)."""
+    require_tool("qemu-img", "mkfs.vfat", "mcopy", "fls")
+    raw = tmp_path / "fat.raw"
+    subprocess.run(["mkfs.vfat", "-C", str(raw), "4096"], check=True, capture_output=True)
+    note = tmp_path / "note.txt"
+    note.write_text("inside a container\n")
+    subprocess.run(["mcopy", "-i", str(raw), str(note), "::/NOTE.TXT"], check=True)
+    if kind == "dmg":
+        image = build_udif(tmp_path / "fat.dmg", raw.read_bytes())
+    else:
+        fmt, _, sub = kind.partition("-")
+        image = tmp_path / f"fat.{fmt}"
+        opts = {"compressed": ["-c"], "streamOptimized": ["-o", "subformat=streamOptimized"],
+                "": []}[sub]
+        _qemu("convert", "-f", "raw", "-O", fmt, *opts, raw, image)
+    fls = subprocess.run(["fls", "-r", "-p", str(raw)], capture_output=True, text=True,
+                         check=True).stdout
+    listed = run_bitwitness("ls", "-r", "--json", image)
+    assert listed.exit_code == ExitCode.OK, listed.stderr
+    names = {e["path"].lstrip("/") for e in listed.json()["entries"]}
+    assert "NOTE.TXT" in names
+    assert names == {line.split("\t", 1)[1] for line in fls.splitlines()
+                     if not line.split()[1].startswith("*")}
+    cat = run_bitwitness("cat", image, "NOTE.TXT")
+    assert cat.stdout == "inside a container\n"
+    forced = run_bitwitness("ls", "--image-format", "raw", image)
+    assert forced.exit_code != ExitCode.OK  # the container's own bytes hold no file system

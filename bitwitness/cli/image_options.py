@@ -1,7 +1,9 @@
-"""``--format``: the option every command that opens an image takes.
+"""``--format`` / ``--image-format``: the option every command that opens an image takes.
 
 Detection goes by the container's signature; ``--format NAME`` overrides it on purpose, chiefly
 ``--format raw`` to read a container file itself as the media (its bytes, not the disk it holds).
+``--image-format`` is the same option everywhere; the browsing commands take only that spelling,
+because ``timeline --format`` already names its output format.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ _META_KEY = "bitwitness.image_format"
 
 def format_option(func: F) -> F:
     """``--format NAME``, passed to the command as ``image_format``."""
-    return click.option("--format", "image_format", default=None, metavar="NAME",
-                        help=_HELP)(func)
+    return click.option("--format", "--image-format", "image_format", default=None,
+                        metavar="NAME", help=_HELP)(func)
 
 
 def _remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -32,8 +34,8 @@ def _remember(ctx: click.Context, _param: click.Parameter, value: str | None) ->
 def format_option_in_context(func: F) -> F:
     """``--format NAME`` kept in the click context (:func:`chosen_format`) for commands whose
     image is opened by a shared helper rather than by the command itself."""
-    return click.option("--format", "image_format", default=None, metavar="NAME", help=_HELP,
-                        expose_value=False, callback=_remember)(func)
+    return click.option("--image-format", "image_format", default=None, metavar="NAME",
+                        help=_HELP, expose_value=False, callback=_remember)(func)
 
 
 def chosen_format() -> str | None:

@@ -48,7 +48,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     """
     from bitwitness.verify.info import image_info
 
-    info = image_info(image, image_format)
+    info = image_info(image) if image_format is None else image_info(image, image_format)
     if as_json:
         print_json(info)
     else:
