@@ -126,9 +126,6 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
                 opened.files, media_algs, media_size=layout.media_size, stored=stored,
                 computed=result.hashes, cancel=options.cancel,
                 task=mediator.begin(f"libewf {path.name}", layout.media_size))
-        elif opened.format.startswith("ewf"):
-            notes.append("--second-reader: the image was read by libewf itself; there is no "
-                         "second reader")
         else:
             second = reader_check(
                 opened.image_format, path, opened.stream, media_algs, computed=result.hashes,
