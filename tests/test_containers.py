@@ -432,3 +432,26 @@ def test_file_systems_inside_containers_are_browsed(tmp_path: Path, kind: str) -
     assert cat.stdout == "inside a container\n"
     forced = run_bitwitness("ls", "--image-format", "raw", image)
     assert forced.exit_code != ExitCode.OK  # the container's own bytes hold no file system
+
+
+def test_esxi_vmfs_descriptor(tmp_path: Path, media_file: Path) -> None:
+    """An ESXi disk: a descriptor of createType "vmfs" naming a VMFS (flat) extent, as ESXi
+    writes it beside NAME-flat.vmdk; QEMU reads the same descriptor as the reference."""
+    require_tool("qemu-img", "qemu-nbd")
+    flat = tmp_path / "esx-flat.vmdk"
+    flat.write_bytes(media_file.read_bytes())
+    sectors = flat.stat().st_size // 512
+    descriptor = tmp_path / "esx.vmdk"
+    descriptor.write_text(
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\n"
+        "parentCID=ffffffff\ncreateType=\"vmfs\"\n\n# Extent description\n"
+        f"RW {sectors} VMFS \"esx-flat.vmdk\"\n\n# The Disk Data Base\n#DDB\n\n"
+        'ddb.adapterType = "lsilogic"\nddb.virtualHWVersion = "13"\n')
+    expected, md5 = _qemu_raw(descriptor, tmp_path, "vmdk")
+    assert md5 == _md5sum(media_file)
+    with open_image(descriptor) as stream:
+        assert stream.info.format == "vmdk"
+        assert list(stream.info.files) == [descriptor, flat]
+        check_stream_contract(stream, expected)
+    doc = run_bitwitness("verify", "--second-reader", descriptor, "--json").json()["images"][0]
+    assert doc["second_reader"]["agree"] is True
