@@ -47,6 +47,7 @@ class OutputFormat(StrEnum):
     E01 = "e01"
     VHD = "vhd"
     VMDK = "vmdk"
+    QCOW2 = "qcow2"
 
 
 class Verdict(StrEnum):

@@ -49,6 +49,12 @@ def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
         return WriterSink(lambda: VmdkSparseWriter(path, stream.size, comment=comment,
                                                    overwrite=options.overwrite),
                           [path], overwrite=options.overwrite)
+    if to == "qcow2":
+        from bitwitness.acquire.convert.qcow2_writer import Qcow2Writer
+
+        path = base.with_name(base.name + ".qcow2")
+        return WriterSink(lambda: Qcow2Writer(path, stream.size, overwrite=options.overwrite),
+                          [path], overwrite=options.overwrite)
     raise UsageError(f"unknown output format {to!r}")
 
 
