@@ -48,7 +48,8 @@ def _read_all(path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["qcow2", "qcow", "hds"])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_containers_fail_closed(tmp_path: Path, seeds: dict[str, bytes], kind: str,
                                         data: st.DataObject) -> None:
