@@ -455,3 +455,16 @@ def test_esxi_vmfs_descriptor(tmp_path: Path, media_file: Path) -> None:
         check_stream_contract(stream, expected)
     doc = run_bitwitness("verify", "--second-reader", descriptor, "--json").json()["images"][0]
     assert doc["second_reader"]["agree"] is True
+
+
+@pytest.mark.parametrize("name", ["dfvfs_ext2.vhd", "dfvfs_ext2.vmdk"])
+def test_third_party_virtual_disks_agree_with_libyal(third_party: Path, name: str) -> None:
+    """dfVFS's VHD and VMDK (made by other tools; the VMDK's embedded descriptor still names the
+    file it was first called): our reader and libvhdi/libvmdk give the same media."""
+    doc = run_bitwitness("verify", "--second-reader", third_party / name,
+                         "--json").json()["images"][0]
+    check = doc["second_reader"]
+    assert check is not None
+    assert check["reader"].startswith(("libvhdi", "libvmdk"))
+    assert check["agree"] is True, check["differences"]
+    assert check["hashes"]["md5"] == doc["computed"]["md5"]

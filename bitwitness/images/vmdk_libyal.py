@@ -22,6 +22,7 @@ from bitwitness.images.libyal import (
     open_file_object,
     open_handle,
 )
+from bitwitness.images.raw import read_at
 from bitwitness.stream import ImageStream
 
 #: pyvmdk extent types whose descriptor names no data file.
@@ -34,11 +35,14 @@ def _open_one(pyvmdk: Any, path: Path, owned: list[Any]) -> tuple[Any, list[Path
     owned += [handle, fobj]
     extent_files: list[Path] = []
     objects: list[Any] = []
-    for descriptor in handle.extent_descriptors:
+    named = [d for d in handle.extent_descriptors
+             if d.filename and str(getattr(d, "type", "")).upper() not in _NO_FILE]
+    # A monolithic sparse file embeds a descriptor naming itself as it was first called; a copy
+    # renamed since ("ext2.vmdk" kept as "case-ext2.vmdk") is still its own one extent.
+    embedded = read_at(path, 0, 4) == b"KDMV" and len(named) == 1
+    for descriptor in named:
+        extent = path if embedded else contained(path.parent, str(descriptor.filename))
         name = descriptor.filename
-        if not name or str(getattr(descriptor, "type", "")).upper() in _NO_FILE:
-            continue
-        extent = contained(path.parent, str(name))
         if not extent.is_file():
             raise InputError(f"{path}: VMDK extent file {name!r} is missing "
                              f"(looked for {extent})")
