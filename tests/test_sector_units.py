@@ -4,7 +4,9 @@ lists.
 
 The disk: an MBR counting in 4096-byte sectors (two primary partitions, as a disk with 4Kn
 sectors has them) and a FAT file system of 4096-byte sectors (``mkfs.vfat -S 4096``) in the
-second; acquired with ``ewfacquire -P 4096``, so that the E01 declares the unit.
+second; acquired with ``ewfacquire -P 4096``, so that the E01 declares the unit, and converted
+to VHDX by ``qemu-img``, whose metadata is then marked with 4096-byte logical sectors
+(tests/builders/vhdx_sectors.py: qemu-img writes only 512).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from builders.vhdx_sectors import set_logical_sector_size
 from conftest import require_tool, run_bitwitness
 
 from bitwitness.errors import ExitCode
@@ -31,9 +34,10 @@ def _mbr(parts: tuple[tuple[int, int, int], ...]) -> bytes:
     return bytes(mbr)
 
 
-@pytest.fixture(scope="module")
-def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    require_tool("mkfs.vfat", "mcopy", "ewfacquire", "mmls", "fls")
+@pytest.fixture(scope="module", params=["e01", "vhdx"])
+def disk(tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> tuple[Path, Path]:
+    require_tool("mkfs.vfat", "mcopy", "ewfacquire", "mmls", "fls", "qemu-img")
     folder = tmp_path_factory.mktemp("units")
     raw = folder / "disk4k.raw"
     with raw.open("wb") as fh:
@@ -48,6 +52,12 @@ def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with raw.open("r+b") as fh:
         fh.seek(PARTS[1][0] * SECTOR)
         fh.write(fat.read_bytes())
+    if request.param == "vhdx":
+        vhdx = folder / "disk4k.vhdx"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vhdx", str(raw), str(vhdx)],
+                       check=True, capture_output=True)
+        set_logical_sector_size(vhdx, SECTOR)
+        return raw, vhdx
     subprocess.run(["ewfacquire", "-q", "-u", "-P", str(SECTOR), "-c", "none", "-t",
                     str(folder / "disk4k"), str(raw)], check=True, capture_output=True)
     return raw, folder / "disk4k.E01"
