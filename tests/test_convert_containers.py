@@ -1,5 +1,6 @@
 """Converting from any container BitWitness reads, to every output it writes; ``qemu-img compare``
-is the judge (libewf for E01 outputs), ``qemu-img check`` checks the QCOW2 it writes.
+is the judge (libewf for E01 outputs), ``qemu-img check`` checks the QCOW2 and VHDX it writes, and
+``verify --second-reader`` reads those back through a second, independent reader.
 
 Sources are made by qemu-img (compressed QCOW2, VHDX) or by the committed builders (UDIF DMG,
 sparse bundle; no tool here writes those); the expected media is what QEMU reads from the source,
@@ -20,7 +21,7 @@ from bitwitness.errors import ExitCode
 
 MiB = 1 << 20
 OUTPUTS = {"raw": ("raw", ".raw"), "e01": (None, ".E01"), "vhd": ("vpc", ".vhd"),
-           "vmdk": ("vmdk", ".vmdk"), "qcow2": ("qcow2", ".qcow2")}
+           "vmdk": ("vmdk", ".vmdk"), "qcow2": ("qcow2", ".qcow2"), "vhdx": ("vhdx", ".vhdx")}
 
 
 def _media() -> bytes:
@@ -62,9 +63,9 @@ def test_convert_from_containers(tmp_path: Path, kind: str, to: str) -> None:
     cmp = subprocess.run(["qemu-img", "compare", "-F", "raw", "-f", driver, str(out), str(raw)],
                          capture_output=True, text=True, check=False)
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
-    if to == "qcow2":
-        check = subprocess.run(["qemu-img", "check", str(out)], capture_output=True, text=True,
-                               check=False)
+    if to in ("qcow2", "vhdx"):
+        check = subprocess.run(["qemu-img", "check", "-f", driver, str(out)],
+                               capture_output=True, text=True, check=False)
         assert check.returncode == 0, check.stdout + check.stderr
         assert "No errors were found" in check.stdout
         info = run_bitwitness("verify", "--second-reader", out, "--json").json()["images"][0]

@@ -48,6 +48,7 @@ class OutputFormat(StrEnum):
     VHD = "vhd"
     VMDK = "vmdk"
     QCOW2 = "qcow2"
+    VHDX = "vhdx"
 
 
 class Verdict(StrEnum):

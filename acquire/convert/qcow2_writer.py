@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
 from pathlib import Path
 
 from bitwitness.acquire.convert.outputs import close_synced, create_output, pwrite_all
@@ -72,7 +73,8 @@ class Qcow2Writer:
         self._written = 0
         self._next_cluster = self.layout.first_data
         self._guest = 0  #: guest clusters stored so far
-        self._map: dict[int, int] = {}  #: guest cluster -> host cluster
+        #: 1 for each guest cluster stored (16 MiB per TiB of media), 0 for one left out
+        self._stored = bytearray(self.layout.data_clusters)
 
     def write(self, data: bytes | memoryview) -> None:
         if self._written + len(data) > self.media_size:
@@ -89,7 +91,7 @@ class Qcow2Writer:
         if any(cluster):
             assert self._fd is not None
             pwrite_all(self._fd, cluster, self._next_cluster * CLUSTER, self.path)
-            self._map[self._guest] = self._next_cluster
+            self._stored[self._guest] = 1
             self._next_cluster += 1
         self._guest += 1
 
@@ -109,43 +111,70 @@ class Qcow2Writer:
         return [self.path]
 
     def _metadata(self) -> list[tuple[int, bytes]]:
+        """Every metadata structure and where it goes, now that the stored clusters are known."""
         lay = self.layout
         used = {0, *range(lay.l1, lay.l1 + lay.l1_clusters),
                 *range(lay.refcount_table, lay.refcount_table + lay.refcount_table_clusters)}
-        l1 = [0] * lay.l2_tables
-        out: list[tuple[int, bytes]] = []
-        for table in range(lay.l2_tables):
-            entries = [0] * L2_ENTRIES
-            for i in range(L2_ENTRIES):
-                host = self._map.get(table * L2_ENTRIES + i)
-                if host is not None:
-                    entries[i] = host * CLUSTER | COPIED
-            if any(entries):
-                l1[table] = (lay.l2 + table) * CLUSTER | COPIED
-                used.add(lay.l2 + table)
-                out.append(((lay.l2 + table) * CLUSTER, struct.pack(f">{L2_ENTRIES}Q", *entries)))
-        used.update(self._map.values())
-        blocks: set[int] = set()
-        while True:  # a refcount block is itself a used cluster, possibly of another block
-            needed = {c // REFCOUNTS_PER_BLOCK for c in used}
-            if needed <= blocks:
-                break
-            blocks |= needed
-            used.update(lay.refcount_block + b for b in blocks)
-        table = [0] * (lay.refcount_table_clusters * CLUSTER // 8)
-        for block in sorted(blocks):
-            counts = [0] * REFCOUNTS_PER_BLOCK
-            for c in used:
-                if c // REFCOUNTS_PER_BLOCK == block:
-                    counts[c % REFCOUNTS_PER_BLOCK] = 1
-            table[block] = (lay.refcount_block + block) * CLUSTER
-            out.append((table[block], struct.pack(f">{REFCOUNTS_PER_BLOCK}H", *counts)))
-        out.append((lay.refcount_table * CLUSTER, struct.pack(f">{len(table)}Q", *table)))
+        l1, out = self._l2_tables(used)
+        out += self._refcounts(used)
         out.append((lay.l1 * CLUSTER, struct.pack(f">{len(l1)}Q", *l1)))
         header = _HEADER.pack(b"QFI\xfb", 3, 0, 0, CLUSTER_BITS, self.media_size, 0,
                               lay.l2_tables, lay.l1 * CLUSTER, lay.refcount_table * CLUSTER,
                               lay.refcount_table_clusters, 0, 0, 0, 0, 0, REFCOUNT_ORDER, 104)
         out.append((0, header.ljust(CLUSTER, b"\0")))
+        return out
+
+    def _l2_tables(self, used: set[int]) -> tuple[list[int], list[tuple[int, bytes]]]:
+        """The L1 entries and the L2 tables that map a stored cluster (added to ``used``)."""
+        lay = self.layout
+        l1 = [0] * lay.l2_tables
+        out: list[tuple[int, bytes]] = []
+        host = lay.first_data  # data clusters were stored in media order, one after another
+        for index in range(lay.l2_tables):
+            flags = self._stored[index * L2_ENTRIES : (index + 1) * L2_ENTRIES]
+            if not any(flags):
+                continue
+            entries = array("Q", bytes(8 * L2_ENTRIES))
+            for i, stored in enumerate(flags):
+                if stored:
+                    entries[i] = host * CLUSTER | COPIED
+                    host += 1
+            entries.byteswap()
+            l1[index] = (lay.l2 + index) * CLUSTER | COPIED
+            used.add(lay.l2 + index)
+            out.append(((lay.l2 + index) * CLUSTER, entries.tobytes()))
+        return l1, out
+
+    def _refcounts(self, used: set[int]) -> list[tuple[int, bytes]]:
+        """The refcount blocks (refcount 1 for every used metadata cluster, every data cluster
+        and each block itself) and the refcount table pointing at them."""
+        lay = self.layout
+        data = range(lay.first_data, self._next_cluster)
+        blocks: set[int] = set()
+        while True:  # a refcount block is itself a used cluster, possibly of another block
+            needed = {c // REFCOUNTS_PER_BLOCK for c in used}
+            if data:
+                needed |= set(range(data.start // REFCOUNTS_PER_BLOCK,
+                                    (data.stop - 1) // REFCOUNTS_PER_BLOCK + 1))
+            if needed <= blocks:
+                break
+            blocks |= needed
+            used.update(lay.refcount_block + b for b in blocks)
+        pointers = [0] * (lay.refcount_table_clusters * CLUSTER // 8)
+        out: list[tuple[int, bytes]] = []
+        for block in sorted(blocks):
+            first = block * REFCOUNTS_PER_BLOCK
+            counts = array("H", bytes(2 * REFCOUNTS_PER_BLOCK))
+            low, high = max(data.start, first), min(data.stop, first + REFCOUNTS_PER_BLOCK)
+            if low < high:
+                counts[low - first : high - first] = array("H", [1]) * (high - low)
+            for c in used:
+                if first <= c < first + REFCOUNTS_PER_BLOCK:
+                    counts[c - first] = 1
+            counts.byteswap()
+            pointers[block] = (lay.refcount_block + block) * CLUSTER
+            out.append((pointers[block], counts.tobytes()))
+        out.append((lay.refcount_table * CLUSTER, struct.pack(f">{len(pointers)}Q", *pointers)))
         return out
 
     def abort(self) -> list[Path]:
