@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -251,6 +252,28 @@ def test_differencing_vhd_reads_through_its_parent(tmp_path: Path) -> None:
     _qemu("create", "-f", "vpc", "-o", "force_size=on", parent, "8M")
     with pytest.raises(Exception, match="not this disk's parent"):
         open_image(child)
+
+
+def test_udif_data_fork_checksum_is_verified(tmp_path: Path) -> None:
+    """The CRC-32 the koly trailer records for the data fork is recomputed by verify; a changed
+    byte in a stored (raw) chunk changes the media libmodi gives and fails the check: CORRUPT."""
+    media = _media()
+    image = build_udif(tmp_path / "disk.dmg", media, ZLIB, chunk_sectors=64)
+    doc = run_bitwitness("verify", image, "--json").json()["images"][0]
+    assert doc["container_checks"] == [{"what": "UDIF data fork CRC-32", "ok": True,
+                                        "detail": doc["container_checks"][0]["detail"]}]
+    assert doc["verdict"] == "UNVERIFIED"
+    data = bytearray(image.read_bytes())
+    # the second chunk (sectors 64-127) is stored raw, right after the first, compressed one
+    first = len(zlib.compress(media[: 64 * 512]))
+    data[first + 100] ^= 0x01
+    image.write_bytes(bytes(data))
+    res = run_bitwitness("verify", image, "--json")
+    doc = res.json()["images"][0]
+    assert res.exit_code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["container_checks"][0]["ok"] is False
+    assert any("UDIF data fork CRC-32" in p for p in doc["problems"])
 
 
 @pytest.mark.parametrize("compression", [ZLIB, BZIP2], ids=["zlib", "bzip2"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from bitwitness.ewf import ChunkProblem
+from bitwitness.images.checks import ContainerCheck
 
 
 class Verdict(StrEnum):
@@ -161,6 +162,7 @@ class ImageVerification:
     against: AgainstResult | None = None
     libewf: ReaderCheck | None = None  #: the libewf pass of an E01 set
     second_reader: ReaderCheck | None = None  #: the second reader of any other container
+    container_checks: tuple[ContainerCheck, ...] = ()  #: what the container records, checked
     damaged_sections: tuple[str, ...] = ()  #: E01 sections that fail their checksum or decode
     problems: tuple[str, ...] = ()  #: why the verdict is not VERIFIED, in words
     notes: tuple[str, ...] = ()  #: worth knowing, not a failure (ignored logs, ...)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bitwitness.errors import (
+    BitWitnessError,
     FormatError,
     IncompleteImageError,
     InputError,
@@ -27,6 +28,7 @@ from bitwitness.errors import (
 )
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.verify import references as refs_mod
 from bitwitness.verify.libewf import libewf_check
@@ -135,8 +137,10 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
                 notes.append(f"--second-reader: there is no independent second reader for "
                              f"{opened.format}")
     corrupt = merge_ranges(result.bad_chunks, layout.sector_size)
+    checks = _container_checks(opened, path)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
                     f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
+    damaged += tuple(f"{c.what}: {c.detail}" for c in checks if not c.ok)
     verdict, problems = _verdict(
         opened=opened, comparisons=comparisons, bound=bound, bytes_read=result.bytes_read,
         layout=layout, corrupt=corrupt, damaged=damaged, against=against,
@@ -148,11 +152,22 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
         bad_chunks=tuple(result.bad_chunks), corrupt_ranges=tuple(corrupt),
         damaged_sections=damaged,
         acquisition_errors=acquisition_errors(opened, bound.error_ranges),
-        against=against, libewf=libewf, second_reader=second,
+        against=against, libewf=libewf, second_reader=second, container_checks=checks,
         problems=tuple(problems), notes=tuple(notes) + bound.notes,
         logs=tuple(log.path for log in logs), started=started, ended=_now(),
         duration_seconds=round(time.monotonic() - t0, 3), bytes_read=result.bytes_read,
         stored=stored)
+
+
+def _container_checks(opened: Opened, path: Path) -> tuple[ContainerCheck, ...]:
+    """The checks the format offers on what the container records about itself."""
+    run = getattr(opened.image_format, "self_checks", None)
+    if run is None:
+        return ()
+    try:
+        return tuple(run(path, opened.stream))
+    except (BitWitnessError, OSError) as exc:
+        return (ContainerCheck("container records", False, f"cannot be checked: {exc}"),)
 
 
 def _media_algorithms(references: Sequence[HashReference]) -> tuple[str, ...]:

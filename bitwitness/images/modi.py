@@ -12,13 +12,17 @@ Single-file images are handed to libmodi opened read-only by us too.
 from __future__ import annotations
 
 import io
+import os
 import plistlib
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
 from bitwitness.errors import CorruptImageError
 from bitwitness.images import signatures
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
     LibyalStream,
     binding,
@@ -26,7 +30,7 @@ from bitwitness.images.libyal import (
     open_file_object,
     open_handle,
 )
-from bitwitness.images.raw import read_at
+from bitwitness.images.raw import open_readonly, read_at
 from bitwitness.stream import ImageStream
 
 _PLIST_LIMIT = 64 * 1024
@@ -129,6 +133,42 @@ def open_modi(path: Path) -> ImageStream:
         raise
 
 
+#: UDIF trailer fields read for the self-check: data fork offset and length (at 24), checksum
+#: type and size in bits (at 80) and the first word of the checksum (at 88).
+_KOLY_FORK = struct.Struct(">QQ")
+_KOLY_CHECKSUM = struct.Struct(">III")
+_CRC32 = 2
+_CHUNK = 4 << 20
+
+
+def udif_checks(path: Path) -> tuple[ContainerCheck, ...]:
+    """The UDIF data fork's CRC-32, as the ``koly`` trailer records it (type 2), recomputed."""
+    koly = read_at(path, -512, 512)
+    if len(koly) != 512 or not koly.startswith(b"koly"):
+        return ()
+    offset, length = _KOLY_FORK.unpack_from(koly, 24)
+    kind, bits, recorded = _KOLY_CHECKSUM.unpack_from(koly, 80)
+    what = "UDIF data fork CRC-32"
+    if kind != _CRC32 or bits != 32:
+        return ()  # no checksum recorded (0), or one of a kind not computed here
+    fd = open_readonly(path)
+    try:
+        if offset + length > os.fstat(fd).st_size:
+            return (ContainerCheck(what, False, f"the data fork ({length} bytes at {offset}) "
+                                   "runs past the end of the file"),)
+        crc, done = 0, 0
+        while done < length:
+            data = os.pread(fd, min(_CHUNK, length - done), offset + done)
+            if not data:
+                break
+            crc = zlib.crc32(data, crc)
+            done += len(data)
+    finally:
+        os.close(fd)
+    ok = crc == recorded
+    return (ContainerCheck(what, ok, f"recorded {recorded:08x}, computed {crc:08x}"),)
+
+
 class ModiFormat:
     """macOS disk images: UDIF, sparse image, sparse bundle."""
 
@@ -154,6 +194,10 @@ class ModiFormat:
         from bitwitness.images.qemu import QemuNbdStream
 
         return QemuNbdStream(path, "dmg") if stream.info.format == "dmg" else None
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """A UDIF image's data-fork checksum; sparse images and bundles record none."""
+        return udif_checks(path) if stream.info.format == "dmg" else ()
 
 
 FORMAT = ModiFormat()

@@ -2,7 +2,8 @@
 
 * UDIF ``.dmg``: the data fork (chunks stored raw, zlib, bzip2, or as zero runs), an XML property
   list whose ``resource-fork/blkx`` entries hold base64 ``mish`` block tables, and the 512-byte
-  big-endian ``koly`` trailer that points at both.
+  big-endian ``koly`` trailer that points at both and records the data fork's CRC-32 (checksum
+  type 2, 32 bits, in the first word of the 128-byte checksum field).
 * ``.sparseimage``: a 4096-byte big-endian header (``sprs``, version 3, sectors per band, the
   media size in sectors, then at offset 64 one 32-bit entry per stored band giving which media
   band it holds, counting from 1) followed by the stored bands.
@@ -65,8 +66,9 @@ def build_udif(path: Path, media: bytes, compression: int = ZLIB, chunk_sectors:
     mish = _MISH.pack(b"mish", 1, 0, sectors, 0, 0x208, 0, 2, 32, checksum,
                       len(chunks)) + b"".join(chunks)
     xml = _plist([mish])
+    fork_crc = struct.pack(">I", zlib.crc32(fork)).ljust(128, b"\0")
     koly = _KOLY.pack(b"koly", 4, 512, 1, 0, 0, len(fork), 0, 0, 1, 1, bytes(range(16)),
-                      2, 32, bytes(128), len(fork), len(xml), 2, 32, bytes(128), 1, sectors)
+                      2, 32, fork_crc, len(fork), len(xml), 0, 0, bytes(128), 1, sectors)
     assert len(koly) == 512
     path.write_bytes(bytes(fork) + xml + koly)
     return path

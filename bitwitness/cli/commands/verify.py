@@ -137,6 +137,9 @@ def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C90
                 f"({a.differing_sectors} differing sectors{first})")
         if a.note:
             out(f"  note: {escape(a.note)}")
+    for check in r.container_checks:
+        state = "[green]ok[/]" if check.ok else "[bold red]FAILS[/]"
+        out(f"  {escape(check.what)}: {state} ({escape(check.detail)})")
     for lib in (r.libewf, r.second_reader):
         if lib is None:
             continue
