@@ -394,6 +394,23 @@ def test_qcow2_over_a_raw_backing_file(tmp_path: Path, media_file: Path) -> None
         check_stream_contract(stream, expected)
 
 
+def test_a_raw_backing_file_that_looks_like_qcow_stays_raw(tmp_path: Path) -> None:
+    """The overlay records its backing file's format (-F raw): a guest that wrote a QCOW header
+    to the start of its own raw disk does not turn that disk into a QCOW image, which could
+    name a backing file of its own. QEMU reads it the same way."""
+    require_tool("qemu-img")
+    inner = tmp_path / "inner.qcow2"
+    _qemu("create", "-f", "qcow2", inner, "1M")
+    base = tmp_path / "base.img"
+    base.write_bytes(inner.read_bytes().ljust(2 * MiB, b"\0"))
+    top = tmp_path / "top.qcow2"
+    _qemu("create", "-f", "qcow2", "-b", base, "-F", "raw", top, "2M")
+    expected, _ = _qemu_raw(top, tmp_path)
+    assert expected[:4] == b"QFI\xfb"
+    with open_image(top) as stream:
+        assert stream.read() == expected
+
+
 def test_a_later_split_raw_piece_is_not_judged_by_its_own_first_bytes(tmp_path: Path) -> None:
     """x.002 starts mid-media, where a gzip stream may lie: the set is still split raw."""
     media = bytearray(_media())

@@ -48,6 +48,10 @@ _OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
 _MAX_L1_ENTRIES = 4 << 20
 _L2_CACHE = 64
 _MAX_BACKING_NAME = 1023
+_BACKING_FORMAT = 0xE2792ACA
+#: Backing-file format names as QEMU records them -> the registry's format names.
+_QEMU_FORMATS = {"raw": "raw", "qcow": "qcow", "qcow2": "qcow", "vpc": "vhd", "vhdx": "vhdx",
+                 "vmdk": "vmdk", "parallels": "parallels", "dmg": "dmg"}
 
 
 class QcowStream(ImageStream):
@@ -62,6 +66,7 @@ class QcowStream(ImageStream):
         self._l2: OrderedDict[int, tuple[int, ...]] = OrderedDict()
         self.backing = backing
         self.parents = parents
+        self.backing_format: str | None = None
         try:
             self._load()
         except BaseException:
@@ -120,27 +125,56 @@ class QcowStream(ImageStream):
             raise UnsupportedFormatError(f"{self.path}: encrypted QCOW2 image (BitWitness "
                                          "reads no encrypted QCOW2)")
         if self.version == 3:
-            if len(head) < _V2_HEADER.size + _V3_TAIL.size:
-                raise CorruptImageError("truncated QCOW2 version 3 header", path=self.path)
-            incompatible = _V3_TAIL.unpack(head[72:72 + _V3_TAIL.size])[0]
-            if incompatible & _CORRUPT:
-                raise CorruptImageError("the image marks itself corrupt", path=self.path)
-            if incompatible & ~_KNOWN_INCOMPATIBLE:
-                raise UnsupportedFormatError(
-                    f"{self.path}: QCOW2 with unknown incompatible features "
-                    f"{incompatible & ~_KNOWN_INCOMPATIBLE:#x}")
-            for bit, what in ((_EXTERNAL_DATA, "an external data file"),
-                              (_EXTENDED_L2, "extended L2 entries (subclusters)")):
-                if incompatible & bit:
-                    raise UnsupportedFormatError(f"{self.path}: QCOW2 image with {what}, "
-                                                 "which BitWitness does not read")
-            if incompatible & _COMPRESSION_TYPE and head[104:105] not in (b"", b"\0"):
-                raise UnsupportedFormatError(
-                    f"{self.path}: QCOW2 image with zstd-compressed clusters, which BitWitness "
-                    "does not read (convert it with 'qemu-img convert -O raw')")
+            self._check_features(head)
         self.cluster_bits, self.l2_bits = cluster_bits, cluster_bits - 3
         self._size_bytes, self.l1_size, self.l1_offset = size, l1_size, l1_offset
         self.backing_name = self._backing_name(backing_offset, backing_size)
+        if self.backing_name:
+            start = 72 if self.version == 2 else struct.unpack(">I", head[100:104])[0]
+            self.backing_format = self._backing_format(start, cluster_bits)
+
+    def _check_features(self, head: bytes) -> None:
+        """Version 3's incompatible features: those this reader does not implement are refused
+        by name, a header that marks the image corrupt is corrupt."""
+        if len(head) < _V2_HEADER.size + _V3_TAIL.size:
+            raise CorruptImageError("truncated QCOW2 version 3 header", path=self.path)
+        incompatible = _V3_TAIL.unpack(head[72:72 + _V3_TAIL.size])[0]
+        if incompatible & _CORRUPT:
+            raise CorruptImageError("the image marks itself corrupt", path=self.path)
+        if incompatible & ~_KNOWN_INCOMPATIBLE:
+            raise UnsupportedFormatError(
+                f"{self.path}: QCOW2 with unknown incompatible features "
+                f"{incompatible & ~_KNOWN_INCOMPATIBLE:#x}")
+        for bit, what in ((_EXTERNAL_DATA, "an external data file"),
+                          (_EXTENDED_L2, "extended L2 entries (subclusters)")):
+            if incompatible & bit:
+                raise UnsupportedFormatError(f"{self.path}: QCOW2 image with {what}, "
+                                             "which BitWitness does not read")
+        if incompatible & _COMPRESSION_TYPE and head[104:105] not in (b"", b"\0"):
+            raise UnsupportedFormatError(
+                f"{self.path}: QCOW2 image with zstd-compressed clusters, which BitWitness "
+                "does not read (convert it with 'qemu-img convert -O raw')")
+
+    def _backing_format(self, start: int, cluster_bits: int) -> str | None:
+        """The backing file's format as the header extension records it (``qemu-img create -F``),
+        or ``None`` when none is recorded."""
+        end = min(self._file_size, 1 << cluster_bits if 9 <= cluster_bits <= 21 else 512)
+        if not 72 <= start < end:
+            return None
+        area = read_exact(self._fd, start, end - start, self.path)
+        pos = 0
+        while pos + 8 <= len(area):
+            kind, length = struct.unpack_from(">II", area, pos)
+            if kind == 0:
+                break
+            data = area[pos + 8 : pos + 8 + length]
+            if len(data) != length:
+                raise CorruptImageError("a header extension runs past the first cluster",
+                                        path=self.path)
+            if kind == _BACKING_FORMAT:
+                return data.decode("ascii", "replace")
+            pos += 8 + -(-length // 8) * 8
+        return None
 
     def _backing_name(self, offset: int, size: int) -> str:
         if not offset or not size:
@@ -262,10 +296,7 @@ def _open_ours(path: Path, chain: list[Path]) -> QcowStream:
         return top
     try:
         parent = find_parent(path, top.backing_name, [*chain, path])
-        from bitwitness.image import open_image
-
-        backing = (_open_ours(parent, [*chain, path]) if _is_qcow(parent)
-                   else open_image(parent))
+        backing = _open_backing(top, parent, [*chain, path])
     except BaseException:
         top.close()
         raise
@@ -273,6 +304,24 @@ def _open_ours(path: Path, chain: list[Path]) -> QcowStream:
     below = backing.parents if isinstance(backing, QcowStream) else ()
     top.parents = (parent, *below)
     return top
+
+
+def _open_backing(top: QcowStream, parent: Path, chain: list[Path]) -> ImageStream:
+    """The backing file, read as the format the overlay records for it. Its content is probed
+    only when no format is recorded: a raw backing file whose bytes happen to look like QCOW
+    (a guest can write such bytes to its own disk) must stay raw."""
+    from bitwitness.image import open_image
+
+    recorded = top.backing_format
+    if recorded is None:
+        return _open_ours(parent, chain) if _is_qcow(parent) else open_image(parent)
+    name = _QEMU_FORMATS.get(recorded)
+    if name is None:
+        raise UnsupportedFormatError(f"{top.path}: its backing file {parent.name} is recorded as "
+                                     f"{recorded!r}, a format BitWitness does not read")
+    if name == "qcow":
+        return _open_ours(parent, chain)
+    return open_image(parent, name)
 
 
 def _is_qcow(path: Path) -> bool:
