@@ -315,6 +315,18 @@ def test_sparse_image_and_bundle(tmp_path: Path) -> None:
     assert _state([sparse, *bundle.rglob("*")]) == before
 
 
+def test_sparse_bundle_of_many_bands(tmp_path: Path) -> None:
+    """More band files than are kept open at once (a large disk's bundle has thousands): bands
+    are opened again as they are read, and the media is exact."""
+    from bitwitness.images import modi
+
+    media = _media()
+    bundle = build_sparsebundle(tmp_path / "many.sparsebundle", media, band_size=16 * 1024)
+    assert len(list((bundle / "bands").iterdir())) > 4 * modi._OPEN_BANDS
+    with open_image(bundle) as stream:
+        check_stream_contract(stream, media)
+
+
 #: Containers recognised by signature that BitWitness does not read: refused, never raw.
 REFUSED = [
     ("qed", lambda p: _qemu("create", "-f", "qed", p, "1M"), "QED"),

@@ -15,7 +15,9 @@ import io
 import os
 import plistlib
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
@@ -27,13 +29,14 @@ from bitwitness.images.libyal import (
     LibyalStream,
     binding,
     first_line,
-    open_file_object,
     open_handle,
 )
 from bitwitness.images.raw import open_readonly, read_at
 from bitwitness.stream import ImageStream
 
 _PLIST_LIMIT = 64 * 1024
+#: Band files kept open at once (the rest are opened again when read).
+_OPEN_BANDS = 32
 #: More bands than this (a million files) is a hostile or broken Info.plist.
 _MAX_BANDS = 1 << 20
 _LABELS = {"dmg": "Apple disk image (UDIF)", "sparseimage": "Apple sparse image",
@@ -80,17 +83,80 @@ def _open_bands(bundle: Path, owned: list[Any]) -> tuple[list[Any], list[Path]]:
                 present[index] = entry
     bands: list[Any] = []
     paths: list[Path] = []
+    absent = io.BytesIO(b"")  # one empty object for every band never written
+    owned.append(absent)
+    descriptors = _DescriptorCache()
     for index in range(-(-size // band_size)):
         path = present.get(index)
-        if path is not None and path.stat().st_size > band_size:
+        if path is None:
+            bands.append(absent)
+            continue
+        band = _Band(path, descriptors)
+        if band.get_size() > band_size:
             raise CorruptImageError(f"band {path.name} is larger than the band size "
                                     f"{band_size}", path=path)
-        fobj = open_file_object(path) if path is not None else io.BytesIO(b"")
-        owned.append(fobj)
-        bands.append(fobj)
-        if path is not None:
-            paths.append(path)
+        owned.append(band)
+        bands.append(band)
+        paths.append(path)
     return bands, paths
+
+
+class _DescriptorCache:
+    """Read-only descriptors of the band files, at most :data:`_OPEN_BANDS` open at once: a
+    bundle of a large disk has thousands of bands, more than a process may keep open."""
+
+    def __init__(self) -> None:
+        self._open: OrderedDict[Path, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def pread(self, path: Path, length: int, offset: int) -> bytes:
+        with self._lock:
+            fd = self._open.get(path)
+            if fd is None:
+                fd = open_readonly(path)
+                self._open[path] = fd
+                while len(self._open) > _OPEN_BANDS:
+                    os.close(self._open.popitem(last=False)[1])
+            else:
+                self._open.move_to_end(path)
+            return os.pread(fd, length, offset)
+
+    def close(self, path: Path) -> None:
+        with self._lock:
+            fd = self._open.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+
+
+class _Band:
+    """A band file as the file object libmodi reads through, opened only while it is read."""
+
+    def __init__(self, path: Path, descriptors: _DescriptorCache) -> None:
+        self.path = path
+        self._descriptors = descriptors
+        self._size = path.stat().st_size
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self._size - self._pos)
+        data = self._descriptors.pread(self.path, size, self._pos)
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def get_size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        self._descriptors.close(self.path)
 
 
 def _kind(path: Path) -> str:
