@@ -203,6 +203,34 @@ def test_a_backing_file_outside_the_folder_is_not_followed(tmp_path: Path,
         open_image(rel)
 
 
+def test_a_parent_the_user_names_is_used_wherever_it_lies(tmp_path: Path,
+                                                           media_file: Path) -> None:
+    """--parent FILE: the examiner names a parent kept elsewhere; without it the image is
+    refused (the previous test), with it the chain reads as QEMU reads it."""
+    require_tool("qemu-img", "qemu-io", "qemu-nbd")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "case").mkdir()
+    base = tmp_path / "elsewhere" / "base.qcow2"
+    _qemu("convert", "-f", "raw", "-O", "qcow2", media_file, base)
+    top = tmp_path / "case" / "top.qcow2"
+    _qemu("create", "-f", "qcow2", "-b", base, "-F", "qcow2", top)
+    subprocess.run(["qemu-io", "-c", "write -P 0x44 1M 64k", str(top)], check=True,
+                   capture_output=True)
+    _, md5 = _qemu_raw(top, tmp_path)
+    refused = run_bitwitness("verify", top, "--json")
+    assert refused.exit_code == ExitCode.USAGE
+    assert "--parent" in refused.stderr
+    res = run_bitwitness("verify", "--second-reader", "--parent", base, top, "--json")
+    doc = res.json()["images"][0]
+    assert doc["computed"]["md5"] == md5
+    assert doc["second_reader"]["agree"] is True
+    assert [Path(f) for f in doc["files"]] == [top, base]
+    info = run_bitwitness("info", "--parent", base, top, "--json")
+    assert info.exit_code == ExitCode.OK, info.stderr
+    # the name is forgotten after the command
+    assert run_bitwitness("info", top).exit_code == ExitCode.USAGE
+
+
 def test_vmdk_child_reads_through_its_parent(tmp_path: Path, media_file: Path) -> None:
     require_tool("qemu-img", "qemu-io", "qemu-nbd")
     base = tmp_path / "base.vmdk"

@@ -11,6 +11,7 @@ in parallel, each with its own progress task.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Sequence
@@ -363,7 +364,8 @@ def verify_images(paths: Sequence[str | Path], options: VerifyOptions | None = N
         return [verify_image(p, o, mediator) for p, o in zip(paths, per_image, strict=True)]
     with ThreadPoolExecutor(max_workers=min(options.parallel, len(paths)),
                             thread_name_prefix="verify") as pool:
-        futures = [pool.submit(verify_image, p, o, mediator)
+        # each worker runs in a copy of this context: --parent names reach it
+        futures = [pool.submit(contextvars.copy_context().run, verify_image, p, o, mediator)
                    for p, o in zip(paths, per_image, strict=True)]
         try:
             return [f.result() for f in futures]

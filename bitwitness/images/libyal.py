@@ -8,7 +8,8 @@ time (:func:`~bitwitness.images.raw.open_readonly`), and handed to the binding a
 Parent (backing) files are looked for only inside the image's own folder: a recorded name that
 is a plain relative path is taken as it is; an absolute path or one that climbs out with ``..``
 is reduced to its last component, still inside the folder. Nothing outside the folder of the
-evidence is ever opened.
+evidence is opened unless the user names it (:func:`named_parents`, the CLI's ``--parent``): a
+named file whose name is the recorded name's last component is used wherever it lies.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -26,6 +29,26 @@ from bitwitness.stream import ImageStream, StreamInfo
 
 #: How many parents a differencing chain may have before it is taken as a loop or hostile.
 MAX_CHAIN = 32
+
+#: Parent files the user named (``--parent``), used in place of the image's own folder.
+_NAMED_PARENTS: ContextVar[tuple[Path, ...]] = ContextVar("named_parents", default=())
+
+
+@contextmanager
+def named_parents(paths: Sequence[Path]) -> Iterator[None]:
+    """Within the block, a recorded parent whose file name is one of ``paths``' is that path."""
+    token = _NAMED_PARENTS.set(tuple(Path(p) for p in paths))
+    try:
+        yield
+    finally:
+        _NAMED_PARENTS.reset(token)
+
+
+def set_named_parents(paths: Sequence[Path]) -> Callable[[], None]:
+    """Name parent files for the rest of this context (the CLI, once per command); returns
+    what undoes it."""
+    token = _NAMED_PARENTS.set(tuple(Path(p) for p in paths))
+    return lambda: _NAMED_PARENTS.reset(token)
 
 
 def binding(module: str, package: str, what: str) -> Any:
@@ -127,9 +150,13 @@ def open_handle(factory: Callable[[], Any], path: Path, what: str) -> tuple[Any,
 
 
 def find_parent(child: Path, recorded: str, chain: Sequence[Path]) -> Path:
-    """The parent file ``child`` records, inside ``child``'s folder; loops and overlong chains
-    are refused."""
+    """The parent file ``child`` records, inside ``child``'s folder (or named by the user);
+    loops and overlong chains are refused."""
     parent = contained(child.parent, recorded)
+    for named in _NAMED_PARENTS.get():
+        if named.name == parent.name:
+            parent = named
+            break
     if len(chain) >= MAX_CHAIN:
         raise CorruptImageError(f"more than {MAX_CHAIN} parents in the differencing chain",
                                 path=child)
@@ -139,5 +166,5 @@ def find_parent(child: Path, recorded: str, chain: Sequence[Path]) -> Path:
     if not parent.is_file():
         raise InputError(
             f"{child}: its parent (backing) file {recorded!r} is not in the image's folder "
-            f"(looked for {parent}); put the parent beside it")
+            f"(looked for {parent}); put the parent beside it or name it with --parent")
     return parent
