@@ -63,6 +63,7 @@ def test_format_registry_built_on_first_use() -> None:
     from bitwitness.images import (
         FORMATS,
         RAW,
+        aff,
         ewf,
         modi,
         parallels,
@@ -74,9 +75,10 @@ def test_format_registry_built_on_first_use() -> None:
     )
 
     assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
-                                         "split-raw", "raw"]
+                                         "aff", "split-raw", "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
-                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, splitraw.FORMAT, raw.FORMAT]
+                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, aff.FORMAT, splitraw.FORMAT,
+                       raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
     assert RAW is raw.FORMAT
     assert "FORMATS" in dir(bitwitness.images)

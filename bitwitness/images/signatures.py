@@ -43,7 +43,7 @@ _HEAD_MAGICS: tuple[tuple[bytes, Container], ...] = (
     (b"WithoutFreeSpace", Container("parallels", "Parallels disk image")),
     (b"WithouFreSpacExt", Container("parallels", "Parallels disk image (extended)")),
     (b"AFF10\r\n\x00", Container("aff", "AFF (Advanced Forensic Format, version 1-3)")),
-    (b"AFM10\r\n\x00", Container("aff", "AFF multi-file set (AFM)")),
+    (b"AFM10\r\n\x00", Container("afm", "AFF multi-file set (AFM)")),
     (b"QED\x00", Container("qed", "QED (QEMU enhanced disk)")),
     (b"EVF\x09\x0d\x0a\xff\x00", Container("ewf", "EWF (E01)")),
     (b"LVF\x09\x0d\x0a\xff\x00", Container("ewf", "EWF logical evidence (L01)")),
