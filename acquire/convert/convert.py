@@ -33,6 +33,7 @@ from bitwitness.acquire.pipeline import Pipeline
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import check_destination, open_source
 from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
+from bitwitness.ewf.options import COMPRESSION_NAMES
 from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
 from bitwitness.progress import Mediator
@@ -248,7 +249,7 @@ def _options_doc(stream: ImageStream, options: ConvertOptions) -> dict[str, Any]
 
 def _source_compression(stream: ImageStream) -> str | None:
     value = getattr(stream, "compression", None)
-    return value if value in ("none", "empty", "fast", "best") else None
+    return value if value in COMPRESSION_NAMES else None
 
 
 #: libewf header names -> our metadata keys (``EwfMetadata`` field names).

@@ -19,7 +19,6 @@ from bitwitness.lazymodules import submodule
 
 if TYPE_CHECKING:
     from bitwitness.ewf.chunks import (
-        Compression,
         EncodedChunk,
         decode_chunk,
         encode_chunk,
@@ -28,12 +27,13 @@ if TYPE_CHECKING:
     from bitwitness.ewf.headers import EwfMetadata, MediaType
     from bitwitness.ewf.layout import SectionProblem
     from bitwitness.ewf.naming import segment_path
+    from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE, Compression
     from bitwitness.ewf.reader import ChunkProblem, EwfImage, ScanBlock, open_ewf
-    from bitwitness.ewf.writer import DEFAULT_SEGMENT_SIZE, EwfWriter, EwfWriteResult
+    from bitwitness.ewf.writer import EwfWriter, EwfWriteResult
 
 #: Public name -> the submodule that defines it.
 _EXPORTS = {
-    "Compression": "chunks",
+    "Compression": "options",
     "EncodedChunk": "chunks",
     "decode_chunk": "chunks",
     "encode_chunk": "chunks",
@@ -46,7 +46,7 @@ _EXPORTS = {
     "EwfImage": "reader",
     "ScanBlock": "reader",
     "open_ewf": "reader",
-    "DEFAULT_SEGMENT_SIZE": "writer",
+    "DEFAULT_SEGMENT_SIZE": "options",
     "EwfWriter": "writer",
     "EwfWriteResult": "writer",
 }

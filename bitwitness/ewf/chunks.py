@@ -7,21 +7,12 @@ runs it in its worker pool and hands the results to :meth:`EwfWriter.write_encod
 
 from __future__ import annotations
 
-from enum import StrEnum
 from functools import cache
 from typing import NamedTuple
 
 from isal import isal_zlib
 
-
-class Compression(StrEnum):
-    """Chunk compression levels, as ewfacquire names them."""
-
-    NONE = "none"
-    EMPTY = "empty"  #: only all-zero chunks are compressed
-    FAST = "fast"
-    BEST = "best"
-
+from bitwitness.ewf.options import Compression
 
 #: isal levels per compression (isal has 0..3; 3 is its best).
 _ISAL_LEVEL = {Compression.EMPTY: 1, Compression.FAST: 1, Compression.BEST: 3}

@@ -36,8 +36,9 @@ from bitwitness.ewf.headers import (
     header_text,
 )
 from bitwitness.ewf.naming import segment_path, set_members, suffix_number
+from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
+from bitwitness.ranges import merge_ranges
 
-DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB, ewfacquire's default
 MIN_SEGMENT_SIZE = 1 << 20
 #: Reserved per sectors group by ewfacquire's budget rule (§2.4): 3 descriptors + 2 footers.
 GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
@@ -74,17 +75,6 @@ class EwfWriteResult:
     #: Hashes of segment files computed while writing them (``file_hashes`` algorithms); a file
     #: that was patched or continued after a resume is absent: read it back to hash it.
     file_hashes: dict[Path, dict[str, str]] = field(default_factory=dict)
-
-
-def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort ``(first_sector, count)`` runs and merge overlapping or adjacent ones."""
-    merged: list[list[int]] = []
-    for first, count in sorted((int(f), int(c)) for f, c in ranges if c > 0):
-        if merged and first <= merged[-1][0] + merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], first + count - merged[-1][0])
-        else:
-            merged.append([first, count])
-    return [(f, c) for f, c in merged]
 
 
 def _check_hex(name: str, value: str, length: int) -> bytes:
