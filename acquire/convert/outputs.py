@@ -46,15 +46,6 @@ def create_output(path: Path, *, overwrite: bool) -> int:
         raise OutputError(f"{path}: cannot create ({exc.strerror or exc})") from exc
 
 
-def check_free(paths: list[Path], *, overwrite: bool) -> None:
-    """Refuse before any work when an output already exists (and ``overwrite`` was not given)."""
-    if overwrite:
-        return
-    for path in paths:
-        if path.exists() or path.is_symlink():
-            raise OutputExistsError(path)
-
-
 def write_all(fd: int, data: bytes | memoryview, path: Path) -> None:
     """Write everything (:func:`bitwitness.fileio.write_all`); a full disk is an output error."""
     try:

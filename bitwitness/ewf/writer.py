@@ -1,4 +1,4 @@
-"""Streaming E01 writer (EnCase 6 layout, as ewfacquire writes it; recipe in §9 of the brief).
+"""Streaming E01 writer: the EnCase 6 layout, as ewfacquire writes it (docs/EWF.md §8).
 
 Chunks arrive strictly in media order, already encoded (:func:`encode_chunk` runs in the caller's
 worker pool). :meth:`EwfWriter.write_encoded` gathers a sectors group in memory and writes it
@@ -40,7 +40,8 @@ from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
 from bitwitness.ranges import merge_ranges
 
 MIN_SEGMENT_SIZE = 1 << 20
-#: Reserved per sectors group by ewfacquire's budget rule (§2.4): 3 descriptors + 2 footers.
+#: Reserved per sectors group by ewfacquire's budget rule (docs/EWF.md §2.3): 3 descriptors,
+#: 2 table checksums.
 GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
 #: Chunks per sectors/table/table2 group (4 MiB of media with 32 KiB chunks), well under the
 #: 65 534-entry limit (``st.MAX_TABLE_ENTRIES``), which stays the hard cap. Why smaller groups
@@ -441,7 +442,7 @@ class EwfWriter:
         self._pending.clear()
 
     def _patch_volumes(self, sectors: int) -> None:
-        """Streaming writers learn the size at the end: fix volume and data counts (§9.7)."""
+        """The size is known only at the end: fix volume and data counts (docs/EWF.md §8)."""
         if (self._volume.chunk_count, self._volume.sector_count) == (self._chunks, sectors):
             return
         v = self._volume
