@@ -123,3 +123,21 @@ def test_no_top_level_acquire_verify_report_installed() -> None:
     assert Path(bitwitness.acquire.__file__).parent.name == "acquire"
     assert bitwitness.verify
     assert bitwitness.report
+
+
+def test_the_core_imports_no_stage() -> None:
+    """The layout's one rule of direction (docs/DESIGN.md, Layout): the stages use the core,
+    the core (its CLI aside, which runs the stages) uses no stage."""
+    import ast
+
+    stages = tuple(f"bitwitness.{stage}" for stage in bitwitness.STAGES)
+    offenders = []
+    for path in sorted((REPO / "bitwitness").rglob("*.py")):
+        if "cli" in path.relative_to(REPO / "bitwitness").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)}: {name}" for name in names
+                          if name.startswith(stages) and name.split(".")[1] in bitwitness.STAGES]
+    assert offenders == []
