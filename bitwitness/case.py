@@ -238,6 +238,8 @@ class Case:
         if not isinstance(raw_fields, dict):
             raise CaseError(f"{case_file} has no fields")
         fields = {str(k): "" if v is None else str(v) for k, v in raw_fields.items()}
-        tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}
+        tool = doc.get("tool")
+        if not isinstance(tool, dict):
+            tool = {}
         return cls(root, template=template, fields=fields, created=str(doc.get("created", "")),
                    tool_version=str(tool.get("version", "")))

@@ -141,3 +141,18 @@ def test_the_core_imports_no_stage() -> None:
             offenders += [f"{path.relative_to(REPO)}: {name}" for name in names
                           if name.startswith(stages) and name.split(".")[1] in bitwitness.STAGES]
     assert offenders == []
+
+
+def test_ci_runs_the_readme_test_command_and_the_static_checks() -> None:
+    """CI runs the README's second command verbatim (a clean clone proves the README), then
+    ruff and mypy over every package."""
+    import re
+
+    blocks = re.findall(r"```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.DOTALL)
+    test_command = blocks[1].strip()
+    assert "pytest" in test_command
+    lines = (REPO / ".ci" / "run").read_text().splitlines()
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert any(line.startswith(test_command) for line in commands)
+    assert ".venv/bin/ruff check ." in commands
+    assert ".venv/bin/mypy bitwitness acquire verify report" in commands
