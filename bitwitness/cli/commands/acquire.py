@@ -22,7 +22,7 @@ from bitwitness.cli.output import (
     print_json,
     to_jsonable,
 )
-from bitwitness.ewf.options import COMPRESSION_NAMES
+from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
               help="Hashes of the media (E01 always adds md5 and sha1, which it stores).")
 @click.option("--compress", type=click.Choice(COMPRESSION_NAMES), default="fast", show_default=True,
               help="E01 chunk compression.")
-@click.option("--segment-size", type=PIECE_SIZE, default="1500MiB", show_default=True,
+@click.option("--segment-size", type=PIECE_SIZE, default=f"{DEFAULT_SEGMENT_SIZE >> 20}MiB",
+              show_default=True,
               help="E01 segment file size.")
 @click.option("--split", type=PIECE_SIZE,
               help="Raw: split into BASE.001, BASE.002... of this size.")
