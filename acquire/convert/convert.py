@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.acquire.convert.casework import case_document, find_case, record_event
 from bitwitness.acquire.convert.references import MediaReference, compare, media_references
 from bitwitness.acquire.convert.targets import UNUSABLE, build_sink, mark_unusable
 from bitwitness.acquire.logs import LogRecord, Status, log_paths, write_logs
@@ -286,7 +286,3 @@ def parse_header_date(text: str) -> datetime | None:
     except ValueError:
         return None
 
-
-def case_link(image: Path) -> CaseLink | None:
-    """The case the image belongs to (re-exported for the command line)."""
-    return find_case(image)

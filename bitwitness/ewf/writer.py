@@ -203,12 +203,6 @@ class EwfWriter:
             os.fsync(self._file.fileno())
         return self._closed_media
 
-    @property
-    def rewritten_segments(self) -> frozenset[int]:
-        """Indexes of segments patched after they were written (the volume counts that
-        :meth:`close` fixes when the media size was not known in advance)."""
-        return frozenset(self._rewritten)
-
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         assert self._file is not None
         self._file.write(data)
