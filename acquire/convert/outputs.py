@@ -20,7 +20,7 @@ from bitwitness.errors import OutputExistsError, UsageError
 class MediaSink(Protocol):
     """Where converted media goes."""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """The next ``len(data)`` bytes of the media."""
 
     def finish(self) -> list[Path]:
@@ -82,7 +82,7 @@ class FileSink:
         self.path = path
         self._fd: int | None = create_output(path, overwrite=overwrite)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "sink already closed"
         write_all(self._fd, data, self.path)
 
