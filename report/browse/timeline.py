@@ -2,8 +2,9 @@
 
 The bodyfile is the TSK 3+ format (``MD5|name|inode|mode|UID|GID|size|atime|mtime|ctime|crtime``)
 written line for line as ``fls -r -m /`` writes it, deleted entries included, so that the lines
-can be checked against TSK's and fed to ``mactime``. NTFS ``$FILE_NAME`` times (the extra
-``name ($FILE_NAME)`` lines of ``fls -m``) are not included: pytsk3 does not expose them.
+can be checked against TSK's and fed to ``mactime``: on NTFS that includes the
+``name ($FILE_NAME)`` row of every entry, with the ``$FILE_NAME`` times (read from the attribute
+itself, as pytsk3 does not hand them out).
 
 The CSV has one row per (time, entry), the MACB letters saying which times fell there, sorted by
 time, times in UTC ISO-8601: the same events ``mactime -d`` prints, in a form a spreadsheet reads.
@@ -54,6 +55,8 @@ def _seconds(value: datetime | None) -> int:
 def body_line(entry: Entry, mount: str = "") -> str:
     """One bodyfile line for ``entry``; ``mount`` prefixes every path (``fls -m`` argument)."""
     name = f"{mount}{entry.display_path}" if mount != "/" else entry.display_path
+    if entry.is_file_name_row:
+        name += " ($FILE_NAME)"
     if entry.link:
         name += f" -> {entry.link}"
     if entry.deleted:
@@ -69,7 +72,8 @@ def body_line(entry: Entry, mount: str = "") -> str:
 def bodyfile(fs: FileSystem, *, mount: str = "/", selection: Selection = Selection.ALL,
              mediator: Mediator | None = None) -> Iterator[str]:
     """Bodyfile lines (without newlines) for every entry of ``fs``, walked as ``fls -r``."""
-    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
+    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
+                         file_names=True):
         yield body_line(entry, mount)
 
 
@@ -77,7 +81,8 @@ def events(fs: FileSystem, *, selection: Selection = Selection.ALL,
            mediator: Mediator | None = None) -> list[TimelineEvent]:
     """Every MACB event of ``fs``, sorted by time then path (entries without times drop out)."""
     found: list[TimelineEvent] = []
-    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
+    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
+                         file_names=True):
         t = entry.times
         stamps = {}
         for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
