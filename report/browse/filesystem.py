@@ -148,7 +148,7 @@ class FileSystem:
         if int(name.meta_addr) in stack:
             return True
         meta = file.info.meta
-        return meta is None or META_TYPES[int(meta.type)] in _DIR_META_TYPES
+        return meta is None or META_TYPES[int(meta.type)] in {*_DIR_META_TYPES, "-"}
 
     def _meta_file(self, file: Any) -> Any:
         """The file with its inode loaded: the one TSK gave, or the inode the name points at.

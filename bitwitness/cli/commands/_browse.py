@@ -60,9 +60,11 @@ def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[A
 
 
 def printable(text: str) -> str:
-    """Control characters as ``^`` (as TSK prints names), so one entry stays one line."""
-    return "".join("^" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text).encode(
-        "utf-8", "backslashreplace").decode("utf-8")
+    """A name for the terminal: control characters as ``^`` (as TSK prints names), bytes that
+    are not UTF-8 as ``\\xNN`` (see :func:`~bitwitness.report.browse.safenames.shown`)."""
+    from bitwitness.report.browse.safenames import shown
+
+    return shown(text)
 
 
 def iso(value: Any) -> str:
@@ -71,14 +73,21 @@ def iso(value: Any) -> str:
 
 def entry_json(entry: Entry) -> dict[str, Any]:
     """The stable JSON form of an entry (documented in the README)."""
+    from bitwitness.report.browse.export import escaped
+    from bitwitness.report.browse.safenames import is_exact, raw_bytes
+
     t = entry.times
+    exact = is_exact(entry.display_path)
     return {
-        "path": entry.display_path, "name": entry.name, "stream": entry.stream,
+        "path": escaped(entry.display_path), "name": escaped(entry.name),
+        "path_hex": None if exact else raw_bytes(entry.display_path).hex(),
+        "name_hex": None if is_exact(entry.name) else raw_bytes(entry.name).hex(),
+        "stream": entry.stream,
         "inode": entry.address, "meta_address": entry.inode, "kind": entry.kind,
         "type": f"{entry.name_type}/{entry.meta_type}", "deleted": entry.deleted,
         "realloc": entry.realloc, "size": entry.size,
         "modified": t.modified, "accessed": t.accessed, "changed": t.changed, "born": t.born,
-        "link": entry.link,
+        "link": escaped(entry.link) if entry.link is not None else None,
     }
 
 
