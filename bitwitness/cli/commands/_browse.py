@@ -59,6 +59,29 @@ def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[A
         stream.close()
 
 
+@contextmanager
+def opened_all(image: Path, partition: int | None, offset: int | None) -> Iterator[list[Any]]:
+    """The file system ``-p``/``--offset`` names, or without either every one in ``image``."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse.filesystem import FileSystem, open_filesystem
+    from bitwitness.report.browse.tsk import TskImage
+    from bitwitness.report.browse.volumes import read_layout
+
+    stream = open_image(image)
+    try:
+        if partition is not None or offset is not None:
+            yield [open_filesystem(stream, partition=partition, offset=offset)]
+            return
+        tsk = TskImage(stream)
+        found = read_layout(tsk).filesystems
+        if not found:
+            yield [open_filesystem(stream)]  # raises the one clear error
+            return
+        yield [FileSystem(tsk, part) for part in found]
+    finally:
+        stream.close()
+
+
 def printable(text: str) -> str:
     """A name for the terminal: control characters as ``^`` (as TSK prints names), bytes that
     are not UTF-8 as ``\\xNN`` (see :func:`~bitwitness.report.browse.safenames.shown`)."""
