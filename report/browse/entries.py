@@ -118,7 +118,8 @@ class Attribute:
     name: str | None
     size: int
     resident: bool
-    runs: tuple[tuple[int, int], ...] = ()  #: (first block, blocks) of a non-resident attribute
+    #: (first block, blocks) of a non-resident attribute; first block None for a sparse run
+    runs: tuple[tuple[int | None, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ _NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
 _META_ALLOC = int(pytsk3.TSK_FS_META_FLAG_ALLOC)
 _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 _RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
+#: Runs that occupy no block (sparse, or filler for a part not read): no first block
+_RUN_NO_BLOCKS = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
 _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
 _DIR_META_TYPES = {"d", "V"}
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
@@ -431,10 +433,11 @@ class FileSystem:
         chosen = self._timeline_file_name(file, self._attributes(file))
         return chosen.times if chosen is not None else None
 
-    def _runs(self, attr: Any) -> tuple[tuple[int, int], ...]:
+    def _runs(self, attr: Any) -> tuple[tuple[int | None, int], ...]:
         try:
             with tsk_errors(self.image, "read the runs of an attribute"):
-                return tuple((int(r.addr), int(r.len)) for r in attr)
+                return tuple((None if int(r.flags) & _RUN_NO_BLOCKS else int(r.addr),
+                              int(r.len)) for r in attr)
         except FileSystemError:
             return ()
 

@@ -70,7 +70,9 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
         rows.append(("attribute", f"{attr.type}-{attr.id} {printable(attr.name or '')} "
                      f"{attr.size} bytes {where}".replace("  ", " ")))
         if attr.runs:
-            rows.append(("  runs", " ".join(f"{start}+{length}" for start, length in attr.runs)))
+            rows.append(("  runs", " ".join(
+                f"{'sparse' if start is None else start}+{length}"
+                for start, length in attr.runs)))
     out = sys.stdout
     for key, value in rows:
         out.write(f"{key + ':':<17}{value}\n")
