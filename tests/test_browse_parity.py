@@ -27,8 +27,8 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,26 @@ def built_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | s
     return found
 
 
-def _bitwitness(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "bitwitness", *map(os.fspath, args)],
-                          capture_output=True, check=False, timeout=300)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _bitwitness(*args: str | os.PathLike[str]) -> Ran:
+    """The command line in-process (through the error boundary), its output as bytes."""
+    from click.testing import CliRunner
+
+    from bitwitness.cli.main import main
+
+    with CliRunner().isolation() as streams:
+        try:
+            main([os.fspath(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return Ran(code, streams[0].getvalue(), streams[1].getvalue())
 
 
 def _tsk(tool: str, *args: str | os.PathLike[str]) -> bytes:
