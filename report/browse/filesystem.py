@@ -31,6 +31,7 @@ from bitwitness.report.browse.entries import (
     Selection,
     Times,
 )
+from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
 from bitwitness.report.browse.ntfs import (
     ATTR_FILE_NAME,
     ATTR_STANDARD_INFORMATION,
@@ -39,6 +40,7 @@ from bitwitness.report.browse.ntfs import (
     standard_information_times,
     timeline_file_name,
 )
+from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.stream import ImageStream
@@ -84,6 +86,14 @@ class FileSystem:
         self.last_inum = int(info.last_inum)
         self.block_size = int(info.block_size)
         self._ntfs = self.type == "ntfs"
+        self._fat: FatVolume | None = None
+        if self.type in ("fat12", "fat16", "fat32"):
+            try:
+                self._fat = FatVolume(image.stream, partition.byte_offset, self.type)
+            except FileSystemError:
+                self._fat = None  # TSK opened it; without a sane geometry we add nothing
+        #: entries only the raw FAT directory shows (TSK refuses them), by address
+        self._raw: dict[int, tuple[RawFatEntry, Entry]] = {}
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -121,8 +131,11 @@ class FileSystem:
         except FileSystemError as exc:
             mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
             return
+        listed: set[int] = set()
         for file in files:
             name = file.info.name
+            if name is not None:
+                listed.add(int(name.meta_addr))
             if name is None or self._own_link(file, stack):
                 continue
             meta_file = self._meta_file(file)
@@ -140,6 +153,62 @@ class FileSystem:
                                       selection=selection, mediator=mediator, stack=stack,
                                       file_names=file_names)
                 stack.pop()
+        if self._fat is not None and selection.wants(False):
+            yield from self._unlisted_fat(inum, prefix, listed, mediator)
+
+    def _unlisted_fat(self, inum: int, prefix: str, listed: set[int],
+                      mediator: Mediator) -> Iterator[Entry]:
+        """Allocated 8.3 entries of the folder that TSK did not list (see :mod:`.fatraw`)."""
+        assert self._fat is not None
+        try:
+            with tsk_errors(self.image, f"read the runs of folder {inum}"):
+                folder = self._fs.open_meta(inode=inum)
+                runs = [(int(r.addr), int(r.len)) for a in folder for r in a]
+            raw_entries = list(self._fat.entries(runs))
+        except FileSystemError as exc:
+            mediator.notice(f"{prefix or '/'}: raw directory not readable: {exc}",
+                            level="warning")
+            return
+        for raw in raw_entries:
+            if raw.inode in listed or (raw.is_dir and raw.name in (".", "..")):
+                continue
+            entry = self._raw_entry(raw, prefix, "d" if raw.is_dir else "r")
+            self._raw[raw.inode] = (raw, entry)
+            mediator.notice(f"{shown(entry.path)}: a FAT entry The Sleuth Kit does not list "
+                            f"(inode {raw.inode}), read from the raw directory",
+                            level="warning")
+            yield entry
+
+    def _raw_at(self, inum: int) -> Entry | None:
+        """The entry only the raw FAT directory has at address ``inum`` (TSK refuses it)."""
+        if self._fat is None:
+            return None
+        if inum not in self._raw:
+            try:
+                with tsk_errors(self.image, f"open inode {inum}"):
+                    self._fs.open_meta(inode=inum)
+                return None  # TSK reads it: not ours to add
+            except FileSystemError:
+                raw = self._fat.entry_at(inum)
+            if raw is None:
+                return None
+            kind = "d" if raw.is_dir else "r"
+            self._raw[inum] = (raw, self._raw_entry(raw, "", kind))
+        return Entry(**{**self._raw[inum][1].__dict__, "path": ""})
+
+    @staticmethod
+    def _raw_entry(raw: RawFatEntry, prefix: str, kind: str) -> Entry:
+        return Entry(path=f"{prefix}/{raw.name}", name=raw.name, inode=raw.inode,
+                     attr_type=None, attr_id=None, stream=None, name_type=kind,
+                     meta_type=kind, deleted=False, realloc=False,
+                     size=0 if raw.is_dir else raw.size,
+                     times=Times(raw.modified, raw.accessed, None, raw.born), mode=0o777)
+
+    def _raw_of(self, entry: Entry) -> RawFatEntry | None:
+        found = self._raw.get(entry.inode)
+        if found is None or entry.attr_type is not None or found[0].name != entry.name:
+            return None
+        return found[0]
 
     @staticmethod
     def _own_link(file: Any, stack: list[int]) -> bool:
@@ -372,6 +441,8 @@ class FileSystem:
         if not match:
             raise FileSystemError(f"{address!r} is not an inode address (N or N-TYPE-ID)")
         inum = int(match.group(1))
+        if match.group(2) is None and (raw := self._raw_at(inum)) is not None:
+            return _Target(None, raw)
         if not self.first_inum <= inum <= self.last_inum:
             raise FileSystemError(f"inode {inum} is out of range ({self.first_inum}-"
                                   f"{self.last_inum}) for this {self.type} file system")
@@ -400,6 +471,11 @@ class FileSystem:
 
     def stat(self, entry: Entry) -> FileStat:
         """Metadata of the inode behind ``entry`` (as ``istat``), NTFS times of both kinds."""
+        if self._raw_of(entry) is not None:
+            return FileStat(entry=entry, filesystem=self.type, allocated=True,
+                            mode="rwxrwxrwx", uid=0, gid=0, links=1, attributes=(),
+                            note="read from the raw FAT directory: The Sleuth Kit refuses "
+                                 "this entry's name")
         file = self._file(entry)
         meta = file.info.meta
         raw_attrs = self._attributes(file) if meta is not None else []
@@ -472,6 +548,10 @@ class FileSystem:
         """
         if entry.is_dir:
             raise FileSystemError(f"{entry.display_path or entry.address}: is a folder")
+        raw = self._raw_of(entry)
+        if raw is not None and self._fat is not None:
+            yield from self._fat.content(raw, block)
+            return
         file = self._file(entry)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
@@ -492,6 +572,8 @@ class FileSystem:
         """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
         if entry.is_dir or offset >= entry.size:
             return b""
+        if self._raw_of(entry) is not None:
+            return b"".join(self.iter_content(entry))[offset : offset + size]
         file = self._file(entry)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)

@@ -11,7 +11,8 @@ time, times in UTC ISO-8601: the same events ``mactime -d`` prints, in a form a 
 with the partition row and file system of each entry. Several file systems of one image go into
 one timeline: in the bodyfile each path then starts with ``p5-ext4`` (partition 5, ext4), as
 ``fls -m p5-ext4`` would write it. Names keep their bytes in the bodyfile (as ``fls`` writes them)
-and show odd bytes as ``\\xNN`` in the CSV.
+and show them as ``ls`` does in the CSV (``^`` for control characters, ``\\xNN`` for bytes that
+are not UTF-8), so a CSV printed on a terminal cannot drive it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from datetime import datetime
 
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.export import escaped
 from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.safenames import shown
 
 CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted",
               "partition", "filesystem")
@@ -134,7 +135,7 @@ def csv_row(event: TimelineEvent) -> dict[str, str]:
     return {"time": event.time.isoformat(), "macb": event.macb, "size": str(entry.size),
             "mode": mode_string(entry), "uid": str(entry.uid), "gid": str(entry.gid),
             "inode": entry.address,
-            "path": escaped(entry.display_path) + (" ($FILE_NAME)" if entry.is_file_name_row
+            "path": shown(entry.display_path) + (" ($FILE_NAME)" if entry.is_file_name_row
                                                    else ""),
             "deleted": "yes" if entry.deleted else "no",
             "partition": str(event.partition), "filesystem": event.filesystem}
