@@ -7,8 +7,9 @@ reason) when a tool or privilege it needs is missing here, so that tests skip cl
 
 What each holds:
 - ``ntfs``: folders, resident and non-resident files, an alternate data stream, a hard link,
-  a compressed file, a sparse file, a deleted file and a deleted folder with its files
-  (written through ntfs-3g, the only NTFS writer on Linux);
+  a compressed file, a sparse file, a deleted file and a deleted folder with its files, and a
+  file whose $STANDARD_INFORMATION times were set back (timestomped) while its $FILE_NAME
+  times were not (written through ntfs-3g, the only NTFS writer on Linux);
 - ``fat12``/``fat16``/``fat32``: long and short names, folders, deleted files (mtools);
 - ``exfat``: folders and a deleted file (exfat-fuse);
 - ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files (mkfs -d, debugfs);
@@ -60,6 +61,10 @@ def _umount(mountpoint: Path) -> None:
     _run("umount", mountpoint)
 
 
+#: The time the NTFS image's ``/dir/stomped.txt`` claims in $STANDARD_INFORMATION (2001-09-09).
+STOMPED = 1_000_000_000
+
+
 def ntfs(image: Path) -> Path:
     _need("mkntfs", "ntfs-3g")
     _run("truncate", "-s", "8M", image)
@@ -85,6 +90,11 @@ def ntfs(image: Path) -> Path:
             for i in range(3):
                 (m / f"gone/o{i}.txt").write_bytes(f"orphan {i}\n".encode())
             (m / "Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
+            stomped = m / "dir/stomped.txt"
+            stomped.write_bytes(b"times set back by a program\n")
+            os.utime(stomped, (STOMPED, STOMPED))  # $STANDARD_INFORMATION only
+            os.setxattr(stomped, "system.ntfs_crtime",
+                        struct.pack("<Q", STOMPED * 10_000_000 + 116444736000000000))
             os.sync()
             (m / "dir/deleted.txt").unlink()
             (m / "dir/deleted big.bin").unlink()
