@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fsimages import BUILDERS, Unavailable  # noqa: E402
+from fsimages import BUILDERS, Unavailable
 
 
 def main(argv: list[str]) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
 
 
-class Unavailable(Exception):
+class Unavailable(Exception):  # noqa: N818 - reads as the outcome: "ntfs: unavailable"
     """A builder cannot run here (missing tool, no root, no FUSE)."""
 
 
@@ -273,7 +273,8 @@ def hostile_fat(image: Path) -> Path:
     for number, raw in enumerate(HOSTILE_FAT):
         placeholder = b"PLACE%02d TXT" % number
         at = data.find(placeholder)
-        assert at > 0 and data.find(placeholder, at + 1) < 0
+        assert at > 0
+        assert data.find(placeholder, at + 1) < 0
         data[at : at + 11] = raw
     image.write_bytes(data)
     return image

@@ -207,7 +207,8 @@ def _assert_refused(fs: Any, address: str) -> None:
         data = b"".join(fs.iter_content(entry))
     except BitWitnessError:
         return
-    assert data == b"" and fs.content_note(entry) is not None, address
+    assert data == b"", address
+    assert fs.content_note(entry) is not None, address
 
 
 _ISTAT_TIME = re.compile(

@@ -116,7 +116,7 @@ class FileSystem:
         mediator = mediator or NullMediator()
         start = self.lookup(path)
         if not start.is_dir:
-            raise FileSystemError(f"{start.display_path}: not a directory")
+            raise FileSystemError(f"{shown(start.display_path)}: not a directory")
         prefix = "" if start.path == "/" else start.path
         stack = [start.inode]
         if start.path != "/":
@@ -381,7 +381,7 @@ class FileSystem:
                                       target.meta_file):
             if entry.stream == stream:
                 return _Target(target.file, entry, target.meta_file)
-        raise FileSystemError(f"{target.entry.path}: no stream named {stream!r}")
+        raise FileSystemError(f"{shown(target.entry.path)}: no stream named {shown(stream)!r}")
 
     def _root(self) -> _Target:
         with tsk_errors(self.image, "open the root folder"):
@@ -399,7 +399,7 @@ class FileSystem:
         walked = ""
         for part in parts:
             if not current.entry.is_dir:
-                raise FileSystemError(f"{walked}: not a directory")
+                raise FileSystemError(f"{shown(walked)}: not a directory")
             file = self._find(current.entry.inode, part, walked)
             walked = f"{walked}/{part}"
             meta_file = self._meta_file(file)
@@ -421,7 +421,7 @@ class FileSystem:
             folded = part.casefold()
             exact = [f for f in candidates if text(f.info.name.name).casefold() == folded]
         if not exact:
-            raise FileSystemError(f"{walked}/{part}: no such file or folder")
+            raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
         exact.sort(key=lambda f: bool(int(f.info.name.flags) & _NAME_UNALLOC))
         return exact[0]
 
@@ -547,7 +547,7 @@ class FileSystem:
         Raises :class:`FileSystemError` for folders; reads stop at the stream's size.
         """
         if entry.is_dir:
-            raise FileSystemError(f"{entry.display_path or entry.address}: is a folder")
+            raise FileSystemError(f"{shown(entry.display_path) or entry.address}: is a folder")
         raw = self._raw_of(entry)
         if raw is not None and self._fat is not None:
             yield from self._fat.content(raw, block)
@@ -586,7 +586,7 @@ def split_path(path: str) -> list[str]:
     """``/home//ana/./notes.txt`` -> ``["home", "ana", "notes.txt"]``; ``..`` is refused."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise FileSystemError(f"{path}: '..' is not allowed in a path inside the image")
+        raise FileSystemError(f"{shown(path)}: '..' is not allowed in a path inside the image")
     return parts
 
 

@@ -120,7 +120,7 @@ def _events_of(fs: FileSystem, *, selection: Selection,
     for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
                          file_names=True):
         t = entry.times
-        stamps = {}
+        stamps: dict[datetime, set[str]] = {}
         for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
                                  strict=True):
             if value is not None:
