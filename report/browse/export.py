@@ -43,7 +43,8 @@ from bitwitness.errors import (
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.report.browse.entries import Entry, Selection, Times
-from bitwitness.report.browse.filesystem import FileSystem, split_path
+from bitwitness.report.browse.filesystem import split_path
+from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
 from bitwitness.report.browse.safenames import is_exact, raw_bytes, safe_name, safe_relative
 
 SCHEMA = "bitwitness.export/1"

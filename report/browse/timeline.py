@@ -23,7 +23,7 @@ from datetime import datetime
 
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
 from bitwitness.report.browse.safenames import shown
 
 CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted",
