@@ -12,7 +12,8 @@ What each holds:
   times were not (written through ntfs-3g, the only NTFS writer on Linux);
 - ``fat12``/``fat16``/``fat32``: long and short names, folders, deleted files (mtools);
 - ``exfat``: folders and a deleted file (exfat-fuse);
-- ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files (mkfs -d, debugfs);
+- ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
+  ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs);
 - ``iso9660``: Joliet and Rock Ridge names (xorriso);
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
   starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
@@ -180,6 +181,14 @@ def ext(image: Path, kind: str) -> Path:
         _run("truncate", "-s", "8M", image)
         _run(f"mkfs.{kind}", "-q", "-F", "-T", "small", "-d", staging, image)
     _run("debugfs", "-w", "-R", "rm /home/ana/gone.txt", image)
+    # a deleted name whose inode a newer file took over: fls marks it (realloc)
+    with tempfile.TemporaryDirectory() as tmp:
+        first, second = Path(tmp) / "first", Path(tmp) / "second"
+        first.write_bytes(b"first owner of the inode\n")
+        second.write_bytes(b"second owner, who took the inode over\n")
+        for command in (f"write {first} reused.txt", f"write {first} zz.txt", "rm reused.txt",
+                        f"write {second} a-much-longer-name-that-needs-a-new-slot.txt"):
+            _run("debugfs", "-w", "-R", command, image)
     return image
 
 

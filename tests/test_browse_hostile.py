@@ -196,3 +196,24 @@ def test_browser_shows_markup_as_text(tmp_path: Path) -> None:
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_reused_inode_is_never_passed_off_as_recovered(tmp_path: Path) -> None:
+    require_tool("fls", "icat")
+    image = _build("ext4", tmp_path)
+    fls = subprocess.run(["fls", "-p", str(image)], capture_output=True, check=True).stdout
+    [line] = [x for x in fls.decode().splitlines() if x.endswith("\treused.txt")]
+    assert "(realloc)" in line
+    listed = _bitwitness("ls", image, "--deleted").stdout.decode().splitlines()
+    assert line in listed
+    cat = _bitwitness("cat", image, "/reused.txt")
+    assert cat.returncode == 1
+    assert b"reused by another file" in cat.stderr
+    assert cat.stdout == _icat(image, line.split()[2].split("(")[0])  # what icat gives
+    destination = tmp_path / "out"
+    result = _bitwitness("export", image, "/", "--all", "--to", destination)
+    assert result.returncode == 1
+    manifest = json.loads((destination / "manifest.json").read_text(encoding="utf-8"))
+    assert [f["source"] for f in manifest["failed"]] == ["/reused.txt"]
+    assert not (destination / "reused.txt").exists()
+    assert "/zz.txt" in {f["source"] for f in manifest["files"]}

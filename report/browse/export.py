@@ -130,18 +130,26 @@ class _Targets:
         return target
 
 
-def plan(fs: FileSystem, paths: Iterable[str], selection: Selection = Selection.ALLOCATED,
+def plan(fs: FileSystem, paths: Iterable[str | Entry],
+         selection: Selection = Selection.ALLOCATED,
          mediator: Mediator | None = None) -> list[_Job]:
     """What to write for ``paths`` (files and whole folders), resolved before anything is written.
 
-    Missing paths raise :class:`FileSystemError` now, so a typo never leaves half an export.
+    A path may also be given as the :class:`Entry` a listing returned (the browser does), which
+    exports entries whose names no path can spell (``..``, a name holding ``/``). Missing paths
+    raise :class:`FileSystemError` now, so a typo never leaves half an export.
     """
     targets = _Targets()
     jobs: list[_Job] = []
     for path in paths:
-        parts = split_path(path)
-        entry = fs.lookup(path)
-        top = safe_relative(parts) if parts else ""
+        if isinstance(path, Entry):
+            entry = path
+            shown_name = f"{entry.name}:{entry.stream}" if entry.stream else entry.name
+            top = safe_name(shown_name) if entry.path not in ("", "/") else ""
+        else:
+            parts = split_path(path)
+            entry = fs.lookup(path)
+            top = safe_relative(parts) if parts else ""
         targets.used.add(top)
         jobs.append(_Job(entry, top))
         if entry.is_dir:
@@ -165,7 +173,7 @@ def _folder_jobs(fs: FileSystem, folder: Entry, top: str, *, selection: Selectio
         yield _Job(entry, target)
 
 
-def export(fs: FileSystem, paths: Iterable[str], destination: Path, *, image: Path,
+def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, image: Path,
            image_files: Iterable[Path] = (), selection: Selection = Selection.ALLOCATED,
            overwrite: bool = False, mediator: Mediator | None = None) -> ExportResult:
     """Export ``paths`` from ``fs`` into ``destination`` and write the manifests there."""
@@ -374,7 +382,7 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         evidence_id = evidence_of(case, Path(result.image))
     return case.record("export", evidence_id=evidence_id, details={
         "image": result.image,
-        "paths": list(paths),
+        "paths": [escaped(p) for p in paths],
         "partition": result.partition,
         "filesystem": result.filesystem,
         "destination": str(result.destination),

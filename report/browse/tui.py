@@ -35,7 +35,7 @@ from bitwitness.errors import BitWitnessError
 from bitwitness.image import image_files, open_image
 from bitwitness.progress import NullMediator
 from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.export import ExportResult, export, record_custody
+from bitwitness.report.browse.export import ExportResult, escaped, export, record_custody
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.tsk import TskImage
@@ -323,8 +323,8 @@ class EvidenceBrowser(App[None]):
         else:
             base = Path("exports")
         destination = base / f"{self.image.name}-{stamp}"
-        path = entry.display_path
-        result = export(fs, [path], destination, image=self.image.absolute(),
+        path = escaped(entry.display_path)
+        result = export(fs, [entry], destination, image=self.image.absolute(),
                         image_files=[p.absolute() for p in image_files(self.image)],
                         selection=Selection.ALL if entry.deleted else Selection.ALLOCATED)
         if self.case_dir is not None:
