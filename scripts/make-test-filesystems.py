@@ -3,7 +3,7 @@
 
     scripts/make-test-filesystems.py OUT_DIR [NAME ...]
 
-Names: ntfs fat12 fat16 fat32 exfat ext2 ext3 ext4 iso9660 hostile_ext2 hostile_fat
+Names: ntfs fat12 fat16 fat32 exfat ext2 ext3 ext4 iso9660 ufs1 hostile_ext2 hostile_fat
 (default: all). A builder that cannot run here (missing tool, no root or FUSE) is skipped
 with the reason.
 """

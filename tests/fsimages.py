@@ -15,6 +15,7 @@ What each holds:
 - ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
   ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs);
 - ``iso9660``: Joliet and Rock Ridge names (xorriso);
+- ``ufs1``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
   starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
 - ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
@@ -206,6 +207,19 @@ def iso9660(image: Path) -> Path:
     return image
 
 
+def ufs1(image: Path) -> Path:
+    """UFS1 (FFS) written by NetBSD's makefs; TSK reads UFS1 but not makefs's UFS2."""
+    _need("makefs")
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / "usr/home").mkdir(parents=True)
+        (staging / "usr/home/readme.txt").write_bytes(b"ufs readme\n")
+        (staging / "big.bin").write_bytes(bytes(range(256)) * 300)
+        (staging / "link").symlink_to("usr/home/readme.txt")
+        _run("makefs", "-t", "ffs", "-o", "version=1", "-s", "4m", image, staging)
+    return image
+
+
 #: ext2 entries written raw: the name stored -> the content of the regular file behind it.
 HOSTILE_EXT2 = {
     b".": b"a regular file named dot\n",
@@ -299,6 +313,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ext3": lambda p: ext(p, "ext3"),
     "ext4": lambda p: ext(p, "ext4"),
     "iso9660": iso9660,
+    "ufs1": ufs1,
     "hostile_ext2": hostile_ext2,
     "hostile_fat": hostile_fat,
 }

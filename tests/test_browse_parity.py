@@ -38,7 +38,8 @@ import pytest
 from conftest import THIRD_PARTY, require_tool, snapshot
 
 TSK_ZERO_FILETIME = "3373865674"
-PARITY_IMAGES = ["ntfs", "fat12", "fat16", "fat32", "exfat", "ext2", "ext3", "ext4", "iso9660"]
+PARITY_IMAGES = ["ntfs", "fat12", "fat16", "fat32", "exfat", "ext2", "ext3", "ext4", "iso9660",
+                 "ufs1"]
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +104,8 @@ class Target:
         self.sector = sector
         self.fs_type = fs_type
         self.ours = ["-p", str(partition)]
-        tsk_type = {"fat12": "fat", "fat16": "fat", "fat32": "fat"}.get(fs_type, fs_type)
+        tsk_type = {"fat12": "fat", "fat16": "fat", "fat32": "fat", "ffs1": "ufs1",
+                    "ffs1b": "ufs1", "ffs2": "ufs2", "hfs": "hfs"}.get(fs_type, fs_type)
         self.theirs = ["-o", str(sector), "-f", tsk_type]
 
     def fls(self, *args: str) -> bytes:
