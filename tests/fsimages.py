@@ -181,7 +181,6 @@ def ext(image: Path, kind: str) -> Path:
         (staging / "empty").mkdir()
         _run("truncate", "-s", "8M", image)
         _run(f"mkfs.{kind}", "-q", "-F", "-T", "small", "-d", staging, image)
-    _run("debugfs", "-w", "-R", "rm /home/ana/gone.txt", image)
     # a deleted name whose inode a newer file took over: fls marks it (realloc)
     with tempfile.TemporaryDirectory() as tmp:
         first, second = Path(tmp) / "first", Path(tmp) / "second"
@@ -190,6 +189,7 @@ def ext(image: Path, kind: str) -> Path:
         for command in (f"write {first} reused.txt", f"write {first} zz.txt", "rm reused.txt",
                         f"write {second} a-much-longer-name-that-needs-a-new-slot.txt"):
             _run("debugfs", "-w", "-R", command, image)
+    _run("debugfs", "-w", "-R", "rm /home/ana/gone.txt", image)
     return image
 
 
