@@ -44,7 +44,7 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     allocated entries; --all adds deleted ones.
     """
     from bitwitness.image import image_files
-    from bitwitness.report.browse.export import export, record_custody
+    from bitwitness.report.browse.export import export, manifest_document, record_custody
 
     check_output_path(destination, folder=True)
     if case_dir is not None:
@@ -62,8 +62,9 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     if case_dir is not None:
         event = record_custody(case_dir, result, evidence_id=evidence_id, paths=paths)
     if as_json:
-        print_json({"destination": result.destination, "files": result.files,
-                    "folders": result.folders, "failed": result.failed,
+        document = manifest_document(result)  # names as in the manifest: text plus exact hex
+        print_json({"destination": result.destination, "files": document["files"],
+                    "folders": document["folders"], "failed": document["failed"],
                     "manifest_json": result.manifest_json,
                     "manifest_csv": result.manifest_csv,
                     "manifest_sha256": result.manifest_sha256,
