@@ -19,7 +19,8 @@ What each holds:
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
   starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
 - ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
-  ``..\\..\\X.TXT``, and ``..`` as a file in the root.
+  ``..\\..\\X.TXT``, ``..`` as a file in the root, and a folder ``/HIDDEN`` holding
+  ``INNER.TXT``.
 """
 
 from __future__ import annotations
@@ -281,6 +282,10 @@ HOSTILE_FAT = {
 }
 
 
+#: Content of ``/HIDDEN/INNER.TXT`` in the hostile FAT: a file inside a folder TSK refuses.
+HIDDEN_INNER = b"inside a folder whose name The Sleuth Kit refuses\n"
+
+
 def hostile_fat(image: Path) -> Path:
     _need("mkfs.fat", "mcopy")
     _run("truncate", "-s", "2M", image)
@@ -292,7 +297,13 @@ def hostile_fat(image: Path) -> Path:
             _run("mcopy", "-i", image, local, f"::PLACE{number:02d}.TXT", env=MTOOLS_ENV)
         local.write_bytes(b"an ordinary file\n")
         _run("mcopy", "-i", image, local, "::OK.TXT", env=MTOOLS_ENV)
+        _run("mmd", "-i", image, "::PLACEDIR", env=MTOOLS_ENV)
+        local.write_bytes(HIDDEN_INNER)
+        _run("mcopy", "-i", image, local, "::PLACEDIR/INNER.TXT", env=MTOOLS_ENV)
     data = bytearray(image.read_bytes())
+    at = data.find(b"PLACEDIR   \x10")
+    assert at > 0
+    data[at : at + 11] = b"/HIDDEN    "  # a folder TSK refuses, with a file inside
     for number, raw in enumerate(HOSTILE_FAT):
         placeholder = b"PLACE%02d TXT" % number
         at = data.find(placeholder)

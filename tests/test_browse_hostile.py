@@ -137,6 +137,8 @@ def test_fat_short_entries_tsk_refuses_are_kept(hostile_fat: Path, tmp_path: Pat
     names = [line.split(":\t", 1)[1] for line in result.stdout.decode().splitlines()]
     for expected in ("../../X.TXT", "/ETC/PW.TXT", "..\\..\\X.TXT", "..", "OK.TXT"):
         assert expected in names
+    walked = _bitwitness("ls", hostile_fat, "-r").stdout.decode().splitlines()
+    assert any(line.endswith("\t/HIDDEN/INNER.TXT") for line in walked)
     destination = tmp_path / "out"
     exported = _bitwitness("export", hostile_fat, "/", "--to", destination)
     assert exported.returncode == 0, exported.stderr
@@ -149,6 +151,9 @@ def test_fat_short_entries_tsk_refuses_are_kept(hostile_fat: Path, tmp_path: Pat
         assert written.resolve().is_relative_to(destination.resolve())
         assert written.read_bytes() == content
         assert row["sha256"] == hashlib.sha256(content).hexdigest()
+    inner = by_source["//HIDDEN/INNER.TXT"]
+    assert inner["target"] == "%2FHIDDEN/INNER.TXT"
+    assert (destination / "%2FHIDDEN" / "INNER.TXT").read_bytes() == fsimages.HIDDEN_INNER
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

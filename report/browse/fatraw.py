@@ -132,6 +132,20 @@ class FatVolume:
                            modified=_dos_time(mdate, mtime), accessed=_dos_time(adate),
                            born=_dos_time(cdate, ctime))
 
+    def folder_runs(self, entry: RawFatEntry) -> list[tuple[int, int]]:
+        """The sectors of a folder's cluster chain, as (first sector, count) runs; bounded by
+        the number of clusters, so a looping chain ends."""
+        runs: list[tuple[int, int]] = []
+        cluster, seen = entry.first_cluster, set()
+        end = (1 << self.bits) - 8 if self.bits < 32 else 0x0FFFFFF8
+        while 2 <= cluster < self.clusters + 2 and cluster not in seen:
+            seen.add(cluster)
+            runs.append((self.first_data + (cluster - 2) * self.per_cluster, self.per_cluster))
+            cluster = self._next(cluster)
+            if cluster >= end:
+                break
+        return runs
+
     def _next(self, cluster: int) -> int:
         if self.bits == 12:
             at = cluster + cluster // 2

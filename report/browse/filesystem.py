@@ -154,11 +154,13 @@ class FileSystem:
                                       file_names=file_names)
                 stack.pop()
         if self._fat is not None and selection.wants(False):
-            yield from self._unlisted_fat(inum, prefix, listed, mediator)
+            yield from self._unlisted_fat(inum, prefix, listed, mediator, recursive=recursive,
+                                          depth=len(stack))
 
-    def _unlisted_fat(self, inum: int, prefix: str, listed: set[int],
-                      mediator: Mediator) -> Iterator[Entry]:
-        """Allocated 8.3 entries of the folder that TSK did not list (see :mod:`.fatraw`)."""
+    def _unlisted_fat(self, inum: int, prefix: str, listed: set[int], mediator: Mediator, *,
+                      recursive: bool, depth: int) -> Iterator[Entry]:
+        """Allocated 8.3 entries of the folder that TSK did not list (see :mod:`.fatraw`);
+        a folder among them is walked from the raw directory too (8.3 names only)."""
         assert self._fat is not None
         try:
             with tsk_errors(self.image, f"read the runs of folder {inum}"):
@@ -178,6 +180,33 @@ class FileSystem:
                             f"(inode {raw.inode}), read from the raw directory",
                             level="warning")
             yield entry
+            if raw.is_dir and recursive:
+                yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1,
+                                                {raw.first_cluster})
+
+    def _raw_fat_folder(self, folder: RawFatEntry, path: str, mediator: Mediator, depth: int,
+                        walking: set[int]) -> Iterator[Entry]:
+        """The short entries of a folder TSK cannot open, read along its cluster chain."""
+        assert self._fat is not None
+        if depth >= MAX_DEPTH:
+            mediator.notice(f"{shown(path)}: deeper than {MAX_DEPTH} folders, not walked",
+                            level="warning")
+            return
+        try:
+            raw_entries = list(self._fat.entries(self._fat.folder_runs(folder)))
+        except FileSystemError as exc:
+            mediator.notice(f"{shown(path)}: raw directory not readable: {exc}",
+                            level="warning")
+            return
+        for raw in raw_entries:
+            if raw.is_dir and raw.name in (".", ".."):
+                continue
+            entry = self._raw_entry(raw, path, "d" if raw.is_dir else "r")
+            self._raw[raw.inode] = (raw, entry)
+            yield entry
+            if raw.is_dir and raw.first_cluster not in walking:
+                walking.add(raw.first_cluster)
+                yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1, walking)
 
     def _raw_at(self, inum: int) -> Entry | None:
         """The entry only the raw FAT directory has at address ``inum`` (TSK refuses it)."""
