@@ -261,7 +261,9 @@ def hostile_ext2(image: Path) -> Path:
             out = subprocess.run(["debugfs", "-w", "-R",
                                   f"write {local} {placeholder.decode()}", os.fspath(image)],
                                  capture_output=True, check=True, text=True)
-            inode = int(re.search(r"Allocated inode: (\d+)", out.stdout + out.stderr)[1])
+            found = re.search(r"Allocated inode: (\d+)", out.stdout + out.stderr)
+            assert found is not None, out.stderr
+            inode = int(found[1])
             renames.append((inode, placeholder, name))
         ok = Path(tmp) / "ok"
         ok.write_bytes(b"an ordinary file\n")

@@ -78,7 +78,7 @@ def _bitwitness(*args: str | os.PathLike[str]) -> Ran:
 
 
 def _tsk(tool: str, *args: str | os.PathLike[str]) -> bytes:
-    return subprocess.run([tool, *map(os.fspath, args)], capture_output=True, check=True,
+    return subprocess.run([tool, *(os.fspath(a) for a in args)], capture_output=True, check=True,
                           timeout=300).stdout
 
 
