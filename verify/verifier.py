@@ -50,7 +50,7 @@ from bitwitness.verify.opening import (
     layout_of,
     open_for_verify,
 )
-from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
+from bitwitness.verify.passes import RangeHashers, SourceComparer, chunk_ranges, run_pass
 from bitwitness.verify.second_reader import reader_check
 
 
@@ -137,7 +137,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
             if second is None:
                 notes.append(f"--second-reader: there is no independent second reader for "
                              f"{opened.format}")
-    corrupt = merge_ranges(result.bad_chunks, layout.sector_size)
+    corrupt = chunk_ranges(result.bad_chunks, layout.sector_size)
     checks = _container_checks(opened, path)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
                     f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
