@@ -53,7 +53,7 @@ def _read_all(path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["qcow2", "qcow", "hds", "aff"])
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_containers_fail_closed(tmp_path: Path, seeds: dict[str, bytes], kind: str,
