@@ -510,8 +510,12 @@ def test_file_systems_inside_containers_are_browsed(tmp_path: Path, kind: str) -
                      if not line.split()[1].startswith("*")}
     cat = run_bitwitness("cat", image, "NOTE.TXT")
     assert cat.stdout == "inside a container\n"
-    forced = run_bitwitness("ls", "--image-format", "raw", image)
-    assert forced.exit_code != ExitCode.OK  # the container's own bytes hold no file system
+    timeline = run_bitwitness("timeline", image)
+    assert timeline.exit_code == ExitCode.OK, timeline.stderr
+    assert "NOTE.TXT" in timeline.stdout
+    for command in ("ls", "timeline"):  # the container's own bytes hold no file system
+        forced = run_bitwitness(command, "--image-format", "raw", image)
+        assert forced.exit_code != ExitCode.OK
 
 
 def test_esxi_vmfs_descriptor(tmp_path: Path, media_file: Path) -> None:

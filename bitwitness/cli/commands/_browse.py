@@ -69,7 +69,7 @@ def opened_all(image: Path, partition: int | None, offset: int | None) -> Iterat
     from bitwitness.report.browse.tsk import TskImage
     from bitwitness.report.browse.volumes import read_layout
 
-    stream = open_image(image)
+    stream = open_image(image, chosen_format())
     try:
         if partition is not None or offset is not None:
             yield [open_filesystem(stream, partition=partition, offset=offset)]
