@@ -144,7 +144,11 @@ class AffStream(ImageStream):
             data = self._page_data(number)
             want = min(self._page, self._media - number * self._page)
             if len(data) < want:
-                data += bytes(want - len(data))  # a short page: afflib pads with zeros
+                if number in self._pages and (number + 1) * self._page < self._media:
+                    raise CorruptImageError(
+                        f"page {number} holds {len(data)} bytes, not {want}", path=self.path,
+                        media_offset=number * self._page)
+                data += bytes(want - len(data))  # the last page may stop at the data's end
             parts.append(data[:want])
         return b"".join(parts)[: length]
 
