@@ -1,0 +1,72 @@
+"""``bitwitness mount``: the image as a read-only FUSE file system (media, partitions, files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bitwitness.cli.commands._browse import image_argument
+from bitwitness.cli.output import escape, stdout, warn
+
+
+@click.command("mount")
+@image_argument
+@click.argument("mountpoint", type=click.Path(path_type=Path))
+@click.option("--files", "with_files", is_flag=True,
+              help="Also show files/<partition>/ (file trees, deleted entries in "
+                   "files/<partition>.deleted/, NTFS streams as name:stream).")
+@click.option("--background", is_flag=True,
+              help="Return once mounted; unmount with 'bitwitness umount MOUNTPOINT'.")
+@click.option("--case", "case_dir", type=click.Path(path_type=Path), default=None,
+              help="Record mount and unmount in this case's custody log (default: the case "
+                   "folder holding IMAGE).")
+@click.option("--evidence", "evidence_id", default=None,
+              help="Evidence ID for the custody events (default: the item holding IMAGE).")
+@click.option("--cache-mib", type=click.IntRange(min=1, max=65536), default=64, show_default=True,
+              help="Memory for the chunk cache, in MiB.")
+def command(*, image: Path, mountpoint: Path, with_files: bool, background: bool,
+            case_dir: Path | None, evidence_id: str | None, cache_mib: int) -> None:
+    """Mount IMAGE read-only at MOUNTPOINT (an empty folder) with FUSE.
+
+    MOUNTPOINT shows media.raw (the whole media, any format BitWitness reads) and
+    partitions/N.raw (N as 'bitwitness partitions' numbers them), for sha256sum, mmls, fls,
+    qemu-img or 'mount -o ro,loop'. Nothing can be written. Runs in the foreground until Ctrl-C
+    (which unmounts) unless --background is given.
+    """
+    from bitwitness.errors import MountError
+    from bitwitness.image import open_image
+    from bitwitness.report.mount.service import (
+        MountRequest,
+        case_link,
+        check_mountpoint,
+        fuse_available,
+        serve,
+        start_background,
+    )
+
+    why = fuse_available()
+    if why:
+        raise MountError(why)
+    check_mountpoint(mountpoint.absolute())
+    open_image(image).close()  # a missing or unreadable image fails here, in one line
+    link = case_link(image, case_dir, evidence_id)
+    if background:
+        argv = ["mount", str(image.absolute()), str(mountpoint.absolute()),
+                "--cache-mib", str(cache_mib)]
+        if with_files:
+            argv.append("--files")
+        if link is not None:
+            argv += ["--case", str(link.case_dir)]
+            if link.evidence_id is not None:
+                argv += ["--evidence", link.evidence_id]
+        pid = start_background(argv, mountpoint)
+        stdout.print(f"mounted {escape(str(image))} at {escape(str(mountpoint))} (pid {pid}); "
+                     f"unmount with: bitwitness umount {escape(str(mountpoint))}")
+        return
+    request = MountRequest(image, mountpoint, files=with_files, case=link,
+                           cache_bytes=cache_mib * 1024 * 1024)
+    serve(request, notice=warn, ready=lambda: stdout.print(
+        f"mounted {escape(str(image))} at {escape(str(mountpoint))} read-only; "
+        "Ctrl-C unmounts"))
+    stdout.print(f"unmounted {escape(str(mountpoint))}")
