@@ -56,9 +56,10 @@ def _formats() -> Sequence[ImageFormat]:
 
 
 def _read_head(path: Path) -> bytes:
+    from bitwitness.images.raw import read_prefix
+
     try:
-        with path.open("rb") as fh:
-            return fh.read(HEAD_SIZE)
+        return read_prefix(path, HEAD_SIZE)  # detection must not move the evidence's atime
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file") from exc
     except IsADirectoryError as exc:

@@ -26,7 +26,7 @@ from bitwitness.errors import (
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.headers import decode_header_text, parse_header
 from bitwitness.ewf.naming import segment_path, set_members, suffix_number
-from bitwitness.images.raw import open_readonly
+from bitwitness.images.raw import open_readonly, read_prefix
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,7 @@ def find_segments(path: Path) -> list[Path]:
 
 def _has_magic(path: Path) -> bool:
     try:
-        with path.open("rb") as fh:
-            return fh.read(8) == st.EVF_MAGIC
+        return read_prefix(path, 8) == st.EVF_MAGIC
     except OSError:
         return False
 

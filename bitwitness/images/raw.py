@@ -46,6 +46,25 @@ def open_readonly(path: Path) -> int:
         raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
 
 
+def read_prefix(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of ``path``, read without moving its access time (detection).
+
+    Raises ``OSError`` as ``open`` does (callers word their own messages).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    noatime = getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags | noatime)
+    except PermissionError:
+        if not noatime:
+            raise
+        fd = os.open(path, flags)  # O_NOATIME needs ownership
+    try:
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
 def fd_size(fd: int) -> int:
     """Size in bytes of an open regular file or block device."""
     mode = os.fstat(fd).st_mode
