@@ -101,7 +101,6 @@ class EwfFormat:
 
     def open(self, path: Path) -> ImageStream:
         from bitwitness.ewf.reader import open_ewf
-
         from bitwitness.images.raw import read_prefix
 
         try:

@@ -304,6 +304,19 @@ class _Recorder:
                                  "mounted_seconds": round(seconds, 3)})
 
 
+def mount_in_background(request: MountRequest) -> int:
+    """Serve ``request`` from a detached ``bitwitness mount`` process; its pid once it serves."""
+    argv = ["mount", str(request.image.absolute()), str(request.mountpoint.absolute()),
+            "--cache-mib", str(max(1, request.cache_bytes // (1024 * 1024)))]
+    if request.files:
+        argv.append("--files")
+    if request.case is not None:
+        argv += ["--case", str(request.case.case_dir)]
+        if request.case.evidence_id is not None:
+            argv += ["--evidence", request.case.evidence_id]
+    return start_background(argv, request.mountpoint)
+
+
 def start_background(argv: list[str], mountpoint: Path, *,
                      timeout: float = WAIT_SECONDS) -> int:
     """Start ``bitwitness ARGV`` (a foreground mount) detached; return its pid once it serves.
@@ -375,3 +388,10 @@ def _wait_gone(pid: int, timeout: float) -> None:
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.05)
 
+
+
+def mounted_media(path: Path) -> bool:
+    """True when ``path`` is the ``media.raw`` at the top of a BitWitness mount."""
+    if path.name != "media.raw":
+        return False
+    return is_mounted(path.absolute().parent) == f"fuse.{SUBTYPE}"

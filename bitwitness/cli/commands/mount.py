@@ -41,8 +41,8 @@ def command(*, image: Path, mountpoint: Path, with_files: bool, background: bool
         case_link,
         check_mountpoint,
         fuse_available,
+        mount_in_background,
         serve,
-        start_background,
     )
 
     why = fuse_available()
@@ -51,21 +51,13 @@ def command(*, image: Path, mountpoint: Path, with_files: bool, background: bool
     check_mountpoint(mountpoint.absolute())
     open_image(image).close()  # a missing or unreadable image fails here, in one line
     link = case_link(image, case_dir, evidence_id)
+    request = MountRequest(image, mountpoint, files=with_files, case=link,
+                           cache_bytes=cache_mib * 1024 * 1024)
     if background:
-        argv = ["mount", str(image.absolute()), str(mountpoint.absolute()),
-                "--cache-mib", str(cache_mib)]
-        if with_files:
-            argv.append("--files")
-        if link is not None:
-            argv += ["--case", str(link.case_dir)]
-            if link.evidence_id is not None:
-                argv += ["--evidence", link.evidence_id]
-        pid = start_background(argv, mountpoint)
+        pid = mount_in_background(request)
         stdout.print(f"mounted {escape(str(image))} at {escape(str(mountpoint))} (pid {pid}); "
                      f"unmount with: bitwitness umount {escape(str(mountpoint))}")
         return
-    request = MountRequest(image, mountpoint, files=with_files, case=link,
-                           cache_bytes=cache_mib * 1024 * 1024)
     serve(request, notice=warn, ready=lambda: stdout.print(
         f"mounted {escape(str(image))} at {escape(str(mountpoint))} read-only; "
         "Ctrl-C unmounts"))
