@@ -129,13 +129,22 @@ class MountTree:
         except OSError:
             self.stamp = Stamp(0, 0, 0)
         self._tsk = TskImage(stream)
-        with self.tsk_lock:
-            self.layout: VolumeLayout = read_layout(self._tsk)
+        self.layout = self._read_layout()
         self.root = folder("", self.stamp)
         self.root.add(Node(MEDIA_NAME, self.stamp, size=stream.size, reader=stream.pread))
         self.root.add(self._partitions())
         if files:
             self.root.add(self._files())
+
+    def _read_layout(self) -> VolumeLayout:
+        """The partition table; when it cannot be read (a damaged area TSK probes), the mount
+        still shows ``media.raw`` and says why ``partitions/`` is empty."""
+        try:
+            with self.tsk_lock:
+                return read_layout(self._tsk)
+        except (BitWitnessError, OSError, RuntimeError) as exc:  # pytsk3 raises RuntimeError
+            self.notice(f"partitions not read: {' '.join(str(exc).split())}")
+            return VolumeLayout("none", self.stream.sector_size, self.stream.size, ())
 
     # --- lookup ----------------------------------------------------------------------------
 
