@@ -384,3 +384,61 @@ def test_sigterm_unmounts_cleanly(disks: Disks, tmp_path: Path) -> None:
     assert code == 0, err
     assert "unmounted" in out
     assert not _is_mount(mnt)
+
+
+def test_third_party_images_mount_with_their_recorded_hashes(third_party: Path,
+                                                             manifest: dict,
+                                                             tmp_path: Path) -> None:
+    """Every container format of the held images (E01 sets, split raw, VHD, VMDK, raw): the
+    mounted media.raw hashes (sha256sum) to the manifest's media hash, or for VHD and VMDK
+    (whose manifest hashes are of the container file) to qemu-img's conversion to raw."""
+    require_fuse()
+    require_tool("sha256sum", "qemu-img")
+    checked = []
+    for name, item in manifest.items():
+        if not item.get("sha256"):
+            continue
+        files = [third_party / f for f in item["files"]]
+        expected = item["sha256"]
+        if "container file" in item.get("filesystem", ""):
+            converted = tmp_path / "converted.raw"
+            subprocess.run(["qemu-img", "convert", "-O", "raw", str(files[0]), str(converted)],
+                           check=True)
+            expected = sha256_of(converted)
+            converted.unlink()
+        before = snapshot(files)
+        mnt = tmp_path / f"mnt-{len(checked)}"
+        mnt.mkdir()
+        fg = Foreground(third_party / name, mnt)
+        try:
+            out = subprocess.run(["sha256sum", str(mnt / "media.raw")], capture_output=True,
+                                 text=True, check=True).stdout
+        finally:
+            code, _, err = fg.stop()
+        assert code == 0, err
+        assert out.split()[0] == expected, name
+        assert snapshot(files) == before
+        checked.append(name)
+    assert len(checked) >= 5
+
+
+def test_ntfs_streams_appear_as_name_colon_stream(third_party: Path, tmp_path: Path) -> None:
+    """An NTFS E01 (made by another tool): ``$Secure:$SDS`` reads as ``icat 9-128-8`` does."""
+    require_fuse()
+    require_tool("icat")
+    image = third_party / "tsk_imageformat_mmls_1.E01"
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fg = Foreground(image, mnt, "--files")
+    try:
+        root = mnt / "files" / "2"
+        names = {p.name for p in root.iterdir()}
+        assert {"$Secure:$SDS", "$Secure:$SDH", "$Secure:$SII", "$MFT"} <= names
+        assert "$Secure" not in names  # fls lists its streams only, and so do we
+        expected = subprocess.run(["icat", "-o", "128", str(image), "9-128-8"],
+                                  capture_output=True, check=True).stdout
+        assert (root / "$Secure:$SDS").read_bytes() == expected
+        assert (root / "$Secure:$SDS").stat().st_size == len(expected)
+    finally:
+        code, _, err = fg.stop()
+    assert code == 0, err
