@@ -52,7 +52,7 @@ def test_cached_stream_meets_the_stream_contract() -> None:
 def test_cache_is_bounded_and_serves_repeats() -> None:
     data = make_disk_bytes(1 << 20, seed=4)
     inner = CountingStream(data)
-    cached = CachedStream(inner, chunk_size=8192, cache_bytes=8 * 8192)
+    cached = CachedStream(inner, chunk_size=8192, cache_bytes=8 * 8192, read_ahead=0)
     for offset in range(0, len(data), 8192):
         assert cached.pread(offset, 8192) == data[offset:offset + 8192]
     assert len(cached.cache) == 8
@@ -82,6 +82,40 @@ def test_concurrent_reads_are_exact_and_never_overlap_in_the_stream() -> None:
     for t in threads:
         t.join()
     assert wrong == []
+
+
+class BlockCountingStream(CountingStream):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.block_calls = 0
+
+    def iter_blocks(self, block_size: int = 1 << 20, start: int = 0,
+                    end: int | None = None):
+        self.block_calls += 1
+        yield from super().iter_blocks(block_size * 3, start, end)  # sizes unlike the chunks
+
+
+def test_sequential_reading_is_read_ahead_and_exact() -> None:
+    data = make_disk_bytes(3 << 20, seed=10)
+    inner = BlockCountingStream(data)
+    cached = CachedStream(inner, chunk_size=16384, cache_bytes=1 << 20, read_ahead=256 * 1024)
+    out = bytearray()
+    for offset in range(0, len(data), 65536):
+        out += cached.pread(offset, 65536)
+        cached.wait_read_ahead()
+    assert bytes(out) == data
+    assert inner.block_calls >= 2
+    # a fresh reader: after chunk 0 the next window is cached before anyone asks for it
+    inner = BlockCountingStream(data)
+    cached = CachedStream(inner, chunk_size=16384, cache_bytes=1 << 20, read_ahead=256 * 1024)
+    assert cached.pread(0, 16384) == data[:16384]
+    cached.wait_read_ahead()
+    assert cached.cache.peek(1)
+    assert cached.cache.peek(16)
+    assert not cached.cache.peek(17)
+    reads = inner.reads
+    assert cached.pread(16384, 8 * 16384) == data[16384:9 * 16384]
+    assert inner.reads == reads
 
 
 def test_read_errors_propagate_and_are_not_cached() -> None:

@@ -7,6 +7,11 @@ least-recently-used cache whose size is fixed in bytes, so memory stays bounded 
 image. The stream behind it is only ever read under one lock, because not every container
 reader (the libyal bindings among them) may be read from two threads at once; cache hits do not
 take that lock.
+
+Sequential reading (``sha256sum``, ``dd``, a hypervisor booting) is detected and read ahead on a
+background thread through the stream's own ``iter_blocks``, which for EWF decompresses chunks
+on several threads: the next window is in the cache before the kernel asks for it. A failed
+read-ahead is dropped; the same read on demand raises the error to the reader that wants it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from bitwitness.stream import ImageStream, StreamInfo
 CHUNK_SIZE = 128 * 1024
 #: Default cache size in bytes (512 chunks).
 CACHE_BYTES = 64 * 1024 * 1024
+#: Bytes read ahead at a time once reading is sequential (at most half the cache).
+READ_AHEAD = 8 * 1024 * 1024
 
 
 class ChunkCache:
@@ -44,6 +51,11 @@ class ChunkCache:
             self.hits += 1
             return data
 
+    def peek(self, index: int) -> bool:
+        """Whether chunk ``index`` is cached (without counting a hit or refreshing it)."""
+        with self._lock:
+            return index in self._chunks
+
     def put(self, index: int, data: bytes) -> None:
         with self._lock:
             self._chunks[index] = data
@@ -60,7 +72,7 @@ class CachedStream(ImageStream):
     """``parent`` read through a :class:`ChunkCache`; the parent stays the caller's to close."""
 
     def __init__(self, parent: ImageStream, *, chunk_size: int = CHUNK_SIZE,
-                 cache_bytes: int = CACHE_BYTES) -> None:
+                 cache_bytes: int = CACHE_BYTES, read_ahead: int = READ_AHEAD) -> None:
         super().__init__(parent.size, sector_size=parent.sector_size)
         if chunk_size <= 0 or chunk_size % 512:
             raise ValueError("the chunk size must be a positive multiple of 512")
@@ -69,10 +81,23 @@ class CachedStream(ImageStream):
         self.cache = ChunkCache(max(1, cache_bytes // chunk_size))
         self._parent = parent
         self._source_lock = threading.Lock()
+        self._chunks = -(-parent.size // chunk_size)
+        self._window = max(0, min(read_ahead, cache_bytes // 2) // chunk_size)
+        self._ahead_lock = threading.Lock()
+        self._expected = 0  #: the chunk a sequential reader asks for next
+        self._ahead_end = 0  #: chunks below this have been read ahead (or are being read)
+        self._ahead: threading.Thread | None = None
 
     @property
     def parent(self) -> ImageStream:
         return self._parent
+
+    def wait_read_ahead(self, timeout: float | None = None) -> None:
+        """Wait for the read-ahead in progress, if any (for tests and orderly shutdown)."""
+        with self._ahead_lock:
+            thread = self._ahead
+        if thread is not None:
+            thread.join(timeout)
 
     @property
     def info(self) -> StreamInfo:
@@ -84,6 +109,7 @@ class CachedStream(ImageStream):
         Errors of the stream behind (a corrupt EWF chunk) propagate and nothing is cached.
         """
         data = self.cache.get(index)
+        self._follow(index)
         if data is not None:
             return data
         with self._source_lock:
@@ -92,6 +118,60 @@ class CachedStream(ImageStream):
                 data = self._parent.pread(index * self.chunk_size, self.chunk_size)
                 self.cache.put(index, data)
         return data
+
+    def _follow(self, index: int) -> None:
+        """Note a read of chunk ``index``; read the next window ahead when reading is sequential
+        and the reader has come within half a window of what was read ahead so far."""
+        if not self._window:
+            return
+        with self._ahead_lock:
+            sequential = self._expected - 1 <= index <= self._expected + 1
+            self._expected = index + 1
+            if not sequential or index + self._window // 2 < self._ahead_end:
+                return
+            if self._ahead is not None and self._ahead.is_alive():
+                return
+            start = max(index + 1, self._ahead_end)
+            end = min(start + self._window, self._chunks)
+            if start >= end:
+                return
+            self._ahead_end = end
+            self._ahead = threading.Thread(target=self._read_ahead, args=(start, end),
+                                           name="mount-read-ahead", daemon=True)
+            self._ahead.start()
+
+    def _read_ahead(self, start: int, end: int) -> None:
+        """Cache chunks ``start`` to ``end - 1`` through the stream's ``iter_blocks``.
+
+        The source lock is taken per block, not for the whole window, so that a reader who
+        needs another part of the media waits for one block at most. (A stream whose
+        ``iter_blocks`` keeps working between blocks, as EWF's parallel scan does, is one whose
+        reads are thread-safe in the first place.)
+        """
+        size = self.chunk_size
+        blocks = self._parent.iter_blocks(size, start * size, min(end * size, self.size))
+        index, pending = start, bytearray()
+        try:
+            while True:
+                with self._source_lock:
+                    block = next(blocks, None)
+                if block is None:
+                    break
+                pending += block
+                used = 0
+                while len(pending) - used >= size:
+                    self.cache.put(index, bytes(pending[used : used + size]))
+                    index, used = index + 1, used + size
+                del pending[:used]
+            if pending:
+                self.cache.put(index, bytes(pending))
+        except Exception:  # speculative: the same read on demand raises it to its reader
+            return
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                with self._source_lock:
+                    close()
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         size = self.chunk_size
