@@ -336,6 +336,24 @@ def test_background_mount_umount_and_custody(disks: Disks, tmp_path: Path) -> No
     actions = [(e["action"], e["evidence_id"]) for e in events]
     assert actions[-2:] == [("mount", "usb01"), ("unmount", "usb01")]
     assert events[-2]["details"]["mountpoint"] == str(mnt)
+    assert events[-2]["details"]["image"] == str(image)
+    # the same item named by case and evidence ID instead of by path
+    done = subprocess.run([*cmd, "mount", "--case", str(case_dir), "--evidence", "usb01",
+                           str(mnt), "--background"], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    try:
+        assert sha256_of(mnt / "media.raw") == sha256_of(src)
+    finally:
+        gone = subprocess.run([*cmd, "umount", str(mnt)], capture_output=True, text=True,
+                              check=False, cwd=REPO)
+    assert gone.returncode == 0, gone.stderr
+    events = [json.loads(line) for line in (case_dir / "custody.jsonl").read_text().splitlines()]
+    assert [e["action"] for e in events[-4:]] == ["mount", "unmount", "mount", "unmount"]
+    assert events[-2]["details"]["image"] == str(image)
+    wrong = run_bitwitness("mount", "--case", case_dir, "--evidence", "usb99", mnt)
+    assert wrong.exit_code == 2
+    assert "no evidence item 'usb99'" in wrong.stderr
     assert run_bitwitness("custody", "verify", case_dir).exit_code == 0
     assert snapshot([image]) == before
 

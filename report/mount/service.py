@@ -159,6 +159,34 @@ def case_link(image: Path, case_dir: Path | None, evidence_id: str | None) -> Ca
     return CaseLink(case.root, evidence_id)
 
 
+def evidence_image(case_dir: Path, evidence_id: str) -> Path:
+    """The image of a case's evidence item: the one its acquisition log names, else the first
+    ``.E01``/raw file in its folder. Raises :class:`UsageError` when there is none."""
+    from bitwitness.case import Case
+
+    case = Case.load(case_dir)
+    items = {item.id: item for item in case.evidence_items()}
+    item = items.get(evidence_id)
+    if item is None:
+        raise UsageError(f"no evidence item {evidence_id!r} in {case.root} "
+                         f"(items: {', '.join(items) or 'none'})")
+    folder = Path(item.folder)
+    if item.acquisition_log is not None:
+        with suppress(OSError, ValueError, TypeError, AttributeError):
+            log = json.loads(Path(item.acquisition_log).read_text(encoding="utf-8"))
+            for output in log.get("outputs", []):
+                if output.get("role") == "image":
+                    named = Path(output["path"])
+                    for candidate in (named, folder / named.name):
+                        if candidate.is_file():
+                            return candidate
+    for suffix in (".E01", ".e01", ".raw", ".001", ".dd", ".img"):
+        found = sorted(folder.glob(f"*{suffix}"))
+        if found:
+            return found[0]
+    raise UsageError(f"evidence item {evidence_id!r} holds no image in {folder}")
+
+
 # --- state files ---------------------------------------------------------------------------
 
 

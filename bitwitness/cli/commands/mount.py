@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from bitwitness.cli.commands._browse import image_argument
 from bitwitness.cli.output import escape, stdout, warn
 
 
 @click.command("mount")
-@image_argument
-@click.argument("mountpoint", type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="[IMAGE] MOUNTPOINT",
+                type=click.Path(path_type=Path))
 @click.option("--files", "with_files", is_flag=True,
               help="Also show files/<partition>/ (file trees, deleted entries in "
                    "files/<partition>.deleted/, NTFS streams as name:stream).")
@@ -25,9 +24,11 @@ from bitwitness.cli.output import escape, stdout, warn
               help="Evidence ID for the custody events (default: the item holding IMAGE).")
 @click.option("--cache-mib", type=click.IntRange(min=1, max=65536), default=64, show_default=True,
               help="Memory for the chunk cache, in MiB.")
-def command(*, image: Path, mountpoint: Path, with_files: bool, background: bool,
+def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
             case_dir: Path | None, evidence_id: str | None, cache_mib: int) -> None:
     """Mount IMAGE read-only at MOUNTPOINT (an empty folder) with FUSE.
+
+    IMAGE may be left out with --case and --evidence: the evidence item's image is mounted.
 
     MOUNTPOINT shows media.raw (the whole media, any format BitWitness reads) and
     partitions/N.raw (N as 'bitwitness partitions' numbers them), for sha256sum, mmls, fls,
@@ -45,6 +46,7 @@ def command(*, image: Path, mountpoint: Path, with_files: bool, background: bool
         serve,
     )
 
+    image, mountpoint = _image_and_mountpoint(paths, case_dir, evidence_id)
     why = fuse_available()
     if why:
         raise MountError(why)
@@ -62,3 +64,15 @@ def command(*, image: Path, mountpoint: Path, with_files: bool, background: bool
         f"mounted {escape(str(image))} at {escape(str(mountpoint))} read-only; "
         "Ctrl-C unmounts"))
     stdout.print(f"unmounted {escape(str(mountpoint))}")
+
+
+def _image_and_mountpoint(paths: tuple[Path, ...], case_dir: Path | None,
+                          evidence_id: str | None) -> tuple[Path, Path]:
+    from bitwitness.errors import UsageError
+    from bitwitness.report.mount.service import evidence_image
+
+    if len(paths) == 2:
+        return paths[0], paths[1]
+    if len(paths) == 1 and case_dir is not None and evidence_id is not None:
+        return evidence_image(case_dir, evidence_id), paths[0]
+    raise UsageError("give IMAGE MOUNTPOINT, or --case CASE_DIR --evidence ID MOUNTPOINT")
