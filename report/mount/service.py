@@ -21,6 +21,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,8 @@ from bitwitness.report.mount.tree import Notice
 
 #: The file-system type the kernel shows for our mounts (``fuse.bitwitness``).
 SUBTYPE = "bitwitness"
+#: mountinfo writes space, tab, newline and backslash in paths as \ooo
+_OCTAL = re.compile(r"\\([0-7]{3})")
 #: How long ``--background`` and ``umount`` wait for the server.
 WAIT_SECONDS = 60.0
 
@@ -83,7 +86,7 @@ def _fusermount() -> str | None:
 def check_mountpoint(mountpoint: Path) -> None:
     """Refuse a mount point that is missing, not a folder, stale, already mounted or not empty."""
     try:
-        st = mountpoint.stat()
+        mountpoint.stat()
     except FileNotFoundError as exc:
         raise MountError(f"{mountpoint}: no such folder") from exc
     except OSError as exc:
@@ -96,7 +99,7 @@ def check_mountpoint(mountpoint: Path) -> None:
         raise MountError(f"{mountpoint}: not a folder")
     if os.path.ismount(mountpoint) or is_mounted(mountpoint):
         raise MountError(f"{mountpoint}: busy (something is already mounted there)")
-    if st.st_nlink > 2 or any(mountpoint.iterdir()):
+    if any(mountpoint.iterdir()):
         raise MountError(f"{mountpoint}: not empty; mount on an empty folder")
 
 
@@ -111,7 +114,7 @@ def mount_table() -> list[tuple[str, str]]:
         left, _, right = line.partition(" - ")
         fields = left.split()
         if len(fields) >= 5 and right:
-            point = fields[4].encode().decode("unicode_escape")
+            point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
             rows.append((point, right.split()[0]))
     return rows
 
