@@ -52,7 +52,8 @@ def _wait(predicate, timeout: float = 30.0) -> None:
 
 
 def _is_mount(path: Path) -> bool:
-    return f" {path} " in _mounts()
+    escaped = str(path).replace("\\", "\\134").replace(" ", "\\040")
+    return f" {escaped} " in _mounts()
 
 
 class Foreground:
@@ -395,9 +396,12 @@ def test_stale_and_unusable_mount_points_are_one_line_errors(disks: Disks,
 
 def test_sigterm_unmounts_cleanly(disks: Disks, tmp_path: Path) -> None:
     require_fuse()
-    mnt = tmp_path / "mnt"
+    mnt = tmp_path / "mount point ü"  # mountinfo escapes the space; the name is UTF-8
     mnt.mkdir()
     fg = Foreground(disks.ext4, mnt)
+    again = run_bitwitness("mount", disks.ext4, mnt)
+    assert again.exit_code == 2
+    assert "busy" in again.stderr
     code, out, err = fg.stop(signal.SIGTERM)
     assert code == 0, err
     assert "unmounted" in out
