@@ -464,3 +464,13 @@ def test_ntfs_streams_appear_as_name_colon_stream(third_party: Path, tmp_path: P
     finally:
         code, _, err = fg.stop()
     assert code == 0, err
+
+
+def test_kernel_reads_ahead_a_mebibyte_on_our_mount(mounted: Path) -> None:
+    """As root, the mount's backing device reads ahead 1 MiB (the kernel's FUSE default is
+    128 KiB), so sequential readers reach the server in 1 MiB requests."""
+    require_root()
+    escaped = str(mounted).replace("\\", "\\134").replace(" ", "\\040")
+    device = next(line.split()[2] for line in _mounts().splitlines()
+                  if line.split()[4] == escaped)
+    assert Path(f"/sys/class/bdi/{device}/read_ahead_kb").read_text().strip() == "1024"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,16 +34,20 @@ def _refuse(*_args: Any, **_kwargs: Any) -> int:
 class EvidenceOperations:
     """Operations object for :class:`mfusepy.FUSE`: read-only access to one image's tree.
 
-    ``on_init`` runs once the kernel has the mount (used to record the custody event).
+    ``on_init`` runs once the kernel has the mount (used to record the custody event);
+    ``on_first_request`` with the first request after it (when the kernel has set the mount up).
     """
 
     use_ns = True  #: times are handed to FUSE as integer nanoseconds
 
     def __init__(self, tree: MountTree, *, notice: Notice | None = None,
-                 on_init: Callable[[], None] | None = None) -> None:
+                 on_init: Callable[[], None] | None = None,
+                 on_first_request: Callable[[], object] | None = None) -> None:
         self.tree = tree
         self.notice: Notice = notice or (lambda _message: None)
         self._on_init = on_init
+        self._on_first_request = on_first_request
+        self._first_lock = threading.Lock()
         self._uid = os.getuid()
         self._gid = os.getgid()
 
@@ -61,6 +66,11 @@ class EvidenceOperations:
         return node
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        if self._on_first_request is not None:
+            with self._first_lock:
+                hook, self._on_first_request = self._on_first_request, None
+            if hook is not None:
+                hook()
         node = self._node(path)
         attrs = {
             "st_mode": file_type(node), "st_size": node.size,
