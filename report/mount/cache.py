@@ -84,6 +84,8 @@ class CachedStream(ImageStream):
         self._chunks = -(-parent.size // chunk_size)
         self._window = max(0, min(read_ahead, cache_bytes // 2) // chunk_size)
         self._ahead_lock = threading.Lock()
+        self._ahead_cond = threading.Condition(self._ahead_lock)
+        self._ahead_range = (0, 0)  #: chunks the read-ahead in progress is producing
         self._expected = 0  #: the chunk a sequential reader asks for next
         self._ahead_end = 0  #: chunks below this have been read ahead (or are being read)
         self._ahead: threading.Thread | None = None
@@ -110,6 +112,8 @@ class CachedStream(ImageStream):
         """
         data = self.cache.get(index)
         self._follow(index)
+        if data is None:
+            data = self._from_read_ahead(index)
         if data is not None:
             return data
         with self._source_lock:
@@ -136,9 +140,23 @@ class CachedStream(ImageStream):
             if start >= end:
                 return
             self._ahead_end = end
+            self._ahead_range = (start, end)
             self._ahead = threading.Thread(target=self._read_ahead, args=(start, end),
                                            name="mount-read-ahead", daemon=True)
             self._ahead.start()
+
+    def _from_read_ahead(self, index: int) -> bytes | None:
+        """Chunk ``index`` once the read-ahead in progress has produced it (rather than decoding
+        it a second time), or None when no read-ahead is producing it."""
+        with self._ahead_cond:
+            while True:
+                low, high = self._ahead_range
+                if not low <= index < high:
+                    return None
+                if self.cache.peek(index):
+                    break
+                self._ahead_cond.wait(timeout=1.0)
+        return self.cache.get(index)
 
     def _read_ahead(self, start: int, end: int) -> None:
         """Cache chunks ``start`` to ``end - 1`` through the stream's ``iter_blocks``.
@@ -150,21 +168,30 @@ class CachedStream(ImageStream):
         """
         size = self.chunk_size
         blocks = self._parent.iter_blocks(size, start * size, min(end * size, self.size))
-        index, pending = start, bytearray()
+        index, pending = start, b""
         try:
             while True:
                 with self._source_lock:
                     block = next(blocks, None)
                 if block is None:
                     break
-                pending += block
-                used = 0
-                while len(pending) - used >= size:
-                    self.cache.put(index, bytes(pending[used : used + size]))
-                    index, used = index + 1, used + size
-                del pending[:used]
+                view = memoryview(block)
+                if pending:  # complete the chunk the previous block began
+                    take = size - len(pending)
+                    pending, view = pending + bytes(view[:take]), view[take:]
+                    if len(pending) < size:
+                        continue
+                    self.cache.put(index, pending)
+                    index, pending = index + 1, b""
+                whole = len(view) - len(view) % size
+                for at in range(0, whole, size):  # one copy per byte, no regrouping
+                    self.cache.put(index, bytes(view[at : at + size]))
+                    index += 1
+                pending = bytes(view[whole:])
+                with self._ahead_cond:
+                    self._ahead_cond.notify_all()
             if pending:
-                self.cache.put(index, bytes(pending))
+                self.cache.put(index, pending)
         except Exception:  # speculative: the same read on demand raises it to its reader
             return
         finally:
@@ -172,6 +199,9 @@ class CachedStream(ImageStream):
             if close is not None:
                 with self._source_lock:
                     close()
+            with self._ahead_cond:
+                self._ahead_range = (0, 0)
+                self._ahead_cond.notify_all()
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         size = self.chunk_size
