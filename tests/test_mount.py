@@ -215,6 +215,8 @@ def test_every_write_is_refused_and_evidence_untouched(mounted: Path, disks: Dis
 
 
 def test_concurrent_random_reads_are_exact(mounted: Path, disks: Disks) -> None:
+    """Threads reading media.raw and files at once (the mount serves them on several FUSE
+    threads) all get exactly the image's bytes."""
     import random
 
     data = disks.gpt.read_bytes()
@@ -233,7 +235,23 @@ def test_concurrent_random_reads_are_exact(mounted: Path, disks: Disks) -> None:
         finally:
             os.close(fd)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    big = disks.ext_files["/home/ana/projects/big.bin"]
+    secret = disks.fat_files["/docs/deep/secret.txt"]
+
+    def file_worker(seed: int) -> None:  # file contents come through pytsk3, under its lock
+        rng = random.Random(seed)
+        for _ in range(100):
+            path, content = rng.choice([
+                (mounted / "files/5/home/ana/projects/big.bin", big),
+                (mounted / "files/4/docs/deep/secret.txt", secret)])
+            offset = rng.randrange(len(content))
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                if fh.read(5000) != content[offset:offset + 5000]:
+                    errors.append(f"{path.name}@{offset}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    threads += [threading.Thread(target=file_worker, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -131,3 +131,30 @@ def test_vm_prints_the_commands_and_leaves_the_mount(tmp_path: Path) -> None:
     assert gone.returncode == 0, gone.stderr
     assert snapshot([image]) == before
     assert shutil.which("qemu-img")
+
+
+def test_vm_takes_the_media_of_an_existing_mount(tmp_path: Path) -> None:
+    """IMAGE may be the media.raw of a 'bitwitness mount': no second mount is made."""
+    require_fuse()
+    require_tool("qemu-img")
+    image = boot_disk(tmp_path / "disk.raw")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = [sys.executable, "-m", "bitwitness"]
+    mounted = subprocess.run([*cmd, "mount", str(image), str(mnt), "--background"],
+                             capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        overlay = tmp_path / "o.qcow2"
+        done = subprocess.run([*cmd, "vm", str(mnt / "media.raw"), "--overlay", str(overlay)],
+                              capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        assert not (tmp_path / "o.qcow2.mnt").exists()
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert info["backing-filename"] == str(mnt / "media.raw")
+        assert "bitwitness umount" not in done.stdout
+    finally:
+        gone = subprocess.run([*cmd, "umount", str(mnt)], capture_output=True, text=True,
+                              check=False, cwd=REPO)
+    assert gone.returncode == 0, gone.stderr
