@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -259,6 +260,50 @@ def _fuse_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+#: What libfuse 3.14 prints on every mount through the API mfusepy calls (its legacy loop
+#: configuration passes "no limit" as -1); it says nothing about the mount.
+_LIBFUSE_NOISE = b"Ignoring invalid max threads value"
+
+
+@contextmanager
+def _quiet_libfuse() -> Iterator[None]:
+    """Pass the process's stderr (fd 2) through a filter that drops libfuse's known noise line.
+
+    Everything else (libfuse's real errors, our own notices) reaches stderr unchanged.
+    """
+    try:
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        yield
+        return
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if _LIBFUSE_NOISE not in line:
+                        os.write(saved, line + b"\n")
+            if pending and _LIBFUSE_NOISE not in pending:
+                os.write(saved, pending)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the filter drains and ends
+        thread.join(timeout=5)
+        os.close(saved)
+
+
 def _load_binding() -> Any:
     """mfusepy, over libfuse 3 when it is installed (it goes with ``fusermount3``)."""
     if ctypes.util.find_library("fuse3") and not os.environ.get("FUSE_LIBRARY_PATH"):
@@ -309,7 +354,7 @@ def serve(request: MountRequest, *, notice: Notice | None = None,
         ops = EvidenceOperations(tree, notice=say, on_init=started,
                                  on_first_request=lambda: raise_read_ahead(mountpoint))
         try:
-            with _fuse_signals():
+            with _fuse_signals(), _quiet_libfuse():
                 fuse.FUSE(ops, str(mountpoint), foreground=True, ro=True, fsname=SUBTYPE,
                           subtype=SUBTYPE, kernel_cache=True)
         except RuntimeError as exc:
