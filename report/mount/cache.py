@@ -25,8 +25,10 @@ from bitwitness.stream import ImageStream, StreamInfo
 CHUNK_SIZE = 128 * 1024
 #: Default cache size in bytes (512 chunks).
 CACHE_BYTES = 64 * 1024 * 1024
-#: Bytes read ahead at a time once reading is sequential (at most half the cache).
+#: How far the read-ahead runs ahead of a sequential reader (at most half the cache).
 READ_AHEAD = 8 * 1024 * 1024
+#: A read-ahead whose reader has not read for this long ends.
+IDLE_SECONDS = 2.0
 
 
 class ChunkCache:
@@ -87,16 +89,18 @@ class CachedStream(ImageStream):
         self._ahead_cond = threading.Condition(self._ahead_lock)
         self._ahead_range = (0, 0)  #: chunks the read-ahead in progress is producing
         self._expected = 0  #: the chunk a sequential reader asks for next
-        self._ahead_end = 0  #: chunks below this have been read ahead (or are being read)
+        self._ahead_stop = False  #: tells the read-ahead to end (the reader jumped away)
         self._ahead: threading.Thread | None = None
 
     @property
     def parent(self) -> ImageStream:
         return self._parent
 
-    def wait_read_ahead(self, timeout: float | None = None) -> None:
-        """Wait for the read-ahead in progress, if any (for tests and orderly shutdown)."""
-        with self._ahead_lock:
+    def stop_read_ahead(self, timeout: float | None = None) -> None:
+        """End the read-ahead in progress, if any, and wait for it (tests, closing)."""
+        with self._ahead_cond:
+            self._ahead_stop = True
+            self._ahead_cond.notify_all()
             thread = self._ahead
         if thread is not None:
             thread.join(timeout)
@@ -124,53 +128,68 @@ class CachedStream(ImageStream):
         return data
 
     def _follow(self, index: int) -> None:
-        """Note a read of chunk ``index``; read the next window ahead when reading is sequential
-        and the reader has come within half a window of what was read ahead so far."""
+        """Note a read of chunk ``index``: start the read-ahead when reading turns sequential,
+        stop it when the reader jumps away from it, and let it run on as the reader advances."""
         if not self._window:
             return
-        with self._ahead_lock:
+        with self._ahead_cond:
             sequential = self._expected - 1 <= index <= self._expected + 1
             self._expected = index + 1
-            if not sequential or index + self._window // 2 < self._ahead_end:
-                return
+            self._ahead_cond.notify_all()  # a read-ahead waiting for the reader may go on
             if self._ahead is not None and self._ahead.is_alive():
+                low, high = self._ahead_range
+                if not low - 1 <= index <= high + self._window:
+                    self._ahead_stop = True
                 return
-            start = max(index + 1, self._ahead_end)
-            end = min(start + self._window, self._chunks)
-            if start >= end:
+            if not sequential or index + 1 >= self._chunks:
                 return
-            self._ahead_end = end
-            self._ahead_range = (start, end)
-            self._ahead = threading.Thread(target=self._read_ahead, args=(start, end),
+            self._ahead_stop = False
+            self._ahead_range = (index + 1, index + 1)
+            self._ahead = threading.Thread(target=self._read_ahead, args=(index + 1,),
                                            name="mount-read-ahead", daemon=True)
             self._ahead.start()
 
     def _from_read_ahead(self, index: int) -> bytes | None:
         """Chunk ``index`` once the read-ahead in progress has produced it (rather than decoding
-        it a second time), or None when no read-ahead is producing it."""
+        it a second time), or None when the read-ahead will not produce it soon."""
         with self._ahead_cond:
             while True:
                 low, high = self._ahead_range
-                if not low <= index < high:
+                running = self._ahead is not None and self._ahead.is_alive()
+                if not running or self._ahead_stop or not low <= index < high + self._window:
                     return None
                 if self.cache.peek(index):
                     break
                 self._ahead_cond.wait(timeout=1.0)
         return self.cache.get(index)
 
-    def _read_ahead(self, start: int, end: int) -> None:
-        """Cache chunks ``start`` to ``end - 1`` through the stream's ``iter_blocks``.
+    def _may_go_on(self, index: int) -> bool:
+        """Wait while the read-ahead is a window ahead of the reader; False when it should stop
+        (the reader jumped away, or has not read for :data:`IDLE_SECONDS`)."""
+        with self._ahead_cond:
+            waited = 0.0
+            while not self._ahead_stop and index - self._expected > self._window:
+                if waited >= IDLE_SECONDS:
+                    return False
+                self._ahead_cond.wait(timeout=0.5)
+                waited += 0.5
+            return not self._ahead_stop
 
-        The source lock is taken per block, not for the whole window, so that a reader who
-        needs another part of the media waits for one block at most. (A stream whose
-        ``iter_blocks`` keeps working between blocks, as EWF's parallel scan does, is one whose
-        reads are thread-safe in the first place.)
+    def _read_ahead(self, start: int) -> None:
+        """Cache the media from chunk ``start`` on, through the stream's ``iter_blocks``, staying
+        at most a window ahead of the reader.
+
+        One ``iter_blocks`` runs for the whole sequential read, so that a stream which decodes
+        ahead on its own (EWF's parallel scan) keeps doing so. The source lock is taken per
+        block, so that a reader who needs another part of the media waits for one block at most.
+        (A stream whose ``iter_blocks`` keeps working between blocks is one whose reads are
+        thread-safe in the first place.)
         """
         size = self.chunk_size
-        blocks = self._parent.iter_blocks(size, start * size, min(end * size, self.size))
+        blocks = self._parent.iter_blocks(size, start * size, self.size)
         index, pending = start, b""
         try:
-            while True:
+            while self._may_go_on(index):
                 with self._source_lock:
                     block = next(blocks, None)
                 if block is None:
@@ -188,10 +207,12 @@ class CachedStream(ImageStream):
                     self.cache.put(index, bytes(view[at : at + size]))
                     index += 1
                 pending = bytes(view[whole:])
+                if pending and index * size + len(pending) >= self.size:
+                    self.cache.put(index, pending)  # the media's short last chunk
+                    index, pending = index + 1, b""
                 with self._ahead_cond:
+                    self._ahead_range = (start, index)
                     self._ahead_cond.notify_all()
-            if pending:
-                self.cache.put(index, pending)
         except Exception:  # speculative: the same read on demand raises it to its reader
             return
         finally:
