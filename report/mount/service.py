@@ -364,6 +364,7 @@ def serve(request: MountRequest, *, notice: Notice | None = None,
                 raise MountError(f"{mountpoint}: libfuse could not mount there "
                                  f"(status {exc})") from exc
         finally:
+            cached.stop_read_ahead(timeout=10)
             with suppress(OSError):
                 state_path.unlink()
             recorder.unmounted()
