@@ -154,24 +154,17 @@ def raise_read_ahead(mountpoint: Path, kib: int = READ_AHEAD_KIB) -> bool:
     return True
 
 
-def find_case(image: Path) -> Path | None:
-    """The case folder holding ``image`` (a parent with ``case.yaml``), if any."""
-    for parent in image.absolute().parents:
-        if (parent / "case.yaml").is_file():
-            return parent
-    return None
-
-
 def case_link(image: Path, case_dir: Path | None, evidence_id: str | None) -> CaseLink | None:
     """The case to record custody in: the one given, or the one whose folder holds the image.
 
     An ``evidence_id`` must name an item of the case (a typo must not enter the custody log).
     """
     from bitwitness.case import Case
+    from bitwitness.casefolder import case_root
     from bitwitness.report.browse.export import evidence_of
 
     if case_dir is None:
-        case_dir = find_case(image)
+        case_dir = case_root(image)
         if case_dir is None:
             if evidence_id is not None:
                 raise UsageError("--evidence names an item of a case: give --case too")

@@ -5,7 +5,8 @@
     media.raw                 the whole media of the image (any format BitWitness opens)
     partitions/2.raw          one file per partition, named by the index ``partitions`` prints
     files/2/...               with --files: the allocated tree of partition 2's file system
-    files/2.deleted/...       its deleted entries, at their former paths
+    files/2.deleted/...       its deleted entries, at their former paths (empty
+                              where the content is not theirs: inode reused or cleared)
     files/2/...:Zone.Identifier   NTFS alternate data streams, as ``name:stream``
 
 Everything is read through one :class:`~bitwitness.report.mount.cache.CachedStream`; pytsk3 is
@@ -31,6 +32,7 @@ from pathlib import Path
 from bitwitness.errors import BitWitnessError
 from bitwitness.report.browse.entries import Entry, Selection, Times
 from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumes import PartitionKind, VolumeLayout, read_layout
 from bitwitness.report.mount.cache import CachedStream
@@ -199,14 +201,14 @@ class MountTree:
     def _files(self) -> Node:
         top = folder(FILES, self.stamp)
         for part in self.layout.filesystems:
-            holder: dict[str, FileSystem | None] = {}
+            holder: dict[str, BrowsableFileSystem | None] = {}
             top.add(folder(str(part.index), self.stamp,
                            self._filler(part.index, holder, Selection.ALLOCATED)))
             top.add(folder(f"{part.index}{DELETED_SUFFIX}", self.stamp,
                            self._filler(part.index, holder, Selection.DELETED)))
         return top
 
-    def _filler(self, index: int, holder: dict[str, FileSystem | None],
+    def _filler(self, index: int, holder: dict[str, BrowsableFileSystem | None],
                 selection: Selection) -> Callable[[Node], None]:
         def fill(node: Node) -> None:
             with self.tsk_lock:
@@ -218,7 +220,7 @@ class MountTree:
 
         return fill
 
-    def _open_fs(self, index: int) -> FileSystem | None:
+    def _open_fs(self, index: int) -> BrowsableFileSystem | None:
         part = next(p for p in self.layout.partitions if p.index == index)
         try:
             return FileSystem(self._tsk, part)
@@ -226,7 +228,7 @@ class MountTree:
             self.notice(f"partition {index}: file system not opened: {exc}")
             return None
 
-    def _walk_into(self, top: Node, fs: FileSystem, selection: Selection) -> None:
+    def _walk_into(self, top: Node, fs: BrowsableFileSystem, selection: Selection) -> None:
         """Every entry of ``fs`` the selection wants, under ``top`` at its path in the fs."""
         dirs: dict[str, Node] = {"": top}
         count = 0
@@ -241,8 +243,13 @@ class MountTree:
         except BitWitnessError as exc:
             self.notice(f"partition {fs.partition.index}: listing stopped: {exc}")
 
-    def _place(self, dirs: dict[str, Node], top: Node, fs: FileSystem, entry: Entry) -> None:
-        parent_path, _, _ = entry.path.rpartition("/")
+    def _place(self, dirs: dict[str, Node], top: Node, fs: BrowsableFileSystem,
+               entry: Entry) -> None:
+        # The folder's path, without the name: a name may itself hold "/" (hostile), so the
+        # path is not split at its last "/".
+        cut = len(entry.path) - len(entry.name) - 1
+        parent_path = entry.path[:cut] if cut >= 0 and entry.path.endswith(
+            entry.name) else entry.path.rpartition("/")[0]
         parent = dirs.get(parent_path) or self._virtual_dirs(dirs, top, parent_path)
         name = mount_name(entry.name)
         if entry.stream is not None:
@@ -257,6 +264,8 @@ class MountTree:
         else:
             size = len(entry.link.encode("utf-8", "surrogateescape")) if (
                 entry.link is not None and entry.meta_type == "l") else entry.size
+            if fs.content_note(entry) is not None:
+                size = 0
             parent.add(Node(name, stamp, size=size, mode=mode or 0o444,
                                    reader=self._content(fs, entry)), entry.address)
 
@@ -272,7 +281,11 @@ class MountTree:
             node = known
         return node
 
-    def _content(self, fs: FileSystem, entry: Entry) -> Reader:
+    def _content(self, fs: BrowsableFileSystem, entry: Entry) -> Reader:
+        if fs.content_note(entry) is not None:
+            # a deleted name whose inode was reused or cleared: its bytes would be another
+            # file's (or nothing), never this one's; the file is shown empty
+            return lambda _offset, _size: b""
         if entry.link is not None and entry.meta_type == "l":
             # TSK reads a symbolic link stored in its inode as zeros; its target is the content.
             target = entry.link.encode("utf-8", "surrogateescape")
