@@ -46,21 +46,14 @@ def open_readonly(path: Path) -> int:
         raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
 
 
-def read_prefix(path: Path, size: int) -> bytes:
-    """The first ``size`` bytes of ``path``, read without moving its access time (detection).
-
-    Raises ``OSError`` as ``open`` does (callers word their own messages).
-    """
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-    noatime = getattr(os, "O_NOATIME", 0)
+def read_at(path: Path, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes of ``path`` at ``offset`` (fewer at its end; ``offset < 0``
+    counts from the end), read as evidence is read: read-only, the access time untouched."""
+    fd = open_readonly(path)
     try:
-        fd = os.open(path, flags | noatime)
-    except PermissionError:
-        if not noatime:
-            raise
-        fd = os.open(path, flags)  # O_NOATIME needs ownership
-    try:
-        return os.pread(fd, size, 0)
+        if offset < 0:
+            offset = max(0, fd_size(fd) + offset)
+        return os.pread(fd, length, offset)
     finally:
         os.close(fd)
 
@@ -129,7 +122,8 @@ class RawStream(ImageStream):
     @property
     def info(self) -> StreamInfo:
         return StreamInfo(format="device" if self.is_device else "raw", files=(self.path,),
-                          media_size=self.size, sector_size=self.sector_size)
+                          media_size=self.size, sector_size=self.sector_size,
+                          pieces=((0, self.size),))
 
 
 class RawFormat:

@@ -43,7 +43,6 @@ def command(*, image: Path, overlay_path: Path | None, mount_at: Path | None, ru
     IMAGE may also be the media.raw of an existing 'bitwitness mount'.
     """
     from bitwitness.image import open_image
-    from bitwitness.report.mount import vm
     from bitwitness.report.mount.service import (
         MountRequest,
         case_link,
@@ -51,6 +50,12 @@ def command(*, image: Path, overlay_path: Path | None, mount_at: Path | None, ru
         mount_in_background,
         mounted_media,
         unmount,
+    )
+    from bitwitness.report.mount.vm import (
+        create_overlay,
+        hypervisor_notes,
+        qemu_command,
+        run_qemu,
     )
 
     overlay_path = overlay_path or Path(f"{image.name}.overlay.qcow2")
@@ -69,8 +74,8 @@ def command(*, image: Path, overlay_path: Path | None, mount_at: Path | None, ru
                                          case=case_link(image, case_dir, evidence_id)))
         backing = mountpoint / "media.raw"
     try:
-        overlay = vm.create_overlay(backing, overlay_path, overwrite=overwrite)
-        qemu = vm.qemu_command(overlay.path, memory_mib=memory_mib, nographic=nographic,
+        overlay = create_overlay(backing, overlay_path, overwrite=overwrite)
+        qemu = qemu_command(overlay.path, memory_mib=memory_mib, nographic=nographic,
                                accel=accel, extra=qemu_args)
     except BaseException:
         if mountpoint is not None:
@@ -79,7 +84,7 @@ def command(*, image: Path, overlay_path: Path | None, mount_at: Path | None, ru
     stdout.print(f"overlay: {escape(str(overlay.path))} (backing file "
                  f"{escape(str(overlay.backing))}, read-only)")
     stdout.print(f"qemu: {escape(shlex.join(qemu))}")
-    for line in vm.hypervisor_notes(overlay):
+    for line in hypervisor_notes(overlay):
         stdout.print(escape(line))
     if not run_it:
         if mountpoint is not None:
@@ -87,7 +92,7 @@ def command(*, image: Path, overlay_path: Path | None, mount_at: Path | None, ru
                          f"bitwitness umount {escape(str(mountpoint))}")
         return
     try:
-        status = vm.run_qemu(qemu)
+        status = run_qemu(qemu)
     finally:
         if mountpoint is not None:
             unmount(mountpoint)
