@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.acquire import resume as resuming
+from bitwitness.acquire.logfile import AcquisitionLog
 from bitwitness.acquire.logs import LogRecord, Status, file_sha256, log_paths, write_logs
 from bitwitness.acquire.pipeline import (
     CHECKPOINT_EVERY,
@@ -151,7 +152,7 @@ class _Run:
     sector_size: int = 512
     granularity: int = 512
     resumed_from: int | None = None
-    resume_log: dict[str, Any] | None = None  #: the interrupted run's log (--resume)
+    resume_log: AcquisitionLog | None = None  #: the interrupted run's log (--resume)
     reopened: bool = False  #: --resume: the outputs are reopened and the prefix re-hashed
     #: E01 set identifier shared by every copy written in this run (byte-identical copies)
     guid: bytes = field(default_factory=lambda: uuid.uuid4().bytes_le)
@@ -228,7 +229,7 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     if request.resume:
         log = resuming.load(base)
         request = resuming.request_from_log(request, log)
-        metadata = {**(log.get("metadata") or {}), **metadata}
+        metadata = {**log.metadata, **metadata}
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
     source = _open(request)
@@ -361,8 +362,9 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
     preliminary = _record(run, facts, Status.FAILED, _UNFINISHED)
     if run.resume_log is not None:  # killed again while resuming: still resumable from here
         old = run.resume_log
-        preliminary = replace(preliminary, progress=old["progress"], read_errors=tuple(
-            (int(e["first_sector"]), int(e["sector_count"])) for e in old.get("read_errors", [])))
+        preliminary = replace(preliminary, read_errors=old.read_errors, progress={
+            "media_bytes_done": resuming.done_bytes(old),
+            "resumed_from": old.progress.resumed_from if old.progress else None})
     for sink in run.sinks:  # a preliminary log that tells the truth if we die
         write_logs(sink.base, preliminary, reserve=True)
     stop = req.stop or threading.Event()
@@ -451,9 +453,8 @@ def _failed(run: _Run, source: Any, pipeline: Pipeline, exc: BaseException) -> A
     done: int | None = pipeline.done
     if run.resume_log is not None and not run.reopened:
         # stopped while reopening: the interrupted run's record still says where things are
-        done = int(run.resume_log["progress"]["media_bytes_done"])
-        errors = tuple((int(e["first_sector"]), int(e["sector_count"]))
-                       for e in run.resume_log.get("read_errors") or [])
+        done = resuming.done_bytes(run.resume_log)
+        errors = run.resume_log.read_errors
     if isinstance(exc, KeyboardInterrupt | StopRequested):
         return _finish(run, source, Status.INTERRUPTED,
                        "interrupted by the user or the system", outputs=outputs,

@@ -16,7 +16,6 @@ as written, so an edit to the case file is evident too (:meth:`Case.case_file_ch
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import tempfile
@@ -40,7 +39,6 @@ CUSTODY_FILE = "custody.jsonl"
 EVIDENCE = "evidence"
 EXPORTS = "exports"
 REPORTS = "reports"
-ACQUISITION_SCHEMA = "bitwitness.acquisition/1"
 _EVIDENCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -54,7 +52,7 @@ def check_evidence_id(evidence_id: str) -> str:
 
 @dataclass(frozen=True)
 class EvidenceItem:
-    """One evidence folder. ``acquisition_log`` is its ``bitwitness.acquisition/1`` JSON file
+    """One evidence folder. ``acquisition_log`` is its acquisition log (``BASE.json``)
     (the acquire one when there are several); ``logs`` are all of them, sorted by name."""
 
     id: str
@@ -81,14 +79,14 @@ def _sha256(path: Path) -> str | None:
 
 
 def _acquisition_logs(folder: Path) -> list[tuple[Path, str]]:
+    from bitwitness.acquire import logfile
+
     found = []
     for path in sorted(folder.glob("*.json")):
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            found.append((path, logfile.load(path).operation))
+        except logfile.LogFormatError:
             continue
-        if isinstance(doc, dict) and doc.get("schema") == ACQUISITION_SCHEMA:
-            found.append((path, str(doc.get("operation", ""))))
     return found
 
 

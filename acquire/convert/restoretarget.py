@@ -84,19 +84,18 @@ def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Pa
 
 def _logged_source(files: list[Path]) -> str | None:
     """``source.path`` of the image's acquisition log (``BASE.json`` next to it), if any."""
-    import json
+    from bitwitness.acquire import logfile
 
     first = files[0]
     for stem in (first.name, first.stem):
         log = first.with_name(stem + ".json")
         if log.is_file() and log.stat().st_size < (8 << 20):
             try:
-                doc = json.loads(log.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                path = logfile.load(log).source.path
+            except logfile.LogFormatError:
                 continue
-            source = doc.get("source") if isinstance(doc, dict) else None
-            if isinstance(source, dict) and isinstance(source.get("path"), str):
-                return str(source["path"])
+            if path:
+                return path
     return None
 
 

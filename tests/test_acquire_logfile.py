@@ -1,0 +1,87 @@
+"""The acquisition log read back as typed records (``bitwitness.acquire.logfile``): what an
+acquisition writes loads with the values md5sum/sha1sum and the file system give, and a damaged or
+foreign log loads defensively or is refused with one clear reason."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import make_disk_bytes, require_tool, run_bitwitness
+
+from bitwitness.acquire import logfile
+
+SIZE = 1024 * 1024 + 512
+
+
+def _tool_hash(tool: str, path: Path) -> str:
+    return subprocess.run([tool, str(path)], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+
+
+def test_an_acquisition_log_loads_with_the_values_of_independent_tools(tmp_path: Path) -> None:
+    require_tool("md5sum", "sha1sum")
+    src = tmp_path / "evidence.bin"
+    src.write_bytes(make_disk_bytes(SIZE, seed=13))
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw",
+                         "--hash", "md5,sha1", "--json", "--examiner", "J. Doe")
+    assert res.exit_code == 0, res.stderr
+    log = logfile.load(tmp_path / "img.json")
+    assert log.schema == logfile.SCHEMA
+    assert (log.operation, log.status, log.error) == ("acquire", "completed", None)
+    assert log.media.hashes == {"md5": _tool_hash("md5sum", src),
+                                "sha1": _tool_hash("sha1sum", src)}
+    assert log.media.size == src.stat().st_size == log.source.size
+    assert log.source.path == str(src.absolute())
+    assert log.options.format == "raw"
+    assert log.options.hashes == ("md5", "sha1")
+    assert log.metadata["examiner"] == "J. Doe"
+    image = [o for o in log.outputs if o.role == "image"]
+    assert [Path(o.path).name for o in image] == ["img.raw"]
+    assert image[0].size == (tmp_path / "img.raw").stat().st_size
+    assert log.progress is not None and log.progress.media_bytes_done == SIZE
+    assert log.started is not None and log.ended is not None and log.started <= log.ended
+    assert log.read_errors == ()
+
+
+def test_a_damaged_log_reads_what_it_can(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({
+        "schema": logfile.SCHEMA, "operation": "restore", "status": 7,
+        "media": {"size": "big", "hashes": {"md5": "ab" * 16, "sha1": None}},
+        "read_errors": [{"first_sector": 8, "sector_count": 2}, {"first_sector": "x"}, 5],
+        "outputs": [{"path": "a.raw", "size": True}, {"size": 3}, "junk"],
+        "source": {"path": "/dev/sdz", "hpa": {"checked": 1, "present": "yes"}},
+        "target": {"path": "/dev/sdy"}}), encoding="utf-8")
+    log = logfile.load(path)
+    assert log.status == ""
+    assert log.media.size is None
+    assert log.media.hashes == {"md5": "ab" * 16}
+    assert log.read_errors == ((8, 2),)
+    assert [(o.path, o.size) for o in log.outputs] == [("a.raw", None)]
+    assert (log.source.hpa_checked, log.source.hpa_present) == (True, None)
+    assert log.extra == {"target": {"path": "/dev/sdy"}}
+    assert log.progress is None and log.verification is None
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("{not json", "cannot be read"),
+    ("[1, 2]", "is not a BitWitness acquisition log"),
+    ('{"schema": "bitwitness.case/1"}', "is not a BitWitness acquisition log"),
+    ('{"schema": "bitwitness.acquisition/2"}', "is not a BitWitness acquisition log"),
+])
+def test_a_foreign_file_is_refused_with_its_reason(tmp_path: Path, text: str,
+                                                    reason: str) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(logfile.LogFormatError, match=reason):
+        logfile.load(path)
+
+
+def test_a_newer_schema_version_is_read_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{"schema": "bitwitness.acquisition/2", "status": "completed"}',
+                    encoding="utf-8")
+    assert logfile.load(path, any_version=True).status == "completed"
