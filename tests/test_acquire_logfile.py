@@ -41,8 +41,11 @@ def test_an_acquisition_log_loads_with_the_values_of_independent_tools(tmp_path:
     image = [o for o in log.outputs if o.role == "image"]
     assert [Path(o.path).name for o in image] == ["img.raw"]
     assert image[0].size == (tmp_path / "img.raw").stat().st_size
-    assert log.progress is not None and log.progress.media_bytes_done == SIZE
-    assert log.started is not None and log.ended is not None and log.started <= log.ended
+    assert log.progress is not None
+    assert log.progress.media_bytes_done == SIZE
+    assert log.started is not None
+    assert log.ended is not None
+    assert log.started <= log.ended
     assert log.read_errors == ()
 
 
@@ -63,7 +66,8 @@ def test_a_damaged_log_reads_what_it_can(tmp_path: Path) -> None:
     assert [(o.path, o.size) for o in log.outputs] == [("a.raw", None)]
     assert (log.source.hpa_checked, log.source.hpa_present) == (True, None)
     assert log.extra == {"target": {"path": "/dev/sdy"}}
-    assert log.progress is None and log.verification is None
+    assert log.progress is None
+    assert log.verification is None
 
 
 @pytest.mark.parametrize(("text", "reason"), [
