@@ -39,7 +39,7 @@ from bitwitness.acquire.pipeline import (
 from bitwitness.acquire.retry import StopRequested, count_sectors
 from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
 from bitwitness.acquire.source import SourceFacts, check_destination, open_source
-from bitwitness.acquire.verifying import Verification, verify_image
+from bitwitness.acquire.verifying import Verification, verify_output
 from bitwitness.errors import (
     BitWitnessError,
     DestinationError,
@@ -51,6 +51,7 @@ from bitwitness.hashing import DEFAULT_ALGORITHMS, parse_algorithms
 from bitwitness.progress import Mediator
 from bitwitness.signals import stop_on_signals
 from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
 
 DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB ("1.4 GiB"), as ewfacquire
 SECTOR_SIZES = (512, 1024, 2048, 4096)
@@ -130,7 +131,7 @@ class AcquisitionResult:
             return ExitCode.INTERRUPTED
         if self.status is Status.FAILED:
             return ExitCode.USAGE
-        failed_verify = any(v.verdict != "VERIFIED" for v in self.verification)
+        failed_verify = any(v.verdict is not Verdict.VERIFIED for v in self.verification)
         if self.status is Status.COMPLETED_WITH_ERRORS or failed_verify:
             return ExitCode.EVIDENCE
         return ExitCode.OK
@@ -347,7 +348,7 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
 def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
     if not items:
         return None
-    worst = next((v for v in items if v.verdict != "VERIFIED"), items[0])
+    worst = next((v for v in items if v.verdict is not Verdict.VERIFIED), items[0])
     return {"verdict": worst.verdict, "hashes": worst.hashes, "detail": worst.detail,
             "outputs": [{"path": str(v.path), "verdict": v.verdict, "hashes": v.hashes,
                          "stored_hashes": v.stored_hashes, "detail": v.detail}
@@ -404,8 +405,8 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
     status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
     verification: tuple[Verification, ...] = ()
     if req.verify:
-        verification = tuple(verify_image(_first_image_file(s, outputs), outcome.hashes,
-                                          run.algorithms, mediator)
+        verification = tuple(verify_output(_first_image_file(s, outputs), outcome.hashes,
+                                           mediator)
                              for s in run.sinks)
     return _finish(run, source, status, None, hashes=outcome.hashes,
                    source_hashes=outcome.source_hashes, outputs=outputs, errors=errors,

@@ -60,6 +60,12 @@ class VerifyOptions:
     workers: int | None = None  #: decompression threads for E01 (None: one per core)
     parallel: int = 2  #: images verified at the same time
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: hashes recorded by the caller itself (a job checking what it just wrote), compared like
+    #: any recorded hash
+    expected: tuple[HashReference, ...] = ()
+    #: look for hash logs next to the image; a job checking its own output before its final log
+    #: exists says no (its preliminary log would read as an unfinished acquisition)
+    find_logs: bool = True
 
 
 def _now() -> str:
@@ -98,10 +104,11 @@ def _unopened(path: Path, verdict: Verdict, message: str, started: str,
 def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator: Mediator,
                    *, started: str, t0: float) -> ImageVerification:
     layout = layout_of(opened)
-    logs, notes = refs_mod.load_logs(opened.files, options.logs)
+    logs, notes = refs_mod.load_logs(opened.files, options.logs, find=options.find_logs)
     stored = opened.stored_hashes
     bound = refs_mod.bind_all(logs, layout)
-    references = refs_mod.stored_references(stored) + list(bound.references)
+    references = (refs_mod.stored_references(stored) + list(bound.references)
+                  + list(options.expected))
     media_algs = _media_algorithms(references)
     ranges = _range_hashers(references)
     comparer, against_note = _comparer(options.against, layout, bound.source_size)

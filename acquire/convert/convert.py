@@ -37,6 +37,7 @@ from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
 
 __all__ = ["UNUSABLE", "ConvertOptions", "ConvertResult", "OutputFormat", "Verdict",
            "convert_image"]
@@ -47,15 +48,6 @@ class OutputFormat(StrEnum):
     E01 = "e01"
     VHD = "vhd"
     VMDK = "vmdk"
-
-
-class Verdict(StrEnum):
-    """The conversion's check of its media hashes against what the source records."""
-
-    VERIFIED = "VERIFIED"  #: every recorded media hash equals the one computed while converting
-    MISMATCH = "MISMATCH"  #: a recorded hash differs: the output is unusable
-    CORRUPT = "CORRUPT"  #: the source could not be read in full: the output is unusable
-    UNVERIFIED = "UNVERIFIED"  #: nothing recorded to compare with
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +58,17 @@ from bitwitness.image import open_image
 from bitwitness.progress import Mediator
 from bitwitness.signals import stop_on_signals
 from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
 
-__all__ = ["RestoreRefusedError", "RestoreResult", "RestoreVerdict", "TargetSink", "check_target",
-           "hash_target", "restore_image"]
-
-
-class RestoreVerdict(StrEnum):
-    VERIFIED = "VERIFIED"  #: the target re-read equals what was written, and every record
-    WRITTEN = "WRITTEN"  #: written and matching the records, not re-read (no --verify)
-    MISMATCH = "MISMATCH"  #: the target or the media differs from what it should be
-    INCOMPLETE = "INCOMPLETE"  #: the target holds only part of the media (stopped or failed)
+__all__ = [
+    "RestoreRefusedError",
+    "RestoreResult",
+    "TargetSink",
+    "Verdict",
+    "check_target",
+    "hash_target",
+    "restore_image",
+]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class RestoreResult:
     hashes: dict[str, str]  #: of the media as written ({} when it was not written in full)
     references: tuple[MediaReference, ...]
     target_hashes: dict[str, str] | None  #: of the target's first media_size bytes (--verify)
-    verdict: RestoreVerdict
+    verdict: Verdict
     error: str | None
     started: datetime
     ended: datetime
@@ -98,8 +98,8 @@ class RestoreResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is Status.COMPLETED and self.verdict in (RestoreVerdict.VERIFIED,
-                                                                     RestoreVerdict.WRITTEN)
+        return self.status is Status.COMPLETED and self.verdict in (Verdict.VERIFIED,
+                                                                     Verdict.WRITTEN)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -107,7 +107,7 @@ class RestoreResult:
         unreadable image sectors; 0 otherwise."""
         if self.status is Status.INTERRUPTED:
             return ExitCode.INTERRUPTED
-        if self.verdict is RestoreVerdict.INCOMPLETE:
+        if self.verdict is Verdict.INCOMPLETE:
             return ExitCode.USAGE
         return ExitCode.OK if self.ok else ExitCode.EVIDENCE
 
@@ -254,7 +254,7 @@ def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: 
         hashes = None
     except OutputError as exc:
         return {"status": Status.FAILED, "error": run["error"] or str(exc),
-                "verification": {"verdict": RestoreVerdict.MISMATCH.value, "hashes": None,
+                "verification": {"verdict": Verdict.MISMATCH.value, "hashes": None,
                                  "length": length, "detail": str(exc)}}
     if hashes is None:
         return {"status": Status.INTERRUPTED,
@@ -265,7 +265,7 @@ def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: 
     detail = (f"the target's first {length} bytes read back identical to what was written"
               if same else f"the target's first {length} bytes read back DIFFERENT")
     out: dict[str, Any] = {"verification": {
-        "verdict": (RestoreVerdict.VERIFIED if same else RestoreVerdict.MISMATCH).value,
+        "verdict": (Verdict.VERIFIED if same else Verdict.MISMATCH).value,
         "hashes": hashes, "length": length, "detail": detail}}
     if not same and run["status"] is Status.COMPLETED:
         out.update(status=Status.FAILED,
@@ -273,12 +273,12 @@ def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: 
     return out
 
 
-def _verdict(record: RestoreRecord, verify: bool) -> RestoreVerdict:
+def _verdict(record: RestoreRecord, verify: bool) -> Verdict:
     if record.status in (Status.INTERRUPTED, Status.FAILED) and not record.hashes:
-        return RestoreVerdict.INCOMPLETE
+        return Verdict.INCOMPLETE
     if record.status is not Status.COMPLETED:
-        return RestoreVerdict.MISMATCH
-    return RestoreVerdict.VERIFIED if verify else RestoreVerdict.WRITTEN
+        return Verdict.MISMATCH
+    return Verdict.VERIFIED if verify else Verdict.WRITTEN
 
 
 def _finish(plan: _Plan, base: Path, record: RestoreRecord) -> RestoreResult:

@@ -22,6 +22,7 @@ from bitwitness.cli.output import (
     print_json,
     to_jsonable,
 )
+from bitwitness.verdict import Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -137,7 +138,7 @@ def render(result: Any) -> None:
     _render_hashes(result, stdout)
     _render_errors(result, stdout)
     for item in result.verification:
-        style = "green" if item.verdict == "VERIFIED" else "bold red"
+        style = "green" if item.verdict is Verdict.VERIFIED else "bold red"
         stdout.print(f"  verify {escape(str(item.path))}: [{style}]{item.verdict}[/] "
                      f"{escape(item.detail)}")
     for out in result.outputs:
