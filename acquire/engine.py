@@ -37,7 +37,7 @@ from bitwitness.acquire.pipeline import (
     byte_ranges_to_sectors,
 )
 from bitwitness.acquire.retry import StopRequested, count_sectors
-from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
+from bitwitness.acquire.sinks import EwfSink, ImageSink, OutputFile, RawSink, Sink
 from bitwitness.acquire.source import SourceFacts, check_destination, open_source
 from bitwitness.acquire.verifying import Verification, verify_output
 from bitwitness.errors import (
@@ -148,7 +148,7 @@ class _Run:
     case: Any = None
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    sinks: list[Any] = field(default_factory=list)
+    sinks: list[ImageSink] = field(default_factory=list)
     media_size: int = 0
     sector_size: int = 512
     granularity: int = 512
@@ -277,7 +277,7 @@ def _acquire_open(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResu
     return _execute(run, source, mediator)
 
 
-def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> Any:
+def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> ImageSink:
     req = run.request
     if req.format is OutputFormat.RAW:
         return RawSink(base, media_size=run.media_size, algorithms=run.algorithms,
@@ -431,7 +431,7 @@ def _checkpoint(run: _Run, facts: SourceFacts, pipeline: Pipeline) -> None:
         write_logs(sink.base, record, reserve=True)
 
 
-def _first_image_file(sink: Any, outputs: tuple[OutputFile, ...]) -> Path:
+def _first_image_file(sink: ImageSink, outputs: tuple[OutputFile, ...]) -> Path:
     for out in outputs:
         if out.role == "image" and out.path.parent == sink.base.parent and \
                 out.path.name.startswith(sink.base.name + "."):
@@ -439,7 +439,7 @@ def _first_image_file(sink: Any, outputs: tuple[OutputFile, ...]) -> Path:
     raise UsageError(f"no image file was written for {sink.base}")
 
 
-def _abort(sink: Any) -> list[OutputFile]:
+def _abort(sink: Sink) -> list[OutputFile]:
     try:
         return list(sink.abort())
     except (BitWitnessError, OSError):

@@ -4,11 +4,11 @@ What is trusted and why: the log of the interrupted run says how many media byte
 received and which sectors were unreadable until then. A run that was stopped writes that in its
 final log; a run that was killed (SIGKILL, power loss) left it at its last checkpoint (every 256
 MiB the outputs are fsynced and the log rewritten, see ``engine._checkpoint``). The output is cut
-back to what is durable (raw: the logged byte count; E01: the complete sectors groups up to that
-count, decided by the EWF writer), the kept prefix is re-hashed *from the output itself*, and
-reading resumes from the source at that offset. The final hashes therefore cover exactly the bytes
-in the image files, and equal those of an uninterrupted run when the source did not change (the log
-records that it was resumed).
+back to what is durable (each sink's ``resume``: raw keeps the logged byte count, E01 the complete
+sectors groups up to that count, decided by the EWF writer), the kept prefix is re-hashed *from
+the output itself*, and reading resumes from the source at that offset. The final hashes
+therefore cover exactly the bytes in the image files, and equal those of an uninterrupted run when
+the source did not change (the log records that it was resumed).
 """
 
 from __future__ import annotations
@@ -104,27 +104,12 @@ def reopen(run: _Run, pipeline: Pipeline) -> int:
     """Reopen every sink, re-hash the kept prefix; returns the media offset to continue from."""
     log = run.resume_log
     assert log is not None
-    done = done_bytes(log)
-    if run.request.format.value == "raw":
-        start = min(done, run.media_size)
-        prefixes = [sink.resume(start) for sink in run.sinks]
-        pipeline.feed_prefix(prefixes[0])
-        for other in prefixes[1:]:
-            for _ in other:  # the second copy's own piece hashes are fed as it is read
-                pass
-    else:
-        # no further than the log vouches for: read errors past it would be unknown
-        durables = {sink.resume(limit=done) for sink in run.sinks}
-        if len(durables) != 1:
-            raise DestinationError("cannot resume: the outputs hold different amounts of media")
-        start = durables.pop()
-        from bitwitness.ewf import open_ewf, segment_path
-
-        image = open_ewf(segment_path(run.base, 1), allow_incomplete=True)
-        try:
-            pipeline.feed_prefix(image.iter_blocks(1 << 20, 0, start))
-        finally:
-            image.close()
+    # no further than the log vouches for: read errors past it would be unknown
+    kept = [sink.resume(done_bytes(log)) for sink in run.sinks]
+    if len({k.media_bytes for k in kept}) != 1:
+        raise DestinationError("cannot resume: the outputs hold different amounts of media")
+    start = kept[0].media_bytes
+    pipeline.feed_prefix(kept[0])
     pipeline.add_known_errors(known_errors(log, run.sector_size, start))
     run.resumed_from = start
     return start
