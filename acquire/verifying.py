@@ -9,6 +9,7 @@ log is still the preliminary one, which says the run did not finish.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +31,18 @@ class Verification:
     detail: str = ""
 
 
-def verify_output(path: Path, expected: dict[str, str], mediator: Mediator) -> Verification:
-    """Read ``path``'s whole image back; compare with ``expected`` (and the stored hashes)."""
+def verify_output(path: Path, expected: dict[str, str], mediator: Mediator, *,
+                  stop: threading.Event | None = None) -> Verification:
+    """Read ``path``'s whole image back; compare with ``expected`` (and the stored hashes).
+    Setting ``stop`` ends the reading early: the verdict then says the image was not read in
+    full."""
     from bitwitness.verify.model import HashReference
     from bitwitness.verify.verifier import VerifyOptions, verify_image
 
     references = tuple(HashReference(WRITTEN_REFERENCE, algorithm, value)
                        for algorithm, value in expected.items())
-    result = verify_image(path, VerifyOptions(expected=references, find_logs=False), mediator)
+    options = VerifyOptions(expected=references, find_logs=False,
+                            cancel=stop or threading.Event())
+    result = verify_image(path, options, mediator)
     detail = "; ".join(result.problems) or "every hash of the image read back matches"
     return Verification(path, result.verdict, dict(result.computed), dict(result.stored), detail)
