@@ -11,18 +11,17 @@ import errno
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bitwitness.acquire.convert.outputs import OutputError, close_synced
+from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
 from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
 from bitwitness.images.raw import fd_size, open_readonly
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
-
-if TYPE_CHECKING:
-    from bitwitness.acquire.sinks import Keep
 
 
 class RestoreRefusedError(UsageError):
@@ -104,7 +103,7 @@ class TargetSink:
 
     Opening is the last refusal: a device is opened ``O_EXCL`` (Linux: EBUSY while anything holds
     it), a new file ``O_EXCL``; an existing file (``overwrite``) is only cut to zero by
-    :meth:`start`, after the preliminary log exists.
+    :meth:`prepare`, after the preliminary log exists.
     """
 
     def __init__(self, target: Path, kind: str, overwrite: bool) -> None:
@@ -125,7 +124,10 @@ class TargetSink:
             raise RestoreRefusedError(f"{target}: cannot open for writing "
                                       f"({exc.strerror or exc})") from exc
 
-    def start(self) -> None:
+    def planned_paths(self) -> list[Path]:
+        return [self.target]
+
+    def prepare(self) -> None:
         """Cut an existing file target to zero, so it never keeps old bytes past the media."""
         if self.kind == "file" and self._fd is not None:
             try:
@@ -163,7 +165,28 @@ class TargetSink:
             self.written += n
             view = view[n:]
 
-    def close(self) -> None:
+    def make_durable(self) -> int:
+        """Flush what the target took; a restore is never resumed, so nothing counts for that
+        (0): an interrupted restore is started again."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+        return 0
+
+    def resume(self, limit: int) -> Resumed:
+        raise UsageError("a restore cannot be resumed; start it again")
+
+    def finish(self, *, hashes: dict[str, str],
+               errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
+        """Flush to the device and close; the target holds the media from offset 0."""
+        self._close()
+        return [OutputFile(self.target, self.written)]
+
+    def abort(self) -> list[OutputFile]:
+        """Flush and close what was written (the log says how far the target was overwritten)."""
+        self._close()
+        return [OutputFile(self.target, self.written)]
+
+    def _close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             close_synced(fd, self.target)
