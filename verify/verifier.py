@@ -28,6 +28,7 @@ from bitwitness.errors import (
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
 from bitwitness.progress import Mediator, NullMediator
+from bitwitness.stream import ImageStream
 from bitwitness.verify import references as refs_mod
 from bitwitness.verify.libewf import libewf_check
 from bitwitness.verify.model import (
@@ -91,6 +92,16 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
         return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
     finally:
         opened.stream.close()
+
+
+def verify_media(stream: ImageStream, path: Path, options: VerifyOptions | None = None,
+                 mediator: Mediator | None = None) -> ImageVerification:
+    """Verify media the caller opened itself, as raw (a restore target's first bytes: what the
+    device holds past them is not the media, and the media is never taken for a container)."""
+    started, t0 = _now(), time.monotonic()
+    opened = Opened(stream, None, stream.info.format, (path,))
+    return _verify_opened(path, opened, options or VerifyOptions(), mediator or NullMediator(),
+                          started=started, t0=t0)
 
 
 def _unopened(path: Path, verdict: Verdict, message: str, started: str,

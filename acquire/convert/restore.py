@@ -55,7 +55,7 @@ from bitwitness.acquire.convert.restoretarget import (
     RestoreRefusedError,
     TargetSink,
     check_target,
-    hash_target,
+    read_back,
 )
 from bitwitness.acquire.logs import Status, file_sha256
 from bitwitness.acquire.pipeline import Pipeline, PipelineOutcome, byte_ranges_to_sectors
@@ -75,7 +75,7 @@ __all__ = [
     "TargetSink",
     "Verdict",
     "check_target",
-    "hash_target",
+    "read_back",
     "restore_image",
 ]
 
@@ -268,19 +268,20 @@ def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: 
                stop: threading.Event, run: dict[str, Any]) -> dict[str, Any]:
     """``--verify``: the verification object, and the status/error it changes."""
     try:
-        hashes = hash_target(target, length, mediator, stop=stop)
+        checked = read_back(target, length, written, mediator, stop=stop)
     except KeyboardInterrupt:
-        hashes = None
+        checked = None
     except OutputError as exc:
         return {"status": Status.FAILED, "error": run["error"] or str(exc),
                 "verification": {"verdict": Verdict.MISMATCH.value, "hashes": None,
                                  "length": length, "detail": str(exc)}}
-    if hashes is None:
+    if checked is None or (stop.is_set() and checked.bytes_read < length):
         return {"status": Status.INTERRUPTED,
                 "error": "interrupted while reading the target back: it was written in full but "
                          "not verified",
                 "verification": None}
-    same = hashes == written
+    hashes = dict(checked.computed)
+    same = checked.verdict is Verdict.VERIFIED
     detail = (f"the target's first {length} bytes read back identical to what was written"
               if same else f"the target's first {length} bytes read back DIFFERENT")
     out: dict[str, Any] = {"verification": {

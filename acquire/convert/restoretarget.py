@@ -13,15 +13,18 @@ import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire.convert.outputs import OutputError, close_synced
 from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
+from bitwitness.acquire.verifying import WRITTEN_REFERENCE
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
-from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
 from bitwitness.images.raw import fd_size, open_readonly
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
+
+if TYPE_CHECKING:
+    from bitwitness.verify.model import ImageVerification
 
 
 class RestoreRefusedError(UsageError):
@@ -192,40 +195,35 @@ class TargetSink:
             close_synced(fd, self.target)
 
 
-def hash_target(target: Path, length: int, mediator: Mediator, *, block: int = 1 << 20,
-                stop: threading.Event | None = None) -> dict[str, str] | None:
-    """Hash the first ``length`` bytes of ``target``, read back from the device, not the cache.
+def read_back(target: Path, length: int, written: dict[str, str], mediator: Mediator, *,
+              stop: threading.Event | None = None) -> ImageVerification:
+    """Verify the first ``length`` bytes of ``target``, read back from the device (not the page
+    cache), against the hashes of what was ``written``, through the verification engine.
 
-    Returns None when ``stop`` is set before the end; raises :class:`OutputError` when the
-    target cannot be read or ends early.
+    Setting ``stop`` ends the reading early (the verdict is then INCOMPLETE); raises
+    :class:`OutputError` when the target cannot be read or ends early.
     """
+    from bitwitness.images.raw import RawStream
+    from bitwitness.stream import SliceStream
+    from bitwitness.verify.model import HashReference
+    from bitwitness.verify.verifier import VerifyOptions, verify_media
+
     try:
-        fd = open_readonly(target)
+        raw = RawStream(target)
     except (OSError, BitWitnessError) as exc:
         raise OutputError(f"{target}: cannot open to read back ({exc})") from exc
     try:
         with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
-        hasher = ThreadedHasher(DEFAULT_ALGORITHMS, depth=8)
-        task = mediator.begin(f"verify {target}", length)
-        pos = 0
+            os.posix_fadvise(raw.fileno(), 0, length, os.POSIX_FADV_DONTNEED)
+        if raw.size < length:
+            raise OutputError(f"{target} ended at byte {raw.size}, before the media's end")
+        expected = tuple(HashReference(WRITTEN_REFERENCE, algorithm, value)
+                         for algorithm, value in written.items())
+        options = VerifyOptions(expected=expected, find_logs=False,
+                                cancel=stop or threading.Event())
         try:
-            while pos < length:
-                if stop is not None and stop.is_set():
-                    return None
-                try:
-                    data = os.pread(fd, min(block, length - pos), pos)
-                except OSError as exc:
-                    raise OutputError(f"{target}: reading back failed at byte {pos} "
-                                      f"({exc.strerror or exc})") from exc
-                if not data:
-                    raise OutputError(f"{target} ended at byte {pos}, before the media's end")
-                hasher.update(data)
-                task.advance(len(data))
-                pos += len(data)
-        finally:
-            task.finish()
-            digests = hasher.close()
-        return digests
+            return verify_media(SliceStream(raw, 0, length), target, options, mediator)
+        except (OSError, BitWitnessError) as exc:
+            raise OutputError(f"{target}: reading back failed ({exc})") from exc
     finally:
-        os.close(fd)
+        raw.close()
