@@ -132,7 +132,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
         task.finish()
         if comparer is not None:
             comparer.source.close()
-    comparisons = _compare(references, result.hashes, result.ranges)
+    comparisons = compare_hashes(references, result.hashes, result.ranges)
     against = _against_result(options.against, comparer, layout, against_note)
     libewf = None
     if options.libewf:
@@ -223,8 +223,13 @@ def _against_result(against: Path | None, comparer: SourceComparer | None,
                          differing_sectors=comparer.differing, note=note)
 
 
-def _compare(references: Sequence[HashReference], media: dict[str, str],
-             ranges: dict[tuple[int, int], dict[str, str]]) -> list[HashComparison]:
+def compare_hashes(references: Sequence[HashReference], media: dict[str, str],
+                   ranges: dict[tuple[int, int], dict[str, str]] | None = None
+                   ) -> list[HashComparison]:
+    """Each recorded hash against the one computed (``media``: of the whole media; ``ranges``:
+    of media ranges; container files are hashed here, once each). Verification and conversion
+    judge hashes with this one function."""
+    ranges = ranges or {}
     file_hashes: dict[Path, dict[str, str] | str] = {}
     out = []
     for ref in references:
