@@ -13,11 +13,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bitwitness.errors import Interrupted
 from bitwitness.progress import Mediator
 from bitwitness.verdict import Verdict
 
 #: Where the expected hashes come from, as the verification names its references.
 WRITTEN_REFERENCE = "hashes computed while writing"
+#: The detail of a check stopped (SIGINT/SIGTERM) before the image was read back in full.
+STOPPED = "stopped before the image was read back in full: written, not verified"
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class Verification:
 def verify_output(path: Path, expected: dict[str, str], mediator: Mediator, *,
                   stop: threading.Event | None = None) -> Verification:
     """Read ``path``'s whole image back; compare with ``expected`` (and the stored hashes).
-    Setting ``stop`` ends the reading early: the verdict then says the image was not read in
-    full."""
+    Setting ``stop`` ends the reading early: the verdict is then INCOMPLETE (:data:`STOPPED`);
+    the output itself stays finished, its hashes those computed while writing."""
     from bitwitness.verify.model import HashReference
     from bitwitness.verify.verifier import VerifyOptions, verify_image
 
@@ -43,6 +46,9 @@ def verify_output(path: Path, expected: dict[str, str], mediator: Mediator, *,
                        for algorithm, value in expected.items())
     options = VerifyOptions(expected=references, find_logs=False,
                             cancel=stop or threading.Event())
-    result = verify_image(path, options, mediator)
+    try:
+        result = verify_image(path, options, mediator)
+    except Interrupted:
+        return Verification(path, Verdict.INCOMPLETE, {}, detail=STOPPED)
     detail = "; ".join(result.problems) or "every hash of the image read back matches"
     return Verification(path, result.verdict, dict(result.computed), dict(result.stored), detail)

@@ -198,3 +198,77 @@ def test_outputs_that_cannot_be_continued_refuse_to_resume(tmp_path: Path) -> No
         with pytest.raises(UsageError, match="cannot be resumed"):
             sink.resume(MIB)
         sink.abort()
+
+
+@dataclass
+class _StopWhenChecking:
+    """A mediator that sets ``stop`` as soon as a task whose label starts with "verify"
+    advances: a Ctrl-C while the written media is being read back."""
+
+    stop: threading.Event
+    label: str = ""
+
+    def begin(self, label: str, total: int | None) -> _StopWhenChecking:
+        self.label = label
+        return self
+
+    def advance(self, nbytes: int) -> None:
+        if self.label.startswith("verify"):
+            self.stop.set()
+
+    def set_errors(self, count: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def notice(self, message: str, *, level: str = "info") -> None:
+        pass
+
+
+def test_a_stop_while_restore_reads_back_is_logged_as_interrupted(tmp_path: Path) -> None:
+    """Stopped while checking: the target holds the whole media (sha256sum), the log says the
+    restore was interrupted before it was verified, the exit code is 130."""
+    from bitwitness.acquire.convert.restore import restore_image
+
+    require_tool("sha256sum")
+    image = tmp_path / "disk.raw"
+    image.write_bytes(make_disk_bytes(8 * MIB, seed=24))
+    target = tmp_path / "target.bin"
+    stop = threading.Event()
+    result = restore_image(image, target, _StopWhenChecking(stop), verify=True, yes=True,
+                           log=tmp_path / "log", stop=stop)
+    assert result.status is Status.INTERRUPTED
+    assert result.exit_code is ExitCode.INTERRUPTED
+    assert "not verified" in (result.error or "")
+    sums = subprocess.run(["sha256sum", str(image), str(target)], capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert sums[0] == sums[2]
+    doc = json.loads((tmp_path / "log.json").read_text())
+    assert (doc["status"], doc["verification"]) == ("interrupted", None)
+
+
+def test_a_stop_while_acquire_verifies_leaves_a_finished_unverified_image(
+        tmp_path: Path) -> None:
+    """Stopped while ``--verify`` reads back: the image is finished and right (ewfverify), the
+    final log is written (not left preliminary) and says the verification is INCOMPLETE."""
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
+    from bitwitness.acquire.verifying import STOPPED
+
+    require_tool("ewfverify")
+    src = tmp_path / "evidence.bin"
+    src.write_bytes(make_disk_bytes(8 * MIB, seed=25))
+    stop = threading.Event()
+    result = acquire(AcquisitionRequest(source=src, output=tmp_path / "img",
+                                        format=OutputFormat.E01, verify=True, stop=stop),
+                     _StopWhenChecking(stop))
+    assert result.status is Status.COMPLETED
+    assert result.verdict is Verdict.INCOMPLETE
+    assert result.exit_code is ExitCode.EVIDENCE
+    doc = json.loads((tmp_path / "img.json").read_text())
+    assert doc["status"] == "completed"
+    assert doc["verification"]["verdict"] == "INCOMPLETE"
+    assert doc["verification"]["detail"] == STOPPED
+    proc = subprocess.run(["ewfverify", "-q", str(tmp_path / "img.E01")], capture_output=True,
+                          text=True, check=False)
+    assert "SUCCESS" in proc.stdout, proc.stdout

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bitwitness.acquire.convert.outputs import OutputError, close_synced
 from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
 from bitwitness.acquire.verifying import WRITTEN_REFERENCE
-from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
+from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
 from bitwitness.images.raw import fd_size, open_readonly
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
@@ -196,12 +196,12 @@ class TargetSink:
 
 
 def read_back(target: Path, length: int, written: dict[str, str], mediator: Mediator, *,
-              stop: threading.Event | None = None) -> ImageVerification:
+              stop: threading.Event | None = None) -> ImageVerification | None:
     """Verify the first ``length`` bytes of ``target``, read back from the device (not the page
     cache), against the hashes of what was ``written``, through the verification engine.
 
-    Setting ``stop`` ends the reading early (the verdict is then INCOMPLETE); raises
-    :class:`OutputError` when the target cannot be read or ends early.
+    Returns None when ``stop`` is set before the end; raises :class:`OutputError` when the
+    target cannot be read or ends early.
     """
     from bitwitness.images.raw import RawStream
     from bitwitness.stream import SliceStream
@@ -223,6 +223,8 @@ def read_back(target: Path, length: int, written: dict[str, str], mediator: Medi
                                 cancel=stop or threading.Event())
         try:
             return verify_media(SliceStream(raw, 0, length), target, options, mediator)
+        except Interrupted:
+            return None
         except (OSError, BitWitnessError) as exc:
             raise OutputError(f"{target}: reading back failed ({exc})") from exc
     finally:

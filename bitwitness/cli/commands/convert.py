@@ -15,7 +15,7 @@ from bitwitness.cli.output import (
     stdout,
     to_jsonable,
 )
-from bitwitness.errors import ExitCode
+from bitwitness.errors import ExitCode, Interrupted
 
 
 @click.command("convert")
@@ -79,5 +79,8 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
             stdout.print(f"  log   {escape(str(log))}")
         if result.error:
             stdout.print(f"  error: {escape(result.error)}")
+    if result.exit_code is ExitCode.INTERRUPTED:
+        raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
+                          f"{result.log_json}")
     if result.exit_code is not ExitCode.OK:
         ctx.exit(int(result.exit_code))
