@@ -89,3 +89,60 @@ def test_a_newer_schema_version_is_read_when_asked(tmp_path: Path) -> None:
     path.write_text('{"schema": "bitwitness.acquisition/2", "status": "completed"}',
                     encoding="utf-8")
     assert logfile.load(path, any_version=True).status == "completed"
+
+
+def test_what_the_writer_dumps_the_model_loads_field_for_field() -> None:
+    """``logs.to_document`` (the dump) and ``logfile.parse`` (the load) agree on every field a
+    record carries, so no stage reads a log differently from how it was written."""
+    from datetime import UTC, datetime, timedelta
+
+    from bitwitness.acquire.logs import LogRecord, Status, to_document
+    from bitwitness.acquire.sinks import OutputFile
+    from bitwitness.acquire.source import HpaInfo, SourceFacts, SourceKind
+
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    facts = SourceFacts(path="/dev/sdz", kind=SourceKind.DEVICE, size=10_000_000,
+                        logical_sector_size=512, physical_sector_size=4096, model="M",
+                        serial="S1", vendor="V", transport="usb", removable=True,
+                        hpa=HpaInfo(checked=True, present=False, detail="none"))
+    record = LogRecord(
+        operation="acquire", status=Status.COMPLETED_WITH_ERRORS, error=None, started=started,
+        ended=started + timedelta(seconds=90), source=facts,
+        options={"format": "e01", "hashes": ["md5", "sha1"], "compress": "best",
+                 "segment_size": 1 << 30, "split": None, "sector_size": 512,
+                 "chunk_sectors": 64, "second_output": "/mnt/b/x"},
+        media_size=10_000_384, sector_size=512, hashes={"md5": "a" * 32, "sha1": "b" * 40},
+        source_hashes={"md5": "c" * 32},
+        outputs=(OutputFile(Path("/mnt/a/x.E01"), 123, {"sha256": "d" * 64}),
+                 OutputFile(Path("/mnt/a/x.md5"), 45, {}, role="sidecar")),
+        read_errors=((8, 2), (100, 1)),
+        verification={"verdict": "VERIFIED", "hashes": {"md5": "a" * 32}, "detail": "ok"},
+        case={"case_dir": "/cases/c1", "evidence_id": "E1", "fields": {"examiner": "J"}},
+        progress={"media_bytes_done": 10_000_384, "resumed_from": 4096},
+        warnings=("w1",), metadata={"case_number": "42"})
+    log = logfile.parse(json.loads(json.dumps(to_document(record))))
+    assert (log.schema, log.operation, log.status, log.error) == (
+        logfile.SCHEMA, "acquire", "completed-with-errors", None)
+    assert (log.started, log.ended, log.duration_seconds) == (
+        record.started, record.ended, 90.0)
+    assert (log.source.path, log.source.kind, log.source.size, log.source.serial,
+            log.source.physical_sector_size, log.source.removable, log.source.hpa_checked,
+            log.source.hpa_present) == ("/dev/sdz", "device", 10_000_000, "S1", 4096, True,
+                                        True, False)
+    assert log.options.values == record.options
+    assert (log.options.format, log.options.hashes, log.options.compress,
+            log.options.segment_size, log.options.split, log.options.chunk_sectors,
+            log.options.second_output) == ("e01", ("md5", "sha1"), "best", 1 << 30, None, 64,
+                                           "/mnt/b/x")
+    assert (log.media.size, log.media.sector_size, log.media.sectors, log.media.hashes) == (
+        10_000_384, 512, 19_532, record.hashes)
+    assert log.source_hashes == logfile.LoggedSourceHashes(10_000_000, {"md5": "c" * 32})
+    assert log.outputs == (logfile.LoggedOutput("/mnt/a/x.E01", 123, {"sha256": "d" * 64}),
+                           logfile.LoggedOutput("/mnt/a/x.md5", 45, {}, "sidecar"))
+    assert log.read_errors == record.read_errors
+    assert log.verification == logfile.LoggedVerification("VERIFIED", {"md5": "a" * 32}, "ok")
+    assert log.case == logfile.LoggedCase("/cases/c1", "E1", {"examiner": "J"})
+    assert log.progress == logfile.LoggedProgress(10_000_384, 4096)
+    assert (log.warnings, log.metadata, log.extra) == (("w1",), {"case_number": "42"}, {})
+    assert log.tool.name
+    assert log.host.hostname
