@@ -5,7 +5,7 @@ BLKROSET, destination checks), :mod:`~bitwitness.acquire.devices` (sysfs/udev/mo
 :mod:`~bitwitness.acquire.retry` (bad sectors), :mod:`~bitwitness.acquire.pipeline` (reader, hash
 threads, encoder pool, in-order writer), :mod:`~bitwitness.acquire.sinks` (E01, raw, split raw),
 :mod:`~bitwitness.acquire.logs` (``BASE.json``/``BASE.txt``, written),
-:mod:`~bitwitness.acquire.logfile` (``BASE.json`` read back, typed),
+:mod:`~bitwitness.acquisitionlog` (``BASE.json`` read back, typed),
 :mod:`~bitwitness.acquire.resume`,
 :mod:`~bitwitness.acquire.verifying` (``--verify`` through the verification engine),
 :mod:`~bitwitness.acquire.runner` (the one runner of every job that writes an image) and

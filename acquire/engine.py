@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire import resume as resuming
-from bitwitness.acquire.logfile import AcquisitionLog
 from bitwitness.acquire.logs import LogRecord, Status, file_sha256, log_paths, write_logs
 from bitwitness.acquire.pipeline import (
     CHECKPOINT_EVERY,
@@ -39,7 +38,9 @@ from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
 from bitwitness.acquire.sinks import EwfSink, ImageSink, OutputFile, RawSink, Sink
 from bitwitness.acquire.source import Source, SourceFacts, check_destination, open_source
 from bitwitness.acquire.verifying import Verification, verify_output
+from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.errors import BitWitnessError, DestinationError, OutputExistsError, UsageError
+from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
 from bitwitness.hashing import DEFAULT_ALGORITHMS, parse_algorithms
 from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
@@ -48,7 +49,6 @@ from bitwitness.verdict import Verdict
 if TYPE_CHECKING:
     from bitwitness.case import Case
 
-DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB ("1.4 GiB"), as ewfacquire
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes")
 

@@ -5,7 +5,7 @@ acquisition and conversion alike (``operation``). A preliminary pair is written 
 first byte is read, saying "failed: did not finish", and padded with whitespace: if the process
 dies, the log still tells the truth, and if the destination fills up the final logs overwrite the
 already-allocated bytes in place instead of needing new space. The log is read back, typed, by
-:mod:`bitwitness.acquire.logfile` (:func:`read_log`).
+:mod:`bitwitness.acquisitionlog` (:func:`read_log`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness import TOOL_NAME, __version__, hashing, host, installed
-from bitwitness.acquire.logfile import SCHEMA, AcquisitionLog, load
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
+from bitwitness.acquisitionlog import SCHEMA, AcquisitionLog, load
 from bitwitness.fileio import write_in_place
 
 #: Bytes reserved for each log at the start (JSON allows trailing whitespace).
@@ -164,7 +164,8 @@ def write_logs(base: Path, record: LogRecord, *, reserve: bool = False) -> tuple
 
 
 def read_log(path: Path) -> AcquisitionLog:
-    """Load a ``BASE.json`` as written by :func:`write_logs` (see :mod:`.logfile`)."""
+    """Load a ``BASE.json`` as written by :func:`write_logs` (typed: see
+    :mod:`bitwitness.acquisitionlog`)."""
     return load(path)
 
 

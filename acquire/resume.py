@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bitwitness.acquire.logfile import SCHEMA, AcquisitionLog, LogFormatError
 from bitwitness.acquire.logs import Status, log_paths, read_log
 from bitwitness.acquire.source import SourceFacts
+from bitwitness.acquisitionlog import SCHEMA, AcquisitionLog, LogFormatError
 from bitwitness.errors import DestinationError, UsageError
 
 if TYPE_CHECKING:

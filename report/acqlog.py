@@ -1,6 +1,6 @@
 """An acquisition log (``BASE.json``) as the report shows it.
 
-The log is read by :mod:`bitwitness.acquire.logfile`, which reads it defensively because a report
+The log is read by :mod:`bitwitness.acquisitionlog`, which reads it defensively because a report
 is often made long after the acquisition, possibly by a newer BitWitness: unknown keys are
 ignored, missing ones stay empty, and a file that is not a readable log becomes a stated problem
 (:class:`LogProblem`) rather than a crash (the report must still render).
@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire import logfile
-from bitwitness.acquire.logfile import AcquisitionLog
+from bitwitness import acquisitionlog
+from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.hashing import ALGORITHMS
 from bitwitness.report.model import Acquisition, ErrorRange, HashValue, OutputFile, SourceFacts
 
@@ -56,8 +56,8 @@ def _pairs(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def load_log(path: Path) -> AcquisitionLog:
     try:
-        return logfile.load(path)
-    except logfile.LogFormatError as exc:
+        return acquisitionlog.load(path)
+    except acquisitionlog.LogFormatError as exc:
         raise LogProblem(str(exc)) from exc
 
 

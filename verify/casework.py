@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire import logfile
+from bitwitness import acquisitionlog
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.verify.model import ImageVerification, Verdict
 from bitwitness.verify.verifier import VerifyOptions, verify_images
@@ -36,8 +36,8 @@ def find_image(folder: Path, acquisition_log: Path | None) -> Path | None:
     """The image of an evidence folder: the acquisition log's first output, else by name."""
     if acquisition_log is not None:
         try:
-            outputs = logfile.load(acquisition_log).outputs
-        except logfile.LogFormatError:
+            outputs = acquisitionlog.load(acquisition_log).outputs
+        except acquisitionlog.LogFormatError:
             outputs = ()
         for output in outputs:
             recorded = Path(output.path)

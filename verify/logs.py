@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitwitness import TOOL_NAME
-from bitwitness.acquire.logfile import LogFormatError, loads
+from bitwitness.acquisitionlog import LogFormatError, loads
 from bitwitness.errors import InputError
 
 #: Hex length -> algorithm, for logs that do not name the algorithm (md5sum-style lines).

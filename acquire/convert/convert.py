@@ -39,6 +39,7 @@ from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
 from bitwitness.acquire.sinks import OutputFile, Sink
 from bitwitness.acquire.source import Source, check_destination, open_source
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
+from bitwitness.ewf.options import COMPRESSION_NAMES
 from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
 from bitwitness.progress import Mediator, ProgressTask
@@ -266,7 +267,7 @@ def _options_doc(stream: ImageStream, options: ConvertOptions) -> dict[str, Any]
 
 def _source_compression(stream: ImageStream) -> str | None:
     value = getattr(stream, "compression", None)
-    return value if value in ("none", "empty", "fast", "best") else None
+    return value if value in COMPRESSION_NAMES else None
 
 
 #: libewf header names -> our metadata keys (``EwfMetadata`` field names).
@@ -303,7 +304,3 @@ def parse_header_date(text: str) -> datetime | None:
     except ValueError:
         return None
 
-
-def case_link(image: Path) -> CaseLink | None:
-    """The case the image belongs to (re-exported for the command line)."""
-    return find_case(image)

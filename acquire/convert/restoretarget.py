@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bitwitness import acquisitionlog
 from bitwitness.acquire.convert.outputs import OutputError, close_synced
 from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
 from bitwitness.acquire.verifying import WRITTEN_REFERENCE
@@ -86,15 +87,13 @@ def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Pa
 
 def _logged_source(files: list[Path]) -> str | None:
     """``source.path`` of the image's acquisition log (``BASE.json`` next to it), if any."""
-    from bitwitness.acquire import logfile
-
     first = files[0]
     for stem in (first.name, first.stem):
         log = first.with_name(stem + ".json")
         if log.is_file() and log.stat().st_size < (8 << 20):
             try:
-                path = logfile.load(log).source.path
-            except logfile.LogFormatError:
+                path = acquisitionlog.load(log).source.path
+            except acquisitionlog.LogFormatError:
                 continue
             if path:
                 return path

@@ -16,6 +16,7 @@ from bitwitness.cli.output import (
     to_jsonable,
 )
 from bitwitness.errors import ExitCode, Interrupted
+from bitwitness.ewf.options import COMPRESSION_NAMES
 
 
 @click.command("convert")
@@ -28,7 +29,7 @@ from bitwitness.errors import ExitCode, Interrupted
 @click.option("--split", type=PIECE_SIZE, default=None, help="raw: split into pieces of SIZE.")
 @click.option("--segment-size", type=PIECE_SIZE, default=None, help="e01: segment size.")
 @click.option("--compress", "compression", default=None,
-              type=click.Choice(["none", "empty", "fast", "best"]),
+              type=click.Choice(COMPRESSION_NAMES),
               help="e01: compression (default: the source E01's, else fast).")
 @click.option("--vmdk-type", default="sparse", type=click.Choice(["sparse", "flat"]),
               show_default=True, help="vmdk: monolithicSparse or monolithicFlat.")
@@ -67,7 +68,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
                     "exit_code": int(result.exit_code)})
     else:
         stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
-                     f"({result.media_size} bytes), verdict {result.verdict.value}")
+                     f"({result.media_size} bytes), verdict {result.verdict}")
         for name, value in result.hashes.items():
             stdout.print(f"  {name:7} {value}")
         for check in result.references:

@@ -1,4 +1,4 @@
-"""The acquisition log read back as typed records (``bitwitness.acquire.logfile``): what an
+"""The acquisition log read back as typed records (``bitwitness.acquisitionlog``): what an
 acquisition writes loads with the values md5sum/sha1sum and the file system give, and a damaged or
 foreign log loads defensively or is refused with one clear reason."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import make_disk_bytes, require_tool, run_bitwitness
 
-from bitwitness.acquire import logfile
+from bitwitness import acquisitionlog
 
 SIZE = 1024 * 1024 + 512
 
@@ -28,8 +28,8 @@ def test_an_acquisition_log_loads_with_the_values_of_independent_tools(tmp_path:
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw",
                          "--hash", "md5,sha1", "--json", "--examiner", "J. Doe")
     assert res.exit_code == 0, res.stderr
-    log = logfile.load(tmp_path / "img.json")
-    assert log.schema == logfile.SCHEMA
+    log = acquisitionlog.load(tmp_path / "img.json")
+    assert log.schema == acquisitionlog.SCHEMA
     assert (log.operation, log.status, log.error) == ("acquire", "completed", None)
     assert log.media.hashes == {"md5": _tool_hash("md5sum", src),
                                 "sha1": _tool_hash("sha1sum", src)}
@@ -52,13 +52,13 @@ def test_an_acquisition_log_loads_with_the_values_of_independent_tools(tmp_path:
 def test_a_damaged_log_reads_what_it_can(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_text(json.dumps({
-        "schema": logfile.SCHEMA, "operation": "restore", "status": 7,
+        "schema": acquisitionlog.SCHEMA, "operation": "restore", "status": 7,
         "media": {"size": "big", "hashes": {"md5": "ab" * 16, "sha1": None}},
         "read_errors": [{"first_sector": 8, "sector_count": 2}, {"first_sector": "x"}, 5],
         "outputs": [{"path": "a.raw", "size": True}, {"size": 3}, "junk"],
         "source": {"path": "/dev/sdz", "hpa": {"checked": 1, "present": "yes"}},
         "target": {"path": "/dev/sdy"}}), encoding="utf-8")
-    log = logfile.load(path)
+    log = acquisitionlog.load(path)
     assert log.status == ""
     assert log.media.size is None
     assert log.media.hashes == {"md5": "ab" * 16}
@@ -80,20 +80,20 @@ def test_a_foreign_file_is_refused_with_its_reason(tmp_path: Path, text: str,
                                                     reason: str) -> None:
     path = tmp_path / "x.json"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(logfile.LogFormatError, match=reason):
-        logfile.load(path)
+    with pytest.raises(acquisitionlog.LogFormatError, match=reason):
+        acquisitionlog.load(path)
 
 
 def test_a_newer_schema_version_is_read_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_text('{"schema": "bitwitness.acquisition/2", "status": "completed"}',
                     encoding="utf-8")
-    assert logfile.load(path, any_version=True).status == "completed"
+    assert acquisitionlog.load(path, any_version=True).status == "completed"
 
 
 def test_what_the_writer_dumps_the_model_loads_field_for_field() -> None:
-    """``logs.to_document`` (the dump) and ``logfile.parse`` (the load) agree on every field a
-    record carries, so no stage reads a log differently from how it was written."""
+    """``logs.to_document`` (the dump) and ``acquisitionlog.parse`` (the load) agree on every
+    field a record carries, so no stage reads a log differently from how it was written."""
     from datetime import UTC, datetime, timedelta
 
     from bitwitness.acquire.logs import LogRecord, Status, to_document
@@ -120,9 +120,9 @@ def test_what_the_writer_dumps_the_model_loads_field_for_field() -> None:
         case={"case_dir": "/cases/c1", "evidence_id": "E1", "fields": {"examiner": "J"}},
         progress={"media_bytes_done": 10_000_384, "resumed_from": 4096},
         warnings=("w1",), metadata={"case_number": "42"})
-    log = logfile.parse(json.loads(json.dumps(to_document(record))))
+    log = acquisitionlog.parse(json.loads(json.dumps(to_document(record))))
     assert (log.schema, log.operation, log.status, log.error) == (
-        logfile.SCHEMA, "acquire", "completed-with-errors", None)
+        acquisitionlog.SCHEMA, "acquire", "completed-with-errors", None)
     assert (log.started, log.ended, log.duration_seconds) == (
         record.started, record.ended, 90.0)
     assert (log.source.path, log.source.kind, log.source.size, log.source.serial,
@@ -136,13 +136,14 @@ def test_what_the_writer_dumps_the_model_loads_field_for_field() -> None:
                                            "/mnt/b/x")
     assert (log.media.size, log.media.sector_size, log.media.sectors, log.media.hashes) == (
         10_000_384, 512, 19_532, record.hashes)
-    assert log.source_hashes == logfile.LoggedSourceHashes(10_000_000, {"md5": "c" * 32})
-    assert log.outputs == (logfile.LoggedOutput("/mnt/a/x.E01", 123, {"sha256": "d" * 64}),
-                           logfile.LoggedOutput("/mnt/a/x.md5", 45, {}, "sidecar"))
+    assert log.source_hashes == acquisitionlog.LoggedSourceHashes(10_000_000, {"md5": "c" * 32})
+    assert log.outputs == (acquisitionlog.LoggedOutput("/mnt/a/x.E01", 123, {"sha256": "d" * 64}),
+                           acquisitionlog.LoggedOutput("/mnt/a/x.md5", 45, {}, "sidecar"))
     assert log.read_errors == record.read_errors
-    assert log.verification == logfile.LoggedVerification("VERIFIED", {"md5": "a" * 32}, "ok")
-    assert log.case == logfile.LoggedCase("/cases/c1", "E1", {"examiner": "J"})
-    assert log.progress == logfile.LoggedProgress(10_000_384, 4096)
+    assert log.verification == acquisitionlog.LoggedVerification("VERIFIED", {"md5": "a" * 32},
+                                                                 "ok")
+    assert log.case == acquisitionlog.LoggedCase("/cases/c1", "E1", {"examiner": "J"})
+    assert log.progress == acquisitionlog.LoggedProgress(10_000_384, 4096)
     assert (log.warnings, log.metadata, log.extra) == (("w1",), {"case_number": "42"}, {})
     assert log.tool.name
     assert log.host.hostname

@@ -1,9 +1,10 @@
 """The acquisition log as read back: ``BASE.json`` (schema :data:`SCHEMA`) as typed records.
 
 :mod:`bitwitness.acquire.logs` writes the log from a :class:`~bitwitness.acquire.logs.LogRecord`;
-this module is its reader, the one every stage uses: resume (where the run stopped, its options),
+this module is its reader, the one every part uses: resume (where the run stopped, its options),
 verify (recorded hashes, sizes, read errors, status), report (everything), cases (which JSON
-files are logs) and restore (the source the image came from).
+files are logs) and restore (the source the image came from). It lives in the core, with the
+schema name, because cases (core) read logs too and the core imports no stage.
 
 Reading is defensive, because a log is often read long after it was written, possibly by a
 newer BitWitness or after someone edited it: a key of the wrong type reads as missing (``None``,
