@@ -55,6 +55,8 @@ class OutputFormat(StrEnum):
     E01 = "e01"
     VHD = "vhd"
     VMDK = "vmdk"
+    QCOW2 = "qcow2"
+    VHDX = "vhdx"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class WriterSink:
         self._writer = self._factory()
 
     def resume(self, limit: int) -> Resumed:
-        raise UsageError("a conversion to VHD or VMDK cannot be resumed; start it again")
+        raise UsageError("a conversion to a virtual disk cannot be resumed; start it again")
 
     def make_durable(self) -> int:
         """Nothing of an unfinished virtual disk can be resumed (its tables are written at the
