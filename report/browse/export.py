@@ -258,9 +258,10 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
         raise UsageError("nothing to export: give at least one path")
     tops = _resolve(fs, paths)
     root = _prepare(destination, overwrite)
+    files = tuple(str(p) for p in image_files)
     head = {"schema": SCHEMA, "tool": {"name": "BitWitness", "version": __version__},
             "host": platform.node(), "image": str(image),
-            "image_files": [str(p) for p in image_files], "partition": fs.partition.index,
+            "image_files": list(files), "partition": fs.partition.index,
             "offset_sector": fs.partition.start, "filesystem": fs.type,
             "destination": str(root), "started": _iso(started)}
     # the total is unknown until the walk ends: counting it first would walk everything twice
@@ -290,7 +291,7 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
             ended = datetime.now(UTC)
             digest = manifest.close(ended, complete=finished)
     return ExportResult(
-        image=str(image), image_files=tuple(head["image_files"]),
+        image=str(image), image_files=files,
         partition=fs.partition.index, offset_sector=fs.partition.start, filesystem=fs.type,
         destination=root, started=started, ended=ended, file_count=manifest.file_count,
         folder_count=manifest.folder_count, bytes_written=manifest.bytes_written,
