@@ -56,17 +56,10 @@ def _formats() -> Sequence[ImageFormat]:
 
 
 def _read_head(path: Path) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(HEAD_SIZE)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path}: is a directory, not an image") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path}: permission denied") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    """The first bytes of ``path``, read through the one read-only evidence opener."""
+    from bitwitness.evidence_io import read_head
+
+    return read_head(path, HEAD_SIZE)
 
 
 def detect(path: str | Path) -> Detected:

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.ewf import structures as st
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -100,13 +100,10 @@ class EwfFormat:
             return [Path(p) for p in pyewf.glob(str(path))]
 
     def open(self, path: Path) -> ImageStream:
+        from bitwitness.evidence_io import read_head
         from bitwitness.ewf.reader import open_ewf
 
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(8)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        head = read_head(path, 8)
         if not head.startswith(_MAGICS):
             return open_ewf(path)  # says clearly that this is not an E01 segment
         try:

@@ -18,6 +18,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 
 from bitwitness.errors import MissingSegmentError
+from bitwitness.evidence_io import confine_part
 from bitwitness.images.raw import PARTIAL_SUFFIX, open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -145,7 +146,13 @@ class SplitRawFormat:
             return True  # it is a split set, and open() will say what is missing
 
     def files(self, path: Path) -> list[Path]:
-        return split_pieces(path) or [path]
+        """The pieces; every piece but the one named must be a regular file that really lies
+        in the same folder (a piece linked to a device or to another folder is refused)."""
+        pieces = split_pieces(path) or [path]
+        for piece in pieces:
+            if piece != path:
+                confine_part(path.parent, piece.name, what="split raw piece")
+        return pieces
 
     def open(self, path: Path) -> ImageStream:
         return SplitRawStream(self.files(path))
