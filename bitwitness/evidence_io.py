@@ -32,17 +32,22 @@ MAX_OFFSET = (1 << 63) - 1
 _EXPLICIT: set[Path] = set()
 
 
-def open_readonly(path: Path | str) -> int:
-    """Open ``path`` read-only (with ``O_NOATIME`` when permitted) and return the descriptor."""
+def os_open_readonly(path: Path | str | os.PathLike[str]) -> int:
+    """:func:`open_readonly` for callers that handle ``OSError`` themselves."""
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
     noatime = getattr(os, "O_NOATIME", 0)
     try:
-        try:
-            return os.open(path, flags | noatime)
-        except PermissionError:
-            if not noatime:
-                raise
-            return os.open(path, flags)  # O_NOATIME needs ownership; fall back quietly
+        return os.open(path, flags | noatime)
+    except PermissionError:
+        if not noatime:
+            raise
+        return os.open(path, flags)  # O_NOATIME needs ownership; fall back quietly
+
+
+def open_readonly(path: Path | str) -> int:
+    """Open ``path`` read-only (with ``O_NOATIME`` when permitted) and return the descriptor."""
+    try:
+        return os_open_readonly(path)
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file or device") from exc
     except IsADirectoryError as exc:
