@@ -59,7 +59,17 @@ def open_readonly(path: Path | str) -> int:
 
 
 def read_head(path: Path | str, size: int, offset: int = 0) -> bytes:
-    """Up to ``size`` bytes of ``path`` at ``offset``, opened through :func:`open_readonly`."""
+    """Up to ``size`` bytes of ``path`` at ``offset``, opened through :func:`open_readonly`.
+
+    A FIFO or socket is refused before it is opened: opening a FIFO waits for a writer, and
+    neither is an image.
+    """
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        mode = 0  # open_readonly says what is wrong
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise InputError(f"{path}: is a FIFO or socket, not an image")
     fd = open_readonly(path)
     try:
         return os.pread(fd, size, offset)

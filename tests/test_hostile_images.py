@@ -182,3 +182,52 @@ def test_resource_limits_are_real() -> None:
     """``ru_maxrss`` is in KiB on Linux (the factor used by run_measured)."""
     assert sys.platform.startswith("linux")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < (64 << 30) // 1024
+
+
+def _three_segments(tmp_path: Path) -> Path:
+    source = tmp_path / "src.raw"
+    source.write_bytes(os.urandom(3 << 20))
+    base = tmp_path / "set" / "disk"
+    base.parent.mkdir()
+    code, _out, err, _rss = run_measured("acquire", source, "-o", base, "--compress", "none",
+                                         "--segment-size", "1MiB")
+    assert code == 0, err
+    assert (base.parent / "disk.E03").is_file()
+    return base.parent / "disk.E01"
+
+
+def test_e01_segment_linked_out_of_folder_is_refused(tmp_path: Path) -> None:
+    """A segment of the set that is a link to another folder is not read (one line, exit 2);
+    named with --part it is, and the set verifies."""
+    first = _three_segments(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    second = first.with_suffix(".E02")
+    moved = elsewhere / "disk.E02"
+    second.rename(moved)
+    second.symlink_to(moved)
+    code, _out, err, _rss = run_measured("verify", first)
+    assert code == 2
+    assert "disk.E02" in err
+    assert "outside the image's folder" in err
+    code, out, err, _rss = run_measured("--part", second, "verify", first)
+    assert code == 0, (out, err)
+    assert "VERIFIED" in out
+
+
+def test_e01_segment_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    first = _three_segments(tmp_path)
+    second = first.with_suffix(".E02")
+    second.unlink()
+    os.mkfifo(second)
+    code, _out, err, _rss = run_measured("info", first)
+    assert code == 1  # not a segment: the set is missing one (and nothing waited on the FIFO)
+    assert "segment disk.E02 of 4 is missing" in err
+
+
+def test_image_named_as_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "evidence.E01"
+    os.mkfifo(fifo)
+    code, _out, err, _rss = run_measured("verify", fifo)
+    assert code == 2
+    assert "FIFO" in err

@@ -91,10 +91,10 @@ def find_segments(path: Path) -> list[Path]:
         members = {suffix_number(path.suffix) or 1: path}
     by_number: dict[int, Path] = {}
     for name_number, member in sorted(members.items()):
+        if member != path:  # before opening it: a FIFO named x.E02 would block the open
+            confine_part(path.parent, member.name, what="EWF segment")
         if member != path and not _has_magic(member):
             continue  # a file that merely looks like a segment name (x.raw next to x.E01)
-        if member != path:
-            confine_part(path.parent, member.name, what="EWF segment")
         number = _header_number(member)
         if number != name_number:
             raise CorruptImageError(
