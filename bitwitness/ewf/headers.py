@@ -153,7 +153,8 @@ def _date_value(value: str) -> str:
         if len(parts) == 1:
             when = datetime.fromtimestamp(int(parts[0]), UTC)
         elif len(parts) >= 6:
-            when = datetime(*map(int, parts[:6]), tzinfo=UTC)
+            year, month, day, hour, minute, second = (int(p) for p in parts[:6])
+            when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
         else:
             return value
     except (ValueError, OverflowError, OSError):

@@ -437,8 +437,8 @@ def open_vmdk(path: Path) -> VmdkStream:
             raise CorruptImageError(f"VMDK extents add up to {total} bytes, beyond any "
                                     "possible disk", path=path)
     except Exception:
-        for extent in extents:
-            extent.close()
+        for reader in extents:
+            reader.close()
         raise
     return VmdkStream(path, descriptor, extents)
 
