@@ -58,11 +58,13 @@ HEADER = struct.Struct("<4sIIQQQQIQQQB4sH433x")
 NEWLINE_CHARS = b"\n \r\n"
 #: A descriptor larger than this is not a descriptor (it is read whole).
 MAX_DESCRIPTOR = 1 << 20
-#: Bounds on what a header may declare. VMware writes 128-sector grains and 512 GTEs per GT;
-#: qemu refuses more than 512 GTEs. These limits keep every buffer small (a grain at most
-#: 32 MiB, a grain table at most 256 KiB) whatever a crafted header claims.
-MAX_GRAIN_SECTORS = 1 << 16
-MAX_GTES_PER_GT = 1 << 16
+#: Bounds on what a header may declare. VMware's specification fixes 512 GTEs per GT (qemu
+#: refuses more) and every known writer uses 128-sector grains; 2048 sectors (1 MiB) leaves
+#: room for others. The limits keep every buffer small (a grain at most 1 MiB, a grain table
+#: 2 KiB) and what a header can claim tied to the file: each 4-byte directory entry covers at
+#: most 512 MiB of media, so a small file cannot pose as an exabyte disk.
+MAX_GRAIN_SECTORS = 2048
+MAX_GTES_PER_GT = 512
 #: Grain tables kept decoded (each at most 256 KiB; 512 entries = 2 KiB for VMware's).
 GT_CACHE = 64
 #: A compressed grain's stored size may exceed the grain (incompressible data, deflate's
