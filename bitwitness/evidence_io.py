@@ -21,6 +21,7 @@ import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from bitwitness.errors import CorruptImageError, InputError
 
@@ -56,6 +57,21 @@ def open_readonly(path: Path | str) -> int:
         raise InputError(f"{path}: permission denied (run as root to read devices)") from exc
     except OSError as exc:
         raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+
+
+def open_file_objects(paths: Iterable[Path | str]) -> list[BinaryIO]:
+    """Binary file objects over :func:`os_open_readonly` descriptors, for libraries that read
+    evidence themselves (pyewf's ``open_file_objects``): their reads then keep the access time
+    too. The caller closes them; on a failure the ones already open are closed here."""
+    objects: list[BinaryIO] = []
+    try:
+        for path in paths:
+            objects.append(os.fdopen(open_readonly(path), "rb"))
+    except BaseException:
+        for obj in objects:
+            obj.close()
+        raise
+    return objects
 
 
 def read_head(path: Path | str, size: int, offset: int = 0) -> bytes:
