@@ -1,4 +1,5 @@
-"""The ``header2`` and ``header`` sections: case metadata as tab-separated text (§4).
+"""The ``header2`` and ``header`` sections: case metadata as tab-separated text
+(docs/EWF.md §4; the § numbers below refer to that file).
 
 The writer emits exactly what ewfacquire writes for EnCase 6 (13 keys with ``md`` sixth, which is
 how libewf recognises EnCase 6); the reader accepts the other producers' variants (FTK's ``r``

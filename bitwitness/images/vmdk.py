@@ -65,7 +65,7 @@ MAX_DESCRIPTOR = 1 << 20
 #: most 512 MiB of media, so a small file cannot pose as an exabyte disk.
 MAX_GRAIN_SECTORS = 2048
 MAX_GTES_PER_GT = 512
-#: Grain tables kept decoded (each at most 256 KiB; 512 entries = 2 KiB for VMware's).
+#: Grain tables kept decoded (each at most 512 entries, 2 KiB).
 GT_CACHE = 64
 #: A compressed grain's stored size may exceed the grain (incompressible data, deflate's
 #: framing) by at most this much.

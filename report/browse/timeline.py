@@ -79,7 +79,7 @@ def events(fs: FileSystem, *, selection: Selection = Selection.ALL,
     found: list[TimelineEvent] = []
     for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
         t = entry.times
-        stamps = {}
+        stamps: dict[datetime, set[str]] = {}
         for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
                                  strict=True):
             if value is not None:

@@ -25,6 +25,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from bitwitness.casefolder import EXPORTS, case_root
 from bitwitness.errors import BitWitnessError
 from bitwitness.image import image_files, open_image
 from bitwitness.progress import NullMediator
@@ -64,14 +65,6 @@ def as_text(data: bytes) -> str:
     return "".join(c if c in _PRINTABLE or ord(c) > 127 else "." for c in decoded)
 
 
-def find_case(image: Path) -> Path | None:
-    """The case folder holding ``image`` (a parent with ``case.yaml``), if any."""
-    for parent in image.absolute().parents:
-        if (parent / "case.yaml").is_file():
-            return parent
-    return None
-
-
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
 
@@ -100,7 +93,7 @@ class EvidenceBrowser(App[None]):
                  case_dir: Path | None = None) -> None:
         super().__init__()
         self.image = image
-        self.case_dir = case_dir if case_dir is not None else find_case(image)
+        self.case_dir = case_dir if case_dir is not None else case_root(image)
         self.export_to = export_to
         self.stream = open_image(image)
         self.layout = read_layout(TskImage(self.stream))
@@ -291,7 +284,7 @@ class EvidenceBrowser(App[None]):
         if self.export_to is not None:
             base = self.export_to
         elif self.case_dir is not None:
-            base = self.case_dir / "exports"
+            base = self.case_dir / EXPORTS
         else:
             base = Path("exports")
         destination = base / f"{self.image.name}-{stamp}"
