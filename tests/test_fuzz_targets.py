@@ -132,3 +132,13 @@ def test_target_survives_random_damage_to_its_seeds(target: str, corpus: Path) -
                 data = data[: rng.randrange(len(data) + 1)]
             mutated = checksums.fix(target, bytes(data)) if rng.random() < 0.7 else bytes(data)
             function(mutated)
+
+
+def test_ci_runs_every_fuzz_target_and_the_readme_says_how() -> None:
+    commands = [line for line in (REPO / ".ci" / "run").read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert ".venv/bin/python -m fuzz.run --all --seconds 5" in commands
+    readme = (REPO / "README.md").read_text()
+    assert "python -m fuzz.run vmdk --minutes 30" in readme
+    for target in targets.TARGETS:
+        assert f"`{target}`" in readme, target
