@@ -142,3 +142,23 @@ def test_ci_runs_every_fuzz_target_and_the_readme_says_how() -> None:
     assert "python -m fuzz.run vmdk --minutes 30" in readme
     for target in targets.TARGETS:
         assert f"`{target}`" in readme, target
+
+
+@pytest.mark.parametrize("pattern", ["[a-z]{0,61111111111}", "(" * 2000 + ")" * 2000])
+def test_case_file_with_an_impossible_pattern_is_one_line(pattern: str, tmp_path: Path) -> None:
+    """Found by the case-yaml target: a field pattern whose repeat count overflows the regex
+    engine (or nests too deep) ended in exit 3; it is a bad case file (exit 2, one line)."""
+    from conftest import run_bitwitness
+
+    doc = (REGRESSIONS / "case-yaml" / "pattern-repeat-overflow.yaml").read_text(
+        errors="replace")
+    assert "61111111111" in doc
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "case.yaml").write_text(
+        "schema: bitwitness.case/1\nfields: {case_number: '1'}\ntemplate:\n  name: t\n"
+        "  fields:\n  - name: case_number\n    pattern: '" + pattern + "'\n")
+    result = run_bitwitness("case", "show", case)
+    assert result.exit_code == 2, result.stderr
+    assert "bad pattern" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
