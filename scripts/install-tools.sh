@@ -7,6 +7,9 @@ set -euo pipefail
 runtime=(fonts-dejavu-core fonts-droid-fallback)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs)
+# volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
+# independent build of the readers) check shadow copies, APFS and LUKS
+testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -61,6 +61,8 @@ class Partition:
     sector_size: int
     filesystem: str | None = None  #: "ntfs", "fat32", "ext4", ...; None when none was found
     encrypted: str | None = None  #: "BitLocker", "LUKS" when the volume is encrypted
+    #: path in the volume tree ("2/vss3", "0/luks1") of a volume inside this row; None: the row
+    volume: str | None = None
 
     @property
     def end(self) -> int:
