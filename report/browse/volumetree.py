@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bitwitness.errors import FileSystemError, InputError
+from bitwitness.report.browse import luks2
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream
+from bitwitness.report.browse.luks2 import is_luks2
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
 from bitwitness.report.browse.volumes import (
@@ -176,6 +178,9 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     if not tree.keys.given:
         node.locked = True
         return
+    if is_luks2(node.stream.pread(0, 8)):
+        _luks2(tree, node, depth)
+        return
     source = FileObject(node.stream)
     volume = pyluksde.volume()
     try:
@@ -187,7 +192,10 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
                               f"{_message(exc)}") from None
     tree._handles.append(volume)
     if volume.is_locked():
-        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock it")
+        hint = "" if (tree.keys.passphrase or "").isascii() else (
+            " (libluksde reads only ASCII passphrases)")
+        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
+                         f"it{hint}")
     node.identifier = _text(volume.get_volume_identifier())
     stream = LibyalStream(volume, int(volume.get_size()), what=f"volume {node.path}/luks1",
                           source=source)
@@ -196,6 +204,30 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
+
+
+def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    assert node.stream is not None
+    passphrase = (tree.keys.passphrase or "").encode("utf-8")
+    try:
+        key, segment, cipher = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
+    except FileSystemError:
+        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
+                         "it") from None
+    node.identifier = _uuid(node)
+    stream = luks2.Luks2Stream(node.stream, key, segment, f"volume {node.path}/luks1")
+    child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher})", stream=stream,
+                   handle=None)
+    _probe(child)
+    node.children.append(child)
+    _expand(tree, child, depth + 1)
+
+
+def _uuid(node: VolumeNode) -> str | None:
+    """The UUID field of a LUKS binary header (bytes 168-208)."""
+    assert node.stream is not None
+    raw = node.stream.pread(168, 40).split(b"\0", 1)[0]
+    return raw.decode("ascii", "replace") or None
 
 
 def _apfs(tree: VolumeTree, node: VolumeNode) -> None:

@@ -1,0 +1,194 @@
+"""LUKS1 and LUKS2 volumes made by cryptsetup, payload written by tests/luksbuild.py.
+
+The truth is the plain file system before encryption: ``ls -r --all`` inside the decrypted
+volume must list what ``fls -r -p`` lists on the plain image, and ``cat`` must give ``icat``'s
+bytes. Keys come by option, file, key file or prompt; they never appear in any output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, snapshot
+from luksbuild import make_luks
+from test_browse_disks import MTOOLS_ENV, Disks, make_disks
+from test_browse_listing import as_fls, fls_lines
+
+PASSPHRASE = "correct horse battery staple"  # libluksde refuses non-ASCII ones
+
+
+@dataclass(frozen=True)
+class Luks:
+    volume: Path
+    plain: Path
+    filesystem: str
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("luks-keys")
+    pass_file = base / "passphrase.txt"
+    pass_file.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    key_file = base / "key.bin"
+    key_file.write_text(PASSPHRASE, encoding="utf-8")  # used whole, as cryptsetup --key-file
+    wrong = base / "wrong.txt"
+    wrong.write_text("not the passphrase\n", encoding="utf-8")
+    return {"passphrase-file": pass_file, "key-file": key_file, "wrong": wrong}
+
+
+def _fat16(base: Path) -> Path:
+    plain = base / "fat16.img"
+    subprocess.run(["mkfs.vfat", "-C", "-F", "16", "-n", "LUKSFAT", str(plain), "16384"],
+                   check=True, capture_output=True)
+    for name, data in (("note.txt", b"inside luks1\n"), ("big.bin", bytes(range(256)) * 300),
+                       ("gone.txt", b"deleted inside luks\n" * 40)):
+        src = base / name
+        src.write_bytes(data)
+        subprocess.run(["mcopy", "-i", str(plain), str(src), f"::/{name}"], check=True,
+                       env=MTOOLS_ENV)
+    subprocess.run(["mdel", "-i", str(plain), "::/gone.txt"], check=True, env=MTOOLS_ENV)
+    return plain
+
+
+@pytest.fixture(scope="module")
+def volumes(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> dict[str, Luks]:
+    require_tool("cryptsetup", "mkfs.vfat", "mcopy", "mdel", "fls", "icat", "sgdisk")
+    disks: Disks = make_disks(tmp_path_factory)
+    base = tmp_path_factory.mktemp("luks")
+    luks1 = base / "luks1.img"
+    make_luks(luks1, _fat16(base), keys["key-file"], version=1)
+    luks2 = base / "luks2.img"
+    make_luks(luks2, disks.ext4, keys["key-file"], version=2)
+    gpt = base / "gpt-luks.img"
+    size = luks1.stat().st_size
+    subprocess.run(["truncate", "-s", str(size + (4 << 20)), str(gpt)], check=True)
+    subprocess.run(["sgdisk", "-n1:2048:+" + str(size // 1024) + "K", "-t1:8309", str(gpt)],
+                   check=True, capture_output=True)
+    subprocess.run(["dd", f"if={luks1}", f"of={gpt}", "bs=512", "seek=2048", "conv=notrunc",
+                    "status=none"], check=True)
+    for image in (luks1, luks2, gpt):
+        image.chmod(0o444)
+    return {"luks1": Luks(luks1, base / "fat16.img", "fat16"),
+            "luks2": Luks(luks2, disks.ext4, "ext4"),
+            "gpt": Luks(gpt, base / "fat16.img", "fat16")}
+
+
+def _secret_absent(*texts: str) -> None:
+    for text in texts:
+        assert PASSPHRASE not in text
+        assert "horse" not in text
+
+
+@pytest.mark.parametrize("name", ["luks1", "luks2"])
+def test_ls_and_cat_inside_luks_match_fls_and_icat_on_the_plain_file_system(
+        volumes: dict[str, Luks], keys: dict[str, Path], bw, name: str) -> None:
+    luks = volumes[name]
+    before = snapshot([luks.volume])
+    key = ["--passphrase-file", keys["passphrase-file"]]
+    tree = bw("partitions", "--json", luks.volume, *key)
+    assert tree.exit_code == 0, tree.stderr
+    (row,) = tree.json()["partitions"]
+    assert row["encrypted"] == "LUKS"
+    assert row["locked"] is False
+    (inner,) = row["volumes"]
+    assert inner["path"] == "0/luks1"
+    assert inner["filesystem"] == luks.filesystem
+    assert tree.json()["key"] == "passphrase file"
+    _secret_absent(tree.stdout, tree.stderr)
+
+    listing = bw("ls", luks.volume, "-r", "--all", "--json", "-p", "0/luks1", *key)
+    assert listing.exit_code == 0, listing.stderr
+    assert listing.json()["volume"] == "0/luks1"
+    assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(luks.plain)
+    # the only file system of the image: -p may be left out
+    assert bw("ls", luks.volume, "-r", "--all", "--json", *key).json()["entries"] == \
+        listing.json()["entries"]
+
+    files = [e for e in listing.json()["entries"] if e["kind"] == "file" and not e["deleted"]]
+    assert files
+    for entry in files:
+        theirs = subprocess.run(["icat", str(luks.plain), entry["inode"]], capture_output=True,
+                                check=True).stdout
+        got = _cat_bytes(luks.volume, entry["inode"], "0/luks1", key)
+        assert got == theirs, entry["path"]
+    assert snapshot([luks.volume]) == before
+
+
+def _cat_bytes(image: Path, inode: str, volume: str, key: list) -> bytes:
+    """``cat --inode`` in its own process, so the bytes are the bytes (not decoded text)."""
+    proc = subprocess.run([sys.executable, "-m", "bitwitness", "cat", str(image), "--inode",
+                           inode, "-p", volume, *map(os.fspath, key)], capture_output=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_luks_inside_a_gpt_partition_is_addressed_by_its_tree_path(
+        volumes: dict[str, Luks], keys: dict[str, Path], bw) -> None:
+    luks = volumes["gpt"]
+    key = ["--key-file", keys["key-file"]]
+    tree = bw("partitions", "--json", luks.volume, *key)
+    assert tree.exit_code == 0, tree.stderr
+    (row,) = [r for r in tree.json()["partitions"] if r["encrypted"]]
+    assert row["start"] == 2048
+    path = f"{row['index']}/luks1"
+    assert [v["path"] for v in row["volumes"]] == [path]
+    assert tree.json()["key"] == "key file"
+    listing = bw("ls", luks.volume, "-r", "--all", "--json", "-p", path, *key)
+    assert listing.exit_code == 0, listing.stderr
+    assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(luks.plain)
+    # -p N names the row, which holds no file system itself: the message points inside
+    row_only = bw("ls", luks.volume, "-p", str(row["index"]), *key)
+    assert row_only.exit_code == 2
+    assert f"-p {path} (fat16)" in row_only.stderr
+    text = bw("partitions", luks.volume, *key)
+    assert path in text.stdout
+    _secret_absent(tree.stdout, listing.stdout, text.stdout, row_only.stderr)
+
+
+def test_every_way_of_giving_the_key_opens_it_and_none_is_shown(
+        volumes: dict[str, Luks], keys: dict[str, Path], bw) -> None:
+    image = volumes["luks1"].volume
+    ways = {"passphrase": (["--passphrase", PASSPHRASE], None),
+            "passphrase file": (["--passphrase-file", keys["passphrase-file"]], None),
+            "key file": (["--key-file", keys["key-file"]], None),
+            "prompt": (["--ask-passphrase"], PASSPHRASE + "\n")}
+    for kind, (options, typed) in ways.items():
+        result = bw("partitions", "--json", image, *options, input=typed)
+        assert result.exit_code == 0, (kind, result.stderr)
+        assert result.json()["key"] == kind
+        assert result.json()["partitions"][0]["volumes"][0]["filesystem"] == "fat16"
+        _secret_absent(result.stdout, result.stderr)
+
+
+def test_a_missing_or_wrong_key_is_one_line_naming_the_volume(
+        volumes: dict[str, Luks], keys: dict[str, Path], bw) -> None:
+    image = volumes["luks2"].volume
+    before = snapshot([image])
+    locked = bw("ls", image)
+    assert locked.exit_code == 2
+    assert locked.stderr.count("\n") == 1
+    assert "volume 0 is encrypted (LUKS)" in locked.stderr
+    assert "--passphrase-file" in locked.stderr
+    tree = bw("partitions", "--json", image)
+    assert tree.exit_code == 0
+    assert tree.json()["partitions"][0]["locked"] is True
+    assert tree.json()["partitions"][0]["volumes"] == []
+    for options in (["--passphrase-file", keys["wrong"]], ["--passphrase", "not it"]):
+        wrong = bw("ls", image, "-p", "0/luks1", *options)
+        assert wrong.exit_code == 2
+        assert wrong.stderr.count("\n") == 1
+        assert "volume 0 (LUKS)" in wrong.stderr
+        assert "does not unlock it" in wrong.stderr
+        assert "not it" not in wrong.stderr
+        assert "not the passphrase" not in wrong.stderr
+    two = bw("ls", image, "--passphrase", "a", "--key-file", keys["key-file"])
+    assert two.exit_code == 2
+    assert "give one key" in two.stderr
+    assert snapshot([image]) == before
