@@ -104,3 +104,34 @@ def test_stat_and_export_of_an_apfs_file(pool: dict, bw, tmp_path: Path) -> None
     assert out.exit_code == 0, out.stderr
     exported = sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert "a_file" in exported
+
+
+def test_the_browser_shows_the_apfs_volume_and_its_files(pool: dict) -> None:
+    pytest.importorskip("textual")
+    import asyncio
+
+    from textual.widgets import DataTable, Tree
+
+    from bitwitness.report.browse.tui import EvidenceBrowser
+
+    block = pool["volumes"][0][2]
+    fls = subprocess.run(["fls", "-P", "apfs", "-B", str(block), "-p", str(APFS)],
+                         capture_output=True, text=True, check=True).stdout
+    top = sorted(line.split("\t", 1)[1] for line in fls.splitlines())
+
+    async def scenario() -> None:
+        app = EvidenceBrowser(APFS)
+        async with app.run_test(size=(160, 50)) as pilot:
+            tree = app.query_one("#tree", Tree)
+            labels = [str(n.label) for n in tree.root.children]
+            assert labels[0].startswith("0/apfs1: apfs (APFS volume ")
+            tree.select_node(tree.root.children[0])
+            await pilot.pause()
+            table = app.query_one("#entries", DataTable)
+            names = sorted(str(table.get_row_at(i)[0]).rstrip("/")
+                           for i in range(table.row_count))
+            assert names == top
+            assert str(table.get_row_at(0)[7]) == "0/apfs1: apfs"
+            await pilot.press("q")
+
+    asyncio.run(scenario())

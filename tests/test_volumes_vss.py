@@ -134,3 +134,26 @@ def test_without_p_the_current_volume_is_chosen_and_unknown_paths_fail(vss_raw: 
     assert "0/vss9" in missing.stderr
     assert "0/vss1" in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+def test_timeline_across_stores_shows_each_files_history(vss_raw: Path, stores: Path,
+                                                         bw) -> None:
+    """Without -p the timeline holds the volume and every store, each store's paths prefixed
+    p0-vssN-ntfs, each part equal to fls -m on that store."""
+    result = bw("timeline", vss_raw)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for store in (1, 2):
+        prefix = f"p0-vss{store}-ntfs"
+        theirs = subprocess.run(["fls", "-r", "-m", prefix, str(stores / f"vss{store}")],
+                                capture_output=True, check=True).stdout.decode(
+                                    "utf-8", "surrogateescape").splitlines()
+        ours = [line for line in lines if line.split("|", 2)[1].startswith(prefix + "/")]
+        assert Counter(ours) == Counter(theirs)
+    current = subprocess.run(["fls", "-r", "-m", "p0-ntfs", str(vss_raw)], capture_output=True,
+                             check=True).stdout.decode("utf-8", "surrogateescape").splitlines()
+    assert Counter(line for line in lines if line.split("|", 2)[1].startswith("p0-ntfs/")) == \
+        Counter(current)
+    # syslog was compressed after the first store was taken: its history is in the timeline
+    assert any("|p0-vss1-ntfs/syslog|" in line for line in lines)
+    assert any("|p0-ntfs/syslog.gz|" in line for line in lines)
