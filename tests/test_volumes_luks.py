@@ -193,3 +193,34 @@ def test_a_missing_or_wrong_key_is_one_line_naming_the_volume(
     assert two.exit_code == 2
     assert "give one key" in two.stderr
     assert snapshot([image]) == before
+
+
+def test_export_from_luks_records_the_key_kind_never_the_key(
+        volumes: dict[str, Luks], keys: dict[str, Path], bw, tmp_path: Path) -> None:
+    from bitwitness.case import Case
+    from bitwitness.custody import CustodyLog
+    from bitwitness.templates import load_template
+
+    luks = volumes["luks2"]
+    case = Case.create(tmp_path / "case", load_template("default"),
+                       {"case_number": "C-17", "examiner": "ana"})
+    out = tmp_path / "exp"
+    result = bw("export", luks.volume, "/home/ana/notes.txt", "--to", out, "--case", case.root,
+                "-p", "0/luks1", "--passphrase", PASSPHRASE)
+    assert result.exit_code == 0, result.stderr
+    icat_inode = next(e["inode"] for e in bw("ls", luks.volume, "-r", "--json", "-p", "0/luks1",
+                                             "--passphrase", PASSPHRASE).json()["entries"]
+                      if e["path"] == "/home/ana/notes.txt")
+    theirs = subprocess.run(["icat", str(luks.plain), icat_inode], capture_output=True,
+                            check=True).stdout
+    assert (out / "home" / "ana" / "notes.txt").read_bytes() == theirs
+    manifest = (out / "manifest.json").read_text(encoding="utf-8")
+    event = CustodyLog(case.root / "custody.jsonl").events()[-1]
+    assert event.action == "export"
+    assert event.details["volume"] == "0/luks1"
+    assert event.details["key"] == "passphrase"
+    assert '"key": "passphrase"' in manifest
+    for written in [*case.root.rglob("*"), *out.rglob("*")]:
+        if written.is_file():
+            _secret_absent(written.read_bytes().decode("utf-8", "replace"))
+    _secret_absent(result.stdout, result.stderr)

@@ -108,6 +108,8 @@ class ExportResult:
     manifest_csv: Path
     manifest_sha256: str  #: SHA-256 of manifest.json as written
     failed: tuple[ExportFailure, ...] = ()
+    volume: str | None = None  #: volume-tree path ("0/vss1") of a volume inside the row
+    key: str | None = None  #: which kind of key decrypted the volume; never the key itself
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
             partition=fs.partition.index, offset_sector=fs.partition.start,
             filesystem=fs.type, destination=root, started=started, ended=ended,
             files=tuple(files), folders=tuple(folders), manifest_json=json_path,
-            manifest_csv=csv_path, manifest_sha256="", failed=tuple(failed))
+            manifest_csv=csv_path, manifest_sha256="", failed=tuple(failed),
+            volume=fs.partition.volume, key=fs.partition.key)
         digest = _write_manifests(result, overwrite)
     return ExportResult(**{**result.__dict__, "manifest_sha256": digest})
 
@@ -336,6 +339,8 @@ def manifest_document(result: ExportResult) -> dict[str, Any]:
         "image": result.image,
         "image_files": list(result.image_files),
         "partition": result.partition,
+        "volume": result.volume or str(result.partition),
+        "key": result.key,
         "offset_sector": result.offset_sector,
         "filesystem": result.filesystem,
         "destination": str(result.destination),
@@ -384,6 +389,8 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         "image": result.image,
         "paths": [escaped(p) for p in paths],
         "partition": result.partition,
+        "volume": result.volume or str(result.partition),
+        "key": result.key,
         "filesystem": result.filesystem,
         "destination": str(result.destination),
         "files": len(result.files),

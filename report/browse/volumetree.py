@@ -62,6 +62,7 @@ class VolumeNode:
     locked: bool = False  #: encrypted and not opened (no key given)
     created: datetime | None = None  #: a shadow-copy store's creation time (UTC)
     identifier: str | None = None  #: volume or store identifier (GUID) where one exists
+    key: str | None = None  #: the kind of key that decrypted this node or one above it
     children: list[VolumeNode] = field(default_factory=list)
     stream: ImageStream | None = field(default=None, repr=False)  #: this node's bytes
     handle: Any = field(default=None, repr=False)  #: the libyal object behind a volume
@@ -158,7 +159,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
 def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: ImageStream,
            handle: Any) -> VolumeNode:
     return VolumeNode(path=f"{node.path}/{name}", kind=kind, description=description, offset=0,
-                      size=stream.size, row=node.row, stream=stream, handle=handle)
+                      size=stream.size, row=node.row, stream=stream, handle=handle, key=node.key)
 
 
 def _probe(child: VolumeNode) -> None:
@@ -201,6 +202,7 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
                           source=source)
     child = _child(node, "luks1", "luks", f"decrypted LUKS volume ({_method(volume)})",
                    stream=stream, handle=volume)
+    child.key = tree.keys.kind
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
@@ -218,6 +220,7 @@ def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     stream = luks2.Luks2Stream(node.stream, key, segment, f"volume {node.path}/luks1")
     child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher})", stream=stream,
                    handle=None)
+    child.key = tree.keys.kind
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
@@ -262,13 +265,16 @@ def _apfs(tree: VolumeTree, node: VolumeNode) -> None:
                 raise InputError(f"volume {node.path}/apfs{index + 1} (APFS): the "
                                  f"{tree.keys.kind} does not unlock it")
             locked = False
+            unlocked_with = tree.keys.kind
+        else:
+            unlocked_with = node.key
         child = VolumeNode(path=f"{node.path}/apfs{index + 1}", kind="apfs",
                            description=f"APFS volume {name!r}", offset=0,
                            size=_apfs_size(volume, node.size), row=node.row,
                            filesystem=None if locked else "apfs",
                            encrypted="APFS" if locked else None,
                            locked=locked, identifier=identifier,
-                           handle=volume)
+                           handle=volume, key=unlocked_with)
         node.children.append(child)
 
 
@@ -351,7 +357,8 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
         return FileSystem(TskImage(tree.stream), node.row)
     where = Partition(index=node.row.index, kind=PartitionKind.PARTITION, start=0,
                       length=-(-node.size // 512), description=node.description,
-                      sector_size=512, filesystem=node.filesystem, volume=node.path)
+                      sector_size=512, filesystem=node.filesystem, volume=node.path,
+                      key=node.key)
     if node.filesystem == "apfs":
         from bitwitness.report.browse.fs_apfs import ApfsFileSystem
 
