@@ -8,8 +8,9 @@ runtime=(fonts-dejavu-core fonts-droid-fallback)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs)
 # volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
-# independent build of the readers) check shadow copies, APFS and LUKS
-testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils)
+# independent build of the readers) check shadow copies, APFS and LUKS; lvm2 writes LVM metadata,
+# xfsprogs XFS file systems (checked against the kernel's XFS driver)
+testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 xfsprogs)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

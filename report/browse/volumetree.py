@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,9 @@ MAX_CHILDREN = 512
 _APFS_MAGIC = b"NXSB"  # at byte 32 of an APFS container's superblock
 _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError)
 _ROW = re.compile(r"^-?\d+$")
+#: File systems read by libyal (fs_libyal.py) instead of TSK.
+LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
+_LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
 
 
 @dataclass
@@ -147,9 +150,14 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     """Add the volumes inside ``node`` (its stream is set)."""
     if depth > MAX_NESTING or node.stream is None:
         return
-    head = node.stream.pread(0, 64)
+    head = node.stream.pread(0, 2048)
+    if not node.filesystem and not node.encrypted and head[:4] == b"XFSB":
+        node.filesystem = "xfs"
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
         _luks(tree, node, depth)
+    elif not node.filesystem and any(head[at : at + 8] == _LVM_LABEL
+                                     for at in range(0, 2048, 512)):
+        _lvm(tree, node, depth)
     elif head[32:36] == _APFS_MAGIC and not node.filesystem:
         _apfs(tree, node)
     elif node.filesystem == "ntfs":
@@ -163,12 +171,53 @@ def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: 
 
 
 def _probe(child: VolumeNode) -> None:
-    """The file system (or encryption) TSK sees at the start of ``child``."""
+    """The file system (or encryption) TSK sees at the start of ``child``; XFS by its magic."""
     assert child.stream is not None
     image = TskImage(child.stream)
     child.encrypted = encryption_at(image, 0)
     if not child.encrypted:
         child.filesystem = filesystem_type(image, 0)
+    if not child.filesystem and child.stream.pread(0, 4) == b"XFSB":
+        child.filesystem = "xfs"
+
+
+def _lvm(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """The logical volumes of an LVM2 volume group whose only physical volume is ``node``."""
+    import pyvslvm
+
+    assert node.stream is not None
+    source = FileObject(node.stream)
+    handle = pyvslvm.handle()
+    try:
+        handle.open_file_object(source)
+        handle.open_physical_volume_files_as_file_objects([source])
+        group = handle.get_volume_group()
+        count = int(group.get_number_of_logical_volumes())
+        group_name = _text(group.get_name()) or "?"
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        raise FileSystemError(f"volume {node.path}: LVM metadata libvslvm cannot read (a volume "
+                              f"group over several disks is not read): {_message(exc)}") from None
+    tree._handles.append(handle)
+    node.description = f"LVM physical volume of {group_name} ({count} logical)"
+    node.identifier = _text(group.get_identifier())
+    for index in range(min(count, MAX_CHILDREN)):
+        try:
+            volume = group.get_logical_volume(index)
+            name = _text(volume.get_name()) or "?"
+            size = int(volume.get_size())
+        except _NOT_OPENED as exc:
+            _raise_source(source, exc)
+            raise FileSystemError(f"volume {node.path}/lv{index + 1}: libvslvm cannot read it: "
+                                  f"{_message(exc)}") from None
+        stream = LibyalStream(volume, size, what=f"volume {node.path}/lv{index + 1}",
+                              source=source)
+        child = _child(node, f"lv{index + 1}", "lvm", f"LVM logical volume {group_name}/{name}",
+                       stream=stream, handle=volume)
+        child.identifier = _text(volume.get_identifier())
+        _probe(child)
+        node.children.append(child)
+        _expand(tree, child, depth + 1)
 
 
 def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
@@ -353,18 +402,40 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
     if not node.filesystem:
         raise FileSystemError(f"volume {node.path} ({node.description}) holds no file system "
                               f"that can be read; file systems: {describe(tree)}")
-    if "/" not in node.path:  # a row of the partition table: exactly as before the tree
-        return FileSystem(TskImage(tree.stream), node.row)
-    where = Partition(index=node.row.index, kind=PartitionKind.PARTITION, start=0,
-                      length=-(-node.size // 512), description=node.description,
-                      sector_size=512, filesystem=node.filesystem, volume=node.path,
-                      key=node.key)
-    if node.filesystem == "apfs":
-        from bitwitness.report.browse.fs_apfs import ApfsFileSystem
+    if "/" not in node.path:  # a row of the partition table: as TSK sees it
+        where = replace(node.row, filesystem=node.filesystem)
+        if node.filesystem not in LIBYAL_FILE_SYSTEMS:
+            return FileSystem(TskImage(tree.stream), node.row)
+    else:
+        where = Partition(index=node.row.index, kind=PartitionKind.PARTITION, start=0,
+                          length=-(-node.size // 512), description=node.description,
+                          sector_size=512, filesystem=node.filesystem, volume=node.path,
+                          key=node.key)
+    if node.filesystem in LIBYAL_FILE_SYSTEMS:
+        from bitwitness.report.browse.fs_libyal import LibyalFileSystem
 
-        return ApfsFileSystem(node.handle, where)
+        return LibyalFileSystem(_libyal_volume(tree, node), where, node.filesystem or "")
     assert node.stream is not None
     return FileSystem(TskImage(node.stream), where)
+
+
+def _libyal_volume(tree: VolumeTree, node: VolumeNode) -> Any:
+    """The libyal volume object of an APFS volume (opened with its container) or of an XFS."""
+    if node.filesystem == "apfs":
+        return node.handle
+    import pyfsxfs
+
+    assert node.stream is not None
+    source = FileObject(node.stream)
+    volume = pyfsxfs.volume()
+    try:
+        volume.open_file_object(source)
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        raise FileSystemError(f"volume {node.path}: an XFS file system libfsxfs cannot read: "
+                              f"{_message(exc)}") from None
+    tree._handles.append(volume)
+    return volume
 
 
 def choose(tree: VolumeTree, *, partition: int | str | None = None,
@@ -384,6 +455,8 @@ def choose(tree: VolumeTree, *, partition: int | str | None = None,
     path = normalise(str(partition))
     if "/" not in path and _ROW.match(path):
         node = next((n for n in tree.nodes if n.path == path), None)
+        if node is not None and node.filesystem in LIBYAL_FILE_SYSTEMS:
+            return open_node(tree, node)
         if node is None or node.filesystem or (not node.children and not node.locked):
             return FileSystem(TskImage(tree.stream), _row(tree, int(path), None))
         inside = [n for n in node.walk() if n.filesystem and not _in_snapshot(n)]

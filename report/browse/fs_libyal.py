@@ -1,9 +1,11 @@
-"""An APFS volume behind the browsing interface, read with libfsapfs (pyfsapfs).
+"""File systems TSK lacks behind the browsing interface, read with libyal: APFS (pyfsapfs) and
+XFS (pyfsxfs), whose file-entry objects answer the same calls.
 
 The Sleuth Kit reads APFS only given the volume's superblock block (``fls -P apfs -B N``), which
-is what the tests check this reader against. Entries look as ``fls -p`` prints them: the inode is
-the file system object identifier, name and meta types come from the inode's mode, and there are
-no deleted entries (APFS keeps no unallocated names that either reader recovers).
+is what the tests check APFS against; XFS is checked against the kernel's own driver. Entries
+look as ``fls -p`` prints them: the inode is the file system's inode number (APFS: the object
+identifier), name and meta types come from the inode's mode, and there are no deleted entries
+(neither reader recovers unallocated names).
 """
 
 from __future__ import annotations
@@ -33,14 +35,20 @@ def _ns(value: int | None) -> datetime | None:
     return _EPOCH + timedelta(microseconds=int(value) // 1000)
 
 
-class ApfsFileSystem:
-    """One APFS volume of a container (a libfsapfs volume object, owned by the volume tree)."""
+class LibyalFileSystem:
+    """One file system read by a libyal volume object (owned by the volume tree)."""
 
-    def __init__(self, volume: Any, partition: Partition) -> None:
-        self.type = "apfs"
+    def __init__(self, volume: Any, partition: Partition, fs_type: str) -> None:
+        self.type = fs_type
         self.partition = partition
         self._volume = volume
-        self.root_inum = 2
+        by_identifier = getattr(volume, "get_file_entry_by_identifier", None)
+        self._by_inode = by_identifier or volume.get_file_entry_by_inode
+
+    @staticmethod
+    def _inode(obj: Any) -> int:
+        getter = getattr(obj, "get_identifier", None) or obj.get_inode_number
+        return int(getter())
 
     # --- reading libfsapfs -----------------------------------------------------------------
 
@@ -64,7 +72,7 @@ class ApfsFileSystem:
         name = path.rpartition("/")[2] if path != "/" else ""
         if not path:  # found by inode: its own name is all the inode knows
             name = str(self._call("read a name", obj.get_name) or "")
-        return Entry(path=path, name=name, inode=int(obj.get_identifier()), attr_type=None,
+        return Entry(path=path, name=name, inode=self._inode(obj), attr_type=None,
                      attr_id=None, stream=None, name_type=kind, meta_type=kind, deleted=False,
                      realloc=False, size=int(self._call("read a size", obj.get_size) or 0),
                      times=times, mode=mode & 0o7777,
@@ -72,8 +80,7 @@ class ApfsFileSystem:
                      gid=int(obj.get_group_identifier() or 0), link=link)
 
     def _object(self, entry: Entry) -> Any:
-        return self._call(f"open inode {entry.inode}", self._volume.get_file_entry_by_identifier,
-                          entry.inode)
+        return self._call(f"open inode {entry.inode}", self._by_inode, entry.inode)
 
     # --- listing and lookup ----------------------------------------------------------------
 
@@ -115,20 +122,35 @@ class ApfsFileSystem:
         current = self._call("open the root folder", self._volume.get_root_directory)
         walked = ""
         for part in split_path(path):
-            found = self._call(f"look up {walked}/{part}", current.get_sub_file_entry_by_name,
-                               part)
+            found = self._child_named(current, part, walked)
             if found is None:
                 raise FileSystemError(f"{walked}/{part}: no such file or folder")
             current, walked = found, f"{walked}/{part}"
         return self._entry(current, walked or "/")
 
+    def _child_named(self, folder: Any, name: str, walked: str) -> Any:
+        """The entry ``name`` of ``folder``: libyal's lookup, else a scan of the folder (libfsxfs
+        fails some lookups by name in short-form directories that it lists correctly)."""
+        try:
+            found = folder.get_sub_file_entry_by_name(name)
+        except (OSError, ValueError, TypeError):
+            found = None
+        if found is not None:
+            return found
+        count = int(self._call(f"read {walked or '/'}", folder.get_number_of_sub_file_entries))
+        for index in range(count):
+            child = self._call(f"read {walked or '/'}", folder.get_sub_file_entry, index)
+            if self._call("read a name", child.get_name) == name:
+                return child
+        return None
+
     def by_address(self, address: str) -> Entry:
         if not _ADDRESS.match(address.strip()):
-            raise FileSystemError(f"{address!r} is not an APFS inode number")
+            raise FileSystemError(f"{address!r} is not an inode number")
         inum = int(address)
-        obj = self._call(f"open inode {inum}", self._volume.get_file_entry_by_identifier, inum)
+        obj = self._call(f"open inode {inum}", self._by_inode, inum)
         if obj is None:
-            raise FileSystemError(f"inode {inum} does not exist in this APFS volume")
+            raise FileSystemError(f"inode {inum} does not exist in this {self.type} volume")
         return self._entry(obj, "")
 
     def target(self, path: str | None = None, address: str | None = None) -> Entry:
