@@ -224,3 +224,40 @@ def test_export_from_luks_records_the_key_kind_never_the_key(
         if written.is_file():
             _secret_absent(written.read_bytes().decode("utf-8", "replace"))
     _secret_absent(result.stdout, result.stderr)
+
+
+def test_convert_writes_the_decrypted_volume_as_its_own_image(
+        volumes: dict[str, Luks], keys: dict[str, Path], bw, tmp_path: Path) -> None:
+    """The raw output is the plain ext4 byte for byte; the E01 holds the same media (ewfexport);
+    the log names the source, the volume and the key kind, never the key."""
+    import hashlib
+    import json
+
+    require_tool("ewfexport")
+    luks = volumes["luks2"]
+    before = snapshot([luks.volume])
+    key = ["--key-file", keys["key-file"]]
+    raw = bw("convert", luks.volume, "--volume", "0/luks1", "--to", "raw", "-o",
+             tmp_path / "dec", *key)
+    assert raw.exit_code == 0, raw.stderr
+    assert (tmp_path / "dec.raw").read_bytes() == luks.plain.read_bytes()
+    log = json.loads((tmp_path / "dec.json").read_text(encoding="utf-8"))
+    assert log["options"]["volume"]["volume"] == "0/luks1"
+    assert log["options"]["volume"]["key"] == "key file"
+    assert log["options"]["volume"]["image"] == str(luks.volume.absolute())
+    e01 = bw("convert", luks.volume, "--volume", "0/luks1", "--to", "e01", "-o",
+             tmp_path / "dec-ewf", *key)
+    assert e01.exit_code == 0, e01.stderr
+    subprocess.run(["ewfexport", "-q", "-u", "-t", str(tmp_path / "exported"), "-f", "raw",
+                    str(tmp_path / "dec-ewf.E01")], check=True, capture_output=True)
+    exported = (tmp_path / "exported.raw").read_bytes()
+    assert hashlib.sha256(exported).digest() == hashlib.sha256(luks.plain.read_bytes()).digest()
+    for written in tmp_path.iterdir():
+        if written.suffix in (".json", ".txt"):
+            _secret_absent(written.read_text(encoding="utf-8", errors="replace"))
+    _secret_absent(raw.stdout, raw.stderr, e01.stdout, e01.stderr)
+    locked = bw("convert", luks.volume, "--volume", "0/luks1", "--to", "raw", "-o",
+                tmp_path / "nokey")
+    assert locked.exit_code == 2
+    assert "volume 0 is encrypted (LUKS)" in locked.stderr
+    assert snapshot([luks.volume]) == before

@@ -102,7 +102,8 @@ class ConvertResult:
 
 
 def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Mediator,
-                  *, stop: threading.Event | None = None) -> ConvertResult:
+                  *, stop: threading.Event | None = None, volume: str | None = None,
+                  keys: Any = None) -> ConvertResult:
     """Convert ``image`` to ``options.to`` at ``base`` (``base.E01``, ``base.vhd``, ...).
 
     Raises :class:`~bitwitness.errors.BitWitnessError` for problems found before the first byte
@@ -111,17 +112,52 @@ def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Me
     :class:`~bitwitness.errors.Interrupted` after the log records the interruption.
     """
     stream = open_image(image)
+    tree = None
     try:
-        return _convert(stream, image=image, base=base, options=options, mediator=mediator,
-                        stop=stop or threading.Event())
+        media, origin = stream, None
+        if volume is not None:
+            tree, media, origin = _volume(stream, image, volume, keys)
+        return _convert(media, image=image, base=base, options=options, mediator=mediator,
+                        stop=stop or threading.Event(), origin=origin)
     finally:
+        if tree is not None:
+            tree.close()
         stream.close()
 
 
+def _volume(stream: ImageStream, image: Path, path: str,
+            keys: Any) -> tuple[Any, ImageStream, dict[str, Any]]:
+    """The volume-tree node ``path`` of ``image`` as the media to convert (decrypted in memory),
+    and what the log records of it: the image, the volume, the kind of key (never the key)."""
+    from bitwitness.report.browse.volumekeys import NO_KEYS
+    from bitwitness.report.browse.volumetree import KEY_OPTIONS, read_tree
+
+    tree = read_tree(stream, keys or NO_KEYS)
+    try:
+        node = tree.find(path)
+        if node.locked:
+            raise UsageError(f"volume {node.path} is encrypted ({node.encrypted}); give its key "
+                             f"with {KEY_OPTIONS}")
+        if node.stream is None:
+            raise UsageError(f"volume {node.path} ({node.description}) has no bytes of its own "
+                             "to convert")
+    except BaseException:
+        tree.close()
+        raise
+    origin = {"image": str(image.absolute()), "image_format": stream.info.format,
+              "volume": node.path, "description": node.description, "key": node.key,
+              "size": node.stream.size}
+    return tree, node.stream, origin
+
+
 def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOptions,
-             mediator: Mediator, stop: threading.Event) -> ConvertResult:
+             mediator: Mediator, stop: threading.Event,
+             origin: dict[str, Any] | None = None) -> ConvertResult:
     files = list(stream.info.files) or [image]
-    references, notes = media_references(stream, files)
+    if origin is None:
+        references, notes = media_references(stream, files)
+    else:  # the image's records hash the whole media, never one volume inside it
+        references, notes = [], [f"volume {origin['volume']}: no recorded hash of it to check"]
     link = find_case(image)
     metadata = _metadata(stream, options.metadata)
     sink = build_sink(stream, base, options, metadata)
@@ -132,7 +168,8 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
     record = LogRecord(
         operation="convert", status=Status.FAILED, error="did not finish",
         started=datetime.now(UTC), ended=datetime.now(UTC), source=source.facts,
-        options=_options_doc(stream, options), media_size=stream.size,
+        options={**_options_doc(stream, options), **({"volume": origin} if origin else {})},
+        media_size=stream.size,
         sector_size=stream.sector_size, hashes={}, case=case_document(link),
         metadata=metadata)
     sink.prepare()
@@ -181,7 +218,8 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
         "image": str(image.absolute()), "to": options.to.value, "status": status.value,
         "verdict": verdict.value, "hashes": outcome.hashes,
         "outputs": [str(o.path.absolute()) for o in outputs],
-        "log": str(logs[0].absolute()), "log_sha256": file_sha256(logs[0])})
+        "log": str(logs[0].absolute()), "log_sha256": file_sha256(logs[0]),
+        **({"volume": origin["volume"], "key": origin["key"]} if origin else {})})
     return ConvertResult(
         status=status, verdict=verdict, error=error, image=image,
         image_format=stream.info.format, output_format=options.to, base=base,

@@ -104,6 +104,10 @@ class VolumeTree:
         for node in self.walk():
             if node.path == wanted:
                 return node
+        for node in self.walk():
+            if node.locked and wanted.startswith(node.path + "/"):
+                raise FileSystemError(f"volume {node.path} is encrypted ({node.encrypted}); give "
+                                      f"its key with {KEY_OPTIONS}")
         raise FileSystemError(f"-p {path}: no such volume in this image; volumes: "
                               f"{', '.join(n.path for n in self.walk()) or 'none'}")
 
