@@ -261,3 +261,69 @@ def test_convert_writes_the_decrypted_volume_as_its_own_image(
     assert locked.exit_code == 2
     assert "volume 0 is encrypted (LUKS)" in locked.stderr
     assert snapshot([luks.volume]) == before
+
+
+def _mutants(header: bytes) -> list[tuple[str, bytes]]:
+    """Damaged LUKS2 headers: JSON fields made hostile, then random bytes of the binary header
+    and the JSON area changed (seeded: the same cases every run)."""
+    import json
+    import random
+
+    size = int.from_bytes(header[8:16], "big")
+    meta = json.loads(header[4096:size].split(b"\0", 1)[0])
+
+    def with_json(change) -> bytes:
+        doc = json.loads(json.dumps(meta))
+        change(doc)
+        area = json.dumps(doc).encode().ljust(size - 4096, b"\0")[: size - 4096]
+        return header[:4096] + area + header[size:]
+
+    slot = next(iter(meta["keyslots"]))
+    digest = next(iter(meta["digests"]))
+    edits = {
+        "iterations-huge": lambda d: d["keyslots"][slot]["kdf"].update(iterations=10**12),
+        "stripes-huge": lambda d: d["keyslots"][slot]["af"].update(stripes=10**9),
+        "stripes-text": lambda d: d["keyslots"][slot]["af"].update(stripes="many"),
+        "key-size-zero": lambda d: d["keyslots"][slot].update(key_size=0),
+        "salt-not-base64": lambda d: d["keyslots"][slot]["kdf"].update(salt="%%%"),
+        "area-beyond-end": lambda d: d["keyslots"][slot]["area"].update(offset=str(1 << 50)),
+        "kdf-unknown": lambda d: d["keyslots"][slot]["kdf"].update(type="scrypt"),
+        "argon-memory-huge": lambda d: d["keyslots"][slot].update(kdf={
+            "type": "argon2id", "time": 4, "memory": 1 << 40, "cpus": 4, "salt": "AAAA"}),
+        "digest-missing-fields": lambda d: d["digests"][digest].pop("digest"),
+        "segment-beyond-end": lambda d: d["segments"]["0"].update(offset=str(1 << 50)),
+        "segment-sector-odd": lambda d: d["segments"]["0"].update(sector_size=513),
+        "cipher-other": lambda d: d["segments"]["0"].update(encryption="serpent-cbc-essiv"),
+        "keyslots-list": lambda d: d.update(keyslots=[1, 2]),
+        "segments-missing": lambda d: d.pop("segments"),
+    }
+    cases = [(name, with_json(edit)) for name, edit in edits.items()]
+    cases.append(("header-size-huge", header[:8] + (1 << 40).to_bytes(8, "big") + header[16:]))
+    cases.append(("json-truncated", header[:4096] + header[4096:4200] + bytes(size - 4200)
+                  + header[size:]))
+    rng = random.Random(17)
+    for number in range(30):
+        data = bytearray(header)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(0, size)] = rng.randrange(256)
+        cases.append((f"random-{number}", bytes(data)))
+    return cases
+
+
+def test_hostile_luks2_headers_fail_closed(volumes: dict[str, Luks], tmp_path: Path,
+                                           bw) -> None:
+    """Every damaged header gives exit 0, 1 or 2 with one line, never an internal error (3)."""
+    source = volumes["luks2"].volume.read_bytes()
+    header_size = int.from_bytes(source[8:16], "big")
+    head = source[: header_size + 4096]
+    counts = Counter()
+    for name, mutated in _mutants(head):
+        image = tmp_path / f"{name}.img"
+        image.write_bytes(mutated + source[len(head) : len(head) + (1 << 20)])
+        result = bw("partitions", "--json", image, "--passphrase", PASSPHRASE)
+        assert result.exit_code in (0, 1, 2), (name, result.stderr)
+        if result.exit_code:
+            assert result.stderr.count("\n") == 1, (name, result.stderr)
+        counts[result.exit_code] += 1
+        image.unlink()
+    assert counts[1] + counts[2] >= 14  # the targeted edits are refused, not read

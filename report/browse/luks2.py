@@ -72,26 +72,29 @@ def unlock(stream: ImageStream, passphrase: bytes, what: str) -> tuple[bytes, Se
     try:
         digests = list(meta["digests"].values())
         segment_meta = meta["segments"]["0"]
-        slots = meta["keyslots"]
+        slots = sorted(meta["keyslots"].items())
+        cipher = str(segment_meta.get("encryption", ""))
     except (KeyError, AttributeError, TypeError):
         raise FormatError(f"{what}: LUKS2 metadata lacks digests, segments or keyslots") from None
     segment = _segment(segment_meta, what)
-    cipher = str(segment_meta.get("encryption", ""))
     if cipher != _XTS:
         raise FormatError(f"{what}: LUKS2 cipher {cipher!r} is not read (only {_XTS})")
-    for slot_id, slot in sorted(slots.items()):
+    for slot_id, slot in slots:
         try:
             key = _open_slot(stream, slot, passphrase, what)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{what}: LUKS2 key slot {slot_id} is malformed ({exc})") from None
-        if key is not None and any(_digest_matches(d, key, slot_id, what) for d in digests):
-            return key, segment, cipher
+            if key is not None and any(_digest_matches(d, key, slot_id, what) for d in digests):
+                return key, segment, cipher
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FormatError(f"{what}: LUKS2 key slot {slot_id} is malformed "
+                              f"({type(exc).__name__})") from None
     raise FileSystemError(f"{what}: no key slot opens with this key")
 
 
 def _segment(meta: dict[str, Any], what: str) -> Segment:
     try:
         size = None if meta.get("size") == "dynamic" else int(meta["size"])
+        if size is not None and size <= 0:
+            raise ValueError("empty segment")
         sector = int(meta.get("sector_size", 512))
         segment = Segment(int(meta["offset"]), size, sector, int(meta.get("iv_tweak", "0")))
     except (KeyError, TypeError, ValueError):
