@@ -157,3 +157,22 @@ def test_timeline_across_stores_shows_each_files_history(vss_raw: Path, stores: 
     # syslog was compressed after the first store was taken: its history is in the timeline
     assert any("|p0-vss1-ntfs/syslog|" in line for line in lines)
     assert any("|p0-ntfs/syslog.gz|" in line for line in lines)
+
+
+def test_export_from_a_store_hashes_what_icat_reads_there(vss_raw: Path, stores: Path, bw,
+                                                          tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    then = bw("ls", vss_raw, "--json", "-p", "0/vss1").json()["entries"]
+    syslog = next(e for e in then if e["path"] == "/syslog")
+    result = bw("export", vss_raw, "/syslog", "--to", tmp_path / "out", "-p", "0/vss1")
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["volume"] == "0/vss1"
+    assert manifest["key"] is None
+    (row,) = manifest["files"]
+    theirs = subprocess.run(["icat", str(stores / "vss1"), syslog["inode"]],
+                            capture_output=True, check=True).stdout
+    assert row["sha256"] == hashlib.sha256(theirs).hexdigest()
+    assert (tmp_path / "out" / "syslog").read_bytes() == theirs
