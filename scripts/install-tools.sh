@@ -6,7 +6,8 @@ set -euo pipefail
 
 runtime=(fonts-dejavu-core fonts-droid-fallback)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
-         poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs)
+         poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
+         afflib-tools)
 # volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
 # independent build of the readers) check shadow copies, APFS and LUKS; lvm2 writes LVM metadata,
 # xfsprogs XFS file systems (checked against the kernel's XFS driver)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bitwitness.cli.image_options import chosen_format, format_option_in_context
 from bitwitness.errors import UsageError
 from bitwitness.report.browse.entries import Entry, Selection
 
@@ -86,8 +87,10 @@ def volume_keys() -> Any:
 
 
 def fs_options(func: F) -> F:
-    """``-p N|PATH`` / ``--offset SECTOR``: which file system of the image; keys to open it."""
+    """``-p N|PATH`` / ``--offset SECTOR``: which file system of the image; ``--format``; keys
+    to open an encrypted volume."""
     func = key_options(func)
+    func = format_option_in_context(func)
     func = click.option("--offset", "offset", type=click.IntRange(min=0), default=None,
                         metavar="SECTOR",
                         help="File system starting at this sector (as fls -o).")(func)
@@ -119,7 +122,7 @@ def opened(image: Path, partition: int | str | None, offset: int | None) -> Iter
     from bitwitness.report.browse.volumetree import choose, read_tree
 
     keys = volume_keys()
-    stream = open_image(image)
+    stream = open_image(image, chosen_format())
     try:
         tree = read_tree(stream, keys)
         try:
@@ -139,7 +142,7 @@ def opened_all(image: Path, partition: int | str | None,
     from bitwitness.report.browse.volumetree import choose, open_node, read_tree
 
     keys = volume_keys()
-    stream = open_image(image)
+    stream = open_image(image, chosen_format())
     try:
         tree = read_tree(stream, keys)
         try:

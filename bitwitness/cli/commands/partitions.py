@@ -9,16 +9,18 @@ from typing import Any
 import click
 
 from bitwitness.cli.commands._browse import image_argument, iso, key_options, volume_keys
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout
 
 
 @click.command("partitions")
 @image_argument
+@format_option
 @key_options
 @json_option
-def command(image: Path, as_json: bool) -> None:
+def command(image: Path, image_format: str | None, as_json: bool) -> None:
     """List the partitions of IMAGE (rows numbered as mmls does), the volumes inside them
-    (decrypted LUKS, APFS volumes, shadow copies) and their file systems.
+    (decrypted LUKS, LVM, APFS volumes, shadow copies) and their file systems.
 
     The first column is what -p takes in ls, stat, cat, export and timeline: a row number, or
     a path such as 2/vss3 or 1/apfs2.
@@ -27,7 +29,7 @@ def command(image: Path, as_json: bool) -> None:
     from bitwitness.report.browse.volumetree import read_tree
 
     keys = volume_keys()
-    stream = open_image(image)
+    stream = open_image(image, image_format)
     try:
         tree = read_tree(stream, keys)
         tree.close()  # everything printed below was read while the tree was open
