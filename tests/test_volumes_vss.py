@@ -176,3 +176,15 @@ def test_export_from_a_store_hashes_what_icat_reads_there(vss_raw: Path, stores:
                             capture_output=True, check=True).stdout
     assert row["sha256"] == hashlib.sha256(theirs).hexdigest()
     assert (tmp_path / "out" / "syslog").read_bytes() == theirs
+
+
+def test_the_qcow2_itself_gives_the_same_tree_and_store_listing(vss_raw: Path, bw) -> None:
+    """The image registry reads the QCOW2: no conversion needed, same stores, same entries."""
+    direct = bw("partitions", "--json", VSS)
+    assert direct.exit_code == 0, direct.stderr
+    converted = bw("partitions", "--json", vss_raw).json()
+    assert direct.json()["partitions"] == converted["partitions"]
+    ours = bw("ls", VSS, "-r", "--all", "--json", "-p", "0/vss2")
+    assert ours.exit_code == 0, ours.stderr
+    assert ours.json()["entries"] == bw("ls", vss_raw, "-r", "--all", "--json", "-p",
+                                        "0/vss2").json()["entries"]
