@@ -14,8 +14,9 @@ from bitwitness.cli.output import (
     json_option,
     print_json,
     stdout,
+    to_jsonable,
 )
-from bitwitness.errors import ExitCode
+from bitwitness.errors import ExitCode, Interrupted
 from bitwitness.ewf.options import COMPRESSION_NAMES
 
 
@@ -72,10 +73,11 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
         result = convert_image(image, base, options, mediator, volume=volume,
                                keys=volume_keys() if volume is not None else None)
     if as_json:
-        print_json(result)
+        print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
+                    "exit_code": int(result.exit_code)})
     else:
         stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
-                     f"({result.media_size} bytes), verdict {result.verdict.value}")
+                     f"({result.media_size} bytes), verdict {result.verdict}")
         for name, value in result.hashes.items():
             stdout.print(f"  {name:7} {value}")
         for check in result.references:
@@ -87,5 +89,8 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
             stdout.print(f"  log   {escape(str(log))}")
         if result.error:
             stdout.print(f"  error: {escape(result.error)}")
-    if not result.ok:
-        ctx.exit(ExitCode.EVIDENCE)
+    if result.exit_code is ExitCode.INTERRUPTED:
+        raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
+                          f"{result.log_json}")
+    if result.exit_code is not ExitCode.OK:
+        ctx.exit(int(result.exit_code))
