@@ -92,14 +92,24 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="bitwitness")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--key", "key", type=click.Path(dir_okay=False), envvar="BITWITNESS_KEY",
+              help="Examiner key (from 'bitwitness key new') that signs custody anchors, "
+                   "acquisition logs and reports [env BITWITNESS_KEY].")
+@click.option("--key-passphrase", envvar="BITWITNESS_KEY_PASSPHRASE", metavar="TEXT",
+              help="The key's passphrase [env BITWITNESS_KEY_PASSPHRASE; asked when missing].")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | None) -> None:
     """BitWitness: forensic acquisition, verification and evidence browsing.
 
     Evidence is always opened read-only. Hashes cover the whole media.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    from pathlib import Path
+
+    from bitwitness import signing
+
+    signing.configure(Path(key) if key else None, key_passphrase)
 
 
 def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per outcome
