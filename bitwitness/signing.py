@@ -25,7 +25,6 @@ in memory for as long as it takes to decrypt the key, and is never written to an
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import json
 import os
@@ -114,11 +113,26 @@ class FileSignature:
     fingerprint: str | None = None
     signed_at: str | None = None
     reason: str | None = None
+    trusted: bool = False  #: by a key the case (or lab) trusts; else by the key it embeds
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.path), "signature": str(signature_path(self.path)),
-                "present": self.present, "valid": self.valid, "signer": self.signer,
-                "key": self.fingerprint, "signed_at": self.signed_at, "reason": self.reason}
+                "present": self.present, "valid": self.valid, "trusted": self.trusted,
+                "signer": self.signer, "key": self.fingerprint, "signed_at": self.signed_at,
+                "reason": self.reason}
+
+    def sentence(self) -> str:
+        """One line for people: who signed, whether the key is trusted, or what is wrong."""
+        name = self.path.name
+        if not self.present:
+            return f"{name}: not signed"
+        if not self.valid:
+            return f"{name}: SIGNATURE INVALID: {self.reason}"
+        if self.trusted:
+            return f"{name}: signed by {self.signer} (trusted key {self.fingerprint}) at " \
+                   f"{self.signed_at}"
+        return f"{name}: signed by a key that is not in the trust list, claiming to be " \
+               f"{self.signer} (key {self.fingerprint}) at {self.signed_at}"
 
 
 def fingerprint(public_key: Any) -> str:
@@ -296,6 +310,8 @@ def session_signer(*, required: bool = False) -> Signer | None:
         if not sys.stdin.isatty():
             raise UsageError(f"the key {key} needs its passphrase: --key-passphrase, "
                              f"{PASSPHRASE_ENV}, or run on a terminal to be asked")
+        import getpass
+
         passphrase = getpass.getpass(f"Passphrase for {key}: ")
     signer = load_signer(Path(key), passphrase)
     _session.update(signer=signer, passphrase=None)
@@ -323,7 +339,8 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
 def sign_file(path: Path, signer: Signer) -> Path:
     """Write ``FILE.sig`` for ``path`` (replacing the signature of an earlier version)."""
     statement = _file_statement(path, datetime.now(UTC).isoformat(timespec="seconds"))
-    doc = {"schema": SIGNATURE_SCHEMA, "statement": statement, **signer.sign(_canonical(statement))}
+    doc = {"schema": SIGNATURE_SCHEMA, "statement": statement,
+           **signer.sign(_canonical(statement)), "public_key": _public_pem(signer)}
     target = signature_path(path)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -344,6 +361,9 @@ def check_file(path: Path, trust: Mapping[str, PublicKey]) -> FileSignature:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return FileSignature(path, True, reason=f"{sig.name} is unreadable: {exc}")
     outcome = check_signature(_canonical(statement), doc, trust)
+    trusted = outcome.valid
+    if not outcome.valid and outcome.fingerprint not in trust:
+        outcome = _check_embedded(_canonical(statement), doc)
     signed_at = str(statement.get("signed_at"))
     if not outcome.valid:
         return FileSignature(path, True, False, outcome.signer, outcome.fingerprint, signed_at,
@@ -358,4 +378,58 @@ def check_file(path: Path, trust: Mapping[str, PublicKey]) -> FileSignature:
                                                      statement.get("file")):
         return FileSignature(path, True, False, outcome.signer, outcome.fingerprint, signed_at,
                              f"{path.name} was changed after {outcome.signer} signed it")
-    return FileSignature(path, True, True, outcome.signer, outcome.fingerprint, signed_at)
+    return FileSignature(path, True, True, outcome.signer, outcome.fingerprint, signed_at,
+                         trusted=trusted)
+
+
+def _public_pem(signer: Signer) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return signer.key.public_key().public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _check_embedded(data: bytes, doc: Mapping[str, Any]) -> SignatureOutcome:
+    """Integrity only: the signature against the public key the signature file carries."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        key = serialization.load_pem_public_key(str(doc.get("public_key", "")).encode())
+    except (ValueError, TypeError):
+        return SignatureOutcome(False, None, str(doc.get("key")), "signed by a key that is not "
+                                "trusted and not included in the signature file")
+    if not isinstance(key, Ed25519PublicKey) or fingerprint(key) != doc.get("key"):
+        return SignatureOutcome(False, None, str(doc.get("key")), "the signature file's key does "
+                                "not match its fingerprint")
+    embedded = PublicKey(str(doc.get("signer", "")), fingerprint(key), key)
+    return check_signature(data, doc, {embedded.fingerprint: embedded})
+
+
+def trust_for(path: Path) -> dict[str, PublicKey]:
+    """The trusted keys for a file: those of the case folder it lies in, or the lab's list."""
+    for folder in path.absolute().parents:
+        if (folder / "case.yaml").is_file() and (folder / "custody.jsonl").is_file():
+            return trusted_keys(folder)
+    configured = os.environ.get(TRUST_ENV)
+    return trusted_keys(Path(configured)) if configured else {}
+
+
+def check_files(paths: list[Path]) -> list[FileSignature]:
+    """The signature check of each file (``present`` False where there is no ``.sig``)."""
+    return [check_file(p, trust_for(p)) for p in paths]
+
+
+def prepare(case_root: Path | None) -> Signer | None:
+    """Before long work: the run's signer, asked for now (passphrase prompt included); required
+    when the case trusts keys, so that a long acquisition cannot end unable to record itself."""
+    required = case_root is not None and bool(trusted_keys(Path(case_root).absolute()))
+    return session_signer(required=required)
+
+
+def sign_with_session(paths: list[Path]) -> list[Path]:
+    """Sign each existing file with the run's key, if there is one; the ``.sig`` paths."""
+    signer = session_signer()
+    if signer is None:
+        return []
+    return [sign_file(p, signer) for p in paths if p.is_file()]

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.hashing import ALGORITHMS
-from bitwitness.report.model import Acquisition, ErrorRange, HashValue, OutputFile, SourceFacts
+from bitwitness.report.model import (
+    Acquisition,
+    ErrorRange,
+    HashValue,
+    OutputFile,
+    Run,
+    SourceFacts,
+)
 
 ACQUISITION_SCHEMA = "bitwitness.acquisition/1"
 
@@ -79,6 +86,7 @@ def load_log(path: Path) -> Mapping[str, Any]:
 def source_facts(doc: Mapping[str, Any]) -> SourceFacts:
     src = _dict(doc.get("source"))
     hpa = _dict(src.get("hpa"))
+    readonly = _dict(src.get("readonly_flag"))
     removable = src.get("removable")
     present = hpa.get("present")
     return SourceFacts(
@@ -95,7 +103,22 @@ def source_facts(doc: Mapping[str, Any]) -> SourceFacts:
         hpa_checked=bool(hpa.get("checked")) if hpa else None,
         hpa_present=present if isinstance(present, bool) else None,
         hpa_detail=_str(hpa.get("detail")),
+        readonly_set=_bool(readonly.get("set")),
+        readonly_was=_bool(readonly.get("was")),
+        readonly_restored=_bool(readonly.get("restored")),
+        readonly_detail=_str(readonly.get("detail")),
+        mounts=tuple(_mount(m) for m in src.get("mounted") or () if isinstance(m, Mapping)),
     )
+
+
+def _bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _mount(m: Mapping[str, Any]) -> str:
+    mode = "read-write" if m.get("writable") else "read-only"
+    fstype = f"{_str(m.get('fstype'))}, " if m.get("fstype") else ""
+    return f"{_str(m.get('device'))} on {_str(m.get('mountpoint'))} ({fstype}{mode})"
 
 
 def acquisition(doc: Mapping[str, Any], log_path: Path) -> Acquisition:
@@ -115,6 +138,7 @@ def acquisition(doc: Mapping[str, Any], log_path: Path) -> Acquisition:
         and _int(e.get("sector_count")) is not None
     )
     duration = doc.get("duration_seconds")
+    metadata = _dict(doc.get("metadata"))
     return Acquisition(
         log_path=str(log_path),
         operation=_str(doc.get("operation")),
@@ -141,4 +165,28 @@ def acquisition(doc: Mapping[str, Any], log_path: Path) -> Acquisition:
         read_errors=errors,
         verification_verdict=_str(verification.get("verdict")) or None,
         verification_hashes=hash_values(verification.get("hashes")),
+        description=_str(metadata.get("description")),
+        notes=_str(metadata.get("notes")),
+        write_blocker=_str(metadata.get("write_blocker")),
+        metadata=_pairs(metadata),
+        runs=runs(doc),
     )
+
+
+def runs(doc: Mapping[str, Any]) -> tuple[Run, ...]:
+    """Every run the log records (``runs``), or the one run a log without history describes."""
+    recorded = [r for r in doc.get("runs") or () if isinstance(r, Mapping)]
+    out = []
+    for number, r in enumerate(recorded, 1):
+        tool = _dict(r.get("tool"))
+        host = _dict(r.get("host"))
+        out.append(Run(
+            number=number, started=parse_time(r.get("started")), ended=parse_time(r.get("ended")),
+            status=_str(r.get("status")), reason=_str(r.get("reason") or r.get("error")),
+            bytes_secured=_int(r.get("bytes_secured")), resumed_from=_int(r.get("resumed_from")),
+            host=" / ".join(_str(host.get(k)) for k in ("hostname", "os", "user")
+                            if host.get(k)),
+            tool=f"{_str(tool.get('name'))} {_str(tool.get('version'))}".strip(),
+            libraries=", ".join(f"{k} {v}" for k, v in _pairs(_dict(tool.get("libraries")))
+                                if v)))
+    return tuple(out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from bitwitness.report.model import (
     Integrity,
     IntegrityCheck,
     ReportData,
+    SignatureLine,
     Verification,
 )
 from bitwitness.templates import ReportSettings
@@ -224,16 +226,35 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
 
 
 def evidence_item(evidence_id: str, folder: Path, log_path: Path | None,
-                  description: str = "") -> EvidenceItem:
-    """One item: source and acquisition from its log, or the problem that prevents reading it."""
+                  description: str = "", logs: Sequence[Path] = ()) -> EvidenceItem:
+    """One item: source and acquisition from its log, or the problem that prevents reading it;
+    the detached signatures of its logs (``logs``, with their text twins) checked now."""
+    signatures = log_signatures(logs or ([log_path] if log_path else []))
     if log_path is None:
-        return EvidenceItem(evidence_id, str(folder), description)
+        return EvidenceItem(evidence_id, str(folder), description, signatures=signatures)
     try:
         doc = load_log(log_path)
     except LogProblem as exc:
-        return EvidenceItem(evidence_id, str(folder), description, problems=(str(exc),))
-    return EvidenceItem(evidence_id, str(folder), description, source_facts(doc),
-                        acquisition(doc, log_path))
+        return EvidenceItem(evidence_id, str(folder), description, problems=(str(exc),),
+                            signatures=signatures)
+    acq = acquisition(doc, log_path)
+    return EvidenceItem(evidence_id, str(folder), description or acq.description,
+                        source_facts(doc), acq, signatures=signatures)
+
+
+def log_signatures(logs: Sequence[Path]) -> tuple[SignatureLine, ...]:
+    """Each log's (and its ``.txt`` twin's) signature check, for the files that are signed or,
+    when the case trusts keys, that should have been."""
+    from bitwitness import signing
+
+    files = []
+    for log in logs:
+        files += [log, log.with_suffix(".txt")]
+    lines = []
+    for check in signing.check_files([f for f in files if f.is_file()]):
+        if check.present or signing.trust_for(check.path):
+            lines.append(SignatureLine(check.sentence(), check.valid or not check.present))
+    return tuple(lines)
 
 
 # --- assembling -----------------------------------------------------------------------------
@@ -303,7 +324,15 @@ def integrity_of(check: object, log_path: Path, exists: bool,
         head=getattr(check, "head", None),
         warnings=tuple(getattr(check, "warnings", ()) or ()),
         case_file=case_state,
+        signer=getattr(check, "signer", None),
+        acknowledged=tuple(_acknowledged_text(a) for a in getattr(check, "acknowledged", ())),
     )
+
+
+def _acknowledged_text(ack: Any) -> str:
+    where = f"line {ack.line}" if ack.line is not None else "the log as a whole"
+    return (f"break at {where} ({ack.reason}) acknowledged by {ack.actor} in entry "
+            f"{ack.event_seq}: {ack.note}")
 
 
 def gather(case_dir: Path | str, *, evidence_id: str | None = None,
@@ -321,11 +350,15 @@ def gather(case_dir: Path | str, *, evidence_id: str | None = None,
     exists = log.path.is_file()
     check = log.verify() if exists else None
     integrity = integrity_of(check, log.path, exists, case.case_file_check())
+    items = [evidence_item(i.id, i.folder, i.acquisition_log, logs=i.logs)
+             for i in case.evidence_items()]
+    bad = tuple(s.text for item in items for s in item.signatures if not s.ok)
+    if bad:
+        integrity = replace(integrity, bad_signatures=bad)
     try:
         events: list[object] = list(log.events()) if exists else []
     except BitWitnessError:  # a damaged line: show what still parses, marked as unreliable
         events = list(tolerant_events(log.path))
-    items = [evidence_item(i.id, i.folder, i.acquisition_log) for i in case.evidence_items()]
     if evidence_id is not None and evidence_id not in {i.evidence_id for i in items}:
         known = ", ".join(i.evidence_id for i in items) or "none"
         raise UsageError(f"no evidence item {evidence_id!r} in {case.root} (items: {known})")

@@ -33,6 +33,7 @@ h3 { font-size: 12pt; margin-top: 1.2em; }
 h4 { font-size: 10.5pt; margin: .9em 0 .3em; }
 table { border-collapse: collapse; width: 100%; margin: .3em 0 .8em; }
 th, td { border: 1px solid #999; padding: 2px 5px; text-align: left; vertical-align: top; }
+table.kv td { white-space: pre-line; }
 th { background: #eee; }
 table.kv th { width: 30%; }
 .mono, table.hashes td.value { font-family: "DejaVu Sans Mono", Consolas, monospace;
@@ -177,6 +178,11 @@ def _acquisition(data: ReportData, item: EvidenceItem) -> str:
         out.append("<p>No acquisition log was found for this item.</p>")
     else:
         out.append(_kv(t.acquisition_rows(item.acquisition)))
+        if t.run_rows(item.acquisition):
+            out.append("<h4>Acquisition history (every run, oldest first)</h4>"
+                       + _kv(t.run_rows(item.acquisition)))
+    if item.signatures:
+        out.append(_kv(t.signature_rows(item)))
     return "".join(out)
 
 
@@ -238,12 +244,12 @@ def _custody(data: ReportData) -> str:
         out.append("<p>The custody log holds no entries.</p>")
         out.append(_integrity(data) + "</section>")
         return "".join(out)
-    out.append('<table class="custody"><thead><tr><th>#</th><th>Time (UTC)</th><th>Actor</th>'
+    out.append('<table class="custody"><thead><tr><th>#</th><th>Recorded</th><th>Actor</th>'
                "<th>Action</th><th>Evidence</th><th>Details</th></tr></thead><tbody>")
     for entry in data.custody:
         cls = ' class="suspect"' if entry.suspect else ""
         action = entry.action + (" (UNRELIABLE)" if entry.suspect else "")
-        details = "\n".join(f"{k}: {v}" for k, v in entry.details)
+        details = "\n".join(t.custody_detail_lines(entry))
         out.append(
             f"<tr{cls}><td>{_e(t.text(entry.seq))}</td><td>{_e(t.when(entry.time))}</td>"
             f"<td>{_e(t.text(entry.actor))}</td><td>{_e(action)}</td>"

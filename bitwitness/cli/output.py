@@ -147,3 +147,11 @@ def check_output_path(path: Path, *, folder: bool = False) -> None:
                 raise DestinationError(f"cannot write {path}: {parent} is a file, not a folder",
                                        path=path)
             return
+
+
+def reference_sentence(match: bool, algorithm: str, source: str) -> str:
+    """``match: md5 equals the value stored in the image`` (or ``... recorded in LOG``)."""
+    where = source if source.startswith(("stored ", "recorded ")) else f"recorded in {source}"
+    if match:
+        return f"match: {algorithm} equals the value {where}"
+    return f"MISMATCH: {algorithm} differs from the value {where}"

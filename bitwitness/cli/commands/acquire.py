@@ -98,12 +98,21 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
         sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,
         metadata=metadata, retries=retries, verify=verify, second_output=second_output,
         resume=resume, overwrite=overwrite)
+    from bitwitness import signing
+
+    signing.prepare(case_dir)  # a wrong passphrase fails now, not after hours of reading
     with cli_mediator(as_json) as mediator:
         result = acquire(request, mediator)
+    signatures = signing.sign_with_session([result.log_json, result.log_text])
     if as_json:
-        print_json(result_document(result))
+        print_json({**result_document(result), "signatures": signatures})
     else:
         render(result)
+        if signatures:
+            from bitwitness.cli.output import stdout
+
+            for sig in signatures:
+                stdout.print(f"  signed: {escape(str(sig))}")
     if result.status.value == "interrupted":
         raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
                           f"{result.log_json} (continue with --resume)")

@@ -41,7 +41,10 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
 
     if output is not None:
         check_output_path(output)
+    from bitwitness import signing
+
     case = Case.load(case_dir)
+    signing.prepare(case.root)  # a signed case needs the key: ask before rendering
     data = gather(case.root, evidence_id=evidence_id)
     formats = list(ReportFormat) if fmt == "all" else [ReportFormat(fmt)]
     targets = target_paths(formats, reports_dir=case.reports_dir, output=output, data=data)
@@ -52,19 +55,26 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
         return event.seq
 
     written = write_reports(data, targets, overwrite=overwrite, record=record)
+    signatures = signing.sign_with_session([w.path for w in written])
     problem = not data.integrity.ok or not all(w.recorded for w in written)
     if as_json:
         print_json({
             "case_dir": case.root,
             "integrity": {"state": data.integrity.state, "ok": data.integrity.ok,
-                          "statement": data.integrity.statement()},
+                          "statement": data.integrity.statement(),
+                          "signer": data.integrity.signer},
             "reports": written,
+            "signatures": signatures,
         })
     else:
+        if data.integrity.signer:
+            stdout.print(f"Custody anchor signed by {escape(data.integrity.signer)}")
         for w in written:
             stdout.print(f"{w.format.value.upper():4} {escape(str(w.path))}")
             stdout.print(f"     sha256 {w.sha256}"
                          + (f" (custody event {w.custody_seq})" if w.recorded else ""))
+        for sig in signatures:
+            stdout.print(f"     signed {escape(str(sig))}")
         if not data.integrity.ok:
             warn(data.integrity.statement())
         for w in written:
