@@ -306,3 +306,62 @@ def test_removing_the_trust_list_does_not_switch_signing_off(case: Case,
     assert result.exit_code == 1
     assert "line 5:" in result.stderr
     assert "missing from its trusted keys" in result.stderr
+
+
+def test_signed_acquisition_log_and_report_are_checked_by_verify_and_report(
+        case: Case, keys: dict[str, Path], tmp_path: Path) -> None:
+    assert signed(keys, "ann", "key", "trust", case.root,
+                  keys["ann"].with_suffix(".pub")).exit_code == 0  # type: ignore[attr-defined]
+    source = tmp_path / "disk.bin"
+    source.write_bytes(bytes(range(256)) * 1024)
+    unsigned = run_bitwitness("acquire", source, "--case", case.root, "--evidence", "E01")
+    assert unsigned.exit_code == 2  # the case trusts keys: refused before reading anything
+    assert "must be signed" in unsigned.stderr
+    assert not (case.root / "evidence/E01/E01.E01").exists()
+    acq = signed(keys, "ann", "acquire", source, "--case", case.root, "--evidence", "E01",
+                 "--json")
+    assert acq.exit_code == 0, acq.stderr  # type: ignore[attr-defined]
+    log = case.root / "evidence/E01/E01.json"
+    sig = json.loads((log.parent / "E01.json.sig").read_text())
+    assert sig["statement"]["sha256"] == hashlib.sha256(log.read_bytes()).hexdigest()
+    # the signature checks out with openssl too
+    (tmp_path / "st").write_bytes(json.dumps(sig["statement"], sort_keys=True,
+                                             separators=(",", ":"),
+                                             ensure_ascii=False).encode())
+    (tmp_path / "sg").write_bytes(base64.b64decode(sig["signature"]))
+    (tmp_path / "pk").write_text(sig["public_key"])
+    subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pk"),
+                    "-rawin", "-in", str(tmp_path / "st"), "-sigfile", str(tmp_path / "sg")],
+                   check=True, capture_output=True)
+
+    image = case.root / "evidence/E01/E01.E01"
+    good = run_bitwitness("verify", image)
+    assert good.exit_code == 0, good.stderr
+    assert "E01.json: signed by Ann Example (trusted key" in good.stdout
+    doc = run_bitwitness("verify", image, "--json").json()
+    assert all(s["valid"] and s["trusted"] for s in doc["images"][0]["signatures"])
+
+    rep = signed(keys, "ann", "report", case.root, "--format", "json", "-o", tmp_path / "r.json")
+    assert rep.exit_code == 0, rep.stderr  # type: ignore[attr-defined]
+    assert (tmp_path / "r.json.sig").is_file()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["integrity"]["signer"] == "Ann Example"
+    assert any("signed by Ann Example" in s["text"]
+               for s in report["evidence"][0]["signatures"])
+    from bitwitness import signing
+
+    checked = signing.check_file(tmp_path / "r.json", signing.trusted_keys(case.root))
+    assert (checked.valid, checked.trusted, checked.signer) == (True, True, "Ann Example")
+
+    # the signed log is edited: verify and report both say so and exit 1
+    doc = json.loads(log.read_text())
+    doc["metadata"]["examiner"] = "Mallory"
+    log.write_text(json.dumps(doc, indent=2))
+    bad = run_bitwitness("verify", image)
+    assert bad.exit_code == 1
+    assert "SIGNATURE INVALID" in bad.stdout
+    assert "was changed after Ann Example signed it" in bad.stdout
+    rep = signed(keys, "ann", "report", case.root, "--format", "json", "-o", tmp_path / "r2.json")
+    assert rep.exit_code == 1  # type: ignore[attr-defined]
+    assert "SIGNATURE INVALID" in json.loads((tmp_path / "r2.json").read_text())[
+        "integrity"]["statement"]
