@@ -35,6 +35,7 @@ from bitwitness.report.model import (
     CustodyEntry,
     EvidenceItem,
     Export,
+    ExportedFile,
     Field,
     Integrity,
     IntegrityCheck,
@@ -213,13 +214,35 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
             state = ("unrecorded" if recorded is None
                      else "matches" if str(recorded).lower() == actual else "differs")
     used = {*_MANIFEST_KEYS, *_RECORDED_KEYS, *_QUIET_KEYS}
+    files = _manifest_files(path) if state in ("matches", "unrecorded") else ()
     return Export(
         time=entry.time, actor=entry.actor, evidence_id=entry.evidence_id,
         manifest=str(manifest or ""), manifest_sha256=actual,
         recorded_sha256=str(recorded).lower() if recorded else None, manifest_state=state,
         details=flatten({k: v for k, v in details.items() if k not in used}),
-        line=entry.line, suspect=entry.suspect,
+        line=entry.line, suspect=entry.suspect, files=files,
     )
+
+
+def _manifest_files(path: Path) -> tuple[ExportedFile, ...]:
+    """The files an export manifest lists (only read when its hash matches the record)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ()
+    out = []
+    for f in doc.get("files") or () if isinstance(doc, Mapping) else ():
+        if not isinstance(f, Mapping):
+            continue
+        size = f.get("size")
+        out.append(ExportedFile(
+            source=str(f.get("source") or ""), target=str(f.get("target") or ""),
+            size=size if isinstance(size, int) else None,
+            hashes=hash_values({a: f[a] for a in ALGORITHMS if isinstance(f.get(a), str)}),
+            inode=str(f.get("inode") or ""), deleted=f.get("deleted") is True,
+            modified=parse_time(f.get("modified")), accessed=parse_time(f.get("accessed")),
+            changed=parse_time(f.get("changed")), born=parse_time(f.get("born"))))
+    return tuple(out)
 
 
 # --- evidence items -------------------------------------------------------------------------

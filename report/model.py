@@ -219,6 +219,23 @@ class Export:
     details: tuple[tuple[str, str], ...] = ()
     line: int | None = None  # 1-based line of its custody event
     suspect: bool = False  # recorded at or after the custody log's first bad line: UNRELIABLE
+    files: tuple[ExportedFile, ...] = ()  #: from the manifest, when it matches its record
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file an export wrote, as its manifest lists it."""
+
+    source: str  #: path inside the evidence's file system
+    target: str
+    size: int | None
+    hashes: tuple[HashValue, ...] = ()
+    inode: str = ""
+    deleted: bool = False
+    modified: datetime | None = None
+    accessed: datetime | None = None
+    changed: datetime | None = None
+    born: datetime | None = None
 
 
 @dataclass(frozen=True)
