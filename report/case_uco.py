@@ -175,7 +175,8 @@ def render_case(data: ReportData) -> bytes:
         objects[item.evidence_id] = found
     actions = []
     for entry in data.custody:
-        actions.append(_action(graph, data, entry, objects, examiner, tool))
+        actions.append(_action(graph, data, entry, objects=objects, examiner=examiner,
+                               tool=tool))
     records = []
     for item in data.evidence:
         images = objects.get(item.evidence_id, [])[1:] or objects.get(item.evidence_id, [])
@@ -200,7 +201,7 @@ def render_case(data: ReportData) -> bytes:
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _action(graph: _Graph, data: ReportData, entry: CustodyEntry,
+def _action(graph: _Graph, data: ReportData, entry: CustodyEntry, *,
             objects: dict[str, list[str]], examiner: str, tool: str) -> str:
     """One custody event as an investigative action."""
     targets = objects.get(entry.evidence_id or "", [])

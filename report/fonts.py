@@ -70,7 +70,7 @@ class FontSet:
 
 
 def _search_dirs() -> list[Path]:
-    dirs = []
+    dirs: list[Path] = []
     env = os.environ.get("BITWITNESS_FONT_DIR")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)

@@ -150,7 +150,8 @@ def verification_of(event: Mapping[str, Any], entry: CustodyEntry) -> Verificati
     ``media_size``, ``compared``, ``problems``, ``libewf_agrees``) into readable rows; any other
     key is listed as recorded. ``suspect`` comes from the timeline entry of the same line.
     """
-    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    raw = event.get("details")
+    details: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     hashes_src = details.get("hashes") or details.get("computed") or {
         a: details[a] for a in ALGORITHMS if a in details}
     target = _first(details, _TARGET_KEYS)
@@ -197,7 +198,8 @@ def _verify_rows(details: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) -> Export:
-    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    raw = event.get("details")
+    details: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     manifest = _first(details, _MANIFEST_KEYS)
     recorded = _first(details, _RECORDED_KEYS)
     actual: str | None = None
@@ -332,8 +334,8 @@ def integrity_of(check: object, log_path: Path, exists: bool,
                  case_file: object = None) -> IntegrityCheck:
     """A :class:`~bitwitness.custody.CustodyCheck` (and the case file check) -> the report's
     integrity record."""
-    case_state = {True: "matches", False: "differs"}.get(getattr(case_file, "ok", None),
-                                                        "unrecorded")
+    recorded = getattr(case_file, "ok", None)
+    case_state = "unrecorded" if recorded is None else "matches" if recorded else "differs"
     if not exists:
         return IntegrityCheck(Integrity.MISSING, 0, None, "custody log not found", str(log_path),
                               case_file=case_state)

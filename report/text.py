@@ -184,7 +184,7 @@ def custody_details(entry: CustodyEntry) -> str:
 
 def custody_detail_lines(entry: CustodyEntry) -> list[str]:
     """``key: value`` lines of an event's details; ``occurred_at`` first, read as a UTC time."""
-    lines = []
+    lines: list[str] = []
     for key, value in entry.details:
         if key == "occurred_at":
             lines.insert(0, f"happened at: {when(_time(value))}")
