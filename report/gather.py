@@ -275,10 +275,16 @@ def log_signatures(logs: Sequence[Path]) -> tuple[SignatureLine, ...]:
     files = []
     for log in logs:
         files += [log, log.with_suffix(".txt")]
+    from bitwitness import timestamping
+
     lines = []
     for check in signing.check_files([f for f in files if f.is_file()]):
         if check.present or signing.trust_for(check.path):
             lines.append(SignatureLine(check.sentence(), check.valid or not check.present))
+    for log in logs:
+        token = timestamping.check_file(log) if log.is_file() else None
+        if token is not None:
+            lines.append(SignatureLine(token.sentence(), token.valid))
     return tuple(lines)
 
 
@@ -378,8 +384,15 @@ def gather(case_dir: Path | str, *, evidence_id: str | None = None,
     items = [evidence_item(i.id, i.folder, i.acquisition_log, logs=i.logs)
              for i in case.evidence_items()]
     bad = tuple(s.text for item in items for s in item.signatures if not s.ok)
-    if bad:
-        integrity = replace(integrity, bad_signatures=bad)
+    from bitwitness import timestamping
+
+    try:
+        raw_lines = log.path.read_bytes().splitlines(keepends=True)
+    except OSError:
+        raw_lines = []
+    anchors = timestamping.check_anchors(case.root, raw_lines)
+    integrity = replace(integrity, bad_signatures=bad + anchors.problems,
+                        timestamped=anchors.latest)
     try:
         events: list[object] = list(log.events()) if exists else []
     except BitWitnessError:  # a damaged line: show what still parses, marked as unreliable

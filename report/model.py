@@ -269,7 +269,8 @@ class IntegrityCheck:
     case_file: str = "unrecorded"  # case.yaml against its hash at creation: matches/differs
     signer: str | None = None  # who signed the custody anchor (a trusted key), if signed
     acknowledged: tuple[str, ...] = ()  # breaks an examiner acknowledged, as sentences
-    bad_signatures: tuple[str, ...] = ()  # acquisition-log signatures that do not verify
+    bad_signatures: tuple[str, ...] = ()  # signatures or timestamps that do not verify
+    timestamped: str | None = None  # time of the newest verified TSA token on the anchor
 
     @property
     def ok(self) -> bool:
@@ -284,6 +285,9 @@ class IntegrityCheck:
                      "created (its SHA-256 differs from the one recorded then).")
         if self.state is Integrity.INTACT and self.signer:
             text += f" The log's anchor is signed by {self.signer}."
+        if self.state is Integrity.INTACT and self.timestamped:
+            text += (f" Its history up to {self.timestamped} (UTC) is dated by a trusted "
+                     "timestamp.")
         if self.acknowledged:
             text += (f" {len(self.acknowledged)} earlier break(s) in the log were acknowledged "
                      "by the examiner; entries between a break and its acknowledgement cannot be "

@@ -234,6 +234,8 @@ def integrity_rows(check: IntegrityCheck) -> Rows:
     rows += [("Warning", w) for w in check.warnings]
     rows.append(("Anchor signature", f"signed by {check.signer} (a key the case trusts)"
                  if check.signer else "not signed"))
+    rows.append(("Trusted timestamp (RFC 3161)", f"latest anchor token {check.timestamped} UTC"
+                 if check.timestamped else "none"))
     rows += [("Acknowledged break", a) for a in check.acknowledged]
     rows += [("Signature problem", b) for b in check.bad_signatures]
     return rows

@@ -104,19 +104,34 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
     with cli_mediator(as_json) as mediator:
         result = acquire(request, mediator)
     signatures = signing.sign_with_session([result.log_json, result.log_text])
+    stamps = _timestamp(result, case_dir)
     if as_json:
-        print_json({**result_document(result), "signatures": signatures})
+        print_json({**result_document(result), "signatures": signatures,
+                    "timestamps": [{"file": s.path, "token": s.token, "time": s.time,
+                                    "error": s.error} for s in stamps]})
     else:
         render(result)
-        if signatures:
-            from bitwitness.cli.output import stdout
+        from bitwitness.cli.output import render_proofs
 
-            for sig in signatures:
-                stdout.print(f"  signed: {escape(str(sig))}")
+        render_proofs(signatures, stamps, indent="  ")
     if result.status.value == "interrupted":
         raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
                           f"{result.log_json} (continue with --resume)")
     return int(result.exit_code)
+
+
+def _timestamp(result: Any, case_dir: Path | None) -> list[Any]:
+    """RFC 3161 tokens for the log (and the case's anchor) when the lab configured a TSA."""
+    from bitwitness import timestamping
+
+    if result.status.value in ("failed", "interrupted"):
+        return []
+    root = None
+    if case_dir is not None:
+        from bitwitness.case import Case
+
+        root = Case.load(case_dir).root
+    return timestamping.stamp_outputs([result.log_json], root)
 
 
 def result_document(result: Any) -> dict[str, Any]:

@@ -47,9 +47,16 @@ def _check_document(case_dir: Path) -> dict[str, Any]:
     check = log.verify()
     events = log.events(strict=False)
     file_check = check_case_file(case_dir.absolute())
+    from bitwitness import timestamping
+
+    try:
+        lines = log.path.read_bytes().splitlines(keepends=True)
+    except OSError:
+        lines = []
+    anchors = timestamping.check_anchors(case_dir.absolute(), lines)
     return {
         "case_dir": case_dir.absolute(),
-        "ok": check.ok and file_check.ok is not False,
+        "ok": check.ok and file_check.ok is not False and not anchors.problems,
         "events": check.events,
         "first_bad_line": check.first_bad_line,
         "reason": check.reason,
@@ -63,12 +70,16 @@ def _check_document(case_dir: Path) -> dict[str, Any]:
         "last_time": events[-1].time if events else None,
         "case_file": {"ok": file_check.ok, "expected_sha256": file_check.expected,
                       "sha256": file_check.actual},
+        "timestamps": {"tokens": len(anchors.checks), "latest": anchors.latest,
+                       "problems": list(anchors.problems)},
     }
 
 
 def _raise_if_broken(doc: dict[str, Any]) -> None:
     if doc["reason"] is not None:
         raise CustodyError(doc["reason"], line=doc["first_bad_line"])
+    if doc["timestamps"]["problems"]:
+        raise CustodyError(doc["timestamps"]["problems"][0])
     if doc["case_file"]["ok"] is False:
         raise CustodyError("case.yaml was changed after the case was created (its SHA-256 "
                            f"{doc['case_file']['sha256']} differs from "
@@ -95,6 +106,10 @@ def verify(case_dir: Path, as_json: bool) -> None:
     stdout.print(f"Head SHA-256: {doc['head']} (write it down to pin this history)")
     if doc["signed"]:
         stdout.print(f"Anchor signed by {escape(doc['signer'])} (a trusted key of this case)")
+    if doc["timestamps"]["latest"]:
+        stdout.print(f"Timestamped by the TSA: {doc['timestamps']['tokens']} anchor token(s), "
+                     f"the latest at {_short_time(doc['timestamps']['latest'])}, consistent with "
+                     "the log")
     if doc["case_file"]["ok"]:
         stdout.print("case.yaml: unchanged since the case was created")
 
@@ -240,6 +255,12 @@ def add(*, case_dir: Path, action: str, evidence_id: str | None, from_: str | No
              "note": note}
     event = case.record(action, evidence_id=evidence_id, actor=actor,
                         details={k: v for k, v in given.items() if v is not None})
+    from bitwitness import timestamping
+
+    stamps = timestamping.stamp_outputs([], case.root)
+    for s in stamps:
+        if not s.token:
+            warn(s.sentence())
     if as_json:
         print_json(event.to_dict())
         return

@@ -59,6 +59,9 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
 
     written = write_reports(data, targets, overwrite=overwrite, record=record)
     signatures = signing.sign_with_session([w.path for w in written])
+    from bitwitness import timestamping
+
+    stamps = timestamping.stamp_outputs([w.path for w in written], case.root)
     problem = not data.integrity.ok or not all(w.recorded for w in written)
     if as_json:
         print_json({
@@ -68,6 +71,8 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
                           "signer": data.integrity.signer},
             "reports": written,
             "signatures": signatures,
+            "timestamps": [{"file": s.path, "token": s.token, "time": s.time, "error": s.error}
+                           for s in stamps],
         })
     else:
         if data.integrity.signer:
@@ -76,8 +81,9 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
             stdout.print(f"{w.format.value.upper():4} {escape(str(w.path))}")
             stdout.print(f"     sha256 {w.sha256}"
                          + (f" (custody event {w.custody_seq})" if w.recorded else ""))
-        for sig in signatures:
-            stdout.print(f"     signed {escape(str(sig))}")
+        from bitwitness.cli.output import render_proofs
+
+        render_proofs(signatures, stamps, indent="     ")
         if not data.integrity.ok:
             warn(data.integrity.statement())
         for w in written:
