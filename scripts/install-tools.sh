@@ -4,9 +4,9 @@
 #   scripts/install-tools.sh --test   plus the independent tools the test suite checks against
 set -euo pipefail
 
-runtime=(fonts-dejavu-core fonts-droid-fallback)
+runtime=(fonts-dejavu-core fonts-droid-fallback openssl)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
-         poppler-utils hdparm util-linux tmux xz-utils)
+         poppler-utils hdparm util-linux tmux xz-utils libxml2-utils)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
