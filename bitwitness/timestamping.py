@@ -16,6 +16,9 @@ certificate or the CA that issued it). Tokens are verified offline with ``openss
 against that certificate: the token's signature, the TSA certificate's time-stamping purpose and
 the hash of the file as it is now.
 
+The network, subprocess and temporary-file modules are imported only when a token is asked for or
+checked: an acquisition without a TSA does not pay for them.
+
 Without a reachable TSA nothing fails: the work is done and kept, the caller is told that no
 token was obtained, and ``bitwitness timestamp add`` obtains one later (dating the file then, not
 when it was made: the token's time says so).
@@ -26,11 +29,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
-import subprocess
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +109,10 @@ def query(sha256: bytes, nonce: int) -> bytes:
 
 def fetch(sha256: bytes, url: str, *, timeout: float = TIMEOUT) -> bytes:
     """Ask the TSA at ``url`` for a token over ``sha256``; the DER ``TimeStampResp``."""
+    import secrets
+    import urllib.error
+    import urllib.request
+
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"{URL_ENV} must be an http(s) URL, not {url!r}")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
@@ -127,6 +129,9 @@ def fetch(sha256: bytes, url: str, *, timeout: float = TIMEOUT) -> bytes:
 
 
 def _reply_text(token: bytes) -> str:
+    import subprocess
+    import tempfile
+
     with tempfile.NamedTemporaryFile(suffix=TOKEN_SUFFIX) as fh:
         fh.write(token)
         fh.flush()
@@ -221,6 +226,8 @@ def stamp_outputs(paths: list[Path], case_root: Path | None) -> list[Stamp]:
 
 def check_token(path: Path, token: Path, cert: Path | None = None) -> TokenCheck:
     """Verify ``token`` over ``path`` offline against the lab's TSA certificate."""
+    import subprocess
+
     cert_name = str(cert) if cert is not None else os.environ.get(CERT_ENV)
     if not cert_name:
         return TokenCheck(path, token, False, reason=f"no TSA certificate configured "
