@@ -222,3 +222,18 @@ def test_the_report_states_the_timestamps(tsa: dict[str, Any], case: Case,
     assert "dated by a trusted timestamp" in doc["integrity"]["statement"]
     lines = [s["text"] for s in doc["evidence"][0]["signatures"]]
     assert any("E1.json: timestamp by" in t and "verified" in t for t in lines)
+
+
+def test_verify_checks_the_log_token(tsa: dict[str, Any], case: Case, tmp_path: Path) -> None:
+    assert run_bitwitness("acquire", source_file(tmp_path), "--case", case.root, "--evidence",
+                          "E1").exit_code == 0
+    image = case.root / "evidence/E1/E1.E01"
+    good = run_bitwitness("verify", image)
+    assert good.exit_code == 0, good.stderr
+    assert "E1.json: timestamp by" in good.stdout
+    log = case.root / "evidence/E1/E1.json"
+    log.write_text(log.read_text().replace('"acquire"', '"acquire" '))
+    bad = run_bitwitness("verify", image, "--json")
+    assert bad.exit_code == 1
+    (stamp,) = bad.json()["images"][0]["timestamps"]
+    assert stamp["valid"] is False

@@ -61,19 +61,27 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
     from bitwitness import signing
 
     signatures = [signing.check_files(_signable(r)) for r in results]
+    tokens = [_tokens(r) for r in results]
     signed_ok = all(s.valid for checks in signatures for s in checks if s.present)
-    ok = all(r.ok for r in results) and signed_ok
+    dated_ok = all(t.valid for checks in tokens for t in checks)
+    ok = all(r.ok for r in results) and signed_ok and dated_ok
     if as_json:
         print_json({"verified": ok, "images": [
             {"evidence_id": i, "ok": r.ok, **_jsonable(r),
-             "signatures": [s.to_dict() for s in sigs]}
-            for i, r, sigs in zip(ids, results, signatures, strict=True)]})
+             "signatures": [s.to_dict() for s in sigs],
+             "timestamps": [{"file": t.path, "token": t.token, "valid": t.valid, "time": t.time,
+                             "tsa": t.tsa, "reason": t.reason} for t in stamps]}
+            for i, r, sigs, stamps in zip(ids, results, signatures, tokens, strict=True)]})
     else:
-        for evidence_id, result, sigs in zip(ids, results, signatures, strict=True):
+        for evidence_id, result, sigs, stamps in zip(ids, results, signatures, tokens,
+                                                     strict=True):
             _render(result, evidence_id)
             for s in sigs:
                 colour = "green" if s.valid else "bold red" if s.present else "yellow"
                 stdout.print(f"  [{colour}]{escape(s.sentence())}[/]")
+            for t in stamps:
+                stdout.print(f"  [{'green' if t.valid else 'bold red'}]"
+                             f"{escape(t.sentence())}[/]")
         if len(results) > 1:
             counts: dict[str, int] = {}
             for r in results:
@@ -81,6 +89,14 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
             stdout.print(f"{len(results)} images: " +
                          ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
     return ExitCode.OK if ok and results else ExitCode.EVIDENCE
+
+
+def _tokens(result: ImageVerification) -> list[Any]:
+    """The RFC 3161 token check of each log read for the image that has one."""
+    from bitwitness import timestamping
+
+    checks = [timestamping.check_file(log) for log in result.logs]
+    return [c for c in checks if c is not None]
 
 
 def _signable(result: ImageVerification) -> list[Path]:
