@@ -49,6 +49,10 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
     from bitwitness.verify.casework import verify_case
 
     _check_options(images, against, logs, case_dir)
+    if case_dir is not None:
+        from bitwitness import signing
+
+        signing.prepare(case_dir)  # a case that trusts keys: its custody events must be signed
     options = VerifyOptions(logs=logs, against=against, libewf=libewf)
     with cli_mediator(as_json) as mediator:
         if case_dir is not None:
