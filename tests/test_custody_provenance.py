@@ -334,6 +334,9 @@ def test_signed_acquisition_log_and_report_are_checked_by_verify_and_report(
                     "-rawin", "-in", str(tmp_path / "st"), "-sigfile", str(tmp_path / "sg")],
                    check=True, capture_output=True)
 
+    for written in (case.root / "custody.jsonl", case.root / "custody.head", log,
+                    log.with_suffix(".txt"), log.parent / "E01.json.sig"):
+        assert PASS not in written.read_text(), written  # the passphrase is never recorded
     image = case.root / "evidence/E01/E01.E01"
     good = run_bitwitness("verify", image)
     assert good.exit_code == 0, good.stderr
