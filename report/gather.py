@@ -267,6 +267,29 @@ def evidence_item(evidence_id: str, folder: Path, log_path: Path | None,
                         source_facts(doc), acq, signatures=signatures)
 
 
+def _earlier_reports(events: Sequence[object]) -> tuple[SignatureLine, ...]:
+    """The signature and timestamp checks of the reports the custody log records (those still
+    on disk and signed or timestamped)."""
+    from bitwitness import signing, timestamping
+
+    lines = []
+    for event in events:
+        fields = event_fields(event)
+        details = fields.get("details")
+        if fields.get("action") != "report" or not isinstance(details, Mapping):
+            continue
+        path = Path(str(details.get("path") or ""))
+        if not path.name or not path.is_file():
+            continue
+        check = signing.check_file(path, signing.trust_for(path))
+        if check.present:
+            lines.append(SignatureLine(check.sentence(), check.valid))
+        token = timestamping.check_file(path)
+        if token is not None:
+            lines.append(SignatureLine(token.sentence(), token.valid))
+    return tuple(lines)
+
+
 def log_signatures(logs: Sequence[Path]) -> tuple[SignatureLine, ...]:
     """Each log's (and its ``.txt`` twin's) signature check, for the files that are signed or,
     when the case trusts keys, that should have been."""
@@ -381,6 +404,10 @@ def gather(case_dir: Path | str, *, evidence_id: str | None = None,
     exists = log.path.is_file()
     check = log.verify() if exists else None
     integrity = integrity_of(check, log.path, exists, case.case_file_check())
+    try:
+        events: list[object] = list(log.events()) if exists else []
+    except BitWitnessError:  # a damaged line: show what still parses, marked as unreliable
+        events = list(tolerant_events(log.path))
     items = [evidence_item(i.id, i.folder, i.acquisition_log, logs=i.logs)
              for i in case.evidence_items()]
     bad = tuple(s.text for item in items for s in item.signatures if not s.ok)
@@ -391,12 +418,11 @@ def gather(case_dir: Path | str, *, evidence_id: str | None = None,
     except OSError:
         raw_lines = []
     anchors = timestamping.check_anchors(case.root, raw_lines)
+    earlier = _earlier_reports(events)
+    bad += tuple(s.text for s in earlier if not s.ok)
     integrity = replace(integrity, bad_signatures=bad + anchors.problems,
-                        timestamped=anchors.latest)
-    try:
-        events: list[object] = list(log.events()) if exists else []
-    except BitWitnessError:  # a damaged line: show what still parses, marked as unreliable
-        events = list(tolerant_events(log.path))
+                        timestamped=anchors.latest,
+                        earlier_reports=tuple(s.text for s in earlier))
     if evidence_id is not None and evidence_id not in {i.evidence_id for i in items}:
         known = ", ".join(i.evidence_id for i in items) or "none"
         raise UsageError(f"no evidence item {evidence_id!r} in {case.root} (items: {known})")

@@ -271,6 +271,7 @@ class IntegrityCheck:
     acknowledged: tuple[str, ...] = ()  # breaks an examiner acknowledged, as sentences
     bad_signatures: tuple[str, ...] = ()  # signatures or timestamps that do not verify
     timestamped: str | None = None  # time of the newest verified TSA token on the anchor
+    earlier_reports: tuple[str, ...] = ()  # signature and timestamp checks of earlier reports
 
     @property
     def ok(self) -> bool:

@@ -238,6 +238,7 @@ def integrity_rows(check: IntegrityCheck) -> Rows:
                  if check.timestamped else "none"))
     rows += [("Acknowledged break", a) for a in check.acknowledged]
     rows += [("Signature problem", b) for b in check.bad_signatures]
+    rows += [("Earlier report", r) for r in check.earlier_reports]
     return rows
 
 

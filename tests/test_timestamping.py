@@ -237,3 +237,18 @@ def test_verify_checks_the_log_token(tsa: dict[str, Any], case: Case, tmp_path: 
     assert bad.exit_code == 1
     (stamp,) = bad.json()["images"][0]["timestamps"]
     assert stamp["valid"] is False
+
+
+def test_a_later_report_checks_the_earlier_reports(tsa: dict[str, Any], case: Case,
+                                                   tmp_path: Path) -> None:
+    first = tmp_path / "first.json"
+    assert run_bitwitness("report", case.root, "--format", "json", "-o", first).exit_code == 0
+    second = tmp_path / "second.json"
+    assert run_bitwitness("report", case.root, "--format", "json", "-o", second).exit_code == 0
+    doc = json.loads(second.read_text())
+    assert any("first.json: timestamp by" in r for r in doc["integrity"]["earlier_reports"])
+    first.write_text(first.read_text() + " ")
+    third = tmp_path / "third.json"
+    assert run_bitwitness("report", case.root, "--format", "json", "-o", third).exit_code == 1
+    doc = json.loads(third.read_text())
+    assert any("first.json: TIMESTAMP INVALID" in r for r in doc["integrity"]["bad_signatures"])
