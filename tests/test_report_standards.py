@@ -100,6 +100,30 @@ def test_case_uco_export_validates(worked: dict[str, Any], tmp_path: Path) -> No
     assert {"@id": record["@id"]} in acquire["uco-action:result"]
 
 
+def test_case_uco_device_source_validates(worked: dict[str, Any], tmp_path: Path) -> None:
+    """A block device source becomes a uco-observable:Device with model and serial."""
+    from bitwitness.report.case_uco import render_case
+    from bitwitness.report.gather import gather
+
+    data = gather(worked["root"])
+    item = data.evidence[0]
+    assert item.source is not None
+    device = replace(item.source, path="/dev/sdz", kind="device", model="Cruzer Blade",
+                     serial="4C530001<&>")
+    data = replace(data, evidence=(replace(item, source=device),))
+    out = tmp_path / "device.jsonld"
+    out.write_bytes(render_case(data))
+    check = subprocess.run([case_validate(), str(out)], capture_output=True, text=True,
+                           check=False, timeout=600)
+    assert check.returncode == 0, check.stdout[-3000:]
+    graph = json.loads(out.read_text())["@graph"]
+    (node,) = [n for n in graph if n["@type"] == "uco-observable:Device"]
+    facet = next(f for f in node["uco-core:hasFacet"]
+                 if f["@type"] == "uco-observable:DeviceFacet")
+    assert (facet["uco-observable:model"], facet["uco-observable:serialNumber"]) == (
+        "Cruzer Blade", "4C530001<&>")
+
+
 def xmllint(document: Path, schema: Path) -> None:
     check = subprocess.run(["xmllint", "--noout", "--schema", str(schema), str(document)],
                            capture_output=True, text=True, check=False)
