@@ -13,11 +13,13 @@ thing a court may ask about, in the element order the DFXML schema fixes:
   deleted one.
 
 Text is written by :mod:`xml.etree.ElementTree`, which escapes every value: names from evidence
-never become markup.
+never become markup. Characters XML 1.0 cannot hold at all (control characters, lone surrogates,
+which hostile file names do contain) are written as ``\\xNN`` / ``\\uNNNN`` text instead.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -34,10 +36,19 @@ def _tag(name: str) -> str:
     return f"{{{NS}}}{name}"
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 forbids written as a visible escape."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, _tag(tag), attrs)
+    element = ET.SubElement(parent, _tag(tag), {k: _xml_safe(v) for k, v in attrs.items()})
     if text is not None:
-        element.text = text
+        element.text = _xml_safe(text)
     return element
 
 

@@ -197,3 +197,22 @@ def test_the_subset_schema_rejects_what_dfxml_forbids(tmp_path: Path) -> None:
                                 str(SCHEMAS / "dfxml-1.1-subset.xsd"), str(path)],
                                capture_output=True, text=True, check=False)
         assert check.returncode != 0, name
+
+
+def test_dfxml_holds_hostile_file_names_as_text(worked: dict[str, Any], tmp_path: Path) -> None:
+    """Control characters, lone surrogates and markup in a name from evidence stay text."""
+    require_tool("xmllint")
+    from bitwitness.report.dfxml import render_dfxml
+    from bitwitness.report.gather import gather
+    from bitwitness.report.model import ExportedFile
+
+    data = gather(worked["root"])
+    (export,) = data.exports
+    hostile = ExportedFile(source="/evil\x01<b>&amp;\udc80\x7f.txt", target="evil.txt", size=3)
+    data = replace(data, exports=(replace(export, files=(hostile,)),))
+    out = tmp_path / "hostile.xml"
+    out.write_bytes(render_dfxml(data))
+    xmllint(out, SCHEMAS / "dfxml-1.1-subset.xsd")
+    root = ET.parse(out).getroot()  # noqa: S314 - our own output
+    names = [f.text for f in root.iter(f"{DF}filename")]
+    assert "/evil\\x01<b>&amp;\\udc80\x7f.txt" in names
