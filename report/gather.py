@@ -103,7 +103,10 @@ def event_details(action: str, details: object) -> tuple[tuple[str, str], ...]:
     return tuple(rows)
 
 
-def custody_entries(events: Iterable[object], first_bad_line: int | None) -> list[CustodyEntry]:
+def custody_entries(events: Iterable[object], first_bad_line: int | None,
+                    acknowledged: Sequence[tuple[int, int]] = ()) -> list[CustodyEntry]:
+    """The timeline; entries at or after the first bad line, or between an acknowledged break
+    and its acknowledgement (``(first line, acknowledgement line)``), are suspect."""
     entries = []
     for line, event in enumerate(events, start=1):
         f = event_fields(event)
@@ -116,7 +119,8 @@ def custody_entries(events: Iterable[object], first_bad_line: int | None) -> lis
             evidence_id=str(f["evidence_id"]) if f.get("evidence_id") else None,
             details=event_details(str(f.get("action") or ""), f.get("details") or {}),
             line=line,
-            suspect=first_bad_line is not None and line >= first_bad_line,
+            suspect=(first_bad_line is not None and line >= first_bad_line)
+            or any(start <= line < end for start, end in acknowledged),
         ))
     return entries
 
@@ -329,7 +333,7 @@ def assemble(
     generated: datetime | None = None,
 ) -> ReportData:
     """Build the report from parts already read (the Case adapter and tests call this)."""
-    entries = custody_entries(events, integrity.first_bad_line)
+    entries = custody_entries(events, integrity.first_bad_line, integrity.acknowledged_ranges)
     verifications, exports = [], []
     for event, entry in zip(events, entries, strict=True):
         if entry.action == "verify":
@@ -380,6 +384,8 @@ def integrity_of(check: object, log_path: Path, exists: bool,
         case_file=case_state,
         signer=getattr(check, "signer", None),
         acknowledged=tuple(_acknowledged_text(a) for a in getattr(check, "acknowledged", ())),
+        acknowledged_ranges=tuple((a.line or 1, a.event_seq)
+                                  for a in getattr(check, "acknowledged", ())),
     )
 
 

@@ -269,6 +269,7 @@ class IntegrityCheck:
     case_file: str = "unrecorded"  # case.yaml against its hash at creation: matches/differs
     signer: str | None = None  # who signed the custody anchor (a trusted key), if signed
     acknowledged: tuple[str, ...] = ()  # breaks an examiner acknowledged, as sentences
+    acknowledged_ranges: tuple[tuple[int, int], ...] = ()  # (first bad line, acknowledgement)
     bad_signatures: tuple[str, ...] = ()  # signatures or timestamps that do not verify
     timestamped: str | None = None  # time of the newest verified TSA token on the anchor
     earlier_reports: tuple[str, ...] = ()  # signature and timestamp checks of earlier reports
@@ -289,15 +290,16 @@ class IntegrityCheck:
         if self.state is Integrity.INTACT and self.timestamped:
             text += (f" Its history up to {self.timestamped} (UTC) is dated by a trusted "
                      "timestamp.")
-        if self.acknowledged:
-            text += (f" {len(self.acknowledged)} earlier break(s) in the log were acknowledged "
-                     "by the examiner; entries between a break and its acknowledgement cannot be "
-                     "relied upon.")
         for bad in self.bad_signatures:
             text += f" WARNING: {bad}."
         return text
 
     def _log_statement(self) -> str:
+        if self.state is Integrity.INTACT and self.acknowledged:
+            return (f"Custody log integrity: BROKEN AND ACKNOWLEDGED. The {self.events} entries "
+                    f"are chained by SHA-256 except at {len(self.acknowledged)} break(s) the "
+                    "examiner recorded as acknowledged; entries from a break up to its "
+                    "acknowledgement cannot be relied upon, later ones are intact.")
         if self.state is Integrity.INTACT:
             return (f"Custody log integrity: INTACT. All {self.events} entries are chained by "
                     "SHA-256 and none has been altered, removed or reordered.")

@@ -368,3 +368,21 @@ def test_signed_acquisition_log_and_report_are_checked_by_verify_and_report(
     assert rep.exit_code == 1  # type: ignore[attr-defined]
     assert "SIGNATURE INVALID" in json.loads((tmp_path / "r2.json").read_text())[
         "integrity"]["statement"]
+
+
+def test_the_report_states_an_acknowledged_break_and_marks_its_entries(case: Case,
+                                                                       tmp_path: Path) -> None:
+    path = case.root / "custody.jsonl"
+    lines = lines_of(case)
+    lines[1] = lines[1].replace(b"Ann Example", b"Ann Exampel")
+    path.write_bytes(b"".join(lines))
+    assert run_bitwitness("custody", "acknowledge", case.root, "--line", "2", "--note",
+                          "sync tool").exit_code == 0
+    out = tmp_path / "r.json"
+    assert run_bitwitness("report", case.root, "--format", "json", "-o", out).exit_code == 0
+    doc = json.loads(out.read_text())
+    statement = doc["integrity"]["statement"]
+    assert "BROKEN AND ACKNOWLEDGED" in statement
+    assert "none has been altered" not in statement
+    suspect = [e["line"] for e in doc["custody"] if e["suspect"]]
+    assert suspect == [2, 3, 4]  # from the break up to the acknowledgement (line 5)
