@@ -111,6 +111,9 @@ def test_append_to_an_edited_log_is_refused_until_the_break_is_acknowledged(case
     assert doc["events"] == 6
     assert [a["line"] for a in doc["acknowledged"]] == [2]
     assert "acknowledged by Ann Example" in result.stderr
+    plain = run_bitwitness("custody", "verify", case.root)
+    assert "except at 1 acknowledged break(s)" in plain.stdout
+    assert "intact" not in plain.stdout
     # the edited line stays in the log: the acknowledgement hides nothing
     assert b"Ann Exampel" in path.read_bytes()
 

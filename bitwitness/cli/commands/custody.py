@@ -101,8 +101,10 @@ def verify(case_dir: Path, as_json: bool) -> None:
     _raise_if_broken(doc)
     if as_json:
         return
-    stdout.print(f"Custody log intact: {doc['events']} events, {_short_time(doc['first_time'])} "
-                 f"to {_short_time(doc['last_time'])}")
+    state = (f"chain verifies except at {len(doc['acknowledged'])} acknowledged break(s)"
+             if doc["acknowledged"] else "intact")
+    stdout.print(f"Custody log {state}: {doc['events']} events, "
+                 f"{_short_time(doc['first_time'])} to {_short_time(doc['last_time'])}")
     stdout.print(f"Head SHA-256: {doc['head']} (write it down to pin this history)")
     if doc["signed"]:
         stdout.print(f"Anchor signed by {escape(doc['signer'])} (a trusted key of this case)")
