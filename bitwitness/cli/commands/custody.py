@@ -211,8 +211,10 @@ def show(case_dir: Path, evidence_id: str | None, as_json: bool) -> None:
         wide.print(table)
         if doc["ok"]:
             signed = f", signed by {escape(doc['signer'])}" if doc["signed"] else ""
-            state = (f"[yellow]Chain verifies except at {len(doc['acknowledged'])} "
-                     "acknowledged break(s)[/]" if doc["acknowledged"] else "[green]Chain intact[/]")
+            state = "[green]Chain intact[/]"
+            if doc["acknowledged"]:
+                state = (f"[yellow]Chain verifies except at {len(doc['acknowledged'])} "
+                         "acknowledged break(s)[/]")
             stdout.print(f"{state}, head {doc['head']}{signed}")
     _warn_all(doc)
     _raise_if_broken(doc)
