@@ -301,9 +301,12 @@ class CustodyLog:
                                  evidence_id=evidence_id, details=body, prev=prev)
             line = encode_event(event)
             first = line_digest(lines[0]) if lines else line_digest(line)
+            pending = _Anchor(len(lines), prev, (event.seq, line_digest(line)), first)
+            if acknowledge is not None and anchor is not None and anchor.count >= 0:
+                # until the acknowledgement is on disk the anchor keeps showing the break
+                pending = _Anchor(anchor.count, anchor.last, pending.pending, anchor.first)
             try:
-                self._write_anchor(_Anchor(len(lines), prev, (event.seq, line_digest(line)),
-                                           first), signer)
+                self._write_anchor(pending, signer)
                 write_all(fd, prefix + line)
                 os.fsync(fd)
                 self._write_anchor(_Anchor(event.seq, line_digest(line), None, first), signer)

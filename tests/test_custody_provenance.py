@@ -421,3 +421,22 @@ def test_any_single_byte_change_or_cut_is_detected(tmp_path: Path) -> None:
 
     flipped()
     cut()
+
+
+def test_an_acknowledgement_that_dies_before_its_line_hides_nothing(
+        case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bitwitness import custody
+
+    path = case.root / "custody.jsonl"
+    path.write_bytes(b"".join(lines_of(case)[:-1]))
+
+    def die(fd: int, data: bytes) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(custody, "write_all", die)
+    with pytest.raises(KeyboardInterrupt):
+        case.custody.acknowledge(actor="Ann Example", line=4, note="restored from backup")
+    monkeypatch.undo()
+    result = run_bitwitness("custody", "verify", case.root)
+    assert result.exit_code == 1
+    assert "removed from the end" in result.stderr
