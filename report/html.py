@@ -43,6 +43,7 @@ table.kv th { width: 30%; }
 .integrity { border: 2px solid; padding: .6em .8em; margin: 1em 0; font-weight: bold; }
 .integrity.ok { border-color: #286e3c; background: #e2f2e6; font-weight: normal; }
 .integrity.bad { border-color: #b00020; background: #fde4e4; color: #b00020; font-size: 12pt; }
+.integrity.acknowledged { border-color: #8a5a00; background: #fff4d6; }
 .problem, .bad-verdict, tr.suspect td { color: #b00020; font-weight: bold; }
 .signature { display: flex; gap: 3em; margin-top: 2.5em; }
 .signature div { flex: 1; }
@@ -132,7 +133,8 @@ def _title(data: ReportData) -> str:
     agency = (f'<div class="agency">{_e(data.settings.agency_header)}</div>'
               if data.settings.agency_header else "")
     bad = not data.integrity.ok
-    banner = (f'<div class="integrity {"bad" if bad else "ok"}" id="integrity-status" '
+    state = "bad" if bad else "acknowledged" if data.integrity.acknowledged else "ok"
+    banner = (f'<div class="integrity {state}" id="integrity-status" '
               f'role="{"alert" if bad else "status"}">{_e(data.integrity.statement())}</div>')
     rows = t.title_rows(data)
     return (f'<header class="title">{agency}<h1>{_e(data.settings.title)}</h1>'
@@ -263,7 +265,7 @@ def _custody(data: ReportData) -> str:
 
 def _integrity(data: ReportData) -> str:
     check = data.integrity
-    cls = "ok" if check.ok else "bad"
+    cls = "bad" if not check.ok else "acknowledged" if check.acknowledged else "ok"
     rows = t.integrity_rows(check)
     return (f'<h3>Custody log integrity</h3><div class="integrity {cls}">'
             f"{_e(check.statement())}</div>{_kv(rows)}")

@@ -33,6 +33,7 @@ _CJK = "bw-cjk"
 _RED = (176, 0, 32)
 _RED_FILL = (253, 228, 228)
 _GREEN_FILL = (226, 242, 230)
+_AMBER_FILL = (255, 244, 214)
 _GREY_FILL = (238, 238, 238)
 _LABEL_W = 55.0  # mm, label column of key/value tables
 _ALGO_W = 22.0  # mm, algorithm column of hash tables
@@ -216,8 +217,9 @@ def _title_page(pdf: _ReportPDF, data: ReportData) -> None:
 
 def _integrity_box(pdf: _ReportPDF, data: ReportData) -> None:
     bad = not data.integrity.ok
-    pdf.set_fill_color(*(_RED_FILL if bad else _GREEN_FILL))
-    pdf.set_draw_color(*(_RED if bad else (40, 120, 60)))
+    amber = not bad and bool(data.integrity.acknowledged)  # broken, and acknowledged
+    pdf.set_fill_color(*(_RED_FILL if bad else _AMBER_FILL if amber else _GREEN_FILL))
+    pdf.set_draw_color(*(_RED if bad else (138, 90, 0) if amber else (40, 120, 60)))
     pdf.set_line_width(0.6 if bad else 0.3)
     pdf.set_font(_SANS, "B", 11 if bad else 9.5)
     if bad:
