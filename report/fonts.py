@@ -100,8 +100,8 @@ def find_fonts() -> FontSet:
         chosen[role] = next((index[n] for n in names if n in index), None)
     missing = [role for role in REQUIRED_ROLES if chosen[role] is None]
     if missing:
-        wanted = ", ".join(_CANDIDATES[r][0] for r in missing)
-        raise InputError(f"PDF report needs the font(s) {wanted}: {INSTALL_HINT}")
+        files = ", ".join(_CANDIDATES[r][0] for r in missing)
+        raise InputError(f"PDF report needs the font(s) {files}: {INSTALL_HINT}")
     return FontSet(
         sans=chosen["sans"],  # type: ignore[arg-type]
         sans_bold=chosen["sans-bold"],  # type: ignore[arg-type]
