@@ -7,7 +7,7 @@ set -euo pipefail
 runtime=(fonts-dejavu-core fonts-droid-fallback openssl)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
-         libxml2-utils)
+         afflib-tools libxml2-utils)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
