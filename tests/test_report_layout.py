@@ -9,6 +9,7 @@ over "Page X of Y").
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -44,8 +45,12 @@ def report_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                           "desk drawer, harbour office").exit_code == 0
     result = run_bitwitness("acquire", source, "--case", root, "--evidence", "E1",
                             "--description", "USB stick, blue, 2 MiB",
-                            "--notes", "exhibit bag 0042, seal intact")
+                            "--notes", "exhibit bag 0042, seal intact",
+                            "--write-blocker", "Tableau T8u, serial 000ECC")
     assert result.exit_code == 0, result.stderr
+    log = root / "evidence/E1/E1.json"
+    assert json.loads(log.read_text())["metadata"]["write_blocker"] == "Tableau T8u, serial 000ECC"
+    assert "Write-blocker:" in log.with_suffix(".txt").read_text()
     assert run_bitwitness("verify", "--case", root).exit_code == 0
     assert run_bitwitness("export", root / "evidence/E1/E1.E01", "/note.txt", "--to",
                           tmp / "out", "--case", root).exit_code == 0
@@ -105,6 +110,7 @@ def test_every_page_renders_and_no_text_overlaps(report_case: dict[str, Any],
     pages = check_pages(out, tmp_path)
     text = " ".join(w[4] for boxes in pages.values() for w in boxes)
     for shown in ("USB stick, blue, 2 MiB", "exhibit bag 0042, seal intact", "Write-blocker",
+                  "Tableau T8u, serial 000ECC",
                   "Kernel read-only flag", "not mounted", "happened at: 2025-03-01 13:05:00 UTC",
                   "format: e01", "overwrite: no"):
         assert shown in text, shown

@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 @click.option("--examiner", help="Examiner name (overrides the case's).")
 @click.option("--description", help="Description of the evidence.")
 @click.option("--notes", help="Notes.")
+@click.option("--write-blocker", metavar="TEXT",
+              help="The write-blocker between the source and this machine (make, model, serial; "
+                   "'none' to record that there was none); recorded in the logs and reports.")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Extra attempts for a failed read, down to single sectors.")
 @click.option("--verify", is_flag=True, help="Read the finished image back and compare hashes.")
@@ -66,8 +69,8 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             fmt: str, hashes: str, compress: str, segment_size: int, split: int | None,
             sector_size: str | None, chunk_sectors: int, case_number: str | None,
             evidence_number: str | None, examiner: str | None, description: str | None,
-            notes: str | None, retries: int, verify: bool, second_output: Path | None,
-            resume: bool, overwrite: bool, as_json: bool) -> int:
+            notes: str | None, write_blocker: str | None, retries: int, verify: bool,
+            second_output: Path | None, resume: bool, overwrite: bool, as_json: bool) -> int:
     """Image SOURCE (a block device or a file) read-only into E01 or raw.
 
     Unreadable sectors are retried, zero-filled and listed in the logs (exit 1). Ctrl-C stops
@@ -87,7 +90,7 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             check_output_path(base)
     metadata = {k: v for k, v in {"case_number": case_number, "evidence_number": evidence_number,
                                   "examiner": examiner, "description": description,
-                                  "notes": notes}.items() if v}
+                                  "notes": notes, "write_blocker": write_blocker}.items() if v}
     request = AcquisitionRequest(
         source=source.absolute(), output=output,
         case=CaseTarget(case_dir, evidence_id) if case_dir is not None and evidence_id is not None
