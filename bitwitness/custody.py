@@ -93,6 +93,8 @@ class CustodyAction(StrEnum):
     REPORT = "report"
     CONVERT = "convert"
     RESTORE = "restore"
+    MOUNT = "mount"
+    UNMOUNT = "unmount"
     SEIZED = "seized"
     SEALED = "sealed"
     TRANSFERRED = "transferred"
