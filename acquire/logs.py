@@ -4,7 +4,8 @@ Both are built from one frozen :class:`LogRecord`, never from rendered text, and
 acquisition and conversion alike (``operation``). A preliminary pair is written *before* the
 first byte is read, saying "failed: did not finish", and padded with whitespace: if the process
 dies, the log still tells the truth, and if the destination fills up the final logs overwrite the
-already-allocated bytes in place instead of needing new space.
+already-allocated bytes in place instead of needing new space. The log is read back, typed, by
+:mod:`bitwitness.acquisitionlog` (:func:`read_log`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 from bitwitness import TOOL_NAME, __version__, hashing, host, installed
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
+from bitwitness.acquisitionlog import SCHEMA, AcquisitionLog, load
 from bitwitness.fileio import write_in_place
 
-SCHEMA = "bitwitness.acquisition/1"
 #: Bytes reserved for each log at the start (JSON allows trailing whitespace).
 RESERVE = 64 * 1024
 
@@ -80,17 +81,20 @@ def run_entry(record: LogRecord) -> dict[str, Any]:
             "resumed_from": record.resumed_from, "host": host_facts(), "tool": tool_facts()}
 
 
-def earlier_runs(log: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+def earlier_runs(log: AcquisitionLog) -> tuple[dict[str, Any], ...]:
     """The runs a log records; a log from before runs were kept describes its one run."""
-    runs = log.get("runs")
+    runs = log.extra.get("runs")
     if isinstance(runs, list) and runs:
         return tuple(dict(r) for r in runs if isinstance(r, dict))
-    progress = log.get("progress") or {}
-    return ({"started": log.get("started"), "ended": log.get("ended"),
-             "status": log.get("status"), "reason": log.get("error"),
-             "bytes_secured": progress.get("media_bytes_done"),
-             "resumed_from": progress.get("resumed_from"), "host": log.get("host"),
-             "tool": log.get("tool")},)
+    progress = log.progress
+    return ({"started": log.started.isoformat() if log.started else None,
+             "ended": log.ended.isoformat() if log.ended else None,
+             "status": log.status, "reason": log.error,
+             "bytes_secured": progress.media_bytes_done if progress else None,
+             "resumed_from": progress.resumed_from if progress else None,
+             "host": {"hostname": log.host.hostname, "os": log.host.os, "user": log.host.user},
+             "tool": {"name": log.tool.name, "version": log.tool.version,
+                      "python": log.tool.python, "libraries": dict(log.tool.libraries)}},)
 
 
 def _version(dist: str) -> str:
@@ -195,9 +199,10 @@ def write_logs(base: Path, record: LogRecord, *, reserve: bool = False) -> tuple
     return json_path, text_path
 
 
-def read_log(path: Path) -> dict[str, Any]:
-    """Load a ``BASE.json`` (for resume, verify and report)."""
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_log(path: Path) -> AcquisitionLog:
+    """Load a ``BASE.json`` as written by :func:`write_logs` (typed: see
+    :mod:`bitwitness.acquisitionlog`)."""
+    return load(path)
 
 
 def file_sha256(path: Path) -> str:
