@@ -106,7 +106,8 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
     signing.prepare(case_dir)  # a wrong passphrase fails now, not after hours of reading
     with cli_mediator(as_json) as mediator:
         result = acquire(request, mediator)
-    signatures = signing.sign_with_session([result.log_json, result.log_text])
+    signatures = signing.sign_with_session(
+        [p for p in (result.log_json, result.log_text) if p is not None])
     stamps = _timestamp(result, case_dir)
     if as_json:
         print_json({**result_document(result), "signatures": signatures,
@@ -134,7 +135,7 @@ def _timestamp(result: Any, case_dir: Path | None) -> list[Any]:
         from bitwitness.case import Case
 
         root = Case.load(case_dir).root
-    return timestamping.stamp_outputs([result.log_json], root)
+    return timestamping.stamp_outputs([p for p in (result.log_json,) if p is not None], root)
 
 
 def result_document(result: Any) -> dict[str, Any]:
