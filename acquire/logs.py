@@ -83,9 +83,8 @@ def run_entry(record: LogRecord) -> dict[str, Any]:
 
 def earlier_runs(log: AcquisitionLog) -> tuple[dict[str, Any], ...]:
     """The runs a log records; a log from before runs were kept describes its one run."""
-    runs = log.extra.get("runs")
-    if isinstance(runs, list) and runs:
-        return tuple(dict(r) for r in runs if isinstance(r, dict))
+    if log.runs:
+        return tuple(dict(r) for r in log.runs)
     progress = log.progress
     return ({"started": log.started.isoformat() if log.started else None,
              "ended": log.ended.isoformat() if log.ended else None,
