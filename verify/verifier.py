@@ -11,6 +11,7 @@ in parallel, each with its own progress task.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -33,7 +34,7 @@ from bitwitness.images.checks import ContainerCheck
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.stream import ImageStream
 from bitwitness.verify import references as refs_mod
-from bitwitness.verify.libewf import libewf_check
+from bitwitness.verify.libewf import LibewfPass, libewf_compare
 from bitwitness.verify.model import (
     AgainstResult,
     HashComparison,
@@ -130,10 +131,25 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     ranges = _range_hashers(references)
     comparer, against_note = _comparer(options.against, layout, bound.source_size)
     task = mediator.begin(f"verify {path.name}", layout.media_size)
+    wants_second = options.libewf or options.second_reader
+    # libewf (in-process) reads the set alongside our pass, not after it; its own stop event is
+    # set when our pass ends early (an interruption through options.cancel included)
+    stop_libewf = threading.Event()
+    libewf_pass = None
+    if wants_second and opened.ewf is not None:
+        libewf_pass = LibewfPass(opened.files, media_algs,
+                                 mediator.begin(f"libewf {path.name}", layout.media_size),
+                                 stop_libewf)
     try:
         result = run_pass(opened.stream, ewf=opened.ewf, algorithms=media_algs, ranges=ranges,
                           comparer=comparer, task=task, cancel=options.cancel,
                           workers=options.workers)
+    except BaseException:
+        if libewf_pass is not None:
+            stop_libewf.set()
+            with contextlib.suppress(BaseException):
+                libewf_pass.result()
+        raise
     finally:
         task.finish()
         if comparer is not None:
@@ -141,12 +157,10 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     comparisons = compare_hashes(references, result.hashes, result.ranges)
     against = _against_result(options.against, comparer, layout, against_note)
     libewf = second = None
-    if options.libewf or options.second_reader:
-        if opened.ewf is not None:
-            libewf = libewf_check(
-                opened.files, media_algs, media_size=layout.media_size, stored=stored,
-                computed=result.hashes, cancel=options.cancel,
-                task=mediator.begin(f"libewf {path.name}", layout.media_size))
+    if wants_second:
+        if libewf_pass is not None:
+            libewf = libewf_compare(libewf_pass.result(), media_size=layout.media_size,
+                                    stored=stored, computed=result.hashes)
         else:
             second = reader_check(
                 opened.image_format, path, opened.stream, media_algs, computed=result.hashes,

@@ -17,6 +17,7 @@ import pkgutil
 import signal
 import sys
 import traceback
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -97,19 +98,27 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
                    "acquisition logs and reports [env BITWITNESS_KEY].")
 @click.option("--key-passphrase", envvar="BITWITNESS_KEY_PASSPHRASE", metavar="TEXT",
               help="The key's passphrase [env BITWITNESS_KEY_PASSPHRASE; asked when missing].")
+@click.option("--part", "parts", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Accept FILE as a part of a multi-file image (VMDK extent, split piece, "
+                   "segment) although it lies outside the image's folder or is a device. "
+                   "Repeatable.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | None) -> None:
+def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | None,
+        parts: tuple[Path, ...]) -> None:
     """BitWitness: forensic acquisition, verification and evidence browsing.
 
-    Evidence is always opened read-only. Hashes cover the whole media.
+    Evidence is always opened read-only. Hashes cover the whole media. A multi-file image's
+    parts are read only from the image's own folder, unless named with --part.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    from pathlib import Path
-
     from bitwitness import signing
 
     signing.configure(Path(key) if key else None, key_passphrase)
+    if parts:
+        from bitwitness.evidence_io import allow_parts
+
+        allow_parts(parts)
 
 
 def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per outcome
@@ -162,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = _run(args, debug="--debug" in args)
     finally:
+        evidence_io = sys.modules.get("bitwitness.evidence_io")
+        if evidence_io is not None:  # --part applies to one command line only
+            evidence_io.clear_allowed_parts()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if argv is None:  # the process's own command line: the process ends here
