@@ -19,11 +19,14 @@ acquisition machinery.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from bitwitness.evidence_io import os_open_readonly
 
 #: The one name of the acquisition-log schema (acquire, convert and restore logs).
 SCHEMA = "bitwitness.acquisition/1"
@@ -184,7 +187,8 @@ def load(path: Path, *, any_version: bool = False) -> AcquisitionLog:
     try:
         if path.stat().st_size > MAX_LOG_BYTES:
             raise LogFormatError(f"{path} is too large to be an acquisition log")
-        text = path.read_text(encoding="utf-8")
+        with os.fdopen(os_open_readonly(path), "rb") as fh:  # a log is evidence: atime kept
+            text = fh.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LogFormatError(f"acquisition log {path} cannot be read: {exc}") from exc
     return loads(text, source=str(path), any_version=any_version)

@@ -134,3 +134,23 @@ def test_read_only_commands_keep_content_mtime_and_atime(fmt: str, images: dict[
         changed = {p.name: (before[p], after[p]) for p in files if before[p] != after[p]}
         assert not changed, f"{name} on {fmt} changed {changed}"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.root
+def test_verify_keeps_the_times_of_the_hash_logs_it_reads(strict_mount: Path) -> None:
+    """The logs beside an image are evidence too: an md5sum sidecar and our acquisition log,
+    read by verify (and info), keep content, mtime and atime."""
+    folder = strict_mount / "logs"
+    folder.mkdir()
+    source = folder / "src.bin"
+    source.write_bytes(os.urandom(1 << 20))
+    result = run_bitwitness("acquire", source, "-o", folder / "ev", "--format", "raw",
+                            "--hash", "md5,sha1")
+    assert result.exit_code == 0, result.stderr
+    logs = [folder / "ev.md5", folder / "ev.sha1", folder / "ev.json"]
+    assert all(p.is_file() for p in logs), sorted(folder.iterdir())
+    _age(logs)
+    before = _state(logs)
+    for args in (["verify", folder / "ev.raw"], ["info", folder / "ev.raw"]):
+        assert run_bitwitness(*args).exit_code == 0
+        assert _state(logs) == before, args

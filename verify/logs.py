@@ -20,6 +20,7 @@ references`' job. Kinds recognised, by content (never by name alone):
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from bitwitness import TOOL_NAME
 from bitwitness.acquisitionlog import LogFormatError, loads
 from bitwitness.errors import InputError
+from bitwitness.evidence_io import os_open_readonly
 
 #: Hex length -> algorithm, for logs that do not name the algorithm (md5sum-style lines).
 _BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -99,7 +101,7 @@ def read_text(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_LOG_SIZE:
             raise InputError(f"{path}: too large to be a hash log")
-        with path.open("rb") as fh:
+        with os.fdopen(os_open_readonly(path), "rb") as fh:  # a log is evidence: atime kept
             raw = fh.read()
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file") from exc
