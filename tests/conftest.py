@@ -189,3 +189,11 @@ def pyewf_media(first: Path) -> bytes:
         return handle.read_buffer(handle.get_media_size())
     finally:
         handle.close()
+
+
+@pytest.fixture
+def faulty_drive(tmp_path: Path) -> Any:
+    """Real failing drives (a FUSE file behind a loop device): see tests/faultydrive/drive.py."""
+    from faultydrive.drive import drives
+
+    yield from drives(tmp_path)
