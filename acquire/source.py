@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from bitwitness.acquire.devices import BlockDevice, MountEntry, describe_devnum, related_devnums
+from bitwitness.acquire.direct import DirectReader
 from bitwitness.errors import (
     BitWitnessError,
     DestinationError,
@@ -96,6 +97,7 @@ class Source:
         self._stream = stream
         self._owns_stream = owns_stream
         self._partition_fds = list(partition_fds)  #: partitions we made read-only too
+        self._direct: DirectReader | None = None  #: opened at the first read_direct
         self.closed = False
 
     @property
@@ -134,6 +136,24 @@ class Source:
             got += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def read_direct(self, offset: int, length: int) -> bytes:
+        """:meth:`read`, bypassing the page cache where the source allows it (``O_DIRECT``).
+
+        Why: around a failing area, a buffered read fails a whole page or readahead window;
+        a direct read fails only for the sectors the drive cannot read (see
+        :mod:`bitwitness.acquire.direct`). Used for narrowing down failed blocks.
+        """
+        if self._stream is not None or self._fd is None:
+            return self.read(offset, length)
+        if self._direct is None:
+            self._direct = DirectReader(self._facts.path, self._facts.logical_sector_size,
+                                        self._facts.size)
+        try:
+            data = self._direct.read(offset, length)
+        except OSError as exc:
+            raise self._read_failure(exc, offset, length) from exc
+        return self.read(offset, length) if data is None else data
+
     def readinto(self, offset: int, view: memoryview) -> None:
         """Fill ``view`` with the bytes at ``offset``, or raise :class:`ReadError`.
 
@@ -169,6 +189,8 @@ class Source:
         if self.closed:
             return
         self.closed = True
+        if self._direct is not None:
+            self._direct.close()
         if self._fd is not None:
             flag = self._facts.readonly_flag
             if flag.set and flag.was is False:
