@@ -26,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bitwitness.acquire import guardrails
 from bitwitness.acquire import resume as resuming
 from bitwitness.acquire.logs import LogRecord, Status, file_sha256, log_paths, write_logs
 from bitwitness.acquire.pipeline import (
@@ -37,7 +38,7 @@ from bitwitness.acquire.pipeline import (
 )
 from bitwitness.acquire.retry import StopRequested, count_sectors
 from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
-from bitwitness.acquire.source import SourceFacts, check_destination, open_source
+from bitwitness.acquire.source import FlagPlan, SourceFacts, check_destination, open_source
 from bitwitness.acquire.verifying import Verification, verify_image
 from bitwitness.errors import (
     BitWitnessError,
@@ -97,6 +98,7 @@ class AcquisitionRequest:
     checkpoint_every: int = CHECKPOINT_EVERY
     set_readonly: bool = True
     stop: threading.Event | None = None  #: set it to stop cleanly (the TUI's Cancel)
+    allow_mounted: bool = False  #: acquire a source mounted writable (live; logged)
 
 
 @dataclass(frozen=True)
@@ -231,16 +233,17 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
         metadata = {**(log.get("metadata") or {}), **metadata}
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
-    source = _open(request)
+    source = _open(request, base)
     try:
         return _acquire_open(run, source, mediator)
     finally:
         source.close()
 
 
-def _open(req: AcquisitionRequest) -> Any:
+def _open(req: AcquisitionRequest, base: Path) -> Any:
     if isinstance(req.source, (str, Path, ImageStream)):
-        return open_source(req.source, set_readonly=req.set_readonly)
+        plan = FlagPlan(log=str(log_paths(base)[0]), resuming=req.resume)  # guardrails (18.6)
+        return open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
     return req.source  # an already-open Source (or a FaultySource in tests)
 
 
@@ -264,12 +267,14 @@ def _acquire_open(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResu
     if req.second_output is not None:
         run.sinks.append(_make_sink(run, Path(req.second_output).absolute(), facts))
     _check_outputs(run, facts)
-    for mount in facts.mounted:
-        if mount.writable:
-            text = (f"{mount.device} (on the source) is mounted WRITABLE at {mount.mountpoint}: "
-                    "the evidence may change while it is read")
-            run.warnings.append(text)
-            mediator.notice(text, level="warning")
+    # --- guardrails (issue 18.6): a live source only when allowed; a flag a killed run left
+    texts = guardrails.check_mounted(facts.mounted, allowed=req.allow_mounted)
+    if facts.readonly_flag.earlier_log:
+        texts.append(f"the read-only flag was {facts.readonly_flag.detail}")
+    for text in texts:
+        run.warnings.append(text)
+        mediator.notice(text, level="warning")
+    # --- end guardrails
     if run.resume_log is not None:
         resuming.check_source(run.resume_log, facts)
     return _execute(run, source, mediator)
@@ -303,6 +308,7 @@ def _check_outputs(run: _Run, facts: SourceFacts) -> None:
     stream_files: list[Path] = []
     if isinstance(req.source, ImageStream):
         stream_files = list(req.source.info.files)
+    guardrails.check_output_locations(planned)
     check_destination(facts, planned, stream_files)
     if len({s.base for s in run.sinks}) != len(run.sinks):
         raise UsageError("--second-output must differ from the output base")
@@ -327,6 +333,7 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         "retries": req.retries, "verify": req.verify,
         "second_output": str(Path(req.second_output).absolute()) if req.second_output else None,
         "primary_output": str(run.base), "resume": req.resume, "overwrite": req.overwrite,
+        "allow_mounted": req.allow_mounted,
     }
     case = None
     if run.case is not None and req.case is not None:

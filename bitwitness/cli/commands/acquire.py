@@ -62,13 +62,16 @@ COMPRESSIONS = ("none", "empty", "fast", "best")
               help="Write a second identical copy (another base) in the same pass.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted acquisition of BASE.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--allow-mounted", is_flag=True,
+              help="Acquire a source that is mounted writable (live; it may change while read; "
+                   "logged).")
 @json_option
 def command(*, source: Path, output: Path | None, case_dir: Path | None, evidence_id: str | None,
             fmt: str, hashes: str, compress: str, segment_size: int, split: int | None,
             sector_size: str | None, chunk_sectors: int, case_number: str | None,
             evidence_number: str | None, examiner: str | None, description: str | None,
             notes: str | None, retries: int, verify: bool, second_output: Path | None,
-            resume: bool, overwrite: bool, as_json: bool) -> int:
+            resume: bool, overwrite: bool, allow_mounted: bool, as_json: bool) -> int:
     """Image SOURCE (a block device or a file) read-only into E01 or raw.
 
     Unreadable sectors are retried, zero-filled and listed in the logs (exit 1). Ctrl-C stops
@@ -97,7 +100,7 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
         segment_size=segment_size, split=split,
         sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,
         metadata=metadata, retries=retries, verify=verify, second_output=second_output,
-        resume=resume, overwrite=overwrite)
+        resume=resume, overwrite=overwrite, allow_mounted=allow_mounted)
     with cli_mediator(as_json) as mediator:
         result = acquire(request, mediator)
     if as_json:
