@@ -124,6 +124,15 @@ class AcquisitionResult:
     ended: datetime
     warnings: tuple[str, ...] = ()
     resumed_from: int | None = None
+    #: media bytes the image holds (the whole media when complete, less when stopped early)
+    media_bytes_done: int = 0
+    #: bytes this run read from the source (not a resumed run's prefix); the speed is of these
+    bytes_read: int = 0
+
+    @property
+    def bytes_per_second(self) -> float:
+        seconds = max((self.ended - self.started).total_seconds(), 1e-6)
+        return self.bytes_read / seconds
 
     @property
     def exit_code(self) -> ExitCode:
@@ -339,15 +348,32 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
     if run.case is not None and req.case is not None:
         case = {"case_dir": str(run.case.root), "evidence_id": req.case.evidence_id,
                 "fields": dict(run.case.fields)}
-    progress = None if done is None else {"media_bytes_done": done,
-                                          "resumed_from": run.resumed_from}
+    ended = datetime.now(UTC)
+    progress = None if done is None else _progress_doc(run, done, ended)
     return LogRecord(
         operation=req.operation, status=status, error=error, started=run.started,
-        ended=datetime.now(UTC), source=facts, options=options, media_size=run.media_size,
+        ended=ended, source=facts, options=options, media_size=run.media_size,
         sector_size=run.sector_size, hashes=hashes or {}, source_hashes=source_hashes,
         outputs=outputs, read_errors=read_errors,
         verification=_verification_doc(verification), case=case, progress=progress,
         warnings=tuple(run.warnings), metadata=dict(run.metadata))
+
+
+def _bytes_read(run: _Run, done: int) -> int:
+    """Source bytes this run read: not a resumed prefix (nor anything, when stopped while
+    reopening the outputs, where ``done`` is still the interrupted run's)."""
+    if run.resumed_from is not None:
+        return max(0, done - run.resumed_from)
+    return 0 if run.resume_log is not None else done
+
+
+def _progress_doc(run: _Run, done: int, ended: datetime) -> dict[str, Any]:
+    """How far the image holds the media, and what this run really read and how fast: after an
+    interruption these are the truth, not the media size (issue 18.7)."""
+    read = _bytes_read(run, done)
+    seconds = max((ended - run.started).total_seconds(), 1e-6)
+    return {"media_bytes_done": done, "resumed_from": run.resumed_from, "bytes_read": read,
+            "bytes_per_second": round(read / seconds)}
 
 
 def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
@@ -393,9 +419,9 @@ def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
                     sink.prepare()
             outcome = pipeline.run(start)
     except (KeyboardInterrupt, StopRequested, BitWitnessError, OSError) as exc:
-        task.finish()
+        task.finish(complete=False)
         return _failed(run, source, pipeline, exc)
-    task.finish()
+    task.finish(complete=outcome.complete)
     errors = tuple(byte_ranges_to_sectors(outcome.bad_byte_ranges, run.sector_size))
     if not outcome.complete:
         outputs = tuple(o for s in run.sinks for o in _abort(s))
@@ -527,7 +553,8 @@ def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
         source_hashes=source_hashes, outputs=outputs, read_errors=errors,
         bad_sectors=count_sectors(errors), verification=verification, log_json=log_json,
         log_text=log_text, started=run.started, ended=record.ended,
-        warnings=tuple(run.warnings), resumed_from=run.resumed_from)
+        warnings=tuple(run.warnings), resumed_from=run.resumed_from,
+        media_bytes_done=done or 0, bytes_read=_bytes_read(run, done or 0))
     _custody(run, result)
     return result
 

@@ -60,3 +60,59 @@ def test_direct_reads_fall_back_where_the_source_cannot(tmp_path: Path) -> None:
         assert src.read_direct(0, 2048) == data[:2048]
         assert src.read_direct(2048, 256) == data[2048:]
         assert src.read_direct(512, 1024) == data[512:1536]
+
+
+def test_after_ctrl_c_the_summary_and_log_tell_what_was_read(faulty_drive: MakeDrive,
+                                                              tmp_path: Path) -> None:
+    """Issue 18.7: a real SIGINT to the command line while the drive stalls in a slow zone.
+    The summary and the log give the bytes really read (the .partial file's size, checked with
+    stat) and the speed from them, never the media size."""
+    import os
+    import re
+    import signal
+    import sys
+    import time
+
+    from faultydrive.faultmap import Slow
+
+    drive = faulty_drive(FaultMap(slow=(Slow(8192, 1, 2.0),)), size=16 << 20)
+    base = tmp_path / "img"
+    proc = subprocess.Popen([sys.executable, "-m", "bitwitness", "acquire", drive.device,
+                             "-o", base, "--format", "raw", "--hash", "md5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "img.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.8)  # into the slow zone at 4 MiB
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert log["status"] == "interrupted"
+    done = log["progress"]["media_bytes_done"]
+    partial = tmp_path / "img.raw.partial"
+    assert partial.stat().st_size == done < drive.size
+    assert log["progress"]["bytes_read"] == done
+    expected_rate = done / log["duration_seconds"]
+    assert abs(log["progress"]["bytes_per_second"] - expected_rate) <= max(1, expected_rate / 50)
+    match = re.search(r"read: (\d+) bytes", out)
+    assert match is not None, out
+    assert int(match.group(1)) == done
+    assert f"0-{done - 1} only" in out
+    assert partial.read_bytes() == drive.data[:done]
+
+
+def test_a_stopped_progress_bar_keeps_the_bytes_done() -> None:
+    """The bar of a stopped task shows what was done; only a complete one jumps to its end."""
+    from rich.progress import Progress
+
+    from bitwitness.cli.progress import _RichTask
+
+    progress = Progress(disable=True)
+    stopped = _RichTask(progress, progress.add_task("a", total=1000, errors="", phase=""))
+    stopped.advance(400)
+    stopped.finish(complete=False)
+    done = _RichTask(progress, progress.add_task("b", total=1000, errors="", phase=""))
+    done.advance(1000)
+    done.finish()
+    assert [t.completed for t in progress.tasks] == [400, 1000]

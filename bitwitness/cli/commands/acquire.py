@@ -133,8 +133,11 @@ def render(result: Any) -> None:
     stdout.print(f"[bold {colour}]{result.status.value.upper()}[/]  {escape(result.source.path)}"
                  f" -> {escape(str(result.base))} ({result.format.value})")
     stdout.print(f"  media: {result.media_size} bytes ({format_size(result.media_size)}), "
-                 f"{result.sector_size}-byte sectors, {seconds:.1f} s, "
-                 f"{format_size(int(result.media_size / seconds))}/s")
+                 f"{result.sector_size}-byte sectors")
+    imaged = "" if result.media_bytes_done >= result.media_size else \
+        f" (the image holds media bytes 0-{result.media_bytes_done - 1} only)"
+    stdout.print(f"  read: {result.bytes_read} bytes ({format_size(result.bytes_read)}) in "
+                 f"{seconds:.1f} s, {format_size(int(result.bytes_read / seconds))}/s{imaged}")
     if result.resumed_from is not None:
         stdout.print(f"  resumed at media byte {result.resumed_from}")
     _render_hashes(result, stdout)
