@@ -15,6 +15,7 @@ through its ordinary descriptor instead.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -61,20 +62,31 @@ class DirectReader:
         ss = self.sector_size
         if offset % ss or length % ss or offset + length > self.size - self.size % ss:
             return None
-        with self._lock:
-            try:
-                return self._read_locked(self._fd, self._buffer, offset, length)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                self.close()  # direct I/O refused after all: buffered from now on
-                return None
+        fd, buffer = self._fd, self._buffer
+        own = self._lock.acquire(blocking=False)
+        if not own:  # another read holds the buffer (it may hang in a stalled drive): a fresh one
+            buffer = mmap.mmap(-1, -(-min(length, DIRECT_BUFFER) // mmap.PAGESIZE)
+                               * mmap.PAGESIZE)
+        try:
+            return self._read_locked(fd, buffer, offset, length)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self._fd = None  # direct I/O refused after all: buffered from now on
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            return None
+        finally:
+            if own:
+                self._lock.release()
+            else:
+                buffer.close()
 
     def _read_locked(self, fd: int, buffer: mmap.mmap, offset: int, length: int) -> bytes | None:
         out = bytearray()
         with memoryview(buffer) as view:
             while len(out) < length:
-                want = min(length - len(out), DIRECT_BUFFER)
+                want = min(length - len(out), len(buffer))
                 got = os.preadv(fd, [view[:want]], offset + len(out))
                 if got <= 0 or got % self.sector_size:
                     return None  # short at the end of the device: the caller decides

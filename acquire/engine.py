@@ -17,6 +17,7 @@ The same engine converts images (``operation="convert"``, source an open ImageSt
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 import uuid
@@ -45,9 +46,10 @@ from bitwitness.errors import (
     DestinationError,
     ExitCode,
     OutputExistsError,
+    SourceGoneError,
     UsageError,
 )
-from bitwitness.hashing import DEFAULT_ALGORITHMS, parse_algorithms
+from bitwitness.hashing import DEFAULT_ALGORITHMS, hash_file, parse_algorithms
 from bitwitness.progress import Mediator
 from bitwitness.signals import stop_on_signals
 from bitwitness.stream import ImageStream
@@ -164,6 +166,8 @@ class _Run:
     resumed_from: int | None = None
     resume_log: dict[str, Any] | None = None  #: the interrupted run's log (--resume)
     reopened: bool = False  #: --resume: the outputs are reopened and the prefix re-hashed
+    #: more for the log's progress record (a rescue's map counts)
+    extra_progress: dict[str, Any] = field(default_factory=dict)
     #: E01 set identifier shared by every copy written in this run (byte-identical copies)
     guid: bytes = field(default_factory=lambda: uuid.uuid4().bytes_le)
 
@@ -373,7 +377,7 @@ def _progress_doc(run: _Run, done: int, ended: datetime) -> dict[str, Any]:
     read = _bytes_read(run, done)
     seconds = max((ended - run.started).total_seconds(), 1e-6)
     return {"media_bytes_done": done, "resumed_from": run.resumed_from, "bytes_read": read,
-            "bytes_per_second": round(read / seconds)}
+            "bytes_per_second": round(read / seconds), **run.extra_progress}
 
 
 def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
@@ -479,9 +483,17 @@ def _abort(sink: Any) -> list[OutputFile]:
 def _failed(run: _Run, source: Any, pipeline: Pipeline, exc: BaseException) -> AcquisitionResult:
     """Leave the output unfinished, log why, then raise (or report an interruption)."""
     pipeline.stop.set()
+    gone = isinstance(exc, SourceGoneError)
+    durable = pipeline.done
+    if gone:  # the drive dropped off (issue 18.5): what was read stays, durable, for --resume
+        for sink in run.sinks:
+            with contextlib.suppress(BitWitnessError, OSError):
+                durable = min(durable, sink.make_durable())
     outputs = tuple(o for s in run.sinks for o in _abort(s))
+    if gone:  # ... and hashed, so that the log vouches for the partial files
+        outputs = tuple(replace(o, hashes=hash_file(o.path, run.algorithms)) for o in outputs)
     errors = tuple(byte_ranges_to_sectors(pipeline.bad, run.sector_size))
-    done: int | None = pipeline.done
+    done: int | None = durable
     if run.resume_log is not None and not run.reopened:
         # stopped while reopening: the interrupted run's record still says where things are
         done = int(run.resume_log["progress"]["media_bytes_done"])
@@ -501,6 +513,8 @@ def _failed(run: _Run, source: Any, pipeline: Pipeline, exc: BaseException) -> A
     else:
         assert isinstance(exc, BitWitnessError)
         error = exc
+    if gone:
+        error.args = (f"{exc} (continue with --resume once the drive is back)",)
     result = _finish(run, source, Status.FAILED, str(error), outputs=outputs,
                      errors=errors, done=done)
     raise _with_logs(error, result) from exc

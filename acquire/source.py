@@ -31,6 +31,7 @@ from bitwitness.errors import (
     InputError,
     ReadError,
     SourceError,
+    SourceGoneError,
     UsageError,
 )
 from bitwitness.images.raw import device_sector_size, fd_size, open_readonly
@@ -148,11 +149,13 @@ class Source:
         """
         if self._stream is not None or self._fd is None:
             return self.read(offset, length)
-        if self._direct is None:
-            self._direct = DirectReader(self._facts.path, self._facts.logical_sector_size,
-                                        self._facts.size)
+        direct = self._direct
+        if direct is None:
+            direct = self._direct = DirectReader(self._facts.path,
+                                                 self._facts.logical_sector_size,
+                                                 self._facts.size)
         try:
-            data = self._direct.read(offset, length)
+            data = direct.read(offset, length)
         except OSError as exc:
             raise self._read_failure(exc, offset, length) from exc
         return self.read(offset, length) if data is None else data
@@ -183,7 +186,7 @@ class Source:
         """A failed ``pread`` as an error: a vanished device ends the acquisition, anything
         else is a read error that the retry logic narrows down."""
         if exc.errno in _GONE:  # unplugged or powered off: retrying cannot help
-            return SourceError(f"{self._facts.path}: the source is gone "
+            return SourceGoneError(f"{self._facts.path}: the source is gone "
                                f"({os.strerror(exc.errno or errno.ENODEV)}) at byte {offset}")
         return ReadError(offset, length, os.strerror(exc.errno or errno.EIO))
 

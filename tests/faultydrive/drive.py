@@ -91,6 +91,14 @@ class FaultyDrive:
     def come_back(self) -> None:
         self.marker.unlink(missing_ok=True)
 
+    def reads(self) -> list[tuple[int, int, str]]:
+        """Every read the drive got so far (with ``log_reads`` in the map)."""
+        path = Path(str(self.mountpoint) + ".reads")
+        if not path.exists():
+            return []
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        return [(int(a), int(b), c) for a, b, c in rows]
+
     @property
     def gone(self) -> bool:
         return self.marker.exists()

@@ -48,6 +48,8 @@ class FaultMap:
     transient: tuple[Transient, ...] = ()
     slow: tuple[Slow, ...] = ()
     vanish: Vanish | None = None
+    #: log every read the drive gets ("offset length ok|EIO|ENODEV") to <mountpoint>.reads
+    log_reads: bool = False
 
     def bad_sectors(self) -> list[int]:
         return sorted({s for first, count in self.bad for s in range(first, first + count)})
@@ -63,7 +65,8 @@ class FaultMap:
                    bad=tuple((int(a), int(b)) for a, b in doc.get("bad", ())),
                    transient=tuple(Transient(**t) for t in doc.get("transient", ())),
                    slow=tuple(Slow(**s) for s in doc.get("slow", ())),
-                   vanish=Vanish(**vanish) if vanish else None)
+                   vanish=Vanish(**vanish) if vanish else None,
+                   log_reads=bool(doc.get("log_reads", False)))
 
 
 @dataclass

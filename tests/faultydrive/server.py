@@ -39,6 +39,8 @@ class FaultyFile(fuse.Operations):  # type: ignore[misc]
         self._lock = threading.Lock()
         self._now = int(time.time() * 1e9)
         self._vanished = False
+        self._reads = marker.with_suffix(".reads").open("a", buffering=1) \
+            if faults.log_reads else None
         self._gone_since: float | None = None
 
     # --- the drive's state: the marker file is the switch ---------------------------------
@@ -111,6 +113,10 @@ class FaultyFile(fuse.Operations):  # type: ignore[misc]
 
     def read(self, path: str, size: int, offset: int, fh: Any) -> bytes:
         failure, delay = self._fault(offset, size)
+        if self._reads is not None:
+            with self._lock:
+                self._reads.write(f"{offset} {size} "
+                                  f"{errno.errorcode[failure] if failure else 'ok'}\n")
         if delay:
             time.sleep(delay)
         if failure is not None:

@@ -62,6 +62,15 @@ COMPRESSIONS = ("none", "empty", "fast", "best")
               help="Write a second identical copy (another base) in the same pass.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted acquisition of BASE.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--rescue", is_flag=True,
+              help="Rescue a failing drive as ddrescue does (good data first: skip past bad "
+                   "areas, then trim, scrape and retry) into BASE.raw with a map BASE.map; "
+                   "--resume continues it.")
+@click.option("--retry-bad", is_flag=True,
+              help="With --rescue: re-read only the bad sectors of a finished rescue.")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="With --rescue: a read with no answer within SECONDS is abandoned, logged "
+                   "and counted as a read error (a stalling drive).")
 @click.option("--allow-mounted", is_flag=True,
               help="Acquire a source that is mounted writable (live; it may change while read; "
                    "logged).")
@@ -71,7 +80,8 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             sector_size: str | None, chunk_sectors: int, case_number: str | None,
             evidence_number: str | None, examiner: str | None, description: str | None,
             notes: str | None, retries: int, verify: bool, second_output: Path | None,
-            resume: bool, overwrite: bool, allow_mounted: bool, as_json: bool) -> int:
+            resume: bool, overwrite: bool, rescue: bool, retry_bad: bool,
+            read_timeout: float | None, allow_mounted: bool, as_json: bool) -> int:
     """Image SOURCE (a block device or a file) read-only into E01 or raw.
 
     Unreadable sectors are retried, zero-filled and listed in the logs (exit 1). Ctrl-C stops
@@ -101,8 +111,22 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
         sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,
         metadata=metadata, retries=retries, verify=verify, second_output=second_output,
         resume=resume, overwrite=overwrite, allow_mounted=allow_mounted)
+    if (retry_bad or read_timeout is not None) and not rescue:
+        raise UsageError("--retry-bad and --read-timeout go with --rescue")
+    if rescue and fmt == "e01" and click.get_current_context().get_parameter_source(
+            "fmt") is not click.core.ParameterSource.DEFAULT:
+        raise UsageError("--rescue writes a raw image (convert it to E01 when finished)")
     with cli_mediator(as_json) as mediator:
-        result = acquire(request, mediator)
+        if rescue:
+            from dataclasses import replace
+
+            from bitwitness.acquire.rescue import RescueOptions
+            from bitwitness.acquire.rescue import rescue as rescue_drive
+
+            result = rescue_drive(replace(request, format=OutputFormat.RAW), mediator,
+                                  RescueOptions(read_timeout=read_timeout, retry_bad=retry_bad))
+        else:
+            result = acquire(request, mediator)
     if as_json:
         print_json(result_document(result))
     else:

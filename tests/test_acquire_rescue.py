@@ -1,0 +1,254 @@
+"""Rescuing failing drives as GNU ddrescue does (issue 18.4), drives that vanish and stall
+(18.5): real failing drives (tests/faultydrive), the command line, and independent checks: the
+map read by ``ddrescuelog`` (GNU ddrescue's own map tool), the image against the drive's true
+bytes, the partial image's hash against ``sha256sum``."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require_tool, run_subprocess
+from faultydrive.drive import MakeDrive
+from faultydrive.faultmap import FaultMap, Slow, Transient, Vanish
+
+pytestmark = pytest.mark.root
+MIB = 1 << 20
+
+
+def clustered_bad(sectors: int, fraction: float, seed: int = 4) -> tuple[tuple[int, int], ...]:
+    """Bad sectors, ``fraction`` of the drive, in clusters of 8-64 (as damaged media fail)."""
+    rng = random.Random(seed)
+    bad: set[int] = set()
+    while len(bad) < sectors * fraction:
+        first = rng.randrange(0, sectors - 64)
+        bad.update(range(first, first + rng.choice((8, 16, 32, 64))))
+    runs: list[tuple[int, int]] = []
+    for s in sorted(bad):
+        if runs and runs[-1][0] + runs[-1][1] == s:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((s, 1))
+    return tuple(runs)
+
+
+def ddrescuelog_bad_sectors(mapfile: Path) -> list[int]:
+    """The map's bad sectors as GNU ddrescuelog lists them (512-byte blocks)."""
+    out = subprocess.run(["ddrescuelog", "--list-blocks=-", "--block-size=512", str(mapfile)],
+                         capture_output=True, text=True, check=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def ddrescuelog_totals(mapfile: Path) -> dict[str, int]:
+    out = subprocess.run(["ddrescuelog", "-t", str(mapfile)], capture_output=True, text=True,
+                         check=True).stdout
+    totals = {}
+    for name in ("non-tried", "rescued", "non-trimmed", "non-scraped", "bad-sector"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(name + ":"))
+        totals[name] = int(line.split("in")[1].split("area")[0])  # number of areas
+    return totals
+
+
+def test_rescue_secures_every_readable_sector_and_maps_the_bad_ones(
+        faulty_drive: MakeDrive, tmp_path: Path) -> None:
+    require_tool("ddrescuelog", "sha256sum")
+    bad = clustered_bad(16384, 0.01)
+    drive = faulty_drive(FaultMap(bad=bad), size=8 * MIB)
+    res = run_subprocess("acquire", drive.device, "-o", tmp_path / "img", "--rescue",
+                         "--retries", "1", "--json")
+    assert res.exit_code == 1, res.stderr
+    image = tmp_path / "img.raw"
+    assert image.read_bytes() == drive.expected_image()
+    expected = drive.faults.bad_sectors()
+    assert ddrescuelog_bad_sectors(tmp_path / "img.map") == expected
+    totals = ddrescuelog_totals(tmp_path / "img.map")
+    assert (totals["non-tried"], totals["non-trimmed"], totals["non-scraped"]) == (0, 0, 0)
+    doc = res.json()
+    assert [(e["first_sector"], e["sector_count"]) for e in doc["read_errors"]] == list(bad)
+    sha = subprocess.run(["sha256sum", str(image)], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    assert doc["hashes"]["sha256"] == sha
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert log["progress"]["rescue"]["phase"] == "finished"
+    assert log["progress"]["rescue"]["bad_bytes"] == len(expected) * 512
+
+
+class _Recorder:
+    """A source that notes every read (offset, length) and passes it on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def read_direct(self, offset: int, length: int) -> bytes:
+        self.reads.append((offset, length))
+        return bytes(self.inner.read_direct(offset, length))
+
+
+def test_the_good_data_is_read_before_the_bad_areas(faulty_drive: MakeDrive,
+                                                     tmp_path: Path) -> None:
+    """Phases in order in the progress line (copying with skips, then trimming, scraping,
+    retrying); the whole readable drive is read before any single-sector read; a 1 MiB
+    damaged zone costs the first pass only a few reads (growing skips)."""
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat
+    from bitwitness.acquire.rescue import rescue
+    from bitwitness.acquire.source import open_source
+    from bitwitness.progress import RecordingMediator
+
+    zone = (4096, 2048)  # sectors 4096-6143: 1 MiB unreadable
+    drive = faulty_drive(FaultMap(bad=(zone, (12000, 3))), size=8 * MIB)
+    source = _Recorder(open_source(drive.device))
+    mediator = RecordingMediator()
+    result = rescue(AcquisitionRequest(source=source, output=tmp_path / "img",
+                                       format=OutputFormat.RAW, hashes=("md5",), retries=1),
+                    mediator)
+    assert result.bad_sectors == 2048 + 3
+    assert (tmp_path / "img.raw").read_bytes() == drive.expected_image()
+    phases = [p.split(" (")[0] for p in mediator.tasks[0].phases]
+    assert phases == ["copying", "copying", "trimming", "scraping", "retrying"]
+    assert mediator.tasks[0].errors == 2048 + 3
+    first_sector_read = next(i for i, (_, n) in enumerate(source.reads) if n == 512)
+    before = source.reads[:first_sector_read]
+    covered = sum(n for _, n in before)
+    assert covered >= drive.size - 1 * MIB  # all but the damaged clusters were tried first
+    start, end = zone[0] * 512, (zone[0] + zone[1]) * 512
+    pass_one = [r for r in before if start <= r[0] < end]
+    assert len(pass_one) <= len(before) - (drive.size - MIB) // (64 << 10) + 6
+
+
+def test_a_killed_rescue_resumes_from_its_map(faulty_drive: MakeDrive, tmp_path: Path) -> None:
+    """SIGKILL mid-rescue: whatever the map calls rescued is in the image; --resume finishes."""
+    require_tool("ddrescuelog")
+    drive = faulty_drive(FaultMap(bad=((3000, 16),), slow=(Slow(9000, 1, 1.5),)), size=6 * MIB)
+    base = tmp_path / "img"
+    proc = subprocess.Popen([sys.executable, "-m", "bitwitness", "acquire", drive.device,
+                             "-o", str(base), "--rescue"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    mapfile = tmp_path / "img.map"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if mapfile.exists() and ddrescuelog_totals(mapfile)["rescued"] and \
+                "0x" in mapfile.read_text() and "+" in mapfile.read_text():
+            break
+        time.sleep(0.05)
+    time.sleep(0.4)  # inside the slow sector at 4.4 MiB, after a checkpoint
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "img.raw").exists()
+    partial = (tmp_path / "img.raw.partial").read_bytes()
+    data = drive.data
+    text = mapfile.read_text()
+    rescued = [line.split() for line in text.splitlines()
+               if line.startswith("0x") and line.split()[-1] == "+" and len(line.split()) == 3]
+    assert rescued
+    for pos, size, _ in rescued:
+        a, n = int(pos, 16), int(size, 16)
+        assert partial[a:a + n] == data[a:a + n]
+    res = run_subprocess("acquire", drive.device, "-o", base, "--rescue", "--resume", "--json")
+    assert res.exit_code == 1, res.stderr
+    assert (tmp_path / "img.raw").read_bytes() == drive.expected_image()
+    assert ddrescuelog_bad_sectors(mapfile) == list(range(3000, 3016))
+    assert res.json()["resumed_from"] > 0
+
+
+def test_a_later_run_retries_only_the_bad_sectors(faulty_drive: MakeDrive,
+                                                  tmp_path: Path) -> None:
+    drive = faulty_drive(FaultMap(transient=(Transient(5000, 4, 12),), bad=((7000, 2),),
+                                  log_reads=True), size=4 * MIB)
+    base = tmp_path / "img"
+    res = run_subprocess("acquire", drive.device, "-o", base, "--rescue", "--retries", "0")
+    assert res.exit_code == 1, res.stderr
+    first = json.loads((tmp_path / "img.json").read_text())
+    assert [(e["first_sector"], e["sector_count"]) for e in first["read_errors"]] == \
+        [(5000, 4), (7000, 2)]
+    seen = len(drive.reads())
+    res = run_subprocess("acquire", drive.device, "-o", base, "--rescue", "--retry-bad",
+                         "--retries", "15", "--json")
+    assert res.exit_code == 1, res.stderr
+    later = drive.reads()[seen:]
+    assert later
+    bad = {*range(5000, 5004), 7000, 7001}
+    assert all(off // 512 in bad and size == 512 for off, size, _ in later), later[:5]
+    doc = res.json()
+    assert [(e["first_sector"], e["sector_count"]) for e in doc["read_errors"]] == [(7000, 2)]
+    expected = bytearray(drive.data)
+    expected[7000 * 512:7002 * 512] = bytes(1024)
+    assert (tmp_path / "img.raw").read_bytes() == bytes(expected)
+    check = subprocess.run(["sha256sum", "-c", "img.sha256"], cwd=tmp_path,
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout
+
+
+def _assert_gone(res: Any, log_path: Path, partial: Path) -> dict[str, Any]:
+    assert res.exit_code == 1, res.stderr
+    assert "gone" in res.stderr
+    assert "--resume" in res.stderr
+    log = json.loads(log_path.read_text())
+    assert log["status"] == "failed"
+    sha = subprocess.run(["sha256sum", str(partial)], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    assert [o["hashes"]["sha256"] for o in log["outputs"] if o["path"] == str(partial)] == [sha]
+    return log
+
+
+def test_a_drive_that_vanishes_mid_rescue_is_resumed_when_back(faulty_drive: MakeDrive,
+                                                               tmp_path: Path) -> None:
+    require_tool("sha256sum", "ddrescuelog")
+    drive = faulty_drive(FaultMap(bad=((100, 4),), vanish=Vanish(sector=5000)), size=4 * MIB)
+    base = tmp_path / "img"
+    res = run_subprocess("acquire", drive.device, "-o", base, "--rescue")
+    partial = tmp_path / "img.raw.partial"
+    log = _assert_gone(res, tmp_path / "img.json", partial)
+    rescued = log["progress"]["rescue"]["finished_bytes"]
+    assert 0 < rescued < drive.size
+    assert ddrescuelog_totals(tmp_path / "img.map")["non-tried"] >= 1
+    drive.come_back()
+    res = run_subprocess("acquire", drive.device, "-o", base, "--rescue", "--resume")
+    assert res.exit_code == 1, res.stderr  # its 4 bad sectors
+    assert (tmp_path / "img.raw").read_bytes() == drive.expected_image()
+
+
+def test_a_drive_that_vanishes_mid_acquisition_is_resumed_when_back(faulty_drive: MakeDrive,
+                                                                    tmp_path: Path) -> None:
+    """The plain acquisition: exit 1, what was read durable and hashed, --resume continues."""
+    require_tool("sha256sum", "md5sum")
+    drive = faulty_drive(FaultMap(vanish=Vanish(sector=6000)), size=6 * MIB)
+    base = tmp_path / "img"
+    res = run_subprocess("acquire", drive.device, "-o", base, "--format", "raw")
+    log = _assert_gone(res, tmp_path / "img.json", tmp_path / "img.raw.partial")
+    done = log["progress"]["media_bytes_done"]
+    assert 0 < done <= 6000 * 512
+    drive.come_back()
+    res = run_subprocess("acquire", drive.device, "-o", base, "--resume", "--json")
+    assert res.exit_code == 0, res.stderr
+    md5 = subprocess.run(["md5sum", str(drive.backing)], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    assert res.json()["hashes"]["md5"] == md5
+    assert (tmp_path / "img.raw").read_bytes() == drive.data
+
+
+def test_a_stalling_read_times_out_is_logged_and_counted_as_an_error(
+        faulty_drive: MakeDrive, tmp_path: Path) -> None:
+    drive = faulty_drive(FaultMap(slow=(Slow(3000, 1, 2.0),)), size=2 * MIB)
+    res = run_subprocess("acquire", drive.device, "-o", tmp_path / "img", "--rescue",
+                         "--retries", "0", "--read-timeout", "0.3", "--json")
+    assert res.exit_code == 1, res.stderr
+    doc = res.json()
+    assert [(e["first_sector"], e["sector_count"]) for e in doc["read_errors"]] == [(3000, 1)]
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert any("no answer within 0.3 s" in w for w in log["warnings"])
+    assert log["progress"]["rescue"]["timed_out_reads"] >= 1
+    expected = bytearray(drive.data)
+    expected[3000 * 512:3001 * 512] = bytes(512)
+    assert (tmp_path / "img.raw").read_bytes() == bytes(expected)
