@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -18,26 +17,10 @@ from typing import Any
 import pytest
 from conftest import require_tool, run_subprocess
 from faultydrive.drive import MakeDrive
-from faultydrive.faultmap import FaultMap, Slow, Transient, Vanish
+from faultydrive.faultmap import FaultMap, Slow, Transient, Vanish, clustered_bad
 
 pytestmark = pytest.mark.root
 MIB = 1 << 20
-
-
-def clustered_bad(sectors: int, fraction: float, seed: int = 4) -> tuple[tuple[int, int], ...]:
-    """Bad sectors, ``fraction`` of the drive, in clusters of 8-64 (as damaged media fail)."""
-    rng = random.Random(seed)
-    bad: set[int] = set()
-    while len(bad) < sectors * fraction:
-        first = rng.randrange(0, sectors - 64)
-        bad.update(range(first, first + rng.choice((8, 16, 32, 64))))
-    runs: list[tuple[int, int]] = []
-    for s in sorted(bad):
-        if runs and runs[-1][0] + runs[-1][1] == s:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((s, 1))
-    return tuple(runs)
 
 
 def ddrescuelog_bad_sectors(mapfile: Path) -> list[int]:

@@ -7,6 +7,7 @@ write it). Sector numbers are in ``sector_size`` units of the served file.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,23 @@ class FaultMap:
                    slow=tuple(Slow(**s) for s in doc.get("slow", ())),
                    vanish=Vanish(**vanish) if vanish else None,
                    log_reads=bool(doc.get("log_reads", False)))
+
+
+def clustered_bad(sectors: int, fraction: float, seed: int = 4) -> tuple[tuple[int, int], ...]:
+    """``(first, count)`` runs of bad sectors, ``fraction`` of ``sectors``, in clusters of 8-64
+    sectors (damaged media fail in patches, not in scattered single sectors)."""
+    rng = random.Random(seed)
+    bad: set[int] = set()
+    while len(bad) < sectors * fraction:
+        first = rng.randrange(0, max(1, sectors - 64))
+        bad.update(range(first, first + rng.choice((8, 16, 32, 64))))
+    runs: list[tuple[int, int]] = []
+    for s in sorted(bad):
+        if runs and runs[-1][0] + runs[-1][1] == s:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((s, 1))
+    return tuple(runs)
 
 
 @dataclass
