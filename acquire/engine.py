@@ -242,6 +242,8 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     log = None
     if request.resume:
         log = resuming.load(base)
+        if (log.get("options") or {}).get("rescue"):  # rescued out of order: not a prefix
+            raise UsageError(f"{base} is a rescue: continue it with --rescue --resume")
         request = resuming.request_from_log(request, log)
         metadata = {**(log.get("metadata") or {}), **metadata}
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
@@ -347,6 +349,7 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         "second_output": str(Path(req.second_output).absolute()) if req.second_output else None,
         "primary_output": str(run.base), "resume": req.resume, "overwrite": req.overwrite,
         "allow_mounted": req.allow_mounted,
+        "rescue": "rescue" in run.extra_progress,  # its image is no prefix: see acquire()
     }
     case = None
     if run.case is not None and req.case is not None:

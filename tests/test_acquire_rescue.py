@@ -235,3 +235,16 @@ def test_a_stalling_read_times_out_is_logged_and_counted_as_an_error(
     expected = bytearray(drive.data)
     expected[3000 * 512:3001 * 512] = bytes(512)
     assert (tmp_path / "img.raw").read_bytes() == bytes(expected)
+
+
+def test_a_rescue_is_never_resumed_as_a_plain_acquisition(faulty_drive: MakeDrive,
+                                                          tmp_path: Path) -> None:
+    """A rescue's image is filled out of order: resuming it as a prefix would be wrong."""
+    drive = faulty_drive(FaultMap(vanish=Vanish(sector=3000)), size=2 * MIB)
+    base = tmp_path / "img"
+    assert run_subprocess("acquire", drive.device, "-o", base, "--rescue").exit_code == 1
+    drive.come_back()
+    res = run_subprocess("acquire", drive.device, "-o", base, "--resume")
+    assert res.exit_code == 2
+    assert "--rescue --resume" in res.stderr
+    assert not (tmp_path / "img.raw").exists()
