@@ -101,6 +101,8 @@ class AcquisitionRequest:
     set_readonly: bool = True
     stop: threading.Event | None = None  #: set it to stop cleanly (the TUI's Cancel)
     allow_mounted: bool = False  #: acquire a source mounted writable (live; logged)
+    #: seconds a read may take before it is abandoned and counted as a read error (stall.py)
+    read_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,10 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
     source = _open(request, base)
+    if request.read_timeout:  # a drive that stalls (issue 18.5)
+        from bitwitness.acquire.stall import TimedSource
+
+        source = TimedSource(source, request.read_timeout)
     try:
         return _acquire_open(run, source, mediator)
     finally:
@@ -348,7 +354,7 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         "retries": req.retries, "verify": req.verify,
         "second_output": str(Path(req.second_output).absolute()) if req.second_output else None,
         "primary_output": str(run.base), "resume": req.resume, "overwrite": req.overwrite,
-        "allow_mounted": req.allow_mounted,
+        "allow_mounted": req.allow_mounted, "read_timeout": req.read_timeout,
         "rescue": "rescue" in run.extra_progress,  # its image is no prefix: see acquire()
     }
     case = None
@@ -551,6 +557,9 @@ def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
     """
     source.close()
     facts: SourceFacts = source.facts
+    stalls = getattr(source, "stall_note", None)
+    if stalls is not None and stalls():  # reads that timed out (stall.py)
+        run.warnings.append(stalls())
     if status in (Status.INTERRUPTED, Status.FAILED):
         hashes, source_hashes = None, None
     record = _record(run, facts, status, error, hashes=hashes, source_hashes=source_hashes,

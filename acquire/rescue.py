@@ -43,6 +43,7 @@ from bitwitness.acquire.logs import Status, log_paths, read_log, write_logs
 from bitwitness.acquire.rescuemap import PHASE_NAMES, Block, Phase, RescueMap
 from bitwitness.acquire.retry import StopRequested
 from bitwitness.acquire.sinks import OutputFile, RawSink
+from bitwitness.acquire.stall import StallGuard
 from bitwitness.errors import BitWitnessError, ReadError, SourceGoneError, UsageError
 from bitwitness.hashing import hash_file
 from bitwitness.progress import Mediator, ProgressTask
@@ -52,11 +53,6 @@ CLUSTER = 64 << 10
 SKIP_MIN = 64 << 10
 SKIP_MAX = 1 << 30
 CHECKPOINT_SECONDS = 1.0
-#: After a read timed out, the next read waits up to this many timeouts for the drive to give
-#: up on it (see ``_Rescuer._timed``).
-STALL_PATIENCE = 100
-#: Timed-out reads named in the log one by one; beyond that, counted.
-TIMEOUTS_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -87,10 +83,8 @@ class _Rescuer:
     task: ProgressTask
     stop: threading.Event
     checkpoint_hook: Callable[[], None]
-    timeouts: list[str] = field(default_factory=list)
-    timeout_count: int = 0
+    guard: StallGuard | None = None  #: with a read timeout
     _last_checkpoint: float = field(default_factory=time.monotonic)
-    _stuck: threading.Thread | None = None  #: the last read that timed out, still hanging
 
     # --- reading and bookkeeping ---------------------------------------------------------
 
@@ -104,35 +98,9 @@ class _Rescuer:
             return None
 
     def _timed(self, pos: int, size: int) -> bytes:
-        timeout = self.options.read_timeout
-        if timeout is None:
+        if self.guard is None:
             return bytes(self.source.read_direct(pos, size))
-        if self._stuck is not None:
-            # A stalled drive answers nothing else until it gives up on the stalled read (a
-            # loop device queues behind it too): wait for that first, or the reads after it
-            # would time out as well and be counted as errors they are not.
-            self._stuck.join(STALL_PATIENCE * timeout)
-            self._stuck = None
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["data"] = self.source.read_direct(pos, size)
-            except BaseException as exc:  # handed to the waiting thread
-                box["error"] = exc
-
-        worker = threading.Thread(target=work, name="rescue-read", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():  # left hanging in the kernel; its result is never used
-            self._stuck = worker
-            self.timeout_count += 1
-            if len(self.timeouts) < TIMEOUTS_LISTED:
-                self.timeouts.append(f"bytes {pos}-{pos + size - 1}")
-            raise ReadError(pos, size, f"no answer within {timeout:g} s")
-        if "error" in box:
-            raise box["error"]
-        return bytes(box["data"])
+        return bytes(self.guard.call(lambda: self.source.read_direct(pos, size), pos, size))
 
     def _good(self, pos: int, data: bytes) -> None:
         os.pwrite(self.fd, data, pos)
@@ -367,8 +335,8 @@ def _rescue_doc(rmap: RescueMap, rescuer: _Rescuer | None, mapfile: Path) -> dic
         "finished_bytes": rmap.total(Block.FINISHED), "bad_bytes": rmap.total(Block.BAD),
         "untried_bytes": rmap.total(Block.NON_TRIED) + rmap.total(Block.NON_TRIMMED)
         + rmap.total(Block.NON_SCRAPED)}
-    if rescuer is not None and rescuer.timeout_count:
-        doc["timed_out_reads"] = rescuer.timeout_count
+    if rescuer is not None and rescuer.guard is not None and rescuer.guard.count:
+        doc["timed_out_reads"] = rescuer.guard.count
     return doc
 
 
@@ -393,7 +361,8 @@ def _execute(run: engine._Run, source: Any, *, sink: RawSink, fd: int, rmap: Res
     log_progress()
     rescuer = _Rescuer(source=source, fd=fd, rmap=rmap, map_file=mapfile,
                        sector_size=run.sector_size, retries=req.retries, options=options,
-                       task=task, stop=stop, checkpoint_hook=log_progress)
+                       task=task, stop=stop, checkpoint_hook=log_progress,
+                       guard=StallGuard(options.read_timeout) if options.read_timeout else None)
     rescuer.checkpoint(force=True)
     try:
         with stop_on_signals(stop):
@@ -423,13 +392,9 @@ def _bad_ranges(rmap: RescueMap, sector_size: int) -> list[tuple[int, int]]:
 
 
 def _note_timeouts(run: engine._Run, rescuer: _Rescuer | None, options: RescueOptions) -> None:
-    if rescuer is None or not rescuer.timeout_count:
-        return
-    listed = ", ".join(rescuer.timeouts)
-    more = rescuer.timeout_count - len(rescuer.timeouts)
-    run.warnings.append(
-        f"{rescuer.timeout_count} read(s) got no answer within {options.read_timeout:g} s and "
-        f"were counted as read errors: {listed}" + (f" and {more} more" if more > 0 else ""))
+    note = rescuer.guard.note() if rescuer is not None and rescuer.guard is not None else None
+    if note:
+        run.warnings.append(note)
 
 
 def _stopped(run: engine._Run, source: Any, sink: RawSink, rescuer: _Rescuer,

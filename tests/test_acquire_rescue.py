@@ -248,3 +248,24 @@ def test_a_rescue_is_never_resumed_as_a_plain_acquisition(faulty_drive: MakeDriv
     assert res.exit_code == 2
     assert "--rescue --resume" in res.stderr
     assert not (tmp_path / "img.raw").exists()
+
+
+def test_a_stalling_read_in_a_plain_acquisition_times_out(faulty_drive: MakeDrive,
+                                                          tmp_path: Path) -> None:
+    """The plain acquisition with a read timeout: the stalled sector is abandoned, logged,
+    retried down to itself and zero-filled; everything else is read."""
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
+    from bitwitness.progress import RecordingMediator
+
+    drive = faulty_drive(FaultMap(slow=(Slow(300, 1, 0.6),)), size=MIB)
+    result = acquire(AcquisitionRequest(source=drive.device, output=tmp_path / "img",
+                                        format=OutputFormat.RAW, hashes=("md5",), retries=0,
+                                        block_size=64 << 10, read_timeout=0.15),
+                     RecordingMediator())
+    assert result.read_errors == ((300, 1),)
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert any("no answer within 0.15 s" in w for w in log["warnings"])
+    assert log["options"]["read_timeout"] == 0.15
+    expected = bytearray(drive.data)
+    expected[300 * 512:301 * 512] = bytes(512)
+    assert (tmp_path / "img.raw").read_bytes() == bytes(expected)

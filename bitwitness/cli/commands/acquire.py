@@ -69,8 +69,8 @@ COMPRESSIONS = ("none", "empty", "fast", "best")
 @click.option("--retry-bad", is_flag=True,
               help="With --rescue: re-read only the bad sectors of a finished rescue.")
 @click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="With --rescue: a read with no answer within SECONDS is abandoned, logged "
-                   "and counted as a read error (a stalling drive).")
+              help="A read with no answer within SECONDS is abandoned, logged and counted as "
+                   "a read error (a stalling drive).")
 @click.option("--allow-mounted", is_flag=True,
               help="Acquire a source that is mounted writable (live; it may change while read; "
                    "logged).")
@@ -110,9 +110,10 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
         segment_size=segment_size, split=split,
         sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,
         metadata=metadata, retries=retries, verify=verify, second_output=second_output,
-        resume=resume, overwrite=overwrite, allow_mounted=allow_mounted)
-    if (retry_bad or read_timeout is not None) and not rescue:
-        raise UsageError("--retry-bad and --read-timeout go with --rescue")
+        resume=resume, overwrite=overwrite, allow_mounted=allow_mounted,
+        read_timeout=read_timeout)
+    if retry_bad and not rescue:
+        raise UsageError("--retry-bad goes with --rescue")
     if rescue and fmt == "e01" and click.get_current_context().get_parameter_source(
             "fmt") is not click.core.ParameterSource.DEFAULT:
         raise UsageError("--rescue writes a raw image (convert it to E01 when finished)")
