@@ -132,6 +132,7 @@ class AcquisitionResult:
     media_bytes_done: int = 0
     #: bytes this run read from the source (not a resumed run's prefix); the speed is of these
     bytes_read: int = 0
+    rescue: bool = False  #: a rescue: the image is filled out of order (see its map)
 
     @property
     def bytes_per_second(self) -> float:
@@ -580,7 +581,8 @@ def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
         bad_sectors=count_sectors(errors), verification=verification, log_json=log_json,
         log_text=log_text, started=run.started, ended=record.ended,
         warnings=tuple(run.warnings), resumed_from=run.resumed_from,
-        media_bytes_done=done or 0, bytes_read=_bytes_read(run, done or 0))
+        media_bytes_done=done or 0, bytes_read=_bytes_read(run, done or 0),
+        rescue="rescue" in run.extra_progress)
     _custody(run, result)
     return result
 

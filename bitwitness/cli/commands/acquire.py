@@ -161,6 +161,9 @@ def render(result: Any) -> None:
                  f"{result.sector_size}-byte sectors")
     imaged = "" if result.media_bytes_done >= result.media_size else \
         f" (the image holds media bytes 0-{result.media_bytes_done - 1} only)"
+    if result.rescue and result.media_bytes_done < result.media_size:
+        imaged = (f" ({result.media_bytes_done} bytes rescued so far: see the map "
+                  f"{escape(str(result.base))}.map)")
     stdout.print(f"  read: {result.bytes_read} bytes ({format_size(result.bytes_read)}) in "
                  f"{seconds:.1f} s, {format_size(int(result.bytes_read / seconds))}/s{imaged}")
     if result.resumed_from is not None:
