@@ -44,7 +44,13 @@ from bitwitness.acquire.rescuemap import PHASE_NAMES, Block, Phase, RescueMap
 from bitwitness.acquire.retry import StopRequested
 from bitwitness.acquire.sinks import OutputFile, RawSink
 from bitwitness.acquire.stall import StallGuard
-from bitwitness.errors import BitWitnessError, ReadError, SourceGoneError, UsageError
+from bitwitness.errors import (
+    BitWitnessError,
+    OutputExistsError,
+    ReadError,
+    SourceGoneError,
+    UsageError,
+)
 from bitwitness.hashing import hash_file
 from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.signals import stop_on_signals
@@ -285,6 +291,9 @@ def _rescue_open(run: engine._Run, source: Any, mediator: Mediator,
                    overwrite=req.overwrite)
     run.sinks = [sink]
     engine._check_outputs(run, facts)
+    guardrails.check_output_locations([map_path(run.base)])
+    if not req.resume and not req.overwrite and map_path(run.base).exists():
+        raise OutputExistsError(map_path(run.base))
     texts = guardrails.check_mounted(facts.mounted, allowed=req.allow_mounted)
     if facts.readonly_flag.earlier_log:
         texts.append(f"the read-only flag was {facts.readonly_flag.detail}")

@@ -269,3 +269,18 @@ def test_a_stalling_read_in_a_plain_acquisition_times_out(faulty_drive: MakeDriv
     expected = bytearray(drive.data)
     expected[300 * 512:301 * 512] = bytes(512)
     assert (tmp_path / "img.raw").read_bytes() == bytes(expected)
+
+
+def test_an_existing_map_is_not_overwritten(tmp_path: Path) -> None:
+    from conftest import run_bitwitness
+
+    src = tmp_path / "disk.bin"
+    src.write_bytes(bytes(range(256)) * 64)
+    (tmp_path / "img.map").write_text("an earlier map\n")
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--rescue")
+    assert res.exit_code == 2
+    assert (tmp_path / "img.map").read_text() == "an earlier map\n"
+    assert not (tmp_path / "img.raw.partial").exists()
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--rescue", "--overwrite")
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_path / "img.raw").read_bytes() == src.read_bytes()
