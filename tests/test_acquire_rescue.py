@@ -281,6 +281,9 @@ def test_an_existing_map_is_not_overwritten(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert (tmp_path / "img.map").read_text() == "an earlier map\n"
     assert not (tmp_path / "img.raw.partial").exists()
+    os.utime(src, ns=(1_000_000_000, 2_000_000_000))
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--rescue", "--overwrite")
     assert res.exit_code == 0, res.stderr
+    # rule 1: the evidence's times unchanged (its direct reads open it O_NOATIME too)
+    assert (src.stat().st_atime_ns, src.stat().st_mtime_ns) == (1_000_000_000, 2_000_000_000)
     assert (tmp_path / "img.raw").read_bytes() == src.read_bytes()
