@@ -89,25 +89,31 @@ def test_the_good_data_is_read_before_the_bad_areas(faulty_drive: MakeDrive,
     from bitwitness.acquire.source import open_source
     from bitwitness.progress import RecordingMediator
 
-    zone = (4096, 2048)  # sectors 4096-6143: 1 MiB unreadable
-    drive = faulty_drive(FaultMap(bad=(zone, (12000, 3))), size=8 * MIB)
+    zone = (4096, 1024)  # sectors 4096-5119: 512 KiB unreadable
+    # 32 MiB: skips may grow to 1% of the drive (320 KiB)
+    drive = faulty_drive(FaultMap(bad=(zone, (12000, 3))), size=32 * MIB)
     source = _Recorder(open_source(drive.device))
     mediator = RecordingMediator()
     result = rescue(AcquisitionRequest(source=source, output=tmp_path / "img",
                                        format=OutputFormat.RAW, hashes=("md5",), retries=1),
                     mediator)
-    assert result.bad_sectors == 2048 + 3
+    assert result.bad_sectors == 1024 + 3
     assert (tmp_path / "img.raw").read_bytes() == drive.expected_image()
     phases = [p.split(" (")[0] for p in mediator.tasks[0].phases]
     assert phases == ["copying", "copying", "trimming", "scraping", "retrying"]
-    assert mediator.tasks[0].errors == 2048 + 3
+    assert mediator.tasks[0].errors == 1024 + 3
     first_sector_read = next(i for i, (_, n) in enumerate(source.reads) if n == 512)
     before = source.reads[:first_sector_read]
     covered = sum(n for _, n in before)
-    assert covered >= drive.size - 1 * MIB  # all but the damaged clusters were tried first
+    assert covered >= drive.size - 512 * 1024  # all but the damaged clusters were tried first
     start, end = zone[0] * 512, (zone[0] + zone[1]) * 512
-    pass_one = [r for r in before if start <= r[0] < end]
-    assert len(pass_one) <= len(before) - (drive.size - MIB) // (64 << 10) + 6
+    in_zone = [i for i, (off, _) in enumerate(before) if start <= off < end]
+    past = next(i for i, (off, _) in enumerate(before) if off >= end)
+    # growing skips: three failed reads of the zone (then skips of 64, 128, 256 KiB), then
+    # the good data past it, and only then (second pass) the rest of the zone
+    assert [before[i][0] // (64 << 10) for i in in_zone if i < past] == [32, 34, 37]
+    assert max(in_zone) > past
+    assert len(in_zone) == zone[1] * 512 // (64 << 10)  # each cluster read once in all
 
 
 def test_a_killed_rescue_resumes_from_its_map(faulty_drive: MakeDrive, tmp_path: Path) -> None:
