@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -102,6 +103,7 @@ class Source:
         self._owns_stream = owns_stream
         self._partition_fds = list(partition_fds)  #: partitions we made read-only too
         self._direct: DirectReader | None = None  #: opened at the first read_direct
+        self._direct_lock = threading.Lock()  #: timed reads may call read_direct at once
         self.closed = False
 
     @property
@@ -149,11 +151,12 @@ class Source:
         """
         if self._stream is not None or self._fd is None:
             return self.read(offset, length)
-        direct = self._direct
-        if direct is None:
-            direct = self._direct = DirectReader(self._facts.path,
-                                                 self._facts.logical_sector_size,
-                                                 self._facts.size)
+        with self._direct_lock:
+            direct = self._direct
+            if direct is None:
+                direct = self._direct = DirectReader(self._facts.path,
+                                                     self._facts.logical_sector_size,
+                                                     self._facts.size)
         try:
             data = direct.read(offset, length)
         except OSError as exc:
