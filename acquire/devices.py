@@ -8,7 +8,6 @@ examiner saw in the list is exactly what the log records.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,17 +200,6 @@ def describe_devnum(devnum: int, mounts: list[MountEntry] | None = None) -> Bloc
         backing_file=_read(disk_dir / "loop" / "backing_file"),
         mounts=tuple(m for m in all_mounts if m.devnum in related),
     )
-
-
-def describe_path(path: str | Path) -> BlockDevice | None:
-    """Facts of the block device at ``path`` (``/dev/sdb``); None when it is not one."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    if not stat.S_ISBLK(st.st_mode):
-        return None
-    return describe_devnum(st.st_rdev)
 
 
 def list_devices(*, include_empty: bool = False) -> list[BlockDevice]:

@@ -49,12 +49,12 @@ from bitwitness.errors import (
     SourceGoneError,
     UsageError,
 )
+from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
 from bitwitness.hashing import DEFAULT_ALGORITHMS, hash_file, parse_algorithms
 from bitwitness.progress import Mediator
 from bitwitness.signals import stop_on_signals
 from bitwitness.stream import ImageStream
 
-DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB ("1.4 GiB"), as ewfacquire
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes")
 

@@ -30,7 +30,6 @@ class FaultySource:
         self._before_read = before_read
         self._lock = threading.Lock()
         self.reads = 0
-        self.failed_reads = 0
 
     @property
     def facts(self) -> SourceFacts:
@@ -62,8 +61,6 @@ class FaultySource:
                 if self._transient[sector] > 0:
                     self._transient[sector] -= 1
                     fail = True
-            if fail:
-                self.failed_reads += 1
         if fail:
             raise ReadError(offset, length, "injected read error")
 

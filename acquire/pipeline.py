@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bitwitness.acquire.encoders import EncoderPool, Pending
-from bitwitness.acquire.retry import StopRequested, merge_ranges, read_into_with_retries
+from bitwitness.acquire.retry import StopRequested, read_into_with_retries
 from bitwitness.acquire.sinks import Keep, Sink
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
+from bitwitness.ranges import merge_ranges
 
 DEFAULT_BLOCK = 1 << 20
 #: Media bytes between two checkpoints of an acquisition (outputs fsynced, progress logged).

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bitwitness.errors import ReadError
+from bitwitness.ranges import merge_ranges
 
 _T = TypeVar("_T")
 
@@ -168,18 +169,6 @@ def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
         else:
             reads += _narrow(ctx, start, size)
     return reads
-
-
-def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and merge overlapping or adjacent ``(first_sector, count)`` ranges."""
-    merged: list[tuple[int, int]] = []
-    for first, count in sorted(r for r in ranges if r[1] > 0):
-        if merged and first <= merged[-1][0] + merged[-1][1]:
-            last_first, last_count = merged[-1]
-            merged[-1] = (last_first, max(last_first + last_count, first + count) - last_first)
-        else:
-            merged.append((first, count))
-    return merged
 
 
 def count_sectors(ranges: Iterable[tuple[int, int]]) -> int:

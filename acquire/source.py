@@ -372,8 +372,8 @@ def open_source(source: str | Path | ImageStream, *, set_readonly: bool = True,
     """Open a device, a regular file or an already-open image as a read-only :class:`Source`."""
     if isinstance(source, ImageStream):
         info = source.info
-        path = str(info.files[0]) if info.files else "<stream>"
-        facts = SourceFacts(path=path, kind=SourceKind.IMAGE, size=source.size,
+        name = str(info.files[0]) if info.files else "<stream>"
+        facts = SourceFacts(path=name, kind=SourceKind.IMAGE, size=source.size,
                             logical_sector_size=source.sector_size,
                             physical_sector_size=source.sector_size, image_format=info.format)
         return Source(facts, stream=source)

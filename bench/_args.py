@@ -1,10 +1,8 @@
 """The options every benchmark in bench/ shares: ``--size SIZE``, ``--repeat N``, ``--dir DIR``.
 
-Why a module of its own: the benchmarks used to take differently shaped arguments (``--size``
-in one, a bare number of MiB in another, ``--runs`` in one and ``--repeat`` in another for the
-same thing), which confused their users. They now declare their defaults here and get the same
-options, parsing (sizes through :func:`bitwitness.sizes.parse_size`), checks and help texts, so
-that the spellings cannot drift apart again.
+Why a module of its own: every benchmark declares its defaults here and gets the same options,
+parsing (sizes through :func:`bitwitness.sizes.parse_size`), checks and help texts, so that the
+spellings cannot drift apart between benchmarks.
 
 The old spellings (``--runs``, ``--workdir``, a bare number of MiB) keep working for one release
 as deprecated aliases: each prints a one-line note on stderr naming the new spelling.

@@ -28,10 +28,10 @@ CPU seconds per GiB of media per thread, perf, E01 fast + MD5 + SHA-1):
 
 So E01 runs at about CPU / 2 + start-up, ~1.9-2.0 s: 4.3-4.4x ewfacquire. The raw path is bound
 by its MD5 thread alone (the reader with SHA-1 and the writing thread fit on the other core):
-~1.25-1.35 s + start-up, against dc3dd's ~2.0 s, so 1.50x is the ceiling on this machine. What
-used to cost more: the ordering thread copied every raw chunk into the open E01 group while
-holding the GIL, and the other threads waited for it between their C calls (py-spy: the GIL held
-1.06 s of a 2.4 s run; now 0.54 s); the writer now borrows the block buffers instead. With
+~1.25-1.35 s + start-up, against dc3dd's ~2.0 s, so 1.50x is the ceiling on this machine. The
+E01 writer borrows the block buffers rather than copying every raw chunk into the open group on
+the ordering thread: that copy held the GIL while the other threads waited for it between their
+C calls (py-spy: the GIL held 1.06 s of a 2.4 s run with the copy, 0.54 s without). With
 another job holding one core BitWitness has one core and its wall time is its CPU time (~2.4x
 ewfacquire, ~0.9x dc3dd), while the single-threaded peers lose nothing. The last lines of the
 output print both bounds from the measured CPU time.

@@ -11,7 +11,6 @@ and SHA-1 and report success. Prints MiB/s for each and the ratio (target: >= 1.
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -21,32 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _args import BenchParser
+from _data import make_disk_file
 from _tool import bitwitness_command
-
-BLOCK = 1 << 20
-
-
-def make_media(path: Path, size: int, seed: int = 1) -> None:
-    """Disk-like data: a mix of zero, random and text blocks, seeded (reproducible)."""
-    try:  # the shared bench data generator, where the EWF benchmark provides one
-        sys.path.insert(0, str(Path(__file__).parent))
-        from _data import make_media as shared  # type: ignore[import-not-found]
-    except ImportError:
-        shared = None
-    if shared is not None:
-        shared(path, size)
-        return
-    rng = random.Random(seed)
-    text = b"".join(rng.choice([b"evidence ", b"sector ", b"custody ", b"witness\n"])
-                    for _ in range(BLOCK // 8))[:BLOCK]
-    with path.open("wb") as fh:
-        written = 0
-        while written < size:
-            kind = rng.randrange(3)
-            block = bytes(BLOCK) if kind == 0 else rng.randbytes(BLOCK) if kind == 1 else text
-            block = block[: size - written]
-            fh.write(block)
-            written += len(block)
 
 
 def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -72,7 +47,7 @@ def main() -> int:
     try:
         media, image = work / "media.raw", work / "image.E01"
         if not image.exists():
-            make_media(media, size)
+            make_disk_file(media, size)
             subprocess.run(["ewfacquire", "-u", "-q", "-t", str(work / "image"), "-c",
                             "deflate:fast", "-d", "sha1", "-S", "8GiB", str(media)],
                            capture_output=True, check=True)

@@ -1,23 +1,15 @@
 """Cases: a folder that holds the case file, the custody log and everything made for the case.
 
-Layout of ``CASE_DIR``::
-
-    case.yaml        schema bitwitness.case/1: template (a full copy), fields, created, tool
-    custody.jsonl    the custody log (see bitwitness.custody); custody.head is its anchor
-    evidence/<ID>/   one folder per evidence item: images and their acquisition logs (BASE.json)
-    exports/         files exported from evidence
-    reports/         generated reports
-
-The template is copied into ``case.yaml`` so that a case reads the same years later, whatever
-happens to the lab's template folder. The case-created event records the SHA-256 of ``case.yaml``
-as written, so an edit to the case file is evident too (:meth:`Case.case_file_check`).
+The folder's layout (which file and folder holds what) is in :mod:`bitwitness.casefolder`. The
+template is copied into ``case.yaml`` so that a case reads the same years later, whatever happens
+to the lab's template folder. The case-created event records the SHA-256 of ``case.yaml`` as
+written, so an edit to the case file is evident too (:meth:`Case.case_file_check`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -29,27 +21,22 @@ from typing import Any
 import yaml
 
 from bitwitness import TOOL_NAME, __version__
+from bitwitness.casefolder import (
+    CASE_FILE,
+    CUSTODY_FILE,
+    EVIDENCE,
+    EXPORTS,
+    REPORTS,
+    check_evidence_id,
+    evidence_folder,
+)
 from bitwitness.custody import CustodyAction, CustodyEvent, CustodyLog
-from bitwitness.errors import CaseError, CustodyError, TemplateError, UsageError
+from bitwitness.errors import CaseError, CustodyError, TemplateError
 from bitwitness.hashing import file_sha256
 from bitwitness.templates import CaseTemplate
 
 SCHEMA = "bitwitness.case/1"
-CASE_FILE = "case.yaml"
-CUSTODY_FILE = "custody.jsonl"
-EVIDENCE = "evidence"
-EXPORTS = "exports"
-REPORTS = "reports"
 ACQUISITION_SCHEMA = "bitwitness.acquisition/1"
-_EVIDENCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def check_evidence_id(evidence_id: str) -> str:
-    """An evidence ID is a folder name: letters, digits, ``.``, ``_``, ``-``; at most 64."""
-    if not _EVIDENCE_ID.fullmatch(evidence_id) or ".." in evidence_id:
-        raise UsageError(f"bad evidence ID {evidence_id!r}: use letters, digits, '.', '_' and '-' "
-                         "(starting with a letter or digit, at most 64)")
-    return evidence_id
 
 
 @dataclass(frozen=True)
@@ -146,7 +133,7 @@ class Case:
 
     def evidence_dir(self, evidence_id: str) -> Path:
         """``root/evidence/<ID>/``, created on demand; the ID must be a safe folder name."""
-        folder = self.root / EVIDENCE / check_evidence_id(evidence_id)
+        folder = evidence_folder(self.root, evidence_id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -251,6 +238,8 @@ class Case:
         if not isinstance(raw_fields, dict):
             raise CaseError(f"{case_file} has no fields")
         fields = {str(k): "" if v is None else str(v) for k, v in raw_fields.items()}
-        tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}
+        tool = doc.get("tool")
+        if not isinstance(tool, dict):
+            tool = {}
         return cls(root, template=template, fields=fields, created=str(doc.get("created", "")),
                    tool_version=str(tool.get("version", "")))

@@ -210,6 +210,13 @@ class FileSystemError(BitWitnessError):
     exit_code = ExitCode.USAGE
 
 
+class NotRecoveredError(BitWitnessError):
+    """Content asked for is not in the evidence any more (a deleted file whose inode was reused
+    or cleared), or some files of an export could not be read; what was done is kept."""
+
+    exit_code = ExitCode.EVIDENCE
+
+
 # --- interruption ----------------------------------------------------------------------------
 
 

@@ -1,9 +1,8 @@
-"""Module-level ``__getattr__`` support for packages that import their parts on first use.
+"""Module-level ``__getattr__`` support for a package that imports its parts on first use.
 
-Why: ``bitwitness acquire`` starts in ~0.1 s because ``bitwitness.ewf`` and ``bitwitness.images``
-no longer import every submodule up front. Code written when they did still says
-``bitwitness.images.vhd`` after only ``import bitwitness.images``; this keeps that working, in one
-place, for both packages.
+``bitwitness.images`` imports no format module up front (a file acquisition needs only
+``images.raw``; ``tests/test_startup.py``), yet ``bitwitness.images.vhd`` after only
+``import bitwitness.images`` still resolves: :func:`submodule` imports it then.
 """
 
 from __future__ import annotations

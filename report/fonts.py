@@ -70,7 +70,7 @@ class FontSet:
 
 
 def _search_dirs() -> list[Path]:
-    dirs = []
+    dirs: list[Path] = []
     env = os.environ.get("BITWITNESS_FONT_DIR")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
@@ -100,8 +100,8 @@ def find_fonts() -> FontSet:
         chosen[role] = next((index[n] for n in names if n in index), None)
     missing = [role for role in REQUIRED_ROLES if chosen[role] is None]
     if missing:
-        names = ", ".join(_CANDIDATES[r][0] for r in missing)
-        raise InputError(f"PDF report needs the font(s) {names}: {INSTALL_HINT}")
+        files = ", ".join(_CANDIDATES[r][0] for r in missing)
+        raise InputError(f"PDF report needs the font(s) {files}: {INSTALL_HINT}")
     return FontSet(
         sans=chosen["sans"],  # type: ignore[arg-type]
         sans_bold=chosen["sans-bold"],  # type: ignore[arg-type]

@@ -136,6 +136,12 @@ def tolerant_events(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _details(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An event's ``details`` object; an empty one when it is missing or not an object."""
+    details = event.get("details")
+    return details if isinstance(details, Mapping) else {}
+
+
 def _first(details: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return next((details[k] for k in keys if details.get(k) not in (None, "")), None)
 
@@ -147,7 +153,7 @@ def verification_of(event: Mapping[str, Any], entry: CustodyEntry) -> Verificati
     ``media_size``, ``compared``, ``problems``, ``libewf_agrees``) into readable rows; any other
     key is listed as recorded. ``suspect`` comes from the timeline entry of the same line.
     """
-    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    details = _details(event)
     hashes_src = details.get("hashes") or details.get("computed") or {
         a: details[a] for a in ALGORITHMS if a in details}
     target = _first(details, _TARGET_KEYS)
@@ -194,7 +200,7 @@ def _verify_rows(details: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) -> Export:
-    details = event.get("details") if isinstance(event.get("details"), Mapping) else {}
+    details = _details(event)
     manifest = _first(details, _MANIFEST_KEYS)
     recorded = _first(details, _RECORDED_KEYS)
     actual: str | None = None
@@ -288,8 +294,8 @@ def integrity_of(check: object, log_path: Path, exists: bool,
                  case_file: object = None) -> IntegrityCheck:
     """A :class:`~bitwitness.custody.CustodyCheck` (and the case file check) -> the report's
     integrity record."""
-    case_state = {True: "matches", False: "differs"}.get(getattr(case_file, "ok", None),
-                                                        "unrecorded")
+    ok = getattr(case_file, "ok", None)
+    case_state = "matches" if ok is True else "differs" if ok is False else "unrecorded"
     if not exists:
         return IntegrityCheck(Integrity.MISSING, 0, None, "custody log not found", str(log_path),
                               case_file=case_state)

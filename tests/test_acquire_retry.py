@@ -7,8 +7,9 @@ from conftest import make_disk_bytes
 from hypothesis import given, settings
 
 from bitwitness.acquire.faults import FaultySource
-from bitwitness.acquire.retry import merge_ranges, read_with_retries
+from bitwitness.acquire.retry import read_with_retries
 from bitwitness.acquire.source import Source, SourceFacts, SourceKind
+from bitwitness.ranges import merge_ranges
 from bitwitness.stream import BytesStream
 
 SECTOR = 512

@@ -99,7 +99,7 @@ def test_stat_and_errors(disks: Disks, bw) -> None:
 def _fls_body(image: Path, *args: str) -> Counter[str]:
     out = subprocess.run(["fls", "-r", "-m", "/", *args, str(image)], capture_output=True,
                          check=True).stdout.decode("utf-8", "surrogateescape")
-    return Counter(line for line in out.splitlines() if "($FILE_NAME)" not in line)
+    return Counter(out.splitlines())  # every line, the NTFS ($FILE_NAME) rows included
 
 
 @pytest.mark.parametrize(("args", "sector"), [(["-p", "4"], FAT_START), (["-p", "5"], EXT_START)])
@@ -132,3 +132,34 @@ def test_bodyfile_equals_fls_m_on_ntfs(third_party: Path, bw) -> None:
     image = third_party / "tsk_imageformat_mmls_1.E01"
     result = bw("timeline", image, "-p", "3")
     assert Counter(result.stdout.splitlines()) == _fls_body(image, "-o", "55424")
+
+
+def test_timeline_of_every_file_system_in_one_run(disks: Disks, tmp_path: Path) -> None:
+    """Without -p the GPT disk's FAT32 and ext4 go into one timeline: the bodyfile is what
+    `fls -m p4-fat32 -o 2048` and `fls -m p5-ext4 -o 100352` write together, mactime -b reads
+    it as it reads theirs, and each CSV row names its partition and file system."""
+    require_tool("mactime")
+    from test_browse_parity import _bitwitness
+
+    result = _bitwitness("timeline", disks.gpt)
+    assert result.returncode == 0, result.stderr
+    theirs = b""
+    for mount, sector in (("p4-fat32", FAT_START), ("p5-ext4", EXT_START)):
+        theirs += subprocess.run(["fls", "-r", "-m", mount, "-o", str(sector), str(disks.gpt)],
+                                 capture_output=True, check=True).stdout
+    assert Counter(result.stdout.splitlines()) == Counter(theirs.splitlines())
+    printed = []
+    for name, body in (("ours", result.stdout), ("theirs", theirs)):
+        (tmp_path / name).write_bytes(body)
+        printed.append(subprocess.run(["mactime", "-b", str(tmp_path / name), "-d", "-y",
+                                       "-z", "UTC"], capture_output=True, check=True).stdout)
+    assert printed[0] == printed[1]
+    table = _bitwitness("timeline", disks.gpt, "--format", "csv").stdout.decode()
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert {(r["partition"], r["filesystem"]) for r in rows} == {("4", "fat32"), ("5", "ext4")}
+    notes = [r for r in rows if r["path"] == "/home/ana/notes.txt"]
+    assert notes
+    assert {r["filesystem"] for r in notes} == {"ext4"}

@@ -94,3 +94,38 @@ def test_browser_tree_entries_preview_export_search(disks: Disks, tmp_path: Path
 
     asyncio.run(scenario())
     assert snapshot([disks.gpt]) == before
+
+
+def test_search_covers_every_file_system_and_says_where(disks: Disks) -> None:
+    """'/' from the image root searches the FAT32 and the ext4 partition alike; each hit names
+    its partition and file system, checked against fls on each."""
+    from textual.widgets import DataTable, Input
+
+    from bitwitness.report.browse.tui import EvidenceBrowser
+
+    expected = set()
+    for sector, where in ((2048, "4: fat32"), (EXT_START, "5: ext4")):
+        listing = subprocess.run(["fls", "-r", "-p", "-o", str(sector), str(disks.gpt)],
+                                 capture_output=True, check=True).stdout.decode()
+        expected |= {(line.split("\t", 1)[1].rsplit("/", 1)[-1], where)
+                     for line in listing.splitlines() if "o" in line.split("\t", 1)[1]
+                     .rsplit("/", 1)[-1].casefold()}
+
+    async def scenario() -> None:
+        app = EvidenceBrowser(disks.gpt)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("slash")
+            await pilot.pause()
+            app.query_one("#search", Input).value = ""  # the key may also land in the box
+            await pilot.press("o")
+            await pilot.press("enter")
+            await pilot.pause()
+            table = app.query_one("#entries", DataTable)
+            rows = [table.get_row_at(i) for i in range(table.row_count)]
+            found = {(str(r[0]).rstrip("/").rsplit("/", 1)[-1], r[7]) for r in rows}
+            assert found == expected
+            assert {r[7] for r in rows} == {"4: fat32", "5: ext4"}
+            assert "2 file system(s) of 2" in app.status
+            await pilot.press("q")
+
+    asyncio.run(scenario())

@@ -123,3 +123,38 @@ def test_no_top_level_acquire_verify_report_installed() -> None:
     assert Path(bitwitness.acquire.__file__).parent.name == "acquire"
     assert bitwitness.verify
     assert bitwitness.report
+
+
+def test_the_core_imports_no_stage() -> None:
+    """The layout's one rule of direction (docs/DESIGN.md, Layout): the stages use the core,
+    the core (its CLI aside, which runs the stages) uses no stage."""
+    import ast
+
+    stages = tuple(f"bitwitness.{stage}" for stage in bitwitness.STAGES)
+    offenders = []
+    for path in sorted((REPO / "bitwitness").rglob("*.py")):
+        if "cli" in path.relative_to(REPO / "bitwitness").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)}: {name}" for name in names
+                          if name.startswith(stages) and name.split(".")[1] in bitwitness.STAGES]
+    assert offenders == []
+
+
+def test_ci_runs_the_readme_test_command_and_the_static_checks() -> None:
+    """CI runs the README's second command verbatim (a clean clone proves the README), then
+    ruff and mypy (scripts/typecheck.sh: every package, the stages as installed)."""
+    import re
+
+    blocks = re.findall(r"```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.DOTALL)
+    test_command = blocks[1].strip()
+    assert "pytest" in test_command
+    lines = (REPO / ".ci" / "run").read_text().splitlines()
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert any(line.startswith(test_command) for line in commands)
+    assert ".venv/bin/ruff check ." in commands
+    assert "scripts/typecheck.sh" in commands
+    script = (REPO / "scripts" / "typecheck.sh").read_text()
+    assert f"for stage in {' '.join(bitwitness.STAGES)}; do" in script

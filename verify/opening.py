@@ -47,10 +47,10 @@ def open_for_verify(path: Path) -> Opened:
         except UnsupportedFormatError as exc:
             from bitwitness.images.ewf import open_with_pyewf
 
-            stream = open_with_pyewf(path, str(exc))
-            files = tuple(stream.info.files)
+            by_libewf = open_with_pyewf(path, str(exc))
+            files = tuple(by_libewf.info.files)
             stored, headers = metadata_with_libewf(files)
-            return Opened(stream, None, "ewf (read by libewf)", files, stored, headers)
+            return Opened(by_libewf, None, "ewf (read by libewf)", files, stored, headers)
         return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes),
                       dict(image.header_values))
     stream = fmt.open(path)

@@ -18,6 +18,7 @@ from typing import Any
 from bitwitness.errors import Interrupted
 from bitwitness.hashing import MultiHasher, ThreadedHasher
 from bitwitness.progress import ProgressTask
+from bitwitness.ranges import merge_ranges
 from bitwitness.stream import ImageStream
 from bitwitness.verify.model import BadChunk, SectorRange
 
@@ -161,14 +162,7 @@ def run_pass(stream: ImageStream, *, ewf: Any | None, algorithms: Sequence[str],
     return PassResult(hashes, ranges.results() if ranges else {}, read, bad)
 
 
-def merge_ranges(chunks: Iterable[BadChunk], sector_size: int) -> list[SectorRange]:
-    """Bad chunks as the fewest sector ranges (adjacent chunks joined)."""
-    merged: list[SectorRange] = []
-    for c in sorted(chunks, key=lambda c: c.first_sector):
-        if merged and merged[-1].last_sector + 1 >= c.first_sector:
-            last = merged[-1]
-            merged[-1] = SectorRange(last.first_sector, max(last.last_sector, c.last_sector),
-                                     sector_size)
-        else:
-            merged.append(SectorRange(c.first_sector, c.last_sector, sector_size))
-    return merged
+def chunk_ranges(chunks: Iterable[BadChunk], sector_size: int) -> list[SectorRange]:
+    """Bad chunks as the fewest sector ranges (overlapping and adjacent chunks joined)."""
+    runs = merge_ranges((c.first_sector, c.last_sector - c.first_sector + 1) for c in chunks)
+    return [SectorRange(first, first + count - 1, sector_size) for first, count in runs]

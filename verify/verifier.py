@@ -47,7 +47,7 @@ from bitwitness.verify.opening import (
     layout_of,
     open_for_verify,
 )
-from bitwitness.verify.passes import RangeHashers, SourceComparer, merge_ranges, run_pass
+from bitwitness.verify.passes import RangeHashers, SourceComparer, chunk_ranges, run_pass
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
                 opened.files, media_algs, media_size=layout.media_size, stored=stored,
                 computed=result.hashes, cancel=options.cancel,
                 task=mediator.begin(f"libewf {path.name}", layout.media_size))
-    corrupt = merge_ranges(result.bad_chunks, layout.sector_size)
+    corrupt = chunk_ranges(result.bad_chunks, layout.sector_size)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
                     f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
     verdict, problems = _verdict(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CASE_FILE = "case.yaml"
+from bitwitness import casefolder
 
 
 @dataclass(frozen=True)
@@ -23,20 +23,13 @@ class CaseLink:
 
 def find_case(image: Path) -> CaseLink | None:
     """The case ``image`` belongs to, by its location, or ``None``."""
-    path = image.absolute()
-    for folder in path.parents:
-        if (folder / CASE_FILE).is_file():
-            try:
-                inner = path.relative_to(folder / "evidence")
-            except ValueError:
-                return None
-            return CaseLink(folder, inner.parts[0]) if len(inner.parts) >= 2 else None
-    return None
+    found = casefolder.evidence_of(image)
+    return CaseLink(*found) if found is not None else None
 
 
 def evidence_folder(link: CaseLink) -> Path:
     """``CASE/evidence/<ID>/``: where the item's records live (the image may sit deeper)."""
-    return link.root / "evidence" / link.evidence_id
+    return link.root / casefolder.EVIDENCE / link.evidence_id
 
 
 def load_case(link: CaseLink) -> Any:

@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.acquire.convert.casework import case_document, find_case, record_event
 from bitwitness.acquire.convert.references import MediaReference, compare, media_references
 from bitwitness.acquire.convert.targets import UNUSABLE, build_sink, mark_unusable
 from bitwitness.acquire.logs import LogRecord, Status, log_paths, write_logs
@@ -33,6 +33,7 @@ from bitwitness.acquire.pipeline import Pipeline
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import check_destination, open_source
 from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
+from bitwitness.ewf.options import COMPRESSION_NAMES
 from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
 from bitwitness.progress import Mediator
@@ -248,7 +249,7 @@ def _options_doc(stream: ImageStream, options: ConvertOptions) -> dict[str, Any]
 
 def _source_compression(stream: ImageStream) -> str | None:
     value = getattr(stream, "compression", None)
-    return value if value in ("none", "empty", "fast", "best") else None
+    return value if value in COMPRESSION_NAMES else None
 
 
 #: libewf header names -> our metadata keys (``EwfMetadata`` field names).
@@ -285,7 +286,3 @@ def parse_header_date(text: str) -> datetime | None:
     except ValueError:
         return None
 
-
-def case_link(image: Path) -> CaseLink | None:
-    """The case the image belongs to (re-exported for the command line)."""
-    return find_case(image)

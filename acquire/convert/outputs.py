@@ -20,7 +20,7 @@ from bitwitness.errors import OutputExistsError, UsageError
 class MediaSink(Protocol):
     """Where converted media goes."""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """The next ``len(data)`` bytes of the media."""
 
     def finish(self) -> list[Path]:
@@ -44,15 +44,6 @@ def create_output(path: Path, *, overwrite: bool) -> int:
         raise OutputExistsError(path) from exc
     except OSError as exc:
         raise OutputError(f"{path}: cannot create ({exc.strerror or exc})") from exc
-
-
-def check_free(paths: list[Path], *, overwrite: bool) -> None:
-    """Refuse before any work when an output already exists (and ``overwrite`` was not given)."""
-    if overwrite:
-        return
-    for path in paths:
-        if path.exists() or path.is_symlink():
-            raise OutputExistsError(path)
 
 
 def write_all(fd: int, data: bytes | memoryview, path: Path) -> None:
@@ -91,7 +82,7 @@ class FileSink:
         self.path = path
         self._fd: int | None = create_output(path, overwrite=overwrite)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         assert self._fd is not None, "sink already closed"
         write_all(self._fd, data, self.path)
 

@@ -198,8 +198,10 @@ def _write_and_check(stream: ImageStream, source: Any, sink: TargetSink, plan: _
                      references: list[Any]) -> dict[str, Any]:
     """Run the pipeline, then judge; returns the fields of the final record that changed."""
     task = mediator.begin(f"restore {plan.image.name} -> {plan.target}", stream.size)
-    pipeline = Pipeline(source=source, sinks=[sink], media_size=stream.size,
-                        read_granularity=stream.sector_size, retries=0,
+    # The pipeline calls only encode() and write(), which a restore target has; it is no full
+    # Sink (no files to plan, finish or abort), hence the ignore.
+    pipeline = Pipeline(source=source, sinks=[sink],  # type: ignore[list-item]
+                        media_size=stream.size, read_granularity=stream.sector_size, retries=0,
                         algorithms=DEFAULT_ALGORITHMS, task=task, stop=stop, encode=False)
     outcome, failure = None, None
     try:

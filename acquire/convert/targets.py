@@ -10,6 +10,7 @@ from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
 from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
 from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
 from bitwitness.errors import UsageError
+from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
 from bitwitness.stream import ImageStream
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 #: Suffix appended to every file of a conversion whose media does not match the source's record.
 UNUSABLE = ".unusable"
-COMPRESSIONS = ("none", "empty", "fast", "best")
 
 
 def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
@@ -60,14 +60,14 @@ def _comment(metadata: dict[str, str]) -> str:
 def _ewf_sink(stream: ImageStream, base: Path, options: ConvertOptions,
               metadata: dict[str, str]) -> Any:
     from bitwitness.acquire.convert.convert import parse_header_date
-    from bitwitness.ewf import DEFAULT_SEGMENT_SIZE, EwfMetadata
+    from bitwitness.ewf import EwfMetadata
 
     compression = options.compression or getattr(stream, "compression", None) or "fast"
-    if compression not in COMPRESSIONS:
+    if compression not in COMPRESSION_NAMES:
         compression = "fast"
-    if options.compression is not None and options.compression not in COMPRESSIONS:
+    if options.compression is not None and options.compression not in COMPRESSION_NAMES:
         raise UsageError(f"unknown compression {options.compression!r} "
-                         f"(choose from {', '.join(COMPRESSIONS)})")
+                         f"(choose from {', '.join(COMPRESSION_NAMES)})")
     fields = {k: v for k, v in metadata.items() if k != "acquired"}
     acquired = parse_header_date(metadata.get("acquired", ""))
     bps = int(getattr(stream, "bytes_per_sector", 0) or stream.sector_size)

@@ -75,7 +75,7 @@ class VhdFixedWriter:
         self._raw = FileSink(path, overwrite=overwrite)
         self._written = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._written + len(data) > self.media_size:
             raise UsageError("more media than announced was written to the VHD")
         self._raw.write(data)

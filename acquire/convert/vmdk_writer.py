@@ -148,7 +148,7 @@ class VmdkSparseWriter:
             self._next_sector += GRAIN_SECTORS
         self._grain_index += 1
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._written + len(data) > self.media_size:
             raise UsageError("more media than announced was written to the VMDK")
         self._written += len(data)
@@ -219,7 +219,7 @@ class VmdkFlatWriter:
         self._raw = FileSink(self.data_path, overwrite=overwrite)
         self._written = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self._written + len(data) > self.media_size:
             raise UsageError("more media than announced was written to the VMDK")
         self._raw.write(data)

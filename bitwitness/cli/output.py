@@ -107,8 +107,8 @@ class SizeType(click.ParamType):
     """A click parameter type for sizes: ``512``, ``640MB``, ``1.4GiB``, ``2G``.
 
     ``minimum`` rejects sizes below it at the command line, before any engine runs: a zero
-    ``--segment-size`` used to divide by zero, and a one-byte ``--split`` would make one file
-    per byte of the media.
+    ``--segment-size`` would divide by zero, and a one-byte ``--split`` would make one file per
+    byte of the media.
     """
 
     name = "size"

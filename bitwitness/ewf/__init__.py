@@ -2,12 +2,12 @@
 
 The public API (see ``docs/DESIGN.md``, section EWF) is re-exported here; the on-disk layouts live
 once in :mod:`bitwitness.ewf.structures` and are shared by :mod:`~bitwitness.ewf.writer` and
-:mod:`~bitwitness.ewf.reader`. pyewf stays outside, as the independent implementation that checks
-ours in the tests and reads what ours does not (Ex01, L01).
+:mod:`~bitwitness.ewf.reader`; ``docs/EWF.md`` describes the format as this code relies on it.
+pyewf stays outside, as the independent implementation that checks ours in the tests and reads
+what ours does not (Ex01, L01).
 
-The re-exports are resolved on first use (PEP 562), so that writing an E01 does not load the
-reader and ``import bitwitness.ewf.structures`` does not load the writer: start-up time counts in
-every acquisition. ``from bitwitness.ewf import EwfWriter`` works as before.
+Each re-export is imported on first use (PEP 562 ``__getattr__``): writing an E01 loads the
+writer without the reader, and a raw acquisition loads neither (``tests/test_startup.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from bitwitness.lazymodules import submodule
-
 if TYPE_CHECKING:
     from bitwitness.ewf.chunks import (
-        Compression,
         EncodedChunk,
         decode_chunk,
         encode_chunk,
@@ -28,12 +25,13 @@ if TYPE_CHECKING:
     from bitwitness.ewf.headers import EwfMetadata, MediaType
     from bitwitness.ewf.layout import SectionProblem
     from bitwitness.ewf.naming import segment_path
+    from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE, Compression
     from bitwitness.ewf.reader import ChunkProblem, EwfImage, ScanBlock, open_ewf
-    from bitwitness.ewf.writer import DEFAULT_SEGMENT_SIZE, EwfWriter, EwfWriteResult
+    from bitwitness.ewf.writer import EwfWriter, EwfWriteResult
 
 #: Public name -> the submodule that defines it.
 _EXPORTS = {
-    "Compression": "chunks",
+    "Compression": "options",
     "EncodedChunk": "chunks",
     "decode_chunk": "chunks",
     "encode_chunk": "chunks",
@@ -46,7 +44,7 @@ _EXPORTS = {
     "EwfImage": "reader",
     "ScanBlock": "reader",
     "open_ewf": "reader",
-    "DEFAULT_SEGMENT_SIZE": "writer",
+    "DEFAULT_SEGMENT_SIZE": "options",
     "EwfWriter": "writer",
     "EwfWriteResult": "writer",
 }
@@ -58,7 +56,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         # kept, so later lookups are plain attribute reads (and monkeypatch can restore it)
         return globals().setdefault(name, value)
-    return submodule(__name__, name)  # as when every submodule was imported eagerly
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -1,4 +1,5 @@
-"""Chunk encoding and decoding: zlib stream or raw bytes + Adler-32 trailer (§6.1).
+"""Chunk encoding and decoding: zlib stream or raw bytes + Adler-32 trailer (docs/EWF.md §6.1;
+the § numbers below refer to that file).
 
 :func:`encode_chunk` is pure and thread-safe; isal releases the GIL, so the acquisition pipeline
 runs it in its worker pool and hands the results to :meth:`EwfWriter.write_encoded` in media order.
@@ -7,21 +8,12 @@ runs it in its worker pool and hands the results to :meth:`EwfWriter.write_encod
 
 from __future__ import annotations
 
-from enum import StrEnum
 from functools import cache
 from typing import NamedTuple
 
 from isal import isal_zlib
 
-
-class Compression(StrEnum):
-    """Chunk compression levels, as ewfacquire names them."""
-
-    NONE = "none"
-    EMPTY = "empty"  #: only all-zero chunks are compressed
-    FAST = "fast"
-    BEST = "best"
-
+from bitwitness.ewf.options import Compression
 
 #: isal levels per compression (isal has 0..3; 3 is its best).
 _ISAL_LEVEL = {Compression.EMPTY: 1, Compression.FAST: 1, Compression.BEST: 3}
@@ -170,7 +162,7 @@ def decode_chunk(stored: bytes | memoryview, compressed: bool, expected: int, *,
     """The ``expected`` media bytes of one stored chunk, or :class:`ChunkDecodeError`.
 
     ``allow_longer`` is for the media's last chunk: some writers store more bytes there than the
-    sector count covers (§9.1); the chunk is still checked whole, and only ``expected`` returned,
+    sector count covers (§9); the chunk is still checked whole, and only ``expected`` returned,
     as libewf does. A raw chunk comes back as a view into ``stored`` (no copy).
     """
     data: bytes | memoryview

@@ -11,7 +11,7 @@ written, in file order, so the hash of a file written front to back costs no rea
 positional write (:meth:`GatherWriter.patch`) breaks that order, and the hash is then dropped.
 
 With ``background=True`` the hashing and writing run in a thread of their own, fed through a
-bounded queue: closing a group (tens of MiB to hash and write) then no longer stalls the
+bounded queue: closing a group (tens of MiB to hash and write) then does not stall the
 acquisition's ordering thread, which would leave the reader, the hash threads and the encoders
 idle meanwhile. Pieces handed over must then never change (bytes, not views of reused buffers).
 A write error in that thread is raised by the next call in the caller's thread.

@@ -1,4 +1,5 @@
-"""The ``header2`` and ``header`` sections: case metadata as tab-separated text (§4).
+"""The ``header2`` and ``header`` sections: case metadata as tab-separated text
+(docs/EWF.md §4; the § numbers below refer to that file).
 
 The writer emits exactly what ewfacquire writes for EnCase 6 (13 keys with ``md`` sixth, which is
 how libewf recognises EnCase 6); the reader accepts the other producers' variants (FTK's ``r``
@@ -153,7 +154,8 @@ def _date_value(value: str) -> str:
         if len(parts) == 1:
             when = datetime.fromtimestamp(int(parts[0]), UTC)
         elif len(parts) >= 6:
-            when = datetime(*map(int, parts[:6]), tzinfo=UTC)
+            year, month, day, hour, minute, second = (int(p) for p in parts[:6])
+            when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
         else:
             return value
     except (ValueError, OverflowError, OSError):

@@ -1,7 +1,7 @@
 """Walking an E01 set's section chains once, at open: what the reader needs to find every chunk.
 
 :func:`load_layout` checks the segment numbering, every section descriptor's checksum and the
-chain's shape (§10), and collects headers, volume, hashes, error ranges and one
+chain's shape (docs/EWF.md §10), and collects headers, volume, hashes, error ranges and one
 :class:`ChunkGroup` per table (entries kept as a compact ``array('I')``, never as Python objects).
 Damage that the reader can work around (a bad ``table`` with a good ``table2``, a bad ``header2``
 copy) becomes a :class:`SectionProblem`; damage it cannot (a broken descriptor, both tables bad, a

@@ -1,4 +1,4 @@
-"""Segment file names: ``x.E01`` ... ``x.E99``, then ``x.EAA`` ... ``x.ZZZ`` (§2.2).
+"""Segment file names: ``x.E01`` ... ``x.E99``, then ``x.EAA`` ... ``x.ZZZ`` (docs/EWF.md §2.2).
 
 Sorting the names in plain ASCII order gives the segment order. The reader does not trust names
 alone: it orders segments by the number in each file header and requires 1..N without gaps.

@@ -92,7 +92,8 @@ class EwfImage(ImageStream):
         self.section_problems: list[SectionProblem] = layout.problems
         self.read_problems: list[ChunkProblem] = []
         self.stored_hashes: dict[str, str] = dict(layout.hashes)
-        self.error_ranges: list[tuple[int, int]] = [tuple(r) for r in layout.error_ranges]
+        self.error_ranges: list[tuple[int, int]] = [
+            (first, count) for first, count in layout.error_ranges]
         fields = layout.header2 or layout.header or {}
         self.header_values: dict[str, str] = header_values(fields)
         self.acquired: datetime | None = acquired_time(fields)

@@ -1,8 +1,8 @@
 """The EWF1 (E01, EnCase 6 flavour) on-disk layouts, declared once for the writer and the reader.
 
 Every structure here is little-endian and carries its own Adler-32 (standard zlib Adler-32, stored
-little-endian). The byte-level reference is ``../shared/docs/ewf-format.md``; section numbers in
-the comments (§3, §5, ...) point there. Functions come in pairs: ``pack_*`` builds bytes for the
+little-endian). The byte-level reference is ``docs/EWF.md``; section numbers in the comments
+(§3, §5, ...) point there. Functions come in pairs: ``pack_*`` builds bytes for the
 writer, ``unpack_*`` parses them for the reader and says *what* is wrong when they do not parse.
 """
 
@@ -28,7 +28,7 @@ DIGEST_BODY_SIZE: Final = 80
 HASH_BODY_SIZE: Final = 36
 ERROR2_HEADER_SIZE: Final = 520
 
-#: EnCase 6 convention for entries per table (§6.4); writers stay at it, readers accept more.
+#: EnCase 6 convention for entries per table (§6.3); writers stay at it, readers accept more.
 MAX_TABLE_ENTRIES: Final = 65_534
 #: Table offsets have 31 bits: every chunk must end within this many bytes of its table base.
 MAX_GROUP_SPAN: Final = 0x7FFF_FFFF
@@ -158,7 +158,7 @@ def unpack_volume(body: bytes) -> tuple[Volume, bool]:
     return Volume(media_type, chunks, spc, bps, sectors, flags, level, granularity, guid), ok
 
 
-# --- table / table2 (§6.4) -------------------------------------------------------------------
+# --- table / table2 (§6.3) -------------------------------------------------------------------
 
 
 def pack_table(base: int, entries: bytes) -> bytes:

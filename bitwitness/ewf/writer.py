@@ -1,4 +1,4 @@
-"""Streaming E01 writer (EnCase 6 layout, as ewfacquire writes it; recipe in §9 of the brief).
+"""Streaming E01 writer: the EnCase 6 layout, as ewfacquire writes it (docs/EWF.md §8).
 
 Chunks arrive strictly in media order, already encoded (:func:`encode_chunk` runs in the caller's
 worker pool). :meth:`EwfWriter.write_encoded` gathers a sectors group in memory and writes it
@@ -36,10 +36,12 @@ from bitwitness.ewf.headers import (
     header_text,
 )
 from bitwitness.ewf.naming import segment_path, set_members, suffix_number
+from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
+from bitwitness.ranges import merge_ranges
 
-DEFAULT_SEGMENT_SIZE = 1_572_864_000  # 1500 MiB, ewfacquire's default
 MIN_SEGMENT_SIZE = 1 << 20
-#: Reserved per sectors group by ewfacquire's budget rule (§2.4): 3 descriptors + 2 footers.
+#: Reserved per sectors group by ewfacquire's budget rule (docs/EWF.md §2.3): 3 descriptors,
+#: 2 table checksums.
 GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
 #: Chunks per sectors/table/table2 group (4 MiB of media with 32 KiB chunks), well under the
 #: 65 534-entry limit (``st.MAX_TABLE_ENTRIES``), which stays the hard cap. Why smaller groups
@@ -74,17 +76,6 @@ class EwfWriteResult:
     #: Hashes of segment files computed while writing them (``file_hashes`` algorithms); a file
     #: that was patched or continued after a resume is absent: read it back to hash it.
     file_hashes: dict[Path, dict[str, str]] = field(default_factory=dict)
-
-
-def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort ``(first_sector, count)`` runs and merge overlapping or adjacent ones."""
-    merged: list[list[int]] = []
-    for first, count in sorted((int(f), int(c)) for f, c in ranges if c > 0):
-        if merged and first <= merged[-1][0] + merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], first + count - merged[-1][0])
-        else:
-            merged.append([first, count])
-    return [(f, c) for f, c in merged]
 
 
 def _check_hex(name: str, value: str, length: int) -> bytes:
@@ -211,12 +202,6 @@ class EwfWriter:
             self._file.drain()
             os.fsync(self._file.fileno())
         return self._closed_media
-
-    @property
-    def rewritten_segments(self) -> frozenset[int]:
-        """Indexes of segments patched after they were written (the volume counts that
-        :meth:`close` fixes when the media size was not known in advance)."""
-        return frozenset(self._rewritten)
 
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         assert self._file is not None
@@ -451,7 +436,7 @@ class EwfWriter:
         self._pending.clear()
 
     def _patch_volumes(self, sectors: int) -> None:
-        """Streaming writers learn the size at the end: fix volume and data counts (§9.7)."""
+        """The size is known only at the end: fix volume and data counts (docs/EWF.md §8)."""
         if (self._volume.chunk_count, self._volume.sector_count) == (self._chunks, sectors):
             return
         v = self._volume

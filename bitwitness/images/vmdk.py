@@ -164,7 +164,7 @@ class FlatExtent:
     def __init__(self, path: Path, size: int, offset_sectors: int) -> None:
         self.path = path
         self.size = size
-        self.files = (path,)
+        self.files: tuple[Path, ...] = (path,)
         self._start = offset_sectors * SECTOR
         self._fd = open_readonly(path)
         have = os.fstat(self._fd).st_size
@@ -186,7 +186,7 @@ class SparseExtent:
 
     def __init__(self, path: Path, size: int | None = None) -> None:
         self.path = path
-        self.files = (path,)
+        self.files: tuple[Path, ...] = (path,)
         self._fd = open_readonly(path)
         try:
             self._load(size)
@@ -366,8 +366,8 @@ def open_vmdk(path: Path) -> VmdkStream:
                 f"{path}: a child (snapshot) VMDK needs its parent; "
                 "merge it with 'qemu-img convert -O raw' first")
     except Exception:
-        for extent in extents:
-            extent.close()
+        for reader in extents:
+            reader.close()
         raise
     return VmdkStream(path, descriptor, extents)
 

@@ -47,8 +47,8 @@ class Times:
     @staticmethod
     def from_meta(meta: object) -> Times:
         def one(name: str) -> datetime | None:
-            seconds = int(getattr(meta, name, 0) or 0)
-            if seconds <= 0:
+            seconds = int(getattr(meta, name, 0) or 0) & 0xFFFFFFFF  # TSK's 32-bit seconds
+            if seconds == 0:
                 return None
             nano = int(getattr(meta, f"{name}_nano", 0) or 0)
             return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nano // 1000)
@@ -79,6 +79,13 @@ class Entry:
     uid: int = 0
     gid: int = 0
     link: str | None = None  #: target of a symbolic link
+    #: NTFS ``$FILE_NAME`` times (the attribute TSK takes them from); None elsewhere or unread
+    file_name_times: Times | None = None
+
+    @property
+    def is_file_name_row(self) -> bool:
+        """The ``name ($FILE_NAME)`` row of ``fls -m`` (its times are the $FILE_NAME ones)."""
+        return self.attr_type == 48
 
     @property
     def kind(self) -> str:
@@ -111,6 +118,8 @@ class Attribute:
     name: str | None
     size: int
     resident: bool
+    #: (first block, blocks) of a non-resident attribute; first block None for a sparse run
+    runs: tuple[tuple[int | None, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,3 +134,7 @@ class FileStat:
     gid: int
     links: int
     attributes: tuple[Attribute, ...]
+    #: NTFS: $STANDARD_INFORMATION times (the entry's own times) and each $FILE_NAME's
+    standard_information: Times | None = None
+    file_names: tuple[tuple[str, Times], ...] = ()
+    note: str | None = None  #: why the content may not be this file's (deleted, reused inode)

@@ -8,7 +8,15 @@ write elsewhere or replace an existing file (unless ``overwrite``). Symbolic lin
 as plain files holding the link's target, never as links.
 
 ``manifest.json`` (schema ``bitwitness.export/1``) and ``manifest.csv`` list, per file: the path
-in the image, where it was written, inode, size, MACB times (UTC), deleted flag, MD5, SHA-256.
+in the image, where it was written, inode, size, MACB times (UTC) - on NTFS both the
+``$STANDARD_INFORMATION`` and the ``$FILE_NAME`` ones -, deleted flag, MD5, SHA-256. A name that
+is not valid UTF-8 is shown with ``\\xNN`` for its odd bytes and given exactly, as hex, in
+``source_hex``.
+
+The manifests are always written, also when some files could not be exported: those are listed
+under ``failed`` with the reason (a read error, or a deleted file whose content is no longer in
+the evidence - never written as an empty or foreign file that would pass as recovered), and
+the export then ends with :class:`~bitwitness.errors.NotRecoveredError` (exit 1).
 """
 
 from __future__ import annotations
@@ -25,18 +33,32 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness import __version__
-from bitwitness.errors import DestinationError, FileSystemError, OutputExistsError, UsageError
+from bitwitness.errors import (
+    BitWitnessError,
+    DestinationError,
+    FileSystemError,
+    OutputExistsError,
+    UsageError,
+)
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
-from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.filesystem import FileSystem, split_path
-from bitwitness.report.browse.safenames import safe_name, safe_relative
+from bitwitness.report.browse.entries import Entry, Selection, Times
+from bitwitness.report.browse.filesystem import split_path
+from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
+from bitwitness.report.browse.safenames import is_exact, raw_bytes, safe_name, safe_relative
 
 SCHEMA = "bitwitness.export/1"
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
-CSV_FIELDS = ("source", "target", "inode", "kind", "deleted", "size", "modified", "accessed",
-              "changed", "born", "md5", "sha256")
+CSV_FIELDS = ("source", "source_hex", "target", "inode", "kind", "deleted", "size", "modified",
+              "accessed", "changed", "born", "fn_modified", "fn_accessed", "fn_changed",
+              "fn_born", "md5", "sha256")
+
+
+def escaped(name: str) -> str:
+    """``name`` with each byte that is not UTF-8 as ``\\xNN`` (exact bytes: ``source_hex``)."""
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
+                   for c in name)
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,17 @@ class ExportedFile:
     born: datetime | None
     md5: str
     sha256: str
+    file_name_times: Times | None = None  #: NTFS $FILE_NAME times (the others are $SI's)
+
+
+@dataclass(frozen=True)
+class ExportFailure:
+    """One file that was not exported, and why."""
+
+    source: str
+    inode: str
+    deleted: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,7 @@ class ExportResult:
     manifest_json: Path
     manifest_csv: Path
     manifest_sha256: str  #: SHA-256 of manifest.json as written
+    failed: tuple[ExportFailure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,18 +130,26 @@ class _Targets:
         return target
 
 
-def plan(fs: FileSystem, paths: Iterable[str], selection: Selection = Selection.ALLOCATED,
+def plan(fs: FileSystem, paths: Iterable[str | Entry],
+         selection: Selection = Selection.ALLOCATED,
          mediator: Mediator | None = None) -> list[_Job]:
     """What to write for ``paths`` (files and whole folders), resolved before anything is written.
 
-    Missing paths raise :class:`FileSystemError` now, so a typo never leaves half an export.
+    A path may also be given as the :class:`Entry` a listing returned (the browser does), which
+    exports entries whose names no path can spell (``..``, a name holding ``/``). Missing paths
+    raise :class:`FileSystemError` now, so a typo never leaves half an export.
     """
     targets = _Targets()
     jobs: list[_Job] = []
     for path in paths:
-        parts = split_path(path)
-        entry = fs.lookup(path)
-        top = safe_relative(parts) if parts else ""
+        if isinstance(path, Entry):
+            entry = path
+            shown_name = f"{entry.name}:{entry.stream}" if entry.stream else entry.name
+            top = safe_name(shown_name) if entry.path not in ("", "/") else ""
+        else:
+            parts = split_path(path)
+            entry = fs.lookup(path)
+            top = safe_relative(parts) if parts else ""
         targets.used.add(top)
         jobs.append(_Job(entry, top))
         if entry.is_dir:
@@ -131,7 +173,7 @@ def _folder_jobs(fs: FileSystem, folder: Entry, top: str, *, selection: Selectio
         yield _Job(entry, target)
 
 
-def export(fs: FileSystem, paths: Iterable[str], destination: Path, *, image: Path,
+def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, image: Path,
            image_files: Iterable[Path] = (), selection: Selection = Selection.ALLOCATED,
            overwrite: bool = False, mediator: Mediator | None = None) -> ExportResult:
     """Export ``paths`` from ``fs`` into ``destination`` and write the manifests there."""
@@ -146,6 +188,7 @@ def export(fs: FileSystem, paths: Iterable[str], destination: Path, *, image: Pa
                           sum(j.entry.size for j in jobs if not j.entry.is_dir))
     files: list[ExportedFile] = []
     folders: list[str] = []
+    failed: list[ExportFailure] = []
     try:
         for job in jobs:
             if job.entry.is_dir:
@@ -153,19 +196,33 @@ def export(fs: FileSystem, paths: Iterable[str], destination: Path, *, image: Pa
                     _make_folder(root, job.target)
                     folders.append(job.target)
                 continue
-            files.append(_write_file(fs, job, root, overwrite, task.advance))
+            note = fs.content_note(job.entry)
+            if note is not None:
+                failed.append(_failure(job.entry, note))
+                continue
+            try:
+                files.append(_write_file(fs, job, root, overwrite, task.advance))
+            except OutputExistsError:
+                raise
+            except BitWitnessError as exc:
+                failed.append(_failure(job.entry, str(exc)))
     finally:
         task.finish()
-    ended = datetime.now(UTC)
-    json_path, csv_path = root / MANIFEST_JSON, root / MANIFEST_CSV
-    result = ExportResult(
-        image=str(image), image_files=tuple(str(p) for p in image_files),
-        partition=fs.partition.index, offset_sector=fs.partition.start, filesystem=fs.type,
-        destination=root, started=started, ended=ended, files=tuple(files),
-        folders=tuple(folders), manifest_json=json_path, manifest_csv=csv_path,
-        manifest_sha256="")
-    digest = _write_manifests(result, overwrite)
+        ended = datetime.now(UTC)
+        json_path, csv_path = root / MANIFEST_JSON, root / MANIFEST_CSV
+        result = ExportResult(
+            image=str(image), image_files=tuple(str(p) for p in image_files),
+            partition=fs.partition.index, offset_sector=fs.partition.start,
+            filesystem=fs.type, destination=root, started=started, ended=ended,
+            files=tuple(files), folders=tuple(folders), manifest_json=json_path,
+            manifest_csv=csv_path, manifest_sha256="", failed=tuple(failed))
+        digest = _write_manifests(result, overwrite)
     return ExportResult(**{**result.__dict__, "manifest_sha256": digest})
+
+
+def _failure(entry: Entry, reason: str) -> ExportFailure:
+    return ExportFailure(source=entry.display_path, inode=entry.address, deleted=entry.deleted,
+                         reason=reason)
 
 
 def _prepare(destination: Path, overwrite: bool) -> Path:
@@ -209,6 +266,7 @@ def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
     if parent:
         _make_folder(root, parent)
     path = _inside(root, job.target)
+    fn_times = fs.file_name_times(job.entry)
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     flags |= os.O_TRUNC if overwrite else os.O_EXCL
     try:
@@ -234,7 +292,8 @@ def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
         source=job.entry.display_path, target=job.target, inode=job.entry.address,
         kind=job.entry.kind, deleted=job.entry.deleted, size=written,
         modified=times.modified, accessed=times.accessed, changed=times.changed,
-        born=times.born, md5=digests["md5"], sha256=digests["sha256"])
+        born=times.born, md5=digests["md5"], sha256=digests["sha256"],
+        file_name_times=fn_times)
 
 
 def _content(fs: FileSystem, entry: Entry) -> Iterator[bytes]:
@@ -249,8 +308,27 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
+def _file_row(f: ExportedFile) -> dict[str, Any]:
+    fn = f.file_name_times
+    return {"source": escaped(f.source),
+            "source_hex": "" if is_exact(f.source) else raw_bytes(f.source).hex(),
+            "target": f.target, "inode": f.inode, "kind": f.kind, "deleted": f.deleted,
+            "size": f.size, "modified": _iso(f.modified), "accessed": _iso(f.accessed),
+            "changed": _iso(f.changed), "born": _iso(f.born),
+            "fn_modified": _iso(fn.modified) if fn else "",
+            "fn_accessed": _iso(fn.accessed) if fn else "",
+            "fn_changed": _iso(fn.changed) if fn else "",
+            "fn_born": _iso(fn.born) if fn else "",
+            "md5": f.md5, "sha256": f.sha256}
+
+
 def manifest_document(result: ExportResult) -> dict[str, Any]:
-    """The JSON manifest (schema ``bitwitness.export/1``)."""
+    """The JSON manifest (schema ``bitwitness.export/1``).
+
+    ``modified``..``born`` are the file system's times (on NTFS: ``$STANDARD_INFORMATION``);
+    ``fn_*`` the NTFS ``$FILE_NAME`` times, empty elsewhere. ``failed`` lists what was not
+    exported and why; ``complete`` is false when it is not empty.
+    """
     return {
         "schema": SCHEMA,
         "tool": {"name": "BitWitness", "version": __version__},
@@ -263,13 +341,14 @@ def manifest_document(result: ExportResult) -> dict[str, Any]:
         "destination": str(result.destination),
         "started": _iso(result.started),
         "ended": _iso(result.ended),
-        "folders": list(result.folders),
-        "files": [
-            {"source": f.source, "target": f.target, "inode": f.inode, "kind": f.kind,
-             "deleted": f.deleted, "size": f.size, "modified": _iso(f.modified),
-             "accessed": _iso(f.accessed), "changed": _iso(f.changed), "born": _iso(f.born),
-             "md5": f.md5, "sha256": f.sha256}
-            for f in result.files
+        "complete": not result.failed,
+        "folders": [escaped(f) for f in result.folders],
+        "files": [_file_row(f) for f in result.files],
+        "failed": [
+            {"source": escaped(f.source),
+             "source_hex": "" if is_exact(f.source) else raw_bytes(f.source).hex(),
+             "inode": f.inode, "deleted": f.deleted, "reason": escaped(f.reason)}
+            for f in result.failed
         ],
     }
 
@@ -303,11 +382,12 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         evidence_id = evidence_of(case, Path(result.image))
     return case.record("export", evidence_id=evidence_id, details={
         "image": result.image,
-        "paths": list(paths),
+        "paths": [escaped(p) for p in paths],
         "partition": result.partition,
         "filesystem": result.filesystem,
         "destination": str(result.destination),
         "files": len(result.files),
+        "failed": len(result.failed),
         "bytes": sum(f.size for f in result.files),
         "manifest": str(result.manifest_json),
         "manifest_sha256": result.manifest_sha256,

@@ -31,6 +31,16 @@ from bitwitness.report.browse.entries import (
     Selection,
     Times,
 )
+from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
+from bitwitness.report.browse.ntfs import (
+    ATTR_FILE_NAME,
+    ATTR_STANDARD_INFORMATION,
+    FileName,
+    parse_file_name,
+    standard_information_times,
+    timeline_file_name,
+)
+from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.stream import ImageStream
@@ -42,6 +52,8 @@ _NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
 _META_ALLOC = int(pytsk3.TSK_FS_META_FLAG_ALLOC)
 _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 _RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
+#: Runs that occupy no block (sparse, or filler for a part not read): no first block
+_RUN_NO_BLOCKS = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
 _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
 _DIR_META_TYPES = {"d", "V"}
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
@@ -54,8 +66,9 @@ _ADDRESS = re.compile(r"^(\d+)(?:-(\d+)(?:-(\d+))?)?$")
 class _Target:
     """A resolved file: the pytsk3 object plus the entry (stream) that was asked for."""
 
-    file: Any
+    file: Any  #: the directory entry (its name); the inode itself for the root
     entry: Entry
+    meta_file: Any = None  #: the inode, when TSK left it out of ``file``
 
 
 class FileSystem:
@@ -73,57 +86,195 @@ class FileSystem:
         self.last_inum = int(info.last_inum)
         self.block_size = int(info.block_size)
         self._ntfs = self.type == "ntfs"
+        self._fat: FatVolume | None = None
+        if self.type in ("fat12", "fat16", "fat32"):
+            try:
+                self._fat = FatVolume(image.stream, partition.byte_offset, self.type)
+            except FileSystemError:
+                self._fat = None  # TSK opened it; without a sane geometry we add nothing
+        #: entries only the raw FAT directory shows (TSK refuses them), by address
+        self._raw: dict[int, tuple[RawFatEntry, Entry]] = {}
 
     # --- listing ---------------------------------------------------------------------------
 
     def walk(self, path: str = "/", *, recursive: bool = False,
              selection: Selection = Selection.ALLOCATED,
-             mediator: Mediator | None = None) -> Iterator[Entry]:
+             mediator: Mediator | None = None, file_names: bool = False) -> Iterator[Entry]:
         """The entries of the directory ``path`` (and below it with ``recursive``).
 
         Mirrors ``fls [-r] -p`` (``-u`` for allocated, ``-d`` for deleted): a directory is entered
         when its name and inode both say directory, the name is allocated (or name and inode are
         both unallocated), it is not ``.``/``..`` and it is not already being walked (loops).
         A directory that cannot be read is reported to ``mediator`` as a warning and skipped,
-        as TSK skips it.
+        as TSK skips it. With ``file_names`` NTFS entries also give their ``($FILE_NAME)`` row,
+        where ``fls -m`` prints it.
+
+        Unlike ``fls``, entries *named* ``.`` or ``..`` are listed unless they are the folder's
+        own links (pointing at the folder itself or at a folder on the way to it): a crafted
+        image can give those names to files that hold data.
         """
         mediator = mediator or NullMediator()
         start = self.lookup(path)
         if not start.is_dir:
-            raise FileSystemError(f"{start.display_path}: not a directory")
+            raise FileSystemError(f"{shown(start.display_path)}: not a directory")
         prefix = "" if start.path == "/" else start.path
+        stack = [start.inode]
+        if start.path != "/":
+            stack.insert(0, self.lookup(start.path.rpartition("/")[0] or "/").inode)
         yield from self._walk(start.inode, prefix, recursive=recursive, selection=selection,
-                              mediator=mediator, stack=[start.inode])
+                              mediator=mediator, stack=stack, file_names=file_names)
 
     def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
-              mediator: Mediator, stack: list[int]) -> Iterator[Entry]:
+              mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
         try:
             files = self._open_dir(inum)
         except FileSystemError as exc:
             mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
             return
+        listed: set[int] = set()
         for file in files:
             name = file.info.name
-            raw = name.name if name is not None else None
-            if raw in (b".", b"..") or name is None:
+            if name is not None:
+                listed.add(int(name.meta_addr))
+            if name is None or self._own_link(file, stack):
                 continue
-            entries = self._entries_of(file, prefix)
-            first = entries[0]
+            meta_file = self._meta_file(file)
+            entries = self._entries_of(file, prefix, meta_file, file_names=file_names)
+            first = next((e for e in entries if not e.is_file_name_row), entries[0])
             if selection.wants(first.deleted):
                 yield from entries
-            if recursive and self._descends(file, first) and first.inode not in stack:
+            if recursive and self._descends(file, meta_file, first) and first.inode not in stack:
                 if len(stack) >= MAX_DEPTH:
                     mediator.notice(f"{first.path}: deeper than {MAX_DEPTH} folders, not walked",
                                     level="warning")
                     continue
                 stack.append(first.inode)
                 yield from self._walk(first.inode, first.path, recursive=recursive,
-                                      selection=selection, mediator=mediator, stack=stack)
+                                      selection=selection, mediator=mediator, stack=stack,
+                                      file_names=file_names)
                 stack.pop()
+        if self._fat is not None and selection.wants(False):
+            yield from self._unlisted_fat(inum, prefix, listed, mediator, recursive=recursive,
+                                          depth=len(stack))
+
+    def _unlisted_fat(self, inum: int, prefix: str, listed: set[int], mediator: Mediator, *,
+                      recursive: bool, depth: int) -> Iterator[Entry]:
+        """Allocated 8.3 entries of the folder that TSK did not list (see :mod:`.fatraw`);
+        a folder among them is walked from the raw directory too (8.3 names only)."""
+        assert self._fat is not None
+        try:
+            with tsk_errors(self.image, f"read the runs of folder {inum}"):
+                folder = self._fs.open_meta(inode=inum)
+                runs = [(int(r.addr), int(r.len)) for a in folder for r in a]
+            raw_entries = list(self._fat.entries(runs))
+        except FileSystemError as exc:
+            mediator.notice(f"{prefix or '/'}: raw directory not readable: {exc}",
+                            level="warning")
+            return
+        for raw in raw_entries:
+            if raw.inode in listed or (raw.is_dir and raw.name in (".", "..")):
+                continue
+            entry = self._raw_entry(raw, prefix, "d" if raw.is_dir else "r")
+            self._raw[raw.inode] = (raw, entry)
+            mediator.notice(f"{shown(entry.path)}: a FAT entry The Sleuth Kit does not list "
+                            f"(inode {raw.inode}), read from the raw directory",
+                            level="warning")
+            yield entry
+            if raw.is_dir and recursive:
+                yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1,
+                                                {raw.first_cluster})
+
+    def _raw_fat_folder(self, folder: RawFatEntry, path: str, mediator: Mediator, depth: int,
+                        walking: set[int]) -> Iterator[Entry]:
+        """The short entries of a folder TSK cannot open, read along its cluster chain."""
+        assert self._fat is not None
+        if depth >= MAX_DEPTH:
+            mediator.notice(f"{shown(path)}: deeper than {MAX_DEPTH} folders, not walked",
+                            level="warning")
+            return
+        try:
+            raw_entries = list(self._fat.entries(self._fat.folder_runs(folder)))
+        except FileSystemError as exc:
+            mediator.notice(f"{shown(path)}: raw directory not readable: {exc}",
+                            level="warning")
+            return
+        for raw in raw_entries:
+            if raw.is_dir and raw.name in (".", ".."):
+                continue
+            entry = self._raw_entry(raw, path, "d" if raw.is_dir else "r")
+            self._raw[raw.inode] = (raw, entry)
+            yield entry
+            if raw.is_dir and raw.first_cluster not in walking:
+                walking.add(raw.first_cluster)
+                yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1, walking)
+
+    def _raw_at(self, inum: int) -> Entry | None:
+        """The entry only the raw FAT directory has at address ``inum`` (TSK refuses it)."""
+        if self._fat is None:
+            return None
+        if inum not in self._raw:
+            try:
+                with tsk_errors(self.image, f"open inode {inum}"):
+                    self._fs.open_meta(inode=inum)
+                return None  # TSK reads it: not ours to add
+            except FileSystemError:
+                raw = self._fat.entry_at(inum)
+            if raw is None:
+                return None
+            kind = "d" if raw.is_dir else "r"
+            self._raw[inum] = (raw, self._raw_entry(raw, "", kind))
+        return Entry(**{**self._raw[inum][1].__dict__, "path": ""})
 
     @staticmethod
-    def _descends(file: Any, entry: Entry) -> bool:
+    def _raw_entry(raw: RawFatEntry, prefix: str, kind: str) -> Entry:
+        return Entry(path=f"{prefix}/{raw.name}", name=raw.name, inode=raw.inode,
+                     attr_type=None, attr_id=None, stream=None, name_type=kind,
+                     meta_type=kind, deleted=False, realloc=False,
+                     size=0 if raw.is_dir else raw.size,
+                     times=Times(raw.modified, raw.accessed, None, raw.born), mode=0o777)
+
+    def _raw_of(self, entry: Entry) -> RawFatEntry | None:
+        found = self._raw.get(entry.inode)
+        if found is None or entry.attr_type is not None or found[0].name != entry.name:
+            return None
+        return found[0]
+
+    @staticmethod
+    def _own_link(file: Any, stack: list[int]) -> bool:
+        """A folder's ``.`` or ``..`` link (to itself or a folder above it), as ``fls`` hides."""
+        name = file.info.name
+        if name.name not in (b".", b".."):
+            return False
+        if int(name.meta_addr) in stack:
+            return True
         meta = file.info.meta
+        return meta is None or META_TYPES[int(meta.type)] in {*_DIR_META_TYPES, "-"}
+
+    def _meta_file(self, file: Any) -> Any:
+        """The file with its inode loaded: the one TSK gave, or the inode the name points at.
+
+        TSK leaves out the inode of a deleted NTFS name whose MFT entry has a newer sequence
+        number and of ``$OrphanFiles`` entries; ``fls``, ``icat`` and ``istat`` still read that
+        inode, so it is opened here.
+        """
+        if file.info.meta is not None:
+            return file
+        name = file.info.name
+        addr = int(name.meta_addr)
+        if not (addr or int(name.flags) & _NAME_ALLOC):
+            return file
+        if not self.first_inum <= addr <= self.last_inum:
+            return file
+        try:
+            with tsk_errors(self.image, f"open inode {addr}"):
+                opened = self._fs.open_meta(inode=addr)
+        except FileSystemError:
+            return file
+        return opened if opened.info.meta is not None else file
+
+    @staticmethod
+    def _descends(file: Any, meta_file: Any, entry: Entry) -> bool:
+        meta = meta_file.info.meta
         if meta is None or entry.name_type not in _DIR_NAME_TYPES:
             return False
         if META_TYPES[int(meta.type)] not in _DIR_META_TYPES:
@@ -136,24 +287,76 @@ class FileSystem:
         with tsk_errors(self.image, f"read directory inode {inum}"):
             return list(self._fs.open_dir(inode=inum))
 
-    def _entries_of(self, file: Any, prefix: str) -> list[Entry]:
-        """One entry per stream as ``fls`` prints them (one entry off NTFS)."""
-        if self._ntfs and file.info.meta is not None:
+    def _entries_of(self, file: Any, prefix: str, meta_file: Any | None = None, *,
+                    file_names: bool = False) -> list[Entry]:
+        """One entry per stream as ``fls`` prints them (one entry off NTFS).
+
+        ``file`` carries the name (a directory entry), ``meta_file`` the inode (``file``
+        itself unless :meth:`_meta_file` had to open it).
+        """
+        meta_file = meta_file if meta_file is not None else file
+        if self._ntfs and meta_file.info.meta is not None:
+            attrs = self._attributes(meta_file)
+            si_times = self._si_times(meta_file, attrs)
+            chosen = self._timeline_file_name(meta_file, attrs) if file_names else None
             found = []
-            for attr in self._attributes(file):
+            for attr in attrs:
                 kind = int(attr.info.type)
                 if kind in (ATTR_NTFS_DATA, ATTR_NTFS_INDEX_ROOT):
-                    found.append(self._entry(file, prefix, attr))
-            if found:
+                    found.append(self._entry(file, prefix, attr, meta_file=meta_file,
+                                             times=si_times))
+                elif chosen is not None and kind == ATTR_FILE_NAME and (
+                        int(attr.info.id) == chosen.attr_id):
+                    main = self._entry(file, prefix, None, meta_file=meta_file, times=si_times)
+                    found.append(Entry(**{**main.__dict__, "attr_type": ATTR_FILE_NAME,
+                                          "attr_id": chosen.attr_id, "size": chosen.size,
+                                          "times": chosen.times,
+                                          "file_name_times": chosen.times}))
+            if any(not e.is_file_name_row for e in found):
                 return found
-        return [self._entry(file, prefix, None)]
+            return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times)]
+        return [self._entry(file, prefix, None, meta_file=meta_file)]
+
+    def _si_times(self, meta_file: Any, attrs: list[Any]) -> Times | None:
+        """$STANDARD_INFORMATION times read from the attribute when TSK's meta lacks one."""
+        times = Times.from_meta(meta_file.info.meta)
+        if None not in (times.modified, times.accessed, times.changed, times.born):
+            return times
+        for attr in attrs:
+            if int(attr.info.type) == ATTR_STANDARD_INFORMATION:
+                data = self._attr_bytes(meta_file, attr)
+                return standard_information_times(data) if data else times
+        return times
+
+    def _attr_bytes(self, meta_file: Any, attr: Any) -> bytes:
+        size = min(int(attr.info.size), 4096)
+        try:
+            with tsk_errors(self.image, "read an NTFS attribute"):
+                return bytes(meta_file.read_random(0, size, int(attr.info.type),
+                                                   int(attr.info.id)))
+        except FileSystemError:
+            return b""
+
+    def _file_names(self, meta_file: Any, attrs: list[Any]) -> list[FileName]:
+        found = []
+        for attr in attrs:
+            if int(attr.info.type) == ATTR_FILE_NAME:
+                parsed = parse_file_name(int(attr.info.id), self._attr_bytes(meta_file, attr))
+                if parsed is not None:
+                    found.append(parsed)
+        return found
+
+    def _timeline_file_name(self, meta_file: Any, attrs: list[Any]) -> FileName | None:
+        return timeline_file_name(self._file_names(meta_file, attrs))
 
     def _attributes(self, file: Any) -> list[Any]:
         with tsk_errors(self.image, "read the attributes of a file"):
             return list(file)
 
-    def _entry(self, file: Any, prefix: str, attr: Any | None, path: str | None = None) -> Entry:
-        name, meta = file.info.name, file.info.meta
+    def _entry(self, file: Any, prefix: str, attr: Any | None, path: str | None = None, *,
+               meta_file: Any | None = None, times: Times | None = None) -> Entry:
+        name = file.info.name
+        meta = (meta_file if meta_file is not None else file).info.meta
         name_text = text(name.name) if name is not None else ""
         name_flags = int(name.flags) if name is not None else 0
         meta_type = META_TYPES[int(meta.type)] if meta is not None else "-"
@@ -172,7 +375,7 @@ class FileSystem:
             deleted = bool(name_flags & _NAME_UNALLOC) if name is not None else bool(
                 int(meta.flags) & _META_UNALLOC)
             realloc = deleted and bool(int(meta.flags) & _META_ALLOC)
-            times = Times.from_meta(meta)
+            times = times if times is not None else Times.from_meta(meta)
             inode = int(name.meta_addr) if name is not None else int(meta.addr)
         else:
             deleted, realloc, times = bool(name_flags & _NAME_UNALLOC), False, NO_TIMES
@@ -203,10 +406,11 @@ class FileSystem:
             if not sep or not head or not stream or not self._ntfs:
                 raise
         target = self._resolve_parts([*parts[:-1], head])
-        for entry in self._entries_of(target.file, target.entry.path.rpartition("/")[0]):
+        for entry in self._entries_of(target.file, target.entry.path.rpartition("/")[0],
+                                      target.meta_file):
             if entry.stream == stream:
-                return _Target(target.file, entry)
-        raise FileSystemError(f"{target.entry.path}: no stream named {stream!r}")
+                return _Target(target.file, entry, target.meta_file)
+        raise FileSystemError(f"{shown(target.entry.path)}: no stream named {shown(stream)!r}")
 
     def _root(self) -> _Target:
         with tsk_errors(self.image, "open the root folder"):
@@ -224,11 +428,12 @@ class FileSystem:
         walked = ""
         for part in parts:
             if not current.entry.is_dir:
-                raise FileSystemError(f"{walked}: not a directory")
+                raise FileSystemError(f"{shown(walked)}: not a directory")
             file = self._find(current.entry.inode, part, walked)
             walked = f"{walked}/{part}"
-            entries = self._entries_of(file, walked.rpartition("/")[0])
-            current = _Target(file, self._main(entries))
+            meta_file = self._meta_file(file)
+            entries = self._entries_of(file, walked.rpartition("/")[0], meta_file)
+            current = _Target(file, self._main(entries), meta_file)
         return current
 
     def _find(self, dir_inum: int, part: str, walked: str) -> Any:
@@ -245,7 +450,7 @@ class FileSystem:
             folded = part.casefold()
             exact = [f for f in candidates if text(f.info.name.name).casefold() == folded]
         if not exact:
-            raise FileSystemError(f"{walked}/{part}: no such file or folder")
+            raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
         exact.sort(key=lambda f: bool(int(f.info.name.flags) & _NAME_UNALLOC))
         return exact[0]
 
@@ -265,6 +470,8 @@ class FileSystem:
         if not match:
             raise FileSystemError(f"{address!r} is not an inode address (N or N-TYPE-ID)")
         inum = int(match.group(1))
+        if match.group(2) is None and (raw := self._raw_at(inum)) is not None:
+            return _Target(None, raw)
         if not self.first_inum <= inum <= self.last_inum:
             raise FileSystemError(f"inode {inum} is out of range ({self.first_inum}-"
                                   f"{self.last_inum}) for this {self.type} file system")
@@ -292,19 +499,72 @@ class FileSystem:
     # --- metadata and content --------------------------------------------------------------
 
     def stat(self, entry: Entry) -> FileStat:
-        """Metadata of the inode behind ``entry``."""
+        """Metadata of the inode behind ``entry`` (as ``istat``), NTFS times of both kinds."""
+        if self._raw_of(entry) is not None:
+            return FileStat(entry=entry, filesystem=self.type, allocated=True,
+                            mode="rwxrwxrwx", uid=0, gid=0, links=1, attributes=(),
+                            note="read from the raw FAT directory: The Sleuth Kit refuses "
+                                 "this entry's name")
         file = self._file(entry)
         meta = file.info.meta
+        raw_attrs = self._attributes(file) if meta is not None else []
         attrs = tuple(
             Attribute(type=int(a.info.type), id=int(a.info.id),
                       name=text(a.info.name) if a.info.name else None, size=int(a.info.size),
-                      resident=bool(int(a.info.flags) & _RESIDENT))
-            for a in self._attributes(file))
+                      resident=bool(int(a.info.flags) & _RESIDENT),
+                      runs=() if int(a.info.flags) & _RESIDENT else self._runs(a))
+            for a in raw_attrs)
+        si = names = None
+        if self._ntfs and meta is not None:
+            si = self._si_times(file, raw_attrs)
+            names = tuple((n.name, n.times) for n in self._file_names(file, raw_attrs))
         return FileStat(entry=entry, filesystem=self.type,
                         allocated=bool(int(meta.flags) & _META_ALLOC) if meta else False,
                         mode=_mode(int(meta.mode)) if meta else "---------",
                         uid=int(meta.uid) if meta else 0, gid=int(meta.gid) if meta else 0,
-                        links=int(meta.nlink) if meta else 0, attributes=attrs)
+                        links=int(meta.nlink) if meta else 0, attributes=attrs,
+                        standard_information=si, file_names=names or (),
+                        note=self.content_note(entry))
+
+    def file_name_times(self, entry: Entry) -> Times | None:
+        """The NTFS ``$FILE_NAME`` times TSK's timeline uses for ``entry`` (None off NTFS)."""
+        if not self._ntfs:
+            return None
+        if entry.file_name_times is not None:
+            return entry.file_name_times
+        file = self._file(entry)
+        if file.info.meta is None:
+            return None
+        chosen = self._timeline_file_name(file, self._attributes(file))
+        return chosen.times if chosen is not None else None
+
+    def _runs(self, attr: Any) -> tuple[tuple[int | None, int], ...]:
+        try:
+            with tsk_errors(self.image, "read the runs of an attribute"):
+                return tuple((None if int(r.flags) & _RUN_NO_BLOCKS else int(r.addr),
+                              int(r.len)) for r in attr)
+        except FileSystemError:
+            return ()
+
+    @staticmethod
+    def content_note(entry: Entry) -> str | None:
+        """Why ``entry``'s content cannot be trusted as this file's, or None when it can.
+
+        A deleted name keeps pointing at its inode, but the inode may have been reused (its
+        content now belongs to another file), may be gone, or may have lost its size (ext4
+        clears it on delete): then nothing of the deleted file is recoverable from here,
+        and an empty or foreign file must not pass as its content.
+        """
+        if not entry.deleted or entry.is_dir:
+            return None
+        if entry.meta_type == "-":
+            return "not recoverable: the deleted name points at no readable inode"
+        if entry.realloc:
+            return ("not recoverable: the inode was reused by another file; the content shown "
+                    "is that file's")
+        if entry.size == 0:
+            return "not recoverable: the deleted inode records no content (size 0)"
+        return None
 
     def _file(self, entry: Entry) -> Any:
         with tsk_errors(self.image, f"open inode {entry.inode}"):
@@ -316,7 +576,11 @@ class FileSystem:
         Raises :class:`FileSystemError` for folders; reads stop at the stream's size.
         """
         if entry.is_dir:
-            raise FileSystemError(f"{entry.display_path or entry.address}: is a folder")
+            raise FileSystemError(f"{shown(entry.display_path) or entry.address}: is a folder")
+        raw = self._raw_of(entry)
+        if raw is not None and self._fat is not None:
+            yield from self._fat.content(raw, block)
+            return
         file = self._file(entry)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
@@ -337,6 +601,8 @@ class FileSystem:
         """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
         if entry.is_dir or offset >= entry.size:
             return b""
+        if self._raw_of(entry) is not None:
+            return b"".join(self.iter_content(entry))[offset : offset + size]
         file = self._file(entry)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
@@ -349,7 +615,7 @@ def split_path(path: str) -> list[str]:
     """``/home//ana/./notes.txt`` -> ``["home", "ana", "notes.txt"]``; ``..`` is refused."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise FileSystemError(f"{path}: '..' is not allowed in a path inside the image")
+        raise FileSystemError(f"{shown(path)}: '..' is not allowed in a path inside the image")
     return parts
 
 

@@ -62,3 +62,35 @@ def safe_relative(parts: list[str]) -> str:
     Takes the components, never a joined path: a name may itself contain ``/``.
     """
     return "/".join(safe_name(part) for part in parts)
+
+
+def is_exact(name: str) -> bool:
+    """True when ``name`` holds no undecodable byte (it is valid UTF-8 as stored)."""
+    return not any(0xDC80 <= ord(c) <= 0xDCFF for c in name)
+
+
+def raw_bytes(name: str) -> bytes:
+    """The bytes of a name as the file system stored them (undecodable bytes included)."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def shown(name: str) -> str:
+    """A name for a terminal or a text report: one line, no control sequence, bytes kept.
+
+    Control characters become ``^`` as The Sleuth Kit prints them (so lines compare with
+    ``fls``); bytes that are not UTF-8 become ``\\xNN``; C1 controls and bidirectional overrides,
+    which a terminal would act on, become ``\\uNNNN``. Exact bytes are in the JSON forms.
+    """
+    out = []
+    for c in name:
+        code = ord(c)
+        if code < 0x20 or code == 0x7F:
+            out.append("^")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0x80 <= code <= 0x9F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069 or (
+                0xD800 <= code <= 0xDFFF):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)

@@ -2,11 +2,17 @@
 
 The bodyfile is the TSK 3+ format (``MD5|name|inode|mode|UID|GID|size|atime|mtime|ctime|crtime``)
 written line for line as ``fls -r -m /`` writes it, deleted entries included, so that the lines
-can be checked against TSK's and fed to ``mactime``. NTFS ``$FILE_NAME`` times (the extra
-``name ($FILE_NAME)`` lines of ``fls -m``) are not included: pytsk3 does not expose them.
+can be checked against TSK's and fed to ``mactime``: on NTFS that includes the
+``name ($FILE_NAME)`` row of every entry, with the ``$FILE_NAME`` times (read from the attribute
+itself, as pytsk3 does not hand them out).
 
 The CSV has one row per (time, entry), the MACB letters saying which times fell there, sorted by
-time, times in UTC ISO-8601: the same events ``mactime -d`` prints, in a form a spreadsheet reads.
+time, times in UTC ISO-8601: the same events ``mactime -d`` prints, in a form a spreadsheet reads,
+with the partition row and file system of each entry. Several file systems of one image go into
+one timeline: in the bodyfile each path then starts with ``p5-ext4`` (partition 5, ext4), as
+``fls -m p5-ext4`` would write it. Names keep their bytes in the bodyfile (as ``fls`` writes them)
+and show them as ``ls`` does in the CSV (``^`` for control characters, ``\\xNN`` for bytes that
+are not UTF-8), so a CSV printed on a terminal cannot drive it.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from datetime import datetime
 
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
+from bitwitness.report.browse.safenames import shown
 
-CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted")
+CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted",
+              "partition", "filesystem")
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class TimelineEvent:
     time: datetime
     macb: str  #: "m...", ".a..", "macb", ... as mactime prints it
     entry: Entry
+    partition: int = 0  #: row of ``partitions`` the entry's file system lies in
+    filesystem: str = ""
 
 
 def mode_string(entry: Entry) -> str:
@@ -54,6 +64,8 @@ def _seconds(value: datetime | None) -> int:
 def body_line(entry: Entry, mount: str = "") -> str:
     """One bodyfile line for ``entry``; ``mount`` prefixes every path (``fls -m`` argument)."""
     name = f"{mount}{entry.display_path}" if mount != "/" else entry.display_path
+    if entry.is_file_name_row:
+        name += " ($FILE_NAME)"
     if entry.link:
         name += f" -> {entry.link}"
     if entry.deleted:
@@ -69,31 +81,61 @@ def body_line(entry: Entry, mount: str = "") -> str:
 def bodyfile(fs: FileSystem, *, mount: str = "/", selection: Selection = Selection.ALL,
              mediator: Mediator | None = None) -> Iterator[str]:
     """Bodyfile lines (without newlines) for every entry of ``fs``, walked as ``fls -r``."""
-    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
+    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
+                         file_names=True):
         yield body_line(entry, mount)
+
+
+def mount_name(fs: FileSystem) -> str:
+    """``p5-ext4``: the prefix naming one file system's paths in a whole-image bodyfile."""
+    return f"p{fs.partition.index}-{fs.type}"
+
+
+def image_bodyfile(filesystems: list[FileSystem], *, selection: Selection = Selection.ALL,
+                   mediator: Mediator | None = None) -> Iterator[str]:
+    """Bodyfile lines of several file systems; each path starts with :func:`mount_name`
+    (what ``fls -m p5-ext4 -o START`` writes for that file system)."""
+    for fs in filesystems:
+        yield from bodyfile(fs, mount=mount_name(fs), selection=selection, mediator=mediator)
 
 
 def events(fs: FileSystem, *, selection: Selection = Selection.ALL,
            mediator: Mediator | None = None) -> list[TimelineEvent]:
     """Every MACB event of ``fs``, sorted by time then path (entries without times drop out)."""
+    return image_events([fs], selection=selection, mediator=mediator)
+
+
+def image_events(filesystems: list[FileSystem], *, selection: Selection = Selection.ALL,
+                 mediator: Mediator | None = None) -> list[TimelineEvent]:
+    """Every MACB event of several file systems in one sorted timeline."""
     found: list[TimelineEvent] = []
-    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator):
+    for fs in filesystems:
+        found.extend(_events_of(fs, selection=selection, mediator=mediator))
+    found.sort(key=lambda e: (e.time, e.partition, e.entry.display_path, e.entry.address))
+    return found
+
+
+def _events_of(fs: FileSystem, *, selection: Selection,
+               mediator: Mediator | None) -> Iterator[TimelineEvent]:
+    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
+                         file_names=True):
         t = entry.times
-        stamps = {}
+        stamps: dict[datetime, set[str]] = {}
         for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
                                  strict=True):
             if value is not None:
                 stamps.setdefault(value.replace(microsecond=0), set()).add(letter)
         for when, letters in stamps.items():
             macb = "".join(c if c in letters else "." for c in "macb")
-            found.append(TimelineEvent(when, macb, entry))
-    found.sort(key=lambda e: (e.time, e.entry.display_path, e.entry.address))
-    return found
+            yield TimelineEvent(when, macb, entry, fs.partition.index, fs.type)
 
 
 def csv_row(event: TimelineEvent) -> dict[str, str]:
     entry = event.entry
     return {"time": event.time.isoformat(), "macb": event.macb, "size": str(entry.size),
             "mode": mode_string(entry), "uid": str(entry.uid), "gid": str(entry.gid),
-            "inode": entry.address, "path": entry.display_path,
-            "deleted": "yes" if entry.deleted else "no"}
+            "inode": entry.address,
+            "path": shown(entry.display_path) + (" ($FILE_NAME)" if entry.is_file_name_row
+                                                   else ""),
+            "deleted": "yes" if entry.deleted else "no",
+            "partition": str(event.partition), "filesystem": event.filesystem}

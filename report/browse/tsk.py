@@ -24,7 +24,7 @@ from bitwitness.errors import BitWitnessError, FileSystemError
 from bitwitness.stream import ImageStream
 
 
-class TskImage(pytsk3.Img_Info):  # type: ignore[misc] - pytsk3 ships no type information
+class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type information
     """``Img_Info`` reading through ``stream.pread``; remembers the last stream error."""
 
     def __init__(self, stream: ImageStream) -> None:

@@ -4,8 +4,12 @@ Left: the image's partitions and their folders as a tree (folders load when open
 selected folder's entries (name, size, MACB times, deleted marked), below them the metadata of
 the selected entry and a hex or text preview of its first bytes. Keys: ``e`` exports the
 selected file or folder (with the hashed manifest, and a custody event when the image lies in a
-case folder), ``/`` searches names in the current file system, ``x`` switches hex/text,
-``q`` quits.
+case folder), ``/`` searches names in every file system of the image (the ``where`` column
+names the partition and file system of each hit), ``x`` switches hex/text, ``q`` quits.
+
+Evidence is shown as text, never as markup: names and previews reach textual as plain
+:class:`~rich.text.Text` or markup-escaped strings, and the detail panes do not parse markup,
+so ``[@click=...]`` or ``x[a=%`` inside a file or a name is displayed as it is.
 
 Everything here goes through the same read-only engine as the commands; this module is imported
 only by ``browse`` so that textual is never loaded for the other commands.
@@ -19,18 +23,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markup import escape
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from bitwitness.casefolder import EXPORTS, case_root
 from bitwitness.errors import BitWitnessError
 from bitwitness.image import image_files, open_image
 from bitwitness.progress import NullMediator
 from bitwitness.report.browse.entries import Entry, Selection
-from bitwitness.report.browse.export import ExportResult, export, record_custody
+from bitwitness.report.browse.export import ExportResult, escaped, export, record_custody
 from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumes import read_layout
 
@@ -64,14 +72,6 @@ def as_text(data: bytes) -> str:
     return "".join(c if c in _PRINTABLE or ord(c) > 127 else "." for c in decoded)
 
 
-def find_case(image: Path) -> Path | None:
-    """The case folder holding ``image`` (a parent with ``case.yaml``), if any."""
-    for parent in image.absolute().parents:
-        if (parent / "case.yaml").is_file():
-            return parent
-    return None
-
-
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
 
@@ -100,12 +100,12 @@ class EvidenceBrowser(App[None]):
                  case_dir: Path | None = None) -> None:
         super().__init__()
         self.image = image
-        self.case_dir = case_dir if case_dir is not None else find_case(image)
+        self.case_dir = case_dir if case_dir is not None else case_root(image)
         self.export_to = export_to
         self.stream = open_image(image)
         self.layout = read_layout(TskImage(self.stream))
         self.filesystems: dict[int, FileSystem] = {}
-        self.current: tuple[int, list[Entry]] | None = None
+        self.current: list[tuple[int, Entry]] | None = None
         self.selected: tuple[int, Entry] | None = None
         self.hex_mode = True
         self.last_export: ExportResult | None = None
@@ -119,23 +119,24 @@ class EvidenceBrowser(App[None]):
             yield Tree(self.image.name, id="tree")
             with Vertical():
                 yield DataTable(id="entries", cursor_type="row")
-                yield Static("", id="meta")
-                yield Static("", id="preview")
+                yield Static("", id="meta", markup=False)
+                yield Static("", id="preview", markup=False)
         yield Input(placeholder="search names (Enter to search, Esc to close)", id="search")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#entries", DataTable)
-        table.add_columns("name", "size", "modified", "accessed", "changed", "born", "deleted")
+        table.add_columns("name", "size", "modified", "accessed", "changed", "born", "deleted",
+                          "where")
         tree: Tree[FolderRef] = self.query_one("#tree", Tree)
         tree.root.expand()
         for part in self.layout.partitions:
             if part.filesystem is None:
                 if part.encrypted:
-                    tree.root.add_leaf(f"{part.index}: encrypted ({part.encrypted})")
+                    tree.root.add_leaf(Text(f"{part.index}: encrypted ({part.encrypted})"))
                 continue
             label = f"{part.index}: {part.filesystem} at sector {part.start}"
-            tree.root.add(label, data=FolderRef(part.index, "/"))
+            tree.root.add(Text(label), data=FolderRef(part.index, "/"))
         self.set_status(f"{len(self.layout.filesystems)} file system(s); read-only")
 
     def on_unmount(self) -> None:
@@ -153,19 +154,27 @@ class EvidenceBrowser(App[None]):
         self.status = message
         self.sub_title = message
 
-    def show_entries(self, index: int, entries: list[Entry]) -> None:
-        self.current = (index, entries)
+    def where(self, index: int) -> str:
+        """``5: ext4``: the partition row and file system an entry lies in."""
+        return f"{index}: {self.filesystem(index).type}"
+
+    def show_entries(self, index: int, entries: list[Entry],
+                     rows: list[tuple[int, Entry]] | None = None) -> None:
+        """Fill the table with ``entries`` of one file system, or ``rows`` from several."""
+        listed = rows if rows is not None else [(index, e) for e in entries]
+        self.current = listed
         table = self.query_one("#entries", DataTable)
         table.clear()
-        for number, entry in enumerate(entries):
+        for number, (where, entry) in enumerate(listed):
             t = entry.times
             name = entry.display_path if entry.path.count("/") > 1 and self._searching else (
                 f"{entry.name}:{entry.stream}" if entry.stream else entry.name)
-            table.add_row(name + ("/" if entry.is_dir else ""), str(entry.size),
+            table.add_row(escape(shown(name) + ("/" if entry.is_dir else "")), str(entry.size),
                           _when(t.modified), _when(t.accessed), _when(t.changed), _when(t.born),
-                          "DELETED" if entry.deleted else "", key=str(number))
-        if entries:
-            self.select_entry(index, entries[0])
+                          "DELETED" if entry.deleted else "", self.where(where),
+                          key=str(number))
+        if listed:
+            self.select_entry(*listed[0])
 
     _searching = False
 
@@ -174,29 +183,36 @@ class EvidenceBrowser(App[None]):
         fs = self.filesystem(index)
         t = entry.times
         lines = [
-            f"path: {entry.display_path}", f"inode: {entry.address}   type: {entry.kind}"
+            f"path: {shown(entry.display_path)}   in: {self.where(index)}",
+            f"inode: {entry.address}   type: {entry.kind}"
             f"   size: {entry.size}   deleted: {'yes' if entry.deleted else 'no'}"
             + ("   (inode reused)" if entry.realloc else ""),
             f"modified: {_when(t.modified)}  accessed: {_when(t.accessed)}  "
             f"changed: {_when(t.changed)}  born: {_when(t.born)} (UTC)",
         ]
         if entry.link:
-            lines.append(f"link to: {entry.link}")
-        self.query_one("#meta", Static).update("\n".join(lines))
+            lines.append(f"link to: {shown(entry.link)}")
+        note = fs.content_note(entry)
+        if note:
+            lines.append(f"content: {note}")
+        self.query_one("#meta", Static).update(Text("\n".join(lines)))
         self.render_preview(fs, entry)
 
     def render_preview(self, fs: FileSystem, entry: Entry) -> None:
         preview = self.query_one("#preview", Static)
         if entry.is_dir:
-            preview.update("(folder)")
+            preview.update(Text("(folder)"))
             return
         try:
             data = fs.read(entry, 0, PREVIEW_BYTES)
         except BitWitnessError as exc:
-            preview.update(f"cannot read: {exc}")
+            preview.update(Text(f"cannot read: {exc}"))
             return
         self.preview_text = hexdump(data) if self.hex_mode else as_text(data)
-        preview.update(self.preview_text or "(empty)")
+        if not self.preview_text:
+            note = fs.content_note(entry)
+            self.preview_text = f"(nothing recoverable: {note})" if note else "(empty)"
+        preview.update(Text(self.preview_text))
 
     preview_text = ""
 
@@ -223,16 +239,15 @@ class EvidenceBrowser(App[None]):
         fs = self.filesystem(ref.partition)
         for entry in fs.walk(ref.path, selection=Selection.ALL, mediator=NullMediator()):
             if entry.is_dir:
-                label = entry.name + (" (deleted)" if entry.deleted else "")
-                node.add(label, data=FolderRef(ref.partition, entry.path))
+                label = shown(entry.name) + (" (deleted)" if entry.deleted else "")
+                node.add(Text(label), data=FolderRef(ref.partition, entry.path))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.current is None or event.row_key.value is None:
             return
-        index, entries = self.current
         number = int(event.row_key.value)
-        if number < len(entries):
-            self.select_entry(index, entries[number])
+        if number < len(self.current):
+            self.select_entry(*self.current[number])
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -257,20 +272,25 @@ class EvidenceBrowser(App[None]):
         self.action_cancel_search()
 
     def search(self, text: str) -> list[Entry]:
-        """Entries whose name contains ``text`` (case-insensitive) in the current file system."""
-        index = self.selected[0] if self.selected else (
-            self.layout.filesystems[0].index if self.layout.filesystems else None)
-        if index is None or not text:
+        """Entries whose name contains ``text`` (case-insensitive), in every file system."""
+        if not text:
             return []
         wanted = text.casefold()
-        fs = self.filesystem(index)
-        found = [e for e in fs.walk("/", recursive=True, selection=Selection.ALL,
-                                    mediator=NullMediator())
-                 if wanted in e.name.casefold()]
+        rows: list[tuple[int, Entry]] = []
+        for part in self.layout.filesystems:
+            fs = self.filesystem(part.index)
+            try:
+                rows.extend((part.index, e) for e in fs.walk(
+                    "/", recursive=True, selection=Selection.ALL, mediator=NullMediator())
+                    if wanted in e.name.casefold())
+            except BitWitnessError as exc:
+                self.set_status(f"{self.where(part.index)}: {exc}")
         self._searching = True
-        self.show_entries(index, found)
-        self.set_status(f"{len(found)} match(es) for {text!r}")
-        return found
+        self.show_entries(-1, [], rows)
+        systems = len({index for index, _ in rows})
+        self.set_status(f"{len(rows)} match(es) for {text!r} in {systems} file system(s) of "
+                        f"{len(self.layout.filesystems)}")
+        return [entry for _, entry in rows]
 
     def action_export(self) -> None:
         if self.selected is None:
@@ -282,7 +302,8 @@ class EvidenceBrowser(App[None]):
         except BitWitnessError as exc:
             self.set_status(f"export failed: {exc}")
             return
-        self.set_status(f"exported {len(result.files)} file(s) to {result.destination}")
+        failed = f", {len(result.failed)} NOT exported (see manifest)" if result.failed else ""
+        self.set_status(f"exported {len(result.files)} file(s){failed} to {result.destination}")
 
     def export_entry(self, index: int, entry: Entry) -> ExportResult:
         """Export one entry (file, stream or folder) with its manifest and custody event."""
@@ -291,12 +312,12 @@ class EvidenceBrowser(App[None]):
         if self.export_to is not None:
             base = self.export_to
         elif self.case_dir is not None:
-            base = self.case_dir / "exports"
+            base = self.case_dir / EXPORTS
         else:
             base = Path("exports")
         destination = base / f"{self.image.name}-{stamp}"
-        path = entry.display_path
-        result = export(fs, [path], destination, image=self.image.absolute(),
+        path = escaped(entry.display_path)
+        result = export(fs, [entry], destination, image=self.image.absolute(),
                         image_files=[p.absolute() for p in image_files(self.image)],
                         selection=Selection.ALL if entry.deleted else Selection.ALLOCATED)
         if self.case_dir is not None:

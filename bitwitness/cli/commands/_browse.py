@@ -59,10 +59,35 @@ def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[A
         stream.close()
 
 
+@contextmanager
+def opened_all(image: Path, partition: int | None, offset: int | None) -> Iterator[list[Any]]:
+    """The file system ``-p``/``--offset`` names, or without either every one in ``image``."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse.filesystem import FileSystem, open_filesystem
+    from bitwitness.report.browse.tsk import TskImage
+    from bitwitness.report.browse.volumes import read_layout
+
+    stream = open_image(image)
+    try:
+        if partition is not None or offset is not None:
+            yield [open_filesystem(stream, partition=partition, offset=offset)]
+            return
+        tsk = TskImage(stream)
+        found = read_layout(tsk).filesystems
+        if not found:
+            yield [open_filesystem(stream)]  # raises the one clear error
+            return
+        yield [FileSystem(tsk, part) for part in found]
+    finally:
+        stream.close()
+
+
 def printable(text: str) -> str:
-    """Control characters as ``^`` (as TSK prints names), so one entry stays one line."""
-    return "".join("^" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text).encode(
-        "utf-8", "backslashreplace").decode("utf-8")
+    """A name for the terminal: control characters as ``^`` (as TSK prints names), bytes that
+    are not UTF-8 as ``\\xNN`` (see :func:`~bitwitness.report.browse.safenames.shown`)."""
+    from bitwitness.report.browse.safenames import shown
+
+    return shown(text)
 
 
 def iso(value: Any) -> str:
@@ -71,14 +96,21 @@ def iso(value: Any) -> str:
 
 def entry_json(entry: Entry) -> dict[str, Any]:
     """The stable JSON form of an entry (documented in the README)."""
+    from bitwitness.report.browse.export import escaped
+    from bitwitness.report.browse.safenames import is_exact, raw_bytes
+
     t = entry.times
+    exact = is_exact(entry.display_path)
     return {
-        "path": entry.display_path, "name": entry.name, "stream": entry.stream,
+        "path": escaped(entry.display_path), "name": escaped(entry.name),
+        "path_hex": None if exact else raw_bytes(entry.display_path).hex(),
+        "name_hex": None if is_exact(entry.name) else raw_bytes(entry.name).hex(),
+        "stream": entry.stream,
         "inode": entry.address, "meta_address": entry.inode, "kind": entry.kind,
         "type": f"{entry.name_type}/{entry.meta_type}", "deleted": entry.deleted,
         "realloc": entry.realloc, "size": entry.size,
         "modified": t.modified, "accessed": t.accessed, "changed": t.changed, "born": t.born,
-        "link": entry.link,
+        "link": escaped(entry.link) if entry.link is not None else None,
     }
 
 

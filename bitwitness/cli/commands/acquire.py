@@ -22,12 +22,10 @@ from bitwitness.cli.output import (
     print_json,
     to_jsonable,
 )
+from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-COMPRESSIONS = ("none", "empty", "fast", "best")
-
 
 @click.command("acquire")
 @click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
@@ -40,9 +38,10 @@ COMPRESSIONS = ("none", "empty", "fast", "best")
               show_default=True, help="Image format.")
 @click.option("--hash", "hashes", default="md5,sha1,sha256", show_default=True,
               help="Hashes of the media (E01 always adds md5 and sha1, which it stores).")
-@click.option("--compress", type=click.Choice(COMPRESSIONS), default="fast", show_default=True,
+@click.option("--compress", type=click.Choice(COMPRESSION_NAMES), default="fast", show_default=True,
               help="E01 chunk compression.")
-@click.option("--segment-size", type=PIECE_SIZE, default="1500MiB", show_default=True,
+@click.option("--segment-size", type=PIECE_SIZE, default=f"{DEFAULT_SEGMENT_SIZE >> 20}MiB",
+              show_default=True,
               help="E01 segment file size.")
 @click.option("--split", type=PIECE_SIZE,
               help="Raw: split into BASE.001, BASE.002... of this size.")

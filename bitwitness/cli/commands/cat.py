@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from bitwitness.cli.commands._browse import fs_options, image_argument, opened
-from bitwitness.errors import UsageError
+from bitwitness.cli.commands._browse import fs_options, image_argument, opened, printable
+from bitwitness.errors import NotRecoveredError, UsageError
 
 
 @click.command("cat")
@@ -20,7 +20,8 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
             offset: int | None) -> None:
     """Write the content of one file (or NTFS stream, PATH:stream) to stdout, byte for byte.
 
-    Deleted files give what The Sleuth Kit recovers, as icat does.
+    Deleted files give what The Sleuth Kit recovers, as icat does; where that cannot be the
+    deleted file's content (its inode was reused or cleared) the command says so and exits 1.
     """
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
@@ -29,4 +30,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
         entry = fs.target(path, inode)
         for block in fs.iter_content(entry):
             out.write(block)
+        note = fs.content_note(entry)
     out.flush()
+    if note is not None:
+        raise NotRecoveredError(f"{printable(entry.display_path or entry.address)}: {note}")

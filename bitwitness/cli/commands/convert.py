@@ -15,6 +15,7 @@ from bitwitness.cli.output import (
     stdout,
 )
 from bitwitness.errors import ExitCode
+from bitwitness.ewf.options import COMPRESSION_NAMES
 
 
 @click.command("convert")
@@ -27,7 +28,7 @@ from bitwitness.errors import ExitCode
 @click.option("--split", type=PIECE_SIZE, default=None, help="raw: split into pieces of SIZE.")
 @click.option("--segment-size", type=PIECE_SIZE, default=None, help="e01: segment size.")
 @click.option("--compress", "compression", default=None,
-              type=click.Choice(["none", "empty", "fast", "best"]),
+              type=click.Choice(COMPRESSION_NAMES),
               help="e01: compression (default: the source E01's, else fast).")
 @click.option("--vmdk-type", default="sparse", type=click.Choice(["sparse", "flat"]),
               show_default=True, help="vmdk: monolithicSparse or monolithicFlat.")

@@ -31,7 +31,7 @@ def command() -> None:
 
 def _log_for(case_dir: Path) -> Any:
     """The case's log; works when case.yaml is damaged (the log is checked on its own)."""
-    from bitwitness.case import CASE_FILE, CUSTODY_FILE
+    from bitwitness.casefolder import CASE_FILE, CUSTODY_FILE
     from bitwitness.custody import CustodyLog
 
     root = case_dir.absolute()
@@ -116,7 +116,9 @@ def _short_time(text: str) -> str:
 def _check_evidence(case_dir: Path, events: list[Any], evidence_id: str) -> None:
     """An unknown ``--evidence`` is a typo to report, not an empty timeline to print."""
     known = {e.evidence_id for e in events if e.evidence_id}
-    folder = case_dir.absolute() / "evidence"
+    from bitwitness.casefolder import EVIDENCE
+
+    folder = case_dir.absolute() / EVIDENCE
     if folder.is_dir():
         known.update(p.name for p in folder.iterdir() if p.is_dir())
     if evidence_id not in known:

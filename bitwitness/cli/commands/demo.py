@@ -86,6 +86,7 @@ def command(folder: Path | None, overwrite: bool) -> None:
     Sample disk -> case -> acquire (E01) -> verify -> partitions, file listings -> export one
     file -> reports (PDF, HTML, JSON) -> custody log check. Each step shows its command line.
     """
+    from bitwitness.casefolder import CUSTODY_FILE, EXPORTS, REPORTS, evidence_folder
     from bitwitness.sample import description, materialize
 
     folder = (folder if folder is not None else _free_default()).absolute()
@@ -93,7 +94,7 @@ def command(folder: Path | None, overwrite: bool) -> None:
     sample = description()
     drive = materialize(folder / "seized-drive.img")
     case = folder / "case"
-    image = case / "evidence" / EVIDENCE_ID / f"{EVIDENCE_ID}.E01"
+    image = evidence_folder(case, EVIDENCE_ID) / f"{EVIDENCE_ID}.E01"
     stdout.print(f"Sample disk (standing in for a seized drive): [bold]{escape(str(drive))}[/] "
                  f"({sample.size} bytes, MD5 {sample.md5})\n")
 
@@ -114,7 +115,7 @@ def command(folder: Path | None, overwrite: bool) -> None:
     first = sample.partitions[0]
     wanted = next(f for f in sample.files_on(first.index, deleted=False)
                   if not f.path.isascii())
-    exports = case / "exports" / EVIDENCE_ID
+    exports = case / EXPORTS / EVIDENCE_ID
     _run(["export", str(image), wanted.path, "--offset", str(first.start_sector),
           "--to", str(exports), "--case", str(case), "--evidence", EVIDENCE_ID],
          "8. Export one file with its hashes")
@@ -125,6 +126,6 @@ def command(folder: Path | None, overwrite: bool) -> None:
     for label, path in [
         ("sample disk", drive), ("case", case), ("E01 image", image),
         ("acquisition logs", image.with_suffix(".json")), ("exports", exports),
-        ("reports", case / "reports"), ("custody log", case / "custody.jsonl"),
+        ("reports", case / REPORTS), ("custody log", case / CUSTODY_FILE),
     ]:
         stdout.print(f"  {label:<17} {escape(str(path))}")

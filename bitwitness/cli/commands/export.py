@@ -17,7 +17,7 @@ from bitwitness.cli.commands._browse import (
 )
 from bitwitness.cli.output import check_output_path, escape, json_option, print_json, stdout
 from bitwitness.cli.progress import cli_mediator
-from bitwitness.errors import UsageError
+from bitwitness.errors import NotRecoveredError, UsageError
 
 
 @click.command("export")
@@ -44,7 +44,7 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     allocated entries; --all adds deleted ones.
     """
     from bitwitness.image import image_files
-    from bitwitness.report.browse.export import export, record_custody
+    from bitwitness.report.browse.export import export, manifest_document, record_custody
 
     check_output_path(destination, folder=True)
     if case_dir is not None:
@@ -62,14 +62,26 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     if case_dir is not None:
         event = record_custody(case_dir, result, evidence_id=evidence_id, paths=paths)
     if as_json:
-        print_json({"destination": result.destination, "files": result.files,
-                    "folders": result.folders, "manifest_json": result.manifest_json,
+        document = manifest_document(result)  # names as in the manifest: text plus exact hex
+        print_json({"destination": result.destination, "files": document["files"],
+                    "folders": document["folders"], "failed": document["failed"],
+                    "manifest_json": result.manifest_json,
                     "manifest_csv": result.manifest_csv,
                     "manifest_sha256": result.manifest_sha256,
                     "custody_event": event.seq if event is not None else None})
-        return
+    else:
+        _print_result(result, event, case_dir)
+    if result.failed:
+        raise NotRecoveredError(f"{len(result.failed)} file(s) not exported (listed under "
+                                f"'failed' in {result.manifest_json})")
+
+
+def _print_result(result: Any, event: Any, case_dir: Path | None) -> None:
     for item in result.files:
         stdout.print(f"{item.sha256}  {escape(printable(item.target))}")
+    for failure in result.failed:
+        stdout.print(f"NOT EXPORTED  {escape(printable(failure.source))}: "
+                     f"{escape(printable(failure.reason))}")
     stdout.print(f"exported {len(result.files)} file(s), {len(result.folders)} folder(s) to "
                  f"{escape(str(result.destination))}")
     stdout.print(f"manifest: {escape(str(result.manifest_json))} (sha256 "

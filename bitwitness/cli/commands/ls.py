@@ -58,7 +58,7 @@ def _line(entry: object, long_format: bool) -> str:
     assert isinstance(entry, Entry)
     mark = "* " if entry.deleted else ""
     realloc = "(realloc)" if entry.realloc else ""
-    name = printable(entry.display_path.lstrip("/"))
+    name = printable(entry.display_path.removeprefix("/"))  # as fls -p: a name's own "/" stays
     kind = f"{entry.name_type}/{entry.meta_type}"
     if not long_format:
         return f"{kind} {mark}{entry.address}{realloc}:\t{name}"

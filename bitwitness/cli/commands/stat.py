@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,7 +38,11 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
     if as_json:
         print_json({**filesystem_json(fs, image), **entry_json(entry),
                     "allocated": info.allocated, "mode": info.mode, "uid": info.uid,
-                    "gid": info.gid, "links": info.links, "attributes": info.attributes})
+                    "gid": info.gid, "links": info.links, "attributes": info.attributes,
+                    "standard_information": info.standard_information,
+                    "file_names": [{"name": name, "times": times}
+                                   for name, times in info.file_names],
+                    "note": info.note})
         return
     t = entry.times
     rows = [
@@ -54,11 +59,26 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
     ]
     if entry.link:
         rows.append(("link to", printable(entry.link)))
+    if info.note:
+        rows.append(("content", info.note))
+    if info.standard_information is not None:
+        rows.append(("$STANDARD_INFO", _macb(info.standard_information)))
+    for name, times in info.file_names:
+        rows.append(("$FILE_NAME", f"{_macb(times)}  {printable(name)}"))
     for attr in info.attributes:
         where = "resident" if attr.resident else "non-resident"
         rows.append(("attribute", f"{attr.type}-{attr.id} {printable(attr.name or '')} "
                      f"{attr.size} bytes {where}".replace("  ", " ")))
+        if attr.runs:
+            rows.append(("  runs", " ".join(
+                f"{'sparse' if start is None else start}+{length}"
+                for start, length in attr.runs)))
     out = sys.stdout
     for key, value in rows:
         out.write(f"{key + ':':<17}{value}\n")
     out.flush()
+
+
+def _macb(times: Any) -> str:
+    return (f"m={iso(times.modified)} a={iso(times.accessed)} c={iso(times.changed)} "
+            f"b={iso(times.born)}")

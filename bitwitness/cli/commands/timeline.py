@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
 import click
 
-from bitwitness.cli.commands._browse import fs_options, image_argument, opened
+from bitwitness.cli.commands._browse import fs_options, image_argument, opened_all
 from bitwitness.cli.progress import cli_mediator
 
 
@@ -20,21 +21,33 @@ from bitwitness.cli.progress import cli_mediator
 def command(*, image: Path, partition: int | None, offset: int | None, fmt: str) -> None:
     """Write a timeline of every entry (deleted ones included) to stdout.
 
-    The bodyfile is what `fls -r -m /` writes (without NTFS $FILE_NAME lines) and feeds
-    `mactime -b`; the CSV has one row per time and entry, sorted, in UTC.
+    The bodyfile is what `fls -r -m /` writes (NTFS $FILE_NAME rows included) and feeds
+    `mactime -b`; the CSV has one row per time and entry, sorted, in UTC, with the partition
+    and file system of each. Without -p/--offset every file system of the image goes into one
+    timeline; bodyfile paths then start with p5-ext4 (partition 5, ext4), as
+    `fls -m p5-ext4 -o START` writes them.
     """
-    from bitwitness.report.browse.timeline import CSV_FIELDS, bodyfile, csv_row, events
+    from bitwitness.report.browse.timeline import (
+        CSV_FIELDS,
+        bodyfile,
+        csv_row,
+        image_bodyfile,
+        image_events,
+    )
 
-    out = sys.stdout
-    with opened(image, partition, offset) as fs, cli_mediator(False) as mediator:
+    out = sys.stdout.buffer
+    with opened_all(image, partition, offset) as systems, cli_mediator(False) as mediator:
         if fmt == "bodyfile":
-            for line in bodyfile(fs, mediator=mediator):
-                out.write(line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                          + "\n")
+            lines = (bodyfile(systems[0], mediator=mediator) if len(systems) == 1
+                     else image_bodyfile(systems, mediator=mediator))
+            for line in lines:  # names keep their bytes, as fls writes them
+                out.write(line.encode("utf-8", "surrogateescape") + b"\n")
             out.flush()
             return
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        for event in events(fs, mediator=mediator):
+        for event in image_events(systems, mediator=mediator):
             writer.writerow(csv_row(event))
-        out.flush()
+        text.flush()
+        text.detach()

@@ -54,7 +54,7 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
         if case_dir is not None:
             items = verify_case(case_dir, options, mediator)
             results = [item.result for item in items]
-            ids = [item.evidence_id for item in items]
+            ids: list[str | None] = [item.evidence_id for item in items]
         else:
             results = verify_images(list(images), options, mediator)
             ids = [None] * len(results)

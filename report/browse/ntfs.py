@@ -1,0 +1,82 @@
+"""NTFS attributes that The Sleuth Kit reads but pytsk3 does not hand out: the times.
+
+``$STANDARD_INFORMATION`` (type 16) and ``$FILE_NAME`` (type 48) are resident attributes whose
+bytes pytsk3 reads like any stream. Their layouts (all little-endian FILETIMEs, 100 ns since
+1601-01-01 UTC): ``$STANDARD_INFORMATION`` holds creation, modification, MFT change and access
+at offsets 0, 8, 16, 24; ``$FILE_NAME`` holds the parent reference at 0, then the same four
+times at 8, 16, 24, 32, the name length (UTF-16 units) at 64, the namespace at 65 (2 = the DOS
+8.3 alias) and the name from 66.
+
+Windows updates ``$STANDARD_INFORMATION`` on every change and lets programs set it; the
+``$FILE_NAME`` times change only when the name does. Showing both is how timestomping shows.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bitwitness.report.browse.entries import Times
+
+ATTR_STANDARD_INFORMATION = 16
+ATTR_FILE_NAME = 48
+NAMESPACE_DOS = 2
+_EPOCH_1601 = 116444736000000000  # 100 ns intervals between 1601-01-01 and 1970-01-01
+
+
+def nt_time(value: int) -> datetime | None:
+    """A FILETIME as UTC, None when unset; seconds wrap at 32 bits as The Sleuth Kit's do."""
+    if value < _EPOCH_1601:
+        return None
+    seconds = ((value - _EPOCH_1601) // 10_000_000) & 0xFFFFFFFF
+    if seconds == 0:
+        return None
+    micro = (value % 10_000_000) // 10
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micro)
+
+
+def _times(data: bytes, at: int) -> Times:
+    crtime, mtime, ctime, atime = struct.unpack_from("<4Q", data, at)
+    return Times(modified=nt_time(mtime), accessed=nt_time(atime), changed=nt_time(ctime),
+                 born=nt_time(crtime))
+
+
+def standard_information_times(data: bytes) -> Times | None:
+    """MACB of a ``$STANDARD_INFORMATION`` attribute's bytes (None when too short)."""
+    if len(data) < 32:
+        return None
+    return _times(data, 0)
+
+
+@dataclass(frozen=True)
+class FileName:
+    """One ``$FILE_NAME`` attribute."""
+
+    attr_id: int
+    size: int  #: the attribute's size, as ``fls -m`` prints it on the ``($FILE_NAME)`` row
+    parent: int  #: MFT entry of the parent folder
+    namespace: int
+    name: str
+    times: Times
+
+
+def parse_file_name(attr_id: int, data: bytes) -> FileName | None:
+    """A ``$FILE_NAME`` attribute's bytes; None when they are too short to hold one."""
+    if len(data) < 66:
+        return None
+    parent = int.from_bytes(data[0:6], "little")
+    length, namespace = data[64], data[65]
+    name = data[66 : 66 + 2 * length].decode("utf-16-le", "surrogatepass").encode(
+        "utf-8", "surrogatepass").decode("utf-8", "replace")
+    return FileName(attr_id=attr_id, size=len(data), parent=parent, namespace=namespace,
+                    name=name, times=_times(data, 8))
+
+
+def timeline_file_name(names: list[FileName]) -> FileName | None:
+    """The ``$FILE_NAME`` whose times TSK keeps: the last one that is not a DOS alias."""
+    chosen = None
+    for name in names:
+        if name.namespace != NAMESPACE_DOS:
+            chosen = name
+    return chosen

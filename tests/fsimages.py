@@ -1,0 +1,332 @@
+"""Small file-system images for the parity tests, one builder per file system, built with the
+file systems' own tools (and, for hostile names, raw directory entries written into them).
+
+Each builder takes a target path and returns it, or raises :class:`Unavailable` (with the
+reason) when a tool or privilege it needs is missing here, so that tests skip cleanly.
+``scripts/make-test-filesystems.py`` builds them all into a folder for manual inspection.
+
+What each holds:
+- ``ntfs``: folders, resident and non-resident files, an alternate data stream, a hard link,
+  a compressed file, a sparse file, a deleted file and a deleted folder with its files, and a
+  file whose $STANDARD_INFORMATION times were set back (timestomped) while its $FILE_NAME
+  times were not (written through ntfs-3g, the only NTFS writer on Linux);
+- ``fat12``/``fat16``/``fat32``: long and short names, folders, deleted files (mtools);
+- ``exfat``: folders and a deleted file (exfat-fuse);
+- ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
+  ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs);
+- ``iso9660``: Joliet and Rock Ridge names (xorriso);
+- ``ufs1``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
+- ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
+  starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
+- ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
+  ``..\\..\\X.TXT``, ``..`` as a file in the root, and a folder ``/HIDDEN`` holding
+  ``INNER.TXT``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+
+
+class Unavailable(Exception):  # noqa: N818 - reads as the outcome: "ntfs: unavailable"
+    """A builder cannot run here (missing tool, no root, no FUSE)."""
+
+
+def _need(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise Unavailable(f"{tool} is not installed")
+
+
+def _run(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run([os.fspath(a) for a in args], check=True, capture_output=True, env=env)
+
+
+def _fuse_mount(command: list[str], mountpoint: Path) -> None:
+    if os.geteuid() != 0 or not Path("/dev/fuse").exists():
+        raise Unavailable("needs root and /dev/fuse to write through FUSE")
+    proc = subprocess.run(command, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise Unavailable(f"{command[0]} cannot mount: {proc.stderr.decode(errors='replace')}")
+
+
+def _umount(mountpoint: Path) -> None:
+    subprocess.run(["sync"], check=False)
+    _run("umount", mountpoint)
+
+
+#: The time the NTFS image's ``/dir/stomped.txt`` claims in $STANDARD_INFORMATION (2001-09-09).
+STOMPED = 1_000_000_000
+
+
+def ntfs(image: Path) -> Path:
+    _need("mkntfs", "ntfs-3g")
+    _run("truncate", "-s", "8M", image)
+    _run("mkntfs", "-q", "-F", "-Q", "-L", "evidence", image)
+    with tempfile.TemporaryDirectory() as tmp:
+        m = Path(tmp)
+        _fuse_mount(["ntfs-3g", os.fspath(image), tmp, "-o", "streams_interface=windows"], m)
+        try:
+            (m / "dir/sub").mkdir(parents=True)
+            (m / "gone").mkdir()
+            (m / "dir/small.txt").write_bytes(b"small resident\n")
+            (m / "dir/big.bin").write_bytes(bytes(range(256)) * 800)
+            (m / "dir/small.txt:Zone.Identifier").write_bytes(b"[ZoneTransfer]\nZoneId=3\n")
+            os.link(m / "dir/small.txt", m / "dir/sub/hardlink.txt")
+            # FILE_ATTRIBUTE_COMPRESSED on the folder: files created in it are compressed
+            os.setxattr(m / "dir/sub", "system.ntfs_attrib_be", struct.pack(">I", 0x810))
+            (m / "dir/sub/comp.txt").write_bytes(b"compress me " * 9000)
+            with (m / "dir/sparse.bin").open("wb") as fh:
+                fh.seek(409600)
+                fh.write(b"after a hole\n")
+            (m / "dir/deleted.txt").write_bytes(b"deleted content, still in the MFT record\n")
+            (m / "dir/deleted big.bin").write_bytes(bytes(range(255, -1, -1)) * 64)
+            for i in range(3):
+                (m / f"gone/o{i}.txt").write_bytes(f"orphan {i}\n".encode())
+            (m / "Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
+            stomped = m / "dir/stomped.txt"
+            stomped.write_bytes(b"times set back by a program\n")
+            os.utime(stomped, (STOMPED, STOMPED))  # $STANDARD_INFORMATION only
+            os.setxattr(stomped, "system.ntfs_crtime",
+                        struct.pack("<Q", STOMPED * 10_000_000 + 116444736000000000))
+            os.sync()
+            (m / "dir/deleted.txt").unlink()
+            (m / "dir/deleted big.bin").unlink()
+            shutil.rmtree(m / "gone")
+        finally:
+            _umount(m)
+    return image
+
+
+FAT_FILES = {
+    "/hello.txt": b"hello\n",
+    "/Long File Name.text": b"a long name\n",
+    "/docs/report.txt": b"report " * 700,
+    "/docs/deep/nested.bin": bytes(range(256)) * 10,
+    "/docs/gone.txt": b"deleted from FAT\n",
+}
+
+
+def fat(image: Path, bits: int) -> Path:
+    _need("mkfs.fat", "mcopy", "mmd", "mdel")
+    size = {12: "2M", 16: "20M", 32: "40M"}[bits]
+    _run("truncate", "-s", size, image)
+    _run("mkfs.fat", "-F", str(bits), "-n", f"FAT{bits}", image)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp)
+        for path, data in FAT_FILES.items():
+            folder = path.rpartition("/")[0]
+            if folder:
+                subprocess.run(["mmd", "-D", "s", "-i", os.fspath(image), f"::{folder}"],
+                               capture_output=True, env=MTOOLS_ENV, check=False)
+            local = src / "f"
+            local.write_bytes(data)
+            _run("mcopy", "-i", image, local, f"::{path}", env=MTOOLS_ENV)
+    _run("mdel", "-i", image, "::/docs/gone.txt", env=MTOOLS_ENV)
+    return image
+
+
+def exfat(image: Path) -> Path:
+    _need("mkfs.exfat", "mount.exfat-fuse")
+    _run("truncate", "-s", "4M", image)
+    _run("mkfs.exfat", "-L", "EXF", image)
+    if os.geteuid() != 0:
+        raise Unavailable("needs root for a loop device")
+    loop = subprocess.run(["losetup", "-f", "--show", os.fspath(image)], capture_output=True,
+                          text=True, check=False)
+    if loop.returncode != 0:
+        raise Unavailable(f"no loop device: {loop.stderr.strip()}")
+    device = loop.stdout.strip()
+    try:
+        _exfat_fill(device)
+    finally:
+        _run("losetup", "-d", device)
+    return image
+
+
+def _exfat_fill(device: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        m = Path(tmp)
+        _fuse_mount(["mount.exfat-fuse", device, tmp], m)
+        try:
+            (m / "dir/sub").mkdir(parents=True)
+            (m / "dir/a.txt").write_bytes(b"exfat a\n")
+            (m / "dir/sub/big.bin").write_bytes(bytes(range(256)) * 300)
+            (m / "Ωmega.txt").write_bytes(b"unicode\n")
+            (m / "dir/gone.txt").write_bytes(b"deleted from exfat\n")
+            os.sync()
+            (m / "dir/gone.txt").unlink()
+        finally:
+            _umount(m)
+
+
+def ext(image: Path, kind: str) -> Path:
+    _need(f"mkfs.{kind}", "debugfs")
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / "home/ana/projects").mkdir(parents=True)
+        (staging / "home/ana/notes.txt").write_bytes(b"notes of ana\n")
+        (staging / "home/ana/projects/big.bin").write_bytes(bytes(range(256)) * 1500)
+        (staging / "home/ana/Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
+        (staging / "home/ana/gone.txt").write_bytes(b"to be deleted\n")
+        (staging / "home/ana/link").symlink_to("notes.txt")
+        (staging / "empty").mkdir()
+        _run("truncate", "-s", "8M", image)
+        _run(f"mkfs.{kind}", "-q", "-F", "-T", "small", "-d", staging, image)
+    # a deleted name whose inode a newer file took over: fls marks it (realloc)
+    with tempfile.TemporaryDirectory() as tmp:
+        first, second = Path(tmp) / "first", Path(tmp) / "second"
+        first.write_bytes(b"first owner of the inode\n")
+        second.write_bytes(b"second owner, who took the inode over\n")
+        for command in (f"write {first} reused.txt", f"write {first} zz.txt", "rm reused.txt",
+                        f"write {second} a-much-longer-name-that-needs-a-new-slot.txt"):
+            _run("debugfs", "-w", "-R", command, image)
+    _run("debugfs", "-w", "-R", "rm /home/ana/gone.txt", image)
+    return image
+
+
+def iso9660(image: Path) -> Path:
+    _need("xorriso")
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / "Documents/Deep Folder").mkdir(parents=True)
+        (staging / "Documents/readme.txt").write_bytes(b"iso readme\n")
+        (staging / "Documents/Deep Folder/Long name with spaces.txt").write_bytes(b"joliet\n")
+        (staging / "Ωmega.txt").write_bytes(b"unicode\n")
+        (staging / "big.bin").write_bytes(bytes(range(256)) * 200)
+        _run("xorriso", "-as", "mkisofs", "-quiet", "-J", "-R", "-V", "EVIDENCE", "-o", image,
+             staging)
+    return image
+
+
+def ufs1(image: Path) -> Path:
+    """UFS1 (FFS) written by NetBSD's makefs; TSK reads UFS1 but not makefs's UFS2."""
+    _need("makefs")
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / "usr/home").mkdir(parents=True)
+        (staging / "usr/home/readme.txt").write_bytes(b"ufs readme\n")
+        (staging / "big.bin").write_bytes(bytes(range(256)) * 300)
+        (staging / "link").symlink_to("usr/home/readme.txt")
+        _run("makefs", "-t", "ffs", "-o", "version=1", "-s", "4m", image, staging)
+    return image
+
+
+#: ext2 entries written raw: the name stored -> the content of the regular file behind it.
+HOSTILE_EXT2 = {
+    b".": b"a regular file named dot\n",
+    b"..": b"a regular file named dot-dot\n",
+    b"/etc/shadowX": b"leading slash\n",
+    b"a/b": b"a slash inside\n",
+    b"bad\xff\xfe.txt": b"not UTF-8\n",
+    b"bell\x07\x1b[31mred": b"control bytes\n",
+    b"back\\slash": b"backslash\n",
+}
+
+
+def _rename_ext2_entry(data: bytearray, inode: int, placeholder: bytes, name: bytes) -> None:
+    """Overwrite the name of the directory entry (inode, placeholder) with ``name``."""
+    assert len(placeholder) == len(name)
+    pattern = re.escape(struct.pack("<I", inode)) + b"..." + re.escape(
+        bytes([1]) + placeholder)  # inode, rec_len, name_len, file type 1 (regular), name
+    found = [m for m in re.finditer(pattern, bytes(data), re.DOTALL)
+             if data[m.start() + 6] == len(name)]
+    assert len(found) == 1, (placeholder, len(found))
+    at = found[0].start() + 8
+    data[at : at + len(name)] = name
+
+
+def hostile_ext2(image: Path) -> Path:
+    """ext2 (no checksums) whose root holds :data:`HOSTILE_EXT2`, plus ``ok.txt``."""
+    _need("mkfs.ext2", "debugfs")
+    _run("truncate", "-s", "4M", image)
+    _run("mkfs.ext2", "-q", "-F", "-O", "^dir_index", image)
+    renames = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for number, (name, content) in enumerate(HOSTILE_EXT2.items()):
+            placeholder = (b"P%dQ" % number + b"Z" * len(name))[: len(name)]
+            if len(name) < 3:
+                placeholder = b"QZ"[: len(name)] if number == 0 else b"RZ"[: len(name)]
+            local = Path(tmp) / f"c{number}"
+            local.write_bytes(content)
+            out = subprocess.run(["debugfs", "-w", "-R",
+                                  f"write {local} {placeholder.decode()}", os.fspath(image)],
+                                 capture_output=True, check=True, text=True)
+            found = re.search(r"Allocated inode: (\d+)", out.stdout + out.stderr)
+            assert found is not None, out.stderr
+            inode = int(found[1])
+            renames.append((inode, placeholder, name))
+        ok = Path(tmp) / "ok"
+        ok.write_bytes(b"an ordinary file\n")
+        _run("debugfs", "-w", "-R", f"write {ok} ok.txt", image)
+    data = bytearray(image.read_bytes())
+    for inode, placeholder, name in renames:
+        _rename_ext2_entry(data, inode, placeholder, name)
+    image.write_bytes(data)
+    return image
+
+
+#: FAT 8.3 entries written raw (11 name bytes) -> content.
+HOSTILE_FAT = {
+    b"../../X TXT": b"dot-dot-slash in a short name\n",
+    b"/ETC/PW TXT": b"leading slash in a short name\n",
+    b"..\\..\\X TXT": b"backslashes in a short name\n",
+    b"..         ": b"a file named dot-dot in the root\n",
+}
+
+
+#: Content of ``/HIDDEN/INNER.TXT`` in the hostile FAT: a file inside a folder TSK refuses.
+HIDDEN_INNER = b"inside a folder whose name The Sleuth Kit refuses\n"
+
+
+def hostile_fat(image: Path) -> Path:
+    _need("mkfs.fat", "mcopy")
+    _run("truncate", "-s", "2M", image)
+    _run("mkfs.fat", "-F", "12", "-n", "HOSTILE", image)
+    with tempfile.TemporaryDirectory() as tmp:
+        for number, content in enumerate(HOSTILE_FAT.values()):
+            local = Path(tmp) / "c"
+            local.write_bytes(content)
+            _run("mcopy", "-i", image, local, f"::PLACE{number:02d}.TXT", env=MTOOLS_ENV)
+        local.write_bytes(b"an ordinary file\n")
+        _run("mcopy", "-i", image, local, "::OK.TXT", env=MTOOLS_ENV)
+        _run("mmd", "-i", image, "::PLACEDIR", env=MTOOLS_ENV)
+        local.write_bytes(HIDDEN_INNER)
+        _run("mcopy", "-i", image, local, "::PLACEDIR/INNER.TXT", env=MTOOLS_ENV)
+    data = bytearray(image.read_bytes())
+    at = data.find(b"PLACEDIR   \x10")
+    assert at > 0
+    data[at : at + 11] = b"/HIDDEN    "  # a folder TSK refuses, with a file inside
+    for number, raw in enumerate(HOSTILE_FAT):
+        placeholder = b"PLACE%02d TXT" % number
+        at = data.find(placeholder)
+        assert at > 0
+        assert data.find(placeholder, at + 1) < 0
+        data[at : at + 11] = raw
+    image.write_bytes(data)
+    return image
+
+
+BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "ntfs": ntfs,
+    "fat12": lambda p: fat(p, 12),
+    "fat16": lambda p: fat(p, 16),
+    "fat32": lambda p: fat(p, 32),
+    "exfat": exfat,
+    "ext2": lambda p: ext(p, "ext2"),
+    "ext3": lambda p: ext(p, "ext3"),
+    "ext4": lambda p: ext(p, "ext4"),
+    "iso9660": iso9660,
+    "ufs1": ufs1,
+    "hostile_ext2": hostile_ext2,
+    "hostile_fat": hostile_fat,
+}

@@ -1,0 +1,224 @@
+"""Hostile names and contents: every entry a directory holds is listed, exported and recorded,
+whatever its name; nothing is written outside the export folder; evidence is never markup.
+
+The images come from ``tests/fsimages.py`` (``scripts/make-test-filesystems.py``): an ext2
+whose root holds regular files named ``.``, ``..``, ``/etc/shadowX``, ``a/b``, bytes that are not
+UTF-8 and control bytes, and a FAT whose 8.3 entries read ``../../X.TXT``, ``/ETC/PW.TXT``,
+``..\\..\\X.TXT`` and ``..``. Contents are checked against ``icat``; for the FAT entries The
+Sleuth Kit refuses, against the bytes the builder wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import fsimages
+import pytest
+from conftest import require_tool, snapshot
+from test_browse_parity import _bitwitness
+
+
+def _build(name: str, folder: Path) -> Path:
+    try:
+        return fsimages.BUILDERS[name](folder / f"{name}.img")
+    except fsimages.Unavailable as exc:
+        pytest.skip(f"{name} cannot be built here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def hostile_ext2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build("hostile_ext2", tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="module")
+def hostile_fat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build("hostile_fat", tmp_path_factory.mktemp("hostile"))
+
+
+def _icat(image: Path, inode: str) -> bytes:
+    return subprocess.run(["icat", str(image), inode], capture_output=True, check=True).stdout
+
+
+def test_ext2_every_name_listed_as_stored(hostile_ext2: Path) -> None:
+    require_tool("fls")
+    result = _bitwitness("ls", hostile_ext2, "--all")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode("utf-8").splitlines()
+    names = [line.split(":\t", 1)[1] for line in lines]
+    # as stored: a leading "/" kept, control bytes as ^ (as fls), other bytes as \xNN
+    for expected in (".", "..", "/etc/shadowX", "a/b", "bad\\xff\\xfe.txt", "bell^^[31mred",
+                     "back\\slash", "ok.txt"):
+        assert expected in names
+    assert not any("\x1b" in line for line in lines)
+    fls = subprocess.run(["fls", "-p", str(hostile_ext2)], capture_output=True,
+                         check=True).stdout.decode("utf-8", "surrogateescape").splitlines()
+    shown_fls = {"".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
+                         for c in line) for line in fls}
+    assert set(lines) - shown_fls == {"r/r 12:\t.", "r/r 13:\t.."}  # fls hides these two
+    doc = json.loads(_bitwitness("ls", hostile_ext2, "--all", "--json").stdout)
+    by_hex = {bytes.fromhex(e["name_hex"]) for e in doc["entries"] if e["name_hex"]}
+    assert by_hex == {b"bad\xff\xfe.txt"}
+
+
+def test_ext2_export_keeps_every_file_inside(hostile_ext2: Path, tmp_path: Path) -> None:
+    require_tool("icat")
+    before = snapshot([hostile_ext2])
+    box = tmp_path / "box"
+    box.mkdir()
+    destination = box / "out"
+    result = _bitwitness("export", hostile_ext2, "/", "--all", "--to", destination)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in box.iterdir()) == ["out"]  # nothing beside the export
+    manifest = json.loads((destination / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["complete"] is True
+    sources = {}
+    for row in manifest["files"]:
+        exact = bytes.fromhex(row["source_hex"]) if row["source_hex"] else row[
+            "source"].encode()
+        sources[exact] = row
+        written = destination.joinpath(*row["target"].split("/"))
+        assert written.resolve().is_relative_to(destination.resolve())
+        data = written.read_bytes()
+        assert data == _icat(hostile_ext2, row["inode"])
+        assert hashlib.sha256(data).hexdigest() == row["sha256"]
+    for name, content in fsimages.HOSTILE_EXT2.items():
+        row = sources[b"/" + name]
+        assert destination.joinpath(*row["target"].split("/")).read_bytes() == content
+    with (destination / "manifest.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["source_hex"] for r in rows} - {""} == {(b"/bad\xff\xfe.txt").hex()}
+    assert snapshot([hostile_ext2]) == before
+
+
+def test_ext2_timeline_keeps_bytes(hostile_ext2: Path) -> None:
+    require_tool("fls")
+    body = _bitwitness("timeline", hostile_ext2).stdout.splitlines()
+    fls = subprocess.run(["fls", "-r", "-m", "/", str(hostile_ext2)], capture_output=True,
+                         check=True).stdout.splitlines()
+    assert set(fls) <= set(body)
+    assert {line.split(b"|")[1] for line in set(body) - set(fls)} == {b"/.", b"/.."}
+    table = _bitwitness("timeline", hostile_ext2, "--format", "csv").stdout.decode("utf-8")
+    paths = {row["path"] for row in csv.DictReader(io.StringIO(table))}
+    assert "/bad\\xff\\xfe.txt" in paths
+    assert "/bell^^[31mred" in paths
+
+
+def test_export_lists_what_is_not_recoverable(tmp_path: Path) -> None:
+    """NTFS orphan records without data: never written as empty files, listed, exit 1."""
+    image = _build("ntfs", tmp_path)
+    destination = tmp_path / "out"
+    result = _bitwitness("export", image, "/$OrphanFiles", "/dir", "--all", "--to", destination)
+    assert result.returncode == 1, result.stderr
+    assert b"not exported" in result.stderr
+    manifest = json.loads((destination / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["complete"] is False
+    assert manifest["failed"]
+    assert all("not recoverable" in f["reason"] for f in manifest["failed"])
+    failed = {f["source"] for f in manifest["failed"]}
+    assert not any((destination / "%24OrphanFiles" / Path(s).name).exists() for s in failed)
+    deleted = next(r for r in manifest["files"] if r["source"] == "/dir/deleted.txt")
+    assert deleted["deleted"] is True
+    assert deleted["size"] == 41
+    assert deleted["fn_born"]  # $FILE_NAME times beside the $STANDARD_INFORMATION ones
+    cat = _bitwitness("cat", image, "/dir/deleted.txt")
+    assert cat.returncode == 0
+    assert cat.stdout == b"deleted content, still in the MFT record\n"
+
+
+def test_fat_short_entries_tsk_refuses_are_kept(hostile_fat: Path, tmp_path: Path) -> None:
+    result = _bitwitness("ls", hostile_fat, "--all")
+    assert result.returncode == 0, result.stderr
+    names = [line.split(":\t", 1)[1] for line in result.stdout.decode().splitlines()]
+    for expected in ("../../X.TXT", "/ETC/PW.TXT", "..\\..\\X.TXT", "..", "OK.TXT"):
+        assert expected in names
+    walked = _bitwitness("ls", hostile_fat, "-r").stdout.decode().splitlines()
+    assert any(line.endswith("\t/HIDDEN/INNER.TXT") for line in walked)
+    destination = tmp_path / "out"
+    exported = _bitwitness("export", hostile_fat, "/", "--to", destination)
+    assert exported.returncode == 0, exported.stderr
+    manifest = json.loads((destination / "manifest.json").read_text(encoding="utf-8"))
+    by_source = {r["source"]: r for r in manifest["files"]}
+    for raw, content in fsimages.HOSTILE_FAT.items():
+        base, ext = raw[:8].decode().rstrip(), raw[8:].decode().rstrip()
+        row = by_source["/" + base + (f".{ext}" if ext else "")]
+        written = destination.joinpath(*row["target"].split("/"))
+        assert written.resolve().is_relative_to(destination.resolve())
+        assert written.read_bytes() == content
+        assert row["sha256"] == hashlib.sha256(content).hexdigest()
+    inner = by_source["//HIDDEN/INNER.TXT"]
+    assert inner["target"] == "%2FHIDDEN/INNER.TXT"
+    assert (destination / "%2FHIDDEN" / "INNER.TXT").read_bytes() == fsimages.HIDDEN_INNER
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_browser_shows_markup_as_text(tmp_path: Path) -> None:
+    pytest.importorskip("textual")
+    require_tool("mkfs.ext2")
+    from textual.widgets import DataTable, Static
+
+    from bitwitness.report.browse.tui import EvidenceBrowser
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "crash.txt").write_bytes(b"x[a=%")
+    (staging / "click.txt").write_bytes(b"[@click=app.quit]press[/] [bold]b[/bold]")
+    (staging / "[b]name[@click=app.quit].txt").write_bytes(b"markup in a name")
+    image = tmp_path / "markup.img"
+    subprocess.run(["truncate", "-s", "4M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", "-d", str(staging), str(image)], check=True,
+                   capture_output=True)
+
+    async def scenario() -> None:
+        app = EvidenceBrowser(image, export_to=tmp_path / "exports")
+        async with app.run_test(size=(160, 50)) as pilot:
+            tree = app.query_one("#tree")
+            tree.select_node(tree.root.children[0])  # type: ignore[attr-defined]
+            await pilot.pause()
+            table = app.query_one("#entries", DataTable)
+            rows = {str(table.get_row_at(i)[0]): i for i in range(table.row_count)}
+            table.focus()
+            await pilot.press("x")  # text preview
+            for name, content in (("crash.txt", "x[a=%"),
+                                  ("click.txt", "[@click=app.quit]press[/] [bold]b[/bold]")):
+                table.focus()
+                table.move_cursor(row=rows[name])
+                await pilot.pause()
+                assert app.preview_text == content
+                rendered = app.query_one("#preview", Static).render()
+                assert content in str(rendered)
+            marked = next(k for k in rows if "name" in k)
+            table.move_cursor(row=rows[marked])
+            await pilot.pause()
+            meta = str(app.query_one("#meta", Static).render())
+            assert "[b]name[@click=app.quit].txt" in meta
+            assert app.is_running
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+
+
+def test_reused_inode_is_never_passed_off_as_recovered(tmp_path: Path) -> None:
+    require_tool("fls", "icat")
+    image = _build("ext4", tmp_path)
+    fls = subprocess.run(["fls", "-p", str(image)], capture_output=True, check=True).stdout
+    [line] = [x for x in fls.decode().splitlines() if x.endswith("\treused.txt")]
+    assert "(realloc)" in line
+    listed = _bitwitness("ls", image, "--deleted").stdout.decode().splitlines()
+    assert line in listed
+    cat = _bitwitness("cat", image, "/reused.txt")
+    assert cat.returncode == 1
+    assert b"reused by another file" in cat.stderr
+    assert cat.stdout == _icat(image, line.split()[2].split("(")[0])  # what icat gives
+    destination = tmp_path / "out"
+    result = _bitwitness("export", image, "/", "--all", "--to", destination)
+    assert result.returncode == 1
+    manifest = json.loads((destination / "manifest.json").read_text(encoding="utf-8"))
+    assert [f["source"] for f in manifest["failed"]] == ["/reused.txt"]
+    assert not (destination / "reused.txt").exists()
+    assert "/zz.txt" in {f["source"] for f in manifest["files"]}

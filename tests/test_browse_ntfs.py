@@ -1,0 +1,87 @@
+"""NTFS in full, on an image written through ntfs-3g (tests/fsimages.py): deleted files by path,
+$STANDARD_INFORMATION against $FILE_NAME (a timestomped file shows), system files exportable,
+each checked against fls, icat and istat."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import fsimages
+import pytest
+from conftest import require_tool
+from test_browse_parity import _bitwitness
+
+
+@pytest.fixture(scope="module")
+def ntfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_tool("fls", "icat", "istat")
+    try:
+        return fsimages.ntfs(tmp_path_factory.mktemp("ntfs") / "ntfs.img")
+    except fsimages.Unavailable as exc:
+        pytest.skip(f"NTFS cannot be built here: {exc}")
+
+
+def _tsk(*args: str | Path) -> bytes:
+    return subprocess.run([str(a) for a in args], capture_output=True, check=True).stdout
+
+
+def test_deleted_file_by_path_is_the_inode_icat_reads(ntfs: Path, tmp_path: Path) -> None:
+    fls = _tsk("fls", "-r", "-p", ntfs).decode().splitlines()
+    [line] = [x for x in fls if x.endswith("\tdir/deleted.txt")]
+    assert line.startswith("-/r * ")
+    address = line.split()[2].rstrip(":")
+    ours = _bitwitness("ls", ntfs, "/dir", "--deleted").stdout.decode().splitlines()
+    assert f"-/r * {address}:\tdir/deleted.txt" in ours
+    icat = _tsk("icat", ntfs, address)
+    assert len(icat) == 41
+    assert _bitwitness("cat", ntfs, "/dir/deleted.txt").stdout == icat
+    stat = json.loads(_bitwitness("stat", ntfs, "/dir/deleted.txt", "--json").stdout)
+    assert (stat["inode"], stat["size"], stat["kind"]) == (address, 41, "file")
+    assert stat["modified"] is not None
+    body = _bitwitness("timeline", ntfs).stdout.decode().splitlines()
+    row = next(x for x in body if x.split("|")[1] == "/dir/deleted.txt (deleted)")
+    assert all(int(t) > 0 for t in row.split("|")[7:])
+    out = tmp_path / "out"
+    assert _bitwitness("export", ntfs, "/dir", "--all", "--to", out).returncode == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    exported = next(r for r in manifest["files"] if r["source"] == "/dir/deleted.txt")
+    assert exported["md5"] == hashlib.md5(icat).hexdigest()  # noqa: S324 - a file hash
+
+
+def test_timestomping_shows_in_stat_timeline_and_manifest(ntfs: Path, tmp_path: Path) -> None:
+    stomped = datetime.fromtimestamp(fsimages.STOMPED, UTC)
+    stat = json.loads(_bitwitness("stat", ntfs, "/dir/stomped.txt", "--json").stdout)
+    si = stat["standard_information"]
+    [fn] = stat["file_names"]
+    assert datetime.fromisoformat(si["modified"]) == stomped
+    assert datetime.fromisoformat(fn["times"]["modified"]) > stomped  # the name was not stomped
+    istat = _tsk("istat", "-z", "UTC", ntfs, str(stat["meta_address"])).decode()
+    assert istat.count("File Modified:\t2001-09-09 01:46:40") == 1  # $SI only, as ours
+    body = _bitwitness("timeline", ntfs).stdout.decode().splitlines()
+    rows = {x.split("|")[1]: x.split("|") for x in body}
+    assert int(rows["/dir/stomped.txt"][8]) == fsimages.STOMPED
+    assert int(rows["/dir/stomped.txt ($FILE_NAME)"][8]) > fsimages.STOMPED
+    fls = _tsk("fls", "-r", "-m", "/", ntfs).decode().splitlines()
+    assert "|".join(rows["/dir/stomped.txt ($FILE_NAME)"]) in fls
+    out = tmp_path / "out"
+    assert _bitwitness("export", ntfs, "/dir/stomped.txt", "--to", out).returncode == 0
+    [row] = json.loads((out / "manifest.json").read_text())["files"]
+    assert datetime.fromisoformat(row["modified"]) == stomped
+    assert datetime.fromisoformat(row["fn_modified"]) > stomped
+
+
+def test_system_files_export_as_icat_reads_them(ntfs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _bitwitness("export", ntfs, "/$MFT", "/$LogFile", "/$Extend/$Quota:$Q", "--to",
+                         out)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["files"]) == 3
+    for row in manifest["files"]:
+        data = out.joinpath(*row["target"].split("/")).read_bytes()
+        assert data == _tsk("icat", ntfs, row["inode"]), row["source"]
+        assert row["size"] > 0
