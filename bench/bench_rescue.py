@@ -85,8 +85,10 @@ def main() -> None:
             for _ in range(opts.repeat):
                 ours, theirs = _round(drive.device, work, retries, expected)
                 best_ours, best_theirs = min(best_ours, ours), min(best_theirs, theirs)
+            ratio = best_ours / best_theirs
+            verdict = "" if ratio <= 1.5 else "  BELOW TARGET"
             print(f"{label}: bitwitness {best_ours:.2f} s, ddrescue {best_theirs:.2f} s, "
-                  f"ratio {best_ours / best_theirs:.2f}x (target <= 1.5x)")
+                  f"ratio {ratio:.2f}x (target <= 1.5x){verdict}")
         print(f"drive: {opts.size} bytes, {sum(n for _, n in bad)} bad sectors in "
               f"{len(bad)} clusters, {ERROR_DELAY * 1000:g} ms per failing read")
     finally:

@@ -23,7 +23,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_tool
+from conftest import REPO, require_root, require_tool
 
 STAGES = ("acquire", "verify", "report")
 IMPORT_STAGES = ("import bitwitness.acquire, bitwitness.verify, bitwitness.report, "
@@ -140,6 +140,7 @@ BENCHMARKS = [
     ("bench_convert.py", ("ewfacquire", "ewfexport"), "raw -> E01"),
     ("bench_ewf_size.py", ("ewfacquire", "ewfverify"), "verify"),
     ("bench_verify.py", ("ewfacquire", "ewfverify"), "ratio"),
+    ("bench_rescue.py", ("ddrescue", "losetup", "fusermount3"), "ratio"),
 ]
 
 
@@ -154,6 +155,8 @@ def test_benchmark_runs_from_the_root(installed: Path, tmp_path: Path, name: str
                                       tools: tuple[str, ...], expected: str) -> None:
     """As the README shows (``python bench/NAME --size SIZE --repeat N``), on a tiny size."""
     require_tool(*tools)
+    if "losetup" in tools:  # the faulty drive: a FUSE mount and a loop device
+        require_root()
     proc = _run(installed, f"bench/{name}", "--size", "1MiB", "--repeat", "1",
                 "--dir", str(tmp_path), cwd=REPO)
     assert "Traceback" not in proc.stderr, proc.stderr
