@@ -1,7 +1,12 @@
-"""Opening images: one registry of formats, detection by magic first, name second, raw last.
+"""Opening images: one registry of formats, detection by signature first, name second, raw last.
 
 Each format lives in its own module under :mod:`bitwitness.images` and is listed once in
-:data:`FORMATS`. Adding a format touches that module and one line here.
+:data:`FORMATS`. Adding a format touches that module and one line there.
+
+A file that carries the signature of a container (:mod:`bitwitness.images.signatures`) that no
+format here reads is refused naming that container: it is never taken for raw media. Raw is the
+last resort, for data with no container signature, or on purpose (``forced="raw"``, the CLI's
+``--format raw``).
 
 ``open_image(path)`` accepts any piece of a multi-file image (``x.E02``, ``x.002``) and returns an
 :class:`~bitwitness.stream.ImageStream` over the whole media, opened read-only.
@@ -13,10 +18,13 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bitwitness.errors import InputError, UnsupportedFormatError
+from bitwitness.errors import InputError, UnsupportedFormatError, UsageError
 from bitwitness.stream import ImageStream
+
+if TYPE_CHECKING:
+    from bitwitness.images.signatures import Container
 
 #: How many bytes of the file detection looks at.
 HEAD_SIZE = 4096
@@ -45,7 +53,18 @@ class Detected:
     """The format chosen for a path and how it was chosen."""
 
     format: ImageFormat
-    by: str  #: "magic", "name" or "fallback"
+    by: str  #: "magic", "name", "fallback" (raw: no container signature) or "forced"
+
+    @property
+    def description(self) -> str:
+        """How ``info`` and ``verify`` name what was chosen, raw saying why it is raw."""
+        from bitwitness.images import RAW
+
+        if self.format is not RAW:
+            return self.format.name
+        if self.by == "forced":
+            return "raw (forced with --format raw)"
+        return "raw (no container signature)"
 
 
 def _formats() -> Sequence[ImageFormat]:
@@ -56,41 +75,100 @@ def _formats() -> Sequence[ImageFormat]:
 
 
 def _read_head(path: Path) -> bytes:
+    """The first bytes of ``path``, read as evidence is read (read-only, access time kept)."""
+    from bitwitness.images.raw import read_at
+
     try:
-        with path.open("rb") as fh:
-            return fh.read(HEAD_SIZE)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path}: is a directory, not an image") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path}: permission denied") from exc
+        return read_at(path, 0, HEAD_SIZE)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def detect(path: str | Path) -> Detected:
-    """Choose the format of ``path``: magic bytes first, file name second, raw last."""
+def format_names() -> list[str]:
+    """The names ``--format`` accepts."""
+    return [fmt.name for fmt in _formats()]
+
+
+def detect(path: str | Path, forced: str | None = None) -> Detected:
+    """Choose the format of ``path``: its signature first, file name second, raw last.
+
+    ``forced`` names a format to use whatever the content says (``"raw"``: read the file as the
+    media, on purpose).
+    """
+    from bitwitness.images import RAW, signatures
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or device")
-    head = _read_head(path)
     formats = _formats()
-    for fmt in formats:
-        if fmt.probe(path, head):
-            return Detected(fmt, "magic")
-    from bitwitness.images import RAW
-
+    if forced is not None:
+        return Detected(_named(forced), "forced")
+    if path.is_dir():
+        bundle = signatures.identify_directory(path)
+        if bundle is None:
+            raise InputError(f"{path}: is a directory, not an image")
+        return Detected(_reader_for(path, bundle, formats), "magic")
+    head = _read_head(path)
+    by_content = _by_content(path, head, formats)
+    if by_content is not None:
+        return by_content
+    mode = path.stat().st_mode
     for fmt in formats:
         if fmt.claims_name(path):
             if fmt is RAW:
                 _refuse_empty(path, head)
             return Detected(fmt, "name")
-    mode = path.stat().st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
         raise UnsupportedFormatError(f"{path}: not a regular file or block device")
     _refuse_empty(path, head)
     return Detected(RAW, "fallback")
+
+
+def _by_content(path: Path, head: bytes, formats: Sequence[ImageFormat]) -> Detected | None:
+    """The format the content says: a reader's own probe, else a known container signature
+    (read by the format that lists it, or refused). A block device is media whatever its first
+    bytes look like."""
+    for fmt in formats:
+        if fmt.probe(path, head):
+            return Detected(fmt, "magic")
+    if stat.S_ISBLK(path.stat().st_mode):
+        return None
+    container = _identify(path, head)
+    return None if container is None else Detected(_reader_for(path, container, formats), "magic")
+
+
+def _identify(path: Path, head: bytes) -> Container | None:
+    """The container signature of the image ``path`` belongs to. A later piece of a split raw
+    set (``x.002``) starts mid-media, where any bytes may lie: the set's first piece speaks."""
+    from bitwitness.errors import MissingSegmentError
+    from bitwitness.images import signatures, splitraw
+
+    try:
+        pieces = splitraw.split_pieces(path)
+    except MissingSegmentError:
+        pieces = None
+    if pieces and pieces[0] != path:
+        path, head = pieces[0], _read_head(pieces[0])
+    return signatures.identify(path, head)
+
+
+def _named(name: str) -> ImageFormat:
+    for fmt in _formats():
+        if fmt.name == name:
+            return fmt
+    raise UsageError(f"unknown format {name!r} (known: {', '.join(format_names())})")
+
+
+def _reader_for(path: Path, container: Container, formats: Sequence[ImageFormat]
+                ) -> ImageFormat:
+    """The format that reads ``container``; a container nothing here reads is refused by name."""
+    for fmt in formats:
+        if container.name in getattr(fmt, "containers", ()):
+            return fmt
+    raise UnsupportedFormatError(
+        f"{path}: {container.label}: BitWitness recognises this container but cannot read it; "
+        "it is not raw media (convert it to raw or E01 with a tool that reads it, or pass "
+        "--format raw to read the container file itself as the media)")
 
 
 def _refuse_empty(path: Path, head: bytes) -> None:
@@ -101,11 +179,14 @@ def _refuse_empty(path: Path, head: bytes) -> None:
         raise InputError(f"{path}: empty file (0 bytes), not an image")
 
 
-def open_image(path: str | Path) -> ImageStream:
-    """Open any supported image (or device) read-only; the caller closes it."""
-    return detect(path).format.open(Path(path))
+def open_image(path: str | Path, forced: str | None = None) -> ImageStream:
+    """Open any supported image (or device) read-only; the caller closes it.
+
+    ``forced`` names the format to use regardless of the content (see :func:`detect`).
+    """
+    return detect(path, forced).format.open(Path(path))
 
 
-def image_files(path: str | Path) -> list[Path]:
+def image_files(path: str | Path, forced: str | None = None) -> list[Path]:
     """Every file that makes up the image ``path`` belongs to."""
-    return detect(path).format.files(Path(path))
+    return detect(path, forced).format.files(Path(path))

@@ -37,6 +37,9 @@ class StreamInfo:
     media_size: int
     sector_size: int = 512
     details: dict[str, Any] = field(default_factory=dict)
+    #: When the container files *are* the media (raw, split raw, a device): the media byte range
+    #: each file holds, in file order. ``None`` for containers, whose files hold structures.
+    pieces: tuple[tuple[int, int], ...] | None = None
 
 
 class ImageStream(io.RawIOBase):

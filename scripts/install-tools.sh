@@ -7,7 +7,7 @@ set -euo pipefail
 runtime=(fonts-dejavu-core fonts-droid-fallback)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
-         fuse3 gddrescue)
+         afflib-tools fuse3 gddrescue)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -160,8 +160,11 @@ def test_third_party_vmdk_and_vhd(third_party: Path, manifest: dict, tmp_path: P
 
 
 def test_child_and_differencing_disks_are_refused(tmp_path: Path) -> None:
+    """A child VMDK is read with its parent only when the parent lies in the child's own folder
+    (see tests/test_containers.py for the chain read); one whose parent is elsewhere is refused."""
     require_tool("qemu-img")
-    base = tmp_path / "base.vmdk"
+    (tmp_path / "elsewhere").mkdir()
+    base = tmp_path / "elsewhere" / "base.vmdk"
     assert _qemu("create", "-f", "vmdk", str(base), "1M").returncode == 0
     child = tmp_path / "child.vmdk"
     assert _qemu("create", "-f", "vmdk", "-b", str(base), "-F", "vmdk", str(child)).returncode == 0

@@ -204,7 +204,7 @@ def test_a_finished_raw_image_is_shown_as_before_and_exits_0(tmp_path: Path, sou
     assert human.exit_code == ExitCode.OK, human.stderr
     assert human.stderr == ""
     lines = human.stdout.splitlines()
-    fmt = "raw" if split is None else "split-raw"
+    fmt = "raw (no container signature)" if split is None else "split-raw"
     assert lines[:6] == [f"{tmp_path / name}  ({fmt})", "", "Media information",
                          "  Bytes per sector:       512",
                          f"  Number of sectors:      {SIZE // 512}",

@@ -60,10 +60,25 @@ def test_acquire_json_loads_only_what_it_needs(tmp_path: Path, options: list[str
 
 def test_format_registry_built_on_first_use() -> None:
     import bitwitness.images
-    from bitwitness.images import FORMATS, RAW, ewf, raw, splitraw, vhd, vmdk
+    from bitwitness.images import (
+        FORMATS,
+        RAW,
+        aff,
+        ewf,
+        modi,
+        parallels,
+        qcow,
+        raw,
+        splitraw,
+        vhdi,
+        vmdk_libyal,
+    )
 
-    assert [f.name for f in FORMATS] == ["ewf", "vhd", "vmdk", "split-raw", "raw"]
-    assert FORMATS == [ewf.FORMAT, vhd.FORMAT, vmdk.FORMAT, splitraw.FORMAT, raw.FORMAT]
+    assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
+                                         "aff", "split-raw", "raw"]
+    assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
+                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, aff.FORMAT, splitraw.FORMAT,
+                       raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
     assert RAW is raw.FORMAT
     assert "FORMATS" in dir(bitwitness.images)

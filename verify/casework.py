@@ -94,4 +94,6 @@ def custody_details(result: ImageVerification) -> dict[str, Any]:
                      for c in result.comparisons],
         "problems": list(result.problems),
         "libewf_agrees": None if result.libewf is None else result.libewf.agree,
+        "second_reader_agrees": (None if result.second_reader is None
+                                 else result.second_reader.agree),
     }

@@ -89,10 +89,11 @@ class ImageInfo:
     unfinished: Unfinished | None = None  #: set when the image is an unfinished acquisition
 
 
-def image_info(path: str | Path) -> ImageInfo:
-    """Describe ``path`` (any piece of a set); format errors raise."""
+def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
+    """Describe ``path`` (any piece of a set); format errors raise. ``forced`` names a format
+    to use whatever the content says (``--format``)."""
     path = Path(path)
-    opened = open_for_verify(path)
+    opened = open_for_verify(path, forced)
     try:
         layout = layout_of(opened)
         logs, notes = load_logs(opened.files)
@@ -167,7 +168,7 @@ def _unfinished(opened: Opened, logs: list[HashLog]) -> Unfinished | None:
 def _is_partial_raw(opened: Opened) -> bool:
     """Raw output not yet renamed. Every piece of a ``.partial`` split set is ``.partial``
     (splitraw never mixes them), so the first file's name speaks for the set."""
-    return (opened.ewf is None and opened.stream.info.format in ("raw", "split-raw")
+    return (opened.stream.info.pieces is not None
             and opened.files[0].name.endswith(PARTIAL_SUFFIX))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from bitwitness.ewf import ChunkProblem
+from bitwitness.images.checks import ContainerCheck
 
 
 class Verdict(StrEnum):
@@ -130,13 +131,14 @@ class AgainstResult:
 
 @dataclass(frozen=True)
 class ReaderCheck:
-    """The second pass through libewf (pyewf), an independent implementation."""
+    """The second pass through an independent implementation: libewf (pyewf) for EWF sets, the
+    format's second reader (libvhdi, libvmdk, QEMU) for the other containers."""
 
-    reader: str  #: "pyewf <version>"
+    reader: str  #: "pyewf <version>", "libvmdk <version>", "qemu-nbd <version>"
     media_size: int | None
     hashes: dict[str, str]
-    stored_hashes: dict[str, str]  #: the stored hashes as libewf reads them
-    agree: bool  #: everything libewf computed and read equals what our reader did
+    stored_hashes: dict[str, str]  #: the stored hashes as libewf reads them (EWF only)
+    agree: bool  #: everything the second reader computed and read equals the first's
     differences: tuple[str, ...] = ()
     error: str = ""
 
@@ -158,7 +160,9 @@ class ImageVerification:
     corrupt_ranges: tuple[SectorRange, ...] = ()  #: bad chunks merged into sector ranges
     acquisition_errors: tuple[SectorRange, ...] = ()  #: unreadable at acquisition (recorded)
     against: AgainstResult | None = None
-    libewf: ReaderCheck | None = None
+    libewf: ReaderCheck | None = None  #: the libewf pass of an E01 set
+    second_reader: ReaderCheck | None = None  #: the second reader of any other container
+    container_checks: tuple[ContainerCheck, ...] = ()  #: what the container records, checked
     damaged_sections: tuple[str, ...] = ()  #: E01 sections that fail their checksum or decode
     problems: tuple[str, ...] = ()  #: why the verdict is not VERIFIED, in words
     notes: tuple[str, ...] = ()  #: worth knowing, not a failure (ignored logs, ...)
@@ -171,5 +175,6 @@ class ImageVerification:
 
     @property
     def ok(self) -> bool:
-        """True only for VERIFIED with both readers agreeing (when libewf was asked)."""
-        return self.verdict is Verdict.VERIFIED and (self.libewf is None or self.libewf.agree)
+        """True only for VERIFIED with both readers agreeing (when a second reader was asked)."""
+        return self.verdict is Verdict.VERIFIED and all(
+            r is None or r.agree for r in (self.libewf, self.second_reader))

@@ -29,17 +29,21 @@ class Opened:
     files: tuple[Path, ...]
     stored_hashes: dict[str, str] = field(default_factory=dict)  #: what the image stores
     header_values: dict[str, str] = field(default_factory=dict)  #: EWF case fields
+    image_format: Any = None  #: the registry's format that opened it (its second reader, ...)
 
 
-def open_for_verify(path: Path) -> Opened:
+def open_for_verify(path: Path, forced: str | None = None) -> Opened:
     """Open ``path`` read-only; the caller closes ``stream``. Format errors propagate.
 
     E01 sets go to our reader (every chunk checked by ``scan``). What it does not read (Ex01,
-    L01) is read through libewf, so that it is still verified rather than refused.
+    L01) is read through libewf, so that it is still verified rather than refused. ``forced``
+    names a format to use whatever the content says (``--format``).
     """
-    detected = detect(path)
+    from bitwitness.images import ewf as ewf_format
+
+    detected = detect(path, forced)
     fmt = detected.format
-    if fmt.name == "ewf":
+    if fmt is ewf_format.FORMAT:
         from bitwitness.ewf import open_ewf
 
         try:
@@ -50,24 +54,24 @@ def open_for_verify(path: Path) -> Opened:
             by_libewf = open_with_pyewf(path, str(exc))
             files = tuple(by_libewf.info.files)
             stored, headers = metadata_with_libewf(files)
-            return Opened(by_libewf, None, "ewf (read by libewf)", files, stored, headers)
+            return Opened(by_libewf, None, "ewf (read by libewf)", files, stored, headers,
+                          image_format=fmt)
         return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes),
                       dict(image.header_values))
     stream = fmt.open(path)
     info = stream.info
-    name = info.format if detected.by != "fallback" else f"{info.format} (no format recognised)"
-    return Opened(stream, None, name, tuple(info.files) or (path,))
+    # the reader's own name where it says more ("device", "qcow2", "sparseimage"); else how the
+    # format was chosen ("raw (no container signature)")
+    name = info.format if info.format != fmt.name else detected.description
+    stored = dict(getattr(stream, "stored_hashes", None) or {})  # what the container records
+    return Opened(stream, None, name, tuple(info.files) or (path,), stored,
+                  image_format=fmt)
 
 
 def layout_of(opened: Opened) -> ImageLayout:
     """Files, sizes, and for raw sets the media range each piece holds (hashed in the pass)."""
     stream = opened.stream
-    pieces = None
-    if opened.ewf is None and stream.info.format in ("raw", "device", "split-raw"):
-        sizes = stream.info.details.get("piece_sizes") or [stream.size]
-        starts = [sum(sizes[:i]) for i in range(len(sizes))]
-        pieces = tuple((s, s + n) for s, n in zip(starts, sizes, strict=True))
-    return ImageLayout(opened.files, stream.size, stream.sector_size, pieces)
+    return ImageLayout(opened.files, stream.size, stream.sector_size, stream.info.pieces)
 
 
 def declared_media_size(opened: Opened) -> int | None:

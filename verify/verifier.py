@@ -11,6 +11,7 @@ in parallel, each with its own progress task.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bitwitness.errors import (
+    BitWitnessError,
     FormatError,
     IncompleteImageError,
     InputError,
@@ -27,6 +29,7 @@ from bitwitness.errors import (
 )
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.verify import references as refs_mod
 from bitwitness.verify.libewf import libewf_check
@@ -48,6 +51,7 @@ from bitwitness.verify.opening import (
     open_for_verify,
 )
 from bitwitness.verify.passes import RangeHashers, SourceComparer, chunk_ranges, run_pass
+from bitwitness.verify.second_reader import reader_check
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class VerifyOptions:
 
     logs: tuple[Path, ...] = ()  #: hash logs named with --log
     against: Path | None = None  #: the original device or file, re-read for dual verification
-    libewf: bool = False  #: a second pass through pyewf
+    libewf: bool = False  #: a second pass through pyewf (EWF) or the format's second reader
+    second_reader: bool = False  #: the same as ``libewf``: every format's independent reader
+    format: str | None = None  #: a format forced by name (``--format raw``), else detected
     workers: int | None = None  #: decompression threads for E01 (None: one per core)
     parallel: int = 2  #: images verified at the same time
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -74,7 +80,7 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
     path = Path(path)
     started, t0 = _now(), time.monotonic()
     try:
-        opened = open_for_verify(path)
+        opened = open_for_verify(path, options.format)
     except (MissingSegmentError, IncompleteImageError) as exc:
         return _unopened(path, Verdict.INCOMPLETE, str(exc), started, t0)
     except FormatError as exc:
@@ -116,23 +122,30 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
             comparer.source.close()
     comparisons = _compare(references, result.hashes, result.ranges)
     against = _against_result(options.against, comparer, layout, against_note)
-    libewf = None
-    if options.libewf:
-        if opened.ewf is None:
-            notes.append("--libewf: the image was read by libewf itself; there is no second "
-                         "reader" if opened.format.startswith("ewf") else
-                         f"--libewf: libewf reads EWF sets only; not for {opened.format}")
-        else:
+    libewf = second = None
+    if options.libewf or options.second_reader:
+        if opened.ewf is not None:
             libewf = libewf_check(
                 opened.files, media_algs, media_size=layout.media_size, stored=stored,
                 computed=result.hashes, cancel=options.cancel,
                 task=mediator.begin(f"libewf {path.name}", layout.media_size))
+        else:
+            second = reader_check(
+                opened.image_format, path, opened.stream, media_algs, computed=result.hashes,
+                cancel=options.cancel,
+                task=mediator.begin(f"second reader {path.name}", layout.media_size))
+            if second is None:
+                notes.append(f"--second-reader: there is no independent second reader for "
+                             f"{opened.format}")
     corrupt = chunk_ranges(result.bad_chunks, layout.sector_size)
+    checks = _container_checks(opened, path)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "
                     f"{p.reason}" for p in getattr(opened.ewf, "section_problems", ()))
+    damaged += tuple(f"{c.what}: {c.detail}" for c in checks if not c.ok)
     verdict, problems = _verdict(
         opened=opened, comparisons=comparisons, bound=bound, bytes_read=result.bytes_read,
-        layout=layout, corrupt=corrupt, damaged=damaged, against=against, libewf=libewf)
+        layout=layout, corrupt=corrupt, damaged=damaged, against=against,
+        readers=tuple(r for r in (libewf, second) if r is not None))
     return ImageVerification(
         image=path, format=opened.format, files=opened.files, media_size=layout.media_size,
         sector_size=layout.sector_size, verdict=verdict, computed=result.hashes,
@@ -140,11 +153,22 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
         bad_chunks=tuple(result.bad_chunks), corrupt_ranges=tuple(corrupt),
         damaged_sections=damaged,
         acquisition_errors=acquisition_errors(opened, bound.error_ranges),
-        against=against, libewf=libewf,
+        against=against, libewf=libewf, second_reader=second, container_checks=checks,
         problems=tuple(problems), notes=tuple(notes) + bound.notes,
         logs=tuple(log.path for log in logs), started=started, ended=_now(),
         duration_seconds=round(time.monotonic() - t0, 3), bytes_read=result.bytes_read,
         stored=stored)
+
+
+def _container_checks(opened: Opened, path: Path) -> tuple[ContainerCheck, ...]:
+    """The checks the format offers on what the container records about itself."""
+    run = getattr(opened.image_format, "self_checks", None)
+    if run is None:
+        return ()
+    try:
+        return tuple(run(path, opened.stream))
+    except (BitWitnessError, OSError) as exc:
+        return (ContainerCheck("container records", False, f"cannot be checked: {exc}"),)
 
 
 def _media_algorithms(references: Sequence[HashReference]) -> tuple[str, ...]:
@@ -249,14 +273,14 @@ def _file_hashes(ref: HashReference, references: Sequence[HashReference],
 
 def _verdict(*, opened: Opened, comparisons: Sequence[HashComparison], bound: refs_mod.Bound,
              bytes_read: int, layout: refs_mod.ImageLayout, corrupt: Sequence[SectorRange],
-             damaged: Sequence[str], against: AgainstResult | None, libewf: ReaderCheck | None
-             ) -> tuple[Verdict, list[str]]:
+             damaged: Sequence[str], against: AgainstResult | None,
+             readers: Sequence[ReaderCheck]) -> tuple[Verdict, list[str]]:
     """The one verdict, and every reason it is not VERIFIED, most serious first."""
     found = {
         Verdict.INCOMPLETE: _incomplete(opened, bound, bytes_read, layout),
         Verdict.CORRUPT: [f"bad chunk data in {r} (media offset {r.media_offset})"
                           for r in corrupt] + [f"damaged {d}" for d in damaged],
-        Verdict.MISMATCH: _mismatches(bound, against, libewf),
+        Verdict.MISMATCH: _mismatches(bound, against, readers),
     }
     for c in comparisons:
         ref = c.reference
@@ -303,15 +327,16 @@ def _held_of_declared(opened: Opened, layout: refs_mod.ImageLayout) -> str:
 
 
 def _mismatches(bound: refs_mod.Bound, against: AgainstResult | None,
-                libewf: ReaderCheck | None) -> list[str]:
+                readers: Sequence[ReaderCheck]) -> list[str]:
     reasons = [f"media is {c.actual} bytes, {c.source} records {c.expected}"
                for c in bound.sizes if c.actual > c.expected]
     if against is not None and not against.identical:
         where = (f"; first difference in {against.first_difference}"
                  if against.first_difference else "")
         reasons.append(f"the image differs from its source {against.source}{where}")
-    if libewf is not None and not libewf.agree:
-        reasons += [f"readers disagree: {d}" for d in libewf.differences]
+    for reader in readers:
+        if not reader.agree:
+            reasons += [f"readers disagree: {d}" for d in reader.differences]
     return reasons
 
 
@@ -329,7 +354,7 @@ def verify_images(paths: Sequence[str | Path], options: VerifyOptions | None = N
     per_image = [replace(options, logs=options.logs + tuple(extra))
                  for extra in (extra_logs or [()] * len(paths))]
     for p in paths:
-        detect(p)
+        detect(p, options.format)
     for log in {log for o in per_image for log in o.logs}:
         if not log.is_file():
             raise InputError(f"{log}: no such log file")
@@ -339,7 +364,8 @@ def verify_images(paths: Sequence[str | Path], options: VerifyOptions | None = N
         return [verify_image(p, o, mediator) for p, o in zip(paths, per_image, strict=True)]
     with ThreadPoolExecutor(max_workers=min(options.parallel, len(paths)),
                             thread_name_prefix="verify") as pool:
-        futures = [pool.submit(verify_image, p, o, mediator)
+        # each worker runs in a copy of this context: --parent names reach it
+        futures = [pool.submit(contextvars.copy_context().run, verify_image, p, o, mediator)
                    for p, o in zip(paths, per_image, strict=True)]
         try:
             return [f.result() for f in futures]

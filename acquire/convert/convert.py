@@ -48,6 +48,8 @@ class OutputFormat(StrEnum):
     E01 = "e01"
     VHD = "vhd"
     VMDK = "vmdk"
+    QCOW2 = "qcow2"
+    VHDX = "vhdx"
 
 
 class Verdict(StrEnum):

@@ -33,20 +33,6 @@ class Recorded:
     value: str
 
 
-def _pieces(stream: ImageStream) -> tuple[tuple[int, int], ...] | None:
-    """Media byte ranges of the files when the files *are* the media (raw, split raw)."""
-    info = stream.info
-    if info.format in ("raw", "device"):
-        return ((0, stream.size),)
-    if info.format == "split-raw":
-        ranges, start = [], 0
-        for size in info.details.get("piece_sizes", []):
-            ranges.append((start, start + size))
-            start += size
-        return tuple(ranges)
-    return None
-
-
 def media_references(stream: ImageStream, files: Sequence[Path]
                      ) -> tuple[list[Recorded], list[str]]:
     """Every recorded hash of the whole media, and notes about logs that were left out."""
@@ -61,7 +47,7 @@ def media_references(stream: ImageStream, files: Sequence[Path]
     refs = list(stored_references({k.lower(): v for k, v in stored.items()}))
     logs, notes = load_logs(files)
     layout = ImageLayout(files=tuple(files), media_size=stream.size,
-                         sector_size=stream.sector_size, pieces=_pieces(stream))
+                         sector_size=stream.sector_size, pieces=stream.info.pieces)
     bound = bind_all(logs, layout)
     for ref in bound.references:
         whole = ref.start in (None, 0) and ref.end in (None, stream.size)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bitwitness.acquire.convert.outputs import MediaSink
 from bitwitness.acquire.convert.sinks import WriterSink
 from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
 from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
@@ -33,11 +35,13 @@ def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
                        split=options.split, overwrite=options.overwrite)
     if to == "e01":
         return _ewf_sink(stream, base, options, metadata)
-    comment = _comment(metadata)
-    if to == "vhd":
-        path = base.with_name(base.name + ".vhd")
-        return WriterSink(lambda: VhdFixedWriter(path, stream.size, overwrite=options.overwrite),
+    whole_file = _whole_file_writer(to)
+    if whole_file is not None:
+        suffix, writer = whole_file
+        path = base.with_name(base.name + suffix)
+        return WriterSink(lambda: writer(path, stream.size, overwrite=options.overwrite),
                           [path], overwrite=options.overwrite)
+    comment = _comment(metadata)
     if to == "vmdk":
         path = base.with_name(base.name + ".vmdk")
         if options.vmdk_type == "flat":
@@ -50,6 +54,21 @@ def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
                                                    overwrite=options.overwrite),
                           [path], overwrite=options.overwrite)
     raise UsageError(f"unknown output format {to!r}")
+
+
+def _whole_file_writer(to: str) -> tuple[str, Callable[..., MediaSink]] | None:
+    """The suffix and writer of the outputs that are one file, with no options of their own."""
+    if to == "vhd":
+        return ".vhd", VhdFixedWriter
+    if to == "qcow2":
+        from bitwitness.acquire.convert.qcow2_writer import Qcow2Writer
+
+        return ".qcow2", Qcow2Writer
+    if to == "vhdx":
+        from bitwitness.acquire.convert.vhdx_writer import VhdxWriter
+
+        return ".vhdx", VhdxWriter
+    return None
 
 
 def _comment(metadata: dict[str, str]) -> str:

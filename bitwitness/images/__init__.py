@@ -23,11 +23,16 @@ FORMATS: list[ImageFormat]
 
 
 def _load() -> list[ImageFormat]:
-    from bitwitness.images import splitraw, vhd, vmdk
+    from bitwitness.images import aff, modi, parallels, qcow, splitraw, vhdi, vmdk_libyal
 
     formats: list[ImageFormat] = [
-        vhd.FORMAT,
-        vmdk.FORMAT,
+        vhdi.VHD_FORMAT,
+        vhdi.VHDX_FORMAT,
+        vmdk_libyal.FORMAT,
+        qcow.FORMAT,
+        modi.FORMAT,
+        parallels.FORMAT,
+        aff.FORMAT,
         splitraw.FORMAT,
         raw.FORMAT,
     ]

@@ -46,6 +46,18 @@ def open_readonly(path: Path) -> int:
         raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
 
 
+def read_at(path: Path, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes of ``path`` at ``offset`` (fewer at its end; ``offset < 0``
+    counts from the end), read as evidence is read: read-only, the access time untouched."""
+    fd = open_readonly(path)
+    try:
+        if offset < 0:
+            offset = max(0, fd_size(fd) + offset)
+        return os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
 def fd_size(fd: int) -> int:
     """Size in bytes of an open regular file or block device."""
     mode = os.fstat(fd).st_mode
@@ -110,7 +122,8 @@ class RawStream(ImageStream):
     @property
     def info(self) -> StreamInfo:
         return StreamInfo(format="device" if self.is_device else "raw", files=(self.path,),
-                          media_size=self.size, sector_size=self.sector_size)
+                          media_size=self.size, sector_size=self.sector_size,
+                          pieces=((0, self.size),))
 
 
 class RawFormat:

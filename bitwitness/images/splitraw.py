@@ -127,9 +127,12 @@ class SplitRawStream(ImageStream):
 
     @property
     def info(self) -> StreamInfo:
+        starts = [sum(self._sizes[:i]) for i in range(len(self._sizes))]
         return StreamInfo(format="split-raw", files=tuple(self.pieces), media_size=self.size,
                           sector_size=self.sector_size,
-                          details={"piece_sizes": list(self._sizes)})
+                          details={"piece_sizes": list(self._sizes)},
+                          pieces=tuple((s, s + n) for s, n in zip(starts, self._sizes,
+                                                                  strict=True)))
 
 
 class SplitRawFormat:

@@ -15,6 +15,7 @@ from enum import StrEnum
 import pytsk3
 
 from bitwitness.errors import FileSystemError
+from bitwitness.report.browse import units
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 
 #: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).
@@ -119,27 +120,34 @@ def read_layout(image: TskImage) -> VolumeLayout:
             raise cause from None
         return _whole(image)
     block = int(volume.info.block_size) or stream.sector_size
-    rows = []
+    scheme = _VS_NAMES.get(int(volume.info.vstype), f"type-{int(volume.info.vstype)}")
     with tsk_errors(image, "read the partition table"):
         parts = list(volume)
-    for part in parts:
-        flags = int(part.flags)
-        if flags & int(pytsk3.TSK_VS_PART_FLAG_META):
-            kind = PartitionKind.META
-        elif flags & int(pytsk3.TSK_VS_PART_FLAG_UNALLOC):
-            kind = PartitionKind.UNALLOCATED
-        else:
-            kind = PartitionKind.PARTITION
-        start, length = int(part.start), int(part.len)
+    found = [units.Row(_kind(int(part.flags)), int(part.start), int(part.len), text(part.desc),
+                       int(part.table_num)) for part in parts]
+    if units.needs_rescaling(scheme, block, stream.sector_size):
+        block = stream.sector_size
+        found = units.rescaled(found, block, stream.size)
+    rows = []
+    for index, row in enumerate(found):
+        kind = PartitionKind(row.kind)
+        start, length = row.start, row.length
         fs_name = encrypted = None
         if kind is PartitionKind.PARTITION and start * block < stream.size:
             encrypted = encryption_at(image, start * block)
             fs_name = None if encrypted else filesystem_type(image, start * block)
-        rows.append(Partition(index=int(part.addr), kind=kind, start=start, length=length,
-                              description=text(part.desc), sector_size=block,
+        rows.append(Partition(index=index, kind=kind, start=start, length=length,
+                              description=row.description, sector_size=block,
                               filesystem=fs_name, encrypted=encrypted))
-    scheme = _VS_NAMES.get(int(volume.info.vstype), f"type-{int(volume.info.vstype)}")
     return VolumeLayout(scheme, block, stream.size, tuple(rows))
+
+
+def _kind(flags: int) -> str:
+    if flags & int(pytsk3.TSK_VS_PART_FLAG_META):
+        return PartitionKind.META.value
+    if flags & int(pytsk3.TSK_VS_PART_FLAG_UNALLOC):
+        return PartitionKind.UNALLOCATED.value
+    return PartitionKind.PARTITION.value
 
 
 def _whole(image: TskImage) -> VolumeLayout:

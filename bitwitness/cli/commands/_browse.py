@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bitwitness.cli.image_options import chosen_format, format_option_in_context
 from bitwitness.errors import UsageError
 from bitwitness.report.browse.entries import Entry, Selection
 
@@ -23,7 +24,8 @@ def image_argument(func: F) -> F:
 
 
 def fs_options(func: F) -> F:
-    """``-p N`` / ``--offset SECTOR``: which file system of the image."""
+    """``-p N`` / ``--offset SECTOR``: which file system of the image; ``--format``."""
+    func = format_option_in_context(func)
     func = click.option("--offset", "offset", type=click.IntRange(min=0), default=None,
                         metavar="SECTOR",
                         help="File system starting at this sector (as fls -o).")(func)
@@ -52,7 +54,7 @@ def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[A
     from bitwitness.image import open_image
     from bitwitness.report.browse.filesystem import open_filesystem
 
-    stream = open_image(image)
+    stream = open_image(image, chosen_format())
     try:
         yield open_filesystem(stream, partition=partition, offset=offset)
     finally:
@@ -67,7 +69,7 @@ def opened_all(image: Path, partition: int | None, offset: int | None) -> Iterat
     from bitwitness.report.browse.tsk import TskImage
     from bitwitness.report.browse.volumes import read_layout
 
-    stream = open_image(image)
+    stream = open_image(image, chosen_format())
     try:
         if partition is not None or offset is not None:
             yield [open_filesystem(stream, partition=partition, offset=offset)]

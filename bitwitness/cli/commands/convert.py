@@ -19,12 +19,14 @@ from bitwitness.ewf.options import COMPRESSION_NAMES
 
 
 @click.command("convert")
-@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("image", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "base", required=True, type=click.Path(path_type=Path),
-              help="Output base name: BASE.raw / BASE.001..., BASE.E01..., BASE.vhd, BASE.vmdk; "
-                   "logs go to BASE.json and BASE.txt.")
-@click.option("--to", "to", required=True, type=click.Choice(["raw", "e01", "vhd", "vmdk"]),
-              help="Output format (vhd: fixed VHD; vmdk: monolithic sparse, or flat).")
+              help="Output base name: BASE.raw / BASE.001..., BASE.E01..., BASE.vhd, BASE.vmdk, "
+                   "BASE.qcow2, BASE.vhdx; logs go to BASE.json and BASE.txt.")
+@click.option("--to", "to", required=True,
+              type=click.Choice(["raw", "e01", "vhd", "vmdk", "qcow2", "vhdx"]),
+              help="Output format (vhd: fixed VHD; vmdk: monolithic sparse, or flat; qcow2: "
+                   "sparse QCOW2 version 3; vhdx: dynamic VHDX).")
 @click.option("--split", type=PIECE_SIZE, default=None, help="raw: split into pieces of SIZE.")
 @click.option("--segment-size", type=PIECE_SIZE, default=None, help="e01: segment size.")
 @click.option("--compress", "compression", default=None,

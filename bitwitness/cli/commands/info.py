@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout
 from bitwitness.errors import IncompleteImageError
 from bitwitness.images.raw import PARTIAL_SUFFIX
@@ -32,8 +33,9 @@ HEADER_LABELS = (
 
 @click.command("info")
 @click.argument("image", type=click.Path(path_type=Path))
+@format_option
 @json_option
-def command(image: Path, as_json: bool) -> None:
+def command(image: Path, image_format: str | None, as_json: bool) -> None:
     """Show what IMAGE records: case fields, format, media, stored hashes, error ranges, files.
 
     For raw and split raw images: the size, the files and any hash log found next to them.
@@ -46,7 +48,7 @@ def command(image: Path, as_json: bool) -> None:
     """
     from bitwitness.verify.info import image_info
 
-    info = image_info(image)
+    info = image_info(image) if image_format is None else image_info(image, image_format)
     if as_json:
         print_json(info)
     else:

@@ -7,13 +7,15 @@ from pathlib import Path
 import click
 
 from bitwitness.cli.commands._browse import image_argument
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout
 
 
 @click.command("partitions")
 @image_argument
+@format_option
 @json_option
-def command(image: Path, as_json: bool) -> None:
+def command(image: Path, image_format: str | None, as_json: bool) -> None:
     """List the partitions of IMAGE (rows numbered as mmls does) and their file systems.
 
     The index is what -p takes in ls, stat, cat, export and timeline.
@@ -22,7 +24,7 @@ def command(image: Path, as_json: bool) -> None:
     from bitwitness.report.browse.tsk import TskImage
     from bitwitness.report.browse.volumes import read_layout
 
-    stream = open_image(image)
+    stream = open_image(image, image_format)
     try:
         layout = read_layout(TskImage(stream))
     finally:

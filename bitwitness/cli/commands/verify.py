@@ -2,7 +2,7 @@
 
 A thin adapter over :mod:`bitwitness.verify`: it checks the options, runs the engine with the
 command line's mediator and renders the records. Exit status 0 only when every image is VERIFIED
-(and both readers agree with ``--libewf``); 1 for any evidence problem; 2 for usage errors.
+(and both readers agree with ``--second-reader``); 1 for any evidence problem; 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout, to_jsonable
 from bitwitness.cli.progress import cli_mediator
 from bitwitness.errors import ExitCode, InputError, UsageError
@@ -31,14 +32,17 @@ _STYLE = {"VERIFIED": "bold green", "UNVERIFIED": "bold yellow"}
 @click.option("--log", "logs", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="A hash log to compare with (BASE.json, md5sum-style sidecar, dc3dd log, "
                    "FTK Imager report); logs next to the image are found on their own.")
-@click.option("--libewf", is_flag=True,
-              help="Also recompute through libewf (pyewf), an independent reader; any "
-                   "disagreement is an error.")
+@click.option("--second-reader", "--libewf", "second_reader", is_flag=True,
+              help="Also recompute through an independent reader (libewf for E01 sets; "
+                   "libvhdi/libvmdk or QEMU for virtual disks); any disagreement is an error. "
+                   "--libewf is the older name.")
+@format_option
 @click.option("--case", "case_dir", type=click.Path(path_type=Path), metavar="CASE_DIR",
               help="Verify every evidence item of a case and record a custody event for each.")
 @json_option
 def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path, ...],
-            libewf: bool, case_dir: Path | None, as_json: bool) -> int:
+            second_reader: bool, image_format: str | None, case_dir: Path | None,
+            as_json: bool) -> int:
     """Verify IMAGE... (E01 sets, raw, split raw, VHD) against every recorded hash.
 
     Recorded hashes come from the E01 itself and from logs next to the image or named with
@@ -49,7 +53,8 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
     from bitwitness.verify.casework import verify_case
 
     _check_options(images, against, logs, case_dir)
-    options = VerifyOptions(logs=logs, against=against, libewf=libewf)
+    options = VerifyOptions(logs=logs, against=against, second_reader=second_reader,
+                            format=image_format)
     with cli_mediator(as_json) as mediator:
         if case_dir is not None:
             items = verify_case(case_dir, options, mediator)
@@ -132,8 +137,12 @@ def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C90
                 f"({a.differing_sectors} differing sectors{first})")
         if a.note:
             out(f"  note: {escape(a.note)}")
-    if r.libewf is not None:
-        lib = r.libewf
+    for check in r.container_checks:
+        state = "[green]ok[/]" if check.ok else "[bold red]FAILS[/]"
+        out(f"  {escape(check.what)}: {state} ({escape(check.detail)})")
+    for lib in (r.libewf, r.second_reader):
+        if lib is None:
+            continue
         state = "[green]agrees[/]" if lib.agree else "[bold red]DISAGREES[/]"
         out(f"  second reader {escape(lib.reader)}: {state} "
             + " ".join(f"{k}={v}" for k, v in lib.hashes.items()))

@@ -1,0 +1,65 @@
+"""``--format`` / ``--image-format``: the option every command that opens an image takes.
+
+Detection goes by the container's signature; ``--format NAME`` overrides it on purpose, chiefly
+``--format raw`` to read a container file itself as the media (its bytes, not the disk it holds).
+``--image-format`` is the same option everywhere; the browsing commands take only that spelling,
+because ``timeline --format`` already names its output format. ``--parent FILE`` names a parent
+(backing) file kept outside the image's folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+_HELP = ("Read IMAGE as this format whatever its content says ('raw': the file's own bytes as "
+         "the media); 'bitwitness formats' lists the names.")
+_META_KEY = "bitwitness.image_format"
+
+
+def _name_parents(ctx: click.Context, _param: click.Parameter,
+                  value: tuple[Path, ...]) -> None:
+    if value:
+        from bitwitness.images.libyal import set_named_parents
+
+        ctx.call_on_close(set_named_parents(value))
+
+
+def _parent_option(func: F) -> F:
+    return click.option(
+        "--parent", "parents", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE", expose_value=False, callback=_name_parents,
+        help="A parent (backing) file of a differencing image, used where the image records a "
+             "parent of that file name; without it parents are looked for only beside the "
+             "image.")(func)
+
+
+def format_option(func: F) -> F:
+    """``--format NAME``, passed to the command as ``image_format``; and ``--parent FILE``."""
+    func = _parent_option(func)
+    return click.option("--format", "--image-format", "image_format", default=None,
+                        metavar="NAME", help=_HELP)(func)
+
+
+def _remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_META_KEY] = value
+
+
+def format_option_in_context(func: F) -> F:
+    """``--format NAME`` kept in the click context (:func:`chosen_format`) for commands whose
+    image is opened by a shared helper rather than by the command itself."""
+    func = _parent_option(func)
+    return click.option("--image-format", "image_format", default=None, metavar="NAME",
+                        help=_HELP, expose_value=False, callback=_remember)(func)
+
+
+def chosen_format() -> str | None:
+    """The ``--format`` given to the running command, if any."""
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(_META_KEY)

@@ -1,0 +1,227 @@
+"""AFF (the Advanced Forensic Format of afflib, files starting ``AFF10``): our own reader.
+
+An AFF file is the 8-byte header ``AFF10\\r\\n\\0`` followed by segments. A segment is ``AFF\\0``,
+the name length, the data length and a 32-bit argument (big-endian), the name, the data, then
+``ATT\\0`` and the segment's total length. The media is stored in pages named ``page0``,
+``page1``... (``seg0``... in early files) of ``pagesize`` bytes (the segment's argument); a page's
+argument says how its data is stored: bit 0 set means compressed, with the algorithm in bits
+4-7 (0: zlib, 2: LZMA, 3: all zeros, the data then being the 32-bit page length); clear means
+the bytes as they are. ``imagesize`` holds the media size as two big-endian 32-bit words, low
+first. ``md5``, ``sha1`` and ``sha256`` hold the hashes recorded at acquisition; they are the
+stored hashes ``verify`` compares. A page never written reads as zeros.
+
+Encrypted (AFE) and signed-only variants, the AFD folder and AFM split formats are refused by
+name. ``affcat`` (afflib's own reader) is the independent second reader.
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+import shutil
+import struct
+import subprocess
+import threading
+import zlib
+from pathlib import Path
+
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.stream import ImageStream, StreamInfo
+
+MAGIC = b"AFF10\r\n\x00"
+_SEGMENT = struct.Struct(">4sIII")
+_TAIL = struct.Struct(">4sI")
+_COMPRESSED, _ALG_MASK = 0x1, 0xF0
+_ZLIB, _LZMA, _ZERO = 0x00, 0x20, 0x30
+#: Largest page a hostile file may declare (afflib's default is 16 MiB).
+_MAX_PAGE = 256 << 20
+_MAX_NAME = 1024
+_MAX_SEGMENTS = 1 << 22
+_HASHES = {"md5": 16, "sha1": 20, "sha256": 32}
+
+
+class AffStream(ImageStream):
+    """The media of one AFF file, read by our own code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = open_readonly(path)
+        self._lock = threading.Lock()
+        self._pages: dict[int, tuple[int, int, int]] = {}  #: page -> (offset, length, arg)
+        self.stored_hashes: dict[str, str] = {}
+        self._values: dict[str, int] = {}
+        try:
+            self._scan()
+        except BaseException:
+            os.close(self._fd)
+            raise
+        super().__init__(self._media, sector_size=self._values.get("sectorsize", 512) or 512)
+        self.alignment = self._page
+
+    def _scan(self) -> None:
+        size = os.fstat(self._fd).st_size
+        if read_exact(self._fd, 0, len(MAGIC), self.path) != MAGIC:
+            raise CorruptImageError("no AFF header", path=self.path)
+        pos, count = len(MAGIC), 0
+        while pos + _SEGMENT.size <= size:
+            magic, name_len, data_len, arg = _SEGMENT.unpack(
+                read_exact(self._fd, pos, _SEGMENT.size, self.path))
+            if magic != b"AFF\x00":
+                raise CorruptImageError(f"no segment header at file offset {pos}", path=self.path)
+            end = pos + _SEGMENT.size + name_len + data_len + _TAIL.size
+            if name_len > _MAX_NAME or end > size:
+                raise CorruptImageError(f"the segment at file offset {pos} runs past the end "
+                                        "of the file", path=self.path)
+            name = read_exact(self._fd, pos + _SEGMENT.size, name_len, self.path).decode(
+                "latin-1")
+            data_at = pos + _SEGMENT.size + name_len
+            self._segment(name, data_at, data_len, arg)
+            pos, count = end, count + 1
+            if count > _MAX_SEGMENTS:
+                raise CorruptImageError("implausibly many segments", path=self.path)
+        self._finish()
+
+    def _segment(self, name: str, offset: int, length: int, arg: int) -> None:
+        if name.startswith(("affkey", "aes256")):
+            raise UnsupportedFormatError(f"{self.path}: encrypted AFF image (AFE), which "
+                                         "BitWitness does not read")
+        number = name[4:] if name.startswith("page") else name[3:] if name.startswith(
+            "seg") and name[3:].isdigit() else None
+        if number is not None and number.isdigit():
+            self._pages[int(number)] = (offset, length, arg)
+        elif name in ("pagesize", "segsize", "sectorsize"):
+            self._values[name] = arg
+        elif name == "imagesize" and length == 8:
+            low, high = struct.unpack(">II", read_exact(self._fd, offset, 8, self.path))
+            self._values["imagesize"] = high << 32 | low
+        elif name in _HASHES and length == _HASHES[name]:
+            self.stored_hashes[name] = read_exact(self._fd, offset, length, self.path).hex()
+
+    def _finish(self) -> None:
+        page = self._values.get("pagesize") or self._values.get("segsize") or 0
+        if not 0 < page <= _MAX_PAGE:
+            raise CorruptImageError(f"implausible page size {page}", path=self.path)
+        self._page = page
+        if "imagesize" in self._values:
+            self._media = self._values["imagesize"]
+        else:  # early files: the pages themselves say how much there is
+            last = max(self._pages, default=-1)
+            self._media = last * page + (self._page_bytes(last) if last >= 0 else 0)
+
+    def _page_bytes(self, number: int) -> int:
+        return len(self._page_data(number))
+
+    def _page_data(self, number: int) -> bytes:
+        entry = self._pages.get(number)
+        if entry is None:
+            return bytes(self._page)
+        offset, length, arg = entry
+        stored = read_exact(self._fd, offset, length, self.path)
+        if not arg & _COMPRESSED:
+            return stored
+        algorithm = arg & _ALG_MASK
+        try:
+            if algorithm == _ZERO:
+                (count,) = struct.unpack(">I", stored[:4])
+                return bytes(min(count, self._page))
+            if algorithm == _ZLIB:
+                inflater = zlib.decompressobj()
+                return inflater.decompress(stored, self._page)
+            if algorithm == _LZMA:
+                return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(
+                    stored, self._page)
+        except (zlib.error, lzma.LZMAError, struct.error) as exc:
+            raise CorruptImageError(f"page {number} does not decompress ({exc})",
+                                    path=self.path, media_offset=number * self._page) from exc
+        raise UnsupportedFormatError(f"{self.path}: page {number} uses compression "
+                                     f"{algorithm:#x}, which BitWitness does not read")
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        parts = []
+        first, last = offset // self._page, -(-(offset + length) // self._page)
+        for number in range(first, last):
+            data = self._page_data(number)
+            want = min(self._page, self._media - number * self._page)
+            if len(data) < want:
+                if number in self._pages and (number + 1) * self._page < self._media:
+                    raise CorruptImageError(
+                        f"page {number} holds {len(data)} bytes, not {want}", path=self.path,
+                        media_offset=number * self._page)
+                data += bytes(want - len(data))  # the last page may stop at the data's end
+            parts.append(data[:want])
+        return b"".join(parts)[: length]
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(format="aff", files=(self.path,), media_size=self.size,
+                          sector_size=self.sector_size,
+                          details={"reader": "bitwitness", "page_size": self._page,
+                                   "pages": len(self._pages)})
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+class AffcatStream(ImageStream):
+    """The media as ``affcat`` (afflib) writes it to a pipe: read sequentially, once."""
+
+    alignment = 1
+
+    def __init__(self, path: Path, size: int) -> None:
+        exe = shutil.which("affcat")
+        if exe is None:
+            raise UnsupportedFormatError("affcat is not installed (Debian package afflib-tools)")
+        self._path = path
+        self._proc = subprocess.Popen([exe, str(path)], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._done = 0
+        super().__init__(size)
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        assert self._proc.stdout is not None
+        if offset != self._done:
+            raise CorruptImageError("affcat is read in order only", path=self._path)
+        data = self._proc.stdout.read(length)
+        self._done += len(data)
+        return data + bytes(length - len(data)) if len(data) < length else data
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(format="aff", files=(self._path,), media_size=self.size,
+                          details={"reader": "affcat (afflib)"})
+
+    def close(self) -> None:
+        if not self.closed:
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            if self._proc.poll() is None:
+                self._proc.terminate()
+            self._proc.wait()
+        super().close()
+
+
+class AffFormat:
+    """AFF files as afflib (affconvert, aimage) writes them."""
+
+    name = "aff"
+    containers = ("aff",)
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return head.startswith(MAGIC)
+
+    def claims_name(self, path: Path) -> bool:
+        return False
+
+    def files(self, path: Path) -> list[Path]:
+        return [path]
+
+    def open(self, path: Path) -> ImageStream:
+        return AffStream(path)
+
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        return AffcatStream(path, stream.size)
+
+FORMAT = AffFormat()

@@ -1,0 +1,157 @@
+"""What a file is, by its own bytes: the signatures of every disk container BitWitness knows.
+
+Detection never trusts a file name alone. A file that carries a container's signature is that
+container, whether or not BitWitness can read it: the registry then either opens it with the
+format's reader or refuses it naming the format (exit 2), so that a container file is never hashed
+and browsed as if it were the disk it holds. Raw is what remains: data with none of these
+signatures.
+
+Signatures are checked at fixed places only (the first bytes, the last 512 bytes, a sparsebundle's
+``Info.plist``), so identifying a file costs at most two small reads whatever its size.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitwitness.errors import InputError
+from bitwitness.images.raw import read_at
+
+#: How much of a sparsebundle's or Parallels bundle's descriptor identification reads.
+_PLIST_LIMIT = 64 * 1024
+#: How much of a ZIP file's end is searched for the AFF4 volume marks.
+_ZIP_TAIL = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Container:
+    """A recognised container: its short name (as ``info`` shows it) and a readable label."""
+
+    name: str  #: "qcow2", "vhdx", "dmg", ...
+    label: str  #: "QCOW2 (QEMU copy-on-write, version 3)"
+
+
+_HEAD_MAGICS: tuple[tuple[bytes, Container], ...] = (
+    (b"vhdxfile", Container("vhdx", "VHDX (Hyper-V virtual hard disk)")),
+    (b"conectix", Container("vhd", "VHD (Microsoft virtual hard disk)")),
+    (b"KDMV", Container("vmdk", "VMDK sparse extent (VMware)")),
+    (b"COWD", Container("vmdk", "VMDK COWD sparse extent (VMware ESX)")),
+    (b"# Disk DescriptorFile", Container("vmdk", "VMDK descriptor (VMware)")),
+    (b"sprs", Container("sparseimage", "Apple sparse disk image (.sparseimage)")),
+    (b"WithoutFreeSpace", Container("parallels", "Parallels disk image")),
+    (b"WithouFreSpacExt", Container("parallels", "Parallels disk image (extended)")),
+    (b"AFF10\r\n\x00", Container("aff", "AFF (Advanced Forensic Format, version 1-3)")),
+    (b"AFM10\r\n\x00", Container("afm", "AFF multi-file set (AFM)")),
+    (b"QED\x00", Container("qed", "QED (QEMU enhanced disk)")),
+    (b"EVF\x09\x0d\x0a\xff\x00", Container("ewf", "EWF (E01)")),
+    (b"LVF\x09\x0d\x0a\xff\x00", Container("ewf", "EWF logical evidence (L01)")),
+    (b"EVF2\x0d\x0a\x81\x00", Container("ewf", "EWF2 (Ex01)")),
+    (b"LEF2\x0d\x0a\x81\x00", Container("ewf", "EWF2 logical evidence (Lx01)")),
+)
+
+#: Compressed files and archives: checked after the trailers, because a UDIF image's data fork
+#: may begin with a bzip2 or zlib stream of its first chunk.
+_ARCHIVE_MAGICS: tuple[tuple[bytes, Container], ...] = (
+    (b"\x1f\x8b", Container("gzip", "gzip-compressed file (decompress it first)")),
+    (b"\xfd7zXZ\x00", Container("xz", "xz-compressed file (decompress it first)")),
+    (b"BZh", Container("bzip2", "bzip2-compressed file (decompress it first)")),
+    (b"\x28\xb5\x2f\xfd", Container("zstd", "zstd-compressed file (decompress it first)")),
+    (b"7z\xbc\xaf\x27\x1c", Container("7z", "7-Zip archive (extract it first)")),
+)
+
+#: VirtualBox VDI: the image signature is at offset 0x40, after a 64-byte text banner.
+_VDI_SIGNATURE = struct.pack("<I", 0xBEDA107F)
+
+
+def _qcow(head: bytes) -> Container | None:
+    if not head.startswith(b"QFI\xfb") or len(head) < 8:
+        return None
+    (version,) = struct.unpack(">I", head[4:8])
+    if version == 1:
+        return Container("qcow", "QCOW version 1 (QEMU copy-on-write)")
+    if version in (2, 3):
+        return Container("qcow2", f"QCOW2 (QEMU copy-on-write, version {version})")
+    return Container("qcow2", f"QCOW (QEMU copy-on-write, unknown version {version})")
+
+
+def _tail(path: Path, length: int) -> bytes:
+    """The last ``length`` bytes of ``path`` (fewer for a smaller file)."""
+    try:
+        return read_at(path, -length, length)
+    except (OSError, InputError):
+        return b""
+
+
+def _is_aff4_zip(path: Path) -> bool:
+    """An AFF4 volume is a ZIP file whose comment is the volume's ``aff4://`` URN and which holds
+    ``information.turtle``; either mark, near the end where the central directory lives, is
+    enough."""
+    tail = _tail(path, _ZIP_TAIL)
+    return b"information.turtle" in tail or (b"PK\x05\x06" in tail and b"aff4://" in tail)
+
+
+def identify_directory(path: Path) -> Container | None:
+    """A bundle folder: an Apple sparsebundle (``Info.plist`` + ``bands/``) or a Parallels
+    ``.hdd`` folder (``DiskDescriptor.xml``)."""
+    plist = path / "Info.plist"
+    if plist.is_file() and (path / "bands").is_dir() and _mentions(plist, b"sparsebundle"):
+        return Container("sparsebundle", "Apple sparse bundle disk image (.sparsebundle)")
+    descriptor = path / "DiskDescriptor.xml"
+    if descriptor.is_file() and _mentions(descriptor, b"Parallels_disk_image"):
+        return Container("parallels", "Parallels disk image bundle (.hdd)")
+    return None
+
+
+def _mentions(path: Path, word: bytes) -> bool:
+    try:
+        return word in read_at(path, 0, _PLIST_LIMIT)
+    except (OSError, InputError):
+        return False
+
+
+def identify(path: Path, head: bytes) -> Container | None:
+    """The container ``path`` (whose first bytes are ``head``) is, or ``None`` for none known."""
+    if path.is_dir():
+        return identify_directory(path)
+    return _by_head(path, head) or _by_tail(path, head) or _archive(path, head)
+
+
+def _by_head(path: Path, head: bytes) -> Container | None:
+    """Signatures in the first bytes (and a sparse bundle's ``Info.plist`` by its folder)."""
+    found = _qcow(head)
+    for magic, container in _HEAD_MAGICS:
+        if found is None and head.startswith(magic):
+            found = container
+    if found is None and head[0x40:0x44] == _VDI_SIGNATURE:
+        found = Container("vdi", "VDI (VirtualBox disk image)")
+    if found is None and head.startswith(b"<?xml") and b"Parallels_disk_image" in head:
+        found = Container("parallels", "Parallels disk descriptor (DiskDescriptor.xml)")
+    if found is None and path.name == "Info.plist":
+        found = identify_directory(path.parent)
+    return found
+
+
+def _by_tail(path: Path, head: bytes) -> Container | None:
+    """Signatures at the end of the file: UDIF's ``koly`` trailer, a fixed VHD's footer."""
+    tail = _tail(path, 512)
+    if tail.startswith(b"koly") and len(tail) == 512:
+        return Container("dmg", "Apple disk image (UDIF .dmg)")
+    if tail.startswith(b"conectix") or tail[1:].startswith(b"conectix"):
+        # a fixed VHD: the media, then the footer (511 bytes in some old Virtual PC images)
+        return Container("vhd", "VHD (Microsoft virtual hard disk, fixed)")
+    return None
+
+
+def _archive(path: Path, head: bytes) -> Container | None:
+    """Compressed files and ZIP archives; an AFF4 volume is a ZIP told apart by its central
+    directory at the end."""
+    if head.startswith(b"PK\x03\x04"):
+        if _is_aff4_zip(path):
+            return Container("aff4", "AFF4 (Advanced Forensic Format 4)")
+        return Container("zip", "ZIP archive (extract it first)")
+    for magic, container in _ARCHIVE_MAGICS:
+        if head.startswith(magic):
+            return container
+    return None

@@ -1,0 +1,135 @@
+"""VHDX (fixed, dynamic, differencing) and differencing VHD, read through libvhdi (pyvhdi).
+
+VHD fixed and dynamic disks stay with our own reader (:mod:`bitwitness.images.vhd`), which then
+has libvhdi as its independent second reader; a differencing VHD, which ours refuses, and every
+VHDX are read by libvhdi. Parents are looked for in the child's own folder only, and each parent's
+identifier must be the one the child records: a file of the same name from another chain is
+refused rather than silently stacked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.images import vhd
+from bitwitness.images.libyal import LibyalStream, binding, find_parent, open_handle
+from bitwitness.stream import ImageStream
+
+VHDX_MAGIC = b"vhdxfile"
+_DISK_TYPES = {2: "fixed", 3: "dynamic", 4: "differencing"}
+
+
+def _open_chain(pyvhdi: Any, path: Path) -> tuple[Any, list[Any], list[Path]]:
+    owned: list[Any] = []
+    parents: list[Path] = []
+    try:
+        top, fobj = open_handle(pyvhdi.file, path, "the virtual disk")
+        owned.append(fobj)
+        handle, current = top, path
+        while handle.get_disk_type() == 4:
+            recorded = handle.get_parent_filename()
+            if not recorded:
+                raise CorruptImageError("a differencing disk that names no parent", path=current)
+            parent = find_parent(current, str(recorded), [path, *parents])
+            below, below_fobj = open_handle(pyvhdi.file, parent, "the parent disk")
+            owned += [below, below_fobj]
+            wanted, got = handle.get_parent_identifier(), below.get_identifier()
+            if wanted and got and wanted != got:
+                raise CorruptImageError(
+                    f"{parent.name} is not this disk's parent (identifier {got}, the child "
+                    f"records {wanted})", path=current)
+            handle.set_parent(below)
+            parents.append(parent)
+            handle, current = below, parent
+    except BaseException:
+        for item in reversed(owned):
+            item.close()
+        raise
+    return top, owned, parents
+
+
+def open_vhdi(path: Path, fmt: str) -> ImageStream:
+    """Open a VHDX, or a VHD our reader refuses, with its parents, through libvhdi."""
+    pyvhdi = binding("pyvhdi", "libvhdi-python", f"{path}: {fmt.upper()} image")
+    top, owned, parents = _open_chain(pyvhdi, path)
+    try:
+        details = {"disk_type": _DISK_TYPES.get(top.get_disk_type(), str(top.get_disk_type())),
+                   "identifier": str(top.get_identifier() or "")}
+        return LibyalStream(top, fmt=fmt, files=[path, *parents],
+                            reader=f"libvhdi {pyvhdi.get_version()}", details=details,
+                            sector_size=int(top.get_bytes_per_sector() or 512), owned=owned,
+                            parents=parents)
+    except BaseException:
+        top.close()
+        for item in reversed(owned):
+            item.close()
+        raise
+
+
+class VhdxFormat:
+    """Hyper-V's VHDX: fixed, dynamic and differencing, 512- or 4096-byte logical sectors."""
+
+    name = "vhdx"
+    containers = ("vhdx",)
+    qemu_driver = "vhdx"
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return head.startswith(VHDX_MAGIC)
+
+    def claims_name(self, path: Path) -> bool:
+        return False
+
+    def files(self, path: Path) -> list[Path]:
+        with open_vhdi(path, self.name) as stream:
+            return list(stream.info.files)
+
+    def open(self, path: Path) -> ImageStream:
+        return open_vhdi(path, self.name)
+
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """QEMU's vhdx driver; it reads no differencing VHDX, so those have none."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        if isinstance(stream, LibyalStream) and stream.parents:
+            return None
+        return QemuNbdStream(path, "vhdx")
+
+
+class VhdFormat:
+    """VHD: our reader for fixed and dynamic disks, libvhdi for differencing ones."""
+
+    name = "vhd"
+    containers = ("vhd",)
+    qemu_driver = "vpc"
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return vhd.FORMAT.probe(path, head)
+
+    def claims_name(self, path: Path) -> bool:
+        return vhd.FORMAT.claims_name(path)
+
+    def files(self, path: Path) -> list[Path]:
+        with self.open(path) as stream:
+            return list(stream.info.files)
+
+    def open(self, path: Path) -> ImageStream:
+        try:
+            return vhd.FORMAT.open(path)
+        except UnsupportedFormatError as ours:
+            try:
+                return open_vhdi(path, self.name)
+            except UnsupportedFormatError:
+                raise ours from None
+
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """libvhdi for what our reader read; QEMU reads no differencing VHD, so those have
+        none."""
+        if isinstance(stream, LibyalStream):
+            return None
+        return open_vhdi(path, self.name)
+
+
+VHDX_FORMAT = VhdxFormat()
+VHD_FORMAT = VhdFormat()

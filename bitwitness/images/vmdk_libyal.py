@@ -1,0 +1,131 @@
+"""VMDK as the registry sees it: our reader first, libvmdk (pyvmdk) for what ours does not read.
+
+Our reader (:mod:`bitwitness.images.vmdk`) reads monolithic and split sparse and flat disks and
+stream-optimized ones; libvmdk then serves as its independent second reader. Children
+(snapshots, ``parentCID``), ESX COWD/VMFSSPARSE/SESPARSE extents and whatever else ours refuses
+are read through libvmdk. Extent and parent files are opened by us, inside the descriptor's own
+folder only (:func:`~bitwitness.images.libyal.contained`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.images import vmdk
+from bitwitness.images.libyal import (
+    LibyalStream,
+    binding,
+    contained,
+    find_parent,
+    open_file_object,
+    open_handle,
+)
+from bitwitness.images.raw import read_at
+from bitwitness.stream import ImageStream
+
+#: pyvmdk extent types whose descriptor names no data file.
+_NO_FILE = {"ZERO"}
+
+
+def _open_one(pyvmdk: Any, path: Path, owned: list[Any]) -> tuple[Any, list[Path]]:
+    """One VMDK (descriptor or monolithic sparse file) and its extent files."""
+    handle, fobj = open_handle(pyvmdk.handle, path, "the VMDK")
+    owned += [handle, fobj]
+    extent_files: list[Path] = []
+    objects: list[Any] = []
+    named = [d for d in handle.extent_descriptors
+             if d.filename and str(getattr(d, "type", "")).upper() not in _NO_FILE]
+    # A monolithic sparse file embeds a descriptor naming itself as it was first called; a copy
+    # renamed since ("ext2.vmdk" kept as "case-ext2.vmdk") is still its own one extent.
+    embedded = read_at(path, 0, 4) == b"KDMV" and len(named) == 1
+    for descriptor in named:
+        extent = path if embedded else contained(path.parent, str(descriptor.filename))
+        name = descriptor.filename
+        if not extent.is_file():
+            raise InputError(f"{path}: VMDK extent file {name!r} is missing "
+                             f"(looked for {extent})")
+        extent_files.append(extent)
+    try:
+        for extent in extent_files:
+            objects.append(open_file_object(extent))
+        owned.extend(objects)
+        handle.open_extent_data_files_as_file_objects(objects)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CorruptImageError(f"libvmdk cannot open the extents: {exc}", path=path) from exc
+    return handle, [f for f in extent_files if f != path]
+
+
+def open_libvmdk(path: Path) -> ImageStream:
+    """Open a VMDK (and its parents) through libvmdk."""
+    pyvmdk = binding("pyvmdk", "libvmdk-python", f"{path}: VMDK image")
+    owned: list[Any] = []
+    files: list[Path] = [path]
+    parents: list[Path] = []
+    try:
+        top, extents = _open_one(pyvmdk, path, owned)
+        owned.remove(top)
+        files += extents
+        handle, current = top, path
+        while handle.get_parent_content_identifier() not in (None, 0xFFFFFFFF):
+            recorded = handle.get_parent_filename()
+            if not recorded:
+                raise CorruptImageError("a child VMDK that names no parent", path=current)
+            parent = find_parent(current, str(recorded), [path, *parents])
+            below, below_extents = _open_one(pyvmdk, parent, owned)
+            if below.get_content_identifier() != handle.get_parent_content_identifier():
+                raise CorruptImageError(
+                    f"{parent.name} is not this VMDK's parent (its CID differs from the "
+                    "parentCID the child records)", path=current)
+            handle.set_parent(below)
+            parents.append(parent)
+            files += [parent, *below_extents]
+            handle, current = below, parent
+        return LibyalStream(top, fmt="vmdk", files=files,
+                            reader=f"libvmdk {pyvmdk.get_version()}",
+                            details={"disk_type": top.get_disk_type()}, owned=owned,
+                            parents=parents)
+    except BaseException:
+        for item in reversed(owned):
+            item.close()
+        raise
+
+
+class VmdkFormat:
+    """Every VMDK kind: ours where it reads it, libvmdk for the rest."""
+
+    name = "vmdk"
+    containers = ("vmdk",)
+    qemu_driver = "vmdk"
+
+    def probe(self, path: Path, head: bytes) -> bool:
+        return vmdk.FORMAT.probe(path, head) or head.startswith(b"COWD")
+
+    def claims_name(self, path: Path) -> bool:
+        return vmdk.FORMAT.claims_name(path)
+
+    def files(self, path: Path) -> list[Path]:
+        with self.open(path) as stream:
+            return list(stream.info.files)
+
+    def open(self, path: Path) -> ImageStream:
+        try:
+            return vmdk.FORMAT.open(path)
+        except UnsupportedFormatError as ours:
+            try:
+                return open_libvmdk(path)
+            except UnsupportedFormatError:
+                raise ours from None
+
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """libvmdk for what our reader read; QEMU (given the same parent chain) for what
+        libvmdk read."""
+        from bitwitness.images.qemu import QemuNbdStream
+
+        if isinstance(stream, LibyalStream):
+            return QemuNbdStream(path, "vmdk", [path, *stream.parents])
+        return open_libvmdk(path)
+
+
+FORMAT = VmdkFormat()
