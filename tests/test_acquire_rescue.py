@@ -119,7 +119,10 @@ def test_the_good_data_is_read_before_the_bad_areas(faulty_drive: MakeDrive,
 def test_a_killed_rescue_resumes_from_its_map(faulty_drive: MakeDrive, tmp_path: Path) -> None:
     """SIGKILL mid-rescue: whatever the map calls rescued is in the image; --resume finishes."""
     require_tool("ddrescuelog")
-    drive = faulty_drive(FaultMap(bad=((3000, 16),), slow=(Slow(9000, 1, 1.5),)), size=6 * MIB)
+    # a stall early (so that a checkpoint after it records rescued data), a longer one later:
+    # the kill lands after that checkpoint and before the rescue can end
+    drive = faulty_drive(FaultMap(bad=((3000, 16),),
+                                  slow=(Slow(1000, 1, 1.2), Slow(9000, 1, 3.0))), size=6 * MIB)
     base = tmp_path / "img"
     proc = subprocess.Popen([sys.executable, "-m", "bitwitness", "acquire", drive.device,
                              "-o", str(base), "--rescue"], stdout=subprocess.DEVNULL,
@@ -131,7 +134,6 @@ def test_a_killed_rescue_resumes_from_its_map(faulty_drive: MakeDrive, tmp_path:
                 "0x" in mapfile.read_text() and "+" in mapfile.read_text():
             break
         time.sleep(0.05)
-    time.sleep(0.4)  # inside the slow sector at 4.4 MiB, after a checkpoint
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (tmp_path / "img.raw").exists()
