@@ -76,6 +76,8 @@ class CustodyAction(StrEnum):
     REPORT = "report"
     CONVERT = "convert"
     RESTORE = "restore"
+    MOUNT = "mount"
+    UNMOUNT = "unmount"
     SEIZED = "seized"
     SEALED = "sealed"
     TRANSFERRED = "transferred"

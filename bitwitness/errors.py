@@ -69,6 +69,10 @@ class DestinationError(UsageError):
         super().__init__(message)
 
 
+class MountError(UsageError):
+    """A mount point cannot be used (busy, stale, not a folder) or FUSE is not available."""
+
+
 # --- sources ---------------------------------------------------------------------------------
 
 

@@ -4,10 +4,10 @@
 #   scripts/install-tools.sh --test   plus the independent tools the test suite checks against
 set -euo pipefail
 
-runtime=(fonts-dejavu-core fonts-droid-fallback)
+runtime=(fonts-dejavu-core fonts-droid-fallback fuse3)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
-         afflib-tools fuse3 gddrescue)
+         afflib-tools qemu-system-x86 gddrescue)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -20,13 +20,14 @@ from pathlib import Path
 from bitwitness.errors import (
     CorruptImageError,
     IncompleteImageError,
+    InputError,
     MissingSegmentError,
     UnsupportedFormatError,
 )
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.headers import decode_header_text, parse_header
 from bitwitness.ewf.naming import segment_path, set_members, suffix_number
-from bitwitness.images.raw import open_readonly
+from bitwitness.images.raw import open_readonly, read_at
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,8 @@ def find_segments(path: Path) -> list[Path]:
 
 def _has_magic(path: Path) -> bool:
     try:
-        with path.open("rb") as fh:
-            return fh.read(8) == st.EVF_MAGIC
-    except OSError:
+        return read_at(path, 0, 8) == st.EVF_MAGIC  # the access time kept
+    except (OSError, InputError):
         return False
 
 

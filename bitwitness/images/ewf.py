@@ -101,10 +101,10 @@ class EwfFormat:
 
     def open(self, path: Path) -> ImageStream:
         from bitwitness.ewf.reader import open_ewf
+        from bitwitness.images.raw import read_at
 
         try:
-            with path.open("rb") as fh:
-                head = fh.read(8)
+            head = read_at(path, 0, 8)  # read as evidence is read: the access time kept
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
         if not head.startswith(_MAGICS):

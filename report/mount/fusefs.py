@@ -1,0 +1,139 @@
+"""The FUSE operations of a mount: lookups and reads over a :class:`MountTree`, nothing else.
+
+The kernel already refuses writes to a file system mounted ``ro``; every operation that could
+change something is still implemented here, to refuse with ``EROFS`` should a request ever get
+through (another FUSE library, a remount). Reads of evidence that fail (a corrupt EWF chunk)
+answer ``EIO`` and are reported once through ``notice``, never as made-up bytes.
+
+mfusepy (ctypes over the system's libfuse) is the binding: it works with libfuse 3 and 2, needs
+no compiler, and its operations are plain methods, easy to test without a kernel.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bitwitness.errors import BitWitnessError
+from bitwitness.report.mount.tree import MountTree, Node, Notice, file_type
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
+
+
+def _oserror(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def _refuse(*_args: Any, **_kwargs: Any) -> int:
+    raise _oserror(errno.EROFS)
+
+
+class EvidenceOperations:
+    """Operations object for :class:`mfusepy.FUSE`: read-only access to one image's tree.
+
+    ``on_init`` runs once the kernel has the mount (used to record the custody event);
+    ``on_first_request`` with the first request after it (when the kernel has set the mount up).
+    """
+
+    use_ns = True  #: times are handed to FUSE as integer nanoseconds
+
+    def __init__(self, tree: MountTree, *, notice: Notice | None = None,
+                 on_init: Callable[[], None] | None = None,
+                 on_first_request: Callable[[], object] | None = None) -> None:
+        self.tree = tree
+        self.notice: Notice = notice or (lambda _message: None)
+        self._on_init = on_init
+        self._on_first_request = on_first_request
+        self._first_lock = threading.Lock()
+        self._uid = os.getuid()
+        self._gid = os.getgid()
+
+    # --- life ------------------------------------------------------------------------------
+
+    def init(self, path: str) -> None:
+        if self._on_init is not None:
+            self._on_init()
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def _node(self, path: str) -> Node:
+        node = self.tree.lookup(path)
+        if node is None:
+            raise _oserror(errno.ENOENT)
+        return node
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        if self._on_first_request is not None:
+            with self._first_lock:
+                hook, self._on_first_request = self._on_first_request, None
+            if hook is not None:
+                hook()
+        node = self._node(path)
+        attrs = {
+            "st_mode": file_type(node), "st_size": node.size,
+            "st_nlink": 2 if node.is_dir else 1, "st_uid": self._uid, "st_gid": self._gid,
+            "st_mtime": node.stamp.mtime, "st_atime": node.stamp.atime,
+            "st_ctime": node.stamp.ctime, "st_blksize": 4096,
+        }
+        attrs["st_blocks"] = -(-node.size // 512)
+        return attrs
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        node = self._node(path)
+        children = self.tree.children(node)
+        if children is None:
+            raise _oserror(errno.ENOTDIR)
+        return [".", "..", *children]
+
+    def open(self, path: str, flags: int) -> int:
+        node = self._node(path)
+        if flags & _WRITE_FLAGS:
+            raise _oserror(errno.EROFS)
+        if node.is_dir:
+            raise _oserror(errno.EISDIR)
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        node = self._node(path)
+        if node.reader is None:
+            raise _oserror(errno.EISDIR)
+        if offset >= node.size or size <= 0:
+            return b""
+        try:
+            return node.reader(offset, min(size, node.size - offset))
+        except BitWitnessError as exc:
+            self.notice(f"{path}: read at byte {offset} failed: {exc}")
+            raise _oserror(errno.EIO) from exc
+
+    def access(self, path: str, amode: int) -> int:
+        self._node(path)
+        if amode & os.W_OK:
+            raise _oserror(errno.EROFS)
+        return 0
+
+    def statfs(self, path: str) -> dict[str, int]:
+        size = self.tree.stream.size
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": -(-size // 4096), "f_bfree": 0,
+                "f_bavail": 0, "f_files": 0, "f_ffree": 0, "f_namemax": 1024}
+
+    # --- everything that would change something: refused ----------------------------------
+
+    write = _refuse
+    truncate = _refuse
+    create = _refuse
+    mkdir = _refuse
+    mknod = _refuse
+    unlink = _refuse
+    rmdir = _refuse
+    rename = _refuse
+    symlink = _refuse
+    link = _refuse
+    chmod = _refuse
+    chown = _refuse
+    utimens = _refuse
+    setxattr = _refuse
+    removexattr = _refuse
+    fallocate = _refuse

@@ -1,0 +1,304 @@
+"""What a mount shows, as a tree of read-only nodes built from BitWitness's own readers.
+
+::
+
+    media.raw                 the whole media of the image (any format BitWitness opens)
+    partitions/2.raw          one file per partition, named by the index ``partitions`` prints
+    files/2/...               with --files: the allocated tree of partition 2's file system
+    files/2.deleted/...       its deleted entries, at their former paths (empty
+                              where the content is not theirs: inode reused or cleared)
+    files/2/...:Zone.Identifier   NTFS alternate data streams, as ``name:stream``
+
+Everything is read through one :class:`~bitwitness.report.mount.cache.CachedStream`; pytsk3 is
+called under one lock, because neither TSK nor our callbacks into it are meant for two threads.
+File-system trees are walked the first time their folder is looked at, so mounting a large disk
+is immediate and only the file systems someone opens cost a walk. A walk stops after
+:data:`MAX_ENTRIES` entries (a hostile or broken file system must not exhaust memory).
+
+Names come from the evidence: ``/`` and NUL (impossible in a path) are escaped as ``%2F`` and
+``%00``, ``.`` and ``..`` as ``%2E`` and ``%2E%2E``; a name that is already taken in its folder
+(a deleted file beside a live one of the same name) gets ``~`` and its inode address appended.
+"""
+
+from __future__ import annotations
+
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bitwitness.errors import BitWitnessError
+from bitwitness.report.browse.entries import Entry, Selection, Times
+from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.interface import BrowsableFileSystem
+from bitwitness.report.browse.tsk import TskImage
+from bitwitness.report.browse.volumes import PartitionKind, VolumeLayout, read_layout
+from bitwitness.report.mount.cache import CachedStream
+
+#: Entries of one file system's tree (live and deleted each) beyond which the walk stops.
+MAX_ENTRIES = 1_000_000
+MEDIA_NAME = "media.raw"
+PARTITIONS = "partitions"
+FILES = "files"
+DELETED_SUFFIX = ".deleted"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Reader = Callable[[int, int], bytes]
+Notice = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Modification, access and change time in nanoseconds since the epoch."""
+
+    mtime: int
+    atime: int
+    ctime: int
+
+    @staticmethod
+    def of(times: Times, default: Stamp) -> Stamp:
+        def ns(value: datetime | None, fallback: int) -> int:
+            if value is None:
+                return fallback
+            delta = value - _EPOCH
+            return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + \
+                delta.microseconds * 1000
+
+        return Stamp(ns(times.modified, default.mtime), ns(times.accessed, default.atime),
+                     ns(times.changed, default.ctime))
+
+
+@dataclass
+class Node:
+    """A folder (``children``) or a file (``reader``) of the mount; all read-only."""
+
+    name: str
+    stamp: Stamp
+    size: int = 0
+    mode: int = 0o444
+    children: dict[str, Node] | None = None
+    reader: Reader | None = None
+    #: fills ``children`` the first time the folder is looked at (file-system trees)
+    fill: Callable[[Node], None] | None = field(default=None, repr=False)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.children is not None
+
+    def add(self, node: Node, address: str = "") -> Node:
+        """Add ``node`` under a free name (``~address`` appended when its own is taken)."""
+        assert self.children is not None
+        name = node.name
+        if name in self.children:
+            base = f"{name}~{address}" if address else f"{name}~"
+            name, n = base, 1
+            while name in self.children:
+                n += 1
+                name = f"{base}~{n}"
+            node.name = name
+        self.children[name] = node
+        return node
+
+
+def folder(name: str, stamp: Stamp, fill: Callable[[Node], None] | None = None) -> Node:
+    return Node(name=name, stamp=stamp, mode=0o555, children={}, fill=fill)
+
+
+def mount_name(name: str) -> str:
+    """A name from the evidence as one path component of the mount (see the module's notes)."""
+    out = name.replace("%", "%25") if ("/" in name or "\0" in name) else name
+    out = out.replace("/", "%2F").replace("\0", "%00")
+    if out in ("", ".", ".."):
+        return "%2E" * len(out) if out else "%00"
+    return out
+
+
+class MountTree:
+    """The tree for one opened image; ``stream`` is the cached media and stays the caller's."""
+
+    def __init__(self, stream: CachedStream, image: Path, *, files: bool = False,
+                 notice: Notice | None = None) -> None:
+        self.stream = stream
+        self.image = image
+        self.notice: Notice = notice or (lambda _message: None)
+        self.tsk_lock = threading.RLock()
+        self._fill_lock = threading.Lock()
+        try:
+            st = image.stat()
+            self.stamp = Stamp(st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns)
+        except OSError:
+            self.stamp = Stamp(0, 0, 0)
+        self._tsk = TskImage(stream)
+        self.layout = self._read_layout()
+        self.root = folder("", self.stamp)
+        self.root.add(Node(MEDIA_NAME, self.stamp, size=stream.size, reader=stream.pread))
+        self.root.add(self._partitions())
+        if files:
+            self.root.add(self._files())
+
+    def _read_layout(self) -> VolumeLayout:
+        """The partition table; when it cannot be read (a damaged area TSK probes), the mount
+        still shows ``media.raw`` and says why ``partitions/`` is empty."""
+        try:
+            with self.tsk_lock:
+                return read_layout(self._tsk)
+        except (BitWitnessError, OSError, RuntimeError) as exc:  # pytsk3 raises RuntimeError
+            self.notice(f"partitions not read: {' '.join(str(exc).split())}")
+            return VolumeLayout("none", self.stream.sector_size, self.stream.size, ())
+
+    # --- lookup ----------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> Node | None:
+        """The node at ``path`` (``/`` separated, from the mount's root), or None."""
+        node = self.root
+        for part in path.split("/"):
+            if not part:
+                continue
+            children = self.children(node)
+            if children is None:
+                return None
+            found = children.get(part)
+            if found is None:
+                return None
+            node = found
+        return node
+
+    def children(self, node: Node) -> dict[str, Node] | None:
+        """A folder's entries (walking its file system the first time); None for a file."""
+        if node.fill is not None:
+            with self._fill_lock:
+                fill, node.fill = node.fill, None
+                if fill is not None:
+                    fill(node)
+        return node.children
+
+    # --- partitions/ -----------------------------------------------------------------------
+
+    def _partitions(self) -> Node:
+        top = folder(PARTITIONS, self.stamp)
+        sector_size = self.layout.sector_size
+        for part in self.layout.partitions:
+            if part.kind not in (PartitionKind.PARTITION, PartitionKind.WHOLE):
+                continue
+            start = part.start * sector_size
+            length = min(part.length * sector_size, max(0, self.stream.size - start))
+            top.add(Node(f"{part.index}.raw", self.stamp, size=length,
+                         reader=self._slice(start, length)))
+        return top
+
+    def _slice(self, start: int, length: int) -> Reader:
+        def read(offset: int, size: int) -> bytes:
+            if offset >= length:
+                return b""
+            return self.stream.pread(start + offset, min(size, length - offset))
+
+        return read
+
+    # --- files/ ----------------------------------------------------------------------------
+
+    def _files(self) -> Node:
+        top = folder(FILES, self.stamp)
+        for part in self.layout.filesystems:
+            holder: dict[str, BrowsableFileSystem | None] = {}
+            top.add(folder(str(part.index), self.stamp,
+                           self._filler(part.index, holder, Selection.ALLOCATED)))
+            top.add(folder(f"{part.index}{DELETED_SUFFIX}", self.stamp,
+                           self._filler(part.index, holder, Selection.DELETED)))
+        return top
+
+    def _filler(self, index: int, holder: dict[str, BrowsableFileSystem | None],
+                selection: Selection) -> Callable[[Node], None]:
+        def fill(node: Node) -> None:
+            with self.tsk_lock:
+                if "fs" not in holder:
+                    holder["fs"] = self._open_fs(index)
+                fs = holder["fs"]
+                if fs is not None:
+                    self._walk_into(node, fs, selection)
+
+        return fill
+
+    def _open_fs(self, index: int) -> BrowsableFileSystem | None:
+        part = next(p for p in self.layout.partitions if p.index == index)
+        try:
+            return FileSystem(self._tsk, part)
+        except BitWitnessError as exc:
+            self.notice(f"partition {index}: file system not opened: {exc}")
+            return None
+
+    def _walk_into(self, top: Node, fs: BrowsableFileSystem, selection: Selection) -> None:
+        """Every entry of ``fs`` the selection wants, under ``top`` at its path in the fs."""
+        dirs: dict[str, Node] = {"": top}
+        count = 0
+        try:
+            for entry in fs.walk("/", recursive=True, selection=selection):
+                count += 1
+                if count > MAX_ENTRIES:
+                    self.notice(f"partition {fs.partition.index}: more than {MAX_ENTRIES} "
+                                f"{selection.value} entries; the rest are not shown")
+                    break
+                self._place(dirs, top, fs, entry)
+        except BitWitnessError as exc:
+            self.notice(f"partition {fs.partition.index}: listing stopped: {exc}")
+
+    def _place(self, dirs: dict[str, Node], top: Node, fs: BrowsableFileSystem,
+               entry: Entry) -> None:
+        # The folder's path, without the name: a name may itself hold "/" (hostile), so the
+        # path is not split at its last "/".
+        cut = len(entry.path) - len(entry.name) - 1
+        parent_path = entry.path[:cut] if cut >= 0 and entry.path.endswith(
+            entry.name) else entry.path.rpartition("/")[0]
+        parent = dirs.get(parent_path) or self._virtual_dirs(dirs, top, parent_path)
+        name = mount_name(entry.name)
+        if entry.stream is not None:
+            name = f"{name}:{mount_name(entry.stream)}"
+        stamp = Stamp.of(entry.times, self.stamp)
+        mode = entry.mode & 0o555
+        if entry.is_dir:
+            # The walk gives a folder's entries right after the folder itself, so the latest
+            # folder seen at a path is the one its following entries belong to.
+            dirs[entry.path] = parent.add(Node(name, stamp, mode=mode or 0o555, children={}),
+                                          entry.address)
+        else:
+            size = len(entry.link.encode("utf-8", "surrogateescape")) if (
+                entry.link is not None and entry.meta_type == "l") else entry.size
+            if fs.content_note(entry) is not None:
+                size = 0
+            parent.add(Node(name, stamp, size=size, mode=mode or 0o444,
+                                   reader=self._content(fs, entry)), entry.address)
+
+    def _virtual_dirs(self, dirs: dict[str, Node], top: Node, path: str) -> Node:
+        """Folders on the way to a deleted entry whose parent is not listed (the parent lives)."""
+        node, walked = top, ""
+        for part in path.split("/")[1:]:
+            walked = f"{walked}/{part}"
+            known = dirs.get(walked)
+            if known is None:
+                known = node.add(folder(mount_name(part), self.stamp))
+                dirs[walked] = known
+            node = known
+        return node
+
+    def _content(self, fs: BrowsableFileSystem, entry: Entry) -> Reader:
+        if fs.content_note(entry) is not None:
+            # a deleted name whose inode was reused or cleared: its bytes would be another
+            # file's (or nothing), never this one's; the file is shown empty
+            return lambda _offset, _size: b""
+        if entry.link is not None and entry.meta_type == "l":
+            # TSK reads a symbolic link stored in its inode as zeros; its target is the content.
+            target = entry.link.encode("utf-8", "surrogateescape")
+            return lambda offset, size: target[offset : offset + size]
+
+        def read(offset: int, size: int) -> bytes:
+            with self.tsk_lock:
+                return fs.read(entry, offset, size)
+
+        return read
+
+
+def file_type(node: Node) -> int:
+    """``st_mode`` of a node: a folder or a regular file, never writable."""
+    kind = stat.S_IFDIR if node.is_dir else stat.S_IFREG
+    return kind | (node.mode & 0o555)
