@@ -1,16 +1,13 @@
 """The acquisition engine: :class:`AcquisitionRequest` in, :class:`AcquisitionResult` out.
 
-Order of events, chosen so that every outcome is defensible:
-
-1. everything that can be refused is checked before anything is written (existing output,
-   destination on the source device, bad options); refusals raise and leave no trace;
-2. preliminary logs are written ("failed: did not finish"), so a killed process leaves a log
-   that says so;
-3. one pass reads, hashes and writes (:mod:`bitwitness.acquire.pipeline`);
-4. the output is finished (E01 ``done``, raw renamed from ``.partial`` + sidecars) or, when
-   interrupted or failed, left visibly unfinished;
-5. optional verification re-reads the image with the reader and compares every hash;
-6. final logs, then the custody event when acquiring into a case.
+Everything that can be refused is checked here before anything is written (existing output,
+destination on the source device, bad options); refusals raise and leave no trace. The rest is the
+order every job that writes an image follows (:mod:`bitwitness.acquire.runner`): preliminary logs
+("failed: did not finish"), one pass that reads, hashes and writes
+(:mod:`bitwitness.acquire.pipeline`), the output finished (E01 ``done``, raw renamed from
+``.partial`` + sidecars) or, when interrupted or failed, left visibly unfinished, ``--verify``
+through the verification engine, final logs (one per output set), then the custody event when
+acquiring into a case. A failure after the preliminary logs raises, carrying the result.
 
 The same engine converts images (``operation="convert"``, source an open ImageStream).
 """
@@ -25,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire import guardrails
 from bitwitness.acquire import resume as resuming
@@ -34,26 +31,37 @@ from bitwitness.acquire.pipeline import (
     CHECKPOINT_EVERY,
     DEFAULT_BLOCK,
     Pipeline,
+    PipelineOutcome,
     block_size_for,
     byte_ranges_to_sectors,
 )
-from bitwitness.acquire.retry import StopRequested, count_sectors
-from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
-from bitwitness.acquire.source import FlagPlan, SourceFacts, check_destination, open_source
-from bitwitness.acquire.verifying import Verification, verify_image
+from bitwitness.acquire.retry import count_sectors
+from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
+from bitwitness.acquire.sinks import EwfSink, ImageSink, OutputFile, RawSink, Sink
+from bitwitness.acquire.source import (
+    FlagPlan,
+    Source,
+    SourceFacts,
+    check_destination,
+    open_source,
+)
+from bitwitness.acquire.verifying import Verification, verify_output
+from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.errors import (
     BitWitnessError,
     DestinationError,
-    ExitCode,
     OutputExistsError,
     SourceGoneError,
     UsageError,
 )
 from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
 from bitwitness.hashing import DEFAULT_ALGORITHMS, hash_file, parse_algorithms
-from bitwitness.progress import Mediator
-from bitwitness.signals import stop_on_signals
+from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
+
+if TYPE_CHECKING:
+    from bitwitness.case import Case
 
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes")
@@ -105,28 +113,18 @@ class AcquisitionRequest:
     read_timeout: float | None = None
 
 
-@dataclass(frozen=True)
-class AcquisitionResult:
-    """Everything that happened, as data; the CLI renders it and picks the exit code."""
+@dataclass(frozen=True, kw_only=True)
+class AcquisitionResult(JobResult):
+    """Everything that happened, as data; the CLI renders it and picks the exit code
+    (:attr:`JobResult.exit_code`; ``verdict`` is the worst of ``verification``)."""
 
-    status: Status
-    error: str | None
     source: SourceFacts
     base: Path
     format: OutputFormat
-    media_size: int
     sector_size: int
-    hashes: dict[str, str]
     source_hashes: dict[str, str] | None
-    outputs: tuple[OutputFile, ...]
-    read_errors: tuple[tuple[int, int], ...]  #: (first_sector, count) in media sectors
     bad_sectors: int
     verification: tuple[Verification, ...]
-    log_json: Path
-    log_text: Path
-    started: datetime
-    ended: datetime
-    warnings: tuple[str, ...] = ()
     resumed_from: int | None = None
     #: media bytes the image holds (the whole media when complete, less when stopped early)
     media_bytes_done: int = 0
@@ -139,17 +137,6 @@ class AcquisitionResult:
         seconds = max((self.ended - self.started).total_seconds(), 1e-6)
         return self.bytes_read / seconds
 
-    @property
-    def exit_code(self) -> ExitCode:
-        if self.status is Status.INTERRUPTED:
-            return ExitCode.INTERRUPTED
-        if self.status is Status.FAILED:
-            return ExitCode.USAGE
-        failed_verify = any(v.verdict != "VERIFIED" for v in self.verification)
-        if self.status is Status.COMPLETED_WITH_ERRORS or failed_verify:
-            return ExitCode.EVIDENCE
-        return ExitCode.OK
-
 
 @dataclass
 class _Run:
@@ -159,15 +146,15 @@ class _Run:
     base: Path
     algorithms: tuple[str, ...]
     started: datetime
-    case: Any = None
+    case: Case | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    sinks: list[Any] = field(default_factory=list)
+    sinks: list[ImageSink] = field(default_factory=list)
     media_size: int = 0
     sector_size: int = 512
     granularity: int = 512
     resumed_from: int | None = None
-    resume_log: dict[str, Any] | None = None  #: the interrupted run's log (--resume)
+    resume_log: AcquisitionLog | None = None  #: the interrupted run's log (--resume)
     reopened: bool = False  #: --resume: the outputs are reopened and the prefix re-hashed
     #: more for the log's progress record (a rescue's map counts)
     extra_progress: dict[str, Any] = field(default_factory=dict)
@@ -245,31 +232,32 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     log = None
     if request.resume:
         log = resuming.load(base)
-        if (log.get("options") or {}).get("rescue"):  # rescued out of order: not a prefix
+        if log.options.values.get("rescue"):  # rescued out of order: not a prefix
             raise UsageError(f"{base} is a rescue: continue it with --rescue --resume")
         request = resuming.request_from_log(request, log)
-        metadata = {**(log.get("metadata") or {}), **metadata}
+        metadata = {**log.metadata, **metadata}
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
     source = _open(request, base)
     if request.read_timeout:  # a drive that stalls (issue 18.5)
         from bitwitness.acquire.stall import TimedSource
 
-        source = TimedSource(source, request.read_timeout)
+        # duck-typed like a FaultySource: the reads of a Source, each with a deadline
+        source = TimedSource(source, request.read_timeout)  # type: ignore[assignment]
     try:
         return _acquire_open(run, source, mediator)
     finally:
         source.close()
 
 
-def _open(req: AcquisitionRequest, base: Path) -> Any:
+def _open(req: AcquisitionRequest, base: Path) -> Source:
     if isinstance(req.source, (str, Path, ImageStream)):
         plan = FlagPlan(log=str(log_paths(base)[0]), resuming=req.resume)  # guardrails (18.6)
         return open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
-    return req.source  # an already-open Source (or a FaultySource in tests)
+    return req.source  # type: ignore[no-any-return]  # an open Source (or a FaultySource)
 
 
-def _acquire_open(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
+def _acquire_open(run: _Run, source: Source, mediator: Mediator) -> AcquisitionResult:
     req = run.request
     facts: SourceFacts = source.facts
     run.granularity = facts.logical_sector_size if facts.kind.value == "device" else (
@@ -299,10 +287,10 @@ def _acquire_open(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResu
     # --- end guardrails
     if run.resume_log is not None:
         resuming.check_source(run.resume_log, facts)
-    return _execute(run, source, mediator)
+    return run_job(_AcquireJob(run, source, mediator), mediator, req.stop)
 
 
-def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> Any:
+def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> ImageSink:
     req = run.request
     if req.format is OutputFormat.RAW:
         return RawSink(base, media_size=run.media_size, algorithms=run.algorithms,
@@ -339,6 +327,11 @@ def _check_outputs(run: _Run, facts: SourceFacts) -> None:
     for path in planned:
         if path.exists():
             raise OutputExistsError(path)
+
+
+def _worst(items: tuple[Verification, ...]) -> Verification | None:
+    return next((v for v in items if v.verdict is not Verdict.VERIFIED),
+                items[0] if items else None)
 
 
 def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
@@ -391,70 +384,130 @@ def _progress_doc(run: _Run, done: int, ended: datetime) -> dict[str, Any]:
 
 
 def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
-    if not items:
+    worst = _worst(items)
+    if worst is None:
         return None
-    worst = next((v for v in items if v.verdict != "VERIFIED"), items[0])
     return {"verdict": worst.verdict, "hashes": worst.hashes, "detail": worst.detail,
             "outputs": [{"path": str(v.path), "verdict": v.verdict, "hashes": v.hashes,
                          "stored_hashes": v.stored_hashes, "detail": v.detail}
                         for v in items]}
 
 
-def _execute(run: _Run, source: Any, mediator: Mediator) -> AcquisitionResult:
-    req = run.request
-    facts: SourceFacts = source.facts
-    for sink in run.sinks:
-        sink.base.parent.mkdir(parents=True, exist_ok=True)
-    preliminary = _record(run, facts, Status.FAILED, _UNFINISHED)
-    if run.resume_log is not None:  # killed again while resuming: still resumable from here
-        old = run.resume_log
-        preliminary = replace(preliminary, progress=old["progress"], read_errors=tuple(
-            (int(e["first_sector"]), int(e["sector_count"])) for e in old.get("read_errors", [])))
-    for sink in run.sinks:  # a preliminary log that tells the truth if we die
-        write_logs(sink.base, preliminary, reserve=True)
-    stop = req.stop or threading.Event()
-    chunk = run.sector_size * req.chunk_sectors
-    task = mediator.begin(f"{req.operation} {Path(facts.path).name}", run.media_size)
-    pipeline = Pipeline(
-        source=source, sinks=run.sinks, media_size=run.media_size,
-        read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,
-        task=task, stop=stop, block_size=block_size_for(chunk, req.block_size),
-        workers=req.workers, encode=req.format is OutputFormat.E01,
-        checkpoint=lambda current: _checkpoint(run, facts, current),
-        checkpoint_every=req.checkpoint_every)
-    start = 0
-    try:
-        with stop_on_signals(stop):
-            if req.resume:
-                start = resuming.reopen(run, pipeline)
-                run.reopened = True
-            else:
-                for sink in run.sinks:
-                    sink.prepare()
-            outcome = pipeline.run(start)
-    except (KeyboardInterrupt, StopRequested, BitWitnessError, OSError) as exc:
-        task.finish(complete=False)
-        return _failed(run, source, pipeline, exc)
-    task.finish(complete=outcome.complete)
-    errors = tuple(byte_ranges_to_sectors(outcome.bad_byte_ranges, run.sector_size))
-    if not outcome.complete:
+class _AcquireJob:
+    """An acquisition (or a conversion into raw/E01 through this engine) as the runner's
+    :class:`~bitwitness.acquire.runner.Job`."""
+
+    def __init__(self, run: _Run, source: Source, mediator: Mediator) -> None:
+        self.run = run
+        self.source = source
+        self.facts: SourceFacts = source.facts
+        self.mediator = mediator
+
+    @property
+    def title(self) -> str:
+        return f"{self.run.request.operation} {Path(self.facts.path).name}"
+
+    @property
+    def media_size(self) -> int:
+        return self.run.media_size
+
+    def write_preliminary(self) -> None:
+        run = self.run
+        for sink in run.sinks:
+            sink.base.parent.mkdir(parents=True, exist_ok=True)
+        preliminary = _record(run, self.facts, Status.FAILED, _UNFINISHED)
+        if run.resume_log is not None:  # killed again while resuming: still resumable from here
+            old = run.resume_log
+            preliminary = replace(preliminary, read_errors=old.read_errors, progress={
+                "media_bytes_done": resuming.done_bytes(old),
+                "resumed_from": old.progress.resumed_from if old.progress else None})
+        for sink in run.sinks:  # a preliminary log that tells the truth if we die
+            write_logs(sink.base, preliminary, reserve=True)
+
+    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
+        run, req = self.run, self.run.request
+        chunk = run.sector_size * req.chunk_sectors
+        return Pipeline(
+            source=self.source, sinks=run.sinks, media_size=run.media_size,
+            read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,
+            task=task, stop=stop, block_size=block_size_for(chunk, req.block_size),
+            workers=req.workers, encode=req.format is OutputFormat.E01,
+            checkpoint=lambda current: _checkpoint(run, self.facts, current),
+            checkpoint_every=req.checkpoint_every)
+
+    def start(self, pipeline: Pipeline) -> int:
+        if self.run.request.resume:
+            start = resuming.reopen(self.run, pipeline)
+            self.run.reopened = True
+            return start
+        for sink in self.run.sinks:
+            sink.prepare()
+        return 0
+
+    def completed(self, outcome: PipelineOutcome, stop: threading.Event) -> AcquisitionResult:
+        run = self.run
+        errors = tuple(byte_ranges_to_sectors(outcome.bad_byte_ranges, run.sector_size))
+        try:
+            outputs = tuple(o for s in run.sinks
+                            for o in s.finish(hashes=outcome.hashes, errors=errors))
+        except (BitWitnessError, OSError) as exc:
+            return self._failed(errors, outcome.media_bytes_done, exc)
+        status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
+        verification: tuple[Verification, ...] = ()
+        if run.request.verify:
+            verification = tuple(verify_output(_first_image_file(s, outputs), outcome.hashes,
+                                               self.mediator, stop=stop)
+                                 for s in run.sinks)
+        return _finish(run, self.source, status, None, hashes=outcome.hashes,
+                       source_hashes=outcome.source_hashes, outputs=outputs, errors=errors,
+                       verification=verification, done=outcome.media_bytes_done)
+
+    def stopped(self, pipeline: Pipeline) -> AcquisitionResult:
+        outputs = tuple(o for s in self.run.sinks for o in _abort(s))
+        errors, done = self._progress(pipeline)
+        return _finish(self.run, self.source, Status.INTERRUPTED, INTERRUPTED, outputs=outputs,
+                       errors=errors, done=done)
+
+    def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> AcquisitionResult:
+        errors, done = self._progress(pipeline)
+        if isinstance(exc, SourceGoneError) and (self.run.resume_log is None or self.run.reopened):
+            # the drive dropped off (issue 18.5): what was read stays, durable, for --resume
+            for sink in self.run.sinks:
+                with contextlib.suppress(BitWitnessError, OSError):
+                    done = min(done, sink.make_durable())
+        return self._failed(errors, done, exc)
+
+    def _progress(self, pipeline: Pipeline) -> tuple[tuple[tuple[int, int], ...], int]:
+        """The read errors and the media bytes the outputs hold, for the final log."""
+        run = self.run
+        if run.resume_log is not None and not run.reopened:
+            # stopped while reopening: the interrupted run's record still says where things are
+            return run.resume_log.read_errors, resuming.done_bytes(run.resume_log)
+        return tuple(byte_ranges_to_sectors(pipeline.bad, run.sector_size)), pipeline.done
+
+    def _failed(self, errors: tuple[tuple[int, int], ...], done: int,
+                exc: BitWitnessError | OSError) -> AcquisitionResult:
+        """Leave the output unfinished, log why, then raise."""
+        run = self.run
         outputs = tuple(o for s in run.sinks for o in _abort(s))
-        return _finish(run, source, Status.INTERRUPTED, "interrupted by the user or the system",
-                       outputs=outputs, errors=errors, done=outcome.media_bytes_done)
-    try:
-        outputs = tuple(o for s in run.sinks
-                        for o in s.finish(hashes=outcome.hashes, errors=errors))
-    except (BitWitnessError, OSError) as exc:
-        return _failed(run, source, pipeline, exc)
-    status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
-    verification: tuple[Verification, ...] = ()
-    if req.verify:
-        verification = tuple(verify_image(_first_image_file(s, outputs), outcome.hashes,
-                                          run.algorithms, mediator)
-                             for s in run.sinks)
-    return _finish(run, source, status, None, hashes=outcome.hashes,
-                   source_hashes=outcome.source_hashes, outputs=outputs, errors=errors,
-                   verification=verification, done=outcome.media_bytes_done)
+        gone = isinstance(exc, SourceGoneError)
+        if gone:  # ... and hashed, so that the log vouches for the partial files
+            outputs = tuple(replace(o, hashes=hash_file(o.path, run.algorithms))
+                            for o in outputs)
+        if isinstance(exc, OSError) and _is_full(exc):
+            message = f"the destination is full ({exc.filename or run.base.parent}): " \
+                      f"{exc.strerror or 'no space left on device'}"
+            error: BitWitnessError = DestinationError(message, path=run.base)
+        elif isinstance(exc, OSError):
+            error = DestinationError(f"cannot write the output: {exc.strerror or exc}",
+                                     path=exc.filename or run.base)
+        else:
+            error = exc
+        if gone:
+            error.args = (f"{exc} (continue with --resume once the drive is back)",)
+        result = _finish(run, self.source, Status.FAILED, str(error), outputs=outputs,
+                         errors=errors, done=done)
+        raise _with_logs(error, result) from exc
 
 
 _UNFINISHED = "the acquisition did not finish (no final log was written)"
@@ -475,7 +528,7 @@ def _checkpoint(run: _Run, facts: SourceFacts, pipeline: Pipeline) -> None:
         write_logs(sink.base, record, reserve=True)
 
 
-def _first_image_file(sink: Any, outputs: tuple[OutputFile, ...]) -> Path:
+def _first_image_file(sink: ImageSink, outputs: tuple[OutputFile, ...]) -> Path:
     for out in outputs:
         if out.role == "image" and out.path.parent == sink.base.parent and \
                 out.path.name.startswith(sink.base.name + "."):
@@ -483,51 +536,11 @@ def _first_image_file(sink: Any, outputs: tuple[OutputFile, ...]) -> Path:
     raise UsageError(f"no image file was written for {sink.base}")
 
 
-def _abort(sink: Any) -> list[OutputFile]:
+def _abort(sink: Sink) -> list[OutputFile]:
     try:
         return list(sink.abort())
     except (BitWitnessError, OSError):
         return []
-
-
-def _failed(run: _Run, source: Any, pipeline: Pipeline, exc: BaseException) -> AcquisitionResult:
-    """Leave the output unfinished, log why, then raise (or report an interruption)."""
-    pipeline.stop.set()
-    gone = isinstance(exc, SourceGoneError)
-    durable = pipeline.done
-    if gone:  # the drive dropped off (issue 18.5): what was read stays, durable, for --resume
-        for sink in run.sinks:
-            with contextlib.suppress(BitWitnessError, OSError):
-                durable = min(durable, sink.make_durable())
-    outputs = tuple(o for s in run.sinks for o in _abort(s))
-    if gone:  # ... and hashed, so that the log vouches for the partial files
-        outputs = tuple(replace(o, hashes=hash_file(o.path, run.algorithms)) for o in outputs)
-    errors = tuple(byte_ranges_to_sectors(pipeline.bad, run.sector_size))
-    done: int | None = durable
-    if run.resume_log is not None and not run.reopened:
-        # stopped while reopening: the interrupted run's record still says where things are
-        done = int(run.resume_log["progress"]["media_bytes_done"])
-        errors = tuple((int(e["first_sector"]), int(e["sector_count"]))
-                       for e in run.resume_log.get("read_errors") or [])
-    if isinstance(exc, KeyboardInterrupt | StopRequested):
-        return _finish(run, source, Status.INTERRUPTED,
-                       "interrupted by the user or the system", outputs=outputs,
-                       errors=errors, done=done)
-    if isinstance(exc, OSError) and _is_full(exc):
-        message = f"the destination is full ({exc.filename or run.base.parent}): " \
-                  f"{exc.strerror or 'no space left on device'}"
-        error: BitWitnessError = DestinationError(message, path=run.base)
-    elif isinstance(exc, OSError):
-        error = DestinationError(f"cannot write the output: {exc.strerror or exc}",
-                                 path=exc.filename or run.base)
-    else:
-        assert isinstance(exc, BitWitnessError)
-        error = exc
-    if gone:
-        error.args = (f"{exc} (continue with --resume once the drive is back)",)
-    result = _finish(run, source, Status.FAILED, str(error), outputs=outputs,
-                     errors=errors, done=done)
-    raise _with_logs(error, result) from exc
 
 
 def _is_full(exc: OSError) -> bool:
@@ -541,13 +554,13 @@ def _is_full(exc: OSError) -> bool:
 
 def _with_logs(error: BitWitnessError, result: AcquisitionResult) -> BitWitnessError:
     error.result = result  # type: ignore[attr-defined]
-    if result.log_json.exists():
+    if result.log_json is not None and result.log_json.exists():
         error.args = (f"{error.args[0] if error.args else error}; partial output left "
                       f"unfinished, see {result.log_json}",)
     return error
 
 
-def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
+def _finish(run: _Run, source: Source, status: Status, error: str | None, *,
             outputs: tuple[OutputFile, ...], errors: tuple[tuple[int, int], ...],
             done: int | None, hashes: dict[str, str] | None = None,
             source_hashes: dict[str, str] | None = None,
@@ -558,11 +571,11 @@ def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
     """
     source.close()
     facts: SourceFacts = source.facts
+    if status in (Status.INTERRUPTED, Status.FAILED):
+        hashes, source_hashes = None, None
     stalls = getattr(source, "stall_note", None)
     if stalls is not None and stalls():  # reads that timed out (stall.py)
         run.warnings.append(stalls())
-    if status in (Status.INTERRUPTED, Status.FAILED):
-        hashes, source_hashes = None, None
     record = _record(run, facts, status, error, hashes=hashes, source_hashes=source_hashes,
                      outputs=outputs, read_errors=errors, verification=verification, done=done)
     log_json, log_text = log_paths(run.base)
@@ -574,35 +587,36 @@ def _finish(run: _Run, source: Any, status: Status, error: str | None, *,
             continue
         if sink is run.sinks[0]:
             log_json, log_text = log_json_i, log_text_i
-    result = AcquisitionResult(
-        status=status, error=error, source=facts, base=run.base, format=run.request.format,
-        media_size=run.media_size, sector_size=run.sector_size, hashes=hashes or {},
-        source_hashes=source_hashes, outputs=outputs, read_errors=errors,
-        bad_sectors=count_sectors(errors), verification=verification, log_json=log_json,
-        log_text=log_text, started=run.started, ended=record.ended,
-        warnings=tuple(run.warnings), resumed_from=run.resumed_from,
+    worst = _worst(verification)
+    return AcquisitionResult(
+        status=status, verdict=worst.verdict if worst else None, error=error, source=facts,
+        base=run.base, format=run.request.format, media_size=run.media_size,
+        sector_size=run.sector_size, hashes=hashes or {}, source_hashes=source_hashes,
+        outputs=outputs, read_errors=errors, bad_sectors=count_sectors(errors),
+        verification=verification, log_json=log_json, log_text=log_text, started=run.started,
+        ended=record.ended, warnings=tuple(run.warnings), resumed_from=run.resumed_from,
         media_bytes_done=done or 0, bytes_read=_bytes_read(run, done or 0),
-        rescue="rescue" in run.extra_progress)
-    _custody(run, result)
-    return result
+        rescue="rescue" in run.extra_progress,
+        custody_seq=_custody(run, record, log_json))
 
 
-def _custody(run: _Run, result: AcquisitionResult) -> None:
+def _custody(run: _Run, record: LogRecord, log_json: Path) -> int | None:
     if run.case is None or run.request.case is None:
-        return
+        return None
     details = {
-        "source": result.source.path,
-        "outputs": [str(o.path) for o in result.outputs],
-        "hashes": result.hashes,
-        "status": result.status.value,
-        "read_errors": result.bad_sectors,
-        "log": str(result.log_json),
-        "log_sha256": file_sha256(result.log_json) if result.log_json.exists() else None,
+        "source": record.source.path,
+        "outputs": [str(o.path) for o in record.outputs],
+        "hashes": record.hashes,
+        "status": record.status.value,
+        "read_errors": count_sectors(record.read_errors),
+        "log": str(log_json),
+        "log_sha256": file_sha256(log_json) if log_json.exists() else None,
     }
-    if result.verification:
-        details["verification"] = [v.verdict for v in result.verification]
-    run.case.record(run.request.operation, evidence_id=run.request.case.evidence_id,
-                    details=details)
+    if record.verification:
+        details["verification"] = [v["verdict"] for v in record.verification["outputs"]]
+    event = run.case.record(run.request.operation, evidence_id=run.request.case.evidence_id,
+                            details=details)
+    return int(event.seq)
 
 
 __all__ = ["AcquisitionRequest", "AcquisitionResult", "CaseTarget", "OutputFormat", "Status",

@@ -4,7 +4,8 @@ Both are built from one frozen :class:`LogRecord`, never from rendered text, and
 acquisition and conversion alike (``operation``). A preliminary pair is written *before* the
 first byte is read, saying "failed: did not finish", and padded with whitespace: if the process
 dies, the log still tells the truth, and if the destination fills up the final logs overwrite the
-already-allocated bytes in place instead of needing new space.
+already-allocated bytes in place instead of needing new space. The log is read back, typed, by
+:mod:`bitwitness.acquisitionlog` (:func:`read_log`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 from bitwitness import TOOL_NAME, __version__, hashing, host, installed
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.acquire.source import SourceFacts
+from bitwitness.acquisitionlog import SCHEMA, AcquisitionLog, load
 from bitwitness.fileio import write_in_place
 
-SCHEMA = "bitwitness.acquisition/1"
 #: Bytes reserved for each log at the start (JSON allows trailing whitespace).
 RESERVE = 64 * 1024
 
@@ -162,9 +163,10 @@ def write_logs(base: Path, record: LogRecord, *, reserve: bool = False) -> tuple
     return json_path, text_path
 
 
-def read_log(path: Path) -> dict[str, Any]:
-    """Load a ``BASE.json`` (for resume, verify and report)."""
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_log(path: Path) -> AcquisitionLog:
+    """Load a ``BASE.json`` as written by :func:`write_logs` (typed: see
+    :mod:`bitwitness.acquisitionlog`)."""
+    return load(path)
 
 
 def file_sha256(path: Path) -> str:

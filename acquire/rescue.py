@@ -42,8 +42,11 @@ from bitwitness.acquire import resume as resuming
 from bitwitness.acquire.logs import Status, log_paths, read_log, write_logs
 from bitwitness.acquire.rescuemap import PHASE_NAMES, Block, Phase, RescueMap
 from bitwitness.acquire.retry import StopRequested
+from bitwitness.acquire.runner import INTERRUPTED
 from bitwitness.acquire.sinks import OutputFile, RawSink
 from bitwitness.acquire.stall import StallGuard
+from bitwitness.acquire.verifying import Verification, verify_output
+from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.errors import (
     BitWitnessError,
     OutputExistsError,
@@ -244,7 +247,7 @@ def rescue(request: engine.AcquisitionRequest, mediator: Mediator,
     base, metadata, case = engine._resolve_case(request)
     earlier = _earlier_log(base, request, options)
     if earlier is not None:
-        metadata = {**(earlier.get("metadata") or {}), **metadata}
+        metadata = {**earlier.metadata, **metadata}
         request = replace(request, resume=True)
     run = engine._Run(request=request, base=base, algorithms=engine._algorithms(request),
                       started=datetime.now(UTC), case=case, metadata=metadata,
@@ -257,7 +260,7 @@ def rescue(request: engine.AcquisitionRequest, mediator: Mediator,
 
 
 def _earlier_log(base: Path, request: engine.AcquisitionRequest,
-                 options: RescueOptions) -> dict[str, Any] | None:
+                 options: RescueOptions) -> AcquisitionLog | None:
     if not (request.resume or options.retry_bad):
         return None
     json_path = log_paths(base)[0]
@@ -268,7 +271,7 @@ def _earlier_log(base: Path, request: engine.AcquisitionRequest,
         log = read_log(json_path)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot continue the rescue: {json_path}: {exc}") from exc
-    status = log.get("status")
+    status = log.status
     if options.retry_bad and status not in ("completed-with-errors", "completed"):
         raise UsageError(f"--retry-bad needs a finished rescue; the log says {status} "
                          "(continue it with --resume)")
@@ -386,9 +389,9 @@ def _execute(run: engine._Run, source: Any, *, sink: RawSink, fd: int, rmap: Res
     hashes = hash_file(sink.partial_paths()[0], run.algorithms)
     outputs = tuple(sink.finish(hashes=hashes, errors=errors))
     run.extra_progress = {"rescue": _rescue_doc(rmap, rescuer, mapfile)}
-    verification: tuple[Any, ...] = ()
+    verification: tuple[Verification, ...] = ()
     if req.verify:
-        verification = (engine.verify_image(outputs[0].path, hashes, run.algorithms, mediator),)
+        verification = (verify_output(outputs[0].path, hashes, mediator, stop=stop),)
     status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
     return engine._finish(run, source, status, None, hashes=hashes, outputs=outputs,
                           errors=errors, verification=verification, done=run.media_size)
@@ -419,8 +422,7 @@ def _stopped(run: engine._Run, source: Any, sink: RawSink, rescuer: _Rescuer,
     errors = tuple(_bad_ranges(rmap, run.sector_size))
     done = rmap.total(Block.FINISHED)
     if isinstance(exc, KeyboardInterrupt | StopRequested):
-        return engine._finish(run, source, Status.INTERRUPTED,
-                              "interrupted by the user or the system", outputs=outputs,
+        return engine._finish(run, source, Status.INTERRUPTED, INTERRUPTED, outputs=outputs,
                               errors=errors, done=done)
     error: BitWitnessError = exc if isinstance(exc, SourceGoneError) else \
         engine.DestinationError(f"cannot write the image: {exc}", path=partial)

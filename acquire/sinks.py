@@ -46,11 +46,37 @@ class OutputFile:
 Keep: TypeAlias = Callable[[], Callable[[], None] | None]
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """What an output kept of an interrupted run: its first ``media_bytes`` media bytes, durable
+    in its files. Iterating reads those bytes back from the output (to re-hash them, so that the
+    final hashes cover exactly what the files hold); it changes nothing."""
+
+    media_bytes: int
+    read: Callable[[], Iterator[bytes]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.read()
+
+
 class Sink(Protocol):
-    """The pipeline's view of an output."""
+    """An output of a job, as the runner and the pipeline drive it.
+
+    Order: :meth:`prepare` (a new output) or :meth:`resume` (continue an interrupted one), then
+    :meth:`encode`/:meth:`write` per block in media order, with :meth:`make_durable` between
+    blocks at checkpoints, then exactly one of :meth:`finish` or :meth:`abort`.
+    """
 
     def planned_paths(self) -> list[Path]:
         """Every path this sink may create (for the overwrite check)."""
+
+    def prepare(self) -> None:
+        """Refuse or clear existing output (``overwrite``), then create the output."""
+
+    def resume(self, limit: int) -> Resumed:
+        """Reopen an interrupted output and keep at most ``limit`` media bytes (what the
+        interrupted run's log vouches for); every change to the files is made before it returns.
+        Outputs that cannot be continued raise :class:`~bitwitness.errors.UsageError`."""
 
     def encode(self, data: memoryview) -> Any:
         """Turn a block into what ``write`` takes; pure and thread-safe."""
@@ -58,6 +84,10 @@ class Sink(Protocol):
     def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
         """Append one block (in media order); ``data`` is only valid during the call, unless
         borrowed through ``keep``."""
+
+    def make_durable(self) -> int:
+        """Put what was written on the disk for good; returns how many media bytes that is
+        (what :meth:`resume` may later be trusted with; 0 when the output cannot be resumed)."""
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
@@ -67,9 +97,27 @@ class Sink(Protocol):
         """Stop, leave the output marked unfinished, return what exists."""
 
 
+class ImageSink(Sink, Protocol):
+    """An image set named by its base (``BASE.raw``, ``BASE.E01``...), its logs beside it."""
+
+    base: Path
+
+
 def _remove_if(path: Path) -> None:
     if path.exists():
         path.unlink()
+
+
+def _read_prefix(path: Path, size: int, block: int = 1 << 20) -> Iterator[bytes]:
+    """The first ``size`` bytes of ``path``, in blocks."""
+    with path.open("rb") as fh:
+        remaining = size
+        while remaining:
+            data = fh.read(min(block, remaining))
+            if not data:
+                raise OSError(f"{path} ended early")
+            remaining -= len(data)
+            yield data
 
 
 class RawSink:
@@ -177,17 +225,17 @@ class RawSink:
             self.written += len(part)
             view = view[len(part):]
 
-    def resume(self, done: int) -> Iterator[bytes]:
-        """Reopen the ``.partial`` files at ``done`` bytes; yield the kept prefix for hashing.
-
-        The prefix is re-read from our own output (not the source), so the resumed hashes cover
-        exactly the bytes in the image files.
+    def resume(self, limit: int) -> Resumed:
+        """Reopen the ``.partial`` files and keep the first ``limit`` media bytes: complete
+        pieces are cut to their size and re-hashed (their sidecar lines), the piece in progress is
+        cut at ``limit`` and reopened, later pieces are deleted.
         """
+        done = min(limit, self.media_size)
         self.written = 0
         partials = self.partial_paths()
         if done == 0:
             self._open_piece(0, truncate_to=0)
-            return
+            return Resumed(0, lambda: iter(()))
         last = (done - 1) // self.split if self.split else 0
         for index in range(last + 1):
             keep = min(self._piece_size(index), done - self.written)
@@ -195,19 +243,11 @@ class RawSink:
             if not path.exists() or path.stat().st_size < keep:
                 raise OSError(f"{path} is missing or shorter than the log says")
             hasher = ThreadedHasher(self.algorithms, depth=8) if self.split else None
-            with path.open("rb") as fh:
-                remaining = keep
-                while remaining:
-                    block = fh.read(min(1 << 20, remaining))
-                    if not block:
-                        raise OSError(f"{path} ended early")
-                    remaining -= len(block)
-                    if hasher is not None:
-                        hasher.update(block)
-                    yield block
+            if hasher is not None:
+                for block in _read_prefix(path, keep):
+                    hasher.update(block)
             self.written += keep
-            if keep == self._piece_size(index) and self.split:
-                assert hasher is not None
+            if keep == self._piece_size(index) and hasher is not None:
                 self._piece_hashes[index] = hasher.close()
                 self._piece = index
                 # keep the complete piece at its size (drop anything written beyond the log)
@@ -216,6 +256,10 @@ class RawSink:
                 self._open_piece(index, truncate_to=keep, hasher=hasher)
         for extra in partials[last + 1:]:
             _remove_if(extra)
+        pieces = [(partials[i], min(self._piece_size(i), done - i * (self.split or 0)))
+                  for i in range(last + 1)]
+        return Resumed(done, lambda: (block for path, size in pieces
+                                      for block in _read_prefix(path, size)))
 
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
@@ -295,14 +339,23 @@ class EwfSink:
             media_type=media_type, overwrite=self.overwrite, guid=self.guid,
             file_hashes=(SEGMENT_FILE_HASH,))
 
-    def resume(self, limit: int | None = None) -> int:
-        """Reopen an interrupted set; returns the media bytes it durably holds (at most
-        ``limit``: what the interrupted run's log vouches for)."""
+    def resume(self, limit: int) -> Resumed:
+        """Reopen an interrupted set; it keeps the complete sectors groups within ``limit``
+        media bytes (see :meth:`EwfWriter.resume`), read back through the EWF reader."""
         ewf = self._api()
         self._writer, durable = ewf.EwfWriter.resume(
             self.base, segment_size=self.segment_size,
             compression=ewf.Compression(self.compression), keep_media=limit)
-        return int(durable)
+        first = ewf.segment_path(self.base, 1)
+
+        def read() -> Iterator[bytes]:
+            image = ewf.open_ewf(first, allow_incomplete=True)
+            try:
+                yield from image.iter_blocks(1 << 20, 0, durable)
+            finally:
+                image.close()
+
+        return Resumed(int(durable), read)
 
     def make_durable(self) -> int:
         """Media bytes now on the disk for good (see :meth:`EwfWriter.make_durable`)."""

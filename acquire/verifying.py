@@ -1,43 +1,31 @@
-"""``--verify``: re-read the finished image with the reader and compare every hash.
+"""``--verify``: a job checks what it wrote, through the verification engine.
 
-The image is opened the way any examiner would open it later (:func:`bitwitness.image.open_image`),
-every media byte is read back and hashed, and the result is compared with the hashes computed
-while acquiring and, for E01, with the hashes stored inside the image.
+The finished image is verified the way ``bitwitness verify`` would verify it later
+(:func:`bitwitness.verify.verify_image`: opened through the format registry, every media byte
+read back and hashed, the hashes stored inside an E01 compared), with the hashes the job computed
+while writing as the recorded reference. Logs next to the image are not looked for: the job's own
+log is still the preliminary one, which says the run did not finish.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
-from bitwitness.errors import (
-    BitWitnessError,
-    CorruptImageError,
-    IncompleteImageError,
-    MissingSegmentError,
-)
-from bitwitness.hashing import ThreadedHasher
+from bitwitness.errors import Interrupted
 from bitwitness.progress import Mediator
-from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
 
-EWF_MAGIC = b"EVF\x09\x0d\x0a\xff\x00"
-
-
-class Verdict(StrEnum):
-    """The same words as :mod:`bitwitness.verify` uses."""
-
-    VERIFIED = "VERIFIED"
-    MISMATCH = "MISMATCH"
-    CORRUPT = "CORRUPT"
-    INCOMPLETE = "INCOMPLETE"
-    UNVERIFIED = "UNVERIFIED"
+#: Where the expected hashes come from, as the verification names its references.
+WRITTEN_REFERENCE = "hashes computed while writing"
+#: The detail of a check stopped (SIGINT/SIGTERM) before the image was read back in full.
+STOPPED = "stopped before the image was read back in full: written, not verified"
 
 
 @dataclass(frozen=True)
 class Verification:
-    """One output set read back: verdict, the hashes read, the hashes the image stores."""
+    """One output read back: verdict, the hashes read, the hashes the image stores."""
 
     path: Path
     verdict: Verdict
@@ -46,54 +34,21 @@ class Verification:
     detail: str = ""
 
 
-def _open(path: Path) -> ImageStream:
-    from bitwitness.image import detect
+def verify_output(path: Path, expected: dict[str, str], mediator: Mediator, *,
+                  stop: threading.Event | None = None) -> Verification:
+    """Read ``path``'s whole image back; compare with ``expected`` (and the stored hashes).
+    Setting ``stop`` ends the reading early: the verdict is then INCOMPLETE (:data:`STOPPED`);
+    the output itself stays finished, its hashes those computed while writing."""
+    from bitwitness.verify.model import HashReference
+    from bitwitness.verify.verifier import VerifyOptions, verify_image
 
-    detected = detect(path)
-    if detected.format.name == "raw" and _is_ewf(path):
-        # the E01 format is not registered in this build: use the EWF reader directly
-        from bitwitness.ewf import open_ewf
-
-        return open_ewf(path)
-    return detected.format.open(path)
-
-
-def _is_ewf(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(len(EWF_MAGIC)) == EWF_MAGIC
-
-
-def verify_image(path: Path, expected: dict[str, str], algorithms: Sequence[str],
-                 mediator: Mediator) -> Verification:
-    """Read ``path``'s whole image back; compare with ``expected`` (and the stored hashes)."""
+    references = tuple(HashReference(WRITTEN_REFERENCE, algorithm, value)
+                       for algorithm, value in expected.items())
+    options = VerifyOptions(expected=references, find_logs=False,
+                            cancel=stop or threading.Event())
     try:
-        stream = _open(path)
-    except (IncompleteImageError, MissingSegmentError) as exc:
-        return Verification(path, Verdict.INCOMPLETE, {}, detail=str(exc))
-    except BitWitnessError as exc:
-        return Verification(path, Verdict.CORRUPT, {}, detail=str(exc))
-    task = mediator.begin(f"verify {path.name}", stream.size)
-    hasher = ThreadedHasher(algorithms, depth=8)
-    try:
-        for block in stream.iter_blocks(1 << 20):
-            hasher.update(block)
-            task.advance(len(block))
-    except CorruptImageError as exc:
-        hasher.close()
-        return Verification(path, Verdict.CORRUPT, {}, detail=str(exc))
-    except BitWitnessError as exc:
-        hasher.close()
-        return Verification(path, Verdict.CORRUPT, {}, detail=str(exc))
-    finally:
-        task.finish()
-        stored = dict(getattr(stream, "stored_hashes", {}) or {})
-        stream.close()
-    computed = hasher.close()
-    problems = [f"{name}: computed {computed[name]}, expected {want}"
-                for name, want in expected.items() if computed.get(name) != want]
-    problems += [f"{name}: stored in the image {value}, computed {computed[name]}"
-                 for name, value in stored.items() if name in computed and computed[name] != value]
-    if problems:
-        return Verification(path, Verdict.MISMATCH, computed, stored, "; ".join(problems))
-    return Verification(path, Verdict.VERIFIED, computed, stored,
-                        "every hash of the image read back matches")
+        result = verify_image(path, options, mediator)
+    except Interrupted:
+        return Verification(path, Verdict.INCOMPLETE, {}, detail=STOPPED)
+    detail = "; ".join(result.problems) or "every hash of the image read back matches"
+    return Verification(path, result.verdict, dict(result.computed), dict(result.stored), detail)

@@ -9,7 +9,6 @@ written, so an edit to the case file is evident too (:meth:`Case.case_file_check
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from bitwitness import TOOL_NAME, __version__
+from bitwitness import TOOL_NAME, __version__, acquisitionlog
 from bitwitness.casefolder import (
     CASE_FILE,
     CUSTODY_FILE,
@@ -36,12 +35,11 @@ from bitwitness.hashing import file_sha256
 from bitwitness.templates import CaseTemplate
 
 SCHEMA = "bitwitness.case/1"
-ACQUISITION_SCHEMA = "bitwitness.acquisition/1"
 
 
 @dataclass(frozen=True)
 class EvidenceItem:
-    """One evidence folder. ``acquisition_log`` is its ``bitwitness.acquisition/1`` JSON file
+    """One evidence folder. ``acquisition_log`` is its acquisition log (``BASE.json``)
     (the acquire one when there are several); ``logs`` are all of them, sorted by name."""
 
     id: str
@@ -71,11 +69,9 @@ def _acquisition_logs(folder: Path) -> list[tuple[Path, str]]:
     found = []
     for path in sorted(folder.glob("*.json")):
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            found.append((path, acquisitionlog.load(path).operation))
+        except acquisitionlog.LogFormatError:
             continue
-        if isinstance(doc, dict) and doc.get("schema") == ACQUISITION_SCHEMA:
-            found.append((path, str(doc.get("operation", ""))))
     return found
 
 

@@ -1,23 +1,22 @@
-"""Reading an acquisition log (``BASE.json``, schema ``bitwitness.acquisition/1``) for a report.
+"""An acquisition log (``BASE.json``) as the report shows it.
 
-The log is written by :mod:`bitwitness.acquire.logs`; we read it defensively because a report is
-often made long after the acquisition, possibly by a newer BitWitness: unknown keys are ignored,
-missing ones stay empty, and a file that is not a readable log becomes a stated problem rather
-than a crash (the report must still render).
+The log is read by :mod:`bitwitness.acquisitionlog`, which reads it defensively because a report
+is often made long after the acquisition, possibly by a newer BitWitness: unknown keys are
+ignored, missing ones stay empty, and a file that is not a readable log becomes a stated problem
+(:class:`LogProblem`) rather than a crash (the report must still render).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bitwitness import acquisitionlog
+from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.hashing import ALGORITHMS
 from bitwitness.report.model import Acquisition, ErrorRange, HashValue, OutputFile, SourceFacts
-
-ACQUISITION_SCHEMA = "bitwitness.acquisition/1"
 
 
 class LogProblem(Exception):  # noqa: N818 - internal, becomes a stated problem in the report
@@ -46,99 +45,68 @@ def hash_values(mapping: object) -> tuple[HashValue, ...]:
                  if mapping[k])
 
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _dict(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _pairs(mapping: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     out = []
     for key, value in mapping.items():
-        shown = ",".join(map(str, value)) if isinstance(value, list | tuple) else _str(value)
+        shown = ",".join(map(str, value)) if isinstance(value, list | tuple) else (
+            "" if value is None else str(value))
         out.append((str(key), shown))
     return tuple(out)
 
 
-def load_log(path: Path) -> Mapping[str, Any]:
+def load_log(path: Path) -> AcquisitionLog:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LogProblem(f"acquisition log {path} cannot be read: {exc}") from exc
-    if not isinstance(doc, Mapping) or doc.get("schema") != ACQUISITION_SCHEMA:
-        raise LogProblem(f"{path} is not a BitWitness acquisition log ({ACQUISITION_SCHEMA})")
-    return doc
+        return acquisitionlog.load(path)
+    except acquisitionlog.LogFormatError as exc:
+        raise LogProblem(str(exc)) from exc
 
 
-def source_facts(doc: Mapping[str, Any]) -> SourceFacts:
-    src = _dict(doc.get("source"))
-    hpa = _dict(src.get("hpa"))
-    removable = src.get("removable")
-    present = hpa.get("present")
+def source_facts(log: AcquisitionLog) -> SourceFacts:
+    src = log.source
     return SourceFacts(
-        path=_str(src.get("path")),
-        kind=_str(src.get("kind")),
-        size=_int(src.get("size")),
-        logical_sector_size=_int(src.get("logical_sector_size")),
-        physical_sector_size=_int(src.get("physical_sector_size")),
-        model=_str(src.get("model")),
-        serial=_str(src.get("serial")),
-        vendor=_str(src.get("vendor")),
-        transport=_str(src.get("transport")),
-        removable=removable if isinstance(removable, bool) else None,
-        hpa_checked=bool(hpa.get("checked")) if hpa else None,
-        hpa_present=present if isinstance(present, bool) else None,
-        hpa_detail=_str(hpa.get("detail")),
+        path=src.path,
+        kind=src.kind,
+        size=src.size,
+        logical_sector_size=src.logical_sector_size,
+        physical_sector_size=src.physical_sector_size,
+        model=src.model,
+        serial=src.serial,
+        vendor=src.vendor,
+        transport=src.transport,
+        removable=src.removable,
+        hpa_checked=src.hpa_checked,
+        hpa_present=src.hpa_present,
+        hpa_detail=src.hpa_detail,
     )
 
 
-def acquisition(doc: Mapping[str, Any], log_path: Path) -> Acquisition:
-    tool = _dict(doc.get("tool"))
-    host = _dict(doc.get("host"))
-    media = _dict(doc.get("media"))
-    source_hashes = _dict(doc.get("source_hashes"))
-    verification = _dict(doc.get("verification"))
-    outputs = tuple(
-        OutputFile(_str(o.get("path")), _int(o.get("size")), hash_values(o.get("hashes")))
-        for o in doc.get("outputs") or () if isinstance(o, Mapping)
-    )
-    errors = tuple(
-        ErrorRange(int(e["first_sector"]), int(e["sector_count"]))
-        for e in doc.get("read_errors") or ()
-        if isinstance(e, Mapping) and _int(e.get("first_sector")) is not None
-        and _int(e.get("sector_count")) is not None
-    )
-    duration = doc.get("duration_seconds")
+def acquisition(log: AcquisitionLog, log_path: Path) -> Acquisition:
+    source_hashes = log.source_hashes
+    verification = log.verification
     return Acquisition(
         log_path=str(log_path),
-        operation=_str(doc.get("operation")),
-        status=_str(doc.get("status")),
-        error=doc.get("error") or None,
-        tool_name=_str(tool.get("name")),
-        tool_version=_str(tool.get("version")),
-        python=_str(tool.get("python")),
-        libraries=_pairs(_dict(tool.get("libraries"))),
-        hostname=_str(host.get("hostname")),
-        host_os=_str(host.get("os")),
-        user=_str(host.get("user")),
-        started=parse_time(doc.get("started")),
-        ended=parse_time(doc.get("ended")),
-        duration_seconds=float(duration) if isinstance(duration, int | float) else None,
-        options=_pairs(_dict(doc.get("options"))),
-        media_size=_int(media.get("size")),
-        media_sector_size=_int(media.get("sector_size")),
-        media_sectors=_int(media.get("sectors")),
-        media_hashes=hash_values(media.get("hashes")),
-        source_hashes=hash_values(source_hashes.get("hashes")),
-        source_hashed_size=_int(source_hashes.get("size")),
-        outputs=outputs,
-        read_errors=errors,
-        verification_verdict=_str(verification.get("verdict")) or None,
-        verification_hashes=hash_values(verification.get("hashes")),
+        operation=log.operation,
+        status=log.status,
+        error=log.error,
+        tool_name=log.tool.name,
+        tool_version=log.tool.version,
+        python=log.tool.python,
+        libraries=_pairs(log.tool.libraries),
+        hostname=log.host.hostname,
+        host_os=log.host.os,
+        user=log.host.user,
+        started=log.started,
+        ended=log.ended,
+        duration_seconds=log.duration_seconds,
+        options=_pairs(log.options.values),
+        media_size=log.media.size,
+        media_sector_size=log.media.sector_size,
+        media_sectors=log.media.sectors,
+        media_hashes=hash_values(log.media.hashes),
+        source_hashes=hash_values(source_hashes.hashes if source_hashes else None),
+        source_hashed_size=source_hashes.size if source_hashes else None,
+        outputs=tuple(OutputFile(o.path, o.size, hash_values(o.hashes)) for o in log.outputs),
+        read_errors=tuple(ErrorRange(first, count) for first, count in log.read_errors),
+        verification_verdict=verification.verdict if verification else None,
+        verification_hashes=hash_values(verification.hashes if verification else None),
     )

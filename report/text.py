@@ -24,6 +24,7 @@ from bitwitness.report.model import (
     Verification,
 )
 from bitwitness.sizes import format_size
+from bitwitness.verdict import Verdict
 
 Rows = list[tuple[str, str]]
 
@@ -129,7 +130,7 @@ def flagged(v: Verification | Export) -> bool:
     """Whether a renderer shows the entry as a problem (bad verdict, bad manifest, unreliable)."""
     if isinstance(v, Export):
         return v.suspect or v.manifest_state in ("differs", "missing")
-    return v.suspect or v.verdict.upper() != "VERIFIED"
+    return v.suspect or v.verdict.upper() != Verdict.VERIFIED
 
 
 def export_summary(e: Export) -> str:

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 runtime=(fonts-dejavu-core fonts-droid-fallback fuse3)
-testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd
+testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd time
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
          afflib-tools qemu-system-x86 gddrescue)
 

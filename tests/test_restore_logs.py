@@ -192,7 +192,7 @@ class _ActAfterFirstBlock:
     def set_errors(self, count: int) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = True) -> None:
         pass
 
     def notice(self, message: str, *, level: str = "info") -> None:
@@ -209,8 +209,9 @@ def _big_image(tmp_path: Path) -> Path:
 
 
 def test_interrupted_restore_logs_what_was_written(tmp_path: Path) -> None:
-    from bitwitness.acquire.convert.restore import RestoreVerdict, restore_image
+    from bitwitness.acquire.convert.restore import restore_image
     from bitwitness.errors import ExitCode
+    from bitwitness.verdict import Verdict as RestoreVerdict
 
     image = _big_image(tmp_path)
     target, base = tmp_path / "t.bin", tmp_path / "stopped"

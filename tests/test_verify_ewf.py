@@ -288,3 +288,57 @@ def test_sets_our_reader_passes_on_are_read_by_libewf(
     assert result.verdict is Verdict.VERIFIED
     assert result.stored == {"md5": tool_hash("md5sum", source)[0],
                              "sha1": tool_hash("sha1sum", source)[0]}
+
+
+def test_libewf_reads_in_the_same_pass(tmp_path: Path, source: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """libewf starts reading before our reader's pass has ended (one pass, not two in a row),
+    and its result still agrees with ewfverify's hash."""
+    import threading
+
+    import bitwitness.verify.libewf as libewf_mod
+    import bitwitness.verify.verifier as verifier_mod
+
+    (segment,) = ewfacquire(source, tmp_path / "img", "-c", "fast")
+    our_pass_done = threading.Event()
+    started_after_our_pass: list[bool] = []
+    real_pass, real_libewf = verifier_mod.run_pass, libewf_mod.read_with_libewf
+
+    def our_pass(*args: object, **kwargs: object) -> object:
+        result = real_pass(*args, **kwargs)  # type: ignore[arg-type]
+        our_pass_done.set()
+        return result
+
+    def libewf_read(*args: object, **kwargs: object) -> object:
+        started_after_our_pass.append(our_pass_done.is_set())
+        return real_libewf(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verifier_mod, "run_pass", our_pass)
+    monkeypatch.setattr(libewf_mod, "read_with_libewf", libewf_read)
+    result = verify_image(segment, VerifyOptions(second_reader=True))
+    assert started_after_our_pass == [False]
+    assert result.verdict is Verdict.VERIFIED
+    assert result.libewf is not None
+    assert result.libewf.agree
+    ewfverify = subprocess.run(["ewfverify", "-d", "sha1", str(segment)], capture_output=True,
+                               text=True, check=True).stdout
+    assert f"MD5 hash calculated over data:\t\t{result.libewf.hashes['md5']}" in ewfverify
+
+
+def test_libewf_stops_when_our_pass_is_interrupted(tmp_path: Path, source: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupted pass stops the libewf reader too: Interrupted, no result, no thread left."""
+    import threading
+
+    import bitwitness.verify.verifier as verifier_mod
+    from bitwitness.errors import Interrupted
+
+    (segment,) = ewfacquire(source, tmp_path / "img", "-c", "fast")
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        raise Interrupted("verification interrupted")
+
+    monkeypatch.setattr(verifier_mod, "run_pass", interrupted)
+    with pytest.raises(Interrupted):
+        verify_image(segment, VerifyOptions(second_reader=True))
+    assert not any(t.name == "libewf-pass" and t.is_alive() for t in threading.enumerate())

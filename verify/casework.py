@@ -8,11 +8,11 @@ much part of the custody history as a passed one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bitwitness import acquisitionlog
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.verify.model import ImageVerification, Verdict
 from bitwitness.verify.verifier import VerifyOptions, verify_images
@@ -36,11 +36,11 @@ def find_image(folder: Path, acquisition_log: Path | None) -> Path | None:
     """The image of an evidence folder: the acquisition log's first output, else by name."""
     if acquisition_log is not None:
         try:
-            doc = json.loads(acquisition_log.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            doc = {}
-        for output in doc.get("outputs") or []:
-            recorded = Path(str(output.get("path", "")))
+            outputs = acquisitionlog.load(acquisition_log).outputs
+        except acquisitionlog.LogFormatError:
+            outputs = ()
+        for output in outputs:
+            recorded = Path(output.path)
             if recorded.suffix.lower() in (".json", ".txt", ".md5", ".sha1", ".sha256", ".log"):
                 continue
             for candidate in (recorded, folder / recorded.name):

@@ -90,19 +90,73 @@ def read_with_libewf(segments: Sequence[Path], algorithms: Sequence[str], task: 
     return size, stored, hashes
 
 
+#: What reading through libewf gave: (media size, stored hashes, computed hashes), or the error
+#: pyewf raised (``OSError``) or that it is not installed (``ImportError``).
+LibewfOutcome = tuple[int, dict[str, str], dict[str, str]] | OSError | ImportError
+
+
+def read_outcome(segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
+                 cancel: threading.Event | None = None) -> LibewfOutcome:
+    """:func:`read_with_libewf`, its errors returned rather than raised (``Interrupted`` still
+    raises); the task is finished either way."""
+    try:
+        return read_with_libewf(segments, algorithms, task, cancel)
+    except (OSError, ImportError) as exc:  # pyewf raises IOError/OSError for everything
+        return exc
+    finally:
+        task.finish()
+
+
+class LibewfPass:
+    """libewf reading the set on its own thread while our reader's pass runs.
+
+    Why a thread: the two readers then consume the image in the same pass (the segment files
+    come from disk once, for whichever reader gets there first), and libewf's decompression and
+    hashing (pyewf releases the GIL while it reads) use the core our pass leaves idle, instead of
+    a second pass after the first. ``cancel`` stops it; :meth:`result` waits for it.
+    """
+
+    def __init__(self, segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
+                 cancel: threading.Event) -> None:
+        self._outcome: LibewfOutcome | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="libewf-pass", daemon=True,
+                                        args=(segments, algorithms, task, cancel))
+        self._thread.start()
+
+    def _run(self, segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
+             cancel: threading.Event) -> None:
+        try:
+            self._outcome = read_outcome(segments, algorithms, task, cancel)
+        except BaseException as exc:  # Interrupted or a bug: raised again by result()
+            self._outcome = exc
+
+    def result(self) -> LibewfOutcome:
+        """What libewf gave, once it has read everything; re-raises ``Interrupted`` or a bug."""
+        self._thread.join()
+        outcome = self._outcome
+        if isinstance(outcome, (OSError, ImportError, tuple)):
+            return outcome
+        assert outcome is not None
+        raise outcome
+
+
 def libewf_check(segments: Sequence[Path], algorithms: Sequence[str], *, media_size: int,
                  stored: dict[str, str], computed: dict[str, str], task: ProgressTask,
                  cancel: threading.Event | None = None) -> ReaderCheck:
     """Read the set through libewf and compare every result with our reader's."""
+    return libewf_compare(read_outcome(segments, algorithms, task, cancel),
+                          media_size=media_size, stored=stored, computed=computed)
+
+
+def libewf_compare(outcome: LibewfOutcome, *, media_size: int, stored: dict[str, str],
+                   computed: dict[str, str]) -> ReaderCheck:
+    """Compare what libewf gave (media size, stored and computed hashes) with our reader's."""
     reader = libewf_version()
-    try:
-        size, their_stored, hashes = read_with_libewf(segments, algorithms, task, cancel)
-    except (OSError, ImportError) as exc:  # pyewf raises IOError/OSError for everything
+    if not isinstance(outcome, tuple):
         return ReaderCheck(reader=reader, media_size=None, hashes={}, stored_hashes={},
-                           agree=False, error=str(exc),
-                           differences=(f"libewf could not read the image: {_short(exc)}",))
-    finally:
-        task.finish()
+                           agree=False, error=str(outcome),
+                           differences=(f"libewf could not read the image: {_short(outcome)}",))
+    size, their_stored, hashes = outcome
     differences = []
     if size != media_size:
         differences.append(f"media size: ours {media_size}, libewf {size}")

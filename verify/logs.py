@@ -20,12 +20,12 @@ references`' job. Kinds recognised, by content (never by name alone):
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bitwitness import TOOL_NAME
+from bitwitness.acquisitionlog import LogFormatError, loads
 from bitwitness.errors import InputError
 
 #: Hex length -> algorithm, for logs that do not name the algorithm (md5sum-style lines).
@@ -132,29 +132,17 @@ def _parse_bitwitness(path: Path, text: str) -> HashLog | None:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        doc = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith(
-            "bitwitness.acquisition/"):
+        doc = loads(text, source=str(path), any_version=True)
+    except LogFormatError:
         return None
     entries: list[LogEntry] = []
-    media = doc.get("media") or {}
-    entries += _json_hashes(media.get("hashes"), None, "media")
-    for output in doc.get("outputs") or []:
-        name = str(output.get("path", ""))
-        if name:
-            entries += _json_hashes(output.get("hashes"), name, "outputs")
-    errors = tuple(
-        (int(e["first_sector"]), int(e["sector_count"]))
-        for e in doc.get("read_errors") or [] if "first_sector" in e and "sector_count" in e)
-    source = doc.get("source") or {}
+    entries += _json_hashes(doc.media.hashes, None, "media")
+    for output in doc.outputs:
+        entries += _json_hashes(output.hashes, output.path, "outputs")
     return HashLog(path=path, kind="bitwitness", entries=tuple(entries),
-                   media_size=_int_or_none(media.get("size")),
-                   sector_size=_int_or_none(media.get("sector_size")),
-                   error_ranges=errors, status=doc.get("status"),
-                   error=_str_or_none(doc.get("error")),
-                   source_size=_int_or_none(source.get("size")))
+                   media_size=doc.media.size, sector_size=doc.media.sector_size,
+                   error_ranges=doc.read_errors, status=doc.status or None,
+                   error=doc.error, source_size=doc.source.size)
 
 
 def _json_hashes(hashes: object, name: str | None, section: str) -> list[LogEntry]:
@@ -166,14 +154,6 @@ def _json_hashes(hashes: object, name: str | None, section: str) -> list[LogEntr
             if algorithm and hexvalue:
                 out.append(LogEntry(algorithm, hexvalue, name=name, section=section))
     return out
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # --- BASE.txt (our own human report) ----------------------------------------------------------

@@ -16,16 +16,10 @@ from typing import TypeAlias
 
 from bitwitness.ewf import ChunkProblem
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.verdict import Verdict
 
-
-class Verdict(StrEnum):
-    """One verdict per image; only VERIFIED means the evidence is proven unchanged."""
-
-    VERIFIED = "VERIFIED"  #: every recorded hash recomputed and equal, nothing else wrong
-    MISMATCH = "MISMATCH"  #: a recomputed hash (or size, or the source) differs from the record
-    CORRUPT = "CORRUPT"  #: stored data fails its checksum or does not decode (ranges given)
-    INCOMPLETE = "INCOMPLETE"  #: the image was never finished or a piece of it is missing
-    UNVERIFIED = "UNVERIFIED"  #: nothing to compare with; the computed hashes are shown
+__all__ = ["AgainstResult", "BadChunk", "HashComparison", "HashReference", "ImageVerification",
+           "Match", "ReaderCheck", "SectorRange", "SizeCheck", "Verdict", "scope_key"]
 
 
 class Match(StrEnum):

@@ -76,9 +76,10 @@ def _stems(name: str) -> list[str]:
     return [name, stem] if stem and stem != name else [name]
 
 
-def load_logs(files: Sequence[Path], explicit: Iterable[Path] = ()) -> tuple[list[HashLog],
-                                                                               list[str]]:
-    """Parse the logs named with ``--log`` (errors raise) and those found next to the image.
+def load_logs(files: Sequence[Path], explicit: Iterable[Path] = (), *,
+              find: bool = True) -> tuple[list[HashLog], list[str]]:
+    """Parse the logs named with ``--log`` (errors raise) and, with ``find``, those found next
+    to the image.
 
     A file found by name that is no hash log (our human ``BASE.txt``, an unrelated ``.log``) is
     skipped with a note; a file named explicitly must be one, or :class:`InputError` is raised.
@@ -90,7 +91,7 @@ def load_logs(files: Sequence[Path], explicit: Iterable[Path] = ()) -> tuple[lis
         logs.append(parse_log(path))
         seen.add(path.resolve())
     found: list[HashLog] = []
-    for path in candidate_logs(files):
+    for path in candidate_logs(files) if find else ():
         if path.resolve() in seen:
             continue
         try:
@@ -104,7 +105,7 @@ def load_logs(files: Sequence[Path], explicit: Iterable[Path] = ()) -> tuple[lis
                          f"{twin.path.name}: compared once, from {twin.path.name}")
         else:
             logs.append(log)
-    if files[0].name.endswith(PARTIAL_SUFFIX) and not any(
+    if find and files[0].name.endswith(PARTIAL_SUFFIX) and not any(
             log.kind.startswith("bitwitness") for log in logs):
         notes.append(f"{files[0].name}: BitWitness names raw output *{PARTIAL_SUFFIX} until the "
                      "acquisition finishes, but no acquisition log was found next to it")

@@ -11,6 +11,7 @@ in parallel, each with its own progress task.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -31,8 +32,9 @@ from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.progress import Mediator, NullMediator
+from bitwitness.stream import ImageStream
 from bitwitness.verify import references as refs_mod
-from bitwitness.verify.libewf import libewf_check
+from bitwitness.verify.libewf import LibewfPass, libewf_compare
 from bitwitness.verify.model import (
     AgainstResult,
     HashComparison,
@@ -66,6 +68,12 @@ class VerifyOptions:
     workers: int | None = None  #: decompression threads for E01 (None: one per core)
     parallel: int = 2  #: images verified at the same time
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: hashes recorded by the caller itself (a job checking what it just wrote), compared like
+    #: any recorded hash
+    expected: tuple[HashReference, ...] = ()
+    #: look for hash logs next to the image; a job checking its own output before its final log
+    #: exists says no (its preliminary log would read as an unfinished acquisition)
+    find_logs: bool = True
 
 
 def _now() -> str:
@@ -93,6 +101,16 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
         opened.stream.close()
 
 
+def verify_media(stream: ImageStream, path: Path, options: VerifyOptions | None = None,
+                 mediator: Mediator | None = None) -> ImageVerification:
+    """Verify media the caller opened itself, as raw (a restore target's first bytes: what the
+    device holds past them is not the media, and the media is never taken for a container)."""
+    started, t0 = _now(), time.monotonic()
+    opened = Opened(stream, None, stream.info.format, (path,))
+    return _verify_opened(path, opened, options or VerifyOptions(), mediator or NullMediator(),
+                          started=started, t0=t0)
+
+
 def _unopened(path: Path, verdict: Verdict, message: str, started: str,
               t0: float) -> ImageVerification:
     return ImageVerification(image=path, format="unknown", files=(path,), media_size=0,
@@ -104,31 +122,45 @@ def _unopened(path: Path, verdict: Verdict, message: str, started: str,
 def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator: Mediator,
                    *, started: str, t0: float) -> ImageVerification:
     layout = layout_of(opened)
-    logs, notes = refs_mod.load_logs(opened.files, options.logs)
+    logs, notes = refs_mod.load_logs(opened.files, options.logs, find=options.find_logs)
     stored = opened.stored_hashes
     bound = refs_mod.bind_all(logs, layout)
-    references = refs_mod.stored_references(stored) + list(bound.references)
+    references = (refs_mod.stored_references(stored) + list(bound.references)
+                  + list(options.expected))
     media_algs = _media_algorithms(references)
     ranges = _range_hashers(references)
     comparer, against_note = _comparer(options.against, layout, bound.source_size)
     task = mediator.begin(f"verify {path.name}", layout.media_size)
+    wants_second = options.libewf or options.second_reader
+    # libewf (in-process) reads the set alongside our pass, not after it; its own stop event is
+    # set when our pass ends early (an interruption through options.cancel included)
+    stop_libewf = threading.Event()
+    libewf_pass = None
+    if wants_second and opened.ewf is not None:
+        libewf_pass = LibewfPass(opened.files, media_algs,
+                                 mediator.begin(f"libewf {path.name}", layout.media_size),
+                                 stop_libewf)
     try:
         result = run_pass(opened.stream, ewf=opened.ewf, algorithms=media_algs, ranges=ranges,
                           comparer=comparer, task=task, cancel=options.cancel,
                           workers=options.workers)
+    except BaseException:
+        if libewf_pass is not None:
+            stop_libewf.set()
+            with contextlib.suppress(BaseException):
+                libewf_pass.result()
+        raise
     finally:
         task.finish()
         if comparer is not None:
             comparer.source.close()
-    comparisons = _compare(references, result.hashes, result.ranges)
+    comparisons = compare_hashes(references, result.hashes, result.ranges)
     against = _against_result(options.against, comparer, layout, against_note)
     libewf = second = None
-    if options.libewf or options.second_reader:
-        if opened.ewf is not None:
-            libewf = libewf_check(
-                opened.files, media_algs, media_size=layout.media_size, stored=stored,
-                computed=result.hashes, cancel=options.cancel,
-                task=mediator.begin(f"libewf {path.name}", layout.media_size))
+    if wants_second:
+        if libewf_pass is not None:
+            libewf = libewf_compare(libewf_pass.result(), media_size=layout.media_size,
+                                    stored=stored, computed=result.hashes)
         else:
             second = reader_check(
                 opened.image_format, path, opened.stream, media_algs, computed=result.hashes,
@@ -229,8 +261,13 @@ def _against_result(against: Path | None, comparer: SourceComparer | None,
                          differing_sectors=comparer.differing, note=note)
 
 
-def _compare(references: Sequence[HashReference], media: dict[str, str],
-             ranges: dict[tuple[int, int], dict[str, str]]) -> list[HashComparison]:
+def compare_hashes(references: Sequence[HashReference], media: dict[str, str],
+                   ranges: dict[tuple[int, int], dict[str, str]] | None = None
+                   ) -> list[HashComparison]:
+    """Each recorded hash against the one computed (``media``: of the whole media; ``ranges``:
+    of media ranges; container files are hashed here, once each). Verification and conversion
+    judge hashes with this one function."""
+    ranges = ranges or {}
     file_hashes: dict[Path, dict[str, str] | str] = {}
     out = []
     for ref in references:

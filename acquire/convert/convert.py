@@ -25,19 +25,26 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bitwitness.acquire.convert.casework import case_document, find_case, record_event
-from bitwitness.acquire.convert.references import MediaReference, compare, media_references
+from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
+from bitwitness.acquire.convert.references import (
+    MediaReference,
+    Recorded,
+    compare,
+    media_references,
+)
 from bitwitness.acquire.convert.targets import UNUSABLE, build_sink, mark_unusable
 from bitwitness.acquire.logs import LogRecord, Status, log_paths, write_logs
-from bitwitness.acquire.pipeline import Pipeline
-from bitwitness.acquire.sinks import OutputFile
-from bitwitness.acquire.source import check_destination, open_source
-from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
+from bitwitness.acquire.pipeline import Pipeline, PipelineOutcome, byte_ranges_to_sectors
+from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
+from bitwitness.acquire.sinks import OutputFile, Sink
+from bitwitness.acquire.source import Source, check_destination, open_source
+from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
 from bitwitness.ewf.options import COMPRESSION_NAMES
 from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
-from bitwitness.progress import Mediator
+from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
 
 __all__ = ["UNUSABLE", "ConvertOptions", "ConvertResult", "OutputFormat", "Verdict",
            "convert_image"]
@@ -50,15 +57,6 @@ class OutputFormat(StrEnum):
     VMDK = "vmdk"
     QCOW2 = "qcow2"
     VHDX = "vhdx"
-
-
-class Verdict(StrEnum):
-    """The conversion's check of its media hashes against what the source records."""
-
-    VERIFIED = "VERIFIED"  #: every recorded media hash equals the one computed while converting
-    MISMATCH = "MISMATCH"  #: a recorded hash differs: the output is unusable
-    CORRUPT = "CORRUPT"  #: the source could not be read in full: the output is unusable
-    UNVERIFIED = "UNVERIFIED"  #: nothing recorded to compare with
 
 
 @dataclass(frozen=True)
@@ -75,27 +73,17 @@ class ConvertOptions:
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
 
 
-@dataclass(frozen=True)
-class ConvertResult:
-    """The outcome of one conversion, as recorded in its log."""
+@dataclass(frozen=True, kw_only=True)
+class ConvertResult(JobResult):
+    """The outcome of one conversion, as recorded in its log (``read_errors``: the sectors the
+    source lacked)."""
 
-    status: Status
-    verdict: Verdict
-    error: str | None
     image: Path
     image_format: str
     output_format: OutputFormat
     base: Path
-    media_size: int
-    hashes: dict[str, str]
     references: tuple[MediaReference, ...]
-    outputs: tuple[OutputFile, ...]
-    logs: tuple[Path, ...]
     metadata: dict[str, str]
-    started: datetime
-    ended: datetime
-    unreadable: tuple[tuple[int, int], ...] = ()  #: (first_sector, count) the source lacked
-    custody_seq: int | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -108,9 +96,10 @@ def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Me
     """Convert ``image`` to ``options.to`` at ``base`` (``base.E01``, ``base.vhd``, ...).
 
     Raises :class:`~bitwitness.errors.BitWitnessError` for problems found before the first byte
-    (bad options, existing output, unreadable image). Problems found while converting end in a
-    result with ``status`` failed (the output renamed ``.unusable``) or, on Ctrl-C, raise
-    :class:`~bitwitness.errors.Interrupted` after the log records the interruption.
+    (bad options, existing output, unreadable image) and when writing fails (after the log
+    records it). A mismatch or an unreadable source ends in a result with ``status`` failed (the
+    output renamed ``.unusable``); SIGINT/SIGTERM or ``stop`` in one with ``status``
+    interrupted (the output left unfinished), as for every job (:mod:`bitwitness.acquire.runner`).
     """
     stream = open_image(image)
     try:
@@ -137,60 +126,101 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
         options=_options_doc(stream, options), media_size=stream.size,
         sector_size=stream.sector_size, hashes={}, case=case_document(link),
         metadata=metadata)
-    sink.prepare()
-    write_logs(base, record, reserve=True)
-    task = mediator.begin(f"convert {image.name} -> {options.to.value}", stream.size)
-    pipeline = Pipeline(source=source, sinks=[sink], media_size=stream.size,
-                        read_granularity=stream.sector_size, retries=0,
-                        algorithms=options.algorithms, task=task, stop=stop,
-                        encode=options.to is OutputFormat.E01)
-    try:
-        outcome = pipeline.run()
-    except KeyboardInterrupt as exc:
-        outputs = sink.abort()
-        _final(base, record, Status.INTERRUPTED, "interrupted", outputs, hashes={})
-        raise Interrupted("conversion interrupted; the output is incomplete") from exc
-    except BitWitnessError as exc:
-        outputs = sink.abort()
-        _final(base, record, Status.FAILED, str(exc), outputs, hashes={})
-        raise
-    finally:
-        task.finish()
-    if not outcome.complete:  # stopped by the caller
-        outputs = sink.abort()
-        _final(base, record, Status.INTERRUPTED, "interrupted", outputs, hashes={})
-        raise Interrupted("conversion stopped; the output is incomplete")
-    unreadable = tuple(_sectors(outcome.bad_byte_ranges, stream.sector_size))
-    checks = tuple(compare(references, outcome.hashes))
-    verdict, error = _judge(checks, unreadable)
-    # An unreadable source leaves the output unfinished (E01 without "done", raw ".partial").
-    outputs = sink.abort() if unreadable else sink.finish(hashes=outcome.hashes, errors=())
-    status = Status.COMPLETED
-    if error is not None:
-        status = Status.FAILED
-        outputs = mark_unusable(outputs)
-        mediator.notice(f"{error}; output renamed *{UNUSABLE}", level="error")
-    elif verdict is Verdict.UNVERIFIED:
-        mediator.notice("no stored or logged hash for this image: the conversion could not be "
-                        "checked against the source's record", level="warning")
-    verification = {"verdict": verdict.value, "hashes": outcome.hashes,
-                    "references": [_ref_doc(c) for c in checks]}
-    record = replace(record, verification=verification)
-    logs = _final(base, record, status, error, outputs, hashes=outcome.hashes,
-                  unreadable=unreadable)
-    # Absolute paths, as acquire and export record them: the custody log outlives any cwd.
-    seq = record_event(link, "convert", {
-        "image": str(image.absolute()), "to": options.to.value, "status": status.value,
-        "verdict": verdict.value, "hashes": outcome.hashes,
-        "outputs": [str(o.path.absolute()) for o in outputs],
-        "log": str(logs[0].absolute()), "log_sha256": file_sha256(logs[0])})
-    return ConvertResult(
-        status=status, verdict=verdict, error=error, image=image,
-        image_format=stream.info.format, output_format=options.to, base=base,
-        media_size=stream.size, hashes=outcome.hashes, references=checks,
-        outputs=tuple(outputs), logs=logs, metadata=metadata, started=record.started,
-        ended=datetime.now(UTC), unreadable=unreadable, custody_seq=seq,
-        notes=tuple(notes))
+    job = _ConvertJob(stream=stream, source=source, sink=sink, image=image, base=base,
+                      options=options, record=record, link=link, references=references,
+                      notes=tuple(notes), mediator=mediator)
+    return run_job(job, mediator, stop)
+
+
+@dataclass
+class _ConvertJob:
+    """A conversion as the runner's :class:`~bitwitness.acquire.runner.Job`."""
+
+    stream: ImageStream
+    source: Source
+    sink: Sink
+    image: Path
+    base: Path
+    options: ConvertOptions
+    record: LogRecord
+    link: CaseLink | None
+    references: list[Recorded]
+    notes: tuple[str, ...]
+    mediator: Mediator
+
+    @property
+    def title(self) -> str:
+        return f"convert {self.image.name} -> {self.options.to.value}"
+
+    @property
+    def media_size(self) -> int:
+        return self.stream.size
+
+    def write_preliminary(self) -> None:
+        write_logs(self.base, self.record, reserve=True)
+
+    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
+        return Pipeline(source=self.source, sinks=[self.sink], media_size=self.stream.size,
+                        read_granularity=self.stream.sector_size, retries=0,
+                        algorithms=self.options.algorithms, task=task, stop=stop,
+                        encode=self.options.to is OutputFormat.E01)
+
+    def start(self, pipeline: Pipeline) -> int:
+        self.sink.prepare()
+        return 0
+
+    def completed(self, outcome: PipelineOutcome, stop: threading.Event) -> ConvertResult:
+        unreadable = tuple(byte_ranges_to_sectors(outcome.bad_byte_ranges,
+                                                  self.stream.sector_size))
+        checks = tuple(compare(self.references, outcome.hashes))
+        verdict, error = _judge(checks, unreadable)
+        # An unreadable source leaves the output unfinished (E01 without "done", raw ".partial").
+        outputs = (self.sink.abort() if unreadable
+                   else self.sink.finish(hashes=outcome.hashes, errors=()))
+        status = Status.COMPLETED
+        if error is not None:
+            status = Status.FAILED
+            outputs = mark_unusable(outputs)
+            self.mediator.notice(f"{error}; output renamed *{UNUSABLE}", level="error")
+        elif verdict is Verdict.UNVERIFIED:
+            self.mediator.notice("no stored or logged hash for this image: the conversion could "
+                                 "not be checked against the source's record", level="warning")
+        self.record = replace(self.record, verification={
+            "verdict": verdict.value, "hashes": outcome.hashes,
+            "references": [_ref_doc(c) for c in checks]})
+        return self._conclude(status, verdict, error, outputs, hashes=outcome.hashes,
+                              unreadable=unreadable, checks=checks)
+
+    def stopped(self, pipeline: Pipeline) -> ConvertResult:
+        return self._conclude(Status.INTERRUPTED, Verdict.INCOMPLETE, INTERRUPTED,
+                              self.sink.abort(), hashes={})
+
+    def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> ConvertResult:
+        self._conclude(Status.FAILED, Verdict.INCOMPLETE, str(exc), self.sink.abort(),
+                       hashes={})
+        raise exc
+
+    def _conclude(self, status: Status, verdict: Verdict, error: str | None,
+                  outputs: list[OutputFile], *, hashes: dict[str, str],
+                  unreadable: tuple[tuple[int, int], ...] = (),
+                  checks: tuple[MediaReference, ...] = ()) -> ConvertResult:
+        """The final log, then the custody event; the result."""
+        record = replace(self.record, status=status, error=error, ended=datetime.now(UTC),
+                         hashes=hashes, outputs=tuple(outputs), read_errors=unreadable)
+        log_json, log_text = write_logs(self.base, record)
+        # Absolute paths, as acquire and export record them: the custody log outlives any cwd.
+        seq = record_event(self.link, "convert", {
+            "image": str(self.image.absolute()), "to": self.options.to.value,
+            "status": status.value, "verdict": verdict.value, "hashes": hashes,
+            "outputs": [str(o.path.absolute()) for o in outputs],
+            "log": str(log_json.absolute()), "log_sha256": file_sha256(log_json)})
+        return ConvertResult(
+            status=status, verdict=verdict, error=error, image=self.image,
+            image_format=self.stream.info.format, output_format=self.options.to,
+            base=self.base, media_size=self.stream.size, hashes=hashes, references=checks,
+            outputs=tuple(outputs), log_json=log_json, log_text=log_text,
+            metadata=record.metadata, started=record.started, ended=datetime.now(UTC),
+            read_errors=unreadable, custody_seq=seq, notes=self.notes)
 
 
 def _check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool) -> None:
@@ -217,18 +247,6 @@ def _judge(checks: tuple[MediaReference, ...],
         return Verdict.MISMATCH, (f"{c.algorithm} of the converted media is {c.computed}, "
                                   f"but {c.source} records {c.expected}")
     return (Verdict.VERIFIED if checks else Verdict.UNVERIFIED), None
-
-
-def _final(base: Path, record: LogRecord, status: Status, error: str | None,
-           outputs: list[OutputFile], *, hashes: dict[str, str],
-           unreadable: tuple[tuple[int, int], ...] = ()) -> tuple[Path, ...]:
-    final = replace(record, status=status, error=error, ended=datetime.now(UTC), hashes=hashes,
-                    outputs=tuple(outputs), read_errors=unreadable)
-    return write_logs(base, final)
-
-
-def _sectors(ranges: tuple[tuple[int, int], ...], sector: int) -> list[tuple[int, int]]:
-    return [(off // sector, -(-(off + n) // sector) - off // sector) for off, n in ranges]
 
 
 def _ref_doc(check: MediaReference) -> dict[str, Any]:

@@ -62,10 +62,13 @@ def media_references(stream: ImageStream, files: Sequence[Path]
 
 
 def compare(references: Iterable[Recorded], hashes: dict[str, str]) -> list[MediaReference]:
-    """Each recorded hash against the computed one (a missing algorithm is a failure)."""
-    out = []
-    for ref in references:
-        computed = hashes.get(ref.algorithm)
-        out.append(MediaReference(ref.source, ref.algorithm, ref.value, computed,
-                                  computed is not None and computed.lower() == ref.value))
-    return out
+    """Each recorded hash against the computed one, judged by the verification engine
+    (:func:`bitwitness.verify.verifier.compare_hashes`; a missing algorithm is a failure)."""
+    from bitwitness.verify.model import HashReference, Match
+    from bitwitness.verify.verifier import compare_hashes
+
+    recorded = [HashReference(r.source, r.algorithm, r.value) for r in references]
+    computed = {name: value.lower() for name, value in hashes.items()}
+    return [MediaReference(c.reference.source, c.reference.algorithm, c.reference.value,
+                           c.computed, c.match is Match.MATCH)
+            for c in compare_hashes(recorded, computed)]

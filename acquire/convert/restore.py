@@ -19,23 +19,30 @@ the first byte, so a killed run never leaves a log claiming more than happened. 
 through the acquisition pipeline, hashed in the same pass, flushed; with ``verify`` the target's
 first ``media_size`` bytes are read back (after dropping them from the page cache) and hashed
 again. The written hashes are compared with the image's stored or logged hashes. SIGINT/SIGTERM
-stop after the current block (a second one at once). Every outcome after the preliminary log,
+stop after the current block (a second one at once), as for every job
+(:mod:`bitwitness.acquire.runner`). Every outcome after the preliminary log,
 completed, failed or interrupted, rewrites the log pair in place and, when the image belongs to a
 case, appends a ``restore`` custody event carrying the log's path and SHA-256.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from bitwitness.acquire.convert.casework import CaseLink, case_document, find_case, record_event
 from bitwitness.acquire.convert.outputs import OutputError
-from bitwitness.acquire.convert.references import MediaReference, compare, media_references
+from bitwitness.acquire.convert.references import (
+    MediaReference,
+    Recorded,
+    compare,
+    media_references,
+)
 from bitwitness.acquire.convert.restorelog import (
     RestoreRecord,
     TargetFacts,
@@ -48,72 +55,49 @@ from bitwitness.acquire.convert.restoretarget import (
     RestoreRefusedError,
     TargetSink,
     check_target,
-    hash_target,
+    read_back,
 )
 from bitwitness.acquire.logs import Status, file_sha256
-from bitwitness.acquire.pipeline import Pipeline, byte_ranges_to_sectors
-from bitwitness.acquire.source import open_source
+from bitwitness.acquire.pipeline import Pipeline, PipelineOutcome, byte_ranges_to_sectors
+from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
+from bitwitness.acquire.sinks import OutputFile
+from bitwitness.acquire.source import Source, open_source
 from bitwitness.errors import BitWitnessError, ExitCode
 from bitwitness.hashing import DEFAULT_ALGORITHMS
 from bitwitness.image import open_image
-from bitwitness.progress import Mediator
-from bitwitness.signals import stop_on_signals
+from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
+from bitwitness.verdict import Verdict
 
-__all__ = ["RestoreRefusedError", "RestoreResult", "RestoreVerdict", "TargetSink", "check_target",
-           "hash_target", "restore_image"]
+__all__ = [
+    "RestoreRefusedError",
+    "RestoreResult",
+    "TargetSink",
+    "Verdict",
+    "check_target",
+    "read_back",
+    "restore_image",
+]
 
 
-class RestoreVerdict(StrEnum):
-    VERIFIED = "VERIFIED"  #: the target re-read equals what was written, and every record
-    WRITTEN = "WRITTEN"  #: written and matching the records, not re-read (no --verify)
-    MISMATCH = "MISMATCH"  #: the target or the media differs from what it should be
-    INCOMPLETE = "INCOMPLETE"  #: the target holds only part of the media (stopped or failed)
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    """One restore, as its log records it (the CLI renders this; ``exit_code`` as acquisition)."""
+@dataclass(frozen=True, kw_only=True)
+class RestoreResult(JobResult):
+    """One restore, as its log records it (the CLI renders this; ``exit_code`` as every job's:
+    130 interrupted, 2 the target failed before the media was written in full, 1 a mismatch or
+    unreadable image sectors, 0 otherwise)."""
 
     image: Path
     target: Path
     target_kind: str  #: "device" or "file"
-    media_size: int
-    hashes: dict[str, str]  #: of the media as written ({} when it was not written in full)
     references: tuple[MediaReference, ...]
     target_hashes: dict[str, str] | None  #: of the target's first media_size bytes (--verify)
-    verdict: RestoreVerdict
-    error: str | None
-    started: datetime
-    ended: datetime
-    custody_seq: int | None = None
-    status: Status = Status.COMPLETED
     bytes_written: int = 0
-    read_errors: tuple[tuple[int, int], ...] = ()  #: (first_sector, count) zero-filled
-    log_json: Path | None = None
-    log_text: Path | None = None
     log_sha256: str | None = None  #: of log_json as finally written (also in the custody event)
     target_facts: TargetFacts | None = None
-    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.status is Status.COMPLETED and self.verdict in (RestoreVerdict.VERIFIED,
-                                                                     RestoreVerdict.WRITTEN)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """130 interrupted; 2 the target failed (as acquisition's destination); 1 a mismatch or
-        unreadable image sectors; 0 otherwise."""
-        if self.status is Status.INTERRUPTED:
-            return ExitCode.INTERRUPTED
-        if self.verdict is RestoreVerdict.INCOMPLETE:
-            return ExitCode.USAGE
-        return ExitCode.OK if self.ok else ExitCode.EVIDENCE
-
-    @property
-    def logs(self) -> tuple[Path, ...]:
-        return tuple(p for p in (self.log_json, self.log_text) if p is not None)
+        return self.exit_code is ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -179,95 +163,129 @@ def _restore(stream: ImageStream, plan: _Plan, mediator: Mediator,
         metadata=_metadata(stream),
         references=tuple(compare(references, {})))
     sink = TargetSink(plan.target, plan.kind, plan.overwrite)
-    try:
-        write_restore_logs(base, record, reserve=True)
-        sink.start()
-    except (OSError, BitWitnessError) as exc:
-        sink.discard()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise OutputError(f"cannot start the restore log at {base}.json ({reason}); nothing was "
-                          f"written to {plan.target}") from exc
-    with stop_on_signals(stop):
-        run = _write_and_check(stream, source, sink, plan, mediator=mediator, stop=stop,
-                               references=references)
-    return _finish(plan, base, replace(record, **run))
+    job = _RestoreJob(stream=stream, source=source, sink=sink, plan=plan, base=base,
+                      record=record, references=references, mediator=mediator)
+    return run_job(job, mediator, stop)
 
 
-def _write_and_check(stream: ImageStream, source: Any, sink: TargetSink, plan: _Plan, *,
-                     mediator: Mediator, stop: threading.Event,
-                     references: list[Any]) -> dict[str, Any]:
-    """Run the pipeline, then judge; returns the fields of the final record that changed."""
-    task = mediator.begin(f"restore {plan.image.name} -> {plan.target}", stream.size)
-    # The pipeline calls only encode() and write(), which a restore target has; it is no full
-    # Sink (no files to plan, finish or abort), hence the ignore.
-    pipeline = Pipeline(source=source, sinks=[sink],  # type: ignore[list-item]
-                        media_size=stream.size, read_granularity=stream.sector_size, retries=0,
+@dataclass
+class _RestoreJob:
+    """A restore as the runner's :class:`~bitwitness.acquire.runner.Job`."""
+
+    stream: ImageStream
+    source: Source
+    sink: TargetSink
+    plan: _Plan
+    base: Path
+    record: RestoreRecord
+    references: list[Recorded]
+    mediator: Mediator
+
+    @property
+    def title(self) -> str:
+        return f"restore {self.plan.image.name} -> {self.plan.target}"
+
+    @property
+    def media_size(self) -> int:
+        return self.stream.size
+
+    def write_preliminary(self) -> None:
+        try:
+            write_restore_logs(self.base, self.record, reserve=True)
+        except (OSError, BitWitnessError) as exc:
+            self.sink.discard()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise OutputError(f"cannot start the restore log at {self.base}.json ({reason}); "
+                              f"nothing was written to {self.plan.target}") from exc
+
+    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
+        return Pipeline(source=self.source, sinks=[self.sink], media_size=self.stream.size,
+                        read_granularity=self.stream.sector_size, retries=0,
                         algorithms=DEFAULT_ALGORITHMS, task=task, stop=stop, encode=False)
-    outcome, failure = None, None
-    try:
-        outcome = pipeline.run()
-    except KeyboardInterrupt:
-        stop.set()
-    except (BitWitnessError, OSError) as exc:
-        failure = exc
-    finally:
-        task.finish()
-    try:
-        sink.close()
-    except BitWitnessError as exc:
-        failure = failure or exc
-    errors = tuple(byte_ranges_to_sectors(pipeline.bad, stream.sector_size))
-    written = sink.written
-    if failure is not None:
+
+    def start(self, pipeline: Pipeline) -> int:
+        self.sink.prepare()
+        return 0
+
+    def completed(self, outcome: PipelineOutcome, stop: threading.Event) -> RestoreResult:
+        """Judge the written media against the image's records; ``--verify`` reads it back."""
+        errors = self._errors(outcome.bad_byte_ranges)
+        try:
+            self.sink.finish(hashes=outcome.hashes, errors=errors)
+        except BitWitnessError as exc:
+            return self._conclude(self._failure(exc, errors))
+        checks = tuple(compare(self.references, outcome.hashes))
+        run: dict[str, Any] = {"status": Status.COMPLETED, "error": None,
+                               "hashes": outcome.hashes, "references": checks,
+                               "bytes_written": self.sink.written, "read_errors": errors}
+        if not checks:
+            run["warnings"] = ("no stored or logged hash for this image: the written media "
+                               "could not be checked against the image's record",)
+        if errors:
+            run["status"] = Status.COMPLETED_WITH_ERRORS
+            run["error"] = (f"the image could not be read in full ({sum(c for _, c in errors)} "
+                            "sectors); the target holds zeros where it failed")
+        elif bad := [c for c in checks if not c.match]:
+            run["status"] = Status.FAILED
+            run["error"] = (f"{bad[0].algorithm} of the restored media is {bad[0].computed}, "
+                            f"but {bad[0].source} records {bad[0].expected}")
+        if self.plan.verify:
+            run.update(_read_back(self.plan.target, self.stream.size, outcome.hashes,
+                                  mediator=self.mediator, stop=stop, run=run))
+        return self._conclude(run)
+
+    def stopped(self, pipeline: Pipeline) -> RestoreResult:
+        errors = self._errors(pipeline.bad)
+        try:
+            self.sink.abort()
+        except BitWitnessError as exc:
+            return self._conclude(self._failure(exc, errors))
+        written = self.sink.written
+        return self._conclude({
+            "status": Status.INTERRUPTED, "bytes_written": written, "read_errors": errors,
+            "error": f"{INTERRUPTED}; {self.plan.target} holds the first {written} bytes only"})
+
+    def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> RestoreResult:
+        with contextlib.suppress(BitWitnessError):  # the failure in hand is the one to report
+            self.sink.abort()
+        return self._conclude(self._failure(exc, self._errors(pipeline.bad)))
+
+    def _errors(self, byte_ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        return tuple(byte_ranges_to_sectors(byte_ranges, self.stream.sector_size))
+
+    def _failure(self, exc: BaseException,
+                 errors: tuple[tuple[int, int], ...]) -> dict[str, Any]:
+        written = self.sink.written
         return {"status": Status.FAILED, "bytes_written": written, "read_errors": errors,
-                "error": f"{failure}; {plan.target} holds the first {written} bytes of the "
+                "error": f"{exc}; {self.plan.target} holds the first {written} bytes of the "
                          "media only"}
-    if outcome is None or not outcome.complete:
-        return {"status": Status.INTERRUPTED, "bytes_written": written, "read_errors": errors,
-                "error": f"interrupted by the user or the system; {plan.target} holds the first "
-                         f"{written} bytes only"}
-    checks = tuple(compare(references, outcome.hashes))
-    run: dict[str, Any] = {"status": Status.COMPLETED, "error": None, "hashes": outcome.hashes,
-                           "references": checks, "bytes_written": written,
-                           "read_errors": errors}
-    if not checks:
-        run["warnings"] = ("no stored or logged hash for this image: the written media could "
-                           "not be checked against the image's record",)
-    if errors:
-        run["status"] = Status.COMPLETED_WITH_ERRORS
-        run["error"] = (f"the image could not be read in full ({sum(c for _, c in errors)} "
-                        "sectors); the target holds zeros where it failed")
-    elif bad := [c for c in checks if not c.match]:
-        run["status"] = Status.FAILED
-        run["error"] = (f"{bad[0].algorithm} of the restored media is {bad[0].computed}, but "
-                        f"{bad[0].source} records {bad[0].expected}")
-    if plan.verify:
-        run.update(_read_back(plan.target, stream.size, outcome.hashes, mediator=mediator,
-                              stop=stop, run=run))
-    return run
+
+    def _conclude(self, run: dict[str, Any]) -> RestoreResult:
+        return _finish(self.plan, self.base, replace(self.record, **run))
 
 
 def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: Mediator,
                stop: threading.Event, run: dict[str, Any]) -> dict[str, Any]:
     """``--verify``: the verification object, and the status/error it changes."""
     try:
-        hashes = hash_target(target, length, mediator, stop=stop)
+        checked = read_back(target, length, written, mediator, stop=stop)
     except KeyboardInterrupt:
-        hashes = None
+        checked = None
     except OutputError as exc:
         return {"status": Status.FAILED, "error": run["error"] or str(exc),
-                "verification": {"verdict": RestoreVerdict.MISMATCH.value, "hashes": None,
+                "verification": {"verdict": Verdict.MISMATCH.value, "hashes": None,
                                  "length": length, "detail": str(exc)}}
-    if hashes is None:
+    if checked is None:
         return {"status": Status.INTERRUPTED,
                 "error": "interrupted while reading the target back: it was written in full but "
                          "not verified",
                 "verification": None}
-    same = hashes == written
+    hashes = dict(checked.computed)
+    same = checked.verdict is Verdict.VERIFIED
     detail = (f"the target's first {length} bytes read back identical to what was written"
               if same else f"the target's first {length} bytes read back DIFFERENT")
     out: dict[str, Any] = {"verification": {
-        "verdict": (RestoreVerdict.VERIFIED if same else RestoreVerdict.MISMATCH).value,
+        "verdict": (Verdict.VERIFIED if same else Verdict.MISMATCH).value,
         "hashes": hashes, "length": length, "detail": detail}}
     if not same and run["status"] is Status.COMPLETED:
         out.update(status=Status.FAILED,
@@ -275,12 +293,12 @@ def _read_back(target: Path, length: int, written: dict[str, str], *, mediator: 
     return out
 
 
-def _verdict(record: RestoreRecord, verify: bool) -> RestoreVerdict:
+def _verdict(record: RestoreRecord, verify: bool) -> Verdict:
     if record.status in (Status.INTERRUPTED, Status.FAILED) and not record.hashes:
-        return RestoreVerdict.INCOMPLETE
+        return Verdict.INCOMPLETE
     if record.status is not Status.COMPLETED:
-        return RestoreVerdict.MISMATCH
-    return RestoreVerdict.VERIFIED if verify else RestoreVerdict.WRITTEN
+        return Verdict.MISMATCH
+    return Verdict.VERIFIED if verify else Verdict.WRITTEN
 
 
 def _finish(plan: _Plan, base: Path, record: RestoreRecord) -> RestoreResult:
@@ -297,14 +315,15 @@ def _finish(plan: _Plan, base: Path, record: RestoreRecord) -> RestoreResult:
         "hashes": record.hashes, "verify": plan.verify, "status": record.status.value,
         "verdict": verdict.value, "log": str(log_json), "log_sha256": log_sha,
         **({"error": record.error} if record.error else {})})
+    written = record.bytes_written or 0
     return RestoreResult(
         image=plan.image, target=plan.target, target_kind=plan.kind,
         media_size=record.media_size, hashes=record.hashes, references=record.references,
         target_hashes=target_hashes, verdict=verdict, error=record.error,
         started=record.started, ended=record.ended, custody_seq=seq, status=record.status,
-        bytes_written=record.bytes_written or 0, read_errors=record.read_errors,
-        log_json=log_json, log_text=log_text, log_sha256=log_sha, target_facts=plan.facts,
-        warnings=record.warnings)
+        outputs=(OutputFile(plan.target, written),), bytes_written=written,
+        read_errors=record.read_errors, log_json=log_json, log_text=log_text,
+        log_sha256=log_sha, target_facts=plan.facts, warnings=record.warnings)
 
 
 def _options(plan: _Plan, base: Path) -> dict[str, Any]:

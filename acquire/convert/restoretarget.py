@@ -11,18 +11,21 @@ import errno
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bitwitness import acquisitionlog
 from bitwitness.acquire.convert.outputs import OutputError, close_synced
-from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
-from bitwitness.hashing import DEFAULT_ALGORITHMS, ThreadedHasher
+from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
+from bitwitness.acquire.verifying import WRITTEN_REFERENCE
+from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
 from bitwitness.images.raw import fd_size, open_readonly
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
 
 if TYPE_CHECKING:
-    from bitwitness.acquire.sinks import Keep
+    from bitwitness.verify.model import ImageVerification
 
 
 class RestoreRefusedError(UsageError):
@@ -84,19 +87,16 @@ def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Pa
 
 def _logged_source(files: list[Path]) -> str | None:
     """``source.path`` of the image's acquisition log (``BASE.json`` next to it), if any."""
-    import json
-
     first = files[0]
     for stem in (first.name, first.stem):
         log = first.with_name(stem + ".json")
         if log.is_file() and log.stat().st_size < (8 << 20):
             try:
-                doc = json.loads(log.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                path = acquisitionlog.load(log).source.path
+            except acquisitionlog.LogFormatError:
                 continue
-            source = doc.get("source") if isinstance(doc, dict) else None
-            if isinstance(source, dict) and isinstance(source.get("path"), str):
-                return str(source["path"])
+            if path:
+                return path
     return None
 
 
@@ -105,7 +105,7 @@ class TargetSink:
 
     Opening is the last refusal: a device is opened ``O_EXCL`` (Linux: EBUSY while anything holds
     it), a new file ``O_EXCL``; an existing file (``overwrite``) is only cut to zero by
-    :meth:`start`, after the preliminary log exists.
+    :meth:`prepare`, after the preliminary log exists.
     """
 
     def __init__(self, target: Path, kind: str, overwrite: bool) -> None:
@@ -126,7 +126,10 @@ class TargetSink:
             raise RestoreRefusedError(f"{target}: cannot open for writing "
                                       f"({exc.strerror or exc})") from exc
 
-    def start(self) -> None:
+    def planned_paths(self) -> list[Path]:
+        return [self.target]
+
+    def prepare(self) -> None:
         """Cut an existing file target to zero, so it never keeps old bytes past the media."""
         if self.kind == "file" and self._fd is not None:
             try:
@@ -164,46 +167,64 @@ class TargetSink:
             self.written += n
             view = view[n:]
 
-    def close(self) -> None:
+    def make_durable(self) -> int:
+        """Flush what the target took; a restore is never resumed, so nothing counts for that
+        (0): an interrupted restore is started again."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+        return 0
+
+    def resume(self, limit: int) -> Resumed:
+        raise UsageError("a restore cannot be resumed; start it again")
+
+    def finish(self, *, hashes: dict[str, str],
+               errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
+        """Flush to the device and close; the target holds the media from offset 0."""
+        self._close()
+        return [OutputFile(self.target, self.written)]
+
+    def abort(self) -> list[OutputFile]:
+        """Flush and close what was written (the log says how far the target was overwritten)."""
+        self._close()
+        return [OutputFile(self.target, self.written)]
+
+    def _close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             close_synced(fd, self.target)
 
 
-def hash_target(target: Path, length: int, mediator: Mediator, *, block: int = 1 << 20,
-                stop: threading.Event | None = None) -> dict[str, str] | None:
-    """Hash the first ``length`` bytes of ``target``, read back from the device, not the cache.
+def read_back(target: Path, length: int, written: dict[str, str], mediator: Mediator, *,
+              stop: threading.Event | None = None) -> ImageVerification | None:
+    """Verify the first ``length`` bytes of ``target``, read back from the device (not the page
+    cache), against the hashes of what was ``written``, through the verification engine.
 
     Returns None when ``stop`` is set before the end; raises :class:`OutputError` when the
     target cannot be read or ends early.
     """
+    from bitwitness.images.raw import RawStream
+    from bitwitness.stream import SliceStream
+    from bitwitness.verify.model import HashReference
+    from bitwitness.verify.verifier import VerifyOptions, verify_media
+
     try:
-        fd = open_readonly(target)
+        raw = RawStream(target)
     except (OSError, BitWitnessError) as exc:
         raise OutputError(f"{target}: cannot open to read back ({exc})") from exc
     try:
         with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)
-        hasher = ThreadedHasher(DEFAULT_ALGORITHMS, depth=8)
-        task = mediator.begin(f"verify {target}", length)
-        pos = 0
+            os.posix_fadvise(raw.fileno(), 0, length, os.POSIX_FADV_DONTNEED)
+        if raw.size < length:
+            raise OutputError(f"{target} ended at byte {raw.size}, before the media's end")
+        expected = tuple(HashReference(WRITTEN_REFERENCE, algorithm, value)
+                         for algorithm, value in written.items())
+        options = VerifyOptions(expected=expected, find_logs=False,
+                                cancel=stop or threading.Event())
         try:
-            while pos < length:
-                if stop is not None and stop.is_set():
-                    return None
-                try:
-                    data = os.pread(fd, min(block, length - pos), pos)
-                except OSError as exc:
-                    raise OutputError(f"{target}: reading back failed at byte {pos} "
-                                      f"({exc.strerror or exc})") from exc
-                if not data:
-                    raise OutputError(f"{target} ended at byte {pos}, before the media's end")
-                hasher.update(data)
-                task.advance(len(data))
-                pos += len(data)
-        finally:
-            task.finish()
-            digests = hasher.close()
-        return digests
+            return verify_media(SliceStream(raw, 0, length), target, options, mediator)
+        except Interrupted:
+            return None
+        except (OSError, BitWitnessError) as exc:
+            raise OutputError(f"{target}: reading back failed ({exc})") from exc
     finally:
-        os.close(fd)
+        raw.close()

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.acquire.convert.outputs import MediaSink
-from bitwitness.acquire.sinks import Keep, OutputFile
-from bitwitness.errors import OutputExistsError
+from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
+from bitwitness.errors import OutputExistsError, UsageError
 
 
 class WriterSink:
-    """A :class:`~bitwitness.acquire.convert.outputs.MediaSink` behind the pipeline's ``Sink``
-    protocol."""
+    """A :class:`~bitwitness.acquire.convert.outputs.MediaSink` behind the ``Sink`` contract
+    (:class:`bitwitness.acquire.sinks.Sink`)."""
 
     def __init__(self, factory: Callable[[], MediaSink], planned: Sequence[Path], *,
                  overwrite: bool = False) -> None:
@@ -35,6 +35,14 @@ class WriterSink:
                 if path.exists() or path.is_symlink():
                     raise OutputExistsError(path)
         self._writer = self._factory()
+
+    def resume(self, limit: int) -> Resumed:
+        raise UsageError("a conversion to a virtual disk cannot be resumed; start it again")
+
+    def make_durable(self) -> int:
+        """Nothing of an unfinished virtual disk can be resumed (its tables are written at the
+        end): 0."""
+        return 0
 
     def encode(self, data: memoryview) -> Any:
         return None  # nothing to precompute: the writers store the media as it is

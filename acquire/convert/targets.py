@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bitwitness.acquire.convert.outputs import MediaSink
 from bitwitness.acquire.convert.sinks import WriterSink
 from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
 from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
-from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink
+from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink, Sink
 from bitwitness.errors import UsageError
 from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
 from bitwitness.stream import ImageStream
@@ -23,7 +23,7 @@ UNUSABLE = ".unusable"
 
 
 def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
-               metadata: dict[str, str]) -> Any:
+               metadata: dict[str, str]) -> Sink:
     """The acquisition-pipeline sink that writes ``options.to`` at ``base``."""
     to = options.to.value
     if options.split is not None and to != "raw":
@@ -77,7 +77,7 @@ def _comment(metadata: dict[str, str]) -> str:
 
 
 def _ewf_sink(stream: ImageStream, base: Path, options: ConvertOptions,
-              metadata: dict[str, str]) -> Any:
+              metadata: dict[str, str]) -> EwfSink:
     from bitwitness.acquire.convert.convert import parse_header_date
     from bitwitness.ewf import EwfMetadata
 

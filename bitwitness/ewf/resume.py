@@ -3,8 +3,10 @@
 What survives an interruption is what the format can prove: complete segments (ending in ``next``)
 and, in the last segment, complete sectors groups (sectors section finished, ``table`` and an
 identical ``table2`` written). Everything after the last such group is cut off; a last segment
-that does not even hold its ``data`` section is deleted and written again. The writer that comes
-back continues with the next chunk; its caller re-hashes the kept media by reading it back
+that does not even hold its ``data`` section is deleted and written again. :func:`find_resume_point`
+reads the files and says what may be kept (a :class:`ResumePoint`) without changing anything; the
+writer restores its own state from it (:meth:`EwfWriter.resume`) and continues with the next
+chunk. Its caller re-hashes the kept media by reading it back
 (``open_ewf(first_segment, allow_incomplete=True).scan(end=durable)``), since hash state cannot be
 stored in the image.
 """
@@ -12,18 +14,14 @@ stored in the image.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bitwitness.errors import IncompleteImageError, UsageError
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.chunks import Compression
-from bitwitness.ewf.gather import GatherWriter
 from bitwitness.ewf.layout import ChunkGroup, load_layout
 from bitwitness.ewf.naming import segment_path
-
-if TYPE_CHECKING:
-    from bitwitness.ewf.writer import EwfWriter
 
 
 def _volume_body_end(path: Path) -> int | None:
@@ -105,10 +103,29 @@ def _segment_for_limit(groups: list[ChunkGroup], limit: int, segments: int) -> i
     return min(max(within, default=0), segments - 1)
 
 
-def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
-                  compression: Compression | None,
-                  keep_media: int | None = None) -> tuple[EwfWriter, int]:
-    """See :meth:`EwfWriter.resume`."""
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an interrupted set can be continued, as its files prove it (nothing changed yet).
+
+    :class:`~bitwitness.ewf.writer.EwfWriter` restores its state from this and makes the files
+    match it: ``drop`` deleted, the last kept segment cut at ``continue_at`` (``None``: that
+    segment is written again from its start).
+    """
+
+    base: Path
+    volume: st.Volume  #: as the first segment declares it (geometry, set identifier)
+    compression: Compression  #: what the kept chunks were written with
+    chunks: int  #: complete chunks kept
+    media_bytes: int  #: media bytes they hold
+    segments: tuple[Path, ...]  #: kept segments, in order (the last one is continued)
+    volume_offsets: tuple[tuple[int, int], ...]  #: (segment index, volume body offset) of each
+    continue_at: int | None  #: file offset to continue the last kept segment at
+    groups_in_last: int  #: sectors groups kept in that segment
+    drop: tuple[Path, ...]  #: segments written beyond what may be kept, to delete
+
+
+def find_resume_point(base: Path, *, keep_media: int | None = None) -> ResumePoint:
+    """Read the interrupted set at ``base``; see :meth:`EwfWriter.resume`."""
     first_segment = segment_path(base, 1)
     if not first_segment.exists():
         raise UsageError(f"{first_segment}: nothing to resume (no such file)")
@@ -117,61 +134,30 @@ def resume_writer(cls: type[EwfWriter], base: Path, *, segment_size: int,
         raise UsageError(f"{first_segment}: the image is already complete; nothing to resume")
     volume = layout.volume
     assert volume is not None
+    chunk_size = volume.bytes_per_sector * volume.sectors_per_chunk
     last = len(layout.segments) - 1
     limit = None
     if keep_media is not None:  # the caller can vouch for this much only (its last checkpoint)
-        chunk_size = volume.bytes_per_sector * volume.sectors_per_chunk
         limit = -(-keep_media // chunk_size)
         last = _segment_for_limit(layout.groups, limit, len(layout.segments))
-    dropped = layout.segments[last + 1:]
+    dropped = tuple(layout.segments[last + 1:])
     kept, keep_point, in_last = _kept_groups(layout.groups, layout.segments[last], last, limit)
-    drop_last = keep_point is None
-    if drop_last and last == 0:
+    if keep_point is None and last == 0:
         raise IncompleteImageError("the interrupted image holds no media yet; start again "
                                    "(with --overwrite)", path=first_segment)
-    last_path = layout.segments[last]
-    writer = cls.__new__(cls)
-    writer._configure(base, media_size=volume.media_size or None,
-                      bytes_per_sector=volume.bytes_per_sector,
-                      sectors_per_chunk=volume.sectors_per_chunk,
-                      compression=compression or _infer_compression(volume.compression_level,
-                                                                    kept),
-                      segment_size=segment_size)
-    writer.sync = True
-    writer._volume = volume
-    writer._header2 = writer._header = b""
     chunks = sum(len(g.entries) for g in kept)
-    media = chunks * writer.chunk_size
+    media = chunks * chunk_size
     if volume.media_size:
         media = min(media, volume.media_size)
-    writer._chunks = chunks
-    writer._media_bytes = media
-    writer._closed_media = media
-    writer._short_seen = media % writer.chunk_size != 0
-    paths = layout.segments[:last] if drop_last else layout.segments[:last + 1]
-    writer._paths = list(paths)
+    paths = layout.segments[:last] if keep_point is None else layout.segments[:last + 1]
+    offsets = []
     for index, path in enumerate(paths):
         end = _volume_body_end(path)
         assert end is not None
-        writer._volume_offsets.append((index, end - st.VOLUME_BODY_SIZE))
-    for later in dropped:  # beyond what the caller can vouch for: written again
-        later.unlink()
-    _continue_in(writer, last_path, keep_point, in_last)
-    return writer, media
-
-
-def _continue_in(writer: EwfWriter, last_path: Path, keep_point: int | None,
-                 in_last: int) -> None:
-    """Position ``writer`` to append to ``last_path`` cut at ``keep_point`` (``None``: the
-    segment is written again from scratch)."""
-    if keep_point is None:
-        last_path.unlink()
-        writer._open_segment()
-        return
-    fh = last_path.open("r+b", buffering=0)
-    fh.truncate(keep_point)
-    fh.seek(keep_point)
-    writer._file = GatherWriter(fh, background=True)
-    writer._pos = keep_point
-    writer._remaining = writer.segment_size - st.DESCRIPTOR_SIZE - keep_point
-    writer._groups_in_segment = in_last
+        offsets.append((index, end - st.VOLUME_BODY_SIZE))
+    rewrite = (layout.segments[last],) if keep_point is None else ()
+    return ResumePoint(
+        base=base, volume=volume,
+        compression=_infer_compression(volume.compression_level, kept), chunks=chunks,
+        media_bytes=media, segments=tuple(paths), volume_offsets=tuple(offsets),
+        continue_at=keep_point, groups_in_last=in_last, drop=dropped + rewrite)

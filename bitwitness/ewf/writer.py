@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from bitwitness.errors import OutputExistsError, UsageError
 from bitwitness.ewf import structures as st
@@ -38,6 +38,9 @@ from bitwitness.ewf.headers import (
 from bitwitness.ewf.naming import segment_path, set_members, suffix_number
 from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
 from bitwitness.ranges import merge_ranges
+
+if TYPE_CHECKING:
+    from bitwitness.ewf.resume import ResumePoint
 
 MIN_SEGMENT_SIZE = 1 << 20
 #: Reserved per sectors group by ewfacquire's budget rule (docs/EWF.md §2.3): 3 descriptors,
@@ -98,18 +101,27 @@ class EwfWriter:
                  segment_size: int = DEFAULT_SEGMENT_SIZE,
                  media_type: MediaType = MediaType.FIXED, physical: bool = True,
                  overwrite: bool = False, sync: bool = True,
-                 guid: bytes | None = None, file_hashes: Sequence[str] = ()) -> None:
+                 guid: bytes | None = None, file_hashes: Sequence[str] = (),
+                 resume_from: ResumePoint | None = None) -> None:
         """``guid``: the 16-byte set identifier (Windows byte order); random when ``None``.
         Two copies written in one pass share it, so that they are byte-identical.
         ``file_hashes``: algorithms to hash each segment file with while writing it (see
-        :attr:`EwfWriteResult.file_hashes`)."""
+        :attr:`EwfWriteResult.file_hashes`). ``resume_from``: continue that interrupted set
+        (see :meth:`resume`) instead of creating one."""
         if guid is not None and len(guid) != 16:
             raise ValueError("an EWF set identifier is 16 bytes")
         self._configure(base, media_size=media_size, bytes_per_sector=bytes_per_sector,
                         sectors_per_chunk=sectors_per_chunk, compression=compression,
                         segment_size=segment_size)
         self.sync = sync
-        self._file_algorithms: tuple[str, ...] = tuple(file_hashes)
+        fields = header_fields(metadata)
+        self._header2 = compress_header(header2_text(fields))
+        self._header = compress_header(header_text(fields))
+        if resume_from is not None:
+            self._file_algorithms: tuple[str, ...] = ()  # continued files are read back to hash
+            self._continue(resume_from)
+            return
+        self._file_algorithms = tuple(file_hashes)
         existing = sorted(set_members(segment_path(self.base, 1)).values())
         if existing and not overwrite:
             raise OutputExistsError(existing[0])
@@ -123,12 +135,9 @@ class EwfWriter:
             media_flags=st.FLAG_IMAGE | (st.FLAG_PHYSICAL if physical else 0),
             compression_level=VOLUME_LEVEL[self.compression],
             error_granularity=sectors_per_chunk, guid=guid or uuid.uuid4().bytes_le)
-        fields = header_fields(metadata)
-        self._header2 = compress_header(header2_text(fields))
-        self._header = compress_header(header_text(fields))
         self._open_segment()
 
-    # --- setup shared with resume ----------------------------------------------------------
+    # --- setup shared by a new set and a continued one --------------------------------------
 
     def _configure(self, base: Path, *, media_size: int | None, bytes_per_sector: int,
                    sectors_per_chunk: int, compression: Compression, segment_size: int) -> None:
@@ -183,6 +192,28 @@ class EwfWriter:
         self._rewritten: set[int] = set()
         self._file_algorithms = ()
         self._file_digests: dict[int, dict[str, str]] = {}
+
+    def _continue(self, point: ResumePoint) -> None:
+        """Take the state the kept part of an interrupted set implies, and make its files match:
+        segments beyond it deleted, the last kept one cut and reopened (or written again)."""
+        self._volume = point.volume
+        self._chunks = point.chunks
+        self._media_bytes = self._closed_media = point.media_bytes
+        self._short_seen = point.media_bytes % self.chunk_size != 0
+        self._paths = list(point.segments)
+        self._volume_offsets = list(point.volume_offsets)
+        for path in point.drop:
+            path.unlink()
+        if point.continue_at is None:
+            self._open_segment()
+            return
+        fh = self._paths[-1].open("r+b", buffering=0)
+        fh.truncate(point.continue_at)
+        fh.seek(point.continue_at)
+        self._file = GatherWriter(fh, background=True)
+        self._pos = point.continue_at
+        self._remaining = self.segment_size - st.DESCRIPTOR_SIZE - self._pos
+        self._groups_in_segment = point.groups_in_last
 
     # --- segments and sections -------------------------------------------------------------
 
@@ -493,7 +524,13 @@ class EwfWriter:
         beyond this many media bytes (what the caller's records vouch for, see
         :meth:`make_durable`), even if more was written.
         """
-        from bitwitness.ewf.resume import resume_writer
+        from bitwitness.ewf.resume import find_resume_point  # the layout reader: only now
 
-        return resume_writer(cls, Path(base), segment_size=segment_size,
-                             compression=compression, keep_media=keep_media)
+        point = find_resume_point(Path(base), keep_media=keep_media)
+        volume = point.volume
+        writer = cls(point.base, media_size=volume.media_size or None, metadata=EwfMetadata(),
+                     bytes_per_sector=volume.bytes_per_sector,
+                     sectors_per_chunk=volume.sectors_per_chunk,
+                     compression=compression or point.compression, segment_size=segment_size,
+                     resume_from=point)
+        return writer, point.media_bytes

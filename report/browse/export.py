@@ -17,6 +17,13 @@ The manifests are always written, also when some files could not be exported: th
 under ``failed`` with the reason (a read error, or a deleted file whose content is no longer in
 the evidence - never written as an empty or foreign file that would pass as recovered), and
 the export then ends with :class:`~bitwitness.errors.NotRecoveredError` (exit 1).
+
+Both manifests are streamed to disk as the files are written, so that memory stays flat at any
+file count: a row is written as soon as its file is, the folders and failures wait in unnamed
+temporary files until the file list is closed, and the JSON document ends with ``folders``,
+``failed``, ``ended`` and ``complete`` (false when something failed or the export was cut short).
+The entries to export are walked as they are written, never listed first; only an 8-byte digest
+of each target name is kept, to give a second entry wanting the same name ``~ADDRESS``.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ import hashlib
 import json
 import os
 import platform
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bitwitness import __version__
 from bitwitness.errors import (
@@ -92,7 +100,8 @@ class ExportFailure:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What an export did; also what ``manifest.json`` holds."""
+    """What an export did; ``manifest.json`` holds the files and folders themselves (read back
+    on demand through :attr:`files`, :attr:`folders` and :func:`manifest_rows`)."""
 
     image: str
     image_files: tuple[str, ...]
@@ -102,12 +111,50 @@ class ExportResult:
     destination: Path
     started: datetime
     ended: datetime
-    files: tuple[ExportedFile, ...]
-    folders: tuple[str, ...]  #: folders created, relative to the destination
+    file_count: int
+    folder_count: int  #: folders created
+    bytes_written: int
     manifest_json: Path
     manifest_csv: Path
     manifest_sha256: str  #: SHA-256 of manifest.json as written
     failed: tuple[ExportFailure, ...] = ()
+
+    @property
+    def files(self) -> tuple[ExportedFile, ...]:
+        """The exported files, read back from ``manifest.csv`` (all of them in memory)."""
+        return tuple(_exported(row) for row in manifest_rows(self.manifest_csv))
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The folders created, read back from ``manifest.json`` (all of them in memory)."""
+        document = json.loads(self.manifest_json.read_bytes())
+        return tuple(document["folders"])
+
+
+def manifest_rows(manifest_csv: Path) -> Iterator[dict[str, Any]]:
+    """The file rows of ``manifest.csv`` one at a time, typed as in ``manifest.json``."""
+    with manifest_csv.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            typed: dict[str, Any] = dict(row)
+            typed["deleted"] = row["deleted"] == "True"
+            typed["size"] = int(row["size"])
+            yield typed
+
+
+def _time(text: str) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _exported(row: dict[str, Any]) -> ExportedFile:
+    source = (bytes.fromhex(row["source_hex"]).decode("utf-8", "surrogateescape")
+              if row["source_hex"] else row["source"])
+    fn = (Times(*(_time(row[f"fn_{k}"]) for k in ("modified", "accessed", "changed", "born")))
+          if any(row[f"fn_{k}"] for k in ("modified", "accessed", "changed", "born")) else None)
+    return ExportedFile(
+        source=source, target=row["target"], inode=row["inode"], kind=row["kind"],
+        deleted=row["deleted"], size=row["size"], modified=_time(row["modified"]),
+        accessed=_time(row["accessed"]), changed=_time(row["changed"]),
+        born=_time(row["born"]), md5=row["md5"], sha256=row["sha256"], file_name_times=fn)
 
 
 @dataclass(frozen=True)
@@ -117,30 +164,49 @@ class _Job:
 
 
 class _Targets:
-    """Safe relative targets; a second entry wanting the same target gets ``~ADDRESS`` appended."""
+    """Safe relative targets; a second entry wanting the same target gets ``~ADDRESS`` appended.
+
+    Only an 8-byte digest of each target is kept (a set of ints), so that a walk of a million
+    entries costs tens of MiB rather than the names themselves; a digest collision (about one in
+    10^7 at a million names) only gives a file the ``~ADDRESS`` suffix it did not need.
+    """
 
     def __init__(self) -> None:
-        self.used: set[str] = {MANIFEST_JSON, MANIFEST_CSV}
+        self.used: set[int] = set()
+        self.add(MANIFEST_JSON)
+        self.add(MANIFEST_CSV)
+
+    @staticmethod
+    def _key(target: str) -> int:
+        digest = hashlib.blake2b(target.encode("utf-8", "surrogatepass"), digest_size=8)
+        return int.from_bytes(digest.digest(), "little")
+
+    def add(self, target: str) -> None:
+        self.used.add(self._key(target))
 
     def claim(self, parent: str, component: str, entry: Entry) -> str:
         target = f"{parent}/{component}" if parent else component
-        if target in self.used and not entry.is_dir:
+        if self._key(target) in self.used and not entry.is_dir:
             target = f"{target}~{safe_name(entry.address)}"
-        self.used.add(target)
+        self.add(target)
         return target
 
 
 def plan(fs: FileSystem, paths: Iterable[str | Entry],
          selection: Selection = Selection.ALLOCATED,
          mediator: Mediator | None = None) -> list[_Job]:
-    """What to write for ``paths`` (files and whole folders), resolved before anything is written.
+    """What to write for ``paths`` (files and whole folders), as a list.
 
     A path may also be given as the :class:`Entry` a listing returned (the browser does), which
     exports entries whose names no path can spell (``..``, a name holding ``/``). Missing paths
     raise :class:`FileSystemError` now, so a typo never leaves half an export.
     """
-    targets = _Targets()
-    jobs: list[_Job] = []
+    return list(_jobs(fs, _resolve(fs, paths), selection, mediator))
+
+
+def _resolve(fs: FileSystem, paths: Iterable[str | Entry]) -> list[tuple[Entry, str]]:
+    """Each given path's entry and top target, looked up before anything is written."""
+    tops: list[tuple[Entry, str]] = []
     for path in paths:
         if isinstance(path, Entry):
             entry = path
@@ -150,12 +216,20 @@ def plan(fs: FileSystem, paths: Iterable[str | Entry],
             parts = split_path(path)
             entry = fs.lookup(path)
             top = safe_relative(parts) if parts else ""
-        targets.used.add(top)
-        jobs.append(_Job(entry, top))
+        tops.append((entry, top))
+    return tops
+
+
+def _jobs(fs: FileSystem, tops: list[tuple[Entry, str]], selection: Selection,
+          mediator: Mediator | None) -> Iterator[_Job]:
+    """The jobs for the resolved ``tops``, walked as they are consumed."""
+    targets = _Targets()
+    for entry, top in tops:
+        targets.add(top)
+        yield _Job(entry, top)
         if entry.is_dir:
-            jobs.extend(_folder_jobs(fs, entry, top, selection=selection, targets=targets,
-                                     mediator=mediator))
-    return jobs
+            yield from _folder_jobs(fs, entry, top, selection=selection, targets=targets,
+                                    mediator=mediator)
 
 
 def _folder_jobs(fs: FileSystem, folder: Entry, top: str, *, selection: Selection,
@@ -176,48 +250,133 @@ def _folder_jobs(fs: FileSystem, folder: Entry, top: str, *, selection: Selectio
 def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, image: Path,
            image_files: Iterable[Path] = (), selection: Selection = Selection.ALLOCATED,
            overwrite: bool = False, mediator: Mediator | None = None) -> ExportResult:
-    """Export ``paths`` from ``fs`` into ``destination`` and write the manifests there."""
+    """Export ``paths`` from ``fs`` into ``destination``, streaming the manifests there."""
     mediator = mediator or NullMediator()
     started = datetime.now(UTC)
     paths = list(paths)
     if not paths:
         raise UsageError("nothing to export: give at least one path")
-    jobs = plan(fs, paths, selection, mediator)
+    tops = _resolve(fs, paths)
     root = _prepare(destination, overwrite)
-    task = mediator.begin(f"exporting to {destination}",
-                          sum(j.entry.size for j in jobs if not j.entry.is_dir))
-    files: list[ExportedFile] = []
-    folders: list[str] = []
-    failed: list[ExportFailure] = []
-    try:
-        for job in jobs:
-            if job.entry.is_dir:
-                if job.target:
-                    _make_folder(root, job.target)
-                    folders.append(job.target)
-                continue
-            note = fs.content_note(job.entry)
-            if note is not None:
-                failed.append(_failure(job.entry, note))
-                continue
+    files = tuple(str(p) for p in image_files)
+    head = {"schema": SCHEMA, "tool": {"name": "BitWitness", "version": __version__},
+            "host": platform.node(), "image": str(image),
+            "image_files": list(files), "partition": fs.partition.index,
+            "offset_sector": fs.partition.start, "filesystem": fs.type,
+            "destination": str(root), "started": _iso(started)}
+    # the total is unknown until the walk ends: counting it first would walk everything twice
+    task = mediator.begin(f"exporting to {destination}", None)
+    finished = False
+    with _ManifestWriter(root, head, overwrite) as manifest:
+        try:
+            for job in _jobs(fs, tops, selection, mediator):
+                if job.entry.is_dir:
+                    if job.target:
+                        _make_folder(root, job.target)
+                        manifest.folder(job.target)
+                    continue
+                note = fs.content_note(job.entry)
+                if note is not None:
+                    manifest.failure(_failure(job.entry, note))
+                    continue
+                try:
+                    manifest.file(_write_file(fs, job, root, overwrite, task.advance))
+                except OutputExistsError:
+                    raise
+                except BitWitnessError as exc:
+                    manifest.failure(_failure(job.entry, str(exc)))
+            finished = True
+        finally:
+            task.finish()
+            ended = datetime.now(UTC)
+            digest = manifest.close(ended, complete=finished)
+    return ExportResult(
+        image=str(image), image_files=files,
+        partition=fs.partition.index, offset_sector=fs.partition.start, filesystem=fs.type,
+        destination=root, started=started, ended=ended, file_count=manifest.file_count,
+        folder_count=manifest.folder_count, bytes_written=manifest.bytes_written,
+        manifest_json=root / MANIFEST_JSON, manifest_csv=root / MANIFEST_CSV,
+        manifest_sha256=digest, failed=tuple(manifest.failures))
+
+
+class _ManifestWriter:
+    """``manifest.json`` and ``manifest.csv``, written a row at a time as files are exported.
+
+    Both files are created (``O_EXCL`` unless ``overwrite``) before the first file is written.
+    Folders wait in an unnamed temporary file and failures in memory and in another one, until
+    :meth:`close` ends the file list and writes them, then ``ended`` and ``complete``.
+    """
+
+    def __init__(self, root: Path, head: dict[str, Any], overwrite: bool) -> None:
+        mode = "wb" if overwrite else "xb"
+        self._json_path, self._csv_path = root / MANIFEST_JSON, root / MANIFEST_CSV
+        try:
+            self._json: IO[bytes] = self._json_path.open(mode)
             try:
-                files.append(_write_file(fs, job, root, overwrite, task.advance))
-            except OutputExistsError:
+                self._csv = self._csv_path.open(mode.replace("b", ""), newline="",
+                                                encoding="utf-8")
+            except BaseException:
+                self._json.close()
                 raise
-            except BitWitnessError as exc:
-                failed.append(_failure(job.entry, str(exc)))
-    finally:
-        task.finish()
-        ended = datetime.now(UTC)
-        json_path, csv_path = root / MANIFEST_JSON, root / MANIFEST_CSV
-        result = ExportResult(
-            image=str(image), image_files=tuple(str(p) for p in image_files),
-            partition=fs.partition.index, offset_sector=fs.partition.start,
-            filesystem=fs.type, destination=root, started=started, ended=ended,
-            files=tuple(files), folders=tuple(folders), manifest_json=json_path,
-            manifest_csv=csv_path, manifest_sha256="", failed=tuple(failed))
-        digest = _write_manifests(result, overwrite)
-    return ExportResult(**{**result.__dict__, "manifest_sha256": digest})
+        except FileExistsError as exc:
+            raise OutputExistsError(exc.filename or self._json_path) from exc
+        self._csv_writer = csv.DictWriter(self._csv, fieldnames=CSV_FIELDS)
+        self._csv_writer.writeheader()
+        # closed by __exit__, with the manifests
+        self._folders = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._failed = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._sha256 = hashlib.sha256()
+        self._closed = False
+        self.failures: list[ExportFailure] = []
+        self.file_count = self.folder_count = self.bytes_written = 0
+        opening = json.dumps(head, indent=2, ensure_ascii=False)
+        self._put(opening[:-2] + ',\n  "files": [')  # the head without its closing "\n}"
+
+    def __enter__(self) -> _ManifestWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fh in (self._json, self._csv, self._folders, self._failed):
+            fh.close()
+
+    def _put(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self._sha256.update(data)
+        self._json.write(data)
+
+    def file(self, f: ExportedFile) -> None:
+        row = _file_row(f)
+        self._put(("\n    " if self.file_count == 0 else ",\n    ")
+                  + json.dumps(row, ensure_ascii=False))
+        self._csv_writer.writerow(row)
+        self.file_count += 1
+        self.bytes_written += f.size
+
+    def folder(self, target: str) -> None:
+        self._folders.write(json.dumps(escaped(target), ensure_ascii=False) + "\n")
+        self.folder_count += 1
+
+    def failure(self, f: ExportFailure) -> None:
+        self._failed.write(json.dumps(_failure_row(f), ensure_ascii=False) + "\n")
+        self.failures.append(f)
+
+    def close(self, ended: datetime, *, complete: bool) -> str:
+        """End the document; returns the SHA-256 of ``manifest.json``."""
+        if self._closed:
+            return self._sha256.hexdigest()
+        self._closed = True
+        self._put("\n  ]," if self.file_count else "],")
+        for key, spool in (("folders", self._folders), ("failed", self._failed)):
+            self._put(f'\n  "{key}": [')
+            spool.seek(0)
+            for n, line in enumerate(spool):
+                self._put(("\n    " if n == 0 else ",\n    ") + line.rstrip("\n"))
+            self._put("\n  ]," if spool.tell() else "],")
+        tail = {"ended": _iso(ended), "complete": complete and not self.failures}
+        self._put(json.dumps(tail, indent=2, ensure_ascii=False)[1:] + "\n")
+        self._json.flush()
+        self._csv.flush()
+        return self._sha256.hexdigest()
 
 
 def _failure(entry: Entry, reason: str) -> ExportFailure:
@@ -322,54 +481,22 @@ def _file_row(f: ExportedFile) -> dict[str, Any]:
             "md5": f.md5, "sha256": f.sha256}
 
 
+def _failure_row(f: ExportFailure) -> dict[str, Any]:
+    return {"source": escaped(f.source),
+            "source_hex": "" if is_exact(f.source) else raw_bytes(f.source).hex(),
+            "inode": f.inode, "deleted": f.deleted, "reason": escaped(f.reason)}
+
+
 def manifest_document(result: ExportResult) -> dict[str, Any]:
-    """The JSON manifest (schema ``bitwitness.export/1``).
+    """The JSON manifest (schema ``bitwitness.export/1``), read back from ``manifest.json``
+    (all of it in memory: for a caller that wants the whole document).
 
     ``modified``..``born`` are the file system's times (on NTFS: ``$STANDARD_INFORMATION``);
     ``fn_*`` the NTFS ``$FILE_NAME`` times, empty elsewhere. ``failed`` lists what was not
-    exported and why; ``complete`` is false when it is not empty.
+    exported and why; ``complete`` is false when it is not empty or the export was cut short.
     """
-    return {
-        "schema": SCHEMA,
-        "tool": {"name": "BitWitness", "version": __version__},
-        "host": platform.node(),
-        "image": result.image,
-        "image_files": list(result.image_files),
-        "partition": result.partition,
-        "offset_sector": result.offset_sector,
-        "filesystem": result.filesystem,
-        "destination": str(result.destination),
-        "started": _iso(result.started),
-        "ended": _iso(result.ended),
-        "complete": not result.failed,
-        "folders": [escaped(f) for f in result.folders],
-        "files": [_file_row(f) for f in result.files],
-        "failed": [
-            {"source": escaped(f.source),
-             "source_hex": "" if is_exact(f.source) else raw_bytes(f.source).hex(),
-             "inode": f.inode, "deleted": f.deleted, "reason": escaped(f.reason)}
-            for f in result.failed
-        ],
-    }
-
-
-def _write_manifests(result: ExportResult, overwrite: bool) -> str:
-    """Write manifest.json and manifest.csv; return the SHA-256 of manifest.json."""
-    document = manifest_document(result)
-    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    mode = "wb" if overwrite else "xb"
-    try:
-        with result.manifest_json.open(mode) as fh:
-            fh.write(data)
-        with result.manifest_csv.open(mode.replace("b", ""), newline="",
-                                      encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            for row in document["files"]:
-                writer.writerow({k: row[k] for k in CSV_FIELDS})
-    except FileExistsError as exc:
-        raise OutputExistsError(exc.filename or result.manifest_json) from exc
-    return hashlib.sha256(data).hexdigest()
+    document: dict[str, Any] = json.loads(result.manifest_json.read_bytes())
+    return document
 
 
 def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | None,
@@ -386,9 +513,9 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         "partition": result.partition,
         "filesystem": result.filesystem,
         "destination": str(result.destination),
-        "files": len(result.files),
+        "files": result.file_count,
         "failed": len(result.failed),
-        "bytes": sum(f.size for f in result.files),
+        "bytes": result.bytes_written,
         "manifest": str(result.manifest_json),
         "manifest_sha256": result.manifest_sha256,
     })

@@ -303,7 +303,7 @@ class EvidenceBrowser(App[None]):
             self.set_status(f"export failed: {exc}")
             return
         failed = f", {len(result.failed)} NOT exported (see manifest)" if result.failed else ""
-        self.set_status(f"exported {len(result.files)} file(s){failed} to {result.destination}")
+        self.set_status(f"exported {result.file_count} file(s){failed} to {result.destination}")
 
     def export_entry(self, index: int, entry: Entry) -> ExportResult:
         """Export one entry (file, stream or folder) with its manifest and custody event."""

@@ -23,6 +23,7 @@ from bitwitness.cli.output import (
     to_jsonable,
 )
 from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
+from bitwitness.verdict import Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -170,7 +171,7 @@ def render(result: Any) -> None:
     _render_hashes(result, stdout)
     _render_errors(result, stdout)
     for item in result.verification:
-        style = "green" if item.verdict == "VERIFIED" else "bold red"
+        style = "green" if item.verdict is Verdict.VERIFIED else "bold red"
         stdout.print(f"  verify {escape(str(item.path))}: [{style}]{item.verdict}[/] "
                      f"{escape(item.detail)}")
     for out in result.outputs:

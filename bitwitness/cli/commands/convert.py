@@ -13,8 +13,9 @@ from bitwitness.cli.output import (
     json_option,
     print_json,
     stdout,
+    to_jsonable,
 )
-from bitwitness.errors import ExitCode
+from bitwitness.errors import ExitCode, Interrupted
 from bitwitness.ewf.options import COMPRESSION_NAMES
 
 
@@ -65,10 +66,11 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     with cli_mediator(as_json) as mediator:
         result = convert_image(image, base, options, mediator)
     if as_json:
-        print_json(result)
+        print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
+                    "exit_code": int(result.exit_code)})
     else:
         stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
-                     f"({result.media_size} bytes), verdict {result.verdict.value}")
+                     f"({result.media_size} bytes), verdict {result.verdict}")
         for name, value in result.hashes.items():
             stdout.print(f"  {name:7} {value}")
         for check in result.references:
@@ -80,5 +82,8 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
             stdout.print(f"  log   {escape(str(log))}")
         if result.error:
             stdout.print(f"  error: {escape(result.error)}")
-    if not result.ok:
-        ctx.exit(ExitCode.EVIDENCE)
+    if result.exit_code is ExitCode.INTERRUPTED:
+        raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
+                          f"{result.log_json}")
+    if result.exit_code is not ExitCode.OK:
+        ctx.exit(int(result.exit_code))

@@ -77,12 +77,14 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
 
 
 def _print_result(result: Any, event: Any, case_dir: Path | None) -> None:
-    for item in result.files:
-        stdout.print(f"{item.sha256}  {escape(printable(item.target))}")
+    from bitwitness.report.browse.export import manifest_rows
+
+    for row in manifest_rows(result.manifest_csv):  # one at a time, as the manifest holds them
+        stdout.print(f"{row['sha256']}  {escape(printable(row['target']))}")
     for failure in result.failed:
         stdout.print(f"NOT EXPORTED  {escape(printable(failure.source))}: "
                      f"{escape(printable(failure.reason))}")
-    stdout.print(f"exported {len(result.files)} file(s), {len(result.folders)} folder(s) to "
+    stdout.print(f"exported {result.file_count} file(s), {result.folder_count} folder(s) to "
                  f"{escape(str(result.destination))}")
     stdout.print(f"manifest: {escape(str(result.manifest_json))} (sha256 "
                  f"{result.manifest_sha256})")

@@ -17,11 +17,12 @@ from bitwitness.cli.output import escape, json_option, print_json, stdout, to_js
 from bitwitness.cli.progress import cli_mediator
 from bitwitness.errors import ExitCode, InputError, UsageError
 from bitwitness.sizes import format_size
+from bitwitness.verdict import Verdict
 
 if TYPE_CHECKING:
     from bitwitness.verify import ImageVerification
 
-_STYLE = {"VERIFIED": "bold green", "UNVERIFIED": "bold yellow"}
+_STYLE = {Verdict.VERIFIED: "bold green", Verdict.UNVERIFIED: "bold yellow"}
 
 
 @click.command("verify")
@@ -152,5 +153,5 @@ def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C90
         out(f"  [dim]note: {escape(note)}[/]")
     for problem in r.problems:
         out(f"  [red]{escape(problem)}[/]")
-    style = _STYLE.get(r.verdict.value, "bold red")
+    style = _STYLE.get(r.verdict, "bold red")
     out(f"  verdict: [{style}]{r.verdict.value}[/]")
