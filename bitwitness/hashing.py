@@ -144,8 +144,11 @@ def hash_file(path: str | os.PathLike[str], algorithms: Iterable[str] = DEFAULT_
     Raises ``OSError`` when the file cannot be read: callers decide whether that is an evidence
     problem (a missing segment) or just "no hash" (a report listing a file that went away).
     """
+    from bitwitness.evidence_io import os_open_readonly
+
     hasher = MultiHasher(algorithms)
-    with open(path, "rb") as fh:  # noqa: PTH123 - accepts str and Path alike
+    # Through the evidence opener (O_NOATIME): the files hashed here are often image segments.
+    with os.fdopen(os_open_readonly(path), "rb") as fh:
         while chunk := fh.read(block):
             hasher.update(chunk)
     return hasher.hexdigests()

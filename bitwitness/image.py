@@ -75,13 +75,10 @@ def _formats() -> Sequence[ImageFormat]:
 
 
 def _read_head(path: Path) -> bytes:
-    """The first bytes of ``path``, read as evidence is read (read-only, access time kept)."""
-    from bitwitness.images.raw import read_at
+    """The first bytes of ``path``, read through the one read-only evidence opener."""
+    from bitwitness.evidence_io import read_head
 
-    try:
-        return read_at(path, 0, HEAD_SIZE)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return read_head(path, HEAD_SIZE)
 
 
 def format_names() -> list[str]:

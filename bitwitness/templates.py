@@ -203,7 +203,9 @@ def _parse_field(raw: Any, index: int, source: str) -> TemplateField:
             raise _fail(source, f"field {name}: 'pattern' must be text")
         try:
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
+            # OverflowError: a repeat count past the engine's limit ("x{0,61111111111}"),
+            # found by fuzzing case.yaml; RecursionError: nesting too deep to parse.
             raise _fail(source, f"field {name}: bad pattern {pattern!r}: {exc}") from exc
     return TemplateField(name=name, label=_text(raw, "label", source, default=name),
                          required=required, description=_text(raw, "description", source,

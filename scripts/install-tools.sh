@@ -8,6 +8,10 @@ runtime=(fonts-dejavu-core fonts-droid-fallback fuse3)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd time
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
          afflib-tools qemu-system-x86 gddrescue)
+# volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
+# independent build of the readers) check shadow copies, APFS and LUKS; lvm2 writes LVM metadata,
+# xfsprogs XFS file systems (checked against the kernel's XFS driver)
+testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 xfsprogs)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -203,6 +203,27 @@ def test_a_backing_file_outside_the_folder_is_not_followed(tmp_path: Path,
         open_image(rel)
 
 
+def test_a_backing_file_linked_out_of_the_folder_is_refused(tmp_path: Path,
+                                                           media_file: Path) -> None:
+    """A parent found in the folder by name is held to the evidence opener's rules: a symbolic
+    link to a file elsewhere, or a device, is not read (as for VMDK extents and E01 segments)."""
+    require_tool("qemu-img")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "case").mkdir()
+    base = tmp_path / "elsewhere" / "base.qcow2"
+    _qemu("convert", "-f", "raw", "-O", "qcow2", media_file, base)
+    top = tmp_path / "case" / "top.qcow2"
+    _qemu("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "-u", top, "1M")
+    (tmp_path / "case" / "base.qcow2").symlink_to(base)
+    with pytest.raises(InputError, match=r"outside the image's folder"):
+        open_image(top)
+    (tmp_path / "case" / "base.qcow2").unlink()
+    (tmp_path / "case" / "base.qcow2").symlink_to("/dev/zero")
+    res = run_bitwitness("info", top)
+    assert res.exit_code == ExitCode.USAGE
+    assert "Traceback" not in res.stderr
+
+
 def test_a_parent_the_user_names_is_used_wherever_it_lies(tmp_path: Path,
                                                            media_file: Path) -> None:
     """--parent FILE: the examiner names a parent kept elsewhere; without it the image is

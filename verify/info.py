@@ -112,9 +112,19 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
             error_ranges=acquisition_errors(opened, bound.error_ranges),
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,
-            notes=tuple(notes) + size_notes + bound.notes, unfinished=unfinished)
+            notes=tuple(notes) + size_notes + bound.notes + _section_notes(opened),
+            unfinished=unfinished)
     finally:
         opened.stream.close()
+
+
+def _section_notes(opened: Opened) -> tuple[str, ...]:
+    """Damaged E01 sections the reader worked around (a header2 that does not inflate, a bad
+    table with a good table2): shown, never silent, as ``verify`` shows them."""
+    if opened.ewf is None:
+        return ()
+    return tuple(f"damaged {p.section} section of {p.segment.name} at file offset "
+                 f"{p.file_offset}: {p.reason}" for p in opened.ewf.section_problems)
 
 
 def _media_size(opened: Opened, readable: int, unfinished: Unfinished | None

@@ -44,14 +44,22 @@ def metadata_with_libewf(segments: Sequence[Path]) -> tuple[dict[str, str], dict
     reader passes on: Ex01, L01, SMART)."""
     import pyewf
 
+    from bitwitness.evidence_io import open_file_objects
+
     handle = pyewf.handle()
     try:
-        handle.open([str(s) for s in segments], "r")
+        files = open_file_objects(segments)  # through the evidence opener: atime is kept
         try:
-            headers = {k: str(v) for k, v in (handle.get_header_values() or {}).items() if v}
-            return _stored(handle), headers
+            handle.open_file_objects(files, "r")
+            try:
+                headers = {k: str(v) for k, v in (handle.get_header_values() or {}).items()
+                           if v}
+                return _stored(handle), headers
+            finally:
+                handle.close()
         finally:
-            handle.close()
+            for file in files:
+                file.close()
     except OSError as exc:
         raise FormatError(f"libewf cannot read the stored metadata: {_short(exc)}",
                           path=segments[0]) from exc
@@ -66,8 +74,17 @@ def read_with_libewf(segments: Sequence[Path], algorithms: Sequence[str], task: 
     """
     import pyewf
 
+    from bitwitness.evidence_io import open_file_objects
+
     handle = pyewf.handle()
-    handle.open(pyewf.glob(str(segments[0])), "r")
+    # libewf reads through descriptors of the evidence opener (O_NOATIME), not its own opens.
+    files = open_file_objects(pyewf.glob(str(segments[0])))
+    try:
+        handle.open_file_objects(files, "r")
+    except BaseException:
+        for file in files:
+            file.close()
+        raise
     try:
         size = handle.get_media_size()
         stored = _stored(handle)
@@ -87,6 +104,8 @@ def read_with_libewf(segments: Sequence[Path], algorithms: Sequence[str], task: 
             hashes = hasher.close()
     finally:
         handle.close()
+        for file in files:
+            file.close()
     return size, stored, hashes
 
 

@@ -92,7 +92,8 @@ class ConvertResult(JobResult):
 
 
 def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Mediator,
-                  *, stop: threading.Event | None = None) -> ConvertResult:
+                  *, stop: threading.Event | None = None, volume: str | None = None,
+                  keys: Any = None) -> ConvertResult:
     """Convert ``image`` to ``options.to`` at ``base`` (``base.E01``, ``base.vhd``, ...).
 
     Raises :class:`~bitwitness.errors.BitWitnessError` for problems found before the first byte
@@ -102,17 +103,58 @@ def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Me
     interrupted (the output left unfinished), as for every job (:mod:`bitwitness.acquire.runner`).
     """
     stream = open_image(image)
+    tree = None
     try:
-        return _convert(stream, image=image, base=base, options=options, mediator=mediator,
-                        stop=stop or threading.Event())
+        media, origin = stream, None
+        if volume is not None:
+            tree, media, origin = _volume(stream, image, volume, keys)
+        return _convert(media, image=image, base=base, options=options, mediator=mediator,
+                        stop=stop or threading.Event(), origin=origin)
     finally:
+        if tree is not None:
+            tree.close()
         stream.close()
 
 
+def _volume_event(options: dict[str, Any]) -> dict[str, Any]:
+    """What a custody event says of a converted volume: its path and the kind of key."""
+    origin = options.get("volume")
+    return {"volume": origin["volume"], "key": origin["key"]} if origin else {}
+
+
+def _volume(stream: ImageStream, image: Path, path: str,
+            keys: Any) -> tuple[Any, ImageStream, dict[str, Any]]:
+    """The volume-tree node ``path`` of ``image`` as the media to convert (decrypted in memory),
+    and what the log records of it: the image, the volume, the kind of key (never the key)."""
+    from bitwitness.report.browse.volumekeys import NO_KEYS
+    from bitwitness.report.browse.volumetree import KEY_OPTIONS, read_tree
+
+    tree = read_tree(stream, keys or NO_KEYS)
+    try:
+        node = tree.find(path)
+        if node.locked:
+            raise UsageError(f"volume {node.path} is encrypted ({node.encrypted}); give its key "
+                             f"with {KEY_OPTIONS}")
+        if node.stream is None:
+            raise UsageError(f"volume {node.path} ({node.description}) has no bytes of its own "
+                             "to convert")
+    except BaseException:
+        tree.close()
+        raise
+    origin = {"image": str(image.absolute()), "image_format": stream.info.format,
+              "volume": node.path, "description": node.description, "key": node.key,
+              "size": node.stream.size}
+    return tree, node.stream, origin
+
+
 def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOptions,
-             mediator: Mediator, stop: threading.Event) -> ConvertResult:
+             mediator: Mediator, stop: threading.Event,
+             origin: dict[str, Any] | None = None) -> ConvertResult:
     files = list(stream.info.files) or [image]
-    references, notes = media_references(stream, files)
+    if origin is None:
+        references, notes = media_references(stream, files)
+    else:  # the image's records hash the whole media, never one volume inside it
+        references, notes = [], [f"volume {origin['volume']}: no recorded hash of it to check"]
     link = find_case(image)
     metadata = _metadata(stream, options.metadata)
     sink = build_sink(stream, base, options, metadata)
@@ -123,7 +165,8 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
     record = LogRecord(
         operation="convert", status=Status.FAILED, error="did not finish",
         started=datetime.now(UTC), ended=datetime.now(UTC), source=source.facts,
-        options=_options_doc(stream, options), media_size=stream.size,
+        options={**_options_doc(stream, options), **({"volume": origin} if origin else {})},
+        media_size=stream.size,
         sector_size=stream.sector_size, hashes={}, case=case_document(link),
         metadata=metadata)
     job = _ConvertJob(stream=stream, source=source, sink=sink, image=image, base=base,
@@ -213,7 +256,8 @@ class _ConvertJob:
             "image": str(self.image.absolute()), "to": self.options.to.value,
             "status": status.value, "verdict": verdict.value, "hashes": hashes,
             "outputs": [str(o.path.absolute()) for o in outputs],
-            "log": str(log_json.absolute()), "log_sha256": file_sha256(log_json)})
+            "log": str(log_json.absolute()), "log_sha256": file_sha256(log_json),
+            **_volume_event(self.record.options)})
         return ConvertResult(
             status=status, verdict=verdict, error=error, image=self.image,
             image_format=self.stream.info.format, output_format=self.options.to,

@@ -17,6 +17,7 @@ import pkgutil
 import signal
 import sys
 import traceback
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -92,14 +93,23 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="bitwitness")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--part", "parts", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="Accept FILE as a part of a multi-file image (VMDK extent, split piece, "
+                   "segment) although it lies outside the image's folder or is a device. "
+                   "Repeatable.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, parts: tuple[Path, ...]) -> None:
     """BitWitness: forensic acquisition, verification and evidence browsing.
 
-    Evidence is always opened read-only. Hashes cover the whole media.
+    Evidence is always opened read-only. Hashes cover the whole media. A multi-file image's
+    parts are read only from the image's own folder, unless named with --part.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if parts:
+        from bitwitness.evidence_io import allow_parts
+
+        allow_parts(parts)
 
 
 def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per outcome
@@ -152,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = _run(args, debug="--debug" in args)
     finally:
+        evidence_io = sys.modules.get("bitwitness.evidence_io")
+        if evidence_io is not None:  # --part applies to one command line only
+            evidence_io.clear_allowed_parts()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if argv is None:  # the process's own command line: the process ends here

@@ -157,20 +157,38 @@ class ChunkDecodeError(ValueError):
     """A stored chunk fails its check; the message says how (the caller adds where)."""
 
 
+def inflate_bounded(stored: bytes | bytearray | memoryview, limit: int) -> bytes:
+    """Inflate one zlib stream into at most ``limit`` bytes, or :class:`ChunkDecodeError`.
+
+    Why bounded: the evidence decides what a stream inflates to, and deflate reaches ~1000:1;
+    a 16 MiB stored chunk could otherwise ask for 16 GiB. Output stops one byte past ``limit``,
+    so that a stream longer than the format allows is reported, never held in memory.
+    """
+    inflater = isal_zlib.decompressobj()
+    try:
+        data = inflater.decompress(stored, limit + 1)
+    except (isal_zlib.error, ValueError) as exc:  # type: ignore[misc]  # isal's stub types it loosely
+        raise ChunkDecodeError(f"deflate stream does not decode ({exc})") from None
+    if len(data) > limit:
+        raise ChunkDecodeError(f"deflate stream inflates to more than {limit} bytes")
+    if not inflater.eof:
+        raise ChunkDecodeError("deflate stream does not decode (cut short)")
+    return data
+
+
 def decode_chunk(stored: bytes | memoryview, compressed: bool, expected: int, *,
-                 allow_longer: bool = False) -> bytes | memoryview:
+                 allow_longer: bool = False, limit: int | None = None) -> bytes | memoryview:
     """The ``expected`` media bytes of one stored chunk, or :class:`ChunkDecodeError`.
 
     ``allow_longer`` is for the media's last chunk: some writers store more bytes there than the
     sector count covers (§9); the chunk is still checked whole, and only ``expected`` returned,
-    as libewf does. A raw chunk comes back as a view into ``stored`` (no copy).
+    as libewf does. ``limit`` (the chunk size) bounds what such a chunk may hold; a compressed
+    chunk never inflates past it. A raw chunk comes back as a view into ``stored`` (no copy).
     """
+    bound = max(expected, limit or 0) if allow_longer else expected
     data: bytes | memoryview
     if compressed:
-        try:
-            data = isal_zlib.decompress(stored)
-        except (isal_zlib.error, ValueError) as exc:  # type: ignore[misc]  # isal's stub types it loosely
-            raise ChunkDecodeError(f"deflate stream does not decode ({exc})") from None
+        data = inflate_bounded(stored, bound)
     else:
         if len(stored) < 4:
             raise ChunkDecodeError(f"stored chunk is only {len(stored)} bytes")
@@ -180,6 +198,6 @@ def decode_chunk(stored: bytes | memoryview, compressed: bool, expected: int, *,
             raise ChunkDecodeError("stored chunk fails its Adler-32 checksum")
     if len(data) == expected:
         return data
-    if allow_longer and len(data) > expected:
+    if allow_longer and expected < len(data) <= bound:
         return data[:expected]
     raise ChunkDecodeError(f"chunk holds {len(data)} bytes, expected {expected}")

@@ -24,10 +24,21 @@ from bitwitness.errors import (
     MissingSegmentError,
     UnsupportedFormatError,
 )
+from bitwitness.evidence_io import MAX_OFFSET, confine_part, open_readonly, read_head
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.headers import decode_header_text, parse_header
 from bitwitness.ewf.naming import segment_path, set_members, suffix_number
-from bitwitness.images.raw import open_readonly, read_at
+
+#: Header text (header2, header) inflates to at most this: EnCase caps each value at a few
+#: thousand characters, and the largest real header2 (many ``srce``/``sub`` entries) is far
+#: below it. A section inflating beyond it is damaged (or hostile), never held in memory.
+MAX_HEADER_TEXT = 4 << 20
+#: Largest chunk the reader accepts: ewfacquire's largest (32 768 sectors of 512 bytes).
+#: Bigger claims (a crafted volume with 2^31 sectors per chunk) would size every buffer.
+MAX_CHUNK_SIZE = 16 << 20
+#: Section bodies read whole at open (headers, volume, tables, hashes, error2) are at most
+#: this big; only ``sectors`` (never read at open) is larger. 64 MiB holds 16 M table entries.
+MAX_SECTION_BODY = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,8 @@ def find_segments(path: Path) -> list[Path]:
         members = {suffix_number(path.suffix) or 1: path}
     by_number: dict[int, Path] = {}
     for name_number, member in sorted(members.items()):
+        if member != path:  # before opening it: a FIFO named x.E02 would block the open
+            confine_part(path.parent, member.name, what="EWF segment")
         if member != path and not _has_magic(member):
             continue  # a file that merely looks like a segment name (x.raw next to x.E01)
         number = _header_number(member)
@@ -101,7 +114,7 @@ def find_segments(path: Path) -> list[Path]:
 
 def _has_magic(path: Path) -> bool:
     try:
-        return read_at(path, 0, 8) == st.EVF_MAGIC  # the access time kept
+        return read_head(path, 8) == st.EVF_MAGIC
     except (OSError, InputError):
         return False
 
@@ -217,6 +230,11 @@ class _Walker:
             handler(desc)
 
     def _body(self, desc: st.Descriptor) -> bytes:
+        """The section's body; its size was checked against the file by the walk."""
+        if desc.body_size > MAX_SECTION_BODY:
+            raise CorruptImageError(
+                f"section '{desc.type}' claims a {desc.body_size}-byte body (at most "
+                f"{MAX_SECTION_BODY} is read)", path=self.path, offset=desc.offset)
         return self.read(desc.body_offset, desc.body_size)
 
     def _header(self, desc: st.Descriptor) -> None:
@@ -225,7 +243,7 @@ class _Walker:
             return
         attr = "header2" if desc.type == "header2" else "header"
         try:
-            fields = parse_header(decode_header_text(zlib.decompress(self._body(desc))))
+            fields = parse_header(decode_header_text(inflate_header(self._body(desc))))
         except (zlib.error, ValueError) as exc:
             self.problem(desc, f"{desc.type} section does not decode ({exc})")
             return
@@ -298,6 +316,9 @@ class _Walker:
         if len(body) >= end + 4 and st.adler32(raw) != int.from_bytes(body[end:end + 4],
                                                                       "little"):
             raise ValueError("entries fail their Adler-32 checksum")
+        if base > min(self.size, MAX_OFFSET):
+            raise ValueError(f"base offset {base} lies beyond the end of the file "
+                             f"({self.size} bytes)")
         entries = array("I")
         entries.frombytes(raw)
         if sys.byteorder == "big":
@@ -342,6 +363,20 @@ class _Walker:
             self.problem(desc, str(exc))
 
 
+def inflate_header(body: bytes) -> bytes:
+    """A header section's text, inflated to at most :data:`MAX_HEADER_TEXT` bytes.
+
+    ``ValueError`` when the stream inflates further (a decompression bomb) or is cut short.
+    """
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(body, MAX_HEADER_TEXT + 1)
+    if len(text) > MAX_HEADER_TEXT:
+        raise ValueError(f"inflates to more than {MAX_HEADER_TEXT} bytes")
+    if not inflater.eof:
+        raise ValueError("the compressed text is cut short")
+    return text
+
+
 def load_layout(path: Path, *, allow_incomplete: bool) -> Layout:
     """Walk every segment of the set ``path`` belongs to; see the module docstring."""
     layout = Layout(find_segments(path), allow_incomplete=allow_incomplete)
@@ -354,8 +389,14 @@ def load_layout(path: Path, *, allow_incomplete: bool) -> Layout:
             raise IncompleteImageError(f"the image is incomplete ({layout.incomplete_reason}) "
                                        "and holds no media description yet", path=first)
         raise CorruptImageError("no volume section: not a usable E01 image", path=first)
-    if layout.volume.chunk_size <= 0:
+    volume = layout.volume
+    if volume.chunk_size <= 0:
         raise CorruptImageError("volume section gives a chunk size of 0", path=first)
+    if volume.chunk_size > MAX_CHUNK_SIZE:
+        raise CorruptImageError(
+            f"volume section gives {volume.sectors_per_chunk} sectors of "
+            f"{volume.bytes_per_sector} bytes per chunk ({volume.chunk_size} bytes; EWF "
+            f"writers use at most {MAX_CHUNK_SIZE})", path=first)
     if not layout.complete and not allow_incomplete:
         raise IncompleteImageError(
             f"the image is INCOMPLETE ({layout.incomplete_reason or 'no done section'}): "

@@ -33,6 +33,10 @@ from bitwitness.stream import ImageStream, StreamInfo
 #: Stored bytes read per ``os.pread`` (and decoded per worker task) during a scan.
 SCAN_SPAN = 4 << 20
 CACHE_CHUNKS = 64
+#: ... and at most this many bytes of them (a crafted image may declare 16 MiB chunks).
+CACHE_BYTES = 16 << 20
+#: Decoded bytes a scan keeps in flight at most (runs submitted ahead of the consumer).
+SCAN_WINDOW_BYTES = 64 << 20
 MAX_OPEN_FILES = 64
 #: A stored chunk is at most the chunk size + this (Adler-32 trailer, zlib overhead, padding).
 MAX_CHUNK_OVERHEAD = 1024
@@ -121,6 +125,7 @@ class EwfImage(ImageStream):
         self._fd_lock = threading.Lock()
         self._fd_users: dict[int, int] = {}
         self._lru: OrderedDict[int, bytes] = OrderedDict()
+        self._lru_bytes = 0
         self._lru_lock = threading.Lock()
         super().__init__(size, sector_size=self.bytes_per_sector)
         self.alignment = self.chunk_size
@@ -173,12 +178,21 @@ class EwfImage(ImageStream):
 
     def _decode_run(self, first: int, last: int
                     ) -> list[tuple[bytes | memoryview, ChunkProblem | None]]:
-        """Decode chunks ``first..last`` (inclusive, one group) from one ``os.pread``."""
+        """Decode chunks ``first..last`` (inclusive, one group), reading them with one
+        ``os.pread`` when their stored bytes lie together.
+
+        What is read is bounded by the chunks themselves: a chunk the table gives more than
+        ``chunk size + MAX_CHUNK_OVERHEAD`` bytes is damaged and never read, and when a damaged
+        table scatters the chunks (a span longer than the run could hold), each is read alone.
+        """
         wheres = [self._where(k) for k in range(first, last + 1)]
         limit = self.chunk_size + MAX_CHUNK_OVERHEAD
-        span_start = wheres[0].start
-        span_end = max((w.end for w in wheres if 0 < w.end - w.start <= limit),
-                       default=span_start)
+        sane = [w for w in wheres if 0 < w.end - w.start <= limit]
+        span_start = min((w.start for w in sane), default=0)
+        span_end = max((w.end for w in sane), default=0)
+        if span_end - span_start > limit * len(wheres):
+            return [self._decode_alone(k, w, limit)
+                    for k, w in zip(range(first, last + 1), wheres, strict=True)]
         out: list[tuple[bytes | memoryview, ChunkProblem | None]] = []
         try:
             span = memoryview(self._pread(wheres[0].segment, span_end - span_start,
@@ -188,25 +202,42 @@ class EwfImage(ImageStream):
             return [(bytes(self._expected(k)), self._problem(k, w, reason))
                     for k, w in zip(range(first, last + 1), wheres, strict=True)]
         for k, w in zip(range(first, last + 1), wheres, strict=True):
-            expected = self._expected(k)
-            if w.end <= w.start or w.start < span_start:
-                reason = "table offsets do not increase (damaged table)"
-            elif w.end - w.start > limit:
-                reason = f"the table gives this chunk {w.end - w.start} bytes (damaged table)"
-            elif w.end - span_start > len(span):
-                reason = "the segment file ends inside this chunk (truncated)"
-            else:
-                try:
-                    data = decode_chunk(span[w.start - span_start:w.end - span_start],
-                                        w.compressed, expected,
-                                        allow_longer=k == self.chunk_count - 1)
-                except ChunkDecodeError as exc:
-                    reason = str(exc)
-                else:
-                    out.append((data, None))
-                    continue
-            out.append((bytes(expected), self._problem(k, w, reason)))
+            out.append(self._decode_in(k, w, limit, span, span_start))
         return out
+
+    def _decode_alone(self, chunk: int, where: _Where, limit: int
+                      ) -> tuple[bytes | memoryview, ChunkProblem | None]:
+        if not 0 < where.end - where.start <= limit:
+            return self._decode_in(chunk, where, limit, memoryview(b""), where.start)
+        try:
+            stored = memoryview(self._pread(where.segment, where.end - where.start,
+                                            where.start))
+        except OSError as exc:
+            reason = f"cannot read the segment ({exc.strerror or exc})"
+            return bytes(self._expected(chunk)), self._problem(chunk, where, reason)
+        return self._decode_in(chunk, where, limit, stored, where.start)
+
+    def _decode_in(self, k: int, w: _Where, limit: int, span: memoryview, span_start: int
+                   ) -> tuple[bytes | memoryview, ChunkProblem | None]:
+        """Decode chunk ``k`` from ``span`` (the stored bytes from file offset ``span_start``)."""
+        expected = self._expected(k)
+        if w.end <= w.start or w.start < span_start:
+            reason = "table offsets do not increase (damaged table)"
+        elif w.end - w.start > limit:
+            reason = f"the table gives this chunk {w.end - w.start} bytes (damaged table)"
+        elif w.end - span_start > len(span):
+            reason = "the segment file ends inside this chunk (truncated)"
+        else:
+            try:
+                data = decode_chunk(span[w.start - span_start:w.end - span_start],
+                                    w.compressed, expected,
+                                    allow_longer=k == self.chunk_count - 1,
+                                    limit=self.chunk_size)
+            except ChunkDecodeError as exc:
+                reason = str(exc)
+            else:
+                return data, None
+        return bytes(expected), self._problem(k, w, reason)
 
     def _runs(self, first: int, last: int, span: int) -> Iterator[tuple[int, int]]:
         """Split chunks ``first..last`` into runs within one group of about ``span`` bytes."""
@@ -243,10 +274,14 @@ class EwfImage(ImageStream):
 
     def _remember(self, chunk: int, data: bytes) -> None:
         with self._lru_lock:
+            if chunk in self._lru:
+                self._lru_bytes -= len(self._lru[chunk])
             self._lru[chunk] = data
+            self._lru_bytes += len(data)
             self._lru.move_to_end(chunk)
-            while len(self._lru) > CACHE_CHUNKS:
-                self._lru.popitem(last=False)
+            while len(self._lru) > CACHE_CHUNKS or (self._lru_bytes > CACHE_BYTES
+                                                     and len(self._lru) > 1):
+                self._lru_bytes -= len(self._lru.popitem(last=False)[1])
 
     def _bad_chunk(self, problem: ChunkProblem) -> None:
         with self._lru_lock:
@@ -271,12 +306,14 @@ class EwfImage(ImageStream):
         first = start // self.chunk_size
         last = (stop - 1) // self.chunk_size
         workers = workers or default_workers()
+        run_bytes = max(SCAN_SPAN, self.chunk_size)
+        ahead = max(1, min(2 * workers, SCAN_WINDOW_BYTES // run_bytes))
         window: deque[Future[list[ScanBlock]]] = deque()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewf-scan")
         try:
             for run in self._runs(first, last, SCAN_SPAN):
                 window.append(pool.submit(self._scan_run, *run))
-                if len(window) >= 2 * workers:
+                if len(window) >= ahead:
                     yield from self._trim(window.popleft().result(), start, stop)
             while window:
                 yield from self._trim(window.popleft().result(), start, stop)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.ewf import structures as st
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -30,8 +30,9 @@ class PyewfStream(ImageStream):
 
     alignment = 1
 
-    def __init__(self, files: list[str], handle: Any) -> None:
+    def __init__(self, files: list[str], handle: Any, objects: list[Any] | None = None) -> None:
         self._handle = handle
+        self._objects = objects or []  #: the file objects libewf reads through (closed here)
         self._files = tuple(Path(f) for f in files)
         super().__init__(int(handle.get_media_size()),
                          sector_size=int(handle.get_bytes_per_sector() or 512))
@@ -55,6 +56,8 @@ class PyewfStream(ImageStream):
     def close(self) -> None:
         if not self.closed:
             self._handle.close()
+            for obj in self._objects:
+                obj.close()
         super().close()
 
 
@@ -64,14 +67,27 @@ def open_with_pyewf(path: Path, why: str) -> PyewfStream:
         import pyewf
     except ImportError as exc:  # pragma: no cover - pyewf is a dependency
         raise UnsupportedFormatError(f"{why}, and pyewf (libewf) is not installed") from exc
+    from bitwitness.evidence_io import confine_part, open_file_objects
+
     try:
         files = pyewf.glob(str(path))
-        handle = pyewf.handle()
-        handle.open(files, "r")
     except (OSError, TypeError) as exc:
         raise UnsupportedFormatError(f"{why}; libewf (pyewf) cannot read it either: "
                                      f"{str(exc).splitlines()[0] if str(exc) else exc}") from exc
-    return PyewfStream(files, handle)
+    for name in files:
+        if Path(name) != path:
+            confine_part(path.parent, Path(name).name, what="EWF segment")
+    # libewf reads through descriptors of the evidence opener (O_NOATIME), not its own opens.
+    objects = open_file_objects(files)
+    try:
+        handle = pyewf.handle()
+        handle.open_file_objects(objects, "r")
+    except (OSError, TypeError) as exc:
+        for obj in objects:
+            obj.close()
+        raise UnsupportedFormatError(f"{why}; libewf (pyewf) cannot read it either: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    return PyewfStream(files, handle, objects)
 
 
 class EwfFormat:
@@ -100,13 +116,10 @@ class EwfFormat:
             return [Path(p) for p in pyewf.glob(str(path))]
 
     def open(self, path: Path) -> ImageStream:
+        from bitwitness.evidence_io import read_head
         from bitwitness.ewf.reader import open_ewf
-        from bitwitness.images.raw import read_at
 
-        try:
-            head = read_at(path, 0, 8)  # read as evidence is read: the access time kept
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        head = read_head(path, 8)
         if not head.startswith(_MAGICS):
             return open_ewf(path)  # says clearly that this is not an E01 segment
         try:

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.evidence_io import confine_part
 from bitwitness.images.raw import open_readonly
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -79,14 +80,24 @@ def first_line(exc: BaseException) -> str:
 
 
 def contained(folder: Path, recorded: str) -> Path:
-    """Where a recorded parent or extent name lies inside ``folder`` (never outside it)."""
+    """Where a recorded parent or extent name lies inside ``folder`` (never outside it).
+
+    Differencing disks record their parent as an absolute path on the machine that made them
+    (``C:\\VMs\\base.vhdx``), so an absolute or ``..`` name is looked for by its last
+    component in the image's own folder. A file found there is then held to the evidence
+    opener's rules (:func:`bitwitness.evidence_io.confine_part`): no symbolic link out of the
+    folder, nothing but a regular file, unless the examiner named it with ``--part``.
+    """
     if not recorded or "\x00" in recorded:
         raise CorruptImageError(f"an empty or invalid file name is recorded: {recorded!r}")
     windows = "\\" in recorded or (len(recorded) > 1 and recorded[1] == ":")
     pure = PureWindowsPath(recorded) if windows else PurePosixPath(recorded)
     if pure.is_absolute() or pure.anchor or ".." in pure.parts:
-        return folder / pure.name
-    return folder.joinpath(*pure.parts)
+        pure = PurePosixPath(pure.name)
+    candidate = folder.joinpath(*pure.parts)
+    if candidate.exists() or candidate.is_symlink():
+        confine_part(folder, "/".join(pure.parts), what="part")
+    return candidate
 
 
 class LibyalStream(ImageStream):

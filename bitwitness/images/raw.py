@@ -1,7 +1,8 @@
 """Raw media: a plain image file (``.dd``, ``.raw``, ``.img``) or a block device, read-only.
 
-Files and devices are opened with ``O_RDONLY`` and, where the kernel allows it (we own the file or
-are root), ``O_NOATIME``, so that reading evidence does not even change its access time.
+Files and devices are opened through :func:`bitwitness.evidence_io.open_readonly` (``O_RDONLY``
+and, where the kernel allows it, ``O_NOATIME``), so that reading evidence does not even change its
+access time; ``open_readonly`` stays importable from here for the callers that always had it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import struct
 from pathlib import Path
 
 from bitwitness.errors import InputError
+from bitwitness.evidence_io import open_readonly
 from bitwitness.stream import ImageStream, StreamInfo
 
 BLKGETSIZE64 = 0x80081272
@@ -23,27 +25,6 @@ RAW_SUFFIXES = {".dd", ".raw", ".img", ".bin", ".iso"}
 #: What BitWitness appends to raw output until the acquisition finishes (``BASE.raw.partial``,
 #: ``BASE.001.partial``); the files are renamed only once the acquisition is complete.
 PARTIAL_SUFFIX = ".partial"
-
-
-def open_readonly(path: Path) -> int:
-    """Open ``path`` read-only (with ``O_NOATIME`` when permitted) and return the descriptor."""
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-    noatime = getattr(os, "O_NOATIME", 0)
-    try:
-        try:
-            return os.open(path, flags | noatime)
-        except PermissionError:
-            if not noatime:
-                raise
-            return os.open(path, flags)  # O_NOATIME needs ownership; fall back quietly
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file or device") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path}: is a directory") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path}: permission denied (run as root to read devices)") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
 
 
 def read_at(path: Path, offset: int, length: int) -> bytes:

@@ -14,12 +14,18 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import threading
+from collections import OrderedDict
 from glob import escape as glob_escape
 from pathlib import Path
 
 from bitwitness.errors import MissingSegmentError
-from bitwitness.images.raw import PARTIAL_SUFFIX, open_readonly, read_exact
+from bitwitness.evidence_io import confine_part
+from bitwitness.images.raw import PARTIAL_SUFFIX, fd_size, open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
+
+#: Descriptors a split set keeps open at once.
+MAX_OPEN = 64
 
 _NUMERIC = re.compile(r"^\.(\d{3,})$")
 _ALPHA = re.compile(r"^\.([a-z]{2})$")
@@ -86,42 +92,62 @@ def _alpha_pieces(path: Path, stem: Path, tail: str) -> list[Path] | None:
 
 
 class SplitRawStream(ImageStream):
-    """Concatenation of the pieces, each opened read-only."""
+    """Concatenation of the pieces, each opened read-only.
+
+    Each piece is opened once to learn its size; reads then keep at most :data:`MAX_OPEN`
+    descriptors open (least recently used closed first), so that a set of thousands of pieces
+    (a terabyte cut for CDs) does not exhaust the process's descriptors.
+    """
 
     alignment = 1
 
     def __init__(self, pieces: list[Path]) -> None:
         self.pieces = pieces
-        self._fds: list[int] = []
+        self._fds: OrderedDict[int, int] = OrderedDict()
+        self._lock = threading.Lock()  # readers in several threads (TSK) share the descriptors
         self._starts: list[int] = []
+        self._sizes: list[int] = []
         total = 0
-        try:
-            for p in pieces:
-                fd = open_readonly(p)
-                self._fds.append(fd)
-                self._starts.append(total)
-                total += os.fstat(fd).st_size
-        except Exception:
-            self.close()
-            raise
-        self._sizes = [os.fstat(fd).st_size for fd in self._fds]
+        for p in pieces:
+            fd = open_readonly(p)
+            try:
+                size = fd_size(fd)
+            finally:
+                os.close(fd)
+            self._starts.append(total)
+            self._sizes.append(size)
+            total += size
         super().__init__(total)
 
+    def _fd(self, index: int) -> int:
+        fd = self._fds.get(index)
+        if fd is None:
+            fd = self._fds[index] = open_readonly(self.pieces[index])
+            while len(self._fds) > MAX_OPEN:
+                os.close(self._fds.popitem(last=False)[1])
+        self._fds.move_to_end(index)
+        return fd
+
     def _read_aligned(self, offset: int, length: int) -> bytes:
+        with self._lock:
+            return self._read_locked(offset, length)
+
+    def _read_locked(self, offset: int, length: int) -> bytes:
         out = []
         while length > 0:
             i = bisect.bisect_right(self._starts, offset) - 1
             inner = offset - self._starts[i]
             n = min(length, self._sizes[i] - inner)
-            out.append(read_exact(self._fds[i], inner, n, self.pieces[i]))
+            out.append(read_exact(self._fd(i), inner, n, self.pieces[i]))
             offset += n
             length -= n
         return b"".join(out)
 
     def close(self) -> None:
-        for fd in getattr(self, "_fds", []):
-            os.close(fd)
-        self._fds = []
+        with getattr(self, "_lock", threading.Lock()):
+            for fd in getattr(self, "_fds", {}).values():
+                os.close(fd)
+            self._fds = OrderedDict()
         if hasattr(self, "_pos"):
             super().close()
 
@@ -148,7 +174,13 @@ class SplitRawFormat:
             return True  # it is a split set, and open() will say what is missing
 
     def files(self, path: Path) -> list[Path]:
-        return split_pieces(path) or [path]
+        """The pieces; every piece but the one named must be a regular file that really lies
+        in the same folder (a piece linked to a device or to another folder is refused)."""
+        pieces = split_pieces(path) or [path]
+        for piece in pieces:
+            if piece != path:
+                confine_part(path.parent, piece.name, what="split raw piece")
+        return pieces
 
     def open(self, path: Path) -> ImageStream:
         return SplitRawStream(self.files(path))

@@ -23,8 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bitwitness.errors import CorruptImageError, UnsupportedFormatError
-from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.evidence_io import (
+    MAX_OFFSET,
+    open_readonly,
+    pread_checked,
+    read_head,
+    read_tail,
+)
+from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 COOKIE = b"conectix"
@@ -151,15 +158,10 @@ def chs_geometry(size: int) -> tuple[int, int, int]:
 def read_footer(path: Path) -> bytes | None:
     """The last 512 bytes of ``path`` when they are a VHD footer, else ``None``."""
     try:
-        size = path.stat().st_size
-        if size < FOOTER_SIZE:
-            return None
-        with path.open("rb") as fh:
-            fh.seek(size - FOOTER_SIZE)
-            footer = fh.read(FOOTER_SIZE)
-    except OSError:
+        footer = read_tail(path, FOOTER_SIZE)
+    except InputError:
         return None
-    return footer if footer.startswith(COOKIE) else None
+    return footer if len(footer) == FOOTER_SIZE and footer.startswith(COOKIE) else None
 
 
 class VhdFixedStream(ImageStream):
@@ -203,7 +205,7 @@ class VhdDynamicStream(ImageStream):
         self.footer = footer
         self._fd = open_readonly(path)
         try:
-            file_size = os.fstat(self._fd).st_size
+            file_size = self._file_size = os.fstat(self._fd).st_size
             header = unpack_dynamic_header(
                 self._pread(footer.data_offset, DYNAMIC_HEADER_SIZE, "dynamic header"))
             self.block_size = header.block_size
@@ -212,6 +214,7 @@ class VhdDynamicStream(ImageStream):
                 raise CorruptImageError(
                     f"VHD BAT has {header.max_table_entries} entries; "
                     f"{needed} are needed for {footer.current_size} bytes", path=path)
+            # Checked before the read: a crafted offset or size claims any 64-bit number.
             raw_bat = self._pread(header.table_offset, needed * 4, "block allocation table")
             self._bat = struct.unpack(f">{needed}I", raw_bat)
             bitmap = -(-(header.block_size // SECTOR) // 8)
@@ -228,10 +231,8 @@ class VhdDynamicStream(ImageStream):
         super().__init__(footer.current_size)
 
     def _pread(self, offset: int, length: int, what: str) -> bytes:
-        data = os.pread(self._fd, length, offset)
-        if len(data) != length:
-            raise CorruptImageError(f"VHD {what} is truncated", path=self.path, offset=offset)
-        return data
+        return pread_checked(self._fd, offset, length, self._file_size, path=self.path,
+                             what=f"VHD {what}")
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts: list[bytes] = []
@@ -273,8 +274,7 @@ def _details(footer: VhdFooter) -> dict[str, object]:
 
 def open_vhd(path: Path) -> ImageStream:
     """Open a fixed or dynamic VHD read-only."""
-    with path.open("rb") as fh:
-        head = fh.read(FOOTER_SIZE)
+    head = read_head(path, FOOTER_SIZE)
     tail = read_footer(path)
     # A dynamic disk keeps a copy of its footer at offset 0; either copy may serve.
     raw = tail if tail is not None else (head if head.startswith(COOKIE) else None)
@@ -286,6 +286,9 @@ def open_vhd(path: Path) -> ImageStream:
         if not head.startswith(COOKIE) or raw is head:
             raise
         footer = unpack_footer(head)  # the end was damaged; the copy at the start is intact
+    if footer.current_size > MAX_OFFSET:
+        raise CorruptImageError(f"VHD footer records a media size of {footer.current_size} "
+                                "bytes, beyond any possible disk", path=path)
     if footer.disk_type == DISK_FIXED:
         return VhdFixedStream(path, footer)
     if footer.disk_type == DISK_DYNAMIC:

@@ -22,13 +22,23 @@ import bisect
 import os
 import re
 import struct
+import sys
 import zlib
+from array import array
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
-from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.evidence_io import (
+    MAX_OFFSET,
+    check_span,
+    confine_part,
+    open_readonly,
+    pread_checked,
+    read_head,
+)
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"KDMV"
@@ -48,6 +58,18 @@ HEADER = struct.Struct("<4sIIQQQQIQQQB4sH433x")
 NEWLINE_CHARS = b"\n \r\n"
 #: A descriptor larger than this is not a descriptor (it is read whole).
 MAX_DESCRIPTOR = 1 << 20
+#: Bounds on what a header may declare. VMware's specification fixes 512 GTEs per GT (qemu
+#: refuses more) and every known writer uses 128-sector grains; 2048 sectors (1 MiB) leaves
+#: room for others. The limits keep every buffer small (a grain at most 1 MiB, a grain table
+#: 2 KiB) and what a header can claim tied to the file: each 4-byte directory entry covers at
+#: most 512 MiB of media, so a small file cannot pose as an exabyte disk.
+MAX_GRAIN_SECTORS = 2048
+MAX_GTES_PER_GT = 512
+#: Grain tables kept decoded (each at most 512 entries, 2 KiB).
+GT_CACHE = 64
+#: A compressed grain's stored size may exceed the grain (incompressible data, deflate's
+#: framing) by at most this much.
+GRAIN_OVERHEAD = 4096
 
 
 @dataclass(frozen=True)
@@ -79,8 +101,12 @@ def unpack_header(data: bytes) -> SparseHeader:
         raise CorruptImageError("no VMDK sparse extent header (magic 'KDMV' missing)")
     (_, version, flags, capacity, grain, desc_off, desc_size, gtes, rgd, gd, overhead, unclean,
      _, compress) = HEADER.unpack(data[:HEADER.size])
-    if grain <= 0 or gtes <= 0:
-        raise CorruptImageError(f"VMDK header has grain size {grain} and {gtes} GTEs per GT")
+    if not 0 < grain <= MAX_GRAIN_SECTORS or not 0 < gtes <= MAX_GTES_PER_GT:
+        raise CorruptImageError(f"VMDK header has grain size {grain} sectors and {gtes} GTEs "
+                                f"per GT (at most {MAX_GRAIN_SECTORS} and {MAX_GTES_PER_GT})")
+    if capacity > MAX_OFFSET // SECTOR:
+        raise CorruptImageError(f"VMDK header declares {capacity} sectors, beyond any "
+                                "possible disk")
     return SparseHeader(capacity=capacity, grain_size=grain, descriptor_offset=desc_off,
                         descriptor_size=desc_size, gtes_per_gt=gtes, rgd_offset=rgd,
                         gd_offset=gd, overhead=overhead, flags=flags, version=version,
@@ -167,7 +193,7 @@ class FlatExtent:
         self.files: tuple[Path, ...] = (path,)
         self._start = offset_sectors * SECTOR
         self._fd = open_readonly(path)
-        have = os.fstat(self._fd).st_size
+        have = self._have = os.fstat(self._fd).st_size
         if have < self._start + size:
             os.close(self._fd)
             raise CorruptImageError(
@@ -175,7 +201,8 @@ class FlatExtent:
                 path=path)
 
     def read(self, offset: int, length: int) -> bytes:
-        return read_exact(self._fd, self._start + offset, length, self.path)
+        return pread_checked(self._fd, self._start + offset, length, self._have,
+                             path=self.path, what="VMDK flat extent data")
 
     def close(self) -> None:
         os.close(self._fd)
@@ -195,56 +222,90 @@ class SparseExtent:
             raise
 
     def _load(self, size: int | None) -> None:
+        self.file_size = os.fstat(self._fd).st_size
         header = unpack_header(self._pread(0, SECTOR, "header"))
         if header.gd_offset == GD_AT_END:  # streamOptimized: the footer holds the real header
-            file_size = os.fstat(self._fd).st_size
-            header = unpack_header(self._pread(file_size - 2 * SECTOR, SECTOR, "footer"))
+            header = unpack_header(self._pread(self.file_size - 2 * SECTOR, SECTOR, "footer"))
         self.header = header
         self.size = header.capacity * SECTOR if size is None else size
         self.grain_bytes = header.grain_size * SECTOR
         self.compressed = bool(header.flags & FLAG_COMPRESSED)
+        self._gtes = header.gtes_per_gt
         span = header.gtes_per_gt * header.grain_size
         gt_count = -(-header.capacity // span)
-        gd_raw = self._pread(header.gd_offset * SECTOR, gt_count * 4, "grain directory")
-        gd = struct.unpack(f"<{gt_count}I", gd_raw)
-        table: list[int] = []
-        for gt_sector in gd:
-            if gt_sector == 0:
-                table.extend([0] * header.gtes_per_gt)
-                continue
-            raw = self._pread(gt_sector * SECTOR, header.gtes_per_gt * 4, "grain table")
-            table.extend(struct.unpack(f"<{header.gtes_per_gt}I", raw))
-        self._grains = table
+        # The grain directory is read whole, so it must lie in the file before it is sized;
+        # grain tables are read on demand, each checked to lie in the file here.
+        gd = array("I")
+        gd.frombytes(self._pread(header.gd_offset * SECTOR, gt_count * 4, "grain directory"))
+        if sys.byteorder == "big":
+            gd.byteswap()
+        for index, gt_sector in enumerate(gd):
+            if gt_sector:
+                check_span(gt_sector * SECTOR, self._gtes * 4, self.file_size, path=self.path,
+                           what=f"VMDK grain table {index}")
+        self._gd = gd
+        self._gt_cache: OrderedDict[int, array[int]] = OrderedDict()
 
     def descriptor_text(self) -> str:
         h = self.header
         if not h.descriptor_offset or not h.descriptor_size:
             return ""
+        if h.descriptor_size * SECTOR > MAX_DESCRIPTOR:
+            raise CorruptImageError(f"VMDK embedded descriptor claims {h.descriptor_size} "
+                                    f"sectors (at most {MAX_DESCRIPTOR // SECTOR})",
+                                    path=self.path, offset=h.descriptor_offset * SECTOR)
         raw = self._pread(h.descriptor_offset * SECTOR, h.descriptor_size * SECTOR, "descriptor")
         return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
     def _pread(self, offset: int, length: int, what: str) -> bytes:
-        data = os.pread(self._fd, length, offset)
-        if len(data) != length:
-            raise CorruptImageError(f"VMDK {what} is truncated", path=self.path, offset=offset)
-        return data
+        return pread_checked(self._fd, offset, length, self.file_size, path=self.path,
+                             what=f"VMDK {what}")
+
+    def _table(self, gt: int) -> array[int] | None:
+        """Grain table ``gt`` (``None`` when the directory has none: every grain reads 0)."""
+        if gt >= len(self._gd) or not self._gd[gt]:
+            return None
+        table = self._gt_cache.get(gt)
+        if table is None:
+            table = array("I")
+            table.frombytes(self._pread(self._gd[gt] * SECTOR, self._gtes * 4, "grain table"))
+            if sys.byteorder == "big":
+                table.byteswap()
+            self._gt_cache[gt] = table
+            if len(self._gt_cache) > GT_CACHE:
+                self._gt_cache.popitem(last=False)
+        return table
+
+    def _grain_sector(self, index: int) -> int:
+        table = self._table(index // self._gtes)
+        return 0 if table is None else table[index % self._gtes]
 
     def _grain(self, index: int) -> bytes | None:
         """The grain's bytes, or ``None`` for a grain that reads as zeros."""
-        sector = self._grains[index] if index < len(self._grains) else 0
+        sector = self._grain_sector(index)
         if sector in (0, 1):
             return None
+        offset = sector * SECTOR
         if not self.compressed:
-            return read_exact(self._fd, sector * SECTOR, self.grain_bytes, self.path)
-        marker = self._pread(sector * SECTOR, 12, "grain marker")
-        lba, size = struct.unpack("<QI", marker)
+            return self._pread(offset, self.grain_bytes, "grain")
+        _lba, size = struct.unpack("<QI", self._pread(offset, 12, "grain marker"))
+        if size > self.grain_bytes + GRAIN_OVERHEAD:
+            raise CorruptImageError(
+                f"compressed grain {index} claims {size} stored bytes for a grain of "
+                f"{self.grain_bytes}", path=self.path, offset=offset)
+        stored = self._pread(offset + 12, size, "compressed grain")
+        inflater = zlib.decompressobj()
         try:
-            data = zlib.decompress(self._pread(sector * SECTOR + 12, size, "grain"))
+            data = inflater.decompress(stored, self.grain_bytes + 1)
         except zlib.error as exc:
             raise CorruptImageError(
-                f"compressed grain does not inflate ({exc})", path=self.path,
-                offset=sector * SECTOR, media_offset=lba * SECTOR) from exc
-        return data.ljust(self.grain_bytes, b"\0")[: self.grain_bytes]
+                f"compressed grain {index} does not inflate ({exc})", path=self.path,
+                offset=offset, media_offset=index * self.grain_bytes) from None
+        if len(data) > self.grain_bytes:
+            raise CorruptImageError(
+                f"compressed grain {index} inflates to more than its {self.grain_bytes} bytes",
+                path=self.path, offset=offset, media_offset=index * self.grain_bytes)
+        return data.ljust(self.grain_bytes, b"\0")
 
     def read(self, offset: int, length: int) -> bytes:
         parts: list[bytes] = []
@@ -259,7 +320,13 @@ class SparseExtent:
 
     @property
     def allocated_grains(self) -> int:
-        return sum(1 for g in self._grains if g > 1)
+        """Grains stored in the file (every grain table read once, each checked at open)."""
+        total = 0
+        for gt in range(len(self._gd)):
+            table = self._table(gt)
+            if table is not None:
+                total += sum(1 for g in table if g > 1)
+        return total
 
     def close(self) -> None:
         os.close(self._fd)
@@ -328,9 +395,7 @@ def _open_extent(folder: Path, extent: Extent) -> ExtentReader:
         return ZeroExtent(size)
     if extent.access == "NOACCESS":
         raise UnsupportedFormatError(f"VMDK extent {extent.file!r} is marked NOACCESS")
-    path = folder / extent.file
-    if not path.exists():
-        raise InputError(f"{path}: VMDK extent file is missing")
+    path = confine_part(folder, extent.file, what="VMDK extent file")
     if extent.kind in ("FLAT", "VMFS"):
         return FlatExtent(path, size, extent.offset)
     if extent.kind == "SPARSE":
@@ -339,9 +404,12 @@ def _open_extent(folder: Path, extent: Extent) -> ExtentReader:
 
 
 def open_vmdk(path: Path) -> VmdkStream:
-    """Open a VMDK read-only, from its descriptor or its (monolithic) sparse extent."""
-    with path.open("rb") as fh:
-        head = fh.read(SECTOR)
+    """Open a VMDK read-only, from its descriptor or its (monolithic) sparse extent.
+
+    The extents a descriptor names are read only from the descriptor's own folder (see
+    :func:`bitwitness.evidence_io.confine_part`).
+    """
+    head = read_head(path, SECTOR)
     extents: list[ExtentReader] = []
     try:
         if head.startswith(MAGIC):
@@ -353,9 +421,10 @@ def open_vmdk(path: Path) -> VmdkStream:
                 raise UnsupportedFormatError(
                     f"{path}: this sparse extent is one of several; open the descriptor file")
         else:
-            if path.stat().st_size > MAX_DESCRIPTOR:
+            raw_text = read_head(path, MAX_DESCRIPTOR + 1)
+            if len(raw_text) > MAX_DESCRIPTOR:
                 raise UnsupportedFormatError(f"{path}: not a VMDK descriptor (too large)")
-            descriptor = parse_descriptor(path.read_text(encoding="utf-8", errors="replace"))
+            descriptor = parse_descriptor(raw_text.decode("utf-8", errors="replace"))
             if not descriptor.extents:
                 raise UnsupportedFormatError(f"{path}: VMDK descriptor names no extents")
             for extent in descriptor.extents:
@@ -365,6 +434,10 @@ def open_vmdk(path: Path) -> VmdkStream:
             raise UnsupportedFormatError(
                 f"{path}: a child (snapshot) VMDK needs its parent; "
                 "merge it with 'qemu-img convert -O raw' first")
+        total = sum(extent.size for extent in extents)
+        if total > MAX_OFFSET:
+            raise CorruptImageError(f"VMDK extents add up to {total} bytes, beyond any "
+                                    "possible disk", path=path)
     except Exception:
         for reader in extents:
             reader.close()

@@ -118,6 +118,8 @@ class ExportResult:
     manifest_csv: Path
     manifest_sha256: str  #: SHA-256 of manifest.json as written
     failed: tuple[ExportFailure, ...] = ()
+    volume: str | None = None  #: volume-tree path ("0/vss1") of a volume inside the row
+    key: str | None = None  #: which kind of key decrypted the volume; never the key itself
 
     @property
     def files(self) -> tuple[ExportedFile, ...]:
@@ -262,6 +264,7 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
     head = {"schema": SCHEMA, "tool": {"name": "BitWitness", "version": __version__},
             "host": platform.node(), "image": str(image),
             "image_files": list(files), "partition": fs.partition.index,
+            "volume": fs.partition.volume or str(fs.partition.index), "key": fs.partition.key,
             "offset_sector": fs.partition.start, "filesystem": fs.type,
             "destination": str(root), "started": _iso(started)}
     # the total is unknown until the walk ends: counting it first would walk everything twice
@@ -296,7 +299,8 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
         destination=root, started=started, ended=ended, file_count=manifest.file_count,
         folder_count=manifest.folder_count, bytes_written=manifest.bytes_written,
         manifest_json=root / MANIFEST_JSON, manifest_csv=root / MANIFEST_CSV,
-        manifest_sha256=digest, failed=tuple(manifest.failures))
+        manifest_sha256=digest, failed=tuple(manifest.failures),
+        volume=fs.partition.volume, key=fs.partition.key)
 
 
 class _ManifestWriter:
@@ -511,6 +515,8 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         "image": result.image,
         "paths": [escaped(p) for p in paths],
         "partition": result.partition,
+        "volume": result.volume or str(result.partition),
+        "key": result.key,
         "filesystem": result.filesystem,
         "destination": str(result.destination),
         "files": result.file_count,

@@ -39,6 +39,7 @@ class TimelineEvent:
     entry: Entry
     partition: int = 0  #: row of ``partitions`` the entry's file system lies in
     filesystem: str = ""
+    volume: str = ""  #: volume-tree path of a volume inside the row ("0/vss1"), else ""
 
 
 def mode_string(entry: Entry) -> str:
@@ -87,8 +88,10 @@ def bodyfile(fs: FileSystem, *, mount: str = "/", selection: Selection = Selecti
 
 
 def mount_name(fs: FileSystem) -> str:
-    """``p5-ext4``: the prefix naming one file system's paths in a whole-image bodyfile."""
-    return f"p{fs.partition.index}-{fs.type}"
+    """``p5-ext4``: the prefix naming one file system's paths in a whole-image bodyfile
+    (``p0-vss1-ntfs`` for a volume inside row 0)."""
+    where = (fs.partition.volume or str(fs.partition.index)).replace("/", "-")
+    return f"p{where}-{fs.type}"
 
 
 def image_bodyfile(filesystems: list[FileSystem], *, selection: Selection = Selection.ALL,
@@ -111,7 +114,8 @@ def image_events(filesystems: list[FileSystem], *, selection: Selection = Select
     found: list[TimelineEvent] = []
     for fs in filesystems:
         found.extend(_events_of(fs, selection=selection, mediator=mediator))
-    found.sort(key=lambda e: (e.time, e.partition, e.entry.display_path, e.entry.address))
+    found.sort(key=lambda e: (e.time, e.partition, e.volume, e.entry.display_path,
+                              e.entry.address))
     return found
 
 
@@ -127,7 +131,8 @@ def _events_of(fs: FileSystem, *, selection: Selection,
                 stamps.setdefault(value.replace(microsecond=0), set()).add(letter)
         for when, letters in stamps.items():
             macb = "".join(c if c in letters else "." for c in "macb")
-            yield TimelineEvent(when, macb, entry, fs.partition.index, fs.type)
+            yield TimelineEvent(when, macb, entry, fs.partition.index, fs.type,
+                                fs.partition.volume or "")
 
 
 def csv_row(event: TimelineEvent) -> dict[str, str]:
@@ -138,4 +143,4 @@ def csv_row(event: TimelineEvent) -> dict[str, str]:
             "path": shown(entry.display_path) + (" ($FILE_NAME)" if entry.is_file_name_row
                                                    else ""),
             "deleted": "yes" if entry.deleted else "no",
-            "partition": str(event.partition), "filesystem": event.filesystem}
+            "partition": event.volume or str(event.partition), "filesystem": event.filesystem}

@@ -37,10 +37,10 @@ from bitwitness.image import image_files, open_image
 from bitwitness.progress import NullMediator
 from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.report.browse.export import ExportResult, escaped, export, record_custody
-from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
 from bitwitness.report.browse.safenames import shown
-from bitwitness.report.browse.tsk import TskImage
-from bitwitness.report.browse.volumes import read_layout
+from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
+from bitwitness.report.browse.volumetree import open_node, read_tree
 
 PREVIEW_BYTES = 4096
 _PRINTABLE = set(string.printable) - set("\x0b\x0c")
@@ -50,7 +50,7 @@ _PRINTABLE = set(string.printable) - set("\x0b\x0c")
 class FolderRef:
     """What a tree node stands for: a folder of one file system."""
 
-    partition: int
+    partition: str  #: volume-tree path of the file system ("5", "0/vss1", "0/apfs1")
     path: str
     loaded: bool = False
 
@@ -97,16 +97,21 @@ class EvidenceBrowser(App[None]):
     ]
 
     def __init__(self, image: Path, *, export_to: Path | None = None,
-                 case_dir: Path | None = None) -> None:
+                 case_dir: Path | None = None, keys: VolumeKeys = NO_KEYS) -> None:
         super().__init__()
         self.image = image
         self.case_dir = case_dir if case_dir is not None else case_root(image)
         self.export_to = export_to
         self.stream = open_image(image)
-        self.layout = read_layout(TskImage(self.stream))
-        self.filesystems: dict[int, FileSystem] = {}
-        self.current: list[tuple[int, Entry]] | None = None
-        self.selected: tuple[int, Entry] | None = None
+        try:
+            self.volumes = read_tree(self.stream, keys)
+        except BaseException:
+            self.stream.close()
+            raise
+        self.layout = self.volumes.layout
+        self.filesystems: dict[str, FileSystem] = {}
+        self.current: list[tuple[str, Entry]] | None = None
+        self.selected: tuple[str, Entry] | None = None
         self.hex_mode = True
         self.last_export: ExportResult | None = None
         self.status = ""
@@ -130,36 +135,41 @@ class EvidenceBrowser(App[None]):
                           "where")
         tree: Tree[FolderRef] = self.query_one("#tree", Tree)
         tree.root.expand()
-        for part in self.layout.partitions:
-            if part.filesystem is None:
-                if part.encrypted:
-                    tree.root.add_leaf(Text(f"{part.index}: encrypted ({part.encrypted})"))
+        for node in self.volumes.walk():
+            if node.filesystem is None:
+                if node.encrypted:
+                    locked = ", locked: give its key" if node.locked else ""
+                    tree.root.add_leaf(Text(f"{node.path}: encrypted ({node.encrypted}{locked})"))
                 continue
-            label = f"{part.index}: {part.filesystem} at sector {part.start}"
-            tree.root.add(Text(label), data=FolderRef(part.index, "/"))
-        self.set_status(f"{len(self.layout.filesystems)} file system(s); read-only")
+            if "/" not in node.path:
+                label = f"{node.path}: {node.filesystem} at sector {node.row.start}"
+            else:
+                when = f" of {_when(node.created)}" if node.created else ""
+                label = f"{node.path}: {node.filesystem} ({node.description}{when})"
+            tree.root.add(Text(label), data=FolderRef(node.path, "/"))
+        self.set_status(f"{len(self.volumes.filesystems)} file system(s); read-only")
 
     def on_unmount(self) -> None:
+        self.volumes.close()
         self.stream.close()
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def filesystem(self, index: int) -> FileSystem:
+    def filesystem(self, index: str) -> FileSystem:
         if index not in self.filesystems:
-            part = next(p for p in self.layout.partitions if p.index == index)
-            self.filesystems[index] = FileSystem(TskImage(self.stream), part)
+            self.filesystems[index] = open_node(self.volumes, self.volumes.find(index))
         return self.filesystems[index]
 
     def set_status(self, message: str) -> None:
         self.status = message
         self.sub_title = message
 
-    def where(self, index: int) -> str:
+    def where(self, index: str) -> str:
         """``5: ext4``: the partition row and file system an entry lies in."""
         return f"{index}: {self.filesystem(index).type}"
 
-    def show_entries(self, index: int, entries: list[Entry],
-                     rows: list[tuple[int, Entry]] | None = None) -> None:
+    def show_entries(self, index: str, entries: list[Entry],
+                     rows: list[tuple[str, Entry]] | None = None) -> None:
         """Fill the table with ``entries`` of one file system, or ``rows`` from several."""
         listed = rows if rows is not None else [(index, e) for e in entries]
         self.current = listed
@@ -178,7 +188,7 @@ class EvidenceBrowser(App[None]):
 
     _searching = False
 
-    def select_entry(self, index: int, entry: Entry) -> None:
+    def select_entry(self, index: str, entry: Entry) -> None:
         self.selected = (index, entry)
         fs = self.filesystem(index)
         t = entry.times
@@ -276,20 +286,20 @@ class EvidenceBrowser(App[None]):
         if not text:
             return []
         wanted = text.casefold()
-        rows: list[tuple[int, Entry]] = []
-        for part in self.layout.filesystems:
-            fs = self.filesystem(part.index)
+        rows: list[tuple[str, Entry]] = []
+        for node in self.volumes.filesystems:
             try:
-                rows.extend((part.index, e) for e in fs.walk(
+                fs = self.filesystem(node.path)
+                rows.extend((node.path, e) for e in fs.walk(
                     "/", recursive=True, selection=Selection.ALL, mediator=NullMediator())
                     if wanted in e.name.casefold())
             except BitWitnessError as exc:
-                self.set_status(f"{self.where(part.index)}: {exc}")
+                self.set_status(f"{node.path}: {exc}")
         self._searching = True
-        self.show_entries(-1, [], rows)
+        self.show_entries("", [], rows)
         systems = len({index for index, _ in rows})
         self.set_status(f"{len(rows)} match(es) for {text!r} in {systems} file system(s) of "
-                        f"{len(self.layout.filesystems)}")
+                        f"{len(self.volumes.filesystems)}")
         return [entry for _, entry in rows]
 
     def action_export(self) -> None:
@@ -305,7 +315,7 @@ class EvidenceBrowser(App[None]):
         failed = f", {len(result.failed)} NOT exported (see manifest)" if result.failed else ""
         self.set_status(f"exported {result.file_count} file(s){failed} to {result.destination}")
 
-    def export_entry(self, index: int, entry: Entry) -> ExportResult:
+    def export_entry(self, index: str, entry: Entry) -> ExportResult:
         """Export one entry (file, stream or folder) with its manifest and custody event."""
         fs = self.filesystem(index)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -326,7 +336,8 @@ class EvidenceBrowser(App[None]):
         return result
 
 
-def run(image: Path, *, export_to: Path | None = None, case_dir: Path | None = None) -> None:
+def run(image: Path, *, export_to: Path | None = None, case_dir: Path | None = None,
+        keys: VolumeKeys = NO_KEYS) -> None:
     """Run the browser on a terminal until the user quits."""
-    app: Any = EvidenceBrowser(image, export_to=export_to, case_dir=case_dir)
+    app: Any = EvidenceBrowser(image, export_to=export_to, case_dir=case_dir, keys=keys)
     app.run()

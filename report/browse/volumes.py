@@ -62,6 +62,9 @@ class Partition:
     sector_size: int
     filesystem: str | None = None  #: "ntfs", "fat32", "ext4", ...; None when none was found
     encrypted: str | None = None  #: "BitLocker", "LUKS" when the volume is encrypted
+    #: path in the volume tree ("2/vss3", "0/luks1") of a volume inside this row; None: the row
+    volume: str | None = None
+    key: str | None = None  #: which kind of key decrypted it ("passphrase file"), never the key
 
     @property
     def end(self) -> int:

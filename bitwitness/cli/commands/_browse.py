@@ -5,6 +5,7 @@ Not a command itself (the leading underscore keeps it out of discovery).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,20 +18,86 @@ from bitwitness.errors import UsageError
 from bitwitness.report.browse.entries import Entry, Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A row index then one ``nameN`` per level: ``2/vss3``, ``0/luks1/apfs2``.
+_VOLUME_PATH = re.compile(r"^-?\d+(?:/[a-z]+\d+)+$")
 
 
 def image_argument(func: F) -> F:
     return click.argument("image", type=click.Path(path_type=Path))(func)
 
 
+class VolumePath(click.ParamType):
+    """``-p``: a row number as before (an int) or a path of the volume tree (``2/vss3``)."""
+
+    name = "N|PATH"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        if not _VOLUME_PATH.match(text):
+            self.fail(f"{value!r} is neither a partition index nor a volume path such as "
+                      "2/vss3 or 1/apfs2", param, ctx)
+        return text
+
+
+def _keep_key(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Key options go to the context, not to the command: only :func:`volume_keys` sees them."""
+    if value is not None and value is not False:
+        ctx.meta.setdefault("bitwitness.keys", {})[param.name] = value
+    return value
+
+
+def key_options(func: F) -> F:
+    """Keys for encrypted volumes (LUKS, APFS): never echoed, logged or recorded, only their
+    kind."""
+    for option in reversed((
+        click.option("--passphrase", "passphrase", default=None, metavar="TEXT",
+                     expose_value=False, callback=_keep_key,
+                     help="Passphrase of an encrypted volume (visible to other local users; "
+                          "prefer --passphrase-file or --ask-passphrase)."),
+        click.option("--passphrase-file", "passphrase_file", default=None,
+                     type=click.Path(path_type=Path), expose_value=False, callback=_keep_key,
+                     help="File whose first line is the passphrase."),
+        click.option("--key-file", "key_file", default=None, type=click.Path(path_type=Path),
+                     expose_value=False, callback=_keep_key,
+                     help="Key file, used whole (as cryptsetup --key-file)."),
+        click.option("--ask-passphrase", "ask_passphrase", is_flag=True, expose_value=False,
+                     callback=_keep_key, help="Ask for the passphrase on the terminal."),
+    )):
+        func = option(func)
+    return func
+
+
+def volume_keys() -> Any:
+    """The :class:`~bitwitness.report.browse.volumekeys.VolumeKeys` the command line gave."""
+    from bitwitness.report.browse.volumekeys import from_options
+
+    ctx = click.get_current_context(silent=True)
+    given = dict(ctx.meta.get("bitwitness.keys", {})) if ctx is not None else {}
+    prompted = None
+    if given.pop("ask_passphrase", False):
+        prompted = click.prompt("Passphrase", hide_input=True, err=True)
+    return from_options(prompted=prompted, **given)
+
+
 def fs_options(func: F) -> F:
-    """``-p N`` / ``--offset SECTOR``: which file system of the image; ``--format``."""
+    """``-p N|PATH`` / ``--offset SECTOR``: which file system of the image; ``--format``; keys
+    to open an encrypted volume."""
+    func = key_options(func)
     func = format_option_in_context(func)
     func = click.option("--offset", "offset", type=click.IntRange(min=0), default=None,
                         metavar="SECTOR",
                         help="File system starting at this sector (as fls -o).")(func)
-    return click.option("-p", "--partition", "partition", type=int, default=None, metavar="N",
-                        help="Partition index, as 'bitwitness partitions' prints it.")(func)
+    return click.option("-p", "--partition", "partition", type=VolumePath(), default=None,
+                        metavar="N|PATH",
+                        help="Partition index or volume path (2, 2/vss3, 1/apfs2), as "
+                             "'bitwitness partitions' prints it.")(func)
 
 
 def selection_options(func: F) -> F:
@@ -49,37 +116,42 @@ def selection(deleted_only: bool, show_all: bool) -> Selection:
 
 
 @contextmanager
-def opened(image: Path, partition: int | None, offset: int | None) -> Iterator[Any]:
+def opened(image: Path, partition: int | str | None, offset: int | None) -> Iterator[Any]:
     """Open ``image`` read-only and the chosen file system in it; closes the image after."""
     from bitwitness.image import open_image
-    from bitwitness.report.browse.filesystem import open_filesystem
+    from bitwitness.report.browse.volumetree import choose, read_tree
 
+    keys = volume_keys()
     stream = open_image(image, chosen_format())
     try:
-        yield open_filesystem(stream, partition=partition, offset=offset)
+        tree = read_tree(stream, keys)
+        try:
+            yield choose(tree, partition=partition, offset=offset)
+        finally:
+            tree.close()
     finally:
         stream.close()
 
 
 @contextmanager
-def opened_all(image: Path, partition: int | None, offset: int | None) -> Iterator[list[Any]]:
-    """The file system ``-p``/``--offset`` names, or without either every one in ``image``."""
+def opened_all(image: Path, partition: int | str | None,
+               offset: int | None) -> Iterator[list[Any]]:
+    """The file system ``-p``/``--offset`` names, or without either every one in ``image``
+    (each shadow-copy store included, so that a timeline shows each file's history)."""
     from bitwitness.image import open_image
-    from bitwitness.report.browse.filesystem import FileSystem, open_filesystem
-    from bitwitness.report.browse.tsk import TskImage
-    from bitwitness.report.browse.volumes import read_layout
+    from bitwitness.report.browse.volumetree import choose, open_node, read_tree
 
+    keys = volume_keys()
     stream = open_image(image, chosen_format())
     try:
-        if partition is not None or offset is not None:
-            yield [open_filesystem(stream, partition=partition, offset=offset)]
-            return
-        tsk = TskImage(stream)
-        found = read_layout(tsk).filesystems
-        if not found:
-            yield [open_filesystem(stream)]  # raises the one clear error
-            return
-        yield [FileSystem(tsk, part) for part in found]
+        tree = read_tree(stream, keys)
+        try:
+            if partition is not None or offset is not None or not tree.filesystems:
+                yield [choose(tree, partition=partition, offset=offset)]
+            else:
+                yield [open_node(tree, node) for node in tree.filesystems]
+        finally:
+            tree.close()
     finally:
         stream.close()
 
@@ -118,4 +190,5 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 
 def filesystem_json(fs: Any, image: Path) -> dict[str, Any]:
     return {"image": str(image), "partition": fs.partition.index,
+            "volume": fs.partition.volume or str(fs.partition.index),
             "offset_sector": fs.partition.start, "filesystem": fs.type}

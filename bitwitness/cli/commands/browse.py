@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bitwitness.cli.commands._browse import image_argument
+from bitwitness.cli.commands._browse import image_argument, key_options, volume_keys
 from bitwitness.errors import UsageError
 
 
@@ -18,6 +18,7 @@ from bitwitness.errors import UsageError
                    "else ./exports).")
 @click.option("--case", "case_dir", type=click.Path(path_type=Path), default=None,
               help="Case for custody events (default: the case folder holding IMAGE).")
+@key_options
 def command(image: Path, export_to: Path | None, case_dir: Path | None) -> None:
     """Browse IMAGE: partitions and folders, entries with times, metadata, hex/text preview.
 
@@ -36,4 +37,4 @@ def command(image: Path, export_to: Path | None, case_dir: Path | None) -> None:
                          "cat, export or timeline")
     from bitwitness.report.browse.tui import run  # textual is loaded only here
 
-    run(image, export_to=export_to, case_dir=case_dir)
+    run(image, export_to=export_to, case_dir=case_dir, keys=volume_keys())

@@ -16,7 +16,7 @@ from bitwitness.errors import NotRecoveredError, UsageError
 @click.argument("path", required=False)
 @click.option("--inode", metavar="N", help="Inode address instead of a path (N or N-TYPE-ID).")
 @fs_options
-def command(*, image: Path, path: str | None, inode: str | None, partition: int | None,
+def command(*, image: Path, path: str | None, inode: str | None, partition: int | str | None,
             offset: int | None) -> None:
     """Write the content of one file (or NTFS stream, PATH:stream) to stdout, byte for byte.
 

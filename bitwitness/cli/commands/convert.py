@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from bitwitness.cli.commands._browse import key_options, volume_keys
 from bitwitness.cli.output import (
     PIECE_SIZE,
     check_output_path,
@@ -41,12 +42,17 @@ from bitwitness.ewf.options import COMPRESSION_NAMES
 @click.option("--examiner", default=None, help="Examiner name.")
 @click.option("--notes", default=None, help="Notes.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--volume", "volume", default=None, metavar="PATH",
+              help="Convert one volume of IMAGE (a path 'partitions' prints: 2, 0/luks1, 0/vss1), "
+                   "decrypted in memory; the log records the volume and the kind of key.")
+@key_options
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int | None,
             segment_size: int | None, compression: str | None, vmdk_type: str,
             case_number: str | None, evidence_number: str | None, description: str | None,
-            examiner: str | None, notes: str | None, overwrite: bool, as_json: bool) -> None:
+            examiner: str | None, notes: str | None, overwrite: bool, volume: str | None,
+            as_json: bool) -> None:
     """Convert IMAGE bit-exactly to another format.
 
     The media hashes are computed while converting and compared with the hashes the source
@@ -64,7 +70,8 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
         vmdk_type=vmdk_type, overwrite=overwrite,
         metadata={k: v for k, v in fields.items() if v is not None})
     with cli_mediator(as_json) as mediator:
-        result = convert_image(image, base, options, mediator)
+        result = convert_image(image, base, options, mediator, volume=volume,
+                               keys=volume_keys() if volume is not None else None)
     if as_json:
         print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
                     "exit_code": int(result.exit_code)})

@@ -33,7 +33,7 @@ from bitwitness.errors import NotRecoveredError, UsageError
               help="Evidence ID for the custody event (default: the item holding IMAGE).")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist in --to.")
 @json_option
-def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition: int | None,
+def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition: int | str | None,
             offset: int | None, deleted_only: bool, show_all: bool, case_dir: Path | None,
             evidence_id: str | None, overwrite: bool, as_json: bool) -> None:
     """Export PATHS (files or whole folders) from IMAGE into --to, read-only.

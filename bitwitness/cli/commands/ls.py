@@ -31,8 +31,9 @@ from bitwitness.cli.progress import cli_mediator
               help="Type, inode, size, MACB times (UTC) and the deleted flag.")
 @selection_options
 @json_option
-def command(*, image: Path, path: str, partition: int | None, offset: int | None, recursive: bool,
-            long_format: bool, deleted_only: bool, show_all: bool, as_json: bool) -> None:
+def command(*, image: Path, path: str, partition: int | str | None, offset: int | None,
+            recursive: bool, long_format: bool, deleted_only: bool, show_all: bool,
+            as_json: bool) -> None:
     """List PATH (default: the root folder) of a file system in IMAGE, read-only.
 
     Without --deleted/--all only allocated entries are shown; `ls -r --all` lists the same

@@ -1,12 +1,14 @@
-"""``bitwitness partitions``: the partition table and the file system found in each partition."""
+"""``bitwitness partitions``: the volume tree of an image (partition table, volumes inside the
+partitions) and the file system found at each node."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from bitwitness.cli.commands._browse import image_argument
+from bitwitness.cli.commands._browse import image_argument, iso, key_options, volume_keys
 from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout
 
@@ -14,35 +16,64 @@ from bitwitness.cli.output import escape, json_option, print_json, stdout
 @click.command("partitions")
 @image_argument
 @format_option
+@key_options
 @json_option
 def command(image: Path, image_format: str | None, as_json: bool) -> None:
-    """List the partitions of IMAGE (rows numbered as mmls does) and their file systems.
+    """List the partitions of IMAGE (rows numbered as mmls does), the volumes inside them
+    (decrypted LUKS, LVM, APFS volumes, shadow copies) and their file systems.
 
-    The index is what -p takes in ls, stat, cat, export and timeline.
+    The first column is what -p takes in ls, stat, cat, export and timeline: a row number, or
+    a path such as 2/vss3 or 1/apfs2.
     """
     from bitwitness.image import open_image
-    from bitwitness.report.browse.tsk import TskImage
-    from bitwitness.report.browse.volumes import read_layout
+    from bitwitness.report.browse.volumetree import read_tree
 
+    keys = volume_keys()
     stream = open_image(image, image_format)
     try:
-        layout = read_layout(TskImage(stream))
+        tree = read_tree(stream, keys)
+        tree.close()  # everything printed below was read while the tree was open
     finally:
         stream.close()
+    layout = tree.layout
     if as_json:
         print_json({
             "image": str(image), "scheme": layout.scheme, "sector_size": layout.sector_size,
-            "media_size": layout.media_size,
-            "partitions": [{"index": p.index, "kind": p.kind, "start": p.start, "end": p.end,
-                            "length": p.length, "description": p.description,
-                            "filesystem": p.filesystem, "encrypted": p.encrypted}
-                           for p in layout.partitions]})
+            "media_size": layout.media_size, "key": keys.kind,
+            "partitions": [{"index": n.row.index, "path": n.path, "kind": n.row.kind,
+                            "start": n.row.start, "end": n.row.end, "length": n.row.length,
+                            "description": n.row.description, "filesystem": n.filesystem,
+                            "encrypted": n.encrypted, "locked": n.locked,
+                            "volumes": [_node_json(c) for c in n.children]}
+                           for n in tree.nodes]})
         return
     stdout.print(f"{escape(str(image))}: partition table {layout.scheme}, "
                  f"{layout.sector_size}-byte sectors")
     stdout.print(f"{'index':>5}  {'kind':<11} {'start':>12} {'end':>12} {'length':>12}  "
                  f"{'file system':<12} description")
-    for p in layout.partitions:
-        found = p.filesystem or (f"encrypted ({p.encrypted})" if p.encrypted else "-")
-        stdout.print(f"{p.index:>5}  {p.kind:<11} {p.start:>12} {p.end:>12} {p.length:>12}  "
-                     f"{escape(found):<12} {escape(p.description)}")
+    for node in tree.walk():
+        if "/" not in node.path:
+            p = node.row
+            stdout.print(f"{p.index:>5}  {p.kind:<11} {p.start:>12} {p.end:>12} {p.length:>12}  "
+                         f"{escape(_found(node)):<12} {escape(node.description)}")
+            continue
+        depth = node.path.count("/")
+        when = f", created {iso(node.created)}" if node.created else ""
+        stdout.print(f"{'  ' * depth}{escape(node.path)}  {node.kind:<6} {node.size:>14} bytes  "
+                     f"{escape(_found(node)):<12} {escape(node.description)}{when}")
+
+
+def _found(node: Any) -> str:
+    if node.filesystem:
+        return str(node.filesystem)
+    if node.encrypted:
+        return f"encrypted ({node.encrypted}{', locked' if node.locked else ''})"
+    return "-"
+
+
+def _node_json(node: Any) -> dict[str, Any]:
+    return {"path": node.path, "kind": node.kind, "description": node.description,
+            "size": node.size, "filesystem": node.filesystem, "encrypted": node.encrypted,
+            "locked": node.locked, "created": iso(node.created) if node.created else None,
+            "identifier": node.identifier,
+            "volumes": [_node_json(c) for c in node.children]}

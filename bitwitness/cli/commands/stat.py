@@ -27,7 +27,7 @@ from bitwitness.errors import UsageError
 @click.option("--inode", metavar="N", help="Inode address instead of a path (N or N-TYPE-ID).")
 @fs_options
 @json_option
-def command(*, image: Path, path: str | None, inode: str | None, partition: int | None,
+def command(*, image: Path, path: str | None, inode: str | None, partition: int | str | None,
             offset: int | None, as_json: bool) -> None:
     """Show type, inode, size, MACB times (UTC), owner, mode and attributes of one file."""
     if (path is None) == (inode is None):

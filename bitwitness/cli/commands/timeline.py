@@ -18,7 +18,7 @@ from bitwitness.cli.progress import cli_mediator
 @fs_options
 @click.option("--format", "fmt", type=click.Choice(["bodyfile", "csv"]), default="bodyfile",
               show_default=True, help="bodyfile: for TSK's mactime; csv: sorted events.")
-def command(*, image: Path, partition: int | None, offset: int | None, fmt: str) -> None:
+def command(*, image: Path, partition: int | str | None, offset: int | None, fmt: str) -> None:
     """Write a timeline of every entry (deleted ones included) to stdout.
 
     The bodyfile is what `fls -r -m /` writes (NTFS $FILE_NAME rows included) and feeds

@@ -1,0 +1,272 @@
+"""The fuzz targets: one function per parser of untrusted input, each taking the raw bytes.
+
+Every target feeds the input to the real entry point (the same code ``verify``, ``info`` and
+the browsers run) and reads what it can; a :class:`~bitwitness.errors.BitWitnessError` is the
+parser saying no, which is fine. Anything else escaping (``MemoryError``, ``OverflowError``,
+``struct.error``, ...) is a finding: hostile input must end in a typed error.
+
+Why files at all: the readers open evidence by path (through :mod:`bitwitness.evidence_io`),
+so each input is written to a RAM-backed folder (``/dev/shm``, tmpfs) first. That costs a few
+microseconds, keeps every path under test, and lets a target run thousands of inputs a second.
+Reads are sampled (start, middle, end), so that an input claiming a petabyte of sparse media
+costs no more than a small one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bitwitness.errors import BitWitnessError
+from bitwitness.stream import ImageStream, StreamInfo
+
+#: Bytes read from each sampled place of the media.
+SAMPLE = 64 << 10
+
+
+class Scratch:
+    """A private RAM-backed folder that holds the current input as files."""
+
+    def __init__(self) -> None:
+        base = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108 - RAM, private
+        self.root = Path(tempfile.mkdtemp(prefix="bitwitness-fuzz-", dir=base))
+        atexit.register(shutil.rmtree, self.root, True)
+
+    def folder(self, name: str) -> Path:
+        """An empty folder ``name`` inside the scratch folder."""
+        folder = self.root / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir()
+        return folder
+
+    def put(self, name: str, data: bytes) -> Path:
+        path = self.root / name
+        path.write_bytes(data)
+        return path
+
+
+_SCRATCH: Scratch | None = None
+
+
+def scratch() -> Scratch:
+    global _SCRATCH  # noqa: PLW0603 - one folder per process, made on first use
+    if _SCRATCH is None:
+        _SCRATCH = Scratch()
+    return _SCRATCH
+
+
+def read_samples(stream: ImageStream) -> None:
+    """Read the start, the middle and the end of the media, and its description."""
+    _ = stream.info
+    size = stream.size
+    for offset in {0, max(0, size // 2 - SAMPLE // 2), max(0, size - SAMPLE)}:
+        if offset < size:
+            stream.pread(offset, min(SAMPLE, size - offset))
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def ewf(data: bytes) -> None:
+    """E01: segment header, section chain, header/header2 text, volume, tables, chunks."""
+    from bitwitness.ewf.reader import open_ewf
+
+    path = scratch().put("fuzz.E01", data)
+    try:
+        image = open_ewf(path, allow_incomplete=True, zero_bad_chunks=True)
+    except BitWitnessError:
+        return
+    with image:
+        _ = image.header_values, image.stored_hashes, image.error_ranges
+        try:
+            read_samples(image)
+        except BitWitnessError:
+            return
+
+
+def vhd(data: bytes) -> None:
+    """VHD: footer (either copy), dynamic header, block allocation table, blocks."""
+    from bitwitness.images.vhd import open_vhd
+
+    path = scratch().put("fuzz.vhd", data)
+    try:
+        stream = open_vhd(path)
+    except BitWitnessError:
+        return
+    with stream:
+        try:
+            read_samples(stream)
+        except BitWitnessError:
+            return
+
+
+def vmdk(data: bytes) -> None:
+    """VMDK: sparse header, embedded or text descriptor, grain directory and tables, grains."""
+    from bitwitness.images.vmdk import open_vmdk
+
+    path = scratch().put("fuzz.vmdk", data)
+    try:
+        stream = open_vmdk(path)
+    except BitWitnessError:
+        return
+    with stream:
+        try:
+            read_samples(stream)
+        except BitWitnessError:
+            return
+
+
+def split_raw(data: bytes) -> None:
+    """Split-raw detection: a folder of pieces named by the input (one name a line), each
+    holding a few bytes; the first name is the one given on the command line."""
+    from bitwitness.image import detect
+
+    folder = scratch().folder("split")
+    names = [n for n in data.decode("latin-1").split("\n")[:32]
+             if n and "/" not in n and "\0" not in n and n not in (".", "..")]
+    for i, name in enumerate(names):
+        try:
+            (folder / name).write_bytes(bytes([i]) * (i + 1))
+        except OSError:
+            return  # a name the file system refuses (too long): not a parser input
+    if not names:
+        return
+    path = folder / names[0]
+    try:
+        detected = detect(path)
+        files = detected.format.files(path)
+        with detected.format.open(path) as stream:
+            assert stream.size >= 0
+            _ = stream.info
+        assert all(f.parent == folder for f in files), files
+    except BitWitnessError:
+        return
+
+
+# --- what verify reads next to an image --------------------------------------------------------
+
+
+def logs(data: bytes) -> None:
+    """Hash logs: BitWitness JSON and text, dc3dd, FTK Imager, ewfacquire, md5sum sidecars,
+    then binding them to an image (the names, sector ranges and sizes they give)."""
+    from bitwitness.verify.logs import parse_log
+    from bitwitness.verify.references import ImageLayout, bind_all
+
+    path = scratch().put("fuzz.log", data)
+    try:
+        log = parse_log(path)
+    except BitWitnessError:
+        return
+    layouts = (
+        ImageLayout((Path("img.E01"),), 1 << 20, 512),
+        ImageLayout((Path("img.001"), Path("img.002")), 2048, 512, ((0, 1024), (1024, 2048))),
+    )
+    for layout in layouts:
+        try:
+            bind_all([log], layout)
+        except BitWitnessError:
+            continue
+
+
+# --- partition tables ----------------------------------------------------------------------------
+
+
+class MemoryStream(ImageStream):
+    """An image held in memory (partition-table inputs are whole small disks)."""
+
+    alignment = 1
+
+    def __init__(self, data: bytes, sector_size: int = 512) -> None:
+        self._data = data
+        super().__init__(len(data), sector_size=sector_size)
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        return self._data[offset:offset + length]
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(format="memory", files=(), media_size=self.size,
+                          sector_size=self.sector_size)
+
+
+def partitions(data: bytes) -> None:
+    """Partition tables (MBR, GPT, BSD, ...) read through TSK, then each partition probed."""
+    from bitwitness.report.browse.tsk import TskImage
+    from bitwitness.report.browse.volumes import choose_filesystem, describe, read_layout
+
+    image = TskImage(MemoryStream(data))
+    try:
+        layout = read_layout(image)
+        describe(layout.partitions)
+        choose_filesystem(layout)
+    except BitWitnessError:
+        return
+
+
+# --- case files ----------------------------------------------------------------------------------
+
+
+def case_yaml(data: bytes) -> None:
+    """``case.yaml``: the case file every case command loads."""
+    from bitwitness.case import Case
+
+    folder = scratch().folder("case")
+    (folder / "case.yaml").write_bytes(data)
+    try:
+        case = Case.load(folder)
+        _ = case.examiner, case.fields
+    except BitWitnessError:
+        return
+
+
+def custody(data: bytes) -> None:
+    """``custody.jsonl`` and its anchor ``custody.head``: the input's first line is the anchor,
+    the rest the log; the chain is checked and what is left of the events read."""
+    from bitwitness.custody import CustodyLog
+
+    folder = scratch().folder("custody")
+    head, _, log = data.partition(b"\n")
+    (folder / "custody.head").write_bytes(head)
+    (folder / "custody.jsonl").write_bytes(log)
+    custody_log = CustodyLog(folder / "custody.jsonl")
+    try:
+        check = custody_log.verify()
+        json.dumps([check.ok, check.first_bad_line, check.reason, list(check.warnings)])
+        custody_log.events(strict=False)
+    except BitWitnessError:
+        return
+
+
+#: Every target by name, with the largest input it is fuzzed with.
+TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
+    "ewf": (ewf, 1 << 16),
+    "vhd": (vhd, 1 << 16),
+    "vmdk": (vmdk, 1 << 16),
+    "split-raw": (split_raw, 4096),
+    "logs": (logs, 1 << 16),
+    "partitions": (partitions, 1 << 18),
+    "case-yaml": (case_yaml, 1 << 15),
+    "custody": (custody, 1 << 16),
+}
+
+#: Targets the checksum-keeping mutator applies to (see :mod:`fuzz.checksums`).
+CHECKSUMMED = ("ewf", "vhd")
+
+
+def run_file(target: str, path: Path) -> None:
+    """Run one target on one input file (for replays and regression tests)."""
+    TARGETS[target][0](path.read_bytes())
+
+
+def environment() -> dict[str, str]:
+    """What a worker process needs: the repository on the import path."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
+    return env

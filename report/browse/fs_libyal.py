@@ -1,0 +1,204 @@
+"""File systems TSK lacks behind the browsing interface, read with libyal: APFS (pyfsapfs) and
+XFS (pyfsxfs), whose file-entry objects answer the same calls.
+
+The Sleuth Kit reads APFS only given the volume's superblock block (``fls -P apfs -B N``), which
+is what the tests check APFS against; XFS is checked against the kernel's own driver. Entries
+look as ``fls -p`` prints them: the inode is the file system's inode number (APFS: the object
+identifier), name and meta types come from the inode's mode, and there are no deleted entries
+(neither reader recovers unallocated names).
+"""
+
+from __future__ import annotations
+
+import re
+import stat as statmod
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bitwitness.errors import FileSystemError
+from bitwitness.progress import Mediator, NullMediator
+from bitwitness.report.browse.entries import Attribute, Entry, FileStat, Selection, Times
+from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
+from bitwitness.report.browse.volumes import Partition
+
+_ADDRESS = re.compile(r"^\d+$")
+_TYPES = {statmod.S_IFREG: "r", statmod.S_IFDIR: "d", statmod.S_IFLNK: "l",
+          statmod.S_IFIFO: "p", statmod.S_IFCHR: "c", statmod.S_IFBLK: "b",
+          statmod.S_IFSOCK: "s"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns(value: int | None) -> datetime | None:
+    if not value:
+        return None
+    return _EPOCH + timedelta(microseconds=int(value) // 1000)
+
+
+class LibyalFileSystem:
+    """One file system read by a libyal volume object (owned by the volume tree)."""
+
+    def __init__(self, volume: Any, partition: Partition, fs_type: str) -> None:
+        self.type = fs_type
+        self.partition = partition
+        self._volume = volume
+        by_identifier = getattr(volume, "get_file_entry_by_identifier", None)
+        self._by_inode = by_identifier or volume.get_file_entry_by_inode
+
+    @staticmethod
+    def _inode(obj: Any) -> int:
+        getter = getattr(obj, "get_identifier", None) or obj.get_inode_number
+        return int(getter())
+
+    # --- reading libfsapfs -----------------------------------------------------------------
+
+    def _call(self, what: str, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except (OSError, ValueError, TypeError) as exc:
+            raise FileSystemError(f"cannot {what}: {' '.join(str(exc).split())}") from None
+
+    def _entry(self, obj: Any, path: str) -> Entry:
+        mode = int(self._call("read an inode's mode", obj.get_file_mode) or 0)
+        kind = _TYPES.get(statmod.S_IFMT(mode), "-")
+        link = None
+        if kind == "l":
+            link = self._call("read a link target", obj.get_symbolic_link_target)
+        times = Times(
+            _ns(self._call("read times", obj.get_modification_time_as_integer)),
+            _ns(self._call("read times", obj.get_access_time_as_integer)),
+            _ns(self._call("read times", obj.get_inode_change_time_as_integer)),
+            _ns(self._call("read times", obj.get_creation_time_as_integer)))
+        name = path.rpartition("/")[2] if path != "/" else ""
+        if not path:  # found by inode: its own name is all the inode knows
+            name = str(self._call("read a name", obj.get_name) or "")
+        return Entry(path=path, name=name, inode=self._inode(obj), attr_type=None,
+                     attr_id=None, stream=None, name_type=kind, meta_type=kind, deleted=False,
+                     realloc=False, size=int(self._call("read a size", obj.get_size) or 0),
+                     times=times, mode=mode & 0o7777,
+                     uid=int(obj.get_owner_identifier() or 0),
+                     gid=int(obj.get_group_identifier() or 0), link=link)
+
+    def _object(self, entry: Entry) -> Any:
+        return self._call(f"open inode {entry.inode}", self._by_inode, entry.inode)
+
+    # --- listing and lookup ----------------------------------------------------------------
+
+    def walk(self, path: str = "/", *, recursive: bool = False,
+             selection: Selection = Selection.ALLOCATED, mediator: Mediator | None = None,
+             file_names: bool = False) -> Iterator[Entry]:
+        """Entries of a folder in directory order (APFS has no deleted entries to list)."""
+        mediator = mediator or NullMediator()
+        start = self.lookup(path)
+        if not start.is_dir:
+            raise FileSystemError(f"{start.display_path}: not a directory")
+        if selection is Selection.DELETED:
+            return
+        prefix = "" if start.path == "/" else start.path
+        yield from self._walk(self._object(start), prefix, recursive, mediator, [start.inode])
+
+    def _walk(self, folder: Any, prefix: str, recursive: bool, mediator: Mediator,
+              stack: list[int]) -> Iterator[Entry]:
+        try:
+            count = int(folder.get_number_of_sub_file_entries())
+        except (OSError, ValueError) as exc:
+            mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
+            return
+        for index in range(count):
+            child = self._call(f"read {prefix or '/'}", folder.get_sub_file_entry, index)
+            name = self._call("read a name", child.get_name) or ""
+            entry = self._entry(child, f"{prefix}/{name}")
+            yield entry
+            if recursive and entry.is_dir and entry.inode not in stack:
+                if len(stack) >= MAX_DEPTH:
+                    mediator.notice(f"{entry.path}: deeper than {MAX_DEPTH} folders, not walked",
+                                    level="warning")
+                    continue
+                stack.append(entry.inode)
+                yield from self._walk(child, entry.path, recursive, mediator, stack)
+                stack.pop()
+
+    def lookup(self, path: str) -> Entry:
+        current = self._call("open the root folder", self._volume.get_root_directory)
+        walked = ""
+        for part in split_path(path):
+            found = self._child_named(current, part, walked)
+            if found is None:
+                raise FileSystemError(f"{walked}/{part}: no such file or folder")
+            current, walked = found, f"{walked}/{part}"
+        return self._entry(current, walked or "/")
+
+    def _child_named(self, folder: Any, name: str, walked: str) -> Any:
+        """The entry ``name`` of ``folder``: libyal's lookup, else a scan of the folder (libfsxfs
+        fails some lookups by name in short-form directories that it lists correctly)."""
+        try:
+            found = folder.get_sub_file_entry_by_name(name)
+        except (OSError, ValueError, TypeError):
+            found = None
+        if found is not None:
+            return found
+        count = int(self._call(f"read {walked or '/'}", folder.get_number_of_sub_file_entries))
+        for index in range(count):
+            child = self._call(f"read {walked or '/'}", folder.get_sub_file_entry, index)
+            if self._call("read a name", child.get_name) == name:
+                return child
+        return None
+
+    def by_address(self, address: str) -> Entry:
+        if not _ADDRESS.match(address.strip()):
+            raise FileSystemError(f"{address!r} is not an inode number")
+        inum = int(address)
+        obj = self._call(f"open inode {inum}", self._by_inode, inum)
+        if obj is None:
+            raise FileSystemError(f"inode {inum} does not exist in this {self.type} volume")
+        return self._entry(obj, "")
+
+    def target(self, path: str | None = None, address: str | None = None) -> Entry:
+        if (path is None) == (address is None):
+            raise FileSystemError("give either a path or an inode, not both")
+        return self.lookup(path) if path is not None else self.by_address(address or "")
+
+    # --- metadata and content --------------------------------------------------------------
+
+    def stat(self, entry: Entry) -> FileStat:
+        obj = self._object(entry)
+        attributes = []
+        for index in range(int(self._call("count attributes",
+                                          obj.get_number_of_extended_attributes))):
+            xattr = self._call("read an attribute", obj.get_extended_attribute, index)
+            attributes.append(Attribute(type=0, id=index, name=str(xattr.get_name()),
+                                        size=int(xattr.get_size()), resident=True))
+        mode = "".join(c if entry.mode & (1 << (8 - i)) else "-"
+                       for i, c in enumerate("rwxrwxrwx"))
+        return FileStat(entry=entry, filesystem=self.type, allocated=True, mode=mode,
+                        uid=entry.uid, gid=entry.gid,
+                        links=int(self._call("read links", obj.get_number_of_links) or 0),
+                        attributes=tuple(attributes))
+
+    def iter_content(self, entry: Entry, block: int = 1 << 20) -> Iterator[bytes]:
+        if entry.is_dir:
+            raise FileSystemError(f"{entry.display_path or entry.address}: is a folder")
+        obj = self._object(entry)
+        offset = 0
+        while offset < entry.size:
+            want = min(block, entry.size - offset)
+            data = self._call(f"read {entry.display_path or entry.address} at byte {offset}",
+                              obj.read_buffer_at_offset, want, offset)
+            if not data:
+                break
+            yield bytes(data)
+            offset += len(data)
+
+    def read(self, entry: Entry, offset: int = 0, size: int = 4096) -> bytes:
+        if entry.is_dir or offset >= entry.size:
+            return b""
+        obj = self._object(entry)
+        return bytes(self._call(f"read {entry.display_path or entry.address}",
+                                obj.read_buffer_at_offset, min(size, entry.size - offset),
+                                offset))
+
+    def content_note(self, entry: Entry) -> str | None:
+        return None  # only allocated files are listed: their content is theirs
+
+    def file_name_times(self, entry: Entry) -> Times | None:
+        return None

@@ -1,0 +1,219 @@
+"""LUKS2 unlocking and decryption, our own (libluksde reads LUKS1 only).
+
+What is read, in the order cryptsetup writes it: the binary header (magic ``LUKS\\xba\\xbe``,
+version 2, header size) and its JSON area from byte 4096; each key slot's KDF (PBKDF2 or
+Argon2id) turns the passphrase into the slot key; the slot's key material (AES-XTS, 512-byte
+sectors, tweak = sector number) decrypts to the anti-forensic split volume key, merged with the
+slot's hash; a digest (PBKDF2 of the volume key) says whether the key is right. The data segment
+is then read sector by sector with AES-XTS, tweak = ``iv_tweak`` + sector number in the segment's
+sector size (cryptsetup's LUKS2 IV counting).
+
+Hostile headers fail closed: sizes, iterations, memory and stripes are bounded before any work.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from bitwitness.errors import FileSystemError, FormatError
+from bitwitness.stream import ImageStream, StreamInfo
+
+MAGIC = b"LUKS\xba\xbe"
+MAX_HEADER = 4 << 20  #: the largest LUKS2 header cryptsetup writes
+MAX_ITERATIONS = 50_000_000
+MAX_ARGON_MEMORY_KIB = 1 << 20  #: 1 GiB
+MAX_ARGON_TIME = 64
+MAX_STRIPES = 65536
+_XTS = "aes-xts-plain64"
+
+
+@dataclass(frozen=True)
+class Segment:
+    offset: int  #: bytes from the volume's start
+    size: int | None  #: bytes, None for "dynamic" (to the end of the volume)
+    sector_size: int
+    iv_tweak: int
+
+
+def is_luks2(head: bytes) -> bool:
+    return head[:6] == MAGIC and int.from_bytes(head[6:8], "big") == 2
+
+
+def read_header(stream: ImageStream, what: str) -> dict[str, Any]:
+    """The JSON metadata of the LUKS2 volume ``stream``."""
+    head = stream.pread(0, 4096)
+    if not is_luks2(head):
+        raise FormatError(f"{what}: not a LUKS2 header")
+    size = int.from_bytes(head[8:16], "big")
+    if not 4096 < size <= MAX_HEADER:
+        raise FormatError(f"{what}: LUKS2 header size {size} out of bounds")
+    area = stream.pread(4096, size - 4096).split(b"\0", 1)[0]
+    try:
+        meta = json.loads(area.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{what}: LUKS2 metadata is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{what}: LUKS2 metadata is not a JSON object")
+    return meta
+
+
+def unlock(stream: ImageStream, passphrase: bytes, what: str) -> tuple[bytes, Segment, str]:
+    """(volume key, data segment, cipher) or a :class:`FileSystemError` for a wrong key.
+
+    Raises :class:`FormatError` for a header we cannot read (unknown cipher or KDF).
+    """
+    meta = read_header(stream, what)
+    try:
+        digests = list(meta["digests"].values())
+        segment_meta = meta["segments"]["0"]
+        slots = sorted(meta["keyslots"].items())
+        cipher = str(segment_meta.get("encryption", ""))
+    except (KeyError, AttributeError, TypeError):
+        raise FormatError(f"{what}: LUKS2 metadata lacks digests, segments or keyslots") from None
+    segment = _segment(segment_meta, what)
+    if cipher != _XTS:
+        raise FormatError(f"{what}: LUKS2 cipher {cipher!r} is not read (only {_XTS})")
+    for slot_id, slot in slots:
+        try:
+            key = _open_slot(stream, slot, passphrase, what)
+            if key is not None and any(_digest_matches(d, key, slot_id, what) for d in digests):
+                return key, segment, cipher
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FormatError(f"{what}: LUKS2 key slot {slot_id} is malformed "
+                              f"({type(exc).__name__})") from None
+    raise FileSystemError(f"{what}: no key slot opens with this key")
+
+
+def _segment(meta: dict[str, Any], what: str) -> Segment:
+    try:
+        size = None if meta.get("size") == "dynamic" else int(meta["size"])
+        if size is not None and size <= 0:
+            raise ValueError("empty segment")
+        sector = int(meta.get("sector_size", 512))
+        segment = Segment(int(meta["offset"]), size, sector, int(meta.get("iv_tweak", "0")))
+    except (KeyError, TypeError, ValueError):
+        raise FormatError(f"{what}: LUKS2 data segment is malformed") from None
+    if sector not in (512, 1024, 2048, 4096) or segment.offset < 0:
+        raise FormatError(f"{what}: LUKS2 data segment is malformed")
+    return segment
+
+
+def _open_slot(stream: ImageStream, slot: dict[str, Any], passphrase: bytes,
+               what: str) -> bytes | None:
+    if slot.get("type") != "luks2":
+        return None
+    area, kdf, af = slot["area"], slot["kdf"], slot["af"]
+    key_size = int(slot["key_size"])
+    stripes = int(af["stripes"])
+    if area.get("encryption") != _XTS or not 0 < key_size <= 64 or not 0 < stripes <= MAX_STRIPES:
+        raise FormatError(f"{what}: LUKS2 key slot uses what we do not read")
+    slot_key = _kdf(kdf, passphrase, int(area["key_size"]), what)
+    length = key_size * stripes
+    padded = -(-length // 512) * 512
+    if padded > int(area["size"]):
+        raise FormatError(f"{what}: LUKS2 key slot area too small for its key material")
+    material = stream.pread(int(area["offset"]), padded)
+    if len(material) != padded:
+        raise FormatError(f"{what}: LUKS2 key slot area lies beyond the end of the volume")
+    split = decrypt_xts(slot_key, material, first_sector=0, sector_size=512)[:length]
+    return af_merge(split, key_size, stripes, str(af.get("hash", "sha256")))
+
+
+def _kdf(kdf: dict[str, Any], passphrase: bytes, size: int, what: str) -> bytes:
+    salt = base64.b64decode(kdf["salt"])
+    kind = kdf.get("type")
+    if kind == "pbkdf2":
+        iterations = int(kdf["iterations"])
+        if not 0 < iterations <= MAX_ITERATIONS:
+            raise FormatError(f"{what}: PBKDF2 iterations {iterations} out of bounds")
+        return hashlib.pbkdf2_hmac(str(kdf["hash"]), passphrase, salt, iterations, size)
+    if kind == "argon2id":
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+        memory, time_cost, lanes = int(kdf["memory"]), int(kdf["time"]), int(kdf["cpus"])
+        if not (0 < memory <= MAX_ARGON_MEMORY_KIB and 0 < time_cost <= MAX_ARGON_TIME
+                and 0 < lanes <= 64):
+            raise FormatError(f"{what}: Argon2 cost out of bounds")
+        return Argon2id(salt=salt, length=size, iterations=time_cost, lanes=lanes,
+                        memory_cost=memory).derive(passphrase)
+    raise FormatError(f"{what}: LUKS2 key derivation {kind!r} is not read")
+
+
+def af_merge(split: bytes, key_size: int, stripes: int, hash_name: str) -> bytes:
+    """LUKS's anti-forensic merge: XOR and diffuse each stripe in turn, XOR the last."""
+    digest = bytes(key_size)
+    for index in range(stripes - 1):
+        stripe = split[index * key_size : (index + 1) * key_size]
+        digest = _diffuse(bytes(a ^ b for a, b in zip(digest, stripe, strict=True)), hash_name)
+    last = split[(stripes - 1) * key_size : stripes * key_size]
+    return bytes(a ^ b for a, b in zip(digest, last, strict=True))
+
+
+def _diffuse(block: bytes, hash_name: str) -> bytes:
+    size = hashlib.new(hash_name).digest_size
+    out = bytearray()
+    for index in range(-(-len(block) // size)):
+        chunk = block[index * size : (index + 1) * size]
+        out += hashlib.new(hash_name, index.to_bytes(4, "big") + chunk).digest()[: len(chunk)]
+    return bytes(out)
+
+
+def _digest_matches(digest: dict[str, Any], key: bytes, slot_id: str, what: str) -> bool:
+    if digest.get("type") != "pbkdf2" or slot_id not in digest.get("keyslots", []):
+        return False
+    iterations = int(digest["iterations"])
+    if not 0 < iterations <= MAX_ITERATIONS:
+        raise FormatError(f"{what}: digest iterations {iterations} out of bounds")
+    expected = base64.b64decode(digest["digest"])
+    derived = hashlib.pbkdf2_hmac(str(digest["hash"]), key, base64.b64decode(digest["salt"]),
+                                  iterations, len(expected))
+    return hmac.compare_digest(derived, expected)
+
+
+def decrypt_xts(key: bytes, data: bytes, *, first_sector: int, sector_size: int) -> bytes:
+    """AES-XTS over whole sectors, tweak = sector number (little-endian, 128 bits)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    out = bytearray()
+    for index in range(len(data) // sector_size):
+        tweak = (first_sector + index).to_bytes(16, "little")
+        decryptor = Cipher(algorithms.AES(key), modes.XTS(tweak)).decryptor()
+        out += decryptor.update(data[index * sector_size : (index + 1) * sector_size])
+        out += decryptor.finalize()
+    return bytes(out)
+
+
+class Luks2Stream(ImageStream):
+    """The decrypted data segment of an unlocked LUKS2 volume."""
+
+    def __init__(self, volume: ImageStream, key: bytes, segment: Segment, what: str) -> None:
+        end = volume.size if segment.size is None else segment.offset + segment.size
+        if end > volume.size or segment.offset >= end:
+            raise FormatError(f"{what}: LUKS2 data segment lies outside the volume")
+        size = (end - segment.offset) // segment.sector_size * segment.sector_size
+        super().__init__(size, sector_size=segment.sector_size)
+        self.alignment = segment.sector_size
+        self._volume = volume
+        self._key = key
+        self._segment = segment
+        self._what = what
+        self._lock = threading.Lock()
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        sector = self._segment.sector_size
+        data = self._volume.pread(self._segment.offset + offset, length)
+        if len(data) != length:
+            raise FormatError(f"{self._what}: encrypted data ends at byte {offset + len(data)}")
+        first = self._segment.iv_tweak + offset // sector
+        return decrypt_xts(self._key, data, first_sector=first, sector_size=sector)
+
+    @property
+    def info(self) -> StreamInfo:
+        return StreamInfo(format="luks2", files=(), media_size=self.size,
+                          sector_size=self.sector_size, details={"volume": self._what})

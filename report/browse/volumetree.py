@@ -1,0 +1,499 @@
+"""The volume tree of an image: partition tables, then the volumes inside partitions.
+
+The Sleuth Kit reads the partition table (the rows of :mod:`~bitwitness.report.browse.volumes`,
+numbered as ``mmls`` numbers them); inside each row we look for what TSK cannot open, with the
+libyal readers: a LUKS volume (decrypted with the analyst's key), an APFS container (one child per
+APFS volume) and the Volume Shadow Copy stores of an NTFS volume (one child per store, oldest
+first, as ``vshadowinfo`` numbers them). Each node has a path made of the row's index and one name
+per level, ``2``, ``2/vss3``, ``1/apfs2``, ``0/luks1``; ``-p`` takes those paths, and a plain
+``-p N`` still names row ``N``.
+
+Decrypted bytes stay in memory: a child's stream reads through the libyal object on demand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bitwitness.errors import FileSystemError, InputError
+from bitwitness.report.browse import luks2
+from bitwitness.report.browse.filesystem import FileSystem
+from bitwitness.report.browse.interface import BrowsableFileSystem
+from bitwitness.report.browse.libyalio import FileObject, LibyalStream
+from bitwitness.report.browse.luks2 import is_luks2
+from bitwitness.report.browse.tsk import TskImage
+from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
+from bitwitness.report.browse.volumes import (
+    Partition,
+    PartitionKind,
+    VolumeLayout,
+    encryption_at,
+    filesystem_type,
+    read_layout,
+)
+from bitwitness.stream import ImageStream, SliceStream
+
+#: Volumes inside volumes deeper than this are a loop or a hostile image.
+MAX_NESTING = 8
+#: More shadow-copy stores or APFS volumes than this in one volume is not a real one.
+MAX_CHILDREN = 512
+_APFS_MAGIC = b"NXSB"  # at byte 32 of an APFS container's superblock
+_NOT_OPENED = (OSError, ValueError, TypeError, MemoryError)
+_ROW = re.compile(r"^-?\d+$")
+#: File systems read by libyal (fs_libyal.py) instead of TSK.
+LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
+_LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
+
+
+@dataclass
+class VolumeNode:
+    """One node of the tree: a partition-table row or a volume found inside one."""
+
+    path: str  #: "2", "2/vss3", "1/apfs2", "0/luks1"
+    kind: str  #: a row's kind ("partition", "whole", ...) or "luks", "apfs", "vss"
+    description: str
+    offset: int  #: first byte in its parent (the media for a row)
+    size: int  #: bytes
+    row: Partition  #: the partition-table row it lies in
+    filesystem: str | None = None  #: "ntfs", "ext4", "apfs", ...: the file system at this node
+    encrypted: str | None = None  #: "LUKS", "BitLocker", "APFS" when the node is encrypted
+    locked: bool = False  #: encrypted and not opened (no key given)
+    created: datetime | None = None  #: a shadow-copy store's creation time (UTC)
+    identifier: str | None = None  #: volume or store identifier (GUID) where one exists
+    key: str | None = None  #: the kind of key that decrypted this node or one above it
+    children: list[VolumeNode] = field(default_factory=list)
+    stream: ImageStream | None = field(default=None, repr=False)  #: this node's bytes
+    handle: Any = field(default=None, repr=False)  #: the libyal object behind a volume
+
+    @property
+    def snapshot(self) -> bool:
+        """An earlier state of its parent (a shadow-copy store)."""
+        return self.kind == "vss"
+
+    def walk(self) -> Iterator[VolumeNode]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass
+class VolumeTree:
+    """Every node of an image; close it to release the libyal objects (not the stream)."""
+
+    stream: ImageStream
+    layout: VolumeLayout
+    nodes: list[VolumeNode]
+    keys: VolumeKeys = NO_KEYS
+    _handles: list[Any] = field(default_factory=list, repr=False)
+
+    def walk(self) -> Iterator[VolumeNode]:
+        for node in self.nodes:
+            yield from node.walk()
+
+    @property
+    def filesystems(self) -> list[VolumeNode]:
+        return [n for n in self.walk() if n.filesystem]
+
+    def find(self, path: str) -> VolumeNode:
+        wanted = normalise(path)
+        for node in self.walk():
+            if node.path == wanted:
+                return node
+        for node in self.walk():
+            if node.locked and wanted.startswith(node.path + "/"):
+                raise FileSystemError(f"volume {node.path} is encrypted ({node.encrypted}); give "
+                                      f"its key with {KEY_OPTIONS}")
+        raise FileSystemError(f"-p {path}: no such volume in this image; volumes: "
+                              f"{', '.join(n.path for n in self.walk()) or 'none'}")
+
+    def close(self) -> None:
+        for handle in reversed(self._handles):
+            with suppress(*_NOT_OPENED):  # closing is best effort; nothing was written
+                handle.close()
+        self._handles.clear()
+
+
+def normalise(path: str) -> str:
+    """``"2/"``, ``" 2 / vss3"`` -> ``"2"``, ``"2/vss3"``."""
+    return "/".join(part.strip() for part in path.strip().split("/") if part.strip())
+
+
+def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
+    """The partition table of ``stream`` and every volume found inside its rows.
+
+    Raises :class:`~bitwitness.errors.InputError` when ``keys`` does not open an encrypted
+    volume (the message names the volume, never the key).
+    """
+    image = TskImage(stream)
+    layout = read_layout(image)
+    tree = VolumeTree(stream, layout, [], keys)
+    try:
+        for row in layout.partitions:
+            offset = row.byte_offset
+            size = max(0, min(row.length * row.sector_size, stream.size - offset))
+            node = VolumeNode(path=str(row.index), kind=str(row.kind),
+                              description=row.description, offset=offset, size=size, row=row,
+                              filesystem=row.filesystem, encrypted=row.encrypted)
+            if row.kind in (PartitionKind.PARTITION, PartitionKind.WHOLE) and size > 0:
+                node.stream = stream if offset == 0 and size == stream.size else SliceStream(
+                    stream, offset, size)
+                _expand(tree, node, depth=1)
+            tree.nodes.append(node)
+    except BaseException:
+        tree.close()
+        raise
+    return tree
+
+
+def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """Add the volumes inside ``node`` (its stream is set)."""
+    if depth > MAX_NESTING or node.stream is None:
+        return
+    head = node.stream.pread(0, 2048)
+    if not node.filesystem and not node.encrypted and head[:4] == b"XFSB":
+        node.filesystem = "xfs"
+    if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
+        _luks(tree, node, depth)
+    elif not node.filesystem and any(head[at : at + 8] == _LVM_LABEL
+                                     for at in range(0, 2048, 512)):
+        _lvm(tree, node, depth)
+    elif head[32:36] == _APFS_MAGIC and not node.filesystem:
+        _apfs(tree, node)
+    elif node.filesystem == "ntfs":
+        _shadow_copies(tree, node)
+
+
+def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: ImageStream,
+           handle: Any) -> VolumeNode:
+    return VolumeNode(path=f"{node.path}/{name}", kind=kind, description=description, offset=0,
+                      size=stream.size, row=node.row, stream=stream, handle=handle, key=node.key)
+
+
+def _probe(child: VolumeNode) -> None:
+    """The file system (or encryption) TSK sees at the start of ``child``; XFS by its magic."""
+    assert child.stream is not None
+    image = TskImage(child.stream)
+    child.encrypted = encryption_at(image, 0)
+    if not child.encrypted:
+        child.filesystem = filesystem_type(image, 0)
+    if not child.filesystem and child.stream.pread(0, 4) == b"XFSB":
+        child.filesystem = "xfs"
+
+
+def _lvm(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """The logical volumes of an LVM2 volume group whose only physical volume is ``node``."""
+    import pyvslvm
+
+    assert node.stream is not None
+    source = FileObject(node.stream)
+    handle = pyvslvm.handle()
+    try:
+        handle.open_file_object(source)
+        handle.open_physical_volume_files_as_file_objects([source])
+        group = handle.get_volume_group()
+        count = int(group.get_number_of_logical_volumes())
+        group_name = _text(group.get_name()) or "?"
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        raise FileSystemError(f"volume {node.path}: LVM metadata libvslvm cannot read (a volume "
+                              f"group over several disks is not read): {_message(exc)}") from None
+    tree._handles.append(handle)
+    node.description = f"LVM physical volume of {group_name} ({count} logical)"
+    node.identifier = _text(group.get_identifier())
+    for index in range(min(count, MAX_CHILDREN)):
+        try:
+            volume = group.get_logical_volume(index)
+            name = _text(volume.get_name()) or "?"
+            size = int(volume.get_size())
+        except _NOT_OPENED as exc:
+            _raise_source(source, exc)
+            raise FileSystemError(f"volume {node.path}/lv{index + 1}: libvslvm cannot read it: "
+                                  f"{_message(exc)}") from None
+        stream = LibyalStream(volume, size, what=f"volume {node.path}/lv{index + 1}",
+                              source=source)
+        child = _child(node, f"lv{index + 1}", "lvm", f"LVM logical volume {group_name}/{name}",
+                       stream=stream, handle=volume)
+        child.identifier = _text(volume.get_identifier())
+        _probe(child)
+        node.children.append(child)
+        _expand(tree, child, depth + 1)
+
+
+def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    import pyluksde
+
+    assert node.stream is not None
+    node.encrypted = "LUKS"
+    if not tree.keys.given:
+        node.locked = True
+        return
+    if is_luks2(node.stream.pread(0, 8)):
+        _luks2(tree, node, depth)
+        return
+    source = FileObject(node.stream)
+    volume = pyluksde.volume()
+    try:
+        volume.set_password(tree.keys.passphrase)
+        volume.open_file_object(source)
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        raise FileSystemError(f"volume {node.path}: not a LUKS volume libluksde can read: "
+                              f"{_message(exc)}") from None
+    tree._handles.append(volume)
+    if volume.is_locked():
+        hint = "" if (tree.keys.passphrase or "").isascii() else (
+            " (libluksde reads only ASCII passphrases)")
+        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
+                         f"it{hint}")
+    node.identifier = _text(volume.get_volume_identifier())
+    stream = LibyalStream(volume, int(volume.get_size()), what=f"volume {node.path}/luks1",
+                          source=source)
+    child = _child(node, "luks1", "luks", f"decrypted LUKS volume ({_method(volume)})",
+                   stream=stream, handle=volume)
+    child.key = tree.keys.kind
+    _probe(child)
+    node.children.append(child)
+    _expand(tree, child, depth + 1)
+
+
+def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    assert node.stream is not None
+    passphrase = (tree.keys.passphrase or "").encode("utf-8")
+    try:
+        key, segment, cipher = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
+    except FileSystemError:
+        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
+                         "it") from None
+    node.identifier = _uuid(node)
+    stream = luks2.Luks2Stream(node.stream, key, segment, f"volume {node.path}/luks1")
+    child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher})", stream=stream,
+                   handle=None)
+    child.key = tree.keys.kind
+    _probe(child)
+    node.children.append(child)
+    _expand(tree, child, depth + 1)
+
+
+def _uuid(node: VolumeNode) -> str | None:
+    """The UUID field of a LUKS binary header (bytes 168-208)."""
+    assert node.stream is not None
+    raw = node.stream.pread(168, 40).split(b"\0", 1)[0]
+    return raw.decode("ascii", "replace") or None
+
+
+def _apfs(tree: VolumeTree, node: VolumeNode) -> None:
+    import pyfsapfs
+
+    assert node.stream is not None
+    source = FileObject(node.stream)
+    container = pyfsapfs.container()
+    try:
+        container.open_file_object(source)
+        count = int(container.get_number_of_volumes())
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        raise FileSystemError(f"volume {node.path}: an APFS container libfsapfs cannot read: "
+                              f"{_message(exc)}") from None
+    tree._handles.append(container)
+    node.description = f"APFS container ({count} volume{'s' if count != 1 else ''})"
+    node.identifier = _text(container.get_identifier())
+    for index in range(min(count, MAX_CHILDREN)):
+        try:
+            volume = container.get_volume(index)
+            name = _text(volume.get_name()) or ""
+            locked = bool(volume.is_locked())
+            identifier = _text(volume.get_identifier())
+        except _NOT_OPENED as exc:
+            _raise_source(source, exc)
+            raise FileSystemError(f"volume {node.path}/apfs{index + 1}: libfsapfs cannot read "
+                                  f"it: {_message(exc)}") from None
+        if locked and tree.keys.given:
+            volume.set_password(tree.keys.passphrase)
+            if not volume.unlock():
+                raise InputError(f"volume {node.path}/apfs{index + 1} (APFS): the "
+                                 f"{tree.keys.kind} does not unlock it")
+            locked = False
+            unlocked_with = tree.keys.kind
+        else:
+            unlocked_with = node.key
+        child = VolumeNode(path=f"{node.path}/apfs{index + 1}", kind="apfs",
+                           description=f"APFS volume {name!r}", offset=0,
+                           size=_apfs_size(volume, node.size), row=node.row,
+                           filesystem=None if locked else "apfs",
+                           encrypted="APFS" if locked else None,
+                           locked=locked, identifier=identifier,
+                           handle=volume, key=unlocked_with)
+        node.children.append(child)
+
+
+def _apfs_size(volume: Any, container_size: int) -> int:
+    """An APFS volume shares its container's space; libfsapfs knows no size for some."""
+    try:
+        return int(volume.get_size())
+    except _NOT_OPENED:
+        return container_size
+
+
+def _shadow_copies(tree: VolumeTree, node: VolumeNode) -> None:
+    import pyvshadow
+
+    assert node.stream is not None
+    source = FileObject(node.stream)
+    volume = pyvshadow.volume()
+    try:
+        volume.open_file_object(source)
+        count = int(volume.get_number_of_stores())
+    except _NOT_OPENED:
+        cause = source.take_error()
+        if cause is not None:
+            raise cause from None
+        return  # an NTFS volume without shadow copies: nothing to add
+    tree._handles.append(volume)
+    for index in range(min(count, MAX_CHILDREN)):
+        store = volume.get_store(index)
+        created = store.get_creation_time()
+        if created is not None and created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        stream = LibyalStream(store, int(store.get_volume_size()),
+                              what=f"volume {node.path}/vss{index + 1}", source=source)
+        child = _child(node, f"vss{index + 1}", "vss",
+                       f"shadow copy {index + 1} of {count}", stream=stream, handle=store)
+        child.created = created
+        child.identifier = _text(store.get_identifier())
+        _probe(child)
+        node.children.append(child)
+
+
+def _raise_source(source: FileObject, exc: BaseException) -> None:
+    cause = source.take_error()
+    if cause is not None:
+        raise cause from exc
+
+
+def _message(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _method(volume: Any) -> str:
+    try:
+        return str(volume.get_encryption_method())
+    except _NOT_OPENED:
+        return "unknown cipher"
+
+
+
+# --- choosing and opening a file system -------------------------------------------------------
+
+KEY_OPTIONS = "--passphrase, --passphrase-file, --key-file or --ask-passphrase"
+
+
+def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
+    """The file system at ``node``, through TSK or, for APFS, through libfsapfs."""
+    if node.locked:
+        raise FileSystemError(f"volume {node.path} is encrypted ({node.encrypted}); give its key "
+                              f"with {KEY_OPTIONS}")
+    if not node.filesystem:
+        raise FileSystemError(f"volume {node.path} ({node.description}) holds no file system "
+                              f"that can be read; file systems: {describe(tree)}")
+    if "/" not in node.path:  # a row of the partition table: as TSK sees it
+        where = replace(node.row, filesystem=node.filesystem)
+        if node.filesystem not in LIBYAL_FILE_SYSTEMS:
+            return FileSystem(TskImage(tree.stream), node.row)
+    else:
+        where = Partition(index=node.row.index, kind=PartitionKind.PARTITION, start=0,
+                          length=-(-node.size // 512), description=node.description,
+                          sector_size=512, filesystem=node.filesystem, volume=node.path,
+                          key=node.key)
+    if node.filesystem in LIBYAL_FILE_SYSTEMS:
+        from bitwitness.report.browse.fs_libyal import LibyalFileSystem
+
+        return LibyalFileSystem(_libyal_volume(tree, node), where, node.filesystem or "")
+    assert node.stream is not None
+    return FileSystem(TskImage(node.stream), where)
+
+
+def _libyal_volume(tree: VolumeTree, node: VolumeNode) -> Any:
+    """The libyal volume object of an APFS volume (opened with its container) or of an XFS."""
+    if node.filesystem == "apfs":
+        return node.handle
+    import pyfsxfs
+
+    assert node.stream is not None
+    source = FileObject(node.stream)
+    volume = pyfsxfs.volume()
+    try:
+        volume.open_file_object(source)
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        raise FileSystemError(f"volume {node.path}: an XFS file system libfsxfs cannot read: "
+                              f"{_message(exc)}") from None
+    tree._handles.append(volume)
+    return volume
+
+
+def choose(tree: VolumeTree, *, partition: int | str | None = None,
+           offset: int | None = None) -> BrowsableFileSystem:
+    """The file system ``-p``/``--offset`` names, or the only one (shadow copies aside).
+
+    ``-p N`` and ``--offset`` keep their meaning (a row as ``mmls`` numbers it, a start sector);
+    ``-p 2/vss3`` names a node of the tree.
+    """
+    if offset is not None or (partition is None and not tree.filesystems):
+        return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))
+    if partition is None:
+        current = [n for n in tree.filesystems if not _in_snapshot(n)]
+        if len(current) == 1:
+            return open_node(tree, current[0])
+        raise FileSystemError(f"several file systems; choose one with -p N: {describe(tree)}")
+    path = normalise(str(partition))
+    if "/" not in path and _ROW.match(path):
+        node = next((n for n in tree.nodes if n.path == path), None)
+        if node is not None and node.filesystem in LIBYAL_FILE_SYSTEMS:
+            return open_node(tree, node)
+        if node is None or node.filesystem or (not node.children and not node.locked):
+            return FileSystem(TskImage(tree.stream), _row(tree, int(path), None))
+        inside = [n for n in node.walk() if n.filesystem and not _in_snapshot(n)]
+        if node.locked or not inside:
+            return open_node(tree, node)
+        raise FileSystemError(f"partition {path} is {node.description}; its file systems: "
+                              f"{describe(tree, inside)}")
+    return open_node(tree, tree.find(path))
+
+
+def _row(tree: VolumeTree, partition: int | str | None, offset: int | None) -> Partition:
+    from bitwitness.report.browse.volumes import choose_filesystem
+
+    locked = [n for n in tree.walk() if n.locked]
+    if partition is None and offset is None and locked:
+        raise FileSystemError(f"volume {locked[0].path} is encrypted ({locked[0].encrypted}); "
+                              f"give its key with {KEY_OPTIONS}")
+    index = int(partition) if partition is not None else None
+    return choose_filesystem(tree.layout, partition=index, offset=offset)
+
+
+def _in_snapshot(node: VolumeNode) -> bool:
+    return any(part.startswith("vss") for part in node.path.split("/")[1:])
+
+
+def describe(tree: VolumeTree, nodes: list[VolumeNode] | None = None) -> str:
+    """``-p 0 (ntfs), -p 0/vss1 (ntfs, shadow copy of 2013-12-03 06:35:09)`` for messages."""
+    found = tree.filesystems if nodes is None else nodes
+    parts = []
+    for node in found:
+        if "/" not in node.path:
+            parts.append(f"-p {node.path} ({node.filesystem} at sector {node.row.start})")
+            continue
+        extra = f", shadow copy of {node.created:%Y-%m-%d %H:%M:%S}" if node.created else ""
+        parts.append(f"-p {node.path} ({node.filesystem}{extra})")
+    return ", ".join(parts) or "none"

@@ -1,0 +1,88 @@
+"""Test-only: a LUKS1/LUKS2 volume holding a given file system, made where device-mapper is absent.
+
+``cryptsetup luksFormat`` writes the header and key slots to a file (no kernel needed); the
+encrypted payload is then written here with the volume key that ``cryptsetup luksDump
+--dump-volume-key`` shows: AES-XTS, the tweak being the 512-byte sector number within the payload
+as a 64-bit little-endian integer (``plain64``), which is what dm-crypt would have written.
+Only ``aes-xts-plain64`` with 512-byte sectors is written; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+SECTOR = 512
+
+
+@dataclass(frozen=True)
+class LuksDump:
+    cipher: str  #: "aes"
+    mode: str  #: "xts-plain64"
+    payload_offset: int  #: bytes
+    volume_key: bytes
+
+
+def luks_dump(volume: Path, key_file: Path) -> LuksDump:
+    out = subprocess.run(["cryptsetup", "luksDump", "--dump-volume-key", "--batch-mode",
+                          "--key-file", str(key_file), str(volume)],
+                         capture_output=True, text=True, check=True).stdout
+    fields: dict[str, str] = {}
+    key_hex = ""
+    in_key = False
+    for line in out.splitlines():
+        if line.startswith(("MK dump:", "Volume key:")):
+            in_key = True
+            key_hex += line.split(":", 1)[1]
+            continue
+        if in_key and line.startswith(("\t", " ")) and re.fullmatch(r"[\s0-9a-f]+", line):
+            key_hex += line
+            continue
+        in_key = False
+        if ":" in line:
+            name, _, value = line.partition(":")
+            fields[name.strip()] = value.strip()
+    return LuksDump(cipher=fields["Cipher name"], mode=fields["Cipher mode"],
+                    payload_offset=int(fields["Payload offset"]) * SECTOR,
+                    volume_key=bytes.fromhex("".join(key_hex.split())))
+
+
+def encrypt_xts_plain64(key: bytes, data: bytes, first_sector: int = 0) -> bytes:
+    """``data`` (whole sectors) encrypted sector by sector as dm-crypt's aes-xts-plain64."""
+    if len(data) % SECTOR:
+        raise ValueError("the payload must be whole 512-byte sectors")
+    out = bytearray()
+    for index in range(len(data) // SECTOR):
+        tweak = (first_sector + index).to_bytes(16, "little")
+        encryptor = Cipher(algorithms.AES(key), modes.XTS(tweak)).encryptor()
+        out += encryptor.update(data[index * SECTOR : (index + 1) * SECTOR])
+        out += encryptor.finalize()
+    return bytes(out)
+
+
+def make_luks(path: Path, plain: Path, key_file: Path, *, version: int) -> LuksDump:
+    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload is ``plain``'s bytes."""
+    payload = plain.read_bytes()
+    header_room = 16 << 20  # LUKS2's default metadata and key-slot area; LUKS1 needs less
+    with path.open("wb") as handle:
+        handle.truncate(header_room + len(payload))
+    subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", "--type", f"luks{version}",
+                    "--cipher", "aes-xts-plain64", "--key-size", "512", "--hash", "sha256",
+                    "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+                    *(["--sector-size", str(SECTOR)] if version == 2 else []),
+                    "--key-file", str(key_file), str(path)], check=True, capture_output=True)
+    dump = luks_dump(path, key_file)
+    if (dump.cipher, dump.mode) != ("aes", "xts-plain64"):
+        raise ValueError(f"only aes-xts-plain64 is written, not {dump.cipher}-{dump.mode}")
+    size = path.stat().st_size
+    if dump.payload_offset + len(payload) > size:
+        with path.open("r+b") as handle:
+            handle.truncate(dump.payload_offset + len(payload))
+    with path.open("r+b") as handle:
+        handle.seek(dump.payload_offset)
+        handle.write(encrypt_xts_plain64(dump.volume_key, payload))
+    return dump
