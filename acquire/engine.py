@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire import guardrails
 from bitwitness.acquire import resume as resuming
-from bitwitness.acquire.logs import LogRecord, Status, file_sha256, log_paths, write_logs
+from bitwitness.acquire.logs import (
+    LogRecord,
+    Status,
+    earlier_runs,
+    file_sha256,
+    log_paths,
+    write_logs,
+)
 from bitwitness.acquire.pipeline import (
     CHECKPOINT_EVERY,
     DEFAULT_BLOCK,
@@ -64,7 +71,8 @@ if TYPE_CHECKING:
     from bitwitness.case import Case
 
 SECTOR_SIZES = (512, 1024, 2048, 4096)
-METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes")
+METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes",
+                 "write_blocker")
 
 
 class OutputFormat(StrEnum):
@@ -363,7 +371,9 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         sector_size=run.sector_size, hashes=hashes or {}, source_hashes=source_hashes,
         outputs=outputs, read_errors=read_errors,
         verification=_verification_doc(verification), case=case, progress=progress,
-        warnings=tuple(run.warnings), metadata=dict(run.metadata))
+        warnings=tuple(run.warnings), metadata=dict(run.metadata),
+        history=earlier_runs(run.resume_log) if run.resume_log is not None else (),
+        resumed_from=run.resumed_from)
 
 
 def _bytes_read(run: _Run, done: int) -> int:

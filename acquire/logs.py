@@ -60,6 +60,40 @@ class LogRecord:
     progress: dict[str, Any] | None = None  #: media_bytes_done, resumed_from (for --resume)
     warnings: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)  #: case number, examiner, ...
+    #: every earlier run of this acquisition (``runs`` of the log it resumed), oldest first; the
+    #: run this record describes is added after them by :func:`to_document`
+    history: tuple[dict[str, Any], ...] = ()
+    resumed_from: int | None = None
+
+
+def tool_facts() -> dict[str, Any]:
+    return {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0],
+            "libraries": library_versions()}
+
+
+def run_entry(record: LogRecord) -> dict[str, Any]:
+    """This record's run as the ``runs`` list keeps it: never changed once a later run exists."""
+    done = (record.progress or {}).get("media_bytes_done")
+    if done is None and record.status in (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS):
+        done = record.media_size
+    return {"started": record.started.isoformat(), "ended": record.ended.isoformat(),
+            "status": record.status.value, "reason": record.error, "bytes_secured": done,
+            "resumed_from": record.resumed_from, "host": host_facts(), "tool": tool_facts()}
+
+
+def earlier_runs(log: AcquisitionLog) -> tuple[dict[str, Any], ...]:
+    """The runs a log records; a log from before runs were kept describes its one run."""
+    if log.runs:
+        return tuple(dict(r) for r in log.runs)
+    progress = log.progress
+    return ({"started": log.started.isoformat() if log.started else None,
+             "ended": log.ended.isoformat() if log.ended else None,
+             "status": log.status, "reason": log.error,
+             "bytes_secured": progress.media_bytes_done if progress else None,
+             "resumed_from": progress.resumed_from if progress else None,
+             "host": {"hostname": log.host.hostname, "os": log.host.os, "user": log.host.user},
+             "tool": {"name": log.tool.name, "version": log.tool.version,
+                      "python": log.tool.python, "libraries": dict(log.tool.libraries)}},)
 
 
 def _version(dist: str) -> str:
@@ -121,15 +155,15 @@ def _source_doc(facts: SourceFacts) -> dict[str, Any]:
 def to_document(record: LogRecord) -> dict[str, Any]:
     """The ``BASE.json`` document (a plain dict, key order as in DESIGN.md)."""
     sectors = -(-record.media_size // record.sector_size) if record.sector_size else 0
+    runs = [*record.history, run_entry(record)]
     return {
         "schema": SCHEMA,
         "operation": record.operation,
         "status": record.status.value,
         "error": record.error,
-        "tool": {"name": TOOL_NAME, "version": __version__, "python": sys.version.split()[0],
-                 "libraries": library_versions()},
+        "tool": tool_facts(),
         "host": host_facts(),
-        "started": record.started.isoformat(),
+        "started": runs[0]["started"] or record.started.isoformat(),
         "ended": record.ended.isoformat(),
         "duration_seconds": round((record.ended - record.started).total_seconds(), 3),
         "case": record.case,
@@ -146,6 +180,7 @@ def to_document(record: LogRecord) -> dict[str, Any]:
         "verification": record.verification,
         "progress": record.progress,
         "warnings": list(record.warnings),
+        "runs": runs,
     }
 
 
@@ -191,6 +226,7 @@ def render_text(record: LogRecord) -> str:
     _image_section(lines, record)
     _errors_section(lines, record.read_errors, record.sector_size)
     _verification_section(lines, record.verification)
+    _history_section(lines, record)
     lines += [_RULE, f"Status: {record.status.value.upper()}"]
     if record.error:
         lines.append(f"Error: {record.error}")
@@ -204,7 +240,7 @@ def _case_section(lines: list[str], record: LogRecord) -> None:
     _kv(lines, "Acquired using", f"{TOOL_NAME} {__version__} ({record.operation})")
     labels = (("case_number", "Case Number"), ("evidence_number", "Evidence Number"),
               ("description", "Unique Description"), ("examiner", "Examiner"),
-              ("notes", "Notes"))
+              ("notes", "Notes"), ("write_blocker", "Write-blocker"))
     for key, label in labels:
         _kv(lines, label, record.metadata.get(key, ""))
     if record.case:
@@ -251,9 +287,36 @@ def _source_section(lines: list[str], record: LogRecord) -> None:
     lines += [_RULE, ""]
 
 
+def _history_section(lines: list[str], record: LogRecord) -> None:
+    """Every run, oldest first: what each secured, why it stopped, where and with what."""
+    lines.append("Acquisition History:")
+    for number, run in enumerate([*record.history, run_entry(record)], 1):
+        lines.append(f" Run {number}:")
+        _kv(lines, "Started", run.get("started"), indent=2)
+        _kv(lines, "Ended", run.get("ended"), indent=2)
+        _kv(lines, "Status", run.get("status"), indent=2)
+        if run.get("reason"):
+            _kv(lines, "Reason", run["reason"], indent=2)
+        if run.get("resumed_from") is not None:
+            _kv(lines, "Resumed at media byte", run["resumed_from"], indent=2)
+        if run.get("bytes_secured") is not None:
+            _kv(lines, "Media bytes secured", run["bytes_secured"], indent=2)
+        hostinfo = run.get("host") or {}
+        if hostinfo:
+            _kv(lines, "Host", f"{hostinfo.get('hostname', '')} ({hostinfo.get('os', '')}), "
+                               f"user {hostinfo.get('user', '')}", indent=2)
+        tool = run.get("tool") or {}
+        if tool:
+            libs = ", ".join(f"{k} {v}" for k, v in (tool.get("libraries") or {}).items() if v)
+            _kv(lines, "Tool", f"{tool.get('name', '')} {tool.get('version', '')} (Python "
+                               f"{tool.get('python', '')}; {libs})", indent=2)
+    lines += [_RULE, ""]
+
+
 def _image_section(lines: list[str], record: LogRecord) -> None:
     lines.append("Image Information:")
-    _kv(lines, "Acquisition started", record.started.isoformat())
+    first = record.history[0].get("started") if record.history else None
+    _kv(lines, "Acquisition started", first or record.started.isoformat())
     _kv(lines, "Acquisition finished", record.ended.isoformat())
     _kv(lines, "Media size", f"{record.media_size} bytes")
     _kv(lines, "Sector size", record.sector_size)

@@ -160,6 +160,9 @@ class AcquisitionLog:
     verification: LoggedVerification | None = None
     progress: LoggedProgress | None = None
     warnings: tuple[str, ...] = ()
+    #: every run of the acquisition, oldest first (``runs``: started, ended, status, reason,
+    #: bytes_secured, resumed_from, host, tool), as recorded
+    runs: tuple[dict[str, Any], ...] = ()
     #: keys this model does not describe (a restore log's ``image`` and ``target``), as read
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -169,7 +172,7 @@ class AcquisitionLog:
 _KNOWN = frozenset({
     "schema", "operation", "status", "error", "tool", "host", "started", "ended",
     "duration_seconds", "case", "source", "options", "metadata", "media", "source_hashes",
-    "outputs", "read_errors", "verification", "progress", "warnings"})
+    "outputs", "read_errors", "verification", "progress", "warnings", "runs"})
 
 
 def load(path: Path, *, any_version: bool = False) -> AcquisitionLog:
@@ -243,6 +246,7 @@ def parse(doc: object, *, source: str = "the log", any_version: bool = False) ->
                                 _int(progress.get("resumed_from")))
         if isinstance(progress, Mapping) else None,
         warnings=tuple(w for w in _list(doc.get("warnings")) if isinstance(w, str)),
+        runs=tuple(dict(r) for r in _list(doc.get("runs")) if isinstance(r, Mapping)),
         extra={str(k): v for k, v in doc.items() if k not in _KNOWN},
     )
 

@@ -8,6 +8,7 @@ ignored, missing ones stay empty, and a file that is not a readable log becomes 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,14 @@ from typing import Any
 from bitwitness import acquisitionlog
 from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.hashing import ALGORITHMS
-from bitwitness.report.model import Acquisition, ErrorRange, HashValue, OutputFile, SourceFacts
+from bitwitness.report.model import (
+    Acquisition,
+    ErrorRange,
+    HashValue,
+    OutputFile,
+    Run,
+    SourceFacts,
+)
 
 
 class LogProblem(Exception):  # noqa: N818 - internal, becomes a stated problem in the report
@@ -61,8 +69,44 @@ def load_log(path: Path) -> AcquisitionLog:
         raise LogProblem(str(exc)) from exc
 
 
-def source_facts(log: AcquisitionLog) -> SourceFacts:
+def _raw(log_path: Path | None) -> Mapping[str, Any]:
+    """The log as plain JSON, for what the typed model does not carry (read-only flag, mounts,
+    runs); empty when it cannot be read (the typed load already said why)."""
+    if log_path is None:
+        return {}
+    try:
+        doc = json.loads(log_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return doc if isinstance(doc, Mapping) else {}
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _mount(m: Mapping[str, Any]) -> str:
+    mode = "read-write" if m.get("writable") else "read-only"
+    fstype = f"{_str(m.get('fstype'))}, " if m.get("fstype") else ""
+    return f"{_str(m.get('device'))} on {_str(m.get('mountpoint'))} ({fstype}{mode})"
+
+
+def source_facts(log: AcquisitionLog, log_path: Path | None = None) -> SourceFacts:
     src = log.source
+    raw_src = _dict(_raw(log_path).get("source"))
+    readonly = _dict(raw_src.get("readonly_flag"))
     return SourceFacts(
         path=src.path,
         kind=src.kind,
@@ -77,6 +121,11 @@ def source_facts(log: AcquisitionLog) -> SourceFacts:
         hpa_checked=src.hpa_checked,
         hpa_present=src.hpa_present,
         hpa_detail=src.hpa_detail,
+        readonly_set=_bool(readonly.get("set")),
+        readonly_was=_bool(readonly.get("was")),
+        readonly_restored=_bool(readonly.get("restored")),
+        readonly_detail=_str(readonly.get("detail")),
+        mounts=tuple(_mount(m) for m in raw_src.get("mounted") or () if isinstance(m, Mapping)),
     )
 
 
@@ -109,4 +158,28 @@ def acquisition(log: AcquisitionLog, log_path: Path) -> Acquisition:
         read_errors=tuple(ErrorRange(first, count) for first, count in log.read_errors),
         verification_verdict=verification.verdict if verification else None,
         verification_hashes=hash_values(verification.hashes if verification else None),
+        description=log.metadata.get("description", ""),
+        notes=log.metadata.get("notes", ""),
+        write_blocker=log.metadata.get("write_blocker", ""),
+        metadata=_pairs(log.metadata),
+        runs=runs(_raw(log_path)),
     )
+
+
+def runs(doc: Mapping[str, Any]) -> tuple[Run, ...]:
+    """Every run the log records (``runs``), oldest first; none for a log without them."""
+    recorded = [r for r in doc.get("runs") or () if isinstance(r, Mapping)]
+    out = []
+    for number, r in enumerate(recorded, 1):
+        tool = _dict(r.get("tool"))
+        host = _dict(r.get("host"))
+        out.append(Run(
+            number=number, started=parse_time(r.get("started")), ended=parse_time(r.get("ended")),
+            status=_str(r.get("status")), reason=_str(r.get("reason") or ""),
+            bytes_secured=_int(r.get("bytes_secured")), resumed_from=_int(r.get("resumed_from")),
+            host=" / ".join(_str(host.get(k)) for k in ("hostname", "os", "user")
+                            if host.get(k)),
+            tool=f"{_str(tool.get('name'))} {_str(tool.get('version'))}".strip(),
+            libraries=", ".join(f"{k} {v}" for k, v in _pairs(_dict(tool.get("libraries")))
+                                if v)))
+    return tuple(out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,12 @@ from bitwitness.report.model import (
     CustodyEntry,
     EvidenceItem,
     Export,
+    ExportedFile,
     Field,
     Integrity,
     IntegrityCheck,
     ReportData,
+    SignatureLine,
     Verification,
 )
 from bitwitness.templates import ReportSettings
@@ -100,7 +103,10 @@ def event_details(action: str, details: object) -> tuple[tuple[str, str], ...]:
     return tuple(rows)
 
 
-def custody_entries(events: Iterable[object], first_bad_line: int | None) -> list[CustodyEntry]:
+def custody_entries(events: Iterable[object], first_bad_line: int | None,
+                    acknowledged: Sequence[tuple[int, int]] = ()) -> list[CustodyEntry]:
+    """The timeline; entries at or after the first bad line, or between an acknowledged break
+    and its acknowledgement (``(first line, acknowledgement line)``), are suspect."""
     entries = []
     for line, event in enumerate(events, start=1):
         f = event_fields(event)
@@ -113,7 +119,8 @@ def custody_entries(events: Iterable[object], first_bad_line: int | None) -> lis
             evidence_id=str(f["evidence_id"]) if f.get("evidence_id") else None,
             details=event_details(str(f.get("action") or ""), f.get("details") or {}),
             line=line,
-            suspect=first_bad_line is not None and line >= first_bad_line,
+            suspect=(first_bad_line is not None and line >= first_bad_line)
+            or any(start <= line < end for start, end in acknowledged),
         ))
     return entries
 
@@ -217,29 +224,99 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
             state = ("unrecorded" if recorded is None
                      else "matches" if str(recorded).lower() == actual else "differs")
     used = {*_MANIFEST_KEYS, *_RECORDED_KEYS, *_QUIET_KEYS}
+    files = _manifest_files(path) if state in ("matches", "unrecorded") else ()
     return Export(
         time=entry.time, actor=entry.actor, evidence_id=entry.evidence_id,
         manifest=str(manifest or ""), manifest_sha256=actual,
         recorded_sha256=str(recorded).lower() if recorded else None, manifest_state=state,
         details=flatten({k: v for k, v in details.items() if k not in used}),
-        line=entry.line, suspect=entry.suspect,
+        line=entry.line, suspect=entry.suspect, files=files,
     )
+
+
+def _manifest_files(path: Path) -> tuple[ExportedFile, ...]:
+    """The files an export manifest lists (only read when its hash matches the record)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ()
+    out = []
+    for f in doc.get("files") or () if isinstance(doc, Mapping) else ():
+        if not isinstance(f, Mapping):
+            continue
+        size = f.get("size")
+        out.append(ExportedFile(
+            source=str(f.get("source") or ""), target=str(f.get("target") or ""),
+            size=size if isinstance(size, int) else None,
+            hashes=hash_values({a: f[a] for a in ALGORITHMS if isinstance(f.get(a), str)}),
+            inode=str(f.get("inode") or ""), deleted=f.get("deleted") is True,
+            modified=parse_time(f.get("modified")), accessed=parse_time(f.get("accessed")),
+            changed=parse_time(f.get("changed")), born=parse_time(f.get("born"))))
+    return tuple(out)
 
 
 # --- evidence items -------------------------------------------------------------------------
 
 
 def evidence_item(evidence_id: str, folder: Path, log_path: Path | None,
-                  description: str = "") -> EvidenceItem:
-    """One item: source and acquisition from its log, or the problem that prevents reading it."""
+                  description: str = "", logs: Sequence[Path] = ()) -> EvidenceItem:
+    """One item: source and acquisition from its log, or the problem that prevents reading it;
+    the detached signatures of its logs (``logs``, with their text twins) checked now."""
+    signatures = log_signatures(logs or ([log_path] if log_path else []))
     if log_path is None:
-        return EvidenceItem(evidence_id, str(folder), description)
+        return EvidenceItem(evidence_id, str(folder), description, signatures=signatures)
     try:
         doc = load_log(log_path)
     except LogProblem as exc:
-        return EvidenceItem(evidence_id, str(folder), description, problems=(str(exc),))
-    return EvidenceItem(evidence_id, str(folder), description, source_facts(doc),
-                        acquisition(doc, log_path))
+        return EvidenceItem(evidence_id, str(folder), description, problems=(str(exc),),
+                            signatures=signatures)
+    acq = acquisition(doc, log_path)
+    return EvidenceItem(evidence_id, str(folder), description or acq.description,
+                        source_facts(doc, log_path), acq, signatures=signatures)
+
+
+def _earlier_reports(events: Sequence[object]) -> tuple[SignatureLine, ...]:
+    """The signature and timestamp checks of the reports the custody log records (those still
+    on disk and signed or timestamped)."""
+    from bitwitness import signing, timestamping
+
+    lines = []
+    for event in events:
+        fields = event_fields(event)
+        details = fields.get("details")
+        if fields.get("action") != "report" or not isinstance(details, Mapping):
+            continue
+        path = Path(str(details.get("path") or ""))
+        if not path.name or not path.is_file():
+            continue
+        check = signing.check_file(path, signing.trust_for(path))
+        if check.present:
+            lines.append(SignatureLine(check.sentence(), check.valid))
+        token = timestamping.check_file(path)
+        if token is not None:
+            lines.append(SignatureLine(token.sentence(), token.valid))
+    return tuple(lines)
+
+
+def log_signatures(logs: Sequence[Path]) -> tuple[SignatureLine, ...]:
+    """Each log's (and its ``.txt`` twin's) signature check, for the files that are signed or,
+    when the case trusts keys, that should have been."""
+    from bitwitness import signing
+
+    files = []
+    for log in logs:
+        files += [log, log.with_suffix(".txt")]
+    from bitwitness import timestamping
+
+    lines = []
+    for check in signing.check_files([f for f in files if f.is_file()]):
+        if check.present or signing.trust_for(check.path):
+            lines.append(SignatureLine(check.sentence(), check.valid or not check.present))
+    for log in logs:
+        token = timestamping.check_file(log) if log.is_file() else None
+        if token is not None:
+            lines.append(SignatureLine(token.sentence(), token.valid))
+    return tuple(lines)
 
 
 # --- assembling -----------------------------------------------------------------------------
@@ -260,7 +337,7 @@ def assemble(
     generated: datetime | None = None,
 ) -> ReportData:
     """Build the report from parts already read (the Case adapter and tests call this)."""
-    entries = custody_entries(events, integrity.first_bad_line)
+    entries = custody_entries(events, integrity.first_bad_line, integrity.acknowledged_ranges)
     verifications, exports = [], []
     for event, entry in zip(events, entries, strict=True):
         if entry.action == "verify":
@@ -309,7 +386,17 @@ def integrity_of(check: object, log_path: Path, exists: bool,
         head=getattr(check, "head", None),
         warnings=tuple(getattr(check, "warnings", ()) or ()),
         case_file=case_state,
+        signer=getattr(check, "signer", None),
+        acknowledged=tuple(_acknowledged_text(a) for a in getattr(check, "acknowledged", ())),
+        acknowledged_ranges=tuple((a.line or 1, a.event_seq)
+                                  for a in getattr(check, "acknowledged", ())),
     )
+
+
+def _acknowledged_text(ack: Any) -> str:
+    where = f"line {ack.line}" if ack.line is not None else "the log as a whole"
+    return (f"break at {where} ({ack.reason}) acknowledged by {ack.actor} in entry "
+            f"{ack.event_seq}: {ack.note}")
 
 
 def gather(case_dir: Path | str, *, evidence_id: str | None = None,
@@ -331,7 +418,21 @@ def gather(case_dir: Path | str, *, evidence_id: str | None = None,
         events: list[object] = list(log.events()) if exists else []
     except BitWitnessError:  # a damaged line: show what still parses, marked as unreliable
         events = list(tolerant_events(log.path))
-    items = [evidence_item(i.id, i.folder, i.acquisition_log) for i in case.evidence_items()]
+    items = [evidence_item(i.id, i.folder, i.acquisition_log, logs=i.logs)
+             for i in case.evidence_items()]
+    bad = tuple(s.text for item in items for s in item.signatures if not s.ok)
+    from bitwitness import timestamping
+
+    try:
+        raw_lines = log.path.read_bytes().splitlines(keepends=True)
+    except OSError:
+        raw_lines = []
+    anchors = timestamping.check_anchors(case.root, raw_lines)
+    earlier = _earlier_reports(events)
+    bad += tuple(s.text for s in earlier if not s.ok)
+    integrity = replace(integrity, bad_signatures=bad + anchors.problems,
+                        timestamped=anchors.latest,
+                        earlier_reports=tuple(s.text for s in earlier))
     if evidence_id is not None and evidence_id not in {i.evidence_id for i in items}:
         known = ", ".join(i.evidence_id for i in items) or "none"
         raise UsageError(f"no evidence item {evidence_id!r} in {case.root} (items: {known})")

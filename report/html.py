@@ -33,6 +33,7 @@ h3 { font-size: 12pt; margin-top: 1.2em; }
 h4 { font-size: 10.5pt; margin: .9em 0 .3em; }
 table { border-collapse: collapse; width: 100%; margin: .3em 0 .8em; }
 th, td { border: 1px solid #999; padding: 2px 5px; text-align: left; vertical-align: top; }
+table.kv td { white-space: pre-line; }
 th { background: #eee; }
 table.kv th { width: 30%; }
 .mono, table.hashes td.value { font-family: "DejaVu Sans Mono", Consolas, monospace;
@@ -42,6 +43,7 @@ table.kv th { width: 30%; }
 .integrity { border: 2px solid; padding: .6em .8em; margin: 1em 0; font-weight: bold; }
 .integrity.ok { border-color: #286e3c; background: #e2f2e6; font-weight: normal; }
 .integrity.bad { border-color: #b00020; background: #fde4e4; color: #b00020; font-size: 12pt; }
+.integrity.acknowledged { border-color: #8a5a00; background: #fff4d6; }
 .problem, .bad-verdict, tr.suspect td { color: #b00020; font-weight: bold; }
 .signature { display: flex; gap: 3em; margin-top: 2.5em; }
 .signature div { flex: 1; }
@@ -131,7 +133,8 @@ def _title(data: ReportData) -> str:
     agency = (f'<div class="agency">{_e(data.settings.agency_header)}</div>'
               if data.settings.agency_header else "")
     bad = not data.integrity.ok
-    banner = (f'<div class="integrity {"bad" if bad else "ok"}" id="integrity-status" '
+    state = "bad" if bad else "acknowledged" if data.integrity.acknowledged else "ok"
+    banner = (f'<div class="integrity {state}" id="integrity-status" '
               f'role="{"alert" if bad else "status"}">{_e(data.integrity.statement())}</div>')
     rows = t.title_rows(data)
     return (f'<header class="title">{agency}<h1>{_e(data.settings.title)}</h1>'
@@ -177,6 +180,11 @@ def _acquisition(data: ReportData, item: EvidenceItem) -> str:
         out.append("<p>No acquisition log was found for this item.</p>")
     else:
         out.append(_kv(t.acquisition_rows(item.acquisition)))
+        if t.run_rows(item.acquisition):
+            out.append("<h4>Acquisition history (every run, oldest first)</h4>"
+                       + _kv(t.run_rows(item.acquisition)))
+    if item.signatures:
+        out.append(_kv(t.signature_rows(item)))
     return "".join(out)
 
 
@@ -238,12 +246,12 @@ def _custody(data: ReportData) -> str:
         out.append("<p>The custody log holds no entries.</p>")
         out.append(_integrity(data) + "</section>")
         return "".join(out)
-    out.append('<table class="custody"><thead><tr><th>#</th><th>Time (UTC)</th><th>Actor</th>'
+    out.append('<table class="custody"><thead><tr><th>#</th><th>Recorded</th><th>Actor</th>'
                "<th>Action</th><th>Evidence</th><th>Details</th></tr></thead><tbody>")
     for entry in data.custody:
         cls = ' class="suspect"' if entry.suspect else ""
         action = entry.action + (" (UNRELIABLE)" if entry.suspect else "")
-        details = "\n".join(f"{k}: {v}" for k, v in entry.details)
+        details = "\n".join(t.custody_detail_lines(entry))
         out.append(
             f"<tr{cls}><td>{_e(t.text(entry.seq))}</td><td>{_e(t.when(entry.time))}</td>"
             f"<td>{_e(t.text(entry.actor))}</td><td>{_e(action)}</td>"
@@ -257,7 +265,7 @@ def _custody(data: ReportData) -> str:
 
 def _integrity(data: ReportData) -> str:
     check = data.integrity
-    cls = "ok" if check.ok else "bad"
+    cls = "bad" if not check.ok else "acknowledged" if check.acknowledged else "ok"
     rows = t.integrity_rows(check)
     return (f'<h3>Custody log integrity</h3><div class="integrity {cls}">'
             f"{_e(check.statement())}</div>{_kv(rows)}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from bitwitness.report.model import SCHEMA, HashValue, ReportData
 
-_PAIR_FIELDS = frozenset({"libraries", "options", "details"})
+_PAIR_FIELDS = frozenset({"libraries", "options", "details", "metadata"})
 
 
 def _plain(value: Any, name: str = "") -> Any:  # noqa: PLR0911 - one return per JSON kind

@@ -69,6 +69,29 @@ class SourceFacts:
     hpa_checked: bool | None = None
     hpa_present: bool | None = None
     hpa_detail: str = ""
+    readonly_set: bool | None = None  #: the kernel read-only flag was set for the acquisition
+    readonly_was: bool | None = None  #: it was already set before
+    readonly_restored: bool | None = None
+    readonly_detail: str = ""
+    mounts: tuple[str, ...] = ()  #: "DEVICE on MOUNTPOINT (FSTYPE, read-write|read-only)"
+
+    @property
+    def readonly_state(self) -> str:
+        """The kernel read-only flag in one phrase (devices only; files are opened O_RDONLY)."""
+        if self.readonly_set is None:
+            return "-"
+        if not self.readonly_set:
+            state = "not set"
+        elif self.readonly_was:
+            state = "set (it was already set before the acquisition)"
+        else:
+            state = "set for the acquisition" + (
+                ", restored afterwards" if self.readonly_restored else "")
+        return state + (f" ({self.readonly_detail})" if self.readonly_detail else "")
+
+    @property
+    def mount_state(self) -> str:
+        return "; ".join(self.mounts) if self.mounts else "not mounted"
 
     @property
     def hpa_state(self) -> str:
@@ -121,6 +144,27 @@ class Acquisition:
     read_errors: tuple[ErrorRange, ...] = ()
     verification_verdict: str | None = None
     verification_hashes: tuple[HashValue, ...] = ()
+    description: str = ""
+    notes: str = ""
+    write_blocker: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()  #: case number, examiner, ... as recorded
+    runs: tuple[Run, ...] = ()  #: every run of this acquisition, oldest first
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of an acquisition (the first, then each resume), as its log records it."""
+
+    number: int
+    started: datetime | None
+    ended: datetime | None
+    status: str
+    reason: str = ""  #: why it stopped (interruption, error)
+    bytes_secured: int | None = None  #: media bytes written and hashed when it ended
+    resumed_from: int | None = None
+    host: str = ""
+    tool: str = ""
+    libraries: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,6 +219,23 @@ class Export:
     details: tuple[tuple[str, str], ...] = ()
     line: int | None = None  # 1-based line of its custody event
     suspect: bool = False  # recorded at or after the custody log's first bad line: UNRELIABLE
+    files: tuple[ExportedFile, ...] = ()  #: from the manifest, when it matches its record
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file an export wrote, as its manifest lists it."""
+
+    source: str  #: path inside the evidence's file system
+    target: str
+    size: int | None
+    hashes: tuple[HashValue, ...] = ()
+    inode: str = ""
+    deleted: bool = False
+    modified: datetime | None = None
+    accessed: datetime | None = None
+    changed: datetime | None = None
+    born: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +246,15 @@ class EvidenceItem:
     source: SourceFacts | None = None
     acquisition: Acquisition | None = None
     problems: tuple[str, ...] = ()  # e.g. an unreadable acquisition log
+    signatures: tuple[SignatureLine, ...] = ()  # the acquisition logs' detached signatures
+
+
+@dataclass(frozen=True)
+class SignatureLine:
+    """A signature check as one sentence; ``ok`` False for an invalid signature."""
+
+    text: str
+    ok: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,10 +267,17 @@ class IntegrityCheck:
     head: str | None = None  # SHA-256 of the last line: pins the history up to this report
     warnings: tuple[str, ...] = ()
     case_file: str = "unrecorded"  # case.yaml against its hash at creation: matches/differs
+    signer: str | None = None  # who signed the custody anchor (a trusted key), if signed
+    acknowledged: tuple[str, ...] = ()  # breaks an examiner acknowledged, as sentences
+    acknowledged_ranges: tuple[tuple[int, int], ...] = ()  # (first bad line, acknowledgement)
+    bad_signatures: tuple[str, ...] = ()  # signatures or timestamps that do not verify
+    timestamped: str | None = None  # time of the newest verified TSA token on the anchor
+    earlier_reports: tuple[str, ...] = ()  # signature and timestamp checks of earlier reports
 
     @property
     def ok(self) -> bool:
-        return self.state is Integrity.INTACT and self.case_file != "differs"
+        return (self.state is Integrity.INTACT and self.case_file != "differs"
+                and not self.bad_signatures)
 
     def statement(self) -> str:
         """The sentence every format puts first: plain words, no jargon."""
@@ -208,9 +285,21 @@ class IntegrityCheck:
         if self.case_file == "differs":
             text += (" WARNING: the case file case.yaml has been CHANGED since the case was "
                      "created (its SHA-256 differs from the one recorded then).")
+        if self.state is Integrity.INTACT and self.signer:
+            text += f" The log's anchor is signed by {self.signer}."
+        if self.state is Integrity.INTACT and self.timestamped:
+            text += (f" Its history up to {self.timestamped} (UTC) is dated by a trusted "
+                     "timestamp.")
+        for bad in self.bad_signatures:
+            text += f" WARNING: {bad}."
         return text
 
     def _log_statement(self) -> str:
+        if self.state is Integrity.INTACT and self.acknowledged:
+            return (f"Custody log integrity: BROKEN AND ACKNOWLEDGED. The {self.events} entries "
+                    f"are chained by SHA-256 except at {len(self.acknowledged)} break(s) the "
+                    "examiner recorded as acknowledged; entries from a break up to its "
+                    "acknowledgement cannot be relied upon, later ones are intact.")
         if self.state is Integrity.INTACT:
             return (f"Custody log integrity: INTACT. All {self.events} entries are chained by "
                     "SHA-256 and none has been altered, removed or reordered.")

@@ -33,6 +33,7 @@ _CJK = "bw-cjk"
 _RED = (176, 0, 32)
 _RED_FILL = (253, 228, 228)
 _GREEN_FILL = (226, 242, 230)
+_AMBER_FILL = (255, 244, 214)
 _GREY_FILL = (238, 238, 238)
 _LABEL_W = 55.0  # mm, label column of key/value tables
 _ALGO_W = 22.0  # mm, algorithm column of hash tables
@@ -73,14 +74,20 @@ class _ReportPDF(FPDF):
         self.ln(4)
 
     def footer(self) -> None:
+        """Title (shortened to its column), page number and generation time in three columns
+        that never overlap: each text is measured against its own column's width."""
         self.set_y(-14)
         self.set_font(_SANS, "", 8)
         self.set_text_color(90)
         self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
-        third = self.epw / 3
-        self.cell(third, 6, self.data.settings.title[:60], new_x=XPos.RIGHT)
-        self.cell(third, 6, f"Page {self.page_no()} of {{nb}}", align="C", new_x=XPos.RIGHT)
-        self.cell(third, 6, f"Generated {t.when(self.data.generated)}", align="R")
+        generated = f"Generated {t.when(self.data.generated)}"
+        page = f"Page {self.page_no()} of {{nb}}"
+        right = self.get_string_width(generated) + 2
+        middle = self.get_string_width("Page 9999 of 9999") + 4
+        left = self.epw - right - middle
+        self.cell(left, 6, _fit(self, self.data.settings.title, left - 2), new_x=XPos.RIGHT)
+        self.cell(middle, 6, page, align="C", new_x=XPos.RIGHT)
+        self.cell(right, 6, generated, align="R")
         self.set_text_color(0)
 
     # --- building blocks -----------------------------------------------------------------
@@ -91,7 +98,8 @@ class _ReportPDF(FPDF):
             self.add_page()
         self.ln(3 if level > 1 else 5)
         self.set_font(_SANS, "B", sizes[level])
-        self.multi_cell(0, sizes[level] * 0.5, title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, sizes[level] * 0.5, title, align="L", new_x=XPos.LMARGIN,
+                        new_y=YPos.NEXT)
         if level == 1:
             self.line(self.l_margin, self.get_y() + 0.5, self.w - self.r_margin, self.get_y() + 0.5)
         self.ln(2)
@@ -101,7 +109,7 @@ class _ReportPDF(FPDF):
         self.set_font(_SANS, "B" if bold else "", size)
         if color:
             self.set_text_color(*color)
-        self.multi_cell(0, size * 0.5, body, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, size * 0.5, body, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(0)
         self.ln(1.5)
 
@@ -135,6 +143,15 @@ class _ReportPDF(FPDF):
                 row.cell(h.algorithm.upper())
                 row.cell(h.value)
         self.ln(2)
+
+
+def _fit(pdf: FPDF, text: str, width: float) -> str:
+    """``text`` shortened with an ellipsis until it fits ``width`` mm in the current font."""
+    if pdf.get_string_width(text) <= width:
+        return text
+    while text and pdf.get_string_width(text + "...") > width:
+        text = text[:-1]
+    return text.rstrip() + "..."
 
 
 def render_pdf(data: ReportData, fonts: FontSet | None = None) -> bytes:
@@ -200,14 +217,15 @@ def _title_page(pdf: _ReportPDF, data: ReportData) -> None:
 
 def _integrity_box(pdf: _ReportPDF, data: ReportData) -> None:
     bad = not data.integrity.ok
-    pdf.set_fill_color(*(_RED_FILL if bad else _GREEN_FILL))
-    pdf.set_draw_color(*(_RED if bad else (40, 120, 60)))
+    amber = not bad and bool(data.integrity.acknowledged)  # broken, and acknowledged
+    pdf.set_fill_color(*(_RED_FILL if bad else _AMBER_FILL if amber else _GREEN_FILL))
+    pdf.set_draw_color(*(_RED if bad else (138, 90, 0) if amber else (40, 120, 60)))
     pdf.set_line_width(0.6 if bad else 0.3)
     pdf.set_font(_SANS, "B", 11 if bad else 9.5)
     if bad:
         pdf.set_text_color(*_RED)
     pdf.multi_cell(0, 6 if bad else 5, data.integrity.statement(), border=1, fill=True,
-                   padding=3, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                   padding=3, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(0)
     pdf.set_draw_color(0)
     pdf.set_fill_color(255)
@@ -253,6 +271,11 @@ def _acquisition(pdf: _ReportPDF, data: ReportData, item: EvidenceItem) -> None:
         pdf.paragraph("No acquisition log was found for this item.", 9)
     else:
         pdf.key_values(t.acquisition_rows(item.acquisition))
+        if t.run_rows(item.acquisition):
+            pdf.heading("Acquisition history (every run, oldest first)", 3)
+            pdf.key_values(t.run_rows(item.acquisition))
+    if item.signatures:
+        pdf.key_values(t.signature_rows(item))
 
 
 def _read_errors(pdf: _ReportPDF, data: ReportData, item: EvidenceItem) -> None:
@@ -321,25 +344,24 @@ def _custody(pdf: _ReportPDF, data: ReportData) -> None:
     head = FontFace(emphasis="B", fill_color=_GREY_FILL)
     detail = FontFace(family=_MONO, size_pt=7)
     suspect = FontFace(color=_RED, emphasis="B")
-    widths = (10, 38, 38, 32, pdf.epw - 118)
+    widths = (10, 42, 36, 32, pdf.epw - 120)
     with pdf.table(col_widths=widths, text_align="LEFT", headings_style=head, line_height=4.2,
                    padding=1.1, cell_fill_mode=TableCellFillMode.NONE) as table:
         row = table.row()
-        for title in ("#", "Time (UTC)", "Actor", "Action", "Evidence"):
+        for title in ("#", "Recorded", "Actor", "Action", "Evidence"):
             row.cell(title)
         for entry in data.custody:
             style = suspect if entry.suspect else None
             row = table.row()
             row.cell(t.text(entry.seq), style=style)
-            row.cell(t.when(entry.time).removesuffix(" UTC"), style=style)
+            row.cell(t.when(entry.time), style=style)
             row.cell(t.text(entry.actor), style=style)
             action = entry.action + (" (UNRELIABLE)" if entry.suspect else "")
             row.cell(action, style=style)
             row.cell(t.text(entry.evidence_id), style=style)
             if entry.details:
                 row = table.row()
-                row.cell("\n".join(f"{k}: {v}" for k, v in entry.details), colspan=5,
-                         style=detail)
+                row.cell("\n".join(t.custody_detail_lines(entry)), colspan=5, style=detail)
     pdf.ln(2)
 
 

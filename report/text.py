@@ -79,7 +79,15 @@ def source_rows(src: SourceFacts) -> Rows:
         ("Sector size (logical / physical)",
          f"{text(src.logical_sector_size)} / {text(src.physical_sector_size)} bytes"),
         ("Host protected area (HPA)", src.hpa_state),
+        ("Kernel read-only flag", src.readonly_state),
+        ("Mount state at acquisition", src.mount_state),
     ]
+
+
+def key_value_lines(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
+    """``key: value`` lines (one per option), booleans and empties in words."""
+    words = {"True": "yes", "False": "no", "": "-", "None": "-"}
+    return "\n".join(f"{k.replace('_', ' ')}: {words.get(v, v)}" for k, v in pairs) or "-"
 
 
 def acquisition_rows(acq: Acquisition) -> Rows:
@@ -90,17 +98,43 @@ def acquisition_rows(acq: Acquisition) -> Rows:
     if acq.error:
         rows.append(("Error", acq.error))
     rows += [
+        ("Description", text(acq.description)),
+        ("Notes", text(acq.notes)),
+        ("Write-blocker", acq.write_blocker or "none recorded"),
         ("Started", when(acq.started)),
         ("Ended", when(acq.ended)),
         ("Duration", "-" if acq.duration_seconds is None else f"{acq.duration_seconds:.1f} s"),
         ("Tool", f"{text(acq.tool_name)} {acq.tool_version}".strip()),
-        ("Options", ", ".join(f"{k}={v}" for k, v in acq.options) or "-"),
+        ("Options", key_value_lines(acq.options)),
         ("Media size", size(acq.media_size)),
         ("Media sectors", f"{text(acq.media_sectors)} x {text(acq.media_sector_size)} bytes"),
         ("Acquisition log", acq.log_path),
     ]
     if acq.verification_verdict:
         rows.append(("Verified after acquisition", acq.verification_verdict))
+    return rows
+
+
+def run_rows(acq: Acquisition) -> Rows:
+    """The acquisition's history: one row per run, oldest first (empty for a single run)."""
+    if len(acq.runs) < 2:
+        return []
+    rows: Rows = []
+    for run in acq.runs:
+        parts = [f"{when(run.started)} to {when(run.ended)}: {text(run.status)}"]
+        if run.resumed_from is not None:
+            parts.append(f"resumed at media byte {run.resumed_from:,}")
+        if run.reason:
+            parts.append(f"reason: {run.reason}")
+        if run.bytes_secured is not None:
+            parts.append(f"{run.bytes_secured:,} bytes secured")
+        if run.host:
+            parts.append(f"host: {run.host}")
+        if run.tool:
+            parts.append(f"tool: {run.tool}")
+        if run.libraries:
+            parts.append(f"libraries: {run.libraries}")
+        rows.append((f"Run {run.number}", "\n".join(parts)))
     return rows
 
 
@@ -149,6 +183,24 @@ def custody_details(entry: CustodyEntry) -> str:
     return "; ".join(f"{k}: {v}" for k, v in entry.details)
 
 
+def custody_detail_lines(entry: CustodyEntry) -> list[str]:
+    """``key: value`` lines of an event's details; ``occurred_at`` first, read as a UTC time."""
+    lines: list[str] = []
+    for key, value in entry.details:
+        if key == "occurred_at":
+            lines.insert(0, f"happened at: {when(_time(value))}")
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
+
+
+def _time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def case_rows(data: ReportData) -> Rows:
     """The case fields, labelled and ordered as the template says."""
     return [(f.label, f.value or "-") for f in data.fields]
@@ -181,7 +233,18 @@ def integrity_rows(check: IntegrityCheck) -> Rows:
                                    }.get(check.case_file, "no hash recorded")),
     ]
     rows += [("Warning", w) for w in check.warnings]
+    rows.append(("Anchor signature", f"signed by {check.signer} (a key the case trusts)"
+                 if check.signer else "not signed"))
+    rows.append(("Trusted timestamp (RFC 3161)", f"latest anchor token {check.timestamped} UTC"
+                 if check.timestamped else "none"))
+    rows += [("Acknowledged break", a) for a in check.acknowledged]
+    rows += [("Signature problem", b) for b in check.bad_signatures]
+    rows += [("Earlier report", r) for r in check.earlier_reports]
     return rows
+
+
+def signature_rows(item: EvidenceItem) -> Rows:
+    return [("Log signature", s.text) for s in item.signatures]
 
 
 def summary_lines(data: ReportData) -> list[str]:

@@ -26,6 +26,16 @@ class ReportFormat(StrEnum):
     PDF = "pdf"
     HTML = "html"
     JSON = "json"
+    CASE = "case"    #: CASE/UCO JSON-LD
+    DFXML = "dfxml"  #: Digital Forensics XML
+
+    @property
+    def extension(self) -> str:
+        return {"case": "jsonld", "dfxml": "dfxml.xml"}.get(self.value, self.value)
+
+
+#: What ``--format all`` writes: the documents people read, and the JSON report.
+ALL_FORMATS = (ReportFormat.PDF, ReportFormat.HTML, ReportFormat.JSON)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,14 @@ def _renderer(fmt: ReportFormat) -> Callable[[ReportData], bytes]:
         from bitwitness.report.html import render_html
 
         return render_html
+    if fmt is ReportFormat.CASE:
+        from bitwitness.report.case_uco import render_case
+
+        return render_case
+    if fmt is ReportFormat.DFXML:
+        from bitwitness.report.dfxml import render_dfxml
+
+        return render_dfxml
     from bitwitness.report.json_report import render_json
 
     return render_json
@@ -68,13 +86,13 @@ def target_paths(formats: Sequence[ReportFormat], *, reports_dir: Path, output: 
         case = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.case_number)
         scope = f"-{data.evidence_filter}" if data.evidence_filter else ""
         base = reports_dir / f"report-{case or 'case'}{scope}-{stamp}"
-        return {f: base.with_name(f"{base.name}.{f.value}") for f in formats}
+        return {f: base.with_name(f"{base.name}.{f.extension}") for f in formats}
     if len(formats) == 1:
         return {formats[0]: output}
     stem = output.name
     for f in ReportFormat:
-        stem = stem.removesuffix(f".{f.value}")
-    return {f: output.with_name(f"{stem}.{f.value}") for f in formats}
+        stem = stem.removesuffix(f".{f.extension}")
+    return {f: output.with_name(f"{stem}.{f.extension}") for f in formats}
 
 
 def write_reports(data: ReportData, targets: dict[ReportFormat, Path], *, overwrite: bool,

@@ -212,21 +212,33 @@ def test_append_refuses_after_a_cut_line(case: Case) -> None:
     assert (case.root / "custody.jsonl").read_bytes() == data[:-10]
 
 
-def test_an_interrupted_append_is_a_warning_and_the_next_append_anchors_it(case: Case) -> None:
-    """A crash between the log's fsync and the anchor update leaves one chained line unanchored."""
-    lines = lines_of(case)
-    extra = json.loads(lines[-1])
-    extra.update(seq=EVENTS + 1, action="report", prev=line_digest(lines[-1]))
-    from bitwitness.custody import CustodyEvent
+def test_an_interrupted_append_is_a_warning_and_the_next_append_anchors_it(
+        case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the log's fsync and the anchor update leaves one chained line past the
+    anchor; the anchor's pending record (written before the line) proves it is that append."""
+    real = CustodyLog._write_anchor
+    calls = []
 
-    lines.append(encode_event(CustodyEvent(**extra)))
-    write_lines(case, lines)
+    def crash_on_the_second(self: CustodyLog, anchor: object, signer: object = None) -> None:
+        calls.append(anchor)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies after the line, before the final anchor
+        real(self, anchor, signer)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CustodyLog, "_write_anchor", crash_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        case.record("report")
+    monkeypatch.undo()
+    assert len(lines_of(case)) == EVENTS + 1
+    head = json.loads((case.root / "custody.head").read_text())
+    assert head["count"] == EVENTS
+    assert head["pending"] == {"seq": EVENTS + 1, "sha256": line_digest(lines_of(case)[-1])}
     check = case.custody.verify()
     assert check.ok
     assert check.warnings
     result = run_bitwitness("custody", "verify", case.root)
     assert result.exit_code == 0
-    assert "not yet recorded in the anchor" in result.stderr
+    assert "interrupted" in result.stderr
     case.record("report")
     check = case.custody.verify()
     assert (check.ok, check.events, check.warnings) == (True, EVENTS + 2, ())

@@ -93,12 +93,18 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="bitwitness")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--key", "key", type=click.Path(dir_okay=False), envvar="BITWITNESS_KEY",
+              help="Examiner key (from 'bitwitness key new') that signs custody anchors, "
+                   "acquisition logs and reports [env BITWITNESS_KEY].")
+@click.option("--key-passphrase", envvar="BITWITNESS_KEY_PASSPHRASE", metavar="TEXT",
+              help="The key's passphrase [env BITWITNESS_KEY_PASSPHRASE; asked when missing].")
 @click.option("--part", "parts", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="Accept FILE as a part of a multi-file image (VMDK extent, split piece, "
                    "segment) although it lies outside the image's folder or is a device. "
                    "Repeatable.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, parts: tuple[Path, ...]) -> None:
+def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | None,
+        parts: tuple[Path, ...]) -> None:
     """BitWitness: forensic acquisition, verification and evidence browsing.
 
     Evidence is always opened read-only. Hashes cover the whole media. A multi-file image's
@@ -106,6 +112,9 @@ def cli(ctx: click.Context, debug: bool, parts: tuple[Path, ...]) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    from bitwitness import signing
+
+    signing.configure(Path(key) if key else None, key_passphrase)
     if parts:
         from bitwitness.evidence_io import allow_parts
 

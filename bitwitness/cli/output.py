@@ -147,3 +147,24 @@ def check_output_path(path: Path, *, folder: bool = False) -> None:
                 raise DestinationError(f"cannot write {path}: {parent} is a file, not a folder",
                                        path=path)
             return
+
+
+def reference_sentence(match: bool, algorithm: str, source: str) -> str:
+    """``match: md5 equals the value stored in the image`` (or ``... recorded in LOG``)."""
+    where = source if source.startswith(("stored ", "recorded ")) else f"recorded in {source}"
+    if match:
+        return f"match: {algorithm} equals the value {where}"
+    return f"MISMATCH: {algorithm} differs from the value {where}"
+
+
+def render_proofs(signatures: list[Any], stamps: list[Any], *, indent: str) -> None:
+    """The signature files written and the timestamp tokens obtained (or why not: a warning)."""
+    if not signatures and not stamps:
+        return
+    for sig in signatures:
+        _console("stdout").print(f"{indent}signed: {escape(str(sig))}")
+    for s in stamps:
+        if s.token:
+            _console("stdout").print(f"{indent}{escape(s.sentence())}")
+        else:
+            warn(s.sentence())

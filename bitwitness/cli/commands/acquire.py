@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 @click.option("--examiner", help="Examiner name (overrides the case's).")
 @click.option("--description", help="Description of the evidence.")
 @click.option("--notes", help="Notes.")
+@click.option("--write-blocker", metavar="TEXT",
+              help="The write-blocker between the source and this machine (make, model, serial; "
+                   "'none' to record that there was none); recorded in the logs and reports.")
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Extra attempts for a failed read, down to single sectors.")
 @click.option("--verify", is_flag=True, help="Read the finished image back and compare hashes.")
@@ -79,9 +82,10 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             fmt: str, hashes: str, compress: str, segment_size: int, split: int | None,
             sector_size: str | None, chunk_sectors: int, case_number: str | None,
             evidence_number: str | None, examiner: str | None, description: str | None,
-            notes: str | None, retries: int, verify: bool, second_output: Path | None,
-            resume: bool, overwrite: bool, rescue: bool, retry_bad: bool,
-            read_timeout: float | None, allow_mounted: bool, as_json: bool) -> int:
+            notes: str | None, write_blocker: str | None, retries: int, verify: bool,
+            second_output: Path | None, resume: bool, overwrite: bool, rescue: bool,
+            retry_bad: bool, read_timeout: float | None, allow_mounted: bool,
+            as_json: bool) -> int:
     """Image SOURCE (a block device or a file) read-only into E01 or raw.
 
     Unreadable sectors are retried, zero-filled and listed in the logs (exit 1). Ctrl-C stops
@@ -101,7 +105,7 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             check_output_path(base)
     metadata = {k: v for k, v in {"case_number": case_number, "evidence_number": evidence_number,
                                   "examiner": examiner, "description": description,
-                                  "notes": notes}.items() if v}
+                                  "notes": notes, "write_blocker": write_blocker}.items() if v}
     request = AcquisitionRequest(
         source=source.absolute(), output=output,
         case=CaseTarget(case_dir, evidence_id) if case_dir is not None and evidence_id is not None
@@ -117,6 +121,9 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
     if rescue and fmt == "e01" and click.get_current_context().get_parameter_source(
             "fmt") is not click.core.ParameterSource.DEFAULT:
         raise UsageError("--rescue writes a raw image (convert it to E01 when finished)")
+    from bitwitness import signing
+
+    signing.prepare(case_dir)  # a wrong passphrase fails now, not after hours of reading
     with cli_mediator(as_json) as mediator:
         if rescue:
             from dataclasses import replace
@@ -128,14 +135,36 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
                                   RescueOptions(read_timeout=read_timeout, retry_bad=retry_bad))
         else:
             result = acquire(request, mediator)
+    signatures = signing.sign_with_session(
+        [p for p in (result.log_json, result.log_text) if p is not None])
+    stamps = _timestamp(result, case_dir)
     if as_json:
-        print_json(result_document(result))
+        print_json({**result_document(result), "signatures": signatures,
+                    "timestamps": [{"file": s.path, "token": s.token, "time": s.time,
+                                    "error": s.error} for s in stamps]})
     else:
         render(result)
+        from bitwitness.cli.output import render_proofs
+
+        render_proofs(signatures, stamps, indent="  ")
     if result.status.value == "interrupted":
         raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
                           f"{result.log_json} (continue with --resume)")
     return int(result.exit_code)
+
+
+def _timestamp(result: Any, case_dir: Path | None) -> list[Any]:
+    """RFC 3161 tokens for the log (and the case's anchor) when the lab configured a TSA."""
+    from bitwitness import timestamping
+
+    if result.status.value in ("failed", "interrupted"):
+        return []
+    root = None
+    if case_dir is not None:
+        from bitwitness.case import Case
+
+        root = Case.load(case_dir).root
+    return timestamping.stamp_outputs([p for p in (result.log_json,) if p is not None], root)
 
 
 def result_document(result: Any) -> dict[str, Any]:

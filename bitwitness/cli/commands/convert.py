@@ -13,6 +13,7 @@ from bitwitness.cli.output import (
     escape,
     json_option,
     print_json,
+    reference_sentence,
     stdout,
     to_jsonable,
 )
@@ -81,8 +82,8 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
         for name, value in result.hashes.items():
             stdout.print(f"  {name:7} {value}")
         for check in result.references:
-            mark = "match" if check.match else "MISMATCH"
-            stdout.print(f"  {mark}: {check.algorithm} recorded by {escape(check.source)}")
+            stdout.print("  " + escape(reference_sentence(bool(check.match), check.algorithm,
+                                                          check.source)))
         for out in result.outputs:
             stdout.print(f"  wrote {escape(str(out.path))}")
         for log in result.logs:

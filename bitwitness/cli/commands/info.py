@@ -91,7 +91,7 @@ def _render(info: ImageInfo) -> None:
         labels = list(HEADER_LABELS) + [(k, k) for k in info.header_values if k not in known]
         for key, label in labels:
             if key in info.header_values:
-                _field(label, info.header_values[key])
+                _field(label, _zoned(key, info.header_values[key]))
     if info.ewf:
         _title("EWF information")
         for key, value in info.ewf.items():
@@ -147,3 +147,9 @@ def _render_hashes(info: ImageInfo) -> None:
         for r in info.error_ranges:
             stdout.print(f"  at sector(s): {r.first_sector} - {r.last_sector} "
                          f"(number: {r.sector_count})")
+
+
+def _zoned(key: str, value: str) -> str:
+    """E01 dates are shown in UTC (POSIX seconds converted, or the six numbers as written): say
+    so, since a time without its zone cannot be placed."""
+    return f"{value} UTC" if key in ("acquiry_date", "system_date") else value

@@ -1,4 +1,5 @@
-"""``bitwitness report``: write a chain-of-custody report (PDF, HTML, JSON) for a case.
+"""``bitwitness report``: write a chain-of-custody report (PDF, HTML, JSON, CASE/UCO JSON-LD,
+DFXML) for a case.
 
 A thin adapter over :mod:`bitwitness.report`: gather the case, write the files, record each one's
 SHA-256 in the custody log, and say where they are. Exit status: 0 when written and recorded;
@@ -19,8 +20,10 @@ from bitwitness.errors import ExitCode
 
 @click.command("report")
 @click.argument("case_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["pdf", "html", "json", "all"]),
-              default="pdf", show_default=True, help="Report format; 'all' writes all three.")
+@click.option("--format", "fmt", type=click.Choice(["pdf", "html", "json", "case", "dfxml", "all"]),
+              default="pdf", show_default=True,
+              help="Report format: case is CASE/UCO JSON-LD, dfxml is Digital Forensics XML; "
+                   "'all' writes pdf, html and json.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file (with --format all: base name, each format adds its extension). "
                    "Default: CASE_DIR/reports/report-<case>-<UTC time>.<ext>.")
@@ -37,13 +40,16 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
     """
     from bitwitness.case import Case
     from bitwitness.report.gather import gather
-    from bitwitness.report.writer import ReportFormat, target_paths, write_reports
+    from bitwitness.report.writer import ALL_FORMATS, ReportFormat, target_paths, write_reports
 
     if output is not None:
         check_output_path(output)
+    from bitwitness import signing
+
     case = Case.load(case_dir)
+    signing.prepare(case.root)  # a signed case needs the key: ask before rendering
     data = gather(case.root, evidence_id=evidence_id)
-    formats = list(ReportFormat) if fmt == "all" else [ReportFormat(fmt)]
+    formats = list(ALL_FORMATS) if fmt == "all" else [ReportFormat(fmt)]
     targets = target_paths(formats, reports_dir=case.reports_dir, output=output, data=data)
 
     def record(report_format: ReportFormat, path: Path, sha256: str) -> int | None:
@@ -52,19 +58,32 @@ def command(*, case_dir: Path, fmt: str, output: Path | None, evidence_id: str |
         return event.seq
 
     written = write_reports(data, targets, overwrite=overwrite, record=record)
+    signatures = signing.sign_with_session([w.path for w in written])
+    from bitwitness import timestamping
+
+    stamps = timestamping.stamp_outputs([w.path for w in written], case.root)
     problem = not data.integrity.ok or not all(w.recorded for w in written)
     if as_json:
         print_json({
             "case_dir": case.root,
             "integrity": {"state": data.integrity.state, "ok": data.integrity.ok,
-                          "statement": data.integrity.statement()},
+                          "statement": data.integrity.statement(),
+                          "signer": data.integrity.signer},
             "reports": written,
+            "signatures": signatures,
+            "timestamps": [{"file": s.path, "token": s.token, "time": s.time, "error": s.error}
+                           for s in stamps],
         })
     else:
+        if data.integrity.signer:
+            stdout.print(f"Custody anchor signed by {escape(data.integrity.signer)}")
         for w in written:
             stdout.print(f"{w.format.value.upper():4} {escape(str(w.path))}")
             stdout.print(f"     sha256 {w.sha256}"
                          + (f" (custody event {w.custody_seq})" if w.recorded else ""))
+        from bitwitness.cli.output import render_proofs
+
+        render_proofs(signatures, stamps, indent="     ")
         if not data.integrity.ok:
             warn(data.integrity.statement())
         for w in written:

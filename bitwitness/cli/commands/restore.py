@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from bitwitness.cli.output import escape, json_option, print_json, stderr, stdout, to_jsonable
+from bitwitness.cli.output import (
+    escape,
+    json_option,
+    print_json,
+    reference_sentence,
+    stderr,
+    stdout,
+    to_jsonable,
+)
 
 
 @click.command("restore")
@@ -71,8 +79,8 @@ def render(result: Any) -> None:
         stdout.print(f"  {name:7} {value}")
     for check in result.references:
         if check.computed is not None:
-            mark = "match" if check.match else "MISMATCH"
-            stdout.print(f"  {mark}: {check.algorithm} recorded by {escape(check.source)}")
+            stdout.print("  " + escape(reference_sentence(bool(check.match), check.algorithm,
+                                                          check.source)))
     if result.target_hashes is not None:
         same = result.target_hashes == result.hashes
         stdout.print(f"  target read back: {'identical' if same else 'DIFFERENT'}")

@@ -54,6 +54,10 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
     from bitwitness.verify.casework import verify_case
 
     _check_options(images, against, logs, case_dir)
+    if case_dir is not None:
+        from bitwitness import signing
+
+        signing.prepare(case_dir)  # a case that trusts keys: its custody events must be signed
     options = VerifyOptions(logs=logs, against=against, second_reader=second_reader,
                             format=image_format)
     with cli_mediator(as_json) as mediator:
@@ -64,14 +68,30 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
         else:
             results = verify_images(list(images), options, mediator)
             ids = [None] * len(results)
-    ok = all(r.ok for r in results)
+    from bitwitness import signing
+
+    signatures = [signing.check_files(_signable(r)) for r in results]
+    tokens = [_tokens(r) for r in results]
+    signed_ok = all(s.valid for checks in signatures for s in checks if s.present)
+    dated_ok = all(t.valid for checks in tokens for t in checks)
+    ok = all(r.ok for r in results) and signed_ok and dated_ok
     if as_json:
         print_json({"verified": ok, "images": [
-            {"evidence_id": i, "ok": r.ok, **_jsonable(r)} for i, r in zip(ids, results,
-                                                                           strict=True)]})
+            {"evidence_id": i, "ok": r.ok, **_jsonable(r),
+             "signatures": [s.to_dict() for s in sigs],
+             "timestamps": [{"file": t.path, "token": t.token, "valid": t.valid, "time": t.time,
+                             "tsa": t.tsa, "reason": t.reason} for t in stamps]}
+            for i, r, sigs, stamps in zip(ids, results, signatures, tokens, strict=True)]})
     else:
-        for evidence_id, result in zip(ids, results, strict=True):
+        for evidence_id, result, sigs, stamps in zip(ids, results, signatures, tokens,
+                                                     strict=True):
             _render(result, evidence_id)
+            for s in sigs:
+                colour = "green" if s.valid else "bold red" if s.present else "yellow"
+                stdout.print(f"  [{colour}]{escape(s.sentence())}[/]")
+            for t in stamps:
+                stdout.print(f"  [{'green' if t.valid else 'bold red'}]"
+                             f"{escape(t.sentence())}[/]")
         if len(results) > 1:
             counts: dict[str, int] = {}
             for r in results:
@@ -79,6 +99,29 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
             stdout.print(f"{len(results)} images: " +
                          ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
     return ExitCode.OK if ok and results else ExitCode.EVIDENCE
+
+
+def _tokens(result: ImageVerification) -> list[Any]:
+    """The RFC 3161 token check of each log read for the image that has one."""
+    from bitwitness import timestamping
+
+    checks = [timestamping.check_file(log) for log in result.logs]
+    return [c for c in checks if c is not None]
+
+
+def _signable(result: ImageVerification) -> list[Path]:
+    """The logs read for an image and their text twins (the files an examiner key signs) that
+    have a signature or should have one."""
+    files: list[Path] = []
+    for log in result.logs:
+        for path in (log, log.with_suffix(".txt")):
+            if path not in files and path.is_file():
+                files.append(path)
+    from bitwitness import signing
+
+    # every log of a case that trusts keys should be signed; elsewhere only signed ones are shown
+    return [p for p in files
+            if signing.signature_path(p).is_file() or signing.trust_for(p)]
 
 
 def _check_options(images: tuple[Path, ...], against: Path | None, logs: tuple[Path, ...],
