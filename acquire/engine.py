@@ -14,6 +14,7 @@ The same engine converts images (``operation="convert"``, source an open ImageSt
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 import uuid
@@ -23,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bitwitness.acquire import guardrails
 from bitwitness.acquire import resume as resuming
 from bitwitness.acquire.logs import (
     LogRecord,
@@ -43,12 +45,24 @@ from bitwitness.acquire.pipeline import (
 from bitwitness.acquire.retry import count_sectors
 from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
 from bitwitness.acquire.sinks import EwfSink, ImageSink, OutputFile, RawSink, Sink
-from bitwitness.acquire.source import Source, SourceFacts, check_destination, open_source
+from bitwitness.acquire.source import (
+    FlagPlan,
+    Source,
+    SourceFacts,
+    check_destination,
+    open_source,
+)
 from bitwitness.acquire.verifying import Verification, verify_output
 from bitwitness.acquisitionlog import AcquisitionLog
-from bitwitness.errors import BitWitnessError, DestinationError, OutputExistsError, UsageError
+from bitwitness.errors import (
+    BitWitnessError,
+    DestinationError,
+    OutputExistsError,
+    SourceGoneError,
+    UsageError,
+)
 from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
-from bitwitness.hashing import DEFAULT_ALGORITHMS, parse_algorithms
+from bitwitness.hashing import DEFAULT_ALGORITHMS, hash_file, parse_algorithms
 from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
 from bitwitness.verdict import Verdict
@@ -102,6 +116,9 @@ class AcquisitionRequest:
     checkpoint_every: int = CHECKPOINT_EVERY
     set_readonly: bool = True
     stop: threading.Event | None = None  #: set it to stop cleanly (the TUI's Cancel)
+    allow_mounted: bool = False  #: acquire a source mounted writable (live; logged)
+    #: seconds a read may take before it is abandoned and counted as a read error (stall.py)
+    read_timeout: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +134,16 @@ class AcquisitionResult(JobResult):
     bad_sectors: int
     verification: tuple[Verification, ...]
     resumed_from: int | None = None
+    #: media bytes the image holds (the whole media when complete, less when stopped early)
+    media_bytes_done: int = 0
+    #: bytes this run read from the source (not a resumed run's prefix); the speed is of these
+    bytes_read: int = 0
+    rescue: bool = False  #: a rescue: the image is filled out of order (see its map)
+
+    @property
+    def bytes_per_second(self) -> float:
+        seconds = max((self.ended - self.started).total_seconds(), 1e-6)
+        return self.bytes_read / seconds
 
 
 @dataclass
@@ -137,6 +164,8 @@ class _Run:
     resumed_from: int | None = None
     resume_log: AcquisitionLog | None = None  #: the interrupted run's log (--resume)
     reopened: bool = False  #: --resume: the outputs are reopened and the prefix re-hashed
+    #: more for the log's progress record (a rescue's map counts)
+    extra_progress: dict[str, Any] = field(default_factory=dict)
     #: E01 set identifier shared by every copy written in this run (byte-identical copies)
     guid: bytes = field(default_factory=lambda: uuid.uuid4().bytes_le)
 
@@ -211,20 +240,28 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     log = None
     if request.resume:
         log = resuming.load(base)
+        if log.options.values.get("rescue"):  # rescued out of order: not a prefix
+            raise UsageError(f"{base} is a rescue: continue it with --rescue --resume")
         request = resuming.request_from_log(request, log)
         metadata = {**log.metadata, **metadata}
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
-    source = _open(request)
+    source = _open(request, base)
+    if request.read_timeout:  # a drive that stalls (issue 18.5)
+        from bitwitness.acquire.stall import TimedSource
+
+        # duck-typed like a FaultySource: the reads of a Source, each with a deadline
+        source = TimedSource(source, request.read_timeout)  # type: ignore[assignment]
     try:
         return _acquire_open(run, source, mediator)
     finally:
         source.close()
 
 
-def _open(req: AcquisitionRequest) -> Source:
+def _open(req: AcquisitionRequest, base: Path) -> Source:
     if isinstance(req.source, (str, Path, ImageStream)):
-        return open_source(req.source, set_readonly=req.set_readonly)
+        plan = FlagPlan(log=str(log_paths(base)[0]), resuming=req.resume)  # guardrails (18.6)
+        return open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
     return req.source  # type: ignore[no-any-return]  # an open Source (or a FaultySource)
 
 
@@ -248,12 +285,14 @@ def _acquire_open(run: _Run, source: Source, mediator: Mediator) -> AcquisitionR
     if req.second_output is not None:
         run.sinks.append(_make_sink(run, Path(req.second_output).absolute(), facts))
     _check_outputs(run, facts)
-    for mount in facts.mounted:
-        if mount.writable:
-            text = (f"{mount.device} (on the source) is mounted WRITABLE at {mount.mountpoint}: "
-                    "the evidence may change while it is read")
-            run.warnings.append(text)
-            mediator.notice(text, level="warning")
+    # --- guardrails (issue 18.6): a live source only when allowed; a flag a killed run left
+    texts = guardrails.check_mounted(facts.mounted, allowed=req.allow_mounted)
+    if facts.readonly_flag.earlier_log:
+        texts.append(f"the read-only flag was {facts.readonly_flag.detail}")
+    for text in texts:
+        run.warnings.append(text)
+        mediator.notice(text, level="warning")
+    # --- end guardrails
     if run.resume_log is not None:
         resuming.check_source(run.resume_log, facts)
     return run_job(_AcquireJob(run, source, mediator), mediator, req.stop)
@@ -287,6 +326,7 @@ def _check_outputs(run: _Run, facts: SourceFacts) -> None:
     stream_files: list[Path] = []
     if isinstance(req.source, ImageStream):
         stream_files = list(req.source.info.files)
+    guardrails.check_output_locations(planned)
     check_destination(facts, planned, stream_files)
     if len({s.base for s in run.sinks}) != len(run.sinks):
         raise UsageError("--second-output must differ from the output base")
@@ -316,22 +356,41 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         "retries": req.retries, "verify": req.verify,
         "second_output": str(Path(req.second_output).absolute()) if req.second_output else None,
         "primary_output": str(run.base), "resume": req.resume, "overwrite": req.overwrite,
+        "allow_mounted": req.allow_mounted, "read_timeout": req.read_timeout,
+        "rescue": "rescue" in run.extra_progress,  # its image is no prefix: see acquire()
     }
     case = None
     if run.case is not None and req.case is not None:
         case = {"case_dir": str(run.case.root), "evidence_id": req.case.evidence_id,
                 "fields": dict(run.case.fields)}
-    progress = None if done is None else {"media_bytes_done": done,
-                                          "resumed_from": run.resumed_from}
+    ended = datetime.now(UTC)
+    progress = None if done is None else _progress_doc(run, done, ended)
     return LogRecord(
         operation=req.operation, status=status, error=error, started=run.started,
-        ended=datetime.now(UTC), source=facts, options=options, media_size=run.media_size,
+        ended=ended, source=facts, options=options, media_size=run.media_size,
         sector_size=run.sector_size, hashes=hashes or {}, source_hashes=source_hashes,
         outputs=outputs, read_errors=read_errors,
         verification=_verification_doc(verification), case=case, progress=progress,
         warnings=tuple(run.warnings), metadata=dict(run.metadata),
         history=earlier_runs(run.resume_log) if run.resume_log is not None else (),
         resumed_from=run.resumed_from)
+
+
+def _bytes_read(run: _Run, done: int) -> int:
+    """Source bytes this run read: not a resumed prefix (nor anything, when stopped while
+    reopening the outputs, where ``done`` is still the interrupted run's)."""
+    if run.resumed_from is not None:
+        return max(0, done - run.resumed_from)
+    return 0 if run.resume_log is not None else done
+
+
+def _progress_doc(run: _Run, done: int, ended: datetime) -> dict[str, Any]:
+    """How far the image holds the media, and what this run really read and how fast: after an
+    interruption these are the truth, not the media size (issue 18.7)."""
+    read = _bytes_read(run, done)
+    seconds = max((ended - run.started).total_seconds(), 1e-6)
+    return {"media_bytes_done": done, "resumed_from": run.resumed_from, "bytes_read": read,
+            "bytes_per_second": round(read / seconds), **run.extra_progress}
 
 
 def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
@@ -420,7 +479,13 @@ class _AcquireJob:
                        errors=errors, done=done)
 
     def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> AcquisitionResult:
-        return self._failed(*self._progress(pipeline), exc)
+        errors, done = self._progress(pipeline)
+        if isinstance(exc, SourceGoneError) and (self.run.resume_log is None or self.run.reopened):
+            # the drive dropped off (issue 18.5): what was read stays, durable, for --resume
+            for sink in self.run.sinks:
+                with contextlib.suppress(BitWitnessError, OSError):
+                    done = min(done, sink.make_durable())
+        return self._failed(errors, done, exc)
 
     def _progress(self, pipeline: Pipeline) -> tuple[tuple[tuple[int, int], ...], int]:
         """The read errors and the media bytes the outputs hold, for the final log."""
@@ -435,6 +500,10 @@ class _AcquireJob:
         """Leave the output unfinished, log why, then raise."""
         run = self.run
         outputs = tuple(o for s in run.sinks for o in _abort(s))
+        gone = isinstance(exc, SourceGoneError)
+        if gone:  # ... and hashed, so that the log vouches for the partial files
+            outputs = tuple(replace(o, hashes=hash_file(o.path, run.algorithms))
+                            for o in outputs)
         if isinstance(exc, OSError) and _is_full(exc):
             message = f"the destination is full ({exc.filename or run.base.parent}): " \
                       f"{exc.strerror or 'no space left on device'}"
@@ -444,6 +513,8 @@ class _AcquireJob:
                                      path=exc.filename or run.base)
         else:
             error = exc
+        if gone:
+            error.args = (f"{exc} (continue with --resume once the drive is back)",)
         result = _finish(run, self.source, Status.FAILED, str(error), outputs=outputs,
                          errors=errors, done=done)
         raise _with_logs(error, result) from exc
@@ -512,6 +583,9 @@ def _finish(run: _Run, source: Source, status: Status, error: str | None, *,
     facts: SourceFacts = source.facts
     if status in (Status.INTERRUPTED, Status.FAILED):
         hashes, source_hashes = None, None
+    stalls = getattr(source, "stall_note", None)
+    if stalls is not None and stalls():  # reads that timed out (stall.py)
+        run.warnings.append(stalls())
     record = _record(run, facts, status, error, hashes=hashes, source_hashes=source_hashes,
                      outputs=outputs, read_errors=errors, verification=verification, done=done)
     log_json, log_text = log_paths(run.base)
@@ -531,6 +605,8 @@ def _finish(run: _Run, source: Source, status: Status, error: str | None, *,
         outputs=outputs, read_errors=errors, bad_sectors=count_sectors(errors),
         verification=verification, log_json=log_json, log_text=log_text, started=run.started,
         ended=record.ended, warnings=tuple(run.warnings), resumed_from=run.resumed_from,
+        media_bytes_done=done or 0, bytes_read=_bytes_read(run, done or 0),
+        rescue="rescue" in run.extra_progress,
         custody_seq=_custody(run, record, log_json))
 
 

@@ -325,6 +325,10 @@ def _image_section(lines: list[str], record: LogRecord) -> None:
             _kv(lines, key.replace("_", " ").capitalize(), record.options[key])
     if record.progress and record.progress.get("resumed_from") is not None:
         _kv(lines, "Resumed at media byte", record.progress["resumed_from"])
+    if record.progress and record.progress.get("bytes_read") is not None:
+        _kv(lines, "Media bytes imaged", record.progress["media_bytes_done"])
+        _kv(lines, "Bytes read in this run", record.progress["bytes_read"])
+        _kv(lines, "Read speed", f"{record.progress['bytes_per_second']} bytes/s")
     lines.append(" Files written:")
     for out in record.outputs:
         lines.append(f"  {out.path}  ({out.size} bytes)")

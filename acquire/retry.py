@@ -77,7 +77,8 @@ def _narrowed(reader: Reader, offset: int, length: int, *, sector_size: int, ret
               attempts: int) -> tuple[bytes, tuple[tuple[int, int], ...], int]:
     """After ``attempts`` whole-block reads failed: the block narrowed down, its zero-filled
     sector ranges, and the reads issued in all."""
-    ctx = _Narrowing(reader, sector_size, retries, stop)
+    ctx = _Narrowing(reader, sector_size, retries, stop,
+                     read=getattr(reader, "read_direct", reader.read))
     total = attempts + _narrow(ctx, offset, length)
     return b"".join(ctx.parts), tuple(merge_ranges(ctx.bad)), total
 
@@ -134,6 +135,9 @@ class _Narrowing:
     sector_size: int
     retries: int
     stop: threading.Event | None = None
+    #: the read used while narrowing: the reader's page-cache-bypassing ``read_direct`` where
+    #: it has one, so that a failure means these very sectors (bitwitness.acquire.direct)
+    read: Callable[[int, int], bytes] | None = None
     parts: list[bytes] = field(default_factory=list)
     bad: list[tuple[int, int]] = field(default_factory=list)
 
@@ -143,7 +147,8 @@ def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
     if ctx.stop is not None and ctx.stop.is_set():
         raise StopRequested
     if length <= ctx.sector_size:
-        data, attempts = _attempt(ctx.reader.read, offset, length, 1 + ctx.retries, ctx.stop)
+        data, attempts = _attempt(ctx.read or ctx.reader.read, offset, length, 1 + ctx.retries,
+                                 ctx.stop)
         if data is None:
             ctx.parts.append(bytes(length))
             ctx.bad.append((offset // ctx.sector_size, 1))
@@ -157,7 +162,7 @@ def _narrow(ctx: _Narrowing, offset: int, length: int) -> int:
         if size <= ctx.sector_size:  # single sectors get their full share of attempts
             reads += _narrow(ctx, start, size)
             continue
-        data, attempts = _attempt(ctx.reader.read, start, size, 1)
+        data, attempts = _attempt(ctx.read or ctx.reader.read, start, size, 1)
         reads += attempts
         if data is not None:
             ctx.parts.append(data)

@@ -125,13 +125,13 @@ def run_job(job: Job[R_co], mediator: Mediator, stop: threading.Event | None = N
             outcome = pipeline.run(job.start(pipeline))
         except (KeyboardInterrupt, StopRequested):
             stop.set()
-            task.finish()
+            task.finish(complete=False)
             return job.stopped(pipeline)
         except (BitWitnessError, OSError) as exc:
             stop.set()
-            task.finish()
+            task.finish(complete=False)
             return job.failed(pipeline, exc)
-        task.finish()
+        task.finish(complete=outcome.complete)
         if not outcome.complete:
             return job.stopped(pipeline)
         return job.completed(outcome, stop)

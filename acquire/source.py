@@ -17,18 +17,23 @@ import os
 import re
 import stat
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
 from bitwitness.acquire.devices import BlockDevice, MountEntry, describe_devnum, related_devnums
+from bitwitness.acquire.direct import DirectReader
+from bitwitness.acquire.guardrails import FlagNote, drop_note, find_note, note_raised
 from bitwitness.errors import (
     BitWitnessError,
     DestinationError,
     InputError,
     ReadError,
     SourceError,
+    SourceGoneError,
+    UsageError,
 )
 from bitwitness.images.raw import device_sector_size, fd_size, open_readonly
 from bitwitness.stream import ImageStream
@@ -58,10 +63,11 @@ class HpaInfo:
 class ReadonlyFlag:
     """The kernel read-only flag of a device: as it was, whether we set and restored it."""
 
-    set: bool = False
-    restored: bool = False
-    was: bool | None = None
+    set: bool = False  #: held set by this run (raised now, or left set by an earlier one)
+    restored: bool = False  #: put back to ``was`` at the end (never True when nothing was set)
+    was: bool | None = None  #: the state before BitWitness first touched it
     detail: str = ""
+    earlier_log: str = ""  #: an earlier run that raised the flag and never put it back
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class Source:
         self._stream = stream
         self._owns_stream = owns_stream
         self._partition_fds = list(partition_fds)  #: partitions we made read-only too
+        self._direct: DirectReader | None = None  #: opened at the first read_direct
+        self._direct_lock = threading.Lock()  #: timed reads may call read_direct at once
         self.closed = False
 
     @property
@@ -134,6 +142,27 @@ class Source:
             got += len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def read_direct(self, offset: int, length: int) -> bytes:
+        """:meth:`read`, bypassing the page cache where the source allows it (``O_DIRECT``).
+
+        Why: around a failing area, a buffered read fails a whole page or readahead window;
+        a direct read fails only for the sectors the drive cannot read (see
+        :mod:`bitwitness.acquire.direct`). Used for narrowing down failed blocks.
+        """
+        if self._stream is not None or self._fd is None:
+            return self.read(offset, length)
+        with self._direct_lock:
+            direct = self._direct
+            if direct is None:
+                direct = self._direct = DirectReader(self._facts.path,
+                                                     self._facts.logical_sector_size,
+                                                     self._facts.size)
+        try:
+            data = direct.read(offset, length)
+        except OSError as exc:
+            raise self._read_failure(exc, offset, length) from exc
+        return self.read(offset, length) if data is None else data
+
     def readinto(self, offset: int, view: memoryview) -> None:
         """Fill ``view`` with the bytes at ``offset``, or raise :class:`ReadError`.
 
@@ -160,7 +189,7 @@ class Source:
         """A failed ``pread`` as an error: a vanished device ends the acquisition, anything
         else is a read error that the retry logic narrows down."""
         if exc.errno in _GONE:  # unplugged or powered off: retrying cannot help
-            return SourceError(f"{self._facts.path}: the source is gone "
+            return SourceGoneError(f"{self._facts.path}: the source is gone "
                                f"({os.strerror(exc.errno or errno.ENODEV)}) at byte {offset}")
         return ReadError(offset, length, os.strerror(exc.errno or errno.EIO))
 
@@ -169,6 +198,8 @@ class Source:
         if self.closed:
             return
         self.closed = True
+        if self._direct is not None:
+            self._direct.close()
         if self._fd is not None:
             flag = self._facts.readonly_flag
             if flag.set and flag.was is False:
@@ -176,6 +207,8 @@ class Source:
                 detail = flag.detail + (f"; restoring failed: {problems[0]}" if problems else "")
                 self._facts = replace(self._facts, readonly_flag=replace(
                     flag, restored=not problems, detail=detail))
+                if not problems:
+                    drop_note(os.fstat(self._fd).st_rdev)
             for part_fd in self._partition_fds:
                 os.close(part_fd)
             os.close(self._fd)
@@ -231,23 +264,77 @@ def _raise_on_partitions(dev: BlockDevice) -> tuple[list[int], list[str]]:
     return fds, names
 
 
-def _raise_ro(fd: int, writable_mounts: list[MountEntry]) -> ReadonlyFlag:
+@dataclass(frozen=True)
+class FlagPlan:
+    """What the run is to do with the read-only flag: ``log`` (the run's JSON log) goes into
+    the ledger note; ``resuming`` takes over a flag the interrupted run left set."""
+
+    wanted: bool = True
+    log: str = ""
+    resuming: bool = False
+
+
+def _raise_ro(fd: int, writable_mounts: list[MountEntry], note: FlagNote | None,
+              plan: FlagPlan) -> ReadonlyFlag:
     try:
         was = _get_ro(fd)
     except OSError as exc:
         return ReadonlyFlag(detail=f"BLKROGET failed: {exc.strerror or exc}")
     if was:
-        return ReadonlyFlag(set=False, restored=True, was=True, detail="already read-only")
+        return _already_ro(note, plan)
     if writable_mounts:
         where = ", ".join(m.mountpoint for m in writable_mounts)
-        return ReadonlyFlag(set=False, restored=True, was=False,
-                            detail=f"not set: mounted writable at {where}")
+        return ReadonlyFlag(set=False, was=False, detail=f"not set: mounted writable at {where}")
     try:
         _set_ro(fd, True)
     except OSError as exc:
-        return ReadonlyFlag(set=False, restored=True, was=False,
+        return ReadonlyFlag(set=False, was=False,
                             detail=f"BLKROSET failed: {exc.strerror or exc}")
     return ReadonlyFlag(set=True, restored=False, was=False, detail="set for the acquisition")
+
+
+def _already_ro(note: FlagNote | None, plan: FlagPlan) -> ReadonlyFlag:
+    """The flag is set: by us in a run that never put it back (the ledger's note), or not."""
+    if note is None:
+        return ReadonlyFlag(set=False, was=True, detail="already read-only")
+    if plan.resuming:  # ours, from the run being resumed: held, and put back at the end
+        return ReadonlyFlag(set=True, was=note.was, earlier_log=note.log,
+                            detail=f"{note.describe()}; held for the resumed acquisition")
+    return ReadonlyFlag(set=False, was=True, earlier_log=note.log,
+                        detail=f"already read-only: {note.describe()}; left set "
+                               "(bitwitness devices --restore-readonly clears it)")
+
+
+def restore_readonly(device: str | Path) -> str:
+    """Clear a read-only flag that a BitWitness run raised and never put back (it was killed),
+    on the examiner's request; returns what was done. A flag BitWitness did not raise is not
+    touched (:class:`UsageError`): someone set it on purpose."""
+    path = Path(device)
+    fd = open_readonly(path)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISBLK(st.st_mode):
+            raise InputError(f"{path}: not a block device")
+        note = find_note(st.st_rdev, describe_devnum(st.st_rdev), fd_size(fd))
+        if note is None:
+            state = "set" if _get_ro(fd) else "clear"
+            raise UsageError(f"{path}: its read-only flag is {state} and no BitWitness run left "
+                             "it set; not touched")
+        problems = [p for p in map(_lower_ro, [fd]) if p]
+        for name in note.partitions:
+            with contextlib.suppress(OSError):
+                part = os.open(f"/dev/{name}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    problems += [p for p in [_lower_ro(part)] if p]
+                finally:
+                    os.close(part)
+        if problems:
+            raise SourceError(f"{path}: restoring the read-only flag failed: {problems[0]}")
+        drop_note(st.st_rdev)
+        return (f"{path}: read-only flag cleared, as it was before the BitWitness run of "
+                f"{note.since} (log {note.log}) set it")
+    finally:
+        os.close(fd)
 
 
 _HPA = re.compile(r"max sectors\s*=\s*(\d+)\s*/\s*(\d+)(?:,\s*HPA is (\w+))?")
@@ -281,7 +368,7 @@ def check_hpa(device: str) -> HpaInfo:
 
 
 def open_source(source: str | Path | ImageStream, *, set_readonly: bool = True,
-                check_hpa_flag: bool = True) -> Source:
+                check_hpa_flag: bool = True, flag_plan: FlagPlan | None = None) -> Source:
     """Open a device, a regular file or an already-open image as a read-only :class:`Source`."""
     if isinstance(source, ImageStream):
         info = source.info
@@ -299,21 +386,40 @@ def open_source(source: str | Path | ImageStream, *, set_readonly: bool = True,
             return Source(facts, fd=fd)
         if not stat.S_ISBLK(mode):
             raise InputError(f"{path}: not a block device or regular file")
-        facts = _device_facts(path, fd, set_readonly, check_hpa_flag)
+        plan = replace(flag_plan or FlagPlan(), wanted=set_readonly)
+        facts, note = _device_facts(path, fd, plan, check_hpa_flag)
         part_fds: list[int] = []
         if facts.readonly_flag.set and facts.device is not None and not facts.device.partition:
-            part_fds, names = _raise_on_partitions(facts.device)
+            if note is not None:  # the resumed run's partitions: still raised, lower them later
+                part_fds, names = _open_partitions(note.partitions), list(note.partitions)
+            else:
+                part_fds, names = _raise_on_partitions(facts.device)
             if names:
                 flag = replace(facts.readonly_flag, detail=f"{facts.readonly_flag.detail} "
                                f"(and on its partitions {', '.join(names)})")
                 facts = replace(facts, readonly_flag=flag)
+            if note is None:
+                problem = note_raised(facts.path, os.fstat(fd).st_rdev, facts.device, facts.size,
+                                      was=False, log=plan.log, partitions=names)
+                if problem:
+                    facts = replace(facts, readonly_flag=replace(
+                        facts.readonly_flag, detail=f"{facts.readonly_flag.detail}; {problem}"))
         return Source(facts, fd=fd, partition_fds=part_fds)
     except BaseException:
         os.close(fd)
         raise
 
 
-def _device_facts(path: Path, fd: int, set_readonly: bool, hpa: bool) -> SourceFacts:
+def _open_partitions(names: Iterable[str]) -> list[int]:
+    fds = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            fds.append(os.open(f"/dev/{name}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+    return fds
+
+
+def _device_facts(path: Path, fd: int, plan: FlagPlan,
+                  hpa: bool) -> tuple[SourceFacts, FlagNote | None]:
     try:
         size = fd_size(fd)
         logical = device_sector_size(fd)
@@ -323,7 +429,10 @@ def _device_facts(path: Path, fd: int, set_readonly: bool, hpa: bool) -> SourceF
     dev = describe_devnum(devnum)
     mounts = list(dev.mounts) if dev else []
     writable = [m for m in mounts if m.writable]
-    flag = _raise_ro(fd, writable) if set_readonly else ReadonlyFlag(detail="not requested")
+    note = find_note(devnum, dev, size)
+    flag = _raise_ro(fd, writable, note, plan) if plan.wanted else \
+        ReadonlyFlag(detail="not requested")
+    held = note if flag.set and note is not None else None
     hpa_info = HpaInfo(detail="not checked")
     if hpa and dev is not None and not dev.partition and dev.transport not in ("loop", "dm", "md"):
         hpa_info = check_hpa(str(path))
@@ -338,7 +447,7 @@ def _device_facts(path: Path, fd: int, set_readonly: bool, hpa: bool) -> SourceF
         vendor=dev.vendor if dev else "", transport=dev.transport if dev else "",
         removable=dev.removable if dev else False,
         hpa=hpa_info, readonly_flag=flag, mounted=tuple(mounts), device=dev,
-    )
+    ), held
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -82,6 +82,13 @@ class SourceError(BitWitnessError):
     exit_code = ExitCode.USAGE
 
 
+class SourceGoneError(SourceError):
+    """The source went away while it was read (unplugged, a bridge reset): an evidence
+    problem, not a usage one; what was read so far is kept for ``--resume``."""
+
+    exit_code = ExitCode.EVIDENCE
+
+
 class ReadError(SourceError):
     """A read from the source failed at a known offset (used for retries and fault injection)."""
 

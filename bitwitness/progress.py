@@ -21,8 +21,12 @@ class ProgressTask(Protocol):
     def set_errors(self, count: int) -> None:
         """The number of unreadable sectors (or bad chunks) found so far."""
 
-    def finish(self) -> None:
-        """The task is over (successfully or not)."""
+    def finish(self, *, complete: bool = True) -> None:
+        """The task is over; ``complete`` false when it stopped early (interrupted, failed):
+        the display then keeps the bytes really done, never the total."""
+
+    def set_phase(self, phase: str) -> None:
+        """What the task is doing now (a rescue's pass: "copying", "trimming", ...)."""
 
 
 class Mediator(Protocol):
@@ -45,7 +49,10 @@ class _NullTask:
     def set_errors(self, count: int) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = True) -> None:
+        pass
+
+    def set_phase(self, phase: str) -> None:
         pass
 
 
@@ -71,6 +78,8 @@ class RecordedTask:
     done: int = 0
     errors: int = 0
     finished: bool = False
+    complete: bool = False
+    phases: list[str] = field(default_factory=list)
 
     def advance(self, nbytes: int) -> None:
         self.done += nbytes
@@ -78,8 +87,12 @@ class RecordedTask:
     def set_errors(self, count: int) -> None:
         self.errors = count
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = True) -> None:
         self.finished = True
+        self.complete = complete
+
+    def set_phase(self, phase: str) -> None:
+        self.phases.append(phase)
 
 
 @dataclass

@@ -47,6 +47,25 @@ def _third_party_untouched() -> Any:
         f"changed {sorted(k for k in before.keys() & after.keys() if before[k] != after[k])}")
 
 
+@pytest.fixture(autouse=True)
+def _signals_as_a_terminal_gives_them() -> Any:
+    """Every test starts with SIGINT and SIGTERM as a shell started from a terminal gives them
+    (Python's KeyboardInterrupt handler, the default action), whatever the suite inherited:
+    ``nohup`` and some CI runners start it with SIGINT ignored, which a child process keeps
+    across exec, so a real Ctrl-C test would test nothing. Put back afterwards."""
+    import signal
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if previous[signal.SIGINT] is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if previous[signal.SIGTERM] is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for sig, handler in previous.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
 @pytest.fixture(scope="session")
 def third_party() -> Path:
     """The folder of images made by other tools; skips where ../shared is absent."""
@@ -189,3 +208,11 @@ def pyewf_media(first: Path) -> bytes:
         return handle.read_buffer(handle.get_media_size())
     finally:
         handle.close()
+
+
+@pytest.fixture
+def faulty_drive(tmp_path: Path) -> Any:
+    """Real failing drives (a FUSE file behind a loop device): see tests/faultydrive/drive.py."""
+    from faultydrive.drive import drives
+
+    yield from drives(tmp_path)

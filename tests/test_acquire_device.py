@@ -127,10 +127,22 @@ def test_destination_on_the_source_device_is_refused(mounted: tuple[str, Path]) 
     assert sorted(p.name for p in mnt.iterdir()) == ["lost+found"]
 
 
+def test_a_writable_mount_is_refused_without_allow_mounted(tmp_path: Path,
+                                                          mounted: tuple[str, Path]) -> None:
+    device, _mnt = mounted
+    res = run_bitwitness("acquire", device, "-o", tmp_path / "img", "--format", "raw")
+    assert res.exit_code == 2
+    assert "mounted writable" in res.stderr
+    assert "--allow-mounted" in res.stderr
+    assert not list(tmp_path.glob("img*"))
+    assert _run("blockdev", "--getro", device) == "0"
+
+
 def test_a_writable_mount_is_warned_about_and_logged(tmp_path: Path,
                                                      mounted: tuple[str, Path]) -> None:
     device, mnt = mounted
-    res = run_bitwitness("acquire", device, "-o", tmp_path / "img", "--format", "raw")
+    res = run_bitwitness("acquire", device, "-o", tmp_path / "img", "--format", "raw",
+                         "--allow-mounted")
     assert res.exit_code == 0, res.stderr
     assert "mounted WRITABLE" in res.stderr + res.stdout
     log = json.loads((tmp_path / "img.json").read_text())
@@ -139,6 +151,7 @@ def test_a_writable_mount_is_warned_about_and_logged(tmp_path: Path,
     # the live file system keeps working: the flag was not raised under it
     assert log["source"]["readonly_flag"]["set"] is False
     assert log["warnings"]
+    assert log["options"]["allow_mounted"] is True
     assert _run("blockdev", "--getro", device) == "0"
 
 

@@ -127,7 +127,7 @@ def test_a_vanished_source_fails_cleanly_and_can_be_resumed(
     monkeypatch.setattr(source_module.os, "preadv", unplugged_into)
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--format", "raw")
     monkeypatch.undo()
-    assert res.exit_code == 2
+    assert res.exit_code == 1  # an evidence problem (issue 18.5), not a usage error
     assert "the source is gone" in res.stderr
     log = json.loads((tmp_path / "img.json").read_text())
     assert log["status"] == "failed"

@@ -23,7 +23,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_tool
+from conftest import REPO, require_root, require_tool
 
 STAGES = ("acquire", "verify", "report")
 IMPORT_STAGES = ("import bitwitness.acquire, bitwitness.verify, bitwitness.report, "
@@ -141,6 +141,7 @@ BENCHMARKS = [
     ("bench_ewf_size.py", ("ewfacquire", "ewfverify"), "verify"),
     ("bench_verify.py", ("ewfacquire", "ewfverify"), "ratio"),
     ("bench_mount.py", ("ewfmount", "fusermount3"), "mount/direct"),
+    ("bench_rescue.py", ("ddrescue", "losetup", "fusermount3"), "ratio"),
     ("run_all.py", ("ewfacquire", "ewfverify", "ewfexport", "dc3dd", "md5sum", "taskset"),
      "verify --second-reader (1 core)"),
 ]
@@ -160,6 +161,8 @@ def test_benchmark_runs_from_the_root(installed: Path, tmp_path: Path, name: str
     require_tool(*tools)
     if name == "bench_mount.py" and not Path("/dev/fuse").exists():
         pytest.skip("/dev/fuse is missing (no FUSE mounts here)")
+    if "losetup" in tools:  # the faulty drive: a FUSE mount and a loop device
+        require_root()
     proc = _run(installed, f"bench/{name}", "--size", "1MiB", "--repeat", "1",
                 "--dir", str(tmp_path), cwd=REPO)
     assert "Traceback" not in proc.stderr, proc.stderr

@@ -45,7 +45,7 @@ class _ActAfterFirstBlock:
     def set_errors(self, count: int) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = True) -> None:
         pass
 
     def notice(self, message: str, *, level: str = "info") -> None:
@@ -219,7 +219,7 @@ class _StopWhenChecking:
     def set_errors(self, count: int) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = True) -> None:
         pass
 
     def notice(self, message: str, *, level: str = "info") -> None:

@@ -192,7 +192,7 @@ class _ActAfterFirstBlock:
     def set_errors(self, count: int) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = True) -> None:
         pass
 
     def notice(self, message: str, *, level: str = "info") -> None:

@@ -39,10 +39,15 @@ class _RichTask:
         with self._lock:
             self._progress.update(self._task, errors=f"[{style}]{count} errors[/]")
 
-    def finish(self) -> None:
+    def set_phase(self, phase: str) -> None:
+        with self._lock:
+            self._progress.update(self._task, phase=f"[cyan]{escape(phase)}[/]")
+
+    def finish(self, *, complete: bool = True) -> None:
+        """Stopped early (``complete`` false), the bar keeps the bytes really done."""
         with self._lock:
             task = self._progress.tasks[self._task]
-            if task.total is not None:
+            if complete and task.total is not None:
                 self._progress.update(self._task, completed=task.total)
             self._progress.stop_task(self._task)
 
@@ -67,13 +72,15 @@ class RichMediator:
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[phase]}"),
             TextColumn("{task.fields[errors]}"),
             console=output.stderr,
             transient=False,
         )
 
     def begin(self, label: str, total: int | None) -> ProgressTask:
-        task = self.progress.add_task(escape(label), total=total, errors="[dim]0 errors[/]")
+        task = self.progress.add_task(escape(label), total=total, errors="[dim]0 errors[/]",
+                                      phase="")
         return _RichTask(self.progress, task)
 
     def notice(self, message: str, *, level: str = "info") -> None:

@@ -65,13 +65,27 @@ if TYPE_CHECKING:
               help="Write a second identical copy (another base) in the same pass.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted acquisition of BASE.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--rescue", is_flag=True,
+              help="Rescue a failing drive as ddrescue does (good data first: skip past bad "
+                   "areas, then trim, scrape and retry) into BASE.raw with a map BASE.map; "
+                   "--resume continues it.")
+@click.option("--retry-bad", is_flag=True,
+              help="With --rescue: re-read only the bad sectors of a finished rescue.")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="A read with no answer within SECONDS is abandoned, logged and counted as "
+                   "a read error (a stalling drive).")
+@click.option("--allow-mounted", is_flag=True,
+              help="Acquire a source that is mounted writable (live; it may change while read; "
+                   "logged).")
 @json_option
 def command(*, source: Path, output: Path | None, case_dir: Path | None, evidence_id: str | None,
             fmt: str, hashes: str, compress: str, segment_size: int, split: int | None,
             sector_size: str | None, chunk_sectors: int, case_number: str | None,
             evidence_number: str | None, examiner: str | None, description: str | None,
             notes: str | None, write_blocker: str | None, retries: int, verify: bool,
-            second_output: Path | None, resume: bool, overwrite: bool, as_json: bool) -> int:
+            second_output: Path | None, resume: bool, overwrite: bool, rescue: bool,
+            retry_bad: bool, read_timeout: float | None, allow_mounted: bool,
+            as_json: bool) -> int:
     """Image SOURCE (a block device or a file) read-only into E01 or raw.
 
     Unreadable sectors are retried, zero-filled and listed in the logs (exit 1). Ctrl-C stops
@@ -100,12 +114,27 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
         segment_size=segment_size, split=split,
         sector_size=int(sector_size) if sector_size else None, chunk_sectors=chunk_sectors,
         metadata=metadata, retries=retries, verify=verify, second_output=second_output,
-        resume=resume, overwrite=overwrite)
+        resume=resume, overwrite=overwrite, allow_mounted=allow_mounted,
+        read_timeout=read_timeout)
+    if retry_bad and not rescue:
+        raise UsageError("--retry-bad goes with --rescue")
+    if rescue and fmt == "e01" and click.get_current_context().get_parameter_source(
+            "fmt") is not click.core.ParameterSource.DEFAULT:
+        raise UsageError("--rescue writes a raw image (convert it to E01 when finished)")
     from bitwitness import signing
 
     signing.prepare(case_dir)  # a wrong passphrase fails now, not after hours of reading
     with cli_mediator(as_json) as mediator:
-        result = acquire(request, mediator)
+        if rescue:
+            from dataclasses import replace
+
+            from bitwitness.acquire.rescue import RescueOptions
+            from bitwitness.acquire.rescue import rescue as rescue_drive
+
+            result = rescue_drive(replace(request, format=OutputFormat.RAW), mediator,
+                                  RescueOptions(read_timeout=read_timeout, retry_bad=retry_bad))
+        else:
+            result = acquire(request, mediator)
     signatures = signing.sign_with_session(
         [p for p in (result.log_json, result.log_text) if p is not None])
     stamps = _timestamp(result, case_dir)
@@ -158,8 +187,14 @@ def render(result: Any) -> None:
     stdout.print(f"[bold {colour}]{result.status.value.upper()}[/]  {escape(result.source.path)}"
                  f" -> {escape(str(result.base))} ({result.format.value})")
     stdout.print(f"  media: {result.media_size} bytes ({format_size(result.media_size)}), "
-                 f"{result.sector_size}-byte sectors, {seconds:.1f} s, "
-                 f"{format_size(int(result.media_size / seconds))}/s")
+                 f"{result.sector_size}-byte sectors")
+    imaged = "" if result.media_bytes_done >= result.media_size else \
+        f" (the image holds media bytes 0-{result.media_bytes_done - 1} only)"
+    if result.rescue and result.media_bytes_done < result.media_size:
+        imaged = (f" ({result.media_bytes_done} bytes rescued so far: see the map "
+                  f"{escape(str(result.base))}.map)")
+    stdout.print(f"  read: {result.bytes_read} bytes ({format_size(result.bytes_read)}) in "
+                 f"{seconds:.1f} s, {format_size(int(result.bytes_read / seconds))}/s{imaged}")
     if result.resumed_from is not None:
         stdout.print(f"  resumed at media byte {result.resumed_from}")
     _render_hashes(result, stdout)

@@ -11,8 +11,11 @@ from bitwitness.sizes import format_size
 @click.command("devices")
 @click.option("--all", "include_empty", is_flag=True,
               help="Also list empty devices (unattached loop devices, empty card readers).")
+@click.option("--restore-readonly", "restore", metavar="DEVICE",
+              help="Clear the kernel read-only flag that a killed BitWitness run left set on "
+                   "DEVICE (a flag BitWitness did not set is not touched).")
 @json_option
-def command(include_empty: bool, as_json: bool) -> None:
+def command(include_empty: bool, restore: str | None, as_json: bool) -> None:
     """List block devices: size, sector sizes, model, serial, transport, mount state.
 
     Nothing is opened; the facts come from sysfs, udev and /proc/self/mountinfo.
@@ -20,6 +23,16 @@ def command(include_empty: bool, as_json: bool) -> None:
     from rich.table import Table
 
     from bitwitness.acquire.devices import list_devices
+
+    if restore is not None:
+        from bitwitness.acquire.source import restore_readonly
+
+        done = restore_readonly(restore)
+        if as_json:
+            print_json({"restored": restore, "detail": done})
+        else:
+            stdout.print(escape(done))
+        return
 
     devices = list_devices(include_empty=include_empty)
     if as_json:
