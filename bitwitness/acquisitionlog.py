@@ -80,6 +80,13 @@ class LoggedSource:
     hpa_present: bool | None = None
     hpa_detail: str = ""
     image_format: str = ""  #: the source's container format when it was an image
+    #: the kernel read-only flag (``readonly_flag``: set, was, restored, detail); None: not logged
+    readonly_set: bool | None = None
+    readonly_was: bool | None = None
+    readonly_restored: bool | None = None
+    readonly_detail: str = ""
+    #: the source's mounts at the start (``mounted``), each as the log records it
+    mounts: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,6 +307,7 @@ def _case(doc: Mapping[str, Any]) -> LoggedCase:
 def _source(src: Mapping[str, Any]) -> LoggedSource:
     hpa = src.get("hpa")
     hpa_doc = _map(hpa)
+    readonly = _map(src.get("readonly_flag"))
     return LoggedSource(
         path=_str(src.get("path")), kind=_str(src.get("kind")), size=_int(src.get("size")),
         logical_sector_size=_int(src.get("logical_sector_size")),
@@ -309,7 +317,11 @@ def _source(src: Mapping[str, Any]) -> LoggedSource:
         removable=_bool(src.get("removable")),
         hpa_checked=bool(hpa_doc.get("checked")) if hpa_doc else None,
         hpa_present=_bool(hpa_doc.get("present")), hpa_detail=_str(hpa_doc.get("detail")),
-        image_format=_str(src.get("image_format")))
+        image_format=_str(src.get("image_format")),
+        readonly_set=_bool(readonly.get("set")), readonly_was=_bool(readonly.get("was")),
+        readonly_restored=_bool(readonly.get("restored")),
+        readonly_detail=_str(readonly.get("detail")),
+        mounts=tuple(dict(m) for m in _list(src.get("mounted")) if isinstance(m, Mapping)))
 
 
 def _options(opts: Mapping[str, Any]) -> LoggedOptions:

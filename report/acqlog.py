@@ -8,7 +8,6 @@ ignored, missing ones stay empty, and a file that is not a readable log becomes 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -69,24 +68,8 @@ def load_log(path: Path) -> AcquisitionLog:
         raise LogProblem(str(exc)) from exc
 
 
-def _raw(log_path: Path | None) -> Mapping[str, Any]:
-    """The log as plain JSON, for what the typed model does not carry (read-only flag, mounts,
-    runs); empty when it cannot be read (the typed load already said why)."""
-    if log_path is None:
-        return {}
-    try:
-        doc = json.loads(log_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return doc if isinstance(doc, Mapping) else {}
-
-
 def _dict(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _bool(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
 
 
 def _int(value: object) -> int | None:
@@ -103,10 +86,8 @@ def _mount(m: Mapping[str, Any]) -> str:
     return f"{_str(m.get('device'))} on {_str(m.get('mountpoint'))} ({fstype}{mode})"
 
 
-def source_facts(log: AcquisitionLog, log_path: Path | None = None) -> SourceFacts:
+def source_facts(log: AcquisitionLog) -> SourceFacts:
     src = log.source
-    raw_src = _dict(_raw(log_path).get("source"))
-    readonly = _dict(raw_src.get("readonly_flag"))
     return SourceFacts(
         path=src.path,
         kind=src.kind,
@@ -121,11 +102,11 @@ def source_facts(log: AcquisitionLog, log_path: Path | None = None) -> SourceFac
         hpa_checked=src.hpa_checked,
         hpa_present=src.hpa_present,
         hpa_detail=src.hpa_detail,
-        readonly_set=_bool(readonly.get("set")),
-        readonly_was=_bool(readonly.get("was")),
-        readonly_restored=_bool(readonly.get("restored")),
-        readonly_detail=_str(readonly.get("detail")),
-        mounts=tuple(_mount(m) for m in raw_src.get("mounted") or () if isinstance(m, Mapping)),
+        readonly_set=src.readonly_set,
+        readonly_was=src.readonly_was,
+        readonly_restored=src.readonly_restored,
+        readonly_detail=src.readonly_detail,
+        mounts=tuple(_mount(m) for m in src.mounts),
     )
 
 
@@ -162,7 +143,7 @@ def acquisition(log: AcquisitionLog, log_path: Path) -> Acquisition:
         notes=log.metadata.get("notes", ""),
         write_blocker=log.metadata.get("write_blocker", ""),
         metadata=_pairs(log.metadata),
-        runs=runs(_raw(log_path)),
+        runs=runs({"runs": log.runs}),
     )
 
 

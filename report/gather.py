@@ -272,7 +272,7 @@ def evidence_item(evidence_id: str, folder: Path, log_path: Path | None,
                             signatures=signatures)
     acq = acquisition(doc, log_path)
     return EvidenceItem(evidence_id, str(folder), description or acq.description,
-                        source_facts(doc, log_path), acq, signatures=signatures)
+                        source_facts(doc), acq, signatures=signatures)
 
 
 def _earlier_reports(events: Sequence[object]) -> tuple[SignatureLine, ...]:
