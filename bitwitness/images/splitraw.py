@@ -45,9 +45,10 @@ def split_pieces(path: Path) -> list[Path] | None:
     A ``.partial`` piece (``x.001.partial``) gives the set of ``.partial`` pieces of the same stem.
     """
     tail = PARTIAL_SUFFIX if path.name.endswith(PARTIAL_SUFFIX) else ""
-    if path.name == tail:
+    base = path.name.removesuffix(tail) if tail else path.name
+    if base in ("", ".", ".."):  # "..partial" leaves no file name to split
         return None
-    named = path.with_name(path.name.removesuffix(tail)) if tail else path
+    named = path.parent / base
     suffix = named.suffix
     stem = named.with_suffix("")
     if m := _NUMERIC.match(suffix):
