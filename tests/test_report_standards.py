@@ -131,16 +131,21 @@ def xmllint(document: Path, schema: Path) -> None:
     assert check.returncode == 0, check.stderr
 
 
+def dfxml_valid(document: Path) -> None:
+    """``document`` is valid against the subset schema and, when named, the official one."""
+    xmllint(document, SCHEMAS / "dfxml-1.1-subset.xsd")
+    official = os.environ.get("BITWITNESS_DFXML_XSD")
+    if official:
+        xmllint(document, Path(official))
+
+
 def test_dfxml_export_validates_and_holds_the_hashes(worked: dict[str, Any],
                                                      tmp_path: Path) -> None:
     require_tool("xmllint")
     out = tmp_path / "case.dfxml.xml"
     result = run_bitwitness("report", worked["root"], "--format", "dfxml", "-o", out)
     assert result.exit_code == 0, result.stderr
-    xmllint(out, SCHEMAS / "dfxml-1.1-subset.xsd")
-    official = os.environ.get("BITWITNESS_DFXML_XSD")
-    if official:
-        xmllint(out, Path(official))
+    dfxml_valid(out)
     root = ET.parse(out).getroot()  # noqa: S314 - our own output
     assert root.get("version") == "1.1.0"
     objects = {o.findtext(f"{DF}id"): o for o in root.iter(f"{DF}fileobject")}
@@ -173,7 +178,7 @@ def test_dfxml_read_errors_are_zero_filled_byte_runs(worked: dict[str, Any],
     data = replace(data, evidence=(replace(item, acquisition=bad),))
     out = tmp_path / "errors.xml"
     out.write_bytes(render_dfxml(data))
-    xmllint(out, SCHEMAS / "dfxml-1.1-subset.xsd")
+    dfxml_valid(out)
     root = ET.parse(out).getroot()  # noqa: S314 - our own output
     runs = [(r.get("img_offset"), r.get("len"), r.get("fill")) for r in root.iter(f"{DF}byte_run")]
     assert runs == [("20480", "1536", "0"), ("51200", "512", "0")]
@@ -213,7 +218,7 @@ def test_dfxml_holds_hostile_file_names_as_text(worked: dict[str, Any], tmp_path
     data = replace(data, exports=(replace(export, files=(hostile,)),))
     out = tmp_path / "hostile.xml"
     out.write_bytes(render_dfxml(data))
-    xmllint(out, SCHEMAS / "dfxml-1.1-subset.xsd")
+    dfxml_valid(out)
     root = ET.parse(out).getroot()  # noqa: S314 - our own output
     names = [f.text for f in root.iter(f"{DF}filename")]
     assert "/evil\\x01<b>&amp;\\udc80\x7f.txt" in names
