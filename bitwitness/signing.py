@@ -43,6 +43,7 @@ TRUST_DIR = "trusted-keys"
 TRUST_ENV = "BITWITNESS_TRUSTED_KEYS"
 KEY_ENV = "BITWITNESS_KEY"
 PASSPHRASE_ENV = "BITWITNESS_KEY_PASSPHRASE"  # noqa: S105 - a variable name
+KEY_FD_ENV = "BITWITNESS_KEY_FD"  #: set only for a child process by :func:`hand_over`
 SIG_SUFFIX = ".sig"
 ALGORITHM = "Ed25519"
 _KEY_SUFFIXES = (".pub", ".pem", ".crt")
@@ -299,6 +300,11 @@ def session_signer(*, required: bool = False) -> Signer | None:
     """The run's signer, or ``None`` when no key is configured (an error when ``required``)."""
     if _session["signer"] is not None:
         return _session["signer"]  # type: ignore[no-any-return]
+    handed = os.environ.get(KEY_FD_ENV)
+    if handed:  # a parent process handed its key over: that is the run's key
+        signer = _taken_over(handed)
+        _session.update(signer=signer, passphrase=None)
+        return signer
     key = _session["key"] or os.environ.get(KEY_ENV)
     if not key:
         if required:
@@ -421,10 +427,76 @@ def check_files(paths: list[Path]) -> list[FileSignature]:
 
 
 def prepare(case_root: Path | None) -> Signer | None:
-    """Before long work: the run's signer, asked for now (passphrase prompt included); required
-    when the case trusts keys, so that a long acquisition cannot end unable to record itself."""
-    required = case_root is not None and bool(trusted_keys(Path(case_root).absolute()))
-    return session_signer(required=required)
+    """Before long work: the run's signer, asked for now (passphrase prompt included).
+
+    Required when the case trusts keys, and then it must be one of them: the custody event at
+    the end of an acquisition, export, conversion or mount must not be the first thing to find
+    a missing key, a wrong passphrase or a key whose signature the case would reject.
+    """
+    if case_root is None:
+        return session_signer()
+    trust = trusted_keys(Path(case_root).absolute())
+    signer = session_signer(required=bool(trust))
+    if trust and signer is not None and signer.fingerprint not in trust:
+        names = ", ".join(sorted(k.name for k in trust.values()))
+        raise UsageError(f"the key of {signer.name} ({signer.fingerprint[:16]}...) is not one the "
+                         f"case {case_root} trusts ({names}): its custody events could not be "
+                         "signed")
+    return signer
+
+
+def prepare_for_image(image: Path) -> Signer | None:
+    """:func:`prepare` for the case an image lies in (``CASE/evidence/ID/``), if any."""
+    from bitwitness import casefolder
+
+    found = casefolder.evidence_of(image)
+    return prepare(found[0] if found is not None else None)
+
+
+# --- handing the run's key to a child process --------------------------------------------------
+
+
+def hand_over() -> int | None:
+    """The read end of a pipe holding the run's decrypted key, for one child process this run
+    starts (``KEY_FD_ENV`` names it there); ``None`` when the run has no key loaded.
+
+    A background mount records its unmount long after the command returned, in a process of its
+    own: the key goes to it through a pipe only the two processes hold, so neither the
+    passphrase nor the key appears in a command line, an environment or a file.
+    """
+    signer = _session["signer"]
+    if signer is None:
+        return None
+    from cryptography.hazmat.primitives import serialization
+
+    pem = signer.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()).decode()
+    payload = json.dumps({"name": signer.name, "key": pem}).encode()
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, payload)  # a few hundred bytes: well within a pipe's buffer
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def _taken_over(value: str) -> Signer:
+    """The signer a parent process handed over on file descriptor ``value``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    os.environ.pop(KEY_FD_ENV, None)  # for this process only, never for its own children
+    try:
+        fd = int(value)
+        with os.fdopen(fd, "rb") as pipe:
+            doc = json.loads(pipe.read(65536))
+        key = serialization.load_pem_private_key(str(doc["key"]).encode(), None)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{KEY_FD_ENV}: no examiner key handed over on descriptor "
+                         f"{value!r}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UsageError(f"{KEY_FD_ENV}: the key handed over is not an Ed25519 private key")
+    return Signer(str(doc.get("name") or ""), fingerprint(key.public_key()), key)
 
 
 def sign_with_session(paths: list[Path]) -> list[Path]:

@@ -418,11 +418,22 @@ def start_background(argv: list[str], mountpoint: Path, *,
 
     The child's error (a bad image, a busy mount point) is raised here as one line.
     """
+    from bitwitness import signing
+
     mountpoint = mountpoint.absolute()
+    key_fd = signing.hand_over()  # the child signs the case's mount and unmount events
+    env = dict(os.environ)
+    if key_fd is not None:
+        env[signing.KEY_FD_ENV] = str(key_fd)
     with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen([sys.executable, "-m", "bitwitness", *argv],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=errors, start_new_session=True)
+        try:
+            child = subprocess.Popen([sys.executable, "-m", "bitwitness", *argv],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=errors, start_new_session=True, env=env,
+                                     pass_fds=(key_fd,) if key_fd is not None else ())
+        finally:
+            if key_fd is not None:
+                os.close(key_fd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = child.poll()

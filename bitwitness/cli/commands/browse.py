@@ -35,6 +35,11 @@ def command(image: Path, export_to: Path | None, case_dir: Path | None) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("browse is interactive and needs a terminal; in scripts use ls, stat, "
                          "cat, export or timeline")
+    from bitwitness import signing
+    from bitwitness.casefolder import case_root
+
+    # its exports record custody events: in a case that trusts keys the key is asked for now
+    signing.prepare(case_dir if case_dir is not None else case_root(image))
     from bitwitness.report.browse.tui import run  # textual is loaded only here
 
     run(image, export_to=export_to, case_dir=case_dir, keys=volume_keys())

@@ -14,6 +14,7 @@ from bitwitness.cli.output import (
     json_option,
     print_json,
     reference_sentence,
+    render_proofs,
     stdout,
     to_jsonable,
 )
@@ -64,6 +65,9 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     from bitwitness.cli.progress import cli_mediator
 
     check_output_path(base)
+    from bitwitness import signing
+
+    signing.prepare_for_image(image)  # an image in a case: its convert event will be signed
     fields = {"case_number": case_number, "evidence_number": evidence_number,
               "description": description, "examiner": examiner, "notes": notes}
     options = ConvertOptions(
@@ -73,9 +77,10 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     with cli_mediator(as_json) as mediator:
         result = convert_image(image, base, options, mediator, volume=volume,
                                keys=volume_keys() if volume is not None else None)
+    signatures = signing.sign_with_session(list(result.logs))
     if as_json:
         print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
-                    "exit_code": int(result.exit_code)})
+                    "signatures": signatures, "exit_code": int(result.exit_code)})
     else:
         stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
                      f"({result.media_size} bytes), verdict {result.verdict}")
@@ -88,6 +93,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
             stdout.print(f"  wrote {escape(str(out.path))}")
         for log in result.logs:
             stdout.print(f"  log   {escape(str(log))}")
+        render_proofs(signatures, [], indent="  ")
         if result.error:
             stdout.print(f"  error: {escape(result.error)}")
     if result.exit_code is ExitCode.INTERRUPTED:

@@ -51,6 +51,9 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
         from bitwitness.case import Case
 
         _check_evidence(Case.load(case_dir), evidence_id)  # fails before anything is written
+        from bitwitness import signing
+
+        signing.prepare(case_dir)  # a case that trusts keys: the export's event must be signed
     elif evidence_id is not None:
         raise UsageError("--evidence names an item of a case: give --case too")
     chosen = selection(deleted_only, show_all)

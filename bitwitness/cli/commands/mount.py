@@ -53,6 +53,11 @@ def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
     check_mountpoint(mountpoint.absolute())
     open_image(image).close()  # a missing or unreadable image fails here, in one line
     link = case_link(image, case_dir, evidence_id)
+    from bitwitness import signing
+
+    # the mount and unmount events of a case that trusts keys are signed: the key is checked now,
+    # not when the mount is up (or, for the unmount, hours later)
+    signing.prepare(link.case_dir if link is not None else None)
     request = MountRequest(image, mountpoint, files=with_files, case=link,
                            cache_bytes=cache_mib * 1024 * 1024)
     if background:

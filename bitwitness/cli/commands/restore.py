@@ -12,6 +12,7 @@ from bitwitness.cli.output import (
     json_option,
     print_json,
     reference_sentence,
+    render_proofs,
     stderr,
     stdout,
     to_jsonable,
@@ -42,17 +43,23 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
     unreadable sectors or the target does not read back as written; 2 when writing the target
     fails; 130 when interrupted (Ctrl-C or SIGTERM stop after the current block).
     """
+    from bitwitness import signing
     from bitwitness.acquire.convert.restore import restore_image
     from bitwitness.cli.progress import cli_mediator
     from bitwitness.errors import ExitCode, Interrupted
 
+    # an image in a case: its restore event is signed; the key is checked before the target
+    # is touched (and before the confirmation question)
+    signing.prepare_for_image(image)
     with cli_mediator(as_json) as mediator:
         result = restore_image(image, target, mediator, verify=verify, yes=yes,
                                overwrite=overwrite, log=log_base)
+    signatures = signing.sign_with_session(list(result.logs))
     if as_json:
-        print_json(result_document(result))
+        print_json({**result_document(result), "signatures": signatures})
     else:
         render(result)
+        render_proofs(signatures, [], indent="  ")
     if result.exit_code is ExitCode.INTERRUPTED:
         raise Interrupted(f"interrupted: {target} holds {result.bytes_written} of "
                           f"{result.media_size} bytes; see {result.log_json}")
