@@ -279,6 +279,11 @@ class CustodyLog:
         body = dict(_plain(dict(details or {})))
         trust = signing.trusted_keys(self.path.parent)
         signer = signing.session_signer(required=bool(trust))
+        if trust and signer is not None and signer.fingerprint not in trust:
+            # an anchor signed by a key the case does not trust would fail every verification
+            # from now on
+            raise UsageError(f"the key of {signer.name} ({signer.fingerprint[:16]}...) is not one "
+                             f"the case {self.path.parent} trusts: nothing was appended")
         with self._locked(exclusive=True) as fd:
             data = _read_all(fd)
             lines = data.splitlines(keepends=True)

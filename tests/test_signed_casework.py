@@ -207,3 +207,36 @@ def test_mount_checks_the_key_before_mounting(signed_case: dict[str, Any]) -> No
                               check=False, cwd=REPO, env=env)
     assert gone.returncode == 0, gone.stderr
     assert_signed_by_ann(signed_case, ["mount", "unmount"])
+
+
+def test_a_key_the_case_does_not_trust_records_nothing(signed_case: dict[str, Any]) -> None:
+    """custody add, acquire, verify and report refuse Eve's key before writing; Eve cannot
+    trust herself into Ann's case, and once Ann trusts her, Eve's events are accepted."""
+    root = signed_case["root"]
+    eve_pub = signed_case["keys"]["eve"].with_suffix(".pub")
+    source = signed_case["tmp"] / "other.bin"
+    source.write_bytes(bytes(range(256)) * 64)
+    before = custody_state(root)
+    for command in (("custody", "add", root, "--action", "stored", "--evidence", "E1"),
+                    ("acquire", source, "--case", root, "--evidence", "E2"),
+                    ("verify", "--case", root),
+                    ("report", root, "--format", "json", "-o", signed_case["tmp"] / "r.json"),
+                    ("key", "trust", root, eve_pub)):
+        result = run_bitwitness(*with_key(signed_case, "eve"), *command)
+        assert result.exit_code == 2, (command, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert custody_state(root) == before, command
+    assert not (root / "evidence/E2").exists()
+    assert not (signed_case["tmp"] / "r.json").exists()
+    eve_fingerprint = json.loads(eve_pub.read_text())["fingerprint"]
+    assert not (root / "trusted-keys" / f"{eve_fingerprint[:16]}.pub").exists()
+    assert run_bitwitness("custody", "verify", root).exit_code == 0
+
+    trusted = run_bitwitness(*with_key(signed_case, "ann"), "key", "trust", root, eve_pub)
+    assert trusted.exit_code == 0, trusted.stderr
+    added = run_bitwitness(*with_key(signed_case, "eve"), "custody", "add", root,
+                           "--action", "stored", "--evidence", "E1")
+    assert added.exit_code == 0, added.stderr
+    check = run_bitwitness("custody", "verify", root)
+    assert check.exit_code == 0, check.stderr
+    assert "Anchor signed by Eve Forger" in check.stdout

@@ -84,7 +84,8 @@ def new(base: Path, name: str, x509: bool, passphrase: str | None, as_json: bool
 def trust(case_dir: Path, public_key: Path, as_json: bool) -> None:
     """List PUBLIC_KEY among CASE_DIR's trusted keys and record it in the custody log.
 
-    From then on every custody anchor of the case must be signed by a trusted key.
+    From then on every custody anchor of the case must be signed by a trusted key. The first
+    key signs its own trust event; later keys are trusted by a key the case already trusts.
     """
     from bitwitness.case import Case
     from bitwitness.signing import load_public_key, session_signer, trust_folder, trusted_keys
@@ -93,10 +94,15 @@ def trust(case_dir: Path, public_key: Path, as_json: bool) -> None:
     key = load_public_key(public_key)
     signer = session_signer(required=True)
     assert signer is not None
-    if signer.fingerprint != key.fingerprint and signer.fingerprint not in trusted_keys(case.root):
-        raise UsageError("sign with the key being trusted, or with a key the case already trusts "
-                         "(bitwitness --key KEY key trust ...): the custody anchor must stay "
-                         "signed by a trusted key")
+    trusted = trusted_keys(case.root)
+    if trusted and signer.fingerprint not in trusted:
+        raise UsageError("this case already trusts examiner keys: a new key is trusted by one of "
+                         "them (bitwitness --key TRUSTED_KEY key trust ...), not by itself or a "
+                         "stranger")
+    if not trusted and signer.fingerprint != key.fingerprint:
+        raise UsageError("the first key a case trusts signs its own trust event (bitwitness --key "
+                         "KEY key trust CASE KEY.pub): the custody anchor must stay signed by a "
+                         "trusted key")
     folder = trust_folder(case.root)
     target = folder / f"{key.fingerprint[:16]}.pub"
     # recorded (and the anchor signed by this key) first, then listed: the log never trusts a
