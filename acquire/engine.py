@@ -373,7 +373,16 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         verification=_verification_doc(verification), case=case, progress=progress,
         warnings=tuple(run.warnings), metadata=dict(run.metadata),
         history=earlier_runs(run.resume_log) if run.resume_log is not None else (),
-        resumed_from=run.resumed_from)
+        resumed_from=_resumed_from(run))
+
+
+def _resumed_from(run: _Run) -> int | None:
+    """Where this run took over: the kept prefix once reopened; for a resume stopped before
+    that (while the kept prefix was re-hashed), the point the earlier log vouches for, so that
+    the run is still recorded as a resume."""
+    if run.resumed_from is not None or run.resume_log is None:
+        return run.resumed_from
+    return resuming.done_bytes(run.resume_log)
 
 
 def _bytes_read(run: _Run, done: int) -> int:

@@ -76,3 +76,43 @@ def test_the_report_shows_every_run(tmp_path: Path) -> None:
     assert "Acquisition history" in text
     assert "Run 1" in text
     assert "Run 2" in text
+
+
+def test_a_resume_stopped_before_it_continued_is_still_recorded_as_a_resume(
+        tmp_path: Path) -> None:
+    """Stopped while the kept prefix is re-hashed: the run says where it took over, and the
+    next resume finishes an image md5sum agrees with."""
+    import threading
+
+    from bitwitness.acquire.engine import AcquisitionRequest, acquire
+    from bitwitness.acquire.source import open_source
+    from bitwitness.progress import RecordingMediator
+
+    source = tmp_path / "disk.bin"
+    source.write_bytes(make_disk_bytes(8 << 20))
+    base = tmp_path / "img"
+    first = run_acquire(source, base, OutputFormat.RAW, stop_at=3 << 20)
+    assert first.status.value == "interrupted"
+    stop = threading.Event()
+    stop.set()  # as a Ctrl-C during the re-hash of what the first run kept
+    src = open_source(source)
+    try:
+        second = acquire(AcquisitionRequest(source=src, output=base, format=OutputFormat.RAW,
+                                            hashes=("md5",), resume=True, stop=stop),
+                         RecordingMediator())
+    finally:
+        src.close()
+    assert second.status.value == "interrupted"
+    runs = json.loads((tmp_path / "img.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["interrupted", "interrupted"]
+    assert runs[1]["resumed_from"] == runs[0]["bytes_secured"] > 0
+    assert runs[1]["bytes_secured"] == runs[0]["bytes_secured"]
+    done = run_bitwitness("acquire", source, "-o", base, "--format", "raw", "--resume")
+    assert done.exit_code == 0, done.stderr
+    runs = json.loads((tmp_path / "img.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["interrupted", "interrupted", "completed"]
+    text = (tmp_path / "img.txt").read_text()
+    assert "Run 3" in text
+    md5 = subprocess.run(["md5sum", str(source), str(tmp_path / "img.raw")], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert md5[0] == md5[2]
