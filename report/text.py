@@ -183,14 +183,19 @@ def custody_details(entry: CustodyEntry) -> str:
     return "; ".join(f"{k}: {v}" for k, v in entry.details)
 
 
+_YES_NO = {"True": "yes", "False": "no"}
+
+
 def custody_detail_lines(entry: CustodyEntry) -> list[str]:
-    """``key: value`` lines of an event's details; ``occurred_at`` first, read as a UTC time."""
+    """``key: value`` lines of an event's details, worded as ``custody show`` words them: words
+    for keys (``case file sha256``), yes/no for flags, empty values left out; ``occurred_at``
+    first, read as a UTC time. The JSON report keeps the recorded keys and values."""
     lines: list[str] = []
     for key, value in entry.details:
         if key == "occurred_at":
             lines.insert(0, f"happened at: {when(_time(value))}")
-        else:
-            lines.append(f"{key}: {value}")
+        elif value != "":
+            lines.append(f"{key.replace('_', ' ')}: {_YES_NO.get(value, value)}")
     return lines
 
 

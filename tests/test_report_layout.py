@@ -157,3 +157,21 @@ def test_verification_headings_are_not_justified(report_case: dict[str, Any],
             gaps = [b[0] - a[2] for a, b in itertools.pairwise(row)]
             assert max(gaps) < 8, f"gaps of {max(gaps):.1f} pt in {[b[4] for b in row]}"
     assert rows >= 1
+
+
+def test_custody_details_read_as_words_in_the_pdf(report_case: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """The timeline's details are worded as ``custody show`` words them: no snake_case keys, no
+    empty values, flags as yes/no (the JSON report keeps the recorded keys)."""
+    require_tool("pdftotext")
+    out = tmp_path / "report.pdf"
+    assert run_bitwitness("report", report_case["root"], "-o", out).exit_code == 0
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "case file sha256: " in text
+    assert "log sha256: " in text
+    for raw in ("case_file_sha256", "log_sha256", "tool_version", "read_errors"):
+        assert raw not in text, raw
+    assert "fields.examiner: Ann Example" in text
+    assert not re.search(r"^\s*fields\.\w+:\s*$", text, re.M)  # the case's empty fields
+    assert not re.search(r":\s+(True|False)\b", text)
