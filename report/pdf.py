@@ -117,7 +117,7 @@ class _ReportPDF(FPDF):
         self.set_font(_SANS, "", 9)
         label = FontFace(emphasis="B", fill_color=_GREY_FILL)
         with self.table(col_widths=(_LABEL_W, self.epw - _LABEL_W), first_row_as_headings=False,
-                        text_align="LEFT", line_height=4.6, padding=1.2) as table:
+                        text_align="LEFT", line_height=4.6, padding=1.2, v_align="TOP") as table:
             for key, value in rows:
                 row = table.row()
                 row.cell(key, style=label)

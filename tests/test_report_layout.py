@@ -175,3 +175,18 @@ def test_custody_details_read_as_words_in_the_pdf(report_case: dict[str, Any],
     assert "fields.examiner: Ann Example" in text
     assert not re.search(r"^\s*fields\.\w+:\s*$", text, re.M)  # the case's empty fields
     assert not re.search(r":\s+(True|False)\b", text)
+
+
+def test_a_label_stands_beside_the_first_line_of_its_value(report_case: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """A many-line value (the options) has its label on its first line, not half way down."""
+    require_tool("pdftotext")
+    out = tmp_path / "report.pdf"
+    assert run_bitwitness("report", report_case["root"], "-o", out).exit_code == 0
+    for boxes in words(out).values():
+        labels = [b for b in boxes if b[4] == "Options"]
+        first = [b for b in boxes if b[4] == "format:"]
+        if labels and first:
+            assert abs(labels[0][1] - first[0][1]) < 1.0, (labels[0], first[0])
+            return
+    pytest.fail("no page shows the Options label with its first option")
