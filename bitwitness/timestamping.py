@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bitwitness.errors import UsageError
 
@@ -208,6 +209,15 @@ def _anchor_count(data: bytes) -> int:
         return int(json.loads(data)["count"])
     except (ValueError, KeyError, TypeError):
         return 0
+
+
+def stamp_finished(result: Any, paths: list[Path], case_root: Path | None) -> list[Stamp]:
+    """:func:`stamp_outputs` for a conversion or restore that ended (nothing for one that failed
+    or was interrupted: its log is not the final word)."""
+    status = getattr(getattr(result, "status", None), "value", None)
+    if status in ("failed", "interrupted"):
+        return []
+    return stamp_outputs(paths, case_root)
 
 
 def stamp_outputs(paths: list[Path], case_root: Path | None) -> list[Stamp]:

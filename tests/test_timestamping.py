@@ -252,3 +252,49 @@ def test_a_later_report_checks_the_earlier_reports(tsa: dict[str, Any], case: Ca
     assert run_bitwitness("report", case.root, "--format", "json", "-o", third).exit_code == 1
     doc = json.loads(third.read_text())
     assert any("first.json: TIMESTAMP INVALID" in r for r in doc["integrity"]["bad_signatures"])
+
+
+def test_every_command_that_records_an_event_dates_the_anchor(tsa: dict[str, Any], case: Case,
+                                                              tmp_path: Path) -> None:
+    """verify, convert, export and restore in a case: after each, the anchor that records its
+    event is kept and timestamped; conversion and restore logs get tokens of their own. Every
+    token checked by ``openssl ts -verify``."""
+    require_tool("mkfs.vfat", "mcopy")
+    source = tmp_path / "stick.img"
+    subprocess.run(["dd", "if=/dev/zero", f"of={source}", "bs=512", "count=4096"],
+                   capture_output=True, check=True)
+    subprocess.run(["mkfs.vfat", "-n", "EVIDENCE", str(source)], capture_output=True, check=True)
+    (tmp_path / "note.txt").write_text("meet at the harbour\n")
+    subprocess.run(["mcopy", "-i", str(source), str(tmp_path / "note.txt"), "::/note.txt"],
+                   check=True)
+    assert run_bitwitness("acquire", source, "--case", case.root, "--evidence",
+                          "E1").exit_code == 0
+    image = case.root / "evidence/E1/E1.E01"
+    restore_target = tmp_path / "restored.bin"
+    steps = {
+        "verify": ("verify", "--case", case.root),
+        "convert": ("convert", image, "-o", tmp_path / "copy", "--to", "raw"),
+        "export": ("export", image, "/note.txt", "--to", tmp_path / "out", "--case", case.root),
+        "restore": ("restore", image, restore_target, "--yes"),
+    }
+    for action, command in steps.items():
+        result = run_bitwitness(*command)
+        assert result.exit_code == 0, (action, result.stderr)
+        lines = (case.root / "custody.jsonl").read_text().splitlines()
+        assert json.loads(lines[-1])["action"] == action
+        kept = sorted((case.root / "timestamps").glob(f"anchor-{len(lines):06d}-*.head"))
+        assert len(kept) == 1, (action, sorted(p.name for p in
+                                                (case.root / "timestamps").iterdir()))
+        assert json.loads(kept[0].read_text())["count"] == len(lines)
+        token = kept[0].with_name(kept[0].name + ".tsr")
+        assert openssl_verify(kept[0], token, tsa["cert"]).stdout.strip() == "Verification: OK"
+    restore_logs = sorted((case.root / "evidence/E1/restore-logs").glob("*.json"))
+    assert len(restore_logs) == 1
+    for log in (tmp_path / "copy.json", *restore_logs):
+        assert openssl_verify(log, log.with_name(log.name + ".tsr"),
+                              tsa["cert"]).stdout.strip() == "Verification: OK", log
+    manifest = tmp_path / "out/manifest.json"
+    assert openssl_verify(manifest, manifest.with_name("manifest.json.tsr"),
+                          tsa["cert"]).stdout.strip() == "Verification: OK"
+    custody = run_bitwitness("custody", "verify", case.root)
+    assert custody.exit_code == 0, custody.stderr

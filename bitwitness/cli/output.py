@@ -157,6 +157,11 @@ def reference_sentence(match: bool, algorithm: str, source: str) -> str:
     return f"MISMATCH: {algorithm} differs from the value {where}"
 
 
+def stamp_documents(stamps: list[Any]) -> list[dict[str, Any]]:
+    """The ``--json`` form of timestamp tokens obtained (or why not)."""
+    return [{"file": s.path, "token": s.token, "time": s.time, "error": s.error} for s in stamps]
+
+
 def render_proofs(signatures: list[Any], stamps: list[Any], *, indent: str) -> None:
     """The signature files written and the timestamp tokens obtained (or why not: a warning)."""
     if not signatures and not stamps:

@@ -15,6 +15,7 @@ from bitwitness.cli.output import (
     print_json,
     reference_sentence,
     render_proofs,
+    stamp_documents,
     stdout,
     to_jsonable,
 )
@@ -78,9 +79,16 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
         result = convert_image(image, base, options, mediator, volume=volume,
                                keys=volume_keys() if volume is not None else None)
     signatures = signing.sign_with_session(list(result.logs))
+    from bitwitness import timestamping
+    from bitwitness.casefolder import evidence_of
+
+    in_case = evidence_of(image)
+    stamps = timestamping.stamp_finished(result, [p for p in (result.log_json,) if p],
+                                         in_case[0] if in_case is not None else None)
     if as_json:
         print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
-                    "signatures": signatures, "exit_code": int(result.exit_code)})
+                    "signatures": signatures, "timestamps": stamp_documents(stamps),
+                    "exit_code": int(result.exit_code)})
     else:
         stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
                      f"({result.media_size} bytes), verdict {result.verdict}")
@@ -93,7 +101,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
             stdout.print(f"  wrote {escape(str(out.path))}")
         for log in result.logs:
             stdout.print(f"  log   {escape(str(log))}")
-        render_proofs(signatures, [], indent="  ")
+        render_proofs(signatures, stamps, indent="  ")
         if result.error:
             stdout.print(f"  error: {escape(result.error)}")
     if result.exit_code is ExitCode.INTERRUPTED:

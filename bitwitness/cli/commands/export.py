@@ -15,7 +15,15 @@ from bitwitness.cli.commands._browse import (
     selection,
     selection_options,
 )
-from bitwitness.cli.output import check_output_path, escape, json_option, print_json, stdout
+from bitwitness.cli.output import (
+    check_output_path,
+    escape,
+    json_option,
+    print_json,
+    render_proofs,
+    stamp_documents,
+    stdout,
+)
 from bitwitness.cli.progress import cli_mediator
 from bitwitness.errors import NotRecoveredError, UsageError
 
@@ -62,8 +70,14 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
                         image_files=[p.absolute() for p in image_files(image)],
                         selection=chosen, overwrite=overwrite, mediator=mediator)
     event = None
+    stamps: list[Any] = []
     if case_dir is not None:
         event = record_custody(case_dir, result, evidence_id=evidence_id, paths=paths)
+        from bitwitness import timestamping
+
+        # the manifest and the anchor that now records its hash, when the lab has a TSA
+        stamps = timestamping.stamp_outputs([Path(result.manifest_json)],
+                                            Path(case_dir).absolute())
     if as_json:
         document = manifest_document(result)  # names as in the manifest: text plus exact hex
         print_json({"destination": result.destination, "files": document["files"],
@@ -71,9 +85,11 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
                     "manifest_json": result.manifest_json,
                     "manifest_csv": result.manifest_csv,
                     "manifest_sha256": result.manifest_sha256,
-                    "custody_event": event.seq if event is not None else None})
+                    "custody_event": event.seq if event is not None else None,
+                    "timestamps": stamp_documents(stamps)})
     else:
         _print_result(result, event, case_dir)
+        render_proofs([], stamps, indent="")
     if result.failed:
         raise NotRecoveredError(f"{len(result.failed)} file(s) not exported (listed under "
                                 f"'failed' in {result.manifest_json})")

@@ -13,6 +13,7 @@ from bitwitness.cli.output import (
     print_json,
     reference_sentence,
     render_proofs,
+    stamp_documents,
     stderr,
     stdout,
     to_jsonable,
@@ -55,11 +56,18 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
         result = restore_image(image, target, mediator, verify=verify, yes=yes,
                                overwrite=overwrite, log=log_base)
     signatures = signing.sign_with_session(list(result.logs))
+    from bitwitness import timestamping
+    from bitwitness.casefolder import evidence_of
+
+    in_case = evidence_of(image)
+    stamps = timestamping.stamp_finished(result, [p for p in (result.log_json,) if p],
+                                         in_case[0] if in_case is not None else None)
     if as_json:
-        print_json({**result_document(result), "signatures": signatures})
+        print_json({**result_document(result), "signatures": signatures,
+                    "timestamps": stamp_documents(stamps)})
     else:
         render(result)
-        render_proofs(signatures, [], indent="  ")
+        render_proofs(signatures, stamps, indent="  ")
     if result.exit_code is ExitCode.INTERRUPTED:
         raise Interrupted(f"interrupted: {target} holds {result.bytes_written} of "
                           f"{result.media_size} bytes; see {result.log_json}")

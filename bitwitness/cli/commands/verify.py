@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bitwitness.cli.image_options import format_option
-from bitwitness.cli.output import escape, json_option, print_json, stdout, to_jsonable
+from bitwitness.cli.output import (
+    escape,
+    json_option,
+    print_json,
+    render_proofs,
+    stamp_documents,
+    stdout,
+    to_jsonable,
+)
 from bitwitness.cli.progress import cli_mediator
 from bitwitness.errors import ExitCode, InputError, UsageError
 from bitwitness.sizes import format_size
@@ -68,7 +76,10 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
         else:
             results = verify_images(list(images), options, mediator)
             ids = [None] * len(results)
-    from bitwitness import signing
+    from bitwitness import signing, timestamping
+
+    # the anchor that now records the verifications, dated when the lab has a TSA
+    anchor_stamps = timestamping.stamp_outputs([], case_dir.absolute()) if case_dir else []
 
     signatures = [signing.check_files(_signable(r)) for r in results]
     tokens = [_tokens(r) for r in results]
@@ -81,7 +92,8 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
              "signatures": [s.to_dict() for s in sigs],
              "timestamps": [{"file": t.path, "token": t.token, "valid": t.valid, "time": t.time,
                              "tsa": t.tsa, "reason": t.reason} for t in stamps]}
-            for i, r, sigs, stamps in zip(ids, results, signatures, tokens, strict=True)]})
+            for i, r, sigs, stamps in zip(ids, results, signatures, tokens, strict=True)],
+            "anchor_timestamps": stamp_documents(anchor_stamps)})
     else:
         for evidence_id, result, sigs, stamps in zip(ids, results, signatures, tokens,
                                                      strict=True):
@@ -98,6 +110,7 @@ def command(images: tuple[Path, ...], *, against: Path | None, logs: tuple[Path,
                 counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
             stdout.print(f"{len(results)} images: " +
                          ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        render_proofs([], anchor_stamps, indent="")
     return ExitCode.OK if ok and results else ExitCode.EVIDENCE
 
 
