@@ -81,13 +81,16 @@ class SourceFacts:
         if self.readonly_set is None:
             return "-"
         if not self.readonly_set:
+            if self.kind == "file":
+                return "not applicable (a file, opened read-only)"
             state = "not set"
         elif self.readonly_was:
             state = "set (it was already set before the acquisition)"
         else:
             state = "set for the acquisition" + (
                 ", restored afterwards" if self.readonly_restored else "")
-        return state + (f" ({self.readonly_detail})" if self.readonly_detail else "")
+        detail = self.readonly_detail
+        return state + (f" ({detail})" if detail and detail not in state else "")
 
     @property
     def mount_state(self) -> str:

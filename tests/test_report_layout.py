@@ -190,3 +190,22 @@ def test_a_label_stands_beside_the_first_line_of_its_value(report_case: dict[str
             assert abs(labels[0][1] - first[0][1]) < 1.0, (labels[0], first[0])
             return
     pytest.fail("no page shows the Options label with its first option")
+
+
+def test_the_read_only_flag_reads_as_one_phrase(report_case: dict[str, Any],
+                                                tmp_path: Path) -> None:
+    """A file source has no kernel flag to set (it is opened read-only); a device's flag is said
+    once, without the log's detail repeating it."""
+    require_tool("pdftotext")
+    from bitwitness.report.model import SourceFacts
+
+    out = tmp_path / "report.pdf"
+    assert run_bitwitness("report", report_case["root"], "-o", out).exit_code == 0
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert re.search(r"Kernel read-only flag\s+not applicable \(a file, opened read-only\)", text)
+    device = SourceFacts(path="/dev/sdz", kind="device", readonly_set=True, readonly_was=False,
+                         readonly_restored=True, readonly_detail="set for the acquisition")
+    assert device.readonly_state == "set for the acquisition, restored afterwards"
+    refused = replace(device, readonly_set=False, readonly_detail="BLKROSET: not permitted")
+    assert refused.readonly_state == "not set (BLKROSET: not permitted)"
