@@ -49,7 +49,7 @@ class SequentialReads:
     def _read(self, offset: int, length: int) -> bytes:
         if offset != self._next or self._blocks is None:
             self._start(offset)
-        parts: list[bytes | memoryview] = []
+        parts: list[memoryview] = []
         wanted = length
         try:
             while wanted:
