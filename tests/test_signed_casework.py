@@ -240,3 +240,28 @@ def test_a_key_the_case_does_not_trust_records_nothing(signed_case: dict[str, An
     check = run_bitwitness("custody", "verify", root)
     assert check.exit_code == 0, check.stderr
     assert "Anchor signed by Eve Forger" in check.stdout
+
+
+def test_browse_checks_the_key_before_the_browser_opens(signed_case: dict[str, Any]) -> None:
+    """browse runs on a terminal (a pseudo-terminal here); its exports record events, so a bad
+    key stops it before the browser is drawn."""
+    import pty
+
+    before = custody_state(signed_case["root"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BITWITNESS_KEY")}
+    for options, says in refusals(signed_case):
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bitwitness", *map(str, options), "browse",
+                 str(signed_case["image"])], stdin=follower, stdout=follower,
+                stderr=subprocess.PIPE, text=True, timeout=60, check=False, cwd=REPO, env=env)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"browse with a bad key opened the browser: {options}")
+        finally:
+            os.close(leader)
+            os.close(follower)
+        assert proc.returncode == 2, (options, proc.stderr)
+        assert says in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert custody_state(signed_case["root"]) == before
