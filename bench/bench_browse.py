@@ -1,8 +1,9 @@
 """Benchmark: browsing a file system of many files against The Sleuth Kit, same E01, same run.
 
-Usage: ``python bench/bench_browse.py [--files 100000] [--repeat 1] [--dir DIR]``
+Usage: ``python bench/bench_browse.py [--size 400MiB | --files 100000] [--repeat 1] [--dir DIR]``
 
-Builds an ext4 file system holding ``--files`` small files in folders of 500 (``mkfs.ext4 -d``
+Builds an ext4 file system holding ``--files`` small files (default: one per 4 KiB of
+``--size``, so 400MiB gives 102,400) in folders of 500 (``mkfs.ext4 -d``
 from a generated tree), acquires it into an E01 with ``bitwitness acquire``, then times, in
 interleaved rounds (each tool's best kept):
 
@@ -82,12 +83,13 @@ def count_files(folder: Path) -> int:
 
 
 def main() -> int:
-    parser = BenchParser(__doc__, size="1MiB", repeat=1,
+    parser = BenchParser(__doc__, size="400MiB", repeat=1,
                          dir_help="work folder, kept, its E01 reused by the next run "
                                   "(default: a temporary folder, removed at the end)")
-    parser.add_argument("--files", type=int, default=100_000, help="files in the file system")
+    parser.add_argument("--files", type=int, help="files in the file system (default: one per "
+                                                   "4 KiB of --size)")
     args = parser.parse()
-    files = parser.parse_args().files
+    files = parser.parse_args().files or args.size // 4096
     missing = [t for t in ("fls", "tsk_recover", "mkfs.ext4") if shutil.which(t) is None]
     if missing:
         print(f"cannot run here: {', '.join(missing)} missing", file=sys.stderr)
