@@ -9,7 +9,10 @@ What each holds:
 - ``ntfs``: folders, resident and non-resident files, an alternate data stream, a hard link,
   a compressed file, a sparse file, a deleted file and a deleted folder with its files, and a
   file whose $STANDARD_INFORMATION times were set back (timestomped) while its $FILE_NAME
-  times were not (written through ntfs-3g, the only NTFS writer on Linux);
+  times were not (written through ntfs-3g, the only NTFS writer on Linux), and a change journal
+  ``$Extend/$UsnJrnl`` whose ``$J`` stream starts with a sparse run as Windows leaves it
+  (ntfs-3g's FUSE driver refuses to create files in ``$Extend``; ``ntfscp``, which writes
+  through libntfs-3g directly, does not, and the driver then writes into the existing stream);
 - ``fat12``/``fat16``/``fat32``: long and short names, folders, deleted files (mtools);
 - ``exfat``: folders and a deleted file (exfat-fuse);
 - ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
@@ -68,10 +71,36 @@ def _umount(mountpoint: Path) -> None:
 STOMPED = 1_000_000_000
 
 
+#: Where the records of the NTFS image's ``$Extend/$UsnJrnl:$J`` start (all before is sparse).
+USN_OFFSET = 1 << 20
+
+
+def usn_records() -> bytes:
+    """The bytes written at :data:`USN_OFFSET` of ``$J``: USN_RECORD_V2 records (60 bytes of
+    header, the UTF-16 name, padded to 8 bytes), numbered by their offset as Windows does."""
+    out = bytearray()
+    for number, name in enumerate(("report.docx", "notes.txt", "secret.pdf") * 40):
+        encoded = name.encode("utf-16-le")
+        length = (60 + len(encoded) + 7) // 8 * 8
+        usn = USN_OFFSET + len(out)
+        header = struct.pack("<IHHQQqQIIIIHH", length, 2, 0, 64 + number, 5, usn,
+                             STOMPED * 10_000_000 + 116444736000000000, 0x100, 0, 0, 0x20,
+                             len(encoded), 60)
+        out += (header + encoded).ljust(length, b"\0")
+    return bytes(out)
+
+
 def ntfs(image: Path) -> Path:
-    _need("mkntfs", "ntfs-3g")
+    _need("mkntfs", "ntfs-3g", "ntfscp")
     _run("truncate", "-s", "8M", image)
     _run("mkntfs", "-q", "-F", "-Q", "-L", "evidence", image)
+    with tempfile.TemporaryDirectory() as tmp:
+        empty, maximum = Path(tmp) / "empty", Path(tmp) / "max"
+        empty.write_bytes(b"")
+        maximum.write_bytes(struct.pack("<QQqI4x", 32 << 20, 8 << 20, 0x01D9_0000_0000_0000, 0))
+        _run("ntfscp", "-f", image, empty, "$Extend/$UsnJrnl")
+        _run("ntfscp", "-f", "-N", "$J", image, empty, "$Extend/$UsnJrnl")
+        _run("ntfscp", "-f", "-N", "$Max", image, maximum, "$Extend/$UsnJrnl")
     with tempfile.TemporaryDirectory() as tmp:
         m = Path(tmp)
         _fuse_mount(["ntfs-3g", os.fspath(image), tmp, "-o", "streams_interface=windows"], m)
@@ -93,6 +122,9 @@ def ntfs(image: Path) -> Path:
             for i in range(3):
                 (m / f"gone/o{i}.txt").write_bytes(f"orphan {i}\n".encode())
             (m / "Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
+            with (m / "$Extend/$UsnJrnl:$J").open("r+b") as fh:  # sparse up to USN_OFFSET
+                fh.seek(USN_OFFSET)
+                fh.write(usn_records())
             stomped = m / "dir/stomped.txt"
             stomped.write_bytes(b"times set back by a program\n")
             os.utime(stomped, (STOMPED, STOMPED))  # $STANDARD_INFORMATION only
