@@ -18,7 +18,7 @@ What each holds:
 - ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
   ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs);
 - ``iso9660``: Joliet and Rock Ridge names (xorriso);
-- ``ufs1``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
+- ``ufs1``/``ufs2``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
   starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
 - ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
@@ -240,8 +240,7 @@ def iso9660(image: Path) -> Path:
     return image
 
 
-def ufs1(image: Path) -> Path:
-    """UFS1 (FFS) written by NetBSD's makefs; TSK reads UFS1 but not makefs's UFS2."""
+def _ufs(image: Path, options: str, size: str) -> Path:
     _need("makefs")
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
@@ -249,8 +248,25 @@ def ufs1(image: Path) -> Path:
         (staging / "usr/home/readme.txt").write_bytes(b"ufs readme\n")
         (staging / "big.bin").write_bytes(bytes(range(256)) * 300)
         (staging / "link").symlink_to("usr/home/readme.txt")
-        _run("makefs", "-t", "ffs", "-o", "version=1", "-s", "4m", image, staging)
+        _run("makefs", "-t", "ffs", "-o", options, "-s", size, image, staging)
     return image
+
+
+def ufs1(image: Path) -> Path:
+    """UFS1 (FFS) written by NetBSD's makefs."""
+    return _ufs(image, "version=1", "4m")
+
+
+def ufs2(image: Path) -> Path:
+    """UFS2 written by NetBSD's makefs, laid out so that The Sleuth Kit finds it.
+
+    makefs writes a UFS2 superblock at byte 8192 (where UFS1's lives); TSK looks for UFS1's
+    magic there and for UFS2's only at 65536 and 262144, so it finds no file system in
+    makefs's default UFS2. Each cylinder group keeps a copy of the superblock at fragment
+    ``sblkno``, which makefs sets to the first block boundary after 8192 + 8192 bytes: with
+    64 KiB blocks of 8 KiB fragments that is byte 65536, and TSK reads that copy.
+    """
+    return _ufs(image, "version=2,bsize=65536,fsize=8192", "8m")
 
 
 #: ext2 entries written raw: the name stored -> the content of the regular file behind it.
@@ -359,6 +375,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ext4": lambda p: ext(p, "ext4"),
     "iso9660": iso9660,
     "ufs1": ufs1,
+    "ufs2": ufs2,
     "hostile_ext2": hostile_ext2,
     "hostile_fat": hostile_fat,
 }
