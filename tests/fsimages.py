@@ -23,7 +23,10 @@ What each holds:
   starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
 - ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
   ``..\\..\\X.TXT``, ``..`` as a file in the root, and a folder ``/HIDDEN`` holding
-  ``INNER.TXT``.
+  ``INNER.TXT``;
+- ``crafted_fat12``/``crafted_fat32``: long names, lower-case short names and deleted entries
+  (mtools) whose 8.3 names are then damaged so that TSK refuses them (see :func:`crafted_fat`),
+  with the undamaged image kept beside it.
 """
 
 from __future__ import annotations
@@ -364,6 +367,97 @@ def hostile_fat(image: Path) -> Path:
     return image
 
 
+#: Files of the crafted FAT, in ``/`` and in ``/docs``: the name written -> its content.
+CRAFTED_FAT_FILES = {
+    "Long Secret Name.txt": b"long name, short name damaged, checksum set anew\n" * 30,
+    "hello.txt": b"short lower-case name, damaged\n",
+    "Orphan Long Name.txt": b"long name whose checksum no longer matches\n",
+    "overwritten name.txt": b"deleted, then its cluster taken by another file\n",
+    "gone long name.txt": b"deleted long name, damaged, checksum set anew\n" * 20,
+    "GONE.TXT": b"deleted short name, damaged\n",
+    "plain.txt": b"left as mtools wrote it\n",
+}
+#: What the crafting does to each: the short name it writes (11 bytes, first byte as stored)
+#: and whether the long-name checksums are set anew for it. Position 3 gets a ``/``, a byte
+#: The Sleuth Kit refuses in an 8.3 name.
+CRAFTED_FAT_DAMAGE = {
+    "Long Secret Name.txt": True,
+    "hello.txt": False,
+    "Orphan Long Name.txt": False,
+    "overwritten name.txt": True,
+    "gone long name.txt": True,
+    "GONE.TXT": False,
+}
+
+
+def intact_copy(image: Path) -> Path:
+    """Where :func:`crafted_fat` keeps the image as mtools left it, before the damage."""
+    return image.with_name(f"{image.stem}-intact{image.suffix}")
+
+
+def _lfn_checksum(name11: bytes) -> int:
+    total = 0
+    for byte in name11:
+        total = (((total & 1) << 7) + (total >> 1) + byte) & 0xFF
+    return total
+
+
+def crafted_fat(image: Path, bits: int) -> Path:
+    """FAT entries The Sleuth Kit refuses, with long names and deleted ones among them.
+
+    mtools writes :data:`CRAFTED_FAT_FILES` into ``/`` and ``/docs``, deletes the last three
+    of them after a new file ``new.bin`` took the clusters of ``overwritten name.txt``; the image
+    is copied to :func:`intact_copy`; then each short entry of :data:`CRAFTED_FAT_DAMAGE` gets a
+    ``/`` as its fourth name byte, and where asked, the checksum in its long-name entries is
+    set to that of the damaged name (for a deleted entry, with its first byte as it was).
+    """
+    _need("mkfs.fat", "mcopy", "mdel", "mmd")
+    _run("truncate", "-s", {12: "2M", 32: "40M"}[bits], image)
+    _run("mkfs.fat", "-F", str(bits), "-n", "CRAFTED", image)
+    _run("mmd", "-i", image, "::/docs", env=MTOOLS_ENV)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "f"
+        for folder in ("", "/docs"):
+            for name, content in CRAFTED_FAT_FILES.items():
+                local.write_bytes(content)
+                _run("mcopy", "-i", image, local, f"::{folder}/{name}", env=MTOOLS_ENV)
+        for folder in ("", "/docs"):
+            _run("mdel", "-i", image, f"::{folder}/overwritten name.txt", env=MTOOLS_ENV)
+            local.write_bytes(bytes(range(256)) * 24)
+            _run("mcopy", "-i", image, local, f"::{folder}/new.bin", env=MTOOLS_ENV)
+        for folder in ("", "/docs"):
+            for name in ("gone long name.txt", "GONE.TXT"):
+                _run("mdel", "-i", image, f"::{folder}/{name}", env=MTOOLS_ENV)
+    shutil.copyfile(image, intact_copy(image))
+    data = bytearray(image.read_bytes())
+    for name, new_checksum in CRAFTED_FAT_DAMAGE.items():
+        _damage_fat_entries(data, name, new_checksum)
+    image.write_bytes(data)
+    return image
+
+
+def _damage_fat_entries(data: bytearray, name: str, new_checksum: bool) -> None:
+    """Damage the two short entries (``/`` and ``/docs``) of the file mtools named ``name``."""
+    base, _, ext = name.upper().partition(".")
+    if len(base) <= 8 and " " not in base and name in ("hello.txt", "GONE.TXT"):
+        short = base.ljust(8).encode() + ext.ljust(3).encode()
+    else:
+        short = (base.replace(" ", "")[:6] + "~1").ljust(8).encode() + ext[:3].ljust(3).encode()
+    deleted = name in ("overwritten name.txt", "gone long name.txt", "GONE.TXT")
+    stored = (b"\xe5" + short[1:]) if deleted else short
+    found = [at for at in range(0, len(data), 32) if data[at : at + 11] == stored
+             and data[at + 11] & 0x0F != 0x0F]
+    assert len(found) == 2, (name, len(found))
+    for at in found:
+        old = _lfn_checksum(short)
+        data[at + 3] = ord("/")
+        damaged = short[:3] + b"/" + short[4:]
+        slot = at - 32
+        while new_checksum and slot >= 0 and data[slot + 11] == 0x0F and data[slot + 13] == old:
+            data[slot + 13] = _lfn_checksum(damaged)
+            slot -= 32
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ntfs": ntfs,
     "fat12": lambda p: fat(p, 12),
@@ -378,4 +472,6 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ufs2": ufs2,
     "hostile_ext2": hostile_ext2,
     "hostile_fat": hostile_fat,
+    "crafted_fat12": lambda p: crafted_fat(p, 12),
+    "crafted_fat32": lambda p: crafted_fat(p, 32),
 }
