@@ -20,9 +20,11 @@ What each holds:
 - ``iso9660``: Joliet and Rock Ridge names (xorriso);
 - ``ufs1``/``ufs2``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
-  starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
+  starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes,
+  and a folder ``sub/dir`` (one name) holding ``inner.txt``;
 - ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
-  ``..\\..\\X.TXT``, ``..`` as a file in the root, and a folder ``/HIDDEN`` holding
+  ``..\\..\\X.TXT``, ``..`` as a file in the root, an empty name (eleven spaces), and a
+  folder ``/HIDDEN`` holding
   ``INNER.TXT``;
 - ``crafted_fat12``/``crafted_fat32``: long names, lower-case short names and deleted entries
   (mtools) whose 8.3 names are then damaged so that TSK refuses them (see :func:`crafted_fat`),
@@ -284,11 +286,17 @@ HOSTILE_EXT2 = {
 }
 
 
-def _rename_ext2_entry(data: bytearray, inode: int, placeholder: bytes, name: bytes) -> None:
+#: A folder of the hostile ext2 whose name holds ``/``, and the file inside it.
+HOSTILE_EXT2_FOLDER = b"sub/dir"
+HOSTILE_EXT2_INNER = b"inside a folder whose name holds a slash\n"
+
+
+def _rename_ext2_entry(data: bytearray, inode: int, placeholder: bytes, name: bytes,
+                       file_type: int = 1) -> None:
     """Overwrite the name of the directory entry (inode, placeholder) with ``name``."""
     assert len(placeholder) == len(name)
     pattern = re.escape(struct.pack("<I", inode)) + b"..." + re.escape(
-        bytes([1]) + placeholder)  # inode, rec_len, name_len, file type 1 (regular), name
+        bytes([file_type]) + placeholder)  # inode, rec_len, name_len, file type, name
     found = [m for m in re.finditer(pattern, bytes(data), re.DOTALL)
              if data[m.start() + 6] == len(name)]
     assert len(found) == 1, (placeholder, len(found))
@@ -319,9 +327,18 @@ def hostile_ext2(image: Path) -> Path:
         ok = Path(tmp) / "ok"
         ok.write_bytes(b"an ordinary file\n")
         _run("debugfs", "-w", "-R", f"write {ok} ok.txt", image)
+        _run("debugfs", "-w", "-R", "mkdir subQdir", image)
+        ok.write_bytes(HOSTILE_EXT2_INNER)
+        _run("debugfs", "-w", "-R", f"write {ok} subQdir/inner.txt", image)
+        out = subprocess.run(["debugfs", "-R", "stat subQdir", os.fspath(image)],
+                             capture_output=True, check=True, text=True)
+        found = re.search(r"Inode: (\d+)", out.stdout)
+        assert found is not None, out.stderr
+        folder = int(found[1])
     data = bytearray(image.read_bytes())
     for inode, placeholder, name in renames:
         _rename_ext2_entry(data, inode, placeholder, name)
+    _rename_ext2_entry(data, folder, b"subQdir", HOSTILE_EXT2_FOLDER, file_type=2)
     image.write_bytes(data)
     return image
 
@@ -332,6 +349,7 @@ HOSTILE_FAT = {
     b"/ETC/PW TXT": b"leading slash in a short name\n",
     b"..\\..\\X TXT": b"backslashes in a short name\n",
     b"..         ": b"a file named dot-dot in the root\n",
+    b"           ": b"a file with an empty name (eleven spaces)\n",
 }
 
 
