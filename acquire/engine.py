@@ -250,11 +250,6 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
     source = _open(request, base)
-    if request.read_timeout:  # a drive that stalls (issue 18.5)
-        from bitwitness.acquire.stall import TimedSource
-
-        # duck-typed like a FaultySource: the reads of a Source, each with a deadline
-        source = TimedSource(source, request.read_timeout)  # type: ignore[assignment]
     try:
         return _acquire_open(run, source, mediator)
     finally:
@@ -262,10 +257,19 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
 
 
 def _open(req: AcquisitionRequest, base: Path) -> Source:
+    """The source, read-only; with ``read_timeout`` every read has a deadline (a drive that
+    stalls: :mod:`bitwitness.acquire.stall`)."""
     if isinstance(req.source, (str, Path, ImageStream)):
         plan = FlagPlan(log=str(log_paths(base)[0]), resuming=req.resume)  # guardrails (18.6)
-        return open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
-    return req.source  # type: ignore[no-any-return]  # an open Source (or a FaultySource)
+        source = open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
+    else:
+        source = req.source  # an open Source (or a FaultySource)
+    if req.read_timeout:
+        from bitwitness.acquire.stall import TimedSource
+
+        # duck-typed like a FaultySource: the reads of a Source, each with a deadline
+        return TimedSource(source, req.read_timeout)  # type: ignore[return-value]
+    return source
 
 
 def _acquire_open(run: _Run, source: Source, mediator: Mediator) -> AcquisitionResult:

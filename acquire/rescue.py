@@ -22,8 +22,9 @@ fsynced and then the map saved, so ``--resume`` continues from the map even afte
 image is hashed (read back in order: the evidence is not read twice) and made final.
 
 A drive that drops off ends the run at once (exit 1) with the map and image durable and the
-partial image hashed in the log; ``--resume`` continues once it is back. With ``read_timeout``
-a read that gets no answer in time is abandoned, logged and counted as a read error.
+partial image hashed in the log; ``--resume`` continues once it is back. With the request's
+``read_timeout`` a read that gets no answer in time is abandoned, logged and counted as a read
+error (the source is opened as an acquisition's is: :func:`engine._open`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from bitwitness.acquire.rescuemap import PHASE_NAMES, Block, Phase, RescueMap
 from bitwitness.acquire.retry import StopRequested
 from bitwitness.acquire.runner import INTERRUPTED, run_job
 from bitwitness.acquire.sinks import OutputFile, RawSink
-from bitwitness.acquire.stall import StallGuard
 from bitwitness.acquire.verifying import Verification, verify_output
 from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.errors import (
@@ -69,7 +69,6 @@ CHECKPOINT_SECONDS = 1.0
 class RescueOptions:
     """How to rescue; ``retry_bad`` re-reads only the bad sectors of a finished rescue."""
 
-    read_timeout: float | None = None
     retry_bad: bool = False
     cluster: int = CLUSTER
     checkpoint_seconds: float = CHECKPOINT_SECONDS
@@ -93,7 +92,6 @@ class _Rescuer:
     task: ProgressTask
     stop: threading.Event
     checkpoint_hook: Callable[[], None]
-    guard: StallGuard | None = None  #: with a read timeout
     bytes_read: int = 0  #: source bytes this run read (never the zero-filled ones)
     _last_checkpoint: float = field(default_factory=time.monotonic)
 
@@ -104,14 +102,9 @@ class _Rescuer:
         if self.stop.is_set():
             raise StopRequested
         try:
-            return self._timed(pos, size)
+            return bytes(self.source.read_direct(pos, size))
         except ReadError:
             return None
-
-    def _timed(self, pos: int, size: int) -> bytes:
-        if self.guard is None:
-            return bytes(self.source.read_direct(pos, size))
-        return bytes(self.guard.call(lambda: self.source.read_direct(pos, size), pos, size))
 
     def _good(self, pos: int, data: bytes) -> None:
         os.pwrite(self.fd, data, pos)
@@ -401,7 +394,7 @@ class _RescueJob:
             "bad_bytes": self.rmap.total(Block.BAD),
             "untried_bytes": self.rmap.total(Block.NON_TRIED)
             + self.rmap.total(Block.NON_TRIMMED) + self.rmap.total(Block.NON_SCRAPED)}
-        guard = self.rescuer.guard if self.rescuer is not None else None
+        guard = getattr(self.source, "guard", None)  # a TimedSource's (read_timeout)
         if guard is not None and guard.count:
             doc["timed_out_reads"] = guard.count
         self.run.extra_progress = {"rescue": doc}
@@ -414,8 +407,7 @@ class _RescueJob:
         self.rescuer = _Rescuer(
             source=self.source, fd=self.fd, rmap=self.rmap, map_file=self.map_file,
             sector_size=run.sector_size, retries=run.request.retries, options=options,
-            task=task, stop=stop, checkpoint_hook=self._log_progress,
-            guard=StallGuard(options.read_timeout) if options.read_timeout else None)
+            task=task, stop=stop, checkpoint_hook=self._log_progress)
         return self.rescuer
 
     def start(self, rescuer: _Rescuer) -> int:
@@ -425,7 +417,6 @@ class _RescueJob:
                   stop: threading.Event) -> engine.AcquisitionResult:
         """Every phase done: the image hashed (read back in order) and made final."""
         run = self.run
-        self._note_timeouts()
         os.fsync(self.fd)
         errors = tuple(_bad_ranges(self.rmap, run.sector_size))
         hashes = hash_file(self.sink.partial_paths()[0], run.algorithms)
@@ -446,18 +437,11 @@ class _RescueJob:
                exc: BitWitnessError | OSError) -> engine.AcquisitionResult:
         return self._unfinished(rescuer, exc)
 
-    def _note_timeouts(self) -> None:
-        note = self.rescuer.guard.note() if self.rescuer is not None and \
-            self.rescuer.guard is not None else None
-        if note:
-            self.run.warnings.append(note)
-
     def _unfinished(self, rescuer: _Rescuer,
                     exc: BitWitnessError | OSError | None) -> engine.AcquisitionResult:
         """Interrupted (``exc`` None) or failed: image and map durable, the partial image
         hashed in the log; a failure then raises, carrying the result."""
         run = self.run
-        self._note_timeouts()
         if not isinstance(exc, OSError):  # the image can still be written: make it durable
             rescuer.checkpoint(force=True)
         partial = self.sink.partial_paths()[0]

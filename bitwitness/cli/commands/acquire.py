@@ -132,7 +132,7 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             from bitwitness.acquire.rescue import rescue as rescue_drive
 
             result = rescue_drive(replace(request, format=OutputFormat.RAW), mediator,
-                                  RescueOptions(read_timeout=read_timeout, retry_bad=retry_bad))
+                                  RescueOptions(retry_bad=retry_bad))
         else:
             result = acquire(request, mediator)
     signatures = signing.sign_with_session(
