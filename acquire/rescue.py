@@ -439,14 +439,16 @@ class _RescueJob:
 
     def _unfinished(self, rescuer: _Rescuer,
                     exc: BitWitnessError | OSError | None) -> engine.AcquisitionResult:
-        """Interrupted (``exc`` None) or failed: image and map durable, the partial image
-        hashed in the log; a failure then raises, carrying the result."""
+        """Interrupted (``exc`` None) or failed: image and map durable. A failure (the drive
+        gone, the destination full) hashes the partial image into the log, as an acquisition's,
+        and raises, carrying the result; an interruption, like an acquisition's, does not (the
+        examiner asked to stop: ``--resume`` re-reads the image anyway)."""
         run = self.run
         if not isinstance(exc, OSError):  # the image can still be written: make it durable
             rescuer.checkpoint(force=True)
         partial = self.sink.partial_paths()[0]
         outputs = (OutputFile(partial, partial.stat().st_size,
-                              hash_file(partial, run.algorithms)),)
+                              hash_file(partial, run.algorithms) if exc is not None else {}),)
         self._note_progress()
         errors = tuple(_bad_ranges(self.rmap, run.sector_size))
         done = self.rmap.total(Block.FINISHED)

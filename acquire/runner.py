@@ -18,7 +18,8 @@ Every such job has the same shape, chosen so that every outcome is defensible:
 The interruption model is the same for all (:func:`bitwitness.signals.stop_on_signals`): the first
 SIGINT/SIGTERM (or the caller's ``stop`` event) lets the block in hand finish; the job then logs
 "interrupted" and its result exits 130 (an acquisition can be resumed from there). A second signal
-stops the pass at once (:class:`KeyboardInterrupt`), with the same logging. Checking what was
+stops the pass at once (:class:`KeyboardInterrupt`), with the same logging; once the pass has
+stopped, the wrap-up that writes that log is shielded from further signals. Checking what was
 written (``--verify``) watches the same ``stop``; a second signal there ends the process.
 """
 
@@ -36,7 +37,7 @@ from bitwitness.acquire.retry import StopRequested
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.errors import BitWitnessError, ExitCode
 from bitwitness.progress import Mediator, ProgressTask
-from bitwitness.signals import stop_on_signals
+from bitwitness.signals import shielded, stop_on_signals
 from bitwitness.verdict import Verdict
 
 #: The error every interrupted job records.
@@ -147,7 +148,8 @@ def run_job(job: Job[R_co, P], mediator: Mediator,
         except (KeyboardInterrupt, StopRequested):
             stop.set()
             task.finish(complete=False)
-            return job.stopped(read_pass)
+            with shielded():
+                return job.stopped(read_pass)
         except (BitWitnessError, OSError) as exc:
             stop.set()
             task.finish(complete=False)
@@ -155,5 +157,6 @@ def run_job(job: Job[R_co, P], mediator: Mediator,
         # the bar shows the bytes really read: it only goes to its end when none was unreadable
         task.finish(complete=outcome.complete and not outcome.bad_byte_ranges)
         if not outcome.complete:
-            return job.stopped(read_pass)
+            with shielded():
+                return job.stopped(read_pass)
         return job.completed(outcome, stop)

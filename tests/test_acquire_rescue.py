@@ -344,11 +344,14 @@ def test_a_finished_rescue_tells_the_bytes_read_and_the_bytes_zero_filled(
     assert not task.complete  # ... and does not jump to the media size
 
 
-def test_ctrl_c_stops_a_rescue_as_every_job_stops(faulty_drive: MakeDrive,
-                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM, signal.SIGTERM)],
+                         ids=["sigint", "sigterm-twice"])
+def test_ctrl_c_stops_a_rescue_as_every_job_stops(faulty_drive: MakeDrive, tmp_path: Path,
+                                                  signals: tuple[int, ...]) -> None:
     """The one interruption model (the job runner): a real SIGINT finishes the read in hand,
     the log says interrupted with the bytes really read, exit 130, the map and the partial
-    image stay; --resume finishes the rescue (the image equals the drive's readable bytes)."""
+    image stay; a second signal stops at once, logged the same way; --resume finishes the
+    rescue (the image equals the drive's readable bytes)."""
     import re
 
     require_tool("ddrescuelog")
@@ -368,7 +371,9 @@ def test_ctrl_c_stops_a_rescue_as_every_job_stops(faulty_drive: MakeDrive,
                         "finished_bytes"] > 2 * MIB:
                     break
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGINT)
+    for signum in signals:
+        os.kill(proc.pid, signum)
+        time.sleep(0.05)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
