@@ -3,6 +3,11 @@
 A :class:`VolumeKeys` carries what the analyst gave (a passphrase typed or read from a file, or a
 key file) and says only *which kind* of key it is in its ``repr``, in JSON and in custody events.
 The secret itself is handed to the decrypting library and nowhere else.
+
+One passphrase serves every kind of volume: a LUKS passphrase, an APFS password, a BitLocker
+password or, when it has that form (eight groups of six digits), a BitLocker recovery password. A
+key file is a LUKS key file (used whole, as text) or a BitLocker startup key (a ``.BEK`` file, read
+by libbde from its path).
 """
 
 from __future__ import annotations
@@ -20,12 +25,28 @@ MAX_KEY_FILE = 8 << 20
 class VolumeKeys:
     """The key material for encrypted volumes; ``kind`` is what may be recorded."""
 
-    passphrase: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)  #: None for a binary key file
     kind: str | None = None  #: "passphrase", "passphrase file", "key file", "prompt" or None
+    key_file: Path | None = field(default=None, repr=False)  #: the --key-file given, if any
+    key_data: bytes | None = field(default=None, repr=False)  #: its bytes, as read once
 
     @property
     def given(self) -> bool:
-        return self.passphrase is not None
+        return self.passphrase is not None or self.key_data is not None
+
+    def text(self, volume: str) -> str:
+        """The passphrase for a reader that takes text (LUKS, APFS), or a one-line error."""
+        if self.passphrase is None:
+            raise InputError(f"{volume}: the {self.kind} is not UTF-8 text; this reader takes "
+                             "keys as text")
+        return self.passphrase
+
+    @property
+    def startup_key(self) -> bool:
+        """The key file is a BitLocker startup key (a BEK file: a metadata header, version 1)."""
+        data = self.key_data or b""
+        return (len(data) >= 48 and int.from_bytes(data[4:8], "little") == 1
+                and int.from_bytes(data[8:12], "little") == 48)
 
     def __repr__(self) -> str:
         return f"VolumeKeys(kind={self.kind!r})"
@@ -55,11 +76,24 @@ def from_options(*, passphrase: str | None = None, passphrase_file: Path | None 
         text = _read_text(passphrase_file, "passphrase file")
         return VolumeKeys(text.splitlines()[0] if text else "", "passphrase file")
     if key_file is not None:
-        return VolumeKeys(_read_text(key_file, "key file"), "key file")
+        data = _read(key_file, "key file")
+        try:
+            text: str | None = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return VolumeKeys(text, "key file", key_file=key_file, key_data=data)
     return NO_KEYS
 
 
 def _read_text(path: Path, what: str) -> str:
+    try:
+        return _read(path, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the {what} is not UTF-8 text; the LUKS reader takes "
+                         "keys as text") from None
+
+
+def _read(path: Path, what: str) -> bytes:
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_KEY_FILE + 1)
@@ -67,8 +101,4 @@ def _read_text(path: Path, what: str) -> str:
         raise InputError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
     if len(data) > MAX_KEY_FILE:
         raise InputError(f"{path}: a {what} larger than {MAX_KEY_FILE} bytes is not a key")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: the {what} is not UTF-8 text; the LUKS reader takes "
-                         "keys as text") from None
+    return data
