@@ -14,8 +14,9 @@ Layout of a volume made from a plain file system of ``n`` bytes::
     n            three 64 KiB metadata blocks, then the encrypted copy of the file system's
                  first 16 sectors (the "volume header block" entry names it)
 
-A reader shows the metadata and the header copy as zero bytes, so the decrypted volume is the plain
-file system followed by zeros: :func:`expected_plaintext` is what libbde must return.
+The plain file system must be NTFS: libbde reads the decrypted volume's size from its NTFS boot
+sector (total sectors, plus the backup boot sector), so what libbde returns is the plain image
+exactly, and the metadata behind it is not part of the decrypted volume.
 
 Nothing here is product code: it exists to make volumes an independent reader (libbde) can check.
 """
@@ -23,7 +24,6 @@ Nothing here is product code: it exists to make volumes an independent reader (l
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -91,7 +91,8 @@ def recovery_key(recovery_password: str, salt: bytes) -> bytes:
     values = []
     for group in groups:
         number = int(group)
-        assert number % 11 == 0 and number // 11 < 0x10000
+        assert number % 11 == 0
+        assert number // 11 < 0x10000
         values.append(number // 11)
     return stretch(hashlib.sha256(struct.pack("<8H", *values)).digest(), salt)
 
@@ -138,7 +139,7 @@ def _vmk_entry(key_id: bytes, when: int, protection: int, properties: bytes) -> 
                   key_id + struct.pack("<QHH", when, 0, protection) + properties)
 
 
-def _stretched_vmk(vmk: bytes, stretched: bytes, salt: bytes, method: int, when: int,
+def _stretched_vmk(vmk: bytes, stretched: bytes, salt: bytes, *, method: int, when: int,
                    nonces: _Counter) -> bytes:
     stretch_value = _entry(_E_PROPERTY, _V_STRETCH, struct.pack("<I", method) + salt)
     sealed = _entry(_E_PROPERTY, _V_CCM,
@@ -146,7 +147,7 @@ def _stretched_vmk(vmk: bytes, stretched: bytes, salt: bytes, method: int, when:
     return stretch_value + sealed
 
 
-def build(plain: Path, out: Path, *, password: str | None = "password",
+def build(plain: Path, out: Path, *, password: str | None = None,
           recovery_password: str | None = None, startup_key: bool = False,
           method: str = "aes-xts-128", seed: bytes = b"bitwitness") -> Keys:
     """Encrypt the plain file system ``plain`` into the BitLocker volume ``out``.
@@ -173,14 +174,16 @@ def build(plain: Path, out: Path, *, password: str | None = "password",
     if password is not None:
         salt = rng.take(16)
         entries += _vmk_entry(rng.take(16), when, PROTECT_PASSWORD, _stretched_vmk(
-            vmk, password_key(password, salt), salt, _STRETCH_PASSWORD, when, nonces))
+            vmk, password_key(password, salt), salt, method=_STRETCH_PASSWORD, when=when,
+            nonces=nonces))
         keys.password = password
         keys.protectors.append("password")
     if recovery_password is not None:
         salt = rng.take(16)
         entries += _vmk_entry(rng.take(16), when, PROTECT_RECOVERY, _entry(
             _E_PROPERTY, _V_STRING, _string("DiskPassword")) + _stretched_vmk(
-            vmk, recovery_key(recovery_password, salt), salt, _STRETCH_RECOVERY, when, nonces))
+            vmk, recovery_key(recovery_password, salt), salt, method=_STRETCH_RECOVERY,
+            when=when, nonces=nonces))
         keys.recovery_password = recovery_password
         keys.protectors.append("recovery password")
     if startup_key:
@@ -219,12 +222,6 @@ def build(plain: Path, out: Path, *, password: str | None = "password",
         image[offset : offset + len(block)] = block
     out.write_bytes(bytes(image))
     return keys
-
-
-def expected_plaintext(plain: Path, volume: Path) -> bytes:
-    """What a reader must return for the whole decrypted volume: the file system, then zeros."""
-    data = plain.read_bytes()
-    return data + bytes(volume.stat().st_size - len(data))
 
 
 def _volume_header(blocks: list[int]) -> bytes:
@@ -287,6 +284,3 @@ class _Random:
             out += hashlib.sha256(self.seed + self.counter.to_bytes(8, "little")).digest()
         return out[:size]
 
-
-def fresh_seed() -> bytes:
-    return os.urandom(16)

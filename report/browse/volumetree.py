@@ -324,6 +324,9 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         identifier = _text(volume.get_volume_identifier())
     except _NOT_OPENED as exc:
         _raise_source(source, exc)
+        if startup and _opens_without_key(node.stream):  # libbde fails the open itself
+            raise InputError(f"volume {node.path} (BitLocker): the {tree.keys.kind} does not "
+                             "unlock it") from None
         raise FileSystemError(f"volume {node.path}: a BitLocker volume libbde cannot read: "
                               f"{_message(exc)}") from None
     tree._handles.append(volume)
@@ -348,6 +351,21 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
+
+
+def _opens_without_key(stream: ImageStream) -> bool:
+    import pybde
+
+    source = FileObject(stream)
+    volume = pybde.volume()
+    try:
+        volume.open_file_object(source)
+    except _NOT_OPENED:
+        _raise_source(source, ValueError("BitLocker volume"))
+        return False
+    with suppress(*_NOT_OPENED):
+        volume.close()
+    return True
 
 
 def _unlock_bitlocker(volume: Any, keys: VolumeKeys, source: FileObject) -> str | None:
