@@ -336,3 +336,52 @@ def test_convert_writes_the_decrypted_volume_as_its_own_image(
             _secret_absent(written.read_text(encoding="utf-8", errors="replace"))
     _secret_absent(raw.stdout, raw.stderr, e01.stdout, e01.stderr)
     assert snapshot([volume.image]) == before
+
+
+@pytest.mark.parametrize("name", ["xts128", "aes-xts-256", "aes-cbc-128", "aes-cbc-256"])
+def test_an_fvek_opens_it_through_our_own_decryption_as_libbde_does_with_the_password(
+        volumes: dict[str, Volume], bw, tmp_path: Path, name: str) -> None:
+    """libbde's binding cannot take an FVEK's raw bytes, so the FVEK path is our own reader:
+    what it decrypts must be what libbde decrypts with the password (the plain NTFS)."""
+    volume = volumes[name]
+    before = snapshot([volume.image])
+    fvek = tmp_path / "fvek.txt"
+    fvek.write_text(volume.keys.fvek.hex() + "\n", encoding="utf-8")
+    raw = bw("convert", volume.image, "--volume", "0/bde1", "--to", "raw", "-o",
+             tmp_path / "dec", "--fvek-file", fvek)
+    assert raw.exit_code == 0, raw.stderr
+    assert (tmp_path / "dec.raw").read_bytes() == _pybde(volume.image, password=PASSWORD)
+    log = json.loads((tmp_path / "dec.json").read_text(encoding="utf-8"))
+    assert log["options"]["volume"]["key"] == "FVEK (FVEK file)"
+    listing = bw("ls", volume.image, "-r", "--all", "--json", "-p", "0/bde1",
+                 "--fvek-file", fvek)
+    assert listing.exit_code == 0, listing.stderr
+    assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(volume.plain)
+    for written in tmp_path.iterdir():
+        if written.suffix in (".json", ".txt") and written != fvek:
+            assert volume.keys.fvek.hex() not in written.read_text(encoding="utf-8")
+    assert volume.keys.fvek.hex() not in raw.stdout + raw.stderr + listing.stdout
+    assert snapshot([volume.image]) == before
+
+
+def test_a_wrong_or_malformed_fvek_is_one_line(volumes: dict[str, Volume], bw,
+                                               tmp_path: Path) -> None:
+    volume = volumes["xts128"]
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text(bytes(range(32)).hex(), encoding="utf-8")
+    short = tmp_path / "short.txt"
+    short.write_text("00112233", encoding="utf-8")
+    text = tmp_path / "text.txt"
+    text.write_text("not hex at all", encoding="utf-8")
+    result = bw("ls", volume.image, "-p", "0/bde1", "--fvek-file", wrong)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "volume 0 (BitLocker): the FVEK file does not unlock it" in result.stderr
+    for bad, message in ((short, "16, 32 or 64 bytes"), (text, "not hexadecimal")):
+        result = bw("ls", volume.image, "-p", "0/bde1", "--fvek-file", bad)
+        assert result.exit_code == 2
+        assert result.stderr.count("\n") == 1
+        assert message in result.stderr
+    both = bw("ls", volume.image, "--fvek-file", wrong, "--passphrase", "x")
+    assert both.exit_code == 2
+    assert "give one key" in both.stderr

@@ -29,13 +29,17 @@ class VolumeKeys:
     kind: str | None = None  #: "passphrase", "passphrase file", "key file", "prompt" or None
     key_file: Path | None = field(default=None, repr=False)  #: the --key-file given, if any
     key_data: bytes | None = field(default=None, repr=False)  #: its bytes, as read once
+    fvek: bytes | None = field(default=None, repr=False)  #: a BitLocker volume's FVEK
 
     @property
     def given(self) -> bool:
-        return self.passphrase is not None or self.key_data is not None
+        return self.passphrase is not None or self.key_data is not None or self.fvek is not None
 
     def text(self, volume: str) -> str:
         """The passphrase for a reader that takes text (LUKS, APFS), or a one-line error."""
+        if self.fvek is not None:
+            raise InputError(f"{volume}: an FVEK opens only BitLocker volumes; give a "
+                             "passphrase or key file")
         if self.passphrase is None:
             raise InputError(f"{volume}: the {self.kind} is not UTF-8 text; this reader takes "
                              "keys as text")
@@ -56,16 +60,19 @@ NO_KEYS = VolumeKeys()
 
 
 def from_options(*, passphrase: str | None = None, passphrase_file: Path | None = None,
-                 key_file: Path | None = None, prompted: str | None = None) -> VolumeKeys:
+                 key_file: Path | None = None, prompted: str | None = None,
+                 fvek_file: Path | None = None) -> VolumeKeys:
     """One key from the command line's options (at most one of them may be given).
 
     A passphrase file holds the passphrase on its first line (its line end is not part of it);
-    a key file is used whole, as ``cryptsetup --key-file`` uses it.
+    a key file is used whole, as ``cryptsetup --key-file`` uses it; an FVEK file holds a
+    BitLocker volume's Full Volume Encryption Key in hexadecimal.
     """
     given = [name for name, value in (("--passphrase", passphrase),
                                       ("--passphrase-file", passphrase_file),
                                       ("--key-file", key_file),
-                                      ("--ask-passphrase", prompted)) if value is not None]
+                                      ("--ask-passphrase", prompted),
+                                      ("--fvek-file", fvek_file)) if value is not None]
     if len(given) > 1:
         raise InputError(f"give one key, not {' and '.join(given)}")
     if passphrase is not None:
@@ -75,6 +82,11 @@ def from_options(*, passphrase: str | None = None, passphrase_file: Path | None 
     if passphrase_file is not None:
         text = _read_text(passphrase_file, "passphrase file")
         return VolumeKeys(text.splitlines()[0] if text else "", "passphrase file")
+    if fvek_file is not None:
+        from bitwitness.report.browse.bitlocker import parse_fvek
+
+        return VolumeKeys(kind="FVEK file", fvek=parse_fvek(
+            _read_text(fvek_file, "FVEK file"), str(fvek_file)))
     if key_file is not None:
         data = _read(key_file, "key file")
         try:

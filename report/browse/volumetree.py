@@ -338,19 +338,40 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     if not tree.keys.given:
         node.locked = True
         return
-    used = "startup key" if startup and not volume.is_locked() else _unlock_bitlocker(
-        volume, tree.keys, source)
-    if used is None:
-        raise InputError(f"volume {node.path} (BitLocker): the {tree.keys.kind} does not "
-                         "unlock it")
-    stream = LibyalStream(volume, int(volume.get_size()), what=f"volume {node.path}/bde1",
-                          source=source)
+    what = f"volume {node.path}/bde1"
+    if tree.keys.fvek is not None:
+        stream, method = _with_fvek(node, tree.keys.fvek, what, tree.keys.kind)
+        used: str | None = "FVEK"
+    else:
+        used = "startup key" if startup and not volume.is_locked() else _unlock_bitlocker(
+            volume, tree.keys, source)
+        if used is None:
+            raise InputError(f"volume {node.path} (BitLocker): the {tree.keys.kind} does not "
+                             "unlock it")
+        stream = LibyalStream(volume, int(volume.get_size()), what=what, source=source)
+    assert stream is not None
     child = _child(node, "bde1", "bitlocker", f"decrypted BitLocker volume ({method})",
                    stream=stream, handle=volume)
     child.key = f"{used} ({tree.keys.kind})"
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
+
+
+def _with_fvek(node: VolumeNode, key: bytes, what: str,
+               kind: str | None) -> tuple[ImageStream, str]:
+    """The decrypted volume through our own reader (see bitlocker.py), or a wrong-key error."""
+    from bitwitness.report.browse import bitlocker
+
+    assert node.stream is not None
+    layout = bitlocker.read_layout(node.stream, f"volume {node.path}")
+    decrypted = bitlocker.FvekStream(node.stream, key, layout, what)
+    if not bitlocker.looks_decrypted(decrypted):
+        raise InputError(f"volume {node.path} (BitLocker): the {kind} does not unlock it")
+    size = bitlocker.ntfs_size(decrypted)
+    if size is None or size == decrypted.size:
+        return decrypted, decrypted.method
+    return SliceStream(decrypted, 0, size), decrypted.method
 
 
 def _opens_without_key(stream: ImageStream) -> bool:
@@ -509,7 +530,7 @@ def _method(volume: Any) -> str:
 
 # --- choosing and opening a file system -------------------------------------------------------
 
-KEY_OPTIONS = "--passphrase, --passphrase-file, --key-file or --ask-passphrase"
+KEY_OPTIONS = "--passphrase, --passphrase-file, --key-file, --ask-passphrase or --fvek-file"
 
 
 def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:

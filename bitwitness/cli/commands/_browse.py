@@ -71,6 +71,10 @@ def key_options(func: F) -> F:
                           "startup key (.BEK) file."),
         click.option("--ask-passphrase", "ask_passphrase", is_flag=True, expose_value=False,
                      callback=_keep_key, help="Ask for the passphrase on the terminal."),
+        click.option("--fvek-file", "fvek_file", default=None, type=click.Path(path_type=Path),
+                     expose_value=False, callback=_keep_key,
+                     help="File holding a BitLocker volume's Full Volume Encryption Key "
+                          "(hexadecimal)."),
     )):
         func = option(func)
     return func
