@@ -46,16 +46,7 @@ class Layout:
 
 
 def read_layout(stream: ImageStream, what: str) -> Layout:
-    head = stream.pread(0, SECTOR)
-    if head[3:11] != SIGNATURE:
-        raise FormatError(f"{what}: not a BitLocker volume")
-    if head[:3] != _WINDOWS7_ENTRY:
-        raise FormatError(f"{what}: a BitLocker volume of Windows Vista or BitLocker To Go; "
-                          "its FVEK is not read (give a password or recovery password)")
-    offsets = struct.unpack_from("<3Q", head, 176)
-    for offset in offsets:
-        if not 0 < offset <= stream.size - 64 - 48:
-            raise FormatError(f"{what}: FVE metadata offset {offset} lies outside the volume")
+    offsets = _metadata_offsets(stream, what)
     block = stream.pread(offsets[0], 64 + MAX_METADATA)
     if block[:8] != SIGNATURE or len(block) < 112:
         raise FormatError(f"{what}: no FVE metadata block at byte {offsets[0]}")
@@ -69,23 +60,50 @@ def read_layout(stream: ImageStream, what: str) -> Layout:
     if header_size != 48 or not 48 <= size <= MAX_METADATA or 64 + size > len(block):
         raise FormatError(f"{what}: FVE metadata header is malformed")
     copy_size = header_sectors * SECTOR
-    at, end = 64 + 48, 64 + size
-    while at + 8 <= end:
-        entry_size, entry_type = struct.unpack_from("<HH", block, at)
-        if entry_size < 8 or at + entry_size > end:
-            raise FormatError(f"{what}: FVE metadata entry at {at - 64} is malformed")
+    found = _header_block(block[64 + 48 : 64 + size], what)
+    if found is not None:
+        header_copy, copy_size = found
+    _check_method(method, what)
+    if (copy_size % SECTOR or not 0 < copy_size <= 1 << 20
+            or not 0 < header_copy <= stream.size - copy_size):
+        raise FormatError(f"{what}: the volume header copy lies outside the volume")
+    return Layout(method, offsets, header_copy, copy_size)
+
+
+def _metadata_offsets(stream: ImageStream, what: str) -> tuple[int, int, int]:
+    head = stream.pread(0, SECTOR)
+    if head[3:11] != SIGNATURE:
+        raise FormatError(f"{what}: not a BitLocker volume")
+    if head[:3] != _WINDOWS7_ENTRY:
+        raise FormatError(f"{what}: a BitLocker volume of Windows Vista or BitLocker To Go; "
+                          "its FVEK is not read (give a password or recovery password)")
+    first, second, third = struct.unpack_from("<3Q", head, 176)
+    for offset in (first, second, third):
+        if not 0 < offset <= stream.size - 64 - 48:
+            raise FormatError(f"{what}: FVE metadata offset {offset} lies outside the volume")
+    return first, second, third
+
+
+def _header_block(entries: bytes, what: str) -> tuple[int, int] | None:
+    """(offset, size) from the "volume header block" entry, if the metadata has one."""
+    at = 0
+    found = None
+    while at + 8 <= len(entries):
+        entry_size, entry_type = struct.unpack_from("<HH", entries, at)
+        if entry_size < 8 or at + entry_size > len(entries):
+            raise FormatError(f"{what}: FVE metadata entry at {48 + at} is malformed")
         if entry_type == _HEADER_BLOCK_ENTRY and entry_size >= 24:
-            header_copy, copy_size = struct.unpack_from("<QQ", block, at + 8)
+            found = struct.unpack_from("<QQ", entries, at + 8)
         at += entry_size
+    return (found[0], found[1]) if found is not None else None
+
+
+def _check_method(method: int, what: str) -> None:
     if method in _DIFFUSER:
         raise FormatError(f"{what}: AES-CBC with the Elephant diffuser is not read with an "
                           "FVEK (give a password or recovery password)")
     if method not in METHODS:
         raise FormatError(f"{what}: BitLocker encryption method {method:#06x} is not read")
-    if (copy_size % SECTOR or not 0 < copy_size <= 1 << 20
-            or not 0 < header_copy <= stream.size - copy_size):
-        raise FormatError(f"{what}: the volume header copy lies outside the volume")
-    return Layout(method, (offsets[0], offsets[1], offsets[2]), header_copy, copy_size)
 
 
 def parse_fvek(text: str, what: str) -> bytes:

@@ -90,10 +90,10 @@ def from_options(*, passphrase: str | None = None, passphrase_file: Path | None 
     if key_file is not None:
         data = _read(key_file, "key file")
         try:
-            text: str | None = data.decode("utf-8")
+            decoded: str | None = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = None
-        return VolumeKeys(text, "key file", key_file=key_file, key_data=data)
+            decoded = None
+        return VolumeKeys(decoded, "key file", key_file=key_file, key_data=data)
     return NO_KEYS
 
 
