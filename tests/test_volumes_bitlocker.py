@@ -385,3 +385,40 @@ def test_a_wrong_or_malformed_fvek_is_one_line(volumes: dict[str, Volume], bw,
     both = bw("ls", volume.image, "--fvek-file", wrong, "--passphrase", "x")
     assert both.exit_code == 2
     assert "give one key" in both.stderr
+
+
+def test_mount_files_shows_the_file_system_inside_the_bitlocker_volume(
+        volumes: dict[str, Volume], tmp_path: Path, bw) -> None:
+    from test_mount import Foreground, require_fuse
+
+    require_fuse()
+    volume = volumes["gpt"]
+    before = snapshot([volume.image])
+    pass_file = tmp_path / "password.txt"
+    pass_file.write_text(PASSWORD + "\n", encoding="utf-8")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fg = Foreground(volume.image, mnt, "--files", "--passphrase-file", str(pass_file))
+    try:
+        raw = mnt / "partitions" / "5_bde1.raw"
+        assert hashlib.sha256(raw.read_bytes()).digest() == hashlib.sha256(
+            volume.plain.read_bytes()).digest()
+        entries = bw("ls", volume.image, "-r", "--all", "--json", "-p", "5/bde1",
+                     "--passphrase", PASSWORD).json()["entries"]
+        for wanted, deleted in (("/dir/big.bin", False), ("/dir/small.txt", False),
+                                ("/dir/deleted.txt", True)):
+            inode = next(e["inode"] for e in entries
+                         if e["path"] == wanted and e["deleted"] == deleted)
+            theirs = subprocess.run(["icat", str(volume.plain), inode], capture_output=True,
+                                    check=True).stdout
+            top = "5_bde1.deleted" if deleted else "5_bde1"
+            assert (mnt / "files" / top / wanted.lstrip("/")).read_bytes() == theirs
+    finally:
+        code, out, err = fg.stop()
+    assert code == 0, err
+    _secret_absent(out, err)
+    background = bw("mount", volume.image, mnt, "--files", "--background",
+                    "--passphrase-file", pass_file)
+    assert background.exit_code == 2
+    assert "foreground mount only" in background.stderr
+    assert snapshot([volume.image]) == before
