@@ -422,3 +422,48 @@ def test_mount_files_shows_the_file_system_inside_the_bitlocker_volume(
     assert background.exit_code == 2
     assert "foreground mount only" in background.stderr
     assert snapshot([volume.image]) == before
+
+
+def test_hostile_bitlocker_metadata_fails_closed(volumes: dict[str, Volume], tmp_path: Path,
+                                                 bw) -> None:
+    """Damaged volume headers and metadata blocks (seeded: the same cases every run) give exit
+    0, 1 or 2 with one line, through libbde (password) and through our FVEK reader alike."""
+    import random
+    import struct
+
+    source = volumes["xts128"].image.read_bytes()
+    plain_size = volumes["xts128"].plain.stat().st_size
+    fvek = tmp_path / "fvek.txt"
+    fvek.write_text(volumes["xts128"].keys.fvek.hex(), encoding="utf-8")
+    rng = random.Random(17)
+    cases: list[tuple[str, bytes]] = []
+    for name, at, value in (("metadata-offset-huge", 176, struct.pack("<Q", 1 << 60)),
+                            ("metadata-offset-zero", 176, bytes(8)),
+                            ("block-version", plain_size + 10, b"\x07\x00"),
+                            ("metadata-size-huge", plain_size + 64, b"\xff\xff\xff\x7f"),
+                            ("method-unknown", plain_size + 64 + 36, b"\x99\x99\x00\x00"),
+                            ("entry-size-zero", plain_size + 64 + 48, b"\x00\x00"),
+                            ("entry-size-huge", plain_size + 64 + 48, b"\xff\xff")):
+        data = bytearray(source)
+        data[at : at + len(value)] = value
+        cases.append((name, bytes(data)))
+    for number in range(8):
+        data = bytearray(source)
+        for _ in range(rng.randint(1, 6)):
+            where = rng.choice((rng.randrange(0, 512), plain_size + rng.randrange(0, 1024)))
+            data[where] = rng.randrange(256)
+        cases.append((f"random-{number}", bytes(data)))
+    counts: Counter[int] = Counter()
+    for number, (name, mutated) in enumerate(cases):
+        image = tmp_path / f"{name}.img"
+        image.write_bytes(mutated)
+        # libbde's key stretching costs a second: the password goes to every other random case
+        keys = [["--fvek-file", fvek], ["--passphrase", PASSWORD]]
+        for key in keys if not name.startswith("random") or number % 2 else keys[:1]:
+            result = bw("ls", image, "-p", "0/bde1", *key)
+            assert result.exit_code in (0, 1, 2), (name, key[0], result.stderr)
+            if result.exit_code:
+                assert result.stderr.count("\n") == 1, (name, result.stderr)
+            counts[result.exit_code] += 1
+        image.unlink()
+    assert counts[1] + counts[2] >= 7
