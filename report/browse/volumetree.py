@@ -50,6 +50,8 @@ _ROW = re.compile(r"^-?\d+$")
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
 _BDE_SIGNATURE = b"-FVE-FS-"  # at byte 3 of a BitLocker volume
+#: volumes whose bytes may start with a partition table of their own
+_HOLD_TABLES = ("luks", "bitlocker", "lvm")
 #: BitLocker recovery password: eight groups of six digits
 _RECOVERY = re.compile(r"^\d{6}(?:-\d{6}){7}$")
 #: libbde's key protection types (pybde.key_protection_types) as we print them
@@ -182,6 +184,30 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         _apfs(tree, node)
     elif node.filesystem == "ntfs":
         _shadow_copies(tree, node)
+    elif not node.filesystem and node.kind in _HOLD_TABLES:
+        _partition_table(tree, node, depth)
+
+
+def _partition_table(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """The partitions of an MBR, GPT, ... inside a decrypted or logical volume: ``p2`` is row 2
+    of its table as ``mmls`` numbers it on the volume's bytes."""
+    assert node.stream is not None
+    layout = read_layout(TskImage(node.stream))
+    if layout.scheme == "none":
+        return
+    node.description += f", partition table {layout.scheme}"
+    for row in layout.partitions[:MAX_CHILDREN]:
+        if row.kind is not PartitionKind.PARTITION:
+            continue
+        offset = row.byte_offset
+        size = max(0, min(row.length * row.sector_size, node.stream.size - offset))
+        if size <= 0:
+            continue
+        child = _child(node, f"p{row.index}", "partition", row.description or "partition",
+                       stream=SliceStream(node.stream, offset, size), handle=None)
+        child.filesystem, child.encrypted = row.filesystem, row.encrypted
+        node.children.append(child)
+        _expand(tree, child, depth + 1)
 
 
 def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: ImageStream,
