@@ -339,13 +339,7 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
                              "key libbde can read") from None
     try:
         volume.open_file_object(source)
-        count = int(volume.get_number_of_key_protectors())
-        protectors = []
-        for index in range(min(count, MAX_CHILDREN)):
-            protector = volume.get_key_protector(index)
-            kind = _PROTECTION.get(int(protector.get_type()),
-                                   f"protection {int(protector.get_type()):#06x}")
-            protectors.append(f"{kind} {{{_text(protector.get_identifier()) or '?'}}}")
+        protectors = _protectors(volume)
         method = _BDE_METHODS.get(int(volume.get_encryption_method()), "unknown cipher")
         identifier = _text(volume.get_volume_identifier())
     except _NOT_OPENED as exc:
@@ -353,6 +347,11 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         if startup and _opens_without_key(node.stream):  # libbde fails the open itself
             raise InputError(f"volume {node.path} (BitLocker): the {tree.keys.kind} does not "
                              "unlock it") from None
+        if not tree.keys.given:  # listed as what it claims to be; opening it is the error
+            node.locked = True
+            node.description = (f"BitLocker volume (metadata libbde cannot read: "
+                                f"{_message(exc)})")
+            return
         raise FileSystemError(f"volume {node.path}: a BitLocker volume libbde cannot read: "
                               f"{_message(exc)}") from None
     tree._handles.append(volume)
@@ -382,6 +381,18 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
+
+
+def _protectors(volume: Any) -> list[str]:
+    """``password {GUID}``, ... for each key protector libbde lists."""
+    protectors = []
+    count = int(volume.get_number_of_key_protectors())
+    for index in range(min(count, MAX_CHILDREN)):
+        protector = volume.get_key_protector(index)
+        kind = _PROTECTION.get(int(protector.get_type()),
+                               f"protection {int(protector.get_type()):#06x}")
+        protectors.append(f"{kind} {{{_text(protector.get_identifier()) or '?'}}}")
+    return protectors
 
 
 def _with_fvek(node: VolumeNode, key: bytes, what: str,
