@@ -10,8 +10,10 @@ testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils 
          afflib-tools qemu-system-x86 gddrescue libxml2-utils)
 # volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
 # independent build of the readers) check shadow copies, APFS and LUKS; lvm2 writes LVM metadata,
-# xfsprogs XFS file systems (checked against the kernel's XFS driver)
+# xfsprogs XFS file systems (checked against the kernel's XFS driver); bdeinfo (libbde-utils,
+# Debian's older build of libbde) checks the BitLocker volumes the tests write
 testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 xfsprogs)
+testing+=(libbde-utils)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -2,11 +2,12 @@
 
 The Sleuth Kit reads the partition table (the rows of :mod:`~bitwitness.report.browse.volumes`,
 numbered as ``mmls`` numbers them); inside each row we look for what TSK cannot open, with the
-libyal readers: a LUKS volume (decrypted with the analyst's key), an APFS container (one child per
-APFS volume) and the Volume Shadow Copy stores of an NTFS volume (one child per store, oldest
-first, as ``vshadowinfo`` numbers them). Each node has a path made of the row's index and one name
-per level, ``2``, ``2/vss3``, ``1/apfs2``, ``0/luks1``; ``-p`` takes those paths, and a plain
-``-p N`` still names row ``N``.
+libyal readers: a LUKS or BitLocker volume (decrypted with the analyst's key; a BitLocker volume
+lists its key protectors even while locked), an APFS container (one child per APFS volume) and the
+Volume Shadow Copy stores of an NTFS volume (one child per store, oldest first, as ``vshadowinfo``
+numbers them). Each node has a path made of the row's index and one name per level, ``2``,
+``2/vss3``, ``1/apfs2``, ``0/luks1``, ``0/bde1``; ``-p`` takes those paths, and a plain ``-p N``
+still names row ``N``.
 
 Decrypted bytes stay in memory: a child's stream reads through the libyal object on demand.
 """
@@ -48,6 +49,18 @@ _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
+_BDE_SIGNATURE = b"-FVE-FS-"  # at byte 3 of a BitLocker volume
+#: volumes whose bytes may start with a partition table of their own
+_HOLD_TABLES = ("luks", "bitlocker", "lvm")
+#: BitLocker recovery password: eight groups of six digits
+_RECOVERY = re.compile(r"^\d{6}(?:-\d{6}){7}$")
+#: libbde's key protection types (pybde.key_protection_types) as we print them
+_PROTECTION = {0x0000: "clear key", 0x0100: "TPM", 0x0200: "startup key",
+               0x0500: "TPM and PIN", 0x0800: "recovery password", 0x2000: "password"}
+#: libbde's encryption methods (pybde.encryption_methods)
+_BDE_METHODS = {0x8000: "AES-CBC 128 with Elephant diffuser",
+                0x8001: "AES-CBC 256 with Elephant diffuser", 0x8002: "AES-CBC 128",
+                0x8003: "AES-CBC 256", 0x8004: "AES-XTS 128", 0x8005: "AES-XTS 256"}
 
 
 @dataclass
@@ -66,6 +79,9 @@ class VolumeNode:
     created: datetime | None = None  #: a shadow-copy store's creation time (UTC)
     identifier: str | None = None  #: volume or store identifier (GUID) where one exists
     key: str | None = None  #: the kind of key that decrypted this node or one above it
+    #: an encrypted volume's key protectors ("password", "recovery password", ...) with their
+    #: identifiers, as the volume lists them (BitLocker)
+    protectors: list[str] = field(default_factory=list)
     children: list[VolumeNode] = field(default_factory=list)
     stream: ImageStream | None = field(default=None, repr=False)  #: this node's bytes
     handle: Any = field(default=None, repr=False)  #: the libyal object behind a volume
@@ -159,6 +175,8 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         node.filesystem = "xfs"
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
         _luks(tree, node, depth)
+    elif node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE:
+        _bitlocker(tree, node, depth)
     elif not node.filesystem and any(head[at : at + 8] == _LVM_LABEL
                                      for at in range(0, 2048, 512)):
         _lvm(tree, node, depth)
@@ -166,6 +184,30 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         _apfs(tree, node)
     elif node.filesystem == "ntfs":
         _shadow_copies(tree, node)
+    elif not node.filesystem and node.kind in _HOLD_TABLES:
+        _partition_table(tree, node, depth)
+
+
+def _partition_table(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """The partitions of an MBR, GPT, ... inside a decrypted or logical volume: ``p2`` is row 2
+    of its table as ``mmls`` numbers it on the volume's bytes."""
+    assert node.stream is not None
+    layout = read_layout(TskImage(node.stream))
+    if layout.scheme == "none":
+        return
+    node.description += f", partition table {layout.scheme}"
+    for row in layout.partitions[:MAX_CHILDREN]:
+        if row.kind is not PartitionKind.PARTITION:
+            continue
+        offset = row.byte_offset
+        size = max(0, min(row.length * row.sector_size, node.stream.size - offset))
+        if size <= 0:
+            continue
+        child = _child(node, f"p{row.index}", "partition", row.description or "partition",
+                       stream=SliceStream(node.stream, offset, size), handle=None)
+        child.filesystem, child.encrypted = row.filesystem, row.encrypted
+        node.children.append(child)
+        _expand(tree, child, depth + 1)
 
 
 def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: ImageStream,
@@ -237,8 +279,9 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         return
     source = FileObject(node.stream)
     volume = pyluksde.volume()
+    passphrase = tree.keys.text(f"volume {node.path} (LUKS)")
     try:
-        volume.set_password(tree.keys.passphrase)
+        volume.set_password(passphrase)
         volume.open_file_object(source)
     except _NOT_OPENED as exc:
         _raise_source(source, exc)
@@ -246,7 +289,7 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
                               f"{_message(exc)}") from None
     tree._handles.append(volume)
     if volume.is_locked():
-        hint = "" if (tree.keys.passphrase or "").isascii() else (
+        hint = "" if passphrase.isascii() else (
             " (libluksde reads only ASCII passphrases)")
         raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
                          f"it{hint}")
@@ -263,7 +306,7 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
 
 def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     assert node.stream is not None
-    passphrase = (tree.keys.passphrase or "").encode("utf-8")
+    passphrase = tree.keys.text(f"volume {node.path} (LUKS)").encode("utf-8")
     try:
         key, segment, cipher = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
     except FileSystemError:
@@ -277,6 +320,135 @@ def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
+
+
+def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """A BitLocker volume through libbde: its protectors always, its contents with a key."""
+    import pybde
+
+    assert node.stream is not None
+    node.encrypted = "BitLocker"
+    source = FileObject(node.stream)
+    volume = pybde.volume()
+    startup = tree.keys.startup_key and tree.keys.key_file is not None
+    if startup:  # libbde takes a startup key only before the volume is opened
+        try:
+            volume.read_startup_key(str(tree.keys.key_file))
+        except _NOT_OPENED:
+            raise InputError(f"volume {node.path} (BitLocker): the key file is not a startup "
+                             "key libbde can read") from None
+    try:
+        volume.open_file_object(source)
+        protectors = _protectors(volume)
+        method = _BDE_METHODS.get(int(volume.get_encryption_method()), "unknown cipher")
+        identifier = _text(volume.get_volume_identifier())
+    except _NOT_OPENED as exc:
+        _raise_source(source, exc)
+        if startup and _opens_without_key(node.stream):  # libbde fails the open itself
+            raise InputError(f"volume {node.path} (BitLocker): the {tree.keys.kind} does not "
+                             "unlock it") from None
+        if not tree.keys.given:  # listed as what it claims to be; opening it is the error
+            node.locked = True
+            node.description = (f"BitLocker volume (metadata libbde cannot read: "
+                                f"{_message(exc)})")
+            return
+        raise FileSystemError(f"volume {node.path}: a BitLocker volume libbde cannot read: "
+                              f"{_message(exc)}") from None
+    tree._handles.append(volume)
+    node.identifier = identifier
+    node.protectors = protectors
+    kinds = sorted({p.rsplit(" {", 1)[0] for p in protectors})
+    node.description = (f"BitLocker volume ({method}; protectors: "
+                        f"{', '.join(kinds) or 'none'})")
+    if not tree.keys.given:
+        node.locked = True
+        return
+    what = f"volume {node.path}/bde1"
+    if tree.keys.fvek is not None:
+        stream, method = _with_fvek(node, tree.keys.fvek, what, tree.keys.kind)
+        used: str | None = "FVEK"
+    else:
+        used = "startup key" if startup and not volume.is_locked() else _unlock_bitlocker(
+            volume, tree.keys, source)
+        if used is None:
+            raise InputError(f"volume {node.path} (BitLocker): the {tree.keys.kind} does not "
+                             "unlock it")
+        stream = LibyalStream(volume, int(volume.get_size()), what=what, source=source)
+    assert stream is not None
+    child = _child(node, "bde1", "bitlocker", f"decrypted BitLocker volume ({method})",
+                   stream=stream, handle=volume)
+    child.key = f"{used} ({tree.keys.kind})"
+    _probe(child)
+    node.children.append(child)
+    _expand(tree, child, depth + 1)
+
+
+def _protectors(volume: Any) -> list[str]:
+    """``password {GUID}``, ... for each key protector libbde lists."""
+    protectors = []
+    count = int(volume.get_number_of_key_protectors())
+    for index in range(min(count, MAX_CHILDREN)):
+        protector = volume.get_key_protector(index)
+        kind = _PROTECTION.get(int(protector.get_type()),
+                               f"protection {int(protector.get_type()):#06x}")
+        protectors.append(f"{kind} {{{_text(protector.get_identifier()) or '?'}}}")
+    return protectors
+
+
+def _with_fvek(node: VolumeNode, key: bytes, what: str,
+               kind: str | None) -> tuple[ImageStream, str]:
+    """The decrypted volume through our own reader (see bitlocker.py), or a wrong-key error."""
+    from bitwitness.report.browse import bitlocker
+
+    assert node.stream is not None
+    layout = bitlocker.read_layout(node.stream, f"volume {node.path}")
+    decrypted = bitlocker.FvekStream(node.stream, key, layout, what)
+    if not bitlocker.looks_decrypted(decrypted):
+        raise InputError(f"volume {node.path} (BitLocker): the {kind} does not unlock it")
+    size = bitlocker.ntfs_size(decrypted)
+    if size is None or size == decrypted.size:
+        return decrypted, decrypted.method
+    return SliceStream(decrypted, 0, size), decrypted.method
+
+
+def _opens_without_key(stream: ImageStream) -> bool:
+    import pybde
+
+    source = FileObject(stream)
+    volume = pybde.volume()
+    try:
+        volume.open_file_object(source)
+    except _NOT_OPENED:
+        _raise_source(source, ValueError("BitLocker volume"))
+        return False
+    with suppress(*_NOT_OPENED):
+        volume.close()
+    return True
+
+
+def _unlock_bitlocker(volume: Any, keys: VolumeKeys, source: FileObject) -> str | None:
+    """Hand the key to libbde as what it can be; the protector kind that opened it, or None.
+
+    A passphrase of the recovery-password form is tried as one first, then as a password (a
+    startup key was given before the volume was opened).
+    """
+    tries: list[tuple[str, Any]] = []
+    if keys.passphrase is not None and not keys.startup_key:
+        text = keys.passphrase
+        if _RECOVERY.match(text.strip()):
+            tries.append(("recovery password",
+                          lambda: volume.set_recovery_password(text.strip())))
+        tries.append(("password", lambda: volume.set_password(text)))
+    for name, give in tries:
+        try:
+            give()
+            if volume.unlock():
+                return name
+        except _NOT_OPENED:
+            cause = source.take_error()
+            if cause is not None:
+                raise cause from None
+    return None
 
 
 def _uuid(node: VolumeNode) -> str | None:
@@ -313,7 +485,7 @@ def _apfs(tree: VolumeTree, node: VolumeNode) -> None:
             raise FileSystemError(f"volume {node.path}/apfs{index + 1}: libfsapfs cannot read "
                                   f"it: {_message(exc)}") from None
         if locked and tree.keys.given:
-            volume.set_password(tree.keys.passphrase)
+            volume.set_password(tree.keys.text(f"volume {node.path}/apfs{index + 1} (APFS)"))
             if not volume.unlock():
                 raise InputError(f"volume {node.path}/apfs{index + 1} (APFS): the "
                                  f"{tree.keys.kind} does not unlock it")
@@ -395,7 +567,7 @@ def _method(volume: Any) -> str:
 
 # --- choosing and opening a file system -------------------------------------------------------
 
-KEY_OPTIONS = "--passphrase, --passphrase-file, --key-file or --ask-passphrase"
+KEY_OPTIONS = "--passphrase, --passphrase-file, --key-file, --ask-passphrase or --fvek-file"
 
 
 def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:

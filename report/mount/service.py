@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class MountRequest:
     files: bool = False
     case: CaseLink | None = None
     cache_bytes: int = 64 * 1024 * 1024
+    #: keys for encrypted volumes (a VolumeKeys), for files/ inside them; held in memory only
+    keys: Any = field(default=None, repr=False)
 
 
 # --- preconditions -------------------------------------------------------------------------
@@ -331,7 +333,8 @@ def serve(request: MountRequest, *, notice: Notice | None = None,
     try:
         files = [str(p.absolute()) for p in image_files(request.image)]
         cached = CachedStream(stream, cache_bytes=request.cache_bytes)
-        tree = MountTree(cached, request.image, files=request.files, notice=say)
+        tree = MountTree(cached, request.image, files=request.files, notice=say,
+                         keys=request.keys)
         recorder = _Recorder(request, mountpoint, files, stream.info.format, stream.size)
         # Computed before mounting: resolving the mount point while serving would ask the
         # mount itself, whose first request (init) is still being answered: a deadlock.
@@ -361,6 +364,7 @@ def serve(request: MountRequest, *, notice: Notice | None = None,
             with suppress(OSError):
                 state_path.unlink()
             recorder.unmounted()
+            tree.close()
     finally:
         stream.close()
 
@@ -400,7 +404,14 @@ class _Recorder:
 
 
 def mount_in_background(request: MountRequest) -> int:
-    """Serve ``request`` from a detached ``bitwitness mount`` process; its pid once it serves."""
+    """Serve ``request`` from a detached ``bitwitness mount`` process; its pid once it serves.
+
+    Keys are not handed to another process (they would have to travel on its command line or
+    in its environment): an encrypted volume is mounted in the foreground.
+    """
+    if request.keys is not None and request.keys.given:
+        raise UsageError("keys for encrypted volumes are taken by a foreground mount only; "
+                         "leave out --background")
     argv = ["mount", str(request.image.absolute()), str(request.mountpoint.absolute()),
             "--cache-mib", str(max(1, request.cache_bytes // (1024 * 1024)))]
     if request.files:

@@ -8,6 +8,9 @@
     files/2.deleted/...       its deleted entries, at their former paths (empty
                               where the content is not theirs: inode reused or cleared)
     files/2/...:Zone.Identifier   NTFS alternate data streams, as ``name:stream``
+    files/0_bde1/...          with --files: a file system inside a volume of the volume tree
+                              (decrypted BitLocker or LUKS, LVM, shadow copy, APFS), named by
+                              its tree path with ``_`` for ``/``; partitions/0_bde1.raw its bytes
 
 Everything is read through one :class:`~bitwitness.report.mount.cache.CachedStream`; pytsk3 is
 called under one lock, because neither TSK nor our callbacks into it are meant for two threads.
@@ -28,13 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bitwitness.errors import BitWitnessError
+from bitwitness.errors import BitWitnessError, InputError
 from bitwitness.report.browse.entries import Entry, Selection, Times
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumes import PartitionKind, VolumeLayout, read_layout
+from bitwitness.report.browse.volumetree import VolumeNode, VolumeTree, open_node, read_tree
 from bitwitness.report.mount.cache import CachedStream
 
 #: Entries of one file system's tree (live and deleted each) beyond which the walk stops.
@@ -106,6 +111,11 @@ def folder(name: str, stamp: Stamp, fill: Callable[[Node], None] | None = None) 
     return Node(name=name, stamp=stamp, mode=0o555, children={}, fill=fill)
 
 
+def volume_name(path: str) -> str:
+    """A volume-tree path as one component: ``0/bde1`` -> ``0_bde1``."""
+    return path.replace("/", "_")
+
+
 def mount_name(name: str) -> str:
     """A name from the evidence as one path component of the mount (see the module's notes)."""
     out = name.replace("%", "%25") if ("/" in name or "\0" in name) else name
@@ -119,7 +129,7 @@ class MountTree:
     """The tree for one opened image; ``stream`` is the cached media and stays the caller's."""
 
     def __init__(self, stream: CachedStream, image: Path, *, files: bool = False,
-                 notice: Notice | None = None) -> None:
+                 notice: Notice | None = None, keys: Any = None) -> None:
         self.stream = stream
         self.image = image
         self.notice: Notice = notice or (lambda _message: None)
@@ -134,9 +144,25 @@ class MountTree:
         self.layout = self._read_layout()
         self.root = folder("", self.stamp)
         self.root.add(Node(MEDIA_NAME, self.stamp, size=stream.size, reader=stream.pread))
+        # With --files, the volume tree too: a wrong key fails here, before anything is mounted
+        self.volumes: VolumeTree | None = None
+        if files:
+            from bitwitness.report.browse.volumekeys import NO_KEYS
+
+            try:
+                self.volumes = read_tree(stream, keys if keys is not None else NO_KEYS)
+            except InputError:
+                raise
+            except (BitWitnessError, OSError, RuntimeError) as exc:
+                self.notice(f"volumes inside the partitions not read: "
+                            f"{' '.join(str(exc).split())}")
         self.root.add(self._partitions())
         if files:
             self.root.add(self._files())
+
+    def close(self) -> None:
+        if self.volumes is not None:
+            self.volumes.close()
 
     def _read_layout(self) -> VolumeLayout:
         """The partition table; when it cannot be read (a damaged area TSK probes), the mount
@@ -186,7 +212,17 @@ class MountTree:
             length = min(part.length * sector_size, max(0, self.stream.size - start))
             top.add(Node(f"{part.index}.raw", self.stamp, size=length,
                          reader=self._slice(start, length)))
+        for node in self._inner_volumes():
+            assert node.stream is not None
+            top.add(Node(f"{volume_name(node.path)}.raw", self.stamp, size=node.stream.size,
+                         reader=node.stream.pread))
         return top
+
+    def _inner_volumes(self) -> list[VolumeNode]:
+        """Volumes of the tree below the partition rows that have bytes of their own."""
+        if self.volumes is None:
+            return []
+        return [n for n in self.volumes.walk() if "/" in n.path and n.stream is not None]
 
     def _slice(self, start: int, length: int) -> Reader:
         def read(offset: int, size: int) -> bytes:
@@ -206,26 +242,40 @@ class MountTree:
                            self._filler(part.index, holder, Selection.ALLOCATED)))
             top.add(folder(f"{part.index}{DELETED_SUFFIX}", self.stamp,
                            self._filler(part.index, holder, Selection.DELETED)))
+        if self.volumes is not None:
+            for node in self.volumes.walk():
+                if "/" not in node.path or not node.filesystem:
+                    continue
+                inner: dict[str, BrowsableFileSystem | None] = {}
+                name = volume_name(node.path)
+                top.add(folder(name, self.stamp,
+                               self._filler(node.path, inner, Selection.ALLOCATED)))
+                top.add(folder(f"{name}{DELETED_SUFFIX}", self.stamp,
+                               self._filler(node.path, inner, Selection.DELETED)))
         return top
 
-    def _filler(self, index: int, holder: dict[str, BrowsableFileSystem | None],
+    def _filler(self, where: int | str, holder: dict[str, BrowsableFileSystem | None],
                 selection: Selection) -> Callable[[Node], None]:
         def fill(node: Node) -> None:
             with self.tsk_lock:
                 if "fs" not in holder:
-                    holder["fs"] = self._open_fs(index)
+                    holder["fs"] = self._open_fs(where)
                 fs = holder["fs"]
                 if fs is not None:
                     self._walk_into(node, fs, selection)
 
         return fill
 
-    def _open_fs(self, index: int) -> BrowsableFileSystem | None:
-        part = next(p for p in self.layout.partitions if p.index == index)
+    def _open_fs(self, where: int | str) -> BrowsableFileSystem | None:
+        """Partition row ``where`` (an int) or the volume-tree node at path ``where``."""
         try:
+            if isinstance(where, str):
+                assert self.volumes is not None
+                return open_node(self.volumes, self.volumes.find(where))
+            part = next(p for p in self.layout.partitions if p.index == where)
             return FileSystem(self._tsk, part)
         except BitWitnessError as exc:
-            self.notice(f"partition {index}: file system not opened: {exc}")
+            self.notice(f"volume {where}: file system not opened: {exc}")
             return None
 
     def _walk_into(self, top: Node, fs: BrowsableFileSystem, selection: Selection) -> None:

@@ -54,21 +54,27 @@ def _keep_key(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def key_options(func: F) -> F:
-    """Keys for encrypted volumes (LUKS, APFS): never echoed, logged or recorded, only their
-    kind."""
+    """Keys for encrypted volumes (LUKS, BitLocker, APFS): never echoed, logged or recorded,
+    only their kind."""
     for option in reversed((
         click.option("--passphrase", "passphrase", default=None, metavar="TEXT",
                      expose_value=False, callback=_keep_key,
-                     help="Passphrase of an encrypted volume (visible to other local users; "
-                          "prefer --passphrase-file or --ask-passphrase)."),
+                     help="Passphrase of an encrypted volume: LUKS, APFS, BitLocker password "
+                          "or recovery password (visible to other local users; prefer "
+                          "--passphrase-file or --ask-passphrase)."),
         click.option("--passphrase-file", "passphrase_file", default=None,
                      type=click.Path(path_type=Path), expose_value=False, callback=_keep_key,
                      help="File whose first line is the passphrase."),
         click.option("--key-file", "key_file", default=None, type=click.Path(path_type=Path),
                      expose_value=False, callback=_keep_key,
-                     help="Key file, used whole (as cryptsetup --key-file)."),
+                     help="Key file, used whole (as cryptsetup --key-file), or a BitLocker "
+                          "startup key (.BEK) file."),
         click.option("--ask-passphrase", "ask_passphrase", is_flag=True, expose_value=False,
                      callback=_keep_key, help="Ask for the passphrase on the terminal."),
+        click.option("--fvek-file", "fvek_file", default=None, type=click.Path(path_type=Path),
+                     expose_value=False, callback=_keep_key,
+                     help="File holding a BitLocker volume's Full Volume Encryption Key "
+                          "(hexadecimal)."),
     )):
         func = option(func)
     return func

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from bitwitness.cli.commands._browse import key_options, volume_keys
 from bitwitness.cli.output import escape, stdout, warn
 
 
@@ -24,6 +25,7 @@ from bitwitness.cli.output import escape, stdout, warn
               help="Evidence ID for the custody events (default: the item holding IMAGE).")
 @click.option("--cache-mib", type=click.IntRange(min=1, max=65536), default=64, show_default=True,
               help="Memory for the chunk cache, in MiB.")
+@key_options
 def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
             case_dir: Path | None, evidence_id: str | None, cache_mib: int) -> None:
     """Mount IMAGE read-only at MOUNTPOINT (an empty folder) with FUSE.
@@ -34,6 +36,10 @@ def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
     partitions/N.raw (N as 'bitwitness partitions' numbers them), for sha256sum, mmls, fls,
     qemu-img or 'mount -o ro,loop'. Nothing can be written. Runs in the foreground until Ctrl-C
     (which unmounts) unless --background is given.
+
+    With --files, volumes inside the partitions show too (files/0_bde1/ for the file system
+    of volume 0/bde1, partitions/0_bde1.raw for its bytes); an encrypted volume's key is given
+    as to 'ls' (foreground mounts only).
     """
     from bitwitness.errors import MountError
     from bitwitness.image import open_image
@@ -59,7 +65,7 @@ def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
     # not when the mount is up (or, for the unmount, hours later)
     signing.prepare(link.case_dir if link is not None else None)
     request = MountRequest(image, mountpoint, files=with_files, case=link,
-                           cache_bytes=cache_mib * 1024 * 1024)
+                           cache_bytes=cache_mib * 1024 * 1024, keys=volume_keys())
     if background:
         pid = mount_in_background(request)
         stdout.print(f"mounted {escape(str(image))} at {escape(str(mountpoint))} (pid {pid}); "

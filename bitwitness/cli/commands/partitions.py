@@ -20,7 +20,8 @@ from bitwitness.cli.output import escape, json_option, print_json, stdout
 @json_option
 def command(image: Path, image_format: str | None, as_json: bool) -> None:
     """List the partitions of IMAGE (rows numbered as mmls does), the volumes inside them
-    (decrypted LUKS, LVM, APFS volumes, shadow copies) and their file systems.
+    (decrypted LUKS and BitLocker volumes with their key protectors, LVM, APFS volumes,
+    shadow copies) and their file systems.
 
     The first column is what -p takes in ls, stat, cat, export and timeline: a row number, or
     a path such as 2/vss3 or 1/apfs2.
@@ -44,6 +45,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
                             "start": n.row.start, "end": n.row.end, "length": n.row.length,
                             "description": n.row.description, "filesystem": n.filesystem,
                             "encrypted": n.encrypted, "locked": n.locked,
+                            "protectors": n.protectors,
                             "volumes": [_node_json(c) for c in n.children]}
                            for n in tree.nodes]})
         return
@@ -56,11 +58,19 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
             p = node.row
             stdout.print(f"{p.index:>5}  {p.kind:<11} {p.start:>12} {p.end:>12} {p.length:>12}  "
                          f"{escape(_found(node)):<12} {escape(node.description)}")
+            _print_protectors(node)
             continue
         depth = node.path.count("/")
         when = f", created {iso(node.created)}" if node.created else ""
         stdout.print(f"{'  ' * depth}{escape(node.path)}  {node.kind:<6} {node.size:>14} bytes  "
                      f"{escape(_found(node)):<12} {escape(node.description)}{when}")
+        _print_protectors(node)
+
+
+def _print_protectors(node: Any) -> None:
+    indent = "  " * (node.path.count("/") + 1)
+    for protector in node.protectors:
+        stdout.print(f"{indent}key protector: {escape(protector)}")
 
 
 def _found(node: Any) -> str:
@@ -75,5 +85,6 @@ def _node_json(node: Any) -> dict[str, Any]:
     return {"path": node.path, "kind": node.kind, "description": node.description,
             "size": node.size, "filesystem": node.filesystem, "encrypted": node.encrypted,
             "locked": node.locked, "created": iso(node.created) if node.created else None,
-            "identifier": node.identifier,
+            "identifier": node.identifier, "protectors": node.protectors,
+            "key": node.key,
             "volumes": [_node_json(c) for c in node.children]}
