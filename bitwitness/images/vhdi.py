@@ -1,10 +1,11 @@
 """VHDX (fixed, dynamic, differencing) and differencing VHD, read through libvhdi (pyvhdi).
 
-VHD fixed and dynamic disks stay with our own reader (:mod:`bitwitness.images.vhd`), which then
-has libvhdi as its independent second reader; a differencing VHD, which ours refuses, and every
-VHDX are read by libvhdi. Parents are looked for in the child's own folder only, and each parent's
-identifier must be the one the child records: a file of the same name from another chain is
-refused rather than silently stacked.
+Every VHD (fixed, dynamic, differencing) is read by our own reader (:mod:`bitwitness.images.vhd`),
+which then has libvhdi, resolving the parents itself, as its independent second reader; every
+VHDX is read by libvhdi, with QEMU or (differencing, which QEMU does not read) our own VHDX reader
+(:mod:`bitwitness.images.vhdx`) as the second. Parents are looked for in the child's own folder
+only, and each parent's identifier must be the one the child records: a file of the same name
+from another chain is refused rather than silently stacked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.images import vhd
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import LibyalStream, binding, find_parent, open_handle
 from bitwitness.stream import ImageStream
 
@@ -89,12 +91,20 @@ class VhdxFormat:
         return open_vhdi(path, self.name)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """QEMU's vhdx driver; it reads no differencing VHDX, so those have none."""
+        """QEMU's vhdx driver; it reads no differencing VHDX, for which our own reader, with
+        the parents it finds itself, is the second."""
         from bitwitness.images.qemu import QemuNbdStream
+        from bitwitness.images.vhdx import open_vhdx
 
         if isinstance(stream, LibyalStream) and stream.parents:
-            return None
+            return open_vhdx(path)
         return QemuNbdStream(path, "vhdx")
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """Headers' and region tables' CRC-32C, the log, the BAT of every file of the chain."""
+        from bitwitness.images.vhdx import vhdx_checks
+
+        return tuple(c for p in stream.info.files for c in vhdx_checks(p))
 
 
 class VhdFormat:
@@ -124,11 +134,15 @@ class VhdFormat:
                 raise ours from None
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """libvhdi for what our reader read; QEMU reads no differencing VHD, so those have
-        none."""
+        """libvhdi, with the parents it finds itself, for what our reader read (fixed,
+        dynamic, differencing); what libvhdi read has none."""
         if isinstance(stream, LibyalStream):
             return None
         return open_vhdi(path, self.name)
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """The footer and dynamic-header checksums of every file of the chain."""
+        return tuple(c for p in stream.info.files for c in vhd.vhd_checks(p))
 
 
 VHDX_FORMAT = VhdxFormat()
