@@ -84,20 +84,33 @@ class VhdxFormat:
         return False
 
     def files(self, path: Path) -> list[Path]:
-        with open_vhdi(path, self.name) as stream:
+        with self.open(path) as stream:
             return list(stream.info.files)
 
     def open(self, path: Path) -> ImageStream:
-        return open_vhdi(path, self.name)
+        """libvhdi; where it refuses the file as damaged (it refuses a VHDX whose second region
+        table fails its CRC-32C, which QEMU reads through the first), our own reader, when it
+        can read the image, and ``verify`` reports the damage through :meth:`self_checks`."""
+        from bitwitness.errors import BitWitnessError
+        from bitwitness.images.vhdx import open_vhdx
+
+        try:
+            return open_vhdi(path, self.name)
+        except CorruptImageError as theirs:
+            try:
+                return open_vhdx(path)
+            except BitWitnessError:
+                raise theirs from None
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """QEMU's vhdx driver; it reads no differencing VHDX, for which our own reader, with
-        the parents it finds itself, is the second."""
+        the parents it finds itself, is the second to libvhdi (one that only ours opens has
+        none)."""
         from bitwitness.images.qemu import QemuNbdStream
         from bitwitness.images.vhdx import open_vhdx
 
-        if isinstance(stream, LibyalStream) and stream.parents:
-            return open_vhdx(path)
+        if stream.info.details.get("parents"):
+            return open_vhdx(path) if isinstance(stream, LibyalStream) else None
         return QemuNbdStream(path, "vhdx")
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
