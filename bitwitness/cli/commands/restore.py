@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import (
     escape,
     json_option,
@@ -29,10 +30,12 @@ from bitwitness.cli.output import (
               metavar="BASE",
               help="Write the log as BASE.json and BASE.txt (default: next to the image as "
                    "IMAGE.restore-<UTC>, or in the case's evidence/<ID>/restore-logs/).")
+@format_option
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes: bool,
-            overwrite: bool, log_base: Path | None, as_json: bool) -> None:
+            overwrite: bool, log_base: Path | None, image_format: str | None,
+            as_json: bool) -> None:
     """Write the media of IMAGE onto TARGET (a block device or a file).
 
     Refuses (exit 2, nothing written, no log) a target smaller than the media, a mounted one, one
@@ -48,7 +51,7 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
 
     with cli_mediator(as_json) as mediator:
         result = restore_image(image, target, mediator, verify=verify, yes=yes,
-                               overwrite=overwrite, log=log_base)
+                               overwrite=overwrite, log=log_base, image_format=image_format)
     if as_json:
         print_json(result_document(result))
     else:
