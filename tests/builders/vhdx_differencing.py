@@ -67,12 +67,12 @@ def _locator(parent_guid: bytes, name: str) -> bytes:
 
 
 def make_differencing(child: Path, parent: Path,
-                      partial: dict[int, list[tuple[int, int]]] | None = None) -> None:
+                      partial: dict[int, list[tuple[int, int]]] | None = None) -> list[int]:
     """Turn the dynamic VHDX ``child`` into a differencing disk of ``parent`` (in place).
 
     ``partial`` maps a payload block the child stores to the (first, count) sector runs that
     stay the child's; the block becomes partially present and its other sectors read from the
-    parent.
+    parent. Returns the payload blocks the child stores (fully or partially).
     """
     data = bytearray(child.read_bytes())
     regions = _regions(data)
@@ -98,10 +98,14 @@ def make_differencing(child: Path, parent: Path,
     bat, bat_length = regions[_BAT]
     ratio = (1 << 23) * sector // block_size
     blocks = -(-struct.unpack_from("<Q", data, meta + items[_VIRTUAL_DISK_SIZE])[0] // block_size)
+    stored = []
     for block in range(blocks):  # QEMU marks blocks never written "zero" (2): here the parent's
         index = block + block // ratio
-        if struct.unpack_from("<Q", data, bat + 8 * index)[0] & 7 == 2:
+        state = struct.unpack_from("<Q", data, bat + 8 * index)[0] & 7
+        if state == 2:
             struct.pack_into("<Q", data, bat + 8 * index, 0)
+        elif state == 6:
+            stored.append(block)
     for block, runs in (partial or {}).items():
         index = block + block // ratio
         value = struct.unpack_from("<Q", data, bat + 8 * index)[0]
@@ -121,3 +125,4 @@ def make_differencing(child: Path, parent: Path,
             for s in range(first, first + n):
                 data[bitmap_at + s // 8] |= 1 << (s % 8)
     child.write_bytes(bytes(data))
+    return stored
