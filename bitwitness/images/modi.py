@@ -263,10 +263,12 @@ class ModiFormat:
         return open_modi(path)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """QEMU's dmg driver for UDIF images; our own reader for sparse images and bundles,
-        which QEMU does not read."""
+        """QEMU's dmg driver for UDIF images whose chunks it decodes (raw, zeros, zlib); our own
+        UDIF reader for the others (ADC, bzip2, LZFSE) and for sparse images and bundles, which
+        QEMU does not read."""
         from bitwitness.images.apple_sparse import SparseBundleStream, SparseImageStream
         from bitwitness.images.qemu import QemuNbdStream
+        from bitwitness.images.udif import QEMU_READS, UdifStream
 
         kind = stream.info.format
         if kind == "sparseimage":
@@ -274,7 +276,11 @@ class ModiFormat:
         if kind == "sparsebundle":
             bundle = _bundle_of(path)
             return None if bundle is None else SparseBundleStream(bundle)
-        return QemuNbdStream(path, "dmg")
+        ours = UdifStream(path)
+        if ours.kinds() <= QEMU_READS:
+            ours.close()
+            return QemuNbdStream(path, "dmg")
+        return ours
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """A UDIF image's data-fork checksum; sparse images and bundles record none."""
