@@ -110,6 +110,10 @@ def our_seeds(tmp_path_factory: pytest.TempPathFactory) -> _Seeds:
         out[name] = (dmg, list(range(len(dmg) - 4096, len(dmg))) + list(range(0, 512)))
     sparse = build_sparseimage(folder / "s.sparseimage", media).read_bytes()
     out["sparseimage"] = (sparse, list(range(4, 128)))
+    from builders.ex01 import build_ex01
+
+    ex01 = build_ex01(folder / "s.Ex01", media).read_bytes()
+    out["ex01"] = (ex01, list(range(0, 2048)) + list(range(len(ex01) - 1024, len(ex01))))
     return out
 
 
@@ -117,6 +121,7 @@ def _ours(kind: str, path: Path) -> None:
     """Open ``path`` with our own reader of ``kind``, read it all and run its checks."""
     from bitwitness.images import qcow, vhd, vhdx
     from bitwitness.images.apple_sparse import SparseImageStream
+    from bitwitness.images.ewf2 import Ewf2Stream
     from bitwitness.images.udif import UdifStream
 
     checks = {"vhdx": vhdx.vhdx_checks, "vhd": vhd.vhd_checks,
@@ -124,26 +129,28 @@ def _ours(kind: str, path: Path) -> None:
     if kind in checks:
         checks[kind](path)
     opener = {"vhdx": vhdx.open_vhdx, "qcow2": qcow.open_qcow, "vhd": vhd.open_vhd,
-              "adc": UdifStream, "lzfse": UdifStream, "sparseimage": SparseImageStream}[kind]
+              "adc": UdifStream, "lzfse": UdifStream, "sparseimage": SparseImageStream,
+              "ex01": Ewf2Stream}[kind]
     with opener(path) as stream:
         for _ in stream.iter_blocks(1 << 18):
             pass
 
 
-@pytest.mark.parametrize("kind", ["vhdx", "qcow2", "vhd", "adc", "lzfse", "sparseimage"])
+@pytest.mark.parametrize("kind", ["vhdx", "qcow2", "vhd", "adc", "lzfse", "sparseimage", "ex01"])
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_our_second_readers_and_checks_fail_closed(
         tmp_path: Path, our_seeds: _Seeds, kind: str,
         data: st.DataObject) -> None:
-    """Our VHDX, UDIF and sparse-image readers and the VHD/VHDX/QCOW2 container checks on
+    """Our VHDX, UDIF, sparse-image and EWF2 readers and the VHD/VHDX/QCOW2 container checks on
     mutated files: a typed BitWitness error or a bounded read, nothing else."""
     seed, where = our_seeds[kind]
     mutated = bytearray(seed)
     for _ in range(data.draw(st.integers(1, 8))):
         pos = data.draw(st.sampled_from(where))
         mutated[pos] = data.draw(st.integers(0, 255))
+    path = tmp_path / ("h.Ex01" if kind == "ex01" else f"h.{kind}")
     if kind == "vhdx" and data.draw(st.booleans()):  # past the CRC-32C, into the parsers
         from bitwitness.images.vhdx import crc32c
 
@@ -155,7 +162,6 @@ def test_our_second_readers_and_checks_fail_closed(
             mutated[at:at + size] = block
     if data.draw(st.booleans()):
         mutated = mutated[: data.draw(st.integers(8, len(mutated)))]
-    path = tmp_path / f"h.{kind}"
     path.write_bytes(bytes(mutated))
     with contextlib.suppress(BitWitnessError):
         _ours(kind, path)

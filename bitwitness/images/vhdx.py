@@ -359,12 +359,17 @@ def open_vhdx(path: Path, chain: tuple[Path, ...] = ()) -> VhdxStream:
         name = PureWindowsPath(recorded).name
         parent_path = find_parent(path, name, [*chain, path])
         parent = open_vhdx(parent_path, (*chain, path))
-        linkage = locator.get("parent_linkage", "").lower()
+        linkages = {locator.get(k, "").lower() for k in ("parent_linkage", "parent_linkage2")}
         got = _guid_text(parent.layout.header.data_write_guid)
-        if linkage and linkage != got:
+        if got not in linkages:
+            linkage = locator.get("parent_linkage", "(none recorded)")
             parent.close()
             raise CorruptImageError(f"{parent_path.name} is not this disk's parent (data "
                                     f"write GUID {got}, the child records {linkage})", path=path)
+        if parent.sector_size != stream.sector_size:
+            parent.close()
+            raise CorruptImageError(f"{parent_path.name} has {parent.sector_size}-byte sectors, "
+                                    f"the child {stream.sector_size}-byte ones", path=path)
         stream.parent = parent
         stream.parents = (parent_path, *parent.parents)
     except BaseException:
