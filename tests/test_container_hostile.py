@@ -137,7 +137,7 @@ def _ours(kind: str, path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["vhdx", "qcow2", "vhd", "adc", "lzfse", "sparseimage", "ex01"])
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_our_second_readers_and_checks_fail_closed(

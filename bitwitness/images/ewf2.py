@@ -89,7 +89,7 @@ def _sections(fd: int, path: Path, size: int) -> list[tuple[int, int, int]]:
     """(type, data offset, data size) of every section of a segment, in file order, found by
     walking the descriptors back from the end (each checked: Adler-32, not encrypted, data and
     the previous descriptor before it, after the file header)."""
-    sections = []
+    sections: list[tuple[int, int, int]] = []
     at = size - DESCRIPTOR
     while at > 0:
         if len(sections) >= MAX_SECTIONS:

@@ -219,14 +219,15 @@ class ParallelsBundleStream(ImageStream):
         self._parts: list[tuple[int, int, ImageStream]] = []
         try:
             for start, end, kind, path in declared:
-                part = SparseExtentStream(path) if kind == "Compressed" else RawStream(path)
+                part: ImageStream = (SparseExtentStream(path) if kind == "Compressed"
+                                     else RawStream(path))
                 self._parts.append((start, end, part))
-                if part.size < end - start and kind == "Compressed":
+                if part.size < end - start:
                     raise CorruptImageError(f"extent {path.name} holds {part.size} bytes of "
                                             f"its {end - start}", path=path)
         except BaseException:
-            for _, _, part in self._parts:
-                part.close()
+            for _, _, opened in self._parts:
+                opened.close()
             raise
         super().__init__(size)
 
