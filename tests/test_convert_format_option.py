@@ -100,3 +100,18 @@ def test_restore_format_raw(tmp_path: Path, qcow2: tuple[Path, str]) -> None:
     assert bad.exit_code == ExitCode.USAGE
     assert "unknown format 'nonsense'" in bad.stderr
     assert not (tmp_path / "no.img").exists()
+
+
+def test_restore_from_a_bundle_folder(tmp_path: Path) -> None:
+    """An image that is a folder (a sparse bundle) restores as any other image: its media."""
+    import hashlib
+
+    from builders.apple import build_sparsebundle
+
+    media = os.urandom(MiB) + bytes(MiB)
+    bundle = build_sparsebundle(tmp_path / "disk.sparsebundle", media)
+    target = tmp_path / "restored.img"
+    res = run_bitwitness("restore", bundle, target, "--yes", "--verify", "--json",
+                         "--log", tmp_path / "log")
+    assert res.exit_code == ExitCode.OK, res.stderr
+    assert _md5sum(target) == hashlib.md5(media, usedforsecurity=False).hexdigest()

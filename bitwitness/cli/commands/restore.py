@@ -20,7 +20,7 @@ from bitwitness.cli.output import (
 
 
 @click.command("restore")
-@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("image", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--verify", is_flag=True,
               help="Read the target back and compare its hashes over the media's length.")
