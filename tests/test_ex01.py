@@ -147,3 +147,26 @@ def test_ex01_structure_faults_are_typed(tmp_path: Path) -> None:
     image.write_bytes(pristine[: len(pristine) // 2])
     with pytest.raises(BitWitnessError):
         Ewf2Stream(image)
+
+
+def test_ex01_segmented_set_opened_from_any_segment(tmp_path: Path) -> None:
+    """Three segments (each with the device information and case data, its chunks and table;
+    ``next``, then ``done`` after the hashes): libewf and our reader give the same media from
+    any segment; a missing middle segment is named."""
+    media = _media()
+    image = build_ex01(tmp_path / "set.Ex01", media, segments=3)
+    parts = [image, tmp_path / "set.Ex02", tmp_path / "set.Ex03"]
+    assert all(p.is_file() for p in parts)
+    for start in parts:
+        res = run_bitwitness("verify", "--second-reader", start, "--json")
+        assert res.exit_code == ExitCode.OK, res.stdout
+        doc = res.json()["images"][0]
+        assert doc["computed"]["md5"] == _md5(media)
+        assert [Path(f) for f in doc["files"]] == parts
+        assert doc["second_reader"]["agree"] is True
+    parts[1].unlink()
+    from bitwitness.errors import MissingSegmentError
+    from bitwitness.images.ewf2 import Ewf2Stream
+
+    with pytest.raises(MissingSegmentError, match=r"set\.Ex02"):
+        Ewf2Stream(image)

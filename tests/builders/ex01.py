@@ -25,7 +25,7 @@ from pathlib import Path
 
 SECTOR = 512
 DEVICE_INFORMATION, CASE_DATA, SECTOR_DATA, SECTOR_TABLE = 1, 2, 3, 4
-MD5_HASH, SHA1_HASH, DONE = 8, 9, 15
+MD5_HASH, SHA1_HASH, NEXT, DONE = 8, 9, 13, 15
 COMPRESSED, CHECKSUMMED = 1, 2
 
 
@@ -44,55 +44,66 @@ def _pad(data: bytes, to: int = 16) -> bytes:
 
 def build_ex01(path: Path, media: bytes, *, chunk_sectors: int = 64, case_number: str = "",
                examiner: str = "", description: str = "", stored_md5: str | None = None,
-               acquired: int = 1_700_000_000) -> Path:
-    """Write ``path`` (``NAME.Ex01``) holding ``media`` (whole sectors): chunks alternate
-    between zlib-compressed and stored with their Adler-32; all-zero chunks are compressed.
-    ``stored_md5`` records another MD5 than the media's (to test that a mismatch is found)."""
+               acquired: int = 1_700_000_000, segments: int = 1) -> Path:
+    """Write ``path`` (``NAME.Ex01``, and ``NAME.Ex02``... for ``segments`` > 1) holding
+    ``media`` (whole sectors): chunks alternate between zlib-compressed and stored with their
+    Adler-32; all-zero chunks are compressed. Every segment carries the device information and
+    case data, its share of the chunks and their table, and ends in ``next``; the last holds
+    the hashes and ends in ``done``. ``stored_md5`` records another MD5 than the media's (to test
+    that a mismatch is found)."""
     assert len(media) % SECTOR == 0
     chunk = chunk_sectors * SECTOR
     chunks = -(-len(media) // chunk)
-    out = bytearray(b"EVF2\r\n\x81\x00" + bytes([2, 1]) + struct.pack("<HI", 1, 1)
-                    + uuid.uuid4().bytes_le)
-    previous = 0
-
-    def section(kind: int, data: bytes) -> None:
-        nonlocal previous
-        body = _pad(data)
-        start = len(out)
-        out.extend(body)
-        descriptor = struct.pack("<IIQQII", kind, 0, previous, len(body), 64,
-                                 len(body) - len(data)) + bytes(16 + 12)
-        out.extend(descriptor + _adler(descriptor))
-        previous = start + len(body)  # the previous section's descriptor
-
     sectors = len(media) // SECTOR
-    section(DEVICE_INFORMATION, _object(
-        ["sn", "md", "lb", "ts", "hs", "dc", "dt", "pid", "rs", "ls", "bp", "ph"],
-        ["SN-0001", "BitWitness test disk", "", str(sectors), "0", "0", "f", "", "", "",
-         str(SECTOR), "1"]))
-    section(CASE_DATA, _object(
-        ["nm", "cn", "en", "ex", "nt", "av", "os", "tt", "at", "tb", "cp", "sb", "gr", "wb"],
-        [description, case_number, "1", examiner, "", "7.10", "Linux", str(acquired),
-         str(acquired), str(chunks), "1", str(chunk_sectors), "64", ""]))
-    data_start = len(out)
-    stored = bytearray()
-    entries = bytearray()
-    for n in range(chunks):
-        piece = media[n * chunk:(n + 1) * chunk]
-        if n % 2 == 0 or not any(piece):
-            body, flags = zlib.compress(piece), COMPRESSED
-        else:
-            body, flags = piece + _adler(piece), CHECKSUMMED
-        entries += struct.pack("<QII", data_start + len(stored), len(body), flags)
-        stored += _pad(body)
-    section(SECTOR_DATA, bytes(stored))
-    header = struct.pack("<QII", 0, chunks, 0)
-    section(SECTOR_TABLE, _pad(header + _adler(header)) + _pad(bytes(entries) + _adler(entries)))
-    md5 = (bytes.fromhex(stored_md5) if stored_md5
-           else hashlib.md5(media, usedforsecurity=False).digest())
-    section(MD5_HASH, md5 + _adler(md5))
-    sha1 = hashlib.sha1(media, usedforsecurity=False).digest()
-    section(SHA1_HASH, sha1 + _adler(sha1))
-    section(DONE, b"")
-    path.write_bytes(bytes(out))
+    guid = uuid.uuid4().bytes_le
+    per_segment = -(-chunks // segments)
+    for number in range(1, segments + 1):
+        out = bytearray(b"EVF2\r\n\x81\x00" + bytes([2, 1]) + struct.pack("<HI", 1, number)
+                        + guid)
+        previous = 0
+
+        def section(kind: int, data: bytes, out: bytearray = out) -> None:
+            nonlocal previous
+            body = _pad(data)
+            start = len(out)
+            out.extend(body)
+            descriptor = struct.pack("<IIQQII", kind, 0, previous, len(body), 64,
+                                     len(body) - len(data)) + bytes(16 + 12)
+            out.extend(descriptor + _adler(descriptor))
+            previous = start + len(body)  # the previous section's descriptor
+
+        section(DEVICE_INFORMATION, _object(
+            ["sn", "md", "lb", "ts", "hs", "dc", "dt", "pid", "rs", "ls", "bp", "ph"],
+            ["SN-0001", "BitWitness test disk", "", str(sectors), "0", "0", "f", "", "", "",
+             str(SECTOR), "1"]))
+        section(CASE_DATA, _object(
+            ["nm", "cn", "en", "ex", "nt", "av", "os", "tt", "at", "tb", "cp", "sb", "gr", "wb"],
+            [description, case_number, "1", examiner, "", "7.10", "Linux", str(acquired),
+             str(acquired), str(chunks), "1", str(chunk_sectors), "64", ""]))
+        first = (number - 1) * per_segment
+        mine = range(first, min(chunks, first + per_segment))
+        data_start = len(out)
+        stored = bytearray()
+        entries = bytearray()
+        for n in mine:
+            piece = media[n * chunk:(n + 1) * chunk]
+            if n % 2 == 0 or not any(piece):
+                body, flags = zlib.compress(piece), COMPRESSED
+            else:
+                body, flags = piece + _adler(piece), CHECKSUMMED
+            entries += struct.pack("<QII", data_start + len(stored), len(body), flags)
+            stored += _pad(body)
+        section(SECTOR_DATA, bytes(stored))
+        header = struct.pack("<QII", first, len(mine), 0)
+        section(SECTOR_TABLE, _pad(header + _adler(header))
+                + _pad(bytes(entries) + _adler(bytes(entries))))
+        if number == segments:
+            md5 = (bytes.fromhex(stored_md5) if stored_md5
+                   else hashlib.md5(media, usedforsecurity=False).digest())
+            section(MD5_HASH, md5 + _adler(md5))
+            sha1 = hashlib.sha1(media, usedforsecurity=False).digest()
+            section(SHA1_HASH, sha1 + _adler(sha1))
+        section(DONE if number == segments else NEXT, b"")
+        name = path if number == 1 else path.with_suffix(f".Ex{number:02d}")
+        name.write_bytes(bytes(out))
     return path
