@@ -305,3 +305,27 @@ def test_adc_decoder_reads_every_op() -> None:
     assert adc_decompress(literal + two + three, 100) == b"abc" + b"abcab" + b"bbbbbb"
     with pytest.raises(ValueError, match="before the start"):
         adc_decompress(bytes([0x40, 0, 9]), 100)
+
+
+def test_udif_codec_no_second_reader_decodes_is_a_note(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk codec our UDIF reader does not decode (as for LZMA chunks) leaves the image
+    without a second reader, said in a note; never a disagreement invented by a reader that
+    could not start."""
+    from builders.apple import ZLIB, build_udif
+
+    from bitwitness.errors import UnsupportedFormatError
+    from bitwitness.images import udif
+    from bitwitness.verify import VerifyOptions, verify_image
+
+    image = build_udif(tmp_path / "disk.dmg", _media(), ZLIB)
+
+    def unknown(self: udif.UdifStream, path: Path) -> None:
+        raise UnsupportedFormatError(f"{path}: chunk type 0x80000008, which BitWitness does "
+                                     "not decode")
+
+    monkeypatch.setattr(udif.UdifStream, "__init__", unknown)
+    result = verify_image(image, VerifyOptions(second_reader=True))
+    assert result.second_reader is None
+    assert any("no independent second reader" in n for n in result.notes)
+    assert result.verdict.value == "UNVERIFIED"

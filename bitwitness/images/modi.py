@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from bitwitness.errors import CorruptImageError
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.images import signatures
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
@@ -276,7 +276,10 @@ class ModiFormat:
         if kind == "sparsebundle":
             bundle = _bundle_of(path)
             return None if bundle is None else SparseBundleStream(bundle)
-        ours = UdifStream(path)
+        try:
+            ours = UdifStream(path)
+        except UnsupportedFormatError:
+            return None  # a chunk codec neither QEMU nor our reader decodes (LZMA, ...)
         if ours.kinds() <= QEMU_READS:
             ours.close()
             return QemuNbdStream(path, "dmg")
