@@ -64,3 +64,23 @@ def test_a_changed_page_is_a_mismatch(tmp_path: Path, source: Path) -> None:
     res = run_bitwitness("verify", image, "--json")
     assert res.exit_code == ExitCode.EVIDENCE
     assert res.json()["images"][0]["verdict"] == "MISMATCH"
+
+
+def test_an_aff_that_records_no_size_and_no_page_is_corrupt(tmp_path: Path,
+                                                            source: Path) -> None:
+    """Cut before its first page (and so before the image size, written last): no media size
+    can be known. A typed, one-line refusal (exit 1), not a negative size (found by the hostile
+    mutations)."""
+    require_tool("affconvert")
+    image = tmp_path / "whole.aff"
+    subprocess.run(["affconvert", "-q", "-o", str(image), str(source)], check=True,
+                   capture_output=True)
+    data = image.read_bytes()
+    cut = data.rfind(b"AFF\x00", 0, data.find(b"page0"))
+    assert cut > 0
+    short = tmp_path / "short.aff"
+    short.write_bytes(data[:cut])
+    res = run_bitwitness("verify", short)
+    assert res.exit_code == ExitCode.EVIDENCE
+    assert "neither an image size nor a single page" in res.stdout + res.stderr
+    assert "Traceback" not in res.stderr

@@ -71,6 +71,7 @@ class ConvertOptions:
     metadata: dict[str, str] = field(default_factory=dict)  #: case_number, examiner, ... to set
     overwrite: bool = False
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    image_format: str | None = None  #: read the source as this registry format (``--format``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +103,7 @@ def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Me
     output renamed ``.unusable``); SIGINT/SIGTERM or ``stop`` in one with ``status``
     interrupted (the output left unfinished), as for every job (:mod:`bitwitness.acquire.runner`).
     """
-    stream = open_image(image)
+    stream = open_image(image, options.image_format)
     tree = None
     try:
         media, origin = stream, None
@@ -308,6 +309,8 @@ def _options_doc(stream: ImageStream, options: ConvertOptions) -> dict[str, Any]
         doc["segment_size"] = options.segment_size
     if options.to is OutputFormat.VMDK:
         doc["vmdk_type"] = options.vmdk_type
+    if options.image_format is not None:
+        doc["forced_source_format"] = options.image_format
     return doc
 
 

@@ -114,20 +114,23 @@ class _Plan:
     verify: bool
     yes: bool
     overwrite: bool
+    image_format: str | None = None  #: ``--format``: the registry format forced on the image
 
 
 def restore_image(image: Path, target: Path, mediator: Mediator, *, verify: bool = False,
                   yes: bool = False, overwrite: bool = False, log: Path | None = None,
-                  stop: threading.Event | None = None) -> RestoreResult:
+                  stop: threading.Event | None = None,
+                  image_format: str | None = None) -> RestoreResult:
     """Write the media of ``image`` onto ``target``; see the module docstring for the checks.
 
     ``log`` is the log's BASE (``BASE.json``/``BASE.txt``); None for the default place. Raises
     :class:`~bitwitness.errors.BitWitnessError` for refusals (nothing written, no log); every
     later outcome is returned, with its log written. Paths are made absolute (as logs record them).
+    ``image_format`` reads the image as that registry format whatever its content says.
     """
     image, target = image.absolute(), target.absolute()
     log = log.absolute() if log is not None else None
-    stream = open_image(image)
+    stream = open_image(image, image_format)
     try:
         files = tuple(stream.info.files) or (image,)
         kind = check_target(target, stream, list(files), overwrite=overwrite)
@@ -141,7 +144,8 @@ def restore_image(image: Path, target: Path, mediator: Mediator, *, verify: bool
                 "destroying what it holds?"):
             raise RestoreRefusedError(
                 f"not confirmed: nothing was written to {target} (use --yes to skip the question)")
-        plan = _Plan(image, target, kind, files, facts, link, log, verify, yes, overwrite)
+        plan = _Plan(image, target, kind, files, facts, link, log, verify, yes, overwrite,
+                     image_format)
         return _restore(stream, plan, mediator, stop or threading.Event())
     finally:
         stream.close()
@@ -327,9 +331,12 @@ def _finish(plan: _Plan, base: Path, record: RestoreRecord) -> RestoreResult:
 
 
 def _options(plan: _Plan, base: Path) -> dict[str, Any]:
-    return {"hashes": list(DEFAULT_ALGORITHMS), "verify": plan.verify,
-            "overwrite": plan.overwrite, "confirmed": "--yes" if plan.yes else "asked",
-            "log": str(base)}
+    doc: dict[str, Any] = {"hashes": list(DEFAULT_ALGORITHMS), "verify": plan.verify,
+                           "overwrite": plan.overwrite,
+                           "confirmed": "--yes" if plan.yes else "asked", "log": str(base)}
+    if plan.image_format is not None:
+        doc["forced_source_format"] = plan.image_format
+    return doc
 
 
 def _metadata(stream: ImageStream) -> dict[str, str]:

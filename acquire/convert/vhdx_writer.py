@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bitwitness.acquire.convert.outputs import close_synced, create_output, pwrite_all
 from bitwitness.errors import UsageError
+from bitwitness.images.vhdx import crc32c
 
 KiB, MiB = 1024, 1024 * 1024
 BLOCK = 8 * MiB
@@ -46,28 +47,6 @@ _VIRTUAL_DISK_ID = uuid.UUID("BECA12AB-B2E6-4523-93EF-C309E000C746").bytes_le
 _LOGICAL_SECTOR = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F").bytes_le
 _PHYSICAL_SECTOR = uuid.UUID("CDA348C7-445D-4471-9CC9-E9885251C556").bytes_le
 _IS_VIRTUAL_DISK, _IS_REQUIRED = 2, 4
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as VHDX checksums its headers and region tables."""
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 def _with_checksum(data: bytearray) -> bytes:

@@ -105,9 +105,12 @@ class AffStream(ImageStream):
         self._page = page
         if "imagesize" in self._values:
             self._media = self._values["imagesize"]
-        else:  # early files: the pages themselves say how much there is
-            last = max(self._pages, default=-1)
-            self._media = last * page + (self._page_bytes(last) if last >= 0 else 0)
+        elif self._pages:  # early files: the pages themselves say how much there is
+            last = max(self._pages)
+            self._media = last * page + self._page_bytes(last)
+        else:
+            raise CorruptImageError("neither an image size nor a single page is recorded",
+                                    path=self.path)
 
     def _page_bytes(self, number: int) -> int:
         return len(self._page_data(number))

@@ -36,6 +36,15 @@ class PyewfStream(ImageStream):
         self._files = tuple(Path(f) for f in files)
         super().__init__(int(handle.get_media_size()),
                          sector_size=int(handle.get_bytes_per_sector() or 512))
+        #: what the set stores, as libewf reads it: the media hashes convert checks its pass
+        #: against, and the case fields it carries over (libewf's names, as our reader's)
+        self.stored_hashes: dict[str, str] = {}
+        for alg, name in (("md5", "MD5"), ("sha1", "SHA1"), ("sha256", "SHA256")):
+            value = handle.get_hash_value(name)
+            if value:
+                self.stored_hashes[alg] = str(value).lower()
+        self.header_values = {k: str(v) for k, v in (handle.get_header_values() or {}).items()
+                              if v}
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         try:
@@ -126,6 +135,15 @@ class EwfFormat:
             return open_ewf(path)
         except UnsupportedFormatError as exc:
             return open_with_pyewf(path, str(exc))
+
+    def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
+        """Our own EWF2 reader for an Ex01 set libewf read (an E01 set has libewf itself as
+        the second reader, run by the verifier); none for L01/Lx01/SMART."""
+        from bitwitness.images.ewf2 import Ewf2Stream, is_ewf2
+
+        if isinstance(stream, PyewfStream) and is_ewf2(stream.info.files[0]):
+            return Ewf2Stream(stream.info.files[0])
+        return None
 
 
 FORMAT = EwfFormat()

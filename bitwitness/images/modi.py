@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from bitwitness.errors import CorruptImageError
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.images import signatures
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
@@ -51,7 +51,7 @@ def _bundle_of(path: Path) -> Path | None:
     return None
 
 
-def _bundle_sizes(bundle: Path) -> tuple[int, int]:
+def bundle_sizes(bundle: Path) -> tuple[int, int]:
     """Band size and media size, as ``Info.plist`` declares them."""
     plist = bundle / "Info.plist"
     if plist.stat().st_size > _PLIST_LIMIT:
@@ -68,9 +68,9 @@ def _bundle_sizes(bundle: Path) -> tuple[int, int]:
     return band, size
 
 
-def _open_bands(bundle: Path, owned: list[Any]) -> tuple[list[Any], list[Path]]:
-    """One file object per band, in band order; an empty one for a band never written."""
-    band_size, size = _bundle_sizes(bundle)
+def band_files(bundle: Path, count: int) -> dict[int, Path]:
+    """The band files of ``bundle`` by band index (hexadecimal names, padded or not); a band
+    beyond the ``count`` the media needs is ignored."""
     folder = bundle / "bands"
     present = {}
     if folder.is_dir():
@@ -79,8 +79,15 @@ def _open_bands(bundle: Path, owned: list[Any]) -> tuple[list[Any], list[Path]]:
                 index = int(entry.name, 16)
             except ValueError:
                 continue
-            if entry.is_file() and entry.name.isalnum():
+            if entry.is_file() and entry.name.isalnum() and index < count:
                 present[index] = entry
+    return present
+
+
+def _open_bands(bundle: Path, owned: list[Any]) -> tuple[list[Any], list[Path]]:
+    """One file object per band, in band order; an empty one for a band never written."""
+    band_size, size = bundle_sizes(bundle)
+    present = band_files(bundle, -(-size // band_size))
     bands: list[Any] = []
     paths: list[Path] = []
     absent = io.BytesIO(b"")  # one empty object for every band never written
@@ -256,10 +263,27 @@ class ModiFormat:
         return open_modi(path)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """QEMU's dmg driver for UDIF images; QEMU reads no sparse image or bundle."""
+        """QEMU's dmg driver for UDIF images whose chunks it decodes (raw, zeros, zlib); our own
+        UDIF reader for the others (ADC, bzip2, LZFSE) and for sparse images and bundles, which
+        QEMU does not read."""
+        from bitwitness.images.apple_sparse import SparseBundleStream, SparseImageStream
         from bitwitness.images.qemu import QemuNbdStream
+        from bitwitness.images.udif import QEMU_READS, UdifStream
 
-        return QemuNbdStream(path, "dmg") if stream.info.format == "dmg" else None
+        kind = stream.info.format
+        if kind == "sparseimage":
+            return SparseImageStream(path)
+        if kind == "sparsebundle":
+            bundle = _bundle_of(path)
+            return None if bundle is None else SparseBundleStream(bundle)
+        try:
+            ours = UdifStream(path)
+        except UnsupportedFormatError:
+            return None  # a chunk codec neither QEMU nor our reader decodes (LZMA, ...)
+        if ours.kinds() <= QEMU_READS:
+            ours.close()
+            return QemuNbdStream(path, "dmg")
+        return ours
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """A UDIF image's data-fork checksum; sparse images and bundles record none."""

@@ -2,7 +2,9 @@
 
 A Parallels disk is a ``.hdd`` folder holding ``DiskDescriptor.xml`` and one or more extent files.
 The descriptor names its extents; each is opened by us, inside the folder only, and handed to
-libphdi as a file object. libphdi opens descriptors only, so a lone sparse extent file (``.hds``,
+libphdi as a file object. :class:`ParallelsBundleStream` reads a bundle of one snapshot by our own
+code (its storages in order, sparse or plain): the second reader of what libphdi reads.
+libphdi opens descriptors only, so a lone sparse extent file (``.hds``,
 signature ``WithoutFreeSpace`` or ``WithouFreSpacExt``, as ``qemu-img convert -O parallels``
 writes it) is read by :class:`SparseExtentStream`: a 64-byte little-endian header, then one 32-bit
 entry per cluster giving where the cluster's data lies (0: never written, reads as zeros). In the
@@ -16,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, InputError
+from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
 from bitwitness.images.libyal import (
     LibyalStream,
     binding,
@@ -145,6 +147,114 @@ def open_phdi(path: Path) -> ImageStream:
         raise
 
 
+#: The largest DiskDescriptor.xml read (real ones are a few KiB).
+_DESCRIPTOR_LIMIT = 1 << 20
+
+
+def _parse_descriptor(entry: Path) -> Any:
+    """The parsed ``DiskDescriptor.xml``: bounded in size, and refused when it declares a
+    document type or entities (so no entity expansion can happen in the parser)."""
+    import xml.etree.ElementTree as ET
+
+    from bitwitness.images.raw import read_at
+
+    if entry.stat().st_size > _DESCRIPTOR_LIMIT:
+        raise CorruptImageError("DiskDescriptor.xml is too large", path=entry)
+    text = read_at(entry, 0, _DESCRIPTOR_LIMIT)
+    if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
+        raise CorruptImageError("DiskDescriptor.xml declares a document type or entities",
+                                path=entry)
+    try:
+        return ET.fromstring(text)  # noqa: S314 - no DTD/entities (refused above), bounded size
+    except ET.ParseError as exc:
+        raise CorruptImageError(f"DiskDescriptor.xml cannot be read ({exc})",
+                                path=entry) from exc
+
+
+def _descriptor_extents(entry: Path) -> tuple[int, list[tuple[int, int, str, Path]]]:
+    """The media size in bytes and, for the snapshot in use, each storage's (first byte, end
+    byte, image type, file) as ``DiskDescriptor.xml`` declares them (one snapshot only)."""
+    root = _parse_descriptor(entry)
+    if len(root.findall("Snapshots/Shot")) > 1:
+        raise UnsupportedFormatError(f"{entry}: a Parallels disk with snapshots, which "
+                                     "BitWitness reads through libphdi only")
+    extents = []
+    try:
+        size = int(root.findtext("Disk_Parameters/Disk_size") or "")
+        for storage in root.findall("StorageData/Storage"):
+            images = storage.findall("Image")
+            if len(images) != 1:
+                raise UnsupportedFormatError(f"{entry}: a storage with {len(images)} images")
+            start, end = int(storage.findtext("Start") or ""), int(storage.findtext("End") or "")
+            extents.append((start * SECTOR, end * SECTOR, images[0].findtext("Type") or "",
+                            contained(entry.parent, images[0].findtext("File") or "")))
+    except ValueError as exc:
+        raise CorruptImageError(f"DiskDescriptor.xml declares no sizes ({exc})",
+                                path=entry) from exc
+    position = 0
+    for start, end, kind, path in extents:
+        if start != position or end <= start or kind not in ("Compressed", "Plain"):
+            raise CorruptImageError(f"storage {path.name}: sectors {start // SECTOR}-"
+                                    f"{end // SECTOR} of type {kind!r} do not follow on",
+                                    path=entry)
+        if not path.is_file():
+            raise InputError(f"{entry}: Parallels extent {path.name!r} is missing (looked "
+                             f"for {path})")
+        position = end
+    if position != size * SECTOR:
+        raise CorruptImageError(f"the storages cover {position} bytes of a {size * SECTOR}-byte "
+                                "disk", path=entry)
+    return size * SECTOR, extents
+
+
+class ParallelsBundleStream(ImageStream):
+    """A ``.hdd`` bundle read by our own code: its storages in order, each a sparse extent
+    (:class:`SparseExtentStream`) or plain bytes."""
+
+    def __init__(self, entry: Path) -> None:
+        from bitwitness.images.raw import RawStream
+
+        self.entry = entry
+        size, declared = _descriptor_extents(entry)
+        self._parts: list[tuple[int, int, ImageStream]] = []
+        try:
+            for start, end, kind, path in declared:
+                part: ImageStream = (SparseExtentStream(path) if kind == "Compressed"
+                                     else RawStream(path))
+                self._parts.append((start, end, part))
+                if part.size < end - start:
+                    raise CorruptImageError(f"extent {path.name} holds {part.size} bytes of "
+                                            f"its {end - start}", path=path)
+        except BaseException:
+            for _, _, opened in self._parts:
+                opened.close()
+            raise
+        super().__init__(size)
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        out = []
+        end = offset + length
+        for start, stop, part in self._parts:
+            if stop <= offset or start >= end:
+                continue
+            lo, hi = max(offset, start), min(end, stop)
+            data = part.pread(lo - start, hi - lo)
+            out.append(data + bytes(hi - lo - len(data)))
+        return b"".join(out)
+
+    @property
+    def info(self) -> StreamInfo:
+        files = (self.entry, *(f for _, _, p in self._parts for f in p.info.files))
+        return StreamInfo(format="parallels", files=files, media_size=self.size,
+                          sector_size=self.sector_size, details={"reader": "bitwitness"})
+
+    def close(self) -> None:
+        if not self.closed:
+            for _, _, part in self._parts:
+                part.close()
+        super().close()
+
+
 class ParallelsFormat:
     name = "parallels"
     containers = ("parallels",)
@@ -161,13 +271,29 @@ class ParallelsFormat:
             return list(stream.info.files)
 
     def open(self, path: Path) -> ImageStream:
-        return open_phdi(path)
+        """libphdi for a bundle; where it refuses one as damaged (it opens no bundle of several
+        plain extents), our own bundle reader when that reads it."""
+        try:
+            return open_phdi(path)
+        except CorruptImageError as theirs:
+            entry = _entry(path)
+            if entry.name != DESCRIPTOR:
+                raise
+            try:
+                return ParallelsBundleStream(entry)
+            except (CorruptImageError, UnsupportedFormatError, InputError):
+                raise theirs from None
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """QEMU's parallels driver for a lone extent (ours read it); bundles have none."""
+        """QEMU's parallels driver for a lone extent (ours read it); our own bundle reader for
+        a bundle libphdi read (QEMU reads no bundle); none for one only ours reads."""
         from bitwitness.images.qemu import QemuNbdStream
 
-        return QemuNbdStream(path, "parallels") if isinstance(stream, SparseExtentStream) else None
+        if isinstance(stream, SparseExtentStream):
+            return QemuNbdStream(path, "parallels")
+        if isinstance(stream, LibyalStream):
+            return ParallelsBundleStream(_entry(path))
+        return None
 
 
 FORMAT = ParallelsFormat()

@@ -31,7 +31,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import BitWitnessError, CorruptImageError, UnsupportedFormatError
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import find_parent
 from bitwitness.images.raw import open_readonly, read_at, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
@@ -119,8 +120,11 @@ class QcowStream(ImageStream):
         if len(head) < _V2_HEADER.size:
             raise CorruptImageError("truncated QCOW2 header", path=self.path)
         (_, _, backing_offset, backing_size, cluster_bits, size, crypt, l1_size, l1_offset,
-         _refcount_offset, _refcount_clusters, _snapshots, _snap_offset) = _V2_HEADER.unpack(
-            head[:_V2_HEADER.size])
+         self.refcount_offset, self.refcount_clusters, self.snapshots,
+         self.snapshots_offset) = _V2_HEADER.unpack(head[:_V2_HEADER.size])
+        self.refcount_order, self.header_length = 4, _V2_HEADER.size
+        if self.version == 3 and len(head) >= 104:
+            self.refcount_order, self.header_length = struct.unpack(">II", head[96:104])
         if crypt:
             raise UnsupportedFormatError(f"{self.path}: encrypted QCOW2 image (BitWitness "
                                          "reads no encrypted QCOW2)")
@@ -289,6 +293,171 @@ class QcowStream(ImageStream):
         super().close()
 
 
+class _Consistency:
+    """What a QCOW image's tables record about each other, checked as ``qemu-img check`` does
+    for corruption (not for leaks): the header's tables lie inside the file at cluster
+    boundaries, every L2 table and data cluster the active L1 table reaches lies inside the file,
+    no two guest clusters share a host cluster, and (QCOW2) every such cluster has a reference
+    count of at least one."""
+
+    def __init__(self, image: QcowStream) -> None:
+        self.image = image
+        self.problems: list[str] = []
+        self._refblocks: dict[int, bytes | None] = {}
+        self._reftable: tuple[int, ...] = ()
+
+    def run(self) -> list[str]:
+        image = self.image
+        if image.version >= 2:
+            self._header()
+        if self.problems:
+            return self.problems
+        used: set[int] = set()
+        size = image.cluster_size
+        for index, l1 in enumerate(image._l1):
+            l2_offset = l1 & (_OFFSET_MASK if image.version >= 2 else (1 << 63) - 1)
+            if not l2_offset:
+                continue
+            where = f"L1 entry {index} (file offset {image.l1_offset + 8 * index})"
+            if not self._cluster_ok(l2_offset, where, "L2 table", used):
+                continue
+            table = image._l2_table(l2_offset)
+            for sub, entry in enumerate(table):
+                guest = (index << image.l2_bits) + sub
+                where = f"L2 entry {sub} of the table at file offset {l2_offset} (guest " \
+                        f"cluster {guest}, media offset {guest * size})"
+                self._data_entry(entry, where, used)
+                if len(self.problems) >= 10:
+                    return self.problems
+        if image.version >= 2:
+            self._refcounts(used, [image.l1_offset + i * size for i in
+                                   range(-(-8 * image.l1_size // size))])
+        return self.problems
+
+    def _header(self) -> None:
+        image, size = self.image, self.image.cluster_size
+        if image.version == 3 and not 104 <= image.header_length <= size:
+            self.problems.append(f"header length {image.header_length} (file offset 100) is "
+                                 f"not between 104 and the cluster size {size}")
+        if image.version == 3 and not 0 <= image.refcount_order <= 6:
+            self.problems.append(f"refcount order {image.refcount_order} (file offset 96) is "
+                                 "above 6")
+        for what, offset, length, at in (
+                ("L1 table", image.l1_offset, 8 * image.l1_size, 40),
+                ("refcount table", image.refcount_offset, image.refcount_clusters * size, 48),
+                ("snapshot table", image.snapshots_offset, 0 if not image.snapshots else 1,
+                 64)):
+            if not length:
+                continue
+            if offset % size:
+                self.problems.append(f"the {what} offset {offset} (header, file offset {at}) "
+                                     "is not at a cluster boundary")
+            elif offset + length > image._file_size:
+                self.problems.append(f"the {what} ({length} bytes at file offset {offset}, "
+                                     f"header file offset {at}) runs past the end of the file "
+                                     f"({image._file_size} bytes)")
+
+    def _cluster_ok(self, offset: int, where: str, what: str, used: set[int]) -> bool:
+        image = self.image
+        if offset % image.cluster_size:
+            self.problems.append(f"{where}: the {what} at file offset {offset} is not at a "
+                                 "cluster boundary")
+            return False
+        if offset + image.cluster_size > image._file_size:
+            self.problems.append(f"{where}: the {what} at file offset {offset} lies past the "
+                                 f"end of the file ({image._file_size} bytes)")
+            return False
+        if offset in used:
+            self.problems.append(f"{where}: the {what} at file offset {offset} is also used by "
+                                 "another guest cluster or table")
+            return False
+        used.add(offset)
+        return True
+
+    def _data_entry(self, entry: int, where: str, used: set[int]) -> None:
+        image = self.image
+        if image.version == 1:
+            if entry >> 63:
+                offset = entry & ((1 << (63 - image.cluster_bits)) - 1)
+                if offset >= image._file_size:
+                    self.problems.append(f"{where}: compressed data at file offset {offset} "
+                                         "lies past the end of the file")
+            elif entry:
+                self._cluster_ok(entry, where, "data cluster", used)
+            return
+        if entry >> 62 & 1:
+            offset = entry & ((1 << (62 - (image.cluster_bits - 8))) - 1)
+            if offset >= image._file_size:
+                self.problems.append(f"{where}: compressed data at file offset {offset} lies "
+                                     "past the end of the file")
+            return
+        offset = entry & _OFFSET_MASK
+        if offset:
+            if entry & 0x1FF & ~1:
+                self.problems.append(f"{where}: reserved bits are set ({entry:#018x})")
+            self._cluster_ok(offset, where, "data cluster", used)
+
+    def _refcounts(self, used: set[int], l1_clusters: list[int]) -> None:
+        image = self.image
+        order = image.refcount_order
+        if order < 3 or order > 6 or not image.refcount_clusters:
+            return
+        size = image.cluster_size
+        table_bytes = read_exact(image._fd, image.refcount_offset,
+                                 image.refcount_clusters * size, image.path)
+        self._reftable = struct.unpack(f">{len(table_bytes) // 8}Q", table_bytes)
+        per_block = size * 8 >> order
+        fmt = {3: ">B", 4: ">H", 5: ">I", 6: ">Q"}[order]
+        width = 1 << (order - 3)
+        for offset in sorted({*used, *l1_clusters}):
+            cluster = offset // size
+            index, within = divmod(cluster, per_block)
+            block = self._refblock(index)
+            count = 0 if block is None else struct.unpack_from(fmt, block, within * width)[0]
+            if count == 0:
+                self.problems.append(f"the cluster at file offset {offset} is in use but its "
+                                     "reference count is 0 (refcount table entry "
+                                     f"{index} at file offset {image.refcount_offset + 8 * index})")
+                if len(self.problems) >= 10:
+                    return
+
+    def _refblock(self, index: int) -> bytes | None:
+        if index in self._refblocks:
+            return self._refblocks[index]
+        image = self.image
+        entry = self._reftable[index] & ~0x1FF if index < len(self._reftable) else 0
+        block = None
+        if entry and entry + image.cluster_size <= image._file_size:
+            block = read_exact(image._fd, entry, image.cluster_size, image.path)
+        self._refblocks[index] = block
+        return block
+
+
+def qcow_checks(paths: list[Path]) -> tuple[ContainerCheck, ...]:
+    """The table consistency of every QCOW file among ``paths`` (an image and its backing
+    chain), each as one check saying where the first problems lie."""
+    checks = []
+    for path in paths:
+        if not _is_qcow(path):
+            continue
+        what = f"QCOW tables of {path.name}"
+        try:
+            image = QcowStream(path)
+        except BitWitnessError as exc:
+            checks.append(ContainerCheck(what, False, str(exc)))
+            continue
+        try:
+            problems = _Consistency(image).run()
+        except BitWitnessError as exc:
+            problems = [str(exc)]
+        finally:
+            image.close()
+        detail = "; ".join(problems) if problems else (
+            "header, L1/L2 tables and reference counts consistent")
+        checks.append(ContainerCheck(what, not problems, detail))
+    return tuple(checks)
+
+
 def _open_ours(path: Path, chain: list[Path]) -> QcowStream:
     """Our reader on ``path``, with its backing chain (``chain``: the files above it)."""
     top = QcowStream(path)
@@ -371,6 +540,10 @@ class QcowFormat:
             return None
         drivers = ["qcow2" if _version(p) >= 2 else "qcow" for p in chain]
         return QemuNbdStream(path, drivers[0], chain, drivers)
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """Header and table consistency of the image and each QCOW file of its chain."""
+        return qcow_checks(list(stream.info.files))
 
 
 FORMAT = QcowFormat()

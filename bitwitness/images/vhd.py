@@ -12,7 +12,16 @@ with the same functions this reader unpacks them with.
 Media size: the footer's *current size*, in bytes (what Hyper-V, VirtualBox and libvhdi use).
 Virtual PC and qemu (for creators other than Hyper-V and a few more) round the size down to the
 CHS geometry instead; for evidence we take the exact byte count the footer records.
-Differencing disks need their parent and are refused with a clear message.
+
+A *differencing* disk is a dynamic disk whose header names its parent: the parent's unique id
+(header offset 40) and its file name (UTF-16 big-endian, header offset 64, 512 bytes). In a block
+the child stored, a sector whose bit is set in the block's sector bitmap (most significant bit
+first) is the child's; every other sector, and every block the child did not store, reads from the
+parent. The parent is looked for in the child's folder only (or named with ``--parent``) and must
+carry the unique id the child records.
+
+:func:`vhd_checks` recomputes what a VHD records about itself (both footer copies' checksums,
+their agreement, the dynamic header's checksum) for ``verify``.
 """
 
 from __future__ import annotations
@@ -26,12 +35,14 @@ from pathlib import Path
 from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
 from bitwitness.evidence_io import (
     MAX_OFFSET,
+    check_span,
     open_readonly,
     pread_checked,
     read_head,
     read_tail,
 )
-from bitwitness.images.raw import read_exact
+from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.raw import read_at, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 COOKIE = b"conectix"
@@ -100,14 +111,17 @@ def pack_footer(footer: VhdFooter) -> bytes:
     return raw[:64] + struct.pack(">I", vhd_checksum(raw, 64)) + raw[68:]
 
 
-def unpack_footer(data: bytes) -> VhdFooter:
-    """Parse a footer; raise :class:`CorruptImageError` on a bad cookie or checksum."""
+def unpack_footer(data: bytes, offset: int | None = None) -> VhdFooter:
+    """Parse a footer (read at file ``offset``, named in errors); raise
+    :class:`CorruptImageError` on a bad cookie or checksum."""
     if len(data) != FOOTER_SIZE or not data.startswith(COOKIE):
-        raise CorruptImageError("no VHD footer (cookie 'conectix' missing)")
+        raise CorruptImageError("no VHD footer (cookie 'conectix' missing)", offset=offset)
     (_, features, version, data_offset, timestamp, app, app_version, host, original, current,
      c, h, s, disk_type, checksum, uid, saved) = _FOOTER.unpack(data)
-    if checksum != vhd_checksum(data, 64):
-        raise CorruptImageError(f"VHD footer checksum {checksum:#010x} does not match its bytes")
+    computed = vhd_checksum(data, 64)
+    if checksum != computed:
+        raise CorruptImageError(f"VHD footer checksum: recorded {checksum:#010x}, its bytes "
+                                f"give {computed:#010x}", offset=offset)
     return VhdFooter(disk_type=disk_type, current_size=current, original_size=original,
                      geometry=(c, h, s), data_offset=data_offset, timestamp=timestamp,
                      creator_app=app, creator_version=app_version, creator_host=host,
@@ -122,17 +136,26 @@ class DynamicHeader:
     table_offset: int  #: byte offset of the BAT
     max_table_entries: int
     block_size: int  #: bytes of media per block (2 MiB by default)
+    parent_id: bytes = bytes(16)  #: a differencing disk's parent's unique id
+    parent_name: str = ""  #: a differencing disk's parent's file name
 
 
-def unpack_dynamic_header(data: bytes) -> DynamicHeader:
+def unpack_dynamic_header(data: bytes, offset: int | None = None) -> DynamicHeader:
     if len(data) != DYNAMIC_HEADER_SIZE or not data.startswith(DYNAMIC_COOKIE):
-        raise CorruptImageError("no VHD dynamic header (cookie 'cxsparse' missing)")
-    _, _, table, _, entries, block, checksum, _, _ = _DYNAMIC.unpack(data[:_DYNAMIC.size])
-    if checksum != vhd_checksum(data, 36):
-        raise CorruptImageError("VHD dynamic header checksum does not match its bytes")
+        raise CorruptImageError("no VHD dynamic header (cookie 'cxsparse' missing)",
+                                offset=offset)
+    _, _, table, _, entries, block, checksum, parent_id, _ = _DYNAMIC.unpack(
+        data[:_DYNAMIC.size])
+    computed = vhd_checksum(data, 36)
+    if checksum != computed:
+        raise CorruptImageError(f"VHD dynamic header checksum: recorded {checksum:#010x}, its "
+                                f"bytes give {computed:#010x}", offset=offset)
     if block <= 0 or block % SECTOR:
-        raise CorruptImageError(f"VHD block size {block} is not a positive multiple of 512")
-    return DynamicHeader(table_offset=table, max_table_entries=entries, block_size=block)
+        raise CorruptImageError(f"VHD block size {block} is not a positive multiple of 512",
+                                offset=offset)
+    name = data[64:576].decode("utf-16-be", "replace").split("\0", 1)[0]
+    return DynamicHeader(table_offset=table, max_table_entries=entries, block_size=block,
+                         parent_id=parent_id, parent_name=name)
 
 
 def chs_geometry(size: int) -> tuple[int, int, int]:
@@ -196,18 +219,22 @@ class VhdFixedStream(ImageStream):
 
 
 class VhdDynamicStream(ImageStream):
-    """The media of a dynamic VHD, assembled block by block through the BAT."""
+    """The media of a dynamic or differencing VHD, assembled block by block through the BAT;
+    a differencing disk reads what it did not store from ``parent``."""
 
     alignment = SECTOR
 
     def __init__(self, path: Path, footer: VhdFooter) -> None:
         self.path = path
         self.footer = footer
+        self.parent: ImageStream | None = None
+        self.parents: tuple[Path, ...] = ()
         self._fd = open_readonly(path)
         try:
             file_size = self._file_size = os.fstat(self._fd).st_size
-            header = unpack_dynamic_header(
-                self._pread(footer.data_offset, DYNAMIC_HEADER_SIZE, "dynamic header"))
+            self.header = header = unpack_dynamic_header(
+                self._pread(footer.data_offset, DYNAMIC_HEADER_SIZE, "dynamic header"),
+                footer.data_offset)
             self.block_size = header.block_size
             needed = -(-footer.current_size // header.block_size)
             if header.max_table_entries < needed:
@@ -234,6 +261,37 @@ class VhdDynamicStream(ImageStream):
         return pread_checked(self._fd, offset, length, self._file_size, path=self.path,
                              what=f"VHD {what}")
 
+    def _from_parent(self, offset: int, length: int) -> bytes:
+        if self.parent is None:
+            return bytes(length)
+        data = self.parent.pread(offset, length)
+        return data + bytes(length - len(data))  # past a smaller parent's end: zeros
+
+    def _block_part(self, sector: int, block: int, inner: int, n: int) -> bytes:
+        """``n`` bytes at ``inner`` of a stored block; in a differencing disk, sector by
+        sector as the block's bitmap says (runs of one source read at once)."""
+        start = sector * SECTOR + self._bitmap_size + inner
+        if self.parent is None:
+            return read_exact(self._fd, start, n, self.path)
+        bitmap = read_exact(self._fd, sector * SECTOR, self._bitmap_size, self.path)
+        media = block * self.block_size
+        parts: list[bytes] = []
+        pos, end = inner, inner + n
+        while pos < end:
+            index = pos // SECTOR
+            mine = bitmap[index >> 3] >> (7 - (index & 7)) & 1
+            run = pos
+            while run < end and (bitmap[(run // SECTOR) >> 3] >> (7 - ((run // SECTOR) & 7))
+                                 & 1) == mine:
+                run = (run // SECTOR + 1) * SECTOR
+            run = min(run, end)
+            if mine:
+                parts.append(read_exact(self._fd, start + pos - inner, run - pos, self.path))
+            else:
+                parts.append(self._from_parent(media + pos, run - pos))
+            pos = run
+        return b"".join(parts)
+
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts: list[bytes] = []
         while length > 0:
@@ -241,10 +299,9 @@ class VhdDynamicStream(ImageStream):
             n = min(length, self.block_size - inner)
             sector = self._bat[block]
             if sector == UNALLOCATED:
-                parts.append(bytes(n))
+                parts.append(self._from_parent(offset, n))
             else:
-                start = sector * SECTOR + self._bitmap_size + inner
-                parts.append(read_exact(self._fd, start, n, self.path))
+                parts.append(self._block_part(sector, block, inner, n))
             offset += n
             length -= n
         return b"".join(parts)
@@ -252,6 +309,8 @@ class VhdDynamicStream(ImageStream):
     def close(self) -> None:
         if not self.closed:
             os.close(self._fd)
+            if self.parent is not None:
+                self.parent.close()
         super().close()
 
     @property
@@ -259,44 +318,126 @@ class VhdDynamicStream(ImageStream):
         details = _details(self.footer)
         details["block_size"] = self.block_size
         details["allocated_blocks"] = sum(1 for s in self._bat if s != UNALLOCATED)
-        return StreamInfo(format="vhd", files=(self.path,), media_size=self.size,
+        files: tuple[Path, ...] = (self.path,)
+        if self.parent is not None:
+            details["parents"] = [str(p) for p in self.parents]
+            files += tuple(self.parent.info.files)
+        return StreamInfo(format="vhd", files=files, media_size=self.size,
                           sector_size=self.sector_size, details=details)
 
 
 def _details(footer: VhdFooter) -> dict[str, object]:
     c, h, s = footer.geometry
-    return {"vhd_type": DISK_TYPES.get(footer.disk_type, str(footer.disk_type)),
+    kind = DISK_TYPES.get(footer.disk_type, str(footer.disk_type))
+    return {"reader": "bitwitness", "vhd_type": kind, "disk_type": kind,
             "creator": footer.creator_app.decode("latin-1"),
             "created": footer.created.isoformat(),
             "unique_id": footer.unique_id.hex(),
             "geometry": {"cylinders": c, "heads": h, "sectors_per_track": s}}
 
 
-def open_vhd(path: Path) -> ImageStream:
-    """Open a fixed or dynamic VHD read-only."""
+def _footer_of(path: Path) -> VhdFooter:
     head = read_head(path, FOOTER_SIZE)
     tail = read_footer(path)
-    # A dynamic disk keeps a copy of its footer at offset 0; either copy may serve.
+    # A dynamic disk keeps a copy of its footer at offset 0; either copy may serve (verify's
+    # vhd_checks says when one of them is damaged).
     raw = tail if tail is not None else (head if head.startswith(COOKIE) else None)
     if raw is None:
         raise UnsupportedFormatError(f"{path}: no VHD footer")
     try:
-        footer = unpack_footer(raw)
+        footer = unpack_footer(raw, path.stat().st_size - FOOTER_SIZE if raw is tail else 0)
     except CorruptImageError:
         if not head.startswith(COOKIE) or raw is head:
             raise
-        footer = unpack_footer(head)  # the end was damaged; the copy at the start is intact
+        footer = unpack_footer(head, 0)  # the end was damaged; the copy at the start is intact
     if footer.current_size > MAX_OFFSET:
         raise CorruptImageError(f"VHD footer records a media size of {footer.current_size} "
                                 "bytes, beyond any possible disk", path=path)
+    return footer
+
+
+def open_vhd(path: Path, chain: tuple[Path, ...] = ()) -> ImageStream:
+    """Open a fixed, dynamic or differencing VHD read-only (a differencing one with its
+    parents; ``chain``: the children above ``path``)."""
+    footer = _footer_of(path)
     if footer.disk_type == DISK_FIXED:
         return VhdFixedStream(path, footer)
     if footer.disk_type == DISK_DYNAMIC:
         return VhdDynamicStream(path, footer)
-    kind = DISK_TYPES.get(footer.disk_type, f"type {footer.disk_type}")
-    raise UnsupportedFormatError(
-        f"{path}: {kind} VHD is not supported (it needs its parent disk); "
-        "merge it with 'qemu-img convert -O raw' first")
+    if footer.disk_type != DISK_DIFFERENCING:
+        raise UnsupportedFormatError(f"{path}: VHD of disk type {footer.disk_type}, which is "
+                                     "no VHD kind BitWitness knows")
+    stream = VhdDynamicStream(path, footer)
+    try:
+        _attach_parent(stream, chain)
+    except BaseException:
+        stream.close()
+        raise
+    return stream
+
+
+def _attach_parent(stream: VhdDynamicStream, chain: tuple[Path, ...]) -> None:
+    from bitwitness.images.libyal import find_parent
+
+    path, header = stream.path, stream.header
+    if not header.parent_name:
+        raise CorruptImageError("a differencing VHD that names no parent", path=path,
+                                offset=stream.footer.data_offset + 64)
+    parent_path = find_parent(path, header.parent_name, [*chain, path])
+    if _footer_of(parent_path).unique_id != header.parent_id:
+        got = _footer_of(parent_path).unique_id.hex()
+        raise CorruptImageError(
+            f"{parent_path.name} is not this disk's parent (identifier {got}, the child "
+            f"records {header.parent_id.hex()})", path=path)
+    parent = open_vhd(parent_path, (*chain, path))
+    stream.parent = parent
+    below = parent.parents if isinstance(parent, VhdDynamicStream) else ()
+    stream.parents = (parent_path, *below)
+
+
+def vhd_checks(path: Path) -> tuple[ContainerCheck, ...]:
+    """What a VHD records about itself, recomputed: the checksum of the footer at the end and,
+    in a dynamic or differencing disk, of its copy at offset 0 and of the dynamic header; the
+    two footer copies must be the same bytes. Each check says the file offset it read."""
+    checks: list[ContainerCheck] = []
+    size = path.stat().st_size
+    if size < FOOTER_SIZE:
+        return (ContainerCheck("VHD footer", False, f"the file holds {size} bytes, less than "
+                               "a footer"),)
+    tail_at = size - FOOTER_SIZE
+    tail = read_tail(path, FOOTER_SIZE)
+    head = read_head(path, FOOTER_SIZE)
+    footer: VhdFooter | None = None
+    copies = [("VHD footer", tail_at, tail)]
+    if head.startswith(COOKIE) and tail_at > 0:
+        copies.append(("VHD footer copy", 0, head))
+    for what, offset, data in copies:
+        try:
+            parsed = unpack_footer(data, offset)
+        except CorruptImageError as exc:
+            checks.append(ContainerCheck(f"{what} checksum", False, f"{path.name}: {exc}"))
+            continue
+        footer = footer or parsed
+        checks.append(ContainerCheck(f"{what} checksum", True, f"{path.name} at file offset "
+                                     f"{offset}: {parsed.checksum:#010x}"))
+    if len(copies) == 2 and head != tail:
+        differ = next(i for i in range(FOOTER_SIZE) if head[i] != tail[i])
+        checks.append(ContainerCheck(
+            "VHD footer copies", False, f"{path.name}: the copy at file offset 0 differs from "
+            f"the footer at file offset {tail_at} (first at byte {differ})"))
+    if footer is not None and footer.disk_type in (DISK_DYNAMIC, DISK_DIFFERENCING):
+        what = "VHD dynamic header checksum"
+        try:
+            check_span(footer.data_offset, DYNAMIC_HEADER_SIZE, size, path=path,
+                       what="VHD dynamic header")
+            header = read_at(path, footer.data_offset, DYNAMIC_HEADER_SIZE)
+            unpack_dynamic_header(header, footer.data_offset)
+            checks.append(ContainerCheck(what, True, f"{path.name} at file offset "
+                                         f"{footer.data_offset}: "
+                                         f"{struct.unpack_from('>I', header, 36)[0]:#010x}"))
+        except CorruptImageError as exc:
+            checks.append(ContainerCheck(what, False, f"{path.name}: {exc}"))
+    return tuple(checks)
 
 
 class VhdFormat:

@@ -1,10 +1,11 @@
 """VHDX (fixed, dynamic, differencing) and differencing VHD, read through libvhdi (pyvhdi).
 
-VHD fixed and dynamic disks stay with our own reader (:mod:`bitwitness.images.vhd`), which then
-has libvhdi as its independent second reader; a differencing VHD, which ours refuses, and every
-VHDX are read by libvhdi. Parents are looked for in the child's own folder only, and each parent's
-identifier must be the one the child records: a file of the same name from another chain is
-refused rather than silently stacked.
+Every VHD (fixed, dynamic, differencing) is read by our own reader (:mod:`bitwitness.images.vhd`),
+which then has libvhdi, resolving the parents itself, as its independent second reader; every
+VHDX is read by libvhdi, with QEMU or (differencing, which QEMU does not read) our own VHDX reader
+(:mod:`bitwitness.images.vhdx`) as the second. Parents are looked for in the child's own folder
+only, and each parent's identifier must be the one the child records: a file of the same name
+from another chain is refused rather than silently stacked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.images import vhd
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import LibyalStream, binding, find_parent, open_handle
 from bitwitness.stream import ImageStream
 
@@ -82,19 +84,40 @@ class VhdxFormat:
         return False
 
     def files(self, path: Path) -> list[Path]:
-        with open_vhdi(path, self.name) as stream:
+        with self.open(path) as stream:
             return list(stream.info.files)
 
     def open(self, path: Path) -> ImageStream:
-        return open_vhdi(path, self.name)
+        """libvhdi; where it refuses the file as damaged (it refuses a VHDX whose second region
+        table fails its CRC-32C, which QEMU reads through the first), our own reader, when it
+        can read the image, and ``verify`` reports the damage through :meth:`self_checks`."""
+        from bitwitness.errors import BitWitnessError
+        from bitwitness.images.vhdx import open_vhdx
+
+        try:
+            return open_vhdi(path, self.name)
+        except CorruptImageError as theirs:
+            try:
+                return open_vhdx(path)
+            except BitWitnessError:
+                raise theirs from None
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """QEMU's vhdx driver; it reads no differencing VHDX, so those have none."""
+        """QEMU's vhdx driver; it reads no differencing VHDX, for which our own reader, with
+        the parents it finds itself, is the second to libvhdi (one that only ours opens has
+        none)."""
         from bitwitness.images.qemu import QemuNbdStream
+        from bitwitness.images.vhdx import open_vhdx
 
-        if isinstance(stream, LibyalStream) and stream.parents:
-            return None
+        if stream.info.details.get("parents"):
+            return open_vhdx(path) if isinstance(stream, LibyalStream) else None
         return QemuNbdStream(path, "vhdx")
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """Headers' and region tables' CRC-32C, the log, the BAT of every file of the chain."""
+        from bitwitness.images.vhdx import vhdx_checks
+
+        return tuple(c for p in stream.info.files for c in vhdx_checks(p))
 
 
 class VhdFormat:
@@ -124,11 +147,15 @@ class VhdFormat:
                 raise ours from None
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """libvhdi for what our reader read; QEMU reads no differencing VHD, so those have
-        none."""
+        """libvhdi, with the parents it finds itself, for what our reader read (fixed,
+        dynamic, differencing); what libvhdi read has none."""
         if isinstance(stream, LibyalStream):
             return None
         return open_vhdi(path, self.name)
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """The footer and dynamic-header checksums of every file of the chain."""
+        return tuple(c for p in stream.info.files for c in vhd.vhd_checks(p))
 
 
 VHDX_FORMAT = VhdxFormat()

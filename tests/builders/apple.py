@@ -1,9 +1,9 @@
 """Apple disk images built from their public description (no macOS tool runs here).
 
-* UDIF ``.dmg``: the data fork (chunks stored raw, zlib, bzip2, or as zero runs), an XML property
-  list whose ``resource-fork/blkx`` entries hold base64 ``mish`` block tables, and the 512-byte
-  big-endian ``koly`` trailer that points at both and records the data fork's CRC-32 (checksum
-  type 2, 32 bits, in the first word of the 128-byte checksum field).
+* UDIF ``.dmg``: the data fork (chunks stored raw, zlib, bzip2, ADC, LZFSE, or as zero runs), an
+  XML property list whose ``resource-fork/blkx`` entries hold base64 ``mish`` block tables, and
+  the 512-byte big-endian ``koly`` trailer that points at both and records the data fork's
+  CRC-32 (checksum type 2, 32 bits, in the first word of the 128-byte checksum field).
 * ``.sparseimage``: a 4096-byte big-endian header (``sprs``, version 3, sectors per band, the
   media size in sectors, then at offset 64 one 32-bit entry per stored band giving which media
   band it holds, counting from 1) followed by the stored bands.
@@ -24,6 +24,7 @@ from pathlib import Path
 
 SECTOR = 512
 RAW, ZERO, ZLIB, BZIP2, END = 0x00000001, 0x00000002, 0x80000005, 0x80000006, 0xFFFFFFFF
+ADC, LZFSE = 0x80000004, 0x80000007
 _KOLY = struct.Struct(">4sIIIQQQQQII16sII128sQQ120xII128sIQ12x")
 _MISH = struct.Struct(">4sIQQQII24xII128sI")
 _CHUNK = struct.Struct(">IIQQQQ")
@@ -44,10 +45,49 @@ def _plist(blocks: list[bytes]) -> bytes:
             f"<array>{entries}</array></dict></dict></plist>\n").encode()
 
 
+def adc_compress(data: bytes) -> bytes:
+    """Apple Data Compression, as its description gives it: a byte with the top bit set starts
+    a literal run of (its low 7 bits + 1) bytes; one with bit 6 set is a three-byte copy of
+    (low 6 bits + 4) bytes from (the next two bytes, big-endian, + 1) bytes back. This encoder
+    writes runs of a repeated byte as copies from one byte back and everything else as
+    literals (valid ADC; not Apple's compressor)."""
+    out = bytearray()
+    literal = bytearray()
+
+    def flush() -> None:
+        for start in range(0, len(literal), 128):
+            piece = literal[start:start + 128]
+            out.append(0x80 | (len(piece) - 1))
+            out.extend(piece)
+        literal.clear()
+
+    i = 0
+    while i < len(data):
+        run = 0
+        if i > 0:
+            while i + run < len(data) and run < 67 and data[i + run] == data[i - 1]:
+                run += 1
+        if run >= 4:
+            flush()
+            out.extend((0x40 | (run - 4), 0, 0))
+            i += run
+        else:
+            literal.append(data[i])
+            i += 1
+    flush()
+    return bytes(out)
+
+
+def _lzfse(data: bytes) -> bytes:
+    import lzfse  # the reference LZFSE implementation's binding (test extra)
+
+    return bytes(lzfse.compress(data))
+
+
 def build_udif(path: Path, media: bytes, compression: int = ZLIB, chunk_sectors: int = 64) -> Path:
     """A UDIF image of ``media`` (a multiple of 512 bytes): one block table whose chunks alternate
-    between ``compression`` (ZLIB or BZIP2, one kind per image as Apple's tools write) and raw
-    storage, all-zero chunks stored as zero runs."""
+    between ``compression`` (ZLIB, BZIP2, ADC or LZFSE, one kind per image as Apple's tools
+    write) and raw storage, all-zero chunks stored as zero runs."""
     assert len(media) % SECTOR == 0
     sectors = len(media) // SECTOR
     fork = bytearray()
@@ -57,8 +97,9 @@ def build_udif(path: Path, media: bytes, compression: int = ZLIB, chunk_sectors:
         count = min(chunk_sectors, sectors - first)
         data = media[first * SECTOR:(first + count) * SECTOR]
         kind = ZERO if not any(data) else kinds[n % len(kinds)]
-        stored = {RAW: data, ZLIB: zlib.compress(data), BZIP2: bz2.compress(data),
-                  ZERO: b""}[kind]
+        encode = {RAW: bytes, ZLIB: zlib.compress, BZIP2: bz2.compress, ADC: adc_compress,
+                  LZFSE: _lzfse, ZERO: lambda _: b""}[kind]
+        stored = encode(data)
         chunks.append(_CHUNK.pack(kind, 0, first, count, len(fork), len(stored)))
         fork += stored
     chunks.append(_CHUNK.pack(END, 0, sectors, 0, len(fork), 0))

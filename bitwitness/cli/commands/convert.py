@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bitwitness.cli.commands._browse import key_options, volume_keys
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import (
     PIECE_SIZE,
     check_output_path,
@@ -49,13 +50,14 @@ from bitwitness.ewf.options import COMPRESSION_NAMES
               help="Convert one volume of IMAGE (a path 'partitions' prints: 2, 0/luks1, 0/vss1), "
                    "decrypted in memory; the log records the volume and the kind of key.")
 @key_options
+@format_option
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int | None,
             segment_size: int | None, compression: str | None, vmdk_type: str,
             case_number: str | None, evidence_number: str | None, description: str | None,
             examiner: str | None, notes: str | None, overwrite: bool, volume: str | None,
-            as_json: bool) -> None:
+            image_format: str | None, as_json: bool) -> None:
     """Convert IMAGE bit-exactly to another format.
 
     The media hashes are computed while converting and compared with the hashes the source
@@ -73,7 +75,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
               "description": description, "examiner": examiner, "notes": notes}
     options = ConvertOptions(
         to=OutputFormat(to), split=split, segment_size=segment_size, compression=compression,
-        vmdk_type=vmdk_type, overwrite=overwrite,
+        vmdk_type=vmdk_type, overwrite=overwrite, image_format=image_format,
         metadata={k: v for k, v in fields.items() if v is not None})
     with cli_mediator(as_json) as mediator:
         result = convert_image(image, base, options, mediator, volume=volume,

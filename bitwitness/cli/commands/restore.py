@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import (
     escape,
     json_option,
@@ -21,7 +22,7 @@ from bitwitness.cli.output import (
 
 
 @click.command("restore")
-@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("image", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--verify", is_flag=True,
               help="Read the target back and compare its hashes over the media's length.")
@@ -31,10 +32,12 @@ from bitwitness.cli.output import (
               metavar="BASE",
               help="Write the log as BASE.json and BASE.txt (default: next to the image as "
                    "IMAGE.restore-<UTC>, or in the case's evidence/<ID>/restore-logs/).")
+@format_option
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes: bool,
-            overwrite: bool, log_base: Path | None, as_json: bool) -> None:
+            overwrite: bool, log_base: Path | None, image_format: str | None,
+            as_json: bool) -> None:
     """Write the media of IMAGE onto TARGET (a block device or a file).
 
     Refuses (exit 2, nothing written, no log) a target smaller than the media, a mounted one, one
@@ -54,7 +57,7 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
     signing.prepare_for_image(image)
     with cli_mediator(as_json) as mediator:
         result = restore_image(image, target, mediator, verify=verify, yes=yes,
-                               overwrite=overwrite, log=log_base)
+                               overwrite=overwrite, log=log_base, image_format=image_format)
     signatures = signing.sign_with_session(list(result.logs))
     from bitwitness import timestamping
     from bitwitness.casefolder import evidence_of

@@ -1,0 +1,233 @@
+"""What a container records about itself is checked by ``verify``: a damaged record is CORRUPT
+(exit 1), saying which record and at which file offset, never silently passed over.
+
+Every image is written by ``qemu-img`` and then damaged in one place. Where QEMU judges the same
+records (``qemu-img check`` on QCOW2), its verdict is the reference: an image it calls corrupt
+(exit 2) is CORRUPT here, one it calls clean passes. VHD footers and VHDX headers/region tables
+carry checksums whose definitions (one's complement byte sum; CRC-32C) are the formats' own;
+the tests flip one byte of an otherwise intact structure, which the readers (ours and libvhdi)
+still open through the other copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require_tool, run_bitwitness
+
+from bitwitness.errors import ExitCode
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def media_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "media.raw"
+    data = bytearray(4 * MiB)
+    data[:MiB] = os.urandom(MiB)
+    data[3 * MiB : 3 * MiB + 70_000] = os.urandom(70_000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _qemu(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["qemu-img", *map(str, args)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _flip(path: Path, offset: int) -> None:
+    with path.open("r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x5A]))
+
+
+def _verify(image: Path) -> tuple[int, dict[str, Any]]:
+    res = run_bitwitness("verify", image, "--json")
+    assert "Traceback" not in res.stderr
+    return res.exit_code, res.json()["images"][0]
+
+
+def _failed(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in doc["container_checks"] if not c["ok"]]
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def test_intact_images_pass_every_check(tmp_path: Path, media_file: Path) -> None:
+    require_tool("qemu-img")
+    for args, name in ((["-O", "vpc", "-o", "force_size=on"], "d.vhd"),
+                       (["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "f.vhd"),
+                       (["-O", "vhdx"], "d.vhdx"), (["-O", "qcow2", "-c"], "c.qcow2"),
+                       (["-O", "qcow"], "d.qcow")):
+        image = tmp_path / name
+        _qemu("convert", "-f", "raw", *args, media_file, image)
+        code, doc = _verify(image)
+        assert doc["container_checks"], name
+        assert not _failed(doc), (name, doc["container_checks"])
+        assert doc["verdict"] == "UNVERIFIED", name
+        assert code == ExitCode.EVIDENCE
+        assert doc["computed"]["md5"] == _md5(media_file)
+
+
+def test_vhd_footer_checksums(tmp_path: Path, media_file: Path) -> None:
+    """A dynamic VHD keeps its footer at the end and a copy at offset 0: the reader reads
+    through either, verify recomputes both and compares them."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.vhd"
+    _qemu("convert", "-f", "raw", "-O", "vpc", "-o", "force_size=on", media_file, image)
+    pristine = image.read_bytes()
+    tail = len(pristine) - 512
+    _flip(image, tail + 100)  # a reserved byte of the footer at the end
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["computed"]["md5"] == _md5(media_file)  # the media is still read and hashed
+    failed = {c["what"]: c["detail"] for c in _failed(doc)}
+    assert f"file offset {tail}" in failed["VHD footer checksum"]
+    assert "first at byte 100" in failed["VHD footer copies"]
+    assert any("VHD footer checksum" in p for p in doc["problems"])
+
+    image.write_bytes(pristine)
+    _flip(image, 100)  # the copy at the start
+    code, doc = _verify(image)
+    assert doc["verdict"] == "CORRUPT"
+    failed = {c["what"]: c["detail"] for c in _failed(doc)}
+    assert "file offset 0" in failed["VHD footer copy checksum"]
+
+    image.write_bytes(pristine)
+    _flip(image, 512 + 800)  # a parent locator byte of the dynamic header
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert "file offset 512" in " ".join(doc["problems"])
+
+
+def test_fixed_vhd_footer_checksum_names_its_offset(tmp_path: Path, media_file: Path) -> None:
+    require_tool("qemu-img")
+    image = tmp_path / "f.vhd"
+    _qemu("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size=on",
+          media_file, image)
+    _flip(image, image.stat().st_size - 512 + 100)
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert f"file offset {image.stat().st_size - 512}" in " ".join(doc["problems"])
+
+
+@pytest.mark.parametrize(("offset", "what"), [
+    (64 * 1024 + 1000, "VHDX header 1 CRC-32C"),
+    (128 * 1024 + 1000, "VHDX header 2 CRC-32C"),
+    (256 * 1024 + 1000, "VHDX region table 2 CRC-32C"),
+], ids=["header-1", "header-2", "region-table-2"])
+def test_vhdx_crc32c(tmp_path: Path, media_file: Path, offset: int, what: str) -> None:
+    """One damaged header or region table: libvhdi reads through the other copy (the media is
+    still QEMU's), and verify says which copy fails, where."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.vhdx"
+    _qemu("convert", "-f", "raw", "-O", "vhdx", media_file, image)
+    _flip(image, offset)
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["computed"]["md5"] == _md5(media_file)
+    failed = {c["what"]: c["detail"] for c in _failed(doc)}
+    start = offset - 1000
+    assert f"file offset {start}" in failed[what]
+    assert any(what in p for p in doc["problems"])
+
+
+def test_vhdx_unreplayed_log_is_reported(tmp_path: Path, media_file: Path) -> None:
+    """A header naming a log (a non-zero log GUID) means writes were never applied: the media
+    read may not be the disk's last state. The header's CRC-32C is made right again."""
+    require_tool("qemu-img")
+    from bitwitness.images.vhdx import crc32c
+
+    image = tmp_path / "d.vhdx"
+    _qemu("convert", "-f", "raw", "-O", "vhdx", media_file, image)
+    data = bytearray(image.read_bytes())
+    for at in (64 * 1024, 128 * 1024):
+        header = bytearray(data[at:at + 4096])
+        header[48:64] = os.urandom(16)
+        header[4:8] = bytes(4)
+        struct.pack_into("<I", header, 4, crc32c(bytes(header)))
+        data[at:at + 4096] = header
+    image.write_bytes(bytes(data))
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    failed = {c["what"]: c["detail"] for c in _failed(doc)}
+    assert "writes never applied" in failed["VHDX log"]
+
+
+def _qemu_check(image: Path) -> int:
+    return subprocess.run(["qemu-img", "check", str(image)], capture_output=True,
+                          check=False).returncode
+
+
+def test_qcow2_tables_judged_as_qemu_img_check_judges_them(tmp_path: Path,
+                                                           media_file: Path) -> None:
+    """A data cluster whose reference count is zeroed, and a refcount table moved past the end
+    of the file: QEMU's reading of the data is unchanged (our reader's too), but qemu-img check
+    finds corruption (exit 2), and so does verify."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.qcow2"
+    _qemu("convert", "-f", "raw", "-O", "qcow2", media_file, image)
+    assert _qemu_check(image) == 0
+    pristine = image.read_bytes()
+    cluster = 1 << struct.unpack_from(">I", pristine, 20)[0]
+    reftable = struct.unpack_from(">Q", pristine, 48)[0]
+    refblock = struct.unpack_from(">Q", pristine, reftable)[0]
+    last = len(pristine) // cluster - 1  # the last cluster holds data
+    data = bytearray(pristine)
+    struct.pack_into(">H", data, refblock + 2 * last, 0)
+    image.write_bytes(bytes(data))
+    assert _qemu_check(image) == 2
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["computed"]["md5"] == _md5(media_file)
+    (check,) = _failed(doc)
+    assert f"file offset {last * cluster}" in check["detail"]
+    assert "reference count is 0" in check["detail"]
+
+    data = bytearray(pristine)
+    struct.pack_into(">Q", data, 48, len(pristine) + 16 * cluster)
+    image.write_bytes(bytes(data))
+    assert _qemu_check(image) != 0
+    code, doc = _verify(image)
+    assert doc["verdict"] == "CORRUPT"
+    (check,) = _failed(doc)
+    assert "refcount table" in check["detail"]
+    assert "header file offset 48" in check["detail"]
+
+
+def test_qcow2_two_guest_clusters_on_one_host_cluster(tmp_path: Path,
+                                                      media_file: Path) -> None:
+    require_tool("qemu-img")
+    image = tmp_path / "d.qcow2"
+    _qemu("convert", "-f", "raw", "-O", "qcow2", media_file, image)
+    data = bytearray(image.read_bytes())
+    l1 = struct.unpack_from(">Q", data, 40)[0]
+    l2 = struct.unpack_from(">Q", data, l1)[0] & 0x00FF_FFFF_FFFF_FE00
+    first = struct.unpack_from(">Q", data, l2)[0]
+    struct.pack_into(">Q", data, l2 + 8, first)  # guest cluster 1 onto guest cluster 0's data
+    image.write_bytes(bytes(data))
+    assert _qemu_check(image) == 2
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    (check,) = _failed(doc)
+    assert "also used by another guest cluster" in check["detail"]
+    assert "guest cluster 1" in check["detail"]
