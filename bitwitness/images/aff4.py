@@ -148,7 +148,11 @@ class Aff4Stream(ImageStream):
             raise UnsupportedFormatError(f"{self.path}: an encrypted AFF4 volume "
                                          f"({graph.of_type(*_ENCRYPTED_TYPES)[0]}); BitWitness "
                                          "reads unencrypted AFF4 images")
-        images = graph.of_type(*_IMAGE_TYPES)
+        # a pre-standard image stream is typed aff4:image too: an image another image's
+        # dataStream names is that image's data, not an image of its own
+        streams_of = {v for i in graph.of_type(*_IMAGE_TYPES)
+                      for v in graph.values(i, "dataStream") if isinstance(v, str)}
+        images = [i for i in graph.of_type(*_IMAGE_TYPES) if i not in streams_of]
         if not images:
             logical = graph.of_type(*_LOGICAL_TYPES)
             what = ("a logical AFF4 container (files, no disk image)" if logical
