@@ -136,8 +136,11 @@ class AcquisitionResult(JobResult):
     resumed_from: int | None = None
     #: media bytes the image holds (the whole media when complete, less when stopped early)
     media_bytes_done: int = 0
-    #: bytes this run read from the source (not a resumed run's prefix); the speed is of these
+    #: bytes this run read from the source (not a resumed run's prefix, not the unreadable
+    #: sectors); the speed is of these
     bytes_read: int = 0
+    #: media bytes the image holds as zeros because the source could not read them
+    bytes_zero_filled: int = 0
     rescue: bool = False  #: a rescue: the image is filled out of order (see its map)
 
     @property
@@ -247,11 +250,6 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
     run = _Run(request=request, base=base, algorithms=_algorithms(request),
                started=datetime.now(UTC), case=case, metadata=metadata, resume_log=log)
     source = _open(request, base)
-    if request.read_timeout:  # a drive that stalls (issue 18.5)
-        from bitwitness.acquire.stall import TimedSource
-
-        # duck-typed like a FaultySource: the reads of a Source, each with a deadline
-        source = TimedSource(source, request.read_timeout)  # type: ignore[assignment]
     try:
         return _acquire_open(run, source, mediator)
     finally:
@@ -259,10 +257,19 @@ def acquire(request: AcquisitionRequest, mediator: Mediator) -> AcquisitionResul
 
 
 def _open(req: AcquisitionRequest, base: Path) -> Source:
+    """The source, read-only; with ``read_timeout`` every read has a deadline (a drive that
+    stalls: :mod:`bitwitness.acquire.stall`)."""
     if isinstance(req.source, (str, Path, ImageStream)):
         plan = FlagPlan(log=str(log_paths(base)[0]), resuming=req.resume)  # guardrails (18.6)
-        return open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
-    return req.source  # type: ignore[no-any-return]  # an open Source (or a FaultySource)
+        source = open_source(req.source, set_readonly=req.set_readonly, flag_plan=plan)
+    else:
+        source = req.source  # an open Source (or a FaultySource)
+    if req.read_timeout:
+        from bitwitness.acquire.stall import TimedSource
+
+        # duck-typed like a FaultySource: the reads of a Source, each with a deadline
+        return TimedSource(source, req.read_timeout)  # type: ignore[return-value]
+    return source
 
 
 def _acquire_open(run: _Run, source: Source, mediator: Mediator) -> AcquisitionResult:
@@ -285,17 +292,21 @@ def _acquire_open(run: _Run, source: Source, mediator: Mediator) -> AcquisitionR
     if req.second_output is not None:
         run.sinks.append(_make_sink(run, Path(req.second_output).absolute(), facts))
     _check_outputs(run, facts)
-    # --- guardrails (issue 18.6): a live source only when allowed; a flag a killed run left
-    texts = guardrails.check_mounted(facts.mounted, allowed=req.allow_mounted)
+    _warn_guardrails(run, facts, mediator)
+    if run.resume_log is not None:
+        resuming.check_source(run.resume_log, facts)
+    return run_job(_AcquireJob(run, source, mediator), mediator, req.stop)
+
+
+def _warn_guardrails(run: _Run, facts: SourceFacts, mediator: Mediator) -> None:
+    """A source mounted writable only when allowed (then logged), and a read-only flag a
+    killed run left set, named with that run's log: refused or told before anything is read."""
+    texts = guardrails.check_mounted(facts.mounted, allowed=run.request.allow_mounted)
     if facts.readonly_flag.earlier_log:
         texts.append(f"the read-only flag was {facts.readonly_flag.detail}")
     for text in texts:
         run.warnings.append(text)
         mediator.notice(text, level="warning")
-    # --- end guardrails
-    if run.resume_log is not None:
-        resuming.check_source(run.resume_log, facts)
-    return run_job(_AcquireJob(run, source, mediator), mediator, req.stop)
 
 
 def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> ImageSink:
@@ -346,7 +357,7 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
             hashes: dict[str, str] | None = None, source_hashes: dict[str, str] | None = None,
             outputs: tuple[OutputFile, ...] = (), read_errors: tuple[tuple[int, int], ...] = (),
             verification: tuple[Verification, ...] = (), done: int | None = None,
-            base: Path | None = None) -> LogRecord:
+            bytes_read: int = 0) -> LogRecord:
     req = run.request
     options: dict[str, Any] = {
         "format": req.format.value, "hashes": list(run.algorithms),
@@ -364,7 +375,8 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         case = {"case_dir": str(run.case.root), "evidence_id": req.case.evidence_id,
                 "fields": dict(run.case.fields)}
     ended = datetime.now(UTC)
-    progress = None if done is None else _progress_doc(run, done, ended)
+    progress = None if done is None else _progress_doc(run, done, bytes_read, read_errors,
+                                                        ended)
     return LogRecord(
         operation=req.operation, status=status, error=error, started=run.started,
         ended=ended, source=facts, options=options, media_size=run.media_size,
@@ -376,21 +388,23 @@ def _record(run: _Run, facts: SourceFacts, status: Status, error: str | None, *,
         resumed_from=run.resumed_from)
 
 
-def _bytes_read(run: _Run, done: int) -> int:
-    """Source bytes this run read: not a resumed prefix (nor anything, when stopped while
-    reopening the outputs, where ``done`` is still the interrupted run's)."""
-    if run.resumed_from is not None:
-        return max(0, done - run.resumed_from)
-    return 0 if run.resume_log is not None else done
+def zero_filled_bytes(read_errors: tuple[tuple[int, int], ...], sector_size: int,
+                      media_size: int) -> int:
+    """Media bytes the ``(first_sector, count)`` ranges cover (a last sector may end early)."""
+    return sum(max(0, min((first + count) * sector_size, media_size) - first * sector_size)
+               for first, count in read_errors)
 
 
-def _progress_doc(run: _Run, done: int, ended: datetime) -> dict[str, Any]:
-    """How far the image holds the media, and what this run really read and how fast: after an
-    interruption these are the truth, not the media size (issue 18.7)."""
-    read = _bytes_read(run, done)
+def _progress_doc(run: _Run, done: int, read: int, read_errors: tuple[tuple[int, int], ...],
+                  ended: datetime) -> dict[str, Any]:
+    """How far the image holds the media, what this run really read (never the zero-filled
+    sectors, nor a resumed prefix) and how fast, and how much of the image is zeros for
+    unreadable sectors: the truth after an interruption or a rescue, not the media size."""
     seconds = max((ended - run.started).total_seconds(), 1e-6)
     return {"media_bytes_done": done, "resumed_from": run.resumed_from, "bytes_read": read,
-            "bytes_per_second": round(read / seconds), **run.extra_progress}
+            "bytes_per_second": round(read / seconds),
+            "bytes_zero_filled": zero_filled_bytes(read_errors, run.sector_size, run.media_size),
+            **run.extra_progress}
 
 
 def _verification_doc(items: tuple[Verification, ...]) -> dict[str, Any] | None:
@@ -412,6 +426,7 @@ class _AcquireJob:
         self.source = source
         self.facts: SourceFacts = source.facts
         self.mediator = mediator
+        self.pipeline: Pipeline | None = None
 
     @property
     def title(self) -> str:
@@ -434,16 +449,21 @@ class _AcquireJob:
         for sink in run.sinks:  # a preliminary log that tells the truth if we die
             write_logs(sink.base, preliminary, reserve=True)
 
-    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
+    def make_pass(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
         run, req = self.run, self.run.request
         chunk = run.sector_size * req.chunk_sectors
-        return Pipeline(
+        self.pipeline = Pipeline(
             source=self.source, sinks=run.sinks, media_size=run.media_size,
             read_granularity=run.granularity, retries=req.retries, algorithms=run.algorithms,
             task=task, stop=stop, block_size=block_size_for(chunk, req.block_size),
             workers=req.workers, encode=req.format is OutputFormat.E01,
             checkpoint=lambda current: _checkpoint(run, self.facts, current),
             checkpoint_every=req.checkpoint_every)
+        return self.pipeline
+
+    @property
+    def bytes_read(self) -> int:
+        return self.pipeline.bytes_read if self.pipeline is not None else 0
 
     def start(self, pipeline: Pipeline) -> int:
         if self.run.request.resume:
@@ -470,13 +490,14 @@ class _AcquireJob:
                                  for s in run.sinks)
         return _finish(run, self.source, status, None, hashes=outcome.hashes,
                        source_hashes=outcome.source_hashes, outputs=outputs, errors=errors,
-                       verification=verification, done=outcome.media_bytes_done)
+                       verification=verification, done=outcome.media_bytes_done,
+                       bytes_read=self.bytes_read)
 
     def stopped(self, pipeline: Pipeline) -> AcquisitionResult:
         outputs = tuple(o for s in self.run.sinks for o in _abort(s))
         errors, done = self._progress(pipeline)
         return _finish(self.run, self.source, Status.INTERRUPTED, INTERRUPTED, outputs=outputs,
-                       errors=errors, done=done)
+                       errors=errors, done=done, bytes_read=pipeline.bytes_read)
 
     def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> AcquisitionResult:
         errors, done = self._progress(pipeline)
@@ -516,7 +537,7 @@ class _AcquireJob:
         if gone:
             error.args = (f"{exc} (continue with --resume once the drive is back)",)
         result = _finish(run, self.source, Status.FAILED, str(error), outputs=outputs,
-                         errors=errors, done=done)
+                         errors=errors, done=done, bytes_read=self.bytes_read)
         raise _with_logs(error, result) from exc
 
 
@@ -533,7 +554,8 @@ def _checkpoint(run: _Run, facts: SourceFacts, pipeline: Pipeline) -> None:
     bad = [(offset, min(length, durable - offset)) for offset, length in list(pipeline.bad)
            if offset < durable]
     record = _record(run, facts, Status.FAILED, _UNFINISHED, done=durable,
-                     read_errors=tuple(byte_ranges_to_sectors(bad, run.sector_size)))
+                     read_errors=tuple(byte_ranges_to_sectors(bad, run.sector_size)),
+                     bytes_read=pipeline.bytes_read)
     for sink in run.sinks:
         write_logs(sink.base, record, reserve=True)
 
@@ -572,7 +594,7 @@ def _with_logs(error: BitWitnessError, result: AcquisitionResult) -> BitWitnessE
 
 def _finish(run: _Run, source: Source, status: Status, error: str | None, *,
             outputs: tuple[OutputFile, ...], errors: tuple[tuple[int, int], ...],
-            done: int | None, hashes: dict[str, str] | None = None,
+            done: int | None, bytes_read: int, hashes: dict[str, str] | None = None,
             source_hashes: dict[str, str] | None = None,
             verification: tuple[Verification, ...] = ()) -> AcquisitionResult:
     """Write the final logs (for every output set) and the custody event; build the result.
@@ -587,7 +609,8 @@ def _finish(run: _Run, source: Source, status: Status, error: str | None, *,
     if stalls is not None and stalls():  # reads that timed out (stall.py)
         run.warnings.append(stalls())
     record = _record(run, facts, status, error, hashes=hashes, source_hashes=source_hashes,
-                     outputs=outputs, read_errors=errors, verification=verification, done=done)
+                     outputs=outputs, read_errors=errors, verification=verification, done=done,
+                     bytes_read=bytes_read)
     log_json, log_text = log_paths(run.base)
     for sink in run.sinks:
         try:
@@ -605,7 +628,8 @@ def _finish(run: _Run, source: Source, status: Status, error: str | None, *,
         outputs=outputs, read_errors=errors, bad_sectors=count_sectors(errors),
         verification=verification, log_json=log_json, log_text=log_text, started=run.started,
         ended=record.ended, warnings=tuple(run.warnings), resumed_from=run.resumed_from,
-        media_bytes_done=done or 0, bytes_read=_bytes_read(run, done or 0),
+        media_bytes_done=done or 0, bytes_read=bytes_read,
+        bytes_zero_filled=zero_filled_bytes(errors, run.sector_size, run.media_size),
         rescue="rescue" in run.extra_progress,
         custody_seq=_custody(run, record, log_json))
 

@@ -11,7 +11,8 @@ source mounted writable, and the kernel read-only flag a killed run left set.
   identity, the flag's state before, and the run's log. A run that is killed leaves the note
   behind, so that the next run can tell the examiner that the flag was left set by BitWitness
   (with that run's log), a resumed run knows the state before BitWitness first touched it and
-  puts it back, and ``bitwitness devices --restore-readonly DEV`` clears it on request.
+  puts it back; ``bitwitness devices`` lists such flags with that log, and
+  ``bitwitness devices --restore-readonly DEV`` puts the flag back as it was, on request.
 """
 
 from __future__ import annotations
@@ -147,20 +148,30 @@ def note_raised(path: str, devnum: int, dev: BlockDevice | None, size: int, *, w
     return None
 
 
-def find_note(devnum: int, dev: BlockDevice | None, size: int) -> FlagNote | None:
+def find_note(devnum: int, dev: BlockDevice | None, size: int, *,
+              drop_stale: bool = True) -> FlagNote | None:
     """The note of a flag BitWitness raised on this very device (a stale note, of a device
-    number now used by another device, is dropped)."""
+    number now used by another device, is dropped unless ``drop_stale`` is false)."""
     target = _note_path(devnum)
     try:
         doc = json.loads(target.read_text())
     except (OSError, ValueError):
         return None
     if doc.get("identity") != _identity(dev, devnum, size):
-        target.unlink(missing_ok=True)
+        if drop_stale:
+            target.unlink(missing_ok=True)
         return None
     return FlagNote(device=str(doc.get("device", "")), was=bool(doc.get("was")),
                     log=str(doc.get("log", "")), since=str(doc.get("since", "")),
                     identity=doc["identity"], partitions=tuple(doc.get("partitions") or ()))
+
+
+def left_set(dev: BlockDevice) -> FlagNote | None:
+    """For the device list: the note of a read-only flag an earlier BitWitness run raised on
+    ``dev`` and never put back (it was killed); the list only reads, so nothing is dropped."""
+    if not dev.readonly:
+        return None
+    return find_note(dev.devnum, dev, dev.size, drop_stale=False)
 
 
 def drop_note(devnum: int) -> None:

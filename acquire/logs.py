@@ -329,6 +329,8 @@ def _image_section(lines: list[str], record: LogRecord) -> None:
         _kv(lines, "Media bytes imaged", record.progress["media_bytes_done"])
         _kv(lines, "Bytes read in this run", record.progress["bytes_read"])
         _kv(lines, "Read speed", f"{record.progress['bytes_per_second']} bytes/s")
+        if record.progress.get("bytes_zero_filled"):
+            _kv(lines, "Unreadable, zero-filled", f"{record.progress['bytes_zero_filled']} bytes")
     lines.append(" Files written:")
     for out in record.outputs:
         lines.append(f"  {out.path}  ({out.size} bytes)")

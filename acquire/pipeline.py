@@ -157,6 +157,7 @@ class _Block:
     offset: int
     data: memoryview
     lease: _Lease
+    read: int  #: of its bytes, those the source delivered (not zero-filled, not padding)
 
 
 def _inline_algorithms(algorithms: Sequence[str]) -> tuple[str, ...]:
@@ -220,6 +221,9 @@ class Pipeline:
         self._loans = threading.BoundedSemaphore(SINK_LOANS)
         self._reader_error: BaseException | None = None
         self.done = 0  #: media bytes handed to every sink so far
+        #: source bytes this pass read and handed on: ``done`` less a resumed prefix, less what
+        #: was zero-filled as unreadable or padded; the progress task counts these
+        self.bytes_read = 0
         self.checkpoint = checkpoint
         self.checkpoint_every = max(1, checkpoint_every)
         self._checkpointed = 0
@@ -274,6 +278,7 @@ class Pipeline:
                 length = min(self.block_size, self.media_size - pos)
                 real = max(0, min(length, self.source.size - pos))
                 view = memoryview(buffer)[:length]
+                read = real
                 if real:
                     try:
                         outcome = read_into_with_retries(self.source, pos, view[:real],
@@ -282,24 +287,29 @@ class Pipeline:
                     except StopRequested:
                         break  # the block is dropped whole: the output ends before it
                     if outcome.bad:
-                        self._record_bad(outcome.bad)
+                        read -= self._record_bad(outcome.bad)
                 if real < length:
                     view[real:] = bytes(length - real)  # pad the media to whole sectors
                 self._hash(pos, view, lease)
-                self._queue.put(_Block(pos, view, lease))  # the writer's hold: the reader's own
+                # the writer's hold: the reader's own
+                self._queue.put(_Block(pos, view, lease, read))
                 pos += length
         except BaseException as exc:  # handed to the writer thread, re-raised there
             self._reader_error = exc
         finally:
             self._queue.put(_END)
 
-    def _record_bad(self, sector_ranges: Sequence[tuple[int, int]]) -> None:
+    def _record_bad(self, sector_ranges: Sequence[tuple[int, int]]) -> int:
+        """Note zero-filled sectors; returns how many source bytes they are."""
+        total = 0
         for first, count in sector_ranges:
             offset = first * self.granularity
             length = min(count * self.granularity, self.source.size - offset)
             self.bad.append((offset, length))
             self.bad_sectors += count
+            total += length
         self.task.set_errors(self.bad_sectors)
+        return total
 
     def run(self, start: int = 0) -> PipelineOutcome:
         """Read, hash, encode and write from ``start``; returns when done or stopped."""
@@ -377,7 +387,8 @@ class Pipeline:
         for sink in self.sinks:
             sink.write(encoded, block.data, keep)
         block.lease.release()  # every sink wrote, copied or borrowed the block (the Sink contract)
-        self.task.advance(len(block.data))
+        self.task.advance(block.read)
+        self.bytes_read += block.read
         self.done = block.offset + len(block.data)
         if self.checkpoint is not None and self.done - self._checkpointed >= self.checkpoint_every:
             self._checkpointed = self.done

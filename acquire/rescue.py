@@ -22,8 +22,9 @@ fsynced and then the map saved, so ``--resume`` continues from the map even afte
 image is hashed (read back in order: the evidence is not read twice) and made final.
 
 A drive that drops off ends the run at once (exit 1) with the map and image durable and the
-partial image hashed in the log; ``--resume`` continues once it is back. With ``read_timeout``
-a read that gets no answer in time is abandoned, logged and counted as a read error.
+partial image hashed in the log; ``--resume`` continues once it is back. With the request's
+``read_timeout`` a read that gets no answer in time is abandoned, logged and counted as a read
+error (the source is opened as an acquisition's is: :func:`engine._open`).
 """
 
 from __future__ import annotations
@@ -40,15 +41,16 @@ from typing import Any
 from bitwitness.acquire import engine, guardrails
 from bitwitness.acquire import resume as resuming
 from bitwitness.acquire.logs import Status, log_paths, read_log, write_logs
+from bitwitness.acquire.pipeline import PipelineOutcome
 from bitwitness.acquire.rescuemap import PHASE_NAMES, Block, Phase, RescueMap
 from bitwitness.acquire.retry import StopRequested
-from bitwitness.acquire.runner import INTERRUPTED
+from bitwitness.acquire.runner import INTERRUPTED, run_job
 from bitwitness.acquire.sinks import OutputFile, RawSink
-from bitwitness.acquire.stall import StallGuard
 from bitwitness.acquire.verifying import Verification, verify_output
 from bitwitness.acquisitionlog import AcquisitionLog
 from bitwitness.errors import (
     BitWitnessError,
+    DestinationError,
     OutputExistsError,
     ReadError,
     SourceGoneError,
@@ -56,7 +58,6 @@ from bitwitness.errors import (
 )
 from bitwitness.hashing import hash_file
 from bitwitness.progress import Mediator, ProgressTask
-from bitwitness.signals import stop_on_signals
 
 CLUSTER = 64 << 10
 SKIP_MIN = 64 << 10
@@ -68,7 +69,6 @@ CHECKPOINT_SECONDS = 1.0
 class RescueOptions:
     """How to rescue; ``retry_bad`` re-reads only the bad sectors of a finished rescue."""
 
-    read_timeout: float | None = None
     retry_bad: bool = False
     cluster: int = CLUSTER
     checkpoint_seconds: float = CHECKPOINT_SECONDS
@@ -92,7 +92,7 @@ class _Rescuer:
     task: ProgressTask
     stop: threading.Event
     checkpoint_hook: Callable[[], None]
-    guard: StallGuard | None = None  #: with a read timeout
+    bytes_read: int = 0  #: source bytes this run read (never the zero-filled ones)
     _last_checkpoint: float = field(default_factory=time.monotonic)
 
     # --- reading and bookkeeping ---------------------------------------------------------
@@ -102,18 +102,14 @@ class _Rescuer:
         if self.stop.is_set():
             raise StopRequested
         try:
-            return self._timed(pos, size)
+            return bytes(self.source.read_direct(pos, size))
         except ReadError:
             return None
-
-    def _timed(self, pos: int, size: int) -> bytes:
-        if self.guard is None:
-            return bytes(self.source.read_direct(pos, size))
-        return bytes(self.guard.call(lambda: self.source.read_direct(pos, size), pos, size))
 
     def _good(self, pos: int, data: bytes) -> None:
         os.pwrite(self.fd, data, pos)
         self.rmap.mark(pos, len(data), Block.FINISHED)
+        self.bytes_read += len(data)
         self.task.advance(len(data))
 
     def _bad(self, pos: int, size: int) -> None:
@@ -143,7 +139,13 @@ class _Rescuer:
 
     # --- the phases ----------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, start: int) -> PipelineOutcome:
+        """The runner's read pass (:class:`~bitwitness.acquire.runner.ReadPass`): every phase
+        still to do; ``start`` is what earlier runs rescued. Raises :class:`StopRequested`
+        once ``stop`` is set, after the read in hand is in the image."""
+        self.task.advance(start)
+        self.task.set_errors(-(-self.rmap.total(Block.BAD) // self.sector_size))
+        self.checkpoint(force=True)
         if self.rmap.areas(Block.NON_TRIED):
             self._phase(Phase.COPYING, 1)
             self._copy(skipping=True)
@@ -162,6 +164,9 @@ class _Rescuer:
             self._retry()
         self.rmap.phase = Phase.FINISHED
         self.checkpoint(self.rmap.size, force=True)
+        return PipelineOutcome(self.rmap.size, tuple((a.pos, a.size)
+                                                     for a in self.rmap.areas(Block.BAD)),
+                               hashes={}, source_hashes=None, complete=True)
 
     def _copy(self, *, skipping: bool) -> None:
         cluster = self.options.cluster
@@ -237,7 +242,11 @@ class _Rescuer:
 
 def rescue(request: engine.AcquisitionRequest, mediator: Mediator,
            options: RescueOptions | None = None) -> engine.AcquisitionResult:
-    """Rescue ``request.source`` into a raw image with a map; see the module docstring."""
+    """Rescue ``request.source`` into a raw image with a map; see the module docstring.
+
+    Everything that can be refused is refused first (as for an acquisition); then the rescue
+    runs as every job that writes an image does (:func:`~bitwitness.acquire.runner.run_job`):
+    the same logs, interruption model and result."""
     options = options or RescueOptions()
     engine._check_request(request)
     if request.format is not engine.OutputFormat.RAW or request.split or \
@@ -254,7 +263,11 @@ def rescue(request: engine.AcquisitionRequest, mediator: Mediator,
                       resume_log=earlier)
     source = engine._open(request, base)
     try:
-        return _rescue_open(run, source, mediator, options)
+        job = _plan(run, source, mediator, options)
+        try:
+            return run_job(job, mediator, request.stop)
+        finally:
+            os.close(job.fd)
     finally:
         source.close()
 
@@ -282,8 +295,9 @@ def _earlier_log(base: Path, request: engine.AcquisitionRequest,
     return log
 
 
-def _rescue_open(run: engine._Run, source: Any, mediator: Mediator,
-                 options: RescueOptions) -> engine.AcquisitionResult:
+def _plan(run: engine._Run, source: Any, mediator: Mediator,
+          options: RescueOptions) -> _RescueJob:
+    """The refusals, then the image and the map opened (created, or reopened to continue)."""
     req = run.request
     facts = source.facts
     run.sector_size = run.granularity = max(facts.logical_sector_size, 1)
@@ -297,20 +311,12 @@ def _rescue_open(run: engine._Run, source: Any, mediator: Mediator,
     guardrails.check_output_locations([map_path(run.base)])
     if not req.resume and not req.overwrite and map_path(run.base).exists():
         raise OutputExistsError(map_path(run.base))
-    texts = guardrails.check_mounted(facts.mounted, allowed=req.allow_mounted)
-    if facts.readonly_flag.earlier_log:
-        texts.append(f"the read-only flag was {facts.readonly_flag.detail}")
-    for text in texts:
-        run.warnings.append(text)
-        mediator.notice(text, level="warning")
+    engine._warn_guardrails(run, facts, mediator)
     if run.resume_log is not None:
         resuming.check_source(run.resume_log, facts)
     fd, rmap = _open_image(run, sink, options)
-    try:
-        return _execute(run, source, sink=sink, fd=fd, rmap=rmap, mediator=mediator,
-                        options=options)
-    finally:
-        os.close(fd)
+    return _RescueJob(run=run, source=source, sink=sink, fd=fd, rmap=rmap, options=options,
+                      mediator=mediator)
 
 
 def _open_image(run: engine._Run, sink: RawSink,
@@ -341,94 +347,126 @@ def _open_image(run: engine._Run, sink: RawSink,
     return fd, rmap
 
 
-def _rescue_doc(rmap: RescueMap, rescuer: _Rescuer | None, mapfile: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "map": str(mapfile), "phase": PHASE_NAMES[rmap.phase],
-        "finished_bytes": rmap.total(Block.FINISHED), "bad_bytes": rmap.total(Block.BAD),
-        "untried_bytes": rmap.total(Block.NON_TRIED) + rmap.total(Block.NON_TRIMMED)
-        + rmap.total(Block.NON_SCRAPED)}
-    if rescuer is not None and rescuer.guard is not None and rescuer.guard.count:
-        doc["timed_out_reads"] = rescuer.guard.count
-    return doc
+@dataclass
+class _RescueJob:
+    """A rescue as the runner's :class:`~bitwitness.acquire.runner.Job`: its read pass is a
+    :class:`_Rescuer` over the map; the logs, custody and result are the acquisition's."""
 
-
-def _execute(run: engine._Run, source: Any, *, sink: RawSink, fd: int, rmap: RescueMap,
-             mediator: Mediator, options: RescueOptions) -> engine.AcquisitionResult:
-    req = run.request
-    facts = source.facts
-    mapfile = map_path(run.base)
-    stop = req.stop or threading.Event()
-    task = mediator.begin(f"rescue {Path(facts.path).name}", run.media_size)
-    task.advance(rmap.total(Block.FINISHED))
-    task.set_errors(-(-rmap.total(Block.BAD) // run.sector_size))
+    run: engine._Run
+    source: Any
+    sink: RawSink
+    fd: int
+    rmap: RescueMap
+    options: RescueOptions
+    mediator: Mediator
     rescuer: _Rescuer | None = None
 
-    def log_progress(status: Status = Status.FAILED, error: str | None = engine._UNFINISHED,
-                     reserve: bool = True) -> None:
-        run.extra_progress = {"rescue": _rescue_doc(rmap, rescuer, mapfile)}
-        record = engine._record(run, facts, status, error, done=rmap.total(Block.FINISHED),
-                                read_errors=tuple(_bad_ranges(rmap, run.sector_size)))
-        write_logs(run.base, record, reserve=reserve)
+    @property
+    def title(self) -> str:
+        return f"rescue {Path(self.source.facts.path).name}"
 
-    log_progress()
-    rescuer = _Rescuer(source=source, fd=fd, rmap=rmap, map_file=mapfile,
-                       sector_size=run.sector_size, retries=req.retries, options=options,
-                       task=task, stop=stop, checkpoint_hook=log_progress,
-                       guard=StallGuard(options.read_timeout) if options.read_timeout else None)
-    rescuer.checkpoint(force=True)
-    try:
-        with stop_on_signals(stop):
-            rescuer.run()
-    except (KeyboardInterrupt, StopRequested, SourceGoneError, OSError) as exc:
-        task.finish(complete=False)
-        return _stopped(run, source, sink, rescuer, exc)
-    task.finish()
-    _note_timeouts(run, rescuer, options)
-    os.fsync(fd)
-    errors = tuple(_bad_ranges(rmap, run.sector_size))
-    hashes = hash_file(sink.partial_paths()[0], run.algorithms)
-    outputs = tuple(sink.finish(hashes=hashes, errors=errors))
-    run.extra_progress = {"rescue": _rescue_doc(rmap, rescuer, mapfile)}
-    verification: tuple[Verification, ...] = ()
-    if req.verify:
-        verification = (verify_output(outputs[0].path, hashes, mediator, stop=stop),)
-    status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
-    return engine._finish(run, source, status, None, hashes=hashes, outputs=outputs,
-                          errors=errors, verification=verification, done=run.media_size)
+    @property
+    def media_size(self) -> int:
+        return self.run.media_size
+
+    @property
+    def map_file(self) -> Path:
+        return map_path(self.run.base)
+
+    def write_preliminary(self) -> None:
+        self._log_progress()
+
+    def _log_progress(self) -> None:
+        """The log of a rescue in progress ("did not finish"), rewritten at every checkpoint
+        after the map: what a killed run leaves behind."""
+        run = self.run
+        self._note_progress()
+        record = engine._record(run, self.source.facts, Status.FAILED, engine._UNFINISHED,
+                                done=self.rmap.total(Block.FINISHED),
+                                read_errors=tuple(_bad_ranges(self.rmap, run.sector_size)),
+                                bytes_read=self._bytes_read())
+        write_logs(run.base, record, reserve=True)
+
+    def _note_progress(self) -> None:
+        doc: dict[str, Any] = {
+            "map": str(self.map_file), "phase": PHASE_NAMES[self.rmap.phase],
+            "finished_bytes": self.rmap.total(Block.FINISHED),
+            "bad_bytes": self.rmap.total(Block.BAD),
+            "untried_bytes": self.rmap.total(Block.NON_TRIED)
+            + self.rmap.total(Block.NON_TRIMMED) + self.rmap.total(Block.NON_SCRAPED)}
+        guard = getattr(self.source, "guard", None)  # a TimedSource's (read_timeout)
+        if guard is not None and guard.count:
+            doc["timed_out_reads"] = guard.count
+        self.run.extra_progress = {"rescue": doc}
+
+    def _bytes_read(self) -> int:
+        return self.rescuer.bytes_read if self.rescuer is not None else 0
+
+    def make_pass(self, task: ProgressTask, stop: threading.Event) -> _Rescuer:
+        run, options = self.run, self.options
+        self.rescuer = _Rescuer(
+            source=self.source, fd=self.fd, rmap=self.rmap, map_file=self.map_file,
+            sector_size=run.sector_size, retries=run.request.retries, options=options,
+            task=task, stop=stop, checkpoint_hook=self._log_progress)
+        return self.rescuer
+
+    def start(self, rescuer: _Rescuer) -> int:
+        return self.rmap.total(Block.FINISHED)
+
+    def completed(self, outcome: PipelineOutcome,
+                  stop: threading.Event) -> engine.AcquisitionResult:
+        """Every phase done: the image hashed (read back in order) and made final."""
+        run = self.run
+        os.fsync(self.fd)
+        errors = tuple(_bad_ranges(self.rmap, run.sector_size))
+        hashes = hash_file(self.sink.partial_paths()[0], run.algorithms)
+        outputs = tuple(self.sink.finish(hashes=hashes, errors=errors))
+        self._note_progress()
+        verification: tuple[Verification, ...] = ()
+        if run.request.verify:
+            verification = (verify_output(outputs[0].path, hashes, self.mediator, stop=stop),)
+        status = Status.COMPLETED_WITH_ERRORS if errors else Status.COMPLETED
+        return engine._finish(run, self.source, status, None, hashes=hashes, outputs=outputs,
+                              errors=errors, verification=verification, done=run.media_size,
+                              bytes_read=self._bytes_read())
+
+    def stopped(self, rescuer: _Rescuer) -> engine.AcquisitionResult:
+        return self._unfinished(rescuer, None)
+
+    def failed(self, rescuer: _Rescuer,
+               exc: BitWitnessError | OSError) -> engine.AcquisitionResult:
+        return self._unfinished(rescuer, exc)
+
+    def _unfinished(self, rescuer: _Rescuer,
+                    exc: BitWitnessError | OSError | None) -> engine.AcquisitionResult:
+        """Interrupted (``exc`` None) or failed: image and map durable. A failure (the drive
+        gone, the destination full) hashes the partial image into the log, as an acquisition's,
+        and raises, carrying the result; an interruption, like an acquisition's, does not (the
+        examiner asked to stop: ``--resume`` re-reads the image anyway)."""
+        run = self.run
+        if not isinstance(exc, OSError):  # the image can still be written: make it durable
+            rescuer.checkpoint(force=True)
+        partial = self.sink.partial_paths()[0]
+        outputs = (OutputFile(partial, partial.stat().st_size,
+                              hash_file(partial, run.algorithms) if exc is not None else {}),)
+        self._note_progress()
+        errors = tuple(_bad_ranges(self.rmap, run.sector_size))
+        done = self.rmap.total(Block.FINISHED)
+        if exc is None:
+            return engine._finish(run, self.source, Status.INTERRUPTED, INTERRUPTED,
+                                  outputs=outputs, errors=errors, done=done,
+                                  bytes_read=self._bytes_read())
+        error: BitWitnessError = exc if isinstance(exc, BitWitnessError) else \
+            DestinationError(f"cannot write the image: {exc}", path=partial)
+        if isinstance(exc, SourceGoneError):
+            error.args = (f"{exc}; the rescue so far is kept ({partial}, {self.map_file}): "
+                          "continue with --resume once the drive is back",)
+        result = engine._finish(run, self.source, Status.FAILED, str(error), outputs=outputs,
+                                errors=errors, done=done, bytes_read=self._bytes_read())
+        raise engine._with_logs(error, result) from exc
 
 
 def _bad_ranges(rmap: RescueMap, sector_size: int) -> list[tuple[int, int]]:
     """The sectors known unreadable (``-``); once every phase is done, all that is not rescued."""
     return [(a.pos // sector_size, -(-a.end // sector_size) - a.pos // sector_size)
             for a in rmap.areas(Block.BAD)]
-
-
-def _note_timeouts(run: engine._Run, rescuer: _Rescuer | None, options: RescueOptions) -> None:
-    note = rescuer.guard.note() if rescuer is not None and rescuer.guard is not None else None
-    if note:
-        run.warnings.append(note)
-
-
-def _stopped(run: engine._Run, source: Any, sink: RawSink, rescuer: _Rescuer,
-             exc: BaseException) -> engine.AcquisitionResult:
-    """Interrupted or the drive gone: image and map durable, the partial image hashed."""
-    rmap = rescuer.rmap
-    _note_timeouts(run, rescuer, rescuer.options)
-    if not isinstance(exc, OSError):
-        rescuer.checkpoint(force=True)
-    partial = sink.partial_paths()[0]
-    outputs = (OutputFile(partial, partial.stat().st_size, hash_file(partial, run.algorithms)),)
-    run.extra_progress = {"rescue": _rescue_doc(rmap, rescuer, rescuer.map_file)}
-    errors = tuple(_bad_ranges(rmap, run.sector_size))
-    done = rmap.total(Block.FINISHED)
-    if isinstance(exc, KeyboardInterrupt | StopRequested):
-        return engine._finish(run, source, Status.INTERRUPTED, INTERRUPTED, outputs=outputs,
-                              errors=errors, done=done)
-    error: BitWitnessError = exc if isinstance(exc, SourceGoneError) else \
-        engine.DestinationError(f"cannot write the image: {exc}", path=partial)
-    if isinstance(exc, SourceGoneError):
-        error.args = (f"{exc}; the rescue so far is kept ({partial}, {rescuer.map_file}): "
-                      "continue with --resume once the drive is back",)
-    result = engine._finish(run, source, Status.FAILED, str(error), outputs=outputs,
-                            errors=errors, done=done)
-    raise engine._with_logs(error, result) from exc

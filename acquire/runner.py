@@ -6,8 +6,10 @@ Every such job has the same shape, chosen so that every outcome is defensible:
    (nothing written, no log);
 2. :meth:`Job.write_preliminary`: a log saying "failed: did not finish" exists before the first
    byte is written, so a killed process leaves a log that says so;
-3. :meth:`Job.start` prepares (or, on resume, reopens) the outputs, then one pass of the
-   acquisition pipeline reads, hashes and writes;
+3. :meth:`Job.start` prepares (or, on resume, reopens) the outputs, then the job's read pass
+   (:class:`ReadPass`) reads the source into them: one sequential pass of the acquisition
+   pipeline for acquire, convert and restore; the phases of a rescue over its map
+   (:mod:`bitwitness.acquire.rescue`), which fill the image out of order;
 4. the outputs are finished (and checked, when asked) by :meth:`Job.completed`, or left visibly
    unfinished by :meth:`Job.stopped` / :meth:`Job.failed`;
 5. each of those writes the final log, then the custody event when the job belongs to a case,
@@ -16,7 +18,8 @@ Every such job has the same shape, chosen so that every outcome is defensible:
 The interruption model is the same for all (:func:`bitwitness.signals.stop_on_signals`): the first
 SIGINT/SIGTERM (or the caller's ``stop`` event) lets the block in hand finish; the job then logs
 "interrupted" and its result exits 130 (an acquisition can be resumed from there). A second signal
-stops the pass at once (:class:`KeyboardInterrupt`), with the same logging. Checking what was
+stops the pass at once (:class:`KeyboardInterrupt`), with the same logging; once the pass has
+stopped, the wrap-up that writes that log is shielded from further signals. Checking what was
 written (``--verify``) watches the same ``stop``; a second signal there ends the process.
 """
 
@@ -29,12 +32,12 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from bitwitness.acquire.logs import Status
-from bitwitness.acquire.pipeline import Pipeline, PipelineOutcome
+from bitwitness.acquire.pipeline import PipelineOutcome
 from bitwitness.acquire.retry import StopRequested
 from bitwitness.acquire.sinks import OutputFile
 from bitwitness.errors import BitWitnessError, ExitCode
 from bitwitness.progress import Mediator, ProgressTask
-from bitwitness.signals import stop_on_signals
+from bitwitness.signals import shielded, stop_on_signals
 from bitwitness.verdict import Verdict
 
 #: The error every interrupted job records.
@@ -80,10 +83,27 @@ class JobResult:
         return ExitCode.EVIDENCE
 
 
+class ReadPass(Protocol):
+    """The stage that reads the source into the job's outputs (a
+    :class:`~bitwitness.acquire.pipeline.Pipeline`, or a rescue's phases).
+
+    It ends early, with an incomplete outcome or :class:`StopRequested`, once the runner's
+    ``stop`` is set, after the block (or sector) in hand is written; it raises
+    :class:`KeyboardInterrupt` (a second signal), :class:`BitWitnessError` or :class:`OSError`."""
+
+    #: source bytes this pass read and handed on (not zero-filled ones, not a resumed prefix)
+    bytes_read: int
+
+    def run(self, start: int) -> PipelineOutcome:
+        """Read from ``start`` (what :meth:`Job.start` returned) until the outputs hold the
+        media, or until stopped."""
+
+
 R_co = TypeVar("R_co", bound=JobResult, covariant=True)
+P = TypeVar("P", bound=ReadPass)
 
 
-class Job(Protocol[R_co]):
+class Job(Protocol[R_co, P]):
     """What differs between the jobs; the order of events is the runner's."""
 
     @property
@@ -96,42 +116,47 @@ class Job(Protocol[R_co]):
     def write_preliminary(self) -> None:
         """The log that tells the truth if the process dies from here on."""
 
-    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
-        """The pass that reads the source into the job's sinks."""
+    def make_pass(self, task: ProgressTask, stop: threading.Event) -> P:
+        """The pass that reads the source into the job's outputs, reporting to ``task``."""
 
-    def start(self, pipeline: Pipeline) -> int:
-        """Prepare the sinks, or reopen them on resume; returns the media offset to read from."""
+    def start(self, read_pass: P) -> int:
+        """Prepare the outputs, or reopen them on resume; returns the media bytes they already
+        hold (where a sequential pass reads from)."""
 
     def completed(self, outcome: PipelineOutcome, stop: threading.Event) -> R_co:
         """The pass is complete: finish (and check, stopping when ``stop`` is set) the
         outputs, log, record custody."""
 
-    def stopped(self, pipeline: Pipeline) -> R_co:
+    def stopped(self, read_pass: P) -> R_co:
         """Interrupted: leave the outputs unfinished, log "interrupted", record custody."""
 
-    def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> R_co:
+    def failed(self, read_pass: P, exc: BitWitnessError | OSError) -> R_co:
         """The pass failed: leave the outputs unfinished, log why, record custody (and raise
         when the job reports failures as errors)."""
 
 
-def run_job(job: Job[R_co], mediator: Mediator, stop: threading.Event | None = None) -> R_co:
+def run_job(job: Job[R_co, P], mediator: Mediator,
+            stop: threading.Event | None = None) -> R_co:
     """Run ``job`` in the order the module docstring gives; ``stop`` stops it cleanly."""
     stop = stop or threading.Event()
     job.write_preliminary()
     with stop_on_signals(stop):
         task = mediator.begin(job.title, job.media_size)
-        pipeline = job.make_pipeline(task, stop)
+        read_pass = job.make_pass(task, stop)
         try:
-            outcome = pipeline.run(job.start(pipeline))
+            outcome = read_pass.run(job.start(read_pass))
         except (KeyboardInterrupt, StopRequested):
             stop.set()
             task.finish(complete=False)
-            return job.stopped(pipeline)
+            with shielded():
+                return job.stopped(read_pass)
         except (BitWitnessError, OSError) as exc:
             stop.set()
             task.finish(complete=False)
-            return job.failed(pipeline, exc)
-        task.finish(complete=outcome.complete)
+            return job.failed(read_pass, exc)
+        # the bar shows the bytes really read: it only goes to its end when none was unreadable
+        task.finish(complete=outcome.complete and not outcome.bad_byte_ranges)
         if not outcome.complete:
-            return job.stopped(pipeline)
+            with shielded():
+                return job.stopped(read_pass)
         return job.completed(outcome, stop)

@@ -9,18 +9,26 @@ What each holds:
 - ``ntfs``: folders, resident and non-resident files, an alternate data stream, a hard link,
   a compressed file, a sparse file, a deleted file and a deleted folder with its files, and a
   file whose $STANDARD_INFORMATION times were set back (timestomped) while its $FILE_NAME
-  times were not (written through ntfs-3g, the only NTFS writer on Linux);
+  times were not (written through ntfs-3g, the only NTFS writer on Linux), and a change journal
+  ``$Extend/$UsnJrnl`` whose ``$J`` stream starts with a sparse run as Windows leaves it
+  (ntfs-3g's FUSE driver refuses to create files in ``$Extend``; ``ntfscp``, which writes
+  through libntfs-3g directly, does not, and the driver then writes into the existing stream);
 - ``fat12``/``fat16``/``fat32``: long and short names, folders, deleted files (mtools);
 - ``exfat``: folders and a deleted file (exfat-fuse);
 - ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
   ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs);
 - ``iso9660``: Joliet and Rock Ridge names (xorriso);
-- ``ufs1``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
+- ``ufs1``/``ufs2``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
-  starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes;
+  starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes,
+  and a folder ``sub/dir`` (one name) holding ``inner.txt``;
 - ``hostile_fat``: 8.3 entries whose 11 name bytes read ``../../X.TXT``, ``/ETC/PW.TXT``,
-  ``..\\..\\X.TXT``, ``..`` as a file in the root, and a folder ``/HIDDEN`` holding
-  ``INNER.TXT``.
+  ``..\\..\\X.TXT``, ``..`` as a file in the root, an empty name (eleven spaces), and a
+  folder ``/HIDDEN`` holding
+  ``INNER.TXT``;
+- ``crafted_fat12``/``crafted_fat32``: long names, lower-case short names and deleted entries
+  (mtools) whose 8.3 names are then damaged so that TSK refuses them (see :func:`crafted_fat`),
+  with the undamaged image kept beside it.
 """
 
 from __future__ import annotations
@@ -68,10 +76,36 @@ def _umount(mountpoint: Path) -> None:
 STOMPED = 1_000_000_000
 
 
+#: Where the records of the NTFS image's ``$Extend/$UsnJrnl:$J`` start (all before is sparse).
+USN_OFFSET = 1 << 20
+
+
+def usn_records() -> bytes:
+    """The bytes written at :data:`USN_OFFSET` of ``$J``: USN_RECORD_V2 records (60 bytes of
+    header, the UTF-16 name, padded to 8 bytes), numbered by their offset as Windows does."""
+    out = bytearray()
+    for number, name in enumerate(("report.docx", "notes.txt", "secret.pdf") * 40):
+        encoded = name.encode("utf-16-le")
+        length = (60 + len(encoded) + 7) // 8 * 8
+        usn = USN_OFFSET + len(out)
+        header = struct.pack("<IHHQQqQIIIIHH", length, 2, 0, 64 + number, 5, usn,
+                             STOMPED * 10_000_000 + 116444736000000000, 0x100, 0, 0, 0x20,
+                             len(encoded), 60)
+        out += (header + encoded).ljust(length, b"\0")
+    return bytes(out)
+
+
 def ntfs(image: Path) -> Path:
-    _need("mkntfs", "ntfs-3g")
+    _need("mkntfs", "ntfs-3g", "ntfscp")
     _run("truncate", "-s", "8M", image)
     _run("mkntfs", "-q", "-F", "-Q", "-L", "evidence", image)
+    with tempfile.TemporaryDirectory() as tmp:
+        empty, maximum = Path(tmp) / "empty", Path(tmp) / "max"
+        empty.write_bytes(b"")
+        maximum.write_bytes(struct.pack("<QQqI4x", 32 << 20, 8 << 20, 0x01D9_0000_0000_0000, 0))
+        _run("ntfscp", "-f", image, empty, "$Extend/$UsnJrnl")
+        _run("ntfscp", "-f", "-N", "$J", image, empty, "$Extend/$UsnJrnl")
+        _run("ntfscp", "-f", "-N", "$Max", image, maximum, "$Extend/$UsnJrnl")
     with tempfile.TemporaryDirectory() as tmp:
         m = Path(tmp)
         _fuse_mount(["ntfs-3g", os.fspath(image), tmp, "-o", "streams_interface=windows"], m)
@@ -93,6 +127,9 @@ def ntfs(image: Path) -> Path:
             for i in range(3):
                 (m / f"gone/o{i}.txt").write_bytes(f"orphan {i}\n".encode())
             (m / "Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
+            with (m / "$Extend/$UsnJrnl:$J").open("r+b") as fh:  # sparse up to USN_OFFSET
+                fh.seek(USN_OFFSET)
+                fh.write(usn_records())
             stomped = m / "dir/stomped.txt"
             stomped.write_bytes(b"times set back by a program\n")
             os.utime(stomped, (STOMPED, STOMPED))  # $STANDARD_INFORMATION only
@@ -208,8 +245,7 @@ def iso9660(image: Path) -> Path:
     return image
 
 
-def ufs1(image: Path) -> Path:
-    """UFS1 (FFS) written by NetBSD's makefs; TSK reads UFS1 but not makefs's UFS2."""
+def _ufs(image: Path, options: str, size: str) -> Path:
     _need("makefs")
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
@@ -217,8 +253,25 @@ def ufs1(image: Path) -> Path:
         (staging / "usr/home/readme.txt").write_bytes(b"ufs readme\n")
         (staging / "big.bin").write_bytes(bytes(range(256)) * 300)
         (staging / "link").symlink_to("usr/home/readme.txt")
-        _run("makefs", "-t", "ffs", "-o", "version=1", "-s", "4m", image, staging)
+        _run("makefs", "-t", "ffs", "-o", options, "-s", size, image, staging)
     return image
+
+
+def ufs1(image: Path) -> Path:
+    """UFS1 (FFS) written by NetBSD's makefs."""
+    return _ufs(image, "version=1", "4m")
+
+
+def ufs2(image: Path) -> Path:
+    """UFS2 written by NetBSD's makefs, laid out so that The Sleuth Kit finds it.
+
+    makefs writes a UFS2 superblock at byte 8192 (where UFS1's lives); TSK looks for UFS1's
+    magic there and for UFS2's only at 65536 and 262144, so it finds no file system in
+    makefs's default UFS2. Each cylinder group keeps a copy of the superblock at fragment
+    ``sblkno``, which makefs sets to the first block boundary after 8192 + 8192 bytes: with
+    64 KiB blocks of 8 KiB fragments that is byte 65536, and TSK reads that copy.
+    """
+    return _ufs(image, "version=2,bsize=65536,fsize=8192", "8m")
 
 
 #: ext2 entries written raw: the name stored -> the content of the regular file behind it.
@@ -233,11 +286,17 @@ HOSTILE_EXT2 = {
 }
 
 
-def _rename_ext2_entry(data: bytearray, inode: int, placeholder: bytes, name: bytes) -> None:
+#: A folder of the hostile ext2 whose name holds ``/``, and the file inside it.
+HOSTILE_EXT2_FOLDER = b"sub/dir"
+HOSTILE_EXT2_INNER = b"inside a folder whose name holds a slash\n"
+
+
+def _rename_ext2_entry(data: bytearray, inode: int, placeholder: bytes, name: bytes,
+                       file_type: int = 1) -> None:
     """Overwrite the name of the directory entry (inode, placeholder) with ``name``."""
     assert len(placeholder) == len(name)
     pattern = re.escape(struct.pack("<I", inode)) + b"..." + re.escape(
-        bytes([1]) + placeholder)  # inode, rec_len, name_len, file type 1 (regular), name
+        bytes([file_type]) + placeholder)  # inode, rec_len, name_len, file type, name
     found = [m for m in re.finditer(pattern, bytes(data), re.DOTALL)
              if data[m.start() + 6] == len(name)]
     assert len(found) == 1, (placeholder, len(found))
@@ -268,9 +327,18 @@ def hostile_ext2(image: Path) -> Path:
         ok = Path(tmp) / "ok"
         ok.write_bytes(b"an ordinary file\n")
         _run("debugfs", "-w", "-R", f"write {ok} ok.txt", image)
+        _run("debugfs", "-w", "-R", "mkdir subQdir", image)
+        ok.write_bytes(HOSTILE_EXT2_INNER)
+        _run("debugfs", "-w", "-R", f"write {ok} subQdir/inner.txt", image)
+        out = subprocess.run(["debugfs", "-R", "stat subQdir", os.fspath(image)],
+                             capture_output=True, check=True, text=True)
+        found = re.search(r"Inode: (\d+)", out.stdout)
+        assert found is not None, out.stderr
+        folder = int(found[1])
     data = bytearray(image.read_bytes())
     for inode, placeholder, name in renames:
         _rename_ext2_entry(data, inode, placeholder, name)
+    _rename_ext2_entry(data, folder, b"subQdir", HOSTILE_EXT2_FOLDER, file_type=2)
     image.write_bytes(data)
     return image
 
@@ -281,6 +349,7 @@ HOSTILE_FAT = {
     b"/ETC/PW TXT": b"leading slash in a short name\n",
     b"..\\..\\X TXT": b"backslashes in a short name\n",
     b"..         ": b"a file named dot-dot in the root\n",
+    b"           ": b"a file with an empty name (eleven spaces)\n",
 }
 
 
@@ -316,6 +385,97 @@ def hostile_fat(image: Path) -> Path:
     return image
 
 
+#: Files of the crafted FAT, in ``/`` and in ``/docs``: the name written -> its content.
+CRAFTED_FAT_FILES = {
+    "Long Secret Name.txt": b"long name, short name damaged, checksum set anew\n" * 30,
+    "hello.txt": b"short lower-case name, damaged\n",
+    "Orphan Long Name.txt": b"long name whose checksum no longer matches\n",
+    "overwritten name.txt": b"deleted, then its cluster taken by another file\n",
+    "gone long name.txt": b"deleted long name, damaged, checksum set anew\n" * 20,
+    "GONE.TXT": b"deleted short name, damaged\n",
+    "plain.txt": b"left as mtools wrote it\n",
+}
+#: What the crafting does to each: the short name it writes (11 bytes, first byte as stored)
+#: and whether the long-name checksums are set anew for it. Position 3 gets a ``/``, a byte
+#: The Sleuth Kit refuses in an 8.3 name.
+CRAFTED_FAT_DAMAGE = {
+    "Long Secret Name.txt": True,
+    "hello.txt": False,
+    "Orphan Long Name.txt": False,
+    "overwritten name.txt": True,
+    "gone long name.txt": True,
+    "GONE.TXT": False,
+}
+
+
+def intact_copy(image: Path) -> Path:
+    """Where :func:`crafted_fat` keeps the image as mtools left it, before the damage."""
+    return image.with_name(f"{image.stem}-intact{image.suffix}")
+
+
+def _lfn_checksum(name11: bytes) -> int:
+    total = 0
+    for byte in name11:
+        total = (((total & 1) << 7) + (total >> 1) + byte) & 0xFF
+    return total
+
+
+def crafted_fat(image: Path, bits: int) -> Path:
+    """FAT entries The Sleuth Kit refuses, with long names and deleted ones among them.
+
+    mtools writes :data:`CRAFTED_FAT_FILES` into ``/`` and ``/docs``, deletes the last three
+    of them after a new file ``new.bin`` took the clusters of ``overwritten name.txt``; the image
+    is copied to :func:`intact_copy`; then each short entry of :data:`CRAFTED_FAT_DAMAGE` gets a
+    ``/`` as its fourth name byte, and where asked, the checksum in its long-name entries is
+    set to that of the damaged name (for a deleted entry, with its first byte as it was).
+    """
+    _need("mkfs.fat", "mcopy", "mdel", "mmd")
+    _run("truncate", "-s", {12: "2M", 32: "40M"}[bits], image)
+    _run("mkfs.fat", "-F", str(bits), "-n", "CRAFTED", image)
+    _run("mmd", "-i", image, "::/docs", env=MTOOLS_ENV)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "f"
+        for folder in ("", "/docs"):
+            for name, content in CRAFTED_FAT_FILES.items():
+                local.write_bytes(content)
+                _run("mcopy", "-i", image, local, f"::{folder}/{name}", env=MTOOLS_ENV)
+        for folder in ("", "/docs"):
+            _run("mdel", "-i", image, f"::{folder}/overwritten name.txt", env=MTOOLS_ENV)
+            local.write_bytes(bytes(range(256)) * 24)
+            _run("mcopy", "-i", image, local, f"::{folder}/new.bin", env=MTOOLS_ENV)
+        for folder in ("", "/docs"):
+            for name in ("gone long name.txt", "GONE.TXT"):
+                _run("mdel", "-i", image, f"::{folder}/{name}", env=MTOOLS_ENV)
+    shutil.copyfile(image, intact_copy(image))
+    data = bytearray(image.read_bytes())
+    for name, new_checksum in CRAFTED_FAT_DAMAGE.items():
+        _damage_fat_entries(data, name, new_checksum)
+    image.write_bytes(data)
+    return image
+
+
+def _damage_fat_entries(data: bytearray, name: str, new_checksum: bool) -> None:
+    """Damage the two short entries (``/`` and ``/docs``) of the file mtools named ``name``."""
+    base, _, ext = name.upper().partition(".")
+    if len(base) <= 8 and " " not in base and name in ("hello.txt", "GONE.TXT"):
+        short = base.ljust(8).encode() + ext.ljust(3).encode()
+    else:
+        short = (base.replace(" ", "")[:6] + "~1").ljust(8).encode() + ext[:3].ljust(3).encode()
+    deleted = name in ("overwritten name.txt", "gone long name.txt", "GONE.TXT")
+    stored = (b"\xe5" + short[1:]) if deleted else short
+    found = [at for at in range(0, len(data), 32) if data[at : at + 11] == stored
+             and data[at + 11] & 0x0F != 0x0F]
+    assert len(found) == 2, (name, len(found))
+    for at in found:
+        old = _lfn_checksum(short)
+        data[at + 3] = ord("/")
+        damaged = short[:3] + b"/" + short[4:]
+        slot = at - 32
+        while new_checksum and slot >= 0 and data[slot + 11] == 0x0F and data[slot + 13] == old:
+            data[slot + 13] = _lfn_checksum(damaged)
+            slot -= 32
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ntfs": ntfs,
     "fat12": lambda p: fat(p, 12),
@@ -327,6 +487,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ext4": lambda p: ext(p, "ext4"),
     "iso9660": iso9660,
     "ufs1": ufs1,
+    "ufs2": ufs2,
     "hostile_ext2": hostile_ext2,
     "hostile_fat": hostile_fat,
+    "crafted_fat12": lambda p: crafted_fat(p, 12),
+    "crafted_fat32": lambda p: crafted_fat(p, 32),
 }

@@ -119,3 +119,37 @@ def test_a_stopped_progress_bar_keeps_the_bytes_done() -> None:
     done.advance(1000)
     done.finish()
     assert [t.completed for t in progress.tasks] == [400, 1000]
+
+
+def test_unreadable_sectors_are_not_counted_as_read(faulty_drive: MakeDrive,
+                                                    tmp_path: Path) -> None:
+    """A plain acquisition: the summary, the log and the progress count what the drive
+    delivered; the sectors dd cannot read either (``iflag=direct``) are counted apart as
+    zero-filled, and the two add up to the media size."""
+    import re
+
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
+    from bitwitness.progress import RecordingMediator
+
+    require_tool("dd")
+    drive = faulty_drive(FaultMap(bad=((3000, 8), (7001, 1))), size=8 << 20)
+    unreadable = [s for s in (*range(2990, 3010), *range(6995, 7005))
+                  if dd_direct(drive.device, tmp_path / "dd.raw", s, 1) == bytes(512)
+                  and drive.data[s * 512:(s + 1) * 512] != bytes(512)]
+    assert unreadable == [*range(3000, 3008), 7001]
+    zeros = 512 * len(unreadable)
+    res = run_subprocess("acquire", drive.device, "-o", tmp_path / "img", "--format", "raw")
+    assert res.exit_code == 1, res.stderr
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert log["progress"]["bytes_read"] == drive.size - zeros
+    assert log["progress"]["bytes_zero_filled"] == zeros
+    match = re.search(r"read: (\d+) bytes", res.stdout)
+    assert match is not None, res.stdout
+    assert int(match.group(1)) == drive.size - zeros
+    assert f"9 unreadable sector(s) ({zeros} bytes), zero-filled" in res.stdout
+    mediator = RecordingMediator()
+    result = acquire(AcquisitionRequest(source=drive.device, output=tmp_path / "again",
+                                        format=OutputFormat.RAW, hashes=("md5",)), mediator)
+    assert (result.bytes_read, result.bytes_zero_filled) == (drive.size - zeros, zeros)
+    assert mediator.tasks[0].done == drive.size - zeros
+    assert not mediator.tasks[0].complete

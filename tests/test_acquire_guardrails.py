@@ -170,3 +170,37 @@ def test_nothing_set_is_never_logged_as_restored(faulty_drive: MakeDrive,
         assert "restored True" not in text
     finally:
         subprocess.run(["blockdev", "--setrw", drive.device], check=True)
+
+
+def test_the_device_list_names_a_flag_a_killed_run_left_set(faulty_drive: MakeDrive,
+                                                            tmp_path: Path) -> None:
+    """``bitwitness devices`` (a loop device, SIGKILLed acquisition): the flag blockdev reports
+    set is listed as BitWitness's, with the killed run's log and the command that puts it back;
+    once put back, blockdev reports it clear and the list no longer names it."""
+    require_tool("blockdev")
+    drive = faulty_drive(FaultMap(), size=8 * MIB)
+    assert getro(drive.device) == "0"
+    _killed_run(drive.device, tmp_path / "killed")
+    assert getro(drive.device) == "1"
+    earlier = str(tmp_path / "killed.json")
+
+    res = run_bitwitness("devices", "--json")
+    assert res.exit_code == 0, res.stderr
+    entry = next(d for d in res.json()["devices"] if d["path"] == drive.device)
+    assert entry["readonly"] is True
+    left = entry["readonly_left_by_bitwitness"]
+    assert left is not None
+    assert (left["log"], left["was"]) == (earlier, False)
+    res = run_bitwitness("devices")
+    assert res.exit_code == 0, res.stderr
+    text = res.stdout.replace("\n", " ")
+    assert f"{drive.device}: read-only flag left set by an earlier BitWitness run" in text
+    assert earlier in res.stdout.replace("\n", "")
+    assert f"--restore-readonly {drive.device}" in text
+
+    res = run_bitwitness("devices", "--restore-readonly", drive.device)
+    assert res.exit_code == 0, res.stderr
+    assert getro(drive.device) == "0"
+    entry = next(d for d in run_bitwitness("devices", "--json").json()["devices"]
+                 if d["path"] == drive.device)
+    assert (entry["readonly"], entry["readonly_left_by_bitwitness"]) == (False, None)

@@ -5,6 +5,7 @@ bytes, the partial image's hash against ``sha256sum``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -295,3 +296,104 @@ def test_an_existing_map_is_not_overwritten(tmp_path: Path) -> None:
     # rule 1: the evidence's times unchanged (its direct reads open it O_NOATIME too)
     assert (src.stat().st_atime_ns, src.stat().st_mtime_ns) == (1_000_000_000, 2_000_000_000)
     assert (tmp_path / "img.raw").read_bytes() == src.read_bytes()
+
+
+def test_a_finished_rescue_tells_the_bytes_read_and_the_bytes_zero_filled(
+        faulty_drive: MakeDrive, tmp_path: Path) -> None:
+    """Unreadable sectors are never counted as read: the summary, the log and the progress say
+    what the drive delivered (ddrescuelog's rescued blocks) and what is zeros (its bad ones)."""
+    import re
+
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat
+    from bitwitness.acquire.rescue import rescue
+    from bitwitness.progress import RecordingMediator
+
+    require_tool("ddrescuelog")
+    bad = ((1000, 8), (5000, 64), (9001, 3))
+    drive = faulty_drive(FaultMap(bad=bad), size=6 * MIB)
+    unreadable = 512 * len(drive.faults.bad_sectors())
+    res = run_subprocess("acquire", drive.device, "-o", tmp_path / "img", "--rescue",
+                         "--retries", "0")
+    assert res.exit_code == 1, res.stderr
+    rescued = 512 * len(subprocess.run(
+        ["ddrescuelog", "--list-blocks=+", "--block-size=512", str(tmp_path / "img.map")],
+        capture_output=True, text=True, check=True).stdout.split())
+    assert rescued == drive.size - unreadable
+    log = json.loads((tmp_path / "img.json").read_text())
+    assert log["progress"]["bytes_read"] == rescued
+    assert log["progress"]["bytes_zero_filled"] == unreadable
+    assert log["progress"]["media_bytes_done"] == drive.size
+    rate = rescued / log["duration_seconds"]
+    assert abs(log["progress"]["bytes_per_second"] - rate) <= max(1, rate / 50)
+    match = re.search(r"read: (\d+) bytes", res.stdout)
+    assert match is not None, res.stdout
+    assert int(match.group(1)) == rescued
+    assert f"({unreadable} bytes), zero-filled" in res.stdout
+    text = (tmp_path / "img.txt").read_text()
+    assert re.search(rf"Bytes read in this run:\s+{rescued}\b", text), text
+    assert re.search(rf"Unreadable, zero-filled:\s+{unreadable} bytes", text), text
+
+    mediator = RecordingMediator()
+    result = rescue(AcquisitionRequest(source=drive.device, output=tmp_path / "again",
+                                       format=OutputFormat.RAW, hashes=("md5",), retries=0),
+                    mediator)
+    assert (result.bytes_read, result.bytes_zero_filled) == (rescued, unreadable)
+    task = mediator.tasks[0]
+    assert task.done == rescued  # the bar counts what was read ...
+    assert task.finished
+    assert not task.complete  # ... and does not jump to the media size
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT,), (signal.SIGTERM, signal.SIGTERM)],
+                         ids=["sigint", "sigterm-twice"])
+def test_ctrl_c_stops_a_rescue_as_every_job_stops(faulty_drive: MakeDrive, tmp_path: Path,
+                                                  signals: tuple[int, ...]) -> None:
+    """The one interruption model (the job runner): a real SIGINT finishes the read in hand,
+    the log says interrupted with the bytes really read, exit 130, the map and the partial
+    image stay; a second signal stops at once, logged the same way; --resume finishes the
+    rescue (the image equals the drive's readable bytes)."""
+    import re
+
+    require_tool("ddrescuelog")
+    # a slow zone from 2 MiB to 3 MiB: each 64 KiB read there takes 0.4 s
+    drive = faulty_drive(FaultMap(bad=((2000, 8),), slow=(Slow(4096, 2048, 0.4),)),
+                         size=6 * MIB)
+    base = tmp_path / "img"
+    proc = subprocess.Popen([sys.executable, "-m", "bitwitness", "acquire", drive.device,
+                             "-o", str(base), "--rescue"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log_path = tmp_path / "img.json"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # a checkpoint inside the slow zone
+        if log_path.exists():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                if json.loads(log_path.read_text())["progress"]["rescue"][
+                        "finished_bytes"] > 2 * MIB:
+                    break
+        time.sleep(0.02)
+    for signum in signals:
+        os.kill(proc.pid, signum)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    log = json.loads(log_path.read_text())
+    assert log["status"] == "interrupted"
+    assert "interrupted" in log["error"]
+    finished = log["progress"]["rescue"]["finished_bytes"]
+    assert 0 < finished < drive.size
+    assert log["progress"]["bytes_read"] == finished  # a first run: all it rescued, it read
+    match = re.search(r"read: (\d+) bytes", out)
+    assert match is not None, out
+    assert int(match.group(1)) == finished
+    assert not (tmp_path / "img.raw").exists()
+    rescued = 512 * len(subprocess.run(
+        ["ddrescuelog", "--list-blocks=+", "--block-size=512", str(tmp_path / "img.map")],
+        capture_output=True, text=True, check=True).stdout.split())
+    assert rescued == finished
+    res = run_subprocess("acquire", drive.device, "-o", base, "--rescue", "--resume", "--json")
+    assert res.exit_code == 1, res.stderr  # its 8 bad sectors
+    doc = res.json()
+    assert doc["resumed_from"] == finished
+    assert doc["bytes_read"] == drive.size - finished - 8 * 512
+    assert (tmp_path / "img.raw").read_bytes() == drive.expected_image()

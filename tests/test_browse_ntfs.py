@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,3 +86,42 @@ def test_system_files_export_as_icat_reads_them(ntfs: Path, tmp_path: Path) -> N
         data = out.joinpath(*row["target"].split("/")).read_bytes()
         assert data == _tsk("icat", ntfs, row["inode"]), row["source"]
         assert row["size"] > 0
+
+
+def test_usn_journal_exports_as_icat_reads_it(ntfs: Path, tmp_path: Path) -> None:
+    """``$Extend/$UsnJrnl:$J`` by path (the ADS syntax): its leading sparse run reads as zeros,
+    as icat writes it, and its records follow; stat shows the sparse run istat shows."""
+    fls = _tsk("fls", "-r", "-p", ntfs).decode().splitlines()
+    [line] = [x for x in fls if x.endswith("\t$Extend/$UsnJrnl:$J")]
+    address = line.split()[1].rstrip(":")
+    assert re.fullmatch(r"\d+-128-\d+", address)  # a $DATA attribute of its own inode
+    listed = _bitwitness("ls", ntfs, "/$Extend").stdout.decode().splitlines()
+    assert f"r/r {address}:\t$Extend/$UsnJrnl:$J" in listed
+    icat = _tsk("icat", ntfs, address)
+    assert icat[: fsimages.USN_OFFSET] == bytes(fsimages.USN_OFFSET)
+    assert icat[fsimages.USN_OFFSET :] == fsimages.usn_records()
+    cat = _bitwitness("cat", ntfs, "/$Extend/$UsnJrnl:$J")
+    assert cat.returncode == 0, cat.stderr
+    assert cat.stdout == icat
+    stat = json.loads(_bitwitness("stat", ntfs, "/$Extend/$UsnJrnl:$J", "--json").stdout)
+    assert (stat["inode"], stat["stream"], stat["size"]) == (address, "$J", len(icat))
+    inode = address.split("-")[0]
+    istat = _tsk("istat", ntfs, inode).decode()
+    assert f"Name: $J   Non-Resident, Sparse   size: {len(icat)}" in istat
+    [journal] = [a for a in stat["attributes"] if a["name"] == "$J"]
+    cluster = int(_tsk("fsstat", ntfs).decode().split("Cluster Size: ")[1].split()[0])
+    assert journal["runs"][0] == [None, fsimages.USN_OFFSET // cluster]  # the sparse start
+    text = _bitwitness("stat", ntfs, "/$Extend/$UsnJrnl:$J").stdout.decode()
+    assert f"runs:          sparse+{fsimages.USN_OFFSET // cluster} " in text
+    out = tmp_path / "out"
+    result = _bitwitness("export", ntfs, "/$Extend/$UsnJrnl:$J", "/$Extend/$UsnJrnl:$Max",
+                         "--to", out)
+    assert result.returncode == 0, result.stderr
+    rows = {r["source"]: r for r in json.loads((out / "manifest.json").read_text())["files"]}
+    row = rows["/$Extend/$UsnJrnl:$J"]
+    assert row["inode"] == address
+    assert out.joinpath(*row["target"].split("/")).read_bytes() == icat
+    assert row["md5"] == hashlib.md5(icat).hexdigest()  # noqa: S324 - a file hash
+    maximum = rows["/$Extend/$UsnJrnl:$Max"]
+    assert out.joinpath(*maximum["target"].split("/")).read_bytes() == _tsk(
+        "icat", ntfs, maximum["inode"])

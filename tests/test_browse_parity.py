@@ -39,7 +39,7 @@ from conftest import THIRD_PARTY, require_tool, snapshot
 
 TSK_ZERO_FILETIME = "3373865674"
 PARITY_IMAGES = ["ntfs", "fat12", "fat16", "fat32", "exfat", "ext2", "ext3", "ext4", "iso9660",
-                 "ufs1"]
+                 "ufs1", "ufs2"]
 
 
 @pytest.fixture(scope="session")

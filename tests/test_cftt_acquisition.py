@@ -2,7 +2,7 @@
 each (docs/CFTT.md maps assertion to test). Where a device is needed it is a real failing drive
 (tests/faultydrive: a loop device over a FUSE file with unreadable sectors), acquired through
 the command line; every result is checked with an independent tool: ``blockdev``, ``md5sum``/
-``sha1sum``/``sha256sum``, ``ewfinfo``/``ewfverify``, pyewf, ``stat``, ``cmp``."""
+``sha1sum``/``sha256sum``, ``ewfinfo``/``ewfverify``, pyewf, ``stat``, ``dd``, ``cmp``."""
 
 from __future__ import annotations
 
@@ -141,6 +141,7 @@ def test_cftt_the_log_is_accurate(acquired: Acquired) -> None:
 def test_cftt_split_pieces_have_the_requested_size(faulty_drive: MakeDrive, tmp_path: Path) -> None:
     """Optional: a multi-file image of a requested size: no piece is larger (stat), all but
     the last are exactly that size, and together they are the media (cmp against dd)."""
+    require_tool("stat", "dd", "cmp")
     drive = faulty_drive(FaultMap(bad=((2000, 2),)), size=7 * MIB + 512)
     res = run_subprocess("acquire", drive.device, "-o", tmp_path / "img", "--format", "raw",
                          "--split", "2MiB")
@@ -149,6 +150,13 @@ def test_cftt_split_pieces_have_the_requested_size(faulty_drive: MakeDrive, tmp_
     sizes = [int(tool("stat", "-c", "%s", str(p))) for p in pieces]
     assert sizes == [2 * MIB, 2 * MIB, 2 * MIB, MIB + 512]
     assert b"".join(p.read_bytes() for p in pieces) == drive.expected_image()
+    joined = tmp_path / "joined.raw"
+    joined.write_bytes(b"".join(p.read_bytes() for p in pieces))
+    reference = tmp_path / "dd.raw"  # the drive as dd reads it, unreadable sectors zero-filled
+    subprocess.run(["dd", f"if={drive.device}", f"of={reference}", "bs=512", "iflag=direct",
+                    "conv=noerror,sync", "status=none"], capture_output=True, check=False)
+    assert subprocess.run(["cmp", str(joined), str(reference)], capture_output=True,
+                          check=False).returncode == 0
 
 
 def test_cftt_the_media_hashes_are_those_of_the_drive(faulty_drive: MakeDrive,

@@ -142,6 +142,7 @@ BENCHMARKS = [
     ("bench_verify.py", ("ewfacquire", "ewfverify"), "ratio"),
     ("bench_mount.py", ("ewfmount", "fusermount3"), "mount/direct"),
     ("bench_rescue.py", ("ddrescue", "losetup", "fusermount3"), "ratio"),
+    ("bench_browse.py", ("fls", "tsk_recover", "mkfs.ext4"), "ratio"),
     ("run_all.py", ("ewfacquire", "ewfverify", "ewfexport", "dc3dd", "md5sum", "taskset"),
      "verify --second-reader (1 core)"),
 ]

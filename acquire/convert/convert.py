@@ -202,7 +202,7 @@ class _ConvertJob:
     def write_preliminary(self) -> None:
         write_logs(self.base, self.record, reserve=True)
 
-    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
+    def make_pass(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
         return Pipeline(source=self.source, sinks=[self.sink], media_size=self.stream.size,
                         read_granularity=self.stream.sector_size, retries=0,
                         algorithms=self.options.algorithms, task=task, stop=stop,

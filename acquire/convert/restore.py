@@ -198,7 +198,7 @@ class _RestoreJob:
             raise OutputError(f"cannot start the restore log at {self.base}.json ({reason}); "
                               f"nothing was written to {self.plan.target}") from exc
 
-    def make_pipeline(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
+    def make_pass(self, task: ProgressTask, stop: threading.Event) -> Pipeline:
         return Pipeline(source=self.source, sinks=[self.sink], media_size=self.stream.size,
                         read_granularity=self.stream.sector_size, retries=0,
                         algorithms=DEFAULT_ALGORITHMS, task=task, stop=stop, encode=False)

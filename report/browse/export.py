@@ -53,7 +53,13 @@ from bitwitness.progress import Mediator, NullMediator
 from bitwitness.report.browse.entries import Entry, Selection, Times
 from bitwitness.report.browse.filesystem import split_path
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
-from bitwitness.report.browse.safenames import is_exact, raw_bytes, safe_name, safe_relative
+from bitwitness.report.browse.safenames import (  # escaped: JSON forms import it here
+    escaped,
+    is_exact,
+    raw_bytes,
+    safe_name,
+    safe_relative,
+)
 
 SCHEMA = "bitwitness.export/1"
 MANIFEST_JSON = "manifest.json"
@@ -61,12 +67,6 @@ MANIFEST_CSV = "manifest.csv"
 CSV_FIELDS = ("source", "source_hex", "target", "inode", "kind", "deleted", "size", "modified",
               "accessed", "changed", "born", "fn_modified", "fn_accessed", "fn_changed",
               "fn_born", "md5", "sha256")
-
-
-def escaped(name: str) -> str:
-    """``name`` with each byte that is not UTF-8 as ``\\xNN`` (exact bytes: ``source_hex``)."""
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
-                   for c in name)
 
 
 @dataclass(frozen=True)
@@ -206,38 +206,40 @@ def plan(fs: FileSystem, paths: Iterable[str | Entry],
     return list(_jobs(fs, _resolve(fs, paths), selection, mediator))
 
 
-def _resolve(fs: FileSystem, paths: Iterable[str | Entry]) -> list[tuple[Entry, str]]:
-    """Each given path's entry and top target, looked up before anything is written."""
-    tops: list[tuple[Entry, str]] = []
+def _resolve(fs: FileSystem, paths: Iterable[str | Entry]) -> list[tuple[Entry, str, str]]:
+    """Each given path's entry, top target and the path to walk it by, looked up before
+    anything is written. Targets are made of the names as stored, however the path spelled
+    them (``a%2Fb`` and ``a/b`` alike give the target ``a%2Fb``)."""
+    tops: list[tuple[Entry, str, str]] = []
     for path in paths:
         if isinstance(path, Entry):
             entry = path
             shown_name = f"{entry.name}:{entry.stream}" if entry.stream else entry.name
             top = safe_name(shown_name) if entry.path not in ("", "/") else ""
+            tops.append((entry, top, entry.path))
         else:
-            parts = split_path(path)
             entry = fs.lookup(path)
-            top = safe_relative(parts) if parts else ""
-        tops.append((entry, top))
+            parts = fs.names(path) if split_path(path) else []
+            tops.append((entry, safe_relative(parts) if parts else "", path))
     return tops
 
 
-def _jobs(fs: FileSystem, tops: list[tuple[Entry, str]], selection: Selection,
+def _jobs(fs: FileSystem, tops: list[tuple[Entry, str, str]], selection: Selection,
           mediator: Mediator | None) -> Iterator[_Job]:
     """The jobs for the resolved ``tops``, walked as they are consumed."""
     targets = _Targets()
-    for entry, top in tops:
+    for entry, top, path in tops:
         targets.add(top)
         yield _Job(entry, top)
         if entry.is_dir:
-            yield from _folder_jobs(fs, entry, top, selection=selection, targets=targets,
+            yield from _folder_jobs(fs, entry, top, path, selection=selection, targets=targets,
                                     mediator=mediator)
 
 
-def _folder_jobs(fs: FileSystem, folder: Entry, top: str, *, selection: Selection,
+def _folder_jobs(fs: FileSystem, folder: Entry, top: str, path: str, *, selection: Selection,
                  targets: _Targets, mediator: Mediator | None) -> Iterator[_Job]:
     parents = {folder.path if folder.path != "/" else "": top}
-    for entry in fs.walk(folder.path, recursive=True, selection=selection, mediator=mediator):
+    for entry in fs.walk(path, recursive=True, selection=selection, mediator=mediator):
         parent_path = entry.path[: len(entry.path) - len(entry.name) - 1]
         parent = parents.get(parent_path)
         if parent is None:  # inside a folder that the selection left out

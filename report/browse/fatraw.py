@@ -2,17 +2,33 @@
 
 TSK drops an 8.3 entry whose name bytes it judges invalid (``../../X TXT``, ``/ETC/PW TXT``,
 ``..\\..\\X TXT``): ``fls`` does not show it and ``icat`` refuses its address, although the
-entry is allocated and its clusters hold a file. A crafted image can hide data that way, so the
-listing reads each directory's bytes (the sectors TSK gives for it) and adds every allocated
-short entry that TSK did not list, with the content read by following the FAT chain here.
+entry holds a file. A crafted image can hide data that way, so the listing reads each
+directory's bytes (the sectors TSK gives for it) and adds every entry that TSK did not list,
+allocated or deleted, with the content read here.
 
 The layout, from the boot sector: bytes per sector (offset 11), sectors per cluster (13),
 reserved sectors (14), number of FATs (16), root entries (17), FAT size (22, or 36 on FAT32),
-root cluster (44, FAT32). A 32-byte directory entry holds the 11 name bytes, attributes (11),
-creation time and date (14, 16), access date (18), high cluster word (20, FAT32), modification
-time and date (22, 24), low cluster word (26) and size (28). TSK numbers the entry in sector
-``s`` at slot ``i`` as inode ``(s - root_sector) * (bytes_per_sector / 32) + 3 + i``: the same
-address is given here, so that the entry is named the way TSK names its neighbours.
+root cluster (44, FAT32). A 32-byte directory entry holds the 11 name bytes (the first one
+0xE5 once deleted, 0x05 for a real 0xE5), attributes (11), the case flags (12: 0x08 base and
+0x10 extension in lower case), creation time and date (14, 16), access date (18), high cluster
+word (20, FAT32), modification time and date (22, 24), low cluster word (26) and size (28).
+
+A long (VFAT) name is held by entries of attribute 0x0F just before its short entry, last part
+first: each has its sequence number (0x40 on the last part; 0xE5 once deleted), 13 UTF-16
+characters (offsets 1, 14, 28) ending with 0x0000 and padded with 0xFFFF, and a checksum of the
+short entry's 11 name bytes (13). A long name is used only when its checksum matches the short
+entry it precedes (for a deleted entry, whose first byte is lost, with that byte taken from the
+long name's first character); otherwise it belongs to another entry and the short name stands.
+
+Names are given as ``fls`` gives them: the long name, else the 8.3 name with its case flags
+applied and a deleted entry's first character as ``_``; bytes outside ASCII in a short name are
+read as code page 437 (TSK prints them as ``^``). TSK numbers the entry in sector ``s`` at slot
+``i`` as inode ``(s - first_data) * (bytes_per_sector / 32) + 3 + i``, ``first_data`` being the
+sector after the FATs: the same address is given here, so that the entry is named the way TSK
+names its neighbours.
+
+A deleted file's clusters are no longer chained; its content is recovered as TSK recovers it:
+from its first cluster on, skipping clusters now allocated, as long as the first one is free.
 """
 
 from __future__ import annotations
@@ -29,15 +45,22 @@ _ATTR_VOLUME = 0x08
 _ATTR_DIRECTORY = 0x10
 _ATTR_LONG_NAME = 0x0F
 _FREE = 0xE5
+_LAST_PART = 0x40
+_LOWER_BASE, _LOWER_EXT = 0x08, 0x10
 _FIRST_INODE = 3
+#: Characters of one long-name entry: 5 at offset 1, 6 at 14, 2 at 28 (UTF-16LE)
+_LFN_SLICES = ((1, 11), (14, 26), (28, 32))
 
 
 @dataclass(frozen=True)
 class RawFatEntry:
-    """An allocated 8.3 entry read from the raw directory."""
+    """A short entry read from the raw directory, with its long name when one belongs to it."""
 
     inode: int  #: TSK's address for the entry's slot
-    name: str  #: ``NAME.EXT`` from the 11 bytes (code page 437: every byte maps to a character)
+    name: str  #: as fls names it: the long name, else the 8.3 name (see the module docstring)
+    short_name: str  #: ``NAME.EXT`` from the 11 bytes (code page 437), ``_`` first if deleted
+    long_name: str | None  #: the VFAT name whose checksum matches this entry, if any
+    deleted: bool  #: the first name byte is 0xE5
     is_dir: bool
     first_cluster: int
     size: int
@@ -84,12 +107,16 @@ class FatVolume:
         else:
             self.root_sector = reserved + fats * fat_size
 
+        self.inode_base = reserved + fats * fat_size  #: TSK's first data sector
+
     def inode_of(self, sector: int, slot: int) -> int:
-        return (sector - self.root_sector) * (self.sector // 32) + _FIRST_INODE + slot
+        return (sector - self.inode_base) * (self.sector // 32) + _FIRST_INODE + slot
 
     def entries(self, runs: list[tuple[int, int]]) -> Iterator[RawFatEntry]:
-        """Allocated short entries of the directory held in ``runs`` (sector, count)."""
+        """Short entries (allocated and deleted) of the directory held in ``runs`` (sector,
+        count), each with the long name that precedes it when its checksum matches."""
         per_sector = self.sector // 32
+        parts: list[bytes] = []  # the long-name entries read since the last short entry
         for start, count in runs:
             for sector in range(start, start + count):
                 data = self.stream.pread(self.base + sector * self.sector, self.sector)
@@ -97,40 +124,86 @@ class FatVolume:
                     raw = data[slot * 32 : slot * 32 + 32]
                     if raw[0] == 0:
                         return  # the end of the directory
-                    entry = self._entry(raw, self.inode_of(sector, slot))
+                    if (raw[11] & _ATTR_LONG_NAME) == _ATTR_LONG_NAME:
+                        parts.append(raw)
+                        continue
+                    entry = self._entry(raw, self.inode_of(sector, slot), parts)
+                    parts = []
                     if entry is not None:
                         yield entry
 
     def entry_at(self, inode: int) -> RawFatEntry | None:
-        """The allocated short entry at TSK address ``inode``, if that slot holds one."""
+        """The short entry at TSK address ``inode`` (with the long name in the slots before
+        it, in the same sector), if that slot holds one."""
         per_sector = self.sector // 32
         if inode < _FIRST_INODE:
             return None
-        sector = self.root_sector + (inode - _FIRST_INODE) // per_sector
+        sector = self.inode_base + (inode - _FIRST_INODE) // per_sector
         slot = (inode - _FIRST_INODE) % per_sector
-        raw = self.stream.pread(self.base + sector * self.sector + slot * 32, 32)
-        if len(raw) < 32 or raw[0] == 0:
+        data = self.stream.pread(self.base + sector * self.sector, self.sector)
+        raw = data[slot * 32 : slot * 32 + 32]
+        if len(raw) < 32 or raw[0] == 0 or (raw[11] & _ATTR_LONG_NAME) == _ATTR_LONG_NAME:
             return None
-        return self._entry(raw, inode)
+        parts: list[bytes] = []
+        for before in range(slot - 1, -1, -1):
+            prior = data[before * 32 : before * 32 + 32]
+            if (prior[11] & _ATTR_LONG_NAME) != _ATTR_LONG_NAME:
+                break
+            parts.insert(0, prior)
+        return self._entry(raw, inode, parts)
 
-    def _entry(self, raw: bytes, inode: int) -> RawFatEntry | None:
+    def _entry(self, raw: bytes, inode: int, parts: list[bytes]) -> RawFatEntry | None:
         attr = raw[11]
-        if raw[0] == _FREE or attr & 0xC0 or (attr & _ATTR_LONG_NAME) == _ATTR_LONG_NAME:
+        if attr & 0xC0 or attr & _ATTR_VOLUME or any(b < 0x20 for b in raw[1:11]):
             return None
-        if attr & _ATTR_VOLUME or any(b < 0x20 for b in raw[1:11]):
-            return None
-        first = bytes([0xE5]) + raw[1:11] if raw[0] == 0x05 else raw[:11]
-        base, ext = first[:8].rstrip(b" "), first[8:].rstrip(b" ")
-        name = (base + (b"." + ext if ext else b"")).decode("cp437")
+        deleted = raw[0] == _FREE
+        stored = bytes([0xE5]) + raw[1:11] if raw[0] == 0x05 else raw[:11]
+        case = raw[12]
+        base, ext = stored[:8].rstrip(b" ").decode("cp437"), stored[8:].rstrip(b" ").decode(
+            "cp437")
+        if deleted:
+            base = "_" + base[1:]
+        if case & _LOWER_BASE:
+            base = _ascii_lower(base)
+        if case & _LOWER_EXT:
+            ext = _ascii_lower(ext)
+        short = base + ("." + ext if ext else "")
+        long_name = _long_name(parts, stored, deleted)
         cluster = struct.unpack_from("<H", raw, 26)[0]
         if self.bits == 32:
             cluster |= struct.unpack_from("<H", raw, 20)[0] << 16
         ctime, cdate, adate, mtime, mdate = struct.unpack_from("<HHH", raw, 14) + \
             struct.unpack_from("<HH", raw, 22)
-        return RawFatEntry(inode=inode, name=name, is_dir=bool(attr & _ATTR_DIRECTORY),
+        return RawFatEntry(inode=inode, name=long_name or short, short_name=short,
+                           long_name=long_name, deleted=deleted,
+                           is_dir=bool(attr & _ATTR_DIRECTORY),
                            first_cluster=cluster, size=struct.unpack_from("<I", raw, 28)[0],
                            modified=_dos_time(mdate, mtime), accessed=_dos_time(adate),
                            born=_dos_time(cdate, ctime))
+
+    def is_free(self, cluster: int) -> bool:
+        """The FAT marks ``cluster`` unallocated (0)."""
+        return self._next(cluster) == 0
+
+    def recovered_clusters(self, entry: RawFatEntry) -> list[int]:
+        """The clusters TSK reads for a deleted file: from its first one on, those the FAT
+        marks free, enough for its size. Raises when the first one is allocated again or the
+        volume ends first (nothing of it is then recoverable this way)."""
+        cluster_bytes = self.sector * self.per_cluster
+        wanted = (entry.size + cluster_bytes - 1) // cluster_bytes
+        cluster = entry.first_cluster
+        if not 2 <= cluster < self.clusters + 2 or not self.is_free(cluster):
+            raise FileSystemError(f"inode {entry.inode}: not recoverable: the first cluster "
+                                  f"({cluster}) of the deleted file is allocated or invalid")
+        found: list[int] = []
+        while len(found) < wanted:
+            if cluster >= self.clusters + 2:
+                raise FileSystemError(f"inode {entry.inode}: not recoverable: too few free "
+                                      "clusters after its first one for its size")
+            if self.is_free(cluster):
+                found.append(cluster)
+            cluster += 1
+        return found
 
     def folder_runs(self, entry: RawFatEntry) -> list[tuple[int, int]]:
         """The sectors of a folder's cluster chain, as (first sector, count) runs; bounded by
@@ -162,8 +235,22 @@ class FatVolume:
         return data
 
     def content(self, entry: RawFatEntry, block: int = 1 << 20) -> Iterator[bytes]:
-        """The file's bytes along its cluster chain, ``size`` of them; a broken chain raises."""
+        """The file's bytes along its cluster chain, ``size`` of them; a broken chain raises.
+        A deleted file's come from the clusters :meth:`recovered_clusters` gives."""
         cluster_bytes = self.sector * self.per_cluster
+        if entry.deleted:
+            left = entry.size
+            for cluster in self.recovered_clusters(entry):
+                want = min(left, cluster_bytes)
+                offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * (
+                    self.sector)
+                data = self.stream.pread(offset, want)
+                if len(data) < want:
+                    raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond "
+                                          "the end of the image")
+                yield data
+                left -= want
+            return
         left, cluster, seen = entry.size, entry.first_cluster, 0
         end = (1 << self.bits) - 8 if self.bits < 32 else 0x0FFFFFF8
         while left > 0:
@@ -185,3 +272,46 @@ class FatVolume:
                 if cluster >= end:
                     raise FileSystemError(f"inode {entry.inode}: the cluster chain ends with "
                                           f"{left} bytes still to read")
+
+
+def _ascii_lower(text: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def lfn_checksum(name11: bytes) -> int:
+    """The checksum a long-name entry keeps of its short entry's 11 name bytes."""
+    total = 0
+    for byte in name11:
+        total = (((total & 1) << 7) + (total >> 1) + byte) & 0xFF
+    return total
+
+
+def _long_name(parts: list[bytes], stored: bytes, deleted: bool) -> str | None:
+    """The long name ``parts`` (the entries before the short one, in directory order) spell,
+    when they form one name whose checksum matches the short entry; else None."""
+    if not parts:
+        return None
+    checksum = parts[-1][13]
+    run: list[bytes] = []
+    for part in reversed(parts):  # the parts right before the short entry, sharing a checksum
+        if part[13] != checksum:
+            break
+        run.insert(0, part)
+    if not deleted:
+        numbers = [p[0] for p in run]
+        expected = [len(run) | _LAST_PART, *range(len(run) - 1, 0, -1)]
+        if numbers != expected or lfn_checksum(stored) != checksum:
+            return None
+    units = b"".join(p[a:b] for p in reversed(run) for a, b in _LFN_SLICES)
+    name = units.decode("utf-16-le", "surrogatepass")
+    name = name.split("\0", 1)[0]
+    name = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if not name:
+        return None
+    if deleted:  # the first short byte is lost: try those the long name would have given
+        trimmed = name.lstrip(". ") or name
+        firsts = {c.upper() if c.isascii() else "_" for c in (name[0], trimmed[0])}
+        if not any(lfn_checksum(c.encode("ascii", "replace") + stored[1:]) == checksum
+                   for c in firsts):
+            return None
+    return name

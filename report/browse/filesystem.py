@@ -7,15 +7,20 @@ left out, NTFS files give one entry per ``$DATA`` stream and directories one per
 recursion descends exactly where TSK's directory walk does.
 
 Paths are absolute, ``/``-separated and may hold any Unicode; a final ``:name`` selects an NTFS
-alternate data stream when no file of that exact name exists.
+alternate data stream when no file of that exact name exists. A name no path can spell as it is
+stored (bytes that are not UTF-8, a ``/`` inside it, an entry named ``.``, ``..`` or nothing) is
+spelled as the listings and export manifests print it: ``\\xNN`` for a byte that is not UTF-8
+(``ls``, JSON, CSV), ``%XX`` for each unsafe byte (``safe_name``: the export's target names,
+``%2F`` for ``/``, ``%2E`` for ``.``, ``%00`` for an empty name), or ``ls``'s ``^`` for a
+control character when only one name reads so (see :meth:`FileSystem._child`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytsk3
 
@@ -40,7 +45,7 @@ from bitwitness.report.browse.ntfs import (
     standard_information_times,
     timeline_file_name,
 )
-from bitwitness.report.browse.safenames import shown
+from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.stream import ImageStream
@@ -60,6 +65,7 @@ _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
 #: Deeper than this is a loop or a hostile image; TSK stops there too.
 MAX_DEPTH = 128
 _ADDRESS = re.compile(r"^(\d+)(?:-(\d+)(?:-(\d+))?)?$")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class _Target:
     file: Any  #: the directory entry (its name); the inode itself for the root
     entry: Entry
     meta_file: Any = None  #: the inode, when TSK left it out of ``file``
+    raw: RawFatEntry | None = None  #: an entry only the raw FAT directory holds (``file`` None)
+    folders: tuple[int, ...] = ()  #: inodes of the folders on the way to it, root first
+    names: tuple[str, ...] = ()  #: the stored name of each component of its path
 
 
 class FileSystem:
@@ -114,13 +123,17 @@ class FileSystem:
         image can give those names to files that hold data.
         """
         mediator = mediator or NullMediator()
-        start = self.lookup(path)
+        target = self._resolve(path)
+        start = target.entry
         if not start.is_dir:
             raise FileSystemError(f"{shown(start.display_path)}: not a directory")
         prefix = "" if start.path == "/" else start.path
-        stack = [start.inode]
-        if start.path != "/":
-            stack.insert(0, self.lookup(start.path.rpartition("/")[0] or "/").inode)
+        if target.raw is not None:
+            yield from self._raw_fat_folder(target.raw, prefix, mediator, len(target.folders),
+                                            {target.raw.first_cluster}, selection=selection,
+                                            recursive=recursive)
+            return
+        stack = [*target.folders, start.inode]
         yield from self._walk(start.inode, prefix, recursive=recursive, selection=selection,
                               mediator=mediator, stack=stack, file_names=file_names)
 
@@ -132,6 +145,7 @@ class FileSystem:
             mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
             return
         listed: set[int] = set()
+        raw_names = self._raw_names(inum, mediator, prefix)
         for file in files:
             name = file.info.name
             if name is not None:
@@ -140,6 +154,8 @@ class FileSystem:
                 continue
             meta_file = self._meta_file(file)
             entries = self._entries_of(file, prefix, meta_file, file_names=file_names)
+            if raw_names:
+                entries = self._renamed(file, entries, raw_names, prefix, mediator)
             first = next((e for e in entries if not e.is_file_name_row), entries[0])
             if selection.wants(first.deleted):
                 yield from entries
@@ -153,60 +169,104 @@ class FileSystem:
                                       selection=selection, mediator=mediator, stack=stack,
                                       file_names=file_names)
                 stack.pop()
-        if self._fat is not None and selection.wants(False):
-            yield from self._unlisted_fat(inum, prefix, listed, mediator, recursive=recursive,
-                                          depth=len(stack))
+        if self._fat is not None:
+            unlisted = [r for a, r in raw_names.items() if a not in listed]
+            yield from self._unlisted_fat(unlisted, prefix, mediator, recursive=recursive,
+                                          depth=len(stack), selection=selection)
 
-    def _unlisted_fat(self, inum: int, prefix: str, listed: set[int], mediator: Mediator, *,
-                      recursive: bool, depth: int) -> Iterator[Entry]:
-        """Allocated 8.3 entries of the folder that TSK did not list (see :mod:`.fatraw`);
-        a folder among them is walked from the raw directory too (8.3 names only)."""
-        assert self._fat is not None
+    def _raw_names(self, inum: int, mediator: Mediator | None = None,
+                   prefix: str = "") -> dict[int, RawFatEntry]:
+        """FAT: the raw entries of folder ``inum`` by address (empty off FAT)."""
+        if self._fat is None:
+            return {}
         try:
-            with tsk_errors(self.image, f"read the runs of folder {inum}"):
-                folder = self._fs.open_meta(inode=inum)
-                runs = [(int(r.addr), int(r.len)) for a in folder for r in a]
-            raw_entries = list(self._fat.entries(runs))
+            return {raw.inode: raw for raw in self._unlisted_raw(inum, set())}
         except FileSystemError as exc:
-            mediator.notice(f"{prefix or '/'}: raw directory not readable: {exc}",
-                            level="warning")
-            return
+            if mediator is not None:
+                mediator.notice(f"{prefix or '/'}: raw directory not readable: {exc}",
+                                level="warning")
+            return {}
+
+    @staticmethod
+    def _fat_name(tsk_name: str, raw: RawFatEntry | None) -> str:
+        """The name of an allocated FAT entry TSK lists: TSK's, unless TSK gave it a long name
+        whose checksum does not match its 8.3 entry (TSK checks none: a long name left by an
+        entry it refused is glued onto the next entry it accepts), then the raw one."""
+        if raw is None or raw.deleted or tsk_name in (".", ".."):
+            return tsk_name
+        as_tsk = raw.long_name or "".join("^" if ord(c) > 0x7E else c for c in raw.short_name)
+        return tsk_name if tsk_name == as_tsk else raw.name
+
+    def _renamed(self, file: Any, entries: list[Entry], raw_names: dict[int, RawFatEntry],
+                 prefix: str, mediator: Mediator) -> list[Entry]:
+        tsk_name = text(file.info.name.name)
+        name = self._fat_name(tsk_name, raw_names.get(int(file.info.name.meta_addr)))
+        if name == tsk_name:
+            return entries
+        path = f"{prefix}/{name}"
+        mediator.notice(f"{shown(path)}: The Sleuth Kit names this entry {shown(tsk_name)!r}, "
+                        "a long name whose checksum does not match its 8.3 entry",
+                        level="warning")
+        return [Entry(**{**e.__dict__, "name": name, "path": path}) for e in entries]
+
+    def _unlisted_raw(self, inum: int, listed: set[int]) -> list[RawFatEntry]:
+        """The raw entries of folder ``inum`` that TSK did not list (see :mod:`.fatraw`)."""
+        assert self._fat is not None
+        with tsk_errors(self.image, f"read the runs of folder {inum}"):
+            folder = self._fs.open_meta(inode=inum)
+            runs = [(int(r.addr), int(r.len)) for a in folder for r in a]
+        return [raw for raw in self._fat.entries(runs) if raw.inode not in listed
+                and not (raw.is_dir and raw.short_name in (".", ".."))]
+
+    def _unlisted_fat(self, raw_entries: list[RawFatEntry], prefix: str, mediator: Mediator,
+                      *, recursive: bool, depth: int, selection: Selection) -> Iterator[Entry]:
+        """Entries of the folder that TSK did not list, allocated and deleted, with their long
+        names (see :mod:`.fatraw`); an allocated folder among them is walked from the raw
+        directory too."""
         for raw in raw_entries:
-            if raw.inode in listed or (raw.is_dir and raw.name in (".", "..")):
-                continue
-            entry = self._raw_entry(raw, prefix, "d" if raw.is_dir else "r")
-            self._raw[raw.inode] = (raw, entry)
-            mediator.notice(f"{shown(entry.path)}: a FAT entry The Sleuth Kit does not list "
-                            f"(inode {raw.inode}), read from the raw directory",
-                            level="warning")
-            yield entry
-            if raw.is_dir and recursive:
+            entry = self._remember_raw(raw, prefix)
+            if selection.wants(raw.deleted):
+                mediator.notice(f"{shown(entry.path)}: a FAT entry The Sleuth Kit does not "
+                                f"list (inode {raw.inode}), read from the raw directory",
+                                level="warning")
+                yield entry
+            if raw.is_dir and not raw.deleted and recursive:
                 yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1,
-                                                {raw.first_cluster})
+                                                {raw.first_cluster}, selection=selection)
 
     def _raw_fat_folder(self, folder: RawFatEntry, path: str, mediator: Mediator, depth: int,
-                        walking: set[int]) -> Iterator[Entry]:
-        """The short entries of a folder TSK cannot open, read along its cluster chain."""
-        assert self._fat is not None
+                        walking: set[int], *, selection: Selection,
+                        recursive: bool = True) -> Iterator[Entry]:
+        """The entries of a folder TSK cannot open, read along its cluster chain."""
         if depth >= MAX_DEPTH:
             mediator.notice(f"{shown(path)}: deeper than {MAX_DEPTH} folders, not walked",
                             level="warning")
             return
         try:
-            raw_entries = list(self._fat.entries(self._fat.folder_runs(folder)))
+            raw_entries = self._raw_children(folder)
         except FileSystemError as exc:
             mediator.notice(f"{shown(path)}: raw directory not readable: {exc}",
                             level="warning")
             return
         for raw in raw_entries:
-            if raw.is_dir and raw.name in (".", ".."):
-                continue
-            entry = self._raw_entry(raw, path, "d" if raw.is_dir else "r")
-            self._raw[raw.inode] = (raw, entry)
-            yield entry
-            if raw.is_dir and raw.first_cluster not in walking:
+            entry = self._remember_raw(raw, path)
+            if selection.wants(raw.deleted):
+                yield entry
+            if recursive and raw.is_dir and not raw.deleted and (
+                    raw.first_cluster not in walking):
                 walking.add(raw.first_cluster)
-                yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1, walking)
+                yield from self._raw_fat_folder(raw, entry.path, mediator, depth + 1, walking,
+                                                selection=selection)
+
+    def _raw_children(self, folder: RawFatEntry) -> list[RawFatEntry]:
+        assert self._fat is not None
+        return [raw for raw in self._fat.entries(self._fat.folder_runs(folder))
+                if not (raw.is_dir and raw.short_name in (".", ".."))]
+
+    def _remember_raw(self, raw: RawFatEntry, prefix: str) -> Entry:
+        entry = self._raw_entry(raw, prefix)
+        self._raw[raw.inode] = (raw, entry)
+        return entry
 
     def _raw_at(self, inum: int) -> Entry | None:
         """The entry only the raw FAT directory has at address ``inum`` (TSK refuses it)."""
@@ -221,15 +281,15 @@ class FileSystem:
                 raw = self._fat.entry_at(inum)
             if raw is None:
                 return None
-            kind = "d" if raw.is_dir else "r"
-            self._raw[inum] = (raw, self._raw_entry(raw, "", kind))
+            self._remember_raw(raw, "")
         return Entry(**{**self._raw[inum][1].__dict__, "path": ""})
 
     @staticmethod
-    def _raw_entry(raw: RawFatEntry, prefix: str, kind: str) -> Entry:
+    def _raw_entry(raw: RawFatEntry, prefix: str) -> Entry:
+        kind = "d" if raw.is_dir else "r"
         return Entry(path=f"{prefix}/{raw.name}", name=raw.name, inode=raw.inode,
                      attr_type=None, attr_id=None, stream=None, name_type=kind,
-                     meta_type=kind, deleted=False, realloc=False,
+                     meta_type=kind, deleted=raw.deleted, realloc=False,
                      size=0 if raw.is_dir else raw.size,
                      times=Times(raw.modified, raw.accessed, None, raw.born), mode=0o777)
 
@@ -395,22 +455,45 @@ class FileSystem:
         """The entry at ``path`` (its main stream); raises :class:`FileSystemError` if absent."""
         return self._resolve(path).entry
 
+    def names(self, path: str) -> list[str]:
+        """The stored name of each component of ``path`` (however it was spelled), the last
+        one with its ``:stream``: what an export names its targets after."""
+        target = self._resolve(path)
+        names = list(target.names)
+        if names and target.entry.stream:
+            names[-1] = f"{names[-1]}:{target.entry.stream}"
+        return names
+
     def _resolve(self, path: str) -> _Target:
         parts = split_path(path)
         if not parts:
             return self._root()
         try:
             return self._resolve_parts(parts)
-        except FileSystemError:
-            head, sep, stream = parts[-1].rpartition(":")
-            if not sep or not head or not stream or not self._ntfs:
+        except FileSystemError as exc:
+            if not self._ntfs:
                 raise
-        target = self._resolve_parts([*parts[:-1], head])
-        for entry in self._entries_of(target.file, target.entry.path.rpartition("/")[0],
-                                      target.meta_file):
-            if entry.stream == stream:
-                return _Target(target.file, entry, target.meta_file)
-        raise FileSystemError(f"{shown(target.entry.path)}: no stream named {shown(stream)!r}")
+            failure = exc
+        last = parts[-1]
+        for sep in (":", "%3A", "%3a"):  # name:stream as typed, or as an export target
+            head, found, stream = last.rpartition(sep)
+            if not found or not head or not stream:
+                continue
+            try:
+                target = self._resolve_parts([*parts[:-1], head])
+            except FileSystemError:
+                continue
+            if target.file is None:
+                continue
+            for entry in self._entries_of(target.file, target.entry.path.rpartition("/")[0],
+                                          target.meta_file):
+                if entry.stream is not None and (
+                        entry.stream == stream or stream in spellings(entry.stream)):
+                    return _Target(target.file, entry, target.meta_file,
+                                   folders=target.folders, names=target.names)
+            raise FileSystemError(
+                f"{shown(target.entry.path)}: no stream named {shown(stream)!r}")
+        raise failure
 
     def _root(self) -> _Target:
         with tsk_errors(self.image, "open the root folder"):
@@ -426,33 +509,90 @@ class FileSystem:
     def _resolve_parts(self, parts: list[str]) -> _Target:
         current = self._root()
         walked = ""
+        folders: list[int] = []
+        names: list[str] = []
         for part in parts:
             if not current.entry.is_dir:
                 raise FileSystemError(f"{shown(walked)}: not a directory")
-            file = self._find(current.entry.inode, part, walked)
-            walked = f"{walked}/{part}"
-            meta_file = self._meta_file(file)
-            entries = self._entries_of(file, walked.rpartition("/")[0], meta_file)
-            current = _Target(file, self._main(entries), meta_file)
+            folders.append(current.entry.inode)
+            current = self._child(current, part, walked, folders)
+            names.append(current.entry.name)
+            walked = current.entry.path
+            current = _Target(current.file, current.entry, current.meta_file, current.raw,
+                              tuple(folders), tuple(names))
         return current
 
-    def _find(self, dir_inum: int, part: str, walked: str) -> Any:
-        """The directory entry named ``part``: exact name first, allocated before deleted."""
-        wanted = part.encode("utf-8", "surrogateescape")
-        candidates = []
-        for file in self._open_dir(dir_inum):
-            name = file.info.name
-            if name is None or name.name in (b".", b".."):
+    def _child(self, folder: _Target, part: str, walked: str, folders: list[int]) -> _Target:
+        """The entry of ``folder`` that ``part`` names.
+
+        Tried in turn, the first that finds one wins: the name exactly as stored (allocated
+        before deleted), the same ignoring case (FAT, NTFS, exFAT, HFS+, ISO 9660), then the
+        spellings of :func:`~bitwitness.report.browse.safenames.spellings` (how listings and
+        export manifests print a name). Entries named ``.`` or ``..`` that are not the
+        folder's own links are reached only by a spelling (``%2E``, ``%2E%2E``); on FAT, the
+        entries only the raw directory holds are looked at last. A spelling that fits two
+        different names is refused, naming both inodes.
+        """
+        if folder.raw is not None:
+            raws = self._raw_children(folder.raw)
+            raw = self._pick(raws, part, walked, name=lambda r: r.name,
+                             deleted=lambda r: r.deleted, address=lambda r: r.inode)
+            if raw is None:
+                raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
+            return _Target(None, self._remember_raw(raw, walked), raw=raw)
+        files = [f for f in self._open_dir(folder.entry.inode)
+                 if f.info.name is not None and not self._own_link(f, folders)]
+        raw_names = self._raw_names(folder.entry.inode)
+
+        def name_of(f: Any) -> str:
+            return self._fat_name(text(f.info.name.name),
+                                  raw_names.get(int(f.info.name.meta_addr)))
+
+        file = self._pick(files, part, walked, name=name_of,
+                          deleted=lambda f: bool(int(f.info.name.flags) & _NAME_UNALLOC),
+                          address=lambda f: int(f.info.name.meta_addr))
+        if file is not None:
+            meta_file = self._meta_file(file)
+            entries = self._entries_of(file, walked, meta_file)
+            name = name_of(file)
+            if name != entries[0].name:
+                entries = [Entry(**{**e.__dict__, "name": name, "path": f"{walked}/{name}"})
+                           for e in entries]
+            return _Target(file, self._main(entries), meta_file)
+        if self._fat is not None:
+            listed = {int(f.info.name.meta_addr) for f in files}
+            unlisted = [r for a, r in raw_names.items() if a not in listed]
+            raw = self._pick(unlisted, part, walked,
+                             name=lambda r: r.name, deleted=lambda r: r.deleted,
+                             address=lambda r: r.inode)
+            if raw is not None:
+                return _Target(None, self._remember_raw(raw, walked), raw=raw)
+        raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
+
+    def _pick(self, items: list[_T], part: str, walked: str, *, name: Callable[[_T], str],
+              deleted: Callable[[_T], bool], address: Callable[[_T], int]) -> _T | None:
+        """The item whose name ``part`` names, by the rules of :meth:`_child`."""
+        fold = self.type.startswith(_CASE_INSENSITIVE)
+        folded = part.casefold()
+        plain = [i for i in items if name(i) not in (".", "..")]
+        tiers: list[tuple[list[_T], Callable[[str], bool]]] = [
+            (plain, lambda n: n == part)]
+        if fold:
+            tiers.append((plain, lambda n: n.casefold() == folded))
+        tiers.append((items, lambda n: part in spellings(n)))
+        if fold:
+            tiers.append((items, lambda n: folded in {s.casefold() for s in spellings(n)}))
+        for pool, matches in tiers:
+            found = [i for i in pool if matches(name(i))]
+            if not found:
                 continue
-            candidates.append(file)
-        exact = [f for f in candidates if f.info.name.name == wanted]
-        if not exact and self.type.startswith(_CASE_INSENSITIVE):
-            folded = part.casefold()
-            exact = [f for f in candidates if text(f.info.name.name).casefold() == folded]
-        if not exact:
-            raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
-        exact.sort(key=lambda f: bool(int(f.info.name.flags) & _NAME_UNALLOC))
-        return exact[0]
+            if len({name(i) for i in found}) > 1:
+                choices = ", ".join(f"{shown(name(i))!r} (inode {address(i)})" for i in found)
+                raise FileSystemError(f"{shown(walked + '/' + part)} names more than one "
+                                      f"entry: {choices}; give it by --inode")
+            found.sort(key=deleted)
+            return found[0]
+        return None
 
     @staticmethod
     def _main(entries: list[Entry]) -> Entry:
@@ -471,7 +611,7 @@ class FileSystem:
             raise FileSystemError(f"{address!r} is not an inode address (N or N-TYPE-ID)")
         inum = int(match.group(1))
         if match.group(2) is None and (raw := self._raw_at(inum)) is not None:
-            return _Target(None, raw)
+            return _Target(None, raw, raw=self._raw[inum][0])
         if not self.first_inum <= inum <= self.last_inum:
             raise FileSystemError(f"inode {inum} is out of range ({self.first_inum}-"
                                   f"{self.last_inum}) for this {self.type} file system")
@@ -500,11 +640,13 @@ class FileSystem:
 
     def stat(self, entry: Entry) -> FileStat:
         """Metadata of the inode behind ``entry`` (as ``istat``), NTFS times of both kinds."""
-        if self._raw_of(entry) is not None:
-            return FileStat(entry=entry, filesystem=self.type, allocated=True,
-                            mode="rwxrwxrwx", uid=0, gid=0, links=1, attributes=(),
-                            note="read from the raw FAT directory: The Sleuth Kit refuses "
-                                 "this entry's name")
+        if (raw := self._raw_of(entry)) is not None:
+            note = self.content_note(entry)
+            return FileStat(entry=entry, filesystem=self.type, allocated=not raw.deleted,
+                            mode="rwxrwxrwx", uid=0, gid=0, links=0 if raw.deleted else 1,
+                            attributes=(),
+                            note=(note + "; " if note else "") + "read from the raw FAT "
+                                 "directory: The Sleuth Kit refuses this entry's name")
         file = self._file(entry)
         meta = file.info.meta
         raw_attrs = self._attributes(file) if meta is not None else []
@@ -546,8 +688,7 @@ class FileSystem:
         except FileSystemError:
             return ()
 
-    @staticmethod
-    def content_note(entry: Entry) -> str | None:
+    def content_note(self, entry: Entry) -> str | None:
         """Why ``entry``'s content cannot be trusted as this file's, or None when it can.
 
         A deleted name keeps pointing at its inode, but the inode may have been reused (its
@@ -564,6 +705,12 @@ class FileSystem:
                     "is that file's")
         if entry.size == 0:
             return "not recoverable: the deleted inode records no content (size 0)"
+        raw = self._raw_of(entry)
+        if raw is not None and self._fat is not None:
+            try:
+                self._fat.recovered_clusters(raw)
+            except FileSystemError as exc:
+                return str(exc).split(": ", 1)[1]
         return None
 
     def _file(self, entry: Entry) -> Any:
@@ -579,6 +726,8 @@ class FileSystem:
             raise FileSystemError(f"{shown(entry.display_path) or entry.address}: is a folder")
         raw = self._raw_of(entry)
         if raw is not None and self._fat is not None:
+            if raw.deleted and self.content_note(entry) is not None:
+                return  # nothing recoverable: the caller reports the note
             yield from self._fat.content(raw, block)
             return
         file = self._file(entry)

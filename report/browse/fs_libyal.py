@@ -128,6 +128,11 @@ class LibyalFileSystem:
             current, walked = found, f"{walked}/{part}"
         return self._entry(current, walked or "/")
 
+    def names(self, path: str) -> list[str]:
+        """The components of ``path``: names here are looked up only as they are stored."""
+        self.lookup(path)
+        return split_path(path)
+
     def _child_named(self, folder: Any, name: str, walked: str) -> Any:
         """The entry ``name`` of ``folder``: libyal's lookup, else a scan of the folder (libfsxfs
         fails some lookups by name in short-form directories that it lists correctly)."""

@@ -34,6 +34,11 @@ class BrowsableFileSystem(Protocol):
         """The entry at an absolute ``/``-separated path (``name:stream`` for a stream)."""
         ...
 
+    def names(self, path: str) -> list[str]:
+        """The stored name of each component of ``path`` (``name:stream`` last for a stream),
+        however the path spelled them."""
+        ...
+
     def by_address(self, address: str) -> Entry:
         """The entry at an inode address (``15``, NTFS ``8-128-1``), as ``icat`` takes it."""
         ...

@@ -74,6 +74,20 @@ def raw_bytes(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
+def escaped(name: str) -> str:
+    """``name`` with each byte that is not UTF-8 as ``\\xNN`` (JSON and CSV forms of a name)."""
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
+                   for c in name)
+
+
+def spellings(name: str) -> set[str]:
+    """The ways our outputs print ``name``, each of which names it back in a path: ``shown``
+    (``ls``, lossy for control characters), ``escaped`` (JSON, CSV) and ``safe_name`` (export
+    targets: ``%XX``, reversible, and the only one for a ``/`` inside a name, ``.``, ``..``
+    and an empty name)."""
+    return {shown(name), escaped(name), safe_name(name)}
+
+
 def shown(name: str) -> str:
     """A name for a terminal or a text report: one line, no control sequence, bytes kept.
 

@@ -48,8 +48,10 @@ def unavailable() -> str | None:  # noqa: PLR0911 - one reason per missing piece
 
 
 def random_bytes(size: int, seed: int = 18) -> bytes:
-    """Incompressible data: a zero-filled sector never matches it by chance."""
-    return random.Random(seed).randbytes(size)
+    """Incompressible data: a zero-filled sector never matches it by chance. Made in 64 MiB
+    pieces: ``randbytes`` of 256 MiB and more overflows a C int (the benchmark's drive)."""
+    rng, piece = random.Random(seed), 64 << 20
+    return b"".join(rng.randbytes(min(piece, size - at)) for at in range(0, size, piece))
 
 
 @dataclass

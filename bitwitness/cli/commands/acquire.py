@@ -132,7 +132,7 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
             from bitwitness.acquire.rescue import rescue as rescue_drive
 
             result = rescue_drive(replace(request, format=OutputFormat.RAW), mediator,
-                                  RescueOptions(read_timeout=read_timeout, retry_bad=retry_bad))
+                                  RescueOptions(retry_bad=retry_bad))
         else:
             result = acquire(request, mediator)
     signatures = signing.sign_with_session(
@@ -222,7 +222,8 @@ def _render_hashes(result: Any, stdout: Console) -> None:
 def _render_errors(result: Any, stdout: Console) -> None:
     if not result.read_errors:
         return
-    stdout.print(f"[bold red]  {result.bad_sectors} unreadable sector(s), zero-filled:[/]")
+    stdout.print(f"[bold red]  {result.bad_sectors} unreadable sector(s) "
+                 f"({result.bytes_zero_filled} bytes), zero-filled:[/]")
     for first, count in result.read_errors[:20]:
         stdout.print(f"    sectors {first}-{first + count - 1} ({count})")
     if len(result.read_errors) > 20:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.cli.output import escape, json_option, print_json, stdout, to_jsonable
 from bitwitness.sizes import format_size
+
+if TYPE_CHECKING:
+    from bitwitness.acquire.guardrails import FlagNote
 
 
 @click.command("devices")
@@ -34,9 +39,13 @@ def command(include_empty: bool, restore: str | None, as_json: bool) -> None:
             stdout.print(escape(done))
         return
 
+    from bitwitness.acquire.guardrails import left_set
+
     devices = list_devices(include_empty=include_empty)
+    notes = {dev.path: note for dev in devices if (note := left_set(dev)) is not None}
     if as_json:
-        print_json({"devices": devices})
+        print_json({"devices": [{**to_jsonable(dev), "readonly_left_by_bitwitness":
+                                 _note_doc(notes.get(dev.path))} for dev in devices]})
         return
     if not devices:
         stdout.print("no block devices found")
@@ -53,7 +62,19 @@ def command(include_empty: bool, restore: str | None, as_json: bool) -> None:
             dev.path, format_size(dev.size),
             f"{dev.logical_sector_size}/{dev.physical_sector_size}",
             escape(dev.model), escape(dev.serial), dev.transport,
-            "yes" if dev.removable else "no", "yes" if dev.readonly else "no",
+            "yes" if dev.removable else "no",
+            ("yes*" if dev.path in notes else "yes") if dev.readonly else "no",
             escape(mounts) or "-",
         )
     stdout.print(table)
+    for path, note in notes.items():
+        stdout.print(f"* {escape(path)}: read-only flag {escape(note.describe())}; it was "
+                     f"{'set' if note.was else 'clear'} before. Put it back with: bitwitness "
+                     f"devices --restore-readonly {escape(path)}")
+
+
+def _note_doc(note: FlagNote | None) -> dict[str, object] | None:
+    if note is None:
+        return None
+    return {"log": note.log, "since": note.since, "was": note.was,
+            "partitions": list(note.partitions)}

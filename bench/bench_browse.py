@@ -1,0 +1,146 @@
+"""Benchmark: browsing a file system of many files against The Sleuth Kit, same E01, same run.
+
+Usage: ``python bench/bench_browse.py [--size 400MiB | --files 100000] [--repeat 1] [--dir DIR]``
+
+Builds an ext4 file system holding ``--files`` small files (default: one per 4 KiB of
+``--size``, so 400MiB gives 102,400) in folders of 500 (``mkfs.ext4 -d``
+from a generated tree), acquires it into an E01 with ``bitwitness acquire``, then times, in
+interleaved rounds (each tool's best kept):
+
+* ``bitwitness ls -r --all``   against ``fls -r -p`` (target: at most 1.5x fls's time);
+* ``bitwitness timeline``      against ``fls -r -m /`` (target: at most 1.5x);
+* ``bitwitness export --all``  (MD5 and SHA-256 of every file, manifest) against
+  ``tsk_recover -a`` (target: at least as fast), with a final ``sync`` for both.
+
+Each pair's outputs are compared (the same lines as fls, the same number of files as
+tsk_recover), so that a fast wrong answer cannot pass. Prints times, ratios (BitWitness time /
+TSK time: below 1, BitWitness is faster) and BitWitness's peak memory.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _args import BenchParser
+from _tool import bitwitness_command
+
+PER_FOLDER = 500
+
+
+def make_tree(root: Path, files: int) -> None:
+    """``files`` small files (sizes 0 to a few KiB, distinct contents) in folders of 500."""
+    for n in range(files):
+        folder = root / f"d{n // PER_FOLDER:05d}"
+        if n % PER_FOLDER == 0:
+            folder.mkdir(parents=True)
+        (folder / f"file{n:07d}.txt").write_bytes(f"{n}\n".encode() * (n % 97))
+
+
+def build(work: Path, files: int) -> Path:
+    image = work / "fs.E01"
+    if image.exists():
+        return image
+    tree = work / "tree"
+    make_tree(tree, files)
+    fs = work / "fs.img"
+    size_mib = max(64, files * 6 // 1024 + 64)  # inodes and blocks for small files
+    subprocess.run(["truncate", "-s", f"{size_mib}M", str(fs)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-N", str(files + 1024), "-d", str(tree), str(fs)],
+                   check=True)
+    shutil.rmtree(tree)
+    subprocess.run([*bitwitness_command(), "acquire", str(fs), "-o", str(work / "fs")],
+                   check=True, capture_output=True)
+    fs.unlink()
+    return image
+
+
+def timed(cmd: list[str], out: Path | None = None, *, sync: bool = False) -> tuple[float, int]:
+    """Wall seconds of ``cmd`` (stdout to ``out``) and its peak RSS in KiB."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    with (out or Path(os.devnull)).open("wb") as sink:
+        subprocess.run(cmd, check=True, stdout=sink, stderr=subprocess.DEVNULL)
+    if sync:
+        subprocess.run(["sync"], check=True)
+    seconds = time.perf_counter() - start
+    return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def lines(path: Path) -> list[str]:
+    return sorted(path.read_text(errors="replace").splitlines())
+
+
+def count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def main() -> int:
+    parser = BenchParser(__doc__, size="400MiB", repeat=1,
+                         dir_help="work folder, kept, its E01 reused by the next run "
+                                  "(default: a temporary folder, removed at the end)")
+    parser.add_argument("--files", type=int, help="files in the file system (default: one per "
+                                                   "4 KiB of --size)")
+    args = parser.parse()
+    files = parser.parse_args().files or args.size // 4096
+    missing = [t for t in ("fls", "tsk_recover", "mkfs.ext4") if shutil.which(t) is None]
+    if missing:
+        print(f"cannot run here: {', '.join(missing)} missing", file=sys.stderr)
+        return 2
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-browse-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bw = bitwitness_command()
+    try:
+        image = build(work, files)
+        best: dict[str, float] = {}
+        peak = 0
+
+        def keep(name: str, seconds: float) -> None:
+            best[name] = min(best.get(name, seconds), seconds)
+
+        for _ in range(args.repeat):
+            keep("fls -r -p", timed(["fls", "-r", "-p", str(image)], work / "fls.txt")[0])
+            seconds, rss = timed([*bw, "ls", "-r", "--all", str(image)], work / "ls.txt")
+            keep("ls -r --all", seconds)
+            peak = max(peak, rss)
+            keep("fls -r -m /", timed(["fls", "-r", "-m", "/", str(image)], work / "fls.body")[0])
+            seconds, rss = timed([*bw, "timeline", str(image)], work / "ours.body")
+            keep("timeline", seconds)
+            peak = max(peak, rss)
+            for name in ("recovered", "exported"):
+                shutil.rmtree(work / name, ignore_errors=True)
+            keep("tsk_recover -a", timed(["tsk_recover", "-a", str(image),
+                                          str(work / "recovered")], sync=True)[0])
+            seconds, rss = timed([*bw, "export", str(image), "/", "--all", "--to",
+                                  str(work / "exported")], sync=True)
+            keep("export --all", seconds)
+            peak = max(peak, rss)
+        same_ls = lines(work / "ls.txt") == lines(work / "fls.txt")
+        same_body = len(lines(work / "ours.body")) == len(lines(work / "fls.body"))
+        recovered, exported = count_files(work / "recovered"), count_files(work / "exported")
+        print(f"ext4 with {files} files in an E01, best of {args.repeat}; load average "
+              f"{os.getloadavg()[0]:.1f}")
+        for ours, theirs, target in (("ls -r --all", "fls -r -p", "<= 1.5"),
+                                     ("timeline", "fls -r -m /", "<= 1.5"),
+                                     ("export --all", "tsk_recover -a", "<= 1.0")):
+            print(f"{ours:14} {best[ours]:7.2f} s   {theirs:15} {best[theirs]:7.2f} s   "
+                  f"ratio {best[ours] / best[theirs]:5.2f} (target {target})")
+        print(f"ls output equals fls: {same_ls}; timeline rows {len(lines(work / 'ours.body'))}"
+              f" vs fls {len(lines(work / 'fls.body'))}; files exported {exported} (with the "
+              f"manifest) vs recovered {recovered}")
+        print(f"BitWitness peak memory: {peak / 1024:.0f} MiB")
+        return 0 if same_ls and same_body else 1
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
