@@ -112,18 +112,18 @@ def test_zip64_volume_read_through_the_readonly_opener(tmp_path: Path) -> None:
     written, source = _write(tmp_path)
     with zipfile.ZipFile(written.path) as zf:  # the test's own look at the volume
         first = zf.getinfo(written.members["bevy0"])
-    with open(written.path, "rb") as f:
+    with written.path.open("rb") as f:
         f.seek(first.header_offset)
         local = f.read(30)
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         f.seek(first.header_offset + 30 + name_len)
         assert f.read(extra_len).startswith(b"\x01\x00")  # the Zip64 extra field
-    before = os.stat(written.path)
+    before = written.path.stat()
     os.utime(written.path, ns=(before.st_atime_ns - 10**9 * 3600, before.st_mtime_ns))
-    before = os.stat(written.path)
+    before = written.path.stat()
     for command in ("info", "verify"):
         assert run_bitwitness(command, written.path).exit_code == ExitCode.OK
-    after = os.stat(written.path)
+    after = written.path.stat()
     assert (after.st_atime_ns, after.st_mtime_ns) == (before.st_atime_ns, before.st_mtime_ns)
     assert written.path.read_bytes() == written.path.read_bytes()
     with open_image(written.path) as stream:
@@ -158,7 +158,7 @@ def _chunk_file_offset(written: Written, number: int) -> int:
     member, within, _length = written.chunks[number]
     with zipfile.ZipFile(written.path) as zf:
         info = zf.getinfo(member)
-    with open(written.path, "rb") as f:
+    with written.path.open("rb") as f:
         f.seek(info.header_offset)
         head = f.read(30)
     name_len, extra_len = struct.unpack("<HH", head[26:30])
@@ -270,9 +270,8 @@ def test_truncated_and_non_zip_volumes(tmp_path: Path) -> None:
     written, _source = _write(tmp_path)
     data = written.path.read_bytes()
     written.path.write_bytes(data[: len(data) - 100])
-    with pytest.raises((CorruptImageError, UnsupportedFormatError)):
-        with open_image(written.path):
-            pass
+    with pytest.raises((CorruptImageError, UnsupportedFormatError)), open_image(written.path):
+        pass
     fake = tmp_path / "fake.aff4"
     fake.write_bytes(b"PK\x03\x04" + bytes(64) + b"information.turtle" + bytes(64)
                      + b"PK\x05\x06" + bytes(18))

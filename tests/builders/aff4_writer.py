@@ -144,14 +144,14 @@ def _turtle(w: Written, *, stored_size: int, compression: str, chunk_size: int,
              "@prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .", ""]
     hash_text = ""
     if hashes:
-        hash_text = (f' ;\n    aff4:hash "{hashlib.md5(w.media).hexdigest()}"^^aff4:MD5, '
-                     f'"{hashlib.sha1(w.media).hexdigest()}"^^aff4:SHA1')
+        hash_text = (f' ;\n    aff4:hash "{hashlib.md5(w.media, usedforsecurity=False).hexdigest()}"^^aff4:MD5, '
+                     f'"{hashlib.sha1(w.media, usedforsecurity=False).hexdigest()}"^^aff4:SHA1')
     # the image's URN sorts first, so that extra images (made to sort later) are not read
     lines += [f"<{w.image}> a aff4:DiskImage, aff4:ContiguousImage, aff4:Image ;",
               f'    aff4:size "{len(w.media)}"^^xsd:long ;',
               f"    aff4:dataStream <{w.map}>{hash_text} .", ""]
     for number in range(extra_images):
-        other = "aff4://ffffffff-0000-0000-0000-%012d" % number
+        other = f"aff4://ffffffff-0000-0000-0000-{number:012d}"
         lines += [f"<{other}> a aff4:DiskImage, aff4:Image ;",
                   f"    aff4:dataStream <aff4://ffffffff-1111-0000-0000-{number:012d}> .", ""]
     if with_map:
