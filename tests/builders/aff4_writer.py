@@ -144,8 +144,9 @@ def _turtle(w: Written, *, stored_size: int, compression: str, chunk_size: int,
              "@prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .", ""]
     hash_text = ""
     if hashes:
-        hash_text = (f' ;\n    aff4:hash "{hashlib.md5(w.media, usedforsecurity=False).hexdigest()}"^^aff4:MD5, '
-                     f'"{hashlib.sha1(w.media, usedforsecurity=False).hexdigest()}"^^aff4:SHA1')
+        md5 = hashlib.md5(w.media, usedforsecurity=False).hexdigest()
+        sha1 = hashlib.sha1(w.media, usedforsecurity=False).hexdigest()
+        hash_text = f' ;\n    aff4:hash "{md5}"^^aff4:MD5, "{sha1}"^^aff4:SHA1'
     # the image's URN sorts first, so that extra images (made to sort later) are not read
     lines += [f"<{w.image}> a aff4:DiskImage, aff4:ContiguousImage, aff4:Image ;",
               f'    aff4:size "{len(w.media)}"^^xsd:long ;',
