@@ -385,8 +385,6 @@ REFUSED = [
     ("gz", lambda p: p.write_bytes(b"\x1f\x8b\x08\x00" + bytes(600)), "gzip"),
     ("zip", lambda p: p.write_bytes(b"PK\x03\x04" + bytes(600) + b"PK\x05\x06" + bytes(18)),
      "ZIP"),
-    ("aff4", lambda p: p.write_bytes(b"PK\x03\x04" + bytes(64) + b"information.turtle"
-                                     + bytes(64) + b"PK\x05\x06" + bytes(18)), "AFF4"),
 ]
 
 

@@ -64,6 +64,7 @@ def test_format_registry_built_on_first_use() -> None:
         FORMATS,
         RAW,
         aff,
+        aff4,
         ewf,
         modi,
         parallels,
@@ -76,9 +77,10 @@ def test_format_registry_built_on_first_use() -> None:
     )
 
     assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
-                                         "vdi", "aff", "split-raw", "raw"]
+                                         "vdi", "aff", "aff4", "split-raw", "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
                        qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT, aff.FORMAT,
+                      aff4.FORMAT,
                        splitraw.FORMAT, raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
     assert RAW is raw.FORMAT

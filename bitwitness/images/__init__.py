@@ -23,7 +23,7 @@ FORMATS: list[ImageFormat]
 
 
 def _load() -> list[ImageFormat]:
-    from bitwitness.images import aff, modi, parallels, qcow, splitraw, vdi, vhdi, vmdk_libyal
+    from bitwitness.images import aff, aff4, modi, parallels, qcow, splitraw, vdi, vhdi, vmdk_libyal
 
     formats: list[ImageFormat] = [
         vhdi.VHD_FORMAT,
@@ -34,6 +34,7 @@ def _load() -> list[ImageFormat]:
         parallels.FORMAT,
         vdi.FORMAT,
         aff.FORMAT,
+        aff4.FORMAT,
         splitraw.FORMAT,
         raw.FORMAT,
     ]
