@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from bitwitness.cli.image_options import max_media_option
 from bitwitness.cli.output import (
     escape,
     json_option,
@@ -29,6 +30,7 @@ from bitwitness.cli.output import (
               metavar="BASE",
               help="Write the log as BASE.json and BASE.txt (default: next to the image as "
                    "IMAGE.restore-<UTC>, or in the case's evidence/<ID>/restore-logs/).")
+@max_media_option
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes: bool,
