@@ -21,14 +21,19 @@ from collections import OrderedDict
 
 from bitwitness.stream import ImageStream, StreamInfo
 
-#: Bytes per chunk: a multiple of every sector size and of EWF's 32 KiB chunks.
-CHUNK_SIZE = 128 * 1024
+#: Bytes per chunk: a multiple of every sector size, and EWF's usual chunk, so that a random
+#: 4 KiB read decodes one EWF chunk, not four.
+CHUNK_SIZE = 32 * 1024
 #: Default cache size in bytes (512 chunks).
 CACHE_BYTES = 64 * 1024 * 1024
 #: How far the read-ahead runs ahead of a sequential reader (at most half the cache).
 READ_AHEAD = 8 * 1024 * 1024
 #: A read-ahead whose reader has not read for this long ends.
 IDLE_SECONDS = 2.0
+#: Bytes read in a row (consecutive chunks) before reading counts as sequential, unless the
+#: reader starts at the media's first chunk: a small read across a chunk boundary touches two
+#: chunks in a row and must not start decoding megabytes ahead.
+STREAK_BYTES = 512 * 1024
 
 
 class ChunkCache:
@@ -89,6 +94,8 @@ class CachedStream(ImageStream):
         self._ahead_cond = threading.Condition(self._ahead_lock)
         self._ahead_range = (0, 0)  #: chunks the read-ahead in progress is producing
         self._expected = 0  #: the chunk a sequential reader asks for next
+        self._streak = 0  #: consecutive chunks read so far
+        self._streak_needed = max(1, STREAK_BYTES // chunk_size)
         self._ahead_stop = False  #: tells the read-ahead to end (the reader jumped away)
         self._ahead: threading.Thread | None = None
 
@@ -133,7 +140,9 @@ class CachedStream(ImageStream):
         if not self._window:
             return
         with self._ahead_cond:
-            sequential = self._expected - 1 <= index <= self._expected + 1
+            in_step = self._expected - 1 <= index <= self._expected + 1
+            self._streak = self._streak + 1 if in_step else 0
+            sequential = index == 0 or self._streak >= self._streak_needed
             self._expected = index + 1
             self._ahead_cond.notify_all()  # a read-ahead waiting for the reader may go on
             if self._ahead is not None and self._ahead.is_alive():
