@@ -26,6 +26,7 @@ from pathlib import Path
 from bitwitness.acquire.devices import BlockDevice, MountEntry, describe_devnum, related_devnums
 from bitwitness.acquire.direct import DirectReader
 from bitwitness.acquire.guardrails import FlagNote, drop_note, find_note, note_raised
+from bitwitness.acquire.sequential import SequentialReads, has_sequential_path
 from bitwitness.errors import (
     BitWitnessError,
     DestinationError,
@@ -100,6 +101,9 @@ class Source:
         self._facts = facts
         self._fd = fd
         self._stream = stream
+        #: reads in media order through the format's own sequential path (see the module)
+        self._sequential = (SequentialReads(stream) if stream is not None
+                            and has_sequential_path(stream) else None)
         self._owns_stream = owns_stream
         self._partition_fds = list(partition_fds)  #: partitions we made read-only too
         self._direct: DirectReader | None = None  #: opened at the first read_direct
@@ -122,7 +126,8 @@ class Source:
         """Exactly ``length`` bytes at ``offset`` (within the source), or :class:`ReadError`."""
         if self._stream is not None:
             try:
-                data = self._stream.pread(offset, length)
+                data = (self._sequential.pread(offset, length) if self._sequential is not None
+                        else self._stream.pread(offset, length))
             except BitWitnessError as exc:
                 raise ReadError(offset, length, str(exc)) from exc
             if len(data) != length:
@@ -212,6 +217,8 @@ class Source:
             for part_fd in self._partition_fds:
                 os.close(part_fd)
             os.close(self._fd)
+        if self._sequential is not None:
+            self._sequential.close()
         if self._stream is not None and self._owns_stream:
             self._stream.close()
 

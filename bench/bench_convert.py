@@ -5,7 +5,9 @@
 
 Both sides compute MD5 and SHA-1 (BitWitness adds SHA-256 too, and checks them against the
 source's record). Prints the wall-clock times (best of ``--repeat`` rounds, alternating) and
-BitWitness/peer ratios (lower is better).
+BitWitness/peer ratios (lower is better). Every run ends with ``sync``, timed with it: BitWitness
+makes its output durable (fsync) before it says done, the libewf tools do not, and an output
+still in the page cache is not yet on the disk.
 Usage: ``python bench/bench_convert.py [--size 512MiB] [--repeat 1] [--dir DIR]``.
 """
 
@@ -25,8 +27,10 @@ from _tool import bitwitness_command
 
 
 def _timed(cmd: list[str]) -> float:
+    subprocess.run(["sync"], check=True)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["sync"], check=True)
     return time.perf_counter() - start
 
 

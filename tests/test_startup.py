@@ -70,15 +70,16 @@ def test_format_registry_built_on_first_use() -> None:
         qcow,
         raw,
         splitraw,
+        vdi,
         vhdi,
         vmdk_libyal,
     )
 
     assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
-                                         "aff", "split-raw", "raw"]
+                                         "vdi", "aff", "split-raw", "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
-                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, aff.FORMAT, splitraw.FORMAT,
-                       raw.FORMAT]
+                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT, aff.FORMAT,
+                       splitraw.FORMAT, raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
     assert RAW is raw.FORMAT
     assert "FORMATS" in dir(bitwitness.images)

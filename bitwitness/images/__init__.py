@@ -23,7 +23,7 @@ FORMATS: list[ImageFormat]
 
 
 def _load() -> list[ImageFormat]:
-    from bitwitness.images import aff, modi, parallels, qcow, splitraw, vhdi, vmdk_libyal
+    from bitwitness.images import aff, modi, parallels, qcow, splitraw, vdi, vhdi, vmdk_libyal
 
     formats: list[ImageFormat] = [
         vhdi.VHD_FORMAT,
@@ -32,6 +32,7 @@ def _load() -> list[ImageFormat]:
         qcow.FORMAT,
         modi.FORMAT,
         parallels.FORMAT,
+        vdi.FORMAT,
         aff.FORMAT,
         splitraw.FORMAT,
         raw.FORMAT,
