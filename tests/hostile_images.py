@@ -212,7 +212,7 @@ def vhd_dynamic(path: Path, *, table_offset: int, size: int = 2 * MIB,
                 block_size: int = 2 * MIB, entries: int = 1) -> Path:
     """A dynamic VHD with no blocks stored and the given BAT position."""
     footer = vhd.pack_footer(vhd.VhdFooter(disk_type=vhd.DISK_DYNAMIC, current_size=size,
-                                           original_size=size, geometry=(4, 16, 63),
+                                           original_size=size, geometry=vhd.chs_geometry(size),
                                            data_offset=512))
     head = struct.pack(">8sQQIII", vhd.DYNAMIC_COOKIE, U64_MAX, table_offset, 0x0001_0000,
                        entries, block_size).ljust(1024, b"\0")
@@ -234,6 +234,75 @@ def vhd_huge_size(folder: Path) -> Path:
                        entries=0xFFFF_FFFF)
 
 
+def vhd_block_size(folder: Path) -> Path:
+    """A dynamic VHD whose one BAT entry covers a 2 GiB block (every writer uses 2 MiB)."""
+    return vhd_dynamic(folder / "block-size.vhd", table_offset=1536, size=2 * GIB,
+                       block_size=1 << 31)
+
+
+def vhd_beyond_2040(folder: Path) -> Path:
+    """A dynamic VHD declaring 4 TiB, twice what a VHD can hold, with a BAT that covers it."""
+    size = 4 << 40
+    entries = size // (2 * MIB)
+    path = vhd_dynamic(folder / "beyond-2040.vhd", table_offset=1536, size=size,
+                       entries=entries)
+    _grow_bat(path, entries)
+    return path
+
+
+def vhd_sparse_2040(folder: Path) -> Path:
+    """A valid, never-written 2040 GiB dynamic VHD of 4 MiB: 2 TiB declared, nothing stored."""
+    size = 2040 << 30
+    entries = size // (2 * MIB)
+    path = vhd_dynamic(folder / "sparse-2040.vhd", table_offset=1536, size=size,
+                       entries=entries)
+    _grow_bat(path, entries)
+    return path
+
+
+def _grow_bat(path: Path, entries: int) -> None:
+    """Rewrite ``path`` (from :func:`vhd_dynamic`) with a BAT of ``entries`` unused entries."""
+    data = path.read_bytes()
+    footer, head = data[:512], data[512:1536]
+    bat = (struct.pack(">I", vhd.UNALLOCATED) * entries).ljust(-(-entries * 4 // 512) * 512,
+                                                                b"\xff")
+    path.write_bytes(footer + head + bat + footer)
+
+
+def vmdk_grain_size(folder: Path) -> Path:
+    """A sparse extent with 2048-sector (1 MiB) grains: 512 MiB per directory entry."""
+    header = vmdk.SparseHeader(capacity=1 << 20, grain_size=2048, gd_offset=1)
+    return _sparse(folder / "grain-size.vmdk", header, bytes(512))
+
+
+def vmdk_sparse_8tib(folder: Path) -> Path:
+    """A valid 8 TiB sparse extent of 1 MiB: its grain directory names no grain table."""
+    capacity = 1 << 34
+    gd_entries = capacity // (512 * 128)
+    header = vmdk.SparseHeader(capacity=capacity, gd_offset=1)
+    return _sparse(folder / "sparse-8tib.vmdk", header, bytes(gd_entries * 4))
+
+
+def vmdk_extent_beyond_capacity(folder: Path) -> Path:
+    """A descriptor giving a 128-sector sparse extent 2^40 sectors."""
+    header = vmdk.SparseHeader(capacity=128, gd_offset=1)
+    _sparse(folder / "small-s001.vmdk", header, bytes(512))
+    path = folder / "beyond.vmdk"
+    path.write_text('# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                    'createType="twoGbMaxExtentSparse"\n\n# Extent description\n'
+                    f'RW {1 << 40} SPARSE "small-s001.vmdk"\n')
+    return path
+
+
+def vmdk_zero_extent(folder: Path) -> Path:
+    """A descriptor of one ZERO extent of 2^40 sectors (512 TiB) in 150 bytes."""
+    path = folder / "zero.vmdk"
+    path.write_text('# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                    'createType="monolithicFlat"\n\n# Extent description\n'
+                    f'RW {1 << 40} ZERO\n')
+    return path
+
+
 #: Every builder, by the name the tests and the script use.
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "e01-header2-bomb": e01_header2_bomb,
@@ -251,6 +320,13 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "vmdk-extent-parent": vmdk_extent_parent,
     "vhd-table-offset": vhd_table_offset,
     "vhd-huge-size": vhd_huge_size,
+    "vhd-block-size": vhd_block_size,
+    "vhd-beyond-2040": vhd_beyond_2040,
+    "vhd-sparse-2040": vhd_sparse_2040,
+    "vmdk-grain-size": vmdk_grain_size,
+    "vmdk-sparse-8tib": vmdk_sparse_8tib,
+    "vmdk-extent-beyond-capacity": vmdk_extent_beyond_capacity,
+    "vmdk-zero-extent": vmdk_zero_extent,
 }
 
 

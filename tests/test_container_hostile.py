@@ -165,3 +165,23 @@ def test_our_second_readers_and_checks_fail_closed(
     path.write_bytes(bytes(mutated))
     with contextlib.suppress(BitWitnessError):
         _ours(kind, path)
+
+
+def test_aff_page_name_with_a_latin1_digit_is_not_a_page(tmp_path: Path,
+                                                         seeds: dict[str, bytes]) -> None:
+    """The flaky case of the property test above: a page name whose digit was mutated to
+    0xB2 ("²" in latin-1, a digit to str.isdigit but not to int()) ended in ValueError (exit
+    3). It is now not a page: the media reads, page 0 as affcat reads it, page 1 (missing)
+    as zeros."""
+    if "aff" not in seeds:
+        pytest.skip("affconvert is not installed")
+    seed = bytearray(seeds["aff"])
+    at = seed.index(b"page1\x00") if b"page1\x00" in seed else seed.index(b"page1")
+    seed[at + 4] = 0xB2
+    path = tmp_path / "latin1-digit.aff"
+    path.write_bytes(bytes(seed))
+    with open_image(path) as stream:
+        ours = b"".join(stream.iter_blocks(1 << 18))
+    theirs = subprocess.run(["affcat", str(path)], capture_output=True, check=False).stdout
+    assert ours[:65536] == theirs[:65536]
+    assert ours[65536:131072] == bytes(65536)

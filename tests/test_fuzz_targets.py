@@ -107,7 +107,7 @@ def test_vhd_mutator_repairs_footer_and_header(corpus: Path) -> None:
     assert checksums.fix_vhd(original) == original
     data = bytearray(original)
     data[-512 + 40] ^= 0x55  # the footer's original size
-    data[512 + 32] ^= 0x01  # the dynamic header's block size (a multiple of 512 still)
+    data[512 + 34] ^= 0x30  # the dynamic header's block size: 4 KiB to 8 KiB (still valid)
     repaired = checksums.fix_vhd(bytes(data))
     vhd.unpack_footer(repaired[-512:])
     with pytest.raises(Exception, match="checksum"):

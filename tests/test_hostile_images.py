@@ -12,6 +12,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import hostile_images as hostile
@@ -38,7 +39,18 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "vmdk-extent-parent": (2, 2, "'../other.E01' leaves the image's folder"),
     "vhd-table-offset": (1, 1, "block allocation table at byte 18446744073709551615"),
     "vhd-huge-size": (1, 1, "4294967295 entries; 2199023255552 are needed"),
+    "vhd-block-size": (1, 1, "VHD block size 2147483648 is not a power of two"),
+    "vhd-beyond-2040": (1, 1, "4398046511104 bytes of media, more than the 2190433320960"),
+    "vhd-sparse-2040": (0, 2, "pass --max-media 2190433320960 to read it whole"),
+    "vmdk-grain-size": (1, 1, "grain size 2048 sectors"),
+    "vmdk-sparse-8tib": (0, 2, "pass --max-media 8796093022208 to read it whole"),
+    "vmdk-extent-beyond-capacity": (1, 1, "gives this sparse extent 562949953421312 bytes"),
+    "vmdk-zero-extent": (0, 2, "declares 562949953421312 bytes of media"),
 }
+
+#: Seconds any command may take on these small files, whatever they declare (a whole-media
+#: read of what they claim would take hours).
+MAX_SECONDS = 30
 
 _MEASURE = (
     "import resource, subprocess, sys\n"
@@ -69,7 +81,9 @@ def test_hostile_image(case: str, tmp_path: Path) -> None:
     evidence = [p for p in tmp_path.rglob("*") if p.is_file()]
     before = snapshot(evidence)
     for command, expected in (("info", info_code), ("verify", verify_code)):
+        started = time.monotonic()
         code, stdout, stderr, rss = run_measured(command, image)
+        assert time.monotonic() - started < MAX_SECONDS, command
         assert code == expected, (command, stdout, stderr)
         assert "internal error" not in stderr
         assert "Traceback" not in stderr
@@ -251,3 +265,78 @@ def test_split_set_of_more_pieces_than_descriptors(tmp_path: Path) -> None:
     code, out, err, _rss = run_measured("verify", tmp_path / "big.0001")
     assert code in (0, 1), err  # no log next to it: UNVERIFIED, with the hash computed
     assert whole in out
+
+
+def test_sparse_vhd_builder_is_read_alike_by_qemu_and_libvhdi(tmp_path: Path) -> None:
+    """The valid sparse VHD builder is what it claims for independent readers: qemu-img sees
+    the media size ``info`` prints, libvhdi reads it as 2040 GiB of zeros."""
+    require_tool("qemu-img")
+    pyvhdi = pytest.importorskip("pyvhdi")
+    size = 2040 << 30
+    image = hostile.BUILDERS["vhd-sparse-2040"](tmp_path)
+    qemu = json.loads(subprocess.run(
+        ["qemu-img", "info", "-f", "vpc", "--output=json", str(image)],
+        capture_output=True, text=True, check=True).stdout)
+    code, out, err, _rss = run_measured("info", "--json", image)
+    assert code == 0, err
+    assert json.loads(out)["media_size"] == size == qemu["virtual-size"]
+    handle = pyvhdi.file()
+    with (tmp_path / "sparse-2040.vhd").open("rb") as fh:
+        handle.open_file_object(fh)
+        assert handle.get_media_size() == 2040 << 30
+        assert handle.read_buffer_at_offset(4096, (2040 << 30) - 4096) == bytes(4096)
+        handle.close()
+
+
+def test_real_sparse_disk_needs_max_media_and_then_hashes_every_byte(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk qemu-img made (a legitimate sparse VMDK) is refused by verify until --max-media
+    covers it; then the hash covers every byte, as md5sum of qemu-img's raw conversion."""
+    require_tool("qemu-img")
+    import hashlib
+
+    from bitwitness import media_budget
+    from bitwitness.verify import VerifyOptions, verify_image
+
+    image = tmp_path / "sparse.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(image), "64M"], check=True)
+    code, out, err, _rss = run_measured("verify", image)
+    assert code == 1, err  # 64 MiB, under FREE_MEDIA: read and hashed, nothing recorded
+    assert "UNVERIFIED" in out
+    monkeypatch.setattr(media_budget, "FREE_MEDIA", 1 << 20)
+    monkeypatch.setattr(media_budget, "MAX_RATIO", 16)
+    with pytest.raises(media_budget.MediaBudgetError, match="pass --max-media 67108864"):
+        verify_image(image, VerifyOptions())
+    undo = media_budget.set_max_media(32 << 20)
+    try:
+        with pytest.raises(media_budget.MediaBudgetError, match="more than --max-media"):
+            verify_image(image, VerifyOptions())
+    finally:
+        undo()
+    undo = media_budget.set_max_media(64 << 20)
+    try:
+        result = verify_image(image, VerifyOptions())
+    finally:
+        undo()
+    raw = tmp_path / "sparse.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(image), str(raw)],
+                   check=True)
+    assert result.computed["md5"] == hashlib.md5(raw.read_bytes()).hexdigest()  # noqa: S324 - the media hash
+
+
+def test_max_media_refusal_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    """On the command line: --max-media below what a qemu-made 2000 GiB VHD declares refuses
+    it in one line (exit 2) before reading; the default refuses it too, naming the option."""
+    require_tool("qemu-img")
+    image = tmp_path / "big.vhd"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vpc", "-o", "subformat=dynamic",
+                    str(image), "2000G"], check=True)
+    for extra, says in (((), "pass --max-media"), (("--max-media", "1TiB"),
+                                                   "more than --max-media 1099511627776")):
+        started = time.monotonic()
+        code, _out, err, rss = run_measured("verify", *extra, image)
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1
+        assert says in err
+        assert time.monotonic() - started < MAX_SECONDS
+        assert rss < MAX_RSS

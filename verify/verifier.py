@@ -31,6 +31,7 @@ from bitwitness.errors import (
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.media_budget import check_media_budget
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.stream import ImageStream
 from bitwitness.verify import references as refs_mod
@@ -94,6 +95,7 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
     except FormatError as exc:
         return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
     try:
+        check_media_budget(path, opened.stream.size, opened.files)
         return _verify_opened(path, opened, options, mediator, started=started, t0=t0)
     except FormatError as exc:  # a reader that cannot go on (libewf-read sets): still a result
         return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)

@@ -42,6 +42,7 @@ from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
 from bitwitness.ewf.options import COMPRESSION_NAMES
 from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
 from bitwitness.image import open_image
+from bitwitness.media_budget import check_media_budget
 from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
 from bitwitness.verdict import Verdict
@@ -106,6 +107,7 @@ def convert_image(image: Path, base: Path, options: ConvertOptions, mediator: Me
     stream = open_image(image, options.image_format)
     tree = None
     try:
+        check_media_budget(image, stream.size, stream.info.files or (image,))
         media, origin = stream, None
         if volume is not None:
             tree, media, origin = _volume(stream, image, volume, keys)

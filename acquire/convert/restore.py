@@ -65,6 +65,7 @@ from bitwitness.acquire.source import Source, open_source
 from bitwitness.errors import BitWitnessError, ExitCode
 from bitwitness.hashing import DEFAULT_ALGORITHMS
 from bitwitness.image import open_image
+from bitwitness.media_budget import check_media_budget
 from bitwitness.progress import Mediator, ProgressTask
 from bitwitness.stream import ImageStream
 from bitwitness.verdict import Verdict
@@ -133,6 +134,7 @@ def restore_image(image: Path, target: Path, mediator: Mediator, *, verify: bool
     stream = open_image(image, image_format)
     try:
         files = tuple(stream.info.files) or (image,)
+        check_media_budget(image, stream.size, files)
         kind = check_target(target, stream, list(files), overwrite=overwrite)
         facts = describe_target(target, kind)
         link = find_case(image)

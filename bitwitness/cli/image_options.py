@@ -63,3 +63,21 @@ def chosen_format() -> str | None:
     """The ``--format`` given to the running command, if any."""
     ctx = click.get_current_context(silent=True)
     return None if ctx is None else ctx.meta.get(_META_KEY)
+
+
+def _limit_media(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        from bitwitness.media_budget import set_max_media
+        from bitwitness.sizes import parse_size
+
+        ctx.call_on_close(set_max_media(parse_size(value)))
+
+
+def max_media_option(func: F) -> F:
+    """``--max-media SIZE``: how much media a command that reads it whole may read from an image
+    that declares far more than its files hold (see :mod:`bitwitness.media_budget`)."""
+    return click.option(
+        "--max-media", metavar="SIZE", default=None, expose_value=False, callback=_limit_media,
+        help="Read up to SIZE of media (e.g. 2TiB) from an image that declares far more media "
+             "than its files hold (sparse or hostile); without it such images are refused "
+             "before reading.")(func)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -26,6 +27,7 @@ import zlib
 from pathlib import Path
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.evidence_io import MAX_OFFSET
 from bitwitness.images.raw import open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -39,6 +41,9 @@ _MAX_PAGE = 256 << 20
 _MAX_NAME = 1024
 _MAX_SEGMENTS = 1 << 22
 _HASHES = {"md5": 16, "sha1": 20, "sha256": 32}
+_PAGE_NUMBER = re.compile(r"[0-9]{1,20}")
+#: A page number whose page would start past 2^63 bytes even with the smallest pages.
+_MAX_PAGE_NUMBER = MAX_OFFSET // 512
 
 
 class AffStream(ImageStream):
@@ -87,9 +92,15 @@ class AffStream(ImageStream):
             raise UnsupportedFormatError(f"{self.path}: encrypted AFF image (AFE), which "
                                          "BitWitness does not read")
         number = name[4:] if name.startswith("page") else name[3:] if name.startswith(
-            "seg") and name[3:].isdigit() else None
-        if number is not None and number.isdigit():
-            self._pages[int(number)] = (offset, length, arg)
+            "seg") else None
+        # ASCII digits only: a name read as latin-1 may hold "²", which str.isdigit accepts
+        # and int() refuses.
+        if number is not None and _PAGE_NUMBER.fullmatch(number):
+            page = int(number)
+            if page > _MAX_PAGE_NUMBER:
+                raise CorruptImageError(f"segment {name[:40]!r} names page {page}, beyond any "
+                                        "possible disk", path=self.path, offset=offset)
+            self._pages[page] = (offset, length, arg)
         elif name in ("pagesize", "segsize", "sectorsize"):
             self._values[name] = arg
         elif name == "imagesize" and length == 8:
@@ -111,6 +122,9 @@ class AffStream(ImageStream):
         else:
             raise CorruptImageError("neither an image size nor a single page is recorded",
                                     path=self.path)
+        if self._media > MAX_OFFSET:
+            raise CorruptImageError(f"the image declares {self._media} bytes of media, beyond "
+                                    "any possible disk", path=self.path)
 
     def _page_bytes(self, number: int) -> int:
         return len(self._page_data(number))

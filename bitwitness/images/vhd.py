@@ -60,6 +60,14 @@ UNALLOCATED = 0xFFFF_FFFF
 VHD_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 #: The largest geometry the spec allows (65535 cylinders, 16 heads, 255 sectors per track).
 MAX_CHS_SECTORS = 65535 * 16 * 255
+#: The largest block a dynamic disk may declare. The specification's (and libvhdi's) rule is a
+#: power of two times the sector; Virtual PC, Hyper-V (512 KiB or 2 MiB), VirtualBox, qemu and
+#: Xen all write 2 MiB. Capping it caps what one 4-byte BAT entry can claim: 512 KiB of media
+#: per byte of table, so a small file cannot pose as a vast disk block by block.
+MAX_BLOCK_SIZE = 2 << 20
+#: The largest dynamic or differencing disk: 2040 GiB, the specification's limit (Hyper-V and
+#: qemu refuse larger ones). A fixed disk is bounded by its own file instead.
+MAX_DYNAMIC_SIZE = 2040 << 30
 
 #: cookie, features, version, data offset, timestamp, creator app, creator version, creator host,
 #: original size, current size, cylinders, heads, sectors per track, disk type, checksum,
@@ -150,9 +158,9 @@ def unpack_dynamic_header(data: bytes, offset: int | None = None) -> DynamicHead
     if checksum != computed:
         raise CorruptImageError(f"VHD dynamic header checksum: recorded {checksum:#010x}, its "
                                 f"bytes give {computed:#010x}", offset=offset)
-    if block <= 0 or block % SECTOR:
-        raise CorruptImageError(f"VHD block size {block} is not a positive multiple of 512",
-                                offset=offset)
+    if block < SECTOR or block & (block - 1) or block > MAX_BLOCK_SIZE:
+        raise CorruptImageError(f"VHD block size {block} is not a power of two from 512 to "
+                                f"{MAX_BLOCK_SIZE} bytes", offset=offset)
     name = data[64:576].decode("utf-16-be", "replace").split("\0", 1)[0]
     return DynamicHeader(table_offset=table, max_table_entries=entries, block_size=block,
                          parent_id=parent_id, parent_name=name)
@@ -241,6 +249,10 @@ class VhdDynamicStream(ImageStream):
                 raise CorruptImageError(
                     f"VHD BAT has {header.max_table_entries} entries; "
                     f"{needed} are needed for {footer.current_size} bytes", path=path)
+            if footer.current_size > MAX_DYNAMIC_SIZE:
+                raise CorruptImageError(
+                    f"dynamic VHD records {footer.current_size} bytes of media, more than the "
+                    f"{MAX_DYNAMIC_SIZE} bytes (2040 GiB) a VHD can hold", path=path)
             # Checked before the read: a crafted offset or size claims any 64-bit number.
             raw_bat = self._pread(header.table_offset, needed * 4, "block allocation table")
             self._bat = struct.unpack(f">{needed}I", raw_bat)

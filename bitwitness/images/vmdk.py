@@ -59,11 +59,12 @@ NEWLINE_CHARS = b"\n \r\n"
 #: A descriptor larger than this is not a descriptor (it is read whole).
 MAX_DESCRIPTOR = 1 << 20
 #: Bounds on what a header may declare. VMware's specification fixes 512 GTEs per GT (qemu
-#: refuses more) and every known writer uses 128-sector grains; 2048 sectors (1 MiB) leaves
-#: room for others. The limits keep every buffer small (a grain at most 1 MiB, a grain table
-#: 2 KiB) and what a header can claim tied to the file: each 4-byte directory entry covers at
-#: most 512 MiB of media, so a small file cannot pose as an exabyte disk.
-MAX_GRAIN_SECTORS = 2048
+#: refuses more) and asks for a power-of-two grain; VMware, VirtualBox and qemu all write
+#: 128-sector (64 KiB) grains, the specification's default. The limits keep every buffer small
+#: (a grain 64 KiB, a grain table 2 KiB) and what a header can claim tied to the file: a 4-byte
+#: directory entry covers at most 32 MiB of media (512 grains of 64 KiB), so a small file
+#: cannot pose as a vast disk.
+MAX_GRAIN_SECTORS = 128
 MAX_GTES_PER_GT = 512
 #: Grain tables kept decoded (each at most 512 entries, 2 KiB).
 GT_CACHE = 64
@@ -101,9 +102,11 @@ def unpack_header(data: bytes) -> SparseHeader:
         raise CorruptImageError("no VMDK sparse extent header (magic 'KDMV' missing)")
     (_, version, flags, capacity, grain, desc_off, desc_size, gtes, rgd, gd, overhead, unclean,
      _, compress) = HEADER.unpack(data[:HEADER.size])
-    if not 0 < grain <= MAX_GRAIN_SECTORS or not 0 < gtes <= MAX_GTES_PER_GT:
+    if (not 0 < grain <= MAX_GRAIN_SECTORS or grain & (grain - 1)
+            or not 0 < gtes <= MAX_GTES_PER_GT):
         raise CorruptImageError(f"VMDK header has grain size {grain} sectors and {gtes} GTEs "
-                                f"per GT (at most {MAX_GRAIN_SECTORS} and {MAX_GTES_PER_GT})")
+                                f"per GT (a power of two up to {MAX_GRAIN_SECTORS}, and at "
+                                f"most {MAX_GTES_PER_GT})")
     if capacity > MAX_OFFSET // SECTOR:
         raise CorruptImageError(f"VMDK header declares {capacity} sectors, beyond any "
                                 "possible disk")
@@ -227,6 +230,12 @@ class SparseExtent:
         if header.gd_offset == GD_AT_END:  # streamOptimized: the footer holds the real header
             header = unpack_header(self._pread(self.file_size - 2 * SECTOR, SECTOR, "footer"))
         self.header = header
+        if size is not None and size > header.capacity * SECTOR:
+            # Past its capacity an extent has no grain directory entries: the descriptor
+            # would conjure zeros that no structure of the file holds.
+            raise CorruptImageError(
+                f"the descriptor gives this sparse extent {size} bytes; its header's capacity "
+                f"is {header.capacity * SECTOR}", path=self.path)
         self.size = header.capacity * SECTOR if size is None else size
         self.grain_bytes = header.grain_size * SECTOR
         self.compressed = bool(header.flags & FLAG_COMPRESSED)

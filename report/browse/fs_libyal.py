@@ -35,6 +35,12 @@ def _ns(value: int | None) -> datetime | None:
     return _EPOCH + timedelta(microseconds=int(value) // 1000)
 
 
+#: What the libyal bindings raise on a damaged or crafted volume (``IOError`` mostly; values
+#: out of range as ``ValueError``/``OverflowError``; a hostile size as ``MemoryError``).
+_LIBYAL_FAILURES: tuple[type[Exception], ...] = (OSError, ValueError, TypeError, MemoryError,
+                                                 RuntimeError)
+
+
 class LibyalFileSystem:
     """One file system read by a libyal volume object (owned by the volume tree)."""
 
@@ -45,17 +51,16 @@ class LibyalFileSystem:
         by_identifier = getattr(volume, "get_file_entry_by_identifier", None)
         self._by_inode = by_identifier or volume.get_file_entry_by_inode
 
-    @staticmethod
-    def _inode(obj: Any) -> int:
+    def _inode(self, obj: Any) -> int:
         getter = getattr(obj, "get_identifier", None) or obj.get_inode_number
-        return int(getter())
+        return int(self._call("read an inode number", getter))
 
     # --- reading libfsapfs -----------------------------------------------------------------
 
     def _call(self, what: str, func: Any, *args: Any) -> Any:
         try:
             return func(*args)
-        except (OSError, ValueError, TypeError) as exc:
+        except _LIBYAL_FAILURES as exc:
             raise FileSystemError(f"cannot {what}: {' '.join(str(exc).split())}") from None
 
     def _entry(self, obj: Any, path: str) -> Entry:
@@ -76,8 +81,9 @@ class LibyalFileSystem:
                      attr_id=None, stream=None, name_type=kind, meta_type=kind, deleted=False,
                      realloc=False, size=int(self._call("read a size", obj.get_size) or 0),
                      times=times, mode=mode & 0o7777,
-                     uid=int(obj.get_owner_identifier() or 0),
-                     gid=int(obj.get_group_identifier() or 0), link=link)
+                     uid=int(self._call("read an owner", obj.get_owner_identifier) or 0),
+                     gid=int(self._call("read a group", obj.get_group_identifier) or 0),
+                     link=link)
 
     def _object(self, entry: Entry) -> Any:
         return self._call(f"open inode {entry.inode}", self._by_inode, entry.inode)
@@ -101,7 +107,7 @@ class LibyalFileSystem:
               stack: list[int]) -> Iterator[Entry]:
         try:
             count = int(folder.get_number_of_sub_file_entries())
-        except (OSError, ValueError) as exc:
+        except _LIBYAL_FAILURES as exc:
             mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
             return
         for index in range(count):
@@ -138,7 +144,7 @@ class LibyalFileSystem:
         fails some lookups by name in short-form directories that it lists correctly)."""
         try:
             found = folder.get_sub_file_entry_by_name(name)
-        except (OSError, ValueError, TypeError):
+        except _LIBYAL_FAILURES:
             found = None
         if found is not None:
             return found
@@ -171,8 +177,9 @@ class LibyalFileSystem:
         for index in range(int(self._call("count attributes",
                                           obj.get_number_of_extended_attributes))):
             xattr = self._call("read an attribute", obj.get_extended_attribute, index)
-            attributes.append(Attribute(type=0, id=index, name=str(xattr.get_name()),
-                                        size=int(xattr.get_size()), resident=True))
+            attributes.append(Attribute(
+                type=0, id=index, name=str(self._call("read an attribute", xattr.get_name)),
+                size=int(self._call("read an attribute", xattr.get_size)), resident=True))
         mode = "".join(c if entry.mode & (1 << (8 - i)) else "-"
                        for i, c in enumerate("rwxrwxrwx"))
         return FileStat(entry=entry, filesystem=self.type, allocated=True, mode=mode,

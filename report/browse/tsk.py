@@ -4,8 +4,9 @@ pytsk3 reads images through an ``Img_Info`` object; :class:`TskImage` is that ob
 :class:`~bitwitness.stream.ImageStream` (raw, split raw, E01, VHD, a block device), so TSK only
 ever sees our read-only streams and never opens an evidence file itself.
 
-pytsk3 reports every failure as ``OSError``/``IOError`` with TSK's message. :func:`tsk_errors`
-turns those into :class:`~bitwitness.errors.FileSystemError` once, here; when the failure was
+pytsk3 reports TSK's failures as ``OSError``/``IOError`` with TSK's message, and some as
+``RuntimeError`` (:data:`TSK_FAILURES`). :func:`tsk_errors` turns those into
+:class:`~bitwitness.errors.FileSystemError` once, here; when the failure was
 really our stream failing (a corrupt E01 chunk, a missing segment), the stream's own
 :class:`~bitwitness.errors.BitWitnessError` is raised instead, because TSK only sees "read
 failed" and would hide the evidence problem behind a file-system message.
@@ -22,6 +23,9 @@ import pytsk3
 
 from bitwitness.errors import BitWitnessError, FileSystemError
 from bitwitness.stream import ImageStream
+
+#: What pytsk3 raises when TSK fails on what it reads (a crafted or damaged volume).
+TSK_FAILURES: tuple[type[Exception], ...] = (OSError, RuntimeError)
 
 
 class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type information
@@ -64,21 +68,21 @@ def text(value: bytes | str | None) -> str:
 
 @contextmanager
 def tsk_errors(image: TskImage, what: str) -> Iterator[None]:
-    """Run pytsk3 calls; turn their ``OSError`` into one clear :class:`FileSystemError`.
+    """Run pytsk3 calls; turn their failures into one clear :class:`FileSystemError`.
 
     ``what`` names the operation for the message ("open the file system at sector 2048").
     """
     image.take_error()
     try:
         yield
-    except OSError as exc:
+    except TSK_FAILURES as exc:
         cause = image.take_error()
         if cause is not None:
             raise cause from exc
         raise FileSystemError(f"cannot {what}: {_tsk_message(exc)}") from exc
 
 
-def _tsk_message(exc: OSError) -> str:
+def _tsk_message(exc: Exception) -> str:
     """TSK's messages span lines and repeat the call; keep the informative part."""
     message = _CALL_SITE.sub("", " ".join(str(exc).split()))
     if "with error: " in message:

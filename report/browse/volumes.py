@@ -16,7 +16,7 @@ import pytsk3
 
 from bitwitness.errors import FileSystemError
 from bitwitness.report.browse import units
-from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
+from bitwitness.report.browse.tsk import TSK_FAILURES, TskImage, text, tsk_errors
 
 #: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).
 FS_NAMES: dict[int, str] = {
@@ -92,10 +92,13 @@ class VolumeLayout:
 
 
 def filesystem_type(image: TskImage, byte_offset: int) -> str | None:
-    """The file system type at ``byte_offset``, or None when TSK recognises none there."""
+    """The file system type at ``byte_offset``, or None when TSK recognises none there (TSK
+    failing on a crafted or damaged boot sector is "none" too; a failure of the image itself
+    is raised as the image's own error)."""
+    image.take_error()
     try:
         fs = pytsk3.FS_Info(image, offset=byte_offset)
-    except OSError:
+    except TSK_FAILURES:
         cause = image.take_error()
         if cause is not None:
             raise cause from None
@@ -115,9 +118,10 @@ def encryption_at(image: TskImage, byte_offset: int) -> str | None:
 def read_layout(image: TskImage) -> VolumeLayout:
     """Read the partition table (if any) and probe each partition for a file system."""
     stream = image.stream
+    image.take_error()
     try:
         volume = pytsk3.Volume_Info(image)
-    except OSError:
+    except TSK_FAILURES:
         cause = image.take_error()
         if cause is not None:
             raise cause from None

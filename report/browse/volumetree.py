@@ -44,7 +44,7 @@ MAX_NESTING = 8
 #: More shadow-copy stores or APFS volumes than this in one volume is not a real one.
 MAX_CHILDREN = 512
 _APFS_MAGIC = b"NXSB"  # at byte 32 of an APFS container's superblock
-_NOT_OPENED = (OSError, ValueError, TypeError, MemoryError)
+_NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bitwitness.cli.commands._browse import key_options, volume_keys
-from bitwitness.cli.image_options import format_option
+from bitwitness.cli.image_options import format_option, max_media_option
 from bitwitness.cli.output import (
     PIECE_SIZE,
     check_output_path,
@@ -49,6 +49,7 @@ from bitwitness.ewf.options import COMPRESSION_NAMES
 @click.option("--volume", "volume", default=None, metavar="PATH",
               help="Convert one volume of IMAGE (a path 'partitions' prints: 2, 0/luks1, 0/vss1), "
                    "decrypted in memory; the log records the volume and the kind of key.")
+@max_media_option
 @key_options
 @format_option
 @json_option

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bitwitness.cli.image_options import format_option
+from bitwitness.cli.image_options import format_option, max_media_option
 from bitwitness.cli.output import (
     escape,
     json_option,
@@ -33,6 +33,7 @@ from bitwitness.cli.output import (
               help="Write the log as BASE.json and BASE.txt (default: next to the image as "
                    "IMAGE.restore-<UTC>, or in the case's evidence/<ID>/restore-logs/).")
 @format_option
+@max_media_option
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes: bool,

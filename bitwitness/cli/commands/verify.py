@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bitwitness.cli.image_options import format_option
+from bitwitness.cli.image_options import format_option, max_media_option
 from bitwitness.cli.output import (
     escape,
     json_option,
@@ -45,6 +45,7 @@ _STYLE = {Verdict.VERIFIED: "bold green", Verdict.UNVERIFIED: "bold yellow"}
               help="Also recompute through an independent reader (libewf for E01 sets; "
                    "libvhdi/libvmdk or QEMU for virtual disks); any disagreement is an error. "
                    "--libewf is the older name.")
+@max_media_option
 @format_option
 @click.option("--case", "case_dir", type=click.Path(path_type=Path), metavar="CASE_DIR",
               help="Verify every evidence item of a case and record a custody event for each.")
