@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bitwitness.errors import FormatError
 from bitwitness.images.raw import PARTIAL_SUFFIX
 from bitwitness.verify.logs import HashLog
 from bitwitness.verify.model import HashReference, SectorRange
@@ -101,6 +102,7 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
         unfinished = _unfinished(opened, logs)
         media_size, size_notes = _media_size(opened, layout.media_size, unfinished)
         details = {} if opened.ewf else dict(opened.stream.info.details)
+        logical_notes = _logical_files(opened, details)
         return ImageInfo(
             image=path, format=opened.format,
             files=tuple(FileEntry(f, f.stat().st_size) for f in opened.files),
@@ -112,10 +114,27 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
             error_ranges=acquisition_errors(opened, bound.error_ranges),
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,
-            notes=tuple(notes) + size_notes + bound.notes + _section_notes(opened),
+            notes=(tuple(notes) + size_notes + bound.notes + _section_notes(opened)
+                   + logical_notes),
             unfinished=unfinished)
     finally:
         opened.stream.close()
+
+
+def _logical_files(opened: Opened, details: dict[str, Any]) -> tuple[str, ...]:
+    """A logical evidence file (L01, Lx01) holds files, not a disk: how many, and how many bytes
+    of file data (the media is those bytes end to end). A tree libewf cannot list is a note:
+    ``info`` still shows what the set records about itself."""
+    if not getattr(opened.stream, "logical", False):
+        return ()
+    try:
+        tree = opened.stream.logical_tree()  # type: ignore[attr-defined]
+    except FormatError as exc:
+        return (f"the files it holds cannot be listed: {exc}",)
+    details.update(files_held=tree.files, folders_held=tree.folders,
+                   file_data_bytes=tree.data_bytes)
+    return ("a logical evidence file holds files, not a disk: list them with 'bitwitness ls -r "
+            "IMAGE', export them with 'bitwitness export'",)
 
 
 def _section_notes(opened: Opened) -> tuple[str, ...]:

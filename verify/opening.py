@@ -54,8 +54,8 @@ def open_for_verify(path: Path, forced: str | None = None) -> Opened:
             by_libewf = open_with_pyewf(path, str(exc))
             files = tuple(by_libewf.info.files)
             stored, headers = metadata_with_libewf(files)
-            return Opened(by_libewf, None, "ewf (read by libewf)", files, stored, headers,
-                          image_format=fmt)
+            return Opened(by_libewf, None, libewf_format_name(by_libewf), files, stored,
+                          headers, image_format=fmt)
         return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes),
                       dict(image.header_values))
     stream = fmt.open(path)
@@ -66,6 +66,15 @@ def open_for_verify(path: Path, forced: str | None = None) -> Opened:
     stored = dict(getattr(stream, "stored_hashes", None) or {})  # what the container records
     return Opened(stream, None, name, tuple(info.files) or (path,), stored,
                   image_format=fmt)
+
+
+def libewf_format_name(stream: Any) -> str:
+    """``"L01 logical evidence file (read by libewf)"``, ``"Ex01 (read by libewf)"``; ``"ewf (read
+    by libewf)"`` for the E01/SMART signature: what the set is, by its first segment's signature,
+    not by its file name."""
+    container = getattr(stream, "container", "ewf")
+    kind = f"{container} logical evidence file" if getattr(stream, "logical", False) else container
+    return f"{kind} (read by libewf)"
 
 
 def layout_of(opened: Opened) -> ImageLayout:

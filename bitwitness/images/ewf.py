@@ -25,15 +25,33 @@ _DIGIT_NAME = re.compile(r"^\.(?:[Ee]\d\d|[Ee]x\d\d|[Ll]x?\d\d|[Ss]\d\d)$")
 _LETTER_NAME = re.compile(r"^\.[E-Z][A-Z]{2}$")
 
 
+#: The container each EWF file signature starts, as examiners name them (by the extension
+#: EnCase gives it). EVF is E01, or SMART (``.s01``), which shares it.
+CONTAINERS = {st.EVF_MAGIC: "ewf", st.EVF2_MAGIC: "Ex01", st.LVF_MAGIC: "L01",
+              st.LEF2_MAGIC: "Lx01"}
+#: Logical evidence files: files and folders, not a disk (see bitwitness.images.ewf_logical).
+LOGICAL = ("L01", "Lx01")
+
+
 class PyewfStream(ImageStream):
-    """An EWF set read through libewf (pyewf): Ex01, L01 and Lx01."""
+    """An EWF set read through libewf (pyewf): Ex01, L01 and Lx01.
+
+    ``container`` names what the first segment's signature says it is ("Ex01", "L01", "Lx01";
+    "ewf" for the E01/SMART signature); for a logical evidence file (``logical``) the media is
+    the files' contents end to end and :meth:`logical_tree` lists the files.
+    """
 
     alignment = 1
 
     def __init__(self, files: list[str], handle: Any, objects: list[Any] | None = None) -> None:
+        from bitwitness.evidence_io import read_head
+
         self._handle = handle
         self._objects = objects or []  #: the file objects libewf reads through (closed here)
         self._files = tuple(Path(f) for f in files)
+        self.container = CONTAINERS.get(read_head(self._files[0], 8), "ewf")
+        self.logical = self.container in LOGICAL
+        self._tree: Any = None
         super().__init__(int(handle.get_media_size()),
                          sector_size=int(handle.get_bytes_per_sector() or 512))
         #: what the set stores, as libewf reads it: the media hashes convert checks its pass
@@ -57,13 +75,41 @@ class PyewfStream(ImageStream):
                                     path=self._files[0], media_offset=offset)
         return data
 
+    def logical_tree(self) -> Any:
+        """The file tree of a logical evidence file (a
+        :class:`~bitwitness.images.ewf_logical.LogicalTree`, indexed on first use).
+
+        Raises :class:`CorruptImageError` when the set is not one or libewf cannot list it.
+        """
+        from bitwitness.images.ewf_logical import LogicalTree
+
+        if not self.logical:
+            raise CorruptImageError(f"a {self.container} set holds a disk image, not files",
+                                    path=self._files[0])
+        if self._tree is None:
+            try:
+                root = self._handle.get_root_file_entry()
+            except (OSError, ValueError, TypeError) as exc:
+                raise CorruptImageError(f"libewf finds no file tree in this {self.container} "
+                                        f"({' '.join(str(exc).split())})",
+                                        path=self._files[0]) from None
+            if root is None:
+                raise CorruptImageError(f"libewf finds no file tree in this {self.container}",
+                                        path=self._files[0])
+            self._tree = LogicalTree(root, self._files[0].name)
+        return self._tree
+
     @property
     def info(self) -> StreamInfo:
+        details: dict[str, Any] = {"reader": "pyewf"}
+        if self.logical:
+            details["container"] = f"{self.container} logical evidence file"
         return StreamInfo(format="ewf", files=self._files, media_size=self.size,
-                          sector_size=self.sector_size, details={"reader": "pyewf"})
+                          sector_size=self.sector_size, details=details)
 
     def close(self) -> None:
         if not self.closed:
+            self._tree = None  # its entries belong to the handle
             self._handle.close()
             for obj in self._objects:
                 obj.close()

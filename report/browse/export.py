@@ -16,7 +16,10 @@ is not valid UTF-8 is shown with ``\\xNN`` for its odd bytes and given exactly, 
 The manifests are always written, also when some files could not be exported: those are listed
 under ``failed`` with the reason (a read error, or a deleted file whose content is no longer in
 the evidence - never written as an empty or foreign file that would pass as recovered), and
-the export then ends with :class:`~bitwitness.errors.NotRecoveredError` (exit 1).
+the export then ends with :class:`~bitwitness.errors.NotRecoveredError` (exit 1). Where the
+evidence records a hash of a file's content (a logical evidence file's MD5/SHA-1), the exported
+bytes are checked against it: a file whose bytes do not match is written and listed, and also
+listed under ``failed`` with both hashes.
 
 Both manifests are streamed to disk as the files are written, so that memory stays flat at any
 file count: a row is written as soon as its file is, the folders and failures wait in unnamed
@@ -284,12 +287,21 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
                 if note is not None:
                     manifest.failure(_failure(job.entry, note))
                     continue
+                stored = _stored_hashes(fs, job.entry)
                 try:
-                    manifest.file(_write_file(fs, job, root, overwrite, task.advance))
+                    written, digests = _write_file(fs, job, root, overwrite, task.advance,
+                                                   also=tuple(stored))
                 except OutputExistsError:
                     raise
                 except BitWitnessError as exc:
                     manifest.failure(_failure(job.entry, str(exc)))
+                    continue
+                manifest.file(written)
+                for alg, value in stored.items():
+                    if digests[alg] != value:
+                        manifest.failure(_failure(job.entry, (
+                            f"exported, but its {alg.upper()} {digests[alg]} is not the "
+                            f"{value} the evidence file records for it")))
             finished = True
         finally:
             task.finish()
@@ -425,8 +437,17 @@ def _make_folder(root: Path, target: str) -> None:
     _inside(root, target)
 
 
+def _stored_hashes(fs: FileSystem, entry: Entry) -> dict[str, str]:
+    """The hashes the evidence records for a file's content (a logical evidence file's
+    ``ha``/``sha``); ``{}`` where the file system records none."""
+    stored = getattr(fs, "stored_hashes", None)
+    return dict(stored(entry)) if stored is not None else {}
+
+
 def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
-                advance: Any) -> ExportedFile:
+                advance: Any, *, also: tuple[str, ...] = ()
+                ) -> tuple[ExportedFile, dict[str, str]]:
+    """Write one file; the digests include those of ``also`` (to check against stored ones)."""
     parent, _, _ = job.target.rpartition("/")
     if parent:
         _make_folder(root, parent)
@@ -440,7 +461,7 @@ def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
         raise OutputExistsError(path) from exc
     except OSError as exc:
         raise FileSystemError(f"{path}: cannot create ({exc.strerror or exc})") from exc
-    hasher = MultiHasher(("md5", "sha256"))
+    hasher = MultiHasher(tuple(dict.fromkeys(("md5", "sha256", *also))))
     written = 0
     with os.fdopen(fd, "wb") as out:
         for block in _content(fs, job.entry):
@@ -458,7 +479,7 @@ def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
         kind=job.entry.kind, deleted=job.entry.deleted, size=written,
         modified=times.modified, accessed=times.accessed, changed=times.changed,
         born=times.born, md5=digests["md5"], sha256=digests["sha256"],
-        file_name_times=fn_times)
+        file_name_times=fn_times), digests
 
 
 def _content(fs: FileSystem, entry: Entry) -> Iterator[bytes]:

@@ -48,6 +48,8 @@ _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
+#: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
+LOGICAL_FILE_SYSTEMS = ("l01", "lx01")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
 _BDE_SIGNATURE = b"-FVE-FS-"  # at byte 3 of a BitLocker volume
 #: volumes whose bytes may start with a partition table of their own
@@ -145,6 +147,8 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
     Raises :class:`~bitwitness.errors.InputError` when ``keys`` does not open an encrypted
     volume (the message names the volume, never the key).
     """
+    if getattr(stream, "logical", False):
+        return _logical(stream, keys)
     image = TskImage(stream)
     layout = read_layout(image)
     tree = VolumeTree(stream, layout, [], keys)
@@ -164,6 +168,24 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
         tree.close()
         raise
     return tree
+
+
+def _logical(stream: Any, keys: VolumeKeys) -> VolumeTree:
+    """A logical evidence file (L01, Lx01): one node, its file tree. Its media is the files'
+    bytes end to end, not a disk: TSK is not asked for a partition table or a file system in it
+    (the first file could be a disk image, which would then pass for the evidence's own)."""
+    tree = stream.logical_tree()  # lists the files now: a tree libewf cannot read fails here
+    name = str(stream.container)
+    sectors = -(-stream.size // stream.sector_size)
+    row = Partition(index=0, kind=PartitionKind.WHOLE, start=0, length=sectors,
+                    description=f"{name} logical evidence file: {tree.files} files, "
+                                f"{tree.folders} folders", sector_size=stream.sector_size,
+                    filesystem=name.lower())
+    layout = VolumeLayout(scheme="logical", sector_size=stream.sector_size,
+                          media_size=stream.size, partitions=(row,))
+    node = VolumeNode(path="0", kind=str(row.kind), description=row.description, offset=0,
+                      size=stream.size, row=row, filesystem=row.filesystem, stream=stream)
+    return VolumeTree(stream, layout, [node], keys)
 
 
 def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
@@ -578,6 +600,11 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
     if not node.filesystem:
         raise FileSystemError(f"volume {node.path} ({node.description}) holds no file system "
                               f"that can be read; file systems: {describe(tree)}")
+    if node.filesystem in LOGICAL_FILE_SYSTEMS:
+        from bitwitness.report.browse.logical import LogicalFileSystem
+
+        return LogicalFileSystem(tree.stream.logical_tree(),  # type: ignore[attr-defined]
+                                 node.row, node.filesystem)
     if "/" not in node.path:  # a row of the partition table: as TSK sees it
         where = replace(node.row, filesystem=node.filesystem)
         if node.filesystem not in LIBYAL_FILE_SYSTEMS:
@@ -619,8 +646,15 @@ def choose(tree: VolumeTree, *, partition: int | str | None = None,
     """The file system ``-p``/``--offset`` names, or the only one (shadow copies aside).
 
     ``-p N`` and ``--offset`` keep their meaning (a row as ``mmls`` numbers it, a start sector);
-    ``-p 2/vss3`` names a node of the tree.
+    ``-p 2/vss3`` names a node of the tree. A logical evidence file has one node, its files.
     """
+    if tree.layout.scheme == "logical":
+        return _logical_node(tree, partition, offset)
+    return _choose_in_disk(tree, partition, offset)
+
+
+def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
+                    offset: int | None) -> BrowsableFileSystem:
     if offset is not None or (partition is None and not tree.filesystems):
         return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))
     if partition is None:
@@ -641,6 +675,17 @@ def choose(tree: VolumeTree, *, partition: int | str | None = None,
         raise FileSystemError(f"partition {path} is {node.description}; its file systems: "
                               f"{describe(tree, inside)}")
     return open_node(tree, tree.find(path))
+
+
+def _logical_node(tree: VolumeTree, partition: int | str | None,
+                  offset: int | None) -> BrowsableFileSystem:
+    """The one file tree of a logical evidence file; ``--offset`` and other rows refused."""
+    if offset is not None:
+        raise FileSystemError("a logical evidence file holds files, not a disk: --offset does "
+                              "not apply")
+    if partition is not None and normalise(str(partition)) != "0":
+        raise FileSystemError(f"-p {partition}: a logical evidence file has one file tree, -p 0")
+    return open_node(tree, tree.nodes[0])
 
 
 def _row(tree: VolumeTree, partition: int | str | None, offset: int | None) -> Partition:

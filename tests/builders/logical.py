@@ -32,7 +32,7 @@ import struct
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 SECTOR = 512
 SECTORS_PER_CHUNK = 64
@@ -43,15 +43,22 @@ FLAG_IMAGE = 0x01
 
 @dataclass(frozen=True)
 class Item:
-    """One file or folder of the evidence: ``path`` inside it ("/"-separated), ``data`` for a file
-    (``None`` for a folder); times as POSIX seconds."""
+    """One file or folder of the evidence: ``path`` inside it ("/"-separated, or a tuple of names
+    when a name itself holds "/"), ``data`` for a file (``None`` for a folder); times as POSIX
+    seconds; ``recorded_md5`` records another MD5 than the data's (a file whose stored hash does
+    not match its bytes)."""
 
-    path: str
+    path: str | tuple[str, ...]
     data: bytes | None = None
     created: int = 1_600_000_000
     accessed: int = 1_600_000_100
     modified: int = 1_600_000_200
     changed: int = 1_600_000_300
+    recorded_md5: str | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return self.path if isinstance(self.path, tuple) else tuple(self.path.split("/"))
 
 
 @dataclass
@@ -83,7 +90,7 @@ def _adler(data: bytes) -> int:
 def _tree(items: list[Item]) -> _Node:
     root = _Node("")
     for item in items:
-        parts = PurePosixPath(item.path).parts
+        parts = item.parts
         node = root
         for part in parts[:-1]:
             node = node.children.setdefault(part, _Node(part))
@@ -137,7 +144,8 @@ def _entry_values(node: _Node, ident: int, acquired: int) -> dict[str, str]:
         assert item.data is not None
         size = len(item.data)
         values["ls"] = str(size)
-        values["ha"] = hashlib.md5(item.data, usedforsecurity=False).hexdigest()
+        values["ha"] = item.recorded_md5 or hashlib.md5(item.data,
+                                                       usedforsecurity=False).hexdigest()
         values["sha"] = hashlib.sha1(item.data, usedforsecurity=False).hexdigest()
         values["opr"] = "0"
         if size:
