@@ -511,7 +511,7 @@ class _AcquireJob:
     def failed(self, pipeline: Pipeline, exc: BitWitnessError | OSError) -> AcquisitionResult:
         errors, done = self._progress(pipeline)
         if isinstance(exc, SourceGoneError) and (self.run.resume_log is None or self.run.reopened):
-            # the drive dropped off (issue 18.5): what was read stays, durable, for --resume
+            # the drive dropped off: what was read stays, durable, for --resume
             for sink in self.run.sinks:
                 with contextlib.suppress(BitWitnessError, OSError):
                     done = min(done, sink.make_durable())

@@ -20,7 +20,8 @@ SIGINT/SIGTERM (or the caller's ``stop`` event) lets the block in hand finish; t
 "interrupted" and its result exits 130 (an acquisition can be resumed from there). A second signal
 stops the pass at once (:class:`KeyboardInterrupt`), with the same logging; once the pass has
 stopped, the wrap-up that writes that log is shielded from further signals. Checking what was
-written (``--verify``) watches the same ``stop``; a second signal there ends the process.
+written (``--verify``) watches the same ``stop``: a first or second signal there ends the check,
+and the final log says the output was written in full but not verified.
 """
 
 from __future__ import annotations

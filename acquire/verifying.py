@@ -37,8 +37,10 @@ class Verification:
 def verify_output(path: Path, expected: dict[str, str], mediator: Mediator, *,
                   stop: threading.Event | None = None) -> Verification:
     """Read ``path``'s whole image back; compare with ``expected`` (and the stored hashes).
-    Setting ``stop`` ends the reading early: the verdict is then INCOMPLETE (:data:`STOPPED`);
-    the output itself stays finished, its hashes those computed while writing."""
+    Setting ``stop`` ends the reading early, and so does a second SIGINT/SIGTERM (the
+    :class:`KeyboardInterrupt` that :func:`bitwitness.signals.stop_on_signals` raises): the
+    verdict is then INCOMPLETE (:data:`STOPPED`) and the job still writes its final log; the
+    output itself stays finished, its hashes those computed while writing."""
     from bitwitness.verify.model import HashReference
     from bitwitness.verify.verifier import VerifyOptions, verify_image
 
@@ -48,7 +50,7 @@ def verify_output(path: Path, expected: dict[str, str], mediator: Mediator, *,
                             cancel=stop or threading.Event())
     try:
         result = verify_image(path, options, mediator)
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
         return Verification(path, Verdict.INCOMPLETE, {}, detail=STOPPED)
     detail = "; ".join(result.problems) or "every hash of the image read back matches"
     return Verification(path, result.verdict, dict(result.computed), dict(result.stored), detail)

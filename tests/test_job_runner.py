@@ -272,3 +272,37 @@ def test_a_stop_while_acquire_verifies_leaves_a_finished_unverified_image(
     proc = subprocess.run(["ewfverify", "-q", str(tmp_path / "img.E01")], capture_output=True,
                           text=True, check=False)
     assert "SUCCESS" in proc.stdout, proc.stdout
+
+
+@dataclass
+class _SecondSignalWhenChecking(_StopWhenChecking):
+    """A mediator that behaves as a second Ctrl-C during the read-back: the stop is set and
+    :class:`KeyboardInterrupt` raised, as :func:`bitwitness.signals.stop_on_signals` does."""
+
+    def advance(self, nbytes: int) -> None:
+        if self.label.startswith("verify"):
+            self.stop.set()
+            raise KeyboardInterrupt
+
+
+def test_a_second_signal_while_acquire_verifies_still_writes_the_final_log(
+        tmp_path: Path) -> None:
+    """A second signal during ``--verify`` ends the check, not the job's bookkeeping: the image
+    is finished (ewfverify), the final log replaces the preliminary one and says INCOMPLETE."""
+    from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
+    from bitwitness.acquire.verifying import STOPPED
+
+    require_tool("ewfverify")
+    src = tmp_path / "evidence.bin"
+    src.write_bytes(make_disk_bytes(8 * MIB, seed=26))
+    stop = threading.Event()
+    result = acquire(AcquisitionRequest(source=src, output=tmp_path / "img",
+                                        format=OutputFormat.E01, verify=True, stop=stop),
+                     _SecondSignalWhenChecking(stop))
+    assert (result.status, result.verdict) == (Status.COMPLETED, Verdict.INCOMPLETE)
+    doc = json.loads((tmp_path / "img.json").read_text())
+    assert doc["status"] == "completed"
+    assert doc["verification"]["detail"] == STOPPED
+    proc = subprocess.run(["ewfverify", "-q", str(tmp_path / "img.E01")], capture_output=True,
+                          text=True, check=False)
+    assert "SUCCESS" in proc.stdout, proc.stdout

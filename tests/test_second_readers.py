@@ -95,6 +95,23 @@ def test_differencing_vhd_ours_then_libvhdi(tmp_path: Path) -> None:
     assert _state([child, parent]) == before
 
 
+def test_differencing_vhd_whose_parent_name_cannot_be_a_file_name(tmp_path: Path) -> None:
+    """A parent name of 256 characters (the VHD field holds 256 UTF-16 units; Linux names stop
+    at 255 bytes) is corrupt evidence, said in one line, not an internal error (found by the
+    VHD fuzz target: fuzz/regressions/vhd/parent-name-too-long)."""
+    require_tool("qemu-img")
+    parent, child = tmp_path / "parent.vhd", tmp_path / "child.vhd"
+    for path in (parent, child):
+        _run("qemu-img", "create", "-f", "vpc", "-o", "force_size=on", path, "8M")
+    make_vhd_differencing(child, parent, parent_name="p" * 256)
+    with pytest.raises(CorruptImageError, match="cannot name a file here"):
+        open_image(child)
+    res = run_bitwitness("verify", child)
+    assert res.exit_code in (ExitCode.EVIDENCE, ExitCode.USAGE), res.stderr
+    assert "cannot name a file here" in res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def _vhdx_pair(tmp_path: Path) -> tuple[Path, Path, bytes]:
     """A differencing VHDX over a QEMU-written parent, and the media it must give."""
     parent, child = tmp_path / "parent.vhdx", tmp_path / "child.vhdx"

@@ -95,7 +95,13 @@ def contained(folder: Path, recorded: str) -> Path:
     if pure.is_absolute() or pure.anchor or ".." in pure.parts:
         pure = PurePosixPath(pure.name)
     candidate = folder.joinpath(*pure.parts)
-    if candidate.exists() or candidate.is_symlink():
+    try:
+        present = candidate.exists() or candidate.is_symlink()
+    except (OSError, ValueError) as exc:  # too long for a file name, or not encodable as one
+        shown = recorded if len(recorded) <= 80 else f"{recorded[:80]}..."
+        raise CorruptImageError(f"the recorded file name {shown!r} cannot name a file here: "
+                                f"{getattr(exc, 'strerror', None) or exc}") from exc
+    if present:
         confine_part(folder, "/".join(pure.parts), what="part")
     return candidate
 
