@@ -135,7 +135,8 @@ def acquisition(log: AcquisitionLog, log_path: Path) -> Acquisition:
         media_hashes=hash_values(log.media.hashes),
         source_hashes=hash_values(source_hashes.hashes if source_hashes else None),
         source_hashed_size=source_hashes.size if source_hashes else None,
-        outputs=tuple(OutputFile(o.path, o.size, hash_values(o.hashes)) for o in log.outputs),
+        outputs=tuple(OutputFile(o.path, o.size, hash_values(o.hashes), o.role)
+                      for o in log.outputs),
         read_errors=tuple(ErrorRange(first, count) for first, count in log.read_errors),
         verification_verdict=verification.verdict if verification else None,
         verification_hashes=hash_values(verification.hashes if verification else None),

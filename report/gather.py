@@ -224,22 +224,24 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
             state = ("unrecorded" if recorded is None
                      else "matches" if str(recorded).lower() == actual else "differs")
     used = {*_MANIFEST_KEYS, *_RECORDED_KEYS, *_QUIET_KEYS}
-    files = _manifest_files(path) if state in ("matches", "unrecorded") else ()
+    filesystem, files = _manifest_files(path) if state in ("matches", "unrecorded") else ("", ())
     return Export(
         time=entry.time, actor=entry.actor, evidence_id=entry.evidence_id,
         manifest=str(manifest or ""), manifest_sha256=actual,
         recorded_sha256=str(recorded).lower() if recorded else None, manifest_state=state,
         details=flatten({k: v for k, v in details.items() if k not in used}),
-        line=entry.line, suspect=entry.suspect, files=files,
+        line=entry.line, suspect=entry.suspect, files=files, filesystem=filesystem,
     )
 
 
-def _manifest_files(path: Path) -> tuple[ExportedFile, ...]:
-    """The files an export manifest lists (only read when its hash matches the record)."""
+def _manifest_files(path: Path) -> tuple[str, tuple[ExportedFile, ...]]:
+    """The file system an export manifest names and the files it lists (only read when its hash
+    matches the record)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        return ()
+        return "", ()
+    filesystem = doc.get("filesystem") if isinstance(doc, Mapping) else None
     out = []
     for f in doc.get("files") or () if isinstance(doc, Mapping) else ():
         if not isinstance(f, Mapping):
@@ -251,8 +253,9 @@ def _manifest_files(path: Path) -> tuple[ExportedFile, ...]:
             hashes=hash_values({a: f[a] for a in ALGORITHMS if isinstance(f.get(a), str)}),
             inode=str(f.get("inode") or ""), deleted=f.get("deleted") is True,
             modified=parse_time(f.get("modified")), accessed=parse_time(f.get("accessed")),
-            changed=parse_time(f.get("changed")), born=parse_time(f.get("born"))))
-    return tuple(out)
+            changed=parse_time(f.get("changed")), born=parse_time(f.get("born")),
+            kind=f["kind"] if isinstance(f.get("kind"), str) else ""))
+    return (filesystem if isinstance(filesystem, str) else ""), tuple(out)
 
 
 # --- evidence items -------------------------------------------------------------------------

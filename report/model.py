@@ -110,6 +110,7 @@ class OutputFile:
     path: str
     size: int | None
     hashes: tuple[HashValue, ...] = ()
+    role: str = "image"  #: "image" (part of the image set) or "sidecar" (a hash file beside it)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ class Export:
     line: int | None = None  # 1-based line of its custody event
     suspect: bool = False  # recorded at or after the custody log's first bad line: UNRELIABLE
     files: tuple[ExportedFile, ...] = ()  #: from the manifest, when it matches its record
+    filesystem: str = ""  #: the file system exported from, as the manifest names it ("fat12")
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ class ExportedFile:
     accessed: datetime | None = None
     changed: datetime | None = None
     born: datetime | None = None
+    kind: str = ""  #: "file", "link", "virtual", ... (the manifest's kind; "" when it has none)
 
 
 @dataclass(frozen=True)

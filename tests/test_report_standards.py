@@ -1,34 +1,23 @@
 """Standard exports: CASE/UCO JSON-LD checked by ``case_validate`` (the CASE community's SHACL
-validator, from the case-utils package) and DFXML checked by ``xmllint --schema``.
+validator, from the case-utils package).
 
 The case is made by the real commands (acquire, verify, export, a physical transfer recorded with
 ``--at``); expected hashes come from md5sum/sha256sum over the source and the exported file.
-
-DFXML: the DFXML working group's schema cannot be fetched on this machine and no package ships
-it, so the document is validated against tests/schemas/dfxml-1.1-subset.xsd (the DFXML 1.1.0
-content models of the elements we write) and, when ``BITWITNESS_DFXML_XSD`` names the official
-dfxml.xsd, against that too.
+DFXML, the other standard export, has its own tests: tests/test_report_dfxml.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import require_tool, run_bitwitness
-
-from bitwitness.report.model import ErrorRange
-
-SCHEMAS = Path(__file__).parent / "schemas"
-DF = "{http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML}"
 
 
 def digest(tool: str, path: Path) -> str:
@@ -123,102 +112,3 @@ def test_case_uco_export_validates(worked: dict[str, Any], tmp_path: Path) -> No
     acquire = next(n for n in by_type["case-investigation:InvestigativeAction"]
                    if n["uco-core:name"] == "acquire")
     assert {"@id": record["@id"]} in acquire["uco-action:result"]
-
-
-def xmllint(document: Path, schema: Path) -> None:
-    check = subprocess.run(["xmllint", "--noout", "--schema", str(schema), str(document)],
-                           capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
-
-
-def dfxml_valid(document: Path) -> None:
-    """``document`` is valid against the subset schema and, when named, the official one."""
-    xmllint(document, SCHEMAS / "dfxml-1.1-subset.xsd")
-    official = os.environ.get("BITWITNESS_DFXML_XSD")
-    if official:
-        xmllint(document, Path(official))
-
-
-def test_dfxml_export_validates_and_holds_the_hashes(worked: dict[str, Any],
-                                                     tmp_path: Path) -> None:
-    require_tool("xmllint")
-    out = tmp_path / "case.dfxml.xml"
-    result = run_bitwitness("report", worked["root"], "--format", "dfxml", "-o", out)
-    assert result.exit_code == 0, result.stderr
-    dfxml_valid(out)
-    root = ET.parse(out).getroot()  # noqa: S314 - our own output
-    assert root.get("version") == "1.1.0"
-    objects = {o.findtext(f"{DF}id"): o for o in root.iter(f"{DF}fileobject")}
-    media = objects["E1/media"]
-    assert media.findtext(f"{DF}filesize") == str(worked["source"].stat().st_size)
-    digests = {d.get("type"): d.text for d in media.iter(f"{DF}hashdigest")}
-    assert digests["md5"] == digest("md5sum", worked["source"])
-    assert digests["sha256"] == digest("sha256sum", worked["source"])
-    exported = objects["E1/export/note.txt"]
-    assert exported.findtext(f"{DF}filename") == "/note.txt"
-    assert {d.get("type"): d.text for d in exported.iter(f"{DF}hashdigest")}["sha256"] == \
-        digest("sha256sum", worked["exported"])
-    image = objects["E1/image/E1.E01"]
-    assert {d.get("type"): d.text for d in image.iter(f"{DF}hashdigest")}["sha256"] == \
-        digest("sha256sum", worked["root"] / "evidence/E1/E1.E01")
-    sources = [s.text for s in root.iter(f"{DF}image_filename")]
-    assert str(worked["source"]) in sources
-
-
-def test_dfxml_read_errors_are_zero_filled_byte_runs(worked: dict[str, Any],
-                                                     tmp_path: Path) -> None:
-    require_tool("xmllint")
-    from bitwitness.report.dfxml import render_dfxml
-    from bitwitness.report.gather import gather
-
-    data = gather(worked["root"])
-    item = data.evidence[0]
-    assert item.acquisition is not None
-    bad = replace(item.acquisition, read_errors=(ErrorRange(40, 3), ErrorRange(100, 1)))
-    data = replace(data, evidence=(replace(item, acquisition=bad),))
-    out = tmp_path / "errors.xml"
-    out.write_bytes(render_dfxml(data))
-    dfxml_valid(out)
-    root = ET.parse(out).getroot()  # noqa: S314 - our own output
-    runs = [(r.get("img_offset"), r.get("len"), r.get("fill")) for r in root.iter(f"{DF}byte_run")]
-    assert runs == [("20480", "1536", "0"), ("51200", "512", "0")]
-
-
-def test_the_subset_schema_rejects_what_dfxml_forbids(tmp_path: Path) -> None:
-    """The test schema is not a rubber stamp: wrong order, missing name_type, bad digest type."""
-    require_tool("xmllint")
-    head = ('<dfxml xmlns="http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML" '
-            'xmlns:dc="http://purl.org/dc/elements/1.1/" version="1.1.0"><metadata><dc:type>x'
-            '</dc:type></metadata><source/>')
-    bad = {
-        "order": "<fileobject><name_type>r</name_type><filename>a</filename></fileobject>",
-        "no name_type": "<fileobject><filename>a</filename></fileobject>",
-        "digest": ("<fileobject><filename>a</filename><name_type>r</name_type>"
-                   "<hashdigest type='crc'>00</hashdigest></fileobject>"),
-    }
-    for name, body in bad.items():
-        path = tmp_path / f"{name.replace(' ', '_')}.xml"
-        path.write_text(head + body + "</dfxml>")
-        check = subprocess.run(["xmllint", "--noout", "--schema",
-                                str(SCHEMAS / "dfxml-1.1-subset.xsd"), str(path)],
-                               capture_output=True, text=True, check=False)
-        assert check.returncode != 0, name
-
-
-def test_dfxml_holds_hostile_file_names_as_text(worked: dict[str, Any], tmp_path: Path) -> None:
-    """Control characters, lone surrogates and markup in a name from evidence stay text."""
-    require_tool("xmllint")
-    from bitwitness.report.dfxml import render_dfxml
-    from bitwitness.report.gather import gather
-    from bitwitness.report.model import ExportedFile
-
-    data = gather(worked["root"])
-    (export,) = data.exports
-    hostile = ExportedFile(source="/evil\x01<b>&amp;\udc80\x7f.txt", target="evil.txt", size=3)
-    data = replace(data, exports=(replace(export, files=(hostile,)),))
-    out = tmp_path / "hostile.xml"
-    out.write_bytes(render_dfxml(data))
-    dfxml_valid(out)
-    root = ET.parse(out).getroot()  # noqa: S314 - our own output
-    names = [f.text for f in root.iter(f"{DF}filename")]
-    assert "/evil\\x01<b>&amp;\\udc80\x7f.txt" in names
