@@ -64,8 +64,11 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
             continue
         depth = node.path.count("/")
         when = f", created {iso(node.created)}" if node.created else ""
+        row = node.table_row
+        where = (f" (slot {row.slot}, sectors {row.start}-{row.end} of that table)"
+                 if row is not None else "")
         stdout.print(f"{'  ' * depth}{escape(node.path)}  {node.kind:<6} {node.size:>14} bytes  "
-                     f"{escape(_found(node)):<12} {escape(node.description)}{when}")
+                     f"{escape(_found(node)):<12} {escape(node.description)}{when}{where}")
         _print_protectors(node)
 
 
@@ -84,7 +87,11 @@ def _found(node: Any) -> str:
 
 
 def _node_json(node: Any) -> dict[str, Any]:
+    row = node.table_row
+    table = {} if row is None else {"slot": row.slot, "start": row.start, "end": row.end,
+                                    "length": row.length, "sector_size": row.sector_size}
     return {"path": node.path, "kind": node.kind, "description": node.description,
+            "offset": node.offset, **table,
             "size": node.size, "filesystem": node.filesystem, "encrypted": node.encrypted,
             "locked": node.locked, "created": iso(node.created) if node.created else None,
             "identifier": node.identifier, "protectors": node.protectors,
