@@ -248,3 +248,29 @@ def test_timeline_of_every_partition_in_4096_byte_units(
     res = run_bitwitness("timeline", image)
     assert res.exit_code == ExitCode.OK, res.stderr
     assert sorted(res.stdout.splitlines()) == sorted(theirs)
+
+
+def test_looping_ebr_chain_in_4096_byte_units_ends_as_mmls_ends_it(tmp_path: Path) -> None:
+    """A hostile chain (the extended boot record links back to itself) is walked as
+    ``mmls -b 4096`` walks it: once, in bounded time, the same rows."""
+    require_tool("mmls")
+    from test_partition_tables import mmls_rows
+
+    from bitwitness.report.browse.volumetree import read_tree
+    from bitwitness.stream import BytesStream
+
+    def entry(kind: int, start: int, count: int) -> bytes:
+        return struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", kind, b"\xfe\xff\xff", start, count)
+
+    data = bytearray(256 * SECTOR)
+    data[446:478] = entry(0x05, 1, 200) + entry(0x0C, 210, 20)
+    data[SECTOR + 446 : SECTOR + 478] = entry(0x83, 2, 5) + entry(0x05, 0, 200)
+    for sector in (0, 1):
+        data[sector * SECTOR + 510 : sector * SECTOR + 512] = b"\x55\xaa"
+    raw = tmp_path / "loop.raw"
+    raw.write_bytes(data)
+    tree = read_tree(BytesStream(bytes(data), sector_size=SECTOR))
+    ours = [(p.index, p.slot, p.start, p.end, p.length, p.description)
+            for p in tree.layout.partitions]
+    assert ours == mmls_rows(raw, "-b", str(SECTOR))
+    assert [p.description for p in tree.layout.partitions].count("Extended Table (#1)") == 1
