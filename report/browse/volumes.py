@@ -65,6 +65,8 @@ class Partition:
     #: path in the volume tree ("2/vss3", "0/luks1") of a volume inside this row; None: the row
     volume: str | None = None
     key: str | None = None  #: which kind of key decrypted it ("passphrase file"), never the key
+    #: ``mmls``'s slot column ("000:001", "Meta", "-------", "002"); None: not a table's row
+    slot: str | None = None
 
     @property
     def end(self) -> int:
@@ -128,13 +130,13 @@ def read_layout(image: TskImage) -> VolumeLayout:
         return _whole(image)
     block = int(volume.info.block_size) or stream.sector_size
     scheme = _VS_NAMES.get(int(volume.info.vstype), f"type-{int(volume.info.vstype)}")
-    with tsk_errors(image, "read the partition table"):
-        parts = list(volume)
-    found = [units.Row(_kind(int(part.flags)), int(part.start), int(part.len), text(part.desc),
-                       int(part.table_num)) for part in parts]
+    found = _rows(image, volume)
     if units.needs_rescaling(scheme, block, stream.sector_size):
         block = stream.sector_size
-        found = units.rescaled(found, block, stream.size)
+        heads = units.SectorHeads(stream, block)
+        with tsk_errors(heads, f"read the DOS partition table in {block}-byte sectors"):
+            volume = pytsk3.Volume_Info(heads, pytsk3.TSK_VS_TYPE_DOS)
+        found = _rows(heads, volume)
     rows = []
     for index, row in enumerate(found):
         kind = PartitionKind(row.kind)
@@ -145,8 +147,16 @@ def read_layout(image: TskImage) -> VolumeLayout:
             fs_name = None if encrypted else filesystem_type(image, start * block)
         rows.append(Partition(index=index, kind=kind, start=start, length=length,
                               description=row.description, sector_size=block,
-                              filesystem=fs_name, encrypted=encrypted))
+                              filesystem=fs_name, encrypted=encrypted, slot=row.slot))
     return VolumeLayout(scheme, block, stream.size, tuple(rows))
+
+
+def _rows(image: TskImage, volume: pytsk3.Volume_Info) -> list[units.Row]:
+    """TSK's rows of ``volume``, in its order (the order ``mmls`` numbers them in)."""
+    with tsk_errors(image, "read the partition table"):
+        parts = list(volume)
+    return [units.Row(_kind(int(part.flags)), int(part.start), int(part.len), text(part.desc),
+                      units.slot(part)) for part in parts]
 
 
 def _kind(flags: int) -> str:

@@ -9,6 +9,10 @@ numbers them). Each node has a path made of the row's index and one name per lev
 ``2/vss3``, ``1/apfs2``, ``0/luks1``, ``0/bde1``; ``-p`` takes those paths, and a plain ``-p N``
 still names row ``N``.
 
+A partition table inside a partition (a BSD disklabel in an MBR slice, as ``mmls -r`` finds it)
+or inside a decrypted or logical volume gives one child ``pK`` per allocated row, ``K`` the row's
+index as ``mmls -o START`` numbers the rows of that table.
+
 Decrypted bytes stay in memory: a child's stream reads through the libyal object on demand.
 """
 
@@ -80,6 +84,9 @@ class VolumeNode:
     locked: bool = False  #: encrypted and not opened (no key given)
     created: datetime | None = None  #: a shadow-copy store's creation time (UTC)
     identifier: str | None = None  #: volume or store identifier (GUID) where one exists
+    #: the row of a partition table inside the parent that this node is (``N/pK``), as TSK
+    #: reads the table there: its start and length count the table's sectors
+    table_row: Partition | None = None
     key: str | None = None  #: the kind of key that decrypted this node or one above it
     #: an encrypted volume's key protectors ("password", "recovery password", ...) with their
     #: identifiers, as the volume lists them (BitLocker)
@@ -206,30 +213,62 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         _apfs(tree, node)
     elif node.filesystem == "ntfs":
         _shadow_copies(tree, node)
-    elif not node.filesystem and node.kind in _HOLD_TABLES:
+    elif not node.filesystem and (node.kind in _HOLD_TABLES or _dos_row(tree, node)):
         _partition_table(tree, node, depth)
 
 
+def _dos_row(tree: VolumeTree, node: VolumeNode) -> bool:
+    """A partition of the media's DOS table, where ``mmls -r`` looks for a table (a BSD
+    disklabel in an 0xa5/0xa6/0xa9 slice)."""
+    return ("/" not in node.path and tree.layout.scheme == "dos"
+            and node.kind == PartitionKind.PARTITION.value)
+
+
 def _partition_table(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
-    """The partitions of an MBR, GPT, ... inside a decrypted or logical volume: ``p2`` is row 2
-    of its table as ``mmls`` numbers it on the volume's bytes."""
+    """The partitions of an MBR, GPT, BSD disklabel... inside a partition or a decrypted or
+    logical volume: ``p2`` is row 2 of its table as ``mmls`` numbers it on the volume's bytes
+    (``mmls -o START`` on the media for a partition).
+
+    A BSD disklabel in a slice may count its offsets from the disk's start (OpenBSD, NetBSD,
+    FreeBSD before 5.0, util-linux's ``fdisk``) rather than from the slice's (FreeBSD since):
+    its raw partition ``c`` then starts where the slice starts, and its rows are moved back by
+    that much before their bytes are read, as the BSD kernels read them (TSK does not, and
+    ``mmls -o`` shows such rows that far past their data). Rows lying outside the volume are
+    not children (there are no bytes of the volume to read); the table's own numbers stay in
+    ``table_row``.
+    """
     assert node.stream is not None
     layout = read_layout(TskImage(node.stream))
     if layout.scheme == "none":
         return
     node.description += f", partition table {layout.scheme}"
+    shift = _bsd_shift(layout, node)
     for row in layout.partitions[:MAX_CHILDREN]:
         if row.kind is not PartitionKind.PARTITION:
             continue
-        offset = row.byte_offset
+        offset = (row.start - shift) * row.sector_size
         size = max(0, min(row.length * row.sector_size, node.stream.size - offset))
-        if size <= 0:
+        if offset < 0 or size <= 0:
             continue
         child = _child(node, f"p{row.index}", "partition", row.description or "partition",
                        stream=SliceStream(node.stream, offset, size), handle=None)
-        child.filesystem, child.encrypted = row.filesystem, row.encrypted
+        child.offset, child.table_row = offset, row
+        if shift:
+            _probe(child)  # read_layout probed the rows where TSK places them
+        else:
+            child.filesystem, child.encrypted = row.filesystem, row.encrypted
         node.children.append(child)
         _expand(tree, child, depth + 1)
+
+
+def _bsd_shift(layout: VolumeLayout, node: VolumeNode) -> int:
+    """The slice's first sector when ``layout`` is a BSD disklabel counting from the disk's
+    start (its raw partition ``c``, slot 2, starts where the slice does), else 0."""
+    if layout.scheme != "bsd" or "/" in node.path:
+        return 0
+    first, rest = divmod(node.offset, layout.sector_size)
+    raw = next((r for r in layout.partitions if r.slot == "002"), None)
+    return first if first and not rest and raw is not None and raw.start == first else 0
 
 
 def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: ImageStream,

@@ -42,7 +42,8 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
             "image": str(image), "scheme": layout.scheme, "sector_size": layout.sector_size,
             "media_size": layout.media_size, "key": keys.kind,
             "partitions": [{"index": n.row.index, "path": n.path, "kind": n.row.kind,
-                            "start": n.row.start, "end": n.row.end, "length": n.row.length,
+                            "slot": n.row.slot, "start": n.row.start, "end": n.row.end,
+                            "length": n.row.length,
                             "description": n.row.description, "filesystem": n.filesystem,
                             "encrypted": n.encrypted, "locked": n.locked,
                             "protectors": n.protectors,
@@ -51,19 +52,23 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
         return
     stdout.print(f"{escape(str(image))}: partition table {layout.scheme}, "
                  f"{layout.sector_size}-byte sectors")
-    stdout.print(f"{'index':>5}  {'kind':<11} {'start':>12} {'end':>12} {'length':>12}  "
-                 f"{'file system':<12} description")
+    stdout.print(f"{'index':>5}  {'kind':<11} {'slot':<7} {'start':>12} {'end':>12} "
+                 f"{'length':>12}  {'file system':<12} description")
     for node in tree.walk():
         if "/" not in node.path:
             p = node.row
-            stdout.print(f"{p.index:>5}  {p.kind:<11} {p.start:>12} {p.end:>12} {p.length:>12}  "
-                         f"{escape(_found(node)):<12} {escape(node.description)}")
+            stdout.print(f"{p.index:>5}  {p.kind:<11} {p.slot or '':<7} {p.start:>12} "
+                         f"{p.end:>12} {p.length:>12}  {escape(_found(node)):<12} "
+                         f"{escape(node.description)}")
             _print_protectors(node)
             continue
         depth = node.path.count("/")
         when = f", created {iso(node.created)}" if node.created else ""
+        row = node.table_row
+        where = (f" (slot {row.slot}, sectors {row.start}-{row.end} of that table)"
+                 if row is not None else "")
         stdout.print(f"{'  ' * depth}{escape(node.path)}  {node.kind:<6} {node.size:>14} bytes  "
-                     f"{escape(_found(node)):<12} {escape(node.description)}{when}")
+                     f"{escape(_found(node)):<12} {escape(node.description)}{when}{where}")
         _print_protectors(node)
 
 
@@ -82,7 +87,11 @@ def _found(node: Any) -> str:
 
 
 def _node_json(node: Any) -> dict[str, Any]:
+    row = node.table_row
+    table = {} if row is None else {"slot": row.slot, "start": row.start, "end": row.end,
+                                    "length": row.length, "sector_size": row.sector_size}
     return {"path": node.path, "kind": node.kind, "description": node.description,
+            "offset": node.offset, **table,
             "size": node.size, "filesystem": node.filesystem, "encrypted": node.encrypted,
             "locked": node.locked, "created": iso(node.created) if node.created else None,
             "identifier": node.identifier, "protectors": node.protectors,
