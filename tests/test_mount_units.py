@@ -230,3 +230,30 @@ def test_missing_fuse_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "bitwitness: error: FUSE is not available here: /dev/fuse is missing"]
+
+
+def test_evidence_image_is_the_one_the_typed_log_names(tmp_path: Path) -> None:
+    """``mount --case C --evidence ID`` mounts the image the acquisition log's ``outputs`` name
+    (read through bitwitness.acquisitionlog), not the first ``*.E01`` of the folder; a log
+    that cannot be read falls back to the folder's images."""
+    from bitwitness import acquisitionlog
+    from bitwitness.report.mount.service import evidence_image
+
+    case_dir = tmp_path / "case"
+    made = run_bitwitness("case", "new", case_dir, "--set", "case_number=C-1",
+                          "--set", "examiner=Ann Example")
+    assert made.exit_code == 0, made.stderr
+    source = tmp_path / "stick.img"
+    source.write_bytes(make_disk_bytes(1 << 20))
+    done = run_bitwitness("acquire", source, "--case", case_dir, "--evidence", "usb01",
+                          "--format", "raw")
+    assert done.exit_code == 0, done.stderr
+    folder = case_dir / "evidence" / "usb01"
+    [log_path] = folder.glob("*.json")
+    outputs = acquisitionlog.load(log_path).outputs
+    [named] = [Path(o.path) for o in outputs if o.role == "image"]
+    assert named.suffix != ".E01"
+    (folder / "a-decoy.E01").write_bytes(b"not the image")  # first by the folder's order
+    assert evidence_image(case_dir, "usb01") == named
+    log_path.write_text("{not json", encoding="utf-8")
+    assert evidence_image(case_dir, "usb01") == folder / "a-decoy.E01"
