@@ -9,8 +9,9 @@ testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils 
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
          afflib-tools qemu-system-x86 gddrescue libxml2-utils)
 # what an examiner sweeps a mount with: getfattr (attr) reads its extended attributes, rsync
-# copies it (tests/test_mount_filesystems.py)
-testing+=(attr rsync)
+# copies it (tests/test_mount_filesystems.py); objdump (binutils) disassembles the hand-encoded
+# boot sector the vm test boots (tests/builders/bootsector.py)
+testing+=(attr rsync binutils)
 # volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
 # independent build of the readers) check shadow copies, APFS and LUKS; lvm2 writes LVM metadata,
 # xfsprogs XFS file systems (checked against the kernel's XFS driver); bdeinfo (libbde-utils,
