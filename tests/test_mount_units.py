@@ -18,7 +18,7 @@ from contract import check_stream_contract
 from bitwitness.errors import CorruptImageError
 from bitwitness.report.mount.cache import CachedStream
 from bitwitness.report.mount.fusefs import EvidenceOperations
-from bitwitness.report.mount.tree import MountTree, mount_name
+from bitwitness.report.mount.tree import CONTENT_XATTR, MountTree, Node, mount_name
 from bitwitness.stream import BytesStream, ImageStream
 
 
@@ -188,6 +188,40 @@ def test_operations_answer_reads_and_refuse_every_change(tmp_path: Path) -> None
     with pytest.raises(OSError, match="Read-only") as caught:
         ops.access("/media.raw", os.W_OK)
     assert caught.value.errno == errno.EROFS
+
+
+def test_a_file_with_a_note_is_listed_but_not_served(tmp_path: Path) -> None:
+    """A node carrying a content note (a deleted file whose inode was cleared, size 0 as ext4
+    leaves it, or reused): getattr gives its recorded size, open and read answer EIO, the note
+    is the one extended attribute, said once through notice; other files have no attribute."""
+    notices: list[str] = []
+    ops = _ops(BytesStream(make_disk_bytes(65536, seed=3)), tmp_path)
+    ops.notice = notices.append
+    note = "not recoverable: the deleted inode records no content (size 0)"
+    files = ops.tree.root
+    for name, size in (("cleared.txt", 0), ("reused.txt", 38)):
+        files.add(Node(name, ops.tree.stamp, size=size, note=note,
+                       reader=lambda _o, _s: b"must never be served"))
+        assert ops.getattr(f"/{name}")["st_size"] == size
+        for _ in range(2):
+            with pytest.raises(OSError, match="Input/output error") as caught:
+                ops.open(f"/{name}", os.O_RDONLY)
+            assert caught.value.errno == errno.EIO
+        with pytest.raises(OSError, match="Input/output error") as caught:
+            ops.read(f"/{name}", 4096, 0, 0)  # a handle never given out: refused all the same
+        assert caught.value.errno == errno.EIO
+        assert ops.listxattr(f"/{name}") == [CONTENT_XATTR]
+        assert ops.getxattr(f"/{name}", CONTENT_XATTR) == note.encode()
+        with pytest.raises(OSError, match="No data available") as caught:
+            ops.getxattr(f"/{name}", "security.selinux")
+        assert caught.value.errno == errno.ENODATA
+    assert notices == [f"/{name}: content {note}; not served (EIO)"
+                       for name in ("cleared.txt", "reused.txt")]
+    assert ops.listxattr("/media.raw") == []
+    with pytest.raises(OSError, match="No data available") as caught:
+        ops.getxattr("/media.raw", CONTENT_XATTR)
+    assert caught.value.errno == errno.ENODATA
+    assert ops.open("/media.raw", os.O_RDONLY) == 0
 
 
 def test_a_corrupt_read_is_eio_not_bytes(tmp_path: Path) -> None:

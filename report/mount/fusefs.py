@@ -118,6 +118,8 @@ class EvidenceOperations:
         node = self._node(path)
         if node.reader is None:
             raise _oserror(errno.EISDIR)
+        if node.note is not None:  # open refuses it already; no handle reads it either
+            raise _oserror(errno.EIO)
         if offset >= node.size or size <= 0:
             return b""
         try:
