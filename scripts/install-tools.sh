@@ -10,6 +10,10 @@ testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils 
          afflib-tools qemu-system-x86 gddrescue libxml2-utils)
 # parted writes the Apple Partition Map and Sun VTOC the partition-table tests check against mmls
 testing+=(parted)
+# what an examiner sweeps a mount with: getfattr (attr) reads its extended attributes, rsync
+# copies it (tests/test_mount_filesystems.py); objdump (binutils) disassembles the hand-encoded
+# boot sector the vm test boots (tests/builders/bootsector.py)
+testing+=(attr rsync binutils)
 # volumes TSK cannot open: LUKS images are made with cryptsetup; libyal's Debian tools (an
 # independent build of the readers) check shadow copies, APFS and LUKS; lvm2 writes LVM metadata,
 # xfsprogs XFS file systems (checked against the kernel's XFS driver); bdeinfo (libbde-utils,

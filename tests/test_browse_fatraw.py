@@ -180,3 +180,41 @@ def test_raw_reader_names_entries_as_fls_on_the_intact_image(crafted: Path) -> N
             assert ours == theirs, folder
     finally:
         stream.close()
+
+
+def test_listed_deleted_entry_whose_first_cluster_was_reused_is_not_recoverable(
+        crafted: Path, tmp_path: Path) -> None:
+    """The same deleted files on the undamaged image, where TSK lists them itself: on FAT12
+    their first cluster is new.bin's (istat lists that sector for both) and icat hands out
+    new.bin's bytes for them; cat gives what icat gives but exits 1 with "not recoverable",
+    export lists them as failed. On FAT32 their content is theirs: cat exits 0 with it."""
+    intact = fsimages.intact_copy(crafted)
+    listed = _parsed(_fls(intact))
+    content = fsimages.CRAFTED_FAT_FILES["overwritten name.txt"]
+
+    def sectors(address: str) -> list[str]:
+        out = subprocess.run(["istat", str(intact), address], capture_output=True, text=True,
+                             check=True).stdout
+        return out.split("Sectors:", 1)[1].split()
+
+    lost = set()
+    for path in ("overwritten n", "docs/overwritten n"):
+        address = listed[path][0]
+        new_bin = listed[f"{path.rpartition('/')[0]}/new.bin".lstrip("/")][0]
+        icat = subprocess.run(["icat", str(intact), address], capture_output=True,
+                              check=True).stdout
+        cat = _bitwitness("cat", intact, "--inode", address)
+        assert cat.stdout == icat, path
+        if sectors(address)[0] in sectors(new_bin):
+            lost.add(address)
+            assert icat != content
+            assert cat.returncode == 1, path
+            assert b"not recoverable: the first cluster" in cat.stderr
+        else:
+            assert (cat.returncode, icat) == (0, content), path
+    assert bool(lost) == crafted.parent.name.startswith("crafted12")
+    out = tmp_path / "out"
+    result = _bitwitness("export", intact, "/", "--all", "--to", out)
+    assert result.returncode == (1 if lost else 0), result.stderr
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert {f["inode"] for f in manifest["failed"]} == lost

@@ -222,3 +222,83 @@ def test_reused_inode_is_never_passed_off_as_recovered(tmp_path: Path) -> None:
     assert [f["source"] for f in manifest["failed"]] == ["/reused.txt"]
     assert not (destination / "reused.txt").exists()
     assert "/zz.txt" in {f["source"] for f in manifest["files"]}
+
+
+@pytest.mark.parametrize("kind", ["ext4", "fat12"])
+def test_browser_preview_of_a_lost_file_is_the_note(kind: str, tmp_path: Path) -> None:
+    """The preview of a deleted file whose content went to another file (ext4: inode reused,
+    fls ``(realloc)``; FAT12: its first cluster given to ``new.bin``, as istat shows) is the
+    reason, in text and hex alike: neither "(empty)" nor the newer file's bytes (what icat gives
+    for it) stand for its content. A deleted file whose content is there previews as icat
+    gives it."""
+    pytest.importorskip("textual")
+    require_tool("fls", "icat", "istat")
+    from textual.widgets import DataTable, Static
+
+    from bitwitness.report.browse.tui import EvidenceBrowser, as_text, hexdump
+
+    if kind == "ext4":
+        image, lost, kept = _build("ext4", tmp_path), "reused.txt", "home/ana/gone.txt"
+    else:
+        try:
+            damaged = fsimages.BUILDERS["crafted_fat12"](tmp_path / "fat.img")
+        except fsimages.Unavailable as exc:
+            pytest.skip(f"FAT12 cannot be built here: {exc}")
+        image, lost, kept = fsimages.intact_copy(damaged), "overwritten n", "_ONE.TXT"
+    fls = subprocess.run(["fls", "-r", "-p", str(image)], capture_output=True, check=True)
+    address = {line.partition(":\t")[2]: line.split()[2].split("(")[0].rstrip(":")
+               for line in fls.stdout.decode().splitlines() if line.startswith("r/r * ")}
+    foreign = _icat(image, address[lost])
+    assert foreign  # icat hands out bytes for it: another file's
+    if kind == "ext4":
+        assert f"{address[lost]}(realloc):\treused.txt" in fls.stdout.decode()
+    else:
+        istat = subprocess.run(["istat", str(image), address[lost]], capture_output=True,
+                               text=True, check=True).stdout
+        first = istat.split("Sectors:", 1)[1].split()[0]
+        new_bin = subprocess.run(["ifind", "-n", "/new.bin", str(image)], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        owner = subprocess.run(["istat", str(image), new_bin], capture_output=True, text=True,
+                               check=True).stdout
+        assert first in owner.split("Sectors:", 1)[1].split()
+    kept_bytes = _icat(image, address[kept])
+    folder, _, kept_name = kept.rpartition("/")
+
+    async def scenario() -> None:
+        app = EvidenceBrowser(image, export_to=tmp_path / "exports")
+        async with app.run_test(size=(160, 50)) as pilot:
+            tree = app.query_one("#tree")
+            node = tree.root.children[0]  # type: ignore[attr-defined]
+            tree.select_node(node)  # type: ignore[attr-defined]
+            await pilot.pause()
+            table = app.query_one("#entries", DataTable)
+            rows = {str(table.get_row_at(i)[0]): i for i in range(table.row_count)}
+            table.focus()
+            table.move_cursor(row=rows[lost])
+            await pilot.pause()
+            for _mode in ("hex", "text"):
+                assert app.preview_text.startswith("(content not recoverable: "), \
+                    app.preview_text
+                assert hexdump(foreign[:16]).split("  ")[1].strip() not in app.preview_text
+                assert as_text(foreign) not in app.preview_text
+                rendered = str(app.query_one("#preview", Static).render())
+                assert "not recoverable" in rendered
+                await pilot.press("x")
+                await pilot.pause()
+            meta = str(app.query_one("#meta", Static).render())
+            assert "content: not recoverable" in meta
+            if folder:
+                for part in folder.split("/"):
+                    node.expand()
+                    await pilot.pause()
+                    node = next(n for n in node.children if str(n.label) == part)
+                tree.select_node(node)  # type: ignore[attr-defined]
+                await pilot.pause()
+            rows = {str(table.get_row_at(i)[0]): i for i in range(table.row_count)}
+            table.focus()
+            table.move_cursor(row=rows[kept_name])
+            await pilot.pause()
+            assert app.preview_text == hexdump(kept_bytes)  # hex again after two x
+            await pilot.press("q")
+
+    asyncio.run(scenario())

@@ -158,3 +158,36 @@ def test_ci_runs_the_readme_test_command_and_the_static_checks() -> None:
     assert "scripts/typecheck.sh" in commands
     script = (REPO / "scripts" / "typecheck.sh").read_text()
     assert f"for stage in {' '.join(bitwitness.STAGES)}; do" in script
+
+
+def _layout_tree(document: Path) -> list[str]:
+    """The ``text`` block under ``## Layout`` of a document, as its lines."""
+    text = document.read_text(encoding="utf-8")
+    section = text[text.index("\n## Layout\n"):]
+    start = section.index("```text\n") + len("```text\n")
+    return section[start : section.index("\n```", start)].splitlines()
+
+
+def test_readme_and_design_draw_the_same_tree_as_the_checkout() -> None:
+    """README.md and docs/DESIGN.md show one tree; each entry exists, and every folder git
+    tracks down to the second level is drawn (a new part is added to both or the test fails)."""
+    readme, design = _layout_tree(REPO / "README.md"), _layout_tree(REPO / "docs/DESIGN.md")
+    assert readme == design
+    drawn, parents = set(), [""]
+    for line in readme:
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        name = line.split()[0]
+        parents[depth + 1 :] = []
+        path = parents[depth] + name
+        assert (REPO / path).exists(), path
+        assert path.endswith("/") == (REPO / path).is_dir(), path
+        drawn.add(path.rstrip("/"))
+        if path.endswith("/"):
+            parents.append(path)
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                            check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked folders are unknown")
+    folders = {"/".join(Path(f).parts[:depth]) for f in listed.stdout.splitlines()
+               for depth in (1, 2) if len(Path(f).parts) > depth}
+    assert folders - drawn == set()

@@ -18,7 +18,7 @@ from contract import check_stream_contract
 from bitwitness.errors import CorruptImageError
 from bitwitness.report.mount.cache import CachedStream
 from bitwitness.report.mount.fusefs import EvidenceOperations
-from bitwitness.report.mount.tree import MountTree, mount_name
+from bitwitness.report.mount.tree import CONTENT_XATTR, MountTree, Node, mount_name
 from bitwitness.stream import BytesStream, ImageStream
 
 
@@ -190,6 +190,40 @@ def test_operations_answer_reads_and_refuse_every_change(tmp_path: Path) -> None
     assert caught.value.errno == errno.EROFS
 
 
+def test_a_file_with_a_note_is_listed_but_not_served(tmp_path: Path) -> None:
+    """A node carrying a content note (a deleted file whose inode was cleared, size 0 as ext4
+    leaves it, or reused): getattr gives its recorded size, open and read answer EIO, the note
+    is the one extended attribute, said once through notice; other files have no attribute."""
+    notices: list[str] = []
+    ops = _ops(BytesStream(make_disk_bytes(65536, seed=3)), tmp_path)
+    ops.notice = notices.append
+    note = "not recoverable: the deleted inode records no content (size 0)"
+    files = ops.tree.root
+    for name, size in (("cleared.txt", 0), ("reused.txt", 38)):
+        files.add(Node(name, ops.tree.stamp, size=size, note=note,
+                       reader=lambda _o, _s: b"must never be served"))
+        assert ops.getattr(f"/{name}")["st_size"] == size
+        for _ in range(2):
+            with pytest.raises(OSError, match="Input/output error") as caught:
+                ops.open(f"/{name}", os.O_RDONLY)
+            assert caught.value.errno == errno.EIO
+        with pytest.raises(OSError, match="Input/output error") as caught:
+            ops.read(f"/{name}", 4096, 0, 0)  # a handle never given out: refused all the same
+        assert caught.value.errno == errno.EIO
+        assert ops.listxattr(f"/{name}") == [CONTENT_XATTR]
+        assert ops.getxattr(f"/{name}", CONTENT_XATTR) == note.encode()
+        with pytest.raises(OSError, match="No data available") as caught:
+            ops.getxattr(f"/{name}", "security.selinux")
+        assert caught.value.errno == errno.ENODATA
+    assert notices == [f"/{name}: content {note}; not served (EIO)"
+                       for name in ("cleared.txt", "reused.txt")]
+    assert ops.listxattr("/media.raw") == []
+    with pytest.raises(OSError, match="No data available") as caught:
+        ops.getxattr("/media.raw", CONTENT_XATTR)
+    assert caught.value.errno == errno.ENODATA
+    assert ops.open("/media.raw", os.O_RDONLY) == 0
+
+
 def test_a_corrupt_read_is_eio_not_bytes(tmp_path: Path) -> None:
     data = make_disk_bytes(300_000, seed=9)
     notices: list[str] = []
@@ -230,3 +264,30 @@ def test_missing_fuse_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "bitwitness: error: FUSE is not available here: /dev/fuse is missing"]
+
+
+def test_evidence_image_is_the_one_the_typed_log_names(tmp_path: Path) -> None:
+    """``mount --case C --evidence ID`` mounts the image the acquisition log's ``outputs`` name
+    (read through bitwitness.acquisitionlog), not the first ``*.E01`` of the folder; a log
+    that cannot be read falls back to the folder's images."""
+    from bitwitness import acquisitionlog
+    from bitwitness.report.mount.service import evidence_image
+
+    case_dir = tmp_path / "case"
+    made = run_bitwitness("case", "new", case_dir, "--set", "case_number=C-1",
+                          "--set", "examiner=Ann Example")
+    assert made.exit_code == 0, made.stderr
+    source = tmp_path / "stick.img"
+    source.write_bytes(make_disk_bytes(1 << 20))
+    done = run_bitwitness("acquire", source, "--case", case_dir, "--evidence", "usb01",
+                          "--format", "raw")
+    assert done.exit_code == 0, done.stderr
+    folder = case_dir / "evidence" / "usb01"
+    [log_path] = folder.glob("*.json")
+    outputs = acquisitionlog.load(log_path).outputs
+    [named] = [Path(o.path) for o in outputs if o.role == "image"]
+    assert named.suffix != ".E01"
+    (folder / "a-decoy.E01").write_bytes(b"not the image")  # first by the folder's order
+    assert evidence_image(case_dir, "usb01") == named
+    log_path.write_text("{not json", encoding="utf-8")
+    assert evidence_image(case_dir, "usb01") == folder / "a-decoy.E01"

@@ -1,72 +1,81 @@
 """``bitwitness vm``: boot an E01 through a QCOW2 overlay whose backing file is the mounted media.
 
-The guest is a 512-byte MBR boot sector assembled here (bytes listed below): it prints a known
-line on the first serial port (COM1, I/O 0x3F8), then writes to qemu's ``isa-debug-exit`` port
-so that the virtual machine ends by itself. It is acquired into an E01 with ``bitwitness
-acquire``, booted under software emulation (TCG), and the guest's serial output is read back;
-the E01 is unchanged afterwards and the overlay (read by ``qemu-img info``) names the mounted
-``media.raw`` as its raw backing file.
+The guest is the 512-byte MBR boot sector of ``tests/builders/bootsector.py`` (encoded by hand;
+``objdump`` disassembles it back to its listing): it reads one sector of its disk and prints what
+it holds on the first serial port, writes a known sector there (BIOS int 13h AH=03h), prints
+``WROTE`` and powers the machine off (ACPI). It is acquired into an E01 on a file system mounted
+``strictatime``, booted under software emulation (TCG) and its serial output read back. Then the
+overlay is read by ``qemu-img`` without its backing file (the write is there, alone) and with it
+(``qemu-img compare`` against the disk: the one sector differs), the E01's bytes, mtime and atime
+are unchanged and ``ewfverify`` passes, and a second boot from the same overlay (the image
+mounted again at the same mount point, the printed qemu command run) reads the written sector.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from builders.bootsector import MARKER, SECTOR, boot_disk, code_length, mnemonics, written_sector
 from conftest import REPO, require_tool, run_bitwitness, snapshot
-from test_mount import _is_mount, require_fuse
+from test_mount import _is_mount, require_fuse, strict_atime_dir  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow
 
-MESSAGE = b"BITWITNESS-BOOT-OK\r\n"
-#: Real-mode code loaded by the BIOS at 0000:7C00 (offsets in the sector on the right).
-BOOT_CODE = bytes([
-    0x31, 0xC0,              # 00 xor ax, ax
-    0x8E, 0xD8,              # 02 mov ds, ax
-    0xFC,                    # 04 cld
-    0xBA, 0xF8, 0x03,        # 05 mov dx, 0x3F8          ; COM1 data register
-    0xBE, 0x1D, 0x7C,        # 08 mov si, 0x7C1D         ; the message, at offset 0x1D
-    0xAC,                    # 0B lodsb
-    0x84, 0xC0,              # 0C test al, al
-    0x74, 0x03,              # 0E jz 0x13
-    0xEE,                    # 10 out dx, al
-    0xEB, 0xF8,              # 11 jmp 0x0B
-    0xBA, 0xF4, 0x00,        # 13 mov dx, 0xF4           ; isa-debug-exit
-    0xB0, 0x00,              # 16 mov al, 0              ; qemu exits with (0 << 1) | 1
-    0xEE,                    # 18 out dx, al
-    0xFA,                    # 19 cli
-    0xF4,                    # 1A hlt
-    0xEB, 0xFD,              # 1B jmp 0x1A
-])
+FIRST_BOOT = b"READ[]\r\nWROTE\r\n"
+SECOND_BOOT = b"READ[" + MARKER + b"]\r\nWROTE\r\n"
 
 
-def boot_disk(path: Path, size: int = 1 << 20) -> Path:
-    sector = bytearray(512)
-    code = BOOT_CODE + MESSAGE + b"\0"
-    assert len(BOOT_CODE) == 0x1D
-    sector[: len(code)] = code
-    sector[510:512] = b"\x55\xaa"
-    path.write_bytes(bytes(sector) + bytes(size - 512))
-    return path
+def test_the_hand_encoded_guest_disassembles_to_its_listing(tmp_path: Path) -> None:
+    """objdump (binutils) reads the builder's bytes back as the instructions it lists."""
+    require_tool("objdump")
+    disk = boot_disk(tmp_path / "disk.bin", size=512)
+    out = subprocess.run(["objdump", "-D", "-b", "binary", "-m", "i8086", "-M", "intel",
+                          "--adjust-vma=0x7c00", f"--stop-address={0x7C00 + code_length()}",
+                          str(disk)], capture_output=True, text=True, check=True).stdout
+    listed = [" ".join(line.split("\t")[2].split()) for line in out.splitlines()
+              if line.startswith("    7c") and line.count("\t") >= 2]
+    assert listed == [" ".join(m.split()) for m in mnemonics()]
 
 
-def test_vm_boots_an_e01_through_the_overlay(tmp_path: Path) -> None:
+def _overlay_alone(overlay: Path, target: Path) -> list[dict[str, object]]:
+    """The overlay's own clusters (backing file left out, so the mount need not exist): its
+    allocation map, and its content as raw into ``target`` (zeros where it holds nothing)."""
+    spec = "json:" + json.dumps({"driver": "qcow2", "backing": None,
+                                 "file": {"driver": "file", "filename": str(overlay)}})
+    subprocess.run(["qemu-img", "convert", "-O", "raw", spec, str(target)], check=True)
+    found = subprocess.run(["qemu-img", "map", "--output=json", spec], capture_output=True,
+                           text=True, check=True).stdout
+    return [row for row in json.loads(found) if row["data"]]
+
+
+def _times(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_atime_ns, st.st_size
+
+
+def test_vm_guest_writes_go_to_the_overlay_never_to_the_e01(strict_atime_dir: Path,  # noqa: F811
+                                                            tmp_path: Path) -> None:
     require_fuse()
-    require_tool("qemu-img", "qemu-system-x86_64")
-    made = run_bitwitness("acquire", boot_disk(tmp_path / "disk.bin"), "-o", tmp_path / "boot")
+    require_tool("qemu-img", "qemu-system-x86_64", "ewfverify")
+    disk = boot_disk(tmp_path / "disk.bin")
+    made = run_bitwitness("acquire", disk, "-o", strict_atime_dir / "boot")
     assert made.exit_code == 0, made.stderr
-    image = tmp_path / "boot.E01"
-    before = snapshot([image])
+    image = strict_atime_dir / "boot.E01"
+    digest = snapshot([image])[image][0]
+    os.utime(image, ns=(1_000_000_000, 2_000_000_000))  # atime older than mtime: strictatime
+    before = _times(image)  # moves it on any read that is not O_NOATIME
     overlay = tmp_path / "boot.qcow2"
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     serial = tmp_path / "serial.txt"
-    guest = ["-display", "none", "-serial", f"file:{serial}", "-no-reboot",
-             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    guest = ["-display", "none", "-serial", f"file:{serial}", "-no-reboot"]
     try:
         done = subprocess.run(
             [sys.executable, "-m", "bitwitness", "vm", str(image), "--overlay", str(overlay),
@@ -78,21 +87,64 @@ def test_vm_boots_an_e01_through_the_overlay(tmp_path: Path) -> None:
         if _is_mount(mnt):
             subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
     assert done.returncode == 0, done.stderr
-    assert serial.read_bytes() == MESSAGE
+    assert serial.read_bytes() == FIRST_BOOT  # the sector read as zeros, then written
     assert "-accel tcg" in done.stdout
-    assert "qemu exited with status 1" in done.stdout  # the guest's own exit, code 0
+    assert "qemu exited with status 0" in done.stdout  # the guest powered off
     assert not _is_mount(mnt)
+    assert _times(image) == before
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["format"] == "qcow2"
     assert info["backing-filename"] == str(mnt / "media.raw")
     assert info["backing-filename-format"] == "raw"
     assert info["virtual-size"] == 1 << 20
-    assert snapshot([image]) == before
+    # the write is in the overlay: its one cluster holds the written sector
+    own = tmp_path / "own.raw"
+    [cluster] = _overlay_alone(overlay, own)
+    start, length = int(cluster["start"]), int(cluster["length"])
+    assert start <= SECTOR * 512 < start + length
+    data = own.read_bytes()
+    assert data[SECTOR * 512 : (SECTOR + 1) * 512] == written_sector()
+    # a second boot from the same overlay, the image mounted at the same place again
+    cmd = [sys.executable, "-m", "bitwitness"]
+    qemu = shlex.split(next(line for line in done.stdout.splitlines()
+                            if line.startswith("qemu: "))[len("qemu: "):])
+    mounted = subprocess.run([*cmd, "mount", str(image), str(mnt), "--background"],
+                             capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        compare = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "raw",
+                                  str(overlay), str(disk)], capture_output=True, text=True,
+                                 check=False)
+        assert compare.returncode == 1, compare.stderr  # 1: the images differ
+        assert f"Content mismatch at offset {SECTOR * 512}!" in compare.stdout
+        whole = tmp_path / "whole.raw"
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(overlay), str(whole)],
+                       check=True)
+        expected = bytearray(disk.read_bytes())
+        expected[SECTOR * 512 : (SECTOR + 1) * 512] = written_sector()
+        assert whole.read_bytes() == bytes(expected)
+        serial.unlink()
+        again = subprocess.run(qemu, capture_output=True, text=True, timeout=240, check=False,
+                               stdin=subprocess.DEVNULL)
+        assert again.returncode == 0, again.stderr
+        assert serial.read_bytes() == SECOND_BOOT  # the guest reads what it wrote before
+    finally:
+        gone = subprocess.run([*cmd, "umount", str(mnt)], capture_output=True, text=True,
+                              check=False, cwd=REPO)
+    assert gone.returncode == 0, gone.stderr
+    assert _times(image) == before  # bytes, mtime and atime of the evidence
+    verified = subprocess.run(["ewfverify", "-q", str(image)], capture_output=True, text=True,
+                              check=False)  # reads the E01 without O_NOATIME: the last read
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert snapshot([image])[image][0] == digest
+    assert disk.read_bytes()[SECTOR * 512 : (SECTOR + 1) * 512] == bytes(512)
 
 
 def test_vm_prints_the_commands_and_leaves_the_mount(tmp_path: Path) -> None:
-    """Without --run: the mount stays for the hypervisor; qemu-img reads both descriptors."""
+    """Without --run: the mount stays for the hypervisor; qemu-img reads the overlay and the VMDK
+    descriptor printed for VirtualBox/VMware, and so does libvmdk (neither hypervisor installs
+    from Debian: whether they accept the descriptor is not tested here)."""
     require_fuse()
     require_tool("qemu-img")
     image = boot_disk(tmp_path / "disk.raw")
@@ -121,6 +173,25 @@ def test_vm_prints_the_commands_and_leaves_the_mount(tmp_path: Path) -> None:
         subprocess.run(["qemu-img", "convert", "-O", "raw", str(vmdk), str(converted)],
                        check=True)
         assert converted.read_bytes() == image.read_bytes()
+        # libvmdk, a second VMDK reader: a monolithic flat disk of one flat extent, the mount's
+        # media.raw named by its absolute path (as VirtualBox's own raw-disk descriptors name
+        # devices), read back as the evidence's bytes
+        import pyvmdk
+
+        handle = pyvmdk.handle()
+        handle.open(str(vmdk))
+        try:
+            assert handle.get_disk_type() == pyvmdk.disk_types.MONOLITHIC_FLAT
+            assert handle.get_media_size() == image.stat().st_size
+            [extent] = list(handle.extent_descriptors)
+            assert extent.get_type() == pyvmdk.extent_types.FLAT
+            assert extent.get_filename() == str(mnt / "media.raw")
+            assert (extent.get_offset(), extent.get_size()) == (0, image.stat().st_size)
+            with Path(extent.get_filename()).open("rb") as media:
+                handle.open_extent_data_files_as_file_objects([media])
+                assert handle.read_buffer(handle.get_media_size()) == image.read_bytes()
+        finally:
+            handle.close()
         again = subprocess.run([*cmd, "vm", str(image), "--overlay", str(overlay)],
                                capture_output=True, text=True, check=False, cwd=REPO)
         assert again.returncode == 2

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pytsk3
 
-from bitwitness.errors import FileSystemError
+from bitwitness.errors import BitWitnessError, FileSystemError
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.report.browse.entries import (
     META_TYPES,
@@ -694,24 +694,45 @@ class FileSystem:
         A deleted name keeps pointing at its inode, but the inode may have been reused (its
         content now belongs to another file), may be gone, or may have lost its size (ext4
         clears it on delete): then nothing of the deleted file is recoverable from here,
-        and an empty or foreign file must not pass as its content.
+        and an empty or foreign file must not pass as its content. On FAT the same holds for
+        a deleted entry whose first cluster the FAT gives to a file again: TSK still reads from
+        that cluster on (``icat`` hands out the newer file's bytes), so the entry is checked
+        here as the raw reader recovers it, whether TSK listed it or not.
         """
         if not entry.deleted or entry.is_dir:
             return None
         if entry.meta_type == "-":
             return "not recoverable: the deleted name points at no readable inode"
         if entry.realloc:
-            return ("not recoverable: the inode was reused by another file; the content shown "
-                    "is that file's")
+            return ("not recoverable: the inode was reused by another file (what it holds now "
+                    "is that file's content)")
         if entry.size == 0:
             return "not recoverable: the deleted inode records no content (size 0)"
-        raw = self._raw_of(entry)
-        if raw is not None and self._fat is not None:
-            try:
-                self._fat.recovered_clusters(raw)
-            except FileSystemError as exc:
-                return str(exc).split(": ", 1)[1]
+        return self._fat_note(entry)
+
+    def _fat_note(self, entry: Entry) -> str | None:
+        """Why a deleted FAT file's clusters cannot be its content (see :meth:`content_note`)."""
+        if self._fat is None:
+            return None
+        raw = self._raw_of(entry) or self._fat_entry(self._fat, entry)
+        if raw is None or not raw.deleted:
+            return None
+        try:
+            self._fat.recovered_clusters(raw)
+        except FileSystemError as exc:
+            return str(exc).split(": ", 1)[1]
         return None
+
+    def _fat_entry(self, fat: FatVolume, entry: Entry) -> RawFatEntry | None:
+        """The raw directory entry at the address TSK gave ``entry``, or None when that slot
+        does not hold the same entry (its size differs) or cannot be read."""
+        try:
+            raw = fat.entry_at(entry.inode)
+        except (BitWitnessError, OSError):
+            return None  # the slot is unreadable: reading the content will say so
+        if raw is None or raw.is_dir or raw.size != entry.size:
+            return None
+        return raw
 
     def _file(self, entry: Entry) -> Any:
         with tsk_errors(self.image, f"open inode {entry.inode}"):

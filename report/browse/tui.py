@@ -213,15 +213,19 @@ class EvidenceBrowser(App[None]):
         if entry.is_dir:
             preview.update(Text("(folder)"))
             return
+        note = fs.content_note(entry)
+        if note is not None:
+            # Nothing of a deleted file whose inode or clusters were reused is its own: neither
+            # an empty preview nor the newer file's bytes may stand for its content.
+            self.preview_text = f"(content {note})"
+            preview.update(Text(self.preview_text))
+            return
         try:
             data = fs.read(entry, 0, PREVIEW_BYTES)
         except BitWitnessError as exc:
             preview.update(Text(f"cannot read: {exc}"))
             return
-        self.preview_text = hexdump(data) if self.hex_mode else as_text(data)
-        if not self.preview_text:
-            note = fs.content_note(entry)
-            self.preview_text = f"(nothing recoverable: {note})" if note else "(empty)"
+        self.preview_text = (hexdump(data) if self.hex_mode else as_text(data)) or "(empty)"
         preview.update(Text(self.preview_text))
 
     preview_text = ""

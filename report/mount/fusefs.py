@@ -3,7 +3,14 @@
 The kernel already refuses writes to a file system mounted ``ro``; every operation that could
 change something is still implemented here, to refuse with ``EROFS`` should a request ever get
 through (another FUSE library, a remount). Reads of evidence that fail (a corrupt EWF chunk)
-answer ``EIO`` and are reported once through ``notice``, never as made-up bytes.
+answer ``EIO`` and are reported through ``notice``, never as made-up bytes.
+
+A deleted file whose content is not recoverable (its inode or clusters went to another file)
+is listed with the size its file system records, but opening it answers ``EIO``: ``cat``,
+``cp``, ``sha256sum`` and ``rsync`` then report an error for that file and go on with the
+others, where an empty file would pass silently as its content (with the empty file's hash).
+Why is the extended attribute :data:`~bitwitness.report.mount.tree.CONTENT_XATTR`
+(``getfattr -n user.bitwitness.content FILE``), said once per file through ``notice`` too.
 
 mfusepy (ctypes over the system's libfuse) is the binding: it works with libfuse 3 and 2, needs
 no compiler, and its operations are plain methods, easy to test without a kernel.
@@ -18,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bitwitness.errors import BitWitnessError
-from bitwitness.report.mount.tree import MountTree, Node, Notice, file_type
+from bitwitness.report.mount.tree import CONTENT_XATTR, MountTree, Node, Notice, file_type
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
@@ -48,6 +55,7 @@ class EvidenceOperations:
         self._on_init = on_init
         self._on_first_request = on_first_request
         self._first_lock = threading.Lock()
+        self._noted: set[str] = set()  #: paths whose "not recoverable" was said already
         self._uid = os.getuid()
         self._gid = os.getgid()
 
@@ -94,12 +102,24 @@ class EvidenceOperations:
             raise _oserror(errno.EROFS)
         if node.is_dir:
             raise _oserror(errno.EISDIR)
+        if node.note is not None:
+            self._say_once(path, node.note)
+            raise _oserror(errno.EIO)
         return 0
+
+    def _say_once(self, path: str, note: str) -> None:
+        with self._first_lock:
+            if path in self._noted:
+                return
+            self._noted.add(path)
+        self.notice(f"{path}: content {note}; not served (EIO)")
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         node = self._node(path)
         if node.reader is None:
             raise _oserror(errno.EISDIR)
+        if node.note is not None:  # open refuses it already; no handle reads it either
+            raise _oserror(errno.EIO)
         if offset >= node.size or size <= 0:
             return b""
         try:
@@ -107,6 +127,16 @@ class EvidenceOperations:
         except BitWitnessError as exc:
             self.notice(f"{path}: read at byte {offset} failed: {exc}")
             raise _oserror(errno.EIO) from exc
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        """The reason a file is not served, as :data:`CONTENT_XATTR`; no other attribute."""
+        node = self._node(path)
+        if name == CONTENT_XATTR and node.note is not None:
+            return node.note.encode("utf-8")
+        raise _oserror(errno.ENODATA)
+
+    def listxattr(self, path: str) -> list[str]:
+        return [CONTENT_XATTR] if self._node(path).note is not None else []
 
     def access(self, path: str, amode: int) -> int:
         self._node(path)

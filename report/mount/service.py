@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bitwitness import acquisitionlog
 from bitwitness.errors import MountError, UsageError
 from bitwitness.report.mount.tree import Notice
 
@@ -195,14 +196,16 @@ def evidence_image(case_dir: Path, evidence_id: str) -> Path:
                          f"(items: {', '.join(items) or 'none'})")
     folder = Path(item.folder)
     if item.acquisition_log is not None:
-        with suppress(OSError, ValueError, TypeError, AttributeError):
-            log = json.loads(Path(item.acquisition_log).read_text(encoding="utf-8"))
-            for output in log.get("outputs", []):
-                if output.get("role") == "image":
-                    named = Path(output["path"])
-                    for candidate in (named, folder / named.name):
-                        if candidate.is_file():
-                            return candidate
+        try:
+            log = acquisitionlog.load(Path(item.acquisition_log), any_version=True)
+        except acquisitionlog.LogFormatError:
+            log = None  # an unreadable log names nothing: the folder's images are looked at
+        for output in log.outputs if log is not None else ():
+            if output.role == "image":
+                named = Path(output.path)
+                for candidate in (named, folder / named.name):
+                    if candidate.is_file():
+                        return candidate
     for suffix in (".E01", ".e01", ".raw", ".001", ".dd", ".img"):
         found = sorted(folder.glob(f"*{suffix}"))
         if found:

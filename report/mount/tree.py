@@ -5,8 +5,11 @@
     media.raw                 the whole media of the image (any format BitWitness opens)
     partitions/2.raw          one file per partition, named by the index ``partitions`` prints
     files/2/...               with --files: the allocated tree of partition 2's file system
-    files/2.deleted/...       its deleted entries, at their former paths (empty
-                              where the content is not theirs: inode reused or cleared)
+    files/2.deleted/...       its deleted entries, at their former paths; where the content
+                              is not theirs (inode reused or cleared, FAT clusters given to
+                              another file) the name keeps the size the file system records,
+                              opening it fails with EIO and the extended attribute
+                              ``user.bitwitness.content`` says why (see :data:`CONTENT_XATTR`)
     files/2/...:Zone.Identifier   NTFS alternate data streams, as ``name:stream``
     files/0_bde1/...          with --files: a file system inside a volume of the volume tree
                               (decrypted BitLocker or LUKS, LVM, shadow copy, APFS), named by
@@ -33,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import BitWitnessError, InputError
+from bitwitness.errors import BitWitnessError, InputError, NotRecoveredError
 from bitwitness.report.browse.entries import Entry, Selection, Times
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
@@ -48,6 +51,9 @@ MEDIA_NAME = "media.raw"
 PARTITIONS = "partitions"
 FILES = "files"
 DELETED_SUFFIX = ".deleted"
+#: The extended attribute that says why a file's content is not served (``getfattr -n``): the
+#: same text ``cat`` and ``stat`` give (``content_note`` of the file system).
+CONTENT_XATTR = "user.bitwitness.content"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Reader = Callable[[int, int], bytes]
@@ -85,6 +91,9 @@ class Node:
     mode: int = 0o444
     children: dict[str, Node] | None = None
     reader: Reader | None = None
+    #: why the content is not this file's (a deleted name whose inode or clusters were reused):
+    #: the file is listed but cannot be opened
+    note: str | None = None
     #: fills ``children`` the first time the folder is looked at (file-system trees)
     fill: Callable[[Node], None] | None = field(default=None, repr=False)
 
@@ -314,10 +323,9 @@ class MountTree:
         else:
             size = len(entry.link.encode("utf-8", "surrogateescape")) if (
                 entry.link is not None and entry.meta_type == "l") else entry.size
-            if fs.content_note(entry) is not None:
-                size = 0
-            parent.add(Node(name, stamp, size=size, mode=mode or 0o444,
-                                   reader=self._content(fs, entry)), entry.address)
+            note = fs.content_note(entry)
+            parent.add(Node(name, stamp, size=size, mode=mode or 0o444, note=note,
+                            reader=self._content(fs, entry, note)), entry.address)
 
     def _virtual_dirs(self, dirs: dict[str, Node], top: Node, path: str) -> Node:
         """Folders on the way to a deleted entry whose parent is not listed (the parent lives)."""
@@ -331,11 +339,15 @@ class MountTree:
             node = known
         return node
 
-    def _content(self, fs: BrowsableFileSystem, entry: Entry) -> Reader:
-        if fs.content_note(entry) is not None:
+    def _content(self, fs: BrowsableFileSystem, entry: Entry, note: str | None) -> Reader:
+        if note is not None:
             # a deleted name whose inode was reused or cleared: its bytes would be another
-            # file's (or nothing), never this one's; the file is shown empty
-            return lambda _offset, _size: b""
+            # file's (or nothing), never this one's. Opening it already fails; a read never
+            # gets here, and would fail too rather than hand out an empty or foreign file.
+            def refuse(_offset: int, _size: int) -> bytes:
+                raise NotRecoveredError(note)
+
+            return refuse
         if entry.link is not None and entry.meta_type == "l":
             # TSK reads a symbolic link stored in its inode as zeros; its target is the content.
             target = entry.link.encode("utf-8", "surrogateescape")
