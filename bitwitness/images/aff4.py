@@ -37,6 +37,7 @@ from bitwitness.images.aff4_streams import (
     ChunkError,
     ImageStreamReader,
     MapReader,
+    Segment,
     Source,
     StreamLayout,
     Symbolic,
@@ -59,6 +60,7 @@ _COMPRESSION_URIS = {
     "www.ietf.org/rfc/rfc1950.txt": "zlib", "tools.ietf.org/html/rfc1950": "zlib",
     "code.google.com/p/snappy": "snappy", "code.google.com/p/lz4": "lz4",
     "aff4.org/schema#nullcompressor": "stored", "aff4.org/schema#stored": "stored",
+    "aff4.org/schema#compression/stored": "stored",  # pyaff4's name for it
 }
 _SYMBOLIC_TEXT = {"UnknownData": b"UNKNOWN", "UnreadableData": b"UNREADABLEDATA"}
 _DEFAULT_CHUNKS_IN_SEGMENT = 1024
@@ -312,8 +314,18 @@ class Aff4Stream(ImageStream):
 
     def _target(self, urn: str, opened: dict[str, Source]) -> Source:
         if urn not in opened:
-            opened[urn] = self._symbolic(urn) or self._image_stream(urn)
+            opened[urn] = self._symbolic(urn) or self._segment(urn) or self._image_stream(urn)
         return opened[urn]
+
+    def _segment(self, urn: str) -> Segment | None:
+        """A target the turtle does not describe but the volume holds as a member: the map's
+        data stored as it is (what pyaff4 and aff4imager write for an uncompressed map)."""
+        if self._graph.types(urn) or self._graph.values(urn, "chunkSize", "chunk_size"):
+            return None
+        member = self._member(urn)
+        if member is None:
+            return None
+        return Segment(self._volume, urn, member)
 
     def _open_map(self, urn: str) -> MapReader:
         graph = self._graph
