@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import subprocess
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,26 @@ def test_pyaff4_scattered_map_with_holes(tmp_path: Path, pyaff4: Any, compressio
     _listing_matches_fls(written.path, source)
     cat = _bitwitness("cat", written.path, "/home/ana/projects/big.bin")
     assert (cat.returncode, cat.stdout) == (0, bytes(range(256)) * 1500), cat.stderr
+
+
+def test_pyaff4_maps_runs_to_symbolic_streams(tmp_path: Path, pyaff4: Any) -> None:
+    """Runs of 0xFF and of zeros mapped to aff4:SymbolicStreamFF and aff4:Zero (a map with
+    three targets, two of them symbolic), read alike by both readers."""
+    media = bytearray(os.urandom(256 * KiB))
+    media[40 * KiB:104 * KiB] = b"\xff" * (64 * KiB)
+    media[150 * KiB:170 * KiB] = bytes(20 * KiB)
+    ranges = ((40 * KiB, 104 * KiB), (150 * KiB, 170 * KiB))
+    written = write_with_pyaff4(
+        tmp_path / "disk.aff4", bytes(media), compression="snappy", layout="scattered",
+        holes=ranges, symbolic=((*ranges[0], "SymbolicStreamFF"), (*ranges[1], "Zero")))
+    res, image = _verify(written.path, "--second-reader")
+    assert res.exit_code == ExitCode.OK, (image["problems"], image["notes"])
+    assert image["computed"]["md5"] == _md5(bytes(media))
+    assert image["second_reader"]["agree"], image["second_reader"]
+    with zipfile.ZipFile(written.path) as zf:
+        targets = zf.read("image/map/idx").decode().split("\n")
+    assert sorted(t.rpartition("#")[2] for t in targets if "#" in t) == \
+        ["SymbolicStreamFF", "Zero"]
 
 
 def test_a_map_ending_in_a_hole_has_no_second_reader_and_says_why(tmp_path: Path,

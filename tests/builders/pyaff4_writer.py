@@ -39,9 +39,13 @@ class Pyaff4Written:
 def write_with_pyaff4(path: Path, media: bytes, *, compression: str = "zlib",
                       chunk_size: int = 4096, chunks_in_segment: int = 8,
                       layout: str = "linear", holes: tuple[tuple[int, int], ...] = (),
-                      piece: int = 12345) -> Pyaff4Written:
+                      piece: int = 12345,
+                      symbolic: tuple[tuple[int, int, str], ...] = ()) -> Pyaff4Written:
     """Write ``media`` at ``path`` with pyaff4. ``holes`` (``scattered`` only): media ranges
-    left out of the map, which must be zeros in ``media``."""
+    left out of the map, which must be zeros in ``media``. ``symbolic`` (``scattered`` only):
+    (start, end, name) ranges mapped to the symbolic stream ``aff4:name`` (``Zero``,
+    ``SymbolicStreamFF``...), as imagers map runs of one byte; ``media`` must hold that byte
+    there, and the ranges must be left out by ``holes`` too."""
     from pyaff4 import aff4_image, aff4_map, data_store, lexicon, rdfvalue
     from pyaff4 import zip as aff4_zip
     from pyaff4.version import Version
@@ -82,6 +86,8 @@ def write_with_pyaff4(path: Path, media: bytes, *, compression: str = "zlib",
                     for start, end in _pieces(len(media), holes, piece):
                         mapped.SeekWrite(start)
                         mapped.Write(media[start:end])
+                    for start, end, name in symbolic:
+                        mapped.AddRange(start, start, end - start, rdfvalue.URN(ns + name))
             resolver.Add(vol, image, lexicon.AFF4_TYPE, rdfvalue.URN(ns + "Image"))
             resolver.Add(vol, image, lexicon.AFF4_TYPE, rdfvalue.URN(ns + "DiskImage"))
             resolver.Add(vol, image, lexicon.standard.dataStream, map_urn)
