@@ -61,6 +61,12 @@ class UnsupportedFormatError(InputError):
     """No reader recognises the image."""
 
 
+class NoSecondReader(UnsupportedFormatError):  # noqa: N818 - reads as an outcome
+    """The format's independent second reader exists but cannot read this image (a codec or a
+    layout it does not implement); ``verify --second-reader`` notes the message instead of
+    recording a disagreement that is only that reader's limit."""
+
+
 class DestinationError(UsageError):
     """The destination cannot take the output: it lies on the source device, or it is full."""
 

@@ -216,3 +216,13 @@ def faulty_drive(tmp_path: Path) -> Any:
     from faultydrive.drive import drives
 
     yield from drives(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pyaff4(request: pytest.FixtureRequest) -> Any:
+    """pyaff4 (the AFF4 reference implementation) importable here and by the second reader's
+    child process; installed once per checkout without its dependency pins (tests/pyaff4_env.py
+    says why); the tests that use it skip, saying why, when PyPI cannot be reached."""
+    from pyaff4_env import ensure_pyaff4
+
+    return ensure_pyaff4(request.config.cache.mkdir("pyaff4"))

@@ -4,7 +4,8 @@ The format that opened the image names its second reader (``second_reader`` on t
 object): libvhdi or libvmdk where our own VHD/VMDK reader read the image, QEMU (through
 ``qemu-nbd``) where a libyal binding did. The media is hashed again through it and everything
 it produces (media size, hashes) is compared with the first pass; a disagreement is a MISMATCH,
-never averaged away. A reader that cannot be started or fails is recorded, not raised.
+never averaged away. A reader that cannot be started or fails is recorded, not raised; a reader
+that knows it cannot read this image (``NoSecondReader``: pyaff4 and deflate chunks) is noted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import BitWitnessError, Interrupted
+from bitwitness.errors import BitWitnessError, Interrupted, NoSecondReader
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 from bitwitness.stream import ImageStream
@@ -46,10 +47,13 @@ def _hash(stream: ImageStream, algorithms: Sequence[str], task: ProgressTask,
 def reader_check(fmt: Any, path: Path, stream: ImageStream, algorithms: Sequence[str], *,
                  computed: dict[str, str], task: ProgressTask,
                  cancel: threading.Event | None = None) -> ReaderCheck | None:
-    """Re-read the media through the second reader and compare; ``None`` when there is none."""
+    """Re-read the media through the second reader and compare; ``None`` when there is none.
+    :class:`NoSecondReader` (the reader cannot read this image, and says why) is raised."""
     try:
         try:
             other = second_reader(fmt, path, stream)
+        except NoSecondReader:
+            raise  # the caller notes why there is none for this image
         except (BitWitnessError, OSError) as exc:
             return ReaderCheck(reader="second reader", media_size=None, hashes={},
                                stored_hashes={}, agree=False, error=str(exc),

@@ -27,6 +27,7 @@ from bitwitness.errors import (
     IncompleteImageError,
     InputError,
     MissingSegmentError,
+    NoSecondReader,
 )
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
@@ -164,13 +165,17 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
             libewf = libewf_compare(libewf_pass.result(), media_size=layout.media_size,
                                     stored=stored, computed=result.hashes)
         else:
-            second = reader_check(
-                opened.image_format, path, opened.stream, media_algs, computed=result.hashes,
-                cancel=options.cancel,
-                task=mediator.begin(f"second reader {path.name}", layout.media_size))
-            if second is None:
-                notes.append(f"--second-reader: there is no independent second reader for "
-                             f"{opened.format}")
+            try:
+                second = reader_check(
+                    opened.image_format, path, opened.stream, media_algs,
+                    computed=result.hashes, cancel=options.cancel,
+                    task=mediator.begin(f"second reader {path.name}", layout.media_size))
+            except NoSecondReader as exc:
+                notes.append(f"--second-reader: {exc}")
+            else:
+                if second is None:
+                    notes.append(f"--second-reader: there is no independent second reader "
+                                 f"for {opened.format}")
     corrupt = chunk_ranges(result.bad_chunks, layout.sector_size)
     checks = _container_checks(opened, path)
     damaged = tuple(f"{p.section} section of {p.segment.name} at file offset {p.file_offset}: "

@@ -16,8 +16,12 @@ others (SHA-512, BLAKE2b, block-map hashes) are listed in ``info`` as not checke
 Several images in one volume: the first by URN (in sorted order) is read and ``info`` lists the
 others. Refused by name (exit 2): encrypted streams and logical-only volumes (files, no disk
 image), streams stored in another volume (striped or split containers), compressions other
-than deflate, zlib, snappy, LZ4 and stored. No second reader exists here (pyaff4 does not
-install on this Python).
+than deflate, zlib, snappy, LZ4 and stored.
+
+The independent second reader (``verify --second-reader``) is pyaff4, the reference
+implementation, run in a child process (:mod:`bitwitness.images.aff4_pyaff4`): it reads the same
+data stream by URN and its media is hashed again; where pyaff4 cannot read an image (deflate
+chunks, non-zero gaps, a map whose last run ends early) ``verify`` says so in a note.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, NoSecondReader, UnsupportedFormatError
 from bitwitness.images.aff4_streams import (
     MAX_CHUNK,
     MAX_CHUNKS_IN_SEGMENT,
@@ -37,6 +41,7 @@ from bitwitness.images.aff4_streams import (
     ChunkError,
     ImageStreamReader,
     MapReader,
+    Segment,
     Source,
     StreamLayout,
     Symbolic,
@@ -59,6 +64,7 @@ _COMPRESSION_URIS = {
     "www.ietf.org/rfc/rfc1950.txt": "zlib", "tools.ietf.org/html/rfc1950": "zlib",
     "code.google.com/p/snappy": "snappy", "code.google.com/p/lz4": "lz4",
     "aff4.org/schema#nullcompressor": "stored", "aff4.org/schema#stored": "stored",
+    "aff4.org/schema#compression/stored": "stored",  # pyaff4's name for it
 }
 _SYMBOLIC_TEXT = {"UnknownData": b"UNKNOWN", "UnreadableData": b"UNREADABLEDATA"}
 _DEFAULT_CHUNKS_IN_SEGMENT = 1024
@@ -119,6 +125,12 @@ class Aff4Stream(ImageStream):
         self._volume = ZipVolume(path)
         self.stored_hashes: dict[str, str] = {}
         self._details: dict[str, Any] = {"reader": "bitwitness"}
+        #: the image read, its data stream (a map or an image stream), and the compression
+        #: of every image stream read: what the second reader is given and judged by
+        self.image_urn = ""
+        self.data_urn = ""
+        self.compressions: set[str] = set()
+        self.map_reader: MapReader | None = None
         try:
             self._source = self._load()
         except BaseException:
@@ -166,6 +178,7 @@ class Aff4Stream(ImageStream):
                                        f"read: {', '.join(images)}")
         streams = sorted(v for v in graph.values(image, "dataStream") if isinstance(v, str))
         data_urn = streams[0] if streams else image  # pre-standard: the image is the stream
+        self.image_urn, self.data_urn = image, data_urn
         self._hashes(image, data_urn)
         return self._open_top(data_urn)
 
@@ -255,6 +268,7 @@ class Aff4Stream(ImageStream):
             raise CorruptImageError(f"AFF4 image stream {urn}: {per} chunks a bevy (1 to "
                                     f"{MAX_CHUNKS_IN_SEGMENT} expected)", path=self.path)
         layout = StreamLayout(urn, size, chunk, per, self._compression(urn), legacy)
+        self.compressions.add(layout.compression)
         chunks = -(-size // chunk)
         bevies = -(-chunks // per)
         if bevies > len(self._volume.members):
@@ -312,8 +326,19 @@ class Aff4Stream(ImageStream):
 
     def _target(self, urn: str, opened: dict[str, Source]) -> Source:
         if urn not in opened:
-            opened[urn] = self._symbolic(urn) or self._image_stream(urn)
+            opened[urn] = self._symbolic(urn) or self._segment(urn) or self._image_stream(urn)
         return opened[urn]
+
+    def _segment(self, urn: str) -> Segment | None:
+        """A target the turtle does not describe but the volume holds as a member: the map's
+        data stored as it is (what pyaff4 and aff4imager write for an uncompressed map)."""
+        if self._graph.types(urn) or self._graph.values(urn, "chunkSize", "chunk_size"):
+            return None
+        member = self._member(urn)
+        if member is None:
+            return None
+        self.compressions.add("stored")
+        return Segment(self._volume, urn, member)
 
     def _open_map(self, urn: str) -> MapReader:
         graph = self._graph
@@ -346,6 +371,7 @@ class Aff4Stream(ImageStream):
             raise UnsupportedFormatError(f"{self.path}: AFF4 map {urn} fills its gaps from "
                                          f"{gap_urn}, which BitWitness does not read")
         reader = MapReader(self.path, urn, size, entries, targets=targets, gap=gap)
+        self.map_reader = reader
         streams = [u for u in opened if not isinstance(opened[u], Symbolic)]
         self._details.update(map=urn, map_runs=reader.runs, gap_stream=gap_urn[len(NS):],
                              image_streams=", ".join(streams) or "none")
@@ -399,8 +425,21 @@ class Aff4Format:
         return Aff4Stream(path)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """None here: pyaff4, the other reader, does not install on this Python."""
-        return None
+        """pyaff4, in a child process, reading the data stream our reader read. Raises
+        :class:`NoSecondReader` where pyaff4 cannot read this image (and says why), and
+        :class:`UnsupportedFormatError` where it is not installed."""
+        from bitwitness.images.aff4_pyaff4 import Pyaff4Stream, pyaff4_obstacle
+
+        if not isinstance(stream, Aff4Stream):
+            return None
+        mapped = stream.map_reader
+        obstacle = pyaff4_obstacle(
+            stream.compressions, stream.info.details.get("gap_stream"),
+            None if mapped is None else mapped.covered,
+            None if mapped is None else mapped.last_end, stream.size)
+        if obstacle is not None:
+            raise NoSecondReader(f"no second reader for this AFF4 image: {obstacle}")
+        return Pyaff4Stream(path, stream.data_urn)
 
 
 FORMAT = Aff4Format()

@@ -12,9 +12,12 @@ last at the end of the bevy). The last chunk of a stream may be padded or short;
 
 **Map** (``aff4:Map``): the media as runs of other streams. ``<urn>/map`` holds 28-byte
 little-endian entries (media offset u64, length u64, target offset u64, target id u32), in
-media order; ``<urn>/idx`` lists the target URNs one a line, the id being the line number.
-Media not covered by an entry reads from the map's ``aff4:mapGapDefaultStream`` (``aff4:Zero``
-when none is named).
+any order (aff4imager writes them in media order, pyaff4 in the order of its interval tree);
+entries that overlap are refused. ``<urn>/idx`` lists the target URNs one a line, the id being
+the line number. Media not covered by an entry reads from the map's
+``aff4:mapGapDefaultStream`` (``aff4:Zero`` when none is named). A target may be a plain ZIP
+member of the volume (a *segment*: pyaff4 and aff4imager store an uncompressed map's data that
+way rather than as an image stream).
 
 **Symbolic streams**: ``aff4:Zero`` and ``aff4:SymbolicStreamXX`` repeat one byte;
 ``aff4:UnknownData`` and ``aff4:UnreadableData`` repeat ``UNKNOWN`` / ``UNREADABLEDATA`` from the
@@ -77,6 +80,19 @@ class Source(Protocol):
     size: int | None  #: ``None`` for the infinite symbolic streams
 
     def read(self, offset: int, length: int) -> bytes: ...
+
+
+class Segment:
+    """A ZIP member of the volume read as it is: a map's uncompressed target."""
+
+    def __init__(self, volume: ZipVolume, urn: str, member: ZipInfo) -> None:
+        self.volume = volume
+        self.urn = urn
+        self.member = member
+        self.size: int | None = member.file_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.volume.read_range(self.member, offset, length, f"segment {self.urn}")
 
 
 class Symbolic:
@@ -283,20 +299,27 @@ class MapReader:
     def runs(self) -> int:
         return len(self._starts)
 
+    @property
+    def covered(self) -> int:
+        """Media bytes the runs cover; the rest reads from the gap stream."""
+        return sum(self._lengths)
+
+    @property
+    def last_end(self) -> int:
+        """Where the last run ends (0 for a map of gaps only)."""
+        return self._starts[-1] + self._lengths[-1] if self._starts else 0
+
     def _load(self, entries: bytes) -> None:
         assert self.size is not None
         if len(entries) % _MAP_ENTRY.size:
             raise CorruptImageError(f"AFF4 map {self.urn}: {len(entries)} bytes is not a whole "
                                     f"number of {_MAP_ENTRY.size}-byte entries", path=self.path)
-        end_of_last = 0
+        numbers = array("Q")
         for number, (start, length, target_offset, target) in enumerate(
                 _MAP_ENTRY.iter_unpack(entries)):
             if length == 0:
                 continue
             where = f"AFF4 map {self.urn}, entry {number}"
-            if start < end_of_last:
-                raise CorruptImageError(f"{where}: media offset {start} overlaps or precedes "
-                                        "the entry before it", path=self.path)
             if start + length > self.size:
                 raise CorruptImageError(f"{where}: {length} bytes at media offset {start} run "
                                         f"past the map's size of {self.size}", path=self.path)
@@ -313,7 +336,23 @@ class MapReader:
             self._lengths.append(length)
             self._offsets.append(target_offset)
             self._ids.append(target)
-            end_of_last = start + length
+            numbers.append(number)
+        if any(self._starts[i] > self._starts[i + 1] for i in range(len(self._starts) - 1)):
+            self._sort(numbers)
+        for i in range(1, len(self._starts)):
+            if self._starts[i] < self._starts[i - 1] + self._lengths[i - 1]:
+                raise CorruptImageError(
+                    f"AFF4 map {self.urn}, entry {numbers[i]}: media offset {self._starts[i]} "
+                    f"lies inside entry {numbers[i - 1]} ({self._lengths[i - 1]} bytes at "
+                    f"{self._starts[i - 1]})", path=self.path)
+
+    def _sort(self, numbers: array[int]) -> None:
+        """Put the entries in media order (compact arrays: a map may hold ~600,000)."""
+        order = sorted(range(len(self._starts)), key=self._starts.__getitem__)
+        for name in ("_starts", "_lengths", "_offsets", "_ids"):
+            old = getattr(self, name)
+            setattr(self, name, array(old.typecode, (old[i] for i in order)))
+        numbers[:] = array("Q", (numbers[i] for i in order))
 
     def read(self, offset: int, length: int) -> bytes:
         parts = []

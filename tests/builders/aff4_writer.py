@@ -1,5 +1,6 @@
-"""A test-only AFF4 writer, built from the AFF4 Standard v1.0's description (no tool here writes
-AFF4: pyaff4 does not install on this Python).
+"""A test-only AFF4 writer, built from the AFF4 Standard v1.0's description, for the variants
+pyaff4's writer does not make (deflate, named gap streams, the pre-standard layout, damage at
+chosen places); pyaff4 reads what it writes as the independent check of the writer.
 
 It writes what aff4imager and Evimetry write for a physical image: a Zip64 volume whose comment
 and ``container.description`` hold the volume URN, ``version.txt`` (1.0), one
@@ -8,8 +9,11 @@ and ``container.description`` hold the volume URN, ``version.txt`` (1.0), one
 entries, an ``aff4:Map`` over it (``map``: 28-byte runs, ``idx``: target URNs), an
 ``aff4:DiskImage`` pointing to the map with linear MD5/SHA-1 hashes, and ``information.turtle``
 saying all of it. Options make the variants the reader must handle: a gap left out of the map
-(read from ``aff4:Zero`` or a named gap stream), the pre-standard index of u32 offsets, a short
-or padded last chunk, several images, an image pointing straight at the image stream.
+(read from ``aff4:Zero`` or a named gap stream), the pre-standard layout (``aff4:image`` with
+``chunk_size``, an index of u32 offsets, and no ``version.txt``, which came with the standard),
+a short or padded last chunk, several images, an image pointing straight at the image stream.
+pyaff4 reads every variant but deflate chunks and named gap streams, which it does not
+implement (tests/test_aff4_pyaff4.py).
 """
 
 from __future__ import annotations
@@ -102,7 +106,8 @@ def build_aff4(path: Path, media: bytes, *, compression: str = "deflate",
                 out.write(data)
 
         put("container.description", volume.encode())
-        put("version.txt", b"major=1\nminor=0\ntool=bitwitness test writer\n")
+        if not legacy:  # version.txt came with the standard: pre-standard volumes have none
+            put("version.txt", b"major=1\nminor=0\ntool=bitwitness test writer\n")
         chunks = [stored[i:i + chunk_size] for i in range(0, len(stored), chunk_size)]
         if pad_last and chunks and len(chunks[-1]) < chunk_size:
             chunks[-1] += bytes(chunk_size - len(chunks[-1]))
