@@ -41,7 +41,7 @@ def ext_deletion_time(stream: ImageStream, byte_offset: int, inode: int) -> date
     """``i_dtime`` of ``inode`` (None when zero or the inode cannot be found)."""
     try:
         return _ext_dtime(stream, byte_offset, inode)
-    except (BitWitnessError, struct.error, ZeroDivisionError):
+    except (BitWitnessError, struct.error, ValueError):
         return None
 
 
@@ -84,7 +84,7 @@ class HfsCatalog:
     def __init__(self, read: Callable[[int, int], bytes]) -> None:
         self._read = read
         head = read(0, 512)
-        if len(head) < 14 + 22 or head[8] != 1:  # node 0 is the header node
+        if len(head) < 512 or head[8] != 1:  # node 0 is the header node, 512 bytes or more
             raise ValueError("no catalog header node")
         self._root = struct.unpack_from(">I", head, 16)[0]
         self._node_size = struct.unpack_from(">H", head, 32)[0]
@@ -128,6 +128,8 @@ class HfsCatalog:
     def _records(self, node: bytes) -> list[tuple[int, bytes, bytes]]:
         """(parent ID, key, data) of each record of a node."""
         count = struct.unpack_from(">H", node, 10)[0]
+        if not 0 < count < (self._node_size - 14) // 2:
+            raise ValueError("catalog node with an impossible record count")
         found = []
         for i in range(count):
             start = struct.unpack_from(">H", node, self._node_size - 2 * (i + 1))[0]

@@ -39,8 +39,11 @@ _EXFAT_FIRST_INODE = 3  #: TSK numbers the entry at slot i of sector s as (s - h
 _ISO_SECTOR = 2048
 #: Bounds on what an ISO 9660 image may make us read to find its records' zones (a crafted
 #: image can chain directories without end): past them, the rest keeps TSK's times.
+#: (16 MiB of records is some 400,000 files in two name trees; the map stays under 100 MiB)
 MAX_ISO_DIRECTORIES = 65536
-MAX_ISO_DIRECTORY_BYTES = 64 << 20
+MAX_ISO_DIRECTORY_BYTES = 16 << 20
+#: exFAT sectors of directory entries kept: a listing reads its entries folder by folder
+_EXFAT_SECTORS_KEPT = 64
 
 
 def _signed_quarters(value: int) -> int:
@@ -59,6 +62,7 @@ class ExfatZones:
     def __init__(self, stream: ImageStream, byte_offset: int) -> None:
         self._stream = stream
         self._base = byte_offset
+        self._sectors: dict[int, bytes] = {}
         boot = self._read(0, 512)
         shift = boot[108] if len(boot) == 512 else 0
         self._sector = 1 << shift if 9 <= shift <= 12 else 0
@@ -67,18 +71,26 @@ class ExfatZones:
     def _read(self, offset: int, size: int) -> bytes:
         try:
             return self._stream.pread(self._base + offset, size)
-        except BitWitnessError:
+        except (BitWitnessError, ValueError):
             return b""
+
+    def _sector_at(self, number: int) -> bytes:
+        data = self._sectors.get(number)
+        if data is None:
+            data = self._read(number * self._sector, self._sector)
+            if len(self._sectors) >= _EXFAT_SECTORS_KEPT:
+                del self._sectors[next(iter(self._sectors))]
+            self._sectors[number] = data
+        return data
 
     def offsets(self, inode: int) -> tuple[int | None, int | None, int | None]:
         """The (creation, modification, access) offsets in 15-minute steps of the file entry
         at ``inode``; None where the entry marks none valid or the slot holds no file entry."""
         if not self._sector or inode < _EXFAT_FIRST_INODE:
             return None, None, None
-        per_sector = self._sector // 32
-        sector = self._heap + (inode - _EXFAT_FIRST_INODE) // per_sector
-        slot = (inode - _EXFAT_FIRST_INODE) % per_sector
-        raw = self._read(sector * self._sector + slot * 32, 32)
+        sector, slot = divmod(inode - _EXFAT_FIRST_INODE, self._sector // 32)
+        data = self._sector_at(self._heap + sector)
+        raw = data[slot * 32 : slot * 32 + 32]
         if len(raw) < 32 or raw[0] not in _EXFAT_FILE:
             return None, None, None
         found = tuple(_signed_quarters(b) if b & 0x80 else None for b in raw[22:25])
@@ -115,7 +127,7 @@ class IsoZones:
     def _read(self, offset: int, size: int) -> bytes:
         try:
             return self._stream.pread(self._base + offset, size)
-        except BitWitnessError:
+        except (BitWitnessError, ValueError):
             return b""
 
     def _roots(self) -> list[bytes]:
