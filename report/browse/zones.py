@@ -1,13 +1,14 @@
-"""The zone of the times FAT, exFAT and ISO 9660 record, which The Sleuth Kit does not apply.
+"""The zones of FAT, exFAT and ISO 9660 times: the one TSK reads them in, and the offsets
+exFAT and ISO 9660 record, which The Sleuth Kit does not apply.
 
 These file systems record wall-clock times. TSK turns them into epoch seconds with the C
 library's ``mktime``, that is in the zone of the *process* reading the image (the ``TZ`` of the
 examiner's machine), and its tools set that zone from ``-z`` (``istat -z UTC``). Read through
-pytsk3 without care, the same image would show different "UTC" times on differently configured
-machines (sleuthkit issue 2317, pytsk issue 75). :func:`~.tsk.pin_utc` fixes the process zone to UTC
-before TSK reads anything, so that a wall-clock time is shown exactly as recorded, as
-``istat -z UTC`` shows it: what FAT records carries no zone at all, and the examiner who knows
-the original machine's zone applies it.
+pytsk3 without care, the same image would show different "UTC" times on differently
+configured machines (sleuthkit issue 2317, pytsk issue 75). :func:`~.tsk.pin_utc` fixes the
+process zone to UTC before TSK reads anything, so that a wall-clock time is shown exactly as
+recorded, as ``istat -z UTC`` shows it: what FAT records carries no zone at all, and the
+examiner who knows the original machine's zone applies it.
 
 exFAT and ISO 9660 do record the zone, and TSK (4.11, and the 4.15 inside pytsk3) ignores it:
 
