@@ -30,7 +30,8 @@ _INSTRUMENTED = (
     "bitwitness.ewf.chunks", "bitwitness.ewf.layout", "bitwitness.ewf.reader",
     "bitwitness.ewf.naming", "bitwitness.verify.logs", "bitwitness.verify.references",
     "bitwitness.report.browse.tsk", "bitwitness.report.browse.volumes", "bitwitness.case",
-    "bitwitness.custody", "bitwitness.templates",
+    "bitwitness.custody", "bitwitness.templates", "bitwitness.report.browse.zones",
+    "bitwitness.report.browse.moretimes",
 )
 
 

@@ -6,7 +6,9 @@ are built, never committed: E01 sets by our writer (compressed, stored, unfinish
 so that whole images fit in a fuzz input) and by ``qemu-img`` where the result is small; logs by
 a real acquisition, ``md5sum``/``sha1sum`` and ``dc3dd`` when installed, plus an FTK Imager
 report laid out as FTK writes it; partition tables by ``sfdisk``/``sgdisk`` on small disks; a
-case folder by ``bitwitness case new``.
+case folder by ``bitwitness case new``; the file-system time readers' inputs by ``xorriso``,
+``mkfs.ext2``/``debugfs``, a hand-made exFAT entry and, where ../shared is present, the HFS+
+fixture's catalog file (``icat``).
 """
 
 from __future__ import annotations
@@ -244,6 +246,54 @@ def partition_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+def _exfat_entries() -> bytes:
+    """A minimal exFAT-like volume: the boot sector's geometry (512-byte sectors, the cluster
+    heap at sector 2) and, at the heap, a file entry whose three times carry UTC offsets
+    (+05:30, -03:30, none) and a deleted one (TSK inodes 3 and 5)."""
+    boot = bytearray(512)
+    boot[3:11] = b"EXFAT   "
+    struct.pack_into("<I", boot, 88, 2)
+    boot[108], boot[109] = 9, 0
+    entry = bytearray(32)
+    entry[0], entry[1] = 0x85, 2
+    struct.pack_into("<III", entry, 8, 0x5D84716F, 0x5D84716F, 0x5D84716F)
+    entry[22:25] = bytes((0x80 | 22, 0x80 | (0x80 - 14), 0x00))
+    deleted = bytearray(entry)
+    deleted[0] = 0x05
+    heap = bytes(entry) + bytes(32) + bytes(deleted)
+    return bytes(boot) + bytes(512) + heap.ljust(1024, b"\0")
+
+
+def fs_time_seeds(work: Path) -> dict[str, bytes]:
+    seeds = {"exfat-entries": _exfat_entries()}
+    if shutil.which("xorriso"):
+        staging = work / "iso"
+        (staging / "folder").mkdir(parents=True)
+        (staging / "folder" / "file.txt").write_bytes(b"seed\n")
+        iso = work / "seed.iso"
+        subprocess.run(["xorriso", "-compliance", "default:always_gmt_off", "-as", "mkisofs",
+                        "-quiet", "-J", "-R", "-o", str(iso), str(staging)],
+                       capture_output=True, check=False, env={**os.environ, "TZ": "Asia/Kolkata"})
+        if iso.is_file():
+            seeds["iso9660"] = iso.read_bytes()
+    if shutil.which("mkfs.ext2") and shutil.which("debugfs"):
+        disk = work / "ext2.img"
+        disk.write_bytes(bytes(128 * 1024))
+        subprocess.run(["mkfs.ext2", "-q", "-F", "-b", "1024", "-N", "16", str(disk)],
+                       capture_output=True, check=False)
+        (work / "gone").write_bytes(b"deleted\n")
+        for command in (f"write {work / 'gone'} gone", "rm gone"):
+            subprocess.run(["debugfs", "-w", "-R", command, str(disk)], capture_output=True,
+                           check=False)
+        seeds["ext2-deleted"] = disk.read_bytes()
+    hfs = HERE.parent.parent / "shared" / "fixtures" / "third-party" / "dfvfs_hfsplus.raw"
+    if hfs.is_file() and shutil.which("icat"):
+        catalog = subprocess.run(["icat", str(hfs), "4"], capture_output=True, check=False)
+        if catalog.returncode == 0 and catalog.stdout:
+            seeds["hfs-catalog"] = catalog.stdout
+    return seeds
+
+
 def _case_folder(work: Path) -> Path:
     case = work / "case"
     _bitwitness("case", "new", case, "--set", "case_number=42", "--set", "examiner=seed",
@@ -274,7 +324,7 @@ def custody_seeds(work: Path) -> dict[str, bytes]:
 BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "ewf": ewf_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds, "split-raw": split_seeds,
     "logs": log_seeds, "partitions": partition_seeds, "case-yaml": case_seeds,
-    "custody": custody_seeds,
+    "custody": custody_seeds, "fs-times": fs_time_seeds,
 }
 
 

@@ -209,6 +209,33 @@ def partitions(data: bytes) -> None:
         return
 
 
+def fs_times(data: bytes) -> None:
+    """The raw readers behind stat's times (``report/browse/zones.py``, ``moretimes.py``):
+    exFAT UtcOffset bytes, ISO 9660 recording-date offsets and ext ``i_dtime`` with the input
+    as a volume, the HFS+ catalog B-tree with the input as the catalog file. They answer None
+    (or the times unchanged) for what they cannot read; nothing may escape."""
+    from datetime import UTC, datetime
+
+    from bitwitness.report.browse.entries import Times
+    from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
+    from bitwitness.report.browse.zones import ExfatZones, IsoZones
+
+    stream = MemoryStream(data)
+    moment = datetime(2020, 1, 1, tzinfo=UTC)
+    times = Times(moment, moment, moment, moment)
+    exfat, iso = ExfatZones(stream, 0), IsoZones(stream, 0)
+    for inode in (1, 2, 3, 5, 11, 12, 16, 19, 1000, 1 << 31):
+        exfat.adjust(inode, times, lambda: None)
+        iso.adjust(inode, times, lambda inode=inode: (inode, 0))
+        ext_deletion_time(stream, 0, inode)
+    try:
+        catalog = HfsCatalog(lambda offset, size: data[offset : offset + size])
+    except ValueError:
+        return
+    for cnid in (1, 2, 3, 16, 18, 19, 20, 1000):
+        catalog.backup_time(cnid)
+
+
 # --- case files ----------------------------------------------------------------------------------
 
 
@@ -253,6 +280,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "partitions": (partitions, 1 << 18),
     "case-yaml": (case_yaml, 1 << 15),
     "custody": (custody, 1 << 16),
+    "fs-times": (fs_times, 1 << 17),
 }
 
 #: Targets the checksum-keeping mutator applies to (see :mod:`fuzz.checksums`).

@@ -14,11 +14,15 @@ What each holds:
   (ntfs-3g's FUSE driver refuses to create files in ``$Extend``; ``ntfscp``, which writes
   through libntfs-3g directly, does not, and the driver then writes into the existing stream);
 - ``fat12``/``fat16``/``fat32``: long and short names, folders, deleted files (mtools);
-- ``exfat``: folders and a deleted file (exfat-fuse);
+- ``exfat``: folders and a deleted file (exfat-fuse, running in :data:`ZONE_NAME`, so that
+  every time carries a UTC offset of +05:30), ``/dir/a.txt`` with :data:`EXFAT_TIMES`;
 - ``ext2``/``ext3``/``ext4``: folders, a symbolic link, deleted files, and a deleted name
-  ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs);
-- ``iso9660``: Joliet and Rock Ridge names (xorriso);
-- ``ufs1``/``ufs2``: folders and a symbolic link (makefs; nothing on Linux deletes from UFS);
+  ``/reused.txt`` whose inode a newer file took over (mkfs -d, debugfs), files and folders
+  with set-user-ID, set-group-ID and sticky bits;
+- ``iso9660``: Joliet and Rock Ridge names (xorriso, recording dates in :data:`ZONE_NAME`
+  local time with their +05:30 offset, every file modified at :data:`ISO_TIME`);
+- ``ufs1``/``ufs2``: folders, a symbolic link, set-user-ID, set-group-ID and sticky bits
+  (makefs; nothing on Linux deletes from UFS);
 - ``hostile_ext2``: entries named ``.`` and ``..`` that are regular files with data, a name
   starting with ``/``, a name holding ``/``, names that are not UTF-8 and hold control bytes,
   and a folder ``sub/dir`` (one name) holding ``inner.txt``;
@@ -40,6 +44,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
@@ -59,10 +64,10 @@ def _run(*args: str | Path, env: dict[str, str] | None = None) -> None:
     subprocess.run([os.fspath(a) for a in args], check=True, capture_output=True, env=env)
 
 
-def _fuse_mount(command: list[str], mountpoint: Path) -> None:
+def _fuse_mount(command: list[str], mountpoint: Path, env: dict[str, str] | None = None) -> None:
     if os.geteuid() != 0 or not Path("/dev/fuse").exists():
         raise Unavailable("needs root and /dev/fuse to write through FUSE")
-    proc = subprocess.run(command, capture_output=True, check=False)
+    proc = subprocess.run(command, capture_output=True, check=False, env=env)
     if proc.returncode != 0:
         raise Unavailable(f"{command[0]} cannot mount: {proc.stderr.decode(errors='replace')}")
 
@@ -172,6 +177,19 @@ def fat(image: Path, bits: int) -> Path:
     return image
 
 
+#: The zone the exFAT and ISO 9660 images are written in (India: +05:30 all year, a zone of
+#: half an hour): their drivers record local time with this offset, which TSK ignores.
+ZONE_NAME = "Asia/Kolkata"
+ZONE = {**os.environ, "TZ": ZONE_NAME}
+EXFAT_ZONE = timedelta(hours=5, minutes=30)
+#: Times set on ``/dir/a.txt`` of the exFAT image (access, modification; epoch seconds): the
+#: modification time falls on an odd second, kept by exFAT's 10 ms increment.
+EXFAT_TIMES = (1_000_000_000, 1_100_000_003)
+#: The modification time of the ISO 9660 image's files, which xorriso records as their
+#: recording date (2020-03-29 01:30 UTC, 07:00 in the zone it is written in).
+ISO_TIME = 1_585_445_400
+
+
 def exfat(image: Path) -> Path:
     _need("mkfs.exfat", "mount.exfat-fuse")
     _run("truncate", "-s", "4M", image)
@@ -193,10 +211,11 @@ def exfat(image: Path) -> Path:
 def _exfat_fill(device: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         m = Path(tmp)
-        _fuse_mount(["mount.exfat-fuse", device, tmp], m)
+        _fuse_mount(["mount.exfat-fuse", device, tmp], m, env=ZONE)
         try:
             (m / "dir/sub").mkdir(parents=True)
             (m / "dir/a.txt").write_bytes(b"exfat a\n")
+            os.utime(m / "dir/a.txt", EXFAT_TIMES)
             (m / "dir/sub/big.bin").write_bytes(bytes(range(256)) * 300)
             (m / "Ωmega.txt").write_bytes(b"unicode\n")
             (m / "dir/gone.txt").write_bytes(b"deleted from exfat\n")
@@ -217,6 +236,7 @@ def ext(image: Path, kind: str) -> Path:
         (staging / "home/ana/gone.txt").write_bytes(b"to be deleted\n")
         (staging / "home/ana/link").symlink_to("notes.txt")
         (staging / "empty").mkdir()
+        _special_modes(staging / "home/ana", "shared")
         _run("truncate", "-s", "8M", image)
         _run(f"mkfs.{kind}", "-q", "-F", "-T", "small", "-d", staging, image)
     # a deleted name whose inode a newer file took over: fls marks it (realloc)
@@ -231,6 +251,17 @@ def ext(image: Path, kind: str) -> Path:
     return image
 
 
+def _special_modes(folder: Path, shared: str) -> None:
+    """Files and a folder with set-user-ID, set-group-ID and sticky bits, with and without
+    the x they are shown in place of (``rwsr-s---``, ``rw-r-Sr--``, ``rwxrwxrwt``, ``T``)."""
+    for name, mode in (("tool", 0o6750), ("sgid.txt", 0o2644)):
+        (folder / name).write_bytes(b"#!/bin/sh\n")
+        (folder / name).chmod(mode)
+    for name, mode in ((shared, 0o1777), (f"{shared}-no-x", 0o1776)):
+        (folder / name).mkdir()
+        (folder / name).chmod(mode)
+
+
 def iso9660(image: Path) -> Path:
     _need("xorriso")
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,8 +271,12 @@ def iso9660(image: Path) -> Path:
         (staging / "Documents/Deep Folder/Long name with spaces.txt").write_bytes(b"joliet\n")
         (staging / "Ωmega.txt").write_bytes(b"unicode\n")
         (staging / "big.bin").write_bytes(bytes(range(256)) * 200)
-        _run("xorriso", "-as", "mkisofs", "-quiet", "-J", "-R", "-V", "EVIDENCE", "-o", image,
-             staging)
+        for path in staging.rglob("*"):
+            os.utime(path, (ISO_TIME, ISO_TIME))
+        # always_gmt_off: the recording dates in local time with their offset, as mkisofs
+        # and Windows write them (xorriso writes UTC by default)
+        _run("xorriso", "-compliance", "default:always_gmt_off", "-as", "mkisofs", "-quiet",
+             "-J", "-R", "-V", "EVIDENCE", "-o", image, staging, env=ZONE)
     return image
 
 
@@ -253,6 +288,7 @@ def _ufs(image: Path, options: str, size: str) -> Path:
         (staging / "usr/home/readme.txt").write_bytes(b"ufs readme\n")
         (staging / "big.bin").write_bytes(bytes(range(256)) * 300)
         (staging / "link").symlink_to("usr/home/readme.txt")
+        _special_modes(staging / "usr/home", "tmp")
         _run("makefs", "-t", "ffs", "-o", options, "-s", size, image, staging)
     return image
 

@@ -67,6 +67,19 @@ def _tsk_time(seconds: int | None, nano: int | None) -> datetime | None:
 
 NO_TIMES = Times(None, None, None, None)
 
+#: The special bits and where ``ls`` (and TSK) show them: (bit, position, with x, without x)
+_SPECIAL = ((0o4000, 2, "s", "S"), (0o2000, 5, "s", "S"), (0o1000, 8, "t", "T"))
+
+
+def permissions(mode: int) -> str:
+    """``rwsr-xr-t`` for a mode's permission bits, as ``ls -l`` and ``istat`` show them:
+    set-user-ID, set-group-ID and sticky take the place of the x they go with."""
+    letters = [c if mode & (1 << (8 - i)) else "-" for i, c in enumerate("rwxrwxrwx")]
+    for bit, at, with_x, without_x in _SPECIAL:
+        if mode & bit:
+            letters[at] = with_x if letters[at] == "x" else without_x
+    return "".join(letters)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -147,3 +160,7 @@ class FileStat:
     standard_information: Times | None = None
     file_names: tuple[tuple[str, Times], ...] = ()
     note: str | None = None  #: why the content may not be this file's (deleted, reused inode)
+    #: ext2/3/4: the inode's deletion time (``i_dtime``), as istat's "Deleted" shows it
+    deleted_time: datetime | None = None
+    #: HFS+: the catalog record's backup date, as istat's "Backed Up" shows it
+    backup_time: datetime | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pytsk3
@@ -35,8 +36,10 @@ from bitwitness.report.browse.entries import (
     FileStat,
     Selection,
     Times,
+    permissions,
 )
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
+from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
 from bitwitness.report.browse.ntfs import (
     ATTR_FILE_NAME,
     ATTR_STANDARD_INFORMATION,
@@ -48,6 +51,7 @@ from bitwitness.report.browse.ntfs import (
 from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
+from bitwitness.report.browse.zones import ExfatZones, IsoZones
 from bitwitness.stream import ImageStream
 
 ATTR_NTFS_DATA = 128
@@ -61,6 +65,7 @@ _RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
 _RUN_NO_BLOCKS = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
 _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
 _DIR_META_TYPES = {"d", "V"}
+_HFS_CATALOG = 4  #: the catalog file's CNID
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
 #: Deeper than this is a loop or a hostile image; TSK stops there too.
 MAX_DEPTH = 128
@@ -103,6 +108,14 @@ class FileSystem:
                 self._fat = None  # TSK opened it; without a sane geometry we add nothing
         #: entries only the raw FAT directory shows (TSK refuses them), by address
         self._raw: dict[int, tuple[RawFatEntry, Entry]] = {}
+        #: the recorded zones TSK leaves unapplied (see :mod:`.zones`)
+        self._zones: ExfatZones | IsoZones | None = None
+        if self.type == "exfat":
+            self._zones = ExfatZones(image.stream, partition.byte_offset)
+        elif self.type == "iso9660":
+            self._zones = IsoZones(image.stream, partition.byte_offset)
+        self._hfs: HfsCatalog | None = None  #: the catalog, read on first use
+        self._hfs_read = False
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -435,8 +448,13 @@ class FileSystem:
             deleted = bool(name_flags & _NAME_UNALLOC) if name is not None else bool(
                 int(meta.flags) & _META_UNALLOC)
             realloc = deleted and bool(int(meta.flags) & _META_ALLOC)
-            times = times if times is not None else Times.from_meta(meta)
             inode = int(name.meta_addr) if name is not None else int(meta.addr)
+            if times is None:
+                times = Times.from_meta(meta)
+                if self._zones is not None:
+                    owner = meta_file if meta_file is not None else file
+                    times = self._zones.adjust(int(meta.addr), times,
+                                               lambda: self._extent(owner))
         else:
             deleted, realloc, times = bool(name_flags & _NAME_UNALLOC), False, NO_TIMES
             inode = int(name.meta_addr) if name is not None else 0
@@ -448,6 +466,14 @@ class FileSystem:
                      uid=int(meta.uid) if meta is not None else 0,
                      gid=int(meta.gid) if meta is not None else 0,
                      link=text(meta.link) if meta is not None and meta.link else None)
+
+    def _extent(self, file: Any) -> tuple[int, int] | None:
+        """(first block, size) of the file's data: how ISO 9660 records are matched."""
+        size = int(file.info.meta.size)
+        for attr in self._attributes(file):
+            for block, _ in self._runs(attr):
+                return (block, size) if block is not None else None
+        return None
 
     # --- lookup ----------------------------------------------------------------------------
 
@@ -662,11 +688,35 @@ class FileSystem:
             names = tuple((n.name, n.times) for n in self._file_names(file, raw_attrs))
         return FileStat(entry=entry, filesystem=self.type,
                         allocated=bool(int(meta.flags) & _META_ALLOC) if meta else False,
-                        mode=_mode(int(meta.mode)) if meta else "---------",
+                        mode=permissions(int(meta.mode)) if meta else "---------",
                         uid=int(meta.uid) if meta else 0, gid=int(meta.gid) if meta else 0,
                         links=int(meta.nlink) if meta else 0, attributes=attrs,
                         standard_information=si, file_names=names or (),
-                        note=self.content_note(entry))
+                        note=self.content_note(entry),
+                        deleted_time=self._deleted_time(entry.inode) if meta else None,
+                        backup_time=self._backup_time(entry.inode) if meta else None)
+
+    def _deleted_time(self, inode: int) -> datetime | None:
+        if not self.type.startswith("ext"):
+            return None
+        return ext_deletion_time(self.image.stream, self.partition.byte_offset, inode)
+
+    def _backup_time(self, inode: int) -> datetime | None:
+        if self.type != "hfs":
+            return None
+        if not self._hfs_read:
+            self._hfs_read = True
+            try:
+                catalog = self._file_at(_HFS_CATALOG)
+
+                def read(offset: int, size: int) -> bytes:
+                    with tsk_errors(self.image, "read the HFS+ catalog"):
+                        return bytes(catalog.read_random(offset, size))
+
+                self._hfs = HfsCatalog(read)
+            except (ValueError, FileSystemError):
+                self._hfs = None
+        return self._hfs.backup_time(inode) if self._hfs is not None else None
 
     def file_name_times(self, entry: Entry) -> Times | None:
         """The NTFS ``$FILE_NAME`` times TSK's timeline uses for ``entry`` (None off NTFS)."""
@@ -735,8 +785,11 @@ class FileSystem:
         return raw
 
     def _file(self, entry: Entry) -> Any:
-        with tsk_errors(self.image, f"open inode {entry.inode}"):
-            return self._fs.open_meta(inode=entry.inode)
+        return self._file_at(entry.inode)
+
+    def _file_at(self, inode: int) -> Any:
+        with tsk_errors(self.image, f"open inode {inode}"):
+            return self._fs.open_meta(inode=inode)
 
     def iter_content(self, entry: Entry, block: int = 1 << 20) -> Iterator[bytes]:
         """The bytes of ``entry``'s stream (its main data when it has none), as ``icat``.
@@ -787,11 +840,6 @@ def split_path(path: str) -> list[str]:
     if ".." in parts:
         raise FileSystemError(f"{shown(path)}: '..' is not allowed in a path inside the image")
     return parts
-
-
-def _mode(mode: int) -> str:
-    bits = "rwxrwxrwx"
-    return "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate(bits))
 
 
 def open_filesystem(stream: ImageStream, *, partition: int | None = None,

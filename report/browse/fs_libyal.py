@@ -18,7 +18,14 @@ from typing import Any
 
 from bitwitness.errors import FileSystemError
 from bitwitness.progress import Mediator, NullMediator
-from bitwitness.report.browse.entries import Attribute, Entry, FileStat, Selection, Times
+from bitwitness.report.browse.entries import (
+    Attribute,
+    Entry,
+    FileStat,
+    Selection,
+    Times,
+    permissions,
+)
 from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
 from bitwitness.report.browse.volumes import Partition
 
@@ -180,9 +187,8 @@ class LibyalFileSystem:
             attributes.append(Attribute(
                 type=0, id=index, name=str(self._call("read an attribute", xattr.get_name)),
                 size=int(self._call("read an attribute", xattr.get_size)), resident=True))
-        mode = "".join(c if entry.mode & (1 << (8 - i)) else "-"
-                       for i, c in enumerate("rwxrwxrwx"))
-        return FileStat(entry=entry, filesystem=self.type, allocated=True, mode=mode,
+        return FileStat(entry=entry, filesystem=self.type, allocated=True,
+                        mode=permissions(entry.mode),
                         uid=entry.uid, gid=entry.gid,
                         links=int(self._call("read links", obj.get_number_of_links) or 0),
                         attributes=tuple(attributes))

@@ -2,7 +2,8 @@
 
 pytsk3 reads images through an ``Img_Info`` object; :class:`TskImage` is that object for any
 :class:`~bitwitness.stream.ImageStream` (raw, split raw, E01, VHD, a block device), so TSK only
-ever sees our read-only streams and never opens an evidence file itself.
+ever sees our read-only streams and never opens an evidence file itself. Making one pins the
+process's zone to UTC (:func:`pin_utc`), the zone TSK reads zone-less times in.
 
 pytsk3 reports TSK's failures as ``OSError``/``IOError`` with TSK's message, and some as
 ``RuntimeError`` (:data:`TSK_FAILURES`). :func:`tsk_errors` turns those into
@@ -14,8 +15,10 @@ failed" and would hide the evidence problem behind a file-system message.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +37,7 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
     def __init__(self, stream: ImageStream) -> None:
         self.stream = stream
         self._local = threading.local()
+        pin_utc()
         # TSK_IMG_TYPE_EXTERNAL: TSK calls read() and get_size() below instead of opening a file.
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
@@ -55,6 +59,19 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
         error: BitWitnessError | None = getattr(self._local, "error", None)
         self._local.error = None
         return error
+
+
+def pin_utc() -> None:
+    """Make UTC the process's local zone (``TZ=UTC``), as ``istat -z UTC`` does for itself.
+
+    TSK converts the wall-clock times of FAT, exFAT and ISO 9660 to epoch seconds with
+    ``mktime``, in the process's zone: left to the examiner's ``TZ``, one image would show
+    different times on different machines (see :mod:`.zones`). Every time BitWitness shows is
+    UTC, so nothing else in the process depends on the local zone.
+    """
+    if os.environ.get("TZ") != "UTC":
+        os.environ["TZ"] = "UTC"
+        time.tzset()
 
 
 def text(value: bytes | str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from bitwitness.cli.commands._browse import (
 from bitwitness.cli.output import json_option, print_json
 from bitwitness.errors import UsageError
 
+if TYPE_CHECKING:
+    from bitwitness.report.browse.entries import FileStat
+
 
 @click.command("stat")
 @image_argument
@@ -29,7 +32,10 @@ from bitwitness.errors import UsageError
 @json_option
 def command(*, image: Path, path: str | None, inode: str | None, partition: int | str | None,
             offset: int | None, as_json: bool) -> None:
-    """Show type, inode, size, MACB times (UTC), owner, mode and attributes of one file."""
+    """Show type, inode, size, MACB times (UTC), owner, mode and attributes of one file.
+
+    Also, where the file system keeps them, the inode's deletion time (ext) and the backup
+    date (HFS+); exFAT and ISO 9660 times are moved to UTC by the offset they record."""
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
     with opened(image, partition, offset) as fs:
@@ -42,8 +48,18 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "standard_information": info.standard_information,
                     "file_names": [{"name": name, "times": times}
                                    for name, times in info.file_names],
+                    "deleted_time": info.deleted_time, "backup_time": info.backup_time,
                     "note": info.note})
         return
+    out = sys.stdout
+    for key, value in _rows(info):
+        out.write(f"{key + ':':<17}{value}\n")
+    out.flush()
+
+
+def _rows(info: FileStat) -> list[tuple[str, str]]:
+    """The lines of the text output, in order."""
+    entry = info.entry
     t = entry.times
     rows = [
         ("path", printable(entry.display_path) or "-"),
@@ -57,6 +73,10 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
         ("changed", iso(t.changed)), ("born", iso(t.born)),
         ("mode", info.mode), ("uid/gid", f"{info.uid}/{info.gid}"), ("links", str(info.links)),
     ]
+    if info.deleted_time is not None:
+        rows.append(("inode deleted", iso(info.deleted_time)))
+    if info.backup_time is not None:
+        rows.append(("backed up", iso(info.backup_time)))
     if entry.link:
         rows.append(("link to", printable(entry.link)))
     if info.note:
@@ -73,10 +93,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
             rows.append(("  runs", " ".join(
                 f"{'sparse' if start is None else start}+{length}"
                 for start, length in attr.runs)))
-    out = sys.stdout
-    for key, value in rows:
-        out.write(f"{key + ':':<17}{value}\n")
-    out.flush()
+    return rows
 
 
 def _macb(times: Any) -> str:
