@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -239,3 +240,21 @@ def test_stopping_a_resume_while_it_rehashes_keeps_what_was_done(tmp_path: Path)
     assert res.exit_code == 0, res.stderr
     assert res.json()["resumed_from"] == done
     assert res.json()["hashes"]["md5"] == _md5(src)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_signal_after_the_outcome_keeps_the_exit_code(signum: int) -> None:
+    """A second Ctrl-C that lands after the command has decided its outcome (the log written,
+    the summary printed) neither kills the process with the signal's status nor prints a
+    traceback: the process, once its own entry point returns, exits with the command's code.
+    The signal is sent from an exit handler, the last moment the interpreter runs code."""
+    script = ("import atexit, os, sys\n"
+              f"atexit.register(lambda: os.kill(os.getpid(), {int(signum)}))\n"
+              "sys.argv = ['bitwitness', '--version']\n"
+              "from bitwitness.cli.main import main\n"
+              "main()\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "bitwitness" in proc.stdout

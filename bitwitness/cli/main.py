@@ -174,7 +174,13 @@ def main(argv: list[str] | None = None) -> None:
         evidence_io = sys.modules.get("bitwitness.evidence_io")
         if evidence_io is not None:  # --part applies to one command line only
             evidence_io.clear_allowed_parts()
-        if previous is not None:
+        if argv is None and previous is not None:
+            # The outcome is decided and its log written: a late SIGINT/SIGTERM (the second
+            # Ctrl-C of an impatient examiner) must neither kill the process with the signal's
+            # status nor print a traceback on the way out; the exit code stays the command's.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if argv is None:  # the process's own command line: the process ends here
         # The interpreter's final collections would walk every object still alive (~8 ms, a
