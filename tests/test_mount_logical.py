@@ -283,6 +283,20 @@ def test_a_disk_image_stored_as_the_first_file_is_not_taken_for_the_evidences_di
     assert code == 0, err
 
 
+def test_without_files_only_the_media_is_shown(tmp_path: Path) -> None:
+    require_fuse()
+    built = build_lx01(tmp_path / "files.Lx01", sample_items())
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fg = Foreground(built.path, mnt)
+    try:
+        assert [p.name for p in mnt.iterdir()] == ["media.raw"]
+        assert (mnt / "media.raw").read_bytes() == built.media
+    finally:
+        code, _, err = fg.stop()
+    assert code == 0, err
+
+
 def test_concurrent_reads_of_files_and_media_are_exact(tmp_path: Path) -> None:
     """Files (pyewf's file entries) and media.raw (pyewf's media) read through one libewf
     handle from several FUSE threads at once: every read gets exactly the builder's bytes."""
