@@ -77,6 +77,19 @@ def ewf_seeds(work: Path) -> dict[str, bytes]:
 # --- VHD ---------------------------------------------------------------------------------------
 
 
+def ltree_seeds(work: Path) -> dict[str, bytes]:
+    """An L01 (EnCase 6 and 7 tag orders) and an Lx01 by the test builder, which libewf reads
+    (tests/test_logical_builder.py), with a small file tree."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from builders.logical import Item, build_l01, build_lx01
+
+    items = [Item("case", None), Item("case/a.txt", b"alpha\n"), Item("case/b.bin", bytes(700)),
+             Item("empty", None)]
+    return {"encase6.L01": build_l01(work / "6.L01", items).path.read_bytes(),
+            "encase7.L01": build_l01(work / "7.L01", items, encase7=True).path.read_bytes(),
+            "files.Lx01": build_lx01(work / "x.Lx01", items).path.read_bytes()}
+
+
 def vhd_seeds(work: Path) -> dict[str, bytes]:
     from bitwitness.images import vhd
 
@@ -322,7 +335,8 @@ def custody_seeds(work: Path) -> dict[str, bytes]:
 
 
 BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
-    "ewf": ewf_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds, "split-raw": split_seeds,
+    "ewf": ewf_seeds, "ewf-ltree": ltree_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds,
+    "split-raw": split_seeds,
     "logs": log_seeds, "partitions": partition_seeds, "case-yaml": case_seeds,
     "custody": custody_seeds, "fs-times": fs_time_seeds,
 }

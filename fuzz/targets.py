@@ -90,6 +90,17 @@ def ewf(data: bytes) -> None:
             return
 
 
+def ewf_ltree(data: bytes) -> None:
+    """The file-list estimate run before libewf opens any EWF set (L01, Lx01, E01, Ex01): the
+    section chains walked forward (EWF1) or back from the end (EWF2), the ltree text counted."""
+    from bitwitness.images.ewf_ltree import check_ltree
+
+    try:
+        check_ltree([scratch().put("fuzz.L01", data)])
+    except BitWitnessError:
+        return
+
+
 def vhd(data: bytes) -> None:
     """VHD: footer (either copy), dynamic header, block allocation table, blocks."""
     from bitwitness.images.vhd import open_vhd
@@ -273,6 +284,7 @@ def custody(data: bytes) -> None:
 #: Every target by name, with the largest input it is fuzzed with.
 TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "ewf": (ewf, 1 << 16),
+    "ewf-ltree": (ewf_ltree, 1 << 16),
     "vhd": (vhd, 1 << 16),
     "vmdk": (vmdk, 1 << 16),
     "split-raw": (split_raw, 4096),

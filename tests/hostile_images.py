@@ -303,6 +303,39 @@ def vmdk_zero_extent(folder: Path) -> Path:
     return path
 
 
+
+# --- logical evidence files: the file list libewf parses whole while opening ---------------
+
+
+def l01_ltree_256mib(folder: Path) -> Path:
+    """An L01 whose ltree section declares 256 MiB of file list, what some 700 000 files would
+    take (a hole after the real text: the file is sparse, a few KB on disk)."""
+    from builders.logical import Item, build_l01
+
+    return build_l01(folder / "list.L01", [Item("x", b"y")], ltree_declared=256 * MIB).path
+
+
+def lx01_ltree_256mib(folder: Path) -> Path:
+    """The same in an Lx01: its single files section declares 256 MiB."""
+    from builders.logical import Item, build_lx01
+
+    return build_lx01(folder / "list.Lx01", [Item("x", b"y")], ltree_declared=256 * MIB).path
+
+
+def l01_ltree_dense(folder: Path) -> Path:
+    """An L01 listing a million entries in 14 MB of ltree: two lines of a few characters each
+    (``0<TAB>0``, ``<TAB>a``), which libewf would keep as a million file entries (~760 MiB)."""
+    from builders.logical import Item, build_l01
+
+    n = 1_000_000
+    head = ["5", "rec", "tb\tcl", "1\t1", "", "perm", "0\t1", "p\tn\ts\tpr\tnta\tnti",
+            "0\t0", "1\t\t\t10\t\t", "", "srce", "0\t1", "p\tn", "0\t0", "1\t", "",
+            "sub", "0\t1", "p\tn", "0\t0", "1\t", "", "entry", f"{n + 1}\t1", "p\tn",
+            f"0\t{n}", "1\t"]
+    text = "\n".join(head) + "\n" + "0\t0\n\ta\n" * n + "\n"
+    return build_l01(folder / "dense.L01", [Item("x", b"y")], ltree_override=text).path
+
+
 #: Every builder, by the name the tests and the script use.
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "e01-header2-bomb": e01_header2_bomb,
@@ -327,6 +360,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "vmdk-sparse-8tib": vmdk_sparse_8tib,
     "vmdk-extent-beyond-capacity": vmdk_extent_beyond_capacity,
     "vmdk-zero-extent": vmdk_zero_extent,
+    "l01-ltree-256mib": l01_ltree_256mib,
+    "lx01-ltree-256mib": lx01_ltree_256mib,
+    "l01-ltree-dense": l01_ltree_dense,
 }
 
 

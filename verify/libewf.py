@@ -8,12 +8,13 @@ pyewf's ``OSError``/``IOError`` are caught here, once, and become the record's `
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import FormatError, Interrupted
+from bitwitness.errors import Interrupted
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 from bitwitness.verify.model import ReaderCheck
@@ -39,46 +40,25 @@ def _stored(handle: Any) -> dict[str, str]:
     return stored
 
 
-def metadata_with_libewf(segments: Sequence[Path]) -> tuple[dict[str, str], dict[str, str]]:
-    """Stored hashes and header values of an EWF set as libewf reads them (for the sets our
-    reader passes on: Ex01, L01, SMART)."""
-    import pyewf
-
-    from bitwitness.evidence_io import open_file_objects
-
-    handle = pyewf.handle()
-    try:
-        files = open_file_objects(segments)  # through the evidence opener: atime is kept
-        try:
-            handle.open_file_objects(files, "r")
-            try:
-                headers = {k: str(v) for k, v in (handle.get_header_values() or {}).items()
-                           if v}
-                return _stored(handle), headers
-            finally:
-                handle.close()
-        finally:
-            for file in files:
-                file.close()
-    except OSError as exc:
-        raise FormatError(f"libewf cannot read the stored metadata: {_short(exc)}",
-                          path=segments[0]) from exc
-
-
 def read_with_libewf(segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
                      cancel: threading.Event | None = None) -> tuple[int, dict[str, str],
                                                                        dict[str, str]]:
     """Media size, stored hashes and recomputed hashes, as libewf sees the set.
 
     Raises ``OSError`` (from pyewf) or :class:`ImportError`; :func:`libewf_check` records them.
+    Raises :class:`~bitwitness.images.ewf_ltree.LtreeBudgetError` before libewf opens a set whose
+    file list (ltree) it would need too much memory to parse.
     """
     import pyewf
 
     from bitwitness.evidence_io import open_file_objects
+    from bitwitness.images.ewf_ltree import check_ltree
 
+    names = pyewf.glob(str(segments[0]))
+    check_ltree(names)  # libewf parses any file list (ltree) in the set while opening it
     handle = pyewf.handle()
     # libewf reads through descriptors of the evidence opener (O_NOATIME), not its own opens.
-    files = open_file_objects(pyewf.glob(str(segments[0])))
+    files = open_file_objects(names)
     try:
         handle.open_file_objects(files, "r")
     except BaseException:
@@ -138,8 +118,10 @@ class LibewfPass:
     def __init__(self, segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
                  cancel: threading.Event) -> None:
         self._outcome: LibewfOutcome | BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="libewf-pass", daemon=True,
-                                        args=(segments, algorithms, task, cancel))
+        # run in a copy of the caller's context: the examiner's --max-ltree applies there too
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, name="libewf-pass", daemon=True,
+                                        args=(self._run, segments, algorithms, task, cancel))
         self._thread.start()
 
     def _run(self, segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,

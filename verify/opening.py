@@ -14,7 +14,6 @@ from typing import Any
 from bitwitness.errors import UnsupportedFormatError
 from bitwitness.image import detect
 from bitwitness.stream import ImageStream
-from bitwitness.verify.libewf import metadata_with_libewf
 from bitwitness.verify.model import SectorRange
 from bitwitness.verify.references import ImageLayout
 
@@ -53,9 +52,11 @@ def open_for_verify(path: Path, forced: str | None = None) -> Opened:
 
             by_libewf = open_with_pyewf(path, str(exc))
             files = tuple(by_libewf.info.files)
-            stored, headers = metadata_with_libewf(files)
-            return Opened(by_libewf, None, libewf_format_name(by_libewf), files, stored,
-                          headers, image_format=fmt)
+            # what the handle already read: a second handle would parse an L01's whole file
+            # list (ltree) again, and hold it beside the first
+            return Opened(by_libewf, None, libewf_format_name(by_libewf), files,
+                          dict(by_libewf.stored_hashes), dict(by_libewf.header_values),
+                          image_format=fmt)
         return Opened(image, image, "ewf", tuple(image.segments), dict(image.stored_hashes),
                       dict(image.header_values))
     stream = fmt.open(path)

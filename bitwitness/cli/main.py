@@ -89,6 +89,16 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _limit_ltree(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--max-ltree SIZE``: how much memory libewf may take for an EWF set's file list
+    (:mod:`bitwitness.images.ewf_ltree`), for this command line."""
+    if value is not None:
+        from bitwitness.images.ewf_ltree import set_max_ltree
+        from bitwitness.sizes import parse_size
+
+        ctx.call_on_close(set_max_ltree(parse_size(value)))
+
+
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="bitwitness")
@@ -102,6 +112,11 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
               help="Accept FILE as a part of a multi-file image (VMDK extent, split piece, "
                    "segment) although it lies outside the image's folder or is a device. "
                    "Repeatable.")
+@click.option("--max-ltree", metavar="SIZE", default=None, expose_value=False,
+              callback=_limit_ltree,
+              help="Open an L01/Lx01 (or any EWF set holding a file list) even when libewf "
+                   "would need up to SIZE of memory to parse that list (e.g. 600MiB); without "
+                   "it a list estimated above 200 MiB is refused before libewf reads it.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | None,
         parts: tuple[Path, ...]) -> None:

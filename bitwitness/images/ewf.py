@@ -123,6 +123,7 @@ def open_with_pyewf(path: Path, why: str) -> PyewfStream:
     except ImportError as exc:  # pragma: no cover - pyewf is a dependency
         raise UnsupportedFormatError(f"{why}, and pyewf (libewf) is not installed") from exc
     from bitwitness.evidence_io import confine_part, open_file_objects
+    from bitwitness.images.ewf_ltree import check_ltree
 
     try:
         files = pyewf.glob(str(path))
@@ -132,6 +133,8 @@ def open_with_pyewf(path: Path, why: str) -> PyewfStream:
     for name in files:
         if Path(name) != path:
             confine_part(path.parent, Path(name).name, what="EWF segment")
+    # libewf parses a set's whole file list (L01/Lx01 ltree) while it opens it: judged first
+    check_ltree(files)
     # libewf reads through descriptors of the evidence opener (O_NOATIME), not its own opens.
     objects = open_file_objects(files)
     try:

@@ -9,9 +9,11 @@ pyewf's file entries (``handle.get_root_file_entry()``, ``get_sub_file_entry(i)`
 
 This module walks those entries once, depth first, and numbers them in that order (the root is
 1): the number is the entry's "inode" for the browsing commands, stable for a given file and
-reproducible with pyewf alone. Only a subtree size per entry is kept (4 bytes each), so memory
-stays flat however many files the set lists; an entry is found again by descending from the
-root, skipping whole subtrees. A tree deeper than :data:`MAX_DEPTH` or with more than
+reproducible with pyewf alone. Per entry only three numbers are kept (12 bytes: its subtree's
+size, its parent's number, its index among the parent's sub entries), so memory stays small
+however many files the set lists; an entry is found again by descending from the root along
+those indexes, one pyewf call per level (a mount reads any of 100 000 files without walking
+their folders again). A tree deeper than :data:`MAX_DEPTH` or with more than
 :data:`MAX_ENTRIES` entries is refused as hostile: libewf has parsed it, but we would not list it
 in bounded time.
 
@@ -94,7 +96,9 @@ class LogicalTree:
     def __init__(self, root: Any, where: str) -> None:
         self._root = root
         self._where = where  #: the first segment's name, for messages
-        self._sizes = array("L")  #: subtree size (itself included) per entry, depth first
+        self._sizes = array("I")  #: subtree size (itself included) per entry, depth first
+        self._parents = array("I")  #: the parent's number per entry (0 for the root)
+        self._slots = array("I")  #: the entry's index among its parent's sub entries
         self.files = 0
         self.folders = 0
         self.data_bytes = 0
@@ -109,10 +113,10 @@ class LogicalTree:
 
     def _index(self) -> None:
         """One depth-first pass: subtree sizes, and the counts ``info`` shows."""
-        sizes = self._sizes
+        sizes, parents, slots = self._sizes, self._parents, self._slots
         stack: list[tuple[Any, int, int, int]] = []  # (entry, children, next child, slot)
 
-        def enter(entry: Any) -> None:
+        def enter(entry: Any, index: int) -> None:
             if len(sizes) >= MAX_ENTRIES:
                 raise CorruptImageError(f"the logical evidence file lists more than "
                                         f"{MAX_ENTRIES} entries", path=self._where)
@@ -121,6 +125,8 @@ class LogicalTree:
                                         f"{MAX_DEPTH}", path=self._where)
             count = int(self._call("count sub entries", entry.get_number_of_sub_file_entries))
             sizes.append(1)
+            parents.append(stack[-1][3] + 1 if stack else 0)
+            slots.append(index)
             stack.append((entry, count, 0, len(sizes) - 1))
             if len(stack) > 1:
                 size = int(self._call("read a size", entry.get_size) or 0)
@@ -130,12 +136,12 @@ class LogicalTree:
                     self.files += 1
                     self.data_bytes += size
 
-        enter(self._root)
+        enter(self._root, 0)
         while stack:
             entry, count, nxt, slot = stack[-1]
             if nxt < count:
                 stack[-1] = (entry, count, nxt + 1, slot)
-                enter(self._call("read a sub entry", entry.get_sub_file_entry, nxt))
+                enter(self._call("read a sub entry", entry.get_sub_file_entry, nxt), nxt)
                 continue
             stack.pop()
             if stack:
@@ -189,19 +195,21 @@ class LogicalTree:
         return int(self._sizes[number - 1])
 
     def by_number(self, number: int) -> tuple[Any, LogicalEntry] | None:
-        """The entry numbered ``number`` (and its path), or None when there is none."""
+        """The entry numbered ``number`` (and its path), or None when there is none: one
+        pyewf call per folder on its path, from the root down."""
         if not 1 <= number <= len(self._sizes):
             return None
-        obj, entry = self.root()
-        while entry.number != number:
-            for child, child_entry in self.children(obj, entry.number, entry.path):
-                if child_entry.number <= number < child_entry.number + self._subtree(
-                        child_entry.number):
-                    obj, entry = child, child_entry
-                    break
-            else:
-                return None
-        return obj, entry
+        chain = []
+        at = number
+        while at != 1:
+            chain.append(at)
+            at = int(self._parents[at - 1])
+        obj, names = self._root, []
+        for at in reversed(chain):
+            obj = self._call("read a sub entry", obj.get_sub_file_entry,
+                             int(self._slots[at - 1]))
+            names.append(str(self._call("read a name", obj.get_name) or ""))
+        return obj, self.entry(obj, number, "/" + "/".join(names))
 
     def read(self, obj: Any, offset: int, size: int, what: str) -> bytes:
         """``size`` bytes of an entry's data from ``offset`` (all of them, or an error)."""

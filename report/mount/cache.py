@@ -87,7 +87,7 @@ class CachedStream(ImageStream):
         self.chunk_size = chunk_size
         self.cache = ChunkCache(max(1, cache_bytes // chunk_size))
         self._parent = parent
-        self._source_lock = threading.Lock()
+        self._source_lock = threading.RLock()
         self._chunks = -(-parent.size // chunk_size)
         self._window = max(0, min(read_ahead, cache_bytes // 2) // chunk_size)
         self._ahead_lock = threading.Lock()
@@ -102,6 +102,13 @@ class CachedStream(ImageStream):
     @property
     def parent(self) -> ImageStream:
         return self._parent
+
+    @property
+    def source_lock(self) -> threading.RLock:
+        """The lock every read of the stream behind is made under (re-entrant). A caller that
+        reaches the same reader another way (an L01's files through the libewf handle that
+        also reads its media) holds it too, so that the reader never serves two threads."""
+        return self._source_lock
 
     def stop_read_ahead(self, timeout: float | None = None) -> None:
         """End the read-ahead in progress, if any, and wait for it (tests, closing)."""

@@ -415,7 +415,12 @@ def mount_in_background(request: MountRequest) -> int:
     if request.keys is not None and request.keys.given:
         raise UsageError("keys for encrypted volumes are taken by a foreground mount only; "
                          "leave out --background")
-    argv = ["mount", str(request.image.absolute()), str(request.mountpoint.absolute()),
+    from bitwitness.images.ewf_ltree import DEFAULT_BUDGET, budget
+
+    # the examiner's --max-ltree (a global option) applies to the child's opening too
+    limit = budget()
+    allow = ["--max-ltree", str(limit)] if limit != DEFAULT_BUDGET else []
+    argv = [*allow, "mount", str(request.image.absolute()), str(request.mountpoint.absolute()),
             "--cache-mib", str(max(1, request.cache_bytes // (1024 * 1024)))]
     if request.files:
         argv.append("--files")

@@ -15,8 +15,23 @@
                               (decrypted BitLocker or LUKS, LVM, shadow copy, APFS), named by
                               its tree path with ``_`` for ``/``; partitions/0_bde1.raw its bytes
 
+A logical evidence file (L01, Lx01) holds files, not a disk, and is shown as ``ls``/``export``
+show it (:mod:`bitwitness.report.browse.logical`)::
+
+    media.raw                 what libewf calls the media: the files' contents end to end, the
+                              bytes the set's stored MD5/SHA-1 cover (``ewfexport -f raw``)
+    files/0/...               with --files: the file tree libewf reads from the set's ltree
+                              (``-p 0``), contents read through pyewf's file entries
+
+and no ``partitions/``: TSK is not asked for a partition table or a file system in the media,
+because the media is no disk (a disk image stored as the first file would pass for the
+evidence's own), nor is there a ``files/0.deleted/`` (the format records no deleted entry).
+
 Everything is read through one :class:`~bitwitness.report.mount.cache.CachedStream`; pytsk3 is
 called under one lock, because neither TSK nor our callbacks into it are meant for two threads.
+A logical evidence file's files are read under the cache's own source lock instead: pyewf's file
+entries read through the libewf handle that also reads ``media.raw``, which must never serve two
+threads at once.
 File-system trees are walked the first time their folder is looked at, so mounting a large disk
 is immediate and only the file systems someone opens cost a walk. A walk stops after
 :data:`MAX_ENTRIES` entries (a hostile or broken file system must not exhaust memory).
@@ -31,13 +46,13 @@ from __future__ import annotations
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import BitWitnessError, InputError, NotRecoveredError
-from bitwitness.report.browse.entries import Entry, Selection, Times
+from bitwitness.report.browse.entries import NO_TIMES, Entry, Selection, Times
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.tsk import TskImage
@@ -60,7 +75,7 @@ Reader = Callable[[int, int], bytes]
 Notice = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stamp:
     """Modification, access and change time in nanoseconds since the epoch."""
 
@@ -81,9 +96,10 @@ class Stamp:
                      ns(times.changed, default.ctime))
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
-    """A folder (``children``) or a file (``reader``) of the mount; all read-only."""
+    """A folder (``children``) or a file (``reader``) of the mount; all read-only. Slotted: a
+    mount keeps one per entry of every file system walked."""
 
     name: str
     stamp: Stamp
@@ -142,19 +158,31 @@ class MountTree:
         self.stream = stream
         self.image = image
         self.notice: Notice = notice or (lambda _message: None)
-        self.tsk_lock = threading.RLock()
+        #: a logical evidence file (L01, Lx01): files, not a disk (see the module's notes)
+        self.logical = bool(getattr(stream.parent, "logical", False))
+        #: what file contents are read under: TSK's lock, or for a logical evidence file the
+        #: cache's source lock (one libewf handle reads the files and the media)
+        self.reader_lock: threading.RLock = (stream.source_lock if self.logical
+                                             else threading.RLock())
         self._fill_lock = threading.Lock()
         try:
             st = image.stat()
             self.stamp = Stamp(st.st_mtime_ns, st.st_atime_ns, st.st_ctime_ns)
         except OSError:
             self.stamp = Stamp(0, 0, 0)
-        self._tsk = TskImage(stream)
-        self.layout = self._read_layout()
         self.root = folder("", self.stamp)
         self.root.add(Node(MEDIA_NAME, self.stamp, size=stream.size, reader=stream.pread))
-        # With --files, the volume tree too: a wrong key fails here, before anything is mounted
         self.volumes: VolumeTree | None = None
+        self._tsk: TskImage | None = None
+        if self.logical:
+            self.layout = VolumeLayout("logical", stream.sector_size, stream.size, ())
+            if files:
+                self.volumes = self._logical_tree()
+                self.root.add(self._files())
+            return
+        self._tsk = TskImage(stream)
+        self.layout = self._read_layout()
+        # With --files, the volume tree too: a wrong key fails here, before anything is mounted
         if files:
             from bitwitness.report.browse.volumekeys import NO_KEYS
 
@@ -169,6 +197,15 @@ class MountTree:
         if files:
             self.root.add(self._files())
 
+    def _logical_tree(self) -> VolumeTree | None:
+        """The one node of a logical evidence file (its file tree, listed now by libewf); None,
+        said through ``notice``, when libewf cannot list it (``files/`` is then empty)."""
+        try:
+            return read_tree(self.stream.parent)
+        except (BitWitnessError, OSError) as exc:
+            self.notice(f"files not read: {' '.join(str(exc).split())}")
+            return None
+
     def close(self) -> None:
         if self.volumes is not None:
             self.volumes.close()
@@ -176,8 +213,9 @@ class MountTree:
     def _read_layout(self) -> VolumeLayout:
         """The partition table; when it cannot be read (a damaged area TSK probes), the mount
         still shows ``media.raw`` and says why ``partitions/`` is empty."""
+        assert self._tsk is not None
         try:
-            with self.tsk_lock:
+            with self.reader_lock:
                 return read_layout(self._tsk)
         except (BitWitnessError, OSError, RuntimeError) as exc:  # pytsk3 raises RuntimeError
             self.notice(f"partitions not read: {' '.join(str(exc).split())}")
@@ -245,6 +283,12 @@ class MountTree:
 
     def _files(self) -> Node:
         top = folder(FILES, self.stamp)
+        if self.logical:
+            # files/0/ as 'ls -p 0' lists it; no 0.deleted/: the format records no deleted entry
+            for node in self.volumes.walk() if self.volumes is not None else ():
+                top.add(folder(volume_name(node.path), self.stamp,
+                               self._filler(node.path, {}, Selection.ALLOCATED)))
+            return top
         for part in self.layout.filesystems:
             holder: dict[str, BrowsableFileSystem | None] = {}
             top.add(folder(str(part.index), self.stamp,
@@ -266,7 +310,7 @@ class MountTree:
     def _filler(self, where: int | str, holder: dict[str, BrowsableFileSystem | None],
                 selection: Selection) -> Callable[[Node], None]:
         def fill(node: Node) -> None:
-            with self.tsk_lock:
+            with self.reader_lock:
                 if "fs" not in holder:
                     holder["fs"] = self._open_fs(where)
                 fs = holder["fs"]
@@ -282,6 +326,7 @@ class MountTree:
                 assert self.volumes is not None
                 return open_node(self.volumes, self.volumes.find(where))
             part = next(p for p in self.layout.partitions if p.index == where)
+            assert self._tsk is not None
             return FileSystem(self._tsk, part)
         except BitWitnessError as exc:
             self.notice(f"volume {where}: file system not opened: {exc}")
@@ -353,9 +398,13 @@ class MountTree:
             target = entry.link.encode("utf-8", "surrogateescape")
             return lambda offset, size: target[offset : offset + size]
 
+        # the node has its own times; the reader needs the entry's address, not its times (the
+        # entry is kept as long as the mount serves: ~250 bytes less per file)
+        kept = replace(entry, times=NO_TIMES, file_name_times=None)
+
         def read(offset: int, size: int) -> bytes:
-            with self.tsk_lock:
-                return fs.read(entry, offset, size)
+            with self.reader_lock:
+                return fs.read(kept, offset, size)
 
         return read
 

@@ -227,12 +227,27 @@ def _volume(chunks: int, sectors: int, guid: bytes) -> bytes:
     return body + struct.pack("<I", _adler(body))
 
 
+def _write_with_holes(path: Path, out: bytearray, holes: list[tuple[int, int]]) -> None:
+    """Write ``out`` with ``holes`` ((position in ``out``, bytes)) left unwritten: the file is
+    sparse there and reads as zeros, so a section may declare a gigabyte without taking it."""
+    with path.open("wb") as fh:
+        done = 0
+        for at, size in holes:
+            fh.write(out[done:at])
+            fh.seek(size, 1)
+            done = at
+        fh.write(out[done:])
+        fh.truncate()
+
+
 def build_l01(path: Path, items: list[Item], *, encase7: bool = False, case_number: str = "",
               examiner: str = "", description: str = "", stored_md5: str | None = None,
-              ltree_override: str | None = None) -> Built:
+              ltree_override: str | None = None, ltree_declared: int | None = None) -> Built:
     """Write ``path`` (``NAME.L01``), one segment, holding ``items``. ``encase7`` writes the
     EnCase 7 variant (tag order with ``be`` third, ``ltypes`` section); ``stored_md5`` records
-    another media MD5 than the real one (to test that the mismatch is found)."""
+    another media MD5 than the real one (to test that the mismatch is found);
+    ``ltree_declared`` makes the ltree section that many bytes of text long, the text followed
+    by a hole (a sparse file: the size is declared and really there, the disk holds nothing)."""
     root = _tree(items)
     media, offsets = _lay_out(root)
     md5 = hashlib.md5(media, usedforsecurity=False).digest()
@@ -244,15 +259,21 @@ def build_l01(path: Path, items: list[Item], *, encase7: bool = False, case_numb
     guid = uuid.uuid4().bytes
 
     out = bytearray(b"LVF\x09\x0d\x0a\xff\x00\x01" + struct.pack("<HH", 1, 0))
+    holes: list[tuple[int, int]] = []
 
-    def section(kind: str, body: bytes, *, last: bool = False) -> None:
-        start = len(out)
-        size = 76 + len(body)
+    def here() -> int:
+        return len(out) + sum(size for _, size in holes)
+
+    def section(kind: str, body: bytes, *, last: bool = False, hole: int = 0) -> None:
+        start = here()
+        size = 76 + len(body) + hole
         following = start if last else start + size
         head = kind.encode("ascii").ljust(16, b"\x00") + struct.pack("<QQ", following,
                                                                     0 if last else size)
         head += bytes(40)
         out.extend(head + struct.pack("<I", _adler(head)) + body)
+        if hole:
+            holes.append((len(out), hole))
 
     section("header2", _header2(description, case_number, examiner, 0))
     section("header2", _header2(description, case_number, examiner, 0))
@@ -279,7 +300,7 @@ def build_l01(path: Path, items: list[Item], *, encase7: bool = False, case_numb
     lhead_full = lhead + bytes(4) + bytes(20)
     checksum = _adler(lhead_full)
     lhead = lhead + struct.pack("<I", checksum) + bytes(20)
-    section("ltree", lhead + data)
+    section("ltree", lhead + data, hole=max(0, (ltree_declared or 0) - len(data)))
     section("data", _volume(len(chunks), sectors, guid))
     record_md5 = bytes.fromhex(stored_md5) if stored_md5 else md5
     digest = record_md5 + sha1 + bytes(40)
@@ -287,7 +308,7 @@ def build_l01(path: Path, items: list[Item], *, encase7: bool = False, case_numb
     hash_body = record_md5 + bytes(16)
     section("hash", hash_body + struct.pack("<I", _adler(hash_body)))
     section("done", b"", last=True)
-    path.write_bytes(bytes(out))
+    _write_with_holes(path, out, holes)
     return Built(path, media, offsets)
 
 
@@ -310,10 +331,11 @@ def _object(tags: list[str], values: list[str]) -> bytes:
 
 def build_lx01(path: Path, items: list[Item], *, case_number: str = "", examiner: str = "",
                description: str = "", stored_md5: str | None = None,
-               acquired: int = 1_700_000_000) -> Built:
+               acquired: int = 1_700_000_000, ltree_declared: int | None = None) -> Built:
     """Write ``path`` (``NAME.Lx01``), one segment, holding ``items``: the Ex01 layout with drive
     type ``l`` and the ltree text (EnCase 7 tags, no header: the section descriptor's MD5 covers
-    it) as section 0x20 before the hashes."""
+    it) as section 0x20 before the hashes. ``ltree_declared`` as for :func:`build_l01` (the
+    section then carries no MD5)."""
     root = _tree(items)
     media, offsets = _lay_out(root)
     md5 = hashlib.md5(media, usedforsecurity=False).digest()
@@ -326,18 +348,27 @@ def build_lx01(path: Path, items: list[Item], *, case_number: str = "", examiner
     guid = uuid.uuid4().bytes_le
     out = bytearray(b"LEF2\r\n\x81\x00" + bytes([2, 1]) + struct.pack("<HI", 1, 1) + guid)
     previous = 0
+    holes: list[tuple[int, int]] = []
 
-    def section(kind: str | int, data: bytes, *, hashed: bool = False) -> None:
+    def here() -> int:
+        return len(out) + sum(size for _, size in holes)
+
+    def section(kind: str | int, data: bytes, *, hashed: bool = False, hole: int = 0) -> None:
         nonlocal previous
         assert isinstance(kind, int)
         body = _pad16(data)
-        start = len(out)
+        start = here()
         out.extend(body)
+        if hole:
+            hole += -hole % 16
+            holes.append((len(out), hole))
+            hashed = False
         integrity = hashlib.md5(body, usedforsecurity=False).digest() if hashed else bytes(16)
         descriptor = struct.pack("<IIQQII", kind, MD5HASHED if hashed else 0, previous,
-                                 len(body), 64, len(body) - len(data)) + integrity + bytes(12)
+                                 len(body) + hole, 64, len(body) - len(data)) + integrity
+        descriptor += bytes(12)
         out.extend(descriptor + struct.pack("<I", _adler(descriptor)))
-        previous = start + len(body)
+        previous = start + len(body) + hole
 
     section(DEVICE_INFORMATION, _object(
         ["sn", "md", "lb", "ts", "hs", "dc", "dt", "pid", "rs", "ls", "bp", "ph"],
@@ -347,7 +378,7 @@ def build_lx01(path: Path, items: list[Item], *, case_number: str = "", examiner
         [description, case_number, "EV-1", examiner, "", "7.10", "Linux", str(acquired),
          str(acquired), str(chunk_count), "1", str(SECTORS_PER_CHUNK), str(SECTORS_PER_CHUNK),
          ""]))
-    data_start = len(out)
+    data_start = here()
     stored = bytearray()
     entries = bytearray()
     for n in range(chunk_count):
@@ -362,10 +393,12 @@ def build_lx01(path: Path, items: list[Item], *, case_number: str = "", examiner
     header = struct.pack("<QII", 0, chunk_count, 0)
     section(SECTOR_TABLE, _pad16(header + struct.pack("<I", _adler(header)))
             + _pad16(bytes(entries) + struct.pack("<I", _adler(bytes(entries)))))
-    section(SINGLE_FILES_DATA, text.encode("utf-16-le"), hashed=True)
+    data = text.encode("utf-16-le")
+    section(SINGLE_FILES_DATA, data, hashed=True,
+            hole=max(0, (ltree_declared or 0) - len(_pad16(data))))
     record_md5 = bytes.fromhex(stored_md5) if stored_md5 else md5
     section(MD5_HASH, record_md5 + struct.pack("<I", _adler(record_md5)))
     section(SHA1_HASH, sha1 + struct.pack("<I", _adler(sha1)))
     section(DONE, b"")
-    path.write_bytes(bytes(out))
+    _write_with_holes(path, out, holes)
     return Built(path, media, offsets)

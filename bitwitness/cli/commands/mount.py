@@ -40,6 +40,10 @@ def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
     With --files, volumes inside the partitions show too (files/0_bde1/ for the file system
     of volume 0/bde1, partitions/0_bde1.raw for its bytes); an encrypted volume's key is given
     as to 'ls' (foreground mounts only).
+
+    An L01/Lx01 logical evidence file holds files, not a disk: media.raw is its media (the files
+    end to end, what its stored hashes cover), files/0/ its file tree with --files, and there is
+    no partitions/.
     """
     from bitwitness.errors import MountError
     from bitwitness.image import open_image
