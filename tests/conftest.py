@@ -225,4 +225,9 @@ def pyaff4(request: pytest.FixtureRequest) -> Any:
     says why); the tests that use it skip, saying why, when PyPI cannot be reached."""
     from pyaff4_env import ensure_pyaff4
 
-    return ensure_pyaff4(request.config.cache.mkdir("pyaff4"))
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is not None:
+        return ensure_pyaff4(cache.mkdir("pyaff4"))
+    shared = request.getfixturevalue("tmp_path_factory").getbasetemp().parent / "pyaff4"
+    shared.mkdir(exist_ok=True)  # the xdist workers' base folders share this parent
+    return ensure_pyaff4(shared)
