@@ -162,10 +162,14 @@ PART = b"\0--part--\0"
 
 
 def _identify(path: Path) -> None:
+    """What ``detect`` asks first: the container signature (a typed refusal is fine)."""
     from bitwitness.evidence_io import read_head
     from bitwitness.images import signatures
 
-    signatures.identify(path, read_head(path, 4096))
+    try:
+        signatures.identify(path, read_head(path, 4096))
+    except BitWitnessError:
+        return
 
 
 def _open_and_sample(opener: Callable[[], ImageStream]) -> None:
