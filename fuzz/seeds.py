@@ -6,7 +6,12 @@ are built, never committed: E01 sets by our writer (compressed, stored, unfinish
 so that whole images fit in a fuzz input) and by ``qemu-img`` where the result is small; logs by
 a real acquisition, ``md5sum``/``sha1sum`` and ``dc3dd`` when installed, plus an FTK Imager
 report laid out as FTK writes it; partition tables by ``sfdisk``/``sgdisk`` on small disks; a
-case folder by ``bitwitness case new``.
+case folder by ``bitwitness case new``. Containers: QCOW, VHDX, VDI and Parallels by
+``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
+small blocks around qemu's header), UDIF, sparse images and bundles, Ex01 and AFF4 by the test
+suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that
+is not installed leaves its target with fewer seeds (or none: libFuzzer then starts from
+nothing).
 """
 
 from __future__ import annotations
