@@ -171,6 +171,39 @@ def test_vhdx_crc32c_skips_zero_runs_exactly() -> None:
         assert crc32c(data) == plain(data)
 
 
+@pytest.mark.parametrize("bat_length", [4096, 4])
+def test_vhdx_bat_past_the_end_of_the_file(tmp_path: Path, media_file: Path,
+                                           bat_length: int) -> None:
+    """A region table (CRC-32C right) putting the BAT past the end of the file: the BAT check
+    fails saying where, or (a BAT too short for one entry) stores nothing; never an exception
+    (found by the vhdx fuzz target: a negative entry count reached struct.unpack)."""
+    require_tool("qemu-img")
+    from bitwitness.images import vhdx
+
+    image = tmp_path / "d.vhdx"
+    _qemu("convert", "-f", "raw", "-O", "vhdx", media_file, image)
+    data = bytearray(image.read_bytes())
+    past = -(-len(data) // MiB) * MiB + MiB
+    for table in vhdx.REGION_OFFSETS:
+        count = struct.unpack_from("<I", data, table + 8)[0]
+        for i in range(count):
+            entry = table + 16 + 32 * i
+            if bytes(data[entry:entry + 16]) == vhdx.BAT_REGION:
+                struct.pack_into("<QI", data, entry + 16, past, bat_length)
+        struct.pack_into("<I", data, table + 4, 0)
+        struct.pack_into("<I", data, table + 4,
+                         vhdx.crc32c(bytes(data[table:table + vhdx.REGION_SIZE])))
+    image.write_bytes(bytes(data))
+    checks = {c.what: c for c in vhdx.vhdx_checks(image)}
+    assert all(checks[f"VHDX region table {n} CRC-32C"].ok for n in (1, 2))
+    bat = checks["VHDX block allocation table"]
+    if bat_length >= 8:
+        assert not bat.ok
+        assert f"at file offset {past}) lies past the end of the file" in bat.detail
+    else:
+        assert "0 stored blocks" in bat.detail
+
+
 def test_vhdx_unreplayed_log_is_reported(tmp_path: Path, media_file: Path) -> None:
     """A header naming a log (a non-zero log GUID) means writes were never applied: the media
     read may not be the disk's last state. The header's CRC-32C is made right again."""

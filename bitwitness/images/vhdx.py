@@ -475,7 +475,11 @@ def _crc_check(what: str, data: bytes, signature: bytes, name: str,
 def _bat_check(f: _File, layout: Layout) -> ContainerCheck:
     """Every block the BAT stores lies inside the file, at a distinct place."""
     what = "VHDX block allocation table"
-    count = min(layout.bat_length // 8, (f.size - layout.bat_offset) // 8)
+    count = max(0, min(layout.bat_length // 8, (f.size - layout.bat_offset) // 8))
+    if count == 0 and layout.bat_length >= 8:
+        return ContainerCheck(what, False, f"{f.path.name}: the BAT ({layout.bat_length} bytes "
+                              f"at file offset {layout.bat_offset}) lies past the end of the "
+                              f"file ({f.size} bytes)")
     raw = f.read(layout.bat_offset, 8 * count, "BAT") if count > 0 else b""
     ratio = (1 << 23) * layout.sector_size // layout.block_size
     seen: set[int] = set()
