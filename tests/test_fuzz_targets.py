@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -470,3 +471,31 @@ def test_udif_mutator_repairs_the_data_fork_crc(corpus: Path, tmp_path: Path) ->
     assert [c.ok for c in udif_checks(path)] == [False]
     path.write_bytes(checksums.fix_udif(bytes(data)))
     assert [c.ok for c in udif_checks(path)] == [True]
+
+
+@pytest.mark.parametrize("value", ["<integer>1000000000000</integer>", "<string>mish</string>",
+                                   "<dict/>", "<true/>"])
+def test_udif_block_table_that_is_not_data_is_corrupt(value: str, tmp_path: Path) -> None:
+    """Found by the udif target: a block table given as another plist type than <data> went to
+    bytes() (a TypeError, or for an <integer> an allocation of that many bytes); it is a
+    corrupt image naming the table, read from an XML and from a binary property list."""
+    import plistlib
+    import re
+
+    from bitwitness.errors import CorruptImageError
+    from bitwitness.images.udif import UdifStream
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from builders.apple import build_udif
+
+    image = build_udif(tmp_path / "m.dmg", bytes(range(256)) * 16)
+    data = image.read_bytes()
+    koly = bytearray(data[-512:])
+    at, length = struct.unpack_from(">QQ", koly, 216)
+    xml = re.sub(rb"<key>Data</key><data>[^<]*</data>", b"<key>Data</key>" + value.encode(),
+                 data[at:at + length])
+    for plist in (xml, plistlib.dumps(plistlib.loads(xml), fmt=plistlib.FMT_BINARY)):
+        struct.pack_into(">QQ", koly, 216, at, len(plist))
+        image.write_bytes(data[:at] + plist + bytes(koly))
+        with pytest.raises(CorruptImageError, match="block table 0 of the property list is"):
+            UdifStream(image)
