@@ -1,7 +1,9 @@
 """A mutator's second half: put the checksums back, so that mutated inputs get past them.
 
-E01 descriptors, tables, volume, hash, digest and error2 sections each carry an Adler-32 and VHD
-footers and dynamic headers a one's-complement sum; a random mutation almost always breaks
+E01 descriptors, tables, volume, hash, digest and error2 sections each carry an Adler-32, VHD
+footers and dynamic headers a one's-complement sum, VHDX headers and region tables a CRC-32C,
+Ex01 section descriptors, sector tables and hashes an Adler-32, a UDIF trailer its data fork's
+CRC-32; a random mutation almost always breaks
 them, and the parser then stops at the first check. These functions recompute every checksum
 they can find after libFuzzer's mutation (:func:`fix`), so that the fuzzer explores what lies
 behind them; a share of mutants is left unfixed, so that the checks themselves stay covered.
@@ -82,7 +84,75 @@ def fix_vhd(data: bytes) -> bytes:
     return bytes(out)
 
 
-FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd}
+def fix_vhdx(data: bytes) -> bytes:
+    """Recompute the CRC-32C of both headers and both region tables (each where its
+    signature is; the metadata and the BAT carry none)."""
+    from bitwitness.images import vhdx
+
+    out = bytearray(data)
+    for offsets, size, magic in ((vhdx.HEADER_OFFSETS, vhdx.HEADER_SIZE, b"head"),
+                                 (vhdx.REGION_OFFSETS, vhdx.REGION_SIZE, b"regi")):
+        for at in offsets:
+            if len(out) >= at + size and out[at:at + 4] == magic:
+                out[at + 4:at + 8] = bytes(4)
+                out[at + 4:at + 8] = struct.pack("<I", vhdx.crc32c(bytes(out[at:at + size])))
+    return bytes(out)
+
+
+def _fix_ewf2_segment(data: bytes) -> bytes:
+    """Walk the section descriptors back from the end as the reader does, recomputing each
+    descriptor's Adler-32, a sector table's header and entries Adler-32 and a hash section's."""
+    out = bytearray(data)
+    at = len(out) - 64
+    for _ in range(4096):
+        if at < 32:
+            break
+        out[at + 60:at + 64] = _adler(out[at:at + 60])
+        kind, _flags, previous, size = struct.unpack_from("<IIQQ", out, at)
+        start = at - size
+        if 32 <= start <= at:
+            _fix_ewf2_body(out, kind, start, at)
+        if not previous or previous >= at:
+            break
+        at = previous
+    return bytes(out)
+
+
+def _fix_ewf2_body(out: bytearray, kind: int, start: int, end: int) -> None:
+    if kind == 4 and end - start >= 32:  # sector table
+        out[start + 16:start + 20] = _adler(out[start:start + 16])
+        count = struct.unpack_from("<I", out, start + 8)[0]
+        entries_end = start + 32 + 16 * count
+        if entries_end + 4 <= end:
+            out[entries_end:entries_end + 4] = _adler(out[start + 32:entries_end])
+    elif kind in (8, 9):  # MD5, SHA-1 of the media
+        n = 16 if kind == 8 else 20
+        if end - start >= n + 4:
+            out[start + n:start + n + 4] = _adler(out[start:start + n])
+
+
+def fix_ewf2(data: bytes) -> bytes:
+    """Every segment of the input (cut at the target's part marker) with its Adler-32s again."""
+    from fuzz.targets import PART
+
+    return PART.join(_fix_ewf2_segment(piece) for piece in data.split(PART))
+
+
+def fix_udif(data: bytes) -> bytes:
+    """Recompute the data fork CRC-32 the ``koly`` trailer records (the self-check verify
+    runs), where the trailer names a fork inside the file."""
+    if len(data) < 512 or data[-512:-508] != b"koly":
+        return data
+    out = bytearray(data)
+    trailer = len(out) - 512
+    offset, length = struct.unpack_from(">QQ", out, trailer + 24)
+    if offset + length <= trailer:
+        struct.pack_into(">III", out, trailer + 80, 2, 32,
+                         zlib.crc32(out[offset:offset + length]))
+    return bytes(out)
+
+
+FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd, "vhdx": fix_vhdx, "ewf2": fix_ewf2, "udif": fix_udif}
 
 
 def fix(target: str, data: bytes) -> bytes:

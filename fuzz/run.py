@@ -30,8 +30,13 @@ _INSTRUMENTED = (
     "bitwitness.ewf.chunks", "bitwitness.ewf.layout", "bitwitness.ewf.reader",
     "bitwitness.ewf.naming", "bitwitness.verify.logs", "bitwitness.verify.references",
     "bitwitness.report.browse.tsk", "bitwitness.report.browse.volumes", "bitwitness.case",
-    "bitwitness.custody", "bitwitness.templates", "bitwitness.report.browse.zones",
-    "bitwitness.report.browse.moretimes",
+    "bitwitness.custody", "bitwitness.templates", "bitwitness.images.signatures",
+    "bitwitness.images.checks", "bitwitness.images.libyal", "bitwitness.images.qcow",
+    "bitwitness.images.vhdx", "bitwitness.images.vdi", "bitwitness.images.udif",
+    "bitwitness.images.modi", "bitwitness.images.apple_sparse", "bitwitness.images.parallels",
+    "bitwitness.images.ewf2", "bitwitness.images.aff", "bitwitness.images.aff4",
+    "bitwitness.images.aff4_zip", "bitwitness.images.aff4_streams",
+    "bitwitness.report.browse.zones", "bitwitness.report.browse.moretimes",
 )
 
 

@@ -8,7 +8,12 @@ a real acquisition, ``md5sum``/``sha1sum`` and ``dc3dd`` when installed, plus an
 report laid out as FTK writes it; partition tables by ``sfdisk``/``sgdisk`` on small disks; a
 case folder by ``bitwitness case new``; the file-system time readers' inputs by ``xorriso``,
 ``mkfs.ext2``/``debugfs``, a hand-made exFAT entry and, where ../shared is present, the HFS+
-fixture's catalog file (``icat``).
+fixture's catalog file (``icat``). Containers: QCOW, VHDX, VDI and Parallels by
+``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
+small blocks around qemu's header), UDIF, sparse images and bundles, Ex01 and AFF4 by the test
+suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that
+is not installed leaves its target with fewer seeds (or none: libFuzzer then starts from
+nothing).
 """
 
 from __future__ import annotations
@@ -334,11 +339,383 @@ def custody_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+# --- containers read by our own code ----------------------------------------------------------
+
+
+def _builders() -> None:
+    """Make the test suite's committed builders (``tests/builders/``) importable."""
+    tests = str(HERE.parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+
+
+def _run(*args: str | Path) -> bool:
+    return subprocess.run(list(map(str, args)), capture_output=True, check=False).returncode == 0
+
+
+def _qemu_io(image: Path, fmt: str, *commands: str) -> None:
+    args: list[str | Path] = ["qemu-io", "-f", fmt]
+    for command in commands:
+        args += ["-c", command]
+    _run(*args, image)
+
+
+#: A few writes of different patterns, as qemu-io commands (offsets inside a 16 KiB disk).
+_WRITES = ("write -P 0x5a 0 4k", "write -P 0x33 6k 1k", "write -P 0xc3 15k 1k")
+
+
+def qcow_seeds(work: Path) -> dict[str, bytes]:
+    """QCOW v1, QCOW2 v2 and v3 with 512-byte clusters (converted, compressed, written by
+    qemu-io, zero clusters), and an overlay on the raw ``base.img`` the target puts beside it."""
+    from fuzz.targets import BACKING
+
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        return {}
+    raw = work / "q.raw"
+    raw.write_bytes(_media(16 * 1024))
+    seeds: dict[str, bytes] = {}
+    for name, args in (("v1.qcow", ["-O", "qcow"]),
+                       ("v2.qcow2", ["-O", "qcow2", "-o", "cluster_size=512,compat=0.10"]),
+                       ("v3.qcow2", ["-O", "qcow2", "-o", "cluster_size=512"]),
+                       ("v3-compressed.qcow2", ["-O", "qcow2", "-c", "-o", "cluster_size=4096"]),
+                       ("v1-compressed.qcow", ["-O", "qcow", "-c"])):
+        out = work / name
+        if _run("qemu-img", "convert", "-q", "-f", "raw", *args, raw, out):
+            seeds[name] = out.read_bytes()
+    written = work / "written.qcow2"
+    if _run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", written, "16K"):
+        _qemu_io(written, "qcow2", *_WRITES, "write -z 8k 1k")
+        seeds["qemu-io.qcow2"] = written.read_bytes()
+    (work / "base.img").write_bytes(BACKING)
+    overlay = work / "overlay.qcow2"
+    if _run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", "-b",
+            "base.img", "-F", "raw", overlay, str(len(BACKING))):
+        _qemu_io(overlay, "qcow2", "write -P 0x77 512 512")
+        seeds["overlay.qcow2"] = overlay.read_bytes()
+    return seeds
+
+
+def compact_vhdx(data: bytes) -> bytes:
+    """A VHDX ``qemu-img`` wrote (regions at 2 and 3 MiB, blocks after its 1 MiB log), laid
+    out again as small as the format allows: the metadata and the BAT right after the region
+    tables (at 320 KiB), stored blocks from 1 MiB (the BAT counts in MiB), each cut at the end
+    of the virtual disk. The region tables get the new offsets, the headers no log (a clean
+    image's log holds nothing to replay), each its CRC-32C again. The media is unchanged (the
+    tests compare our reading of this file with qemu's of the original; qemu itself refuses
+    regions off 1 MiB boundaries) and the BAT self-check reports the block cut short."""
+    from bitwitness.images import vhdx as v
+
+    table_at = v.REGION_OFFSETS[0]
+    count = struct.unpack_from("<I", data, table_at + 8)[0]
+    regions = {}
+    for i in range(count):
+        guid, offset, length = struct.unpack_from("<16sQI", data, table_at + 16 + 32 * i)
+        regions[guid] = (i, offset, length)
+    _, meta, _ = regions[v.METADATA_REGION]
+    items = struct.unpack_from("<H", data, meta + 10)[0]
+    meta_end = max(sum(struct.unpack_from("<II", data, meta + 32 + 32 * i + 16))
+                   for i in range(items))
+    meta_end = -(-meta_end // 4096) * 4096
+    params = {struct.unpack_from("<16s", data, meta + 32 + 32 * i)[0]:
+              struct.unpack_from("<I", data, meta + 32 + 32 * i + 16)[0] for i in range(items)}
+    block = struct.unpack_from("<I", data, meta + params[v.FILE_PARAMETERS])[0]
+    disk = struct.unpack_from("<Q", data, meta + params[v.VIRTUAL_DISK_SIZE])[0]
+    sector = struct.unpack_from("<I", data, meta + params[v.LOGICAL_SECTOR])[0]
+    has_parent = struct.unpack_from("<I", data, meta + params[v.FILE_PARAMETERS] + 4)[0] & 2
+    ratio = (1 << 23) * sector // block
+    blocks = -(-disk // block)
+    entries = (-(-blocks // ratio) * (ratio + 1) if has_parent
+               else blocks + (blocks - 1) // ratio)
+    _, bat, _ = regions[v.BAT_REGION]
+    new_meta = v.REGION_OFFSETS[1] + v.REGION_SIZE
+    new_bat = new_meta + meta_end
+    bat_length = -(-8 * entries // 4096) * 4096
+    out = bytearray(data[:new_meta])
+    out += data[meta:meta + meta_end]
+    out += bytes(bat_length)
+    out += bytes(v.MiB - len(out))
+    for index in range(entries):
+        value = struct.unpack_from("<Q", data, bat + 8 * index)[0]
+        state, where = value & 7, (value >> 20) * v.MiB
+        if state in (v.FULLY_PRESENT, v.PARTIALLY_PRESENT) and where:
+            number = index - index // (ratio + 1)
+            keep = min(block, disk - number * block)
+            out += bytes(-len(out) % v.MiB)
+            value = (len(out) // v.MiB) << 20 | state
+            out += data[where:where + keep]
+        struct.pack_into("<Q", out, new_bat + 8 * index, value)
+    for header in v.HEADER_OFFSETS:  # no log: qemu's 1 MiB log sat where the blocks now lie
+        struct.pack_into("<IQ", out, header + 68, 0, 0)
+        struct.pack_into("<I", out, header + 4, 0)
+        struct.pack_into("<I", out, header + 4, v.crc32c(bytes(out[header:header + 4096])))
+    for table in v.REGION_OFFSETS:
+        for guid, (i, _, _) in regions.items():
+            offset = new_meta if guid == v.METADATA_REGION else new_bat
+            length = meta_end if guid == v.METADATA_REGION else bat_length
+            if guid in (v.METADATA_REGION, v.BAT_REGION):
+                struct.pack_into("<QI", out, table + 16 + 32 * i + 16, offset, length)
+        struct.pack_into("<I", out, table + 4, 0)
+        struct.pack_into("<I", out, table + 4, v.crc32c(bytes(out[table:table + v.REGION_SIZE])))
+    return bytes(out)
+
+
+def vhdx_seeds(work: Path) -> dict[str, bytes]:
+    """Dynamic and fixed 16 KiB VHDX made by qemu-img (data written by qemu-io), a
+    differencing one made from them by the committed builder, each compacted."""
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        return {}
+    _builders()
+    from builders.vhdx_differencing import make_differencing
+
+    seeds: dict[str, bytes] = {}
+    made = {}
+    for name, subformat in (("dynamic.vhdx", "dynamic"), ("fixed.vhdx", "fixed")):
+        out = work / name
+        if _run("qemu-img", "create", "-q", "-f", "vhdx", "-o",
+                f"block_size=1M,log_size=1M,subformat={subformat}", out, "16K"):
+            _qemu_io(out, "vhdx", *_WRITES)
+            made[name] = out
+    if "dynamic.vhdx" in made:
+        child = work / "child.vhdx"
+        if _run("qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M",
+                child, "16K"):
+            _qemu_io(child, "vhdx", "write -P 0x99 1k 1k")
+            # no partially present block: its sector bitmap would take another MiB of input
+            make_differencing(child, made["dynamic.vhdx"])
+            made["differencing.vhdx"] = child
+    for name, path in made.items():
+        seeds[name] = compact_vhdx(path.read_bytes())
+    return seeds
+
+
+def small_vdi(header: bytes, media: bytes, block: int = 4096) -> bytes:
+    """A VDI with ``block``-byte blocks (VirtualBox and QEMU use 1 MiB, which the format and
+    our reader allow to differ), from the header ``qemu-img`` wrote: its banner, version and
+    type kept, the geometry, block map and data rewritten. All-zero blocks stay unallocated
+    unless the image is fixed (type 2)."""
+    from bitwitness.images import vdi as v
+
+    body = list(v._BODY.unpack_from(header, v._BODY_AT))
+    kind = struct.unpack_from("<I", header, v._SIGNATURE_AT + 12)[0]
+    blocks = -(-len(media) // block)
+    map_at = body[0]
+    data_at = -(-(map_at + 4 * blocks) // 512) * 512
+    slots, stored = [], b""
+    for index in range(blocks):
+        piece = media[index * block:(index + 1) * block].ljust(block, b"\0")
+        if kind != 2 and not any(piece):
+            slots.append(0xFFFF_FFFF)
+            continue
+        slots.append(len(stored) // block)
+        stored += piece
+    body[0], body[1], body[7], body[8], body[9], body[10], body[11] = (
+        map_at, data_at, len(media), block, 0, blocks, len(stored) // block)
+    out = bytearray(header[:data_at].ljust(data_at, b"\0"))
+    v._BODY.pack_into(out, v._BODY_AT, *body)
+    struct.pack_into(f"<{blocks}I", out, map_at, *slots)
+    return bytes(out) + stored
+
+
+def vdi_seeds(work: Path) -> dict[str, bytes]:
+    """Dynamic and fixed VDI: an empty one as qemu-img creates it, and qemu-img's header
+    around 4 KiB blocks of data (qemu's own, of 1 MiB, would not fit an input)."""
+    if not shutil.which("qemu-img"):
+        return {}
+    media = _media(16 * 1024)
+    media = media[:4096] + bytes(4096) + media[8192:]
+    raw = work / "d.raw"
+    raw.write_bytes(media)
+    seeds: dict[str, bytes] = {}
+    empty = work / "empty.vdi"
+    if _run("qemu-img", "create", "-q", "-f", "vdi", empty, "64K"):
+        seeds["empty.vdi"] = empty.read_bytes()
+    for name, static in (("dynamic.vdi", "off"), ("fixed.vdi", "on")):
+        out = work / name
+        if _run("qemu-img", "convert", "-q", "-f", "raw", "-O", "vdi", "-o", f"static={static}",
+                raw, out):
+            made = out.read_bytes()
+            seeds[name] = small_vdi(made[:1024], media)
+            seeds["block-512-" + name] = small_vdi(made[:1024], media[:6144], block=512)
+    return seeds
+
+
+def binary_plist_udif(data: bytes) -> bytes:
+    """The UDIF image ``data`` with its property list in Apple's binary form (which macOS
+    reads and plistlib decodes): the block tables then lie in the file as raw bytes, where a
+    mutation reaches them (in XML they are base64)."""
+    import plistlib
+
+    koly = bytearray(data[-512:])
+    xml_at, xml_length = struct.unpack_from(">QQ", koly, 216)
+    binary = plistlib.dumps(plistlib.loads(data[xml_at:xml_at + xml_length]),
+                            fmt=plistlib.FMT_BINARY)
+    struct.pack_into(">QQ", koly, 216, xml_at, len(binary))
+    return data[:xml_at] + binary + data[xml_at + xml_length:-512] + bytes(koly)
+
+
+def udif_seeds(work: Path) -> dict[str, bytes]:
+    """UDIF images by the committed builder (tests/builders/apple.py): zlib, bzip2, ADC and
+    LZFSE chunks beside raw and zero ones, with XML and binary property lists."""
+    _builders()
+    from builders.apple import ADC, BZIP2, LZFSE, ZLIB, build_udif
+
+    media = _media(16 * 1024)
+    media = media[:8192] + bytes(4096) + media[12288:]
+    seeds: dict[str, bytes] = {}
+    for name, kind in (("zlib", ZLIB), ("bzip2", BZIP2), ("adc", ADC), ("lzfse", LZFSE)):
+        try:
+            path = build_udif(work / f"{name}.dmg", media, compression=kind, chunk_sectors=8)
+        except ImportError:  # lzfse is a test extra
+            continue
+        seeds[f"{name}.dmg"] = path.read_bytes()
+        seeds[f"{name}-binary-plist.dmg"] = binary_plist_udif(path.read_bytes())
+    return seeds
+
+
+def apple_sparse_seeds(work: Path) -> dict[str, bytes]:
+    """A sparse image and a sparse bundle (as the target takes it: ``Info.plist``, then the
+    band files) by the committed builders."""
+    from fuzz.targets import PART
+
+    _builders()
+    from builders.apple import build_sparsebundle, build_sparseimage
+
+    media = _media(16 * 1024)
+    media = media[:4096] + bytes(4096) + media[8192:]
+    seeds = {"image.sparseimage": build_sparseimage(work / "s.sparseimage", media,
+                                                    band_sectors=8).read_bytes()}
+    bundle = build_sparsebundle(work / "b.sparsebundle", media[:-1000] + bytes(1000),
+                                band_size=4096)
+    count = -(-len(media) // 4096)
+    bands = [(bundle / "bands" / f"{i:x}") for i in range(count)]
+    seeds["bundle"] = PART.join([(bundle / "Info.plist").read_bytes(),
+                                 *(b.read_bytes() if b.is_file() else b"" for b in bands)])
+    return seeds
+
+
+def parallels_seeds(work: Path) -> dict[str, bytes]:
+    """Lone sparse extents by qemu-img (converted; created and written by qemu-io; rewritten to
+    sector units by the committed builder) and ``.hdd`` bundles around one (sparse, plain)."""
+    from fuzz.targets import PART
+
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        return {}
+    _builders()
+    from builders.parallels_bundle import build_bundle, to_sector_units
+
+    raw = work / "p.raw"
+    raw.write_bytes(_media(16 * 1024))
+    seeds: dict[str, bytes] = {}
+    converted = work / "converted.hds"
+    if _run("qemu-img", "convert", "-q", "-f", "raw", "-O", "parallels", "-o",
+            "cluster_size=4k", raw, converted):
+        seeds["converted.hds"] = converted.read_bytes()
+        sectors = work / "sectors.hds"
+        sectors.write_bytes(converted.read_bytes())
+        to_sector_units(sectors)
+        seeds["sector-units.hds"] = sectors.read_bytes()
+    written = work / "written.hds"
+    if _run("qemu-img", "create", "-q", "-f", "parallels", "-o", "cluster_size=4k", written,
+            "16K"):
+        _qemu_io(written, "parallels", *_WRITES)
+        seeds["qemu-io.hds"] = written.read_bytes()
+    # bundles keep the older sector-unit extents (libphdi reads no other kind in a bundle)
+    for kind, source in (("Compressed", work / "sectors.hds"), ("Plain", raw)):
+        if not source.is_file():
+            continue
+        folder = work / f"{kind}.hdd"
+        folder.mkdir()
+        extent = folder / "disk.hds"
+        extent.write_bytes(source.read_bytes())
+        build_bundle(folder, [(0, 32, kind, extent)])
+        seeds[f"bundle-{kind.lower()}"] = (folder / "DiskDescriptor.xml").read_bytes() + \
+            PART + extent.read_bytes()
+    return seeds
+
+
+def ewf2_seeds(work: Path) -> dict[str, bytes]:
+    """Ex01 sets by the committed builder (tests/builders/ex01.py): one segment, and two
+    joined at the target's part marker."""
+    from fuzz.targets import PART
+
+    _builders()
+    from builders.ex01 import build_ex01
+
+    media = _media(16 * 1024)
+    media = media[:4096] + bytes(4096) + media[8192:]
+    one = build_ex01(work / "one.Ex01", media, chunk_sectors=8, case_number="42",
+                     examiner="seed").read_bytes()
+    two = build_ex01(work / "two.Ex01", media, chunk_sectors=8, segments=2)
+    return {"one.Ex01": one,
+            "two-segments": two.read_bytes() + PART + two.with_suffix(".Ex02").read_bytes()}
+
+
+def aff_seeds(work: Path) -> dict[str, bytes]:
+    """AFF files written by afflib's affconvert: zlib, LZMA and uncompressed pages."""
+    if not shutil.which("affconvert"):
+        return {}
+    raw = work / "a.raw"
+    media = _media(48 * 1024)
+    raw.write_bytes(media[:16384] + bytes(16384) + media[32768:])
+    seeds: dict[str, bytes] = {}
+    for name, args in (("zlib.aff", ["-s", "16k"]), ("lzma.aff", ["-L", "-s", "16k"]),
+                       ("stored.aff", ["-x", "-s", "16k"])):
+        out = work / name
+        if _run("affconvert", "-q", *args, "-o", out, raw) and out.is_file():
+            seeds[name] = out.read_bytes()
+    return seeds
+
+
+def stored_turtle(path: Path) -> bytes:
+    """The AFF4 volume ``path`` with every member stored (the writer deflates
+    ``information.turtle``): the turtle's text then lies in the file as it is, where mutations
+    reach rdflib instead of breaking the deflate stream."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        target.comment = source.comment
+        for info in source.infolist():
+            data = source.read(info)
+            info.compress_type = zipfile.ZIP_STORED
+            target.writestr(info, data)
+    return out.getvalue()
+
+
+def aff4_seeds(work: Path) -> dict[str, bytes]:
+    """AFF4 volumes by the committed writer (tests/builders/aff4_writer.py): every chunk
+    codec, a map gap, the pre-standard index, an image straight on its stream."""
+    _builders()
+    from builders.aff4_writer import build_aff4
+
+    media = _media(16 * 1024)
+    variants: dict[str, dict[str, object]] = {
+        "deflate": {}, "snappy": {"compression": "snappy"}, "lz4": {"compression": "lz4"},
+        "zlib": {"compression": "zlib"}, "stored": {"compression": "stored"},
+        "gap": {"gap": (4096, 8192)}, "legacy": {"legacy": True, "pad_last": True},
+        "no-map": {"with_map": False}, "two-images": {"extra_images": 1},
+    }
+    seeds: dict[str, bytes] = {}
+    for name, options in variants.items():
+        data = media
+        if "gap" in options:
+            data = media[:4096] + bytes(4096) + media[8192:]
+        written = build_aff4(work / f"{name}.aff4", data[:-100], chunk_size=1024,
+                             chunks_in_segment=4, **options)  # type: ignore[arg-type]
+        seeds[f"{name}.aff4"] = written.path.read_bytes()
+        seeds[f"{name}-stored.aff4"] = stored_turtle(written.path)
+    return seeds
+
+
 BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "ewf": ewf_seeds, "ewf-ltree": ltree_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds,
     "split-raw": split_seeds,
     "logs": log_seeds, "partitions": partition_seeds, "case-yaml": case_seeds,
-    "custody": custody_seeds, "fs-times": fs_time_seeds,
+    "custody": custody_seeds, "qcow": qcow_seeds, "vhdx": vhdx_seeds, "vdi": vdi_seeds,
+    "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
+    "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
+    "fs-times": fs_time_seeds,
 }
 
 

@@ -160,6 +160,184 @@ def split_raw(data: bytes) -> None:
         return
 
 
+# --- containers read by our own code ----------------------------------------------------------
+#
+# Each target opens the file with our reader (never libyal's or QEMU's: those are other
+# projects' code), runs what ``verify`` checks of the container (its self-checks, its stored
+# hashes) and reads the sampled places, as :func:`read_samples` does. Signature detection
+# (:mod:`bitwitness.images.signatures`), which ``detect`` runs on every file first, runs too.
+# Multi-file inputs (bundles, segment sets) are one input cut at a marker, each piece a file.
+
+#: Where a multi-file input is cut into its files.
+PART = b"\0--part--\0"
+
+
+def _identify(path: Path) -> None:
+    """What ``detect`` asks first: the container signature (a typed refusal is fine)."""
+    from bitwitness.evidence_io import read_head
+    from bitwitness.images import signatures
+
+    try:
+        signatures.identify(path, read_head(path, 4096))
+    except BitWitnessError:
+        return
+
+
+def _open_and_sample(opener: Callable[[], ImageStream]) -> None:
+    """Open with ``opener``; then the stored hashes, the description and the sampled reads."""
+    try:
+        stream = opener()
+    except BitWitnessError:
+        return
+    with stream:
+        try:
+            _ = dict(getattr(stream, "stored_hashes", None) or {})
+            read_samples(stream)
+        except BitWitnessError:
+            return
+
+
+def _checks(run: Callable[[], object]) -> None:
+    """A format's self-checks, which ``verify`` runs on every file of an opened image: they
+    report damage as failed checks and may refuse only with a typed error."""
+    try:
+        run()
+    except BitWitnessError:
+        return
+
+
+#: The raw backing file beside a fuzzed QCOW image (what a seed's overlay names).
+BACKING = bytes(range(256)) * 16
+
+
+def qcow(data: bytes) -> None:
+    """QCOW v1/v2/v3: header, extensions, backing name and format, L1/L2 tables, clusters
+    (compressed ones inflated), the table consistency check; ``base.img`` (raw) lies beside it
+    for a backing chain."""
+    from bitwitness.images.qcow import open_qcow, qcow_checks
+
+    folder = scratch().folder("qcow")
+    (folder / "base.img").write_bytes(BACKING)
+    path = folder / "fuzz.qcow2"
+    path.write_bytes(data)
+    _identify(path)
+    _open_and_sample(lambda: open_qcow(path))
+    _checks(lambda: qcow_checks([path]))
+
+
+
+def vhdx(data: bytes) -> None:
+    """VHDX: both headers and region tables (CRC-32C), metadata items, parent locator, BAT,
+    sector bitmaps, blocks; the self-checks (CRC-32C, log, BAT inside the file)."""
+    from bitwitness.images.vhdx import open_vhdx, vhdx_checks
+
+    path = scratch().folder("vhdx") / "fuzz.vhdx"
+    path.write_bytes(data)
+    _identify(path)
+    _open_and_sample(lambda: open_vhdx(path))
+    _checks(lambda: vhdx_checks(path))
+
+
+def vdi(data: bytes) -> None:
+    """VDI: banner, signature, version, geometry, block map, blocks."""
+    from bitwitness.images.vdi import VdiStream
+
+    path = scratch().put("fuzz.vdi", data)
+    _identify(path)
+    _open_and_sample(lambda: VdiStream(path))
+
+
+def udif(data: bytes) -> None:
+    """UDIF (.dmg): the ``koly`` trailer, the property list (XML or binary), the ``mish``
+    block tables, chunks (raw, zlib, bzip2, ADC, LZFSE); the data fork CRC-32 check."""
+    from bitwitness.images.modi import udif_checks
+    from bitwitness.images.udif import UdifStream
+
+    path = scratch().put("fuzz.dmg", data)
+    _identify(path)
+    _open_and_sample(lambda: UdifStream(path))
+    _checks(lambda: udif_checks(path))
+
+
+def apple_sparse(data: bytes) -> None:
+    """Apple sparse image (``sprs`` header and band table) when the input starts with
+    ``sprs``; else a sparse bundle: ``Info.plist``, then each :data:`PART` the band file of
+    that index (an empty part: no band file)."""
+    from bitwitness.images import signatures
+    from bitwitness.images.apple_sparse import SparseBundleStream, SparseImageStream
+
+    if data.startswith(b"sprs"):
+        path = scratch().put("fuzz.sparseimage", data)
+        _identify(path)
+        _open_and_sample(lambda: SparseImageStream(path))
+        return
+    bundle = scratch().folder("fuzz.sparsebundle")
+    (bundle / "bands").mkdir()
+    plist, *bands = data.split(PART)[:65]
+    (bundle / "Info.plist").write_bytes(plist)
+    for index, band in enumerate(bands):
+        if band:
+            (bundle / "bands" / f"{index:x}").write_bytes(band)
+    signatures.identify_directory(bundle)
+    _open_and_sample(lambda: SparseBundleStream(bundle))
+
+
+def parallels(data: bytes) -> None:
+    """Parallels: a lone sparse extent (header, cluster table, clusters) when the input starts
+    with its signature; else a ``.hdd`` bundle read by our own code: ``DiskDescriptor.xml``,
+    then after :data:`PART` the bytes of ``disk.hds`` (the extent the seeds' descriptors
+    name)."""
+    from bitwitness.images import signatures
+    from bitwitness.images.parallels import ParallelsBundleStream, SparseExtentStream
+
+    if data.startswith((b"WithoutFreeSpace", b"WithouFreSpacExt")):
+        path = scratch().put("fuzz.hds", data)
+        _identify(path)
+        _open_and_sample(lambda: SparseExtentStream(path))
+        return
+    bundle = scratch().folder("fuzz.hdd")
+    descriptor, _, extent = data.partition(PART)
+    (bundle / "DiskDescriptor.xml").write_bytes(descriptor)
+    (bundle / "disk.hds").write_bytes(extent)
+    signatures.identify_directory(bundle)
+    _open_and_sample(lambda: ParallelsBundleStream(bundle / "DiskDescriptor.xml"))
+
+
+def ewf2(data: bytes) -> None:
+    """Ex01 (EWF2): file header, the section chain walked back from the end (descriptor
+    Adler-32), device information and case data object strings, sector tables, the stored
+    MD5/SHA-1, chunks. Each :data:`PART` is the next segment (``.Ex02``, ...)."""
+    from bitwitness.images.ewf2 import Ewf2Stream, segment_name
+
+    folder = scratch().folder("ewf2")
+    first = folder / "fuzz.Ex01"
+    for number, piece in enumerate(data.split(PART)[:8], 1):
+        (first if number == 1 else segment_name(first, number)).write_bytes(piece)
+    _identify(first)
+    _open_and_sample(lambda: Ewf2Stream(first))
+
+
+def aff(data: bytes) -> None:
+    """AFF1: header, segment chain, page size, image size, stored hashes, pages (zlib, LZMA,
+    zero, stored)."""
+    from bitwitness.images.aff import AffStream
+
+    path = scratch().put("fuzz.aff", data)
+    _identify(path)
+    _open_and_sample(lambda: AffStream(path))
+
+
+def aff4(data: bytes) -> None:
+    """AFF4: the ZIP volume (central directory, local headers), ``version.txt``, the volume
+    URN, ``information.turtle`` (rdflib), image streams (bevies, indexes, chunk codecs), maps
+    and their target index, symbolic streams, stored hashes."""
+    from bitwitness.images.aff4 import Aff4Stream
+
+    path = scratch().put("fuzz.aff4", data)
+    _identify(path)
+    _open_and_sample(lambda: Aff4Stream(path))
+
+
 # --- what verify reads next to an image --------------------------------------------------------
 
 
@@ -293,10 +471,19 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "case-yaml": (case_yaml, 1 << 15),
     "custody": (custody, 1 << 16),
     "fs-times": (fs_times, 1 << 17),
+    "qcow": (qcow, 1 << 16),
+    "vhdx": (vhdx, 5 << 18),
+    "vdi": (vdi, 1 << 16),
+    "udif": (udif, 1 << 16),
+    "apple-sparse": (apple_sparse, 1 << 16),
+    "parallels": (parallels, 1 << 16),
+    "ewf2": (ewf2, 1 << 16),
+    "aff": (aff, 1 << 16),
+    "aff4": (aff4, 1 << 16),
 }
 
 #: Targets the checksum-keeping mutator applies to (see :mod:`fuzz.checksums`).
-CHECKSUMMED = ("ewf", "vhd")
+CHECKSUMMED = ("ewf", "vhd", "vhdx", "ewf2", "udif")
 
 
 def run_file(target: str, path: Path) -> None:

@@ -84,3 +84,32 @@ def test_an_aff_that_records_no_size_and_no_page_is_corrupt(tmp_path: Path,
     assert res.exit_code == ExitCode.EVIDENCE
     assert "neither an image size nor a single page" in res.stdout + res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_reads_of_huge_pages_take_what_they_read(tmp_path: Path) -> None:
+    """A file declaring 64 MiB pages (the largest accepted): reading 64 KiB of a page never
+    written, of a page of zeros or of a stored page allocates about 64 KiB, not the page
+    (found by the aff fuzz target: reads were aligned to whole pages, and 200 MiB pages
+    went past 300 MiB of memory). A stored page cut short in the middle of the media is
+    corrupt; the last page may stop early. The file is fuzz/regressions/aff/pages-of-64-mib."""
+    import tracemalloc
+
+    from bitwitness.errors import CorruptImageError
+    from bitwitness.images.aff import AffStream
+
+    page = 64 << 20
+    image = Path(__file__).resolve().parent.parent / "fuzz/regressions/aff/pages-of-64-mib"
+    with AffStream(image) as stream:
+        assert stream.size == 5 * page
+        tracemalloc.start()
+        try:
+            for number in (0, 1, 3, 4):
+                data = stream.pread(number * page + page // 2, 64 << 10)
+                assert data == bytes(64 << 10)
+            assert stream.pread(4 * page, 8) == b"last" + bytes(4)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 << 20
+        with pytest.raises(CorruptImageError, match="page 2 holds 1200 bytes"):
+            stream.pread(2 * page, 512)

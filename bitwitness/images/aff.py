@@ -36,8 +36,9 @@ _SEGMENT = struct.Struct(">4sIII")
 _TAIL = struct.Struct(">4sI")
 _COMPRESSED, _ALG_MASK = 0x1, 0xF0
 _ZLIB, _LZMA, _ZERO = 0x00, 0x20, 0x30
-#: Largest page a hostile file may declare (afflib's default is 16 MiB).
-_MAX_PAGE = 256 << 20
+#: Largest page a file may declare (afflib's and aimage's default is 16 MiB): a compressed page
+#: is decoded whole, and LZMA packs 64 MiB of zeros in a few KiB.
+_MAX_PAGE = 64 << 20
 _MAX_NAME = 1024
 _MAX_SEGMENTS = 1 << 22
 _HASHES = {"md5": 16, "sha1": 20, "sha256": 32}
@@ -56,13 +57,16 @@ class AffStream(ImageStream):
         self._pages: dict[int, tuple[int, int, int]] = {}  #: page -> (offset, length, arg)
         self.stored_hashes: dict[str, str] = {}
         self._values: dict[str, int] = {}
+        self._last: tuple[int, bytes] | None = None  #: the last page decoded
         try:
             self._scan()
         except BaseException:
             os.close(self._fd)
             raise
         super().__init__(self._media, sector_size=self._values.get("sectorsize", 512) or 512)
-        self.alignment = self._page
+        # any range is read (a page in pieces): aligning reads to a page would allocate a
+        # whole page, up to _MAX_PAGE, for every read however small
+        self.alignment = 1
 
     def _scan(self) -> None:
         size = os.fstat(self._fd).st_size
@@ -127,47 +131,81 @@ class AffStream(ImageStream):
                                     "any possible disk", path=self.path)
 
     def _page_bytes(self, number: int) -> int:
-        return len(self._page_data(number))
-
-    def _page_data(self, number: int) -> bytes:
+        """How many bytes page ``number`` holds (0 for a page never written)."""
         entry = self._pages.get(number)
         if entry is None:
-            return bytes(self._page)
-        offset, length, arg = entry
-        stored = read_exact(self._fd, offset, length, self.path)
+            return 0
+        _offset, length, arg = entry
         if not arg & _COMPRESSED:
-            return stored
+            return length
+        if arg & _ALG_MASK == _ZERO:
+            return self._zero_count(number)
+        return len(self._decoded(number))
+
+    def _zero_count(self, number: int) -> int:
+        offset, length, _arg = self._pages[number]
+        if length < 4:
+            raise CorruptImageError(f"page {number} of zeros records no length",
+                                    path=self.path, media_offset=number * self._page)
+        (count,) = struct.unpack(">I", read_exact(self._fd, offset, 4, self.path))
+        return min(count, self._page)
+
+    def _decoded(self, number: int) -> bytes:
+        """A compressed page, decoded (at most one page; the last one decoded is kept, so that
+        reading a page in several pieces decodes it once)."""
+        with self._lock:
+            if self._last is not None and self._last[0] == number:
+                return self._last[1]
+        offset, length, arg = self._pages[number]
+        stored = read_exact(self._fd, offset, length, self.path)
         algorithm = arg & _ALG_MASK
         try:
-            if algorithm == _ZERO:
-                (count,) = struct.unpack(">I", stored[:4])
-                return bytes(min(count, self._page))
             if algorithm == _ZLIB:
-                inflater = zlib.decompressobj()
-                return inflater.decompress(stored, self._page)
-            if algorithm == _LZMA:
-                return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(
+                data = zlib.decompressobj().decompress(stored, self._page)
+            elif algorithm == _LZMA:
+                data = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(
                     stored, self._page)
-        except (zlib.error, lzma.LZMAError, struct.error) as exc:
+            else:
+                raise UnsupportedFormatError(f"{self.path}: page {number} uses compression "
+                                             f"{algorithm:#x}, which BitWitness does not read")
+        except (zlib.error, lzma.LZMAError) as exc:
             raise CorruptImageError(f"page {number} does not decompress ({exc})",
                                     path=self.path, media_offset=number * self._page) from exc
-        raise UnsupportedFormatError(f"{self.path}: page {number} uses compression "
-                                     f"{algorithm:#x}, which BitWitness does not read")
+        with self._lock:
+            self._last = (number, data)
+        return data
+
+    def _slice(self, number: int, within: int, n: int) -> bytes:
+        """``n`` bytes from ``within`` page ``number``: never the whole page allocated for a
+        page not written, of zeros, or stored as it is (a header may declare pages of up to
+        :data:`_MAX_PAGE`); past the data of the media's last page, zeros."""
+        entry = self._pages.get(number)
+        if entry is None:
+            return bytes(n)
+        want = min(self._page, self._media - number * self._page)
+        have = self._page_bytes(number)
+        if have < want and (number + 1) * self._page < self._media:
+            raise CorruptImageError(f"page {number} holds {have} bytes, not {want}",
+                                    path=self.path, media_offset=number * self._page)
+        offset, _length, arg = entry
+        take = max(0, min(n, have - within))
+        if not arg & _COMPRESSED:
+            piece = read_exact(self._fd, offset + within, take, self.path) if take else b""
+        elif arg & _ALG_MASK == _ZERO:
+            piece = bytes(take)
+        else:
+            piece = self._decoded(number)[within:within + take]
+        return piece + bytes(n - len(piece))  # the last page may stop at the data's end
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts = []
-        first, last = offset // self._page, -(-(offset + length) // self._page)
-        for number in range(first, last):
-            data = self._page_data(number)
-            want = min(self._page, self._media - number * self._page)
-            if len(data) < want:
-                if number in self._pages and (number + 1) * self._page < self._media:
-                    raise CorruptImageError(
-                        f"page {number} holds {len(data)} bytes, not {want}", path=self.path,
-                        media_offset=number * self._page)
-                data += bytes(want - len(data))  # the last page may stop at the data's end
-            parts.append(data[:want])
-        return b"".join(parts)[: length]
+        end = offset + length
+        while offset < end:
+            number, within = divmod(offset, self._page)
+            n = min(self._page - within, end - offset)
+            parts.append(self._slice(number, within, n))
+            offset += n
+        return b"".join(parts)
 
     @property
     def info(self) -> StreamInfo:

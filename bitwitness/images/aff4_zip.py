@@ -12,10 +12,12 @@ compresses is read through :mod:`zipfile`'s seekable member reader, a range at a
 
 from __future__ import annotations
 
+import lzma
 import os
 import struct
 import threading
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,6 +27,10 @@ from bitwitness.evidence_io import check_span, open_readonly, pread_checked
 _LOCAL = struct.Struct("<4s22sHH")  #: signature, fixed fields, name length, extra length
 _LOCAL_MAGIC = b"PK\x03\x04"
 _ENCRYPTED = 0x1
+#: What reading a damaged member through zipfile can raise: its own errors, and those of the
+#: member's codec (deflate's zlib.error, LZMA's, bzip2's OSError/EOFError).
+_MEMBER_ERRORS = (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError,
+                  RuntimeError, struct.error, zlib.error, lzma.LZMAError)
 
 
 class ZipVolume:
@@ -41,7 +47,7 @@ class ZipVolume:
             try:
                 self._zip = zipfile.ZipFile(self._file)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError,
-                    struct.error, OverflowError) as exc:
+                    struct.error, OverflowError, NotImplementedError) as exc:
                 raise CorruptImageError(f"AFF4 volume: not a readable ZIP file ({exc})",
                                         path=path) from exc
         except BaseException:
@@ -68,8 +74,7 @@ class ZipVolume:
         try:
             with self._lock, self._zip.open(info) as member:
                 data = member.read(limit + 1)
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError,
-                RuntimeError, struct.error) as exc:
+        except _MEMBER_ERRORS as exc:
             raise CorruptImageError(f"AFF4 {what} ({info.filename!r}) cannot be read ({exc})",
                                     path=self.path, offset=info.header_offset) from exc
         if len(data) != info.file_size:
@@ -93,8 +98,7 @@ class ZipVolume:
             with self._lock, self._zip.open(info) as member:
                 member.seek(offset)
                 data = member.read(length)
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError,
-                RuntimeError, struct.error) as exc:
+        except _MEMBER_ERRORS as exc:
             raise CorruptImageError(f"AFF4 {what} ({info.filename!r}) cannot be read ({exc})",
                                     path=self.path, offset=info.header_offset) from exc
         if len(data) != length:

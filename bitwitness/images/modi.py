@@ -20,7 +20,6 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.images import signatures
@@ -32,6 +31,7 @@ from bitwitness.images.libyal import (
     open_handle,
 )
 from bitwitness.images.raw import open_readonly, read_at
+from bitwitness.images.udif import PLIST_ERRORS
 from bitwitness.stream import ImageStream
 
 _PLIST_LIMIT = 64 * 1024
@@ -59,9 +59,9 @@ def bundle_sizes(bundle: Path) -> tuple[int, int]:
     try:
         values = plistlib.loads(read_at(plist, 0, _PLIST_LIMIT))
         band, size = int(values["band-size"]), int(values["size"])
-    except (plistlib.InvalidFileException, KeyError, TypeError, ValueError, ExpatError) as exc:
-        raise CorruptImageError(f"Info.plist declares no band size and media size ({exc})",
-                                path=plist) from exc
+    except PLIST_ERRORS as exc:
+        raise CorruptImageError(f"Info.plist declares no band size and media size "
+                                f"({type(exc).__name__}: {str(exc)[:200]})", path=plist) from exc
     if band <= 0 or size < 0 or -(-size // band) > _MAX_BANDS:
         raise CorruptImageError(f"implausible sparse bundle: band size {band}, size {size}",
                                 path=plist)

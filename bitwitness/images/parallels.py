@@ -76,7 +76,9 @@ class SparseExtentStream(ImageStream):
             if offset and offset + self._cluster > file_size:
                 raise CorruptImageError(f"cluster {index} lies past the end of the file "
                                         f"(file offset {offset})", path=self.path)
-        self.alignment = self._cluster
+        # reads need not be whole clusters (_read_aligned takes any sector range): a header
+        # may declare a cluster of 2^32 sectors, which must never be allocated whole
+        self.alignment = SECTOR
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts = []
@@ -166,7 +168,7 @@ def _parse_descriptor(entry: Path) -> Any:
                                 path=entry)
     try:
         return ET.fromstring(text)  # noqa: S314 - no DTD/entities (refused above), bounded size
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # an encoding expat cannot take
         raise CorruptImageError(f"DiskDescriptor.xml cannot be read ({exc})",
                                 path=entry) from exc
 

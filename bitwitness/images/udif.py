@@ -49,6 +49,12 @@ MAX_XML = 64 << 20
 _MISH_HEADER = 204
 _CHUNK = struct.Struct(">IIQQQQ")
 _CACHE = 8
+#: What parsing a hostile property list, and looking into what it gave, can raise: a bad
+#: document (plistlib, expat), an encoding its XML declaration names that Python lacks
+#: (LookupError), nesting deeper than the interpreter's stack (RecursionError), a missing key
+#: or a value of another type than asked for.
+PLIST_ERRORS = (plistlib.InvalidFileException, ExpatError, LookupError, RecursionError,
+                KeyError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -76,15 +82,10 @@ def read_chunks(fd: int, path: Path, file_size: int) -> tuple[int, list[Chunk]]:
                                 "outside the file", path=path, offset=file_size - KOLY_SIZE)
     if fork_offset + fork_length > file_size:
         raise CorruptImageError("the data fork runs past the end of the file", path=path)
-    try:
-        plist = plistlib.loads(read_exact(fd, xml_offset, xml_length, path))
-        tables = [entry["Data"] for entry in plist["resource-fork"]["blkx"]]
-    except (plistlib.InvalidFileException, KeyError, TypeError, ValueError, ExpatError) as exc:
-        raise CorruptImageError(f"the property list holds no block tables ({exc})", path=path,
-                                offset=xml_offset) from exc
     chunks: list[Chunk] = []
+    tables = _block_tables(read_exact(fd, xml_offset, xml_length, path), path, xml_offset)
     for number, table in enumerate(tables):
-        chunks += _table(bytes(table), number, fork_offset, fork_length, path)
+        chunks += _table(table, number, fork_offset, fork_length, path)
     chunks.sort(key=lambda c: c.start)
     position = 0
     for chunk in chunks:
@@ -96,6 +97,24 @@ def read_chunks(fd: int, path: Path, file_size: int) -> tuple[int, list[Chunk]]:
         raise CorruptImageError(f"the block tables describe {position} sectors, the trailer "
                                 f"{sectors}", path=path)
     return sectors, chunks
+
+
+def _block_tables(document: bytes, path: Path, offset: int) -> list[bytes]:
+    """The ``mish`` tables of the property list (``resource-fork/blkx/*/Data``), each checked
+    to be data: ``bytes()`` of an ``<integer>`` there would allocate that many bytes."""
+    try:
+        plist = plistlib.loads(document)
+        tables = [entry["Data"] for entry in plist["resource-fork"]["blkx"]]
+    except PLIST_ERRORS as exc:
+        raise CorruptImageError(f"the property list holds no block tables "
+                                f"({type(exc).__name__}: {str(exc)[:200]})", path=path,
+                                offset=offset) from exc
+    for number, table in enumerate(tables):
+        if not isinstance(table, bytes):
+            raise CorruptImageError(f"block table {number} of the property list is "
+                                    f"{type(table).__name__}, not data", path=path,
+                                    offset=offset)
+    return tables
 
 
 def _table(table: bytes, number: int, fork_offset: int, fork_length: int,
