@@ -337,6 +337,36 @@ def l01_ltree_dense(folder: Path) -> Path:
 
 
 #: Every builder, by the name the tests and the script use.
+# --- Parallels lone sparse extents ------------------------------------------------------------
+
+#: A Parallels header (``WithouFreSpacExt``): magic, version 2, heads, cylinders, sectors per
+#: cluster, table entries, media sectors, in use, first data sector, flags, extension offset.
+_PARALLELS_HEADER = struct.Struct("<16sIIIIIQIIIQ")
+_PARALLELS_ENTRIES = 64 << 20
+
+
+def _parallels(path: Path, cluster_sectors: int, entries: int, file_size: int) -> Path:
+    """A lone extent of ``entries`` unallocated clusters, grown (sparsely) to ``file_size``."""
+    header = _PARALLELS_HEADER.pack(b"WithouFreSpacExt", 2, 16, 1, cluster_sectors, entries,
+                                    entries * cluster_sectors, 0, 1, 0, 0)
+    with path.open("wb") as out:
+        out.write(header)
+        out.truncate(file_size)
+    return path
+
+
+def parallels_bat_64m(folder: Path) -> Path:
+    """A real 256 MiB extent (sparse on disk) whose table holds 64M entries, every one valid:
+    as a list of Python integers the table took more than 2 GiB."""
+    return _parallels(folder / "bat-64m.hds", 2048, _PARALLELS_ENTRIES,
+                      _PARALLELS_HEADER.size + 4 * _PARALLELS_ENTRIES)
+
+
+def parallels_bat_past_end(folder: Path) -> Path:
+    """A 4 KiB extent declaring a table of 64M entries (256 MiB) it cannot hold."""
+    return _parallels(folder / "bat-past-end.hds", 1, _PARALLELS_ENTRIES, 4096)
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "e01-header2-bomb": e01_header2_bomb,
     "e01-chunk-bomb": e01_chunk_bomb,
@@ -363,6 +393,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "l01-ltree-256mib": l01_ltree_256mib,
     "lx01-ltree-256mib": lx01_ltree_256mib,
     "l01-ltree-dense": l01_ltree_dense,
+    "parallels-bat-64m": parallels_bat_64m,
+    "parallels-bat-past-end": parallels_bat_past_end,
 }
 
 

@@ -9,12 +9,19 @@ signature ``WithoutFreeSpace`` or ``WithouFreSpacExt``, as ``qemu-img convert -O
 writes it) is read by :class:`SparseExtentStream`: a 64-byte little-endian header, then one 32-bit
 entry per cluster giving where the cluster's data lies (0: never written, reads as zeros). In the
 ``WithouFreSpacExt`` variant an entry counts clusters, in the older one sectors.
+
+The table is never held whole: a real file may declare 64M entries (256 MiB), which as Python
+integers would take gigabytes. It is checked at open a piece at a time (each entry must name a
+cluster inside the file) and each read fetches just the entries it needs, so memory stays small
+whatever the header declares.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,11 @@ _MAGIC_SECTORS = b"WithoutFreeSpace"
 _MAGIC_CLUSTERS = b"WithouFreSpacExt"
 #: Largest BAT read into memory (4 bytes an entry): a hostile header cannot ask for more.
 _MAX_BAT_ENTRIES = 64 << 20
+#: Table entries checked at a time when the extent is opened (1 MiB of table).
+_SCAN_ENTRIES = 1 << 18
+#: The array type of a 32-bit unsigned entry ("I" is 4 bytes on every platform CPython runs on
+#: that we support; "L" where it is not).
+_ENTRY_TYPE = "I" if array("I").itemsize == 4 else "L"
 
 
 class SparseExtentStream(ImageStream):
@@ -69,24 +81,47 @@ class SparseExtentStream(ImageStream):
             raise CorruptImageError(f"the table of {entries} clusters cannot hold "
                                     f"{sectors} sectors", path=self.path)
         self._media = sectors * SECTOR
-        unit = self._cluster if magic == _MAGIC_CLUSTERS else SECTOR
-        table = read_exact(self._fd, _HEADER.size, 4 * entries, self.path)
-        self._offsets = [v * unit for v in struct.unpack(f"<{entries}I", table)]
-        for index, offset in enumerate(self._offsets):
-            if offset and offset + self._cluster > file_size:
-                raise CorruptImageError(f"cluster {index} lies past the end of the file "
-                                        f"(file offset {offset})", path=self.path)
+        self._unit = self._cluster if magic == _MAGIC_CLUSTERS else SECTOR
+        # a table cannot be larger than the file holding it: checked before anything is read
+        if _HEADER.size + 4 * entries > file_size:
+            raise CorruptImageError(f"the table of {entries} entries ({4 * entries} bytes) runs "
+                                    f"past the end of the {file_size}-byte file",
+                                    path=self.path)
+        self._entries = entries
+        self._allocated = 0
+        for first in range(0, entries, _SCAN_ENTRIES):
+            piece = self._table(first, min(_SCAN_ENTRIES, entries - first))
+            self._allocated += len(piece) - piece.count(0)
+            # an entry's cluster end grows with its value: checking the largest checks all
+            if piece and max(piece) * self._unit + self._cluster > file_size:
+                index, value = next((i, v) for i, v in enumerate(piece)
+                                    if v * self._unit + self._cluster > file_size)
+                raise CorruptImageError(f"cluster {first + index} lies past the end of the "
+                                        f"file (file offset {value * self._unit})",
+                                        path=self.path)
         # reads need not be whole clusters (_read_aligned takes any sector range): a header
         # may declare a cluster of 2^32 sectors, which must never be allocated whole
         self.alignment = SECTOR
 
+    def _table(self, first: int, count: int) -> array[int]:
+        """Entries ``first`` to ``first + count`` of the table, as stored (little-endian)."""
+        table = array(_ENTRY_TYPE, read_exact(self._fd, _HEADER.size + 4 * first, 4 * count,
+                                              self.path))
+        if sys.byteorder == "big":
+            table.byteswap()
+        return table
+
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts = []
         end = offset + length
+        if length <= 0:
+            return b""
+        first = offset // self._cluster
+        table = self._table(first, (end - 1) // self._cluster - first + 1)
         while offset < end:
             index, within = divmod(offset, self._cluster)
             n = min(self._cluster - within, end - offset)
-            stored = self._offsets[index]
+            stored = table[index - first] * self._unit
             parts.append(read_exact(self._fd, stored + within, n, self.path) if stored
                          else bytes(n))
             offset += n
@@ -99,11 +134,10 @@ class SparseExtentStream(ImageStream):
 
     @property
     def info(self) -> StreamInfo:
-        allocated = sum(1 for o in self._offsets if o)
         return StreamInfo(format="parallels", files=(self.path,), media_size=self.size,
                           sector_size=self.sector_size,
                           details={"reader": "bitwitness", "cluster_size": self._cluster,
-                                   "allocated_clusters": allocated})
+                                   "allocated_clusters": self._allocated})
 
 
 def _entry(path: Path) -> Path:
