@@ -65,6 +65,8 @@ def reader_check(fmt: Any, path: Path, stream: ImageStream, algorithms: Sequence
             with other:
                 size = other.size
                 hashes = _hash(other, algorithms, task, cancel)
+        except NoSecondReader:
+            raise  # found while reading (pyaff4's LZ4 chunks): noted like one found at open
         except (BitWitnessError, OSError) as exc:
             if isinstance(exc, Interrupted):
                 raise

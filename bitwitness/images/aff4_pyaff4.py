@@ -27,6 +27,15 @@ image rather than reporting a disagreement that is pyaff4's limit: deflate chunk
 decodes zlib, snappy, LZ4 and stored only), a map whose gaps read as anything but zeros
 (pyaff4 fills them with zeros), and a map whose last run ends before its size (pyaff4 sizes a
 map by its last run).
+
+One limit shows only while reading: pyaff4 0.34 writes an LZ4 chunk as
+``lz4.block.compress(chunk)`` (a 4-byte size prefix, then the block) and reads it with
+``lz4.block.decompress(chunk, chunk_size)``, which takes no prefix, so it fails on the LZ4
+chunks it wrote itself. When pyaff4's LZ4 decoder raises, the child says so by its exit code
+(:data:`CODEC_EXIT`) and the read raises :class:`NoSecondReader` with pyaff4's reason: no second
+reader for this image, not a disagreement. Only the LZ4 decoder's failures count: a zlib or
+snappy chunk pyaff4 cannot decode, and any bytes it returns that differ from ours, stay a
+failed or disagreeing second reading.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, NoSecondReader, UnsupportedFormatError
 from bitwitness.stream import ImageStream, StreamInfo
 
 #: The pyaff4 release this reader was written and tested against.
@@ -49,6 +58,8 @@ PYAFF4_VERSION = "0.34"
 #: 1000 decoded chunks; Python, rdflib and pyaff4's imports take about 200 MiB of address space.
 MEMORY_LIMIT = 300 << 20
 _HEADER_LIMIT = 64
+#: The child's exit code when pyaff4's LZ4 chunk decoder raised (see the module's docstring).
+CODEC_EXIT = 4
 _CHILD_BLOCK = 1 << 20
 _INSTALL = (f"install it with: pip install 'bitwitness[pyaff4-deps]' && "
             f"pip install --no-deps pyaff4=={PYAFF4_VERSION}")
@@ -117,8 +128,9 @@ class Pyaff4Stream(ImageStream):
         line = self._proc.stdout.readline(_HEADER_LIMIT)
         fields = line.split()
         if len(fields) != 2 or fields[0] != b"size" or not fields[1].isdigit():
-            raise CorruptImageError(f"pyaff4 could not open the image: {self._why()}",
-                                    path=self._path)
+            why = self._why()
+            self._codec_limit(why)
+            raise CorruptImageError(f"pyaff4 could not open the image: {why}", path=self._path)
         return int(fields[1])
 
     def _why(self) -> str:
@@ -130,6 +142,15 @@ class Pyaff4Stream(ImageStream):
         lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
         return lines[-1][:300] if lines else f"pyaff4's reader exited with {self._proc.poll()}"
 
+    def _codec_limit(self, why: str) -> None:
+        """Raise :class:`NoSecondReader` when the child ended because pyaff4's LZ4 decoder
+        raised (pyaff4's limit, not a reading of different bytes)."""
+        if self._proc.poll() == CODEC_EXIT:
+            raise NoSecondReader(f"no second reader for this AFF4 image: pyaff4 "
+                                 f"{PYAFF4_VERSION} cannot decode the LZ4 chunk at media offset "
+                                 f"{self._done} (it writes LZ4 chunks with a 4-byte size prefix "
+                                 f"it does not read back): {why}")
+
     def _read_aligned(self, offset: int, length: int) -> bytes:
         assert self._proc.stdout is not None
         if offset != self._done:
@@ -138,8 +159,10 @@ class Pyaff4Stream(ImageStream):
         while want:
             data = self._proc.stdout.read(want)
             if not data:
+                why = self._why()
+                self._codec_limit(why)
                 raise CorruptImageError(f"pyaff4 stopped at media offset {self._done} of "
-                                        f"{self.size}: {self._why()}", path=self._path,
+                                        f"{self.size}: {why}", path=self._path,
                                         media_offset=self._done)
             parts.append(data)
             want -= len(data)
@@ -230,8 +253,18 @@ def _child(volume: str, stream_urn: str) -> int:
     except BaseException as exc:  # pyaff4 raises anything: all of it is the reader's failure
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         print(f"{type(exc).__name__}: {first}", file=sys.stderr)
-        return 1
+        return CODEC_EXIT if _lz4_failure(exc) else 1
     return 0
+
+
+def _lz4_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the ``lz4`` package's block decoder, the one pyaff4
+    decodes LZ4 chunks with."""
+    try:
+        from lz4.block import LZ4BlockError
+    except ImportError:
+        return False
+    return isinstance(exc, LZ4BlockError)
 
 
 if __name__ == "__main__":
