@@ -149,6 +149,46 @@ def test_several_images_read_the_first_by_urn_and_say_so(tmp_path: Path) -> None
         assert stream.pread(0, stream.size) == source.read_bytes()
 
 
+@pytest.mark.parametrize("stream_sorts_first", [True, False])
+def test_pre_standard_image_is_chosen_the_same_on_every_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream_sorts_first: bool) -> None:
+    """A pre-standard stream is typed aff4:image like the image whose map names it: the image
+    is read (its stored MD5 and SHA-1 found, verify VERIFIED) whether the stream's URN sorts
+    before or after the image's, under several hash seeds (rdflib's iteration order)."""
+    import hashlib
+    import json
+    import sys
+    import uuid
+
+    from builders import aff4_writer
+
+    # build_aff4 draws the URNs of the volume, stream, map and image in that order
+    low, high = "00000000-0000-4000-8000-", "ffffffff-ffff-4fff-bfff-"
+    stream_id, image_id = (low, high) if stream_sorts_first else (high, low)
+    ids = iter(uuid.UUID(f"{p}{n:012d}") for p, n in
+               ((low, 1), (stream_id, 2), ("77777777-7777-4777-8777-", 3), (image_id, 4)))
+    monkeypatch.setattr(aff4_writer.uuid, "uuid4", lambda: next(ids))
+    written, source = _write(tmp_path, legacy=True, compression="zlib")
+    assert (written.stream < written.image) == stream_sorts_first
+    media = source.read_bytes()
+    expected = {"md5": hashlib.md5(media, usedforsecurity=False).hexdigest(),
+                "sha1": hashlib.sha1(media, usedforsecurity=False).hexdigest()}
+    for seed in ("0", "1", "2", "3", "42"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        info = subprocess.run([sys.executable, "-m", "bitwitness", "info", "--json",
+                               str(written.path)], check=False, capture_output=True,
+                              text=True, env=env)
+        assert info.returncode == 0, info.stderr
+        doc = json.loads(info.stdout)
+        assert doc["details"]["image_urn"] == written.image, seed
+        assert doc["stored_hashes"] == expected, seed
+        verify = subprocess.run([sys.executable, "-m", "bitwitness", "verify",
+                                 str(written.path)], check=False, capture_output=True,
+                              text=True, env=env)
+        assert verify.returncode == 0, (seed, verify.stdout, verify.stderr)
+        assert "verdict: VERIFIED" in verify.stdout
+
+
 def _mutate_member(written: Written, role_or_name: str,
                    change: Callable[[bytes], bytes]) -> None:
     """Rewrite one member of the volume (the others copied as they are)."""

@@ -14,9 +14,11 @@ The turtle is parsed by rdflib. Linear hashes recorded on the image (``aff4:hash
 others (SHA-512, BLAKE2b, block-map hashes) are listed in ``info`` as not checked.
 
 Several images in one volume: the first by URN (in sorted order) is read and ``info`` lists the
-others. Refused by name (exit 2): encrypted streams and logical-only volumes (files, no disk
-image), streams stored in another volume (striped or split containers), compressions other
-than deflate, zlib, snappy, LZ4 and stored.
+others; an object another names as its data (``aff4:dataStream``, ``aff4:dependentStream``) is
+that object's stream, never an image, whatever its type (:func:`_images`). Refused by name
+(exit 2): encrypted streams and logical-only volumes (files, no disk image), streams stored in
+another volume (striped or split containers), compressions other than deflate, zlib, snappy,
+LZ4 and stored.
 
 The independent second reader (``verify --second-reader``) is pyaff4, the reference
 implementation, run in a child process (:mod:`bitwitness.images.aff4_pyaff4`): it reads the same
@@ -117,6 +119,21 @@ class Graph:
         return int(text)
 
 
+def _images(graph: Graph) -> list[str]:
+    """The volume's disk images, sorted by URN (the first is read).
+
+    A pre-standard image stream is typed ``aff4:image``, as an image is: an object that another
+    object names as its data (an image's ``aff4:dataStream``, a map's ``aff4:dependentStream``)
+    is that object's data, not an image of its own. Choosing by this rule, not by where the
+    stream's random URN happens to sort, makes the image read, and so the stored hashes
+    found, the same on every run.
+    """
+    data = {v for subject in graph.facts
+            for v in graph.values(subject, "dataStream", "dependentStream")
+            if isinstance(v, str) and v != subject}
+    return [i for i in graph.of_type(*_IMAGE_TYPES) if i not in data]
+
+
 class Aff4Stream(ImageStream):
     """The media of the disk image an AFF4 volume holds."""
 
@@ -160,11 +177,7 @@ class Aff4Stream(ImageStream):
             raise UnsupportedFormatError(f"{self.path}: an encrypted AFF4 volume "
                                          f"({graph.of_type(*_ENCRYPTED_TYPES)[0]}); BitWitness "
                                          "reads unencrypted AFF4 images")
-        # a pre-standard image stream is typed aff4:image too: an image another image's
-        # dataStream names is that image's data, not an image of its own
-        streams_of = {v for i in graph.of_type(*_IMAGE_TYPES)
-                      for v in graph.values(i, "dataStream") if isinstance(v, str)}
-        images = [i for i in graph.of_type(*_IMAGE_TYPES) if i not in streams_of]
+        images = _images(graph)
         if not images:
             logical = graph.of_type(*_LOGICAL_TYPES)
             what = ("a logical AFF4 container (files, no disk image)" if logical
