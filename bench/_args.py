@@ -1,4 +1,5 @@
-"""The options every benchmark in bench/ shares: ``--size SIZE``, ``--repeat N``, ``--dir DIR``.
+"""The options every benchmark in bench/ shares: ``--size SIZE``, ``--repeat N``, ``--dir DIR``,
+and where a benchmark works when ``--dir`` is not given (:func:`work_folder`).
 
 Why a module of its own: every benchmark declares its defaults here and gets the same options,
 parsing (sizes through :func:`bitwitness.sizes.parse_size`), checks and help texts, so that the
@@ -11,8 +12,12 @@ as deprecated aliases: each prints a one-line note on stderr naming the new spel
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,43 @@ from bitwitness.errors import UsageError  # noqa: E402
 from bitwitness.sizes import parse_size  # noqa: E402
 
 _MIB = 1 << 20
+
+#: Where the work folder goes without ``--dir``: a disk. Not /dev/shm: acquisition refuses any
+#: output under /dev (acquire/guardrails.py), and a raw copy's floor is the disk it is written to.
+#: Not /tmp: it is a RAM file system on many machines.
+DISK_SCRATCH = Path("/var/tmp")  # noqa: S108 - a temporary folder of our own, removed after
+
+
+def scratch_parent() -> Path:
+    """The folder that holds a benchmark's temporary work folder when no ``--dir`` is given:
+    :data:`DISK_SCRATCH` where it is a writable folder, else the system's temporary folder."""
+    if DISK_SCRATCH.is_dir() and os.access(DISK_SCRATCH, os.W_OK | os.X_OK):
+        return DISK_SCRATCH
+    return Path(tempfile.gettempdir())
+
+
+@contextmanager
+def work_folder(given: Path | None, prefix: str, *, inside: bool = False) -> Iterator[Path]:
+    """The folder a benchmark works in, announced on stdout (``work folder: PATH``).
+
+    Without ``given`` (no ``--dir``): a new temporary folder under :func:`scratch_parent`,
+    removed at the end whatever happens. With ``given``: that folder itself, created if missing
+    and kept (so a script can reuse what an earlier run built there), or, with ``inside``, a new
+    temporary folder inside it, removed at the end."""
+    if given is not None and not inside:
+        folder = given.absolute()
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"work folder: {folder} (kept)", flush=True)
+        yield folder
+        return
+    parent = given.absolute() if given is not None else scratch_parent()
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    print(f"work folder: {folder} (removed at the end)", flush=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)

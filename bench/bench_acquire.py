@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import BenchParser
+from _args import BenchParser, work_folder
 from _data import make_disk_file
 from _tool import bitwitness_command
 
@@ -89,26 +89,22 @@ def _warm(path: Path) -> None:
             pass
 
 
-def _default_dir(size: int) -> Path:
-    """Source and outputs in RAM when possible: the tools are compared, not the disk under them
-    (on a disk both are bound by write-back, and every ratio tends to 1)."""
-    shm = Path("/dev/shm")  # noqa: S108 - a scratch folder in RAM, ours alone, for a benchmark
-    if shm.is_dir() and shutil.disk_usage(shm).free > 3 * size + (256 << 20):
-        return shm / "bitwitness-bench"
-    return REPO / "bench" / "out"
-
-
 def main() -> None:
     args = BenchParser(__doc__, size="1GiB", repeat=1,
-                       dir_help="work folder (default: /dev/shm when it has room, else "
-                                "bench/out)").parse()
+                       dir_help="work folder, kept, its source reused by the next run "
+                                "(default: a temporary folder under /var/tmp, on disk, removed "
+                                "at the end)").parse()
     size = args.size
     size -= size % 512
-    work = args.dir.absolute() if args.dir else _default_dir(size)
-    work.mkdir(parents=True, exist_ok=True)
     for tool in ("ewfacquire", "dc3dd"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (scripts/install-tools.sh)")
+    with work_folder(args.dir, "bw-bench-acquire-") as work:
+        _run(work, size, args.repeat)
+
+
+def _run(work: Path, size: int, repeat: int) -> None:
+    """Time every tool ``repeat`` times on ``size`` bytes of data in ``work`` and print."""
     src = work / f"acquire-source-{size}.bin"
     if not src.exists() or src.stat().st_size != size:
         print(f"generating {format_size(size)} of disk-like data in {src} ...")
@@ -131,7 +127,7 @@ def main() -> None:
     sizes: dict[str, int] = {}
     # Rounds interleave the tools, so that a busy moment on a shared machine hits them alike;
     # the best time of each tool is kept.
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for name, cmd in runs.items():
             _clean(out)
             elapsed, rss, cpu = _timed(cmd, out)
@@ -152,7 +148,7 @@ def main() -> None:
     peak = max(best["bitwitness e01"][1], best["bitwitness raw"][1]) / 1024
     print()
     print(f"data: {format_size(size)} ({size} bytes), cores: {os.cpu_count()}, "
-          f"work folder: {work}, best of {args.repeat} interleaved round(s)")
+          f"work folder: {work}, best of {repeat} interleaved round(s)")
     print(f"E01 fast + MD5/SHA-1: {e01:.2f}x ewfacquire (target >= 4x)  "
           f"{'OK' if e01 >= 4 else 'BELOW TARGET'}")
     print(f"E01 size: bitwitness {sizes['bitwitness e01']} vs ewfacquire {sizes['ewfacquire']} "

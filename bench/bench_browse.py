@@ -24,12 +24,11 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import BenchParser
+from _args import BenchParser, work_folder
 from _tool import bitwitness_command
 
 PER_FOLDER = 500
@@ -85,7 +84,8 @@ def count_files(folder: Path) -> int:
 def main() -> int:
     parser = BenchParser(__doc__, size="400MiB", repeat=1,
                          dir_help="work folder, kept, its E01 reused by the next run "
-                                  "(default: a temporary folder, removed at the end)")
+                                  "(default: a temporary folder under /var/tmp, removed at the "
+                                  "end)")
     parser.add_argument("--files", type=int, help="files in the file system (default: one per "
                                                    "4 KiB of --size)")
     args = parser.parse()
@@ -94,10 +94,8 @@ def main() -> int:
     if missing:
         print(f"cannot run here: {', '.join(missing)} missing", file=sys.stderr)
         return 2
-    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-browse-"))
-    work.mkdir(parents=True, exist_ok=True)
-    bw = bitwitness_command()
-    try:
+    with work_folder(args.dir, "bw-bench-browse-") as work:
+        bw = bitwitness_command()
         image = build(work, files)
         best: dict[str, float] = {}
         peak = 0
@@ -137,9 +135,6 @@ def main() -> int:
               f"manifest) vs recovered {recovered}")
         print(f"BitWitness peak memory: {peak / 1024:.0f} MiB")
         return 0 if same_ls and same_body else 1
-    finally:
-        if args.dir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import BenchParser
+from _args import BenchParser, work_folder
 from _data import make_disk_file
 from _tool import bitwitness_command
 
@@ -46,8 +45,8 @@ def _clear(work: Path, name: str) -> None:
 
 def main() -> None:
     parser = BenchParser(__doc__, size="512MiB", repeat=1,
-                         dir_help="where the temporary work folder is made (default: the "
-                                  "current folder)")
+                         dir_help="where the temporary work folder is made (default: "
+                                  "/var/tmp, on disk)")
     parser.deprecated_mib()
     args = parser.parse()
     size = args.size
@@ -55,10 +54,7 @@ def main() -> None:
     for tool in ("ewfacquire", "ewfexport"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed")
-    if args.dir:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.dir or Path.cwd()) as tmp:
-        work = Path(tmp)
+    with work_folder(args.dir, "bw-bench-convert-", inside=True) as work:
         raw = make_disk_file(work / "disk.raw", size)
         # raw -> E01
         peer = ours = float("inf")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _args import BenchOptions, BenchParser
+from _args import BenchOptions, BenchParser, work_folder
 from _data import make_disk_file
 
 from bitwitness.ewf import (
@@ -109,20 +108,16 @@ def total_size(base: Path) -> int:
 
 def _options() -> BenchOptions:
     parser = BenchParser(__doc__, size="512MiB", repeat=RUNS,
-                         dir_help="where the temporary work folder is made (default: the "
-                                  "current folder)")
+                         dir_help="where the temporary work folder is made (default: "
+                                  "/var/tmp, on disk)")
     parser.deprecated_mib()
-    args = parser.parse()
-    if args.dir:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    return args
+    return parser.parse()
 
 
 def main() -> None:
     args = _options()
     mib = args.size / (1 << 20)
-    with tempfile.TemporaryDirectory(prefix="bw-bench-", dir=args.dir or Path.cwd()) as tmp:
-        work = Path(tmp)
+    with work_folder(args.dir, "bw-bench-ewf-size-", inside=True) as work:
         src = make_disk_file(work / "disk.raw", args.size)
         src.read_bytes()  # warm the page cache for both sides alike
         print(f"data: {mib:g} MiB disk-like (1/3 zeros, 1/3 random, 1/3 text)")

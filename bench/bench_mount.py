@@ -30,13 +30,12 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import BenchParser
+from _args import BenchParser, work_folder
 from _data import make_disk_file
 from _tool import REPO, bitwitness_command
 
@@ -188,33 +187,30 @@ def main() -> int:
     if missing or not Path("/dev/fuse").exists():
         print(f"cannot run here: {', '.join(missing) or '/dev/fuse'} missing", file=sys.stderr)
         return 2
-    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-mount-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        image, size = prepare(work, args.size)
-        mounts = Mounts(image, work)
-        rng = random.Random(20)
-        offsets = [rng.randrange(0, max(1, size - 4096)) // 512 * 512
-                   for _ in range(RANDOM_READS)]
+    with work_folder(args.dir, "bw-bench-mount-") as work:
         try:
-            best = best_times({"direct": lambda: direct_read(image),
-                               "mount": mounted(mounts.ours, read_sha256),
-                               "ewfmount": mounted(mounts.ewfmount, read_sha256)}, args.repeat)
-            scattered = best_times(
-                {name: mounted(opener, lambda path: random_reads(path, offsets))
-                 for name, opener in (("mount", mounts.ours), ("ewfmount", mounts.ewfmount))},
-                args.repeat)
-        except MismatchError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        return report(image, size, args.repeat, best, scattered)
-    finally:
-        for name in ("mnt-bitwitness", "mnt-ewfmount"):
-            folder = work / name
-            if folder.is_dir() and os.path.ismount(folder):
-                subprocess.run(["umount", "-l", str(folder)], check=False)
-        if args.dir is None:
-            shutil.rmtree(work, ignore_errors=True)
+            image, size = prepare(work, args.size)
+            mounts = Mounts(image, work)
+            rng = random.Random(20)
+            offsets = [rng.randrange(0, max(1, size - 4096)) // 512 * 512
+                       for _ in range(RANDOM_READS)]
+            try:
+                best = best_times({"direct": lambda: direct_read(image),
+                                   "mount": mounted(mounts.ours, read_sha256),
+                                   "ewfmount": mounted(mounts.ewfmount, read_sha256)}, args.repeat)
+                scattered = best_times(
+                    {name: mounted(opener, lambda path: random_reads(path, offsets))
+                     for name, opener in (("mount", mounts.ours), ("ewfmount", mounts.ewfmount))},
+                    args.repeat)
+            except MismatchError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+            return report(image, size, args.repeat, best, scattered)
+        finally:
+            for name in ("mnt-bitwitness", "mnt-ewfmount"):
+                folder = work / name
+                if folder.is_dir() and os.path.ismount(folder):
+                    subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def report(image: Path, size: int, repeat: int, best: dict[str, float],

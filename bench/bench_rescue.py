@@ -22,12 +22,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import BenchParser
+from _args import BenchParser, work_folder
 from _tool import bitwitness_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,38 +61,38 @@ def _round(device: str, work: Path, retries: int, expected: bytes) -> tuple[floa
 
 def main() -> None:
     parser = BenchParser(__doc__, size="256MiB", repeat=1,
-                         dir_help="work folder (default: a temporary one)")
+                         dir_help="where the temporary work folder is made (default: "
+                                  "/var/tmp, on disk)")
     opts = parser.parse()
     reason = unavailable()
     if reason:
         sys.exit(f"cannot make a faulty drive here: {reason}")
     if shutil.which("ddrescue") is None:
         sys.exit("ddrescue is not installed (Debian package gddrescue)")
-    folder = Path(tempfile.mkdtemp(prefix="bench-rescue-", dir=opts.dir))
-    bad = clustered_bad(opts.size // 512, 0.01)
-    faults = FaultMap(bad=bad, slow=tuple(Slow(a, n, ERROR_DELAY) for a, n in bad))
-    factory = drives(folder)
-    make = next(factory)
-    try:
-        drive = make(faults, size=opts.size)
-        expected = drive.expected_image()
-        work = folder / "work"
-        work.mkdir()
-        for retries, label in ((0, "readable data secured (no retries)"),
-                               (2, "with 2 retry passes")):
-            best_ours, best_theirs = float("inf"), float("inf")
-            for _ in range(opts.repeat):
-                ours, theirs = _round(drive.device, work, retries, expected)
-                best_ours, best_theirs = min(best_ours, ours), min(best_theirs, theirs)
-            ratio = best_ours / best_theirs
-            verdict = "" if ratio <= 1.5 else "  BELOW TARGET"
-            print(f"{label}: bitwitness {best_ours:.2f} s, ddrescue {best_theirs:.2f} s, "
-                  f"ratio {ratio:.2f}x (target <= 1.5x){verdict}")
-        print(f"drive: {opts.size} bytes, {sum(n for _, n in bad)} bad sectors in "
-              f"{len(bad)} clusters, {ERROR_DELAY * 1000:g} ms per failing read")
-    finally:
-        next(factory, None)
-        shutil.rmtree(folder, ignore_errors=True)
+    with work_folder(opts.dir, "bw-bench-rescue-", inside=True) as folder:
+        bad = clustered_bad(opts.size // 512, 0.01)
+        faults = FaultMap(bad=bad, slow=tuple(Slow(a, n, ERROR_DELAY) for a, n in bad))
+        factory = drives(folder)
+        make = next(factory)
+        try:
+            drive = make(faults, size=opts.size)
+            expected = drive.expected_image()
+            work = folder / "work"
+            work.mkdir()
+            for retries, label in ((0, "readable data secured (no retries)"),
+                                   (2, "with 2 retry passes")):
+                best_ours, best_theirs = float("inf"), float("inf")
+                for _ in range(opts.repeat):
+                    ours, theirs = _round(drive.device, work, retries, expected)
+                    best_ours, best_theirs = min(best_ours, ours), min(best_theirs, theirs)
+                ratio = best_ours / best_theirs
+                verdict = "" if ratio <= 1.5 else "  BELOW TARGET"
+                print(f"{label}: bitwitness {best_ours:.2f} s, ddrescue {best_theirs:.2f} s, "
+                      f"ratio {ratio:.2f}x (target <= 1.5x){verdict}")
+            print(f"drive: {opts.size} bytes, {sum(n for _, n in bad)} bad sectors in "
+                  f"{len(bad)} clusters, {ERROR_DELAY * 1000:g} ms per failing read")
+        finally:
+            next(factory, None)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _args import BenchParser
+from _args import BenchParser, work_folder
 from _data import make_disk_file
 from _tool import bitwitness_command
 
@@ -33,7 +32,7 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 def main() -> int:
     parser = BenchParser(__doc__, size="1GiB", repeat=3,
                          dir_help="work folder, kept, its E01 reused by the next run (default: "
-                                  "a temporary folder, removed at the end)")
+                                  "a temporary folder under /var/tmp, removed at the end)")
     parser.deprecated_option("--runs", "--repeat")
     parser.deprecated_option("--workdir", "--dir")
     args = parser.parse()
@@ -42,9 +41,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is not installed", file=sys.stderr)
             return 2
-    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-verify-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(args.dir, "bw-bench-verify-") as work:
         media, image = work / "media.raw", work / "image.E01"
         if not image.exists():
             make_disk_file(media, size)
@@ -78,9 +75,6 @@ def main() -> int:
         ratio = best_theirs / best_ours
         print(f"ratio {ratio:.2f}x (target >= 1.3x): {'OK' if ratio >= 1.3 else 'BELOW TARGET'}")
         return 0 if ratio >= 1.3 else 1
-    finally:
-        if args.dir is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
