@@ -20,6 +20,8 @@ testing+=(attr rsync binutils)
 # Debian's older build of libbde) checks the BitLocker volumes the tests write
 testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 xfsprogs)
 testing+=(libbde-utils)
+# the benchmarks (tests/test_checkout.py runs each from the root): hyperfine times start-up
+testing+=(hyperfine)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
