@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 #: Each cost milliseconds of fixed time per run and is not needed to acquire a file with --json.
 NOT_NEEDED = (
@@ -56,6 +57,54 @@ def test_acquire_json_loads_only_what_it_needs(tmp_path: Path, options: list[str
         capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+#: ``--version`` needs click and the version string: no command, no output module, no signing.
+VERSION_NOT_NEEDED = ("pkgutil", "rich.console", "bitwitness.cli.output",
+                      "bitwitness.signing")
+#: ``info`` on an E01 with no hash log beside it reads the E01's metadata: not the verifier, its
+#: thread pools, libewf, the acquisition-log model, the signing key or the command listing.
+INFO_NOT_NEEDED = ("pkgutil", "concurrent.futures", "bitwitness.signing",
+                   "bitwitness.acquisitionlog", "bitwitness.verify.verifier",
+                   "bitwitness.verify.libewf", "bitwitness.verify.passes",
+                   "bitwitness.verify.second_reader")
+
+
+def _loaded(names: tuple[str, ...], *argv: str) -> list[str]:
+    """Which of ``names`` a fresh interpreter has loaded after ``bitwitness ARGV`` (exit 0)."""
+    proc = subprocess.run([sys.executable, "-c", _RUN.format(names=names), *argv],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_version_loads_only_what_it_needs() -> None:
+    assert _loaded(VERSION_NOT_NEEDED, "--version") == []
+
+
+def test_info_loads_only_what_it_needs(tmp_path: Path) -> None:
+    """On an E01 ewfacquire wrote (and, as a control, with ``--key``: signing is then loaded)."""
+    require_tool("ewfacquire")
+    (tmp_path / "media.raw").write_bytes(bytes(range(256)) * 4096)
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(tmp_path / "small"),
+                    str(tmp_path / "media.raw")], check=True, capture_output=True, timeout=60)
+    image = str(tmp_path / "small.E01")
+    assert _loaded(INFO_NOT_NEEDED, "info", image) == []
+    key = tmp_path / "no-such.key"  # configured, never loaded: info signs nothing
+    assert _loaded(INFO_NOT_NEEDED, "--key", str(key), "info", image) == ["bitwitness.signing"]
+
+
+def test_verify_api_resolved_on_first_use() -> None:
+    import bitwitness.verify
+
+    for name in bitwitness.verify.__all__:
+        value = getattr(bitwitness.verify, name)
+        module = importlib.import_module(f"bitwitness.verify.{bitwitness.verify._EXPORTS[name]}")
+        assert value is getattr(module, name)
+    assert set(bitwitness.verify.__all__) <= set(dir(bitwitness.verify))
+    assert bitwitness.verify.casework is importlib.import_module("bitwitness.verify.casework")
+    with pytest.raises(AttributeError):
+        _ = bitwitness.verify.no_such_name
 
 
 def test_format_registry_built_on_first_use() -> None:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import errno
 import gc
 import importlib
-import pkgutil
+import re
 import signal
 import sys
-import traceback
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,6 +41,8 @@ _ENVIRONMENT_ERRNOS = frozenset({
 
 
 def _discover() -> dict[str, str]:
+    import pkgutil  # only to list the commands (help, a misspelt name): not for --version
+
     from bitwitness.cli import commands
 
     found = {}
@@ -49,6 +50,10 @@ def _discover() -> dict[str, str]:
         if not info.name.startswith("_"):
             found[info.name.replace("_", "-")] = f"bitwitness.cli.commands.{info.name}"
     return found
+
+
+#: What a command's name may be for its module to be imported by that name.
+_COMMAND_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 
 
 class LazyGroup(click.Group):
@@ -65,6 +70,9 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
+        cmd = _named_module_command(cmd_name)
+        if cmd is not None:
+            return cmd
         modules = _discover()
         module = modules.get(cmd_name)
         if module is not None:
@@ -82,6 +90,22 @@ class LazyGroup(click.Group):
         mod = importlib.import_module(module)
         cmd = getattr(mod, "command", None)
         return cmd if isinstance(cmd, click.Command) else None
+
+
+def _named_module_command(cmd_name: str) -> click.Command | None:
+    """The command defined by the module of its own name (``info`` in ``commands/info.py``,
+    ``new-case`` in ``new_case.py``), or None: the common case, found without listing the
+    folder (``pkgutil``, a few ms of every run's start-up)."""
+    if _COMMAND_NAME.fullmatch(cmd_name) is None:
+        return None
+    module = f"bitwitness.cli.commands.{cmd_name.replace('-', '_')}"
+    try:
+        cmd = LazyGroup._load(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+    return cmd if cmd is not None and cmd.name == cmd_name else None
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -127,9 +151,12 @@ def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | 
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    from bitwitness import signing
+    if key or key_passphrase or "bitwitness.signing" in sys.modules:
+        # Unloaded, the module's session is already "no key": a command that signs loads it
+        # then (~5 ms of imports that --version, info or ls do not pay).
+        from bitwitness import signing
 
-    signing.configure(Path(key) if key else None, key_passphrase)
+        signing.configure(Path(key) if key else None, key_passphrase)
     if parts:
         from bitwitness.evidence_io import allow_parts
 
@@ -138,17 +165,17 @@ def cli(ctx: click.Context, debug: bool, key: str | None, key_passphrase: str | 
 
 def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per outcome
     """Run the command line and map every outcome to an exit code (the error boundary)."""
-    from bitwitness.cli.output import error_line
-
     try:
         rv: Any = cli.main(args=args, prog_name="bitwitness", standalone_mode=False)
     except BitWitnessError as exc:
         if debug:
+            import traceback  # only for --debug: ~3 ms of start-up otherwise
+
             traceback.print_exc()
-        error_line(str(exc))
+        _error_line(str(exc))
         return int(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        error_line("interrupted")
+        _error_line("interrupted")
         return ExitCode.INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -162,17 +189,25 @@ def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per
     return int(rv) if isinstance(rv, int) else ExitCode.OK
 
 
+def _error_line(text: str) -> None:
+    """The one stderr line of a failure, through :func:`bitwitness.cli.output.error_line`,
+    imported only when there is one (``--version`` does without it and its JSON support)."""
+    from bitwitness.cli.output import error_line as write
+
+    write(text)
+
+
 def _unexpected(exc: Exception, debug: bool) -> int:
     """One line for an exception no engine turned into a BitWitnessError."""
-    from bitwitness.cli.output import error_line
-
     if debug:
+        import traceback
+
         traceback.print_exception(exc)
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
         where = f"{exc.filename}: " if exc.filename else ""
-        error_line(f"{where}{exc.strerror or exc}")
+        _error_line(f"{where}{exc.strerror or exc}")
         return ExitCode.USAGE
-    error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+    _error_line(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
     return ExitCode.INTERNAL
 
 

@@ -16,11 +16,10 @@ import threading
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bitwitness.errors import CorruptImageError
 from bitwitness.ewf import structures as st
@@ -29,6 +28,9 @@ from bitwitness.ewf.headers import acquired_time, format_name, header_values
 from bitwitness.ewf.layout import ChunkGroup, SectionProblem, load_layout
 from bitwitness.images.raw import open_readonly
 from bitwitness.stream import ImageStream, StreamInfo
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 #: Stored bytes read per ``os.pread`` (and decoded per worker task) during a scan.
 SCAN_SPAN = 4 << 20
@@ -308,6 +310,8 @@ class EwfImage(ImageStream):
         workers = workers or default_workers()
         run_bytes = max(SCAN_SPAN, self.chunk_size)
         ahead = max(1, min(2 * workers, SCAN_WINDOW_BYTES // run_bytes))
+        from concurrent.futures import ThreadPoolExecutor  # a scan's, not every opening's (info)
+
         window: deque[Future[list[ScanBlock]]] = deque()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewf-scan")
         try:
