@@ -166,9 +166,14 @@ def _same_files(ours: Path, theirs: Path) -> str | None:
     return None
 
 
+def _digest(path: Path) -> bytes:
+    """SHA-256 of ``path``, read in blocks (the file may be GiBs at large sizes)."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").digest()
+
+
 def _same_bytes(ours: Path, theirs: Path) -> str | None:
-    if hashlib.sha256((ours / "stdout").read_bytes()).digest() != \
-            hashlib.sha256((theirs / "stdout").read_bytes()).digest():
+    if _digest(ours / "stdout") != _digest(theirs / "stdout"):
         return "its output differs from icat's"
     return None
 

@@ -81,11 +81,13 @@ def best(runs: list[Run]) -> Run:
 
 @dataclass(frozen=True)
 class Startup:
-    """Wall times of one short command run many times, in seconds."""
+    """Times of one short command run many times, in seconds: wall (mean, standard deviation,
+    fastest) and CPU (user + system, mean)."""
 
     mean: float
     stddev: float
     fastest: float
+    cpu: float
     runs: int
 
 
@@ -111,18 +113,25 @@ def _hyperfine(commands: list[list[str]], runs: int, cwd: Path) -> list[Startup]
                         *(shlex.join(cmd) for cmd in commands)],
                        cwd=cwd, check=True, stdout=subprocess.DEVNULL)
         results = json.load(report)["results"]
-    return [Startup(r["mean"], r["stddev"] or 0.0, r["min"], len(r["times"])) for r in results]
+    return [Startup(r["mean"], r["stddev"] or 0.0, r["min"], r["user"] + r["system"],
+                    len(r["times"])) for r in results]
 
 
 def _repeated(cmd: list[str], runs: int, cwd: Path) -> Startup:
-    times = []
+    times, cpu = [], []
     for n in range(runs + 3):
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if proc.returncode != 0:
+            raise MeasureError(f"{shlex.join(cmd)} failed ({proc.returncode})")
         if n >= 3:  # the first three warm the caches, as hyperfine's --warmup 3
             times.append(time.perf_counter() - start)
-    return Startup(statistics.fmean(times), statistics.pstdev(times), min(times), len(times))
+            cpu.append(usage.ru_utime + usage.ru_stime)
+    return Startup(statistics.fmean(times), statistics.pstdev(times), min(times),
+                   statistics.fmean(cpu), len(times))
 
 
 def installed_copy(repo: Path, folder: Path) -> Path | None:
