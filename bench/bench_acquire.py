@@ -13,9 +13,11 @@ Compares, on one file of ~1/3 zeros, 1/3 random, 1/3 text (bench/_data.py):
 Every tool runs as a separate process (start-up counts), the source is in the page cache for all
 of them, and each timing includes a ``sync`` of the output (BitWitness fsyncs its output before
 it reports success; the peers do not, so the sync is added to theirs for a fair comparison).
+The work folder is on disk (default: a temporary folder under /var/tmp): acquisition refuses
+outputs under /dev, so /dev/shm, the old default, can no longer be used.
 Timing lives here, never in the tests.
 
-Where the limit is (measured 2026-11-25 on the 2-core bench machine, 1 GiB, data in /dev/shm;
+Where the limit was (measured 2026-11-25 on the 2-core bench machine, 1 GiB, data in /dev/shm;
 CPU seconds per GiB of media per thread, perf, E01 fast + MD5 + SHA-1):
 
     MD5 thread (one thread, cannot be split)        1.3 s         (1.34 s alone: at its floor)
