@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+from _args import work_folder  # noqa: E402
 from builders.logical import Item, build_l01  # noqa: E402
 
 from bitwitness.images.ewf_ltree import count_lines, ltree_sections, text_cost  # noqa: E402
@@ -114,10 +115,12 @@ SHAPES: dict[str, tuple[Callable[[Path, int], None], int]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, default=None, help="where the files are written")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where the temporary work folder is made (default: /var/tmp, on "
+                             "disk)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies each shape's size")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+    with work_folder(args.dir, "bw-bench-ltree-", inside=True) as folder:
         print(f"{'shape':<11} {'count':>8} {'text bytes':>12} {'lines':>9} {'estimate':>12} "
               f"{'measured':>12} {'margin':>7}")
         for name, (build, count) in SHAPES.items():
