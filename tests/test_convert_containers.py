@@ -51,13 +51,16 @@ BUILT = ["dmg", "sparseimage", "sparsebundle", "aff", "aff4", "ex01", "e01", "sm
 RECORDS_HASHES = {"aff", "aff4", "ex01", "e01", "smart"}
 
 
-def _media() -> bytes:
-    """4 MiB of whole sectors: random data, text, a lone sector far out, zeros between (so that
-    sparse sources leave holes)."""
-    data = bytearray(4 * MiB)
+SIZES = {"aligned": 4 * MiB, "unaligned": 3 * MiB + 7 * 512}  # a short last chunk, cluster, block
+
+
+def _media(size: int) -> bytes:
+    """``size`` bytes of whole sectors: random data, text, a lone sector at the end, zeros
+    between (so that sparse sources leave holes)."""
+    data = bytearray(size)
     data[:MiB] = os.urandom(MiB)
     data[2 * MiB : 2 * MiB + 300_000] = b"evidence " * (300_000 // 9) + b"e" * (300_000 % 9)
-    data[4 * MiB - 1536 : 4 * MiB - 1024] = os.urandom(512)
+    data[size - 1536 : size - 1024] = os.urandom(512)
     return bytes(data)
 
 
@@ -95,17 +98,18 @@ def _qcow1_compressed(image: Path, media: bytes, folder: Path) -> None:
         data = media[offset : offset + cluster]
         if any(data):
             (chunks / str(offset)).write_bytes(data)
-            commands += ["-c", f"write -q -c -s {chunks / str(offset)} {offset} {cluster}"]
+            compress = "-c " if len(data) == cluster else ""  # a short last cluster is not
+            commands += ["-c", f"write -q {compress}-s {chunks / str(offset)} {offset} {len(data)}"]
     res = _run("qemu-io", "-f", "qcow", *commands, image)
     assert res.returncode == 0, res.stdout + res.stderr
     assert not res.stdout.strip(), res.stdout  # -q: any output is a failed write
 
 
-def _source(kind: str, folder: Path) -> tuple[Path, str | None, Path]:
+def _source(kind: str, size: int, folder: Path) -> tuple[Path, str | None, Path]:
     """The source image, the QEMU driver that reads it (None where QEMU does not) and a raw file
     of the media it holds (as QEMU reads it, where it does)."""
     raw = folder / "media.raw"
-    raw.write_bytes(_media())
+    raw.write_bytes(_media(size))
     if kind in QEMU_WRITTEN:
         fmt, opts = QEMU_WRITTEN[kind]
         image = folder / f"src.{fmt}"
@@ -148,9 +152,10 @@ def _source(kind: str, folder: Path) -> tuple[Path, str | None, Path]:
 
 @pytest.mark.parametrize("to", list(OUTPUTS))
 @pytest.mark.parametrize("kind", [*QEMU_WRITTEN, *BUILT])
-def test_convert_from_containers(tmp_path: Path, kind: str, to: str) -> None:
+@pytest.mark.parametrize("size", list(SIZES))
+def test_convert_from_containers(tmp_path: Path, size: str, kind: str, to: str) -> None:
     require_tool("qemu-img", "md5sum")
-    source, source_driver, expected = _source(kind, tmp_path)
+    source, source_driver, expected = _source(kind, SIZES[size], tmp_path)
     md5 = _md5sum(expected)
     base = tmp_path / "out"
     res = run_bitwitness("convert", source, "-o", base, "--to", to, "--json")
