@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 from builders.aff4_writer import build_aff4
-from builders.apple import build_sparsebundle, build_sparseimage, build_udif
+from builders.apple import ADC, BZIP2, ZLIB, build_sparsebundle, build_sparseimage, build_udif
 from builders.ex01 import build_ex01
+from builders.parallels_bundle import build_bundle, to_sector_units
 from conftest import pyewf_media, require_tool, run_bitwitness
 
 from bitwitness.errors import ExitCode
@@ -51,10 +52,12 @@ QEMU_WRITTEN = {
     "vdi-dynamic": ("vdi", []),
     "vdi-static": ("vdi", ["-o", "static=on"]),
 }
-BUILT = ["dmg", "sparseimage", "sparsebundle", "aff", "aff4", "ex01", "e01", "smart"]
-RECORDS_HASHES = {"aff", "aff4", "ex01", "e01", "smart"}
+BUILT = ["dmg", "sparseimage", "sparsebundle", "aff", "aff4", "ex01", "e01", "smart",
+         "dmg-bzip2", "dmg-adc", "aff4-snappy", "parallels-bundle"]
+RECORDS_HASHES = {"aff", "aff4", "aff4-snappy", "ex01", "e01", "smart"}
 # Variants of a container already converted to every output go to raw and E01 only (time).
-VARIANTS = {"vmdk-split", "vmdk-flat", "vhdx-fixed", "qcow2-v2"}
+VARIANTS = {"vmdk-split", "vmdk-flat", "vhdx-fixed", "qcow2-v2", "dmg-bzip2", "dmg-adc",
+            "aff4-snappy", "parallels-bundle"}
 CASES = [(kind, to) for kind in [*QEMU_WRITTEN, *BUILT] for to in OUTPUTS
          if kind not in VARIANTS or to in ("raw", "e01")]
 
@@ -113,6 +116,21 @@ def _qcow1_compressed(image: Path, media: bytes, folder: Path) -> None:
     assert not res.stdout.strip(), res.stdout  # -q: any output is a failed write
 
 
+def _parallels_bundle(bundle: Path, media: bytes) -> Path:
+    """A bundle of two extents: the first 2 MiB a sparse extent qemu-img wrote (in the sector
+    units bundles use), the rest a plain extent."""
+    bundle.mkdir()
+    head = bundle.parent / "head.raw"
+    head.write_bytes(media[: 2 * MiB])
+    res = _run("qemu-img", "convert", "-f", "raw", "-O", "parallels", head, bundle / "a.hds")
+    assert res.returncode == 0, res.stderr
+    to_sector_units(bundle / "a.hds")
+    (bundle / "b.raw").write_bytes(media[2 * MiB :])
+    sectors = len(media) // 512
+    return build_bundle(bundle, [(0, 4096, "Compressed", bundle / "a.hds"),
+                                 (4096, sectors, "Plain", bundle / "b.raw")])
+
+
 def _source(kind: str, size: int, folder: Path) -> tuple[Path, str | None, Path]:
     """The source image, the QEMU driver that reads it (None where QEMU does not) and a raw file
     of the media it holds (as QEMU reads it, where it does)."""
@@ -133,14 +151,18 @@ def _source(kind: str, size: int, folder: Path) -> tuple[Path, str | None, Path]
         assert res.returncode == 0, res.stderr
         return image, fmt, expected
     media = raw.read_bytes()
-    if kind == "dmg":
-        image = build_udif(folder / "src.dmg", media)
+    if kind.startswith("dmg"):
+        compression = {"dmg": ZLIB, "dmg-bzip2": BZIP2, "dmg-adc": ADC}[kind]
+        image = build_udif(folder / "src.dmg", media, compression=compression)
     elif kind == "sparseimage":
         image = build_sparseimage(folder / "src.sparseimage", media)
     elif kind == "sparsebundle":
         image = build_sparsebundle(folder / "src.sparsebundle", media)
-    elif kind == "aff4":
-        image = build_aff4(folder / "src.aff4", media).path
+    elif kind.startswith("aff4"):
+        compression = "snappy" if kind == "aff4-snappy" else "deflate"
+        image = build_aff4(folder / "src.aff4", media, compression=compression).path
+    elif kind == "parallels-bundle":
+        image = _parallels_bundle(folder / "src.hdd", media)
     elif kind == "ex01":
         image = build_ex01(folder / "src.Ex01", media)
     elif kind == "aff":
@@ -155,7 +177,7 @@ def _source(kind: str, size: int, folder: Path) -> tuple[Path, str | None, Path]
                    folder / "src", raw)
         assert res.returncode == 0, res.stdout + res.stderr
         image = folder / ("src.E01" if kind == "e01" else "src.s01")
-    return image, "dmg" if kind == "dmg" else None, raw  # QEMU reads zlib UDIF chunks
+    return image, "dmg" if kind == "dmg" else None, raw  # this QEMU reads zlib UDIF chunks only
 
 
 @pytest.mark.parametrize(("kind", "to"), CASES)
