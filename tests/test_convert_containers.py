@@ -231,3 +231,41 @@ def test_qcow2_output_of_a_sparse_media_stores_only_data(tmp_path: Path) -> None
     assert subprocess.run(["qemu-img", "compare", "-F", "raw", str(out), str(raw)],
                           capture_output=True, check=False).returncode == 0
     assert out.stat().st_blocks * 512 < 2 * MiB
+
+
+def _aff_with_a_wrong_md5(folder: Path, raw: Path) -> Path:
+    """An AFF whose ``md5`` segment (16 bytes after its name) has its first byte flipped."""
+    require_tool("affconvert")
+    image = folder / "src.aff"
+    res = _run("affconvert", "-q", "-o", image, raw)
+    assert res.returncode == 0, res.stderr
+    data = bytearray(image.read_bytes())
+    at = data.find(b"AFF\x00")
+    while at >= 0:
+        name_len = int.from_bytes(data[at + 4 : at + 8], "big")
+        if data[at + 16 : at + 16 + name_len] == b"md5":
+            data[at + 16 + name_len] ^= 0xFF
+            image.write_bytes(bytes(data))
+            return image
+        at = data.find(b"AFF\x00", at + 1)
+    raise AssertionError("affconvert wrote no md5 segment")
+
+
+@pytest.mark.parametrize("kind", ["ex01", "aff"])
+def test_a_recorded_hash_that_differs_leaves_no_usable_output(tmp_path: Path, kind: str) -> None:
+    """The hashes of the one pass are held against the source's recorded MD5: a difference is
+    exit 1 and the E01 renamed ``*.unusable`` (so ewfverify has no ``out.E01`` to open)."""
+    raw = tmp_path / "media.raw"
+    raw.write_bytes(_media(SIZES["unaligned"]))
+    md5 = _md5sum(raw)
+    if kind == "ex01":
+        source = build_ex01(tmp_path / "src.Ex01", raw.read_bytes(), stored_md5="11" * 16)
+    else:
+        source = _aff_with_a_wrong_md5(tmp_path, raw)
+    res = run_bitwitness("convert", source, "-o", tmp_path / "out", "--to", "e01", "--json")
+    assert res.exit_code == ExitCode.EVIDENCE, res.stderr
+    doc = res.json()
+    assert doc["verdict"] == "MISMATCH"
+    assert doc["hashes"]["md5"] == md5
+    assert not (tmp_path / "out.E01").exists()
+    assert (tmp_path / "out.E01.unusable").exists()
