@@ -1,20 +1,31 @@
-"""Converting from any container BitWitness reads, to every output it writes; ``qemu-img compare``
-is the judge (libewf for E01 outputs), ``qemu-img check`` checks the QCOW2 and VHDX it writes, and
-``verify --second-reader`` reads those back through a second, independent reader.
+"""Converting from every disk container BitWitness reads, to every output it writes; ``qemu-img
+compare`` is the judge (against the source itself where QEMU reads it), ``ewfverify`` and libewf
+judge the E01 outputs, ``qemu-img check`` checks the QCOW2 and VHDX it writes, and ``verify
+--second-reader`` reads those back through a second, independent reader. The media hashes of the
+same pass are checked: against ``md5sum`` of the media, and, for sources that record hashes (EWF,
+AFF, AFF4), by the verdict ``VERIFIED``.
 
-Sources are made by qemu-img (compressed QCOW2, VHDX) or by the committed builders (UDIF DMG,
-sparse bundle; no tool here writes those); the expected media is what QEMU reads from the source,
-or the builder's input where QEMU does not read the source.
+Sources are written by the tools of their format (qemu-img, afflib's ``affconvert``, libewf's
+``ewfacquire``) or by the committed builders where no tool here writes them (UDIF DMG, sparse image
+and bundle, AFF4, Ex01). The expected media is what QEMU reads from the source, or the input given
+to the tool or builder where QEMU does not write the source (QEMU still judges a DMG's outputs
+against the DMG). QEMU cannot write QCOW v1 compressed clusters through ``qemu-img convert -c``,
+so ``qemu-io`` writes them one cluster at a time. L01 is not a disk and is not converted.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from builders.apple import build_sparsebundle, build_udif
+from builders.aff4_writer import build_aff4
+from builders.apple import ADC, BZIP2, ZLIB, build_sparsebundle, build_sparseimage, build_udif
+from builders.ex01 import build_ex01
+from builders.parallels_bundle import build_bundle, to_sector_units
 from conftest import pyewf_media, require_tool, run_bitwitness
 
 from bitwitness.errors import ExitCode
@@ -23,49 +34,185 @@ MiB = 1 << 20
 OUTPUTS = {"raw": ("raw", ".raw"), "e01": (None, ".E01"), "vhd": ("vpc", ".vhd"),
            "vmdk": ("vmdk", ".vmdk"), "qcow2": ("qcow2", ".qcow2"), "vhdx": ("vhdx", ".vhdx")}
 
+# kind -> (qemu-img output format, its options); QEMU reads all of these back.
+QEMU_WRITTEN = {
+    "qcow2-compressed": ("qcow2", ["-c"]),
+    "vhdx": ("vhdx", []),
+    "vmdk-sparse": ("vmdk", ["-o", "subformat=monolithicSparse"]),
+    "vmdk-stream": ("vmdk", ["-o", "subformat=streamOptimized"]),
+    "vmdk-split": ("vmdk", ["-o", "subformat=twoGbMaxExtentSparse"]),  # variants: see CASES
+    "vmdk-flat": ("vmdk", ["-o", "subformat=monolithicFlat"]),
+    "vhdx-fixed": ("vhdx", ["-o", "subformat=fixed"]),
+    "qcow2-v2": ("qcow2", ["-o", "compat=0.10"]),
+    "vhd-dynamic": ("vpc", ["-o", "subformat=dynamic"]),  # CHS-rounded size, as QEMU makes it
+    "vhd-fixed": ("vpc", ["-o", "subformat=fixed"]),
+    "qcow1": ("qcow", []),
+    "qcow1-compressed": ("qcow", ["compressed"]),  # written cluster by cluster: see below
+    "parallels": ("parallels", []),
+    "vdi-dynamic": ("vdi", []),
+    "vdi-static": ("vdi", ["-o", "static=on"]),
+}
+BUILT = ["dmg", "sparseimage", "sparsebundle", "aff", "aff4", "ex01", "e01", "smart",
+         "dmg-bzip2", "dmg-adc", "aff4-snappy", "parallels-bundle"]
+RECORDS_HASHES = {"aff", "aff4", "aff4-snappy", "ex01", "e01", "smart"}
+# Variants of a container already converted to every output go to raw and E01 only (time).
+VARIANTS = {"vmdk-split", "vmdk-flat", "vhdx-fixed", "qcow2-v2", "dmg-bzip2", "dmg-adc",
+            "aff4-snappy", "parallels-bundle"}
+CASES = [(kind, to) for kind in [*QEMU_WRITTEN, *BUILT] for to in OUTPUTS
+         if kind not in VARIANTS or to in ("raw", "e01")]
 
-def _media() -> bytes:
-    data = bytearray(4 * MiB)
+
+SIZES = {"aligned": 4 * MiB, "unaligned": 3 * MiB + 7 * 512}  # a short last chunk, cluster, block
+
+
+def _media(size: int) -> bytes:
+    """``size`` bytes of whole sectors: random data, text, a lone sector at the end, zeros
+    between (so that sparse sources leave holes)."""
+    data = bytearray(size)
     data[:MiB] = os.urandom(MiB)
     data[2 * MiB : 2 * MiB + 300_000] = b"evidence " * (300_000 // 9) + b"e" * (300_000 % 9)
+    data[size - 1536 : size - 1024] = os.urandom(512)
     return bytes(data)
 
 
-def _source(kind: str, folder: Path) -> tuple[Path, Path]:
-    """The source image and a raw file of the media it holds."""
+def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True,
+                          check=False)
+
+
+def _md5sum(path: Path) -> str:
+    res = _run("md5sum", path)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()[0]
+
+
+def _virtual_size(image: Path, driver: str) -> int:
+    res = _run("qemu-img", "info", "--output=json", "-f", driver, image)
+    assert res.returncode == 0, res.stderr
+    return int(json.loads(res.stdout)["virtual-size"])
+
+
+def _qcow1_compressed(image: Path, media: bytes, folder: Path) -> None:
+    """QEMU writes QCOW v1 compressed clusters one whole cluster (4 KiB) at a time only, so
+    ``qemu-img convert -c -O qcow`` fails: ``qemu-io`` writes every non-zero cluster compressed
+    (the random ones QEMU stores uncompressed, as they do not shrink)."""
+    require_tool("qemu-io")
+    cluster = 4096
+    res = _run("qemu-img", "create", "-q", "-f", "qcow", image, str(len(media)))
+    assert res.returncode == 0, res.stderr
+    info = _run("qemu-img", "info", "--output=json", "-f", "qcow", image)
+    assert json.loads(info.stdout)["cluster-size"] == cluster
+    chunks = folder / "clusters"
+    chunks.mkdir()
+    commands: list[str] = []
+    for offset in range(0, len(media), cluster):
+        data = media[offset : offset + cluster]
+        if any(data):
+            (chunks / str(offset)).write_bytes(data)
+            compress = "-c " if len(data) == cluster else ""  # a short last cluster is not
+            commands += ["-c", f"write -q {compress}-s {chunks / str(offset)} {offset} {len(data)}"]
+    res = _run("qemu-io", "-f", "qcow", *commands, image)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not res.stdout.strip(), res.stdout  # -q: any output is a failed write
+
+
+def _parallels_bundle(bundle: Path, media: bytes) -> Path:
+    """A bundle of two extents: the first 2 MiB a sparse extent qemu-img wrote (in the sector
+    units bundles use), the rest a plain extent."""
+    bundle.mkdir()
+    head = bundle.parent / "head.raw"
+    head.write_bytes(media[: 2 * MiB])
+    res = _run("qemu-img", "convert", "-f", "raw", "-O", "parallels", head, bundle / "a.hds")
+    assert res.returncode == 0, res.stderr
+    to_sector_units(bundle / "a.hds")
+    (bundle / "b.raw").write_bytes(media[2 * MiB :])
+    sectors = len(media) // 512
+    return build_bundle(bundle, [(0, 4096, "Compressed", bundle / "a.hds"),
+                                 (4096, sectors, "Plain", bundle / "b.raw")])
+
+
+def _source(kind: str, size: int, folder: Path) -> tuple[Path, str | None, Path]:
+    """The source image, the QEMU driver that reads it (None where QEMU does not) and a raw file
+    of the media it holds (as QEMU reads it, where it does)."""
     raw = folder / "media.raw"
-    raw.write_bytes(_media())
-    if kind == "dmg":
-        return build_udif(folder / "src.dmg", raw.read_bytes()), raw
-    if kind == "sparsebundle":
-        return build_sparsebundle(folder / "src.sparsebundle", raw.read_bytes()), raw
-    fmt, *opts = {"qcow2-compressed": ["qcow2", "-c"], "vhdx": ["vhdx"]}[kind]
-    image = folder / f"src.{fmt}"
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, str(raw), str(image)],
-                   check=True, capture_output=True)
-    return image, raw
+    raw.write_bytes(_media(size))
+    if kind in QEMU_WRITTEN:
+        fmt, opts = QEMU_WRITTEN[kind]
+        image = folder / f"src.{fmt}"
+        if opts == ["compressed"]:
+            _qcow1_compressed(image, raw.read_bytes(), folder)
+        else:
+            res = _run("qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, raw, image)
+            assert res.returncode == 0, res.stderr
+        # QEMU's own reading of the source is the expected media (a dynamic VHD's size is
+        # rounded up to its CHS geometry, for instance).
+        expected = folder / "expected.raw"
+        res = _run("qemu-img", "convert", "-f", fmt, "-O", "raw", image, expected)
+        assert res.returncode == 0, res.stderr
+        return image, fmt, expected
+    media = raw.read_bytes()
+    if kind.startswith("dmg"):
+        compression = {"dmg": ZLIB, "dmg-bzip2": BZIP2, "dmg-adc": ADC}[kind]
+        image = build_udif(folder / "src.dmg", media, compression=compression)
+    elif kind == "sparseimage":
+        image = build_sparseimage(folder / "src.sparseimage", media)
+    elif kind == "sparsebundle":
+        image = build_sparsebundle(folder / "src.sparsebundle", media)
+    elif kind.startswith("aff4"):
+        compression = "snappy" if kind == "aff4-snappy" else "deflate"
+        image = build_aff4(folder / "src.aff4", media, compression=compression).path
+    elif kind == "parallels-bundle":
+        image = _parallels_bundle(folder / "src.hdd", media)
+    elif kind == "ex01":
+        image = build_ex01(folder / "src.Ex01", media)
+    elif kind == "aff":
+        require_tool("affconvert")
+        image = folder / "src.aff"
+        res = _run("affconvert", "-q", "-o", image, raw)
+        assert res.returncode == 0, res.stderr
+    else:
+        require_tool("ewfacquire")
+        fmt = {"e01": "encase6", "smart": "smart"}[kind]
+        res = _run("ewfacquire", "-u", "-q", "-f", fmt, "-c", "deflate:fast", "-t",
+                   folder / "src", raw)
+        assert res.returncode == 0, res.stdout + res.stderr
+        image = folder / ("src.E01" if kind == "e01" else "src.s01")
+    return image, "dmg" if kind == "dmg" else None, raw  # this QEMU reads zlib UDIF chunks only
 
 
-@pytest.mark.parametrize("to", list(OUTPUTS))
-@pytest.mark.parametrize("kind", ["qcow2-compressed", "vhdx", "dmg", "sparsebundle"])
-def test_convert_from_containers(tmp_path: Path, kind: str, to: str) -> None:
-    require_tool("qemu-img")
-    source, raw = _source(kind, tmp_path)
+@pytest.mark.parametrize(("kind", "to"), CASES)
+@pytest.mark.parametrize("size", list(SIZES))
+def test_convert_from_containers(tmp_path: Path, size: str, kind: str, to: str) -> None:
+    require_tool("qemu-img", "md5sum")
+    source, source_driver, expected = _source(kind, SIZES[size], tmp_path)
+    md5 = _md5sum(expected)
     base = tmp_path / "out"
     res = run_bitwitness("convert", source, "-o", base, "--to", to, "--json")
     assert res.exit_code == ExitCode.OK, res.stderr
-    assert res.json()["verdict"] == "UNVERIFIED"  # nothing recorded to check the media against
+    doc = res.json()
+    # The hashes of the one pass: the media's, and checked against what the source records.
+    assert doc["hashes"]["md5"] == md5
+    assert doc["verdict"] == ("VERIFIED" if kind in RECORDS_HASHES else "UNVERIFIED")
     driver, suffix = OUTPUTS[to]
     out = base.with_name(base.name + suffix)
     if driver is None:
-        assert pyewf_media(out) == raw.read_bytes()
+        require_tool("ewfverify")
+        check = _run("ewfverify", "-q", out)
+        assert check.returncode == 0, check.stdout + check.stderr
+        stored = re.search(r"MD5 hash stored in file:\s+([0-9a-f]{32})", check.stdout)
+        assert stored is not None, check.stdout
+        assert stored.group(1) == md5
+        assert pyewf_media(out) == expected.read_bytes()
         return
-    cmp = subprocess.run(["qemu-img", "compare", "-F", "raw", "-f", driver, str(out), str(raw)],
-                         capture_output=True, text=True, check=False)
+    # qemu-img compare reads past the shorter image as zeros: the sizes are checked apart.
+    judge, judge_driver = (source, source_driver) if source_driver else (expected, "raw")
+    assert _virtual_size(out, driver) == _virtual_size(judge, judge_driver)
+    cmp = _run("qemu-img", "compare", "-f", driver, "-F", judge_driver, out, judge)
     assert cmp.returncode == 0, cmp.stdout + cmp.stderr
+    if to == "raw":
+        assert _md5sum(out) == md5
     if to in ("qcow2", "vhdx"):
-        check = subprocess.run(["qemu-img", "check", "-f", driver, str(out)],
-                               capture_output=True, text=True, check=False)
+        check = _run("qemu-img", "check", "-f", driver, out)
         assert check.returncode == 0, check.stdout + check.stderr
         assert "No errors were found" in check.stdout
         info = run_bitwitness("verify", "--second-reader", out, "--json").json()["images"][0]
@@ -84,3 +231,41 @@ def test_qcow2_output_of_a_sparse_media_stores_only_data(tmp_path: Path) -> None
     assert subprocess.run(["qemu-img", "compare", "-F", "raw", str(out), str(raw)],
                           capture_output=True, check=False).returncode == 0
     assert out.stat().st_blocks * 512 < 2 * MiB
+
+
+def _aff_with_a_wrong_md5(folder: Path, raw: Path) -> Path:
+    """An AFF whose ``md5`` segment (16 bytes after its name) has its first byte flipped."""
+    require_tool("affconvert")
+    image = folder / "src.aff"
+    res = _run("affconvert", "-q", "-o", image, raw)
+    assert res.returncode == 0, res.stderr
+    data = bytearray(image.read_bytes())
+    at = data.find(b"AFF\x00")
+    while at >= 0:
+        name_len = int.from_bytes(data[at + 4 : at + 8], "big")
+        if data[at + 16 : at + 16 + name_len] == b"md5":
+            data[at + 16 + name_len] ^= 0xFF
+            image.write_bytes(bytes(data))
+            return image
+        at = data.find(b"AFF\x00", at + 1)
+    raise AssertionError("affconvert wrote no md5 segment")
+
+
+@pytest.mark.parametrize("kind", ["ex01", "aff"])
+def test_a_recorded_hash_that_differs_leaves_no_usable_output(tmp_path: Path, kind: str) -> None:
+    """The hashes of the one pass are held against the source's recorded MD5: a difference is
+    exit 1 and the E01 renamed ``*.unusable`` (so ewfverify has no ``out.E01`` to open)."""
+    raw = tmp_path / "media.raw"
+    raw.write_bytes(_media(SIZES["unaligned"]))
+    md5 = _md5sum(raw)
+    if kind == "ex01":
+        source = build_ex01(tmp_path / "src.Ex01", raw.read_bytes(), stored_md5="11" * 16)
+    else:
+        source = _aff_with_a_wrong_md5(tmp_path, raw)
+    res = run_bitwitness("convert", source, "-o", tmp_path / "out", "--to", "e01", "--json")
+    assert res.exit_code == ExitCode.EVIDENCE, res.stderr
+    doc = res.json()
+    assert doc["verdict"] == "MISMATCH"
+    assert doc["hashes"]["md5"] == md5
+    assert not (tmp_path / "out.E01").exists()
+    assert (tmp_path / "out.E01.unusable").exists()

@@ -47,10 +47,10 @@ def build_ex01(path: Path, media: bytes, *, chunk_sectors: int = 64, case_number
                acquired: int = 1_700_000_000, segments: int = 1) -> Path:
     """Write ``path`` (``NAME.Ex01``, and ``NAME.Ex02``... for ``segments`` > 1) holding
     ``media`` (whole sectors): chunks alternate between zlib-compressed and stored with their
-    Adler-32; all-zero chunks are compressed. Every segment carries the device information and
-    case data, its share of the chunks and their table, and ends in ``next``; the last holds
-    the hashes and ends in ``done``. ``stored_md5`` records another MD5 than the media's (to test
-    that a mismatch is found)."""
+    Adler-32; all-zero chunks are compressed, chunks that do not shrink are stored. Every
+    segment carries the device information and case data, its share of the chunks and their
+    table, and ends in ``next``; the last holds the hashes and ends in ``done``. ``stored_md5``
+    records another MD5 than the media's (to test that a mismatch is found)."""
     assert len(media) % SECTOR == 0
     chunk = chunk_sectors * SECTOR
     chunks = -(-len(media) // chunk)
@@ -87,9 +87,11 @@ def build_ex01(path: Path, media: bytes, *, chunk_sectors: int = 64, case_number
         entries = bytearray()
         for n in mine:
             piece = media[n * chunk:(n + 1) * chunk]
-            if n % 2 == 0 or not any(piece):
-                body, flags = zlib.compress(piece), COMPRESSED
-            else:
+            body, flags = zlib.compress(piece), COMPRESSED
+            # EnCase stores a chunk that does not shrink. libewf (20260924) refused a 32,786-byte
+            # compressed 32 KiB chunk ("chunk data size value out of bounds"; 32,784 passes):
+            # zlib writes that size for about 1 random chunk in 1,500.
+            if (n % 2 and any(piece)) or len(body) >= len(piece):
                 body, flags = piece + _adler(piece), CHECKSUMMED
             entries += struct.pack("<QII", data_start + len(stored), len(body), flags)
             stored += _pad(body)
