@@ -190,13 +190,16 @@ def ltree_text(root: _Node, media_size: int, *, encase7: bool, acquired: int = 1
 
 def _chunks(media: bytes) -> list[tuple[bytes, bool]]:
     """Chunks of the media padded to whole sectors: even chunks zlib-compressed, odd ones stored
-    with their Adler-32 (both kinds must be read)."""
+    with their Adler-32 (both kinds must be read); a chunk that does not shrink is stored, as
+    EnCase stores it (libewf refuses a compressed chunk larger than the chunk: zlib makes one
+    of about 1,500 random chunks so)."""
     padded = media + bytes(-len(media) % SECTOR)
     out = []
     for n, start in enumerate(range(0, len(padded), CHUNK)):
         piece = padded[start:start + CHUNK]
-        if n % 2 == 0:
-            out.append((zlib.compress(piece), True))
+        body = zlib.compress(piece)
+        if n % 2 == 0 and len(body) < len(piece):
+            out.append((body, True))
         else:
             out.append((piece + struct.pack("<I", _adler(piece)), False))
     return out
@@ -383,9 +386,8 @@ def build_lx01(path: Path, items: list[Item], *, case_number: str = "", examiner
     entries = bytearray()
     for n in range(chunk_count):
         piece = padded[n * CHUNK:(n + 1) * CHUNK]
-        if n % 2 == 0:
-            body, flags = zlib.compress(piece), COMPRESSED
-        else:
+        body, flags = zlib.compress(piece), COMPRESSED
+        if n % 2 or len(body) >= len(piece):  # stored, also when it does not shrink (as above)
             body, flags = piece + struct.pack("<I", _adler(piece)), CHECKSUMMED
         entries += struct.pack("<QII", data_start + len(stored), len(body), flags)
         stored += _pad16(body)
