@@ -6,7 +6,9 @@ records (``qemu-img check`` on QCOW2), its verdict is the reference: an image it
 (exit 2) is CORRUPT here, one it calls clean passes. VHD footers and VHDX headers/region tables
 carry checksums whose definitions (one's complement byte sum; CRC-32C) are the formats' own;
 the tests flip one byte of an otherwise intact structure, which the readers (ours and libvhdi)
-still open through the other copy.
+still open through the other copy. A sparse VMDK keeps a redundant copy of its grain directory
+and tables, which qemu writes with every update: one entry changed in the primary copy only fails
+the comparison.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ def test_intact_images_pass_every_check(tmp_path: Path, media_file: Path) -> Non
     for args, name in ((["-O", "vpc", "-o", "force_size=on"], "d.vhd"),
                        (["-O", "vpc", "-o", "subformat=fixed,force_size=on"], "f.vhd"),
                        (["-O", "vhdx"], "d.vhdx"), (["-O", "qcow2", "-c"], "c.qcow2"),
-                       (["-O", "qcow"], "d.qcow")):
+                       (["-O", "qcow"], "d.qcow"), (["-O", "vmdk"], "d.vmdk"),
+                       (["-O", "vmdk", "-o", "subformat=streamOptimized"], "s.vmdk")):
         image = tmp_path / name
         _qemu("convert", "-f", "raw", *args, media_file, image)
         code, doc = _verify(image)
@@ -287,3 +290,96 @@ def test_qcow2_two_guest_clusters_on_one_host_cluster(tmp_path: Path,
     (check,) = _failed(doc)
     assert "also used by another guest cluster" in check["detail"]
     assert "guest cluster 1" in check["detail"]
+
+
+def _vmdk_with_data(image: Path) -> None:
+    """A monolithic sparse VMDK made by qemu-img, two grains written by qemu-io (64 KiB grains:
+    grains 1 and 16)."""
+    _qemu("create", "-f", "vmdk", image, "4M")
+    proc = subprocess.run(["qemu-io", "-f", "vmdk", "-c", "write -P 0xab 64k 64k",
+                           "-c", "write -P 0xcd 1M 64k", str(image)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_vmdk_redundant_grain_tables(tmp_path: Path) -> None:
+    """qemu writes every grain-table update to the primary and the redundant copy; an intact
+    image passes (qemu-img check agrees it is clean). One entry of the primary copy changed,
+    which the reader follows and qemu-img check does not compare, fails the check naming the
+    grain, its media offset and both entries' file offsets."""
+    require_tool("qemu-img")
+    require_tool("qemu-io")
+    image = tmp_path / "d.vmdk"
+    _vmdk_with_data(image)
+    assert _qemu_check(image) == 0
+    code, doc = _verify(image)
+    checks = {c["what"]: c for c in doc["container_checks"]}
+    assert checks["VMDK redundant grain tables"]["ok"], checks
+    assert not _failed(doc)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "UNVERIFIED"
+
+    # The hosted sparse extent header (libyal's VMDK format documentation): flags at byte 8
+    # (bit 1: redundant grain table in use), grain size in sectors at 20, redundant grain
+    # directory sector at 48, grain directory sector at 56; directory and table entries are
+    # 32-bit sector numbers.
+    data = bytearray(image.read_bytes())
+    assert struct.unpack_from("<I", data, 8)[0] & 2
+    grain_bytes = struct.unpack_from("<Q", data, 20)[0] * 512
+    rgd, gd = struct.unpack_from("<QQ", data, 48)
+    gt = struct.unpack_from("<I", data, gd * 512)[0] * 512
+    rgt = struct.unpack_from("<I", data, rgd * 512)[0] * 512
+    assert gt != rgt
+    assert struct.unpack_from("<I", data, gt + 4)[0] == struct.unpack_from("<I", data, rgt + 4)[0]
+    grain16 = struct.unpack_from("<I", data, gt + 4 * 16)[0]
+    assert grain16 > 1
+    struct.pack_into("<I", data, gt + 4, grain16)  # grain 1 now reads grain 16's data
+    image.write_bytes(bytes(data))
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    (check,) = _failed(doc)
+    assert check["what"] == "VMDK redundant grain tables"
+    assert f"grain 1 (media offset {grain_bytes})" in check["detail"]
+    assert f"grain table at file offset {gt + 4}" in check["detail"]
+    assert f"redundant copy at file offset {rgt + 4}" in check["detail"]
+    assert "1 grain-table entries differ" in check["detail"]
+    assert any("VMDK redundant grain tables" in p for p in doc["problems"])
+
+
+def test_vmdk_without_redundant_directory_says_so(tmp_path: Path) -> None:
+    """The header's flag cleared: no redundant copy is recorded, which the check reports as
+    nothing to compare (a pass), as qemu-img check finds the image clean."""
+    require_tool("qemu-img")
+    require_tool("qemu-io")
+    image = tmp_path / "d.vmdk"
+    _vmdk_with_data(image)
+    data = bytearray(image.read_bytes())
+    flags = struct.unpack_from("<I", data, 8)[0]
+    struct.pack_into("<I", data, 8, flags & ~2)
+    image.write_bytes(bytes(data))
+    assert _qemu_check(image) == 0
+    code, doc = _verify(image)
+    (check,) = doc["container_checks"]
+    assert check["ok"]
+    assert "records no redundant grain directory" in check["detail"]
+    assert doc["verdict"] == "UNVERIFIED"
+    assert code == ExitCode.EVIDENCE
+
+
+def test_vmdk_redundant_directory_past_the_end(tmp_path: Path) -> None:
+    """A header putting the redundant directory past the end of the file: the check fails
+    saying so (the reader, which follows the primary copy, still opens the image)."""
+    require_tool("qemu-img")
+    require_tool("qemu-io")
+    from bitwitness.images import vmdk
+
+    image = tmp_path / "d.vmdk"
+    _vmdk_with_data(image)
+    data = bytearray(image.read_bytes())
+    struct.pack_into("<Q", data, 48, len(data) // 512 + 8)
+    image.write_bytes(bytes(data))
+    (check,) = vmdk.vmdk_checks(image)
+    assert not check.ok
+    assert "redundant grain directory" in check.detail
+    assert "past the end of the file" in check.detail, check.detail

@@ -26,6 +26,7 @@ import sys
 import zlib
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +40,7 @@ from bitwitness.evidence_io import (
     pread_checked,
     read_head,
 )
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"KDMV"
@@ -71,6 +73,8 @@ GT_CACHE = 64
 #: A compressed grain's stored size may exceed the grain (incompressible data, deflate's
 #: framing) by at most this much.
 GRAIN_OVERHEAD = 4096
+#: Differing grain-table entries named one by one in a failed check (the rest are counted).
+REPORTED_DIFFERENCES = 5
 
 
 @dataclass(frozen=True)
@@ -337,8 +341,99 @@ class SparseExtent:
                 total += sum(1 for g in table if g > 1)
         return total
 
+    def _raw_table(self, sector: int, what: str) -> array[int]:
+        """The grain table at ``sector``, read directly (never from the cache of the primary
+        tables: the redundant copy is read for itself)."""
+        table = array("I")
+        table.frombytes(self._pread(sector * SECTOR, self._gtes * 4, what))
+        if sys.byteorder == "big":
+            table.byteswap()
+        return table
+
+    def redundant_check(self) -> ContainerCheck:
+        """The grain directory and grain tables against their redundant copies, entry by entry.
+
+        VMware (and qemu) write every grain-table update to both copies, so any entry on which
+        they disagree is damage or tampering with the file's map of the media: the reader uses
+        the primary copy only. One table of each copy is held at a time (2 KiB each); the
+        redundant directory, like the primary one, is read whole after its span is checked
+        against the file."""
+        what = "VMDK redundant grain tables"
+        h, name = self.header, self.path.name
+        if not h.flags & FLAG_REDUNDANT_GT or not h.rgd_offset:
+            return ContainerCheck(what, True, f"{name}: the header records no redundant grain "
+                                  f"directory (flags {h.flags:#x}); nothing to compare")
+        try:
+            return self._compare_redundant(what)
+        except CorruptImageError as exc:  # a copy's span lies past the end of the file
+            return ContainerCheck(what, False, f"{name}: {exc}")
+
+    def _compare_redundant(self, what: str) -> ContainerCheck:
+        """Every difference counted, the first few named: one damaged table can differ in all
+        its 512 entries, and the detail stays one readable line."""
+        h, name = self.header, self.path.name
+        rgd = array("I")
+        rgd.frombytes(self._pread(h.rgd_offset * SECTOR, len(self._gd) * 4,
+                                  "redundant grain directory"))
+        if sys.byteorder == "big":
+            rgd.byteswap()
+        differences: list[str] = []
+        count = 0
+        for difference in self._differences(rgd):
+            count += 1
+            if len(differences) < REPORTED_DIFFERENCES:
+                differences.append(difference)
+        where = (f"grain directory at file offset {h.gd_offset * SECTOR}, redundant one at "
+                 f"{h.rgd_offset * SECTOR}")
+        if count:
+            more = f"; {count - len(differences)} more" if count > len(differences) else ""
+            return ContainerCheck(what, False, f"{name}: {count} grain-table entries differ "
+                                  f"from their redundant copy ({where}): "
+                                  f"{'; '.join(differences)}{more}")
+        return ContainerCheck(what, True, f"{name}: the grain directory's {len(self._gd)} "
+                              f"entries and their grain tables agree with the redundant copy "
+                              f"({where})")
+
+    def _differences(self, rgd: array[int]) -> Iterator[str]:
+        """Each directory or table entry on which the two copies disagree, in grain order,
+        said with its grain, media offset and both file offsets; one pair of tables at a
+        time."""
+        for gt, (primary, redundant) in enumerate(zip(self._gd, rgd, strict=True)):
+            if not primary and not redundant:
+                continue
+            first = gt * self._gtes
+            if not primary or not redundant:
+                yield (f"grain table {gt} (grains {first}-{first + self._gtes - 1}, media "
+                       f"offset {first * self.grain_bytes}): the directory records it at "
+                       f"sector {primary}, the redundant directory at sector {redundant}")
+                continue
+            ours = self._raw_table(primary, f"grain table {gt}")
+            theirs = self._raw_table(redundant, f"redundant grain table {gt}")
+            if ours == theirs:
+                continue
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+                if a != b:
+                    grain = first + i
+                    yield (f"grain {grain} (media offset {grain * self.grain_bytes}): sector "
+                           f"{a} in the grain table at file offset {primary * SECTOR + 4 * i}, "
+                           f"sector {b} in its redundant copy at file offset "
+                           f"{redundant * SECTOR + 4 * i}")
+
     def close(self) -> None:
         os.close(self._fd)
+
+
+def vmdk_checks(path: Path) -> tuple[ContainerCheck, ...]:
+    """What a hosted sparse extent records about itself: its redundant grain directory and
+    tables must match the primary ones the reader follows. A file that is no sparse extent
+    (a descriptor, a flat extent) records nothing to check."""
+    if not read_head(path, len(MAGIC)).startswith(MAGIC):
+        return ()
+    extent = SparseExtent(path)
+    try:
+        return (extent.redundant_check(),)
+    finally:
+        extent.close()
 
 
 class VmdkStream(ImageStream):

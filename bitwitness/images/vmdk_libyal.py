@@ -14,6 +14,7 @@ from typing import Any
 
 from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
 from bitwitness.images import vmdk
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
     LibyalStream,
     binding,
@@ -126,6 +127,11 @@ class VmdkFormat:
         if isinstance(stream, LibyalStream):
             return QemuNbdStream(path, "vmdk", [path, *stream.parents])
         return open_libvmdk(path)
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """The redundant grain directory and tables of every sparse extent of the disk (and
+        of its parents), against the primary copies."""
+        return tuple(c for p in stream.info.files for c in vmdk.vmdk_checks(p))
 
 
 FORMAT = VmdkFormat()
