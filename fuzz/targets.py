@@ -118,8 +118,9 @@ def vhd(data: bytes) -> None:
 
 
 def vmdk(data: bytes) -> None:
-    """VMDK: sparse header, embedded or text descriptor, grain directory and tables, grains."""
-    from bitwitness.images.vmdk import open_vmdk
+    """VMDK: sparse header, embedded or text descriptor, grain directory and tables, grains,
+    and the check of the redundant grain directory and tables that ``verify`` runs."""
+    from bitwitness.images.vmdk import open_vmdk, vmdk_checks
 
     path = scratch().put("fuzz.vmdk", data)
     try:
@@ -131,6 +132,10 @@ def vmdk(data: bytes) -> None:
             read_samples(stream)
         except BitWitnessError:
             return
+    try:
+        vmdk_checks(path)
+    except BitWitnessError:
+        return
 
 
 def split_raw(data: bytes) -> None:
