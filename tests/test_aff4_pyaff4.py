@@ -206,13 +206,10 @@ def _linear(tmp_path: Path, compression: str) -> tuple[Pyaff4Written, bytes]:
                              chunk_size=4096, chunks_in_segment=8), media
 
 
-def test_the_second_reader_disagrees_when_our_reader_is_wrong(
-        tmp_path: Path, pyaff4: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fault put into our chunk decoder (one bit of chunk 5): pyaff4, in its own process,
-    reads the true bytes, and ``verify`` reports the readers' difference."""
+def _flip_a_bit_of_chunk_5(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault in our chunk decoder: one bit of chunk 5 comes out flipped."""
     from bitwitness.images import aff4_streams
 
-    written, media = _linear(tmp_path, "zlib")
     decode = aff4_streams.ImageStreamReader._decode
 
     def wrong(self: aff4_streams.ImageStreamReader, number: int) -> bytes:
@@ -220,6 +217,14 @@ def test_the_second_reader_disagrees_when_our_reader_is_wrong(
         return data[:10] + bytes([data[10] ^ 1]) + data[11:] if number == 5 else data
 
     monkeypatch.setattr(aff4_streams.ImageStreamReader, "_decode", wrong)
+
+
+def test_the_second_reader_disagrees_when_our_reader_is_wrong(
+        tmp_path: Path, pyaff4: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault put into our chunk decoder (one bit of chunk 5): pyaff4, in its own process,
+    reads the true bytes, and ``verify`` reports the readers' difference."""
+    written, media = _linear(tmp_path, "zlib")
+    _flip_a_bit_of_chunk_5(monkeypatch)
     res, image = _verify(written.path, "--second-reader")
     assert res.exit_code == ExitCode.EVIDENCE
     assert image["verdict"] == "MISMATCH"
@@ -234,17 +239,9 @@ def test_lz4_bytes_that_differ_stay_a_mismatch(tmp_path: Path, pyaff4: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Only pyaff4's LZ4 decoder raising is its limit (a note): LZ4 chunks it decodes (our
     writer's, without a size prefix) into bytes other than ours are a MISMATCH."""
-    from bitwitness.images import aff4_streams
-
     media = _media()
     written = build_aff4(tmp_path / "disk.aff4", media, compression="lz4")
-    decode = aff4_streams.ImageStreamReader._decode
-
-    def wrong(self: aff4_streams.ImageStreamReader, number: int) -> bytes:
-        data = decode(self, number)
-        return data[:10] + bytes([data[10] ^ 1]) + data[11:] if number == 5 else data
-
-    monkeypatch.setattr(aff4_streams.ImageStreamReader, "_decode", wrong)
+    _flip_a_bit_of_chunk_5(monkeypatch)
     res, image = _verify(written.path, "--second-reader")
     assert res.exit_code == ExitCode.EVIDENCE
     assert image["verdict"] == "MISMATCH"
