@@ -302,3 +302,60 @@ def test_browser_preview_of_a_lost_file_is_the_note(kind: str, tmp_path: Path) -
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_emoji_codes_in_names_stay_text(tmp_path: Path) -> None:
+    """rich replaces ``:smile:`` by an emoji even in markup-escaped strings; an evidence name
+    holding such a code must reach the examiner as the bytes the file system stores, in the
+    export listing, in ``ls`` and in the browser's table."""
+    pytest.importorskip("textual")
+    require_tool("mkfs.ext2")
+    from bitwitness.report.browse.tui import EvidenceBrowser
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    name = ":smile: :red_heart: [b].txt"
+    (staging / name).write_bytes(b"emoji code in a name")
+    image = tmp_path / "emoji.img"
+    subprocess.run(["truncate", "-s", "4M", str(image)], check=True)
+    subprocess.run(["mkfs.ext2", "-q", "-F", "-d", str(staging), str(image)], check=True,
+                   capture_output=True)
+    assert name.encode() in subprocess.run(["fls", str(image)], capture_output=True,
+                                           check=True).stdout
+
+    listing = _bitwitness("ls", image)
+    assert listing.returncode == 0
+    assert name.encode() in listing.stdout
+    exported = _bitwitness("export", image, "/", "--to", tmp_path / "out")
+    assert exported.returncode == 0, exported.stderr
+    # the export line names the target, whose colons are escaped for every file system
+    assert b"%3Asmile%3A %3Ared_heart%3A [b].txt" in exported.stdout
+    assert "😄".encode() not in exported.stdout + listing.stdout
+
+    async def scenario() -> str:
+        app = EvidenceBrowser(image, export_to=tmp_path / "exports")
+        async with app.run_test(size=(160, 50)) as pilot:
+            tree = app.query_one("#tree")
+            tree.select_node(tree.root.children[0])  # type: ignore[attr-defined]
+            await pilot.pause()
+            screen = app.export_screenshot()
+            await pilot.press("q")
+        return screen
+
+    screen = asyncio.run(scenario())
+    assert "😄" not in screen
+    assert "❤" not in screen
+    assert ":smile:" in screen.replace("&#160;", " ")
+
+
+def test_emoji_codes_in_an_evidence_path_stay_text(tmp_path: Path) -> None:
+    """The command line's consoles print evidence paths as text: an image file named with an
+    emoji code keeps its name in the human output of ``partitions``."""
+    require_tool("sgdisk")
+    image = tmp_path / ":smile: [b].img"
+    subprocess.run(["truncate", "-s", "4M", str(image)], check=True)
+    subprocess.run(["sgdisk", "-n", "1:2048:4095", str(image)], check=True, capture_output=True)
+    shown = _bitwitness("partitions", image)
+    assert shown.returncode == 0, shown.stderr
+    assert str(image).encode() in shown.stdout
+    assert "😄".encode() not in shown.stdout

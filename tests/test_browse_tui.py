@@ -57,11 +57,11 @@ def test_browser_tree_entries_preview_export_search(disks: Disks, tmp_path: Path
             await pilot.pause()
             table = app.query_one("#entries", DataTable)
             rows = [table.get_row_at(i) for i in range(table.row_count)]
-            names = {r[0]: r for r in rows}
+            names = {str(r[0]): r for r in rows}
             assert names["gone.txt"][6] == "DELETED"
             assert names["notes.txt"][6] == ""
             assert names["projects/"][1] == "1024"
-            notes = next(i for i, r in enumerate(rows) if r[0] == "notes.txt")
+            notes = next(i for i, r in enumerate(rows) if str(r[0]) == "notes.txt")
             table.focus()
             table.move_cursor(row=notes)
             await pilot.pause()
@@ -88,7 +88,7 @@ def test_browser_tree_entries_preview_export_search(disks: Disks, tmp_path: Path
             await pilot.press("enter")
             await pilot.pause()
             assert table.row_count == 1
-            assert table.get_row_at(0)[0] == "/home/ana/projects/big.bin"
+            assert str(table.get_row_at(0)[0]) == "/home/ana/projects/big.bin"
             assert "1 match" in app.status
             await pilot.press("q")
 

@@ -36,7 +36,9 @@ stderr: Console
 def _make_console(name: str) -> Console:
     from rich.console import Console
 
-    return Console(stderr=name == "stderr", highlight=False, soft_wrap=True)
+    # emoji=False: markup escaping leaves emoji codes alone, so an evidence name such as
+    # ":smile:.txt" would otherwise be printed as an emoji instead of the name it is
+    return Console(stderr=name == "stderr", highlight=False, soft_wrap=True, emoji=False)
 
 
 def __getattr__(name: str) -> Any:

@@ -67,7 +67,7 @@ class RichMediator:
         )
 
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
@@ -79,7 +79,7 @@ class RichMediator:
         )
 
     def begin(self, label: str, total: int | None) -> ProgressTask:
-        task = self.progress.add_task(escape(label), total=total, errors="[dim]0 errors[/]",
+        task = self.progress.add_task(label, total=total, errors="[dim]0 errors[/]",
                                       phase="")
         return _RichTask(self.progress, task)
 

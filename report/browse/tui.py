@@ -8,8 +8,9 @@ case folder), ``/`` searches names in every file system of the image (the ``wher
 names the partition and file system of each hit), ``x`` switches hex/text, ``q`` quits.
 
 Evidence is shown as text, never as markup: names and previews reach textual as plain
-:class:`~rich.text.Text` or markup-escaped strings, and the detail panes do not parse markup,
-so ``[@click=...]`` or ``x[a=%`` inside a file or a name is displayed as it is.
+:class:`~rich.text.Text`, and the detail panes do not parse markup, so ``[@click=...]``,
+``x[a=%`` or an emoji code such as ``:smile:`` inside a file or a name is displayed as it is
+(a markup-escaped string would still have its emoji codes replaced).
 
 Everything here goes through the same read-only engine as the commands; this module is imported
 only by ``browse`` so that textual is never loaded for the other commands.
@@ -23,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.markup import escape
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -121,7 +121,7 @@ class EvidenceBrowser(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
-            yield Tree(self.image.name, id="tree")
+            yield Tree(Text(self.image.name), id="tree")
             with Vertical():
                 yield DataTable(id="entries", cursor_type="row")
                 yield Static("", id="meta", markup=False)
@@ -179,7 +179,7 @@ class EvidenceBrowser(App[None]):
             t = entry.times
             name = entry.display_path if entry.path.count("/") > 1 and self._searching else (
                 f"{entry.name}:{entry.stream}" if entry.stream else entry.name)
-            table.add_row(escape(shown(name) + ("/" if entry.is_dir else "")), str(entry.size),
+            table.add_row(Text(shown(name) + ("/" if entry.is_dir else "")), str(entry.size),
                           _when(t.modified), _when(t.accessed), _when(t.changed), _when(t.born),
                           "DELETED" if entry.deleted else "", self.where(where),
                           key=str(number))

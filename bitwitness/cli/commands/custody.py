@@ -209,7 +209,7 @@ def show(case_dir: Path, evidence_id: str | None, as_json: bool) -> None:
             table.add_row(str(e.seq), _short_time(e.time), escape(e.actor), e.action,
                           escape(e.evidence_id or ""), escape(_summary(e.details)))
         # a pipe or a file has no width: do not squeeze the timeline into 80 columns there
-        wide = stdout if stdout.is_terminal else Console(highlight=False, width=200)
+        wide = stdout if stdout.is_terminal else Console(highlight=False, width=200, emoji=False)
         wide.print(table)
         if doc["ok"]:
             signed = f", signed by {escape(doc['signer'])}" if doc["signed"] else ""
