@@ -81,12 +81,18 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _time(value: datetime, where: str) -> str:
-    """``value`` as an xs:dateTime in UTC (``Z``); a naive time is taken as UTC."""
+def _time(value: datetime, where: str, *, zoned: bool = True) -> str:
+    """``value`` as an xs:dateTime in UTC (``Z``); a naive time is taken as UTC.
+
+    ``zoned=False`` writes the same clock reading with no zone, as fiwalk does for FAT: FAT
+    records local times of an unknown zone, which a ``Z`` would falsely claim to be UTC.
+    """
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        utc = value.astimezone(UTC)
+        return utc.isoformat().replace("+00:00", "Z") if zoned else \
+            utc.replace(tzinfo=None).isoformat()
     except OverflowError as exc:  # year 1 or 9999 moved across midnight by its offset
         raise FormatError(f"time {value.isoformat()} cannot be written in UTC", path=where) from exc
 
@@ -160,7 +166,8 @@ def _exported(root: ET.Element, export: Export, f: ExportedFile) -> None:
                         ("crtime", f.born)):
         if value is not None:
             prec = _FAT_PRECISION.get(name) if fat else None
-            _sub(obj, name, _time(value, export.manifest), **({"prec": prec} if prec else {}))
+            _sub(obj, name, _time(value, export.manifest, zoned=not fat),
+                 **({"prec": prec} if prec else {}))
     _digests(obj, f.hashes)
 
 
