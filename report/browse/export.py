@@ -63,6 +63,7 @@ from bitwitness.report.browse.safenames import (  # escaped: JSON forms import i
     safe_name,
     safe_relative,
 )
+from bitwitness.report.browse.zerofilled import UnreadableSectors
 
 SCHEMA = "bitwitness.export/1"
 MANIFEST_JSON = "manifest.json"
@@ -256,8 +257,14 @@ def _folder_jobs(fs: FileSystem, folder: Entry, top: str, path: str, *, selectio
 
 def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, image: Path,
            image_files: Iterable[Path] = (), selection: Selection = Selection.ALLOCATED,
-           overwrite: bool = False, mediator: Mediator | None = None) -> ExportResult:
-    """Export ``paths`` from ``fs`` into ``destination``, streaming the manifests there."""
+           overwrite: bool = False, mediator: Mediator | None = None,
+           unreadable: UnreadableSectors | None = None) -> ExportResult:
+    """Export ``paths`` from ``fs`` into ``destination``, streaming the manifests there.
+
+    A file whose data lies partly in sectors the acquisition could not read (``unreadable``)
+    is exported as the image holds it and also listed as failed, naming those sectors: its
+    hashes are of zeros standing in for what could not be read.
+    """
     mediator = mediator or NullMediator()
     started = datetime.now(UTC)
     paths = list(paths)
@@ -297,11 +304,8 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
                     manifest.failure(_failure(job.entry, str(exc)))
                     continue
                 manifest.file(written)
-                for alg, value in stored.items():
-                    if digests[alg] != value:
-                        manifest.failure(_failure(job.entry, (
-                            f"exported, but its {alg.upper()} {digests[alg]} is not the "
-                            f"{value} the evidence file records for it")))
+                for reason in _doubts(fs, job.entry, stored, digests, unreadable):
+                    manifest.failure(_failure(job.entry, f"exported, but {reason}"))
             finished = True
         finally:
             task.finish()
@@ -315,6 +319,19 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
         manifest_json=root / MANIFEST_JSON, manifest_csv=root / MANIFEST_CSV,
         manifest_sha256=digest, failed=tuple(manifest.failures),
         volume=fs.partition.volume, key=fs.partition.key)
+
+
+def _doubts(fs: FileSystem, entry: Entry, stored: dict[str, str], digests: dict[str, str],
+            unreadable: UnreadableSectors | None) -> Iterator[str]:
+    """Why an exported file's bytes may not be the file's: some lie in sectors the
+    acquisition could not read, or a hash differs from the one the evidence file records."""
+    zeroed = unreadable.note(fs, entry) if unreadable is not None else None
+    if zeroed is not None:
+        yield zeroed
+    for alg, value in stored.items():
+        if digests[alg] != value:
+            yield (f"its {alg.upper()} {digests[alg]} is not the {value} the evidence file "
+                   f"records for it")
 
 
 class _ManifestWriter:

@@ -63,6 +63,10 @@ _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 _RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
 #: Runs that occupy no block (sparse, or filler for a part not read): no first block
 _RUN_NO_BLOCKS = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
+_NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
+#: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
+_DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
+                 int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
 _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
 _DIR_META_TYPES = {"d", "V"}
 _HFS_CATALOG = 4  #: the catalog file's CNID
@@ -737,6 +741,41 @@ class FileSystem:
                               int(r.len)) for r in attr)
         except FileSystemError:
             return ()
+
+    def media_extents(self, entry: Entry) -> list[tuple[int, int]] | None:
+        """Where the data of ``entry``'s stream lies in this file system's stream, as (byte
+        offset, length) pairs clipped to the stream's size; None where it lies in no run of
+        blocks (a folder, resident NTFS data, an entry only the raw FAT reader lists).
+
+        Sparse and filler runs hold no blocks and are left out. For compressed NTFS data the
+        pairs cover the compressed units as stored.
+        """
+        if entry.is_dir or self._raw_of(entry) is not None:
+            return None
+        attr = self._data_attribute(self._file(entry), entry)
+        if attr is None or int(attr.info.flags) & _RESIDENT:
+            return None
+        size, block, base = int(attr.info.size), self.block_size, self.partition.byte_offset
+        extents: list[tuple[int, int]] = []
+        with tsk_errors(self.image, "read the runs of an attribute"):
+            for run in attr:
+                start = int(run.offset) * block
+                if int(run.flags) & _RUN_NO_BLOCKS or start >= size:
+                    continue
+                extents.append((base + int(run.addr) * block,
+                                min(int(run.len) * block, size - start)))
+        return extents
+
+    def _data_attribute(self, file: Any, entry: Entry) -> Any | None:
+        """The attribute ``iter_content`` reads: the entry's stream, else the default data."""
+        for attr in self._attributes(file):
+            kind = int(attr.info.type)
+            if entry.attr_type is not None:
+                if kind == entry.attr_type and entry.attr_id in (None, int(attr.info.id)):
+                    return attr
+            elif kind in _DEFAULT_DATA and not (kind == _NTFS_DATA and attr.info.name):
+                return attr
+        return None
 
     def content_note(self, entry: Entry) -> str | None:
         """Why ``entry``'s content cannot be trusted as this file's, or None when it can.

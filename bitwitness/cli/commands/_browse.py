@@ -124,15 +124,27 @@ def selection(deleted_only: bool, show_all: bool) -> Selection:
 @contextmanager
 def opened(image: Path, partition: int | str | None, offset: int | None) -> Iterator[Any]:
     """Open ``image`` read-only and the chosen file system in it; closes the image after."""
+    with opened_checked(image, partition, offset) as (fs, _):
+        yield fs
+
+
+@contextmanager
+def opened_checked(image: Path, partition: int | str | None,
+                   offset: int | None) -> Iterator[tuple[Any, Any]]:
+    """As :func:`opened`, with the media's unreadable sectors (an
+    :class:`~bitwitness.report.browse.zerofilled.UnreadableSectors`, or None when the image
+    lists none) for the commands that hand out a file's content."""
     from bitwitness.image import open_image
     from bitwitness.report.browse.volumetree import choose, read_tree
+    from bitwitness.report.browse.zerofilled import unreadable_sectors
 
     keys = volume_keys()
     stream = open_image(image, chosen_format())
     try:
         tree = read_tree(stream, keys)
         try:
-            yield choose(tree, partition=partition, offset=offset)
+            fs = choose(tree, partition=partition, offset=offset)
+            yield fs, unreadable_sectors(image, stream, chosen_format())
         finally:
             tree.close()
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bitwitness.cli.commands._browse import fs_options, image_argument, opened, printable
+from bitwitness.cli.commands._browse import fs_options, image_argument, opened_checked, printable
 from bitwitness.errors import NotRecoveredError, UsageError
 
 
@@ -22,15 +22,19 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
 
     Deleted files give what The Sleuth Kit recovers, as icat does; where that cannot be the
     deleted file's content (its inode was reused or cleared) the command says so and exits 1.
+    So it does, after writing the bytes, when some of them lie in sectors the acquisition could
+    not read (zeros in the image), naming those sectors.
     """
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
     out = sys.stdout.buffer
-    with opened(image, partition, offset) as fs:
+    with opened_checked(image, partition, offset) as (fs, unreadable):
         entry = fs.target(path, inode)
         for block in fs.iter_content(entry):
             out.write(block)
         note = fs.content_note(entry)
+        if note is None and unreadable is not None:
+            note = unreadable.note(fs, entry)
     out.flush()
     if note is not None:
         raise NotRecoveredError(f"{printable(entry.display_path or entry.address)}: {note}")

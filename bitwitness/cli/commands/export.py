@@ -10,7 +10,7 @@ import click
 from bitwitness.cli.commands._browse import (
     fs_options,
     image_argument,
-    opened,
+    opened_checked,
     printable,
     selection,
     selection_options,
@@ -65,10 +65,12 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
     elif evidence_id is not None:
         raise UsageError("--evidence names an item of a case: give --case too")
     chosen = selection(deleted_only, show_all)
-    with opened(image, partition, offset) as fs, cli_mediator(as_json) as mediator:
+    with opened_checked(image, partition, offset) as (fs, unreadable), \
+            cli_mediator(as_json) as mediator:
         result = export(fs, paths, destination, image=image.absolute(),
                         image_files=[p.absolute() for p in image_files(image)],
-                        selection=chosen, overwrite=overwrite, mediator=mediator)
+                        selection=chosen, overwrite=overwrite, mediator=mediator,
+                        unreadable=unreadable)
     event = None
     stamps: list[Any] = []
     if case_dir is not None:

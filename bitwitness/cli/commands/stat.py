@@ -14,7 +14,7 @@ from bitwitness.cli.commands._browse import (
     fs_options,
     image_argument,
     iso,
-    opened,
+    opened_checked,
     printable,
 )
 from bitwitness.cli.output import json_option, print_json
@@ -38,8 +38,9 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
     date (HFS+); exFAT and ISO 9660 times are moved to UTC by the offset they record."""
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
-    with opened(image, partition, offset) as fs:
+    with opened_checked(image, partition, offset) as (fs, unreadable):
         info = fs.stat(fs.target(path, inode))
+        zeroed = unreadable.note(fs, info.entry) if unreadable is not None else None
     entry = info.entry
     if as_json:
         print_json({**filesystem_json(fs, image), **entry_json(entry),
@@ -49,15 +50,15 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "file_names": [{"name": name, "times": times}
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
-                    "note": info.note})
+                    "note": info.note, "unreadable": zeroed})
         return
     out = sys.stdout
-    for key, value in _rows(info):
+    for key, value in _rows(info, zeroed):
         out.write(f"{key + ':':<17}{value}\n")
     out.flush()
 
 
-def _rows(info: FileStat) -> list[tuple[str, str]]:
+def _rows(info: FileStat, zeroed: str | None) -> list[tuple[str, str]]:
     """The lines of the text output, in order."""
     entry = info.entry
     t = entry.times
@@ -81,6 +82,8 @@ def _rows(info: FileStat) -> list[tuple[str, str]]:
         rows.append(("link to", printable(entry.link)))
     if info.note:
         rows.append(("content", info.note))
+    if zeroed:
+        rows.append(("unreadable", zeroed))
     if info.standard_information is not None:
         rows.append(("$STANDARD_INFO", _macb(info.standard_information)))
     for name, times in info.file_names:

@@ -1,0 +1,91 @@
+"""Which of a file's bytes lie in sectors the acquisition could not read.
+
+An acquisition zero-fills a sector it cannot read after its retries and lists it (E01 error2,
+the acquisition log). The image holds those zeros and nothing else, so ``cat``, ``export`` and
+``stat`` would hand them out as a file's content with no sign that they are not. Here the list
+``info`` shows is mapped onto a file's data runs, so that each command says, for that file, how
+many of its bytes are zeros standing in for unreadable sectors and which sectors they are.
+
+Only file systems read straight from the media are mapped (a partition-table row, as The Sleuth
+Kit reads it): inside a decrypted volume or a shadow-copy store a file's blocks are not at a
+fixed place of the media, so no claim is made there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bitwitness.errors import BitWitnessError
+from bitwitness.report.browse.entries import Entry
+from bitwitness.stream import ImageStream
+
+#: At most this many sector ranges are named in one note; the count of bytes covers them all.
+_NAMED = 8
+
+
+@dataclass(frozen=True)
+class UnreadableSectors:
+    """The media's unreadable sectors, as (first, last) inclusive pairs in media order."""
+
+    media: ImageStream  #: the stream the sectors are of; file systems on others are not mapped
+    sector_size: int
+    ranges: tuple[tuple[int, int], ...]
+
+    def note(self, fs: Any, entry: Entry) -> str | None:
+        """Why some of ``entry``'s bytes are not its content, or None when none lies in an
+        unreadable sector (or where its data cannot be placed on the media)."""
+        if not self.ranges or getattr(getattr(fs, "image", None), "stream", None) is not self.media:
+            return None
+        try:
+            extents = fs.media_extents(entry)
+        except (BitWitnessError, AttributeError):
+            return None  # not a file system whose runs we read: nothing is claimed
+        if not extents:
+            return None
+        hit, sectors = self.overlap(extents)
+        if not hit:
+            return None
+        named = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in sectors[:_NAMED])
+        more = f" and {len(sectors) - _NAMED} more range(s)" if len(sectors) > _NAMED else ""
+        return (f"{hit} byte(s) of its data lie in media sectors the acquisition could not read "
+                f"(zero-filled in the image): sectors {named}{more}")
+
+    def overlap(self, extents: Iterable[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
+        """Bytes of ``extents`` (media byte offset, length) inside unreadable sectors, and those
+        sectors as (first, last) ranges, merged and in media order."""
+        size = self.sector_size
+        hit = 0
+        sectors: list[tuple[int, int]] = []
+        for start, length in sorted(extents):
+            end = start + length
+            for first, last in self.ranges:
+                low, high = max(start, first * size), min(end, (last + 1) * size)
+                if low < high:
+                    hit += high - low
+                    sectors.append((low // size, (high - 1) // size))
+        merged: list[tuple[int, int]] = []
+        for first, last in sorted(sectors):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        return hit, merged
+
+
+def unreadable_sectors(image: Path, media: ImageStream,
+                       forced: str | None = None) -> UnreadableSectors | None:
+    """The unreadable sectors ``info`` lists for ``image`` (E01 error2 and the acquisition logs
+    beside it), or None when it lists none or the image cannot be described."""
+    from bitwitness.verify.info import image_info
+
+    try:
+        ranges: Sequence[Any] = image_info(image, forced).error_ranges
+    except (BitWitnessError, OSError):
+        return None  # the image opened for reading; what info cannot say is not claimed
+    if not ranges:
+        return None
+    return UnreadableSectors(media, ranges[0].sector_size,
+                             tuple((r.first_sector, r.last_sector) for r in ranges))
