@@ -117,9 +117,10 @@ def test_cat_stat_export_name_the_zero_filled_sectors(disk: dict[str, Any], kind
     assert (safe.returncode, safe.stdout) == (0, b"nothing of this file is lost\n")
 
     stat = json.loads(_bitwitness("stat", image, "/victim.bin", "--json").stdout)
-    assert f"sectors {first}-{first + 1}" in stat["unreadable"]
+    assert len(stat["doubts"]) == 1
+    assert f"sectors {first}-{first + 1}" in stat["doubts"][0]
     assert json.loads(_bitwitness("stat", image, "/safe.txt", "--json").stdout)[
-        "unreadable"] is None
+        "doubts"] == []
 
     out = tmp_path / "export"
     exported = _bitwitness("export", image, "/", "--to", out)
@@ -145,4 +146,4 @@ def test_sectors_outside_every_file_are_not_blamed_on_one(disk: dict[str, Any],
         done = _bitwitness("cat", image, path)
         assert done.returncode == 0, done.stderr
     assert json.loads(_bitwitness("stat", image, "/victim.bin", "--json").stdout)[
-        "unreadable"] is None
+        "doubts"] == []

@@ -53,6 +53,7 @@ from bitwitness.errors import (
 )
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
+from bitwitness.report.browse.doubts import UnreadableSectors, doubts
 from bitwitness.report.browse.entries import Entry, Selection, Times
 from bitwitness.report.browse.filesystem import split_path
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
@@ -63,7 +64,6 @@ from bitwitness.report.browse.safenames import (  # escaped: JSON forms import i
     safe_name,
     safe_relative,
 )
-from bitwitness.report.browse.zerofilled import UnreadableSectors
 
 SCHEMA = "bitwitness.export/1"
 MANIFEST_JSON = "manifest.json"
@@ -324,10 +324,9 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
 def _doubts(fs: FileSystem, entry: Entry, stored: dict[str, str], digests: dict[str, str],
             unreadable: UnreadableSectors | None) -> Iterator[str]:
     """Why an exported file's bytes may not be the file's: some lie in sectors the
-    acquisition could not read, or a hash differs from the one the evidence file records."""
-    zeroed = unreadable.note(fs, entry) if unreadable is not None else None
-    if zeroed is not None:
-        yield zeroed
+    acquisition could not read, its clusters are allocated again, or a hash differs from the
+    one the evidence file records."""
+    yield from doubts(fs, entry, unreadable)
     for alg, value in stored.items():
         if digests[alg] != value:
             yield (f"its {alg.upper()} {digests[alg]} is not the {value} the evidence file "

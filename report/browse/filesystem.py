@@ -70,6 +70,7 @@ _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
 _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
 _DIR_META_TYPES = {"d", "V"}
 _HFS_CATALOG = 4  #: the catalog file's CNID
+_NTFS_BITMAP = 6  #: the MFT entry of $Bitmap, one bit per cluster, set when allocated
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
 #: Deeper than this is a loop or a hostile image; TSK stops there too.
 MAX_DEPTH = 128
@@ -120,6 +121,7 @@ class FileSystem:
             self._zones = IsoZones(image.stream, partition.byte_offset)
         self._hfs: HfsCatalog | None = None  #: the catalog, read on first use
         self._hfs_read = False
+        self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -765,6 +767,47 @@ class FileSystem:
                 extents.append((base + int(run.addr) * block,
                                 min(int(run.len) * block, size - start)))
         return extents
+
+    def overwritten_note(self, entry: Entry) -> str | None:
+        """How much of a deleted NTFS file's data now lies in clusters allocated again, or None.
+
+        A deleted file whose MFT record survives keeps its runs, and ``icat`` reads them; but
+        the clusters were freed with it and may since hold another file's data. ``$Bitmap``
+        (MFT entry 6) says which clusters are allocated now: any of them under this file's
+        runs belongs to something else, so those bytes are likely not this file's.
+        """
+        if not (self._ntfs and entry.deleted) or entry.is_dir or entry.realloc:
+            return None
+        extents = self.media_extents(entry)
+        if not extents:
+            return None
+        block, base = self.block_size, self.partition.byte_offset
+        total = taken = 0
+        for start, length in extents:
+            first, count = (start - base) // block, -(-length // block)
+            total += count
+            taken += self._allocated_clusters(first, count)
+        if not taken:
+            return None
+        return (f"{taken} of the {total} cluster(s) its runs name are allocated again (to "
+                "another file, per $Bitmap): their bytes are likely not this file's")
+
+    def _allocated_clusters(self, first: int, count: int) -> int:
+        """How many of clusters ``first`` .. ``first + count - 1`` ``$Bitmap`` marks allocated;
+        a cluster past the bitmap counts as allocated (it cannot be this file's free space)."""
+        if self._bitmap is None:
+            self._bitmap = self._file_at(_NTFS_BITMAP)
+        size = int(self._bitmap.info.meta.size)
+        low, high = first // 8, (first + count - 1) // 8 + 1
+        bits = b""
+        if low < size:
+            with tsk_errors(self.image, "read the NTFS $Bitmap"):
+                bits = bytes(self._bitmap.read_random(low, min(high, size) - low))
+        known = min(count, len(bits) * 8 - first % 8)  # clusters the bitmap covers
+        if known <= 0:
+            return count
+        window = (int.from_bytes(bits, "little") >> (first % 8)) & ((1 << known) - 1)
+        return window.bit_count() + (count - known)
 
     def _data_attribute(self, file: Any, entry: Entry) -> Any | None:
         """The attribute ``iter_content`` reads: the entry's stream, else the default data."""

@@ -132,11 +132,11 @@ def opened(image: Path, partition: int | str | None, offset: int | None) -> Iter
 def opened_checked(image: Path, partition: int | str | None,
                    offset: int | None) -> Iterator[tuple[Any, Any]]:
     """As :func:`opened`, with the media's unreadable sectors (an
-    :class:`~bitwitness.report.browse.zerofilled.UnreadableSectors`, or None when the image
+    :class:`~bitwitness.report.browse.doubts.UnreadableSectors`, or None when the image
     lists none) for the commands that hand out a file's content."""
     from bitwitness.image import open_image
+    from bitwitness.report.browse.doubts import unreadable_sectors
     from bitwitness.report.browse.volumetree import choose, read_tree
-    from bitwitness.report.browse.zerofilled import unreadable_sectors
 
     keys = volume_keys()
     stream = open_image(image, chosen_format())

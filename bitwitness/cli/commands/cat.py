@@ -23,8 +23,11 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
     Deleted files give what The Sleuth Kit recovers, as icat does; where that cannot be the
     deleted file's content (its inode was reused or cleared) the command says so and exits 1.
     So it does, after writing the bytes, when some of them lie in sectors the acquisition could
-    not read (zeros in the image), naming those sectors.
+    not read (zeros in the image), naming those sectors, or when a deleted NTFS file's clusters
+    are allocated again.
     """
+    from bitwitness.report.browse.doubts import doubts
+
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
     out = sys.stdout.buffer
@@ -33,8 +36,8 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
         for block in fs.iter_content(entry):
             out.write(block)
         note = fs.content_note(entry)
-        if note is None and unreadable is not None:
-            note = unreadable.note(fs, entry)
+        if note is None:
+            note = "; ".join(doubts(fs, entry, unreadable)) or None
     out.flush()
     if note is not None:
         raise NotRecoveredError(f"{printable(entry.display_path or entry.address)}: {note}")

@@ -36,11 +36,13 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
 
     Also, where the file system keeps them, the inode's deletion time (ext) and the backup
     date (HFS+); exFAT and ISO 9660 times are moved to UTC by the offset they record."""
+    from bitwitness.report.browse.doubts import doubts
+
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
     with opened_checked(image, partition, offset) as (fs, unreadable):
         info = fs.stat(fs.target(path, inode))
-        zeroed = unreadable.note(fs, info.entry) if unreadable is not None else None
+        doubted = doubts(fs, info.entry, unreadable)
     entry = info.entry
     if as_json:
         print_json({**filesystem_json(fs, image), **entry_json(entry),
@@ -50,15 +52,15 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "file_names": [{"name": name, "times": times}
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
-                    "note": info.note, "unreadable": zeroed})
+                    "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
-    for key, value in _rows(info, zeroed):
+    for key, value in _rows(info, doubted):
         out.write(f"{key + ':':<17}{value}\n")
     out.flush()
 
 
-def _rows(info: FileStat, zeroed: str | None) -> list[tuple[str, str]]:
+def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
     """The lines of the text output, in order."""
     entry = info.entry
     t = entry.times
@@ -82,8 +84,7 @@ def _rows(info: FileStat, zeroed: str | None) -> list[tuple[str, str]]:
         rows.append(("link to", printable(entry.link)))
     if info.note:
         rows.append(("content", info.note))
-    if zeroed:
-        rows.append(("unreadable", zeroed))
+    rows.extend(("doubt", doubt) for doubt in doubted)
     if info.standard_information is not None:
         rows.append(("$STANDARD_INFO", _macb(info.standard_information)))
     for name, times in info.file_names:

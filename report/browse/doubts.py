@@ -1,4 +1,11 @@
-"""Which of a file's bytes lie in sectors the acquisition could not read.
+"""Why bytes a file system hands out for a file may not be that file's content.
+
+Two doubts that do not stop the bytes from being read, but must be said with them:
+
+* some lie in sectors the acquisition could not read (below);
+* a deleted file's clusters are allocated again (NTFS, from ``$Bitmap``; see
+  :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`).
+
 
 An acquisition zero-fills a sector it cannot read after its retries and lists it (E01 error2,
 the acquisition log). The image holds those zeros and nothing else, so ``cat``, ``export`` and
@@ -14,6 +21,7 @@ fixed place of the media, so no claim is made there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,3 +97,17 @@ def unreadable_sectors(image: Path, media: ImageStream,
         return None
     return UnreadableSectors(media, ranges[0].sector_size,
                              tuple((r.first_sector, r.last_sector) for r in ranges))
+
+
+def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[str]:
+    """Every doubt about ``entry``'s bytes (empty when there is none), for ``cat``, ``stat``
+    and ``export``; file systems without a way to tell add none."""
+    found: list[str] = []
+    overwritten = getattr(fs, "overwritten_note", None)
+    if overwritten is not None:
+        with suppress(BitWitnessError):  # nothing claimed where $Bitmap cannot be read
+            if (note := overwritten(entry)) is not None:
+                found.append(note)
+    if unreadable is not None and (note := unreadable.note(fs, entry)) is not None:
+        found.append(note)
+    return found
