@@ -117,3 +117,35 @@ def test_live_files_are_never_doubted(ntfs: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert json.loads(_bitwitness("stat", ntfs, f"/{name}", "--json").stdout)[
             "doubts"] == []
+
+
+def test_mount_serves_the_bytes_and_says_the_doubt(ntfs: Path, tmp_path: Path) -> None:
+    """The mount serves the deleted file (as ``icat`` reads it) and gives the doubt ``cat``
+    names as the extended attribute ``user.bitwitness.doubts``; live files carry none."""
+    from test_mount import Foreground, require_fuse
+
+    from bitwitness.report.mount.tree import DOUBTS_XATTR
+
+    require_fuse()
+    require_tool("getfattr", "icat")
+    inode = _inode(ntfs, "victim.bin")
+    said = _bitwitness("cat", ntfs, "--inode", inode).stderr.decode().strip()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fg = Foreground(ntfs, mnt, "--files")
+    try:
+        victim = mnt / "files" / "0.deleted" / "victim.bin"
+        icat = subprocess.run(["icat", str(ntfs), inode], capture_output=True, check=True)
+        assert victim.read_bytes() == icat.stdout
+        why = subprocess.run(["getfattr", "--only-values", "-n", DOUBTS_XATTR, str(victim)],
+                             capture_output=True, text=True, check=False)
+        assert why.returncode == 0, why.stderr
+        assert why.stdout
+        assert why.stdout in said
+        for name in ("kept.bin", "untouched.bin"):
+            none = subprocess.run(["getfattr", "-d", "-m", "-", str(mnt / "files" / "0" / name)],
+                                  capture_output=True, text=True, check=True).stdout
+            assert DOUBTS_XATTR not in none
+    finally:
+        code, _, err = fg.stop()
+    assert code == 0, err

@@ -25,7 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from bitwitness.errors import BitWitnessError
-from bitwitness.report.mount.tree import CONTENT_XATTR, MountTree, Node, Notice, file_type
+from bitwitness.report.mount.tree import (
+    CONTENT_XATTR,
+    DOUBTS_XATTR,
+    MountTree,
+    Node,
+    Notice,
+    file_type,
+)
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
@@ -129,14 +136,31 @@ class EvidenceOperations:
             raise _oserror(errno.EIO) from exc
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        """The reason a file is not served, as :data:`CONTENT_XATTR`; no other attribute."""
+        """The reason a file is not served (:data:`CONTENT_XATTR`) or why its bytes may not all
+        be its own (:data:`DOUBTS_XATTR`); no other attribute."""
         node = self._node(path)
         if name == CONTENT_XATTR and node.note is not None:
             return node.note.encode("utf-8")
+        if name == DOUBTS_XATTR and (said := self._doubts(path, node)):
+            return said.encode("utf-8")
         raise _oserror(errno.ENODATA)
 
     def listxattr(self, path: str) -> list[str]:
-        return [CONTENT_XATTR] if self._node(path).note is not None else []
+        node = self._node(path)
+        if node.note is not None:
+            return [CONTENT_XATTR]
+        return [DOUBTS_XATTR] if self._doubts(path, node) else []
+
+    def _doubts(self, path: str, node: Node) -> str:
+        """The node's doubts joined by ``; `` (empty when none); a failure to tell is noticed
+        and reads as no doubt claimed."""
+        if node.doubts is None:
+            return ""
+        try:
+            return "; ".join(node.doubts())
+        except BitWitnessError as exc:
+            self.notice(f"{path}: doubts not read: {exc}")
+            return ""
 
     def access(self, path: str, amode: int) -> int:
         self._node(path)

@@ -9,7 +9,10 @@
                               is not theirs (inode reused or cleared, FAT clusters given to
                               another file) the name keeps the size the file system records,
                               opening it fails with EIO and the extended attribute
-                              ``user.bitwitness.content`` says why (see :data:`CONTENT_XATTR`)
+                              ``user.bitwitness.content`` says why (see :data:`CONTENT_XATTR`);
+                              a served file whose bytes may not all be its own (unreadable
+                              sectors, NTFS clusters allocated again) says so in
+                              ``user.bitwitness.doubts`` (:data:`DOUBTS_XATTR`)
     files/2/...:Zone.Identifier   NTFS alternate data streams, as ``name:stream``
     files/0_bde1/...          with --files: a file system inside a volume of the volume tree
                               (decrypted BitLocker or LUKS, LVM, shadow copy, APFS), named by
@@ -52,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import BitWitnessError, InputError, NotRecoveredError
+from bitwitness.report.browse.doubts import UnreadableSectors, doubts, unreadable_sectors
 from bitwitness.report.browse.entries import NO_TIMES, Entry, Selection, Times
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
@@ -69,6 +73,10 @@ DELETED_SUFFIX = ".deleted"
 #: The extended attribute that says why a file's content is not served (``getfattr -n``): the
 #: same text ``cat`` and ``stat`` give (``content_note`` of the file system).
 CONTENT_XATTR = "user.bitwitness.content"
+#: The extended attribute that says why a served file's bytes may not all be its own (some lie
+#: in sectors the acquisition could not read, or a deleted NTFS file's clusters are allocated
+#: again): the doubts ``cat`` and ``stat`` name (:mod:`~bitwitness.report.browse.doubts`).
+DOUBTS_XATTR = "user.bitwitness.doubts"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Reader = Callable[[int, int], bytes]
@@ -112,6 +120,9 @@ class Node:
     note: str | None = None
     #: fills ``children`` the first time the folder is looked at (file-system trees)
     fill: Callable[[Node], None] | None = field(default=None, repr=False)
+    #: the doubts about a served file's bytes, asked when an attribute is read; None where
+    #: none can arise (set only for deleted NTFS files and where sectors were unreadable)
+    doubts: Callable[[], list[str]] | None = field(default=None, repr=False)
 
     @property
     def is_dir(self) -> bool:
@@ -174,6 +185,8 @@ class MountTree:
         self.root.add(Node(MEDIA_NAME, self.stamp, size=stream.size, reader=stream.pread))
         self.volumes: VolumeTree | None = None
         self._tsk: TskImage | None = None
+        #: the media's unreadable sectors, for the doubts of the files (with --files)
+        self.unreadable: UnreadableSectors | None = None
         if self.logical:
             self.layout = VolumeLayout("logical", stream.sector_size, stream.size, ())
             if files:
@@ -195,6 +208,7 @@ class MountTree:
                             f"{' '.join(str(exc).split())}")
         self.root.add(self._partitions())
         if files:
+            self.unreadable = unreadable_sectors(image, stream)
             self.root.add(self._files())
 
     def _logical_tree(self) -> VolumeTree | None:
@@ -369,8 +383,13 @@ class MountTree:
             size = len(entry.link.encode("utf-8", "surrogateescape")) if (
                 entry.link is not None and entry.meta_type == "l") else entry.size
             note = fs.content_note(entry)
+            doubted = None
+            if note is None and (self.unreadable is not None or (
+                    entry.deleted and fs.type == "ntfs")):
+                doubted = self._doubts(fs, entry)
             parent.add(Node(name, stamp, size=size, mode=mode or 0o444, note=note,
-                            reader=self._content(fs, entry, note)), entry.address)
+                            reader=self._content(fs, entry, note), doubts=doubted),
+                       entry.address)
 
     def _virtual_dirs(self, dirs: dict[str, Node], top: Node, path: str) -> Node:
         """Folders on the way to a deleted entry whose parent is not listed (the parent lives)."""
@@ -383,6 +402,15 @@ class MountTree:
                 dirs[walked] = known
             node = known
         return node
+
+    def _doubts(self, fs: BrowsableFileSystem, entry: Entry) -> Callable[[], list[str]]:
+        """The doubts about ``entry``'s bytes, asked under the reader lock (TSK is not
+        thread-safe) when its attribute is read."""
+        def ask() -> list[str]:
+            with self.reader_lock:
+                return doubts(fs, entry, self.unreadable)
+
+        return ask
 
     def _content(self, fs: BrowsableFileSystem, entry: Entry, note: str | None) -> Reader:
         if note is not None:
