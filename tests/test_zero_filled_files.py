@@ -147,3 +147,40 @@ def test_sectors_outside_every_file_are_not_blamed_on_one(disk: dict[str, Any],
         assert done.returncode == 0, done.stderr
     assert json.loads(_bitwitness("stat", image, "/victim.bin", "--json").stdout)[
         "doubts"] == []
+
+
+def test_browser_shows_the_doubt(disk: dict[str, Any], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("textual")
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from bitwitness.report.browse.tui import EvidenceBrowser
+
+    first = _media_sector(disk, 0, 0)
+    base = tmp_path / "img"
+    _acquire(monkeypatch, disk["image"], base, {first})
+    image = base.with_suffix(".E01")
+
+    async def scenario() -> dict[str, str]:
+        app = EvidenceBrowser(image, export_to=tmp_path / "exports")
+        shown: dict[str, str] = {}
+        async with app.run_test(size=(160, 50)) as pilot:
+            tree = app.query_one("#tree")
+            tree.select_node(tree.root.children[0])  # type: ignore[attr-defined]
+            await pilot.pause()
+            table = app.query_one("#entries", DataTable)
+            rows = {str(table.get_row_at(i)[0]): i for i in range(table.row_count)}
+            for name in ("victim.bin", "safe.txt"):
+                table.focus()
+                table.move_cursor(row=rows[name])
+                await pilot.pause()
+                shown[name] = str(app.query_one("#meta", Static).render())
+            await pilot.press("q")
+        return shown
+
+    shown = asyncio.run(scenario())
+    assert "doubt: 512 byte(s) of its data lie in media sectors" in shown["victim.bin"]
+    assert f"sectors {first}" in shown["victim.bin"]
+    assert "doubt" not in shown["safe.txt"]

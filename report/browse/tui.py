@@ -35,6 +35,7 @@ from bitwitness.casefolder import EXPORTS, case_root
 from bitwitness.errors import BitWitnessError
 from bitwitness.image import image_files, open_image
 from bitwitness.progress import NullMediator
+from bitwitness.report.browse.doubts import doubts, unreadable_sectors
 from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.report.browse.export import ExportResult, escaped, export, record_custody
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
@@ -109,6 +110,8 @@ class EvidenceBrowser(App[None]):
             self.stream.close()
             raise
         self.layout = self.volumes.layout
+        #: the media's unreadable sectors, for each file's doubts (None when none are listed)
+        self.unreadable = unreadable_sectors(image, self.stream)
         self.filesystems: dict[str, FileSystem] = {}
         self.current: list[tuple[str, Entry]] | None = None
         self.selected: tuple[str, Entry] | None = None
@@ -205,8 +208,18 @@ class EvidenceBrowser(App[None]):
         note = fs.content_note(entry)
         if note:
             lines.append(f"content: {note}")
+        else:
+            lines.extend(f"doubt: {doubt}" for doubt in self._doubts(fs, entry))
         self.query_one("#meta", Static).update(Text("\n".join(lines)))
         self.render_preview(fs, entry)
+
+    def _doubts(self, fs: FileSystem, entry: Entry) -> list[str]:
+        """Why the entry's bytes may not all be its own (see :mod:`.doubts`); a failure to
+        tell claims nothing."""
+        try:
+            return doubts(fs, entry, self.unreadable)
+        except BitWitnessError:
+            return []
 
     def render_preview(self, fs: FileSystem, entry: Entry) -> None:
         preview = self.query_one("#preview", Static)
@@ -333,7 +346,8 @@ class EvidenceBrowser(App[None]):
         path = escaped(entry.display_path)
         result = export(fs, [entry], destination, image=self.image.absolute(),
                         image_files=[p.absolute() for p in image_files(self.image)],
-                        selection=Selection.ALL if entry.deleted else Selection.ALLOCATED)
+                        selection=Selection.ALL if entry.deleted else Selection.ALLOCATED,
+                        unreadable=self.unreadable)
         if self.case_dir is not None:
             record_custody(self.case_dir, result, evidence_id=None, paths=[path])
         self.last_export = result
