@@ -3,9 +3,8 @@
 Two doubts that do not stop the bytes from being read, but must be said with them:
 
 * some lie in sectors the acquisition could not read (below);
-* a deleted file's clusters are allocated again (NTFS, from ``$Bitmap``; see
-  :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`).
-
+* a deleted file's blocks are allocated again (NTFS from ``$Bitmap``, ext from its block
+  bitmaps; see :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`).
 
 An acquisition zero-fills a sector it cannot read after its retries and lists it (E01 error2,
 the acquisition log). The image holds those zeros and nothing else, so ``cat``, ``export`` and

@@ -38,6 +38,7 @@ from bitwitness.report.browse.entries import (
     Times,
     permissions,
 )
+from bitwitness.report.browse.extalloc import ExtBitmaps
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
 from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
 from bitwitness.report.browse.ntfs import (
@@ -122,6 +123,7 @@ class FileSystem:
         self._hfs: HfsCatalog | None = None  #: the catalog, read on first use
         self._hfs_read = False
         self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
+        self._ext_bitmaps: ExtBitmaps | None = None  #: ext block bitmaps, read on first use
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -769,14 +771,16 @@ class FileSystem:
         return extents
 
     def overwritten_note(self, entry: Entry) -> str | None:
-        """How much of a deleted NTFS file's data now lies in clusters allocated again, or None.
+        """How much of a deleted file's data now lies in blocks allocated again, or None.
 
-        A deleted file whose MFT record survives keeps its runs, and ``icat`` reads them; but
-        the clusters were freed with it and may since hold another file's data. ``$Bitmap``
-        (MFT entry 6) says which clusters are allocated now: any of them under this file's
-        runs belongs to something else, so those bytes are likely not this file's.
+        A deleted NTFS file whose MFT record survives keeps its runs, as a deleted ext2 inode
+        keeps its block pointers, and ``icat`` reads them; but the blocks were freed with the
+        file and may since hold another file's data. NTFS's ``$Bitmap`` (MFT entry 6) and
+        ext's block bitmaps (:mod:`.extalloc`) say which are allocated now: any of them under
+        this file's runs belongs to something else, so those bytes are likely not this file's.
         """
-        if not (self._ntfs and entry.deleted) or entry.is_dir or entry.realloc:
+        if not entry.deleted or entry.is_dir or entry.realloc or not (
+                self._ntfs or self.type.startswith("ext")):
             return None
         extents = self.media_extents(entry)
         if not extents:
@@ -786,11 +790,19 @@ class FileSystem:
         for start, length in extents:
             first, count = (start - base) // block, -(-length // block)
             total += count
-            taken += self._allocated_clusters(first, count)
+            taken += self._allocated_blocks(first, count)
         if not taken:
             return None
-        return (f"{taken} of the {total} cluster(s) its runs name are allocated again (to "
-                "another file, per $Bitmap): their bytes are likely not this file's")
+        unit, record = ("cluster", "$Bitmap") if self._ntfs else ("block", "the block bitmap")
+        return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
+                f"another file, per {record}): their bytes are likely not this file's")
+
+    def _allocated_blocks(self, first: int, count: int) -> int:
+        if self._ntfs:
+            return self._allocated_clusters(first, count)
+        if self._ext_bitmaps is None:
+            self._ext_bitmaps = ExtBitmaps(self.image.stream, self.partition.byte_offset)
+        return self._ext_bitmaps.allocated(first, count)
 
     def _allocated_clusters(self, first: int, count: int) -> int:
         """How many of clusters ``first`` .. ``first + count - 1`` ``$Bitmap`` marks allocated;

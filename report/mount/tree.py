@@ -385,7 +385,7 @@ class MountTree:
             note = fs.content_note(entry)
             doubted = None
             if note is None and (self.unreadable is not None or (
-                    entry.deleted and fs.type == "ntfs")):
+                    entry.deleted and (fs.type == "ntfs" or fs.type.startswith("ext")))):
                 doubted = self._doubts(fs, entry)
             parent.add(Node(name, stamp, size=size, mode=mode or 0o444, note=note,
                             reader=self._content(fs, entry, note), doubts=doubted),
