@@ -407,10 +407,14 @@ def fs_times(data: bytes) -> None:
     """The raw readers behind stat's times (``report/browse/zones.py``, ``moretimes.py``):
     exFAT UtcOffset bytes, ISO 9660 recording-date offsets and ext ``i_dtime`` with the input
     as a volume, the HFS+ catalog B-tree with the input as the catalog file. They answer None
-    (or the times unchanged) for what they cannot read; nothing may escape."""
+    (or the times unchanged) for what they cannot read; nothing may escape. The ext block
+    bitmaps behind a deleted file's doubts (``extalloc.py``) read the same volume and may only
+    refuse it as a file-system error."""
     from datetime import UTC, datetime
 
+    from bitwitness.errors import FileSystemError
     from bitwitness.report.browse.entries import Times
+    from bitwitness.report.browse.extalloc import ExtBitmaps
     from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
     from bitwitness.report.browse.zones import ExfatZones, IsoZones
 
@@ -422,6 +426,12 @@ def fs_times(data: bytes) -> None:
         exfat.adjust(inode, times, lambda: None)
         iso.adjust(inode, times, lambda inode=inode: (inode, 0))
         ext_deletion_time(stream, 0, inode)
+    try:
+        bitmaps = ExtBitmaps(stream, 0)
+        for first, count in ((0, 1), (1, 64), (100, 5000), (1 << 20, 8), (1 << 40, 3)):
+            bitmaps.allocated(first, count)
+    except FileSystemError:
+        pass
     try:
         catalog = HfsCatalog(lambda offset, size: data[offset : offset + size])
     except ValueError:
