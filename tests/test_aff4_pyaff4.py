@@ -386,3 +386,22 @@ def test_without_pyaff4_the_second_reader_failure_is_recorded(
     assert "pyaff4, the second reader of AFF4 images, is not installed" in \
         image["second_reader"]["error"]
     assert json.dumps(image)  # the record is plain data
+
+
+def test_a_looping_pyaff4_is_stopped_by_its_cpu_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A volume that makes pyaff4 loop must not hold a verification forever: the child has a
+    CPU-time budget, and running out of it is a failed second reading saying so. A stand-in
+    pyaff4 that loops on import plays the looping reader (the budget is set to one second)."""
+    from bitwitness.images import aff4_pyaff4
+
+    fake = tmp_path / "looping"
+    (fake / "pyaff4").mkdir(parents=True)
+    (fake / "pyaff4" / "__init__.py").write_text("while True:\n    pass\n")
+    monkeypatch.setattr(aff4_pyaff4, "pyaff4_folder", lambda: fake)
+    monkeypatch.setenv("BITWITNESS_PYAFF4_CPU_SECONDS", "1")
+    written = build_aff4(tmp_path / "disk.aff4", _media(), compression="zlib")
+    res, image = _verify(written.path, "--second-reader")
+    assert res.exit_code == ExitCode.EVIDENCE
+    assert not image["second_reader"]["agree"]
+    assert "used up its CPU-time budget (1 s" in image["second_reader"]["error"]

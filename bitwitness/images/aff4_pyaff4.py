@@ -6,8 +6,9 @@ in a **child process** (``python -m bitwitness.images.aff4_pyaff4 VOLUME STREAM_
 writes one header line (``size N``) and then the media to its stdout, read here in order like
 ``affcat`` for AFF. A child because pyaff4 prints tracebacks to stderr from inside its reads, keeps
 global state, and is not bounded: the child runs under an address-space limit
-(:data:`MEMORY_LIMIT`), so a hostile volume that makes pyaff4 allocate without end ends that
-child with a recorded failure, not this process.
+(:data:`MEMORY_LIMIT`) and a CPU-time budget (:data:`CPU_SECONDS`), so a hostile volume that
+makes pyaff4 allocate or loop without end ends that child with a recorded failure, not this
+process.
 
 Evidence is still opened only by :func:`bitwitness.evidence_io.os_open_readonly`: the child
 registers a read-only file handler in pyaff4's own plug-in registry (``registry.AFF4_TYPE_MAP``,
@@ -43,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +60,12 @@ PYAFF4_VERSION = "0.34"
 #: 1000 decoded chunks; Python, rdflib and pyaff4's imports take about 200 MiB of address space.
 MEMORY_LIMIT = 300 << 20
 _HEADER_LIMIT = 64
+#: The child's CPU-time budget: this many seconds to open the volume, then as many again for
+#: each started GiB of media (pyaff4 reads tens of MiB per second); past it the kernel ends the
+#: child (SIGXCPU), so a volume that makes pyaff4 loop cannot hold a verification forever.
+#: ``BITWITNESS_PYAFF4_CPU_SECONDS`` lowers or raises it.
+CPU_SECONDS = 300
+_CPU_ENV = "BITWITNESS_PYAFF4_CPU_SECONDS"
 #: The child's exit code when pyaff4's LZ4 chunk decoder raised (see the module's docstring).
 CODEC_EXIT = 4
 _CHILD_BLOCK = 1 << 20
@@ -137,6 +145,9 @@ class Pyaff4Stream(ImageStream):
         """The child's last line on stderr (pyaff4's error), once it has ended."""
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=30)
+        if self._proc.poll() == -signal.SIGXCPU:
+            return (f"pyaff4's reader used up its CPU-time budget ({_cpu_seconds()} s to open, "
+                    f"as many per GiB of media) and was stopped")
         self._errors.seek(0, os.SEEK_END)
         self._errors.seek(max(0, self._errors.tell() - 4096))
         lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
@@ -221,6 +232,8 @@ def _child(volume: str, stream_urn: str) -> int:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    budget = _cpu_seconds()
+    resource.setrlimit(resource.RLIMIT_CPU, (budget, resource.RLIM_INFINITY))
     out = sys.stdout.buffer
     try:
         from pyaff4 import container, data_store, lexicon, rdfvalue, registry
@@ -234,6 +247,10 @@ def _child(volume: str, stream_urn: str) -> int:
         with aff4_zip.ZipFile.NewZipFile(resolver, version, urn):
             stream = resolver.AFF4FactoryOpen(rdfvalue.URN(stream_urn))
             size = int(stream.Size())
+            used = int(resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                       + resource.getrusage(resource.RUSAGE_SELF).ru_stime)
+            resource.setrlimit(resource.RLIMIT_CPU, (used + budget + budget * -(-size >> 30),
+                                                     resource.RLIM_INFINITY))
             out.write(b"size %d\n" % size)
             done = 0
             while done < size:
@@ -255,6 +272,14 @@ def _child(volume: str, stream_urn: str) -> int:
         print(f"{type(exc).__name__}: {first}", file=sys.stderr)
         return CODEC_EXIT if _lz4_failure(exc) else 1
     return 0
+
+
+def _cpu_seconds() -> int:
+    """The CPU-time budget in seconds (:data:`CPU_SECONDS`, or the environment's)."""
+    try:
+        return max(1, int(os.environ.get(_CPU_ENV, CPU_SECONDS)))
+    except ValueError:
+        return CPU_SECONDS
 
 
 def _lz4_failure(exc: BaseException) -> bool:
