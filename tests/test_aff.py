@@ -113,3 +113,26 @@ def test_reads_of_huge_pages_take_what_they_read(tmp_path: Path) -> None:
         assert peak < 4 << 20
         with pytest.raises(CorruptImageError, match="page 2 holds 1200 bytes"):
             stream.pread(2 * page, 512)
+
+
+def test_affcat_ending_early_is_a_failed_second_reading(tmp_path: Path, source: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """affcat that stops part way (a page afflib cannot read, a crash) is a second reading that
+    failed at a named offset, never zeros standing in for the rest. The stand-in affcat writes
+    the real affcat's first MiB and exits 1."""
+    require_tool("affconvert", "affcat")
+    image = tmp_path / "disk.aff"
+    subprocess.run(["affconvert", "-q", "-o", str(image), str(source)], check=True,
+                   capture_output=True)
+    real = subprocess.run(["which", "affcat"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "affcat").write_text(f"#!/bin/sh\n{real} \"$1\" | head -c {MiB}\nexit 1\n")
+    (fake / "affcat").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    res = run_bitwitness("verify", "--second-reader", image, "--json")
+    doc = res.json()["images"][0]
+    assert res.exit_code == ExitCode.EVIDENCE
+    assert doc["second_reader"]["agree"] is False
+    assert f"affcat stopped at media offset {MiB} of" in doc["second_reader"]["error"]

@@ -241,7 +241,14 @@ class AffcatStream(ImageStream):
             raise CorruptImageError("affcat is read in order only", path=self._path)
         data = self._proc.stdout.read(length)
         self._done += len(data)
-        return data + bytes(length - len(data)) if len(data) < length else data
+        if len(data) < length:
+            # affcat ended early (a page afflib cannot read, a crash): a failed second reading
+            # saying where, not zeros standing in for what it never gave
+            self._proc.wait()
+            raise CorruptImageError(
+                f"affcat stopped at media offset {self._done} of {self.size} (exit code "
+                f"{self._proc.returncode})", path=self._path, media_offset=self._done)
+        return data
 
     @property
     def info(self) -> StreamInfo:
