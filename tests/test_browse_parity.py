@@ -117,8 +117,11 @@ class Target:
     """One file system to compare: the image and what fls/icat/istat need to find it."""
 
     def __init__(self, image: list[Path], sector: int, fs_type: str, partition: int,
-                 zone: timedelta | None = None) -> None:
+                 zone: timedelta | None = None, tsk_image: list[Path] | None = None) -> None:
         self.image = image
+        #: what The Sleuth Kit reads: the image itself, or for a container TSK cannot open,
+        #: its media as ``qemu-img convert -O raw`` writes it
+        self.tsk = tsk_image or image
         self.sector = sector
         self.fs_type = fs_type
         self.ours = ["-p", str(partition)]
@@ -129,7 +132,7 @@ class Target:
         self._iso_zones: dict[str, timedelta] | None = None
 
     def fls(self, *args: str) -> bytes:
-        return _tsk("fls", *self.theirs, *args, *self.image)
+        return _tsk("fls", *self.theirs, *args, *self.tsk)
 
     def recorded_zone(self, path: str) -> timedelta | None:
         """The zone the file system records with ``path``'s times, which TSK (istat and fls
@@ -143,7 +146,7 @@ class Target:
             return self.zone
         if self.fs_type == "iso9660":
             if self._iso_zones is None:
-                self._iso_zones = _iso_record_zones(self.image[0], self.sector)
+                self._iso_zones = _iso_record_zones(self.tsk[0], self.sector)
             return self._iso_zones.get(path.removesuffix(" (deleted)"))
         return None
 
@@ -171,12 +174,13 @@ def _iso_record_zones(image: Path, sector: int) -> dict[str, timedelta]:
     return zones
 
 
-def _targets(image: list[Path], zone: timedelta | None) -> list[Target]:
+def _targets(image: list[Path], zone: timedelta | None,
+             tsk_image: list[Path] | None = None) -> list[Target]:
     result = _bitwitness("partitions", image[0], "--json")
     if result.returncode != 0:
         pytest.skip(f"{image[0].name}: {result.stderr.decode(errors='replace').strip()}")
     layout = json.loads(result.stdout)
-    return [Target(image, p["start"], p["filesystem"], p["index"], zone)
+    return [Target(image, p["start"], p["filesystem"], p["index"], zone, tsk_image)
             for p in layout["partitions"] if p["filesystem"]]
 
 
@@ -255,7 +259,7 @@ def check_content(target: Target, entries: list[dict[str, Any]]) -> int:
                 continue
             if item["kind"] == "unknown" or item["type"][-1] in "vV":
                 continue
-            run = subprocess.run(["icat", *target.theirs, *map(str, target.image),
+            run = subprocess.run(["icat", *target.theirs, *map(str, target.tsk),
                                   item["inode"]], capture_output=True, check=False, timeout=300)
             if run.returncode != 0:  # icat finds nothing to read: we must not pass one off
                 _assert_refused(fs, item["inode"])
@@ -446,7 +450,7 @@ def check_stat(target: Target, entries: list[dict[str, Any]]) -> None:
 
 def _compare_istat(target: Target, ours: dict[str, Any], inode: int, path: str,
                    block_size: int) -> None:
-    text = _tsk("istat", "-z", "UTC", *target.theirs, *target.image, str(inode)).decode(
+    text = _tsk("istat", "-z", "UTC", *target.theirs, *target.tsk, str(inode)).decode(
         "utf-8", "replace")
     theirs = _parse_istat(text)
     if theirs.allocated is not None:
@@ -582,16 +586,18 @@ def _check_ntfs_stat(ours: dict[str, Any], theirs: Istat, path: str) -> None:
             assert not any(blocks[len(expanded):]), (path, kind, ident, len(expanded))
 
 
-def run_parity(image: list[Path], folder: Path, zone: timedelta | None = None) -> None:
+def run_parity(image: list[Path], folder: Path, zone: timedelta | None = None,
+               tsk_image: list[Path] | None = None) -> None:
     """Every parity check on every file system of ``image``; ``zone``: the one zone an exFAT
-    image's times were written in (see Target.recorded_zone)."""
+    image's times were written in (see Target.recorded_zone); ``tsk_image``: what TSK reads
+    instead of ``image`` (a container's media, written by another tool)."""
     require_tool("fls", "icat", "istat", "mactime")
     before = snapshot(image)
-    targets = _targets(image, zone)
+    targets = _targets(image, zone, tsk_image)
     assert targets, f"{image[0].name}: no file system found"
     for target in targets:
-        probe = subprocess.run(["fls", *target.theirs, *map(str, image)], capture_output=True,
-                               check=False, timeout=300)
+        probe = subprocess.run(["fls", *target.theirs, *map(str, target.tsk)],
+                               capture_output=True, check=False, timeout=300)
         if probe.returncode != 0:
             pytest.skip(f"The Sleuth Kit here cannot read {image[0].name}: "
                         f"{probe.stderr.decode(errors='replace').strip()}")
@@ -622,14 +628,28 @@ def _third_party_images() -> list[str]:
 def test_parity_on_third_party_image(third_party: Path, first: str, tmp_path: Path) -> None:
     manifest = json.loads((third_party / "manifest.json").read_text())
     files = [third_party / f for f in manifest[first]["files"]]
-    probe = subprocess.run(["img_stat", *map(str, files)], capture_output=True, check=False)
+    tsk_files = None
+    shown = json.loads(_bitwitness("info", files[0], "--json").stdout)
+    if shown["format"] in _QEMU_CONTAINERS:
+        # TSK here reads no VMDK or VHD: it reads the media qemu-img writes from the container
+        require_tool("qemu-img")
+        media = tmp_path / "media.raw"
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(files[0]), str(media)],
+                       check=True, capture_output=True, timeout=300)
+        tsk_files = [media]
+    probe = subprocess.run(["img_stat", *map(str, tsk_files or files)], capture_output=True,
+                           check=False)
     if probe.returncode != 0:
         pytest.skip(f"The Sleuth Kit here cannot open {first}")
     result = _bitwitness("partitions", files[0], "--json")
     if result.returncode == 0 and not any(
             p["filesystem"] for p in json.loads(result.stdout)["partitions"]):
         pytest.skip(f"{first} holds no file system")
-    run_parity(files, tmp_path)
+    run_parity(files, tmp_path, tsk_image=tsk_files)
+
+
+#: Containers whose media The Sleuth Kit is given as qemu-img writes it.
+_QEMU_CONTAINERS = ("vmdk", "vhd", "vhdx", "qcow", "qcow2", "vdi", "parallels")
 
 
 def _stat_of(image: Path, path: str) -> Any:
