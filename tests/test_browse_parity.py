@@ -117,7 +117,7 @@ class Target:
     """One file system to compare: the image and what fls/icat/istat need to find it."""
 
     def __init__(self, image: list[Path], sector: int, fs_type: str, partition: int,
-                 zone: timedelta | None = None, tsk_image: list[Path] | None = None) -> None:
+                 zone: timedelta | None = None, *, tsk_image: list[Path] | None = None) -> None:
         self.image = image
         #: what The Sleuth Kit reads: the image itself, or for a container TSK cannot open,
         #: its media as ``qemu-img convert -O raw`` writes it
@@ -180,7 +180,7 @@ def _targets(image: list[Path], zone: timedelta | None,
     if result.returncode != 0:
         pytest.skip(f"{image[0].name}: {result.stderr.decode(errors='replace').strip()}")
     layout = json.loads(result.stdout)
-    return [Target(image, p["start"], p["filesystem"], p["index"], zone, tsk_image)
+    return [Target(image, p["start"], p["filesystem"], p["index"], zone, tsk_image=tsk_image)
             for p in layout["partitions"] if p["filesystem"]]
 
 
