@@ -223,3 +223,33 @@ def test_a_missing_parent_is_one_line_naming_it(tmp_path: Path, kind: str) -> No
         assert missing.name in lines[0]
         assert "Traceback" not in res.stderr
         assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_sesparse_vmdk_is_refused_by_name(tmp_path: Path) -> None:
+    """SEsparse (ESXi 6.5+ snapshots): neither our reader nor libvmdk reads it (libvmdk said
+    "unsupported extent type", exit 1, as if the image were damaged). Its descriptor and its
+    extent file alone are refused in one line naming it, exit 2, nothing written. The extent
+    starts with the constant header QEMU checks (magic 0xCAFEBABE, version 2.1): QEMU's vmdk
+    driver takes it for a seSparse extent (and refuses its grain size of 0)."""
+    require_tool("qemu-img")
+    extent = tmp_path / "snap-sesparse.vmdk"
+    header = bytearray(512)
+    header[:16] = (0xCAFEBABE).to_bytes(8, "little") + (0x200000001).to_bytes(8, "little")
+    extent.write_bytes(bytes(header) + bytes(MiB))
+    descriptor = tmp_path / "snap.vmdk"
+    descriptor.write_text(
+        "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID=fffffffe\n"
+        "parentCID=ffffffff\ncreateType=\"seSparse\"\n\n# Extent description\n"
+        f"RW 8192 SESPARSE \"{extent.name}\"\n\n# The Disk Data Base\n#DDB\n\n")
+    qemu = subprocess.run(["qemu-img", "info", str(descriptor)], capture_output=True,
+                          text=True, check=False)
+    assert "const header magic" not in qemu.stderr  # QEMU took the header for SEsparse's
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for image in (descriptor, extent):
+        for args in (("info",), ("verify",), ("convert", "-o", tmp_path / "out", "--to", "raw")):
+            res = run_bitwitness(args[0], image, *args[1:])
+            assert res.exit_code == ExitCode.USAGE, (image, args, res.stdout, res.stderr)
+            assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+            assert "SEsparse" in res.stderr
+            assert extent.name in res.stderr
+            assert sorted(p.name for p in tmp_path.iterdir()) == before
