@@ -253,3 +253,48 @@ def test_an_sesparse_vmdk_is_refused_by_name(tmp_path: Path) -> None:
             assert "SEsparse" in res.stderr
             assert extent.name in res.stderr
             assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_file_changed_in_a_qcow1_overlay_is_read_through_it(tmp_path: Path) -> None:
+    """A FAT file system in a raw base; the overlay holds the sectors a later copy of it
+    changed (a file rewritten), written by ``qemu-io``: ``cat`` reads the new content through the
+    overlay, as TSK's ``icat`` reads it from QEMU's raw export, and ``ls`` lists what ``fls``
+    lists."""
+    require_tool("qemu-img", "qemu-io", "mkfs.vfat", "mcopy", "fls", "icat")
+    base = tmp_path / "base.raw"
+    _run("mkfs.vfat", "-C", base, "4096")
+    note = tmp_path / "note.txt"
+    note.write_text("before the overlay\n")
+    _run("mcopy", "-i", base, note, "::/NOTE.TXT")
+    later = tmp_path / "later.raw"
+    later.write_bytes(base.read_bytes())
+    note.write_text("written into the QCOW v1 overlay\n" * 40)
+    _run("mcopy", "-o", "-i", later, note, "::/NOTE.TXT")
+    _run("mcopy", "-i", later, note, "::/ADDED.TXT")
+    top = tmp_path / "top.qcow"
+    _run("qemu-img", "create", "-q", "-f", "qcow", "-b", base.name, "-F", "raw", top)
+    old, new = base.read_bytes(), later.read_bytes()
+    sectors = tmp_path / "sectors"
+    sectors.mkdir()
+    writes = []
+    for at in range(0, len(new), 512):
+        if new[at : at + 512] != old[at : at + 512]:
+            (sectors / str(at)).write_bytes(new[at : at + 512])
+            writes.append(f"-s {sectors / str(at)} {at} 512")
+    assert writes
+    _qemu_io("qcow", top, *writes)
+    exported = tmp_path / "exported.raw"
+    _run("qemu-img", "convert", "-f", "qcow", "-O", "raw", top, exported)
+    assert exported.read_bytes() == new
+    fls = _run("fls", "-r", "-p", exported).stdout
+    inode = next(line.split()[1].rstrip(":") for line in fls.splitlines()
+                 if line.endswith("\tNOTE.TXT"))
+    icat = subprocess.run(["icat", str(exported), inode], capture_output=True, check=True).stdout
+    cat = run_bitwitness("cat", top, "NOTE.TXT")
+    assert cat.exit_code == ExitCode.OK, cat.stderr
+    assert cat.stdout.encode() == icat == note.read_bytes()
+    listed = run_bitwitness("ls", "-r", "--json", top)
+    names = {e["path"].lstrip("/") for e in listed.json()["entries"]}
+    assert names == {line.split("\t", 1)[1] for line in fls.splitlines()
+                     if not line.split()[1].startswith("*")}
+    assert "ADDED.TXT" in names
