@@ -62,20 +62,29 @@ def _qemu_md5(image: Path, driver: str, folder: Path) -> str:
     return md5
 
 
-@pytest.mark.parametrize("base_kind", ["raw", "qcow"])
+@pytest.mark.parametrize("base_kind", ["raw", "qcow", "qcow-over-qcow"])
 def test_qcow1_over_a_backing_file(tmp_path: Path, base_kind: str) -> None:
-    """A QCOW v1 overlay (QEMU gives it 512-byte clusters) over a raw or QCOW v1 base, with
-    plain, compressed and zero writes, and one reaching past a base shorter than the overlay
-    (which reads as zeros there): info, verify and convert give QEMU's media."""
+    """A QCOW v1 overlay (QEMU gives it 512-byte clusters) over a raw or QCOW v1 base (itself
+    an overlay of a QCOW v1 base: a chain of depth 2), with plain, compressed and zero writes,
+    and one reaching past a base shorter than the overlay (which reads as zeros there): info,
+    verify and convert give QEMU's media."""
     require_tool("qemu-img", "qemu-io", "qemu-nbd", "md5sum")
     raw = tmp_path / "base.raw"
     raw.write_bytes(_media()[: 3 * MiB])
     base = raw
-    if base_kind == "qcow":
+    chain = [base]
+    if base_kind != "raw":
         base = tmp_path / "base.qcow"
         _run("qemu-img", "convert", "-f", "raw", "-O", "qcow", raw, base)
+        chain = [base]
+    if base_kind == "qcow-over-qcow":
+        mid = tmp_path / "mid.qcow"
+        _run("qemu-img", "create", "-q", "-f", "qcow", "-b", base.name, "-F", "qcow", mid)
+        _qemu_io("qcow", mid, "-P 0x77 600k 200k", "-c -P 0x78 1536k 512")
+        base, chain = mid, [mid, base]
     top = tmp_path / "top.qcow"
-    _run("qemu-img", "create", "-q", "-f", "qcow", "-b", base.name, "-F", base_kind, top, "4M")
+    _run("qemu-img", "create", "-q", "-f", "qcow", "-b", base.name, "-F",
+         "raw" if base == raw else "qcow", top, "4M")
     _qemu_io("qcow", top, "-P 0x5a 700k 300k", "-c -P 0x33 1M 512", "-z 2048k 8k",
              "-P 0x11 3584k 4k")
     md5 = _qemu_md5(top, "qcow", tmp_path)
@@ -85,10 +94,10 @@ def test_qcow1_over_a_backing_file(tmp_path: Path, base_kind: str) -> None:
     doc = info.json()
     assert doc["format"] == "qcow"
     assert doc["media_size"] == 4 * MiB
-    assert [Path(f["path"]).name for f in doc["files"]] == ["top.qcow", base.name]
+    assert [Path(f["path"]) for f in doc["files"]] == [top, *chain]
     with open_image(top) as stream:
         assert stream.info.details["qcow_version"] == 1
-        assert stream.info.details["parents"] == [str(base)]
+        assert stream.info.details["parents"] == [str(p) for p in chain]
         expected = tmp_path / "expected.raw"
         _run("qemu-img", "convert", "-f", "qcow", "-O", "raw", top, expected)
         check_stream_contract(stream, expected.read_bytes())
@@ -96,7 +105,7 @@ def test_qcow1_over_a_backing_file(tmp_path: Path, base_kind: str) -> None:
     verify = run_bitwitness("verify", "--second-reader", top, "--json").json()["images"][0]
     assert verify["computed"]["md5"] == md5
     assert all(c["ok"] for c in verify["container_checks"])
-    if base_kind == "qcow":  # QEMU re-reads a chain of QCOW files only
+    if base_kind != "raw":  # QEMU re-reads a chain of QCOW files only
         assert verify["second_reader"]["agree"] is True, verify["second_reader"]
         assert verify["second_reader"]["hashes"]["md5"] == md5
 
@@ -135,6 +144,46 @@ def test_qcow2_chain_of_relative_names_read_from_elsewhere(tmp_path: Path,
     assert doc["computed"]["md5"] == md5
     assert doc["second_reader"]["agree"] is True
     assert [Path(f) for f in doc["files"]] == [top, mid, base]
+
+
+@pytest.mark.parametrize("grain_sectors", [1, 8])
+@pytest.mark.parametrize("with_parent", [False, True], ids=["alone", "snapshot"])
+def test_esx_vmfssparse_reads_as_qemu_reads_it(tmp_path: Path, grain_sectors: int,
+                                               with_parent: bool) -> None:
+    """An ESX vmfsSparse disk (COWD extent; tests/builders/vmdk_cowd.py), alone or as the
+    snapshot of a vmfs flat disk, with grains of 8 sectors and of 1 (two grain tables then):
+    libvmdk reads it first, QEMU's vmdk driver (through qemu-nbd) second, and both give the
+    media of ``qemu-img convert``."""
+    require_tool("qemu-img", "qemu-nbd", "md5sum")
+    media = _media()
+    parent = build_vmfs_flat(tmp_path, "esx", media) if with_parent else None
+    top = bytearray(media)
+    top[700_000:1_000_000] = b"\x5a" * 300_000
+    top[3 * MiB : 3 * MiB + 512] = bytes(512)  # zeros the snapshot holds over the parent's data
+    top[-4096:] = b"\x11" * 4096
+    written = [(700_000, 300_000), (3 * MiB, 512), (len(top) - 4096, 4096)]
+    image = build_vmfs_sparse(tmp_path, "esx-000001", bytes(top), grain_sectors=grain_sectors,
+                              written=written if parent else None, parent=parent,
+                              parent_cid=0x0BA5EC1D if parent else 0xFFFFFFFF)
+    assert _qemu_md5(image, "vmdk", tmp_path) == _md5sum_of(bytes(top), tmp_path)
+    with open_image(image) as stream:
+        assert stream.info.details["reader"].startswith("libvmdk")
+        check_stream_contract(stream, bytes(top))
+    doc = run_bitwitness("verify", "--second-reader", image, "--json").json()["images"][0]
+    assert doc["second_reader"]["reader"].startswith("qemu-nbd")
+    assert doc["second_reader"]["agree"] is True, doc["second_reader"]
+    expected_files = [image, tmp_path / "esx-000001-delta.vmdk"]
+    if parent:
+        expected_files += [parent, tmp_path / "esx-flat.vmdk"]
+    assert [Path(f) for f in doc["files"]] == expected_files
+
+
+def _md5sum_of(data: bytes, folder: Path) -> str:
+    path = folder / "md5sum.input"
+    path.write_bytes(data)
+    md5 = _md5sum(path)
+    path.unlink()
+    return md5
 
 
 def _qcow1(folder: Path) -> tuple[Path, Path]:
