@@ -61,7 +61,8 @@ BUILT = ["dmg", "sparseimage", "sparsebundle", "aff", "aff4", "ex01", "e01", "sm
 # QEMU reads the QCOW chains and the ESX disks (so it judges the outputs against the source);
 # it reads no differencing VHD/VHDX, whose media is QEMU's reading of parent and child combined.
 CHAINS = {"qcow1-backing-raw": "qcow", "qcow1-backing-qcow": "qcow", "qcow2-chain": "qcow2",
-          "vmdk-vmfs": "vmdk", "vmdk-vmfssparse": "vmdk", "vhd-differencing": None,
+          "vmdk-child": "vmdk", "vmdk-vmfs": "vmdk", "vmdk-vmfssparse": "vmdk",
+          "vhd-differencing": None,
           "vhdx-differencing": None}
 RECORDS_HASHES = {"aff", "aff4", "aff4-snappy", "ex01", "e01", "smart"}
 # Variants of a container converted to every output; until issue 15's second round they went to
@@ -72,7 +73,7 @@ SIZES = {"aligned": 4 * MiB, "unaligned": 3 * MiB + 7 * 512}  # a short last chu
 
 
 def _cases() -> list[object]:
-    """Every source to every output at both sizes (34 x 6 x 2). The pairs added in the second
+    """Every source to every output at both sizes (35 x 6 x 2). The pairs added in the second
     round (variants to VHD/VMDK/QCOW2/VHDX, the chains to everything) run at the unaligned size
     by default and at the aligned one too with ``--exhaustive``, so the default run still takes
     every source to every output."""
@@ -184,10 +185,10 @@ def _overlay_media(parent: bytes, child: Path, folder: Path) -> bytearray:
 
 def _chain_source(kind: str, media: bytes, folder: Path) -> tuple[Path, Path]:
     """An overlay (QCOW v1 over a raw or QCOW v1 base; QCOW2 over QCOW2 over QCOW2, recorded
-    relative and absolute) or ESX disk (a vmfs flat descriptor; a vmfsSparse COWD snapshot of
-    one), or a differencing VHD/VHDX over a parent holding ``media``; the image and a raw file
-    of the media it must give (QEMU's reading, or parent and child combined where QEMU reads
-    no differencing disk)."""
+    relative and absolute; a VMDK child of a VMDK) or ESX disk (a vmfs flat descriptor; a
+    vmfsSparse COWD snapshot of one), or a differencing VHD/VHDX over a parent holding
+    ``media``; the image and a raw file of the media it must give (QEMU's reading, or parent
+    and child combined where QEMU reads no differencing disk)."""
     size = len(media)
     end = size - 4096  # writes reach into the last cluster/grain/block, short or not
     base_raw = folder / "base.raw"
@@ -214,6 +215,14 @@ def _chain_source(kind: str, media: bytes, folder: Path) -> tuple[Path, Path]:
             assert res.returncode == 0, res.stderr
         _qemu_io("qcow2", mid, "-P 0x5a 512k 300k", f"-P 0x22 {end} 4096")
         _qemu_io("qcow2", image, "-P 0xa5 700k 1M", "-c -P 0x44 2M 64k", "-z 3000k 4k")
+    elif kind == "vmdk-child":  # a hosted snapshot: monolithicSparse over monolithicSparse
+        base, image = folder / "base.vmdk", folder / "child.vmdk"
+        res = _run("qemu-img", "convert", "-f", "raw", "-O", "vmdk", base_raw, base)
+        assert res.returncode == 0, res.stderr
+        res = _run("qemu-img", "create", "-q", "-f", "vmdk", "-b", base.name, "-F", "vmdk",
+                   image, str(size))
+        assert res.returncode == 0, res.stderr
+        _qemu_io("vmdk", image, "-P 0x5a 700k 300k", f"-P 0x11 {end} 4096", "-z 2M 64k")
     elif kind == "vmdk-vmfs":
         image = build_vmfs_flat(folder, "esx", media)
     elif kind == "vmdk-vmfssparse":
