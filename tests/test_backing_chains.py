@@ -258,10 +258,17 @@ MISSING: dict[str, Callable[[Path], tuple[Path, Path]]] = {
 @pytest.mark.parametrize("kind", list(MISSING))
 def test_a_missing_parent_is_one_line_naming_it(tmp_path: Path, kind: str) -> None:
     """info, verify and convert: exit 2, one line on stderr naming the missing file, no
-    traceback, nothing written (neither zeros for the parent's part nor a partial output)."""
+    traceback, nothing written (neither zeros for the parent's part nor a partial output). A
+    parent kept elsewhere and named with ``--parent`` gives the media it gave beside the image
+    (an extent is not looked for elsewhere: ``--part`` accepts a file the descriptor names)."""
     require_tool("qemu-img", "qemu-io")
     image, missing = MISSING[kind](tmp_path)
-    missing.unlink()
+    md5 = run_bitwitness("verify", image, "--json").json()["images"][0]["computed"]["md5"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = missing.rename(elsewhere / missing.name)
+    if kind == "vmfssparse-parent":  # the base disk kept elsewhere: descriptor and extent
+        (tmp_path / "esx-flat.vmdk").rename(elsewhere / "esx-flat.vmdk")
     before = sorted(p.name for p in tmp_path.iterdir())
     for args in (("info",), ("verify",), ("convert", "-o", tmp_path / "out", "--to", "e01")):
         res = run_bitwitness(args[0], image, *args[1:])
@@ -272,6 +279,14 @@ def test_a_missing_parent_is_one_line_naming_it(tmp_path: Path, kind: str) -> No
         assert missing.name in lines[0]
         assert "Traceback" not in res.stderr
         assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if "extent" in kind:
+        return
+    # the parent's own parent is looked for beside it, unless named too
+    below = ("--parent", tmp_path / "base.qcow2") if kind == "qcow2-middle-of-chain" else ()
+    res = run_bitwitness("convert", "--parent", moved, *below, image, "-o", tmp_path / "out",
+                         "--to", "raw", "--json")
+    assert res.exit_code == ExitCode.OK, res.stderr
+    assert res.json()["hashes"]["md5"] == md5 == _md5sum(tmp_path / "out.raw")
 
 
 def test_an_sesparse_vmdk_is_refused_by_name(tmp_path: Path) -> None:
