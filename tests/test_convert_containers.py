@@ -11,6 +11,11 @@ and bundle, AFF4, Ex01). The expected media is what QEMU reads from the source, 
 to the tool or builder where QEMU does not write the source (QEMU still judges a DMG's outputs
 against the DMG). QEMU cannot write QCOW v1 compressed clusters through ``qemu-img convert -c``,
 so ``qemu-io`` writes them one cluster at a time. L01 is not a disk and is not converted.
+
+Chains are sources too: QCOW v1 and QCOW2 overlays and a VMDK child written by ``qemu-img create
+-b`` and ``qemu-io``, ESX vmfs and vmfsSparse (COWD) disks (tests/builders/vmdk_cowd.py), which
+QEMU reads and so judges directly; differencing VHD and VHDX (tests/builders/), which QEMU does not
+read, judged against QEMU's reading of the parent overlaid with the child's stored blocks.
 """
 
 from __future__ import annotations
