@@ -61,6 +61,11 @@ class UnsupportedFormatError(InputError):
     """No reader recognises the image."""
 
 
+class NoReaderError(UnsupportedFormatError):
+    """A part of the image (a VMDK SEsparse extent) that no reader here reads: refused as it
+    is, the other readers of its format not tried (their errors would hide what it is)."""
+
+
 class NoSecondReader(UnsupportedFormatError):  # noqa: N818 - reads as an outcome
     """The format's independent second reader exists but cannot read this image (a codec or a
     layout it does not implement); ``verify --second-reader`` notes the message instead of

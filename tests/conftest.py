@@ -231,3 +231,20 @@ def pyaff4(request: pytest.FixtureRequest) -> Any:
     shared = request.getfixturevalue("tmp_path_factory").getbasetemp().parent / "pyaff4"
     shared.mkdir(exist_ok=True)  # the xdist workers' base folders share this parent
     return ensure_pyaff4(shared)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--exhaustive", action="store_true",
+                     help="also run the cases marked exhaustive (the rest of a cross-product "
+                          "matrix whose default run covers each pair once)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cases marked ``exhaustive`` are deselected (not skipped: nothing pretends to have run)
+    unless ``--exhaustive`` is given."""
+    if config.getoption("--exhaustive"):
+        return
+    kept = [item for item in items if item.get_closest_marker("exhaustive") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept

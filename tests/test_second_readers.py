@@ -134,29 +134,63 @@ def _vhdx_pair(tmp_path: Path) -> tuple[Path, Path, bytes]:
     return parent, child, bytes(expected)
 
 
-def test_differencing_vhdx_libvhdi_then_ours(tmp_path: Path) -> None:
-    """libvhdi reads a differencing VHDX (fully and partially present blocks, the rest from
-    the parent); our own VHDX reader, the second (QEMU reads none), gives the same media."""
+def test_differencing_vhdx_ours_then_libvhdi(tmp_path: Path) -> None:
+    """Our own VHDX reader reads a differencing VHDX (fully and partially present blocks, the
+    rest from the parent); libvhdi, the second (QEMU reads none), gives the same media."""
     require_tool("qemu-img", "qemu-io")
     parent, child, expected = _vhdx_pair(tmp_path)
     before = _state([child, parent])
     with open_image(child) as stream:
-        assert stream.info.details["reader"].startswith("libvhdi")
+        assert stream.info.details["reader"] == "bitwitness"
         assert stream.info.details["disk_type"] == "differencing"
         check_stream_contract(stream, expected)
-    from bitwitness.images.vhdx import open_vhdx
+    from bitwitness.images.vhdi import open_vhdi
 
-    with open_vhdx(child) as ours:
-        check_stream_contract(ours, expected)
+    with open_vhdi(child, "vhdx") as theirs:
+        check_stream_contract(theirs, expected)
     doc, second = _second(child)
     assert doc["computed"]["md5"] == _md5(expected)
-    assert second["reader"] == "bitwitness"
+    assert second["reader"].startswith("libvhdi")
     assert second["agree"] is True, second["differences"]
     assert [Path(f) for f in doc["files"]] == [child, parent]
     checked = {(c["what"], c["detail"].split(" ", 1)[0]) for c in doc["container_checks"]}
     assert ("VHDX header 1 CRC-32C", "parent.vhdx") in checked
     assert all(c["ok"] for c in doc["container_checks"])
     assert _state([child, parent]) == before
+
+
+def test_differencing_vhdx_block_from_the_parent_in_a_chunk_without_a_bitmap(
+        tmp_path: Path) -> None:
+    """A block "not present" in a child whose chunk has no sector bitmap block (nothing in it
+    is partially present) reads whole from the parent. libvhdi 20260901 reads such a block's
+    bitmap at file offset 0 (the signature ``vhdxfile``: sectors 1, 2, 4, 5, 6... became zeros
+    of the child) and gave those zeros to convert; our reader is now first. Expected: the
+    parent's random first MiB as QEMU reads the parent."""
+    require_tool("qemu-img", "qemu-io")
+    parent, child = tmp_path / "parent.vhdx", tmp_path / "child.vhdx"
+    raw = tmp_path / "base.raw"
+    raw.write_bytes(os.urandom(4 * MiB))
+    _run("qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "block_size=1M", raw, parent)
+    _run("qemu-img", "create", "-f", "vhdx", "-o", "block_size=1M", child, "4M")
+    _run("qemu-io", "-f", "vhdx", "-c", "write -P 0x62 1M 1M", child)
+    child_raw = _qemu_raw(child, "vhdx", tmp_path / "c.raw")
+    expected = bytearray(_qemu_raw(parent, "vhdx", tmp_path / "p.raw"))
+    assert make_vhdx_differencing(child, parent) == [1]
+    expected[MiB : 2 * MiB] = child_raw[MiB : 2 * MiB]
+    with open_image(child) as stream:
+        assert stream.info.details["reader"] == "bitwitness"
+        check_stream_contract(stream, bytes(expected))
+    res = run_bitwitness("convert", child, "-o", tmp_path / "out", "--to", "raw", "--json")
+    assert res.exit_code == ExitCode.OK, res.stderr
+    assert (tmp_path / "out.raw").read_bytes() == bytes(expected)
+    # the second reader is libvhdi, and it disagrees: a disagreement is reported, not hidden
+    from bitwitness.images.vhdi import open_vhdi
+
+    with open_vhdi(child, "vhdx") as theirs:
+        misread = theirs.pread(0, MiB) != expected[:MiB]
+    doc = run_bitwitness("verify", "--second-reader", child, "--json").json()["images"][0]
+    assert doc["computed"]["md5"] == _md5(bytes(expected))
+    assert doc["second_reader"]["agree"] is (not misread)
 
 
 def test_differencing_vhdx_refuses_another_chains_parent(tmp_path: Path) -> None:

@@ -38,6 +38,9 @@ _HEAD_MAGICS: tuple[tuple[bytes, Container], ...] = (
     (b"conectix", Container("vhd", "VHD (Microsoft virtual hard disk)")),
     (b"KDMV", Container("vmdk", "VMDK sparse extent (VMware)")),
     (b"COWD", Container("vmdk", "VMDK COWD sparse extent (VMware ESX)")),
+    # SEsparse: the constant header's magic 0xCAFEBABE as a little-endian 64-bit number.
+    (b"\xbe\xba\xfe\xca\x00\x00\x00\x00",
+     Container("vmdk-sesparse", "VMDK SEsparse extent (VMware ESXi snapshot)")),
     (b"# Disk DescriptorFile", Container("vmdk", "VMDK descriptor (VMware)")),
     (b"sprs", Container("sparseimage", "Apple sparse disk image (.sparseimage)")),
     (b"WithoutFreeSpace", Container("parallels", "Parallels disk image")),

@@ -1,11 +1,14 @@
 """VHDX (fixed, dynamic, differencing) and differencing VHD, read through libvhdi (pyvhdi).
 
 Every VHD (fixed, dynamic, differencing) is read by our own reader (:mod:`bitwitness.images.vhd`),
-which then has libvhdi, resolving the parents itself, as its independent second reader; every
-VHDX is read by libvhdi, with QEMU or (differencing, which QEMU does not read) our own VHDX reader
-(:mod:`bitwitness.images.vhdx`) as the second. Parents are looked for in the child's own folder
-only, and each parent's identifier must be the one the child records: a file of the same name
-from another chain is refused rather than silently stacked.
+which then has libvhdi, resolving the parents itself, as its independent second reader; a fixed or
+dynamic VHDX is read by libvhdi, with QEMU as the second. A differencing VHDX is read by our own
+VHDX reader (:mod:`bitwitness.images.vhdx`), libvhdi second (QEMU reads none): libvhdi (20260901)
+takes a block "not present" in the child, in a chunk whose sector bitmap block is not present
+either, for a partially present block whose bitmap lies at file offset 0, and returns zeros for
+the parent's sectors whose bit is set in the file's signature ``vhdxfile``. Parents are looked
+for in the child's own folder only, and each parent's identifier must be the one the child
+records: a file of the same name from another chain is refused rather than silently stacked.
 """
 
 from __future__ import annotations
@@ -88,29 +91,37 @@ class VhdxFormat:
             return list(stream.info.files)
 
     def open(self, path: Path) -> ImageStream:
-        """libvhdi; where it refuses the file as damaged (it refuses a VHDX whose second region
-        table fails its CRC-32C, which QEMU reads through the first), our own reader, when it
-        can read the image, and ``verify`` reports the damage through :meth:`self_checks`."""
+        """libvhdi for a fixed or dynamic VHDX; our own reader for a differencing one (libvhdi
+        misreads some blocks the parent holds: see the module's description), and where
+        libvhdi refuses the file as damaged (it refuses a VHDX whose second region table fails
+        its CRC-32C, which QEMU reads through the first), when ours can read the image;
+        ``verify`` reports the damage through :meth:`self_checks`."""
         from bitwitness.errors import BitWitnessError
         from bitwitness.images.vhdx import open_vhdx
 
         try:
-            return open_vhdi(path, self.name)
+            stream = open_vhdi(path, self.name)
         except CorruptImageError as theirs:
             try:
                 return open_vhdx(path)
             except BitWitnessError:
                 raise theirs from None
+        if stream.info.details.get("disk_type") != "differencing":
+            return stream
+        stream.close()
+        return open_vhdx(path)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """QEMU's vhdx driver; it reads no differencing VHDX, for which our own reader, with
-        the parents it finds itself, is the second to libvhdi (one that only ours opens has
-        none)."""
+        """QEMU's vhdx driver; it reads no differencing VHDX, for which libvhdi, with the
+        parents it finds itself, is the second to our reader (and ours the second where
+        libvhdi read first)."""
         from bitwitness.images.qemu import QemuNbdStream
         from bitwitness.images.vhdx import open_vhdx
 
         if stream.info.details.get("parents"):
-            return open_vhdx(path) if isinstance(stream, LibyalStream) else None
+            if isinstance(stream, LibyalStream):
+                return open_vhdx(path)
+            return open_vhdi(path, self.name)
         return QemuNbdStream(path, "vhdx")
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:

@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.errors import (
+    CorruptImageError,
+    InputError,
+    NoReaderError,
+    UnsupportedFormatError,
+)
 from bitwitness.evidence_io import (
     MAX_OFFSET,
     check_span,
@@ -118,6 +123,10 @@ def unpack_header(data: bytes) -> SparseHeader:
                         descriptor_size=desc_size, gtes_per_gt=gtes, rgd_offset=rgd,
                         gd_offset=gd, overhead=overhead, flags=flags, version=version,
                         unclean_shutdown=unclean, compress_algorithm=compress)
+
+
+#: Extent kinds neither our reader nor libvmdk (20260714: "unsupported extent type") reads.
+UNREAD_EXTENTS = {"SESPARSE": "SEsparse (ESXi 6.5+ snapshots)"}
 
 
 @dataclass(frozen=True)
@@ -504,6 +513,9 @@ def _open_extent(folder: Path, extent: Extent) -> ExtentReader:
         return FlatExtent(path, size, extent.offset)
     if extent.kind == "SPARSE":
         return SparseExtent(path, size)
+    if extent.kind in UNREAD_EXTENTS:
+        raise NoReaderError(f"{folder / extent.file}: a VMDK extent of type {extent.kind}, "
+                            f"{UNREAD_EXTENTS[extent.kind]}, which BitWitness does not read")
     raise UnsupportedFormatError(f"VMDK extent type {extent.kind} is not supported")
 
 

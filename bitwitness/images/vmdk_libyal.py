@@ -2,9 +2,10 @@
 
 Our reader (:mod:`bitwitness.images.vmdk`) reads monolithic and split sparse and flat disks and
 stream-optimized ones; libvmdk then serves as its independent second reader. Children
-(snapshots, ``parentCID``), ESX COWD/VMFSSPARSE/SESPARSE extents and whatever else ours refuses
-are read through libvmdk. Extent and parent files are opened by us, inside the descriptor's own
-folder only (:func:`~bitwitness.images.libyal.contained`).
+(snapshots, ``parentCID``), ESX COWD (VMFSSPARSE) extents and whatever else ours refuses
+are read through libvmdk. SESPARSE extents (ESXi 6.5+ snapshots) neither reads: they are refused
+by name. Extent and parent files are opened by us, inside the descriptor's own folder only
+(:func:`~bitwitness.images.libyal.contained`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.errors import (
+    CorruptImageError,
+    InputError,
+    NoReaderError,
+    UnsupportedFormatError,
+)
 from bitwitness.images import vmdk
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
@@ -113,6 +119,8 @@ class VmdkFormat:
     def open(self, path: Path) -> ImageStream:
         try:
             return vmdk.FORMAT.open(path)
+        except NoReaderError:
+            raise
         except UnsupportedFormatError as ours:
             try:
                 return open_libvmdk(path)
