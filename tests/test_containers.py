@@ -572,3 +572,71 @@ def test_third_party_virtual_disks_agree_with_libyal(third_party: Path, name: st
     assert check["reader"].startswith(("libvhdi", "libvmdk"))
     assert check["agree"] is True, check["differences"]
     assert check["hashes"]["md5"] == doc["computed"]["md5"]
+
+
+def _vhd_layer(path: Path, pattern: int, writes: list[tuple[str, str]], tmp: Path
+               ) -> tuple[bytes, list[tuple[int, int]]]:
+    """A dynamic 8 MiB VHD written by QEMU with ``pattern`` at each (offset, length): its media
+    as QEMU reads it and the ranges it stores (``qemu-img map``)."""
+    _qemu("create", "-f", "vpc", "-o", "force_size=on", path, "8M")
+    commands = [arg for at, length in writes for arg in ("-c", f"write -P {pattern} {at} {length}")]
+    subprocess.run(["qemu-io", "-f", "vpc", *commands, str(path)], check=True,
+                   capture_output=True)
+    raw, _ = _qemu_raw(path, tmp)
+    mapping = json.loads(subprocess.run(["qemu-img", "map", "--output=json", str(path)],
+                                        capture_output=True, text=True, check=True).stdout)
+    return raw, [(e["start"], e["length"]) for e in mapping if e["data"]]
+
+
+def test_differencing_vhd_chain_of_three(tmp_path: Path) -> None:
+    """A child of a differencing parent of a dynamic grandparent: each sector comes from the
+    nearest layer that stores it, as QEMU reads each layer's own blocks (``qemu-img map``);
+    verify hashes that media and convert writes it."""
+    require_tool("qemu-img", "qemu-io")
+    grand, parent, child = (tmp_path / f"{n}.vhd" for n in ("grand", "parent", "child"))
+    expected = bytearray(_vhd_layer(grand, 0x61, [("0", "6M")], tmp_path)[0])
+    for layer, pattern, writes in ((parent, 0x62, [("1M", "2M"), ("7M", "512k")]),
+                                   (child, 0x63, [("1536k", "3k"), ("5M", "1M")])):
+        raw, stored = _vhd_layer(layer, pattern, writes, tmp_path)
+        for start, length in stored:
+            expected[start : start + length] = raw[start : start + length]
+    make_differencing(parent, grand)
+    make_differencing(child, parent)
+    with open_image(child) as stream:
+        assert list(stream.info.files) == [child, parent, grand]
+        check_stream_contract(stream, bytes(expected))
+    doc = run_bitwitness("verify", child, "--json").json()["images"][0]
+    assert doc["computed"]["md5"] == _md5(bytes(expected))
+    done = run_bitwitness("convert", child, "-o", tmp_path / "out", "--to", "raw")
+    assert done.exit_code == 0, done.stderr
+    assert (tmp_path / "out.raw").read_bytes() == bytes(expected)
+
+
+def test_differencing_vhdx_chain_of_three(tmp_path: Path) -> None:
+    """The same over VHDX (tests/builders/vhdx_differencing.py): the blocks each layer stores
+    are its own, the rest its parent's."""
+    from builders.vhdx_differencing import make_differencing as make_vhdx_differencing
+
+    require_tool("qemu-img", "qemu-io")
+    mib = 1 << 20
+    layers = []
+    for name, pattern, writes in (("grand", 0x61, ["0 6M"]),
+                                  ("parent", 0x62, ["1M 2M", "7M 512k"]),
+                                  ("child", 0x63, ["1536k 3k", "5M 1M"])):
+        path = tmp_path / f"{name}.vhdx"
+        _qemu("create", "-f", "vhdx", "-o", "block_size=1M", path, "8M")
+        commands = [a for w in writes for a in ("-c", f"write -P {pattern} {w}")]
+        subprocess.run(["qemu-io", "-f", "vhdx", *commands, str(path)], check=True,
+                       capture_output=True)
+        layers.append((path, _qemu_raw(path, tmp_path)[0]))
+    (grand, expected_raw), (parent, parent_raw), (child, child_raw) = layers
+    expected = bytearray(expected_raw)
+    for (layer, raw), below in (((parent, parent_raw), grand), ((child, child_raw), parent)):
+        for block in make_vhdx_differencing(layer, below):
+            expected[block * mib : (block + 1) * mib] = raw[block * mib : (block + 1) * mib]
+    with open_image(child) as stream:
+        assert list(stream.info.files) == [child, parent, grand]
+        check_stream_contract(stream, bytes(expected))
+    done = run_bitwitness("convert", child, "-o", tmp_path / "out", "--to", "raw")
+    assert done.exit_code == 0, done.stderr
+    assert (tmp_path / "out.raw").read_bytes() == bytes(expected)
