@@ -17,6 +17,7 @@ the comparison.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import struct
 import subprocess
@@ -439,7 +440,8 @@ def test_vhd_block_allocation_table(tmp_path: Path, media_file: Path) -> None:
     bat = header.table_offset
     first, second = struct.unpack_from(">II", pristine, bat)
     assert header.max_table_entries == 2
-    assert first != 0xFFFF_FFFF and second != 0xFFFF_FFFF
+    assert first != 0xFFFF_FFFF
+    assert second != 0xFFFF_FFFF
     tail = len(pristine) - 512
 
     dup = _damaged(pristine, tmp_path / "dup.vhd",
@@ -499,7 +501,7 @@ def test_vdi_block_map(tmp_path: Path, media_file: Path) -> None:
     of allocated blocks is wrong, a block mapped past the end of the file (which our reader
     refuses at open)."""
     require_tool("qemu-img")
-    image, pristine, at, (first, _, _, last) = _vdi(tmp_path, media_file)
+    image, pristine, at, (first, _, _, _last) = _vdi(tmp_path, media_file)
     assert _qemu_check(image) == 0
 
     dup = _damaged(pristine, tmp_path / "dup.vdi",
@@ -541,7 +543,10 @@ def test_parallels_cluster_table(tmp_path: Path, media_file: Path) -> None:
     _qemu("convert", "-f", "raw", "-O", "parallels", media_file, image)
     pristine = image.read_bytes()
     first, second, third, last = struct.unpack_from("<4I", pristine, 64)
-    assert first and last and not second and not third
+    assert first
+    assert last
+    assert not second
+    assert not third
     assert _qemu_check(image) == 0
 
     past = _damaged(pristine, tmp_path / "past.hds",
@@ -583,6 +588,7 @@ def test_parallels_bundle_extent_overlap(tmp_path: Path, media_file: Path) -> No
     to_sector_units(extent)
     descriptor = build_bundle(bundle, [(0, 8192, "Compressed", extent)])
     code, doc = _verify(descriptor)
+    assert code == ExitCode.EVIDENCE
     checks = {c["what"]: c for c in doc["container_checks"]}
     assert checks["Parallels cluster table"]["ok"], checks
     assert doc["verdict"] == "UNVERIFIED"
@@ -615,7 +621,7 @@ def test_overlapping_starts_against_a_plain_sort(monkeypatch: pytest.MonkeyPatch
         starts = [rng.randrange(400) for _ in range(rng.randrange(60))]
         pieces = [array("I", starts[i:i + 5]) for i in range(0, len(starts), 5)]
         ordered = sorted(starts)
-        expected = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b < a + span]
+        expected = [(a, b) for a, b in itertools.pairwise(ordered) if b < a + span]
         count, named = checks.overlapping_starts(pieces, span)
         assert count == len(expected)
         assert named == expected[:checks.REPORTED]
