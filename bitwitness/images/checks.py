@@ -122,10 +122,12 @@ class Findings:
         self.count = 0
         self.named: list[str] = []
 
-    def add(self, problem: str, count: int = 1) -> None:
+    def add(self, problem: str | Callable[[], str], count: int = 1) -> None:
+        """Count a problem; words made (``problem`` called) only for the few named, as a
+        hostile table may hold millions of them."""
         self.count += count
         if len(self.named) < REPORTED:
-            self.named.append(problem)
+            self.named.append(problem if isinstance(problem, str) else problem())
 
     def check(self, what: str, name: str, clean: str) -> ContainerCheck:
         """The outcome: ``clean`` when nothing was found, else the count and the named
@@ -189,15 +191,23 @@ def table_pieces(path: Path, offset: int, count: int, *, big_endian: bool
 
 
 def check_entries(findings: Findings, pieces: Callable[[], Iterable[tuple[int, Sequence[int]]]],
-                  free: frozenset[int], judge: Callable[[int, int], Iterable[str]]) -> int:
+                  free: frozenset[int], judge: Callable[[int, int], Iterable[Callable[[], str]]],
+                  plain: tuple[int, int, int]) -> int:
     """Add to ``findings`` what ``judge(index, value)`` finds wrong with each allocated entry
-    (one pass over the table, a piece at a time); return how many entries are allocated."""
+    (one pass over the table, a piece at a time; each problem's words made only if named);
+    return how many entries are allocated. ``plain`` is ``(lowest, highest, below)``: values
+    from lowest to highest at indexes below ``below`` are sound, so a piece whose allocated
+    entries all are is not judged entry by entry (a real table of millions of entries)."""
+    lowest, highest, below = plain
     allocated = 0
     for first, piece in pieces():
+        used = [v for v in piece if v not in free]
+        allocated += len(used)
+        if not used or (lowest <= min(used) and max(used) <= highest
+                        and first + len(piece) <= below):
+            continue
         for i, value in enumerate(piece):
-            if value in free:
-                continue
-            allocated += 1
-            for problem in judge(first + i, value):
-                findings.add(problem)
+            if value not in free:
+                for problem in judge(first + i, value):
+                    findings.add(problem)
     return allocated

@@ -23,7 +23,7 @@ import os
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,18 +186,21 @@ def parallels_checks(path: Path) -> tuple[ContainerCheck, ...]:
         return (f"entry {index} (file offset {_HEADER.size + 4 * index}: cluster at file "
                 f"offset {value * unit})")
 
-    def judge(index: int, value: int) -> Iterator[str]:
+    def judge(index: int, value: int) -> Iterator[Callable[[], str]]:
         start = value * unit
         if start < first_data:
-            yield (f"{where(index, value)} lies inside the header or the table, before the "
-                   f"data's first byte (file offset {first_data})")
+            yield lambda: (f"{where(index, value)} lies inside the header or the table, "
+                           f"before the data's first byte (file offset {first_data})")
         elif start + cluster > file_size:
-            yield f"{where(index, value)} runs past the end of the {file_size}-byte file"
+            yield lambda: (f"{where(index, value)} runs past the end of the {file_size}-byte "
+                           "file")
         if index >= needed:
-            yield f"{where(index, value)} is allocated past the disk's last cluster ({needed - 1})"
+            yield lambda: (f"{where(index, value)} is allocated past the disk's last cluster "
+                           f"({needed - 1})")
 
     pieces = table_pieces(path, _HEADER.size, fits, big_endian=False)
-    check_entries(findings, pieces, frozenset((0,)), judge)
+    check_entries(findings, pieces, frozenset((0,)), judge,
+                  (-(-first_data // unit), (file_size - cluster) // unit, needed))
     check_overlaps(findings, pieces, frozenset((0,)), cluster // unit, where)
     return (findings.check(what, path.name, f"{entries} entries of {cluster}-byte clusters: "
                            "every allocated cluster inside the file after the table, none "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
@@ -209,16 +209,17 @@ def vdi_checks(path: Path) -> tuple[ContainerCheck, ...]:
     def where(index: int, slot: int) -> str:
         return f"entry {index} (file offset {map_at + 4 * index}: slot {slot})"
 
-    def judge(index: int, slot: int) -> Iterator[str]:
+    def judge(index: int, slot: int) -> Iterator[Callable[[], str]]:
         if slot >= allocated:
-            yield (f"{where(index, slot)} is at or past the {allocated} blocks the header "
-                   f"records as allocated (file offset {_ALLOCATED_AT})")
+            yield lambda: (f"{where(index, slot)} is at or past the {allocated} blocks the "
+                           f"header records as allocated (file offset {_ALLOCATED_AT})")
         if slot >= slots:
-            yield (f"{where(index, slot)} lies past the end of the file (slot at file offset "
-                   f"{data_at + slot * slot_size})")
+            yield lambda: (f"{where(index, slot)} lies past the end of the file (slot at file "
+                           f"offset {data_at + slot * slot_size})")
 
     pieces = table_pieces(path, map_at, blocks, big_endian=False)
-    in_use = check_entries(findings, pieces, frozenset((_FREE, _ZERO)), judge)
+    in_use = check_entries(findings, pieces, frozenset((_FREE, _ZERO)), judge,
+                           (0, min(allocated, slots) - 1, blocks))
     if in_use != allocated:
         findings.add(f"the header (file offset {_ALLOCATED_AT}) records {allocated} allocated "
                      f"blocks; the map allocates {in_use}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -496,19 +496,22 @@ def bat_check(path: Path, footer: VhdFooter, header: DynamicHeader, end: int) ->
         return (f"entry {index} (file offset {table + 4 * index}: block at file offset "
                 f"{sector * SECTOR})")
 
-    def judge(index: int, sector: int) -> Iterator[str]:
+    def judge(index: int, sector: int) -> Iterator[Callable[[], str]]:
         start = sector * SECTOR
         if start < first_free:
-            yield (f"{where(index, sector)} overlaps the footer copy, the dynamic header or "
-                   f"the table (which end at file offset {first_free})")
+            yield lambda: (f"{where(index, sector)} overlaps the footer copy, the dynamic "
+                           f"header or the table (which end at file offset {first_free})")
         elif start + bitmap + block > end:
-            yield (f"{where(index, sector)} runs {start + bitmap + block - end} bytes past "
-                   f"file offset {end}, where the footer {'is' if end < size else 'would be'}")
+            yield lambda: (f"{where(index, sector)} runs {start + bitmap + block - end} bytes "
+                           f"past file offset {end}, where the footer "
+                           f"{'is' if end < size else 'would be'}")
         if index >= needed:
-            yield f"{where(index, sector)} is allocated past the disk's last block ({needed - 1})"
+            yield lambda: (f"{where(index, sector)} is allocated past the disk's last block "
+                           f"({needed - 1})")
 
     pieces = table_pieces(path, table, fits, big_endian=True)
-    check_entries(findings, pieces, frozenset((UNALLOCATED,)), judge)
+    check_entries(findings, pieces, frozenset((UNALLOCATED,)), judge,
+                  (-(-first_free // SECTOR), (end - bitmap - block) // SECTOR, needed))
     check_overlaps(findings, pieces, frozenset((UNALLOCATED,)), (bitmap + block) // SECTOR,
                    where)
     allocated = f"{entries} entries of {block}-byte blocks"
