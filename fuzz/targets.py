@@ -102,19 +102,13 @@ def ewf_ltree(data: bytes) -> None:
 
 
 def vhd(data: bytes) -> None:
-    """VHD: footer (either copy), dynamic header, block allocation table, blocks."""
-    from bitwitness.images.vhd import open_vhd
+    """VHD: footer (either copy), dynamic header, block allocation table, blocks; the
+    self-checks ``verify`` runs (checksums, footer copies, BAT consistency)."""
+    from bitwitness.images.vhd import open_vhd, vhd_checks
 
     path = scratch().put("fuzz.vhd", data)
-    try:
-        stream = open_vhd(path)
-    except BitWitnessError:
-        return
-    with stream:
-        try:
-            read_samples(stream)
-        except BitWitnessError:
-            return
+    _open_and_sample(lambda: open_vhd(path))
+    _checks(lambda: vhd_checks(path))
 
 
 def vmdk(data: bytes) -> None:
@@ -244,12 +238,14 @@ def vhdx(data: bytes) -> None:
 
 
 def vdi(data: bytes) -> None:
-    """VDI: banner, signature, version, geometry, block map, blocks."""
-    from bitwitness.images.vdi import VdiStream
+    """VDI: banner, signature, version, geometry, block map, blocks; the block map's
+    consistency check that ``verify`` runs."""
+    from bitwitness.images.vdi import VdiStream, vdi_checks
 
     path = scratch().put("fuzz.vdi", data)
     _identify(path)
     _open_and_sample(lambda: VdiStream(path))
+    _checks(lambda: vdi_checks(path))
 
 
 def udif(data: bytes) -> None:
@@ -291,14 +287,19 @@ def parallels(data: bytes) -> None:
     """Parallels: a lone sparse extent (header, cluster table, clusters) when the input starts
     with its signature; else a ``.hdd`` bundle read by our own code: ``DiskDescriptor.xml``,
     then after :data:`PART` the bytes of ``disk.hds`` (the extent the seeds' descriptors
-    name)."""
+    name); each sparse extent's cluster-table check that ``verify`` runs."""
     from bitwitness.images import signatures
-    from bitwitness.images.parallels import ParallelsBundleStream, SparseExtentStream
+    from bitwitness.images.parallels import (
+        ParallelsBundleStream,
+        SparseExtentStream,
+        parallels_checks,
+    )
 
     if data.startswith((b"WithoutFreeSpace", b"WithouFreSpacExt")):
         path = scratch().put("fuzz.hds", data)
         _identify(path)
         _open_and_sample(lambda: SparseExtentStream(path))
+        _checks(lambda: parallels_checks(path))
         return
     bundle = scratch().folder("fuzz.hdd")
     descriptor, _, extent = data.partition(PART)
@@ -306,6 +307,7 @@ def parallels(data: bytes) -> None:
     (bundle / "disk.hds").write_bytes(extent)
     signatures.identify_directory(bundle)
     _open_and_sample(lambda: ParallelsBundleStream(bundle / "DiskDescriptor.xml"))
+    _checks(lambda: parallels_checks(bundle / "disk.hds"))
 
 
 def ewf2(data: bytes) -> None:

@@ -342,3 +342,38 @@ def test_libewf_stops_when_our_pass_is_interrupted(tmp_path: Path, source: Path,
     with pytest.raises(Interrupted):
         verify_image(segment, VerifyOptions(second_reader=True))
     assert not any(t.name == "libewf-pass" and t.is_alive() for t in threading.enumerate())
+
+
+def test_smart_s01_has_libewf_only(tmp_path: Path, source: Path) -> None:
+    """SMART (.s01, ``ewfacquire -f smart``) is read by libewf (pyewf) alone: our reader
+    refuses its 94-byte SMART volume section, so libewf is the *first* reader and there is no
+    independent second one (libewf reading it again, or ewfverify/ewfexport, would be the same
+    library). ``--second-reader`` says so in a note, never as agreement. What the set records
+    about itself is still checked: the MD5 of its hash section, against md5sum's. One byte
+    of a chunk changed: pyewf hands back the changed bytes without an error (no bad chunk is
+    reported), and the stored MD5 no longer matches (MISMATCH, exit 1); ewfverify fails the
+    set too."""
+    require_tool("ewfverify")
+    (segment,) = ewfacquire(source, tmp_path / "img", "-f", "smart", "-c", "fast")
+    assert segment.suffix == ".s01"
+    r = run_bitwitness("verify", "--second-reader", segment, "--json")
+    assert r.exit_code == 0, r.stdout
+    doc = r.json()["images"][0]
+    assert doc["verdict"] == "VERIFIED"
+    assert doc["format"] == "ewf (read by libewf)"
+    assert doc["stored"] == {"md5": tool_hash("md5sum", source)[0]}
+    assert doc["computed"]["md5"] == tool_hash("md5sum", source)[0]
+    assert doc["second_reader"] is None
+    assert doc["libewf"] is None
+    assert any("no independent second reader for ewf (read by libewf)" in n
+               for n in doc["notes"]), doc["notes"]
+
+    flip_byte_in_chunk(segment, segment.stat().st_size // 2)
+    assert subprocess.run(["ewfverify", "-q", str(segment)], capture_output=True,
+                          check=False).returncode != 0
+    r = run_bitwitness("verify", "--second-reader", segment, "--json")
+    assert r.exit_code == 1
+    doc = r.json()["images"][0]
+    assert doc["verdict"] == "MISMATCH"
+    assert doc["computed"]["md5"] != tool_hash("md5sum", source)[0]
+    assert any("stored in the image records" in p for p in doc["problems"]), doc["problems"]

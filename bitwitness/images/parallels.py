@@ -13,7 +13,8 @@ entry per cluster giving where the cluster's data lies (0: never written, reads 
 The table is never held whole: a real file may declare 64M entries (256 MiB), which as Python
 integers would take gigabytes. It is checked at open a piece at a time (each entry must name a
 cluster inside the file) and each read fetches just the entries it needs, so memory stays small
-whatever the header declares.
+whatever the header declares. :func:`parallels_checks` checks the table for ``verify`` the same
+way, a piece at a time.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ import os
 import struct
 import sys
 from array import array
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError
+from bitwitness.evidence_io import read_head
+from bitwitness.images.checks import (
+    ContainerCheck,
+    Findings,
+    check_entries,
+    check_overlaps,
+    table_pieces,
+)
 from bitwitness.images.libyal import (
     LibyalStream,
     binding,
@@ -138,6 +148,63 @@ class SparseExtentStream(ImageStream):
                           sector_size=self.sector_size,
                           details={"reader": "bitwitness", "cluster_size": self._cluster,
                                    "allocated_clusters": self._allocated})
+
+
+def parallels_checks(path: Path) -> tuple[ContainerCheck, ...]:
+    """A sparse extent's cluster table against its header and the file: as many entries as
+    clusters of the declared size (QEMU and Parallels write exactly that many), the table in
+    the file, every allocated cluster after the header, the table and the first data sector
+    the header records, and inside the file, no two clusters overlapping (two stretches of
+    the media reading the same data), no entry past the disk's last cluster allocated. The
+    reader refuses only a cluster past the end of the file. Read a piece at a time, as the
+    reader does; each problem names the entry's index and file offset. A file without the
+    signature (a plain extent) records nothing to check."""
+    head = read_head(path, _HEADER.size)
+    if len(head) < _HEADER.size or not head.startswith((_MAGIC_SECTORS, _MAGIC_CLUSTERS)):
+        return ()
+    (magic, _version, _heads, _cyl, cluster_sectors, entries, sectors, _inuse, data_off,
+     _flags, _ext) = _HEADER.unpack(head)
+    what, findings = "Parallels cluster table", Findings()
+    file_size = path.stat().st_size
+    if cluster_sectors == 0:
+        findings.add("the header (file offset 28) records clusters of 0 sectors")
+        return (findings.check(what, path.name, ""),)
+    cluster = cluster_sectors * SECTOR
+    unit = cluster if magic == _MAGIC_CLUSTERS else SECTOR
+    needed = -(-sectors // cluster_sectors)
+    if entries != needed:
+        findings.add(f"the header (file offset 32) records {entries} table entries; "
+                     f"{needed} clusters of {cluster} bytes hold the {sectors}-sector disk")
+    fits = min(entries, (file_size - _HEADER.size) // 4)
+    if fits < entries:
+        findings.add(f"the table ({entries} entries at file offset {_HEADER.size}) runs past "
+                     f"the end of the {file_size}-byte file; {fits} entries checked")
+    table_end = _HEADER.size + 4 * fits
+    first_data = max(table_end, data_off * SECTOR)
+
+    def where(index: int, value: int) -> str:
+        return (f"entry {index} (file offset {_HEADER.size + 4 * index}: cluster at file "
+                f"offset {value * unit})")
+
+    def judge(index: int, value: int) -> Iterator[Callable[[], str]]:
+        start = value * unit
+        if start < first_data:
+            yield lambda: (f"{where(index, value)} lies inside the header or the table, "
+                           f"before the data's first byte (file offset {first_data})")
+        elif start + cluster > file_size:
+            yield lambda: (f"{where(index, value)} runs past the end of the {file_size}-byte "
+                           "file")
+        if index >= needed:
+            yield lambda: (f"{where(index, value)} is allocated past the disk's last cluster "
+                           f"({needed - 1})")
+
+    pieces = table_pieces(path, _HEADER.size, fits, big_endian=False)
+    check_entries(findings, pieces, frozenset((0,)), judge,
+                  (-(-first_data // unit), (file_size - cluster) // unit, needed))
+    check_overlaps(findings, pieces, frozenset((0,)), cluster // unit, where)
+    return (findings.check(what, path.name, f"{entries} entries of {cluster}-byte clusters: "
+                           "every allocated cluster inside the file after the table, none "
+                           "overlapping another, the count matching the disk size"),)
 
 
 def _entry(path: Path) -> Path:
@@ -330,6 +397,11 @@ class ParallelsFormat:
         if isinstance(stream, LibyalStream):
             return ParallelsBundleStream(_entry(path))
         return None
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """The cluster table of every sparse extent (:func:`parallels_checks`)."""
+        return tuple(c for p in stream.info.files if p.name != DESCRIPTOR
+                     for c in parallels_checks(p))
 
 
 FORMAT = ParallelsFormat()

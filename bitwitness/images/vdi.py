@@ -12,15 +12,28 @@ Everything the header declares is checked against the file before it is used: th
 the file and covers the media, each slot lies in the file, the block size is a power of two
 that the format's writers use. A differencing image (type 4) needs its parent, which VDI names
 only by UUID: it is refused in one line.
+
+:func:`vdi_checks` checks for ``verify`` what the reader does not need to: that the block map
+is consistent with itself and the header (no slot used twice, every slot below the header's
+count of allocated blocks, that count right).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.evidence_io import read_head
+from bitwitness.images.checks import (
+    ContainerCheck,
+    Findings,
+    check_entries,
+    check_overlaps,
+    table_pieces,
+)
 from bitwitness.images.raw import open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -38,6 +51,8 @@ _VERSION_1 = 0x0001_0000  #: major 1 in the upper half; minors 0 and 1 share thi
 _TYPES = {1: "dynamic", 2: "fixed", 3: "undo", 4: "differencing"}
 _FREE = 0xFFFF_FFFF
 _ZERO = 0xFFFF_FFFE
+#: Where the header records how many blocks are allocated (``blocks allocated``, v1.1).
+_ALLOCATED_AT = _BODY_AT + _BODY.size - 4
 #: Block sizes accepted: VirtualBox writes 1 MiB; the format allows other powers of two.
 _MIN_BLOCK = 512
 _MAX_BLOCK = 64 << 20
@@ -148,6 +163,72 @@ class VdiStream(ImageStream):
                                    "blocks": len(self._map)})
 
 
+def _readable_body(path: Path) -> tuple[int, ...] | None:
+    """The header's body fields of a VDI the reader reads (version 1, dynamic or fixed)."""
+    head = read_head(path, _UUID_AT + 64)
+    if len(head) < _UUID_AT + 64:
+        return None
+    signature, version, _size, kind, _flags = _PREFIX.unpack_from(head, _SIGNATURE_AT)
+    if signature != SIGNATURE or version & 0xFFFF_0000 != _VERSION_1 or kind not in (1, 2):
+        return None
+    return _BODY.unpack_from(head, _BODY_AT)
+
+
+def vdi_checks(path: Path) -> tuple[ContainerCheck, ...]:
+    """The block map of a dynamic or fixed VDI against itself, the header and the file.
+
+    VirtualBox and QEMU give each newly written block the next slot of the data area, so the
+    slots in use are exactly ``0 .. blocks allocated - 1``, each named by one map entry: an
+    entry at or past the header's count, two entries naming one slot (two media blocks reading
+    the same data), a count that is not the number of allocated entries, a slot past the end
+    of the file, or a data area that overlaps the map, is damage or tampering. The reader
+    refuses only a slot past the end of the file. A file the reader does not read (another
+    version, a differencing image) records nothing checked here. Each problem names the entry's
+    index and file offset."""
+    body = _readable_body(path)
+    if body is None:
+        return ()
+    (map_at, data_at, _c, _h, _s, _sector, _unused, _media, block, extra, blocks,
+     allocated) = body
+    what, findings = "VDI block map", Findings()
+    file_size = path.stat().st_size
+    slot_size = block + extra
+    map_end = map_at + 4 * blocks
+    if map_at < _UUID_AT or map_end > file_size or slot_size == 0:
+        findings.add(f"the map ({blocks} entries at file offset {map_at}, blocks of "
+                     f"{slot_size} bytes) does not lie in the {file_size}-byte file")
+        return (findings.check(what, path.name, ""),)
+    if data_at < map_end:
+        findings.add(f"the data area (file offset {data_at}) begins inside the map, which "
+                     f"ends at file offset {map_end}")
+    if allocated > blocks:
+        findings.add(f"the header (file offset {_ALLOCATED_AT}) records {allocated} allocated "
+                     f"blocks of a {blocks}-block disk")
+    slots = max(0, file_size - data_at) // slot_size
+
+    def where(index: int, slot: int) -> str:
+        return f"entry {index} (file offset {map_at + 4 * index}: slot {slot})"
+
+    def judge(index: int, slot: int) -> Iterator[Callable[[], str]]:
+        if slot >= allocated:
+            yield lambda: (f"{where(index, slot)} is at or past the {allocated} blocks the "
+                           f"header records as allocated (file offset {_ALLOCATED_AT})")
+        if slot >= slots:
+            yield lambda: (f"{where(index, slot)} lies past the end of the file (slot at file "
+                           f"offset {data_at + slot * slot_size})")
+
+    pieces = table_pieces(path, map_at, blocks, big_endian=False)
+    in_use = check_entries(findings, pieces, frozenset((_FREE, _ZERO)), judge,
+                           (0, min(allocated, slots) - 1, blocks))
+    if in_use != allocated:
+        findings.add(f"the header (file offset {_ALLOCATED_AT}) records {allocated} allocated "
+                     f"blocks; the map allocates {in_use}")
+    check_overlaps(findings, pieces, frozenset((_FREE, _ZERO)), 1, where)
+    return (findings.check(what, path.name, f"{blocks} entries at file offset {map_at}, "
+                           f"{in_use} allocated: each a distinct slot below the header's "
+                           f"count of {allocated}, inside the file"),)
+
+
 class VdiFormat:
     name = "vdi"
     containers = ("vdi",)
@@ -170,6 +251,10 @@ class VdiFormat:
         from bitwitness.images.qemu import QemuNbdStream
 
         return QemuNbdStream(path, "vdi")
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """The block map's consistency (:func:`vdi_checks`)."""
+        return vdi_checks(path)
 
 
 FORMAT = VdiFormat()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,13 @@ from bitwitness.evidence_io import (
     read_head,
     read_tail,
 )
-from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.checks import (
+    ContainerCheck,
+    Findings,
+    check_entries,
+    check_overlaps,
+    table_pieces,
+)
 from bitwitness.images.raw import read_at, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -443,13 +450,74 @@ def vhd_checks(path: Path) -> tuple[ContainerCheck, ...]:
             check_span(footer.data_offset, DYNAMIC_HEADER_SIZE, size, path=path,
                        what="VHD dynamic header")
             header = read_at(path, footer.data_offset, DYNAMIC_HEADER_SIZE)
-            unpack_dynamic_header(header, footer.data_offset)
+            parsed_header = unpack_dynamic_header(header, footer.data_offset)
             checks.append(ContainerCheck(what, True, f"{path.name} at file offset "
                                          f"{footer.data_offset}: "
                                          f"{struct.unpack_from('>I', header, 36)[0]:#010x}"))
         except CorruptImageError as exc:
             checks.append(ContainerCheck(what, False, f"{path.name}: {exc}"))
+        else:
+            end = tail_at if tail.startswith(COOKIE) else size
+            checks.append(bat_check(path, footer, parsed_header, end))
     return tuple(checks)
+
+
+def bat_check(path: Path, footer: VhdFooter, header: DynamicHeader, end: int) -> ContainerCheck:
+    """The block allocation table against the file and the disk: the header's entry count is
+    the number of blocks the disk size needs (the specification's rule, which every writer
+    follows), the table lies in the file clear of the footer copy and the dynamic header,
+    every allocated entry's block (sector bitmap and data) lies after those structures and
+    the table and before ``end`` (the footer at the end of the file), no two blocks overlap,
+    and no entry past the disk's last block is allocated. The reader refuses only a block
+    past the end of the file; the rest it would read without a word. Each problem names the
+    entry's index and file offset and the block's file offset."""
+    what = "VHD block allocation table"
+    findings = Findings()
+    size = path.stat().st_size
+    block, entries, table = header.block_size, header.max_table_entries, header.table_offset
+    needed = -(-footer.current_size // block)
+    if entries != needed:
+        findings.add(f"the dynamic header (max table entries at file offset "
+                     f"{footer.data_offset + 28}) records {entries} entries; {needed} blocks of "
+                     f"{block} bytes hold the {footer.current_size}-byte disk")
+    table_end = table + 4 * entries
+    fits = max(0, min(entries, (size - table) // 4)) if table < size else 0
+    if table_end > size:
+        findings.add(f"the table ({entries} entries at file offset {table}) runs past the "
+                     f"end of the {size}-byte file; {fits} entries checked")
+    header_end = footer.data_offset + DYNAMIC_HEADER_SIZE
+    if table < max(FOOTER_SIZE, header_end) and table_end > footer.data_offset:
+        findings.add(f"the table (file offset {table}) overlaps the footer copy or the "
+                     f"dynamic header (file offset {footer.data_offset})")
+    bitmap = -(-(block // SECTOR) // (8 * SECTOR)) * SECTOR  # one bit a sector, whole sectors
+    first_free = max(FOOTER_SIZE, header_end, table + 4 * fits)
+
+    def where(index: int, sector: int) -> str:
+        return (f"entry {index} (file offset {table + 4 * index}: block at file offset "
+                f"{sector * SECTOR})")
+
+    def judge(index: int, sector: int) -> Iterator[Callable[[], str]]:
+        start = sector * SECTOR
+        if start < first_free:
+            yield lambda: (f"{where(index, sector)} overlaps the footer copy, the dynamic "
+                           f"header or the table (which end at file offset {first_free})")
+        elif start + bitmap + block > end:
+            yield lambda: (f"{where(index, sector)} runs {start + bitmap + block - end} bytes "
+                           f"past file offset {end}, where the footer "
+                           f"{'is' if end < size else 'would be'}")
+        if index >= needed:
+            yield lambda: (f"{where(index, sector)} is allocated past the disk's last block "
+                           f"({needed - 1})")
+
+    pieces = table_pieces(path, table, fits, big_endian=True)
+    check_entries(findings, pieces, frozenset((UNALLOCATED,)), judge,
+                  (-(-first_free // SECTOR), (end - bitmap - block) // SECTOR, needed))
+    check_overlaps(findings, pieces, frozenset((UNALLOCATED,)), (bitmap + block) // SECTOR,
+                   where)
+    allocated = f"{entries} entries of {block}-byte blocks"
+    return findings.check(what, path.name, f"{allocated} at file offset {table}: every "
+                          f"allocated block inside the file before file offset {end}, none "
+                          "overlapping another, the entry count matching the disk size")
 
 
 class VhdFormat:
