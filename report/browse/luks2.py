@@ -2,11 +2,12 @@
 
 What is read, in the order cryptsetup writes it: the binary header (magic ``LUKS\\xba\\xbe``,
 version 2, header size) and its JSON area from byte 4096; each key slot's KDF (PBKDF2 or
-Argon2id) turns the passphrase into the slot key; the slot's key material (AES-XTS, 512-byte
-sectors, tweak = sector number) decrypts to the anti-forensic split volume key, merged with the
-slot's hash; a digest (PBKDF2 of the volume key) says whether the key is right. The data segment
-is then read sector by sector with AES-XTS, tweak = ``iv_tweak`` + sector number in the segment's
-sector size (cryptsetup's LUKS2 IV counting).
+Argon2id) turns the passphrase into the slot key; the slot's key material (512-byte sectors,
+IVs from 0, in the slot's own cipher) decrypts to the anti-forensic split volume key, merged with
+the slot's hash; a digest (PBKDF2 of the volume key) says whether the key is right. The data
+segment is then read sector by sector in the segment's cipher and sector size, the IV of a sector
+being ``iv_tweak`` + its byte offset in the segment / 512 (:mod:`dmcrypt`: dm-crypt counts IVs in
+512-byte units even in 4096-byte sectors, and cryptsetup writes LUKS2 so).
 
 Hostile headers fail closed: sizes, iterations, memory and stripes are bounded before any work.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bitwitness.errors import FileSystemError, FormatError
+from bitwitness.report.browse import dmcrypt
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"LUKS\xba\xbe"
@@ -30,7 +32,6 @@ MAX_ITERATIONS = 50_000_000
 MAX_ARGON_MEMORY_KIB = 1 << 20  #: 1 GiB
 MAX_ARGON_TIME = 64
 MAX_STRIPES = 65536
-_XTS = "aes-xts-plain64"
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,10 @@ def read_header(stream: ImageStream, what: str) -> dict[str, Any]:
     return meta
 
 
-def unlock(stream: ImageStream, passphrase: bytes, what: str) -> tuple[bytes, Segment, str]:
-    """(volume key, data segment, cipher) or a :class:`FileSystemError` for a wrong key.
+def unlock(stream: ImageStream, passphrase: bytes,
+           what: str) -> tuple[dmcrypt.SectorCipher, Segment]:
+    """(the data segment's keyed cipher, the segment) or a :class:`FileSystemError` for a wrong
+    key.
 
     Raises :class:`FormatError` for a header we cannot read (unknown cipher or KDF).
     """
@@ -77,13 +80,12 @@ def unlock(stream: ImageStream, passphrase: bytes, what: str) -> tuple[bytes, Se
     except (KeyError, AttributeError, TypeError):
         raise FormatError(f"{what}: LUKS2 metadata lacks digests, segments or keyslots") from None
     segment = _segment(segment_meta, what)
-    if cipher != _XTS:
-        raise FormatError(f"{what}: LUKS2 cipher {cipher!r} is not read (only {_XTS})")
+    dmcrypt.check(cipher, what)
     for slot_id, slot in slots:
         try:
             key = _open_slot(stream, slot, passphrase, what)
             if key is not None and any(_digest_matches(d, key, slot_id, what) for d in digests):
-                return key, segment, cipher
+                return dmcrypt.cipher(cipher, key, what), segment
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FormatError(f"{what}: LUKS2 key slot {slot_id} is malformed "
                               f"({type(exc).__name__})") from None
@@ -111,9 +113,12 @@ def _open_slot(stream: ImageStream, slot: dict[str, Any], passphrase: bytes,
     area, kdf, af = slot["area"], slot["kdf"], slot["af"]
     key_size = int(slot["key_size"])
     stripes = int(af["stripes"])
-    if area.get("encryption") != _XTS or not 0 < key_size <= 64 or not 0 < stripes <= MAX_STRIPES:
+    if not 0 < key_size <= 64 or not 0 < stripes <= MAX_STRIPES:
         raise FormatError(f"{what}: LUKS2 key slot uses what we do not read")
-    slot_key = _kdf(kdf, passphrase, int(area["key_size"]), what)
+    area_cipher = str(area.get("encryption"))
+    dmcrypt.check(area_cipher, f"{what} key slot")
+    slot_key = dmcrypt.cipher(area_cipher, _kdf(kdf, passphrase, int(area["key_size"]), what),
+                              f"{what} key slot")
     length = key_size * stripes
     padded = -(-length // 512) * 512
     if padded > int(area["size"]):
@@ -121,7 +126,7 @@ def _open_slot(stream: ImageStream, slot: dict[str, Any], passphrase: bytes,
     material = stream.pread(int(area["offset"]), padded)
     if len(material) != padded:
         raise FormatError(f"{what}: LUKS2 key slot area lies beyond the end of the volume")
-    split = decrypt_xts(slot_key, material, first_sector=0, sector_size=512)[:length]
+    split = slot_key.decrypt(material, iv_sector=0, sector_size=512)[:length]
     return af_merge(split, key_size, stripes, str(af.get("hash", "sha256")))
 
 
@@ -176,23 +181,11 @@ def _digest_matches(digest: dict[str, Any], key: bytes, slot_id: str, what: str)
     return hmac.compare_digest(derived, expected)
 
 
-def decrypt_xts(key: bytes, data: bytes, *, first_sector: int, sector_size: int) -> bytes:
-    """AES-XTS over whole sectors, tweak = sector number (little-endian, 128 bits)."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    out = bytearray()
-    for index in range(len(data) // sector_size):
-        tweak = (first_sector + index).to_bytes(16, "little")
-        decryptor = Cipher(algorithms.AES(key), modes.XTS(tweak)).decryptor()
-        out += decryptor.update(data[index * sector_size : (index + 1) * sector_size])
-        out += decryptor.finalize()
-    return bytes(out)
-
-
 class Luks2Stream(ImageStream):
     """The decrypted data segment of an unlocked LUKS2 volume."""
 
-    def __init__(self, volume: ImageStream, key: bytes, segment: Segment, what: str) -> None:
+    def __init__(self, volume: ImageStream, cipher: dmcrypt.SectorCipher, segment: Segment,
+                 what: str) -> None:
         end = volume.size if segment.size is None else segment.offset + segment.size
         if end > volume.size or segment.offset >= end:
             raise FormatError(f"{what}: LUKS2 data segment lies outside the volume")
@@ -200,7 +193,7 @@ class Luks2Stream(ImageStream):
         super().__init__(size, sector_size=segment.sector_size)
         self.alignment = segment.sector_size
         self._volume = volume
-        self._key = key
+        self._cipher = cipher
         self._segment = segment
         self._what = what
         self._lock = threading.Lock()
@@ -210,8 +203,8 @@ class Luks2Stream(ImageStream):
         data = self._volume.pread(self._segment.offset + offset, length)
         if len(data) != length:
             raise FormatError(f"{self._what}: encrypted data ends at byte {offset + len(data)}")
-        first = self._segment.iv_tweak + offset // sector
-        return decrypt_xts(self._key, data, first_sector=first, sector_size=sector)
+        first = self._segment.iv_tweak + offset // dmcrypt.IV_UNIT
+        return self._cipher.decrypt(data, iv_sector=first, sector_size=sector)
 
     @property
     def info(self) -> StreamInfo:

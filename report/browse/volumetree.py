@@ -369,13 +369,13 @@ def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     assert node.stream is not None
     passphrase = tree.keys.text(f"volume {node.path} (LUKS)").encode("utf-8")
     try:
-        key, segment, cipher = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
+        cipher, segment = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
     except FileSystemError:
         raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
                          "it") from None
     node.identifier = _uuid(node)
-    stream = luks2.Luks2Stream(node.stream, key, segment, f"volume {node.path}/luks1")
-    child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher})", stream=stream,
+    stream = luks2.Luks2Stream(node.stream, cipher, segment, f"volume {node.path}/luks1")
+    child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher.spec})", stream=stream,
                    handle=None)
     child.key = tree.keys.kind
     _probe(child)
