@@ -19,14 +19,14 @@ Decrypted bytes stay in memory: a child's stream reads through the libyal object
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bitwitness.errors import FileSystemError, InputError
-from bitwitness.report.browse import luks2
+from bitwitness.errors import FileSystemError, FormatError, InputError
+from bitwitness.report.browse import dmcrypt, luks1, luks2
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream
@@ -47,6 +47,8 @@ from bitwitness.stream import ImageStream, SliceStream
 MAX_NESTING = 8
 #: More shadow-copy stores or APFS volumes than this in one volume is not a real one.
 MAX_CHILDREN = 512
+#: a LUKS reader: (volume, key bytes, what) -> (the data's keyed cipher, its segment)
+_Unlock = Callable[[ImageStream, bytes, str], tuple[dmcrypt.SectorCipher, luks2.Segment]]
 _APFS_MAGIC = b"NXSB"  # at byte 32 of an APFS container's superblock
 _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
@@ -336,7 +338,14 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         node.locked = True
         return
     if is_luks2(node.stream.pread(0, 8)):
-        _luks2(tree, node, depth)
+        _luks_ours(tree, node, depth, luks2.unlock, "LUKS2")
+        return
+    try:  # ours reads every AES cipher of dm-crypt and any key; libluksde the others
+        dmcrypt.check(luks1.cipher_spec(node.stream.pread(0, luks1.HEADER)), "")
+    except FormatError:
+        pass
+    else:
+        _luks_ours(tree, node, depth, luks1.unlock, "LUKS1")
         return
     source = FileObject(node.stream)
     volume = pyluksde.volume()
@@ -365,19 +374,24 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _expand(tree, child, depth + 1)
 
 
-def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+def _luks_ours(tree: VolumeTree, node: VolumeNode, depth: int, unlock: _Unlock,
+               version: str) -> None:
+    """A LUKS volume through our reader (:mod:`luks1`, :mod:`luks2`); a key file is used as
+    its bytes, as cryptsetup uses it (a key of random bytes included)."""
     assert node.stream is not None
-    passphrase = tree.keys.text(f"volume {node.path} (LUKS)").encode("utf-8")
+    keys = tree.keys
+    secret = (keys.key_data if keys.key_data is not None and keys.fvek is None
+              else keys.text(f"volume {node.path} (LUKS)").encode("utf-8"))
     try:
-        cipher, segment = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
+        cipher, segment = unlock(node.stream, secret, f"volume {node.path}")
     except FileSystemError:
-        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
+        raise InputError(f"volume {node.path} (LUKS): the {keys.kind} does not unlock "
                          "it") from None
     node.identifier = _uuid(node)
     stream = luks2.Luks2Stream(node.stream, cipher, segment, f"volume {node.path}/luks1")
-    child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher.spec})", stream=stream,
-                   handle=None)
-    child.key = tree.keys.kind
+    child = _child(node, "luks1", "luks", f"decrypted {version} volume ({cipher.spec})",
+                   stream=stream, handle=None)
+    child.key = keys.kind
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
