@@ -86,3 +86,52 @@ def make_luks(path: Path, plain: Path, key_file: Path, *, version: int) -> LuksD
         handle.seek(dump.payload_offset)
         handle.write(encrypt_xts_plain64(dump.volume_key, payload))
     return dump
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """A volume whose header and payload cryptsetup wrote (``reencrypt --encrypt``)."""
+
+    volume: Path
+    payload_offset: int  #: bytes, as ``cryptsetup luksDump`` gives the data segment's offset
+    plain_size: int  #: bytes of plaintext at the start of the decrypted volume
+
+
+def encrypt_in_place(path: Path, plain: Path, key_file: Path, *, version: int,
+                     options: tuple[str, ...] = (), kdf: tuple[str, ...] = (),
+                     second_key: Path | None = None, reduce: int = 4 << 20) -> InPlace:
+    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload starts with ``plain``.
+
+    ``cryptsetup reencrypt --encrypt --reduce-device-size R`` needs no device-mapper on a file:
+    cryptsetup itself writes the header in the first R/2 bytes and encrypts the data behind it.
+    The plaintext's first ``size - R`` bytes become the decrypted volume's first bytes; the
+    volume (what dm-crypt would map: from the data offset to the end of the file) is R/2 longer,
+    and those last R/2 bytes hold no plaintext. So ``plain`` is copied whole and the file grown
+    by R. LUKS1 has no offline encryption here; its volumes are made as LUKS2 (PBKDF2, 512-byte
+    sectors) and turned into LUKS1 by ``cryptsetup convert``, which rewrites only the header.
+    ``key_file`` opens key slot 0; ``second_key`` (a file used whole), if given, key slot 1; both
+    slots use the ``kdf`` options.
+    """
+    data = plain.read_bytes()
+    path.write_bytes(data)
+    with path.open("r+b") as handle:
+        handle.truncate(len(data) + reduce)
+    subprocess.run(["cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--batch-mode",
+                    "--reduce-device-size", str(reduce), *kdf, *options, "--key-file",
+                    str(key_file), str(path)], check=True, capture_output=True)
+    if second_key is not None:
+        subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", *kdf, "--key-file",
+                        str(key_file), str(path), str(second_key)], check=True,
+                       capture_output=True)
+    if version == 1:
+        subprocess.run(["cryptsetup", "convert", "--batch-mode", "--type", "luks1", str(path)],
+                       check=True, capture_output=True)
+    dump = subprocess.run(["cryptsetup", "luksDump", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    pattern = (r"Payload offset:\s*(\d+)" if version == 1 else
+               r"Data segments:\s*\n\s*0: crypt\s*\n\s*offset:\s*(\d+)")
+    found = re.search(pattern, dump)
+    if found is None:
+        raise ValueError(f"luksDump shows no data offset:\n{dump}")
+    offset = int(found.group(1)) * (SECTOR if version == 1 else 1)
+    return InPlace(path, offset, len(data))

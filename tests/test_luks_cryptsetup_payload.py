@@ -1,0 +1,205 @@
+"""LUKS1 and LUKS2 volumes whose header AND encrypted payload cryptsetup wrote.
+
+``cryptsetup reencrypt --encrypt`` works offline on a file, without device-mapper
+(``luksbuild.encrypt_in_place``), so the bytes we decrypt were encrypted by cryptsetup, not by a
+script of ours. The truth is the plaintext before encryption: a file system (``fls``/``icat`` on
+it) or a sector pattern, byte for byte; LUKS1 volumes are also read by libluksde (pyluksde).
+Key slot 0 opens with a passphrase, slot 1 with a key file of random bytes (as ``/etc/crypttab``
+keys are; libluksde tries slot 0 only, and takes no bytes); neither key ever appears in output,
+logs or custody.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, snapshot
+from luksbuild import InPlace, encrypt_in_place
+from test_browse_disks import MTOOLS_ENV
+from test_browse_listing import as_fls, fls_lines
+
+PASSPHRASE = "tr0ub4dor & 3"  # noqa: S105 (a test volume's key)
+ARGON = ("--pbkdf", "argon2id", "--pbkdf-memory", "32", "--pbkdf-force-iterations", "4")
+PBKDF2 = ("--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
+
+
+@dataclass(frozen=True)
+class Keys:
+    key_file: Path  #: random bytes, key slot 1
+    passphrase_file: Path  #: the passphrase and a line end, key slot 0
+    raw_passphrase: Path  #: the passphrase alone, as cryptsetup takes a new key file
+    secret: bytes  #: the key file's bytes, to look for in output
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    require_tool("cryptsetup")
+    base = tmp_path_factory.mktemp("luks-keys")
+    secret = random.Random(17).randbytes(512)
+    (base / "key.bin").write_bytes(secret)
+    (base / "pass.txt").write_text(PASSPHRASE + "\n", encoding="utf-8")
+    (base / "pass.raw").write_bytes(PASSPHRASE.encode())
+    return Keys(base / "key.bin", base / "pass.txt", base / "pass.raw", secret)
+
+
+def _ext4(base: Path) -> Path:
+    tree = base / "ext4-tree"
+    (tree / "docs").mkdir(parents=True)
+    (tree / "docs" / "plan.txt").write_bytes(b"inside cryptsetup's own payload\n" * 40)
+    (tree / "blob.bin").write_bytes(random.Random(4).randbytes(70_000))
+    plain = base / "plain-ext4.img"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-d", str(tree), str(plain), "4M"],
+                   check=True, capture_output=True)
+    return plain
+
+
+def _fat(base: Path) -> Path:
+    plain = base / "plain-fat.img"
+    subprocess.run(["mkfs.vfat", "-C", "-F", "16", "-s", "1", "-n", "LUKSFAT", str(plain),
+                    "4096"], check=True, capture_output=True)
+    for name, data in (("note.txt", b"luks on fat\n"), ("big.bin", bytes(range(256)) * 90)):
+        src = base / name
+        src.write_bytes(data)
+        subprocess.run(["mcopy", "-i", str(plain), str(src), f"::/{name}"], check=True,
+                       env=MTOOLS_ENV)
+    return plain
+
+
+#: name -> (LUKS version, file system, cryptsetup options, KDF options); what occurs in the wild
+VARIANTS = {
+    "luks2-argon2id-xts512": (2, "ext4", (), ARGON),  # cryptsetup's defaults
+    "luks2-pbkdf2-xts256": (2, "fat", ("--cipher", "aes-xts-plain64", "--key-size", "256"),
+                            PBKDF2),
+    "luks2-sector4096": (2, "ext4", ("--sector-size", "4096"), ARGON),
+    "luks2-cbc-essiv": (2, "fat", ("--cipher", "aes-cbc-essiv:sha256", "--key-size", "256"),
+                        PBKDF2),
+    "luks1-xts512": (1, "ext4", (), PBKDF2),
+    "luks1-cbc-essiv": (1, "fat", ("--cipher", "aes-cbc-essiv:sha256", "--key-size", "256"),
+                        PBKDF2),
+    # an old LUKS1 volume converted to LUKS2: its key slots keep the CBC-ESSIV cipher
+    "luks1-to-luks2-cbc-essiv": (12, "ext4", ("--cipher", "aes-cbc-essiv:sha256",
+                                              "--key-size", "256"), PBKDF2),
+}
+
+
+@dataclass(frozen=True)
+class Volume:
+    built: InPlace
+    plain: Path
+    version: int
+
+
+@pytest.fixture(scope="module")
+def volumes(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> dict[str, Volume]:
+    require_tool("cryptsetup", "mkfs.ext4", "mkfs.vfat", "mcopy", "fls", "icat")
+    base = tmp_path_factory.mktemp("luks-inplace")
+    plains = {"ext4": _ext4(base), "fat": _fat(base)}
+    made = {}
+    for name, (version, fs, options, kdf) in VARIANTS.items():
+        built = encrypt_in_place(base / f"{name}.img", plains[fs], keys.raw_passphrase,
+                                 version=1 if version != 2 else 2, options=options, kdf=kdf,
+                                 second_key=keys.key_file)
+        if version == 12:
+            subprocess.run(["cryptsetup", "convert", "--batch-mode", "--type", "luks2",
+                            str(built.volume)], check=True, capture_output=True)
+            built = InPlace(built.volume, _luks2_offset(built.volume), built.plain_size)
+        built.volume.chmod(0o444)
+        made[name] = Volume(built, plains[fs], 2 if version != 1 else 1)
+    return made
+
+
+def _luks2_offset(volume: Path) -> int:
+    meta = subprocess.run(["cryptsetup", "luksDump", "--dump-json-metadata", str(volume)],
+                          capture_output=True, text=True, check=True).stdout
+    return int(json.loads(meta)["segments"]["0"]["offset"])
+
+
+def _secret_absent(keys: Keys, *texts: str | bytes) -> None:
+    for text in texts:
+        data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+        assert PASSPHRASE.encode() not in data
+        assert b"tr0ub4dor" not in data
+        assert keys.secret[:16] not in data
+        assert keys.secret[:16].hex().encode() not in data
+
+
+def _cat_bytes(image: Path, inode: str, key: list) -> bytes:
+    proc = subprocess.run([sys.executable, "-m", "bitwitness", "cat", str(image), "--inode",
+                           inode, "-p", "0/luks1", *map(os.fspath, key)], capture_output=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_cryptsetup_payload_reads_as_the_plaintext(volumes: dict[str, Volume], keys: Keys, bw,
+                                                   tmp_path: Path, name: str) -> None:
+    """partitions, ls, cat and convert of the decrypted volume give the plaintext: the file
+    system's type as fsstat names it, fls's listing, icat's bytes, and the file system byte for
+    byte at the start of the raw output, whose md5 convert's log records."""
+    vol = volumes[name]
+    image = vol.built.volume
+    before = snapshot([image])
+    fs_type = subprocess.run(["fsstat", "-t", str(vol.plain)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    by_key = {"key file": ["--key-file", keys.key_file],
+              "passphrase file": ["--passphrase-file", keys.passphrase_file]}
+    for kind, key in by_key.items():
+        tree = bw("partitions", "--json", image, *key)
+        assert tree.exit_code == 0, (kind, tree.stderr)
+        (row,) = tree.json()["partitions"]
+        assert row["encrypted"] == "LUKS"
+        (inner,) = row["volumes"]
+        assert inner["filesystem"] == fs_type
+        assert tree.json()["key"] == kind
+        _secret_absent(keys, tree.stdout, tree.stderr)
+
+    key = by_key["key file"]
+    listing = bw("ls", image, "-r", "--all", "--json", "-p", "0/luks1", *key)
+    assert listing.exit_code == 0, listing.stderr
+    assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(vol.plain)
+    files = [e for e in listing.json()["entries"] if e["kind"] == "file" and not e["deleted"]]
+    assert len(files) >= 2
+    for entry in files:
+        theirs = subprocess.run(["icat", str(vol.plain), entry["inode"]], capture_output=True,
+                                check=True).stdout
+        assert _cat_bytes(image, entry["inode"], key) == theirs, entry["path"]
+
+    out = tmp_path / "dec"
+    raw = bw("convert", image, "--volume", "0/luks1", "--to", "raw", "-o", out, *key)
+    assert raw.exit_code == 0, raw.stderr
+    decrypted = (tmp_path / "dec.raw").read_bytes()
+    # dm-crypt maps from cryptsetup's data offset to the end of the device
+    assert len(decrypted) == image.stat().st_size - vol.built.payload_offset
+    plain = vol.plain.read_bytes()
+    assert decrypted[: len(plain)] == plain  # byte for byte: stronger than comparing md5s
+    md5sum = subprocess.run(["md5sum", str(tmp_path / "dec.raw")], capture_output=True,
+                            text=True, check=True).stdout.split()[0]
+    log_text = (tmp_path / "dec.json").read_text(encoding="utf-8")
+    assert md5sum in log_text
+    _secret_absent(keys, raw.stdout, raw.stderr, log_text)
+    if vol.version == 1:
+        assert _libluksde(image) == decrypted
+    assert snapshot([image]) == before
+
+
+def _libluksde(image: Path) -> bytes:
+    """The whole decrypted volume as libluksde reads it, with the passphrase (key slot 0)."""
+    import pyluksde
+
+    volume = pyluksde.volume()
+    volume.set_password(PASSPHRASE)
+    volume.open(str(image))
+    try:
+        assert not volume.is_locked()
+        return volume.read_buffer(volume.get_size())
+    finally:
+        volume.close()
