@@ -349,20 +349,23 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         return
     source = FileObject(node.stream)
     volume = pyluksde.volume()
-    passphrase = tree.keys.text(f"volume {node.path} (LUKS)")
+    spec = luks1.cipher_spec(node.stream.pread(0, luks1.HEADER))
+    try:
+        passphrase = tree.keys.text(f"volume {node.path} (LUKS)")
+    except InputError as exc:
+        raise InputError(f"{exc} (cipher {spec!r} is read by libluksde only)") from None
     try:
         volume.set_password(passphrase)
         volume.open_file_object(source)
     except _NOT_OPENED as exc:
         _raise_source(source, exc)
-        raise FileSystemError(f"volume {node.path}: not a LUKS volume libluksde can read: "
-                              f"{_message(exc)}") from None
+        raise FileSystemError(f"volume {node.path}: not a LUKS volume libluksde can read "
+                              f"(cipher {spec!r}): {_message(exc)}") from None
     tree._handles.append(volume)
-    if volume.is_locked():
-        hint = "" if passphrase.isascii() else (
-            " (libluksde reads only ASCII passphrases)")
-        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
-                         f"it{hint}")
+    if volume.is_locked():  # libluksde cannot tell a wrong key from a cipher it misreads
+        ascii_only = "" if passphrase.isascii() else ", ASCII passphrases only"
+        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock it "
+                         f"(cipher {spec!r}, read by libluksde only: key slot 0{ascii_only})")
     node.identifier = _text(volume.get_volume_identifier())
     stream = LibyalStream(volume, int(volume.get_size()), what=f"volume {node.path}/luks1",
                           source=source)
