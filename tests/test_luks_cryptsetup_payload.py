@@ -203,3 +203,146 @@ def _libluksde(image: Path) -> bytes:
         return volume.read_buffer(volume.get_size())
     finally:
         volume.close()
+
+
+def _pattern(path: Path, size: int) -> Path:
+    """Sectors that say their own number: a misplaced or mis-decrypted sector shows."""
+    path.write_bytes(b"".join(f"plain sector {n:08d}".encode().ljust(512, b".")
+                              for n in range(size // 512)))
+    return path
+
+
+#: the other ciphers cryptsetup here encrypts offline (its kernel API has no serpent or twofish)
+CIPHERS = {
+    "aes-xts-plain": ("--cipher", "aes-xts-plain"),
+    "aes-xts-plain64be": ("--cipher", "aes-xts-plain64be"),
+    "aes-xts-essiv": ("--cipher", "aes-xts-essiv:sha256"),
+    "aes-xts-benbi": ("--cipher", "aes-xts-benbi"),
+    "aes-cbc-plain": ("--cipher", "aes-cbc-plain", "--key-size", "128"),
+    "aes-cbc-plain64": ("--cipher", "aes-cbc-plain64", "--key-size", "256"),
+    "aes-cbc-null": ("--cipher", "aes-cbc-null", "--key-size", "256"),
+    "aes-ecb": ("--cipher", "aes-ecb", "--key-size", "192"),
+    "sector2048": ("--sector-size", "2048"),
+}
+#: where libluksde (the independent LUKS1 reader) does not read what cryptsetup wrote
+LIBLUKSDE_FAILS = {"aes-xts-plain64be": "opens, but no key slot unlocks",
+                   "aes-xts-essiv": "unable to initialize ESSIV",
+                   "aes-ecb": "unsupported master key size (192 bits)"}
+
+
+@pytest.mark.parametrize("name", list(CIPHERS))
+def test_every_cipher_cryptsetup_writes_offline_decrypts_to_the_plaintext(
+        keys: Keys, bw, tmp_path: Path, name: str) -> None:
+    """LUKS2 as cryptsetup wrote it and (512-byte sectors) the same volume turned LUKS1, each
+    equal to the plaintext pattern sector for sector; LUKS1 also equal to libluksde's reading
+    where libluksde reads the cipher."""
+    require_tool("cryptsetup")
+    plain = _pattern(tmp_path / "plain.img", 1 << 20)
+    versions = [2] if name == "sector2048" else [2, 1]
+    for version in versions:
+        built = encrypt_in_place(tmp_path / f"v{version}.img", plain, keys.raw_passphrase,
+                                 version=version, options=CIPHERS[name], kdf=PBKDF2,
+                                 second_key=keys.key_file)
+        out = tmp_path / f"dec{version}"
+        result = bw("convert", built.volume, "--volume", "0/luks1", "--to", "raw", "-o", out,
+                    "--key-file", keys.key_file)
+        assert result.exit_code == 0, (version, result.stderr)
+        decrypted = out.with_suffix(".raw").read_bytes()
+        assert len(decrypted) == built.volume.stat().st_size - built.payload_offset
+        assert decrypted[: plain.stat().st_size] == plain.read_bytes(), version
+        if version == 1 and name not in LIBLUKSDE_FAILS:
+            assert _libluksde(built.volume) == decrypted
+
+
+def _luks1_with_cipher(source: Path, target: Path, name: bytes, mode: bytes) -> Path:
+    data = bytearray(source.read_bytes())
+    data[8:40] = name.ljust(32, b"\0")
+    data[40:72] = mode.ljust(32, b"\0")
+    target.write_bytes(bytes(data))
+    return target
+
+
+def _luks2_with_cipher(source: Path, target: Path, cipher: str, *, keyslot: bool) -> Path:
+    data = bytearray(source.read_bytes())
+    size = int.from_bytes(data[8:16], "big")
+    meta = json.loads(bytes(data[4096:size]).split(b"\0", 1)[0])
+    if keyslot:
+        for slot in meta["keyslots"].values():
+            slot["area"]["encryption"] = cipher
+    else:
+        meta["segments"]["0"]["encryption"] = cipher
+    data[4096:size] = json.dumps(meta).encode().ljust(size - 4096, b"\0")
+    target.write_bytes(bytes(data))  # the checksum is not ours to check: cryptsetup's job
+    return target
+
+
+def test_a_cipher_we_do_not_read_is_one_line_naming_it(volumes: dict[str, Volume], keys: Keys,
+                                                       bw, tmp_path: Path) -> None:
+    luks2 = volumes["luks2-pbkdf2-xts256"].built.volume
+    luks1 = volumes["luks1-xts512"].built.volume
+    cases = {
+        "serpent-xts-plain64": _luks2_with_cipher(luks2, tmp_path / "a.img",
+                                                  "serpent-xts-plain64", keyslot=False),
+        "twofish-cbc-essiv:sha256": _luks2_with_cipher(luks2, tmp_path / "b.img",
+                                                       "twofish-cbc-essiv:sha256", keyslot=True),
+        "aes-xts-lmk": _luks2_with_cipher(luks2, tmp_path / "c.img", "aes-xts-lmk",
+                                          keyslot=False),
+        # LUKS1: a cipher we do not read goes to libluksde, whose refusal names it too
+        "serpent-xts-plain64 ": _luks1_with_cipher(luks1, tmp_path / "d.img", b"serpent",
+                                                   b"xts-plain64"),
+    }
+    for cipher, image in cases.items():
+        for key in (["--key-file", keys.key_file], ["--passphrase", PASSPHRASE]):
+            result = bw("partitions", image, *key)
+            assert result.exit_code in (1, 2), (cipher, result.stderr)
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert f"'{cipher.strip()}'" in result.stderr
+            assert "volume 0" in result.stderr
+            _secret_absent(keys, result.stdout, result.stderr)
+
+
+def test_a_wrong_key_is_one_line_naming_the_volume(volumes: dict[str, Volume], keys: Keys, bw,
+                                                   tmp_path: Path) -> None:
+    wrong_bytes = tmp_path / "wrong.bin"
+    wrong_bytes.write_bytes(keys.secret[::-1])
+    wrong_text = tmp_path / "wrong.txt"
+    wrong_text.write_text("tr0ub4dor & 4\n", encoding="utf-8")
+    for name in ("luks1-cbc-essiv", "luks2-argon2id-xts512", "luks1-to-luks2-cbc-essiv"):
+        image = volumes[name].built.volume
+        for kind, key in (("key file", ["--key-file", wrong_bytes]),
+                          ("passphrase file", ["--passphrase-file", wrong_text])):
+            for command in (["ls", image, "-p", "0/luks1"],
+                            ["convert", image, "--volume", "0/luks1", "--to", "raw", "-o",
+                             tmp_path / "never"]):
+                result = bw(*command, *key)
+                assert result.exit_code == 2, (name, result.stderr)
+                assert result.stderr.count("\n") == 1
+                assert f"volume 0 (LUKS): the {kind} does not unlock it" in result.stderr
+                assert "tr0ub4dor" not in result.stderr
+                _secret_absent(keys, result.stdout, result.stderr)
+    assert not list(tmp_path.glob("never*"))
+
+
+def test_export_with_a_key_file_records_its_kind_never_its_bytes(
+        volumes: dict[str, Volume], keys: Keys, bw, tmp_path: Path) -> None:
+    from bitwitness.case import Case
+    from bitwitness.custody import CustodyLog
+    from bitwitness.templates import load_template
+
+    vol = volumes["luks1-cbc-essiv"]
+    case = Case.create(tmp_path / "case", load_template("default"),
+                       {"case_number": "C-17", "examiner": "ana"})
+    out = tmp_path / "exp"
+    result = bw("export", vol.built.volume, "/note.txt", "--to", out, "--case", case.root,
+                "-p", "0/luks1", "--key-file", keys.key_file)
+    assert result.exit_code == 0, result.stderr
+    theirs = subprocess.run(["mtype", "-i", str(vol.plain), "::/note.txt"], capture_output=True,
+                            check=True, env=MTOOLS_ENV).stdout
+    assert (out / "note.txt").read_bytes() == theirs
+    event = CustodyLog(case.root / "custody.jsonl").events()[-1]
+    assert event.action == "export"
+    assert event.details["key"] == "key file"
+    for written in [*case.root.rglob("*"), *out.rglob("*")]:
+        if written.is_file():
+            _secret_absent(keys, written.read_bytes())
+    _secret_absent(keys, result.stdout, result.stderr)
