@@ -346,3 +346,58 @@ def test_export_with_a_key_file_records_its_kind_never_its_bytes(
         if written.is_file():
             _secret_absent(keys, written.read_bytes())
     _secret_absent(keys, result.stdout, result.stderr)
+
+
+def _luks1_mutants(header: bytes) -> list[tuple[str, bytes]]:
+    """Damaged LUKS1 headers: fields made hostile, then random bytes changed (seeded). Random
+    changes spare the PBKDF2 iteration counts (slot bytes 4-8, header bytes 164-168): a count
+    below the bound but in the millions is a slow header, not a wrong one; the targeted edits
+    cover those counts."""
+    import random as rnd
+
+    def put(data: bytes, offset: int, value: int, size: int = 4) -> bytes:
+        return data[:offset] + value.to_bytes(size, "big") + data[offset + size :]
+
+    slot0 = 208
+    cases = [
+        ("key-bytes-zero", put(header, 108, 0)),
+        ("key-bytes-huge", put(header, 108, 4096)),
+        ("digest-iterations-zero", put(header, 164, 0)),
+        ("digest-iterations-huge", put(header, 164, 0xFFFFFFFF)),
+        ("slot-iterations-huge", put(header, slot0 + 4, 0xFFFFFFFF)),
+        ("slot-stripes-huge", put(header, slot0 + 44, 0xFFFFFFFF)),
+        ("slot-stripes-zero", put(header, slot0 + 44, 0)),
+        ("slot-material-beyond-end", put(header, slot0 + 40, 0xFFFFFFF0)),
+        ("payload-beyond-end", put(header, 104, 0xFFFFFFF0)),
+        ("hash-unknown", header[:72] + b"whirlpool9".ljust(32, b"\0") + header[104:]),
+        ("cipher-mode-junk", header[:40] + b"\xff\xfe-plain".ljust(32, b"\0") + header[72:]),
+        ("no-active-slot", put(header, slot0, 0xDEAD)),
+    ]
+    spared = {*range(164, 168), *(208 + 48 * n + k for n in range(8) for k in range(4, 8))}
+    positions = [i for i in range(6, len(header)) if i not in spared]
+    rng = rnd.Random(17)
+    for number in range(30):
+        data = bytearray(header)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.choice(positions)] = rng.randrange(256)
+        cases.append((f"random-{number}", bytes(data)))
+    return cases
+
+
+def test_hostile_luks1_headers_fail_closed(volumes: dict[str, Volume], keys: Keys, bw,
+                                           tmp_path: Path) -> None:
+    """Our LUKS1 reader: every damaged header gives exit 0, 1 or 2 with one line, never an
+    internal error (3)."""
+    source = volumes["luks1-cbc-essiv"].built.volume.read_bytes()
+    counts: Counter[int] = Counter()
+    for name, mutated in _luks1_mutants(source[:592]):
+        image = tmp_path / f"{name}.img"
+        image.write_bytes(mutated + source[592 : 3 << 20])
+        result = bw("partitions", "--json", image, "--key-file", keys.key_file)
+        assert result.exit_code in (0, 1, 2), (name, result.stderr)
+        if result.exit_code:
+            assert result.stderr.count("\n") == 1, (name, result.stderr)
+        _secret_absent(keys, result.stdout, result.stderr)
+        counts[result.exit_code] += 1
+        image.unlink()
+    assert counts[1] + counts[2] >= 12  # the targeted edits are refused, not read
