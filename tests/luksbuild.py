@@ -99,15 +99,19 @@ class InPlace:
 
 def encrypt_in_place(path: Path, plain: Path, key_file: Path, *, version: int,
                      options: tuple[str, ...] = (), kdf: tuple[str, ...] = (),
-                     second_key: Path | None = None, reduce: int = 4 << 20) -> InPlace:
+                     second_key: Path | None = None, reduce: int = 4 << 20,
+                     trim: bool = True) -> InPlace:
     """Write at ``path`` a LUKS ``version`` volume whose decrypted payload starts with ``plain``.
 
     ``cryptsetup reencrypt --encrypt --reduce-device-size R`` needs no device-mapper on a file:
     cryptsetup itself writes the header in the first R/2 bytes and encrypts the data behind it.
     The plaintext's first ``size - R`` bytes become the decrypted volume's first bytes; the
     volume (what dm-crypt would map: from the data offset to the end of the file) is R/2 longer,
-    and those last R/2 bytes hold no plaintext. So ``plain`` is copied whole and the file grown
-    by R. LUKS1 has no offline encryption here; its volumes are made as LUKS2 (PBKDF2, 512-byte
+    and those last R/2 bytes hold no plaintext. So ``plain`` is copied whole, the file grown by
+    R and, once encrypted, cut back to the data offset + ``plain``'s size (the data segment
+    runs to the end of the device): the decrypted volume is then ``plain`` exactly, as if the
+    partition had been that size. ``trim=False`` keeps the file whole. LUKS1 has no offline
+    encryption here; its volumes are made as LUKS2 (PBKDF2, 512-byte
     sectors) and turned into LUKS1 by ``cryptsetup convert``, which rewrites only the header.
     ``key_file`` opens key slot 0; ``second_key`` (a file used whole), if given, key slot 1; both
     slots use the ``kdf`` options.
@@ -134,4 +138,7 @@ def encrypt_in_place(path: Path, plain: Path, key_file: Path, *, version: int,
     if found is None:
         raise ValueError(f"luksDump shows no data offset:\n{dump}")
     offset = int(found.group(1)) * (SECTOR if version == 1 else 1)
+    if trim:
+        with path.open("r+b") as handle:
+            handle.truncate(offset + len(data))
     return InPlace(path, offset, len(data))

@@ -177,14 +177,16 @@ def test_cryptsetup_payload_reads_as_the_plaintext(volumes: dict[str, Volume], k
     raw = bw("convert", image, "--volume", "0/luks1", "--to", "raw", "-o", out, *key)
     assert raw.exit_code == 0, raw.stderr
     decrypted = (tmp_path / "dec.raw").read_bytes()
-    # dm-crypt maps from cryptsetup's data offset to the end of the device
+    # dm-crypt maps from cryptsetup's data offset to the end of the device: the plaintext
     assert len(decrypted) == image.stat().st_size - vol.built.payload_offset
-    plain = vol.plain.read_bytes()
-    assert decrypted[: len(plain)] == plain  # byte for byte: stronger than comparing md5s
-    md5sum = subprocess.run(["md5sum", str(tmp_path / "dec.raw")], capture_output=True,
-                            text=True, check=True).stdout.split()[0]
+    assert decrypted == vol.plain.read_bytes()
+    md5sum = subprocess.run(["md5sum", str(vol.plain)], capture_output=True, text=True,
+                            check=True).stdout.split()[0]
     log_text = (tmp_path / "dec.json").read_text(encoding="utf-8")
-    assert md5sum in log_text
+    assert json.loads(log_text)["media"]["hashes"]["md5"] == md5sum
+    verified = bw("verify", "--json", tmp_path / "dec.raw")  # against convert's log beside it
+    assert verified.exit_code == 0, verified.stdout + verified.stderr
+    assert md5sum in verified.stdout
     _secret_absent(keys, raw.stdout, raw.stderr, log_text)
     if vol.version == 1:
         assert _libluksde(image) == decrypted
@@ -249,7 +251,7 @@ def test_every_cipher_cryptsetup_writes_offline_decrypts_to_the_plaintext(
         assert result.exit_code == 0, (version, result.stderr)
         decrypted = out.with_suffix(".raw").read_bytes()
         assert len(decrypted) == built.volume.stat().st_size - built.payload_offset
-        assert decrypted[: plain.stat().st_size] == plain.read_bytes(), version
+        assert decrypted == plain.read_bytes(), version
         if version == 1 and name not in LIBLUKSDE_FAILS:
             assert _libluksde(built.volume) == decrypted
 
