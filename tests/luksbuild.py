@@ -1,10 +1,9 @@
-"""Test-only: a LUKS1/LUKS2 volume holding a given file system, made where device-mapper is absent.
+"""Test-only: LUKS1/LUKS2 volumes whose header AND encrypted payload cryptsetup writes.
 
-``cryptsetup luksFormat`` writes the header and key slots to a file (no kernel needed); the
-encrypted payload is then written here with the volume key that ``cryptsetup luksDump
---dump-volume-key`` shows: AES-XTS, the tweak being the 512-byte sector number within the payload
-as a 64-bit little-endian integer (``plain64``), which is what dm-crypt would have written.
-Only ``aes-xts-plain64`` with 512-byte sectors is written; anything else is refused.
+No device-mapper is needed: ``cryptsetup reencrypt --encrypt`` encrypts a file offline, and
+``cryptsetup convert`` turns such a LUKS2 volume into LUKS1. Nothing here encrypts a byte itself,
+so what the readers decrypt is what cryptsetup wrote. The one exception, :func:`make_luks`, is
+for a plaintext that starts with a partition table, which cryptsetup refuses to encrypt.
 """
 
 from __future__ import annotations
@@ -65,7 +64,14 @@ def encrypt_xts_plain64(key: bytes, data: bytes, first_sector: int = 0) -> bytes
 
 
 def make_luks(path: Path, plain: Path, key_file: Path, *, version: int) -> LuksDump:
-    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload is ``plain``'s bytes."""
+    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload is ``plain``'s bytes,
+    the payload encrypted HERE (aes-xts-plain64, 512-byte sectors) with the volume key that
+    ``cryptsetup luksDump --dump-volume-key`` shows.
+
+    Only for a plaintext cryptsetup refuses to encrypt offline: one that starts with a partition
+    table ("already contains a 'dos' partition signature"; 2.6 has no option to go on). Every
+    other test volume comes from :func:`encrypt_in_place`, which is what proves the decryption.
+    """
     payload = plain.read_bytes()
     header_room = 16 << 20  # LUKS2's default metadata and key-slot area; LUKS1 needs less
     with path.open("wb") as handle:

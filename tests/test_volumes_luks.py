@@ -1,4 +1,4 @@
-"""LUKS1 and LUKS2 volumes made by cryptsetup, payload written by tests/luksbuild.py.
+"""LUKS1 and LUKS2 volumes made by cryptsetup, encrypted payload included (luksbuild.py).
 
 The truth is the plain file system before encryption: ``ls -r --all`` inside the decrypted
 volume must list what ``fls -r -p`` lists on the plain image, and ``cat`` must give ``icat``'s
@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool, snapshot
-from luksbuild import make_luks
+from luksbuild import encrypt_in_place
 from test_browse_disks import MTOOLS_ENV, Disks, make_disks
 from test_browse_listing import as_fls, fls_lines
 
 # libluksde refuses non-ASCII passphrases
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 (a test volume's key)
+_PBKDF2 = ("--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,9 @@ def volumes(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> 
     disks: Disks = make_disks(tmp_path_factory)
     base = tmp_path_factory.mktemp("luks")
     luks1 = base / "luks1.img"
-    make_luks(luks1, _fat16(base), keys["key-file"], version=1)
+    encrypt_in_place(luks1, _fat16(base), keys["key-file"], version=1, kdf=_PBKDF2)
     luks2 = base / "luks2.img"
-    make_luks(luks2, disks.ext4, keys["key-file"], version=2)
+    encrypt_in_place(luks2, disks.ext4, keys["key-file"], version=2, kdf=_PBKDF2)
     gpt = base / "gpt-luks.img"
     size = luks1.stat().st_size
     subprocess.run(["truncate", "-s", str(size + (4 << 20)), str(gpt)], check=True)
