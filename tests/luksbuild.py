@@ -148,3 +148,17 @@ def encrypt_in_place(path: Path, plain: Path, key_file: Path, *, version: int,
         with path.open("r+b") as handle:
             handle.truncate(offset + len(data))
     return InPlace(path, offset, len(data))
+
+
+def encrypt_detached(path: Path, plain: Path, header: Path, key_file: Path, *, version: int,
+                     options: tuple[str, ...] = (), kdf: tuple[str, ...] = ()) -> None:
+    """Write at ``path`` ``plain`` encrypted in place from its first byte, its LUKS header in
+    the file ``header`` (``cryptsetup reencrypt --encrypt --header``; LUKS1 by ``cryptsetup
+    convert`` of that header). The decrypted volume is ``plain`` exactly."""
+    path.write_bytes(plain.read_bytes())
+    subprocess.run(["cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--batch-mode",
+                    "--header", str(header), *kdf, *options, "--key-file", str(key_file),
+                    str(path)], check=True, capture_output=True)
+    if version == 1:
+        subprocess.run(["cryptsetup", "convert", "--batch-mode", "--type", "luks1", str(header)],
+                       check=True, capture_output=True)

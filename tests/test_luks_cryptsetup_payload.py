@@ -403,3 +403,65 @@ def test_hostile_luks1_headers_fail_closed(volumes: dict[str, Volume], keys: Key
         counts[result.exit_code] += 1
         image.unlink()
     assert counts[1] + counts[2] >= 12  # the targeted edits are refused, not read
+
+
+@pytest.mark.parametrize("version", [2, 1])
+def test_a_detached_header_opens_the_data_it_was_kept_apart_from(
+        keys: Keys, bw, tmp_path: Path, version: int) -> None:
+    """``--luks-header``: the data (encrypted by cryptsetup from its first byte) decrypts to the
+    plain file system whole: fls, icat, md5sum; without a key it is shown locked; a file that
+    is no LUKS header, a wrong key and an image with two candidate partitions are one line."""
+    from luksbuild import encrypt_detached
+
+    require_tool("cryptsetup", "mkfs.ext4", "fls", "icat", "sgdisk")
+    plain = _ext4(tmp_path)
+    data, header = tmp_path / "data.img", tmp_path / "header.img"
+    encrypt_detached(data, plain, header, keys.key_file, version=version,
+                     kdf=ARGON if version == 2 else PBKDF2,
+                     options=() if version == 2 else ("--cipher", "aes-cbc-essiv:sha256",
+                                                      "--key-size", "256"))
+    data.chmod(0o444)
+    header.chmod(0o444)
+    before = snapshot([data, header])
+    key = ["--luks-header", header, "--key-file", keys.key_file]
+    tree = bw("partitions", "--json", data, *key)
+    assert tree.exit_code == 0, tree.stderr
+    (row,) = tree.json()["partitions"]
+    assert (row["encrypted"], row["locked"]) == ("LUKS", False)
+    assert row["volumes"][0]["filesystem"] == "ext4"
+    listing = bw("ls", data, "-r", "--all", "--json", "-p", "0/luks1", *key)
+    assert listing.exit_code == 0, listing.stderr
+    assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(plain)
+    entry = next(e for e in listing.json()["entries"] if e["path"] == "/docs/plan.txt")
+    theirs = subprocess.run(["icat", str(plain), entry["inode"]], capture_output=True,
+                            check=True).stdout
+    assert _cat_bytes(data, entry["inode"], key) == theirs
+    raw = bw("convert", data, "--volume", "0/luks1", "--to", "raw", "-o", tmp_path / "dec", *key)
+    assert raw.exit_code == 0, raw.stderr
+    assert (tmp_path / "dec.raw").read_bytes() == plain.read_bytes()
+    md5sum = subprocess.run(["md5sum", str(plain)], capture_output=True, text=True,
+                            check=True).stdout.split()[0]
+    log_text = (tmp_path / "dec.json").read_text(encoding="utf-8")
+    assert json.loads(log_text)["media"]["hashes"]["md5"] == md5sum
+    assert str(header) in log_text  # which header opened it is recorded, never the key
+    _secret_absent(keys, tree.stdout, listing.stdout, raw.stdout, raw.stderr, log_text)
+
+    locked = bw("partitions", "--json", data, "--luks-header", header)
+    assert locked.exit_code == 0
+    assert locked.json()["partitions"][0]["locked"] is True
+    for args, message in (
+            (["--luks-header", plain, "--key-file", keys.key_file], "not a LUKS header"),
+            (["--luks-header", header, "--passphrase", "not it"], "does not unlock it")):
+        result = bw("ls", data, "-p", "0/luks1", *args)
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert message in result.stderr
+    disk = tmp_path / "two.img"
+    subprocess.run(["truncate", "-s", "12M", str(disk)], check=True)
+    subprocess.run(["sgdisk", "-n1:2048:+4M", "-n2:0:+4M", str(disk)], check=True,
+                   capture_output=True)
+    two = bw("partitions", disk, *key)
+    assert two.exit_code == 2
+    assert two.stderr.count("\n") == 1
+    assert "such partitions: " in two.stderr
+    assert snapshot([data, header]) == before

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import FileSystemError, FormatError, InputError
@@ -173,10 +174,41 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
                     stream, offset, size)
                 _expand(tree, node, depth=1)
             tree.nodes.append(node)
+        if keys.luks_header is not None:
+            _detached_luks(tree, keys.luks_header)
     except BaseException:
         tree.close()
         raise
     return tree
+
+
+def _detached_luks(tree: VolumeTree, header: Path) -> None:
+    """The volume whose LUKS header is the file ``header`` (``cryptsetup --header``): its data,
+    encrypted from its first byte, has no signature, so it is the one row in which nothing was
+    recognised. Several such rows are refused rather than guessed (any bytes decrypt)."""
+    rows = [node for node in tree.nodes
+            if node.stream is not None and not node.filesystem and not node.encrypted
+            and not node.children and node.kind in (PartitionKind.PARTITION.value,
+                                                    PartitionKind.WHOLE.value)]
+    if len(rows) != 1:
+        found = ", ".join(node.path for node in rows) or "none"
+        raise InputError(f"--luks-header {header}: its data must be the one partition in which "
+                         f"nothing is recognised; such partitions: {found}")
+    node = rows[0]
+    node.encrypted = "LUKS"
+    if not tree.keys.given:
+        node.locked = True
+        return
+    from bitwitness.images.raw import RawStream
+
+    with RawStream(header) as stream:
+        head = stream.pread(0, 8)
+        if head[:6] != b"LUKS\xba\xbe":
+            raise InputError(f"--luks-header {header}: not a LUKS header")
+        if is_luks2(head):
+            _luks_ours(tree, node, 1, luks2.unlock, "LUKS2", header=stream)
+        else:
+            _luks_ours(tree, node, 1, luks1.unlock, "LUKS1", header=stream)
 
 
 def _logical(stream: Any, keys: VolumeKeys) -> VolumeTree:
@@ -378,21 +410,23 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
 
 
 def _luks_ours(tree: VolumeTree, node: VolumeNode, depth: int, unlock: _Unlock,
-               version: str) -> None:
+               version: str, *, header: ImageStream | None = None) -> None:
     """A LUKS volume through our reader (:mod:`luks1`, :mod:`luks2`); a key file is used as
-    its bytes, as cryptsetup uses it (a key of random bytes included)."""
+    its bytes, as cryptsetup uses it (a key of random bytes included). ``header``: the header
+    kept apart from the data (the data segment's offset counts from the node's first byte)."""
     assert node.stream is not None
     keys = tree.keys
     secret = (keys.key_data if keys.key_data is not None and keys.fvek is None
               else keys.text(f"volume {node.path} (LUKS)").encode("utf-8"))
     try:
-        cipher, segment = unlock(node.stream, secret, f"volume {node.path}")
+        cipher, segment = unlock(header or node.stream, secret, f"volume {node.path}")
     except FileSystemError:
         raise InputError(f"volume {node.path} (LUKS): the {keys.kind} does not unlock "
                          "it") from None
-    node.identifier = _uuid(node)
+    node.identifier = _uuid(header or node.stream)
     stream = luks2.Luks2Stream(node.stream, cipher, segment, f"volume {node.path}/luks1")
-    child = _child(node, "luks1", "luks", f"decrypted {version} volume ({cipher.spec})",
+    apart = f", header {header.info.files[0]}" if header is not None and header.info.files else ""
+    child = _child(node, "luks1", "luks", f"decrypted {version} volume ({cipher.spec}{apart})",
                    stream=stream, handle=None)
     child.key = keys.kind
     _probe(child)
@@ -529,10 +563,9 @@ def _unlock_bitlocker(volume: Any, keys: VolumeKeys, source: FileObject) -> str 
     return None
 
 
-def _uuid(node: VolumeNode) -> str | None:
+def _uuid(stream: ImageStream) -> str | None:
     """The UUID field of a LUKS binary header (bytes 168-208)."""
-    assert node.stream is not None
-    raw = node.stream.pread(168, 40).split(b"\0", 1)[0]
+    raw = stream.pread(168, 40).split(b"\0", 1)[0]
     return raw.decode("ascii", "replace") or None
 
 
