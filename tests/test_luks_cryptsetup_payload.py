@@ -372,6 +372,7 @@ def _luks1_mutants(header: bytes) -> list[tuple[str, bytes]]:
         ("slot-material-beyond-end", put(header, slot0 + 40, 0xFFFFFFF0)),
         ("payload-beyond-end", put(header, 104, 0xFFFFFFF0)),
         ("hash-unknown", header[:72] + b"whirlpool9".ljust(32, b"\0") + header[104:]),
+        ("hash-no-fixed-size", header[:72] + b"shake_128".ljust(32, b"\0") + header[104:]),
         ("cipher-mode-junk", header[:40] + b"\xff\xfe-plain".ljust(32, b"\0") + header[72:]),
         ("no-active-slot", put(header, slot0, 0xDEAD)),
     ]
@@ -402,7 +403,7 @@ def test_hostile_luks1_headers_fail_closed(volumes: dict[str, Volume], keys: Key
         _secret_absent(keys, result.stdout, result.stderr)
         counts[result.exit_code] += 1
         image.unlink()
-    assert counts[1] + counts[2] >= 12  # the targeted edits are refused, not read
+    assert counts[1] + counts[2] >= 13  # the targeted edits are refused, not read
 
 
 @pytest.mark.parametrize("version", [2, 1])
@@ -465,3 +466,20 @@ def test_a_detached_header_opens_the_data_it_was_kept_apart_from(
     assert two.stderr.count("\n") == 1
     assert "such partitions: " in two.stderr
     assert snapshot([data, header]) == before
+
+
+def test_a_reencryption_cryptsetup_has_not_finished_is_one_line_naming_it(
+        keys: Keys, bw, tmp_path: Path) -> None:
+    """``reencrypt --init-only`` leaves the volume as an interrupted encryption does: several
+    segments, part plain and part encrypted, and the requirement ``online-reencrypt-v2``. We do
+    not join such segments: refused by name, never read as if it were whole."""
+    require_tool("cryptsetup")
+    image = _pattern(tmp_path / "half.img", 6 << 20)
+    subprocess.run(["cryptsetup", "reencrypt", "--encrypt", "--init-only", "--type", "luks2",
+                    "--batch-mode", "--reduce-device-size", str(4 << 20), *PBKDF2, "--key-file",
+                    str(keys.key_file), str(image)], check=True, capture_output=True)
+    result = bw("partitions", image, "--key-file", keys.key_file)
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "online-reencrypt-v2" in result.stderr
+    assert "volume 0" in result.stderr

@@ -48,8 +48,10 @@ def unlock(stream: ImageStream, passphrase: bytes,
     spec = cipher_spec(head)
     dmcrypt.check(spec, what)
     hash_name = _text(head[72:104])
-    try:
-        hashlib.new(hash_name)
+    try:  # the hash must work for PBKDF2 and for the AF diffusion (a fixed-size digest)
+        hashlib.pbkdf2_hmac(hash_name, b"", b"", 1, 1)
+        if not hashlib.new(hash_name).digest_size:
+            raise ValueError(hash_name)
     except (ValueError, TypeError):
         raise FormatError(f"{what}: LUKS1 hash {hash_name!r} is not read") from None
     payload = int.from_bytes(head[104:108], "big") * SECTOR

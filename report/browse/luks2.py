@@ -72,6 +72,7 @@ def unlock(stream: ImageStream, passphrase: bytes,
     Raises :class:`FormatError` for a header we cannot read (unknown cipher or KDF).
     """
     meta = read_header(stream, what)
+    _refuse_requirements(meta, what)
     try:
         digests = list(meta["digests"].values())
         segment_meta = meta["segments"]["0"]
@@ -92,7 +93,25 @@ def unlock(stream: ImageStream, passphrase: bytes,
     raise FileSystemError(f"{what}: no key slot opens with this key")
 
 
+def _refuse_requirements(meta: dict[str, Any], what: str) -> None:
+    """A volume cryptsetup itself would not open without a feature we lack, named: above all
+    one in the middle of re-encryption (``online-reencrypt-v2``), whose data is in several
+    segments, part old and part new, that we do not join."""
+    config = meta.get("config")
+    needs = config.get("requirements", {}) if isinstance(config, dict) else {}
+    mandatory = needs.get("mandatory", []) if isinstance(needs, dict) else []
+    if mandatory:
+        names = ", ".join(str(name) for name in mandatory) if isinstance(mandatory, list) else "?"
+        why = (" (a re-encryption cryptsetup has not finished: its data is part old, part new)"
+               if "reencrypt" in names else "")
+        raise FormatError(f"{what}: LUKS2 requirement {names} is not read{why}")
+
+
 def _segment(meta: dict[str, Any], what: str) -> Segment:
+    if not isinstance(meta, dict) or meta.get("type") != "crypt":
+        kind = meta.get("type") if isinstance(meta, dict) else None
+        raise FormatError(f"{what}: LUKS2 data segment of type {kind!r} is not read "
+                          "(only 'crypt')")
     try:
         size = None if meta.get("size") == "dynamic" else int(meta["size"])
         if size is not None and size <= 0:
