@@ -483,3 +483,22 @@ def test_a_reencryption_cryptsetup_has_not_finished_is_one_line_naming_it(
     assert result.stderr.count("\n") == 1
     assert "online-reencrypt-v2" in result.stderr
     assert "volume 0" in result.stderr
+
+
+def test_an_unbound_key_slot_opens_no_data(volumes: dict[str, Volume], keys: Keys, bw,
+                                           tmp_path: Path) -> None:
+    """``luksAddKey --unbound`` stores a key of no data segment: its passphrase must not
+    "decrypt" the volume (it would give noise as evidence); cryptsetup itself refuses it."""
+    image = tmp_path / "unbound.img"
+    image.write_bytes(volumes["luks2-cbc-essiv"].built.volume.read_bytes())
+    other = tmp_path / "unbound.key"
+    other.write_bytes(b"a key of no segment")
+    subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", "--unbound", "--key-size", "256",
+                    *PBKDF2, str(image), str(other)], check=True, capture_output=True)
+    theirs = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file",
+                             str(other), str(image)], capture_output=True, check=False)
+    assert theirs.returncode != 0
+    result = bw("ls", image, "-p", "0/luks1", "--key-file", other)
+    assert result.exit_code == 2, result.stdout
+    assert "volume 0 (LUKS): the key file does not unlock it" in result.stderr
+    assert bw("ls", image, "-p", "0/luks1", "--key-file", keys.key_file).exit_code == 0

@@ -189,7 +189,10 @@ def _diffuse(block: bytes, hash_name: str) -> bytes:
 
 
 def _digest_matches(digest: dict[str, Any], key: bytes, slot_id: str, what: str) -> bool:
-    if digest.get("type") != "pbkdf2" or slot_id not in digest.get("keyslots", []):
+    """The key is the data segment's: a digest of this slot that also covers segment 0 (an
+    unbound key slot, ``luksAddKey --unbound``, holds a key of no segment: it opens nothing)."""
+    if (digest.get("type") != "pbkdf2" or slot_id not in digest.get("keyslots", [])
+            or "0" not in digest.get("segments", [])):
         return False
     iterations = int(digest["iterations"])
     if not 0 < iterations <= MAX_ITERATIONS:
