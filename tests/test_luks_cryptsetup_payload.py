@@ -278,6 +278,18 @@ def _luks2_with_cipher(source: Path, target: Path, cipher: str, *, keyslot: bool
     return target
 
 
+def _luks2_with_integrity(source: Path, target: Path, integrity: str) -> Path:
+    """The segment as ``luksFormat --integrity`` writes it (dm-integrity needs the kernel)."""
+    data = bytearray(source.read_bytes())
+    size = int.from_bytes(data[8:16], "big")
+    meta = json.loads(bytes(data[4096:size]).split(b"\0", 1)[0])
+    meta["segments"]["0"]["integrity"] = {"type": integrity, "journal_encryption": "none",
+                                          "journal_integrity": "none"}
+    data[4096:size] = json.dumps(meta).encode().ljust(size - 4096, b"\0")
+    target.write_bytes(bytes(data))
+    return target
+
+
 def test_a_cipher_we_do_not_read_is_one_line_naming_it(volumes: dict[str, Volume], keys: Keys,
                                                        bw, tmp_path: Path) -> None:
     luks2 = volumes["luks2-pbkdf2-xts256"].built.volume
@@ -289,6 +301,8 @@ def test_a_cipher_we_do_not_read_is_one_line_naming_it(volumes: dict[str, Volume
                                                        "twofish-cbc-essiv:sha256", keyslot=True),
         "aes-xts-lmk": _luks2_with_cipher(luks2, tmp_path / "c.img", "aes-xts-lmk",
                                           keyslot=False),
+        # authenticated encryption (cryptsetup --integrity): dm-integrity's tags between data
+        "hmac(sha256)": _luks2_with_integrity(luks2, tmp_path / "e.img", "hmac(sha256)"),
         # LUKS1: a cipher we do not read goes to libluksde, whose refusal names it too
         "serpent-xts-plain64 ": _luks1_with_cipher(luks1, tmp_path / "d.img", b"serpent",
                                                    b"xts-plain64"),

@@ -112,6 +112,10 @@ def _segment(meta: dict[str, Any], what: str) -> Segment:
         kind = meta.get("type") if isinstance(meta, dict) else None
         raise FormatError(f"{what}: LUKS2 data segment of type {kind!r} is not read "
                           "(only 'crypt')")
+    if meta.get("integrity"):  # dm-integrity interleaves tags with the data: not read
+        integrity = meta["integrity"]
+        kind = integrity.get("type") if isinstance(integrity, dict) else integrity
+        raise FormatError(f"{what}: LUKS2 with integrity protection ({kind!r}) is not read")
     try:
         size = None if meta.get("size") == "dynamic" else int(meta["size"])
         if size is not None and size <= 0:
