@@ -8,8 +8,11 @@ for a plaintext that starts with a partition table, which cryptsetup refuses to 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,3 +165,26 @@ def encrypt_detached(path: Path, plain: Path, header: Path, key_file: Path, *, v
     if version == 1:
         subprocess.run(["cryptsetup", "convert", "--batch-mode", "--type", "luks1", str(header)],
                        check=True, capture_output=True)
+
+
+def rewrite_luks2_json(volume: bytes, change: Callable[[dict], None], *,
+                       copies: int = 2) -> bytes:
+    """``volume`` with the JSON metadata of its first ``copies`` LUKS2 header copies changed by
+    ``change`` and their checksums made right again: a crafted header, not a damaged one."""
+    data = bytearray(volume)
+    size = int.from_bytes(data[8:16], "big")
+    for offset in (0, size)[:copies]:
+        meta = json.loads(bytes(data[offset + 4096 : offset + size]).split(b"\0", 1)[0])
+        change(meta)
+        data[offset + 4096 : offset + size] = json.dumps(meta).encode().ljust(size - 4096, b"\0")
+        fix_luks2_checksum(data, offset)
+    return bytes(data)
+
+
+def fix_luks2_checksum(data: bytearray, offset: int) -> None:
+    """Recompute the checksum of the LUKS2 header copy at ``offset`` in place."""
+    size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+    algorithm = bytes(data[offset + 72 : offset + 104]).split(b"\0", 1)[0].decode()
+    data[offset + 448 : offset + 512] = bytes(64)
+    digest = hashlib.new(algorithm, bytes(data[offset : offset + size])).digest()
+    data[offset + 448 : offset + 448 + len(digest)] = digest

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool, snapshot
-from luksbuild import InPlace, encrypt_in_place
+from luksbuild import InPlace, encrypt_in_place, fix_luks2_checksum, rewrite_luks2_json
 from test_browse_disks import MTOOLS_ENV
 from test_browse_listing import as_fls, fls_lines
 
@@ -265,28 +265,24 @@ def _luks1_with_cipher(source: Path, target: Path, name: bytes, mode: bytes) -> 
 
 
 def _luks2_with_cipher(source: Path, target: Path, cipher: str, *, keyslot: bool) -> Path:
-    data = bytearray(source.read_bytes())
-    size = int.from_bytes(data[8:16], "big")
-    meta = json.loads(bytes(data[4096:size]).split(b"\0", 1)[0])
-    if keyslot:
-        for slot in meta["keyslots"].values():
-            slot["area"]["encryption"] = cipher
-    else:
-        meta["segments"]["0"]["encryption"] = cipher
-    data[4096:size] = json.dumps(meta).encode().ljust(size - 4096, b"\0")
-    target.write_bytes(bytes(data))  # the checksum is not ours to check: cryptsetup's job
+    def change(meta: dict) -> None:
+        if keyslot:
+            for slot in meta["keyslots"].values():
+                slot["area"]["encryption"] = cipher
+        else:
+            meta["segments"]["0"]["encryption"] = cipher
+
+    target.write_bytes(rewrite_luks2_json(source.read_bytes(), change))
     return target
 
 
 def _luks2_with_integrity(source: Path, target: Path, integrity: str) -> Path:
     """The segment as ``luksFormat --integrity`` writes it (dm-integrity needs the kernel)."""
-    data = bytearray(source.read_bytes())
-    size = int.from_bytes(data[8:16], "big")
-    meta = json.loads(bytes(data[4096:size]).split(b"\0", 1)[0])
-    meta["segments"]["0"]["integrity"] = {"type": integrity, "journal_encryption": "none",
-                                          "journal_integrity": "none"}
-    data[4096:size] = json.dumps(meta).encode().ljust(size - 4096, b"\0")
-    target.write_bytes(bytes(data))
+    def change(meta: dict) -> None:
+        meta["segments"]["0"]["integrity"] = {"type": integrity, "journal_encryption": "none",
+                                              "journal_integrity": "none"}
+
+    target.write_bytes(rewrite_luks2_json(source.read_bytes(), change))
     return target
 
 
@@ -516,3 +512,38 @@ def test_an_unbound_key_slot_opens_no_data(volumes: dict[str, Volume], keys: Key
     assert result.exit_code == 2, result.stdout
     assert "volume 0 (LUKS): the key file does not unlock it" in result.stderr
     assert bw("ls", image, "-p", "0/luks1", "--key-file", keys.key_file).exit_code == 0
+
+
+def test_a_damaged_primary_header_is_read_from_the_secondary_copy(
+        volumes: dict[str, Volume], keys: Keys, bw, tmp_path: Path) -> None:
+    """As cryptsetup does: the copy whose checksum is right. One byte changed in the primary's
+    JSON still opens (through the secondary) to the plaintext; both copies damaged is one
+    line; a crafted primary with a right checksum is what is read."""
+    vol = volumes["luks2-pbkdf2-xts256"]
+    source = vol.built.volume.read_bytes()
+    size = int.from_bytes(source[8:16], "big")
+    primary = bytearray(source)
+    primary[4096 + 20] ^= 0x01  # inside the JSON text
+    image = tmp_path / "primary.img"
+    image.write_bytes(bytes(primary))
+    theirs = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file",
+                             str(keys.key_file), str(image)], capture_output=True, check=False)
+    assert theirs.returncode == 0, theirs.stderr  # cryptsetup opens it too
+    out = tmp_path / "dec"
+    result = bw("convert", image, "--volume", "0/luks1", "--to", "raw", "-o", out,
+                "--key-file", keys.key_file)
+    assert result.exit_code == 0, result.stderr
+    assert out.with_suffix(".raw").read_bytes() == vol.plain.read_bytes()
+    both = bytearray(primary)
+    both[size + 4096 + 20] ^= 0x01
+    image.write_bytes(bytes(both))
+    broken = bw("partitions", image, "--key-file", keys.key_file)
+    assert broken.exit_code == 1
+    assert broken.stderr.count("\n") == 1
+    assert "neither LUKS2 header copy is intact" in broken.stderr
+    crafted = bytearray(both)
+    fix_luks2_checksum(crafted, 0)  # the primary's JSON with a byte changed, checksum right
+    image.write_bytes(bytes(crafted))
+    read = bw("partitions", image, "--key-file", keys.key_file)
+    assert read.exit_code in (0, 1, 2)
+    assert "neither LUKS2 header copy" not in read.stderr

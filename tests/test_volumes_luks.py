@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool, snapshot
-from luksbuild import encrypt_in_place
+from luksbuild import encrypt_in_place, fix_luks2_checksum
 from test_browse_disks import MTOOLS_ENV, Disks, make_disks
 from test_browse_listing import as_fls, fls_lines
 
@@ -265,8 +265,9 @@ def test_convert_writes_the_decrypted_volume_as_its_own_image(
 
 
 def _mutants(header: bytes) -> list[tuple[str, bytes]]:
-    """Damaged LUKS2 headers: JSON fields made hostile, then random bytes of the binary header
-    and the JSON area changed (seeded: the same cases every run)."""
+    """Damaged LUKS2 headers: JSON fields made hostile (checksum made right), then random bytes
+    of the binary header and the JSON area changed (seeded: the same cases every run; their
+    checksum is wrong, so the intact secondary copy is read)."""
     import json
     import random
 
@@ -274,10 +275,13 @@ def _mutants(header: bytes) -> list[tuple[str, bytes]]:
     meta = json.loads(header[4096:size].split(b"\0", 1)[0])
 
     def with_json(change) -> bytes:
+        """A crafted primary: its checksum right, so that it is read, not the secondary."""
         doc = json.loads(json.dumps(meta))
         change(doc)
         area = json.dumps(doc).encode().ljust(size - 4096, b"\0")[: size - 4096]
-        return header[:4096] + area + header[size:]
+        crafted = bytearray(header[:4096] + area + header[size:])
+        fix_luks2_checksum(crafted, 0)
+        return bytes(crafted)
 
     slot = next(iter(meta["keyslots"]))
     digest = next(iter(meta["digests"]))

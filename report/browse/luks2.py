@@ -27,6 +27,7 @@ from bitwitness.report.browse import dmcrypt
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"LUKS\xba\xbe"
+SECONDARY_MAGIC = b"SKUL\xba\xbe"  #: the second copy of a LUKS2 header
 MAX_HEADER = 4 << 20  #: the largest LUKS2 header cryptsetup writes
 MAX_ITERATIONS = 50_000_000
 MAX_ARGON_MEMORY_KIB = 1 << 20  #: 1 GiB
@@ -46,22 +47,54 @@ def is_luks2(head: bytes) -> bool:
     return head[:6] == MAGIC and int.from_bytes(head[6:8], "big") == 2
 
 
+#: where cryptsetup looks for the second header copy when the first does not say (its sizes)
+SECONDARY_OFFSETS = (0x4000, 0x8000, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000,
+                     0x400000)
+
+
 def read_header(stream: ImageStream, what: str) -> dict[str, Any]:
-    """The JSON metadata of the LUKS2 volume ``stream``."""
+    """The JSON metadata of the LUKS2 volume ``stream``: of the header copy whose checksum is
+    right (the primary at byte 0, the secondary behind it), the newer when both are, as
+    cryptsetup chooses. A damaged primary is thus read from the secondary, never as it is."""
     head = stream.pread(0, 4096)
     if not is_luks2(head):
         raise FormatError(f"{what}: not a LUKS2 header")
     size = int.from_bytes(head[8:16], "big")
+    copies = [_copy(stream, 0, MAGIC)]
+    places = (size,) if 4096 < size <= MAX_HEADER else SECONDARY_OFFSETS
+    copies += [_copy(stream, offset, SECONDARY_MAGIC) for offset in places]
+    intact = [copy for copy in copies if copy is not None]
+    if not intact:
+        raise FormatError(f"{what}: neither LUKS2 header copy is intact (size, checksum or "
+                          "JSON wrong)")
+    return max(intact, key=lambda copy: copy[0])[1]
+
+
+def _copy(stream: ImageStream, offset: int, magic: bytes) -> tuple[int, dict[str, Any]] | None:
+    """(sequence number, metadata) of the header copy at ``offset``, None when it is not one
+    whose checksum and JSON are right."""
+    head = stream.pread(offset, 4096)
+    if head[:6] != magic or int.from_bytes(head[6:8], "big") != 2:
+        return None
+    size = int.from_bytes(head[8:16], "big")
     if not 4096 < size <= MAX_HEADER:
-        raise FormatError(f"{what}: LUKS2 header size {size} out of bounds")
-    area = stream.pread(4096, size - 4096).split(b"\0", 1)[0]
+        return None
+    algorithm = head[72:104].split(b"\0", 1)[0].decode("ascii", "replace")
+    whole = bytearray(stream.pread(offset, size))
+    stored = bytes(whole[448:512])
+    whole[448:512] = bytes(64)
     try:
-        meta = json.loads(area.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"{what}: LUKS2 metadata is not JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise FormatError(f"{what}: LUKS2 metadata is not a JSON object")
-    return meta
+        computed = hashlib.new(algorithm, bytes(whole)).digest()
+    except (ValueError, TypeError):
+        return None
+    if len(whole) != size or not 0 < len(computed) <= 64 or not hmac.compare_digest(
+            stored[: len(computed)], computed):
+        return None
+    try:
+        meta = json.loads(bytes(whole[4096:]).split(b"\0", 1)[0].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return (int.from_bytes(head[16:24], "big"), meta) if isinstance(meta, dict) else None
 
 
 def unlock(stream: ImageStream, passphrase: bytes,
