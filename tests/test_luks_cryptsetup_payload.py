@@ -493,6 +493,10 @@ def test_a_reencryption_cryptsetup_has_not_finished_is_one_line_naming_it(
     assert result.stderr.count("\n") == 1
     assert "online-reencrypt-v2" in result.stderr
     assert "volume 0" in result.stderr
+    traced = bw("--debug", "partitions", image, "--passphrase", PASSPHRASE)  # with traceback
+    assert traced.exit_code == 1
+    assert "Traceback" in traced.stderr
+    _secret_absent(keys, traced.stdout, traced.stderr)
 
 
 def test_an_unbound_key_slot_opens_no_data(volumes: dict[str, Volume], keys: Keys, bw,
