@@ -1,16 +1,18 @@
-"""Test-only: a LUKS1/LUKS2 volume holding a given file system, made where device-mapper is absent.
+"""Test-only: LUKS1/LUKS2 volumes whose header AND encrypted payload cryptsetup writes.
 
-``cryptsetup luksFormat`` writes the header and key slots to a file (no kernel needed); the
-encrypted payload is then written here with the volume key that ``cryptsetup luksDump
---dump-volume-key`` shows: AES-XTS, the tweak being the 512-byte sector number within the payload
-as a 64-bit little-endian integer (``plain64``), which is what dm-crypt would have written.
-Only ``aes-xts-plain64`` with 512-byte sectors is written; anything else is refused.
+No device-mapper is needed: ``cryptsetup reencrypt --encrypt`` encrypts a file offline, and
+``cryptsetup convert`` turns such a LUKS2 volume into LUKS1. Nothing here encrypts a byte itself,
+so what the readers decrypt is what cryptsetup wrote. The one exception, :func:`make_luks`, is
+for a plaintext that starts with a partition table, which cryptsetup refuses to encrypt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +67,14 @@ def encrypt_xts_plain64(key: bytes, data: bytes, first_sector: int = 0) -> bytes
 
 
 def make_luks(path: Path, plain: Path, key_file: Path, *, version: int) -> LuksDump:
-    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload is ``plain``'s bytes."""
+    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload is ``plain``'s bytes,
+    the payload encrypted HERE (aes-xts-plain64, 512-byte sectors) with the volume key that
+    ``cryptsetup luksDump --dump-volume-key`` shows.
+
+    Only for a plaintext cryptsetup refuses to encrypt offline: one that starts with a partition
+    table ("already contains a 'dos' partition signature"; 2.6 has no option to go on). Every
+    other test volume comes from :func:`encrypt_in_place`, which is what proves the decryption.
+    """
     payload = plain.read_bytes()
     header_room = 16 << 20  # LUKS2's default metadata and key-slot area; LUKS1 needs less
     with path.open("wb") as handle:
@@ -86,3 +95,96 @@ def make_luks(path: Path, plain: Path, key_file: Path, *, version: int) -> LuksD
         handle.seek(dump.payload_offset)
         handle.write(encrypt_xts_plain64(dump.volume_key, payload))
     return dump
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """A volume whose header and payload cryptsetup wrote (``reencrypt --encrypt``)."""
+
+    volume: Path
+    payload_offset: int  #: bytes, as ``cryptsetup luksDump`` gives the data segment's offset
+    plain_size: int  #: bytes of plaintext at the start of the decrypted volume
+
+
+def encrypt_in_place(path: Path, plain: Path, key_file: Path, *, version: int,
+                     options: tuple[str, ...] = (), kdf: tuple[str, ...] = (),
+                     second_key: Path | None = None, reduce: int = 4 << 20,
+                     trim: bool = True) -> InPlace:
+    """Write at ``path`` a LUKS ``version`` volume whose decrypted payload starts with ``plain``.
+
+    ``cryptsetup reencrypt --encrypt --reduce-device-size R`` needs no device-mapper on a file:
+    cryptsetup itself writes the header in the first R/2 bytes and encrypts the data behind it.
+    The plaintext's first ``size - R`` bytes become the decrypted volume's first bytes; the
+    volume (what dm-crypt would map: from the data offset to the end of the file) is R/2 longer,
+    and those last R/2 bytes hold no plaintext. So ``plain`` is copied whole, the file grown by
+    R and, once encrypted, cut back to the data offset + ``plain``'s size (the data segment
+    runs to the end of the device): the decrypted volume is then ``plain`` exactly, as if the
+    partition had been that size. ``trim=False`` keeps the file whole. LUKS1 has no offline
+    encryption here; its volumes are made as LUKS2 (PBKDF2, 512-byte
+    sectors) and turned into LUKS1 by ``cryptsetup convert``, which rewrites only the header.
+    ``key_file`` opens key slot 0; ``second_key`` (a file used whole), if given, key slot 1; both
+    slots use the ``kdf`` options.
+    """
+    data = plain.read_bytes()
+    path.write_bytes(data)
+    with path.open("r+b") as handle:
+        handle.truncate(len(data) + reduce)
+    subprocess.run(["cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--batch-mode",
+                    "--reduce-device-size", str(reduce), *kdf, *options, "--key-file",
+                    str(key_file), str(path)], check=True, capture_output=True)
+    if second_key is not None:
+        subprocess.run(["cryptsetup", "luksAddKey", "--batch-mode", *kdf, "--key-file",
+                        str(key_file), str(path), str(second_key)], check=True,
+                       capture_output=True)
+    if version == 1:
+        subprocess.run(["cryptsetup", "convert", "--batch-mode", "--type", "luks1", str(path)],
+                       check=True, capture_output=True)
+    dump = subprocess.run(["cryptsetup", "luksDump", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    pattern = (r"Payload offset:\s*(\d+)" if version == 1 else
+               r"Data segments:\s*\n\s*0: crypt\s*\n\s*offset:\s*(\d+)")
+    found = re.search(pattern, dump)
+    if found is None:
+        raise ValueError(f"luksDump shows no data offset:\n{dump}")
+    offset = int(found.group(1)) * (SECTOR if version == 1 else 1)
+    if trim:
+        with path.open("r+b") as handle:
+            handle.truncate(offset + len(data))
+    return InPlace(path, offset, len(data))
+
+
+def encrypt_detached(path: Path, plain: Path, header: Path, key_file: Path, *, version: int,
+                     options: tuple[str, ...] = (), kdf: tuple[str, ...] = ()) -> None:
+    """Write at ``path`` ``plain`` encrypted in place from its first byte, its LUKS header in
+    the file ``header`` (``cryptsetup reencrypt --encrypt --header``; LUKS1 by ``cryptsetup
+    convert`` of that header). The decrypted volume is ``plain`` exactly."""
+    path.write_bytes(plain.read_bytes())
+    subprocess.run(["cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--batch-mode",
+                    "--header", str(header), *kdf, *options, "--key-file", str(key_file),
+                    str(path)], check=True, capture_output=True)
+    if version == 1:
+        subprocess.run(["cryptsetup", "convert", "--batch-mode", "--type", "luks1", str(header)],
+                       check=True, capture_output=True)
+
+
+def rewrite_luks2_json(volume: bytes, change: Callable[[dict], None], *,
+                       copies: int = 2) -> bytes:
+    """``volume`` with the JSON metadata of its first ``copies`` LUKS2 header copies changed by
+    ``change`` and their checksums made right again: a crafted header, not a damaged one."""
+    data = bytearray(volume)
+    size = int.from_bytes(data[8:16], "big")
+    for offset in (0, size)[:copies]:
+        meta = json.loads(bytes(data[offset + 4096 : offset + size]).split(b"\0", 1)[0])
+        change(meta)
+        data[offset + 4096 : offset + size] = json.dumps(meta).encode().ljust(size - 4096, b"\0")
+        fix_luks2_checksum(data, offset)
+    return bytes(data)
+
+
+def fix_luks2_checksum(data: bytearray, offset: int) -> None:
+    """Recompute the checksum of the LUKS2 header copy at ``offset`` in place."""
+    size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+    algorithm = bytes(data[offset + 72 : offset + 104]).split(b"\0", 1)[0].decode()
+    data[offset + 448 : offset + 512] = bytes(64)
+    digest = hashlib.new(algorithm, bytes(data[offset : offset + size])).digest()
+    data[offset + 448 : offset + 448 + len(digest)] = digest

@@ -1,4 +1,4 @@
-"""LUKS1 and LUKS2 volumes made by cryptsetup, payload written by tests/luksbuild.py.
+"""LUKS1 and LUKS2 volumes made by cryptsetup, encrypted payload included (luksbuild.py).
 
 The truth is the plain file system before encryption: ``ls -r --all`` inside the decrypted
 volume must list what ``fls -r -p`` lists on the plain image, and ``cat`` must give ``icat``'s
@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool, snapshot
-from luksbuild import make_luks
+from luksbuild import encrypt_in_place, fix_luks2_checksum
 from test_browse_disks import MTOOLS_ENV, Disks, make_disks
 from test_browse_listing import as_fls, fls_lines
 
 # libluksde refuses non-ASCII passphrases
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 (a test volume's key)
+_PBKDF2 = ("--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000")
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,9 @@ def volumes(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> 
     disks: Disks = make_disks(tmp_path_factory)
     base = tmp_path_factory.mktemp("luks")
     luks1 = base / "luks1.img"
-    make_luks(luks1, _fat16(base), keys["key-file"], version=1)
+    encrypt_in_place(luks1, _fat16(base), keys["key-file"], version=1, kdf=_PBKDF2)
     luks2 = base / "luks2.img"
-    make_luks(luks2, disks.ext4, keys["key-file"], version=2)
+    encrypt_in_place(luks2, disks.ext4, keys["key-file"], version=2, kdf=_PBKDF2)
     gpt = base / "gpt-luks.img"
     size = luks1.stat().st_size
     subprocess.run(["truncate", "-s", str(size + (4 << 20)), str(gpt)], check=True)
@@ -264,8 +265,9 @@ def test_convert_writes_the_decrypted_volume_as_its_own_image(
 
 
 def _mutants(header: bytes) -> list[tuple[str, bytes]]:
-    """Damaged LUKS2 headers: JSON fields made hostile, then random bytes of the binary header
-    and the JSON area changed (seeded: the same cases every run)."""
+    """Damaged LUKS2 headers: JSON fields made hostile (checksum made right), then random bytes
+    of the binary header and the JSON area changed (seeded: the same cases every run; their
+    checksum is wrong, so the intact secondary copy is read)."""
     import json
     import random
 
@@ -273,10 +275,13 @@ def _mutants(header: bytes) -> list[tuple[str, bytes]]:
     meta = json.loads(header[4096:size].split(b"\0", 1)[0])
 
     def with_json(change) -> bytes:
+        """A crafted primary: its checksum right, so that it is read, not the secondary."""
         doc = json.loads(json.dumps(meta))
         change(doc)
         area = json.dumps(doc).encode().ljust(size - 4096, b"\0")[: size - 4096]
-        return header[:4096] + area + header[size:]
+        crafted = bytearray(header[:4096] + area + header[size:])
+        fix_luks2_checksum(crafted, 0)
+        return bytes(crafted)
 
     slot = next(iter(meta["keyslots"]))
     digest = next(iter(meta["digests"]))

@@ -1,5 +1,6 @@
-"""A partition table inside a decrypted volume: a LUKS2 volume (cryptsetup, payload written by
-tests/luksbuild.py) holding an MBR disk with two FAT16 file systems.
+"""A partition table inside a decrypted volume: a LUKS2 volume (header by cryptsetup, payload by
+luksbuild.make_luks: cryptsetup refuses to encrypt a plaintext that starts with a partition
+table) holding an MBR disk with two FAT16 file systems.
 
 The truth is the plain disk image: the rows under ``0/luks1`` are ``mmls``'s rows of the plain
 disk, and each file system's listing and contents are ``fls -o``/``icat -o`` on it.

@@ -12,7 +12,7 @@ by libbde from its path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bitwitness.errors import InputError
@@ -30,6 +30,8 @@ class VolumeKeys:
     key_file: Path | None = field(default=None, repr=False)  #: the --key-file given, if any
     key_data: bytes | None = field(default=None, repr=False)  #: its bytes, as read once
     fvek: bytes | None = field(default=None, repr=False)  #: a BitLocker volume's FVEK
+    #: a LUKS header kept apart from its data (``cryptsetup --header``); not a key itself
+    luks_header: Path | None = None
 
     @property
     def given(self) -> bool:
@@ -53,7 +55,7 @@ class VolumeKeys:
                 and int.from_bytes(data[8:12], "little") == 48)
 
     def __repr__(self) -> str:
-        return f"VolumeKeys(kind={self.kind!r})"
+        return f"VolumeKeys(kind={self.kind!r}, luks_header={self.luks_header!r})"
 
 
 NO_KEYS = VolumeKeys()
@@ -61,13 +63,21 @@ NO_KEYS = VolumeKeys()
 
 def from_options(*, passphrase: str | None = None, passphrase_file: Path | None = None,
                  key_file: Path | None = None, prompted: str | None = None,
-                 fvek_file: Path | None = None) -> VolumeKeys:
+                 fvek_file: Path | None = None, luks_header: Path | None = None) -> VolumeKeys:
     """One key from the command line's options (at most one of them may be given).
 
     A passphrase file holds the passphrase on its first line (its line end is not part of it);
     a key file is used whole, as ``cryptsetup --key-file`` uses it; an FVEK file holds a
-    BitLocker volume's Full Volume Encryption Key in hexadecimal.
+    BitLocker volume's Full Volume Encryption Key in hexadecimal. ``luks_header`` goes with
+    any of them (or none: the volume is then shown locked).
     """
+    keys = _one_key(passphrase=passphrase, passphrase_file=passphrase_file, key_file=key_file,
+                    prompted=prompted, fvek_file=fvek_file)
+    return keys if luks_header is None else replace(keys, luks_header=luks_header)
+
+
+def _one_key(*, passphrase: str | None, passphrase_file: Path | None, key_file: Path | None,
+             prompted: str | None, fvek_file: Path | None) -> VolumeKeys:
     given = [name for name, value in (("--passphrase", passphrase),
                                       ("--passphrase-file", passphrase_file),
                                       ("--key-file", key_file),

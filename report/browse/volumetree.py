@@ -19,14 +19,15 @@ Decrypted bytes stay in memory: a child's stream reads through the libyal object
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import FileSystemError, InputError
-from bitwitness.report.browse import luks2
+from bitwitness.errors import FileSystemError, FormatError, InputError
+from bitwitness.report.browse import dmcrypt, luks1, luks2
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream
@@ -47,6 +48,8 @@ from bitwitness.stream import ImageStream, SliceStream
 MAX_NESTING = 8
 #: More shadow-copy stores or APFS volumes than this in one volume is not a real one.
 MAX_CHILDREN = 512
+#: a LUKS reader: (volume, key bytes, what) -> (the data's keyed cipher, its segment)
+_Unlock = Callable[[ImageStream, bytes, str], tuple[dmcrypt.SectorCipher, luks2.Segment]]
 _APFS_MAGIC = b"NXSB"  # at byte 32 of an APFS container's superblock
 _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
@@ -171,10 +174,41 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
                     stream, offset, size)
                 _expand(tree, node, depth=1)
             tree.nodes.append(node)
+        if keys.luks_header is not None:
+            _detached_luks(tree, keys.luks_header)
     except BaseException:
         tree.close()
         raise
     return tree
+
+
+def _detached_luks(tree: VolumeTree, header: Path) -> None:
+    """The volume whose LUKS header is the file ``header`` (``cryptsetup --header``): its data,
+    encrypted from its first byte, has no signature, so it is the one row in which nothing was
+    recognised. Several such rows are refused rather than guessed (any bytes decrypt)."""
+    rows = [node for node in tree.nodes
+            if node.stream is not None and not node.filesystem and not node.encrypted
+            and not node.children and node.kind in (PartitionKind.PARTITION.value,
+                                                    PartitionKind.WHOLE.value)]
+    if len(rows) != 1:
+        found = ", ".join(node.path for node in rows) or "none"
+        raise InputError(f"--luks-header {header}: its data must be the one partition in which "
+                         f"nothing is recognised; such partitions: {found}")
+    node = rows[0]
+    node.encrypted = "LUKS"
+    if not tree.keys.given:
+        node.locked = True
+        return
+    from bitwitness.images.raw import RawStream
+
+    with RawStream(header) as stream:
+        head = stream.pread(0, 8)
+        if head[:6] != b"LUKS\xba\xbe":
+            raise InputError(f"--luks-header {header}: not a LUKS header")
+        if is_luks2(head):
+            _luks_ours(tree, node, 1, luks2.unlock, "LUKS2", header=stream)
+        else:
+            _luks_ours(tree, node, 1, luks1.unlock, "LUKS1", header=stream)
 
 
 def _logical(stream: Any, keys: VolumeKeys) -> VolumeTree:
@@ -336,24 +370,34 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         node.locked = True
         return
     if is_luks2(node.stream.pread(0, 8)):
-        _luks2(tree, node, depth)
+        _luks_ours(tree, node, depth, luks2.unlock, "LUKS2")
+        return
+    try:  # ours reads every AES cipher of dm-crypt and any key; libluksde the others
+        dmcrypt.check(luks1.cipher_spec(node.stream.pread(0, luks1.HEADER)), "")
+    except FormatError:
+        pass
+    else:
+        _luks_ours(tree, node, depth, luks1.unlock, "LUKS1")
         return
     source = FileObject(node.stream)
     volume = pyluksde.volume()
-    passphrase = tree.keys.text(f"volume {node.path} (LUKS)")
+    spec = luks1.cipher_spec(node.stream.pread(0, luks1.HEADER))
+    try:
+        passphrase = tree.keys.text(f"volume {node.path} (LUKS)")
+    except InputError as exc:
+        raise InputError(f"{exc} (cipher {spec!r} is read by libluksde only)") from None
     try:
         volume.set_password(passphrase)
         volume.open_file_object(source)
     except _NOT_OPENED as exc:
         _raise_source(source, exc)
-        raise FileSystemError(f"volume {node.path}: not a LUKS volume libluksde can read: "
-                              f"{_message(exc)}") from None
+        raise FileSystemError(f"volume {node.path}: not a LUKS volume libluksde can read "
+                              f"(cipher {spec!r}): {_message(exc)}") from None
     tree._handles.append(volume)
-    if volume.is_locked():
-        hint = "" if passphrase.isascii() else (
-            " (libluksde reads only ASCII passphrases)")
-        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
-                         f"it{hint}")
+    if volume.is_locked():  # libluksde cannot tell a wrong key from a cipher it misreads
+        ascii_only = "" if passphrase.isascii() else ", ASCII passphrases only"
+        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock it "
+                         f"(cipher {spec!r}, read by libluksde only: key slot 0{ascii_only})")
     node.identifier = _text(volume.get_volume_identifier())
     stream = LibyalStream(volume, int(volume.get_size()), what=f"volume {node.path}/luks1",
                           source=source)
@@ -365,19 +409,26 @@ def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _expand(tree, child, depth + 1)
 
 
-def _luks2(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+def _luks_ours(tree: VolumeTree, node: VolumeNode, depth: int, unlock: _Unlock,
+               version: str, *, header: ImageStream | None = None) -> None:
+    """A LUKS volume through our reader (:mod:`luks1`, :mod:`luks2`); a key file is used as
+    its bytes, as cryptsetup uses it (a key of random bytes included). ``header``: the header
+    kept apart from the data (the data segment's offset counts from the node's first byte)."""
     assert node.stream is not None
-    passphrase = tree.keys.text(f"volume {node.path} (LUKS)").encode("utf-8")
+    keys = tree.keys
+    secret = (keys.key_data if keys.key_data is not None and keys.fvek is None
+              else keys.text(f"volume {node.path} (LUKS)").encode("utf-8"))
     try:
-        key, segment, cipher = luks2.unlock(node.stream, passphrase, f"volume {node.path}")
+        cipher, segment = unlock(header or node.stream, secret, f"volume {node.path}")
     except FileSystemError:
-        raise InputError(f"volume {node.path} (LUKS): the {tree.keys.kind} does not unlock "
+        raise InputError(f"volume {node.path} (LUKS): the {keys.kind} does not unlock "
                          "it") from None
-    node.identifier = _uuid(node)
-    stream = luks2.Luks2Stream(node.stream, key, segment, f"volume {node.path}/luks1")
-    child = _child(node, "luks1", "luks", f"decrypted LUKS2 volume ({cipher})", stream=stream,
-                   handle=None)
-    child.key = tree.keys.kind
+    node.identifier = _uuid(header or node.stream)
+    stream = luks2.Luks2Stream(node.stream, cipher, segment, f"volume {node.path}/luks1")
+    apart = f", header {header.info.files[0]}" if header is not None and header.info.files else ""
+    child = _child(node, "luks1", "luks", f"decrypted {version} volume ({cipher.spec}{apart})",
+                   stream=stream, handle=None)
+    child.key = keys.kind
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
@@ -512,10 +563,9 @@ def _unlock_bitlocker(volume: Any, keys: VolumeKeys, source: FileObject) -> str 
     return None
 
 
-def _uuid(node: VolumeNode) -> str | None:
+def _uuid(stream: ImageStream) -> str | None:
     """The UUID field of a LUKS binary header (bytes 168-208)."""
-    assert node.stream is not None
-    raw = node.stream.pread(168, 40).split(b"\0", 1)[0]
+    raw = stream.pread(168, 40).split(b"\0", 1)[0]
     return raw.decode("ascii", "replace") or None
 
 

@@ -75,6 +75,11 @@ def key_options(func: F) -> F:
                      expose_value=False, callback=_keep_key,
                      help="File holding a BitLocker volume's Full Volume Encryption Key "
                           "(hexadecimal)."),
+        click.option("--luks-header", "luks_header", default=None,
+                     type=click.Path(path_type=Path), expose_value=False, callback=_keep_key,
+                     help="LUKS header kept apart from its data (cryptsetup --header): it "
+                          "opens the one partition, or the whole media, in which nothing else "
+                          "is recognised."),
     )):
         func = option(func)
     return func
