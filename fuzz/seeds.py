@@ -708,6 +708,32 @@ def aff4_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+def luks_seeds(work: Path) -> dict[str, bytes]:
+    """LUKS1 and LUKS2 volumes cryptsetup formats (PBKDF2 at 1000 iterations, small LUKS2
+    metadata and key-slot areas), cut after the key material: headers, not payloads."""
+    from fuzz.targets import LUKS_PASSPHRASE
+
+    seeds: dict[str, bytes] = {}
+    if not shutil.which("cryptsetup"):
+        return seeds
+    key = work / "passphrase"
+    key.write_bytes(LUKS_PASSPHRASE)
+    for name, options in (
+            ("luks1-xts", ["--type", "luks1", "--cipher", "aes-xts-plain64", "--key-size", "256"]),
+            ("luks1-cbc", ["--type", "luks1", "--cipher", "aes-cbc-essiv:sha256",
+                           "--key-size", "128"]),
+            ("luks2-xts", ["--type", "luks2", "--luks2-metadata-size", "16k",
+                           "--luks2-keyslots-size", "128k", "--key-size", "256"])):
+        volume = work / f"{name}.img"
+        volume.write_bytes(bytes(4 << 20))
+        done = subprocess.run(["cryptsetup", "luksFormat", "--batch-mode", *options, "--pbkdf",
+                               "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file",
+                               str(key), str(volume)], capture_output=True, check=False)
+        if done.returncode == 0:
+            seeds[name] = volume.read_bytes()[: 1 << 18]
+    return seeds
+
+
 BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "ewf": ewf_seeds, "ewf-ltree": ltree_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds,
     "split-raw": split_seeds,
@@ -716,6 +742,7 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
     "fs-times": fs_time_seeds,
+    "luks": luks_seeds,
 }
 
 

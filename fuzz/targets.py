@@ -442,6 +442,30 @@ def fs_times(data: bytes) -> None:
         catalog.backup_time(cnid)
 
 
+def luks(data: bytes) -> None:
+    """LUKS1 and LUKS2 headers with the input as the volume, opened with the seeds' passphrase
+    so that key slots, the key derivation, the anti-forensic merge, the digest and a first
+    sector's decryption are all reached. The derivation costs the readers allow (50 M PBKDF2
+    iterations, 1 GiB Argon2 memory: what cryptsetup may write) are lowered here to keep each
+    run short; what is fuzzed is the parsing around them."""
+    from bitwitness.report.browse import luks1, luks2
+
+    luks1.MAX_ITERATIONS = luks2.MAX_ITERATIONS = 4096
+    luks2.MAX_ARGON_MEMORY_KIB, luks2.MAX_ARGON_TIME = 64, 4
+    stream = MemoryStream(data)
+    for unlock in (luks1.unlock, luks2.unlock):
+        try:
+            cipher, segment = unlock(stream, LUKS_PASSPHRASE, "fuzz volume")
+            cipher.decrypt(stream.pread(segment.offset, 4096), iv_sector=segment.iv_tweak,
+                           sector_size=segment.sector_size)
+        except BitWitnessError:
+            pass
+
+
+#: The passphrase the LUKS seeds are made with.
+LUKS_PASSPHRASE = b"fuzz"
+
+
 # --- case files ----------------------------------------------------------------------------------
 
 
@@ -497,6 +521,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "ewf2": (ewf2, 1 << 16),
     "aff": (aff, 1 << 16),
     "aff4": (aff4, 1 << 16),
+    "luks": (luks, 1 << 18),
 }
 
 #: Targets the checksum-keeping mutator applies to (see :mod:`fuzz.checksums`).
