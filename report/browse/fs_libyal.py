@@ -31,6 +31,7 @@ from bitwitness.report.browse.entries import (
     permissions,
 )
 from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
+from bitwitness.report.browse.libyalio import short_reason
 from bitwitness.report.browse.volumes import Partition
 
 _ADDRESS = re.compile(r"^\d+$")
@@ -78,7 +79,7 @@ class LibyalFileSystem:
         try:
             return func(*args)
         except _LIBYAL_FAILURES as exc:
-            raise FileSystemError(f"cannot {what}: {' '.join(str(exc).split())}") from None
+            raise FileSystemError(f"cannot {what}: {short_reason(exc)}") from None
 
     def _entry(self, obj: Any, path: str) -> Entry:
         mode = int(self._call("read an inode's mode", obj.get_file_mode) or 0)
@@ -125,7 +126,8 @@ class LibyalFileSystem:
         try:
             count = int(folder.get_number_of_sub_file_entries())
         except _LIBYAL_FAILURES as exc:
-            mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
+            mediator.notice(f"{prefix or '/'}: directory not readable: {short_reason(exc)}",
+                            level="warning")
             return
         for index in range(count):
             child = self._call(f"read {prefix or '/'}", folder.get_sub_file_entry, index)

@@ -37,7 +37,7 @@ from bitwitness.report.browse.extfeatures import (
 )
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
-from bitwitness.report.browse.libyalio import FileObject, LibyalStream
+from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_reason
 from bitwitness.report.browse.luks2 import is_luks2
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
@@ -721,7 +721,7 @@ def _libyal_volume(tree: VolumeTree, node: VolumeNode) -> Any:
         volume.open_file_object(source)
     except _NOT_OPENED as exc:
         _raise_source(source, exc)
-        raise FileSystemError(f"volume {node.path}: {what}: {_first_reason(exc)}") from None
+        raise FileSystemError(f"volume {node.path}: {what}: {short_reason(exc)}") from None
     tree._handles.append(volume)
     return volume
 
@@ -735,17 +735,6 @@ def _libfsext_refusal(node: VolumeNode) -> str:
     either = f" ({refused} too)" if refused else ""
     return (f"an {node.filesystem} file system with {lacks}, which The Sleuth Kit cannot read, "
             f"and libfsext cannot read it either{either}")
-
-
-def _first_reason(exc: BaseException) -> str:
-    """A libyal message shortened to what the analyst needs: the binding's own clause and the
-    innermost reason (libyal lists the call chain ``function: reason.`` from the binding down
-    and then from the innermost function up, which would drown the one line)."""
-    text = _message(exc)
-    clauses = re.findall(r"(?:^|\. )[A-Za-z0-9_]+: (.+?)(?=\. [A-Za-z0-9_]+: |\.?$)", text)
-    if len(clauses) < 2:
-        return text
-    return f"{clauses[0]}: {clauses[1]}"
 
 
 def choose(tree: VolumeTree, *, partition: int | str | None = None,
