@@ -216,7 +216,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     if not node.filesystem and not node.encrypted and head[:4] == b"XFSB":
         node.filesystem = "xfs"
     if not node.filesystem and not node.encrypted:
-        _ext_beyond_tsk(node, head)
+        ext_beyond_tsk(node, head)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
         _luks(tree, node, depth)
     elif node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE:
@@ -302,10 +302,10 @@ def _probe(child: VolumeNode) -> None:
     if not child.filesystem and child.stream.pread(0, 4) == b"XFSB":
         child.filesystem = "xfs"
     if not child.filesystem and not child.encrypted:
-        _ext_beyond_tsk(child, child.stream.pread(0, 2048))
+        ext_beyond_tsk(child, child.stream.pread(0, 2048))
 
 
-def _ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
+def ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
     """An ext file system TSK did not open because of a feature it cannot read (bigalloc):
     named as ``fsstat`` would, read by libfsext (the rule: extfeatures.py)."""
     found = parse_superblock(head[SUPERBLOCK_OFFSET:SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE])
