@@ -459,3 +459,33 @@ def test_encrypted_folder_is_listed_by_tsk(tmp_path: Path) -> None:
     ours = _ls(image)
     inside = {e["inode"] for p, e in ours.items() if p.startswith("/secret/")}
     assert inside == set(theirs)
+
+
+def test_an_inode_libfsext_refuses_does_not_hide_its_folder(tmp_path: Path) -> None:
+    """libfsext refuses an inode whose time lies after 2262-04-11 (its nanosecond count would
+    not fit 64 bits); the kernel reads it. The rest of the folder is listed and the missing
+    entry is named in a warning."""
+    require_root()
+    require_tool("mkfs.ext4")
+    image = tmp_path / "late.img"
+    _run("truncate", "-s", "64M", image)
+    _run("mkfs.ext4", "-q", "-F", "-O", "bigalloc", "-C", "16384", image)
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with _loop_mounted(image, where, "loop") as root:
+        for name, when in (("a-2261.txt", "2261-01-01"), ("b-2300.txt", "2300-01-01"),
+                           ("c-plain.txt", None)):
+            (root / name).write_bytes(name.encode())
+            if when:
+                _run("touch", "-d", f"{when} 00:00:00 UTC", root / name)
+    with _loop_mounted(image, where, "ro,loop,noload") as root:
+        truth, _ = _truth(root)
+    assert truth["/b-2300.txt"]["modified"].startswith("2300-01-01")  # the kernel reads it
+    done = subprocess.run([*BW, "ls", str(image), "/", "--json"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    listed = {e["path"]: e["modified"] for e in json.loads(done.stdout)["entries"]}
+    assert listed == {p: truth[p]["modified"] for p in ("/lost+found", "/a-2261.txt",
+                                                        "/c-plain.txt")}
+    assert "entry 3 of 4 not readable" in done.stderr
+    assert "modification time value out of bounds" in done.stderr

@@ -130,9 +130,16 @@ class LibyalFileSystem:
                             level="warning")
             return
         for index in range(count):
-            child = self._call(f"read {prefix or '/'}", folder.get_sub_file_entry, index)
-            name = self._call("read a name", child.get_name) or ""
-            entry = self._entry(child, f"{prefix}/{name}")
+            try:
+                child = self._call(f"read {prefix or '/'}", folder.get_sub_file_entry, index)
+                name = self._call("read a name", child.get_name) or ""
+                entry = self._entry(child, f"{prefix}/{name}")
+            except FileSystemError as exc:
+                # one inode the reader refuses (libfsext: a time after 2262) must not hide the
+                # rest of the folder; the analyst is told which entry is missing
+                mediator.notice(f"{prefix or '/'}: entry {index + 1} of {count} not readable: "
+                                f"{exc}", level="warning")
+                continue
             yield entry
             if recursive and entry.is_dir and entry.inode not in stack:
                 if len(stack) >= MAX_DEPTH:
