@@ -405,22 +405,24 @@ def partitions(data: bytes) -> None:
 
 def fs_times(data: bytes) -> None:
     """The raw readers behind stat's times (``report/browse/zones.py``, ``moretimes.py``):
-    exFAT UtcOffset bytes, ISO 9660 recording-date offsets and ext ``i_dtime`` with the input
+    exFAT UtcOffset bytes, ISO 9660 recording-date offsets, ext ``i_dtime`` and the ext times
+    TSK misreads (sign and epoch bits) with the input
     as a volume, the HFS+ catalog B-tree with the input as the catalog file. They answer None
     (or the times unchanged) for what they cannot read; nothing may escape."""
     from datetime import UTC, datetime
 
     from bitwitness.report.browse.entries import Times
-    from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
+    from bitwitness.report.browse.moretimes import ExtTimes, HfsCatalog, ext_deletion_time
     from bitwitness.report.browse.zones import ExfatZones, IsoZones
 
     stream = MemoryStream(data)
     moment = datetime(2020, 1, 1, tzinfo=UTC)
     times = Times(moment, moment, moment, moment)
-    exfat, iso = ExfatZones(stream, 0), IsoZones(stream, 0)
+    exfat, iso, ext = ExfatZones(stream, 0), IsoZones(stream, 0), ExtTimes(stream, 0)
     for inode in (1, 2, 3, 5, 11, 12, 16, 19, 1000, 1 << 31):
         exfat.adjust(inode, times, lambda: None)
         iso.adjust(inode, times, lambda inode=inode: (inode, 0))
+        ext.adjust(inode, times, lambda: None)
         ext_deletion_time(stream, 0, inode)
     try:
         catalog = HfsCatalog(lambda offset, size: data[offset : offset + size])

@@ -489,3 +489,48 @@ def test_an_inode_libfsext_refuses_does_not_hide_its_folder(tmp_path: Path) -> N
                                                         "/c-plain.txt")}
     assert "entry 3 of 4 not readable" in done.stderr
     assert "modification time value out of bounds" in done.stderr
+
+
+# --- times TSK misreads on every ext4 --------------------------------------------------------
+
+#: (name, nanoseconds since 1970) around the ends of each 32-bit epoch
+TIMES = (("1901.txt", -2_145_916_800_000_000_000), ("1960.txt", -301_000_000_500_000_000),
+         ("1969.txt", -1_000_000_000), ("2038.txt", 2_147_483_647_999_999_999),
+         ("2100.txt", 4_102_444_800_123_456_789), ("2107.txt", 4_323_283_200_000_000_000),
+         ("2150.txt", 5_680_281_600_000_000_000), ("2243.txt", 8_615_289_600_000_000_000),
+         ("2400.txt", 13_569_465_600_000_000_000))
+
+
+@pytest.mark.parametrize("inode_size", [256, 128])
+def test_ext4_times_as_the_kernel_decodes_them(inode_size: int, tmp_path: Path) -> None:
+    """TSK takes an inode's seconds as unsigned and ignores the epoch bits (``istat`` shows
+    1960 as 2096, 2150 as 2013); ours are the kernel's, read from the inode (moretimes.py).
+    128-byte inodes hold no epoch bits: the kernel clamps what it cannot store, and reads the
+    seconds as signed."""
+    require_root()
+    require_tool("mkfs.ext4", "debugfs", "istat")
+    image = tmp_path / "times.img"
+    _run("truncate", "-s", "64M", image)
+    _run("mkfs.ext4", "-q", "-F", "-I", str(inode_size), image)
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with _loop_mounted(image, where, "loop") as root:
+        for name, ns in TIMES:
+            (root / name).write_bytes(name.encode())
+            os.utime(root / name, ns=(ns, ns))
+    with _loop_mounted(image, where, "ro,loop,noload") as root:
+        truth, _ = _truth(root)
+    ours = _ls(image)
+    keys = ("modified", "accessed", "changed")
+    assert {p: tuple(ours[p][k] for k in keys) for p in truth} == {
+        p: tuple(truth[p][k] for k in keys) for p in truth}
+    if inode_size == 256:  # creation times exist only in the extra fields
+        for name in ("/1960.txt", "/2150.txt"):
+            assert _iso(ours[name]["born"]) == _debugfs_stat(image, name)["crtime"]
+        istat = _run("istat", "-z", "UTC", image, ours["/1960.txt"]["inode"]).stdout
+        assert "File Modified:\t2096-" in istat  # TSK's own reading, which we correct
+    body = run_bitwitness("timeline", image).stdout
+    seconds = {line.split("|")[1]: int(line.split("|")[8]) for line in body.splitlines()}
+    for name, _ns in TIMES:
+        when = datetime.fromisoformat(str(truth["/" + name]["modified"]))
+        assert seconds["/" + name] == (when - _EPOCH) // timedelta(seconds=1), name
