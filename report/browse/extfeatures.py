@@ -25,11 +25,12 @@ The rule (:func:`reader_for`), measured with The Sleuth Kit 4.11.1, libfsext 202
   data spilling into ``system.data``, and times after 2262-04-11 (nanoseconds past 2^63), so
   it is not used for them.
 
-Times are the one thing TSK gets wrong on every ext4 and that is not corrected here: it takes
-an inode's 32-bit seconds as unsigned and ignores the two epoch bits of the extra field, so a
-time before 1970 shows 136 years later (1960-06-01 as 2096-07-07) and one from 2106-02-07 on
-136 years earlier per epoch (2150 as 2013, 2263 as 1990). libfsext reads both right (up to
-2262), but it cannot open most of those file systems' other features, so TSK stays.
+Times are the one thing TSK gets wrong on every ext4: it takes an inode's 32-bit seconds as
+unsigned and ignores the two epoch bits of the extra field, so a time before 1970 shows 136
+years later (1960-06-01 as 2096-07-07) and one from 2106-02-07 on 136 years earlier per epoch
+(2150 as 2013, 2263 as 1990). That is no reason to leave TSK (libfsext reads those times
+right only up to 2262 and refuses much else): ``moretimes.ExtTimes`` corrects them from the
+inode on the TSK path.
 
 A bigalloc file system with one of the features libfsext refuses is read by neither: opening
 it fails with one line naming both reasons (:class:`~bitwitness.errors.FileSystemError`).
