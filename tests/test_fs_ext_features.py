@@ -534,3 +534,46 @@ def test_ext4_times_as_the_kernel_decodes_them(inode_size: int, tmp_path: Path) 
     for name, _ns in TIMES:
         when = datetime.fromisoformat(str(truth["/" + name]["modified"]))
         assert seconds["/" + name] == (when - _EPOCH) // timedelta(seconds=1), name
+
+
+def test_browser_lists_previews_and_exports_bigalloc(bigalloc: Built, tmp_path: Path) -> None:
+    pytest.importorskip("textual")
+    import asyncio
+
+    from textual.widgets import DataTable, Tree
+
+    from bitwitness.report.browse.tui import EvidenceBrowser
+
+    async def scenario() -> None:
+        app = EvidenceBrowser(bigalloc.image, export_to=tmp_path / "exports")
+        async with app.run_test(size=(160, 50)) as pilot:
+            tree = app.query_one("#tree", Tree)
+            assert [str(n.label) for n in tree.root.children] == [
+                "0: ext4 (read by libfsext) at sector 0"]
+            top = tree.root.children[0]
+            tree.select_node(top)
+            top.expand()
+            await pilot.pause()
+            docs = next(n for n in top.children if str(n.label) == "docs")
+            docs.expand()
+            await pilot.pause()
+            deep = next(n for n in docs.children if str(n.label) == "deep")
+            tree.select_node(deep)
+            await pilot.pause()
+            table = app.query_one("#entries", DataTable)
+            rows = [table.get_row_at(i) for i in range(table.row_count)]
+            assert [r[0] for r in rows] == ["report.txt"]
+            table.focus()
+            table.move_cursor(row=0)
+            await pilot.pause()
+            await pilot.press("x")
+            assert app.preview_text.startswith("quarterly numbers")
+            await pilot.press("e")
+            await pilot.pause()
+            result = app.last_export
+            assert result is not None
+            manifest = json.loads(result.manifest_json.read_text())
+            assert manifest["files"][0]["md5"] == bigalloc.md5["/docs/deep/report.txt"]
+            await pilot.press("q")
+
+    asyncio.run(scenario())
