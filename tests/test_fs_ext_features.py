@@ -577,3 +577,36 @@ def test_browser_lists_previews_and_exports_bigalloc(bigalloc: Built, tmp_path: 
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_a_free_inode_asked_for_by_number(tmp_path: Path) -> None:
+    """libfsext lists no deleted name, but ``--inode N`` reaches a freed inode: it is shown
+    deleted and unallocated with debugfs's deletion time, and ``cat`` refuses its cleared
+    content (exit 1), as for TSK's deleted ext4 inodes."""
+    require_root()
+    require_tool("mkfs.ext4", "debugfs")
+    image = tmp_path / "freed.img"
+    _run("truncate", "-s", "64M", image)
+    _run("mkfs.ext4", "-q", "-F", "-O", "bigalloc", "-C", "16384", image)
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with _loop_mounted(image, where, "loop") as root:
+        (root / "kept.txt").write_bytes(b"kept\n")
+        (root / "gone.txt").write_bytes(b"gone\n" * 100)
+        inode = (root / "gone.txt").stat().st_ino
+        os.sync()
+        (root / "gone.txt").unlink()
+    text = _debugfs(image, f"stat <{inode}>")
+    dtime = re.search(r"dtime: 0x([0-9a-f]+)", text)
+    assert dtime, text
+    assert "Links: 0" in text
+    done = run_bitwitness("stat", image, "--inode", str(inode), "--json")
+    assert done.exit_code == 0, done.stderr
+    ours = done.json()
+    assert (ours["deleted"], ours["allocated"]) == (True, False)
+    assert _iso(ours["deleted_time"]) == _when(int(dtime.group(1), 16) * 1_000_000_000)
+    cat = subprocess.run([*BW, "cat", str(image), "--inode", str(inode)], capture_output=True,
+                         text=True, check=False)
+    assert cat.returncode == 1
+    assert "not recoverable" in cat.stderr
+    assert "/gone.txt" not in _ls(image)

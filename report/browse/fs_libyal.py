@@ -244,15 +244,34 @@ class LibyalFileSystem:
 class ExtLibyalFileSystem(LibyalFileSystem):
     """An ext file system read by libfsext: ``stat`` adds what ``istat`` shows of an ext inode
     and libfsext gives, the deletion time and the data's runs (libfsext's extents, in bytes,
-    as blocks of the file system; unwritten and sparse extents have no first block)."""
+    as blocks of the file system; unwritten and sparse extents have no first block). Folders
+    list only live names (libfsext recovers no deleted one); an inode asked for by number may
+    be a free one, and is then shown deleted."""
 
     def __init__(self, volume: Any, partition: Partition, fs_type: str,
                  block_size: int = 1024) -> None:
         super().__init__(volume, partition, fs_type)
         self.block_size = block_size
 
+    def by_address(self, address: str) -> Entry:
+        """The inode ``address``; one that is free (no links, a deletion time: how the kernel
+        leaves a deleted inode) is marked deleted, as TSK marks an unallocated inode."""
+        entry = super().by_address(address)
+        obj = self._object(entry)
+        links = int(self._call("read links", obj.get_number_of_links) or 0)
+        deleted = int(self._call("read a deletion time", obj.get_deletion_time_as_integer) or 0)
+        return replace(entry, deleted=True) if links == 0 and deleted else entry
+
+    def content_note(self, entry: Entry) -> str | None:
+        """As TSK's: a deleted inode whose size was cleared (ext4 clears it and its extents on
+        delete) has nothing of the file left to read."""
+        if entry.deleted and not entry.is_dir and entry.size == 0:
+            return "not recoverable: the deleted inode records no content (size 0)"
+        return None
+
     def stat(self, entry: Entry) -> FileStat:
-        found = super().stat(entry)
+        found = replace(super().stat(entry), allocated=not entry.deleted,
+                        note=self.content_note(entry))
         obj = self._object(entry)
         deleted = int(self._call("read a deletion time", obj.get_deletion_time_as_integer) or 0)
         runs: list[tuple[int | None, int]] = []
