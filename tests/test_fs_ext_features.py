@@ -280,6 +280,10 @@ def test_in_a_partition_of_a_disk(bigalloc: Built, tmp_path: Path) -> None:
     cat = subprocess.run([*BW, "cat", str(disk), "/big.bin"], capture_output=True,
                          check=False)  # the only file system: no -p needed
     assert _md5(cat.stdout).hexdigest() == bigalloc.md5["/big.bin"]
+    by_start = run_bitwitness("ls", disk, "/docs/deep", "--offset", "4096", "--json")
+    assert by_start.exit_code == 0, by_start.stderr
+    assert [e["inode"] for e in by_start.json()["entries"]] == [
+        bigalloc.truth["/docs/deep/report.txt"]["inode"]]
 
 
 def _md5(data: bytes) -> Any:

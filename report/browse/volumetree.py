@@ -752,7 +752,7 @@ def choose(tree: VolumeTree, *, partition: int | str | None = None,
 def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
                     offset: int | None) -> BrowsableFileSystem:
     if offset is not None or (partition is None and not tree.filesystems):
-        return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))
+        return _at_offset(tree, partition, offset)
     if partition is None:
         current = [n for n in tree.filesystems if not _in_snapshot(n)]
         if len(current) == 1:
@@ -771,6 +771,17 @@ def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
         raise FileSystemError(f"partition {path} is {node.description}; its file systems: "
                               f"{describe(tree, inside)}")
     return open_node(tree, tree.find(path))
+
+
+def _at_offset(tree: VolumeTree, partition: int | str | None,
+               offset: int | None) -> BrowsableFileSystem:
+    """The file system at ``--offset`` (a start sector, as ``fls -o``): TSK's, or a row's that
+    TSK cannot open but libyal reads (XFS, bigalloc ext4) when the offset is that row's start."""
+    if offset is not None and partition is None:
+        row = next((n for n in tree.nodes if by_libyal(n) and n.row.start == offset), None)
+        if row is not None:
+            return open_node(tree, row)
+    return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))
 
 
 def _logical_node(tree: VolumeTree, partition: int | str | None,
