@@ -405,24 +405,22 @@ def partitions(data: bytes) -> None:
 
 def fs_times(data: bytes) -> None:
     """The raw readers behind stat's times (``report/browse/zones.py``, ``moretimes.py``):
-    exFAT UtcOffset bytes, ISO 9660 recording-date offsets, ext ``i_dtime`` and the ext times
-    TSK misreads (sign and epoch bits) with the input
+    exFAT UtcOffset bytes, ISO 9660 recording-date offsets and ext ``i_dtime`` with the input
     as a volume, the HFS+ catalog B-tree with the input as the catalog file. They answer None
     (or the times unchanged) for what they cannot read; nothing may escape."""
     from datetime import UTC, datetime
 
     from bitwitness.report.browse.entries import Times
-    from bitwitness.report.browse.moretimes import ExtTimes, HfsCatalog, ext_deletion_time
+    from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
     from bitwitness.report.browse.zones import ExfatZones, IsoZones
 
     stream = MemoryStream(data)
     moment = datetime(2020, 1, 1, tzinfo=UTC)
     times = Times(moment, moment, moment, moment)
-    exfat, iso, ext = ExfatZones(stream, 0), IsoZones(stream, 0), ExtTimes(stream, 0)
+    exfat, iso = ExfatZones(stream, 0), IsoZones(stream, 0)
     for inode in (1, 2, 3, 5, 11, 12, 16, 19, 1000, 1 << 31):
         exfat.adjust(inode, times, lambda: None)
         iso.adjust(inode, times, lambda inode=inode: (inode, 0))
-        ext.adjust(inode, times, lambda: None)
         ext_deletion_time(stream, 0, inode)
     try:
         catalog = HfsCatalog(lambda offset, size: data[offset : offset + size])
@@ -436,7 +434,11 @@ def ext_superblock(data: bytes) -> None:
     """The ext superblock's feature flags (``report/browse/extfeatures.py``), which decide
     whether TSK or libfsext reads an ext file system, with the input as a volume's first bytes:
     the parser, the rule, the volume tree marking the node, and, where the rule picks libfsext,
-    libfsext opening the input and listing its root through the browsing interface."""
+    libfsext opening the input and listing its root through the browsing interface; and the
+    ext times TSK misreads, decoded from the input's inodes (``moretimes.ExtTimes``)."""
+    from datetime import UTC, datetime
+
+    from bitwitness.report.browse.entries import Times
     from bitwitness.report.browse.extfeatures import (
         SUPERBLOCK_OFFSET,
         SUPERBLOCK_SIZE,
@@ -444,6 +446,7 @@ def ext_superblock(data: bytes) -> None:
         read_superblock,
         reader_for,
     )
+    from bitwitness.report.browse.moretimes import ExtTimes
     from bitwitness.report.browse.volumes import Partition, PartitionKind, VolumeLayout
     from bitwitness.report.browse.volumetree import (
         VolumeNode,
@@ -453,6 +456,10 @@ def ext_superblock(data: bytes) -> None:
     )
 
     stream = MemoryStream(data)
+    moment = datetime(2020, 1, 1, tzinfo=UTC)
+    ext_times = ExtTimes(stream, 0)  # the inode times TSK misreads, decoded from the inode
+    for inode in (1, 2, 3, 11, 12, 13, 16, 17, 1000, 1 << 31):
+        ext_times.adjust(inode, Times(moment, moment, moment, moment), lambda: None)
     found = parse_superblock(data[SUPERBLOCK_OFFSET:SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE])
     if found != read_superblock(stream):
         raise AssertionError("the stream and the bytes disagree")
