@@ -11,9 +11,10 @@ The rule (:func:`reader_for`), measured with The Sleuth Kit 4.11.1, libfsext 202
 
 * **bigalloc** (``ro_compat`` 0x200, blocks allocated in clusters of several blocks): TSK
   cannot open the file system at all (``Cannot determine file system type``), at 1 KiB and
-  4 KiB blocks alike. libfsext reads it: names, inode numbers, sizes, modes, link targets,
-  the four times (before 1970 too) and every byte as the kernel gives them. Such a file system
-  is read by libfsext.
+  4 KiB blocks alike. libfsext reads it: names, inode numbers, file sizes, modes, owners,
+  link targets, the four times (before 1970 too) and every byte as the kernel gives them
+  (folders' sizes it gives as 0; it lists no deleted name). Such a file system is read by
+  libfsext.
 * Everything else mke2fs 1.47 makes stays with TSK, which reads it as the kernel does
   (names, inode numbers and bytes): inline data (files and folders in the inode, also spilling
   into the ``system.data`` attribute), casefold folders (names as stored), ``ea_inode``,
