@@ -37,6 +37,8 @@ _INSTRUMENTED = (
     "bitwitness.images.ewf2", "bitwitness.images.aff", "bitwitness.images.aff4",
     "bitwitness.images.aff4_zip", "bitwitness.images.aff4_streams",
     "bitwitness.report.browse.zones", "bitwitness.report.browse.moretimes",
+    "bitwitness.report.browse.extfeatures", "bitwitness.report.browse.volumetree",
+    "bitwitness.report.browse.fs_libyal", "bitwitness.report.browse.libyalio",
 )
 
 

@@ -312,6 +312,30 @@ def fs_time_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+#: mkfs.ext4 options of the ext-superblock seeds: bigalloc (read by libfsext), bigalloc with a
+#: feature libfsext refuses, and features that stay with TSK
+EXT_SEEDS = {"bigalloc": ("-b", "1024", "-O", "bigalloc", "-C", "16384"),
+             "bigalloc-large-dir": ("-b", "1024", "-O", "bigalloc,large_dir", "-C", "16384"),
+             "inline-data": ("-b", "1024", "-O", "inline_data"),
+             "ext2": ("-t", "ext2", "-b", "1024")}
+
+
+def ext_superblock_seeds(work: Path) -> dict[str, bytes]:
+    """The first 64 KiB of small ext file systems made by mkfs.ext4 (superblock, group
+    descriptors, the first inodes)."""
+    seeds: dict[str, bytes] = {}
+    if not shutil.which("mkfs.ext4"):
+        return seeds
+    for name, options in EXT_SEEDS.items():
+        disk = work / f"{name}.img"
+        disk.write_bytes(bytes(4 << 20))
+        made = subprocess.run(["mkfs.ext4", "-q", "-F", "-N", "16", *options, str(disk)],
+                              capture_output=True, check=False)
+        if made.returncode == 0:
+            seeds[name] = disk.read_bytes()[: 64 << 10]
+    return seeds
+
+
 def _case_folder(work: Path) -> Path:
     case = work / "case"
     _bitwitness("case", "new", case, "--set", "case_number=42", "--set", "examiner=seed",
@@ -741,7 +765,7 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "custody": custody_seeds, "qcow": qcow_seeds, "vhdx": vhdx_seeds, "vdi": vdi_seeds,
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
-    "fs-times": fs_time_seeds,
+    "fs-times": fs_time_seeds, "ext-superblock": ext_superblock_seeds,
     "luks": luks_seeds,
 }
 

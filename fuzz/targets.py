@@ -464,6 +464,58 @@ def luks(data: bytes) -> None:
 
 #: The passphrase the LUKS seeds are made with.
 LUKS_PASSPHRASE = b"fuzz"
+def ext_superblock(data: bytes) -> None:
+    """The ext superblock's feature flags (``report/browse/extfeatures.py``), which decide
+    whether TSK or libfsext reads an ext file system, with the input as a volume's first bytes:
+    the parser, the rule, the volume tree marking the node, and, where the rule picks libfsext,
+    libfsext opening the input and listing its root through the browsing interface; and the
+    ext times TSK misreads, decoded from the input's inodes (``moretimes.ExtTimes``)."""
+    from datetime import UTC, datetime
+
+    from bitwitness.report.browse.entries import Times
+    from bitwitness.report.browse.extfeatures import (
+        SUPERBLOCK_OFFSET,
+        SUPERBLOCK_SIZE,
+        parse_superblock,
+        read_superblock,
+        reader_for,
+    )
+    from bitwitness.report.browse.moretimes import ExtTimes
+    from bitwitness.report.browse.volumes import Partition, PartitionKind, VolumeLayout
+    from bitwitness.report.browse.volumetree import (
+        VolumeNode,
+        VolumeTree,
+        ext_beyond_tsk,
+        open_node,
+    )
+
+    stream = MemoryStream(data)
+    moment = datetime(2020, 1, 1, tzinfo=UTC)
+    ext_times = ExtTimes(stream, 0)  # the inode times TSK misreads, decoded from the inode
+    for inode in (1, 2, 3, 11, 12, 13, 16, 17, 1000, 1 << 31):
+        ext_times.adjust(inode, Times(moment, moment, moment, moment), lambda: None)
+    found = parse_superblock(data[SUPERBLOCK_OFFSET:SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE])
+    if found != read_superblock(stream):
+        raise AssertionError("the stream and the bytes disagree")
+    if found is None:
+        return
+    _ = (found.features, found.kind, found.tsk_lacks, found.libfsext_refuses, reader_for(found))
+    row = Partition(index=0, kind=PartitionKind.WHOLE, start=0, length=-(-len(data) // 512),
+                    description="", sector_size=512)
+    node = VolumeNode(path="0", kind="whole", description="", offset=0, size=len(data), row=row,
+                      stream=stream)
+    ext_beyond_tsk(node, data[:2048])
+    if node.reader is None:
+        return
+    tree = VolumeTree(stream, VolumeLayout("none", 512, len(data), (row,)), [node])
+    try:
+        for index, _entry in enumerate(open_node(tree, node).walk("/", recursive=True)):
+            if index >= 64:
+                break
+    except BitWitnessError:
+        return
+    finally:
+        tree.close()
 
 
 # --- case files ----------------------------------------------------------------------------------
@@ -512,6 +564,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "case-yaml": (case_yaml, 1 << 15),
     "custody": (custody, 1 << 16),
     "fs-times": (fs_times, 1 << 17),
+    "ext-superblock": (ext_superblock, 1 << 16),
     "qcow": (qcow, 1 << 16),
     "vhdx": (vhdx, 5 << 18),
     "vdi": (vdi, 1 << 16),

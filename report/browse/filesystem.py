@@ -40,7 +40,7 @@ from bitwitness.report.browse.entries import (
 )
 from bitwitness.report.browse.extalloc import ExtBitmaps
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
-from bitwitness.report.browse.moretimes import HfsCatalog, ext_deletion_time
+from bitwitness.report.browse.moretimes import ExtTimes, HfsCatalog, ext_deletion_time
 from bitwitness.report.browse.ntfs import (
     ATTR_FILE_NAME,
     ATTR_STANDARD_INFORMATION,
@@ -115,8 +115,10 @@ class FileSystem:
         #: entries only the raw FAT directory shows (TSK refuses them), by address
         self._raw: dict[int, tuple[RawFatEntry, Entry]] = {}
         #: the recorded zones TSK leaves unapplied (see :mod:`.zones`)
-        self._zones: ExfatZones | IsoZones | None = None
-        if self.type == "exfat":
+        self._zones: ExfatZones | IsoZones | ExtTimes | None = None
+        if self.type.startswith("ext"):  # TSK misreads times before 1970 and after 2106
+            self._zones = ExtTimes(image.stream, partition.byte_offset)
+        elif self.type == "exfat":
             self._zones = ExfatZones(image.stream, partition.byte_offset)
         elif self.type == "iso9660":
             self._zones = IsoZones(image.stream, partition.byte_offset)

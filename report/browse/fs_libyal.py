@@ -1,11 +1,14 @@
-"""File systems TSK lacks behind the browsing interface, read with libyal: APFS (pyfsapfs) and
-XFS (pyfsxfs), whose file-entry objects answer the same calls.
+"""File systems TSK lacks behind the browsing interface, read with libyal: APFS (pyfsapfs),
+XFS (pyfsxfs) and ext4 with a feature TSK cannot read (pyfsext, :class:`ExtLibyalFileSystem`;
+which ext file systems: ``extfeatures.py``), whose file-entry objects answer the same calls.
 
 The Sleuth Kit reads APFS only given the volume's superblock block (``fls -P apfs -B N``), which
 is what the tests check APFS against; XFS is checked against the kernel's own driver. Entries
 look as ``fls -p`` prints them: the inode is the file system's inode number (APFS: the object
 identifier), name and meta types come from the inode's mode, and there are no deleted entries
-(neither reader recovers unallocated names).
+(none of the readers recovers unallocated names). ext through libfsext is checked against the
+kernel's ext4 driver and ``debugfs``; libfsext gives a folder's size as 0 (the inode records
+the bytes of its blocks, which ``debugfs`` and the kernel show).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 import stat as statmod
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +31,7 @@ from bitwitness.report.browse.entries import (
     permissions,
 )
 from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
+from bitwitness.report.browse.libyalio import short_reason
 from bitwitness.report.browse.volumes import Partition
 
 _ADDRESS = re.compile(r"^\d+$")
@@ -34,6 +39,12 @@ _TYPES = {statmod.S_IFREG: "r", statmod.S_IFDIR: "d", statmod.S_IFLNK: "l",
           statmod.S_IFIFO: "p", statmod.S_IFCHR: "c", statmod.S_IFBLK: "b",
           statmod.S_IFSOCK: "s"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: libfsext's extent flag for a run without data on disk (sparse, or unwritten: reads as zeros)
+_EXTENT_SPARSE = 0x1
+#: Runs shown by ``stat``: a fragmented file's extents beyond this are left out of the listing
+MAX_RUNS = 4096
+#: The type TSK gives an ext file's data (TSK_FS_ATTR_TYPE_DEFAULT), as ``istat`` lists it
+_TSK_DEFAULT_ATTRIBUTE = 1
 
 
 def _ns(value: int | None) -> datetime | None:
@@ -68,7 +79,7 @@ class LibyalFileSystem:
         try:
             return func(*args)
         except _LIBYAL_FAILURES as exc:
-            raise FileSystemError(f"cannot {what}: {' '.join(str(exc).split())}") from None
+            raise FileSystemError(f"cannot {what}: {short_reason(exc)}") from None
 
     def _entry(self, obj: Any, path: str) -> Entry:
         mode = int(self._call("read an inode's mode", obj.get_file_mode) or 0)
@@ -115,12 +126,20 @@ class LibyalFileSystem:
         try:
             count = int(folder.get_number_of_sub_file_entries())
         except _LIBYAL_FAILURES as exc:
-            mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
+            mediator.notice(f"{prefix or '/'}: directory not readable: {short_reason(exc)}",
+                            level="warning")
             return
         for index in range(count):
-            child = self._call(f"read {prefix or '/'}", folder.get_sub_file_entry, index)
-            name = self._call("read a name", child.get_name) or ""
-            entry = self._entry(child, f"{prefix}/{name}")
+            try:
+                child = self._call(f"read {prefix or '/'}", folder.get_sub_file_entry, index)
+                name = self._call("read a name", child.get_name) or ""
+                entry = self._entry(child, f"{prefix}/{name}")
+            except FileSystemError as exc:
+                # one inode the reader refuses (libfsext: a time after 2262) must not hide the
+                # rest of the folder; the analyst is told which entry is missing
+                mediator.notice(f"{prefix or '/'}: entry {index + 1} of {count} not readable: "
+                                f"{exc}", level="warning")
+                continue
             yield entry
             if recursive and entry.is_dir and entry.inode not in stack:
                 if len(stack) >= MAX_DEPTH:
@@ -220,3 +239,48 @@ class LibyalFileSystem:
 
     def file_name_times(self, entry: Entry) -> Times | None:
         return None
+
+
+class ExtLibyalFileSystem(LibyalFileSystem):
+    """An ext file system read by libfsext: ``stat`` adds what ``istat`` shows of an ext inode
+    and libfsext gives, the deletion time and the data's runs (libfsext's extents, in bytes,
+    as blocks of the file system; unwritten and sparse extents have no first block). Folders
+    list only live names (libfsext recovers no deleted one); an inode asked for by number may
+    be a free one, and is then shown deleted."""
+
+    def __init__(self, volume: Any, partition: Partition, fs_type: str,
+                 block_size: int = 1024) -> None:
+        super().__init__(volume, partition, fs_type)
+        self.block_size = block_size
+
+    def by_address(self, address: str) -> Entry:
+        """The inode ``address``; one that is free (no links, a deletion time: how the kernel
+        leaves a deleted inode) is marked deleted, as TSK marks an unallocated inode."""
+        entry = super().by_address(address)
+        obj = self._object(entry)
+        links = int(self._call("read links", obj.get_number_of_links) or 0)
+        deleted = int(self._call("read a deletion time", obj.get_deletion_time_as_integer) or 0)
+        return replace(entry, deleted=True) if links == 0 and deleted else entry
+
+    def content_note(self, entry: Entry) -> str | None:
+        """As TSK's: a deleted inode whose size was cleared (ext4 clears it and its extents on
+        delete) has nothing of the file left to read."""
+        if entry.deleted and not entry.is_dir and entry.size == 0:
+            return "not recoverable: the deleted inode records no content (size 0)"
+        return None
+
+    def stat(self, entry: Entry) -> FileStat:
+        found = replace(super().stat(entry), allocated=not entry.deleted,
+                        note=self.content_note(entry))
+        obj = self._object(entry)
+        deleted = int(self._call("read a deletion time", obj.get_deletion_time_as_integer) or 0)
+        runs: list[tuple[int | None, int]] = []
+        count = int(self._call("count extents", obj.get_number_of_extents) or 0)
+        for index in range(min(count, MAX_RUNS)):
+            offset, size, flags = self._call("read an extent", obj.get_extent, index)
+            first = None if int(flags) & _EXTENT_SPARSE else int(offset) // self.block_size
+            runs.append((first, -(-int(size) // self.block_size)))
+        data = Attribute(type=_TSK_DEFAULT_ATTRIBUTE, id=0, name=None, size=entry.size,
+                         resident=False, runs=tuple(runs))
+        return replace(found, attributes=(*found.attributes, data) if runs else found.attributes,
+                       deleted_time=_EPOCH + timedelta(seconds=deleted) if deleted else None)

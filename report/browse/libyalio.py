@@ -10,11 +10,26 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any
 
 from bitwitness.errors import BitWitnessError, FormatError
 from bitwitness.stream import ImageStream, SliceStream, StreamInfo
+
+#: One clause of a libyal error message: ``function: reason.``
+_CLAUSE = re.compile(r"(?:^|\. )[A-Za-z0-9_]+: (.+?)(?=\. [A-Za-z0-9_]+: |\.?$)")
+
+
+def short_reason(exc: BaseException) -> str:
+    """A libyal error shortened to what the analyst needs, on one line: the binding's own
+    clause and the innermost reason. libyal lists the whole call chain (``function: reason.``
+    from the binding down, then from the innermost function up), which would drown the line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    clauses = _CLAUSE.findall(text)
+    if len(clauses) < 2:
+        return text
+    return f"{clauses[0]}: {clauses[1]}"
 
 
 class FileObject:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bitwitness.errors import BitWitnessError
+from bitwitness.report.browse.entries import Times
 from bitwitness.stream import ImageStream
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -73,6 +74,140 @@ def _ext_dtime(stream: ImageStream, base: int, inode: int) -> datetime | None:
         return None
     seconds = struct.unpack("<I", raw)[0]
     return _EPOCH + timedelta(seconds=seconds) if seconds else None
+
+
+#: Offsets in an ext inode of (seconds, extra) per time, in Times order: modified, accessed,
+#: changed, born (the extra word's low two bits extend the seconds, the rest are nanoseconds;
+#: it exists when ``128 + i_extra_isize`` reaches past it; the creation time only there)
+_EXT_TIMES = ((16, 136), (8, 140), (12, 132), (144, 148))
+#: The inode bytes holding every time field
+_EXT_TIME_BYTES = 152
+#: Groups whose inode table is remembered (a crafted inode number cannot grow the cache)
+MAX_EXT_GROUPS_CACHED = 1 << 16
+
+
+class ExtTimes:
+    """An ext inode's times as the kernel decodes them, where TSK's differ.
+
+    TSK takes the 32-bit seconds as unsigned and ignores the epoch bits of the extra field, so
+    a time before 1970 reads 136 years late and one from 2106-02-07 on 136 years early per
+    epoch. The kernel: ``(int32) seconds + (extra & 3) << 32``, nanoseconds ``extra >> 2``.
+    The geometry is read once (``ext_deletion_time``'s way to an inode), each group's
+    descriptor once, and the inode table a block at a time (the last block is kept: a folder's
+    inodes mostly lie side by side). A time whose seconds agree with TSK's is kept as TSK
+    gave it.
+    """
+
+    def __init__(self, stream: ImageStream, byte_offset: int) -> None:
+        self._stream = stream
+        self._base = byte_offset
+        self._geometry: tuple[int, int, int, int, int, int] | None = None
+        #: inode table block by group, as the descriptors give them (read once each)
+        self._tables: dict[int, int] = {}
+        self._block_at = -1  #: the inode-table block last read, and its bytes
+        self._block = b""
+        try:
+            self._geometry = _ext_geometry(stream, byte_offset)
+        except (BitWitnessError, struct.error, ValueError, OverflowError):
+            self._geometry = None
+
+    def adjust(self, inode: int, times: Times,
+               extent: Callable[[], tuple[int, int] | None]) -> Times:
+        """``times`` as TSK read them, with each time the kernel decodes otherwise replaced."""
+        del extent  # ext inodes are found by number
+        try:
+            raw = self._inode(inode)
+        except (BitWitnessError, struct.error, ValueError, OverflowError):
+            return times
+        if raw is None:
+            return times
+        extra_size = 128 + struct.unpack_from("<H", raw, 128)[0] if len(raw) >= 130 else 128
+        if _tsk_reads_right(raw, extra_size):
+            return times
+        fixed = []
+        for given, (at, extra_at) in zip((times.modified, times.accessed, times.changed,
+                                          times.born), _EXT_TIMES, strict=True):
+            fixed.append(_ext_time(raw, at, extra_at, extra_size, given))
+        return Times(*fixed)
+
+    def _inode(self, inode: int) -> bytes | None:
+        if self._geometry is None or inode < 1:
+            return None
+        block, first_data, per_group, inode_size, desc_size, _ = self._geometry
+        group, index = divmod(inode - 1, per_group)
+        table = self._tables.get(group)
+        if table is None:
+            desc = self._stream.pread(self._base + (first_data + 1) * block + group * desc_size,
+                                      desc_size)
+            if len(desc) < desc_size:
+                return None
+            table = struct.unpack_from("<I", desc, 8)[0]
+            if desc_size >= 64:
+                table |= struct.unpack_from("<I", desc, 0x28)[0] << 32
+            if len(self._tables) < MAX_EXT_GROUPS_CACHED:
+                self._tables[group] = table
+        where = self._base + table * block + index * inode_size
+        start = where - where % block  # the inode table block: inodes are listed in runs
+        if start != self._block_at:
+            self._block = self._stream.pread(start, block)
+            self._block_at = start
+        raw = self._block[where - start:where - start + min(inode_size, _EXT_TIME_BYTES)]
+        return raw if len(raw) >= 24 else None
+
+
+def _tsk_reads_right(raw: bytes, extra_size: int) -> bool:
+    """The common case, decided without a date: no time before 1970 and no epoch bits, where
+    TSK's unsigned seconds are the kernel's (a listing asks this for every entry)."""
+    atime, ctime, mtime = struct.unpack_from("<iii", raw, 8)
+    if atime < 0 or ctime < 0 or mtime < 0:
+        return False
+    if extra_size <= 132 or len(raw) <= 132:
+        return True
+    if extra_size >= _EXT_TIME_BYTES and len(raw) >= _EXT_TIME_BYTES:
+        ctime_x, mtime_x, atime_x, crtime, crtime_x = struct.unpack_from("<IIIiI", raw, 132)
+        return crtime >= 0 and not (ctime_x | mtime_x | atime_x | crtime_x) & 3
+    return False  # extra fields in part: the field-by-field way
+
+
+def _ext_time(raw: bytes, at: int, extra_at: int, extra_size: int,
+              given: datetime | None) -> datetime | None:
+    """One time of an inode as the kernel decodes it; ``given`` (TSK's) when they agree. A time
+    TSK shows none of stays none (it reads no creation time on ext2/ext3, which the bodyfile
+    parity with ``fls -m`` keeps)."""
+    if given is None or at + 4 > len(raw) or (at >= 128 and at + 4 > extra_size):
+        return given  # no such field (the creation time of a 128-byte inode)
+    seconds = struct.unpack_from("<i", raw, at)[0]
+    nanos = 0
+    if extra_at + 4 <= min(extra_size, len(raw)):
+        extra = struct.unpack_from("<I", raw, extra_at)[0]
+        seconds += (extra & 3) << 32
+        nanos = extra >> 2
+        if nanos > 999_999_999:
+            return given  # not a time the kernel would write: leave TSK's reading
+    if (given - _EPOCH) // timedelta(seconds=1) == seconds:
+        return given
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def _ext_geometry(stream: ImageStream, base: int) -> tuple[int, int, int, int, int, int] | None:
+    """(block size, first data block, inodes per group, inode size, descriptor size, 0) of the
+    ext superblock at ``base`` + 1024, or None when it is no sane one."""
+    sb = stream.pread(base + 1024, 1024)
+    if len(sb) < 256 or struct.unpack_from("<H", sb, 56)[0] != _EXT_MAGIC:
+        return None
+    log_block = struct.unpack_from("<I", sb, 24)[0]
+    if log_block > 6:
+        return None
+    block = 1024 << log_block
+    first_data = struct.unpack_from("<I", sb, 20)[0]
+    per_group = struct.unpack_from("<I", sb, 40)[0]
+    inode_size = struct.unpack_from("<H", sb, 88)[0] if struct.unpack_from(
+        "<I", sb, 76)[0] else 128
+    wide = bool(struct.unpack_from("<I", sb, 96)[0] & _INCOMPAT_64BIT)
+    desc_size = struct.unpack_from("<H", sb, 254)[0] if wide else 32
+    if not per_group or inode_size < 128 or not 32 <= desc_size <= block:
+        return None
+    return block, first_data, per_group, inode_size, desc_size, 0
 
 
 class HfsCatalog:

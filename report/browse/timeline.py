@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
 from bitwitness.report.browse.safenames import shown
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted",
               "partition", "filesystem")
 
@@ -59,7 +60,9 @@ def mode_string(entry: Entry) -> str:
 
 
 def _seconds(value: datetime | None) -> int:
-    return int(value.timestamp()) if value is not None else 0
+    """Whole seconds since 1970 as the file system stores them (floored: 0.5 s before 1970 is
+    -1, as ext's signed seconds and the kernel's ``st_mtime`` give it; ``int`` would say 0)."""
+    return (value - _EPOCH) // timedelta(seconds=1) if value is not None else 0
 
 
 def body_line(entry: Entry, mount: str = "") -> str:

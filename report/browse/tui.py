@@ -145,7 +145,8 @@ class EvidenceBrowser(App[None]):
                     tree.root.add_leaf(Text(f"{node.path}: encrypted ({node.encrypted}{locked})"))
                 continue
             if "/" not in node.path:
-                label = f"{node.path}: {node.filesystem} at sector {node.row.start}"
+                by = f" (read by {node.reader})" if node.reader else ""
+                label = f"{node.path}: {node.filesystem}{by} at sector {node.row.start}"
             else:
                 when = f" of {_when(node.created)}" if node.created else ""
                 label = f"{node.path}: {node.filesystem} ({node.description}{when})"

@@ -28,9 +28,17 @@ from typing import Any
 
 from bitwitness.errors import FileSystemError, FormatError, InputError
 from bitwitness.report.browse import dmcrypt, luks1, luks2
+from bitwitness.report.browse.extfeatures import (
+    SUPERBLOCK_OFFSET,
+    SUPERBLOCK_SIZE,
+    Reader,
+    parse_superblock,
+    read_superblock,
+    reader_for,
+)
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
-from bitwitness.report.browse.libyalio import FileObject, LibyalStream
+from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_reason
 from bitwitness.report.browse.luks2 import is_luks2
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
@@ -55,6 +63,8 @@ _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
+#: ``VolumeNode.reader`` of an ext file system with a feature TSK cannot read (extfeatures.py)
+LIBFSEXT = "libfsext"
 #: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
 LOGICAL_FILE_SYSTEMS = ("l01", "lx01")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
@@ -91,6 +101,9 @@ class VolumeNode:
     #: reads the table there: its start and length count the table's sectors
     table_row: Partition | None = None
     key: str | None = None  #: the kind of key that decrypted this node or one above it
+    #: who reads the file system when it is not its type's usual reader: ``"libfsext"`` for
+    #: an ext file system with a feature The Sleuth Kit cannot read (extfeatures.py)
+    reader: str | None = None
     #: an encrypted volume's key protectors ("password", "recovery password", ...) with their
     #: identifiers, as the volume lists them (BitLocker)
     protectors: list[str] = field(default_factory=list)
@@ -236,6 +249,8 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     head = node.stream.pread(0, 2048)
     if not node.filesystem and not node.encrypted and head[:4] == b"XFSB":
         node.filesystem = "xfs"
+    if not node.filesystem and not node.encrypted:
+        ext_beyond_tsk(node, head)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
         _luks(tree, node, depth)
     elif node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE:
@@ -320,6 +335,19 @@ def _probe(child: VolumeNode) -> None:
         child.filesystem = filesystem_type(image, 0)
     if not child.filesystem and child.stream.pread(0, 4) == b"XFSB":
         child.filesystem = "xfs"
+    if not child.filesystem and not child.encrypted:
+        ext_beyond_tsk(child, child.stream.pread(0, 2048))
+
+
+def ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
+    """An ext file system TSK did not open because of a feature it cannot read (bigalloc):
+    named as ``fsstat`` would, read by libfsext (the rule: extfeatures.py)."""
+    found = parse_superblock(head[SUPERBLOCK_OFFSET:SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE])
+    if found is None or reader_for(found) is not Reader.LIBFSEXT:
+        return
+    node.filesystem, node.reader = found.kind, LIBFSEXT
+    node.description += (f"{', ' if node.description else ''}{found.kind} with "
+                         f"{', '.join(found.tsk_lacks)} (read by libfsext)")
 
 
 def _lvm(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
@@ -696,38 +724,67 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
                                  node.row, node.filesystem)
     if "/" not in node.path:  # a row of the partition table: as TSK sees it
         where = replace(node.row, filesystem=node.filesystem)
-        if node.filesystem not in LIBYAL_FILE_SYSTEMS:
+        if not by_libyal(node):
             return FileSystem(TskImage(tree.stream), node.row)
     else:
         where = Partition(index=node.row.index, kind=PartitionKind.PARTITION, start=0,
                           length=-(-node.size // 512), description=node.description,
                           sector_size=512, filesystem=node.filesystem, volume=node.path,
                           key=node.key)
-    if node.filesystem in LIBYAL_FILE_SYSTEMS:
-        from bitwitness.report.browse.fs_libyal import LibyalFileSystem
+    if by_libyal(node):
+        from bitwitness.report.browse.fs_libyal import ExtLibyalFileSystem, LibyalFileSystem
 
-        return LibyalFileSystem(_libyal_volume(tree, node), where, node.filesystem or "")
+        volume = _libyal_volume(tree, node)
+        if node.reader == LIBFSEXT:
+            assert node.stream is not None
+            found = read_superblock(node.stream)
+            return ExtLibyalFileSystem(volume, where, node.filesystem or "",
+                                       found.block_size if found else 1024)
+        return LibyalFileSystem(volume, where, node.filesystem or "")
     assert node.stream is not None
     return FileSystem(TskImage(node.stream), where)
 
 
+def by_libyal(node: VolumeNode) -> bool:
+    """Whether ``node``'s file system is read by a libyal library rather than by TSK."""
+    return node.filesystem in LIBYAL_FILE_SYSTEMS or node.reader == LIBFSEXT
+
+
 def _libyal_volume(tree: VolumeTree, node: VolumeNode) -> Any:
-    """The libyal volume object of an APFS volume (opened with its container) or of an XFS."""
+    """The libyal volume object of an APFS volume (opened with its container), of an XFS or of
+    an ext file system TSK cannot read."""
     if node.filesystem == "apfs":
         return node.handle
-    import pyfsxfs
-
     assert node.stream is not None
     source = FileObject(node.stream)
-    volume = pyfsxfs.volume()
+    if node.reader == LIBFSEXT:
+        import pyfsext
+
+        volume = pyfsext.volume()
+        what = _libfsext_refusal(node)
+    else:
+        import pyfsxfs
+
+        volume = pyfsxfs.volume()
+        what = "an XFS file system libfsxfs cannot read"
     try:
         volume.open_file_object(source)
     except _NOT_OPENED as exc:
         _raise_source(source, exc)
-        raise FileSystemError(f"volume {node.path}: an XFS file system libfsxfs cannot read: "
-                              f"{_message(exc)}") from None
+        raise FileSystemError(f"volume {node.path}: {what}: {short_reason(exc)}") from None
     tree._handles.append(volume)
     return volume
+
+
+def _libfsext_refusal(node: VolumeNode) -> str:
+    """What an ext file system libfsext does not open is, for the one-line error."""
+    assert node.stream is not None
+    found = read_superblock(node.stream)
+    lacks = ", ".join(found.tsk_lacks) if found else "a feature"
+    refused = ", ".join(found.libfsext_refuses) if found else ""
+    either = f" ({refused} too)" if refused else ""
+    return (f"an {node.filesystem} file system with {lacks}, which The Sleuth Kit cannot read, "
+            f"and libfsext cannot read it either{either}")
 
 
 def choose(tree: VolumeTree, *, partition: int | str | None = None,
@@ -745,7 +802,7 @@ def choose(tree: VolumeTree, *, partition: int | str | None = None,
 def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
                     offset: int | None) -> BrowsableFileSystem:
     if offset is not None or (partition is None and not tree.filesystems):
-        return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))
+        return _at_offset(tree, partition, offset)
     if partition is None:
         current = [n for n in tree.filesystems if not _in_snapshot(n)]
         if len(current) == 1:
@@ -754,7 +811,7 @@ def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
     path = normalise(str(partition))
     if "/" not in path and _ROW.match(path):
         node = next((n for n in tree.nodes if n.path == path), None)
-        if node is not None and node.filesystem in LIBYAL_FILE_SYSTEMS:
+        if node is not None and by_libyal(node):
             return open_node(tree, node)
         if node is None or node.filesystem or (not node.children and not node.locked):
             return FileSystem(TskImage(tree.stream), _row(tree, int(path), None))
@@ -764,6 +821,17 @@ def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
         raise FileSystemError(f"partition {path} is {node.description}; its file systems: "
                               f"{describe(tree, inside)}")
     return open_node(tree, tree.find(path))
+
+
+def _at_offset(tree: VolumeTree, partition: int | str | None,
+               offset: int | None) -> BrowsableFileSystem:
+    """The file system at ``--offset`` (a start sector, as ``fls -o``): TSK's, or a row's that
+    TSK cannot open but libyal reads (XFS, bigalloc ext4) when the offset is that row's start."""
+    if offset is not None and partition is None:
+        row = next((n for n in tree.nodes if by_libyal(n) and n.row.start == offset), None)
+        if row is not None:
+            return open_node(tree, row)
+    return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))
 
 
 def _logical_node(tree: VolumeTree, partition: int | str | None,

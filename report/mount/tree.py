@@ -61,7 +61,13 @@ from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.volumes import PartitionKind, VolumeLayout, read_layout
-from bitwitness.report.browse.volumetree import VolumeNode, VolumeTree, open_node, read_tree
+from bitwitness.report.browse.volumetree import (
+    VolumeNode,
+    VolumeTree,
+    by_libyal,
+    open_node,
+    read_tree,
+)
 from bitwitness.report.mount.cache import CachedStream
 
 #: Entries of one file system's tree (live and deleted each) beyond which the walk stops.
@@ -311,7 +317,8 @@ class MountTree:
                            self._filler(part.index, holder, Selection.DELETED)))
         if self.volumes is not None:
             for node in self.volumes.walk():
-                if "/" not in node.path or not node.filesystem:
+                # a row of the table is above unless TSK did not open it (read by libyal)
+                if not node.filesystem or ("/" not in node.path and not by_libyal(node)):
                     continue
                 inner: dict[str, BrowsableFileSystem | None] = {}
                 name = volume_name(node.path)

@@ -45,6 +45,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
                             "slot": n.row.slot, "start": n.row.start, "end": n.row.end,
                             "length": n.row.length,
                             "description": n.row.description, "filesystem": n.filesystem,
+                            "reader": n.reader,
                             "encrypted": n.encrypted, "locked": n.locked,
                             "protectors": n.protectors,
                             "volumes": [_node_json(c) for c in n.children]}
@@ -92,7 +93,8 @@ def _node_json(node: Any) -> dict[str, Any]:
                                     "length": row.length, "sector_size": row.sector_size}
     return {"path": node.path, "kind": node.kind, "description": node.description,
             "offset": node.offset, **table,
-            "size": node.size, "filesystem": node.filesystem, "encrypted": node.encrypted,
+            "size": node.size, "filesystem": node.filesystem, "reader": node.reader,
+            "encrypted": node.encrypted,
             "locked": node.locked, "created": iso(node.created) if node.created else None,
             "identifier": node.identifier, "protectors": node.protectors,
             "key": node.key,
