@@ -566,7 +566,7 @@ def test_browser_lists_previews_and_exports_bigalloc(bigalloc: Built, tmp_path: 
             await pilot.pause()
             table = app.query_one("#entries", DataTable)
             rows = [table.get_row_at(i) for i in range(table.row_count)]
-            assert [r[0] for r in rows] == ["report.txt"]
+            assert [str(r[0]) for r in rows] == ["report.txt"]
             table.focus()
             table.move_cursor(row=0)
             await pilot.pause()
