@@ -328,7 +328,8 @@ def test_libewf_reads_in_the_same_pass(tmp_path: Path, source: Path,
     monkeypatch.setattr(verifier_mod, "run_pass", our_pass)
     monkeypatch.setattr(libewf_mod, "_open_libewf", libewf_open)
     result = verify_image(segment, VerifyOptions(second_reader=True))
-    assert started_after_our_pass and not any(started_after_our_pass)
+    assert started_after_our_pass
+    assert not any(started_after_our_pass)
     assert result.verdict is Verdict.VERIFIED
     assert result.libewf is not None
     assert result.libewf.agree
