@@ -164,7 +164,7 @@ def _reader_count(segments: Sequence[Path]) -> int:
 
 
 class LibewfPass:
-    """libewf reading the very ranges our reader's pass yields, on its own thread, compared
+    """libewf reading the very ranges our reader's pass yields, on threads of its own, compared
     byte for byte with ours as they come: one pass, two readers.
 
     Why bytes, not hashes: two equal byte strings have equal digests, so libewf's hashes are
@@ -183,11 +183,15 @@ class LibewfPass:
     """
 
     def __init__(self, segments: Sequence[Path], algorithms: Sequence[str], task: ProgressTask,
-                 cancel: threading.Event, *, chunk_size: int) -> None:
+                 cancel: threading.Event, *, chunk_size: int,
+                 interrupt: threading.Event | None = None) -> None:
+        """``cancel`` ends libewf's threads (set by :meth:`stop`); ``interrupt`` (the caller's
+        own stop event, never set here) also stops a re-read after a disagreement."""
         self._segments = list(segments)
         self._algorithms = tuple(algorithms)
         self._task = task
         self._cancel = cancel
+        self._interrupt = interrupt or cancel
         self._chunk_size = max(1, chunk_size)
         count = _reader_count(self._segments)
         self._requests: list[queue.Queue[object]] = [queue.Queue() for _ in range(count)]
@@ -304,6 +308,7 @@ class LibewfPass:
     def stop(self) -> None:
         """Our pass failed or was interrupted: end libewf's thread without comparing."""
         self._cancel.set()
+        self._task.finish()
         self._ended = True
         for requests in self._requests:
             requests.put(_END)
@@ -334,7 +339,7 @@ class LibewfPass:
                 # libewf's own digests for the record: read again, hashing (a disagreement only)
                 try:
                     return read_with_libewf(self._segments, self._algorithms,
-                                            NullMediator().begin("libewf", 0), self._cancel)
+                                            NullMediator().begin("libewf", 0), self._interrupt)
                 except (OSError, ImportError) as exc:
                     return exc
             return self._size, self._stored, {alg: computed[alg] for alg in self._algorithms}

@@ -141,7 +141,8 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     if wants_second and opened.ewf is not None:
         libewf_pass = LibewfPass(opened.files, media_algs,
                                  mediator.begin(f"libewf {path.name}", layout.media_size),
-                                 threading.Event(), chunk_size=opened.ewf.chunk_size)
+                                 threading.Event(), chunk_size=opened.ewf.chunk_size,
+                                 interrupt=options.cancel)
     try:
         result = run_pass(opened.stream, ewf=opened.ewf, algorithms=media_algs, ranges=ranges,
                           comparer=comparer, task=task, cancel=options.cancel,
