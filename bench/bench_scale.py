@@ -182,6 +182,8 @@ def main() -> int:
             print(exc, file=sys.stderr)
             return 1
     print(f"load average after: {_load()}")
+    print("every target met" if met and linear else
+          f"BELOW TARGET: {', '.join(n for n, ok in (('info', met), ('scale', linear)) if not ok)}")
     return 0 if met and linear else 1
 
 
