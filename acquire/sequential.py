@@ -69,6 +69,37 @@ class SequentialReads:
         self._next = offset + length - wanted
         return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
+    def readinto(self, offset: int, view: memoryview) -> int:
+        """:meth:`pread` into ``view``: the bytes copied once, from the run's blocks into the
+        caller's buffer (no joined copy in between); returns how many (short at the end).
+        Errors as :meth:`pread`'s."""
+        length = len(view)
+        if length <= 0:
+            return 0
+        with self._lock:
+            if offset != self._next or self._blocks is None:
+                self._start(offset)
+            got = 0
+            try:
+                while got < length:
+                    if not self._held:
+                        assert self._blocks is not None
+                        block = next(self._blocks, None)
+                        if block is None:
+                            break
+                        self._held = memoryview(block)
+                    take = min(len(self._held), length - got)
+                    view[got:got + take] = self._held[:take]
+                    self._held = self._held[take:]
+                    got += take
+            except BitWitnessError:
+                self._end()
+                data = self._stream.pread(offset, length)
+                view[:len(data)] = data
+                return len(data)
+            self._next = offset + got
+            return got
+
     def _start(self, offset: int) -> None:
         self._end()
         self._blocks = self._stream.iter_blocks(1 << 20, offset, None)

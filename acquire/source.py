@@ -36,7 +36,7 @@ from bitwitness.errors import (
     SourceGoneError,
     UsageError,
 )
-from bitwitness.images.raw import device_sector_size, fd_size, open_readonly
+from bitwitness.images.raw import RawStream, device_sector_size, fd_size, open_readonly
 from bitwitness.stream import ImageStream
 
 BLKROSET = 0x125D
@@ -97,9 +97,10 @@ class Source:
 
     def __init__(self, facts: SourceFacts, *, fd: int | None = None,
                  stream: ImageStream | None = None, owns_stream: bool = False,
-                 partition_fds: Sequence[int] = ()) -> None:
+                 partition_fds: Sequence[int] = (), owns_fd: bool = True) -> None:
         self._facts = facts
         self._fd = fd
+        self._owns_fd = owns_fd  #: False: the descriptor of a raw image's stream (its owner's)
         self._stream = stream
         #: reads in media order through the format's own sequential path (see the module)
         self._sequential = (SequentialReads(stream) if stream is not None
@@ -176,6 +177,14 @@ class Source:
         block, whose page faults and copy cost more CPU than the read itself.
         """
         if self._stream is not None:
+            if self._sequential is not None:
+                try:
+                    filled = self._sequential.readinto(offset, view)
+                except BitWitnessError as exc:
+                    raise ReadError(offset, len(view), str(exc)) from exc
+                if filled != len(view):
+                    raise ReadError(offset, len(view), "image ended early")
+                return
             view[:] = self.read(offset, len(view))
             return
         assert self._fd is not None
@@ -216,7 +225,8 @@ class Source:
                     drop_note(os.fstat(self._fd).st_rdev)
             for part_fd in self._partition_fds:
                 os.close(part_fd)
-            os.close(self._fd)
+            if self._owns_fd:
+                os.close(self._fd)
         if self._sequential is not None:
             self._sequential.close()
         if self._stream is not None and self._owns_stream:
@@ -374,16 +384,25 @@ def check_hpa(device: str) -> HpaInfo:
                           + (f", HPA is {match.group(3)}" if match.group(3) else ""))
 
 
+def _image_source(stream: ImageStream) -> Source:
+    """An already-open image as the source (convert, restore): read through its stream, or,
+    for a raw file, which is its media, through its descriptor straight into the block buffers
+    (``preadv``), as acquiring the same file does: no copy through the stream."""
+    info = stream.info
+    name = str(info.files[0]) if info.files else "<stream>"
+    facts = SourceFacts(path=name, kind=SourceKind.IMAGE, size=stream.size,
+                        logical_sector_size=stream.sector_size,
+                        physical_sector_size=stream.sector_size, image_format=info.format)
+    if type(stream) is RawStream:
+        return Source(facts, fd=stream.fileno(), owns_fd=False)
+    return Source(facts, stream=stream)
+
+
 def open_source(source: str | Path | ImageStream, *, set_readonly: bool = True,
                 check_hpa_flag: bool = True, flag_plan: FlagPlan | None = None) -> Source:
     """Open a device, a regular file or an already-open image as a read-only :class:`Source`."""
     if isinstance(source, ImageStream):
-        info = source.info
-        name = str(info.files[0]) if info.files else "<stream>"
-        facts = SourceFacts(path=name, kind=SourceKind.IMAGE, size=source.size,
-                            logical_sector_size=source.sector_size,
-                            physical_sector_size=source.sector_size, image_format=info.format)
-        return Source(facts, stream=source)
+        return _image_source(source)
     path = Path(source)
     fd = open_readonly(path)
     try:

@@ -1,7 +1,7 @@
 """Every job against its peer, in one table: ratio, CPU per GiB, peak memory, lower bound, target.
 
     python bench/run_all.py [--size 512MiB] [--repeat 1] [--files N] [--dir DIR]
-                            [--pin both|only|off]
+                            [--pin both|only|off] [--scale]
 
 Generates one disk-like media (bench/_data.py), its E01 (ewfacquire), an ext4 file system of
 ``--files`` small files and one of a single large file (each in an E01 made by ewfacquire) and a
@@ -17,6 +17,8 @@ the repository root (bench/_jobs.py):
 * ls -r --all / timeline / export --all on the ext4 of many files
                                       vs ``fls -r -p`` / ``fls -r -m /`` / ``tsk_recover -a``
 * cat of the large file               vs ``icat``
+* with ``--scale``: bench/bench_scale.py's rows (``info`` on a 1 TiB E01 of zeros vs ``ewfinfo``;
+  acquire + verify of a mostly-zero source at 256 MiB, 1, 4 and 16 GiB: cost per GiB, peak memory)
 * start-up: ``--version`` and ``info`` on the 1 MiB E01, from a non-editable install made for
   the run (``pip install`` of a copy of the checkout), timed with hyperfine where it is
   installed, vs ``ewfinfo -V`` and ``ewfinfo``
@@ -212,6 +214,21 @@ def startup(src: Sources, work: Path, pins: tuple[bool, ...], runs: int) -> list
             "|---|---|---:|---:|---:|---:|---:|---:|---|---|", *lines]
 
 
+def scale(work: Path, pins: tuple[bool, ...], repeat: int) -> list[str]:
+    """bench/bench_scale.py's rows (info at 1 TiB; acquire + verify at four sizes), per
+    pinning, as Markdown lines."""
+    from bench_scale import DEFAULT_INFO_SIZE, DEFAULT_SIZES, info_row, scale_rows
+
+    lines: list[str] = []
+    for pin in pins:
+        folder = _fresh(work / "scale")
+        info_lines, _ = info_row(folder, DEFAULT_INFO_SIZE, max(repeat, 2), pin)
+        rows, _ = scale_rows(folder, list(DEFAULT_SIZES), repeat, pin)
+        lines += [*info_lines, "", *rows, ""]
+        shutil.rmtree(folder)
+    return lines
+
+
 def _ms(t: Startup) -> str:
     return f"{t.mean * 1000:.1f} ± {t.stddev * 1000:.1f} ({t.fastest * 1000:.1f})"
 
@@ -220,7 +237,7 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _options() -> tuple[int, int, int, Path | None, str]:
+def _options() -> tuple[int, int, int, Path | None, str, bool]:
     parser = BenchParser(__doc__, size="512MiB", repeat=1,
                          dir_help="where the temporary work folder is made (default: /var/tmp, "
                                   "on disk)")
@@ -230,15 +247,19 @@ def _options() -> tuple[int, int, int, Path | None, str]:
     parser.add_argument("--pin", choices=("both", "only", "off"), default="both",
                         help="run each pair also (both), only (only) or never (off) pinned to "
                              "one core with taskset (default both)")
+    parser.add_argument("--scale", action="store_true",
+                        help="add bench/bench_scale.py's rows: info on a 1 TiB E01 of zeros "
+                             "against ewfinfo, acquire + verify at 256 MiB, 1, 4 and 16 GiB "
+                             "(several more minutes, ~2 GB of disk at a time)")
     options = parser.parse()
     extra: argparse.Namespace = parser.parse_args()
     files = extra.files or min(100_000, options.size // 4096)
     return (options.size - options.size % 512, options.repeat, max(1, files), options.dir,
-            extra.pin)
+            extra.pin, extra.scale)
 
 
 def main() -> int:
-    size, repeat, files, parent, pin_mode = _options()
+    size, repeat, files, parent, pin_mode, with_scale = _options()
     needed = [*NEEDED, *(("taskset",) if pin_mode != "off" else ())]
     missing = [tool for tool in needed if shutil.which(tool) is None]
     if missing:
@@ -266,6 +287,7 @@ def main() -> int:
                                     cores=cores)
                             for job in jobs(src, bw))
             start_lines = startup(src, work, pins, max(10, 10 * repeat))
+            scale_lines = scale(work, pins, repeat) if with_scale else []
         except MeasureError as exc:
             print(str(exc), file=sys.stderr)
             return 1
@@ -282,8 +304,13 @@ def main() -> int:
     print("\n".join(table(rows)))
     print()
     print("\n".join(start_lines))
+    if scale_lines:
+        print()
+        print("\n".join(scale_lines))
     unmet = [line.split(" | ")[0].lstrip("| ") for line in [*table(rows), *start_lines]
              if "NOT MET" in line]
+    unmet += [line.split(":")[0] for line in scale_lines
+              if "NOT LINEAR" in line or "NOT FLAT" in line]
     print()
     print(f"targets not met: {', '.join(unmet)}" if unmet else "every target met")
     return 0

@@ -145,12 +145,14 @@ BENCHMARKS = [
     ("bench_mount.py", ("ewfmount", "fusermount3"), "mount/direct"),
     ("bench_rescue.py", ("ddrescue", "losetup", "fusermount3"), "ratio"),
     ("bench_browse.py", ("fls", "tsk_recover", "mkfs.ext4"), "ratio"),
+    ("bench_scale.py", ("ewfinfo",), "| info 1.0 GiB |"),
     ("run_all.py", ("ewfacquire", "ewfverify", "ewfexport", "ewfinfo", "dc3dd", "md5sum", "fls",
                     "icat", "tsk_recover", "mkfs.ext4", "taskset"),
      "| `bitwitness info small.E01` (1 core) |"),
 ]
 #: The smallest run of a benchmark whose options are not --size/--repeat.
-SMALLEST = {"bench_ltree_memory.py": ("--scale", "0.001")}
+SMALLEST = {"bench_ltree_memory.py": ("--scale", "0.001"),
+            "bench_scale.py": ("--size", "1GiB", "--sizes", "1MiB,2MiB", "--repeat", "1")}
 _WORK_FOLDER = re.compile(r"^work folder: (.+) \(removed at the end\)$", re.MULTILINE)
 
 

@@ -189,3 +189,27 @@ def test_cli_reports_damage_in_one_line(tmp_path: Path, bw: Callable[..., CliRes
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1
     assert segs[1].name in lines[0]
+
+
+def test_a_damaged_zero_chunk_after_intact_ones_is_still_found(tmp_path: Path) -> None:
+    """Intact zero chunks are given zeros without inflating again once one identical stored
+    chunk has decoded to zeros (the reader's memo); a later zero chunk with one byte changed is
+    no longer identical, so it is decoded, fails, and is located as libewf locates it."""
+    data = bytes(4 * 32768) + DATA[:32768] + bytes(3 * 32768)  # chunks 0-3 and 5-7 zeros
+    first = make(tmp_path / "z", data=data, compression=Compression.FAST)[0]
+    table = sections(first)["table"][0]
+    sectors = sections(first)["sectors"][0]
+    body = first.read_bytes()[table.body_offset:table.body_offset + 24 + 4 * 8]
+    entry = int.from_bytes(body[24 + 4 * 6:24 + 4 * 7], "little") & sx.OFFSET_MASK
+    flip(first, sectors.offset + entry + 10)  # inside chunk 6's deflate stream
+    with open_ewf(first) as img:
+        blocks = list(img.scan(workers=2))
+    problems = [b.problem for b in blocks if b.problem]
+    assert [(p.chunk, p.first_sector, p.last_sector) for p in problems] == [(6, 384, 447)]
+    expected = b"".join(b.data for b in blocks)
+    assert expected == data  # chunk 6 held zeros: zero-filled, the same bytes
+    assert pyewf_media(first) == data  # libewf too zero-fills the chunk it cannot decode
+    require_tool("ewfverify")
+    proc = subprocess.run(["ewfverify", "-q", str(first)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode != 0

@@ -82,3 +82,51 @@ def test_a_damaged_chunk_raises_what_pread_raises(tmp_path: Path) -> None:
                     source.read(offset, 1 << 16)
             else:
                 assert source.read(offset, 1 << 16) == data[offset:offset + (1 << 16)]
+
+
+def test_readinto_fills_the_buffer_as_pread_reads_and_raises(tmp_path: Path) -> None:
+    """The copy-once path (a Source filling the pipeline's block buffers) gives the media's
+    bytes in order and after jumps, and a damaged chunk's ReadError, as ``read`` does."""
+    data = make_disk_bytes(2 << 20, seed=33)
+    image = _ewfacquire(tmp_path, data)
+    with open_image(image) as stream, open_source(stream) as source:
+        buffer = bytearray(1 << 20)
+        for offset, length in [(0, 1 << 20), (1 << 20, 300 * 512), (4096, 65536),
+                               (4096 + 65536, 1 << 19)]:
+            view = memoryview(buffer)[:length]
+            source.readinto(offset, view)
+            assert bytes(view) == data[offset:offset + length]
+    raw = bytearray(image.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(b ^ 0x5A for b in raw[middle:middle + 64])
+    image.write_bytes(bytes(raw))
+    with open_image(image) as stream, open_source(stream) as source:
+        outcomes = []
+        for offset in range(0, len(data), 1 << 16):
+            view = memoryview(bytearray(1 << 16))
+            try:
+                source.readinto(offset, view)
+            except ReadError:
+                outcomes.append(None)
+            else:
+                assert bytes(view) == data[offset:offset + (1 << 16)]
+                outcomes.append(offset)
+        assert None in outcomes, "the damage hit no chunk"
+
+
+def test_a_raw_image_source_reads_through_its_descriptor(tmp_path: Path) -> None:
+    """convert from a raw file reads it as acquire reads a file (preadv into the buffers), and
+    closing the source leaves the stream (the caller's) open."""
+    media = tmp_path / "media.raw"
+    data = make_disk_bytes(1 << 20, seed=34)
+    media.write_bytes(data)
+    with open_image(media) as stream:
+        source = open_source(stream)
+        view = memoryview(bytearray(65536))
+        source.readinto(4096, view)
+        assert bytes(view) == data[4096:4096 + 65536]
+        assert source.read(0, 512) == data[:512]
+        with pytest.raises(ReadError):
+            source.read(len(data) - 512, 1024)
+        source.close()
+        assert stream.pread(0, 512) == data[:512]  # its descriptor is still the stream's

@@ -137,22 +137,34 @@ def test_libewf_second_pass_agrees(tmp_path: Path, source: Path, options: tuple[
 
 def test_libewf_disagreement_is_an_error(tmp_path: Path, source: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A reader that returns different bytes (simulated) must turn VERIFIED into an error."""
+    """A reader that returns different bytes (one byte of chunk 1 changed, simulated in what
+    libewf returns) must turn VERIFIED into an error that says where, and the record holds
+    libewf's own digest of what it read (not ours)."""
     import bitwitness.verify.libewf as libewf_mod
 
     (segment,) = ewfacquire(source, tmp_path / "img", "-c", "fast")
-    real = libewf_mod.read_with_libewf
+    real = libewf_mod._read_range
+    changed = 40_000  # inside chunk 1 (32 KiB chunks): media bytes 32768..65535
 
-    def lying(*args: object, **kwargs: object) -> tuple[int, dict[str, str], dict[str, str]]:
-        size, stored, hashes = real(*args, **kwargs)  # type: ignore[arg-type]
-        return size, stored, {k: "0" * len(v) for k, v in hashes.items()}
+    def lying(handle: object, offset: int, length: int) -> bytes:
+        data = real(handle, offset, length)
+        if offset <= changed < offset + len(data):
+            at = changed - offset
+            data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+        return data
 
-    monkeypatch.setattr(libewf_mod, "read_with_libewf", lying)
+    monkeypatch.setattr(libewf_mod, "_read_range", lying)
     result = verify_image(segment, VerifyOptions(libewf=True))
     assert result.libewf is not None
     assert not result.libewf.agree
     assert result.verdict is Verdict.MISMATCH
     assert not result.ok
+    text = " ".join(result.libewf.differences)
+    assert "differ from ours in 1 chunk(s) (32768 bytes of media), at media offset 32768 " \
+        "(sectors 64-127)" in text
+    assert result.computed["md5"] == tool_hash("md5sum", source)[0]
+    assert result.libewf.hashes["md5"] != result.computed["md5"]
+    assert f"computed md5: ours {result.computed['md5']}, libewf " in text
 
 
 def test_against_source_for_e01(tmp_path: Path, source: Path) -> None:
@@ -302,21 +314,22 @@ def test_libewf_reads_in_the_same_pass(tmp_path: Path, source: Path,
     (segment,) = ewfacquire(source, tmp_path / "img", "-c", "fast")
     our_pass_done = threading.Event()
     started_after_our_pass: list[bool] = []
-    real_pass, real_libewf = verifier_mod.run_pass, libewf_mod.read_with_libewf
+    real_pass, real_open = verifier_mod.run_pass, libewf_mod._open_libewf
 
     def our_pass(*args: object, **kwargs: object) -> object:
         result = real_pass(*args, **kwargs)  # type: ignore[arg-type]
         our_pass_done.set()
         return result
 
-    def libewf_read(*args: object, **kwargs: object) -> object:
+    def libewf_open(*args: object, **kwargs: object) -> object:
         started_after_our_pass.append(our_pass_done.is_set())
-        return real_libewf(*args, **kwargs)  # type: ignore[arg-type]
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(verifier_mod, "run_pass", our_pass)
-    monkeypatch.setattr(libewf_mod, "read_with_libewf", libewf_read)
+    monkeypatch.setattr(libewf_mod, "_open_libewf", libewf_open)
     result = verify_image(segment, VerifyOptions(second_reader=True))
-    assert started_after_our_pass == [False]
+    assert started_after_our_pass
+    assert not any(started_after_our_pass)
     assert result.verdict is Verdict.VERIFIED
     assert result.libewf is not None
     assert result.libewf.agree

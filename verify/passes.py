@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bitwitness.errors import Interrupted
 from bitwitness.hashing import MultiHasher, ThreadedHasher
@@ -134,11 +134,18 @@ def _batched(blocks: Iterable[tuple[int, bytes, Any]], size: int
         yield start, b"".join(parts), problems
 
 
+class BlockConsumer(Protocol):
+    """Anything else that takes each block of the pass (libewf comparing its own reading)."""
+
+    def update(self, offset: int, data: bytes) -> None: ...
+
+
 def run_pass(stream: ImageStream, *, ewf: Any | None, algorithms: Sequence[str],
              ranges: RangeHashers | None, comparer: SourceComparer | None, task: ProgressTask,
              cancel: threading.Event | None = None, workers: int | None = None,
-             block_size: int = BLOCK_SIZE) -> PassResult:
-    """Read the media once, feeding every consumer; stop with :class:`Interrupted` on cancel."""
+             block_size: int = BLOCK_SIZE, peers: Sequence[BlockConsumer] = ()) -> PassResult:
+    """Read the media once, feeding every consumer (``peers`` after the hashers, so that their
+    waiting overlaps the hashing); stop with :class:`Interrupted` on cancel."""
     hasher = ThreadedHasher(algorithms, depth=4)
     bad: list[BadChunk] = []
     read = 0
@@ -152,6 +159,8 @@ def run_pass(stream: ImageStream, *, ewf: Any | None, algorithms: Sequence[str],
                 ranges.update(offset, data)
             if comparer is not None:
                 comparer.update(offset, data)
+            for peer in peers:
+                peer.update(offset, data)
             read += len(data)
             task.advance(len(data))
             if problems:

@@ -135,23 +135,23 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     comparer, against_note = _comparer(options.against, layout, bound.source_size)
     task = mediator.begin(f"verify {path.name}", layout.media_size)
     wants_second = options.libewf or options.second_reader
-    # libewf (in-process) reads the set alongside our pass, not after it; its own stop event is
-    # set when our pass ends early (an interruption through options.cancel included)
-    stop_libewf = threading.Event()
+    # libewf (in-process) reads the very ranges of our pass alongside it, compared byte for
+    # byte; its own stop event is set when our pass ends early (options.cancel included)
     libewf_pass = None
     if wants_second and opened.ewf is not None:
         libewf_pass = LibewfPass(opened.files, media_algs,
                                  mediator.begin(f"libewf {path.name}", layout.media_size),
-                                 stop_libewf)
+                                 threading.Event(), chunk_size=opened.ewf.chunk_size,
+                                 interrupt=options.cancel)
     try:
         result = run_pass(opened.stream, ewf=opened.ewf, algorithms=media_algs, ranges=ranges,
                           comparer=comparer, task=task, cancel=options.cancel,
-                          workers=options.workers)
+                          workers=options.workers,
+                          peers=(libewf_pass,) if libewf_pass is not None else ())
     except BaseException:
         if libewf_pass is not None:
-            stop_libewf.set()
             with contextlib.suppress(BaseException):
-                libewf_pass.result()
+                libewf_pass.stop()
         raise
     finally:
         task.finish()
@@ -162,8 +162,10 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
     libewf = second = None
     if wants_second:
         if libewf_pass is not None:
-            libewf = libewf_compare(libewf_pass.result(), media_size=layout.media_size,
-                                    stored=stored, computed=result.hashes)
+            libewf = libewf_compare(
+                libewf_pass.result(result.hashes, layout.media_size),
+                media_size=layout.media_size, stored=stored, computed=result.hashes,
+                byte_differences=libewf_pass.byte_differences(layout.sector_size))
         else:
             try:
                 second = reader_check(

@@ -64,6 +64,12 @@ def _zeros(length: int) -> bytearray:
     return bytearray(length)
 
 
+def zeros_of(length: int) -> bytearray:
+    """A zero buffer to compare with (``zeros_of(n) == data`` is one ``memcmp``); never change
+    it."""
+    return _zeros(length)
+
+
 @cache
 def _zero_chunk(length: int, level: int) -> bytes:
     return isal_zlib.compress(bytes(length), level)
