@@ -1,11 +1,12 @@
 """VMDK as the registry sees it: our reader first, libvmdk (pyvmdk) for what ours does not read.
 
 Our reader (:mod:`bitwitness.images.vmdk`) reads monolithic and split sparse and flat disks and
-stream-optimized ones; libvmdk then serves as its independent second reader. Children
-(snapshots, ``parentCID``), ESX COWD (VMFSSPARSE) extents and whatever else ours refuses
-are read through libvmdk. SESPARSE extents (ESXi 6.5+ snapshots) neither reads: they are refused
-by name. Extent and parent files are opened by us, inside the descriptor's own folder only
-(:func:`~bitwitness.images.libyal.contained`).
+stream-optimized ones; libvmdk then serves as its independent second reader. Ours also reads
+SESPARSE extents (ESXi 6.5+ snapshots) over their parents, which libvmdk does not read: QEMU
+is their second reader. Other children (snapshots, ``parentCID``), ESX COWD (VMFSSPARSE)
+extents and whatever else ours refuses are read through libvmdk; an SEsparse variant ours
+does not read (a journal to replay) is refused by name. Extent and parent files are opened
+by us, inside the descriptor's own folder only (:func:`~bitwitness.images.libyal.contained`).
 """
 
 from __future__ import annotations
@@ -129,10 +130,12 @@ class VmdkFormat:
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """libvmdk for what our reader read; QEMU (given the same parent chain) for what
-        libvmdk read."""
+        libvmdk read and for SEsparse disks, which libvmdk does not read."""
         from bitwitness.images.qemu import QemuNbdStream
 
         if isinstance(stream, LibyalStream):
+            return QemuNbdStream(path, "vmdk", [path, *stream.parents])
+        if isinstance(stream, vmdk.VmdkStream) and stream.info.details.get("sesparse"):
             return QemuNbdStream(path, "vmdk", [path, *stream.parents])
         return open_libvmdk(path)
 
