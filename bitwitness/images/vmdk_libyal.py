@@ -20,7 +20,7 @@ from bitwitness.errors import (
     NoReaderError,
     UnsupportedFormatError,
 )
-from bitwitness.images import vmdk
+from bitwitness.images import vmdk, vmdk_sesparse
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
     LibyalStream,
@@ -104,7 +104,8 @@ class VmdkFormat:
     """Every VMDK kind: ours where it reads it, libvmdk for the rest."""
 
     name = "vmdk"
-    containers = ("vmdk",)
+    #: ``vmdk-sesparse``: an SEsparse extent file named alone, refused with the way to read it.
+    containers = ("vmdk", "vmdk-sesparse")
     qemu_driver = "vmdk"
 
     def probe(self, path: Path, head: bytes) -> bool:
@@ -118,6 +119,11 @@ class VmdkFormat:
             return list(stream.info.files)
 
     def open(self, path: Path) -> ImageStream:
+        if read_at(path, 0, len(vmdk_sesparse.HEAD)) == vmdk_sesparse.HEAD:
+            raise NoReaderError(
+                f"{path}: a VMDK SEsparse extent (ESXi snapshot) holds only what changed since "
+                "its snapshot; open the descriptor that names it (NAME.vmdk beside it), which "
+                "also names the parent disk it is read over")
         try:
             return vmdk.FORMAT.open(path)
         except NoReaderError:
