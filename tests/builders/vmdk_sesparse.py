@@ -19,7 +19,7 @@ entry ``0`` (unallocated: the parent's grain), ``1 << 60`` (unmapped), ``2 << 60
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SECTOR = 512
@@ -48,11 +48,21 @@ class Layout:
     backmap: tuple[int, int] = (0, 0)
     grains: tuple[int, int] = (0, 0)
     tables: int = 0
-    overrides: dict[str, int] = field(default_factory=dict)
+    #: Every area right after the one before, unpadded (the fuzz seed: QEMU does not require
+    #: ESXi's 1 MiB alignment, and a fuzz input must stay small).
+    compact: bool = False
 
     def __post_init__(self) -> None:
         self.tables = -(-self.capacity * SECTOR // COVERAGE)
-        self.gd = (4096, _round(-(-self.tables * 8 // SECTOR)))
+        gd_sectors = -(-self.tables * 8 // SECTOR)
+        if self.compact:
+            self.gd = (2, gd_sectors)
+            self.gts = (2 + gd_sectors, self.tables * GT_SECTORS)
+            self.bitmap = (self.gts[0] + self.gts[1], 0)
+            self.backmap = (self.bitmap[0], 0)
+            self.grains = (self.bitmap[0], self.capacity)
+            return
+        self.gd = (4096, _round(gd_sectors))
         self.gts = (self.gd[0] + self.gd[1], _round(self.tables * GT_SECTORS))
         bitmap_bytes = -(-self.capacity // 8 // 8)
         self.bitmap = (self.gts[0] + self.gts[1], _round(-(-bitmap_bytes // SECTOR)))
@@ -62,14 +72,16 @@ class Layout:
 
 def sesparse_extent(capacity_bytes: int, grains: dict[int, bytes | str], *,
                     order: list[int] | None = None, replay_journal: int = 0,
-                    header_fields: dict[int, int] | None = None) -> bytes:
+                    header_fields: dict[int, int] | None = None,
+                    compact: bool = False) -> bytes:
     """The extent's bytes. ``grains`` maps a media grain number (4 KiB) to its 4096 bytes
     (stored), :data:`ZERO` or :data:`UNMAPPED`; every other grain is unallocated. Stored grains
     take grains-area numbers in ``order`` (default: the order of ``grains``), so that the
     area's order differs from the media's. ``header_fields`` overrides constant-header fields
-    by index (hostile variants); ``replay_journal`` sets the volatile header's flag."""
+    by index (hostile variants); ``replay_journal`` sets the volatile header's flag;
+    ``compact`` packs the areas without ESXi's padding (see :class:`Layout`)."""
     assert capacity_bytes % COVERAGE == 0
-    lay = Layout(capacity_bytes // SECTOR)
+    lay = Layout(capacity_bytes // SECTOR, compact=compact)
     stored = [g for g, v in grains.items() if isinstance(v, bytes)]
     numbers = order if order is not None else list(range(len(stored)))
     assert len(numbers) == len(stored)
@@ -97,8 +109,9 @@ def sesparse_extent(capacity_bytes: int, grains: dict[int, bytes | str], *,
     for number, t in enumerate(sorted(tables, reverse=True)):
         put(lay.gd[0], struct.pack("<Q", 0x1000_0000 << 32 | number), at=t * 8)
         put(lay.gts[0] + number * GT_SECTORS, struct.pack(f"<{GTES}Q", *tables[t]))
+    journal = (0, 0, 0, 0) if compact else (2, 2, 2048, 2048)
     fields = [0xCAFEBABE, 0x2_0000_0001, lay.capacity, 8, GT_SECTORS, 0, 0, 0, 0, 0,
-              1, 1, 2, 2, 2048, 2048, *lay.gd, *lay.gts, *lay.bitmap, *lay.backmap, *lay.grains]
+              1, 1, *journal, *lay.gd, *lay.gts, *lay.bitmap, *lay.backmap, *lay.grains]
     for index, value in (header_fields or {}).items():
         fields[index] = value
     put(0, struct.pack("<26Q", *fields).ljust(SECTOR, b"\0"))
