@@ -253,3 +253,21 @@ def test_parent_with_another_cid_is_refused(tmp_path: Path) -> None:
     assert res.exit_code == ExitCode.EVIDENCE, (res.stdout, res.stderr)
     assert len(res.stderr.strip().splitlines()) == 1
     assert "base.vmdk is not this VMDK's parent" in res.stderr
+
+
+def test_parent_cid_without_leading_zeros(tmp_path: Path) -> None:
+    """QEMU writes a CID without its leading zeros (``CID=ce314c3``), VMware with eight
+    digits; the snapshot's ``parentCID=0ce314c3`` names that parent all the same, as QEMU
+    (which reads both) agrees."""
+    require_tool("qemu-img", "md5sum")
+    parent_media = _parent_media()
+    base = BASES["monolithicFlat"](tmp_path, parent_media)
+    text = base.read_text()
+    cid = text.split("\nCID=")[1].split("\n")[0]
+    base.write_text(text.replace(f"\nCID={cid}\n", "\nCID=ce314c3\n"))
+    top = build_sesparse(tmp_path, "snap", CAPACITY, GRAINS, parent=base, order=ORDER)
+    assert "parentCID=0ce314c3" in top.read_text()
+    expected = _overlay(parent_media, GRAINS)
+    assert _qemu_md5(top, tmp_path) == _md5sum_of(expected, tmp_path)
+    with open_image(top) as stream:
+        assert stream.pread(0, stream.size) == expected

@@ -558,14 +558,21 @@ def _open_parent(path: Path, descriptor: Descriptor, chain: tuple[Path, ...]) ->
                                 "(parentFileNameHint)", path=path)
     parent_path = find_parent(path, hint, [*chain, path])
     parent = open_vmdk(parent_path, (*chain, path))
-    want = descriptor.values.get("parentCID", "").lower()
-    got = parent.descriptor.values.get("CID", "").lower()
-    if got != want:
+    want = _cid(descriptor.values.get("parentCID", ""))
+    got = _cid(parent.descriptor.values.get("CID", ""))
+    if got is None or got != want:
         parent.close()
+        shown = "missing" if got is None else f"{got:08x}"
         raise CorruptImageError(f"{parent_path.name} is not this VMDK's parent (its CID is "
-                                f"{got or 'missing'}, the child records parentCID {want})",
-                                path=path)
+                                f"{shown}, the child records parentCID "
+                                f"{descriptor.values.get('parentCID', '')})", path=path)
     return parent
+
+
+def _cid(text: str) -> int | None:
+    """A descriptor's CID as a number: VMware writes eight hex digits, QEMU drops leading
+    zeros (``CID=ce314c3``); ``None`` when it is no hex number."""
+    return int(text, 16) if re.fullmatch(r"[0-9a-fA-F]{1,8}", text) else None
 
 
 def _parent_of(path: Path, descriptor: Descriptor, extents: list[ExtentReader],

@@ -138,8 +138,8 @@ def cid_of(vmdk: Path) -> int:
     """The CID a VMDK's descriptor records (a descriptor file, or a monolithic sparse file's
     embedded descriptor), as a snapshot's ``parentCID`` must repeat it."""
     head = vmdk.read_bytes()[: 1 << 20]
-    start = head.find(b"CID=")
-    return int(head[start + 4 : start + 12], 16)
+    start = head.find(b"CID=") + 4
+    return int(head[start : head.index(b"\n", start)], 16)
 
 
 def build_sesparse(folder: Path, name: str, capacity: int, grains: dict[int, bytes | str], *,
