@@ -271,3 +271,21 @@ def test_parent_cid_without_leading_zeros(tmp_path: Path) -> None:
     assert _qemu_md5(top, tmp_path) == _md5sum_of(expected, tmp_path)
     with open_image(top) as stream:
         assert stream.pread(0, stream.size) == expected
+
+
+def test_unallocated_grain_table_reads_the_parent(tmp_path: Path) -> None:
+    """A grain table never allocated (directory entry 0) is 16 MiB of the parent, read in
+    one step; reads crossing into it from an allocated table's last grain are exact."""
+    require_tool("qemu-img", "md5sum")
+    parent_media = _parent_media()
+    base = BASES["monolithicFlat"](tmp_path, parent_media)
+    grains: dict[int, bytes | str] = {4095: b"\x42" * GRAIN, 3: ZERO}
+    top = build_sesparse(tmp_path, "snap", CAPACITY, grains, parent=base)
+    expected = _overlay(parent_media, grains)
+    assert _qemu_md5(top, tmp_path) == _md5sum_of(expected, tmp_path)
+    with open_image(top) as stream:
+        edge = 16 * MiB
+        assert stream.pread(edge - 100, 300) == expected[edge - 100 : edge + 200]
+        start = edge - GRAIN
+        assert stream.pread(start, 3 * MiB) == expected[start : start + 3 * MiB]
+        assert stream.pread(0, stream.size) == expected

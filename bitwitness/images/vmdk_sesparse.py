@@ -207,10 +207,10 @@ class SESparseExtent:
 
     def _locate(self, grain: int) -> tuple[int, int]:
         """(kind, byte offset in the file of an allocated grain, else 0) of media grain
-        ``grain``."""
+        ``grain``; a grain of a table never allocated is ``(KIND_UNALLOCATED, -1)``."""
         table = self._table(grain // GTES_PER_GT)
         if table is None:
-            return KIND_UNALLOCATED, 0
+            return KIND_UNALLOCATED, -1
         entry = table[grain % GTES_PER_GT]
         kind = entry >> 60
         if kind == KIND_ALLOCATED:
@@ -236,6 +236,8 @@ class SESparseExtent:
             grain, inner = divmod(offset, GRAIN_BYTES)
             n = min(length, GRAIN_BYTES - inner)
             kind, at = self._locate(grain)
+            if at < 0:  # no grain table: the rest of its 16 MiB in one step
+                n, at = min(length, GT_COVERAGE - offset % GT_COVERAGE), 0
             if kind == KIND_UNMAPPED:
                 kind = KIND_ZERO
             contiguous = kind != KIND_ALLOCATED or at + inner == run_file + run_length
