@@ -289,3 +289,18 @@ def test_unallocated_grain_table_reads_the_parent(tmp_path: Path) -> None:
         start = edge - GRAIN
         assert stream.pread(start, 3 * MiB) == expected[start : start + 3 * MiB]
         assert stream.pread(0, stream.size) == expected
+
+
+def test_missing_parent_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A snapshot whose parent is not beside it: bad input, one line naming the parent the
+    descriptor records, exit 2, nothing written (as for every other kind of chain)."""
+    top, _parent, _expected = _snapshot(tmp_path)
+    (tmp_path / "base.vmdk").rename(tmp_path / "elsewhere.vmdk")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for command in ("info", "verify"):
+        res = run_bitwitness(command, top)
+        assert res.exit_code == ExitCode.USAGE, (command, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1, res.stderr
+        assert "'base.vmdk'" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

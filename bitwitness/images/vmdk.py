@@ -9,12 +9,11 @@ A VMDK is a text *descriptor* naming one or more *extents*:
   zeros. streamOptimized extents store each grain deflate-compressed behind a 12-byte marker
   (LBA, size), and may keep the GD at the end (header ``gdOffset`` = -1, real one in the footer);
 * ``FLAT``: a raw file (``x-flat.vmdk``) from a byte offset;
-* ``ZERO``: media that reads as zeros.
+* ``ZERO``: media that reads as zeros;
+* ``SESPARSE``: an ESXi 6.5+ snapshot extent (:mod:`bitwitness.images.vmdk_sesparse`).
 
 Offsets and sizes in the structures are in 512-byte sectors. The structures are declared here once;
 :mod:`bitwitness.acquire.convert.vmdk_writer` packs them with the same definitions.
-* ``SESPARSE``: an ESXi 6.5+ snapshot extent (:mod:`bitwitness.images.vmdk_sesparse`).
-
 A child disk (a parent CID other than ``ffffffff``) is read here, over its parent, when its
 descriptor names an SEsparse extent: grains the child does not hold are the parent's (found by
 ``parentFileNameHint`` inside the child's folder, its CID the one the child records; a parent
