@@ -26,6 +26,7 @@ TIMEOUT_S = 10
 _INSTRUMENTED = (
     "bitwitness.evidence_io", "bitwitness.image", "bitwitness.images.raw",
     "bitwitness.images.splitraw", "bitwitness.images.vhd", "bitwitness.images.vmdk",
+    "bitwitness.images.vmdk_sesparse",
     "bitwitness.images.ewf", "bitwitness.ewf.structures", "bitwitness.ewf.headers",
     "bitwitness.ewf.chunks", "bitwitness.ewf.layout", "bitwitness.ewf.reader",
     "bitwitness.ewf.naming", "bitwitness.verify.logs", "bitwitness.verify.references",

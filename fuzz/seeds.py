@@ -175,9 +175,22 @@ def _sparse_vmdk(data: bytes, *, compressed: bool) -> bytes:
     return header.ljust(512, b"\0") + text + gd + table + body
 
 
+def _sesparse_vmdk() -> bytes:
+    """An SEsparse extent by the committed builder (tests/builders/vmdk_sesparse.py), its
+    areas packed (one 16 MiB grain table): stored, zero and unmapped grains, the rest
+    unallocated (read from the target's parent of zeros)."""
+    _builders()
+    from builders.vmdk_sesparse import UNMAPPED, ZERO, sesparse_extent
+
+    grains: dict[int, bytes | str] = {0: _media(4096), 3: b"\x5a" * 4096, 4: ZERO, 5: UNMAPPED,
+                                      4095: _media(4096)[::-1]}
+    return sesparse_extent(16 << 20, grains, order=[2, 0, 1], compact=True)
+
+
 def vmdk_seeds(work: Path) -> dict[str, bytes]:
     data = _media(32 * 1024)
     return {
+        "sesparse.vmdk": _sesparse_vmdk(),
         "sparse.vmdk": _sparse_vmdk(data, compressed=False),
         "stream.vmdk": _sparse_vmdk(data, compressed=True),
         "zero.vmdk": (b'# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'

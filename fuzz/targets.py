@@ -111,12 +111,29 @@ def vhd(data: bytes) -> None:
     _checks(lambda: vhd_checks(path))
 
 
+def _sesparse_snapshot(data: bytes) -> Path:
+    """An SEsparse extent (the input) as ESXi leaves it: named by a snapshot descriptor whose
+    parent (a descriptor of zeros) lies beside it, both sized by the extent's capacity."""
+    capacity = min(int.from_bytes(data[16:24].ljust(8, b"\0"), "little") or 1, 1 << 40)
+    put = scratch().put
+    put("fuzz-sesparse.vmdk", data)
+    put("fuzz-parent.vmdk", (f'# Disk DescriptorFile\nversion=1\nCID=11111111\nparentCID=ffffffff\n'
+                             f'createType="vmfs"\nRW {capacity} ZERO\n').encode())
+    return put("fuzz.vmdk", (f'# Disk DescriptorFile\nversion=1\nCID=22222222\nparentCID=11111111\n'
+                             f'parentFileNameHint="fuzz-parent.vmdk"\ncreateType="seSparse"\n'
+                             f'RW {capacity} SESPARSE "fuzz-sesparse.vmdk"\n').encode())
+
+
 def vmdk(data: bytes) -> None:
     """VMDK: sparse header, embedded or text descriptor, grain directory and tables, grains,
-    and the check of the redundant grain directory and tables that ``verify`` runs."""
+    and the check of the redundant grain directory and tables that ``verify`` runs. An input
+    starting with the SEsparse magic is the extent of a snapshot over a parent of zeros (the
+    SEsparse headers, directory, tables, grains and the reads through to the parent)."""
     from bitwitness.images.vmdk import open_vmdk, vmdk_checks
+    from bitwitness.images.vmdk_sesparse import HEAD
 
-    path = scratch().put("fuzz.vmdk", data)
+    sesparse = data.startswith(HEAD)
+    path = _sesparse_snapshot(data) if sesparse else scratch().put("fuzz.vmdk", data)
     try:
         stream = open_vmdk(path)
     except BitWitnessError:

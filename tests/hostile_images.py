@@ -303,6 +303,35 @@ def vmdk_zero_extent(folder: Path) -> Path:
     return path
 
 
+def _sesparse(folder: Path, capacity: int, gd_entries: int, file_size: int) -> Path:
+    """An SEsparse extent without a parent (its areas packed: GD at sector 2) and its
+    descriptor; the file holds ``file_size`` bytes, whatever the header declares."""
+    fields = [0xCAFEBABE, 0x2_0000_0001, capacity, 8, 64, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0,
+              2, -(-gd_entries * 8 // 512), 0, 0, 0, 0, 0, 0, 0, capacity]
+    extent = folder / "sesparse-sesparse.vmdk"
+    with extent.open("wb") as out:
+        out.write(struct.pack("<26Q", *fields).ljust(512, b"\0"))
+        out.write(struct.pack("<4Q", 0xCAFECAFE, 0, 1, 0).ljust(512, b"\0"))
+        out.truncate(file_size)
+    path = folder / "sesparse.vmdk"
+    path.write_text('# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                    'createType="seSparse"\n\n# Extent description\n'
+                    f'RW {capacity} SESPARSE "{extent.name}"\n')
+    return path
+
+
+def vmdk_sesparse_capacity(folder: Path) -> Path:
+    """An SEsparse extent of 1 KiB declaring 2^40 sectors (512 TiB) and a grain directory of
+    the 2^25 entries (256 MiB) they need, which the file does not hold."""
+    return _sesparse(folder, 1 << 40, 1 << 25, 1024)
+
+
+def vmdk_sesparse_1tib(folder: Path) -> Path:
+    """A well-formed SEsparse extent of 1 TiB with no grain: 512 KiB of empty directory, so
+    2 million bytes of media per byte of file; verify must ask for --max-media."""
+    entries = (1 << 40) // (16 << 20)
+    return _sesparse(folder, (1 << 40) // 512, entries, 1024 + entries * 8)
+
 
 # --- logical evidence files: the file list libewf parses whole while opening ---------------
 
@@ -390,6 +419,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "vmdk-sparse-8tib": vmdk_sparse_8tib,
     "vmdk-extent-beyond-capacity": vmdk_extent_beyond_capacity,
     "vmdk-zero-extent": vmdk_zero_extent,
+    "vmdk-sesparse-capacity": vmdk_sesparse_capacity,
+    "vmdk-sesparse-1tib": vmdk_sesparse_1tib,
     "l01-ltree-256mib": l01_ltree_256mib,
     "lx01-ltree-256mib": lx01_ltree_256mib,
     "l01-ltree-dense": l01_ltree_dense,

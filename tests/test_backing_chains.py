@@ -289,12 +289,14 @@ def test_a_missing_parent_is_one_line_naming_it(tmp_path: Path, kind: str) -> No
     assert res.json()["hashes"]["md5"] == md5 == _md5sum(tmp_path / "out.raw")
 
 
-def test_an_sesparse_vmdk_is_refused_by_name(tmp_path: Path) -> None:
-    """SEsparse (ESXi 6.5+ snapshots): neither our reader nor libvmdk reads it (libvmdk said
-    "unsupported extent type", exit 1, as if the image were damaged). Its descriptor and its
-    extent file alone are refused in one line naming it, exit 2, nothing written. The extent
-    starts with the constant header QEMU checks (magic 0xCAFEBABE, version 2.1): QEMU's vmdk
-    driver takes it for a seSparse extent (and refuses its grain size of 0)."""
+def test_an_sesparse_variant_we_do_not_read_is_refused_by_name(tmp_path: Path) -> None:
+    """SEsparse snapshots are read (tests/test_vmdk_sesparse.py); an extent whose constant
+    header declares a grain size other than ESXi's 8 sectors (here 0; QEMU refuses it too) is
+    refused through its descriptor in one line naming SEsparse and the extent, exit 2, and so
+    is the extent file named alone (it holds only a snapshot's changes: its descriptor names
+    the parent). libvmdk is not tried (it said "unsupported extent type", exit 1, as if the
+    image were damaged). The header starts as QEMU checks (magic 0xCAFEBABE, version 2.1):
+    QEMU's vmdk driver takes it for a seSparse extent."""
     require_tool("qemu-img")
     extent = tmp_path / "snap-sesparse.vmdk"
     header = bytearray(512)

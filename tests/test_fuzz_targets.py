@@ -67,6 +67,26 @@ def test_vmdk_and_vhd_seeds_read_as_qemu_img_reads_them(corpus: Path, tmp_path: 
         assert any(ours), name
 
 
+def test_sesparse_seed_reads_as_qemu_img_reads_it(corpus: Path, tmp_path: Path) -> None:
+    """The SEsparse seed, as the vmdk target lays it out (a snapshot over a parent of zeros),
+    is the media QEMU's vmdk driver reads, with data in it: the fuzzer starts from a snapshot
+    that reaches the grain tables and grains."""
+    require_tool("qemu-img")
+    from bitwitness.images.vmdk import open_vmdk
+
+    image = targets._sesparse_snapshot((corpus / "vmdk" / "sesparse.vmdk").read_bytes())
+    raw = tmp_path / "sesparse.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(image), str(raw)],
+                   check=True)
+    with open_vmdk(image) as stream:
+        ours = stream.pread(0, stream.size)
+        assert stream.info.details["parents"]
+    assert len(ours) == 16 << 20
+    assert hashlib.sha256(ours).digest() == hashlib.sha256(raw.read_bytes()).digest()
+    assert any(ours[:4096])
+    assert any(ours[4095 * 4096:])
+
+
 def test_e01_seeds_pass_ewfverify(corpus: Path, tmp_path: Path) -> None:
     require_tool("ewfverify")
     for name in ("ours-fast.E01", "ours-none.E01"):

@@ -46,6 +46,9 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "vmdk-sparse-8tib": (0, 2, "pass --max-media 8796093022208 to read it whole"),
     "vmdk-extent-beyond-capacity": (1, 1, "gives this sparse extent 562949953421312 bytes"),
     "vmdk-zero-extent": (0, 2, "declares 562949953421312 bytes of media"),
+    "vmdk-sesparse-capacity": (1, 1, "SEsparse grain directory at byte 1024 (+268435456 bytes) "
+                                     "runs past"),
+    "vmdk-sesparse-1tib": (0, 2, "pass --max-media 1099511627776 to read it whole"),
     "l01-ltree-256mib": (2, 2, "declares 268435456 bytes of file list (ltree)"),
     "lx01-ltree-256mib": (2, 2, "declares 268435456 bytes of file list (ltree)"),
     "l01-ltree-dense": (2, 2, "holds 2000029 lines"),

@@ -9,11 +9,16 @@ A VMDK is a text *descriptor* naming one or more *extents*:
   zeros. streamOptimized extents store each grain deflate-compressed behind a 12-byte marker
   (LBA, size), and may keep the GD at the end (header ``gdOffset`` = -1, real one in the footer);
 * ``FLAT``: a raw file (``x-flat.vmdk``) from a byte offset;
-* ``ZERO``: media that reads as zeros.
+* ``ZERO``: media that reads as zeros;
+* ``SESPARSE``: an ESXi 6.5+ snapshot extent (:mod:`bitwitness.images.vmdk_sesparse`).
 
 Offsets and sizes in the structures are in 512-byte sectors. The structures are declared here once;
 :mod:`bitwitness.acquire.convert.vmdk_writer` packs them with the same definitions.
-Child disks (a parent CID other than ``ffffffff``) need their parent and are refused.
+A child disk (a parent CID other than ``ffffffff``) is read here, over its parent, when its
+descriptor names an SEsparse extent: grains the child does not hold are the parent's (found by
+``parentFileNameHint`` inside the child's folder, its CID the one the child records; a parent
+may be a child itself). Other children are refused here and read through libvmdk
+(:mod:`bitwitness.images.vmdk_libyal`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +39,6 @@ from typing import Protocol
 from bitwitness.errors import (
     CorruptImageError,
     InputError,
-    NoReaderError,
     UnsupportedFormatError,
 )
 from bitwitness.evidence_io import (
@@ -46,6 +50,7 @@ from bitwitness.evidence_io import (
     read_head,
 )
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.vmdk_sesparse import SESparseExtent
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"KDMV"
@@ -123,10 +128,6 @@ def unpack_header(data: bytes) -> SparseHeader:
                         descriptor_size=desc_size, gtes_per_gt=gtes, rgd_offset=rgd,
                         gd_offset=gd, overhead=overhead, flags=flags, version=version,
                         unclean_shutdown=unclean, compress_algorithm=compress)
-
-
-#: Extent kinds neither our reader nor libvmdk (20260714: "unsupported extent type") reads.
-UNREAD_EXTENTS = {"SESPARSE": "SEsparse (ESXi 6.5+ snapshots)"}
 
 
 @dataclass(frozen=True)
@@ -450,16 +451,35 @@ class VmdkStream(ImageStream):
 
     alignment = SECTOR
 
-    def __init__(self, path: Path, descriptor: Descriptor, extents: list[ExtentReader]) -> None:
+    def __init__(self, path: Path, descriptor: Descriptor, extents: list[ExtentReader],
+                 parent: VmdkStream | None = None) -> None:
         self.path = path
         self.descriptor = descriptor
         self._extents = extents
         self._starts: list[int] = []
+        #: The parent disk a child reads its unallocated grains from, and the chain's files.
+        self.parent = parent
+        self.parents: tuple[Path, ...] = (
+            () if parent is None else (parent.path, *parent.parents))
         total = 0
         for extent in extents:
             self._starts.append(total)
+            if isinstance(extent, SESparseExtent) and parent is not None:
+                extent.backing = self._backing(total)
             total += extent.size
         super().__init__(total)
+
+    def _backing(self, start: int) -> Callable[[int, int], bytes]:
+        """The parent's media from byte ``start`` on; past the parent's end zeros, as QEMU
+        reads a backing disk smaller than its child."""
+        parent = self.parent
+        assert parent is not None
+
+        def read(offset: int, length: int) -> bytes:
+            data = parent.pread(start + offset, length)
+            return data + bytes(length - len(data))
+
+        return read
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts: list[bytes] = []
@@ -478,12 +498,16 @@ class VmdkStream(ImageStream):
         seen: list[Path] = [self.path]
         for extent in self._extents:
             seen.extend(f for f in extent.files if f not in seen)
+        if self.parent is not None:
+            seen.extend(f for f in self.parent.files if f not in seen)
         return tuple(seen)
 
     def close(self) -> None:
         if not self.closed:
             for extent in self._extents:
                 extent.close()
+            if self.parent is not None:
+                self.parent.close()
         super().close()
 
     @property
@@ -498,6 +522,10 @@ class VmdkStream(ImageStream):
             details["grain_size"] = sparse[0].grain_bytes
             details["allocated_grains"] = sum(e.allocated_grains for e in sparse)
             details["compressed"] = any(e.compressed for e in sparse)
+        if any(isinstance(e, SESparseExtent) for e in self._extents):
+            details["sesparse"] = True
+        if self.parents:
+            details["parents"] = [str(p) for p in self.parents]
         return StreamInfo(format="vmdk", files=self.files, media_size=self.size,
                           sector_size=self.sector_size, details=details)
 
@@ -513,17 +541,59 @@ def _open_extent(folder: Path, extent: Extent) -> ExtentReader:
         return FlatExtent(path, size, extent.offset)
     if extent.kind == "SPARSE":
         return SparseExtent(path, size)
-    if extent.kind in UNREAD_EXTENTS:
-        raise NoReaderError(f"{folder / extent.file}: a VMDK extent of type {extent.kind}, "
-                            f"{UNREAD_EXTENTS[extent.kind]}, which BitWitness does not read")
+    if extent.kind == "SESPARSE":
+        return SESparseExtent(path, size)
     raise UnsupportedFormatError(f"VMDK extent type {extent.kind} is not supported")
 
 
-def open_vmdk(path: Path) -> VmdkStream:
+def _open_parent(path: Path, descriptor: Descriptor, chain: tuple[Path, ...]) -> VmdkStream:
+    """The parent a child's descriptor names (``parentFileNameHint``), opened with its own
+    parents; its CID must be the ``parentCID`` the child records."""
+    from bitwitness.images.libyal import find_parent
+
+    hint = descriptor.values.get("parentFileNameHint", "")
+    if not hint:
+        raise CorruptImageError("a child VMDK whose descriptor names no parent "
+                                "(parentFileNameHint)", path=path)
+    parent_path = find_parent(path, hint, [*chain, path])
+    parent = open_vmdk(parent_path, (*chain, path))
+    want = _cid(descriptor.values.get("parentCID", ""))
+    got = _cid(parent.descriptor.values.get("CID", ""))
+    if got is None or got != want:
+        parent.close()
+        shown = "missing" if got is None else f"{got:08x}"
+        raise CorruptImageError(f"{parent_path.name} is not this VMDK's parent (its CID is "
+                                f"{shown}, the child records parentCID "
+                                f"{descriptor.values.get('parentCID', '')})", path=path)
+    return parent
+
+
+def _cid(text: str) -> int | None:
+    """A descriptor's CID as a number: VMware writes eight hex digits, QEMU drops leading
+    zeros (``CID=ce314c3``); ``None`` when it is no hex number."""
+    return int(text, 16) if re.fullmatch(r"[0-9a-fA-F]{1,8}", text) else None
+
+
+def _parent_of(path: Path, descriptor: Descriptor, extents: list[ExtentReader],
+               chain: tuple[Path, ...]) -> VmdkStream | None:
+    """A child's parent when this reader reads the child: one made of SEsparse extents only
+    (a hosted sparse child reads its unallocated grains from its parent too, which
+    :class:`SparseExtent` does not do: libvmdk reads those)."""
+    if descriptor.values.get("parentCID", NO_PARENT).lower() == NO_PARENT:
+        return None
+    if not extents or not all(isinstance(e, SESparseExtent) for e in extents):
+        raise UnsupportedFormatError(
+            f"{path}: a child (snapshot) VMDK needs its parent; "
+            "merge it with 'qemu-img convert -O raw' first")
+    return _open_parent(path, descriptor, chain)
+
+
+def open_vmdk(path: Path, chain: tuple[Path, ...] = ()) -> VmdkStream:
     """Open a VMDK read-only, from its descriptor or its (monolithic) sparse extent.
 
     The extents a descriptor names are read only from the descriptor's own folder (see
-    :func:`bitwitness.evidence_io.confine_part`).
+    :func:`bitwitness.evidence_io.confine_part`). ``chain``: the children above ``path`` when
+    it is opened as a parent.
     """
     head = read_head(path, SECTOR)
     extents: list[ExtentReader] = []
@@ -545,20 +615,16 @@ def open_vmdk(path: Path) -> VmdkStream:
                 raise UnsupportedFormatError(f"{path}: VMDK descriptor names no extents")
             for extent in descriptor.extents:
                 extents.append(_open_extent(path.parent, extent))
-        parent = descriptor.values.get("parentCID", NO_PARENT).lower()
-        if parent != NO_PARENT:
-            raise UnsupportedFormatError(
-                f"{path}: a child (snapshot) VMDK needs its parent; "
-                "merge it with 'qemu-img convert -O raw' first")
         total = sum(extent.size for extent in extents)
         if total > MAX_OFFSET:
             raise CorruptImageError(f"VMDK extents add up to {total} bytes, beyond any "
                                     "possible disk", path=path)
+        parent = _parent_of(path, descriptor, extents, chain)
     except Exception:
         for reader in extents:
             reader.close()
         raise
-    return VmdkStream(path, descriptor, extents)
+    return VmdkStream(path, descriptor, extents, parent)
 
 
 class VmdkFormat:

@@ -1,11 +1,12 @@
 """VMDK as the registry sees it: our reader first, libvmdk (pyvmdk) for what ours does not read.
 
 Our reader (:mod:`bitwitness.images.vmdk`) reads monolithic and split sparse and flat disks and
-stream-optimized ones; libvmdk then serves as its independent second reader. Children
-(snapshots, ``parentCID``), ESX COWD (VMFSSPARSE) extents and whatever else ours refuses
-are read through libvmdk. SESPARSE extents (ESXi 6.5+ snapshots) neither reads: they are refused
-by name. Extent and parent files are opened by us, inside the descriptor's own folder only
-(:func:`~bitwitness.images.libyal.contained`).
+stream-optimized ones; libvmdk then serves as its independent second reader. Ours also reads
+SESPARSE extents (ESXi 6.5+ snapshots) over their parents, which libvmdk does not read: QEMU
+is their second reader. Other children (snapshots, ``parentCID``), ESX COWD (VMFSSPARSE)
+extents and whatever else ours refuses are read through libvmdk; an SEsparse variant ours
+does not read (a journal to replay) is refused by name. Extent and parent files are opened
+by us, inside the descriptor's own folder only (:func:`~bitwitness.images.libyal.contained`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bitwitness.errors import (
     NoReaderError,
     UnsupportedFormatError,
 )
-from bitwitness.images import vmdk
+from bitwitness.images import vmdk, vmdk_sesparse
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
     LibyalStream,
@@ -103,7 +104,8 @@ class VmdkFormat:
     """Every VMDK kind: ours where it reads it, libvmdk for the rest."""
 
     name = "vmdk"
-    containers = ("vmdk",)
+    #: ``vmdk-sesparse``: an SEsparse extent file named alone, refused with the way to read it.
+    containers = ("vmdk", "vmdk-sesparse")
     qemu_driver = "vmdk"
 
     def probe(self, path: Path, head: bytes) -> bool:
@@ -117,6 +119,11 @@ class VmdkFormat:
             return list(stream.info.files)
 
     def open(self, path: Path) -> ImageStream:
+        if read_at(path, 0, len(vmdk_sesparse.HEAD)) == vmdk_sesparse.HEAD:
+            raise NoReaderError(
+                f"{path}: a VMDK SEsparse extent (ESXi snapshot) holds only what changed since "
+                "its snapshot; open the descriptor that names it (NAME.vmdk beside it), which "
+                "also names the parent disk it is read over")
         try:
             return vmdk.FORMAT.open(path)
         except NoReaderError:
@@ -129,10 +136,12 @@ class VmdkFormat:
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """libvmdk for what our reader read; QEMU (given the same parent chain) for what
-        libvmdk read."""
+        libvmdk read and for SEsparse disks, which libvmdk does not read."""
         from bitwitness.images.qemu import QemuNbdStream
 
         if isinstance(stream, LibyalStream):
+            return QemuNbdStream(path, "vmdk", [path, *stream.parents])
+        if isinstance(stream, vmdk.VmdkStream) and stream.info.details.get("sesparse"):
             return QemuNbdStream(path, "vmdk", [path, *stream.parents])
         return open_libvmdk(path)
 
