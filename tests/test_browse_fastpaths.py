@@ -1,0 +1,120 @@
+"""The shortcuts large listings take give exactly what the plain forms give.
+
+``ls -r`` and ``timeline`` build one :class:`Entry` and one :class:`Times` per entry without the
+frozen dataclass ``__init__`` (``make_entry``), print names through a fast path of ``shown``
+and cache permission strings; the listings themselves are checked against ``fls`` and
+``mactime`` in test_browse_parity.py and test_browse_listing.py. Here each shortcut is held to
+its specification on inputs no test image holds: every code point, undecodable bytes, every
+mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import stat
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bitwitness.report.browse.entries import NO_TIMES, Entry, Times, make_entry
+from bitwitness.report.browse.safenames import shown
+from bitwitness.report.browse.timeline import body_line, mode_string
+
+
+def _shown_spec(name: str) -> str:
+    """``shown`` as its docstring states it, one character at a time."""
+    out = []
+    for c in name:
+        code = ord(c)
+        if code < 0x20 or code == 0x7F:
+            out.append("^")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif (0x80 <= code <= 0x9F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+              or 0xD800 <= code <= 0xDFFF):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def test_shown_every_code_point() -> None:
+    for code in range(0x110000):
+        c = chr(code)
+        assert shown(f"a{c}b") == _shown_spec(f"a{c}b"), hex(code)
+
+
+@given(st.binary(max_size=64))
+def test_shown_undecodable_bytes(data: bytes) -> None:
+    name = data.decode("utf-8", "surrogateescape")
+    assert shown(name) == _shown_spec(name)
+
+
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()),
+               max_size=32))
+def test_shown_any_text(name: str) -> None:
+    assert shown(name) == _shown_spec(name)
+
+
+def _fields(**overrides: object) -> dict[str, object]:
+    when = datetime(2024, 2, 29, 12, 0, 1, 250_000, tzinfo=UTC)
+    fields: dict[str, object] = {
+        "path": "/d/x\udcff", "name": "x\udcff", "inode": 12, "attr_type": 128, "attr_id": 3,
+        "stream": "ads", "name_type": "r", "meta_type": "r", "deleted": True, "realloc": True,
+        "size": 7, "times": Times(when, None, when, None), "mode": 0o4755, "uid": 1000,
+        "gid": 100, "link": None, "file_name_times": NO_TIMES}
+    fields.update(overrides)
+    return fields
+
+
+def test_make_entry_takes_every_field_of_entry() -> None:
+    taken = set(inspect.signature(make_entry).parameters)
+    assert taken == {f.name for f in dataclasses.fields(Entry)}
+
+
+def test_make_entry_equals_entry() -> None:
+    for overrides in ({}, {"file_name_times": None, "link": "../t", "stream": None}):
+        fields = _fields(**overrides)
+        fast, plain = make_entry(**fields), Entry(**fields)  # type: ignore[arg-type]
+        assert fast == plain
+        assert hash(fast) == hash(plain)
+        assert repr(fast) == repr(plain)
+        assert dataclasses.asdict(fast) == dataclasses.asdict(plain)
+        assert dataclasses.replace(fast, size=9) == dataclasses.replace(plain, size=9)
+        try:
+            fast.size = 9  # type: ignore[misc]
+        except dataclasses.FrozenInstanceError:
+            pass
+        else:
+            raise AssertionError("an entry from make_entry is not frozen")
+
+
+def test_times_from_meta_equals_times() -> None:
+    meta = SimpleNamespace(mtime=1_700_000_000, mtime_nano=123_456_789, atime=0, atime_nano=5,
+                           ctime=0xFFFFFFFF, ctime_nano=0, crtime=None, crtime_nano=None)
+    times = Times.from_meta(meta)
+    expected = Times(datetime(2023, 11, 14, 22, 13, 20, 123_456, tzinfo=UTC), None,
+                     datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC), None)
+    assert times == expected
+    assert repr(times) == repr(expected)
+    assert hash(times) == hash(expected)
+
+
+def test_body_line_controls_as_carets() -> None:
+    name = "".join(chr(c) for c in range(0x30)) + "\x7f\x85\u202e\udcff"
+    entry = make_entry(**_fields(path=f"/{name}", name=name, stream=None,  # type: ignore[arg-type]
+                                 attr_type=None, deleted=False, realloc=False))
+    shown_name = body_line(entry).split("|")[1]
+    kept = "".join(chr(c) for c in range(0x20, 0x30)) + "\x7f\x85\u202e\udcff"
+    expected = "/" + "^" * 0x20 + kept  # as TSK: only C0 controls change in a bodyfile
+    assert shown_name == expected
+
+
+def test_mode_string_every_mode() -> None:
+    """Against the standard library's ``stat.filemode`` (``ls -l``'s letters)."""
+    for mode in range(0o10000):
+        entry = make_entry(**_fields(mode=mode, name_type="d", meta_type="d"))  # type: ignore[arg-type]
+        assert mode_string(entry) == "d/d" + stat.filemode(mode)[1:], oct(mode)
