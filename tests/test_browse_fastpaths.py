@@ -16,6 +16,7 @@ import stat
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -118,3 +119,29 @@ def test_mode_string_every_mode() -> None:
     for mode in range(0o10000):
         entry = make_entry(**_fields(mode=mode, name_type="d", meta_type="d"))  # type: ignore[arg-type]
         assert mode_string(entry) == "d/d" + stat.filemode(mode)[1:], oct(mode)
+
+
+def test_interactive_agrees_with_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``interactive`` skips rich only where rich's own answer is no."""
+    import io
+
+    from rich.console import Console
+
+    from bitwitness.cli import progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream in (io.StringIO(), Tty()):
+        for variables in ({}, {"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"},
+                          {"TTY_COMPATIBLE": "0"}, {"FORCE_COLOR": ""}):
+            with monkeypatch.context() as m:
+                for name in progress._TERMINAL_VARIABLES:
+                    m.delenv(name, raising=False)
+                for name, value in variables.items():
+                    m.setenv(name, value)
+                m.setattr("sys.stderr", stream)
+                m.setattr("bitwitness.cli.output.stderr", Console(file=stream), raising=False)
+                expected = Console(file=stream).is_terminal
+                assert progress.interactive() is expected, (type(stream), variables)
