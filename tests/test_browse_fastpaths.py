@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import stat
-from datetime import UTC, datetime
+import struct
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bitwitness.report.browse.entries import NO_TIMES, Entry, Times, make_entry
+from bitwitness.report.browse.ntfs import FileName, nt_time, parse_file_name
 from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.timeline import body_line, mode_string
 
@@ -145,3 +147,24 @@ def test_interactive_agrees_with_rich(monkeypatch: pytest.MonkeyPatch) -> None:
                 m.setattr("bitwitness.cli.output.stderr", Console(file=stream), raising=False)
                 expected = Console(file=stream).is_terminal
                 assert progress.interactive() is expected, (type(stream), variables)
+
+
+@given(st.integers(min_value=116444736000000000 + 10_000_000,
+                   max_value=116444736000000000 + (0xFFFFFFFF * 10_000_000)))
+def test_nt_time_is_filetime_in_utc(value: int) -> None:
+    """A FILETIME counts 100 ns from 1601-01-01 UTC (below the 32-bit wrap of TSK's seconds)."""
+    expected = datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=value // 10)
+    assert nt_time(value) == expected
+
+
+def test_parse_file_name_equals_file_name() -> None:
+    name = "résumé.txt".encode("utf-16-le")
+    stamps = [116444736000000000 + n * 10_000_123 for n in (1, 2, 3, 4)]
+    data = (struct.pack("<Q4Q", 5 | (3 << 48), *stamps) + bytes(24)
+            + bytes([len(name) // 2, 1]) + name)
+    parsed = parse_file_name(7, data)
+    c, m, ch, a = (nt_time(v) for v in stamps)
+    expected = FileName(attr_id=7, size=len(data), parent=5, namespace=1, name="résumé.txt",
+                        times=Times(m, a, ch, c))
+    assert parsed == expected
+    assert repr(parsed) == repr(expected)

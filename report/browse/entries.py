@@ -49,9 +49,9 @@ class Times:
     def from_meta(meta: Any) -> Times:
         """The times of a TSK meta (``TSK_FS_META``): 32-bit seconds and nanoseconds.
 
-        Built without the frozen dataclass's ``__init__`` (see :func:`_frozen`): a listing makes
-        one per entry."""
-        return _frozen(Times, {
+        Built without the frozen dataclass's ``__init__`` (see :func:`frozen_record`): a
+        listing makes one per entry."""
+        return frozen_record(Times, {
             "modified": _tsk_time(meta.mtime, meta.mtime_nano),
             "accessed": _tsk_time(meta.atime, meta.atime_nano),
             "changed": _tsk_time(meta.ctime, meta.ctime_nano),
@@ -62,7 +62,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _R = TypeVar("_R")
 
 
-def _frozen(cls: type[_R], fields: dict[str, Any]) -> _R:
+def frozen_record(cls: type[_R], fields: dict[str, Any]) -> _R:
     """An instance of the frozen dataclass ``cls`` holding exactly ``fields`` (every field, by
     name), equal to ``cls(**fields)``.
 
@@ -155,9 +155,9 @@ def make_entry(*, path: str, name: str, inode: int, attr_type: int | None, attr_
                stream: str | None, name_type: str, meta_type: str, deleted: bool,
                realloc: bool, size: int, times: Times, mode: int, uid: int, gid: int,
                link: str | None, file_name_times: Times | None = None) -> Entry:
-    """``Entry(...)`` with every field given, built as :func:`_frozen` builds it: what the
+    """``Entry(...)`` with every field given, built as :func:`frozen_record` builds it: what the
     listings use, once per entry."""
-    return _frozen(Entry, {
+    return frozen_record(Entry, {
         "path": path, "name": name, "inode": inode, "attr_type": attr_type, "attr_id": attr_id,
         "stream": stream, "name_type": name_type, "meta_type": meta_type, "deleted": deleted,
         "realloc": realloc, "size": size, "times": times, "mode": mode, "uid": uid, "gid": gid,

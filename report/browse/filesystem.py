@@ -36,6 +36,7 @@ from bitwitness.report.browse.entries import (
     FileStat,
     Selection,
     Times,
+    frozen_record,
     make_entry,
     permissions,
 )
@@ -396,10 +397,10 @@ class FileSystem:
                 elif chosen is not None and kind == ATTR_FILE_NAME and (
                         int(attr.info.id) == chosen.attr_id):
                     main = self._entry(file, prefix, None, meta_file=meta_file, times=si_times)
-                    found.append(Entry(**{**main.__dict__, "attr_type": ATTR_FILE_NAME,
-                                          "attr_id": chosen.attr_id, "size": chosen.size,
-                                          "times": chosen.times,
-                                          "file_name_times": chosen.times}))
+                    found.append(frozen_record(Entry, {
+                        **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
+                        "size": chosen.size, "times": chosen.times,
+                        "file_name_times": chosen.times}))
             if any(not e.is_file_name_row for e in found):
                 return found
             return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times)]
