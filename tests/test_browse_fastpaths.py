@@ -168,3 +168,20 @@ def test_parse_file_name_equals_file_name() -> None:
                         times=Times(m, a, ch, c))
     assert parsed == expected
     assert repr(parsed) == repr(expected)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=(1 << 64) - 1) | st.integers(0, 40),
+                max_size=3000))
+def test_digest_set_is_a_set(keys: list[int]) -> None:
+    """The export's compact digest table answers as a set does (through several growths)."""
+    from bitwitness.report.browse.export import _DigestSet
+
+    table, plain = _DigestSet(), set()
+    for n, key in enumerate(keys):
+        assert (key in table) == ((key or 1) in plain)
+        if n % 3:
+            table.add(key)
+            plain.add(key or 1)
+            assert len(table) == len(plain)
+    for key in range(64):
+        assert (key in table) == ((key or 1) in plain)
