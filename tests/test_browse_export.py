@@ -141,3 +141,31 @@ def test_export_records_custody_in_case(disks: Disks, bw, tmp_path: Path) -> Non
     assert event.details["manifest_sha256"] == digest
     assert event.details["manifest"] == str((out / "manifest.json").resolve())
     assert Path(event.details["manifest"]).exists()
+
+
+def test_symbolic_links_in_the_destination_are_not_followed(disks: Disks, bw,
+                                                            tmp_path: Path) -> None:
+    """A link already in --to, where the export makes a folder or writes a file, is refused,
+    with --overwrite too: nothing lands where it points (export remembers the folders it
+    checked, so each file is not resolved again; this checks that the first one is)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    (out / "home").mkdir(parents=True)
+    (out / "home" / "ana").symlink_to(elsewhere)
+    folder = bw("export", disks.gpt, "-p", "5", "/home", "--to", out, "--overwrite")
+    assert folder.exit_code != 0
+    assert "symbolic link" in folder.stderr
+    assert list(elsewhere.iterdir()) == []
+    target = elsewhere / "notes.txt"
+    target.write_bytes(b"not the evidence")
+    out2 = tmp_path / "out2"
+    (out2 / "home" / "ana").mkdir(parents=True)
+    (out2 / "home" / "ana" / "notes.txt").symlink_to(target)
+    file = bw("export", disks.gpt, "-p", "5", "/home/ana", "--to", out2, "--overwrite",
+              "--json")
+    assert file.exit_code == 1, file.stderr
+    failed = {f["source"]: f["reason"] for f in file.json()["failed"]}
+    assert "/home/ana/notes.txt" in failed
+    assert target.read_bytes() == b"not the evidence"
+    assert (out2 / "home" / "ana" / "notes.txt").is_symlink()

@@ -37,6 +37,8 @@ import json
 import os
 import platform
 import tempfile
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -172,13 +174,14 @@ class _Job:
 class _Targets:
     """Safe relative targets; a second entry wanting the same target gets ``~ADDRESS`` appended.
 
-    Only an 8-byte digest of each target is kept (a set of ints), so that a walk of a million
-    entries costs tens of MiB rather than the names themselves; a digest collision (about one in
-    10^7 at a million names) only gives a file the ``~ADDRESS`` suffix it did not need.
+    Only an 8-byte digest of each target is kept (in a :class:`_DigestSet`, 8 to 16 bytes a
+    target), so that a walk of a million entries costs about 16 MiB rather than the names
+    themselves; a digest collision (about one in 10^7 at a million names) only gives a file the
+    ``~ADDRESS`` suffix it did not need.
     """
 
     def __init__(self) -> None:
-        self.used: set[int] = set()
+        self.used = _DigestSet()
         self.add(MANIFEST_JSON)
         self.add(MANIFEST_CSV)
 
@@ -196,6 +199,52 @@ class _Targets:
             target = f"{target}~{safe_name(entry.address)}"
         self.add(target)
         return target
+
+
+class _DigestSet:
+    """A set of 64-bit digests in one flat array (open addressing, linear probing).
+
+    Why not ``set[int]``: each member there costs about 80 bytes (an int object and its slot),
+    78 MiB at a million targets, most of an export's memory; here 8 to 16 bytes. The digests
+    are uniform, so their low bits index the table; 0 marks an empty slot (a digest of 0 is
+    kept as 1).
+    """
+
+    def __init__(self) -> None:
+        self._slots = array("Q", bytes(8 * 1024))
+        self._mask = 1023
+        self._count = 0
+
+    def _slot(self, key: int) -> int:
+        slots, mask = self._slots, self._mask
+        i = key & mask
+        while True:
+            value = slots[i]
+            if value in (key, 0):
+                return i
+            i = (i + 1) & mask
+
+    def __contains__(self, key: int) -> bool:
+        key = key or 1
+        return self._slots[self._slot(key)] == key
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, key: int) -> None:
+        key = key or 1
+        i = self._slot(key)
+        if self._slots[i] == key:
+            return
+        self._slots[i] = key
+        self._count += 1
+        if self._count * 2 > len(self._slots):  # at most half full: probes stay short
+            old = self._slots
+            self._slots = array("Q", bytes(16 * len(old)))
+            self._mask = len(self._slots) - 1
+            for value in old:
+                if value:
+                    self._slots[self._slot(value)] = value
 
 
 def plan(fs: FileSystem, paths: Iterable[str | Entry],
@@ -282,12 +331,13 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
     # the total is unknown until the walk ends: counting it first would walk everything twice
     task = mediator.begin(f"exporting to {destination}", None)
     finished = False
+    folders = _Folders(root)
     with _ManifestWriter(root, head, overwrite) as manifest:
         try:
             for job in _jobs(fs, tops, selection, mediator):
                 if job.entry.is_dir:
                     if job.target:
-                        _make_folder(root, job.target)
+                        folders.make(job.target)
                         manifest.folder(job.target)
                     continue
                 note = fs.content_note(job.entry)
@@ -296,7 +346,7 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
                     continue
                 stored = _stored_hashes(fs, job.entry)
                 try:
-                    written, digests = _write_file(fs, job, root, overwrite, task.advance,
+                    written, digests = _write_file(fs, job, folders, overwrite, task.advance,
                                                    also=tuple(stored))
                 except OutputExistsError:
                     raise
@@ -354,8 +404,9 @@ class _ManifestWriter:
                 raise
         except FileExistsError as exc:
             raise OutputExistsError(exc.filename or self._json_path) from exc
-        self._csv_writer = csv.DictWriter(self._csv, fieldnames=CSV_FIELDS)
-        self._csv_writer.writeheader()
+        # a plain writer fed in CSV_FIELDS order: DictWriter checks every row for unknown keys
+        self._csv_writer = csv.writer(self._csv)
+        self._csv_writer.writerow(CSV_FIELDS)
         # closed by __exit__, with the manifests
         self._folders = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self._failed = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
@@ -382,7 +433,7 @@ class _ManifestWriter:
         row = _file_row(f)
         self._put(("\n    " if self.file_count == 0 else ",\n    ")
                   + json.dumps(row, ensure_ascii=False))
-        self._csv_writer.writerow(row)
+        self._csv_writer.writerow([row[key] for key in CSV_FIELDS])
         self.file_count += 1
         self.bytes_written += f.size
 
@@ -442,7 +493,7 @@ def _inside(root: Path, target: str) -> Path:
     return path
 
 
-def _make_folder(root: Path, target: str) -> None:
+def _make_folder(root: Path, target: str) -> Path:
     current = root
     for part in target.split("/"):
         current = current / part
@@ -450,7 +501,48 @@ def _make_folder(root: Path, target: str) -> None:
             raise FileSystemError(f"refusing to follow a symbolic link in the export: {current}")
         if not current.is_dir():
             current.mkdir()
-    _inside(root, target)
+    return _inside(root, target)
+
+
+class _Folders:
+    """The folders of one export, each made and checked by :func:`_make_folder` once.
+
+    Why: checking a folder resolves every component of its path (``realpath``); doing that
+    for the folder of each file, and again for the file, was a third of an export of many
+    small files. The most recent folders checked are remembered (at most :data:`_RECENT`:
+    a walk writes a folder's files together, and memory stays flat at any folder count); a
+    file goes into a checked folder under a name that can only be a plain entry of it
+    (:meth:`file_path`), created with ``O_NOFOLLOW`` and ``O_EXCL``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._checked: OrderedDict[str, str] = OrderedDict()
+
+    def make(self, target: str) -> str:
+        """Make (or check) folder ``target`` inside the root; returns its host path."""
+        path = self._checked.get(target)
+        if path is not None:
+            self._checked.move_to_end(target)
+            return path
+        path = str(_make_folder(self.root, target))
+        self._checked[target] = path
+        if len(self._checked) > _RECENT:
+            self._checked.popitem(last=False)
+        return path
+
+    def file_path(self, target: str) -> str:
+        """The host path of file ``target``: its folder made and checked, its name one plain
+        entry of that folder (never empty, ``.``, ``..`` or holding ``/``)."""
+        parent, _, name = target.rpartition("/")
+        if name in ("", ".", "..") or "\0" in name:
+            raise FileSystemError(f"refusing to write outside {self.root}: {target}")
+        folder = self.make(parent) if parent else str(self.root)
+        return f"{folder.rstrip('/')}/{name}"  # a string: Path objects cost per file
+
+
+#: Folders an export remembers as checked (see :class:`_Folders`).
+_RECENT = 64
 
 
 def _stored_hashes(fs: FileSystem, entry: Entry) -> dict[str, str]:
@@ -460,35 +552,34 @@ def _stored_hashes(fs: FileSystem, entry: Entry) -> dict[str, str]:
     return dict(stored(entry)) if stored is not None else {}
 
 
-def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
+def _write_file(fs: FileSystem, job: _Job, folders: _Folders, overwrite: bool,
                 advance: Any, *, also: tuple[str, ...] = ()
                 ) -> tuple[ExportedFile, dict[str, str]]:
     """Write one file; the digests include those of ``also`` (to check against stored ones)."""
-    parent, _, _ = job.target.rpartition("/")
-    if parent:
-        _make_folder(root, parent)
-    path = _inside(root, job.target)
+    path = folders.file_path(job.target)
     fn_times = fs.file_name_times(job.entry)
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     flags |= os.O_TRUNC if overwrite else os.O_EXCL
     try:
         fd = os.open(path, flags, 0o644)
     except FileExistsError as exc:
-        raise OutputExistsError(path) from exc
+        raise OutputExistsError(Path(path)) from exc
     except OSError as exc:
         raise FileSystemError(f"{path}: cannot create ({exc.strerror or exc})") from exc
     hasher = MultiHasher(tuple(dict.fromkeys(("md5", "sha256", *also))))
     written = 0
-    with os.fdopen(fd, "wb") as out:
+    times = job.entry.times
+    try:
         for block in _content(fs, job.entry):
-            out.write(block)
+            _write_all(fd, block)
             hasher.update(block)
             written += len(block)
             advance(len(block))
-    times = job.entry.times
-    if times.modified is not None:
-        accessed = times.accessed or times.modified
-        os.utime(path, (accessed.timestamp(), times.modified.timestamp()), follow_symlinks=False)
+        if times.modified is not None:  # on the descriptor: no second lookup of the path
+            accessed = times.accessed or times.modified
+            os.utime(fd, (accessed.timestamp(), times.modified.timestamp()))
+    finally:
+        os.close(fd)
     digests = hasher.hexdigests()
     return ExportedFile(
         source=job.entry.display_path, target=job.target, inode=job.entry.address,
@@ -496,6 +587,13 @@ def _write_file(fs: FileSystem, job: _Job, root: Path, overwrite: bool,
         modified=times.modified, accessed=times.accessed, changed=times.changed,
         born=times.born, md5=digests["md5"], sha256=digests["sha256"],
         file_name_times=fn_times), digests
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (unbuffered: most files are one block)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _content(fs: FileSystem, entry: Entry) -> Iterator[bytes]:

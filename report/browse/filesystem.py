@@ -36,6 +36,8 @@ from bitwitness.report.browse.entries import (
     FileStat,
     Selection,
     Times,
+    frozen_record,
+    make_entry,
     permissions,
 )
 from bitwitness.report.browse.extalloc import ExtBitmaps
@@ -171,15 +173,16 @@ class FileSystem:
         raw_names = self._raw_names(inum, mediator, prefix)
         for file in files:
             name = file.info.name
-            if name is not None:
-                listed.add(int(name.meta_addr))
-            if name is None or self._own_link(file, stack):
+            if name is None:
                 continue
-            meta_file = self._meta_file(file)
+            listed.add(int(name.meta_addr))
+            if self._own_link(file, stack, name):
+                continue
+            meta_file = self._meta_file(file, name)
             entries = self._entries_of(file, prefix, meta_file, file_names=file_names)
             if raw_names:
                 entries = self._renamed(file, entries, raw_names, prefix, mediator)
-            first = next((e for e in entries if not e.is_file_name_row), entries[0])
+            first = _named(entries)
             if selection.wants(first.deleted):
                 yield from entries
             if recursive and self._descends(file, meta_file, first) and first.inode not in stack:
@@ -323,9 +326,11 @@ class FileSystem:
         return found[0]
 
     @staticmethod
-    def _own_link(file: Any, stack: list[int]) -> bool:
-        """A folder's ``.`` or ``..`` link (to itself or a folder above it), as ``fls`` hides."""
-        name = file.info.name
+    def _own_link(file: Any, stack: list[int], name: Any = None) -> bool:
+        """A folder's ``.`` or ``..`` link (to itself or a folder above it), as ``fls`` hides.
+        ``name`` is ``file.info.name`` when the caller has it already."""
+        if name is None:
+            name = file.info.name
         if name.name not in (b".", b".."):
             return False
         if int(name.meta_addr) in stack:
@@ -333,16 +338,17 @@ class FileSystem:
         meta = file.info.meta
         return meta is None or META_TYPES[int(meta.type)] in {*_DIR_META_TYPES, "-"}
 
-    def _meta_file(self, file: Any) -> Any:
+    def _meta_file(self, file: Any, name: Any = None) -> Any:
         """The file with its inode loaded: the one TSK gave, or the inode the name points at.
 
         TSK leaves out the inode of a deleted NTFS name whose MFT entry has a newer sequence
         number and of ``$OrphanFiles`` entries; ``fls``, ``icat`` and ``istat`` still read that
         inode, so it is opened here.
         """
-        if file.info.meta is not None:
+        info = file.info
+        if info.meta is not None:
             return file
-        name = file.info.name
+        name = name if name is not None else info.name
         addr = int(name.meta_addr)
         if not (addr or int(name.flags) & _NAME_ALLOC):
             return file
@@ -357,8 +363,10 @@ class FileSystem:
 
     @staticmethod
     def _descends(file: Any, meta_file: Any, entry: Entry) -> bool:
+        if entry.name_type not in _DIR_NAME_TYPES:  # first: no pytsk3 call for most entries
+            return False
         meta = meta_file.info.meta
-        if meta is None or entry.name_type not in _DIR_NAME_TYPES:
+        if meta is None:
             return False
         if META_TYPES[int(meta.type)] not in _DIR_META_TYPES:
             return False
@@ -391,10 +399,10 @@ class FileSystem:
                 elif chosen is not None and kind == ATTR_FILE_NAME and (
                         int(attr.info.id) == chosen.attr_id):
                     main = self._entry(file, prefix, None, meta_file=meta_file, times=si_times)
-                    found.append(Entry(**{**main.__dict__, "attr_type": ATTR_FILE_NAME,
-                                          "attr_id": chosen.attr_id, "size": chosen.size,
-                                          "times": chosen.times,
-                                          "file_name_times": chosen.times}))
+                    found.append(frozen_record(Entry, {
+                        **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
+                        "size": chosen.size, "times": chosen.times,
+                        "file_name_times": chosen.times}))
             if any(not e.is_file_name_row for e in found):
                 return found
             return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times)]
@@ -438,22 +446,31 @@ class FileSystem:
 
     def _entry(self, file: Any, prefix: str, attr: Any | None, path: str | None = None, *,
                meta_file: Any | None = None, times: Times | None = None) -> Entry:
+        # Called once per entry of a listing: each pytsk3 attribute is read once (every read
+        # makes a new wrapper object), and the Entry is built by make_entry.
         name = file.info.name
         meta = (meta_file if meta_file is not None else file).info.meta
-        name_text = text(name.name) if name is not None else ""
-        name_flags = int(name.flags) if name is not None else 0
+        if name is not None:
+            name_text = text(name.name)
+            name_flags = int(name.flags)
+        else:
+            name_text, name_flags = "", 0
         meta_type = META_TYPES[int(meta.type)] if meta is not None else "-"
         name_type = NAME_TYPES[int(name.type)] if name is not None else meta_type
         stream = attr_type = attr_id = None
         size = int(meta.size) if meta is not None else 0
         if attr is not None:
-            attr_type, attr_id = int(attr.info.type), int(attr.info.id)
-            attr_name = text(attr.info.name) if attr.info.name else None
+            attr_info = attr.info
+            attr_type, attr_id = int(attr_info.type), int(attr_info.id)
+            attr_name = attr_info.name
+            attr_name = text(attr_name) if attr_name else None
             if attr_name and not (attr_type == ATTR_NTFS_INDEX_ROOT and attr_name == "$I30"):
                 stream = attr_name
-            size = int(attr.info.size)
+            size = int(attr_info.size)
             if attr_type == ATTR_NTFS_DATA and meta_type == "d":
                 meta_type = "r"  # fls shows a data stream of a folder as a file
+        mode = uid = gid = 0
+        link = None
         if meta is not None:
             deleted = bool(name_flags & _NAME_UNALLOC) if name is not None else bool(
                 int(meta.flags) & _META_UNALLOC)
@@ -465,17 +482,17 @@ class FileSystem:
                     owner = meta_file if meta_file is not None else file
                     times = self._zones.adjust(int(meta.addr), times,
                                                lambda: self._extent(owner))
+            mode, uid, gid = int(meta.mode) & 0o7777, int(meta.uid), int(meta.gid)
+            meta_link = meta.link
+            link = text(meta_link) if meta_link else None
         else:
             deleted, realloc, times = bool(name_flags & _NAME_UNALLOC), False, NO_TIMES
             inode = int(name.meta_addr) if name is not None else 0
         full = path if path is not None else f"{prefix}/{name_text}"
-        return Entry(path=full, name=name_text, inode=inode, attr_type=attr_type,
-                     attr_id=attr_id, stream=stream, name_type=name_type, meta_type=meta_type,
-                     deleted=deleted, realloc=realloc, size=size, times=times,
-                     mode=int(meta.mode) & 0o7777 if meta is not None else 0,
-                     uid=int(meta.uid) if meta is not None else 0,
-                     gid=int(meta.gid) if meta is not None else 0,
-                     link=text(meta.link) if meta is not None and meta.link else None)
+        return make_entry(path=full, name=name_text, inode=inode, attr_type=attr_type,
+                          attr_id=attr_id, stream=stream, name_type=name_type,
+                          meta_type=meta_type, deleted=deleted, realloc=realloc, size=size,
+                          times=times, mode=mode, uid=uid, gid=gid, link=link)
 
     def _extent(self, file: Any) -> tuple[int, int] | None:
         """(first block, size) of the file's data: how ISO 9660 records are matched."""
@@ -928,6 +945,13 @@ class FileSystem:
         ident = entry.attr_id if entry.attr_id is not None else -1
         with tsk_errors(self.image, f"read {entry.display_path or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
+
+
+def _named(entries: list[Entry]) -> Entry:
+    """The entry that stands for a listed name: its first that is not a ``($FILE_NAME)`` row."""
+    if len(entries) == 1:
+        return entries[0]
+    return next((e for e in entries if not e.is_file_name_row), entries[0])
 
 
 def split_path(path: str) -> list[str]:

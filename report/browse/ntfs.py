@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bitwitness.report.browse.entries import Times
+from bitwitness.report.browse.entries import Times, frozen_record
 
 ATTR_STANDARD_INFORMATION = 16
 ATTR_FILE_NAME = 48
@@ -33,13 +33,16 @@ def nt_time(value: int) -> datetime | None:
     if seconds == 0:
         return None
     micro = (value % 10_000_000) // 10
-    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=micro)
+    return _EPOCH + timedelta(0, seconds, micro)  # one addition: an NTFS listing makes many
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _times(data: bytes, at: int) -> Times:
     crtime, mtime, ctime, atime = struct.unpack_from("<4Q", data, at)
-    return Times(modified=nt_time(mtime), accessed=nt_time(atime), changed=nt_time(ctime),
-                 born=nt_time(crtime))
+    return frozen_record(Times, {"modified": nt_time(mtime), "accessed": nt_time(atime),
+                                 "changed": nt_time(ctime), "born": nt_time(crtime)})
 
 
 def standard_information_times(data: bytes) -> Times | None:
@@ -69,8 +72,9 @@ def parse_file_name(attr_id: int, data: bytes) -> FileName | None:
     length, namespace = data[64], data[65]
     name = data[66 : 66 + 2 * length].decode("utf-16-le", "surrogatepass").encode(
         "utf-8", "surrogatepass").decode("utf-8", "replace")
-    return FileName(attr_id=attr_id, size=len(data), parent=parent, namespace=namespace,
-                    name=name, times=_times(data, 8))
+    return frozen_record(FileName, {"attr_id": attr_id, "size": len(data), "parent": parent,
+                                    "namespace": namespace, "name": name,
+                                    "times": _times(data, 8)})
 
 
 def timeline_file_name(names: list[FileName]) -> FileName | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
@@ -45,7 +46,13 @@ class TimelineEvent:
 
 def mode_string(entry: Entry) -> str:
     """``r/rrw-r--r--`` as ``fls -m`` prints it: name type, meta type, permissions."""
-    mode = entry.mode
+    return _mode_string(entry.name_type, entry.meta_type, entry.mode)
+
+
+@lru_cache(maxsize=4096)
+def _mode_string(name_type: str, meta_type: str, mode: int) -> str:
+    """Cached: a file system holds few distinct (types, mode) triples, and a timeline asks for
+    one per entry."""
     chars = []
     for shift, special, lower, upper in ((6, 0o4000, "s", "S"), (3, 0o2000, "s", "S"),
                                          (0, 0o1000, "t", "T")):
@@ -56,7 +63,11 @@ def mode_string(entry: Entry) -> str:
             chars.append(lower if bits & 1 else upper)
         else:
             chars.append("x" if bits & 1 else "-")
-    return f"{entry.name_type}/{entry.meta_type}{''.join(chars)}"
+    return f"{name_type}/{meta_type}{''.join(chars)}"
+
+
+#: C0 control characters to ``^``, as TSK writes them in a bodyfile (``str.translate`` table).
+_CONTROL_AS_CARET = dict.fromkeys(range(0x20), "^")
 
 
 def _seconds(value: datetime | None) -> int:
@@ -74,7 +85,7 @@ def body_line(entry: Entry, mount: str = "") -> str:
         name += f" -> {entry.link}"
     if entry.deleted:
         name += " (deleted-realloc)" if entry.realloc else " (deleted)"
-    name = "".join("^" if ord(c) < 0x20 else c for c in name)  # as TSK: one line per entry
+    name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
     t = entry.times
     fields = ("0", name, entry.address, mode_string(entry), str(entry.uid), str(entry.gid),
               str(entry.size), str(_seconds(t.accessed)), str(_seconds(t.modified)),

@@ -1,0 +1,187 @@
+"""The shortcuts large listings take give exactly what the plain forms give.
+
+``ls -r`` and ``timeline`` build one :class:`Entry` and one :class:`Times` per entry without the
+frozen dataclass ``__init__`` (``make_entry``), print names through a fast path of ``shown``
+and cache permission strings; the listings themselves are checked against ``fls`` and
+``mactime`` in test_browse_parity.py and test_browse_listing.py. Here each shortcut is held to
+its specification on inputs no test image holds: every code point, undecodable bytes, every
+mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import stat
+import struct
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bitwitness.report.browse.entries import NO_TIMES, Entry, Times, make_entry
+from bitwitness.report.browse.ntfs import FileName, nt_time, parse_file_name
+from bitwitness.report.browse.safenames import shown
+from bitwitness.report.browse.timeline import body_line, mode_string
+
+
+def _shown_spec(name: str) -> str:
+    """``shown`` as its docstring states it, one character at a time."""
+    out = []
+    for c in name:
+        code = ord(c)
+        if code < 0x20 or code == 0x7F:
+            out.append("^")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif (0x80 <= code <= 0x9F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069
+              or 0xD800 <= code <= 0xDFFF):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def test_shown_every_code_point() -> None:
+    for code in range(0x110000):
+        c = chr(code)
+        assert shown(f"a{c}b") == _shown_spec(f"a{c}b"), hex(code)
+
+
+@given(st.binary(max_size=64))
+def test_shown_undecodable_bytes(data: bytes) -> None:
+    name = data.decode("utf-8", "surrogateescape")
+    assert shown(name) == _shown_spec(name)
+
+
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()),
+               max_size=32))
+def test_shown_any_text(name: str) -> None:
+    assert shown(name) == _shown_spec(name)
+
+
+def _fields(**overrides: object) -> dict[str, object]:
+    when = datetime(2024, 2, 29, 12, 0, 1, 250_000, tzinfo=UTC)
+    fields: dict[str, object] = {
+        "path": "/d/x\udcff", "name": "x\udcff", "inode": 12, "attr_type": 128, "attr_id": 3,
+        "stream": "ads", "name_type": "r", "meta_type": "r", "deleted": True, "realloc": True,
+        "size": 7, "times": Times(when, None, when, None), "mode": 0o4755, "uid": 1000,
+        "gid": 100, "link": None, "file_name_times": NO_TIMES}
+    fields.update(overrides)
+    return fields
+
+
+def test_make_entry_takes_every_field_of_entry() -> None:
+    taken = set(inspect.signature(make_entry).parameters)
+    assert taken == {f.name for f in dataclasses.fields(Entry)}
+
+
+def test_make_entry_equals_entry() -> None:
+    for overrides in ({}, {"file_name_times": None, "link": "../t", "stream": None}):
+        fields = _fields(**overrides)
+        fast, plain = make_entry(**fields), Entry(**fields)  # type: ignore[arg-type]
+        assert fast == plain
+        assert hash(fast) == hash(plain)
+        assert repr(fast) == repr(plain)
+        assert dataclasses.asdict(fast) == dataclasses.asdict(plain)
+        assert dataclasses.replace(fast, size=9) == dataclasses.replace(plain, size=9)
+        try:
+            fast.size = 9  # type: ignore[misc]
+        except dataclasses.FrozenInstanceError:
+            pass
+        else:
+            raise AssertionError("an entry from make_entry is not frozen")
+
+
+def test_times_from_meta_equals_times() -> None:
+    meta = SimpleNamespace(mtime=1_700_000_000, mtime_nano=123_456_789, atime=0, atime_nano=5,
+                           ctime=0xFFFFFFFF, ctime_nano=0, crtime=None, crtime_nano=None)
+    times = Times.from_meta(meta)
+    expected = Times(datetime(2023, 11, 14, 22, 13, 20, 123_456, tzinfo=UTC), None,
+                     datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC), None)
+    assert times == expected
+    assert repr(times) == repr(expected)
+    assert hash(times) == hash(expected)
+
+
+def test_body_line_controls_as_carets() -> None:
+    name = "".join(chr(c) for c in range(0x30)) + "\x7f\x85\u202e\udcff"
+    entry = make_entry(**_fields(path=f"/{name}", name=name, stream=None,  # type: ignore[arg-type]
+                                 attr_type=None, deleted=False, realloc=False))
+    shown_name = body_line(entry).split("|")[1]
+    kept = "".join(chr(c) for c in range(0x20, 0x30)) + "\x7f\x85\u202e\udcff"
+    expected = "/" + "^" * 0x20 + kept  # as TSK: only C0 controls change in a bodyfile
+    assert shown_name == expected
+
+
+def test_mode_string_every_mode() -> None:
+    """Against the standard library's ``stat.filemode`` (``ls -l``'s letters)."""
+    for mode in range(0o10000):
+        entry = make_entry(**_fields(mode=mode, name_type="d", meta_type="d"))  # type: ignore[arg-type]
+        assert mode_string(entry) == "d/d" + stat.filemode(mode)[1:], oct(mode)
+
+
+def test_interactive_agrees_with_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``interactive`` skips rich only where rich's own answer is no."""
+    import io
+
+    from rich.console import Console
+
+    from bitwitness.cli import progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream in (io.StringIO(), Tty()):
+        for variables in ({}, {"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"},
+                          {"TTY_COMPATIBLE": "0"}, {"FORCE_COLOR": ""}):
+            with monkeypatch.context() as m:
+                for name in progress._TERMINAL_VARIABLES:
+                    m.delenv(name, raising=False)
+                for name, value in variables.items():
+                    m.setenv(name, value)
+                m.setattr("sys.stderr", stream)
+                m.setattr("bitwitness.cli.output.stderr", Console(file=stream), raising=False)
+                expected = Console(file=stream).is_terminal
+                assert progress.interactive() is expected, (type(stream), variables)
+
+
+@given(st.integers(min_value=116444736000000000 + 10_000_000,
+                   max_value=116444736000000000 + (0xFFFFFFFF * 10_000_000)))
+def test_nt_time_is_filetime_in_utc(value: int) -> None:
+    """A FILETIME counts 100 ns from 1601-01-01 UTC (below the 32-bit wrap of TSK's seconds)."""
+    expected = datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=value // 10)
+    assert nt_time(value) == expected
+
+
+def test_parse_file_name_equals_file_name() -> None:
+    name = "résumé.txt".encode("utf-16-le")
+    stamps = [116444736000000000 + n * 10_000_123 for n in (1, 2, 3, 4)]
+    data = (struct.pack("<Q4Q", 5 | (3 << 48), *stamps) + bytes(24)
+            + bytes([len(name) // 2, 1]) + name)
+    parsed = parse_file_name(7, data)
+    c, m, ch, a = (nt_time(v) for v in stamps)
+    expected = FileName(attr_id=7, size=len(data), parent=5, namespace=1, name="résumé.txt",
+                        times=Times(m, a, ch, c))
+    assert parsed == expected
+    assert repr(parsed) == repr(expected)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=(1 << 64) - 1) | st.integers(0, 40),
+                max_size=3000))
+def test_digest_set_is_a_set(keys: list[int]) -> None:
+    """The export's compact digest table answers as a set does (through several growths)."""
+    from bitwitness.report.browse.export import _DigestSet
+
+    table, plain = _DigestSet(), set()
+    for n, key in enumerate(keys):
+        assert (key in table) == ((key or 1) in plain)
+        if n % 3:
+            table.add(key)
+            plain.add(key or 1)
+            assert len(table) == len(plain)
+    for key in range(64):
+        assert (key in table) == ((key or 1) in plain)
