@@ -245,13 +245,14 @@ def test_an_entry_wrapping_past_the_logs_end(clean: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("damage", ["no-valid-entry", "truncated", "foreign-guid",
-                                    "into-the-headers", "into-the-log", "too-large"])
+                                    "into-the-headers", "into-the-log", "too-large",
+                                    "log-version"])
 def test_a_log_that_cannot_be_replayed_is_refused_in_one_line(clean: Path,
                                                               damage: str) -> None:
     """No valid sequence (a bad checksum on the only entry, a descriptor aimed at the headers
     or at the log itself, entries of another log GUID), a file shorter than the log's
-    FlushedFileOffset, or a log above the size replayed: one line, exit 1 or 2, no traceback;
-    verify fails the log check."""
+    FlushedFileOffset, a log above the size replayed or of a log format other than 0: one
+    line, exit 1 or 2, no traceback; verify fails the log check."""
     disk = Disk(clean)
     offset, _ = disk.log
     descriptors: list[Data | Zero] = [Data(disk.blocks[0], _pattern(1))]
@@ -267,18 +268,22 @@ def test_a_log_that_cannot_be_replayed_is_refused_in_one_line(clean: Path,
     if damage == "no-valid-entry":
         body[-1] ^= 1
     make_dirty(clean, [(0, bytes(body))])
-    if damage == "too-large":
+    if damage in ("too-large", "log-version"):
         from bitwitness.images import vhdx_log
 
         data = bytearray(clean.read_bytes())
         for header in (64 * 1024, 128 * 1024):
-            struct.pack_into("<I", data, header + 68, vhdx_log.MAX_LOG_LENGTH + MiB)
+            if damage == "too-large":
+                struct.pack_into("<I", data, header + 68, vhdx_log.MAX_LOG_LENGTH + MiB)
+            else:  # MS-VHDX defines log format 0 only
+                struct.pack_into("<H", data, header + 64, 1)
             struct.pack_into("<I", data, header + 4, 0)
             struct.pack_into("<I", data, header + 4, crc32c(bytes(data[header:header + 4096])))
         clean.write_bytes(bytes(data))
     from bitwitness.images.vhdx import open_vhdx, vhdx_checks
 
-    expected = UnsupportedFormatError if damage == "too-large" else CorruptImageError
+    expected = (UnsupportedFormatError if damage in ("too-large", "log-version")
+                else CorruptImageError)
     with pytest.raises(expected):
         open_vhdx(clean)
     res = run_bitwitness("info", clean)

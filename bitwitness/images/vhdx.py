@@ -81,6 +81,7 @@ class Header:
     log_guid: bytes
     log_length: int
     log_offset: int
+    log_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ def replay_log(f: _File) -> Replay | None:
     header = current_header(f)
     if header.log_guid == bytes(16):
         return None
+    if header.log_version != 0:  # MS-VHDX 2.2.2: not to be processed further
+        raise UnsupportedFormatError(f"{f.path}: VHDX log of format version "
+                                     f"{header.log_version} (only 0 is defined) to replay")
     f.replay = replay(f.raw, f.path, size=f.real_size, guid=header.log_guid,
                       log_offset=header.log_offset, log_length=header.log_length)
     f.size = f.replay.size
@@ -169,8 +173,10 @@ def _header(data: bytes, offset: int) -> Header | None:
     if recorded != computed:
         return None
     sequence, = struct.unpack_from("<Q", data, 8)
+    log_version, = struct.unpack_from("<H", data, 64)
     log_length, log_offset = struct.unpack_from("<IQ", data, 68)
-    return Header(offset, sequence, data[32:48], data[48:64], log_length, log_offset)
+    return Header(offset, sequence, data[32:48], data[48:64], log_length, log_offset,
+                  log_version)
 
 
 def _regions(data: bytes) -> dict[bytes, tuple[int, int]] | None:
