@@ -324,3 +324,37 @@ def test_replay_memory_is_bounded(clean: Path) -> None:
         tracemalloc.stop()
     assert peak < 4 * MiB
     assert clean.stat().st_size == disk.end
+
+
+def test_a_log_of_entries_each_claiming_the_whole_log_is_refused_quickly(clean: Path) -> None:
+    """Every 4 KiB of the log starts an entry header with the right LogGuid claiming the whole
+    log as its length, each with a wrong checksum: checking them all would checksum the log
+    256 times over; the search stops at its budget (4 times the log) with a typed error."""
+    import time
+
+    from bitwitness.images.vhdx import open_vhdx
+
+    disk = Disk(clean)
+    _, length = disk.log
+    head = bytearray(SECTOR)
+    struct.pack_into("<4sIIIQII16sQQ", head, 0, b"loge", 0, length, 0, 1, 0, 0, GUID,
+                     disk.end, disk.end)
+    make_dirty(clean, [(position, bytes(head)) for position in range(0, length, SECTOR)])
+    started = time.monotonic()
+    with pytest.raises(CorruptImageError, match="refused as hostile"):
+        open_vhdx(clean)
+    assert time.monotonic() - started < 60
+
+
+def test_no_second_reader_for_a_replayed_log(clean: Path) -> None:
+    """verify --second-reader notes that no independent reader reads the replayed disk (QEMU
+    replays only into the file, libvhdi ignores the log) instead of comparing with one that
+    reads another disk."""
+    import json
+
+    _dirty_two_entries(Disk(clean))
+    res = run_bitwitness("verify", clean, "--second-reader", "--json")
+    doc = json.loads(res.stdout)["images"][0]
+    assert doc["second_reader"] is None
+    assert any("no independent second reader" in n for n in doc["notes"])
+    assert doc["verdict"] == "UNVERIFIED"
