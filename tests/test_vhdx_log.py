@@ -358,3 +358,30 @@ def test_no_second_reader_for_a_replayed_log(clean: Path) -> None:
     assert doc["second_reader"] is None
     assert any("no independent second reader" in n for n in doc["notes"])
     assert doc["verdict"] == "UNVERIFIED"
+
+
+def test_a_differencing_child_of_a_dirty_parent(clean: Path, tmp_path: Path) -> None:
+    """A differencing VHDX (the committed builder's, QEMU writes none) whose parent has a log
+    to replay: the chain is read by our reader, the parent's log replayed. Judge: QEMU's
+    replay of a copy of the parent, with the child's block 0 (all it stores) laid over it."""
+    from builders.vhdx_differencing import make_differencing
+
+    from bitwitness.image import open_image
+
+    _dirty_two_entries(Disk(clean))
+    child = tmp_path / "child.vhdx"
+    _run("qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", child,
+         "4M")
+    _run("qemu-io", "-f", "vhdx", "-c", "write -P 0x99 1k 1k", child)
+    make_differencing(child, clean)
+    before = _stamp(clean), _stamp(child)
+    with open_image(child) as stream:
+        assert stream.info.details["reader"] == "bitwitness"
+        ours = b"".join(stream.iter_blocks())
+    assert (_stamp(clean), _stamp(child)) == before
+    work = tmp_path / "judge"
+    work.mkdir()
+    _qemu_replayed_md5(clean, work)
+    expected = bytearray((work / "qemu.raw").read_bytes())
+    expected[:BLOCK] = bytes(1024) + bytes([0x99]) * 1024 + bytes(BLOCK - 2048)
+    assert ours == bytes(expected)
