@@ -1,7 +1,8 @@
 """A mutator's second half: put the checksums back, so that mutated inputs get past them.
 
 E01 descriptors, tables, volume, hash, digest and error2 sections each carry an Adler-32, VHD
-footers and dynamic headers a one's-complement sum, VHDX headers and region tables a CRC-32C,
+footers and dynamic headers a one's-complement sum, VHDX headers, region tables and log entries
+a CRC-32C,
 Ex01 section descriptors, sector tables and hashes an Adler-32, a UDIF trailer its data fork's
 CRC-32; a random mutation almost always breaks
 them, and the parser then stops at the first check. These functions recompute every checksum
@@ -85,11 +86,14 @@ def fix_vhd(data: bytes) -> bytes:
 
 
 def fix_vhdx(data: bytes) -> bytes:
-    """Recompute the CRC-32C of both headers and both region tables (each where its
-    signature is; the metadata and the BAT carry none)."""
+    """Recompute the CRC-32C of every log entry (``loge`` at a 4 KiB step of the log the
+    current header names, over its entry length, wrapping at the log's end), then of both
+    headers and both region tables (each where its signature is; the metadata and the BAT
+    carry none)."""
     from bitwitness.images import vhdx
 
     out = bytearray(data)
+    _fix_vhdx_log(out)
     for offsets, size, magic in ((vhdx.HEADER_OFFSETS, vhdx.HEADER_SIZE, b"head"),
                                  (vhdx.REGION_OFFSETS, vhdx.REGION_SIZE, b"regi")):
         for at in offsets:
@@ -97,6 +101,34 @@ def fix_vhdx(data: bytes) -> bytes:
                 out[at + 4:at + 8] = bytes(4)
                 out[at + 4:at + 8] = struct.pack("<I", vhdx.crc32c(bytes(out[at:at + size])))
     return bytes(out)
+
+
+def _fix_vhdx_log(out: bytearray) -> None:
+    from bitwitness.images import vhdx
+    from bitwitness.images.crc32c import crc32c_update
+    from bitwitness.images.vhdx_log import SECTOR
+
+    heads = [at for at in vhdx.HEADER_OFFSETS
+             if len(out) >= at + vhdx.HEADER_SIZE and out[at:at + 4] == b"head"]
+    if not heads:
+        return
+    current = max(heads, key=lambda at: struct.unpack_from("<Q", out, at + 8)[0])
+    length, offset = struct.unpack_from("<IQ", out, current + 68)
+    if not length or length % SECTOR or offset + length > len(out):
+        return
+    for position in range(0, length, SECTOR):
+        at = offset + position
+        if out[at:at + 4] != b"loge":
+            continue
+        size = struct.unpack_from("<I", out, at + 8)[0]
+        if not size or size % SECTOR or size > length:
+            continue
+        out[at + 4:at + 8] = bytes(4)
+        crc = 0
+        for piece in range(position, position + size, SECTOR):
+            start = offset + piece % length
+            crc = crc32c_update(crc, bytes(out[start:start + SECTOR]))
+        out[at + 4:at + 8] = struct.pack("<I", crc)
 
 
 def _fix_ewf2_segment(data: bytes) -> bytes:

@@ -522,7 +522,40 @@ def vhdx_seeds(work: Path) -> dict[str, bytes]:
             made["differencing.vhdx"] = child
     for name, path in made.items():
         seeds[name] = compact_vhdx(path.read_bytes())
+    if "dynamic.vhdx" in seeds:
+        seeds["dirty-log.vhdx"] = dirty_vhdx(seeds["dynamic.vhdx"])
     return seeds
+
+
+def dirty_vhdx(data: bytes) -> bytes:
+    """A compacted VHDX given a 16 KiB log (at 512 KiB, between the BAT and the blocks; the
+    specification asks for 1 MiB, the reader takes any multiple of 4 KiB) holding a sequence of
+    two entries (the committed builder's, MS-VHDX 2.3): a data descriptor rewriting the second
+    4 KiB of the first stored block, a zero descriptor clearing the third, and, in the second
+    entry, the BAT's first sector written back as it is. The headers name the log."""
+    _builders()
+    from builders.vhdx_log import GUID, SECTOR, Data, Zero, entry
+
+    from bitwitness.images import vhdx as v
+
+    out = bytearray(data)
+    log_offset, log_length = 512 * 1024, 16 * 1024
+    table_at = v.REGION_OFFSETS[0]
+    bat = next(struct.unpack_from("<Q", out, table_at + 16 + 32 * i + 16)[0]
+               for i in range(struct.unpack_from("<I", out, table_at + 8)[0])
+               if out[table_at + 16 + 32 * i:table_at + 32 + 32 * i] == v.BAT_REGION)
+    first = entry(5, 0, [Data(v.MiB + SECTOR, bytes(range(256)) * 16),
+                         Zero(v.MiB + 2 * SECTOR, SECTOR)], flushed=len(out), last=len(out))
+    second = entry(6, 0, [Data(bat, bytes(out[bat:bat + SECTOR]))], flushed=len(out),
+                   last=len(out))
+    body = first + second
+    out[log_offset:log_offset + len(body)] = body
+    for header in v.HEADER_OFFSETS:
+        out[header + 48:header + 64] = GUID
+        struct.pack_into("<IQ", out, header + 68, log_length, log_offset)
+        struct.pack_into("<I", out, header + 4, 0)
+        struct.pack_into("<I", out, header + 4, v.crc32c(bytes(out[header:header + 4096])))
+    return bytes(out)
 
 
 def small_vdi(header: bytes, media: bytes, block: int = 4096) -> bytes:

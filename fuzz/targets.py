@@ -243,13 +243,16 @@ def qcow(data: bytes) -> None:
 
 
 def vhdx(data: bytes) -> None:
-    """VHDX: both headers and region tables (CRC-32C), metadata items, parent locator, BAT,
-    sector bitmaps, blocks; the self-checks (CRC-32C, log, BAT inside the file)."""
-    from bitwitness.images.vhdx import open_vhdx, vhdx_checks
+    """VHDX: both headers and region tables (CRC-32C), the log replayed in memory (entries,
+    the active sequence, zero and data descriptors, data sectors, the overlay every later read
+    goes through), metadata items, parent locator, BAT, sector bitmaps, blocks; the
+    self-checks (CRC-32C, log, BAT inside the file)."""
+    from bitwitness.images.vhdx import log_pending, open_vhdx, vhdx_checks
 
     path = scratch().folder("vhdx") / "fuzz.vhdx"
     path.write_bytes(data)
     _identify(path)
+    log_pending(path)
     _open_and_sample(lambda: open_vhdx(path))
     _checks(lambda: vhdx_checks(path))
 

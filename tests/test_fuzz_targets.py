@@ -34,6 +34,30 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_vhdx_mutator_repairs_log_entries(corpus: Path, tmp_path: Path) -> None:
+    """The dirty-log seed replays; a byte changed inside its first log entry (a data sector's
+    payload) fails that entry's CRC-32C, so no sequence is left to replay, until the mutator
+    recomputes it: then the changed byte is what the replayed media holds."""
+    from bitwitness.errors import CorruptImageError
+    from bitwitness.images.vhdx import open_vhdx
+
+    original = (corpus / "vhdx" / "dirty-log.vhdx").read_bytes()
+    assert checksums.fix_vhdx(original) == original
+    path = tmp_path / "d.vhdx"
+    path.write_bytes(original)
+    with open_vhdx(path) as stream:
+        assert stream.replay is not None
+        assert stream.pread(4096, 4096) == bytes(range(256)) * 16
+    data = bytearray(original)
+    data[512 * 1024 + 4096 + 100] ^= 0xFF  # entry 5's data sector: byte 100 of the update
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptImageError, match="no valid sequence"):
+        open_vhdx(path)
+    path.write_bytes(checksums.fix_vhdx(bytes(data)))
+    with open_vhdx(path) as stream:
+        assert stream.pread(4096 + 100, 1) == bytes([100 ^ 0xFF])
+
+
 @pytest.mark.parametrize("target", sorted(targets.TARGETS))
 def test_target_takes_its_seeds_and_past_findings(target: str, corpus: Path) -> None:
     inputs = sorted((corpus / target).iterdir())

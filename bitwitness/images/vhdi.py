@@ -6,9 +6,11 @@ dynamic VHDX is read by libvhdi, with QEMU as the second. A differencing VHDX is
 VHDX reader (:mod:`bitwitness.images.vhdx`), libvhdi second (QEMU reads none): libvhdi (20260901)
 takes a block "not present" in the child, in a chunk whose sector bitmap block is not present
 either, for a partially present block whose bitmap lies at file offset 0, and returns zeros for
-the parent's sectors whose bit is set in the file's signature ``vhdxfile``. Parents are looked
-for in the child's own folder only, and each parent's identifier must be the one the child
-records: a file of the same name from another chain is refused rather than silently stacked.
+the parent's sectors whose bit is set in the file's signature ``vhdxfile``. A VHDX whose log
+holds writes is read by our reader alone, the log replayed in memory (and a differencing one's
+parents' logs too). Parents are looked for in the child's own folder only, and each parent's
+identifier must be the one the child records: a file of the same name from another chain is
+refused rather than silently stacked.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import CorruptImageError, NoSecondReader, UnsupportedFormatError
 from bitwitness.images import vhd
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import LibyalStream, binding, find_parent, open_handle
@@ -95,10 +97,17 @@ class VhdxFormat:
         misreads some blocks the parent holds: see the module's description), and where
         libvhdi refuses the file as damaged (it refuses a VHDX whose second region table fails
         its CRC-32C, which QEMU reads through the first), when ours can read the image;
-        ``verify`` reports the damage through :meth:`self_checks`."""
-        from bitwitness.errors import BitWitnessError
-        from bitwitness.images.vhdx import open_vhdx
+        ``verify`` reports the damage through :meth:`self_checks`.
 
+        A VHDX whose log holds writes (not closed cleanly) is read by our reader alone, the log
+        replayed in memory: libvhdi ignores the log and would show the disk as it was before
+        those writes (ours replays the parents' logs too). A log that cannot be replayed fails
+        the open (MS-VHDX: such a file must not be opened), in one line."""
+        from bitwitness.errors import BitWitnessError
+        from bitwitness.images.vhdx import log_pending, open_vhdx
+
+        if log_pending(path):
+            return open_vhdx(path)
         try:
             stream = open_vhdi(path, self.name)
         except CorruptImageError as theirs:
@@ -114,10 +123,15 @@ class VhdxFormat:
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """QEMU's vhdx driver; it reads no differencing VHDX, for which libvhdi, with the
         parents it finds itself, is the second to our reader (and ours the second where
-        libvhdi read first)."""
+        libvhdi read first). A VHDX with a log to replay has none: libvhdi ignores the log, and
+        QEMU replays it only by writing it into the file (read-only, it refuses the image)."""
         from bitwitness.images.qemu import QemuNbdStream
-        from bitwitness.images.vhdx import open_vhdx
+        from bitwitness.images.vhdx import log_pending, open_vhdx
 
+        if any(log_pending(p) for p in stream.info.files):
+            raise NoSecondReader("a VHDX whose log holds writes has no independent second "
+                                 "reader: libvhdi ignores the log, QEMU replays it only by "
+                                 "writing into the file")
         if stream.info.details.get("parents"):
             if isinstance(stream, LibyalStream):
                 return open_vhdx(path)

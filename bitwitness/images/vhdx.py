@@ -1,14 +1,18 @@
 """VHDX by our own code: its structures, what it records about itself, and a reader.
 
 libvhdi reads VHDX first (:mod:`bitwitness.images.vhdi`); this module is the independent reader
-where QEMU has none (differencing disks) and the checks ``verify`` runs on every VHDX.
+where QEMU has none (differencing disks), the checks ``verify`` runs on every VHDX, and the
+reader of every VHDX not closed cleanly: its log is replayed in memory (:mod:`.vhdx_log`) and
+every read of the file after the headers goes through it, which libvhdi (it ignores the log)
+and QEMU (it replays only by writing into the file) cannot offer.
 
 Layout (little-endian; GUIDs in their mixed-endian on-disk form):
 
 * 64 KiB and 128 KiB: two headers (``head``, CRC-32C over 4 KiB with the checksum field counted
   as 0; sequence number at 8, log GUID at 48, log length and offset at 68 and 72). The valid one
   with the higher sequence number is current; a log GUID other than zero means the log holds
-  writes not yet applied to the file.
+  writes that may not have reached the file: they are replayed in memory before anything else
+  is read.
 * 192 KiB and 256 KiB: two identical region tables (``regi``, CRC-32C over 64 KiB; entry count
   at 8; 32-byte entries from 16: GUID, file offset, length, required flag) locating the
   metadata region and the block allocation table (BAT).
@@ -29,16 +33,17 @@ Layout (little-endian; GUIDs in their mixed-endian on-disk form):
 from __future__ import annotations
 
 import os
-import re
 import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
-from bitwitness.errors import CorruptImageError
+from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.evidence_io import check_span, open_readonly
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.crc32c import crc32c
 from bitwitness.images.raw import read_exact
+from bitwitness.images.vhdx_log import Replay, replay
 from bitwitness.stream import ImageStream, StreamInfo
 
 KiB, MiB = 1024, 1024 * 1024
@@ -62,73 +67,6 @@ LOGICAL_SECTOR = uuid.UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F").bytes_le
 PARENT_LOCATOR = uuid.UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C").bytes_le
 
 
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def _crc_bytes(crc: int, data: bytes) -> int:
-    table = _CRC_TABLE
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
-def _apply(operator: tuple[int, ...], crc: int) -> int:
-    """``operator`` (32 columns over GF(2)) applied to the 32-bit CRC register ``crc``."""
-    out, bit = 0, 0
-    while crc:
-        if crc & 1:
-            out ^= operator[bit]
-        crc >>= 1
-        bit += 1
-    return out
-
-
-def _zero_operators() -> list[tuple[int, ...]]:
-    """What 1, 2, 4, ... 2^47 zero bytes do to the CRC register: feeding a zero byte is
-    linear over GF(2) (the table is), so each is a 32x32 bit matrix, the next the square of
-    the one before."""
-    one = tuple(_crc_bytes(1 << bit, b"\0") for bit in range(32))
-    operators = [one]
-    for _ in range(47):
-        last = operators[-1]
-        operators.append(tuple(_apply(last, column) for column in last))
-    return operators
-
-
-_ZERO_OPERATORS = _zero_operators()
-#: Zero runs at least this long are skipped with the operators instead of fed byte by byte.
-_ZERO_RUN = re.compile(rb"\x00{64,}")
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as VHDX checksums its headers, region tables and log entries.
-
-    Byte by byte through a table, except runs of zeros, which are applied in O(log n) as
-    matrices: a 64 KiB region table is a few hundred bytes of entries and zero padding, and
-    ``verify`` and every fuzzed input check four such structures."""
-    crc, pos = 0xFFFFFFFF, 0
-    for run in _ZERO_RUN.finditer(data):
-        crc = _crc_bytes(crc, data[pos:run.start()])
-        length, power = run.end() - run.start(), 0
-        while length:
-            if length & 1:
-                crc = _apply(_ZERO_OPERATORS[power], crc)
-            length >>= 1
-            power += 1
-        pos = run.end()
-    return _crc_bytes(crc, data[pos:]) ^ 0xFFFFFFFF
-
-
 def checksum_of(data: bytes) -> tuple[int, int]:
     """(recorded, computed) CRC-32C of a structure whose checksum field is at offset 4."""
     recorded = struct.unpack_from("<I", data, 4)[0]
@@ -143,6 +81,7 @@ class Header:
     log_guid: bytes
     log_length: int
     log_offset: int
+    log_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,19 +103,67 @@ def _fail(message: str, path: Path, offset: int | None = None) -> CorruptImageEr
 
 
 class _File:
-    """The VHDX file, read through the evidence opener, every read checked against its size."""
+    """The VHDX file, read through the evidence opener, every read checked against its size.
+
+    Once :func:`replay_log` attached the replayed log, every read (headers aside, which the log
+    never updates: region tables, metadata, BAT, payload) goes through its overlay, and
+    ``size`` is the size the file has after replay."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd = open_readonly(path)
-        self.size = os.fstat(self.fd).st_size
+        self.size = self.real_size = os.fstat(self.fd).st_size
+        self.replay: Replay | None = None
+
+    def raw(self, offset: int, length: int, what: str) -> bytes:
+        """The bytes as they lie in the file, log or not."""
+        check_span(offset, length, self.real_size, path=self.path, what=f"VHDX {what}")
+        return read_exact(self.fd, offset, length, self.path)
 
     def read(self, offset: int, length: int, what: str) -> bytes:
+        if self.replay is None:
+            return self.raw(offset, length, what)
         check_span(offset, length, self.size, path=self.path, what=f"VHDX {what}")
-        return read_exact(self.fd, offset, length, self.path)
+        return self.replay.read(self.raw, offset, length, what)
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def current_header(f: _File) -> Header:
+    """The valid header with the higher sequence number (MS-VHDX 2.2.2)."""
+    headers = [h for h in (_header(f.raw(o, HEADER_SIZE, "header"), o) for o in HEADER_OFFSETS)
+               if h is not None]
+    if not headers:
+        raise _fail("has no valid header (both fail their CRC-32C)", f.path, HEADER_OFFSETS[0])
+    return max(headers, key=lambda h: h.sequence)
+
+
+def replay_log(f: _File) -> Replay | None:
+    """Replay the log the current header names, in memory (:mod:`.vhdx_log`), and read the
+    file through it from now on; ``None`` for a clean file (LogGuid zero)."""
+    header = current_header(f)
+    if header.log_guid == bytes(16):
+        return None
+    if header.log_version != 0:  # MS-VHDX 2.2.2: not to be processed further
+        raise UnsupportedFormatError(f"{f.path}: VHDX log of format version "
+                                     f"{header.log_version} (only 0 is defined) to replay")
+    f.replay = replay(f.raw, f.path, size=f.real_size, guid=header.log_guid,
+                      log_offset=header.log_offset, log_length=header.log_length)
+    f.size = f.replay.size
+    return f.replay
+
+
+def log_pending(path: Path) -> bool:
+    """Whether ``path``'s current header names a log to replay (the file was not closed
+    cleanly); ``False`` where no header is valid (the readers say so themselves)."""
+    f = _File(path)
+    try:
+        return current_header(f).log_guid != bytes(16)
+    except CorruptImageError:
+        return False
+    finally:
+        f.close()
 
 
 def _header(data: bytes, offset: int) -> Header | None:
@@ -186,8 +173,10 @@ def _header(data: bytes, offset: int) -> Header | None:
     if recorded != computed:
         return None
     sequence, = struct.unpack_from("<Q", data, 8)
+    log_version, = struct.unpack_from("<H", data, 64)
     log_length, log_offset = struct.unpack_from("<IQ", data, 68)
-    return Header(offset, sequence, data[32:48], data[48:64], log_length, log_offset)
+    return Header(offset, sequence, data[32:48], data[48:64], log_length, log_offset,
+                  log_version)
 
 
 def _regions(data: bytes) -> dict[bytes, tuple[int, int]] | None:
@@ -206,11 +195,7 @@ def _regions(data: bytes) -> dict[bytes, tuple[int, int]] | None:
 def read_layout(f: _File) -> Layout:
     """The current header, the first valid region table and the metadata items reading needs."""
     path = f.path
-    headers = [h for h in (_header(f.read(o, HEADER_SIZE, "header"), o) for o in HEADER_OFFSETS)
-               if h is not None]
-    if not headers:
-        raise _fail("has no valid header (both fail their CRC-32C)", path, HEADER_OFFSETS[0])
-    header = max(headers, key=lambda h: h.sequence)
+    header = current_header(f)
     regions = None
     for offset in REGION_OFFSETS:
         regions = _regions(f.read(offset, REGION_SIZE, "region table"))
@@ -285,6 +270,7 @@ class VhdxStream(ImageStream):
         self.parents: tuple[Path, ...] = ()
         self._f = _File(path)
         try:
+            self.replay = replay_log(self._f)
             self.layout = layout = read_layout(self._f)
             self.block_size = layout.block_size
             self.chunk_ratio = (1 << 23) * layout.sector_size // layout.block_size
@@ -369,6 +355,8 @@ class VhdxStream(ImageStream):
         details: dict[str, object] = {"reader": "bitwitness", "block_size": self.block_size,
                                       "disk_type": "differencing" if self.layout.has_parent
                                       else "dynamic or fixed"}
+        if self.replay is not None:
+            details["log"] = self.replay.summary
         files: tuple[Path, ...] = (self.path,)
         if self.parent is not None:
             details["parents"] = [str(p) for p in self.parents]
@@ -425,16 +413,21 @@ def open_vhdx(path: Path, chain: tuple[Path, ...] = ()) -> VhdxStream:
 
 
 def vhdx_checks(path: Path) -> tuple[ContainerCheck, ...]:
-    """Both headers' and both region tables' CRC-32C, the region tables' agreement, an empty
-    log, and BAT entries inside the file, each saying the file offset it read."""
+    """Both headers' and both region tables' CRC-32C, the region tables' agreement, the log
+    (replayed in memory: a note; one that cannot be replayed: a failure), and BAT entries
+    inside the file, each saying the file offset it read. Everything after the headers is
+    read as the replayed log leaves it."""
     checks: list[ContainerCheck] = []
     f = _File(path)
     try:
         name = path.name
         for number, offset in enumerate(HEADER_OFFSETS, 1):
-            data = f.read(offset, HEADER_SIZE, "header")
+            data = f.raw(offset, HEADER_SIZE, "header")
             checks.append(_crc_check(f"VHDX header {number} CRC-32C", data, b"head", name,
                                      offset))
+        log = _log_check(f)
+        if log is not None:
+            checks.append(log)
         tables = []
         for number, offset in enumerate(REGION_OFFSETS, 1):
             data = f.read(offset, REGION_SIZE, "region table")
@@ -450,16 +443,32 @@ def vhdx_checks(path: Path) -> tuple[ContainerCheck, ...]:
         except CorruptImageError as exc:
             checks.append(ContainerCheck("VHDX structures", False, f"{name}: {exc}"))
             return tuple(checks)
-        if layout.header.log_guid != bytes(16):
-            checks.append(ContainerCheck(
-                "VHDX log", False, f"{name}: the header at file offset {layout.header.offset} "
-                f"names a log ({layout.header.log_length} bytes at file offset "
-                f"{layout.header.log_offset}) with writes never applied to the file; the media "
-                "read without replaying it may differ from the disk's last state"))
         checks.append(_bat_check(f, layout))
     finally:
         f.close()
     return tuple(checks)
+
+
+def _log_check(f: _File) -> ContainerCheck | None:
+    """The log replayed in memory (informational, ``ok``), or why it cannot be (a failure:
+    the media read without it may differ from the disk's last state); ``None`` when the file
+    is clean or no header is valid (the header checks say so)."""
+    try:
+        header = current_header(f)
+    except CorruptImageError:
+        return None
+    if header.log_guid == bytes(16):
+        return None
+    try:
+        replayed = replay_log(f)
+    except (CorruptImageError, UnsupportedFormatError) as exc:
+        return ContainerCheck(
+            "VHDX log", False, f"{f.path.name}: the header at file offset {header.offset} "
+            f"names a log ({header.log_length} bytes at file offset {header.log_offset}) that "
+            f"cannot be replayed ({exc}); the media read without replaying it may differ from "
+            "the disk's last state")
+    assert replayed is not None
+    return ContainerCheck("VHDX log", True, f"{f.path.name}: {replayed.summary}")
 
 
 def _crc_check(what: str, data: bytes, signature: bytes, name: str,
