@@ -76,6 +76,15 @@ def ewf_seeds(work: Path) -> dict[str, bytes]:
         made = target.with_suffix(".E01")
         if made.is_file():
             seeds["ewfacquire.E01"] = made.read_bytes()
+        # SMART (EWF-S01): 94-byte volume, chunks inside the table sections (docs/EWF.md §12)
+        for compression in ("fast", "none"):
+            smart = work / f"smart-{compression}"
+            subprocess.run(["ewfacquire", "-u", "-q", "-t", str(smart), "-f", "smart", "-c",
+                            compression, "-b", "16", "-C", "seed", "-e", "fuzz",
+                            str(source)], capture_output=True, check=False)
+            if smart.with_suffix(".s01").is_file():
+                seeds[f"ewfacquire-smart-{compression}.s01"] = (
+                    smart.with_suffix(".s01").read_bytes())
     return seeds
 
 
