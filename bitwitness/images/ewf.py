@@ -190,8 +190,8 @@ class EwfFormat:
             return open_with_pyewf(path, str(exc))
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """Our own EWF2 reader for an Ex01 set libewf read (an E01 set has libewf itself as
-        the second reader, run by the verifier); none for L01/Lx01/SMART."""
+        """Our own EWF2 reader for an Ex01 or Lx01 set libewf read (E01 and SMART sets, read
+        by ours, have libewf itself as the second reader, run by the verifier); none for L01."""
         from bitwitness.images.ewf2 import Ewf2Stream, is_ewf2
 
         if isinstance(stream, PyewfStream) and is_ewf2(stream.info.files[0]):
