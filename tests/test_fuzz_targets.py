@@ -137,6 +137,26 @@ def test_smart_seeds_read_as_libewf_reads_them_and_mutants_get_past_checksums(
             assert "Adler-32" not in failure, failure
 
 
+def test_lx01_seed_reads_as_libewf_reads_it(corpus: Path, tmp_path: Path) -> None:
+    """The ewf2 target's Lx01 seed takes our EWF2 reader's logical path (media: the file list's
+    ``rec`` ``tb``) and gives libewf's media."""
+    pyewf = pytest.importorskip("pyewf")
+    from bitwitness.images.ewf2 import Ewf2Stream
+
+    image = tmp_path / "files.Lx01"
+    image.write_bytes((corpus / "ewf2" / "files.Lx01").read_bytes())
+    handle = pyewf.handle()
+    handle.open([str(image)])
+    try:
+        theirs = handle.read_buffer(handle.get_media_size())
+    finally:
+        handle.close()
+    with Ewf2Stream(image) as ours:
+        assert ours.logical
+        assert ours.size % 512
+        assert ours.pread(0, ours.size) == theirs
+
+
 def test_vhd_mutator_repairs_footer_and_header(corpus: Path) -> None:
     from bitwitness.images import vhd
 
