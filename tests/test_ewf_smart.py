@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -243,3 +244,35 @@ def test_smart_segment_names() -> None:
     assert family(Path("x.s07")) == SMART
     assert segment_path(Path("d/x.s01"), 100, SMART) == Path("d/x.saa")
     assert segment_path(Path("d/x.S01"), 2, SMART) == Path("d/x.S02")
+
+
+def test_info_agrees_with_ewfinfo(tmp_path: Path) -> None:
+    """What ``info`` shows of a SMART set against ``ewfinfo`` (libewf-tools): geometry, media
+    size, stored MD5, media type and physical flag (libewf's defaults: SMART stores neither). No
+    set identifier (SMART has none). Compression differs on purpose: ewfinfo 20140813 says "no
+    compression" (it reads the level from the volume section, where SMART has none); ours is
+    the header's ``r`` letter, here ``f``."""
+    require_tool("ewfinfo")
+    source = tmp_path / "media.raw"
+    source.write_bytes(_media(MIB + 3 * 512, seed=5))
+    segments = smart(source, tmp_path / "sm", "-c", "fast", "-b", "32")
+    theirs = subprocess.run(["ewfinfo", str(segments[0])], capture_output=True, text=True,
+                            check=True).stdout
+    field = dict(re.findall(r"^\t([^:\t]+):\t+(.*)$", theirs, re.MULTILINE))
+    r = run_bitwitness("info", "--json", segments[0])
+    assert r.exit_code == 0, r.stderr
+    doc = r.json()
+    ewf = doc["ewf"]
+    assert int(field["Sectors per chunk"]) == ewf["sectors_per_chunk"] == 32
+    assert int(field["Bytes per sector"]) == ewf["bytes_per_sector"] == doc["sector_size"]
+    assert int(field["Number of sectors"]) == doc["sectors"]
+    assert f"({doc['media_size']} bytes)" in field["Media size"]
+    assert field["MD5"] == doc["stored_hashes"]["md5"] == tool_hash("md5sum", source)[0]
+    assert field["Media type"] == "removable disk"
+    assert ewf["media_type"] == "removable"
+    assert field["Is physical"] == "no"
+    assert ewf["physical"] is False
+    assert "guid" not in ewf
+    assert ewf["format_name"] == "smart"
+    assert ewf["compression"] == "fast"
+    assert field["Compression level"] == "no compression"
