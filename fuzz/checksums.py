@@ -19,6 +19,8 @@ EVF_HEADER = 13
 DESCRIPTOR = 76
 #: Section bodies with a trailing Adler-32 over a fixed-size head: type -> bytes covered.
 _FIXED_BODIES = {"volume": 1048, "disk": 1048, "data": 1048, "hash": 32, "digest": 76}
+#: The SMART (EWF-S01) volume body: 94 bytes, its Adler-32 over the first 90.
+_SMART_VOLUME = 94
 
 
 def _adler(data: bytes | bytearray) -> bytes:
@@ -46,14 +48,16 @@ def fix_ewf(data: bytes) -> bytes:
 
 def _fix_body(out: bytearray, kind: str, body: int, end: int) -> None:
     length = end - body
-    if kind in _FIXED_BODIES and length >= _FIXED_BODIES[kind] + 4:
+    if kind == "volume" and length == _SMART_VOLUME:
+        out[body + 90:body + 94] = _adler(out[body:body + 90])
+    elif kind in _FIXED_BODIES and length >= _FIXED_BODIES[kind] + 4:
         covered = _FIXED_BODIES[kind]
         out[body + covered:body + covered + 4] = _adler(out[body:body + covered])
     elif kind in ("table", "table2") and length >= 24:
         out[body + 20:body + 24] = _adler(out[body:body + 20])
         count = struct.unpack_from("<I", out, body)[0]
         entries_end = body + 24 + 4 * count
-        if entries_end + 4 <= end:
+        if entries_end + 4 <= end and not _chunk_follows(out, body, count, entries_end):
             out[entries_end:entries_end + 4] = _adler(out[body + 24:entries_end])
     elif kind == "error2" and length >= 520:
         out[body + 516:body + 520] = _adler(out[body:body + 516])
@@ -61,6 +65,15 @@ def _fix_body(out: bytearray, kind: str, body: int, end: int) -> None:
         entries_end = body + 520 + 8 * count
         if entries_end + 4 <= end:
             out[entries_end:entries_end + 4] = _adler(out[body + 520:entries_end])
+
+
+def _chunk_follows(out: bytearray, body: int, count: int, entries_end: int) -> bool:
+    """A SMART table's first chunk starts right after its entries (no checksum there)."""
+    if not count:
+        return False
+    base = struct.unpack_from("<Q", out, body + 8)[0]
+    first = struct.unpack_from("<I", out, body + 24)[0] & 0x7FFF_FFFF
+    return base + first == entries_end
 
 
 def _vhd_sum(block: bytearray, at: int) -> bytes:

@@ -76,6 +76,15 @@ def ewf_seeds(work: Path) -> dict[str, bytes]:
         made = target.with_suffix(".E01")
         if made.is_file():
             seeds["ewfacquire.E01"] = made.read_bytes()
+        # SMART (EWF-S01): 94-byte volume, chunks inside the table sections (docs/EWF.md §12)
+        for compression in ("fast", "none"):
+            smart = work / f"smart-{compression}"
+            subprocess.run(["ewfacquire", "-u", "-q", "-t", str(smart), "-f", "smart", "-c",
+                            compression, "-b", "16", "-C", "seed", "-e", "fuzz",
+                            str(source)], capture_output=True, check=False)
+            if smart.with_suffix(".s01").is_file():
+                seeds[f"ewfacquire-smart-{compression}.s01"] = (
+                    smart.with_suffix(".s01").read_bytes())
     return seeds
 
 
@@ -705,7 +714,7 @@ def parallels_seeds(work: Path) -> dict[str, bytes]:
 
 def ewf2_seeds(work: Path) -> dict[str, bytes]:
     """Ex01 sets by the committed builder (tests/builders/ex01.py): one segment, and two
-    joined at the target's part marker."""
+    joined at the target's part marker; an Lx01 by tests/builders/logical.py."""
     from fuzz.targets import PART
 
     _builders()
@@ -716,8 +725,15 @@ def ewf2_seeds(work: Path) -> dict[str, bytes]:
     one = build_ex01(work / "one.Ex01", media, chunk_sectors=8, case_number="42",
                      examiner="seed").read_bytes()
     two = build_ex01(work / "two.Ex01", media, chunk_sectors=8, segments=2)
+    # an Lx01 (tests/builders/logical.py): the same reader, its media the file list's rec tb
+    from builders.logical import Item, build_lx01
+
+    text = b"".join(b"line %05d\n" % i for i in range(4000))
+    lx01 = build_lx01(work / "x.Lx01", [Item("case", None), Item("case/a.txt", text[:33_001]),
+                                       Item("case/b.bin", media[:5000])])
     return {"one.Ex01": one,
-            "two-segments": two.read_bytes() + PART + two.with_suffix(".Ex02").read_bytes()}
+            "two-segments": two.read_bytes() + PART + two.with_suffix(".Ex02").read_bytes(),
+            "files.Lx01": lx01.path.read_bytes()}
 
 
 def aff_seeds(work: Path) -> dict[str, bytes]:

@@ -331,9 +331,10 @@ def parallels(data: bytes) -> None:
 
 
 def ewf2(data: bytes) -> None:
-    """Ex01 (EWF2): file header, the section chain walked back from the end (descriptor
-    Adler-32), device information and case data object strings, sector tables, the stored
-    MD5/SHA-1, chunks. Each :data:`PART` is the next segment (``.Ex02``, ...)."""
+    """Ex01 and Lx01 (EWF2): file header, the section chain walked back from the end
+    (descriptor Adler-32), device information and case data object strings, sector tables, an
+    Lx01's recorded media size (its file list's ``rec``), the stored MD5/SHA-1, chunks. Each
+    :data:`PART` is the next segment (``.Ex02``, ...)."""
     from bitwitness.images.ewf2 import Ewf2Stream, segment_name
 
     folder = scratch().folder("ewf2")

@@ -145,6 +145,62 @@ def test_ewf_mutator_repairs_every_checksum(corpus: Path, tmp_path: Path) -> Non
     assert checksums.fix_ewf(original) == original
 
 
+def test_smart_seeds_read_as_libewf_reads_them_and_mutants_get_past_checksums(
+        corpus: Path, tmp_path: Path) -> None:
+    """The SMART (.s01) seeds reach our reader's S01 layout and give libewf's media; ewfverify
+    accepts them. Fixed mutants of the SMART volume no longer fail its Adler-32, and the fixer
+    leaves the first chunk (right after a SMART table's entries, where an E01 table keeps its
+    entries' checksum) alone: fixing the seed changes nothing."""
+    require_tool("ewfverify")
+    from bitwitness.ewf.layout import load_layout
+    from bitwitness.ewf.reader import open_ewf
+
+    for name in ("ewfacquire-smart-fast.s01", "ewfacquire-smart-none.s01"):
+        original = (corpus / "ewf" / name).read_bytes()
+        assert checksums.fix_ewf(original) == original, name
+        image = tmp_path / name
+        image.write_bytes(original)
+        out = subprocess.run(["ewfverify", "-q", str(image)], capture_output=True, text=True,
+                             check=False)
+        assert out.returncode == 0, (name, out.stdout)
+        with open_ewf(image) as img:
+            assert img.smart
+            assert img.read() == pyewf_media(image)
+        volume = original.index(b"volume\0") + 76
+        rng = random.Random(name)
+        for _ in range(10):
+            data = bytearray(original)
+            data[volume + rng.randrange(4, 20)] ^= 1 << rng.randrange(8)  # counts and sizes
+            mutant = tmp_path / "m.s01"
+            mutant.write_bytes(checksums.fix_ewf(bytes(data)))
+            failure = ""
+            try:
+                load_layout(mutant, allow_incomplete=True)
+            except Exception as exc:  # any failure, but never a checksum one
+                failure = str(exc)
+            assert "Adler-32" not in failure, failure
+
+
+def test_lx01_seed_reads_as_libewf_reads_it(corpus: Path, tmp_path: Path) -> None:
+    """The ewf2 target's Lx01 seed takes our EWF2 reader's logical path (media: the file list's
+    ``rec`` ``tb``) and gives libewf's media."""
+    pyewf = pytest.importorskip("pyewf")
+    from bitwitness.images.ewf2 import Ewf2Stream
+
+    image = tmp_path / "files.Lx01"
+    image.write_bytes((corpus / "ewf2" / "files.Lx01").read_bytes())
+    handle = pyewf.handle()
+    handle.open([str(image)])
+    try:
+        theirs = handle.read_buffer(handle.get_media_size())
+    finally:
+        handle.close()
+    with Ewf2Stream(image) as ours:
+        assert ours.logical
+        assert ours.size % 512
+        assert ours.pread(0, ours.size) == theirs
+
+
 def test_vhd_mutator_repairs_footer_and_header(corpus: Path) -> None:
     from bitwitness.images import vhd
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import struct
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -291,3 +293,80 @@ def test_a_damaged_chunk_is_found_by_the_hashes(tmp_path: Path, kind: str) -> No
     assert {f["source"] for f in manifest["failed"]} == {"/Evidence/big.bin"}
     assert f"not the {_md5(big)} the evidence file records" in manifest["failed"][0]["reason"]
     assert _exported(out)["Evidence/docs/readme.txt"] == b"hello world\n"
+
+
+def _lx01_chunks(path: Path) -> list[tuple[int, int, int]]:
+    """(file offset, stored size, flags) of every chunk, from the Lx01's sector table (found by
+    walking the 64-byte section descriptors back from the end of the file)."""
+    raw = path.read_bytes()
+    at = len(raw) - 64
+    while at > 0:
+        kind, _flags, previous, size = struct.unpack_from("<IIQQ", raw, at)
+        if kind == 4:  # sector table: first chunk, count, ..., 16-byte entries after 32 bytes
+            count = struct.unpack_from("<I", raw, at - size + 8)[0]
+            return [struct.unpack_from("<QII", raw, at - size + 32 + 16 * i)
+                    for i in range(count)]
+        at = previous
+    raise AssertionError("no sector table")
+
+
+def _text_items() -> list[Item]:
+    """Text only: every chunk shrinks, so even chunks are stored compressed (the builder keeps
+    odd ones raw); 2 chunks and 1001 bytes: the last chunk is compressed and holds 23 bytes of
+    padding to the whole sector beyond the media."""
+    text = b"".join(b"line %06d of the evidence\n" % i for i in range(4000))
+    return [Item("Evidence", None), Item("Evidence/log.txt", text[:2 * 32768 + 1001])]
+
+
+@pytest.mark.parametrize("items", [sample_items, _text_items], ids=["sample", "text"])
+def test_lx01_second_reader_is_ours_and_agrees_with_libewf(
+        tmp_path: Path, items: Callable[[], list[Item]]) -> None:
+    """libewf (pyewf) reads an Lx01 first; our EWF2 reader is the second, and reads the same
+    media: the files' bytes end to end, as many as the file list's ``rec`` ``tb`` counts (the
+    chunks hold them padded to a whole sector)."""
+    pyewf = pytest.importorskip("pyewf")
+    from bitwitness.images.ewf2 import Ewf2Stream
+
+    built = build_lx01(tmp_path / "files.Lx01", items())
+    assert len(built.media) % 512, "the media must not be whole sectors"
+    handle = pyewf.handle()
+    handle.open([str(built.path)])
+    try:
+        theirs = handle.read_buffer(handle.get_media_size())
+    finally:
+        handle.close()
+    with Ewf2Stream(built.path) as ours:
+        assert ours.logical
+        assert ours.pread(0, ours.size) == theirs == built.media
+    result = run_bitwitness("verify", "--second-reader", "--json", built.path)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    image = result.json()["images"][0]
+    assert image["verdict"] == "VERIFIED"
+    assert image["format"] == "Lx01 logical evidence file (read by libewf)"
+    second = image["second_reader"]
+    assert second["reader"] == "bitwitness (EWF2)"
+    assert second["agree"] is True, second
+    assert second["media_size"] == len(built.media)
+    assert second["hashes"]["md5"] == image["computed"]["md5"] == _md5(built.media)
+
+
+@pytest.mark.parametrize("flags", [1, 2], ids=["compressed", "stored"])
+def test_lx01_changed_chunk_byte_is_caught_by_the_second_reader(tmp_path: Path,
+                                                                 flags: int) -> None:
+    """One byte changed inside a compressed (zlib) or a stored (raw + Adler-32) chunk: our EWF2
+    reader refuses that chunk, so the second reading does not agree; the media hashes libewf's
+    pass gives no longer match the ones the set records."""
+    built = build_lx01(tmp_path / "files.Lx01", _text_items())
+    chunks = _lx01_chunks(built.path)
+    offset, size, _ = next(c for c in chunks if c[2] == flags)
+    raw = bytearray(built.path.read_bytes())
+    raw[offset + size // 2] ^= 0x04
+    built.path.write_bytes(bytes(raw))
+    result = run_bitwitness("verify", "--second-reader", "--json", built.path)
+    assert result.exit_code == ExitCode.EVIDENCE, result.stdout + result.stderr
+    image = result.json()["images"][0]
+    assert image["verdict"] in ("MISMATCH", "CORRUPT")
+    second = image["second_reader"]
+    assert second["agree"] is False
+    assert re.search(r"chunk \d+ (fails its Adler-32|does not decompress|decompresses to)",
+                     second["error"]), second

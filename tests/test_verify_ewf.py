@@ -51,8 +51,8 @@ def test_ewfacquire_images_verify(tmp_path: Path, source: Path, options: tuple[s
     before = snapshot(segments)
     result = verify_image(segments[-1])  # any segment names the set
     assert result.verdict is Verdict.VERIFIED, result.problems
-    # SMART (.s01) is read through libewf, the rest by our reader with every chunk checked
-    assert result.format == ("ewf (read by libewf)" if "smart" in options else "ewf")
+    # every one (SMART .s01 too) by our reader with every chunk checked
+    assert result.format == "ewf"
     assert [f.name for f in result.files] == [s.name for s in segments]
     assert result.media_size == source.stat().st_size
     assert result.computed["md5"] == tool_hash("md5sum", source)[0]
@@ -357,15 +357,11 @@ def test_libewf_stops_when_our_pass_is_interrupted(tmp_path: Path, source: Path,
     assert not any(t.name == "libewf-pass" and t.is_alive() for t in threading.enumerate())
 
 
-def test_smart_s01_has_libewf_only(tmp_path: Path, source: Path) -> None:
-    """SMART (.s01, ``ewfacquire -f smart``) is read by libewf (pyewf) alone: our reader
-    refuses its 94-byte SMART volume section, so libewf is the *first* reader and there is no
-    independent second one (libewf reading it again, or ewfverify/ewfexport, would be the same
-    library). ``--second-reader`` says so in a note, never as agreement. What the set records
-    about itself is still checked: the MD5 of its hash section, against md5sum's. One byte
-    of a chunk changed: pyewf hands back the changed bytes without an error (no bad chunk is
-    reported), and the stored MD5 no longer matches (MISMATCH, exit 1); ewfverify fails the
-    set too."""
+def test_smart_s01_ours_first_libewf_second(tmp_path: Path, source: Path) -> None:
+    """SMART (.s01, ``ewfacquire -f smart``) is read by our own reader (docs/EWF.md §12), so
+    libewf (pyewf) is the independent second reader ``--second-reader`` runs, and it agrees.
+    One byte of a chunk changed: our reader names the chunk (CORRUPT, exit 1), libewf's pass
+    no longer agrees, and ewfverify fails the set too. tests/test_ewf_smart.py has the matrix."""
     require_tool("ewfverify")
     (segment,) = ewfacquire(source, tmp_path / "img", "-f", "smart", "-c", "fast")
     assert segment.suffix == ".s01"
@@ -373,13 +369,11 @@ def test_smart_s01_has_libewf_only(tmp_path: Path, source: Path) -> None:
     assert r.exit_code == 0, r.stdout
     doc = r.json()["images"][0]
     assert doc["verdict"] == "VERIFIED"
-    assert doc["format"] == "ewf (read by libewf)"
+    assert doc["format"] == "ewf"
     assert doc["stored"] == {"md5": tool_hash("md5sum", source)[0]}
     assert doc["computed"]["md5"] == tool_hash("md5sum", source)[0]
-    assert doc["second_reader"] is None
-    assert doc["libewf"] is None
-    assert any("no independent second reader for ewf (read by libewf)" in n
-               for n in doc["notes"]), doc["notes"]
+    assert doc["libewf"]["agree"] is True
+    assert not any("no independent second reader" in n for n in doc["notes"]), doc["notes"]
 
     flip_byte_in_chunk(segment, segment.stat().st_size // 2)
     assert subprocess.run(["ewfverify", "-q", str(segment)], capture_output=True,
@@ -387,6 +381,7 @@ def test_smart_s01_has_libewf_only(tmp_path: Path, source: Path) -> None:
     r = run_bitwitness("verify", "--second-reader", segment, "--json")
     assert r.exit_code == 1
     doc = r.json()["images"][0]
-    assert doc["verdict"] == "MISMATCH"
-    assert doc["computed"]["md5"] != tool_hash("md5sum", source)[0]
-    assert any("stored in the image records" in p for p in doc["problems"]), doc["problems"]
+    assert doc["verdict"] == "CORRUPT"
+    assert len(doc["bad_chunks"]) == 1
+    assert doc["libewf"]["agree"] is False
+    assert doc["libewf"]["hashes"]["md5"] != tool_hash("md5sum", source)[0]

@@ -219,7 +219,8 @@ def _ewf_fields(opened: Opened, media_size: int) -> dict[str, Any]:
     ewf = opened.ewf
     if ewf is None:
         return {}
-    fields = {n: getattr(ewf, n) for n in _EWF_FIELDS if hasattr(ewf, n)}
+    # a SMART set has no set identifier (guid None): left out, not shown as "None"
+    fields = {n: getattr(ewf, n) for n in _EWF_FIELDS if getattr(ewf, n, None) is not None}
     if not ewf.complete:
         fields["chunk_count"] = -(-media_size // ewf.chunk_size)
         fields["incomplete_reason"] = ewf.incomplete_reason or "no 'done' section"

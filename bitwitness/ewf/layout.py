@@ -6,6 +6,10 @@ chain's shape (docs/EWF.md §10), and collects headers, volume, hashes, error ra
 Damage that the reader can work around (a bad ``table`` with a good ``table2``, a bad ``header2``
 copy) becomes a :class:`SectionProblem`; damage it cannot (a broken descriptor, both tables bad, a
 missing segment) raises a typed error naming the file and byte offset.
+
+SMART (EWF-S01) sets walk the same chains (docs/EWF.md §12): a 94-byte volume section, and each
+``table`` section holds its chunks after its entries (no ``sectors``, no ``table2``), so that only
+a table's header and entries are read at open, and its chunks end where the section ends.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from bitwitness.errors import (
 from bitwitness.evidence_io import MAX_OFFSET, confine_part, open_readonly, read_head
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.headers import decode_header_text, parse_header
-from bitwitness.ewf.naming import segment_path, set_members, suffix_number
+from bitwitness.ewf.naming import E01, family, segment_path, set_members, suffix_number
 
 #: Header text (header2, header) inflates to at most this: EnCase caps each value at a few
 #: thousand characters, and the largest real header2 (many ``srce``/``sub`` entries) is far
@@ -70,6 +74,7 @@ class Layout:
     """Everything found while walking the chains."""
 
     segments: list[Path]
+    kind: str = E01  #: the naming family (``naming.E01`` or ``naming.SMART``)
     volume: st.Volume | None = None
     header2: dict[str, str] | None = None
     header: dict[str, str] | None = None
@@ -86,9 +91,10 @@ class Layout:
 def find_segments(path: Path) -> list[Path]:
     """The set ``path`` belongs to, ordered by the segment number in each file header."""
     path = Path(path)
+    kind = family(path)
     members = set_members(path)
     if path not in members.values():
-        members = {suffix_number(path.suffix) or 1: path}
+        members = {suffix_number(path.suffix, kind) or 1: path}
     by_number: dict[int, Path] = {}
     for name_number, member in sorted(members.items()):
         if member != path:  # before opening it: a FIFO named x.E02 would block the open
@@ -102,12 +108,13 @@ def find_segments(path: Path) -> list[Path]:
                 path=member, offset=9)
         by_number[number] = member
     if 1 not in by_number:
-        raise MissingSegmentError(f"the first segment {segment_path(path, 1).name} is missing",
-                                  path=path)
+        first = segment_path(path, 1, kind).name
+        raise MissingSegmentError(f"the first segment {first} is missing", path=path)
     for number in range(1, max(by_number) + 1):
         if number not in by_number:
             raise MissingSegmentError(
-                f"segment {segment_path(path, number).name} of {max(by_number)} is missing",
+                f"segment {segment_path(path, number, kind).name} of {max(by_number)} is "
+                "missing",
                 path=path)
     return [by_number[n] for n in sorted(by_number)]
 
@@ -208,7 +215,7 @@ class _Walker:
                                         path=self.path, offset=desc.offset)
             self.layout.complete = True
         elif self.last:
-            missing = segment_path(self.path, self.index + 2).name
+            missing = segment_path(self.path, self.index + 2, self.layout.kind).name
             if self.layout.allow_incomplete:
                 self.layout.incomplete_reason = (f"{self.path.name} ends with 'next' but "
                                                  f"{missing} does not exist")
@@ -254,14 +261,22 @@ class _Walker:
             self.problem(desc, f"this {desc.type} copy differs from the first one")
 
     def _volume(self, desc: st.Descriptor) -> None:
-        if desc.body_size < st.VOLUME_BODY_SIZE:
+        smart = desc.body_size == st.SMART_VOLUME_BODY_SIZE
+        if desc.body_size < st.VOLUME_BODY_SIZE and not smart:
             raise UnsupportedFormatError(
-                f"{self.path}: SMART / EWF-S01 layout ({desc.body_size}-byte volume section) is "
-                "not read by BitWitness's own reader")
+                f"{self.path}: a {desc.body_size}-byte {desc.type} section (EnCase's has 1052 "
+                "bytes, SMART's 94) is not read by BitWitness's own reader")
         try:
-            volume, checksum_ok = st.unpack_volume(self._body(desc))
+            unpack = st.unpack_smart_volume if smart else st.unpack_volume
+            volume, checksum_ok = unpack(self._body(desc))
         except ValueError as exc:
             raise CorruptImageError(str(exc), path=self.path, offset=desc.offset) from None
+        known = self.layout.volume
+        if (known is not None and known.smart != smart) or (smart and self.layout.groups):
+            raise CorruptImageError(
+                f"a {'SMART' if smart else 'EnCase'} {desc.type} section in a set whose "
+                f"{'tables come first' if known is None else 'volume is of the other kind'}",
+                path=self.path, offset=desc.offset)
         if not checksum_ok:
             self.problem(desc, f"{desc.type} section fails its Adler-32 checksum")
         if self.layout.volume is None:
@@ -277,6 +292,9 @@ class _Walker:
         self.sectors = desc
 
     def _table(self, desc: st.Descriptor) -> None:
+        if self.layout.volume is not None and self.layout.volume.smart:
+            self._smart_table(desc)
+            return
         self.table_body = None
         try:
             self._add_group(desc, desc)
@@ -327,6 +345,46 @@ class _Walker:
             self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base,
                                                  entries, table.offset))
             self.layout.chunk_total += count
+
+    def _smart_table(self, desc: st.Descriptor) -> None:
+        """A SMART table (§12.3): header, entries, then its chunks up to the section's end.
+
+        There is no ``table2`` to fall back on, so a damaged header or entry count is corruption.
+        Only the header and entries are read (the chunks can be a whole segment); the entries'
+        own Adler-32 is checked where a writer left room for it before the first chunk
+        (EnCase 1 does, ewfacquire's SMART does not).
+        """
+        section_end = desc.next
+        try:
+            count, base = st.unpack_table_header(self.read(desc.body_offset,
+                                                           st.TABLE_HEADER_SIZE))
+        except ValueError as exc:
+            raise CorruptImageError(f"SMART table {exc}", path=self.path,
+                                    offset=desc.offset) from None
+        entries_at = desc.body_offset + st.TABLE_HEADER_SIZE
+        entries_end = entries_at + 4 * count
+        if entries_end > section_end or 4 * count > MAX_SECTION_BODY:
+            raise CorruptImageError(
+                f"SMART table holds {count} entries but its section ends at byte {section_end}",
+                path=self.path, offset=desc.offset)
+        if base > min(self.size, MAX_OFFSET):
+            raise CorruptImageError(f"table base offset {base} lies beyond the end of the file "
+                                    f"({self.size} bytes)", path=self.path, offset=desc.offset)
+        raw = self.read(entries_at, 4 * count)
+        entries = array("I")
+        entries.frombytes(raw)
+        if sys.byteorder == "big":
+            entries.byteswap()
+        if not count:
+            return
+        first = base + (entries[0] & st.OFFSET_MASK)
+        if entries_end + 4 <= first <= section_end and st.adler32(raw) != int.from_bytes(
+                self.read(entries_end, 4), "little"):
+            raise CorruptImageError("SMART table entries fail their Adler-32 checksum",
+                                    path=self.path, offset=desc.offset)
+        self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base, entries,
+                                             section_end))
+        self.layout.chunk_total += count
 
     def _hash(self, desc: st.Descriptor) -> None:
         try:
@@ -379,7 +437,7 @@ def inflate_header(body: bytes) -> bytes:
 
 def load_layout(path: Path, *, allow_incomplete: bool) -> Layout:
     """Walk every segment of the set ``path`` belongs to; see the module docstring."""
-    layout = Layout(find_segments(path), allow_incomplete=allow_incomplete)
+    layout = Layout(find_segments(path), family(Path(path)), allow_incomplete=allow_incomplete)
     count = len(layout.segments)
     for index in range(count):
         _Walker(layout, index, last=index == count - 1).walk()

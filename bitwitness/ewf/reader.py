@@ -50,6 +50,10 @@ MAX_CHUNK_OVERHEAD = 1024
 ZERO_MEMO_MAX = 4096
 
 
+#: A SMART header's compression letter (``r``) -> the volume level it stands for (§12.1).
+_SMART_LEVELS = {"n": 0, "f": 1, "b": 2}
+
+
 def default_workers() -> int:
     """Decoding threads for a scan: one core is left to the hashing threads that consume it."""
     return max(1, min(8, (os.cpu_count() or 2) - 1))
@@ -109,12 +113,18 @@ class EwfImage(ImageStream):
         fields = layout.header2 or layout.header or {}
         self.header_values: dict[str, str] = header_values(fields)
         self.acquired: datetime | None = acquired_time(fields)
-        self.format_name = format_name(layout.header2, layout.header)
-        self.compression = st.COMPRESSION_LEVEL_NAMES.get(volume.compression_level, "unknown")
+        self.smart = volume.smart
+        self.format_name = "smart" if volume.smart else format_name(layout.header2,
+                                                                     layout.header)
+        level = volume.compression_level
+        if volume.smart:  # no level in a SMART volume; the header's ``r`` letter says (§12.1)
+            level = _SMART_LEVELS.get(fields.get("r", "").strip().lower(), -1)
+        self.compression = st.COMPRESSION_LEVEL_NAMES.get(level, "unknown")
         self.media_type = st.MEDIA_TYPE_NAMES.get(volume.media_type,
                                                   f"type 0x{volume.media_type:02x}")
         self.physical = bool(volume.media_flags & st.FLAG_PHYSICAL)
-        self.guid = str(uuid.UUID(bytes_le=volume.guid))
+        #: None for SMART, whose volume section has no set identifier
+        self.guid = None if volume.smart else str(uuid.UUID(bytes_le=volume.guid))
         self._groups: list[ChunkGroup] = layout.groups
         self._firsts = [g.first_chunk for g in layout.groups]
         stored = layout.chunk_total

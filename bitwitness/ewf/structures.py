@@ -23,6 +23,8 @@ LEF2_MAGIC: Final = b"LEF2\r\n\x81\x00"
 FILE_HEADER_SIZE: Final = 13
 DESCRIPTOR_SIZE: Final = 76
 VOLUME_BODY_SIZE: Final = 1052
+#: The SMART (EWF-S01) volume body (docs/EWF.md §12.2).
+SMART_VOLUME_BODY_SIZE: Final = 94
 TABLE_HEADER_SIZE: Final = 24
 DIGEST_BODY_SIZE: Final = 80
 HASH_BODY_SIZE: Final = 36
@@ -40,6 +42,7 @@ TERMINAL_SECTIONS: Final = frozenset({"next", "done"})
 
 _DESCRIPTOR = struct.Struct("<16sQQ40xI")
 _VOLUME = struct.Struct("<B3xIIIQIIIB3xI4xIB3xI4x16s")
+_SMART_VOLUME = struct.Struct("<IIIII")
 _TABLE_HEADER = struct.Struct("<I4xQ4xI")
 
 
@@ -128,6 +131,9 @@ class Volume:
     compression_level: int
     error_granularity: int
     guid: bytes
+    #: a SMART (EWF-S01) volume: no media type, flags, compression level or set identifier,
+    #: and the chunks of each ``table`` section stored inside it (§12)
+    smart: bool = False
 
     @property
     def chunk_size(self) -> int:
@@ -156,6 +162,20 @@ def unpack_volume(body: bytes) -> tuple[Volume, bool]:
      granularity, guid) = _VOLUME.unpack_from(body)
     ok = len(body) >= 1052 and adler32(body[:1048]) == struct.unpack_from("<I", body, 1048)[0]
     return Volume(media_type, chunks, spc, bps, sectors, flags, level, granularity, guid), ok
+
+
+def unpack_smart_volume(body: bytes) -> tuple[Volume, bool]:
+    """Parse a 94-byte SMART volume body (§12.2); the flag says whether its Adler-32 holds.
+
+    What it does not store is given as libewf reports it: removable media, not physical, an
+    all-zero set identifier, compression unknown (-1: the header's ``r`` says).
+    """
+    if len(body) < SMART_VOLUME_BODY_SIZE:
+        raise ValueError(f"SMART volume section too small ({len(body)} bytes)")
+    _reserved, chunks, spc, bps, sectors = _SMART_VOLUME.unpack_from(body)
+    ok = adler32(body[:90]) == struct.unpack_from("<I", body, 90)[0]
+    return Volume(MEDIA_TYPE_CODES["removable"], chunks, spc, bps, sectors, FLAG_IMAGE, -1, spc,
+                  bytes(16), smart=True), ok
 
 
 # --- table / table2 (§6.3) -------------------------------------------------------------------

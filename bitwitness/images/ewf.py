@@ -1,10 +1,11 @@
 """The E01 format in the image registry: our own reader first, pyewf for what ours does not read.
 
 Detection is by magic (``EVF\\x09\\x0d\\x0a\\xff\\x00``, plus the Ex01/L01 magics so that those are
-recognised as EWF too) and by the ``.E01``/``.Ex01``/``.L01`` names. BitWitness reads EWF1 (E01)
-itself; for Ex01 (EWF2), L01 and Lx01 it hands the set to libewf through pyewf, and when neither can
-read a file it says so in one line. SMART (``.s01``) shares the E01 magic but not its layout; it
-goes to pyewf too.
+recognised as EWF too) and by the ``.E01``/``.Ex01``/``.L01``/``.s01`` names. BitWitness reads EWF1
+(E01, and SMART ``.s01``, which shares the E01 magic: docs/EWF.md §12) itself, with libewf as the
+second reader the verifier runs; for Ex01 (EWF2), L01 and Lx01 it hands the set to libewf through
+pyewf (our EWF2 reader second for Ex01 and Lx01), and when neither can read a file it says so in
+one line.
 
 The reader modules are imported inside the methods: ``bitwitness.ewf`` itself uses
 ``bitwitness.images.raw``, and the registry imports this module while loading.
@@ -23,6 +24,7 @@ from bitwitness.stream import ImageStream, StreamInfo
 _MAGICS = (st.EVF_MAGIC, st.EVF2_MAGIC, st.LVF_MAGIC, st.LEF2_MAGIC)
 _DIGIT_NAME = re.compile(r"^\.(?:[Ee]\d\d|[Ee]x\d\d|[Ll]x?\d\d|[Ss]\d\d)$")
 _LETTER_NAME = re.compile(r"^\.[E-Z][A-Z]{2}$")
+_SMART_LETTER_NAME = re.compile(r"^\.[s-z][a-z]{2}$")
 
 
 #: The container each EWF file signature starts, as examiners name them (by the extension
@@ -149,7 +151,7 @@ def open_with_pyewf(path: Path, why: str) -> PyewfStream:
 
 
 class EwfFormat:
-    """E01 sets (ours, ewfacquire, FTK Imager, EnCase); Ex01, L01, SMART through pyewf."""
+    """E01 and SMART sets (ours, ewfacquire, FTK Imager, EnCase); Ex01, L01, Lx01 through pyewf."""
 
     name = "ewf"
 
@@ -157,10 +159,12 @@ class EwfFormat:
         return head.startswith(_MAGICS)
 
     def claims_name(self, path: Path) -> bool:
-        from bitwitness.ewf.naming import segment_path
+        from bitwitness.ewf.naming import SMART, segment_path
 
         if _DIGIT_NAME.match(path.suffix):
             return True
+        if _SMART_LETTER_NAME.match(path.suffix):
+            return segment_path(path, 1, SMART).exists()
         return bool(_LETTER_NAME.match(path.suffix)) and segment_path(path, 1).exists()
 
     def files(self, path: Path) -> list[Path]:
@@ -186,8 +190,8 @@ class EwfFormat:
             return open_with_pyewf(path, str(exc))
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
-        """Our own EWF2 reader for an Ex01 set libewf read (an E01 set has libewf itself as
-        the second reader, run by the verifier); none for L01/Lx01/SMART."""
+        """Our own EWF2 reader for an Ex01 or Lx01 set libewf read (E01 and SMART sets, read
+        by ours, have libewf itself as the second reader, run by the verifier); none for L01."""
         from bitwitness.images.ewf2 import Ewf2Stream, is_ewf2
 
         if isinstance(stream, PyewfStream) and is_ewf2(stream.info.files[0]):

@@ -1,5 +1,5 @@
-"""EnCase 7 Ex01 (EWF version 2) read by our own code: the independent second reader of what
-libewf (pyewf) reads first.
+"""EnCase 7 Ex01 and Lx01 (EWF version 2) read by our own code: the independent second reader of
+what libewf (pyewf) reads first.
 
 Layout (little-endian): each segment file (``x.Ex01``, ``x.Ex02``, ... ``x.Ex99``, ``x.ExAA``
 ...) starts with a 32-byte header (``EVF2\\r\\n\\x81\\x00``, version, compression method at 10:
@@ -14,6 +14,13 @@ padding, 16-byte entries (chunk file offset or fill pattern, stored size, flags:
 2 followed by an Adler-32, 4 pattern fill when compressed), an Adler-32 of the entries. MD5 (8)
 and SHA-1 (9) sections hold the media hashes with an Adler-32. ``next`` (13) and ``done`` (15)
 end a segment.
+
+An Lx01 (``LEF2\\r\\n\\x81\\x00``, a logical evidence file) stores its files' bytes end to end as
+chunks the same way, padded to a whole sector (``ts`` counts the padded sectors). Its media, as
+libewf defines it, is the byte count the file list records: the ``tb`` value of the ``rec``
+category at the head of the single files data section (0x20, a UTF-16LE text); the stored MD5 and
+SHA-1 cover those bytes. Checked with pyewf: an ``rec`` ``tb`` 100 bytes short gives a media 100
+bytes short.
 
 Every size is checked against the file before it is read; a chunk decodes to at most the chunk
 size; an encrypted set is refused by name.
@@ -36,9 +43,13 @@ from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"EVF2\r\n\x81\x00"
+LOGICAL_MAGIC = b"LEF2\r\n\x81\x00"
 DESCRIPTOR = 64
 DEVICE_INFORMATION, CASE_DATA, SECTOR_TABLE, MD5_HASH, SHA1_HASH = 1, 2, 4, 8, 9
 NEXT, DONE = 13, 15
+SINGLE_FILES_DATA = 0x20
+#: The head of the single files data read for its ``rec`` category (which comes first).
+MAX_RECORD_HEAD = 64 << 10
 COMPRESSED, CHECKSUMMED, PATTERN_FILL = 1, 2, 4
 ENCRYPTED = 2
 #: Bounds a hostile set cannot pass: sections per segment, object string size, chunk size.
@@ -116,6 +127,8 @@ class Ewf2Stream(ImageStream):
 
     def __init__(self, first: Path) -> None:
         self.first = first
+        self.logical = False  #: an Lx01: the media is the files' bytes the file list counts
+        self._record_head: bytes | None = None
         self._fds: list[int] = []
         self._paths: list[Path] = []
         self._entries: dict[int, _Entry] = {}
@@ -151,11 +164,48 @@ class Ewf2Stream(ImageStream):
         if not 0 < self._chunk <= MAX_CHUNK or self._sector not in (512, 1024, 2048, 4096):
             raise CorruptImageError(f"implausible geometry: {self._chunk}-byte chunks of "
                                     f"{self._sector}-byte sectors", path=self.first)
-        self._media = sectors * self._sector
+        self._media = self._padded = sectors * self._sector
+        if self.logical:
+            self._media = self._recorded_bytes(self._media)
         needed = -(-self._media // self._chunk)
         missing = next((c for c in range(needed) if c not in self._entries), None)
         if missing is not None:
             raise CorruptImageError(f"no sector table locates chunk {missing}", path=self.first)
+
+    def _recorded_bytes(self, padded: int) -> int:
+        """An Lx01's media size: ``rec``'s ``tb`` in its file list, at most the ``padded``
+        bytes its chunks hold (``ts`` sectors)."""
+        if self._record_head is None:
+            raise CorruptImageError("an Lx01 without a file list (single files data section)",
+                                    path=self.first)
+        text = self._record_head.decode("utf-16-le", "replace").lstrip("\ufeff")
+        lines = [line.rstrip("\r") for line in text.split("\n")]
+        try:
+            at = lines.index("rec")
+            tags, values = lines[at + 1].split("\t"), lines[at + 2].split("\t")
+            recorded = int(values[tags.index("tb")])
+        except (ValueError, IndexError) as exc:
+            raise CorruptImageError("the Lx01 file list records no media size (rec tb)",
+                                    path=self.first) from exc
+        if not 0 <= recorded <= padded:
+            raise CorruptImageError(f"the Lx01 file list records {recorded} bytes of files but "
+                                    f"its chunks hold {padded}", path=self.first)
+        return recorded
+
+    def _file_header(self, head: bytes, number: int, path: Path) -> int:
+        """Check segment ``number``'s 32-byte file header; its compression method."""
+        if len(head) < 32 or not head.startswith((MAGIC, LOGICAL_MAGIC)):
+            raise CorruptImageError("no EWF2 file header", path=path)
+        if number == 1:
+            self.logical = head.startswith(LOGICAL_MAGIC)
+        elif self.logical != head.startswith(LOGICAL_MAGIC):
+            raise CorruptImageError("segments of an Ex01 and an Lx01 in one set", path=path)
+        method, segment = struct.unpack_from("<HI", head, 10)
+        if segment != number:
+            raise CorruptImageError(f"file header says segment {segment}, expected {number}",
+                                    path=path)
+        self._method = method
+        return int(method)
 
     def _segment(self, path: Path, number: int) -> bool:
         """Read one segment's sections; True when it is the last (``done``)."""
@@ -164,14 +214,7 @@ class Ewf2Stream(ImageStream):
         self._paths.append(path)
         index = len(self._fds) - 1
         size = os.fstat(fd).st_size
-        head = read_exact(fd, 0, min(32, size), path)
-        if len(head) < 32 or not head.startswith(MAGIC):
-            raise CorruptImageError("no EWF2 file header", path=path)
-        method, segment = struct.unpack_from("<HI", head, 10)
-        if segment != number:
-            raise CorruptImageError(f"file header says segment {segment}, expected {number}",
-                                    path=path)
-        self._method = method
+        method = self._file_header(read_exact(fd, 0, min(32, size), path), number, path)
         sections = _sections(fd, path, size)
         if not sections or sections[-1][0] not in (NEXT, DONE):
             raise CorruptImageError("segment ends with neither 'next' nor 'done'", path=path)
@@ -181,6 +224,8 @@ class Ewf2Stream(ImageStream):
                                                        path), method, path))
             elif kind == SECTOR_TABLE:
                 self._table(fd, index, path, start, length)
+            elif kind == SINGLE_FILES_DATA and self.logical and self._record_head is None:
+                self._record_head = read_exact(fd, start, min(length, MAX_RECORD_HEAD), path)
             elif kind in (MD5_HASH, SHA1_HASH):
                 n = 16 if kind == MD5_HASH else 20
                 value = read_exact(fd, start, n + 4, path)
@@ -212,6 +257,7 @@ class Ewf2Stream(ImageStream):
                 return cached
         entry = self._entries[chunk]
         want = min(self._chunk, self._media - chunk * self._chunk)
+        hold = min(self._chunk, self._padded - chunk * self._chunk)  # an Lx01's padding too
         fd, path = self._fds[entry.segment], self._paths[entry.segment]
         where = chunk * self._chunk
         if entry.flags & COMPRESSED and entry.flags & PATTERN_FILL:
@@ -221,12 +267,7 @@ class Ewf2Stream(ImageStream):
                        what=f"EWF2 chunk {chunk}")
             stored = read_exact(fd, entry.offset, entry.size, path)
             if entry.flags & COMPRESSED:
-                try:
-                    data = (bz2.BZ2Decompressor().decompress(stored, want) if self._method == 2
-                            else zlib.decompressobj().decompress(stored, want))
-                except (zlib.error, OSError, ValueError) as exc:
-                    raise CorruptImageError(f"chunk {chunk} does not decompress ({exc})",
-                                            path=path, media_offset=where) from exc
+                data = self._inflate(stored, hold, chunk, path)[:want]
             else:
                 data = stored[:-4] if entry.flags & CHECKSUMMED else stored
                 if entry.flags & CHECKSUMMED and \
@@ -241,6 +282,23 @@ class Ewf2Stream(ImageStream):
             self._chunk_cache[chunk] = data
             while len(self._chunk_cache) > _CACHE:
                 self._chunk_cache.popitem(last=False)
+        return data
+
+    def _inflate(self, stored: bytes, hold: int, chunk: int, path: Path) -> bytes:
+        """A compressed chunk's ``hold`` bytes; the stream must end there, so that zlib checks
+        its Adler-32 (a stream cut off at ``hold`` bytes never reaches it) and bzip2 its CRC."""
+        where = chunk * self._chunk
+        decoder = bz2.BZ2Decompressor() if self._method == 2 else zlib.decompressobj()
+        try:
+            data = decoder.decompress(stored, hold + 1)
+        except (zlib.error, OSError, ValueError) as exc:
+            raise CorruptImageError(f"chunk {chunk} does not decompress ({exc})",
+                                    path=path, media_offset=where) from exc
+        if len(data) != hold or not decoder.eof:
+            raise CorruptImageError(f"chunk {chunk} decompresses to {len(data)}"
+                                    f"{'+' if len(data) > hold else ''} bytes, not {hold}"
+                                    f"{'' if decoder.eof else ' (the stream does not end)'}",
+                                    path=path, media_offset=where)
         return data
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
@@ -268,7 +326,7 @@ class Ewf2Stream(ImageStream):
 
 
 def is_ewf2(path: Path) -> bool:
-    """Whether ``path`` starts with the Ex01 signature."""
+    """Whether ``path`` starts with an EWF2 signature (Ex01 or Lx01)."""
     from bitwitness.evidence_io import read_head
 
-    return read_head(path, 8) == MAGIC
+    return read_head(path, 8) in (MAGIC, LOGICAL_MAGIC)
