@@ -82,6 +82,8 @@ class LibyalFileSystem:
             raise FileSystemError(f"cannot {what}: {short_reason(exc)}") from None
 
     def _entry(self, obj: Any, path: str) -> Entry:
+        if obj is None:  # a damaged volume: libyal answered with no entry rather than an error
+            raise FileSystemError(f"{path}: the file system gives no entry there")
         mode = int(self._call("read an inode's mode", obj.get_file_mode) or 0)
         kind = _TYPES.get(statmod.S_IFMT(mode), "-")
         link = None
