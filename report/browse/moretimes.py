@@ -47,21 +47,10 @@ def ext_deletion_time(stream: ImageStream, byte_offset: int, inode: int) -> date
 
 
 def _ext_dtime(stream: ImageStream, base: int, inode: int) -> datetime | None:
-    sb = stream.pread(base + 1024, 1024)
-    if len(sb) < 256 or struct.unpack_from("<H", sb, 56)[0] != _EXT_MAGIC or inode < 1:
+    geometry = _ext_geometry(stream, base)
+    if geometry is None or inode < 1:
         return None
-    log_block = struct.unpack_from("<I", sb, 24)[0]
-    if log_block > 6:
-        return None
-    block = 1024 << log_block
-    first_data = struct.unpack_from("<I", sb, 20)[0]
-    per_group = struct.unpack_from("<I", sb, 40)[0]
-    inode_size = struct.unpack_from("<H", sb, 88)[0] if struct.unpack_from(
-        "<I", sb, 76)[0] else 128
-    wide = bool(struct.unpack_from("<I", sb, 96)[0] & _INCOMPAT_64BIT)
-    desc_size = struct.unpack_from("<H", sb, 254)[0] if wide else 32
-    if not per_group or inode_size < 128 or not 32 <= desc_size <= block:
-        return None
+    block, first_data, per_group, inode_size, desc_size, _ = geometry
     group, index = divmod(inode - 1, per_group)
     desc = stream.pread(base + (first_data + 1) * block + group * desc_size, desc_size)
     if len(desc) < desc_size:
