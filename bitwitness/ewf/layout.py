@@ -2,10 +2,15 @@
 
 :func:`load_layout` checks the segment numbering, every section descriptor's checksum and the
 chain's shape (docs/EWF.md §10), and collects headers, volume, hashes, error ranges and one
-:class:`ChunkGroup` per table (entries kept as a compact ``array('I')``, never as Python objects).
-Damage that the reader can work around (a bad ``table`` with a good ``table2``, a bad ``header2``
-copy) becomes a :class:`SectionProblem`; damage it cannot (a broken descriptor, both tables bad, a
-missing segment) raises a typed error naming the file and byte offset.
+:class:`ChunkGroup` per table. Every table is read and checked at open (both checksums, the
+``table2`` fallback and comparison), but its entries are not kept: a group records where the
+entries that passed lie and their Adler-32, and :func:`read_entries` reads them again (and checks
+them against that Adler-32) when a chunk of the group is first needed. Why: 4 bytes per chunk is
+128 MiB per TiB of media, which ``info`` never needs, while reading and checking them costs
+~0.2 s per TiB. Damage that the reader can work around (a bad ``table`` with a good ``table2``,
+a bad ``header2`` copy) becomes a :class:`SectionProblem`; damage it cannot (a broken
+descriptor, both tables bad, a missing segment) raises a typed error naming the file and byte
+offset.
 
 SMART (EWF-S01) sets walk the same chains (docs/EWF.md §12): a 94-byte volume section, and each
 ``table`` section holds its chunks after its entries (no ``sectors``, no ``table2``), so that only
@@ -55,18 +60,24 @@ class SectionProblem:
     reason: str
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ChunkGroup:
     """One sectors/table pair: chunk ``first_chunk + i`` starts at ``base + entries[i] & mask``.
 
-    Slotted: a reader keeps one per group, and a terabyte written in 4 MiB groups has 262 144.
+    The entries themselves are not held (see the module): ``entries_at`` is where the copy that
+    passed its checks at open keeps them, ``adler`` their Adler-32 then. Slotted: a reader keeps
+    one per group, and a terabyte written by older BitWitness versions (4 MiB groups) has
+    262 144.
     """
 
     segment: int  #: index into the segment list
     first_chunk: int
+    count: int  #: entries (chunks) in the group, at least 1
     base: int
-    entries: array[int]
     end: int  #: file offset where the last chunk's bytes end (the table's own offset)
+    entries_at: int  #: file offset of the checked entries (in ``table``, ``table2`` or SMART)
+    adler: int  #: Adler-32 of those ``4 * count`` bytes when they were checked at open
+    table: int  #: file offset of the group's ``table`` descriptor (for error messages)
 
 
 @dataclass
@@ -322,7 +333,9 @@ class _Walker:
                                 path=self.path, offset=table.offset)
 
     def _add_group(self, desc: st.Descriptor, table: st.Descriptor) -> None:
-        """Parse the table body at ``desc``; chunks end where ``table`` (the first copy) begins."""
+        """Check the table body at ``desc``; chunks end where ``table`` (the first copy) begins.
+
+        The body is read whole (to compare it with ``table2``), its entries are not kept."""
         body = self._body(desc)
         if desc is table:
             self.table_body = body
@@ -330,20 +343,17 @@ class _Walker:
         end = st.TABLE_HEADER_SIZE + 4 * count
         if len(body) < end:
             raise ValueError(f"holds {count} entries but its body is only {len(body)} bytes")
-        raw = body[st.TABLE_HEADER_SIZE:end]
-        if len(body) >= end + 4 and st.adler32(raw) != int.from_bytes(body[end:end + 4],
-                                                                      "little"):
+        raw = memoryview(body)[st.TABLE_HEADER_SIZE:end]
+        adler = st.adler32(raw)
+        if len(body) >= end + 4 and adler != int.from_bytes(body[end:end + 4], "little"):
             raise ValueError("entries fail their Adler-32 checksum")
         if base > min(self.size, MAX_OFFSET):
             raise ValueError(f"base offset {base} lies beyond the end of the file "
                              f"({self.size} bytes)")
-        entries = array("I")
-        entries.frombytes(raw)
-        if sys.byteorder == "big":
-            entries.byteswap()
         if count:
-            self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base,
-                                                 entries, table.offset))
+            self.layout.groups.append(ChunkGroup(
+                self.index, self.layout.chunk_total, count, base, table.offset,
+                desc.body_offset + st.TABLE_HEADER_SIZE, adler, table.offset))
             self.layout.chunk_total += count
 
     def _smart_table(self, desc: st.Descriptor) -> None:
@@ -370,20 +380,17 @@ class _Walker:
         if base > min(self.size, MAX_OFFSET):
             raise CorruptImageError(f"table base offset {base} lies beyond the end of the file "
                                     f"({self.size} bytes)", path=self.path, offset=desc.offset)
-        raw = self.read(entries_at, 4 * count)
-        entries = array("I")
-        entries.frombytes(raw)
-        if sys.byteorder == "big":
-            entries.byteswap()
         if not count:
             return
-        first = base + (entries[0] & st.OFFSET_MASK)
-        if entries_end + 4 <= first <= section_end and st.adler32(raw) != int.from_bytes(
+        raw = self.read(entries_at, 4 * count)
+        adler = st.adler32(raw)
+        first = base + (int.from_bytes(raw[:4], "little") & st.OFFSET_MASK)
+        if entries_end + 4 <= first <= section_end and adler != int.from_bytes(
                 self.read(entries_end, 4), "little"):
             raise CorruptImageError("SMART table entries fail their Adler-32 checksum",
                                     path=self.path, offset=desc.offset)
-        self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base, entries,
-                                             section_end))
+        self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, count, base,
+                                             section_end, entries_at, adler, desc.offset))
         self.layout.chunk_total += count
 
     def _hash(self, desc: st.Descriptor) -> None:
@@ -419,6 +426,30 @@ class _Walker:
             self.layout.error_ranges = st.unpack_error2(self._body(desc))
         except ValueError as exc:
             self.problem(desc, str(exc))
+
+
+def read_entries(fd: int, group: ChunkGroup, path: Path) -> array[int]:
+    """The group's table entries, read from ``fd`` (its segment, open) and checked again.
+
+    They passed their checks when the set was opened; what is read now must be those very
+    bytes (same Adler-32): a segment changed or damaged since then raises
+    :class:`CorruptImageError` naming the table, never gives other offsets.
+    """
+    length = 4 * group.count
+    try:
+        raw = os.pread(fd, length, group.entries_at)
+    except OSError as exc:
+        raise CorruptImageError(f"cannot read the table's entries ({exc.strerror or exc})",
+                                path=path, offset=group.table) from None
+    if len(raw) != length or st.adler32(raw) != group.adler:
+        raise CorruptImageError("the table's entries changed since the image was opened (they "
+                                "no longer match the checksum checked then)", path=path,
+                                offset=group.table)
+    entries = array("I")
+    entries.frombytes(raw)
+    if sys.byteorder == "big":
+        entries.byteswap()
+    return entries
 
 
 def inflate_header(body: bytes) -> bytes:
