@@ -43,9 +43,10 @@ SCAN_WINDOW_BYTES = 64 << 20
 MAX_OPEN_FILES = 64
 #: Table entries (4 bytes each) of recently used groups kept in memory: a group's entries are
 #: read again from its table when one of its chunks is first needed (see
-#: :mod:`bitwitness.ewf.layout`). 1 M entries (4 MiB) hold at least 64 of ewfacquire's largest
-#: tables (16 375 entries), far more than a scan has in flight.
-ENTRY_CACHE = 1 << 20
+#: :mod:`bitwitness.ewf.layout`). 256 Ki entries (1 MiB) hold 4 of ewfacquire's 65 534-entry
+#: tables or 16 of our writer's largest (16 375), more than a scan has in flight (~2 000 chunks);
+#: a group evicted and needed again costs one ``pread`` of its entries.
+ENTRY_CACHE = 1 << 18
 #: A stored chunk is at most the chunk size + this (Adler-32 trailer, zlib overhead, padding).
 MAX_CHUNK_OVERHEAD = 1024
 #: A compressed chunk this small that decodes to zeros is remembered (stored bytes -> zeros):
