@@ -62,7 +62,7 @@ class SectionProblem:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChunkGroup:
     """One sectors/table pair: chunk ``first_chunk + i`` starts at ``base + entries[i] & mask``.
 
@@ -213,31 +213,35 @@ class _Walker:
             self.layout.problems.append(SectionProblem(
                 self.path, 8, "file header", "unexpected field markers in the file header"))
         offset = st.FILE_HEADER_SIZE
+        # locals: this loop runs once per section, 786 432 times for a TiB in 4 MiB groups
+        read, unpack, section, file_size = self.read, st.unpack_descriptor, self._section, self.size
+        descriptor_size, terminal = st.DESCRIPTOR_SIZE, st.TERMINAL_SECTIONS
         while True:
-            raw = self.read(offset, st.DESCRIPTOR_SIZE)
-            if len(raw) < st.DESCRIPTOR_SIZE:
+            raw = read(offset, descriptor_size)
+            if len(raw) < descriptor_size:
                 self._stop_incomplete(offset, "the file ends without a next/done section")
                 return
             try:
-                desc = st.unpack_descriptor(raw, offset)
+                desc = unpack(raw, offset)
             except ValueError as exc:
                 raise CorruptImageError(str(exc), path=self.path, offset=offset) from None
-            if desc.type == "sectors" and desc.next < desc.offset:
+            kind, _, following, size = desc
+            if kind == "sectors" and following < offset:
                 self._stop_incomplete(offset, "an unfinished sectors section (interrupted write)")
                 return
-            if desc.type in st.TERMINAL_SECTIONS or (desc.next == offset and desc.size in (0, 76)):
+            if kind in terminal or (following == offset and size in (0, 76)):
                 self._terminal(desc)
                 return
-            if desc.next <= offset or (desc.size and desc.next != offset + desc.size):
+            if following <= offset or (size and following != offset + size):
                 raise CorruptImageError(
-                    f"section '{desc.type}' has an inconsistent next/size "
-                    f"(next {desc.next}, size {desc.size})", path=self.path, offset=offset)
-            if desc.next > self.size:
-                self._stop_incomplete(offset, f"section '{desc.type}' runs past the end of "
-                                              f"the file ({self.size} bytes)")
+                    f"section '{kind}' has an inconsistent next/size "
+                    f"(next {following}, size {size})", path=self.path, offset=offset)
+            if following > file_size:
+                self._stop_incomplete(offset, f"section '{kind}' runs past the end of "
+                                              f"the file ({file_size} bytes)")
                 return
-            self._section(desc)
-            offset = desc.next
+            section(desc)
+            offset = following
 
     def _terminal(self, desc: st.Descriptor) -> None:
         if self.pending_table is not None:
@@ -266,11 +270,12 @@ class _Walker:
 
     def _body(self, desc: st.Descriptor) -> bytes:
         """The section's body; its size was checked against the file by the walk."""
-        if desc.body_size > MAX_SECTION_BODY:
+        size = desc.body_size
+        if size > MAX_SECTION_BODY:
             raise CorruptImageError(
-                f"section '{desc.type}' claims a {desc.body_size}-byte body (at most "
+                f"section '{desc.type}' claims a {size}-byte body (at most "
                 f"{MAX_SECTION_BODY} is read)", path=self.path, offset=desc.offset)
-        return self.read(desc.body_offset, desc.body_size)
+        return self.read(desc.offset + st.DESCRIPTOR_SIZE, size)
 
     def _header(self, desc: st.Descriptor) -> None:
         """Every copy is decoded, so that damage to a copy nobody reads is still reported."""
