@@ -2,8 +2,9 @@
 
 Why a builder of its own: acquiring a 1 TB source would take an hour (MD5 alone runs at ~0.6
 GiB/s), and ``info`` reads nothing of the media. The set is written by BitWitness's own E01
-writer (the tables, groups and segments of a real 1 TB acquisition: 64-sector chunks, 128-chunk
-groups, 1.4 GiB segments) from one encoded zero chunk repeated, ~1 s per 16 GiB of media.
+writer (the tables, groups and segments of a real 1 TB acquisition of zeros: 64-sector chunks,
+16 375-chunk groups as the writer makes of compressed zeros, 1.4 GiB segments) from one encoded
+zero chunk repeated, ~1 s per 40 GiB of media.
 
 Its one departure from an acquisition: no ``digest``/``hash`` sections. The media's MD5 and
 SHA-1 would take ~30 min per TB to compute and nothing the benchmark runs reads them; EWF makes

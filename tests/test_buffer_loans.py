@@ -232,3 +232,39 @@ def test_platform_name_asks_platform_when_libc_does_not_say(
     monkeypatch.setattr(os, "confstr", no_answer)
     monkeypatch.setattr(platform, "platform", lambda: "Asked-platform")
     assert host.platform_name() == "Asked-platform"
+
+
+def _table_counts(first: Path) -> list[int]:
+    """Entries of every table of a one-segment set, read straight from the file."""
+    from bitwitness.ewf import structures as sx
+
+    raw = first.read_bytes()
+    counts, offset = [], sx.FILE_HEADER_SIZE
+    while True:
+        desc = sx.unpack_descriptor(raw[offset:offset + sx.DESCRIPTOR_SIZE], offset)
+        if desc.type == "table":
+            counts.append(sx.unpack_table_header(raw[desc.body_offset:desc.body_offset + 24])[0])
+        if desc.next == offset:
+            return counts
+        offset = desc.next
+
+
+def test_a_group_of_compressed_chunks_grows_until_it_takes_a_loan(tmp_path: Path) -> None:
+    """200 compressed zero chunks share one group (they are small); the first raw chunk lent
+    to it is its last, and groups of lent raw chunks close at GROUP_CHUNKS (128) as before, so
+    no loan outlives 128 chunks. libewf reads the media back exactly."""
+    lender = _Lender()
+    zeros = bytes(200 * CHUNK)
+    noise = os.urandom(300 * CHUNK)
+    with EwfWriter(tmp_path / "mix", media_size=len(zeros) + len(noise),
+                   metadata=EwfMetadata()) as writer:
+        writer.write_chunks(encode_chunks(zeros, CHUNK, Compression.FAST))
+        for at in range(0, len(noise), BLOCK):
+            buffer = bytearray(noise[at:at + BLOCK])
+            writer.write_chunks(encode_chunks(memoryview(buffer), CHUNK, Compression.FAST),
+                                lender.lend(buffer))
+            lender.let_go(buffer)
+        writer.close(md5="0" * 32, sha1="0" * 40)
+    assert _table_counts(tmp_path / "mix.E01") == [201, 128, 128, 43]
+    assert lender.returned == lender.loans > 0
+    assert pyewf_media(tmp_path / "mix.E01") == zeros + noise

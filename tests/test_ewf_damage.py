@@ -114,6 +114,19 @@ def test_corrupt_table_falls_back_to_table2(tmp_path: Path) -> None:
     assert info.value.offset == table.offset
 
 
+def test_table_changed_after_open_is_refused(tmp_path: Path) -> None:
+    """The tables are checked at open, their entries read again when first needed: entries that
+    no longer match what was checked (the file changed meanwhile) raise, naming the table."""
+    first = make(tmp_path / "t")[0]
+    table = sections(first)["table"][0]
+    with open_ewf(first) as img:
+        flip(first, table.body_offset + 24 + 5)  # inside entry 1, after the open
+        with pytest.raises(CorruptImageError, match="changed since the image was opened") as info:
+            img.read(10)
+        assert info.value.offset == table.offset
+        assert img.tell() == 0
+
+
 def test_corrupt_header_section(tmp_path: Path) -> None:
     first = make(tmp_path / "h")[0]
     found = sections(first)

@@ -264,10 +264,12 @@ def test_chunk_encoding_rules() -> None:
 def test_many_groups_and_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small tables force several sectors/table/table2 groups per segment (as >65 534 chunks
     would); libewf must read them, and our reader must find chunks across groups and files
-    even with a single cached file descriptor and parallel decoding."""
+    even with a single cached file descriptor, a single group's entries cached and parallel
+    decoding."""
     require_tool("ewfverify")
     monkeypatch.setattr(sx, "MAX_TABLE_ENTRIES", 10)
     monkeypatch.setattr("bitwitness.ewf.reader.MAX_OPEN_FILES", 1)
+    monkeypatch.setattr("bitwitness.ewf.reader.ENTRY_CACHE", 1)  # one group's entries at a time
     data = make_disk_bytes((3 << 20) + 5 * 512, 17)
     segments = write_e01(tmp_path / "groups", data, compression=Compression.EMPTY,
                          segment_size=1 << 20)

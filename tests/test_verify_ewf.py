@@ -239,6 +239,7 @@ def test_info_unfinished_e01_of_unknown_size(tmp_path: Path,
 
     require_tool("md5sum")
     monkeypatch.setattr("bitwitness.ewf.writer.GROUP_CHUNKS", 1024)
+    monkeypatch.setattr("bitwitness.ewf.writer.GROUP_MAX_CHUNKS", 1024)  # compressed chunks too
     data = make_disk_bytes(12 * MIB, seed=32)
     writer = EwfWriter(tmp_path / "stream", media_size=None, metadata=EwfMetadata(),
                        sectors_per_chunk=16)  # 8 KiB chunks: a group closes every 8 MiB

@@ -2,10 +2,15 @@
 
 :func:`load_layout` checks the segment numbering, every section descriptor's checksum and the
 chain's shape (docs/EWF.md §10), and collects headers, volume, hashes, error ranges and one
-:class:`ChunkGroup` per table (entries kept as a compact ``array('I')``, never as Python objects).
-Damage that the reader can work around (a bad ``table`` with a good ``table2``, a bad ``header2``
-copy) becomes a :class:`SectionProblem`; damage it cannot (a broken descriptor, both tables bad, a
-missing segment) raises a typed error naming the file and byte offset.
+:class:`ChunkGroup` per table. Every table is read and checked at open (both checksums, the
+``table2`` fallback and comparison), but its entries are not kept: a group records where the
+entries that passed lie and their Adler-32, and :func:`read_entries` reads them again (and checks
+them against that Adler-32) when a chunk of the group is first needed. Why: 4 bytes per chunk is
+128 MiB per TiB of media, which ``info`` never needs, while reading and checking them costs
+~0.2 s per TiB. Damage that the reader can work around (a bad ``table`` with a good ``table2``,
+a bad ``header2`` copy) becomes a :class:`SectionProblem`; damage it cannot (a broken
+descriptor, both tables bad, a missing segment) raises a typed error naming the file and byte
+offset.
 
 SMART (EWF-S01) sets walk the same chains (docs/EWF.md §12): a 94-byte volume section, and each
 ``table`` section holds its chunks after its entries (no ``sectors``, no ``table2``), so that only
@@ -43,6 +48,8 @@ MAX_CHUNK_SIZE = 16 << 20
 #: Section bodies read whole at open (headers, volume, tables, hashes, error2) are at most
 #: this big; only ``sectors`` (never read at open) is larger. 64 MiB holds 16 M table entries.
 MAX_SECTION_BODY = 64 << 20
+#: Bytes read at once by the chain walk for a descriptor or a small body (see ``_Walker.read``).
+READ_AHEAD = 4096
 
 
 @dataclass(frozen=True)
@@ -59,14 +66,20 @@ class SectionProblem:
 class ChunkGroup:
     """One sectors/table pair: chunk ``first_chunk + i`` starts at ``base + entries[i] & mask``.
 
-    Slotted: a reader keeps one per group, and a terabyte written in 4 MiB groups has 262 144.
+    The entries themselves are not held (see the module): ``entries_at`` is where the copy that
+    passed its checks at open keeps them, ``adler`` their Adler-32 then. Slotted: a reader keeps
+    one per group, and a terabyte written by older BitWitness versions (4 MiB groups) has
+    262 144.
     """
 
     segment: int  #: index into the segment list
     first_chunk: int
+    count: int  #: entries (chunks) in the group, at least 1
     base: int
-    entries: array[int]
     end: int  #: file offset where the last chunk's bytes end (the table's own offset)
+    entries_at: int  #: file offset of the checked entries (in ``table``, ``table2`` or SMART)
+    adler: int  #: Adler-32 of those ``4 * count`` bytes when they were checked at open
+    table: int  #: file offset of the group's ``table`` descriptor (for error messages)
 
 
 @dataclass
@@ -155,9 +168,29 @@ class _Walker:
         self.pending_table: tuple[st.Descriptor, str] | None = None
         self.table_body: bytes | None = None
         self.sectors: st.Descriptor | None = None
+        self._ahead = b""  #: the last read-ahead, from file offset ``_ahead_at``
+        self._ahead_at = 0
+        self._handlers = {
+            "header2": self._header, "header": self._header, "volume": self._volume,
+            "disk": self._volume, "data": self._volume, "sectors": self._sectors,
+            "table": self._table, "table2": self._table2, "hash": self._hash,
+            "digest": self._digest, "error2": self._error2,
+        }
 
     def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
+        """``length`` bytes at ``offset`` (fewer at the end of the file).
+
+        Small reads are served from a :data:`READ_AHEAD` window: a group's ``table``, ``table2``
+        and the next ``sectors`` descriptor usually lie in one, and a set written in small
+        groups (older BitWitness: 262 144 per TiB) then costs one ``pread`` per group there."""
+        start = offset - self._ahead_at
+        if start >= 0 and start + length <= len(self._ahead):
+            return self._ahead[start:start + length]
+        if length >= READ_AHEAD:
+            return os.pread(self.fd, length, offset)
+        self._ahead = os.pread(self.fd, READ_AHEAD, offset)
+        self._ahead_at = offset
+        return self._ahead[:length]
 
     def problem(self, desc: st.Descriptor, reason: str) -> None:
         self.layout.problems.append(SectionProblem(self.path, desc.offset, desc.type, reason))
@@ -180,31 +213,35 @@ class _Walker:
             self.layout.problems.append(SectionProblem(
                 self.path, 8, "file header", "unexpected field markers in the file header"))
         offset = st.FILE_HEADER_SIZE
+        # locals: this loop runs once per section, 786 432 times for a TiB in 4 MiB groups
+        read, unpack, section, file_size = self.read, st.unpack_descriptor, self._section, self.size
+        descriptor_size, terminal = st.DESCRIPTOR_SIZE, st.TERMINAL_SECTIONS
         while True:
-            raw = self.read(offset, st.DESCRIPTOR_SIZE)
-            if len(raw) < st.DESCRIPTOR_SIZE:
+            raw = read(offset, descriptor_size)
+            if len(raw) < descriptor_size:
                 self._stop_incomplete(offset, "the file ends without a next/done section")
                 return
             try:
-                desc = st.unpack_descriptor(raw, offset)
+                desc = unpack(raw, offset)
             except ValueError as exc:
                 raise CorruptImageError(str(exc), path=self.path, offset=offset) from None
-            if desc.type == "sectors" and desc.next < desc.offset:
+            kind, _, following, size = desc
+            if kind == "sectors" and following < offset:
                 self._stop_incomplete(offset, "an unfinished sectors section (interrupted write)")
                 return
-            if desc.type in st.TERMINAL_SECTIONS or (desc.next == offset and desc.size in (0, 76)):
+            if kind in terminal or (following == offset and size in (0, 76)):
                 self._terminal(desc)
                 return
-            if desc.next <= offset or (desc.size and desc.next != offset + desc.size):
+            if following <= offset or (size and following != offset + size):
                 raise CorruptImageError(
-                    f"section '{desc.type}' has an inconsistent next/size "
-                    f"(next {desc.next}, size {desc.size})", path=self.path, offset=offset)
-            if desc.next > self.size:
-                self._stop_incomplete(offset, f"section '{desc.type}' runs past the end of "
-                                              f"the file ({self.size} bytes)")
+                    f"section '{kind}' has an inconsistent next/size "
+                    f"(next {following}, size {size})", path=self.path, offset=offset)
+            if following > file_size:
+                self._stop_incomplete(offset, f"section '{kind}' runs past the end of "
+                                              f"the file ({file_size} bytes)")
                 return
-            self._section(desc)
-            offset = desc.next
+            section(desc)
+            offset = following
 
     def _terminal(self, desc: st.Descriptor) -> None:
         if self.pending_table is not None:
@@ -227,22 +264,18 @@ class _Walker:
     def _section(self, desc: st.Descriptor) -> None:
         if self.pending_table is not None and desc.type != "table2":
             self._bad_table_unrecovered()
-        handler = {
-            "header2": self._header, "header": self._header, "volume": self._volume,
-            "disk": self._volume, "data": self._volume, "sectors": self._sectors,
-            "table": self._table, "table2": self._table2, "hash": self._hash,
-            "digest": self._digest, "error2": self._error2,
-        }.get(desc.type)
+        handler = self._handlers.get(desc.type)
         if handler is not None:
             handler(desc)
 
     def _body(self, desc: st.Descriptor) -> bytes:
         """The section's body; its size was checked against the file by the walk."""
-        if desc.body_size > MAX_SECTION_BODY:
+        size = desc.body_size
+        if size > MAX_SECTION_BODY:
             raise CorruptImageError(
-                f"section '{desc.type}' claims a {desc.body_size}-byte body (at most "
+                f"section '{desc.type}' claims a {size}-byte body (at most "
                 f"{MAX_SECTION_BODY} is read)", path=self.path, offset=desc.offset)
-        return self.read(desc.body_offset, desc.body_size)
+        return self.read(desc.offset + st.DESCRIPTOR_SIZE, size)
 
     def _header(self, desc: st.Descriptor) -> None:
         """Every copy is decoded, so that damage to a copy nobody reads is still reported."""
@@ -322,7 +355,9 @@ class _Walker:
                                 path=self.path, offset=table.offset)
 
     def _add_group(self, desc: st.Descriptor, table: st.Descriptor) -> None:
-        """Parse the table body at ``desc``; chunks end where ``table`` (the first copy) begins."""
+        """Check the table body at ``desc``; chunks end where ``table`` (the first copy) begins.
+
+        The body is read whole (to compare it with ``table2``), its entries are not kept."""
         body = self._body(desc)
         if desc is table:
             self.table_body = body
@@ -330,20 +365,17 @@ class _Walker:
         end = st.TABLE_HEADER_SIZE + 4 * count
         if len(body) < end:
             raise ValueError(f"holds {count} entries but its body is only {len(body)} bytes")
-        raw = body[st.TABLE_HEADER_SIZE:end]
-        if len(body) >= end + 4 and st.adler32(raw) != int.from_bytes(body[end:end + 4],
-                                                                      "little"):
+        raw = memoryview(body)[st.TABLE_HEADER_SIZE:end]
+        adler = st.adler32(raw)
+        if len(body) >= end + 4 and adler != int.from_bytes(body[end:end + 4], "little"):
             raise ValueError("entries fail their Adler-32 checksum")
         if base > min(self.size, MAX_OFFSET):
             raise ValueError(f"base offset {base} lies beyond the end of the file "
                              f"({self.size} bytes)")
-        entries = array("I")
-        entries.frombytes(raw)
-        if sys.byteorder == "big":
-            entries.byteswap()
         if count:
-            self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base,
-                                                 entries, table.offset))
+            self.layout.groups.append(ChunkGroup(
+                self.index, self.layout.chunk_total, count, base, table.offset,
+                desc.body_offset + st.TABLE_HEADER_SIZE, adler, table.offset))
             self.layout.chunk_total += count
 
     def _smart_table(self, desc: st.Descriptor) -> None:
@@ -370,20 +402,17 @@ class _Walker:
         if base > min(self.size, MAX_OFFSET):
             raise CorruptImageError(f"table base offset {base} lies beyond the end of the file "
                                     f"({self.size} bytes)", path=self.path, offset=desc.offset)
-        raw = self.read(entries_at, 4 * count)
-        entries = array("I")
-        entries.frombytes(raw)
-        if sys.byteorder == "big":
-            entries.byteswap()
         if not count:
             return
-        first = base + (entries[0] & st.OFFSET_MASK)
-        if entries_end + 4 <= first <= section_end and st.adler32(raw) != int.from_bytes(
+        raw = self.read(entries_at, 4 * count)
+        adler = st.adler32(raw)
+        first = base + (int.from_bytes(raw[:4], "little") & st.OFFSET_MASK)
+        if entries_end + 4 <= first <= section_end and adler != int.from_bytes(
                 self.read(entries_end, 4), "little"):
             raise CorruptImageError("SMART table entries fail their Adler-32 checksum",
                                     path=self.path, offset=desc.offset)
-        self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, base, entries,
-                                             section_end))
+        self.layout.groups.append(ChunkGroup(self.index, self.layout.chunk_total, count, base,
+                                             section_end, entries_at, adler, desc.offset))
         self.layout.chunk_total += count
 
     def _hash(self, desc: st.Descriptor) -> None:
@@ -419,6 +448,30 @@ class _Walker:
             self.layout.error_ranges = st.unpack_error2(self._body(desc))
         except ValueError as exc:
             self.problem(desc, str(exc))
+
+
+def read_entries(fd: int, group: ChunkGroup, path: Path) -> array[int]:
+    """The group's table entries, read from ``fd`` (its segment, open) and checked again.
+
+    They passed their checks when the set was opened; what is read now must be those very
+    bytes (same Adler-32): a segment changed or damaged since then raises
+    :class:`CorruptImageError` naming the table, never gives other offsets.
+    """
+    length = 4 * group.count
+    try:
+        raw = os.pread(fd, length, group.entries_at)
+    except OSError as exc:
+        raise CorruptImageError(f"cannot read the table's entries ({exc.strerror or exc})",
+                                path=path, offset=group.table) from None
+    if len(raw) != length or st.adler32(raw) != group.adler:
+        raise CorruptImageError("the table's entries changed since the image was opened (they "
+                                "no longer match the checksum checked then)", path=path,
+                                offset=group.table)
+    entries = array("I")
+    entries.frombytes(raw)
+    if sys.byteorder == "big":
+        entries.byteswap()
+    return entries
 
 
 def inflate_header(body: bytes) -> bytes:

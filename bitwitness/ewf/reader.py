@@ -14,18 +14,19 @@ import bisect
 import os
 import threading
 import uuid
+from array import array
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bitwitness.errors import CorruptImageError
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.chunks import ChunkDecodeError, decode_chunk, zeros_of
 from bitwitness.ewf.headers import acquired_time, format_name, header_values
-from bitwitness.ewf.layout import ChunkGroup, SectionProblem, load_layout
+from bitwitness.ewf.layout import ChunkGroup, SectionProblem, load_layout, read_entries
 from bitwitness.images.raw import open_readonly
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -40,6 +41,12 @@ CACHE_BYTES = 16 << 20
 #: Decoded bytes a scan keeps in flight at most (runs submitted ahead of the consumer).
 SCAN_WINDOW_BYTES = 64 << 20
 MAX_OPEN_FILES = 64
+#: Table entries (4 bytes each) of recently used groups kept in memory: a group's entries are
+#: read again from its table when one of its chunks is first needed (see
+#: :mod:`bitwitness.ewf.layout`). 256 Ki entries (1 MiB) hold 4 of ewfacquire's 65 534-entry
+#: tables or 16 of our writer's largest (16 375), more than a scan has in flight (~2 000 chunks);
+#: a group evicted and needed again costs one ``pread`` of its entries.
+ENTRY_CACHE = 1 << 18
 #: A stored chunk is at most the chunk size + this (Adler-32 trailer, zlib overhead, padding).
 MAX_CHUNK_OVERHEAD = 1024
 #: A compressed chunk this small that decodes to zeros is remembered (stored bytes -> zeros):
@@ -49,6 +56,8 @@ MAX_CHUNK_OVERHEAD = 1024
 #: deflate for 32 KiB): inflating each costs ~0.5 s per GiB of zeros for the same answer.
 ZERO_MEMO_MAX = 4096
 
+
+_T = TypeVar("_T")
 
 #: A SMART header's compression letter (``r``) -> the volume level it stands for (§12.1).
 _SMART_LEVELS = {"n": 0, "f": 1, "b": 2}
@@ -139,16 +148,24 @@ class EwfImage(ImageStream):
         else:
             size = min(media, stored * self.chunk_size) if media else stored * self.chunk_size
         self.chunk_count = -(-size // self.chunk_size)
+        self._init_caches()
+        super().__init__(size, sector_size=self.bytes_per_sector)
+        self.alignment = self.chunk_size
+
+    def _init_caches(self) -> None:
+        """Descriptors, decoded chunks and table entries kept between reads (all bounded)."""
         self._fds: OrderedDict[int, int] = OrderedDict()
         self._fd_lock = threading.Lock()
         self._fd_users: dict[int, int] = {}
         self._lru: OrderedDict[int, bytes] = OrderedDict()
         self._lru_bytes = 0
         self._lru_lock = threading.Lock()
+        #: group index -> its entries, most recently used last (bounded by ENTRY_CACHE)
+        self._entry_cache: OrderedDict[int, array[int]] = OrderedDict()
+        self._entry_count = 0
+        self._entry_lock = threading.Lock()
         #: (stored bytes, media bytes) of a full-size compressed chunk that decoded to zeros
         self._zero_memo: tuple[bytes, bytes] | None = None
-        super().__init__(size, sector_size=self.bytes_per_sector)
-        self.alignment = self.chunk_size
 
     @property
     def media_size(self) -> int:
@@ -156,23 +173,50 @@ class EwfImage(ImageStream):
 
     # --- locating and decoding chunks ------------------------------------------------------
 
-    def _where(self, chunk: int) -> _Where:
-        g = bisect.bisect_right(self._firsts, chunk) - 1
+    def _group_of(self, chunk: int) -> int:
+        return bisect.bisect_right(self._firsts, chunk) - 1
+
+    def _entries(self, g: int) -> array[int]:
+        """Group ``g``'s table entries, from the cache or read (and checked) again."""
+        with self._entry_lock:
+            entries = self._entry_cache.get(g)
+            if entries is not None:
+                self._entry_cache.move_to_end(g)
+                return entries
         group = self._groups[g]
-        i = chunk - group.first_chunk
-        entry = group.entries[i]
-        start = group.base + (entry & st.OFFSET_MASK)
-        if i + 1 < len(group.entries):
-            end = group.base + (group.entries[i + 1] & st.OFFSET_MASK)
-        else:
-            end = group.end
-        return _Where(group.segment, start, end, bool(entry & st.COMPRESSED_FLAG))
+        entries = self._with_fd(group.segment, lambda fd: read_entries(
+            fd, group, self.segments[group.segment]))
+        with self._entry_lock:
+            if g not in self._entry_cache:
+                self._entry_cache[g] = entries
+                self._entry_count += len(entries)
+            while self._entry_count > ENTRY_CACHE and len(self._entry_cache) > 1:
+                self._entry_count -= len(self._entry_cache.popitem(last=False)[1])
+        return entries
+
+    def _wheres(self, first: int, last: int) -> list[_Where]:
+        """Where chunks ``first..last`` (one group) lie."""
+        g = self._group_of(first)
+        group = self._groups[g]
+        entries = self._entries(g)
+        base, mask, flag = group.base, st.OFFSET_MASK, st.COMPRESSED_FLAG
+        out = []
+        for i in range(first - group.first_chunk, last - group.first_chunk + 1):
+            entry = entries[i]
+            end = (base + (entries[i + 1] & mask)) if i + 1 < group.count else group.end
+            out.append(_Where(group.segment, base + (entry & mask), end, bool(entry & flag)))
+        return out
 
     def _expected(self, chunk: int) -> int:
         return min(self.chunk_size, self.size - chunk * self.chunk_size)
 
     def _pread(self, segment: int, length: int, offset: int) -> bytes:
-        """``os.pread`` on a segment; descriptors are cached, and one in use is never closed."""
+        """``os.pread`` on a segment (see :meth:`_with_fd`)."""
+        return self._with_fd(segment, lambda fd: os.pread(fd, length, offset))
+
+    def _with_fd(self, segment: int, use: Callable[[int], _T]) -> _T:
+        """``use(fd)`` on a segment's descriptor; descriptors are cached, and one in use is
+        never closed."""
         with self._fd_lock:
             fd = self._fds.get(segment)
             if fd is None:
@@ -181,7 +225,7 @@ class EwfImage(ImageStream):
             self._fds.move_to_end(segment)
             self._fd_users[segment] = self._fd_users.get(segment, 0) + 1
         try:
-            return os.pread(fd, length, offset)
+            return use(fd)
         finally:
             with self._fd_lock:
                 self._fd_users[segment] -= 1
@@ -205,7 +249,7 @@ class EwfImage(ImageStream):
         ``chunk size + MAX_CHUNK_OVERHEAD`` bytes is damaged and never read, and when a damaged
         table scatters the chunks (a span longer than the run could hold), each is read alone.
         """
-        wheres = [self._where(k) for k in range(first, last + 1)]
+        wheres = self._wheres(first, last)
         limit = self.chunk_size + MAX_CHUNK_OVERHEAD
         sane = [w for w in wheres if 0 < w.end - w.start <= limit]
         span_start = min((w.start for w in sane), default=0)
@@ -270,9 +314,8 @@ class EwfImage(ImageStream):
         """Split chunks ``first..last`` into runs within one group of about ``span`` bytes."""
         k = first
         while k <= last:
-            g = bisect.bisect_right(self._firsts, k) - 1
-            group = self._groups[g]
-            group_last = min(last, group.first_chunk + len(group.entries) - 1)
+            group = self._groups[self._group_of(k)]
+            group_last = min(last, group.first_chunk + group.count - 1)
             per_chunk = max(1, self.chunk_size)
             stop = min(group_last, k + max(1, span // per_chunk) - 1)
             yield k, stop

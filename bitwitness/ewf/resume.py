@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bitwitness.errors import IncompleteImageError, UsageError
+from bitwitness.evidence_io import open_readonly
 from bitwitness.ewf import structures as st
 from bitwitness.ewf.chunks import Compression
-from bitwitness.ewf.layout import ChunkGroup, load_layout
+from bitwitness.ewf.layout import ChunkGroup, load_layout, read_entries
 from bitwitness.ewf.naming import segment_path
 
 
@@ -46,7 +47,7 @@ def _volume_body_end(path: Path) -> int | None:
 
 def _group_end(path: Path, group: ChunkGroup) -> int | None:
     """Offset after the group's table2 when table2 is complete and equals table, else ``None``."""
-    table_size = st.DESCRIPTOR_SIZE + st.TABLE_HEADER_SIZE + 4 * len(group.entries) + 4
+    table_size = st.DESCRIPTOR_SIZE + st.TABLE_HEADER_SIZE + 4 * group.count + 4
     with path.open("rb") as fh:
         fh.seek(group.end)
         both = fh.read(2 * table_size)
@@ -63,13 +64,22 @@ def _group_end(path: Path, group: ChunkGroup) -> int | None:
     return group.end + 2 * table_size
 
 
-def _infer_compression(level: int, groups: list[ChunkGroup]) -> Compression:
+def _infer_compression(level: int, groups: list[ChunkGroup],
+                       segments: list[Path]) -> Compression:
+    """The volume's level; at level 0, EMPTY when any kept chunk is compressed (the groups'
+    entries are read again for that, one group at a time)."""
     if level == 2:
         return Compression.BEST
     if level == 1:
         return Compression.FAST
-    if any(e & st.COMPRESSED_FLAG for g in groups for e in g.entries):
-        return Compression.EMPTY
+    for group in groups:
+        fd = open_readonly(segments[group.segment])
+        try:
+            entries = read_entries(fd, group, segments[group.segment])
+        finally:
+            os.close(fd)
+        if any(e & st.COMPRESSED_FLAG for e in entries):
+            return Compression.EMPTY
     return Compression.NONE
 
 
@@ -85,7 +95,7 @@ def _kept_groups(groups: list[ChunkGroup], last_path: Path, last: int,
     if keep_point is None:
         return kept, None, 0
     for group in (g for g in groups if g.segment == last):
-        if limit is not None and group.first_chunk + len(group.entries) > limit:
+        if limit is not None and group.first_chunk + group.count > limit:
             break
         end = _group_end(last_path, group)
         if end is None:
@@ -99,7 +109,7 @@ def _kept_groups(groups: list[ChunkGroup], last_path: Path, last: int,
 def _segment_for_limit(groups: list[ChunkGroup], limit: int, segments: int) -> int:
     """The segment to continue in when only the first ``limit`` chunks may be kept: the one
     holding the last group within the limit (later segments are dropped), or the first."""
-    within = [g.segment for g in groups if g.first_chunk + len(g.entries) <= limit]
+    within = [g.segment for g in groups if g.first_chunk + g.count <= limit]
     return min(max(within, default=0), segments - 1)
 
 
@@ -145,7 +155,7 @@ def find_resume_point(base: Path, *, keep_media: int | None = None) -> ResumePoi
     if keep_point is None and last == 0:
         raise IncompleteImageError("the interrupted image holds no media yet; start again "
                                    "(with --overwrite)", path=first_segment)
-    chunks = sum(len(g.entries) for g in kept)
+    chunks = sum(g.count for g in kept)
     media = chunks * chunk_size
     if volume.media_size:
         media = min(media, volume.media_size)
@@ -158,6 +168,7 @@ def find_resume_point(base: Path, *, keep_media: int | None = None) -> ResumePoi
     rewrite = (layout.segments[last],) if keep_point is None else ()
     return ResumePoint(
         base=base, volume=volume,
-        compression=_infer_compression(volume.compression_level, kept), chunks=chunks,
+        compression=_infer_compression(volume.compression_level, kept, layout.segments),
+        chunks=chunks,
         media_bytes=media, segments=tuple(paths), volume_offsets=tuple(offsets),
         continue_at=keep_point, groups_in_last=in_last, drop=dropped + rewrite)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 #: First 8 bytes of every E01 segment (§2.1).
 EVF_MAGIC: Final = b"EVF\x09\x0d\x0a\xff\x00"
@@ -73,9 +73,11 @@ def unpack_file_header(data: bytes) -> int:
 # --- section descriptor (§3) -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    """One 76-byte section descriptor found at ``offset`` of a segment file."""
+class Descriptor(NamedTuple):
+    """One 76-byte section descriptor found at ``offset`` of a segment file.
+
+    A named tuple: a reader makes one per section, 786 432 for a terabyte written in 4 MiB
+    groups, and a tuple is built in a fraction of a frozen dataclass's time."""
 
     type: str
     offset: int
@@ -97,14 +99,22 @@ def pack_descriptor(kind: str, next_offset: int, size: int) -> bytes:
     return head + le32(adler32(head))
 
 
+#: Raw 16-byte type fields already decoded (a set has a handful of distinct section types).
+_TYPE_NAMES: dict[bytes, str] = {}
+
+
 def unpack_descriptor(data: bytes, offset: int) -> Descriptor:
     """Parse a descriptor; ``ValueError`` names the fault (checksum, short read)."""
     if len(data) < DESCRIPTOR_SIZE:
         raise ValueError("section descriptor cut short (file truncated)")
     raw_type, next_offset, size, stored = _DESCRIPTOR.unpack_from(data)
-    if adler32(data[:72]) != stored:
+    if zlib.adler32(data[:72]) != stored:
         raise ValueError("section descriptor fails its Adler-32 checksum")
-    kind = raw_type.split(b"\x00", 1)[0].decode("ascii", "replace")
+    kind = _TYPE_NAMES.get(raw_type)
+    if kind is None:
+        kind = raw_type.split(b"\x00", 1)[0].decode("ascii", "replace")
+        if len(_TYPE_NAMES) < 64:  # the known names, and a few others: never unbounded
+            _TYPE_NAMES[raw_type] = kind
     return Descriptor(kind, offset, next_offset, size)
 
 

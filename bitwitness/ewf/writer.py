@@ -46,17 +46,25 @@ MIN_SEGMENT_SIZE = 1 << 20
 #: Reserved per sectors group by ewfacquire's budget rule (docs/EWF.md §2.3): 3 descriptors,
 #: 2 table checksums.
 GROUP_RESERVE = 3 * st.DESCRIPTOR_SIZE + 2 * 4
-#: Chunks per sectors/table/table2 group (4 MiB of media with 32 KiB chunks), well under the
-#: 65 534-entry limit (``st.MAX_TABLE_ENTRIES``), which stays the hard cap. Why smaller groups
-#: than ewfacquire's: a group is held in memory until it closes, and the acquisition lends its
-#: block buffers for the group's raw chunks until then; the sooner a group is written, the more
-#: of it is still in the CPU caches when it is hashed and written (the acquisition bench: ~5%
-#: faster than 1024-chunk groups, which would hold 32 MiB). ``--resume`` also keeps everything
-#: up to the last closed group. The cost: ~300 bytes of descriptors per group in the file
-#: (0.007%), and a reader's index of one entry per group (ours: ~240 bytes beyond the 4 per
-#: chunk, ~60 MB per TB of media). Every EWF reader handles many groups per segment (libewf,
-#: our reader and the tests' ewfverify/pyewf checks).
+#: When a sectors/table/table2 group closes: once its stored chunks reach ``GROUP_CHUNKS`` full
+#: chunks' worth of bytes (4 MiB with 32 KiB chunks), once it holds ``GROUP_CHUNKS`` chunks and
+#: a loan of the caller's buffer (see :meth:`EwfWriter.write_chunks`), and at the latest at
+#: ``GROUP_MAX_CHUNKS`` chunks. Why a group of raw chunks closes at 128: a group is held in
+#: memory until it closes, and the acquisition lends its block buffers for the group's raw
+#: chunks until then; the sooner a group is written, the more of it is still in the CPU caches
+#: when it is hashed and written (the acquisition bench: ~5% faster than 1024-chunk groups,
+#: which would hold 32 MiB). Why compressed chunks may fill a group up to 4 MiB: a group costs
+#: ~300 bytes of descriptors in the file and a section walk for every reader at every open; a
+#: terabyte of zeros (~50 bytes per chunk) in 128-chunk groups was 262 144 groups, whose walk
+#: took ``info`` 3.6 s (30 s on a loaded machine) and 235 MiB; in groups of ``GROUP_MAX_CHUNKS``
+#: it is 2 048, walked in ~0.2 s. ``--resume`` keeps everything up to the last closed group, so
+#: a crash inside a large group of zeros re-reads up to 512 MiB of media.
 GROUP_CHUNKS = 128
+#: The most chunks in one group: a quarter of the 65 534-entry limit (``st.MAX_TABLE_ENTRIES``)
+#: that EnCase 6 and libewf keep (ewfacquire 20140813 fills its tables to it). Why not more: the
+#: open group holds a piece per chunk, and a crash loses it whole (see above), while fewer
+#: groups would no longer make an open measurably faster.
+GROUP_MAX_CHUNKS = 16_375
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 
 
@@ -311,6 +319,21 @@ class EwfWriter:
         self._group_start = None
         self._closed_media = self._media_bytes
 
+    def _group_caps(self) -> tuple[int, int, int]:
+        """(entry bytes with a loan, entry bytes without, stored bytes incl. the descriptor) at
+        which the open group is full; see ``GROUP_CHUNKS``."""
+        lent = 4 * min(GROUP_CHUNKS, st.MAX_TABLE_ENTRIES)
+        most = 4 * min(max(GROUP_MAX_CHUNKS, GROUP_CHUNKS), st.MAX_TABLE_ENTRIES)
+        return lent, most, st.DESCRIPTOR_SIZE + GROUP_CHUNKS * self.chunk_size
+
+    def _group_full(self, stored: int) -> bool:
+        """Whether the open group must close before a chunk of ``stored`` bytes is added."""
+        assert self._group_start is not None
+        lent, most, span = self._group_caps()
+        held = self._pos - self._group_start
+        return (len(self._entries) >= (lent if self._group_releases else most) or held >= span
+                or held + stored > st.MAX_GROUP_SPAN)
+
     def _place(self, stored: int) -> None:
         """Open groups and segments as needed so that a chunk of ``stored`` bytes fits."""
         needed = self.chunk_size + 4
@@ -319,8 +342,7 @@ class EwfWriter:
                 self._close_group()
                 self._close_segment()
                 self._open_segment()
-            elif (len(self._entries) >= 4 * min(GROUP_CHUNKS, st.MAX_TABLE_ENTRIES)
-                  or self._pos + stored - self._group_start > st.MAX_GROUP_SPAN):
+            elif self._group_full(stored):
                 self._close_group()
         if self._group_start is None:
             if self._groups_in_segment and self._remaining - GROUP_RESERVE < needed:
@@ -350,7 +372,7 @@ class EwfWriter:
         """
         self._check_writable()
         size = self.chunk_size
-        entries_cap = 4 * min(GROUP_CHUNKS, st.MAX_TABLE_ENTRIES)
+        lent_cap, entries_cap, span_cap = self._group_caps()
         worst = size + 4  # a stored chunk at most: what _place needs room for
         lent_to = 0  # the group (by number) that holds a loan of the caller's buffer
         for body, compressed, raw, trailer in chunks:
@@ -364,7 +386,8 @@ class EwfWriter:
                                  "bytes")
             stored = len(body) + len(trailer)
             start = self._group_start
-            if (start is None or self._remaining < worst or len(self._entries) >= entries_cap
+            if (start is None or self._remaining < worst or self._pos - start >= span_cap
+                    or len(self._entries) >= (lent_cap if self._group_releases else entries_cap)
                     or self._pos + stored - start > st.MAX_GROUP_SPAN):
                 self._place(stored)
                 start = self._group_start
