@@ -89,12 +89,25 @@ class Sink(Protocol):
         """Put what was written on the disk for good; returns how many media bytes that is
         (what :meth:`resume` may later be trusted with; 0 when the output cannot be resumed)."""
 
+    def durable_soon(self) -> Callable[[], int]:
+        """:meth:`make_durable` in two halves: what was written so far is marked here (in the
+        writing thread, between blocks), and the returned function, called once from any
+        thread, waits until that is on the disk and returns its media bytes (see
+        :func:`durable_now` for a sink that has nothing to wait for in the background)."""
+
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
         """Make the output final and return every file written."""
 
     def abort(self) -> list[OutputFile]:
         """Stop, leave the output marked unfinished, return what exists."""
+
+
+def durable_now(sink: Sink) -> Callable[[], int]:
+    """A ``durable_soon`` that does the work at once (for sinks where it costs nothing, or
+    that are never resumed)."""
+    media = sink.make_durable()
+    return lambda: media
 
 
 class ImageSink(Sink, Protocol):
@@ -207,6 +220,23 @@ class RawSink:
         if self._fd is not None:
             os.fsync(self._fd)
         return self.written
+
+    def durable_soon(self) -> Callable[[], int]:
+        """Fsync, in the caller of the returned function, a duplicate descriptor of the piece
+        being written: every byte written so far is in the kernel already, and fsync puts all
+        of it on the disk, whatever is written meanwhile."""
+        media = self.written
+        if self._fd is None:
+            return lambda: media
+        fd = os.dup(self._fd)
+
+        def wait() -> int:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return media
+        return wait
 
     def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
         view = memoryview(data)
@@ -360,6 +390,10 @@ class EwfSink:
     def make_durable(self) -> int:
         """Media bytes now on the disk for good (see :meth:`EwfWriter.make_durable`)."""
         return int(self._writer.make_durable())
+
+    def durable_soon(self) -> Callable[[], int]:
+        """See :meth:`EwfWriter.durable_soon`."""
+        return self._writer.durable_soon()  # type: ignore[no-any-return]
 
     def encode(self, data: memoryview) -> Any:
         ewf = self._api()

@@ -109,6 +109,34 @@ class GatherWriter:
         else:
             self._queue.put((pieces, callbacks))
 
+    def sync_point(self) -> Callable[[], None]:
+        """A function that, called from any thread, returns once everything given so far is
+        written and fsynced (or raises the write's or the fsync's error); this call itself
+        waits for nothing.
+
+        Why: an acquisition's checkpoint makes its outputs durable every few hundred MiB.
+        Draining and fsyncing in the caller's thread stopped the whole pipeline for the time
+        the disk took (~50 ms each, 5-10% of a run); the checkpoint now waits in a thread of its
+        own. The fsync goes to a duplicate of the file descriptor, which stays valid even if
+        the file is closed meanwhile (closing drains and fsyncs it anyway).
+        """
+        written = threading.Event()
+        fd = os.dup(self._fd)
+        try:
+            self.after_written([written.set])
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def wait() -> None:
+            try:
+                written.wait()
+                self._raise_failure()  # the write error is set before the callbacks run
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return wait
+
     def drain(self) -> None:
         """Return once every piece given so far is on the file (raises a failed write)."""
         self.flush()
@@ -131,9 +159,10 @@ class GatherWriter:
                 try:
                     if self._error is None:  # after a failure, the rest is dropped
                         self._write_out(pieces)
-                finally:
-                    _call_all(callbacks)
-            except BaseException as exc:  # re-raised in the caller's thread
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc  # set before the callbacks run: see sync_point
+                _call_all(callbacks)
+            except BaseException as exc:
                 self._error = exc
             finally:
                 self._queue.task_done()
