@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
 from bitwitness.errors import OutputExistsError
-from bitwitness.fileio import fsync_path, write_all
+from bitwitness.fileio import WriteBehind, fsync_path, write_all
 from bitwitness.hashing import MultiHasher, ThreadedHasher, hash_file
 from bitwitness.images.raw import PARTIAL_SUFFIX
 
@@ -145,6 +145,7 @@ class RawSink:
         self.overwrite = overwrite
         self.written = 0
         self._fd: int | None = None
+        self._behind: WriteBehind | None = None  #: the open piece's write-behind
         self._piece = -1
         self._piece_hasher: ThreadedHasher | None = None
         self._piece_hashes: dict[int, dict[str, str]] = {}
@@ -196,6 +197,7 @@ class RawSink:
         path = self.partial_paths()[index]
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(path, flags, 0o644)
+        self._behind = WriteBehind(path)
         os.ftruncate(self._fd, truncate_to)
         os.lseek(self._fd, truncate_to, os.SEEK_SET)
         self._piece = index
@@ -204,6 +206,8 @@ class RawSink:
 
     def _close_piece(self) -> None:
         assert self._fd is not None
+        if self._behind is not None:
+            self._behind.finish()
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
@@ -250,6 +254,8 @@ class RawSink:
                 raise RuntimeError("raw sink written before prepare() or resume()")
             part = view[:room]
             write_all(self._fd, part)
+            if self._behind is not None:
+                self._behind.wrote(len(part))
             if self._piece_hasher is not None:  # hashed later, in its threads: a copy
                 self._piece_hasher.update(bytes(part))
             self.written += len(part)

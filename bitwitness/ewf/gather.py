@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO, Final
 
-from bitwitness.fileio import pwrite_all
+from bitwitness.fileio import WriteBehind, pwrite_all
 
 #: Pieces per ``writev`` call (the kernel's limit, 1024 on Linux).
 IOV_MAX: Final = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
@@ -63,6 +63,9 @@ class GatherWriter:
         self._callbacks: list[Callable[[], None]] = []
         self._hashes = {name: hashlib.new(name) for name in hash_algorithms}
         self._patched = False
+        name = getattr(file, "name", None)
+        #: the file put on the disk as it is written (its owner fsyncs it at the end)
+        self._behind = WriteBehind(name) if isinstance(name, (str, os.PathLike)) else None
         self._error: BaseException | None = None
         self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
@@ -143,6 +146,8 @@ class GatherWriter:
         if self._queue is not None:
             self._queue.join()
         self._raise_failure()
+        if self._behind is not None:
+            self._behind.finish()
 
     def _raise_failure(self) -> None:
         if self._error is not None:
@@ -172,6 +177,8 @@ class GatherWriter:
         for h in self._hashes.values():
             for piece in pieces:
                 h.update(piece)
+        if self._behind is not None:
+            self._behind.wrote(sum(len(piece) for piece in pieces))
         while pieces:
             batch = pieces[:IOV_MAX]
             written = os.writev(self._fd, batch)
