@@ -18,6 +18,7 @@ import contextlib
 import errno
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,6 +38,7 @@ from bitwitness.acquire.logs import (
 from bitwitness.acquire.pipeline import (
     CHECKPOINT_EVERY,
     DEFAULT_BLOCK,
+    CheckpointWait,
     Pipeline,
     PipelineOutcome,
     block_size_for,
@@ -553,20 +555,44 @@ class _AcquireJob:
 _UNFINISHED = "the acquisition did not finish (no final log was written)"
 
 
-def _checkpoint(run: _Run, facts: SourceFacts, pipeline: Pipeline) -> None:
+def _checkpoint(run: _Run, facts: SourceFacts, pipeline: Pipeline) -> CheckpointWait:
     """Make the outputs durable and record how far, with the read errors before that point, in
     the preliminary log: what ``--resume`` needs after a run that never wrote its final log.
 
-    Runs in the writing thread between two blocks, so nothing is being appended meanwhile.
+    Called in the writing thread between two blocks, so nothing is being appended meanwhile: it
+    marks what each sink holds and returns the waiting for the disk and the log writing, which
+    the pipeline runs in another thread (see :mod:`bitwitness.acquire.pipeline`).
     """
-    durable = min(sink.make_durable() for sink in run.sinks)
-    bad = [(offset, min(length, durable - offset)) for offset, length in list(pipeline.bad)
-           if offset < durable]
-    record = _record(run, facts, Status.FAILED, _UNFINISHED, done=durable,
-                     read_errors=tuple(byte_ranges_to_sectors(bad, run.sector_size)),
-                     bytes_read=pipeline.bytes_read)
-    for sink in run.sinks:
-        write_logs(sink.base, record, reserve=True)
+    waits = [sink.durable_soon() for sink in run.sinks]
+    bad = list(pipeline.bad)
+    bytes_read = pipeline.bytes_read
+
+    def wait() -> Callable[[], None]:
+        durable = min(_all_waited(waits))
+
+        def record() -> None:
+            kept = [(offset, min(length, durable - offset)) for offset, length in bad
+                    if offset < durable]
+            entry = _record(run, facts, Status.FAILED, _UNFINISHED, done=durable,
+                            read_errors=tuple(byte_ranges_to_sectors(kept, run.sector_size)),
+                            bytes_read=bytes_read)
+            for sink in run.sinks:
+                write_logs(sink.base, entry, reserve=True)
+        return record
+    return wait
+
+
+def _all_waited(waits: list[Callable[[], int]]) -> list[int]:
+    """Call every one of ``waits`` (each closes what it holds), then raise the first error."""
+    results, errors = [], []
+    for wait in waits:
+        try:
+            results.append(wait())
+        except (BitWitnessError, OSError) as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _first_image_file(sink: ImageSink, outputs: tuple[OutputFile, ...]) -> Path:

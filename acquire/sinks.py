@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
 from bitwitness.errors import OutputExistsError
-from bitwitness.fileio import fsync_path, write_all
+from bitwitness.fileio import WriteBehind, fsync_path, write_all
 from bitwitness.hashing import MultiHasher, ThreadedHasher, hash_file
 from bitwitness.images.raw import PARTIAL_SUFFIX
 
@@ -89,12 +89,25 @@ class Sink(Protocol):
         """Put what was written on the disk for good; returns how many media bytes that is
         (what :meth:`resume` may later be trusted with; 0 when the output cannot be resumed)."""
 
+    def durable_soon(self) -> Callable[[], int]:
+        """:meth:`make_durable` in two halves: what was written so far is marked here (in the
+        writing thread, between blocks), and the returned function, called once from any
+        thread, waits until that is on the disk and returns its media bytes (see
+        :func:`durable_now` for a sink that has nothing to wait for in the background)."""
+
     def finish(self, *, hashes: dict[str, str],
                errors: Sequence[tuple[int, int]]) -> list[OutputFile]:
         """Make the output final and return every file written."""
 
     def abort(self) -> list[OutputFile]:
         """Stop, leave the output marked unfinished, return what exists."""
+
+
+def durable_now(sink: Sink) -> Callable[[], int]:
+    """A ``durable_soon`` that does the work at once (for sinks where it costs nothing, or
+    that are never resumed)."""
+    media = sink.make_durable()
+    return lambda: media
 
 
 class ImageSink(Sink, Protocol):
@@ -132,6 +145,7 @@ class RawSink:
         self.overwrite = overwrite
         self.written = 0
         self._fd: int | None = None
+        self._behind: WriteBehind | None = None  #: the open piece's write-behind
         self._piece = -1
         self._piece_hasher: ThreadedHasher | None = None
         self._piece_hashes: dict[int, dict[str, str]] = {}
@@ -183,6 +197,7 @@ class RawSink:
         path = self.partial_paths()[index]
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(path, flags, 0o644)
+        self._behind = WriteBehind(path)
         os.ftruncate(self._fd, truncate_to)
         os.lseek(self._fd, truncate_to, os.SEEK_SET)
         self._piece = index
@@ -191,6 +206,8 @@ class RawSink:
 
     def _close_piece(self) -> None:
         assert self._fd is not None
+        if self._behind is not None:
+            self._behind.finish()
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = None
@@ -208,6 +225,23 @@ class RawSink:
             os.fsync(self._fd)
         return self.written
 
+    def durable_soon(self) -> Callable[[], int]:
+        """Fsync, in the caller of the returned function, a duplicate descriptor of the piece
+        being written: every byte written so far is in the kernel already, and fsync puts all
+        of it on the disk, whatever is written meanwhile."""
+        media = self.written
+        if self._fd is None:
+            return lambda: media
+        fd = os.dup(self._fd)
+
+        def wait() -> int:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return media
+        return wait
+
     def write(self, encoded: Any, data: memoryview, keep: Keep | None = None) -> None:
         view = memoryview(data)
         while view:
@@ -220,6 +254,8 @@ class RawSink:
                 raise RuntimeError("raw sink written before prepare() or resume()")
             part = view[:room]
             write_all(self._fd, part)
+            if self._behind is not None:
+                self._behind.wrote(len(part))
             if self._piece_hasher is not None:  # hashed later, in its threads: a copy
                 self._piece_hasher.update(bytes(part))
             self.written += len(part)
@@ -360,6 +396,10 @@ class EwfSink:
     def make_durable(self) -> int:
         """Media bytes now on the disk for good (see :meth:`EwfWriter.make_durable`)."""
         return int(self._writer.make_durable())
+
+    def durable_soon(self) -> Callable[[], int]:
+        """See :meth:`EwfWriter.durable_soon`."""
+        return self._writer.durable_soon()  # type: ignore[no-any-return]
 
     def encode(self, data: memoryview) -> Any:
         ewf = self._api()

@@ -46,6 +46,8 @@ _CHILD = textwrap.dedent("""
     def dying_write(self, block, future):
         done = real_write(self, block, future)
         if done >= int(kill_at):
+            self._checkpoints.finish()  # the checkpoint at 3 MiB has recorded itself (a kill
+            # while it waits for the disk leaves the one before it, as resumable)
             for sink in self.sinks:  # the worst case for resume: every closed group on disk
                 ewf = getattr(sink, "_writer", None)
                 if ewf is not None and ewf._file is not None:

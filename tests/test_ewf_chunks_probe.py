@@ -51,12 +51,33 @@ def test_compressible_middle_or_start_is_found() -> None:
     assert _check(bytes(CHUNK - 512) + os.urandom(512))
 
 
-def test_best_never_probes() -> None:
+def test_best_finds_what_the_probe_misses() -> None:
     """A compressible stretch between the probe's spots is the probe's documented blind spot
-    under ``fast``; ``best`` always deflates in full and finds it."""
+    under ``fast``; ``best`` stores a chunk raw only when a level-1 deflate of the whole chunk
+    cannot shrink it either, so it finds the stretch."""
     chunk = os.urandom(2048) + bytes(4096) + os.urandom(CHUNK - 6144)
     assert _check(chunk, Compression.BEST)
     _check(chunk, Compression.FAST)  # either way, a correct encoding
+    assert not _check(os.urandom(CHUNK), Compression.BEST)
+
+
+def test_best_is_never_larger_than_zlib_9() -> None:
+    """What ``ewfacquire -c deflate:best`` stores (zlib level 9 per chunk, raw when it does not
+    shrink), on disk-like data (a third zeros), on near-random data (deflate streams of text,
+    which the probe calls incompressible but which still shrink a little) and on zeros."""
+    rng = random.Random(5)
+    words = b"evidence sector custody witness journal inode cluster partition 2026".split()
+    text = b" ".join(rng.choice(words) for _ in range(400_000))
+    packed = b"".join(zlib.compress(text[i:i + 50_000], 1) for i in range(0, len(text), 50_000))
+    for data in (make_disk_bytes(4 << 20, 12), packed[:len(packed) - len(packed) % CHUNK],
+                 bytes(4 * CHUNK)):
+        ours = sum(c.stored_size for c in encode_chunks(data, CHUNK, Compression.BEST))
+        reference = 0
+        for i in range(0, len(data), CHUNK):
+            chunk = data[i:i + CHUNK]
+            deflated = zlib.compress(chunk, 9)
+            reference += len(deflated) if len(deflated) < len(chunk) else len(chunk) + 4
+        assert ours <= reference
 
 
 def test_size_close_to_a_full_deflate_on_disk_like_data() -> None:

@@ -11,13 +11,13 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bitwitness import acquisitionlog
 from bitwitness.acquire.convert.outputs import OutputError, close_synced
-from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
+from bitwitness.acquire.sinks import Keep, OutputFile, Resumed, durable_now
 from bitwitness.acquire.verifying import WRITTEN_REFERENCE
 from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
 from bitwitness.images.raw import fd_size, open_readonly
@@ -173,6 +173,9 @@ class TargetSink:
         if self._fd is not None:
             os.fsync(self._fd)
         return 0
+
+    def durable_soon(self) -> Callable[[], int]:
+        return durable_now(self)
 
     def resume(self, limit: int) -> Resumed:
         raise UsageError("a restore cannot be resumed; start it again")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.acquire.convert.outputs import MediaSink
-from bitwitness.acquire.sinks import Keep, OutputFile, Resumed
+from bitwitness.acquire.sinks import Keep, OutputFile, Resumed, durable_now
 from bitwitness.errors import OutputExistsError, UsageError
 
 
@@ -43,6 +43,9 @@ class WriterSink:
         """Nothing of an unfinished virtual disk can be resumed (its tables are written at the
         end): 0."""
         return 0
+
+    def durable_soon(self) -> Callable[[], int]:
+        return durable_now(self)
 
     def encode(self, data: memoryview) -> Any:
         return None  # nothing to precompute: the writers store the media as it is

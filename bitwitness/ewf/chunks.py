@@ -16,13 +16,19 @@ from isal import isal_zlib
 
 from bitwitness.ewf.options import Compression
 
-#: isal levels per compression (isal has 0..3; 3 is its best).
-_ISAL_LEVEL = {Compression.EMPTY: 1, Compression.FAST: 1, Compression.BEST: 3}
-#: libdeflate's level for ``best``. Measured on 32 KiB chunks (bench/_data.py text-like media
-#: and a tar of shared libraries): level 9 is 1% and 0.5% smaller than zlib level 9 (what
-#: ``ewfacquire -c deflate:best`` writes) in 0.8x and 0.3x of its time; levels 10 to 12 gain
-#: another 2-6% for 2-6x the time. isal's level 3 is 4% larger than zlib level 9.
-BEST_LEVEL = 9
+#: isal levels per compression (isal has 0..3); ``best`` is libdeflate's (:data:`BEST_LEVEL`).
+_ISAL_LEVEL = {Compression.EMPTY: 1, Compression.FAST: 1}
+#: libdeflate's level for ``best``: the cheapest that is still smaller than zlib level 9 (what
+#: ``ewfacquire -c deflate:best`` writes) on every data set measured. On 32 KiB chunks of the
+#: bench/_data.py disk-like media, a tar of shared libraries and a tar of /usr/share/doc, man
+#: pages and headers (mostly .gz, so near-random), level 7 is 0.9982x, 0.9923x and 0.9962x zlib
+#: 9's size in 0.60x, 0.12x and ~0.3x of its CPU time; level 9 gains another 0.05-0.2% for 1.4x
+#: level 7's time; level 6 is 0.8% *larger* than zlib 9 on the disk-like media. isal's level 3
+#: is 4% larger than zlib level 9. Skipping the full deflate on chunks the ``fast`` probe calls
+#: incompressible would save a fifth of the time but loses what libdeflate gets from near-random
+#: chunks (the documentation tar came out 1.0007x zlib 9): ``best`` stores such a chunk raw only
+#: when libdeflate's level 1 cannot shrink it either (:func:`_encode_best`).
+BEST_LEVEL = 7
 #: The volume section's compression-level byte (§6.2): empty-block records 0 as ewfacquire does.
 VOLUME_LEVEL = {Compression.NONE: 0, Compression.EMPTY: 0, Compression.FAST: 1,
                 Compression.BEST: 2}
@@ -71,14 +77,16 @@ def zeros_of(length: int) -> bytearray:
 
 
 @cache
-def _zero_chunk(length: int, level: int) -> bytes:
-    return isal_zlib.compress(bytes(length), level)
+def _zero_encoded(length: int, compression: Compression) -> EncodedChunk:
+    """The one encoding shared by every all-zero chunk of this size (a third of a disk).
 
-
-@cache
-def _zero_encoded(length: int, level: int) -> EncodedChunk:
-    """The one encoding shared by every all-zero chunk of this size (a third of a disk)."""
-    return EncodedChunk(_zero_chunk(length, level), True, length)
+    ``best`` takes libdeflate's, like its other chunks: isal's level 3 makes 126 bytes of a
+    32 KiB zero chunk where libdeflate (and zlib 9) make 52, ~0.07% of a disk that is a third
+    zeros, enough to make ``best`` larger than ``ewfacquire -c deflate:best``."""
+    zeros = bytes(length)
+    body = (deflate.zlib_compress(zeros, BEST_LEVEL) if compression is Compression.BEST
+            else isal_zlib.compress(zeros, _ISAL_LEVEL.get(compression, 0)))
+    return EncodedChunk(body, True, length)
 
 
 #: The incompressibility probe (``fast`` only): this many bytes from each of ``_PROBE_SPOTS``
@@ -120,8 +128,9 @@ def encode_chunk(data: bytes | bytearray | memoryview, compression: Compression)
 
     ``fast`` stores a chunk raw at once when a small probe says it is incompressible (random,
     encrypted, already compressed): deflating it in full would cost as much as text and give
-    nothing back; it deflates the others with isal. ``best`` always tries a full deflate, with
-    libdeflate (:data:`BEST_LEVEL`).
+    nothing back; it deflates the others with isal. ``best`` deflates with libdeflate
+    (:data:`BEST_LEVEL`) every chunk but those that the probe and a quick level-1 deflate both
+    find incompressible (:func:`_encode_best`).
     """
     compression = Compression(compression)
     return _encode(data, compression, _ISAL_LEVEL.get(compression, 0))
@@ -133,13 +142,31 @@ def _encode(data: bytes | bytearray | memoryview, compression: Compression,
         return _stored(data)
     length = len(data)
     if _zeros(length) == data:
-        encoded = _zero_encoded(length, level)
+        encoded = _zero_encoded(length, compression)
         return encoded if len(encoded.body) < length else _stored(data)
-    if compression is Compression.EMPTY or (
-            compression is Compression.FAST and _looks_incompressible(data)):
+    if compression is Compression.BEST:
+        return _encode_best(data, length)
+    if compression is Compression.EMPTY or _looks_incompressible(data):
         return _stored(data)
-    payload = (deflate.zlib_compress(data, BEST_LEVEL) if compression is Compression.BEST
-               else isal_zlib.compress(data, level))
+    payload = isal_zlib.compress(data, level)
+    if len(payload) < length:
+        return EncodedChunk(payload, True, length)
+    return _stored(data)
+
+
+def _encode_best(data: bytes | bytearray | memoryview, length: int) -> EncodedChunk:
+    """libdeflate at :data:`BEST_LEVEL`, except on a chunk that the probe calls incompressible
+    *and* that libdeflate's level 1 cannot shrink by a byte: such a chunk is stored raw.
+
+    Why the second test: the probe alone would store raw some chunks that libdeflate shrinks
+    (near-random .gz members shrink by ~1%; see :data:`BEST_LEVEL`), but level 1 finds those
+    too, at a fraction of level 7's cost on random data. Measured on the three data sets of
+    :data:`BEST_LEVEL`: the same bytes as level 7 on every chunk, 10% less deflate time on the
+    disk-like media (a third random), the same elsewhere.
+    """
+    if _looks_incompressible(data) and len(deflate.zlib_compress(data, 1)) >= length:
+        return _stored(data)
+    payload = deflate.zlib_compress(data, BEST_LEVEL)
     if len(payload) < length:
         return EncodedChunk(payload, True, length)
     return _stored(data)
@@ -160,7 +187,7 @@ def encode_chunks(data: bytes | bytearray | memoryview, chunk_size: int,
     length = len(view)
     if (compression is not Compression.NONE and length and length % chunk_size == 0
             and _zeros(length) == view):
-        zero = _zero_encoded(chunk_size, level)
+        zero = _zero_encoded(chunk_size, compression)
         if zero.stored_size < chunk_size:
             return [zero] * (length // chunk_size)
     return [_encode(view[i:i + chunk_size], compression, level)

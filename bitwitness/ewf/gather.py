@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO, Final
 
-from bitwitness.fileio import pwrite_all
+from bitwitness.fileio import WriteBehind, pwrite_all
 
 #: Pieces per ``writev`` call (the kernel's limit, 1024 on Linux).
 IOV_MAX: Final = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
@@ -63,6 +63,9 @@ class GatherWriter:
         self._callbacks: list[Callable[[], None]] = []
         self._hashes = {name: hashlib.new(name) for name in hash_algorithms}
         self._patched = False
+        name = getattr(file, "name", None)
+        #: the file put on the disk as it is written (its owner fsyncs it at the end)
+        self._behind = WriteBehind(name) if isinstance(name, (str, os.PathLike)) else None
         self._error: BaseException | None = None
         self._queue: queue.Queue[Batch | None] | None = None
         self._thread: threading.Thread | None = None
@@ -109,12 +112,42 @@ class GatherWriter:
         else:
             self._queue.put((pieces, callbacks))
 
+    def sync_point(self) -> Callable[[], None]:
+        """A function that, called from any thread, returns once everything given so far is
+        written and fsynced (or raises the write's or the fsync's error); this call itself
+        waits for nothing.
+
+        Why: an acquisition's checkpoint makes its outputs durable every few hundred MiB.
+        Draining and fsyncing in the caller's thread stopped the whole pipeline for the time
+        the disk took (~50 ms each, 5-10% of a run); the checkpoint now waits in a thread of its
+        own. The fsync goes to a duplicate of the file descriptor, which stays valid even if
+        the file is closed meanwhile (closing drains and fsyncs it anyway).
+        """
+        written = threading.Event()
+        fd = os.dup(self._fd)
+        try:
+            self.after_written([written.set])
+        except BaseException:
+            os.close(fd)
+            raise
+
+        def wait() -> None:
+            try:
+                written.wait()
+                self._raise_failure()  # the write error is set before the callbacks run
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return wait
+
     def drain(self) -> None:
         """Return once every piece given so far is on the file (raises a failed write)."""
         self.flush()
         if self._queue is not None:
             self._queue.join()
         self._raise_failure()
+        if self._behind is not None:
+            self._behind.finish()
 
     def _raise_failure(self) -> None:
         if self._error is not None:
@@ -131,9 +164,10 @@ class GatherWriter:
                 try:
                     if self._error is None:  # after a failure, the rest is dropped
                         self._write_out(pieces)
-                finally:
-                    _call_all(callbacks)
-            except BaseException as exc:  # re-raised in the caller's thread
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc  # set before the callbacks run: see sync_point
+                _call_all(callbacks)
+            except BaseException as exc:
                 self._error = exc
             finally:
                 self._queue.task_done()
@@ -143,6 +177,8 @@ class GatherWriter:
         for h in self._hashes.values():
             for piece in pieces:
                 h.update(piece)
+        if self._behind is not None:
+            self._behind.wrote(sum(len(piece) for piece in pieces))
         while pieces:
             batch = pieces[:IOV_MAX]
             written = os.writev(self._fd, batch)

@@ -242,6 +242,25 @@ class EwfWriter:
             os.fsync(self._file.fileno())
         return self._closed_media
 
+    def durable_soon(self) -> Callable[[], int]:
+        """What :meth:`make_durable` does, without waiting here: returns a function that any
+        thread may call, once, which waits until every group closed so far is on the disk
+        (written and fsynced) and returns the media bytes they hold.
+
+        Why: the acquisition's ordering thread calls this at each checkpoint and leaves the
+        waiting to another thread, so that the pipeline keeps going while the disk catches up.
+        """
+        self._check_writable()
+        media = self._closed_media
+        if self._file is None:
+            return lambda: media
+        synced = self._file.sync_point()
+
+        def wait() -> int:
+            synced()
+            return media
+        return wait
+
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         assert self._file is not None
         self._file.write(data)
