@@ -21,6 +21,7 @@ import fcntl
 import mmap
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,23 @@ class DirectFile:
     """Appends to ``path`` from offset 0 through ``O_DIRECT`` (``OSError`` when it cannot be
     opened so; the caller writes buffered then).
 
-    :meth:`write` stages, :meth:`flush` puts everything staged on the file, a last partial block
-    too (padded with zeros, then the file cut back to the bytes written), :meth:`close` flushes
-    and closes. Not thread-safe: one writer.
+    :meth:`write` stages; a full staging buffer is written by a thread of its own while the other
+    buffer fills (a direct write returns only once the disk has the data: done inline, it would
+    stall the whole pipeline behind it). :meth:`flush` puts everything staged on the file, a last
+    partial block too (padded with zeros, then the file cut back to the bytes written);
+    :meth:`close` flushes and closes. A failed write raises from the next call. One writer.
     """
 
     def __init__(self, path: Path) -> None:
         flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | os.O_DIRECT
         self._fd = os.open(path, flags)
-        self._buffer = mmap.mmap(-1, STAGE)  # page-aligned, as O_DIRECT needs
-        self._view = memoryview(self._buffer)
-        self._base = 0  #: file offset of the buffer's first byte (a multiple of ALIGN)
-        self._held = 0  #: bytes staged
+        self._buffers = [mmap.mmap(-1, STAGE) for _ in range(2)]  # page-aligned, as O_DIRECT needs
+        self._views = [memoryview(b) for b in self._buffers]
+        self._view = self._views[0]  #: the buffer being filled
+        self._base = 0  #: file offset of its first byte (a multiple of ALIGN)
+        self._held = 0  #: bytes staged in it
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-write")
+        self._pending: Future[None] | None = None  #: the other buffer's write, in flight
         self.direct = True  #: False once the file system refused a direct write
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -59,22 +65,25 @@ class DirectFile:
             self._held += take
             view = view[take:]
             if self._held == STAGE:
-                self._put(STAGE)
+                self._wait()
+                self._pending = self._pool.submit(self._put, self._view, STAGE, self._base)
+                self._view = self._views[1] if self._view is self._views[0] else self._views[0]
                 self._base += STAGE
                 self._held = 0
 
     def flush(self) -> None:
         """Write what is staged; the file then holds exactly the bytes given so far."""
+        self._wait()
         whole = self._held - self._held % ALIGN
         if whole:
-            self._put(whole)
+            self._put(self._view, whole, self._base)
             rest = self._held - whole
             self._view[:rest] = self._view[whole:self._held]
             self._base += whole
             self._held = rest
         if self._held:
             self._view[self._held:ALIGN] = bytes(ALIGN - self._held)
-            self._put(ALIGN)
+            self._put(self._view, ALIGN, self._base)
             os.ftruncate(self._fd, self._base + self._held)
 
     def close(self) -> None:
@@ -82,13 +91,20 @@ class DirectFile:
         try:
             self.flush()
         finally:
+            self._pool.shutdown(wait=True)
             os.close(self._fd)
-            self._view.release()
-            self._buffer.close()
+            for view, buffer in zip(self._views, self._buffers, strict=True):
+                view.release()
+                buffer.close()
 
-    def _put(self, length: int) -> None:
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _put(self, view: memoryview, length: int, offset: int) -> None:
         try:
-            pwrite_all(self._fd, self._view[:length], self._base)
+            pwrite_all(self._fd, view[:length], offset)
         except OSError as exc:
             if exc.errno != errno.EINVAL or not self.direct:
                 raise
@@ -96,7 +112,7 @@ class DirectFile:
             flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
             fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
             self.direct = False
-            pwrite_all(self._fd, self._view[:length], self._base)
+            pwrite_all(self._fd, view[:length], offset)
 
 
 class DirectRawSink(RawSink):
@@ -140,7 +156,10 @@ class DirectRawSink(RawSink):
         return super().finish(hashes=hashes, errors=errors)
 
     def abort(self) -> list[OutputFile]:
-        self._close_direct()
+        # the job failed already (often this very file's write): what is staged is written if
+        # it can be, and the output is left unfinished either way, as RawSink leaves it
+        with contextlib.suppress(OSError):
+            self._close_direct()
         return super().abort()
 
     def _close_direct(self) -> None:
