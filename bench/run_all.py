@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -237,6 +238,20 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _pyewf_inflate() -> str:
+    """Which inflate libewf uses under ``verify --second-reader`` (it sets that row): zlib once
+    scripts/build-pyewf.sh has rebuilt pyewf, libewf's own (~3x the CPU) in PyPI's wheel."""
+    try:
+        import pyewf
+    except ImportError:
+        return "pyewf: not installed"
+    proc = subprocess.run(["ldd", str(pyewf.__file__)], capture_output=True, text=True,
+                          check=False)
+    how = ("zlib" if "libz.so" in proc.stdout
+           else "libewf's own code (PyPI's wheel; scripts/build-pyewf.sh links zlib)")
+    return f"pyewf {pyewf.get_version()} (second reader) inflates with {how}"
+
+
 def _options() -> tuple[int, int, int, Path | None, str, bool]:
     parser = BenchParser(__doc__, size="512MiB", repeat=1,
                          dir_help="where the temporary work folder is made (default: /var/tmp, "
@@ -296,6 +311,7 @@ def main() -> int:
     print(f"media: {size} bytes of disk-like data (1/3 zeros, 1/3 random, 1/3 text), on disk; "
           f"ext4 of {files:,} files ({src.browse_size >> 20} MiB); best of {repeat} interleaved "
           "round(s), each with a final sync")
+    print(_pyewf_inflate())
     print("ratio = peer wall time / BitWitness wall time (above 1: BitWitness is faster); CPU "
           "s/GiB of the data each job reads (the media; the file system; the file); bound = "
           "BitWitness CPU / cores, raised to MD5 alone (md5) and to cp + sync (raw writes)")

@@ -147,8 +147,9 @@ def read_outcome(segments: Sequence[Path], algorithms: Sequence[str], task: Prog
 #: Our reader's blocks held while libewf reads the same ranges (each ~4 MiB): how far libewf's
 #: requests run ahead of the comparison, so that its thread never waits for one.
 AHEAD = 4
-#: libewf readers (each its own handle, taking ranges in turn): libewf's inflate is ~2x the cost
-#: of ours (its own decoder), so on two cores or more a second one keeps it off the critical path.
+#: libewf readers (each its own handle, taking ranges in turn): libewf costs ~2.3x our decoding
+#: with zlib's inflate (scripts/build-pyewf.sh) and ~7x with its own (PyPI's wheel), so on two
+#: cores or more a second one keeps it off the critical path.
 READERS = 2
 _END = object()
 

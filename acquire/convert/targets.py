@@ -6,11 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bitwitness.acquire.convert.direct import DirectRawSink
 from bitwitness.acquire.convert.outputs import MediaSink
 from bitwitness.acquire.convert.sinks import WriterSink
 from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
 from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
-from bitwitness.acquire.sinks import EwfSink, OutputFile, RawSink, Sink
+from bitwitness.acquire.sinks import EwfSink, OutputFile, Sink
 from bitwitness.errors import UsageError
 from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
 from bitwitness.stream import ImageStream
@@ -31,8 +32,9 @@ def build_sink(stream: ImageStream, base: Path, options: ConvertOptions,
     if (options.segment_size is not None or options.compression is not None) and to != "e01":
         raise UsageError("--segment-size and --compress apply to E01 output only")
     if to == "raw":
-        return RawSink(base, media_size=stream.size, algorithms=options.algorithms,
-                       split=options.split, overwrite=options.overwrite)
+        # written around the page cache (a conversion never reads its output back)
+        return DirectRawSink(base, media_size=stream.size, algorithms=options.algorithms,
+                             split=options.split, overwrite=options.overwrite)
     if to == "e01":
         return _ewf_sink(stream, base, options, metadata)
     whole_file = _whole_file_writer(to)
