@@ -209,7 +209,8 @@ def test_lazy_times_equal_times(pairs: list[tuple[int | None, int | None]]) -> N
     lazy = Times.from_meta(meta)
     assert lazy.epoch_seconds() == seconds  # from the integers
     assert hash(lazy) == hash(eager)
-    assert lazy == eager and eager == lazy
+    assert lazy == eager
+    assert eager == lazy
     assert repr(lazy) == repr(eager)
     assert lazy.epoch_seconds() == seconds  # from the datetimes
     assert dataclasses.asdict(lazy) == dataclasses.asdict(eager)
