@@ -263,3 +263,49 @@ def test_block_check_passes_a_common_block() -> None:
     assert _slot_right(bytes(slot) * 16, 256)
     slot[148] |= 1  # an epoch bit of the creation time
     assert not _block_reads_right(bytes(slot) * 16, 256)
+
+
+def _safe_chars_spec(name: str) -> str:
+    """The escaping step of ``safe_name`` as its docstrings state it, a character at a time."""
+    from bitwitness.report.browse.safenames import _escape_char
+
+    return "".join(_escape_char(c) if c in '%/\\<>:"|?*' or ord(c) < 0x20 or ord(c) == 0x7F
+                   or 0xD800 <= ord(c) <= 0xDFFF else c for c in name)
+
+
+def test_name_forms_every_code_point() -> None:
+    """``safe_name``, ``is_exact`` and ``escaped`` take a regular expression where they looped
+    over each character; every code point gives what the loop gave."""
+    from bitwitness.report.browse.safenames import escaped, is_exact, safe_name
+
+    for code in range(0x110000):
+        name = f"a{chr(code)}b"
+        try:
+            expected: str | type = _safe_chars_spec(name)
+        except UnicodeEncodeError:  # a lone surrogate no decoded name holds
+            expected = UnicodeEncodeError
+        try:
+            got: str | type = safe_name(name)
+        except UnicodeEncodeError:
+            got = UnicodeEncodeError
+        assert got == expected, hex(code)
+        undecoded = 0xDC80 <= code <= 0xDCFF
+        assert is_exact(name) is not undecoded, hex(code)
+        assert escaped(name) == (f"a\\x{code - 0xDC00:02x}b" if undecoded else name), hex(code)
+
+
+def test_hasher_copy_is_independent() -> None:
+    """The export copies an untouched hasher per file: each copy hashes alone."""
+    import hashlib
+
+    from bitwitness.hashing import MultiHasher
+
+    blank = MultiHasher(("md5", "sha256", "sha1"))
+    first, second = blank.copy(), blank.copy()
+    first.update(b"abc")
+    second.update(b"de")
+    second.update(b"f")
+    for hasher, data in ((blank, b""), (first, b"abc"), (second, b"def")):
+        assert hasher.hexdigests() == {name: hashlib.new(name, data).hexdigest()
+                                       for name in ("md5", "sha256", "sha1")}
+        assert hasher.bytes_hashed == len(data)
