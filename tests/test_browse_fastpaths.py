@@ -207,7 +207,8 @@ def test_lazy_times_equal_times(pairs: list[tuple[int | None, int | None]]) -> N
     seconds = tuple((v - epoch) // timedelta(seconds=1) if v is not None else 0
                     for v in (eager.modified, eager.accessed, eager.changed, eager.born))
     lazy = Times.from_meta(meta)
-    assert lazy.epoch_seconds() == seconds  # from the integers
+    assert lazy.complete() == eager.complete()  # from the integers
+    assert lazy.epoch_seconds() == seconds
     assert hash(lazy) == hash(eager)
     assert lazy == eager
     assert eager == lazy

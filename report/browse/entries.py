@@ -64,6 +64,10 @@ class Times:
         return (_seconds(self.modified), _seconds(self.accessed), _seconds(self.changed),
                 _seconds(self.born))
 
+    def complete(self) -> bool:
+        """Whether all four times are recorded (none is None)."""
+        return None not in (self.modified, self.accessed, self.changed, self.born)
+
     @staticmethod
     def from_meta(meta: Any) -> Times:
         """The times of a TSK meta (``TSK_FS_META``): 32-bit seconds and nanoseconds.
@@ -100,6 +104,12 @@ class _TskTimes(Times):
 
     def __repr__(self) -> str:
         return repr(Times(self.modified, self.accessed, self.changed, self.born))
+
+    def complete(self) -> bool:
+        raw = self.__dict__.get("_raw")
+        if raw is None:
+            return super().complete()
+        return all(int(raw[n] or 0) & 0xFFFFFFFF for n in range(0, 8, 2))  # as _tsk_time
 
     def epoch_seconds(self) -> tuple[int, int, int, int]:
         raw = self.__dict__.get("_raw")

@@ -468,7 +468,7 @@ class FileSystem:
     def _si_times(self, meta_file: Any, attrs: list[Any]) -> Times | None:
         """$STANDARD_INFORMATION times read from the attribute when TSK's meta lacks one."""
         times = Times.from_meta(meta_file.info.meta)
-        if None not in (times.modified, times.accessed, times.changed, times.born):
+        if times.complete():  # asked without making the datetimes
             return times
         for attr in attrs:
             if int(attr.info.type) == ATTR_STANDARD_INFORMATION:
