@@ -185,3 +185,128 @@ def test_digest_set_is_a_set(keys: list[int]) -> None:
             assert len(table) == len(plain)
     for key in range(64):
         assert (key in table) == ((key or 1) in plain)
+
+
+_TIME_VALUES = st.one_of(st.none(), st.integers(0, 0xFFFFFFFF), st.sampled_from(
+    [0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, (1 << 32) + 5]))
+_NANO_VALUES = st.one_of(st.none(), st.integers(0, 0xFFFFFFFF), st.sampled_from(
+    [0, 999_999_999, 1_000_000_000, 3_999_999_999]))
+
+
+@given(st.lists(st.tuples(_TIME_VALUES, _NANO_VALUES), min_size=4, max_size=4))
+def test_lazy_times_equal_times(pairs: list[tuple[int | None, int | None]]) -> None:
+    """``Times.from_meta`` keeps TSK's integers and makes the datetimes on first read: equal
+    to, hashed and shown as the Times made at once, and its bodyfile seconds are theirs."""
+    from bitwitness.report.browse.entries import _tsk_time
+
+    (m, mn), (a, an), (c, cn), (b, bn) = pairs
+    meta = SimpleNamespace(mtime=m, mtime_nano=mn, atime=a, atime_nano=an, ctime=c,
+                           ctime_nano=cn, crtime=b, crtime_nano=bn)
+    eager = Times(_tsk_time(m, mn), _tsk_time(a, an), _tsk_time(c, cn), _tsk_time(b, bn))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    seconds = tuple((v - epoch) // timedelta(seconds=1) if v is not None else 0
+                    for v in (eager.modified, eager.accessed, eager.changed, eager.born))
+    lazy = Times.from_meta(meta)
+    assert lazy.complete() == eager.complete()  # from the integers
+    assert lazy.epoch_seconds() == seconds
+    assert hash(lazy) == hash(eager)
+    assert lazy == eager
+    assert eager == lazy
+    assert repr(lazy) == repr(eager)
+    assert lazy.epoch_seconds() == seconds  # from the datetimes
+    assert dataclasses.asdict(lazy) == dataclasses.asdict(eager)
+    assert vars(lazy) == vars(eager)
+    replaced = dataclasses.replace(Times.from_meta(meta), born=None)
+    assert replaced == dataclasses.replace(eager, born=None)
+    assert replaced.epoch_seconds() == (*seconds[:3], 0)
+
+
+def _slot_right(block: bytes, inode_size: int) -> bool:
+    from bitwitness.report.browse.moretimes import _EXT_TIME_BYTES, _tsk_reads_right
+
+    for at in range(0, len(block), inode_size):
+        raw = block[at:at + min(inode_size, _EXT_TIME_BYTES)]
+        extra_size = 128 + struct.unpack_from("<H", raw, 128)[0] if len(raw) >= 130 else 128
+        if not _tsk_reads_right(raw, extra_size):
+            return False
+    return True
+
+
+_SLOT_BYTES = st.sampled_from([0, 1, 3, 4, 0x20, 0x7F, 0x80, 0xFF])
+
+
+@given(st.sampled_from([128, 256, 512, 1024]), st.data())
+def test_block_check_is_never_looser_than_each_slot(inode_size: int, data: st.DataObject
+                                                     ) -> None:
+    """An inode-table block counts as read right at once only when every inode slot in it
+    would, asked alone (the check that decides whether an ext time is decoded again)."""
+    from bitwitness.report.browse.moretimes import _block_reads_right
+
+    block = bytearray(4096)
+    places = (8, 11, 12, 15, 16, 19, 128, 129, 132, 136, 140, 144, 147, 148)
+    for slot in range(0, 4096, inode_size):
+        for at in data.draw(st.lists(st.sampled_from(places), max_size=4)):
+            if at < inode_size:
+                block[slot + at] = data.draw(_SLOT_BYTES)
+    if _block_reads_right(bytes(block), inode_size):
+        assert _slot_right(bytes(block), inode_size)
+
+
+def test_block_check_passes_a_common_block() -> None:
+    """A block of ordinary ext4 inodes (times after 1970, no epoch bits) is read right."""
+    from bitwitness.report.browse.moretimes import _block_reads_right
+
+    slot = bytearray(256)
+    struct.pack_into("<iii", slot, 8, 1_700_000_000, 1_700_000_001, 1_700_000_002)
+    struct.pack_into("<H", slot, 128, 32)
+    struct.pack_into("<IIIiI", slot, 132, 4 << 2, 8 << 2, 12 << 2, 1_700_000_003, 16 << 2)
+    assert _block_reads_right(bytes(slot) * 16, 256)
+    assert _slot_right(bytes(slot) * 16, 256)
+    slot[148] |= 1  # an epoch bit of the creation time
+    assert not _block_reads_right(bytes(slot) * 16, 256)
+
+
+def _safe_chars_spec(name: str) -> str:
+    """The escaping step of ``safe_name`` as its docstrings state it, a character at a time."""
+    from bitwitness.report.browse.safenames import _escape_char
+
+    return "".join(_escape_char(c) if c in '%/\\<>:"|?*' or ord(c) < 0x20 or ord(c) == 0x7F
+                   or 0xD800 <= ord(c) <= 0xDFFF else c for c in name)
+
+
+def test_name_forms_every_code_point() -> None:
+    """``safe_name``, ``is_exact`` and ``escaped`` take a regular expression where they looped
+    over each character; every code point gives what the loop gave."""
+    from bitwitness.report.browse.safenames import escaped, is_exact, safe_name
+
+    for code in range(0x110000):
+        name = f"a{chr(code)}b"
+        try:
+            expected: str | type = _safe_chars_spec(name)
+        except UnicodeEncodeError:  # a lone surrogate no decoded name holds
+            expected = UnicodeEncodeError
+        try:
+            got: str | type = safe_name(name)
+        except UnicodeEncodeError:
+            got = UnicodeEncodeError
+        assert got == expected, hex(code)
+        undecoded = 0xDC80 <= code <= 0xDCFF
+        assert is_exact(name) is not undecoded, hex(code)
+        assert escaped(name) == (f"a\\x{code - 0xDC00:02x}b" if undecoded else name), hex(code)
+
+
+def test_hasher_copy_is_independent() -> None:
+    """The export copies an untouched hasher per file: each copy hashes alone."""
+    import hashlib
+
+    from bitwitness.hashing import MultiHasher
+
+    blank = MultiHasher(("md5", "sha256", "sha1"))
+    first, second = blank.copy(), blank.copy()
+    first.update(b"abc")
+    second.update(b"de")
+    second.update(b"f")
+    for hasher, data in ((blank, b""), (first, b"abc"), (second, b"def")):
+        assert hasher.hexdigests() == {name: hashlib.new(name, data).hexdigest()
+                                       for name in ("md5", "sha256", "sha1")}
+        assert hasher.bytes_hashed == len(data)

@@ -37,6 +37,7 @@ folders differently (fls 4.11 against the 4.15 inside pytsk3) and order carries 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -44,7 +45,7 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -431,7 +432,7 @@ def check_stat(target: Target, entries: list[dict[str, Any]]) -> None:
             seen.add(inode)
             info = fs.stat(fs.by_address(str(inode)))
             ours = json.loads(json.dumps(to_jsonable(
-                {**info.entry.times.__dict__, "kind": info.entry.kind,
+                {**dataclasses.asdict(info.entry.times), "kind": info.entry.kind,
                  "size": info.entry.size, "allocated": info.allocated, "mode": info.mode,
                  "uid": info.uid, "gid": info.gid, "links": info.links,
                  "link": info.entry.link, "deleted_time": info.deleted_time,
@@ -746,3 +747,60 @@ def test_hfs_catalog_lookup_finds_each_files_record(third_party: Path) -> None:
         assert found >= 10  # the folders and files, not only the special files
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize("name", PARITY_IMAGES)
+def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], name: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk's shortcut for a name with one entry (``_plain_entry``: every file system but
+    NTFS) and the lazily made times give what the general way (``_entry``, datetimes at once)
+    gives, entry for entry, times and bodyfile seconds included; the ext inode-table blocks
+    checked at once (``ExtTimes``) change no time."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse import filesystem, moretimes
+    from bitwitness.report.browse.entries import Selection
+
+    image = built_images[name]
+    if isinstance(image, str):
+        pytest.skip(f"{name} cannot be built here: {image}")
+
+    def walked() -> list[tuple[Any, ...]]:
+        stream = open_image(image)
+        try:
+            fs = filesystem.open_filesystem(stream)
+            found = []
+            for entry in fs.walk("/", recursive=True, selection=Selection.ALL, file_names=True):
+                seconds = entry.times.epoch_seconds()  # before the datetimes are made
+                times = entry.times
+                found.append((entry, seconds, (times.modified, times.accessed, times.changed,
+                                               times.born), repr(times)))
+            return found
+        finally:
+            stream.close()
+
+    fast = walked()
+    with monkeypatch.context() as m:
+        def general(self: Any, file: Any, name: Any, meta: Any, prefix: str) -> Any:
+            return self._entry(file, prefix, None, meta_file=file)
+
+        m.setattr(filesystem.FileSystem, "_plain_entry", general)
+        m.setattr(moretimes.ExtTimes, "_read_right", lambda self, inode: False)
+        m.setattr(filesystem.Times, "from_meta", staticmethod(_eager_times))
+        plain = walked()
+    assert fast == plain
+    for entry, seconds, _, _ in fast:
+        t = entry.times
+        assert seconds == tuple((v - EPOCH) // ONE_SECOND if v is not None else 0
+                                for v in (t.modified, t.accessed, t.changed, t.born))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _eager_times(meta: Any) -> Any:
+    """``Times.from_meta`` as it was: the four datetimes made at once."""
+    from bitwitness.report.browse.entries import Times, _tsk_time
+
+    return Times(_tsk_time(meta.mtime, meta.mtime_nano), _tsk_time(meta.atime, meta.atime_nano),
+                 _tsk_time(meta.ctime, meta.ctime_nano),
+                 _tsk_time(meta.crtime, meta.crtime_nano))

@@ -36,30 +36,101 @@ class Selection(StrEnum):
         return deleted is (self is Selection.DELETED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Times:
-    """MACB times in UTC; None where the file system does not record one (or it is zero)."""
+    """MACB times in UTC; None where the file system does not record one (or it is zero).
+
+    Equality and hashing are by the four times, whatever the subclass (see
+    :meth:`from_meta`).
+    """
 
     modified: datetime | None
     accessed: datetime | None
     changed: datetime | None  #: inode/MFT change time
     born: datetime | None  #: creation time
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Times):
+            return NotImplemented
+        return (self.modified, self.accessed, self.changed, self.born) == (
+            other.modified, other.accessed, other.changed, other.born)
+
+    def __hash__(self) -> int:
+        return hash((self.modified, self.accessed, self.changed, self.born))
+
+    def epoch_seconds(self) -> tuple[int, int, int, int]:
+        """Whole seconds since 1970 of (modified, accessed, changed, born), 0 for a missing
+        time; floored (0.5 s before 1970 is -1, as ext's signed seconds give it)."""
+        return (_seconds(self.modified), _seconds(self.accessed), _seconds(self.changed),
+                _seconds(self.born))
+
+    def complete(self) -> bool:
+        """Whether all four times are recorded (none is None)."""
+        return None not in (self.modified, self.accessed, self.changed, self.born)
+
     @staticmethod
     def from_meta(meta: Any) -> Times:
         """The times of a TSK meta (``TSK_FS_META``): 32-bit seconds and nanoseconds.
 
-        Built without the frozen dataclass's ``__init__`` (see :func:`frozen_record`): a
-        listing makes one per entry."""
-        return frozen_record(Times, {
-            "modified": _tsk_time(meta.mtime, meta.mtime_nano),
-            "accessed": _tsk_time(meta.atime, meta.atime_nano),
-            "changed": _tsk_time(meta.ctime, meta.ctime_nano),
-            "born": _tsk_time(meta.crtime, meta.crtime_nano)})
+        Why lazily: a listing makes one per entry and most listings (``ls``, a bodyfile) never
+        show a datetime; turning four integers into four datetimes was a third of ``ls -r``.
+        The integers are kept and the datetimes made when a time is first read."""
+        return _TskTimes.of(meta.mtime, meta.mtime_nano, meta.atime, meta.atime_nano,
+                            meta.ctime, meta.ctime_nano, meta.crtime, meta.crtime_nano)
+
+
+_TIME_FIELDS = ("modified", "accessed", "changed", "born")
+
+
+class _TskTimes(Times):
+    """:class:`Times` as TSK gives them (seconds, nanoseconds, in Times order), the datetimes
+    made on first read: equal to, hashed and shown as the plain ``Times`` of the same times."""
+
+    @staticmethod
+    def of(*raw: int | None) -> Times:
+        record = object.__new__(_TskTimes)
+        object.__setattr__(record, "__dict__", {"_raw": raw})
+        return record
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names not yet in __dict__: the four times before their first read
+        if name not in _TIME_FIELDS:
+            raise AttributeError(name)
+        fields = self.__dict__
+        raw = fields.pop("_raw")  # from here on the instance holds its fields, as Times does
+        for n, field in enumerate(_TIME_FIELDS):
+            fields[field] = _tsk_time(raw[2 * n], raw[2 * n + 1])
+        return fields[name]
+
+    def __repr__(self) -> str:
+        return repr(Times(self.modified, self.accessed, self.changed, self.born))
+
+    def complete(self) -> bool:
+        raw = self.__dict__.get("_raw")
+        if raw is None:
+            return super().complete()
+        return all(int(raw[n] or 0) & 0xFFFFFFFF for n in range(0, 8, 2))  # as _tsk_time
+
+    def epoch_seconds(self) -> tuple[int, int, int, int]:
+        raw = self.__dict__.get("_raw")
+        if raw is None:  # read already, or made by dataclasses.replace: the times themselves
+            return super().epoch_seconds()
+        found = []
+        for n in range(4):
+            seconds = int(raw[2 * n] or 0) & 0xFFFFFFFF
+            if seconds:  # the microseconds _tsk_time adds carry into the seconds past 10^9 ns
+                seconds += int(raw[2 * n + 1] or 0) // 1_000_000_000
+            found.append(seconds)
+        return found[0], found[1], found[2], found[3]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 _R = TypeVar("_R")
+
+
+def _seconds(value: datetime | None) -> int:
+    return (value - _EPOCH) // _SECOND if value is not None else 0
 
 
 def frozen_record(cls: type[_R], fields: dict[str, Any]) -> _R:

@@ -195,9 +195,11 @@ class _Targets:
 
     def claim(self, parent: str, component: str, entry: Entry) -> str:
         target = f"{parent}/{component}" if parent else component
-        if self._key(target) in self.used and not entry.is_dir:
+        key = self._key(target)
+        if key in self.used and not entry.is_dir:
             target = f"{target}~{safe_name(entry.address)}"
-        self.add(target)
+            key = self._key(target)
+        self.used.add(key)
         return target
 
 
@@ -566,7 +568,7 @@ def _write_file(fs: FileSystem, job: _Job, folders: _Folders, overwrite: bool,
         raise OutputExistsError(Path(path)) from exc
     except OSError as exc:
         raise FileSystemError(f"{path}: cannot create ({exc.strerror or exc})") from exc
-    hasher = MultiHasher(tuple(dict.fromkeys(("md5", "sha256", *also))))
+    hasher = _fresh_hasher(tuple(dict.fromkeys(("md5", "sha256", *also))))
     written = 0
     times = job.entry.times
     try:
@@ -587,6 +589,18 @@ def _write_file(fs: FileSystem, job: _Job, folders: _Folders, overwrite: bool,
         modified=times.modified, accessed=times.accessed, changed=times.changed,
         born=times.born, md5=digests["md5"], sha256=digests["sha256"],
         file_name_times=fn_times), digests
+
+
+def _fresh_hasher(algorithms: tuple[str, ...]) -> MultiHasher:
+    """A new hasher of ``algorithms``, copied from an untouched one kept for them."""
+    blank = _BLANK_HASHERS.get(algorithms)
+    if blank is None:
+        blank = _BLANK_HASHERS[algorithms] = MultiHasher(algorithms)
+    return blank.copy()
+
+
+#: Untouched hashers by algorithms, copied for each file (never updated themselves)
+_BLANK_HASHERS: dict[tuple[str, ...], MultiHasher] = {}
 
 
 def _write_all(fd: int, data: bytes) -> None:

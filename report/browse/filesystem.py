@@ -171,34 +171,57 @@ class FileSystem:
             return
         listed: set[int] = set()
         raw_names = self._raw_names(inum, mediator, prefix)
+        plain = not (self._ntfs or raw_names)  # one entry per name, as TSK gives it
         for file in files:
-            name = file.info.name
+            info = file.info
+            name = info.name
             if name is None:
                 continue
             listed.add(int(name.meta_addr))
-            if self._own_link(file, stack, name):
+            if name.name in (b".", b"..") and self._own_link(file, stack, name):
                 continue
-            meta_file = self._meta_file(file, name)
-            entries = self._entries_of(file, prefix, meta_file, file_names=file_names)
-            if raw_names:
-                entries = self._renamed(file, entries, raw_names, prefix, mediator)
-            first = _named(entries)
-            if selection.wants(first.deleted):
-                yield from entries
-            if recursive and self._descends(file, meta_file, first) and first.inode not in stack:
-                if len(stack) >= MAX_DEPTH:
-                    mediator.notice(f"{first.path}: deeper than {MAX_DEPTH} folders, not walked",
-                                    level="warning")
-                    continue
-                stack.append(first.inode)
-                yield from self._walk(first.inode, first.path, recursive=recursive,
-                                      selection=selection, mediator=mediator, stack=stack,
-                                      file_names=file_names)
-                stack.pop()
+            meta = info.meta
+            if plain and meta is not None:
+                first = self._plain_entry(file, name, meta, prefix)
+                if selection.wants(first.deleted):
+                    yield first
+                descend = recursive and self._plain_descends(first, name, meta)
+            else:
+                entries, meta_file = self._name_entries(file, name, prefix, raw_names,
+                                                        mediator, file_names=file_names)
+                first = _named(entries)
+                if selection.wants(first.deleted):
+                    yield from entries
+                descend = recursive and self._descends(file, meta_file, first)
+            if descend and first.inode not in stack:
+                yield from self._descend(first, selection=selection, mediator=mediator,
+                                         stack=stack, file_names=file_names)
         if self._fat is not None:
             unlisted = [r for a, r in raw_names.items() if a not in listed]
             yield from self._unlisted_fat(unlisted, prefix, mediator, recursive=recursive,
                                           depth=len(stack), selection=selection)
+
+    def _name_entries(self, file: Any, name: Any, prefix: str,
+                      raw_names: dict[int, RawFatEntry], mediator: Mediator, *,
+                      file_names: bool) -> tuple[list[Entry], Any]:
+        """The entries of one listed name (one per NTFS stream) and the file with its inode."""
+        meta_file = self._meta_file(file, name)
+        entries = self._entries_of(file, prefix, meta_file, file_names=file_names)
+        if raw_names:
+            entries = self._renamed(file, entries, raw_names, prefix, mediator)
+        return entries, meta_file
+
+    def _descend(self, folder: Entry, *, selection: Selection, mediator: Mediator,
+                 stack: list[int], file_names: bool) -> Iterator[Entry]:
+        """The recursive walk of ``folder``, unless ``stack`` is :data:`MAX_DEPTH` deep."""
+        if len(stack) >= MAX_DEPTH:
+            mediator.notice(f"{folder.path}: deeper than {MAX_DEPTH} folders, not walked",
+                            level="warning")
+            return
+        stack.append(folder.inode)
+        yield from self._walk(folder.inode, folder.path, recursive=True, selection=selection,
+                              mediator=mediator, stack=stack, file_names=file_names)
+        stack.pop()
 
     def _raw_names(self, inum: int, mediator: Mediator | None = None,
                    prefix: str = "") -> dict[int, RawFatEntry]:
@@ -374,6 +397,40 @@ class FileSystem:
         return bool(name_flags & _NAME_ALLOC) or bool(
             name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
 
+    @staticmethod
+    def _plain_descends(entry: Entry, name: Any, meta: Any) -> bool:
+        """:meth:`_descends` for the entry :meth:`_plain_entry` made of ``name`` and ``meta``
+        (its types are the name's and the inode's)."""
+        if entry.name_type not in _DIR_NAME_TYPES or entry.meta_type not in _DIR_META_TYPES:
+            return False
+        name_flags = int(name.flags)
+        return bool(name_flags & _NAME_ALLOC) or bool(
+            name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
+
+    def _plain_entry(self, file: Any, name: Any, meta: Any, prefix: str) -> Entry:
+        """``_entry(file, prefix, None)`` for a name whose inode TSK loaded (``name`` and
+        ``meta`` are ``file.info.name`` and ``.meta``): the one entry of a name off NTFS.
+
+        Why apart: a listing calls it once per entry, and every pytsk3 attribute read makes a
+        new object, so each is read once here and nothing is asked that the entry does not
+        hold; tests hold it equal to :meth:`_entry`."""
+        name_text = text(name.name)
+        name_flags = int(name.flags)
+        meta_flags = int(meta.flags)
+        deleted = bool(name_flags & _NAME_UNALLOC)
+        times = Times.from_meta(meta)
+        if self._zones is not None:
+            times = self._zones.adjust(int(meta.addr), times, lambda: self._extent(file))
+        link = meta.link
+        return frozen_record(Entry, {
+            "path": f"{prefix}/{name_text}", "name": name_text, "inode": int(name.meta_addr),
+            "attr_type": None, "attr_id": None, "stream": None,
+            "name_type": NAME_TYPES[int(name.type)], "meta_type": META_TYPES[int(meta.type)],
+            "deleted": deleted, "realloc": deleted and bool(meta_flags & _META_ALLOC),
+            "size": int(meta.size), "times": times, "mode": int(meta.mode) & 0o7777,
+            "uid": int(meta.uid), "gid": int(meta.gid), "link": text(link) if link else None,
+            "file_name_times": None})
+
     def _open_dir(self, inum: int) -> list[Any]:
         with tsk_errors(self.image, f"read directory inode {inum}"):
             return list(self._fs.open_dir(inode=inum))
@@ -411,7 +468,7 @@ class FileSystem:
     def _si_times(self, meta_file: Any, attrs: list[Any]) -> Times | None:
         """$STANDARD_INFORMATION times read from the attribute when TSK's meta lacks one."""
         times = Times.from_meta(meta_file.info.meta)
-        if None not in (times.modified, times.accessed, times.changed, times.born):
+        if times.complete():  # asked without making the datetimes
             return times
         for attr in attrs:
             if int(attr.info.type) == ATTR_STANDARD_INFORMATION:

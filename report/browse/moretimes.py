@@ -73,6 +73,8 @@ _EXT_TIMES = ((16, 136), (8, 140), (12, 132), (144, 148))
 _EXT_TIME_BYTES = 152
 #: Groups whose inode table is remembered (a crafted inode number cannot grow the cache)
 MAX_EXT_GROUPS_CACHED = 1 << 16
+#: Inode-table blocks remembered as read right (then forgotten at once: memory stays flat)
+MAX_EXT_BLOCKS_CHECKED = 1 << 16
 
 
 class ExtTimes:
@@ -95,6 +97,9 @@ class ExtTimes:
         self._tables: dict[int, int] = {}
         self._block_at = -1  #: the inode-table block last read, and its bytes
         self._block = b""
+        #: inode-table blocks (byte offsets) in which TSK reads every inode's times right
+        self._right: set[int] = set()
+        self._wrong = -1  #: the block last checked and found not all right
         try:
             self._geometry = _ext_geometry(stream, byte_offset)
         except (BitWitnessError, struct.error, ValueError, OverflowError):
@@ -104,6 +109,8 @@ class ExtTimes:
                extent: Callable[[], tuple[int, int] | None]) -> Times:
         """``times`` as TSK read them, with each time the kernel decodes otherwise replaced."""
         del extent  # ext inodes are found by number
+        if self._read_right(inode):
+            return times
         try:
             raw = self._inode(inode)
         except (BitWitnessError, struct.error, ValueError, OverflowError):
@@ -118,6 +125,38 @@ class ExtTimes:
                                           times.born), _EXT_TIMES, strict=True):
             fixed.append(_ext_time(raw, at, extra_at, extra_size, given))
         return Times(*fixed)
+
+    def _read_right(self, inode: int) -> bool:
+        """Whether TSK reads every time of every inode in the inode-table block holding
+        ``inode`` right (:func:`_block_reads_right`), remembered per block.
+
+        Why: a listing asks for every entry, and a folder's inodes mostly share blocks; the
+        block's inodes are checked at once on its first read, a later entry only looks its
+        block up. False sends the inode the field-by-field way (also for a group whose table
+        is not known yet: reading its descriptor is that way's)."""
+        geometry = self._geometry
+        if geometry is None or inode < 1:
+            return False
+        block, _, per_group, inode_size, _, _ = geometry
+        group, index = divmod(inode - 1, per_group)
+        table = self._tables.get(group)
+        if table is None:
+            return False
+        where = self._base + table * block + index * inode_size
+        start = where - where % block
+        if start in self._right:
+            return True
+        if start == self._wrong or block % inode_size:
+            return False  # checked already (not all right), or inodes straddle blocks
+        if start != self._block_at:
+            self._block, self._block_at = self._stream.pread(start, block), start
+        if len(self._block) < block or not _block_reads_right(self._block, inode_size):
+            self._wrong = start
+            return False
+        if len(self._right) >= MAX_EXT_BLOCKS_CHECKED:
+            self._right.clear()
+        self._right.add(start)
+        return True
 
     def _inode(self, inode: int) -> bytes | None:
         if self._geometry is None or inode < 1:
@@ -156,6 +195,33 @@ def _tsk_reads_right(raw: bytes, extra_size: int) -> bool:
         ctime_x, mtime_x, atime_x, crtime, crtime_x = struct.unpack_from("<IIIiI", raw, 132)
         return crtime >= 0 and not (ctime_x | mtime_x | atime_x | crtime_x) & 3
     return False  # extra fields in part: the field-by-field way
+
+
+def _block_reads_right(data: bytes, inode_size: int) -> bool:
+    """:func:`_tsk_reads_right` of every inode slot in the inode-table block ``data``, or
+    False where that cannot be told at once (a slot whose extra fields hold part of the
+    times). Stricter than asking slot by slot, never looser: the sign bytes of the four
+    seconds fields must be below 0x80 and the epoch bits of the four extra words zero in
+    every slot, whatever its ``i_extra_isize``. Byte slices do the work a slot at a time
+    would do in Python."""
+    step = inode_size
+    for at in (8, 12, 16):  # atime, ctime, mtime: their high (sign) bytes
+        if max(data[at + 3 :: step]) >= 0x80:
+            return False
+    if inode_size <= 132:
+        return True  # no extra fields: _tsk_reads_right's first case for every slot
+    if inode_size < _EXT_TIME_BYTES:
+        return False  # extra fields cut short: the field-by-field way
+    # i_extra_isize (16 bits at 128) of each slot: up to 4 (no extra times) or at least 24
+    for low, high in zip(data[128::step], data[129::step], strict=True):
+        if not high and 4 < low < _EXT_TIME_BYTES - 128:
+            return False
+    if max(data[147::step]) >= 0x80:  # crtime's sign byte
+        return False
+    return not any(any(data[at::step].translate(_LOW_TWO_BITS)) for at in (132, 136, 140, 148))
+
+
+_LOW_TWO_BITS = bytes(b & 3 for b in range(256))  #: a ``bytes.translate`` table
 
 
 def _ext_time(raw: bytes, at: int, extra_at: int, extra_size: int,

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 
-#: Characters escaped anywhere in a name: path separators, Windows-forbidden, the escape itself.
-_UNSAFE = set('%/\\<>:"|?*')
+#: What :func:`safe_name` escapes anywhere in a name: path separators, the characters Windows
+#: forbids, the escape itself, C0 controls, DEL and surrogates (undecodable bytes and lone
+#: halves).
+_TO_ESCAPE = re.compile(r'[%/\\<>:"|?*\x00-\x1f\x7f\ud800-\udfff]')
 #: Windows device names, unusable as a file name base on Windows whatever the extension.
 _RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³]|CONIN\$|CONOUT\$)(\.|$)",
                        re.IGNORECASE)
@@ -29,12 +31,10 @@ def _escape_char(char: str) -> str:
 
 def safe_name(name: str) -> str:
     """One path component that creates exactly one plain entry inside its parent folder."""
-    out = "".join(
-        _escape_char(c)
-        if c in _UNSAFE or ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF
-        else c
-        for c in name
-    )
+    if _TO_ESCAPE.search(name) is None:  # most names: a regular expression, not a loop
+        out = name
+    else:
+        out = "".join(_escape_char(c) if _TO_ESCAPE.match(c) else c for c in name)
     if out in ("", ".", ".."):
         out = "".join(_escape_char(c) for c in out) if out else "%00"
     if _RESERVED.match(out):
@@ -66,7 +66,11 @@ def safe_relative(parts: list[str]) -> str:
 
 def is_exact(name: str) -> bool:
     """True when ``name`` holds no undecodable byte (it is valid UTF-8 as stored)."""
-    return not any(0xDC80 <= ord(c) <= 0xDCFF for c in name)
+    return name.isascii() or _UNDECODED.search(name) is None
+
+
+#: A byte that is not UTF-8, kept as a surrogate escape
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def raw_bytes(name: str) -> bytes:
@@ -76,6 +80,8 @@ def raw_bytes(name: str) -> bytes:
 
 def escaped(name: str) -> str:
     """``name`` with each byte that is not UTF-8 as ``\\xNN`` (JSON and CSV forms of a name)."""
+    if is_exact(name):
+        return name
     return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
                    for c in name)
 

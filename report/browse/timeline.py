@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from bitwitness.progress import Mediator
@@ -70,12 +70,6 @@ def _mode_string(name_type: str, meta_type: str, mode: int) -> str:
 _CONTROL_AS_CARET = dict.fromkeys(range(0x20), "^")
 
 
-def _seconds(value: datetime | None) -> int:
-    """Whole seconds since 1970 as the file system stores them (floored: 0.5 s before 1970 is
-    -1, as ext's signed seconds and the kernel's ``st_mtime`` give it; ``int`` would say 0)."""
-    return (value - _EPOCH) // timedelta(seconds=1) if value is not None else 0
-
-
 def body_line(entry: Entry, mount: str = "") -> str:
     """One bodyfile line for ``entry``; ``mount`` prefixes every path (``fls -m`` argument)."""
     name = f"{mount}{entry.display_path}" if mount != "/" else entry.display_path
@@ -86,11 +80,9 @@ def body_line(entry: Entry, mount: str = "") -> str:
     if entry.deleted:
         name += " (deleted-realloc)" if entry.realloc else " (deleted)"
     name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
-    t = entry.times
-    fields = ("0", name, entry.address, mode_string(entry), str(entry.uid), str(entry.gid),
-              str(entry.size), str(_seconds(t.accessed)), str(_seconds(t.modified)),
-              str(_seconds(t.changed)), str(_seconds(t.born)))
-    return "|".join(fields)
+    modified, accessed, changed, born = entry.times.epoch_seconds()
+    return (f"0|{name}|{entry.address}|{mode_string(entry)}|{entry.uid}|{entry.gid}|"
+            f"{entry.size}|{accessed}|{modified}|{changed}|{born}")
 
 
 def bodyfile(fs: FileSystem, *, mount: str = "/", selection: Selection = Selection.ALL,
