@@ -64,7 +64,7 @@ def main() -> None:
                                      "-S", "1.4GiB", "-t", str(work / "peer"), str(raw)]))
             _clear(work, "ours")
             ours = min(ours, _timed(_bw("convert", str(raw), "-o", str(work / "ours"), "--to",
-                                        "e01", "--compress", "fast")))
+                                        "e01", "--compress", "fast", "--hash", "md5,sha1")))
         print(f"raw -> E01   {mib:g} MiB: bitwitness {ours:.2f} s, ewfacquire {peer:.2f} s, "
               f"ratio {ours / peer:.2f}")
         # E01 -> raw (both read the E01 ewfacquire wrote)
@@ -76,7 +76,7 @@ def main() -> None:
                                      "-t", str(work / "exported"), str(source)]))
             _clear(work, "converted")
             ours = min(ours, _timed(_bw("convert", str(source), "-o", str(work / "converted"),
-                                        "--to", "raw")))
+                                        "--to", "raw", "--hash", "md5,sha1")))
         print(f"E01 -> raw   {mib:g} MiB: bitwitness {ours:.2f} s, ewfexport {peer:.2f} s, "
               f"ratio {ours / peer:.2f}")
 

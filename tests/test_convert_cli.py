@@ -191,3 +191,65 @@ def test_convert_in_a_case_records_custody(tmp_path: Path,
     assert details["log_sha256"] == sha
     log = json.loads((folder / "disk-vm.json").read_text())
     assert log["case"]["evidence_id"] == "HD1"
+
+
+def _hash_tool(tool: str, path: Path) -> str:
+    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, check=True)
+    return proc.stdout.split()[0]
+
+
+def test_hash_narrows_the_pass_but_never_a_recorded_check(tmp_path: Path) -> None:
+    """--hash md5 to E01: SHA-1 is computed all the same (the E01 stores it), and SHA-256 too,
+    because the source's sidecar records one: a narrower choice never drops a check."""
+    require_tool("ewfverify", "md5sum", "sha1sum", "sha256sum")
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(make_disk_bytes(2 << 20, seed=7))
+    (tmp_path / "disk.sha256").write_text(f"{_hash_tool('sha256sum', raw)}  disk.raw\n")
+    result = run_bitwitness("convert", raw, "-o", tmp_path / "out", "--to", "e01",
+                            "--hash", "md5", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["verdict"] == "VERIFIED"
+    assert [(r["algorithm"], r["match"]) for r in doc["references"]] == [("sha256", True)]
+    log = json.loads((tmp_path / "out.json").read_text())
+    assert log["media"]["hashes"] == {"md5": _md5sum(raw), "sha1": _hash_tool("sha1sum", raw),
+                                      "sha256": _hash_tool("sha256sum", raw)}
+    assert "ewfverify: SUCCESS" in _tool("ewfverify", "-d", "sha1", tmp_path / "out.E01")
+
+
+def test_hash_chooses_what_a_raw_output_computes(tmp_path: Path) -> None:
+    """Without a recorded hash, a raw output gets exactly the hashes asked for."""
+    require_tool("sha1sum")
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(make_disk_bytes(1 << 20, seed=8))
+    result = run_bitwitness("convert", raw, "-o", tmp_path / "copy", "--to", "raw",
+                            "--format", "raw", "--hash", "sha1", "--json")
+    assert result.exit_code == 0, result.stderr
+    log = json.loads((tmp_path / "copy.json").read_text())
+    assert log["media"]["hashes"] == {"sha1": _hash_tool("sha1sum", raw)}
+    assert _hash_tool("sha1sum", tmp_path / "copy.raw") == _hash_tool("sha1sum", raw)
+
+
+def test_hash_keeps_the_e01_stored_checks(third_party: Path, manifest: dict,
+                                          tmp_path: Path) -> None:
+    """--hash sha256 from an E01 that stores an MD5: the MD5 is still computed and checked."""
+    src = third_party / "dfvfs_ext2.E01"
+    result = run_bitwitness("convert", src, "-o", tmp_path / "x", "--to", "raw",
+                            "--hash", "sha256", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["verdict"] == "VERIFIED"
+    assert [(r["algorithm"], r["match"]) for r in doc["references"]] == [("md5", True)]
+    hashes = json.loads((tmp_path / "x.json").read_text())["media"]["hashes"]
+    assert hashes["md5"] == manifest["dfvfs_ext2.E01"]["md5"]
+    assert set(hashes) == {"md5", "sha256"}
+
+
+def test_unknown_hash_is_a_usage_error(tmp_path: Path) -> None:
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(bytes(4096))
+    result = run_bitwitness("convert", raw, "-o", tmp_path / "x", "--to", "raw",
+                            "--hash", "crc32")
+    assert result.exit_code == 2
+    assert "unknown hash algorithm" in result.stderr
+    assert not list(tmp_path.glob("x.*"))

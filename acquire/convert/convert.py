@@ -40,7 +40,7 @@ from bitwitness.acquire.sinks import OutputFile, Sink
 from bitwitness.acquire.source import Source, check_destination, open_source
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
 from bitwitness.ewf.options import COMPRESSION_NAMES
-from bitwitness.hashing import DEFAULT_ALGORITHMS, file_sha256
+from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, file_sha256, parse_algorithms
 from bitwitness.image import open_image
 from bitwitness.media_budget import check_media_budget
 from bitwitness.progress import Mediator, ProgressTask
@@ -71,6 +71,7 @@ class ConvertOptions:
     vmdk_type: str = "sparse"  #: "sparse" (monolithicSparse) or "flat" (monolithicFlat)
     metadata: dict[str, str] = field(default_factory=dict)  #: case_number, examiner, ... to set
     overwrite: bool = False
+    #: asked for (``--hash``); the pass adds what the source's records and an E01 output need
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     image_format: str | None = None  #: read the source as this registry format (``--format``)
 
@@ -158,6 +159,7 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
         references, notes = media_references(stream, files)
     else:  # the image's records hash the whole media, never one volume inside it
         references, notes = [], [f"volume {origin['volume']}: no recorded hash of it to check"]
+    options = replace(options, algorithms=pass_algorithms(options, references))
     link = find_case(image)
     metadata = _metadata(stream, options.metadata)
     sink = build_sink(stream, base, options, metadata)
@@ -176,6 +178,20 @@ def _convert(stream: ImageStream, *, image: Path, base: Path, options: ConvertOp
                       options=options, record=record, link=link, references=references,
                       notes=tuple(notes), mediator=mediator)
     return run_job(job, mediator, stop)
+
+
+def pass_algorithms(options: ConvertOptions, references: list[Recorded]) -> tuple[str, ...]:
+    """The hashes the pass computes: those asked for, every algorithm in which the source
+    records a hash of its media (each record is checked whatever ``--hash`` says: a narrower
+    choice saves time, never a check), and MD5 and SHA-1 for an E01, which stores both."""
+    wanted = list(options.algorithms)
+    for ref in references:
+        name = ref.algorithm.lower().replace("-", "")
+        if name in ALGORITHMS:
+            wanted.append(name)
+    if options.to is OutputFormat.E01:
+        wanted += ["md5", "sha1"]
+    return parse_algorithms(wanted)
 
 
 @dataclass

@@ -35,6 +35,9 @@ from bitwitness.ewf.options import COMPRESSION_NAMES
                    "sparse QCOW2 version 3; vhdx: dynamic VHDX).")
 @click.option("--split", type=PIECE_SIZE, default=None, help="raw: split into pieces of SIZE.")
 @click.option("--segment-size", type=PIECE_SIZE, default=None, help="e01: segment size.")
+@click.option("--hash", "hashes", default="md5,sha1,sha256", show_default=True,
+              help="Hashes of the media (every algorithm the source records a hash in is added, "
+                   "to check it; e01 always adds md5 and sha1, which it stores).")
 @click.option("--compress", "compression", default=None,
               type=click.Choice(COMPRESSION_NAMES),
               help="e01: compression (default: the source E01's, else fast).")
@@ -55,7 +58,7 @@ from bitwitness.ewf.options import COMPRESSION_NAMES
 @json_option
 @click.pass_context
 def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int | None,
-            segment_size: int | None, compression: str | None, vmdk_type: str,
+            segment_size: int | None, hashes: str, compression: str | None, vmdk_type: str,
             case_number: str | None, evidence_number: str | None, description: str | None,
             examiner: str | None, notes: str | None, overwrite: bool, volume: str | None,
             image_format: str | None, as_json: bool) -> None:
@@ -67,6 +70,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     """
     from bitwitness.acquire.convert.convert import ConvertOptions, OutputFormat, convert_image
     from bitwitness.cli.progress import cli_mediator
+    from bitwitness.hashing import parse_algorithms
 
     check_output_path(base)
     from bitwitness import signing
@@ -77,6 +81,7 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     options = ConvertOptions(
         to=OutputFormat(to), split=split, segment_size=segment_size, compression=compression,
         vmdk_type=vmdk_type, overwrite=overwrite, image_format=image_format,
+        algorithms=parse_algorithms(hashes),
         metadata={k: v for k, v in fields.items() if v is not None})
     with cli_mediator(as_json) as mediator:
         result = convert_image(image, base, options, mediator, volume=volume,
