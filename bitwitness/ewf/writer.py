@@ -173,6 +173,7 @@ class EwfWriter:
                              f"{chunk_size}-byte chunks")
         self.base = base
         self.chunk_size = chunk_size
+        self._caps = self._group_caps()
         self.bytes_per_sector = bytes_per_sector
         self.sectors_per_chunk = sectors_per_chunk
         self.compression = Compression(compression)
@@ -340,15 +341,16 @@ class EwfWriter:
 
     def _group_caps(self) -> tuple[int, int, int]:
         """(entry bytes with a loan, entry bytes without, stored bytes incl. the descriptor) at
-        which the open group is full; see ``GROUP_CHUNKS``."""
+        which the open group is full; see ``GROUP_CHUNKS``. Taken once, when the writer is made."""
         lent = 4 * min(GROUP_CHUNKS, st.MAX_TABLE_ENTRIES)
         most = 4 * min(max(GROUP_MAX_CHUNKS, GROUP_CHUNKS), st.MAX_TABLE_ENTRIES)
         return lent, most, st.DESCRIPTOR_SIZE + GROUP_CHUNKS * self.chunk_size
 
     def _group_full(self, stored: int) -> bool:
-        """Whether the open group must close before a chunk of ``stored`` bytes is added."""
+        """Whether the open group must close before a chunk of ``stored`` bytes is added: the
+        one rule, asked for every chunk by :meth:`write_chunks`."""
         assert self._group_start is not None
-        lent, most, span = self._group_caps()
+        lent, most, span = self._caps
         held = self._pos - self._group_start
         return (len(self._entries) >= (lent if self._group_releases else most) or held >= span
                 or held + stored > st.MAX_GROUP_SPAN)
@@ -391,7 +393,6 @@ class EwfWriter:
         """
         self._check_writable()
         size = self.chunk_size
-        lent_cap, entries_cap, span_cap = self._group_caps()
         worst = size + 4  # a stored chunk at most: what _place needs room for
         lent_to = 0  # the group (by number) that holds a loan of the caller's buffer
         for body, compressed, raw, trailer in chunks:
@@ -405,9 +406,7 @@ class EwfWriter:
                                  "bytes")
             stored = len(body) + len(trailer)
             start = self._group_start
-            if (start is None or self._remaining < worst or self._pos - start >= span_cap
-                    or len(self._entries) >= (lent_cap if self._group_releases else entries_cap)
-                    or self._pos + stored - start > st.MAX_GROUP_SPAN):
+            if start is None or self._remaining < worst or self._group_full(stored):
                 self._place(stored)
                 start = self._group_start
                 assert start is not None
