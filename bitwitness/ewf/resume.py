@@ -13,6 +13,7 @@ stored in the image.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,14 +73,15 @@ def _infer_compression(level: int, groups: list[ChunkGroup],
         return Compression.BEST
     if level == 1:
         return Compression.FAST
-    for group in groups:
-        fd = open_readonly(segments[group.segment])
+    for segment, in_segment in itertools.groupby(groups, key=lambda g: g.segment):
+        path = segments[segment]
+        fd = open_readonly(path)  # once per segment file, not per group
         try:
-            entries = read_entries(fd, group, segments[group.segment])
+            if any(e & st.COMPRESSED_FLAG
+                   for group in in_segment for e in read_entries(fd, group, path)):
+                return Compression.EMPTY
         finally:
             os.close(fd)
-        if any(e & st.COMPRESSED_FLAG for e in entries):
-            return Compression.EMPTY
     return Compression.NONE
 
 
