@@ -198,6 +198,15 @@ def _hash_tool(tool: str, path: Path) -> str:
     return proc.stdout.split()[0]
 
 
+def _converted(*args: str | Path) -> dict:
+    """``convert ARGS --json``, which must complete with the verdict VERIFIED; its document."""
+    result = run_bitwitness("convert", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["verdict"] == "VERIFIED"
+    return doc
+
+
 def test_hash_narrows_the_pass_but_never_a_recorded_check(tmp_path: Path) -> None:
     """--hash md5 to E01: SHA-1 is computed all the same (the E01 stores it), and SHA-256 too,
     because the source's sidecar records one: a narrower choice never drops a check."""
@@ -205,11 +214,7 @@ def test_hash_narrows_the_pass_but_never_a_recorded_check(tmp_path: Path) -> Non
     raw = tmp_path / "disk.raw"
     raw.write_bytes(make_disk_bytes(2 << 20, seed=7))
     (tmp_path / "disk.sha256").write_text(f"{_hash_tool('sha256sum', raw)}  disk.raw\n")
-    result = run_bitwitness("convert", raw, "-o", tmp_path / "out", "--to", "e01",
-                            "--hash", "md5", "--json")
-    assert result.exit_code == 0, result.stderr
-    doc = result.json()
-    assert doc["verdict"] == "VERIFIED"
+    doc = _converted(raw, "-o", tmp_path / "out", "--to", "e01", "--hash", "md5")
     assert [(r["algorithm"], r["match"]) for r in doc["references"]] == [("sha256", True)]
     log = json.loads((tmp_path / "out.json").read_text())
     assert log["media"]["hashes"] == {"md5": _md5sum(raw), "sha1": _hash_tool("sha1sum", raw),
@@ -234,11 +239,7 @@ def test_hash_keeps_the_e01_stored_checks(third_party: Path, manifest: dict,
                                           tmp_path: Path) -> None:
     """--hash sha256 from an E01 that stores an MD5: the MD5 is still computed and checked."""
     src = third_party / "dfvfs_ext2.E01"
-    result = run_bitwitness("convert", src, "-o", tmp_path / "x", "--to", "raw",
-                            "--hash", "sha256", "--json")
-    assert result.exit_code == 0, result.stderr
-    doc = result.json()
-    assert doc["verdict"] == "VERIFIED"
+    doc = _converted(src, "-o", tmp_path / "x", "--to", "raw", "--hash", "sha256")
     assert [(r["algorithm"], r["match"]) for r in doc["references"]] == [("md5", True)]
     hashes = json.loads((tmp_path / "x.json").read_text())["media"]["hashes"]
     assert hashes["md5"] == manifest["dfvfs_ext2.E01"]["md5"]

@@ -184,11 +184,8 @@ def pass_algorithms(options: ConvertOptions, references: list[Recorded]) -> tupl
     """The hashes the pass computes: those asked for, every algorithm in which the source
     records a hash of its media (each record is checked whatever ``--hash`` says: a narrower
     choice saves time, never a check), and MD5 and SHA-1 for an E01, which stores both."""
-    wanted = list(options.algorithms)
-    for ref in references:
-        name = ref.algorithm.lower().replace("-", "")
-        if name in ALGORITHMS:
-            wanted.append(name)
+    # the records' names are canonical already (verify.logs and stored_references make them so)
+    wanted = [*options.algorithms, *(r.algorithm for r in references if r.algorithm in ALGORITHMS)]
     if options.to is OutputFormat.E01:
         wanted += ["md5", "sha1"]
     return parse_algorithms(wanted)
