@@ -134,6 +134,8 @@ class ExtTimes:
         block's inodes are checked at once on its first read, a later entry only looks its
         block up. False sends the inode the field-by-field way (also for a group whose table
         is not known yet: reading its descriptor is that way's)."""
+        # _inode's address arithmetic, written out again: this runs once per listed entry, and
+        # a helper shared with _inode made ls -r of 1,000,000 files 4% slower
         geometry = self._geometry
         if geometry is None or inode < 1:
             return False
