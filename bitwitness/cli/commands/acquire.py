@@ -23,6 +23,7 @@ from bitwitness.cli.output import (
     to_jsonable,
 )
 from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE
+from bitwitness.signals import shielded
 from bitwitness.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -138,15 +139,18 @@ def command(*, source: Path, output: Path | None, case_dir: Path | None, evidenc
     signatures = signing.sign_with_session(
         [p for p in (result.log_json, result.log_text) if p is not None])
     stamps = _timestamp(result, case_dir)
-    if as_json:
-        print_json({**result_document(result), "signatures": signatures,
-                    "timestamps": [{"file": s.path, "token": s.token, "time": s.time,
-                                    "error": s.error} for s in stamps]})
-    else:
-        render(result)
-        from bitwitness.cli.output import render_proofs
+    # the outcome is decided and logged: a late signal (the second Ctrl-C) must not cut its
+    # summary, or a --json document, in half
+    with shielded():
+        if as_json:
+            print_json({**result_document(result), "signatures": signatures,
+                        "timestamps": [{"file": s.path, "token": s.token, "time": s.time,
+                                        "error": s.error} for s in stamps]})
+        else:
+            render(result)
+            from bitwitness.cli.output import render_proofs
 
-        render_proofs(signatures, stamps, indent="  ")
+            render_proofs(signatures, stamps, indent="  ")
     if result.status.value == "interrupted":
         raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
                           f"{result.log_json} (continue with --resume)")

@@ -22,6 +22,7 @@ from bitwitness.cli.output import (
 )
 from bitwitness.errors import ExitCode, Interrupted
 from bitwitness.ewf.options import COMPRESSION_NAMES
+from bitwitness.signals import shielded
 
 
 @click.command("convert")
@@ -93,25 +94,28 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
     in_case = evidence_of(image)
     stamps = timestamping.stamp_finished(result, [p for p in (result.log_json,) if p],
                                          in_case[0] if in_case is not None else None)
-    if as_json:
-        print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
-                    "signatures": signatures, "timestamps": stamp_documents(stamps),
-                    "exit_code": int(result.exit_code)})
-    else:
-        stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
-                     f"({result.media_size} bytes), verdict {result.verdict}")
-        for name, value in result.hashes.items():
-            stdout.print(f"  {name:7} {value}")
-        for check in result.references:
-            stdout.print("  " + escape(reference_sentence(bool(check.match), check.algorithm,
-                                                          check.source)))
-        for out in result.outputs:
-            stdout.print(f"  wrote {escape(str(out.path))}")
-        for log in result.logs:
-            stdout.print(f"  log   {escape(str(log))}")
-        render_proofs(signatures, stamps, indent="  ")
-        if result.error:
-            stdout.print(f"  error: {escape(result.error)}")
+    # the outcome is decided and logged: a late signal (the second Ctrl-C) must not cut its
+    # summary, or a --json document, in half
+    with shielded():
+        if as_json:
+            print_json({**to_jsonable(result), "logs": [str(p) for p in result.logs],
+                        "signatures": signatures, "timestamps": stamp_documents(stamps),
+                        "exit_code": int(result.exit_code)})
+        else:
+            stdout.print(f"{result.status.value}: {escape(str(image))} -> {to} "
+                         f"({result.media_size} bytes), verdict {result.verdict}")
+            for name, value in result.hashes.items():
+                stdout.print(f"  {name:7} {value}")
+            for check in result.references:
+                stdout.print("  " + escape(reference_sentence(bool(check.match), check.algorithm,
+                                                              check.source)))
+            for out in result.outputs:
+                stdout.print(f"  wrote {escape(str(out.path))}")
+            for log in result.logs:
+                stdout.print(f"  log   {escape(str(log))}")
+            render_proofs(signatures, stamps, indent="  ")
+            if result.error:
+                stdout.print(f"  error: {escape(result.error)}")
     if result.exit_code is ExitCode.INTERRUPTED:
         raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
                           f"{result.log_json}")

@@ -19,6 +19,7 @@ from bitwitness.cli.output import (
     stdout,
     to_jsonable,
 )
+from bitwitness.signals import shielded
 
 
 @click.command("restore")
@@ -66,12 +67,15 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
     in_case = evidence_of(image)
     stamps = timestamping.stamp_finished(result, [p for p in (result.log_json,) if p],
                                          in_case[0] if in_case is not None else None)
-    if as_json:
-        print_json({**result_document(result), "signatures": signatures,
-                    "timestamps": stamp_documents(stamps)})
-    else:
-        render(result)
-        render_proofs(signatures, stamps, indent="  ")
+    # the outcome is decided and logged: a late signal (the second Ctrl-C) must not cut its
+    # summary, or a --json document, in half
+    with shielded():
+        if as_json:
+            print_json({**result_document(result), "signatures": signatures,
+                        "timestamps": stamp_documents(stamps)})
+        else:
+            render(result)
+            render_proofs(signatures, stamps, indent="  ")
     if result.exit_code is ExitCode.INTERRUPTED:
         raise Interrupted(f"interrupted: {target} holds {result.bytes_written} of "
                           f"{result.media_size} bytes; see {result.log_json}")
