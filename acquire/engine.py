@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire import guardrails
 from bitwitness.acquire import resume as resuming
+from bitwitness.acquire.directsink import DirectRawSink
 from bitwitness.acquire.logs import (
     LogRecord,
     Status,
@@ -46,7 +47,7 @@ from bitwitness.acquire.pipeline import (
 )
 from bitwitness.acquire.retry import count_sectors
 from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
-from bitwitness.acquire.sinks import EwfSink, ImageSink, OutputFile, RawSink, Sink
+from bitwitness.acquire.sinks import EwfSink, ImageSink, OutputFile, Sink
 from bitwitness.acquire.source import (
     FlagPlan,
     Source,
@@ -314,8 +315,8 @@ def _warn_guardrails(run: _Run, facts: SourceFacts, mediator: Mediator) -> None:
 def _make_sink(run: _Run, base: Path, facts: SourceFacts) -> ImageSink:
     req = run.request
     if req.format is OutputFormat.RAW:
-        return RawSink(base, media_size=run.media_size, algorithms=run.algorithms,
-                       split=req.split, overwrite=req.overwrite)
+        return DirectRawSink(base, media_size=run.media_size, algorithms=run.algorithms,
+                             split=req.split, overwrite=req.overwrite)
     from bitwitness.ewf import EwfMetadata
 
     meta = EwfMetadata(

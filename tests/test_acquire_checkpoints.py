@@ -17,6 +17,7 @@ import pytest
 from conftest import make_disk_bytes
 
 from bitwitness.acquire import engine, sinks
+from bitwitness.acquire.directsink import DirectRawSink
 from bitwitness.acquire.engine import AcquisitionRequest, OutputFormat, acquire
 from bitwitness.errors import DestinationError
 from bitwitness.progress import RecordingMediator
@@ -35,7 +36,7 @@ def _request(tmp_path: Path, fmt: OutputFormat) -> AcquisitionRequest:
 @pytest.mark.parametrize("fmt", [OutputFormat.RAW, OutputFormat.E01])
 def test_a_checkpoint_that_cannot_fsync_fails_the_acquisition(
         tmp_path: Path, fmt: OutputFormat, monkeypatch: pytest.MonkeyPatch) -> None:
-    sink_class = sinks.RawSink if fmt is OutputFormat.RAW else sinks.EwfSink
+    sink_class = DirectRawSink if fmt is OutputFormat.RAW else sinks.EwfSink
     real = sink_class.durable_soon
     calls = []
 
@@ -63,7 +64,7 @@ def test_slow_checkpoints_are_recorded_in_order_and_never_after_the_final_log(
         tmp_path: Path, fmt: OutputFormat, monkeypatch: pytest.MonkeyPatch) -> None:
     recorded: list[int] = []
     real_write_logs = engine.write_logs
-    real_durable_soon = (sinks.RawSink if fmt is OutputFormat.RAW else sinks.EwfSink).durable_soon
+    real_durable_soon = (DirectRawSink if fmt is OutputFormat.RAW else sinks.EwfSink).durable_soon
 
     def slow(self: sinks.Sink) -> Callable[[], int]:
         wait = real_durable_soon(self)  # type: ignore[arg-type]
@@ -79,7 +80,7 @@ def test_slow_checkpoints_are_recorded_in_order_and_never_after_the_final_log(
             recorded.append(record.progress["media_bytes_done"])
         return real_write_logs(base, record, reserve=reserve)
 
-    monkeypatch.setattr(sinks.RawSink if fmt is OutputFormat.RAW else sinks.EwfSink,
+    monkeypatch.setattr(DirectRawSink if fmt is OutputFormat.RAW else sinks.EwfSink,
                         "durable_soon", slow)
     monkeypatch.setattr(engine, "write_logs", logging)
     request = _request(tmp_path, fmt)

@@ -118,18 +118,20 @@ def test_gather_writer_survives_short_writes_and_hashes_in_order(
     assert path.read_bytes() == expected
 
 
+@pytest.mark.parametrize("direct", [False, True])
 def test_a_failed_background_write_is_raised_in_the_callers_thread_and_abort_still_closes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
     import errno
 
-    def full(fd: int, buffers: list[bytes]) -> int:
+    def full(fd: int, *args: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     data = make_disk_bytes(4 << 20, 6)
     writer = EwfWriter(tmp_path / "f", media_size=len(data), metadata=EwfMetadata(),
-                       file_hashes=("sha256",))
+                       file_hashes=("sha256",), direct=direct)
     monkeypatch.setattr("bitwitness.ewf.writer.GROUP_CHUNKS", 4)
     monkeypatch.setattr("bitwitness.ewf.gather.os.writev", full)
+    monkeypatch.setattr("bitwitness.directwrite.pwrite_all", full)
 
     def write_everything() -> None:  # the error surfaces in a later call, in this thread
         for chunk in encode_chunks(data, writer.chunk_size, Compression.FAST):

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bitwitness.acquire.convert.direct import DirectRawSink
 from bitwitness.acquire.convert.outputs import MediaSink
 from bitwitness.acquire.convert.sinks import WriterSink
 from bitwitness.acquire.convert.vhd_writer import VhdFixedWriter
 from bitwitness.acquire.convert.vmdk_writer import VmdkFlatWriter, VmdkSparseWriter, flat_name
+from bitwitness.acquire.directsink import DirectRawSink
 from bitwitness.acquire.sinks import EwfSink, OutputFile, Sink
 from bitwitness.errors import UsageError
 from bitwitness.ewf.options import COMPRESSION_NAMES, DEFAULT_SEGMENT_SIZE

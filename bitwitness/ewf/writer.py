@@ -110,18 +110,21 @@ class EwfWriter:
                  media_type: MediaType = MediaType.FIXED, physical: bool = True,
                  overwrite: bool = False, sync: bool = True,
                  guid: bytes | None = None, file_hashes: Sequence[str] = (),
-                 resume_from: ResumePoint | None = None) -> None:
+                 resume_from: ResumePoint | None = None, direct: bool = True) -> None:
         """``guid``: the 16-byte set identifier (Windows byte order); random when ``None``.
         Two copies written in one pass share it, so that they are byte-identical.
         ``file_hashes``: algorithms to hash each segment file with while writing it (see
         :attr:`EwfWriteResult.file_hashes`). ``resume_from``: continue that interrupted set
-        (see :meth:`resume`) instead of creating one."""
+        (see :meth:`resume`) instead of creating one. ``direct``: write new segment files around
+        the page cache (``O_DIRECT``, see :class:`~bitwitness.ewf.gather.GatherWriter`) where
+        their file system allows it; the bytes are the same either way."""
         if guid is not None and len(guid) != 16:
             raise ValueError("an EWF set identifier is 16 bytes")
         self._configure(base, media_size=media_size, bytes_per_sector=bytes_per_sector,
                         sectors_per_chunk=sectors_per_chunk, compression=compression,
                         segment_size=segment_size)
         self.sync = sync
+        self.direct = direct
         fields = header_fields(metadata)
         self._header2 = compress_header(header2_text(fields))
         self._header = compress_header(header_text(fields))
@@ -276,7 +279,7 @@ class EwfWriter:
         path = segment_path(self.base, number)
         try:
             self._file = GatherWriter(path.open("xb", buffering=0), self._file_algorithms,
-                                      background=True)
+                                      background=True, direct=self.direct)
         except FileExistsError as exc:
             raise OutputExistsError(path) from exc
         except OSError as exc:
