@@ -24,8 +24,8 @@ import errno
 import fcntl
 import mmap
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from bitwitness.fileio import pwrite_all
@@ -60,8 +60,7 @@ class DirectFile:
         self._view = self._views[0]  #: the buffer being filled
         self._base = 0  #: file offset of its first byte (a multiple of ALIGN)
         self._held = 0  #: bytes staged in it
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-write")
-        self._pending: Future[None] | None = None  #: the other buffer's write, in flight
+        self._pending: _Write | None = None  #: the other buffer's write, in flight
         self._on_file = 0  #: bytes given that writes have put on the file (see on_file)
         self._flushed = True  #: nothing given or patched since the last flush
         self.direct = True  #: False once the file system refused a direct write
@@ -83,7 +82,7 @@ class DirectFile:
             view = view[take:]
             if self._held == STAGE:
                 self._wait()
-                self._pending = self._pool.submit(self._put, self._view, STAGE, self._base)
+                self._pending = _Write(self._put, self._view, STAGE, self._base)
                 self._view = self._views[1] if self._view is self._views[0] else self._views[0]
                 self._base += STAGE
                 self._held = 0
@@ -112,8 +111,7 @@ class DirectFile:
         other = self._views[1] if view is self._views[0] else self._views[0]
         other[:held - whole] = view[whole:held]  # the partial block goes on being staged
         view[held:size] = bytes(size - held)
-        pending = self._pool.submit(self._put_last, view, size, base, held)
-        self._pending = pending
+        pending = self._pending = _Write(self._put_last, view, size, base, held)
         self._view, self._base, self._held = other, base + whole, held - whole
         self._flushed = True
 
@@ -144,7 +142,7 @@ class DirectFile:
         try:
             self.flush()
         finally:
-            self._pool.shutdown(wait=True)
+            self._wait_quietly()
             os.close(self._fd)
             for view, buffer in zip(self._views, self._buffers, strict=True):
                 view.release()
@@ -157,6 +155,11 @@ class DirectFile:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    def _wait_quietly(self) -> None:
+        """Wait for a write in flight without raising (a failure is being raised already)."""
+        with contextlib.suppress(BaseException):
+            self._wait()
 
     def _put(self, view: memoryview, size: int, offset: int, length: int | None = None) -> None:
         """Write ``size`` bytes of ``view`` at ``offset``, of which the first ``length`` (all by
@@ -172,3 +175,27 @@ class DirectFile:
             self.direct = False
             pwrite_all(self._fd, view[:size], offset)
         self._on_file = max(self._on_file, offset + (size if length is None else length))
+
+
+class _Write(threading.Thread):
+    """One write, in a thread of its own, started at once; :meth:`result` waits and raises its
+    error. Why not a pool: at most one write is in flight, and an acquisition loads no
+    ``concurrent.futures`` (its import costs every run; tests/test_startup.py)."""
+
+    def __init__(self, write: Callable[..., None], *args: object) -> None:
+        super().__init__(name="direct-write", daemon=True)
+        self._write = write
+        self._args = args
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._write(*self._args)
+        except BaseException as exc:  # re-raised by result(), in the waiting thread
+            self._error = exc
+
+    def result(self) -> None:
+        self.join()
+        if self._error is not None:
+            raise self._error
