@@ -14,7 +14,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Final, cast
 
 from bitwitness.errors import UsageError
@@ -112,9 +112,8 @@ class ThreadedHasher:
             item = q.get()
             if item is _STOP:
                 return
-            pieces, done = cast("tuple[Sequence[Buffer], Callable[[], None] | None]", item)
-            for piece in pieces:
-                h.update(piece)
+            data, done = cast("tuple[Buffer, Callable[[], None] | None]", item)
+            h.update(data)
             if done is not None:
                 done()
 
@@ -126,25 +125,13 @@ class ThreadedHasher:
         calls ``done()`` once it has finished with ``data`` (:attr:`width` calls in all): the
         acquisition pipeline uses that to put a reusable buffer back into service.
         """
-        self.update_pieces((data,), done)
-
-    def update_pieces(self, pieces: Sequence[Buffer],
-                      done: Callable[[], None] | None = None) -> None:
-        """Hash ``pieces`` one after the other, as :meth:`update` would their concatenation.
-
-        Why: the verify pass gets a 4 MiB run of an E01 as its 32 KiB decoded chunks, and joining
-        them only to hash them cost more CPU than hashing them one by one (hashlib releases the
-        GIL for every piece of 2 KiB or more, so the threads still hash in parallel). The same
-        rules as :meth:`update` apply to every piece.
-        """
         if self._closed:
             raise RuntimeError("hasher already closed")
         for q in self._queues.values():
-            q.put((pieces, done))
+            q.put((data, done))
         for h in self._inline:
-            for piece in pieces:
-                h.update(piece)
-        self.bytes_hashed += sum(map(len, pieces))
+            h.update(data)
+        self.bytes_hashed += len(data)
 
     def close(self) -> dict[str, str]:
         if not self._closed:

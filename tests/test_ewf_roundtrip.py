@@ -110,9 +110,7 @@ def test_round_trip_against_pyewf_and_ewfverify(tmp_path_factory: pytest.TempPat
     with open_ewf(segments[-1]) as img:
         assert img.size == len(data)
         assert img.read() == data
-        blocks = list(img.scan(workers=2))
-        assert b"".join(b.data for b in blocks) == data
-        assert all(b.size == sum(map(len, b.pieces)) for b in blocks)  # what the hashers count
+        assert b"".join(b.data for b in img.scan(workers=2)) == data
         assert img.chunk_count == -(-len(data) // chunk)
     theirs, handle = pyewf_read(segments[0])
     assert theirs == data

@@ -41,19 +41,3 @@ def test_done_is_called_once_per_thread_after_the_buffer_was_hashed() -> None:
     assert sorted(calls) == ["hash-md5", "hash-sha256"]
     assert digests["md5"] == hashlib.md5(b"a" * 100_000).hexdigest()  # noqa: S324
     assert digests["sha256"] == hashlib.sha256(b"a" * 100_000).hexdigest()
-
-
-@pytest.mark.parametrize("inline", [(), ("md5",)])
-def test_pieces_hash_as_their_concatenation(inline: tuple[str, ...]) -> None:
-    """update_pieces (the verify pass hands over an E01 run as its decoded chunks) gives the
-    digests of the pieces joined, whatever their kinds and sizes (below and above hashlib's
-    2 KiB GIL-release size, and empty)."""
-    pieces = [b"x" * 100, memoryview(b"y" * 40_000)[3:], b"", bytes(32768), bytearray(b"z" * 2048)]
-    hasher = ThreadedHasher(("md5", "sha1"), depth=2, inline=inline)
-    hasher.update(b"head")
-    hasher.update_pieces(pieces)
-    hasher.update_pieces(())
-    whole = b"head" + b"".join(pieces)
-    assert hasher.bytes_hashed == len(whole)
-    assert hasher.close() == {name: hashlib.new(name, whole).hexdigest()
-                              for name in ("md5", "sha1")}

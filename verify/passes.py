@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bitwitness.errors import Interrupted
-from bitwitness.hashing import Buffer, MultiHasher, ThreadedHasher
+from bitwitness.hashing import MultiHasher, ThreadedHasher
 from bitwitness.progress import ProgressTask
 from bitwitness.ranges import merge_ranges
 from bitwitness.stream import ImageStream
@@ -101,50 +101,37 @@ class PassResult:
     bad_chunks: list[BadChunk]
 
 
-#: A block of the pass: media offset, its bytes in pieces, their length, a bad chunk or None.
-_Block = tuple[int, Sequence[Buffer], int, Any]
-
-
-def _plain_blocks(stream: ImageStream, block_size: int) -> Iterator[_Block]:
+def _plain_blocks(stream: ImageStream, block_size: int) -> Iterator[tuple[int, bytes, Any]]:
     offset = 0
     for data in stream.iter_blocks(block_size):
-        yield offset, (data,), len(data), None
+        yield offset, data, None
         offset += len(data)
 
 
-def _ewf_blocks(image: Any, workers: int | None) -> Iterator[_Block]:
+def _ewf_blocks(image: Any, workers: int | None) -> Iterator[tuple[int, bytes, Any]]:
     for block in image.scan(workers=workers):
-        yield block.offset, block.pieces, block.size, block.problem
+        yield block.offset, block.data, block.problem
 
 
-def _batched(blocks: Iterable[_Block], size: int
-             ) -> Iterator[tuple[int, list[Buffer], int, list[Any]]]:
-    """Gather small consecutive blocks (E01 runs cut short by a bad chunk or a table's end) into
-    batches of ~``size`` bytes for the hashers, as lists of pieces (not joined: see
-    :meth:`ThreadedHasher.update_pieces`)."""
-    parts: list[Buffer] = []
+def _batched(blocks: Iterable[tuple[int, bytes, Any]], size: int
+             ) -> Iterator[tuple[int, bytes, list[Any]]]:
+    """Join small consecutive blocks (E01 chunks) into ~``size`` batches for the hashers."""
+    parts: list[bytes] = []
     problems: list[Any] = []
     start = 0
     held = 0
-    for offset, pieces, length, problem in blocks:
+    for offset, data, problem in blocks:
         if not parts:
             start = offset
-        parts.extend(pieces)
-        held += length
+        parts.append(data)
+        held += len(data)
         if problem is not None:
             problems.append(problem)
         if held >= size:
-            yield start, parts, held, problems
+            yield start, parts[0] if len(parts) == 1 else b"".join(parts), problems
             parts, problems, held = [], [], 0
     if parts:
-        yield start, parts, held, problems
-
-
-def _joined(pieces: Sequence[Buffer]) -> bytes:
-    """The pieces as one ``bytes``, for the consumers that compare or slice a whole block."""
-    if len(pieces) == 1 and type(pieces[0]) is bytes:
-        return pieces[0]
-    return b"".join(pieces)
+        yield start, b"".join(parts), problems
 
 
 class BlockConsumer(Protocol):
@@ -164,20 +151,18 @@ def run_pass(stream: ImageStream, *, ewf: Any | None, algorithms: Sequence[str],
     read = 0
     blocks = _ewf_blocks(ewf, workers) if ewf is not None else _plain_blocks(stream, block_size)
     try:
-        for offset, pieces, length, problems in _batched(blocks, block_size):
+        for offset, data, problems in _batched(blocks, block_size):
             if cancel is not None and cancel.is_set():
                 raise Interrupted("verification interrupted")
-            hasher.update_pieces(pieces)
-            if ranges is not None or comparer is not None or peers:
-                data = _joined(pieces)
-                if ranges is not None:
-                    ranges.update(offset, data)
-                if comparer is not None:
-                    comparer.update(offset, data)
-                for peer in peers:
-                    peer.update(offset, data)
-            read += length
-            task.advance(length)
+            hasher.update(data)
+            if ranges is not None:
+                ranges.update(offset, data)
+            if comparer is not None:
+                comparer.update(offset, data)
+            for peer in peers:
+                peer.update(offset, data)
+            read += len(data)
+            task.advance(len(data))
             if problems:
                 bad.extend(problems)
                 task.set_errors(len(bad))

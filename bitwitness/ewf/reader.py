@@ -3,8 +3,7 @@
 Random access (pytsk3, export) goes through ``pread``: chunk-aligned reads, one ``os.pread`` per
 contiguous run of chunks, decoded chunks kept in a small LRU cache. Sequential verification goes
 through :meth:`EwfImage.scan`: spans of many chunks are read with one ``os.pread`` and decoded in a
-thread pool (isal and hashlib release the GIL), in order, each run handed over as its decoded
-chunks (not copied into one buffer). A chunk that fails its check is never
+thread pool (isal and hashlib release the GIL), in order. A chunk that fails its check is never
 returned as data: ``read`` raises :class:`CorruptImageError` (or yields zeros when the image was
 opened with ``zero_bad_chunks=True``) and ``scan`` yields zeros plus a :class:`ChunkProblem`.
 """
@@ -39,9 +38,7 @@ SCAN_SPAN = 4 << 20
 CACHE_CHUNKS = 64
 #: ... and at most this many bytes of them (a crafted image may declare 16 MiB chunks).
 CACHE_BYTES = 16 << 20
-#: Bytes a scan keeps in flight at most (runs submitted ahead of the consumer). A decoded run
-#: holds up to twice its media bytes (the stored bytes its raw chunks are views into, and its
-#: inflated chunks), so at most half this much media is in flight.
+#: Decoded bytes a scan keeps in flight at most (runs submitted ahead of the consumer).
 SCAN_WINDOW_BYTES = 64 << 20
 MAX_OPEN_FILES = 64
 #: Table entries (4 bytes each) of recently used groups kept in memory: a group's entries are
@@ -84,33 +81,13 @@ class ChunkProblem:
     reason: str
 
 
-#: A decoded chunk as :meth:`EwfImage.scan` hands it over: the inflated bytes of a compressed
-#: chunk, or a view into the stored bytes of a raw one.
-Piece = bytes | memoryview
-
-
 @dataclass(frozen=True)
 class ScanBlock:
-    """A run of media bytes from :meth:`EwfImage.scan`; ``problem`` set means they are zeros.
-
-    The bytes come as ``pieces`` (one per chunk, in order, ``size`` bytes in all), not joined:
-    the verify pass hashes them piece by piece, and joining 4 MiB runs cost 0.25-0.3 s of CPU
-    per 2 GiB of media (4% of a verification) for nothing. :attr:`data` joins them for callers
-    that want one ``bytes``.
-    """
+    """A run of media bytes from :meth:`EwfImage.scan`; ``problem`` set means ``data`` is zeros."""
 
     offset: int
-    size: int
-    pieces: tuple[Piece, ...]
+    data: bytes
     problem: ChunkProblem | None = None
-
-    @property
-    def data(self) -> bytes:
-        """The pieces as one ``bytes`` (a copy, unless there is one ``bytes`` piece)."""
-        pieces = self.pieces
-        if len(pieces) == 1 and type(pieces[0]) is bytes:
-            return pieces[0]
-        return b"".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -400,7 +377,7 @@ class EwfImage(ImageStream):
         last = (stop - 1) // self.chunk_size
         workers = workers or default_workers()
         run_bytes = max(SCAN_SPAN, self.chunk_size)
-        ahead = max(1, min(2 * workers, SCAN_WINDOW_BYTES // (2 * run_bytes)))
+        ahead = max(1, min(2 * workers, SCAN_WINDOW_BYTES // run_bytes))
         from concurrent.futures import ThreadPoolExecutor  # a scan's, not every opening's (info)
 
         window: deque[Future[list[ScanBlock]]] = deque()
@@ -419,18 +396,18 @@ class EwfImage(ImageStream):
     def _trim(blocks: list[ScanBlock], start: int, stop: int) -> Iterator[ScanBlock]:
         for block in blocks:
             lo = max(start, block.offset)
-            hi = min(stop, block.offset + block.size)
+            hi = min(stop, block.offset + len(block.data))
             if lo >= hi:
                 continue
-            if lo == block.offset and hi == block.offset + block.size:
+            if lo == block.offset and hi == block.offset + len(block.data):
                 yield block
-            else:  # a scan's first or last block only: joined, then cut
-                yield ScanBlock(lo, hi - lo, (block.data[lo - block.offset:hi - block.offset],),
+            else:
+                yield ScanBlock(lo, block.data[lo - block.offset:hi - block.offset],
                                 block.problem)
 
     def _scan_run(self, first: int, last: int) -> list[ScanBlock]:
         blocks: list[ScanBlock] = []
-        good: list[Piece] = []
+        good: list[bytes | memoryview] = []
         good_start = first * self.chunk_size
         for k, (data, problem) in zip(range(first, last + 1), self._decode_run(first, last),
                                       strict=True):
@@ -438,14 +415,12 @@ class EwfImage(ImageStream):
                 good.append(data)
                 continue
             if good:
-                blocks.append(ScanBlock(good_start, k * self.chunk_size - good_start,
-                                        tuple(good)))
+                blocks.append(ScanBlock(good_start, b"".join(good)))
                 good = []
-            blocks.append(ScanBlock(k * self.chunk_size, len(data), (bytes(data),), problem))
+            blocks.append(ScanBlock(k * self.chunk_size, bytes(data), problem))
             good_start = (k + 1) * self.chunk_size
         if good:
-            blocks.append(ScanBlock(good_start, min(self.size, (last + 1) * self.chunk_size)
-                                    - good_start, tuple(good)))
+            blocks.append(ScanBlock(good_start, b"".join(good)))
         return blocks
 
     def iter_blocks(self, block_size: int = 1 << 20, start: int = 0,
