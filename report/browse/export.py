@@ -42,8 +42,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from bitwitness import __version__
 from bitwitness.errors import (
@@ -56,7 +57,7 @@ from bitwitness.errors import (
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
 from bitwitness.report.browse.doubts import UnreadableSectors, doubts
-from bitwitness.report.browse.entries import Entry, Selection, Times
+from bitwitness.report.browse.entries import Entry, Selection, Times, frozen_record
 from bitwitness.report.browse.filesystem import split_path
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
 from bitwitness.report.browse.safenames import (  # escaped: JSON forms import it here
@@ -165,8 +166,10 @@ def _exported(row: dict[str, Any]) -> ExportedFile:
         born=_time(row["born"]), md5=row["md5"], sha256=row["sha256"], file_name_times=fn)
 
 
-@dataclass(frozen=True)
-class _Job:
+class _Job(NamedTuple):
+    """One entry to write and its target. A named tuple: one is made per entry, and a frozen
+    dataclass's ``__init__`` cost several times as much."""
+
     entry: Entry
     target: str  # relative, "/"-separated, already safe
 
@@ -195,11 +198,9 @@ class _Targets:
 
     def claim(self, parent: str, component: str, entry: Entry) -> str:
         target = f"{parent}/{component}" if parent else component
-        key = self._key(target)
-        if key in self.used and not entry.is_dir:
+        if not self.used.insert(self._key(target)) and not entry.is_dir:
             target = f"{target}~{safe_name(entry.address)}"
-            key = self._key(target)
-        self.used.add(key)
+            self.used.insert(self._key(target))
         return target
 
 
@@ -234,11 +235,21 @@ class _DigestSet:
         return self._count
 
     def add(self, key: int) -> None:
+        self.insert(key)
+
+    def insert(self, key: int) -> bool:
+        """Add ``key``; False when it was there already (one probe for both answers)."""
         key = key or 1
-        i = self._slot(key)
-        if self._slots[i] == key:
-            return
-        self._slots[i] = key
+        slots, mask = self._slots, self._mask
+        i = key & mask
+        while True:
+            value = slots[i]
+            if value == key:
+                return False
+            if value == 0:
+                break
+            i = (i + 1) & mask
+        slots[i] = key
         self._count += 1
         if self._count * 2 > len(self._slots):  # at most half full: probes stay short
             old = self._slots
@@ -247,6 +258,7 @@ class _DigestSet:
             for value in old:
                 if value:
                     self._slots[self._slot(value)] = value
+        return True
 
 
 def plan(fs: FileSystem, paths: Iterable[str | Entry],
@@ -337,27 +349,28 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
     with _ManifestWriter(root, head, overwrite) as manifest:
         try:
             for job in _jobs(fs, tops, selection, mediator):
-                if job.entry.is_dir:
+                entry = job.entry
+                if entry.is_dir:
                     if job.target:
                         folders.make(job.target)
                         manifest.folder(job.target)
                     continue
-                note = fs.content_note(job.entry)
+                note = fs.content_note(entry)
                 if note is not None:
-                    manifest.failure(_failure(job.entry, note))
+                    manifest.failure(_failure(entry, note))
                     continue
-                stored = _stored_hashes(fs, job.entry)
+                stored = _stored_hashes(fs, entry)
                 try:
                     written, digests = _write_file(fs, job, folders, overwrite, task.advance,
                                                    also=tuple(stored))
                 except OutputExistsError:
                     raise
                 except BitWitnessError as exc:
-                    manifest.failure(_failure(job.entry, str(exc)))
+                    manifest.failure(_failure(entry, str(exc)))
                     continue
                 manifest.file(written)
-                for reason in _doubts(fs, job.entry, stored, digests, unreadable):
-                    manifest.failure(_failure(job.entry, f"exported, but {reason}"))
+                for reason in _doubts(fs, entry, stored, digests, unreadable):
+                    manifest.failure(_failure(entry, f"exported, but {reason}"))
             finished = True
         finally:
             task.finish()
@@ -374,15 +387,16 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
 
 
 def _doubts(fs: FileSystem, entry: Entry, stored: dict[str, str], digests: dict[str, str],
-            unreadable: UnreadableSectors | None) -> Iterator[str]:
+            unreadable: UnreadableSectors | None) -> list[str]:
     """Why an exported file's bytes may not be the file's: some lie in sectors the
     acquisition could not read, its clusters are allocated again, or a hash differs from the
-    one the evidence file records."""
-    yield from doubts(fs, entry, unreadable)
+    one the evidence file records. (A list, not a generator: one is asked for per file.)"""
+    found = doubts(fs, entry, unreadable)
     for alg, value in stored.items():
         if digests[alg] != value:
-            yield (f"its {alg.upper()} {digests[alg]} is not the {value} the evidence file "
-                   f"records for it")
+            found.append(f"its {alg.upper()} {digests[alg]} is not the {value} the evidence "
+                         f"file records for it")
+    return found
 
 
 class _ManifestWriter:
@@ -406,9 +420,15 @@ class _ManifestWriter:
                 raise
         except FileExistsError as exc:
             raise OutputExistsError(exc.filename or self._json_path) from exc
+        # rows wait in memory and are written _BATCH at a time: a write per row (both files)
+        # cost more than the rows themselves
+        self._json_rows: list[str] = []
+        self._rows_put = 0
+        self._csv_lines = _Lines()
         # a plain writer fed in CSV_FIELDS order: DictWriter checks every row for unknown keys
-        self._csv_writer = csv.writer(self._csv)
+        self._csv_writer = csv.writer(self._csv_lines)
         self._csv_writer.writerow(CSV_FIELDS)
+        self._iso = _IsoTimes()
         # closed by __exit__, with the manifests
         self._folders = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self._failed = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
@@ -432,12 +452,25 @@ class _ManifestWriter:
         self._json.write(data)
 
     def file(self, f: ExportedFile) -> None:
-        row = _file_row(f)
-        self._put(("\n    " if self.file_count == 0 else ",\n    ")
-                  + json.dumps(row, ensure_ascii=False))
-        self._csv_writer.writerow([row[key] for key in CSV_FIELDS])
+        """Add ``f``'s row to both manifests (written out :data:`_BATCH` rows at a time)."""
+        values = _file_values(f, self._iso)
+        self._json_rows.append(_json_row(values))
+        self._csv_writer.writerow(values)
         self.file_count += 1
         self.bytes_written += f.size
+        if len(self._json_rows) == _BATCH:
+            self._flush_rows()
+
+    def _flush_rows(self) -> None:
+        """Write the rows waiting in memory to both manifests."""
+        if self._json_rows:
+            first = ("\n    " if self._rows_put == 0 else ",\n    ")
+            self._put(first + ",\n    ".join(self._json_rows))
+            self._rows_put += len(self._json_rows)
+            self._json_rows.clear()
+        if self._csv_lines:
+            self._csv.write("".join(self._csv_lines))
+            self._csv_lines.clear()
 
     def folder(self, target: str) -> None:
         self._folders.write(json.dumps(escaped(target), ensure_ascii=False) + "\n")
@@ -452,6 +485,7 @@ class _ManifestWriter:
         if self._closed:
             return self._sha256.hexdigest()
         self._closed = True
+        self._flush_rows()
         self._put("\n  ]," if self.file_count else "],")
         for key, spool in (("folders", self._folders), ("failed", self._failed)):
             self._put(f'\n  "{key}": [')
@@ -520,6 +554,8 @@ class _Folders:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._checked: OrderedDict[str, str] = OrderedDict()
+        #: the folder of the last file (target, host path without a trailing ``/``)
+        self._last: tuple[str | None, str] = (None, "")
 
     def make(self, target: str) -> str:
         """Make (or check) folder ``target`` inside the root; returns its host path."""
@@ -539,8 +575,11 @@ class _Folders:
         parent, _, name = target.rpartition("/")
         if name in ("", ".", "..") or "\0" in name:
             raise FileSystemError(f"refusing to write outside {self.root}: {target}")
-        folder = self.make(parent) if parent else str(self.root)
-        return f"{folder.rstrip('/')}/{name}"  # a string: Path objects cost per file
+        # a walk writes a folder's files one after another: the last folder, while remembered
+        if parent != self._last[0] or (parent and parent not in self._checked):
+            folder = self.make(parent) if parent else str(self.root)
+            self._last = (parent, folder.rstrip("/"))
+        return f"{self._last[1]}/{name}"  # a string: Path objects cost per file
 
 
 #: Folders an export remembers as checked (see :class:`_Folders`).
@@ -557,83 +596,161 @@ def _stored_hashes(fs: FileSystem, entry: Entry) -> dict[str, str]:
 def _write_file(fs: FileSystem, job: _Job, folders: _Folders, overwrite: bool,
                 advance: Any, *, also: tuple[str, ...] = ()
                 ) -> tuple[ExportedFile, dict[str, str]]:
-    """Write one file; the digests include those of ``also`` (to check against stored ones)."""
-    path = folders.file_path(job.target)
-    fn_times = fs.file_name_times(job.entry)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    flags |= os.O_TRUNC if overwrite else os.O_EXCL
+    """Write one file; the digests include those of ``also`` (to check against stored ones).
+
+    Why it is written out flat: it runs once per file, and an export of many small files
+    spends most of its own time (outside the file system's walk and reads) here and in the
+    manifest rows."""
+    entry, target = job
+    path = folders.file_path(target)
+    fn_times = fs.file_name_times(entry)
     try:
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, _REPLACE if overwrite else _CREATE, 0o644)
     except FileExistsError as exc:
         raise OutputExistsError(Path(path)) from exc
     except OSError as exc:
         raise FileSystemError(f"{path}: cannot create ({exc.strerror or exc})") from exc
-    hasher = _fresh_hasher(tuple(dict.fromkeys(("md5", "sha256", *also))))
+    hasher = _fresh_hasher(also)
+    update = hasher.update
     written = 0
-    times = job.entry.times
+    times = entry.times
     try:
-        for block in _content(fs, job.entry):
-            _write_all(fd, block)
-            hasher.update(block)
+        for block in _content(fs, entry):
+            done = os.write(fd, block)  # most files are one block, written whole at once
+            if done < len(block):
+                _write_all(fd, memoryview(block)[done:])
+            update(block)
             written += len(block)
             advance(len(block))
-        if times.modified is not None:  # on the descriptor: no second lookup of the path
-            accessed = times.accessed or times.modified
-            os.utime(fd, (accessed.timestamp(), times.modified.timestamp()))
+        modified = times.modified
+        if modified is not None:  # on the descriptor: no second lookup of the path
+            accessed = times.accessed or modified
+            os.utime(fd, (accessed.timestamp(), modified.timestamp()))
     finally:
         os.close(fd)
     digests = hasher.hexdigests()
-    return ExportedFile(
-        source=job.entry.display_path, target=job.target, inode=job.entry.address,
-        kind=job.entry.kind, deleted=job.entry.deleted, size=written,
-        modified=times.modified, accessed=times.accessed, changed=times.changed,
-        born=times.born, md5=digests["md5"], sha256=digests["sha256"],
-        file_name_times=fn_times), digests
+    return frozen_record(ExportedFile, {
+        "source": entry.display_path, "target": target, "inode": entry.address,
+        "kind": entry.kind, "deleted": entry.deleted, "size": written,
+        "modified": modified, "accessed": times.accessed, "changed": times.changed,
+        "born": times.born, "md5": digests["md5"], "sha256": digests["sha256"],
+        "file_name_times": fn_times}), digests
 
 
-def _fresh_hasher(algorithms: tuple[str, ...]) -> MultiHasher:
-    """A new hasher of ``algorithms``, copied from an untouched one kept for them."""
-    blank = _BLANK_HASHERS.get(algorithms)
+#: ``os.open`` flags of an exported file: a new one, or (``overwrite``) one replaced.
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_CREATE = _FLAGS | os.O_EXCL
+_REPLACE = _FLAGS | os.O_TRUNC
+
+
+def _fresh_hasher(also: tuple[str, ...]) -> MultiHasher:
+    """A new hasher of MD5, SHA-256 and ``also``, copied from an untouched one kept for
+    ``also`` (made once, as ``MultiHasher`` names and checks the algorithms)."""
+    blank = _BLANK_HASHERS.get(also)
     if blank is None:
-        blank = _BLANK_HASHERS[algorithms] = MultiHasher(algorithms)
+        blank = _BLANK_HASHERS[also] = MultiHasher(dict.fromkeys(("md5", "sha256", *also)))
     return blank.copy()
 
 
-#: Untouched hashers by algorithms, copied for each file (never updated themselves)
+#: Untouched hashers by the algorithms added to MD5 and SHA-256, copied for each file (never
+#: updated themselves)
 _BLANK_HASHERS: dict[tuple[str, ...], MultiHasher] = {}
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is written (unbuffered: most files are one block)."""
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until all of ``data`` is written."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def _content(fs: FileSystem, entry: Entry) -> Iterator[bytes]:
+def _content(fs: FileSystem, entry: Entry) -> Iterable[bytes]:
     """A file's bytes; for a symbolic link its target (TSK reads inline ext4 links as zeros)."""
-    if entry.kind == "link" and entry.link is not None:
-        yield entry.link.encode("utf-8", "surrogateescape")
-        return
-    yield from fs.iter_content(entry)
+    if entry.link is not None and entry.kind == "link":
+        return (entry.link.encode("utf-8", "surrogateescape"),)
+    return fs.iter_content(entry)
 
 
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
-def _file_row(f: ExportedFile) -> dict[str, Any]:
+def _file_values(f: ExportedFile, iso: _IsoTimes) -> list[Any]:
+    """The row of ``f`` in both manifests: its values in :data:`CSV_FIELDS` order, the times
+    through ``iso``; ``manifest.json`` has them as an object with those keys."""
+    source = f.source
+    if is_exact(source):
+        shown_source, source_hex = source, ""
+    else:
+        shown_source, source_hex = escaped(source), raw_bytes(source).hex()
     fn = f.file_name_times
-    return {"source": escaped(f.source),
-            "source_hex": "" if is_exact(f.source) else raw_bytes(f.source).hex(),
-            "target": f.target, "inode": f.inode, "kind": f.kind, "deleted": f.deleted,
-            "size": f.size, "modified": _iso(f.modified), "accessed": _iso(f.accessed),
-            "changed": _iso(f.changed), "born": _iso(f.born),
-            "fn_modified": _iso(fn.modified) if fn else "",
-            "fn_accessed": _iso(fn.accessed) if fn else "",
-            "fn_changed": _iso(fn.changed) if fn else "",
-            "fn_born": _iso(fn.born) if fn else "",
-            "md5": f.md5, "sha256": f.sha256}
+    return [shown_source, source_hex, f.target, f.inode, f.kind, f.deleted, f.size,
+            iso(f.modified), iso(f.accessed), iso(f.changed), iso(f.born),
+            *((iso(fn.modified), iso(fn.accessed), iso(fn.changed), iso(fn.born)) if fn
+              else ("", "", "", "")),
+            f.md5, f.sha256]
+
+
+def _json_row(values: list[Any]) -> str:
+    """``json.dumps(dict(zip(CSV_FIELDS, values)), ensure_ascii=False)`` for ``values``
+    (:func:`_file_values`), byte for byte. Why by hand: ``json.dumps`` of the row's dict was
+    the largest cost of the manifests. Strings go through the encoder ``json.dumps`` uses,
+    except the times (``isoformat``: digits, ``-``, ``:``, ``.``, ``T``, ``+``), the hex
+    digests and ``source_hex``, none of which holds a character JSON escapes."""
+    deleted, size = values[5], values[6]
+    return (f'{{"source": {_json_str(values[0])}, "source_hex": "{values[1]}", '
+            f'"target": {_json_str(values[2])}, "inode": {_json_str(values[3])}, '
+            f'"kind": {_json_str(values[4])}, '
+            f'"deleted": {_JSON_BOOL[deleted] if type(deleted) is bool else json.dumps(deleted)}, '
+            f'"size": {size if type(size) is int else json.dumps(size)}, '
+            f'"modified": "{values[7]}", "accessed": "{values[8]}", '
+            f'"changed": "{values[9]}", "born": "{values[10]}", '
+            f'"fn_modified": "{values[11]}", "fn_accessed": "{values[12]}", '
+            f'"fn_changed": "{values[13]}", "fn_born": "{values[14]}", '
+            f'"md5": "{values[15]}", "sha256": "{values[16]}"}}')
+
+
+_JSON_BOOL = {True: "true", False: "false"}
+
+
+def _json_str(value: Any) -> str:
+    return encode_basestring(value) if type(value) is str else json.dumps(value,
+                                                                         ensure_ascii=False)
+
+
+class _IsoTimes:
+    """``_iso`` with the strings of recent UTC times kept: neighbouring files share times
+    (one copy, one second), and ``isoformat`` was a tenth of a manifest row.
+
+    Only times in :data:`~datetime.UTC` are kept: equal times in other zones would print
+    differently. At most :data:`_ISO_KEPT` strings are kept (then all are dropped).
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[datetime, str] = {}
+
+    def __call__(self, value: datetime | None) -> str:
+        if value is None:
+            return ""
+        if value.tzinfo is not UTC:
+            return value.isoformat()
+        text = self._kept.get(value)
+        if text is None:
+            if len(self._kept) >= _ISO_KEPT:
+                self._kept.clear()
+            text = self._kept[value] = value.isoformat()
+        return text
+
+
+_ISO_KEPT = 4096
+#: Manifest rows kept in memory before they are written (see :meth:`_ManifestWriter.file`).
+_BATCH = 256
+
+
+class _Lines(list[str]):
+    """The lines a :func:`csv.writer` writes, kept in a list (``write`` is ``append``)."""
+
+    write = list.append
 
 
 def _failure_row(f: ExportFailure) -> dict[str, Any]:

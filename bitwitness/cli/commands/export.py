@@ -127,7 +127,9 @@ def _print_files(manifest_csv: Path) -> None:
     time (memory stays flat at any file count) and written as plain text, many lines per
     write: rich's rendering of one line per file took a quarter of an export of small files.
     Targets are ``%XX``-escaped names (no markup, no control characters), so rich printed them
-    unchanged too."""
+    unchanged too. (``shown`` is what :func:`printable` calls, taken once rather than per row.)"""
+    from bitwitness.report.browse.safenames import shown
+
     with manifest_csv.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader)
@@ -135,7 +137,7 @@ def _print_files(manifest_csv: Path) -> None:
         out = sys.stdout
         lines: list[str] = []
         for row in reader:
-            lines.append(f"{row[sha256]}  {printable(row[target])}\n")
+            lines.append(f"{row[sha256]}  {shown(row[target])}\n")
             if len(lines) == 256:
                 out.write("".join(lines))
                 lines.clear()
