@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 import stat
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -310,3 +310,77 @@ def test_hasher_copy_is_independent() -> None:
         assert hasher.hexdigests() == {name: hashlib.new(name, data).hexdigest()
                                        for name in ("md5", "sha256", "sha1")}
         assert hasher.bytes_hashed == len(data)
+
+
+def test_digest_set_insert_says_whether_new() -> None:
+    """``insert`` (one probe) answers as ``in`` then ``add`` did (the export's ``claim``)."""
+    from bitwitness.report.browse.export import _DigestSet
+
+    table = _DigestSet()
+    for key in [*range(3000), *range(0, 3000, 7), 0, 1]:
+        was_in = key in table
+        assert table.insert(key) is not was_in
+        assert key in table
+
+
+_NAMES = st.text(st.characters(codec="utf-8") | st.sampled_from(
+    [",", '"', "\r", "\n", "\x00", "\x7f", "\\", "\udc80", "\udcff", "\u2028", " "]))
+_WHEN = st.none() | st.datetimes(timezones=st.sampled_from(
+    [UTC, timezone(timedelta(hours=2)), timezone(timedelta(0))]))
+
+
+@given(source=_NAMES, target=_NAMES, inode=_NAMES, kind=_NAMES, deleted=st.booleans(),
+       size=st.integers(0, 1 << 64), times=st.lists(_WHEN, min_size=8, max_size=8),
+       fn=st.booleans())
+def test_manifest_row_by_hand_equals_json_and_csv(
+        *, source: str, target: str, inode: str, kind: str, deleted: bool, size: int,
+        times: list[datetime | None], fn: bool) -> None:
+    """A manifest row formatted by hand is what ``json.dumps`` of the row's object and
+    ``csv.writer`` give, for any names (quotes, commas, line ends, controls, undecodable
+    bytes) and times in any zone (kept ISO strings included)."""
+    import csv
+    import io
+    import json
+
+    from bitwitness.report.browse.entries import Times
+    from bitwitness.report.browse.export import (
+        CSV_FIELDS,
+        ExportedFile,
+        _csv_line,
+        _file_values,
+        _IsoTimes,
+        _json_row,
+        escaped,
+    )
+    from bitwitness.report.browse.safenames import is_exact, raw_bytes
+
+    f = ExportedFile(source=source, target=target, inode=inode, kind=kind, deleted=deleted,
+                     size=size, modified=times[0], accessed=times[1], changed=times[2],
+                     born=times[3], md5="0" * 32, sha256="f" * 64,
+                     file_name_times=Times(*times[4:]) if fn else None)
+    iso = _IsoTimes()
+    for _ in range(2):  # the second time from the kept strings
+        values = _file_values(f, iso)
+        plain = [t.isoformat() if t is not None else "" for t in times]
+        expected = {"source": escaped(source),
+                    "source_hex": "" if is_exact(source) else raw_bytes(source).hex(),
+                    "target": target, "inode": inode, "kind": kind, "deleted": deleted,
+                    "size": size, "modified": plain[0], "accessed": plain[1],
+                    "changed": plain[2], "born": plain[3],
+                    "fn_modified": plain[4] if fn else "", "fn_accessed": plain[5] if fn else "",
+                    "fn_changed": plain[6] if fn else "", "fn_born": plain[7] if fn else "",
+                    "md5": "0" * 32, "sha256": "f" * 64}
+        assert list(expected) == list(CSV_FIELDS)
+        assert values == list(expected.values())
+        assert _json_row(values) == json.dumps(expected, ensure_ascii=False)
+        out = io.StringIO()
+        csv.writer(out).writerow(values)
+        line = _csv_line(values)
+        assert line is None or line == out.getvalue()
+        if _plain_csv(source, target, inode, kind):
+            assert line is not None  # the usual names take the short way
+
+
+def _plain_csv(*fields: str) -> bool:
+    """No comma, quote or control character (C0 or DEL) in any field."""
+    return not any(c in ',"\x7f' or ord(c) < 0x20 for field in fields for c in field)

@@ -22,9 +22,10 @@ bytes are checked against it: a file whose bytes do not match is written and lis
 listed under ``failed`` with both hashes.
 
 Both manifests are streamed to disk as the files are written, so that memory stays flat at any
-file count: a row is written as soon as its file is, the folders and failures wait in unnamed
-temporary files until the file list is closed, and the JSON document ends with ``folders``,
-``failed``, ``ended`` and ``complete`` (false when something failed or the export was cut short).
+file count: rows are written as their files are (a few at a time), the folders and failures
+wait in unnamed temporary files until the file list is closed, and the JSON document ends with
+``folders``, ``failed``, ``ended`` and ``complete`` (false when something failed or the export
+was cut short).
 The entries to export are walked as they are written, never listed first; only an 8-byte digest
 of each target name is kept, to give a second entry wanting the same name ``~ADDRESS``.
 """
@@ -36,6 +37,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 from array import array
 from collections import OrderedDict
@@ -421,7 +423,7 @@ class _ManifestWriter:
         except FileExistsError as exc:
             raise OutputExistsError(exc.filename or self._json_path) from exc
         # rows wait in memory and are written _BATCH at a time: a write per row (both files)
-        # cost more than the rows themselves
+        # cost about as much as making the row
         self._json_rows: list[str] = []
         self._rows_put = 0
         self._csv_lines = _Lines()
@@ -455,7 +457,11 @@ class _ManifestWriter:
         """Add ``f``'s row to both manifests (written out :data:`_BATCH` rows at a time)."""
         values = _file_values(f, self._iso)
         self._json_rows.append(_json_row(values))
-        self._csv_writer.writerow(values)
+        line = _csv_line(values)
+        if line is None:
+            self._csv_writer.writerow(values)  # into _csv_lines, as the line would have gone
+        else:
+            self._csv_lines.append(line)
         self.file_count += 1
         self.bytes_written += f.size
         if len(self._json_rows) == _BATCH:
@@ -713,6 +719,26 @@ def _json_row(values: list[Any]) -> str:
 _JSON_BOOL = {True: "true", False: "false"}
 
 
+def _csv_line(values: list[Any]) -> str | None:
+    """The line ``csv.writer`` writes for ``values`` (:func:`_file_values`) when no field
+    needs quoting, else None (the caller lets ``csv.writer`` write it). Why by hand: the
+    writer was the largest cost of a manifest row. Only the names, the address and the kind
+    can hold a character the writer quotes (the times, digests and hex cannot); a row whose
+    fields are not the usual types is left to the writer too."""
+    source, target, inode, kind = values[0], values[2], values[3], values[4]
+    if (type(values[5]) is not bool or type(values[6]) is not int
+            or _CSV_QUOTED.search(f"{source}{target}{inode}{kind}") is not None):
+        return None
+    return (f"{source},{values[1]},{target},{inode},{kind},{values[5]},{values[6]},"
+            f"{values[7]},{values[8]},{values[9]},{values[10]},{values[11]},{values[12]},"
+            f"{values[13]},{values[14]},{values[15]},{values[16]}\r\n")
+
+
+#: Characters after which a row is left to ``csv.writer``: those it quotes (the delimiter,
+#: the quote, line ends) and, to stay on the safe side, every other control character.
+_CSV_QUOTED = re.compile('[\x00-\x1f\x7f",]')
+
+
 def _json_str(value: Any) -> str:
     return encode_basestring(value) if type(value) is str else json.dumps(value,
                                                                          ensure_ascii=False)
@@ -743,8 +769,9 @@ class _IsoTimes:
 
 
 _ISO_KEPT = 4096
-#: Manifest rows kept in memory before they are written (see :meth:`_ManifestWriter.file`).
-_BATCH = 256
+#: Manifest rows kept in memory before they are written (see :meth:`_ManifestWriter.file`):
+#: enough to make a write per row rare, few enough to keep memory flat (about 20 KiB).
+_BATCH = 16
 
 
 class _Lines(list[str]):
