@@ -384,3 +384,21 @@ def test_manifest_row_by_hand_equals_json_and_csv(
 def _plain_csv(*fields: str) -> bool:
     """No comma, quote or control character (C0 or DEL) in any field."""
     return not any(c in ',"\x7f' or ord(c) < 0x20 for field in fields for c in field)
+
+
+@given(st.lists(st.lists(st.text(st.sampled_from(
+    ["a", "é", ",", '"', "\r", "\n", " ", "\x00", "\x01", "z"])),
+    min_size=1, max_size=4), min_size=1, max_size=6))
+def test_export_listing_reads_csv_as_csv_reader(rows: list[list[str]]) -> None:
+    """``export``'s listing reads manifest.csv back as csv.reader does, the lines it splits
+    by hand included (quotes, commas, line ends, NUL in any field)."""
+    import csv
+    import io
+
+    from bitwitness.cli.commands.export import _csv_rows
+
+    written = io.StringIO(newline="")
+    csv.writer(written).writerows(rows)
+    text = written.getvalue()
+    assert list(_csv_rows(io.StringIO(text, newline=""))) == list(
+        csv.reader(io.StringIO(text, newline="")))

@@ -20,7 +20,6 @@ fixed place of the media, so no claim is made there.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,9 +103,14 @@ def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[
     found: list[str] = []
     overwritten = getattr(fs, "overwritten_note", None)
     if overwritten is not None:
-        with suppress(BitWitnessError):  # nothing claimed where $Bitmap cannot be read
-            if (note := overwritten(entry)) is not None:
-                found.append(note)
+        # try/except, not contextlib.suppress: export asks once per file, and suppress's
+        # context manager cost more than the usual answer (not deleted: no note)
+        try:
+            note = overwritten(entry)
+        except BitWitnessError:
+            note = None  # nothing claimed where $Bitmap cannot be read
+        if note is not None:
+            found.append(note)
     if unreadable is not None and (note := unreadable.note(fs, entry)) is not None:
         found.append(note)
     return found
