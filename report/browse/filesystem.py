@@ -51,6 +51,7 @@ from bitwitness.report.browse.ntfs import (
     standard_information_times,
     timeline_file_name,
 )
+from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
@@ -128,6 +129,7 @@ class FileSystem:
         self._hfs_read = False
         self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
         self._ext_bitmaps: ExtBitmaps | None = None  #: ext block bitmaps, read on first use
+        self._orphans: list[Any] | None = None  #: ext $OrphanFiles where libtsk fails on it
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -432,8 +434,19 @@ class FileSystem:
             "file_name_times": None})
 
     def _open_dir(self, inum: int) -> list[Any]:
-        with tsk_errors(self.image, f"read directory inode {inum}"):
-            return list(self._fs.open_dir(inode=inum))
+        try:
+            with tsk_errors(self.image, f"read directory inode {inum}"):
+                return list(self._fs.open_dir(inode=inum))
+        except FileSystemError:
+            if inum != self.last_inum or not self.type.startswith("ext"):
+                raise
+        # $OrphanFiles that libtsk fails to build (see orphans.py); a stream error raised above
+        if self._orphans is None:
+            with tsk_errors(self.image, "find the orphan files"):
+                self._orphans = find_orphans(self._fs, root_inum=self.root_inum,
+                                             first_inum=self.first_inum,
+                                             last_inum=self.last_inum)
+        return list(self._orphans)
 
     def _entries_of(self, file: Any, prefix: str, meta_file: Any | None = None, *,
                     file_names: bool = False) -> list[Entry]:
