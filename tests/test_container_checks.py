@@ -123,6 +123,25 @@ def test_vhd_footer_checksums(tmp_path: Path, media_file: Path) -> None:
     assert "file offset 512" in " ".join(doc["problems"])
 
 
+def test_vhd_footer_copy_without_its_cookie(tmp_path: Path, media_file: Path) -> None:
+    """A dynamic VHD whose copy at offset 0 lost its cookie is damaged (qemu-img, which reads
+    that copy, refuses the image); verify used to skip the copy and pass the image."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.vhd"
+    _qemu("convert", "-f", "raw", "-O", "vpc", "-o", "force_size=on", media_file, image)
+    _flip(image, 0)  # the "c" of "conectix" at the start
+    refused = subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(image),
+                              str(tmp_path / "out.raw")], capture_output=True, check=False)
+    assert refused.returncode != 0
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["computed"]["md5"] == _md5(media_file)  # read through the footer at the end
+    failed = {c["what"]: c["detail"] for c in _failed(doc)}
+    assert "cookie" in failed["VHD footer copy checksum"]
+    assert "file offset 0" in failed["VHD footer copy checksum"]
+
+
 def test_fixed_vhd_footer_checksum_names_its_offset(tmp_path: Path, media_file: Path) -> None:
     require_tool("qemu-img")
     image = tmp_path / "f.vhd"
