@@ -181,6 +181,7 @@ class FileSystem:
                 continue
             listed.add(int(name.meta_addr))
             if name.name in (b".", b"..") and self._own_link(file, stack, name):
+                yield from self._dot_streams(file, name, prefix, selection)
                 continue
             meta = info.meta
             if plain and meta is not None:
@@ -202,6 +203,20 @@ class FileSystem:
             unlisted = [r for a, r in raw_names.items() if a not in listed]
             yield from self._unlisted_fat(unlisted, prefix, mediator, recursive=recursive,
                                           depth=len(stack), selection=selection)
+
+    def _dot_streams(self, file: Any, name: Any, prefix: str,
+                     selection: Selection) -> list[Entry]:
+        """The ``$DATA`` streams of an NTFS folder once more under its ``.`` entry
+        (``dir/.:stream``), as ``fls`` lists them: it hides ``.`` and ``..`` but for the
+        streams of ``.``. Only the streams: the folder's index and ``$FILE_NAME`` stay hidden."""
+        if not (self._ntfs and name.name == b"."
+                and selection.wants(bool(int(name.flags) & _NAME_UNALLOC))):
+            return []
+        meta_file = self._meta_file(file, name)
+        if meta_file.info.meta is None:
+            return []
+        return [e for e in self._entries_of(file, prefix, meta_file)
+                if e.attr_type == ATTR_NTFS_DATA]
 
     def _name_entries(self, file: Any, name: Any, prefix: str,
                       raw_names: dict[int, RawFatEntry], mediator: Mediator, *,
@@ -473,6 +488,9 @@ class FileSystem:
                         **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
                         "size": chosen.size, "times": chosen.times,
                         "file_name_times": chosen.times}))
+                    # one row: TSK can give two $FILE_NAMEs one id when an attribute list
+                    # brings them from extension records
+                    chosen = None
             if any(not e.is_file_name_row for e in found):
                 return found
             return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times)]
@@ -528,6 +546,7 @@ class FileSystem:
         meta_type = META_TYPES[int(meta.type)] if meta is not None else "-"
         name_type = NAME_TYPES[int(name.type)] if name is not None else meta_type
         stream = attr_type = attr_id = None
+        folder_stream = False
         size = int(meta.size) if meta is not None else 0
         if attr is not None:
             attr_info = attr.info
@@ -539,6 +558,7 @@ class FileSystem:
             size = int(attr_info.size)
             if attr_type == ATTR_NTFS_DATA and meta_type == "d":
                 meta_type = "r"  # fls shows a data stream of a folder as a file
+                folder_stream = True
         mode = uid = gid = 0
         link = None
         if meta is not None:
@@ -562,7 +582,8 @@ class FileSystem:
         return make_entry(path=full, name=name_text, inode=inode, attr_type=attr_type,
                           attr_id=attr_id, stream=stream, name_type=name_type,
                           meta_type=meta_type, deleted=deleted, realloc=realloc, size=size,
-                          times=times, mode=mode, uid=uid, gid=gid, link=link)
+                          times=times, mode=mode, uid=uid, gid=gid, link=link,
+                          folder_stream=folder_stream)
 
     def _extent(self, file: Any) -> tuple[int, int] | None:
         """(first block, size) of the file's data: how ISO 9660 records are matched."""

@@ -45,8 +45,11 @@ class TimelineEvent:
 
 
 def mode_string(entry: Entry) -> str:
-    """``r/rrw-r--r--`` as ``fls -m`` prints it: name type, meta type, permissions."""
-    return _mode_string(entry.name_type, entry.meta_type, entry.mode)
+    """``r/rrw-r--r--`` as ``fls -m`` prints it: name type, meta type, permissions.
+
+    The meta type is the inode's own, also for a folder's NTFS stream (listed as ``r``)."""
+    meta_type = "d" if entry.folder_stream else entry.meta_type
+    return _mode_string(entry.name_type, meta_type, entry.mode)
 
 
 @lru_cache(maxsize=4096)
