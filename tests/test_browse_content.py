@@ -163,3 +163,30 @@ def test_timeline_of_every_file_system_in_one_run(disks: Disks, tmp_path: Path) 
     notes = [r for r in rows if r["path"] == "/home/ana/notes.txt"]
     assert notes
     assert {r["filesystem"] for r in notes} == {"ext4"}
+
+
+def test_long_listings_equal_fls_through_a_pipe(tmp_path: Path) -> None:
+    """``ls -r --all`` and ``timeline`` write their lines some at a time: on a file system of
+    more entries than one write holds, run as a process whose stdout is an unbuffered pipe
+    (``PYTHONUNBUFFERED``), every line comes out once and in fls's order."""
+    import os
+    import sys
+
+    require_tool("mkfs.ext4", "fls")
+    tree = tmp_path / "tree"
+    for n in range(700):  # several batches of 256 lines, the last one partial
+        folder = tree / f"d{n // 300}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{n:04d}").write_bytes(b"x" * (n % 7))
+    image = tmp_path / "fs.raw"
+    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-N", "1024", "-d", str(tree), str(image)], check=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for ours, theirs in ((["ls", "-r", "--all"], ["-r", "-p"]),
+                         (["timeline"], ["-r", "-m", "/"])):
+        ran = subprocess.run([sys.executable, "-m", "bitwitness", *ours, str(image)],
+                             capture_output=True, env=env, check=True)
+        expected = subprocess.run(["fls", *theirs, str(image)], capture_output=True,
+                                  check=True).stdout
+        assert len(expected.splitlines()) > 700
+        assert ran.stdout == expected, ours
