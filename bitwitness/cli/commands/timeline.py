@@ -51,7 +51,7 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
                 _write_lines(out, batch)
                 out.flush()
             return
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # flushed below
         writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
         for event in image_events(systems, mediator=mediator):
