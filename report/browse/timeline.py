@@ -79,9 +79,11 @@ def body_line(entry: Entry, mount: str = "") -> str:
         name += f" -> {entry.link}"
     if entry.deleted:
         name += " (deleted-realloc)" if entry.realloc else " (deleted)"
-    name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
+    if not name.isprintable():  # no control character in most names: translate() skipped
+        name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
     modified, accessed, changed, born = entry.times.epoch_seconds()
-    return (f"0|{name}|{entry.address}|{mode_string(entry)}|{entry.uid}|{entry.gid}|"
+    mode = _mode_string(entry.name_type, entry.meta_type, entry.mode)
+    return (f"0|{name}|{entry.address}|{mode}|{entry.uid}|{entry.gid}|"
             f"{entry.size}|{accessed}|{modified}|{changed}|{born}")
 
 
