@@ -31,9 +31,8 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
     from bitwitness.report.browse.timeline import (
         CSV_FIELDS,
         bodyfile,
-        csv_row,
+        csv_rows,
         image_bodyfile,
-        image_events,
     )
 
     out = sys.stdout.buffer
@@ -52,10 +51,9 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
                 out.flush()
             return
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # flushed below
-        writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for event in image_events(systems, mediator=mediator):
-            writer.writerow(csv_row(event))
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        writer.writerows(csv_rows(systems, mediator=mediator))
         text.flush()
         text.detach()
 
