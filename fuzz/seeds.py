@@ -636,15 +636,16 @@ def binary_plist_udif(data: bytes) -> bytes:
 
 
 def udif_seeds(work: Path) -> dict[str, bytes]:
-    """UDIF images by the committed builder (tests/builders/apple.py): zlib, bzip2, ADC and
-    LZFSE chunks beside raw and zero ones, with XML and binary property lists."""
+    """UDIF images by the committed builder (tests/builders/apple.py): zlib, bzip2, ADC, LZFSE
+    and LZMA chunks beside raw and zero ones, with XML and binary property lists."""
     _builders()
-    from builders.apple import ADC, BZIP2, LZFSE, ZLIB, build_udif
+    from builders.apple import ADC, BZIP2, LZFSE, LZMA, ZLIB, build_udif
 
     media = _media(16 * 1024)
     media = media[:8192] + bytes(4096) + media[12288:]
     seeds: dict[str, bytes] = {}
-    for name, kind in (("zlib", ZLIB), ("bzip2", BZIP2), ("adc", ADC), ("lzfse", LZFSE)):
+    for name, kind in (("zlib", ZLIB), ("bzip2", BZIP2), ("adc", ADC), ("lzfse", LZFSE),
+                       ("lzma", LZMA)):
         try:
             path = build_udif(work / f"{name}.dmg", media, compression=kind, chunk_sectors=8)
         except ImportError:  # lzfse is a test extra

@@ -352,6 +352,40 @@ def test_udif_dmg(tmp_path: Path, compression: int) -> None:
         assert doc["second_reader"]["agree"] is True, doc["second_reader"]
 
 
+def test_udif_lzma_ulmo(tmp_path: Path) -> None:
+    """LZMA chunks (type 0x80000008, xz streams: macOS's ULMO images), which libmodi's PyPI
+    build reports as unsupported: our reader reads them first, equal to the media and to what
+    7-Zip's dmg handler extracts; the image is not called corrupt; a damaged xz stream is
+    (exit 3, naming the chunk's file offset); libmodi is the second reader only where it
+    decodes LZMA."""
+    require_tool("7zz")
+    from builders.apple import LZMA
+
+    media = _media()
+    image = build_udif(tmp_path / "ulmo.dmg", media, LZMA)
+    with open_image(image) as stream:
+        assert stream.info.format == "dmg"
+        assert stream.info.details["reader"] == "bitwitness"
+        check_stream_contract(stream, media)
+    # 7-Zip extracts the block table's data (its own CRC check of it may complain: the bytes
+    # are what is compared here)
+    subprocess.run(["7zz", "x", "-tdmg", f"-o{tmp_path / 'x'}", str(image)], check=False,
+                   capture_output=True)
+    (extracted,) = (tmp_path / "x").iterdir()
+    assert _md5sum(extracted) == _md5(media)
+    doc = run_bitwitness("verify", "--second-reader", image, "--json").json()["images"][0]
+    assert doc["computed"]["md5"] == _md5(media)
+    assert doc["verdict"] == "UNVERIFIED"
+    data = bytearray(image.read_bytes())
+    start = data.index(b"\xfd7zXZ\x00")
+    data[start + 40:start + 48] = b"\xff" * 8  # inside the first xz stream's block
+    image.write_bytes(data)
+    res = run_bitwitness("verify", image)
+    assert res.exit_code == ExitCode.EVIDENCE, res.stdout
+    assert f"chunk at file offset {start} does not decode" in res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_sparse_image_and_bundle(tmp_path: Path) -> None:
     """Sparse image and sparse bundle built from the description; the bundle opens from its
     folder or its Info.plist, absent (all-zero) bands read as zeros."""
