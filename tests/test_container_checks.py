@@ -379,6 +379,30 @@ def test_vmdk_redundant_grain_tables(tmp_path: Path) -> None:
     assert any("VMDK redundant grain tables" in p for p in doc["problems"])
 
 
+@pytest.mark.parametrize(("at", "value", "said"), [
+    (73, b"\r\n\n ", "line-end test bytes (offset 73) are 0d 0a 0a 20"),
+    (77, b"\x02\x00", "compression algorithm 2 (offset 77)"),
+], ids=["text-mode-copy", "compression-algorithm"])
+def test_vmdk_sparse_header_as_vmware_writes_it(tmp_path: Path, media_file: Path, at: int,
+                                                value: bytes, said: str) -> None:
+    """The line-end test bytes (\\n, space, \\r\\n: a text-mode copy rewrites them, and
+    the grains with them) and a compression algorithm VMware defines: a header otherwise is
+    damage, named with its offset (verdict CORRUPT); the media can still be read."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.vmdk"
+    _qemu("convert", "-f", "raw", "-O", "vmdk", media_file, image)
+    data = bytearray(image.read_bytes())
+    data[at:at + len(value)] = value
+    image.write_bytes(bytes(data))
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    (check,) = _failed(doc)
+    assert check["what"] == "VMDK sparse extent header"
+    assert said in check["detail"]
+    assert doc["computed"]["md5"] == _md5(media_file)
+
+
 def test_vmdk_without_redundant_directory_says_so(tmp_path: Path) -> None:
     """The header's flag cleared: no redundant copy is recorded, which the check reports as
     nothing to compare (a pass), as qemu-img check finds the image clean."""
@@ -392,7 +416,8 @@ def test_vmdk_without_redundant_directory_says_so(tmp_path: Path) -> None:
     image.write_bytes(bytes(data))
     assert _qemu_check(image) == 0
     code, doc = _verify(image)
-    (check,) = doc["container_checks"]
+    header, check = doc["container_checks"]
+    assert header["ok"], header
     assert check["ok"]
     assert "records no redundant grain directory" in check["detail"]
     assert doc["verdict"] == "UNVERIFIED"
@@ -411,7 +436,8 @@ def test_vmdk_redundant_directory_past_the_end(tmp_path: Path) -> None:
     data = bytearray(image.read_bytes())
     struct.pack_into("<Q", data, 48, len(data) // 512 + 8)
     image.write_bytes(bytes(data))
-    (check,) = vmdk.vmdk_checks(image)
+    header, check = vmdk.vmdk_checks(image)
+    assert header.ok
     assert not check.ok
     assert "redundant grain directory" in check.detail
     assert "past the end of the file" in check.detail, check.detail
