@@ -115,13 +115,15 @@ class _TskTimes(Times):
         raw = self.__dict__.get("_raw")
         if raw is None:  # read already, or made by dataclasses.replace: the times themselves
             return super().epoch_seconds()
-        found = []
-        for n in range(4):
-            seconds = int(raw[2 * n] or 0) & 0xFFFFFFFF
-            if seconds:  # the microseconds _tsk_time adds carry into the seconds past 10^9 ns
-                seconds += int(raw[2 * n + 1] or 0) // 1_000_000_000
-            found.append(seconds)
-        return found[0], found[1], found[2], found[3]
+        # Written out per time (a bodyfile asks once per line): 32-bit seconds, and where there
+        # are any, the microseconds _tsk_time adds carry into them past 10^9 ns.
+        m, m_ns, a, a_ns, c, c_ns, b, b_ns = raw
+        m, a, c, b = (int(m or 0) & 0xFFFFFFFF, int(a or 0) & 0xFFFFFFFF,
+                      int(c or 0) & 0xFFFFFFFF, int(b or 0) & 0xFFFFFFFF)
+        return (m and m + int(m_ns or 0) // 1_000_000_000,
+                a and a + int(a_ns or 0) // 1_000_000_000,
+                c and c + int(c_ns or 0) // 1_000_000_000,
+                b and b + int(b_ns or 0) // 1_000_000_000)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -194,6 +196,9 @@ class Entry:
     link: str | None = None  #: target of a symbolic link
     #: NTFS ``$FILE_NAME`` times (the attribute TSK takes them from); None elsewhere or unread
     file_name_times: Times | None = None
+    #: an NTFS ``$DATA`` stream of a folder's inode: ``meta_type`` is ``r`` as ``fls`` lists it,
+    #: while the bodyfile's mode shows the inode's own type (``d``), as ``fls -m`` writes it
+    folder_stream: bool = False
 
     @property
     def is_file_name_row(self) -> bool:
@@ -225,14 +230,15 @@ class Entry:
 def make_entry(*, path: str, name: str, inode: int, attr_type: int | None, attr_id: int | None,
                stream: str | None, name_type: str, meta_type: str, deleted: bool,
                realloc: bool, size: int, times: Times, mode: int, uid: int, gid: int,
-               link: str | None, file_name_times: Times | None = None) -> Entry:
+               link: str | None, file_name_times: Times | None = None,
+               folder_stream: bool = False) -> Entry:
     """``Entry(...)`` with every field given, built as :func:`frozen_record` builds it: what the
     listings use, once per entry."""
     return frozen_record(Entry, {
         "path": path, "name": name, "inode": inode, "attr_type": attr_type, "attr_id": attr_id,
         "stream": stream, "name_type": name_type, "meta_type": meta_type, "deleted": deleted,
         "realloc": realloc, "size": size, "times": times, "mode": mode, "uid": uid, "gid": gid,
-        "link": link, "file_name_times": file_name_times})
+        "link": link, "file_name_times": file_name_times, "folder_stream": folder_stream})
 
 
 @dataclass(frozen=True)
