@@ -994,8 +994,13 @@ class FileSystem:
         """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
         if entry.is_dir or offset >= entry.size:
             return b""
-        if self._raw_of(entry) is not None:
-            return b"".join(self.iter_content(entry))[offset : offset + size]
+        if self._raw_of(entry) is not None:  # read along the chain up to what is asked
+            kept, end = bytearray(), offset + size
+            for block in self.iter_content(entry):
+                kept += block
+                if len(kept) >= end:
+                    break
+            return bytes(kept[offset:end])
         file = self._file(entry)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
