@@ -9,13 +9,12 @@ report laid out as FTK writes it; partition tables by ``sfdisk``/``sgdisk`` on s
 case folder by ``bitwitness case new``; the file-system time readers' inputs by ``xorriso``,
 ``mkfs.ext2``/``debugfs``, a hand-made exFAT entry and, where ../shared is present, the HFS+
 fixture's catalog file (``icat``). Whole file systems by the test suite's builders
-(``tests/fsimages.py``: mkfs.*, mtools, mkntfs and ntfs-3g, exFAT through FUSE, xorriso) and
-the HFS+ fixture, kept as their pieces that are not zeros. Containers: QCOW, VHDX, VDI and Parallels by
-``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
+(``tests/fsimages.py``: mkfs.*, mtools, mkntfs and ntfs-3g, exFAT through FUSE, xorriso) and the
+HFS+ fixture, kept as their pieces that are not zeros. Containers: QCOW, VHDX, VDI and Parallels
+by ``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
 small blocks around qemu's header), UDIF, sparse images and bundles, Ex01 and AFF4 by the test
-suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that
-is not installed leaves its target with fewer seeds (or none: libFuzzer then starts from
-nothing).
+suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that is
+not installed leaves its target with fewer seeds (or none: libFuzzer then starts from nothing).
 """
 
 from __future__ import annotations

@@ -550,9 +550,14 @@ def ext_superblock(data: bytes) -> None:
 # A file-system image is mostly zeros (an 8 MiB NTFS holds a few hundred KiB of structures), so
 # the input holds only its pieces: the first at byte 0, each later one (after :data:`PART`)
 # starting with its place in 512-byte sectors (4 bytes, little-endian); what lies between is
-# zeros and the media ends where the farthest piece ends. A mutated place moves a piece (up to
-# 2 TiB out: an image that claims a huge volume costs nothing to make).
+# zeros and the media ends where the farthest piece ends, :data:`FS_MEDIA` at most: TSK reads
+# some whole volumes (FAT's orphan search reads every sector of the data area), which costs time
+# in proportion to the media, as it should; past that size a run would time out on zeros.
 
+#: The largest media a file-system input makes (the file system may claim more).
+FS_MEDIA = 64 << 20
+#: Media up to this size are laid out in one buffer (larger ones too when in many pieces).
+FS_FLAT = 16 << 20
 #: Entries of a walk that are stat'ed, read and looked up again (the walk itself is whole).
 FS_ENTRIES = 64
 #: Bytes of each entry's content read (``iter_content`` in blocks of a quarter of this).
@@ -570,9 +575,18 @@ class PiecesStream(ImageStream):
         for piece in rest[:256]:
             place = int.from_bytes(piece[:4].ljust(4, b"\0"), "little") * 512
             self._pieces.append((place, piece[4:]))
-        super().__init__(max(place + len(piece) for place, piece in self._pieces))
+        size = min(FS_MEDIA, max(place + len(piece) for place, piece in self._pieces))
+        super().__init__(size)
+        self._flat: bytearray | None = None
+        if size <= FS_FLAT or len(self._pieces) > 8:  # reads then slice one buffer
+            self._flat = bytearray(size)
+            for place, piece in self._pieces:
+                if place < size:
+                    self._flat[place : place + len(piece)] = piece[: size - place]
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
+        if self._flat is not None:
+            return bytes(self._flat[offset : offset + length])
         out = bytearray(length)
         end = offset + length
         for place, piece in self._pieces:
