@@ -74,6 +74,7 @@ _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of u
 _DIR_META_TYPES = {"d", "V"}
 _HFS_CATALOG = 4  #: the catalog file's CNID
 _NTFS_BITMAP = 6  #: the MFT entry of $Bitmap, one bit per cluster, set when allocated
+_BITMAP_WINDOW = 1 << 20  #: bytes of $Bitmap read at a time
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
 #: Deeper than this is a loop or a hostile image; TSK stops there too.
 MAX_DEPTH = 128
@@ -882,20 +883,31 @@ class FileSystem:
 
     def _allocated_clusters(self, first: int, count: int) -> int:
         """How many of clusters ``first`` .. ``first + count - 1`` ``$Bitmap`` marks allocated;
-        a cluster past the bitmap counts as allocated (it cannot be this file's free space)."""
+        a cluster past the bitmap counts as allocated (it cannot be this file's free space).
+
+        The bitmap is read :data:`_BITMAP_WINDOW` bytes at a time, and no further than the
+        media holds clusters: ``$Bitmap`` and a deleted file's runs both state their sizes, and
+        a hostile volume can make them exabytes."""
         if self._bitmap is None:
             self._bitmap = self._file_at(_NTFS_BITMAP)
-        size = int(self._bitmap.info.meta.size)
-        low, high = first // 8, (first + count - 1) // 8 + 1
-        bits = b""
-        if low < size:
+        meta = self._bitmap.info.meta
+        clusters = -(-self.image.stream.size // max(self.block_size, 1))
+        size = min(int(meta.size) if meta is not None else 0, clusters // 8 + 1)
+        taken, cluster, end = 0, first, first + count
+        while cluster < end:
+            low = cluster // 8
+            if low >= size:
+                break
+            high = min((end - 1) // 8 + 1, size, low + _BITMAP_WINDOW)
             with tsk_errors(self.image, "read the NTFS $Bitmap"):
-                bits = bytes(self._bitmap.read_random(low, min(high, size) - low))
-        known = min(count, len(bits) * 8 - first % 8)  # clusters the bitmap covers
-        if known <= 0:
-            return count
-        window = (int.from_bytes(bits, "little") >> (first % 8)) & ((1 << known) - 1)
-        return window.bit_count() + (count - known)
+                bits = bytes(self._bitmap.read_random(low, high - low))
+            known = min(end - cluster, len(bits) * 8 - cluster % 8)  # clusters read here
+            if known <= 0:
+                break
+            window = (int.from_bytes(bits, "little") >> (cluster % 8)) & ((1 << known) - 1)
+            taken += window.bit_count()
+            cluster += known
+        return taken + (end - cluster)
 
     def _data_attribute(self, file: Any, entry: Entry) -> Any | None:
         """The attribute ``iter_content`` reads: the entry's stream, else the default data."""
