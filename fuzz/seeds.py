@@ -413,8 +413,9 @@ _WRITES = ("write -P 0x5a 0 4k", "write -P 0x33 6k 1k", "write -P 0xc3 15k 1k")
 
 
 def qcow_seeds(work: Path) -> dict[str, bytes]:
-    """QCOW v1, QCOW2 v2 and v3 with 512-byte clusters (converted, compressed, written by
-    qemu-io, zero clusters), and an overlay on the raw ``base.img`` the target puts beside it."""
+    """QCOW v1, QCOW2 v2 and v3 with 512-byte clusters (converted, compressed with zlib or
+    zstd, written by qemu-io, zero clusters), and an overlay on the raw ``base.img`` the target
+    puts beside it."""
     from fuzz.targets import BACKING
 
     if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
@@ -426,6 +427,8 @@ def qcow_seeds(work: Path) -> dict[str, bytes]:
                        ("v2.qcow2", ["-O", "qcow2", "-o", "cluster_size=512,compat=0.10"]),
                        ("v3.qcow2", ["-O", "qcow2", "-o", "cluster_size=512"]),
                        ("v3-compressed.qcow2", ["-O", "qcow2", "-c", "-o", "cluster_size=4096"]),
+                       ("v3-zstd.qcow2", ["-O", "qcow2", "-c", "-o",
+                                          "cluster_size=4096,compression_type=zstd"]),
                        ("v1-compressed.qcow", ["-O", "qcow", "-c"])):
         out = work / name
         if _run("qemu-img", "convert", "-q", "-f", "raw", *args, raw, out):
@@ -635,15 +638,16 @@ def binary_plist_udif(data: bytes) -> bytes:
 
 
 def udif_seeds(work: Path) -> dict[str, bytes]:
-    """UDIF images by the committed builder (tests/builders/apple.py): zlib, bzip2, ADC and
-    LZFSE chunks beside raw and zero ones, with XML and binary property lists."""
+    """UDIF images by the committed builder (tests/builders/apple.py): zlib, bzip2, ADC, LZFSE
+    and LZMA chunks beside raw and zero ones, with XML and binary property lists."""
     _builders()
-    from builders.apple import ADC, BZIP2, LZFSE, ZLIB, build_udif
+    from builders.apple import ADC, BZIP2, LZFSE, LZMA, ZLIB, build_udif
 
     media = _media(16 * 1024)
     media = media[:8192] + bytes(4096) + media[12288:]
     seeds: dict[str, bytes] = {}
-    for name, kind in (("zlib", ZLIB), ("bzip2", BZIP2), ("adc", ADC), ("lzfse", LZFSE)):
+    for name, kind in (("zlib", ZLIB), ("bzip2", BZIP2), ("adc", ADC), ("lzfse", LZFSE),
+                       ("lzma", LZMA)):
         try:
             path = build_udif(work / f"{name}.dmg", media, compression=kind, chunk_sectors=8)
         except ImportError:  # lzfse is a test extra

@@ -23,6 +23,9 @@ testing+=(attr rsync binutils)
 # Debian's older build of libbde) checks the BitLocker volumes the tests write
 testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 xfsprogs)
 testing+=(libbde-utils)
+# 7-Zip's dmg handler decodes the LZMA (xz) chunks of macOS ULMO images, which neither QEMU nor
+# libmodi's PyPI build decodes: the independent check of our UDIF reader there
+testing+=(7zip)
 # the benchmarks (tests/test_checkout.py runs each from the root): hyperfine times start-up
 testing+=(hyperfine)
 

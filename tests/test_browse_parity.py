@@ -780,11 +780,12 @@ def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], n
 
     fast = walked()
     with monkeypatch.context() as m:
-        def general(self: Any, file: Any, name: Any, meta: Any, prefix: str) -> Any:
+        def general(self: Any, file: Any, name: Any, meta: Any, prefix: str, *, stored: Any,
+                    address: int) -> Any:
             return self._entry(file, prefix, None, meta_file=file)
 
         m.setattr(filesystem.FileSystem, "_plain_entry", general)
-        m.setattr(moretimes.ExtTimes, "_read_right", lambda self, inode: False)
+        m.setattr(moretimes.ExtTimes, "reads_right", lambda self, inode: False)
         m.setattr(filesystem.Times, "from_meta", staticmethod(_eager_times))
         plain = walked()
     assert fast == plain

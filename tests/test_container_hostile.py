@@ -85,7 +85,7 @@ def our_seeds(tmp_path_factory: pytest.TempPathFactory) -> _Seeds:
     """Seeds for our second readers and container checks, with the offsets where each keeps
     the structures it trusts (mutations land there)."""
     require_tool("qemu-img")
-    from builders.apple import ADC, LZFSE, build_sparseimage, build_udif
+    from builders.apple import ADC, LZFSE, LZMA, build_sparseimage, build_udif
 
     folder = tmp_path_factory.mktemp("our-seeds")
     media = bytes(range(256)) * (MiB // 256) + bytes(MiB)
@@ -105,7 +105,7 @@ def our_seeds(tmp_path_factory: pytest.TempPathFactory) -> _Seeds:
     out["qcow2"] = (out["qcow2"][0], list(range(4, 112)) + list(range(0x30000, 0x30100)))
     vhd = out["vhd"][0]
     out["vhd"] = (vhd, list(range(4, 1536 + 64)) + list(range(len(vhd) - 512, len(vhd))))
-    for name, kind in (("adc", ADC), ("lzfse", LZFSE)):
+    for name, kind in (("adc", ADC), ("lzfse", LZFSE), ("lzma", LZMA)):
         dmg = build_udif(folder / f"s.{name}.dmg", media, kind).read_bytes()
         out[name] = (dmg, list(range(len(dmg) - 4096, len(dmg))) + list(range(0, 512)))
     sparse = build_sparseimage(folder / "s.sparseimage", media).read_bytes()
@@ -129,7 +129,8 @@ def _ours(kind: str, path: Path) -> None:
     if kind in checks:
         checks[kind](path)
     opener = {"vhdx": vhdx.open_vhdx, "qcow2": qcow.open_qcow, "vhd": vhd.open_vhd,
-              "adc": UdifStream, "lzfse": UdifStream, "sparseimage": SparseImageStream,
+              "adc": UdifStream, "lzfse": UdifStream, "lzma": UdifStream,
+              "sparseimage": SparseImageStream,
               "ex01": Ewf2Stream}[kind]
     with opener(path) as stream:
         for _ in stream.iter_blocks(1 << 18):

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import BitWitnessError, CorruptImageError, UnsupportedFormatError
 from bitwitness.images import signatures
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
@@ -176,6 +176,31 @@ def _kind(path: Path) -> str:
 
 def open_modi(path: Path) -> ImageStream:
     kind = _kind(path)
+    if kind == "dmg":
+        ours = _lzma_udif(path)
+        if ours is not None:
+            return ours
+    return _open_libmodi(path, kind)
+
+
+def _lzma_udif(path: Path) -> ImageStream | None:
+    """Our UDIF reader, for an image holding LZMA chunks (macOS's ULMO images): libmodi's
+    builds on PyPI decode none ("missing support for LZMA compression") and would call valid
+    evidence corrupt. ``None`` for every other image, and for one our reader refuses (libmodi
+    then says what it makes of it)."""
+    from bitwitness.images.udif import LZMA, UdifStream
+
+    try:
+        ours = UdifStream(path)
+    except BitWitnessError:
+        return None
+    if LZMA in ours.kinds():
+        return ours
+    ours.close()
+    return None
+
+
+def _open_libmodi(path: Path, kind: str) -> ImageStream:
     pymodi = binding("pymodi", "libmodi-python", f"{path}: {_LABELS[kind]}")
     reader = f"libmodi {pymodi.get_version()}"
     bundle = _bundle_of(path)
@@ -265,12 +290,15 @@ class ModiFormat:
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """QEMU's dmg driver for UDIF images whose chunks it decodes (raw, zeros, zlib); our own
         UDIF reader for the others (ADC, bzip2, LZFSE) and for sparse images and bundles, which
-        QEMU does not read."""
+        QEMU does not read; libmodi for the LZMA images our reader reads first, when its build
+        decodes LZMA (none when neither does: QEMU decodes no LZMA either)."""
         from bitwitness.images.apple_sparse import SparseBundleStream, SparseImageStream
         from bitwitness.images.qemu import QemuNbdStream
         from bitwitness.images.udif import QEMU_READS, UdifStream
 
         kind = stream.info.format
+        if isinstance(stream, UdifStream):  # LZMA chunks: libmodi, where it decodes them
+            return _libmodi_reading_lzma(path, stream)
         if kind == "sparseimage":
             return SparseImageStream(path)
         if kind == "sparsebundle":
@@ -288,6 +316,25 @@ class ModiFormat:
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """A UDIF image's data-fork checksum; sparse images and bundles record none."""
         return udif_checks(path) if stream.info.format == "dmg" else ()
+
+
+def _libmodi_reading_lzma(path: Path, ours: ImageStream) -> ImageStream | None:
+    """libmodi on ``path`` if it decodes the image's first LZMA chunk, else ``None``."""
+    from bitwitness.images.udif import LZMA, UdifStream
+
+    first = ours.first_sector(LZMA) if isinstance(ours, UdifStream) else None
+    if first is None:
+        return None
+    try:
+        theirs = _open_libmodi(path, "dmg")
+    except BitWitnessError:
+        return None
+    try:
+        theirs.pread(first * 512, 512)
+    except BitWitnessError:
+        theirs.close()
+        return None
+    return theirs
 
 
 FORMAT = ModiFormat()

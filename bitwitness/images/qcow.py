@@ -15,10 +15,14 @@ size, the backing file's name and the L1 table. An L1 entry points at an L2 tabl
 The reader is our own rather than libqcow because libqcow (20260703) returns zeros, silently, for
 compressed clusters whose deflate stream starts inside a sector after another one (as
 ``qemu-img convert -c`` packs small ones). QEMU through ``qemu-nbd`` is the independent second
-reader. Encrypted images, zstd-compressed clusters, external data files and extended L2 entries
-are refused by name. A backing file is looked for in the overlay's
-own folder only (:func:`~bitwitness.images.libyal.find_parent`) and may be any format the
-registry reads.
+reader. Version 3's optional layouts are read as QEMU writes them: zstd-compressed clusters
+(``compression_type`` 1, decoded by the ``zstandard`` package with the output and the window
+bounded by the cluster size), extended L2 entries (128-bit entries whose second half maps 32
+subclusters each as allocated, zeros or left to the backing file) and an external data file
+(guest clusters kept at their own offsets in a second file, looked for in the image's own folder
+only, as backing files are). Encrypted images are refused by name. A backing file is looked for
+in the overlay's own folder only (:func:`~bitwitness.images.libyal.find_parent`) and may be any
+format the registry reads.
 """
 
 from __future__ import annotations
@@ -31,9 +35,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import BitWitnessError, CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import (
+    BitWitnessError,
+    CorruptImageError,
+    InputError,
+    UnsupportedFormatError,
+)
 from bitwitness.images.checks import ContainerCheck
-from bitwitness.images.libyal import find_parent
+from bitwitness.images.libyal import contained, find_parent
 from bitwitness.images.raw import open_readonly, read_at, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -50,6 +59,12 @@ _MAX_L1_ENTRIES = 4 << 20
 _L2_CACHE = 64
 _MAX_BACKING_NAME = 1023
 _BACKING_FORMAT = 0xE2792ACA
+_DATA_FILE = 0x44415441  #: header extension naming the external data file ("DATA")
+_RAW_DATA = 1 << 1  #: autoclear bit: the external data file is itself the whole raw disk
+#: Subclusters of a cluster with extended L2 entries, and the bitmap of all of them
+_SUBCLUSTERS = 32
+_ALL_SUBCLUSTERS = (1 << _SUBCLUSTERS) - 1
+_COMPRESSION_TYPES = {0: "zlib", 1: "zstd"}
 #: Backing-file format names as QEMU records them -> the registry's format names.
 _QEMU_FORMATS = {"raw": "raw", "qcow": "qcow", "qcow2": "qcow", "vpc": "vhd", "vhdx": "vhdx",
                  "vmdk": "vmdk", "parallels": "parallels", "dmg": "dmg"}
@@ -68,10 +83,17 @@ class QcowStream(ImageStream):
         self.backing = backing
         self.parents = parents
         self.backing_format: str | None = None
+        self.compression = "zlib"  #: how compressed clusters are stored (zlib or zstd)
+        self.extended_l2 = False  #: 128-bit L2 entries mapping subclusters
+        self.data_name: str | None = None  #: the external data file as the header names it
+        self.data_path: Path | None = None  #: that file, found in the image's folder
+        self.data_raw = False  #: the data file is marked a complete raw image of the disk
+        self._data_fd: int | None = None
+        self._data_size = 0
         try:
             self._load()
         except BaseException:
-            os.close(self._fd)
+            self._close_files()
             raise
         super().__init__(self._size_bytes)
         self.alignment = self.cluster_size
@@ -94,6 +116,7 @@ class QcowStream(ImageStream):
                                     path=self.path)
         self.cluster_size = 1 << self.cluster_bits
         self._l2_entries = 1 << self.l2_bits
+        self._l2_shift = 1 if self.extended_l2 else 0  #: 64-bit words per entry, as a shift
         needed = -(-self._size_bytes // (self.cluster_size * self._l2_entries))
         if self.l1_size < needed or self.l1_size > _MAX_L1_ENTRIES:
             raise CorruptImageError(f"the L1 table of {self.l1_size} entries cannot map "
@@ -129,42 +152,56 @@ class QcowStream(ImageStream):
             raise UnsupportedFormatError(f"{self.path}: encrypted QCOW2 image (BitWitness "
                                          "reads no encrypted QCOW2)")
         if self.version == 3:
-            self._check_features(head)
-        self.cluster_bits, self.l2_bits = cluster_bits, cluster_bits - 3
+            self._check_features(head, cluster_bits)
+        self.cluster_bits = cluster_bits
+        self.l2_bits = cluster_bits - (4 if self.extended_l2 else 3)
         self._size_bytes, self.l1_size, self.l1_offset = size, l1_size, l1_offset
         self.backing_name = self._backing_name(backing_offset, backing_size)
-        if self.backing_name:
-            start = 72 if self.version == 2 else struct.unpack(">I", head[100:104])[0]
-            self.backing_format = self._backing_format(start, cluster_bits)
+        if self.backing_name or self.data_name is not None:
+            start = 72 if self.version == 2 else self.header_length
+            extensions = self._extensions(start, cluster_bits)
+            recorded = extensions.get(_BACKING_FORMAT)
+            self.backing_format = recorded.decode("ascii", "replace") if recorded else None
+            if self.data_name is not None:
+                self._open_data_file(extensions.get(_DATA_FILE))
 
-    def _check_features(self, head: bytes) -> None:
-        """Version 3's incompatible features: those this reader does not implement are refused
-        by name, a header that marks the image corrupt is corrupt."""
+    def _check_features(self, head: bytes, cluster_bits: int) -> None:
+        """Version 3's incompatible features: unknown ones are refused by name, a header that
+        marks the image corrupt is corrupt, and the known ones set how clusters are read."""
         if len(head) < _V2_HEADER.size + _V3_TAIL.size:
             raise CorruptImageError("truncated QCOW2 version 3 header", path=self.path)
-        incompatible = _V3_TAIL.unpack(head[72:72 + _V3_TAIL.size])[0]
+        incompatible, _, autoclear, _, _ = _V3_TAIL.unpack(head[72:72 + _V3_TAIL.size])
         if incompatible & _CORRUPT:
             raise CorruptImageError("the image marks itself corrupt", path=self.path)
         if incompatible & ~_KNOWN_INCOMPATIBLE:
             raise UnsupportedFormatError(
                 f"{self.path}: QCOW2 with unknown incompatible features "
                 f"{incompatible & ~_KNOWN_INCOMPATIBLE:#x}")
-        for bit, what in ((_EXTERNAL_DATA, "an external data file"),
-                          (_EXTENDED_L2, "extended L2 entries (subclusters)")):
-            if incompatible & bit:
-                raise UnsupportedFormatError(f"{self.path}: QCOW2 image with {what}, "
-                                             "which BitWitness does not read")
-        if incompatible & _COMPRESSION_TYPE and head[104:105] not in (b"", b"\0"):
-            raise UnsupportedFormatError(
-                f"{self.path}: QCOW2 image with zstd-compressed clusters, which BitWitness "
-                "does not read (convert it with 'qemu-img convert -O raw')")
+        # compression_type (byte 104) exists when the header reaches past it
+        kind = head[104] if self.header_length > 104 and len(head) > 104 else 0
+        if bool(incompatible & _COMPRESSION_TYPE) != bool(kind):
+            raise CorruptImageError(f"compression type {kind} (file offset 104) disagrees with "
+                                    "the compression type feature bit", path=self.path)
+        if kind not in _COMPRESSION_TYPES:
+            raise UnsupportedFormatError(f"{self.path}: QCOW2 image with compression type "
+                                         f"{kind}, which BitWitness does not know")
+        self.compression = _COMPRESSION_TYPES[kind]
+        if incompatible & _EXTENDED_L2:
+            if cluster_bits < 14:
+                raise CorruptImageError(f"extended L2 entries with clusters of 2^{cluster_bits}"
+                                        " bytes (at least 2^14 are required)", path=self.path)
+            self.extended_l2 = True
+        if incompatible & _EXTERNAL_DATA:
+            self.data_name = ""  # named by a header extension, read with the others
+            self.data_raw = bool(autoclear & _RAW_DATA)
 
-    def _backing_format(self, start: int, cluster_bits: int) -> str | None:
-        """The backing file's format as the header extension records it (``qemu-img create -F``),
-        or ``None`` when none is recorded."""
+    def _extensions(self, start: int, cluster_bits: int) -> dict[int, bytes]:
+        """The header extensions (type -> data) between the header and the end of the first
+        cluster, where the specification keeps them."""
         end = min(self._file_size, 1 << cluster_bits if 9 <= cluster_bits <= 21 else 512)
+        found: dict[int, bytes] = {}
         if not 72 <= start < end:
-            return None
+            return found
         area = read_exact(self._fd, start, end - start, self.path)
         pos = 0
         while pos + 8 <= len(area):
@@ -175,10 +212,24 @@ class QcowStream(ImageStream):
             if len(data) != length:
                 raise CorruptImageError("a header extension runs past the first cluster",
                                         path=self.path)
-            if kind == _BACKING_FORMAT:
-                return data.decode("ascii", "replace")
+            found.setdefault(kind, data)
             pos += 8 + -(-length // 8) * 8
-        return None
+        return found
+
+    def _open_data_file(self, recorded: bytes | None) -> None:
+        """Find and open (read-only) the external data file, in the image's own folder only:
+        a recorded path elsewhere is not followed, as for backing files."""
+        if not recorded:
+            raise UnsupportedFormatError(f"{self.path}: QCOW2 image whose clusters lie in an "
+                                         "external data file it does not name")
+        self.data_name = recorded.decode("utf-8", "replace")
+        self.data_path = contained(self.path.parent, self.data_name)
+        if not self.data_path.is_file():
+            raise InputError(f"{self.path}: its external data file {self.data_name!r} is not "
+                             f"in the image's folder (looked for {self.data_path}); the "
+                             "image's clusters lie there: put it beside the image")
+        self._data_fd = open_readonly(self.data_path)
+        self._data_size = os.fstat(self._data_fd).st_size
 
     def _backing_name(self, offset: int, size: int) -> str:
         if not offset or not size:
@@ -202,46 +253,126 @@ class QcowStream(ImageStream):
             if table is not None:
                 self._l2.move_to_end(offset)
                 return table
-        size = 8 * self._l2_entries
-        self._check_range(offset, size, "L2 table")
-        table = struct.unpack(f">{self._l2_entries}Q", read_exact(self._fd, offset, size,
-                                                                  self.path))
+        words = self._l2_entries << self._l2_shift
+        self._check_range(offset, 8 * words, "L2 table")
+        table = struct.unpack(f">{words}Q", read_exact(self._fd, offset, 8 * words, self.path))
         with self._l2_lock:
             self._l2[offset] = table
             while len(self._l2) > _L2_CACHE:
                 self._l2.popitem(last=False)
         return table
 
-    def _entry(self, cluster: int) -> int:
+    def _entry(self, cluster: int) -> tuple[int, int]:
+        """The L2 entry of guest ``cluster`` and, with extended L2 entries, its subcluster
+        bitmap (0 otherwise)."""
         l1 = self._l1[cluster >> self.l2_bits]
         l2_offset = l1 & (_OFFSET_MASK if self.version >= 2 else (1 << 63) - 1)
         if not l2_offset:
-            return 0
-        return self._l2_table(l2_offset)[cluster & (self._l2_entries - 1)]
+            return 0, 0
+        table = self._l2_table(l2_offset)
+        index = cluster & (self._l2_entries - 1)
+        if self.extended_l2:
+            return table[2 * index], table[2 * index + 1]
+        return table[index], 0
 
     def _cluster(self, cluster: int) -> bytes:
         """The ``cluster_size`` bytes of one guest cluster."""
-        entry = self._entry(cluster)
-        size = self.cluster_size
         if self.version == 1:
+            entry = self._entry(cluster)[0]
             if entry >> 63:
                 bits = 63 - self.cluster_bits
                 return self._inflate(cluster, entry & ((1 << bits) - 1),
-                                     (entry >> bits) & (size - 1))
-            offset = entry
-        else:
-            if entry >> 62 & 1:
-                bits = 62 - (self.cluster_bits - 8)
-                offset = entry & ((1 << bits) - 1)
-                sectors = (entry >> bits) & ((1 << (self.cluster_bits - 8)) - 1)
-                return self._inflate(cluster, offset, (sectors + 1) * 512 - (offset & 511))
-            if self.version == 3 and entry & 1:
-                return bytes(size)
-            offset = entry & _OFFSET_MASK
+                                     (entry >> bits) & (self.cluster_size - 1))
+            return self._plain(cluster, entry)
+        return self._cluster_v2(cluster)
+
+    def _plain(self, cluster: int, offset: int) -> bytes:
+        """A cluster at host ``offset`` of the image file (0: not written here)."""
         if not offset:
             return self._from_backing(cluster)
-        self._check_range(offset, size, f"cluster {cluster}")
-        return read_exact(self._fd, offset, size, self.path)
+        self._check_range(offset, self.cluster_size, f"cluster {cluster}")
+        return read_exact(self._fd, offset, self.cluster_size, self.path)
+
+    def _cluster_v2(self, cluster: int) -> bytes:
+        entry, bitmap = self._entry(cluster)
+        size = self.cluster_size
+        if entry >> 62 & 1:
+            if bitmap or self.data_name is not None:
+                raise CorruptImageError(
+                    f"compressed cluster {cluster} in an image whose "
+                    f"{'subcluster bitmap' if bitmap else 'external data file'} rules "
+                    "compressed clusters out", path=self.path, media_offset=cluster * size)
+            bits = 62 - (self.cluster_bits - 8)
+            offset = entry & ((1 << bits) - 1)
+            sectors = (entry >> bits) & ((1 << (self.cluster_bits - 8)) - 1)
+            return self._inflate(cluster, offset, (sectors + 1) * 512 - (offset & 511))
+        if self.extended_l2:
+            return self._subclusters(cluster, entry, bitmap)
+        if self.version == 3 and entry & 1:
+            return bytes(size)
+        offset = entry & _OFFSET_MASK
+        if self.data_name is not None and (offset or entry >> 63):
+            return self._data(cluster, offset, 0, size)
+        return self._plain(cluster, offset)
+
+    def _subclusters(self, cluster: int, entry: int, bitmap: int) -> bytes:
+        """A cluster of 32 subclusters, each read from the host cluster (allocated), as zeros,
+        or from the backing file (neither)."""
+        size = self.cluster_size
+        allocated, zeros = bitmap & _ALL_SUBCLUSTERS, bitmap >> _SUBCLUSTERS
+        if allocated & zeros:
+            raise CorruptImageError(f"subclusters {allocated & zeros:#010x} of cluster {cluster} "
+                                    "are marked both allocated and zero", path=self.path,
+                                    media_offset=cluster * size)
+        if zeros == _ALL_SUBCLUSTERS:
+            return bytes(size)
+        offset = entry & _OFFSET_MASK
+        if allocated and not (offset or (self.data_name is not None and entry >> 63)):
+            raise CorruptImageError(f"cluster {cluster} has allocated subclusters but no host "
+                                    "cluster", path=self.path, media_offset=cluster * size)
+        below = (self._from_backing(cluster) if ~(allocated | zeros) & _ALL_SUBCLUSTERS
+                 else b"")
+        sub = size // _SUBCLUSTERS
+        parts, n = [], 0
+        while n < _SUBCLUSTERS:  # runs of subclusters of one kind, each read at once
+            bit = 1 << n
+            kind = 0 if allocated & bit else 1 if zeros & bit else 2
+            end = n + 1
+            while end < _SUBCLUSTERS and (0 if allocated >> end & 1 else
+                                          1 if zeros >> end & 1 else 2) == kind:
+                end += 1
+            start, length = n * sub, (end - n) * sub
+            if kind == 0:
+                parts.append(self._host(cluster, offset, start, length))
+            elif kind == 1:
+                parts.append(bytes(length))
+            else:
+                parts.append(below[start:start + length])
+            n = end
+        return b"".join(parts)
+
+    def _host(self, cluster: int, offset: int, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` within the host cluster at ``offset``."""
+        if self.data_name is not None:
+            return self._data(cluster, offset, start, length)
+        self._check_range(offset + start, length, f"cluster {cluster}")
+        return read_exact(self._fd, offset + start, length, self.path)
+
+    def _data(self, cluster: int, offset: int, start: int, length: int) -> bytes:
+        """Bytes of guest ``cluster`` from the external data file, where a cluster lies at its
+        own guest offset (the specification requires the L2 entry to say so)."""
+        guest = cluster * self.cluster_size
+        if offset != guest:
+            raise CorruptImageError(f"cluster {cluster} maps to data file offset {offset}, not "
+                                    f"to its guest offset {guest}", path=self.path,
+                                    media_offset=guest)
+        assert self._data_fd is not None
+        assert self.data_path is not None
+        if guest + start + length > self._data_size:
+            raise CorruptImageError(f"cluster {cluster} lies past the end of the external data "
+                                    f"file {self.data_path.name} ({self._data_size} bytes)",
+                                    path=self.path, media_offset=guest)
+        return read_exact(self._data_fd, guest + start, length, self.data_path)
 
     def _inflate(self, cluster: int, offset: int, length: int) -> bytes:
         length = min(length, self._file_size - offset)
@@ -249,18 +380,39 @@ class QcowStream(ImageStream):
             raise CorruptImageError(f"compressed cluster {cluster} lies outside the file",
                                     path=self.path, media_offset=cluster * self.cluster_size)
         stored = read_exact(self._fd, offset, length, self.path)
-        inflater = zlib.decompressobj(-15)
-        try:
-            data = inflater.decompress(stored, self.cluster_size)
-        except zlib.error as exc:
-            raise CorruptImageError(f"compressed cluster {cluster} does not inflate ({exc})",
-                                    path=self.path,
-                                    media_offset=cluster * self.cluster_size) from exc
+        if self.compression == "zstd":
+            data = self._unzstd(cluster, stored)
+        else:
+            inflater = zlib.decompressobj(-15)
+            try:
+                data = inflater.decompress(stored, self.cluster_size)
+            except zlib.error as exc:
+                raise CorruptImageError(f"compressed cluster {cluster} does not inflate "
+                                        f"({exc})", path=self.path,
+                                        media_offset=cluster * self.cluster_size) from exc
         if len(data) != self.cluster_size:
             raise CorruptImageError(f"compressed cluster {cluster} inflates to {len(data)} "
                                     f"bytes, not {self.cluster_size}", path=self.path,
                                     media_offset=cluster * self.cluster_size)
         return data
+
+    def _unzstd(self, cluster: int, stored: bytes) -> bytes:
+        """A zstd-compressed cluster: one frame, decoded up to one cluster (the stored sectors
+        may end with another cluster's bytes); a frame asking for a window larger than a
+        cluster is refused, so a hostile image cannot make us allocate more."""
+        import io
+
+        import zstandard
+
+        window = max(1 << 20, self.cluster_size)
+        reader = zstandard.ZstdDecompressor(max_window_size=window).stream_reader(
+            io.BytesIO(stored), read_across_frames=False)
+        try:
+            return reader.read(self.cluster_size)
+        except zstandard.ZstdError as exc:
+            raise CorruptImageError(f"zstd-compressed cluster {cluster} does not decompress "
+                                    f"({exc})", path=self.path,
+                                    media_offset=cluster * self.cluster_size) from exc
 
     def _from_backing(self, cluster: int) -> bytes:
         start = cluster * self.cluster_size
@@ -279,15 +431,29 @@ class QcowStream(ImageStream):
     def info(self) -> StreamInfo:
         details: dict[str, Any] = {"reader": "bitwitness", "qcow_version": self.version,
                                    "cluster_size": self.cluster_size}
+        if self.compression != "zlib":
+            details["compression"] = self.compression
+        if self.extended_l2:
+            details["extended_l2"] = True
+        if self.data_path is not None:
+            details["data_file"] = str(self.data_path)
+            details["data_file_raw"] = self.data_raw
         if self.parents:
             details["parents"] = [str(p) for p in self.parents]
-        files = (self.path, *(self.backing.info.files if self.backing is not None else ()))
+        own = (self.path,) if self.data_path is None else (self.path, self.data_path)
+        files = (*own, *(self.backing.info.files if self.backing is not None else ()))
         return StreamInfo(format="qcow2" if self.version >= 2 else "qcow", files=files,
                           media_size=self.size, sector_size=self.sector_size, details=details)
 
+    def _close_files(self) -> None:
+        os.close(self._fd)
+        if self._data_fd is not None:
+            os.close(self._data_fd)
+            self._data_fd = None
+
     def close(self) -> None:
         if not self.closed:
-            os.close(self._fd)
+            self._close_files()
             if self.backing is not None:
                 self.backing.close()
         super().close()
@@ -322,11 +488,16 @@ class _Consistency:
             if not self._cluster_ok(l2_offset, where, "L2 table", used):
                 continue
             table = image._l2_table(l2_offset)
-            for sub, entry in enumerate(table):
+            shift = image._l2_shift
+            for sub in range(image._l2_entries):
+                entry = table[sub << shift]
+                bitmap = table[(sub << shift) + 1] if shift else 0
+                if not (entry or bitmap):
+                    continue
                 guest = (index << image.l2_bits) + sub
                 where = f"L2 entry {sub} of the table at file offset {l2_offset} (guest " \
                         f"cluster {guest}, media offset {guest * size})"
-                self._data_entry(entry, where, used)
+                self._data_entry(entry, bitmap, guest, where, used)
                 if len(self.problems) >= 10:
                     return self.problems
         if image.version >= 2:
@@ -357,13 +528,18 @@ class _Consistency:
                                      f"header file offset {at}) runs past the end of the file "
                                      f"({image._file_size} bytes)")
 
-    def _cluster_ok(self, offset: int, where: str, what: str, used: set[int]) -> bool:
+    def _cluster_ok(self, offset: int, where: str, what: str, used: set[int],
+                    length: int | None = None) -> bool:
+        """The cluster at ``offset`` is aligned, unshared and inside the file up to ``length``
+        bytes (the whole cluster unless said: a cluster of subclusters needs only those
+        allocated in it, and QEMU extends the file no further than the last one written)."""
         image = self.image
+        length = image.cluster_size if length is None else length
         if offset % image.cluster_size:
             self.problems.append(f"{where}: the {what} at file offset {offset} is not at a "
                                  "cluster boundary")
             return False
-        if offset + image.cluster_size > image._file_size:
+        if offset + length > image._file_size:
             self.problems.append(f"{where}: the {what} at file offset {offset} lies past the "
                                  f"end of the file ({image._file_size} bytes)")
             return False
@@ -374,28 +550,51 @@ class _Consistency:
         used.add(offset)
         return True
 
-    def _data_entry(self, entry: int, where: str, used: set[int]) -> None:
+    def _data_entry(self, entry: int, bitmap: int, guest: int, where: str,
+                    used: set[int]) -> None:
         image = self.image
         if image.version == 1:
-            if entry >> 63:
-                offset = entry & ((1 << (63 - image.cluster_bits)) - 1)
-                if offset >= image._file_size:
-                    self.problems.append(f"{where}: compressed data at file offset {offset} "
-                                         "lies past the end of the file")
-            elif entry:
-                self._cluster_ok(entry, where, "data cluster", used)
+            self._v1_entry(entry, where, used)
             return
         if entry >> 62 & 1:
             offset = entry & ((1 << (62 - (image.cluster_bits - 8))) - 1)
-            if offset >= image._file_size:
+            if bitmap or image.data_name is not None:
+                self.problems.append(f"{where}: a compressed cluster where the image rules "
+                                     "them out (subcluster bitmap or external data file)")
+            elif offset >= image._file_size:
                 self.problems.append(f"{where}: compressed data at file offset {offset} lies "
                                      "past the end of the file")
             return
+        if bitmap & _ALL_SUBCLUSTERS & bitmap >> _SUBCLUSTERS:
+            self.problems.append(f"{where}: subclusters marked both allocated and zero "
+                                 f"({bitmap:#018x})")
         offset = entry & _OFFSET_MASK
-        if offset:
+        if image.data_name is not None:  # clusters in the data file are not refcounted
+            self._data_file_entry(entry, guest, where)
+        elif offset:
             if entry & 0x1FF & ~1:
                 self.problems.append(f"{where}: reserved bits are set ({entry:#018x})")
-            self._cluster_ok(offset, where, "data cluster", used)
+            allocated = bitmap & _ALL_SUBCLUSTERS
+            length = (allocated.bit_length() * (image.cluster_size // _SUBCLUSTERS)
+                      if image.extended_l2 else None)
+            self._cluster_ok(offset, where, "data cluster", used, length)
+
+    def _v1_entry(self, entry: int, where: str, used: set[int]) -> None:
+        image = self.image
+        if entry >> 63:
+            offset = entry & ((1 << (63 - image.cluster_bits)) - 1)
+            if offset >= image._file_size:
+                self.problems.append(f"{where}: compressed data at file offset {offset} lies "
+                                     "past the end of the file")
+        elif entry:
+            self._cluster_ok(entry, where, "data cluster", used)
+
+    def _data_file_entry(self, entry: int, guest: int, where: str) -> None:
+        """A cluster in the external data file must lie at its own guest offset."""
+        offset, expected = entry & _OFFSET_MASK, guest * self.image.cluster_size
+        if (offset or entry >> 63) and offset != expected:
+            self.problems.append(f"{where}: data file offset {offset} is not the guest offset "
+                                 f"{expected}")
 
     def _refcounts(self, used: set[int], l1_clusters: list[int]) -> None:
         image = self.image
@@ -539,7 +738,12 @@ class QcowFormat:
         if any(not _is_qcow(p) for p in chain):
             return None
         drivers = ["qcow2" if _version(p) >= 2 else "qcow" for p in chain]
-        return QemuNbdStream(path, drivers[0], chain, drivers)
+        data_files: list[Path | None] = []
+        below: ImageStream | None = stream
+        for _ in chain:  # each image's external data file, as our reader found it
+            data_files.append(below.data_path if isinstance(below, QcowStream) else None)
+            below = below.backing if isinstance(below, QcowStream) else None
+        return QemuNbdStream(path, drivers[0], chain, drivers, data_files)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """Header and table consistency of the image and each QCOW file of its chain."""

@@ -52,11 +52,14 @@ def qemu_version() -> str | None:
     return f"qemu-nbd {found.group(0)}" if found else "qemu-nbd"
 
 
-def _spec(drivers: Sequence[str], chain: Sequence[Path]) -> dict[str, Any]:
+def _spec(drivers: Sequence[str], chain: Sequence[Path],
+          data_files: Sequence[Path | None] = ()) -> dict[str, Any]:
     spec: dict[str, Any] = {"driver": drivers[0],
                             "file": {"driver": "file", "filename": str(chain[0].resolve())}}
+    if data_files and data_files[0] is not None:  # a QCOW2 external data file, as ours found it
+        spec["data-file"] = {"driver": "file", "filename": str(data_files[0].resolve())}
     if len(chain) > 1:
-        spec["backing"] = _spec(drivers[1:], chain[1:])
+        spec["backing"] = _spec(drivers[1:], chain[1:], data_files[1:])
     elif drivers[0] in ("qcow", "qcow2", "vmdk"):
         spec["backing"] = None  # no backing file followed from what the image records
     return spec
@@ -79,7 +82,8 @@ class QemuNbdStream(ImageStream):
     alignment = 1
 
     def __init__(self, path: Path, driver: str, chain: Sequence[Path] = (),
-                 drivers: Sequence[str] | None = None) -> None:
+                 drivers: Sequence[str] | None = None,
+                 data_files: Sequence[Path | None] = ()) -> None:
         exe = shutil.which("qemu-nbd")
         if exe is None:
             raise UnsupportedFormatError("qemu-nbd is not installed (Debian package qemu-utils)")
@@ -88,7 +92,8 @@ class QemuNbdStream(ImageStream):
         self._files = tuple(chain) or (path,)
         self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-nbd-")
         sock_path = Path(self._dir.name) / "nbd.sock"
-        target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files), self._files))
+        target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files), self._files,
+                                            data_files))
         self._proc = subprocess.Popen(
             [exe, "--read-only", "--shared=1", "--persistent", f"--socket={sock_path}", target],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -8,10 +8,11 @@ table: its first media sector (at 8), its data offset within the data fork (at 2
 count (at 200) and from 204 one 40-byte entry per chunk: type, comment, first sector (relative to
 the table's), sector count, stored offset (relative to the data fork plus the table's data
 offset), stored length. Chunk types: 1 raw, 0 and 2 zeros (2: "ignored", also zeros),
-0x80000004 ADC, 0x80000005 zlib, 0x80000006 bzip2, 0x80000007 LZFSE, 0x7FFFFFFE a comment,
-0xFFFFFFFF the end.
+0x80000004 ADC, 0x80000005 zlib, 0x80000006 bzip2, 0x80000007 LZFSE, 0x80000008 LZMA (an xz
+stream: macOS's ULMO images), 0x7FFFFFFE a comment, 0xFFFFFFFF the end.
 
-Every decoder is bounded by the chunk's declared sector count: zlib and bzip2 stop at it, ADC is
+Every decoder is bounded by the chunk's declared sector count: zlib, bzip2 and LZMA stop at it
+(LZMA's dictionary also bounded, by :data:`LZMA_MEMLIMIT`), ADC is
 decoded here, and an LZFSE stream's blocks are walked (their declared raw sizes summed, the
 stream bounded to the stored bytes) before the reference implementation (the ``lzfse``
 package) decodes it.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import bz2
+import lzma
 import os
 import plistlib
 import struct
@@ -37,8 +39,11 @@ from bitwitness.stream import ImageStream, StreamInfo
 
 SECTOR = 512
 KOLY_SIZE = 512
-RAW, ZEROS, IGNORED, ADC, ZLIB, BZIP2, LZFSE = 1, 0, 2, 0x80000004, 0x80000005, 0x80000006, \
-    0x80000007
+RAW, ZEROS, IGNORED, ADC, ZLIB, BZIP2, LZFSE, LZMA = 1, 0, 2, 0x80000004, 0x80000005, \
+    0x80000006, 0x80000007, 0x80000008
+#: Memory an LZMA chunk's decoder may take: Apple writes xz streams of the default preset
+#: (an 8 MiB dictionary, ~9 MiB to decode); a header asking for more is refused, not obeyed.
+LZMA_MEMLIMIT = 64 << 20
 COMMENT, END = 0x7FFFFFFE, 0xFFFFFFFF
 #: Chunk types QEMU's dmg driver decodes on every build (bzip2 and LZFSE are optional modules).
 QEMU_READS = frozenset({RAW, ZEROS, IGNORED, ZLIB, COMMENT, END})
@@ -133,7 +138,7 @@ def _table(table: bytes, number: int, fork_offset: int, fork_length: int,
             table, _MISH_HEADER + i * _CHUNK.size)
         if kind in (COMMENT, END) or sectors == 0:
             continue
-        if kind not in (RAW, ZEROS, IGNORED, ADC, ZLIB, BZIP2, LZFSE):
+        if kind not in (RAW, ZEROS, IGNORED, ADC, ZLIB, BZIP2, LZFSE, LZMA):
             raise UnsupportedFormatError(f"{path}: block table {number}, chunk {i}: chunk type "
                                          f"{kind:#010x}, which BitWitness does not decode")
         if sectors > MAX_CHUNK_SECTORS:
@@ -242,7 +247,8 @@ class UdifStream(ImageStream):
         stored = read_exact(self._fd, chunk.offset, chunk.length, self.path)
         try:
             data = self._decode(chunk.kind, stored, size)
-        except (zlib.error, OSError, ValueError, EOFError, struct.error) as exc:
+        except (zlib.error, lzma.LZMAError, OSError, ValueError, EOFError,
+                struct.error) as exc:
             raise CorruptImageError(f"chunk at file offset {chunk.offset} does not decode "
                                     f"({exc})", path=self.path,
                                     media_offset=chunk.start * SECTOR) from exc
@@ -266,6 +272,9 @@ class UdifStream(ImageStream):
             return bz2.BZ2Decompressor().decompress(stored, size)
         if kind == ADC:
             return adc_decompress(stored, size)
+        if kind == LZMA:  # an xz stream (ULMO images; FORMAT_AUTO also takes a .lzma one)
+            return lzma.LZMADecompressor(lzma.FORMAT_AUTO, memlimit=LZMA_MEMLIMIT).decompress(
+                stored, size)
         declared = lzfse_raw_size(stored)
         if declared != size:
             raise ValueError(f"the LZFSE stream declares {declared} bytes")
@@ -295,6 +304,10 @@ class UdifStream(ImageStream):
     def kinds(self) -> set[int]:
         """The chunk types the image uses."""
         return {c.kind for c in self._chunks}
+
+    def first_sector(self, kind: int) -> int | None:
+        """The media sector where the image's first chunk of ``kind`` starts (None: none)."""
+        return min((c.start for c in self._chunks if c.kind == kind), default=None)
 
     @property
     def info(self) -> StreamInfo:

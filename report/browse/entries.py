@@ -115,13 +115,15 @@ class _TskTimes(Times):
         raw = self.__dict__.get("_raw")
         if raw is None:  # read already, or made by dataclasses.replace: the times themselves
             return super().epoch_seconds()
-        found = []
-        for n in range(4):
-            seconds = int(raw[2 * n] or 0) & 0xFFFFFFFF
-            if seconds:  # the microseconds _tsk_time adds carry into the seconds past 10^9 ns
-                seconds += int(raw[2 * n + 1] or 0) // 1_000_000_000
-            found.append(seconds)
-        return found[0], found[1], found[2], found[3]
+        # Written out per time (a bodyfile asks once per line): 32-bit seconds, and where there
+        # are any, the microseconds _tsk_time adds carry into them past 10^9 ns.
+        m, m_ns, a, a_ns, c, c_ns, b, b_ns = raw
+        m, a, c, b = (int(m or 0) & 0xFFFFFFFF, int(a or 0) & 0xFFFFFFFF,
+                      int(c or 0) & 0xFFFFFFFF, int(b or 0) & 0xFFFFFFFF)
+        return (m and m + int(m_ns or 0) // 1_000_000_000,
+                a and a + int(a_ns or 0) // 1_000_000_000,
+                c and c + int(c_ns or 0) // 1_000_000_000,
+                b and b + int(b_ns or 0) // 1_000_000_000)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -178,12 +178,15 @@ class FileSystem:
             name = info.name
             if name is None:
                 continue
-            listed.add(int(name.meta_addr))
-            if name.name in (b".", b"..") and self._own_link(file, stack, name):
+            address = int(name.meta_addr)
+            listed.add(address)
+            stored = name.name
+            if stored in (b".", b"..") and self._own_link(file, stack, name):
                 continue
             meta = info.meta
             if plain and meta is not None:
-                first = self._plain_entry(file, name, meta, prefix)
+                first = self._plain_entry(file, name, meta, prefix, stored=stored,
+                                          address=address)
                 if selection.wants(first.deleted):
                     yield first
                 descend = recursive and self._plain_descends(first, name, meta)
@@ -408,23 +411,26 @@ class FileSystem:
         return bool(name_flags & _NAME_ALLOC) or bool(
             name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
 
-    def _plain_entry(self, file: Any, name: Any, meta: Any, prefix: str) -> Entry:
+    def _plain_entry(self, file: Any, name: Any, meta: Any, prefix: str, *, stored: Any,
+                     address: int) -> Entry:
         """``_entry(file, prefix, None)`` for a name whose inode TSK loaded (``name`` and
-        ``meta`` are ``file.info.name`` and ``.meta``): the one entry of a name off NTFS.
+        ``meta`` are ``file.info.name`` and ``.meta``, ``stored`` and ``address`` the name's
+        ``name`` and ``meta_addr``, read by the caller): the one entry of a name off NTFS.
 
         Why apart: a listing calls it once per entry, and every pytsk3 attribute read makes a
         new object, so each is read once here and nothing is asked that the entry does not
         hold; tests hold it equal to :meth:`_entry`."""
-        name_text = text(name.name)
+        name_text = text(stored)
         name_flags = int(name.flags)
         meta_flags = int(meta.flags)
         deleted = bool(name_flags & _NAME_UNALLOC)
         times = Times.from_meta(meta)
-        if self._zones is not None:
-            times = self._zones.adjust(int(meta.addr), times, lambda: self._extent(file))
+        zones = self._zones
+        if zones is not None and not (type(zones) is ExtTimes and zones.reads_right(meta.addr)):
+            times = zones.adjust(int(meta.addr), times, lambda: self._extent(file))
         link = meta.link
         return frozen_record(Entry, {
-            "path": f"{prefix}/{name_text}", "name": name_text, "inode": int(name.meta_addr),
+            "path": f"{prefix}/{name_text}", "name": name_text, "inode": address,
             "attr_type": None, "attr_id": None, "stream": None,
             "name_type": NAME_TYPES[int(name.type)], "meta_type": META_TYPES[int(meta.type)],
             "deleted": deleted, "realloc": deleted and bool(meta_flags & _META_ALLOC),

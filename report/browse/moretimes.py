@@ -109,7 +109,7 @@ class ExtTimes:
                extent: Callable[[], tuple[int, int] | None]) -> Times:
         """``times`` as TSK read them, with each time the kernel decodes otherwise replaced."""
         del extent  # ext inodes are found by number
-        if self._read_right(inode):
+        if self.reads_right(inode):
             return times
         try:
             raw = self._inode(inode)
@@ -126,7 +126,7 @@ class ExtTimes:
             fixed.append(_ext_time(raw, at, extra_at, extra_size, given))
         return Times(*fixed)
 
-    def _read_right(self, inode: int) -> bool:
+    def reads_right(self, inode: int) -> bool:
         """Whether TSK reads every time of every inode in the inode-table block holding
         ``inode`` right (:func:`_block_reads_right`), remembered per block.
 

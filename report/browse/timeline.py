@@ -17,10 +17,13 @@ are not UTF-8), so a CSV printed on a terminal cannot drive it.
 
 from __future__ import annotations
 
+import heapq
+import pickle
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import IO
 
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
@@ -30,18 +33,6 @@ from bitwitness.report.browse.safenames import shown
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted",
               "partition", "filesystem")
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    """One moment at which one entry's M, A, C and/or B time falls."""
-
-    time: datetime
-    macb: str  #: "m...", ".a..", "macb", ... as mactime prints it
-    entry: Entry
-    partition: int = 0  #: row of ``partitions`` the entry's file system lies in
-    filesystem: str = ""
-    volume: str = ""  #: volume-tree path of a volume inside the row ("0/vss1"), else ""
 
 
 def mode_string(entry: Entry) -> str:
@@ -79,9 +70,11 @@ def body_line(entry: Entry, mount: str = "") -> str:
         name += f" -> {entry.link}"
     if entry.deleted:
         name += " (deleted-realloc)" if entry.realloc else " (deleted)"
-    name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
+    if not name.isprintable():  # no control character in most names: translate() skipped
+        name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
     modified, accessed, changed, born = entry.times.epoch_seconds()
-    return (f"0|{name}|{entry.address}|{mode_string(entry)}|{entry.uid}|{entry.gid}|"
+    mode = _mode_string(entry.name_type, entry.meta_type, entry.mode)
+    return (f"0|{name}|{entry.address}|{mode}|{entry.uid}|{entry.gid}|"
             f"{entry.size}|{accessed}|{modified}|{changed}|{born}")
 
 
@@ -108,45 +101,96 @@ def image_bodyfile(filesystems: list[FileSystem], *, selection: Selection = Sele
         yield from bodyfile(fs, mount=mount_name(fs), selection=selection, mediator=mediator)
 
 
-def events(fs: FileSystem, *, selection: Selection = Selection.ALL,
-           mediator: Mediator | None = None) -> list[TimelineEvent]:
-    """Every MACB event of ``fs``, sorted by time then path (entries without times drop out)."""
-    return image_events([fs], selection=selection, mediator=mediator)
+#: Events sorted in memory at most at once; beyond that, sorted runs of this many go to
+#: temporary files and are merged (about 40 MiB of rows).
+SPILL_EVENTS = 50_000
+#: Rows read back per run at a time while merging (runs x this many rows held).
+_MERGE_ROWS = 256
+
+#: An event's sort key (time, partition row, volume, path, address, walk order) and its row.
+_Keyed = tuple[tuple[datetime, int, str, str, str, int], tuple[str, ...]]
 
 
-def image_events(filesystems: list[FileSystem], *, selection: Selection = Selection.ALL,
-                 mediator: Mediator | None = None) -> list[TimelineEvent]:
-    """Every MACB event of several file systems in one sorted timeline."""
-    found: list[TimelineEvent] = []
+def csv_rows(filesystems: list[FileSystem], *, selection: Selection = Selection.ALL,
+             mediator: Mediator | None = None,
+             spill: int = SPILL_EVENTS) -> Iterator[tuple[str, ...]]:
+    """The CSV rows (:data:`CSV_FIELDS`) of every MACB event of ``filesystems``, sorted by
+    time, partition row, volume, path and address (ties in walk order); entries without
+    times drop out.
+
+    Why in runs: a drive of a million files has four million events, gigabytes as objects,
+    and ``mactime`` holds them all. Here at most ``spill`` rows are sorted in memory; each
+    sorted run goes to an anonymous temporary file (``TMPDIR``) and the runs are merged, so
+    memory stays flat and the order is the one sort of all events would give."""
+    runs: list[IO[bytes]] = []
+    try:
+        held: list[_Keyed] = []
+        for keyed in _keyed_rows(filesystems, selection=selection, mediator=mediator):
+            held.append(keyed)
+            if len(held) >= spill:
+                held.sort(key=_key)
+                runs.append(_spilled(held))
+                held = []
+        held.sort(key=_key)
+        if not runs:
+            yield from (row for _, row in held)
+            return
+        runs.append(_spilled(held))
+        del held
+        for _, row in heapq.merge(*(_read_run(run) for run in runs), key=_key):
+            yield row
+    finally:
+        for run in runs:
+            run.close()
+
+
+def _key(keyed: _Keyed) -> tuple[datetime, int, str, str, str, int]:
+    return keyed[0]
+
+
+def _spilled(held: list[_Keyed]) -> IO[bytes]:
+    """``held`` (sorted) written to a new anonymous temporary file, read back by
+    :func:`_read_run`; pickle, because the file is ours alone (unlinked, mode 0600) and a row
+    holds surrogate-escaped names that text encodings refuse."""
+    run = tempfile.TemporaryFile(prefix="bitwitness-timeline-")  # noqa: SIM115 - caller closes
+    for at in range(0, len(held), _MERGE_ROWS):
+        pickle.dump(held[at:at + _MERGE_ROWS], run, protocol=pickle.HIGHEST_PROTOCOL)
+    run.seek(0)
+    return run
+
+
+def _read_run(run: IO[bytes]) -> Iterator[_Keyed]:
+    while True:
+        try:
+            part: list[_Keyed] = pickle.load(run)  # noqa: S301 - our own temporary file
+        except EOFError:
+            return
+        yield from part
+
+
+def _keyed_rows(filesystems: list[FileSystem], *, selection: Selection,
+                mediator: Mediator | None) -> Iterator[_Keyed]:
+    order = 0
     for fs in filesystems:
-        found.extend(_events_of(fs, selection=selection, mediator=mediator))
-    found.sort(key=lambda e: (e.time, e.partition, e.volume, e.entry.display_path,
-                              e.entry.address))
-    return found
-
-
-def _events_of(fs: FileSystem, *, selection: Selection,
-               mediator: Mediator | None) -> Iterator[TimelineEvent]:
-    for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
-                         file_names=True):
-        t = entry.times
-        stamps: dict[datetime, set[str]] = {}
-        for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
-                                 strict=True):
-            if value is not None:
-                stamps.setdefault(value.replace(microsecond=0), set()).add(letter)
-        for when, letters in stamps.items():
-            macb = "".join(c if c in letters else "." for c in "macb")
-            yield TimelineEvent(when, macb, entry, fs.partition.index, fs.type,
-                                fs.partition.volume or "")
-
-
-def csv_row(event: TimelineEvent) -> dict[str, str]:
-    entry = event.entry
-    return {"time": event.time.isoformat(), "macb": event.macb, "size": str(entry.size),
-            "mode": mode_string(entry), "uid": str(entry.uid), "gid": str(entry.gid),
-            "inode": entry.address,
-            "path": shown(entry.display_path) + (" ($FILE_NAME)" if entry.is_file_name_row
-                                                   else ""),
-            "deleted": "yes" if entry.deleted else "no",
-            "partition": event.volume or str(event.partition), "filesystem": event.filesystem}
+        row = fs.partition.index
+        volume = fs.partition.volume or ""
+        where = volume or str(row)
+        for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
+                             file_names=True):
+            t = entry.times
+            stamps: dict[datetime, set[str]] = {}
+            for letter, value in zip("macb", (t.modified, t.accessed, t.changed, t.born),
+                                     strict=True):
+                if value is not None:
+                    stamps.setdefault(value.replace(microsecond=0), set()).add(letter)
+            if not stamps:
+                continue
+            path, address = entry.display_path, entry.address
+            tail = (str(entry.size), mode_string(entry), str(entry.uid), str(entry.gid),
+                    address,
+                    shown(path) + (" ($FILE_NAME)" if entry.is_file_name_row else ""),
+                    "yes" if entry.deleted else "no", where, fs.type)
+            for when, letters in stamps.items():
+                macb = "".join(c if c in letters else "." for c in "macb")
+                yield (when, row, volume, path, address, order), (when.isoformat(), macb, *tail)
+                order += 1

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import base64
 import bz2
+import lzma
 import struct
 import zlib
 from pathlib import Path
 
 SECTOR = 512
 RAW, ZERO, ZLIB, BZIP2, END = 0x00000001, 0x00000002, 0x80000005, 0x80000006, 0xFFFFFFFF
-ADC, LZFSE = 0x80000004, 0x80000007
+ADC, LZFSE, LZMA = 0x80000004, 0x80000007, 0x80000008
 _KOLY = struct.Struct(">4sIIIQQQQQII16sII128sQQ120xII128sIQ12x")
 _MISH = struct.Struct(">4sIQQQII24xII128sI")
 _CHUNK = struct.Struct(">IIQQQQ")
@@ -86,8 +87,8 @@ def _lzfse(data: bytes) -> bytes:
 
 def build_udif(path: Path, media: bytes, compression: int = ZLIB, chunk_sectors: int = 64) -> Path:
     """A UDIF image of ``media`` (a multiple of 512 bytes): one block table whose chunks alternate
-    between ``compression`` (ZLIB, BZIP2, ADC or LZFSE, one kind per image as Apple's tools
-    write) and raw storage, all-zero chunks stored as zero runs."""
+    between ``compression`` (ZLIB, BZIP2, ADC, LZFSE or LZMA (an xz stream), one kind per image
+    as Apple's tools write) and raw storage, all-zero chunks stored as zero runs."""
     assert len(media) % SECTOR == 0
     sectors = len(media) // SECTOR
     fork = bytearray()
@@ -98,12 +99,12 @@ def build_udif(path: Path, media: bytes, compression: int = ZLIB, chunk_sectors:
         data = media[first * SECTOR:(first + count) * SECTOR]
         kind = ZERO if not any(data) else kinds[n % len(kinds)]
         encode = {RAW: bytes, ZLIB: zlib.compress, BZIP2: bz2.compress, ADC: adc_compress,
-                  LZFSE: _lzfse, ZERO: lambda _: b""}[kind]
+                  LZFSE: _lzfse, LZMA: lzma.compress, ZERO: lambda _: b""}[kind]
         stored = encode(data)
         chunks.append(_CHUNK.pack(kind, 0, first, count, len(fork), len(stored)))
         fork += stored
     chunks.append(_CHUNK.pack(END, 0, sectors, 0, len(fork), 0))
-    checksum = bytes(128)
+    checksum = struct.pack(">I", zlib.crc32(media)).ljust(128, b"\0")  # of the media, CRC-32
     mish = _MISH.pack(b"mish", 1, 0, sectors, 0, 0x208, 0, 2, 32, checksum,
                       len(chunks)) + b"".join(chunks)
     xml = _plist([mish])

@@ -6,6 +6,7 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -30,9 +31,8 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
     from bitwitness.report.browse.timeline import (
         CSV_FIELDS,
         bodyfile,
-        csv_row,
+        csv_rows,
         image_bodyfile,
-        image_events,
     )
 
     out = sys.stdout.buffer
@@ -40,14 +40,30 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
         if fmt == "bodyfile":
             lines = (bodyfile(systems[0], mediator=mediator) if len(systems) == 1
                      else image_bodyfile(systems, mediator=mediator))
-            for line in lines:  # names keep their bytes, as fls writes them
-                out.write(line.encode("utf-8", "surrogateescape") + b"\n")
-            out.flush()
+            batch: list[str] = []
+            try:  # some lines per write: stdout may be unbuffered (PYTHONUNBUFFERED)
+                for line in lines:
+                    batch.append(line)
+                    if len(batch) == _BATCH:
+                        _write_lines(out, batch)
+            finally:  # the lines before a failure are written, as they were one at a time
+                _write_lines(out, batch)
+                out.flush()
             return
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for event in image_events(systems, mediator=mediator):
-            writer.writerow(csv_row(event))
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # flushed below
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        writer.writerows(csv_rows(systems, mediator=mediator))
         text.flush()
         text.detach()
+
+
+#: Bodyfile lines written per ``write``.
+_BATCH = 256
+
+
+def _write_lines(out: BinaryIO, batch: list[str]) -> None:
+    """Write ``batch`` (and empty it); names keep their bytes, as fls writes them."""
+    if batch:
+        out.write(("\n".join(batch) + "\n").encode("utf-8", "surrogateescape"))
+        batch.clear()
