@@ -556,7 +556,7 @@ def ext_superblock(data: bytes) -> None:
 
 #: The largest media a file-system input makes (the file system may claim more).
 FS_MEDIA = 64 << 20
-#: Media up to this size are laid out in one buffer (larger ones too when in many pieces).
+#: Media up to this size are laid out in one buffer (larger ones are read from the pieces).
 FS_FLAT = 16 << 20
 #: Entries of a walk that are stat'ed, read and looked up again (the walk itself is whole).
 FS_ENTRIES = 64
@@ -578,7 +578,7 @@ class PiecesStream(ImageStream):
         size = min(FS_MEDIA, max(place + len(piece) for place, piece in self._pieces))
         super().__init__(size)
         self._flat: bytearray | None = None
-        if size <= FS_FLAT or len(self._pieces) > 8:  # reads then slice one buffer
+        if size <= FS_FLAT:  # reads then slice one buffer
             self._flat = bytearray(size)
             for place, piece in self._pieces:
                 if place < size:
