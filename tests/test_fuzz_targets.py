@@ -658,3 +658,28 @@ def test_filesystem_target_leaves_out_what_tsk_cannot_bound(tmp_path: Path) -> N
                        check=True, capture_output=True)
         stream = PiecesStream(pack_pieces(image.read_bytes()))
         assert tsk_triple_indirect(stream, 0) is trap, size
+
+
+def test_unreadable_entry_named_with_a_newline_is_refused_in_one_line() -> None:
+    """Found by the filesystem target (fuzz/regressions/filesystem/fat12-name-with-newline-
+    unreadable): a FAT entry named ``\\b\\n.^\\x01`` whose content TSK cannot read was refused
+    with its name raw in the message, a line break and a backspace on the examiner's
+    terminal. The name is now shown as listings show it (``^`` for a control character)."""
+    from bitwitness.errors import FileSystemError
+    from bitwitness.report.browse.entries import Selection
+    from bitwitness.report.browse.filesystem import open_filesystem
+    from fuzz.targets import PiecesStream
+
+    data = (REGRESSIONS / "filesystem" / "fat12-name-with-newline-unreadable").read_bytes()
+    fs = open_filesystem(PiecesStream(data))
+    refused = []
+    for entry in fs.walk("/", recursive=True, selection=Selection.ALL):
+        if "\n" not in entry.path:
+            continue
+        try:
+            fs.read(entry, 0, 100)
+        except FileSystemError as exc:
+            refused.append(str(exc))
+    assert refused
+    assert all(m.startswith("cannot read /^^.^^: ") and len(m.splitlines()) == 1
+               for m in refused)

@@ -168,7 +168,8 @@ class FileSystem:
         try:
             files = self._open_dir(inum)
         except FileSystemError as exc:
-            mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
+            mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
+                            level="warning")
             return
         listed: set[int] = set()
         raw_names = self._raw_names(inum, mediator, prefix)
@@ -219,7 +220,7 @@ class FileSystem:
                  stack: list[int], file_names: bool) -> Iterator[Entry]:
         """The recursive walk of ``folder``, unless ``stack`` is :data:`MAX_DEPTH` deep."""
         if len(stack) >= MAX_DEPTH:
-            mediator.notice(f"{folder.path}: deeper than {MAX_DEPTH} folders, not walked",
+            mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
                             level="warning")
             return
         stack.append(folder.inode)
@@ -236,7 +237,7 @@ class FileSystem:
             return {raw.inode: raw for raw in self._unlisted_raw(inum, set())}
         except FileSystemError as exc:
             if mediator is not None:
-                mediator.notice(f"{prefix or '/'}: raw directory not readable: {exc}",
+                mediator.notice(f"{shown(prefix) or '/'}: raw directory not readable: {exc}",
                                 level="warning")
             return {}
 
@@ -1001,7 +1002,7 @@ class FileSystem:
         while offset < size:
             want = min(block, size - offset)
             with tsk_errors(self.image,
-                            f"read {entry.display_path or entry.address} at byte {offset}"):
+                            f"read {shown(entry.display_path) or entry.address} at byte {offset}"):
                 data = file.read_random(offset, want, kind, ident)
             if not data:
                 break
@@ -1023,7 +1024,7 @@ class FileSystem:
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
-        with tsk_errors(self.image, f"read {entry.display_path or entry.address}"):
+        with tsk_errors(self.image, f"read {shown(entry.display_path) or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
 
 
