@@ -710,7 +710,8 @@ def tsk_triple_indirect(stream: ImageStream, base: int) -> bool:
     ``File`` constructor asks for the attribute count), so listing the folder (or
     ``$OrphanFiles``) that holds such an inode stalls inside TSK, where no bound of ours
     reaches. Inputs with one are left out here; the fix belongs to TSK (stop at the file's
-    length) or to a reader of our own."""
+    length) or to a reader of our own. The inodes are found where TSK finds them: the group
+    descriptors right after the superblock, whatever ``s_first_data_block`` says."""
     import struct
 
     from bitwitness.report.browse.moretimes import ext_geometry
@@ -724,7 +725,8 @@ def tsk_triple_indirect(stream: ImageStream, base: int) -> bool:
         return True
     pointers = block // 4
     limit = (12 + pointers + pointers * pointers) * block
-    table = base + (first_data + 1) * block
+    del first_data  # TSK finds the descriptors after the superblock, whatever this says
+    table = base + max(2048, block)
     for group in range(-(-count // per_group)):
         desc = stream.pread(table + group * desc_size, desc_size).ljust(64, b"\0")
         first = struct.unpack_from("<I", desc, 8)[0]
