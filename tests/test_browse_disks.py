@@ -113,9 +113,9 @@ def disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
     return make_disks(tmp_path_factory)
 
 
-def mmls_rows(image: Path) -> list[tuple[int, int, int, int, str]]:
+def mmls_rows(image: Path, *args: str) -> list[tuple[int, int, int, int, str]]:
     """(index, start, end, length, description) from ``mmls``."""
-    out = subprocess.run(["mmls", str(image)], capture_output=True, text=True,
+    out = subprocess.run(["mmls", *args, str(image)], capture_output=True, text=True,
                          check=True).stdout
     rows = []
     for line in out.splitlines():
@@ -138,6 +138,34 @@ def test_partitions_agree_with_mmls_on_gpt(disks: Disks, bw) -> None:
     found = {p["index"]: p["filesystem"] for p in doc["partitions"] if p["filesystem"]}
     assert found == {4: "fat32", 5: "ext4"}
     assert snapshot([disks.gpt]) == before
+
+
+def test_gpt_read_from_its_backup_when_the_primary_is_wiped(disks: Disks, bw,
+                                                             tmp_path: Path) -> None:
+    """Sectors 1-33 (primary GPT header and table) zeroed: TSK's detection settles for the
+    protective MBR, whose one 0xEE partition hid every real one (and ``mmls`` does the same);
+    the GPT is read from its backup header as ``mmls -t gpt`` reads it, and ``-p`` reaches the
+    file systems ``fls -o`` lists."""
+    image = tmp_path / "wiped.img"
+    shutil.copyfile(disks.gpt, image)
+    with image.open("r+b") as f:
+        f.seek(512)
+        f.write(bytes(33 * 512))
+    assert any("(0xee)" in row[4] for row in mmls_rows(image))  # plain mmls: the MBR only
+    result = bw("partitions", image, "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["scheme"] == "gpt"
+    ours = [(p["index"], p["start"], p["end"], p["length"], p["description"])
+            for p in doc["partitions"]]
+    assert ours == mmls_rows(image, "-t", "gpt")
+    found = {p["filesystem"]: p for p in doc["partitions"] if p["filesystem"]}
+    assert set(found) == {"fat32", "ext4"}
+    for part in found.values():
+        listing = bw("ls", "-r", "--all", "-p", str(part["index"]), image)
+        fls = subprocess.run(["fls", "-r", "-p", "-o", str(part["start"]), str(image)],
+                             capture_output=True, text=True, check=True).stdout
+        assert sorted(listing.stdout.splitlines()) == sorted(fls.splitlines())
 
 
 def test_partitions_without_a_table(disks: Disks, bw) -> None:

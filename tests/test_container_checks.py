@@ -123,6 +123,25 @@ def test_vhd_footer_checksums(tmp_path: Path, media_file: Path) -> None:
     assert "file offset 512" in " ".join(doc["problems"])
 
 
+def test_vhd_footer_copy_without_its_cookie(tmp_path: Path, media_file: Path) -> None:
+    """A dynamic VHD whose copy at offset 0 lost its cookie is damaged (qemu-img, which reads
+    that copy, refuses the image); verify used to skip the copy and pass the image."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.vhd"
+    _qemu("convert", "-f", "raw", "-O", "vpc", "-o", "force_size=on", media_file, image)
+    _flip(image, 0)  # the "c" of "conectix" at the start
+    refused = subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(image),
+                              str(tmp_path / "out.raw")], capture_output=True, check=False)
+    assert refused.returncode != 0
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["computed"]["md5"] == _md5(media_file)  # read through the footer at the end
+    failed = {c["what"]: c["detail"] for c in _failed(doc)}
+    assert "cookie" in failed["VHD footer copy checksum"]
+    assert "file offset 0" in failed["VHD footer copy checksum"]
+
+
 def test_fixed_vhd_footer_checksum_names_its_offset(tmp_path: Path, media_file: Path) -> None:
     require_tool("qemu-img")
     image = tmp_path / "f.vhd"
@@ -360,6 +379,30 @@ def test_vmdk_redundant_grain_tables(tmp_path: Path) -> None:
     assert any("VMDK redundant grain tables" in p for p in doc["problems"])
 
 
+@pytest.mark.parametrize(("at", "value", "said"), [
+    (73, b"\r\n\n ", "line-end test bytes (offset 73) are 0d 0a 0a 20"),
+    (77, b"\x02\x00", "compression algorithm 2 (offset 77)"),
+], ids=["text-mode-copy", "compression-algorithm"])
+def test_vmdk_sparse_header_as_vmware_writes_it(tmp_path: Path, media_file: Path, at: int,
+                                                value: bytes, said: str) -> None:
+    """The line-end test bytes (\\n, space, \\r\\n: a text-mode copy rewrites them, and
+    the grains with them) and a compression algorithm VMware defines: a header otherwise is
+    damage, named with its offset (verdict CORRUPT); the media can still be read."""
+    require_tool("qemu-img")
+    image = tmp_path / "d.vmdk"
+    _qemu("convert", "-f", "raw", "-O", "vmdk", media_file, image)
+    data = bytearray(image.read_bytes())
+    data[at:at + len(value)] = value
+    image.write_bytes(bytes(data))
+    code, doc = _verify(image)
+    assert code == ExitCode.EVIDENCE
+    assert doc["verdict"] == "CORRUPT"
+    (check,) = _failed(doc)
+    assert check["what"] == "VMDK sparse extent header"
+    assert said in check["detail"]
+    assert doc["computed"]["md5"] == _md5(media_file)
+
+
 def test_vmdk_without_redundant_directory_says_so(tmp_path: Path) -> None:
     """The header's flag cleared: no redundant copy is recorded, which the check reports as
     nothing to compare (a pass), as qemu-img check finds the image clean."""
@@ -373,7 +416,8 @@ def test_vmdk_without_redundant_directory_says_so(tmp_path: Path) -> None:
     image.write_bytes(bytes(data))
     assert _qemu_check(image) == 0
     code, doc = _verify(image)
-    (check,) = doc["container_checks"]
+    header, check = doc["container_checks"]
+    assert header["ok"], header
     assert check["ok"]
     assert "records no redundant grain directory" in check["detail"]
     assert doc["verdict"] == "UNVERIFIED"
@@ -392,7 +436,8 @@ def test_vmdk_redundant_directory_past_the_end(tmp_path: Path) -> None:
     data = bytearray(image.read_bytes())
     struct.pack_into("<Q", data, 48, len(data) // 512 + 8)
     image.write_bytes(bytes(data))
-    (check,) = vmdk.vmdk_checks(image)
+    header, check = vmdk.vmdk_checks(image)
+    assert header.ok
     assert not check.ok
     assert "redundant grain directory" in check.detail
     assert "past the end of the file" in check.detail, check.detail

@@ -356,7 +356,7 @@ def test_udif_lzma_ulmo(tmp_path: Path) -> None:
     """LZMA chunks (type 0x80000008, xz streams: macOS's ULMO images), which libmodi's PyPI
     build reports as unsupported: our reader reads them first, equal to the media and to what
     7-Zip's dmg handler extracts; the image is not called corrupt; a damaged xz stream is
-    (exit 3, naming the chunk's file offset); libmodi is the second reader only where it
+    (exit 1, naming the chunk's file offset); libmodi is the second reader only where it
     decodes LZMA."""
     require_tool("7zz")
     from builders.apple import LZMA
@@ -376,6 +376,10 @@ def test_udif_lzma_ulmo(tmp_path: Path) -> None:
     doc = run_bitwitness("verify", "--second-reader", image, "--json").json()["images"][0]
     assert doc["computed"]["md5"] == _md5(media)
     assert doc["verdict"] == "UNVERIFIED"
+    if doc["second_reader"] is None:  # libmodi's PyPI build: the note says why
+        assert any("LZMA chunks" in n for n in doc["notes"]), doc["notes"]
+    else:
+        assert doc["second_reader"]["agree"] is True, doc["second_reader"]
     data = bytearray(image.read_bytes())
     start = data.index(b"\xfd7zXZ\x00")
     data[start + 40:start + 48] = b"\xff" * 8  # inside the first xz stream's block
@@ -471,7 +475,7 @@ def test_raw_is_only_what_has_no_container_signature(tmp_path: Path) -> None:
 def test_qcow2_compression_type_unknown_or_contradicted(tmp_path: Path,
                                                         media_file: Path) -> None:
     """A compression type QEMU does not define is refused naming it (exit 2); a type the
-    feature bit contradicts is a corrupt header (exit 3); neither is read as something else."""
+    feature bit contradicts is a corrupt header (exit 1); neither is read as something else."""
     require_tool("qemu-img")
     image = tmp_path / "z.qcow2"
     _qemu("convert", "-f", "raw", "-O", "qcow2", "-c", "-o", "compression_type=zstd",
@@ -791,7 +795,7 @@ def test_differencing_vhdx_chain_of_three(tmp_path: Path) -> None:
 
 def test_qcow2_zstd_cluster_that_does_not_decompress(tmp_path: Path, media_file: Path) -> None:
     """A zstd cluster whose frame is damaged is a corrupt image naming the cluster, with its
-    media offset (exit 3), never zeros or a traceback."""
+    media offset (exit 1), never zeros or a traceback."""
     require_tool("qemu-img")
     from bitwitness.images.qcow import QcowStream
 
@@ -810,4 +814,34 @@ def test_qcow2_zstd_cluster_that_does_not_decompress(tmp_path: Path, media_file:
     res = run_bitwitness("verify", image)
     assert res.exit_code == ExitCode.EVIDENCE, res.stdout
     assert f"zstd-compressed cluster {cluster} does not decompress" in res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+
+
+#: (format, header offset, undefined value, what the refusal says)
+UNDEFINED_VALUES = [
+    ("qcow2", 32, 7, "encryption method 7 (file offset 32) is none QEMU defines"),
+    ("vdi", 0x4C, 9, "image type 9 (0x4C) is none VirtualBox defines"),
+]
+
+
+@pytest.mark.parametrize("case", UNDEFINED_VALUES, ids=["qcow2-crypt-method", "vdi-image-type"])
+def test_undefined_header_values_are_damage_not_a_format(tmp_path: Path, media_file: Path,
+                                                        case: tuple[str, int, int, str]) -> None:
+    """A header value the format does not define (a QCOW2 encryption method past 2, a VDI
+    image type past 4) is a damaged header, exit 1, not an unsupported variant (exit 2);
+    qemu-img refuses the QCOW2 too (it does not read the VDI field at all)."""
+    require_tool("qemu-img")
+    kind, at, value, said = case
+    image = tmp_path / f"d.{kind}"
+    _qemu("convert", "-f", "raw", "-O", kind, media_file, image)
+    data = bytearray(image.read_bytes())
+    data[at:at + 4] = value.to_bytes(4, "big" if kind == "qcow2" else "little")
+    image.write_bytes(data)
+    if kind == "qcow2":
+        theirs = subprocess.run(["qemu-img", "info", str(image)], capture_output=True,
+                                check=False)
+        assert theirs.returncode != 0
+    res = run_bitwitness("info", image)
+    assert res.exit_code == ExitCode.EVIDENCE, res.stderr
+    assert said in res.stderr
     assert "Traceback" not in res.stderr

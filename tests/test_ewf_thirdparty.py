@@ -175,3 +175,37 @@ def test_ex01_neither_reader_says_so(tmp_path: Path) -> None:
     fake.write_bytes(b"EVF2\r\n\x81\x00" + bytes(200))
     with pytest.raises(UnsupportedFormatError, match=r"EWF2 \(Ex01\).*libewf \(pyewf\) cannot"):
         open_image(fake)
+
+
+@pytest.mark.parametrize("section", ["xheader", "xhash"])
+def test_ewfx_sections_are_checked(tmp_path: Path, section: str) -> None:
+    """EWF-X (``ewfacquire -f ewfx``) keeps an ``xheader`` and an ``xhash`` (zlib XML) beside
+    the EnCase sections. One that does not inflate makes libewf refuse the set; verify used
+    to pass over both and call such a set VERIFIED."""
+    from conftest import run_bitwitness
+
+    require_tool("ewfacquire", "ewfverify")
+    data = make_disk_bytes(1 << 20, seed=5)
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(data)
+    subprocess.run(["ewfacquire", "-u", "-q", "-f", "ewfx", "-t", str(tmp_path / "x"), str(raw)],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    image = tmp_path / "x.e01"
+    intact = run_bitwitness("verify", image, "--json")
+    assert intact.exit_code == 0, intact.output
+    assert intact.json()["images"][0]["verdict"] == "VERIFIED"
+
+    blob = bytearray(image.read_bytes())
+    at = blob.index(section.encode() + b"\0")  # the descriptor's type field
+    body = at + 76  # the compressed XML follows the 76-byte descriptor
+    blob[body + 10] ^= 0x5A
+    image.write_bytes(bytes(blob))
+    libewf = subprocess.run(["ewfverify", "-q", str(image)], capture_output=True, text=True,
+                            check=False, stdin=subprocess.DEVNULL)
+    assert libewf.returncode != 0
+    damaged = run_bitwitness("verify", image, "--json")
+    assert damaged.exit_code == 1
+    doc = damaged.json()["images"][0]
+    assert doc["verdict"] == "CORRUPT"
+    assert doc["computed"]["md5"] == md5hex(data)  # the media itself is intact
+    assert any(f"{section} section does not decode" in p for p in doc["problems"])

@@ -72,6 +72,22 @@ def test_missing_middle_piece_is_a_clear_error(split_set: Path) -> None:
     assert "Traceback" not in human.stdout + human.stderr
 
 
+def test_middle_piece_cut_short_is_corrupt_not_joined(split_set: Path) -> None:
+    """A piece before the last that is shorter than the others (a copy cut short) would shift
+    every later byte if joined as found: the piece-size check names it and the verdict is
+    CORRUPT, beside the sidecar's mismatches; the pieces split made pass it."""
+    ok = verify_image(split_set[0])
+    assert [(c.what, c.ok) for c in ok.container_checks] == [("split raw piece sizes", True)]
+    with split_set[1].open("r+b") as fh:
+        fh.truncate(PIECE - 512)
+    result = verify_image(split_set[0])
+    assert result.verdict is Verdict.CORRUPT
+    assert any("disk.002 holds 1048064 bytes" in p and "shifted" in p for p in result.problems)
+    r = run_bitwitness("verify", split_set[0])
+    assert r.exit_code == 1
+    assert "CORRUPT" in r.stdout
+
+
 def test_missing_last_piece_named_in_the_sidecar(split_set: Path) -> None:
     split_set[2].unlink()
     result = verify_image(split_set[0])

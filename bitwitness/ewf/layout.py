@@ -20,6 +20,7 @@ a table's header and entries are read at open, and its chunks end where the sect
 from __future__ import annotations
 
 import os
+import re
 import sys
 import zlib
 from array import array
@@ -174,7 +175,8 @@ class _Walker:
             "header2": self._header, "header": self._header, "volume": self._volume,
             "disk": self._volume, "data": self._volume, "sectors": self._sectors,
             "table": self._table, "table2": self._table2, "hash": self._hash,
-            "digest": self._digest, "error2": self._error2,
+            "digest": self._digest, "error2": self._error2, "xheader": self._xml,
+            "xhash": self._xml,
         }
 
     def read(self, offset: int, length: int) -> bytes:
@@ -292,6 +294,21 @@ class _Walker:
             setattr(self.layout, attr, fields)
         elif known != fields:
             self.problem(desc, f"this {desc.type} copy differs from the first one")
+
+    def _xml(self, desc: st.Descriptor) -> None:
+        """EWF-X's ``xheader`` and ``xhash`` (zlib-compressed XML, libewf's own): checked as the
+        other header copies are (libewf refuses a set whose copy does not inflate), and the
+        hashes ``xhash`` records are held against the other stored hashes."""
+        try:
+            text = decode_header_text(inflate_header(self._body(desc)))
+        except (zlib.error, ValueError) as exc:
+            self.problem(desc, f"{desc.type} section does not decode ({exc})")
+            return
+        if desc.type == "xhash":
+            for tag, name in (("md5", "md5"), ("sha1", "sha1")):
+                found = re.search(rf"<{tag}>\s*([0-9a-f]+)\s*</{tag}>", text, re.IGNORECASE)
+                if found:
+                    self._store_hash(desc, name, found.group(1).lower())
 
     def _volume(self, desc: st.Descriptor) -> None:
         smart = desc.body_size == st.SMART_VOLUME_BODY_SIZE

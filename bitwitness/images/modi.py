@@ -21,7 +21,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from bitwitness.errors import BitWitnessError, CorruptImageError, UnsupportedFormatError
+from bitwitness.errors import (
+    BitWitnessError,
+    CorruptImageError,
+    NoSecondReader,
+    UnsupportedFormatError,
+)
 from bitwitness.images import signatures
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import (
@@ -319,21 +324,24 @@ class ModiFormat:
 
 
 def _libmodi_reading_lzma(path: Path, ours: ImageStream) -> ImageStream | None:
-    """libmodi on ``path`` if it decodes the image's first LZMA chunk, else ``None``."""
+    """libmodi on ``path`` if it decodes the image's first LZMA chunk; otherwise there is no
+    second reader, and the note says why."""
     from bitwitness.images.udif import LZMA, UdifStream
 
     first = ours.first_sector(LZMA) if isinstance(ours, UdifStream) else None
     if first is None:
         return None
+    obstacle = ("no second reader for a UDIF image of LZMA chunks: QEMU decodes none, and "
+                "neither does this build of libmodi")
     try:
         theirs = _open_libmodi(path, "dmg")
-    except BitWitnessError:
-        return None
+    except BitWitnessError as exc:
+        raise NoSecondReader(obstacle) from exc
     try:
         theirs.pread(first * 512, 512)
-    except BitWitnessError:
+    except BitWitnessError as exc:
         theirs.close()
-        return None
+        raise NoSecondReader(obstacle) from exc
     return theirs
 
 

@@ -148,6 +148,9 @@ class QcowStream(ImageStream):
         self.refcount_order, self.header_length = 4, _V2_HEADER.size
         if self.version == 3 and len(head) >= 104:
             self.refcount_order, self.header_length = struct.unpack(">II", head[96:104])
+        if crypt > 2:  # 1 AES, 2 LUKS: QEMU defines no other method
+            raise CorruptImageError(f"encryption method {crypt} (file offset 32) is none QEMU "
+                                    "defines", path=self.path)
         if crypt:
             raise UnsupportedFormatError(f"{self.path}: encrypted QCOW2 image (BitWitness "
                                          "reads no encrypted QCOW2)")

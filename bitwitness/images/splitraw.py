@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bitwitness.errors import MissingSegmentError
 from bitwitness.evidence_io import confine_part
+from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.raw import PARTIAL_SUFFIX, fd_size, open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -185,6 +186,28 @@ class SplitRawFormat:
 
     def open(self, path: Path) -> ImageStream:
         return SplitRawStream(self.files(path))
+
+    def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
+        """The pieces' sizes: every tool that splits an image cuts it into pieces of one size,
+        the last one at most that long. A piece of another size before the last is one cut
+        short (a copy interrupted, a disk full) or grown: joined as found, it shifts every
+        byte after it, so the set cannot be read as the media."""
+        sizes = stream.info.details.get("piece_sizes") or []
+        pieces = stream.info.files
+        if len(sizes) < 2:
+            return ()
+        what = "split raw piece sizes"
+        size = sizes[0]
+        for piece, n in zip(pieces[1:-1], sizes[1:-1], strict=True):
+            if n != size:
+                return (ContainerCheck(what, False, f"{piece.name} holds {n} bytes where the "
+                                       f"pieces before it hold {size}: every byte after it is "
+                                       "shifted"),)
+        if sizes[-1] > size:
+            return (ContainerCheck(what, False, f"the last piece {pieces[-1].name} holds "
+                                   f"{sizes[-1]} bytes, more than the {size} of the others"),)
+        return (ContainerCheck(what, True, f"{len(sizes)} pieces of {size} bytes, the last "
+                               f"of {sizes[-1]}"),)
 
 
 FORMAT = SplitRawFormat()

@@ -118,9 +118,11 @@ class VdiStream(ImageStream):
             raise UnsupportedFormatError(
                 f"{self.path}: a differencing VDI (its parent is named only by UUID {parent}); "
                 "BitWitness reads dynamic and fixed VDI files")
+        if kind not in _TYPES:  # VirtualBox defines 1 to 4: anything else is damage
+            raise self._fail(f"image type {kind} (0x4C) is none VirtualBox defines")
         if kind not in (1, 2):
-            raise UnsupportedFormatError(f"{self.path}: VDI image type {self.kind} is not read "
-                                         "by BitWitness (dynamic and fixed are)")
+            raise UnsupportedFormatError(f"{self.path}: a {self.kind} VDI is not read by "
+                                         "BitWitness (dynamic and fixed are)")
 
     def _check_geometry(self, media: int, block: int, extra: int, blocks: int) -> None:
         if block < _MIN_BLOCK or block > _MAX_BLOCK or block & (block - 1):

@@ -428,7 +428,9 @@ def vhd_checks(path: Path) -> tuple[ContainerCheck, ...]:
     head = read_head(path, FOOTER_SIZE)
     footer: VhdFooter | None = None
     copies = [("VHD footer", tail_at, tail)]
-    if head.startswith(COOKIE) and tail_at > 0:
+    if tail_at > 0 and (head.startswith(COOKIE) or _sparse_kind(tail)):
+        # a dynamic or differencing disk must start with the copy: one whose cookie is
+        # damaged is a failed check too, not a fixed disk's first sector
         copies.append(("VHD footer copy", 0, head))
     for what, offset, data in copies:
         try:
@@ -518,6 +520,14 @@ def bat_check(path: Path, footer: VhdFooter, header: DynamicHeader, end: int) ->
     return findings.check(what, path.name, f"{allocated} at file offset {table}: every "
                           f"allocated block inside the file before file offset {end}, none "
                           "overlapping another, the entry count matching the disk size")
+
+
+def _sparse_kind(tail: bytes) -> bool:
+    """Whether the footer ``tail`` (read at the end of the file) says dynamic or differencing."""
+    try:
+        return unpack_footer(tail).disk_type in (DISK_DYNAMIC, DISK_DIFFERENCING)
+    except CorruptImageError:
+        return False
 
 
 class VhdFormat:

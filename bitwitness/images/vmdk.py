@@ -103,6 +103,7 @@ class SparseHeader:
     version: int = 1
     unclean_shutdown: int = 0
     compress_algorithm: int = 0
+    line_ends: bytes = NEWLINE_CHARS  #: the four line-end test bytes as found
 
 
 def pack_header(h: SparseHeader) -> bytes:
@@ -115,7 +116,7 @@ def unpack_header(data: bytes) -> SparseHeader:
     if len(data) < HEADER.size or not data.startswith(MAGIC):
         raise CorruptImageError("no VMDK sparse extent header (magic 'KDMV' missing)")
     (_, version, flags, capacity, grain, desc_off, desc_size, gtes, rgd, gd, overhead, unclean,
-     _, compress) = HEADER.unpack(data[:HEADER.size])
+     line_ends, compress) = HEADER.unpack(data[:HEADER.size])
     if (not 0 < grain <= MAX_GRAIN_SECTORS or grain & (grain - 1)
             or not 0 < gtes <= MAX_GTES_PER_GT):
         raise CorruptImageError(f"VMDK header has grain size {grain} sectors and {gtes} GTEs "
@@ -127,7 +128,8 @@ def unpack_header(data: bytes) -> SparseHeader:
     return SparseHeader(capacity=capacity, grain_size=grain, descriptor_offset=desc_off,
                         descriptor_size=desc_size, gtes_per_gt=gtes, rgd_offset=rgd,
                         gd_offset=gd, overhead=overhead, flags=flags, version=version,
-                        unclean_shutdown=unclean, compress_algorithm=compress)
+                        unclean_shutdown=unclean, compress_algorithm=compress,
+                        line_ends=line_ends)
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,27 @@ class SparseExtent:
             table.byteswap()
         return table
 
+    def header_check(self) -> ContainerCheck:
+        """The header's own consistency: its line-end test bytes (there to catch a copy made
+        in text mode, which rewrites line ends in the grains too) and a compression algorithm
+        VMware defines (0 none, 1 deflate, the one compressed grains need). The reader reads
+        compressed grains as deflate whatever the field says; a failed check says the header
+        is not as written."""
+        h, name = self.header, self.path.name
+        what = "VMDK sparse extent header"
+        if h.flags & FLAG_NEWLINE_TEST and h.line_ends != NEWLINE_CHARS:
+            return ContainerCheck(what, False, f"{name}: the line-end test bytes (offset 73) are "
+                                  f"{h.line_ends.hex(' ')}, not {NEWLINE_CHARS.hex(' ')}: a "
+                                  "text-mode copy or damage")
+        if h.compress_algorithm not in (0, 1) or (h.flags & FLAG_COMPRESSED
+                                                  and h.compress_algorithm != 1):
+            return ContainerCheck(what, False, f"{name}: compression algorithm "
+                                  f"{h.compress_algorithm} (offset 77) with flags {h.flags:#x}; "
+                                  "VMware defines 0 (none) and 1 (deflate, for compressed "
+                                  "grains)")
+        return ContainerCheck(what, True, f"{name}: line-end test bytes and compression "
+                              "algorithm as VMware writes them")
+
     def redundant_check(self) -> ContainerCheck:
         """The grain directory and grain tables against their redundant copies, entry by entry.
 
@@ -434,14 +457,15 @@ class SparseExtent:
 
 
 def vmdk_checks(path: Path) -> tuple[ContainerCheck, ...]:
-    """What a hosted sparse extent records about itself: its redundant grain directory and
-    tables must match the primary ones the reader follows. A file that is no sparse extent
-    (a descriptor, a flat extent) records nothing to check."""
+    """What a hosted sparse extent records about itself: its header's line-end test bytes and
+    compression algorithm (:meth:`SparseExtent.header_check`), and its redundant grain
+    directory and tables, which must match the primary ones the reader follows. A file that
+    is no sparse extent (a descriptor, a flat extent) records nothing to check."""
     if not read_head(path, len(MAGIC)).startswith(MAGIC):
         return ()
     extent = SparseExtent(path)
     try:
-        return (extent.redundant_check(),)
+        return (extent.header_check(), extent.redundant_check())
     finally:
         extent.close()
 

@@ -196,6 +196,9 @@ class Entry:
     link: str | None = None  #: target of a symbolic link
     #: NTFS ``$FILE_NAME`` times (the attribute TSK takes them from); None elsewhere or unread
     file_name_times: Times | None = None
+    #: an NTFS ``$DATA`` stream of a folder's inode: ``meta_type`` is ``r`` as ``fls`` lists it,
+    #: while the bodyfile's mode shows the inode's own type (``d``), as ``fls -m`` writes it
+    folder_stream: bool = False
 
     @property
     def is_file_name_row(self) -> bool:
@@ -227,14 +230,15 @@ class Entry:
 def make_entry(*, path: str, name: str, inode: int, attr_type: int | None, attr_id: int | None,
                stream: str | None, name_type: str, meta_type: str, deleted: bool,
                realloc: bool, size: int, times: Times, mode: int, uid: int, gid: int,
-               link: str | None, file_name_times: Times | None = None) -> Entry:
+               link: str | None, file_name_times: Times | None = None,
+               folder_stream: bool = False) -> Entry:
     """``Entry(...)`` with every field given, built as :func:`frozen_record` builds it: what the
     listings use, once per entry."""
     return frozen_record(Entry, {
         "path": path, "name": name, "inode": inode, "attr_type": attr_type, "attr_id": attr_id,
         "stream": stream, "name_type": name_type, "meta_type": meta_type, "deleted": deleted,
         "realloc": realloc, "size": size, "times": times, "mode": mode, "uid": uid, "gid": gid,
-        "link": link, "file_name_times": file_name_times})
+        "link": link, "file_name_times": file_name_times, "folder_stream": folder_stream})
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from bitwitness.report.browse.ntfs import (
     standard_information_times,
     timeline_file_name,
 )
+from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
@@ -129,6 +130,7 @@ class FileSystem:
         self._hfs_read = False
         self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
         self._ext_bitmaps: ExtBitmaps | None = None  #: ext block bitmaps, read on first use
+        self._orphans: list[Any] | None = None  #: ext $OrphanFiles where libtsk fails on it
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -183,6 +185,7 @@ class FileSystem:
             listed.add(address)
             stored = name.name
             if stored in (b".", b"..") and self._own_link(file, stack, name):
+                yield from self._dot_streams(file, name, prefix, selection)
                 continue
             meta = info.meta
             if plain and meta is not None:
@@ -205,6 +208,20 @@ class FileSystem:
             unlisted = [r for a, r in raw_names.items() if a not in listed]
             yield from self._unlisted_fat(unlisted, prefix, mediator, recursive=recursive,
                                           depth=len(stack), selection=selection)
+
+    def _dot_streams(self, file: Any, name: Any, prefix: str,
+                     selection: Selection) -> list[Entry]:
+        """The ``$DATA`` streams of an NTFS folder once more under its ``.`` entry
+        (``dir/.:stream``), as ``fls`` lists them: it hides ``.`` and ``..`` but for the
+        streams of ``.``. Only the streams: the folder's index and ``$FILE_NAME`` stay hidden."""
+        if not (self._ntfs and name.name == b"."
+                and selection.wants(bool(int(name.flags) & _NAME_UNALLOC))):
+            return []
+        meta_file = self._meta_file(file, name)
+        if meta_file.info.meta is None:
+            return []
+        return [e for e in self._entries_of(file, prefix, meta_file)
+                if e.attr_type == ATTR_NTFS_DATA]
 
     def _name_entries(self, file: Any, name: Any, prefix: str,
                       raw_names: dict[int, RawFatEntry], mediator: Mediator, *,
@@ -440,8 +457,19 @@ class FileSystem:
             "file_name_times": None})
 
     def _open_dir(self, inum: int) -> list[Any]:
-        with tsk_errors(self.image, f"read directory inode {inum}"):
-            return list(self._fs.open_dir(inode=inum))
+        try:
+            with tsk_errors(self.image, f"read directory inode {inum}"):
+                return list(self._fs.open_dir(inode=inum))
+        except FileSystemError:
+            if inum != self.last_inum or not self.type.startswith("ext"):
+                raise
+        # $OrphanFiles that libtsk fails to build (see orphans.py); a stream error raised above
+        if self._orphans is None:
+            with tsk_errors(self.image, "find the orphan files"):
+                self._orphans = find_orphans(self._fs, root_inum=self.root_inum,
+                                             first_inum=self.first_inum,
+                                             last_inum=self.last_inum)
+        return list(self._orphans)
 
     def _entries_of(self, file: Any, prefix: str, meta_file: Any | None = None, *,
                     file_names: bool = False) -> list[Entry]:
@@ -468,6 +496,9 @@ class FileSystem:
                         **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
                         "size": chosen.size, "times": chosen.times,
                         "file_name_times": chosen.times}))
+                    # one row: TSK can give two $FILE_NAMEs one id when an attribute list
+                    # brings them from extension records
+                    chosen = None
             if any(not e.is_file_name_row for e in found):
                 return found
             return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times)]
@@ -523,6 +554,7 @@ class FileSystem:
         meta_type = META_TYPES[int(meta.type)] if meta is not None else "-"
         name_type = NAME_TYPES[int(name.type)] if name is not None else meta_type
         stream = attr_type = attr_id = None
+        folder_stream = False
         size = int(meta.size) if meta is not None else 0
         if attr is not None:
             attr_info = attr.info
@@ -534,6 +566,7 @@ class FileSystem:
             size = int(attr_info.size)
             if attr_type == ATTR_NTFS_DATA and meta_type == "d":
                 meta_type = "r"  # fls shows a data stream of a folder as a file
+                folder_stream = True
         mode = uid = gid = 0
         link = None
         if meta is not None:
@@ -557,7 +590,8 @@ class FileSystem:
         return make_entry(path=full, name=name_text, inode=inode, attr_type=attr_type,
                           attr_id=attr_id, stream=stream, name_type=name_type,
                           meta_type=meta_type, deleted=deleted, realloc=realloc, size=size,
-                          times=times, mode=mode, uid=uid, gid=gid, link=link)
+                          times=times, mode=mode, uid=uid, gid=gid, link=link,
+                          folder_stream=folder_stream)
 
     def _extent(self, file: Any) -> tuple[int, int] | None:
         """(first block, size) of the file's data: how ISO 9660 records are matched."""

@@ -36,8 +36,11 @@ CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "de
 
 
 def mode_string(entry: Entry) -> str:
-    """``r/rrw-r--r--`` as ``fls -m`` prints it: name type, meta type, permissions."""
-    return _mode_string(entry.name_type, entry.meta_type, entry.mode)
+    """``r/rrw-r--r--`` as ``fls -m`` prints it: name type, meta type, permissions.
+
+    The meta type is the inode's own, also for a folder's NTFS stream (listed as ``r``)."""
+    meta_type = "d" if entry.folder_stream else entry.meta_type
+    return _mode_string(entry.name_type, meta_type, entry.mode)
 
 
 @lru_cache(maxsize=4096)
@@ -73,7 +76,8 @@ def body_line(entry: Entry, mount: str = "") -> str:
     if not name.isprintable():  # no control character in most names: translate() skipped
         name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
     modified, accessed, changed, born = entry.times.epoch_seconds()
-    mode = _mode_string(entry.name_type, entry.meta_type, entry.mode)
+    mode = _mode_string(entry.name_type, "d" if entry.folder_stream else entry.meta_type,
+                        entry.mode)  # mode_string(entry), without the call
     return (f"0|{name}|{entry.address}|{mode}|{entry.uid}|{entry.gid}|"
             f"{entry.size}|{accessed}|{modified}|{changed}|{born}")
 

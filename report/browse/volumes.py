@@ -128,9 +128,13 @@ def read_layout(image: TskImage) -> VolumeLayout:
         if cause is not None:
             raise cause from None
         return _whole(image)
-    block = int(volume.info.block_size) or stream.sector_size
     scheme = _VS_NAMES.get(int(volume.info.vstype), f"type-{int(volume.info.vstype)}")
     found = _rows(image, volume)
+    if scheme == "dos" and _only_protective(found):
+        backup = _gpt_behind_protective_mbr(image)
+        if backup is not None:
+            volume, scheme, found = backup, "gpt", _rows(image, backup)
+    block = int(volume.info.block_size) or stream.sector_size
     if units.needs_rescaling(scheme, block, stream.sector_size):
         block = stream.sector_size
         heads = units.SectorHeads(stream, block)
@@ -149,6 +153,36 @@ def read_layout(image: TskImage) -> VolumeLayout:
                               description=row.description, sector_size=block,
                               filesystem=fs_name, encrypted=encrypted, slot=row.slot))
     return VolumeLayout(scheme, block, stream.size, tuple(rows))
+
+
+#: How TSK describes the MBR entry that protects a GPT disk (type 0xEE)
+_PROTECTIVE = "(0xee)"
+
+
+def _only_protective(rows: list[units.Row]) -> bool:
+    """Whether the MBR's partitions are all 0xEE: a protective MBR, nothing of its own (a
+    hybrid MBR, listing GPT partitions beside the 0xEE one, stays the table shown, as in
+    ``mmls``)."""
+    parts = [row for row in rows if row.kind == PartitionKind.PARTITION.value]
+    return bool(parts) and all(_PROTECTIVE in row.description for row in parts)
+
+
+def _gpt_behind_protective_mbr(image: TskImage) -> pytsk3.Volume_Info | None:
+    """The GPT of a disk whose MBR only protects one, when TSK's detection settled for the MBR.
+
+    TSK detects a GPT by its primary header (sector 1); when that header or its table is
+    wiped or damaged, detection falls back to the protective MBR, and its 0xEE partition (the
+    whole disk) hides every real partition. The GPT is asked for explicitly, as ``mmls -t gpt``
+    does: TSK then reads the backup header in the disk's last sector and checks it. None when
+    there is no usable GPT either (the MBR is what the disk has)."""
+    image.take_error()
+    try:
+        return pytsk3.Volume_Info(image, pytsk3.TSK_VS_TYPE_GPT)
+    except TSK_FAILURES:
+        cause = image.take_error()
+        if cause is not None:
+            raise cause from None
+        return None
 
 
 def _rows(image: TskImage, volume: pytsk3.Volume_Info) -> list[units.Row]:
