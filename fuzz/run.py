@@ -41,6 +41,10 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.zones", "bitwitness.report.browse.moretimes",
     "bitwitness.report.browse.extfeatures", "bitwitness.report.browse.volumetree",
     "bitwitness.report.browse.fs_libyal", "bitwitness.report.browse.libyalio",
+    "bitwitness.report.browse.filesystem", "bitwitness.report.browse.fatraw",
+    "bitwitness.report.browse.ntfs", "bitwitness.report.browse.entries",
+    "bitwitness.report.browse.safenames", "bitwitness.report.browse.export",
+    "bitwitness.report.browse.extalloc",
 )
 
 

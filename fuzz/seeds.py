@@ -8,12 +8,13 @@ a real acquisition, ``md5sum``/``sha1sum`` and ``dc3dd`` when installed, plus an
 report laid out as FTK writes it; partition tables by ``sfdisk``/``sgdisk`` on small disks; a
 case folder by ``bitwitness case new``; the file-system time readers' inputs by ``xorriso``,
 ``mkfs.ext2``/``debugfs``, a hand-made exFAT entry and, where ../shared is present, the HFS+
-fixture's catalog file (``icat``). Containers: QCOW, VHDX, VDI and Parallels by
-``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
+fixture's catalog file (``icat``). Whole file systems by the test suite's builders
+(``tests/fsimages.py``: mkfs.*, mtools, mkntfs and ntfs-3g, exFAT through FUSE, xorriso) and the
+HFS+ fixture, kept as their pieces that are not zeros. Containers: QCOW, VHDX, VDI and Parallels
+by ``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
 small blocks around qemu's header), UDIF, sparse images and bundles, Ex01 and AFF4 by the test
-suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that
-is not installed leaves its target with fewer seeds (or none: libFuzzer then starts from
-nothing).
+suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that is
+not installed leaves its target with fewer seeds (or none: libFuzzer then starts from nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CASE_DATA = (b"BitWitness fuzz seed " * 200)[:3000]
@@ -824,6 +826,83 @@ def luks_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+
+def _fsimages() -> Any:
+    """The test suite's file-system builders (``tests/fsimages.py``)."""
+    tests = str(HERE.parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import fsimages
+
+    return fsimages
+
+
+def _blank_blocks(image: bytes, block: bytes) -> bytes:
+    """``image`` with every aligned block equal to ``block`` made zeros."""
+    out = bytearray(image)
+    size = len(block)
+    for at in range(0, len(out) - size + 1, size):
+        if out[at : at + size] == block:
+            out[at : at + size] = bytes(size)
+    return bytes(out)
+
+
+def filesystem_seeds(work: Path) -> dict[str, bytes]:
+    """Whole small file systems, as the filesystem target's pieces (``pack_pieces``): the test
+    suite's images (``tests/fsimages.py``: NTFS and ext with their large files cut short, FAT12,
+    FAT16, FAT32 with long names and deleted entries, exFAT, ISO 9660, the hostile ext2 and FAT
+    names, the FAT entries TSK refuses), an NTFS and an exFAT made by mkntfs and mkfs.exfat alone
+    where those need FUSE that is missing, an MBR disk holding a FAT12, and, where ../shared is
+    present, the HFS+ fixture. A builder whose tool is missing leaves its seed out."""
+    from fuzz.targets import pack_pieces
+
+    made = _filesystem_images(work)
+    hfs = HERE.parent.parent / "shared" / "fixtures" / "third-party" / "dfvfs_hfsplus.raw"
+    if hfs.is_file():
+        made["hfsplus"] = hfs
+    seeds: dict[str, bytes] = {}
+    for name, path in made.items():
+        image = path.read_bytes()
+        if "ntfs" in name:  # $LogFile, all 0xFF on a new volume and never read: left out
+            image = _blank_blocks(image, b"\xff" * 4096)
+        try:
+            seeds[name] = pack_pieces(image)
+        except ValueError:
+            continue
+    return seeds
+
+
+def _filesystem_images(work: Path) -> dict[str, Path]:
+    images = _fsimages()
+    made: dict[str, Path] = {}
+    builders: dict[str, Callable[[Path], Path]] = {
+        "ntfs": lambda p: images.ntfs(p, small=True),
+        "fat12": lambda p: images.fat(p, 12), "fat16": lambda p: images.fat(p, 16),
+        "fat32": lambda p: images.fat(p, 32), "exfat": images.exfat,
+        "ext2": lambda p: images.ext(p, "ext2", small=True),
+        "ext4": lambda p: images.ext(p, "ext4", small=True), "iso9660": images.iso9660,
+        "hostile-ext2": images.hostile_ext2, "hostile-fat": images.hostile_fat,
+        "crafted-fat12": lambda p: images.crafted_fat(p, 12),
+        "crafted-fat32": lambda p: images.crafted_fat(p, 32)}
+    for name, builder in builders.items():
+        try:
+            made[name] = builder(work / f"{name}.img")
+        except (images.Unavailable, subprocess.CalledProcessError, OSError):
+            continue
+    for name, tool in (("ntfs", ["mkntfs", "-q", "-F", "-Q"]), ("exfat", ["mkfs.exfat"])):
+        if name not in made and shutil.which(tool[0]):
+            bare = work / f"bare-{name}.img"
+            bare.write_bytes(bytes(2 << 20))
+            if _run(*tool, bare):
+                made[f"bare-{name}"] = bare
+    if "fat12" in made and shutil.which("sfdisk"):
+        disk = work / "mbr-fat12.img"
+        disk.write_bytes(bytes(1 << 20) + made["fat12"].read_bytes())
+        if subprocess.run(["sfdisk", "-q", str(disk)], input=b"start=2048, type=1\n",
+                          capture_output=True, check=False).returncode == 0:
+            made["mbr-fat12"] = disk
+    return made
+
 BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "ewf": ewf_seeds, "ewf-ltree": ltree_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds,
     "split-raw": split_seeds,
@@ -832,7 +911,7 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
     "fs-times": fs_time_seeds, "ext-superblock": ext_superblock_seeds,
-    "luks": luks_seeds,
+    "luks": luks_seeds, "filesystem": filesystem_seeds,
 }
 
 

@@ -100,7 +100,9 @@ def usn_records() -> bytes:
     return bytes(out)
 
 
-def ntfs(image: Path) -> Path:
+def ntfs(image: Path, *, small: bool = False) -> Path:
+    """``small``: the same tree with its large files cut to a few KiB (the fuzz seeds)."""
+    scale = 16 if small else 1
     _need("mkntfs", "ntfs-3g", "ntfscp")
     _run("truncate", "-s", "8M", image)
     _run("mkntfs", "-q", "-F", "-Q", "-L", "evidence", image)
@@ -118,17 +120,18 @@ def ntfs(image: Path) -> Path:
             (m / "dir/sub").mkdir(parents=True)
             (m / "gone").mkdir()
             (m / "dir/small.txt").write_bytes(b"small resident\n")
-            (m / "dir/big.bin").write_bytes(bytes(range(256)) * 800)
+            (m / "dir/big.bin").write_bytes(bytes(range(256)) * (800 // scale))
             (m / "dir/small.txt:Zone.Identifier").write_bytes(b"[ZoneTransfer]\nZoneId=3\n")
             os.link(m / "dir/small.txt", m / "dir/sub/hardlink.txt")
             # FILE_ATTRIBUTE_COMPRESSED on the folder: files created in it are compressed
             os.setxattr(m / "dir/sub", "system.ntfs_attrib_be", struct.pack(">I", 0x810))
-            (m / "dir/sub/comp.txt").write_bytes(b"compress me " * 9000)
+            (m / "dir/sub/comp.txt").write_bytes(b"compress me " * (9000 // scale))
             with (m / "dir/sparse.bin").open("wb") as fh:
                 fh.seek(409600)
                 fh.write(b"after a hole\n")
             (m / "dir/deleted.txt").write_bytes(b"deleted content, still in the MFT record\n")
-            (m / "dir/deleted big.bin").write_bytes(bytes(range(255, -1, -1)) * 64)
+            (m / "dir/deleted big.bin").write_bytes(bytes(range(255, -1, -1))
+                                                    * (4 if small else 64))
             for i in range(3):
                 (m / f"gone/o{i}.txt").write_bytes(f"orphan {i}\n".encode())
             (m / "Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
@@ -225,13 +228,15 @@ def _exfat_fill(device: str) -> None:
             _umount(m)
 
 
-def ext(image: Path, kind: str) -> Path:
+def ext(image: Path, kind: str, *, small: bool = False) -> Path:
+    """``small``: the same tree with its large file cut to a few KiB (the fuzz seeds)."""
     _need(f"mkfs.{kind}", "debugfs")
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
         (staging / "home/ana/projects").mkdir(parents=True)
         (staging / "home/ana/notes.txt").write_bytes(b"notes of ana\n")
-        (staging / "home/ana/projects/big.bin").write_bytes(bytes(range(256)) * 1500)
+        (staging / "home/ana/projects/big.bin").write_bytes(bytes(range(256))
+                                                            * (24 if small else 1500))
         (staging / "home/ana/Ωmega ünï.txt").write_bytes("ünïcødé\n".encode())
         (staging / "home/ana/gone.txt").write_bytes(b"to be deleted\n")
         (staging / "home/ana/link").symlink_to("notes.txt")

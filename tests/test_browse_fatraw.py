@@ -218,3 +218,102 @@ def test_listed_deleted_entry_whose_first_cluster_was_reused_is_not_recoverable(
     assert result.returncode == (1 if lost else 0), result.stderr
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert {f["inode"] for f in manifest["failed"]} == lost
+
+
+class _CountingStream:
+    """Counts the reads made of a stream (wraps :meth:`pread`)."""
+
+    def __init__(self, stream: object) -> None:
+        self.reads = 0
+        inner = stream.pread  # type: ignore[attr-defined]
+
+        def pread(offset: int, size: int) -> bytes:
+            self.reads += 1
+            return inner(offset, size)
+
+        stream.pread = pread  # type: ignore[attr-defined]
+
+
+def _raw_file(fs: object, deleted: bool) -> tuple[object, object]:
+    """An entry only the raw reader lists (a deleted one whose first cluster is free)."""
+    from bitwitness.report.browse.entries import Selection
+
+    for entry in fs.walk("/", recursive=True, selection=Selection.ALL):  # type: ignore[attr-defined]
+        raw = fs._raw_of(entry)  # type: ignore[attr-defined]
+        if raw is None or raw.deleted is not deleted or raw.is_dir:
+            continue
+        if not deleted or fs._fat.is_free(raw.first_cluster):  # type: ignore[attr-defined]
+            return entry, raw
+    raise AssertionError("no such entry")
+
+
+def _slot(fat: object, inode: int) -> int:
+    """Byte offset of the directory entry TSK numbers ``inode``."""
+    per_sector = fat.sector // 32  # type: ignore[attr-defined]
+    sector = fat.inode_base + (inode - 3) // per_sector  # type: ignore[attr-defined]
+    return sector * fat.sector + (inode - 3) % per_sector * 32  # type: ignore[attr-defined]
+
+
+def test_looping_chain_of_4_gib_ends_in_one_line_after_a_few_reads(crafted: Path) -> None:
+    """Found by the filesystem fuzz target (fuzz/regressions/filesystem/fat32-chain-looping-
+    for-4-gib): an entry only the raw reader lists, claiming 4 GiB over a cluster pointing at
+    itself, was read up to the volume's cluster count (seconds per GiB) and a preview joined
+    all of it in memory (9 GiB). The loop is now found within twice the chain's length (a
+    typed error naming the cluster), and a preview reads no further than it shows."""
+    import struct
+
+    from bitwitness.errors import FileSystemError
+    from bitwitness.report.browse.filesystem import open_filesystem
+    from bitwitness.stream import BytesStream
+
+    data = bytearray(crafted.read_bytes())
+    fs = open_filesystem(BytesStream(bytes(data)))
+    fat = fs._fat
+    assert fat is not None
+    _, raw = _raw_file(fs, deleted=False)
+    struct.pack_into("<I", data, _slot(fat, raw.inode) + 28, 0xFFFF_F000)  # type: ignore[attr-defined]
+    cluster = raw.first_cluster  # type: ignore[attr-defined]
+    if fat.bits == 12:
+        at = fat.fat_start * fat.sector + cluster + cluster // 2
+        pair = struct.unpack_from("<H", data, at)[0]
+        pair = (pair & 0x000F) | cluster << 4 if cluster & 1 else (pair & 0xF000) | cluster
+        struct.pack_into("<H", data, at, pair)
+    else:
+        struct.pack_into("<I", data, fat.fat_start * fat.sector + cluster * 4, cluster)
+    stream = BytesStream(bytes(data))
+    fs = open_filesystem(stream)
+    entry, raw = _raw_file(fs, deleted=False)
+    assert entry.size == 0xFFFF_F000  # type: ignore[attr-defined]
+    counter = _CountingStream(stream)
+    assert len(fs.read(entry, 0, 100)) == 100  # type: ignore[arg-type]
+    with pytest.raises(FileSystemError, match=f"loops back to cluster {cluster}"):
+        for _ in fs.iter_content(entry):  # type: ignore[arg-type]
+            pass
+    assert counter.reads < 100
+
+
+def test_deleted_entry_of_4_gib_is_judged_in_one_pass_over_the_fat(crafted: Path) -> None:
+    """Found by the filesystem fuzz target (fuzz/regressions/filesystem/fat32-deleted-entry-
+    of-150-mib): a deleted entry claiming more than the volume's free clusters had its
+    recoverability judged with one read per cluster, on every stat and listing doubt. The FAT
+    is now read a window at a time and the answer kept."""
+    import struct
+
+    from bitwitness.report.browse.filesystem import open_filesystem
+    from bitwitness.stream import BytesStream
+
+    data = bytearray(crafted.read_bytes())
+    fs = open_filesystem(BytesStream(bytes(data)))
+    assert fs._fat is not None
+    _, raw = _raw_file(fs, deleted=True)
+    struct.pack_into("<I", data, _slot(fs._fat, raw.inode) + 28, 0xFFFF_F000)  # type: ignore[attr-defined]
+    stream = BytesStream(bytes(data))
+    fs = open_filesystem(stream)
+    entry, raw = _raw_file(fs, deleted=True)
+    counter = _CountingStream(stream)
+    for _ in range(3):
+        note = fs.content_note(entry)  # type: ignore[arg-type]
+        assert note is not None
+        assert "too few free clusters" in note
+    fat_bytes = fs._fat.clusters * fs._fat.bits // 8  # type: ignore[union-attr]
+    assert counter.reads <= 3 + fat_bytes // (64 << 10) + 1  # the first cluster, each time

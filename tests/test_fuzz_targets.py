@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -597,3 +598,88 @@ def test_udif_block_table_that_is_not_data_is_corrupt(value: str, tmp_path: Path
         image.write_bytes(data[:at] + plist + bytes(koly))
         with pytest.raises(CorruptImageError, match="block table 0 of the property list is"):
             UdifStream(image)
+
+
+# --- the whole-file-system target -----------------------------------------------------------
+
+
+def test_filesystem_pieces_give_back_the_image_and_the_seeds_walk(corpus: Path,
+                                                                  tmp_path: Path) -> None:
+    """The pieces format gives back every byte of an image (its zeros too, and its size); each
+    filesystem seed opens as the file system it was made as, fits the target's input size and
+    lists what ``fls -r -p`` lists, deleted entries included, with more entries only where the
+    raw FAT reader adds those TSK refuses."""
+    from bitwitness.report.browse.entries import Selection
+    from bitwitness.report.browse.filesystem import open_filesystem
+    from fuzz.targets import PiecesStream, pack_pieces
+
+    image = bytes(8192) + b"\x01" * 100 + bytes(20000) + b"\x02" * 5 + bytes(3000)
+    stream = PiecesStream(pack_pieces(image))
+    assert stream.size == len(image)
+    assert stream.pread(0, len(image)) == image
+    found = {p.name: p for p in (corpus / "filesystem").iterdir()}
+    expected = {"fat12": "fat12", "fat16": "fat16", "fat32": "fat32", "ext2": "ext2",
+                "ext4": "ext4", "iso9660": "iso9660", "mbr-fat12": "fat12",
+                "crafted-fat12": "fat12"}
+    assert set(expected) <= set(found)
+    for name, path in sorted(found.items()):
+        data = path.read_bytes()
+        assert len(data) <= targets.TARGETS["filesystem"][1], name
+        media = PiecesStream(data)
+        fs = open_filesystem(media)
+        assert fs.type == expected.get(name, fs.type), name
+        ours = list(fs.walk("/", recursive=True, selection=Selection.ALL))
+        assert ours, name
+        if name in expected and shutil.which("fls") and not name.startswith("mbr"):
+            raw = tmp_path / f"{name}.img"
+            raw.write_bytes(media.pread(0, media.size))
+            listed = subprocess.run(["fls", "-r", "-p", str(raw)], capture_output=True,
+                                    text=True, check=True).stdout.splitlines()
+            assert len(ours) >= len(listed), name
+            if not name.startswith("crafted"):
+                assert len(ours) == len(listed), name
+
+
+def test_filesystem_target_leaves_out_what_tsk_cannot_bound(tmp_path: Path) -> None:
+    """An honest ext2 (1 KiB blocks) holding a sparse file of 80 MiB, whose block map reaches
+    the triple-indirect block: The Sleuth Kit spends tens of seconds building its runs (see
+    ``fuzz.targets.tsk_triple_indirect``), so the target leaves such inputs out; one of 20 MiB
+    stays in."""
+    require_tool("mkfs.ext2")
+    from fuzz.targets import PiecesStream, pack_pieces, tsk_triple_indirect
+
+    for size, trap in (("80M", True), ("20M", False)):
+        staging = tmp_path / size
+        staging.mkdir()
+        subprocess.run(["truncate", "-s", size, str(staging / "sparse")], check=True)
+        image = tmp_path / f"{size}.img"
+        subprocess.run(["truncate", "-s", "4M", str(image)], check=True)
+        subprocess.run(["mkfs.ext2", "-q", "-F", "-b", "1024", "-d", str(staging), str(image)],
+                       check=True, capture_output=True)
+        stream = PiecesStream(pack_pieces(image.read_bytes()))
+        assert tsk_triple_indirect(stream, 0) is trap, size
+
+
+def test_unreadable_entry_named_with_a_newline_is_refused_in_one_line() -> None:
+    """Found by the filesystem target (fuzz/regressions/filesystem/fat12-name-with-newline-
+    unreadable): a FAT entry named ``\\b\\n.^\\x01`` whose content TSK cannot read was refused
+    with its name raw in the message, a line break and a backspace on the examiner's
+    terminal. The name is now shown as listings show it (``^`` for a control character)."""
+    from bitwitness.errors import FileSystemError
+    from bitwitness.report.browse.entries import Selection
+    from bitwitness.report.browse.filesystem import open_filesystem
+    from fuzz.targets import PiecesStream
+
+    data = (REGRESSIONS / "filesystem" / "fat12-name-with-newline-unreadable").read_bytes()
+    fs = open_filesystem(PiecesStream(data))
+    refused = []
+    for entry in fs.walk("/", recursive=True, selection=Selection.ALL):
+        if "\n" not in entry.path:
+            continue
+        try:
+            fs.read(entry, 0, 100)
+        except FileSystemError as exc:
+            refused.append(str(exc))
+    assert refused
+    assert all(m.startswith("cannot read /^^.^^: ") and len(m.splitlines()) == 1
+               for m in refused)

@@ -149,3 +149,36 @@ def test_mount_serves_the_bytes_and_says_the_doubt(ntfs: Path, tmp_path: Path) -
     finally:
         code, _, err = fg.stop()
     assert code == 0, err
+
+
+def test_bitmap_claiming_exabytes_is_read_no_further_than_the_media(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile NTFS can state a $Bitmap of 2^60 bytes and a deleted run of 2^62 clusters:
+    the allocation count then reads the bitmap a window at a time and no further than the
+    media holds clusters (beyond, clusters count as allocated), never one read of the whole
+    claim (pytsk3 would allocate it)."""
+    from bitwitness.report.browse import filesystem as module
+    from bitwitness.report.browse.filesystem import FileSystem
+
+    monkeypatch.setattr(module, "_BITMAP_WINDOW", 1000)
+    asked: list[int] = []
+
+    class Bitmap:  # what pytsk3 gives for MFT entry 6: its size, and reads
+        info = type("Info", (), {"meta": type("Meta", (), {"size": 1 << 60})()})()
+
+        def read_random(self, offset: int, size: int) -> bytes:
+            asked.append(size)
+            return b"\x0f" * size
+
+    class Image:  # the TskImage the error wrapper asks
+        stream = type("Stream", (), {"size": 64 << 20})()
+
+        def take_error(self) -> None:
+            return None
+
+    fs = FileSystem.__new__(FileSystem)
+    fs._bitmap, fs.block_size, fs.image = Bitmap(), 512, Image()
+    read = (64 << 20) // 512 // 8 + 1  # bytes of bitmap the media can need, and one more
+    assert fs._allocated_clusters(0, 1 << 62) == read * 4 + (1 << 62) - read * 8
+    assert max(asked) == 1000
+    assert sum(asked) == read

@@ -33,7 +33,9 @@ from its first cluster on, skipping clusters now allocated, as long as the first
 
 from __future__ import annotations
 
+import array
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +50,8 @@ _FREE = 0xE5
 _LAST_PART = 0x40
 _LOWER_BASE, _LOWER_EXT = 0x08, 0x10
 _FIRST_INODE = 3
+#: FAT bytes read at a time when looking for free clusters
+_FAT_WINDOW = 64 << 10
 #: Characters of one long-name entry: 5 at offset 1, 6 at 14, 2 at 28 (UTF-16LE)
 _LFN_SLICES = ((1, 11), (14, 26), (28, 32))
 
@@ -108,6 +112,8 @@ class FatVolume:
             self.root_sector = reserved + fats * fat_size
 
         self.inode_base = reserved + fats * fat_size  #: TSK's first data sector
+        #: whether enough clusters are free for a deleted file, by (first cluster, count)
+        self._recoverable: dict[tuple[int, int], bool] = {}
 
     def inode_of(self, sector: int, slot: int) -> int:
         return (sector - self.inode_base) * (self.sector // 32) + _FIRST_INODE + slot
@@ -185,25 +191,73 @@ class FatVolume:
         """The FAT marks ``cluster`` unallocated (0)."""
         return self._next(cluster) == 0
 
-    def recovered_clusters(self, entry: RawFatEntry) -> list[int]:
+    def recovered_clusters(self, entry: RawFatEntry) -> Iterator[int]:
         """The clusters TSK reads for a deleted file: from its first one on, those the FAT
-        marks free, enough for its size. Raises when the first one is allocated again or the
-        volume ends first (nothing of it is then recoverable this way)."""
+        marks free, enough for its size. Raises (before yielding any) when the first one is
+        allocated again or the volume ends first (nothing of it is then recoverable this way).
+
+        The FAT is read a window at a time (:data:`_FAT_WINDOW`) and each answer kept, so
+        that a deleted entry claiming 4 GiB in 512-byte clusters costs one pass over the FAT
+        (at most), not a read per cluster, for every time its doubts are asked."""
         cluster_bytes = self.sector * self.per_cluster
         wanted = (entry.size + cluster_bytes - 1) // cluster_bytes
-        cluster = entry.first_cluster
-        if not 2 <= cluster < self.clusters + 2 or not self.is_free(cluster):
+        first = entry.first_cluster
+        if not 2 <= first < self.clusters + 2 or not self.is_free(first):
             raise FileSystemError(f"inode {entry.inode}: not recoverable: the first cluster "
-                                  f"({cluster}) of the deleted file is allocated or invalid")
-        found: list[int] = []
-        while len(found) < wanted:
-            if cluster >= self.clusters + 2:
-                raise FileSystemError(f"inode {entry.inode}: not recoverable: too few free "
-                                      "clusters after its first one for its size")
-            if self.is_free(cluster):
-                found.append(cluster)
-            cluster += 1
-        return found
+                                  f"({first}) of the deleted file is allocated or invalid")
+        key = (first, wanted)
+        if key not in self._recoverable:
+            self._recoverable[key] = self._enough_free(first, wanted)
+        if not self._recoverable[key]:
+            raise FileSystemError(f"inode {entry.inode}: not recoverable: too few free "
+                                  "clusters after its first one for its size")
+        return self._free_clusters(first, wanted)
+
+    def _enough_free(self, first: int, wanted: int) -> bool:
+        """At least ``wanted`` clusters from ``first`` on are free."""
+        found = 0
+        for _ in self._free_clusters(first, wanted):
+            found += 1
+        return found >= wanted
+
+    def _free_clusters(self, first: int, wanted: int) -> Iterator[int]:
+        """Up to ``wanted`` free clusters from ``first`` on, in order, to the volume's end."""
+        per_window = _FAT_WINDOW * 8 // self.bits // 2 * 2  # even: FAT12 pairs stay whole
+        found = 0
+        start = first - first % 2
+        last = self.clusters + 2
+        while found < wanted and start < last:
+            count = min(per_window, last - start)
+            for index, value in enumerate(self._window(start, count)):
+                cluster = start + index
+                if cluster >= first and value == 0:
+                    yield cluster
+                    found += 1
+                    if found >= wanted:
+                        return
+            start += count
+
+    def _window(self, start: int, count: int) -> list[int]:
+        """The FAT entries of clusters ``start`` .. ``start + count - 1`` (``start`` even);
+        those past the end of the FAT as read read as allocated (1)."""
+        if self.bits == 12:
+            data = self.stream.pread(self.base + self.fat_start * self.sector + start * 3 // 2,
+                                     (count + 1) // 2 * 3)
+            values: list[int] = []
+            for at in range(0, len(data) - 2, 3):
+                pair = int.from_bytes(data[at : at + 3], "little")
+                values += (pair & 0xFFF, pair >> 12)
+        else:
+            width = self.bits // 8
+            data = self.stream.pread(self.base + self.fat_start * self.sector + start * width,
+                                     count * width)
+            table = array.array("H" if width == 2 else "I")
+            table.frombytes(data[: len(data) // width * width])
+            if sys.byteorder != "little":
+                table.byteswap()
+            mask = 0xFFFF if width == 2 else 0x0FFFFFFF
+            values = [v & mask for v in table]
+        return (values + [1] * count)[:count]
 
     def folder_runs(self, entry: RawFatEntry) -> list[tuple[int, int]]:
         """The sectors of a folder's cluster chain, as (first sector, count) runs; bounded by
@@ -235,24 +289,17 @@ class FatVolume:
         return data
 
     def content(self, entry: RawFatEntry, block: int = 1 << 20) -> Iterator[bytes]:
-        """The file's bytes along its cluster chain, ``size`` of them; a broken chain raises.
-        A deleted file's come from the clusters :meth:`recovered_clusters` gives."""
+        """The file's bytes along its cluster chain, ``size`` of them; a broken chain raises,
+        and so does one that loops (found within twice its length, so that a size of 4 GiB
+        over a chain of one cluster pointing at itself ends after a few reads). A deleted
+        file's come from the clusters :meth:`recovered_clusters` gives."""
         cluster_bytes = self.sector * self.per_cluster
         if entry.deleted:
-            left = entry.size
-            for cluster in self.recovered_clusters(entry):
-                want = min(left, cluster_bytes)
-                offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * (
-                    self.sector)
-                data = self.stream.pread(offset, want)
-                if len(data) < want:
-                    raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond "
-                                          "the end of the image")
-                yield data
-                left -= want
+            yield from self._recovered_content(entry)
             return
         left, cluster, seen = entry.size, entry.first_cluster, 0
         end = (1 << self.bits) - 8 if self.bits < 32 else 0x0FFFFFF8
+        mark, power = cluster, 1  # a chain that comes back to a cluster (Brent's loop check)
         while left > 0:
             if not 2 <= cluster < self.clusters + 2 or seen > self.clusters:
                 raise FileSystemError(f"inode {entry.inode}: the cluster chain breaks at "
@@ -272,6 +319,27 @@ class FatVolume:
                 if cluster >= end:
                     raise FileSystemError(f"inode {entry.inode}: the cluster chain ends with "
                                           f"{left} bytes still to read")
+                if cluster == mark:
+                    raise FileSystemError(f"inode {entry.inode}: the cluster chain loops back "
+                                          f"to cluster {cluster} with {left} bytes still to "
+                                          "read")
+                if seen == power:
+                    mark, power = cluster, power * 2
+
+    def _recovered_content(self, entry: RawFatEntry) -> Iterator[bytes]:
+        """A deleted file's bytes, from the clusters :meth:`recovered_clusters` gives."""
+        cluster_bytes = self.sector * self.per_cluster
+        left = entry.size
+        for cluster in self.recovered_clusters(entry):
+            want = min(left, cluster_bytes)
+            offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * (
+                self.sector)
+            data = self.stream.pread(offset, want)
+            if len(data) < want:
+                raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond "
+                                      "the end of the image")
+            yield data
+            left -= want
 
 
 def _ascii_lower(text: str) -> str:

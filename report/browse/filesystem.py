@@ -75,6 +75,7 @@ _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of u
 _DIR_META_TYPES = {"d", "V"}
 _HFS_CATALOG = 4  #: the catalog file's CNID
 _NTFS_BITMAP = 6  #: the MFT entry of $Bitmap, one bit per cluster, set when allocated
+_BITMAP_WINDOW = 1 << 20  #: bytes of $Bitmap read at a time
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
 #: Deeper than this is a loop or a hostile image; TSK stops there too.
 MAX_DEPTH = 128
@@ -169,7 +170,8 @@ class FileSystem:
         try:
             files = self._open_dir(inum)
         except FileSystemError as exc:
-            mediator.notice(f"{prefix or '/'}: directory not readable: {exc}", level="warning")
+            mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
+                            level="warning")
             return
         listed: set[int] = set()
         raw_names = self._raw_names(inum, mediator, prefix)
@@ -235,7 +237,7 @@ class FileSystem:
                  stack: list[int], file_names: bool) -> Iterator[Entry]:
         """The recursive walk of ``folder``, unless ``stack`` is :data:`MAX_DEPTH` deep."""
         if len(stack) >= MAX_DEPTH:
-            mediator.notice(f"{folder.path}: deeper than {MAX_DEPTH} folders, not walked",
+            mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
                             level="warning")
             return
         stack.append(folder.inode)
@@ -252,7 +254,7 @@ class FileSystem:
             return {raw.inode: raw for raw in self._unlisted_raw(inum, set())}
         except FileSystemError as exc:
             if mediator is not None:
-                mediator.notice(f"{prefix or '/'}: raw directory not readable: {exc}",
+                mediator.notice(f"{shown(prefix) or '/'}: raw directory not readable: {exc}",
                                 level="warning")
             return {}
 
@@ -922,20 +924,31 @@ class FileSystem:
 
     def _allocated_clusters(self, first: int, count: int) -> int:
         """How many of clusters ``first`` .. ``first + count - 1`` ``$Bitmap`` marks allocated;
-        a cluster past the bitmap counts as allocated (it cannot be this file's free space)."""
+        a cluster past the bitmap counts as allocated (it cannot be this file's free space).
+
+        The bitmap is read :data:`_BITMAP_WINDOW` bytes at a time, and no further than the
+        media holds clusters: ``$Bitmap`` and a deleted file's runs both state their sizes, and
+        a hostile volume can make them exabytes."""
         if self._bitmap is None:
             self._bitmap = self._file_at(_NTFS_BITMAP)
-        size = int(self._bitmap.info.meta.size)
-        low, high = first // 8, (first + count - 1) // 8 + 1
-        bits = b""
-        if low < size:
+        meta = self._bitmap.info.meta
+        clusters = -(-self.image.stream.size // max(self.block_size, 1))
+        size = min(int(meta.size) if meta is not None else 0, clusters // 8 + 1)
+        taken, cluster, end = 0, first, first + count
+        while cluster < end:
+            low = cluster // 8
+            if low >= size:
+                break
+            high = min((end - 1) // 8 + 1, size, low + _BITMAP_WINDOW)
             with tsk_errors(self.image, "read the NTFS $Bitmap"):
-                bits = bytes(self._bitmap.read_random(low, min(high, size) - low))
-        known = min(count, len(bits) * 8 - first % 8)  # clusters the bitmap covers
-        if known <= 0:
-            return count
-        window = (int.from_bytes(bits, "little") >> (first % 8)) & ((1 << known) - 1)
-        return window.bit_count() + (count - known)
+                bits = bytes(self._bitmap.read_random(low, high - low))
+            known = min(end - cluster, len(bits) * 8 - cluster % 8)  # clusters read here
+            if known <= 0:
+                break
+            window = (int.from_bytes(bits, "little") >> (cluster % 8)) & ((1 << known) - 1)
+            taken += window.bit_count()
+            cluster += known
+        return taken + (end - cluster)
 
     def _data_attribute(self, file: Any, entry: Entry) -> Any | None:
         """The attribute ``iter_content`` reads: the entry's stream, else the default data."""
@@ -1023,7 +1036,7 @@ class FileSystem:
         while offset < size:
             want = min(block, size - offset)
             with tsk_errors(self.image,
-                            f"read {entry.display_path or entry.address} at byte {offset}"):
+                            f"read {shown(entry.display_path) or entry.address} at byte {offset}"):
                 data = file.read_random(offset, want, kind, ident)
             if not data:
                 break
@@ -1034,13 +1047,18 @@ class FileSystem:
         """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
         if entry.is_dir or offset >= entry.size:
             return b""
-        if self._raw_of(entry) is not None:
-            return b"".join(self.iter_content(entry))[offset : offset + size]
+        if self._raw_of(entry) is not None:  # read along the chain up to what is asked
+            kept, end = bytearray(), offset + size
+            for block in self.iter_content(entry):
+                kept += block
+                if len(kept) >= end:
+                    break
+            return bytes(kept[offset:end])
         file = self._file(entry)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
-        with tsk_errors(self.image, f"read {entry.display_path or entry.address}"):
+        with tsk_errors(self.image, f"read {shown(entry.display_path) or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
 
 

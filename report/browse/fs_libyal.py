@@ -32,6 +32,7 @@ from bitwitness.report.browse.entries import (
 )
 from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
 from bitwitness.report.browse.libyalio import short_reason
+from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.volumes import Partition
 
 _ADDRESS = re.compile(r"^\d+$")
@@ -83,7 +84,7 @@ class LibyalFileSystem:
 
     def _entry(self, obj: Any, path: str) -> Entry:
         if obj is None:  # a damaged volume: libyal answered with no entry rather than an error
-            raise FileSystemError(f"{path}: the file system gives no entry there")
+            raise FileSystemError(f"{shown(path)}: the file system gives no entry there")
         mode = int(self._call("read an inode's mode", obj.get_file_mode) or 0)
         kind = _TYPES.get(statmod.S_IFMT(mode), "-")
         link = None
@@ -117,7 +118,7 @@ class LibyalFileSystem:
         mediator = mediator or NullMediator()
         start = self.lookup(path)
         if not start.is_dir:
-            raise FileSystemError(f"{start.display_path}: not a directory")
+            raise FileSystemError(f"{shown(start.display_path)}: not a directory")
         if selection is Selection.DELETED:
             return
         prefix = "" if start.path == "/" else start.path
@@ -145,8 +146,8 @@ class LibyalFileSystem:
             yield entry
             if recursive and entry.is_dir and entry.inode not in stack:
                 if len(stack) >= MAX_DEPTH:
-                    mediator.notice(f"{entry.path}: deeper than {MAX_DEPTH} folders, not walked",
-                                    level="warning")
+                    mediator.notice(f"{shown(entry.path)}: deeper than {MAX_DEPTH} folders, "
+                                    "not walked", level="warning")
                     continue
                 stack.append(entry.inode)
                 yield from self._walk(child, entry.path, recursive, mediator, stack)
@@ -216,7 +217,7 @@ class LibyalFileSystem:
 
     def iter_content(self, entry: Entry, block: int = 1 << 20) -> Iterator[bytes]:
         if entry.is_dir:
-            raise FileSystemError(f"{entry.display_path or entry.address}: is a folder")
+            raise FileSystemError(f"{shown(entry.display_path) or entry.address}: is a folder")
         obj = self._object(entry)
         offset = 0
         while offset < entry.size:

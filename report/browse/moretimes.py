@@ -47,7 +47,7 @@ def ext_deletion_time(stream: ImageStream, byte_offset: int, inode: int) -> date
 
 
 def _ext_dtime(stream: ImageStream, base: int, inode: int) -> datetime | None:
-    geometry = _ext_geometry(stream, base)
+    geometry = ext_geometry(stream, base)
     if geometry is None or inode < 1:
         return None
     block, first_data, per_group, inode_size, desc_size, _ = geometry
@@ -101,7 +101,7 @@ class ExtTimes:
         self._right: set[int] = set()
         self._wrong = -1  #: the block last checked and found not all right
         try:
-            self._geometry = _ext_geometry(stream, byte_offset)
+            self._geometry = ext_geometry(stream, byte_offset)
         except (BitWitnessError, struct.error, ValueError, OverflowError):
             self._geometry = None
 
@@ -246,7 +246,7 @@ def _ext_time(raw: bytes, at: int, extra_at: int, extra_size: int,
     return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
-def _ext_geometry(stream: ImageStream, base: int) -> tuple[int, int, int, int, int, int] | None:
+def ext_geometry(stream: ImageStream, base: int) -> tuple[int, int, int, int, int, int] | None:
     """(block size, first data block, inodes per group, inode size, descriptor size, 0) of the
     ext superblock at ``base`` + 1024, or None when it is no sane one."""
     sb = stream.pread(base + 1024, 1024)
