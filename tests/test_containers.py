@@ -458,6 +458,23 @@ def test_recognised_unreadable_containers_are_refused_by_name(tmp_path: Path, su
     assert forced.json()["media_size"] == renamed.stat().st_size
 
 
+def test_two_bytes_of_a_gzip_header_do_not_make_a_disk_gzip(tmp_path: Path) -> None:
+    """Media that happens to start with 1f 8b (one random disk in 65,536) but not the deflate
+    method byte RFC 1952 requires is raw; a real gzip file stays refused (exit 2)."""
+    import gzip
+
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\x1f\x8b\x51" + _media()[3:])
+    doc = run_bitwitness("info", disk, "--json")
+    assert doc.exit_code == ExitCode.OK, doc.stderr
+    assert doc.json()["format"] == "raw (no container signature)"
+    packed = tmp_path / "disk.gz"
+    packed.write_bytes(gzip.compress(b"media" * 1000))
+    res = run_bitwitness("info", packed)
+    assert res.exit_code == ExitCode.USAGE
+    assert "gzip-compressed file" in res.stderr
+
+
 def test_raw_is_only_what_has_no_container_signature(tmp_path: Path) -> None:
     image = tmp_path / "disk.img"
     image.write_bytes(_media())
