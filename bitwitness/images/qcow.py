@@ -27,6 +27,7 @@ format the registry reads.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import threading
@@ -336,22 +337,19 @@ class QcowStream(ImageStream):
         below = (self._from_backing(cluster) if ~(allocated | zeros) & _ALL_SUBCLUSTERS
                  else b"")
         sub = size // _SUBCLUSTERS
+        # each subcluster's kind: 0 allocated, 1 zeros, 2 the backing file's
+        kinds = [0 if allocated >> n & 1 else 1 if zeros >> n & 1 else 2
+                 for n in range(_SUBCLUSTERS)]
         parts, n = [], 0
-        while n < _SUBCLUSTERS:  # runs of subclusters of one kind, each read at once
-            bit = 1 << n
-            kind = 0 if allocated & bit else 1 if zeros & bit else 2
-            end = n + 1
-            while end < _SUBCLUSTERS and (0 if allocated >> end & 1 else
-                                          1 if zeros >> end & 1 else 2) == kind:
-                end += 1
-            start, length = n * sub, (end - n) * sub
+        for kind, run in itertools.groupby(kinds):  # a run of one kind is read at once
+            start, length = n * sub, len(list(run)) * sub
             if kind == 0:
                 parts.append(self._host(cluster, offset, start, length))
             elif kind == 1:
                 parts.append(bytes(length))
             else:
                 parts.append(below[start:start + length])
-            n = end
+            n += length // sub
         return b"".join(parts)
 
     def _host(self, cluster: int, offset: int, start: int, length: int) -> bytes:

@@ -304,14 +304,8 @@ class FatVolume:
             if not 2 <= cluster < self.clusters + 2 or seen > self.clusters:
                 raise FileSystemError(f"inode {entry.inode}: the cluster chain breaks at "
                                       f"cluster {cluster} with {left} bytes still to read")
-            offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * (
-                self.sector)
             want = min(left, cluster_bytes)
-            data = self.stream.pread(offset, want)
-            if len(data) < want:
-                raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond the "
-                                      "end of the image")
-            yield data
+            yield self._cluster_data(entry, cluster, want)
             left -= want
             seen += 1
             if left > 0:
@@ -332,14 +326,17 @@ class FatVolume:
         left = entry.size
         for cluster in self.recovered_clusters(entry):
             want = min(left, cluster_bytes)
-            offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * (
-                self.sector)
-            data = self.stream.pread(offset, want)
-            if len(data) < want:
-                raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond "
-                                      "the end of the image")
-            yield data
+            yield self._cluster_data(entry, cluster, want)
             left -= want
+
+    def _cluster_data(self, entry: RawFatEntry, cluster: int, want: int) -> bytes:
+        """The first ``want`` bytes of data cluster ``cluster`` of ``entry``'s content."""
+        offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * self.sector
+        data = self.stream.pread(offset, want)
+        if len(data) < want:
+            raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond the end "
+                                  "of the image")
+        return data
 
 
 def _ascii_lower(text: str) -> str:
