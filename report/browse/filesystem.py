@@ -53,7 +53,7 @@ from bitwitness.report.browse.ntfs import (
 )
 from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import shown, spellings
-from bitwitness.report.browse.tsk import TskImage, text, tsk_errors
+from bitwitness.report.browse.tsk import TskImage, require_indirect_fix, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.report.browse.zones import ExfatZones, IsoZones
 from bitwitness.stream import ImageStream
@@ -105,6 +105,7 @@ class FileSystem:
             self._fs = pytsk3.FS_Info(image, offset=partition.byte_offset)
         info = self._fs.info
         self.type: str = FS_NAMES.get(int(info.ftype), f"type-{int(info.ftype):#x}")
+        require_indirect_fix(self.type)
         self.root_inum = int(info.root_inum)
         self.first_inum = int(info.first_inum)
         self.last_inum = int(info.last_inum)

@@ -15,12 +15,14 @@ failed" and would hide the evidence problem behind a file-system message.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import pytsk3
 
@@ -59,6 +61,39 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
         error: BitWitnessError | None = getattr(self._local, "error", None)
         self._local.error = None
         return error
+
+
+#: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with TSK's
+#: indirect-block fix (see that script for the bug).
+INDIRECT_FIX_LABEL = "+bitwitness.1"
+
+#: The file systems whose files TSK maps through indirect blocks (ext4 too, for inodes without
+#: extents): with an unfixed TSK, one large file among them costs hours of CPU.
+INDIRECT_TYPES = ("ext2", "ext3", "ext4", "ffs1", "ffs1b", "ffs2")
+
+
+@cache
+def has_indirect_fix() -> bool:
+    """Whether the pytsk3 in use was built by scripts/build-pytsk3.sh (TSK's indirect-block walk
+    stops at the file's end); PyPI's wheels were not."""
+    try:
+        return importlib.metadata.version("pytsk3").endswith(INDIRECT_FIX_LABEL)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def require_indirect_fix(fs_type: str) -> None:
+    """Refuse a file system of ``fs_type`` that an unfixed TSK can hang on.
+
+    Past the triple-indirect pointer (a file beyond 4 GiB + 4 MiB on 4 KiB blocks, 64 MiB on
+    1 KiB blocks) TSK's walk grows with the square of the pointers per block, and pytsk3 makes
+    that walk for every entry it lists: a clear error now is better than a listing that never
+    ends and ignores SIGTERM while it runs in C.
+    """
+    if fs_type in INDIRECT_TYPES and not has_indirect_fix():
+        raise FileSystemError(
+            f"this pytsk3 lacks the indirect-block fix an {fs_type} file system needs (an "
+            f"unfixed TSK can spend hours on one large file): run scripts/build-pytsk3.sh")
 
 
 def pin_utc() -> None:
