@@ -8,7 +8,7 @@ runtime=(fonts-dejavu-core fonts-droid-fallback fuse3 openssl)
 # scripts/build-pyewf.sh compiles libewf's Python binding against zlib (a C compiler, the C
 # library's, Python's and zlib's headers): `verify --second-reader` then inflates at zlib's speed
 runtime+=(gcc libc6-dev python3-dev zlib1g-dev)
-# scripts/build-pytsk3.sh compiles The Sleuth Kit's binding with TSK's indirect-block fix: its
+# scripts/build-pytsk3.sh compiles The Sleuth Kit's binding with its fixes to TSK's indirect-block walk: its
 # sources are C and C++
 runtime+=(g++)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd time

@@ -63,36 +63,42 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
         return error
 
 
-#: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with TSK's
-#: indirect-block fix (see that script for the bug).
-INDIRECT_FIX_LABEL = "+bitwitness.1"
+#: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with its fixes to
+#: TSK's indirect-block walk (see that script for the bugs), and the least fix count we need.
+FIX_LABEL = "bitwitness."
+FIXES_NEEDED = 2
 
 #: The file systems whose files TSK maps through indirect blocks (ext4 too, for inodes without
-#: extents): with an unfixed TSK, one large file among them costs hours of CPU.
+#: extents): with an unfixed TSK, one large or fragmented file among them costs hours of CPU.
 INDIRECT_TYPES = ("ext2", "ext3", "ext4", "ffs1", "ffs1b", "ffs2")
 
 
 @cache
 def has_indirect_fix() -> bool:
-    """Whether the pytsk3 in use was built by scripts/build-pytsk3.sh (TSK's indirect-block walk
-    stops at the file's end); PyPI's wheels were not."""
+    """Whether the pytsk3 in use was built by scripts/build-pytsk3.sh with every fix we need
+    (its version ends ``+bitwitness.N``, N at least :data:`FIXES_NEEDED`); PyPI's wheels were
+    not."""
     try:
-        return importlib.metadata.version("pytsk3").endswith(INDIRECT_FIX_LABEL)
+        version = importlib.metadata.version("pytsk3")
     except importlib.metadata.PackageNotFoundError:
         return False
+    local = version.partition("+")[2]
+    count = local.removeprefix(FIX_LABEL)
+    return local.startswith(FIX_LABEL) and count.isdigit() and int(count) >= FIXES_NEEDED
 
 
 def require_indirect_fix(fs_type: str) -> None:
     """Refuse a file system of ``fs_type`` that an unfixed TSK can hang on.
 
     Past the triple-indirect pointer (a file beyond 4 GiB + 4 MiB on 4 KiB blocks, 64 MiB on
-    1 KiB blocks) TSK's walk grows with the square of the pointers per block, and pytsk3 makes
-    that walk for every entry it lists: a clear error now is better than a listing that never
-    ends and ignores SIGTERM while it runs in C.
+    1 KiB blocks) TSK's walk grows with the square of the pointers per block, and with the
+    number of runs of a fragmented file; pytsk3 makes that walk for every entry it lists: a
+    clear error now is better than a listing that never ends and ignores SIGTERM while it runs
+    in C.
     """
     if fs_type in INDIRECT_TYPES and not has_indirect_fix():
         raise FileSystemError(
-            f"this pytsk3 lacks the indirect-block fix an {fs_type} file system needs (an "
+            f"this pytsk3 lacks the indirect-block fixes an {fs_type} file system needs (an "
             f"unfixed TSK can spend hours on one large file): run scripts/build-pytsk3.sh")
 
 
