@@ -274,3 +274,5 @@ class FileStat:
     deleted_time: datetime | None = None
     #: HFS+: the catalog record's backup date, as istat's "Backed Up" shows it
     backup_time: datetime | None = None
+    #: FAT: the 8.3 name of the entry (case flags applied, code page 437), beside its long name
+    short_name: str | None = None

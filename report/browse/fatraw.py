@@ -22,7 +22,9 @@ long name's first character); otherwise it belongs to another entry and the shor
 
 Names are given as ``fls`` gives them: the long name, else the 8.3 name with its case flags
 applied and a deleted entry's first character as ``_``; bytes outside ASCII in a short name are
-read as code page 437 (TSK prints them as ``^``). TSK numbers the entry in sector ``s`` at slot
+read as code page 437, the code page Linux and mtools assume (TSK prints each as ``^``, which
+loses the name), and the case flags lower them too, as Windows and mtools show them
+(``élan.txt``, not ``Élan.txt``). TSK numbers the entry in sector ``s`` at slot
 ``i`` as inode ``(s - first_data) * (bytes_per_sector / 32) + 3 + i``, ``first_data`` being the
 sector after the FATs: the same address is given here, so that the entry is named the way TSK
 names its neighbours.
@@ -170,9 +172,9 @@ class FatVolume:
         if deleted:
             base = "_" + base[1:]
         if case & _LOWER_BASE:
-            base = _ascii_lower(base)
+            base = base.lower()
         if case & _LOWER_EXT:
-            ext = _ascii_lower(ext)
+            ext = ext.lower()
         short = base + ("." + ext if ext else "")
         long_name = _long_name(parts, stored, deleted)
         cluster = struct.unpack_from("<H", raw, 26)[0]
@@ -337,10 +339,6 @@ class FatVolume:
             raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond the end "
                                   "of the image")
         return data
-
-
-def _ascii_lower(text: str) -> str:
-    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
 
 
 def lfn_checksum(name11: bytes) -> int:

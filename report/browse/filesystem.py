@@ -261,24 +261,37 @@ class FileSystem:
 
     @staticmethod
     def _fat_name(tsk_name: str, raw: RawFatEntry | None) -> str:
-        """The name of an allocated FAT entry TSK lists: TSK's, unless TSK gave it a long name
-        whose checksum does not match its 8.3 entry (TSK checks none: a long name left by an
-        entry it refused is glued onto the next entry it accepts), then the raw one."""
-        if raw is None or raw.deleted or tsk_name in (".", ".."):
+        """The name of a FAT entry TSK lists: TSK's, except where TSK loses it.
+
+        TSK prints each byte outside ASCII of an 8.3 name as ``^`` (``^lan.txt``): the name
+        is then the raw one, read as code page 437 (see :mod:`.fatraw`). And TSK checks no long
+        name's checksum, so a long name left by an entry it refused is glued onto the next
+        entry it accepts: an allocated entry TSK names so gets its raw name too."""
+        if raw is None or tsk_name in (".", ".."):
             return tsk_name
-        as_tsk = raw.long_name or "".join("^" if ord(c) > 0x7E else c for c in raw.short_name)
-        return tsk_name if tsk_name == as_tsk else raw.name
+        if FileSystem._tsk_short_name(tsk_name, raw):
+            return raw.short_name
+        if raw.deleted:
+            return tsk_name
+        return tsk_name if tsk_name == (raw.long_name or _as_tsk(raw.short_name)) else raw.name
+
+    @staticmethod
+    def _tsk_short_name(tsk_name: str, raw: RawFatEntry) -> bool:
+        """Whether TSK named ``raw`` by its 8.3 name (``^`` for each byte outside ASCII)."""
+        return raw.long_name is None and tsk_name == _as_tsk(raw.short_name)
 
     def _renamed(self, file: Any, entries: list[Entry], raw_names: dict[int, RawFatEntry],
                  prefix: str, mediator: Mediator) -> list[Entry]:
         tsk_name = text(file.info.name.name)
-        name = self._fat_name(tsk_name, raw_names.get(int(file.info.name.meta_addr)))
+        raw = raw_names.get(int(file.info.name.meta_addr))
+        name = self._fat_name(tsk_name, raw)
         if name == tsk_name:
             return entries
         path = f"{prefix}/{name}"
-        mediator.notice(f"{shown(path)}: The Sleuth Kit names this entry {shown(tsk_name)!r}, "
-                        "a long name whose checksum does not match its 8.3 entry",
-                        level="warning")
+        if raw is None or not self._tsk_short_name(tsk_name, raw):
+            mediator.notice(f"{shown(path)}: The Sleuth Kit names this entry "
+                            f"{shown(tsk_name)!r}, a long name whose checksum does not match "
+                            "its 8.3 entry", level="warning")
         return [Entry(**{**e.__dict__, "name": name, "path": path}) for e in entries]
 
     def _unlisted_raw(self, inum: int, listed: set[int]) -> list[RawFatEntry]:
@@ -797,7 +810,7 @@ class FileSystem:
             note = self.content_note(entry)
             return FileStat(entry=entry, filesystem=self.type, allocated=not raw.deleted,
                             mode="rwxrwxrwx", uid=0, gid=0, links=0 if raw.deleted else 1,
-                            attributes=(),
+                            attributes=(), short_name=raw.short_name,
                             note=(note + "; " if note else "") + "read from the raw FAT "
                                  "directory: The Sleuth Kit refuses this entry's name")
         file = self._file(entry)
@@ -821,7 +834,19 @@ class FileSystem:
                         standard_information=si, file_names=names or (),
                         note=self.content_note(entry),
                         deleted_time=self._deleted_time(entry.inode) if meta else None,
-                        backup_time=self._backup_time(entry.inode) if meta else None)
+                        backup_time=self._backup_time(entry.inode) if meta else None,
+                        short_name=self._short_name(entry))
+
+    def _short_name(self, entry: Entry) -> str | None:
+        """FAT: the 8.3 name in the directory slot TSK gives ``entry`` (None elsewhere, and for
+        TSK's virtual files)."""
+        if self._fat is None:
+            return None
+        try:
+            raw = self._fat.entry_at(entry.inode)
+        except (BitWitnessError, OSError):
+            return None  # the slot is unreadable: the rest of stat still stands
+        return raw.short_name if raw is not None else None
 
     def _deleted_time(self, inode: int) -> datetime | None:
         if not self.type.startswith("ext"):
@@ -1068,6 +1093,11 @@ def _named(entries: list[Entry]) -> Entry:
     if len(entries) == 1:
         return entries[0]
     return next((e for e in entries if not e.is_file_name_row), entries[0])
+
+
+def _as_tsk(short_name: str) -> str:
+    """An 8.3 name as TSK prints it: ``^`` for each character outside ASCII."""
+    return "".join("^" if ord(c) > 0x7E else c for c in short_name)
 
 
 def split_path(path: str) -> list[str]:

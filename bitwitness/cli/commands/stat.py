@@ -52,6 +52,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "file_names": [{"name": name, "times": times}
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
+                    "short_name": info.short_name,
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
@@ -66,6 +67,7 @@ def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
     t = entry.times
     rows = [
         ("path", printable(entry.display_path) or "-"),
+        *((("8.3 name", printable(info.short_name)),) if info.short_name is not None else ()),
         ("inode", entry.address),
         ("type", f"{entry.kind} ({entry.name_type}/{entry.meta_type})"),
         ("deleted", "yes" + (" (inode reused)" if entry.realloc else "") if entry.deleted
