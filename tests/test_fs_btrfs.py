@@ -56,7 +56,7 @@ def _fill(root: Path) -> None:
     (root / "lzo").mkdir()
     _run("btrfs", "property", "set", root / "lzo", "compression", "lzo")
     (root / "lzo" / "l.txt").write_bytes(b"lzo lzo lzo " * 30_000)
-    os.symlink("small.txt", root / "link")
+    (root / "link").symlink_to("small.txt")
     deep = root / "a" / "b" / "c" / "d" / "e"
     deep.mkdir(parents=True)
     (deep / "leaf.txt").write_bytes(b"deep\n")
@@ -65,7 +65,7 @@ def _fill(root: Path) -> None:
     many.mkdir()
     for index in range(600):  # several leaves: the FS tree gets a level-1 node
         (many / f"file-{index:04d}").write_bytes(b"m" * (index % 7))
-    os.chmod(root / "small.txt", 0o640)
+    (root / "small.txt").chmod(0o640)
     os.chown(root / "a", 1234, 5678)
     _run("btrfs", "subvolume", "create", root / "sub")
     (root / "sub" / "in-sub.txt").write_bytes(b"inside the subvolume\n")
@@ -92,7 +92,7 @@ def _facts(root: Path) -> dict[str, dict[str, Any]]:
             if kind == "r":
                 fact["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
             if kind == "l":
-                fact["link"] = os.readlink(path)
+                fact["link"] = str(path.readlink())
             found[rel] = fact
     return found
 
@@ -140,7 +140,8 @@ def test_listing_matches_the_kernel(made: tuple[Path, dict[str, dict[str, Any]]]
         assert [_micros(entry[k]) for k in ("modified", "accessed", "changed")] == \
             fact["times"], path
         born = _micros(entry["born"])
-        assert born is not None and born // 1_000_000 == fact["born"], path
+        assert born is not None, path
+        assert born // 1_000_000 == fact["born"], path
     order = [p for p in listed if p.startswith("/many/")]
     assert order == sorted(order)  # written in that order: DIR_INDEX order
 
@@ -255,7 +256,8 @@ def _fs_root(image: Path) -> tuple[int, int]:
     """(logical, physical) of the FS tree's root node, which is an internal node here."""
     dump = _run("btrfs", "inspect-internal", "dump-tree", "-t", "fs", image)
     match = re.search(r"^node (\d+) level (\d+)", dump, re.M)
-    assert match and int(match.group(2)) >= 1, dump[:500]
+    assert match, dump[:500]
+    assert int(match.group(2)) >= 1, dump[:500]
     logical = int(match.group(1))
     return logical, _physical(image, logical)
 
@@ -278,7 +280,7 @@ def _huge_inline(data: bytearray, image: Path) -> None:
     leaf_bytes = bytes(data[at:at + 16384])
     count = int.from_bytes(leaf_bytes[0x60:0x64], "little")
     for n in range(count):
-        objectid, kind, _offset, start, _size = struct.unpack_from("<QBQII", leaf_bytes,
+        _objectid, kind, _offset, start, _size = struct.unpack_from("<QBQII", leaf_bytes,
                                                                   0x65 + 25 * n)
         if kind == 108 and leaf_bytes[0x65 + start + 20] == 0:  # an inline extent
             struct.pack_into("<Q", data, at + 0x65 + start + 8, 1 << 40)  # ram_bytes
