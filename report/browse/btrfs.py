@@ -238,10 +238,11 @@ class BtrfsFileSystem:
         if devid != self._devid:
             raise FileSystemError(f"btrfs: chunk at logical {logical} lies on device {devid}, "
                                   "not this one")
-        if length == 0 or logical + length > 2**64 or physical + length > self._stream.size:
+        if length == 0 or logical + length > 2**64 or physical + length > 2**64:
             raise FileSystemError(f"btrfs: chunk at logical {logical} ({length} bytes at "
-                                  f"physical {physical}) lies outside the media "
-                                  f"({self._stream.size} bytes)")
+                                  f"physical {physical}) is not one btrfs writes")
+        # A chunk reaching past the media is kept: an image cut short still shows what it
+        # holds, and a read past its end is refused then (read_logical).
         chunk = _Chunk(logical, length, physical, "DUP" if kind & _DUP else "SINGLE")
         at = bisect_right(self._starts, logical)
         if at and self._chunks[at - 1].logical == logical:
@@ -275,7 +276,9 @@ class BtrfsFileSystem:
         for physical, take in self._physical(logical, size):
             data = self._stream.pread(physical, take)
             if len(data) != take:
-                raise FileSystemError(f"btrfs: logical address {logical} maps past the media")
+                raise FileSystemError(f"btrfs: logical address {logical} maps to physical "
+                                      f"{physical}, past the media's end "
+                                      f"({self._stream.size} bytes; cut short?)")
             out += data
         return bytes(out)
 
