@@ -79,6 +79,8 @@ _NODE_CACHE = 1024
 #: Runs shown by ``stat``: a fragmented file's extents beyond this are left out of the listing
 MAX_RUNS = 4096
 _INODE_SHIFT = 48
+#: a folder entry naming a subvolume: its root folder's inode is in the subvolume's root item
+_SUBVOLUME = -1
 _FILE_TYPES = {1: "r", 2: "d", 3: "c", 4: "b", 5: "p", 6: "s", 7: "l"}
 _MODE_TYPES = {statmod.S_IFREG: "r", statmod.S_IFDIR: "d", statmod.S_IFLNK: "l",
                statmod.S_IFIFO: "p", statmod.S_IFCHR: "c", statmod.S_IFBLK: "b",
@@ -449,16 +451,21 @@ class BtrfsFileSystem:
                      deleted=False, realloc=False, size=inode.size, times=inode.times,
                      mode=inode.mode & 0o7777, uid=inode.uid, gid=inode.gid, link=link)
 
+    def _resolve(self, tree: int, ino: int) -> int:
+        return self._tree(tree)[2] if ino == _SUBVOLUME else ino
+
     def _children(self, tree: int, ino: int) -> Iterator[tuple[str, int, int, str]]:
         """(name, tree, inode, name type) of a folder's entries in DIR_INDEX order; a
-        subvolume linked here is its own tree's root folder."""
+        subvolume linked here is its own tree's root folder, inode :data:`_SUBVOLUME` until
+        :meth:`_resolve` reads its root item (so that one missing subvolume, a deleted one
+        the kernel has not yet cleaned, costs only its own entry)."""
         root = self._tree(tree)
         for _key, data in self._items(root[:2], (ino, _DIR_INDEX, 0),
                                       (ino, _DIR_INDEX, _MAX_KEY[2])):
             for raw, location, kind in _dir_items(data):
                 name = raw.decode("utf-8", "surrogateescape")
                 if location[1] == _ROOT_ITEM:
-                    yield name, location[0], self._tree(location[0])[2], "d"
+                    yield name, location[0], _SUBVOLUME, "d"
                 else:
                     yield name, tree, location[0], _FILE_TYPES.get(kind, "-")
 
@@ -487,8 +494,9 @@ class BtrfsFileSystem:
             mediator.notice(f"{shown(prefix or '/')}: directory not readable: {exc}",
                             level="warning")
             return
-        for name, child_tree, child, name_type in children:
+        for name, child_tree, linked, name_type in children:
             try:
+                child = self._resolve(child_tree, linked)
                 entry = self._entry(child_tree, child, f"{prefix}/{name}", name, name_type)
             except FileSystemError as exc:
                 mediator.notice(f"{shown(prefix or '/')}: entry {shown(name)} not readable: "
@@ -513,7 +521,7 @@ class BtrfsFileSystem:
         for part in split_path(path):
             for name, child_tree, child, kind in self._children(tree, ino):
                 if name == part:
-                    tree, ino, name_type = child_tree, child, kind
+                    tree, ino, name_type = child_tree, self._resolve(child_tree, child), kind
                     break
             else:
                 raise FileSystemError(f"{shown(walked)}/{shown(part)}: no such file or folder")
