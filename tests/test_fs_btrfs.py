@@ -327,3 +327,27 @@ def test_damaged_btrfs_fails_closed(case: str, made: tuple[Path, dict[str, dict[
         assert code in (1, 2), (case, stderr)
     if case == "two-devices":
         assert "2 devices" in stderr
+
+
+def test_mount_files_gives_the_kernels_bytes(made: tuple[Path, dict[str, dict[str, Any]]],
+                                            tmp_path: Path) -> None:
+    """``mount --files`` serves the btrfs through the same reader: every file the kernel
+    wrote (LZO ones aside, refused) has the kernel's bytes, subvolumes and snapshot included."""
+    from test_mount import Foreground, require_fuse
+
+    require_fuse()
+    image, facts = made
+    before = snapshot([image])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fg = Foreground(image, mnt, "--files")
+    try:
+        live = mnt / "files" / "0"
+        for path in ("/big.bin", "/text.txt", "/zlib/z.txt", "/sparse.bin", "/sub/later.txt",
+                     "/snap/in-sub.txt", "/a/café ünïcode ✓.txt"):
+            data = (live / path.lstrip("/")).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == facts[path]["sha256"], path
+        assert not (live / "snap" / "later.txt").exists()
+    finally:
+        fg.stop()
+    assert snapshot([image]) == before
