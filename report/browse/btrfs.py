@@ -8,8 +8,8 @@ profiles and file systems of several devices are refused, their bytes are not al
 root tree, and the FS tree of the default subvolume. Folders list DIR_INDEX items (directory
 order); a subvolume or snapshot linked into a folder is shown as a folder and read from its
 own FS tree. File content comes from EXTENT_DATA: inline, regular, prealloc (zeros), holes
-(zeros), zlib and zstd compression; LZO-compressed extents are refused (no LZO decoder is at
-hand, and wrong bytes are worse than none). Data checksums (the csum tree) are not verified.
+(zeros), zlib, zstd and LZO compression (LZO by our own decoder, btrfs_lzo.py: no LZO library
+is a dependency). Data checksums (the csum tree) are not verified.
 
 Entries look as ``fls -p`` would print them: the inode is the inode number inside its
 subvolume; an inode of another subvolume than the default one is ``tree << 48 | inode`` so
@@ -583,7 +583,8 @@ class BtrfsFileSystem:
         want = end - start
         if ext.kind == 0:
             data = ext.inline if not ext.compression else _decompress(
-                ext.compression, ext.inline, ext.ram_bytes, ino, ext.offset)
+                ext.compression, ext.inline, ext.ram_bytes, ino=ino, offset=ext.offset,
+                sectorsize=self.sectorsize)
             yield data[inside:inside + want].ljust(want, b"\0")
             return
         if ext.kind == 2 or ext.disk_bytenr == 0:
@@ -594,7 +595,8 @@ class BtrfsFileSystem:
             return
         if ext.compression:
             raw = self.read_logical(ext.disk_bytenr, ext.disk_num_bytes)
-            data = _decompress(ext.compression, raw, ext.ram_bytes, ino, ext.offset)
+            data = _decompress(ext.compression, raw, ext.ram_bytes, ino=ino, offset=ext.offset,
+                               sectorsize=self.sectorsize)
             at = ext.disk_offset + inside
             yield data[at:at + want].ljust(want, b"\0")
             return
@@ -709,7 +711,8 @@ def _extent(offset: int, data: bytes, ino: int, sectorsize: int) -> _Extent:
                    extent_offset)
 
 
-def _decompress(method: int, data: bytes, ram_bytes: int, ino: int, offset: int) -> bytes:
+def _decompress(method: int, data: bytes, ram_bytes: int, *, ino: int, offset: int,
+                sectorsize: int) -> bytes:
     where = f"btrfs: inode {ino}, extent at file offset {offset}"
     name = _COMPRESSION[method]
     try:
@@ -728,6 +731,10 @@ def _decompress(method: int, data: bytes, ram_bytes: int, ino: int, offset: int)
         if type(exc).__name__ == "ZstdError":
             raise FileSystemError(f"{where}: zstd data does not decompress") from None
         raise
-    raise FileSystemError(f"{where} is LZO-compressed; no LZO decoder here, refused rather "
-                          "than shown wrong")
+    from bitwitness.report.browse.btrfs_lzo import LzoError, btrfs_lzo
+
+    try:
+        return btrfs_lzo(data, ram_bytes, sectorsize)
+    except LzoError as exc:
+        raise FileSystemError(f"{where}: lzo data does not decompress ({exc})") from None
 
