@@ -197,7 +197,36 @@ def fix_udif(data: bytes) -> bytes:
     return bytes(out)
 
 
-FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd, "vhdx": fix_vhdx, "ewf2": fix_ewf2, "udif": fix_udif}
+def fix_btrfs(data: bytes) -> bytes:
+    """The crc32c of a btrfs superblock and of every tree node (a block whose fsid is the
+    superblock's) in the pieces of a btrfs input (see ``fuzz.targets.PiecesStream``)."""
+    from bitwitness.images.crc32c import crc32c
+    from fuzz.targets import PART
+
+    parts = data.split(PART)
+    places = [0] + [int.from_bytes(p[:4].ljust(4, b"\0"), "little") * 512 for p in parts[1:]]
+    bodies = [bytearray(parts[0])] + [bytearray(p[4:]) for p in parts[1:]]
+    found = next(((b, 0x10000 - at) for at, b in zip(places, bodies, strict=True)
+                  if at <= 0x10000 and 0x10000 - at + 4096 <= len(b)), None)
+    if found is None:
+        return data
+    body, sb = found
+    fsid, nodesize = bytes(body[sb + 0x20:sb + 0x30]), struct.unpack_from("<I", body, sb + 0x94)[0]
+    if nodesize not in (4096, 8192, 16384, 32768, 65536):
+        return data
+    for at, piece in zip(places, bodies, strict=True):
+        for start in range((-at) % 4096, len(piece) - nodesize + 1, 4096):
+            if piece[start + 0x20:start + 0x30] == fsid and at + start != 0x10000:
+                crc = crc32c(bytes(piece[start + 0x20:start + nodesize]))
+                piece[start:start + 4] = struct.pack("<I", crc)
+    body[sb:sb + 4] = struct.pack("<I", crc32c(bytes(body[sb + 0x20:sb + 4096])))
+    out = [bytes(bodies[0])] + [p[:4] + bytes(b) for p, b in zip(parts[1:], bodies[1:],
+                                                                 strict=True)]
+    return PART.join(out)
+
+
+FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd, "vhdx": fix_vhdx, "ewf2": fix_ewf2, "udif": fix_udif,
+          "btrfs": fix_btrfs}
 
 
 def fix(target: str, data: bytes) -> bytes:

@@ -44,7 +44,8 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.filesystem", "bitwitness.report.browse.fatraw",
     "bitwitness.report.browse.ntfs", "bitwitness.report.browse.entries",
     "bitwitness.report.browse.safenames", "bitwitness.report.browse.export",
-    "bitwitness.report.browse.extalloc",
+    "bitwitness.report.browse.extalloc", "bitwitness.report.browse.btrfs",
+    "bitwitness.report.browse.btrfs_lzo",
 )
 
 

@@ -903,6 +903,36 @@ def _filesystem_images(work: Path) -> dict[str, Path]:
             made["mbr-fat12"] = disk
     return made
 
+def btrfs_seeds(work: Path) -> dict[str, bytes]:
+    """A small btrfs made by ``mkfs.btrfs --rootdir`` (no mount needed), of mixed block
+    groups (one chunk for data and metadata, as small volumes are made), holding an inline
+    file, a larger file, folders and a symlink. Without mkfs.btrfs there is no seed."""
+    from fuzz.targets import pack_pieces
+
+    if not shutil.which("mkfs.btrfs"):
+        return {}
+    tree = work / "btrfs-files"
+    (tree / "folder" / "inner").mkdir(parents=True, exist_ok=True)
+    (tree / "small.txt").write_bytes(b"small\n")
+    (tree / "folder" / "inner" / "data.bin").write_bytes(_media(40_000))
+    (tree / "folder" / "caf\u00e9.txt").write_bytes(b"name\n")
+    link = tree / "link"
+    if not link.is_symlink():
+        link.symlink_to("small.txt")
+    seeds: dict[str, bytes] = {}
+    # (a volume of separate data and metadata chunks is at least 109 MiB: its pieces are
+    # larger than the target's inputs)
+    for name, args in (("mixed", ["--mixed", "-b", "24M"]),):
+        image = work / f"btrfs-{name}.img"
+        image.write_bytes(b"")
+        if _run("mkfs.btrfs", "-q", "-f", *args, "--rootdir", tree, image):
+            try:
+                seeds[name] = pack_pieces(image.read_bytes())
+            except ValueError:
+                continue
+    return seeds
+
+
 BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "ewf": ewf_seeds, "ewf-ltree": ltree_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds,
     "split-raw": split_seeds,
@@ -911,7 +941,7 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
     "fs-times": fs_time_seeds, "ext-superblock": ext_superblock_seeds,
-    "luks": luks_seeds, "filesystem": filesystem_seeds,
+    "luks": luks_seeds, "filesystem": filesystem_seeds, "btrfs": btrfs_seeds,
 }
 
 

@@ -695,6 +695,41 @@ def filesystem(data: bytes) -> None:
         _refused(exc)
 
 
+def btrfs(data: bytes) -> None:
+    """A whole btrfs (our own reader, :mod:`~bitwitness.report.browse.btrfs`), as the
+    filesystem target browses a TSK one: the pieces as media, opened, walked recursively, the
+    first :data:`FS_ENTRIES` entries stat'ed, read, looked up again by path and by address.
+    Every refusal must be a typed error of one line, every warning one line."""
+    from itertools import islice
+
+    from bitwitness.report.browse.btrfs import BtrfsFileSystem
+    from bitwitness.report.browse.safenames import safe_name, shown
+    from bitwitness.report.browse.volumes import Partition, PartitionKind
+
+    stream = PiecesStream(data)
+    row = Partition(index=0, kind=PartitionKind.WHOLE, start=0,
+                    length=-(-stream.size // 512), description="btrfs", sector_size=512,
+                    filesystem="btrfs")
+    try:
+        fs = BtrfsFileSystem(stream, row)
+        entries = list(fs.walk("/", recursive=True, mediator=_Notices()))
+    except BitWitnessError as exc:
+        _refused(exc)
+        return
+    for entry in islice(entries, FS_ENTRIES):
+        safe_name(entry.name)
+        shown(entry.path)
+        steps: list[Callable[[], object]] = [
+            lambda e=entry: fs.stat(e), lambda e=entry: fs.read(e, 0, 4096),
+            lambda e=entry: fs.by_address(str(e.inode)), lambda e=entry: fs.lookup(e.path),
+            lambda e=entry: fs.names(e.path), lambda e=entry: _content(fs, e)]  # type: ignore[arg-type]
+        for step in steps:
+            try:
+                step()
+            except BitWitnessError as exc:
+                _refused(exc)
+
+
 #: Inodes :func:`tsk_triple_indirect` reads at most (more: it answers True, unread).
 _TRAP_SCAN = 1 << 16
 
@@ -824,10 +859,11 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "aff4": (aff4, 1 << 16),
     "luks": (luks, 1 << 18),
     "filesystem": (filesystem, 1 << 19),
+    "btrfs": (btrfs, 1 << 19),
 }
 
 #: Targets the checksum-keeping mutator applies to (see :mod:`fuzz.checksums`).
-CHECKSUMMED = ("ewf", "vhd", "vhdx", "ewf2", "udif")
+CHECKSUMMED = ("ewf", "vhd", "vhdx", "ewf2", "udif", "btrfs")
 
 
 def run_file(target: str, path: Path) -> None:

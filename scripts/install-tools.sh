@@ -31,6 +31,9 @@ testing+=(libbde-utils)
 testing+=(7zip)
 # the benchmarks (tests/test_checkout.py runs each from the root): hyperfine times start-up
 testing+=(hyperfine)
+# btrfs-progs: mkfs.btrfs writes the btrfs images our own btrfs reader is checked on (filled
+# through the kernel's driver), and dump-tree shows where their trees lie
+testing+=(btrfs-progs)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -28,6 +28,7 @@ from typing import Any
 
 from bitwitness.errors import FileSystemError, FormatError, InputError
 from bitwitness.report.browse import dmcrypt, luks1, luks2
+from bitwitness.report.browse.btrfs import is_btrfs
 from bitwitness.report.browse.extfeatures import (
     SUPERBLOCK_OFFSET,
     SUPERBLOCK_SIZE,
@@ -63,6 +64,8 @@ _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
+#: File systems read by a reader of our own (btrfs.py), neither TSK nor libyal reads them.
+OWN_FILE_SYSTEMS = ("btrfs",)
 #: ``VolumeNode.reader`` of an ext file system with a feature TSK cannot read (extfeatures.py)
 LIBFSEXT = "libfsext"
 #: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
@@ -247,8 +250,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     if depth > MAX_NESTING or node.stream is None:
         return
     head = node.stream.pread(0, 2048)
-    if not node.filesystem and not node.encrypted and head[:4] == b"XFSB":
-        node.filesystem = "xfs"
+    _beyond_tsk(node, head)
     if not node.filesystem and not node.encrypted:
         ext_beyond_tsk(node, head)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
@@ -264,6 +266,17 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         _shadow_copies(tree, node)
     elif not node.filesystem and (node.kind in _HOLD_TABLES or _dos_row(tree, node)):
         _partition_table(tree, node, depth)
+
+
+def _beyond_tsk(node: VolumeNode, head: bytes) -> None:
+    """XFS and btrfs by their magic: TSK names neither."""
+    assert node.stream is not None
+    if node.filesystem or node.encrypted:
+        return
+    if head[:4] == b"XFSB":
+        node.filesystem = "xfs"
+    elif is_btrfs(node.stream):
+        node.filesystem = "btrfs"
 
 
 def _dos_row(tree: VolumeTree, node: VolumeNode) -> bool:
@@ -335,6 +348,8 @@ def _probe(child: VolumeNode) -> None:
         child.filesystem = filesystem_type(image, 0)
     if not child.filesystem and child.stream.pread(0, 4) == b"XFSB":
         child.filesystem = "xfs"
+    if not child.filesystem and not child.encrypted and is_btrfs(child.stream):
+        child.filesystem = "btrfs"
     if not child.filesystem and not child.encrypted:
         ext_beyond_tsk(child, child.stream.pread(0, 2048))
 
@@ -731,6 +746,11 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
                           length=-(-node.size // 512), description=node.description,
                           sector_size=512, filesystem=node.filesystem, volume=node.path,
                           key=node.key)
+    if node.filesystem in OWN_FILE_SYSTEMS:
+        from bitwitness.report.browse.btrfs import BtrfsFileSystem
+
+        assert node.stream is not None
+        return BtrfsFileSystem(node.stream, where)
     if by_libyal(node):
         from bitwitness.report.browse.fs_libyal import ExtLibyalFileSystem, LibyalFileSystem
 
@@ -746,8 +766,9 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
 
 
 def by_libyal(node: VolumeNode) -> bool:
-    """Whether ``node``'s file system is read by a libyal library rather than by TSK."""
-    return node.filesystem in LIBYAL_FILE_SYSTEMS or node.reader == LIBFSEXT
+    """Whether ``node``'s file system is read by a libyal library (or a reader of our own,
+    btrfs) rather than by TSK: such a node is opened by :func:`open_node`, never by TSK."""
+    return node.filesystem in LIBYAL_FILE_SYSTEMS + OWN_FILE_SYSTEMS or node.reader == LIBFSEXT
 
 
 def _libyal_volume(tree: VolumeTree, node: VolumeNode) -> Any:
