@@ -832,9 +832,17 @@ def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
     path = normalise(str(partition))
     if "/" not in path and _ROW.match(path):
         node = next((n for n in tree.nodes if n.path == path), None)
-        if node is not None and by_libyal(node):
+        if node is None:
+            raise FileSystemError(f"no partition {path}; file systems: {describe(tree)}")
+        if by_libyal(node):
             return open_node(tree, node)
-        if node is None or node.filesystem or (not node.children and not node.locked):
+        if not (node.filesystem or node.encrypted or node.children):
+            # the tree, not TSK's layout alone, names the file systems there are: btrfs, XFS
+            # and ext with bigalloc are rows TSK does not open
+            raise FileSystemError(f"partition {path} ({node.description or 'unnamed'}) holds "
+                                  f"no file system BitWitness reads; file systems: "
+                                  f"{describe(tree)}")
+        if node.filesystem or (not node.children and not node.locked):
             return FileSystem(TskImage(tree.stream), _row(tree, int(path), None))
         inside = [n for n in node.walk() if n.filesystem and not _in_snapshot(n)]
         if node.locked or not inside:

@@ -1,0 +1,95 @@
+"""``-p N`` on a disk whose file systems The Sleuth Kit does not open (btrfs, XFS): the rows are
+found by where ``sgdisk`` put the partitions, each is browsed by its own reader, and a wrong
+choice names the file systems there are instead of "none".
+
+The disk is made with ``sgdisk``; the file systems with ``mkfs.btrfs`` and ``mkfs.xfs`` (each
+with one file written by ``mkfs --rootdir``/``-p`` where the tool offers it, else empty), copied
+in at the partitions' starts with ``dd``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, run_bitwitness
+
+MIB = 1 << 20
+
+
+def _sh(*args: str | Path) -> str:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A GPT disk: btrfs, XFS, then an empty partition; its rows' start sectors by sgdisk."""
+    require_tool("sgdisk", "mkfs.btrfs", "mkfs.xfs")
+    work = tmp_path_factory.mktemp("choice")
+    root = work / "root"
+    root.mkdir()
+    (root / "in-btrfs.txt").write_bytes(b"btrfs file\n")
+    btrfs, xfs = work / "btrfs.img", work / "xfs.img"
+    for part, size in ((btrfs, 120), (xfs, 310)):
+        with part.open("wb") as out:
+            out.truncate(size * MIB)
+    _sh("mkfs.btrfs", "-q", "--rootdir", root, btrfs)
+    _sh("mkfs.xfs", "-q", xfs)
+    image = work / "disk.img"
+    with image.open("wb") as out:
+        out.truncate(460 * MIB)
+    _sh("sgdisk", "-n1:2048:+120M", "-n2:0:+310M", "-n3:0:0", image)
+    starts = {}
+    for line in _sh("sgdisk", "-p", image).splitlines():
+        found = re.match(r"\s+(\d)\s+(\d+)\s+\d+", line)
+        if found:
+            starts[found.group(1)] = int(found.group(2))
+    for number, part in (("1", btrfs), ("2", xfs)):
+        _sh("dd", f"if={part}", f"of={image}", "bs=512", f"seek={starts[number]}",
+            "conv=notrunc,sparse", "status=none")
+    return image, starts
+
+
+def _rows(image: Path) -> dict[int, dict[str, object]]:
+    result = run_bitwitness("partitions", "--json", image)
+    assert result.exit_code == 0, result.stderr
+    return {row["start"]: row for row in json.loads(result.stdout)["partitions"]
+            if row["kind"] == "partition"}
+
+
+def test_rows_name_the_file_systems_tsk_does_not_open(disk: tuple[Path, dict[str, int]]) -> None:
+    image, starts = disk
+    rows = _rows(image)
+    assert rows[starts["1"]]["filesystem"] == "btrfs"
+    assert rows[starts["2"]]["filesystem"] == "xfs"
+    assert rows[starts["3"]]["filesystem"] is None
+
+
+def test_each_row_is_browsed_by_its_reader(disk: tuple[Path, dict[str, int]]) -> None:
+    image, starts = disk
+    rows = _rows(image)
+    btrfs = run_bitwitness("ls", "-p", str(rows[starts["1"]]["index"]), image)
+    assert btrfs.exit_code == 0, btrfs.stderr
+    assert "in-btrfs.txt" in btrfs.stdout
+    xfs = run_bitwitness("ls", "--offset", str(starts["2"]), image)
+    assert xfs.exit_code == 0, xfs.stderr
+
+
+@pytest.mark.parametrize("which", ["empty", "missing"])
+def test_a_wrong_row_names_the_file_systems_there_are(disk: tuple[Path, dict[str, int]],
+                                                      which: str) -> None:
+    image, starts = disk
+    rows = _rows(image)
+    index = rows[starts["3"]]["index"] if which == "empty" else 99
+    result = run_bitwitness("ls", "-p", str(index), image)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert "Traceback" not in line
+    for number, kind in (("1", "btrfs"), ("2", "xfs")):
+        assert f"-p {rows[starts[number]]['index']} ({kind} at sector {starts[number]})" in line
+    assert "none" not in line
