@@ -147,6 +147,21 @@ def test_ftk_report(tmp_path: Path, media: Path) -> None:
             if c.match is Match.MISMATCH} == {"md5", "sha1"}
 
 
+@pytest.mark.parametrize(("maker", "label"), [
+    ("Created By Guymager 0.8.13", "Guymager report disk.dd.txt"),
+    ("Created By ", "FTK Imager report disk.dd.txt"),  # no maker after it (fuzz finding)
+    ("Created By\t\t", "FTK Imager report disk.dd.txt")])
+def test_ftk_layout_names_its_maker(media: Path, maker: str, label: str) -> None:
+    md5, sha1 = tool_hash("md5sum", media)[0], tool_hash("sha1sum", media)[0]
+    report = media.parent / "disk.dd.txt"
+    text = FTK_REPORT.format(md5=md5, sha1=sha1).replace(FTK_REPORT.splitlines()[0], maker)
+    report.write_text(text.replace("\n", "\r\n"), encoding="utf-8")
+    log = parse_log(report)
+    assert log.kind == "ftk"
+    assert log.label == label
+    assert verify_image(media).verdict is Verdict.VERIFIED
+
+
 def base_json(media: Path, *, status: str = "completed", size: int | None = None,
               read_errors: list[dict[str, int]] | None = None) -> dict[str, object]:
     """A minimal acquisition log per the schema in docs/DESIGN.md, hashes from coreutils."""

@@ -287,7 +287,9 @@ def _parse_ftk(path: Path, text: str) -> HashLog | None:
     if not entries:
         return None
     # Another tool imitating FTK Imager's layout: name the maker the report names.
-    maker = re.search(r"^\s*Created by (.+?)\s*$", text, re.IGNORECASE | re.MULTILINE)
+    # (within one line: "\s" would run on into the next line, "." takes a lone "\r")
+    maker = re.search(r"^[ \t]*Created by[ \t]+(\S[^\r\n]*?)[ \t\r]*$", text,
+                      re.IGNORECASE | re.MULTILINE)
     title = ""
     if maker and not re.search(r"FTK|AccessData", maker.group(1)):
         title = f"{maker.group(1).split()[0]} report"
