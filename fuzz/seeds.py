@@ -9,8 +9,9 @@ report laid out as FTK writes it; partition tables by ``sfdisk``/``sgdisk`` on s
 case folder by ``bitwitness case new``; the file-system time readers' inputs by ``xorriso``,
 ``mkfs.ext2``/``debugfs``, a hand-made exFAT entry and, where ../shared is present, the HFS+
 fixture's catalog file (``icat``). Whole file systems by the test suite's builders
-(``tests/fsimages.py``: mkfs.*, mtools, mkntfs and ntfs-3g, exFAT through FUSE, xorriso) and the
-HFS+ fixture, kept as their pieces that are not zeros. Containers: QCOW, VHDX, VDI and Parallels
+(``tests/fsimages.py``: mkfs.*, mtools, mkntfs and ntfs-3g, exFAT through FUSE, xorriso), an XFS
+by ``mkfs.xfs -p``, an ext4 with bigalloc by ``mkfs.ext4 -d`` and the HFS+ and APFS fixtures, kept
+as their pieces that are not zeros. Containers: QCOW, VHDX, VDI and Parallels
 by ``qemu-img``/``qemu-io`` (16 KiB disks with data written; VHDX laid out compactly, VDI with
 small blocks around qemu's header), UDIF, sparse images and bundles, Ex01 and AFF4 by the test
 suite's committed builders (``tests/builders/``), AFF by afflib's ``affconvert``. A tool that is
@@ -852,14 +853,18 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
     suite's images (``tests/fsimages.py``: NTFS and ext with their large files cut short, FAT12,
     FAT16, FAT32 with long names and deleted entries, exFAT, ISO 9660, the hostile ext2 and FAT
     names, the FAT entries TSK refuses), an NTFS and an exFAT made by mkntfs and mkfs.exfat alone
-    where those need FUSE that is missing, an MBR disk holding a FAT12, and, where ../shared is
-    present, the HFS+ fixture. A builder whose tool is missing leaves its seed out."""
+    where those need FUSE that is missing, an MBR disk holding a FAT12, the file systems other
+    readers than TSK open (:func:`_beyond_tsk_images`) and, where ../shared is present, the HFS+
+    and APFS fixtures. A builder whose tool is missing leaves its seed out."""
     from fuzz.targets import pack_pieces
 
     made = _filesystem_images(work)
-    hfs = HERE.parent.parent / "shared" / "fixtures" / "third-party" / "dfvfs_hfsplus.raw"
-    if hfs.is_file():
-        made["hfsplus"] = hfs
+    made.update(_beyond_tsk_images(work))
+    fixtures = HERE.parent.parent / "shared" / "fixtures"
+    for name, path in (("hfsplus", fixtures / "third-party" / "dfvfs_hfsplus.raw"),
+                       ("apfs", fixtures / "volumes" / "dfvfs_apfs.raw")):
+        if path.is_file():
+            made[name] = path
     seeds: dict[str, bytes] = {}
     for name, path in made.items():
         image = path.read_bytes()
@@ -902,6 +907,42 @@ def _filesystem_images(work: Path) -> dict[str, Path]:
                           capture_output=True, check=False).returncode == 0:
             made["mbr-fat12"] = disk
     return made
+
+def _beyond_tsk_images(work: Path) -> dict[str, Path]:
+    """File systems the volume tree hands to readers other than TSK: an XFS of two allocation
+    groups by ``mkfs.xfs -p`` (a prototype file naming a file, a symlink, a folder with a larger
+    file) and an ext4 with
+    bigalloc (libfsext) by ``mkfs.ext4 -d``. A missing tool leaves its image out."""
+    files = work / "beyond-tsk"
+    (files / "folder").mkdir(parents=True, exist_ok=True)
+    (files / "small.txt").write_bytes(b"small\n")
+    (files / "folder" / "data.bin").write_bytes(_media(40_000))
+    made: dict[str, Path] = {}
+    if shutil.which("mkfs.xfs"):
+        proto = work / "xfs.proto"
+        proto.write_text("/dev/null\n0 0\nd--755 0 0\n"
+                         f"small.txt ---644 0 0 {files / 'small.txt'}\n"
+                         "link l--777 0 0 small.txt\n"
+                         f"folder d--755 0 0\ndata.bin ---644 0 0 {files / 'folder' / 'data.bin'}\n"
+                         "$\n$\n")
+        image = work / "xfs.img"
+        with image.open("wb") as out:
+            out.truncate(32 << 20)  # two allocation groups of 16 MiB, the smallest there are
+        # mkfs.xfs makes volumes under 300 MB only for fstests, which it knows by these
+        small = {**os.environ, "TEST_DIR": str(work), "TEST_DEV": str(image),
+                 "QA_CHECK_FS": "1"}
+        if subprocess.run(["mkfs.xfs", "-q", "-f", "-d", "agcount=2", "-p", str(proto),
+                           str(image)], env=small, capture_output=True,
+                          check=False).returncode == 0:
+            made["xfs"] = image
+    if shutil.which("mkfs.ext4"):
+        image = work / "ext4-bigalloc.img"
+        with image.open("wb") as out:
+            out.truncate(8 << 20)
+        if _run("mkfs.ext4", "-q", "-F", "-O", "bigalloc", "-C", "16384", "-d", files, image):
+            made["ext4-bigalloc"] = image
+    return made
+
 
 def btrfs_seeds(work: Path) -> dict[str, bytes]:
     """A small btrfs made by ``mkfs.btrfs --rootdir`` (no mount needed), of mixed block

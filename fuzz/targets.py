@@ -28,7 +28,7 @@ from bitwitness.stream import ImageStream, StreamInfo
 
 if TYPE_CHECKING:
     from bitwitness.report.browse.entries import Entry
-    from bitwitness.report.browse.filesystem import FileSystem
+    from bitwitness.report.browse.interface import BrowsableFileSystem
 
 #: Bytes read from each sampled place of the media.
 SAMPLE = 64 << 10
@@ -418,17 +418,28 @@ class MemoryStream(ImageStream):
 
 
 def partitions(data: bytes) -> None:
-    """Partition tables (MBR, GPT, BSD, ...) read through TSK, then each partition probed."""
-    from bitwitness.report.browse.tsk import TskImage
-    from bitwitness.report.browse.volumes import choose_filesystem, describe, read_layout
+    """Partition tables (MBR, GPT, BSD, ...) read through TSK into the volume tree the command
+    line reads (:func:`read_tree`): each row probed for a file system (TSK's, XFS, btrfs, ext
+    beyond TSK), an encrypted volume, LVM, an APFS container or shadow copies; then described
+    as ``partitions`` prints it and chosen from as ``ls`` without ``-p`` chooses."""
+    from bitwitness.report.browse.volumes import choose_filesystem
+    from bitwitness.report.browse.volumes import describe as describe_rows
+    from bitwitness.report.browse.volumetree import describe, read_tree
 
-    image = TskImage(MemoryStream(data))
     try:
-        layout = read_layout(image)
-        describe(layout.partitions)
-        choose_filesystem(layout)
+        tree = read_tree(MemoryStream(data))
     except BitWitnessError:
         return
+    try:
+        describe_rows(tree.layout.partitions)
+        describe(tree)
+        for node in tree.walk():
+            _ = (node.path, node.description, node.filesystem, node.encrypted)
+        choose_filesystem(tree.layout)
+    except BitWitnessError:
+        return
+    finally:
+        tree.close()
 
 
 def fs_times(data: bytes) -> None:
@@ -653,29 +664,49 @@ def _refused(exc: BitWitnessError) -> None:
 
 
 def filesystem(data: bytes) -> None:
-    """A whole file system (ext2/3/4, FAT12/16/32, exFAT, NTFS, HFS+, ISO 9660) as ``ls -r``,
-    ``stat``, ``cat`` and ``export`` browse it: opened through :func:`open_filesystem` (the
-    partition table or the whole volume), walked recursively with every entry (allocated and
-    deleted, NTFS ``$FILE_NAME`` rows; FAT's raw directory reader, NTFS attribute parsing, the
-    zone and time readers of :mod:`.moretimes` along the way), then each of the first
-    :data:`FS_ENTRIES` entries stat'ed, read (a preview and up to :data:`FS_READ` bytes of
-    content), looked up again by path and by address, its data's place and its doubts asked;
-    and the export plan of the whole tree (the safe names). Every refusal must be a typed
-    error of one line, every warning one line."""
+    """A whole file system as ``ls -r``, ``stat``, ``cat`` and ``export`` browse it, opened the
+    way the command line opens one: the volume tree (:func:`read_tree`: TSK's partition table,
+    then every node probed for a file system, an encrypted or logical volume), then every file
+    system it found (:func:`open_node`), each read by its own reader: TSK (ext2/3/4, FAT, exFAT,
+    NTFS, HFS+, ISO 9660), libfsxfs (XFS), libfsapfs (APFS), libfsext (ext4 with bigalloc) and
+    ours (btrfs). Each is walked recursively with every entry (allocated and deleted, NTFS
+    ``$FILE_NAME`` rows; FAT's raw directory reader, NTFS attribute parsing, the zone and time
+    readers of :mod:`.moretimes` along the way), then each of the first :data:`FS_ENTRIES`
+    entries stat'ed, read (a preview and up to :data:`FS_READ` bytes of content), looked up
+    again by path and by address, its data's place and its doubts asked; and the export plan
+    of the whole tree (the safe names). Every refusal must be a typed error of one line, every
+    warning one line."""
+    from bitwitness.report.browse.volumetree import open_node, read_tree
+
+    stream = PiecesStream(data)
+    try:
+        tree = read_tree(stream)
+    except BitWitnessError as exc:
+        _refused(exc)
+        return
+    try:
+        for node in tree.filesystems:
+            try:
+                fs = open_node(tree, node)
+            except BitWitnessError as exc:
+                _refused(exc)
+                continue
+            _browse_filesystem(fs, stream)
+    finally:
+        tree.close()
+
+
+def _browse_filesystem(fs: BrowsableFileSystem, stream: ImageStream) -> None:
+    """One opened file system of the :func:`filesystem` target, browsed as its docstring says."""
     from itertools import islice
 
     from bitwitness.report.browse.entries import Selection
     from bitwitness.report.browse.export import plan
-    from bitwitness.report.browse.filesystem import open_filesystem
+    from bitwitness.report.browse.filesystem import FileSystem
     from bitwitness.report.browse.safenames import safe_name, shown
 
-    stream = PiecesStream(data)
-    try:
-        fs = open_filesystem(stream)
-    except BitWitnessError as exc:
-        _refused(exc)
-        return
-    if fs.type.startswith("ext") and tsk_triple_indirect(stream, fs.partition.byte_offset):
+    if isinstance(fs, FileSystem) and fs.type.startswith("ext") and tsk_triple_indirect(stream,
+                                                                 fs.partition.byte_offset):
         return  # TSK's own unbounded case, not ours to bound (see tsk_triple_indirect)
     notices = _Notices()
     try:
@@ -689,7 +720,7 @@ def filesystem(data: bytes) -> None:
         shown(entry.path)
         _browse_entry(fs, entry)
     try:
-        for job in plan(fs, ["/"], Selection.ALL, notices):
+        for job in plan(fs, ["/"], Selection.ALL, notices):  # type: ignore[arg-type]
             _ = job.target
     except BitWitnessError as exc:
         _refused(exc)
@@ -777,13 +808,18 @@ def tsk_triple_indirect(stream: ImageStream, base: int) -> bool:
     return False
 
 
-def _browse_entry(fs: FileSystem, entry: Entry) -> None:
-    """What ``stat``, ``cat`` and ``export`` ask of one entry; each may refuse on its own."""
+def _browse_entry(fs: BrowsableFileSystem, entry: Entry) -> None:
+    """What ``stat``, ``cat`` and ``export`` ask of one entry; each may refuse on its own (the
+    data's place and the overwritten note only where the reader has them: TSK's)."""
+    from bitwitness.report.browse.filesystem import FileSystem
+
     steps: list[Callable[[], object]] = [
         lambda: fs.stat(entry), lambda: fs.read(entry, 0, 4096),
-        lambda: fs.content_note(entry), lambda: fs.overwritten_note(entry),
-        lambda: fs.media_extents(entry), lambda: fs.file_name_times(entry),
+        lambda: fs.content_note(entry), lambda: fs.file_name_times(entry),
         lambda: fs.by_address(str(entry.inode)), lambda: _content(fs, entry)]
+    if isinstance(fs, FileSystem):
+        tsk = fs
+        steps += [lambda: tsk.overwritten_note(entry), lambda: tsk.media_extents(entry)]
     if entry.path:
         steps += [lambda: fs.lookup(entry.path), lambda: fs.names(entry.path)]
     for step in steps:
@@ -793,7 +829,7 @@ def _browse_entry(fs: FileSystem, entry: Entry) -> None:
             _refused(exc)
 
 
-def _content(fs: FileSystem, entry: Entry) -> None:
+def _content(fs: BrowsableFileSystem, entry: Entry) -> None:
     read = 0
     for block in fs.iter_content(entry, FS_READ // 4):
         read += len(block)

@@ -606,11 +606,13 @@ def test_udif_block_table_that_is_not_data_is_corrupt(value: str, tmp_path: Path
 def test_filesystem_pieces_give_back_the_image_and_the_seeds_walk(corpus: Path,
                                                                   tmp_path: Path) -> None:
     """The pieces format gives back every byte of an image (its zeros too, and its size); each
-    filesystem seed opens as the file system it was made as, fits the target's input size and
+    filesystem seed is found in the volume tree as the file system it was made as (by the
+    reader that opens it: TSK, libfsxfs, libfsext, libfsapfs), fits the target's input size and
     lists what ``fls -r -p`` lists, deleted entries included, with more entries only where the
-    raw FAT reader adds those TSK refuses."""
+    raw FAT reader adds those TSK refuses; the seeds TSK cannot open list the files their
+    builder put in."""
     from bitwitness.report.browse.entries import Selection
-    from bitwitness.report.browse.filesystem import open_filesystem
+    from bitwitness.report.browse.volumetree import open_node, read_tree
     from fuzz.targets import PiecesStream, pack_pieces
 
     image = bytes(8192) + b"\x01" * 100 + bytes(20000) + b"\x02" * 5 + bytes(3000)
@@ -621,15 +623,26 @@ def test_filesystem_pieces_give_back_the_image_and_the_seeds_walk(corpus: Path,
     expected = {"fat12": "fat12", "fat16": "fat16", "fat32": "fat32", "ext2": "ext2",
                 "ext4": "ext4", "iso9660": "iso9660", "mbr-fat12": "fat12",
                 "crafted-fat12": "fat12"}
+    beyond = {"xfs": ("xfs", None), "ext4-bigalloc": ("ext4", "libfsext")}
     assert set(expected) <= set(found)
+    assert {n for n in beyond if shutil.which("mkfs." + n.split("-")[0])} <= set(found)
     for name, path in sorted(found.items()):
         data = path.read_bytes()
         assert len(data) <= targets.TARGETS["filesystem"][1], name
         media = PiecesStream(data)
-        fs = open_filesystem(media)
-        assert fs.type == expected.get(name, fs.type), name
-        ours = list(fs.walk("/", recursive=True, selection=Selection.ALL))
+        tree = read_tree(media)
+        try:
+            nodes = tree.filesystems
+            assert len(nodes) == 1, name
+            kind, reader = beyond.get(name, (expected.get(name, nodes[0].filesystem), None))
+            assert (nodes[0].filesystem, nodes[0].reader) == (kind, reader), name
+            ours = list(open_node(tree, nodes[0]).walk("/", recursive=True,
+                                                        selection=Selection.ALL))
+        finally:
+            tree.close()
         assert ours, name
+        if name in beyond:
+            assert {"/small.txt", "/folder", "/folder/data.bin"} <= {e.path for e in ours}, name
         if name in expected and shutil.which("fls") and not name.startswith("mbr"):
             raw = tmp_path / f"{name}.img"
             raw.write_bytes(media.pread(0, media.size))
