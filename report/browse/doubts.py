@@ -1,10 +1,12 @@
 """Why bytes a file system hands out for a file may not be that file's content.
 
-Two doubts that do not stop the bytes from being read, but must be said with them:
+Three doubts that do not stop the bytes from being read, but must be said with them:
 
 * some lie in sectors the acquisition could not read (below);
 * a deleted file's blocks are allocated again (NTFS from ``$Bitmap``, ext from its block
-  bitmaps; see :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`).
+  bitmaps; see :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`);
+* the file system stores the data encrypted (NTFS EFS, ext4 fscrypt): the bytes are the
+  ciphertext (:meth:`~bitwitness.report.browse.filesystem.FileSystem.encrypted_note`).
 
 An acquisition zero-fills a sector it cannot read after its retries and lists it (E01 error2,
 the acquisition log). The image holds those zeros and nothing else, so ``cat``, ``export`` and
@@ -111,6 +113,9 @@ def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[
             note = None  # nothing claimed where $Bitmap cannot be read
         if note is not None:
             found.append(note)
+    encrypted = getattr(fs, "encrypted_note", None)
+    if encrypted is not None and (note := encrypted(entry)) is not None:
+        found.append(note)
     if unreadable is not None and (note := unreadable.note(fs, entry)) is not None:
         found.append(note)
     return found

@@ -372,7 +372,7 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
                     continue
                 manifest.file(written)
                 for reason in _doubts(fs, entry, stored, digests, unreadable):
-                    manifest.failure(_failure(entry, f"exported, but {reason}"))
+                    manifest.failure(_failure(entry, f"{EXPORTED_BUT}{reason}"))
             finished = True
         finally:
             task.finish()
@@ -642,6 +642,10 @@ def _write_file(fs: FileSystem, job: _Job, folders: _Folders, overwrite: bool,
         "born": times.born, "md5": digests["md5"], "sha256": digests["sha256"],
         "file_name_times": fn_times}), digests
 
+
+#: How a failure row of a file that was exported but whose bytes are in doubt begins (its
+#: content may not be the file's: unreadable sectors, blocks allocated again, ciphertext).
+EXPORTED_BUT = "exported, but "
 
 #: ``os.open`` flags of an exported file: a new one, or (``overwrite``) one replaced.
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

@@ -41,6 +41,7 @@ from bitwitness.report.browse.entries import (
     permissions,
 )
 from bitwitness.report.browse.extalloc import ExtBitmaps
+from bitwitness.report.browse.extfeatures import read_superblock
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
 from bitwitness.report.browse.moretimes import ExtTimes, HfsCatalog, ext_deletion_time
 from bitwitness.report.browse.ntfs import (
@@ -68,6 +69,10 @@ _RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
 #: Runs that occupy no block (sparse, or filler for a part not read): no first block
 _RUN_NO_BLOCKS = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
+_ATTR_ENCRYPTED = int(pytsk3.TSK_FS_ATTR_ENC)  #: an NTFS attribute header's "encrypted" flag
+_EXT4_ENCRYPT_FL = 0x800  #: i_flags of an inode fscrypt encrypts
+#: Inodes whose encrypted streams a file system remembers from its listings (a few hundred KiB)
+_ENCRYPTION_REMEMBERED = 4096
 #: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
 _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
                  int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
@@ -132,6 +137,9 @@ class FileSystem:
         self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
         self._ext_bitmaps: ExtBitmaps | None = None  #: ext block bitmaps, read on first use
         self._orphans: list[Any] | None = None  #: ext $OrphanFiles where libtsk fails on it
+        self._encrypt_feature: bool | None = None  #: ext's ``encrypt`` feature, read on first use
+        #: NTFS: the encrypted ``$DATA`` streams (attribute ids) of recently listed inodes
+        self._encrypted_streams: dict[int, tuple[int, ...]] = {}
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -495,6 +503,7 @@ class FileSystem:
         meta_file = meta_file if meta_file is not None else file
         if self._ntfs and meta_file.info.meta is not None:
             attrs = self._attributes(meta_file)
+            self._remember_encryption(int(meta_file.info.meta.addr), attrs)
             si_times = self._si_times(meta_file, attrs)
             chosen = self._timeline_file_name(meta_file, attrs) if file_names else None
             found = []
@@ -940,6 +949,58 @@ class FileSystem:
         unit, record = ("cluster", "$Bitmap") if self._ntfs else ("block", "the block bitmap")
         return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
                 f"another file, per {record}): their bytes are likely not this file's")
+
+    def encrypted_note(self, entry: Entry) -> str | None:
+        """That ``entry``'s data is stored encrypted by the file system, or None.
+
+        The bytes handed out are then the ciphertext on the disk, which is the evidence and is
+        exported as it is, but must not pass for the file's content as its user saw it:
+        NTFS marks an EFS-encrypted stream in its attribute header (TSK's ``TSK_FS_ATTR_ENC``;
+        the keys are in the ``$EFS`` stream, sealed with the user's private key), ext4 marks
+        an fscrypt-encrypted inode with ``EXT4_ENCRYPT_FL`` (on a volume with the ``encrypt``
+        feature; its names are encrypted too, and are shown as their bytes)."""
+        if entry.is_dir or entry.meta_type == "-":
+            return None
+        if self._ntfs:
+            if not self._efs_stream(entry):
+                return None
+            return ("its data is EFS-encrypted: these are the bytes on the disk (ciphertext); "
+                    "the plaintext needs the owner's EFS private key")
+        if isinstance(self._zones, ExtTimes) and self._ext_encrypt():
+            flags = self._zones.flags(entry.inode)
+            if flags is not None and flags & _EXT4_ENCRYPT_FL:
+                return ("its data is encrypted by ext4 (fscrypt): these are the bytes on the "
+                        "disk (ciphertext); the plaintext needs the folder's key")
+        return None
+
+    def _efs_stream(self, entry: Entry) -> bool:
+        """Whether NTFS stores ``entry``'s stream encrypted (EFS)."""
+        known = self._encrypted_streams.get(entry.inode)
+        if known is not None:  # the listing that made the entry looked already
+            return entry.attr_id in known
+        try:
+            attr = self._data_attribute(self._file(entry), entry)
+        except FileSystemError:
+            return False  # nothing claimed where the record cannot be read
+        return attr is not None and bool(int(attr.info.flags) & _ATTR_ENCRYPTED)
+
+    def _remember_encryption(self, inode: int, attrs: list[Any]) -> None:
+        """Keep which ``$DATA`` streams of ``inode`` are encrypted, for :meth:`encrypted_note`
+        (asked of every file ``export`` writes, right after the listing made its entry: the
+        attributes are read once). The last :data:`_ENCRYPTION_REMEMBERED` inodes are kept."""
+        found = tuple(int(a.info.id) for a in attrs if int(a.info.type) == _NTFS_DATA
+                      and int(a.info.flags) & _ATTR_ENCRYPTED)
+        kept = self._encrypted_streams
+        kept[inode] = found
+        if len(kept) > _ENCRYPTION_REMEMBERED:
+            del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
+
+    def _ext_encrypt(self) -> bool:
+        """Whether this ext volume has the ``encrypt`` feature (read once)."""
+        if self._encrypt_feature is None:
+            found = read_superblock(self.image.stream, self.partition.byte_offset)
+            self._encrypt_feature = found is not None and "encrypt" in found.features
+        return self._encrypt_feature
 
     def _allocated_blocks(self, first: int, count: int) -> int:
         if self._ntfs:

@@ -160,6 +160,13 @@ class ExtTimes:
         self._right.add(start)
         return True
 
+    def flags(self, inode: int) -> int | None:
+        """The inode's ``i_flags`` (``EXT4_ENCRYPT_FL`` and the like), or None when the inode
+        cannot be read."""
+        raw = self._inode(inode)
+        return struct.unpack_from("<I", raw, 32)[0] if raw is not None and len(raw) >= 36 \
+            else None
+
     def _inode(self, inode: int) -> bytes | None:
         if self._geometry is None or inode < 1:
             return None

@@ -97,14 +97,23 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
         _print_result(result, event, case_dir)
         render_proofs([], stamps, indent="")
     if result.failed:
-        raise NotRecoveredError(f"{len(result.failed)} file(s) not exported (listed under "
-                                f"'failed' in {result.manifest_json})")
+        from bitwitness.report.browse.export import EXPORTED_BUT
+
+        doubted = sum(1 for f in result.failed if f.reason.startswith(EXPORTED_BUT))
+        missing = len(result.failed) - doubted
+        said = [f"{missing} file(s) not exported"] if missing else []
+        said += [f"{doubted} file(s) exported with a doubt about their content"] if doubted else []
+        raise NotRecoveredError(f"{', '.join(said)} (listed under 'failed' in "
+                                f"{result.manifest_json})")
 
 
 def _print_result(result: Any, event: Any, case_dir: Path | None) -> None:
+    from bitwitness.report.browse.export import EXPORTED_BUT
+
     _print_files(result.manifest_csv)
     for failure in result.failed:
-        stdout.print(f"NOT EXPORTED  {escape(printable(failure.source))}: "
+        label = "DOUBTED" if failure.reason.startswith(EXPORTED_BUT) else "NOT EXPORTED"
+        stdout.print(f"{label}  {escape(printable(failure.source))}: "
                      f"{escape(printable(failure.reason))}")
     stdout.print(f"exported {result.file_count} file(s), {result.folder_count} folder(s) to "
                  f"{escape(str(result.destination))}")
