@@ -368,7 +368,8 @@ def _long_name(parts: list[bytes], stored: bytes, deleted: bool) -> str | None:
     units = b"".join(p[a:b] for p in reversed(run) for a, b in _LFN_SLICES)
     name = units.decode("utf-16-le", "surrogatepass")
     name = name.split("\0", 1)[0]
-    name = name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    # a lone surrogate half kept as its WTF-8 bytes, as NTFS names are (ntfs.wtf8_name)
+    name = name.encode("utf-8", "surrogatepass").decode("utf-8", "surrogateescape")
     if not name:
         return None
     if deleted:  # the first short byte is lost: try those the long name would have given

@@ -53,7 +53,7 @@ from bitwitness.report.browse.ntfs import (
     timeline_file_name,
 )
 from bitwitness.report.browse.orphans import find_orphans
-from bitwitness.report.browse.safenames import shown, spellings
+from bitwitness.report.browse.safenames import is_exact, shown, spellings
 from bitwitness.report.browse.tsk import TskImage, require_indirect_fix, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.report.browse.zones import ExfatZones, IsoZones
@@ -296,7 +296,11 @@ class FileSystem:
         if name == tsk_name:
             return entries
         path = f"{prefix}/{name}"
-        if raw is None or not self._tsk_short_name(tsk_name, raw):
+        if raw is not None and raw.long_name is not None and not is_exact(raw.long_name):
+            mediator.notice(f"{shown(path)}: a long name that is not well-formed UTF-16 (a "
+                            f"lone surrogate half; The Sleuth Kit shows {shown(tsk_name)!r})",
+                            level="warning")
+        elif raw is None or not self._tsk_short_name(tsk_name, raw):
             mediator.notice(f"{shown(path)}: The Sleuth Kit names this entry "
                             f"{shown(tsk_name)!r}, a long name whose checksum does not match "
                             "its 8.3 entry", level="warning")
@@ -506,15 +510,17 @@ class FileSystem:
             self._remember_encryption(int(meta_file.info.meta.addr), attrs)
             si_times = self._si_times(meta_file, attrs)
             chosen = self._timeline_file_name(meta_file, attrs) if file_names else None
+            named = self._ntfs_name(file, meta_file, attrs)
             found = []
             for attr in attrs:
                 kind = int(attr.info.type)
                 if kind in (ATTR_NTFS_DATA, ATTR_NTFS_INDEX_ROOT):
                     found.append(self._entry(file, prefix, attr, meta_file=meta_file,
-                                             times=si_times))
+                                             times=si_times, named=named))
                 elif chosen is not None and kind == ATTR_FILE_NAME and (
                         int(attr.info.id) == chosen.attr_id):
-                    main = self._entry(file, prefix, None, meta_file=meta_file, times=si_times)
+                    main = self._entry(file, prefix, None, meta_file=meta_file, times=si_times,
+                                       named=named)
                     found.append(frozen_record(Entry, {
                         **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
                         "size": chosen.size, "times": chosen.times,
@@ -524,8 +530,35 @@ class FileSystem:
                     chosen = None
             if any(not e.is_file_name_row for e in found):
                 return found
-            return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times)]
+            return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times,
+                                        named=named)]
         return [self._entry(file, prefix, None, meta_file=meta_file)]
+
+    def _ntfs_name(self, file: Any, meta_file: Any, attrs: list[Any]) -> str | None:
+        """The name in the ``$FILE_NAME`` attribute where TSK's rendering of it lost part of
+        it, else None.
+
+        NTFS stores names as any 16-bit units; TSK turns a lone surrogate half into ``^`` and
+        drops the unit after it (``zzqq<U+D800>.txt`` lists as ``zzqq^txt``), so such a name
+        is wrong in ``fls`` and two names can become one. Only a name TSK shows with ``^`` is
+        checked: the file's ``$FILE_NAME`` under the same parent folder whose units are not
+        well-formed UTF-16 is taken (:func:`~.ntfs.wtf8_name`) when there is exactly one."""
+        name = file.info.name
+        if name is None or b"^" not in name.name:
+            return None
+        parent = int(name.par_addr) & 0xFFFF_FFFF_FFFF
+        found = [fn.name for fn in self._file_names(meta_file, attrs)
+                 if fn.parent & 0xFFFF_FFFF_FFFF == parent and not is_exact(fn.name)]
+        return found[0] if len(found) == 1 else None
+
+    def _ntfs_name_of(self, file: Any) -> str | None:
+        """:meth:`_ntfs_name` for a listed name whose inode is not loaded yet (lookups)."""
+        if not (self._ntfs and b"^" in file.info.name.name):
+            return None
+        meta_file = self._meta_file(file)
+        if meta_file.info.meta is None:
+            return None
+        return self._ntfs_name(file, meta_file, self._attributes(meta_file))
 
     def _si_times(self, meta_file: Any, attrs: list[Any]) -> Times | None:
         """$STANDARD_INFORMATION times read from the attribute when TSK's meta lacks one."""
@@ -564,13 +597,15 @@ class FileSystem:
             return list(file)
 
     def _entry(self, file: Any, prefix: str, attr: Any | None, path: str | None = None, *,
-               meta_file: Any | None = None, times: Times | None = None) -> Entry:
+               meta_file: Any | None = None, times: Times | None = None,
+               named: str | None = None) -> Entry:
         # Called once per entry of a listing: each pytsk3 attribute is read once (every read
-        # makes a new wrapper object), and the Entry is built by make_entry.
+        # makes a new wrapper object), and the Entry is built by make_entry. ``named``: the
+        # name where TSK's lost part of it (see _ntfs_name).
         name = file.info.name
         meta = (meta_file if meta_file is not None else file).info.meta
         if name is not None:
-            name_text = text(name.name)
+            name_text = named if named is not None else text(name.name)
             name_flags = int(name.flags)
         else:
             name_text, name_flags = "", 0
@@ -720,6 +755,9 @@ class FileSystem:
         raw_names = self._raw_names(folder.entry.inode)
 
         def name_of(f: Any) -> str:
+            fixed = self._ntfs_name_of(f)
+            if fixed is not None:
+                return fixed
             return self._fat_name(text(f.info.name.name),
                                   raw_names.get(int(f.info.name.meta_addr)))
 

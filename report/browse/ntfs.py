@@ -64,14 +64,23 @@ class FileName:
     times: Times
 
 
+def wtf8_name(units: bytes) -> str:
+    """A UTF-16LE name as our names are held (UTF-8, bytes that are not UTF-8 kept as surrogate
+    escapes), losing nothing: NTFS and FAT accept any 16-bit units, lone surrogate halves too
+    (a way to hide a file from tools), and such a half is kept as its WTF-8 bytes (ED A0 80 for
+    U+D800), so that it shows as ``\xed\xa0\x80`` and exports under a name that maps back to
+    it, where a decoding with replacement characters would make two names one."""
+    return units.decode("utf-16-le", "surrogatepass").encode(
+        "utf-8", "surrogatepass").decode("utf-8", "surrogateescape")
+
+
 def parse_file_name(attr_id: int, data: bytes) -> FileName | None:
     """A ``$FILE_NAME`` attribute's bytes; None when they are too short to hold one."""
     if len(data) < 66:
         return None
     parent = int.from_bytes(data[0:6], "little")
     length, namespace = data[64], data[65]
-    name = data[66 : 66 + 2 * length].decode("utf-16-le", "surrogatepass").encode(
-        "utf-8", "surrogatepass").decode("utf-8", "replace")
+    name = wtf8_name(data[66 : 66 + 2 * length])
     return frozen_record(FileName, {"attr_id": attr_id, "size": len(data), "parent": parent,
                                     "namespace": namespace, "name": name,
                                     "times": _times(data, 8)})

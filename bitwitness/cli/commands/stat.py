@@ -37,6 +37,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
     Also, where the file system keeps them, the inode's deletion time (ext) and the backup
     date (HFS+); exFAT and ISO 9660 times are moved to UTC by the offset they record."""
     from bitwitness.report.browse.doubts import doubts
+    from bitwitness.report.browse.safenames import escaped
 
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
@@ -49,7 +50,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "allocated": info.allocated, "mode": info.mode, "uid": info.uid,
                     "gid": info.gid, "links": info.links, "attributes": info.attributes,
                     "standard_information": info.standard_information,
-                    "file_names": [{"name": name, "times": times}
+                    "file_names": [{"name": escaped(name), "times": times}
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
                     "short_name": info.short_name,
