@@ -93,3 +93,74 @@ def test_a_wrong_row_names_the_file_systems_there_are(disk: tuple[Path, dict[str
     for number, kind in (("1", "btrfs"), ("2", "xfs")):
         assert f"-p {rows[starts[number]]['index']} ({kind} at sector {starts[number]})" in line
     assert "none" not in line
+
+
+def test_a_partition_past_the_media_end_is_said(disk: tuple[Path, dict[str, int]],
+                                                tmp_path: Path) -> None:
+    """An image cut short inside its first partition (an incomplete acquisition). The Sleuth
+    Kit then refuses the whole GPT (a partition starts past the image's end) and ``mmls``
+    shows only the protective MBR; BitWitness reads the GPT itself (report/browse/gpt.py):
+    the rows are those ``sgdisk`` reads from the same cut image, the sectors each lacks are
+    counted from sgdisk's ends and the file's size, said by ``partitions`` and by every
+    command that browses such a row, and the file system whose start survived is read."""
+    image, starts = disk
+    cut = tmp_path / "cut.img"
+    size = (starts["1"] + 50 * 2048) * 512  # 50 MiB into the 120 MiB btrfs
+    with image.open("rb") as source, cut.open("wb") as out:
+        out.write(source.read(size))
+    mmls = subprocess.run(["mmls", cut], capture_output=True, text=True, check=False).stdout
+    assert "GPT Safety Partition" in mmls or not mmls  # TSK: no GPT
+    ends = {}
+    for line in subprocess.run(["sgdisk", "-p", cut], capture_output=True, text=True,
+                               check=False).stdout.splitlines():
+        found = re.match(r"\s+(\d)\s+(\d+)\s+(\d+)", line)
+        if found:
+            assert int(found.group(2)) == starts[found.group(1)]
+            ends[found.group(1)] = int(found.group(3))
+    assert set(ends) == {"1", "2", "3"}
+    media_sectors = cut.stat().st_size // 512
+    rows = _rows(cut)
+    assert {r["start"] for r in rows.values()} == set(starts.values())
+    for number, start in starts.items():
+        row = rows[start]
+        assert row["end"] == ends[number]
+        wanted = ends[number] + 1 - start
+        present = max(0, min(media_sectors, ends[number] + 1) - start)
+        assert row["missing_sectors"] == wanted - present
+    assert rows[starts["1"]]["filesystem"] == "btrfs"
+    listed = run_bitwitness("partitions", cut)
+    assert listed.exit_code == 0
+    first = rows[starts["1"]]
+    assert (f"{first['missing_sectors']} of its {ends['1'] + 1 - starts['1']} sectors are not "
+            "in the image") in listed.stderr
+    assert "past the end of the media" not in run_bitwitness("partitions", image).stderr
+    browsed = run_bitwitness("ls", "-p", str(first["index"]), cut)
+    assert browsed.exit_code == 0, browsed.stderr
+    assert "in-btrfs.txt" in browsed.stdout
+    assert "past the end of the media" in browsed.stderr
+
+
+def test_our_gpt_rows_are_mmls_rows(disk: tuple[Path, dict[str, int]]) -> None:
+    """On the whole disk, where TSK accepts the GPT, our reader gives the rows ``mmls``
+    prints (slot, start, end, length, description, in its order): the fallback reads as TSK
+    would if the image were whole."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse.gpt import read_gpt
+
+    image, _ = disk
+    printed = []
+    for line in _sh("mmls", image).splitlines():
+        found = re.match(r"\d+:\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s*(.*)$", line)
+        if found:
+            slot, start, end, length, text = found.groups()
+            printed.append((slot, int(start), int(end), int(length), text.strip()))
+    stream = open_image(image)
+    try:
+        found_gpt = read_gpt(stream)
+    finally:
+        stream.close()
+    assert found_gpt is not None
+    sector, rows = found_gpt
+    assert sector == 512
+    ours = [(r.slot, r.start, r.start + r.length - 1, r.length, r.description) for r in rows]
+    assert ours == printed

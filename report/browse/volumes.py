@@ -16,6 +16,7 @@ import pytsk3
 
 from bitwitness.errors import FileSystemError
 from bitwitness.report.browse import units
+from bitwitness.report.browse.gpt import read_gpt
 from bitwitness.report.browse.tsk import TSK_FAILURES, TskImage, text, tsk_errors
 
 #: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).
@@ -127,13 +128,16 @@ def read_layout(image: TskImage) -> VolumeLayout:
         cause = image.take_error()
         if cause is not None:
             raise cause from None
-        return _whole(image)
+        ours = read_gpt(stream)  # a GPT TSK refuses (an image cut short), with no MBR
+        return _whole(image) if ours is None else _layout(image, "gpt", *ours)
     scheme = _VS_NAMES.get(int(volume.info.vstype), f"type-{int(volume.info.vstype)}")
     found = _rows(image, volume)
     if scheme == "dos" and _only_protective(found):
         backup = _gpt_behind_protective_mbr(image)
         if backup is not None:
             volume, scheme, found = backup, "gpt", _rows(image, backup)
+        elif (ours := read_gpt(stream)) is not None:
+            return _layout(image, "gpt", *ours)  # TSK refused the GPT: see gpt.py
     block = int(volume.info.block_size) or stream.sector_size
     if units.needs_rescaling(scheme, block, stream.sector_size):
         block = stream.sector_size
@@ -141,6 +145,13 @@ def read_layout(image: TskImage) -> VolumeLayout:
         with tsk_errors(heads, f"read the DOS partition table in {block}-byte sectors"):
             volume = pytsk3.Volume_Info(heads, pytsk3.TSK_VS_TYPE_DOS)
         found = _rows(heads, volume)
+    return _layout(image, scheme, block, found)
+
+
+def _layout(image: TskImage, scheme: str, block: int, found: list[units.Row]) -> VolumeLayout:
+    """The layout of the rows ``found`` (in ``block``-byte sectors), each partition that starts
+    inside the media probed for a file system or encryption."""
+    stream = image.stream
     rows = []
     for index, row in enumerate(found):
         kind = PartitionKind(row.kind)

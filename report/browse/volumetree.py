@@ -124,6 +124,28 @@ class VolumeNode:
         for child in self.children:
             yield from child.walk()
 
+    @property
+    def missing_sectors(self) -> int:
+        """Sectors of a partition-table row that lie past the end of the media (0 for a
+        volume inside another): an image cut short, or a table that claims more than the
+        disk held. Its file system reads nothing there; ``partitions`` and the browsing
+        commands say so instead of listing the row as if it were whole."""
+        if "/" in self.path or self.kind not in (PartitionKind.PARTITION, PartitionKind.WHOLE):
+            return 0
+        wanted = self.row.length * self.row.sector_size
+        return max(0, wanted - self.size) // max(self.row.sector_size, 1)
+
+    def missing_note(self) -> str | None:
+        """One line on :attr:`missing_sectors`, or None when the row is whole."""
+        missing = self.missing_sectors
+        if not missing:
+            return None
+        last = self.row.start + self.row.length - 1
+        return (f"partition {self.path} (sectors {self.row.start}-{last}) runs past the end of "
+                f"the media: {missing} of its {self.row.length} sectors are not in the image "
+                f"(cut short, or a table claiming more than the disk held); reads there give "
+                f"no data")
+
 
 @dataclass
 class VolumeTree:

@@ -159,6 +159,7 @@ def _opened(image: Path, partition: int | str | None, offset: int | None, *,
         tree = read_tree(stream, keys)
         try:
             fs = choose(tree, partition=partition, offset=offset)
+            _warn_missing(tree, [fs])
             yield fs, (unreadable_sectors(image, stream, chosen_format()) if checked else None)
         finally:
             tree.close()
@@ -180,13 +181,26 @@ def opened_all(image: Path, partition: int | str | None,
         tree = read_tree(stream, keys)
         try:
             if partition is not None or offset is not None or not tree.filesystems:
-                yield [choose(tree, partition=partition, offset=offset)]
+                chosen = [choose(tree, partition=partition, offset=offset)]
             else:
-                yield [open_node(tree, node) for node in tree.filesystems]
+                chosen = [open_node(tree, node) for node in tree.filesystems]
+            _warn_missing(tree, chosen)
+            yield chosen
         finally:
             tree.close()
     finally:
         stream.close()
+
+
+def _warn_missing(tree: Any, chosen: list[Any]) -> None:
+    """A warning for each chosen file system whose partition runs past the media's end (an
+    image cut short): its files there read as nothing, which must not pass unsaid."""
+    from bitwitness.cli.output import warn
+
+    rows = {fs.partition.index for fs in chosen}
+    for node in tree.nodes:
+        if node.row.index in rows and (note := node.missing_note()) is not None:
+            warn(note)
 
 
 def printable(text: str) -> str:

@@ -10,7 +10,7 @@ import click
 
 from bitwitness.cli.commands._browse import image_argument, iso, key_options, volume_keys
 from bitwitness.cli.image_options import format_option
-from bitwitness.cli.output import escape, json_option, print_json, stdout
+from bitwitness.cli.output import escape, json_option, print_json, stdout, warn
 
 
 @click.command("partitions")
@@ -48,6 +48,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
                             "reader": n.reader,
                             "encrypted": n.encrypted, "locked": n.locked,
                             "protectors": n.protectors,
+                            "missing_sectors": n.missing_sectors,
                             "volumes": [_node_json(c) for c in n.children]}
                            for n in tree.nodes]})
         return
@@ -71,6 +72,9 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
         stdout.print(f"{'  ' * depth}{escape(node.path)}  {node.kind:<6} {node.size:>14} bytes  "
                      f"{escape(_found(node)):<12} {escape(node.description)}{when}{where}")
         _print_protectors(node)
+    for node in tree.nodes:
+        if (note := node.missing_note()) is not None:
+            warn(note)
 
 
 def _print_protectors(node: Any) -> None:
