@@ -164,3 +164,26 @@ def test_our_gpt_rows_are_mmls_rows(disk: tuple[Path, dict[str, int]]) -> None:
     assert sector == 512
     ours = [(r.slot, r.start, r.start + r.length - 1, r.length, r.description) for r in rows]
     assert ours == printed
+
+
+def test_a_file_system_past_the_media_end_is_said(tmp_path: Path) -> None:
+    """No partition table, an ext4 image cut short: the file system's own size (``fsstat``'s
+    "Block Range") runs past what the image holds ("Total Range in Image"); every browsing
+    command says how many blocks are missing, and the whole image draws no word."""
+    require_tool("mkfs.ext4", "fsstat")
+    whole, cut = tmp_path / "whole.img", tmp_path / "cut.img"
+    with whole.open("wb") as out:
+        out.truncate(64 * MIB)
+    _sh("mkfs.ext4", "-q", "-b", "1024", whole)
+    with whole.open("rb") as source, cut.open("wb") as out:
+        out.write(source.read(20 * MIB))
+    stat = _sh("fsstat", cut)
+    last = int(re.search(r"^Block Range: 0 - (\d+)", stat, re.MULTILINE).group(1))
+    present = int(re.search(r"^Total Range in Image: 0 - (\d+)", stat, re.MULTILINE).group(1))
+    assert present < last
+    for command in (["ls"], ["timeline"], ["stat", "--inode", "2"]):
+        result = run_bitwitness(*command, cut)
+        assert result.exit_code == 0, result.stderr
+        assert (f"{last - present} of its {last + 1} blocks of 1024 bytes are not in the image"
+                in result.stderr), command
+        assert "past the end" not in run_bitwitness(*command, whole).stderr

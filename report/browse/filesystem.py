@@ -988,6 +988,18 @@ class FileSystem:
         return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
                 f"another file, per {record}): their bytes are likely not this file's")
 
+    def missing_note(self) -> str | None:
+        """That the file system runs past the end of the media, as TSK finds it (``fsstat``'s
+        "Total Range in Image" short of its "Block Range"), or None when it is whole."""
+        info = self._fs.info
+        last, present = int(info.last_block), int(info.last_block_act)
+        if present >= last:
+            return None
+        return (f"the {self.type} file system at sector {self.partition.start} runs past the "
+                f"end of the media: {last - present} of its {last + 1} blocks of "
+                f"{self.block_size} bytes are not in the image (blocks {present + 1}-{last}); "
+                f"reads there give no data")
+
     def encrypted_note(self, entry: Entry) -> str | None:
         """That ``entry``'s data is stored encrypted by the file system, or None.
 

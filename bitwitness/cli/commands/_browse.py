@@ -193,13 +193,19 @@ def opened_all(image: Path, partition: int | str | None,
 
 
 def _warn_missing(tree: Any, chosen: list[Any]) -> None:
-    """A warning for each chosen file system whose partition runs past the media's end (an
-    image cut short): its files there read as nothing, which must not pass unsaid."""
+    """A warning for each chosen file system whose partition, or whose own extent as its
+    superblock states it, runs past the media's end (an image cut short): its files there
+    read as nothing, which must not pass unsaid."""
     from bitwitness.cli.output import warn
 
-    rows = {fs.partition.index for fs in chosen}
-    for node in tree.nodes:
-        if node.row.index in rows and (note := node.missing_note()) is not None:
+    notes = {node.row.index: note for node in tree.nodes
+             if (note := node.missing_note()) is not None}
+    for fs in chosen:
+        note = notes.pop(fs.partition.index, None)  # the row's, once
+        if note is None and fs.partition.index not in notes:
+            own = getattr(fs, "missing_note", None)  # the file system's own size (TSK's)
+            note = own() if own is not None else None
+        if note is not None:
             warn(note)
 
 
