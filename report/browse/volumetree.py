@@ -28,6 +28,7 @@ from typing import Any
 
 from bitwitness.errors import FileSystemError, FormatError, InputError
 from bitwitness.report.browse import dmcrypt, luks1, luks2
+from bitwitness.report.browse.bootbackup import BootOverlay, find_backup, first_sector_damaged
 from bitwitness.report.browse.btrfs import is_btrfs
 from bitwitness.report.browse.extfeatures import (
     SUPERBLOCK_OFFSET,
@@ -68,6 +69,8 @@ LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
 OWN_FILE_SYSTEMS = ("btrfs",)
 #: ``VolumeNode.reader`` of an ext file system with a feature TSK cannot read (extfeatures.py)
 LIBFSEXT = "libfsext"
+#: ``VolumeNode.reader`` of a volume TSK reads through its backup boot sector (bootbackup.py)
+BACKUP_BOOT = "backup boot sector"
 #: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
 LOGICAL_FILE_SYSTEMS = ("l01", "lx01")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
@@ -112,6 +115,11 @@ class VolumeNode:
     protectors: list[str] = field(default_factory=list)
     children: list[VolumeNode] = field(default_factory=list)
     stream: ImageStream | None = field(default=None, repr=False)  #: this node's bytes
+    #: the whole media as this row's file system is read, where it differs from the image's
+    #: (a boot sector taken from its backup: bootbackup.py)
+    media: ImageStream | None = field(default=None, repr=False)
+    #: what every command browsing this node must say (how its file system is read)
+    warning: str | None = None
     handle: Any = field(default=None, repr=False)  #: the libyal object behind a volume
 
     @property
@@ -275,6 +283,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _beyond_tsk(node, head)
     if not node.filesystem and not node.encrypted:
         ext_beyond_tsk(node, head)
+    _backup_boot(tree, node)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
         _luks(tree, node, depth)
     elif node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE:
@@ -299,6 +308,33 @@ def _beyond_tsk(node: VolumeNode, head: bytes) -> None:
         node.filesystem = "xfs"
     elif is_btrfs(node.stream):
         node.filesystem = "btrfs"
+
+
+def _backup_boot(tree: VolumeTree, node: VolumeNode) -> None:
+    """An NTFS or exFAT volume whose boot sector is damaged, read through its backup copy
+    (bootbackup.py): the node then reads through an overlay of the media, never written."""
+    assert node.stream is not None
+    if node.filesystem in ("fat32", "exfat") and first_sector_damaged(node.stream,
+                                                                      node.filesystem):
+        node.warning = (f"volume {node.path} ({node.filesystem}): its boot sector is damaged; "
+                        "The Sleuth Kit read it with the backup copy")
+    if node.filesystem or node.encrypted:
+        return
+    found = find_backup(node.stream)
+    if found is None:
+        return
+    if "/" not in node.path:  # a row: TSK reads it at its offset in the whole media
+        media = BootOverlay(tree.stream, node.offset, found.data)
+        stream: ImageStream = SliceStream(media, node.offset, node.size)
+    else:
+        media, stream = None, BootOverlay(node.stream, 0, found.data)
+    kind = filesystem_type(TskImage(stream), 0)
+    if kind is None:
+        return
+    node.filesystem, node.reader, node.stream, node.media = kind, BACKUP_BOOT, stream, media
+    said = found.describe(node.row.sector_size)
+    node.description += f"{', ' if node.description else ''}{said}"
+    node.warning = f"volume {node.path} ({kind}): {said}; TSK alone finds no file system there"
 
 
 def _dos_row(tree: VolumeTree, node: VolumeNode) -> bool:
@@ -761,8 +797,8 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
                                  node.row, node.filesystem)
     if "/" not in node.path:  # a row of the partition table: as TSK sees it
         where = replace(node.row, filesystem=node.filesystem)
-        if not by_libyal(node):
-            return FileSystem(TskImage(tree.stream), node.row)
+        if not by_libyal(node):  # node.media: its boot sector from the backup copy
+            return FileSystem(TskImage(node.media or tree.stream), node.row)
     else:
         where = Partition(index=node.row.index, kind=PartitionKind.PARTITION, start=0,
                           length=-(-node.size // 512), description=node.description,
@@ -856,7 +892,7 @@ def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
         node = next((n for n in tree.nodes if n.path == path), None)
         if node is None:
             raise FileSystemError(f"no partition {path}; file systems: {describe(tree)}")
-        if by_libyal(node):
+        if by_libyal(node) or node.media is not None:
             return open_node(tree, node)
         if not (node.filesystem or node.encrypted or node.children):
             # the tree, not TSK's layout alone, names the file systems there are: btrfs, XFS
@@ -879,7 +915,8 @@ def _at_offset(tree: VolumeTree, partition: int | str | None,
     """The file system at ``--offset`` (a start sector, as ``fls -o``): TSK's, or a row's that
     TSK cannot open but libyal reads (XFS, bigalloc ext4) when the offset is that row's start."""
     if offset is not None and partition is None:
-        row = next((n for n in tree.nodes if by_libyal(n) and n.row.start == offset), None)
+        row = next((n for n in tree.nodes if (by_libyal(n) or n.media is not None)
+                    and n.row.start == offset), None)
         if row is not None:
             return open_node(tree, row)
     return FileSystem(TskImage(tree.stream), _row(tree, partition, offset))

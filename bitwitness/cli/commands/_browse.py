@@ -200,6 +200,10 @@ def _warn_missing(tree: Any, chosen: list[Any]) -> None:
 
     notes = {node.row.index: note for node in tree.nodes
              if (note := node.missing_note()) is not None}
+    rows = {fs.partition.index for fs in chosen}
+    for node in tree.walk():
+        if node.warning is not None and node.row.index in rows:
+            warn(node.warning)
     for fs in chosen:
         note = notes.pop(fs.partition.index, None)  # the row's, once
         if note is None and fs.partition.index not in notes:
