@@ -138,62 +138,92 @@ def _file_refusal(wof: WofFile, file_size: int) -> str | None:
     return None
 
 
+#: Bytes read (and dropped) at a time when a read skips forward to its offset
+_SKIP = 1 << 20
+
+
 class WofVolume:
-    """pyfsntfs on one NTFS volume, opened read-only on our own stream on first use; gives
-    the decompressed content of WOF files by MFT entry."""
+    """Decompressed content of WOF files by MFT entry, read with pyfsntfs on our own stream.
+
+    libfsntfs decodes WOF chunks right only when a file is read from its start onwards: on the
+    volume object that read a file, a read at an earlier or a later offset fails or, worse,
+    gives other bytes than the file's (seen with libfsntfs-python 20260827, XPRESS and LZX,
+    and checked by ``tests/test_ntfs_wof.py``). So each pass over a file opens the volume
+    afresh (under a millisecond) and reads it in order from byte 0; :meth:`read` keeps the last
+    pass open, so that the in-order reads of a mount or a preview go on where they stopped.
+    """
 
     def __init__(self, stream: ImageStream, offset: int, length: int) -> None:
-        self._source = FileObject(SliceStream(stream, offset,
-                                              max(0, min(length, stream.size - offset))))
-        self._volume: Any = None
+        self._stream = stream
+        self._offset = offset
+        self._length = max(0, min(length, stream.size - offset))
+        #: the pass :meth:`read` goes on with: inode, its file entry, the offset it reached
+        self._pass: tuple[int, Any, FileObject, int] | None = None
         self._lock = threading.Lock()
 
-    def _open(self) -> Any:
-        if self._volume is None:
-            import pyfsntfs
+    def _entry(self, inode: int, what: str) -> tuple[Any, FileObject]:
+        """MFT entry ``inode`` on a volume object of its own, not read yet."""
+        import pyfsntfs
 
-            volume = pyfsntfs.volume()
-            try:
-                volume.open_file_object(self._source)
-            except _LIBYAL_FAILURES as exc:
-                self._raise_source(exc)
-                raise FileSystemError(f"libfsntfs cannot open this NTFS volume: "
-                                      f"{short_reason(exc)}") from None
-            self._volume = volume
-        return self._volume
+        source = FileObject(SliceStream(self._stream, self._offset, self._length))
+        volume = pyfsntfs.volume()
+        try:
+            volume.open_file_object(source)
+            return volume.get_file_entry(inode), source
+        except _LIBYAL_FAILURES as exc:
+            _raise_source(source, exc)
+            raise FileSystemError(f"{what}: libfsntfs cannot open this NTFS volume or its MFT "
+                                  f"entry {inode}: {short_reason(exc)}") from None
 
-    def _raise_source(self, exc: BaseException) -> None:
-        """Raise the evidence's own read error where libfsntfs failed because of it."""
-        cause = self._source.take_error()
-        if cause is not None:
-            raise cause from exc
-
-    def read(self, inode: int, offset: int, size: int, what: str) -> bytes:
-        """Up to ``size`` decompressed bytes of MFT entry ``inode``'s content from ``offset``.
-
-        Raises :class:`FileSystemError` naming ``what`` where the chunks cannot be read (a
-        chunk table pointing outside its stream, a chunk that does not decode to its size).
-        """
-        with self._lock:
-            try:
-                entry = self._open().get_file_entry(inode)
-                return bytes(entry.read_buffer_at_offset(size, offset))
-            except BitWitnessError:
-                raise
-            except _LIBYAL_FAILURES as exc:
-                self._raise_source(exc)
-                raise FileSystemError(f"{what}: WOF-compressed data not readable at byte "
-                                      f"{offset}: {short_reason(exc)}") from None
+    @staticmethod
+    def _read(entry: Any, source: FileObject, offset: int, size: int, what: str) -> bytes:
+        try:
+            data = bytes(entry.read_buffer_at_offset(size, offset))
+        except BitWitnessError:
+            raise
+        except _LIBYAL_FAILURES as exc:
+            _raise_source(source, exc)
+            raise FileSystemError(f"{what}: WOF-compressed data not readable at byte "
+                                  f"{offset}: {short_reason(exc)}") from None
+        if len(data) != size:  # zeros or a cut file must not pass for the content
+            raise FileSystemError(f"{what}: WOF-compressed data gave {len(data)} of {size} "
+                                  f"bytes at byte {offset}")
+        return data
 
     def content(self, inode: int, size: int, block: int, what: str) -> Iterator[bytes]:
-        """The decompressed content of ``inode`` (``size`` bytes) in blocks of ``block``; a
-        short read is an error: zeros or a cut file must not pass for the content."""
+        """The decompressed content of ``inode`` (``size`` bytes) in blocks of ``block``, in
+        one pass from its start. Raises :class:`FileSystemError` naming ``what`` where the
+        chunks cannot be read (a chunk table pointing outside its stream, a chunk that does not
+        decode to its size)."""
+        entry, source = self._entry(inode, what)
         offset = 0
         while offset < size:
             want = min(block, size - offset)
-            data = self.read(inode, offset, want, what)
-            if len(data) != want:
-                raise FileSystemError(f"{what}: WOF-compressed data gave {len(data)} of {want} "
-                                      f"bytes at byte {offset}")
-            yield data
+            yield self._read(entry, source, offset, want, what)
             offset += want
+
+    def read(self, inode: int, offset: int, size: int, what: str) -> bytes:
+        """``size`` decompressed bytes of ``inode`` from ``offset`` (which the caller keeps
+        within the file): the last pass goes on when it has not passed ``offset`` yet, else a
+        new pass starts at byte 0 and reads up to it."""
+        with self._lock:
+            kept, self._pass = self._pass, None  # a pass that fails is not gone on with
+            if kept is not None and kept[0] == inode and kept[3] <= offset:
+                _inode, entry, source, reached = kept
+            else:
+                entry, source = self._entry(inode, what)
+                reached = 0
+            while reached < offset:  # read in order up to the offset; those bytes are dropped
+                step = min(_SKIP, offset - reached)
+                self._read(entry, source, reached, step, what)
+                reached += step
+            data = self._read(entry, source, offset, size, what)
+            self._pass = (inode, entry, source, offset + size)
+            return data
+
+
+def _raise_source(source: FileObject, exc: BaseException) -> None:
+    """Raise the evidence's own read error where libfsntfs failed because of it."""
+    cause = source.take_error()
+    if cause is not None:
+        raise cause from exc
