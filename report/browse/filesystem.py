@@ -947,11 +947,16 @@ class FileSystem:
         blocks (a folder, resident NTFS data, an entry only the raw FAT reader lists).
 
         Sparse and filler runs hold no blocks and are left out. For compressed NTFS data the
-        pairs cover the compressed units as stored.
+        pairs cover the compressed units as stored, and for a WOF file's main stream (zeros on
+        the disk) those of ``WofCompressedData``, which its content is decompressed from.
         """
         if entry.is_dir or self._raw_of(entry) is not None:
             return None
-        attr = self._data_attribute(self._file(entry), entry)
+        file = self._file(entry)
+        attr = self._data_attribute(file, entry)
+        if self._wof_main(file, entry) is not None:
+            attr = next((a for a in self._attributes(file) if int(a.info.type) == _NTFS_DATA
+                         and a.info.name == b"WofCompressedData"), None)
         if attr is None or int(attr.info.flags) & _RESIDENT:
             return None
         size, block, base = int(attr.info.size), self.block_size, self.partition.byte_offset
