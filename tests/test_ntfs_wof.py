@@ -35,10 +35,8 @@ import pytest
 from conftest import require_root, require_tool, run_bitwitness
 from test_fs_ext_hostile import _measured
 from test_hostile_images import MAX_RSS, MAX_SECONDS
+from wofbuild import ALGORITHMS, reparse, wof_ntfs, wof_streams
 
-#: wimlib's compression and chunk size for each WOF algorithm (FILE_PROVIDER_EXTERNAL_INFO_V1)
-ALGORITHMS = {"xpress4k": ("XPRESS", 4096, 0), "lzx": ("LZX", 32768, 1),
-              "xpress8k": ("XPRESS", 8192, 2), "xpress16k": ("XPRESS", 16384, 3)}
 _RNG = random.Random(17)
 _TEXT = b"".join(b"line %6d: the quick brown fox jumps over the lazy dog\n" % i
                  for i in range(6000))
@@ -55,96 +53,11 @@ SOURCES = {
     "even.txt": _TEXT[:8 * 4096],
 }
 EVEN = SOURCES["even.txt"]
-WIM_RESHDR_FLAG_COMPRESSED = 0x04
 
 
 def _sh(*args: str | Path) -> str:
     return subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True,
                           check=True).stdout
-
-
-def _blobs(wim: Path) -> dict[str, tuple[int, int, int, bool]]:
-    """wimlib's blob table: SHA-1 -> (offset, stored size, size, compressed)."""
-    found = {}
-    for block in _sh("wiminfo", wim, "--blobs").split("\n\n"):
-        fields = dict(re.findall(r"^(.+?)\s+= (.*)$", block, re.MULTILINE))
-        if "Hash" not in fields or "METADATA" in fields.get("Flags", ""):
-            continue
-        found[fields["Hash"].removeprefix("0x")] = (
-            int(fields["Offset in WIM"].split()[0]), int(fields["Compressed size"].split()[0]),
-            int(fields["Uncompressed size"].split()[0]), "COMPRESSED" in fields["Flags"])
-    return found
-
-
-def _raw_stream(data: bytes, chunk: int) -> bytes:
-    """The WOF stream of ``data`` with every chunk stored as it is (what a resource wimlib left
-    uncompressed, because it did not shrink, stands for)."""
-    count = -(-len(data) // chunk)
-    table = b"".join(struct.pack("<I", i * chunk) for i in range(1, count))
-    return table + data
-
-
-def wof_streams(work: Path, algorithm: str) -> tuple[dict[str, bytes], Path]:
-    """Each source's ``WofCompressedData`` as wimlib compresses it, and the WIM itself."""
-    compress, chunk, _number = ALGORITHMS[algorithm]
-    source = work / f"src-{algorithm}"
-    source.mkdir()
-    for name, data in SOURCES.items():
-        (source / name).write_bytes(data)
-    wim = work / f"{algorithm}.wim"
-    _sh("wimcapture", source, wim, f"--compress={compress}", f"--chunk-size={chunk}")
-    blobs = _blobs(wim)
-    held = wim.read_bytes()
-    streams = {}
-    for name, data in SOURCES.items():
-        offset, stored, size, compressed = blobs[hashlib.sha1(data).hexdigest()]  # noqa: S324
-        assert size == len(data)
-        blob = held[offset:offset + stored]
-        streams[name] = blob if compressed else _raw_stream(blob, chunk)
-    return streams, wim
-
-
-def reparse(algorithm: int, provider: int = 2) -> bytes:
-    """A WOF reparse buffer: tag, data length, reserved; WOF_EXTERNAL_INFO (version 1,
-    provider); FILE_PROVIDER_EXTERNAL_INFO_V1 (version 1, algorithm), or for the WIM provider
-    WIM_PROVIDER_EXTERNAL_INFO (version 1, flags, data source, resource hash)."""
-    if provider == 1:
-        body = struct.pack("<II", 1, 1) + struct.pack("<IIq", 1, 0, 3) + bytes(20)
-    else:
-        body = struct.pack("<II", 1, provider) + struct.pack("<II", 1, algorithm)
-    return struct.pack("<IHH", 0x80000017, len(body), 0) + body
-
-
-def make_wof(path: Path, size: int, stream: bytes | None, reparse_data: bytes) -> None:
-    """Lay ``path`` out as a WOF file on a mounted ntfs-3g volume."""
-    path.write_bytes(b"")
-    os.truncate(path, size)
-    if stream is not None:
-        Path(f"{path}:WofCompressedData").write_bytes(stream)
-    os.setxattr(path, "system.ntfs_reparse_data", reparse_data)
-
-
-def _ntfs(work: Path, name: str, fill: dict[str, tuple[int, bytes | None, bytes]],
-          plain: dict[str, bytes]) -> Path:
-    """A 32 MiB NTFS by mkntfs holding WOF files (path -> size, stream, reparse data) and
-    plain ones."""
-    image, mount = work / f"{name}.img", work / f"mnt-{name}"
-    mount.mkdir()
-    with image.open("wb") as out:
-        out.truncate(32 << 20)
-    _sh("mkntfs", "-q", "-F", "-Q", image)
-    _sh("ntfs-3g", "-o", "streams_interface=windows", image, mount)
-    try:
-        for path, data in plain.items():
-            (mount / path).parent.mkdir(parents=True, exist_ok=True)
-            (mount / path).write_bytes(data)
-        for path, (size, stream, data) in fill.items():
-            (mount / path).parent.mkdir(parents=True, exist_ok=True)
-            make_wof(mount / path, size, stream, data)
-    finally:
-        subprocess.run(["sync"], check=False)
-        _sh("umount", mount)
-    return image
 
 
 def _require() -> None:
@@ -162,10 +75,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path
     work = tmp_path_factory.mktemp("wof")
     fill, wims = {}, {}
     for algorithm, (_compress, _chunk, number) in ALGORITHMS.items():
-        streams, wims[algorithm] = wof_streams(work, algorithm)
+        streams, wims[algorithm] = wof_streams(work, algorithm, SOURCES)
         for name, stream in streams.items():
             fill[f"{algorithm}/{name}"] = (len(SOURCES[name]), stream, reparse(number))
-    image = _ntfs(work, "wof", fill, {f"plain/{n}": d for n, d in SOURCES.items()})
+    image = wof_ntfs(work, "wof", fill, {f"plain/{n}": d for n, d in SOURCES.items()})
     return image, wims
 
 
@@ -218,7 +131,7 @@ def test_the_layouts_cover_raw_and_compressed_chunks(tmp_path: Path) -> None:
     """The sizes asked for are there: wimlib stores some of mixed.bin's chunks raw and
     compresses others, and many.txt has many chunks."""
     _require()
-    streams, _wim = wof_streams(tmp_path, "xpress4k")
+    streams, _wim = wof_streams(tmp_path, "xpress4k", SOURCES)
     raw = _raw_chunks(streams["mixed.bin"], len(SOURCES["mixed.bin"]), 4096)
     assert 0 < raw < -(-len(SOURCES["mixed.bin"]) // 4096)
     assert len(streams["many.txt"]) < len(SOURCES["many.txt"]) // 2
@@ -230,7 +143,7 @@ def test_cat_gives_the_source_bytes_and_wimlib_agrees(
     """``cat`` of each WOF file gives the source file's bytes; ``wimapply`` of the same WIM
     (wimlib decoding the same chunks) gives them too; the raw stream reads as written."""
     image, wims = made
-    streams, _wim = wof_streams(tmp_path, algorithm)  # wimlib writes the same WIM again
+    streams, _wim = wof_streams(tmp_path, algorithm, SOURCES)  # the same WIM again
     _sh("wimapply", wims[algorithm], tmp_path / "applied")
     for name, data in SOURCES.items():
         code, out, err = _cat(image, f"/{algorithm}/{name}")
@@ -303,7 +216,7 @@ def test_reads_at_any_offset(made: tuple[Path, dict[str, Path]]) -> None:
 
 def _hostile_cases(work: Path) -> dict[str, tuple[int, bytes | None, bytes]]:
     """WOF files whose records lie, from the XPRESS4K stream of ``even.txt`` (8 chunks)."""
-    streams, _wim = wof_streams(work, "xpress4k")
+    streams, _wim = wof_streams(work, "xpress4k", SOURCES)
     good = streams["even.txt"]
     table = 7 * 4
     outside = bytearray(good)
@@ -342,7 +255,7 @@ def test_hostile_wof_streams_end_in_one_line(tmp_path_factory: pytest.TempPathFa
     _require()
     work = tmp_path_factory.mktemp("wof-hostile")
     cases = _hostile_cases(work)
-    image = _ntfs(work, "hostile", cases, {"plain.txt": b"plain\n"})
+    image = wof_ntfs(work, "hostile", cases, {"plain.txt": b"plain\n"})
     old = time.time() - 10 * 86400
     os.utime(image, (old, old))  # an atime that any read (relatime) would move
     before = _fingerprint(image)
