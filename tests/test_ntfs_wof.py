@@ -82,15 +82,16 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path
     return image, wims
 
 
-def _cat(image: Path, path: str) -> tuple[int, bytes, str]:
-    """``bitwitness cat`` in-process: exit code, the bytes written, stderr."""
+def _cat(image: Path, path: str, *more: str) -> tuple[int, bytes, str]:
+    """``bitwitness cat IMAGE PATH`` (or other arguments) in-process: exit code, the bytes
+    written, stderr."""
     from click.testing import CliRunner
 
     from bitwitness.cli.main import main
 
     with CliRunner().isolation() as streams:
         try:
-            main(["cat", os.fspath(image), path])
+            main(["cat", os.fspath(image), path, *more])
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -340,3 +341,27 @@ def test_libfsntfs_reads_out_of_order_wrongly(made: tuple[Path, dict[str, Path]]
             wrong += 1
     volume.close()
     assert wrong
+
+
+def test_a_deleted_wof_file_is_recovered_decompressed(tmp_path: Path) -> None:
+    """A WOF file deleted through ntfs-3g keeps its MFT record (``fls -d`` lists both streams):
+    ``cat --inode`` gives its content decompressed, as wimlib's source held it."""
+    _require()
+    from wofbuild import small_wof_ntfs
+
+    image = small_wof_ntfs(tmp_path)
+    inode = _sh("ifind", "-n", "lzx.bin", image).strip()
+    code, want, err = _cat(image, "/lzx.bin")
+    assert code == 0, err
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    _sh("ntfs-3g", image, mount)
+    try:
+        (mount / "lzx.bin").unlink()
+    finally:
+        _sh("umount", mount)
+    assert re.search(rf"^-/r \* {inode}-128-\d+:\tlzx.bin$", _sh("fls", "-d", image),
+                     re.MULTILINE)
+    code, got, err = _cat(image, "--inode", inode)
+    assert code == 0, err
+    assert _sha(got) == _sha(want)
