@@ -1123,8 +1123,8 @@ class FileSystem:
         if not any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs):
             return None
         if entry.attr_type is not None and not any(
-                int(a.info.type) == entry.attr_type and int(a.info.id) == entry.attr_id
-                and int(a.info.type) == _NTFS_DATA and not a.info.name for a in attrs):
+                int(a.info.type) == entry.attr_type == _NTFS_DATA and not a.info.name
+                and entry.attr_id in (None, int(a.info.id)) for a in attrs):
             return None  # another stream (WofCompressedData itself): read as it is
         return self._wof_of(file, attrs)
 
@@ -1206,8 +1206,8 @@ class FileSystem:
             return
         file = self._file(entry)
         if (wof := self._wof_main(file, entry)) is not None:
-            yield from self._wof_reader(entry, wof).content(entry.inode, entry.size, block,
-                                                            shown(entry.display_path))
+            yield from self._wof_reader(entry, wof).content(
+                entry.inode, entry.size, block, shown(entry.display_path) or entry.address)
             return
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
@@ -1237,9 +1237,9 @@ class FileSystem:
             return bytes(kept[offset:end])
         file = self._file(entry)
         if (wof := self._wof_main(file, entry)) is not None:
-            return self._wof_reader(entry, wof).read(entry.inode, offset,
-                                                     min(size, entry.size - offset),
-                                                     shown(entry.display_path))
+            return self._wof_reader(entry, wof).read(
+                entry.inode, offset, min(size, entry.size - offset),
+                shown(entry.display_path) or entry.address)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
