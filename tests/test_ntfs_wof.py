@@ -175,6 +175,19 @@ def test_ls_and_stat_show_the_streams_and_the_compression(
                                          "/plain/many.txt").stdout)["stored"] is None
 
 
+def test_timeline_is_fls_m_for_wof_files(made: tuple[Path, dict[str, Path]]) -> None:
+    """``timeline`` is unchanged by WOF: the bodyfile rows of every WOF file (both streams and
+    its ``$FILE_NAME``) are the ones ``fls -r -m /`` writes."""
+    image, _wims = made
+    done = run_bitwitness("timeline", image)
+    assert done.exit_code == 0, done.stderr
+    ours = {line for line in done.stdout.splitlines() if "/xpress" in line or "/lzx" in line}
+    theirs = {line for line in _sh("fls", "-r", "-m", "/", image).splitlines()
+              if "/xpress" in line or "/lzx" in line}
+    assert len(theirs) >= 3 * len(ALGORITHMS) * len(SOURCES)
+    assert ours == theirs
+
+
 def test_export_hashes_the_decompressed_content(made: tuple[Path, dict[str, Path]],
                                                 tmp_path: Path) -> None:
     """``export`` writes and hashes each WOF file's content; the raw stream is exported too."""
