@@ -228,6 +228,35 @@ def test_reads_at_any_offset(made: tuple[Path, dict[str, Path]]) -> None:
     assert fs.media_extents(stream)
 
 
+def test_reparse_records_are_read_or_refused_without_a_volume() -> None:
+    """The reparse parser on its own (no FUSE needed): a file-provider record gives algorithm
+    and chunk size; every other kind is refused in words, and other reparse tags are not WOF."""
+    from bitwitness.report.browse.wof import parse_reparse
+
+    for name, (_compress, chunk, number) in ALGORITHMS.items():
+        found = parse_reparse(reparse(number), 5000, 3 * chunk)
+        assert found is not None
+        assert found.refusal is None
+        assert (found.algorithm, found.chunk_size) == (number, chunk)
+        assert f"({name.upper()}, {chunk}-byte chunks)" in found.describe()
+    symlink = struct.pack("<IHH", 0xA000000C, 0, 0)
+    assert parse_reparse(symlink, None, 10) is None
+    assert parse_reparse(b"\x17\x00", None, 10) is None
+    refused = {
+        "WIM file": parse_reparse(reparse(0, provider=1), None, 10),
+        "provider 7": parse_reparse(reparse(0, provider=7), 10, 10),
+        "algorithm 4": parse_reparse(reparse(4), 10, 10),
+        "no WofCompressedData": parse_reparse(reparse(0), None, 10),
+        "shorter than the chunk table": parse_reparse(reparse(0), 7, 3 * 4096),
+        "cut short": parse_reparse(reparse(0)[:12], 10, 10),
+    }
+    for words, found in refused.items():
+        assert found is not None
+        assert found.refusal is not None
+        assert words in found.refusal, (words, found.refusal)
+        assert "\n" not in found.describe()
+
+
 def _hostile_cases(work: Path) -> dict[str, tuple[int, bytes | None, bytes]]:
     """WOF files whose records lie, from the XPRESS4K stream of ``even.txt`` (8 chunks)."""
     streams, _wim = wof_streams(work, "xpress4k", SOURCES)

@@ -35,8 +35,6 @@ PROVIDER_FILE = 2  #: WOF_PROVIDER_FILE: the data is in ``WofCompressedData``
 #: FILE_PROVIDER_EXTERNAL_INFO_V1's algorithm: (name, chunk size in bytes)
 ALGORITHMS = {0: ("XPRESS4K", 4096), 1: ("LZX", 32768), 2: ("XPRESS8K", 8192),
               3: ("XPRESS16K", 16384)}
-#: A reparse point's data is at most 16 KiB (MAXIMUM_REPARSE_DATA_BUFFER_SIZE)
-MAX_REPARSE = 16 * 1024
 _HEADER = struct.Struct("<IHH")  #: reparse tag, data length, reserved
 _EXTERNAL = struct.Struct("<II")  #: WOF_EXTERNAL_INFO: version, provider
 _FILE_INFO = struct.Struct("<II")  #: FILE_PROVIDER_EXTERNAL_INFO_V1: version, algorithm
