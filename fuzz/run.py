@@ -46,7 +46,7 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.safenames", "bitwitness.report.browse.export",
     "bitwitness.report.browse.extalloc", "bitwitness.report.browse.btrfs",
     "bitwitness.report.browse.btrfs_lzo", "bitwitness.report.browse.gpt",
-    "bitwitness.report.browse.bootbackup",
+    "bitwitness.report.browse.bootbackup", "bitwitness.report.browse.wof",
 )
 
 

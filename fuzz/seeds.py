@@ -853,7 +853,8 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
     suite's images (``tests/fsimages.py``: NTFS and ext with their large files cut short, FAT12,
     FAT16, FAT32 with long names and deleted entries, exFAT, ISO 9660, the hostile ext2 and FAT
     names, the FAT entries TSK refuses), an NTFS and an exFAT made by mkntfs and mkfs.exfat alone
-    where those need FUSE that is missing, an MBR disk holding a FAT12, the file systems other
+    where those need FUSE that is missing, an NTFS with WOF-compressed files (``tests/wofbuild.py``,
+    where wimlib and FUSE are there), an MBR disk holding a FAT12, the file systems other
     readers than TSK open (:func:`_beyond_tsk_images`) and, where ../shared is present, the HFS+
     and APFS fixtures. A builder whose tool is missing leaves its seed out."""
     from fuzz.targets import pack_pieces
@@ -900,6 +901,14 @@ def _filesystem_images(work: Path) -> dict[str, Path]:
             bare.write_bytes(bytes(2 << 20))
             if _run(*tool, bare):
                 made[f"bare-{name}"] = bare
+    if "ntfs" in made and shutil.which("wimcapture") and Path("/dev/fuse").exists():
+        import wofbuild  # beside fsimages, in tests/
+
+        try:  # an NTFS with WOF (CompactOS) files: the reading path through libfsntfs
+            (work / "wof").mkdir()
+            made["ntfs-wof"] = wofbuild.small_wof_ntfs(work / "wof")
+        except (subprocess.CalledProcessError, OSError):
+            pass
     if "fat12" in made and shutil.which("sfdisk"):
         disk = work / "mbr-fat12.img"
         disk.write_bytes(bytes(1 << 20) + made["fat12"].read_bytes())

@@ -34,6 +34,10 @@ testing+=(hyperfine)
 # btrfs-progs: mkfs.btrfs writes the btrfs images our own btrfs reader is checked on (filled
 # through the kernel's driver), and dump-tree shows where their trees lie
 testing+=(btrfs-progs)
+# wimtools (wimlib): its WIM resources are the chunk table and XPRESS/LZX chunks of a WOF
+# (CompactOS) file's WofCompressedData stream, so wimcapture writes the streams the WOF tests lay
+# out with ntfs-3g, and wimapply decodes the same chunks as the second reader
+testing+=(wimtools)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -276,3 +276,5 @@ class FileStat:
     backup_time: datetime | None = None
     #: FAT: the 8.3 name of the entry (case flags applied, code page 437), beside its long name
     short_name: str | None = None
+    #: NTFS: how the data is stored where it is not as on the disk (WOF compression, wof.py)
+    stored: str | None = None

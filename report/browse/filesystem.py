@@ -56,6 +56,7 @@ from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import is_exact, shown, spellings
 from bitwitness.report.browse.tsk import TskImage, require_indirect_fix, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
+from bitwitness.report.browse.wof import ATTR_REPARSE_POINT, WofFile, WofVolume, parse_reparse
 from bitwitness.report.browse.zones import ExfatZones, IsoZones
 from bitwitness.stream import ImageStream
 
@@ -140,6 +141,7 @@ class FileSystem:
         self._encrypt_feature: bool | None = None  #: ext's ``encrypt`` feature, read on first use
         #: NTFS: the encrypted ``$DATA`` streams (attribute ids) of recently listed inodes
         self._encrypted_streams: dict[int, tuple[int, ...]] = {}
+        self._wof_volume: WofVolume | None = None  #: pyfsntfs, opened for the first WOF file
 
     # --- listing ---------------------------------------------------------------------------
 
@@ -869,8 +871,9 @@ class FileSystem:
                       resident=bool(int(a.info.flags) & _RESIDENT),
                       runs=() if int(a.info.flags) & _RESIDENT else self._runs(a))
             for a in raw_attrs)
-        si = names = None
+        si = names = wof = None
         if self._ntfs and meta is not None:
+            wof = self._wof_of(file, raw_attrs)
             si = self._si_times(file, raw_attrs)
             names = tuple((n.name, n.times) for n in self._file_names(file, raw_attrs))
         return FileStat(entry=entry, filesystem=self.type,
@@ -880,6 +883,7 @@ class FileSystem:
                         links=int(meta.nlink) if meta else 0, attributes=attrs,
                         standard_information=si, file_names=names or (),
                         note=self.content_note(entry),
+                        stored=wof.describe() if wof is not None else None,
                         deleted_time=self._deleted_time(entry.inode) if meta else None,
                         backup_time=self._backup_time(entry.inode) if meta else None,
                         short_name=self._short_name(entry))
@@ -943,11 +947,16 @@ class FileSystem:
         blocks (a folder, resident NTFS data, an entry only the raw FAT reader lists).
 
         Sparse and filler runs hold no blocks and are left out. For compressed NTFS data the
-        pairs cover the compressed units as stored.
+        pairs cover the compressed units as stored, and for a WOF file's main stream (zeros on
+        the disk) those of ``WofCompressedData``, which its content is decompressed from.
         """
         if entry.is_dir or self._raw_of(entry) is not None:
             return None
-        attr = self._data_attribute(self._file(entry), entry)
+        file = self._file(entry)
+        attr = self._data_attribute(file, entry)
+        if self._wof_main(file, entry) is not None:
+            attr = next((a for a in self._attributes(file) if int(a.info.type) == _NTFS_DATA
+                         and a.info.name == b"WofCompressedData"), None)
         if attr is None or int(attr.info.flags) & _RESIDENT:
             return None
         size, block, base = int(attr.info.size), self.block_size, self.partition.byte_offset
@@ -1098,6 +1107,49 @@ class FileSystem:
                 return attr
         return None
 
+    # --- WOF (see wof.py) -------------------------------------------------------------------
+
+    def _wof_of(self, file: Any, attrs: list[Any]) -> WofFile | None:
+        """What the WOF reparse point of NTFS ``file`` says (None: it has none)."""
+        reparse = main = stream = None
+        for attr in attrs:
+            kind, name = int(attr.info.type), attr.info.name
+            if kind == ATTR_REPARSE_POINT:
+                reparse = attr
+            elif kind == _NTFS_DATA and not name:
+                main = main or attr
+            elif kind == _NTFS_DATA and name == b"WofCompressedData":
+                stream = attr
+        if reparse is None or main is None:
+            return None
+        return parse_reparse(self._attr_bytes(file, reparse),
+                             int(stream.info.size) if stream is not None else None,
+                             int(main.info.size))
+
+    def _wof_main(self, file: Any, entry: Entry) -> WofFile | None:
+        """The WOF record when ``entry`` is the unnamed ``$DATA`` of a WOF file (whose bytes
+        on the disk are zeros): its content is then read decompressed, or refused."""
+        if not self._ntfs or file.info.meta is None:
+            return None
+        attrs = self._attributes(file)
+        if not any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs):
+            return None
+        if entry.attr_type is not None and not any(
+                int(a.info.type) == entry.attr_type == _NTFS_DATA and not a.info.name
+                and entry.attr_id in (None, int(a.info.id)) for a in attrs):
+            return None  # another stream (WofCompressedData itself): read as it is
+        return self._wof_of(file, attrs)
+
+    def _wof_reader(self, entry: Entry, wof: WofFile) -> WofVolume:
+        """The reader of WOF content; raises the record's refusal as a one-line error."""
+        if wof.refusal is not None:
+            raise FileSystemError(f"{shown(entry.display_path) or entry.address}: "
+                                  f"{wof.refusal}")
+        if self._wof_volume is None:
+            self._wof_volume = WofVolume(self.image.stream, self.partition.byte_offset,
+                                         self.partition.length * self.partition.sector_size)
+        return self._wof_volume
+
     def content_note(self, entry: Entry) -> str | None:
         """Why ``entry``'s content cannot be trusted as this file's, or None when it can.
 
@@ -1165,6 +1217,10 @@ class FileSystem:
             yield from self._fat.content(raw, block)
             return
         file = self._file(entry)
+        if (wof := self._wof_main(file, entry)) is not None:
+            yield from self._wof_reader(entry, wof).content(
+                entry.inode, entry.size, block, shown(entry.display_path) or entry.address)
+            return
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
@@ -1192,6 +1248,10 @@ class FileSystem:
                     break
             return bytes(kept[offset:end])
         file = self._file(entry)
+        if (wof := self._wof_main(file, entry)) is not None:
+            return self._wof_reader(entry, wof).read(
+                entry.inode, offset, min(size, entry.size - offset),
+                shown(entry.display_path) or entry.address)
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1

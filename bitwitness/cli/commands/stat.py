@@ -53,7 +53,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "file_names": [{"name": escaped(name), "times": times}
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
-                    "short_name": info.short_name,
+                    "short_name": info.short_name, "stored": info.stored,
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
@@ -85,6 +85,8 @@ def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
         rows.append(("backed up", iso(info.backup_time)))
     if entry.link:
         rows.append(("link to", printable(entry.link)))
+    if info.stored:
+        rows.append(("stored", info.stored))
     if info.note:
         rows.append(("content", info.note))
     rows.extend(("doubt", doubt) for doubt in doubted)
