@@ -141,6 +141,8 @@ class FileSystem:
         self._encrypt_feature: bool | None = None  #: ext's ``encrypt`` feature, read on first use
         #: NTFS: the encrypted ``$DATA`` streams (attribute ids) of recently listed inodes
         self._encrypted_streams: dict[int, tuple[int, ...]] = {}
+        #: NTFS: recently listed inodes known to have no reparse point (so no WOF content)
+        self._no_reparse: set[int] = set()
         self._wof_volume: WofVolume | None = None  #: pyfsntfs, opened for the first WOF file
 
     # --- listing ---------------------------------------------------------------------------
@@ -1044,13 +1046,18 @@ class FileSystem:
         return attr is not None and bool(int(attr.info.flags) & _ATTR_ENCRYPTED)
 
     def _remember_encryption(self, inode: int, attrs: list[Any]) -> None:
-        """Keep which ``$DATA`` streams of ``inode`` are encrypted, for :meth:`encrypted_note`
-        (asked of every file ``export`` writes, right after the listing made its entry: the
-        attributes are read once). The last :data:`_ENCRYPTION_REMEMBERED` inodes are kept."""
+        """Keep which ``$DATA`` streams of ``inode`` are encrypted, for :meth:`encrypted_note`,
+        and whether it has no reparse point, for :meth:`_wof_main` (both asked of every file
+        ``export`` writes, right after the listing made its entry: the attributes are read
+        once). About the last :data:`_ENCRYPTION_REMEMBERED` inodes are kept."""
         found = tuple(int(a.info.id) for a in attrs if int(a.info.type) == _NTFS_DATA
                       and int(a.info.flags) & _ATTR_ENCRYPTED)
         kept = self._encrypted_streams
         kept[inode] = found
+        if not any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs):
+            self._no_reparse.add(inode)  # no WOF either: _wof_main need not list attributes
+        if len(self._no_reparse) > _ENCRYPTION_REMEMBERED:
+            self._no_reparse.clear()
         if len(kept) > _ENCRYPTION_REMEMBERED:
             del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
 
@@ -1129,7 +1136,7 @@ class FileSystem:
     def _wof_main(self, file: Any, entry: Entry) -> WofFile | None:
         """The WOF record when ``entry`` is the unnamed ``$DATA`` of a WOF file (whose bytes
         on the disk are zeros): its content is then read decompressed, or refused."""
-        if not self._ntfs or file.info.meta is None:
+        if not self._ntfs or entry.inode in self._no_reparse or file.info.meta is None:
             return None
         attrs = self._attributes(file)
         if not any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs):
