@@ -1,5 +1,6 @@
-"""Volumes whose boot sector is wiped, read through the copy NTFS and exFAT keep
-(report/browse/bootbackup.py); a FAT32 TSK reads through its own backup is said to be so.
+"""Volumes whose boot sector (ext: superblock) is wiped, read through the copy NTFS, exFAT
+and ext keep (report/browse/bootbackup.py); a FAT32 TSK reads through its own backup is said
+to be so.
 
 Each volume is made by the test suite's builders (mkntfs and ntfs-3g, mkfs.fat and mtools,
 mkfs.exfat and exfat-fuse; the NTFS also inside an MBR partition made by sfdisk), then its
@@ -11,6 +12,7 @@ one must list what ``fls -r -p`` lists on the intact one and give ``icat``'s byt
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -36,14 +38,38 @@ def _mbr_disk(volume: Path, disk: Path) -> int:
     return 2048
 
 
+def _ext(image: Path, block: int) -> Path:
+    """An ext4 by mkfs.ext4 -d, large enough for a second block group (a backup superblock)."""
+    require_tool("mkfs.ext4", "dumpe2fs")
+    tree = image.parent / "tree"
+    (tree / "folder").mkdir(parents=True, exist_ok=True)
+    (tree / "a.txt").write_bytes(b"ext content\n")
+    (tree / "folder" / "b.bin").write_bytes(bytes(range(256)) * 64)
+    with image.open("wb") as out:
+        out.truncate((16 if block == 1024 else 160) << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-b", str(block), "-d", tree, image], check=True)
+    return image
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "ntfs": lambda p: fsimages.ntfs(p, small=True),
     "fat32": lambda p: fsimages.fat(p, 32),
     "exfat": fsimages.exfat,
+    "ext4": lambda p: _ext(p, 4096),
+    "ext4_1k": lambda p: _ext(p, 1024),
 }
 
 
-@pytest.fixture(scope="module", params=["ntfs", "ntfs-in-mbr", "fat32", "exfat"])
+def _backup_superblock(image: Path) -> int:
+    """The byte offset of the first backup superblock, as dumpe2fs reads it."""
+    shown = subprocess.run(["dumpe2fs", image], capture_output=True, text=True,
+                           check=True).stdout
+    block = int(re.search(r"^Block size:\s+(\d+)", shown, re.MULTILINE).group(1))
+    return int(re.search(r"Backup superblock at (\d+)", shown).group(1)) * block
+
+
+@pytest.fixture(scope="module",
+                params=["ntfs", "ntfs-in-mbr", "fat32", "exfat", "ext4", "ext4_1k"])
 def volumes(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int, str]:
     """(intact image, wiped copy, start sector of the volume, kind)."""
@@ -62,7 +88,10 @@ def volumes(request: pytest.FixtureRequest,
         start = _mbr_disk(volume, intact)
     wiped = work / "wiped.img"
     data = bytearray(intact.read_bytes())
-    data[start * SECTOR:(start + 1) * SECTOR] = bytes(SECTOR)
+    if kind.startswith("ext4"):  # the primary superblock: 1024 bytes at byte 1024
+        data[1024:2048] = bytes(1024)
+    else:
+        data[start * SECTOR:(start + 1) * SECTOR] = bytes(SECTOR)
     wiped.write_bytes(bytes(data))
     return intact, wiped, start, kind
 
@@ -98,7 +127,10 @@ def test_the_wiped_volume_lists_and_reads_as_the_intact_one(
     parts = run_bitwitness("partitions", "--json", wiped).json()["partitions"]
     row = next(p for p in parts if p["start"] == start and p["filesystem"])
     reader = None if kind == "fat32" else "backup boot sector"  # FAT32: TSK's own reading
-    assert (row["filesystem"], row["reader"]) == (kind, reader)
+    assert (row["filesystem"], row["reader"]) == (kind.split("_")[0], reader)
+    if kind.startswith("ext4"):
+        assert (f"read with the backup copy at sector {_backup_superblock(intact) // SECTOR}"
+                in listed.stderr)
     files = [line for line in _fls(intact, start) if line.startswith("r/r ")
              and "$" not in line and "* " not in line]
     assert files
@@ -121,6 +153,9 @@ def test_no_backup_no_file_system(volumes: tuple[Path, Path, int, str],
         data[last * SECTOR:(last + 1) * SECTOR] = bytes(SECTOR)
     elif kind == "fat32":
         data[(start + 6) * SECTOR:(start + 7) * SECTOR] = bytes(SECTOR)
+    elif kind.startswith("ext4"):
+        at = _backup_superblock(volumes[0])
+        data[at:at + 1024] = bytes(1024)
     else:  # exFAT: the backup boot region's first sector
         data[(start + 12) * SECTOR:(start + 13) * SECTOR] = bytes(SECTOR)
     both = tmp_path / "both.img"

@@ -31,12 +31,14 @@ class Backup:
     """A boot sector copy found: which kind, where (byte offset in the volume) and its bytes
     (``sectors`` of them replace the volume's first ones)."""
 
-    kind: str  #: "ntfs", "exfat"
+    kind: str  #: "ntfs", "exfat", "ext"
     offset: int
     data: bytes
+    at: int = 0  #: where in the volume the copy stands in for the original
+    what: str = "boot sector"  #: "boot sector", "superblock"
 
     def describe(self, sector_size: int) -> str:
-        return (f"its boot sector is damaged: read with the backup copy at sector "
+        return (f"its {self.what} is damaged: read with the backup copy at sector "
                 f"{self.offset // sector_size} of the volume")
 
 
@@ -69,11 +71,12 @@ class BootOverlay(ImageStream):
 
 def find_backup(stream: ImageStream) -> Backup | None:
     """The boot sector copy of an NTFS or exFAT volume in ``stream`` whose own first sector is
-    not one, or None."""
+    not one, or the backup superblock of an ext volume whose own is not one; None when there
+    is none."""
     head = stream.pread(0, 512)
     if len(head) < 512:
         return None
-    for finder in (_ntfs, _exfat):
+    for finder in (_ntfs, _exfat, _ext):
         found = finder(stream, head)
         if found is not None:
             return found
@@ -123,4 +126,33 @@ def _exfat(stream: ImageStream, head: bytes) -> Backup | None:
         length = struct.unpack_from("<Q", copy, 72)[0]
         if 1 << shift == sector and 0 < length <= stream.size // sector:
             return Backup("exfat", 12 * sector, copy)
+    return None
+
+
+#: ext's superblock: where it lies, its size, its magic's place and value
+_EXT_AT, _EXT_SIZE, _EXT_MAGIC_AT, _EXT_MAGIC = 1024, 1024, 56, 0xEF53
+
+
+def _ext(stream: ImageStream, head: bytes) -> Backup | None:
+    """The first backup superblock of an ext2/3/4 volume (block group 1, where ``mke2fs``
+    always writes one and ``e2fsck -b`` looks first) whose primary superblock is gone."""
+    del head
+    primary = stream.pread(_EXT_AT, _EXT_SIZE)
+    if len(primary) == _EXT_SIZE and struct.unpack_from("<H", primary, _EXT_MAGIC_AT)[0] == \
+            _EXT_MAGIC:
+        return None
+    for block in (1024, 2048, 4096, 65536):
+        first_data = 1 if block == 1024 else 0
+        at = (8 * block + first_data) * block  # group 1 with the default group size
+        copy = stream.pread(at, _EXT_SIZE)
+        if len(copy) < _EXT_SIZE or struct.unpack_from("<H", copy, _EXT_MAGIC_AT)[0] != \
+                _EXT_MAGIC:
+            continue
+        log_block, = struct.unpack_from("<I", copy, 24)
+        per_group, = struct.unpack_from("<I", copy, 32)
+        group, = struct.unpack_from("<H", copy, 90)
+        blocks, = struct.unpack_from("<I", copy, 4)
+        if 1024 << min(log_block, 16) == block and per_group == 8 * block and group == 1 \
+                and blocks > 0 and stream.size >= at + _EXT_SIZE:
+            return Backup("ext", at, copy, at=_EXT_AT, what="superblock")
     return None

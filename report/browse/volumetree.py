@@ -324,10 +324,10 @@ def _backup_boot(tree: VolumeTree, node: VolumeNode) -> None:
     if found is None:
         return
     if "/" not in node.path:  # a row: TSK reads it at its offset in the whole media
-        media = BootOverlay(tree.stream, node.offset, found.data)
+        media = BootOverlay(tree.stream, node.offset + found.at, found.data)
         stream: ImageStream = SliceStream(media, node.offset, node.size)
     else:
-        media, stream = None, BootOverlay(node.stream, 0, found.data)
+        media, stream = None, BootOverlay(node.stream, found.at, found.data)
     kind = filesystem_type(TskImage(stream), 0)
     if kind is None:
         return
