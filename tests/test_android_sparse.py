@@ -413,3 +413,29 @@ def test_a_million_chunks_in_bounded_time_and_memory(tmp_path: Path) -> None:
     assert f'"md5": "{hashlib.md5(expected, usedforsecurity=False).hexdigest()}"' in stdout
     with open_image(image) as stream:
         assert stream.pread(4 * 777_777, 8) == struct.pack("<II", 777_777, 777_778)
+
+
+def test_crc_of_long_runs_is_zlibs() -> None:
+    """The CRC-32 of a FILL or DONT_CARE run, computed without making the run, is what zlib
+    computes over the bytes themselves (runs past the direct path's MiB included)."""
+    from bitwitness.images.android_sparse import _crc_repeat
+
+    for word in (bytes(4), b"\xde\xad\xbe\xef"):
+        for count in (1, 3, (1 << 18) + 1, 3_000_001):
+            for start in (0, 0x1234_5678):
+                assert _crc_repeat(start, word, count) == zlib.crc32(word * count, start)
+
+
+def test_no_room_for_simg2img_is_noted_not_a_mismatch(samples: dict[str, tuple[Path, Path]],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without room in TMPDIR for simg2img's raw output the second reader is not run: verify
+    notes why instead of recording a disagreement."""
+    from collections import namedtuple
+
+    from bitwitness.verify.verifier import VerifyOptions, verify_image
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(1 << 20, 1 << 20, 4096))
+    result = verify_image(samples["img2simg-4096"][0], VerifyOptions(second_reader=True))
+    assert result.second_reader is None
+    assert any("set TMPDIR" in note for note in result.notes), result.notes
