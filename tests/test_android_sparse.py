@@ -112,17 +112,21 @@ def samples(ext4: Path) -> dict[str, tuple[Path, Path]]:
     s1k = base / "s1k.simg"
     _run("img2simg", ext4, s1k, "1024")
     out["img2simg-1024"] = (s1k, _simg2img(s1k, base / "s1k.raw"))
-    _run("simg2simg", s4k, base / "part.simg", "200000")
-    parts = sorted(base.glob("part.simg.*"))
-    assert len(parts) >= 2, parts
-    for n, part in enumerate(parts[:2]):
-        out[f"simg2simg-part{n}"] = (part, _simg2img(part, base / f"part{n}.raw"))
+    _run("simg2simg", s4k, base / "part.simg", str(s4k.stat().st_size // 3 + 1))
+    parts = sorted(base.glob("part.simg.*"), key=lambda p: int(p.suffix[1:]))
+    assert len(parts) >= 3, parts
+    lone = base / "lone.simg"  # a piece alone: its blocks kept in the others are DONT_CARE
+    shutil.copyfile(parts[1], lone)
+    out["simg2simg-piece"] = (lone, _simg2img(lone, base / "lone.raw"))
+    set_raw = base / "set.raw"
+    _run("simg2img", *parts, set_raw)
+    out["simg2simg-set"] = (parts[1], set_raw)  # any piece opens the whole set
     crc = _with_crc(s4k, base / "crc.simg", out["img2simg-4096"][1])
     out["crc32"] = (crc, out["img2simg-4096"][1])
     return out
 
 
-KINDS = ["img2simg-4096", "img2simg-1024", "simg2simg-part0", "simg2simg-part1", "crc32"]
+KINDS = ["img2simg-4096", "img2simg-1024", "simg2simg-piece", "simg2simg-set", "crc32"]
 
 
 def test_the_samples_hold_every_chunk_type(samples: dict[str, tuple[Path, Path]]) -> None:
@@ -157,9 +161,9 @@ def test_info_and_verify_give_what_simg2img_gives(samples: dict[str, tuple[Path,
 
 
 def test_dont_care_is_counted_apart(samples: dict[str, tuple[Path, Path]]) -> None:
-    """A split piece's blocks kept in the other piece are DONT_CARE: info says how many bytes,
+    """A split piece's blocks kept in the other pieces are DONT_CARE: info says how many bytes,
     as zeros that are not evidence; the piece's RAW and FILL bytes are the rest."""
-    image, raw = samples["simg2simg-part0"]
+    image, raw = samples["simg2simg-piece"]
     assert chunk_types(image)[DONT_CARE]
     doc = run_bitwitness("info", image, "--json").json()["details"]
     dont_care = int(doc["dont_care_bytes"].split()[0])
@@ -169,7 +173,7 @@ def test_dont_care_is_counted_apart(samples: dict[str, tuple[Path, Path]]) -> No
     assert dont_care + stored + filled == raw.stat().st_size
 
 
-@pytest.mark.parametrize("kind", ["img2simg-4096", "simg2simg-part1"])
+@pytest.mark.parametrize("kind", ["img2simg-4096", "simg2simg-set"])
 def test_second_reader_agrees(samples: dict[str, tuple[Path, Path]], kind: str) -> None:
     image, _raw = samples[kind]
     res = run_bitwitness("verify", "--second-reader", image, "--json")
@@ -215,7 +219,7 @@ def test_ls_lists_what_fls_lists_on_the_raw(samples: dict[str, tuple[Path, Path]
 def test_convert_to_raw_and_e01_keeps_the_media(samples: dict[str, tuple[Path, Path]],
                                                 tmp_path: Path) -> None:
     require_tool("ewfverify")
-    image, raw = samples["simg2simg-part0"]
+    image, raw = samples["simg2simg-set"]
     md5 = _sum("md5sum", raw)
     done = run_bitwitness("convert", image, "--to", "raw", "-o", tmp_path / "out")
     assert done.exit_code == ExitCode.OK, done.stderr
@@ -241,6 +245,42 @@ def test_mount_serves_the_media(samples: dict[str, tuple[Path, Path]], tmp_path:
         code, _out, err = fg.stop()
     assert code == 0, err
     assert digest == _sum("sha256sum", raw)
+
+
+def test_a_set_of_pieces_is_the_media_of_all_of_them(samples: dict[str, tuple[Path, Path]]
+                                                     ) -> None:
+    """Any piece of simg2simg's set opens the whole set: its files are every piece, its media
+    what simg2img writes from all of them (the image before it was split), no block left as
+    DONT_CARE."""
+    image, raw = samples["simg2simg-set"]
+    doc = run_bitwitness("info", image, "--json").json()
+    pieces = sorted(image.parent.glob("part.simg.*"))
+    files = {f["path"] if isinstance(f, dict) else f for f in doc["files"]}
+    assert files == {str(p) for p in pieces}
+    assert doc["details"]["dont_care_bytes"].startswith("0 bytes no piece holds")
+    assert raw.read_bytes() == samples["img2simg-4096"][1].read_bytes()
+
+
+def test_a_missing_piece_is_named(samples: dict[str, tuple[Path, Path]],
+                                  tmp_path: Path) -> None:
+    pieces = sorted(samples["simg2simg-set"][0].parent.glob("part.simg.*"),
+                    key=lambda p: int(p.suffix[1:]))
+    for piece in pieces:
+        if piece != pieces[1]:
+            shutil.copyfile(piece, tmp_path / piece.name)
+    res = run_bitwitness("info", tmp_path / pieces[0].name)
+    assert res.exit_code == ExitCode.EVIDENCE, res.stderr
+    assert "piece part.simg.1 of the Android sparse set is missing" in res.stderr
+
+
+def test_pieces_that_both_hold_a_block_are_refused(samples: dict[str, tuple[Path, Path]],
+                                                   tmp_path: Path) -> None:
+    """Two pieces that both hold data for one block are not a set any writer makes."""
+    for n in (0, 1):
+        shutil.copyfile(samples["img2simg-4096"][0], tmp_path / f"twice.simg.{n}")
+    res = run_bitwitness("info", tmp_path / "twice.simg.0")
+    assert res.exit_code == ExitCode.EVIDENCE, res.stderr
+    assert "both hold block 0" in res.stderr
 
 
 # --- what the image records about its media ----------------------------------------------------

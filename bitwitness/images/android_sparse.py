@@ -32,7 +32,9 @@ arithmetic (:func:`_crc_repeat`), so a run of terabytes of zeros costs microseco
 
 from __future__ import annotations
 
+import heapq
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -44,8 +46,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bitwitness.errors import CorruptImageError, NoSecondReader, UnsupportedFormatError
-from bitwitness.evidence_io import open_readonly
+from bitwitness.errors import (
+    CorruptImageError,
+    InputError,
+    MissingSegmentError,
+    NoSecondReader,
+    UnsupportedFormatError,
+)
+from bitwitness.evidence_io import confine_part, open_readonly, read_head
 from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
@@ -223,47 +231,116 @@ def _payload(kind: int, blocks: int, block_size: int) -> int | None:
     return None
 
 
-class AndroidSparseStream(ImageStream):
-    """The media of an Android sparse image."""
+def _data_chunks(fd: int, path: Path, header: SparseHeader, file_size: int,
+                 counts: dict[int, int]) -> tuple[tuple[array[int], array[int], array[int],
+                                                        array[int]], int]:
+    """One file's RAW and FILL chunks, walked and checked: first blocks, block counts, file
+    offsets or FILL words, kinds (arrays); and the file offset past its last chunk. Chunks of
+    each type are counted into ``counts``."""
+    starts, lengths, where, kinds = array(_U32), array(_U32), array("Q"), array("B")
+    end = header.file_header_size
+    for chunk, data_at in walk(fd, path, header, file_size):
+        counts[chunk.kind] += 1
+        end = data_at + (_payload(chunk.kind, chunk.blocks, header.block_size) or 0)
+        if chunk.blocks and chunk.kind in (RAW, FILL):
+            starts.append(chunk.first_block)
+            lengths.append(chunk.blocks)
+            where.append(data_at if chunk.kind == RAW else chunk.value)
+            kinds.append(_K_RAW if chunk.kind == RAW else _K_FILL)
+    return (starts, lengths, where, kinds), end
 
-    def __init__(self, path: Path) -> None:
+
+def _numbered(starts: array[int], piece: int) -> Iterator[tuple[int, int, int]]:
+    """(first block, piece, index) of each of a piece's data chunks, in order."""
+    for i, start in enumerate(starts):
+        yield start, piece, i
+
+
+def _index(per_piece: list[tuple[array[int], array[int], array[int], array[int]]],
+           header: SparseHeader, pieces: list[Path]
+           ) -> tuple[array[int], array[int], array[int], array[int]]:
+    """The media's index over every piece: the data chunks in block order (merged, each
+    piece's already being in order), the blocks no piece holds as zero entries between them.
+    Returns first blocks, file offsets or FILL words, kinds, pieces (arrays)."""
+    starts, where, kinds, owner = array(_U32), array("Q"), array("B"), array("H")
+    merged = heapq.merge(*(_numbered(arrays[0], n) for n, arrays in enumerate(per_piece)))
+    block, last_piece = 0, 0
+    for start, piece, i in merged:
+        if start < block:
+            raise CorruptImageError(
+                f"Android sparse pieces {last_piece} ({pieces[last_piece].name}) and {piece} "
+                f"({pieces[piece].name}) both hold block {start}", path=pieces[piece])
+        if start > block:
+            starts.append(block)
+            where.append(0)
+            kinds.append(_K_ZERO)
+            owner.append(0)
+        arrays = per_piece[piece]
+        starts.append(start)
+        where.append(arrays[2][i])
+        kinds.append(arrays[3][i])
+        owner.append(piece)
+        block, last_piece = start + arrays[1][i], piece
+    if block < header.total_blocks:
+        starts.append(block)
+        where.append(0)
+        kinds.append(_K_ZERO)
+        owner.append(0)
+    return starts, where, kinds, owner
+
+
+class AndroidSparseStream(ImageStream):
+    """The media of an Android sparse image, or of a set of pieces of one (``simg2simg``'s
+    ``NAME.0``, ``NAME.1``...; Motorola's ``system.img_sparsechunk.0``...): each piece
+    describes the whole media and holds RAW and FILL chunks for its share of it, DONT_CARE for
+    the rest, as a flash or ``simg2img`` writes them one over the other. A block that two
+    pieces both hold is refused: no writer of a set makes one."""
+
+    def __init__(self, path: Path, pieces: list[Path] | None = None) -> None:
         self.path = path
-        self._fd = open_readonly(path)
+        self.pieces = pieces or [path]
+        self._fds: list[int] = []
         try:
+            for piece in self.pieces:
+                self._fds.append(open_readonly(piece))
             self._load()
         except BaseException:
-            os.close(self._fd)
+            for fd in self._fds:
+                os.close(fd)
             raise
         super().__init__(self._header.media_size)
         self.alignment = 1
 
     def _load(self) -> None:
-        file_size = os.fstat(self._fd).st_size
-        header = read_header(self._fd, self.path, file_size)
-        starts, where, kinds = array(_U32), array("Q"), array("B")
         counts = {RAW: 0, FILL: 0, DONT_CARE: 0, CRC32: 0}
-        covered = {RAW: 0, FILL: 0, DONT_CARE: 0}
-        end = header.file_header_size
-        for chunk, data_at in walk(self._fd, self.path, header, file_size):
-            counts[chunk.kind] += 1
-            end = data_at + (_payload(chunk.kind, chunk.blocks, header.block_size) or 0)
-            if not chunk.blocks:
-                continue  # a CRC32 chunk (or an empty one): no media
-            covered[chunk.kind] += chunk.blocks
-            starts.append(chunk.first_block)
-            if chunk.kind == RAW:
-                where.append(data_at)
-                kinds.append(_K_RAW)
-            elif chunk.kind == FILL:
-                where.append(chunk.value)
-                kinds.append(_K_FILL)
-            else:
-                where.append(0)
-                kinds.append(_K_ZERO)
+        per_piece = []
+        self._trailing = 0
+        header: SparseHeader | None = None
+        for number, (piece, fd) in enumerate(zip(self.pieces, self._fds, strict=True)):
+            file_size = os.fstat(fd).st_size
+            this = read_header(fd, piece, file_size)
+            if header is None:
+                header = this
+            elif (this.block_size, this.total_blocks) != (header.block_size,
+                                                          header.total_blocks):
+                raise CorruptImageError(
+                    f"Android sparse piece {number} declares {this.total_blocks} blocks of "
+                    f"{this.block_size} bytes; piece 0 ({self.pieces[0].name}) declares "
+                    f"{header.total_blocks} of {header.block_size}: not pieces of one image",
+                    path=piece)
+            data, end = _data_chunks(fd, piece, this, file_size, counts)
+            per_piece.append(data)
+            self._trailing += file_size - end
+        assert header is not None
         self._header = header
-        self._starts, self._where, self._kinds = starts, where, kinds
-        self._counts, self._covered = counts, covered
-        self._trailing = file_size - end
+        self._counts = counts
+        self._starts, self._where, self._kinds, self._piece = _index(per_piece, header,
+                                                                     self.pieces)
+        self._covered = {RAW: 0, FILL: 0, DONT_CARE: 0}
+        for i, kind in enumerate(self._kinds):
+            end = (self._starts[i + 1] if i + 1 < len(self._starts)
+                   else header.total_blocks)
+            self._covered[(RAW, FILL, DONT_CARE)[kind]] += end - self._starts[i]
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         """The media at ``offset``, assembled in one buffer (zeros to begin with, so DONT_CARE
@@ -279,8 +356,10 @@ class AndroidSparseStream(ImageStream):
             n = min(chunk_end - at, length - pos)
             kind = kinds[i]
             if kind == _K_RAW:
-                out[pos:pos + n] = read_exact(self._fd, where[i] + at - starts[i] * block_size,
-                                              n, self.path)
+                piece = self._piece[i]
+                out[pos:pos + n] = read_exact(self._fds[piece],
+                                              where[i] + at - starts[i] * block_size, n,
+                                              self.pieces[piece])
             elif kind == _K_FILL:
                 out[pos:pos + n] = _repeat(where[i].to_bytes(4, "little"),
                                            (at - starts[i] * block_size) % 4, n)
@@ -295,7 +374,8 @@ class AndroidSparseStream(ImageStream):
 
     def close(self) -> None:
         if not self.closed:
-            os.close(self._fd)
+            for fd in self._fds:
+                os.close(fd)
         super().close()
 
     @property
@@ -307,21 +387,25 @@ class AndroidSparseStream(ImageStream):
             "sparse_version": f"{header.major}.{header.minor}",
             "block_size": block,
             "blocks": header.total_blocks,
-            "chunks": (f"{header.total_chunks}: {counts[RAW]} RAW, {counts[FILL]} FILL, "
+            "chunks": (f"{sum(counts.values())}: {counts[RAW]} RAW, {counts[FILL]} FILL, "
                        f"{counts[DONT_CARE]} DONT_CARE, {counts[CRC32]} CRC32"),
             "stored_bytes": f"{covered[RAW] * block} in RAW chunks",
             "filled_bytes": f"{covered[FILL] * block} in FILL chunks (a 4-byte pattern)",
-            "dont_care_bytes": (f"{covered[DONT_CARE] * block} in {counts[DONT_CARE]} DONT_CARE "
-                                "chunks, read as zeros: the writer did not keep them, they "
-                                "are not evidence"),
+            "dont_care_bytes": (f"{covered[DONT_CARE] * block} bytes no "
+                                f"{'piece' if len(self.pieces) > 1 else 'chunk'} holds "
+                                "(DONT_CARE), read as zeros: the writer did not keep them, "
+                                "they are not evidence"),
             "image_checksum": (f"0x{header.image_checksum:08x} (CRC-32 of the media)"
                                if header.image_checksum else "none recorded"),
         }
+        if len(self.pieces) > 1:
+            details["pieces"] = (f"{len(self.pieces)}, each DONT_CARE where another holds the "
+                                 "data")
         if self._trailing:
             details["bytes_after_the_chunks"] = (f"{self._trailing} (not part of the media, "
                                                  "not read)")
-        return StreamInfo(format="android-sparse", files=(self.path,), media_size=self.size,
-                          sector_size=self.sector_size, details=details)
+        return StreamInfo(format="android-sparse", files=tuple(self.pieces),
+                          media_size=self.size, sector_size=self.sector_size, details=details)
 
 
 def _repeat(pattern: bytes, phase: int, n: int) -> bytes:
@@ -481,33 +565,36 @@ class Simg2imgStream(ImageStream):
 
     alignment = 1
 
-    def __init__(self, path: Path, media_size: int) -> None:
+    def __init__(self, pieces: list[Path], media_size: int) -> None:
         exe = shutil.which("simg2img")
         if exe is None:
             raise UnsupportedFormatError(
                 "simg2img is not installed (Debian package android-sdk-libsparse-utils)")
-        self._path = path
+        self._path = pieces[0]
+        self._pieces = tuple(pieces)
         self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-simg-")
         self._fd = -1
         try:
             folder = Path(self._dir.name)
-            need = path.stat().st_size + media_size
+            need = sum(p.stat().st_size for p in pieces) + media_size
             free = shutil.disk_usage(folder).free
             if free < need:
                 raise NoSecondReader(
                     f"simg2img needs {need} bytes in {folder.parent} for a copy of the image "
                     f"and the raw media; {free} are free (set TMPDIR to a larger folder)")
-            copy = folder / "evidence.simg"
-            _copy_evidence(path, copy)
+            copies = [folder / f"evidence.{n}.simg" for n in range(len(pieces))]
+            for piece, copy in zip(pieces, copies, strict=True):
+                _copy_evidence(piece, copy)
             raw = folder / "media.raw"
-            done = subprocess.run([exe, str(copy), str(raw)], capture_output=True, text=True,
-                                  check=False, stdin=subprocess.DEVNULL)
-            copy.unlink()
+            done = subprocess.run([exe, *map(str, copies), str(raw)], capture_output=True,
+                                  text=True, check=False, stdin=subprocess.DEVNULL)
+            for copy in copies:
+                copy.unlink()
             if done.returncode != 0 or not raw.exists():
                 said = (done.stderr or done.stdout).strip().splitlines()
                 raise CorruptImageError(
                     f"simg2img cannot read the image: {said[-1] if said else 'failed'}",
-                    path=path)
+                    path=self._path)
             self._fd = os.open(raw, os.O_RDONLY)
         except BaseException:
             self._dir.cleanup()
@@ -519,7 +606,7 @@ class Simg2imgStream(ImageStream):
 
     @property
     def info(self) -> StreamInfo:
-        return StreamInfo(format="android-sparse", files=(self._path,), media_size=self.size,
+        return StreamInfo(format="android-sparse", files=self._pieces, media_size=self.size,
                           details={"reader": _libsparse_version()})
 
     def close(self) -> None:
@@ -546,6 +633,47 @@ def _copy_evidence(source: Path, target: Path) -> None:
         os.close(fd)
 
 
+#: A piece of a set: ``NAME.N`` (simg2simg writes ``OUT.0``, ``OUT.1``...; Motorola's factory
+#: images ``system.img_sparsechunk.0``...).
+_PIECE = re.compile(r"^(?P<base>.+)\.(?P<number>\d{1,4})$")
+
+
+def set_pieces(path: Path) -> list[Path]:
+    """Every piece of the set ``path`` belongs to, in order (``[path]`` alone when its name
+    is not a piece's or it has no sibling): the files of its folder named like it with
+    another number that are Android sparse images too. The numbers must run without a gap
+    from 0 or 1; a gap is a missing piece, named."""
+    found = _PIECE.match(path.name)
+    if found is None:
+        return [path]
+    base = found["base"]
+    numbered: dict[int, Path] = {}
+    for sibling in path.parent.iterdir():
+        match = _PIECE.match(sibling.name)
+        if match is None or match["base"] != base:
+            continue
+        if sibling == path or _is_sparse(sibling):
+            numbered[int(match["number"])] = confine_part(path.parent, sibling.name,
+                                                          what="Android sparse piece")
+    if len(numbered) < 2:
+        return [path]
+    numbers = sorted(numbered)
+    first = min(numbers[0], 1)
+    missing = sorted(set(range(first, numbers[-1] + 1)) - set(numbers))
+    if missing:
+        raise MissingSegmentError(
+            f"{path}: piece {base}.{missing[0]} of the Android sparse set is missing "
+            f"({len(numbers)} pieces found, numbered {numbers[0]} to {numbers[-1]})")
+    return [numbered[n] for n in numbers]
+
+
+def _is_sparse(path: Path) -> bool:
+    try:
+        return path.is_file() and read_head(path, 4) == MAGIC_BYTES
+    except (OSError, InputError):
+        return False
+
+
 class AndroidSparseFormat:
     name = "android-sparse"
     containers = ("android-sparse",)
@@ -557,21 +685,22 @@ class AndroidSparseFormat:
         return False
 
     def files(self, path: Path) -> list[Path]:
-        return [path]
+        return set_pieces(path)
 
     def open(self, path: Path) -> ImageStream:
-        return AndroidSparseStream(path)
+        pieces = set_pieces(path)
+        return AndroidSparseStream(pieces[0], pieces)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """Android's own libsparse, through ``simg2img``: it shares no code with ours."""
-        return Simg2imgStream(path, stream.size)
+        return Simg2imgStream(set_pieces(path), stream.size)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
-        """The CRC-32 values the image records (:func:`sparse_checks`); none to check, as the
-        opened stream already knows, costs no second walk of the chunks."""
+        """The CRC-32 values each piece records (:func:`sparse_checks`); none to check, as
+        the opened stream already knows, costs no second walk of the chunks."""
         if isinstance(stream, AndroidSparseStream) and not stream.records_crc:
             return ()
-        return sparse_checks(path)
+        return tuple(check for piece in set_pieces(path) for check in sparse_checks(piece))
 
 
 FORMAT = AndroidSparseFormat()
