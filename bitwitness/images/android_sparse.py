@@ -269,7 +269,9 @@ def _index(per_piece: list[tuple[array[int], array[int], array[int], array[int]]
         if start < block:
             raise CorruptImageError(
                 f"Android sparse pieces {last_piece} ({pieces[last_piece].name}) and {piece} "
-                f"({pieces[piece].name}) both hold block {start}", path=pieces[piece])
+                f"({pieces[piece].name}) both hold block {start}: not pieces of one image "
+                "(a copy of one under a name without the number is read alone)",
+                path=pieces[piece])
         if start > block:
             starts.append(block)
             where.append(0)
