@@ -17,8 +17,9 @@ Why a reader and not raw: the file is not the media. It is a 28-byte header, the
 
 The chunks are walked once when the image is opened: every length is checked against the
 format's rules and the file before it is used, and the media each chunk covers is indexed in
-three arrays (first block, file offset or pattern, kind: 13 bytes a chunk), so that a read
-finds its chunk by bisection whatever the number of chunks. What does not add up fails
+four arrays (first block, file offset or pattern, kind, piece: 15 bytes a chunk, about 32
+while the index is built), so that a read finds its chunk by bisection whatever the number
+of chunks. What does not add up fails
 closed, in one line naming the chunk and its file offset: a chunk whose length in the file
 is not what its type and block count make, one that runs past the file, chunks that cover
 more or fewer blocks than the header declares, more chunks declared than the file has room
@@ -45,6 +46,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from bitwitness.errors import (
     CorruptImageError,
@@ -73,10 +75,11 @@ _NAMES = {RAW: "RAW", FILL: "FILL", DONT_CARE: "DONT_CARE", CRC32: "CRC32"}
 #: Kinds as the index stores them (one byte a chunk).
 _K_RAW, _K_FILL, _K_ZERO = 0, 1, 2
 
-#: Chunks indexed at most: 13 bytes each, 208 MiB for this many. A real image has far fewer
-#: (a chunk per run of written, filled or skipped blocks); a header declaring more is refused
-#: in one line rather than indexed.
-MAX_CHUNKS = 1 << 24
+#: Chunks indexed at most (in one image, or in all the pieces of a set): about 32 bytes each
+#: while the index is built, 256 MiB for this many. A real image has far fewer (a chunk per
+#: run of written, filled or skipped blocks: tens of thousands in a phone's userdata); a
+#: header declaring more is refused in one line rather than indexed.
+MAX_CHUNKS = 1 << 23
 #: Chunk headers are read from the file this many bytes at a time.
 _WINDOW = 1 << 20
 #: The unsigned 32-bit array type (4 bytes) for the index's first blocks.
@@ -101,12 +104,11 @@ class SparseHeader:
         return self.block_size * self.total_blocks
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(NamedTuple):
     """One chunk as the walk meets it: its ordinal, type, media blocks, where its header lies,
     and its 4-byte value (FILL pattern as a little-endian number, CRC32 value; else 0)."""
 
-    index: int
+    number: int  #: its place among the chunks, from 0
     kind: int
     blocks: int
     at: int
@@ -263,7 +265,8 @@ def _index(per_piece: list[tuple[array[int], array[int], array[int], array[int]]
     piece's already being in order), the blocks no piece holds as zero entries between them.
     Returns first blocks, file offsets or FILL words, kinds, pieces (arrays)."""
     starts, where, kinds, owner = array(_U32), array("Q"), array("B"), array("H")
-    merged = heapq.merge(*(_numbered(arrays[0], n) for n, arrays in enumerate(per_piece)))
+    merged = (_numbered(per_piece[0][0], 0) if len(per_piece) == 1 else  # no heap for one
+              heapq.merge(*(_numbered(arrays[0], n) for n, arrays in enumerate(per_piece))))
     block, last_piece = 0, 0
     for start, piece, i in merged:
         if start < block:
@@ -330,6 +333,12 @@ class AndroidSparseStream(ImageStream):
                     f"{this.block_size} bytes; piece 0 ({self.pieces[0].name}) declares "
                     f"{header.total_blocks} of {header.block_size}: not pieces of one image",
                     path=piece)
+            declared = sum(counts.values()) + this.total_chunks
+            if declared > MAX_CHUNKS:
+                raise UnsupportedFormatError(
+                    f"{piece}: the Android sparse set declares {declared} chunks or more, "
+                    f"more than the {MAX_CHUNKS} BitWitness indexes (convert it to raw with "
+                    "simg2img)")
             data, end = _data_chunks(fd, piece, this, file_size, counts)
             per_piece.append(data)
             self._trailing += file_size - end
@@ -528,7 +537,7 @@ def sparse_checks(path: Path) -> tuple[ContainerCheck, ...]:
 
 def _crc_mismatch(chunk: Chunk, media_at: int, computed: int) -> Callable[[], str]:
     """The words for one CRC32 chunk that does not match (made only if named)."""
-    return lambda: (f"CRC32 chunk {chunk.index} (file offset {chunk.at}) records "
+    return lambda: (f"CRC32 chunk {chunk.number} (file offset {chunk.at}) records "
                     f"0x{chunk.value:08x}; the media before it (up to media offset {media_at}) "
                     f"gives 0x{computed:08x}")
 
