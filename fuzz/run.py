@@ -34,7 +34,7 @@ _INSTRUMENTED = (
     "bitwitness.custody", "bitwitness.templates", "bitwitness.images.signatures",
     "bitwitness.images.checks", "bitwitness.images.libyal", "bitwitness.images.qcow",
     "bitwitness.images.vhdx", "bitwitness.images.vhdx_log", "bitwitness.images.crc32c",
-    "bitwitness.images.vdi", "bitwitness.images.udif",
+    "bitwitness.images.vdi", "bitwitness.images.android_sparse", "bitwitness.images.udif",
     "bitwitness.images.modi", "bitwitness.images.apple_sparse", "bitwitness.images.parallels",
     "bitwitness.images.ewf2", "bitwitness.images.aff", "bitwitness.images.aff4",
     "bitwitness.images.aff4_zip", "bitwitness.images.aff4_streams",

@@ -624,6 +624,35 @@ def vdi_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+def android_sparse_seeds(work: Path) -> dict[str, bytes]:
+    """Android sparse images by libsparse's own tools: ``img2simg`` at 4096 and 1024 bytes a
+    block (RAW chunks, FILL for zeros and for a repeated word), ``simg2simg``'s pieces (their
+    blocks kept in the other piece are DONT_CARE), and one with a CRC32 chunk and the header's
+    image checksum (no tool here writes them: appended by the published layout)."""
+    if not (shutil.which("img2simg") and shutil.which("simg2simg")):
+        return {}
+    media = _media(24 * 1024)
+    media = media[:8192] + b"\xde\xad\xbe\xef" * 2048 + bytes(4096) + media[20480:]
+    raw = work / "d.raw"
+    raw.write_bytes(media)
+    seeds: dict[str, bytes] = {}
+    for block in (4096, 1024):
+        out = work / f"b{block}.simg"
+        if _run("img2simg", raw, out, str(block)):
+            seeds[out.name] = out.read_bytes()
+    if "b4096.simg" in seeds and _run("simg2simg", work / "b4096.simg", work / "part.simg",
+                                      "12000"):
+        for piece in sorted(work.glob("part.simg.*")):
+            seeds[piece.name] = piece.read_bytes()
+    if "b4096.simg" in seeds:
+        data = bytearray(seeds["b4096.simg"])
+        crc = zlib.crc32(media)
+        chunks = struct.unpack_from("<I", data, 20)[0]
+        struct.pack_into("<II", data, 20, chunks + 1, crc)
+        seeds["crc32.simg"] = bytes(data) + struct.pack("<HHIII", 0xCAC4, 0, 0, 16, crc)
+    return seeds
+
+
 def binary_plist_udif(data: bytes) -> bytes:
     """The UDIF image ``data`` with its property list in Apple's binary form (which macOS
     reads and plistlib decodes): the block tables then lie in the file as raw bytes, where a
@@ -988,6 +1017,7 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "split-raw": split_seeds,
     "logs": log_seeds, "partitions": partition_seeds, "case-yaml": case_seeds,
     "custody": custody_seeds, "qcow": qcow_seeds, "vhdx": vhdx_seeds, "vdi": vdi_seeds,
+    "android-sparse": android_sparse_seeds,
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
     "fs-times": fs_time_seeds, "ext-superblock": ext_superblock_seeds,

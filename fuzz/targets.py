@@ -273,6 +273,17 @@ def vdi(data: bytes) -> None:
     _checks(lambda: vdi_checks(path))
 
 
+def android_sparse(data: bytes) -> None:
+    """Android sparse image: file header, the chunk walk (RAW, FILL, DONT_CARE, CRC32), the
+    chunk index and reads through it; the CRC-32 checks that ``verify`` runs."""
+    from bitwitness.images.android_sparse import AndroidSparseStream, sparse_checks
+
+    path = scratch().put("fuzz.simg", data)
+    _identify(path)
+    _open_and_sample(lambda: AndroidSparseStream(path))
+    _checks(lambda: sparse_checks(path))
+
+
 def udif(data: bytes) -> None:
     """UDIF (.dmg): the ``koly`` trailer, the property list (XML or binary), the ``mish``
     block tables, chunks (raw, zlib, bzip2, ADC, LZFSE); the data fork CRC-32 check."""
@@ -887,6 +898,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "qcow": (qcow, 1 << 16),
     "vhdx": (vhdx, 5 << 18),
     "vdi": (vdi, 1 << 16),
+    "android-sparse": (android_sparse, 1 << 16),
     "udif": (udif, 1 << 16),
     "apple-sparse": (apple_sparse, 1 << 16),
     "parallels": (parallels, 1 << 16),

@@ -26,6 +26,10 @@ testing+=(attr rsync binutils)
 # Debian's older build of libbde) checks the BitLocker volumes the tests write
 testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 xfsprogs)
 testing+=(libbde-utils)
+# Android's libsparse tools: img2simg and simg2simg write the sparse images the tests read,
+# simg2img is the second reader of our Android sparse reader (verify --second-reader); lz4,
+# lzip and wimtools (wimcapture) write the containers the tests check are refused by name
+testing+=(android-sdk-libsparse-utils lz4 lzip wimtools)
 # 7-Zip's dmg handler decodes the LZMA (xz) chunks of macOS ULMO images, which neither QEMU nor
 # libmodi's PyPI build decodes: the independent check of our UDIF reader there
 testing+=(7zip)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import subprocess
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builders.apple import BZIP2, ZLIB, build_sparsebundle, build_sparseimage, build_udif
@@ -862,3 +865,117 @@ def test_undefined_header_values_are_damage_not_a_format(tmp_path: Path, media_f
     assert res.exit_code == ExitCode.EVIDENCE, res.stderr
     assert said in res.stderr
     assert "Traceback" not in res.stderr
+
+
+# --- containers of files, archives and compressed files: recognised, refused, never raw --------
+
+
+def _tool_made(tmp: Path, kind: str) -> Path:
+    """A sample written by the tool that makes the format (tar, lz4, lzip, wimlib's
+    wimcapture), from a small folder of files."""
+    tree = tmp / "tree"
+    tree.mkdir(exist_ok=True)
+    (tree / "a.txt").write_text("evidence\n" * 200)
+    (tree / "b.bin").write_bytes(os.urandom(5000))
+    payload = tmp / "payload.bin"
+    payload.write_bytes(_media()[: 2 * MiB])
+    out = tmp / f"sample.{kind}"
+    commands = {
+        "tar-gnu": ["tar", "-cf", out, "-C", tree, "."],
+        "tar-posix": ["tar", "--format=posix", "-cf", out, "-C", tree, "."],
+        "lz4": ["lz4", "-q", "-f", payload, out],
+        "lz4-legacy": ["lz4", "-q", "-l", "-f", payload, out],
+        "lzip": ["lzip", "-k", "-c", payload],
+        "wim": ["wimcapture", tree, out],
+        "esd": ["wimcapture", "--solid", tree, out],
+        "wim-pipable": ["wimcapture", "--pipable", tree, out],
+    }
+    args = [str(a) for a in commands[kind]]
+    require_tool(args[0])
+    done = subprocess.run(args, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    if kind == "lzip":  # written to stdout
+        out.write_bytes(done.stdout)
+    return out
+
+
+def _built(tmp: Path, kind: str) -> Path:
+    """A sample built from the format's published layout, where no tool on Debian writes it:
+    AD1 (FTK Imager only: the segment header "ADSEGMENTEDFILE\\0", the logical image header
+    "ADLOGICALIMAGE\\0\\0" at offset 512), RAR (non-free: the RAR 4 and RAR 5 signatures), an
+    encrypted Apple disk image (hdiutil only: version 2 opens with "encrcdsa" and a big-endian
+    version 2; version 1 ends with "cdsaencr"), an adb backup (adb and a phone: the text header
+    "ANDROID BACKUP", version, compression flag and encryption, then a zlib stream)."""
+    body = {
+        "ad1": (b"ADSEGMENTEDFILE\x00" + struct.pack("<III", 512, 1, 0)).ljust(512, b"\0")
+        + b"ADLOGICALIMAGE\x00\x00" + bytes(1000),
+        "rar4": b"Rar!\x1a\x07\x00" + bytes(1000),
+        "rar5": b"Rar!\x1a\x07\x01\x00" + bytes(1000),
+        "dmg-encrypted-v2": b"encrcdsa" + struct.pack(">I", 2) + bytes(4000),
+        "dmg-encrypted-v1": os.urandom(4096) + bytes(1268) + b"cdsaencr",
+        "android-backup": b"ANDROID BACKUP\n5\n1\nnone\n" + zlib.compress(b"apps/" * 500),
+    }[kind]
+    out = tmp / f"sample.{kind}"
+    out.write_bytes(body)
+    return out
+
+
+FILE_CONTAINERS = [
+    ("tar-gnu", _tool_made, "tar archive"),
+    ("tar-posix", _tool_made, "tar archive"),
+    ("lz4", _tool_made, "lz4-compressed file"),
+    ("lz4-legacy", _tool_made, "lz4-compressed file (legacy frame"),
+    ("lzip", _tool_made, "lzip-compressed file"),
+    ("wim", _tool_made, "Windows Imaging archive"),
+    ("esd", _tool_made, "Windows Imaging archive"),
+    ("wim-pipable", _tool_made, "Windows Imaging archive (pipable"),
+    ("ad1", _built, "AccessData AD1 logical image"),
+    ("rar4", _built, "RAR archive"),
+    ("rar5", _built, "RAR archive (version 5"),
+    ("dmg-encrypted-v2", _built, "encrypted Apple disk image"),
+    ("dmg-encrypted-v1", _built, "encrypted Apple disk image (version 1"),
+    ("android-backup", _built, "Android backup"),
+]
+
+
+@pytest.mark.parametrize(("kind", "make", "label"), FILE_CONTAINERS,
+                         ids=[c[0] for c in FILE_CONTAINERS])
+def test_file_containers_are_refused_by_name_not_taken_for_raw(tmp_path: Path, kind: str,
+                                                               make: Any, label: str) -> None:
+    sample = make(tmp_path, kind)
+    evidence = tmp_path / "evidence.dd"  # a raw-looking name changes nothing
+    sample.rename(evidence)
+    with pytest.raises(UnsupportedFormatError, match=re.escape(label)):
+        detect(evidence)
+    for command in ("info", "verify", "ls"):
+        res = run_bitwitness(command, evidence)
+        assert res.exit_code == ExitCode.USAGE, (command, res.stdout)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert label in res.stderr
+        assert "cannot read" in res.stderr
+
+
+def test_near_misses_of_the_file_container_magics_stay_raw(tmp_path: Path) -> None:
+    """The bytes beside a short magic are checked: an lz4 magic without the frame version
+    bits, "LZIP" with a version lzip never wrote, "ustar" not followed by NUL or a space, are
+    disk data, read as raw."""
+    base = _media()[: MiB]
+    for name, head in (("lz4", b"\x04\x22\x4d\x18\x00"), ("lzip", b"LZIP\x07"),
+                       ("tar", base[:257] + b"ustarX")):
+        disk = tmp_path / f"{name}.img"
+        disk.write_bytes(head + base[len(head):])
+        doc = run_bitwitness("info", disk, "--json")
+        assert doc.exit_code == ExitCode.OK, doc.stderr
+        assert doc.json()["format"] == "raw (no container signature)"
+
+
+def test_an_android_sparse_image_named_raw_is_read_as_sparse(tmp_path: Path) -> None:
+    require_tool("img2simg")
+    raw = tmp_path / "media.raw"
+    raw.write_bytes(_media())
+    image = tmp_path / "system.dd"
+    subprocess.run(["img2simg", str(raw), str(image)], check=True, capture_output=True)
+    doc = run_bitwitness("info", image, "--json")
+    assert doc.exit_code == ExitCode.OK, doc.stderr
+    assert doc.json()["format"] == "android-sparse"
+    assert doc.json()["media_size"] == raw.stat().st_size

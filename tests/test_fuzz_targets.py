@@ -268,7 +268,8 @@ def test_case_file_with_an_impossible_pattern_is_one_line(pattern: str, tmp_path
 
 # --- the container targets (issue 14, item 6) -----------------------------------------------
 
-CONTAINERS = ("qcow", "vhdx", "vdi", "udif", "apple-sparse", "parallels", "ewf2", "aff", "aff4")
+CONTAINERS = ("qcow", "vhdx", "vdi", "android-sparse", "udif", "apple-sparse", "parallels", "ewf2",
+              "aff", "aff4")
 
 
 def _qemu_raw(image: Path, fmt: str, tmp_path: Path) -> bytes:
@@ -294,10 +295,13 @@ def test_every_container_target_has_seeds_and_is_fuzzed_with_coverage(target: st
         require_tool("qemu-img", "qemu-io")
     if target == "aff":
         require_tool("affconvert")
+    if target == "android-sparse":
+        require_tool("img2simg", "simg2simg")
     found = sorted((corpus / target).iterdir())
     assert len(found) >= 2, target
     assert all(p.stat().st_size <= targets.TARGETS[target][1] for p in found), target
-    module = {"apple-sparse": "apple_sparse"}.get(target, target)
+    module = {"apple-sparse": "apple_sparse", "android-sparse": "android_sparse"}.get(target,
+                                                                                  target)
     assert f"bitwitness.images.{module}" in _INSTRUMENTED
     assert "bitwitness.images.signatures" in _INSTRUMENTED
 
@@ -308,6 +312,7 @@ def test_container_seeds_open_and_read_whole(target: str, corpus: Path, tmp_path
     reader refused would leave the fuzzer at the door)."""
     from bitwitness.images.aff import AffStream
     from bitwitness.images.aff4 import Aff4Stream
+    from bitwitness.images.android_sparse import AndroidSparseStream
     from bitwitness.images.apple_sparse import SparseBundleStream, SparseImageStream
     from bitwitness.images.ewf2 import Ewf2Stream
     from bitwitness.images.parallels import ParallelsBundleStream, SparseExtentStream
@@ -350,10 +355,22 @@ def test_container_seeds_open_and_read_whole(target: str, corpus: Path, tmp_path
             opener = {"qcow": open_qcow, "vhdx": VhdxStream, "vdi": VdiStream,
                       "udif": UdifStream, "apple-sparse": SparseImageStream,
                       "parallels": SparseExtentStream, "aff": AffStream,
-                      "aff4": Aff4Stream}[target]
+                      "aff4": Aff4Stream, "android-sparse": AndroidSparseStream}[target]
         media = _ours(opener, path)
         assert media, seed.name
         assert any(media) or seed.name.startswith("empty"), seed.name
+
+
+def test_android_sparse_seeds_read_as_simg2img_reads_them(corpus: Path, tmp_path: Path) -> None:
+    require_tool("img2simg", "simg2simg", "simg2img")
+    from bitwitness.images.android_sparse import AndroidSparseStream
+
+    seeds = sorted((corpus / "android-sparse").iterdir())
+    assert len(seeds) >= 4, seeds
+    for seed in seeds:
+        raw = tmp_path / f"{seed.name}.raw"
+        subprocess.run(["simg2img", str(seed), str(raw)], check=True, capture_output=True)
+        assert _ours(AndroidSparseStream, seed) == raw.read_bytes(), seed.name
 
 
 def test_qcow_and_parallels_seeds_read_as_qemu_reads_them(corpus: Path, tmp_path: Path) -> None:

@@ -23,7 +23,18 @@ FORMATS: list[ImageFormat]
 
 
 def _load() -> list[ImageFormat]:
-    from bitwitness.images import aff, aff4, modi, parallels, qcow, splitraw, vdi, vhdi, vmdk_libyal
+    from bitwitness.images import (
+        aff,
+        aff4,
+        android_sparse,
+        modi,
+        parallels,
+        qcow,
+        splitraw,
+        vdi,
+        vhdi,
+        vmdk_libyal,
+    )
 
     formats: list[ImageFormat] = [
         vhdi.VHD_FORMAT,
@@ -33,6 +44,7 @@ def _load() -> list[ImageFormat]:
         modi.FORMAT,
         parallels.FORMAT,
         vdi.FORMAT,
+        android_sparse.FORMAT,
         aff.FORMAT,
         aff4.FORMAT,
         splitraw.FORMAT,

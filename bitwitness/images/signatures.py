@@ -52,6 +52,27 @@ _HEAD_MAGICS: tuple[tuple[bytes, Container], ...] = (
     (b"LVF\x09\x0d\x0a\xff\x00", Container("ewf", "EWF logical evidence (L01)")),
     (b"EVF2\x0d\x0a\x81\x00", Container("ewf", "EWF2 (Ex01)")),
     (b"LEF2\x0d\x0a\x81\x00", Container("ewf", "EWF2 logical evidence (Lx01)")),
+    # libsparse's sparse_format.h: the magic 0xED26FF3A, little-endian, opens the file header
+    (b"\x3a\xff\x26\xed", Container("android-sparse", "Android sparse image (simg)")),
+    # Containers of files, not of a disk, that nothing here reads: each refused by name.
+    # AD1: every segment opens with "ADSEGMENTEDFILE" (NUL-ended); the first segment holds
+    # "ADLOGICALIMAGE" at offset 512
+    (b"ADSEGMENTEDFILE",
+     Container("ad1", "AccessData AD1 logical image (open it with FTK Imager; it holds files, "
+                      "not a disk)")),
+    # WIM (and ESD, the same header with LZMS): ImageTag "MSWIM\0\0\0"; wimlib's pipable WIM
+    # writes "WLPWM\0\0\0" instead
+    (b"MSWIM\x00\x00\x00", Container("wim", "Windows Imaging archive (WIM/ESD; extract it with "
+                                          "wimapply)")),
+    (b"WLPWM\x00\x00\x00", Container("wim", "Windows Imaging archive (pipable WIM; extract it "
+                                          "with wimapply)")),
+    # Apple encrypted disk image, version 2 ("encrcdsa" opens the file; version 1 ends with
+    # "cdsaencr", see _by_tail)
+    (b"encrcdsa", Container("encrypted-dmg", "encrypted Apple disk image (decrypt it with "
+                                             "hdiutil first)")),
+    # adb backup: a text line "ANDROID BACKUP", then version, compression and encryption lines
+    (b"ANDROID BACKUP\n", Container("android-backup", "Android backup (adb backup .ab; it "
+                                                       "holds app data, not a disk)")),
 )
 
 #: Compressed files and archives: checked after the trailers, because a UDIF image's data fork
@@ -64,7 +85,22 @@ _ARCHIVE_MAGICS: tuple[tuple[bytes, Container], ...] = (
     (b"BZh", Container("bzip2", "bzip2-compressed file (decompress it first)")),
     (b"\x28\xb5\x2f\xfd", Container("zstd", "zstd-compressed file (decompress it first)")),
     (b"7z\xbc\xaf\x27\x1c", Container("7z", "7-Zip archive (extract it first)")),
+    # RAR 1.5 to 4 ("Rar!" 1A 07 00) and RAR 5 ("Rar!" 1A 07 01 00)
+    (b"Rar!\x1a\x07\x00", Container("rar", "RAR archive (extract it first)")),
+    (b"Rar!\x1a\x07\x01\x00", Container("rar", "RAR archive (version 5; extract it first)")),
+    # lz4's legacy frame (magic 0x184C2102), used by the Linux kernel's lz4 images
+    (b"\x02\x21\x4c\x18", Container("lz4", "lz4-compressed file (legacy frame; decompress it "
+                                             "first)")),
 )
+
+#: lz4 frame format: magic 0x184D2204 (little-endian), then the FLG byte whose top two bits are
+#: the version, 01: six bytes a disk begins with by chance far less often than the four alone.
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+#: lzip: "LZIP", then the version number (1; 0 in the first, pre-1.0 releases).
+_LZIP_MAGIC = b"LZIP"
+#: POSIX ustar and GNU tar: "ustar" at offset 257 of the first header, then NUL ("ustar\0",
+#: POSIX, version "00" follows) or a space (GNU's "ustar  \0").
+_TAR_MAGIC_AT = 257
 
 #: VirtualBox VDI: the image signature is at offset 0x40, after a 64-byte text banner.
 _VDI_SIGNATURE = struct.pack("<I", 0xBEDA107F)
@@ -146,6 +182,9 @@ def _by_tail(path: Path, head: bytes) -> Container | None:
     if tail.startswith(b"conectix") or tail[1:].startswith(b"conectix"):
         # a fixed VHD: the media, then the footer (511 bytes in some old Virtual PC images)
         return Container("vhd", "VHD (Microsoft virtual hard disk, fixed)")
+    if tail.endswith(b"cdsaencr"):  # version 1: the encryption header ends the file
+        return Container("encrypted-dmg", "encrypted Apple disk image (version 1; decrypt it "
+                                          "with hdiutil first)")
     return None
 
 
@@ -159,4 +198,17 @@ def _archive(path: Path, head: bytes) -> Container | None:
     for magic, container in _ARCHIVE_MAGICS:
         if head.startswith(magic):
             return container
+    return _checked_archive(head)
+
+
+def _checked_archive(head: bytes) -> Container | None:
+    """Archives whose magic is checked with a byte beside it (lz4, lzip) or lies at an offset
+    (tar)."""
+    if head.startswith(_LZ4_MAGIC) and len(head) > 4 and head[4] >> 6 == 1:
+        return Container("lz4", "lz4-compressed file (decompress it first)")
+    if head.startswith(_LZIP_MAGIC) and len(head) > 4 and head[4] in (0, 1):
+        return Container("lzip", "lzip-compressed file (decompress it first)")
+    ustar = head[_TAR_MAGIC_AT:_TAR_MAGIC_AT + 6]
+    if ustar in (b"ustar\x00", b"ustar "):
+        return Container("tar", "tar archive (extract it first)")
     return None
