@@ -187,3 +187,37 @@ def test_a_file_system_past_the_media_end_is_said(tmp_path: Path) -> None:
         assert (f"{last - present} of its {last + 1} blocks of 1024 bytes are not in the image"
                 in result.stderr), command
         assert "past the end" not in run_bitwitness(*command, whole).stderr
+
+
+@pytest.mark.parametrize(("field", "value"), [("entry_size", 1 << 30), ("count", 1 << 31),
+                                              ("entries_at", 1 << 60)])
+def test_a_hostile_gpt_header_is_not_followed(tmp_path: Path, field: str, value: int) -> None:
+    """A GPT header whose CRC32 checks out but asks for a table of absurd size or place:
+    refused before anything is read (the image is then its protective MBR's), in bounded
+    memory."""
+    import struct
+    import zlib
+
+    from bitwitness.report.browse.gpt import read_gpt
+    from bitwitness.stream import BytesStream
+
+    disk = bytearray(1 << 20)
+    header = bytearray(512)
+    fields = {"entry_size": 128, "count": 128, "entries_at": 2, field: value}
+    struct.pack_into("<8sIIIIQQQQ16sQIII", header, 0, b"EFI PART", 0x10000, 92, 0, 0, 1,
+                     2047, 34, 2014, bytes(16), fields["entries_at"], fields["count"],
+                     fields["entry_size"], 0)
+    struct.pack_into("<I", header, 16, zlib.crc32(bytes(header[:92])))
+    disk[512:1024] = header
+
+    class Watched(BytesStream):
+        """Keeps the largest read asked for (a huge image would have to hold it)."""
+
+        largest = 0
+
+        def pread(self, offset: int, length: int) -> bytes:
+            Watched.largest = max(Watched.largest, length)
+            return super().pread(offset, length)
+
+    assert read_gpt(Watched(bytes(disk))) is None
+    assert Watched.largest <= 8 << 20

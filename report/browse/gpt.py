@@ -29,6 +29,8 @@ SIGNATURE = b"EFI PART"
 SECTOR_SIZES = (512, 4096)
 #: The most entries read (as TSK, 8192); 128 is what every tool writes.
 MAX_ENTRIES = 8192
+#: The largest entry read (UEFI: 128 * 2^n; every tool writes 128).
+MAX_ENTRY_SIZE = 1024
 _HEADER = struct.Struct("<8sIIIIQQQQ16sQIII")  # through the entry array's CRC32 (92 bytes)
 _ENTRY = struct.Struct("<16s16sQQQ72s")
 
@@ -53,8 +55,9 @@ def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
         return None
     if zlib.crc32(head[:16] + b"\0\0\0\0" + head[20:size]) != crc:
         return None
-    if entry_size < _ENTRY.size or entry_size % _ENTRY.size or not 0 < count <= MAX_ENTRIES:
-        return None
+    if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
+            or not 0 < count <= MAX_ENTRIES):
+        return None  # (the table read below is at most 8192 * 1024 bytes)
     table = stream.pread(entries_at * sector, count * entry_size)
     if len(table) < count * entry_size or zlib.crc32(table) != entries_crc:
         return None
