@@ -1,4 +1,4 @@
-"""NTFS and FAT long names that are not well-formed UTF-16 (a lone surrogate half: both store
+"""NTFS, FAT and exFAT names that are not well-formed UTF-16 (a lone surrogate half: all store
 any 16-bit units, and such a name hides a file from tools that cannot show it).
 
 The Sleuth Kit turns a lone half into ``^`` and drops the unit after it, so ``same<D800>.txt``
@@ -169,5 +169,67 @@ def test_fat_long_names_keep_their_units(fat: Path) -> None:
         shown = name[:4] + _wtf8(unit) + name[5:]
         assert f"\t{shown}" in result.stdout
         cat = subprocess.run([sys.executable, "-m", "bitwitness", "cat", fat, "/" + shown],
+                             capture_output=True, check=False)
+        assert (cat.returncode, cat.stdout) == (0, content), shown
+
+
+def _set_checksum(entries: bytes) -> int:
+    """exFAT's SetChecksum (the file entry's own two bytes left out), as the spec gives it."""
+    total = 0
+    for index, byte in enumerate(entries):
+        if index not in (2, 3):
+            total = (((total << 15) | (total >> 1)) + byte) & 0xFFFF
+    return total
+
+
+@pytest.fixture(scope="module")
+def exfat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exFAT by mkfs.exfat, written through exfat-fuse on a loop device, two long names
+    then given a lone half in their file name entry and the entry set's checksum redone."""
+    require_root()
+    require_tool("mkfs.exfat", "mount.exfat-fuse", "losetup", "fls")
+    work = tmp_path_factory.mktemp("ill-formed-exfat")
+    path, mount = work / "exfat.img", work / "mnt"
+    mount.mkdir()
+    with path.open("wb") as out:
+        out.truncate(4 << 20)
+    subprocess.run(["mkfs.exfat", path], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", path], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    try:
+        if subprocess.run(["mount.exfat-fuse", loop, mount], capture_output=True,
+                          check=False).returncode != 0:
+            pytest.skip("exfat-fuse cannot mount here")
+        try:
+            for name, _, content in LONG:
+                (mount / name).write_bytes(content)
+        finally:
+            subprocess.run(["sync"], check=False)
+            subprocess.run(["umount", mount], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+    data = bytearray(path.read_bytes())
+    for name, unit, _ in LONG:
+        at = data.find(name[:5].encode("utf-16-le"))
+        assert at > 0, name
+        assert data[at - 2] == 0xC1, name  # the first file name entry
+        data[at + 8:at + 10] = unit.to_bytes(2, "little")
+        first = at - 2 - 64  # file entry, stream extension, then the name
+        assert data[first] == 0x85
+        end = first + 32 * (data[first + 1] + 1)
+        data[first + 2:first + 4] = _set_checksum(bytes(data[first:end])).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_exfat_names_keep_their_units(exfat: Path) -> None:
+    listed = subprocess.run(["fls", exfat], capture_output=True, check=True, text=True).stdout
+    assert listed.count("\tsame^long.txt") == 2  # TSK: both the same name, a unit dropped
+    result = run_bitwitness("ls", exfat)
+    assert result.exit_code == 0, result.stderr
+    for name, unit, content in LONG:
+        shown = name[:4] + _wtf8(unit) + name[5:]
+        assert f"\t{shown}" in result.stdout
+        cat = subprocess.run([sys.executable, "-m", "bitwitness", "cat", exfat, "/" + shown],
                              capture_output=True, check=False)
         assert (cat.returncode, cat.stdout) == (0, content), shown

@@ -469,6 +469,8 @@ class FileSystem:
         new object, so each is read once here and nothing is asked that the entry does not
         hold; tests hold it equal to :meth:`_entry`."""
         name_text = text(stored)
+        if b"^" in stored and type(self._zones) is ExfatZones:  # a name TSK lost part of?
+            name_text = self._zones.name(address) or name_text
         name_flags = int(name.flags)
         meta_flags = int(meta.flags)
         deleted = bool(name_flags & _NAME_UNALLOC)
@@ -556,8 +558,13 @@ class FileSystem:
         return found[0] if len(found) == 1 else None
 
     def _ntfs_name_of(self, file: Any) -> str | None:
-        """:meth:`_ntfs_name` for a listed name whose inode is not loaded yet (lookups)."""
-        if not (self._ntfs and b"^" in file.info.name.name):
+        """:meth:`_ntfs_name` for a listed name whose inode is not loaded yet (lookups); on
+        exFAT the name of the entry set (:meth:`.ExfatZones.name`)."""
+        if b"^" not in file.info.name.name:
+            return None
+        if type(self._zones) is ExfatZones:
+            return self._zones.name(int(file.info.name.meta_addr))
+        if not self._ntfs:
             return None
         meta_file = self._meta_file(file)
         if meta_file.info.meta is None:

@@ -97,6 +97,36 @@ class ExfatZones:
         found = tuple(_signed_quarters(b) if b & 0x80 else None for b in raw[22:25])
         return found[0], found[1], found[2]
 
+    def _entry(self, inode: int) -> bytes:
+        """The 32-byte directory entry TSK numbers ``inode`` (b"" where there is none)."""
+        if not self._sector or inode < _EXFAT_FIRST_INODE:
+            return b""
+        sector, slot = divmod(inode - _EXFAT_FIRST_INODE, self._sector // 32)
+        return self._sector_at(self._heap + sector)[slot * 32 : slot * 32 + 32]
+
+    def name(self, inode: int) -> str | None:
+        """The name in the entry set of the file entry at ``inode``, every UTF-16 unit kept
+        (a lone surrogate half as its WTF-8 bytes: ``ntfs.wtf8_name``), or None when the set
+        cannot be read whole here (its entries follow the file entry in TSK's numbering, which
+        holds within a cluster) or its checksum does not match."""
+        from bitwitness.report.browse.ntfs import wtf8_name
+
+        first = self._entry(inode)
+        if len(first) < 32 or first[0] not in _EXFAT_FILE:
+            return None
+        count = first[1]
+        entries = [first] + [self._entry(inode + n) for n in range(1, count + 1)]
+        if count < 2 or any(len(e) < 32 for e in entries) or entries[1][0] & 0x7F != 0x40:
+            return None
+        whole = b"".join(entries)
+        if _set_checksum(whole) != struct.unpack_from("<H", first, 2)[0]:
+            return None
+        length = entries[1][3]
+        units = b"".join(e[2:32] for e in entries[2:] if e[0] & 0x7F == 0x41)
+        if len(units) < 2 * length:
+            return None
+        return wtf8_name(units[: 2 * length])
+
     def adjust(self, inode: int, times: Times,
                extent: Callable[[], tuple[int, int] | None]) -> Times:
         """``times`` as TSK read them (wall clock) moved to UTC by the entry's offsets."""
@@ -108,6 +138,16 @@ class ExfatZones:
                                  else _shift(times.modified, modified)),
                        accessed=(times.accessed if accessed is None
                                  else _shift(times.accessed, accessed)))
+
+
+def _set_checksum(entries: bytes) -> int:
+    """exFAT's SetChecksum over a file's entry set (its own two bytes left out)."""
+    total = 0
+    for index, byte in enumerate(entries):
+        if index in (2, 3):
+            continue
+        total = (((total << 15) | (total >> 1)) + byte) & 0xFFFF
+    return total
 
 
 class IsoZones:
