@@ -32,6 +32,7 @@ of each target name is kept, to give a second entry wanting the same name ``~ADD
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -632,8 +633,14 @@ def _write_file(fs: FileSystem, job: _Job, folders: _Folders, overwrite: bool,
         if modified is not None:  # on the descriptor: no second lookup of the path
             accessed = times.accessed or modified
             os.utime(fd, (accessed.timestamp(), modified.timestamp()))
-    finally:
+    except BaseException:
+        # a file cut short by a read that failed must not stay beside the exported ones as
+        # if it were whole (the manifest lists it under "failed" with the reason)
         os.close(fd)
+        with contextlib.suppress(OSError):
+            Path(path).unlink()
+        raise
+    os.close(fd)
     digests = hasher.hexdigests()
     return frozen_record(ExportedFile, {
         "source": entry.display_path, "target": target, "inode": entry.address,
