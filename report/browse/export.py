@@ -344,6 +344,7 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
             "image_files": list(files), "partition": fs.partition.index,
             "volume": fs.partition.volume or str(fs.partition.index), "key": fs.partition.key,
             "offset_sector": fs.partition.start, "filesystem": fs.type,
+            "times_note": getattr(fs, "times_note", None),
             "destination": str(root), "started": _iso(started)}
     # the total is unknown until the walk ends: counting it first would walk everything twice
     task = mediator.begin(f"exporting to {destination}", None)

@@ -1006,6 +1006,17 @@ class FileSystem:
         return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
                 f"another file, per {record}): their bytes are likely not this file's")
 
+    @property
+    def times_note(self) -> str | None:
+        """What the times of this file system are, where they are not UTC: FAT records the
+        wall clock of the machine that wrote each time, with no zone (exFAT records an offset,
+        moved to UTC by :mod:`.zones`). Outputs print such times as if UTC, as ``istat -z UTC``
+        does, and carry this note so that no one reads them as UTC."""
+        if self.type in ("fat12", "fat16", "fat32"):
+            return ("FAT records local time with no zone: these times are the writing machine's "
+                    "wall clock, printed as if UTC")
+        return None
+
     def missing_note(self) -> str | None:
         """That the file system runs past the end of the media, as TSK finds it (``fsstat``'s
         "Total Range in Image" short of its "Block Range"), or None when it is whole."""

@@ -248,4 +248,5 @@ def entry_json(entry: Entry) -> dict[str, Any]:
 def filesystem_json(fs: Any, image: Path) -> dict[str, Any]:
     return {"image": str(image), "partition": fs.partition.index,
             "volume": fs.partition.volume or str(fs.partition.index),
-            "offset_sector": fs.partition.start, "filesystem": fs.type}
+            "offset_sector": fs.partition.start, "filesystem": fs.type,
+            "times_note": getattr(fs, "times_note", None)}

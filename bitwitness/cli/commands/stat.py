@@ -57,7 +57,11 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
-    for key, value in _rows(info, doubted):
+    rows = _rows(info, doubted)
+    if (note := getattr(fs, "times_note", None)) is not None:
+        at = next(n for n, (key, _) in enumerate(rows) if key == "born") + 1
+        rows.insert(at, ("times", note))
+    for key, value in rows:
         out.write(f"{key + ':':<17}{value}\n")
     out.flush()
 
