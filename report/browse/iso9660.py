@@ -386,11 +386,14 @@ class Iso9660FileSystem:
             self._number_folder(extent, utf16=utf16, first=first)
 
     def _number_folder(self, extent: int, *, utf16: bool, first: bool) -> None:
-        tsk = self._tsk
-        blocks = self._descriptors.blocks
+        """One folder's records, sector by sector; the first record (``.``) says how many
+        sectors there are (its size, rounded down, as TSK reads it)."""
         sectors = 1
         index = 0
         while index < sectors:
+            if index > MAX_DIRECTORY // SECTOR:
+                raise FileSystemError(f"iso9660: folder at block {extent} claims more than "
+                                      f"{MAX_DIRECTORY} bytes")
             base = (extent + index) * SECTOR
             buf = self._read_at(base, SECTOR)
             if len(buf) < SECTOR:
@@ -400,50 +403,58 @@ class Iso9660FileSystem:
             if self._budget < 0:
                 raise FileSystemError(f"iso9660: more than {MAX_DIRECTORY_BYTES} bytes of "
                                       "folder records")
-            at = 0
-            while at < SECTOR:
-                length = buf[at]
-                if length == 0:
-                    at += 2
-                    continue
-                if length < _RECORD or at + length > SECTOR:
-                    break
-                flags, fi_len = buf[at + 25], buf[at + 32]
-                if flags & _DIR and not first:
-                    at += length
-                    continue
-                if index == 0 and at == 0:
-                    if fi_len > 1:
-                        at += length
-                        continue
-                    sectors = _be32(buf, at + 14) // SECTOR
-                    if tsk.count != 0:
-                        at += length
-                        at += buf[at] if at < SECTOR else 0
-                        continue
-                elif not _tsk_name_ok(buf, at, length, fi_len, utf16):
-                    break
-                block, size = _be32(buf, at + 6), _be32(buf, at + 14)
-                if block > blocks - 1 or size + block * SECTOR > blocks * SECTOR:
-                    break
-                inum = tsk.count
-                tsk.count += 1
-                key = (block, size)
-                if not first and size and key in tsk.by_extent:
-                    tsk.count -= 1
-                else:
-                    tsk.by_record[base + at] = inum
-                    tsk.by_extent.setdefault(key, inum)
-                    if flags & _DIR:
-                        tsk.folders.setdefault(block, inum)
-                if index == 0 and at == 0 and tsk.count == 1 and at + length < SECTOR:
-                    at += length
-                    length = buf[at]
-                at += length
+            sectors = self._number_sector(buf, base, index == 0, utf16=utf16, first=first,
+                                          sectors=sectors)
             index += 1
-            if index > MAX_DIRECTORY // SECTOR:
-                raise FileSystemError(f"iso9660: folder at block {extent} claims more than "
-                                      f"{MAX_DIRECTORY} bytes")
+
+    def _number_sector(self, buf: bytes, base: int, opening: bool, *, utf16: bool, first: bool,
+                       sectors: int) -> int:
+        """The records of one sector as TSK's loader takes them (it stops the sector at the
+        first record it cannot use); the folder's sector count, updated by its ``.``."""
+        at = 0
+        while at < SECTOR:
+            length = buf[at]
+            if length == 0:
+                at += 2
+                continue
+            if length < _RECORD or at + length > SECTOR:
+                break
+            if (buf[at + 25] & _DIR and not first) or (opening and at == 0 and buf[at + 32] > 1):
+                at += length  # a later descriptor's folders (TSK takes the first's), a bad "."
+                continue
+            if opening and at == 0:
+                sectors = _be32(buf, at + 14) // SECTOR
+                if self._tsk.count != 0:  # "." and ".." of any folder but the first root
+                    at += length
+                    at += buf[at] if at < SECTOR else 0
+                    continue
+            elif not _tsk_name_ok(buf, at, length, buf[at + 32], utf16):
+                break
+            if not self._tsk_number(buf, at, base + at, first):
+                break
+            if opening and at == 0 and self._tsk.count == 1 and at + length < SECTOR:
+                at += length  # the root's "..", skipped
+                length = buf[at]
+            at += length
+        return sectors
+
+    def _tsk_number(self, buf: bytes, at: int, offset: int, first: bool) -> bool:
+        """Number the record at ``at`` (byte ``offset`` of the volume) as TSK does; False where
+        TSK stops the sector (an extent starting or ending past the volume)."""
+        tsk = self._tsk
+        blocks = self._descriptors.blocks
+        block, size = _be32(buf, at + 6), _be32(buf, at + 14)
+        if block > blocks - 1 or size + block * SECTOR > blocks * SECTOR:
+            return False
+        key = (block, size)
+        if not first and size and key in tsk.by_extent:
+            return True  # the same file as an earlier descriptor's: dropped, not numbered
+        tsk.by_record[offset] = tsk.count
+        tsk.by_extent.setdefault(key, tsk.count)
+        if buf[at + 25] & _DIR:
+            tsk.folders.setdefault(block, tsk.count)
+        tsk.count += 1
+        return True
 
     # --- addresses ----------------------------------------------------------------------------
 
@@ -594,8 +605,8 @@ class Iso9660FileSystem:
             match = [c for c in children if c.name == part] or [
                 c for c in children if c.name.casefold() == part.casefold()]
             if len(match) != 1:
-                raise FileSystemError(f"{shown(walked)}/{shown(part)}: "
-                                      f"{'no such file or folder' if not match else 'names several files'}")
+                problem = "names several files" if match else "no such file or folder"
+                raise FileSystemError(f"{shown(walked)}/{shown(part)}: {problem}")
             node = match[0]
             walked = f"{walked}/{node.name}"
         return node, walked or "/"
@@ -607,7 +618,7 @@ class Iso9660FileSystem:
         return self._entry(node, where)
 
     def names(self, path: str) -> list[str]:
-        node, where = self._find(path)
+        _node, where = self._find(path)
         return split_path(where)
 
     def by_address(self, address: str) -> Entry:

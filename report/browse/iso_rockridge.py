@@ -152,56 +152,95 @@ def _er_id(payload: bytes) -> bytes:
 def rock_ridge(listed: list[tuple[bytes, int, bytes]], where: str) -> RockRidge:
     """The Rock Ridge fields of one record from its SUSP entries (:func:`entries`)."""
     rr = RockRidge()
-    name = bytearray()
-    name_open = False
+    name = _Name(where)
     link = _Link(where)
     for sig, _version, payload in listed:
         if sig in RRIP_SIGNATURES:
             rr.seen = True
         if sig == b"NM" and payload:
-            flags = payload[0]
-            if flags & 0x02:
-                piece = b"."
-            elif flags & 0x04:
-                piece = b".."
-            else:
-                piece = payload[1:]
-            if rr.name is not None and not name_open:
-                continue  # a second complete name: the first one stands
-            name += piece
-            if len(name) > MAX_NAME:
-                raise FileSystemError(f"{where}: Rock Ridge name (NM) longer than {MAX_NAME} "
-                                      "bytes")
-            name_open = bool(flags & 0x01)
-            rr.name = bytes(name)
-        elif sig == b"PX" and len(payload) >= 32:
-            rr.mode = both_endian32(payload, 0)
-            rr.nlink = both_endian32(payload, 8)
-            rr.uid = both_endian32(payload, 16)
-            rr.gid = both_endian32(payload, 24)
-            if len(payload) >= 40:
-                rr.serial = both_endian32(payload, 32)
-        elif sig == b"PN" and len(payload) >= 16:
-            rr.device = (both_endian32(payload, 0), both_endian32(payload, 8))
+            name.add(payload)
         elif sig == b"SL" and payload:
             link.add(payload)
-        elif sig == b"TF" and payload:
-            rr.times.update(_stamps(payload, where))
-        elif sig == b"CL" and len(payload) >= 8:
-            rr.child = both_endian32(payload, 0)
-        elif sig == b"PL" and len(payload) >= 8:
-            rr.parent = both_endian32(payload, 0)
-        elif sig == b"RE":
-            rr.relocated = True
-        elif sig == b"ZF" and len(payload) >= 12:
-            rr.zisofs = (payload[0:2], payload[2], payload[3], both_endian32(payload, 4))
-        elif sig == b"SF":
-            rr.sparse = True
-    if name_open:
-        raise FileSystemError(f"{where}: Rock Ridge name (NM) continues in a piece that never "
-                              "comes")
+        else:
+            field_reader = _FIELDS.get(sig)
+            if field_reader is not None:
+                field_reader(rr, payload)
+    rr.name = name.done()
     rr.link = link.done()
     return rr
+
+
+def _px(rr: RockRidge, payload: bytes) -> None:
+    if len(payload) >= 32:
+        rr.mode, rr.nlink = both_endian32(payload, 0), both_endian32(payload, 8)
+        rr.uid, rr.gid = both_endian32(payload, 16), both_endian32(payload, 24)
+        if len(payload) >= 40:
+            rr.serial = both_endian32(payload, 32)
+
+
+def _pn(rr: RockRidge, payload: bytes) -> None:
+    if len(payload) >= 16:
+        rr.device = (both_endian32(payload, 0), both_endian32(payload, 8))
+
+
+def _tf(rr: RockRidge, payload: bytes) -> None:
+    if payload:
+        rr.times.update(_stamps(payload))
+
+
+def _cl(rr: RockRidge, payload: bytes) -> None:
+    if len(payload) >= 8:
+        rr.child = both_endian32(payload, 0)
+
+
+def _pl(rr: RockRidge, payload: bytes) -> None:
+    if len(payload) >= 8:
+        rr.parent = both_endian32(payload, 0)
+
+
+def _re(rr: RockRidge, payload: bytes) -> None:
+    rr.relocated = True
+
+
+def _zf(rr: RockRidge, payload: bytes) -> None:
+    if len(payload) >= 12:
+        rr.zisofs = (payload[0:2], payload[2], payload[3], both_endian32(payload, 4))
+
+
+def _sf(rr: RockRidge, payload: bytes) -> None:
+    rr.sparse = True
+
+
+_FIELDS: dict[bytes, Callable[[RockRidge, bytes], None]] = {
+    b"PX": _px, b"PN": _pn, b"TF": _tf, b"CL": _cl, b"PL": _pl, b"RE": _re, b"ZF": _zf,
+    b"SF": _sf}
+
+
+class _Name:
+    """A name built from NM entries (RRIP 4.1.4): pieces joined while CONTINUE is set; the
+    first complete name stands."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.name: bytearray | None = None
+        self.open = False
+
+    def add(self, payload: bytes) -> None:
+        if self.name is not None and not self.open:
+            return
+        flags = payload[0]
+        piece = b"." if flags & 0x02 else b".." if flags & 0x04 else payload[1:]
+        self.name = (self.name or bytearray()) + piece
+        if len(self.name) > MAX_NAME:
+            raise FileSystemError(f"{self.where}: Rock Ridge name (NM) longer than {MAX_NAME} "
+                                  "bytes")
+        self.open = bool(flags & 0x01)
+
+    def done(self) -> bytes | None:
+        if self.open:
+            raise FileSystemError(f"{self.where}: Rock Ridge name (NM) continues in a piece "
+                                  "that never comes")
+        return None if self.name is None else bytes(self.name)
 
 
 class _Link:
@@ -253,7 +292,7 @@ class _Link:
         return b"/" + joined if self.absolute else joined
 
 
-def _stamps(payload: bytes, where: str) -> dict[str, datetime | None]:
+def _stamps(payload: bytes) -> dict[str, datetime | None]:
     flags = payload[0]
     size = 17 if flags & _TF_LONG else 7
     found: dict[str, datetime | None] = {}
@@ -266,7 +305,6 @@ def _stamps(payload: bytes, where: str) -> dict[str, datetime | None]:
         if len(raw) < size:
             break
         found[name] = long_date(raw) if size == 17 else short_date(raw)
-    del where
     return found
 
 

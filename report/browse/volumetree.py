@@ -763,16 +763,9 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
                           length=-(-node.size // 512), description=node.description,
                           sector_size=512, filesystem=node.filesystem, volume=node.path,
                           key=node.key)
-    if node.reader == ROCKRIDGE:
-        from bitwitness.report.browse.iso9660 import Iso9660FileSystem
-
-        assert node.stream is not None
-        return Iso9660FileSystem(node.stream, where)
-    if node.filesystem in OWN_FILE_SYSTEMS:
-        from bitwitness.report.browse.btrfs import BtrfsFileSystem
-
-        assert node.stream is not None
-        return BtrfsFileSystem(node.stream, where)
+    own = _own_reader(node, where)
+    if own is not None:
+        return own
     if by_libyal(node):
         from bitwitness.report.browse.fs_libyal import ExtLibyalFileSystem, LibyalFileSystem
 
@@ -785,6 +778,22 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
         return LibyalFileSystem(volume, where, node.filesystem or "")
     assert node.stream is not None
     return FileSystem(TskImage(node.stream), where)
+
+
+def _own_reader(node: VolumeNode, where: Partition) -> BrowsableFileSystem | None:
+    """The file system at ``node`` when a reader of our own reads it (btrfs, ISO 9660 with
+    Rock Ridge), else None."""
+    if node.reader == ROCKRIDGE:
+        from bitwitness.report.browse.iso9660 import Iso9660FileSystem
+
+        assert node.stream is not None
+        return Iso9660FileSystem(node.stream, where)
+    if node.filesystem in OWN_FILE_SYSTEMS:
+        from bitwitness.report.browse.btrfs import BtrfsFileSystem
+
+        assert node.stream is not None
+        return BtrfsFileSystem(node.stream, where)
+    return None
 
 
 def by_libyal(node: VolumeNode) -> bool:
