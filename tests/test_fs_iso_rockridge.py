@@ -424,3 +424,22 @@ def test_hostile_iso_fails_closed(case: str, made: tuple[Path, dict[str, Path]],
     code, stderr, _digest, _rss = _measured("ls", "-r", image)
     assert code in (1, 2), (case, stderr)
     assert snapshot([image]) == before
+
+
+def test_files_hidden_from_rock_ridge_are_shown(tmp_path: Path) -> None:
+    """A file only in the Joliet tree (``xorriso -hide iso_rr``: libisofs and the kernel do
+    not see it) is listed where TSK lists it, with TSK's number and its bytes."""
+    require_tool("xorriso", "fls", "icat")
+    staging = tmp_path / "s"
+    staging.mkdir()
+    (staging / "open.txt").write_bytes(b"open\n")
+    (staging / "secret.txt").write_bytes(b"secret\n")
+    image = tmp_path / "hidden.iso"
+    _run("xorriso", "-outdev", image, "-rockridge", "on", "-joliet", "on", "-map", staging, "/",
+         "-hide", "iso_rr", "/secret.txt", "--", "-commit")
+    assert "/secret.txt" not in _libisofs(image)
+    fls = _fls(image)
+    ours = {e["path"]: e for e in _ours(image)}
+    assert int(ours["/secret.txt"]["inode"]) == fls["secret.txt"][1]
+    cat = run_bitwitness("cat", image, "/secret.txt")
+    assert cat.stdout == "secret\n"

@@ -497,6 +497,7 @@ class Iso9660FileSystem:
         name where the Joliet name is the Rock Ridge one or a cut form of it, else by the
         files both hold."""
         twins: dict[int, int] = {}
+        hidden: list[tuple[_Node, int, bytes, str]] = []
         first = self._descriptors.joliet[0][156:190]
         pending = [(self.root, _le32(first, 2), _le32(first, 10))]
         while pending:
@@ -523,7 +524,31 @@ class Iso9660FileSystem:
                 if address is not None:
                     twins[child.folder_extent] = address
                 pending.append((child, _le32(record, 2), _le32(record, 10)))
+            hidden.extend((ours, offset, record, name) for offset, record, name in files)
+        self._joliet_only(hidden)
         return twins
+
+    def _joliet_only(self, hidden: list[tuple[_Node, int, bytes, str]]) -> None:
+        """Files of the Joliet tree that the Rock Ridge tree does not hold (``xorriso -hide
+        iso_rr`` makes them; a writer can hide evidence so): added to the folder their Joliet
+        folder stands for, by their Joliet name, as TSK lists them. An empty file matches no
+        extent and is not told from a file the Rock Ridge tree names differently: left out."""
+        shown: set[tuple[int, int]] = set()
+        pending = [self.root]
+        while pending:
+            folder = pending.pop()
+            for child in folder.children or ():
+                shown.update(child.extents)
+                if child.children is not None:
+                    pending.append(child)
+        for folder, offset, record, name in hidden:
+            key = (_le32(record, 2) + record[1], _le32(record, 10))
+            if not key[1] or key in shown or folder.children is None:
+                continue
+            shown.add(key)
+            node = _Node(name=name, kind="r", record=offset, extents=[key], rr=rrip.RockRidge(),
+                         recorded=rrip.short_date(record[18:25]), parent=folder)
+            folder.children.append(node)
 
     def _file_twin(self, child: _Node, files: list[tuple[int, bytes, str]]) -> None:
         """The Joliet record of the same file (same extent and size, by name first): its
@@ -768,7 +793,7 @@ class Iso9660FileSystem:
 def _ext_attr(node: _Node) -> int:
     """Blocks of extended attribute record before the data (ECMA-119 9.5), read back from
     the record's second byte; the extents hold where the data starts."""
-    return 0 if node.rr is None else node.ext_attr
+    return node.ext_attr
 
 
 def _plain_name(raw: bytes) -> bytes:
