@@ -197,6 +197,7 @@ class Iso9660FileSystem:
         #: folders marked RE (moved to rr_moved): (record offset, record, parent's path)
         self._moved: list[tuple[int, bytes, str]] = []
         self._tsk = _TskNumbers()
+        self._by_address: dict[int, tuple[_Node, str]] | None = None
         self._file_twins: dict[int, int] = {}  # primary record offset -> Joliet record's inode
         self._number_as_tsk()
         self.root = self._root(root_record, dot[0])
@@ -655,15 +656,25 @@ class Iso9660FileSystem:
             return self._orphans()
         if wanted == 0:
             return self._entry(self.root, "/")
-        stack: list[tuple[_Node, str]] = [(self.root, "")]
-        while stack:
-            folder, prefix = stack.pop()
-            for child in folder.children or ():
-                if child.address == wanted:
-                    return self._entry(child, f"{prefix}/{child.name}")
-                if child.children is not None:
-                    stack.append((child, f"{prefix}/{child.name}"))
-        raise FileSystemError(f"inode {wanted}: no such file in this ISO 9660 volume")
+        found = self._index().get(wanted)
+        if found is None:
+            raise FileSystemError(f"inode {wanted}: no such file in this ISO 9660 volume")
+        return self._entry(*found)
+
+    def _index(self) -> dict[int, tuple[_Node, str]]:
+        """Address -> (node, path), made on first use: export and cat look files up by
+        address once each, which a walk of the tree per lookup would make quadratic."""
+        if self._by_address is None:
+            index: dict[int, tuple[_Node, str]] = {}
+            stack: list[tuple[_Node, str]] = [(self.root, "")]
+            while stack:
+                folder, prefix = stack.pop()
+                for child in folder.children or ():
+                    index.setdefault(child.address, (child, f"{prefix}/{child.name}"))
+                    if child.children is not None:
+                        stack.append((child, f"{prefix}/{child.name}"))
+            self._by_address = index
+        return self._by_address
 
     def target(self, path: str | None = None, address: str | None = None) -> Entry:
         if (path is None) == (address is None):
@@ -677,15 +688,8 @@ class Iso9660FileSystem:
             return None
         if entry.inode == 0:
             return self.root
-        stack = [self.root]
-        while stack:
-            folder = stack.pop()
-            for child in folder.children or ():
-                if child.address == entry.inode:
-                    return child
-                if child.children is not None:
-                    stack.append(child)
-        return None
+        found = self._index().get(entry.inode)
+        return None if found is None else found[0]
 
     def iter_content(self, entry: Entry, block: int = 1 << 20) -> Iterator[bytes]:
         if entry.is_dir:
@@ -711,8 +715,30 @@ class Iso9660FileSystem:
                 left -= take
 
     def read(self, entry: Entry, offset: int = 0, size: int = 4096) -> bytes:
-        if entry.is_dir or offset >= entry.size:
+        """Up to ``size`` bytes from ``offset``, read where they lie (a mount reads at any
+        offset: a read from the start each time would make reading a file quadratic)."""
+        if entry.is_dir or offset >= entry.size or size <= 0:
             return b""
+        node = self._node_of(entry)
+        if node is None or node.kind != "r":
+            return b""
+        if node.rr.zisofs is not None:
+            return self._read_through(entry, offset, size)
+        out = bytearray()
+        position = 0
+        for first, length in node.extents:
+            if position + length > offset and len(out) < size:
+                inside = max(0, offset - position)
+                take = min(length - inside, size - len(out))
+                data = self._read_at(first * SECTOR + inside, take)
+                if len(data) != take:
+                    raise FileSystemError(f"{shown(entry.display_path)}: its data at block "
+                                          f"{first} lies past the image's end")
+                out += data
+            position += length
+        return bytes(out)
+
+    def _read_through(self, entry: Entry, offset: int, size: int) -> bytes:
         out = bytearray()
         position = 0
         for piece in self.iter_content(entry):
