@@ -443,3 +443,97 @@ def test_files_hidden_from_rock_ridge_are_shown(tmp_path: Path) -> None:
     assert int(ours["/secret.txt"]["inode"]) == fls["secret.txt"][1]
     cat = run_bitwitness("cat", image, "/secret.txt")
     assert cat.stdout == "secret\n"
+
+
+def _repack(data: bytearray, extent: int, size: int, records: list[bytes]) -> None:
+    """Write ``records`` as the folder at ``extent`` (none crossing a sector)."""
+    out = bytearray()
+    for record in records:
+        if len(out) % 2048 + len(record) > 2048:
+            out.extend(bytes(-len(out) % 2048))
+        out.extend(record)
+    out.extend(bytes(-len(out) % 2048))
+    assert len(out) <= size, "no room left in the folder"
+    data[extent * 2048:extent * 2048 + size] = out.ljust(size, b"\0")
+
+
+def test_a_file_of_several_extents_is_one_file(made: tuple[Path, dict[str, Path]],
+                                               tmp_path: Path) -> None:
+    """A file in several records (flag 0x80 on all but the last, ECMA-119 9.1.6; what files
+    over 4 GiB need) is listed once with the size of all its pieces and their bytes in order.
+    Made by splitting big.bin's record in two (the second without Rock Ridge fields)."""
+    staging, images = made
+    data = bytearray(images["r"].read_bytes())
+    extent, size = _root(data)
+    records = [record for _at, record in _records(data, extent, size)]
+    at = next(n for n, r in enumerate(records) if r[33:33 + r[32]].startswith(b"BIG.BIN"))
+    whole = records[at]
+    block, length = struct.unpack_from("<I", whole, 2)[0], struct.unpack_from("<I", whole, 10)[0]
+    head = 40 * 2048
+    first = bytearray(whole)
+    first[10:18] = _both(head)
+    first[25] |= 0x80
+    second = bytearray(whole[:33 + whole[32] + (0 if whole[32] % 2 else 1)])
+    second[0] = len(second)
+    second[2:10] = _both(block + 40)
+    second[10:18] = _both(length - head)
+    records[at:at + 1] = [bytes(first), bytes(second)]
+    _repack(data, extent, size, records)
+    image = tmp_path / "multi.iso"
+    image.write_bytes(bytes(data))
+    ours = [e for e in _ours(image) if e["name"] == "big.bin"]
+    assert len(ours) == 1
+    assert ours[0]["size"] == len((staging / "big.bin").read_bytes())
+    result = subprocess.run([sys.executable, "-m", "bitwitness", "cat", image, "/big.bin"],
+                            capture_output=True, check=True, timeout=60)
+    assert result.stdout == (staging / "big.bin").read_bytes()
+
+
+def test_time_stamps_short_and_long_with_their_offsets() -> None:
+    """TF in both forms (RRIP 4.1.6: 7-byte and 17-byte ECMA-119 dates), each local time
+    with its offset from Greenwich, read as the instant it names."""
+    from datetime import UTC, timedelta, timezone
+
+    from bitwitness.report.browse import iso_rockridge as rrip
+
+    instant = datetime(2021, 7, 4, 23, 15, 42, 250_000, tzinfo=UTC)
+    east = timezone(timedelta(hours=5, minutes=45))  # Nepal: 23 quarters
+    local = instant.astimezone(east)
+    quarters = 23
+    short = bytes([local.year - 1900, local.month, local.day, local.hour, local.minute,
+                   local.second, quarters])
+    long_form = local.strftime("%Y%m%d%H%M%S").encode() + b"%02d" % (
+        local.microsecond // 10_000) + bytes([quarters])
+    west = bytes(short[:6]) + bytes([256 - quarters])  # the same wall clock 11:30 west
+    for flags, stamps in ((0x02, short), (0x82, long_form), (0x06, short + west)):
+        entry = b"TF" + bytes([5 + len(stamps), 1, flags]) + stamps
+        rr = rrip.rock_ridge(rrip.entries(entry, lambda _o, _s: b"", "t", 0), "t")
+        want = instant if flags & 0x80 else instant.replace(microsecond=0)
+        assert rr.times["modified"] == want
+        if flags & 0x04:
+            assert rr.times["accessed"] == want + timedelta(minutes=15 * 2 * quarters)
+
+
+def test_names_and_links_in_pieces() -> None:
+    """NM pieces (CONTINUE) and SL components (CONTINUE, CURRENT, PARENT, ROOT) split across
+    several entries give the name and the target they spell."""
+    from bitwitness.report.browse import iso_rockridge as rrip
+
+    def entry(sig: bytes, body: bytes) -> bytes:
+        return sig + bytes([4 + len(body), 1]) + body
+
+    def component(flags: int, text: bytes = b"") -> bytes:
+        return bytes([flags, len(text)]) + text
+
+    name = "ünïcode-" * 40
+    raw = name.encode()
+    area = b"".join(entry(b"NM", bytes([1]) + raw[n:n + 100]) for n in range(0, len(raw), 100))
+    area += entry(b"NM", bytes([0]))
+    target = "/usr/../lib/./very-long-component/x"
+    area += entry(b"SL", bytes([1]) + component(0x08) + component(0, b"usr")
+                  + component(0x04) + component(0, b"lib") + component(0x02)
+                  + component(0x01, b"very-lo"))
+    area += entry(b"SL", bytes([0]) + component(0, b"ng-component") + component(0, b"x"))
+    rr = rrip.rock_ridge(rrip.entries(area, lambda _o, _s: b"", "t", 0), "t")
+    assert rr.name == raw
+    assert rr.link == target.encode()
