@@ -355,7 +355,8 @@ def _with_ce(data: bytearray, name: bytes, area: bytes, self_loop: bool = False)
     start = at + _su_start(record)
     length = len(area) if not self_loop else 28
     ce = b"CE\x1c\x01" + _both(block) + _both(0) + _both(length)
-    data[start:start + 28] = ce  # over the first entries of the record's own area
+    end = at + record[0]
+    data[start:end] = ce.ljust(end - start, b"\0")  # the record's own entries: only the CE
 
 
 def _ce_self_loop(data: bytearray) -> None:
@@ -537,3 +538,22 @@ def test_names_and_links_in_pieces() -> None:
     rr = rrip.rock_ridge(rrip.entries(area, lambda _o, _s: b"", "t", 0), "t")
     assert rr.name == raw
     assert rr.link == target.encode()
+
+
+def test_names_are_data(made: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+    """A Rock Ridge name holding a slash and terminal escapes is listed escaped, never acted
+    on, and found again by the spelling ls prints."""
+    _staging, images = made
+    data = bytearray(images["r"].read_bytes())
+    name = b"evil/\x1b[31mname\x07.bin"
+    _with_ce(data, b"BIG.BIN", b"NM" + bytes([5 + len(name), 1, 0]) + name)
+    image = tmp_path / "names.iso"
+    image.write_bytes(bytes(data))
+    listed = run_bitwitness("ls", image)
+    assert listed.exit_code == 0, listed.stderr
+    assert "\x1b" not in listed.stdout
+    assert "evil/^[31mname^.bin" in listed.stdout
+    cat = subprocess.run([sys.executable, "-m", "bitwitness", "cat", image,
+                          "/evil%2F%1B[31mname%07.bin"], capture_output=True, timeout=60,
+                         check=False)
+    assert cat.stdout == BIG, cat.stderr

@@ -51,7 +51,7 @@ from bitwitness.report.browse.entries import (
     permissions,
 )
 from bitwitness.report.browse.filesystem import split_path
-from bitwitness.report.browse.safenames import shown
+from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.volumes import Partition
 from bitwitness.stream import ImageStream
 
@@ -319,9 +319,8 @@ class Iso9660FileSystem:
             self._moved.append((offset, record, where))
             return None  # shown where its CL record stands (see _unclaimed)
         name_bytes = rr.name if rr.name is not None else _plain_name(raw_name)
+        # kept as stored, "/" or "." included (names are data): safenames spells them
         name = name_bytes.decode("utf-8", "surrogateescape")
-        if name in ("", ".", "..") or "/" in name:
-            name = name_bytes.decode("utf-8", "surrogateescape").replace("/", "\\x2f") or "\\x00"
         extents = []
         for piece_offset, piece in pieces:
             block = _le32(piece, 2) + piece[1]
@@ -620,6 +619,9 @@ class Iso9660FileSystem:
                 yield self._orphans()
 
     def _find(self, path: str) -> tuple[_Node | None, str]:
+        """The node at ``path`` and its path as stored: each component as stored, else
+        ignoring case, else as safenames spells names (``%2F``, ``\\xNN``, ``^``); a spelling
+        fitting two names is refused."""
         node = self.root
         walked = ""
         for part in split_path(path):
@@ -628,8 +630,9 @@ class Iso9660FileSystem:
             children = node.children
             if children is None:
                 raise FileSystemError(f"{shown(walked)}/{shown(part)}: no such file or folder")
-            match = [c for c in children if c.name == part] or [
-                c for c in children if c.name.casefold() == part.casefold()]
+            match = ([c for c in children if c.name == part]
+                     or [c for c in children if c.name.casefold() == part.casefold()]
+                     or [c for c in children if part in spellings(c.name)])
             if len(match) != 1:
                 problem = "names several files" if match else "no such file or folder"
                 raise FileSystemError(f"{shown(walked)}/{shown(part)}: {problem}")
@@ -644,8 +647,12 @@ class Iso9660FileSystem:
         return self._entry(node, where)
 
     def names(self, path: str) -> list[str]:
-        _node, where = self._find(path)
-        return split_path(where)
+        node, where = self._find(path)
+        found: list[str] = []
+        while node is not None and node is not self.root:
+            found.insert(0, node.name)
+            node = node.parent
+        return found or split_path(where)
 
     def by_address(self, address: str) -> Entry:
         text = address.strip()
