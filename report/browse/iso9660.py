@@ -59,8 +59,9 @@ SECTOR = 2048
 _FIRST_DESCRIPTOR = 16
 #: volume descriptors read before the set terminator must have come
 MAX_DESCRIPTORS = 64
-#: files and folders one volume may have (each costs a few hundred bytes in memory)
-MAX_ENTRIES = 1_000_000
+#: files and folders one volume may have: each costs some 900 bytes in memory (its times
+#: decoded), so the whole tree stays under about 450 MiB
+MAX_ENTRIES = 500_000
 #: bytes of folder records read in all, both trees (some 2 million records)
 MAX_DIRECTORY_BYTES = 256 << 20
 #: one folder's records at most (a real one of 100,000 files has some 6 MiB)
@@ -134,7 +135,7 @@ def has_rock_ridge(stream: ImageStream) -> bool:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     """One file or folder of the Rock Ridge tree."""
 

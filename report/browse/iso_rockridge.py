@@ -43,7 +43,7 @@ _TF_LONG = 0x80
 ReadAt = Callable[[int, int], bytes]
 
 
-@dataclass
+@dataclass(slots=True)
 class RockRidge:
     """What the Rock Ridge entries of one record say (None: the entry is absent)."""
 
