@@ -255,6 +255,13 @@ def test_timeline_export_and_stat(made: tuple[Path, dict[str, Path]], tmp_path: 
     assert rows["café ünïcode.txt"]["sha256"] == want
     stat = json.loads(run_bitwitness("stat", image, "/docs", "--json").stdout)
     assert stat["mode"] == "rwxr-x--x"
+    human = run_bitwitness("stat", image, "/hard1")
+    assert human.exit_code == 0, human.stderr
+    assert "rwsr-x---" in human.stdout
+    assert "1234/5678" in human.stdout
+    long_listing = run_bitwitness("ls", "-l", image, "/docs")
+    assert long_listing.exit_code == 0, long_listing.stderr
+    assert "café ünïcode.txt" in long_listing.stdout
 
 
 def test_mount_serves_rock_ridge(made: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
