@@ -442,13 +442,18 @@ def test_files_hidden_from_rock_ridge_are_shown(tmp_path: Path) -> None:
     staging.mkdir()
     (staging / "open.txt").write_bytes(b"open\n")
     (staging / "secret.txt").write_bytes(b"secret\n")
+    (staging / "stash/inner").mkdir(parents=True)
+    (staging / "stash/inner/deep.txt").write_bytes(b"deeper\n")
     image = tmp_path / "hidden.iso"
     _run("xorriso", "-outdev", image, "-rockridge", "on", "-joliet", "on", "-map", staging, "/",
-         "-hide", "iso_rr", "/secret.txt", "--", "-commit")
+         "-hide", "iso_rr", "/secret.txt", "/stash", "--", "-commit")
     assert "/secret.txt" not in _libisofs(image)
+    assert "/stash/inner/deep.txt" not in _libisofs(image)
     fls = _fls(image)
     ours = {e["path"]: e for e in _ours(image)}
-    assert int(ours["/secret.txt"]["inode"]) == fls["secret.txt"][1]
+    for path in ("secret.txt", "stash", "stash/inner", "stash/inner/deep.txt"):
+        assert int(ours[f"/{path}"]["inode"]) == fls[path][1], path
+    assert run_bitwitness("cat", image, "/stash/inner/deep.txt").stdout == "deeper\n"
     cat = run_bitwitness("cat", image, "/secret.txt")
     assert cat.stdout == "secret\n"
 

@@ -50,7 +50,7 @@ from bitwitness.report.browse.entries import (
     make_entry,
     permissions,
 )
-from bitwitness.report.browse.filesystem import split_path
+from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
 from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.volumes import Partition
 from bitwitness.stream import ImageStream
@@ -526,6 +526,7 @@ class Iso9660FileSystem:
                     twins[child.folder_extent] = address
                 pending.append((child, _le32(record, 2), _le32(record, 10)))
             hidden.extend((ours, offset, record, name) for offset, record, name in files)
+            hidden.extend((ours, offset, record, name) for offset, record, name in folders)
         self._joliet_only(hidden)
         return twins
 
@@ -534,22 +535,58 @@ class Iso9660FileSystem:
         iso_rr`` makes them; a writer can hide evidence so): added to the folder their Joliet
         folder stands for, by their Joliet name, as TSK lists them. An empty file matches no
         extent and is not told from a file the Rock Ridge tree names differently: left out."""
-        shown: set[tuple[int, int]] = set()
+        visible: set[tuple[int, int]] = set()
         pending = [self.root]
         while pending:
             folder = pending.pop()
             for child in folder.children or ():
-                shown.update(child.extents)
+                visible.update(child.extents)
                 if child.children is not None:
                     pending.append(child)
+        seen: set[int] = set()
         for folder, offset, record, name in hidden:
+            node = self._joliet_node(folder, offset, record, name, visible=visible, seen=seen,
+                                     depth=0)
+            if node is not None and folder.children is not None:
+                folder.children.append(node)
+
+    def _joliet_node(self, parent: _Node, offset: int, record: bytes, name: str, *,
+                     visible: set[tuple[int, int]], seen: set[int], depth: int) -> _Node | None:
+        """A Joliet-only file, or a Joliet folder no Rock Ridge folder matched, kept only
+        when it holds a file whose bytes the Rock Ridge tree does not show (an unmatched
+        folder may be a twin whose name did not match: its files are shown already)."""
+        recorded = rrip.short_date(record[18:25])
+        if not record[25] & _DIR:
             key = (_le32(record, 2) + record[1], _le32(record, 10))
-            if not key[1] or key in shown or folder.children is None:
+            if not key[1] or key in visible:
+                return None
+            visible.add(key)
+            return self._counted(_Node(name=name, kind="r", record=offset, extents=[key],
+                                       rr=rrip.RockRidge(), recorded=recorded, parent=parent))
+        extent, size = _le32(record, 2), _le32(record, 10)
+        if extent in seen or extent in self._seen:
+            return None  # a loop, or a folder shown already
+        if depth > MAX_DEPTH:
+            raise FileSystemError(f"iso9660: Joliet folder {shown(name)} at block {extent} "
+                                  f"lies deeper than {MAX_DEPTH} folders")
+        seen.add(extent)
+        node = _Node(name=name, kind="d", record=offset, extents=[], rr=rrip.RockRidge(),
+                     recorded=recorded, folder_extent=extent, folder_size=size, parent=parent,
+                     children=[])
+        for child_offset, child in self._folder_records(extent, size, f"Joliet folder {name}"):
+            if child[32] == 1 and child[33] in (0, 1):
                 continue
-            shown.add(key)
-            node = _Node(name=name, kind="r", record=offset, extents=[key], rr=rrip.RockRidge(),
-                         recorded=rrip.short_date(record[18:25]), parent=folder)
-            folder.children.append(node)
+            found = self._joliet_node(node, child_offset, child, _joliet_name(child),
+                                      visible=visible, seen=seen, depth=depth + 1)
+            if found is not None and node.children is not None:
+                node.children.append(found)
+        return self._counted(node) if node.children else None
+
+    def _counted(self, node: _Node) -> _Node:
+        self._entries += 1
+        if self._entries > MAX_ENTRIES:
+            raise FileSystemError(f"iso9660: more than {MAX_ENTRIES} files and folders")
+        return node
 
     def _file_twin(self, child: _Node, files: list[tuple[int, bytes, str]]) -> None:
         """The Joliet record of the same file (same extent and size, by name first): its
