@@ -276,3 +276,6 @@ class FileStat:
     backup_time: datetime | None = None
     #: FAT: the 8.3 name of the entry (case flags applied, code page 437), beside its long name
     short_name: str | None = None
+    #: a character or block device's (major, minor), where the file system records it (Rock
+    #: Ridge PN)
+    device: tuple[int, int] | None = None

@@ -849,10 +849,13 @@ class Iso9660FileSystem:
             stored = sum(size for _f, size in node.extents) if node.extents else node.folder_size
             attributes = (Attribute(type=1, id=0, name=None, size=stored, resident=False,
                                     runs=runs),)
+        device = None
+        if node.rr.device is not None and node.kind in ("c", "b"):
+            device = _major_minor(node.rr.device)
         return FileStat(entry=entry, filesystem=self.type, allocated=True,
                         mode=permissions(entry.mode), uid=entry.uid, gid=entry.gid,
                         links=node.rr.nlink if node.rr.nlink is not None else 1,
-                        attributes=attributes)
+                        attributes=attributes, device=device)
 
     def content_note(self, entry: Entry) -> str | None:
         return None  # no deleted files are listed
@@ -865,6 +868,16 @@ def _ext_attr(node: _Node) -> int:
     """Blocks of extended attribute record before the data (ECMA-119 9.5), read back from
     the record's second byte; the extents hold where the data starts."""
     return node.ext_attr
+
+
+def _major_minor(device: tuple[int, int]) -> tuple[int, int]:
+    """(major, minor) of a PN entry's two halves of a ``dev_t`` (RRIP 4.1.2), in the
+    encoding Linux and glibc use (12-bit major and 20-bit minor split around the low byte),
+    which is what libisofs and mkisofs on Linux write."""
+    dev = device[0] << 32 | device[1]
+    major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
+    minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
+    return major, minor
 
 
 def _plain_name(raw: bytes) -> bytes:

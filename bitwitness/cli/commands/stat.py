@@ -53,6 +53,8 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
                     "short_name": info.short_name,
+                    "device": None if info.device is None else {
+                        "major": info.device[0], "minor": info.device[1]},
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
@@ -82,6 +84,8 @@ def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
         rows.append(("inode deleted", iso(info.deleted_time)))
     if info.backup_time is not None:
         rows.append(("backed up", iso(info.backup_time)))
+    if info.device is not None:
+        rows.append(("device", f"{info.device[0]},{info.device[1]}"))
     if entry.link:
         rows.append(("link to", printable(entry.link)))
     if info.note:
