@@ -238,13 +238,15 @@ class Iso9660FileSystem:
                 at += length
         return records
 
-    def _rock_ridge(self, record: bytes, where: str) -> rrip.RockRidge:
-        area = _su_area(record)[self._skip:]
+    def _rock_ridge(self, record: bytes, where: str, *, skip: bool = True) -> rrip.RockRidge:
+        """The Rock Ridge fields of ``record``: its System Use area past the bytes SP says to
+        skip (SUSP 5.3: every area but the root's "." one, where SP itself lies)."""
+        area = _su_area(record)[self._skip if skip else 0:]
         listed = rrip.entries(area, self._read_at, where, self._stream.size)
         return rrip.rock_ridge(listed, where)
 
     def _root(self, root_record: bytes, dot: tuple[int, bytes]) -> _Node:
-        rr = self._rock_ridge(dot[1], "root folder")
+        rr = self._rock_ridge(dot[1], "root folder", skip=False)
         node = _Node(name="", kind="d", record=dot[0], extents=[], rr=rr,
                      recorded=rrip.short_date(root_record[18:25]),
                      folder_extent=_le32(root_record, 2), folder_size=_le32(dot[1], 10))
