@@ -622,8 +622,10 @@ class Iso9660FileSystem:
                           deleted=False, realloc=False,
                           size=node.size if node.kind in ("r", "l") else
                           (node.folder_size if node.kind == "d" else 0),
-                          times=Times(times.get("modified"), times.get("accessed"),
-                                      times.get("attributes"), born),
+                          # without TF's modification time the recording date stands for
+                          # it, as the kernel and libisofs show it (writers record mtime so)
+                          times=Times(times.get("modified") or node.recorded,
+                                      times.get("accessed"), times.get("attributes"), born),
                           mode=mode & 0o7777, uid=rr.uid or 0, gid=rr.gid or 0, link=link)
 
     def _orphans(self) -> Entry:
