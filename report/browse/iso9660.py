@@ -510,8 +510,11 @@ class Iso9660FileSystem:
                       if not (record[32] == 1 and record[33] in (0, 1))]
             folders = [(offset, record, _joliet_name(record)) for offset, record in theirs
                        if record[25] & _DIR]
-            files = [(offset, record, _joliet_name(record)) for offset, record in theirs
-                     if not record[25] & _DIR]
+            files: dict[tuple[int, int], list[tuple[int, bytes, str]]] = {}
+            for offset, record in theirs:
+                if not record[25] & _DIR:
+                    files.setdefault((_le32(record, 2), _le32(record, 10)), []).append(
+                        (offset, record, _joliet_name(record)))
             for child in ours.children or ():
                 if child.folder_extent is None:
                     self._file_twin(child, files)
@@ -527,7 +530,8 @@ class Iso9660FileSystem:
                 if address is not None:
                     twins[child.folder_extent] = address
                 pending.append((child, _le32(record, 2), _le32(record, 10)))
-            hidden.extend((ours, offset, record, name) for offset, record, name in files)
+            hidden.extend((ours, offset, record, name) for same in files.values()
+                          for offset, record, name in same)
             hidden.extend((ours, offset, record, name) for offset, record, name in folders)
         self._joliet_only(hidden)
         return twins
@@ -590,19 +594,21 @@ class Iso9660FileSystem:
             raise FileSystemError(f"iso9660: more than {MAX_ENTRIES} files and folders")
         return node
 
-    def _file_twin(self, child: _Node, files: list[tuple[int, bytes, str]]) -> None:
+    def _file_twin(self, child: _Node,
+                   files: dict[tuple[int, int], list[tuple[int, bytes, str]]]) -> None:
         """The Joliet record of the same file (same extent and size, by name first): its
-        number is the one ``fls`` lists the file by."""
+        number is the one ``fls`` lists the file by. ``files``: the Joliet folder's files not
+        matched yet, by (extent, size)."""
         if not child.extents or child.kind != "r":
             return  # Joliet has only files and folders
         key = (child.extents[0][0] - _ext_attr(child), child.extents[0][1])
-        same = [f for f in files if (_le32(f[1], 2), _le32(f[1], 10)) == key]
+        same = files.get(key, [])
         # empty files share whatever extent the writer gave them: only the name tells
         fallback = same[0] if same and key[1] else None
         match = next((f for f in same if f[2] == child.name), fallback)
         if match is None:
             return
-        files.remove(match)
+        same.remove(match)
         address = self._tsk.by_record.get(match[0])
         if address is not None:
             self._file_twins[child.record] = address
