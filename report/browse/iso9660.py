@@ -755,6 +755,10 @@ class Iso9660FileSystem:
         if node.rr.zisofs is not None:
             yield from self._zisofs(node, entry)
             return
+        if node.rr.sparse:
+            raise FileSystemError(f"{shown(entry.display_path)}: a Rock Ridge sparse file (SF), "
+                                  "whose layout is not read here; refused rather than its "
+                                  "stored bytes given as its content")
         block = max(1, block)
         for first, size in node.extents:
             at = first * SECTOR
@@ -777,7 +781,7 @@ class Iso9660FileSystem:
         node = self._node_of(entry)
         if node is None or node.kind != "r":
             return b""
-        if node.rr.zisofs is not None:
+        if node.rr.zisofs is not None or node.rr.sparse:
             return self._read_through(entry, offset, size)
         out = bytearray()
         position = 0
