@@ -605,3 +605,22 @@ def test_libarchive_reads_the_same(made: tuple[Path, dict[str, Path]], kind: str
             got = subprocess.run([sys.executable, "-m", "bitwitness", "cat", image, path],
                                  capture_output=True, check=True, timeout=60).stdout
             assert got == want, path
+
+
+def test_unknown_zisofs_is_refused_not_passed_off(made: tuple[Path, dict[str, Path]],
+                                                  tmp_path: Path) -> None:
+    """A ZF entry of an algorithm other than zisofs 1 (``pz``): cat refuses the file in one
+    line (never the compressed bytes as its content); the listing still works."""
+    _staging, images = made
+    data = bytearray(images["zisofs"].read_bytes())
+    at, record = _named(data, b"BIG.BIN")
+    where = record.index(b"ZF")
+    assert record[where + 4:where + 6] == b"pz"
+    data[at + where + 4:at + where + 6] = b"zz"
+    image = tmp_path / "zz.iso"
+    image.write_bytes(bytes(data))
+    assert run_bitwitness("ls", image).exit_code == 0
+    code, stderr, _digest, _rss = _measured("cat", image, "/big.bin")
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1
+    assert "zisofs" in stderr
