@@ -624,3 +624,25 @@ def test_unknown_zisofs_is_refused_not_passed_off(made: tuple[Path, dict[str, Pa
     assert code == 2
     assert len(stderr.strip().splitlines()) == 1
     assert "zisofs" in stderr
+
+
+def test_numbers_follow_tsk_where_it_drops_a_joliet_name(tmp_path: Path) -> None:
+    """TSK stops reading a Joliet folder's sector at a name longer than 128 bytes of UTF-8
+    (50 CJK characters); the file then has the number of its primary record, which fls lists
+    among its orphans. Ours are TSK's: icat of each number gives that file's bytes."""
+    require_tool("xorriso", "fls", "icat")
+    staging = tmp_path / "s"
+    staging.mkdir()
+    names = ["a.txt", "日" * 50 + ".txt", "b.txt", "zz" + "本" * 30 + ".txt", "zzz.txt"]
+    for n, name in enumerate(names):
+        (staging / name).write_bytes(b"x" * (n + 1))
+    image = tmp_path / "cjk.iso"
+    _run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-joliet-long", "-o", image,
+         staging)
+    ours = {e["name"]: int(e["inode"]) for e in _ours(image)}
+    assert set(ours) == set(names)
+    assert len(set(ours.values())) == len(names)
+    for name, number in ours.items():
+        icat = subprocess.run(["icat", image, str(number)], capture_output=True, check=True,
+                              timeout=60).stdout
+        assert icat == (staging / name).read_bytes(), name
