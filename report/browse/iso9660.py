@@ -721,13 +721,22 @@ class Iso9660FileSystem:
         address once each, which a walk of the tree per lookup would make quadratic."""
         if self._by_address is None:
             index: dict[int, tuple[_Node, str]] = {}
+            aliases: list[tuple[int, tuple[_Node, str]]] = []
             stack: list[tuple[_Node, str]] = [(self.root, "")]
             while stack:
                 folder, prefix = stack.pop()
                 for child in folder.children or ():
-                    index.setdefault(child.address, (child, f"{prefix}/{child.name}"))
+                    found = (child, f"{prefix}/{child.name}")
+                    index.setdefault(child.address, found)
+                    # the number TSK gave the record itself, where the file is listed by
+                    # another (its Joliet twin's): istat and icat take both
+                    own = self._tsk.by_record.get(child.record)
+                    if own is not None and own != child.address:
+                        aliases.append((own, found))
                     if child.children is not None:
-                        stack.append((child, f"{prefix}/{child.name}"))
+                        stack.append(found)
+            for number, found in aliases:
+                index.setdefault(number, found)
             self._by_address = index
         return self._by_address
 
