@@ -47,6 +47,7 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.extalloc", "bitwitness.report.browse.btrfs",
     "bitwitness.report.browse.btrfs_lzo", "bitwitness.report.browse.gpt",
     "bitwitness.report.browse.bootbackup", "bitwitness.report.browse.wof",
+    "bitwitness.report.browse.iso9660", "bitwitness.report.browse.iso_rockridge",
 )
 
 

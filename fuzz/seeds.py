@@ -947,7 +947,8 @@ def _filesystem_images(work: Path) -> dict[str, Path]:
     return made
 
 def _beyond_tsk_images(work: Path) -> dict[str, Path]:
-    """File systems the volume tree hands to readers other than TSK: an XFS of two allocation
+    """File systems the volume tree hands to readers other than TSK: an ISO 9660 with Rock
+    Ridge by xorriso (iso9660.py), an XFS of two allocation
     groups by ``mkfs.xfs -p`` (a prototype file naming a file, a symlink, a folder with a larger
     file) and an ext4 with
     bigalloc (libfsext) by ``mkfs.ext4 -d``. A missing tool leaves its image out."""
@@ -979,6 +980,22 @@ def _beyond_tsk_images(work: Path) -> dict[str, Path]:
             out.truncate(8 << 20)
         if _run("mkfs.ext4", "-q", "-F", "-O", "bigalloc", "-C", "16384", "-d", files, image):
             made["ext4-bigalloc"] = image
+    if shutil.which("xorriso"):
+        # Rock Ridge without Joliet, deep folders relocated to rr_moved (RE/CL/PL), a long
+        # name (NM through a CE area) and a symlink (SL): read by iso9660.py, not TSK
+        rr = work / "rockridge-files"
+        shutil.copytree(files, rr, dirs_exist_ok=True)
+        deep = rr / "/".join(f"d{n}" for n in range(1, 10))
+        deep.mkdir(parents=True, exist_ok=True)
+        (deep / "deep.txt").write_bytes(b"deep\n")
+        (rr / ("long-" + "n" * 200 + ".txt")).write_bytes(b"long\n")
+        if not (rr / "link").is_symlink():
+            (rr / "link").symlink_to("folder/data.bin")
+        image = work / "iso9660-rockridge.img"
+        image.unlink(missing_ok=True)
+        if _run("xorriso", "-compliance", "deep_paths_off", "-rr_reloc_dir", "rr_moved",
+                "-rockridge", "on", "-outdev", image, "-map", rr, "/", "-commit"):
+            made["iso9660-rockridge"] = image
     return made
 
 

@@ -640,9 +640,13 @@ def test_filesystem_pieces_give_back_the_image_and_the_seeds_walk(corpus: Path,
     expected = {"fat12": "fat12", "fat16": "fat16", "fat32": "fat32", "ext2": "ext2",
                 "ext4": "ext4", "iso9660": "iso9660", "mbr-fat12": "fat12",
                 "crafted-fat12": "fat12"}
-    beyond = {"xfs": ("xfs", None), "ext4-bigalloc": ("ext4", "libfsext")}
+    beyond = {"xfs": ("xfs", None), "ext4-bigalloc": ("ext4", "libfsext"),
+              "iso9660-rockridge": ("iso9660", "rockridge")}
+    #: the suite's ISO (fsimages.iso9660) is made with -J -R: Rock Ridge, read by iso9660.py
+    readers = {"iso9660": "rockridge"}
     assert set(expected) <= set(found)
     assert {n for n in beyond if shutil.which("mkfs." + n.split("-")[0])} <= set(found)
+    assert "iso9660-rockridge" in found or not shutil.which("xorriso")
     for name, path in sorted(found.items()):
         data = path.read_bytes()
         assert len(data) <= targets.TARGETS["filesystem"][1], name
@@ -651,7 +655,8 @@ def test_filesystem_pieces_give_back_the_image_and_the_seeds_walk(corpus: Path,
         try:
             nodes = tree.filesystems
             assert len(nodes) == 1, name
-            kind, reader = beyond.get(name, (expected.get(name, nodes[0].filesystem), None))
+            kind, reader = beyond.get(name, (expected.get(name, nodes[0].filesystem),
+                                             readers.get(name)))
             assert (nodes[0].filesystem, nodes[0].reader) == (kind, reader), name
             ours = list(open_node(tree, nodes[0]).walk("/", recursive=True,
                                                         selection=Selection.ALL))

@@ -278,3 +278,6 @@ class FileStat:
     short_name: str | None = None
     #: NTFS: how the data is stored where it is not as on the disk (WOF compression, wof.py)
     stored: str | None = None
+    #: a character or block device's (major, minor), where the file system records it (Rock
+    #: Ridge PN)
+    device: tuple[int, int] | None = None

@@ -71,6 +71,9 @@ OWN_FILE_SYSTEMS = ("btrfs",)
 LIBFSEXT = "libfsext"
 #: ``VolumeNode.reader`` of a volume TSK reads through its backup boot sector (bootbackup.py)
 BACKUP_BOOT = "backup boot sector"
+#: ``VolumeNode.reader`` of an ISO 9660 volume with Rock Ridge, read by iso9660.py (TSK ignores
+#: Rock Ridge: its names, types, modes, owners, times and links would be lost)
+ROCKRIDGE = "rockridge"
 #: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
 LOGICAL_FILE_SYSTEMS = ("l01", "lx01")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
@@ -281,6 +284,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         return
     head = node.stream.pread(0, 2048)
     _beyond_tsk(node, head)
+    rock_ridge(node)
     if not node.filesystem and not node.encrypted:
         ext_beyond_tsk(node, head)
     _backup_boot(tree, node)
@@ -410,6 +414,19 @@ def _probe(child: VolumeNode) -> None:
         child.filesystem = "btrfs"
     if not child.filesystem and not child.encrypted:
         ext_beyond_tsk(child, child.stream.pread(0, 2048))
+    rock_ridge(child)
+
+
+def rock_ridge(node: VolumeNode) -> None:
+    """An ISO 9660 volume whose root announces Rock Ridge: still named ``iso9660`` (as
+    ``fsstat`` names it), read by iso9660.py rather than TSK, which ignores Rock Ridge."""
+    if node.filesystem != "iso9660" or node.stream is None or node.reader:
+        return
+    from bitwitness.report.browse.iso9660 import has_rock_ridge
+
+    if has_rock_ridge(node.stream):
+        node.reader = ROCKRIDGE
+        node.description += f"{', ' if node.description else ''}Rock Ridge (read by BitWitness)"
 
 
 def ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
@@ -804,11 +821,9 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
                           length=-(-node.size // 512), description=node.description,
                           sector_size=512, filesystem=node.filesystem, volume=node.path,
                           key=node.key)
-    if node.filesystem in OWN_FILE_SYSTEMS:
-        from bitwitness.report.browse.btrfs import BtrfsFileSystem
-
-        assert node.stream is not None
-        return BtrfsFileSystem(node.stream, where)
+    own = _own_reader(node, where)
+    if own is not None:
+        return own
     if by_libyal(node):
         from bitwitness.report.browse.fs_libyal import ExtLibyalFileSystem, LibyalFileSystem
 
@@ -823,10 +838,27 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
     return FileSystem(TskImage(node.stream), where)
 
 
+def _own_reader(node: VolumeNode, where: Partition) -> BrowsableFileSystem | None:
+    """The file system at ``node`` when a reader of our own reads it (btrfs, ISO 9660 with
+    Rock Ridge), else None."""
+    if node.reader == ROCKRIDGE:
+        from bitwitness.report.browse.iso9660 import Iso9660FileSystem
+
+        assert node.stream is not None
+        return Iso9660FileSystem(node.stream, where)
+    if node.filesystem in OWN_FILE_SYSTEMS:
+        from bitwitness.report.browse.btrfs import BtrfsFileSystem
+
+        assert node.stream is not None
+        return BtrfsFileSystem(node.stream, where)
+    return None
+
+
 def by_libyal(node: VolumeNode) -> bool:
     """Whether ``node``'s file system is read by a libyal library (or a reader of our own,
     btrfs) rather than by TSK: such a node is opened by :func:`open_node`, never by TSK."""
-    return node.filesystem in LIBYAL_FILE_SYSTEMS + OWN_FILE_SYSTEMS or node.reader == LIBFSEXT
+    return (node.filesystem in LIBYAL_FILE_SYSTEMS + OWN_FILE_SYSTEMS
+            or node.reader in (LIBFSEXT, ROCKRIDGE))
 
 
 def _libyal_volume(tree: VolumeTree, node: VolumeNode) -> Any:

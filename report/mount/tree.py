@@ -310,6 +310,8 @@ class MountTree:
                                self._filler(node.path, {}, Selection.ALLOCATED)))
             return top
         for part in self.layout.filesystems:
+            if self._not_tsks(part.index):
+                continue  # TSK names it but another reader opens it (Rock Ridge): added below
             holder: dict[str, BrowsableFileSystem | None] = {}
             top.add(folder(str(part.index), self.stamp,
                            self._filler(part.index, holder, Selection.ALLOCATED)))
@@ -327,6 +329,14 @@ class MountTree:
                 top.add(folder(f"{name}{DELETED_SUFFIX}", self.stamp,
                                self._filler(node.path, inner, Selection.DELETED)))
         return top
+
+    def _not_tsks(self, index: int) -> bool:
+        """Whether row ``index`` is one TSK opens but the volume tree hands to another reader
+        (an ISO 9660 with Rock Ridge): served once, by that reader, from the volume tree."""
+        if self.volumes is None:
+            return False
+        node = next((n for n in self.volumes.nodes if n.path == str(index)), None)
+        return node is not None and by_libyal(node)
 
     def _filler(self, where: int | str, holder: dict[str, BrowsableFileSystem | None],
                 selection: Selection) -> Callable[[Node], None]:

@@ -54,6 +54,8 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
                     "short_name": info.short_name, "stored": info.stored,
+                    "device": None if info.device is None else {
+                        "major": info.device[0], "minor": info.device[1]},
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
@@ -83,16 +85,13 @@ def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
         ("changed", iso(t.changed)), ("born", iso(t.born)),
         ("mode", info.mode), ("uid/gid", f"{info.uid}/{info.gid}"), ("links", str(info.links)),
     ]
-    if info.deleted_time is not None:
-        rows.append(("inode deleted", iso(info.deleted_time)))
-    if info.backup_time is not None:
-        rows.append(("backed up", iso(info.backup_time)))
-    if entry.link:
-        rows.append(("link to", printable(entry.link)))
-    if info.stored:
-        rows.append(("stored", info.stored))
-    if info.note:
-        rows.append(("content", info.note))
+    optional = (
+        ("inode deleted", iso(info.deleted_time) if info.deleted_time is not None else None),
+        ("backed up", iso(info.backup_time) if info.backup_time is not None else None),
+        ("device", f"{info.device[0]},{info.device[1]}" if info.device is not None else None),
+        ("link to", printable(entry.link) if entry.link else None),
+        ("stored", info.stored or None), ("content", info.note or None))
+    rows.extend((key, value) for key, value in optional if value is not None)
     rows.extend(("doubt", doubt) for doubt in doubted)
     if info.standard_information is not None:
         rows.append(("$STANDARD_INFO", _macb(info.standard_information)))
