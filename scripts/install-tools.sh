@@ -42,6 +42,8 @@ testing+=(btrfs-progs)
 # (CompactOS) file's WofCompressedData stream, so wimcapture writes the streams the WOF tests lay
 # out with ntfs-3g, and wimapply decodes the same chunks as the second reader
 testing+=(wimtools)
+# libarchive's bsdtar: a second reader of Rock Ridge ISOs (names, types, links) beside xorriso
+testing+=(libarchive-tools)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
