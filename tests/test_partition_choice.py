@@ -221,3 +221,24 @@ def test_a_hostile_gpt_header_is_not_followed(tmp_path: Path, field: str, value:
 
     assert read_gpt(Watched(bytes(disk))) is None
     assert Watched.largest <= 8 << 20
+
+
+def test_a_gpt_disk_cut_in_its_free_space_is_said(disk: tuple[Path, dict[str, int]],
+                                                  tmp_path: Path) -> None:
+    """An image cut after its last partition, before the disk's end: every partition is whole,
+    TSK reads the table, but the GPT's backup header (whose place ``sgdisk`` reports as the
+    disk's last usable sector + 33) is gone: ``partitions`` says how many sectors the image
+    lacks against the disk the table was written for."""
+    image, _ = disk
+    cut = tmp_path / "tail.img"
+    keep = image.stat().st_size - 16 * 512
+    with image.open("rb") as source, cut.open("wb") as out:
+        out.write(source.read(keep))
+    whole = run_bitwitness("partitions", "--json", image).json()
+    assert whole["missing_disk_sectors"] == 0
+    result = run_bitwitness("partitions", "--json", cut)
+    assert result.exit_code == 0
+    disk_sectors = image.stat().st_size // 512  # sgdisk wrote the table for the whole file
+    assert result.json()["missing_disk_sectors"] == disk_sectors - keep // 512
+    text = run_bitwitness("partitions", cut)
+    assert (f"the GPT was written for a disk of {disk_sectors} sectors" in text.stderr)

@@ -45,16 +45,35 @@ def read_gpt(stream: ImageStream) -> tuple[int, list[Row]] | None:
     return None
 
 
-def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
+def disk_sectors(stream: ImageStream, sector: int) -> int | None:
+    """How many sectors the disk had that the primary GPT was written for (its backup header
+    lies in the disk's last sector, ``AlternateLBA``), or None without a valid primary header.
+    An image holding fewer was cut short, whether or not a partition reaches the missing part."""
+    head = _header(stream, sector)
+    return None if head is None else _HEADER.unpack_from(head)[6] + 1
+
+
+def _header(stream: ImageStream, sector: int) -> bytes | None:
+    """The primary GPT header in ``sector``-byte sectors, if its signature, size, own LBA and
+    CRC32 check out."""
     head = stream.pread(sector, sector)
     if len(head) < _HEADER.size or head[:8] != SIGNATURE:
         return None
-    (_, _, size, crc, _, mine, _, _, _, _, entries_at, count, entry_size,
-     entries_crc) = _HEADER.unpack_from(head)
+    size, crc, mine = _HEADER.unpack_from(head)[2], _HEADER.unpack_from(head)[3], \
+        _HEADER.unpack_from(head)[5]
     if not _HEADER.size <= size <= sector or mine != 1:
         return None
     if zlib.crc32(head[:16] + b"\0\0\0\0" + head[20:size]) != crc:
         return None
+    return head
+
+
+def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
+    head = _header(stream, sector)
+    if head is None:
+        return None
+    (_, _, _, _, _, _, _, _, _, _, entries_at, count, entry_size,
+     entries_crc) = _HEADER.unpack_from(head)
     if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
             or not 0 < count <= MAX_ENTRIES):
         return None  # (the table read below is at most 8192 * 1024 bytes)

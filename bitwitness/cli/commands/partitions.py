@@ -33,6 +33,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     stream = open_image(image, image_format)
     try:
         tree = read_tree(stream, keys)
+        short, missing = _short_disk(tree)
         tree.close()  # everything printed below was read while the tree was open
     finally:
         stream.close()
@@ -41,6 +42,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
         print_json({
             "image": str(image), "scheme": layout.scheme, "sector_size": layout.sector_size,
             "media_size": layout.media_size, "key": keys.kind,
+            "missing_disk_sectors": missing,
             "partitions": [{"index": n.row.index, "path": n.path, "kind": n.row.kind,
                             "slot": n.row.slot, "start": n.row.start, "end": n.row.end,
                             "length": n.row.length,
@@ -75,6 +77,26 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     for node in tree.nodes:
         if (note := node.missing_note()) is not None:
             warn(note)
+    if short is not None:
+        warn(short)
+
+
+def _short_disk(tree: Any) -> tuple[str | None, int]:
+    """That the image holds fewer sectors than the disk its GPT was written for (the backup
+    header's place says how many), and how many it lacks: an acquisition cut short, even where
+    no partition reaches the missing part."""
+    from bitwitness.report.browse.gpt import disk_sectors
+
+    layout = tree.layout
+    if layout.scheme != "gpt":
+        return None, 0
+    wanted = disk_sectors(tree.stream, layout.sector_size)
+    held = layout.media_size // layout.sector_size
+    if wanted is None or wanted <= held:
+        return None, 0
+    return (f"the GPT was written for a disk of {wanted} sectors (its backup header at sector "
+            f"{wanted - 1}); the image holds {held}: {wanted - held} sectors are missing",
+            wanted - held)
 
 
 def _print_protectors(node: Any) -> None:
