@@ -226,9 +226,9 @@ def test_a_hostile_gpt_header_is_not_followed(tmp_path: Path, field: str, value:
 def test_a_gpt_disk_cut_in_its_free_space_is_said(disk: tuple[Path, dict[str, int]],
                                                   tmp_path: Path) -> None:
     """An image cut after its last partition, before the disk's end: every partition is whole,
-    TSK reads the table, but the GPT's backup header (whose place ``sgdisk`` reports as the
-    disk's last usable sector + 33) is gone: ``partitions`` says how many sectors the image
-    lacks against the disk the table was written for."""
+    TSK reads the table, but the GPT's backup header (``sgdisk`` put it in the file's last
+    sector) is gone: ``partitions`` says how many sectors the image lacks against the disk the
+    table was written for."""
     image, _ = disk
     cut = tmp_path / "tail.img"
     keep = image.stat().st_size - 16 * 512
