@@ -44,6 +44,8 @@ testing+=(btrfs-progs)
 testing+=(wimtools)
 # libarchive's bsdtar: a second reader of Rock Ridge ISOs (names, types, links) beside xorriso
 testing+=(libarchive-tools)
+# genisoimage writes Joliet-only ISOs (no Rock Ridge), as Windows burners do
+testing+=(genisoimage)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

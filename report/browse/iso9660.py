@@ -135,6 +135,55 @@ def has_rock_ridge(stream: ImageStream) -> bool:
         return False
 
 
+def joliet_loses_names(stream: ImageStream) -> bool:
+    """Whether TSK's loader would drop records of this ISO's Joliet tree: it stops a sector
+    at a Joliet name longer than 128 bytes of UTF-8 (43 or more CJK characters, which Joliet
+    allows up to 64, or 103 with ``-joliet-long``), so that file, and every record after it in
+    the sector, is listed only under ``$OrphanFiles`` or not at all. Such an ISO without Rock
+    Ridge is read here, through its Joliet tree. Never raises on damage (TSK's to refuse)."""
+    try:
+        found = read_descriptors(stream)
+        if found is None or not found.joliet:
+            return False
+        budget = MAX_DIRECTORY_BYTES
+        descriptor = found.joliet[0]
+        size, location = _le32(descriptor, 132), _be32(descriptor, 148)
+        if size > MAX_DIRECTORY or location * SECTOR + size > stream.size:
+            return False
+        table = stream.pread(location * SECTOR, size)
+        at = 0
+        while at + 8 <= len(table):
+            extent, length = _be32(table, at + 2), table[at]
+            at += 8 + length + (length % 2)
+            first = stream.pread(extent * SECTOR, SECTOR)
+            if len(first) < SECTOR or first[0] < _RECORD:
+                continue
+            folder = min(_be32(first, 14), MAX_DIRECTORY)
+            budget -= folder
+            if budget < 0:
+                return False
+            data = stream.pread(extent * SECTOR, folder)
+            if any(_sector_drops_a_name(data[base:base + SECTOR])
+                   for base in range(0, len(data) - SECTOR + 1, SECTOR)):
+                return True
+        return False
+    except (FileSystemError, ValueError, OSError):
+        return False
+
+
+def _sector_drops_a_name(buf: bytes) -> bool:
+    """Whether TSK's loader stops this Joliet folder sector at a name it cannot take."""
+    spot = 0
+    while spot < SECTOR and (record := buf[spot]) >= _RECORD:
+        if spot + record > SECTOR:
+            return False
+        if not (buf[spot + 32] == 1 and buf[spot + 33] in (0, 1)) and \
+                not _tsk_name_ok(buf, spot, record, buf[spot + 32], True):
+            return True
+        spot += record
+    return False
+
+
 @dataclass(slots=True)
 class _Node:
     """One file or folder of the Rock Ridge tree."""
@@ -171,7 +220,8 @@ class _TskNumbers:
 
 
 class Iso9660FileSystem:
-    """An ISO 9660 volume with Rock Ridge in ``stream``, read-only."""
+    """An ISO 9660 volume with Rock Ridge in ``stream``, read-only; or, without Rock Ridge,
+    through its Joliet tree (where TSK would drop names: :func:`joliet_loses_names`)."""
 
     type = "iso9660"
     block_size = SECTOR
@@ -190,9 +240,20 @@ class Iso9660FileSystem:
         if not dot:
             raise FileSystemError(f"iso9660: the root folder at block {root_extent} is empty")
         susp = rrip.root_susp(_su_area(dot[0][1]), self._read_at, stream.size)
-        if susp is None or not susp.rock_ridge:
-            raise FileSystemError("iso9660: the root folder announces no Rock Ridge (SUSP SP)")
-        self._skip = susp.skip
+        #: no Rock Ridge: the Joliet tree is the one read (its names, see joliet_loses_names)
+        self._joliet = susp is None or not susp.rock_ridge
+        if self._joliet:
+            if not found.joliet:
+                raise FileSystemError("iso9660: the root folder announces no Rock Ridge (SUSP "
+                                      "SP) and there is no Joliet tree")
+            root_record = found.joliet[0][156:190]
+            root_extent = _le32(root_record, 2)
+            dot = self._folder_records(root_extent, min(_le32(root_record, 10), SECTOR),
+                                       "Joliet /")
+            if not dot:
+                raise FileSystemError(f"iso9660: the Joliet root folder at block {root_extent} "
+                                      "is empty")
+        self._skip = susp.skip if susp is not None else 0
         self._entries = 0
         self._seen: set[int] = set()
         #: folders marked RE (moved to rr_moved): (record offset, record, parent's path)
@@ -241,6 +302,8 @@ class Iso9660FileSystem:
     def _rock_ridge(self, record: bytes, where: str, *, skip: bool = True) -> rrip.RockRidge:
         """The Rock Ridge fields of ``record``: its System Use area past the bytes SP says to
         skip (SUSP 5.3: every area but the root's "." one, where SP itself lies)."""
+        if self._joliet:
+            return rrip.RockRidge()
         area = _su_area(record)[self._skip if skip else 0:]
         listed = rrip.entries(area, self._read_at, where, self._stream.size)
         return rrip.rock_ridge(listed, where)
@@ -321,9 +384,12 @@ class Iso9660FileSystem:
         if rr.relocated and folder and not relocated_ok:
             self._moved.append((offset, record, where))
             return None  # shown where its CL record stands (see _unclaimed)
-        name_bytes = rr.name if rr.name is not None else _plain_name(raw_name)
-        # kept as stored, "/" or "." included (names are data): safenames spells them
-        name = name_bytes.decode("utf-8", "surrogateescape")
+        if self._joliet:
+            name = _joliet_name(record)
+        else:
+            name_bytes = rr.name if rr.name is not None else _plain_name(raw_name)
+            # kept as stored, "/" or "." included (names are data): safenames spells them
+            name = name_bytes.decode("utf-8", "surrogateescape")
         extents = []
         for piece_offset, piece in pieces:
             block = _le32(piece, 2) + piece[1]
@@ -465,7 +531,7 @@ class Iso9660FileSystem:
         """TSK's number for each node; folders of a Joliet ISO by their Joliet twin; the rest
         numbered past TSK's ``$OrphanFiles``."""
         own = self._tsk.count + 1
-        twins = self._joliet_twins() if self._descriptors.joliet else {}
+        twins = self._joliet_twins() if self._descriptors.joliet and not self._joliet else {}
         used: set[int] = set()
         pending = [self.root]
         while pending:

@@ -422,11 +422,15 @@ def rock_ridge(node: VolumeNode) -> None:
     ``fsstat`` names it), read by iso9660.py rather than TSK, which ignores Rock Ridge."""
     if node.filesystem != "iso9660" or node.stream is None or node.reader:
         return
-    from bitwitness.report.browse.iso9660 import has_rock_ridge
+    from bitwitness.report.browse.iso9660 import has_rock_ridge, joliet_loses_names
 
     if has_rock_ridge(node.stream):
         node.reader = ROCKRIDGE
         node.description += f"{', ' if node.description else ''}Rock Ridge (read by BitWitness)"
+    elif joliet_loses_names(node.stream):
+        node.reader = ROCKRIDGE  # the same reader, through the Joliet tree
+        node.description += (f"{', ' if node.description else ''}Joliet names The Sleuth Kit "
+                             "drops (read by BitWitness)")
 
 
 def ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
