@@ -42,6 +42,7 @@ from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_reason
 from bitwitness.report.browse.luks2 import is_luks2
 from bitwitness.report.browse.tsk import TskImage
+from bitwitness.report.browse.udf import is_udf
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
 from bitwitness.report.browse.volumes import (
     Partition,
@@ -64,8 +65,8 @@ _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
-#: File systems read by a reader of our own (btrfs.py), neither TSK nor libyal reads them.
-OWN_FILE_SYSTEMS = ("btrfs",)
+#: File systems read by a reader of our own (btrfs.py, udf.py), neither TSK nor libyal reads them.
+OWN_FILE_SYSTEMS = ("btrfs", "udf")
 #: ``VolumeNode.reader`` of an ext file system with a feature TSK cannot read (extfeatures.py)
 LIBFSEXT = "libfsext"
 #: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
@@ -251,6 +252,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         return
     head = node.stream.pread(0, 2048)
     _beyond_tsk(node, head)
+    _udf_bridge(node)
     if not node.filesystem and not node.encrypted:
         ext_beyond_tsk(node, head)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
@@ -277,6 +279,21 @@ def _beyond_tsk(node: VolumeNode, head: bytes) -> None:
         node.filesystem = "xfs"
     elif is_btrfs(node.stream):
         node.filesystem = "btrfs"
+    elif is_udf(node.stream):
+        node.filesystem = "udf"
+
+
+def _udf_bridge(node: VolumeNode) -> None:
+    """A bridge disc (ISO 9660 and UDF over the same files, as Windows ISOs and most discs
+    burned on Windows are): the ISO 9660 side stays the node's, the UDF side is the child
+    ``udf``, a file system of its own that ``-p N/udf`` chooses. The ISO 9660 side may hold
+    only a README saying the disc is UDF, so neither is preferred silently."""
+    assert node.stream is not None
+    if node.filesystem == "iso9660" and is_udf(node.stream):
+        child = _child(node, "udf", "udf", "UDF file system of a bridge disc",
+                       stream=node.stream, handle=None)
+        child.filesystem = "udf"
+        node.children.append(child)
 
 
 def _dos_row(tree: VolumeTree, node: VolumeNode) -> bool:
@@ -350,6 +367,8 @@ def _probe(child: VolumeNode) -> None:
         child.filesystem = "xfs"
     if not child.filesystem and not child.encrypted and is_btrfs(child.stream):
         child.filesystem = "btrfs"
+    if not child.filesystem and not child.encrypted and is_udf(child.stream):
+        child.filesystem = "udf"
     if not child.filesystem and not child.encrypted:
         ext_beyond_tsk(child, child.stream.pread(0, 2048))
 
@@ -747,10 +766,8 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
                           sector_size=512, filesystem=node.filesystem, volume=node.path,
                           key=node.key)
     if node.filesystem in OWN_FILE_SYSTEMS:
-        from bitwitness.report.browse.btrfs import BtrfsFileSystem
-
         assert node.stream is not None
-        return BtrfsFileSystem(node.stream, where)
+        return _own_reader(node.filesystem)(node.stream, where)
     if by_libyal(node):
         from bitwitness.report.browse.fs_libyal import ExtLibyalFileSystem, LibyalFileSystem
 
@@ -763,6 +780,18 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
         return LibyalFileSystem(volume, where, node.filesystem or "")
     assert node.stream is not None
     return FileSystem(TskImage(node.stream), where)
+
+
+def _own_reader(filesystem: str) -> Callable[[ImageStream, Partition], BrowsableFileSystem]:
+    """The class of our own reader of ``filesystem`` (one of :data:`OWN_FILE_SYSTEMS`),
+    imported when first needed."""
+    if filesystem == "udf":
+        from bitwitness.report.browse.udf import UdfFileSystem
+
+        return UdfFileSystem
+    from bitwitness.report.browse.btrfs import BtrfsFileSystem
+
+    return BtrfsFileSystem
 
 
 def by_libyal(node: VolumeNode) -> bool:
