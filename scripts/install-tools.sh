@@ -34,6 +34,11 @@ testing+=(hyperfine)
 # btrfs-progs: mkfs.btrfs writes the btrfs images our own btrfs reader is checked on (filled
 # through the kernel's driver), and dump-tree shows where their trees lie
 testing+=(btrfs-progs)
+# UDF (our own reader, report/browse/udf.py): genisoimage writes UDF 1.02 bridge discs with files,
+# udftools' mkudffs empty volumes of several revisions and udfinfo reads them back, and p7zip-full's
+# 7z (7-Zip's UDF reader, metadata partition included) is the independent check of names, times
+# and bytes (tests/test_fs_udf.py)
+testing+=(genisoimage udftools p7zip-full)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
