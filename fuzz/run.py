@@ -45,7 +45,8 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.ntfs", "bitwitness.report.browse.entries",
     "bitwitness.report.browse.safenames", "bitwitness.report.browse.export",
     "bitwitness.report.browse.extalloc", "bitwitness.report.browse.btrfs",
-    "bitwitness.report.browse.btrfs_lzo",
+    "bitwitness.report.browse.btrfs_lzo", "bitwitness.report.browse.udf",
+    "bitwitness.report.browse.udf_structures",
 )
 
 

@@ -502,8 +502,10 @@ class UdfFileSystem:
         file entry) is listed without metadata, as ``fls`` lists a deleted name."""
         name_type = "d" if fid.characteristics & s.FID_DIRECTORY else "r"
         path = f"{prefix}/{fid.name}"
-        _kind, _length, block, ref = fid.icb
+        _kind, length, block, ref = fid.icb
         try:
+            if not length:
+                raise FileSystemError(f"udf: {shown(path)}: its file identifier names no ICB")
             icb = self._icb(ref, block)
         except FileSystemError:
             if not fid.deleted:
