@@ -193,8 +193,8 @@ def test_mkudffs_volumes(revision: str, block: int, tmp_path: Path) -> None:
     assert (root["mode"], root["uid"]) == ("rwxr-x---", 1234)  # as mkudffs was told
 
 
-@pytest.mark.parametrize("media", ["cdr", "cdrw"])
-def test_virtual_and_sparable_partitions_are_refused(media: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("media", ["cdr", "dvdr"])
+def test_virtual_partitions_are_refused(media: str, tmp_path: Path) -> None:
     require_tool("mkudffs")
     image = tmp_path / f"{media}.udf"
     with image.open("wb") as out:
@@ -203,7 +203,55 @@ def test_virtual_and_sparable_partitions_are_refused(media: str, tmp_path: Path)
     result = run_bitwitness("ls", image)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
-    assert ("virtual partition" if media == "cdr" else "sparable partition") in result.stderr
+    assert "virtual partition" in result.stderr
+
+
+def _udfinfo_places(image: Path) -> dict[str, list[int]]:
+    """Where ``udfinfo`` says each kind of area starts (``STABLE``, ``PSPACE``, ...)."""
+    places: dict[str, list[int]] = {}
+    for line in _run("udfinfo", image).splitlines():
+        if line.startswith("start="):
+            fields = dict(part.strip().split("=", 1) for part in line.split(",") if "=" in part)
+            places.setdefault(fields["type"].strip(), []).append(int(fields["start"]))
+    return places
+
+
+def test_sparable_partition_follows_its_sparing_table(tmp_path: Path) -> None:
+    """A CD-RW volume by ``mkudffs --media-type=cdrw`` (a sparable partition, two sparing
+    tables where ``udfinfo`` places them): its root lists empty; then the root folder's packet
+    is moved to the first spare, its old place zeroed and both tables told so (as a drive that
+    found the packet defective would): the root is read from the spare, as before."""
+    require_tool("mkudffs", "udfinfo")
+    image = tmp_path / "cdrw.udf"
+    with image.open("wb") as out:
+        out.truncate(40 << 20)
+    subprocess.run(["mkudffs", "--media-type=cdrw", "--uid=4321", image], check=True,
+                   capture_output=True)
+    places = _udfinfo_places(image)
+    assert len(places["STABLE"]) == 2
+    before = json.loads(run_bitwitness("stat", "--json", image, "/").stdout)
+    assert before["uid"] == 4321  # as mkudffs was told
+    assert json.loads(run_bitwitness("ls", "--json", image).stdout)["entries"] == []
+    data = bytearray(image.read_bytes())
+    block = int(before["inode"])
+    packet = block - block % 32
+    table = places["STABLE"][0] * BS
+    spare = int.from_bytes(data[table + 60:table + 64], "little")  # entry 0's spare sector
+    original = (places["PSPACE"][0] + packet) * BS
+    data[spare * BS:(spare + 32) * BS] = data[original:original + 32 * BS]
+    data[original:original + 32 * BS] = bytes(32 * BS)
+    for sector in places["STABLE"]:
+        struct.pack_into("<I", data, sector * BS + 56, packet)
+        _retag(data, sector * BS)
+    image.write_bytes(bytes(data))
+    after = json.loads(run_bitwitness("stat", "--json", image, "/").stdout)
+    assert (after["uid"], after["modified"]) == (4321, before["modified"])
+    for sector in places["STABLE"]:  # without its tables the volume is refused
+        data[sector * BS + 20] ^= 0xFF
+    image.write_bytes(bytes(data))
+    refused = run_bitwitness("ls", image)
+    assert refused.exit_code == 2
+    assert "sparing table" in refused.stderr
 
 
 # --- UDF 2.50 with a metadata partition, from our writer ----------------------------------------
@@ -305,6 +353,31 @@ def test_commands_leave_the_evidence_unchanged(built: Path, bridge: Path,
     assert "sub/deep.txt" in body
     assert snapshot([built, bridge]) == before
     assert {p: p.stat().st_atime_ns for p in (built, bridge)} == atimes
+
+
+def test_mount_files_gives_7zips_bytes(built: Path, bridge: Path, tmp_path: Path) -> None:
+    """``mount --files`` serves UDF through the same reader: a pure UDF volume as
+    ``files/0``, a bridge disc's UDF side beside its ISO 9660 side."""
+    from test_mount import Foreground, require_fuse
+
+    require_fuse()
+    before = snapshot([built, bridge])
+    for image, files in ((built, "0"), (bridge, "0_udf")):
+        mnt = tmp_path / f"mnt-{image.stem}"
+        mnt.mkdir()
+        digests = _extracted(image, tmp_path / f"7z-{image.stem}")
+        facts = _sevenzip(image)
+        fg = Foreground(image, mnt, "--files")
+        try:
+            live = mnt / "files" / files
+            for path, (size, digest) in digests.items():
+                if size != int(facts[path]["Size"]):
+                    continue
+                data = (live / path.lstrip("/")).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == digest, path
+        finally:
+            fg.stop()
+    assert snapshot([built, bridge]) == before
 
 
 # --- hostile copies ----------------------------------------------------------------------------

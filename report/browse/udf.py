@@ -6,9 +6,9 @@ What is read, in order: the Volume Recognition Sequence at byte 32768 (an NSR02 
 descriptor between BEA01 and TEA01), the Anchor Volume Descriptor Pointer at sector 256 (else
 N-256, else N-1; sectors of 2048, 512, 4096 or 1024 bytes, as the anchor's tag location says),
 the Main Volume Descriptor Sequence (the Reserve one when the Main fails), its Partition
-Descriptors and Logical Volume Descriptor with the partition maps: type 1 and the UDF 2.50
-Metadata Partition (its metadata file, the mirror when the file fails); virtual (VAT) and
-sparable partitions are refused. Then the File Set Descriptor, the root folder's ICB, and from
+Descriptors and Logical Volume Descriptor with the partition maps: type 1, sparable (CD-RW,
+DVD-RW: packets moved to spares by the sparing table) and the UDF 2.50 Metadata Partition (its
+metadata file, the mirror when the file fails); virtual partitions (VAT) are refused. Then the File Set Descriptor, the root folder's ICB, and from
 there File Entries and Extended File Entries, their allocation descriptors (short, long,
 extended, embedded data, Allocation Extent Descriptor chains) and folders' File Identifier
 Descriptors, deleted ones included (listed as deleted, as ``fls`` lists deleted names).
@@ -24,6 +24,7 @@ partition and the image; a folder cycle is not walked twice; every failure is a 
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -57,8 +58,8 @@ MAX_PARTITION_MAPS = 64
 MAX_AEDS, MAX_EXTENTS = 4096, 1 << 18
 #: indirect entries followed to one ICB (strategy 4096)
 MAX_INDIRECT = 16
-#: a folder's bytes read at once; larger folders are refused (64 MiB is a million names)
-MAX_FOLDER = 64 << 20
+#: a folder's bytes read at once; larger folders are refused (32 MiB is half a million names)
+MAX_FOLDER = 32 << 20
 #: a symbolic link's bytes
 MAX_LINK = 64 << 10
 _ICB_CACHE = 4096
@@ -113,9 +114,11 @@ class _Map:
     """One partition map: a physical partition (``start``, ``length`` in sectors), or the
     metadata partition whose blocks are the bytes of the metadata file (``extents``)."""
 
-    kind: str  #: "physical" or "metadata"
+    kind: str  #: "physical", "sparable" or "metadata"
     start: int = 0
     length: int = 0
+    packet: int = 0  #: sparable: blocks per packet
+    spares: dict[int, int] | None = None  #: sparable: a packet's first block -> its sector
     physical_ref: int = 0  #: metadata: the partition reference of its physical partition
     offsets: tuple[int, ...] = ()  #: metadata: where each extent starts in the file (bytes)
     extents: tuple[s.Extent, ...] = ()
@@ -240,10 +243,11 @@ class UdfFileSystem:
         ident = body[5:28].rstrip(b"\0")
         if kind != 2 or len(body) < 64:
             raise FileSystemError(f"udf: partition map {n} is of unknown type {kind}")
-        if ident in (_VIRTUAL, _SPARABLE):
-            what = ("a virtual partition (VAT, a CD-R written incrementally)"
-                    if ident == _VIRTUAL else "a sparable partition (CD-RW/DVD-RW)")
-            raise FileSystemError(f"udf: partition map {n} is {what}; not read")
+        if ident == _VIRTUAL:
+            raise FileSystemError(f"udf: partition map {n} is a virtual partition (VAT, a CD-R "
+                                  "or DVD-R written incrementally); not read")
+        if ident == _SPARABLE:
+            return self._sparable_map(n, body)
         if ident != _METADATA:
             raise FileSystemError(f"udf: partition map {n} is {shown(ident.decode('latin-1'))}"
                                   "; not read")
@@ -254,6 +258,40 @@ class UdfFileSystem:
                                   f"{numbers[n]}, which no type 1 map names")
         return self._metadata_map(body, physical)
 
+    def _sparable_map(self, n: int, body: bytes) -> _Map:
+        """A sparable partition (UDF 2.60 2.2.9, CD-RW and DVD-RW): the partition's blocks,
+        each packet of them read from its spare where the first readable Sparing Table
+        (2.2.12) moved it. Without a readable table the volume is refused: a moved packet
+        would otherwise be read from its defective place."""
+        physical = self._maps[n]
+        packet, count, size = s.u16(body, 40), body[42], s.u32(body, 44)
+        if not 1 <= packet <= 1024 or not 1 <= count <= 4 or not 56 <= size <= 1 << 20:
+            raise FileSystemError(f"udf: sparable partition map {n}: packets of {packet} "
+                                  f"blocks, {count} sparing tables of {size} bytes; not a "
+                                  "map UDF writes")
+        failure = ""
+        for table in range(count):
+            sector = s.u32(body, 48 + 4 * table)
+            where = f"sparing table at sector {sector}"
+            try:
+                data = self._sector(sector, -(-size // self.block_size))[:size]
+                s.check_tag(data, (0,), sector, where)
+                if data[17:35] != b"*UDF Sparing Table":
+                    raise FileSystemError(f"udf: {where}: not a sparing table")
+            except FileSystemError as exc:
+                failure = failure or str(exc)
+                continue
+            entries = min(s.u16(data, 48), (len(data) - 56) // 8)
+            spares = {}
+            for at in range(56, 56 + 8 * entries, 8):
+                original, mapped = struct.unpack_from("<II", data, at)
+                if original < 0xFFFFFFF0:
+                    spares[original] = mapped
+            return _Map("sparable", start=physical.start, length=physical.length,
+                        packet=packet, spares=spares)
+        raise FileSystemError(f"udf: no sparing table of partition map {n} is readable: "
+                              f"{failure.removeprefix('udf: ')}")
+
     def _metadata_map(self, body: bytes, physical: int) -> _Map:
         """The metadata partition: its blocks are the metadata file's bytes, the file's ICB
         lying in the physical partition (its mirror's when the file's own fails)."""
@@ -263,6 +301,11 @@ class UdfFileSystem:
             try:
                 icb = self._icb(physical, where, (250, 251))
                 extents = self._extents(icb)
+                if any(ext.ref != physical for ext in extents):
+                    # its bytes must lie in the physical partition: anywhere else (the
+                    # metadata partition itself) is a loop
+                    raise FileSystemError(f"udf: metadata file at block {where} has an extent "
+                                          "outside its physical partition")
             except FileSystemError as exc:
                 failure = failure or exc
                 continue
@@ -296,6 +339,9 @@ class UdfFileSystem:
         """(byte offset in the image, bytes) of ``size`` bytes from logical block ``block`` of
         partition ``ref``; outside the partition is refused."""
         part = self._map(ref)
+        if part.kind == "sparable":
+            yield from self._spared(part, ref, block, size)
+            return
         if part.kind == "physical":
             if block + -(-size // self.block_size) > part.length:
                 raise FileSystemError(f"udf: blocks {block}+{size} bytes lie outside partition "
@@ -315,6 +361,21 @@ class UdfFileSystem:
                                       "recorded")
             yield from self._pieces(ext.ref, ext.block + inside // self.block_size, take)
             at += take
+            size -= take
+
+    def _spared(self, part: _Map, ref: int, block: int, size: int) -> Iterator[tuple[int, int]]:
+        """The pieces of a read in a sparable partition, packet by packet."""
+        if block + -(-size // self.block_size) > part.length:
+            raise FileSystemError(f"udf: blocks {block}+{size} bytes lie outside partition "
+                                  f"{ref} ({part.length} blocks)")
+        assert part.spares is not None
+        while size > 0:
+            first, inside = divmod(block, part.packet)
+            take = min(size, (part.packet - inside) * self.block_size)
+            mapped = part.spares.get(first * part.packet)
+            sector = part.start + block if mapped is None else mapped + inside
+            yield sector * self.block_size, take
+            block += -(-take // self.block_size)
             size -= take
 
     def _read_blocks(self, ref: int, block: int, count: int) -> bytes:

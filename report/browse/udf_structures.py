@@ -132,7 +132,7 @@ def dstring(raw: bytes, where: str) -> str:
     return osta_name(raw[:used], where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Extent:
     """One allocation descriptor: ``length`` bytes at logical block ``block`` of partition
     reference ``ref`` (``kind`` RECORDED, ALLOCATED, UNALLOCATED or NEXT)."""
@@ -165,7 +165,7 @@ def allocation_descriptors(area: bytes, form: int, ref: int, where: str) -> list
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Icb:
     """A File Entry or Extended File Entry (ECMA-167 4/14.9, 4/14.17), the fields we show."""
 
@@ -238,7 +238,7 @@ def parse_icb(block: bytes, ref: int, lbn: int, where: str) -> Icb:
                stream_dir=stream_dir, extended=extended, unique_id=unique)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileId:
     """One File Identifier Descriptor of a folder (ECMA-167 4/14.4)."""
 
