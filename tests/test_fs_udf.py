@@ -193,17 +193,41 @@ def test_mkudffs_volumes(revision: str, block: int, tmp_path: Path) -> None:
     assert (root["mode"], root["uid"]) == ("rwxr-x---", 1234)  # as mkudffs was told
 
 
-@pytest.mark.parametrize("media", ["cdr", "dvdr"])
-def test_virtual_partitions_are_refused(media: str, tmp_path: Path) -> None:
-    require_tool("mkudffs")
-    image = tmp_path / f"{media}.udf"
-    with image.open("wb") as out:
+@pytest.mark.parametrize(("media", "revision"), [("cdr", "2.01"), ("dvdr", "2.01"),
+                                                 ("bdr", "2.50"), ("cdr", "1.50")])
+def test_virtual_partition_through_its_vat(media: str, revision: str, tmp_path: Path) -> None:
+    """A CD-R/DVD-R/BD-R volume by ``mkudffs`` (a virtual partition: blocks looked up in the
+    VAT at the last written sector), cut where the written part ends as a disc image is, so
+    that ``udfinfo`` finds the VAT too; and the same volume uncut (zeros to 32 MiB, as
+    mkudffs leaves the file). Without its VAT the volume is one line."""
+    require_tool("mkudffs", "udfinfo")
+    sparse = tmp_path / f"{media}.udf"
+    with sparse.open("wb") as out:
         out.truncate(32 << 20)
-    subprocess.run(["mkudffs", f"--media-type={media}", image], check=True, capture_output=True)
-    result = run_bitwitness("ls", image)
-    assert result.exit_code == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "virtual partition" in result.stderr
+    subprocess.run(["mkudffs", f"--media-type={media}", f"--udfrev={revision}", "--uid=555",
+                    "--label=VATVOL", sparse], check=True, capture_output=True)
+    data = sparse.read_bytes().rstrip(b"\0")
+    image = tmp_path / f"{media}-cut.udf"
+    image.write_bytes(data + bytes(-len(data) % BS))
+    info = dict(line.split("=", 1) for line in _run("udfinfo", image).splitlines()
+                if "=" in line and not line.startswith("start="))
+    assert info["vatblock"] == str(len(data) // BS - (0 if len(data) % BS else 1))
+    assert (info["numfiles"], info["numdirs"]) == ("0", "1")
+    for each in (image, sparse):
+        listed = run_bitwitness("ls", "--json", each)
+        assert listed.exit_code == 0, listed.stderr
+        assert json.loads(listed.stdout)["entries"] == []
+        root = json.loads(run_bitwitness("stat", "--json", each, "/").stdout)
+        assert (root["kind"], root["uid"]) == ("directory", 555)
+    vat = int(info["vatblock"]) * BS
+    broken = bytearray(image.read_bytes())
+    broken[vat:vat + BS] = bytes(BS)
+    broken[vat - BS:vat] = b"\x01" * BS  # the last written sector is then no VAT
+    image.write_bytes(bytes(broken))
+    refused = run_bitwitness("ls", image)
+    assert refused.exit_code == 2
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "virtual allocation table" in refused.stderr
 
 
 def _udfinfo_places(image: Path) -> dict[str, list[int]]:

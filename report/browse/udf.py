@@ -7,11 +7,13 @@ descriptor between BEA01 and TEA01), the Anchor Volume Descriptor Pointer at sec
 N-256, else N-1; sectors of 2048, 512, 4096 or 1024 bytes, as the anchor's tag location says),
 the Main Volume Descriptor Sequence (the Reserve one when the Main fails), its Partition
 Descriptors and Logical Volume Descriptor with the partition maps: type 1, sparable (CD-RW,
-DVD-RW: packets moved to spares by the sparing table) and the UDF 2.50 Metadata Partition (its
-metadata file, the mirror when the file fails); virtual partitions (VAT) are refused. Then the File Set Descriptor, the root folder's ICB, and from
-there File Entries and Extended File Entries, their allocation descriptors (short, long,
-extended, embedded data, Allocation Extent Descriptor chains) and folders' File Identifier
-Descriptors, deleted ones included (listed as deleted, as ``fls`` lists deleted names).
+DVD-RW: packets moved to spares by the sparing table), virtual (CD-R, DVD-R, BD-R written
+incrementally: blocks looked up in the Virtual Allocation Table at the last written sector) and
+the UDF 2.50 Metadata Partition (its metadata file, the mirror when the file fails). Then the
+File Set Descriptor, the root folder's ICB, and from there File Entries and Extended File
+Entries, their allocation descriptors (short, long, extended, embedded data, Allocation Extent
+Descriptor chains) and folders' File Identifier Descriptors, deleted ones included (listed as
+deleted, as ``fls`` lists deleted names).
 
 An entry's address is its ICB's logical block in the root folder's partition; an ICB in another
 partition is ``(reference + 1) << 32 | block``.
@@ -62,6 +64,10 @@ MAX_INDIRECT = 16
 MAX_FOLDER = 32 << 20
 #: a symbolic link's bytes
 MAX_LINK = 64 << 10
+#: a Virtual Allocation Table's bytes (a million blocks), and how far from the image's end its
+#: ICB is looked for past trailing zeros
+MAX_VAT, MAX_VAT_SEARCH = 4 << 20, 64 << 20
+_VAT150 = b"*UDF Virtual Alloc Tbl"
 _ICB_CACHE = 4096
 _VRS_KNOWN = (b"BEA01", b"NSR02", b"NSR03", b"TEA01", b"CD001", b"CDW02", b"BOOT2")
 _METADATA, _VIRTUAL, _SPARABLE = (b"*UDF Metadata Partition", b"*UDF Virtual Partition",
@@ -114,11 +120,13 @@ class _Map:
     """One partition map: a physical partition (``start``, ``length`` in sectors), or the
     metadata partition whose blocks are the bytes of the metadata file (``extents``)."""
 
-    kind: str  #: "physical", "sparable" or "metadata"
+    kind: str  #: "physical", "sparable", "virtual" or "metadata"
     start: int = 0
     length: int = 0
     packet: int = 0  #: sparable: blocks per packet
     spares: dict[int, int] | None = None  #: sparable: a packet's first block -> its sector
+    #: virtual: the physical partition's block of each virtual block (the VAT's entries)
+    table: tuple[int, ...] = ()
     physical_ref: int = 0  #: metadata: the partition reference of its physical partition
     offsets: tuple[int, ...] = ()  #: metadata: where each extent starts in the file (bytes)
     extents: tuple[s.Extent, ...] = ()
@@ -244,8 +252,12 @@ class UdfFileSystem:
         if kind != 2 or len(body) < 64:
             raise FileSystemError(f"udf: partition map {n} is of unknown type {kind}")
         if ident == _VIRTUAL:
-            raise FileSystemError(f"udf: partition map {n} is a virtual partition (VAT, a CD-R "
-                                  "or DVD-R written incrementally); not read")
+            physical = next((m for m, (k, _b) in enumerate(raw)
+                             if k == 1 and numbers[m] == numbers[n]), None)
+            if physical is None:
+                raise FileSystemError(f"udf: virtual partition map {n} names partition "
+                                      f"{numbers[n]}, which no type 1 map names")
+            return self._virtual_map(physical)
         if ident == _SPARABLE:
             return self._sparable_map(n, body)
         if ident != _METADATA:
@@ -257,6 +269,44 @@ class UdfFileSystem:
             raise FileSystemError(f"udf: metadata partition map {n} names partition "
                                   f"{numbers[n]}, which no type 1 map names")
         return self._metadata_map(body, physical)
+
+    def _virtual_map(self, physical: int) -> _Map:
+        """A virtual partition (UDF 2.60 2.2.8, CD-R and DVD-R written incrementally): its
+        blocks are looked up in the Virtual Allocation Table, a file whose ICB is the last
+        written sector of the medium (the image's last sector that is not zeros, within the
+        last :data:`MAX_VAT_SEARCH` bytes; the few sectors before it are tried too, for
+        run-out blocks)."""
+        part = self._maps[physical]
+        last = self._last_written()
+        failure = ""
+        for sector in range(last, max(part.start, last - 32) - 1, -1):
+            try:
+                icb = self._icb(physical, sector - part.start)
+                if icb.file_type not in (0, 248):
+                    raise FileSystemError(f"udf: sector {sector}: a file entry, not the VAT's")
+                raw = b"".join(self._content(icb, 0, min(icb.size, MAX_VAT)))
+                table = _vat_entries(raw, icb.file_type, sector)
+            except FileSystemError as exc:
+                failure = failure or str(exc)
+                continue
+            return _Map("virtual", start=part.start, length=len(table), physical_ref=physical,
+                        table=table)
+        raise FileSystemError(f"udf: no virtual allocation table at the last written sector "
+                              f"({last}): {failure.removeprefix('udf: ')}")
+
+    def _last_written(self) -> int:
+        """The last sector of the image that holds anything but zeros."""
+        size = self._stream.size - self._stream.size % self.block_size
+        end = size
+        chunk = 1 << 20
+        while end > 0 and size - end < MAX_VAT_SEARCH:
+            start = max(0, end - chunk)
+            data = self._stream.pread(start, end - start).rstrip(b"\0")
+            if data:
+                return (start + len(data) - 1) // self.block_size
+            end = start
+        raise FileSystemError(f"udf: a virtual partition, and the last {MAX_VAT_SEARCH >> 20} "
+                              "MiB of the image are zeros: no VAT found")
 
     def _sparable_map(self, n: int, body: bytes) -> _Map:
         """A sparable partition (UDF 2.60 2.2.9, CD-RW and DVD-RW): the partition's blocks,
@@ -339,6 +389,9 @@ class UdfFileSystem:
         """(byte offset in the image, bytes) of ``size`` bytes from logical block ``block`` of
         partition ``ref``; outside the partition is refused."""
         part = self._map(ref)
+        if part.kind == "virtual":
+            yield from self._virtual(part, block, size)
+            return
         if part.kind == "sparable":
             yield from self._spared(part, ref, block, size)
             return
@@ -361,6 +414,17 @@ class UdfFileSystem:
                                       "recorded")
             yield from self._pieces(ext.ref, ext.block + inside // self.block_size, take)
             at += take
+            size -= take
+
+    def _virtual(self, part: _Map, block: int, size: int) -> Iterator[tuple[int, int]]:
+        """The pieces of a read in a virtual partition, block by block through the VAT."""
+        while size > 0:
+            if block >= len(part.table) or part.table[block] == 0xFFFFFFFF:
+                raise FileSystemError(f"udf: virtual block {block} is not in the VAT "
+                                      f"({len(part.table)} entries)")
+            take = min(size, self.block_size)
+            yield from self._pieces(part.physical_ref, part.table[block], take)
+            block += 1
             size -= take
 
     def _spared(self, part: _Map, ref: int, block: int, size: int) -> Iterator[tuple[int, int]]:
@@ -717,3 +781,21 @@ def recorded_zones(fs: UdfFileSystem, entry: Entry) -> tuple[int | None, ...]:
     icb = fs._icb(*fs._split(entry.inode))
     return icb.zones
 
+
+
+def _vat_entries(raw: bytes, file_type: int, sector: int) -> tuple[int, ...]:
+    """The entries of a Virtual Allocation Table: UDF 2.00+ (file type 248: a header of
+    ``L_HD`` bytes first) or UDF 1.50 (file type 0: the entries, then its regid and the
+    previous VAT's place in the last 36 bytes)."""
+    where = f"udf: virtual allocation table at sector {sector}"
+    if file_type == 248:
+        header = s.u16(raw, 0) if len(raw) >= 2 else 0
+        if header < 152 or header > len(raw):
+            raise FileSystemError(f"{where}: a header of {header} bytes")
+        body = raw[header:]
+    else:
+        if len(raw) < 36 or raw[-35:-35 + len(_VAT150)] != _VAT150:
+            raise FileSystemError(f"{where}: not a VAT (no {_VAT150.decode()} identifier)")
+        body = raw[:-36]
+    count = len(body) // 4
+    return struct.unpack_from(f"<{count}I", body)
