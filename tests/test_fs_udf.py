@@ -356,6 +356,11 @@ def test_links_owners_and_modes(built: Path, tmp_path: Path) -> None:
     assert hard["links"] == 2
     deep = json.loads(run_bitwitness("stat", "--json", built, "/sub/deep.txt").stdout)
     assert (deep["uid"], deep["gid"], deep["mode"]) == (1000, 100, "rw-------")
+    # the fixture's writer was told zone -300; the times are UTC (7-Zip agrees, above)
+    assert deep["time_zones"] == dict.fromkeys(("modified", "accessed", "changed", "born"),
+                                               "-05:00")
+    text = run_bitwitness("stat", built, "/sub/deep.txt").stdout
+    assert "recorded in:     modified -05:00, accessed -05:00" in text
 
 
 def test_commands_leave_the_evidence_unchanged(built: Path, bridge: Path,

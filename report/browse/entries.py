@@ -276,3 +276,6 @@ class FileStat:
     backup_time: datetime | None = None
     #: FAT: the 8.3 name of the entry (case flags applied, code page 437), beside its long name
     short_name: str | None = None
+    #: UDF: the zone each time was recorded in, ("modified", "+01:00") ... in Times order, the
+    #: times themselves being UTC ("unspecified" where the writer left the zone out)
+    time_zones: tuple[tuple[str, str], ...] = ()

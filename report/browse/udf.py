@@ -760,9 +760,15 @@ class UdfFileSystem:
             runs.append((offset // self.block_size, blocks))
         attribute = Attribute(type=1, id=0, name=None, size=icb.size,
                               resident=icb.form == s.EMBEDDED, runs=tuple(runs))
+        times = (entry.times.modified, entry.times.accessed, entry.times.changed,
+                 entry.times.born)
+        zones = tuple((name, _zone(zone)) for name, zone, moment in zip(
+            ("modified", "accessed", "changed", "born"), icb.zones, times, strict=True)
+            if moment is not None)
         return FileStat(entry=entry, filesystem=self.type, allocated=True,
                         mode=permissions(icb.mode), uid=icb.uid, gid=icb.gid, links=icb.links,
-                        attributes=(attribute,), note=self.content_note(entry))
+                        attributes=(attribute,), note=self.content_note(entry),
+                        time_zones=zones)
 
     def content_note(self, entry: Entry) -> str | None:
         if not entry.deleted:
@@ -775,11 +781,15 @@ class UdfFileSystem:
         return None
 
 
-def recorded_zones(fs: UdfFileSystem, entry: Entry) -> tuple[int | None, ...]:
-    """The time zones (minutes east of UTC) the entry's modification, access, attribute and
-    creation times were recorded in: the times shown are UTC, the zone is evidence too."""
-    icb = fs._icb(*fs._split(entry.inode))
-    return icb.zones
+def _zone(minutes: int | None) -> str:
+    """``+01:00`` for a zone 60 minutes east of UTC; ``unspecified`` where the writer left the
+    zone out (the time is then read as UTC). Why shown: times are UTC everywhere, and the zone a
+    disc was written in says where (or on which clock) it was written."""
+    if minutes is None:
+        return "unspecified"
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
 
 
 

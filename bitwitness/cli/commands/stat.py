@@ -53,6 +53,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                                    for name, times in info.file_names],
                     "deleted_time": info.deleted_time, "backup_time": info.backup_time,
                     "short_name": info.short_name,
+                    "time_zones": dict(info.time_zones) or None,
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
@@ -82,6 +83,8 @@ def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
         rows.append(("inode deleted", iso(info.deleted_time)))
     if info.backup_time is not None:
         rows.append(("backed up", iso(info.backup_time)))
+    if info.time_zones:
+        rows.append(("recorded in", ", ".join(f"{k} {z}" for k, z in info.time_zones)))
     if entry.link:
         rows.append(("link to", printable(entry.link)))
     if info.note:
