@@ -80,7 +80,7 @@ def _agree(image: Path, tmp: Path, *options: str) -> dict[str, dict[str, Any]]:
     theirs = _sevenzip(image)
     assert theirs, "7-Zip lists nothing"
     ours = _ours(image, *options)
-    allocated = {p: e for p, e in ours.items() if not e["deleted"]}
+    allocated = {p: e for p, e in ours.items() if not e["deleted"] and not e["stream"]}
     assert set(allocated) == set(theirs)
     for path, fact in theirs.items():
         entry = allocated[path]
@@ -286,7 +286,8 @@ MEDIUM = random.Random(7).randbytes(600_000)
 def _tree(symlinks: bool) -> Folder:
     links = [File("link", symlink="small.txt"), File("abs", symlink="/sub/deep.txt")]
     return Folder("", [
-        File("small.txt", b"hello\n", embedded=True),
+        File("small.txt", b"hello\n", embedded=True,
+             streams={"Zone.Identifier": b"[ZoneTransfer]\r\nZoneId=3\r\n"}),
         File("big.bin", MEDIUM, pieces=3),  # the later extents in an AED
         File("sparse.bin", b"s" * 4096 + b"t" * 1000, pieces=2, hole=2 * BS),
         File("empty"),
@@ -344,6 +345,20 @@ def test_deleted_names_are_listed(built: Path) -> None:
     gone = run_bitwitness("cat", built, "/vanished.txt")
     assert gone.exit_code in (1, 2)
     assert len(gone.stderr.strip().splitlines()) == 1
+
+
+def test_named_streams(built: Path) -> None:
+    """A named stream (the EFE's stream directory, which 7-Zip does not read): listed as
+    ``fls`` lists an NTFS stream, read by ``path:stream``, the writer's bytes."""
+    result = run_bitwitness("ls", "--json", built)
+    streams = [e for e in json.loads(result.stdout)["entries"] if e["stream"]]
+    assert [(e["path"], e["stream"]) for e in streams] == [
+        ("/small.txt:Zone.Identifier", "Zone.Identifier")]
+    content = run_bitwitness("cat", built, "/small.txt:Zone.Identifier")
+    assert content.exit_code == 0, content.stderr
+    assert content.stdout == "[ZoneTransfer]\r\nZoneId=3\r\n"
+    plain = run_bitwitness("cat", built, "/small.txt")
+    assert plain.stdout == "hello\n"
 
 
 def test_links_owners_and_modes(built: Path, tmp_path: Path) -> None:

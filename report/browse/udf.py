@@ -13,7 +13,8 @@ the UDF 2.50 Metadata Partition (its metadata file, the mirror when the file fai
 File Set Descriptor, the root folder's ICB, and from there File Entries and Extended File
 Entries, their allocation descriptors (short, long, extended, embedded data, Allocation Extent
 Descriptor chains) and folders' File Identifier Descriptors, deleted ones included (listed as
-deleted, as ``fls`` lists deleted names).
+deleted, as ``fls`` lists deleted names), and named streams (an EFE's stream directory), listed
+as ``fls`` lists NTFS streams.
 
 An entry's address is its ICB's logical block in the root folder's partition; an ICB in another
 partition is ``(reference + 1) << 32 | block``.
@@ -676,6 +677,7 @@ class UdfFileSystem:
                 continue
             if selection.wants(fid.deleted):
                 yield entry
+                yield from self._stream_entries(entry, mediator)
             if recursive and entry.is_dir and entry.meta_type != "-":
                 if entry.inode in stack:
                     continue
@@ -688,16 +690,58 @@ class UdfFileSystem:
                                       selection=selection, mediator=mediator, stack=stack)
                 stack.pop()
 
+    def _named_streams(self, owner: Entry) -> list[tuple[str, s.Icb]]:
+        """(name, ICB) of each named stream of ``owner`` (its EFE's stream directory, UDF
+        2.00+), deleted stream names left out."""
+        if owner.meta_type == "-" or owner.stream is not None:
+            return []
+        icb = self._icb(*self._split(owner.inode))
+        if icb.stream_dir is None:
+            return []
+        _kind, _length, block, ref = icb.stream_dir
+        directory = self._icb(ref, block, (s.TYPE_STREAM_DIR,))
+        return [(fid.name, self._icb(fid.icb[3], fid.icb[2])) for fid in self._folder(directory)
+                if not fid.parent and not fid.deleted and fid.icb[1]]
+
+    def _stream_entry(self, owner: Entry, name: str, icb: s.Icb) -> Entry:
+        """A named stream listed as ``fls`` lists an NTFS stream: the file's path and name,
+        ``stream`` its name, the stream's own ICB its address."""
+        return make_entry(path=owner.path, name=owner.name,
+                          inode=self._address(icb.ref, icb.block), attr_type=None,
+                          attr_id=None, stream=name, name_type="r", meta_type="r",
+                          deleted=owner.deleted, realloc=False, size=icb.size, times=icb.times,
+                          mode=icb.mode, uid=icb.uid, gid=icb.gid, link=None,
+                          folder_stream=owner.is_dir)
+
+    def _stream_entries(self, owner: Entry, mediator: Mediator) -> Iterator[Entry]:
+        try:
+            streams = self._named_streams(owner)
+        except FileSystemError as exc:
+            mediator.notice(f"{shown(owner.path)}: named streams not readable: {exc}",
+                            level="warning")
+            return
+        for name, icb in streams:
+            yield self._stream_entry(owner, name, icb)
+
     def lookup(self, path: str) -> Entry:
-        """The entry at ``path``; an allocated name is preferred to a deleted one."""
+        """The entry at ``path`` (``name:stream`` for a named stream, when no name is that
+        whole); an allocated name is preferred to a deleted one."""
         icb = self._icb(*self._root)
         entry = self._entry(icb, "/", "", "d")
         walked = ""
-        for part in split_path(path):
+        parts = split_path(path)
+        for n, part in enumerate(parts):
             if not entry.is_dir:
                 raise FileSystemError(f"{shown(walked)}: not a directory")
             fids = [f for f in self._folder(self._icb(*self._split(entry.inode)))
                     if f.name == part and not f.parent]
+            if not fids and ":" in part and n == len(parts) - 1:
+                base, _sep, stream = part.rpartition(":")
+                owner = self.lookup(f"{walked}/{base}")
+                found = [(name, one) for name, one in self._named_streams(owner)
+                         if name == stream]
+                if found:
+                    return self._stream_entry(owner, *found[0])
             if not fids:
                 raise FileSystemError(f"{shown(walked)}/{shown(part)}: no such file or folder")
             fid = next((f for f in fids if not f.deleted), fids[0])

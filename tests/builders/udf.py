@@ -42,6 +42,8 @@ class File:
     gone: bool = False  #: deleted, and its File Identifier points nowhere
     link_to: str | None = None  #: a hard link: the path (from the root) of the file it names
     symlink: str | None = None  #: a symbolic link to this target
+    #: named streams (UDF 2.00+: the EFE's stream directory), each one's data in its ICB
+    streams: dict[str, bytes] = field(default_factory=dict)
     mode: int = 0o644
     uid: int = 0
     gid: int = 0
@@ -123,7 +125,8 @@ class _Volume:
         return block
 
     def efe(self, block: int, *, file_type: int, form: int, size: int, ads: bytes, mode: int,
-            uid: int, gid: int, links: int, when: datetime, recorded: int) -> None:
+            uid: int, gid: int, links: int, when: datetime, recorded: int,
+            stream_dir: int | None = None) -> None:
         zone = self.zone
         self.unique += 1
         body = bytearray(216 - 16)
@@ -135,6 +138,8 @@ class _Volume:
                            (88, when - timedelta(days=1)), (100, when + timedelta(seconds=3))):
             body[at:at + 12] = _time(moment, zone)
         struct.pack_into("<I", body, 112, 1)
+        if stream_dir is not None:
+            body[136:152] = _long_ad(BS, stream_dir, self.ref)
         body[152:184] = _regid(b"*BitWitness tests")
         struct.pack_into("<QII", body, 184, self.unique, 0, len(ads))
         self.meta[block] = _tag(266, bytes(body) + ads, block)
@@ -198,10 +203,27 @@ class _Volume:
                  links=1 + sum(isinstance(c, Folder) for c in node.children), when=node.when,
                  recorded=-(-size // BS))
 
+    def _streams(self, node: File, owner: int) -> int | None:
+        """The stream directory (file type 13, its identifiers in its ICB) of a file with
+        named streams, each stream an EFE with its data embedded; None without streams."""
+        if not node.streams:
+            return None
+        directory = self.meta_block()
+        entries = [(0x0A, "", owner, BS)]
+        for name, data in node.streams.items():
+            block = self.meta_block()
+            self.efe(block, file_type=5, form=3, size=len(data), ads=data, mode=node.mode,
+                     uid=node.uid, gid=node.gid, links=1, when=node.when, recorded=0)
+            entries.append((0, name, block, BS))
+        fids = self.fids(entries, directory)
+        self.efe(directory, file_type=13, form=3, size=len(fids), ads=fids, mode=node.mode,
+                 uid=node.uid, gid=node.gid, links=1, when=node.when, recorded=0)
+        return directory
+
     def file(self, node: File, block: int, path: str) -> None:
         links = self.links.get(path, 1)
         common = {"mode": node.mode, "uid": node.uid, "gid": node.gid, "links": links,
-                  "when": node.when}
+                  "when": node.when, "stream_dir": self._streams(node, block)}
         if node.symlink is not None:
             parts = b""
             target = node.symlink
