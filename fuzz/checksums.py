@@ -246,7 +246,9 @@ def fix_udf(data: bytes) -> bytes:
         if at + 16 > len(out) or out[at + 5] != 0:
             continue
         length = int.from_bytes(out[at + 10:at + 12], "little")
-        if length < 8 or at + 16 + length > len(out):  # the shortest descriptor's is 20
+        # the shortest descriptor's CRC length is 20; a CRC over zeros is zero, and a zero
+        # CRC over zeros holds by itself: such bytes are no evidence of a tag
+        if length < 8 or at + 16 + length > len(out) or not any(out[at + 16:at + 16 + length]):
             continue
         crc = crc_hqx(bytes(out[at + 16:at + 16 + length]), 0).to_bytes(2, "little")
         checksum = (sum(out[at:at + 4]) + sum(out[at + 5:at + 16])) & 0xFF

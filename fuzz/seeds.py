@@ -949,7 +949,8 @@ def _udf_images(work: Path, files: Path) -> dict[str, Path]:
     """UDF, read by our own reader (udf.py): a bridge disc by ``genisoimage -udf`` (ISO 9660
     and UDF 1.02 over the same files: the volume tree gives it a ``udf`` child) and a UDF 2.50
     volume with a metadata partition by the committed writer (tests/builders/udf.py): embedded
-    data, an AED, an unrecorded extent, a hard link, a symlink, deleted names, 16-bit names."""
+    data, an AED, an unrecorded extent, a hard link, a symlink, deleted names, 16-bit names, a
+    named stream; and empty CD-RW (sparable) and CD-R (VAT) volumes by ``mkudffs``."""
     made: dict[str, Path] = {}
     if shutil.which("genisoimage"):
         image = work / "udf-bridge.iso"
@@ -959,7 +960,7 @@ def _udf_images(work: Path, files: Path) -> dict[str, Path]:
     from builders.udf import File, Folder, build_udf
 
     tree = Folder("", [
-        File("small.txt", b"small\n", embedded=True),
+        File("small.txt", b"small\n", embedded=True, streams={"Zone.Identifier": b"Zone"}),
         File("sparse.bin", b"s" * 2048 + b"t" * 10, pieces=2, hole=4096),
         File("link", symlink="small.txt"),
         File("deleted.txt", b"deleted\n", deleted=True), File("gone.txt", gone=True),
@@ -967,6 +968,13 @@ def _udf_images(work: Path, files: Path) -> dict[str, Path]:
                           File("hard.txt", link_to="/folder/data.bin"),
                           File("caf\u00e9 \u2713.txt", b"name\n")])])
     made["udf250"] = build_udf(work / "udf250.img", tree, blocks=600)
+    if shutil.which("mkudffs"):  # a sparable (CD-RW) and a virtual (CD-R, its VAT last) volume
+        for media in ("cdrw", "cdr"):
+            image = work / f"udf-{media}.img"
+            with image.open("wb") as out:
+                out.truncate(16 << 20)
+            if _run("mkudffs", f"--media-type={media}", image):
+                made[f"udf-{media}"] = image
     return made
 
 
