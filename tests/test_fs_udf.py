@@ -230,6 +230,29 @@ def test_virtual_partition_through_its_vat(media: str, revision: str, tmp_path: 
     assert "virtual allocation table" in refused.stderr
 
 
+def test_udf_in_a_partition(tmp_path: Path) -> None:
+    """A hard disk formatted UDF inside an MBR partition (as Windows can format one): the
+    partition row is named ``udf`` and read, 512-byte blocks."""
+    require_tool("mkudffs", "sfdisk", "udfinfo")
+    disk, part = tmp_path / "disk.img", tmp_path / "part.img"
+    with disk.open("wb") as out:
+        out.truncate(24 << 20)
+    subprocess.run(["sfdisk", "-q", disk], input=b"start=2048, type=7\n", check=True,
+                   capture_output=True)
+    with part.open("wb") as out:
+        out.truncate((24 << 20) - 2048 * 512)
+    subprocess.run(["mkudffs", "--media-type=hd", "--blocksize=512", "--gid=77", part],
+                   check=True, capture_output=True)
+    assert "blocksize=512" in _run("udfinfo", part)
+    with disk.open("r+b") as out:
+        out.seek(2048 * 512)
+        out.write(part.read_bytes())
+    listed = json.loads(run_bitwitness("partitions", "--json", disk).stdout)
+    assert "udf" in json.dumps(listed)
+    root = json.loads(run_bitwitness("stat", "--json", disk, "/").stdout)
+    assert (root["filesystem"], root["gid"], root["offset_sector"]) == ("udf", 77, 2048)
+
+
 def _udfinfo_places(image: Path) -> dict[str, list[int]]:
     """Where ``udfinfo`` says each kind of area starts (``STABLE``, ``PSPACE``, ...)."""
     places: dict[str, list[int]] = {}
