@@ -554,6 +554,18 @@ CASES: dict[str, Callable[[bytearray], None]] = {
     "indirect-loop": _indirect_loop, "vds-loop": _vds_loop, "cut": _cut}
 
 
+def test_reserve_sequence_when_the_main_one_is_damaged(built: Path, tmp_path: Path) -> None:
+    """The Main Volume Descriptor Sequence (where the anchor says) zeroed: the Reserve one is
+    read and the listing is the same."""
+    data = bytearray(built.read_bytes())
+    anchor = 256 * BS
+    length, main = struct.unpack_from("<II", data, anchor + 16)
+    data[main * BS:main * BS + length] = bytes(length)
+    image = tmp_path / "no-main.img"
+    image.write_bytes(bytes(data))
+    assert _ours(image, "--all") == _ours(built, "--all")
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_damaged_udf_fails_closed(case: str, built: Path, tmp_path: Path) -> None:
     data = bytearray(built.read_bytes())

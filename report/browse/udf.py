@@ -156,6 +156,7 @@ class UdfFileSystem:
         try:
             self._volume(*main)
         except FileSystemError as exc:
+            self._icbs.clear()  # read through the main sequence's partition maps
             try:
                 self._volume(*reserve)
             except FileSystemError:
