@@ -263,6 +263,54 @@ def _udfinfo_places(image: Path) -> dict[str, list[int]]:
     return places
 
 
+def test_strategy_4096_reads_the_latest_entry(tmp_path: Path) -> None:
+    """A write-once volume (``mkudffs --strategy=4096``): the root's entry is rewritten as a
+    write-once writer does it, a new entry elsewhere and an indirect entry in the block after
+    the old one; the new entry is read. Indirect entries pointing back are one line."""
+    require_tool("mkudffs", "udfinfo")
+    image = tmp_path / "worm.udf"
+    with image.open("wb") as out:
+        out.truncate(16 << 20)
+    subprocess.run(["mkudffs", "--media-type=hd", "--strategy=4096", "--uid=100", image],
+                   check=True, capture_output=True)
+    info = dict(line.split("=", 1) for line in _run("udfinfo", image).splitlines()
+                if "=" in line and not line.startswith("start="))
+    block_size = int(info["blocksize"])
+    start = _udfinfo_places(image)["PSPACE"][0]
+    before = json.loads(run_bitwitness("stat", "--json", image, "/").stdout)
+    assert before["uid"] == 100
+    root = int(before["inode"])
+    data = bytearray(image.read_bytes())
+    old, new = (start + root) * block_size, (start + root + 64) * block_size
+    assert not any(data[new:new + 2 * block_size])
+    data[new:new + block_size] = data[old:old + block_size]
+    struct.pack_into("<I", data, new + 12, root + 64)  # its tag location
+    struct.pack_into("<I", data, new + 36, 200)  # and a new owner, to tell it from the old
+    _retag(data, new)
+
+    def indirect(at: int, location: int, target: int) -> None:
+        data[at:at + block_size] = bytes(block_size)
+        data[at:at + 4] = data[old:old + 4]  # the version of the entries around it
+        struct.pack_into("<H", data, at, 259)
+        struct.pack_into("<I", data, at + 12, location)
+        data[at + 16:at + 36] = data[old + 16:old + 36]
+        data[at + 16 + 11] = 3  # file type: indirect entry
+        data[at + 36:at + 52] = struct.pack("<IIH6x", block_size, target, 0)
+        struct.pack_into("<H", data, at + 10, 36)
+        _retag(data, at)
+
+    indirect(old + block_size, root + 1, root + 64)
+    image.write_bytes(bytes(data))
+    after = json.loads(run_bitwitness("stat", "--json", image, "/").stdout)
+    assert after["uid"] == 200
+    indirect(new + block_size, root + 65, root)  # and back: a loop
+    image.write_bytes(bytes(data))
+    looped = run_bitwitness("ls", image)
+    assert looped.exit_code == 2
+    assert len(looped.stderr.strip().splitlines()) == 1
+    assert "loop" in looped.stderr
+
+
 def test_sparable_partition_follows_its_sparing_table(tmp_path: Path) -> None:
     """A CD-RW volume by ``mkudffs --media-type=cdrw`` (a sparable partition, two sparing
     tables where ``udfinfo`` places them): its root lists empty; then the root folder's packet

@@ -59,8 +59,8 @@ MAX_VDS_BLOCKS, MAX_VDS_HOPS = 512, 16
 MAX_PARTITION_MAPS = 64
 #: Allocation Extent Descriptors followed for one file, extents kept for one file
 MAX_AEDS, MAX_EXTENTS = 4096, 1 << 18
-#: indirect entries followed to one ICB (strategy 4096)
-MAX_INDIRECT = 16
+#: entries followed to the latest of one ICB (indirect entries, strategy 4096 rewrites)
+MAX_INDIRECT = 1024
 #: a folder's bytes read at once; larger folders are refused (32 MiB is half a million names)
 MAX_FOLDER = 32 << 20
 #: a symbolic link's bytes
@@ -477,18 +477,43 @@ class UdfFileSystem:
         return cached
 
     def _read_icb(self, ref: int, block: int) -> s.Icb:
+        """The latest entry of the ICB at ``block``: an indirect entry there is followed, and
+        under strategy 4096 (ECMA-167 4/A.6, write-once media) so is the indirect entry in the
+        block after a direct one, which a writer records when it rewrites the file's entry
+        elsewhere; each block once, at most :data:`MAX_INDIRECT` of them."""
         where_ref, where_block = ref, block
-        for _ in range(MAX_INDIRECT):
+        seen: set[tuple[int, int]] = set()
+        while len(seen) < MAX_INDIRECT:
+            if (where_ref, where_block) in seen:
+                break
+            seen.add((where_ref, where_block))
             where = f"file entry at block {where_block} of partition {where_ref}"
             data = self._read_blocks(where_ref, where_block, 1)
             ident = s.check_tag(data, (s.FE, s.EFE, s.IE), where_block, where)
-            if ident != s.IE:
+            if ident == s.IE:
+                _kind, length, where_block, where_ref = s.long_ad(data, 36)
+                if not length:
+                    raise FileSystemError(f"udf: {where}: an indirect entry pointing nowhere")
+                continue
+            newer = self._newer_entry(where_ref, where_block) if s.u16(data, 20) == 4096 \
+                else None
+            if newer is None:
                 return s.parse_icb(data, where_ref, where_block, where)
-            _kind, length, where_block, where_ref = s.long_ad(data, 36)
-            if not length:
-                raise FileSystemError(f"udf: {where}: an indirect entry pointing nowhere")
-        raise FileSystemError(f"udf: file entry at block {block}: more than {MAX_INDIRECT} "
-                              "indirect entries; a loop?")
+            where_ref, where_block = newer
+        raise FileSystemError(f"udf: file entry at block {block}: its indirect entries loop or "
+                              f"are more than {MAX_INDIRECT}")
+
+    def _newer_entry(self, ref: int, block: int) -> tuple[int, int] | None:
+        """Where the indirect entry after a strategy-4096 direct entry points, or None when
+        there is none (the block unrecorded, or anything else: the direct entry is then the
+        latest)."""
+        try:
+            data = self._read_blocks(ref, block + 1, 1)
+            s.check_tag(data, (s.IE,), block + 1, "indirect entry")
+        except FileSystemError:
+            return None
+        _kind, length, target, target_ref = s.long_ad(data, 36)
+        return (target_ref, target) if length else None
 
     def _extents(self, icb: s.Icb) -> list[s.Extent]:
         """Every extent of the file, Allocation Extent Descriptor chains followed (each AED
