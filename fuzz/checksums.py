@@ -12,8 +12,10 @@ behind them; a share of mutants is left unfixed, so that the checks themselves s
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
+from binascii import crc_hqx
 
 EVF_HEADER = 13
 DESCRIPTOR = 76
@@ -225,8 +227,41 @@ def fix_btrfs(data: bytes) -> bytes:
     return PART.join(out)
 
 
+#: what starts a UDF descriptor tag (ECMA-167 3/7.2): identifier 1-9 or 256-266, version 2 or 3
+_UDF_TAG = re.compile(rb"(?:[\x01-\x09]\x00|[\x00-\x0a]\x01)[\x02\x03]\x00")
+
+
+def fix_udf(data: bytes) -> bytes:
+    """UDF descriptor tags (ECMA-167 3/7.2) put right after a mutation, wherever they lie (File
+    Identifiers are not block-aligned), last first, so that a tag inside another descriptor's
+    CRC range (a folder's identifiers embedded in its File Entry) is fixed before the one that
+    covers it. A tag whose checksum still holds gets its CRC recomputed (the mutation hit its
+    body); one whose CRC still holds gets its checksum recomputed (the mutation hit its tag);
+    bytes where neither holds are no tag and are left alone, so other file systems of the
+    ``filesystem`` target, and fields inside descriptors that look like a tag, stay as they are.
+    """
+    out = bytearray(data)
+    for match in reversed(list(_UDF_TAG.finditer(data))):
+        at = match.start()
+        if at + 16 > len(out) or out[at + 5] != 0:
+            continue
+        length = int.from_bytes(out[at + 10:at + 12], "little")
+        # the shortest descriptor's CRC length is 20; a CRC over zeros is zero, and a zero
+        # CRC over zeros holds by itself: such bytes are no evidence of a tag
+        if length < 8 or at + 16 + length > len(out) or not any(out[at + 16:at + 16 + length]):
+            continue
+        crc = crc_hqx(bytes(out[at + 16:at + 16 + length]), 0).to_bytes(2, "little")
+        checksum = (sum(out[at:at + 4]) + sum(out[at + 5:at + 16])) & 0xFF
+        if checksum == out[at + 4] and crc != out[at + 8:at + 10]:
+            out[at + 8:at + 10] = crc
+            out[at + 4] = (sum(out[at:at + 4]) + sum(out[at + 5:at + 16])) & 0xFF
+        elif checksum != out[at + 4] and crc == out[at + 8:at + 10]:
+            out[at + 4] = checksum
+    return bytes(out)
+
+
 FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd, "vhdx": fix_vhdx, "ewf2": fix_ewf2, "udif": fix_udif,
-          "btrfs": fix_btrfs}
+          "btrfs": fix_btrfs, "filesystem": fix_udf}
 
 
 def fix(target: str, data: bytes) -> bytes:

@@ -950,8 +950,8 @@ def _beyond_tsk_images(work: Path) -> dict[str, Path]:
     """File systems the volume tree hands to readers other than TSK: an ISO 9660 with Rock
     Ridge by xorriso (iso9660.py), an XFS of two allocation
     groups by ``mkfs.xfs -p`` (a prototype file naming a file, a symlink, a folder with a larger
-    file) and an ext4 with
-    bigalloc (libfsext) by ``mkfs.ext4 -d``. A missing tool leaves its image out."""
+    file), an ext4 with bigalloc (libfsext) by ``mkfs.ext4 -d`` and UDF (:func:`_udf_images`).
+    A missing tool leaves its image out."""
     files = work / "beyond-tsk"
     (files / "folder").mkdir(parents=True, exist_ok=True)
     (files / "small.txt").write_bytes(b"small\n")
@@ -996,6 +996,40 @@ def _beyond_tsk_images(work: Path) -> dict[str, Path]:
         if _run("xorriso", "-compliance", "deep_paths_off", "-rr_reloc_dir", "rr_moved",
                 "-rockridge", "on", "-outdev", image, "-map", rr, "/", "-commit"):
             made["iso9660-rockridge"] = image
+    made.update(_udf_images(work, files))
+    return made
+
+
+def _udf_images(work: Path, files: Path) -> dict[str, Path]:
+    """UDF, read by our own reader (udf.py): a bridge disc by ``genisoimage -udf`` (ISO 9660
+    and UDF 1.02 over the same files: the volume tree gives it a ``udf`` child) and a UDF 2.50
+    volume with a metadata partition by the committed writer (tests/builders/udf.py): embedded
+    data, an AED, an unrecorded extent, a hard link, a symlink, deleted names, 16-bit names, a
+    named stream; and empty CD-RW (sparable) and CD-R (VAT) volumes by ``mkudffs``."""
+    made: dict[str, Path] = {}
+    if shutil.which("genisoimage"):
+        image = work / "udf-bridge.iso"
+        if _run("genisoimage", "-quiet", "-udf", "-R", "-J", "-o", image, files):
+            made["udf-bridge"] = image
+    _builders()
+    from builders.udf import File, Folder, build_udf
+
+    tree = Folder("", [
+        File("small.txt", b"small\n", embedded=True, streams={"Zone.Identifier": b"Zone"}),
+        File("sparse.bin", b"s" * 2048 + b"t" * 10, pieces=2, hole=4096),
+        File("link", symlink="small.txt"),
+        File("deleted.txt", b"deleted\n", deleted=True), File("gone.txt", gone=True),
+        Folder("folder", [File("data.bin", _media(40_000), pieces=3),
+                          File("hard.txt", link_to="/folder/data.bin"),
+                          File("caf\u00e9 \u2713.txt", b"name\n")])])
+    made["udf250"] = build_udf(work / "udf250.img", tree, blocks=600)
+    if shutil.which("mkudffs"):  # a sparable (CD-RW) and a virtual (CD-R, its VAT last) volume
+        for media in ("cdrw", "cdr"):
+            image = work / f"udf-{media}.img"
+            with image.open("wb") as out:
+                out.truncate(16 << 20)
+            if _run("mkudffs", f"--media-type={media}", image):
+                made[f"udf-{media}"] = image
     return made
 
 

@@ -44,8 +44,12 @@ testing+=(btrfs-progs)
 testing+=(wimtools)
 # libarchive's bsdtar: a second reader of Rock Ridge ISOs (names, types, links) beside xorriso
 testing+=(libarchive-tools)
-# genisoimage writes Joliet-only ISOs (no Rock Ridge), as Windows burners do
-testing+=(genisoimage)
+# UDF (our own reader, report/browse/udf.py): genisoimage writes UDF 1.02 bridge discs with files,
+# udftools' mkudffs empty volumes of several revisions and udfinfo reads them back, and p7zip-full's
+# 7z (7-Zip's UDF reader, metadata partition included) is the independent check of names, times
+# and bytes (tests/test_fs_udf.py); genisoimage also writes the Joliet-only ISOs
+# (no Rock Ridge, as Windows burners do) of tests/test_iso_joliet_names.py
+testing+=(genisoimage udftools p7zip-full)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

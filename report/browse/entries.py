@@ -281,3 +281,6 @@ class FileStat:
     #: a character or block device's (major, minor), where the file system records it (Rock
     #: Ridge PN)
     device: tuple[int, int] | None = None
+    #: UDF: the zone each time was recorded in, ("modified", "+01:00") ... in Times order, the
+    #: times themselves being UTC ("unspecified" where the writer left the zone out)
+    time_zones: tuple[tuple[str, str], ...] = ()

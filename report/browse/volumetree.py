@@ -43,6 +43,7 @@ from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_reason
 from bitwitness.report.browse.luks2 import is_luks2
 from bitwitness.report.browse.tsk import TskImage
+from bitwitness.report.browse.udf import is_udf
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
 from bitwitness.report.browse.volumes import (
     Partition,
@@ -65,8 +66,8 @@ _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
 #: File systems read by libyal (fs_libyal.py) instead of TSK.
 LIBYAL_FILE_SYSTEMS = ("apfs", "xfs")
-#: File systems read by a reader of our own (btrfs.py), neither TSK nor libyal reads them.
-OWN_FILE_SYSTEMS = ("btrfs",)
+#: File systems read by a reader of our own (btrfs.py, udf.py), neither TSK nor libyal reads them.
+OWN_FILE_SYSTEMS = ("btrfs", "udf")
 #: ``VolumeNode.reader`` of an ext file system with a feature TSK cannot read (extfeatures.py)
 LIBFSEXT = "libfsext"
 #: ``VolumeNode.reader`` of a volume TSK reads through its backup boot sector (bootbackup.py)
@@ -285,6 +286,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     head = node.stream.pread(0, 2048)
     _beyond_tsk(node, head)
     rock_ridge(node)
+    _udf_bridge(node)
     if not node.filesystem and not node.encrypted:
         ext_beyond_tsk(node, head)
     _backup_boot(tree, node)
@@ -312,6 +314,21 @@ def _beyond_tsk(node: VolumeNode, head: bytes) -> None:
         node.filesystem = "xfs"
     elif is_btrfs(node.stream):
         node.filesystem = "btrfs"
+    elif is_udf(node.stream):
+        node.filesystem = "udf"
+
+
+def _udf_bridge(node: VolumeNode) -> None:
+    """A bridge disc (ISO 9660 and UDF over the same files, as Windows ISOs and most discs
+    burned on Windows are): the ISO 9660 side stays the node's, the UDF side is the child
+    ``udf``, a file system of its own that ``-p N/udf`` chooses. The ISO 9660 side may hold
+    only a README saying the disc is UDF, so neither is preferred silently."""
+    assert node.stream is not None
+    if node.filesystem == "iso9660" and is_udf(node.stream):
+        child = _child(node, "udf", "udf", "UDF file system of a bridge disc",
+                       stream=node.stream, handle=None)
+        child.filesystem = "udf"
+        node.children.append(child)
 
 
 def _backup_boot(tree: VolumeTree, node: VolumeNode) -> None:
@@ -412,6 +429,8 @@ def _probe(child: VolumeNode) -> None:
         child.filesystem = "xfs"
     if not child.filesystem and not child.encrypted and is_btrfs(child.stream):
         child.filesystem = "btrfs"
+    if not child.filesystem and not child.encrypted and is_udf(child.stream):
+        child.filesystem = "udf"
     if not child.filesystem and not child.encrypted:
         ext_beyond_tsk(child, child.stream.pread(0, 2048))
     rock_ridge(child)
@@ -843,13 +862,18 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
 
 
 def _own_reader(node: VolumeNode, where: Partition) -> BrowsableFileSystem | None:
-    """The file system at ``node`` when a reader of our own reads it (btrfs, ISO 9660 with
-    Rock Ridge), else None."""
+    """The file system at ``node`` when a reader of our own reads it (btrfs, UDF, ISO 9660
+    with Rock Ridge), else None."""
     if node.reader == ROCKRIDGE:
         from bitwitness.report.browse.iso9660 import Iso9660FileSystem
 
         assert node.stream is not None
         return Iso9660FileSystem(node.stream, where)
+    if node.filesystem == "udf":
+        from bitwitness.report.browse.udf import UdfFileSystem
+
+        assert node.stream is not None
+        return UdfFileSystem(node.stream, where)
     if node.filesystem in OWN_FILE_SYSTEMS:
         from bitwitness.report.browse.btrfs import BtrfsFileSystem
 

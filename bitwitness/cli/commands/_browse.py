@@ -18,8 +18,9 @@ from bitwitness.errors import UsageError
 from bitwitness.report.browse.entries import Entry, Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: A row index then one ``nameN`` per level: ``2/vss3``, ``0/luks1/apfs2``.
-_VOLUME_PATH = re.compile(r"^-?\d+(?:/[a-z]+\d+)+$")
+#: A row index then one ``nameN`` per level: ``2/vss3``, ``0/luks1/apfs2``; ``0/udf`` is the UDF
+#: side of a bridge disc (one at most, so unnumbered).
+_VOLUME_PATH = re.compile(r"^-?\d+(?:/(?:[a-z]+\d+|udf))+$")
 
 
 def image_argument(func: F) -> F:

@@ -56,6 +56,7 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
                     "short_name": info.short_name, "stored": info.stored,
                     "device": None if info.device is None else {
                         "major": info.device[0], "minor": info.device[1]},
+                    "time_zones": dict(info.time_zones) or None,
                     "note": info.note, "doubts": doubted})
         return
     out = sys.stdout
@@ -88,6 +89,7 @@ def _rows(info: FileStat, doubted: list[str]) -> list[tuple[str, str]]:
     optional = (
         ("inode deleted", iso(info.deleted_time) if info.deleted_time is not None else None),
         ("backed up", iso(info.backup_time) if info.backup_time is not None else None),
+        ("recorded in", ", ".join(f"{k} {z}" for k, z in info.time_zones) or None),
         ("device", f"{info.device[0]},{info.device[1]}" if info.device is not None else None),
         ("link to", printable(entry.link) if entry.link else None),
         ("stored", info.stored or None), ("content", info.note or None))
