@@ -115,6 +115,13 @@ class FileSystem:
         self.root_inum = int(info.root_inum)
         self.first_inum = int(info.first_inum)
         self.last_inum = int(info.last_inum)
+        if self.root_inum >= self.last_inum:
+            # TSK's last inode is the $OrphanFiles folder it adds; a volume where that is the
+            # root (an ISO 9660 whose path table TSK found empty) makes TSK wait forever on a
+            # lock it already holds when the root is listed (fls hangs the same way)
+            raise FileSystemError(
+                f"{self.type} file system at sector {partition.start}: The Sleuth Kit finds no "
+                f"inode but the root ({self.root_inum}) and cannot list it (damaged metadata)")
         self.block_size = int(info.block_size)
         self._ntfs = self.type == "ntfs"
         self._fat: FatVolume | None = None
