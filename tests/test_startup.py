@@ -114,6 +114,7 @@ def test_format_registry_built_on_first_use() -> None:
         RAW,
         aff,
         aff4,
+        android_sparse,
         ewf,
         modi,
         parallels,
@@ -126,10 +127,11 @@ def test_format_registry_built_on_first_use() -> None:
     )
 
     assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
-                                         "vdi", "aff", "aff4", "split-raw", "raw"]
+                                         "vdi", "android-sparse", "aff", "aff4", "split-raw",
+                                         "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
-                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT, aff.FORMAT,
-                      aff4.FORMAT,
+                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT,
+                       android_sparse.FORMAT, aff.FORMAT, aff4.FORMAT,
                        splitraw.FORMAT, raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
     assert RAW is raw.FORMAT
