@@ -47,6 +47,22 @@ def _measured(*args: str | Path) -> tuple[int, str, str, int]:
     return code, stderr, digest, rss
 
 
+def fails_closed(*args: str | Path) -> tuple[int, str]:
+    """``bitwitness ARGS`` on hostile input, held to how it must end: within
+    :data:`MAX_SECONDS` and :data:`MAX_RSS`, exit 0, 1 or 2, no traceback or internal error,
+    one line on stderr when it fails. Its exit code and the SHA-256 of its stdout."""
+    started = time.monotonic()
+    code, stderr, digest, rss = _measured(*args)
+    assert time.monotonic() - started < MAX_SECONDS, args
+    assert code in (0, 1, 2), (args, stderr)
+    assert "Traceback" not in stderr
+    assert "internal error" not in stderr
+    assert rss < MAX_RSS, f"{args[0]} peaked at {rss >> 20} MiB"
+    if code:
+        assert len(stderr.strip().splitlines()) == 1, stderr
+    return code, digest
+
+
 def _run(*args: str | Path) -> str:
     return subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True,
                           check=True).stdout
@@ -146,15 +162,7 @@ def test_damaged_bigalloc_fails_closed(case: str, pristine: tuple[bytes, dict[st
     for args in (("ls", "-r", "--all", image), ("stat", image, "/d"), ("timeline", image),
                  ("cat", image, "/big.bin"), ("cat", image, "/d/f10"),
                  ("export", image, "/d", "--to", tmp_path / "out", "--all")):
-        started = time.monotonic()
-        code, stderr, digest, rss = _measured(*args)
-        assert time.monotonic() - started < MAX_SECONDS, args
-        assert code in (0, 1, 2), (args, stderr)
-        assert "Traceback" not in stderr
-        assert "internal error" not in stderr
-        assert rss < MAX_RSS, f"{args[0]} peaked at {rss >> 20} MiB"
-        if code:
-            assert len(stderr.strip().splitlines()) == 1, stderr
+        code, digest = fails_closed(*args)
         if args[0] == "cat" and code == 0:  # only ever the file's own bytes
             want = BIG if args[2] == "/big.bin" else b"x" * 10
             assert digest == hashlib.sha256(want).hexdigest(), args
