@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pytsk3
 
@@ -74,6 +74,13 @@ _ATTR_ENCRYPTED = int(pytsk3.TSK_FS_ATTR_ENC)  #: an NTFS attribute header's "en
 _EXT4_ENCRYPT_FL = 0x800  #: i_flags of an inode fscrypt encrypts
 #: Inodes whose encrypted streams a file system remembers from its listings (a few hundred KiB)
 _ENCRYPTION_REMEMBERED = 4096
+
+
+class _ListedAttributes(NamedTuple):
+    """What a listing read of an NTFS inode's attributes that later reads ask again."""
+
+    encrypted: tuple[int, ...]  #: ids of its EFS-encrypted ``$DATA`` streams
+    reparse: bool  #: whether it has a reparse point (a WOF file has one)
 #: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
 _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
                  int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
@@ -146,10 +153,8 @@ class FileSystem:
         self._ext_bitmaps: ExtBitmaps | None = None  #: ext block bitmaps, read on first use
         self._orphans: list[Any] | None = None  #: ext $OrphanFiles where libtsk fails on it
         self._encrypt_feature: bool | None = None  #: ext's ``encrypt`` feature, read on first use
-        #: NTFS: the encrypted ``$DATA`` streams (attribute ids) of recently listed inodes
-        self._encrypted_streams: dict[int, tuple[int, ...]] = {}
-        #: NTFS: recently listed inodes known to have no reparse point (so no WOF content)
-        self._no_reparse: set[int] = set()
+        #: NTFS: what the listing read of recently listed inodes' attributes
+        self._listed: dict[int, _ListedAttributes] = {}
         self._wof_volume: WofVolume | None = None  #: pyfsntfs, opened for the first WOF file
 
     # --- listing ---------------------------------------------------------------------------
@@ -520,7 +525,7 @@ class FileSystem:
         meta_file = meta_file if meta_file is not None else file
         if self._ntfs and meta_file.info.meta is not None:
             attrs = self._attributes(meta_file)
-            self._remember_encryption(int(meta_file.info.meta.addr), attrs)
+            self._remember_attributes(int(meta_file.info.meta.addr), attrs)
             si_times = self._si_times(meta_file, attrs)
             chosen = self._timeline_file_name(meta_file, attrs) if file_names else None
             named = self._ntfs_name(file, meta_file, attrs)
@@ -564,7 +569,7 @@ class FileSystem:
                  if fn.parent & 0xFFFF_FFFF_FFFF == parent and not is_exact(fn.name)]
         return found[0] if len(found) == 1 else None
 
-    def _ntfs_name_of(self, file: Any) -> str | None:
+    def _utf16_name_of(self, file: Any) -> str | None:
         """:meth:`_ntfs_name` for a listed name whose inode is not loaded yet (lookups); on
         exFAT the name of the entry set (:meth:`.ExfatZones.name`)."""
         if b"^" not in file.info.name.name:
@@ -773,7 +778,7 @@ class FileSystem:
         raw_names = self._raw_names(folder.entry.inode)
 
         def name_of(f: Any) -> str:
-            fixed = self._ntfs_name_of(f)
+            fixed = self._utf16_name_of(f)
             if fixed is not None:
                 return fixed
             return self._fat_name(text(f.info.name.name),
@@ -1061,28 +1066,25 @@ class FileSystem:
 
     def _efs_stream(self, entry: Entry) -> bool:
         """Whether NTFS stores ``entry``'s stream encrypted (EFS)."""
-        known = self._encrypted_streams.get(entry.inode)
+        known = self._listed.get(entry.inode)
         if known is not None:  # the listing that made the entry looked already
-            return entry.attr_id in known
+            return entry.attr_id in known.encrypted
         try:
             attr = self._data_attribute(self._file(entry), entry)
         except FileSystemError:
             return False  # nothing claimed where the record cannot be read
         return attr is not None and bool(int(attr.info.flags) & _ATTR_ENCRYPTED)
 
-    def _remember_encryption(self, inode: int, attrs: list[Any]) -> None:
+    def _remember_attributes(self, inode: int, attrs: list[Any]) -> None:
         """Keep which ``$DATA`` streams of ``inode`` are encrypted, for :meth:`encrypted_note`,
         and whether it has no reparse point, for :meth:`_wof_main` (both asked of every file
         ``export`` writes, right after the listing made its entry: the attributes are read
         once). About the last :data:`_ENCRYPTION_REMEMBERED` inodes are kept."""
-        found = tuple(int(a.info.id) for a in attrs if int(a.info.type) == _NTFS_DATA
-                      and int(a.info.flags) & _ATTR_ENCRYPTED)
-        kept = self._encrypted_streams
-        kept[inode] = found
-        if not any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs):
-            self._no_reparse.add(inode)  # no WOF either: _wof_main need not list attributes
-        if len(self._no_reparse) > _ENCRYPTION_REMEMBERED:
-            self._no_reparse.clear()
+        kept = self._listed
+        kept[inode] = _ListedAttributes(
+            tuple(int(a.info.id) for a in attrs if int(a.info.type) == _NTFS_DATA
+                  and int(a.info.flags) & _ATTR_ENCRYPTED),
+            any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs))
         if len(kept) > _ENCRYPTION_REMEMBERED:
             del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
 
@@ -1161,7 +1163,9 @@ class FileSystem:
     def _wof_main(self, file: Any, entry: Entry) -> WofFile | None:
         """The WOF record when ``entry`` is the unnamed ``$DATA`` of a WOF file (whose bytes
         on the disk are zeros): its content is then read decompressed, or refused."""
-        if not self._ntfs or entry.inode in self._no_reparse or file.info.meta is None:
+        listed = self._listed.get(entry.inode)
+        if not self._ntfs or (listed is not None and not listed.reparse) or (
+                file.info.meta is None):
             return None
         attrs = self._attributes(file)
         if not any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs):

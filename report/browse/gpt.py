@@ -59,8 +59,7 @@ def _header(stream: ImageStream, sector: int) -> bytes | None:
     head = stream.pread(sector, sector)
     if len(head) < _HEADER.size or head[:8] != SIGNATURE:
         return None
-    size, crc, mine = _HEADER.unpack_from(head)[2], _HEADER.unpack_from(head)[3], \
-        _HEADER.unpack_from(head)[5]
+    _, _, size, crc, _, mine, *_ = _HEADER.unpack_from(head)
     if not _HEADER.size <= size <= sector or mine != 1:
         return None
     if zlib.crc32(head[:16] + b"\0\0\0\0" + head[20:size]) != crc:

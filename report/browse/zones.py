@@ -87,11 +87,7 @@ class ExfatZones:
     def offsets(self, inode: int) -> tuple[int | None, int | None, int | None]:
         """The (creation, modification, access) offsets in 15-minute steps of the file entry
         at ``inode``; None where the entry marks none valid or the slot holds no file entry."""
-        if not self._sector or inode < _EXFAT_FIRST_INODE:
-            return None, None, None
-        sector, slot = divmod(inode - _EXFAT_FIRST_INODE, self._sector // 32)
-        data = self._sector_at(self._heap + sector)
-        raw = data[slot * 32 : slot * 32 + 32]
+        raw = self._entry(inode)
         if len(raw) < 32 or raw[0] not in _EXFAT_FILE:
             return None, None, None
         found = tuple(_signed_quarters(b) if b & 0x80 else None for b in raw[22:25])
