@@ -119,3 +119,21 @@ def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[
     if unreadable is not None and (note := unreadable.note(fs, entry)) is not None:
         found.append(note)
     return found
+
+
+
+def short_read_note(fs: Any, entry: Entry, read: int) -> str | None:
+    """Why ``read`` bytes are not all of ``entry``, or None when they are (or it is a link,
+    whose bytes are its target's name, not its recorded size, or a stream sparse throughout:
+    see :meth:`~bitwitness.report.browse.filesystem.FileSystem.sparse_throughout`).
+
+    A file system can hand out fewer bytes than the size it records for a file (The Sleuth Kit
+    stops a read where a run list or a decompressor gives no more) without any error: the
+    output would then pass as the whole file, its hash as the file's hash. Said instead."""
+    if read >= entry.size or entry.kind == "link":
+        return None
+    sparse = getattr(fs, "sparse_throughout", None)
+    if sparse is not None and sparse(entry):
+        return None
+    return (f"only {read:,} of its {entry.size:,} bytes could be read: the file system gave no "
+            f"more")

@@ -59,7 +59,7 @@ from bitwitness.errors import (
 )
 from bitwitness.hashing import MultiHasher
 from bitwitness.progress import Mediator, NullMediator
-from bitwitness.report.browse.doubts import UnreadableSectors, doubts
+from bitwitness.report.browse.doubts import UnreadableSectors, doubts, short_read_note
 from bitwitness.report.browse.entries import Entry, Selection, Times, frozen_record
 from bitwitness.report.browse.filesystem import split_path
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
@@ -373,7 +373,8 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
                     manifest.failure(_failure(entry, str(exc)))
                     continue
                 manifest.file(written)
-                for reason in _doubts(fs, entry, stored, digests, unreadable):
+                for reason in _doubts(fs, entry, stored, digests, unreadable,
+                                      read=written.size):
                     manifest.failure(_failure(entry, f"{EXPORTED_BUT}{reason}"))
             finished = True
         finally:
@@ -391,11 +392,14 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
 
 
 def _doubts(fs: FileSystem, entry: Entry, stored: dict[str, str], digests: dict[str, str],
-            unreadable: UnreadableSectors | None) -> list[str]:
+            unreadable: UnreadableSectors | None, *, read: int) -> list[str]:
     """Why an exported file's bytes may not be the file's: some lie in sectors the
-    acquisition could not read, its clusters are allocated again, or a hash differs from the
-    one the evidence file records. (A list, not a generator: one is asked for per file.)"""
+    acquisition could not read, its clusters are allocated again, the file system gave fewer
+    than ``read`` bytes, or a hash differs from the one the evidence file records. (A list, not
+    a generator: one is asked for per file.)"""
     found = doubts(fs, entry, unreadable)
+    if (short := short_read_note(fs, entry, read)) is not None:
+        found.append(short)
     for alg, value in stored.items():
         if digests[alg] != value:
             found.append(f"its {alg.upper()} {digests[alg]} is not the {value} the evidence "

@@ -71,6 +71,7 @@ _RESIDENT = int(pytsk3.TSK_FS_ATTR_RES)
 _RUN_NO_BLOCKS = int(pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE) | int(pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER)
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 _ATTR_ENCRYPTED = int(pytsk3.TSK_FS_ATTR_ENC)  #: an NTFS attribute header's "encrypted" flag
+_ATTR_NONRESIDENT = int(pytsk3.TSK_FS_ATTR_NONRES)  #: an attribute whose data lies in runs
 _EXT4_ENCRYPT_FL = 0x800  #: i_flags of an inode fscrypt encrypts
 #: Inodes whose encrypted streams a file system remembers from its listings (a few hundred KiB)
 _ENCRYPTION_REMEMBERED = 4096
@@ -1063,6 +1064,27 @@ class FileSystem:
                 return ("its data is encrypted by ext4 (fscrypt): these are the bytes on the "
                         "disk (ciphertext); the plaintext needs the folder's key")
         return None
+
+    def sparse_throughout(self, entry: Entry) -> bool:
+        """Whether NTFS stores ``entry``'s stream as one sparse run of the whole volume, which
+        TSK drops on purpose and reads as nothing (``icat`` and ``tsk_recover`` give no bytes).
+
+        That is ``$BadClus:$Bad`` on a volume with no bad clusters: its size is the volume's and
+        every byte of it is a zero no cluster holds (ntfs-3g and libfsntfs read it so). Nothing
+        is lost when such a stream gives no bytes, so no doubt is raised for it; writing the
+        volume's size in zeros for it would make every export of a volume as big as the
+        volume."""
+        if not self._ntfs or entry.is_dir:
+            return False
+        if entry.size != (int(self._fs.info.last_block) + 1) * self.block_size:
+            return False  # TSK drops only a sparse run as long as the volume
+        try:
+            attr = self._data_attribute(self._file(entry), entry)
+            if attr is None or not int(attr.info.flags) & _ATTR_NONRESIDENT:
+                return False
+            return next(iter(attr), None) is None
+        except FileSystemError:
+            return False
 
     def _efs_stream(self, entry: Entry) -> bool:
         """Whether NTFS stores ``entry``'s stream encrypted (EFS)."""

@@ -3,7 +3,9 @@
 The kernel already refuses writes to a file system mounted ``ro``; every operation that could
 change something is still implemented here, to refuse with ``EROFS`` should a request ever get
 through (another FUSE library, a remount). Reads of evidence that fail (a corrupt EWF chunk)
-answer ``EIO`` and are reported through ``notice``, never as made-up bytes.
+answer ``EIO`` and are reported through ``notice``, never as made-up bytes; so do reads the
+file system answers with fewer bytes than the size it records for the file (a FAT cluster chain
+that ends early), which would otherwise end the file early for the reader.
 
 A deleted file whose content is not recoverable (its inode or clusters went to another file)
 is listed with the size its file system records, but opening it answers ``EIO``: ``cat``,
@@ -129,11 +131,19 @@ class EvidenceOperations:
             raise _oserror(errno.EIO)
         if offset >= node.size or size <= 0:
             return b""
+        wanted = min(size, node.size - offset)
         try:
-            return node.reader(offset, min(size, node.size - offset))
+            data = node.reader(offset, wanted)
         except BitWitnessError as exc:
             self.notice(f"{path}: read at byte {offset} failed: {exc}")
             raise _oserror(errno.EIO) from exc
+        if len(data) < wanted:
+            # the file system gave fewer bytes than the size it records: a short read would
+            # end the file early for the reader (cp would copy it short, without a word)
+            self.notice(f"{path}: read at byte {offset}: the file system gave only "
+                        f"{len(data):,} of {wanted:,} bytes of its recorded size")
+            raise _oserror(errno.EIO)
+        return data
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         """The reason a file is not served (:data:`CONTENT_XATTR`) or why its bytes may not all

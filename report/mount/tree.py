@@ -449,8 +449,12 @@ class MountTree:
 
         def read(offset: int, size: int) -> bytes:
             with self.reader_lock:
-                return fs.read(kept, offset, size)
+                data = fs.read(kept, offset, size)
+                if len(data) < size and sparse is not None and sparse(kept):
+                    return data + bytes(size - len(data))  # zeros no cluster holds
+            return data
 
+        sparse = getattr(fs, "sparse_throughout", None)
         return read
 
 

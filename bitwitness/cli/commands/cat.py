@@ -23,21 +23,26 @@ def command(*, image: Path, path: str | None, inode: str | None, partition: int 
     Deleted files give what The Sleuth Kit recovers, as icat does; where that cannot be the
     deleted file's content (its inode was reused or cleared) the command says so and exits 1.
     So it does, after writing the bytes, when some of them lie in sectors the acquisition could
-    not read (zeros in the image), naming those sectors, or when a deleted NTFS file's clusters
-    are allocated again.
+    not read (zeros in the image), naming those sectors, when a deleted NTFS file's clusters
+    are allocated again, or when the file system gave fewer bytes than the file's size.
     """
-    from bitwitness.report.browse.doubts import doubts
+    from bitwitness.report.browse.doubts import doubts, short_read_note
 
     if (path is None) == (inode is None):
         raise UsageError("give either PATH or --inode N")
     out = sys.stdout.buffer
     with opened_checked(image, partition, offset) as (fs, unreadable):
         entry = fs.target(path, inode)
+        read = 0
         for block in fs.iter_content(entry):
             out.write(block)
+            read += len(block)
         note = fs.content_note(entry)
         if note is None:
-            note = "; ".join(doubts(fs, entry, unreadable)) or None
+            found = doubts(fs, entry, unreadable)
+            if (short := short_read_note(fs, entry, read)) is not None:
+                found.append(short)
+            note = "; ".join(found) or None
     out.flush()
     if note is not None:
         raise NotRecoveredError(f"{printable(entry.display_path or entry.address)}: {note}")
