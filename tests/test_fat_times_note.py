@@ -3,11 +3,15 @@ and every output that shows them says so (``times_note``), where ext's are UTC a
 
 The FAT volume is written by ``mcopy -m`` running in the Asia/Tokyo zone (UTC+9) for a file
 whose modification time is a known instant: FAT then holds Tokyo's wall clock of that instant,
-and so does ``stat``; the note says those times are printed as if UTC.
+and so does ``stat``; the note says those times are printed as if UTC. The timeline says so on
+stderr and writes them without an offset in its CSV (ISO 8601's local time), where ext's carry
+``+00:00``; ``mactime`` reads the bodyfile's seconds as the same wall clock.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -53,6 +57,25 @@ def test_fat_times_are_the_writers_wall_clock_and_say_so(fat: Path, tmp_path: Pa
     assert json.loads((out / "manifest.json").read_text())["times_note"] == stat["times_note"]
 
 
+def test_timeline_writes_fat_times_without_a_zone_and_says_so(fat: Path) -> None:
+    require_tool("mactime")
+    tokyo = datetime.fromtimestamp(INSTANT, ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
+    result = run_bitwitness("timeline", fat, "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 1
+    assert "no zone" in warnings[0]
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    times = {row["time"] for row in rows if row["path"] == "/note.txt" and "m" in row["macb"]}
+    assert times == {tokyo.isoformat()}  # no offset: not claimed as UTC
+    body = run_bitwitness("timeline", fat)
+    assert "no zone" in body.stderr
+    mactime = subprocess.run(["mactime", "-b", "-", "-z", "UTC", "-d", "-y"], input=body.stdout,
+                             capture_output=True, text=True, check=True).stdout
+    assert any(tokyo.isoformat() in line and "/note.txt" in line and "m" in line.split(",")[2]
+               for line in mactime.splitlines())
+
+
 def test_utc_file_systems_carry_no_note(tmp_path: Path) -> None:
     require_tool("mkfs.ext4")
     tree = tmp_path / "tree"
@@ -66,3 +89,8 @@ def test_utc_file_systems_carry_no_note(tmp_path: Path) -> None:
     assert stat["times_note"] is None
     assert not any(line.startswith("times:")
                    for line in run_bitwitness("stat", image, "/a.txt").stdout.splitlines())
+    timeline = run_bitwitness("timeline", image, "--format", "csv")
+    assert timeline.stderr == ""
+    rows = list(csv.DictReader(io.StringIO(timeline.stdout)))
+    assert rows
+    assert all(row["time"].endswith("+00:00") for row in rows)

@@ -7,7 +7,8 @@ can be checked against TSK's and fed to ``mactime``: on NTFS that includes the
 itself, as pytsk3 does not hand them out).
 
 The CSV has one row per (time, entry), the MACB letters saying which times fell there, sorted by
-time, times in UTC ISO-8601: the same events ``mactime -d`` prints, in a form a spreadsheet reads,
+time, times in UTC ISO-8601 (``+00:00``; FAT's, a wall clock of no known zone, without an offset,
+and sorted as if UTC): the same events ``mactime -d`` prints, in a form a spreadsheet reads,
 with the partition row and file system of each entry. Several file systems of one image go into
 one timeline: in the bodyfile each path then starts with ``p5-ext4`` (partition 5, ext4), as
 ``fls -m p5-ext4`` would write it. Names keep their bytes in the bodyfile (as ``fls`` writes them)
@@ -179,6 +180,9 @@ def _keyed_rows(filesystems: list[FileSystem], *, selection: Selection,
         row = fs.partition.index
         volume = fs.partition.volume or ""
         where = volume or str(row)
+        # FAT's times are a wall clock of no known zone: written without an offset, as ISO 8601
+        # writes a local time, where every other file system's carry +00:00
+        zoneless = getattr(fs, "times_note", None) is not None
         for entry in fs.walk("/", recursive=True, selection=selection, mediator=mediator,
                              file_names=True):
             t = entry.times
@@ -196,5 +200,6 @@ def _keyed_rows(filesystems: list[FileSystem], *, selection: Selection,
                     "yes" if entry.deleted else "no", where, fs.type)
             for when, letters in stamps.items():
                 macb = "".join(c if c in letters else "." for c in "macb")
-                yield (when, row, volume, path, address, order), (when.isoformat(), macb, *tail)
+                shown_time = (when.replace(tzinfo=None) if zoneless else when).isoformat()
+                yield (when, row, volume, path, address, order), (shown_time, macb, *tail)
                 order += 1

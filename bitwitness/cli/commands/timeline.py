@@ -6,11 +6,12 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
 from bitwitness.cli.commands._browse import fs_options, image_argument, opened_all
+from bitwitness.cli.output import warn
 from bitwitness.cli.progress import cli_mediator
 
 
@@ -26,7 +27,9 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
     `mactime -b`; the CSV has one row per time and entry, sorted, in UTC, with the partition
     and file system of each. Without -p/--offset every file system of the image goes into one
     timeline; bodyfile paths then start with p5-ext4 (partition 5, ext4), as
-    `fls -m p5-ext4 -o START` writes them.
+    `fls -m p5-ext4 -o START` writes them. FAT records local wall-clock times with no zone:
+    they are written as if UTC in the bodyfile (as fls does), without an offset in the CSV, and
+    a warning names each such file system.
     """
     from bitwitness.report.browse.timeline import (
         CSV_FIELDS,
@@ -37,6 +40,9 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
 
     out = sys.stdout.buffer
     with opened_all(image, partition, offset) as systems, cli_mediator(False) as mediator:
+        for fs in systems:
+            if (note := getattr(fs, "times_note", None)) is not None:
+                warn(f"{_label(fs)}: {note}")
         if fmt == "bodyfile":
             lines = (bodyfile(systems[0], mediator=mediator) if len(systems) == 1
                      else image_bodyfile(systems, mediator=mediator))
@@ -56,6 +62,12 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
         writer.writerows(csv_rows(systems, mediator=mediator))
         text.flush()
         text.detach()
+
+
+def _label(fs: Any) -> str:
+    """``partition 5 (fat32)``: which file system a warning is about."""
+    where = fs.partition.volume or str(fs.partition.index)
+    return f"partition {where} ({fs.type})"
 
 
 #: Bodyfile lines written per ``write``.
