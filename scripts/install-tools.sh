@@ -50,6 +50,10 @@ testing+=(libarchive-tools)
 # and bytes (tests/test_fs_udf.py); genisoimage also writes the Joliet-only ISOs
 # (no Rock Ridge, as Windows burners do) of tests/test_iso_joliet_names.py
 testing+=(genisoimage udftools p7zip-full)
+# file systems nothing here reads, made by their own tools so that the volume tree names them
+# rather than show an empty row (tests/test_unread_volumes.py; blkid -p is the oracle): F2FS,
+# JFS, ReiserFS, NILFS2, SquashFS, EROFS and classic HFS (hfsutils' hformat)
+testing+=(f2fs-tools jfsutils reiserfsprogs nilfs-tools squashfs-tools erofs-utils hfsutils)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -44,6 +44,7 @@ from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_re
 from bitwitness.report.browse.luks2 import is_luks2
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.udf import is_udf
+from bitwitness.report.browse.unreadable import unreadable_kind
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
 from bitwitness.report.browse.volumes import (
     Partition,
@@ -124,6 +125,9 @@ class VolumeNode:
     media: ImageStream | None = field(default=None, repr=False)
     #: what every command browsing this node must say (how its file system is read)
     warning: str | None = None
+    #: what the volume holds that nothing here reads ("Linux swap space", "ZFS pool member
+    #: (vdev)"), by its signature (unreadable.py); None where a reader opened it or none matched
+    unread: str | None = None
     handle: Any = field(default=None, repr=False)  #: the libyal object behind a volume
 
     @property
@@ -303,6 +307,19 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         _shadow_copies(tree, node)
     elif not node.filesystem and (node.kind in _HOLD_TABLES or _dos_row(tree, node)):
         _partition_table(tree, node, depth)
+    if not (node.filesystem or node.encrypted or node.children):
+        _name_unread(node)
+
+
+def _name_unread(node: VolumeNode) -> None:
+    """A volume nothing here opened, named by what it holds where a signature says (swap,
+    F2FS, ZFS, a RAID member...; unreadable.py): its description says so, and that it is not
+    read, so that the row does not pass for empty."""
+    assert node.stream is not None
+    node.unread = unreadable_kind(node.stream)
+    if node.unread is not None:
+        node.description += (f"{', ' if node.description else ''}{node.unread} (not read by "
+                             "BitWitness)")
 
 
 def _beyond_tsk(node: VolumeNode, head: bytes) -> None:
@@ -970,10 +987,23 @@ def _choose_in_disk(tree: VolumeTree, partition: int | str | None,
     return open_node(tree, tree.find(path))
 
 
+def _refuse_unread(tree: VolumeTree) -> None:
+    """With no file system to choose: refuse naming what the volumes hold where their
+    signatures say (swap, ZFS...), rather than TSK's plain "no file system found"."""
+    unread = [n for n in tree.walk() if n.unread is not None]
+    if unread and not any(n.locked for n in tree.walk()):
+        raise FileSystemError("no file system BitWitness reads in this image; it holds: "
+                              + ", ".join(f"{n.unread} (-p {n.path})" for n in unread))
+
+
 def _at_offset(tree: VolumeTree, partition: int | str | None,
                offset: int | None) -> BrowsableFileSystem:
     """The file system at ``--offset`` (a start sector, as ``fls -o``): TSK's, or a row's that
-    TSK cannot open but libyal reads (XFS, bigalloc ext4) when the offset is that row's start."""
+    TSK cannot open but libyal reads (XFS, bigalloc ext4) when the offset is that row's start.
+    With neither ``-p`` nor ``--offset`` (the tree found no file system), what TSK says is
+    preceded by what the volumes hold, where their signatures say."""
+    if partition is None and offset is None:
+        _refuse_unread(tree)
     if offset is not None and partition is None:
         row = next((n for n in tree.nodes if (by_libyal(n) or n.media is not None)
                     and n.row.start == offset), None)

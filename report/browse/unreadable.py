@@ -1,0 +1,115 @@
+"""What a volume holds when no reader here opens it: the file systems, swap areas and RAID or
+pool members BitWitness does not read, named by their on-disk signatures.
+
+Why: a partition of a Linux server's disk shown as "-" (no file system) invites the reading
+"empty" or "wiped", where it holds swap (memory pages, often evidence), an F2FS or ReiserFS file
+system, a ZFS pool member or one disk of a software RAID. Naming what is there, and that it is
+not read, tells the examiner which other tool to take; nothing is read beyond the few fixed
+places the signatures lie at (bounded, whatever the volume's size).
+
+Each signature is the one its format's own tools and libblkid (``blkid -p``, the test oracle)
+look for; where a magic is short, a second field of the same header is checked with it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from bitwitness.stream import ImageStream
+
+#: Where a ZFS vdev label's uberblock array lies (128 KiB into the label at the volume's start)
+#: and how much of it is searched (uberblocks are 1 KiB apart, or 4-8 KiB with larger ashift).
+_ZFS_UBERBLOCKS = 128 * 1024
+_ZFS_SPAN = 128 * 1024
+_ZFS_MAGIC = 0x00BAB10C
+#: Linux software RAID (md) superblock magic, at 4 KiB (v1.2), at 0 (v1.1) or near the end.
+_MD_MAGIC = 0xA92B4EFC
+#: Bytes of the volume's start read once for the fixed-offset signatures: up to VMFS's LVM
+#: header, which opens the volume's second MiB with 0xC001D00D (ReiserFS lies at 64 KiB + 52,
+#: swap's signature at the end of the first page, pages up to 64 KiB).
+_VMFS_END = (1 << 20) + 4
+
+
+def _at(head: bytes, offset: int, magic: bytes) -> bool:
+    return head[offset:offset + len(magic)] == magic
+
+
+def _u32(head: bytes, offset: int) -> int | None:
+    return struct.unpack_from("<I", head, offset)[0] if len(head) >= offset + 4 else None
+
+
+def _swap(head: bytes) -> str | None:
+    for page in (4096, 8192, 16384, 32768, 65536):
+        mark = head[page - 10:page]
+        if mark in (b"SWAPSPACE2", b"SWAP-SPACE"):
+            return "Linux swap space"
+        if mark in (b"S1SUSPEND\x00", b"S2SUSPEND\x00", b"ULSUSPEND\x00", b"LINHIB0001"):
+            return "Linux swap space holding a hibernation image"
+    return None
+
+
+#: Signatures checked in the volume's first :data:`_VMFS_END` bytes, in this order.
+_AT_START: tuple[Callable[[bytes], str | None], ...] = (
+    lambda h: "ReFS file system" if _at(h, 3, b"ReFS\x00\x00\x00\x00") and _at(h, 16, b"FSRS")
+    else None,
+    lambda h: "F2FS file system" if _u32(h, 1024) == 0xF2F52010 else None,
+    lambda h: "EROFS file system" if _u32(h, 1024) == 0xE0F5E1E2 else None,
+    lambda h: "JFS file system" if _at(h, 32768, b"JFS1") else None,
+    lambda h: ("ReiserFS file system"
+               if any(_at(h, at + 52, magic) for at in (65536, 8192)
+                      for magic in (b"ReIsErFs\x00", b"ReIsEr2Fs\x00", b"ReIsEr3Fs\x00"))
+               else "Reiser4 file system" if _at(h, 65536, b"ReIsEr4\x00") else None),
+    # NILFS2: revision 2 and the magic 0x3434 in the superblock at 1 KiB
+    lambda h: "NILFS2 file system" if (_u32(h, 1024) == 2 and h[1030:1032] == b"\x34\x34")
+    else None,
+    lambda h: "SquashFS file system" if h[:4] in (b"hsqs", b"sqsh") else None,
+    lambda h: "cramfs file system" if _u32(h, 0) == 0x28CD3D45 or _u32(h, 512) == 0x28CD3D45
+    else None,
+    lambda h: "VMware VMFS volume" if _u32(h, _VMFS_END - 4) == 0xC001D00D else None,
+    lambda h: ("classic HFS (Mac OS Standard) file system"
+               if _at(h, 1024, b"BD") and h[1024 + 0x7C:1024 + 0x7E] not in (b"H+", b"HX")
+               and struct.unpack_from(">H", h, 1024 + 0x12)[0] > 0 else None),
+    lambda h: ("Linux software RAID (md) member"
+               if _u32(h, 4096) == _MD_MAGIC or _u32(h, 0) == _MD_MAGIC else None),
+    _swap,
+)
+
+
+def unreadable_kind(stream: ImageStream) -> str | None:
+    """What ``stream`` (a volume no reader opened) holds, by its signature, or None when no
+    signature known here is found. A few small reads at fixed places."""
+    size = stream.size
+    head = stream.pread(0, min(size, _VMFS_END))
+    for check in _AT_START:
+        found = check(head)
+        if found is not None:
+            return found
+    if _zfs(stream):
+        return "ZFS pool member (vdev)"
+    if _md_at_end(stream):
+        return "Linux software RAID (md) member"
+    return None
+
+
+def _zfs(stream: ImageStream) -> bool:
+    """A ZFS vdev label at the start: an uberblock whose magic (in either byte order, as the
+    pool's host wrote it) opens one of the slots of the label's uberblock array."""
+    area = stream.pread(_ZFS_UBERBLOCKS, _ZFS_SPAN)
+    return any(_ZFS_MAGIC in (struct.unpack_from("<Q", area, at)[0],
+                              struct.unpack_from(">Q", area, at)[0])
+               for at in range(0, len(area) - 7, 1024))
+
+
+def _md_at_end(stream: ImageStream) -> bool:
+    """An md superblock of metadata 0.90 (64 KiB-aligned, 64 KiB from the end; its magic in
+    the host's byte order) or 1.0 (8 KiB from the end, 4 KiB-aligned)."""
+    size = stream.size
+    for at in ((size & ~0xFFFF) - 0x10000, (size - 8192) & ~4095):
+        if at < 0:
+            continue
+        word = stream.pread(at, 4)
+        if len(word) == 4 and _MD_MAGIC in (struct.unpack("<I", word)[0],
+                                            struct.unpack(">I", word)[0]):
+            return True
+    return False

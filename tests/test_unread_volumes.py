@@ -1,0 +1,244 @@
+"""Volumes no reader here opens are named by what they hold (unreadable.py), never shown as
+empty: each is made by its own format's tool where Debian has one, or written as the header its
+format defines, and ``blkid -p`` (libblkid, an independent prober) is the oracle of what it is.
+``partitions`` appends "(not read by BitWitness)" to the row, ``--json`` gives ``unread``, and
+``ls`` on an image holding nothing it reads names what is there (exit 2, one line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, run_bitwitness
+
+MIB = 1 << 20
+
+
+def _sh(*args: str | Path) -> None:
+    subprocess.run([os.fspath(a) for a in args], capture_output=True, check=True)
+
+
+def _blank(path: Path, size: int) -> Path:
+    with path.open("wb") as out:
+        out.truncate(size)
+    return path
+
+
+def _swap(work: Path) -> Path:
+    require_tool("mkswap")
+    image = _blank(work / "swap.img", 16 * MIB)
+    _sh("mkswap", image)
+    return image
+
+
+def _hibernation(work: Path) -> Path:
+    """mkswap's area with the signature the kernel writes over it while a hibernation image
+    is stored there."""
+    image = _swap(work)
+    data = bytearray(image.read_bytes())
+    assert data[4096 - 10:4096] == b"SWAPSPACE2"
+    data[4096 - 10:4096] = b"S1SUSPEND\x00"
+    image.write_bytes(data)
+    return image
+
+
+def _f2fs(work: Path) -> Path:
+    require_tool("mkfs.f2fs")
+    image = _blank(work / "f2fs.img", 64 * MIB)
+    _sh("mkfs.f2fs", "-q", image)
+    return image
+
+
+def _jfs(work: Path) -> Path:
+    require_tool("mkfs.jfs")
+    image = _blank(work / "jfs.img", 32 * MIB)
+    _sh("mkfs.jfs", "-q", image)
+    return image
+
+
+def _reiserfs(work: Path) -> Path:
+    require_tool("mkreiserfs")
+    image = _blank(work / "reiserfs.img", 64 * MIB)
+    _sh("mkreiserfs", "-q", "-f", image)
+    return image
+
+
+def _nilfs2(work: Path) -> Path:
+    require_tool("mkfs.nilfs2")
+    image = _blank(work / "nilfs2.img", 160 * MIB)
+    _sh("mkfs.nilfs2", "-q", "-f", image)
+    return image
+
+
+def _tree(work: Path) -> Path:
+    tree = work / "tree"
+    tree.mkdir(exist_ok=True)
+    (tree / "a.txt").write_bytes(b"a file\n")
+    return tree
+
+
+def _squashfs(work: Path) -> Path:
+    require_tool("mksquashfs")
+    image = work / "squashfs.img"
+    _sh("mksquashfs", _tree(work), image, "-quiet", "-noappend")
+    return image
+
+
+def _erofs(work: Path) -> Path:
+    require_tool("mkfs.erofs")
+    image = work / "erofs.img"
+    _sh("mkfs.erofs", image, _tree(work))
+    return image
+
+
+def _cramfs(work: Path) -> Path:
+    require_tool("mkfs.cramfs")
+    image = work / "cramfs.img"
+    _sh("mkfs.cramfs", _tree(work), image)
+    return image
+
+
+def _hfs(work: Path) -> Path:
+    require_tool("hformat")
+    image = _blank(work / "hfs.img", 8 * MIB)
+    _sh("hformat", "-l", "Classic", image)
+    return image
+
+
+def _refs(work: Path) -> Path:
+    """A ReFS boot sector: "ReFS" and four NULs after the jump, "FSRS" at 0x10, the sector
+    size, the boot signature (nothing on Linux makes ReFS)."""
+    sector = bytearray(512)
+    sector[3:11] = b"ReFS\x00\x00\x00\x00"
+    sector[16:20] = b"FSRS"
+    struct.pack_into("<H", sector, 20, 512)
+    sector[510:512] = b"\x55\xaa"
+    image = _blank(work / "refs.img", 64 * MIB)
+    with image.open("r+b") as out:
+        out.write(sector)
+    return image
+
+
+def _vmfs(work: Path) -> Path:
+    """VMFS's LVM header magic opening the volume's second MiB (ESXi writes VMFS; nothing here
+    does)."""
+    image = _blank(work / "vmfs.img", 8 * MIB)
+    with image.open("r+b") as out:
+        out.seek(MIB)
+        out.write(struct.pack("<I", 0xC001D00D))
+    return image
+
+
+def _reiser4(work: Path) -> Path:
+    image = _blank(work / "reiser4.img", 8 * MIB)
+    with image.open("r+b") as out:
+        out.seek(65536)
+        out.write(b"ReIsEr4\x00")
+    return image
+
+
+def _md(work: Path) -> Path:
+    """One member of a two-disk md RAID1, metadata 1.2 (superblock at 4 KiB, with its
+    checksum: libblkid checks it), as ``mdadm --create`` writes it (mdadm needs the kernel's
+    md driver, which this machine may lack)."""
+    sb = bytearray(256 + 2 * 4)
+    struct.pack_into("<II", sb, 0, 0xA92B4EFC, 1)  # magic, major version
+    sb[16:32] = uuid.uuid4().bytes
+    sb[32:38] = b"host:0"
+    struct.pack_into("<I", sb, 72, 1)  # level: RAID1
+    struct.pack_into("<Q", sb, 80, 8192)  # size in sectors
+    struct.pack_into("<I", sb, 92, 2)  # raid disks
+    struct.pack_into("<QQQ", sb, 128, 2048, 8192, 8)  # data offset and size, superblock offset
+    sb[168:184] = uuid.uuid4().bytes
+    struct.pack_into("<I", sb, 220, 4)  # max_dev: the roles that follow
+    struct.pack_into("<HHHH", sb, 256, 0, 1, 0xFFFF, 0xFFFF)
+    total = sum(struct.unpack_from("<I", sb, at)[0] for at in range(0, len(sb), 4))
+    struct.pack_into("<I", sb, 216, ((total & 0xFFFFFFFF) + (total >> 32)) & 0xFFFFFFFF)
+    image = _blank(work / "md.img", 8 * MIB)
+    with image.open("r+b") as out:
+        out.seek(4096)
+        out.write(sb)
+    return image
+
+
+#: (builder, what blkid -p calls it, what BitWitness names it)
+CASES: list[tuple[Callable[[Path], Path], str, str]] = [
+    (_swap, "swap", "Linux swap space"),
+    (_hibernation, "swsuspend", "Linux swap space holding a hibernation image"),
+    (_f2fs, "f2fs", "F2FS file system"),
+    (_jfs, "jfs", "JFS file system"),
+    (_reiserfs, "reiserfs", "ReiserFS file system"),
+    (_nilfs2, "nilfs2", "NILFS2 file system"),
+    (_squashfs, "squashfs", "SquashFS file system"),
+    (_erofs, "erofs", "EROFS file system"),
+    (_cramfs, "cramfs", "cramfs file system"),
+    (_hfs, "hfs", "classic HFS (Mac OS Standard) file system"),
+    (_refs, "ReFS", "ReFS file system"),
+    (_vmfs, "VMFS_volume_member", "VMware VMFS volume"),
+    (_reiser4, "reiser4", "Reiser4 file system"),
+    (_md, "linux_raid_member", "Linux software RAID (md) member"),
+]
+
+
+def _blkid(image: Path) -> str:
+    return subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", os.fspath(image)],
+                          capture_output=True, text=True, check=False).stdout.strip()
+
+
+@pytest.mark.parametrize(("build", "blkid_type", "named"), CASES,
+                         ids=[case[1] for case in CASES])
+def test_each_is_named_as_blkid_finds_it(build: Callable[[Path], Path], blkid_type: str,
+                                         named: str, tmp_path: Path) -> None:
+    require_tool("blkid")
+    image = build(tmp_path)
+    assert _blkid(image) == blkid_type
+    listed = run_bitwitness("partitions", "--json", image)
+    assert listed.exit_code == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["partitions"]
+    assert row["filesystem"] is None
+    assert row["unread"] == named
+    table = run_bitwitness("partitions", image).stdout
+    assert f"{named} (not read by BitWitness)" in table
+    ls = run_bitwitness("ls", image)
+    assert ls.exit_code == 2
+    assert ls.stderr.strip().splitlines() == [
+        f"bitwitness: error: no file system BitWitness reads in this image; it holds: "
+        f"{named} (-p 0)"]
+
+
+def test_file_systems_and_empty_rows_are_not_named(tmp_path: Path) -> None:
+    """A disk with swap, ext4 and an empty partition (sgdisk, mkswap, mkfs.ext4 at the rows'
+    offsets): only the swap row is named, ``ls`` without ``-p`` takes the ext4, and ``ls -p``
+    of the swap row names it."""
+    require_tool("sgdisk", "mkswap", "mkfs.ext4", "blkid")
+    image = _blank(tmp_path / "disk.img", 64 * MIB)
+    _sh("sgdisk", "-n", "1:2048:+16M", "-t", "1:8200", "-n", "2:0:+24M", "-t", "2:8300",
+        "-n", "3:0:0", image)
+    rows = run_bitwitness("partitions", "--json", image).json()["partitions"]
+    swap, ext4, empty = (r for r in rows if r["kind"] == "partition")
+    part = tmp_path / "part.img"
+    for row, make in ((swap, ["mkswap"]), (ext4, ["mkfs.ext4", "-q", "-F"])):
+        _blank(part, row["length"] * 512)
+        _sh(*make, part)
+        with image.open("r+b") as out:
+            out.seek(row["start"] * 512)
+            out.write(part.read_bytes())
+    assert _blkid(part) == "ext4"
+    listed = {r["index"]: r
+              for r in run_bitwitness("partitions", "--json", image).json()["partitions"]}
+    assert listed[swap["index"]]["unread"] == "Linux swap space"
+    assert listed[ext4["index"]]["filesystem"] == "ext4"
+    assert listed[ext4["index"]]["unread"] is None
+    assert listed[empty["index"]]["unread"] is None
+    assert not any(r["unread"] for r in listed.values() if r["kind"] != "partition")
+    assert run_bitwitness("ls", image).exit_code == 0  # the one file system there is
+    refused = run_bitwitness("ls", "-p", str(swap["index"]), image)
+    assert refused.exit_code == 2
+    assert "Linux swap space (not read by BitWitness)" in refused.stderr
