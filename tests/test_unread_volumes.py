@@ -11,11 +11,11 @@ import json
 import os
 import struct
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from builders.mdraid import write_member
 from conftest import require_tool, run_bitwitness
 
 MIB = 1 << 20
@@ -145,26 +145,10 @@ def _reiser4(work: Path) -> Path:
 
 
 def _md(work: Path) -> Path:
-    """One member of a two-disk md RAID1, metadata 1.2 (superblock at 4 KiB, with its
-    checksum: libblkid checks it), as ``mdadm --create`` writes it (mdadm needs the kernel's
-    md driver, which this machine may lack)."""
-    sb = bytearray(256 + 2 * 4)
-    struct.pack_into("<II", sb, 0, 0xA92B4EFC, 1)  # magic, major version
-    sb[16:32] = uuid.uuid4().bytes
-    sb[32:38] = b"host:0"
-    struct.pack_into("<I", sb, 72, 1)  # level: RAID1
-    struct.pack_into("<Q", sb, 80, 8192)  # size in sectors
-    struct.pack_into("<I", sb, 92, 2)  # raid disks
-    struct.pack_into("<QQQ", sb, 128, 2048, 8192, 8)  # data offset and size, superblock offset
-    sb[168:184] = uuid.uuid4().bytes
-    struct.pack_into("<I", sb, 220, 4)  # max_dev: the roles that follow
-    struct.pack_into("<HHHH", sb, 256, 0, 1, 0xFFFF, 0xFFFF)
-    total = sum(struct.unpack_from("<I", sb, at)[0] for at in range(0, len(sb), 4))
-    struct.pack_into("<I", sb, 216, ((total & 0xFFFFFFFF) + (total >> 32)) & 0xFFFFFFFF)
+    """One member of a three-disk md RAID5, metadata 1.2 (tests/builders/mdraid.py): a share
+    of the array only, so named, not read (a RAID1 member is read: test_md_raid1.py)."""
     image = _blank(work / "md.img", 8 * MIB)
-    with image.open("r+b") as out:
-        out.seek(4096)
-        out.write(sb)
+    write_member(image, level=5, raid_disks=3)
     return image
 
 
@@ -183,7 +167,9 @@ CASES: list[tuple[Callable[[Path], Path], str, str]] = [
     (_refs, "ReFS", "ReFS file system"),
     (_vmfs, "VMFS_volume_member", "VMware VMFS volume"),
     (_reiser4, "reiser4", "Reiser4 file system"),
-    (_md, "linux_raid_member", "Linux software RAID (md) member"),
+    (_md, "linux_raid_member", "Linux software RAID: md RAID5 member of 'host:0' (device 0 of 3, "
+                               "metadata 1.2); it holds a share of the array, which needs its "
+                               "other members"),
 ]
 
 

@@ -42,6 +42,7 @@ from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_reason
 from bitwitness.report.browse.luks2 import is_luks2
+from bitwitness.report.browse.mdraid import MdMember, find_member
 from bitwitness.report.browse.tsk import TskImage
 from bitwitness.report.browse.udf import is_udf
 from bitwitness.report.browse.unreadable import unreadable_kind
@@ -308,7 +309,40 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     elif not node.filesystem and (node.kind in _HOLD_TABLES or _dos_row(tree, node)):
         _partition_table(tree, node, depth)
     if not (node.filesystem or node.encrypted or node.children):
+        _beyond_known(tree, node, depth)
+
+
+def _beyond_known(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
+    """A volume where nothing above found anything: an md member's data (mdraid.py), else
+    named by what its signature says it holds."""
+    assert node.stream is not None
+    member = find_member(node.stream)
+    if member is not None:
+        _md_member(tree, node, member, depth)
+    if not node.children:
         _name_unread(node)
+
+
+def _md_member(tree: VolumeTree, node: VolumeNode, member: MdMember, depth: int) -> None:
+    """A Linux md member (mdraid.py): a RAID1 member's data region is the child ``md``,
+    browsed like any volume (LVM, a file system...); a member of another level is named only."""
+    assert node.stream is not None
+    said = member.describe()
+    size = min(member.data_size, node.stream.size - member.data_offset)
+    if not member.whole_copy or size <= 0:
+        why = ("its data lies outside the member" if member.whole_copy
+               else "it holds a share of the array, which needs its other members")
+        node.unread = f"Linux software RAID: {said}; {why}"
+        node.description += (f"{', ' if node.description else ''}{node.unread} (not read by "
+                             "BitWitness)")
+        return
+    node.description += f"{', ' if node.description else ''}{said}"
+    child = _child(node, "md", "md", f"data of {said} at byte {member.data_offset}",
+                   stream=SliceStream(node.stream, member.data_offset, size), handle=None)
+    child.offset, child.identifier = member.data_offset, member.array_uuid
+    _probe(child)
+    node.children.append(child)
+    _expand(tree, child, depth + 1)
 
 
 def _name_unread(node: VolumeNode) -> None:
@@ -316,6 +350,8 @@ def _name_unread(node: VolumeNode) -> None:
     F2FS, ZFS, a RAID member...; unreadable.py): its description says so, and that it is not
     read, so that the row does not pass for empty."""
     assert node.stream is not None
+    if node.unread is not None:  # named already (an md member of another level)
+        return
     node.unread = unreadable_kind(node.stream)
     if node.unread is not None:
         node.description += (f"{', ' if node.description else ''}{node.unread} (not read by "

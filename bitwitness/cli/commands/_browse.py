@@ -19,8 +19,8 @@ from bitwitness.report.browse.entries import Entry, Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: A row index then one ``nameN`` per level: ``2/vss3``, ``0/luks1/apfs2``; ``0/udf`` is the UDF
-#: side of a bridge disc (one at most, so unnumbered).
-_VOLUME_PATH = re.compile(r"^-?\d+(?:/(?:[a-z]+\d+|udf))+$")
+#: side of a bridge disc and ``0/md`` a RAID1 member's data (one at most, so unnumbered).
+_VOLUME_PATH = re.compile(r"^-?\d+(?:/(?:[a-z]+\d+|udf|md))+$")
 
 
 def image_argument(func: F) -> F:
