@@ -54,6 +54,9 @@ testing+=(genisoimage udftools p7zip-full)
 # rather than show an empty row (tests/test_unread_volumes.py; blkid -p is the oracle): F2FS,
 # JFS, ReiserFS, NILFS2, SquashFS, EROFS and classic HFS (hfsutils' hformat)
 testing+=(f2fs-tools jfsutils reiserfsprogs nilfs-tools squashfs-tools erofs-utils hfsutils)
+# mdadm --examine reads md members from files: the oracle of the RAID1 members the tests write
+# (tests/test_md_raid1.py; --create would need the kernel's md driver)
+testing+=(mdadm)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")
