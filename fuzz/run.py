@@ -49,6 +49,7 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.bootbackup", "bitwitness.report.browse.wof",
     "bitwitness.report.browse.iso9660", "bitwitness.report.browse.iso_rockridge",
     "bitwitness.report.browse.udf", "bitwitness.report.browse.udf_structures",
+    "bitwitness.report.browse.mdraid", "bitwitness.report.browse.unreadable",
 )
 
 

@@ -884,8 +884,9 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
     names, the FAT entries TSK refuses), an NTFS and an exFAT made by mkntfs and mkfs.exfat alone
     where those need FUSE that is missing, an NTFS with WOF-compressed files (``tests/wofbuild.py``,
     where wimlib and FUSE are there), an MBR disk holding a FAT12, the file systems other
-    readers than TSK open (:func:`_beyond_tsk_images`) and, where ../shared is present, the HFS+
-    and APFS fixtures. A builder whose tool is missing leaves its seed out."""
+    readers than TSK open (:func:`_beyond_tsk_images`, an md RAID1 member among them) and,
+    where ../shared is present, the HFS+ and APFS fixtures. A builder whose tool is missing
+    leaves its seed out."""
     from fuzz.targets import pack_pieces
 
     made = _filesystem_images(work)
@@ -997,6 +998,18 @@ def _beyond_tsk_images(work: Path) -> dict[str, Path]:
                 "-rockridge", "on", "-outdev", image, "-map", rr, "/", "-commit"):
             made["iso9660-rockridge"] = image
     made.update(_udf_images(work, files))
+    if shutil.which("mkfs.ext4"):
+        # one disk of an md RAID1 (metadata 1.2, tests/builders/mdraid.py), an ext4 at its
+        # data offset: the volume tree's md child (mdraid.py)
+        _builders()
+        from builders.mdraid import write_member
+
+        image = work / "md-raid1.img"
+        with image.open("wb") as out:
+            out.truncate(4 << 20)
+        data = write_member(image, level=1, raid_disks=2, data_offset=2048)
+        if _run("mkfs.ext4", "-q", "-F", "-E", f"offset={data}", "-d", files, image, "3M"):
+            made["md-raid1"] = image
     return made
 
 
