@@ -18,6 +18,7 @@ control character when only one name reads so (see :meth:`FileSystem._child`).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -819,6 +820,11 @@ class FileSystem:
         tiers.append((items, lambda n: part in spellings(n)))
         if fold:
             tiers.append((items, lambda n: folded in {s.casefold() for s in spellings(n)}))
+        # last, the same characters composed otherwise: HFS+ stores names decomposed (NFD)
+        # and a name typed on a keyboard comes composed (NFC); other file systems keep what
+        # was written, and an exact spelling above wins where both forms exist
+        composed = _nfc(folded if fold else part)
+        tiers.append((plain, lambda n: _nfc(n.casefold() if fold else n) == composed))
         for pool, matches in tiers:
             found = [i for i in pool if matches(name(i))]
             if not found:
@@ -1315,6 +1321,11 @@ class FileSystem:
         ident = entry.attr_id if entry.attr_id is not None else -1
         with tsk_errors(self.image, f"read {shown(entry.display_path) or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
+
+
+def _nfc(name: str) -> str:
+    """``name`` in Unicode normalization form C (surrogate-escaped bytes kept as they are)."""
+    return unicodedata.normalize("NFC", name)
 
 
 def _named(entries: list[Entry]) -> Entry:
