@@ -265,6 +265,13 @@ def log_seeds(work: Path) -> dict[str, bytes]:
                         "hash=md5", "hash=sha1", f"log={log}"], capture_output=True, check=False)
         if log.is_file():
             seeds["dc3dd.log"] = log.read_bytes()
+    if shutil.which("ddrescue"):
+        # a finished rescue of the same source (no bad area: the mutator makes them)
+        mapfile = work / "rescue.map"
+        subprocess.run(["ddrescue", "-q", source, work / "rescued.img", mapfile],
+                       capture_output=True, check=False)
+        if mapfile.is_file():
+            seeds["ddrescue.map"] = mapfile.read_bytes()
     return seeds
 
 

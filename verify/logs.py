@@ -14,6 +14,8 @@ references`' job. Kinds recognised, by content (never by name alone):
 * ``ftk``: an FTK Imager ``.txt`` report ("MD5 checksum: ..." under Computed Hashes and
   Verification results);
 * ``ewf``: an ewfacquire or ewfverify ``-l`` log ("MD5 hash calculated over data: ...");
+* ``ddrescue``: a GNU ddrescue mapfile: no hash, but every area the rescue did not read (its
+  unreadable sectors), the media size and whether the run finished;
 * ``hashsum``: md5sum/sha1sum/sha256sum output (GNU ``hex  name`` / ``hex *name`` or BSD
   ``MD5 (name) = hex``), one line per file.
 """
@@ -82,6 +84,7 @@ KIND_LABELS = {
     "ftk": "FTK Imager report",
     "ewf": "libewf log",
     "hashsum": "hash sidecar",
+    "ddrescue": "ddrescue mapfile",
 }
 
 
@@ -118,12 +121,13 @@ def parse_log(path: Path) -> HashLog:
     """Recognise and parse ``path``; :class:`InputError` when it is no hash log we know."""
     text = read_text(path)
     for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_ftk,
-                   _parse_ewf, _parse_hashsum):
+                   _parse_ewf, _parse_ddrescue, _parse_hashsum):
         log = parser(path, text)
         if log is not None:
             return log
     raise InputError(f"{path}: not a hash log BitWitness recognises (BASE.json, md5sum-style "
-                     "sidecar, dc3dd log, FTK Imager report, ewfacquire log)")
+                     "sidecar, dc3dd log, FTK Imager report, ewfacquire log, ddrescue "
+                     "mapfile)")
 
 
 # --- BASE.json ---------------------------------------------------------------------------------
@@ -322,6 +326,74 @@ def _parse_ewf(path: Path, text: str) -> HashLog | None:
         return HashLog(path=path, kind="ewf", entries=tuple(stored),
                        notes=("ewfverify log: only the hashes stored in the image are used",))
     return HashLog(path=path, kind="ewf", entries=tuple(calculated))
+
+
+# --- GNU ddrescue mapfile ---------------------------------------------------------------------
+
+_DDRESCUE = re.compile(r"^# (?:Mapfile|Rescue Logfile)\. Created by GNU ddrescue version (\S+)",
+                       re.MULTILINE)
+_DDRESCUE_NUMBER = r"(0[xX][0-9A-Fa-f]+|\d+)"
+#: "pos  size  status" of one block; the current-position line has no size.
+_DDRESCUE_BLOCK = re.compile(rf"^\s*{_DDRESCUE_NUMBER}\s+{_DDRESCUE_NUMBER}\s+([?*/\-+])\s*$")
+_DDRESCUE_CURRENT = re.compile(rf"^\s*{_DDRESCUE_NUMBER}\s+([?*/\-+FG])(?:\s+\d+)?\s*$")
+#: What ddrescue was doing when it wrote the mapfile last, by its current status character.
+_DDRESCUE_PHASES = {"?": "copying", "*": "trimming", "/": "scraping", "-": "retrying",
+                    "F": "filling", "G": "generating", "+": "finished"}
+#: Block states that mean "not rescued": non-tried, non-trimmed, non-scraped, bad sector.
+_DDRESCUE_UNREAD = {"?": "not tried", "*": "not trimmed", "/": "not scraped",
+                    "-": "bad sectors"}
+#: ddrescue's default sector size (``-b``); a mapfile records byte positions only.
+_DDRESCUE_SECTOR = 512
+
+
+def _parse_ddrescue(path: Path, text: str) -> HashLog | None:
+    """A GNU ddrescue mapfile (``ddrescue SOURCE IMAGE MAPFILE``; "Rescue Logfile" before 1.20).
+
+    It records no hash, but it is the rescue's account of every byte: each block's state, so the
+    areas never read (bad sectors, and areas left untried, untrimmed or unscraped when the run
+    stopped early) are what the image holds in place of the source there (zeros in a new image).
+    Those are the log's unreadable sectors, in 512-byte sectors as ddrescue's default; the end of
+    the last block is the media size; a run that did not finish is "interrupted"."""
+    found = _DDRESCUE.search(text)
+    read = _ddrescue_blocks(text) if found is not None else None
+    if found is None or read is None:
+        return None
+    phase, blocks = read
+    errors: list[tuple[int, int]] = []
+    unread: dict[str, int] = {}
+    for pos, size, state in blocks:
+        if state in _DDRESCUE_UNREAD and size > 0:
+            first = pos // _DDRESCUE_SECTOR
+            errors.append((first, -(-(pos + size) // _DDRESCUE_SECTOR) - first))
+            unread[state] = unread.get(state, 0) + size
+    end = max(pos + size for pos, size, _ in blocks)
+    notes = [f"ddrescue {found.group(1)} mapfile: {size:,} bytes {_DDRESCUE_UNREAD[state]}"
+             for state, size in unread.items()]
+    if phase != "+":
+        notes.append(f"ddrescue stopped while {_DDRESCUE_PHASES[phase]}: the rescue did not "
+                     "finish")
+    return HashLog(path=path, kind="ddrescue", entries=(), media_size=end,
+                   sector_size=_DDRESCUE_SECTOR, error_ranges=tuple(errors),
+                   status="completed" if phase == "+" else "interrupted", notes=tuple(notes))
+
+
+def _ddrescue_blocks(text: str) -> tuple[str, list[tuple[int, int, str]]] | None:
+    """The current status and the (position, size, state) blocks of a mapfile; None when a
+    line is neither (not a mapfile after all) or either part is missing. Bounded by the log's
+    size (:data:`MAX_LOG_SIZE`)."""
+    phase = None
+    blocks: list[tuple[int, int, str]] = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        if phase is None and (m := _DDRESCUE_CURRENT.match(line)):
+            phase = m.group(2)
+            continue
+        m = _DDRESCUE_BLOCK.match(line)
+        if m is None:
+            return None
+        blocks.append((int(m.group(1), 0), int(m.group(2), 0), m.group(3)))
+    return (phase, blocks) if phase is not None and blocks else None
 
 
 # --- md5sum / sha1sum / sha256sum --------------------------------------------------------------

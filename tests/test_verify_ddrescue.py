@@ -1,0 +1,90 @@
+"""An image GNU ddrescue rescued from a failing drive, verified with its mapfile beside it: the
+mapfile records no hash, but every area ddrescue could not read, so ``verify`` and ``info`` list
+those sectors as unreadable at acquisition (zero-filled), check the media size against it, and
+an unfinished rescue (a mapfile still copying) makes the image incomplete.
+
+The drive is a real failing block device (tests/faultydrive: a FUSE file behind a loop device
+answering EIO for the mapped sectors); ddrescue writes the image and the mapfile itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from conftest import require_tool, run_bitwitness
+from faultydrive.faultmap import FaultMap
+
+BAD = ((10240, 8), (30000, 3))  #: (first sector, count) that answer EIO, as the drive's map
+
+
+def _rescue(faulty_drive: Any, tmp_path: Path) -> tuple[Path, Path]:
+    require_tool("ddrescue")
+    drive = faulty_drive(FaultMap(bad=BAD), size=24 << 20)
+    image, mapfile = tmp_path / "rescued.img", tmp_path / "rescued.map"
+    subprocess.run(["ddrescue", "-d", "-r1", "-q", drive.device, image, mapfile], check=False,
+                   capture_output=True, timeout=300)
+    return image, mapfile
+
+
+def _unread(mapfile: Path) -> list[tuple[int, int]]:
+    """The areas the mapfile marks not rescued, as byte (position, size): what ddrescue says."""
+    areas = []
+    for line in mapfile.read_text().splitlines():
+        m = re.match(r"^(0x[0-9A-Fa-f]+)\s+(0x[0-9A-Fa-f]+)\s+([?*/\-])\s*$", line)
+        if m:
+            areas.append((int(m.group(1), 16), int(m.group(2), 16)))
+    return areas
+
+
+def test_verify_lists_what_ddrescue_could_not_read(faulty_drive: Any, tmp_path: Path) -> None:
+    image, mapfile = _rescue(faulty_drive, tmp_path)
+    areas = _unread(mapfile)
+    assert areas  # ddrescue met the bad sectors
+    for pos, size in areas:  # and they are the drive's
+        assert any(first * 512 <= pos and pos + size <= (first + count) * 512
+                   for first, count in BAD)
+    result = run_bitwitness("verify", image)
+    listed = re.findall(r"unreadable at acquisition: sectors (\d+)-(\d+)", result.stdout)
+    expected = [(pos // 512, (pos + size - 1) // 512) for pos, size in areas]
+    assert sorted((int(a), int(b)) for a, b in listed) == sorted(expected), result.stdout
+    info = run_bitwitness("info", "--json", image).json()
+    assert info["error_ranges"]
+    assert "ddrescue" in result.stdout
+    assert result.exit_code == 1, result.stderr  # unverified: a mapfile records no hash
+
+
+def test_an_unfinished_rescue_is_incomplete(faulty_drive: Any, tmp_path: Path) -> None:
+    image, mapfile = _rescue(faulty_drive, tmp_path)
+    text = mapfile.read_text()
+    # the state ddrescue leaves when stopped while copying: current status '?', the last area
+    # not tried
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    shutil.copy(image, cut / "rescued.img")
+    lines = text.splitlines()
+    status = next(i for i, line in enumerate(lines) if re.match(r"^0x[0-9A-Fa-f]+\s+\+", line))
+    lines[status] = re.sub(r"\+", "?", lines[status], count=1)
+    last = max(i for i, line in enumerate(lines) if re.match(r"^0x\S+\s+0x\S+\s+\+\s*$", line))
+    pos, size, _ = lines[last].split()
+    half = int(size, 16) // 2 // 512 * 512
+    lines[last:last + 1] = [f"0x{int(pos, 16):08X}  0x{half:08X}  +",
+                            f"0x{int(pos, 16) + half:08X}  0x{int(size, 16) - half:08X}  ?"]
+    (cut / "rescued.map").write_text("\n".join(lines) + "\n")
+    result = run_bitwitness("verify", cut / "rescued.img")
+    assert "records the acquisition as interrupted" in result.stdout + result.stderr
+    assert "ddrescue stopped while copying" in result.stdout + result.stderr
+    assert result.exit_code != 0
+
+
+def test_a_file_that_only_looks_like_a_mapfile_is_no_log(tmp_path: Path) -> None:
+    image = tmp_path / "disk.img"
+    image.write_bytes(os.urandom(4096))
+    (tmp_path / "disk.map").write_text("# Mapfile. Created by GNU ddrescue version 1.27\n"
+                                       "this line is not a block\n")
+    result = run_bitwitness("verify", image)
+    assert "disk.map: not a hash log, ignored" in result.stdout + result.stderr
