@@ -237,6 +237,19 @@ FTK_REPORT = (
     " SHA1 checksum:   {sha1} : verified\r\n")
 
 
+#: A Guymager info file in its 0.8 layout (tests/test_verify_guymager.py writes the same), with
+#: a bad-sector list, both hash rows and the per-file MD5 table.
+GUYMAGER_INFO = (
+    "\nGUYMAGER ACQUISITION INFO FILE\n==============================\n\nAcquisition\n"
+    "===========\n\nDevice size         \t: {size} (0.0MB)                 \t \n"
+    "During acquisition, 3 bad sectors have been encountered. They have been replaced by zeroed "
+    "sectors. The sector numbers are:\n   2-3, 7\nState: Finished successfully (with 3 bad "
+    "sectors)\n\nMD5 hash               \t: {md5}\t \nMD5 hash verified source   : {md5}\n"
+    "MD5 hash verified image\t: {md5}\nSHA1 hash              \t: {sha1}\n\n"
+    "Generated image files and their MD5 hashes\n==========================================\n\n"
+    "MD5                           \tImage file\n{md5}\tsrc.raw\n")
+
+
 def log_seeds(work: Path) -> dict[str, bytes]:
     data = _media(48 * 1024)
     source = work / "src.raw"
@@ -265,6 +278,7 @@ def log_seeds(work: Path) -> dict[str, bytes]:
                         "hash=md5", "hash=sha1", f"log={log}"], capture_output=True, check=False)
         if log.is_file():
             seeds["dc3dd.log"] = log.read_bytes()
+    seeds["guymager.info"] = GUYMAGER_INFO.format(md5=md5, sha1=sha1, size=len(data)).encode()
     if shutil.which("ddrescue"):
         # a finished rescue of the same source (no bad area: the mutator makes them)
         mapfile = work / "rescue.map"

@@ -11,6 +11,8 @@ references`' job. Kinds recognised, by content (never by name alone):
   out in the spirit of FTK Imager's report, so it is recognised before the FTK parser and named
   for what it is, never as an FTK Imager report;
 * ``dc3dd``: a dc3dd ``log=`` file, with input/output results and per-piece hashes (``hofs=``);
+* ``guymager``: a Guymager ``.info`` file (hashes of the acquired data and of the image's
+  read-back, per-file MD5s, device size, bad sectors, state);
 * ``ftk``: an FTK Imager ``.txt`` report ("MD5 checksum: ..." under Computed Hashes and
   Verification results);
 * ``ewf``: an ewfacquire or ewfverify ``-l`` log ("MD5 hash calculated over data: ...");
@@ -85,6 +87,7 @@ KIND_LABELS = {
     "ewf": "libewf log",
     "hashsum": "hash sidecar",
     "ddrescue": "ddrescue mapfile",
+    "guymager": "Guymager info file",
 }
 
 
@@ -120,14 +123,14 @@ def read_text(path: Path) -> str:
 def parse_log(path: Path) -> HashLog:
     """Recognise and parse ``path``; :class:`InputError` when it is no hash log we know."""
     text = read_text(path)
-    for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_ftk,
-                   _parse_ewf, _parse_ddrescue, _parse_hashsum):
+    for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_guymager,
+                   _parse_ftk, _parse_ewf, _parse_ddrescue, _parse_hashsum):
         log = parser(path, text)
         if log is not None:
             return log
     raise InputError(f"{path}: not a hash log BitWitness recognises (BASE.json, md5sum-style "
-                     "sidecar, dc3dd log, FTK Imager report, ewfacquire log, ddrescue "
-                     "mapfile)")
+                     "sidecar, dc3dd log, Guymager info file, FTK Imager report, ewfacquire "
+                     "log, ddrescue mapfile)")
 
 
 # --- BASE.json ---------------------------------------------------------------------------------
@@ -265,6 +268,105 @@ def _parse_dc3dd(path: Path, text: str) -> HashLog | None:
     return HashLog(path=path, kind="dc3dd", entries=tuple(entries),
                    media_size=sizes.get("out", sizes.get("in")), sector_size=sector_size,
                    notes=tuple(notes))
+
+
+# --- Guymager ----------------------------------------------------------------------------------
+
+_GUYMAGER = re.compile(r"^\s*GUYMAGER ACQUISITION INFO FILE\s*$", re.MULTILINE)
+#: "MD5 hash : hex", "SHA1 hash verified image : hex" (padding of tabs and spaces before ':').
+_GUYMAGER_HASH = re.compile(
+    r"^(MD5|SHA1|SHA256) hash(?: verified (source|image))?\s*:\s*(\S*)", re.IGNORECASE)
+_GUYMAGER_SIZE = re.compile(r"^Device size\s*:\s*(\d+)")
+_GUYMAGER_BAD = re.compile(r"^During acquisition, (\d+) bad sectors? ha(?:ve|s) been encountered")
+_GUYMAGER_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_GUYMAGER_STATE = re.compile(r"^State:\s*(.+?)\s*$")
+_GUYMAGER_FILE = re.compile(r"^([0-9a-fA-F]{32})\s+(\S.*?)\s*$")
+
+
+def _parse_guymager(path: Path, text: str) -> HashLog | None:
+    """Guymager's ``IMAGE.info``: the hashes of what it acquired ("MD5 hash") and of its
+    read-back of the image ("verified image"), the device size, the bad sectors it replaced by
+    zeros and its final state; with "CalcImageFileMD5" on, each image file's MD5 too.
+
+    The hash of its second read of the source ("verified source") is not a record of the image
+    and is not compared; where it differs from the acquired data's, a note says so. Guymager
+    numbers bad sectors in the source device's sectors, whose size the file does not state
+    (2048 bytes for an optical disc): the image's sector size is used, and a note says so."""
+    if not _GUYMAGER.search(text[:4096]):
+        return None
+    entries: list[LogEntry] = []
+    source: dict[str, str] = {}
+    media_size = state = None
+    errors: list[tuple[int, int]] = []
+    # the table of image files and their MD5s ends the file
+    head, _, table = text.partition("Generated image files and their MD5 hashes")
+    lines = head.splitlines()
+    for at, raw in enumerate(lines):
+        line = raw.strip()
+        if m := _GUYMAGER_HASH.match(line):
+            _guymager_hash(m, entries, source)
+        elif (m := _GUYMAGER_SIZE.match(line)) and media_size is None:
+            media_size = int(m.group(1))
+        elif _GUYMAGER_BAD.match(line):
+            errors += _guymager_ranges(lines[at + 1:])
+        elif m := _GUYMAGER_STATE.match(line):
+            state = m.group(1)
+    entries += [LogEntry("md5", m.group(1).lower(), name=m.group(2), section="files")
+                for line in table.splitlines() if (m := _GUYMAGER_FILE.match(line.strip()))]
+    if not entries and state is None:
+        return None
+    notes = [f"Guymager's second read of the source gave {alg.upper()} {value}, not the "
+             f"{entry.value} of the data it acquired"
+             for alg, value in source.items() for entry in entries
+             if entry.algorithm == alg and entry.section == "computed" and entry.value != value]
+    if errors:
+        notes.append("Guymager numbers bad sectors in the source device's sectors, whose size "
+                     "its info file does not state: read with the image's sector size")
+    return HashLog(path=path, kind="guymager", entries=tuple(entries), media_size=media_size,
+                   error_ranges=tuple(errors), status=_guymager_status(state),
+                   notes=tuple(notes))
+
+
+def _guymager_hash(m: re.Match[str], entries: list[LogEntry], source: dict[str, str]) -> None:
+    """One hash line: the acquired data's and the image read-back's are entries, the source
+    read-back's goes to ``source``; "--" (not computed) is no hash."""
+    algorithm, value = algorithm_name(m.group(1)), _hex(m.group(3))
+    if algorithm is None or value is None:
+        return
+    if m.group(2) and m.group(2).lower() == "source":
+        source[algorithm] = value
+    else:
+        entries.append(LogEntry(algorithm, value,
+                                section="verification" if m.group(2) else "computed"))
+
+
+def _guymager_ranges(lines: list[str]) -> list[tuple[int, int]]:
+    """The indented "a-b, c, d-e" lines that follow a bad-sector sentence, as (first, count)."""
+    found: list[tuple[int, int]] = []
+    for raw in lines:
+        if not raw[:1].isspace() or not raw.strip():
+            break
+        for part in raw.replace(",", " ").split():
+            m = _GUYMAGER_RANGE.match(part)
+            if m is None:
+                return found
+            first = int(m.group(1))
+            last = int(m.group(2)) if m.group(2) else first
+            if last >= first:
+                found.append((first, last - first + 1))
+    return found
+
+
+def _guymager_status(state: str | None) -> str | None:
+    """Guymager's "State:" line in the words verify weighs: finished, interrupted or failed."""
+    if state is None:
+        return None
+    low = state.lower()
+    if low.startswith("finished successfully"):
+        return "completed"
+    if low.startswith("abort"):
+        return "interrupted"
+    return "failed" if "mismatch" in low or "error" in low else low
 
 
 # --- FTK Imager --------------------------------------------------------------------------------

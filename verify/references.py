@@ -24,7 +24,7 @@ from bitwitness.verify.model import HashReference, SectorRange, SizeCheck
 
 #: Names tried next to an image, after its full name and its stem: x.E01.txt, x.json, x.md5, ...
 LOG_SUFFIXES = (".json", ".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum",
-                ".hash", ".hashes", ".log", ".txt", ".map", ".mapfile")
+                ".hash", ".hashes", ".log", ".txt", ".info", ".map", ".mapfile")
 
 _PIECE_SUFFIX = re.compile(r"^\.(\d{3,}|[a-z]{2}|[EeLs][0-9A-Za-z]{2})$")
 
