@@ -279,6 +279,12 @@ def log_seeds(work: Path) -> dict[str, bytes]:
         if log.is_file():
             seeds["dc3dd.log"] = log.read_bytes()
     seeds["guymager.info"] = GUYMAGER_INFO.format(md5=md5, sha1=sha1, size=len(data)).encode()
+    if shutil.which("dcfldd"):
+        hashlog = work / "dcfldd.hashlog"
+        subprocess.run(["dcfldd", f"if={source}", f"of={work / 'dcfldd.img'}", "hash=md5,sha1",
+                        "hashwindow=16k", f"hashlog={hashlog}"], capture_output=True, check=False)
+        if hashlog.is_file():
+            seeds["dcfldd.hashlog"] = hashlog.read_bytes()
     if shutil.which("ddrescue"):
         # a finished rescue of the same source (no bad area: the mutator makes them)
         mapfile = work / "rescue.map"

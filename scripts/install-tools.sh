@@ -57,6 +57,8 @@ testing+=(f2fs-tools jfsutils reiserfsprogs nilfs-tools squashfs-tools erofs-uti
 # mdadm --examine reads md members from files: the oracle of the RAID1 members the tests write
 # (tests/test_md_raid1.py; --create would need the kernel's md driver)
 testing+=(mdadm)
+# dcfldd writes the images and hash logs verify is checked against (tests/test_verify_dcfldd.py)
+testing+=(dcfldd)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

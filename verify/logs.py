@@ -11,6 +11,7 @@ references`' job. Kinds recognised, by content (never by name alone):
   out in the spirit of FTK Imager's report, so it is recognised before the FTK parser and named
   for what it is, never as an FTK Imager report;
 * ``dc3dd``: a dc3dd ``log=`` file, with input/output results and per-piece hashes (``hofs=``);
+* ``dcfldd``: a dcfldd ``hashlog=`` file (totals and per-window hashes);
 * ``guymager``: a Guymager ``.info`` file (hashes of the acquired data and of the image's
   read-back, per-file MD5s, device size, bad sectors, state);
 * ``ftk``: an FTK Imager ``.txt`` report ("MD5 checksum: ..." under Computed Hashes and
@@ -88,6 +89,7 @@ KIND_LABELS = {
     "hashsum": "hash sidecar",
     "ddrescue": "ddrescue mapfile",
     "guymager": "Guymager info file",
+    "dcfldd": "dcfldd hash log",
 }
 
 
@@ -123,14 +125,14 @@ def read_text(path: Path) -> str:
 def parse_log(path: Path) -> HashLog:
     """Recognise and parse ``path``; :class:`InputError` when it is no hash log we know."""
     text = read_text(path)
-    for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_guymager,
-                   _parse_ftk, _parse_ewf, _parse_ddrescue, _parse_hashsum):
+    for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_dcfldd,
+                   _parse_guymager, _parse_ftk, _parse_ewf, _parse_ddrescue, _parse_hashsum):
         log = parser(path, text)
         if log is not None:
             return log
     raise InputError(f"{path}: not a hash log BitWitness recognises (BASE.json, md5sum-style "
-                     "sidecar, dc3dd log, Guymager info file, FTK Imager report, ewfacquire "
-                     "log, ddrescue mapfile)")
+                     "sidecar, dc3dd log, dcfldd hash log, Guymager info file, FTK Imager "
+                     "report, ewfacquire log, ddrescue mapfile)")
 
 
 # --- BASE.json ---------------------------------------------------------------------------------
@@ -268,6 +270,49 @@ def _parse_dc3dd(path: Path, text: str) -> HashLog | None:
     return HashLog(path=path, kind="dc3dd", entries=tuple(entries),
                    media_size=sizes.get("out", sizes.get("in")), sector_size=sector_size,
                    notes=tuple(notes))
+
+
+# --- dcfldd ------------------------------------------------------------------------------------
+
+_DCFLDD_TOTAL = re.compile(r"^Total \((md5|sha1|sha256|sha384|sha512)\): ([0-9a-fA-F]+)$")
+_DCFLDD_WINDOW = re.compile(r"^(\d+) - (\d+): ([0-9a-fA-F]+)$")
+_DCFLDD_SECTOR = 512
+
+
+def _parse_dcfldd(path: Path, text: str) -> HashLog | None:
+    """dcfldd's ``hashlog=`` (or ``md5log=``...) file: "Total (md5): hex" for the whole input
+    and, with ``hashwindow=``, "start - end: hex" per window of bytes (the algorithm told by the
+    hash's length). Every line must be one of those: dcfldd writes nothing else there. Windows
+    are compared as sector ranges where they start on a 512-byte sector (dcfldd's are whole
+    multiples of its block size); others are noted, not compared."""
+    entries: list[LogEntry] = []
+    notes: list[str] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        if m := _DCFLDD_TOTAL.match(line):
+            algorithm = algorithm_name(m.group(1))
+            if algorithm is None:
+                notes.append(f"{m.group(1)} is recorded but not an algorithm BitWitness checks")
+            elif (value := _hex(m.group(2))) is not None:
+                entries.append(LogEntry(algorithm, value, section="input"))
+        elif m := _DCFLDD_WINDOW.match(line):
+            start, end, value = int(m.group(1)), int(m.group(2)), _hex(m.group(3))
+            if value is None or end <= start:
+                continue
+            if start % _DCFLDD_SECTOR:
+                notes.append(f"dcfldd window {start} - {end} does not start on a sector: "
+                             "not compared")
+                continue
+            entries.append(LogEntry(_BY_LENGTH[len(value)], value,
+                                    first_sector=start // _DCFLDD_SECTOR,
+                                    last_sector=(end - 1) // _DCFLDD_SECTOR, section="window"))
+        else:
+            return None
+    if not any(e.section == "input" for e in entries) and not notes:
+        return None
+    return HashLog(path=path, kind="dcfldd", entries=tuple(entries),
+                   sector_size=_DCFLDD_SECTOR, notes=tuple(notes))
 
 
 # --- Guymager ----------------------------------------------------------------------------------

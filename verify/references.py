@@ -24,7 +24,8 @@ from bitwitness.verify.model import HashReference, SectorRange, SizeCheck
 
 #: Names tried next to an image, after its full name and its stem: x.E01.txt, x.json, x.md5, ...
 LOG_SUFFIXES = (".json", ".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum",
-                ".hash", ".hashes", ".log", ".txt", ".info", ".map", ".mapfile")
+                ".hash", ".hashes", ".log", ".txt", ".info", ".hashlog",
+                ".map", ".mapfile")
 
 _PIECE_SUFFIX = re.compile(r"^\.(\d{3,}|[a-z]{2}|[EeLs][0-9A-Za-z]{2})$")
 
@@ -223,7 +224,9 @@ def _bind_name(make: Callable[..., HashReference], name: str, layout: ImageLayou
 def _bind_sectors(make: Callable[..., HashReference], first: int, last: int, sector: int,
                   layout: ImageLayout) -> HashReference:
     start, end = first * sector, (last + 1) * sector
-    if 0 < layout.media_size - end < sector:  # a partial last sector belongs to the last range
+    if 0 < abs(layout.media_size - end) < sector:
+        # the media ends inside that sector: its partial last sector belongs to the last range
+        # (whether the log counts it as a whole sector, as dcfldd's windows do, or leaves it out)
         end = layout.media_size
     scope = f"sectors {first}-{last}"
     if start == 0 and end == layout.media_size:
