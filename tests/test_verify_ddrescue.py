@@ -88,3 +88,35 @@ def test_a_file_that_only_looks_like_a_mapfile_is_no_log(tmp_path: Path) -> None
                                        "this line is not a block\n")
     result = run_bitwitness("verify", image)
     assert "disk.map: not a hash log, ignored" in result.stdout + result.stderr
+
+
+def test_browsing_names_the_sectors_ddrescue_could_not_read(faulty_drive: Any,
+                                                            tmp_path: Path) -> None:
+    """An ext4 on the failing drive, one sector of a file's data bad: ddrescue's image holds
+    zeros there, and ``cat`` of that file names the sector from the mapfile (exit 1); a file
+    clear of it draws no doubt."""
+    require_tool("ddrescue", "mkfs.ext4", "istat", "ifind")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "hit.bin").write_bytes(os.urandom(64 * 1024))
+    (tree / "clear.bin").write_bytes(os.urandom(8 * 1024))
+    fs = tmp_path / "fs.img"
+    with fs.open("wb") as out:
+        out.truncate(8 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-b", "4096", "-d", tree, fs], check=True)
+    inode = subprocess.run(["ifind", "-n", "hit.bin", fs], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    istat = subprocess.run(["istat", fs, inode], capture_output=True, text=True,
+                           check=True).stdout
+    block = int(istat.split("Direct Blocks:")[1].split()[0])
+    bad = block * 8 + 3  # a sector inside the file's first block
+    drive = faulty_drive(FaultMap(bad=((bad, 1),)), size=8 << 20, data=fs.read_bytes())
+    image, mapfile = tmp_path / "rescued.img", tmp_path / "rescued.map"
+    subprocess.run(["ddrescue", "-d", "-r1", "-q", drive.device, image, mapfile], check=False,
+                   capture_output=True, timeout=300)
+    assert _unread(mapfile) == [(bad * 512, 512)]
+    hit = run_bitwitness("cat", image, "/hit.bin")
+    assert hit.exit_code == 1
+    assert f"sectors {bad}" in hit.stderr
+    clear = run_bitwitness("cat", image, "/clear.bin")
+    assert clear.exit_code == 0, clear.stderr

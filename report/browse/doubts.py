@@ -21,8 +21,10 @@ fixed place of the media, so no claim is made there.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,24 +65,41 @@ class UnreadableSectors:
 
     def overlap(self, extents: Iterable[tuple[int, int]]) -> tuple[int, list[tuple[int, int]]]:
         """Bytes of ``extents`` (media byte offset, length) inside unreadable sectors, and those
-        sectors as (first, last) ranges, merged and in media order."""
+        sectors as (first, last) ranges, merged and in media order.
+
+        Each extent looks only at the ranges it can meet (a bisection of the merged ranges):
+        a failing drive's log may list many thousands, and export asks for every file."""
         size = self.sector_size
+        ranges = self._merged
+        firsts = [first for first, _ in ranges]
         hit = 0
         sectors: list[tuple[int, int]] = []
         for start, length in sorted(extents):
             end = start + length
-            for first, last in self.ranges:
+            at = max(0, bisect_right(firsts, start // size) - 1)
+            while at < len(ranges) and ranges[at][0] * size < end:
+                first, last = ranges[at]
                 low, high = max(start, first * size), min(end, (last + 1) * size)
                 if low < high:
                     hit += high - low
                     sectors.append((low // size, (high - 1) // size))
-        merged: list[tuple[int, int]] = []
-        for first, last in sorted(sectors):
-            if merged and first <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-            else:
-                merged.append((first, last))
-        return hit, merged
+                at += 1
+        return hit, _merge(sectors)
+
+    @cached_property
+    def _merged(self) -> list[tuple[int, int]]:
+        return _merge(self.ranges)
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(first, last) ranges sorted, those that touch or overlap joined."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def unreadable_sectors(image: Path, media: ImageStream,
@@ -95,8 +114,10 @@ def unreadable_sectors(image: Path, media: ImageStream,
         return None  # the image opened for reading; what info cannot say is not claimed
     if not ranges:
         return None
-    return UnreadableSectors(media, ranges[0].sector_size,
-                             tuple((r.first_sector, r.last_sector) for r in ranges))
+    size = ranges[0].sector_size  # logs may count in other sector sizes than the image's
+    return UnreadableSectors(media, size, tuple(
+        (r.first_sector * r.sector_size // size,
+         ((r.last_sector + 1) * r.sector_size - 1) // size) for r in ranges))
 
 
 def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[str]:
