@@ -123,3 +123,23 @@ def test_lvm_inside_the_array_is_found(tmp_path: Path) -> None:
     assert ls.exit_code == 0, ls.stderr
     assert ls.stdout.splitlines() == _sh("fls", "-r", "-p", "-o", str(at // 512),
                                          image).splitlines()
+
+
+def test_a_hostile_array_name_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    """The array's name is evidence: an escape sequence or a bidirectional override in it is
+    shown as text in the table and in error lines (``^`` and ``\\u202e``, as names are),
+    never sent to the terminal; the JSON keeps it exactly."""
+    image = _blank(tmp_path / "member.img", 8 * MIB)
+    name = "\x1b[31mred\u202eevil[bold]"
+    write_member(image, level=5, raid_disks=3, name=name)
+    table = run_bitwitness("partitions", image)
+    assert table.exit_code == 0, table.stderr
+    assert "\x1b" not in table.stdout
+    assert "\u202e" not in table.stdout
+    assert "'^[31mred\\u202eevil[bold]'" in table.stdout
+    refused = run_bitwitness("ls", image)
+    assert refused.exit_code == 2
+    assert "\x1b" not in refused.stderr
+    assert "^[31mred" in refused.stderr
+    listed = run_bitwitness("partitions", "--json", image).json()
+    assert name in listed["partitions"][0]["unread"]

@@ -66,9 +66,17 @@ def warn(message: str) -> None:
 
 
 def escape(text: str) -> str:
+    """``text`` for a console: no markup interpreted, and no control sequence either.
+
+    Messages carry names read from evidence (a partition's or an md array's name, a volume
+    label, a path): a terminal must neither act on an escape sequence in them nor be driven by
+    a bidirectional override, so each line goes through the same rule as listed names
+    (:func:`~bitwitness.report.browse.safenames.shown`); line breaks are kept."""
     from rich.markup import escape as _escape
 
-    return _escape(text)
+    from bitwitness.report.browse.safenames import shown
+
+    return _escape("\n".join(shown(line) for line in text.split("\n")))
 
 
 def to_jsonable(value: Any) -> Any:
