@@ -143,3 +143,26 @@ def test_a_hostile_array_name_cannot_drive_the_terminal(tmp_path: Path) -> None:
     assert "^[31mred" in refused.stderr
     listed = run_bitwitness("partitions", "--json", image).json()
     assert name in listed["partitions"][0]["unread"]
+
+
+def test_a_damaged_or_impossible_superblock_is_named_not_read(tmp_path: Path) -> None:
+    """A superblock whose checksum fails is not trusted for where the data is (mdadm says the
+    checksum is wrong); its magic still names the member. One whose data lies past the member's
+    end is named with that reason. Neither becomes a volume."""
+    require_tool("mdadm")
+    bad_sum = _blank(tmp_path / "badsum.img", 8 * MIB)
+    write_member(bad_sum, level=1)
+    with bad_sum.open("r+b") as out:
+        out.seek(4096 + 72)
+        out.write(b"\x05")  # level 5 now, the checksum still RAID1's
+    examined = subprocess.run(["mdadm", "--examine", os.fspath(bad_sum)], capture_output=True,
+                              text=True, check=False).stdout
+    assert re.search(r"Checksum : \w+ - expected \w+", examined), examined
+    (row,) = run_bitwitness("partitions", "--json", bad_sum).json()["partitions"]
+    assert row["volumes"] == []
+    assert row["unread"] == "Linux software RAID (md) member"
+    beyond = _blank(tmp_path / "beyond.img", 8 * MIB)
+    write_member(beyond, level=1, data_offset=64 * 1024, data_size=8192)  # 32 MiB in
+    (row,) = run_bitwitness("partitions", "--json", beyond).json()["partitions"]
+    assert row["volumes"] == []
+    assert "its data lies outside the member" in row["unread"]

@@ -14,12 +14,13 @@ SUPER_OFFSET = 8
 
 
 def write_member(image: Path, *, level: int = 1, raid_disks: int = 2, role: int = 0,
-                 data_offset: int = 2048, name: str = "host:0") -> int:
+                 data_offset: int = 2048, data_size: int | None = None,
+                 name: str = "host:0") -> int:
     """Write a version-1.2 superblock into ``image`` (made already, its size the member's):
-    the array's data starts ``data_offset`` sectors in and runs to the end. Returns the data's
-    first byte."""
-    size = image.stat().st_size // SECTOR
-    data_size = size - data_offset
+    the array's data starts ``data_offset`` sectors in and runs ``data_size`` sectors (to the
+    end by default). Returns the data's first byte."""
+    if data_size is None:
+        data_size = image.stat().st_size // SECTOR - data_offset
     max_dev = 4
     sb = bytearray(256 + 2 * max_dev)
     struct.pack_into("<II", sb, 0, 0xA92B4EFC, 1)  # magic, major version
