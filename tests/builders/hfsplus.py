@@ -97,8 +97,10 @@ def zlib_fork(blocks: list[bytes]) -> bytes:
 
 
 def zlib_blocks(data: bytes, *, stored: tuple[int, ...] = ()) -> list[bytes]:
-    """Each unit deflated, or stored after 0xFF where its index is in ``stored``."""
-    return [b"\xff" + u if n in stored else zlib.compress(u, 9) for n, u in enumerate(units(data))]
+    """Each unit deflated, or stored after 0xFF where its index is in ``stored`` or where
+    deflate does not shrink it (as macOS stores it)."""
+    return [b"\xff" + u if n in stored or len(d := zlib.compress(u, 9)) > len(u) else d
+            for n, u in enumerate(units(data))]
 
 
 def lzvn_blocks(data: bytes) -> list[bytes]:
