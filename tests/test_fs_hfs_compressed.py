@@ -226,6 +226,36 @@ def test_export_writes_the_decoded_bytes_and_counts_the_doubts(volume: Path,
     assert volume.stat().st_atime_ns == atime
 
 
+def test_mount_serves_the_decoded_bytes_and_refuses_the_rest(volume: Path,
+                                                            tmp_path: Path) -> None:
+    """``mount --files``: each decoded file reads as icat has it, through FUSE's own reads of
+    128 KiB; one not decoded is listed with its size, fails to open (EIO) and says why."""
+    from test_mount import Foreground, require_fuse
+
+    from bitwitness.report.mount.tree import CONTENT_XATTR
+
+    require_fuse()
+    require_tool("fls", "icat")
+    before = snapshot([volume])
+    inodes = _inodes(volume)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fg = Foreground(volume, mnt, "--files")
+    try:
+        files = mnt / "files" / "0"
+        for name in DECODED:
+            assert (files / name).read_bytes() == _icat(volume, inodes[name]), name
+        refused = files / "f12.bin"
+        assert refused.stat().st_size == len(TEXT)
+        with pytest.raises(OSError, match="Input/output error"):
+            refused.read_bytes()
+        assert b"LZFSE" in os.getxattr(refused, CONTENT_XATTR)
+    finally:
+        code, _, err = fg.stop()
+    assert code == 0, err
+    assert snapshot([volume]) == before
+
+
 def test_a_build_without_the_fixes_refuses_hfs(volume: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tsk, "has_indirect_fix", lambda: False)
