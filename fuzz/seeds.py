@@ -885,7 +885,8 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
     where those need FUSE that is missing, an NTFS with WOF-compressed files (``tests/wofbuild.py``,
     where wimlib and FUSE are there), an MBR disk holding a FAT12, the file systems other
     readers than TSK open (:func:`_beyond_tsk_images`), an HFS+ with decmpfs-compressed files
-    (:func:`_hfsplus_decmpfs`) and, where ../shared is present, the HFS+ and APFS fixtures. A builder whose tool is missing leaves its seed out."""
+    (:func:`_hfsplus_decmpfs`) and, where ../shared is present, the HFS+ and APFS fixtures. A
+    builder whose tool is missing leaves its seed out."""
     from fuzz.targets import pack_pieces
 
     made = _filesystem_images(work)
