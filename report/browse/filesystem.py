@@ -947,10 +947,12 @@ class FileSystem:
         if not self._hfs_read:
             self._hfs_read = True
             try:
-                catalog = self._file_at(_HFS_CATALOG)
+                catalog, image = self._file_at(_HFS_CATALOG), self.image
 
                 def read(offset: int, size: int) -> bytes:
-                    with tsk_errors(self.image, "read the HFS+ catalog"):
+                    # not through self: the catalog kept in self would keep self alive in a
+                    # cycle that held each closed file system's TSK handles until a full GC
+                    with tsk_errors(image, "read the HFS+ catalog"):
                         return bytes(catalog.read_random(offset, size))
 
                 self._hfs = HfsCatalog(read)
