@@ -35,8 +35,9 @@
 # size of an inline record, and 8 or 16 bytes per declared block-table entry, when it LISTS a
 # folder holding the file (a crafted 8 GiB size or 2^32 entries: gigabytes, or the kernel's OOM
 # killer); it copies the declared size out of a "stored" record shorter than that (reading past
-# its buffer); it indexes entry -1 of an empty block table; and a block that inflates short of
-# the offset asked underflows into a copy past its 64 KiB buffer. Each now fails as TSK's other
+# its buffer), and reads a record shorter than its 16-byte header as if it were whole; it
+# indexes entry -1 of an empty block table; and a block that inflates short of the offset
+# asked underflows into a copy past its 64 KiB buffer. Each now fails as TSK's other
 # read errors do (BitWitness reads decmpfs content itself, see report/browse/decmpfs.py; these
 # guards keep TSK's own loading, at listing time, bounded).
 #
@@ -67,7 +68,7 @@ echo "build-pytsk3: building pytsk3 $base from source with its fixes (about a mi
 tar -xzf "$work"/pytsk3-"$base".tar.gz -C "$work"
 src="$work/pytsk3-$base"
 
-# The two changes, made on the text so that a changed TSK fails here rather than build unfixed.
+# The changes, made on the text so that a changed TSK fails here rather than build unfixed.
 "$py" - "$src" "$base+$label" <<'EOF'
 import pathlib
 import re
@@ -162,6 +163,12 @@ patch(src / "sleuthkit/tsk/fs/decmpfs.c", [
                    ret="goto on_error;").replace("        ", "                ")
      + "            }\n            uncLen -= startUnitOffset;\n"),
 ], "decmpfs.c's size handling")
+patch(src / "sleuthkit/tsk/fs/hfs.c", [
+    # a com.apple.decmpfs record shorter than its header was read as one (past its buffer)
+    ('                if (strcmp(nameBuff, "com.apple.decmpfs") == 0 &&\n',
+     '                if (strcmp(nameBuff, "com.apple.decmpfs") == 0 &&\n'
+     "                    attributeLength >= sizeof(DECMPFS_DISK_HEADER) &&\n"),
+], "hfs.c's decmpfs record check")
 project = src / "pyproject.toml"
 text, count = re.subn(r'(?m)^version = "[^"]*"$', f'version = "{version}"', project.read_text())
 if count != 1:
