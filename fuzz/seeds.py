@@ -912,7 +912,8 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
 def _hfsplus_decmpfs(work: Path) -> Path:
     """A 256 KiB HFS+ (tests/builders/hfsplus.py) with a folder and compressed files of the
     types read by :mod:`bitwitness.report.browse.decmpfs` (zlib inline and in a resource fork
-    of two blocks, LZVN inline with matches and in a fork) and an LZFSE one it refuses."""
+    of two blocks, LZVN inline with matches and in a fork, LZFSE inline and in a fork) and an
+    LZBITMAP one it refuses."""
     _builders()
     from builders import hfsplus as h
 
@@ -925,7 +926,10 @@ def _hfsplus_decmpfs(work: Path) -> Path:
              h.compressed("v7.txt", 0, h.decmpfs_header(7, 14) + matches),
              h.compressed("v8.txt", 0, h.decmpfs_header(8, 900),
                           h.offset_fork([h.lzvn_literals(text[:900])])),
-             h.compressed("f11.txt", 0, h.decmpfs_header(11, 5) + h.lzfse_stored(b"lzfse"))]
+             h.compressed("f11.txt", 0, h.decmpfs_header(11, 5) + h.lzfse_stored(b"lzfse")),
+             h.compressed("f12.txt", 0, h.decmpfs_header(12, len(text)),
+                          h.offset_fork(h.lzfse_blocks(text))),
+             h.compressed("b13.txt", 0, h.decmpfs_header(13, 4) + b"\xffabcd")]
     image = work / "hfsplus-decmpfs.img"
     image.write_bytes(h.hfsplus_volume(nodes, blocks=64))
     return image

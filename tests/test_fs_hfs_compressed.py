@@ -17,18 +17,19 @@ import sys
 import zlib
 from pathlib import Path
 
+import lzfse
 import pytest
 from builders.hfsplus import (
     Node,
     compressed,
     decmpfs_header,
     hfsplus_volume,
+    lzfse_blocks,
     lzfse_stored,
     lzvn_blocks,
     lzvn_inline,
     lzvn_literals,
     offset_fork,
-    units,
     zlib_blocks,
     zlib_fork,
     zlib_inline,
@@ -70,15 +71,19 @@ DECODED = {
     "v8-small.txt": compressed("v8-small.txt", 0, decmpfs_header(8, 3000),
                                offset_fork([lzvn_literals(TEXT[:3000])])),
 }
+#: LZFSE, which TSK does not decode: checked against pyfshfs alone
+LZFSE = {
+    "f11.txt": compressed("f11.txt", 0, decmpfs_header(11, len(SMALL)) + lzfse.compress(SMALL)),
+    "f11-stored.txt": compressed("f11-stored.txt", 0, decmpfs_header(11, len(SMALL))
+                                 + lzfse_stored(SMALL)),
+    "f12.txt": compressed("f12.txt", 0, decmpfs_header(12, len(TEXT)),
+                          offset_fork(lzfse_blocks(TEXT))),
+}
 #: name -> (node, the method stat names)
 REFUSED = {
     "r9.txt": (compressed("r9.txt", 0, decmpfs_header(9, 5) + b"\xccraw!"), "uncompressed"),
     "r10.bin": (compressed("r10.bin", 0, decmpfs_header(10, 5),
                            offset_fork([b"\xccraw!"])), "uncompressed"),
-    "f11.txt": (compressed("f11.txt", 0, decmpfs_header(11, len(SMALL)) + lzfse_stored(SMALL)),
-                "LZFSE"),
-    "f12.bin": (compressed("f12.bin", 0, decmpfs_header(12, len(TEXT)),
-                           offset_fork([lzfse_stored(u) for u in units(TEXT)])), "LZFSE"),
     "b13.txt": (compressed("b13.txt", 0, decmpfs_header(13, 4) + b"\xffabcd"), "LZBITMAP"),
     "d5.txt": (compressed("d5.txt", 0, decmpfs_header(5, 4096)), "dataless"),
     "u99.txt": (compressed("u99.txt", 0, decmpfs_header(99, 10) + b"0123456789"),
@@ -90,7 +95,7 @@ def _nodes() -> list[Node]:
     return [Node("plain.txt", data=b"not compressed\n"),
             Node("Docs", folder=True),
             Node("inner.txt", data=TEXT[:5000], parent="Docs"),
-            *DECODED.values(), *(node for node, _ in REFUSED.values())]
+            *DECODED.values(), *LZFSE.values(), *(node for node, _ in REFUSED.values())]
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +143,7 @@ def test_sizes_are_the_uncompressed_sizes_fls_shows(volume: Path) -> None:
               for line in out.splitlines() if line.startswith("r/r")}
     listed = json.loads(run_bitwitness("ls", "-r", "--json", volume).stdout)
     ours = {e["path"].lstrip("/"): e["size"] for e in listed["entries"] if e["kind"] == "file"}
-    for name in [*DECODED, *REFUSED, "Docs/inner.txt"]:
+    for name in [*DECODED, *LZFSE, *REFUSED, "Docs/inner.txt"]:
         assert ours[name] == theirs[name], name
     assert theirs["z4.txt"] > 200_000  # the data fork itself is empty
 
@@ -150,6 +155,15 @@ def test_cat_gives_what_icat_and_pyfshfs_give(volume: Path, name: str) -> None:
     theirs = _icat(volume, _inodes(volume)[name])
     assert ours, name
     assert ours == theirs
+    assert ours == _pyfshfs(volume, f"/{name}")
+
+
+@pytest.mark.parametrize("name", list(LZFSE))
+def test_lzfse_gives_what_pyfshfs_gives(volume: Path, name: str) -> None:
+    """TSK has no LZFSE decoder; libfshfs's (libfmos) is the independent one here, ours the
+    reference implementation's."""
+    ours = _cat_bytes(volume, f"/{name}")
+    assert ours
     assert ours == _pyfshfs(volume, f"/{name}")
 
 
@@ -167,8 +181,8 @@ def test_random_reads_cross_blocks_as_icat_has_them(volume: Path) -> None:
     from bitwitness.report.browse.filesystem import open_filesystem
 
     inodes = _inodes(volume)
-    for name in ("z4.txt", "z4-mixed.bin", "v8.bin", "z3.txt"):
-        whole = _icat(volume, inodes[name])
+    for name in ("z4.txt", "z4-mixed.bin", "v8.bin", "z3.txt", "f12.txt"):
+        whole = _pyfshfs(volume, f"/{name}") if name in LZFSE else _icat(volume, inodes[name])
         with open_image(volume) as stream:
             fs = open_filesystem(stream)
             entry = fs.lookup(f"/{name}")
@@ -219,6 +233,8 @@ def test_export_writes_the_decoded_bytes_and_counts_the_doubts(volume: Path,
     inodes = _inodes(volume)
     for name in DECODED:
         assert (target / name).read_bytes() == _icat(volume, inodes[name]), name
+    for name in LZFSE:
+        assert (target / name).read_bytes() == _pyfshfs(volume, f"/{name}"), name
     manifest = json.loads((target / "manifest.json").read_text())
     failed = {Path(f["source"]).name for f in manifest["failed"]}
     assert failed == set(REFUSED)
@@ -245,11 +261,12 @@ def test_mount_serves_the_decoded_bytes_and_refuses_the_rest(volume: Path,
         files = mnt / "files" / "0"
         for name in DECODED:
             assert (files / name).read_bytes() == _icat(volume, inodes[name]), name
-        refused = files / "f12.bin"
-        assert refused.stat().st_size == len(TEXT)
+        assert (files / "f12.txt").read_bytes() == _pyfshfs(volume, "/f12.txt")
+        refused = files / "b13.txt"
+        assert refused.stat().st_size == 4
         with pytest.raises(OSError, match="Input/output error"):
             refused.read_bytes()
-        assert b"LZFSE" in os.getxattr(refused, CONTENT_XATTR)
+        assert b"LZBITMAP" in os.getxattr(refused, CONTENT_XATTR)
     finally:
         code, _, err = fg.stop()
     assert code == 0, err
@@ -293,6 +310,20 @@ def test_lzvn_damage_is_one_error(stream: bytes) -> None:
         decmpfs.lzvn_decode(stream, 100)
 
 
+def test_lzfse_blocks_stored_after_0x06_are_read() -> None:
+    """A unit LZFSE does not shrink is stored after 0x06, as for LZVN (hfsfuse reads it so;
+    pyfshfs does not, so this is checked here on its own): a fork of a stored unit, a
+    compressed one and a short last one."""
+    data = NOISE[:65536] + TEXT[:65536] + TEXT[:1000]
+    blocks = lzfse_blocks(data)
+    assert blocks[0][0] == 0x06
+    assert blocks[1][:4] == b"bvx2"
+    fork = offset_fork(blocks)
+    record = decmpfs.parse(decmpfs_header(12, len(data)))
+    read = b"".join(decmpfs.content(record, len(fork), lambda o, s: fork[o:o + s], 1 << 30))
+    assert read == data
+
+
 def test_a_zlib_bomb_inflates_no_further_than_its_block() -> None:
     bomb = zlib.compress(bytes(50_000_000), 9)
     record = decmpfs.parse(decmpfs_header(3, 1000) + bomb)
@@ -330,8 +361,19 @@ HOSTILE = {
                               zlib_fork(zlib_blocks(b"w" * 65536 + b"s" * 100 + b"w" * 65536))),
     "LZVN match before the start": compressed("h.txt", 0, decmpfs_header(8, 65536),
                                               offset_fork([bytes([0x07, 0xFF, 0xFF]) + bytes(8)])),
-    "LZFSE with a back-reference": compressed("h.txt", 0, decmpfs_header(11, 1000)
-                                              + b"bvx2" + bytes(40)),
+    "LZFSE empty block": compressed("h.txt", 0, decmpfs_header(11, 1000) + b"bvx2" + bytes(40)),
+    "LZFSE declaring 4 GiB": compressed("h.txt", 0, decmpfs_header(11, 0xFFFFFFFF)
+                                        + b"bvxn" + struct.pack("<II", 0xFFFFFFFF, 8)
+                                        + b"\xe1a" + b"\x06" + bytes(5) + b"bvx$"),
+    "LZFSE block declaring more than its unit": compressed(
+        "h.txt", 0, decmpfs_header(12, 65536),
+        offset_fork([b"bvxn" + struct.pack("<II", 1 << 30, 8) + b"\xe1a\x06" + bytes(5)
+                     + b"bvx$"])),
+    "LZFSE with a back-reference before the start": compressed(
+        "h.txt", 0, decmpfs_header(11, 100),
+        b"bvxn" + struct.pack("<II", 100, 11) + bytes([0x07, 0xFF, 0x0F]) + b"\x06" + bytes(7)
+        + b"bvx$"),
+    "record shorter than its header": compressed("h.txt", 0, b"fpmc\x03\0\0\0"),
     "no magic": compressed("h.txt", 0, b"XXXX" + decmpfs_header(3, 10)[4:] + b"\xffabc"),
 }
 

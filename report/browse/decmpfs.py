@@ -15,15 +15,19 @@ into its place: a damaged file reads whole-looking and wrong. So the content is 
 from the record and the resource fork TSK hands us, and every block must give exactly its
 share (64 KiB, the last the remainder) and end where its stream ends; anything else is one
 :class:`~bitwitness.errors.FileSystemError` naming the block. zlib is the standard library's;
-LZVN is :func:`lzvn_decode`, our decoder of Apple's format as libyal's HFS and LZVN notes
-describe it. LZFSE, LZBITMAP, uncompressed and dataless records, and unknown types, are not
-decoded (TSK and pyfshfs decode none of them either): :attr:`Decmpfs.refusal` says so, and
-the file system makes that a doubt, never an empty file passed as complete.
+LZVN is :func:`lzvn_decode`, our decoder of Apple's format; LZFSE (11/12), which TSK cannot
+decode, is the reference implementation's (the ``lzfse`` package, which our UDIF reader uses
+too), once its block headers have been walked and their declared sizes found to be exactly
+what the record needs (:func:`~bitwitness.images.udif.lzfse_raw_size`). LZBITMAP,
+uncompressed and dataless records, and unknown types, are decoded by neither us nor TSK:
+:attr:`Decmpfs.refusal` says so, and the file system makes that a doubt, never an empty file
+passed as complete.
 
 Every size the record and the fork declare is checked before it is used: an inline record
-cannot hold more than deflate's 1032:1 allows (:data:`MAX_RATIO`), a block table must give
-one entry per 64 KiB of the declared size and lie in the resource fork, each block at most a
-unit and its flag byte, and decoding stops at the expected length (a zlib bomb inflates no
+cannot hold more than deflate's 1032:1 allows (:data:`MAX_RATIO`; LZFSE:
+:data:`MAX_LZFSE_INLINE`), a block table must give one entry per 64 KiB of the declared size
+and lie in the resource fork (which bounds the size by the fork), each block at most a unit
+and its flag byte, and decoding stops at the expected length (a zlib bomb inflates no
 further than 64 KiB + 1).
 """
 
@@ -53,7 +57,10 @@ TYPES: dict[int, tuple[str, str]] = {
     13: ("LZBITMAP", "inline"), 14: ("LZBITMAP", "resource fork"),
 }
 #: the types decoded here
-DECODED = (3, 4, 7, 8)
+DECODED = (3, 4, 7, 8, 11, 12)
+#: The largest uncompressed size an inline LZFSE record may declare: LZFSE's ratio has no
+#: useful bound (a long match costs a fraction of a bit), and its decoder's output is that big
+MAX_LZFSE_INLINE = 64 << 20
 
 ReadFork = Callable[[int, int], bytes]  #: (offset, size) -> bytes of the resource fork
 
@@ -121,15 +128,13 @@ def content(record: Decmpfs, fork_size: int, read_fork: ReadFork, volume_size: i
     if not record.in_fork:
         yield _inline(record)
         return
-    _check_fork(record, fork_size, volume_size)
+    _check_fork(fork_size, volume_size)
     pending = bytearray()
-    decode = _inflate if record.kind == 4 else _unlzvn
+    decode = _DECODERS[record.kind]
     for number, (offset, length) in enumerate(_blocks(record, fork_size, read_fork)):
         if number < first:
             continue
-        if not 0 < length <= UNIT + 1 or offset + length > fork_size:
-            raise FileSystemError(f"block {number} of its resource fork is damaged ({length} "
-                                  f"bytes at {offset}, in a fork of {fork_size:,})")
+        _check_block(number, offset, length, fork_size)
         raw = read_fork(offset, length)
         if len(raw) != length:
             raise FileSystemError(f"block {number} of its resource fork cannot be read whole")
@@ -141,25 +146,31 @@ def content(record: Decmpfs, fork_size: int, read_fork: ReadFork, volume_size: i
         yield bytes(pending)
 
 
-def _check_fork(record: Decmpfs, fork_size: int, volume_size: int) -> None:
-    """Refuse a resource fork or declared size no volume of ``volume_size`` bytes holds."""
+def _check_fork(fork_size: int, volume_size: int) -> None:
+    """Refuse a resource fork no volume of ``volume_size`` bytes holds (the block table,
+    which must fit in the fork, bounds the declared size by it)."""
     if fork_size > volume_size:
         raise FileSystemError(f"its resource fork declares {fork_size:,} bytes, more than the "
                               f"volume holds ({volume_size:,})")
-    if record.size > fork_size * MAX_RATIO:
-        raise FileSystemError(f"its decmpfs record declares {record.size:,} bytes, more than "
-                              f"its resource fork of {fork_size:,} can decode to")
+
+
+def _check_block(number: int, offset: int, length: int, fork_size: int) -> None:
+    if not 0 < length <= UNIT + 1 or offset + length > fork_size:
+        raise FileSystemError(f"block {number} of its resource fork is damaged ({length} "
+                              f"bytes at {offset}, in a fork of {fork_size:,})")
 
 
 def _inline(record: Decmpfs) -> bytes:
     data, size = record.inline, record.size
     if not data:
         raise FileSystemError("its com.apple.decmpfs record holds no data")
-    if size > len(data) * MAX_RATIO + UNIT:
+    if record.kind == 11 and size > MAX_LZFSE_INLINE:
+        raise FileSystemError(f"its inline LZFSE record declares {size:,} bytes, more than "
+                              f"{MAX_LZFSE_INLINE:,} (not decoded)")
+    if record.kind != 11 and size > len(data) * MAX_RATIO + UNIT:
         raise FileSystemError(f"its decmpfs record declares {size:,} bytes, more than its "
                               f"{len(data):,} inline bytes can decode to")
-    decode = _inflate if record.kind == 3 else _unlzvn
-    return decode(data, size, "the inline data")
+    return _DECODERS[record.kind](data, size, "the inline data")
 
 
 def _blocks(record: Decmpfs, fork_size: int, read: ReadFork) -> Iterator[tuple[int, int]]:
@@ -223,6 +234,31 @@ def _unlzvn(raw: bytes, want: int, where: str) -> bytes:
     if raw[0] == 0x06:
         return _stored(raw, want, where)
     return lzvn_decode(raw, want, where)
+
+
+def _unlzfse(raw: bytes, want: int, where: str) -> bytes:
+    """An LZFSE block (or one stored after 0x06) of exactly ``want`` bytes: its block headers
+    must declare exactly that before the reference decoder runs."""
+    if raw[0] == 0x06:
+        return _stored(raw, want, where)
+    from bitwitness.images.udif import lzfse_raw_size
+
+    try:
+        declared = lzfse_raw_size(raw)
+    except (ValueError, struct.error) as exc:
+        raise FileSystemError(f"{where}: not an LZFSE stream ({exc})") from exc
+    if declared != want:
+        raise FileSystemError(f"{where}: the LZFSE stream declares {declared:,} bytes, not "
+                              f"{want:,}")
+    import lzfse
+
+    try:
+        out = bytes(lzfse.decompress(raw))
+    except lzfse.error as exc:
+        raise FileSystemError(f"{where}: LZFSE does not decode: {exc}") from exc
+    if len(out) != want:
+        raise FileSystemError(f"{where}: LZFSE gives {len(out):,} bytes, not {want:,}")
+    return out
 
 
 def _stored(raw: bytes, want: int, where: str) -> bytes:
@@ -304,3 +340,8 @@ def _lzvn_byte(src: bytes, pos: int, where: str) -> int:
     if pos >= len(src):
         raise FileSystemError(f"{where}: the LZVN stream is cut short")
     return src[pos]
+
+
+#: the decoder of each decoded type's data (inline, or one block of the resource fork)
+_DECODERS: dict[int, Callable[[bytes, int, str], bytes]] = {
+    3: _inflate, 4: _inflate, 7: _unlzvn, 8: _unlzvn, 11: _unlzfse, 12: _unlzfse}

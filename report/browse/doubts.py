@@ -7,8 +7,8 @@ Doubts that do not stop the bytes from being read, but must be said with them:
   bitmaps; see :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`);
 * the file system stores the data encrypted (NTFS EFS, ext4 fscrypt): the bytes are the
   ciphertext (:meth:`~bitwitness.report.browse.filesystem.FileSystem.encrypted_note`);
-* an HFS+ file is compressed with a method BitWitness does not decode (LZFSE, LZBITMAP, a
-  dataless placeholder, an unknown type): no byte of it is handed out
+* an HFS+ file is compressed with a method BitWitness does not decode (LZBITMAP, an
+  uncompressed-record type, a dataless placeholder, an unknown type): no byte of it is handed out
   (:meth:`~bitwitness.report.browse.filesystem.FileSystem.compressed_note`).
 
 An acquisition zero-fills a sector it cannot read after its retries and lists it (E01 error2,

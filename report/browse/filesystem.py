@@ -1084,8 +1084,8 @@ class FileSystem:
 
     def compressed_note(self, entry: Entry) -> str | None:
         """Why an HFS+ compressed file's content is not read, or None (not compressed, or of
-        a type :mod:`.decmpfs` decodes): LZFSE, LZBITMAP, uncompressed-record, dataless and
-        unknown types hand out no bytes, and that must not pass for an empty file."""
+        a type :mod:`.decmpfs` decodes): LZBITMAP, uncompressed-record, dataless
+        and unknown types hand out no bytes, and that must not pass for an empty file."""
         if self.type != "hfs" or entry.is_dir or entry.meta_type == "-" or (
                 entry.attr_type is not None):
             return None

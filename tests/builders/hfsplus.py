@@ -11,8 +11,9 @@ one contiguous run each. The catalog holds a thread record for every folder and 
 compression type (a 16-byte ``fpmc`` header in the ``com.apple.decmpfs`` attribute, the data
 inline after it or in the resource fork as a block table and 64 KiB blocks), with the simplest
 encoders that are still valid streams: zlib from the standard library, LZVN as literals only,
-LZFSE as uncompressed (``bvx-``) blocks. ``fls``/``istat``/``icat`` (Debian's TSK, built with
-zlib) and pyfshfs read these volumes in tests/test_fs_hfs_compressed.py.
+LZFSE by the reference encoder or as uncompressed (``bvx-``) blocks. ``fls``/``istat``/``icat``
+(Debian's TSK, built with zlib) and pyfshfs read these volumes in
+tests/test_fs_hfs_compressed.py.
 """
 
 from __future__ import annotations
@@ -107,6 +108,14 @@ def lzvn_blocks(data: bytes) -> list[bytes]:
     """Each unit as LZVN literals where that fits a block (at most a unit and its flag byte),
     else stored after 0x06, as macOS stores a unit compression does not shrink."""
     return [e if len(e := lzvn_literals(u)) <= UNIT + 1 else b"\x06" + u for u in units(data)]
+
+
+def lzfse_blocks(data: bytes) -> list[bytes]:
+    """Each unit compressed by the LZFSE reference encoder (the ``lzfse`` package), or stored
+    after 0x06 where that does not shrink it."""
+    import lzfse
+
+    return [c if len(c := lzfse.compress(u)) <= UNIT else b"\x06" + u for u in units(data)]
 
 
 def offset_fork(blocks: list[bytes]) -> bytes:
