@@ -1,7 +1,8 @@
-"""HFS+ compressed files (decmpfs): cat, export, stat and random reads give the uncompressed
-bytes, checked against Debian's ``icat`` (TSK built with zlib) and libyal's pyfshfs, never
-against the bytes the test wrote; what neither we nor they decode is a named doubt; hostile
-records fail closed.
+"""HFS+ compressed files (decmpfs): cat, export, stat, mount and random reads give the
+uncompressed bytes, checked against Debian's ``icat`` (TSK built with zlib) and libyal's
+pyfshfs (LZFSE, which TSK does not decode: pyfshfs alone), never against the bytes the test
+wrote; what we do not decode is a named doubt; hostile records fail closed (bounded time and
+memory, one line, exit 1 or 2) and leave the image as it was.
 
 The volume is written by tests/builders/hfsplus.py (nothing on Linux writes HFS+ files).
 """
