@@ -911,13 +911,14 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
     names, the FAT entries TSK refuses), an NTFS and an exFAT made by mkntfs and mkfs.exfat alone
     where those need FUSE that is missing, an NTFS with WOF-compressed files (``tests/wofbuild.py``,
     where wimlib and FUSE are there), an MBR disk holding a FAT12, the file systems other
-    readers than TSK open (:func:`_beyond_tsk_images`, an md RAID1 member among them) and,
-    where ../shared is present, the HFS+ and APFS fixtures. A builder whose tool is missing
-    leaves its seed out."""
+    readers than TSK open (:func:`_beyond_tsk_images`, an md RAID1 member among them), an
+    HFS+ with decmpfs-compressed files (:func:`_hfsplus_decmpfs`) and, where ../shared is
+    present, the HFS+ and APFS fixtures. A builder whose tool is missing leaves its seed out."""
     from fuzz.targets import pack_pieces
 
     made = _filesystem_images(work)
     made.update(_beyond_tsk_images(work))
+    made["hfsplus-decmpfs"] = _hfsplus_decmpfs(work)
     fixtures = HERE.parent.parent / "shared" / "fixtures"
     for name, path in (("hfsplus", fixtures / "third-party" / "dfvfs_hfsplus.raw"),
                        ("apfs", fixtures / "volumes" / "dfvfs_apfs.raw")):
@@ -933,6 +934,32 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
         except ValueError:
             continue
     return seeds
+
+
+def _hfsplus_decmpfs(work: Path) -> Path:
+    """A 256 KiB HFS+ (tests/builders/hfsplus.py) with a folder and compressed files of the
+    types read by :mod:`bitwitness.report.browse.decmpfs` (zlib inline and in a resource fork
+    of two blocks, LZVN inline with matches and in a fork, LZFSE inline and in a fork) and an
+    LZBITMAP one it refuses."""
+    _builders()
+    from builders import hfsplus as h
+
+    text = b"".join(b"line %04d\n" % n for n in range(9000))  # two 64 KiB units
+    matches = bytes([0xE3]) + b"abc" + bytes([0x30, 3, 0xF2]) + b"\x06" + bytes(7)
+    nodes = [h.Node("plain.txt", data=b"plain\n"), h.Node("Docs", folder=True),
+             h.compressed("z3.txt", 0, h.zlib_inline(text[:2000]), parent="Docs"),
+             h.compressed("z4.txt", 0, h.decmpfs_header(4, len(text)),
+                          h.zlib_fork(h.zlib_blocks(text))),
+             h.compressed("v7.txt", 0, h.decmpfs_header(7, 14) + matches),
+             h.compressed("v8.txt", 0, h.decmpfs_header(8, 900),
+                          h.offset_fork([h.lzvn_literals(text[:900])])),
+             h.compressed("f11.txt", 0, h.decmpfs_header(11, 5) + h.lzfse_stored(b"lzfse")),
+             h.compressed("f12.txt", 0, h.decmpfs_header(12, len(text)),
+                          h.offset_fork(h.lzfse_blocks(text))),
+             h.compressed("b13.txt", 0, h.decmpfs_header(13, 4) + b"\xffabcd")]
+    image = work / "hfsplus-decmpfs.img"
+    image.write_bytes(h.hfsplus_volume(nodes, blocks=64))
+    return image
 
 
 def _filesystem_images(work: Path) -> dict[str, Path]:

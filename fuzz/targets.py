@@ -830,7 +830,8 @@ def _browse_entry(fs: BrowsableFileSystem, entry: Entry) -> None:
         lambda: fs.by_address(str(entry.inode)), lambda: _content(fs, entry)]
     if isinstance(fs, FileSystem):
         tsk = fs
-        steps += [lambda: tsk.overwritten_note(entry), lambda: tsk.media_extents(entry)]
+        steps += [lambda: tsk.overwritten_note(entry), lambda: tsk.media_extents(entry),
+                  lambda: tsk.compressed_note(entry), lambda: tsk.encrypted_note(entry)]
     if entry.path:
         steps += [lambda: fs.lookup(entry.path), lambda: fs.names(entry.path)]
     for step in steps:

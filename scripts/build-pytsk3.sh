@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Rebuilds pytsk3 (The Sleuth Kit's Python binding) from its source distribution with two fixes
-# to The Sleuth Kit and one to the binding, and installs it as version
-# "<pip's version>+bitwitness.3". Run after
-# `pip install` of BitWitness:
+# Rebuilds pytsk3 (The Sleuth Kit's Python binding) from its source distribution with fixes to
+# The Sleuth Kit and to the binding, and installs it as version "<pip's version>+bitwitness.4".
+# Run after `pip install` of BitWitness:
 #   scripts/build-pytsk3.sh [VENV]        (default .venv)
 #
 # Why: TSK builds the block list of an ext2/ext3 (or block-mapped ext4, or UFS) file by walking
@@ -27,15 +26,31 @@
 # reads none of it; now it counts them when first iterated. Measured on a 1 KiB-block ext3 of
 # 3,000 files of 300 KB: iterating the folders took 40 ms with the counts, 3 ms without.
 #
-# BitWitness refuses ext and UFS file systems with a pytsk3 that lacks the fix (exit code 2,
-# naming this script), so a missed rebuild is a clear error, never a hang. Needs gcc, g++, the C
-# library and Python headers (scripts/install-tools.sh) and PyPI for the source distribution.
-# Idempotent: a pytsk3 that already carries the fix is left alone.
+# The fourth (+bitwitness.4) is HFS+ compression (decmpfs). pytsk3's _build.py configures TSK
+# `--without-zlib`, and TSK then hands out a zlib-compressed file (decmpfs types 3 and 4, most
+# of macOS's system files and many users' files) as EMPTY, with no error: cat, export (hashing
+# the wrong bytes) and mount passed it as complete. TSK is now configured with zlib, linked with
+# -lz, and the build fails unless configure defined HAVE_LIBZ. With it come guards in TSK's
+# decmpfs.c, which trusts the record's sizes: it allocates (and zeroes) the declared uncompressed
+# size of an inline record, and 8 or 16 bytes per declared block-table entry, when it LISTS a
+# folder holding the file (a crafted 8 GiB size or 2^32 entries: gigabytes, or the kernel's OOM
+# killer); it copies the declared size out of a "stored" record shorter than that (reading past
+# its buffer), and reads a record shorter than its 16-byte header as if it were whole; it
+# indexes entry -1 of an empty block table; and a block that inflates short of the offset
+# asked underflows into a copy past its 64 KiB buffer. Each now fails as TSK's other
+# read errors do (BitWitness reads decmpfs content itself, see report/browse/decmpfs.py; these
+# guards keep TSK's own loading, at listing time, bounded).
+#
+# BitWitness refuses ext, UFS and HFS+ file systems with a pytsk3 that lacks these fixes (exit
+# code 2, naming this script), so a missed rebuild is a clear error, never a hang or an empty
+# file. Needs gcc, g++, the C library, zlib and Python headers (scripts/install-tools.sh) and
+# PyPI for the source distribution. Idempotent: a pytsk3 that already carries the fixes is left
+# alone.
 set -euo pipefail
 
 venv=${1:-.venv}
 py="$venv/bin/python"
-label="bitwitness.3"
+label="bitwitness.4"
 
 if ! version=$("$py" -c 'import importlib.metadata as m; print(m.version("pytsk3"))'); then
     echo "build-pytsk3: pytsk3 is not installed in $venv; install BitWitness first" >&2
@@ -53,7 +68,7 @@ echo "build-pytsk3: building pytsk3 $base from source with its fixes (about a mi
 tar -xzf "$work"/pytsk3-"$base".tar.gz -C "$work"
 src="$work/pytsk3-$base"
 
-# The two changes, made on the text so that a changed TSK fails here rather than build unfixed.
+# The changes, made on the text so that a changed TSK fails here rather than build unfixed.
 "$py" - "$src" "$base+$label" <<'EOF'
 import pathlib
 import re
@@ -84,6 +99,76 @@ binding.write_text(text.replace(check, (
     "    if(self->max_attr == -2) {\n"
     "        self->max_attr = tsk_fs_file_attr_getsize(self->info);\n"
     "    }\n") + check))
+build = src / "_build.py"
+text = build.read_text()
+without = '                        "--without-zlib",\n'
+libs = '        return ["stdc++", "pthread"]\n'
+summary = "            self._print_configure_summary(output)\n"
+if text.count(without) != 1 or text.count(libs) != 1 or text.count(summary) != 1:
+    sys.exit("build-pytsk3: _build.py's configure options or libraries are not where they "
+             "were; not building")
+text = text.replace(without, "").replace(libs, '        return ["stdc++", "pthread", "z"]\n')
+build.write_text(text.replace(summary, summary + (
+    '            with open(os.path.join("sleuthkit", "tsk", "tsk_config.h")) as config:\n'
+    '                if "#define HAVE_LIBZ 1" not in config.read():\n'
+    '                    raise OSError("build-pytsk3: configure found no zlib (zlib1g-dev)")\n')))
+
+
+def patch(path: pathlib.Path, changes: list[tuple[str, str]], what: str) -> None:
+    """Make each (old, new) change in ``path``, each old text found exactly once."""
+    text = path.read_text()
+    for old, new in changes:
+        if text.count(old) != 1:
+            sys.exit(f"build-pytsk3: {what} is not where it was; not building")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+fail = ("        error_detected(TSK_ERR_FS_READ, \" %s: %s\", __func__, {why});\n"
+        "        {ret}\n")
+patch(src / "sleuthkit/tsk/fs/decmpfs.c", [
+    # an inline record: the declared size against what its data can inflate to (deflate's
+    # limit is 1032:1, LZVN's about 135:1), before the buffer of that size is allocated
+    ("    if (!decompress_attr(buffer + sizeof(DECMPFS_DISK_HEADER), (uint32_t)(attributeLength"
+     " - sizeof(DECMPFS_DISK_HEADER)), uncSize,\n",
+     "    if (uncSize > (uint64_t) (attributeLength - sizeof(DECMPFS_DISK_HEADER)) * 1100 + 65536)"
+     " {\n" + fail.format(why='"uncompressed size larger than the inline data can hold"',
+                          ret="return 0;") + "    }\n"
+     "    if (!decompress_attr(buffer + sizeof(DECMPFS_DISK_HEADER), (uint32_t)(attributeLength"
+     " - sizeof(DECMPFS_DISK_HEADER)), uncSize,\n"),
+    # a stored inline record copies the declared size out of the record
+    ("    *dstBuf = rawBuf + 1;  // + 1 indicator byte\n",
+     "    if (rawSize < 1 || uncSize > (uint64_t) rawSize - 1) {\n"
+     + fail.format(why='"stored data shorter than its declared size"', ret="return 0;")
+     + "    }\n    *dstBuf = rawBuf + 1;  // + 1 indicator byte\n"),
+    ("    char* uncBuf = (char *) tsk_malloc((size_t) uncSize);\n",
+     "    char* uncBuf = (char *) tsk_malloc((size_t) uncSize);\n"
+     "    if (uncBuf == NULL) {\n        return 0;\n    }\n"),
+    # block tables: inside the resource fork, and not empty
+    ("    tableSize = tsk_getu32(TSK_LIT_ENDIAN, fourBytes);\n",
+     "    tableSize = tsk_getu32(TSK_LIT_ENDIAN, fourBytes);\n"
+     "    if (tableSize == 0 || (uint64_t) tableSize * 8 > (uint64_t) rAttr->size) {\n"
+     + fail.format(why='"block table empty or larger than the resource fork"', ret="return 0;")
+     + "    }\n"),
+    ("    tableDataSize = tsk_getu32(TSK_LIT_ENDIAN, fourBytes);\n",
+     "    tableDataSize = tsk_getu32(TSK_LIT_ENDIAN, fourBytes);\n"
+     "    if (tableDataSize < 8 || (uint64_t) tableDataSize > (uint64_t) rAttr->size) {\n"
+     + fail.format(why='"block table empty or larger than the resource fork"', ret="return 0;")
+     + "    }\n"),
+    # a first block shorter than the offset asked in it
+    ("        if (indx == startUnit) {\n            uncLen -= startUnitOffset;\n",
+     "        if (indx == startUnit) {\n"
+     "            if (uncLen < startUnitOffset) {\n"
+     + fail.format(why='"compressed block shorter than its place in the file"',
+                   ret="goto on_error;").replace("        ", "                ")
+     + "            }\n            uncLen -= startUnitOffset;\n"),
+], "decmpfs.c's size handling")
+patch(src / "sleuthkit/tsk/fs/hfs.c", [
+    # a com.apple.decmpfs record shorter than its header was read as one (past its buffer)
+    ('                if (strcmp(nameBuff, "com.apple.decmpfs") == 0 &&\n',
+     '                if (strcmp(nameBuff, "com.apple.decmpfs") == 0 &&\n'
+     "                    attributeLength >= sizeof(DECMPFS_DISK_HEADER) &&\n"),
+], "hfs.c's decmpfs record check")
 project = src / "pyproject.toml"
 text, count = re.subn(r'(?m)^version = "[^"]*"$', f'version = "{version}"', project.read_text())
 if count != 1:

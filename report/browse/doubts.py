@@ -1,12 +1,15 @@
 """Why bytes a file system hands out for a file may not be that file's content.
 
-Three doubts that do not stop the bytes from being read, but must be said with them:
+Doubts that do not stop the bytes from being read, but must be said with them:
 
 * some lie in sectors the acquisition could not read (below);
 * a deleted file's blocks are allocated again (NTFS from ``$Bitmap``, ext from its block
   bitmaps; see :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`);
 * the file system stores the data encrypted (NTFS EFS, ext4 fscrypt): the bytes are the
-  ciphertext (:meth:`~bitwitness.report.browse.filesystem.FileSystem.encrypted_note`).
+  ciphertext (:meth:`~bitwitness.report.browse.filesystem.FileSystem.encrypted_note`);
+* an HFS+ file is compressed with a method BitWitness does not decode (LZBITMAP, an
+  uncompressed-record type, a dataless placeholder, an unknown type): no byte of it is handed out
+  (:meth:`~bitwitness.report.browse.filesystem.FileSystem.compressed_note`).
 
 An acquisition zero-fills a sector it cannot read after its retries and lists it (E01 error2,
 the acquisition log). The image holds those zeros and nothing else, so ``cat``, ``export`` and
@@ -136,6 +139,9 @@ def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[
             found.append(note)
     encrypted = getattr(fs, "encrypted_note", None)
     if encrypted is not None and (note := encrypted(entry)) is not None:
+        found.append(note)
+    compressed = getattr(fs, "compressed_note", None)
+    if compressed is not None and (note := compressed(entry)) is not None:
         found.append(note)
     if unreadable is not None and (note := unreadable.note(fs, entry)) is not None:
         found.append(note)

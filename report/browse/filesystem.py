@@ -28,6 +28,7 @@ import pytsk3
 
 from bitwitness.errors import BitWitnessError, FileSystemError
 from bitwitness.progress import Mediator, NullMediator
+from bitwitness.report.browse import decmpfs
 from bitwitness.report.browse.entries import (
     META_TYPES,
     NAME_TYPES,
@@ -55,7 +56,7 @@ from bitwitness.report.browse.ntfs import (
 )
 from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import is_exact, shown, spellings
-from bitwitness.report.browse.tsk import TskImage, require_indirect_fix, text, tsk_errors
+from bitwitness.report.browse.tsk import TskImage, require_fixes, text, tsk_errors
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.report.browse.wof import ATTR_REPARSE_POINT, WofFile, WofVolume, parse_reparse
 from bitwitness.report.browse.zones import ExfatZones, IsoZones
@@ -89,6 +90,11 @@ _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
 _DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
 _DIR_META_TYPES = {"d", "V"}
 _HFS_CATALOG = 4  #: the catalog file's CNID
+_HFS_COMP_REC = int(pytsk3.TSK_FS_ATTR_TYPE_HFS_COMP_REC)  #: TSK's com.apple.decmpfs attribute
+_HFS_RSRC = int(pytsk3.TSK_FS_ATTR_TYPE_HFS_RSRC)  #: the resource fork
+_MAX_DECMPFS_RECORD = 1 << 16  #: an inline record lies in one attributes B-tree node
+_META_COMP = int(pytsk3.TSK_FS_META_FLAG_COMP)  #: HFS+: the catalog's UF_COMPRESSED
+_ATTR_STATE_ERROR = 2  #: TSK_FS_META_ATTR_ERROR: loading the inode's attributes failed
 _NTFS_BITMAP = 6  #: the MFT entry of $Bitmap, one bit per cluster, set when allocated
 _BITMAP_WINDOW = 1 << 20  #: bytes of $Bitmap read at a time
 _CASE_INSENSITIVE = ("ntfs", "fat", "exfat", "hfs", "iso9660")
@@ -120,7 +126,7 @@ class FileSystem:
             self._fs = pytsk3.FS_Info(image, offset=partition.byte_offset)
         info = self._fs.info
         self.type: str = FS_NAMES.get(int(info.ftype), f"type-{int(info.ftype):#x}")
-        require_indirect_fix(self.type)
+        require_fixes(self.type)
         self.root_inum = int(info.root_inum)
         self.first_inum = int(info.first_inum)
         self.last_inum = int(info.last_inum)
@@ -900,6 +906,16 @@ class FileSystem:
                       runs=() if int(a.info.flags) & _RESIDENT else self._runs(a))
             for a in raw_attrs)
         si = names = wof = None
+        stored = None
+        if self.type == "hfs" and meta is not None:
+            try:
+                found = self._decmpfs_of(file, entry, raw_attrs)
+            except FileSystemError as exc:
+                stored = str(exc).split(": ", 1)[-1]
+            else:
+                if found is not None:
+                    record, fork = found
+                    stored = record.describe(int(fork.info.size) if fork is not None else None)
         if self._ntfs and meta is not None:
             wof = self._wof_of(file, raw_attrs)
             si = self._si_times(file, raw_attrs)
@@ -911,7 +927,7 @@ class FileSystem:
                         links=int(meta.nlink) if meta else 0, attributes=attrs,
                         standard_information=si, file_names=names or (),
                         note=self.content_note(entry),
-                        stored=wof.describe() if wof is not None else None,
+                        stored=wof.describe() if wof is not None else stored,
                         deleted_time=self._deleted_time(entry.inode) if meta else None,
                         backup_time=self._backup_time(entry.inode) if meta else None,
                         short_name=self._short_name(entry))
@@ -938,10 +954,12 @@ class FileSystem:
         if not self._hfs_read:
             self._hfs_read = True
             try:
-                catalog = self._file_at(_HFS_CATALOG)
+                catalog, image = self._file_at(_HFS_CATALOG), self.image
 
                 def read(offset: int, size: int) -> bytes:
-                    with tsk_errors(self.image, "read the HFS+ catalog"):
+                    # not through self: the catalog kept in self would keep self alive in a
+                    # cycle that held each closed file system's TSK handles until a full GC
+                    with tsk_errors(image, "read the HFS+ catalog"):
                         return bytes(catalog.read_random(offset, size))
 
                 self._hfs = HfsCatalog(read)
@@ -1091,6 +1109,75 @@ class FileSystem:
             return next(iter(attr), None) is None
         except FileSystemError:
             return False
+
+    def compressed_note(self, entry: Entry) -> str | None:
+        """Why an HFS+ compressed file's content is not read, or None (not compressed, or of
+        a type :mod:`.decmpfs` decodes): LZBITMAP, uncompressed-record, dataless
+        and unknown types hand out no bytes, and that must not pass for an empty file."""
+        if self.type != "hfs" or entry.is_dir or entry.meta_type == "-" or (
+                entry.attr_type is not None):
+            return None
+        try:
+            found = self._decmpfs_of(self._file(entry), entry)
+        except FileSystemError:
+            return None  # reading the content says what is wrong
+        return found[0].refusal if found is not None else None
+
+    def _decmpfs_of(self, file: Any, entry: Entry,
+                    attrs: list[Any] | None = None) -> tuple[decmpfs.Decmpfs, Any] | None:
+        """HFS+: the decmpfs record of ``entry``'s data and the resource-fork attribute (None
+        when it has none), or None when the file is not compressed (or ``entry`` is another
+        stream). TSK loads the record as an attribute of its own type whether or not the
+        catalog sets UF_COMPRESSED, and so do we; a record that is not one raises."""
+        if self.type != "hfs" or entry.attr_type is not None or entry.is_dir or (
+                file.info.meta is None):
+            return None
+        attrs = self._attributes(file) if attrs is None else attrs
+        record = next((a for a in attrs if int(a.info.type) == _HFS_COMP_REC), None)
+        if record is None:
+            meta = file.info.meta
+            if int(meta.attr_state) == _ATTR_STATE_ERROR:  # TSK refused the record, or more
+                raise FileSystemError(
+                    f"{shown(entry.display_path) or entry.address}: The Sleuth Kit could not "
+                    f"load its forks and attributes (damaged, or a com.apple.decmpfs record "
+                    f"declaring sizes its data cannot hold): its content cannot be read")
+            if int(meta.flags) & _META_COMP:
+                raise FileSystemError(
+                    f"{shown(entry.display_path) or entry.address}: it is flagged compressed "
+                    f"(UF_COMPRESSED) but has no com.apple.decmpfs record: its content is not "
+                    f"on this volume as such")
+            return None
+        size = min(int(record.info.size), _MAX_DECMPFS_RECORD)
+        with tsk_errors(self.image, "read a com.apple.decmpfs record"):
+            raw = bytes(file.read_random(0, size, _HFS_COMP_REC, int(record.info.id)))
+        fork = next((a for a in attrs if int(a.info.type) == _HFS_RSRC), None)
+        return decmpfs.parse(raw), fork
+
+    def _decmpfs_content(self, file: Any, entry: Entry, found: tuple[decmpfs.Decmpfs, Any],
+                         block: int, first: int = 0) -> Iterator[bytes]:
+        """The decoded content of a compressed HFS+ file (see :mod:`.decmpfs`); nothing where
+        :meth:`compressed_note` names why it is not read."""
+        record, fork = found
+        if record.refusal is not None:
+            return
+        where = shown(entry.display_path) or entry.address
+        fork_size = int(fork.info.size) if fork is not None else 0
+        if record.in_fork and fork is None:
+            raise FileSystemError(f"{where}: its decmpfs record puts the data in a resource "
+                                  f"fork it does not have")
+
+        def read_fork(offset: int, size: int) -> bytes:
+            with tsk_errors(self.image, f"read the resource fork of {where}"):
+                return bytes(file.read_random(offset, size, _HFS_RSRC, int(fork.info.id)))
+
+        volume = self.partition.length * self.partition.sector_size
+        try:
+            yield from decmpfs.content(record, fork_size, read_fork, volume, block=block,
+                                       first=first)
+        except FileSystemError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise FileSystemError(f"{where}: {exc}") from exc
 
     def _efs_stream(self, entry: Entry) -> bool:
         """Whether NTFS stores ``entry``'s stream encrypted (EFS)."""
@@ -1285,6 +1372,9 @@ class FileSystem:
             yield from self._wof_reader(entry, wof).content(
                 entry.inode, entry.size, block, shown(entry.display_path) or entry.address)
             return
+        if (found := self._decmpfs_of(file, entry)) is not None:
+            yield from self._decmpfs_content(file, entry, found, block)
+            return
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
@@ -1316,6 +1406,14 @@ class FileSystem:
             return self._wof_reader(entry, wof).read(
                 entry.inode, offset, min(size, entry.size - offset),
                 shown(entry.display_path) or entry.address)
+        if (found := self._decmpfs_of(file, entry)) is not None:
+            first = offset // decmpfs.UNIT if found[0].in_fork else 0
+            kept, start, end = bytearray(), first * decmpfs.UNIT, offset + size
+            for piece in self._decmpfs_content(file, entry, found, decmpfs.UNIT, first):
+                kept += piece
+                if start + len(kept) >= end:
+                    break
+            return bytes(kept[offset - start:end - start])
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1

@@ -63,14 +63,18 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
         return error
 
 
-#: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with its fixes to
-#: TSK's indirect-block walk (see that script for the bugs), and the least fix count we need.
+#: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with its fixes
+#: (see that script for the bugs), and the least fix count we need: 4, TSK built with zlib and
+#: its decmpfs sizes guarded.
 FIX_LABEL = "bitwitness."
-FIXES_NEEDED = 2
+FIXES_NEEDED = 4
 
 #: The file systems whose files TSK maps through indirect blocks (ext4 too, for inodes without
 #: extents): with an unfixed TSK, one large or fragmented file among them costs hours of CPU.
 INDIRECT_TYPES = ("ext2", "ext3", "ext4", "ffs1", "ffs1b", "ffs2")
+#: HFS+: PyPI's TSK is built without zlib and reads zlib-compressed files empty, and allocates
+#: whatever size a decmpfs record declares when it lists a folder holding it.
+DECMPFS_TYPES = ("hfs",)
 
 
 @cache
@@ -87,19 +91,27 @@ def has_indirect_fix() -> bool:
     return local.startswith(FIX_LABEL) and count.isdigit() and int(count) >= FIXES_NEEDED
 
 
-def require_indirect_fix(fs_type: str) -> None:
-    """Refuse a file system of ``fs_type`` that an unfixed TSK can hang on.
+def require_fixes(fs_type: str) -> None:
+    """Refuse a file system of ``fs_type`` that a pytsk3 without our build mishandles.
 
-    Past the triple-indirect pointer (a file beyond 4 GiB + 4 MiB on 4 KiB blocks, 64 MiB on
-    1 KiB blocks) TSK's walk grows with the square of the pointers per block, and with the
-    number of runs of a fragmented file; pytsk3 makes that walk for every entry it lists: a
-    clear error now is better than a listing that never ends and ignores SIGTERM while it runs
-    in C.
+    ext and UFS: past the triple-indirect pointer (a file beyond 4 GiB + 4 MiB on 4 KiB
+    blocks, 64 MiB on 1 KiB blocks) TSK's walk grows with the square of the pointers per
+    block, and with the number of runs of a fragmented file; pytsk3 makes that walk for every
+    entry it lists: a clear error now is better than a listing that never ends and ignores
+    SIGTERM while it runs in C. HFS+: TSK without zlib, and without the guards on the sizes a
+    decmpfs record declares, lists a crafted compressed file by allocating gigabytes.
     """
-    if fs_type in INDIRECT_TYPES and not has_indirect_fix():
+    if has_indirect_fix():
+        return
+    if fs_type in INDIRECT_TYPES:
         raise FileSystemError(
             f"this pytsk3 lacks the indirect-block fixes an {fs_type} file system needs (an "
             f"unfixed TSK can spend hours on one large file): run scripts/build-pytsk3.sh")
+    if fs_type in DECMPFS_TYPES:
+        raise FileSystemError(
+            "this pytsk3 lacks zlib and the decmpfs size guards an HFS+ file system needs (an "
+            "unfixed TSK allocates whatever size a compressed file declares): run "
+            "scripts/build-pytsk3.sh")
 
 
 def pin_utc() -> None:

@@ -77,7 +77,8 @@ PARTITIONS = "partitions"
 FILES = "files"
 DELETED_SUFFIX = ".deleted"
 #: The extended attribute that says why a file's content is not served (``getfattr -n``): the
-#: same text ``cat`` and ``stat`` give (``content_note`` of the file system).
+#: same text ``cat`` and ``stat`` give (``content_note`` of the file system, or its
+#: ``compressed_note``: an HFS+ file compressed with a method BitWitness does not decode).
 CONTENT_XATTR = "user.bitwitness.content"
 #: The extended attribute that says why a served file's bytes may not all be its own (some lie
 #: in sectors the acquisition could not read, or a deleted NTFS file's clusters are allocated
@@ -400,6 +401,10 @@ class MountTree:
             size = len(entry.link.encode("utf-8", "surrogateescape")) if (
                 entry.link is not None and entry.meta_type == "l") else entry.size
             note = fs.content_note(entry)
+            if note is None and (compressed := getattr(fs, "compressed_note", None)) is not None:
+                # an HFS+ file compressed with a method we do not decode: no byte of it is
+                # read, so it is refused as a file with no content of its own is
+                note = compressed(entry)
             doubted = None
             if note is None and (self.unreadable is not None or (
                     entry.deleted and (fs.type == "ntfs" or fs.type.startswith("ext")))):
