@@ -4,7 +4,8 @@ the names' composed forms. Where both spellings exist as two files (ext keeps by
 each exact spelling finds its own file.
 
 ``mkfs.ext4 -d`` writes the names byte for byte; ``debugfs -R cat`` with the exact bytes is the
-oracle of each file's content.
+oracle of each file's content. On HFS+ (tests/builders/hfsplus.py writes the names decomposed,
+as macOS does) ``fls`` shows the stored form and ``icat`` of its inode is the oracle.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from builders.hfsplus import Node, hfsplus_volume
 from conftest import require_tool
 
 NFC, NFD = "NFC", "NFD"
@@ -71,3 +73,21 @@ def test_each_exact_spelling_finds_its_own_file(ext4: Path) -> None:
         assert result.stdout == expected
     assert _debugfs_cat(ext4, "/" + _form(NFC, "thé.txt")) != _debugfs_cat(
         ext4, "/" + _form(NFD, "thé.txt"))
+
+
+def test_hfsplus_decomposed_names_are_found_as_typed(tmp_path: Path) -> None:
+    require_tool("fls", "icat")
+    folder, name = _form(NFD, "Résumés"), _form(NFD, "café.txt")
+    image = tmp_path / "hfs.img"
+    image.write_bytes(hfsplus_volume([Node(folder, folder=True),
+                                      Node(name, data=b"from a Mac\n", parent=folder)]))
+    listing = subprocess.run(["fls", "-r", "-p", "-f", "hfs", os.fspath(image)],
+                             capture_output=True, text=True, check=True).stdout
+    line = next(line for line in listing.splitlines() if line.endswith(f"{folder}/{name}"))
+    inode = line.split()[1].rstrip(":")
+    expected = subprocess.run(["icat", "-f", "hfs", os.fspath(image), inode],
+                              capture_output=True, check=True).stdout
+    assert expected == b"from a Mac\n"
+    result = _cat(image, "/" + _form(NFC, f"{folder}/{name}"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
