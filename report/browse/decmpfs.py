@@ -89,6 +89,9 @@ class Decmpfs:
         if self.kind == 5:
             return ("it is a dataless placeholder (decmpfs type 5): its content is not on this "
                     "volume (it was evicted to the cloud)")
+        if self.kind in TYPES and self.method == "uncompressed":
+            return (f"its data is stored uncompressed in a decmpfs record of type {self.kind}, "
+                    f"a layout BitWitness does not read: no byte of its {self.size:,} is read")
         what = (f"{self.method} (decmpfs type {self.kind})" if self.kind in TYPES
                 else f"an unknown decmpfs compression type ({self.kind})")
         return (f"its data is compressed with {what}, which BitWitness cannot decode: no "

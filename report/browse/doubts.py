@@ -151,8 +151,9 @@ def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[
 
 def short_read_note(fs: Any, entry: Entry, read: int) -> str | None:
     """Why ``read`` bytes are not all of ``entry``, or None when they are (or it is a link,
-    whose bytes are its target's name, not its recorded size, or a stream sparse throughout:
-    see :meth:`~bitwitness.report.browse.filesystem.FileSystem.sparse_throughout`).
+    whose bytes are its target's name, not its recorded size, a stream sparse throughout:
+    see :meth:`~bitwitness.report.browse.filesystem.FileSystem.sparse_throughout`, or an HFS+
+    file whose compression no decoder here reads, which ``compressed_note`` says already).
 
     A file system can hand out fewer bytes than the size it records for a file (The Sleuth Kit
     stops a read where a run list or a decompressor gives no more) without any error: the
@@ -162,5 +163,8 @@ def short_read_note(fs: Any, entry: Entry, read: int) -> str | None:
     sparse = getattr(fs, "sparse_throughout", None)
     if sparse is not None and sparse(entry):
         return None
+    compressed = getattr(fs, "compressed_note", None)
+    if compressed is not None and compressed(entry) is not None:
+        return None  # said already: the compression nothing here decodes
     return (f"only {read:,} of its {entry.size:,} bytes could be read: the file system gave no "
             f"more")
