@@ -120,3 +120,16 @@ def test_browsing_names_the_sectors_ddrescue_could_not_read(faulty_drive: Any,
     assert f"sectors {bad}" in hit.stderr
     clear = run_bitwitness("cat", image, "/clear.bin")
     assert clear.exit_code == 0, clear.stderr
+
+
+def test_decimal_positions_with_leading_zeros_are_read(tmp_path: Path) -> None:
+    """A mapfile edited by hand (ddrescuelog and the manual allow decimal positions) may write
+    '0512'; it reads as 512 (a fuzzer found Python's int(x, 0) refusing it)."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(2048))
+    (tmp_path / "disk.map").write_text(
+        "# Mapfile. Created by GNU ddrescue version 1.27\n"
+        "# current_pos  current_status  current_pass\n0000     +               1\n"
+        "#      pos        size  status\n0000  0512  +\n0512  0512  -\n01024  1024  +\n")
+    result = run_bitwitness("verify", image)
+    assert "unreadable at acquisition: sectors 1-1 (1 sectors, zero-filled)" in result.stdout

@@ -539,8 +539,14 @@ def _ddrescue_blocks(text: str) -> tuple[str, list[tuple[int, int, str]]] | None
         m = _DDRESCUE_BLOCK.match(line)
         if m is None:
             return None
-        blocks.append((int(m.group(1), 0), int(m.group(2), 0), m.group(3)))
+        blocks.append((_ddrescue_int(m.group(1)), _ddrescue_int(m.group(2)), m.group(3)))
     return (phase, blocks) if phase is not None and blocks else None
+
+
+def _ddrescue_int(text: str) -> int:
+    """A mapfile number: hexadecimal with ``0x``, else decimal (leading zeros allowed, which
+    Python's ``int(text, 0)`` refuses)."""
+    return int(text[2:], 16) if text[:2] in ("0x", "0X") else int(text, 10)
 
 
 # --- md5sum / sha1sum / sha256sum --------------------------------------------------------------
