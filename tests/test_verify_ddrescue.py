@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import require_tool, run_bitwitness
 from faultydrive.faultmap import FaultMap
 
@@ -133,3 +134,24 @@ def test_decimal_positions_with_leading_zeros_are_read(tmp_path: Path) -> None:
         "#      pos        size  status\n0000  0512  +\n0512  0512  -\n01024  1024  +\n")
     result = run_bitwitness("verify", image)
     assert "unreadable at acquisition: sectors 1-1 (1 sectors, zero-filled)" in result.stdout
+
+
+@pytest.mark.parametrize(("log", "code"), [
+    ("dc3dd 7.2.646 started at 2026-01-01 00:00:00 +0000\nsector size: {n} bytes\n", 2),
+    ("# Mapfile. Created by GNU ddrescue version 1.27\n0x0 +\n0x0 {n} -\n", 2),
+    # no bad-sector range of 5,000 digits: the list ends there, the rest of the log is read
+    ("\nGUYMAGER ACQUISITION INFO FILE\nDuring acquisition, 1 bad sector has been encountered. "
+     "The sector numbers are:\n   {n}\nState: Finished successfully\n", 1),
+])
+def test_a_number_too_long_for_any_log_is_one_line(log: str, code: int, tmp_path: Path) -> None:
+    """A log named with --log that holds a 5,000-digit number: refused in one line (exit 2) or
+    read without it, never Python's 4,300-digit conversion limit escaping as an internal
+    error."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(4096))
+    (tmp_path / "hostile.log").write_text(log.format(n="9" * 5000))
+    result = run_bitwitness("verify", image, "--log", tmp_path / "hostile.log")
+    assert result.exit_code == code, result.stdout + result.stderr
+    assert result.stderr.count("\n") <= 1
+    assert "internal error" not in result.stderr
+    assert "unreadable at acquisition" not in result.stdout

@@ -127,7 +127,12 @@ def parse_log(path: Path) -> HashLog:
     text = read_text(path)
     for parser in (_parse_bitwitness, _parse_bitwitness_text, _parse_dc3dd, _parse_dcfldd,
                    _parse_guymager, _parse_ftk, _parse_ewf, _parse_ddrescue, _parse_hashsum):
-        log = parser(path, text)
+        try:
+            log = parser(path, text)
+        except ValueError as exc:
+            # a number no log of a real acquisition holds (Python reads at most 4,300 digits)
+            raise InputError(f"{path}: not a hash log BitWitness can read (a number in it has "
+                             f"more digits than any size or sector can)") from exc
         if log is not None:
             return log
     raise InputError(f"{path}: not a hash log BitWitness recognises (BASE.json, md5sum-style "
@@ -275,7 +280,7 @@ def _parse_dc3dd(path: Path, text: str) -> HashLog | None:
 # --- dcfldd ------------------------------------------------------------------------------------
 
 _DCFLDD_TOTAL = re.compile(r"^Total \((md5|sha1|sha256|sha384|sha512)\): ([0-9a-fA-F]+)$")
-_DCFLDD_WINDOW = re.compile(r"^(\d+) - (\d+): ([0-9a-fA-F]+)$")
+_DCFLDD_WINDOW = re.compile(r"^(\d{1,20}) - (\d{1,20}): ([0-9a-fA-F]+)$")
 _DCFLDD_SECTOR = 512
 
 
@@ -321,9 +326,10 @@ _GUYMAGER = re.compile(r"^\s*GUYMAGER ACQUISITION INFO FILE\s*$", re.MULTILINE)
 #: "MD5 hash : hex", "SHA1 hash verified image : hex" (padding of tabs and spaces before ':').
 _GUYMAGER_HASH = re.compile(
     r"^(MD5|SHA1|SHA256) hash(?: verified (source|image))?\s*:\s*(\S*)", re.IGNORECASE)
-_GUYMAGER_SIZE = re.compile(r"^Device size\s*:\s*(\d+)")
-_GUYMAGER_BAD = re.compile(r"^During acquisition, (\d+) bad sectors? ha(?:ve|s) been encountered")
-_GUYMAGER_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_GUYMAGER_SIZE = re.compile(r"^Device size\s*:\s*(\d{1,20})(?!\d)")
+_GUYMAGER_BAD = re.compile(
+    r"^During acquisition, (\d{1,20}) bad sectors? ha(?:ve|s) been encountered")
+_GUYMAGER_RANGE = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 _GUYMAGER_STATE = re.compile(r"^State:\s*(.+?)\s*$")
 _GUYMAGER_FILE = re.compile(r"^([0-9a-fA-F]{32})\s+(\S.*?)\s*$")
 
@@ -479,7 +485,7 @@ def _parse_ewf(path: Path, text: str) -> HashLog | None:
 
 _DDRESCUE = re.compile(r"^# (?:Mapfile|Rescue Logfile)\. Created by GNU ddrescue version (\S+)",
                        re.MULTILINE)
-_DDRESCUE_NUMBER = r"(0[xX][0-9A-Fa-f]+|\d+)"
+_DDRESCUE_NUMBER = r"(0[xX][0-9A-Fa-f]{1,16}|\d{1,20})"  # 64-bit at most
 #: "pos  size  status" of one block; the current-position line has no size.
 _DDRESCUE_BLOCK = re.compile(rf"^\s*{_DDRESCUE_NUMBER}\s+{_DDRESCUE_NUMBER}\s+([?*/\-+])\s*$")
 _DDRESCUE_CURRENT = re.compile(rf"^\s*{_DDRESCUE_NUMBER}\s+([?*/\-+FG])(?:\s+\d+)?\s*$")
