@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds pytsk3 (The Sleuth Kit's Python binding) from its source distribution with fixes to
-# The Sleuth Kit and to the binding, and installs it as version "<pip's version>+bitwitness.4".
+# The Sleuth Kit and to the binding, and installs it as version "<pip's version>+bitwitness.5".
 # Run after `pip install` of BitWitness:
 #   scripts/build-pytsk3.sh [VENV]        (default .venv)
 #
@@ -41,6 +41,13 @@
 # read errors do (BitWitness reads decmpfs content itself, see report/browse/decmpfs.py; these
 # guards keep TSK's own loading, at listing time, bounded).
 #
+# The fifth (+bitwitness.5): TSK converts each HFS+ name from UTF-16 strictly, and one name
+# holding a lone surrogate half (any 16-bit units are stored; a crafted or damaged catalog) made
+# the whole folder unreadable: fls and ls listed nothing of it, hiding every file beside that
+# name. The conversion is now lenient: such a unit becomes '^', as TSK does for NTFS names (a
+# high half eats the unit after it; one ending the name becomes '^' too), and BitWitness reads
+# the exact name from the catalog's thread record (report/browse/moretimes.py HfsCatalog.name).
+#
 # BitWitness refuses ext, UFS and HFS+ file systems with a pytsk3 that lacks these fixes (exit
 # code 2, naming this script), so a missed rebuild is a clear error, never a hang or an empty
 # file. Needs gcc, g++, the C library, zlib and Python headers (scripts/install-tools.sh) and
@@ -50,7 +57,7 @@ set -euo pipefail
 
 venv=${1:-.venv}
 py="$venv/bin/python"
-label="bitwitness.4"
+label="bitwitness.5"
 
 if ! version=$("$py" -c 'import importlib.metadata as m; print(m.version("pytsk3"))'); then
     echo "build-pytsk3: pytsk3 is not installed in $venv; install BitWitness first" >&2
@@ -169,6 +176,17 @@ patch(src / "sleuthkit/tsk/fs/hfs.c", [
      '                if (strcmp(nameBuff, "com.apple.decmpfs") == 0 &&\n'
      "                    attributeLength >= sizeof(DECMPFS_DISK_HEADER) &&\n"),
 ], "hfs.c's decmpfs record check")
+patch(src / "sleuthkit/tsk/fs/hfs_dent.c", [
+    # one name with a lone surrogate half failed the listing of its whole folder
+    ("        (UTF8 *) & asc[alen], TSKstrictConversion);\n",
+     "        (UTF8 *) & asc[alen], TSKlenientConversion);\n"),
+    # a high half ending the name: '^' too, where the conversion stops short of it
+    ("    free(uniclean);\n    if (r != TSKconversionOK) {\n",
+     "    free(uniclean);\n"
+     "    if (r == TSKsourceExhausted && ptr8 < (UTF8 *) & asc[alen - 1]) {\n"
+     "        *ptr8 = '^';\n        r = TSKconversionOK;\n    }\n"
+     "    if (r != TSKconversionOK) {\n"),
+], "hfs_dent.c's name conversion")
 project = src / "pyproject.toml"
 text, count = re.subn(r'(?m)^version = "[^"]*"$', f'version = "{version}"', project.read_text())
 if count != 1:

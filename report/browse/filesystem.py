@@ -53,6 +53,7 @@ from bitwitness.report.browse.ntfs import (
     parse_file_name,
     standard_information_times,
     timeline_file_name,
+    wtf8_name,
 )
 from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import is_exact, shown, spellings
@@ -489,8 +490,11 @@ class FileSystem:
         new object, so each is read once here and nothing is asked that the entry does not
         hold; tests hold it equal to :meth:`_entry`."""
         name_text = text(stored)
-        if b"^" in stored and type(self._zones) is ExfatZones:  # a name TSK lost part of?
-            name_text = self._zones.name(address) or name_text
+        if b"^" in stored:  # a name TSK lost part of?
+            if type(self._zones) is ExfatZones:
+                name_text = self._zones.name(address) or name_text
+            elif self.type == "hfs":
+                name_text = self._hfs_name(address) or name_text
         name_flags = int(name.flags)
         meta_flags = int(meta.flags)
         deleted = bool(name_flags & _NAME_UNALLOC)
@@ -584,6 +588,8 @@ class FileSystem:
             return None
         if type(self._zones) is ExfatZones:
             return self._zones.name(int(file.info.name.meta_addr))
+        if self.type == "hfs":
+            return self._hfs_name(int(file.info.name.meta_addr))
         if not self._ntfs:
             return None
         meta_file = self._meta_file(file)
@@ -948,9 +954,29 @@ class FileSystem:
             return None
         return ext_deletion_time(self.image.stream, self.partition.byte_offset, inode)
 
+    def _hfs_name(self, cnid: int) -> str | None:
+        """HFS+: the exact name of ``cnid`` where it holds a lone surrogate half (which TSK
+        shows as ``^``), as WTF-8 like NTFS's (:func:`.ntfs.wtf8_name`), ``/`` shown as ``:``
+        as TSK shows it; None for a name that is valid UTF-16 (its ``^`` is a real one)."""
+        catalog = self._catalog()
+        units = catalog.name(cnid) if catalog is not None else None
+        if units is None:
+            return None
+        try:
+            units.decode("utf-16-be")
+        except UnicodeDecodeError:
+            return wtf8_name(units.decode("utf-16-be", "surrogatepass").encode(
+                "utf-16-le", "surrogatepass")).replace("/", ":")
+        return None
+
     def _backup_time(self, inode: int) -> datetime | None:
         if self.type != "hfs":
             return None
+        catalog = self._catalog()
+        return catalog.backup_time(inode) if catalog is not None else None
+
+    def _catalog(self) -> HfsCatalog | None:
+        """HFS+: the catalog, opened on first use (None where it cannot be read)."""
         if not self._hfs_read:
             self._hfs_read = True
             try:
@@ -965,7 +991,7 @@ class FileSystem:
                 self._hfs = HfsCatalog(read)
             except (ValueError, FileSystemError):
                 self._hfs = None
-        return self._hfs.backup_time(inode) if self._hfs is not None else None
+        return self._hfs
 
     def file_name_times(self, entry: Entry) -> Times | None:
         """The NTFS ``$FILE_NAME`` times TSK's timeline uses for ``entry`` (None off NTFS)."""

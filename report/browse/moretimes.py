@@ -303,6 +303,19 @@ class HfsCatalog:
         except (ValueError, struct.error, BitWitnessError):
             return None
 
+    def name(self, cnid: int) -> bytes | None:
+        """The UTF-16BE units of ``cnid``'s name as its thread record holds them (None when not
+        found): exact, where TSK turns a lone surrogate half into ``^``."""
+        try:
+            thread = self._first_with_parent(cnid, lambda data: data[:2] in (b"\0\3", b"\0\4"))
+            if thread is None or len(thread) < 10:
+                return None
+            length = struct.unpack_from(">H", thread, 8)[0]
+            units = thread[10:10 + 2 * length]
+            return units if len(units) == 2 * length else None
+        except (ValueError, struct.error, BitWitnessError):
+            return None
+
     def date(self, cnid: int, offset: int) -> datetime | None:
         """A date of ``cnid``'s record: 12 created, 16 content modified, 20 attributes
         modified, 24 accessed, 28 backed up (None when zero or not found)."""

@@ -64,16 +64,17 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
 
 
 #: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with its fixes
-#: (see that script for the bugs), and the least fix count we need: 4, TSK built with zlib and
-#: its decmpfs sizes guarded.
+#: (see that script for the bugs), and the least fix count we need: 5, TSK built with zlib, its
+#: decmpfs sizes guarded, and HFS+ names converted leniently.
 FIX_LABEL = "bitwitness."
-FIXES_NEEDED = 4
+FIXES_NEEDED = 5
 
 #: The file systems whose files TSK maps through indirect blocks (ext4 too, for inodes without
 #: extents): with an unfixed TSK, one large or fragmented file among them costs hours of CPU.
 INDIRECT_TYPES = ("ext2", "ext3", "ext4", "ffs1", "ffs1b", "ffs2")
-#: HFS+: PyPI's TSK is built without zlib and reads zlib-compressed files empty, and allocates
-#: whatever size a decmpfs record declares when it lists a folder holding it.
+#: HFS+: PyPI's TSK is built without zlib and reads zlib-compressed files empty, allocates
+#: whatever size a decmpfs record declares when it lists a folder holding it, and fails a whole
+#: folder's listing over one name holding a lone surrogate half.
 DECMPFS_TYPES = ("hfs",)
 
 
