@@ -939,8 +939,8 @@ def filesystem_seeds(work: Path) -> dict[str, bytes]:
 def _hfsplus_decmpfs(work: Path) -> Path:
     """A 256 KiB HFS+ (tests/builders/hfsplus.py) with a folder and compressed files of the
     types read by :mod:`bitwitness.report.browse.decmpfs` (zlib inline and in a resource fork
-    of two blocks, LZVN inline with matches and in a fork, LZFSE inline and in a fork) and an
-    LZBITMAP one it refuses."""
+    of two blocks, LZVN inline with matches and in a fork, LZFSE inline and in a fork), an
+    LZBITMAP one it refuses, and a name holding a lone surrogate half (read from the catalog)."""
     _builders()
     from builders import hfsplus as h
 
@@ -956,7 +956,8 @@ def _hfsplus_decmpfs(work: Path) -> Path:
              h.compressed("f11.txt", 0, h.decmpfs_header(11, 5) + h.lzfse_stored(b"lzfse")),
              h.compressed("f12.txt", 0, h.decmpfs_header(12, len(text)),
                           h.offset_fork(h.lzfse_blocks(text))),
-             h.compressed("b13.txt", 0, h.decmpfs_header(13, 4) + b"\xffabcd")]
+             h.compressed("b13.txt", 0, h.decmpfs_header(13, 4) + b"\xffabcd"),
+             h.Node("zz\ud800qq.txt", data=b"a name with a lone surrogate half\n")]
     image = work / "hfsplus-decmpfs.img"
     image.write_bytes(h.hfsplus_volume(nodes, blocks=64))
     return image

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -32,22 +31,12 @@ NAMES = {  # name as written (str with surrogates) -> what ls shows
 }
 
 
-def _units(text: str) -> bytes:
-    encoded = text.encode("utf-16-be", "surrogatepass")
-    return struct.pack(">H", len(encoded) // 2) + encoded
-
-
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image = tmp_path_factory.mktemp("hfsnames") / "hfs.img"
-    original = hfsplus._name
-    hfsplus._name = _units  # type: ignore[assignment]  # the builder's name encoder, unchecked
-    try:
-        nodes = [hfsplus.Node(name, data=f"content of file {n}\n".encode())
-                 for n, name in enumerate(NAMES)]
-        image.write_bytes(hfsplus.hfsplus_volume(nodes))
-    finally:
-        hfsplus._name = original  # type: ignore[assignment]
+    nodes = [hfsplus.Node(name, data=f"content of file {n}\n".encode())
+             for n, name in enumerate(NAMES)]
+    image.write_bytes(hfsplus.hfsplus_volume(nodes))  # names written unit for unit
     return image
 
 

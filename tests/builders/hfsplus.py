@@ -154,7 +154,8 @@ def compressed(name: str, size: int, decmpfs: bytes, rsrc: bytes = b"", parent: 
 
 
 def _name(text: str) -> bytes:
-    encoded = text.encode("utf-16-be")
+    # surrogatepass: HFS+ stores any 16-bit units, a lone surrogate half too (hostile names)
+    encoded = text.encode("utf-16-be", "surrogatepass")
     return struct.pack(">H", len(encoded) // 2) + encoded
 
 
