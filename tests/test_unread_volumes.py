@@ -228,3 +228,18 @@ def test_file_systems_and_empty_rows_are_not_named(tmp_path: Path) -> None:
     refused = run_bitwitness("ls", "-p", str(swap["index"]), image)
     assert refused.exit_code == 2
     assert "Linux swap space (not read by BitWitness)" in refused.stderr
+
+
+@pytest.mark.parametrize("size", [0, 700, 1026, 1030, 4099])
+def test_signatures_cut_short_name_nothing(size: int, tmp_path: Path) -> None:
+    """An image ending inside a signature's fields (a classic HFS "BD" at 1 KiB with nothing
+    after it) is no volume of that kind, and no error."""
+    data = bytearray(size)
+    data[1024:1026] = b"BD"[:max(0, size - 1024)]
+    image = tmp_path / "short.img"
+    image.write_bytes(bytes(data[:size]))
+    listed = run_bitwitness("partitions", "--json", image)
+    assert listed.exit_code in (0, 2), listed.stderr
+    assert "Traceback" not in listed.stderr
+    if listed.exit_code == 0:
+        assert all(r["unread"] is None for r in listed.json()["partitions"])

@@ -39,40 +39,48 @@ def _u32(head: bytes, offset: int) -> int | None:
     return struct.unpack_from("<I", head, offset)[0] if len(head) >= offset + 4 else None
 
 
-def _swap(head: bytes) -> str | None:
-    for page in (4096, 8192, 16384, 32768, 65536):
-        mark = head[page - 10:page]
-        if mark in (b"SWAPSPACE2", b"SWAP-SPACE"):
-            return "Linux swap space"
-        if mark in (b"S1SUSPEND\x00", b"S2SUSPEND\x00", b"ULSUSPEND\x00", b"LINHIB0001"):
-            return "Linux swap space holding a hibernation image"
-    return None
+def _u16be(head: bytes, offset: int) -> int | None:
+    return struct.unpack_from(">H", head, offset)[0] if len(head) >= offset + 2 else None
 
 
-#: Signatures checked in the volume's first :data:`_VMFS_END` bytes, in this order.
-_AT_START: tuple[Callable[[bytes], str | None], ...] = (
-    lambda h: "ReFS file system" if _at(h, 3, b"ReFS\x00\x00\x00\x00") and _at(h, 16, b"FSRS")
-    else None,
-    lambda h: "F2FS file system" if _u32(h, 1024) == 0xF2F52010 else None,
-    lambda h: "EROFS file system" if _u32(h, 1024) == 0xE0F5E1E2 else None,
-    lambda h: "JFS file system" if _at(h, 32768, b"JFS1") else None,
-    lambda h: ("ReiserFS file system"
-               if any(_at(h, at + 52, magic) for at in (65536, 8192)
-                      for magic in (b"ReIsErFs\x00", b"ReIsEr2Fs\x00", b"ReIsEr3Fs\x00"))
-               else "Reiser4 file system" if _at(h, 65536, b"ReIsEr4\x00") else None),
+def _page_end(head: bytes, marks: tuple[bytes, ...]) -> bool:
+    """One of ``marks`` ending the first page, for each page size Linux uses (4-64 KiB)."""
+    return any(head[page - 10:page] in marks for page in (4096, 8192, 16384, 32768, 65536))
+
+
+def _reiserfs(head: bytes) -> bool:
+    """ReiserFS 3.5/3.6 (and with a journal elsewhere) at 64 KiB; 3.5 at 8 KiB in the oldest."""
+    return any(_at(head, at + 52, magic) for at in (65536, 8192)
+               for magic in (b"ReIsErFs\x00", b"ReIsEr2Fs\x00", b"ReIsEr3Fs\x00"))
+
+
+def _classic_hfs(head: bytes) -> bool:
+    """An HFS (not HFS+) master directory block at 1 KiB with allocation blocks, and not the
+    wrapper of an HFS+ volume (which TSK would have opened)."""
+    blocks = _u16be(head, 1024 + 0x12)
+    return (_at(head, 1024, b"BD") and blocks is not None and blocks > 0
+            and head[1024 + 0x7C:1024 + 0x7E] not in (b"H+", b"HX"))
+
+
+#: (what it is, its signature in the volume's first :data:`_VMFS_END` bytes), in this order.
+_AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
+    ("ReFS file system", lambda h: _at(h, 3, b"ReFS\x00\x00\x00\x00") and _at(h, 16, b"FSRS")),
+    ("F2FS file system", lambda h: _u32(h, 1024) == 0xF2F52010),
+    ("EROFS file system", lambda h: _u32(h, 1024) == 0xE0F5E1E2),
+    ("JFS file system", lambda h: _at(h, 32768, b"JFS1")),
+    ("ReiserFS file system", _reiserfs),
+    ("Reiser4 file system", lambda h: _at(h, 65536, b"ReIsEr4\x00")),
     # NILFS2: revision 2 and the magic 0x3434 in the superblock at 1 KiB
-    lambda h: "NILFS2 file system" if (_u32(h, 1024) == 2 and h[1030:1032] == b"\x34\x34")
-    else None,
-    lambda h: "SquashFS file system" if h[:4] in (b"hsqs", b"sqsh") else None,
-    lambda h: "cramfs file system" if _u32(h, 0) == 0x28CD3D45 or _u32(h, 512) == 0x28CD3D45
-    else None,
-    lambda h: "VMware VMFS volume" if _u32(h, _VMFS_END - 4) == 0xC001D00D else None,
-    lambda h: ("classic HFS (Mac OS Standard) file system"
-               if _at(h, 1024, b"BD") and h[1024 + 0x7C:1024 + 0x7E] not in (b"H+", b"HX")
-               and struct.unpack_from(">H", h, 1024 + 0x12)[0] > 0 else None),
-    lambda h: ("Linux software RAID (md) member"
-               if _u32(h, 4096) == _MD_MAGIC or _u32(h, 0) == _MD_MAGIC else None),
-    _swap,
+    ("NILFS2 file system", lambda h: _u32(h, 1024) == 2 and h[1030:1032] == b"\x34\x34"),
+    ("SquashFS file system", lambda h: h[:4] in (b"hsqs", b"sqsh")),
+    ("cramfs file system", lambda h: 0x28CD3D45 in (_u32(h, 0), _u32(h, 512))),
+    ("VMware VMFS volume", lambda h: _u32(h, _VMFS_END - 4) == 0xC001D00D),
+    ("classic HFS (Mac OS Standard) file system", _classic_hfs),
+    ("Linux software RAID (md) member", lambda h: _MD_MAGIC in (_u32(h, 4096), _u32(h, 0))),
+    ("Linux swap space", lambda h: _page_end(h, (b"SWAPSPACE2", b"SWAP-SPACE"))),
+    ("Linux swap space holding a hibernation image",
+     lambda h: _page_end(h, (b"S1SUSPEND\x00", b"S2SUSPEND\x00", b"ULSUSPEND\x00",
+                             b"LINHIB0001"))),
 )
 
 
@@ -81,10 +89,9 @@ def unreadable_kind(stream: ImageStream) -> str | None:
     signature known here is found. A few small reads at fixed places."""
     size = stream.size
     head = stream.pread(0, min(size, _VMFS_END))
-    for check in _AT_START:
-        found = check(head)
-        if found is not None:
-            return found
+    for name, found in _AT_START:
+        if found(head):
+            return name
     if _zfs(stream):
         return "ZFS pool member (vdev)"
     if _md_at_end(stream):
