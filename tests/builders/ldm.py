@@ -164,8 +164,8 @@ def vblks(layout: Layout, first_seq: int, slots: int) -> bytes:
     return bytes(out)
 
 
-def privhead(layout: Layout, disk_sectors: int) -> bytes:
-    config_start = disk_sectors - CONFIG_SECTORS
+def privhead(layout: Layout, disk_sectors: int, config: int = CONFIG_SECTORS) -> bytes:
+    config_start = disk_sectors - config
     head = bytearray(SECTOR)
     struct.pack_into(">8sIHH", head, 0, b"PRIVHEAD", 0x2C3A, 2, 12)
     struct.pack_into(">Q", head, 16, 0x01D8_0000_0000_0000)  # a FILETIME
@@ -174,16 +174,25 @@ def privhead(layout: Layout, disk_sectors: int) -> bytes:
     head[176:176 + 36] = layout.group_guid.encode()
     head[240:240 + len(layout.group)] = layout.group.encode()
     struct.pack_into(">QQQQQQIIQQI", head, 283, DATA_START, config_start - DATA_START,
-                     config_start, CONFIG_SECTORS, 2, 1, 1, 1, VMDB_SECTORS, LOG_SECTORS,
+                     config_start, config, 2, 1, 1, 1, *_areas(config),
                      0x1234ABCD)
     return bytes(head)
 
 
-def tocblock() -> bytes:
+def _areas(config: int) -> tuple[int, int]:
+    """The config and log areas' sectors: Windows' 1472 and 224 in its 2048-sector database;
+    the same shares of a smaller one (the fuzz seeds' databases are small)."""
+    if config == CONFIG_SECTORS:
+        return VMDB_SECTORS, LOG_SECTORS
+    return config * VMDB_SECTORS // CONFIG_SECTORS, config * LOG_SECTORS // CONFIG_SECTORS
+
+
+def tocblock(config: int = CONFIG_SECTORS) -> bytes:
+    vmdb_sectors, log_sectors = _areas(config)
     block = bytearray(SECTOR)
     struct.pack_into(">8sI", block, 0, b"TOCBLOCK", 1)
-    struct.pack_into(">8sHQQQ", block, 36, b"config", 0, VMDB_SECTOR, VMDB_SECTORS, 0)
-    struct.pack_into(">8sHQQQ", block, 70, b"log", 0, VMDB_SECTOR + VMDB_SECTORS, LOG_SECTORS, 0)
+    struct.pack_into(">8sHQQQ", block, 36, b"config", 0, VMDB_SECTOR, vmdb_sectors, 0)
+    struct.pack_into(">8sHQQQ", block, 70, b"log", 0, VMDB_SECTOR + vmdb_sectors, log_sectors, 0)
     return bytes(block)
 
 
@@ -196,15 +205,16 @@ def vmdb(layout: Layout, last_seq: int) -> bytes:
     return bytes(block)
 
 
-def database(layout: Layout, disk_sectors: int) -> bytes:
-    """The database's 2048 sectors."""
-    db = bytearray(CONFIG_SECTORS * SECTOR)
-    for sector in (1, 2, CONFIG_SECTORS - 3, CONFIG_SECTORS - 2):
-        db[sector * SECTOR:(sector + 1) * SECTOR] = tocblock()
-    ph = privhead(layout, disk_sectors)
-    for sector in (1856, CONFIG_SECTORS - 1):
-        db[sector * SECTOR:(sector + 1) * SECTOR] = ph
-    slots = VMDB_SECTORS * SECTOR // VBLK_SIZE - SECTOR // VBLK_SIZE
+def database(layout: Layout, disk_sectors: int, config: int = CONFIG_SECTORS) -> bytes:
+    """The database's ``config`` sectors (Windows: 2048)."""
+    db = bytearray(config * SECTOR)
+    for sector in (1, 2, config - 3, config - 2):
+        db[sector * SECTOR:(sector + 1) * SECTOR] = tocblock(config)
+    ph = privhead(layout, disk_sectors, config)
+    for sector in (1856, config - 1):
+        if sector < config:
+            db[sector * SECTOR:(sector + 1) * SECTOR] = ph
+    slots = _areas(config)[0] * SECTOR // VBLK_SIZE - SECTOR // VBLK_SIZE
     first = SECTOR // VBLK_SIZE
     blocks = vblks(layout, first, slots)
     at = VMDB_SECTOR * SECTOR
@@ -224,16 +234,17 @@ def mbr(disk_sectors: int) -> bytes:
     return bytes(sector)
 
 
-def write_disk(image: Path, layout: Layout) -> None:
+def write_disk(image: Path, layout: Layout, config: int = CONFIG_SECTORS) -> None:
     """Write the MBR, PRIVHEAD and database of ``layout`` into ``image`` (made already, of the
-    disk's size; the volumes' contents are the caller's)."""
+    disk's size; the volumes' contents are the caller's). ``config``: the database's sectors,
+    Windows' 2048 unless a test wants a smaller disk."""
     disk_sectors = image.stat().st_size // SECTOR
     with image.open("r+b") as out:
         out.write(mbr(disk_sectors))
         out.seek(6 * SECTOR)
-        out.write(privhead(layout, disk_sectors))
-        out.seek((disk_sectors - CONFIG_SECTORS) * SECTOR)
-        out.write(database(layout, disk_sectors))
+        out.write(privhead(layout, disk_sectors, config))
+        out.seek((disk_sectors - config) * SECTOR)
+        out.write(database(layout, disk_sectors, config))
 
 
 def extents(layout: Layout, volume: Volume) -> list[tuple[int, int]]:
