@@ -80,7 +80,7 @@ class Extent:
 class LdmVolume:
     """One volume of the disk group, as far as reading it needs."""
 
-    number: int  #: 1, 2...: the order of the volume records in the database
+    number: int  #: 1, 2...: the volumes in the order of their object ids (of their making)
     name: str  #: "Volume1", as Windows names it (evidence: escaped where printed)
     layout: str  #: "simple", "spanned", "mirrored", "striped", "RAID-5"
     size: int  #: bytes
@@ -153,7 +153,7 @@ def read_disk(stream: ImageStream, sector: int = 512) -> LdmDisk | None:
     head = _privhead(stream.pread(_PRIVHEAD_SECTOR * sector, 512), stream.size, sector)
     if head is None:  # the copies lie in the database, at the disk's end on an MBR disk
         config = stream.size // sector - 2048
-        for at in _PRIVHEAD_COPIES:
+        for at in _PRIVHEAD_COPIES if config > _PRIVHEAD_SECTOR else ():
             head = _privhead(stream.pread((config + at) * sector, 512), stream.size, sector)
             if head is not None:
                 notes.append(f"PRIVHEAD in sector 6 damaged; read from its copy at sector "
@@ -475,8 +475,9 @@ def _assemble(records: list[tuple[int, int, int, bytes]], counts: tuple[int, int
     this = next((oid for oid, (_, guid) in disks.items() if guid == head.disk_guid), None)
     place = _Place(this=this, disks=disks, data_start=head.data_start * sector,
                    data_size=head.data_size, disk_size=disk_size, sector=sector)
+    ordered = sorted(objects.volumes.values(), key=lambda v: v.object_id)  # creation order
     volumes = tuple(_resolve(number, volume, place)
-                    for number, volume in enumerate(objects.volumes.values(), start=1))
+                    for number, volume in enumerate(ordered, start=1))
     return LdmDisk(group=head.group, group_guid=head.group_guid, disk_guid=head.disk_guid,
                    disk_name=disks[this][0] if this is not None else "?",
                    data_start=head.data_start * sector, data_size=head.data_size * sector,
