@@ -21,7 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from builders.ldm import DATA_START, SECTOR, Layout, Part, Volume, extents, put, write_disk
+from builders.ldm import (
+    DATA_START,
+    GPT_DATA_START,
+    SECTOR,
+    Layout,
+    Part,
+    Volume,
+    extents,
+    put,
+    write_disk,
+    write_gpt_disk,
+)
 from conftest import require_tool, run_bitwitness
 
 MIB = 1 << 20
@@ -197,3 +208,43 @@ def test_without_p_the_volumes_are_named_and_none_chosen(disk: Path) -> None:
     row = run_bitwitness("ls", "-p", "2", disk)
     assert row.exit_code == 2
     assert "-p 2/ldm3 (fat16)" in row.stderr
+
+
+def test_a_gpt_dynamic_disk_lists_its_volumes_under_the_ldm_data_partition(
+        tmp_path: Path) -> None:
+    """GPT: the database in the "LDM metadata" partition (its PRIVHEAD in the last sector),
+    the volumes' partitions counted from the "LDM data" partition, under which they are
+    listed; ldmtool reads the same disk (libldm finds GPT disks by the protective MBR)."""
+    require_tool("sgdisk", "ldmtool", "mkfs.fat", "mcopy", "fls", "icat", "ifind")
+    layout = Layout([Volume(v.name, v.plexes, hint=v.hint) for v in LAYOUT.volumes],
+                    group_guid=GROUP)
+    image = tmp_path / "gpt.img"
+    with image.open("wb") as out:
+        out.truncate(DISK)
+    write_gpt_disk(image, layout)
+    for volume, files in zip(layout.volumes, ({"ONE.TXT": b"first\n" * 50}, {"BIG.BIN": BIG},
+                                              {"LATER.TXT": b"made later\n" * 99}), strict=True):
+        put(image, extents(layout, volume), _fat(tmp_path, volume.name, files))
+    listed = run_bitwitness("partitions", "--json", image).json()
+    (row,) = [p for p in listed["partitions"] if p["volumes"]]
+    assert row["description"] == "LDM data"
+    assert row["start"] == GPT_DATA_START
+    disk = _ldmtool(os.fspath(image), "show", "disk", GROUP, "Disk1")
+    assert isinstance(disk, dict)
+    assert disk["data-start"] == GPT_DATA_START
+    for volume in row["volumes"]:
+        name = str(volume["description"]).split("'")[1]
+        said = _ldmtool(os.fspath(image), "show", "volume", GROUP, name)
+        assert isinstance(said, dict)
+        assert volume["size"] == said["size"] * SECTOR
+        assert volume["filesystem"] == "fat16"
+    path = row["volumes"][2]["path"]
+    assert path == f"{row['index']}/ldm3"
+    sector = str(extents(layout, layout.volumes[2])[0][0] // SECTOR)
+    ls = run_bitwitness("ls", "-r", "--all", "-p", path, image)
+    assert ls.stdout.splitlines() == _sh("fls", "-r", "-p", "-o", sector, image).splitlines()
+    cat = subprocess.run([sys.executable, "-m", "bitwitness", "cat", "-p",
+                          row["volumes"][1]["path"], os.fspath(image), "/BIG.BIN"],
+                         capture_output=True, check=False)
+    assert cat.returncode == 0, cat.stderr
+    assert hashlib.sha256(cat.stdout).digest() == hashlib.sha256(BIG).digest()

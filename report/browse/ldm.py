@@ -44,10 +44,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from bitwitness.errors import FileSystemError
+from bitwitness.report.browse.gpt import entries as read_gpt_entries
 from bitwitness.stream import ImageStream
 
 #: The partition type of an MBR row holding a dynamic disk.
 MBR_TYPE = 0x42
+#: GPT partition types of a dynamic disk: its database (PRIVHEAD in the last sector), its volumes
+LDM_METADATA = "5808c8aa-7e8f-42e0-85d2-e1e90434cfb3"
+LDM_DATA = "af9b60a0-1431-4f62-bc68-3311714a69ad"
 _PRIVHEAD_SECTOR = 6
 #: PRIVHEAD copies and TOCBLOCKs, in sectors from the database's start (an MBR disk's 2048).
 _PRIVHEAD_COPIES = (1856, 2047)
@@ -90,14 +94,14 @@ class LdmVolume:
     unread: str | None = None  #: why the volume is not read from this disk (other disks...)
     disks: tuple[str, ...] = ()  #: the disks its partitions lie on, by name
 
-    def describe(self) -> str:
+    def describe(self, sector: int = 512) -> str:
         """``LDM spanned volume 'Volume2' (E:), 2 extents: ...`` for the tree's descriptions;
-        sectors are the disk's, as ``fls -o`` takes them."""
+        sectors (of ``sector`` bytes) are the disk's, as ``fls -o`` takes them."""
         letter = f" ({self.hint})" if self.hint else ""
         said = f"LDM {self.layout} volume '{self.name}'{letter}"
         if self.unread is not None:
             return f"{said}: {self.unread} (not read by BitWitness)"
-        where = ", ".join(f"{e.offset // 512}-{(e.offset + e.size) // 512 - 1}"
+        where = ", ".join(f"{e.offset // sector}-{(e.offset + e.size) // sector - 1}"
                           for e in self.extents)
         count = len(self.extents)
         return f"{said}, {count} extent{'s' if count > 1 else ''} (disk sectors {where})"
@@ -143,22 +147,27 @@ def ldm_rows(stream: ImageStream) -> list[int]:
             if sector[446 + 16 * slot + 4] == MBR_TYPE]
 
 
+def host_rows(stream: ImageStream) -> list[int]:
+    """The first sectors of the partitions that hold a dynamic disk's volumes: the MBR's 0x42
+    rows, or on a GPT disk the "LDM data" partitions."""
+    rows = ldm_rows(stream)
+    if rows:
+        return rows
+    found = read_gpt_entries(stream)
+    return [first for kind, first, _ in found[1] if kind == LDM_DATA] if found else []
+
+
 def read_disk(stream: ImageStream, sector: int = 512) -> LdmDisk | None:
-    """The LDM database of the MBR dynamic disk ``stream``; None when no PRIVHEAD is found (not
-    a dynamic disk). Raises :class:`FileSystemError` when a PRIVHEAD is found but what it points
-    to does not hold together."""
-    if sector not in (512, 4096) or not ldm_rows(stream):
+    """The LDM database of the dynamic disk ``stream`` (MBR or GPT); None when no PRIVHEAD is
+    found (not a dynamic disk). Raises :class:`FileSystemError` when a PRIVHEAD is found but
+    what it points to does not hold together."""
+    if sector not in (512, 4096):
         return None
     notes: list[str] = []
-    head = _privhead(stream.pread(_PRIVHEAD_SECTOR * sector, 512), stream.size, sector)
-    if head is None:  # the copies lie in the database, at the disk's end on an MBR disk
-        config = stream.size // sector - 2048
-        for at in _PRIVHEAD_COPIES if config > _PRIVHEAD_SECTOR else ():
-            head = _privhead(stream.pread((config + at) * sector, 512), stream.size, sector)
-            if head is not None:
-                notes.append(f"PRIVHEAD in sector 6 damaged; read from its copy at sector "
-                             f"{config + at}")
-                break
+    if ldm_rows(stream):
+        head = _mbr_privhead(stream, sector, notes)
+    else:
+        head, sector = _gpt_privhead(stream)
     if head is None:
         return None
     database = stream.pread(head.config_start * sector, head.config_size * sector)
@@ -168,6 +177,36 @@ def read_disk(stream: ImageStream, sector: int = 512) -> LdmDisk | None:
     records = _records(area, vblk_size, first)
     return _assemble(records, counts, head, disk_size=stream.size, sector=sector,
                      notes=tuple(notes))
+
+
+def _mbr_privhead(stream: ImageStream, sector: int, notes: list[str]) -> _Privhead | None:
+    """Sector 6's PRIVHEAD, else one of its copies in the database at the disk's end."""
+    head = _privhead(stream.pread(_PRIVHEAD_SECTOR * sector, 512), stream.size, sector)
+    if head is not None:
+        return head
+    config = stream.size // sector - 2048
+    for at in _PRIVHEAD_COPIES if config > _PRIVHEAD_SECTOR else ():
+        head = _privhead(stream.pread((config + at) * sector, 512), stream.size, sector)
+        if head is not None:
+            notes.append(f"PRIVHEAD in sector 6 damaged; read from its copy at sector "
+                         f"{config + at}")
+            return head
+    return None
+
+
+def _gpt_privhead(stream: ImageStream) -> tuple[_Privhead | None, int]:
+    """The PRIVHEAD in the last sector of a GPT disk's "LDM metadata" partition (where the
+    database lies too), and the GPT's sector size."""
+    found = read_gpt_entries(stream)
+    if found is None:
+        return None, 512
+    sector, used = found
+    for kind, _, last in used:
+        if kind == LDM_METADATA:
+            head = _privhead(stream.pread(last * sector, 512), stream.size, sector)
+            if head is not None:
+                return head, sector
+    return None, sector
 
 
 def _privhead(block: bytes, disk_size: int, sector: int) -> _Privhead | None:

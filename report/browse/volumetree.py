@@ -219,7 +219,7 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
     image = TskImage(stream)
     layout = read_layout(image)
     tree = VolumeTree(stream, layout, [], keys)
-    if layout.scheme == "dos":
+    if layout.scheme in ("dos", "gpt"):
         tree.ldm = _read_ldm(stream, layout.sector_size)
     try:
         for row in layout.partitions:
@@ -298,14 +298,15 @@ def _read_ldm(stream: ImageStream, sector: int) -> ldm.LdmDisk | str | None:
 
 
 def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
-    """The 0x42 row of a Windows dynamic disk: each volume of its database becomes the child
-    ``ldmK`` (ldm.py), read over its extents (end to end for a spanned volume) and expanded like
-    any volume. TSK's file system at the row's start is the first volume's: the row itself holds
-    none, so that no volume is offered twice. True when ``node`` is that row."""
+    """The 0x42 row (MBR) or "LDM data" partition (GPT) of a Windows dynamic disk: each volume
+    of its database becomes the child ``ldmK`` (ldm.py), read over its extents (end to end for a
+    spanned volume) and expanded like any volume. TSK's file system at the row's start is the
+    first volume's: the row itself holds none, so that no volume is offered twice. True when
+    ``node`` is that row."""
     if tree.ldm is None or "/" in node.path or node.kind != PartitionKind.PARTITION.value:
         return False
     if isinstance(tree.ldm, str):
-        if node.row.start not in ldm.ldm_rows(tree.stream):
+        if node.row.start not in ldm.host_rows(tree.stream):
             return False
         said = f"Windows dynamic disk (LDM) whose database is not read: {tree.ldm}"
         node.description += f"{', ' if node.description else ''}{said}"
@@ -316,7 +317,7 @@ def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
             node.unread = said
         return False
     disk = tree.ldm
-    if node.offset != disk.data_start:
+    if node.row.start != _ldm_row(tree, disk):
         return False
     node.filesystem = None
     node.description += f"{', ' if node.description else ''}{disk.describe()}"
@@ -326,7 +327,8 @@ def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
         name = f"ldm{volume.number}"
         if volume.unread is not None:
             node.children.append(VolumeNode(
-                path=f"{node.path}/{name}", kind="ldm", description=volume.describe(),
+                path=f"{node.path}/{name}", kind="ldm",
+                description=volume.describe(node.row.sector_size),
                 offset=0, size=volume.size, row=node.row, identifier=volume.guid,
                 unread=f"LDM {volume.layout} volume '{volume.name}': {volume.unread}",
                 key=node.key))
@@ -334,13 +336,26 @@ def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
         pieces: list[ImageStream] = [SliceStream(tree.stream, e.offset, e.size)
                                      for e in volume.extents]
         stream = pieces[0] if len(pieces) == 1 else ConcatStream(pieces)
-        child = _child(node, name, "ldm", volume.describe(), stream=stream, handle=None)
+        child = _child(node, name, "ldm", volume.describe(node.row.sector_size),
+                       stream=stream, handle=None)
         child.offset = volume.extents[0].offset - node.offset
         child.identifier = volume.guid
         _probe(child)
         node.children.append(child)
         _expand(tree, child, depth + 1)
     return True
+
+
+def _ldm_row(tree: VolumeTree, disk: ldm.LdmDisk) -> int | None:
+    """The first sector of the row a dynamic disk's volumes are listed under: the partition
+    starting where the PRIVHEAD says the data area starts, else the first 0x42 or "LDM data"
+    row (a data area that starts elsewhere must not leave the volumes unlisted)."""
+    start, rest = divmod(disk.data_start, tree.layout.sector_size)
+    rows = [r.start for r in tree.layout.partitions if r.kind is PartitionKind.PARTITION]
+    if not rest and start in rows:
+        return start
+    hosts = [r for r in ldm.host_rows(tree.stream) if r in rows]
+    return hosts[0] if hosts else None
 
 
 def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:

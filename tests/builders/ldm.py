@@ -11,7 +11,9 @@ the reader (report/browse/ldm.py), so that a misreading on one side is not hidde
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from pathlib import Path
 SECTOR = 512
 #: Where Windows starts the data area on an MBR disk (the 0x42 row's first sector).
 DATA_START = 63
+#: Where write_gpt_disk puts the "LDM data" partition.
+GPT_DATA_START = 4096
 #: The database's size in sectors, at the disk's end.
 CONFIG_SECTORS = 2048
 VBLK_SIZE = 128
@@ -64,6 +68,8 @@ class Layout:
     #: the disk this image is, by name
     this_disk: str = "Disk1"
     group_guid: str = "c5c9f1d4-3e7a-11e6-9a2b-000c29b1e3aa"
+    #: the data area's first sector, which partitions count from (GPT: the LDM data partition)
+    data_start: int = DATA_START
     disk_guids: dict[str, str] = field(default_factory=dict)
 
     def guid(self, disk: str) -> str:
@@ -164,8 +170,14 @@ def vblks(layout: Layout, first_seq: int, slots: int) -> bytes:
     return bytes(out)
 
 
-def privhead(layout: Layout, disk_sectors: int, config: int = CONFIG_SECTORS) -> bytes:
-    config_start = disk_sectors - config
+def privhead(layout: Layout, disk_sectors: int, config: int = CONFIG_SECTORS, *,
+             config_start: int | None = None, data_end: int | None = None) -> bytes:
+    """The PRIVHEAD: on an MBR disk the database ends the disk and the data area ends where it
+    starts; a GPT disk gives both (its LDM metadata and data partitions)."""
+    if config_start is None:
+        config_start = disk_sectors - config
+    if data_end is None:
+        data_end = config_start
     head = bytearray(SECTOR)
     struct.pack_into(">8sIHH", head, 0, b"PRIVHEAD", 0x2C3A, 2, 12)
     struct.pack_into(">Q", head, 16, 0x01D8_0000_0000_0000)  # a FILETIME
@@ -173,7 +185,7 @@ def privhead(layout: Layout, disk_sectors: int, config: int = CONFIG_SECTORS) ->
     head[112:112 + 36] = str(uuid.uuid5(uuid.NAMESPACE_OID, "host")).encode()
     head[176:176 + 36] = layout.group_guid.encode()
     head[240:240 + len(layout.group)] = layout.group.encode()
-    struct.pack_into(">QQQQQQIIQQI", head, 283, DATA_START, config_start - DATA_START,
+    struct.pack_into(">QQQQQQIIQQI", head, 283, layout.data_start, data_end - layout.data_start,
                      config_start, config, 2, 1, 1, 1, *_areas(config),
                      0x1234ABCD)
     return bytes(head)
@@ -205,12 +217,11 @@ def vmdb(layout: Layout, last_seq: int) -> bytes:
     return bytes(block)
 
 
-def database(layout: Layout, disk_sectors: int, config: int = CONFIG_SECTORS) -> bytes:
-    """The database's ``config`` sectors (Windows: 2048)."""
+def database(layout: Layout, ph: bytes, config: int = CONFIG_SECTORS) -> bytes:
+    """The database's ``config`` sectors (Windows: 2048), holding copies of ``ph``."""
     db = bytearray(config * SECTOR)
     for sector in (1, 2, config - 3, config - 2):
         db[sector * SECTOR:(sector + 1) * SECTOR] = tocblock(config)
-    ph = privhead(layout, disk_sectors, config)
     for sector in (1856, config - 1):
         if sector < config:
             db[sector * SECTOR:(sector + 1) * SECTOR] = ph
@@ -239,17 +250,35 @@ def write_disk(image: Path, layout: Layout, config: int = CONFIG_SECTORS) -> Non
     disk's size; the volumes' contents are the caller's). ``config``: the database's sectors,
     Windows' 2048 unless a test wants a smaller disk."""
     disk_sectors = image.stat().st_size // SECTOR
+    head = privhead(layout, disk_sectors, config)
     with image.open("r+b") as out:
         out.write(mbr(disk_sectors))
         out.seek(6 * SECTOR)
-        out.write(privhead(layout, disk_sectors, config))
+        out.write(head)
         out.seek((disk_sectors - config) * SECTOR)
-        out.write(database(layout, disk_sectors, config))
+        out.write(database(layout, head, config))
+
+
+def write_gpt_disk(image: Path, layout: Layout) -> None:
+    """A GPT dynamic disk as Windows lays it out: sgdisk writes the table, with an "LDM
+    metadata" partition (type 4201) of 2048 sectors at sector 2048 holding the database, its
+    last sector the PRIVHEAD, and an "LDM data" partition (4200) from sector 4096 to the end,
+    whose first sector the volumes' partitions count from."""
+    subprocess.run(["sgdisk", "-o", "-n", "1:2048:4095", "-t", "1:4201", "-c", "1:LDM metadata",
+                    "-n", "2:4096:0", "-t", "2:4200", "-c", "2:LDM data", os.fspath(image)],
+                   capture_output=True, check=True)
+    layout.data_start = GPT_DATA_START
+    disk_sectors = image.stat().st_size // SECTOR
+    data_end = disk_sectors - 34 + 1  # sgdisk's last usable sector, then one past it
+    head = privhead(layout, disk_sectors, config_start=2048, data_end=data_end)
+    with image.open("r+b") as out:
+        out.seek(2048 * SECTOR)
+        out.write(database(layout, head))
 
 
 def extents(layout: Layout, volume: Volume) -> list[tuple[int, int]]:
     """The byte offset in the disk and byte length of each partition of the first plex."""
-    return [((DATA_START + p.start) * SECTOR, p.size * SECTOR) for p in volume.plexes[0]]
+    return [((layout.data_start + p.start) * SECTOR, p.size * SECTOR) for p in volume.plexes[0]]
 
 
 def put(image: Path, places: Sequence[tuple[int, int]], data: bytes) -> None:
