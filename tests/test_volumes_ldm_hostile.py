@@ -239,3 +239,21 @@ def test_a_hostile_volume_name_cannot_drive_the_terminal(tmp_path: Path) -> None
     assert "\x07" not in table.stdout
     listed = run_bitwitness("partitions", "--json", image).json()
     assert layout.volumes[1].name in listed["partitions"][-1]["volumes"][1]["description"]
+
+
+def test_thousands_of_volumes_are_bounded_in_time_and_listed_so(tmp_path: Path) -> None:
+    """A database of 1,900 volumes (as large as Windows' 1 MiB database holds), overlapping
+    each other: the overlap check is not quadratic, and the tree lists the first 512 and says
+    how many there are."""
+    volumes = [Volume(f"V{n}", [[Part(n % 50, 1)]]) for n in range(1900)]
+    image = tmp_path / "disk.img"
+    _disk(image, Layout(volumes), config=2048, sectors=4096)
+    code, _ = fails_closed("partitions", image)
+    assert code == 0
+    listed = run_bitwitness("partitions", "--json", image).json()
+    row = listed["partitions"][-1]
+    assert len(row["volumes"]) == 512
+    text = run_bitwitness("partitions", image).stdout
+    assert "(only the first 512 of its 1900 volumes are listed)" in text
+    assert row["volumes"][60]["unread"] == (
+        "LDM simple volume 'V60': its partitions overlap those of volume 'V10'")

@@ -323,6 +323,9 @@ def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
     node.description += f"{', ' if node.description else ''}{disk.describe()}"
     for note in disk.notes:
         node.description += f" ({note})"
+    if len(disk.volumes) > MAX_CHILDREN:
+        node.description += (f" (only the first {MAX_CHILDREN} of its {len(disk.volumes)} "
+                             "volumes are listed)")
     for volume in disk.volumes[:MAX_CHILDREN]:
         name = f"ldm{volume.number}"
         if volume.unread is not None:
