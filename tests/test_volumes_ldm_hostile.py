@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from builders.ldm import Layout, Part, Volume, write_disk
-from conftest import run_bitwitness
+from builders.ldm import Layout, Part, Volume, write_disk, write_gpt_disk
+from conftest import require_tool, run_bitwitness
 from test_fs_ext_hostile import fails_closed
 
 SECTOR = 512
@@ -257,3 +257,39 @@ def test_thousands_of_volumes_are_bounded_in_time_and_listed_so(tmp_path: Path) 
     assert "(only the first 512 of its 1900 volumes are listed)" in text
     assert row["volumes"][60]["unread"] == (
         "LDM simple volume 'V60': its partitions overlap those of volume 'V10'")
+
+
+def test_an_image_cut_short_names_what_it_lacks(tmp_path: Path) -> None:
+    """MBR: the database lies at the disk's end, so an image cut short has none: the row says
+    so. The volumes' data is still where TSK finds it; nothing is guessed."""
+    image = tmp_path / "disk.img"
+    data = _disk(image)
+    image.write_bytes(data[:200 * SECTOR])
+    listed = run_bitwitness("partitions", image)
+    assert listed.exit_code == 0, listed.stderr
+    assert ("Windows dynamic disk (LDM) whose database is not read: LDM database: sectors "
+            "320-383 lie past the end of the image (cut short?)") in listed.stdout
+    data[6 * SECTOR:7 * SECTOR] = bytes(SECTOR)
+    image.write_bytes(data)
+    listed = run_bitwitness("partitions", image)
+    assert ("whose database is not read: LDM: no PRIVHEAD in sector 6 nor in its copies at "
+            "the disk's end") in listed.stdout
+
+
+def test_a_gpt_image_cut_short_reads_the_volumes_it_holds(tmp_path: Path) -> None:
+    """GPT: the database lies near the disk's start, so an image cut short keeps it: the
+    volumes wholly inside the image are read, the others named as past its end."""
+    require_tool("sgdisk")
+    image = tmp_path / "disk.img"
+    with image.open("wb") as out:
+        out.truncate(8 << 20)
+    write_gpt_disk(image, Layout([Volume("Volume1", [[Part(0, 2048)]]),
+                                  Volume("Volume2", [[Part(4096, 4096)]])]))
+    with image.open("r+b") as out:
+        out.truncate((4096 + 4096) * SECTOR)  # Volume2 starts at 8192: not in the image
+    volumes = run_bitwitness("partitions", "--json", image).json()["partitions"]
+    (row,) = [p for p in volumes if p["volumes"]]
+    first, second = row["volumes"]
+    assert first["unread"] is None
+    assert second["unread"] == ("LDM simple volume 'Volume2': its partitions lie past the end "
+                                "of the image")

@@ -168,13 +168,18 @@ def read_disk(stream: ImageStream, sector: int = 512) -> LdmDisk | None:
     notes: list[str] = []
     if ldm_rows(stream):
         head = _mbr_privhead(stream, sector, notes)
+        if head is None:
+            raise FileSystemError("LDM: no PRIVHEAD in sector 6 nor in its copies at the "
+                                  "disk's end")
     else:
         head, sector = _gpt_privhead(stream)
     if head is None:
         return None
     database = stream.pread(head.config_start * sector, head.config_size * sector)
     if len(database) != head.config_size * sector:
-        raise FileSystemError("LDM database: it lies past the end of the image")
+        raise FileSystemError(f"LDM database: sectors {head.config_start}-"
+                              f"{head.config_start + head.config_size - 1} lie past the end "
+                              "of the image (cut short?)")
     area, vblk_size, first, counts = _config_area(database, sector, notes)
     records = _records(area, vblk_size, first)
     return _assemble(records, counts, head, disk_size=stream.size, sector=sector,
@@ -183,12 +188,12 @@ def read_disk(stream: ImageStream, sector: int = 512) -> LdmDisk | None:
 
 def _mbr_privhead(stream: ImageStream, sector: int, notes: list[str]) -> _Privhead | None:
     """Sector 6's PRIVHEAD, else one of its copies in the database at the disk's end."""
-    head = _privhead(stream.pread(_PRIVHEAD_SECTOR * sector, 512), stream.size, sector)
+    head = _privhead(stream.pread(_PRIVHEAD_SECTOR * sector, 512), sector)
     if head is not None:
         return head
     config = stream.size // sector - 2048
     for at in _PRIVHEAD_COPIES if config > _PRIVHEAD_SECTOR else ():
-        head = _privhead(stream.pread((config + at) * sector, 512), stream.size, sector)
+        head = _privhead(stream.pread((config + at) * sector, 512), sector)
         if head is not None:
             notes.append(f"PRIVHEAD in sector 6 damaged; read from its copy at sector "
                          f"{config + at}")
@@ -203,25 +208,26 @@ def _gpt_privhead(stream: ImageStream) -> tuple[_Privhead | None, int]:
     if found is None:
         return None, 512
     sector, used = found
-    for kind, _, last in used:
-        if kind == LDM_METADATA:
-            head = _privhead(stream.pread(last * sector, 512), stream.size, sector)
-            if head is not None:
-                return head, sector
+    metadata = [last for kind, _, last in used if kind == LDM_METADATA]
+    for last in metadata:
+        head = _privhead(stream.pread(last * sector, 512), sector)
+        if head is not None:
+            return head, sector
+    if metadata:
+        raise FileSystemError(f"LDM: no PRIVHEAD in the last sector ({metadata[0]}) of the "
+                              "LDM metadata partition")
     return None, sector
 
 
-def _privhead(block: bytes, disk_size: int, sector: int) -> _Privhead | None:
-    """A PRIVHEAD whose magic, version and areas hold (inside the disk, the data area before
-    the database, the database at most :data:`MAX_DATABASE`); None otherwise."""
+def _privhead(block: bytes, sector: int) -> _Privhead | None:
+    """A PRIVHEAD whose magic, version and GUIDs hold and whose database is at most
+    :data:`MAX_DATABASE`; None otherwise. Its data area may run past the image's end (an image
+    cut short): the volumes there are named, not read."""
     if len(block) < 512 or block[:8] != b"PRIVHEAD":
         return None
     (major,) = struct.unpack_from(">H", block, 12)
     data_start, data_size, config_start, config_size = struct.unpack_from(">QQQQ", block, 283)
-    sectors = disk_size // sector
     if major != 2 or not 0 < config_size <= MAX_DATABASE // sector:
-        return None
-    if config_start + config_size > sectors or data_start + data_size > sectors:
         return None
     try:
         disk_guid = str(uuid.UUID(_cstring(block[48:112])))
