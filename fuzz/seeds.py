@@ -314,7 +314,23 @@ def partition_seeds(work: Path) -> dict[str, bytes]:
         subprocess.run(["mkfs.fat", str(disk)], capture_output=True, check=False)
         seeds["fat.img"] = disk.read_bytes()
     seeds["ldm.img"] = _ldm_disk(work)
+    if shutil.which("sgdisk"):
+        seeds["ldm-gpt.img"] = _ldm_gpt_disk(work)
     return seeds
+
+
+def _ldm_gpt_disk(work: Path) -> bytes:
+    """A GPT dynamic disk (tests/builders/ldm.py) with a 64-sector database in its LDM
+    metadata partition at sector 34: a simple volume and a spanned one."""
+    _builders()
+    from builders.ldm import Layout, Part, Volume, write_gpt_disk
+
+    disk = work / "ldm-gpt.img"
+    disk.write_bytes(bytes(384 * 512))
+    write_gpt_disk(disk, Layout([Volume("Volume1", [[Part(0, 64)]], hint="E:"),
+                                 Volume("Volume2", [[Part(64, 32), Part(128, 32)]])]),
+                   config=64, metadata=34)
+    return disk.read_bytes()
 
 
 def _ldm_disk(work: Path) -> bytes:

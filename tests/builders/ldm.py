@@ -22,7 +22,7 @@ from pathlib import Path
 SECTOR = 512
 #: Where Windows starts the data area on an MBR disk (the 0x42 row's first sector).
 DATA_START = 63
-#: Where write_gpt_disk puts the "LDM data" partition.
+#: Where write_gpt_disk puts the "LDM data" partition (by default).
 GPT_DATA_START = 4096
 #: The database's size in sectors, at the disk's end.
 CONFIG_SECTORS = 2048
@@ -259,21 +259,24 @@ def write_disk(image: Path, layout: Layout, config: int = CONFIG_SECTORS) -> Non
         out.write(database(layout, head, config))
 
 
-def write_gpt_disk(image: Path, layout: Layout) -> None:
+def write_gpt_disk(image: Path, layout: Layout, config: int = CONFIG_SECTORS,
+                   metadata: int = 2048) -> None:
     """A GPT dynamic disk as Windows lays it out: sgdisk writes the table, with an "LDM
-    metadata" partition (type 4201) of 2048 sectors at sector 2048 holding the database, its
-    last sector the PRIVHEAD, and an "LDM data" partition (4200) from sector 4096 to the end,
-    whose first sector the volumes' partitions count from."""
-    subprocess.run(["sgdisk", "-o", "-n", "1:2048:4095", "-t", "1:4201", "-c", "1:LDM metadata",
-                    "-n", "2:4096:0", "-t", "2:4200", "-c", "2:LDM data", os.fspath(image)],
-                   capture_output=True, check=True)
-    layout.data_start = GPT_DATA_START
+    metadata" partition (type 4201) of ``config`` sectors at sector ``metadata`` holding the
+    database, its last sector the PRIVHEAD, and an "LDM data" partition (4200) from there to
+    the end, whose first sector the volumes' partitions count from. (Windows: 2048 sectors at
+    2048; the fuzz seed's are smaller.)"""
+    data_start = metadata + config
+    subprocess.run(["sgdisk", "-o", "-n", f"1:{metadata}:{data_start - 1}", "-t", "1:4201",
+                    "-c", "1:LDM metadata", "-n", f"2:{data_start}:0", "-t", "2:4200",
+                    "-c", "2:LDM data", os.fspath(image)], capture_output=True, check=True)
+    layout.data_start = data_start
     disk_sectors = image.stat().st_size // SECTOR
     data_end = disk_sectors - 34 + 1  # sgdisk's last usable sector, then one past it
-    head = privhead(layout, disk_sectors, config_start=2048, data_end=data_end)
+    head = privhead(layout, disk_sectors, config, config_start=metadata, data_end=data_end)
     with image.open("r+b") as out:
-        out.seek(2048 * SECTOR)
-        out.write(database(layout, head))
+        out.seek(metadata * SECTOR)
+        out.write(database(layout, head, config))
 
 
 def extents(layout: Layout, volume: Volume) -> list[tuple[int, int]]:
