@@ -248,3 +248,31 @@ def test_a_gpt_dynamic_disk_lists_its_volumes_under_the_ldm_data_partition(
                          capture_output=True, check=False)
     assert cat.returncode == 0, cat.stderr
     assert hashlib.sha256(cat.stdout).digest() == hashlib.sha256(BIG).digest()
+
+
+def test_a_mirror_is_read_from_this_disks_copy(tmp_path: Path) -> None:
+    """A mirrored volume over Disk1 and Disk2, imaged from Disk1: its file system is read from
+    the partition on this disk, and lists as fls lists it at that partition's offset. ldmtool
+    calls the volume mirrored and names both partitions."""
+    require_tool("ldmtool", "mkfs.fat", "mcopy", "fls")
+    layout = Layout([Volume("Volume1", [[Part(0, 16384)], [Part(0, 16384, "Disk2")]])],
+                    disks=["Disk1", "Disk2"], group_guid=GROUP)
+    image = tmp_path / "disk1.img"
+    with image.open("wb") as out:
+        out.truncate(DISK)
+    write_disk(image, layout)
+    put(image, extents(layout, layout.volumes[0]), _fat(tmp_path, "mirror",
+                                                         {"COPY.TXT": b"one of two\n" * 70}))
+    said = _ldmtool(os.fspath(image), "show", "volume", GROUP, "Volume1")
+    assert isinstance(said, dict)
+    assert said["type"] == "mirrored"
+    assert len(said["partitions"]) == 2
+    (volume,) = _volumes(image)
+    assert volume["description"] == ("LDM mirrored volume 'Volume1', 1 extent (disk sectors "
+                                     f"{DATA_START}-{DATA_START + 16383}); read from its copy "
+                                     "on this disk, not compared with the copy on Disk2")
+    assert volume["size"] == said["size"] * SECTOR
+    ls = run_bitwitness("ls", "-r", "--all", "-p", "2/ldm1", image)
+    assert ls.exit_code == 0, ls.stderr
+    assert ls.stdout.splitlines() == _sh("fls", "-r", "-p", "-o", str(DATA_START),
+                                         image).splitlines()

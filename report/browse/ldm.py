@@ -95,6 +95,8 @@ class LdmVolume:
     extents: tuple[Extent, ...]  #: the bytes of the volume end to end on this disk; () if unread
     unread: str | None = None  #: why the volume is not read from this disk (other disks...)
     disks: tuple[str, ...] = ()  #: the disks its partitions lie on, by name
+    #: how it is read when that needs saying (a mirror: from which copy)
+    note: str | None = None
 
     def describe(self, sector: int = 512) -> str:
         """``LDM spanned volume 'Volume2' (E:), 2 extents: ...`` for the tree's descriptions;
@@ -106,7 +108,8 @@ class LdmVolume:
         where = ", ".join(f"{e.offset // sector}-{(e.offset + e.size) // sector - 1}"
                           for e in self.extents)
         count = len(self.extents)
-        return f"{said}, {count} extent{'s' if count > 1 else ''} (disk sectors {where})"
+        note = f"; {self.note}" if self.note else ""
+        return f"{said}, {count} extent{'s' if count > 1 else ''} (disk sectors {where}){note}"
 
 
 @dataclass(frozen=True)
@@ -600,7 +603,10 @@ def _resolve(number: int, volume: _Volume, place: _Place) -> LdmVolume:
             why = clash
             continue
         place.take(extents, volume.name)
-        return replace(base, extents=extents)
+        others = sorted(set(names) - {disks[this][0]}) if this is not None else []
+        note = (f"read from its copy on this disk, not compared with the copy on "
+                f"{', '.join(others)}" if layout == "mirrored" and others else None)
+        return replace(base, extents=extents, note=note)
     return replace(base, unread=why)
 
 
