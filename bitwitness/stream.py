@@ -18,6 +18,7 @@ Nothing here ever opens anything for writing.
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 import threading
@@ -199,6 +200,46 @@ class SliceStream(ImageStream):
         return StreamInfo(format=f"{parent.format}-slice", files=parent.files,
                           media_size=self.size, sector_size=self.sector_size,
                           details={"start": self._start})
+
+
+class ConcatStream(ImageStream):
+    """Several streams end to end, read as one: a volume made of extents in several places (a
+    Windows spanned volume's partitions, report/browse/ldm.py). A read that crosses from one
+    piece into the next is served from both; a piece's own errors pass through unchanged."""
+
+    def __init__(self, pieces: list[ImageStream]) -> None:
+        if not pieces:
+            raise ValueError("a concatenation needs at least one piece")
+        self._pieces = list(pieces)
+        self._starts: list[int] = []
+        total = 0
+        for piece in self._pieces:
+            self._starts.append(total)
+            total += piece.size
+        super().__init__(total, sector_size=self._pieces[0].sector_size)
+        self.alignment = 1
+
+    def _read_aligned(self, offset: int, length: int) -> bytes:
+        out = bytearray()
+        index = bisect.bisect_right(self._starts, offset) - 1
+        while length > 0 and index < len(self._pieces):
+            piece, start = self._pieces[index], self._starts[index]
+            data = piece.pread(offset - start, min(length, start + piece.size - offset))
+            if not data:  # an empty piece
+                index += 1
+                continue
+            out += data
+            offset += len(data)
+            length -= len(data)
+            index += 1
+        return bytes(out)
+
+    @property
+    def info(self) -> StreamInfo:
+        first = self._pieces[0].info
+        return StreamInfo(format=f"{first.format}-concatenation", files=first.files,
+                          media_size=self.size, sector_size=self.sector_size,
+                          details={"pieces": len(self._pieces)})
 
 
 class BytesStream(ImageStream):

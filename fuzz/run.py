@@ -50,6 +50,7 @@ _INSTRUMENTED = (
     "bitwitness.report.browse.iso9660", "bitwitness.report.browse.iso_rockridge",
     "bitwitness.report.browse.udf", "bitwitness.report.browse.udf_structures",
     "bitwitness.report.browse.mdraid", "bitwitness.report.browse.unreadable",
+    "bitwitness.report.browse.ldm", "bitwitness.stream",
 )
 
 

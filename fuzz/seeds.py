@@ -313,7 +313,44 @@ def partition_seeds(work: Path) -> dict[str, bytes]:
         disk.write_bytes(bytes(size))
         subprocess.run(["mkfs.fat", str(disk)], capture_output=True, check=False)
         seeds["fat.img"] = disk.read_bytes()
+    seeds["ldm.img"] = _ldm_disk(work)
+    if shutil.which("sgdisk"):
+        seeds["ldm-gpt.img"] = _ldm_gpt_disk(work)
     return seeds
+
+
+def _ldm_gpt_disk(work: Path) -> bytes:
+    """A GPT dynamic disk (tests/builders/ldm.py) with a 64-sector database in its LDM
+    metadata partition at sector 34: a simple volume and a spanned one."""
+    _builders()
+    from builders.ldm import Layout, Part, Volume, write_gpt_disk
+
+    disk = work / "ldm-gpt.img"
+    disk.write_bytes(bytes(384 * 512))
+    write_gpt_disk(disk, Layout([Volume("Volume1", [[Part(0, 64)]], hint="E:"),
+                                 Volume("Volume2", [[Part(64, 32), Part(128, 32)]])]),
+                   config=64, metadata=34)
+    return disk.read_bytes()
+
+
+def _ldm_disk(work: Path) -> bytes:
+    """A Windows dynamic disk (tests/builders/ldm.py) with a small database (64 sectors, not
+    Windows' 2048, so that mutations land in it): a simple volume holding a FAT12, a spanned
+    volume of two extents around a third volume, and split records (a long volume name)."""
+    _builders()
+    from builders.ldm import Layout, Part, Volume, extents, put, write_disk
+
+    layout = Layout([Volume("Volume1", [[Part(0, 128)]], hint="E:"),
+                     Volume("Volume2", [[Part(128, 32), Part(192, 32)]]),
+                     Volume("Volume3 made after the others, with a long name", [[Part(160, 32)]],
+                            hint="F:")])
+    disk = work / "ldm.img"
+    disk.write_bytes(bytes(384 * 512))
+    write_disk(disk, layout, config=64)
+    fat = work / "ldm-fat.img"
+    if shutil.which("mkfs.fat") and _run("mkfs.fat", "-C", fat, "64"):
+        put(disk, extents(layout, layout.volumes[0]), fat.read_bytes())
+    return disk.read_bytes()
 
 
 def _exfat_entries() -> bytes:

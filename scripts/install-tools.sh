@@ -59,6 +59,9 @@ testing+=(f2fs-tools jfsutils reiserfsprogs nilfs-tools squashfs-tools erofs-uti
 testing+=(mdadm)
 # dcfldd writes the images and hash logs verify is checked against (tests/test_verify_dcfldd.py)
 testing+=(dcfldd)
+# ldmtool (libldm) reads Windows dynamic disks' LDM databases from files and loop devices: the
+# oracle of the volume names, sizes and extents the LDM builder writes (tests/test_volumes_ldm.py)
+testing+=(ldmtool)
 
 packages=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && packages+=("${testing[@]}")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bitwitness.errors import CorruptImageError, InputError, MissingSegmentError
 from bitwitness.image import detect, image_files, open_image
 from bitwitness.images.raw import RawStream
-from bitwitness.stream import BytesStream, SliceStream
+from bitwitness.stream import BytesStream, ConcatStream, SliceStream
 
 DATA = make_disk_bytes(300_000)
 
@@ -37,6 +37,30 @@ def test_slice_contract() -> None:
     check_stream_contract(SliceStream(parent, 1000, 200_000), DATA[1000:201_000])
     with pytest.raises(ValueError, match="outside"):
         SliceStream(parent, 1000, len(DATA))
+
+
+def test_concatenation_contract() -> None:
+    """Extents out of order on their parent, an empty one among them, and reads crossing from
+    one into the next (a Windows spanned volume, report/browse/ldm.py)."""
+    parent = BytesStream(DATA)
+    places = [(200_000, 777), (0, 0), (1000, 150_001), (250_000, 40_000)]
+    joined = ConcatStream([SliceStream(parent, at, length) for at, length in places])
+    check_stream_contract(joined, b"".join(DATA[at:at + length] for at, length in places))
+    assert joined.info.details == {"pieces": 4}
+    with pytest.raises(ValueError, match="at least one"):
+        ConcatStream([])
+
+
+@given(st.lists(st.tuples(st.integers(0, 299_999), st.integers(0, 5000)), min_size=1,
+                max_size=6), st.integers(0, 200_000), st.integers(0, 30_000))
+@settings(max_examples=200, deadline=None)
+def test_concatenation_reads_what_its_pieces_hold(places: list[tuple[int, int]], offset: int,
+                                                  length: int) -> None:
+    parent = BytesStream(DATA)
+    places = [(at, min(size, len(DATA) - at)) for at, size in places]
+    joined = ConcatStream([SliceStream(parent, at, size) for at, size in places])
+    whole = b"".join(DATA[at:at + size] for at, size in places)
+    assert joined.pread(offset, length) == whole[offset:offset + length]
 
 
 @pytest.mark.parametrize(("names", "given"), [

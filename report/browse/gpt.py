@@ -19,6 +19,7 @@ and the volume tree counts what is missing of them.
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
 
 from bitwitness.report.browse.units import Row
@@ -67,7 +68,22 @@ def _header(stream: ImageStream, sector: int) -> bytes | None:
     return head
 
 
-def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
+def entries(stream: ImageStream) -> tuple[int, list[tuple[str, int, int]]] | None:
+    """The sector size and the used entries of the primary GPT, each as (partition type GUID,
+    first LBA, last LBA), for readers that go by type (the LDM partitions of a Windows
+    dynamic disk: ldm.py); None where no header and entry array check out."""
+    for sector in SECTOR_SIZES:
+        found = _entries(stream, sector)
+        if found is not None:
+            return sector, [(str(uuid.UUID(bytes_le=kind)), first, last)
+                            for kind, first, last, _, _ in found[1]]
+    return None
+
+
+def _entries(stream: ImageStream,
+             sector: int) -> tuple[bytes, list[tuple[bytes, int, int, str, int]]] | None:
+    """The header and the used entries (type, first, last, name, number) of the GPT in
+    ``sector``-byte sectors, when header and entry array check out."""
     head = _header(stream, sector)
     if head is None:
         return None
@@ -79,17 +95,28 @@ def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
     table = stream.pread(entries_at * sector, count * entry_size)
     if len(table) < count * entry_size or zlib.crc32(table) != entries_crc:
         return None
-    media_sectors = stream.size // sector
-    meta = [Row("meta", 0, 1, "Safety Table", "Meta"), Row("meta", 1, 1, "GPT Header", "Meta"),
-            Row("meta", entries_at, -(-count * entry_size // sector), "Partition Table",
-                "Meta")]
-    parts: list[Row] = []
+    used = []
     for number in range(count):
         kind, _, first, last, _, name = _ENTRY.unpack_from(table, number * entry_size)
         if kind == bytes(16) or last < first:
             continue
         text = name.decode("utf-16-le", "replace").split("\0", 1)[0]
-        parts.append(Row("partition", first, last - first + 1, text, f"{number:03d}"))
+        used.append((kind, first, last, text, number))
+    return head, used
+
+
+def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
+    found = _entries(stream, sector)
+    if found is None:
+        return None
+    head, used = found
+    entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
+    media_sectors = stream.size // sector
+    meta = [Row("meta", 0, 1, "Safety Table", "Meta"), Row("meta", 1, 1, "GPT Header", "Meta"),
+            Row("meta", entries_at, -(-count * entry_size // sector), "Partition Table",
+                "Meta")]
+    parts = [Row("partition", first, last - first + 1, text, f"{number:03d}")
+             for _, first, last, text, number in used]
     return _with_gaps(meta, parts, media_sectors)
 
 

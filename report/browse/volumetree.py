@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import FileSystemError, FormatError, InputError
-from bitwitness.report.browse import dmcrypt, luks1, luks2
+from bitwitness.report.browse import dmcrypt, ldm, luks1, luks2
 from bitwitness.report.browse.bootbackup import BootOverlay, find_backup, first_sector_damaged
 from bitwitness.report.browse.btrfs import is_btrfs
 from bitwitness.report.browse.extfeatures import (
@@ -55,7 +55,7 @@ from bitwitness.report.browse.volumes import (
     filesystem_type,
     read_layout,
 )
-from bitwitness.stream import ImageStream, SliceStream
+from bitwitness.stream import ConcatStream, ImageStream, SliceStream
 
 #: Volumes inside volumes deeper than this are a loop or a hostile image.
 MAX_NESTING = 8
@@ -173,6 +173,8 @@ class VolumeTree:
     nodes: list[VolumeNode]
     keys: VolumeKeys = NO_KEYS
     _handles: list[Any] = field(default_factory=list, repr=False)
+    #: the LDM database of a Windows dynamic disk (ldm.py), or why it could not be read
+    ldm: ldm.LdmDisk | str | None = field(default=None, repr=False)
 
     def walk(self) -> Iterator[VolumeNode]:
         for node in self.nodes:
@@ -217,6 +219,8 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
     image = TskImage(stream)
     layout = read_layout(image)
     tree = VolumeTree(stream, layout, [], keys)
+    if layout.scheme in ("dos", "gpt"):
+        tree.ldm = _read_ldm(stream, layout.sector_size)
     try:
         for row in layout.partitions:
             offset = row.byte_offset
@@ -284,9 +288,82 @@ def _logical(stream: Any, keys: VolumeKeys) -> VolumeTree:
     return VolumeTree(stream, layout, [node], keys)
 
 
+def _read_ldm(stream: ImageStream, sector: int) -> ldm.LdmDisk | str | None:
+    """The LDM database of an MBR dynamic disk; its one-line refusal when it does not hold
+    together (the volume tree still lists the partition table); None: not a dynamic disk."""
+    try:
+        return ldm.read_disk(stream, sector)
+    except FileSystemError as exc:
+        return str(exc)
+
+
+def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
+    """The 0x42 row (MBR) or "LDM data" partition (GPT) of a Windows dynamic disk: each volume
+    of its database becomes the child ``ldmK`` (ldm.py), read over its extents (end to end for a
+    spanned volume) and expanded like any volume. TSK's file system at the row's start is the
+    first volume's: the row itself holds none, so that no volume is offered twice. True when
+    ``node`` is that row."""
+    if tree.ldm is None or "/" in node.path or node.kind != PartitionKind.PARTITION.value:
+        return False
+    if isinstance(tree.ldm, str):
+        if node.row.start not in ldm.host_rows(tree.stream):
+            return False
+        said = f"Windows dynamic disk (LDM) whose database is not read: {tree.ldm}"
+        node.description += f"{', ' if node.description else ''}{said}"
+        if node.filesystem:
+            node.warning = (f"partition {node.path}: {said}; only the file system at the "
+                            "row's start is seen")
+        else:
+            node.unread = said
+        return False
+    disk = tree.ldm
+    if node.row.start != _ldm_row(tree, disk):
+        return False
+    node.filesystem = None
+    node.description += f"{', ' if node.description else ''}{disk.describe()}"
+    for note in disk.notes:
+        node.description += f" ({note})"
+    if len(disk.volumes) > MAX_CHILDREN:
+        node.description += (f" (only the first {MAX_CHILDREN} of its {len(disk.volumes)} "
+                             "volumes are listed)")
+    for volume in disk.volumes[:MAX_CHILDREN]:
+        name = f"ldm{volume.number}"
+        if volume.unread is not None:
+            node.children.append(VolumeNode(
+                path=f"{node.path}/{name}", kind="ldm",
+                description=volume.describe(node.row.sector_size),
+                offset=0, size=volume.size, row=node.row, identifier=volume.guid,
+                unread=f"LDM {volume.layout} volume '{volume.name}': {volume.unread}",
+                key=node.key))
+            continue
+        pieces: list[ImageStream] = [SliceStream(tree.stream, e.offset, e.size)
+                                     for e in volume.extents]
+        stream = pieces[0] if len(pieces) == 1 else ConcatStream(pieces)
+        child = _child(node, name, "ldm", volume.describe(node.row.sector_size),
+                       stream=stream, handle=None)
+        child.offset = volume.extents[0].offset - node.offset
+        child.identifier = volume.guid
+        _probe(child)
+        node.children.append(child)
+        _expand(tree, child, depth + 1)
+    return True
+
+
+def _ldm_row(tree: VolumeTree, disk: ldm.LdmDisk) -> int | None:
+    """The first sector of the row a dynamic disk's volumes are listed under: the partition
+    starting where the PRIVHEAD says the data area starts, else the first 0x42 or "LDM data"
+    row (a data area that starts elsewhere must not leave the volumes unlisted)."""
+    start, rest = divmod(disk.data_start, tree.layout.sector_size)
+    rows = [r.start for r in tree.layout.partitions if r.kind is PartitionKind.PARTITION]
+    if not rest and start in rows:
+        return start
+    hosts = [r for r in ldm.host_rows(tree.stream) if r in rows]
+    return hosts[0] if hosts else None
+
+
 def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     """Add the volumes inside ``node`` (its stream is set)."""
-    if depth > MAX_NESTING or node.stream is None:
+    if depth > MAX_NESTING or node.stream is None or _ldm(tree, node, depth):
         return
     head = node.stream.pread(0, 2048)
     _beyond_tsk(node, head)
