@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import BitWitnessError
+from bitwitness.ranges import merge_ranges
 from bitwitness.report.browse.entries import Entry
 from bitwitness.stream import ImageStream
 
@@ -95,14 +96,10 @@ class UnreadableSectors:
 
 
 def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """(first, last) ranges sorted, those that touch or overlap joined."""
-    merged: list[tuple[int, int]] = []
-    for first, last in sorted(ranges):
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
+    """(first, last) ranges sorted, those that touch or overlap joined: the merging every
+    part uses (:func:`~bitwitness.ranges.merge_ranges`, which counts runs as (first, count))."""
+    return [(first, first + count - 1)
+            for first, count in merge_ranges((first, last - first + 1) for first, last in ranges)]
 
 
 def unreadable_sectors(image: Path, media: ImageStream,

@@ -25,10 +25,13 @@ _ZFS_SPAN = 128 * 1024
 _ZFS_MAGIC = 0x00BAB10C
 #: Linux software RAID (md) superblock magic, at 4 KiB (v1.2), at 0 (v1.1) or near the end.
 _MD_MAGIC = 0xA92B4EFC
-#: Bytes of the volume's start read once for the fixed-offset signatures: up to VMFS's LVM
-#: header, which opens the volume's second MiB with 0xC001D00D (ReiserFS lies at 64 KiB + 52,
-#: swap's signature at the end of the first page, pages up to 64 KiB).
-_VMFS_END = (1 << 20) + 4
+#: Bytes of the volume's start read once for the fixed-offset signatures (ReiserFS's lies at
+#: 64 KiB + 52, Reiser4's at 64 KiB, swap's at the end of the first page, pages up to 64 KiB).
+_HEAD = 64 * 1024 + 64
+#: VMFS's LVM header opens the volume's second MiB with this magic: read on its own, not as
+#: part of the head (a MiB decoded, on an E01, for four bytes).
+_VMFS_AT = 1 << 20
+_VMFS_MAGIC = 0xC001D00D
 
 
 def _at(head: bytes, offset: int, magic: bytes) -> bool:
@@ -62,7 +65,7 @@ def _classic_hfs(head: bytes) -> bool:
             and head[1024 + 0x7C:1024 + 0x7E] not in (b"H+", b"HX"))
 
 
-#: (what it is, its signature in the volume's first :data:`_VMFS_END` bytes), in this order.
+#: (what it is, its signature in the volume's first :data:`_HEAD` bytes), in this order.
 _AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("ReFS file system", lambda h: _at(h, 3, b"ReFS\x00\x00\x00\x00") and _at(h, 16, b"FSRS")),
     ("F2FS file system", lambda h: _u32(h, 1024) == 0xF2F52010),
@@ -74,7 +77,6 @@ _AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("NILFS2 file system", lambda h: _u32(h, 1024) == 2 and h[1030:1032] == b"\x34\x34"),
     ("SquashFS file system", lambda h: h[:4] in (b"hsqs", b"sqsh")),
     ("cramfs file system", lambda h: 0x28CD3D45 in (_u32(h, 0), _u32(h, 512))),
-    ("VMware VMFS volume", lambda h: _u32(h, _VMFS_END - 4) == 0xC001D00D),
     ("classic HFS (Mac OS Standard) file system", _classic_hfs),
     ("Linux software RAID (md) member", lambda h: _MD_MAGIC in (_u32(h, 4096), _u32(h, 0))),
     ("Linux swap space", lambda h: _page_end(h, (b"SWAPSPACE2", b"SWAP-SPACE"))),
@@ -87,11 +89,12 @@ _AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
 def unreadable_kind(stream: ImageStream) -> str | None:
     """What ``stream`` (a volume no reader opened) holds, by its signature, or None when no
     signature known here is found. A few small reads at fixed places."""
-    size = stream.size
-    head = stream.pread(0, min(size, _VMFS_END))
+    head = stream.pread(0, min(stream.size, _HEAD))
     for name, found in _AT_START:
         if found(head):
             return name
+    if _u32(stream.pread(_VMFS_AT, 4), 0) == _VMFS_MAGIC:
+        return "VMware VMFS volume"
     if _zfs(stream):
         return "ZFS pool member (vdev)"
     if _md_at_end(stream):

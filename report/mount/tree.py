@@ -452,6 +452,8 @@ class MountTree:
         # entry is kept as long as the mount serves: ~250 bytes less per file)
         kept = replace(entry, times=NO_TIMES, file_name_times=None)
 
+        sparse = getattr(fs, "sparse_throughout", None)
+
         def read(offset: int, size: int) -> bytes:
             with self.reader_lock:
                 data = fs.read(kept, offset, size)
@@ -459,7 +461,6 @@ class MountTree:
                     return data + bytes(size - len(data))  # zeros no cluster holds
             return data
 
-        sparse = getattr(fs, "sparse_throughout", None)
         return read
 
 
