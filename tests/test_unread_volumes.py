@@ -49,32 +49,21 @@ def _hibernation(work: Path) -> Path:
     return image
 
 
-def _f2fs(work: Path) -> Path:
-    require_tool("mkfs.f2fs")
-    image = _blank(work / "f2fs.img", 64 * MIB)
-    _sh("mkfs.f2fs", "-q", image)
-    return image
+def _formatted(tool: str, mib: int, *options: str) -> Callable[[Path], Path]:
+    """A builder: an empty file of ``mib`` MiB formatted by ``tool options FILE``."""
+    def build(work: Path) -> Path:
+        require_tool(tool)
+        image = _blank(work / f"{tool}.img", mib * MIB)
+        _sh(tool, *options, image)
+        return image
+
+    return build
 
 
-def _jfs(work: Path) -> Path:
-    require_tool("mkfs.jfs")
-    image = _blank(work / "jfs.img", 32 * MIB)
-    _sh("mkfs.jfs", "-q", image)
-    return image
-
-
-def _reiserfs(work: Path) -> Path:
-    require_tool("mkreiserfs")
-    image = _blank(work / "reiserfs.img", 64 * MIB)
-    _sh("mkreiserfs", "-q", "-f", image)
-    return image
-
-
-def _nilfs2(work: Path) -> Path:
-    require_tool("mkfs.nilfs2")
-    image = _blank(work / "nilfs2.img", 160 * MIB)
-    _sh("mkfs.nilfs2", "-q", "-f", image)
-    return image
+_f2fs = _formatted("mkfs.f2fs", 64, "-q")
+_jfs = _formatted("mkfs.jfs", 32, "-q")
+_reiserfs = _formatted("mkreiserfs", 64, "-q", "-f")
+_nilfs2 = _formatted("mkfs.nilfs2", 160, "-q", "-f")
 
 
 def _tree(work: Path) -> Path:
