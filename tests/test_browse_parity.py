@@ -797,10 +797,11 @@ def test_hfs_catalog_lookup_finds_each_files_record(third_party: Path) -> None:
 @pytest.mark.parametrize("name", PARITY_IMAGES)
 def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], name: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The walk's shortcut for a name with one entry (``_plain_entry``: every file system but
-    NTFS) and the lazily made times give what the general way (``_entry``, datetimes at once)
-    gives, entry for entry, times and bodyfile seconds included; the ext inode-table blocks
-    checked at once (``ExtTimes``) change no time."""
+    """The walk's shortcut for a name with one entry (``_record_entry`` of the folder's
+    ``records()``: every file system but NTFS and FAT) and the lazily made times give what the
+    general way (``_entry`` of each pytsk3 ``File``, datetimes at once) gives, entry for entry,
+    times and bodyfile seconds included; the ext inode-table blocks checked at once
+    (``ExtTimes``) change no time."""
     from bitwitness.image import open_image
     from bitwitness.report.browse import filesystem, moretimes
     from bitwitness.report.browse.entries import Selection
@@ -825,13 +826,13 @@ def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], n
 
     fast = walked()
     with monkeypatch.context() as m:
-        def general(self: Any, file: Any, name: Any, meta: Any, prefix: str, *, stored: Any,
-                    address: int) -> Any:
+        def general(self: Any, record: Any, prefix: str, folder: Any, index: int) -> Any:
+            file = folder.file(index)
             return self._entry(file, prefix, None, meta_file=file)
 
-        m.setattr(filesystem.FileSystem, "_plain_entry", general)
+        m.setattr(filesystem.FileSystem, "_record_entry", general)
         m.setattr(moretimes.ExtTimes, "reads_right", lambda self, inode: False)
-        m.setattr(filesystem.Times, "from_meta", staticmethod(_eager_times))
+        m.setattr(filesystem.Times, "of_tsk", staticmethod(_eager_times))
         plain = walked()
     assert fast == plain
     for entry, seconds, _, _ in fast:
@@ -840,13 +841,47 @@ def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], n
                                 for v in (t.modified, t.accessed, t.changed, t.born))
 
 
+@pytest.mark.parametrize("name", PARITY_IMAGES)
+def test_folder_records_equal_the_files(built_images: dict[str, Path | str], name: str) -> None:
+    """``Directory.records()``, the C listing our pytsk3 build adds, gives for every folder
+    what iterating its ``File`` objects reads field by field (``tsk.record_of``), in the same
+    order: every name, deleted ones included."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse import filesystem
+    from bitwitness.report.browse.entries import Selection
+    from bitwitness.report.browse.tsk import RECORD_META, record_of
+
+    image = built_images[name]
+    if isinstance(image, str):
+        pytest.skip(f"{name} cannot be built here: {image}")
+    assert hasattr(pytsk3.Directory, "records"), "pytsk3 lacks scripts/build-pytsk3.sh's build"
+    stream = open_image(image)
+    try:
+        fs = filesystem.open_filesystem(stream)
+        folders = [fs.root_inum, *{e.inode for e in fs.walk("/", recursive=True,
+                                                              selection=Selection.ALL)
+                                   if e.is_dir}]
+        names = metas = 0
+        for inum in folders:
+            try:
+                directory = fs._fs.open_dir(inode=inum)
+            except OSError:
+                continue  # a folder TSK cannot open: both ways fail alike
+            records = directory.records()
+            assert records == [record_of(f) for f in fs._fs.open_dir(inode=inum)], inum
+            names += len(records)
+            metas += sum(r[RECORD_META] is not None for r in records)
+        assert names > 10
+        assert metas > 10
+    finally:
+        stream.close()
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _eager_times(meta: Any) -> Any:
-    """``Times.from_meta`` as it was: the four datetimes made at once."""
+def _eager_times(*raw: int) -> Any:
+    """``Times.of_tsk`` as ``Times.from_meta`` was: the four datetimes made at once."""
     from bitwitness.report.browse.entries import Times, _tsk_time
 
-    return Times(_tsk_time(meta.mtime, meta.mtime_nano), _tsk_time(meta.atime, meta.atime_nano),
-                 _tsk_time(meta.ctime, meta.ctime_nano),
-                 _tsk_time(meta.crtime, meta.crtime_nano))
+    return Times(*(_tsk_time(raw[n], raw[n + 1]) for n in range(0, 8, 2)))

@@ -78,6 +78,12 @@ class Times:
         return _TskTimes.of(meta.mtime, meta.mtime_nano, meta.atime, meta.atime_nano,
                             meta.ctime, meta.ctime_nano, meta.crtime, meta.crtime_nano)
 
+    @staticmethod
+    def of_tsk(*raw: int | None) -> Times:
+        """:meth:`from_meta` of the eight integers (mtime, mtime_nano, atime, atime_nano,
+        ctime, ctime_nano, crtime, crtime_nano) a listing record holds."""
+        return _TskTimes.of(*raw)
+
 
 _TIME_FIELDS = ("modified", "accessed", "changed", "born")
 

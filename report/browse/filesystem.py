@@ -57,7 +57,16 @@ from bitwitness.report.browse.ntfs import (
 )
 from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import is_exact, shown, spellings
-from bitwitness.report.browse.tsk import TskImage, require_fixes, text, tsk_errors
+from bitwitness.report.browse.tsk import (
+    RECORD_META,
+    Record,
+    TskImage,
+    record_of,
+    records_of,
+    require_fixes,
+    text,
+    tsk_errors,
+)
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.report.browse.wof import ATTR_REPARSE_POINT, WofFile, WofVolume, parse_reparse
 from bitwitness.report.browse.zones import ExfatZones, IsoZones
@@ -115,6 +124,40 @@ class _Target:
     raw: RawFatEntry | None = None  #: an entry only the raw FAT directory holds (``file`` None)
     folders: tuple[int, ...] = ()  #: inodes of the folders on the way to it, root first
     names: tuple[str, ...] = ()  #: the stored name of each component of its path
+
+
+class _RecordFolder:
+    """A folder :meth:`FileSystem._walk_records` is in: its records, numbered, and its pytsk3
+    ``File`` objects, opened on first need."""
+
+    __slots__ = ("_files", "_fs", "inum", "prefix", "records")
+
+    def __init__(self, fs: FileSystem, inum: int, prefix: str,
+                 records: Iterator[tuple[int, Record]]) -> None:
+        self._fs = fs
+        self.inum = inum
+        self.prefix = prefix
+        self.records = records
+        self._files: list[Any] | None = None
+
+    def file(self, index: int) -> Any:
+        """The ``File`` of record ``index`` (TSK lists a folder in the same order each time)."""
+        if self._files is None:
+            self._files = self._fs._open_dir(self.inum)
+        return self._files[index]
+
+
+class _OneFile:
+    """One ``File`` where :meth:`FileSystem._record_entry` asks for a folder's."""
+
+    __slots__ = ("_file",)
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def file(self, index: int) -> Any:
+        del index
+        return self._file
 
 
 class FileSystem:
@@ -201,6 +244,15 @@ class FileSystem:
 
     def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
               mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
+        # one entry per name, as TSK gives it, but on NTFS and FAT
+        walk = self._walk_records if not self._ntfs and self._fat is None else self._walk_files
+        yield from walk(inum, prefix, recursive=recursive, selection=selection,
+                        mediator=mediator, stack=stack, file_names=file_names)
+
+    def _walk_files(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
+                    mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
+        """:meth:`_walk` on NTFS (streams) and FAT (names compared with the raw folder),
+        from the folder's pytsk3 ``File`` objects."""
         try:
             files = self._open_dir(inum)
         except FileSystemError as exc:
@@ -209,7 +261,7 @@ class FileSystem:
             return
         listed: set[int] = set()
         raw_names = self._raw_names(inum, mediator, prefix)
-        plain = not (self._ntfs or raw_names)  # one entry per name, as TSK gives it
+        plain = not (self._ntfs or raw_names)  # a FAT folder with no raw entries to compare
         for file in files:
             info = file.info
             name = info.name
@@ -221,13 +273,12 @@ class FileSystem:
             if stored in (b".", b"..") and self._own_link(file, stack, name):
                 yield from self._dot_streams(file, name, prefix, selection)
                 continue
-            meta = info.meta
-            if plain and meta is not None:
-                first = self._plain_entry(file, name, meta, prefix, stored=stored,
-                                          address=address)
+            if plain and info.meta is not None:
+                record = record_of(file)
+                first = self._record_entry(record, prefix, _OneFile(file), 0)
                 if selection.wants(first.deleted):
                     yield first
-                descend = recursive and self._plain_descends(first, name, meta)
+                descend = recursive and self._record_descends(first, record)
             else:
                 entries, meta_file = self._name_entries(file, name, prefix, raw_names,
                                                         mediator, file_names=file_names)
@@ -242,6 +293,84 @@ class FileSystem:
             unlisted = [r for a, r in raw_names.items() if a not in listed]
             yield from self._unlisted_fat(unlisted, prefix, mediator, recursive=recursive,
                                           depth=len(stack), selection=selection)
+
+    def _walk_records(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
+                      mediator: Mediator, stack: list[int],
+                      file_names: bool) -> Iterator[Entry]:
+        """:meth:`_walk` off NTFS and FAT, from each folder's :data:`~.tsk.Record` tuples, in
+        the same order (depth first, a folder's entries after its own).
+
+        Why apart: it makes no pytsk3 object for most names, and it walks the sub-folders in
+        this one generator, from a list of open folders, where the general walk nests one
+        generator per level that every entry below passes through. A name TSK loaded no
+        inode for, and an ISO 9660 time that needs the file's extent, take the folder's
+        ``File`` objects (opened once, on the first such name) and go the general way."""
+        first_folder = self._open_record_folder(inum, prefix, mediator)
+        open_folders = [] if first_folder is None else [first_folder]
+        wants = selection.wants
+        entry_of = self._record_entry
+        own_link = self._own_record
+        dots = (b".", b"..")
+        while open_folders:
+            folder = open_folders[-1]
+            step = next(folder.records, None)
+            if step is None:
+                open_folders.pop()
+                if open_folders:
+                    stack.pop()
+                continue
+            index, record = step
+            stored = record[0]
+            if stored in dots and own_link(record, stack):
+                continue  # a folder's own link; its streams are NTFS's alone
+            if stored is None or record[RECORD_META] is None:
+                entries, descend = self._general_entries(folder, index, mediator,
+                                                         file_names=file_names)
+                first = _named(entries)
+                if wants(first.deleted):
+                    yield from entries
+                descend = recursive and descend
+            else:
+                first = entry_of(record, folder.prefix, folder, index)
+                if wants(first.deleted):
+                    yield first
+                descend = recursive and self._record_descends(first, record)
+            if descend and first.inode not in stack:
+                below = self._record_folder(first, stack, mediator)
+                if below is not None:
+                    stack.append(first.inode)
+                    open_folders.append(below)
+
+    def _general_entries(self, folder: _RecordFolder, index: int, mediator: Mediator, *,
+                         file_names: bool) -> tuple[list[Entry], bool]:
+        """The entries of record ``index`` of ``folder`` made the general way, from its pytsk3
+        ``File`` (a name TSK loaded no inode for), and whether a recursive walk enters it."""
+        file = folder.file(index)
+        entries, meta_file = self._name_entries(file, file.info.name, folder.prefix, {},
+                                                mediator, file_names=file_names)
+        return entries, self._descends(file, meta_file, _named(entries))
+
+    def _record_folder(self, folder: Entry, stack: list[int],
+                       mediator: Mediator) -> _RecordFolder | None:
+        """:meth:`_descend` for :meth:`_walk_records`: ``folder`` opened, unless ``stack`` is
+        :data:`MAX_DEPTH` deep or TSK cannot read it (None, and a warning)."""
+        if len(stack) >= MAX_DEPTH:
+            mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
+                            level="warning")
+            return None
+        return self._open_record_folder(folder.inode, folder.path, mediator)
+
+    def _open_record_folder(self, inum: int, prefix: str,
+                            mediator: Mediator) -> _RecordFolder | None:
+        """Folder ``inum``'s records, opened for :meth:`_walk_records`; None (and a warning)
+        where TSK cannot read it, as the general walk skips it."""
+        try:
+            records = self._open_records(inum)
+        except FileSystemError as exc:
+            mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
+                            level="warning")
+            return None
+        return _RecordFolder(self, inum, prefix, enumerate(records))
 
     def _dot_streams(self, file: Any, name: Any, prefix: str,
                      selection: Selection) -> list[Entry]:
@@ -434,6 +563,14 @@ class FileSystem:
         meta = file.info.meta
         return meta is None or META_TYPES[int(meta.type)] in {*_DIR_META_TYPES, "-"}
 
+    @staticmethod
+    def _own_record(record: Record, stack: list[int]) -> bool:
+        """:meth:`_own_link` for a ``.`` or ``..`` :data:`~.tsk.Record`."""
+        if record[1] in stack:
+            return True
+        meta_type = record[RECORD_META + 1]
+        return meta_type is None or META_TYPES[meta_type] in {*_DIR_META_TYPES, "-"}
+
     def _meta_file(self, file: Any, name: Any = None) -> Any:
         """The file with its inode loaded: the one TSK gave, or the inode the name points at.
 
@@ -471,51 +608,60 @@ class FileSystem:
             name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
 
     @staticmethod
-    def _plain_descends(entry: Entry, name: Any, meta: Any) -> bool:
-        """:meth:`_descends` for the entry :meth:`_plain_entry` made of ``name`` and ``meta``
-        (its types are the name's and the inode's)."""
+    def _record_descends(entry: Entry, record: Record) -> bool:
+        """:meth:`_descends` for the entry :meth:`_record_entry` made of ``record`` (its types
+        are the name's and the inode's)."""
         if entry.name_type not in _DIR_NAME_TYPES or entry.meta_type not in _DIR_META_TYPES:
             return False
-        name_flags = int(name.flags)
+        name_flags = record[2]
         return bool(name_flags & _NAME_ALLOC) or bool(
-            name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
+            name_flags & _NAME_UNALLOC and record[RECORD_META + 2] & _META_UNALLOC)
 
-    def _plain_entry(self, file: Any, name: Any, meta: Any, prefix: str, *, stored: Any,
-                     address: int) -> Entry:
-        """``_entry(file, prefix, None)`` for a name whose inode TSK loaded (``name`` and
-        ``meta`` are ``file.info.name`` and ``.meta``, ``stored`` and ``address`` the name's
-        ``name`` and ``meta_addr``, read by the caller): the one entry of a name off NTFS.
+    def _record_entry(self, record: Record, prefix: str, folder: _RecordFolder | _OneFile,
+                      index: int) -> Entry:
+        """``_entry(file, prefix, None)`` for a name whose inode TSK loaded, made of its
+        :data:`~.tsk.Record`: the one entry of a name off NTFS. ``folder.file(index)`` gives
+        the pytsk3 ``File``, for the rare time that needs its extent.
 
-        Why apart: a listing calls it once per entry, and every pytsk3 attribute read makes a
-        new object, so each is read once here and nothing is asked that the entry does not
-        hold; tests hold it equal to :meth:`_entry`."""
+        Why apart: a listing calls it once per entry, so it reads the record's fields and
+        asks nothing the entry does not hold; tests hold it equal to :meth:`_entry`."""
+        (stored, address, name_flags, name_type, meta_addr, meta_type, meta_flags, size, mode,
+         uid, gid, mtime, mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime, crtime_nano,
+         link) = record
         name_text = text(stored)
         if b"^" in stored:  # a name TSK lost part of?
             if type(self._zones) is ExfatZones:
                 name_text = self._zones.name(address) or name_text
             elif self.type == "hfs":
                 name_text = self._hfs_name(address) or name_text
-        name_flags = int(name.flags)
-        meta_flags = int(meta.flags)
         deleted = bool(name_flags & _NAME_UNALLOC)
-        times = Times.from_meta(meta)
+        times = Times.of_tsk(mtime, mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime,
+                             crtime_nano)
         zones = self._zones
-        if zones is not None and not (type(zones) is ExtTimes and zones.reads_right(meta.addr)):
-            times = zones.adjust(int(meta.addr), times, lambda: self._extent(file))
-        link = meta.link
+        if zones is not None and not (type(zones) is ExtTimes and zones.reads_right(meta_addr)):
+            times = zones.adjust(meta_addr, times, lambda: self._extent(folder.file(index)))
         return frozen_record(Entry, {
             "path": f"{prefix}/{name_text}", "name": name_text, "inode": address,
             "attr_type": None, "attr_id": None, "stream": None,
-            "name_type": NAME_TYPES[int(name.type)], "meta_type": META_TYPES[int(meta.type)],
+            "name_type": NAME_TYPES[name_type], "meta_type": META_TYPES[meta_type],
             "deleted": deleted, "realloc": deleted and bool(meta_flags & _META_ALLOC),
-            "size": int(meta.size), "times": times, "mode": int(meta.mode) & 0o7777,
-            "uid": int(meta.uid), "gid": int(meta.gid), "link": text(link) if link else None,
+            "size": size, "times": times, "mode": mode & 0o7777,
+            "uid": uid, "gid": gid, "link": text(link) if link else None,
             "file_name_times": None})
 
     def _open_dir(self, inum: int) -> list[Any]:
+        """The pytsk3 ``File`` of every name in folder ``inum``."""
+        return self._opened(inum, list)
+
+    def _open_records(self, inum: int) -> list[Record]:
+        """The :data:`~.tsk.Record` of every name in folder ``inum``, as :meth:`_open_dir`
+        lists them."""
+        return self._opened(inum, records_of)
+
+    def _opened(self, inum: int, take: Callable[[Any], list[_T]]) -> list[_T]:
         try:
             with tsk_errors(self.image, f"read directory inode {inum}"):
-                return list(self._fs.open_dir(inode=inum))
+                return take(self._fs.open_dir(inode=inum))
         except FileSystemError:
             if inum != self.last_inum or not self.type.startswith("ext"):
                 raise
@@ -525,7 +671,7 @@ class FileSystem:
                 self._orphans = find_orphans(self._fs, root_inum=self.root_inum,
                                              first_inum=self.first_inum,
                                              last_inum=self.last_inum)
-        return list(self._orphans)
+        return take(self._orphans)
 
     def _entries_of(self, file: Any, prefix: str, meta_file: Any | None = None, *,
                     file_names: bool = False) -> list[Entry]:
