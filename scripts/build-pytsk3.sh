@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds pytsk3 (The Sleuth Kit's Python binding) from its source distribution with fixes to
-# The Sleuth Kit and to the binding, and installs it as version "<pip's version>+bitwitness.6".
+# The Sleuth Kit and to the binding, and installs it as version "<pip's version>+bitwitness.7".
 # Run after `pip install` of BitWitness:
 #   scripts/build-pytsk3.sh [VENV]        (default .venv)
 #
@@ -50,11 +50,14 @@
 #
 # The sixth (+bitwitness.6) is speed, in the binding: Directory.records() returns every entry of
 # a folder as one tuple each (the name's name, meta_addr, flags and type; the inode's addr,
-# type, flags, size, mode, uid, gid, four times with their nanoseconds, and link), read in C
+# type, flags, size, mode, uid, gid, four times with their nanoseconds, link, and a last
+# field, None, that the seventh change fills), read in C
 # from the same tsk_fs_dir_get calls, in the same order and failing the same way as iterating
 # the folder. Iterating makes a File, a TSK_FS_NAME and a TSK_FS_META object for each entry and
 # one more object for every field read: a third of the Python time of `ls -r` of 100,000 files
 # (report/browse/tsk.py records_of; without records() BitWitness reads the fields the slow way).
+# The seventh (+bitwitness.7): records(True) adds each inode's attributes (type, id, flags,
+# size, name, and the bytes of a resident $FILE_NAME), what an NTFS listing reads of every file.
 #
 # BitWitness refuses ext, UFS and HFS+ file systems with a pytsk3 that lacks these fixes (exit
 # code 2, naming this script), so a missed rebuild is a clear error, never a hang or an empty
@@ -65,7 +68,7 @@ set -euo pipefail
 
 venv=${1:-.venv}
 py="$venv/bin/python"
-label="bitwitness.6"
+label="bitwitness.7"
 
 if ! version=$("$py" -c 'import importlib.metadata as m; print(m.version("pytsk3"))'); then
     echo "build-pytsk3: pytsk3 is not installed in $venv; install BitWitness first" >&2
@@ -202,8 +205,10 @@ records = r"""
 /* BitWitness: every entry of the folder as one tuple, loaded as Directory_next loads it
  * (tsk_fs_dir_get, in order), failing as it fails. The tuple is (name, name meta_addr, name
  * flags, name type, then the inode's addr, type, flags, size, mode, uid, gid, mtime,
- * mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime, crtime_nano, link), the inode's
- * fields None where TSK loaded no inode; name and link are bytes or None as pytsk3 gives them. */
+ * mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime, crtime_nano, link, attributes),
+ * the inode's fields None where TSK loaded no inode; name and link are bytes or None as pytsk3
+ * gives them. 21 fields: CPython keeps up to 2,000 freed tuples of each length up to 20 for
+ * reuse, which a listing of 20-tuples would fill. */
 static PyObject *bitwitness_bytes(const char *text) {
     if(text == NULL) {
         Py_IncRef(Py_None);
@@ -212,11 +217,76 @@ static PyObject *bitwitness_bytes(const char *text) {
     return PyBytes_FromStringAndSize(text, (Py_ssize_t) strlen(text));
 }
 
-static PyObject *pyDirectory_records(pyDirectory *self, PyObject *unused) {
+/* With records(True), the last field: the inode's attributes as iterating its File gives them,
+ * each (type, id, flags, size, name, content), content the first 4096 bytes of a resident,
+ * uncompressed, unencrypted $FILE_NAME (what File.read_random(0, min(size, 4096), type, id)
+ * returns) and None for any other; the field is None where TSK fails to give the attributes
+ * (the caller then iterates the File, which fails as it fails). */
+static PyObject *bitwitness_attributes(TSK_FS_FILE *file) {
+    PyObject *found = NULL;
+    int count = 0;
+    int index = 0;
+
+    ClearError();
+    count = tsk_fs_file_attr_getsize(file);
+    if(count < 0 || *aff4_get_current_error(NULL) != EZero) {
+        goto unread;
+    }
+    found = PyTuple_New((Py_ssize_t) count);
+    if(found == NULL) {
+        return NULL;
+    }
+    for(index = 0; index < count; index++) {
+        const TSK_FS_ATTR *attribute = tsk_fs_file_attr_get_idx(file, index);
+        PyObject *content = NULL;
+        PyObject *item = NULL;
+
+        if(attribute == NULL || *aff4_get_current_error(NULL) != EZero) {
+            Py_DecRef(found);
+            goto unread;
+        }
+        if(attribute->type == TSK_FS_ATTR_TYPE_NTFS_FNAME
+                && (attribute->flags & TSK_FS_ATTR_RES)
+                && !(attribute->flags & (TSK_FS_ATTR_COMP | TSK_FS_ATTR_ENC))
+                && attribute->rd.buf != NULL && attribute->size > 0
+                && (size_t) (attribute->size < 4096 ? attribute->size : 4096)
+                   <= attribute->rd.buf_size) {
+            content = PyBytes_FromStringAndSize(
+                (const char *) attribute->rd.buf,
+                (Py_ssize_t) (attribute->size < 4096 ? attribute->size : 4096));
+        } else {
+            Py_IncRef(Py_None);
+            content = Py_None;
+        }
+        item = Py_BuildValue("(IIILNN)", (unsigned int) attribute->type,
+                             (unsigned int) attribute->id, (unsigned int) attribute->flags,
+                             (long long) attribute->size, bitwitness_bytes(attribute->name),
+                             content);
+        if(item == NULL) {
+            Py_DecRef(found);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(found, index, item);
+    }
+    return found;
+
+unread:
+    ClearError();
+    tsk_error_reset();
+    PyErr_Clear();
+    Py_IncRef(Py_None);
+    return Py_None;
+}
+
+static PyObject *pyDirectory_records(pyDirectory *self, PyObject *args) {
     Directory directory = self->base;
     PyObject *result = NULL;
     size_t index = 0;
+    int with_attributes = 0;
 
+    if(!PyArg_ParseTuple(args, "|p", &with_attributes)) {
+        return NULL;
+    }
     if(directory == NULL || directory->info == NULL) {
         return PyErr_Format(PyExc_RuntimeError, "Directory object no longer valid");
     }
@@ -251,14 +321,22 @@ static PyObject *pyDirectory_records(pyDirectory *self, PyObject *unused) {
         meta = file->meta;
         if(meta == NULL) {
             record = Py_BuildValue(
-                "(NKIIOOOOOOOOOOOOOOOO)", bitwitness_bytes(file->name->name),
+                "(NKIIOOOOOOOOOOOOOOOOO)", bitwitness_bytes(file->name->name),
                 (unsigned long long) file->name->meta_addr, (unsigned int) file->name->flags,
                 (unsigned int) file->name->type, Py_None, Py_None, Py_None, Py_None, Py_None,
                 Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None,
-                Py_None, Py_None, Py_None);
+                Py_None, Py_None, Py_None, Py_None);
         } else {
-            record = Py_BuildValue(
-                "(NKIIKIILIIILILILILIN)", bitwitness_bytes(file->name->name),
+            PyObject *attributes = NULL;
+
+            if(with_attributes) {
+                attributes = bitwitness_attributes(file);
+            } else {
+                Py_IncRef(Py_None);
+                attributes = Py_None;
+            }
+            record = attributes == NULL ? NULL : Py_BuildValue(
+                "(NKIIKIILIIILILILILINN)", bitwitness_bytes(file->name->name),
                 (unsigned long long) file->name->meta_addr, (unsigned int) file->name->flags,
                 (unsigned int) file->name->type, (unsigned long long) meta->addr,
                 (unsigned int) meta->type, (unsigned int) meta->flags, (long long) meta->size,
@@ -267,7 +345,7 @@ static PyObject *pyDirectory_records(pyDirectory *self, PyObject *unused) {
                 (long long) meta->atime, (unsigned int) meta->atime_nano,
                 (long long) meta->ctime, (unsigned int) meta->ctime_nano,
                 (long long) meta->crtime, (unsigned int) meta->crtime_nano,
-                bitwitness_bytes(meta->link));
+                bitwitness_bytes(meta->link), attributes);
         }
         tsk_fs_file_close(file);
         if(record == NULL) {
@@ -290,8 +368,8 @@ on_error:
 patch(src / "pytsk3.cpp", [
     ("static PyMethodDef Directory_methods[] = {\n    {NULL, NULL, 0, NULL}  /* Sentinel */\n",
      records + "static PyMethodDef Directory_methods[] = {\n"
-     '    {"records", (PyCFunction) pyDirectory_records, METH_NOARGS,\n'
-     '     "Every entry of the folder as one tuple (BitWitness)."},\n'
+     '    {"records", (PyCFunction) pyDirectory_records, METH_VARARGS,\n'
+     '     "records(attributes=False): every entry of the folder as one tuple (BitWitness)."},\n'
      "    {NULL, NULL, 0, NULL}  /* Sentinel */\n"),
 ], "pytsk3.cpp's Directory method table")
 project = src / "pyproject.toml"

@@ -221,6 +221,39 @@ def test_lazy_times_equal_times(pairs: list[tuple[int | None, int | None]]) -> N
     assert replaced.epoch_seconds() == (*seconds[:3], 0)
 
 
+_FILETIMES = st.one_of(st.integers(0, (1 << 64) - 1), st.sampled_from(
+    [0, 116444736000000000 - 1, 116444736000000000, 116444736000000000 + 9_999_999,
+     116444736000000000 + 10_000_000, 116444736000000000 + (1 << 32) * 10_000_000,
+     116444736000000000 + ((1 << 32) + 1) * 10_000_000 + 5, (1 << 64) - 1]))
+
+
+@given(st.lists(_FILETIMES, min_size=4, max_size=4))
+def test_lazy_nt_times_equal_times(values: list[int]) -> None:
+    """The ``$FILE_NAME``/``$STANDARD_INFORMATION`` times keep the FILETIMEs and make the
+    datetimes on first read (``nt_time`` each): equal to, hashed and shown as the Times made
+    at once, and their bodyfile seconds and completeness are those of the datetimes."""
+    data = struct.pack("<4Q", *values[:4])
+    crtime, mtime, ctime, atime = values[:4]
+    eager = Times(nt_time(mtime), nt_time(atime), nt_time(ctime), nt_time(crtime))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    seconds = tuple((v - epoch) // timedelta(seconds=1) if v is not None else 0
+                    for v in (eager.modified, eager.accessed, eager.changed, eager.born))
+    found = parse_file_name(1, bytes(8) + data + bytes(32) + b"\x01\x01a\x00")
+    assert found is not None
+    lazy = found.times
+    assert lazy.complete() == eager.complete()  # from the integers
+    assert lazy.epoch_seconds() == seconds
+    assert hash(lazy) == hash(eager)
+    assert lazy == eager
+    assert eager == lazy
+    assert repr(lazy) == repr(eager)
+    assert lazy.epoch_seconds() == seconds  # from the datetimes
+    assert vars(lazy) == vars(eager)
+    again = parse_file_name(1, bytes(8) + data + bytes(32) + b"\x01\x01a\x00")
+    assert again is not None
+    assert dataclasses.replace(again.times, born=None) == dataclasses.replace(eager, born=None)
+
+
 def _slot_right(block: bytes, inode_size: int) -> bool:
     from bitwitness.report.browse.moretimes import _EXT_TIME_BYTES, _tsk_reads_right
 

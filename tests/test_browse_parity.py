@@ -797,11 +797,12 @@ def test_hfs_catalog_lookup_finds_each_files_record(third_party: Path) -> None:
 @pytest.mark.parametrize("name", PARITY_IMAGES)
 def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], name: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The walk's shortcut for a name with one entry (``_record_entry`` of the folder's
-    ``records()``: every file system but NTFS and FAT) and the lazily made times give what the
-    general way (``_entry`` of each pytsk3 ``File``, datetimes at once) gives, entry for entry,
-    times and bodyfile seconds included; the ext inode-table blocks checked at once
-    (``ExtTimes``) change no time."""
+    """The record walk (``_walk_records``: each folder's ``records()``, NTFS attributes
+    included, one entry per name through ``_record_entry`` off NTFS) and the lazily made times
+    give what the general way (``_walk_files``: ``_entries_of``/``_entry`` of each pytsk3
+    ``File``, datetimes at once) gives, entry for entry, ``$FILE_NAME`` rows, times and
+    bodyfile seconds included; the ext inode-table blocks checked at once (``ExtTimes``)
+    change no time."""
     from bitwitness.image import open_image
     from bitwitness.report.browse import filesystem, moretimes
     from bitwitness.report.browse.entries import Selection
@@ -825,12 +826,21 @@ def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], n
             stream.close()
 
     fast = walked()
+    with monkeypatch.context() as m:  # a pytsk3 without records(): each File read in Python
+        from bitwitness.report.browse.tsk import record_of
+
+        def slow_records(found: Any, *, attributes: bool = False) -> list[Any]:
+            return [record_of(f, attributes=attributes) for f in found]
+
+        m.setattr(filesystem, "records_of", slow_records)
+        assert walked() == fast
     with monkeypatch.context() as m:
         def general(self: Any, record: Any, prefix: str, folder: Any, index: int) -> Any:
             file = folder.file(index)
             return self._entry(file, prefix, None, meta_file=file)
 
         m.setattr(filesystem.FileSystem, "_record_entry", general)
+        m.setattr(filesystem.FileSystem, "_by_records", False)
         m.setattr(moretimes.ExtTimes, "reads_right", lambda self, inode: False)
         m.setattr(filesystem.Times, "of_tsk", staticmethod(_eager_times))
         plain = walked()
@@ -845,11 +855,12 @@ def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], n
 def test_folder_records_equal_the_files(built_images: dict[str, Path | str], name: str) -> None:
     """``Directory.records()``, the C listing our pytsk3 build adds, gives for every folder
     what iterating its ``File`` objects reads field by field (``tsk.record_of``), in the same
-    order: every name, deleted ones included."""
+    order: every name, deleted ones included; ``records(True)`` adds each inode's attributes
+    as iterating them gives them, a ``$FILE_NAME``'s bytes as ``read_random`` reads them."""
     from bitwitness.image import open_image
     from bitwitness.report.browse import filesystem
     from bitwitness.report.browse.entries import Selection
-    from bitwitness.report.browse.tsk import RECORD_META, record_of
+    from bitwitness.report.browse.tsk import RECORD_ATTRIBUTES, RECORD_META, record_of
 
     image = built_images[name]
     if isinstance(image, str):
@@ -861,7 +872,7 @@ def test_folder_records_equal_the_files(built_images: dict[str, Path | str], nam
         folders = [fs.root_inum, *{e.inode for e in fs.walk("/", recursive=True,
                                                               selection=Selection.ALL)
                                    if e.is_dir}]
-        names = metas = 0
+        names = metas = attributes = file_names = 0
         for inum in folders:
             try:
                 directory = fs._fs.open_dir(inode=inum)
@@ -869,10 +880,22 @@ def test_folder_records_equal_the_files(built_images: dict[str, Path | str], nam
                 continue  # a folder TSK cannot open: both ways fail alike
             records = directory.records()
             assert records == [record_of(f) for f in fs._fs.open_dir(inode=inum)], inum
+            with_attributes = directory.records(True)
+            assert with_attributes == [record_of(f, attributes=True)
+                                       for f in fs._fs.open_dir(inode=inum)], inum
+            assert [r[:RECORD_ATTRIBUTES] for r in with_attributes] == [
+                r[:RECORD_ATTRIBUTES] for r in records]
+            assert {r[RECORD_ATTRIBUTES] for r in records} <= {None}
             names += len(records)
             metas += sum(r[RECORD_META] is not None for r in records)
+            attributes += sum(len(r[RECORD_ATTRIBUTES] or ()) for r in with_attributes)
+            file_names += sum(a[0] == 48 and a[5] is not None
+                              for r in with_attributes for a in r[RECORD_ATTRIBUTES] or ())
         assert names > 10
         assert metas > 10
+        assert attributes > metas // 2  # most inodes have one at least (data or index)
+        if name == "ntfs":
+            assert file_names >= metas // 2
     finally:
         stream.close()
 

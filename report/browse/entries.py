@@ -88,15 +88,22 @@ class Times:
 _TIME_FIELDS = ("modified", "accessed", "changed", "born")
 
 
-class _TskTimes(Times):
-    """:class:`Times` as TSK gives them (seconds, nanoseconds, in Times order), the datetimes
-    made on first read: equal to, hashed and shown as the plain ``Times`` of the same times."""
+class LazyTimes(Times):
+    """:class:`Times` kept as the integers a file system stores, the datetimes made on first
+    read: equal to, hashed and shown as the plain ``Times`` of the same times. Subclasses say
+    how the integers read (:meth:`_made`), and answer :meth:`complete` and
+    :meth:`epoch_seconds` from them without making a datetime."""
 
-    @staticmethod
-    def of(*raw: int | None) -> Times:
-        record = object.__new__(_TskTimes)
+    @classmethod
+    def of(cls, *raw: int | None) -> Times:
+        record = object.__new__(cls)
         object.__setattr__(record, "__dict__", {"_raw": raw})
         return record
+
+    @staticmethod
+    def _made(raw: tuple[int | None, ...]) -> tuple[datetime | None, ...]:
+        """The four times (Times order) of ``raw``."""
+        raise NotImplementedError
 
     def __getattr__(self, name: str) -> Any:
         # only for names not yet in __dict__: the four times before their first read
@@ -104,12 +111,19 @@ class _TskTimes(Times):
             raise AttributeError(name)
         fields = self.__dict__
         raw = fields.pop("_raw")  # from here on the instance holds its fields, as Times does
-        for n, field in enumerate(_TIME_FIELDS):
-            fields[field] = _tsk_time(raw[2 * n], raw[2 * n + 1])
+        fields.update(zip(_TIME_FIELDS, self._made(raw), strict=True))
         return fields[name]
 
     def __repr__(self) -> str:
         return repr(Times(self.modified, self.accessed, self.changed, self.born))
+
+
+class _TskTimes(LazyTimes):
+    """:class:`LazyTimes` as TSK gives them: seconds, nanoseconds, in Times order."""
+
+    @staticmethod
+    def _made(raw: tuple[int | None, ...]) -> tuple[datetime | None, ...]:
+        return tuple(_tsk_time(raw[n], raw[n + 1]) for n in range(0, 8, 2))
 
     def complete(self) -> bool:
         raw = self.__dict__.get("_raw")

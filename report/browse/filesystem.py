@@ -58,6 +58,7 @@ from bitwitness.report.browse.ntfs import (
 from bitwitness.report.browse.orphans import find_orphans
 from bitwitness.report.browse.safenames import is_exact, shown, spellings
 from bitwitness.report.browse.tsk import (
+    RECORD_ATTRIBUTES,
     RECORD_META,
     Record,
     TskImage,
@@ -163,6 +164,10 @@ class _OneFile:
 class FileSystem:
     """A file system found by :func:`open_filesystem`; the stream stays the caller's."""
 
+    #: Whether walks off FAT read each folder's records (:meth:`_walk_records`); the general
+    #: walk of pytsk3 ``File`` objects gives the same entries (tests compare the two).
+    _by_records = True
+
     def __init__(self, image: TskImage, partition: Partition) -> None:
         self.image = image
         self.partition = partition
@@ -244,15 +249,14 @@ class FileSystem:
 
     def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
               mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
-        # one entry per name, as TSK gives it, but on NTFS and FAT
-        walk = self._walk_records if not self._ntfs and self._fat is None else self._walk_files
+        walk = self._walk_records if self._by_records and self._fat is None else self._walk_files
         yield from walk(inum, prefix, recursive=recursive, selection=selection,
                         mediator=mediator, stack=stack, file_names=file_names)
 
     def _walk_files(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
                     mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
-        """:meth:`_walk` on NTFS (streams) and FAT (names compared with the raw folder),
-        from the folder's pytsk3 ``File`` objects."""
+        """:meth:`_walk` from the folder's pytsk3 ``File`` objects: on FAT, whose names are
+        compared with the raw folder's, and the general way the record walk is held to."""
         try:
             files = self._open_dir(inum)
         except FileSystemError as exc:
@@ -297,20 +301,23 @@ class FileSystem:
     def _walk_records(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
                       mediator: Mediator, stack: list[int],
                       file_names: bool) -> Iterator[Entry]:
-        """:meth:`_walk` off NTFS and FAT, from each folder's :data:`~.tsk.Record` tuples, in
-        the same order (depth first, a folder's entries after its own).
+        """:meth:`_walk` off FAT, from each folder's :data:`~.tsk.Record` tuples (on NTFS with
+        each inode's attributes), in the same order (depth first, a folder's entries after its
+        own).
 
         Why apart: it makes no pytsk3 object for most names, and it walks the sub-folders in
         this one generator, from a list of open folders, where the general walk nests one
         generator per level that every entry below passes through. A name TSK loaded no
-        inode for, and an ISO 9660 time that needs the file's extent, take the folder's
-        ``File`` objects (opened once, on the first such name) and go the general way."""
+        inode for, an ISO 9660 time that needs the file's extent, and the NTFS names
+        :meth:`_ntfs_record_entries` leaves, take the folder's ``File`` objects (opened once,
+        on the first such name) and go the general way."""
         first_folder = self._open_record_folder(inum, prefix, mediator)
         open_folders = [] if first_folder is None else [first_folder]
         wants = selection.wants
         entry_of = self._record_entry
         own_link = self._own_record
         dots = (b".", b"..")
+        ntfs = self._ntfs
         while open_folders:
             folder = open_folders[-1]
             step = next(folder.records, None)
@@ -322,10 +329,11 @@ class FileSystem:
             index, record = step
             stored = record[0]
             if stored in dots and own_link(record, stack):
-                continue  # a folder's own link; its streams are NTFS's alone
-            if stored is None or record[RECORD_META] is None:
-                entries, descend = self._general_entries(folder, index, mediator,
-                                                         file_names=file_names)
+                yield from self._dot_record_streams(folder, index, record, selection)
+                continue
+            if ntfs or stored is None or record[RECORD_META] is None:
+                entries, descend = self._record_entries(folder, index, record, mediator,
+                                                        file_names=file_names)
                 first = _named(entries)
                 if wants(first.deleted):
                     yield from entries
@@ -340,6 +348,32 @@ class FileSystem:
                 if below is not None:
                     stack.append(first.inode)
                     open_folders.append(below)
+
+    def _record_entries(self, folder: _RecordFolder, index: int, record: Record,
+                        mediator: Mediator, *, file_names: bool) -> tuple[list[Entry], bool]:
+        """The entries of an NTFS name, or of a name TSK loaded no inode for, and whether a
+        recursive walk enters it: from the record where :meth:`_ntfs_record_entries` can,
+        else the general way."""
+        if self._ntfs and record[0] is not None and record[RECORD_META] is not None:
+            entries = self._ntfs_record_entries(record, folder.prefix, file_names=file_names)
+            if entries is not None:
+                return entries, self._record_descends(_named(entries), record)
+        return self._general_entries(folder, index, mediator, file_names=file_names)
+
+    def _dot_record_streams(self, folder: _RecordFolder, index: int, record: Record,
+                            selection: Selection) -> list[Entry]:
+        """:meth:`_dot_streams` of a folder's own link (``.`` or ``..``): the ``$DATA``
+        streams of an NTFS folder's ``.``, nothing else."""
+        if not (self._ntfs and record[0] == b"."
+                and selection.wants(bool(record[2] & _NAME_UNALLOC))):
+            return []
+        entries = None
+        if record[RECORD_META] is not None:
+            entries = self._ntfs_record_entries(record, folder.prefix, file_names=False)
+        if entries is None:
+            file = folder.file(index)
+            return self._dot_streams(file, file.info.name, folder.prefix, selection)
+        return [e for e in entries if e.attr_type == ATTR_NTFS_DATA]
 
     def _general_entries(self, folder: _RecordFolder, index: int, mediator: Mediator, *,
                          file_names: bool) -> tuple[list[Entry], bool]:
@@ -609,9 +643,9 @@ class FileSystem:
 
     @staticmethod
     def _record_descends(entry: Entry, record: Record) -> bool:
-        """:meth:`_descends` for the entry :meth:`_record_entry` made of ``record`` (its types
-        are the name's and the inode's)."""
-        if entry.name_type not in _DIR_NAME_TYPES or entry.meta_type not in _DIR_META_TYPES:
+        """:meth:`_descends` for the (first) entry made of ``record``."""
+        if (entry.name_type not in _DIR_NAME_TYPES
+                or META_TYPES[record[RECORD_META + 1]] not in _DIR_META_TYPES):
             return False
         name_flags = record[2]
         return bool(name_flags & _NAME_ALLOC) or bool(
@@ -627,7 +661,7 @@ class FileSystem:
         asks nothing the entry does not hold; tests hold it equal to :meth:`_entry`."""
         (stored, address, name_flags, name_type, meta_addr, meta_type, meta_flags, size, mode,
          uid, gid, mtime, mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime, crtime_nano,
-         link) = record
+         link, _) = record
         name_text = text(stored)
         if b"^" in stored:  # a name TSK lost part of?
             if type(self._zones) is ExfatZones:
@@ -656,7 +690,7 @@ class FileSystem:
     def _open_records(self, inum: int) -> list[Record]:
         """The :data:`~.tsk.Record` of every name in folder ``inum``, as :meth:`_open_dir`
         lists them."""
-        return self._opened(inum, records_of)
+        return self._opened(inum, lambda found: records_of(found, attributes=self._ntfs))
 
     def _opened(self, inum: int, take: Callable[[Any], list[_T]]) -> list[_T]:
         try:
@@ -709,6 +743,85 @@ class FileSystem:
             return [*found, self._entry(file, prefix, None, meta_file=meta_file, times=si_times,
                                         named=named)]
         return [self._entry(file, prefix, None, meta_file=meta_file)]
+
+    def _ntfs_record_entries(self, record: Record, prefix: str, *,
+                             file_names: bool) -> list[Entry] | None:
+        """:meth:`_entries_of` of an NTFS name, made of its record with its attributes
+        (:data:`~.tsk.RECORD_ATTRIBUTES`); None where that needs the pytsk3 objects: no
+        inode or no attributes given, a name TSK lost part of (``^``, see :meth:`_ntfs_name`),
+        ``$STANDARD_INFORMATION`` times TSK left out (read from the attribute), or a
+        ``$FILE_NAME`` the record holds no bytes of."""
+        attrs = record[RECORD_ATTRIBUTES]
+        if attrs is None or b"^" in record[0]:
+            return None
+        times = Times.of_tsk(*record[11:19])
+        if not times.complete():
+            return None
+        chosen = None
+        if file_names:
+            names = self._record_file_names(attrs)
+            if names is None:
+                return None
+            chosen = timeline_file_name(names)
+        self._remember_listed(record[RECORD_META], _ListedAttributes(
+            tuple(a[1] for a in attrs if a[0] == _NTFS_DATA and a[2] & _ATTR_ENCRYPTED),
+            any(a[0] == ATTR_REPARSE_POINT for a in attrs)))
+        found = []
+        for attr in attrs:
+            kind = attr[0]
+            if kind in (ATTR_NTFS_DATA, ATTR_NTFS_INDEX_ROOT):
+                found.append(self._ntfs_record_entry(record, prefix, attr, times))
+            elif chosen is not None and kind == ATTR_FILE_NAME and attr[1] == chosen.attr_id:
+                main = self._ntfs_record_entry(record, prefix, None, times)
+                found.append(frozen_record(Entry, {
+                    **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
+                    "size": chosen.size, "times": chosen.times,
+                    "file_name_times": chosen.times}))
+                chosen = None  # one row, as _entries_of gives it
+        if any(not e.is_file_name_row for e in found):
+            return found
+        return [*found, self._ntfs_record_entry(record, prefix, None, times)]
+
+    @staticmethod
+    def _record_file_names(attrs: tuple[tuple[Any, ...], ...]) -> list[FileName] | None:
+        """:meth:`_file_names` of a record's attributes; None where one ``$FILE_NAME``'s bytes
+        are not in the record (not resident)."""
+        names = []
+        for kind, attr_id, _, _, _, content in attrs:
+            if kind == ATTR_FILE_NAME:
+                if content is None:
+                    return None
+                parsed = parse_file_name(attr_id, content)
+                if parsed is not None:
+                    names.append(parsed)
+        return names
+
+    @staticmethod
+    def _ntfs_record_entry(record: Record, prefix: str, attr: tuple[Any, ...] | None,
+                           times: Times) -> Entry:
+        """``_entry(file, prefix, attr, times=times)`` of an NTFS name whose inode TSK loaded,
+        made of its record and one attribute tuple of it (None: the name's main entry)."""
+        (stored, address, name_flags, name_type, _, meta_kind, meta_flags, size, mode, uid, gid,
+         *_, link, _) = record
+        name_text = text(stored)
+        meta_type = META_TYPES[meta_kind]
+        stream = attr_type = attr_id = None
+        folder_stream = False
+        if attr is not None:
+            attr_type, attr_id, _, size, attr_name, _ = attr
+            attr_name = text(attr_name) if attr_name else None
+            if attr_name and not (attr_type == ATTR_NTFS_INDEX_ROOT and attr_name == "$I30"):
+                stream = attr_name
+            if attr_type == ATTR_NTFS_DATA and meta_type == "d":
+                meta_type = "r"  # fls shows a data stream of a folder as a file
+                folder_stream = True
+        deleted = bool(name_flags & _NAME_UNALLOC)
+        return make_entry(path=f"{prefix}/{name_text}", name=name_text, inode=address,
+                          attr_type=attr_type, attr_id=attr_id, stream=stream,
+                          name_type=NAME_TYPES[name_type], meta_type=meta_type,
+                          deleted=deleted, realloc=deleted and bool(meta_flags & _META_ALLOC),
+                          size=size, times=times, mode=mode & 0o7777, uid=uid, gid=gid,
+                          link=text(link) if link else None, folder_stream=folder_stream)
 
     def _ntfs_name(self, file: Any, meta_file: Any, attrs: list[Any]) -> str | None:
         """The name in the ``$FILE_NAME`` attribute where TSK's rendering of it lost part of
@@ -1367,11 +1480,14 @@ class FileSystem:
         and whether it has no reparse point, for :meth:`_wof_main` (both asked of every file
         ``export`` writes, right after the listing made its entry: the attributes are read
         once). About the last :data:`_ENCRYPTION_REMEMBERED` inodes are kept."""
-        kept = self._listed
-        kept[inode] = _ListedAttributes(
+        self._remember_listed(inode, _ListedAttributes(
             tuple(int(a.info.id) for a in attrs if int(a.info.type) == _NTFS_DATA
                   and int(a.info.flags) & _ATTR_ENCRYPTED),
-            any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs))
+            any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs)))
+
+    def _remember_listed(self, inode: int, listed: _ListedAttributes) -> None:
+        kept = self._listed
+        kept[inode] = listed
         if len(kept) > _ENCRYPTION_REMEMBERED:
             del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
 

@@ -141,15 +141,26 @@ def text(value: bytes | str | None) -> str:
 #: One listed entry as ``Directory.records()`` gives it (the sixth change of
 #: scripts/build-pytsk3.sh): the name's ``name``, ``meta_addr``, ``flags`` and ``type``, then the
 #: inode's ``addr``, ``type``, ``flags``, ``size``, ``mode``, ``uid``, ``gid``, the four times
-#: (seconds, nanoseconds: mtime, atime, ctime, crtime) and ``link``; the inode's sixteen fields
-#: are None where TSK loaded no inode for the name.
+#: (seconds, nanoseconds: mtime, atime, ctime, crtime), ``link`` and its attributes
+#: (:data:`RECORD_ATTRIBUTES`); the inode's seventeen fields are None where TSK loaded no inode
+#: for the name.
 Record = tuple[Any, ...]
 #: Where the inode's fields begin in a :data:`Record`.
 RECORD_META = 4
+#: Where a record holds the inode's attributes when they were asked for (``records(True)``): a
+#: tuple of ``(type, id, flags, size, name, content)``, ``content`` the first 4096 bytes of a
+#: resident, uncompressed, unencrypted ``$FILE_NAME`` and None for any other attribute; None
+#: where they were not asked for, the name has no inode or TSK failed to give them.
+RECORD_ATTRIBUTES = 20
+#: TSK's attribute type of ``$FILE_NAME``
+ATTR_FILE_NAME = 48
+_RESIDENT_ONLY = (int(pytsk3.TSK_FS_ATTR_RES),
+                  int(pytsk3.TSK_FS_ATTR_COMP) | int(pytsk3.TSK_FS_ATTR_ENC))
 
 
-def record_of(file: Any) -> Record:
-    """The :data:`Record` of one listed pytsk3 ``File``, read through its attributes.
+def record_of(file: Any, *, attributes: bool = False) -> Record:
+    """The :data:`Record` of one listed pytsk3 ``File``, read through its attributes (with
+    ``attributes``, its inode's attributes too).
 
     Why both: a pytsk3 without ``records()`` (PyPI's) lists the slow way through this, and the
     tests hold ``records()`` equal to it, field for field."""
@@ -157,26 +168,44 @@ def record_of(file: Any) -> Record:
     meta = file.info.meta
     head = (name.name, int(name.meta_addr), int(name.flags), int(name.type))
     if meta is None:
-        return (*head, *(None,) * 16)
+        return (*head, *(None,) * 17)
     return (*head, int(meta.addr), int(meta.type), int(meta.flags), int(meta.size),
-                   int(meta.mode), int(meta.uid), int(meta.gid), int(meta.mtime),
-                   int(meta.mtime_nano), int(meta.atime), int(meta.atime_nano), int(meta.ctime),
-                   int(meta.ctime_nano), int(meta.crtime), int(meta.crtime_nano), meta.link)
+              int(meta.mode), int(meta.uid), int(meta.gid), int(meta.mtime),
+              int(meta.mtime_nano), int(meta.atime), int(meta.atime_nano), int(meta.ctime),
+              int(meta.ctime_nano), int(meta.crtime), int(meta.crtime_nano), meta.link,
+              attributes_of(file) if attributes else None)
 
 
-def records_of(directory: Iterable[Any]) -> list[Record]:
+def attributes_of(file: Any) -> tuple[tuple[Any, ...], ...] | None:
+    """The attributes of a pytsk3 ``File`` as a record holds them (:data:`RECORD_ATTRIBUTES`),
+    or None where TSK fails to give them."""
+    found = []
+    try:
+        for attr in file:
+            info = attr.info
+            kind, flags, size = int(info.type), int(info.flags), int(info.size)
+            content = None
+            if (kind == ATTR_FILE_NAME and flags & _RESIDENT_ONLY[0]
+                    and not flags & _RESIDENT_ONLY[1] and size > 0):
+                content = bytes(file.read_random(0, min(size, 4096), kind, int(info.id)))
+            found.append((kind, int(info.id), flags, size, info.name, content))
+    except TSK_FAILURES:
+        return None
+    return tuple(found)
+
+
+def records_of(directory: Iterable[Any], *, attributes: bool = False) -> list[Record]:
     """Every entry of an opened pytsk3 ``Directory`` (or a list of its files) as a
-    :data:`Record`, in TSK's order.
+    :data:`Record`, in TSK's order (with ``attributes``, each inode's attributes too).
 
     Why: iterating a folder makes a ``File``, its name and its inode as Python objects, and
     each field read one more, for every name of a listing; our build's ``records()`` reads the
     same fields in C."""
     records = getattr(directory, "records", None)
-    if records is not None:
-        found: list[Record] = records()
+    if records is not None and (not attributes or "attributes" in (records.__doc__ or "")):
+        found: list[Record] = records(True) if attributes else records()
         return found
-    return [record_of(file) for file in directory]
-
+    return [record_of(file, attributes=attributes) for file in directory]
 
 @contextmanager
 def tsk_errors(image: TskImage, what: str) -> Iterator[None]:
