@@ -43,6 +43,10 @@ class Sources:
     cat_size: int  #: bytes of that file
     cat_inode: str  #: its inode, as ``fls`` names it
     small: Path  #: a 1 MiB E01, for start-up times
+    #: an E01 of an NTFS file system holding the same ``files`` small files, None where it
+    #: cannot be built here (``ntfs_note`` says why)
+    browse_ntfs: Path | None = None
+    ntfs_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,9 @@ class Job:
     stdout: bool = False
     output: tuple[str, str] | None = None  #: (our glob, the peer's glob)
     check: Callable[[Path, Path], str | None] | None = field(default=None, repr=False)
+    #: BitWitness's exit statuses that are no failure of the run (export's 1: some files
+    #: listed as not exported, NTFS's reserved MFT entries among them with ``--all``)
+    ours_ok: tuple[int, ...] = (0,)
 
 
 def _ext4_e01(folder: Path, tree: Path, size: int, inodes: int) -> Path:
@@ -99,6 +106,38 @@ def _ext4_e01(folder: Path, tree: Path, size: int, inodes: int) -> Path:
         fh.truncate(size)
     subprocess.run(["mkfs.ext4", "-q", "-N", str(inodes), "-d", str(tree), str(fs)], check=True)
     shutil.rmtree(tree)
+    subprocess.run([*EWFACQUIRE, "-c", "deflate:fast", "-t", str(folder / "fs"), str(fs)],
+                   check=True, capture_output=True)
+    fs.unlink()
+    return folder / "fs.E01"
+
+
+def _ntfs_missing() -> str | None:
+    """Why an NTFS file system cannot be built here (``mkntfs``, then the tree written through
+    ``ntfs-3g``: root and /dev/fuse), or None."""
+    missing = [t for t in ("mkntfs", "ntfs-3g", "umount") if shutil.which(t) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed"
+    if os.geteuid() != 0 or not Path("/dev/fuse").exists():
+        return "writing it through ntfs-3g needs root and /dev/fuse"
+    return None
+
+
+def _ntfs_e01(folder: Path, files: int, size: int) -> Path:
+    """An NTFS file system of ``size`` bytes (``mkntfs``) holding ``files`` small files written
+    through ``ntfs-3g``, acquired into ``folder/fs.E01`` by ewfacquire."""
+    fs = folder / "fs.img"
+    with fs.open("wb") as fh:
+        fh.truncate(size)
+    subprocess.run(["mkntfs", "-q", "-F", "-Q", str(fs)], check=True, capture_output=True)
+    mount = folder / "mnt"
+    mount.mkdir()
+    subprocess.run(["ntfs-3g", str(fs), str(mount)], check=True)
+    try:
+        make_tree(mount / "tree", files)
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    mount.rmdir()
     subprocess.run([*EWFACQUIRE, "-c", "deflate:fast", "-t", str(folder / "fs"), str(fs)],
                    check=True, capture_output=True)
     fs.unlink()
@@ -131,9 +170,14 @@ def prepare(work: Path, size: int, files: int) -> Sources:
     subprocess.run([*EWFACQUIRE, "-c", "deflate:fast", "-t", str(work / "small"),
                     str(small_media)], check=True, capture_output=True)
     small_media.unlink()
+    ntfs_note = _ntfs_missing()
+    browse_ntfs = None
+    if ntfs_note is None:
+        (work / "ntfs").mkdir()
+        browse_ntfs = _ntfs_e01(work / "ntfs", files, browse_size)
     return Sources(media=media, e01=work / "image.E01", browse=browse, browse_size=browse_size,
                    files=files, catfs=catfs, cat_size=cat_size, cat_inode=found.group(1),
-                   small=work / "small.E01")
+                   small=work / "small.E01", browse_ntfs=browse_ntfs, ntfs_note=ntfs_note)
 
 
 def _sorted_lines(path: Path) -> list[str]:
@@ -163,13 +207,19 @@ def _file_hashes(folder: Path, skip: frozenset[str] = frozenset()) -> dict[str, 
     return found
 
 
-def _same_files(ours: Path, theirs: Path) -> str | None:
-    mine = _file_hashes(ours / "exported", frozenset({"manifest.json", "manifest.csv"}))
-    peer = _file_hashes(theirs / "recovered")
+def _same_files(ours: Path, theirs: Path, under: str = "") -> str | None:
+    mine = _file_hashes(ours / "exported" / under, frozenset({"manifest.json", "manifest.csv"}))
+    peer = _file_hashes(theirs / "recovered" / under)
     if mine != peer:
         return (f"{len(mine)} non-empty files exported, {len(peer)} recovered, "
                 f"{len(set(mine.items()) ^ set(peer.items()))} differ")
     return None
+
+
+def _same_tree_files(ours: Path, theirs: Path) -> str | None:
+    """:func:`_same_files` below ``tree``: on NTFS the metadata files (``$MFT``, ``$Secure``,
+    ...) are exported by BitWitness as any file and left out by ``tsk_recover``."""
+    return _same_files(ours, theirs, "tree")
 
 
 def _digest(path: Path) -> bytes:
@@ -247,4 +297,26 @@ def jobs(src: Sources, bw: list[str]) -> list[Job]:
             lambda out: [*bw, "cat", str(src.catfs), f"/{BIG_FILE}"],
             lambda out: ["icat", str(src.catfs), src.cat_inode], src.cat_size, "cpu",
             stdout=True, check=_same_bytes),
+        *_ntfs_jobs(src, bw),
+    ]
+
+
+def _ntfs_jobs(src: Sources, bw: list[str]) -> list[Job]:
+    """The three browsing jobs on the NTFS file system, where it was built."""
+    ntfs = str(src.browse_ntfs)
+    if src.browse_ntfs is None:
+        return []
+    return [
+        Job(f"NTFS ls -r --all ({src.files:,} files)", "fls -r -p",
+            lambda out: [*bw, "ls", "-r", "--all", ntfs], lambda out: ["fls", "-r", "-p", ntfs],
+            src.browse_size, "cpu", Target("≥ 0.67x (≤ 1.5x fls time)", 1 / 1.5), stdout=True,
+            check=_same_lines),
+        Job("NTFS timeline", "fls -r -m /", lambda out: [*bw, "timeline", ntfs],
+            lambda out: ["fls", "-r", "-m", "/", ntfs], src.browse_size, "cpu",
+            Target("≥ 0.67x (≤ 1.5x fls time)", 1 / 1.5), stdout=True, check=_same_count),
+        Job("NTFS export --all (MD5 + SHA-256)", "tsk_recover -a",
+            lambda out: [*bw, "export", ntfs, "/", "--all", "--to", str(out / "exported")],
+            lambda out: ["tsk_recover", "-a", ntfs, str(out / "recovered")],
+            src.browse_size, "cpu", Target("≥ 1x", 1.0), check=_same_tree_files,
+            ours_ok=(0, 1)),
     ]

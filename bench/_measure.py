@@ -45,13 +45,14 @@ def pinned(cmd: list[str], pin: bool) -> list[str]:
     return [*PIN, *cmd] if pin else cmd
 
 
-def measure(cmd: list[str], cwd: Path, pin: bool, stdout: Path | None = None) -> Run:
+def measure(cmd: list[str], cwd: Path, pin: bool, stdout: Path | None = None, *,
+            ok: tuple[int, ...] = (0,)) -> Run:
     """Run ``cmd`` (pinned to core 0 with ``pin``; its standard output into ``stdout`` if given),
     wait for it with ``os.wait4`` for its CPU time (user + system, its threads and children
     included), then ``sync``: the wall time includes writing back whatever the command left
     dirty, for every tool alike (BitWitness fsyncs its outputs; most peers do not). Peak memory is
     the ``ru_maxrss`` GNU time saw for ``cmd`` where it is installed. Raises
-    :class:`MeasureError` when ``cmd`` fails."""
+    :class:`MeasureError` when ``cmd`` exits with a status outside ``ok``."""
     full = pinned(cmd, pin)
     os.sync()  # nothing an earlier command left dirty is charged to this one
     with tempfile.TemporaryFile() as log, tempfile.NamedTemporaryFile("r") as rss, \
@@ -65,7 +66,7 @@ def measure(cmd: list[str], cwd: Path, pin: bool, stdout: Path | None = None) ->
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         os.sync()
         wall = time.perf_counter() - start
-        if proc.returncode != 0:
+        if proc.returncode not in ok:
             log.seek(0)
             raise MeasureError(f"{shlex.join(full)} failed ({proc.returncode}):\n"
                                f"{log.read().decode(errors='replace')[-4000:]}")

@@ -14,7 +14,9 @@ the repository root (bench/_jobs.py):
 * verify --second-reader (libewf)     vs ``ewfverify -d sha1``
 * convert E01 -> raw                  vs ``ewfexport -f raw -d sha1``
 * convert raw -> E01 fast             vs ``ewfacquire -c deflate:fast -d sha1``
-* ls -r --all / timeline / export --all on the ext4 of many files
+* ls -r --all / timeline / export --all on the ext4 of many files, and on an NTFS of the same
+  files (mkntfs, written through ntfs-3g: as root with /dev/fuse, else those rows are left out
+  and the output says why)
                                       vs ``fls -r -p`` / ``fls -r -m /`` / ``tsk_recover -a``
 * cat of the large file               vs ``icat``
 * with ``--scale``: bench/bench_scale.py's rows (``info`` on a 1 TiB E01 of zeros vs ``ewfinfo``;
@@ -140,7 +142,8 @@ def run_job(job: Job, work: Path, *, pin: bool, repeat: int, floor: Floors, core
         theirs.append(measure(job.theirs(peer), peer, pin,
                               peer / "stdout" if job.stdout else None))
         mine = _fresh(work / "ours")
-        ours.append(measure(job.ours(mine), mine, pin, mine / "stdout" if job.stdout else None))
+        ours.append(measure(job.ours(mine), mine, pin, mine / "stdout" if job.stdout else None,
+                            ok=job.ours_ok))
     if job.check is not None:
         problem = job.check(mine, peer)
         if problem is not None:
@@ -292,7 +295,8 @@ def main() -> int:
             floor_lines = []
             for pin in pins:
                 cores = 1 if pin else (os.cpu_count() or 1)
-                _warm(src.media, src.e01, src.browse, src.catfs)
+                _warm(src.media, src.e01, src.browse, src.catfs,
+                      *([src.browse_ntfs] if src.browse_ntfs is not None else []))
                 floor = floors(src.media, work, pin, repeat)
                 floor_lines.append(
                     f"floors{' (1 core)' if pin else ''}: md5sum alone "
@@ -309,8 +313,10 @@ def main() -> int:
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', started)}; cores: {os.cpu_count()}; "
           f"load average (1, 5, 15 min) before: {load_before}, after: {_load()}")
     print(f"media: {size} bytes of disk-like data (1/3 zeros, 1/3 random, 1/3 text), on disk; "
-          f"ext4 of {files:,} files ({src.browse_size >> 20} MiB); best of {repeat} interleaved "
-          "round(s), each with a final sync")
+          f"ext4 of {files:,} files ({src.browse_size >> 20} MiB), "
+          + ("and NTFS of the same" if src.browse_ntfs is not None
+             else f"no NTFS ({src.ntfs_note})")
+          + f"; best of {repeat} interleaved round(s), each with a final sync")
     print(_pyewf_inflate())
     print("ratio = peer wall time / BitWitness wall time (above 1: BitWitness is faster); CPU "
           "s/GiB of the data each job reads (the media; the file system; the file); bound = "

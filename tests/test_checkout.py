@@ -181,6 +181,10 @@ def test_benchmark_runs_from_the_root(installed: Path, name: str, tools: tuple[s
     # a ratio below its target on 1 MiB is no failure of the run; anything else is
     assert proc.returncode == 0 or "BELOW TARGET" in proc.stdout, proc.stdout + proc.stderr
     assert expected in proc.stdout
+    if name == "run_all.py":  # the NTFS rows, where ntfs-3g can write the file system
+        ntfs = (os.geteuid() == 0 and Path("/dev/fuse").exists()
+                and all(shutil.which(t) for t in ("mkntfs", "ntfs-3g")))
+        assert ("| NTFS ls -r --all" in proc.stdout) is ntfs, proc.stdout
     announced = _WORK_FOLDER.findall(proc.stdout)
     assert len(announced) == 1, proc.stdout
     work = Path(announced[0])
