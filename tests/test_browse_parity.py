@@ -908,3 +908,31 @@ def _eager_times(*raw: int) -> Any:
     from bitwitness.report.browse.entries import Times, _tsk_time
 
     return Times(*(_tsk_time(raw[n], raw[n + 1]) for n in range(0, 8, 2)))
+
+
+def test_file_name_times_from_the_listing(built_images: dict[str, Path | str]) -> None:
+    """``file_name_times`` of an NTFS entry just listed (what ``export`` asks of every file)
+    comes from the ``$FILE_NAME`` bytes the listing's records held, and equals what reading
+    the attributes again gives."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse.entries import Selection
+    from bitwitness.report.browse.filesystem import open_filesystem
+
+    image = built_images["ntfs"]
+    if isinstance(image, str):
+        pytest.skip(f"ntfs cannot be built here: {image}")
+    stream = open_image(image)
+    try:
+        fs = open_filesystem(stream)
+        found = []
+        for entry in fs.walk("/", recursive=True, selection=Selection.ALL):
+            listed = fs._listed.get(entry.inode)
+            if listed is not None and listed.file_names is not None:
+                found.append((entry, fs.file_name_times(entry)))
+        assert len(found) > 10
+        assert sum(times is not None for _, times in found) > 10
+        fs._listed.clear()
+        for entry, times in found:
+            assert fs.file_name_times(entry) == times, entry.path
+    finally:
+        stream.close()

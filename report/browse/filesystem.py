@@ -95,6 +95,8 @@ class _ListedAttributes(NamedTuple):
 
     encrypted: tuple[int, ...]  #: ids of its EFS-encrypted ``$DATA`` streams
     reparse: bool  #: whether it has a reparse point (a WOF file has one)
+    #: (id, bytes) of each ``$FILE_NAME``, from a record that held them all; None otherwise
+    file_names: tuple[tuple[int, bytes], ...] | None = None
 #: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
 _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
                  int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
@@ -763,9 +765,11 @@ class FileSystem:
             if names is None:
                 return None
             chosen = timeline_file_name(names)
+        file_names = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
         self._remember_listed(record[RECORD_META], _ListedAttributes(
             tuple(a[1] for a in attrs if a[0] == _NTFS_DATA and a[2] & _ATTR_ENCRYPTED),
-            any(a[0] == ATTR_REPARSE_POINT for a in attrs)))
+            any(a[0] == ATTR_REPARSE_POINT for a in attrs),
+            file_names if all(content is not None for _, content in file_names) else None))
         found = []
         for attr in attrs:
             kind = attr[0]
@@ -1258,6 +1262,13 @@ class FileSystem:
             return None
         if entry.file_name_times is not None:
             return entry.file_name_times
+        listed = self._listed.get(entry.inode)
+        if listed is not None and listed.file_names is not None:  # export, after the listing
+            chosen = timeline_file_name([
+                parsed for parsed in (parse_file_name(attr_id, content)
+                                      for attr_id, content in listed.file_names)
+                if parsed is not None])
+            return chosen.times if chosen is not None else None
         file = self._file(entry)
         if file.info.meta is None:
             return None
