@@ -765,11 +765,11 @@ class FileSystem:
             if names is None:
                 return None
             chosen = timeline_file_name(names)
-        file_names = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
+        held = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
         self._remember_listed(record[RECORD_META], _ListedAttributes(
             tuple(a[1] for a in attrs if a[0] == _NTFS_DATA and a[2] & _ATTR_ENCRYPTED),
             any(a[0] == ATTR_REPARSE_POINT for a in attrs),
-            file_names if all(content is not None for _, content in file_names) else None))
+            held if all(content is not None for _, content in held) else None))
         found = []
         for attr in attrs:
             kind = attr[0]
