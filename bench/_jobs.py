@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _data import disk_blocks, make_disk_file
-from bench_browse import make_tree
+from bench_browse import make_ntfs, make_tree
 
 #: ewfacquire's options for an E01 made without questions (case fields given, one segment).
 EWFACQUIRE = ("ewfacquire", "-u", "-q", "-d", "sha1", "-S", "8GiB", "-C", "bench", "-D", "bench",
@@ -129,15 +129,7 @@ def _ntfs_e01(folder: Path, files: int, size: int) -> Path:
     fs = folder / "fs.img"
     with fs.open("wb") as fh:
         fh.truncate(size)
-    subprocess.run(["mkntfs", "-q", "-F", "-Q", str(fs)], check=True, capture_output=True)
-    mount = folder / "mnt"
-    mount.mkdir()
-    subprocess.run(["ntfs-3g", str(fs), str(mount)], check=True)
-    try:
-        make_tree(mount / "tree", files)
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-    mount.rmdir()
+    make_ntfs(fs, folder / "mnt", files)
     subprocess.run([*EWFACQUIRE, "-c", "deflate:fast", "-t", str(folder / "fs"), str(fs)],
                    check=True, capture_output=True)
     fs.unlink()

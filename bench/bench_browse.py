@@ -45,6 +45,19 @@ def make_tree(root: Path, files: int) -> None:
         (folder / f"file{n:07d}.txt").write_bytes(f"{n}\n".encode() * (n % 97))
 
 
+def make_ntfs(fs: Path, mount: Path, files: int) -> None:
+    """An NTFS file system on the file ``fs`` (``mkntfs``) holding :func:`make_tree`'s
+    ``files`` under ``tree``, written through ``ntfs-3g`` mounted at ``mount`` (root, FUSE)."""
+    subprocess.run(["mkntfs", "-q", "-F", "-Q", str(fs)], check=True, capture_output=True)
+    mount.mkdir(exist_ok=True)
+    subprocess.run(["ntfs-3g", str(fs), str(mount)], check=True)
+    try:
+        make_tree(mount / "tree", files)
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    mount.rmdir()
+
+
 def build(work: Path, files: int, kind: str = "ext4") -> Path:
     image = work / "fs.E01"
     if image.exists():
@@ -53,15 +66,7 @@ def build(work: Path, files: int, kind: str = "ext4") -> Path:
     size_mib = max(64, files * 6 // 1024 + 64)  # inodes and blocks for small files
     subprocess.run(["truncate", "-s", f"{size_mib}M", str(fs)], check=True)
     if kind == "ntfs":
-        subprocess.run(["mkntfs", "-q", "-F", "-Q", str(fs)], check=True, capture_output=True)
-        mount = work / "mnt"
-        mount.mkdir(exist_ok=True)
-        subprocess.run(["ntfs-3g", str(fs), str(mount)], check=True)
-        try:
-            make_tree(mount / "tree", files)
-        finally:
-            subprocess.run(["umount", str(mount)], check=True)
-        mount.rmdir()
+        make_ntfs(fs, work / "mnt", files)
     else:
         tree = work / "tree"
         make_tree(tree, files)

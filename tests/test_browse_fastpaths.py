@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import stat
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -203,10 +204,17 @@ def test_lazy_times_equal_times(pairs: list[tuple[int | None, int | None]]) -> N
     meta = SimpleNamespace(mtime=m, mtime_nano=mn, atime=a, atime_nano=an, ctime=c,
                            ctime_nano=cn, crtime=b, crtime_nano=bn)
     eager = Times(_tsk_time(m, mn), _tsk_time(a, an), _tsk_time(c, cn), _tsk_time(b, bn))
+    _assert_lazy_equals(lambda: Times.from_meta(meta), eager)
+
+
+def _assert_lazy_equals(lazy_times: Callable[[], Times], eager: Times) -> None:
+    """Times made lazily (``lazy_times()``, called twice: each is read once) are equal to,
+    hashed and shown as ``eager``, and give its bodyfile seconds and completeness both before
+    and after their datetimes are made, and once replaced."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     seconds = tuple((v - epoch) // timedelta(seconds=1) if v is not None else 0
                     for v in (eager.modified, eager.accessed, eager.changed, eager.born))
-    lazy = Times.from_meta(meta)
+    lazy = lazy_times()
     assert lazy.complete() == eager.complete()  # from the integers
     assert lazy.epoch_seconds() == seconds
     assert hash(lazy) == hash(eager)
@@ -216,7 +224,7 @@ def test_lazy_times_equal_times(pairs: list[tuple[int | None, int | None]]) -> N
     assert lazy.epoch_seconds() == seconds  # from the datetimes
     assert dataclasses.asdict(lazy) == dataclasses.asdict(eager)
     assert vars(lazy) == vars(eager)
-    replaced = dataclasses.replace(Times.from_meta(meta), born=None)
+    replaced = dataclasses.replace(lazy_times(), born=None)
     assert replaced == dataclasses.replace(eager, born=None)
     assert replaced.epoch_seconds() == (*seconds[:3], 0)
 
@@ -235,23 +243,13 @@ def test_lazy_nt_times_equal_times(values: list[int]) -> None:
     data = struct.pack("<4Q", *values[:4])
     crtime, mtime, ctime, atime = values[:4]
     eager = Times(nt_time(mtime), nt_time(atime), nt_time(ctime), nt_time(crtime))
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    seconds = tuple((v - epoch) // timedelta(seconds=1) if v is not None else 0
-                    for v in (eager.modified, eager.accessed, eager.changed, eager.born))
-    found = parse_file_name(1, bytes(8) + data + bytes(32) + b"\x01\x01a\x00")
-    assert found is not None
-    lazy = found.times
-    assert lazy.complete() == eager.complete()  # from the integers
-    assert lazy.epoch_seconds() == seconds
-    assert hash(lazy) == hash(eager)
-    assert lazy == eager
-    assert eager == lazy
-    assert repr(lazy) == repr(eager)
-    assert lazy.epoch_seconds() == seconds  # from the datetimes
-    assert vars(lazy) == vars(eager)
-    again = parse_file_name(1, bytes(8) + data + bytes(32) + b"\x01\x01a\x00")
-    assert again is not None
-    assert dataclasses.replace(again.times, born=None) == dataclasses.replace(eager, born=None)
+
+    def lazy_times() -> Times:
+        found = parse_file_name(1, bytes(8) + data + bytes(32) + b"\x01\x01a\x00")
+        assert found is not None
+        return found.times
+
+    _assert_lazy_equals(lazy_times, eager)
 
 
 def _slot_right(block: bytes, inode_size: int) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -97,6 +97,15 @@ class _ListedAttributes(NamedTuple):
     reparse: bool  #: whether it has a reparse point (a WOF file has one)
     #: (id, bytes) of each ``$FILE_NAME``, from a record that held them all; None otherwise
     file_names: tuple[tuple[int, bytes], ...] | None = None
+
+    @staticmethod
+    def of(attrs: Iterable[tuple[int, int, int]],
+           file_names: tuple[tuple[int, bytes], ...] | None = None) -> _ListedAttributes:
+        """What to keep of the ``(type, id, flags)`` of an inode's attributes."""
+        attrs = tuple(attrs)
+        return _ListedAttributes(
+            tuple(i for t, i, f in attrs if t == _NTFS_DATA and f & _ATTR_ENCRYPTED),
+            any(t == ATTR_REPARSE_POINT for t, _, _ in attrs), file_names)
 #: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
 _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
                  int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
@@ -390,11 +399,18 @@ class FileSystem:
                        mediator: Mediator) -> _RecordFolder | None:
         """:meth:`_descend` for :meth:`_walk_records`: ``folder`` opened, unless ``stack`` is
         :data:`MAX_DEPTH` deep or TSK cannot read it (None, and a warning)."""
-        if len(stack) >= MAX_DEPTH:
-            mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
-                            level="warning")
+        if self._too_deep(folder, stack, mediator):
             return None
         return self._open_record_folder(folder.inode, folder.path, mediator)
+
+    @staticmethod
+    def _too_deep(folder: Entry, stack: list[int], mediator: Mediator) -> bool:
+        """Whether ``folder`` lies :data:`MAX_DEPTH` folders deep (then a warning says so)."""
+        if len(stack) < MAX_DEPTH:
+            return False
+        mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
+                        level="warning")
+        return True
 
     def _open_record_folder(self, inum: int, prefix: str,
                             mediator: Mediator) -> _RecordFolder | None:
@@ -435,9 +451,7 @@ class FileSystem:
     def _descend(self, folder: Entry, *, selection: Selection, mediator: Mediator,
                  stack: list[int], file_names: bool) -> Iterator[Entry]:
         """The recursive walk of ``folder``, unless ``stack`` is :data:`MAX_DEPTH` deep."""
-        if len(stack) >= MAX_DEPTH:
-            mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
-                            level="warning")
+        if self._too_deep(folder, stack, mediator):
             return
         stack.append(folder.inode)
         yield from self._walk(folder.inode, folder.path, recursive=True, selection=selection,
@@ -597,14 +611,17 @@ class FileSystem:
         if int(name.meta_addr) in stack:
             return True
         meta = file.info.meta
-        return meta is None or META_TYPES[int(meta.type)] in {*_DIR_META_TYPES, "-"}
+        return FileSystem._links_up(None if meta is None else int(meta.type))
 
     @staticmethod
     def _own_record(record: Record, stack: list[int]) -> bool:
         """:meth:`_own_link` for a ``.`` or ``..`` :data:`~.tsk.Record`."""
-        if record[1] in stack:
-            return True
-        meta_type = record[RECORD_META + 1]
+        return record[1] in stack or FileSystem._links_up(record[RECORD_META + 1])
+
+    @staticmethod
+    def _links_up(meta_type: int | None) -> bool:
+        """Whether a ``.``/``..`` name not pointing up the walk is still a folder's link: its
+        inode is missing, a folder, or of no type."""
         return meta_type is None or META_TYPES[meta_type] in {*_DIR_META_TYPES, "-"}
 
     def _meta_file(self, file: Any, name: Any = None) -> Any:
@@ -759,17 +776,16 @@ class FileSystem:
         times = Times.of_tsk(*record[11:19])
         if not times.complete():
             return None
+        pairs = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
+        # None where a $FILE_NAME is not resident: its bytes are not in the record
+        held = pairs if all(content is not None for _, content in pairs) else None
         chosen = None
         if file_names:
-            names = self._record_file_names(attrs)
-            if names is None:
+            if held is None:
                 return None
-            chosen = timeline_file_name(names)
-        held = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
-        self._remember_listed(record[RECORD_META], _ListedAttributes(
-            tuple(a[1] for a in attrs if a[0] == _NTFS_DATA and a[2] & _ATTR_ENCRYPTED),
-            any(a[0] == ATTR_REPARSE_POINT for a in attrs),
-            held if all(content is not None for _, content in held) else None))
+            chosen = timeline_file_name(_parsed_file_names(held))
+        self._remember_listed(record[RECORD_META], _ListedAttributes.of(
+            ((a[0], a[1], a[2]) for a in attrs), held))
         found = []
         for attr in attrs:
             kind = attr[0]
@@ -787,20 +803,6 @@ class FileSystem:
         return [*found, self._ntfs_record_entry(record, prefix, None, times)]
 
     @staticmethod
-    def _record_file_names(attrs: tuple[tuple[Any, ...], ...]) -> list[FileName] | None:
-        """:meth:`_file_names` of a record's attributes; None where one ``$FILE_NAME``'s bytes
-        are not in the record (not resident)."""
-        names = []
-        for kind, attr_id, _, _, _, content in attrs:
-            if kind == ATTR_FILE_NAME:
-                if content is None:
-                    return None
-                parsed = parse_file_name(attr_id, content)
-                if parsed is not None:
-                    names.append(parsed)
-        return names
-
-    @staticmethod
     def _ntfs_record_entry(record: Record, prefix: str, attr: tuple[Any, ...] | None,
                            times: Times) -> Entry:
         """``_entry(file, prefix, attr, times=times)`` of an NTFS name whose inode TSK loaded,
@@ -813,12 +815,8 @@ class FileSystem:
         folder_stream = False
         if attr is not None:
             attr_type, attr_id, _, size, attr_name, _ = attr
-            attr_name = text(attr_name) if attr_name else None
-            if attr_name and not (attr_type == ATTR_NTFS_INDEX_ROOT and attr_name == "$I30"):
-                stream = attr_name
-            if attr_type == ATTR_NTFS_DATA and meta_type == "d":
-                meta_type = "r"  # fls shows a data stream of a folder as a file
-                folder_stream = True
+            stream, meta_type, folder_stream = _stream_of(
+                attr_type, text(attr_name) if attr_name else None, meta_type)
         deleted = bool(name_flags & _NAME_UNALLOC)
         return make_entry(path=f"{prefix}/{name_text}", name=name_text, inode=address,
                           attr_type=attr_type, attr_id=attr_id, stream=stream,
@@ -918,13 +916,9 @@ class FileSystem:
             attr_info = attr.info
             attr_type, attr_id = int(attr_info.type), int(attr_info.id)
             attr_name = attr_info.name
-            attr_name = text(attr_name) if attr_name else None
-            if attr_name and not (attr_type == ATTR_NTFS_INDEX_ROOT and attr_name == "$I30"):
-                stream = attr_name
+            stream, meta_type, folder_stream = _stream_of(
+                attr_type, text(attr_name) if attr_name else None, meta_type)
             size = int(attr_info.size)
-            if attr_type == ATTR_NTFS_DATA and meta_type == "d":
-                meta_type = "r"  # fls shows a data stream of a folder as a file
-                folder_stream = True
         mode = uid = gid = 0
         link = None
         if meta is not None:
@@ -1264,10 +1258,7 @@ class FileSystem:
             return entry.file_name_times
         listed = self._listed.get(entry.inode)
         if listed is not None and listed.file_names is not None:  # export, after the listing
-            chosen = timeline_file_name([
-                parsed for parsed in (parse_file_name(attr_id, content)
-                                      for attr_id, content in listed.file_names)
-                if parsed is not None])
+            chosen = timeline_file_name(_parsed_file_names(listed.file_names))
             return chosen.times if chosen is not None else None
         file = self._file(entry)
         if file.info.meta is None:
@@ -1491,10 +1482,8 @@ class FileSystem:
         and whether it has no reparse point, for :meth:`_wof_main` (both asked of every file
         ``export`` writes, right after the listing made its entry: the attributes are read
         once). About the last :data:`_ENCRYPTION_REMEMBERED` inodes are kept."""
-        self._remember_listed(inode, _ListedAttributes(
-            tuple(int(a.info.id) for a in attrs if int(a.info.type) == _NTFS_DATA
-                  and int(a.info.flags) & _ATTR_ENCRYPTED),
-            any(int(a.info.type) == ATTR_REPARSE_POINT for a in attrs)))
+        self._remember_listed(inode, _ListedAttributes.of(
+            (int(a.info.type), int(a.info.id), int(a.info.flags)) for a in attrs))
 
     def _remember_listed(self, inode: int, listed: _ListedAttributes) -> None:
         kept = self._listed
@@ -1723,6 +1712,26 @@ class FileSystem:
 def _nfc(name: str) -> str:
     """``name`` in Unicode normalization form C (surrogate-escaped bytes kept as they are)."""
     return unicodedata.normalize("NFC", name)
+
+
+def _parsed_file_names(held: tuple[tuple[int, bytes], ...]) -> list[FileName]:
+    """The ``$FILE_NAME`` attributes of ``(id, bytes)`` pairs, those too short left out (as
+    :meth:`FileSystem._file_names` leaves them)."""
+    return [parsed for parsed in (parse_file_name(i, data) for i, data in held)
+            if parsed is not None]
+
+
+def _stream_of(attr_type: int, attr_name: str | None,
+               meta_type: str) -> tuple[str | None, str, bool]:
+    """(stream, meta type, folder stream) of an entry for one NTFS attribute: named streams
+    but a folder's ``$I30`` index, and a folder's ``$DATA`` stream shown as a file, as ``fls``
+    shows them."""
+    stream = None
+    if attr_name and not (attr_type == ATTR_NTFS_INDEX_ROOT and attr_name == "$I30"):
+        stream = attr_name
+    if attr_type == ATTR_NTFS_DATA and meta_type == "d":
+        return stream, "r", True
+    return stream, meta_type, False
 
 
 def _named(entries: list[Entry]) -> Entry:
