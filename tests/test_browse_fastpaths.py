@@ -252,6 +252,48 @@ def test_lazy_nt_times_equal_times(values: list[int]) -> None:
     _assert_lazy_equals(lazy_times, eager)
 
 
+_FILE_NAME_ATTRS = st.lists(st.tuples(
+    st.integers(0, 0xFFFF), st.sampled_from([0, 1, 2, 3, 7]),
+    st.integers(0, 40), st.integers(-10, 20)), max_size=4)
+
+
+@given(_FILE_NAME_ATTRS, st.data())
+def test_timeline_file_name_of_equals_parsing_each(
+        attrs: list[tuple[int, int, int, int]], data: st.DataObject) -> None:
+    """``timeline_file_name_of`` (what a timeline takes of each NTFS file's held
+    ``$FILE_NAME`` bytes, parsing only the one it chooses) gives the attribute id, size and
+    times of what ``timeline_file_name`` chooses among every one parsed: DOS aliases, names
+    too short to parse and names longer than their bytes included."""
+    from bitwitness.report.browse.ntfs import timeline_file_name, timeline_file_name_of
+
+    held = []
+    for attr_id, namespace, length, extra in attrs:
+        times = data.draw(st.lists(_FILETIMES, min_size=4, max_size=4))
+        body = (bytes(8) + struct.pack("<4Q", *times) + bytes(24)
+                + bytes([length, namespace]) + "n".encode("utf-16-le") * length)
+        held.append((attr_id, body[:max(0, len(body) + extra)] if extra < 0 else body
+                     + bytes(extra)))
+    parsed = [p for p in (parse_file_name(i, b) for i, b in held) if p is not None]
+    chosen = timeline_file_name(parsed)
+    named = timeline_file_name_of(held)
+    if chosen is None:
+        assert named is None
+    else:
+        assert named is not None
+        assert (named.attr_id, named.size) == (chosen.attr_id, chosen.size)
+        assert named.times == chosen.times
+        assert named.times.epoch_seconds() == chosen.times.epoch_seconds()
+
+
+def test_file_name_cut_short_keeps_its_whole_units() -> None:
+    """A ``$FILE_NAME`` whose name runs past the attribute's bytes, ending in half a UTF-16
+    unit (a damaged or crafted MFT record), parses to the whole units it holds; it raised
+    ``UnicodeDecodeError`` before."""
+    found = parse_file_name(3, bytes(64) + bytes([3, 1]) + "ab".encode("utf-16-le") + b"c")
+    assert found is not None
+    assert (found.attr_id, found.size, found.namespace, found.name) == (3, 71, 1, "ab")
+
+
 def _slot_right(block: bytes, inode_size: int) -> bool:
     from bitwitness.report.browse.moretimes import _EXT_TIME_BYTES, _tsk_reads_right
 

@@ -903,7 +903,7 @@ def test_folder_records_equal_the_files(built_images: dict[str, Path | str], nam
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _eager_times(*raw: int) -> Any:
+def _eager_times(raw: tuple[int, ...]) -> Any:
     """``Times.of_tsk`` as ``Times.from_meta`` was: the four datetimes made at once."""
     from bitwitness.report.browse.entries import Times, _tsk_time
 
@@ -926,13 +926,48 @@ def test_file_name_times_from_the_listing(built_images: dict[str, Path | str]) -
         fs = open_filesystem(stream)
         found = []
         for entry in fs.walk("/", recursive=True, selection=Selection.ALL):
-            listed = fs._listed.get(entry.inode)
+            listed = fs._listed_of(entry.inode)
             if listed is not None and listed.file_names is not None:
                 found.append((entry, fs.file_name_times(entry)))
         assert len(found) > 10
         assert sum(times is not None for _, times in found) > 10
         fs._listed.clear()
+        fs._listed_before.clear()
         for entry, times in found:
             assert fs.file_name_times(entry) == times, entry.path
+    finally:
+        stream.close()
+
+
+def test_listed_attributes_kept_in_two_generations(built_images: dict[str, Path | str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a listing keeps of each NTFS inode's attributes (asked by ``export`` right after
+    the entry is listed) is there for every listed inode right after its entry, however few
+    are kept, and never more than twice the number kept is held."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse import filesystem
+    from bitwitness.report.browse.entries import Selection
+    from bitwitness.report.browse.filesystem import open_filesystem
+
+    image = built_images["ntfs"]
+    if isinstance(image, str):
+        pytest.skip(f"ntfs cannot be built here: {image}")
+
+    def kept_after_each(fs: Any) -> list[tuple[int, bool]]:
+        return [(entry.inode, fs._listed_of(entry.inode) is not None)
+                for entry in fs.walk("/", recursive=True, selection=Selection.ALL)]
+
+    stream = open_image(image)
+    try:
+        plenty = kept_after_each(open_filesystem(stream))
+        monkeypatch.setattr(filesystem, "_ENCRYPTION_REMEMBERED", 4)
+        fs = open_filesystem(stream)
+        few = []
+        for entry in fs.walk("/", recursive=True, selection=Selection.ALL):
+            few.append((entry.inode, fs._listed_of(entry.inode) is not None))
+            assert len(fs._listed) + len(fs._listed_before) <= 8
+        assert few == plenty
+        assert sum(kept for _, kept in few) > 10
+        assert len({inode for inode, kept in few if kept}) > 8  # more than fit at once
     finally:
         stream.close()

@@ -75,14 +75,15 @@ class Times:
         Why lazily: a listing makes one per entry and most listings (``ls``, a bodyfile) never
         show a datetime; turning four integers into four datetimes was a third of ``ls -r``.
         The integers are kept and the datetimes made when a time is first read."""
-        return _TskTimes.of(meta.mtime, meta.mtime_nano, meta.atime, meta.atime_nano,
-                            meta.ctime, meta.ctime_nano, meta.crtime, meta.crtime_nano)
+        return _TskTimes.holding((meta.mtime, meta.mtime_nano, meta.atime, meta.atime_nano,
+                                  meta.ctime, meta.ctime_nano, meta.crtime, meta.crtime_nano))
 
     @staticmethod
-    def of_tsk(*raw: int | None) -> Times:
+    def of_tsk(raw: tuple[int | None, ...]) -> Times:
         """:meth:`from_meta` of the eight integers (mtime, mtime_nano, atime, atime_nano,
-        ctime, ctime_nano, crtime, crtime_nano) a listing record holds."""
-        return _TskTimes.of(*raw)
+        ctime, ctime_nano, crtime, crtime_nano) a listing record holds, as one tuple (a slice
+        of the record: no arguments unpacked and packed again, once per entry)."""
+        return _TskTimes.holding(raw)
 
 
 _TIME_FIELDS = ("modified", "accessed", "changed", "born")
@@ -96,6 +97,11 @@ class LazyTimes(Times):
 
     @classmethod
     def of(cls, *raw: int | None) -> Times:
+        return cls.holding(raw)
+
+    @classmethod
+    def holding(cls, raw: tuple[int | None, ...]) -> Times:
+        """The times of the integers ``raw`` (the tuple itself is kept)."""
         record = object.__new__(cls)
         object.__setattr__(record, "__dict__", {"_raw": raw})
         return record
@@ -129,7 +135,10 @@ class _TskTimes(LazyTimes):
         raw = self.__dict__.get("_raw")
         if raw is None:
             return super().complete()
-        return all(int(raw[n] or 0) & 0xFFFFFFFF for n in range(0, 8, 2))  # as _tsk_time
+        # as _tsk_time reads the seconds; written out, not a generator (asked once an NTFS entry)
+        m, _, a, _, c, _, b, _ = raw
+        return bool(int(m or 0) & 0xFFFFFFFF and int(a or 0) & 0xFFFFFFFF
+                    and int(c or 0) & 0xFFFFFFFF and int(b or 0) & 0xFFFFFFFF)
 
     def epoch_seconds(self) -> tuple[int, int, int, int]:
         raw = self.__dict__.get("_raw")

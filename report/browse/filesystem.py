@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import pytsk3
 
@@ -53,6 +53,7 @@ from bitwitness.report.browse.ntfs import (
     parse_file_name,
     standard_information_times,
     timeline_file_name,
+    timeline_file_name_of,
     wtf8_name,
 )
 from bitwitness.report.browse.orphans import find_orphans
@@ -86,26 +87,52 @@ _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 _ATTR_ENCRYPTED = int(pytsk3.TSK_FS_ATTR_ENC)  #: an NTFS attribute header's "encrypted" flag
 _ATTR_NONRESIDENT = int(pytsk3.TSK_FS_ATTR_NONRES)  #: an attribute whose data lies in runs
 _EXT4_ENCRYPT_FL = 0x800  #: i_flags of an inode fscrypt encrypts
-#: Inodes whose encrypted streams a file system remembers from its listings (a few hundred KiB)
+#: Inodes whose attributes a file system remembers from its listings, at least (at most twice
+#: as many are kept: a few MiB)
 _ENCRYPTION_REMEMBERED = 4096
 
 
-class _ListedAttributes(NamedTuple):
-    """What a listing read of an NTFS inode's attributes that later reads ask again."""
+class _ListedAttributes:
+    """What a listing read of an NTFS inode's attributes that later reads ask again.
 
-    encrypted: tuple[int, ...]  #: ids of its EFS-encrypted ``$DATA`` streams
-    reparse: bool  #: whether it has a reparse point (a WOF file has one)
-    #: (id, bytes) of each ``$FILE_NAME``, from a record that held them all; None otherwise
-    file_names: tuple[tuple[int, bytes], ...] | None = None
+    Kept as the listing had them, each answer worked out when asked: ``export`` asks of every
+    file it writes, ``ls`` and ``timeline`` of none, and working them out for every listed
+    inode was a tenth of the Python of an NTFS listing."""
+
+    __slots__ = ("_attrs", "_held")
+
+    def __init__(self, attrs: tuple[tuple[Any, ...], ...], held: bool) -> None:
+        #: (type, id, flags, ...) of each attribute; with ``held``, :data:`~.tsk.Record`
+        #: attribute tuples, whose last field holds the bytes of a resident ``$FILE_NAME``
+        self._attrs = attrs
+        self._held = held
 
     @staticmethod
-    def of(attrs: Iterable[tuple[int, int, int]],
-           file_names: tuple[tuple[int, bytes], ...] | None = None) -> _ListedAttributes:
-        """What to keep of the ``(type, id, flags)`` of an inode's attributes."""
-        attrs = tuple(attrs)
-        return _ListedAttributes(
-            tuple(i for t, i, f in attrs if t == _NTFS_DATA and f & _ATTR_ENCRYPTED),
-            any(t == ATTR_REPARSE_POINT for t, _, _ in attrs), file_names)
+    def of(attrs: Iterable[tuple[int, int, int]]) -> _ListedAttributes:
+        """Of the ``(type, id, flags)`` of an inode's attributes (no ``$FILE_NAME`` bytes)."""
+        return _ListedAttributes(tuple(attrs), False)
+
+    @staticmethod
+    def of_record(attrs: tuple[tuple[Any, ...], ...]) -> _ListedAttributes:
+        """Of a record's attribute tuples (:data:`~.tsk.RECORD_ATTRIBUTES`)."""
+        return _ListedAttributes(attrs, True)
+
+    @property
+    def encrypted(self) -> tuple[int, ...]:
+        """The ids of its EFS-encrypted ``$DATA`` streams."""
+        return tuple(a[1] for a in self._attrs if a[0] == _NTFS_DATA and a[2] & _ATTR_ENCRYPTED)
+
+    @property
+    def reparse(self) -> bool:
+        """Whether it has a reparse point (a WOF file has one)."""
+        return any(a[0] == ATTR_REPARSE_POINT for a in self._attrs)
+
+    @property
+    def file_names(self) -> tuple[tuple[int, bytes], ...] | None:
+        """(id, bytes) of each ``$FILE_NAME``, from a record that held them all; else None."""
+        return _held_file_names(self._attrs) if self._held else None
+
+
 #: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
 _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
                  int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
@@ -223,6 +250,8 @@ class FileSystem:
         self._encrypt_feature: bool | None = None  #: ext's ``encrypt`` feature, read on first use
         #: NTFS: what the listing read of recently listed inodes' attributes
         self._listed: dict[int, _ListedAttributes] = {}
+        #: the generation before ``_listed`` (see :meth:`_remember_listed`)
+        self._listed_before: dict[int, _ListedAttributes] = {}
         self._wof_volume: WofVolume | None = None  #: pyfsntfs, opened for the first WOF file
 
     # --- listing ---------------------------------------------------------------------------
@@ -343,9 +372,8 @@ class FileSystem:
                 yield from self._dot_record_streams(folder, index, record, selection)
                 continue
             if ntfs or stored is None or record[RECORD_META] is None:
-                entries, descend = self._record_entries(folder, index, record, mediator,
-                                                        file_names=file_names)
-                first = _named(entries)
+                entries, first, descend = self._record_entries(folder, index, record, mediator,
+                                                               file_names=file_names)
                 if wants(first.deleted):
                     yield from entries
                 descend = recursive and descend
@@ -361,14 +389,16 @@ class FileSystem:
                     open_folders.append(below)
 
     def _record_entries(self, folder: _RecordFolder, index: int, record: Record,
-                        mediator: Mediator, *, file_names: bool) -> tuple[list[Entry], bool]:
-        """The entries of an NTFS name, or of a name TSK loaded no inode for, and whether a
-        recursive walk enters it: from the record where :meth:`_ntfs_record_entries` can,
-        else the general way."""
+                        mediator: Mediator, *,
+                        file_names: bool) -> tuple[list[Entry], Entry, bool]:
+        """The entries of an NTFS name, or of a name TSK loaded no inode for, the one that
+        stands for the name (:func:`_named`), and whether a recursive walk enters it: from the
+        record where :meth:`_ntfs_record_entries` can, else the general way."""
         if self._ntfs and record[0] is not None and record[RECORD_META] is not None:
             entries = self._ntfs_record_entries(record, folder.prefix, file_names=file_names)
             if entries is not None:
-                return entries, self._record_descends(_named(entries), record)
+                first = _named(entries)
+                return entries, first, self._record_descends(first, record)
         return self._general_entries(folder, index, mediator, file_names=file_names)
 
     def _dot_record_streams(self, folder: _RecordFolder, index: int, record: Record,
@@ -387,13 +417,15 @@ class FileSystem:
         return [e for e in entries if e.attr_type == ATTR_NTFS_DATA]
 
     def _general_entries(self, folder: _RecordFolder, index: int, mediator: Mediator, *,
-                         file_names: bool) -> tuple[list[Entry], bool]:
+                         file_names: bool) -> tuple[list[Entry], Entry, bool]:
         """The entries of record ``index`` of ``folder`` made the general way, from its pytsk3
-        ``File`` (a name TSK loaded no inode for), and whether a recursive walk enters it."""
+        ``File`` (a name TSK loaded no inode for), the one that stands for the name, and
+        whether a recursive walk enters it."""
         file = folder.file(index)
         entries, meta_file = self._name_entries(file, file.info.name, folder.prefix, {},
                                                 mediator, file_names=file_names)
-        return entries, self._descends(file, meta_file, _named(entries))
+        first = _named(entries)
+        return entries, first, self._descends(file, meta_file, first)
 
     def _record_folder(self, folder: Entry, stack: list[int],
                        mediator: Mediator) -> _RecordFolder | None:
@@ -679,8 +711,7 @@ class FileSystem:
         Why apart: a listing calls it once per entry, so it reads the record's fields and
         asks nothing the entry does not hold; tests hold it equal to :meth:`_entry`."""
         (stored, address, name_flags, name_type, meta_addr, meta_type, meta_flags, size, mode,
-         uid, gid, mtime, mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime, crtime_nano,
-         link, _) = record
+         uid, gid, _, _, _, _, _, _, _, _, link, _) = record
         name_text = text(stored)
         if b"^" in stored:  # a name TSK lost part of?
             if type(self._zones) is ExfatZones:
@@ -688,8 +719,7 @@ class FileSystem:
             elif self.type == "hfs":
                 name_text = self._hfs_name(address) or name_text
         deleted = bool(name_flags & _NAME_UNALLOC)
-        times = Times.of_tsk(mtime, mtime_nano, atime, atime_nano, ctime, ctime_nano, crtime,
-                             crtime_nano)
+        times = Times.of_tsk(record[11:19])
         zones = self._zones
         if zones is not None and not (type(zones) is ExtTimes and zones.reads_right(meta_addr)):
             times = zones.adjust(meta_addr, times, lambda: self._extent(folder.file(index)))
@@ -773,32 +803,31 @@ class FileSystem:
         attrs = record[RECORD_ATTRIBUTES]
         if attrs is None or b"^" in record[0]:
             return None
-        times = Times.of_tsk(*record[11:19])
+        times = Times.of_tsk(record[11:19])
         if not times.complete():
             return None
-        pairs = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
-        # None where a $FILE_NAME is not resident: its bytes are not in the record
-        held = pairs if all(content is not None for _, content in pairs) else None
         chosen = None
         if file_names:
+            held = _held_file_names(attrs)
             if held is None:
                 return None
-            chosen = timeline_file_name(_parsed_file_names(held))
-        self._remember_listed(record[RECORD_META], _ListedAttributes.of(
-            ((a[0], a[1], a[2]) for a in attrs), held))
+            chosen = timeline_file_name_of(held)
+        self._remember_listed(record[RECORD_META], _ListedAttributes.of_record(attrs))
         found = []
+        named = False  # whether an entry is not the ($FILE_NAME) row
         for attr in attrs:
             kind = attr[0]
             if kind in (ATTR_NTFS_DATA, ATTR_NTFS_INDEX_ROOT):
                 found.append(self._ntfs_record_entry(record, prefix, attr, times))
+                named = True
             elif chosen is not None and kind == ATTR_FILE_NAME and attr[1] == chosen.attr_id:
-                main = self._ntfs_record_entry(record, prefix, None, times)
-                found.append(frozen_record(Entry, {
-                    **main.__dict__, "attr_type": ATTR_FILE_NAME, "attr_id": chosen.attr_id,
-                    "size": chosen.size, "times": chosen.times,
-                    "file_name_times": chosen.times}))
+                # the main entry with the $FILE_NAME's fields, set before anyone sees it
+                row = self._ntfs_record_entry(record, prefix, None, chosen.times)
+                row.__dict__.update(attr_type=ATTR_FILE_NAME, attr_id=chosen.attr_id,
+                                    size=chosen.size, file_name_times=chosen.times)
+                found.append(row)
                 chosen = None  # one row, as _entries_of gives it
-        if any(not e.is_file_name_row for e in found):
+        if named:
             return found
         return [*found, self._ntfs_record_entry(record, prefix, None, times)]
 
@@ -808,7 +837,7 @@ class FileSystem:
         """``_entry(file, prefix, attr, times=times)`` of an NTFS name whose inode TSK loaded,
         made of its record and one attribute tuple of it (None: the name's main entry)."""
         (stored, address, name_flags, name_type, _, meta_kind, meta_flags, size, mode, uid, gid,
-         *_, link, _) = record
+         _, _, _, _, _, _, _, _, link, _) = record
         name_text = text(stored)
         meta_type = META_TYPES[meta_kind]
         stream = attr_type = attr_id = None
@@ -818,12 +847,14 @@ class FileSystem:
             stream, meta_type, folder_stream = _stream_of(
                 attr_type, text(attr_name) if attr_name else None, meta_type)
         deleted = bool(name_flags & _NAME_UNALLOC)
-        return make_entry(path=f"{prefix}/{name_text}", name=name_text, inode=address,
-                          attr_type=attr_type, attr_id=attr_id, stream=stream,
-                          name_type=NAME_TYPES[name_type], meta_type=meta_type,
-                          deleted=deleted, realloc=deleted and bool(meta_flags & _META_ALLOC),
-                          size=size, times=times, mode=mode & 0o7777, uid=uid, gid=gid,
-                          link=text(link) if link else None, folder_stream=folder_stream)
+        return frozen_record(Entry, {
+            "path": f"{prefix}/{name_text}", "name": name_text, "inode": address,
+            "attr_type": attr_type, "attr_id": attr_id, "stream": stream,
+            "name_type": NAME_TYPES[name_type], "meta_type": meta_type, "deleted": deleted,
+            "realloc": deleted and bool(meta_flags & _META_ALLOC), "size": size,
+            "times": times, "mode": mode & 0o7777, "uid": uid, "gid": gid,
+            "link": text(link) if link else None, "file_name_times": None,
+            "folder_stream": folder_stream})
 
     def _ntfs_name(self, file: Any, meta_file: Any, attrs: list[Any]) -> str | None:
         """The name in the ``$FILE_NAME`` attribute where TSK's rendering of it lost part of
@@ -1256,10 +1287,11 @@ class FileSystem:
             return None
         if entry.file_name_times is not None:
             return entry.file_name_times
-        listed = self._listed.get(entry.inode)
-        if listed is not None and listed.file_names is not None:  # export, after the listing
-            chosen = timeline_file_name(_parsed_file_names(listed.file_names))
-            return chosen.times if chosen is not None else None
+        listed = self._listed_of(entry.inode)
+        held = listed.file_names if listed is not None else None
+        if held is not None:  # export, after the listing
+            named = timeline_file_name_of(held)
+            return named.times if named is not None else None
         file = self._file(entry)
         if file.info.meta is None:
             return None
@@ -1468,7 +1500,7 @@ class FileSystem:
 
     def _efs_stream(self, entry: Entry) -> bool:
         """Whether NTFS stores ``entry``'s stream encrypted (EFS)."""
-        known = self._listed.get(entry.inode)
+        known = self._listed_of(entry.inode)
         if known is not None:  # the listing that made the entry looked already
             return entry.attr_id in known.encrypted
         try:
@@ -1486,10 +1518,20 @@ class FileSystem:
             (int(a.info.type), int(a.info.id), int(a.info.flags)) for a in attrs))
 
     def _remember_listed(self, inode: int, listed: _ListedAttributes) -> None:
+        """Keep ``listed`` for ``inode``: between the last :data:`_ENCRYPTION_REMEMBERED` and
+        twice that many inodes are kept, in two generations, the older dropped whole when the
+        newer is full. Why not the oldest one at a time: deleting a dict's first key leaves a
+        hole its next first-key lookup steps over, so that grew with every listed name."""
         kept = self._listed
         kept[inode] = listed
-        if len(kept) > _ENCRYPTION_REMEMBERED:
-            del kept[next(iter(kept))]  # the oldest (dicts keep insertion order)
+        if len(kept) >= _ENCRYPTION_REMEMBERED:
+            self._listed_before = kept
+            self._listed = {}
+
+    def _listed_of(self, inode: int) -> _ListedAttributes | None:
+        """What :meth:`_remember_listed` keeps of ``inode``, if it is kept still."""
+        found = self._listed.get(inode)
+        return found if found is not None else self._listed_before.get(inode)
 
     def _ext_encrypt(self) -> bool:
         """Whether this ext volume has the ``encrypt`` feature (read once)."""
@@ -1566,7 +1608,7 @@ class FileSystem:
     def _wof_main(self, file: Any, entry: Entry) -> WofFile | None:
         """The WOF record when ``entry`` is the unnamed ``$DATA`` of a WOF file (whose bytes
         on the disk are zeros): its content is then read decompressed, or refused."""
-        listed = self._listed.get(entry.inode)
+        listed = self._listed_of(entry.inode)
         if not self._ntfs or (listed is not None and not listed.reparse) or (
                 file.info.meta is None):
             return None
@@ -1714,11 +1756,11 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _parsed_file_names(held: tuple[tuple[int, bytes], ...]) -> list[FileName]:
-    """The ``$FILE_NAME`` attributes of ``(id, bytes)`` pairs, those too short left out (as
-    :meth:`FileSystem._file_names` leaves them)."""
-    return [parsed for parsed in (parse_file_name(i, data) for i, data in held)
-            if parsed is not None]
+def _held_file_names(attrs: tuple[tuple[Any, ...], ...]) -> tuple[tuple[int, bytes], ...] | None:
+    """(id, bytes) of each ``$FILE_NAME`` among a record's attribute tuples; None where one
+    is not resident (its bytes are not in the record)."""
+    held = tuple((a[1], a[5]) for a in attrs if a[0] == ATTR_FILE_NAME)
+    return held if all(content is not None for _, content in held) else None
 
 
 def _stream_of(attr_type: int, attr_name: str | None,
@@ -1735,10 +1777,12 @@ def _stream_of(attr_type: int, attr_name: str | None,
 
 
 def _named(entries: list[Entry]) -> Entry:
-    """The entry that stands for a listed name: its first that is not a ``($FILE_NAME)`` row."""
-    if len(entries) == 1:
-        return entries[0]
-    return next((e for e in entries if not e.is_file_name_row), entries[0])
+    """The entry that stands for a listed name: its first that is not a ``($FILE_NAME)`` row
+    (:attr:`.Entry.is_file_name_row`, read here as its field: asked once a listed name)."""
+    for entry in entries:
+        if entry.attr_type != ATTR_FILE_NAME:
+            return entry
+    return entries[0]
 
 
 def _as_tsk(short_name: str) -> str:

@@ -14,8 +14,10 @@ Windows updates ``$STANDARD_INFORMATION`` on every change and lets programs set 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from bitwitness.report.browse.entries import LazyTimes, Times, frozen_record
 
@@ -110,7 +112,9 @@ def parse_file_name(attr_id: int, data: bytes) -> FileName | None:
         return None
     parent = int.from_bytes(data[0:6], "little")
     length, namespace = data[64], data[65]
-    name = wtf8_name(data[66 : 66 + 2 * length])
+    units = data[66 : 66 + 2 * length]
+    # a name its attribute's bytes cut short (a damaged or crafted record): its whole units
+    name = wtf8_name(units[: len(units) - len(units) % 2])
     return frozen_record(FileName, {"attr_id": attr_id, "size": len(data), "parent": parent,
                                     "namespace": namespace, "name": name,
                                     "times": _times(data, 8)})
@@ -123,3 +127,26 @@ def timeline_file_name(names: list[FileName]) -> FileName | None:
         if name.namespace != NAMESPACE_DOS:
             chosen = name
     return chosen
+
+
+class TimelineName(NamedTuple):
+    """What a timeline takes of the ``$FILE_NAME`` :func:`timeline_file_name` chooses."""
+
+    attr_id: int
+    size: int  #: the attribute's size, as ``fls -m`` prints it on the ``($FILE_NAME)`` row
+    times: Times
+
+
+def timeline_file_name_of(held: Iterable[tuple[int, bytes]]) -> TimelineName | None:
+    """:func:`timeline_file_name` of the ``$FILE_NAME`` attributes given as ``(id, bytes)``,
+    without parsing the names (a timeline asks once an NTFS file, and shows no name of a
+    ``$FILE_NAME``). Those too short to hold one are left out, as :func:`parse_file_name`
+    leaves them."""
+    chosen = None
+    for attr_id, data in held:
+        if len(data) >= 66 and data[65] != NAMESPACE_DOS:
+            chosen = (attr_id, data)
+    if chosen is None:
+        return None
+    attr_id, data = chosen
+    return TimelineName(attr_id, len(data), _times(data, 8))
