@@ -838,14 +838,15 @@ class FileSystem:
         made of its record and one attribute tuple of it (None: the name's main entry)."""
         (stored, address, name_flags, name_type, _, meta_kind, meta_flags, size, mode, uid, gid,
          _, _, _, _, _, _, _, _, link, _) = record
-        name_text = text(stored)
+        name_text = stored.decode("utf-8", "surrogateescape")  # text(stored), without the call
         meta_type = META_TYPES[meta_kind]
         stream = attr_type = attr_id = None
         folder_stream = False
         if attr is not None:
             attr_type, attr_id, _, size, attr_name, _ = attr
-            stream, meta_type, folder_stream = _stream_of(
-                attr_type, text(attr_name) if attr_name else None, meta_type)
+            if attr_name or meta_type == "d":  # else _stream_of gives (None, meta_type, False)
+                stream, meta_type, folder_stream = _stream_of(
+                    attr_type, text(attr_name) if attr_name else None, meta_type)
         deleted = bool(name_flags & _NAME_UNALLOC)
         return frozen_record(Entry, {
             "path": f"{prefix}/{name_text}", "name": name_text, "inode": address,
