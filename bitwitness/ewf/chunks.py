@@ -14,6 +14,7 @@ from typing import NamedTuple
 import deflate
 from isal import isal_zlib
 
+from bitwitness.ewf import libdeflate
 from bitwitness.ewf.options import Compression
 
 #: isal levels per compression (isal has 0..3); ``best`` is libdeflate's (:data:`BEST_LEVEL`).
@@ -204,7 +205,15 @@ def inflate_bounded(stored: bytes | bytearray | memoryview, limit: int) -> bytes
     Why bounded: the evidence decides what a stream inflates to, and deflate reaches ~1000:1;
     a 16 MiB stored chunk could otherwise ask for 16 GiB. Output stops one byte past ``limit``,
     so that a stream longer than the format allows is reported, never held in memory.
+
+    A stream whose header declares the fastest compression (``ewfacquire -c deflate:fast``'s)
+    goes to libdeflate first (:mod:`.libdeflate`, faster on those); whatever it does not
+    inflate whole, checked and within ``limit``, comes here to isal, which decides.
     """
+    if libdeflate.fastest_stream(stored):
+        data = libdeflate.inflate(stored, limit)
+        if data is not None:
+            return data
     inflater = isal_zlib.decompressobj()
     try:
         data = inflater.decompress(stored, limit + 1)
