@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from bitwitness.threadpriority import step_aside
+
 
 class Pending:
     """The result of one submitted block: :meth:`ready` never waits, :meth:`result` does."""
@@ -58,6 +60,7 @@ class EncoderPool:
         return pending
 
     def _run(self) -> None:
+        step_aside()  # deflating beside the MD5 thread, the acquisition's longest chain
         function, tasks = self._function, self._tasks
         while (task := tasks.get()) is not None:
             argument, pending = task

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, cast
 
 from bitwitness.errors import UsageError
+from bitwitness.threadpriority import slowest, step_aside
 
 #: Algorithms BitWitness computes and compares, in the order reports list them.
 ALGORITHMS: Final[tuple[str, ...]] = ("md5", "sha1", "sha256")
@@ -90,13 +91,16 @@ class ThreadedHasher:
         self._inline = [self._hashes[name] for name in self.algorithms if name in set(inline)]
         self._threads: list[threading.Thread] = []
         self._closed = False
-        for name in self.algorithms:
-            if name in set(inline):
-                continue
+        threaded = [name for name in self.algorithms if name not in set(inline)]
+        # the slowest algorithm's thread is the pass's longest chain: the others step aside
+        critical = slowest(threaded) if len(threaded) > 1 else None
+        for name in threaded:
             q: queue.Queue[object] = queue.Queue(maxsize=depth)
             self._queues[name] = q
             t = threading.Thread(
-                target=self._run, args=(self._hashes[name], q), name=f"hash-{name}", daemon=True
+                target=self._run, args=(self._hashes[name], q,
+                                         critical is not None and name != critical),
+                name=f"hash-{name}", daemon=True
             )
             t.start()
             self._threads.append(t)
@@ -107,7 +111,9 @@ class ThreadedHasher:
         return len(self._queues)
 
     @staticmethod
-    def _run(h: hashlib._Hash, q: queue.Queue[object]) -> None:
+    def _run(h: hashlib._Hash, q: queue.Queue[object], aside: bool = False) -> None:
+        if aside:
+            step_aside()
         while True:
             item = q.get()
             if item is _STOP:

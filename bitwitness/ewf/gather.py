@@ -42,6 +42,7 @@ from typing import BinaryIO, Final
 
 from bitwitness.directwrite import DirectFile
 from bitwitness.fileio import WriteBehind, pwrite_all
+from bitwitness.threadpriority import step_aside
 
 #: Pieces per ``writev`` call (the kernel's limit, 1024 on Linux).
 IOV_MAX: Final = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
@@ -178,6 +179,7 @@ class GatherWriter:
 
     def _run(self) -> None:
         assert self._queue is not None
+        step_aside()  # hashing and writing the segment beside the media's MD5 thread
         while True:
             batch = self._queue.get()
             try:

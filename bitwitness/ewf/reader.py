@@ -29,6 +29,7 @@ from bitwitness.ewf.headers import acquired_time, format_name, header_values
 from bitwitness.ewf.layout import ChunkGroup, SectionProblem, load_layout, read_entries
 from bitwitness.images.raw import open_readonly
 from bitwitness.stream import ImageStream, StreamInfo
+from bitwitness.threadpriority import step_aside
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -381,7 +382,9 @@ class EwfImage(ImageStream):
         from concurrent.futures import ThreadPoolExecutor  # a scan's, not every opening's (info)
 
         window: deque[Future[list[ScanBlock]]] = deque()
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewf-scan")
+        # the workers inflate beside the hashing threads: they step aside for MD5's
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ewf-scan",
+                                  initializer=step_aside)
         try:
             for run in self._runs(first, last, SCAN_SPAN):
                 window.append(pool.submit(self._scan_run, *run))
