@@ -505,12 +505,16 @@ TIMES = (("1901.txt", -2_145_916_800_000_000_000), ("1960.txt", -301_000_000_500
          ("2400.txt", 13_569_465_600_000_000_000))
 
 
-@pytest.mark.parametrize("inode_size", [256, 128])
-def test_ext4_times_as_the_kernel_decodes_them(inode_size: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("inode_size", "lead"), [(256, 0), (128, 0), (1024, 63), (256, 63)])
+def test_ext4_times_as_the_kernel_decodes_them(inode_size: int, lead: int,
+                                               tmp_path: Path) -> None:
     """TSK takes an inode's seconds as unsigned and ignores the epoch bits (``istat`` shows
     1960 as 2096, 2150 as 2013); ours are the kernel's, read from the inode (moretimes.py).
     128-byte inodes hold no epoch bits: the kernel clamps what it cannot store, and reads the
-    seconds as signed."""
+    seconds as signed. With ``lead`` sectors before the file system (a DOS-era partition at
+    sector 63, off every 4 KiB boundary of the image), the inode-table blocks whose times are
+    checked at once are the file system's, counted from its start: counted from the image's,
+    1024-byte inode slots were checked 512 bytes off, and TSK's wrong times kept."""
     require_root()
     require_tool("mkfs.ext4", "debugfs", "istat")
     image = tmp_path / "times.img"
@@ -524,16 +528,22 @@ def test_ext4_times_as_the_kernel_decodes_them(inode_size: int, tmp_path: Path) 
             os.utime(root / name, ns=(ns, ns))
     with _loop_mounted(image, where, "ro,loop,noload") as root:
         truth, _ = _truth(root)
-    ours = _ls(image)
+    at: tuple[str, ...] = ()
+    listed = image
+    if lead:
+        listed = tmp_path / "disk.img"
+        listed.write_bytes(bytes(lead * 512) + image.read_bytes())
+        at = ("--offset", str(lead))
+    ours = _ls(listed, *at)
     keys = ("modified", "accessed", "changed")
     assert {p: tuple(ours[p][k] for k in keys) for p in truth} == {
         p: tuple(truth[p][k] for k in keys) for p in truth}
-    if inode_size == 256:  # creation times exist only in the extra fields
+    if inode_size >= 256:  # creation times exist only in the extra fields
         for name in ("/1960.txt", "/2150.txt"):
             assert _iso(ours[name]["born"]) == _debugfs_stat(image, name)["crtime"]
         istat = _run("istat", "-z", "UTC", image, ours["/1960.txt"]["inode"]).stdout
         assert "File Modified:\t2096-" in istat  # TSK's own reading, which we correct
-    body = run_bitwitness("timeline", image).stdout
+    body = run_bitwitness("timeline", listed, *at).stdout
     seconds = {line.split("|")[1]: int(line.split("|")[8]) for line in body.splitlines()}
     for name, _ns in TIMES:
         when = datetime.fromisoformat(str(truth["/" + name]["modified"]))
