@@ -260,11 +260,11 @@ _FILE_NAME_ATTRS = st.lists(st.tuples(
 @given(_FILE_NAME_ATTRS, st.data())
 def test_timeline_file_name_of_equals_parsing_each(
         attrs: list[tuple[int, int, int, int]], data: st.DataObject) -> None:
-    """``timeline_file_name_of`` (what a timeline takes of each NTFS file's held
-    ``$FILE_NAME`` bytes, parsing only the one it chooses) gives the attribute id, size and
-    times of what ``timeline_file_name`` chooses among every one parsed: DOS aliases, names
-    too short to parse and names longer than their bytes included."""
-    from bitwitness.report.browse.ntfs import timeline_file_name, timeline_file_name_of
+    """``timeline_file_name_of`` (what a timeline takes of each NTFS file's ``$FILE_NAME``
+    bytes, parsing only the one it chooses) gives the attribute id, size and times of TSK's
+    rule applied to every one parsed, the last that is not a DOS alias: DOS aliases, names too
+    short to parse and names longer than their bytes included."""
+    from bitwitness.report.browse.ntfs import NAMESPACE_DOS, timeline_file_name_of
 
     held = []
     for attr_id, namespace, length, extra in attrs:
@@ -274,7 +274,7 @@ def test_timeline_file_name_of_equals_parsing_each(
         held.append((attr_id, body[:max(0, len(body) + extra)] if extra < 0 else body
                      + bytes(extra)))
     parsed = [p for p in (parse_file_name(i, b) for i, b in held) if p is not None]
-    chosen = timeline_file_name(parsed)
+    chosen = ([p for p in parsed if p.namespace != NAMESPACE_DOS] or [None])[-1]
     named = timeline_file_name_of(held)
     if chosen is None:
         assert named is None

@@ -50,9 +50,9 @@ from bitwitness.report.browse.ntfs import (
     ATTR_FILE_NAME,
     ATTR_STANDARD_INFORMATION,
     FileName,
+    TimelineName,
     parse_file_name,
     standard_information_times,
-    timeline_file_name,
     timeline_file_name_of,
     wtf8_name,
 )
@@ -919,8 +919,9 @@ class FileSystem:
                     found.append(parsed)
         return found
 
-    def _timeline_file_name(self, meta_file: Any, attrs: list[Any]) -> FileName | None:
-        return timeline_file_name(self._file_names(meta_file, attrs))
+    def _timeline_file_name(self, meta_file: Any, attrs: list[Any]) -> TimelineName | None:
+        return timeline_file_name_of((int(attr.info.id), self._attr_bytes(meta_file, attr))
+                                     for attr in attrs if int(attr.info.type) == ATTR_FILE_NAME)
 
     def _attributes(self, file: Any) -> list[Any]:
         with tsk_errors(self.image, "read the attributes of a file"):

@@ -120,17 +120,8 @@ def parse_file_name(attr_id: int, data: bytes) -> FileName | None:
                                     "times": _times(data, 8)})
 
 
-def timeline_file_name(names: list[FileName]) -> FileName | None:
-    """The ``$FILE_NAME`` whose times TSK keeps: the last one that is not a DOS alias."""
-    chosen = None
-    for name in names:
-        if name.namespace != NAMESPACE_DOS:
-            chosen = name
-    return chosen
-
-
 class TimelineName(NamedTuple):
-    """What a timeline takes of the ``$FILE_NAME`` :func:`timeline_file_name` chooses."""
+    """What a timeline takes of the ``$FILE_NAME`` :func:`timeline_file_name_of` chooses."""
 
     attr_id: int
     size: int  #: the attribute's size, as ``fls -m`` prints it on the ``($FILE_NAME)`` row
@@ -138,10 +129,10 @@ class TimelineName(NamedTuple):
 
 
 def timeline_file_name_of(held: Iterable[tuple[int, bytes]]) -> TimelineName | None:
-    """:func:`timeline_file_name` of the ``$FILE_NAME`` attributes given as ``(id, bytes)``,
-    without parsing the names (a timeline asks once an NTFS file, and shows no name of a
-    ``$FILE_NAME``). Those too short to hold one are left out, as :func:`parse_file_name`
-    leaves them."""
+    """The ``$FILE_NAME`` whose times TSK keeps, of those given as ``(id, bytes)``: the last
+    one that is not a DOS alias. Its name is not decoded (a timeline asks once an NTFS file,
+    and shows no name of a ``$FILE_NAME``). Those too short to hold one are left out, as
+    :func:`parse_file_name` leaves them."""
     chosen = None
     for attr_id, data in held:
         if len(data) >= 66 and data[65] != NAMESPACE_DOS:
