@@ -21,6 +21,7 @@ module.
 from __future__ import annotations
 
 import threading
+from functools import cache
 from typing import Any
 
 #: libdeflate_result: the whole stream inflated
@@ -30,24 +31,10 @@ _SUCCESS = 0
 MAX_LIMIT = 1 << 20
 
 
-class _Library:
-    """libdeflate's decompression functions, or None where they are not found."""
-
-    def __init__(self) -> None:
-        self.functions: Any = None
-        self._lock = threading.Lock()
-        self._loaded = False
-
-    def get(self) -> Any:
-        if not self._loaded:
-            with self._lock:
-                if not self._loaded:
-                    self.functions = _load()
-                    self._loaded = True
-        return self.functions
-
-
-def _load() -> Any:
+@cache
+def _functions() -> Any:
+    """libdeflate's decompression functions, loaded on first use; None where not found (a
+    race may load them twice: the same library, the same settings)."""
     import ctypes  # here: the import costs start-up 3 ms, and most commands inflate nothing
 
     try:
@@ -67,9 +54,6 @@ def _load() -> Any:
                              ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
     inflate_zlib.restype = ctypes.c_int
     return alloc, inflate_zlib, free
-
-
-_LIBRARY = _Library()
 
 
 class _Inflater:
@@ -106,7 +90,7 @@ _THREAD = threading.local()
 
 def available() -> bool:
     """Whether libdeflate's functions were found (the ``deflate`` wheel exports them)."""
-    return _LIBRARY.get() is not None
+    return _functions() is not None
 
 
 def fastest_stream(stored: bytes | bytearray | memoryview) -> bool:
@@ -122,7 +106,7 @@ def inflate(stored: bytes | bytearray | memoryview, limit: int) -> bytes | None:
         return None
     inflater: _Inflater | None = getattr(_THREAD, "inflater", None)
     if inflater is None or inflater.size < limit:
-        functions = _LIBRARY.get()
+        functions = _functions()
         if functions is None:
             return None
         inflater = _THREAD.inflater = _Inflater(functions, limit)
