@@ -833,6 +833,7 @@ def test_fast_walk_equals_the_general_one(built_images: dict[str, Path | str], n
             return [record_of(f, attributes=attributes) for f in found]
 
         m.setattr(filesystem, "records_of", slow_records)
+        m.setattr(filesystem, "records_and_named", lambda found, **_: None)
         assert walked() == fast
     with monkeypatch.context() as m:
         def general(self: Any, record: Any, prefix: str, folder: Any, index: int) -> Any:

@@ -46,6 +46,7 @@ from bitwitness.report.browse.extalloc import ExtBitmaps
 from bitwitness.report.browse.extfeatures import read_superblock
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
 from bitwitness.report.browse.moretimes import ExtTimes, HfsCatalog, ext_deletion_time
+from bitwitness.report.browse.namedlist import ENTERED_NAME_TYPES, NamedList
 from bitwitness.report.browse.ntfs import (
     ATTR_FILE_NAME,
     ATTR_STANDARD_INFORMATION,
@@ -64,6 +65,7 @@ from bitwitness.report.browse.tsk import (
     Record,
     TskImage,
     record_of,
+    records_and_named,
     records_of,
     require_fixes,
     text,
@@ -169,7 +171,7 @@ class _RecordFolder:
     """A folder :meth:`FileSystem._walk_records` is in: its records, numbered, and its pytsk3
     ``File`` objects, opened on first need."""
 
-    __slots__ = ("_files", "_fs", "inum", "prefix", "records")
+    __slots__ = ("_files", "_fs", "counted", "inum", "prefix", "records", "walked")
 
     def __init__(self, fs: FileSystem, inum: int, prefix: str,
                  records: Iterator[tuple[int, Record]]) -> None:
@@ -178,6 +180,11 @@ class _RecordFolder:
         self.prefix = prefix
         self.records = records
         self._files: list[Any] | None = None
+        #: whether TSK's own walk lists this folder (its names go into a :class:`NamedList`)
+        self.counted = False
+        #: (inode type, inode flags) by index of the names whose inode TSK's walk loads where
+        #: their record has none (:func:`~.tsk.records_of`)
+        self.walked: dict[int, tuple[int, int]] = {}
 
     def file(self, index: int) -> Any:
         """The ``File`` of record ``index`` (TSK lists a folder in the same order each time)."""
@@ -350,8 +357,13 @@ class FileSystem:
         generator per level that every entry below passes through. A name TSK loaded no
         inode for, an ISO 9660 time that needs the file's extent, and the NTFS names
         :meth:`_ntfs_record_entries` leaves, take the folder's ``File`` objects (opened once,
-        on the first such name) and go the general way."""
-        first_folder = self._open_record_folder(inum, prefix, mediator)
+        on the first such name) and go the general way.
+
+        A recursive walk from the root collects the list TSK's orphan search starts from and
+        hands it over before it opens ``$OrphanFiles`` (:mod:`.namedlist`), so TSK does not
+        walk every folder again to make it."""
+        named = NamedList() if recursive and inum == self.root_inum else None
+        first_folder = self._open_record_folder(inum, prefix, mediator, named)
         open_folders = [] if first_folder is None else [first_folder]
         wants = selection.wants
         entry_of = self._record_entry
@@ -382,8 +394,13 @@ class FileSystem:
                 if wants(first.deleted):
                     yield first
                 descend = recursive and self._record_descends(first, record)
+            counted = (self._counted(named, folder, index, record, first,
+                                     enters=descend and first.inode not in stack,
+                                     depth=len(open_folders))
+                       if named is not None and folder.counted
+                       and (descend or record[3] in ENTERED_NAME_TYPES) else None)
             if descend and first.inode not in stack:
-                below = self._record_folder(first, stack, mediator)
+                below = self._record_folder(first, stack, mediator, counted)
                 if below is not None:
                     stack.append(first.inode)
                     open_folders.append(below)
@@ -427,13 +444,29 @@ class FileSystem:
         first = _named(entries)
         return entries, first, self._descends(file, meta_file, first)
 
-    def _record_folder(self, folder: Entry, stack: list[int],
-                       mediator: Mediator) -> _RecordFolder | None:
+    def _counted(self, named: NamedList, folder: _RecordFolder, index: int, record: Record,
+                 first: Entry, *, enters: bool, depth: int) -> NamedList | None:
+        """:meth:`_walk_records`' list checked against its choice (``enters``) for a name of
+        a folder TSK's walk lists; the list for the folder below, or None where TSK's walk
+        does not enter it. Entering ``$OrphanFiles``, the root's last name, the list goes to
+        TSK (and counts nothing more)."""
+        if not named.check(record, enters=enters, path=first.path, depth=depth,
+                           walked=folder.walked.get(index)):
+            return None
+        if first.inode == self.last_inum and depth == 1:
+            named.hand_over(self._fs)
+            return None
+        return named
+
+    def _record_folder(self, folder: Entry, stack: list[int], mediator: Mediator,
+                       named: NamedList | None = None) -> _RecordFolder | None:
         """:meth:`_descend` for :meth:`_walk_records`: ``folder`` opened, unless ``stack`` is
         :data:`MAX_DEPTH` deep or TSK cannot read it (None, and a warning)."""
         if self._too_deep(folder, stack, mediator):
+            if named is not None:
+                named.give_up()
             return None
-        return self._open_record_folder(folder.inode, folder.path, mediator)
+        return self._open_record_folder(folder.inode, folder.path, mediator, named)
 
     @staticmethod
     def _too_deep(folder: Entry, stack: list[int], mediator: Mediator) -> bool:
@@ -444,17 +477,25 @@ class FileSystem:
                         level="warning")
         return True
 
-    def _open_record_folder(self, inum: int, prefix: str,
-                            mediator: Mediator) -> _RecordFolder | None:
-        """Folder ``inum``'s records, opened for :meth:`_walk_records`; None (and a warning)
-        where TSK cannot read it, as the general walk skips it."""
+    def _open_record_folder(self, inum: int, prefix: str, mediator: Mediator,
+                            named: NamedList | None = None) -> _RecordFolder | None:
+        """Folder ``inum``'s records, opened for :meth:`_walk_records` (and added to
+        ``named``); None (and a warning) where TSK cannot read it, as the general walk skips
+        it."""
+        walked: list[tuple[int, int, int]] = []
         try:
-            records = self._open_records(inum)
+            records = self._open_records(inum, named, walked)
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
                             level="warning")
+            if named is not None:
+                named.give_up()
             return None
-        return _RecordFolder(self, inum, prefix, enumerate(records))
+        folder = _RecordFolder(self, inum, prefix, enumerate(records))
+        folder.counted = named is not None and named.whole
+        if walked:
+            folder.walked = {index: (kind, flags) for index, kind, flags in walked}
+        return folder
 
     def _dot_streams(self, file: Any, name: Any, prefix: str,
                      selection: Selection) -> list[Entry]:
@@ -736,10 +777,22 @@ class FileSystem:
         """The pytsk3 ``File`` of every name in folder ``inum``."""
         return self._opened(inum, list)
 
-    def _open_records(self, inum: int) -> list[Record]:
+    def _open_records(self, inum: int, named: NamedList | None = None,
+                      walked: list[tuple[int, int, int]] | None = None) -> list[Record]:
         """The :data:`~.tsk.Record` of every name in folder ``inum``, as :meth:`_open_dir`
-        lists them."""
-        return self._opened(inum, lambda found: records_of(found, attributes=self._ntfs))
+        lists them; with ``named``, the folder's part of its list collected (``walked`` as
+        :func:`~.tsk.records_and_named` fills it), or ``named`` given up where the binding
+        cannot."""
+        def take(found: Any) -> list[Record]:
+            if named is not None and walked is not None:
+                listed = records_and_named(found, attributes=self._ntfs,
+                                           named=named.addresses, walked=walked)
+                if listed is not None:
+                    return listed
+                named.give_up()
+            return records_of(found, attributes=self._ntfs)
+
+        return self._opened(inum, take)
 
     def _opened(self, inum: int, take: Callable[[Any], list[_T]]) -> list[_T]:
         try:

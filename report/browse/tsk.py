@@ -207,6 +207,20 @@ def records_of(directory: Iterable[Any], *, attributes: bool = False) -> list[Re
         return found
     return [record_of(file, attributes=attributes) for file in directory]
 
+
+def records_and_named(directory: Any, *, attributes: bool, named: list[int],
+                      walked: list[tuple[int, int, int]]) -> list[Record] | None:
+    """:func:`records_of`, and the folder's part of TSK's list of named unallocated inodes
+    appended to ``named``, with (index, inode type, inode flags) of each name whose inode TSK's
+    walk loads where the record has none appended to ``walked`` (see :mod:`.namedlist`); None
+    where the binding cannot (a pytsk3 without our build's eighth change)."""
+    records = getattr(directory, "records", None)
+    if records is None or "walked" not in (records.__doc__ or ""):
+        return None
+    found: list[Record] = records(attributes, named, walked)
+    return found
+
+
 @contextmanager
 def tsk_errors(image: TskImage, what: str) -> Iterator[None]:
     """Run pytsk3 calls; turn their failures into one clear :class:`FileSystemError`.
