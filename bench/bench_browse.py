@@ -1,13 +1,17 @@
 """Benchmark: browsing a file system of many files against The Sleuth Kit, same E01, same run.
 
 Usage: ``python bench/bench_browse.py [--size 400MiB | --files 100000] [--fs ext4|ntfs]
-[--repeat 1] [--dir DIR]``
+[--deleted PERCENT] [--repeat 1] [--dir DIR]``
 
 Builds an ext4 file system holding ``--files`` small files (default: one per 4 KiB of
 ``--size``, so 400MiB gives 102,400) in folders of 500 (``mkfs.ext4 -d``
 from a generated tree), or with ``--fs ntfs`` an NTFS one (``mkntfs``, the tree written
 through ``ntfs-3g``: needs root and /dev/fuse), acquires it into an E01 with
-``bitwitness acquire``, then times, in interleaved rounds (each tool's best kept):
+``bitwitness acquire``, then times, in interleaved rounds (each tool's best kept). With
+``--deleted``, that share of the files (every k-th) is removed once written (through ntfs-3g,
+or ``debugfs rm`` on ext4), so the listings hold deleted names as seized drives do.
+
+
 
 * ``bitwitness ls -r --all``   against ``fls -r -p`` (target: at most 1.5x fls's time);
 * ``bitwitness timeline``      against ``fls -r -m /`` (target: at most 1.5x);
@@ -45,20 +49,31 @@ def make_tree(root: Path, files: int) -> None:
         (folder / f"file{n:07d}.txt").write_bytes(f"{n}\n".encode() * (n % 97))
 
 
-def make_ntfs(fs: Path, mount: Path, files: int) -> None:
+def removed(files: int, percent: int) -> list[str]:
+    """The paths (below the tree's root) of every k-th file, ``percent`` of ``files``."""
+    if percent <= 0:
+        return []
+    step = max(1, round(100 / percent))
+    return [f"d{n // PER_FOLDER:05d}/file{n:07d}.txt" for n in range(1, files, step)]
+
+
+def make_ntfs(fs: Path, mount: Path, files: int, deleted: int = 0) -> None:
     """An NTFS file system on the file ``fs`` (``mkntfs``) holding :func:`make_tree`'s
-    ``files`` under ``tree``, written through ``ntfs-3g`` mounted at ``mount`` (root, FUSE)."""
+    ``files`` under ``tree``, written through ``ntfs-3g`` mounted at ``mount`` (root, FUSE),
+    ``deleted`` percent of them removed again."""
     subprocess.run(["mkntfs", "-q", "-F", "-Q", str(fs)], check=True, capture_output=True)
     mount.mkdir(exist_ok=True)
     subprocess.run(["ntfs-3g", str(fs), str(mount)], check=True)
     try:
         make_tree(mount / "tree", files)
+        for path in removed(files, deleted):
+            (mount / "tree" / path).unlink()
     finally:
         subprocess.run(["umount", str(mount)], check=True)
     mount.rmdir()
 
 
-def build(work: Path, files: int, kind: str = "ext4") -> Path:
+def build(work: Path, files: int, kind: str = "ext4", deleted: int = 0) -> Path:
     image = work / "fs.E01"
     if image.exists():
         return image
@@ -66,13 +81,20 @@ def build(work: Path, files: int, kind: str = "ext4") -> Path:
     size_mib = max(64, files * 6 // 1024 + 64)  # inodes and blocks for small files
     subprocess.run(["truncate", "-s", f"{size_mib}M", str(fs)], check=True)
     if kind == "ntfs":
-        make_ntfs(fs, work / "mnt", files)
+        make_ntfs(fs, work / "mnt", files, deleted)
     else:
         tree = work / "tree"
         make_tree(tree, files)
         subprocess.run(["mkfs.ext4", "-q", "-N", str(files + 1024), "-d", str(tree), str(fs)],
                        check=True)
         shutil.rmtree(tree)
+        gone = removed(files, deleted)
+        if gone:  # one debugfs for all of them
+            commands = work / "remove.debugfs"
+            commands.write_text("".join(f"rm /{path}\n" for path in gone))
+            subprocess.run(["debugfs", "-w", "-f", str(commands), str(fs)], check=True,
+                           capture_output=True)
+            commands.unlink()
     subprocess.run([*bitwitness_command(), "acquire", str(fs), "-o", str(work / "fs")],
                    check=True, capture_output=True)
     fs.unlink()
@@ -114,6 +136,8 @@ def main() -> int:
     parser.add_argument("--fs", choices=("ext4", "ntfs"), default="ext4",
                         help="file system to build (ntfs: written through ntfs-3g, needs root "
                              "and /dev/fuse)")
+    parser.add_argument("--deleted", type=int, default=0, metavar="PERCENT",
+                        help="share of the files removed once written (default 0)")
     args = parser.parse()
     extra = parser.parse_args()
     files = extra.files or args.size // 4096
@@ -124,7 +148,7 @@ def main() -> int:
         return 2
     with work_folder(args.dir, "bw-bench-browse-") as work:
         bw = bitwitness_command()
-        image = build(work, files, extra.fs)
+        image = build(work, files, extra.fs, extra.deleted)
         best: dict[str, float] = {}
         peak = 0
 
@@ -153,7 +177,8 @@ def main() -> int:
         same_ls = lines(work / "ls.txt") == lines(work / "fls.txt")
         same_body = len(lines(work / "ours.body")) == len(lines(work / "fls.body"))
         recovered, exported = count_files(work / "recovered"), count_files(work / "exported")
-        print(f"{extra.fs} with {files} files in an E01, best of {args.repeat}; load average "
+        print(f"{extra.fs} with {files} files ({extra.deleted}% removed) in an E01, best of "
+              f"{args.repeat}; load average "
               f"{os.getloadavg()[0]:.1f}")
         for ours, theirs, target in (("ls -r --all", "fls -r -p", "<= 1.5"),
                                      ("timeline", "fls -r -m /", "<= 1.5"),

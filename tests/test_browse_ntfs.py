@@ -10,6 +10,7 @@ import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import fsimages
 import pytest
@@ -125,3 +126,37 @@ def test_usn_journal_exports_as_icat_reads_it(ntfs: Path, tmp_path: Path) -> Non
     maximum = rows["/$Extend/$UsnJrnl:$Max"]
     assert out.joinpath(*maximum["target"].split("/")).read_bytes() == _tsk(
         "icat", ntfs, maximum["inode"])
+
+
+def test_deleted_files_take_the_record_way(ntfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deleted file's record has no inode (NTFS counts its MFT entry's sequence number up on
+    deletion, and TSK drops an inode whose number differs from the name's); the walk joins the
+    inode to the record (FileSystem._with_inode) instead of opening every name of the folder
+    again the general way, with the same entries as that way."""
+    from bitwitness.image import open_image
+    from bitwitness.report.browse import filesystem
+    from bitwitness.report.browse.entries import Selection
+
+    def walked() -> list[Any]:
+        fs = filesystem.open_filesystem(open_image(ntfs))
+        return list(fs.walk("/", recursive=True, selection=Selection.ALL, file_names=True))
+
+    general: list[Any] = []  # the entries made the general way
+    by_records = walked()
+    with monkeypatch.context() as m:
+        slow = filesystem.FileSystem._general_entries
+
+        def spied(self: Any, folder: Any, index: int, *args: Any, **kwargs: Any) -> Any:
+            made = slow(self, folder, index, *args, **kwargs)
+            general.extend(made[0])
+            return made
+
+        m.setattr(filesystem.FileSystem, "_general_entries", spied)
+        assert walked() == by_records
+    deleted = [e for e in by_records if e.deleted and e.path.startswith("/dir/deleted")]
+    assert {e.path for e in deleted} == {"/dir/deleted.txt", "/dir/deleted big.bin"}
+    assert general  # ($MFT, whose times TSK leaves incomplete, and $OrphanFiles take it)
+    assert not [e.path for e in general if e.deleted]
+    with monkeypatch.context() as m:
+        m.setattr(filesystem.FileSystem, "_by_records", False)
+        assert walked() == by_records

@@ -64,6 +64,7 @@ from bitwitness.report.browse.tsk import (
     RECORD_META,
     Record,
     TskImage,
+    inode_fields,
     record_of,
     records_and_named,
     records_of,
@@ -410,13 +411,37 @@ class FileSystem:
                         file_names: bool) -> tuple[list[Entry], Entry, bool]:
         """The entries of an NTFS name, or of a name TSK loaded no inode for, the one that
         stands for the name (:func:`_named`), and whether a recursive walk enters it: from the
-        record where :meth:`_ntfs_record_entries` can, else the general way."""
-        if self._ntfs and record[0] is not None and record[RECORD_META] is not None:
-            entries = self._ntfs_record_entries(record, folder.prefix, file_names=file_names)
-            if entries is not None:
-                first = _named(entries)
-                return entries, first, self._record_descends(first, record)
+        record where :meth:`_ntfs_record_entries` can, else the general way.
+
+        A deleted NTFS name whose MFT entry's sequence number moved on (every deleted file's:
+        NTFS counts it up on deletion) has no inode in its record; the inode
+        :meth:`_meta_file` opens for it joins the record (:meth:`_with_inode`), so it takes
+        the record way too, not the general one that opens every name of its folder again."""
+        if self._ntfs and record[0] is not None:
+            listed = record if record[RECORD_META] is not None else self._with_inode(record)
+            if listed is not None:
+                entries = self._ntfs_record_entries(listed, folder.prefix,
+                                                    file_names=file_names)
+                if entries is not None:
+                    first = _named(entries)
+                    return entries, first, self._record_descends(first, listed)
         return self._general_entries(folder, index, mediator, file_names=file_names)
+
+    def _with_inode(self, record: Record) -> Record | None:
+        """``record`` of a name TSK loaded no inode for, with the inode :meth:`_meta_file`
+        opens for the name (its fields and attributes, :func:`~.tsk.inode_fields`); None where
+        it opens none."""
+        addr = record[1]
+        if not (addr or record[2] & _NAME_ALLOC) or not self.first_inum <= addr <= self.last_inum:
+            return None
+        try:
+            with tsk_errors(self.image, f"open inode {addr}"):
+                opened = self._fs.open_meta(inode=addr)
+        except FileSystemError:
+            return None
+        if opened.info.meta is None:
+            return None
+        return (*record[:RECORD_META], *inode_fields(opened, attributes=True))
 
     def _dot_record_streams(self, folder: _RecordFolder, index: int, record: Record,
                             selection: Selection) -> list[Entry]:

@@ -165,15 +165,21 @@ def record_of(file: Any, *, attributes: bool = False) -> Record:
     Why both: a pytsk3 without ``records()`` (PyPI's) lists the slow way through this, and the
     tests hold ``records()`` equal to it, field for field."""
     name = file.info.name
-    meta = file.info.meta
     head = (name.name, int(name.meta_addr), int(name.flags), int(name.type))
-    if meta is None:
+    if file.info.meta is None:
         return (*head, *(None,) * 17)
-    return (*head, int(meta.addr), int(meta.type), int(meta.flags), int(meta.size),
-              int(meta.mode), int(meta.uid), int(meta.gid), int(meta.mtime),
-              int(meta.mtime_nano), int(meta.atime), int(meta.atime_nano), int(meta.ctime),
-              int(meta.ctime_nano), int(meta.crtime), int(meta.crtime_nano), meta.link,
-              attributes_of(file) if attributes else None)
+    return (*head, *inode_fields(file, attributes=attributes))
+
+
+def inode_fields(file: Any, *, attributes: bool = False) -> tuple[Any, ...]:
+    """The seventeen inode fields of a :data:`Record` (from :data:`RECORD_META` on) of a
+    pytsk3 ``File`` whose inode is loaded (a listed name's, or one ``open_meta`` opened)."""
+    meta = file.info.meta
+    return (int(meta.addr), int(meta.type), int(meta.flags), int(meta.size),
+            int(meta.mode), int(meta.uid), int(meta.gid), int(meta.mtime),
+            int(meta.mtime_nano), int(meta.atime), int(meta.atime_nano), int(meta.ctime),
+            int(meta.ctime_nano), int(meta.crtime), int(meta.crtime_nano), meta.link,
+            attributes_of(file) if attributes else None)
 
 
 def attributes_of(file: Any) -> tuple[tuple[Any, ...], ...] | None:
