@@ -431,15 +431,8 @@ class FileSystem:
         """``record`` of a name TSK loaded no inode for, with the inode :meth:`_meta_file`
         opens for the name (its fields and attributes, :func:`~.tsk.inode_fields`); None where
         it opens none."""
-        addr = record[1]
-        if not (addr or record[2] & _NAME_ALLOC) or not self.first_inum <= addr <= self.last_inum:
-            return None
-        try:
-            with tsk_errors(self.image, f"open inode {addr}"):
-                opened = self._fs.open_meta(inode=addr)
-        except FileSystemError:
-            return None
-        if opened.info.meta is None:
+        opened = self._inode_of(record[1], record[2])
+        if opened is None:
             return None
         return (*record[:RECORD_META], *inode_fields(opened, attributes=True))
 
@@ -733,17 +726,22 @@ class FileSystem:
         if info.meta is not None:
             return file
         name = name if name is not None else info.name
-        addr = int(name.meta_addr)
-        if not (addr or int(name.flags) & _NAME_ALLOC):
-            return file
-        if not self.first_inum <= addr <= self.last_inum:
-            return file
+        opened = self._inode_of(int(name.meta_addr), int(name.flags))
+        return opened if opened is not None else file
+
+    def _inode_of(self, addr: int, name_flags: int) -> Any | None:
+        """The inode a name (its meta address and flags) points at, opened by address
+        (``open_meta``: no sequence number compared, as fls, icat and istat read it); None
+        where the name points at none (address 0 of an unallocated name, or out of range) or
+        TSK opens no inode there."""
+        if not (addr or name_flags & _NAME_ALLOC) or not self.first_inum <= addr <= self.last_inum:
+            return None
         try:
             with tsk_errors(self.image, f"open inode {addr}"):
                 opened = self._fs.open_meta(inode=addr)
         except FileSystemError:
-            return file
-        return opened if opened.info.meta is not None else file
+            return None
+        return opened if opened.info.meta is not None else None
 
     @staticmethod
     def _descends(file: Any, meta_file: Any, entry: Entry) -> bool:
