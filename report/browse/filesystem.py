@@ -46,7 +46,7 @@ from bitwitness.report.browse.extalloc import ExtBitmaps
 from bitwitness.report.browse.extfeatures import read_superblock
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
 from bitwitness.report.browse.moretimes import ExtTimes, HfsCatalog, ext_deletion_time
-from bitwitness.report.browse.namedlist import ENTERED_NAME_TYPES, NamedList
+from bitwitness.report.browse.namedlist import NamedList
 from bitwitness.report.browse.ntfs import (
     ATTR_FILE_NAME,
     ATTR_STANDARD_INFORMATION,
@@ -72,6 +72,7 @@ from bitwitness.report.browse.tsk import (
     text,
     tsk_errors,
 )
+from bitwitness.report.browse.tskenters import DIR_META_TYPES, ENTERED_NAME_TYPES, enters
 from bitwitness.report.browse.volumes import FS_NAMES, Partition, choose_filesystem, read_layout
 from bitwitness.report.browse.wof import ATTR_REPARSE_POINT, WofFile, WofVolume, parse_reparse
 from bitwitness.report.browse.zones import ExfatZones, IsoZones
@@ -139,8 +140,10 @@ class _ListedAttributes:
 #: the attribute types TSK reads by default: ext/FAT/ISO data, NTFS unnamed $DATA, HFS+ data fork
 _DEFAULT_DATA = (int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT), _NTFS_DATA,
                  int(pytsk3.TSK_FS_ATTR_TYPE_HFS_DATA))
-_DIR_NAME_TYPES = {"d", "V", "-"}  # TSK recurses into names of dir type or of undefined type
-_DIR_META_TYPES = {"d", "V"}
+#: the letters of the name types TSK's walk may enter: an entry of any other is not looked at
+_ENTERED_NAME_LETTERS = frozenset(NAME_TYPES[kind] for kind in ENTERED_NAME_TYPES)
+#: the inode types of a ``.``/``..`` name that is a folder's own link: folder or no type
+_LINK_META_TYPES = frozenset({*DIR_META_TYPES, int(pytsk3.TSK_FS_META_TYPE_UNDEF)})
 _HFS_CATALOG = 4  #: the catalog file's CNID
 _HFS_COMP_REC = int(pytsk3.TSK_FS_ATTR_TYPE_HFS_COMP_REC)  #: TSK's com.apple.decmpfs attribute
 _HFS_RSRC = int(pytsk3.TSK_FS_ATTR_TYPE_HFS_RSRC)  #: the resource fork
@@ -330,7 +333,7 @@ class FileSystem:
                 first = self._record_entry(record, prefix, _OneFile(file), 0)
                 if selection.wants(first.deleted):
                     yield first
-                descend = recursive and self._record_descends(first, record)
+                descend = recursive and _record_enters(record)
             else:
                 entries, meta_file = self._name_entries(file, name, prefix, raw_names,
                                                         mediator, file_names=file_names)
@@ -394,7 +397,7 @@ class FileSystem:
                 first = entry_of(record, folder.prefix, folder, index)
                 if wants(first.deleted):
                     yield first
-                descend = recursive and self._record_descends(first, record)
+                descend = recursive and _record_enters(record)
             counted = (self._counted(named, folder, index, record, first,
                                      enters=descend and first.inode not in stack,
                                      depth=len(open_folders))
@@ -424,7 +427,7 @@ class FileSystem:
                                                     file_names=file_names)
                 if entries is not None:
                     first = _named(entries)
-                    return entries, first, self._record_descends(first, listed)
+                    return entries, first, _record_enters(listed)
         return self._general_entries(folder, index, mediator, file_names=file_names)
 
     def _with_inode(self, record: Record) -> Record | None:
@@ -713,7 +716,7 @@ class FileSystem:
     def _links_up(meta_type: int | None) -> bool:
         """Whether a ``.``/``..`` name not pointing up the walk is still a folder's link: its
         inode is missing, a folder, or of no type."""
-        return meta_type is None or META_TYPES[meta_type] in {*_DIR_META_TYPES, "-"}
+        return meta_type is None or meta_type in _LINK_META_TYPES
 
     def _meta_file(self, file: Any, name: Any = None) -> Any:
         """The file with its inode loaded: the one TSK gave, or the inode the name points at.
@@ -745,26 +748,15 @@ class FileSystem:
 
     @staticmethod
     def _descends(file: Any, meta_file: Any, entry: Entry) -> bool:
-        if entry.name_type not in _DIR_NAME_TYPES:  # first: no pytsk3 call for most entries
+        """Whether TSK's recursive walk enters the name of ``file`` (:mod:`.tskenters`), whose
+        inode ``meta_file`` holds and whose (first) entry is ``entry``."""
+        if entry.name_type not in _ENTERED_NAME_LETTERS:  # first: no pytsk3 call for most
             return False
         meta = meta_file.info.meta
         if meta is None:
             return False
-        if META_TYPES[int(meta.type)] not in _DIR_META_TYPES:
-            return False
-        name_flags = int(file.info.name.flags)
-        return bool(name_flags & _NAME_ALLOC) or bool(
-            name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
-
-    @staticmethod
-    def _record_descends(entry: Entry, record: Record) -> bool:
-        """:meth:`_descends` for the (first) entry made of ``record``."""
-        if (entry.name_type not in _DIR_NAME_TYPES
-                or META_TYPES[record[RECORD_META + 1]] not in _DIR_META_TYPES):
-            return False
-        name_flags = record[2]
-        return bool(name_flags & _NAME_ALLOC) or bool(
-            name_flags & _NAME_UNALLOC and record[RECORD_META + 2] & _META_UNALLOC)
+        name = file.info.name
+        return enters(int(name.type), int(name.flags), int(meta.type), int(meta.flags))
 
     def _record_entry(self, record: Record, prefix: str, folder: _RecordFolder | _OneFile,
                       index: int) -> Entry:
@@ -1852,6 +1844,11 @@ def _stream_of(attr_type: int, attr_name: str | None,
     if attr_type == ATTR_NTFS_DATA and meta_type == "d":
         return stream, "r", True
     return stream, meta_type, False
+
+
+def _record_enters(record: Record) -> bool:
+    """:meth:`FileSystem._descends` for a :data:`~.tsk.Record` whose inode TSK loaded."""
+    return enters(record[3], record[2], record[RECORD_META + 1], record[RECORD_META + 2])
 
 
 def _named(entries: list[Entry]) -> Entry:

@@ -24,21 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytsk3
-
 from bitwitness.report.browse.tsk import RECORD_META, Record
+from bitwitness.report.browse.tskenters import enters
 
-_NAME_ALLOC = int(pytsk3.TSK_FS_NAME_FLAG_ALLOC)
-_NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
-_META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
-#: TSK_FS_IS_DIR_NAME, and TSK_FS_NAME_TYPE_UNDEF that tsk_fs_dir_walk enters too (a name of
-#: any other type it never enters, so a walk not entering it needs no check)
-ENTERED_NAME_TYPES = frozenset({int(pytsk3.TSK_FS_NAME_TYPE_DIR),
-                                 int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR),
-                                 int(pytsk3.TSK_FS_NAME_TYPE_UNDEF)})
-#: TSK_FS_IS_DIR_META
-_DIR_META_TYPES = frozenset({int(pytsk3.TSK_FS_META_TYPE_DIR),
-                             int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)})
 _DOTS = (b".", b"..")
 #: tsk_fs_dir_walk's MAX_DEPTH and DIR_STRSZ (fs_dir.c): past them it stops listing the folder
 #: it is in. A walk that comes within these margins of them is not handed over.
@@ -49,20 +37,14 @@ _PATH_MARGIN = 512
 
 
 def tsk_enters(record: Record, walked: tuple[int, int] | None = None) -> bool:
-    """Whether ``tsk_fs_dir_walk`` with recursion enters the name of ``record``: name of
-    folder (or undefined) type, inode loaded and a folder, the name allocated or name and inode
-    both unallocated, not ``.`` or ``..`` (it enters ``$OrphanFiles`` too, unless told not to).
-    ``walked``: the (type, flags) of the inode the walk loads where the record has none."""
+    """Whether ``tsk_fs_dir_walk`` with recursion enters the name of ``record``: the rule of
+    :func:`~.tskenters.enters`, for an inode it loaded, and not ``.`` or ``..`` (it enters
+    ``$OrphanFiles`` too, unless told not to). ``walked``: the (type, flags) of the inode the
+    walk loads where the record has none."""
     if record[RECORD_META] is not None:
         walked = (record[RECORD_META + 1], record[RECORD_META + 2])
-    if walked is None or record[3] not in ENTERED_NAME_TYPES:
-        return False
-    meta_type, meta_flags = walked
-    if meta_type not in _DIR_META_TYPES or record[0] in _DOTS:
-        return False
-    name_flags = record[2]
-    return bool(name_flags & _NAME_ALLOC) or bool(
-        name_flags & _NAME_UNALLOC and meta_flags & _META_UNALLOC)
+    return walked is not None and record[0] not in _DOTS and enters(record[3], record[2],
+                                                                    *walked)
 
 
 class NamedList:

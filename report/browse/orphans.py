@@ -33,15 +33,12 @@ from typing import Any
 import pytsk3
 
 from bitwitness.report.browse.tsk import TSK_FAILURES
+from bitwitness.report.browse.tskenters import enters
 
-_NAME_ALLOC = int(pytsk3.TSK_FS_NAME_FLAG_ALLOC)
 _NAME_UNALLOC = int(pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
 _META_ALLOC = int(pytsk3.TSK_FS_META_FLAG_ALLOC)
 _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 _META_USED = int(pytsk3.TSK_FS_META_FLAG_USED)
-_DIR_NAME_TYPES = {int(pytsk3.TSK_FS_NAME_TYPE_DIR), int(pytsk3.TSK_FS_NAME_TYPE_VIRT_DIR),
-                   int(pytsk3.TSK_FS_NAME_TYPE_UNDEF)}
-_DIR_META_TYPES = {int(pytsk3.TSK_FS_META_TYPE_DIR), int(pytsk3.TSK_FS_META_TYPE_VIRT_DIR)}
 _DIR_META = int(pytsk3.TSK_FS_META_TYPE_DIR)
 _UNDEF_NAME = int(pytsk3.TSK_FS_NAME_TYPE_UNDEF)
 #: Folder depth TSK's walk stops at (``MAX_DEPTH`` in tsk_fs_i.h is 128)
@@ -137,15 +134,9 @@ def _entries(fs: Any, inum: int) -> list[Any]:
 
 def _descends(name: Any, meta: Any, orphan_inum: int) -> bool:
     """Whether TSK's recursive walk enters this entry (the rule of ``fls -r``)."""
-    if meta is None or name.name in (b".", b".."):
+    if meta is None or name.name in (b".", b"..") or int(name.meta_addr) == orphan_inum:
         return False
-    if int(name.type) not in _DIR_NAME_TYPES or int(meta.type) not in _DIR_META_TYPES:
-        return False
-    if int(name.meta_addr) == orphan_inum:
-        return False
-    name_flags = int(name.flags)
-    return bool(name_flags & _NAME_ALLOC) or bool(
-        name_flags & _NAME_UNALLOC and int(meta.flags) & _META_UNALLOC)
+    return enters(int(name.type), int(name.flags), int(meta.type), int(meta.flags))
 
 
 def _named_unallocated(fs: Any, root_inum: int, *, orphan_inum: int) -> set[int]:
