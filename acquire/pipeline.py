@@ -43,6 +43,7 @@ from bitwitness.acquire.sinks import Keep, Sink
 from bitwitness.hashing import ThreadedHasher
 from bitwitness.progress import ProgressTask
 from bitwitness.ranges import merge_ranges
+from bitwitness.threadpriority import slowest
 
 DEFAULT_BLOCK = 1 << 20
 #: Media bytes between two checkpoints of an acquisition (outputs fsynced, progress logged).
@@ -58,8 +59,6 @@ BUFFERS = 12
 #: queued behind it for the segment writer (up to its 48 MiB of batches). A sink refused a loan
 #: copies what it keeps, as it would without ``keep``.
 SINK_LOANS = 48
-#: Costliest first: the one algorithm that gets a thread of its own (see ``Pipeline``).
-_COST_ORDER = ("md5", "sha256", "sha1")
 _END = object()
 
 #: A checkpoint's slow half: waits until what was marked is on the disk, and returns the function
@@ -217,13 +216,15 @@ class _Block:
 def _inline_algorithms(algorithms: Sequence[str]) -> tuple[str, ...]:
     """The algorithms the reader thread hashes itself, right after each read.
 
-    Why: MD5 is the slowest (~1.4 s per GiB, serial by nature) and bounds the whole pass, so it
-    gets a thread (and a core) of its own. The others are cheaper, and hashing a block in the
-    thread that has just read it, while it is in that core's cache, costs measurably less than
-    handing it to yet another thread on the other core.
+    Why: the slowest on this machine (MD5, ~1.4 s per GiB and serial by nature, where the CPU
+    hashes SHA in hardware; SHA-256 where it does not: :func:`~.threadpriority.slowest`
+    measures them) bounds the whole pass, so it gets a thread (and a core) of its own. The
+    others are cheaper, and hashing a block in the thread that has just read it, while it is
+    in that core's cache, costs measurably less than handing it to yet another thread on the
+    other core.
     """
-    ranked = sorted(algorithms, key=_COST_ORDER.index)  # parse_algorithms allows only these
-    return tuple(ranked[1:])
+    threaded = slowest(algorithms)
+    return tuple(name for name in algorithms if name != threaded)
 
 
 def block_size_for(chunk_size: int, preferred: int = DEFAULT_BLOCK) -> int:

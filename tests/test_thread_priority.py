@@ -134,3 +134,15 @@ def test_encoder_and_scan_workers_step_aside(tmp_path: Path) -> None:
             assert b"".join(bytes(block.data) for block in image.scan(workers=2)) == data
     assert found
     assert set(found) == {min(19, own + HELPER_NICE)}
+
+
+def test_an_acquisition_gives_the_slowest_measured_hash_its_own_thread() -> None:
+    """The pipeline hashes every algorithm but the slowest in its reader thread (while the
+    block is in that core's cache); the slowest, measured on this machine, has a thread."""
+    from bitwitness.acquire.pipeline import _inline_algorithms
+    from bitwitness.threadpriority import _cost
+
+    for algorithms in (("md5", "sha1", "sha256"), ("sha256", "sha1"), ("sha1", "md5")):
+        threaded = max(algorithms, key=_cost)
+        assert set(_inline_algorithms(algorithms)) == set(algorithms) - {threaded}
+    assert _inline_algorithms(("md5",)) == ()
