@@ -28,6 +28,7 @@ from typing import Any
 import pytsk3
 
 from bitwitness.errors import BitWitnessError, FileSystemError
+from bitwitness.report.browse.ntfs import ATTR_FILE_NAME
 from bitwitness.stream import ImageStream
 
 #: What pytsk3 raises when TSK fails on what it reads (a crafted or damaged volume).
@@ -152,8 +153,6 @@ RECORD_META = 4
 #: resident, uncompressed, unencrypted ``$FILE_NAME`` and None for any other attribute; None
 #: where they were not asked for, the name has no inode or TSK failed to give them.
 RECORD_ATTRIBUTES = 20
-#: TSK's attribute type of ``$FILE_NAME``
-ATTR_FILE_NAME = 48
 _RESIDENT_ONLY = (int(pytsk3.TSK_FS_ATTR_RES),
                   int(pytsk3.TSK_FS_ATTR_COMP) | int(pytsk3.TSK_FS_ATTR_ENC))
 
