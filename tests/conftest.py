@@ -97,6 +97,7 @@ class CliResult:
     exit_code: int
     stdout: str
     stderr: str
+    output: bytes = b""  #: stdout as written (what ``cat`` gives), before any decoding
 
     def json(self) -> Any:
         return json.loads(self.stdout)
@@ -115,7 +116,15 @@ def run_bitwitness(*args: str | os.PathLike[str], input: str | None = None) -> C
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         out, err = streams[0].getvalue(), streams[1].getvalue()
-    return CliResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    return CliResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), out)
+
+
+def cat_bytes(*args: str | os.PathLike[str]) -> bytes:
+    """The bytes ``bitwitness cat ARGS`` writes, run in-process (a test reading many files
+    pays no interpreter start-up per file); a failure fails the test with its message."""
+    result = run_bitwitness("cat", *args)
+    assert result.exit_code == 0, (args, result.stderr)
+    return result.output
 
 
 def run_subprocess(*args: str | os.PathLike[str], input: str | None = None,  # noqa: A002

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import require_tool, snapshot
+from conftest import cat_bytes, require_tool, snapshot
 from test_browse_disks import EXT_START, FAT_START, Disks, make_disks
 
 
@@ -21,16 +21,6 @@ def disks(tmp_path_factory: pytest.TempPathFactory) -> Disks:
 def icat(image: Path, address: str, *args: str) -> bytes:
     return subprocess.run(["icat", *args, str(image), address], capture_output=True,
                           check=True).stdout
-
-
-def cat_bytes(image: Path, *args: str) -> bytes:
-    """Run ``cat`` in a separate process: it writes bytes, not text."""
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "bitwitness", "cat", str(image), *args],
-                          capture_output=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 @pytest.mark.parametrize(("part", "sector", "which"), [(4, FAT_START, "fat_files"),

@@ -14,7 +14,6 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from builders.hfsplus import (
     zlib_fork,
     zlib_inline,
 )
-from conftest import require_tool, run_bitwitness, snapshot
+from conftest import cat_bytes, require_tool, run_bitwitness, snapshot
 from test_fs_ext_hostile import fails_closed
 
 from bitwitness.errors import FileSystemError
@@ -169,10 +168,7 @@ def test_lzfse_gives_what_pyfshfs_gives(volume: Path, name: str) -> None:
 
 
 def _cat_bytes(image: Path, path: str) -> bytes:
-    proc = subprocess.run([sys.executable, "-m", "bitwitness", "cat", os.fspath(image), path],
-                          capture_output=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return cat_bytes(image, path)
 
 
 def test_random_reads_cross_blocks_as_icat_has_them(volume: Path) -> None:

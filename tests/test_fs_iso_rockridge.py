@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import THIRD_PARTY, require_root, require_tool, run_bitwitness, snapshot
+from conftest import THIRD_PARTY, cat_bytes, require_root, require_tool, run_bitwitness, snapshot
 from test_fs_ext_hostile import _measured, fails_closed
 
 LONG_NAME = "l" * 150 + "-é-" + "ü" * 30 + ".txt"  # 220 bytes of UTF-8
@@ -151,11 +151,9 @@ def test_contents_match_osirrox(made: tuple[Path, dict[str, Path]], kind: str,
     for entry in _ours(images[kind]):
         if entry["type"] != "r/r":
             continue
-        result = subprocess.run(
-            [sys.executable, "-m", "bitwitness", "cat", images[kind], entry["path"]],
-            capture_output=True, check=True, timeout=120)
+        got = cat_bytes(images[kind], entry["path"])
         want = (out / entry["path"].lstrip("/")).read_bytes()
-        assert hashlib.sha256(result.stdout).hexdigest() == hashlib.sha256(want).hexdigest(), (
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(want).hexdigest(), (
             entry["path"])
         checked += 1
     assert checked >= 7
@@ -200,9 +198,7 @@ def test_addresses_are_tsks(made: tuple[Path, dict[str, Path]], kind: str) -> No
         if entry["type"] == "r/r" and kind != "zisofs" and number <= highest:
             icat = subprocess.run(["icat", image, str(number)], capture_output=True,
                                   check=True, timeout=60).stdout
-            ours_bytes = subprocess.run(
-                [sys.executable, "-m", "bitwitness", "cat", image, "--inode",
-                 str(number)], capture_output=True, check=True, timeout=60).stdout
+            ours_bytes = cat_bytes(image, "--inode", str(number))
             assert icat == ours_bytes, path
     if kind in ("rj", "rjl"):
         assert sum(1 for p in fls if not p.startswith("$") and p in
@@ -592,8 +588,7 @@ def test_libarchive_reads_the_same(made: tuple[Path, dict[str, Path]], kind: str
         if letter == "r" and path not in hard_links:
             want = subprocess.run(["bsdtar", "-xOf", image, path.lstrip("/")],
                                   capture_output=True, check=True, timeout=60).stdout
-            got = subprocess.run([sys.executable, "-m", "bitwitness", "cat", image, path],
-                                 capture_output=True, check=True, timeout=60).stdout
+            got = cat_bytes(image, path)
             assert got == want, path
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import bdebuild
 import fsimages
 import pytest
-from conftest import require_tool, snapshot
+from conftest import cat_bytes, require_tool, snapshot
 from test_browse_listing import as_fls, fls_lines
 
 PASSWORD = "Tr0ub4dor&3 bitlocker"  # noqa: S105 (a test volume's key)
@@ -208,11 +207,7 @@ def test_ls_and_cat_inside_bitlocker_match_fls_and_icat_on_the_plain_file_system
 
 
 def _cat_bytes(image: Path, inode: str, volume: str, key: list) -> bytes:
-    proc = subprocess.run([sys.executable, "-m", "bitwitness", "cat", str(image), "--inode",
-                           inode, "-p", volume, *map(os.fspath, key)], capture_output=True,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return cat_bytes(image, "--inode", inode, "-p", volume, *key)
 
 
 def test_every_kind_of_key_opens_it_and_none_is_shown(volumes: dict[str, Volume],
