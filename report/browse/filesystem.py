@@ -437,7 +437,8 @@ class FileSystem:
         opened = self._inode_of(record[1], record[2])
         if opened is None:
             return None
-        return (*record[:RECORD_META], *inode_fields(opened, attributes=True))
+        return (*record[:RECORD_META], *inode_fields(opened, opened.info.meta,
+                                                     attributes=True))
 
     def _dot_record_streams(self, folder: _RecordFolder, index: int, record: Record,
                             selection: Selection) -> list[Entry]:

@@ -163,17 +163,18 @@ def record_of(file: Any, *, attributes: bool = False) -> Record:
 
     Why both: a pytsk3 without ``records()`` (PyPI's) lists the slow way through this, and the
     tests hold ``records()`` equal to it, field for field."""
-    name = file.info.name
+    info = file.info  # each read of a pytsk3 attribute makes a new wrapper: read once
+    name, meta = info.name, info.meta
     head = (name.name, int(name.meta_addr), int(name.flags), int(name.type))
-    if file.info.meta is None:
+    if meta is None:
         return (*head, *(None,) * 17)
-    return (*head, *inode_fields(file, attributes=attributes))
+    return (*head, *inode_fields(file, meta, attributes=attributes))
 
 
-def inode_fields(file: Any, *, attributes: bool = False) -> tuple[Any, ...]:
+def inode_fields(file: Any, meta: Any, *, attributes: bool = False) -> tuple[Any, ...]:
     """The seventeen inode fields of a :data:`Record` (from :data:`RECORD_META` on) of a
-    pytsk3 ``File`` whose inode is loaded (a listed name's, or one ``open_meta`` opened)."""
-    meta = file.info.meta
+    pytsk3 ``File`` whose inode is loaded (a listed name's, or one ``open_meta`` opened),
+    ``meta`` its ``info.meta``."""
     return (int(meta.addr), int(meta.type), int(meta.flags), int(meta.size),
             int(meta.mode), int(meta.uid), int(meta.gid), int(meta.mtime),
             int(meta.mtime_nano), int(meta.atime), int(meta.atime_nano), int(meta.ctime),
