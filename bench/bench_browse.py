@@ -6,12 +6,10 @@ Usage: ``python bench/bench_browse.py [--size 400MiB | --files 100000] [--fs ext
 Builds an ext4 file system holding ``--files`` small files (default: one per 4 KiB of
 ``--size``, so 400MiB gives 102,400) in folders of 500 (``mkfs.ext4 -d``
 from a generated tree), or with ``--fs ntfs`` an NTFS one (``mkntfs``, the tree written
-through ``ntfs-3g``: needs root and /dev/fuse), acquires it into an E01 with
-``bitwitness acquire``, then times, in interleaved rounds (each tool's best kept). With
-``--deleted``, that share of the files (every k-th) is removed once written (through ntfs-3g,
-or ``debugfs rm`` on ext4), so the listings hold deleted names as seized drives do.
-
-
+through ``ntfs-3g``: needs root and /dev/fuse). With ``--deleted``, that share of the files
+(every k-th) is removed once written (through ntfs-3g, or ``debugfs rm`` on ext4), so the
+listings hold deleted names as seized drives do. It acquires the file system into an E01 with
+``bitwitness acquire``, then times, in interleaved rounds (each tool's best kept):
 
 * ``bitwitness ls -r --all``   against ``fls -r -p`` (target: at most 1.5x fls's time);
 * ``bitwitness timeline``      against ``fls -r -m /`` (target: at most 1.5x);
@@ -109,8 +107,8 @@ def timed(cmd: list[str], out: Path | None = None, *, sync: bool = False,
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if sync:
         # what an earlier command, or the removal of a round's output trees, left dirty is
-        # written back here, not charged to this command (tsk_recover ran right after the
-        # removal of two trees of 100,000 files and paid for it: up to six times its own time)
+        # written back here, not charged to this command (tsk_recover runs right after the
+        # removal of two trees of 100,000 files)
         os.sync()
     start = time.perf_counter()
     with (out or Path(os.devnull)).open("wb") as sink:
