@@ -151,7 +151,7 @@ def test_sizes_are_the_uncompressed_sizes_fls_shows(volume: Path) -> None:
 @pytest.mark.parametrize("name", list(DECODED))
 def test_cat_gives_what_icat_and_pyfshfs_give(volume: Path, name: str) -> None:
     require_tool("fls", "icat")
-    ours = _cat_bytes(volume, f"/{name}")
+    ours = cat_bytes(volume, f"/{name}")
     theirs = _icat(volume, _inodes(volume)[name])
     assert ours, name
     assert ours == theirs
@@ -162,13 +162,9 @@ def test_cat_gives_what_icat_and_pyfshfs_give(volume: Path, name: str) -> None:
 def test_lzfse_gives_what_pyfshfs_gives(volume: Path, name: str) -> None:
     """TSK has no LZFSE decoder; libfshfs's (libfmos) is the independent one here, ours the
     reference implementation's."""
-    ours = _cat_bytes(volume, f"/{name}")
+    ours = cat_bytes(volume, f"/{name}")
     assert ours
     assert ours == _pyfshfs(volume, f"/{name}")
-
-
-def _cat_bytes(image: Path, path: str) -> bytes:
-    return cat_bytes(image, path)
 
 
 def test_random_reads_cross_blocks_as_icat_has_them(volume: Path) -> None:
