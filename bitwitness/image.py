@@ -92,25 +92,26 @@ def detect(path: str | Path, forced: str | None = None) -> Detected:
     ``forced`` names a format to use whatever the content says (``"raw"``: read the file as the
     media, on purpose).
     """
-    from bitwitness.images import RAW, signatures
+    from bitwitness.images import RAW
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or device")
-    formats = _formats()
     if forced is not None:
         return Detected(_named(forced), "forced")
     if path.is_dir():
+        from bitwitness.images import signatures
+
         bundle = signatures.identify_directory(path)
         if bundle is None:
             raise InputError(f"{path}: is a directory, not an image")
-        return Detected(_reader_for(path, bundle, formats), "magic")
+        return Detected(_reader_for(path, bundle), "magic")
     head = _read_head(path)
-    by_content = _by_content(path, head, formats)
+    by_content = _by_content(path, head)
     if by_content is not None:
         return by_content
     mode = path.stat().st_mode
-    for fmt in formats:
+    for fmt in _formats():
         if fmt.claims_name(path):
             if fmt is RAW:
                 _refuse_empty(path, head)
@@ -121,17 +122,20 @@ def detect(path: str | Path, forced: str | None = None) -> Detected:
     return Detected(RAW, "fallback")
 
 
-def _by_content(path: Path, head: bytes, formats: Sequence[ImageFormat]) -> Detected | None:
+def _by_content(path: Path, head: bytes) -> Detected | None:
     """The format the content says: a reader's own probe, else a known container signature
     (read by the format that lists it, or refused). A block device is media whatever its first
-    bytes look like."""
-    for fmt in formats:
+    bytes look like. The probes run in the registry's order, each format loaded as its turn
+    comes (:func:`~bitwitness.images.probe_order`)."""
+    from bitwitness.images import probe_order
+
+    for fmt in probe_order():
         if fmt.probe(path, head):
             return Detected(fmt, "magic")
     if stat.S_ISBLK(path.stat().st_mode):
         return None
     container = _identify(path, head)
-    return None if container is None else Detected(_reader_for(path, container, formats), "magic")
+    return None if container is None else Detected(_reader_for(path, container), "magic")
 
 
 def _identify(path: Path, head: bytes) -> Container | None:
@@ -156,10 +160,9 @@ def _named(name: str) -> ImageFormat:
     raise UsageError(f"unknown format {name!r} (known: {', '.join(format_names())})")
 
 
-def _reader_for(path: Path, container: Container, formats: Sequence[ImageFormat]
-                ) -> ImageFormat:
+def _reader_for(path: Path, container: Container) -> ImageFormat:
     """The format that reads ``container``; a container nothing here reads is refused by name."""
-    for fmt in formats:
+    for fmt in _formats():
         if container.name in getattr(fmt, "containers", ()):
             return fmt
     raise UnsupportedFormatError(

@@ -16,7 +16,6 @@ lower the whole process, and nothing is done.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import time
@@ -48,6 +47,8 @@ def slowest(algorithms: Iterable[str]) -> str | None:
 
 @cache
 def _cost(name: str) -> float:
+    import hashlib  # here: the EWF reader imports this module to read, and reading hashes nothing
+
     data = bytes(_CALIBRATION_BYTES)
     best = float("inf")
     for _ in range(3):  # the least of three: the first may pay for loading the code

@@ -7,6 +7,7 @@ tests keep it so, and check that the lazily resolved names are the same objects 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -92,6 +93,42 @@ def test_info_loads_only_what_it_needs(tmp_path: Path) -> None:
     assert _loaded(INFO_NOT_NEEDED, "info", image) == []
     key = tmp_path / "no-such.key"  # configured, never loaded: info signs nothing
     assert _loaded(INFO_NOT_NEEDED, "--key", str(key), "info", image) == ["bitwitness.signing"]
+
+
+#: ``ls`` of a plain file system in an E01 needs the EWF reader and TSK: not the other
+#: containers' readers (detection stops at the first probe that matches), nor the readers of
+#: what few volumes hold (dynamic disks, LUKS, md members, btrfs, UDF, damaged boot sectors),
+#: nor importlib.metadata for pytsk3's version, nor hashlib for names too long to export.
+LS_NOT_NEEDED = ("importlib.metadata", "hashlib", "bitwitness.images.vhdi",
+                 "bitwitness.images.qcow", "bitwitness.images.aff4",
+                 "bitwitness.images.aff4_streams", "bitwitness.images.udif",
+                 "bitwitness.images.vmdk_libyal", "bitwitness.images.splitraw",
+                 "bitwitness.images.crc32c", "bitwitness.report.browse.ldm",
+                 "bitwitness.report.browse.btrfs", "bitwitness.report.browse.udf",
+                 "bitwitness.report.browse.luks1", "bitwitness.report.browse.luks2",
+                 "bitwitness.report.browse.dmcrypt", "bitwitness.report.browse.mdraid",
+                 "bitwitness.report.browse.bootbackup")
+
+
+def test_ls_of_a_plain_file_system_loads_only_what_it_needs(tmp_path: Path) -> None:
+    """On an ext4 file system in an E01 ewfacquire wrote; and, as a control that the names
+    are the modules the other cases load, on a btrfs volume and an image of another format."""
+    require_tool("ewfacquire")
+    require_tool("mkfs.ext4")
+    fs = tmp_path / "ext4.raw"
+    fs.write_bytes(bytes(4 << 20))
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(fs)], check=True, capture_output=True,
+                   timeout=60)
+    subprocess.run(["ewfacquire", "-u", "-q", "-t", str(tmp_path / "ext4"), str(fs)],
+                   check=True, capture_output=True, timeout=60)
+    assert _loaded(LS_NOT_NEEDED, "ls", str(tmp_path / "ext4.E01")) == []
+    # a raw file: every format's probe runs (none matches), the container readers load
+    loaded = _loaded(LS_NOT_NEEDED, "ls", str(fs))
+    assert {"bitwitness.images.vhdi", "bitwitness.images.qcow",
+            "bitwitness.images.splitraw"} <= set(loaded)
+    assert "bitwitness.report.browse.ldm" not in loaded
+    for name in LS_NOT_NEEDED:  # each is a real module: a misspelt name would always pass
+        assert importlib.util.find_spec(name) is not None, name
 
 
 def test_verify_api_resolved_on_first_use() -> None:

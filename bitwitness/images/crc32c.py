@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cache
+
+# The table and the zero-run operators below are made on first use, not on import: only the
+# pure-Python path reads them, and making them cost ~7 ms of every start-up that imports this
+# module (btrfs and VHDX, whose probes run on volumes of unknown type), with google-crc32c's
+# C code present.
 
 
-def _crc32c_table() -> tuple[int, ...]:
+@cache
+def crc_table() -> tuple[int, ...]:
+    """The byte-at-a-time table of the reflected polynomial."""
     table = []
     for n in range(256):
         c = n
@@ -23,11 +31,8 @@ def _crc32c_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-_CRC_TABLE = _crc32c_table()
-
-
 def _crc_bytes(crc: int, data: bytes) -> int:
-    table = _CRC_TABLE
+    table = crc_table()
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc
@@ -44,6 +49,7 @@ def _apply(operator: tuple[int, ...], crc: int) -> int:
     return out
 
 
+@cache
 def _zero_operators() -> list[tuple[int, ...]]:
     """What 1, 2, 4, ... 2^47 zero bytes do to the CRC register: feeding a zero byte is
     linear over GF(2) (the table is), so each is a 32x32 bit matrix, the next the square of
@@ -56,7 +62,6 @@ def _zero_operators() -> list[tuple[int, ...]]:
     return operators
 
 
-_ZERO_OPERATORS = _zero_operators()
 #: Zero runs at least this long are skipped with the operators instead of fed byte by byte.
 _ZERO_RUN = re.compile(rb"\x00{64,}")
 
@@ -70,12 +75,13 @@ def crc32c_python_update(crc: int, data: bytes) -> int:
     matrices: a 64 KiB region table is a few hundred bytes of entries and zero padding, and
     ``verify`` and every fuzzed input check four such structures."""
     crc, pos = crc ^ 0xFFFFFFFF, 0
+    operators = _zero_operators()
     for run in _ZERO_RUN.finditer(data):
         crc = _crc_bytes(crc, data[pos:run.start()])
         length, power = run.end() - run.start(), 0
         while length:
             if length & 1:
-                crc = _apply(_ZERO_OPERATORS[power], crc)
+                crc = _apply(operators[power], crc)
             length >>= 1
             power += 1
         pos = run.end()

@@ -9,7 +9,6 @@ information, and they get a hash of the full name to stay distinct.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 #: What :func:`safe_name` escapes anywhere in a name: path separators, the characters Windows
@@ -48,6 +47,8 @@ def _shorten(escaped: str, original: str) -> str:
     data = escaped.encode("utf-8")
     if len(data) <= MAX_NAME_BYTES:
         return escaped
+    import hashlib  # here: only names too long to write need it, and every listing imports us
+
     digest = hashlib.sha256(original.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     suffix = f"~{digest}"
     keep = data[: MAX_NAME_BYTES - len(suffix)].decode("utf-8", "ignore")

@@ -15,7 +15,6 @@ failed" and would hide the evidence problem behind a file-system message.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import threading
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytsk3
 
+from bitwitness import installed
 from bitwitness.errors import BitWitnessError, FileSystemError
 from bitwitness.report.browse.ntfs import ATTR_FILE_NAME
 from bitwitness.stream import ImageStream
@@ -86,8 +86,8 @@ def has_indirect_fix() -> bool:
     (its version ends ``+bitwitness.N``, N at least :data:`FIXES_NEEDED`); PyPI's wheels were
     not."""
     try:
-        version = importlib.metadata.version("pytsk3")
-    except importlib.metadata.PackageNotFoundError:
+        version = installed.version("pytsk3")
+    except LookupError:
         return False
     local = version.partition("+")[2]
     count = local.removeprefix(FIX_LABEL)

@@ -24,12 +24,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bitwitness.errors import FileSystemError, FormatError, InputError
-from bitwitness.report.browse import dmcrypt, ldm, luks1, luks2
-from bitwitness.report.browse.bootbackup import BootOverlay, find_backup, first_sector_damaged
-from bitwitness.report.browse.btrfs import is_btrfs
 from bitwitness.report.browse.extfeatures import (
     SUPERBLOCK_OFFSET,
     SUPERBLOCK_SIZE,
@@ -41,10 +38,7 @@ from bitwitness.report.browse.extfeatures import (
 from bitwitness.report.browse.filesystem import FileSystem
 from bitwitness.report.browse.interface import BrowsableFileSystem
 from bitwitness.report.browse.libyalio import FileObject, LibyalStream, short_reason
-from bitwitness.report.browse.luks2 import is_luks2
-from bitwitness.report.browse.mdraid import MdMember, find_member
 from bitwitness.report.browse.tsk import TskImage
-from bitwitness.report.browse.udf import is_udf
 from bitwitness.report.browse.unreadable import unreadable_kind
 from bitwitness.report.browse.volumekeys import NO_KEYS, VolumeKeys
 from bitwitness.report.browse.volumes import (
@@ -57,12 +51,20 @@ from bitwitness.report.browse.volumes import (
 )
 from bitwitness.stream import ConcatStream, ImageStream, SliceStream
 
+if TYPE_CHECKING:
+    # The readers of what few images hold (dynamic disks, LUKS, md members, btrfs, UDF,
+    # damaged boot sectors) are imported where a volume turns out to need them: together
+    # they were ~45 ms of every ``ls`` of a plain file system (tests/test_startup.py).
+    from bitwitness.report.browse import dmcrypt, ldm, luks2
+    from bitwitness.report.browse.mdraid import MdMember
+
+    #: a LUKS reader: (volume, key bytes, what) -> (the data's keyed cipher, its segment)
+    _Unlock = Callable[[ImageStream, bytes, str], tuple[dmcrypt.SectorCipher, luks2.Segment]]
+
 #: Volumes inside volumes deeper than this are a loop or a hostile image.
 MAX_NESTING = 8
 #: More shadow-copy stores or APFS volumes than this in one volume is not a real one.
 MAX_CHILDREN = 512
-#: a LUKS reader: (volume, key bytes, what) -> (the data's keyed cipher, its segment)
-_Unlock = Callable[[ImageStream, bytes, str], tuple[dmcrypt.SectorCipher, luks2.Segment]]
 _APFS_MAGIC = b"NXSB"  # at byte 32 of an APFS container's superblock
 _NOT_OPENED = (OSError, ValueError, TypeError, MemoryError, RuntimeError)
 _ROW = re.compile(r"^-?\d+$")
@@ -259,12 +261,13 @@ def _detached_luks(tree: VolumeTree, header: Path) -> None:
         node.locked = True
         return
     from bitwitness.images.raw import RawStream
+    from bitwitness.report.browse import luks1, luks2
 
     with RawStream(header) as stream:
         head = stream.pread(0, 8)
         if head[:6] != b"LUKS\xba\xbe":
             raise InputError(f"--luks-header {header}: not a LUKS header")
-        if is_luks2(head):
+        if luks2.is_luks2(head):
             _luks_ours(tree, node, 1, luks2.unlock, "LUKS2", header=stream)
         else:
             _luks_ours(tree, node, 1, luks1.unlock, "LUKS1", header=stream)
@@ -291,6 +294,8 @@ def _logical(stream: Any, keys: VolumeKeys) -> VolumeTree:
 def _read_ldm(stream: ImageStream, sector: int) -> ldm.LdmDisk | str | None:
     """The LDM database of an MBR dynamic disk; its one-line refusal when it does not hold
     together (the volume tree still lists the partition table); None: not a dynamic disk."""
+    from bitwitness.report.browse import ldm
+
     try:
         return ldm.read_disk(stream, sector)
     except FileSystemError as exc:
@@ -305,6 +310,8 @@ def _ldm(tree: VolumeTree, node: VolumeNode, depth: int) -> bool:
     ``node`` is that row."""
     if tree.ldm is None or "/" in node.path or node.kind != PartitionKind.PARTITION.value:
         return False
+    from bitwitness.report.browse import ldm
+
     if isinstance(tree.ldm, str):
         if node.row.start not in ldm.host_rows(tree.stream):
             return False
@@ -353,6 +360,8 @@ def _ldm_row(tree: VolumeTree, disk: ldm.LdmDisk) -> int | None:
     """The first sector of the row a dynamic disk's volumes are listed under: the partition
     starting where the PRIVHEAD says the data area starts, else the first 0x42 or "LDM data"
     row (a data area that starts elsewhere must not leave the volumes unlisted)."""
+    from bitwitness.report.browse import ldm
+
     start, rest = divmod(disk.data_start, tree.layout.sector_size)
     rows = [r.start for r in tree.layout.partitions if r.kind is PartitionKind.PARTITION]
     if not rest and start in rows:
@@ -392,6 +401,8 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
 def _beyond_known(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     """A volume where nothing above found anything: an md member's data (mdraid.py), else
     named by what its signature says it holds."""
+    from bitwitness.report.browse.mdraid import find_member
+
     assert node.stream is not None
     member = find_member(node.stream)
     if member is not None:
@@ -436,10 +447,13 @@ def _name_unread(node: VolumeNode) -> None:
 
 
 def _beyond_tsk(node: VolumeNode, head: bytes) -> None:
-    """XFS and btrfs by their magic: TSK names neither."""
+    """XFS, btrfs and UDF by their magic: TSK names none of them."""
     assert node.stream is not None
     if node.filesystem or node.encrypted:
         return
+    from bitwitness.report.browse.btrfs import is_btrfs
+    from bitwitness.report.browse.udf import is_udf
+
     if head[:4] == b"XFSB":
         node.filesystem = "xfs"
     elif is_btrfs(node.stream):
@@ -454,7 +468,11 @@ def _udf_bridge(node: VolumeNode) -> None:
     ``udf``, a file system of its own that ``-p N/udf`` chooses. The ISO 9660 side may hold
     only a README saying the disc is UDF, so neither is preferred silently."""
     assert node.stream is not None
-    if node.filesystem == "iso9660" and is_udf(node.stream):
+    if node.filesystem != "iso9660":
+        return
+    from bitwitness.report.browse.udf import is_udf
+
+    if is_udf(node.stream):
         child = _child(node, "udf", "udf", "UDF file system of a bridge disc",
                        stream=node.stream, handle=None)
         child.filesystem = "udf"
@@ -465,12 +483,16 @@ def _backup_boot(tree: VolumeTree, node: VolumeNode) -> None:
     """An NTFS or exFAT volume whose boot sector is damaged, read through its backup copy
     (bootbackup.py): the node then reads through an overlay of the media, never written."""
     assert node.stream is not None
-    if node.filesystem in ("fat32", "exfat") and first_sector_damaged(node.stream,
-                                                                      node.filesystem):
-        node.warning = (f"volume {node.path} ({node.filesystem}): its boot sector is damaged; "
-                        "The Sleuth Kit read it with the backup copy")
+    if node.filesystem in ("fat32", "exfat"):
+        from bitwitness.report.browse.bootbackup import first_sector_damaged
+
+        if first_sector_damaged(node.stream, node.filesystem):
+            node.warning = (f"volume {node.path} ({node.filesystem}): its boot sector is "
+                            "damaged; The Sleuth Kit read it with the backup copy")
     if node.filesystem or node.encrypted:
         return
+    from bitwitness.report.browse.bootbackup import BootOverlay, find_backup
+
     found = find_backup(node.stream)
     if found is None:
         return
@@ -549,20 +571,17 @@ def _child(node: VolumeNode, name: str, kind: str, description: str, *, stream: 
 
 
 def _probe(child: VolumeNode) -> None:
-    """The file system (or encryption) TSK sees at the start of ``child``; XFS by its magic."""
+    """The file system (or encryption) TSK sees at the start of ``child``; XFS, btrfs and UDF
+    by their magic (:func:`_beyond_tsk`)."""
     assert child.stream is not None
     image = TskImage(child.stream)
     child.encrypted = encryption_at(image, 0)
     if not child.encrypted:
         child.filesystem = filesystem_type(image, 0)
-    if not child.filesystem and child.stream.pread(0, 4) == b"XFSB":
-        child.filesystem = "xfs"
-    if not child.filesystem and not child.encrypted and is_btrfs(child.stream):
-        child.filesystem = "btrfs"
-    if not child.filesystem and not child.encrypted and is_udf(child.stream):
-        child.filesystem = "udf"
+    head = child.stream.pread(0, 2048)
+    _beyond_tsk(child, head)
     if not child.filesystem and not child.encrypted:
-        ext_beyond_tsk(child, child.stream.pread(0, 2048))
+        ext_beyond_tsk(child, head)
     rock_ridge(child)
 
 
@@ -635,12 +654,14 @@ def _lvm(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
 def _luks(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     import pyluksde
 
+    from bitwitness.report.browse import dmcrypt, luks1, luks2
+
     assert node.stream is not None
     node.encrypted = "LUKS"
     if not tree.keys.given:
         node.locked = True
         return
-    if is_luks2(node.stream.pread(0, 8)):
+    if luks2.is_luks2(node.stream.pread(0, 8)):
         _luks_ours(tree, node, depth, luks2.unlock, "LUKS2")
         return
     try:  # ours reads every AES cipher of dm-crypt and any key; libluksde the others
@@ -694,8 +715,10 @@ def _luks_ours(tree: VolumeTree, node: VolumeNode, depth: int, unlock: _Unlock,
     except FileSystemError:
         raise InputError(f"volume {node.path} (LUKS): the {keys.kind} does not unlock "
                          "it") from None
+    from bitwitness.report.browse.luks2 import Luks2Stream
+
     node.identifier = _uuid(header or node.stream)
-    stream = luks2.Luks2Stream(node.stream, cipher, segment, f"volume {node.path}/luks1")
+    stream = Luks2Stream(node.stream, cipher, segment, f"volume {node.path}/luks1")
     apart = f", header {header.info.files[0]}" if header is not None and header.info.files else ""
     child = _child(node, "luks1", "luks", f"decrypted {version} volume ({cipher.spec}{apart})",
                    stream=stream, handle=None)
