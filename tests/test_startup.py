@@ -64,11 +64,13 @@ def test_acquire_json_loads_only_what_it_needs(tmp_path: Path, options: list[str
 VERSION_NOT_NEEDED = ("pkgutil", "rich.console", "bitwitness.cli.output",
                       "bitwitness.signing")
 #: ``info`` on an E01 with no hash log beside it reads the E01's metadata: not the verifier, its
-#: thread pools, libewf, the acquisition-log model, the signing key or the command listing.
+#: thread pools, libewf, the acquisition-log model, the signing key, the command listing or the
+#: readers of other formats.
 INFO_NOT_NEEDED = ("pkgutil", "concurrent.futures", "bitwitness.signing",
                    "bitwitness.acquisitionlog", "bitwitness.verify.verifier",
                    "bitwitness.verify.libewf", "bitwitness.verify.passes",
-                   "bitwitness.verify.second_reader")
+                   "bitwitness.verify.second_reader", "bitwitness.images.vhdi",
+                   "bitwitness.images.qcow", "bitwitness.images.aff4")
 
 
 def _loaded(names: tuple[str, ...], *argv: str) -> list[str]:
