@@ -24,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -326,15 +327,37 @@ def _source(kind: str, size: int, folder: Path) -> tuple[Path, str | None, Path]
     return image, "dmg" if kind == "dmg" else None, raw  # this QEMU reads zlib UDIF chunks only
 
 
+#: A source as the tests use it: the image, the QEMU driver that reads it (or None), a raw file
+#: of its media and that media's MD5.
+_Source = tuple[Path, str | None, Path, str]
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], _Source]:
+    """Each (size, kind) source made once per worker and converted to all six outputs:
+    building it (qemu-img or a builder, then QEMU's reading) was a large part of each case's
+    time. Sharing is safe because evidence opens read-only (``tests/test_evidence_atime.py``)."""
+    made: dict[tuple[str, str], _Source] = {}
+
+    def source(size: str, kind: str) -> _Source:
+        if (size, kind) not in made:
+            folder = tmp_path_factory.mktemp(f"{size}-{kind}")
+            if kind in CHAINS:
+                image, expected = _chain_source(kind, _media(SIZES[size]), folder)
+                driver = CHAINS[kind]
+            else:
+                image, driver, expected = _source(kind, SIZES[size], folder)
+            made[size, kind] = (image, driver, expected, _md5sum(expected))
+        return made[size, kind]
+
+    return source
+
+
 @pytest.mark.parametrize(("size", "kind", "to"), _cases())
-def test_convert_from_containers(tmp_path: Path, size: str, kind: str, to: str) -> None:
+def test_convert_from_containers(tmp_path: Path, sources: Callable[[str, str], _Source],
+                                 size: str, kind: str, to: str) -> None:
     require_tool("qemu-img", "md5sum")
-    if kind in CHAINS:
-        source, expected = _chain_source(kind, _media(SIZES[size]), tmp_path)
-        source_driver = CHAINS[kind]
-    else:
-        source, source_driver, expected = _source(kind, SIZES[size], tmp_path)
-    md5 = _md5sum(expected)
+    source, source_driver, expected, md5 = sources(size, kind)
     base = tmp_path / "out"
     res = run_bitwitness("convert", source, "-o", base, "--to", to, "--json")
     assert res.exit_code == ExitCode.OK, res.stderr
