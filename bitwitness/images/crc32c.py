@@ -14,9 +14,8 @@ from collections.abc import Callable
 from functools import cache
 
 # The table and the zero-run operators below are made on first use, not on import: only the
-# pure-Python path reads them, and making them cost ~7 ms of every start-up that imports this
-# module (btrfs and VHDX, whose probes run on volumes of unknown type), with google-crc32c's
-# C code present.
+# pure-Python path reads them, and making them cost ~7 ms of every process that imports this
+# module (the btrfs and VHDX readers), google-crc32c's C code present or not.
 
 
 @cache
