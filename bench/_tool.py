@@ -19,11 +19,17 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCES = ("bitwitness", "acquire", "verify", "report")
 
 
-def bitwitness_command() -> list[str]:
-    """The command line that starts BitWitness, after making sure its bytecode is compiled."""
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # inherited by every child process
+def compile_sources() -> None:
+    """Compile the package's sources to bytecode, as ``pip install`` does (also what the test
+    suite does before its tests start ``python -m bitwitness``: tests/conftest.py)."""
     for folder in SOURCES:
         path = REPO / folder
         if path.is_dir():
             compileall.compile_dir(path, quiet=1)
+
+
+def bitwitness_command() -> list[str]:
+    """The command line that starts BitWitness, after making sure its bytecode is compiled."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # inherited by every child process
+    compile_sources()
     return [sys.executable, "-m", "bitwitness"]

@@ -48,7 +48,7 @@ def probe_order() -> Iterator[ImageFormat]:
     iteration reaches it.
 
     Why: detection stops at the first probe that matches, and an E01 matches the first; loading
-    the other eleven readers (cramjam, plistlib, lzma, subprocess with them) cost ~20 ms of
+    the ten other format modules (cramjam, plistlib, lzma, subprocess with them) cost ~20 ms of
     every ``info``, ``ls`` and ``cat`` of an E01 (``tests/test_startup.py``)."""
     for module, attribute in _REGISTRY:
         yield getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
