@@ -130,7 +130,7 @@ def test_interactive_agrees_with_rich(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from rich.console import Console
 
-    from bitwitness.cli import progress
+    from bitwitness.cli import output, progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -140,7 +140,7 @@ def test_interactive_agrees_with_rich(monkeypatch: pytest.MonkeyPatch) -> None:
         for variables in ({}, {"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"},
                           {"TTY_COMPATIBLE": "0"}, {"FORCE_COLOR": ""}):
             with monkeypatch.context() as m:
-                for name in progress._TERMINAL_VARIABLES:
+                for name in output.TERMINAL_VARIABLES:
                     m.delenv(name, raising=False)
                 for name, value in variables.items():
                     m.setenv(name, value)

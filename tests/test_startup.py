@@ -64,9 +64,10 @@ def test_acquire_json_loads_only_what_it_needs(tmp_path: Path, options: list[str
 VERSION_NOT_NEEDED = ("pkgutil", "rich.console", "bitwitness.cli.output",
                       "bitwitness.signing")
 #: ``info`` on an E01 with no hash log beside it reads the E01's metadata: not the verifier, its
-#: thread pools, libewf, the acquisition-log model, the signing key, the command listing or the
-#: readers of other formats.
-INFO_NOT_NEEDED = ("pkgutil", "concurrent.futures", "bitwitness.signing",
+#: thread pools, libewf, the acquisition-log model, the signing key, the command listing, the
+#: readers of other formats, nor rich when its output is no terminal.
+INFO_NOT_NEEDED = ("pkgutil", "concurrent.futures", "bitwitness.signing", "rich.console",
+                   "rich.markup",
                    "bitwitness.acquisitionlog", "bitwitness.verify.verifier",
                    "bitwitness.verify.libewf", "bitwitness.verify.passes",
                    "bitwitness.verify.second_reader", "bitwitness.images.vhdi",
@@ -100,9 +101,10 @@ def test_info_loads_only_what_it_needs(tmp_path: Path) -> None:
 #: ``ls`` of a plain file system in an E01 needs the EWF reader and TSK: not the other
 #: containers' readers (detection stops at the first probe that matches), nor the readers of
 #: what few volumes hold (dynamic disks, LUKS, md members, btrfs, UDF, damaged boot sectors),
-#: nor importlib.metadata for pytsk3's version, nor hashlib for names too long to export.
-LS_NOT_NEEDED = ("importlib.metadata", "hashlib", "bitwitness.images.vhdi",
-                 "bitwitness.images.qcow", "bitwitness.images.aff4",
+#: nor importlib.metadata for pytsk3's version, nor hashlib for names too long to export, nor
+#: rich off a terminal.
+LS_NOT_NEEDED = ("importlib.metadata", "hashlib", "rich.console", "rich.markup",
+                 "bitwitness.images.vhdi", "bitwitness.images.qcow", "bitwitness.images.aff4",
                  "bitwitness.images.aff4_streams", "bitwitness.images.udif",
                  "bitwitness.images.vmdk_libyal", "bitwitness.images.splitraw",
                  "bitwitness.images.crc32c", "bitwitness.report.browse.ldm",

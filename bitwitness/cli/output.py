@@ -1,10 +1,11 @@
-"""Output helpers shared by every command: the rich consoles, ``--json``, sizes, errors.
+"""Output helpers shared by every command: the consoles, ``--json``, sizes, errors.
 
 ``--json`` means: exactly one JSON document on stdout and nothing else there (progress and
 notices go to stderr). Keys are stable and documented in the README.
 
-The consoles :data:`stdout` and :data:`stderr` are made on first use (PEP 562 ``__getattr__``):
-``rich.console`` costs ~15 ms to import, and a command that prints only JSON never needs it.
+The consoles :data:`stdout` and :data:`stderr` print markup (:mod:`.markup`): through rich on a
+terminal, as plain text elsewhere. rich costs ~40 ms to import and set up, a quarter of a short
+command's time, and off a terminal it would only drop the tags.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
+from bitwitness.cli import markup
 from bitwitness.errors import DestinationError, UsageError
 from bitwitness.sizes import format_size, parse_size
 
@@ -28,41 +31,77 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The rich consoles for standard output and standard error, made by ``__getattr__``.
-stdout: Console
-stderr: Console
+#: Environment variables with which rich may take a stream that is no TTY for a terminal.
+TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR", "TTY_INTERACTIVE")
 
 
-def _make_console(name: str) -> Console:
-    from rich.console import Console
-
-    # emoji=False: markup escaping leaves emoji codes alone, so an evidence name such as
-    # ":smile:.txt" would otherwise be printed as an emoji instead of the name it is
-    return Console(stderr=name == "stderr", highlight=False, soft_wrap=True, emoji=False)
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("stdout", "stderr"):
-        # setdefault: threads racing on the first use all get the same console
-        return globals().setdefault(name, _make_console(name))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def no_terminal(stream: TextIO) -> bool:
+    """True when rich would take ``stream`` for no terminal without being asked: it is no TTY
+    and none of :data:`TERMINAL_VARIABLES` is set (with one, rich decides)."""
+    if any(name in os.environ for name in TERMINAL_VARIABLES):
+        return False
+    try:
+        return not stream.isatty()
+    except ValueError:  # closed: rich says no terminal too, and reports the write
+        return False
 
 
-def _console(name: str) -> Console:
-    """``stdout`` or ``stderr`` for this module's own functions (``__getattr__`` serves only
-    attribute access from outside)."""
-    console: Console | None = globals().get(name)
-    return console if console is not None else __getattr__(name)
+class TextConsole:
+    """Standard output or error for markup: ``print`` writes plain text (:func:`.markup.plain`)
+    where rich would write no control sequence, and hands everything else to a rich console
+    made on first need: a terminal, a table, text holding a control character (rich drops some
+    and expands tabs), any other method (``rule``, ``is_terminal``, ...).
+
+    The stream is looked up on every call, as rich does, so a test that swaps ``sys.stdout``
+    reads what was printed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._rich: Console | None = None
+
+    def rich(self) -> Console:
+        """The rich console on the same stream, with this program's settings."""
+        if self._rich is None:
+            from rich.console import Console
+
+            # emoji=False: markup escaping leaves emoji codes alone, so an evidence name such
+            # as ":smile:.txt" would otherwise be printed as an emoji instead of the name it is
+            self._rich = Console(stderr=self.name == "stderr", highlight=False, soft_wrap=True,
+                                 emoji=False)
+        return self._rich
+
+    def print(self, *objects: Any, sep: str = " ", end: str = "\n",
+              soft_wrap: bool = True) -> None:
+        stream = sys.stderr if self.name == "stderr" else sys.stdout
+        if (soft_wrap and all(type(o) is str and _plain_text(o) for o in (*objects, sep, end))
+                and no_terminal(stream)):
+            stream.write(sep.join(markup.plain(o) for o in objects) + end)
+            stream.flush()
+            return
+        self.rich().print(*objects, sep=sep, end=end, soft_wrap=soft_wrap)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich(), name)
+
+
+def _plain_text(text: str) -> bool:
+    """No control character but line breaks: text rich writes as it is, tags aside."""
+    return text.isprintable() or text.replace("\n", "").isprintable()
+
+
+#: The consoles for standard output and standard error.
+stdout = TextConsole("stdout")
+stderr = TextConsole("stderr")
 
 
 def error_line(message: str) -> None:
     """One clear line on stderr; no markup interpretation of the message."""
     first = " ".join(str(message).split())
-    _console("stderr").print(f"[bold red]bitwitness: error:[/] {escape(first)}", soft_wrap=True)
+    stderr.print(f"[bold red]bitwitness: error:[/] {escape(first)}", soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    _console("stderr").print(f"[bold yellow]warning:[/] {escape(message)}")
+    stderr.print(f"[bold yellow]warning:[/] {escape(message)}")
 
 
 def escape(text: str) -> str:
@@ -72,11 +111,9 @@ def escape(text: str) -> str:
     label, a path): a terminal must neither act on an escape sequence in them nor be driven by
     a bidirectional override, so each line goes through the same rule as listed names
     (:func:`~bitwitness.report.browse.safenames.shown`); line breaks are kept."""
-    from rich.markup import escape as _escape
-
     from bitwitness.report.browse.safenames import shown
 
-    return _escape("\n".join(shown(line) for line in text.split("\n")))
+    return markup.escape("\n".join(shown(line) for line in text.split("\n")))
 
 
 def to_jsonable(value: Any) -> Any:
@@ -177,9 +214,9 @@ def render_proofs(signatures: list[Any], stamps: list[Any], *, indent: str) -> N
     if not signatures and not stamps:
         return
     for sig in signatures:
-        _console("stdout").print(f"{indent}signed: {escape(str(sig))}")
+        stdout.print(f"{indent}signed: {escape(str(sig))}")
     for s in stamps:
         if s.token:
-            _console("stdout").print(f"{indent}{escape(s.sentence())}")
+            stdout.print(f"{indent}{escape(s.sentence())}")
         else:
             warn(s.sentence())

@@ -8,7 +8,6 @@ one summary at the end. Notices (warnings) always go to stderr.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -75,7 +74,7 @@ class RichMediator:
             TimeRemainingColumn(),
             TextColumn("{task.fields[phase]}"),
             TextColumn("{task.fields[errors]}"),
-            console=output.stderr,
+            console=output.stderr.rich(),
             transient=False,
         )
 
@@ -113,20 +112,13 @@ def interactive() -> bool:
     """True when a person is watching stderr.
 
     rich decides (its console honours TTY_COMPATIBLE and FORCE_COLOR), except when stderr is
-    no terminal and neither variable is set: rich then says no too, and a listing piped to a
-    file does not pay rich's import (a fifth of ``ls -r``'s time on a small file system).
+    no terminal and neither variable is set (:func:`~.output.no_terminal`): rich then says no
+    too, and a listing piped to a file does not pay rich's import (a fifth of ``ls -r``'s time
+    on a small file system).
     """
-    if not any(name in os.environ for name in _TERMINAL_VARIABLES):
-        try:
-            if not sys.stderr.isatty():
-                return False
-        except ValueError:  # closed
-            return False
-    return output.stderr.is_terminal
-
-
-#: Environment variables with which rich may take a stream that is no TTY for a terminal.
-_TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR", "TTY_INTERACTIVE")
+    if output.no_terminal(sys.stderr):
+        return False
+    return bool(output.stderr.is_terminal)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from bitwitness.signals import shielded
 from bitwitness.verdict import Verdict
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from bitwitness.cli.output import TextConsole
 
 @click.command("acquire")
 @click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
@@ -214,7 +214,7 @@ def render(result: Any) -> None:
         stdout.print(f"[bold yellow]  warning:[/] {escape(warning)}")
 
 
-def _render_hashes(result: Any, stdout: Console) -> None:
+def _render_hashes(result: Any, stdout: TextConsole) -> None:
     for name, value in result.hashes.items():
         stdout.print(f"  {name:<7}{value}")
     if result.source_hashes:
@@ -223,7 +223,7 @@ def _render_hashes(result: Any, stdout: Console) -> None:
             stdout.print(f"  {name:<7}{value}")
 
 
-def _render_errors(result: Any, stdout: Console) -> None:
+def _render_errors(result: Any, stdout: TextConsole) -> None:
     if not result.read_errors:
         return
     stdout.print(f"[bold red]  {result.bad_sectors} unreadable sector(s) "
