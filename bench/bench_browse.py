@@ -14,8 +14,9 @@ listings hold deleted names as seized drives do. It acquires the file system int
 * ``bitwitness ls -r --all``   against ``fls -r -p`` (target: at most 1.5x fls's time);
 * ``bitwitness timeline``      against ``fls -r -m /`` (target: at most 1.5x);
 * ``bitwitness export --all``  (MD5 and SHA-256 of every file, manifest) against
-  ``tsk_recover -a`` (target: at least as fast), with a ``sync`` before (the previous
-  round's trees are removed) and after, for both.
+  ``tsk_recover -a`` (``-e`` with ``--deleted``: the deleted files too, as ``--all``; target:
+  at least as fast), with a ``sync`` before (the previous round's trees are removed) and
+  after, for both.
 
 Each pair's outputs are compared (the same lines as fls, the same number of files as
 tsk_recover), so that a fast wrong answer cannot pass. Prints times, ratios (BitWitness time /
@@ -154,6 +155,9 @@ def main() -> int:
         bw = bitwitness_command()
         image = build(work, files, extra.fs, extra.deleted)
         best: dict[str, float] = {}
+        # the peer of export --all: allocated files only where none was deleted (-a), else
+        # allocated and deleted ones (-e), as --all exports them
+        recover = "tsk_recover -e" if extra.deleted else "tsk_recover -a"
         peak = 0
 
         def keep(name: str, seconds: float) -> None:
@@ -170,7 +174,7 @@ def main() -> int:
             peak = max(peak, rss)
             for name in ("recovered", "exported"):
                 shutil.rmtree(work / name, ignore_errors=True)
-            keep("tsk_recover -a", timed(["tsk_recover", "-a", str(image),
+            keep(recover, timed(["tsk_recover", recover[-2:], str(image),
                                           str(work / "recovered")], sync=True)[0])
             # exit 1: deleted entries with nothing to recover (NTFS orphans of size 0) are
             # listed as not exported, as they must be; the files are all written
@@ -186,7 +190,7 @@ def main() -> int:
               f"{os.getloadavg()[0]:.1f}")
         for ours, theirs, target in (("ls -r --all", "fls -r -p", "<= 1.5"),
                                      ("timeline", "fls -r -m /", "<= 1.5"),
-                                     ("export --all", "tsk_recover -a", "<= 1.0")):
+                                     ("export --all", recover, "<= 1.0")):
             print(f"{ours:14} {best[ours]:7.2f} s   {theirs:15} {best[theirs]:7.2f} s   "
                   f"ratio {best[ours] / best[theirs]:5.2f} (target {target})")
         print(f"ls output equals fls: {same_ls}; timeline rows {len(lines(work / 'ours.body'))}"

@@ -15,8 +15,8 @@ the repository root (bench/_jobs.py):
 * convert E01 -> raw                  vs ``ewfexport -f raw -d sha1``
 * convert raw -> E01 fast             vs ``ewfacquire -c deflate:fast -d sha1``
 * ls -r --all / timeline / export --all on the ext4 of many files, and on an NTFS of the same
-  files (mkntfs, written through ntfs-3g: as root with /dev/fuse, else those rows are left out
-  and the output says why)
+  files, a tenth of them deleted (mkntfs, written through ntfs-3g: as root with /dev/fuse, else
+  those rows are left out and the output says why)
                                       vs ``fls -r -p`` / ``fls -r -m /`` / ``tsk_recover -a``
 * cat of the large file               vs ``icat``
 * with ``--scale``: bench/bench_scale.py's rows (``info`` on a 1 TiB E01 of zeros vs ``ewfinfo``;
@@ -57,7 +57,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _args import BenchParser, work_folder
-from _jobs import Job, Sources, jobs, prepare
+from _jobs import NTFS_DELETED, Job, Sources, jobs, prepare
 from _measure import (
     MeasureError,
     Run,
@@ -314,7 +314,8 @@ def main() -> int:
           f"load average (1, 5, 15 min) before: {load_before}, after: {_load()}")
     print(f"media: {size} bytes of disk-like data (1/3 zeros, 1/3 random, 1/3 text), on disk; "
           f"ext4 of {files:,} files ({src.browse_size >> 20} MiB), "
-          + ("and NTFS of the same" if src.browse_ntfs is not None
+          + (f"and NTFS of the same, {NTFS_DELETED}% of them deleted"
+             if src.browse_ntfs is not None
              else f"no NTFS ({src.ntfs_note})")
           + f"; best of {repeat} interleaved round(s), each with a final sync")
     print(_pyewf_inflate())
