@@ -150,3 +150,14 @@ def test_info_prints_without_rich_off_a_terminal(tmp_path: Path, forced: bool) -
     assert (f"\x1b[1m{image}" in proc.stdout) is forced
     assert "  Media size:             16.0 KiB (16384 bytes)" in proc.stdout.replace(
         "\x1b[0m", "")
+
+
+def test_info_with_its_output_closed(tmp_path: Path) -> None:
+    """Started with standard output closed (``sys.stdout`` is None), ``info`` prints nothing and
+    exits 0 as it did through rich, which writes such output nowhere; not an internal error."""
+    image = tmp_path / "small.raw"
+    image.write_bytes(bytes(512))
+    proc = subprocess.run(["sh", "-c", 'exec "$0" -m bitwitness info "$1" >&-', sys.executable,
+                           str(image)], capture_output=True, text=True, check=False, timeout=120)
+    assert proc.stderr == ""
+    assert proc.returncode == 0

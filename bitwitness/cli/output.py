@@ -35,14 +35,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 TERMINAL_VARIABLES = ("TTY_COMPATIBLE", "FORCE_COLOR", "TTY_INTERACTIVE")
 
 
-def no_terminal(stream: TextIO) -> bool:
+def no_terminal(stream: TextIO | None) -> bool:
     """True when rich would take ``stream`` for no terminal without being asked: it is no TTY
-    and none of :data:`TERMINAL_VARIABLES` is set (with one, rich decides)."""
-    if any(name in os.environ for name in TERMINAL_VARIABLES):
+    and none of :data:`TERMINAL_VARIABLES` is set (with one, rich decides). False for a closed
+    stream and for none at all (``sys.stdout`` is None when the program starts with its
+    descriptor closed): rich knows what to do with those."""
+    if stream is None or any(name in os.environ for name in TERMINAL_VARIABLES):
         return False
     try:
         return not stream.isatty()
-    except ValueError:  # closed: rich says no terminal too, and reports the write
+    except ValueError:  # closed
         return False
 
 
