@@ -211,9 +211,32 @@ def _unexpected(exc: Exception, debug: bool) -> int:
     return ExitCode.INTERNAL
 
 
+def _utf8_output() -> None:
+    """Standard output and error in UTF-8 whatever the locale says, as ``fls`` and ``mactime``
+    write names (and as JSON must be exchanged, RFC 8259).
+
+    Why: names come from evidence, in any script. Under an ASCII or Latin-1 locale (``LANG=C``
+    where Python does not coerce it, ``PYTHONIOENCODING``, a legacy terminal) the first name
+    that encoding lacks raised ``UnicodeEncodeError``: ``ls`` of a Chinese file name ended as
+    an internal error (exit 3) and ``--json`` with no document. The error handler each stream
+    had is kept."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if not isinstance(encoding, str) or encoding.lower().replace("_", "-") in _UTF8:
+            continue
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors=stream.errors)
+
+
+#: How Python names UTF-8 (``sys.stdout.encoding``).
+_UTF8 = ("utf-8", "utf8")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command line inside the one error boundary, then exit."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _utf8_output()
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not in the main thread (embedded use)
