@@ -87,6 +87,9 @@ def _mount(m: Mapping[str, Any]) -> str:
 
 
 def source_facts(log: AcquisitionLog) -> SourceFacts:
+    """The log's source as the report shows it: every field the log reads, each written out
+    (so that mypy checks its type; a test holds the two field lists equal), the mounts as
+    sentences."""
     src = log.source
     return SourceFacts(
         path=src.path,
@@ -102,6 +105,7 @@ def source_facts(log: AcquisitionLog) -> SourceFacts:
         hpa_checked=src.hpa_checked,
         hpa_present=src.hpa_present,
         hpa_detail=src.hpa_detail,
+        image_format=src.image_format,
         readonly_set=src.readonly_set,
         readonly_was=src.readonly_was,
         readonly_restored=src.readonly_restored,

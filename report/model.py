@@ -69,6 +69,7 @@ class SourceFacts:
     hpa_checked: bool | None = None
     hpa_present: bool | None = None
     hpa_detail: str = ""
+    image_format: str = ""  #: the source's container format when it was an image (``ewf``, ...)
     readonly_set: bool | None = None  #: the kernel read-only flag was set for the acquisition
     readonly_was: bool | None = None  #: it was already set before
     readonly_restored: bool | None = None
