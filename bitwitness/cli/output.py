@@ -15,6 +15,7 @@ import enum
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -60,16 +61,20 @@ class TextConsole:
     def __init__(self, name: str) -> None:
         self.name = name
         self._rich: Console | None = None
+        self._making = threading.Lock()
 
     def rich(self) -> Console:
-        """The rich console on the same stream, with this program's settings."""
+        """The rich console on the same stream, with this program's settings; one, also when
+        threads (an engine's notices) ask for it first at the same time."""
         if self._rich is None:
-            from rich.console import Console
+            with self._making:
+                if self._rich is None:
+                    from rich.console import Console
 
-            # emoji=False: markup escaping leaves emoji codes alone, so an evidence name such
-            # as ":smile:.txt" would otherwise be printed as an emoji instead of the name it is
-            self._rich = Console(stderr=self.name == "stderr", highlight=False, soft_wrap=True,
-                                 emoji=False)
+                    # emoji=False: markup escaping leaves emoji codes alone, so an evidence
+                    # name such as ":smile:.txt" would otherwise be printed as an emoji
+                    self._rich = Console(stderr=self.name == "stderr", highlight=False,
+                                         soft_wrap=True, emoji=False)
         return self._rich
 
     def print(self, *objects: Any, sep: str = " ", end: str = "\n",
