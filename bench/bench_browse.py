@@ -157,7 +157,8 @@ def main() -> int:
         best: dict[str, float] = {}
         # the peer of export --all: allocated files only where none was deleted (-a), else
         # allocated and deleted ones (-e), as --all exports them
-        recover = "tsk_recover -e" if extra.deleted else "tsk_recover -a"
+        recover_flag = "-e" if extra.deleted else "-a"
+        recover = f"tsk_recover {recover_flag}"
         peak = 0
 
         def keep(name: str, seconds: float) -> None:
@@ -174,7 +175,7 @@ def main() -> int:
             peak = max(peak, rss)
             for name in ("recovered", "exported"):
                 shutil.rmtree(work / name, ignore_errors=True)
-            keep(recover, timed(["tsk_recover", recover[-2:], str(image),
+            keep(recover, timed(["tsk_recover", recover_flag, str(image),
                                           str(work / "recovered")], sync=True)[0])
             # exit 1: deleted entries with nothing to recover (NTFS orphans of size 0) are
             # listed as not exported, as they must be; the files are all written

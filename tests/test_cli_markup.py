@@ -8,6 +8,7 @@ markup stands around it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -23,10 +24,11 @@ from rich.errors import MarkupError
 from bitwitness.cli import markup, output
 
 
-def rich_text(text: str) -> str:
-    """What rich writes for ``text`` on a stream that is no terminal, with our settings."""
+def rich_text(*objects: str, sep: str = " ", end: str = "") -> str:
+    """What rich writes for ``objects`` on a stream that is no terminal, with our settings."""
     stream = io.StringIO()
-    Console(file=stream, highlight=False, soft_wrap=True, emoji=False).print(text, end="")
+    Console(file=stream, highlight=False, soft_wrap=True, emoji=False).print(
+        *objects, sep=sep, end=end)
     return stream.getvalue()
 
 
@@ -90,19 +92,12 @@ def test_console_writes_what_rich_writes(objects: list[str], sep: str, end: str)
     """``TextConsole.print`` against rich's ``print`` on a stream that is no terminal, with
     every kind of text: what it writes itself and what it hands to rich (controls, tabs)."""
     try:
-        stream = io.StringIO()
-        Console(file=stream, highlight=False, soft_wrap=True, emoji=False).print(
-            *objects, sep=sep, end=end)
-        expected = stream.getvalue()
+        expected = rich_text(*objects, sep=sep, end=end)
     except MarkupError:
         assume(False)
     ours = io.StringIO()
-    saved = sys.stdout
-    sys.stdout = ours
-    try:
+    with contextlib.redirect_stdout(ours):
         output.TextConsole("stdout").print(*objects, sep=sep, end=end)
-    finally:
-        sys.stdout = saved
     assert ours.getvalue() == expected
 
 
