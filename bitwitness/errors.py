@@ -28,6 +28,9 @@ class ExitCode(IntEnum):
     USAGE = 2
     INTERNAL = 3
     INTERRUPTED = 130
+    #: standard output or error lost its reader (``| head``): the shell's status for a
+    #: process that SIGPIPE ended (128 + 13), as ``fls`` and coreutils end there
+    OUTPUT_CLOSED = 141
 
 
 class BitWitnessError(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import gc
 import importlib
+import os
 import re
 import signal
 import sys
@@ -28,7 +29,7 @@ from bitwitness.errors import BitWitnessError, ExitCode
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 evidence problem (hash mismatch, corrupt or incomplete image, "
     "unreadable sectors, broken custody log); 2 usage or input error; 3 internal error; "
-    "130 interrupted."
+    "130 interrupted; 141 output closed early (e.g. by | head)."
 )
 
 
@@ -85,6 +86,15 @@ class LazyGroup(click.Group):
                 return cmd
         return None
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """The command, with a ``BrokenPipeError`` handed to :func:`_run` as
+        :class:`_OutputClosed`: click's own handling of it (``sys.exit(1)``, the code of an
+        evidence problem) never sees it."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _OutputClosed from exc
+
     @staticmethod
     def _load(module: str) -> click.Command | None:
         mod = importlib.import_module(module)
@@ -106,6 +116,10 @@ def _named_module_command(cmd_name: str) -> click.Command | None:
             raise
         return None
     return cmd if cmd is not None and cmd.name == cmd_name else None
+
+
+class _OutputClosed(Exception):  # noqa: N818 - a signal-like outcome, not an error
+    """A command met a ``BrokenPipeError`` (raised from it, as its ``__cause__``)."""
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -182,11 +196,55 @@ def _run(args: list[str], debug: bool) -> int:  # noqa: PLR0911 - one return per
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except BrokenPipeError:
-        return ExitCode.OK
+    except _OutputClosed as exc:
+        if _silence_closed_output():
+            return ExitCode.OUTPUT_CLOSED
+        cause = exc.__cause__  # a pipe of BitWitness's own (a helper process): a bug
+        return _unexpected(cause if isinstance(cause, Exception) else exc, debug)
     except Exception as exc:  # the boundary: a bug, or an OSError no engine wrapped
         return _unexpected(exc, debug)
     return int(rv) if isinstance(rv, int) else ExitCode.OK
+
+
+def _silence_closed_output() -> bool:
+    """Whether standard output or error lost its reader (a pipe whose reading end is closed,
+    as ``| head`` leaves it); each such stream is pointed at ``/dev/null``, so that what it
+    still buffers is dropped there at exit, not raised again as the interpreter flushes it.
+
+    Why: a listing cut short by ``head`` is the reader's choice, not an evidence problem
+    (click answers it with exit 1) nor success; the process ends with the status SIGPIPE gives
+    ``fls`` (141) after the command's own clean-up ran, with nothing on stderr."""
+    import select  # only once a pipe broke
+
+    closed = False
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        poller = select.poll()
+        poller.register(fd, 0)  # no events asked: poll reports errors and hang-ups only
+        if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, fd)
+            finally:
+                os.close(devnull)
+            closed = True
+    return closed
+
+
+def _flushed(code: int) -> int:
+    """``code``, or :data:`ExitCode.OUTPUT_CLOSED` where what the command left in the standard
+    streams' buffers finds their reader gone."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:
+            _silence_closed_output()
+            return ExitCode.OUTPUT_CLOSED
+    return code
 
 
 def _error_line(text: str) -> None:
@@ -236,13 +294,17 @@ _UTF8 = ("utf-8", "utf8")
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command line inside the one error boundary, then exit."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the process's own streams (a caller's, a test's, are left alone)
+        from bitwitness.cli.streams import write_whole
+
+        write_whole()
     _utf8_output()
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not in the main thread (embedded use)
         previous = None
     try:
-        code = _run(args, debug="--debug" in args)
+        code = _flushed(_run(args, debug="--debug" in args))
     finally:
         evidence_io = sys.modules.get("bitwitness.evidence_io")
         if evidence_io is not None:  # --part applies to one command line only
