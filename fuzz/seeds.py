@@ -688,6 +688,35 @@ def vdi_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+def qed_seeds(work: Path) -> dict[str, bytes]:
+    """QED with 4 KiB clusters and tables of 2 clusters (the smallest QEMU opens): converted
+    (unwritten clusters left out), written by qemu-io (a zero cluster among data), and an
+    overlay on the raw ``base.img`` the target puts beside it."""
+    from fuzz.targets import BACKING
+
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        return {}
+    small = "cluster_size=4096,table_size=2"
+    raw = work / "q.raw"
+    raw.write_bytes(_media(16 * 1024))
+    seeds: dict[str, bytes] = {}
+    converted = work / "converted.qed"
+    if _run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qed", "-o", small, raw, converted):
+        seeds["converted.qed"] = converted.read_bytes()
+    written = work / "written.qed"
+    if _run("qemu-img", "create", "-q", "-f", "qed", "-o", small, written, "16K"):
+        _qemu_io(written, "qed", "write -P 0x41 0 4k", "write -z 4k 4k",
+                 "write -P 0x42 12k 4k")
+        seeds["qemu-io.qed"] = written.read_bytes()
+    (work / "base.img").write_bytes(BACKING)
+    overlay = work / "overlay.qed"
+    if _run("qemu-img", "create", "-q", "-f", "qed", "-o", small, "-b", "base.img", "-F", "raw",
+            overlay, str(len(BACKING))):
+        _qemu_io(overlay, "qed", "write -P 0x77 0 4k")
+        seeds["overlay.qed"] = overlay.read_bytes()
+    return seeds
+
+
 def android_sparse_seeds(work: Path) -> dict[str, bytes]:
     """Android sparse images by libsparse's own tools: ``img2simg`` at 4096 and 1024 bytes a
     block (RAW chunks, FILL for zeros and for a repeated word), ``simg2simg``'s pieces (their
@@ -1173,6 +1202,7 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "split-raw": split_seeds,
     "logs": log_seeds, "partitions": partition_seeds, "case-yaml": case_seeds,
     "custody": custody_seeds, "qcow": qcow_seeds, "vhdx": vhdx_seeds, "vdi": vdi_seeds,
+    "qed": qed_seeds,
     "android-sparse": android_sparse_seeds,
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,

@@ -273,6 +273,21 @@ def vdi(data: bytes) -> None:
     _checks(lambda: vdi_checks(path))
 
 
+def qed(data: bytes) -> None:
+    """QED: header, features, backing name, L1/L2 tables read a page at a time, data and zero
+    clusters; the table check ``verify`` runs; ``base.img`` (raw) lies beside it for a
+    backing chain."""
+    from bitwitness.images.qed import open_qed, qed_checks
+
+    folder = scratch().folder("qed")
+    (folder / "base.img").write_bytes(BACKING)
+    path = folder / "fuzz.qed"
+    path.write_bytes(data)
+    _identify(path)
+    _open_and_sample(lambda: open_qed(path))
+    _checks(lambda: qed_checks(path))
+
+
 def android_sparse(data: bytes) -> None:
     """Android sparse image: file header, the chunk walk (RAW, FILL, DONT_CARE, CRC32), the
     chunk index and reads through it; the CRC-32 checks that ``verify`` runs."""
@@ -899,6 +914,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "qcow": (qcow, 1 << 16),
     "vhdx": (vhdx, 5 << 18),
     "vdi": (vdi, 1 << 16),
+    "qed": (qed, 1 << 16),
     "android-sparse": (android_sparse, 1 << 16),
     "udif": (udif, 1 << 16),
     "apple-sparse": (apple_sparse, 1 << 16),

@@ -268,8 +268,8 @@ def test_case_file_with_an_impossible_pattern_is_one_line(pattern: str, tmp_path
 
 # --- the container targets (issue 14, item 6) -----------------------------------------------
 
-CONTAINERS = ("qcow", "vhdx", "vdi", "android-sparse", "udif", "apple-sparse", "parallels", "ewf2",
-              "aff", "aff4")
+CONTAINERS = ("qcow", "vhdx", "vdi", "qed", "android-sparse", "udif", "apple-sparse", "parallels",
+              "ewf2", "aff", "aff4")
 
 
 def _qemu_raw(image: Path, fmt: str, tmp_path: Path) -> bytes:
@@ -291,7 +291,7 @@ def test_every_container_target_has_seeds_and_is_fuzzed_with_coverage(target: st
     imported under atheris' instrumentation (else libFuzzer fuzzes blind)."""
     from fuzz.run import _INSTRUMENTED
 
-    if target in ("qcow", "vhdx", "vdi", "parallels"):
+    if target in ("qcow", "vhdx", "vdi", "qed", "parallels"):
         require_tool("qemu-img", "qemu-io")
     if target == "aff":
         require_tool("affconvert")
@@ -317,6 +317,7 @@ def test_container_seeds_open_and_read_whole(target: str, corpus: Path, tmp_path
     from bitwitness.images.ewf2 import Ewf2Stream
     from bitwitness.images.parallels import ParallelsBundleStream, SparseExtentStream
     from bitwitness.images.qcow import open_qcow
+    from bitwitness.images.qed import open_qed
     from bitwitness.images.udif import UdifStream
     from bitwitness.images.vdi import VdiStream
     from bitwitness.images.vhdx import VhdxStream
@@ -352,7 +353,7 @@ def test_container_seeds_open_and_read_whole(target: str, corpus: Path, tmp_path
         elif target == "vhdx" and seed.name.startswith("differencing"):
             continue  # its parent is not in the corpus (checked below against qemu-img)
         else:
-            opener = {"qcow": open_qcow, "vhdx": VhdxStream, "vdi": VdiStream,
+            opener = {"qcow": open_qcow, "qed": open_qed, "vhdx": VhdxStream, "vdi": VdiStream,
                       "udif": UdifStream, "apple-sparse": SparseImageStream,
                       "parallels": SparseExtentStream, "aff": AffStream,
                       "aff4": Aff4Stream, "android-sparse": AndroidSparseStream}[target]

@@ -32,6 +32,7 @@ _REGISTRY = (
     ("modi", "FORMAT"),
     ("parallels", "FORMAT"),
     ("vdi", "FORMAT"),
+    ("qed", "FORMAT"),
     ("android_sparse", "FORMAT"),
     ("aff", "FORMAT"),
     ("aff4", "FORMAT"),

@@ -60,7 +60,7 @@ def _spec(drivers: Sequence[str], chain: Sequence[Path],
         spec["data-file"] = {"driver": "file", "filename": str(data_files[0].resolve())}
     if len(chain) > 1:
         spec["backing"] = _spec(drivers[1:], chain[1:], data_files[1:])
-    elif drivers[0] in ("qcow", "qcow2", "vmdk"):
+    elif drivers[0] in ("qcow", "qcow2", "vmdk", "qed"):
         spec["backing"] = None  # no backing file followed from what the image records
     return spec
 
