@@ -64,6 +64,10 @@ _f2fs = _formatted("mkfs.f2fs", 64, "-q")
 _jfs = _formatted("mkfs.jfs", 32, "-q")
 _reiserfs = _formatted("mkreiserfs", 64, "-q", "-f")
 _nilfs2 = _formatted("mkfs.nilfs2", 160, "-q", "-f")
+_minix1 = _formatted("mkfs.minix", 8, "-1")
+_minix2 = _formatted("mkfs.minix", 8, "-2")
+_minix3 = _formatted("mkfs.minix", 8, "-3")
+_bfs = _formatted("mkfs.bfs", 8)
 
 
 def _tree(work: Path) -> Path:
@@ -149,6 +153,10 @@ CASES: list[tuple[Callable[[Path], Path], str, str]] = [
     (_jfs, "jfs", "JFS file system"),
     (_reiserfs, "reiserfs", "ReiserFS file system"),
     (_nilfs2, "nilfs2", "NILFS2 file system"),
+    (_minix1, "minix", "Minix file system (version 1)"),
+    (_minix2, "minix", "Minix file system (version 2)"),
+    (_minix3, "minix", "Minix file system (version 3)"),
+    (_bfs, "bfs", "SCO BFS (boot file system)"),
     (_squashfs, "squashfs", "SquashFS file system"),
     (_erofs, "erofs", "EROFS file system"),
     (_cramfs, "cramfs", "cramfs file system"),
@@ -168,7 +176,7 @@ def _blkid(image: Path) -> str:
 
 
 @pytest.mark.parametrize(("build", "blkid_type", "named"), CASES,
-                         ids=[case[1] for case in CASES])
+                         ids=[case[2] for case in CASES])
 def test_each_is_named_as_blkid_finds_it(build: Callable[[Path], Path], blkid_type: str,
                                          named: str, tmp_path: Path) -> None:
     require_tool("blkid")

@@ -65,6 +65,41 @@ def _classic_hfs(head: bytes) -> bool:
             and head[1024 + 0x7C:1024 + 0x7E] not in (b"H+", b"HX"))
 
 
+#: Minix versions 1 and 2 by their superblock magic (14- and 30-character names).
+_MINIX_MAGICS = {0x137F: 1, 0x138F: 1, 0x2468: 2, 0x2478: 2}
+
+
+def _u16(head: bytes, offset: int) -> int | None:
+    return struct.unpack_from("<H", head, offset)[0] if len(head) >= offset + 2 else None
+
+
+def _minix(head: bytes) -> str | None:
+    """A Minix superblock at 1 KiB, its version: the magic (two bytes) with the inode and
+    zone bitmaps it must have, and no zone size but a block's (as libblkid checks them);
+    version 3 keeps its magic at offset 24 and a power-of-two block size at 28."""
+    sb = 1024
+    magic = _u16(head, sb + 16)
+    if magic in _MINIX_MAGICS:
+        if _u16(head, sb) and _u16(head, sb + 4) and _u16(head, sb + 6) and \
+                _u16(head, sb + 10) == 0:
+            return f"Minix file system (version {_MINIX_MAGICS[magic]})"
+        return None
+    block = _u16(head, sb + 28)
+    if (_u16(head, sb + 24) == 0x4D5A and _u32(head, sb) and _u16(head, sb + 6)
+            and _u16(head, sb + 8) and block is not None and 512 <= block <= 65536
+            and not block & (block - 1)):
+        return "Minix file system (version 3)"
+    return None
+
+
+def _bfs(head: bytes) -> bool:
+    """SCO UnixWare's boot file system: the magic 0x1BADFACE opening the volume, its data
+    area's start (bytes) before its end."""
+    start, end = _u32(head, 4), _u32(head, 8)
+    return _u32(head, 0) == 0x1BADFACE and start is not None and end is not None and \
+        0 < start <= end
+
+
 #: (what it is, its signature in the volume's first :data:`_HEAD` bytes), in this order.
 _AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("ReFS file system", lambda h: _at(h, 3, b"ReFS\x00\x00\x00\x00") and _at(h, 16, b"FSRS")),
@@ -78,6 +113,7 @@ _AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("SquashFS file system", lambda h: h[:4] in (b"hsqs", b"sqsh")),
     ("cramfs file system", lambda h: 0x28CD3D45 in (_u32(h, 0), _u32(h, 512))),
     ("classic HFS (Mac OS Standard) file system", _classic_hfs),
+    ("SCO BFS (boot file system)", _bfs),
     ("Linux software RAID (md) member", lambda h: _MD_MAGIC in (_u32(h, 4096), _u32(h, 0))),
     ("Linux swap space", lambda h: _page_end(h, (b"SWAPSPACE2", b"SWAP-SPACE"))),
     ("Linux swap space holding a hibernation image",
@@ -93,6 +129,8 @@ def unreadable_kind(stream: ImageStream) -> str | None:
     for name, found in _AT_START:
         if found(head):
             return name
+    if (minix := _minix(head)) is not None:
+        return minix
     if _u32(stream.pread(_VMFS_AT, 4), 0) == _VMFS_MAGIC:
         return "VMware VMFS volume"
     if _zfs(stream):
