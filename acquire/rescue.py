@@ -56,6 +56,7 @@ from bitwitness.errors import (
     SourceGoneError,
     UsageError,
 )
+from bitwitness.fileio import pwrite_all
 from bitwitness.hashing import hash_file
 from bitwitness.progress import Mediator, ProgressTask
 
@@ -107,14 +108,14 @@ class _Rescuer:
             return None
 
     def _good(self, pos: int, data: bytes) -> None:
-        os.pwrite(self.fd, data, pos)
+        pwrite_all(self.fd, data, pos)  # os.pwrite may take fewer bytes (a disk filling up)
         self.rmap.mark(pos, len(data), Block.FINISHED)
         self.bytes_read += len(data)
         self.task.advance(len(data))
 
     def _bad(self, pos: int, size: int) -> None:
         """Zeros in the image (a resumed image may hold bytes the map never vouched for)."""
-        os.pwrite(self.fd, bytes(size), pos)
+        pwrite_all(self.fd, bytes(size), pos)
         self.rmap.mark(pos, size, Block.BAD)
         self.task.set_errors(-(-self.rmap.total(Block.BAD) // self.sector_size))
 
