@@ -53,7 +53,13 @@ def _functions() -> Any:
     inflate_zlib.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
                              ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
     inflate_zlib.restype = ctypes.c_int
-    return alloc, inflate_zlib, free
+    # the same function again, taking both buffers by address (inflate_at): its own object, so
+    # that its argument types do not change inflate_zlib's; it releases the GIL as CDLL's do
+    by_address = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+                                  ctypes.POINTER(ctypes.c_size_t))
+    inflate_at = by_address(("libdeflate_zlib_decompress", lib))
+    return alloc, inflate_zlib, free, inflate_at
 
 
 class _Inflater:
@@ -63,7 +69,7 @@ class _Inflater:
     def __init__(self, functions: Any, size: int) -> None:
         import ctypes
 
-        alloc, self._inflate, self._free = functions
+        alloc, self._inflate, self._free, self._inflate_at = functions
         self._byref = ctypes.byref
         self._string_at = ctypes.string_at
         self._handle = alloc()
@@ -84,6 +90,15 @@ class _Inflater:
             return None
         return self._string_at(self._out, self._got.value)
 
+    def inflate_at(self, source: int, length: int, target: int, limit: int) -> int | None:
+        """Inflate the ``length`` bytes at address ``source`` into at most ``limit`` bytes at
+        address ``target``; how many, or None where libdeflate did not inflate the whole
+        stream (its Adler-32 checked)."""
+        if not self._handle or self._inflate_at(self._handle, source, length, target, limit,
+                                                 self._byref(self._got)) != _SUCCESS:
+            return None
+        return self._got.value
+
 
 _THREAD = threading.local()
 
@@ -102,6 +117,15 @@ def fastest_stream(stored: bytes | bytearray | memoryview) -> bool:
 def inflate(stored: bytes | bytearray | memoryview, limit: int) -> bytes | None:
     """The bytes of the zlib stream ``stored`` where libdeflate inflates all of it into at most
     ``limit`` bytes, its Adler-32 right; else None (the caller decides with isal)."""
+    inflater = _inflater(limit)
+    if inflater is None:
+        return None
+    return inflater.inflate(stored if type(stored) is bytes else bytes(stored), limit)
+
+
+def _inflater(limit: int) -> _Inflater | None:
+    """This thread's inflater, with an output buffer of at least ``limit`` bytes; None over
+    :data:`MAX_LIMIT` or without libdeflate."""
     if limit > MAX_LIMIT:
         return None
     inflater: _Inflater | None = getattr(_THREAD, "inflater", None)
@@ -110,4 +134,41 @@ def inflate(stored: bytes | bytearray | memoryview, limit: int) -> bytes | None:
         if functions is None:
             return None
         inflater = _THREAD.inflater = _Inflater(functions, limit)
-    return inflater.inflate(stored if type(stored) is bytes else bytes(stored), limit)
+    return inflater
+
+
+class Into:
+    """Inflates streams lying in one ``bytes`` object straight into one ``bytearray``, at
+    given places in each: no copy of either on the way (:func:`inflate` copies the stream in
+    when it is a view, and its output out of libdeflate's buffer). For one thread's use while
+    both objects are alive; :meth:`close` lets the bytearray go (its buffer is held while this
+    object is open)."""
+
+    def __init__(self, source: bytes, target: bytearray, limit: int) -> None:
+        import ctypes
+
+        self._inflater = _inflater(limit)
+        self._source = source
+        self._base = ctypes.cast(ctypes.c_char_p(source), ctypes.c_void_p).value or 0
+        self._target = (ctypes.c_char * len(target)).from_buffer(target) if target else None
+        self._target_base = ctypes.addressof(self._target) if self._target is not None else 0
+        self._limit = len(target)
+
+    @property
+    def available(self) -> bool:
+        return self._inflater is not None and self._target is not None
+
+    def inflate(self, start: int, end: int, at: int, expected: int) -> bool:
+        """Whether libdeflate inflated ``source[start:end]`` whole, its Adler-32 right, into
+        exactly ``expected`` bytes at ``target[at:]`` (False: whatever it wrote there is to be
+        written over by the caller)."""
+        inflater = self._inflater
+        if (inflater is None or not 0 <= start < end <= len(self._source)
+                or not 0 <= at <= self._limit - expected or expected > inflater.size):
+            return False
+        got = inflater.inflate_at(self._base + start, end - start, self._target_base + at,
+                                  expected)
+        return got == expected
+
+    def close(self) -> None:
+        self._target = None
