@@ -160,6 +160,7 @@ def test_format_registry_built_on_first_use() -> None:
         modi,
         parallels,
         qcow,
+        qed,
         raw,
         splitraw,
         vdi,
@@ -168,10 +169,10 @@ def test_format_registry_built_on_first_use() -> None:
     )
 
     assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
-                                         "vdi", "android-sparse", "aff", "aff4", "split-raw",
-                                         "raw"]
+                                         "vdi", "qed", "android-sparse", "aff", "aff4",
+                                         "split-raw", "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
-                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT,
+                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT, qed.FORMAT,
                        android_sparse.FORMAT, aff.FORMAT, aff4.FORMAT,
                        splitraw.FORMAT, raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
