@@ -266,3 +266,26 @@ def test_declared_gigabyte_tables_cost_nothing(tmp_path: Path) -> None:
         assert stream.size == 1 << 50
         assert stream.pread((1 << 49) + 12345, 4096) == bytes(4096)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 << 10  # KiB
+
+
+def test_one_l2_table_named_by_every_l1_entry_is_walked_once(tmp_path: Path) -> None:
+    """A crafted L1 whose entries all name one L2 table: the check says so and walks that
+    table once (each L1 entry walking it again would cost the table's size per entry)."""
+    import time
+
+    image = _qed(tmp_path, make_disk_bytes(1 << 20, seed=16), "-o",
+                 "cluster_size=4096,table_size=16")
+    l1_at = _field(image, _L1_AT, "<Q")
+    l2_at = _field(image, l1_at, "<Q")
+    entries = 16 * 4096 // 8
+    data = bytearray(image.read_bytes())
+    struct.pack_into(f"<{entries}Q", data, l1_at, *([l2_at] * entries))
+    struct.pack_into("<Q", data, _MEDIA_AT, entries * entries * 4096)  # every entry maps media
+    image.write_bytes(bytes(data))
+    started = time.process_time()
+    [check] = qed_checks(image)
+    assert time.process_time() - started < 30
+    assert not check.ok
+    # one problem an L1 entry after the first, none for the data clusters walked once
+    assert f"{entries - 1} problems" in check.detail
+    assert f"L1 entry 1 (file offset {l1_at + 8})" in check.detail

@@ -285,13 +285,15 @@ def _check_tables(image: QedStream, what: str) -> ContainerCheck:
     size, file_size, header_end = image.cluster_size, image.file_size, image.header_bytes
     used = bytearray(file_size // size // 8 + 1)  # a bit per cluster of the file: named yet?
 
-    def claim(at: int, count: int, who: Callable[[], str]) -> None:
+    def claim(at: int, count: int, who: Callable[[], str]) -> bool:
+        """Mark ``count`` clusters from ``at`` as named; False (a problem) where one was."""
         for cluster in range(at // size, at // size + count):
             byte, bit = divmod(cluster, 8)
             if used[byte] >> bit & 1:
                 findings.add(partial(_named_twice, who, cluster * size))
-                return
+                return False
             used[byte] |= 1 << bit
+        return True
 
     claim(image.l1_at, image.table_clusters, partial(str, "the header (L1 table)"))
     tables = data = 0
@@ -301,7 +303,8 @@ def _check_tables(image: QedStream, what: str) -> ContainerCheck:
             findings.add(partial(_misplaced, where, "an L2 table", l2_at))
             continue
         tables += 1
-        claim(l2_at, image.table_clusters, where)
+        if not claim(l2_at, image.table_clusters, where):
+            continue  # walked already, in whole or part: each table once, whatever L1 says
         for l2_index, at in image.table(l2_at, image.entries):
             if at <= ZERO_CLUSTER:
                 continue
