@@ -196,3 +196,34 @@ def test_an_unfixed_pytsk3_is_refused_on_ext_with_the_script_named(
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert "build-pytsk3.sh" in result.stderr
+
+
+def test_a_folder_whose_extents_need_a_tree_block_lists_as_debugfs_does(tmp_path: Path) -> None:
+    """A folder of 3,000 names on 1 KiB blocks (``mkfs.ext4 -d`` spreads its blocks: more
+    extents than the inode holds, so a tree block indexes them): TSK 4.11's fls lists nothing
+    in it ("No filler entry for 0"); the pytsk3 built here lists every name, and ``ls`` and
+    ``stat`` give what debugfs gives."""
+    require_tool("mkfs.ext4", "debugfs")
+    tree = tmp_path / "tree"
+    (tree / "many").mkdir(parents=True)
+    names = {f"a-file-with-a-longish-name-{n:05d}.txt" for n in range(3000)}
+    for name in names:
+        (tree / "many" / name).write_bytes(name.encode())
+    image = tmp_path / "fs.img"
+    image.write_bytes(bytes(32 << 20))
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "1024", "-d", str(tree), str(image)],
+                   check=True, capture_output=True, timeout=HUNG)
+    stat = subprocess.run(["debugfs", "-R", "stat /many", str(image)], capture_output=True,
+                          text=True, check=True, timeout=HUNG).stdout
+    assert "(ETB0)" in stat  # the folder's extents do need a tree block
+    listed = subprocess.run(["debugfs", "-R", "ls -p /many", str(image)], capture_output=True,
+                            text=True, check=True, timeout=HUNG).stdout
+    theirs = {fields[5]: int(fields[1]) for fields in
+              (line.split("/") for line in listed.splitlines() if line.startswith("/"))
+              if fields[5] not in (".", "..")}
+    assert set(theirs) == names
+    doc = json.loads(_bitwitness("ls", "--json", image, "/many"))
+    ours = {e["name"]: int(e["inode"]) for e in doc["entries"]}
+    assert ours == theirs
+    assert _bitwitness("cat", image, "/many/a-file-with-a-longish-name-02999.txt") == \
+        b"a-file-with-a-longish-name-02999.txt"
