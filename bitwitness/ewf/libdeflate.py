@@ -154,10 +154,6 @@ class Into:
         self._target_base = ctypes.addressof(self._target) if self._target is not None else 0
         self._limit = len(target)
 
-    @property
-    def available(self) -> bool:
-        return self._inflater is not None and self._target is not None
-
     def inflate(self, start: int, end: int, at: int, expected: int) -> bool:
         """Whether libdeflate inflated ``source[start:end]`` whole, its Adler-32 right, into
         exactly ``expected`` bytes at ``target[at:]`` (False: whatever it wrote there is to be

@@ -325,35 +325,39 @@ class EwfImage(ImageStream):
     def _chunk_into(self, run: _IntoRun, k: int, w: _Where, at: int, expected: int) -> bool:
         """Chunk ``k`` decoded into ``run.out[at:at + expected]`` (zeros there already);
         False where it does not decode."""
-        full, span = self.chunk_size, run.span
+        full = self.chunk_size
         start, end = w.start - run.span_start, w.end - run.span_start
-        memo = self._zero_memo
+        stored = memoryview(run.span)[start:end]
         whole = w.compressed and expected == full and k != self.chunk_count - 1
         if whole:
-            if memo is not None and end - start == len(memo[0]) and \
-                    span[start:end] == memo[0]:
+            if self._memo_zeros(stored):
                 return True  # the very stream that decoded to zeros: zeros, already there
-            if libdeflate.fastest_stream(span[start:start + 3]) and \
+            if libdeflate.fastest_stream(stored[:3]) and \
                     run.into.inflate(start, end, at, expected):
-                self._remember_zeros(run, start, end, at)
+                self._remember_zeros(stored, memoryview(run.out)[at:at + expected])
                 return True
         try:
-            data = decode_chunk(memoryview(span)[start:end], w.compressed, expected,
+            data = decode_chunk(stored, w.compressed, expected,
                                 allow_longer=k == self.chunk_count - 1, limit=full)
         except ChunkDecodeError:
             return False
         run.out[at:at + expected] = data
         if whole:
-            self._remember_zeros(run, start, end, at)
+            self._remember_zeros(stored, data)
         return True
 
-    def _remember_zeros(self, run: _IntoRun, start: int, end: int, at: int) -> None:
-        """The zero memo of :meth:`_decode_in`, from a whole chunk decoded into ``run.out``
-        at ``at``."""
-        size = self.chunk_size
-        if self._zero_memo is None and end - start <= ZERO_MEMO_MAX and \
-                zeros_of(size) == run.out[at:at + size]:
-            self._zero_memo = (run.span[start:end], bytes(size))
+    def _memo_zeros(self, stored: bytes | memoryview) -> bool:
+        """Whether ``stored`` (a whole chunk's compressed bytes) are the very bytes the zero
+        memo holds, which decoded to zeros: decoding is a function of the stored bytes."""
+        memo = self._zero_memo
+        return memo is not None and len(stored) == len(memo[0]) and stored == memo[0]
+
+    def _remember_zeros(self, stored: bytes | memoryview, data: bytes | memoryview) -> None:
+        """Make ``stored`` the zero memo where it is the first small whole chunk seen that
+        decoded (to ``data``) to zeros."""
+        if self._zero_memo is None and len(stored) <= ZERO_MEMO_MAX and \
+                zeros_of(self.chunk_size) == data:
+            self._zero_memo = (bytes(stored), bytes(self.chunk_size))
 
     def _decode_alone(self, chunk: int, where: _Where, limit: int
                       ) -> tuple[bytes | memoryview, ChunkProblem | None]:
@@ -379,9 +383,9 @@ class EwfImage(ImageStream):
             reason = "the segment file ends inside this chunk (truncated)"
         else:
             stored = span[w.start - span_start:w.end - span_start]
+            whole = w.compressed and expected == self.chunk_size
             memo = self._zero_memo
-            if (memo is not None and w.compressed and expected == self.chunk_size
-                    and len(stored) == len(memo[0]) and stored == memo[0]):
+            if whole and memo is not None and self._memo_zeros(stored):
                 return memo[1], None  # the very bytes that decoded to zeros: zeros again
             try:
                 data = decode_chunk(stored, w.compressed, expected,
@@ -390,9 +394,8 @@ class EwfImage(ImageStream):
             except ChunkDecodeError as exc:
                 reason = str(exc)
             else:
-                if (w.compressed and expected == self.chunk_size and len(stored) <= ZERO_MEMO_MAX
-                        and memo is None and zeros_of(expected) == data):
-                    self._zero_memo = (bytes(stored), bytes(data))
+                if whole:
+                    self._remember_zeros(stored, data)
                 return data, None
         return bytes(expected), self._problem(k, w, reason)
 

@@ -81,11 +81,11 @@ class QedStream(ImageStream):
         return CorruptImageError(f"QED header: {what}", path=self.path, offset=offset)
 
     def _load(self) -> None:
-        self._file_size = os.fstat(self._fd).st_size
+        self.file_size = os.fstat(self._fd).st_size
         head = read_exact(self._fd, 0, _HEADER.size, self.path) \
-            if self._file_size >= _HEADER.size else b""
+            if self.file_size >= _HEADER.size else b""
         if len(head) < _HEADER.size or not head.startswith(MAGIC):
-            raise self._fail(f"no QED header (the file holds {self._file_size} bytes)")
+            raise self._fail(f"no QED header (the file holds {self.file_size} bytes)")
         (_, cluster, table, header_clusters, features, _compat, _autoclear, l1_at, media,
          name_at, name_size) = _HEADER.unpack(head)
         if not MIN_CLUSTER <= cluster <= MAX_CLUSTER or cluster & (cluster - 1):
@@ -99,11 +99,11 @@ class QedStream(ImageStream):
                 f"{self.path}: QED feature bits {features & ~_KNOWN_FEATURES:#x} that the "
                 "format does not define: a reader must not open such an image")
         header_bytes = header_clusters * cluster
-        if header_clusters < 1 or header_bytes > self._file_size:
+        if header_clusters < 1 or header_bytes > self.file_size:
             raise self._fail(f"a header of {header_clusters} clusters of {cluster} bytes in a "
-                             f"file of {self._file_size}", 12)
+                             f"file of {self.file_size}", 12)
         self.cluster_size, self.table_clusters = cluster, table
-        self.file_size, self.header_bytes = self._file_size, header_bytes
+        self.header_bytes = header_bytes
         self.entries = table * cluster // 8  #: entries of a table (L1 or L2)
         self.table_bytes = table * cluster
         if media % 512:
@@ -127,14 +127,18 @@ class QedStream(ImageStream):
                                            self.path).decode("utf-8", "replace")
         self._media = media
 
+    def table_fits(self, offset: int) -> bool:
+        """Whether a table may lie at file ``offset``: cluster-aligned, past the header
+        clusters and wholly inside the file."""
+        return not (offset % self.cluster_size or offset < self.header_bytes
+                    or offset + self.table_bytes > self.file_size)
+
     def _check_table(self, offset: int, what: str, entry_at: int | None = None) -> None:
-        """A table at file ``offset``: cluster-aligned, past the header's first cluster and
-        wholly inside the file."""
-        if offset % self.cluster_size or offset < self.header_bytes or (
-                offset + self.table_bytes > self._file_size):
+        """:meth:`table_fits`, or a :class:`CorruptImageError` naming the table."""
+        if not self.table_fits(offset):
             raise CorruptImageError(
                 f"QED {what} at file offset {offset} ({self.table_bytes} bytes) is not a "
-                f"cluster-aligned table past the header, inside the {self._file_size}-byte "
+                f"cluster-aligned table past the header, inside the {self.file_size}-byte "
                 "file",
                 path=self.path, offset=entry_at)
 
@@ -203,10 +207,10 @@ class QedStream(ImageStream):
             elif not at:
                 parts.append(self._from_backing(offset, n))
             else:
-                if at + within + n > self._file_size:
+                if at + within + n > self.file_size:
                     raise CorruptImageError(
                         f"QED guest cluster {cluster} lies at file offset {at}, past the end "
-                        f"of the {self._file_size}-byte file", path=self.path,
+                        f"of the {self.file_size}-byte file", path=self.path,
                         media_offset=cluster * size)
                 parts.append(read_exact(self._fd, at + within, n, self.path))
             offset += n
@@ -299,7 +303,7 @@ def _check_tables(image: QedStream, what: str) -> ContainerCheck:
     tables = data = 0
     for l1_index, l2_at in image.table(image.l1_at, image.l1_used):
         where = partial(_l1_entry, image.l1_at, l1_index)
-        if l2_at % size or l2_at < header_end or l2_at + image.table_bytes > file_size:
+        if not image.table_fits(l2_at):
             findings.add(partial(_misplaced, where, "an L2 table", l2_at))
             continue
         tables += 1
