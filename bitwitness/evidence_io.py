@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from bitwitness.errors import CorruptImageError, InputError
+from bitwitness.errors import CorruptImageError, InputError, NoSecondReader
 
 #: ``os.pread`` takes a signed 64-bit offset; nothing in a real file lies beyond it.
 MAX_OFFSET = (1 << 63) - 1
@@ -192,3 +192,49 @@ def check_regular(path: Path, *, what: str) -> None:
     if not stat.S_ISREG(mode) and path.absolute() not in _EXPLICIT:
         raise InputError(f"{path}: {what} is not a regular file (a device or FIFO is read "
                          "only when named with --part)")
+
+
+def copies_for(program: str, sources: Iterable[Path], folder: Path, *,
+               extra: int = 0) -> list[Path]:
+    """Byte copies of ``sources`` in ``folder``, each read through :func:`open_readonly`: what
+    an outside program that opens files itself (``qemu-nbd``, ``affcat``, ``simg2img``) is
+    given instead of the evidence. Each copy keeps its file's name (a VMDK descriptor finds its
+    extents by name), in a numbered sub-folder where a copy already took that name.
+
+    Why: such a program opens the evidence without ``O_NOATIME``, and reading it updates the
+    evidence's access time (measured: ``verify --second-reader`` of a QCOW2 or AFF moved it).
+    Setting it back afterwards would write the inode (its change time moves). Raises
+    :class:`NoSecondReader` when ``folder`` lacks room for the copies and ``extra`` bytes more
+    (``TMPDIR`` chooses the folder): the second reading is then noted as not made."""
+    import shutil
+
+    sources = list(sources)
+    need = sum(path.stat().st_size for path in sources) + extra
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise NoSecondReader(
+            f"{program} needs {need} bytes in {folder.parent} for a copy of the image"
+            f"{' and its output' if extra else ''} (it opens files itself, which would change "
+            f"the evidence's access time); {free} are free (set TMPDIR to a larger folder)")
+    copies = []
+    for n, source in enumerate(sources):
+        copy = folder / source.name
+        if copy.exists():
+            copy = folder / str(n) / source.name
+            copy.parent.mkdir()
+        _copy_readonly(source, copy)
+        copies.append(copy)
+    return copies
+
+
+def _copy_readonly(source: Path, target: Path) -> None:
+    """A byte copy of ``source``, read as evidence is read (no access-time update)."""
+    fd = open_readonly(source)
+    try:
+        with target.open("wb") as out:
+            offset = 0
+            while piece := os.pread(fd, 4 << 20, offset):
+                out.write(piece)
+                offset += len(piece)
+    finally:
+        os.close(fd)

@@ -154,3 +154,56 @@ def test_verify_keeps_the_times_of_the_hash_logs_it_reads(strict_mount: Path) ->
     for args in (["verify", folder / "ev.raw"], ["info", folder / "ev.raw"]):
         assert run_bitwitness(*args).exit_code == 0
         assert _state(logs) == before, args
+
+
+def _second_reader_images(folder: Path) -> dict[str, list[Path]]:
+    """Images whose independent second reader is an outside program that opens files itself:
+    QEMU (QCOW2, QED over a QED over a raw file, VDI, Parallels, VHDX), affcat (AFF),
+    simg2img (Android sparse). Each: the image's files, the first the one to verify."""
+    require_tool("qemu-img", "qemu-nbd", "qemu-io", "affconvert", "affcat", "img2simg",
+                 "simg2img")
+    raw = materialize(folder / "disk.img")
+    made: dict[str, list[Path]] = {}
+    base = folder / "base.raw"
+    shutil.copyfile(raw, base)
+    for name, fmt in (("qcow2", "qcow2"), ("qed", "qed"), ("vdi", "vdi"), ("hds", "parallels"),
+                      ("vhdx", "vhdx")):
+        image = folder / f"disk.{name}"
+        subprocess.run(["qemu-img", "convert", "-O", fmt, str(raw), str(image)], check=True)
+        made[name] = [image]
+    middle, top = folder / "middle.qed", folder / "top.qed"
+    for image, below, fmt in ((middle, base, "raw"), (top, middle, "qed")):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qed", "-b", below.name, "-F", fmt,
+                        str(image)], check=True, cwd=folder)
+    subprocess.run(["qemu-io", "-c", "write -P 0xab 1M 64k", str(top)], check=True,
+                   capture_output=True)
+    made["qed chain"] = [top, middle, base]
+    aff = folder / "disk.aff"
+    subprocess.run(["affconvert", "-q", "-o", str(aff), str(base)], check=True,
+                   capture_output=True)  # (affconvert refuses a source named .img)
+    made["aff"] = [aff]
+    simg = folder / "disk.simg"
+    subprocess.run(["img2simg", str(raw), str(simg)], check=True, capture_output=True)
+    made["android-sparse"] = [simg]
+    return made
+
+
+@pytest.mark.root
+def test_outside_second_readers_keep_content_mtime_and_atime(strict_mount: Path) -> None:
+    """``verify --second-reader`` where the second reader is an outside program: it is
+    handed copies made through the read-only opener (evidence_io.copies_for), so the evidence
+    keeps its access time; the second reading still agrees. QEMU and affcat were given the
+    evidence itself, and its access time moved."""
+    folder = strict_mount / "second"
+    folder.mkdir()
+    for kind, files in _second_reader_images(folder).items():
+        _age(files)
+        before = _state(files)
+        result = run_bitwitness("verify", "--second-reader", files[0], "--json")
+        assert result.exit_code in (0, 1), (kind, result.stderr)
+        reader = result.json()["images"][0]["second_reader"]
+        assert reader is not None, kind
+        assert reader["agree"] is True, (kind, reader)
+        after = _state(files)
+        changed = {p.name: (before[p], after[p]) for p in files if before[p] != after[p]}
+        assert not changed, f"the second reader of {kind} changed {changed}"

@@ -22,12 +22,13 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 import zlib
 from pathlib import Path
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
-from bitwitness.evidence_io import MAX_OFFSET
+from bitwitness.evidence_io import MAX_OFFSET, copies_for
 from bitwitness.images.raw import open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -230,8 +231,16 @@ class AffcatStream(ImageStream):
         if exe is None:
             raise UnsupportedFormatError("affcat is not installed (Debian package afflib-tools)")
         self._path = path
-        self._proc = subprocess.Popen([exe, str(path)], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # affcat is given a copy made through the read-only opener: reading the evidence
+        # itself would change its access time
+        self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-affcat-")
+        try:
+            (copy,) = copies_for("affcat", [path], Path(self._dir.name))
+            self._proc = subprocess.Popen([exe, str(copy)], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except BaseException:
+            self._dir.cleanup()
+            raise
         self._done = 0
         super().__init__(size)
 
@@ -262,6 +271,7 @@ class AffcatStream(ImageStream):
             if self._proc.poll() is None:
                 self._proc.terminate()
             self._proc.wait()
+            self._dir.cleanup()
         super().close()
 
 

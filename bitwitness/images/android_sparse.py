@@ -52,10 +52,9 @@ from bitwitness.errors import (
     CorruptImageError,
     InputError,
     MissingSegmentError,
-    NoSecondReader,
     UnsupportedFormatError,
 )
-from bitwitness.evidence_io import confine_part, open_readonly, read_head
+from bitwitness.evidence_io import confine_part, copies_for, open_readonly, read_head
 from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
@@ -587,15 +586,7 @@ class Simg2imgStream(ImageStream):
         self._fd = -1
         try:
             folder = Path(self._dir.name)
-            need = sum(p.stat().st_size for p in pieces) + media_size
-            free = shutil.disk_usage(folder).free
-            if free < need:
-                raise NoSecondReader(
-                    f"simg2img needs {need} bytes in {folder.parent} for a copy of the image "
-                    f"and the raw media; {free} are free (set TMPDIR to a larger folder)")
-            copies = [folder / f"evidence.{n}.simg" for n in range(len(pieces))]
-            for piece, copy in zip(pieces, copies, strict=True):
-                _copy_evidence(piece, copy)
+            copies = copies_for("simg2img", pieces, folder, extra=media_size)
             raw = folder / "media.raw"
             done = subprocess.run([exe, *map(str, copies), str(raw)], capture_output=True,
                                   text=True, check=False, stdin=subprocess.DEVNULL)
@@ -626,22 +617,6 @@ class Simg2imgStream(ImageStream):
                 os.close(self._fd)
             self._dir.cleanup()
         super().close()
-
-
-def _copy_evidence(source: Path, target: Path) -> None:
-    """A byte copy of ``source``, read as evidence is read (no access-time update)."""
-    fd = open_readonly(source)
-    try:
-        with target.open("wb") as out:
-            offset = 0
-            while True:
-                piece = os.pread(fd, 4 << 20, offset)
-                if not piece:
-                    break
-                out.write(piece)
-                offset += len(piece)
-    finally:
-        os.close(fd)
 
 
 #: A piece of a set: ``NAME.N`` (simg2simg writes ``OUT.0``, ``OUT.1``...; Motorola's factory

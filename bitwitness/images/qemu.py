@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
+from bitwitness.evidence_io import copies_for
 from bitwitness.stream import ImageStream, StreamInfo
 
 _NBD_MAGIC = b"NBDMAGIC"
@@ -83,7 +84,11 @@ class QemuNbdStream(ImageStream):
 
     def __init__(self, path: Path, driver: str, chain: Sequence[Path] = (),
                  drivers: Sequence[str] | None = None,
-                 data_files: Sequence[Path | None] = ()) -> None:
+                 data_files: Sequence[Path | None] = (), *, extents: Sequence[Path] = ()
+                 ) -> None:
+        """``chain``: the image and its parents, each with its driver (``drivers``) and a
+        QCOW2 external data file (``data_files``); ``extents``: other files QEMU finds by
+        name beside them (a VMDK descriptor's extents)."""
         exe = shutil.which("qemu-nbd")
         if exe is None:
             raise UnsupportedFormatError("qemu-nbd is not installed (Debian package qemu-utils)")
@@ -91,9 +96,21 @@ class QemuNbdStream(ImageStream):
         self._driver = driver
         self._files = tuple(chain) or (path,)
         self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-nbd-")
-        sock_path = Path(self._dir.name) / "nbd.sock"
-        target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files), self._files,
-                                            data_files))
+        folder = Path(self._dir.name)
+        sock_path = folder / "nbd.sock"
+        # QEMU is given copies made through the read-only opener (evidence_io.copies_for):
+        # reading the evidence itself would change its access time
+        wanted = list(dict.fromkeys([*self._files, *(f for f in data_files if f is not None),
+                                     *extents]))
+        try:
+            copied = dict(zip(wanted, copies_for("qemu-nbd", wanted, folder), strict=True))
+        except BaseException:
+            self._dir.cleanup()
+            raise
+        target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files),
+                                            [copied[f] for f in self._files],
+                                            [None if f is None else copied[f]
+                                             for f in data_files]))
         self._proc = subprocess.Popen(
             [exe, "--read-only", "--shared=1", "--persistent", f"--socket={sock_path}", target],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

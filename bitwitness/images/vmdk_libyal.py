@@ -139,10 +139,10 @@ class VmdkFormat:
         libvmdk read and for SEsparse disks, which libvmdk does not read."""
         from bitwitness.images.qemu import QemuNbdStream
 
-        if isinstance(stream, LibyalStream):
-            return QemuNbdStream(path, "vmdk", [path, *stream.parents])
-        if isinstance(stream, vmdk.VmdkStream) and stream.info.details.get("sesparse"):
-            return QemuNbdStream(path, "vmdk", [path, *stream.parents])
+        if isinstance(stream, LibyalStream) or (isinstance(stream, vmdk.VmdkStream)
+                                                and stream.info.details.get("sesparse")):
+            return QemuNbdStream(path, "vmdk", [path, *stream.parents],
+                                 extents=stream.info.files)
         return open_libvmdk(path)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
