@@ -174,6 +174,17 @@ class ImageStream(io.RawIOBase):
         if self.closed:
             raise ValueError("I/O operation on closed image stream")
 
+    def _unmade(self) -> None:
+        """Mark closed a stream whose constructor is failing, once it has released what it
+        opened: call this just before the constructor re-raises.
+
+        Why: IOBase's finaliser calls ``close()`` on every object not marked closed, a half-made
+        one too (it lives while the error's traceback does), and a ``close()`` that releases
+        descriptors would release their numbers a second time, silently (the finaliser
+        swallows errors), after other files may have been given them: the next format tried,
+        another image, an output being written (``tests/test_stream_unmade.py``)."""
+        io.RawIOBase.close(self)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} size={self._size}>"
 

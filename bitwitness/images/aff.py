@@ -63,6 +63,7 @@ class AffStream(ImageStream):
             self._scan()
         except BaseException:
             os.close(self._fd)
+            self._unmade()
             raise
         super().__init__(self._media, sector_size=self._values.get("sectorsize", 512) or 512)
         # any range is read (a page in pieces): aligning reads to a page would allocate a
@@ -240,6 +241,7 @@ class AffcatStream(ImageStream):
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except BaseException:
             self._dir.cleanup()
+            self._unmade()
             raise
         self._done = 0
         super().__init__(size)

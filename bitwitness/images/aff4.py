@@ -152,6 +152,7 @@ class Aff4Stream(ImageStream):
             self._source = self._load()
         except BaseException:
             self._volume.close()
+            self._unmade()
             raise
         super().__init__(self._media)
         self.alignment = 1

@@ -311,6 +311,7 @@ class AndroidSparseStream(ImageStream):
         except BaseException:
             for fd in self._fds:
                 os.close(fd)
+            self._unmade()
             raise
         super().__init__(self._header.media_size)
         self.alignment = 1
@@ -600,6 +601,7 @@ class Simg2imgStream(ImageStream):
             self._fd = os.open(raw, os.O_RDONLY)
         except BaseException:
             self._dir.cleanup()
+            self._unmade()
             raise
         super().__init__(os.fstat(self._fd).st_size)
 

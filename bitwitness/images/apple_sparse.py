@@ -68,6 +68,7 @@ class SparseImageStream(ImageStream):
             self._file_size = file_size
         except BaseException:
             os.close(self._fd)
+            self._unmade()
             raise
         super().__init__(sectors * SECTOR)
 

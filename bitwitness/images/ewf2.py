@@ -141,6 +141,7 @@ class Ewf2Stream(ImageStream):
         except BaseException:
             for fd in self._fds:
                 os.close(fd)
+            self._unmade()
             raise
         super().__init__(self._media, sector_size=self._sector)
         self.alignment = 1

@@ -73,6 +73,7 @@ class SparseExtentStream(ImageStream):
             self._load()
         except BaseException:
             os.close(self._fd)
+            self._unmade()
             raise
         super().__init__(self._media)
 

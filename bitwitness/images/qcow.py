@@ -95,6 +95,7 @@ class QcowStream(ImageStream):
             self._load()
         except BaseException:
             self._close_files()
+            self._unmade()
             raise
         super().__init__(self._size_bytes)
         self.alignment = self.cluster_size

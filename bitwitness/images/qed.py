@@ -72,6 +72,7 @@ class QedStream(ImageStream):
             self._load()
         except BaseException:
             os.close(self._fd)
+            self._unmade()
             raise
         super().__init__(self._media)
         self.alignment = 1

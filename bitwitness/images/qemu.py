@@ -106,6 +106,7 @@ class QemuNbdStream(ImageStream):
             copied = dict(zip(wanted, copies_for("qemu-nbd", wanted, folder), strict=True))
         except BaseException:
             self._dir.cleanup()
+            self._unmade()
             raise
         target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files),
                                             [copied[f] for f in self._files],
@@ -121,6 +122,7 @@ class QemuNbdStream(ImageStream):
             size = self._handshake()
         except BaseException:
             self._stop()
+            self._unmade()
             raise
         super().__init__(size)
 

@@ -86,6 +86,7 @@ class RawStream(ImageStream):
             self.is_device = stat.S_ISBLK(os.fstat(self._fd).st_mode)
         except OSError as exc:
             os.close(self._fd)
+            self._unmade()
             raise InputError(f"{self.path}: cannot query size ({exc.strerror or exc})") from exc
         super().__init__(size, sector_size=sector)
 

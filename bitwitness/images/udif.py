@@ -228,6 +228,7 @@ class UdifStream(ImageStream):
             sectors, self._chunks = read_chunks(self._fd, path, os.fstat(self._fd).st_size)
         except BaseException:
             os.close(self._fd)
+            self._unmade()
             raise
         self._starts = [c.start for c in self._chunks]
         self._chunk_cache: OrderedDict[int, bytes] = OrderedDict()

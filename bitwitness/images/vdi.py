@@ -68,6 +68,7 @@ class VdiStream(ImageStream):
             self._load()
         except BaseException:
             os.close(self._fd)
+            self._unmade()
             raise
         super().__init__(self._media)
         self.alignment = 1

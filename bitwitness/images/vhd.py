@@ -214,6 +214,7 @@ class VhdFixedStream(ImageStream):
         available = os.fstat(self._fd).st_size - FOOTER_SIZE
         if footer.current_size > available:
             os.close(self._fd)
+            self._unmade()
             raise CorruptImageError(
                 f"fixed VHD records {footer.current_size} bytes of media but holds {available}",
                 path=path)
@@ -273,6 +274,7 @@ class VhdDynamicStream(ImageStream):
                         offset=sector * SECTOR)
         except Exception:
             os.close(self._fd)
+            self._unmade()
             raise
         super().__init__(footer.current_size)
 
