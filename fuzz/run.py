@@ -35,6 +35,8 @@ _INSTRUMENTED = (
     "bitwitness.images.checks", "bitwitness.images.libyal", "bitwitness.images.qcow",
     "bitwitness.images.vhdx", "bitwitness.images.vhdx_log", "bitwitness.images.crc32c",
     "bitwitness.images.vdi", "bitwitness.images.qed", "bitwitness.images.android_sparse",
+    "bitwitness.images.ntfsclone",
+    "bitwitness.images.partclone",
     "bitwitness.images.udif",
     "bitwitness.images.modi", "bitwitness.images.apple_sparse", "bitwitness.images.parallels",
     "bitwitness.images.ewf2", "bitwitness.images.aff", "bitwitness.images.aff4",

@@ -717,6 +717,102 @@ def qed_seeds(work: Path) -> dict[str, bytes]:
     return seeds
 
 
+def partclone_seeds(work: Path) -> dict[str, bytes]:
+    """partclone 0002 images of a 1 MiB ext4 (1 KiB blocks, no journal) and FAT (512-byte
+    blocks), as ``partclone.extfs``/``partclone.fat`` write them: CRC-32 every 256 blocks (the
+    default), every 3 blocks carried on (``-k 3 -K``), none (``-a0``); and a 0001 image (no
+    partclone here writes one) built by partclone.h's layout: a byte per block, ``BiTmAgIc``,
+    each block followed by the CRC ``crc32_0001`` carries on (over the block's first byte)."""
+    seeds: dict[str, bytes] = {"v1.pcl": _partclone_v1([bytes([0x41 + n]) * 512 if n % 3
+                                                        else bytes(512) for n in range(8)])}
+    vol = work / "ext4.vol"
+    vol.write_bytes(b"")
+    os.truncate(vol, 1 << 20)
+    if shutil.which("partclone.extfs") and _run("mkfs.ext4", "-q", "-F", "-b", "1024", "-N",
+                                                 "16", "-O", "^has_journal", vol):
+        for name, extra in (("default", ()), ("k3K", ("-k", "3", "-K")), ("a0", ("-a0",))):
+            image = work / f"ext4-{name}.pcl"
+            if _run("partclone.extfs", "-c", "-s", vol, "-o", image, "-L", work / "log",
+                    "-q", "-f", "0", *extra):
+                seeds[f"ext4-{name}.pcl"] = image.read_bytes()
+    fat = work / "fat.vol"
+    fat.write_bytes(b"")
+    os.truncate(fat, 1 << 20)
+    if shutil.which("partclone.fat") and _run("mkfs.vfat", fat):
+        image = work / "fat.pcl"
+        if _run("partclone.fat", "-c", "-s", fat, "-o", image, "-L", work / "log", "-q",
+                "-f", "0"):
+            seeds["fat.pcl"] = image.read_bytes()
+    return seeds
+
+
+def _partclone_v1(blocks: list[bytes]) -> bytes:
+    """A partclone 0001 image of 512-byte ``blocks`` (those not all zeros in use)."""
+    used = [any(b) for b in blocks]
+    parts = [b"partclone-image", b"EXTFS".ljust(15, b"\0"), b"0001", b"\0\0",
+             struct.pack("<iQQQ", 512, 512 * len(blocks), len(blocks), sum(used)), bytes(4096),
+             bytes(used), b"BiTmAgIc"]
+    z = 0  # zlib's value; partclone's CRC state is its inversion
+    for block, in_use in zip(blocks, used, strict=True):
+        if in_use:
+            z = zlib.crc32(block[:1] * 512, z)
+            parts += [block, struct.pack("<I", z ^ 0xFFFFFFFF)]
+    return b"".join(parts)
+
+
+def _ntfsclone(cluster: int, clusters: int, stored: dict[int, bytes], *, last: bytes | None,
+               minor: int = 1) -> bytes:
+    """An ntfsclone image by the published layout (ntfsclone.c): the 56-byte header, then a
+    gap record (0x00, 64-bit count) between runs and a 0x01 record per stored cluster; cluster
+    0 an NTFS boot sector agreeing with the header; ``last`` the record after the volume (the
+    device's bytes there: the backup boot sector), None for a 10.0 image."""
+    boot = bytearray(cluster)
+    boot[:11] = b"\xebR\x90NTFS    "
+    struct.pack_into("<HB", boot, 11, 512, cluster // 512)
+    struct.pack_into("<q", boot, 0x28, clusters * cluster // 512)
+    blocks = {0: bytes(boot), **stored}
+    device = clusters * cluster + (len(last) if last is not None else 512)
+    parts = [b"\x00ntfsclone-image", struct.pack("<BBIqqqI", 10, minor, cluster, device,
+                                                  clusters, len(blocks), 56), bytes(6)]
+    position = 0
+    for number in sorted(blocks):
+        if number > position:
+            parts.append(b"\x00" + struct.pack("<q", number - position))
+        parts += [b"\x01", blocks[number].ljust(cluster, b"\0")[:cluster]]
+        position = number + 1
+    if position < clusters:
+        parts.append(b"\x00" + struct.pack("<q", clusters - position))
+    if last is not None:
+        parts += [b"\x01", last]
+    return b"".join(parts)
+
+
+def ntfsclone_seeds(work: Path) -> dict[str, bytes]:
+    """ntfsclone images: small ones by the published layout (512-byte clusters with runs and
+    gaps, a short backup-boot record; 4096-byte clusters as a 10.0 image without that record),
+    and ``ntfsclone --save-image`` of a 2 MiB ``mkntfs`` volume of 512-byte clusters (about
+    700 KiB: its $LogFile and MFT) where ntfs-3g is installed."""
+    media = _media(8 * 4096)
+    seeds = {
+        "runs-512.ntfsclone": _ntfsclone(
+            512, 64, {n: media[n * 512 : (n + 1) * 512] for n in (1, 2, 3, 10, 40, 41, 63)},
+            last=media[:512]),
+        "short-last-512.ntfsclone": _ntfsclone(512, 24, {5: media[:512]}, last=media[:100]),
+        "v10.0-4096.ntfsclone": _ntfsclone(
+            4096, 16, {n: media[n * 4096 : (n + 1) * 4096] for n in (1, 2, 7)}, last=None,
+            minor=0),
+    }
+    volume = work / "ntfs.vol"
+    with volume.open("wb") as fh:
+        fh.truncate(2 << 20)
+    image = work / "ntfs.ntfsclone"
+    if (shutil.which("mkntfs") and shutil.which("ntfsclone")
+            and _run("mkntfs", "-F", "-q", "-c", "512", volume)
+            and _run("ntfsclone", "-q", "--save-image", "-o", image, volume)):
+        seeds["mkntfs-512.ntfsclone"] = image.read_bytes()
+    return seeds
+
+
 def android_sparse_seeds(work: Path) -> dict[str, bytes]:
     """Android sparse images by libsparse's own tools: ``img2simg`` at 4096 and 1024 bytes a
     block (RAW chunks, FILL for zeros and for a repeated word), ``simg2simg``'s pieces (their
@@ -1204,6 +1300,8 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "custody": custody_seeds, "qcow": qcow_seeds, "vhdx": vhdx_seeds, "vdi": vdi_seeds,
     "qed": qed_seeds,
     "android-sparse": android_sparse_seeds,
+    "ntfsclone": ntfsclone_seeds,
+    "partclone": partclone_seeds,
     "udif": udif_seeds, "apple-sparse": apple_sparse_seeds, "parallels": parallels_seeds,
     "ewf2": ewf2_seeds, "aff": aff_seeds, "aff4": aff4_seeds,
     "fs-times": fs_time_seeds, "ext-superblock": ext_superblock_seeds,

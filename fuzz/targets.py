@@ -299,6 +299,46 @@ def android_sparse(data: bytes) -> None:
     _checks(lambda: sparse_checks(path))
 
 
+def partclone(data: bytes) -> None:
+    """partclone image (0001 and 0002): header, map walk and index, reads through the ranks,
+    the checksums ``verify`` checks. A 0002 input is run a second time with its header and
+    map CRC-32s made right, as partclone writes them, so mutations reach past the CRCs."""
+    from bitwitness.images.partclone import PartcloneStream, partclone_checks, with_crcs
+
+    for variant in dict.fromkeys((data, with_crcs(data))):
+        path = scratch().put("fuzz.pcl", variant)
+        _identify(path)
+        _open_and_sample(lambda path=path: PartcloneStream(path))
+        _checks(lambda path=path: partclone_checks(path))
+
+
+def ntfsclone(data: bytes) -> None:
+    """ntfsclone special image: header, the command walk (gap records, runs of stored clusters
+    measured by strided slices), the run index and reads through it; the checks ``verify``
+    runs (counts against the header, the boot sector against it). The walk is made again with
+    a window of 1031 bytes, whose edges every run and record then crosses: the index must come
+    out the same (a difference is a finding)."""
+    from bitwitness.evidence_io import open_readonly
+    from bitwitness.images.ntfsclone import NtfscloneStream, ntfsclone_checks, read_header, walk
+
+    path = scratch().put("fuzz.ntfsclone", data)
+    _identify(path)
+    _open_and_sample(lambda: NtfscloneStream(path))
+    _checks(lambda: ntfsclone_checks(path))
+    fd = open_readonly(path)
+    try:
+        header = read_header(fd, path, len(data))
+        whole = walk(fd, path, header, len(data))
+        small = walk(fd, path, header, len(data), window=1031)
+    except BitWitnessError:
+        return
+    finally:
+        os.close(fd)
+    if (whole.starts, whole.offsets, whole.counts, whole.end) != (
+            small.starts, small.offsets, small.counts, small.end):
+        raise AssertionError("the ntfsclone index depends on the walk's window")
+
+
 def udif(data: bytes) -> None:
     """UDIF (.dmg): the ``koly`` trailer, the property list (XML or binary), the ``mish``
     block tables, chunks (raw, zlib, bzip2, ADC, LZFSE); the data fork CRC-32 check."""
@@ -916,6 +956,8 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "vdi": (vdi, 1 << 16),
     "qed": (qed, 1 << 16),
     "android-sparse": (android_sparse, 1 << 16),
+    "ntfsclone": (ntfsclone, 1 << 20),
+    "partclone": (partclone, 1 << 16),
     "udif": (udif, 1 << 16),
     "apple-sparse": (apple_sparse, 1 << 16),
     "parallels": (parallels, 1 << 16),

@@ -14,6 +14,9 @@ runtime+=(g++)
 testing=(ewf-tools sleuthkit dosfstools mtools e2fsprogs fdisk gdisk qemu-utils dc3dd time
          poppler-utils hdparm util-linux tmux xz-utils ntfs-3g exfatprogs exfat-fuse xorriso makefs
          afflib-tools qemu-system-x86 gddrescue libxml2-utils)
+# partclone writes the images its reader is checked against, and its restore is their second
+# reader (tests/test_partclone.py)
+testing+=(partclone)
 # parted writes the Apple Partition Map and Sun VTOC the partition-table tests check against mmls
 testing+=(parted)
 # what an examiner sweeps a mount with: getfattr (attr) reads its extended attributes, rsync

@@ -428,24 +428,9 @@ def test_sparse_bundle_of_many_bands(tmp_path: Path) -> None:
         check_stream_contract(stream, media)
 
 
-def _ntfsclone(image: Path) -> None:
-    """``ntfsclone --save-image`` of a fresh NTFS (``mkntfs``)."""
-    require_tool("mkntfs", "ntfsclone")
-    volume = image.with_suffix(".ntfs")
-    volume.write_bytes(bytes(8 << 20))
-    subprocess.run(["mkntfs", "-q", "-F", "-f", str(volume)], check=True, capture_output=True,
-                   timeout=60)
-    subprocess.run(["ntfsclone", "-q", "--save-image", "-o", str(image), str(volume)],
-                   check=True, capture_output=True, timeout=60)
-    volume.unlink()
-
-
 #: Containers recognised by signature that BitWitness does not read: refused, never raw.
 REFUSED = [
     ("afm", lambda p: p.write_bytes(b"AFM10\r\n\x00" + bytes(600)), "AFM"),
-    ("ntfsclone", _ntfsclone, "ntfsclone image"),
-    ("partclone", lambda p: p.write_bytes(b"partclone-image\x000.3.20\x000002" + bytes(600)),
-     "partclone image"),
     ("gz", lambda p: p.write_bytes(b"\x1f\x8b\x08\x00" + bytes(600)), "gzip"),
     ("zip", lambda p: p.write_bytes(b"PK\x03\x04" + bytes(600) + b"PK\x05\x06" + bytes(18)),
      "ZIP"),

@@ -268,8 +268,8 @@ def test_case_file_with_an_impossible_pattern_is_one_line(pattern: str, tmp_path
 
 # --- the container targets (issue 14, item 6) -----------------------------------------------
 
-CONTAINERS = ("qcow", "vhdx", "vdi", "qed", "android-sparse", "udif", "apple-sparse", "parallels",
-              "ewf2", "aff", "aff4")
+CONTAINERS = ("qcow", "vhdx", "vdi", "qed", "android-sparse", "ntfsclone", "partclone", "udif",
+              "apple-sparse", "parallels", "ewf2", "aff", "aff4")
 
 
 def _qemu_raw(image: Path, fmt: str, tmp_path: Path) -> bytes:
@@ -297,6 +297,8 @@ def test_every_container_target_has_seeds_and_is_fuzzed_with_coverage(target: st
         require_tool("affconvert")
     if target == "android-sparse":
         require_tool("img2simg", "simg2simg")
+    if target == "ntfsclone":
+        require_tool("mkntfs", "ntfsclone")
     found = sorted((corpus / target).iterdir())
     assert len(found) >= 2, target
     assert all(p.stat().st_size <= targets.TARGETS[target][1] for p in found), target
@@ -315,7 +317,9 @@ def test_container_seeds_open_and_read_whole(target: str, corpus: Path, tmp_path
     from bitwitness.images.android_sparse import AndroidSparseStream
     from bitwitness.images.apple_sparse import SparseBundleStream, SparseImageStream
     from bitwitness.images.ewf2 import Ewf2Stream
+    from bitwitness.images.ntfsclone import NtfscloneStream
     from bitwitness.images.parallels import ParallelsBundleStream, SparseExtentStream
+    from bitwitness.images.partclone import PartcloneStream
     from bitwitness.images.qcow import open_qcow
     from bitwitness.images.qed import open_qed
     from bitwitness.images.udif import UdifStream
@@ -356,7 +360,8 @@ def test_container_seeds_open_and_read_whole(target: str, corpus: Path, tmp_path
             opener = {"qcow": open_qcow, "qed": open_qed, "vhdx": VhdxStream, "vdi": VdiStream,
                       "udif": UdifStream, "apple-sparse": SparseImageStream,
                       "parallels": SparseExtentStream, "aff": AffStream,
-                      "aff4": Aff4Stream, "android-sparse": AndroidSparseStream}[target]
+                      "aff4": Aff4Stream, "android-sparse": AndroidSparseStream,
+                      "ntfsclone": NtfscloneStream, "partclone": PartcloneStream}[target]
         media = _ours(opener, path)
         assert media, seed.name
         assert any(media) or seed.name.startswith("empty"), seed.name

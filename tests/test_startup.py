@@ -158,7 +158,9 @@ def test_format_registry_built_on_first_use() -> None:
         android_sparse,
         ewf,
         modi,
+        ntfsclone,
         parallels,
+        partclone,
         qcow,
         qed,
         raw,
@@ -169,11 +171,13 @@ def test_format_registry_built_on_first_use() -> None:
     )
 
     assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
-                                         "vdi", "qed", "android-sparse", "aff", "aff4",
+                                         "vdi", "qed", "android-sparse", "ntfsclone",
+                                         "partclone", "aff", "aff4",
                                          "split-raw", "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
                        qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT, qed.FORMAT,
-                       android_sparse.FORMAT, aff.FORMAT, aff4.FORMAT,
+                       android_sparse.FORMAT, ntfsclone.FORMAT, partclone.FORMAT,
+                       aff.FORMAT, aff4.FORMAT,
                        splitraw.FORMAT, raw.FORMAT]
     assert bitwitness.images.FORMATS is FORMATS
     assert RAW is raw.FORMAT

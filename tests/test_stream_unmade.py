@@ -92,6 +92,18 @@ def _vhd(path: Path) -> ImageStream:
     return open_vhd(path)
 
 
+def _partclone(path: Path) -> ImageStream:
+    from bitwitness.images.partclone import PartcloneStream
+
+    return PartcloneStream(path)
+
+
+def _ntfsclone(path: Path) -> ImageStream:
+    from bitwitness.images.ntfsclone import NtfscloneStream
+
+    return NtfscloneStream(path)
+
+
 def _ewf(path: Path) -> ImageStream:
     from bitwitness.ewf.reader import EwfImage
 
@@ -141,6 +153,8 @@ CASES: dict[str, tuple[Callable[[Path], ImageStream], bytes]] = {
     "qcow2": (_qcow, b"QFI\xfb\x00\x00\x00\x03" + bytes(4096)),
     "vmdk": (_vmdk, b"KDMV" + bytes(4096)),
     "vhd": (_vhd, _dynamic_vhd()),
+    "partclone": (_partclone, b"partclone-image\x000.3.23\x000002" + bytes(4096)),
+    "ntfsclone": (_ntfsclone, b"\x00ntfsclone-image" + bytes(4096)),
     "e01": (_ewf, b"EVF\x09\x0d\x0a\xff\x00" + bytes(4096)),
 }
 

@@ -34,6 +34,8 @@ _REGISTRY = (
     ("vdi", "FORMAT"),
     ("qed", "FORMAT"),
     ("android_sparse", "FORMAT"),
+    ("ntfsclone", "FORMAT"),
+    ("partclone", "FORMAT"),
     ("aff", "FORMAT"),
     ("aff4", "FORMAT"),
     ("splitraw", "FORMAT"),

@@ -72,15 +72,15 @@ _HEAD_MAGICS: tuple[tuple[bytes, Container], ...] = (
                                              "hdiutil first)")),
     # Backups of a file system's blocks in use, not a disk: ntfsclone's special image (a NUL,
     # then "ntfsclone-image", then version 10.x and its header) and partclone's (Clonezilla's
-    # for every other file system: "partclone-image" then its version). Hashed as raw, either
-    # would pass its header and command stream for the volume.
+    # for every other file system: "partclone-image" then its version). Read as the volume
+    # (images/ntfsclone.py, images/partclone.py); hashed as raw, either would pass its header
+    # and command stream for the volume.
     (b"\x00ntfsclone-image",
      Container("ntfsclone", "ntfsclone image (the clusters an NTFS volume had in use, no "
-                            "others; restore it to a file with ntfsclone --restore-image)")),
+                            "others)")),
     (b"partclone-image",
      Container("partclone", "partclone image (the blocks a file system had in use, as "
-                            "Clonezilla saves them; restore it to a file with partclone's "
-                            "--restore)")),
+                            "Clonezilla saves them)")),
     # adb backup: a text line "ANDROID BACKUP", then version, compression and encryption lines
     (b"ANDROID BACKUP\n", Container("android-backup", "Android backup (adb backup .ab; it "
                                                        "holds app data, not a disk)")),
