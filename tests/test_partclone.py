@@ -318,7 +318,7 @@ def test_checks_find_a_flipped_data_byte(images: Images, name: str) -> None:
         assert stream.read() != images.restored(images.image(name))
     # and partclone's restore refuses the image: the second reader disagrees
     with pytest.raises(CorruptImageError, match=r"partclone\.restore"):
-        PartcloneRestoreStream(copy, 1 << 20)
+        PartcloneRestoreStream([copy], 1 << 20)
 
 
 @pytest.mark.parametrize("name", ["ext4", "exfat"])
@@ -552,10 +552,10 @@ def test_second_reader_not_made_without_room_or_partclone(images: Images,
                                                           ) -> None:
     image = images.image("ext4")
     with pytest.raises(NoSecondReader, match="TMPDIR"):
-        PartcloneRestoreStream(image, 1 << 62)
-    monkeypatch.setattr(pc.shutil, "which", lambda _name: None)
+        PartcloneRestoreStream([image], 1 << 62)
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(UnsupportedFormatError, match="not installed"):
-        PartcloneRestoreStream(image, 1 << 20)
+        PartcloneRestoreStream([image], 1 << 20)
 
 
 @pytest.fixture
@@ -571,7 +571,7 @@ def test_second_reader_leaves_nothing_behind(images: Images) -> None:
 
     tempfile.tempdir = None  # TMPDIR is read again
     try:
-        with PartcloneRestoreStream(images.image("ext4"), 24 << 20) as second:
+        with PartcloneRestoreStream([images.image("ext4")], 24 << 20) as second:
             assert second.size == 24 << 20
     finally:
         tempfile.tempdir = None

@@ -39,7 +39,6 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 import zlib
 from array import array
 from bisect import bisect_right
@@ -54,9 +53,10 @@ from bitwitness.errors import (
     MissingSegmentError,
     UnsupportedFormatError,
 )
-from bitwitness.evidence_io import confine_part, copies_for, open_readonly, read_head
+from bitwitness.evidence_io import confine_part, open_readonly, read_head
 from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.raw import read_exact
+from bitwitness.images.restored import RestoredStream
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = 0xED26FF3A
@@ -564,61 +564,19 @@ def _libsparse_version() -> str:
     return "simg2img"
 
 
-class Simg2imgStream(ImageStream):
+class Simg2imgStream(RestoredStream):
     """The media as Android's libsparse reads it: ``simg2img`` writes it to a temporary raw
-    file, which is read and removed on close.
+    file (DONT_CARE runs are holes) from copies of the pieces (:class:`RestoredStream`)."""
 
-    ``simg2img`` is given a copy of the image, made through the read-only evidence opener,
-    rather than the evidence itself: it opens its input without ``O_NOATIME``, and the
-    evidence's access time is kept. Its output is a raw file of the media's size (DONT_CARE
-    runs are holes), so the temporary folder (``TMPDIR``) must have room for it; without room
-    the second reader is not run and ``verify`` notes why."""
+    program = "simg2img"
+    package = "android-sdk-libsparse-utils"
+    format_name = "android-sparse"
 
-    alignment = 1
+    def command(self, exe: str, copies: list[Path], media: Path, folder: Path) -> list[str]:
+        return [exe, *map(str, copies), str(media)]
 
-    def __init__(self, pieces: list[Path], media_size: int) -> None:
-        exe = shutil.which("simg2img")
-        if exe is None:
-            raise UnsupportedFormatError(
-                "simg2img is not installed (Debian package android-sdk-libsparse-utils)")
-        self._path = pieces[0]
-        self._pieces = tuple(pieces)
-        self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-simg-")
-        self._fd = -1
-        try:
-            folder = Path(self._dir.name)
-            copies = copies_for("simg2img", pieces, folder, extra=media_size)
-            raw = folder / "media.raw"
-            done = subprocess.run([exe, *map(str, copies), str(raw)], capture_output=True,
-                                  text=True, check=False, stdin=subprocess.DEVNULL)
-            for copy in copies:
-                copy.unlink()
-            if done.returncode != 0 or not raw.exists():
-                said = (done.stderr or done.stdout).strip().splitlines()
-                raise CorruptImageError(
-                    f"simg2img cannot read the image: {said[-1] if said else 'failed'}",
-                    path=self._path)
-            self._fd = os.open(raw, os.O_RDONLY)
-        except BaseException:
-            self._dir.cleanup()
-            self._unmade()
-            raise
-        super().__init__(os.fstat(self._fd).st_size)
-
-    def _read_aligned(self, offset: int, length: int) -> bytes:
-        return read_exact(self._fd, offset, length, self._path)
-
-    @property
-    def info(self) -> StreamInfo:
-        return StreamInfo(format="android-sparse", files=self._pieces, media_size=self.size,
-                          details={"reader": _libsparse_version()})
-
-    def close(self) -> None:
-        if not self.closed:
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._dir.cleanup()
-        super().close()
+    def version(self, exe: str, said: str) -> str:
+        return _libsparse_version()
 
 
 #: A piece of a set: ``NAME.N`` (simg2simg writes ``OUT.0``, ``OUT.1``...; Motorola's factory

@@ -48,10 +48,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
-import subprocess
-import tempfile
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -62,9 +59,10 @@ from bitwitness.errors import (
     CorruptImageError,
     UnsupportedFormatError,
 )
-from bitwitness.evidence_io import copies_for, open_readonly
+from bitwitness.evidence_io import open_readonly
 from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.raw import read_exact
+from bitwitness.images.restored import RestoredStream
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"\x00ntfsclone-image"
@@ -490,71 +488,32 @@ def _boot_sector_problem(image: NtfscloneStream) -> str | None:
 # --- the second reader ------------------------------------------------------------------------
 
 
-class NtfscloneRestoreStream(ImageStream):
+class NtfscloneRestoreStream(RestoredStream):
     """The volume as ntfs-3g's own tool rebuilds it: ``ntfsclone --restore-image --overwrite``
-    writes it to a temporary file (sparse: it seeks over the gaps), which is read and removed
-    on close. Where the file ends before the volume (a 10.0 image, with no record after the
-    volume: ntfsclone seeks over a last gap without writing), it is read as zeros up to the
-    volume's size that ntfsclone itself reports ("Image volume size"), as a restore onto a
-    device of that size would hold it.
+    writes it to a temporary file (sparse: it seeks over the gaps) from a copy of the image
+    (:class:`RestoredStream`). Where the file ends before the volume (a 10.0 image, with no
+    record after the volume: ntfsclone seeks over a last gap without writing), it is read as
+    zeros up to the volume's size that ntfsclone itself reports ("Image volume size"), as a
+    restore onto a device of that size would hold it."""
 
-    ntfsclone is given a copy of the image made through the read-only evidence opener, not the
-    evidence: it opens its input without ``O_NOATIME``, and the evidence's access time is kept.
-    The temporary folder (``TMPDIR``) must have room for the copy and the volume; without room
-    the second reader is not run and ``verify`` notes why. Without ntfsclone, the second reading
-    is a recorded disagreement, as for every second reader."""
+    program = "ntfsclone"
+    package = "ntfs-3g"
+    format_name = "ntfsclone"
 
-    alignment = 1
+    def command(self, exe: str, copies: list[Path], media: Path, folder: Path) -> list[str]:
+        return [exe, "--restore-image", "--overwrite", str(media), str(copies[0])]
 
-    def __init__(self, path: Path, media_size: int) -> None:
-        exe = shutil.which("ntfsclone")
-        if exe is None:
-            raise UnsupportedFormatError("ntfsclone is not installed (Debian package ntfs-3g): "
-                                         "its restore is the second reader of ntfsclone images")
-        self._path = path
-        self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-ntfsclone-")
-        self._fd = -1
-        try:
-            folder = Path(self._dir.name)
-            (copy,) = copies_for("ntfsclone", [path], folder, extra=media_size)
-            volume = folder / "volume.raw"
-            done = subprocess.run([exe, "--restore-image", "--overwrite", str(volume),
-                                   str(copy)], capture_output=True, encoding="utf-8",
-                                  errors="replace", check=False, stdin=subprocess.DEVNULL)
-            copy.unlink()
-            said = f"{done.stderr}\n{done.stdout}"
-            version = re.search(r"ntfsclone v\S+ \([^)]*\)", said)
-            self._version = version.group(0) if version else "ntfsclone"
-            if done.returncode != 0 or not volume.exists():
-                lines = [line for line in said.splitlines() if "ERROR" in line]
-                raise CorruptImageError(
-                    "ntfsclone --restore-image cannot read the image: "
-                    f"{lines[-1].strip() if lines else f'exit status {done.returncode}'}",
-                    path=path)
-            reported = re.search(r"Image volume size\s*:\s*(\d+) bytes", said)
-            self._fd = os.open(volume, os.O_RDONLY)
-        except BaseException:
-            self._dir.cleanup()
-            self._unmade()
-            raise
-        self._written = os.fstat(self._fd).st_size
-        super().__init__(max(self._written, int(reported.group(1)) if reported else 0))
+    def failure(self, stderr: str, stdout: str) -> str | None:
+        lines = [line.strip() for line in f"{stderr}\n{stdout}".splitlines() if "ERROR" in line]
+        return lines[-1] if lines else None
 
-    def _read_aligned(self, offset: int, length: int) -> bytes:
-        n = max(0, min(length, self._written - offset))
-        return read_exact(self._fd, offset, n, self._path) + bytes(length - n)
+    def version(self, exe: str, said: str) -> str:
+        found = re.search(r"ntfsclone v\S+ \([^)]*\)", said)
+        return found.group(0) if found else "ntfsclone"
 
-    @property
-    def info(self) -> StreamInfo:
-        return StreamInfo(format="ntfsclone", files=(self._path,), media_size=self.size,
-                          details={"reader": self._version})
-
-    def close(self) -> None:
-        if not self.closed:
-            if self._fd >= 0:
-                os.close(self._fd)
-            self._dir.cleanup()
-        super().close()
+    def media_size(self, said: str) -> int:
+        reported = re.search(r"Image volume size\s*:\s*(\d+) bytes", said)
+        return int(reported.group(1)) if reported else 0
 
 
 class NtfscloneFormat:
@@ -578,7 +537,7 @@ class NtfscloneFormat:
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """ntfs-3g's ``ntfsclone --restore-image``: it shares no code with ours."""
-        return NtfscloneRestoreStream(path, stream.size)
+        return NtfscloneRestoreStream([path], stream.size)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """The command stream against the header and the volume (:func:`ntfsclone_checks`),

@@ -51,10 +51,8 @@ group): ``verify`` checks every one of them (:func:`partclone_checks`).
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
-import tempfile
 import threading
 import zlib
 from array import array
@@ -71,9 +69,10 @@ from bitwitness.errors import (
     NoSecondReader,
     UnsupportedFormatError,
 )
-from bitwitness.evidence_io import MAX_OFFSET, check_span, copies_for, open_readonly
+from bitwitness.evidence_io import MAX_OFFSET, check_span, open_readonly
 from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.raw import read_exact
+from bitwitness.images.restored import RestoredStream
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"partclone-image"
@@ -663,71 +662,27 @@ def _partclone_version(exe: str) -> str:
     return f"partclone.restore {version}".strip()
 
 
-class PartcloneRestoreStream(ImageStream):
-    """The volume as partclone's own restore rebuilds it: ``partclone.restore -W`` (a raw
-    file of the volume's size, the blocks not in use left as holes) writes it into a temporary
-    folder, which is read and removed on close.
+class PartcloneRestoreStream(RestoredStream):
+    """The volume as partclone's own restore rebuilds it: ``partclone.restore -W`` writes a raw
+    file of the volume's size, the blocks not in use left as holes, from a copy of the image
+    (:class:`RestoredStream`). It runs only as root (it refuses otherwise): elsewhere the
+    second reading is not made (:class:`NoSecondReader`), and ``verify`` notes why."""
 
-    partclone is given a copy of the image made through the read-only evidence opener (it opens
-    its input without ``O_NOATIME``). It runs only as root (it refuses otherwise), and needs
-    room in ``TMPDIR`` for the copy and the volume; without either the second reading is not
-    made (:class:`NoSecondReader`), and ``verify`` notes why. Not installed, it is a recorded
-    disagreement (:class:`UnsupportedFormatError`), as for every second reader."""
+    program = "partclone.restore"
+    package = "partclone"
+    format_name = "partclone"
 
-    alignment = 1
-
-    def __init__(self, path: Path, volume_size: int) -> None:
-        self._fd = -1
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-        exe = shutil.which("partclone.restore")
-        if exe is None:
-            raise UnsupportedFormatError("partclone is not installed (Debian package "
-                                         "partclone): its restore is the second reader of "
-                                         "partclone images")
+    def ready(self, exe: str) -> None:
         if os.geteuid() != 0:
             raise NoSecondReader("partclone's restore runs only as root (it refuses to start "
                                  "otherwise)")
-        self._path = path
-        self._reader = _partclone_version(exe)
-        self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-partclone-")
-        try:
-            folder = Path(self._dir.name)
-            (copy,) = copies_for("partclone.restore", [path], folder, extra=volume_size)
-            raw, log = folder / "volume.raw", folder / "partclone.log"
-            done = subprocess.run([exe, "-s", str(copy), "-o", str(raw), "-W", "-L", str(log),
-                                   "-q", "-f", "1"], capture_output=True, text=True,
-                                  check=False, stdin=subprocess.DEVNULL)
-            copy.unlink()
-            if done.returncode != 0 or not raw.exists():
-                said = [line.strip() for line in (done.stderr + done.stdout).splitlines()
-                        if line.strip()]
-                raise CorruptImageError(f"partclone.restore cannot restore the image: "
-                                        f"{said[-1] if said else 'failed'}", path=path)
-            self._fd = os.open(raw, os.O_RDONLY)
-        except BaseException:
-            self._dir.cleanup()
-            self._dir = None
-            self._unmade()
-            raise
-        super().__init__(os.fstat(self._fd).st_size)
 
-    def _read_aligned(self, offset: int, length: int) -> bytes:
-        return read_exact(self._fd, offset, length, self._path)
+    def command(self, exe: str, copies: list[Path], media: Path, folder: Path) -> list[str]:
+        return [exe, "-s", str(copies[0]), "-o", str(media), "-W", "-L",
+                str(folder / "partclone.log"), "-q", "-f", "1"]
 
-    @property
-    def info(self) -> StreamInfo:
-        return StreamInfo(format="partclone", files=(self._path,), media_size=self.size,
-                          details={"reader": self._reader})
-
-    def close(self) -> None:
-        if not self.closed:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
-            if self._dir is not None:
-                self._dir.cleanup()
-                self._dir = None
-        super().close()
+    def version(self, exe: str, said: str) -> str:
+        return _partclone_version(exe)
 
 
 class PartcloneFormat:
@@ -753,7 +708,7 @@ class PartcloneFormat:
         """partclone's own restore: it shares no code with ours."""
         layout = getattr(stream, "layout", None)
         size = stream.size if layout is None else max(stream.size, layout.device_size)
-        return PartcloneRestoreStream(path, size)
+        return PartcloneRestoreStream([path], size)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """The map's CRC-32 and every block group's checksum (:func:`partclone_checks`)."""
