@@ -107,6 +107,18 @@ def _btrfs(folder: Path) -> Path:
     return vol
 
 
+def _ntfs(folder: Path) -> Path:
+    """NTFS, as Clonezilla saves it by default (partclone.ntfs): the device holds a sector past
+    the last cluster (the backup boot sector), which partclone does not save."""
+    vol = folder / "ntfs.vol"
+    os.truncate(_touch(vol), 40 << 20)
+    _run("mkntfs", "-q", "-F", "-f", vol)
+    src = folder / "ntfspayload"
+    src.write_bytes(random.Random(7).randbytes(500_000))
+    _run("ntfscp", "-q", vol, src, "payload")
+    return vol
+
+
 #: image name: (volume maker, partclone program, its extra options, tools the volume needs)
 IMAGES: dict[str, tuple[Callable[[Path], Path], str, tuple[str, ...], tuple[str, ...]]] = {
     "ext4": (_ext4, "partclone.ext4", (), ("mkfs.ext4", "debugfs")),
@@ -116,6 +128,7 @@ IMAGES: dict[str, tuple[Callable[[Path], Path], str, tuple[str, ...], tuple[str,
     "fat32": (_fat32, "partclone.fat", (), ("mkfs.vfat", "mcopy")),
     "exfat": (_exfat, "partclone.exfat", (), ("mkfs.exfat",)),
     "btrfs": (_btrfs, "partclone.btrfs", (), ("mkfs.btrfs",)),
+    "ntfs": (_ntfs, "partclone.ntfs", (), ("mkntfs", "ntfscp")),
 }
 
 
@@ -173,7 +186,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     return Images(tmp_path_factory.mktemp("partclone"))
 
 
-def build_v1(volume: bytes, block: int) -> bytes:
+def build_v1(volume: bytes, block: int, device_size: int | None = None) -> bytes:
     """A version 0001 image of ``volume``, from partclone.h: a 36-byte head, block size, device
     size, total and used blocks, 4096 option bytes, a byte per block (1: in use; here every
     block that is not all zeros), ``BiTmAgIc``, then each block in use and the CRC that
@@ -183,7 +196,8 @@ def build_v1(volume: bytes, block: int) -> bytes:
     blocks = [volume[i * block:(i + 1) * block] for i in range(total)]
     used = [b.count(0) != block for b in blocks]
     parts = [b"partclone-image", b"EXTFS".ljust(15, b"\0"), b"0001", b"\0\0",
-             struct.pack("<iQQQ", block, len(volume), total, sum(used)), bytes(4096),
+             struct.pack("<iQQQ", block, len(volume) if device_size is None else device_size,
+                         total, sum(used)), bytes(4096),
              bytes(used), b"BiTmAgIc"]
     state = M
     for data, in_use in zip(blocks, used, strict=True):
@@ -632,3 +646,62 @@ def test_second_reader_through_the_cli(images: Images) -> None:
     assert second is not None, done.json()["images"][0]["notes"]
     assert second["agree"], second
     assert second["reader"].startswith("partclone.restore")
+
+
+def _with_device_size(image: Path, out: Path, device_size: int) -> Path:
+    """A copy of version 0002 ``image`` recording ``device_size``, its header CRC made right."""
+    data = bytearray(image.read_bytes())
+    struct.pack_into("<Q", data, 52, device_size)
+    struct.pack_into("<I", data, 106, pc.partclone_crc(bytes(data[:106])))
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _restored(image: Path, folder: Path) -> bytes:
+    out = folder / f"{image.name}.restored"
+    _run("partclone.restore", "-s", image, "-o", out, "-W", "-L", folder / "log", "-q",
+         "-f", "0")
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["ext4", "full-fat16", "v1-last-unused", "v1-last-in-use"])
+def test_a_device_larger_than_the_blocks_reads_as_the_restore_writes_it(
+        images: Images, tmp_path: Path, name: str) -> None:
+    """The device recorded larger than the file system's blocks (NTFS's case, by 4 KiB: its
+    backup boot sector lies past its last cluster): partclone's restore extends its file to the
+    device's size where the last block is not in use (ext4 here), ends it with the last block
+    where it is (a full FAT16), and ends a 0001 image with its blocks either way. Ours reads
+    what the restore writes in every case."""
+    require_tool("partclone.restore")
+    extra = 3 * 4096 + 512
+    if name == "ext4":
+        image = images.image("ext4")
+        grown = len(images.restored(image)) + extra
+        image, size = _with_device_size(image, tmp_path / "e.pcl", grown), grown
+    elif name == "full-fat16":
+        require_tool("mkfs.vfat", "mcopy", "mdir", "partclone.fat")
+        vol = tmp_path / "full.vol"
+        os.truncate(_touch(vol), 20 << 20)
+        _run("mkfs.vfat", "-F", "16", vol)
+        listing = _run("mdir", "-i", vol, "::").stdout.decode()
+        free = int(next(line for line in listing.splitlines() if "bytes free" in line)
+                   .split("bytes free")[0].replace(" ", ""))
+        (tmp_path / "fill").write_bytes(random.Random(8).randbytes(free))
+        _run("mcopy", "-i", vol, tmp_path / "fill", "::fill")
+        plain = tmp_path / "full.pcl"
+        _run("partclone.fat", "-c", "-s", vol, "-o", plain, "-L", tmp_path / "log", "-q",
+             "-f", "0")
+        size = (20 << 20)
+        image = _with_device_size(plain, tmp_path / "f.pcl", size + extra)
+    else:
+        volume = bytearray(images.restored(images.image("ext4")))
+        volume[-4096:] = b"\x5a" * 4096 if name == "v1-last-in-use" else bytes(4096)
+        image = tmp_path / "v1.pcl"
+        image.write_bytes(build_v1(bytes(volume), 4096, device_size=len(volume) + extra))
+        size = len(volume)
+    want = _restored(image, tmp_path)
+    assert len(want) == size  # what the restore does, as the docstring says
+    with PartcloneStream(image) as stream:
+        assert stream.size == len(want)
+        assert _sha(stream.read()) == _sha(want)
+        assert stream.pread(size - extra - 10, 20) == want[size - extra - 10:size - extra + 10]

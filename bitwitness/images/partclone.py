@@ -269,11 +269,15 @@ def _check_block_size(path: Path, block: int, at: int) -> None:
 
 def _check_sizes(path: Path, layout: Layout, file_size: int) -> None:
     """What the header declares against the file, before anything of that size is read."""
+    blocks_at = 60 if layout.version == 2 else 48  #: where the header holds the block count
     if not layout.total_blocks:
-        raise _fail(path, "the image declares no blocks", 54 if layout.version == 2 else 44)
+        raise _fail(path, "the image declares no blocks", blocks_at)
     if layout.media_size > MAX_OFFSET:
         raise _fail(path, f"{layout.total_blocks} blocks of {layout.block_size} bytes: beyond "
-                          "any possible volume", 54 if layout.version == 2 else 44)
+                          "any possible volume", blocks_at)
+    if layout.device_size > MAX_OFFSET:
+        raise _fail(path, f"a device of {layout.device_size} bytes: beyond any possible volume",
+                    blocks_at - 8)
     extra = 4 if layout.map_kind == BM_BIT else len(BIT_MAGIC) if layout.version == 1 else 0
     check_span(layout.map_at, layout.map_bytes + extra, file_size, path=path,
                what=f"the partclone map of {layout.total_blocks} blocks")
@@ -402,8 +406,26 @@ class PartcloneStream(ImageStream):
             raise
         self._before = scan.before
         self.used = scan.used
-        super().__init__(self.layout.media_size)
+        self.blocks_bytes = self.layout.media_size
+        super().__init__(self._volume_size())
         self.alignment = 1
+
+    def _volume_size(self) -> int:
+        """The volume's size as partclone's restore into a file makes it: the file ends where
+        the last block is written, and where the last block is not in use it is cut or
+        extended to the device size the header records (``ftruncate``). The device can be
+        larger than the file system's blocks: NTFS keeps its backup boot sector in the
+        device's last sector, past its last cluster (partclone does not save it), so the
+        volume reads as the whole partition, the rest zeros. A 0001 image is restored to its
+        blocks whatever device size it records (partclone 0.3.23, checked in the tests)."""
+        layout = self.layout
+        last = layout.total_blocks - 1
+        if layout.version == 1:
+            return self.blocks_bytes
+        bits = self._page(last // layout.blocks_per_page)
+        if bits >> (last % layout.blocks_per_page) & 1:
+            return self.blocks_bytes
+        return layout.device_size
 
     def _page(self, page: int) -> int:
         """The bits of map page ``page``, read from the file and kept among the last few."""
@@ -430,7 +452,9 @@ class PartcloneStream(ImageStream):
         layout = self.layout
         size, per = layout.block_size, layout.blocks_per_page
         out = bytearray(length)
-        end = offset + length
+        end = min(offset + length, self.blocks_bytes)  # past the blocks: zeros to the device
+        if end <= offset:
+            return bytes(out)
         block, last = offset // size, (end - 1) // size
         while block <= last:
             page = block // per
@@ -494,7 +518,8 @@ class PartcloneStream(ImageStream):
         if layout.device_size != layout.media_size:
             details["device_size"] = (f"{layout.device_size} bytes recorded for the device; the "
                                       f"file system's {layout.total_blocks} blocks make "
-                                      f"{layout.media_size}, the volume read here")
+                                      f"{layout.media_size}; the volume read here has "
+                                      f"{self.size}, as partclone's restore writes it")
         if layout.fs_used_blocks != self.used:
             details["fs_used_blocks"] = (f"{layout.fs_used_blocks} in use as the file system "
                                          f"reported them; the map marks {self.used}")
