@@ -197,12 +197,15 @@ class FatVolume:
         """The clusters TSK reads for a deleted file: from its first one on, those the FAT
         marks free, enough for its size. Raises (before yielding any) when the first one is
         allocated again or the volume ends first (nothing of it is then recoverable this way).
+        An empty file (size 0) needs no cluster, and its first cluster is 0: none.
 
         The FAT is read a window at a time (:data:`_FAT_WINDOW`) and each answer kept, so
         that a deleted entry claiming 4 GiB in 512-byte clusters costs one pass over the FAT
         (at most), not a read per cluster, for every time its doubts are asked."""
         cluster_bytes = self.sector * self.per_cluster
         wanted = (entry.size + cluster_bytes - 1) // cluster_bytes
+        if wanted == 0:
+            return iter(())
         first = entry.first_cluster
         if not 2 <= first < self.clusters + 2 or not self.is_free(first):
             raise FileSystemError(f"inode {entry.inode}: not recoverable: the first cluster "

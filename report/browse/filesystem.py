@@ -210,6 +210,11 @@ class _OneFile:
         return self._file
 
 
+#: File systems whose deletion leaves a file's recorded size in place (NTFS's MFT record, the
+#: FAT and exFAT directory entry): a deleted entry of size 0 there was an empty file.
+SIZES_KEPT_ON_DELETE = frozenset({"ntfs", "fat12", "fat16", "fat32", "exfat"})
+
+
 class FileSystem:
     """A file system found by :func:`open_filesystem`; the stream stays the caller's."""
 
@@ -1706,9 +1711,14 @@ class FileSystem:
         """Why ``entry``'s content cannot be trusted as this file's, or None when it can.
 
         A deleted name keeps pointing at its inode, but the inode may have been reused (its
-        content now belongs to another file), may be gone, or may have lost its size (ext4
-        clears it on delete): then nothing of the deleted file is recoverable from here,
-        and an empty or foreign file must not pass as its content. On FAT the same holds for
+        content now belongs to another file), may be gone, or may have lost its size (ext2,
+        ext3 and ext4 clear it on delete, UFS too): then nothing of the deleted file is
+        recoverable from here, and an empty or foreign file must not pass as its content.
+        NTFS, FAT and exFAT keep a deleted file's size where it was (the MFT record's
+        attribute, the directory entry): a size of 0 there is a file that was empty, and it
+        reads as one, as ``icat`` reads it; an NTFS record with no data attribute at all (the
+        reserved records 16-23 every volume holds, never used) has no content to give, as
+        ``icat`` says too. On FAT the same holds for
         a deleted entry whose first cluster the FAT gives to a file again: TSK still reads from
         that cluster on (``icat`` hands out the newer file's bytes), so the entry is checked
         here as the raw reader recovers it, whether TSK listed it or not.
@@ -1720,9 +1730,21 @@ class FileSystem:
         if entry.realloc:
             return ("not recoverable: the inode was reused by another file (what it holds now "
                     "is that file's content)")
-        if entry.size == 0:
+        if entry.size == 0 and (self.type not in SIZES_KEPT_ON_DELETE
+                                or (self._ntfs and not self._has_data(entry))):
             return "not recoverable: the deleted inode records no content (size 0)"
         return self._fat_note(entry)
+
+    def _has_data(self, entry: Entry) -> bool:
+        """Whether ``entry``'s NTFS record holds the data attribute it names (the unnamed one
+        where it names none)."""
+        if entry.attr_type is not None:
+            return entry.attr_type == _NTFS_DATA or entry.stream is not None
+        try:
+            attributes = self._attributes(self._file(entry))
+        except FileSystemError:
+            return False
+        return any(int(a.info.type) == _NTFS_DATA and not a.info.name for a in attributes)
 
     def _fat_note(self, entry: Entry) -> str | None:
         """Why a deleted FAT file's clusters cannot be its content (see :meth:`content_note`)."""
