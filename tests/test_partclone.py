@@ -705,3 +705,29 @@ def test_a_device_larger_than_the_blocks_reads_as_the_restore_writes_it(
         assert stream.size == len(want)
         assert _sha(stream.read()) == _sha(want)
         assert stream.pread(size - extra - 10, 20) == want[size - extra - 10:size - extra + 10]
+
+
+def test_a_compressed_clonezilla_piece_names_the_command_that_gives_the_image(
+        images: Images, tmp_path: Path) -> None:
+    """Clonezilla saves ``sda1.ext4-ptcl-img.gz.aa``, ``.ab``...: a gzip stream cut into
+    pieces. It is refused (exit 2) with the command that joins and decompresses the pieces, and
+    that command, run as given, yields the image BitWitness reads."""
+    require_tool("gzip", "split", "sh")
+    image = images.image("ext4")
+    folder = tmp_path / "clonezilla"
+    folder.mkdir()
+    packed = folder / "packed.gz"
+    packed.write_bytes(subprocess.run(["gzip", "-c", str(image)], capture_output=True,
+                                      check=True).stdout)
+    _run("split", "-b", "1M", packed, folder / "sda1.ext4-ptcl-img.gz.")
+    packed.unlink()
+    first = folder / "sda1.ext4-ptcl-img.gz.aa"
+    assert (folder / "sda1.ext4-ptcl-img.gz.ab").exists()
+    done = run_bitwitness("info", first)
+    assert done.exit_code == ExitCode.USAGE, done.stderr
+    command = done.stderr.split("Clonezilla image piece (", 1)[1].split(", then open", 1)[0]
+    assert command == "cat sda1.ext4-ptcl-img.gz.* | gunzip > sda1.ext4-ptcl-img"
+    subprocess.run(["sh", "-c", command], cwd=folder, check=True)
+    joined = folder / "sda1.ext4-ptcl-img"
+    with PartcloneStream(joined) as ours:
+        assert _sha(ours.read()) == _sha(images.restored(image))

@@ -12,8 +12,10 @@ Signatures are checked at fixed places only (the first bytes, the last 512 bytes
 
 from __future__ import annotations
 
+import re
+import shlex
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bitwitness.errors import InputError
@@ -113,6 +115,17 @@ _LZIP_MAGIC = b"LZIP"
 #: POSIX, version "00" follows) or a space (GNU's "ustar  \0").
 _TAR_MAGIC_AT = 257
 
+#: A piece of a Clonezilla image folder: ``sda1.ext4-ptcl-img.gz.aa`` (partclone),
+#: ``sda1.ntfs-img.zst`` (ntfsclone), ``sda1.dd-ptcl-img.xz.ab``: the image's name, its
+#: compression, and split's two-letter suffix when it was cut into pieces.
+_CLONEZILLA_PIECE = re.compile(
+    r"^(?P<image>.+-(?:ptcl-)?img)\.(?P<compression>gz|zst|xz|bz2|lz4|lzo|lzma|lzip)"
+    r"(?:\.[a-z]{2,3})?$")
+#: The command that decompresses each of Clonezilla's compressions to standard output.
+_DECOMPRESS = {"gz": "gunzip", "zst": "zstd -d", "xz": "xz -d", "bz2": "bzip2 -d",
+               "lz4": "lz4 -d", "lzo": "lzop -d", "lzma": "xz -d --format=lzma",
+               "lzip": "lzip -d"}
+
 #: VirtualBox VDI: the image signature is at offset 0x40, after a 64-byte text banner.
 _VDI_SIGNATURE = struct.pack("<I", 0xBEDA107F)
 
@@ -208,8 +221,26 @@ def _archive(path: Path, head: bytes) -> Container | None:
         return Container("zip", "ZIP archive (extract it first)")
     for magic, container in _ARCHIVE_MAGICS:
         if head.startswith(magic):
-            return container
-    return _checked_archive(head)
+            return _clonezilla(path, container)
+    found = _checked_archive(head)
+    return _clonezilla(path, found) if found is not None else None
+
+
+def _clonezilla(path: Path, container: Container) -> Container:
+    """A compressed file named as a piece of a Clonezilla image says how to get the image:
+    the pieces joined, decompressed, give an ntfsclone or partclone image BitWitness reads."""
+    piece = _CLONEZILLA_PIECE.match(path.name)
+    if piece is None:
+        return container
+    image, compression = piece.group("image"), piece.group("compression")
+    whole = f"{image}.{compression}"
+    # quoted: the names are the evidence's, and the line is one an examiner may paste
+    out, tool = shlex.quote(image), _DECOMPRESS[compression]
+    how = (f"{tool} < {shlex.quote(whole)} > {out}" if path.name == whole else
+           f"cat {shlex.quote(whole)}.* | {tool} > {out}")
+    return replace(container, label=(
+        f"{container.name}-compressed Clonezilla image{'' if path.name == whole else ' piece'} "
+        f"({how}, then open {out})"))
 
 
 def _checked_archive(head: bytes) -> Container | None:
