@@ -29,7 +29,8 @@ from pathlib import Path
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
 from bitwitness.evidence_io import MAX_OFFSET, copies_for
-from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.images.filestream import FileImageStream
+from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"AFF10\r\n\x00"
@@ -48,27 +49,24 @@ _PAGE_NUMBER = re.compile(r"[0-9]{1,20}")
 _MAX_PAGE_NUMBER = MAX_OFFSET // 512
 
 
-class AffStream(ImageStream):
+class AffStream(FileImageStream):
     """The media of one AFF file, read by our own code."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = open_readonly(path)
         self._lock = threading.Lock()
         self._pages: dict[int, tuple[int, int, int]] = {}  #: page -> (offset, length, arg)
         self.stored_hashes: dict[str, str] = {}
         self._values: dict[str, int] = {}
         self._last: tuple[int, bytes] | None = None  #: the last page decoded
-        try:
-            self._scan()
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
-        super().__init__(self._media, sector_size=self._values.get("sectorsize", 512) or 512)
+        super().__init__(path)
+
+    def _load(self) -> int:
+        self._scan()
+        self.sector_size = self._values.get("sectorsize", 512) or 512
         # any range is read (a page in pieces): aligning reads to a page would allocate a
         # whole page, up to _MAX_PAGE, for every read however small
         self.alignment = 1
+        return self._media
 
     def _scan(self) -> None:
         size = os.fstat(self._fd).st_size
@@ -215,11 +213,6 @@ class AffStream(ImageStream):
                           sector_size=self.sector_size,
                           details={"reader": "bitwitness", "page_size": self._page,
                                    "pages": len(self._pages)})
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
 
 class AffcatStream(ImageStream):

@@ -20,6 +20,7 @@ import struct
 from pathlib import Path
 
 from bitwitness.errors import CorruptImageError
+from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.raw import open_readonly, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -30,47 +31,41 @@ _HEADER = struct.Struct(">4sIIII")
 _MAX_BANDS = (HEADER_SIZE - 64) // 4
 
 
-class SparseImageStream(ImageStream):
+class SparseImageStream(FileImageStream):
     """A ``.sparseimage`` file, assembled band by band through its header's band numbers."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = open_readonly(path)
-        try:
-            file_size = os.fstat(self._fd).st_size
-            header = read_exact(self._fd, 0, min(HEADER_SIZE, file_size), path)
-            if len(header) < HEADER_SIZE:
-                raise CorruptImageError("sparse image header is cut short", path=path)
-            magic, _version, band_sectors, _flags, sectors = _HEADER.unpack_from(header)
-            if magic != b"sprs" or band_sectors == 0:
-                raise CorruptImageError(f"implausible sparse image header (band of "
-                                        f"{band_sectors} sectors)", path=path)
-            self.band_size = band_sectors * SECTOR
-            bands = -(-sectors * SECTOR // self.band_size)
-            self._where: dict[int, int] = {}
-            numbers = struct.unpack_from(f">{_MAX_BANDS}I", header, 64)
-            for stored, number in enumerate(numbers):
-                if number == 0:
-                    continue
-                offset = HEADER_SIZE + stored * self.band_size
-                if number > bands:
-                    raise CorruptImageError(
-                        f"band table entry {stored} (file offset {64 + 4 * stored}) names band "
-                        f"{number}, past the {bands} bands of the media", path=path)
-                if number - 1 in self._where:
-                    raise CorruptImageError(
-                        f"band {number} is stored twice (band table entry {stored}, file "
-                        f"offset {64 + 4 * stored})", path=path)
-                if offset >= file_size:
-                    raise CorruptImageError(f"stored band {stored} lies past the end of the "
-                                            "file", path=path, offset=offset)
-                self._where[number - 1] = offset
-            self._file_size = file_size
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
-        super().__init__(sectors * SECTOR)
+    def _load(self) -> int:
+        path = self.path
+        file_size = os.fstat(self._fd).st_size
+        header = read_exact(self._fd, 0, min(HEADER_SIZE, file_size), path)
+        if len(header) < HEADER_SIZE:
+            raise CorruptImageError("sparse image header is cut short", path=self.path)
+        magic, _version, band_sectors, _flags, sectors = _HEADER.unpack_from(header)
+        if magic != b"sprs" or band_sectors == 0:
+            raise CorruptImageError(f"implausible sparse image header (band of "
+                                    f"{band_sectors} sectors)", path=self.path)
+        self.band_size = band_sectors * SECTOR
+        bands = -(-sectors * SECTOR // self.band_size)
+        self._where: dict[int, int] = {}
+        numbers = struct.unpack_from(f">{_MAX_BANDS}I", header, 64)
+        for stored, number in enumerate(numbers):
+            if number == 0:
+                continue
+            offset = HEADER_SIZE + stored * self.band_size
+            if number > bands:
+                raise CorruptImageError(
+                    f"band table entry {stored} (file offset {64 + 4 * stored}) names band "
+                    f"{number}, past the {bands} bands of the media", path=self.path)
+            if number - 1 in self._where:
+                raise CorruptImageError(
+                    f"band {number} is stored twice (band table entry {stored}, file "
+                    f"offset {64 + 4 * stored})", path=self.path)
+            if offset >= file_size:
+                raise CorruptImageError(f"stored band {stored} lies past the end of the "
+                                        "file", path=self.path, offset=offset)
+            self._where[number - 1] = offset
+        self._file_size = file_size
+        return sectors * SECTOR
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         parts = []
@@ -95,11 +90,6 @@ class SparseImageStream(ImageStream):
                           sector_size=self.sector_size,
                           details={"reader": "bitwitness", "band_size": self.band_size,
                                    "stored_bands": len(self._where)})
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
 
 class SparseBundleStream(ImageStream):

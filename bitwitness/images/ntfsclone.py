@@ -59,8 +59,8 @@ from bitwitness.errors import (
     CorruptImageError,
     UnsupportedFormatError,
 )
-from bitwitness.evidence_io import open_readonly
 from bitwitness.images.checks import ContainerCheck, Findings
+from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.raw import read_exact
 from bitwitness.images.restored import RestoredStream
 from bitwitness.stream import ImageStream, StreamInfo
@@ -310,29 +310,21 @@ def _add_run(found: Walk, first: int, offset: int, count: int, stride: int) -> N
     found.counts.append(count)
 
 
-class NtfscloneStream(ImageStream):
+class NtfscloneStream(FileImageStream):
     """The NTFS volume an ntfsclone image holds, as ``ntfsclone --restore-image`` writes it:
     the stored clusters in place, zeros for the rest."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = open_readonly(path)
-        try:
-            self.file_size = os.fstat(self._fd).st_size
-            self.header = read_header(self._fd, path, self.file_size)
-            self.walked = walk(self._fd, path, self.header, self.file_size)
-        except BaseException:
-            os.close(self._fd)
-            self._fd = -1
-            self._unmade()  # the finaliser's close() must not close that number again
-            raise
+    def _load(self) -> int:
+        self.file_size = os.fstat(self._fd).st_size
+        self.header = read_header(self._fd, self.path, self.file_size)
+        self.walked = walk(self._fd, self.path, self.header, self.file_size)
         header = self.header
         self._volume = header.clusters * header.cluster_size
         self._last = header.last_size if self.walked.last_record else 0
-        super().__init__(self._volume + self._last)
         self.alignment = header.cluster_size
         #: one stored cluster and the command byte after it
         self._record = struct.Struct(f"{header.cluster_size}sx")
+        return self._volume + self._last
 
     def _read_aligned(self, offset: int, length: int) -> bytes:
         """The media at ``offset`` (a whole number of clusters, the last one perhaps short),
@@ -368,12 +360,6 @@ class NtfscloneStream(ImageStream):
         if hi > self.header.clusters:  # the record after the volume, the media's last bytes
             tail = self._volume - offset
             out[tail:] = read_exact(self._fd, at + full * stride, len(out) - tail, self.path)
-
-    def close(self) -> None:
-        if not self.closed and self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        super().close()
 
     @property
     def info(self) -> StreamInfo:

@@ -36,6 +36,7 @@ from bitwitness.images.checks import (
     check_overlaps,
     table_pieces,
 )
+from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.libyal import (
     LibyalStream,
     binding,
@@ -44,7 +45,7 @@ from bitwitness.images.libyal import (
     open_file_object,
     open_handle,
 )
-from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 DESCRIPTOR = "DiskDescriptor.xml"
@@ -63,21 +64,10 @@ _SCAN_ENTRIES = 1 << 18
 _ENTRY_TYPE = "I" if array("I").itemsize == 4 else "L"
 
 
-class SparseExtentStream(ImageStream):
+class SparseExtentStream(FileImageStream):
     """A lone Parallels sparse extent, read by our own code."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = open_readonly(path)
-        try:
-            self._load()
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
-        super().__init__(self._media)
-
-    def _load(self) -> None:
+    def _load(self) -> int:
         file_size = os.fstat(self._fd).st_size
         header = read_exact(self._fd, 0, _HEADER.size, self.path)
         (magic, _version, _heads, _cyl, cluster_sectors, entries, sectors, _inuse, _data_off,
@@ -91,7 +81,7 @@ class SparseExtentStream(ImageStream):
         if sectors * SECTOR > entries * self._cluster:
             raise CorruptImageError(f"the table of {entries} clusters cannot hold "
                                     f"{sectors} sectors", path=self.path)
-        self._media = sectors * SECTOR
+        media = sectors * SECTOR
         self._unit = self._cluster if magic == _MAGIC_CLUSTERS else SECTOR
         # a table cannot be larger than the file holding it: checked before anything is read
         if _HEADER.size + 4 * entries > file_size:
@@ -113,6 +103,7 @@ class SparseExtentStream(ImageStream):
         # reads need not be whole clusters (_read_aligned takes any sector range): a header
         # may declare a cluster of 2^32 sectors, which must never be allocated whole
         self.alignment = SECTOR
+        return media
 
     def _table(self, first: int, count: int) -> array[int]:
         """Entries ``first`` to ``first + count`` of the table, as stored (little-endian)."""
@@ -137,11 +128,6 @@ class SparseExtentStream(ImageStream):
                          else bytes(n))
             offset += n
         return b"".join(parts)
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
     @property
     def info(self) -> StreamInfo:

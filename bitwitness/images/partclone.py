@@ -71,6 +71,7 @@ from bitwitness.errors import (
 )
 from bitwitness.evidence_io import MAX_OFFSET, check_span, open_readonly
 from bitwitness.images.checks import ContainerCheck, Findings
+from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.raw import read_exact
 from bitwitness.images.restored import RestoredStream
 from bitwitness.stream import ImageStream, StreamInfo
@@ -386,29 +387,25 @@ def _check_data_span(path: Path, layout: Layout, used: int, file_size: int) -> N
 # --- the reader -----------------------------------------------------------------------------
 
 
-class PartcloneStream(ImageStream):
+class PartcloneStream(FileImageStream):
     """The volume a partclone image holds: its blocks in use at their places, zeros between."""
 
+    alignment = 1
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = -1
-        self._fd = open_readonly(path)
         self._pages: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()
-        try:
-            self.file_size = os.fstat(self._fd).st_size
-            self.layout = read_layout(self._fd, path, self.file_size)
-            scan = scan_map(self._fd, path, self.layout)
-            _check_map(path, self.layout, scan, self.file_size)
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
+        super().__init__(path)
+
+    def _load(self) -> int:
+        self.file_size = os.fstat(self._fd).st_size
+        self.layout = read_layout(self._fd, self.path, self.file_size)
+        scan = scan_map(self._fd, self.path, self.layout)
+        _check_map(self.path, self.layout, scan, self.file_size)
         self._before = scan.before
         self.used = scan.used
         self.blocks_bytes = self.layout.media_size
-        super().__init__(self._volume_size())
-        self.alignment = 1
+        return self._volume_size()
 
     def _volume_size(self) -> int:
         """The volume's size as partclone's restore into a file makes it: the file ends where
@@ -489,12 +486,6 @@ class PartcloneStream(ImageStream):
             at = layout.offset_of(rank) + lo - block * size
             out[lo - offset:hi - offset] = read_exact(self._fd, at, hi - lo, self.path)
             block, rank, count = block + n, rank + n, count - n
-
-    def close(self) -> None:
-        if not self.closed and self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        super().close()
 
     @property
     def info(self) -> StreamInfo:

@@ -34,8 +34,9 @@ from typing import Any
 
 from bitwitness.errors import BitWitnessError, CorruptImageError, UnsupportedFormatError
 from bitwitness.images.checks import ContainerCheck, Findings
+from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.libyal import find_parent
-from bitwitness.images.raw import open_readonly, read_at, read_exact
+from bitwitness.images.raw import read_at, read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"QED\x00"
@@ -58,30 +59,22 @@ TABLE_PAGE = 64 << 10
 _PAGES_KEPT = 256
 
 
-class QedStream(ImageStream):
+class QedStream(FileImageStream):
     """The media of a QED file; ``backing`` is the stream beneath it, if it names one."""
 
+    alignment = 1
+
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.backing: ImageStream | None = None
         self.parents: tuple[Path, ...] = ()
-        self._fd = open_readonly(path)
         self._pages: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._pages_lock = threading.Lock()
-        try:
-            self._load()
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
-        super().__init__(self._media)
-        self.alignment = 1
-        self.sector_size = 512
+        super().__init__(path)
 
     def _fail(self, what: str, offset: int | None = None) -> CorruptImageError:
         return CorruptImageError(f"QED header: {what}", path=self.path, offset=offset)
 
-    def _load(self) -> None:
+    def _load(self) -> int:
         self.file_size = os.fstat(self._fd).st_size
         head = read_exact(self._fd, 0, _HEADER.size, self.path) \
             if self.file_size >= _HEADER.size else b""
@@ -126,7 +119,7 @@ class QedStream(ImageStream):
                                  f"{name_at}, outside the {header_bytes} header bytes", 56)
             self.backing_name = read_exact(self._fd, name_at, name_size,
                                            self.path).decode("utf-8", "replace")
-        self._media = media
+        return media
 
     def table_fits(self, offset: int) -> bool:
         """Whether a table may lie at file ``offset``: cluster-aligned, past the header
@@ -224,13 +217,11 @@ class QedStream(ImageStream):
         return data + bytes(length - len(data))  # past the backing file's end: zeros
 
     def close(self) -> None:
-        if not self.closed:
-            try:
-                if self.backing is not None:
-                    self.backing.close()
-            finally:
-                os.close(self._fd)
-        super().close()
+        try:
+            if not self.closed and self.backing is not None:
+                self.backing.close()
+        finally:
+            super().close()
 
     @property
     def info(self) -> StreamInfo:

@@ -34,8 +34,9 @@ from pathlib import Path
 from xml.parsers.expat import ExpatError
 
 from bitwitness.errors import CorruptImageError, UnsupportedFormatError
-from bitwitness.images.raw import open_readonly, read_exact
-from bitwitness.stream import ImageStream, StreamInfo
+from bitwitness.images.filestream import FileImageStream
+from bitwitness.images.raw import read_exact
+from bitwitness.stream import StreamInfo
 
 SECTOR = 512
 KOLY_SIZE = 512
@@ -216,24 +217,20 @@ def lzfse_raw_size(data: bytes) -> int:
         pos += size
 
 
-class UdifStream(ImageStream):
+class UdifStream(FileImageStream):
     """A UDIF image read chunk by chunk (decoded chunks cached)."""
 
     alignment = SECTOR
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = open_readonly(path)
-        try:
-            sectors, self._chunks = read_chunks(self._fd, path, os.fstat(self._fd).st_size)
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
-        self._starts = [c.start for c in self._chunks]
         self._chunk_cache: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
-        super().__init__(sectors * SECTOR)
+        super().__init__(path)
+
+    def _load(self) -> int:
+        sectors, self._chunks = read_chunks(self._fd, self.path, os.fstat(self._fd).st_size)
+        self._starts = [c.start for c in self._chunks]
+        return sectors * SECTOR
 
     def _decoded(self, index: int) -> bytes:
         with self._lock:
@@ -315,8 +312,3 @@ class UdifStream(ImageStream):
         return StreamInfo(format="dmg", files=(self.path,), media_size=self.size,
                           sector_size=self.sector_size,
                           details={"reader": "bitwitness", "chunks": len(self._chunks)})
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()

@@ -34,7 +34,8 @@ from bitwitness.images.checks import (
     check_overlaps,
     table_pieces,
 )
-from bitwitness.images.raw import open_readonly, read_exact
+from bitwitness.images.filestream import FileImageStream
+from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
 SIGNATURE = 0xBEDA107F
@@ -58,25 +59,15 @@ _MIN_BLOCK = 512
 _MAX_BLOCK = 64 << 20
 
 
-class VdiStream(ImageStream):
+class VdiStream(FileImageStream):
     """The media of a dynamic or fixed VDI file."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = open_readonly(path)
-        try:
-            self._load()
-        except BaseException:
-            os.close(self._fd)
-            self._unmade()
-            raise
-        super().__init__(self._media)
-        self.alignment = 1
+    alignment = 1
 
     def _fail(self, what: str) -> CorruptImageError:
         return CorruptImageError(f"VDI header: {what}", path=self.path)
 
-    def _load(self) -> None:
+    def _load(self) -> int:
         file_size = os.fstat(self._fd).st_size
         head = read_exact(self._fd, 0, _UUID_AT + 64, self.path)
         self._check_kind(head)
@@ -99,8 +90,8 @@ class VdiStream(ImageStream):
                     f"VDI block {index} is mapped to slot {slot}, past the end of the file",
                     path=self.path, offset=map_at + 4 * index)
         self._map = slots
-        self._media = media
         self.sector_size = sector_size if sector_size in (512, 4096) else 512
+        return media
 
     def _check_kind(self, head: bytes) -> None:
         """Signature, version and image type: what this reader reads, or why not."""
@@ -150,11 +141,6 @@ class VdiStream(ImageStream):
                 parts.append(read_exact(self._fd, at, n, self.path))
             offset += n
         return b"".join(parts)
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
     @property
     def info(self) -> StreamInfo:
