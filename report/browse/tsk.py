@@ -66,10 +66,11 @@ class TskImage(pytsk3.Img_Info):  # type: ignore[misc]  # pytsk3 ships no type i
 
 
 #: The local version label scripts/build-pytsk3.sh gives the pytsk3 it builds with its fixes
-#: (see that script for the bugs), and the least fix count we need: 5, TSK built with zlib, its
-#: decmpfs sizes guarded, and HFS+ names converted leniently.
+#: (see that script for the bugs), and the least fix count we need: 9, TSK built with zlib, its
+#: decmpfs sizes guarded, HFS+ names converted leniently, and an ext directory read no further
+#: than the blocks it holds (a damaged size of terabytes was read a block of zeros at a time).
 FIX_LABEL = "bitwitness."
-FIXES_NEEDED = 5
+FIXES_NEEDED = 9
 
 #: The file systems whose files TSK maps through indirect blocks (ext4 too, for inodes without
 #: extents): with an unfixed TSK, one large or fragmented file among them costs hours of CPU.
@@ -108,8 +109,9 @@ def require_fixes(fs_type: str) -> None:
         return
     if fs_type in INDIRECT_TYPES:
         raise FileSystemError(
-            f"this pytsk3 lacks the indirect-block fixes an {fs_type} file system needs (an "
-            f"unfixed TSK can spend hours on one large file): run scripts/build-pytsk3.sh")
+            f"this pytsk3 lacks the fixes an {fs_type} file system needs (an unfixed TSK can "
+            f"spend hours on one large file or one damaged folder): run "
+            f"scripts/build-pytsk3.sh")
     if fs_type in DECMPFS_TYPES:
         raise FileSystemError(
             "this pytsk3 lacks zlib and the decmpfs size guards an HFS+ file system needs (an "
