@@ -686,3 +686,24 @@ def test_second_reader_through_the_cli(volumes: dict[str, Volume]) -> None:
     assert second is not None, done.json()["images"][0]["notes"]
     assert second["agree"], second
     assert second["reader"].startswith("ntfsclone")
+
+
+def test_a_split_image_names_the_command_that_joins_it(volumes: dict[str, Volume],
+                                                       tmp_path: Path) -> None:
+    """``sda1.ntfs-img.aa``, ``.ab``... (split, uncompressed): each piece is refused (exit 2)
+    with the command that joins them; run as given, it yields the image, read as before."""
+    require_tool("split", "sh")
+    vol = volumes["512"]
+    folder = tmp_path / "split"
+    folder.mkdir()
+    _run("split", "-b", "64K", vol.image, folder / "sda1.ntfs-img.")
+    pieces = sorted(folder.iterdir())
+    assert len(pieces) > 2
+    for piece in (pieces[0], pieces[-1]):
+        done = run_bitwitness("info", piece)
+        assert done.exit_code == ExitCode.USAGE, done.stderr
+        assert f"one of the {len(pieces)} pieces of a split ntfsclone image" in done.stderr
+    command = done.stderr.split("join them (", 1)[1].split("), then open", 1)[0]
+    subprocess.run(["sh", "-c", command], cwd=folder, check=True)
+    with NtfscloneStream(folder / "sda1.ntfs-img") as ours:
+        assert ours.read() == vol.restored.read_bytes()

@@ -731,3 +731,25 @@ def test_a_compressed_clonezilla_piece_names_the_command_that_gives_the_image(
     joined = folder / "sda1.ext4-ptcl-img"
     with PartcloneStream(joined) as ours:
         assert _sha(ours.read()) == _sha(images.restored(image))
+
+
+def test_a_split_image_names_the_command_that_joins_it(images: Images, tmp_path: Path) -> None:
+    """Clonezilla without compression cuts ``sda1.ext4-ptcl-img.uncomp.aa``, ``.ab``...: the
+    first piece alone read as a truncated image, a later one as none. Each is refused (exit 2)
+    with the command that joins them; run as given, it yields the image, read as before."""
+    require_tool("split", "sh")
+    image = images.image("ext4")
+    folder = tmp_path / "clonezilla"
+    folder.mkdir()
+    _run("split", "-b", "1M", image, folder / "sda1.ext4-ptcl-img.uncomp.")
+    pieces = sorted(folder.iterdir())
+    assert len(pieces) > 2
+    for piece in (pieces[0], pieces[1]):
+        done = run_bitwitness("info", piece)
+        assert done.exit_code == ExitCode.USAGE, done.stderr
+        assert f"one of the {len(pieces)} pieces of a split partclone image" in done.stderr
+    command = done.stderr.split("join them (", 1)[1].split("), then open", 1)[0]
+    assert command == ("cat sda1.ext4-ptcl-img.uncomp.?? > sda1.ext4-ptcl-img.uncomp")
+    subprocess.run(["sh", "-c", command], cwd=folder, check=True)
+    with PartcloneStream(folder / "sda1.ext4-ptcl-img.uncomp") as ours:
+        assert _sha(ours.read()) == _sha(images.restored(image))

@@ -63,6 +63,7 @@ from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.raw import read_exact
 from bitwitness.images.restored import RestoredStream
+from bitwitness.images.splitraw import refuse_split_container
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"\x00ntfsclone-image"
@@ -519,6 +520,7 @@ class NtfscloneFormat:
         return [path]
 
     def open(self, path: Path) -> ImageStream:
+        refuse_split_container(path, "ntfsclone image")
         return NtfscloneStream(path)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:

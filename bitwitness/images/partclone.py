@@ -74,6 +74,7 @@ from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.raw import read_exact
 from bitwitness.images.restored import RestoredStream
+from bitwitness.images.splitraw import refuse_split_container
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"partclone-image"
@@ -718,6 +719,7 @@ class PartcloneFormat:
         return [path]
 
     def open(self, path: Path) -> ImageStream:
+        refuse_split_container(path, "partclone image")
         return PartcloneStream(path)
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import shlex
 import threading
 from collections import OrderedDict
 from glob import escape as glob_escape
 from pathlib import Path
 
-from bitwitness.errors import MissingSegmentError
+from bitwitness.errors import MissingSegmentError, UnsupportedFormatError
 from bitwitness.evidence_io import confine_part
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.raw import PARTIAL_SUFFIX, fd_size, open_readonly, read_exact
@@ -91,6 +92,26 @@ def _alpha_pieces(path: Path, stem: Path, tail: str) -> list[Path] | None:
             raise MissingSegmentError(
                 f"split raw piece .{_alpha_name(expected)}{tail} is missing", path=path)
     return [stem.parent / f"{stem.name}.{_alpha_name(i)}{tail}" for i in siblings]
+
+
+def refuse_split_container(path: Path, what: str) -> None:
+    """Refuse ``path`` when it is one piece of a split set of a container read as one file (an
+    ntfsclone or partclone image cut by ``split``, as Clonezilla cuts them): the first piece
+    alone reads as a truncated image, a later one as no image at all. The message gives the
+    command that joins the pieces (names shell-quoted: they are the evidence's)."""
+    try:
+        pieces = split_pieces(path)
+    except MissingSegmentError:
+        pieces = None  # the reader then says what is wrong with the piece given
+    if not pieces or len(pieces) < 2:
+        return
+    stem = pieces[0].with_suffix("")
+    width = len(pieces[0].suffix) - 1
+    joined = shlex.quote(stem.name)
+    raise UnsupportedFormatError(
+        f"{path}: one of the {len(pieces)} pieces of a split {what} ({pieces[0].name} to "
+        f"{pieces[-1].name}): join them (cat {joined}.{'?' * width} > {joined}), then open "
+        f"{joined}")
 
 
 class SplitRawStream(ImageStream):
