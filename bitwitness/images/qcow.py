@@ -33,6 +33,7 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,16 @@ MAGIC = b"QFI\xfb"
 _V1_HEADER = struct.Struct(">4sIQIIQBBxxIQ")
 _V2_HEADER = struct.Struct(">4sIQIIQIIQQIIQ")
 _V3_TAIL = struct.Struct(">QQQII")
+#: A QCOW2 snapshot table entry's fixed part: L1 table offset, L1 size, ID length, name length,
+#: date (seconds, nanoseconds), VM clock (ns), VM state size, extra data size; then the extra
+#: data, the ID and the name, the entry padded to 8 bytes (QEMU's docs/interop/qcow2.txt).
+_SNAPSHOT = struct.Struct(">QIHHIIQII")
+#: Snapshots QEMU allows in one image (QCOW_MAX_SNAPSHOTS), and those ``info`` names.
+_MAX_SNAPSHOTS = 65536
+_SHOWN_SNAPSHOTS = 20
+#: Extra data, ID and name bytes of one entry read at most (QEMU's own limits are smaller).
+_MAX_SNAPSHOT_EXTRA = 1024
+_MAX_SNAPSHOT_TEXT = 4096
 #: Incompatible feature bits of version 3 (bit 0, "dirty", only says refcounts may leak).
 _CORRUPT, _EXTERNAL_DATA, _COMPRESSION_TYPE, _EXTENDED_L2 = 1 << 1, 1 << 2, 1 << 3, 1 << 4
 _KNOWN_INCOMPATIBLE = 1 | _CORRUPT | _EXTERNAL_DATA | _COMPRESSION_TYPE | _EXTENDED_L2
@@ -442,10 +453,54 @@ class QcowStream(ImageStream):
             details["data_file_raw"] = self.data_raw
         if self.parents:
             details["parents"] = [str(p) for p in self.parents]
+        if self.version >= 2 and self.snapshots:
+            details["internal_snapshots"] = self._snapshots_note()
         own = (self.path,) if self.data_path is None else (self.path, self.data_path)
         files = (*own, *(self.backing.info.files if self.backing is not None else ()))
         return StreamInfo(format="qcow2" if self.version >= 2 else "qcow", files=files,
                           media_size=self.size, sector_size=self.sector_size, details=details)
+
+    def _snapshots_note(self) -> str:
+        """What ``info`` says of the image's internal snapshots: earlier states of the disk,
+        kept inside the file beside the current one (the media read here). Not evidence to
+        pass over: a VM's disk before an event. Named (ID, name, date, VM clock), the first
+        :data:`_SHOWN_SNAPSHOTS` of them; a table that cannot be read is said, not raised."""
+        count = self.snapshots
+        what = (f"{count} internal snapshot{'s' if count != 1 else ''}: other states of the "
+                "disk kept inside the image, not the media read here (qemu-img convert -l "
+                "snapshot.id=ID, on a copy, writes one out)")
+        try:
+            if count > _MAX_SNAPSHOTS:
+                raise CorruptImageError(f"{count} snapshots recorded (QEMU allows "
+                                        f"{_MAX_SNAPSHOTS})", path=self.path)
+            named = self._snapshot_names(min(count, _SHOWN_SNAPSHOTS))
+        except BitWitnessError as exc:
+            return f"{what}; the snapshot table cannot be read: {exc}"
+        more = f"; and {count - len(named)} more" if count > len(named) else ""
+        return f"{what}: {'; '.join(named)}{more}"
+
+    def _snapshot_names(self, count: int) -> list[str]:
+        """The first ``count`` entries of the snapshot table, each read with every length
+        checked against the file before it is read."""
+        named, at = [], self.snapshots_offset
+        for number in range(count):
+            self._check_range(at, _SNAPSHOT.size, f"snapshot table entry {number}")
+            (_l1, _l1_size, id_size, name_size, seconds, _nanoseconds, clock, _state,
+             extra) = _SNAPSHOT.unpack(read_exact(self._fd, at, _SNAPSHOT.size, self.path))
+            if extra > _MAX_SNAPSHOT_EXTRA or id_size + name_size > _MAX_SNAPSHOT_TEXT:
+                raise CorruptImageError(
+                    f"snapshot table entry {number} (file offset {at}) declares {extra} bytes "
+                    f"of extra data and {id_size + name_size} of ID and name", path=self.path)
+            text_at = at + _SNAPSHOT.size + extra
+            self._check_range(text_at, id_size + name_size, f"snapshot table entry {number}")
+            text = read_exact(self._fd, text_at, id_size + name_size, self.path)
+            ident, name = (_printable(text[:id_size]), _printable(text[id_size:]))
+            when = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            clock_s = clock // 1_000_000_000
+            named.append(f"ID {ident} {name!r} taken {when}, VM clock "
+                         f"{clock_s // 3600:02d}:{clock_s // 60 % 60:02d}:{clock_s % 60:02d}")
+            at += -(-(_SNAPSHOT.size + extra + id_size + name_size) // 8) * 8  # padded to 8
+        return named
 
     def _close_files(self) -> None:
         os.close(self._fd)
@@ -753,3 +808,11 @@ class QcowFormat:
 
 
 FORMAT = QcowFormat()
+
+
+def _printable(data: bytes) -> str:
+    """An ID or name the image records, as text that cannot pass for anything else: bytes
+    that are not printable UTF-8 shown as escapes, the whole cut at 64 characters."""
+    text = data.decode("utf-8", "backslashreplace")
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return shown if len(shown) <= 64 else shown[:63] + "…"
