@@ -273,8 +273,17 @@ def strict_atime_dir(tmp_path: Path) -> Iterator[Path]:
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot loop-mount here: {done.stderr.strip()}")
-    yield where
-    subprocess.run(["umount", str(where)], check=False)
+    try:
+        # the mount does record reads: a test finding atime unchanged proves something
+        probe = where / ".probe"
+        probe.write_bytes(b"x")
+        os.utime(probe, ns=(1_000_000_000, 2_000_000_000))
+        probe.read_bytes()
+        assert probe.stat().st_atime_ns != 1_000_000_000
+        probe.unlink()
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
 
 
 @pytest.mark.parametrize("fmt", ["raw", "e01"])

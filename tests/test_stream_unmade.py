@@ -132,7 +132,6 @@ def _dynamic_vhd() -> bytes:
     struct.pack_into(">IIQ", footer, 8, 2, 0x00010000, 512)  # features, version, header offset
     struct.pack_into(">QQ", footer, 40, 1 << 20, 1 << 20)  # original and current size
     struct.pack_into(">I", footer, 60, 3)  # dynamic
-    footer[64:68] = b"\x00" * 4
     checksum = (~sum(footer)) & 0xFFFFFFFF
     struct.pack_into(">I", footer, 64, checksum)
     return bytes(footer) + b"cxsparse-not" + bytes(1012) + bytes(footer)
