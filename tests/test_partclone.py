@@ -330,6 +330,8 @@ def test_checks_find_a_flipped_data_byte(images: Images, name: str) -> None:
     # the reader does not check on read: it gives the bytes the image holds
     with PartcloneStream(copy) as stream:
         assert stream.read() != images.restored(images.image(name))
+        # verify's checks from the opened stream's map walk say the same
+        assert FORMAT.self_checks(copy, stream) == pc.partclone_checks(copy)
     # and partclone's restore refuses the image: the second reader disagrees
     with pytest.raises(CorruptImageError, match=r"partclone\.restore"):
         PartcloneRestoreStream([copy], 1 << 20)

@@ -403,6 +403,7 @@ class PartcloneStream(FileImageStream):
         self.layout = read_layout(self._fd, self.path, self.file_size)
         scan = scan_map(self._fd, self.path, self.layout)
         _check_map(self.path, self.layout, scan, self.file_size)
+        self.scan = scan  #: the map as the walk found it (kept for verify's checks)
         self._before = scan.before
         self.used = scan.used
         self.blocks_bytes = self.layout.media_size
@@ -535,11 +536,15 @@ def _checksum_words(layout: Layout) -> str:
 # --- what verify checks ---------------------------------------------------------------------
 
 
-def partclone_checks(path: Path) -> tuple[ContainerCheck, ...]:
+def partclone_checks(path: Path, opened: PartcloneStream | None = None
+                     ) -> tuple[ContainerCheck, ...]:
     """Every checksum the image records, recomputed: the map's CRC-32 (and its count against
     the header), then each block group's checksum, the data read from the file a few MiB at a
     time. Mismatches name the checksum's file offset and the blocks and volume offset it covers.
-    A header that cannot be read is one failed check saying why."""
+    A header that cannot be read is one failed check saying why. ``opened``: the image already
+    open (its header and map walk are used, not read again; it is left open)."""
+    if opened is not None:
+        return _checks(path, opened._fd, opened.layout, opened.scan, opened.file_size)
     fd = open_readonly(path)
     try:
         file_size = os.fstat(fd).st_size
@@ -548,13 +553,19 @@ def partclone_checks(path: Path) -> tuple[ContainerCheck, ...]:
             scan = scan_map(fd, path, layout)
         except BitWitnessError as exc:
             return (ContainerCheck("partclone header", False, str(exc)),)
-        checks = [_map_check(path, layout, scan)]
-        data = _data_check(fd, path, layout, scan, file_size)
-        if data is not None:
-            checks.append(data)
-        return tuple(checks)
+        return _checks(path, fd, layout, scan, file_size)
     finally:
         os.close(fd)
+
+
+def _checks(path: Path, fd: int, layout: Layout, scan: MapScan,
+            file_size: int) -> tuple[ContainerCheck, ...]:
+    """The map check, then the block groups' (when the image records checksums)."""
+    checks = [_map_check(path, layout, scan)]
+    data = _data_check(fd, path, layout, scan, file_size)
+    if data is not None:
+        checks.append(data)
+    return tuple(checks)
 
 
 def _map_check(path: Path, layout: Layout, scan: MapScan) -> ContainerCheck:
@@ -729,8 +740,9 @@ class PartcloneFormat:
         return PartcloneRestoreStream([path], size)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
-        """The map's CRC-32 and every block group's checksum (:func:`partclone_checks`)."""
-        return partclone_checks(path)
+        """The map's CRC-32 and every block group's checksum (:func:`partclone_checks`), from
+        the map walk the opened stream made."""
+        return partclone_checks(path, stream if isinstance(stream, PartcloneStream) else None)
 
 
 FORMAT = PartcloneFormat()
