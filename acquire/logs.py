@@ -149,6 +149,8 @@ def _source_doc(facts: SourceFacts) -> dict[str, Any]:
     }
     if facts.image_format:
         doc["image_format"] = facts.image_format
+    if facts.image_state:
+        doc["image_state"] = facts.image_state
     return doc
 
 
@@ -256,6 +258,8 @@ def _source_section(lines: list[str], record: LogRecord) -> None:
     lines.append("Source (Evidentiary Item) Information:")
     _kv(lines, "Source", facts.path)
     _kv(lines, "Source type", facts.kind.value)
+    if facts.image_state:
+        _kv(lines, "Source state", facts.image_state)
     _kv(lines, "Source data size", f"{facts.size} bytes")
     _kv(lines, "Bytes per sector (logical)", facts.logical_sector_size)
     _kv(lines, "Bytes per sector (physical)", facts.physical_sector_size)

@@ -90,6 +90,9 @@ class SourceFacts:
     mounted: tuple[MountEntry, ...] = ()
     device: BlockDevice | None = None  #: the full sysfs record (not in the log schema)
     image_format: str = ""  #: for kind "image": the format of the opened image
+    #: for kind "image": the state of it read when not its current one (a QCOW2 internal
+    #: snapshot chosen with ``--snapshot``), as ``info`` describes it; "" for the current state
+    image_state: str = ""
 
 
 class Source:
@@ -392,7 +395,8 @@ def _image_source(stream: ImageStream) -> Source:
     name = str(info.files[0]) if info.files else "<stream>"
     facts = SourceFacts(path=name, kind=SourceKind.IMAGE, size=stream.size,
                         logical_sector_size=stream.sector_size,
-                        physical_sector_size=stream.sector_size, image_format=info.format)
+                        physical_sector_size=stream.sector_size, image_format=info.format,
+                        image_state=str(info.details.get("snapshot", "")))
     if type(stream) is RawStream:
         return Source(facts, fd=stream.fileno(), owns_fd=False)
     return Source(facts, stream=stream)

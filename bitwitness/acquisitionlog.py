@@ -80,6 +80,8 @@ class LoggedSource:
     hpa_present: bool | None = None
     hpa_detail: str = ""
     image_format: str = ""  #: the source's container format when it was an image
+    #: the state of that image read when not its current one (a QCOW2 internal snapshot)
+    image_state: str = ""
     #: the kernel read-only flag (``readonly_flag``: set, was, restored, detail); None: not logged
     readonly_set: bool | None = None
     readonly_was: bool | None = None
@@ -317,7 +319,7 @@ def _source(src: Mapping[str, Any]) -> LoggedSource:
         removable=_bool(src.get("removable")),
         hpa_checked=bool(hpa_doc.get("checked")) if hpa_doc else None,
         hpa_present=_bool(hpa_doc.get("present")), hpa_detail=_str(hpa_doc.get("detail")),
-        image_format=_str(src.get("image_format")),
+        image_format=_str(src.get("image_format")), image_state=_str(src.get("image_state")),
         readonly_set=_bool(readonly.get("set")), readonly_was=_bool(readonly.get("was")),
         readonly_restored=_bool(readonly.get("restored")),
         readonly_detail=_str(readonly.get("detail")),

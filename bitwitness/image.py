@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from bitwitness.errors import InputError, UnsupportedFormatError, UsageError
+from bitwitness.images.snapshot_choice import chosen_snapshot
 from bitwitness.stream import ImageStream
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 #: How many bytes of the file detection looks at.
 HEAD_SIZE = 4096
+#: Formats whose images keep internal snapshots, read with ``--snapshot``.
+SNAPSHOT_FORMATS = frozenset({"qcow"})
 
 
 class ImageFormat(Protocol):
@@ -90,11 +93,22 @@ def detect(path: str | Path, forced: str | None = None) -> Detected:
     """Choose the format of ``path``: its signature first, file name second, raw last.
 
     ``forced`` names a format to use whatever the content says (``"raw"``: read the file as the
-    media, on purpose).
+    media, on purpose). An internal snapshot chosen for the command (``--snapshot``) is read by
+    the formats that keep them (QCOW2); any other image is refused here, rather than read in its
+    current state in the snapshot's place.
     """
+    detected = _detect(Path(path), forced)
+    wanted = chosen_snapshot()
+    if wanted is not None and detected.format.name not in SNAPSHOT_FORMATS:
+        raise InputError(f"{path}: --snapshot {wanted!r}: a {detected.format.name} image keeps "
+                         "no internal snapshots (QCOW2 images keep them)")
+    return detected
+
+
+def _detect(path: Path, forced: str | None) -> Detected:
+    """:func:`detect` before the snapshot choice is checked."""
     from bitwitness.images import RAW
 
-    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or device")
     if forced is not None:
@@ -182,7 +196,9 @@ def _refuse_empty(path: Path, head: bytes) -> None:
 def open_image(path: str | Path, forced: str | None = None) -> ImageStream:
     """Open any supported image (or device) read-only; the caller closes it.
 
-    ``forced`` names the format to use regardless of the content (see :func:`detect`).
+    ``forced`` names the format to use regardless of the content (see :func:`detect`). An
+    internal snapshot chosen for the command (``--snapshot``) is read by the formats that keep
+    them (QCOW2); any other image refuses it rather than give its current state in its place.
     """
     return detect(path, forced).format.open(Path(path))
 

@@ -479,8 +479,8 @@ _WRITES = ("write -P 0x5a 0 4k", "write -P 0x33 6k 1k", "write -P 0xc3 15k 1k")
 
 def qcow_seeds(work: Path) -> dict[str, bytes]:
     """QCOW v1, QCOW2 v2 and v3 with 512-byte clusters (converted, compressed with zlib or
-    zstd, written by qemu-io, zero clusters), and an overlay on the raw ``base.img`` the target
-    puts beside it."""
+    zstd, written by qemu-io, zero clusters), an overlay on the raw ``base.img`` the target
+    puts beside it, and an image with two internal snapshots of different disk sizes."""
     from fuzz.targets import BACKING
 
     if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
@@ -508,6 +508,16 @@ def qcow_seeds(work: Path) -> dict[str, bytes]:
             "base.img", "-F", "raw", overlay, str(len(BACKING))):
         _qemu_io(overlay, "qcow2", "write -P 0x77 512 512")
         seeds["overlay.qcow2"] = overlay.read_bytes()
+    snapshots = work / "snapshots.qcow2"  # two internal snapshots, the disk grown between them
+    if _run("qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", snapshots,
+            "8K"):
+        _qemu_io(snapshots, "qcow2", "write -P 0x11 0 1k")
+        _run("qemu-img", "snapshot", "-c", "first", snapshots)
+        _run("qemu-img", "resize", "-q", snapshots, "16K")
+        _qemu_io(snapshots, "qcow2", "write -P 0x22 512 10k")
+        _run("qemu-img", "snapshot", "-c", "second", snapshots)
+        _qemu_io(snapshots, "qcow2", "write -P 0x33 0 512")
+        seeds["snapshots.qcow2"] = snapshots.read_bytes()
     return seeds
 
 

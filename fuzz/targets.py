@@ -233,9 +233,11 @@ BACKING = bytes(range(256)) * 16
 
 def qcow(data: bytes) -> None:
     """QCOW v1/v2/v3: header, extensions, backing name and format, L1/L2 tables, clusters
-    (compressed ones inflated), the table consistency check; ``base.img`` (raw) lies beside it
-    for a backing chain."""
+    (compressed ones inflated), the table consistency check, and the same read and checked as
+    internal snapshots 1 and 2 (``--snapshot``: the snapshot table, each entry's L1 table and
+    disk size); ``base.img`` (raw) lies beside it for a backing chain."""
     from bitwitness.images.qcow import open_qcow, qcow_checks
+    from bitwitness.images.snapshot_choice import choose_snapshot
 
     folder = scratch().folder("qcow")
     (folder / "base.img").write_bytes(BACKING)
@@ -244,6 +246,13 @@ def qcow(data: bytes) -> None:
     _identify(path)
     _open_and_sample(lambda: open_qcow(path))
     _checks(lambda: qcow_checks([path]))
+    for snapshot in ("1", "2"):
+        undo = choose_snapshot(snapshot)
+        try:
+            _open_and_sample(lambda: open_qcow(path))
+        finally:
+            undo()
+        _checks(lambda snapshot=snapshot: qcow_checks([path], snapshot))  # type: ignore[misc]
 
 
 

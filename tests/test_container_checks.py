@@ -301,7 +301,7 @@ def test_qcow2_tables_judged_as_qemu_img_check_judges_them(tmp_path: Path,
     assert doc["verdict"] == "CORRUPT"
     (check,) = _failed(doc)
     assert "refcount table" in check["detail"]
-    assert "header file offset 48" in check["detail"]
+    assert "header, file offset 48" in check["detail"]
 
 
 def test_qcow2_two_guest_clusters_on_one_host_cluster(tmp_path: Path,

@@ -64,6 +64,9 @@ def open_for_verify(path: Path, forced: str | None = None) -> Opened:
     # the reader's own name where it says more ("device", "qcow2", "sparseimage"); else how the
     # format was chosen ("raw (no container signature)")
     name = info.format if info.format != fmt.name else detected.description
+    snapshot = getattr(stream, "snapshot", None)  # a QCOW2 image's internal snapshot, chosen
+    if snapshot is not None:
+        name = f"{name}, internal snapshot {snapshot.label}"
     stored = dict(getattr(stream, "stored_hashes", None) or {})  # what the container records
     return Opened(stream, None, name, tuple(info.files) or (path,), stored,
                   image_format=fmt)

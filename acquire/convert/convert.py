@@ -273,7 +273,7 @@ class _ConvertJob:
             "status": status.value, "verdict": verdict.value, "hashes": hashes,
             "outputs": [str(o.path.absolute()) for o in outputs],
             "log": str(log_json.absolute()), "log_sha256": file_sha256(log_json),
-            **_volume_event(self.record.options)})
+            **_state_event(self.stream), **_volume_event(self.record.options)})
         return ConvertResult(
             status=status, verdict=verdict, error=error, image=self.image,
             image_format=self.stream.info.format, output_format=self.options.to,
@@ -281,6 +281,13 @@ class _ConvertJob:
             outputs=tuple(outputs), log_json=log_json, log_text=log_text,
             metadata=record.metadata, started=record.started, ended=datetime.now(UTC),
             read_errors=unreadable, custody_seq=seq, notes=self.notes)
+
+
+def _state_event(stream: ImageStream) -> dict[str, str]:
+    """The custody event's ``image_state``: the image's state read when it was not its current
+    one (a QCOW2 internal snapshot), as the log's source records it."""
+    state = stream.info.details.get("snapshot")
+    return {"image_state": str(state)} if state else {}
 
 
 def _check_outputs(paths: list[Path], inputs: list[Path], overwrite: bool) -> None:

@@ -249,6 +249,8 @@ def _image_section(lines: list[str], record: RestoreRecord) -> None:
     for f in record.files:
         _kv(lines, "File", f, indent=2)
     _kv(lines, "Format", record.source.image_format)
+    if record.source.image_state:
+        _kv(lines, "State", record.source.image_state)
     _kv(lines, "Media size", f"{record.media_size} bytes ({record.sector_size}-byte sectors)")
     lines.append(" [Hashes recorded for the image's media]")
     for check in record.references:

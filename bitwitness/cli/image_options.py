@@ -4,7 +4,8 @@ Detection goes by the container's signature; ``--format NAME`` overrides it on p
 ``--format raw`` to read a container file itself as the media (its bytes, not the disk it holds).
 ``--image-format`` is the same option everywhere; the browsing commands take only that spelling,
 because ``timeline --format`` already names its output format. ``--parent FILE`` names a parent
-(backing) file kept outside the image's folder.
+(backing) file kept outside the image's folder; ``--snapshot ID|NAME`` an internal snapshot of a
+QCOW2 image to read instead of its current state.
 """
 
 from __future__ import annotations
@@ -31,7 +32,20 @@ def _name_parents(ctx: click.Context, _param: click.Parameter,
         ctx.call_on_close(set_named_parents(value))
 
 
+def _choose_snapshot(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        from bitwitness.images.snapshot_choice import choose_snapshot
+
+        ctx.call_on_close(choose_snapshot(value))
+
+
 def _parent_option(func: F) -> F:
+    """``--parent FILE`` and ``--snapshot ID|NAME``: which files and which state of them."""
+    func = click.option(
+        "--snapshot", metavar="ID|NAME", default=None, expose_value=False,
+        callback=_choose_snapshot,
+        help="Read this internal snapshot of a QCOW2 image (an ID, else a name, as 'info' "
+             "lists them) instead of its current state: the disk as it was then.")(func)
     return click.option(
         "--parent", "parents", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
         metavar="FILE", expose_value=False, callback=_name_parents,

@@ -33,6 +33,7 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from bitwitness.errors import (
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import contained, find_parent
 from bitwitness.images.raw import open_readonly, read_at, read_exact
+from bitwitness.images.snapshot_choice import chosen_snapshot, current_state
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"QFI\xfb"
@@ -82,12 +84,45 @@ _QEMU_FORMATS = {"raw": "raw", "qcow": "qcow", "qcow2": "qcow", "vpc": "vhd", "v
                  "vmdk": "vmdk", "parallels": "parallels", "dmg": "dmg"}
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One entry of a QCOW2 image's snapshot table: a state of the disk kept in the file."""
+
+    number: int  #: position in the table, from 0
+    at: int  #: file offset of the entry
+    ident: bytes  #: the ID QEMU gave it ("1", "2", ...)
+    name: bytes  #: the name it was given (QEMU's "tag")
+    l1_offset: int
+    l1_size: int
+    seconds: int  #: when it was taken (Unix time)
+    clock_ns: int  #: the VM's clock then
+    #: the disk's size when it was taken (extra data, QEMU 1.1 and later); None: not recorded
+    disk_size: int | None
+
+    @property
+    def label(self) -> str:
+        """``ID 1 'name'``, as text."""
+        return f"ID {_printable(self.ident)} {_printable(self.name)!r}"
+
+    def describe(self) -> str:
+        """``ID 1 'name' taken 2026-12-07T17:22:29Z, VM clock 00:00:00``, as text."""
+        when = datetime.fromtimestamp(self.seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clock_s = self.clock_ns // 1_000_000_000
+        return (f"{self.label} taken {when}, VM clock "
+                f"{clock_s // 3600:02d}:{clock_s // 60 % 60:02d}:{clock_s % 60:02d}")
+
+
 class QcowStream(ImageStream):
     """A QCOW v1/v2/v3 image, read by our own code; ``backing`` is the stream beneath it."""
 
     def __init__(self, path: Path, backing: ImageStream | None = None,
-                 parents: tuple[Path, ...] = ()) -> None:
+                 parents: tuple[Path, ...] = (), snapshot: str | None = None) -> None:
+        """``snapshot``: the ID or name of the internal snapshot to read instead of the
+        current state (:meth:`_choose_snapshot`)."""
         self.path = path
+        #: the internal snapshot read, None: the current state
+        self.snapshot: Snapshot | None = None
+        self._wanted_snapshot = snapshot
         self._fd = open_readonly(path)
         self._file_size = os.fstat(self._fd).st_size
         self._l2_lock = threading.Lock()
@@ -128,13 +163,16 @@ class QcowStream(ImageStream):
             raise CorruptImageError(f"implausible cluster size 2^{self.cluster_bits}",
                                     path=self.path)
         self.cluster_size = 1 << self.cluster_bits
+        self.l1_where = "header, file offset 40"
+        if self._wanted_snapshot is not None:
+            self._choose_snapshot(self._wanted_snapshot)
         self._l2_entries = 1 << self.l2_bits
         self._l2_shift = 1 if self.extended_l2 else 0  #: 64-bit words per entry, as a shift
         needed = -(-self._size_bytes // (self.cluster_size * self._l2_entries))
         if self.l1_size < needed or self.l1_size > _MAX_L1_ENTRIES:
-            raise CorruptImageError(f"the L1 table of {self.l1_size} entries cannot map "
-                                    f"{self._size_bytes} bytes", path=self.path)
-        self._check_range(self.l1_offset, 8 * needed, "L1 table")
+            raise CorruptImageError(f"the L1 table of {self.l1_size} entries ({self.l1_where}) "
+                                    f"cannot map {self._size_bytes} bytes", path=self.path)
+        self._check_range(self.l1_offset, 8 * needed, f"L1 table ({self.l1_where})")
         table = read_exact(self._fd, self.l1_offset, 8 * needed, self.path)
         self._l1 = struct.unpack(f">{needed}Q", table)
 
@@ -453,6 +491,9 @@ class QcowStream(ImageStream):
             details["data_file_raw"] = self.data_raw
         if self.parents:
             details["parents"] = [str(p) for p in self.parents]
+        if self.snapshot is not None:
+            details["snapshot"] = (f"{self.snapshot.describe()}: the disk as it was then "
+                                   "(--snapshot), not its current state")
         if self.version >= 2 and self.snapshots:
             details["internal_snapshots"] = self._snapshots_note()
         own = (self.path,) if self.data_path is None else (self.path, self.data_path)
@@ -462,45 +503,83 @@ class QcowStream(ImageStream):
 
     def _snapshots_note(self) -> str:
         """What ``info`` says of the image's internal snapshots: earlier states of the disk,
-        kept inside the file beside the current one (the media read here). Not evidence to
-        pass over: a VM's disk before an event. Named (ID, name, date, VM clock), the first
-        :data:`_SHOWN_SNAPSHOTS` of them; a table that cannot be read is said, not raised."""
+        kept inside the file beside the current one (the media read here, unless a snapshot
+        was chosen). Not evidence to pass over: a VM's disk before an event. Named (ID, name,
+        date, VM clock), the first :data:`_SHOWN_SNAPSHOTS` of them; a table that cannot be
+        read is said, not raised."""
         count = self.snapshots
-        what = (f"{count} internal snapshot{'s' if count != 1 else ''}: other states of the "
-                "disk kept inside the image, not the media read here (qemu-img convert -l "
-                "snapshot.id=ID, on a copy, writes one out)")
+        plural = "s" if count != 1 else ""
+        if self.snapshot is None:
+            what = (f"{count} internal snapshot{plural}: other states of the disk kept inside "
+                    "the image, not the media read here (--snapshot ID reads one)")
+        else:
+            what = (f"{count} internal snapshot{plural}: states of the disk kept inside the "
+                    f"image; the media read here is ID {_printable(self.snapshot.ident)}'s, "
+                    "not the current state")
         try:
-            if count > _MAX_SNAPSHOTS:
-                raise CorruptImageError(f"{count} snapshots recorded (QEMU allows "
-                                        f"{_MAX_SNAPSHOTS})", path=self.path)
-            named = self._snapshot_names(min(count, _SHOWN_SNAPSHOTS))
+            named = [entry.describe() for entry in self._snapshot_entries(_SHOWN_SNAPSHOTS)]
         except BitWitnessError as exc:
             return f"{what}; the snapshot table cannot be read: {exc}"
         more = f"; and {count - len(named)} more" if count > len(named) else ""
         return f"{what}: {'; '.join(named)}{more}"
 
-    def _snapshot_names(self, count: int) -> list[str]:
-        """The first ``count`` entries of the snapshot table, each read with every length
+    def _snapshot_entries(self, limit: int = _MAX_SNAPSHOTS) -> list[Snapshot]:
+        """The first ``limit`` entries of the snapshot table, each read with every length
         checked against the file before it is read."""
-        named, at = [], self.snapshots_offset
-        for number in range(count):
+        count = self.snapshots if self.version >= 2 else 0
+        if count > _MAX_SNAPSHOTS:
+            raise CorruptImageError(f"{count} snapshots recorded (QEMU allows "
+                                    f"{_MAX_SNAPSHOTS})", path=self.path)
+        entries, at = [], self.snapshots_offset
+        for number in range(min(count, limit)):
             self._check_range(at, _SNAPSHOT.size, f"snapshot table entry {number}")
-            (_l1, _l1_size, id_size, name_size, seconds, _nanoseconds, clock, _state,
+            (l1_offset, l1_size, id_size, name_size, seconds, _nanoseconds, clock, _state,
              extra) = _SNAPSHOT.unpack(read_exact(self._fd, at, _SNAPSHOT.size, self.path))
             if extra > _MAX_SNAPSHOT_EXTRA or id_size + name_size > _MAX_SNAPSHOT_TEXT:
                 raise CorruptImageError(
                     f"snapshot table entry {number} (file offset {at}) declares {extra} bytes "
                     f"of extra data and {id_size + name_size} of ID and name", path=self.path)
-            text_at = at + _SNAPSHOT.size + extra
-            self._check_range(text_at, id_size + name_size, f"snapshot table entry {number}")
-            text = read_exact(self._fd, text_at, id_size + name_size, self.path)
-            ident, name = (_printable(text[:id_size]), _printable(text[id_size:]))
-            when = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            clock_s = clock // 1_000_000_000
-            named.append(f"ID {ident} {name!r} taken {when}, VM clock "
-                         f"{clock_s // 3600:02d}:{clock_s // 60 % 60:02d}:{clock_s % 60:02d}")
+            self._check_range(at + _SNAPSHOT.size, extra + id_size + name_size,
+                              f"snapshot table entry {number}")
+            rest = read_exact(self._fd, at + _SNAPSHOT.size, extra + id_size + name_size,
+                              self.path)
+            # extra data: the VM state's 64-bit size, then the disk's size (QEMU 1.1 on)
+            disk_size = struct.unpack_from(">Q", rest, 8)[0] if extra >= 16 else None
+            entries.append(Snapshot(number, at, rest[extra:extra + id_size],
+                                    rest[extra + id_size:], l1_offset, l1_size, seconds, clock,
+                                    disk_size))
             at += -(-(_SNAPSHOT.size + extra + id_size + name_size) // 8) * 8  # padded to 8
-        return named
+        return entries
+
+    def _choose_snapshot(self, wanted: str) -> None:
+        """Read snapshot ``wanted`` instead of the current state: its L1 table, and the disk's
+        size when it was taken, as ``qemu-img snapshot -a`` restores it (QEMU looks a snapshot
+        up by ID first, then by name; so do we, refusing one that several entries answer to).
+        """
+        if self.version < 2:
+            raise InputError(f"{self.path}: a QCOW version 1 image keeps no internal snapshots "
+                             f"(--snapshot {_printable(wanted.encode())})")
+        key = wanted.encode("utf-8", "surrogateescape")
+        entries = self._snapshot_entries()
+        found = [e for e in entries if e.ident == key] or [e for e in entries if e.name == key]
+        if not found:
+            known = ", ".join(f"ID {_printable(e.ident)} {_printable(e.name)!r}"
+                              for e in entries[:_SHOWN_SNAPSHOTS]) or "none"
+            more = f" and {len(entries) - _SHOWN_SNAPSHOTS} more" \
+                if len(entries) > _SHOWN_SNAPSHOTS else ""
+            raise InputError(f"{self.path}: no internal snapshot has the ID or name "
+                             f"{_printable(key)!r}; the image keeps: {known}{more}")
+        if len(found) > 1:
+            raise InputError(f"{self.path}: {len(found)} internal snapshots answer to "
+                             f"{_printable(key)!r} (IDs "
+                             f"{', '.join(_printable(e.ident) for e in found[:10])}); name one "
+                             "by an ID only it has")
+        chosen = found[0]
+        self.snapshot = chosen
+        self.l1_offset, self.l1_size = chosen.l1_offset, chosen.l1_size
+        self.l1_where = f"snapshot table entry {chosen.number}, file offset {chosen.at}"
+        if chosen.disk_size is not None:
+            self._size_bytes = chosen.disk_size
 
     def _close_files(self) -> None:
         os.close(self._fd)
@@ -570,19 +649,20 @@ class _Consistency:
         if image.version == 3 and not 0 <= image.refcount_order <= 6:
             self.problems.append(f"refcount order {image.refcount_order} (file offset 96) is "
                                  "above 6")
-        for what, offset, length, at in (
-                ("L1 table", image.l1_offset, 8 * image.l1_size, 40),
-                ("refcount table", image.refcount_offset, image.refcount_clusters * size, 48),
+        for what, offset, length, where in (
+                ("L1 table", image.l1_offset, 8 * image.l1_size, image.l1_where),
+                ("refcount table", image.refcount_offset, image.refcount_clusters * size,
+                 "header, file offset 48"),
                 ("snapshot table", image.snapshots_offset, 0 if not image.snapshots else 1,
-                 64)):
+                 "header, file offset 64")):
             if not length:
                 continue
             if offset % size:
-                self.problems.append(f"the {what} offset {offset} (header, file offset {at}) "
+                self.problems.append(f"the {what} offset {offset} ({where}) "
                                      "is not at a cluster boundary")
             elif offset + length > image._file_size:
                 self.problems.append(f"the {what} ({length} bytes at file offset {offset}, "
-                                     f"header file offset {at}) runs past the end of the file "
+                                     f"{where}) runs past the end of the file "
                                      f"({image._file_size} bytes)")
 
     def _cluster_ok(self, offset: int, where: str, what: str, used: set[int],
@@ -689,16 +769,19 @@ class _Consistency:
         return block
 
 
-def qcow_checks(paths: list[Path]) -> tuple[ContainerCheck, ...]:
+def qcow_checks(paths: list[Path], snapshot: str | None = None) -> tuple[ContainerCheck, ...]:
     """The table consistency of every QCOW file among ``paths`` (an image and its backing
-    chain), each as one check saying where the first problems lie."""
+    chain), each as one check saying where the first problems lie; ``snapshot``: the internal
+    snapshot of the first file whose tables are walked instead of the current state's."""
     checks = []
-    for path in paths:
+    for number, path in enumerate(paths):
         if not _is_qcow(path):
             continue
-        what = f"QCOW tables of {path.name}"
+        chosen = snapshot if number == 0 else None
+        what = f"QCOW tables of {path.name}" + (
+            "" if chosen is None else f" (snapshot ID {_printable(chosen.encode())})")
         try:
-            image = QcowStream(path)
+            image = QcowStream(path, snapshot=chosen)
         except BitWitnessError as exc:
             checks.append(ContainerCheck(what, False, str(exc)))
             continue
@@ -714,14 +797,17 @@ def qcow_checks(paths: list[Path]) -> tuple[ContainerCheck, ...]:
     return tuple(checks)
 
 
-def _open_ours(path: Path, chain: list[Path]) -> QcowStream:
-    """Our reader on ``path``, with its backing chain (``chain``: the files above it)."""
-    top = QcowStream(path)
+def _open_ours(path: Path, chain: list[Path], snapshot: str | None = None) -> QcowStream:
+    """Our reader on ``path``, with its backing chain (``chain``: the files above it);
+    ``snapshot``: the internal snapshot of ``path`` to read (its backing files are read in
+    their current state, as QEMU reads them under a snapshot)."""
+    top = QcowStream(path, snapshot=snapshot)
     if not top.backing_name:
         return top
     try:
         parent = find_parent(path, top.backing_name, [*chain, path])
-        backing = _open_backing(top, parent, [*chain, path])
+        with current_state():
+            backing = _open_backing(top, parent, [*chain, path])
     except BaseException:
         top.close()
         raise
@@ -758,9 +844,10 @@ def _version(path: Path) -> int:
 
 
 def open_qcow(path: Path) -> ImageStream:
-    """Open a QCOW image and its backing chain read-only."""
+    """Open a QCOW image and its backing chain read-only, in the state the command chose
+    (:func:`~bitwitness.images.snapshot_choice.chosen_snapshot`)."""
     try:
-        return _open_ours(path, [])
+        return _open_ours(path, [], chosen_snapshot())
     except CorruptImageError as exc:
         if exc.path is None:
             raise CorruptImageError(str(exc), path=path) from exc
@@ -800,11 +887,18 @@ class QcowFormat:
         for _ in chain:  # each image's external data file, as our reader found it
             data_files.append(below.data_path if isinstance(below, QcowStream) else None)
             below = below.backing if isinstance(below, QcowStream) else None
-        return QemuNbdStream(path, drivers[0], chain, drivers, data_files)
+        chosen = stream.snapshot if isinstance(stream, QcowStream) else None
+        return QemuNbdStream(path, drivers[0], chain, drivers, data_files,
+                             snapshot=None if chosen is None else chosen.ident.decode(
+                                 "utf-8", "surrogateescape"))
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
-        """Header and table consistency of the image and each QCOW file of its chain."""
-        return qcow_checks(list(stream.info.files))
+        """Header and table consistency of the image and each QCOW file of its chain; of the
+        image, the tables of the state read (a snapshot's L1 table where one was chosen)."""
+        chosen = stream.snapshot if isinstance(stream, QcowStream) else None
+        return qcow_checks(list(stream.info.files),
+                           None if chosen is None else chosen.ident.decode("utf-8",
+                                                                           "surrogateescape"))
 
 
 FORMAT = QcowFormat()

@@ -41,6 +41,8 @@ _CMD_DISC = 2
 #: Largest single READ request (qemu-nbd accepts up to 32 MiB).
 _MAX_REQUEST = 8 << 20
 _START_TIMEOUT = 20.0
+#: Seconds ``qemu-img snapshot -a`` may take on QEMU's copy (it rewrites reference counts).
+_SNAPSHOT_TIMEOUT = 300.0
 
 
 def qemu_version() -> str | None:
@@ -66,6 +68,26 @@ def _spec(drivers: Sequence[str], chain: Sequence[Path],
     return spec
 
 
+def _apply_snapshot(target: str, snapshot: str, path: Path) -> None:
+    """``qemu-img snapshot -a`` of internal snapshot ``snapshot`` (an ID) on the copies
+    ``target`` names: QEMU's own restore of that state, the only writer being QEMU on our
+    copy."""
+    exe = shutil.which("qemu-img")
+    if exe is None:
+        raise UnsupportedFormatError("qemu-img is not installed (Debian package qemu-utils)")
+    try:
+        done = subprocess.run([exe, "snapshot", "-a", snapshot, target], check=False,
+                              capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, timeout=_SNAPSHOT_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise CorruptImageError(f"QEMU did not apply snapshot {snapshot} within "
+                                f"{_SNAPSHOT_TIMEOUT:.0f} s", path=path) from exc
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1:] or ["failed"]
+        raise CorruptImageError(f"QEMU cannot apply snapshot {snapshot}: {reason[0]}",
+                                path=path)
+
+
 def _recv(sock: socket.socket, n: int) -> bytes:
     parts, got = [], 0
     while got < n:
@@ -84,11 +106,13 @@ class QemuNbdStream(ImageStream):
 
     def __init__(self, path: Path, driver: str, chain: Sequence[Path] = (),
                  drivers: Sequence[str] | None = None,
-                 data_files: Sequence[Path | None] = (), *, extents: Sequence[Path] = ()
-                 ) -> None:
+                 data_files: Sequence[Path | None] = (), *, extents: Sequence[Path] = (),
+                 snapshot: str | None = None) -> None:
         """``chain``: the image and its parents, each with its driver (``drivers``) and a
         QCOW2 external data file (``data_files``); ``extents``: other files QEMU finds by
-        name beside them (a VMDK descriptor's extents)."""
+        name beside them (a VMDK descriptor's extents); ``snapshot``: the ID of the image's
+        internal snapshot to read, which ``qemu-img snapshot -a`` applies to QEMU's copy of
+        the image first (the disk as QEMU restores it, its size at the time included)."""
         exe = shutil.which("qemu-nbd")
         if exe is None:
             raise UnsupportedFormatError("qemu-nbd is not installed (Debian package qemu-utils)")
@@ -112,6 +136,13 @@ class QemuNbdStream(ImageStream):
                                             [copied[f] for f in self._files],
                                             [None if f is None else copied[f]
                                              for f in data_files]))
+        if snapshot is not None:
+            try:
+                _apply_snapshot(target, snapshot, path)
+            except BaseException:
+                self._dir.cleanup()
+                self._unmade()
+                raise
         self._proc = subprocess.Popen(
             [exe, "--read-only", "--shared=1", "--persistent", f"--socket={sock_path}", target],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

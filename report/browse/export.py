@@ -130,6 +130,7 @@ class ExportResult:
     failed: tuple[ExportFailure, ...] = ()
     volume: str | None = None  #: volume-tree path ("0/vss1") of a volume inside the row
     key: str | None = None  #: which kind of key decrypted the volume; never the key itself
+    image_state: str | None = None  #: the image's state read when not its current one
 
     @property
     def files(self) -> tuple[ExportedFile, ...]:
@@ -324,8 +325,11 @@ def _folder_jobs(fs: FileSystem, folder: Entry, top: str, path: str, *, selectio
 def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, image: Path,
            image_files: Iterable[Path] = (), selection: Selection = Selection.ALLOCATED,
            overwrite: bool = False, mediator: Mediator | None = None,
-           unreadable: UnreadableSectors | None = None) -> ExportResult:
-    """Export ``paths`` from ``fs`` into ``destination``, streaming the manifests there.
+           unreadable: UnreadableSectors | None = None,
+           image_state: str | None = None) -> ExportResult:
+    """Export ``paths`` from ``fs`` into ``destination``, streaming the manifests there;
+    ``image_state``: the image's state read when not its current one (a QCOW2 internal
+    snapshot), recorded in the manifest's head.
 
     A file whose data lies partly in sectors the acquisition could not read (``unreadable``)
     is exported as the image holds it and also listed as failed, naming those sectors: its
@@ -346,6 +350,8 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
             "offset_sector": fs.partition.start, "filesystem": fs.type,
             "times_note": getattr(fs, "times_note", None),
             "destination": str(root), "started": _iso(started)}
+    if image_state is not None:
+        head["image_state"] = image_state
     # the total is unknown until the walk ends: counting it first would walk everything twice
     task = mediator.begin(f"exporting to {destination}", None)
     finished = False
@@ -388,7 +394,7 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
         folder_count=manifest.folder_count, bytes_written=manifest.bytes_written,
         manifest_json=root / MANIFEST_JSON, manifest_csv=root / MANIFEST_CSV,
         manifest_sha256=digest, failed=tuple(manifest.failures),
-        volume=fs.partition.volume, key=fs.partition.key)
+        volume=fs.partition.volume, key=fs.partition.key, image_state=image_state)
 
 
 def _doubts(fs: FileSystem, entry: Entry, stored: dict[str, str], digests: dict[str, str],
@@ -835,6 +841,7 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         "bytes": result.bytes_written,
         "manifest": str(result.manifest_json),
         "manifest_sha256": result.manifest_sha256,
+        **({"image_state": result.image_state} if result.image_state else {}),
     })
 
 

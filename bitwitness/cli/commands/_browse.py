@@ -156,6 +156,7 @@ def _opened(image: Path, partition: int | str | None, offset: int | None, *,
 
     keys = volume_keys()
     stream = open_image(image, chosen_format())
+    _remember_state(stream)
     try:
         tree = read_tree(stream, keys)
         try:
@@ -178,6 +179,7 @@ def opened_all(image: Path, partition: int | str | None,
 
     keys = volume_keys()
     stream = open_image(image, chosen_format())
+    _remember_state(stream)
     try:
         tree = read_tree(stream, keys)
         try:
@@ -246,8 +248,29 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     }
 
 
+_STATE_KEY = "bitwitness.image_state"
+
+
+def _remember_state(stream: Any) -> None:
+    """Keep, for the running command, the state of the image read when it is not the current
+    one (a QCOW2 internal snapshot chosen with ``--snapshot``): outputs say which they show."""
+    state = stream.info.details.get("snapshot")
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and state:
+        ctx.meta[_STATE_KEY] = str(state)
+
+
+def image_state() -> str | None:
+    """The image's state the running command reads when not its current one, else None."""
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(_STATE_KEY)
+
+
 def filesystem_json(fs: Any, image: Path) -> dict[str, Any]:
-    return {"image": str(image), "partition": fs.partition.index,
-            "volume": fs.partition.volume or str(fs.partition.index),
-            "offset_sector": fs.partition.start, "filesystem": fs.type,
-            "times_note": getattr(fs, "times_note", None)}
+    doc = {"image": str(image), "partition": fs.partition.index,
+           "volume": fs.partition.volume or str(fs.partition.index),
+           "offset_sector": fs.partition.start, "filesystem": fs.type,
+           "times_note": getattr(fs, "times_note", None)}
+    if (state := image_state()) is not None:
+        doc["image_state"] = state
+    return doc

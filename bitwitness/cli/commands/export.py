@@ -14,6 +14,7 @@ import click
 from bitwitness.cli.commands._browse import (
     fs_options,
     image_argument,
+    image_state,
     opened_checked,
     printable,
     selection,
@@ -74,7 +75,7 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
         result = export(fs, paths, destination, image=image.absolute(),
                         image_files=[p.absolute() for p in image_files(image)],
                         selection=chosen, overwrite=overwrite, mediator=mediator,
-                        unreadable=unreadable)
+                        unreadable=unreadable, image_state=image_state())
     event = None
     stamps: list[Any] = []
     if case_dir is not None:
