@@ -212,6 +212,33 @@ def vmdk_seeds(work: Path) -> dict[str, bytes]:
     }
 
 
+def ova_seeds(work: Path) -> dict[str, bytes]:
+    """OVAs as GNU tar writes them (ustar; GNU long names; pax headers): a descriptor, a
+    stream-optimized disk (our own packing, no outside tool needed) and a SHA-256 manifest."""
+    import hashlib
+
+    if not shutil.which("tar"):
+        return {}
+    folder = work / "ova"
+    folder.mkdir()
+    long_disk = "an-exported-machine-" + "y" * 90 + "-disk1.vmdk"
+    seeds: dict[str, bytes] = {}
+    for name, disk, tar_format in (("ustar.ova", "vm-disk1.vmdk", "ustar"),
+                                   ("gnu.ova", long_disk, "gnu"),
+                                   ("pax.ova", long_disk, "pax")):
+        (folder / "vm.ovf").write_bytes(b'<?xml version="1.0"?>\n<Envelope/>\n')
+        (folder / disk).write_bytes(_sparse_vmdk(_media(16 * 1024), compressed=True))
+        (folder / "vm.mf").write_text("".join(
+            f"SHA256({m})= {hashlib.sha256((folder / m).read_bytes()).hexdigest()}\n"
+            for m in ("vm.ovf", disk)))
+        out = work / name
+        if _run("tar", f"--format={tar_format}", "-cf", out, "-C", folder, "vm.ovf", disk,
+                "vm.mf"):
+            seeds[name] = out.read_bytes()
+        (folder / disk).unlink()
+    return seeds
+
+
 # --- split raw, logs, partition tables, cases --------------------------------------------------
 
 
@@ -1307,7 +1334,8 @@ BUILDERS: dict[str, Callable[[Path], dict[str, bytes]]] = {
     "ewf": ewf_seeds, "ewf-ltree": ltree_seeds, "vhd": vhd_seeds, "vmdk": vmdk_seeds,
     "split-raw": split_seeds,
     "logs": log_seeds, "partitions": partition_seeds, "case-yaml": case_seeds,
-    "custody": custody_seeds, "qcow": qcow_seeds, "vhdx": vhdx_seeds, "vdi": vdi_seeds,
+    "custody": custody_seeds, "qcow": qcow_seeds, "ova": ova_seeds, "vhdx": vhdx_seeds,
+    "vdi": vdi_seeds,
     "qed": qed_seeds,
     "android-sparse": android_sparse_seeds,
     "ntfsclone": ntfsclone_seeds,

@@ -256,6 +256,18 @@ def qcow(data: bytes) -> None:
 
 
 
+def ova(data: bytes) -> None:
+    """OVA archives: the tar walk (ustar, GNU long names, pax headers, checksums, member
+    spans), the disk member read in place as a stream-optimized VMDK, and the manifest's
+    digests checked."""
+    from bitwitness.images.ova import open_ova, ova_checks
+
+    path = scratch().put("fuzz.ova", data)
+    _identify(path)
+    _open_and_sample(lambda: open_ova(path))
+    _checks(lambda: ova_checks(path))
+
+
 def vhdx(data: bytes) -> None:
     """VHDX: both headers and region tables (CRC-32C), the log replayed in memory (entries,
     the active sequence, zero and data descriptors, data sectors, the overlay every later read
@@ -961,6 +973,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
     "fs-times": (fs_times, 1 << 17),
     "ext-superblock": (ext_superblock, 1 << 16),
     "qcow": (qcow, 1 << 16),
+    "ova": (ova, 1 << 17),
     "vhdx": (vhdx, 5 << 18),
     "vdi": (vdi, 1 << 16),
     "qed": (qed, 1 << 16),

@@ -3,7 +3,8 @@
 The evidence lives on an ext4 file system loop-mounted with ``strictatime``, where every read
 through a descriptor opened without ``O_NOATIME`` updates the access time (the test proves that
 first with a plain ``open``). Every read-only command is then run on the sample disk as raw,
-split raw, E01 (written by ewfacquire), VHD and VMDK (written by qemu-img), and every file of the
+split raw, E01 (written by ewfacquire), VHD and VMDK (written by qemu-img), OVA (a tar of a
+descriptor and a stream-optimized VMDK), and every file of the
 image must keep its content, mtime and atime. Needs root (mount); skipped cleanly otherwise.
 """
 
@@ -65,8 +66,16 @@ def images(strict_mount: Path) -> dict[str, Path]:
                     str(raw), str(vhd)], check=True)
     vmdk = strict_mount / "disk.vmdk"
     subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(raw), str(vmdk)], check=True)
+    ova_dir = strict_mount / "ova"  # a VM export: descriptor, stream-optimized disk, in a tar
+    ova_dir.mkdir()
+    (ova_dir / "vm.ovf").write_text('<?xml version="1.0"?>\n<Envelope/>\n')
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                    str(raw), str(ova_dir / "vm-disk1.vmdk")], check=True)
+    ova = strict_mount / "vm.ova"
+    subprocess.run(["tar", "--format=ustar", "-cf", str(ova), "-C", str(ova_dir), "vm.ovf",
+                    "vm-disk1.vmdk"], check=True)
     return {"raw": raw, "split": split_dir / "disk.001", "e01": e01_dir / "disk.E01",
-            "vhd": vhd, "vmdk": vmdk}
+            "vhd": vhd, "vmdk": vmdk, "ova": ova}
 
 
 def _state(files: list[Path]) -> dict[Path, tuple[str, int, int]]:
@@ -111,7 +120,7 @@ COMMANDS = {
 
 @pytest.mark.slow
 @pytest.mark.root
-@pytest.mark.parametrize("fmt", ["raw", "split", "e01", "vhd", "vmdk"])
+@pytest.mark.parametrize("fmt", ["raw", "split", "e01", "vhd", "vmdk", "ova"])
 def test_read_only_commands_keep_content_mtime_and_atime(fmt: str, images: dict[str, Path],
                                                          tmp_path: Path) -> None:
     image = images[fmt]
@@ -158,8 +167,9 @@ def test_verify_keeps_the_times_of_the_hash_logs_it_reads(strict_mount: Path) ->
 
 def _second_reader_images(folder: Path) -> dict[str, list[Path]]:
     """Images whose independent second reader is an outside program that opens files itself:
-    QEMU (QCOW2, QED over a QED over a raw file, VDI, Parallels, VHDX), affcat (AFF),
-    simg2img (Android sparse). Each: the image's files, the first the one to verify."""
+    QEMU (QCOW2 and one of its internal snapshots, QED over a QED over a raw file, VDI,
+    Parallels, VHDX, an OVA's disk), affcat (AFF), simg2img (Android sparse). Each: the image's
+    files, the first the one to verify."""
     require_tool("qemu-img", "qemu-nbd", "qemu-io", "affconvert", "affcat", "img2simg",
                  "simg2img")
     raw = materialize(folder / "disk.img")
@@ -185,6 +195,21 @@ def _second_reader_images(folder: Path) -> dict[str, list[Path]]:
     simg = folder / "disk.simg"
     subprocess.run(["img2simg", str(raw), str(simg)], check=True, capture_output=True)
     made["android-sparse"] = [simg]
+    snapshotted = folder / "snapshots.qcow2"  # QEMU applies a snapshot on its copy first
+    shutil.copyfile(made["qcow2"][0], snapshotted)
+    subprocess.run(["qemu-img", "snapshot", "-c", "one", str(snapshotted)], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0xcd 0 64k", str(snapshotted)], check=True,
+                   capture_output=True)
+    made["qcow2 snapshot"] = [snapshotted]
+    ova_dir = folder / "ova"
+    ova_dir.mkdir()
+    (ova_dir / "vm.ovf").write_text('<?xml version="1.0"?>\n<Envelope/>\n')
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                    str(raw), str(ova_dir / "vm-disk1.vmdk")], check=True)
+    ova = folder / "vm.ova"  # QEMU reads the disk's window of the archive
+    subprocess.run(["tar", "--format=ustar", "-cf", str(ova), "-C", str(ova_dir), "vm.ovf",
+                    "vm-disk1.vmdk"], check=True)
+    made["ova"] = [ova]
     return made
 
 
@@ -199,7 +224,8 @@ def test_outside_second_readers_keep_content_mtime_and_atime(strict_mount: Path)
     for kind, files in _second_reader_images(folder).items():
         _age(files)
         before = _state(files)
-        result = run_bitwitness("verify", "--second-reader", files[0], "--json")
+        extra = ["--snapshot", "one"] if kind == "qcow2 snapshot" else []
+        result = run_bitwitness("verify", "--second-reader", *extra, files[0], "--json")
         assert result.exit_code in (0, 1), (kind, result.stderr)
         reader = result.json()["images"][0]["second_reader"]
         assert reader is not None, kind

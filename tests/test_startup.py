@@ -159,6 +159,7 @@ def test_format_registry_built_on_first_use() -> None:
         ewf,
         modi,
         ntfsclone,
+        ova,
         parallels,
         partclone,
         qcow,
@@ -170,12 +171,14 @@ def test_format_registry_built_on_first_use() -> None:
         vmdk_libyal,
     )
 
-    assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "qcow", "dmg", "parallels",
+    assert [f.name for f in FORMATS] == ["ewf", "vhd", "vhdx", "vmdk", "ova", "qcow", "dmg",
+                                         "parallels",
                                          "vdi", "qed", "android-sparse", "ntfsclone",
                                          "partclone", "aff", "aff4",
                                          "split-raw", "raw"]
     assert FORMATS == [ewf.FORMAT, vhdi.VHD_FORMAT, vhdi.VHDX_FORMAT, vmdk_libyal.FORMAT,
-                       qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT, qed.FORMAT,
+                       ova.FORMAT, qcow.FORMAT, modi.FORMAT, parallels.FORMAT, vdi.FORMAT,
+                       qed.FORMAT,
                        android_sparse.FORMAT, ntfsclone.FORMAT, partclone.FORMAT,
                        aff.FORMAT, aff4.FORMAT,
                        splitraw.FORMAT, raw.FORMAT]

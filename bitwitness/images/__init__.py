@@ -28,6 +28,7 @@ _REGISTRY = (
     ("vhdi", "VHD_FORMAT"),
     ("vhdi", "VHDX_FORMAT"),
     ("vmdk_libyal", "FORMAT"),
+    ("ova", "FORMAT"),
     ("qcow", "FORMAT"),
     ("modi", "FORMAT"),
     ("parallels", "FORMAT"),

@@ -56,9 +56,15 @@ def qemu_version() -> str | None:
 
 
 def _spec(drivers: Sequence[str], chain: Sequence[Path],
-          data_files: Sequence[Path | None] = ()) -> dict[str, Any]:
-    spec: dict[str, Any] = {"driver": drivers[0],
-                            "file": {"driver": "file", "filename": str(chain[0].resolve())}}
+          data_files: Sequence[Path | None] = (),
+          window: tuple[int, int] | None = None) -> dict[str, Any]:
+    """QEMU's block-device options for ``chain`` (an image and its parents); ``window``:
+    (offset, size) of the image inside its file (a disk member of an archive), read through
+    QEMU's ``raw`` driver with those options."""
+    file: dict[str, Any] = {"driver": "file", "filename": str(chain[0].resolve())}
+    if window is not None:
+        file = {"driver": "raw", "offset": window[0], "size": window[1], "file": file}
+    spec: dict[str, Any] = {"driver": drivers[0], "file": file}
     if data_files and data_files[0] is not None:  # a QCOW2 external data file, as ours found it
         spec["data-file"] = {"driver": "file", "filename": str(data_files[0].resolve())}
     if len(chain) > 1:
@@ -107,12 +113,13 @@ class QemuNbdStream(ImageStream):
     def __init__(self, path: Path, driver: str, chain: Sequence[Path] = (),
                  drivers: Sequence[str] | None = None,
                  data_files: Sequence[Path | None] = (), *, extents: Sequence[Path] = (),
-                 snapshot: str | None = None) -> None:
+                 snapshot: str | None = None, window: tuple[int, int] | None = None) -> None:
         """``chain``: the image and its parents, each with its driver (``drivers``) and a
         QCOW2 external data file (``data_files``); ``extents``: other files QEMU finds by
         name beside them (a VMDK descriptor's extents); ``snapshot``: the ID of the image's
         internal snapshot to read, which ``qemu-img snapshot -a`` applies to QEMU's copy of
-        the image first (the disk as QEMU restores it, its size at the time included)."""
+        the image first (the disk as QEMU restores it, its size at the time included);
+        ``window``: (offset, size) of the image inside its file (an OVA's disk)."""
         exe = shutil.which("qemu-nbd")
         if exe is None:
             raise UnsupportedFormatError("qemu-nbd is not installed (Debian package qemu-utils)")
@@ -135,7 +142,7 @@ class QemuNbdStream(ImageStream):
         target = "json:" + json.dumps(_spec(drivers or [driver] * len(self._files),
                                             [copied[f] for f in self._files],
                                             [None if f is None else copied[f]
-                                             for f in data_files]))
+                                             for f in data_files], window))
         if snapshot is not None:
             try:
                 _apply_snapshot(target, snapshot, path)

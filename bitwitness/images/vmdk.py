@@ -230,18 +230,33 @@ class FlatExtent:
 class SparseExtent:
     """A hosted sparse extent (monolithicSparse, twoGbMaxExtentSparse, streamOptimized)."""
 
-    def __init__(self, path: Path, size: int | None = None) -> None:
+    def __init__(self, path: Path, size: int | None = None,
+                 window: tuple[int, int] | None = None, member: str = "") -> None:
+        """``window``: (file offset, length) of the extent inside ``path`` when it is one
+        member of an archive (an OVA's disk, named ``member``) rather than the whole file;
+        nothing outside the window is read, and offsets in errors count from its start."""
         self.path = path
+        #: what errors name: the file, or the archive and the member inside it
+        self.where: Path | str = path if window is None else \
+            f"{path} (member {member!r} at file offset {window[0]})"
+        #: how checks name the extent: the file's name, or the member's, whose offsets they
+        #: give from the member's start
+        self.label = path.name if window is None else \
+            f"{path.name} member {member!r} (offsets from its start, file offset {window[0]})"
         self.files: tuple[Path, ...] = (path,)
+        self._start = 0 if window is None else window[0]
         self._fd = open_readonly(path)
         try:
-            self._load(size)
+            self._load(size, window)
         except Exception:
             os.close(self._fd)
             raise
 
-    def _load(self, size: int | None) -> None:
-        self.file_size = os.fstat(self._fd).st_size
+    def _load(self, size: int | None, window: tuple[int, int] | None) -> None:
+        whole = os.fstat(self._fd).st_size
+        if window is not None:
+            check_span(window[0], window[1], whole, path=self.where, what="VMDK extent member")
+        self.file_size = whole if window is None else window[1]
         header = unpack_header(self._pread(0, SECTOR, "header"))
         if header.gd_offset == GD_AT_END:  # streamOptimized: the footer holds the real header
             header = unpack_header(self._pread(self.file_size - 2 * SECTOR, SECTOR, "footer"))
@@ -251,7 +266,7 @@ class SparseExtent:
             # would conjure zeros that no structure of the file holds.
             raise CorruptImageError(
                 f"the descriptor gives this sparse extent {size} bytes; its header's capacity "
-                f"is {header.capacity * SECTOR}", path=self.path)
+                f"is {header.capacity * SECTOR}", path=self.where)
         self.size = header.capacity * SECTOR if size is None else size
         self.grain_bytes = header.grain_size * SECTOR
         self.compressed = bool(header.flags & FLAG_COMPRESSED)
@@ -266,7 +281,7 @@ class SparseExtent:
             gd.byteswap()
         for index, gt_sector in enumerate(gd):
             if gt_sector:
-                check_span(gt_sector * SECTOR, self._gtes * 4, self.file_size, path=self.path,
+                check_span(gt_sector * SECTOR, self._gtes * 4, self.file_size, path=self.where,
                            what=f"VMDK grain table {index}")
         self._gd = gd
         self._gt_cache: OrderedDict[int, array[int]] = OrderedDict()
@@ -278,13 +293,15 @@ class SparseExtent:
         if h.descriptor_size * SECTOR > MAX_DESCRIPTOR:
             raise CorruptImageError(f"VMDK embedded descriptor claims {h.descriptor_size} "
                                     f"sectors (at most {MAX_DESCRIPTOR // SECTOR})",
-                                    path=self.path, offset=h.descriptor_offset * SECTOR)
+                                    path=self.where, offset=h.descriptor_offset * SECTOR)
         raw = self._pread(h.descriptor_offset * SECTOR, h.descriptor_size * SECTOR, "descriptor")
         return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
     def _pread(self, offset: int, length: int, what: str) -> bytes:
-        return pread_checked(self._fd, offset, length, self.file_size, path=self.path,
-                             what=f"VMDK {what}")
+        """``length`` bytes at ``offset`` of the extent (of its window), checked to lie in it."""
+        check_span(offset, length, self.file_size, path=self.where, what=f"VMDK {what}")
+        return pread_checked(self._fd, self._start + offset, length,
+                             self._start + self.file_size, path=self.where, what=f"VMDK {what}")
 
     def _table(self, gt: int) -> array[int] | None:
         """Grain table ``gt`` (``None`` when the directory has none: every grain reads 0)."""
@@ -317,19 +334,19 @@ class SparseExtent:
         if size > self.grain_bytes + GRAIN_OVERHEAD:
             raise CorruptImageError(
                 f"compressed grain {index} claims {size} stored bytes for a grain of "
-                f"{self.grain_bytes}", path=self.path, offset=offset)
+                f"{self.grain_bytes}", path=self.where, offset=offset)
         stored = self._pread(offset + 12, size, "compressed grain")
         inflater = zlib.decompressobj()
         try:
             data = inflater.decompress(stored, self.grain_bytes + 1)
         except zlib.error as exc:
             raise CorruptImageError(
-                f"compressed grain {index} does not inflate ({exc})", path=self.path,
+                f"compressed grain {index} does not inflate ({exc})", path=self.where,
                 offset=offset, media_offset=index * self.grain_bytes) from None
         if len(data) > self.grain_bytes:
             raise CorruptImageError(
                 f"compressed grain {index} inflates to more than its {self.grain_bytes} bytes",
-                path=self.path, offset=offset, media_offset=index * self.grain_bytes)
+                path=self.where, offset=offset, media_offset=index * self.grain_bytes)
         return data.ljust(self.grain_bytes, b"\0")
 
     def read(self, offset: int, length: int) -> bytes:
@@ -368,7 +385,7 @@ class SparseExtent:
         VMware defines (0 none, 1 deflate, the one compressed grains need). The reader reads
         compressed grains as deflate whatever the field says; a failed check says the header
         is not as written."""
-        h, name = self.header, self.path.name
+        h, name = self.header, self.label
         what = "VMDK sparse extent header"
         if h.flags & FLAG_NEWLINE_TEST and h.line_ends != NEWLINE_CHARS:
             return ContainerCheck(what, False, f"{name}: the line-end test bytes (offset 73) are "
@@ -392,7 +409,7 @@ class SparseExtent:
         redundant directory, like the primary one, is read whole after its span is checked
         against the file."""
         what = "VMDK redundant grain tables"
-        h, name = self.header, self.path.name
+        h, name = self.header, self.label
         if not h.flags & FLAG_REDUNDANT_GT or not h.rgd_offset:
             return ContainerCheck(what, True, f"{name}: the header records no redundant grain "
                                   f"directory (flags {h.flags:#x}); nothing to compare")
@@ -404,7 +421,7 @@ class SparseExtent:
     def _compare_redundant(self, what: str) -> ContainerCheck:
         """Every difference counted, the first few named: one damaged table can differ in all
         its 512 entries, and the detail stays one readable line."""
-        h, name = self.header, self.path.name
+        h, name = self.header, self.label
         rgd = array("I")
         rgd.frombytes(self._pread(h.rgd_offset * SECTOR, len(self._gd) * 4,
                                   "redundant grain directory"))
