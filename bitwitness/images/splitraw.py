@@ -24,26 +24,22 @@ from bitwitness.errors import MissingSegmentError, UnsupportedFormatError
 from bitwitness.evidence_io import confine_part
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.raw import PARTIAL_SUFFIX, fd_size, open_readonly, read_exact
+from bitwitness.images.splitnames import DIGITS, LETTERS, scheme_for
 from bitwitness.stream import ImageStream, StreamInfo
 
 #: Descriptors a split set keeps open at once.
 MAX_OPEN = 64
 
-_NUMERIC = re.compile(r"^\.(\d{3,})$")
-_ALPHA = re.compile(r"^\.([a-z]{2})$")
-
-
-def _alpha_index(s: str) -> int:
-    return (ord(s[0]) - 97) * 26 + (ord(s[1]) - 97)
-
-
-def _alpha_name(i: int) -> str:
-    return chr(97 + i // 26) + chr(97 + i % 26)
+_NUMERIC = re.compile(r"^\.(\d{2,})$")
+_ALPHA = re.compile(r"^\.([a-z]{2,})$")
 
 
 def split_pieces(path: Path) -> list[Path] | None:
     """Every piece of the split set of ``path``; ``None`` when the name is not split-like.
 
+    The pieces are named as :mod:`~bitwitness.images.splitnames` lays out (fixed width, or GNU
+    split's widening names); a numbered set starts at ``0`` or ``1``, a lettered one at
+    ``aa``. A piece missing inside the set is a :class:`~bitwitness.errors.MissingSegmentError`.
     A ``.partial`` piece (``x.001.partial``) gives the set of ``.partial`` pieces of the same stem.
     """
     tail = PARTIAL_SUFFIX if path.name.endswith(PARTIAL_SUFFIX) else ""
@@ -52,46 +48,37 @@ def split_pieces(path: Path) -> list[Path] | None:
         return None
     named = path.parent / base
     suffix = named.suffix
+    if not (_NUMERIC.match(suffix) or _ALPHA.match(suffix)):
+        return None
     stem = named.with_suffix("")
-    if m := _NUMERIC.match(suffix):
-        return _numeric_pieces(path, stem, len(m.group(1)), tail)
-    if _ALPHA.match(suffix):
-        return _alpha_pieces(path, stem, tail)
-    return None
+    numeric = suffix[1].isdigit()
+    kind = "[0-9]" if numeric else "[a-z]"
+    siblings = [_suffix_of(p, stem, tail)
+                for p in path.parent.glob(f"{glob_escape(stem.name)}.{kind}{kind}*{tail}")]
+    alphabet = DIGITS if numeric else LETTERS
+    siblings = [x for x in siblings if all(c in alphabet for c in x)]
+    scheme = scheme_for(siblings)
+    if scheme is None or scheme.index(suffix[1:]) is None:
+        return None
+    indexes = sorted({i for x in siblings if (i := scheme.index(x)) is not None})
+    first = indexes[0]
+    if first != 0 and not (scheme.numeric and first == 1):
+        if not scheme.numeric or scheme.width == 2:
+            # no ".aa" (".00"): a two-character suffix such as ".dd" or ".12" is no split set
+            return None
+        raise MissingSegmentError(
+            f"split raw set starts at .{scheme.name(first)}{tail}; the first piece is missing",
+            path=path)
+    for expected, n in enumerate(indexes, start=first):
+        if n != expected:
+            raise MissingSegmentError(
+                f"split raw piece .{scheme.name(expected)}{tail} is missing", path=path)
+    return [stem.parent / f"{stem.name}.{scheme.name(i)}{tail}" for i in indexes]
 
 
 def _suffix_of(piece: Path, stem: Path, tail: str) -> str:
     """``001`` for ``x.001`` (or ``x.001.partial`` when ``tail`` is ``.partial``)."""
     return piece.name[len(stem.name) + 1:len(piece.name) - len(tail)]
-
-
-def _numeric_pieces(path: Path, stem: Path, width: int, tail: str) -> list[Path] | None:
-    pattern = f"{glob_escape(stem.name)}.{'[0-9]' * width}{tail}"
-    siblings = sorted(int(_suffix_of(p, stem, tail)) for p in path.parent.glob(pattern))
-    if not siblings:
-        return None
-    first = siblings[0]
-    if first not in (0, 1):
-        raise MissingSegmentError(
-            f"split raw set starts at .{first:0{width}d}{tail}; the first piece is missing",
-            path=path)
-    for expected, n in enumerate(siblings, start=first):
-        if n != expected:
-            raise MissingSegmentError(f"split raw piece .{expected:0{width}d}{tail} is missing",
-                                      path=path)
-    return [stem.parent / f"{stem.name}.{i:0{width}d}{tail}" for i in siblings]
-
-
-def _alpha_pieces(path: Path, stem: Path, tail: str) -> list[Path] | None:
-    pattern = f"{glob_escape(stem.name)}.[a-z][a-z]{tail}"
-    siblings = sorted(_alpha_index(_suffix_of(p, stem, tail)) for p in path.parent.glob(pattern))
-    if not siblings or siblings[0] != 0:
-        return None  # no ".aa": a two-letter suffix such as ".dd" is not a split set
-    for expected, n in enumerate(siblings):
-        if n != expected:
-            raise MissingSegmentError(
-                f"split raw piece .{_alpha_name(expected)}{tail} is missing", path=path)
-    return [stem.parent / f"{stem.name}.{_alpha_name(i)}{tail}" for i in siblings]
 
 
 def refuse_split_container(path: Path, what: str) -> None:
@@ -106,12 +93,14 @@ def refuse_split_container(path: Path, what: str) -> None:
     if not pieces or len(pieces) < 2:
         return
     stem = pieces[0].with_suffix("")
-    width = len(pieces[0].suffix) - 1
     joined = shlex.quote(stem.name)
+    # one pattern per suffix width, in order: the shell expands each in sorted order, which
+    # is the pieces' order within a width (x.aa .. x.yz, then x.zaaa ..)
+    widths = dict.fromkeys(len(p.suffix) - 1 for p in pieces)
+    patterns = " ".join(f"{joined}.{'?' * w}" for w in widths)
     raise UnsupportedFormatError(
         f"{path}: one of the {len(pieces)} pieces of a split {what} ({pieces[0].name} to "
-        f"{pieces[-1].name}): join them (cat {joined}.{'?' * width} > {joined}), then open "
-        f"{joined}")
+        f"{pieces[-1].name}): join them (cat {patterns} > {joined}), then open {joined}")
 
 
 class SplitRawStream(ImageStream):
