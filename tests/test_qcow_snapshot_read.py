@@ -14,10 +14,11 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import require_tool, run_bitwitness
+from conftest import REPO, require_tool, run_bitwitness
 
 from bitwitness.errors import CorruptImageError, ExitCode, InputError
 from bitwitness.image import open_image
@@ -249,3 +250,23 @@ def test_a_qcow_version_1_image_keeps_no_snapshots(tmp_path: Path) -> None:
     _qemu("qemu-img", "create", "-q", "-f", "qcow", image, "1M")
     with pytest.raises(InputError, match="QCOW version 1 image keeps no internal snapshots"):
         _ours(image, "1")
+
+
+def test_a_background_mount_serves_the_snapshot(vm: Path, tmp_path: Path) -> None:
+    """The detached mount process is given the snapshot chosen (and the format and parents):
+    its media.raw is QEMU's restore of that state, not the current disk."""
+    from test_mount import require_fuse
+
+    require_fuse()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = [sys.executable, "-m", "bitwitness"]
+    done = subprocess.run([*cmd, "mount", str(vm), str(mnt), "--background", "--snapshot",
+                           "installed"], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    try:
+        assert (mnt / "media.raw").read_bytes() == _as_qemu_restores(vm, "installed", tmp_path)
+    finally:
+        subprocess.run([*cmd, "umount", str(mnt)], capture_output=True, timeout=60,
+                       check=False, cwd=REPO)

@@ -45,6 +45,12 @@ def named_parents(paths: Sequence[Path]) -> Iterator[None]:
         _NAMED_PARENTS.reset(token)
 
 
+def chosen_parents() -> tuple[Path, ...]:
+    """The parent files named for this context (``--parent``), for a process started to do the
+    same work (a background mount)."""
+    return _NAMED_PARENTS.get()
+
+
 def set_named_parents(paths: Sequence[Path]) -> Callable[[], None]:
     """Name parent files for the rest of this context (the CLI, once per command); returns
     what undoes it."""

@@ -69,6 +69,8 @@ class MountRequest:
     cache_bytes: int = 64 * 1024 * 1024
     #: keys for encrypted volumes (a VolumeKeys), for files/ inside them; held in memory only
     keys: Any = field(default=None, repr=False)
+    #: ``--image-format`` (a format forced by name); None: detected
+    image_format: str | None = None
 
 
 # --- preconditions -------------------------------------------------------------------------
@@ -332,13 +334,14 @@ def serve(request: MountRequest, *, notice: Notice | None = None,
     check_mountpoint(mountpoint)
     fuse = _load_binding()
     say: Notice = notice or (lambda _message: None)
-    stream = open_image(request.image)
+    stream = open_image(request.image, request.image_format)
     try:
-        files = [str(p.absolute()) for p in image_files(request.image)]
+        files = [str(p.absolute()) for p in image_files(request.image, request.image_format)]
         cached = CachedStream(stream, cache_bytes=request.cache_bytes)
         tree = MountTree(cached, request.image, files=request.files, notice=say,
                          keys=request.keys)
-        recorder = _Recorder(request, mountpoint, files, stream.info.format, stream.size)
+        recorder = _Recorder(request, mountpoint, files, stream.info.format, stream.size,
+                             state=stream.info.details.get("snapshot"))
         # Computed before mounting: resolving the mount point while serving would ask the
         # mount itself, whose first request (init) is still being answered: a deadlock.
         state_path = state_file(mountpoint)
@@ -376,12 +379,16 @@ class _Recorder:
     """Appends the mount and unmount events of one mount to its case's custody log."""
 
     def __init__(self, request: MountRequest, mountpoint: Path, files: list[str],
-                 fmt: str, size: int) -> None:
+                 fmt: str, size: int, *, state: str | None = None) -> None:
+        """``state``: the image's state mounted when not its current one (a QCOW2 internal
+        snapshot), recorded as ``image_state``."""
         self.link = request.case
         self.details: dict[str, Any] = {
             "image": str(request.image.absolute()), "image_files": files, "format": fmt,
             "media_size": size, "mountpoint": str(mountpoint), "files": request.files,
             "read_only": True, "pid": os.getpid()}
+        if state:
+            self.details["image_state"] = str(state)
         self.started: datetime | None = None
 
     def _record(self, action: str, details: dict[str, Any]) -> None:
@@ -422,6 +429,16 @@ def mount_in_background(request: MountRequest) -> int:
     allow = ["--max-ltree", str(limit)] if limit != DEFAULT_BUDGET else []
     argv = [*allow, "mount", str(request.image.absolute()), str(request.mountpoint.absolute()),
             "--cache-mib", str(max(1, request.cache_bytes // (1024 * 1024)))]
+    # the image as this command opens it: a forced format, named parents, a snapshot
+    from bitwitness.images.libyal import chosen_parents
+    from bitwitness.images.snapshot_choice import chosen_snapshot
+
+    if request.image_format is not None:
+        argv += ["--image-format", request.image_format]
+    for parent in chosen_parents():
+        argv += ["--parent", str(parent.absolute())]
+    if (snapshot := chosen_snapshot()) is not None:
+        argv += ["--snapshot", snapshot]
     if request.files:
         argv.append("--files")
     if request.case is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bitwitness.cli.commands._browse import key_options, volume_keys
+from bitwitness.cli.image_options import chosen_format, format_option_in_context
 from bitwitness.cli.output import escape, stdout, warn
 
 
@@ -26,6 +27,7 @@ from bitwitness.cli.output import escape, stdout, warn
 @click.option("--cache-mib", type=click.IntRange(min=1, max=65536), default=64, show_default=True,
               help="Memory for the chunk cache, in MiB.")
 @key_options
+@format_option_in_context
 def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
             case_dir: Path | None, evidence_id: str | None, cache_mib: int) -> None:
     """Mount IMAGE read-only at MOUNTPOINT (an empty folder) with FUSE.
@@ -61,7 +63,7 @@ def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
     if why:
         raise MountError(why)
     check_mountpoint(mountpoint.absolute())
-    open_image(image).close()  # a missing or unreadable image fails here, in one line
+    open_image(image, chosen_format()).close()  # a missing or unreadable image fails here
     link = case_link(image, case_dir, evidence_id)
     from bitwitness import signing
 
@@ -69,7 +71,8 @@ def command(*, paths: tuple[Path, ...], with_files: bool, background: bool,
     # not when the mount is up (or, for the unmount, hours later)
     signing.prepare(link.case_dir if link is not None else None)
     request = MountRequest(image, mountpoint, files=with_files, case=link,
-                           cache_bytes=cache_mib * 1024 * 1024, keys=volume_keys())
+                           cache_bytes=cache_mib * 1024 * 1024, keys=volume_keys(),
+                           image_format=chosen_format())
     if background:
         pid = mount_in_background(request)
         stdout.print(f"mounted {escape(str(image))} at {escape(str(mountpoint))} (pid {pid}); "
