@@ -149,10 +149,13 @@ def _stretched_vmk(vmk: bytes, stretched: bytes, salt: bytes, *, method: int, wh
 
 def build(plain: Path, out: Path, *, password: str | None = None,
           recovery_password: str | None = None, startup_key: bool = False,
-          method: str = "aes-xts-128", seed: bytes = b"bitwitness") -> Keys:
+          method: str = "aes-xts-128", seed: bytes = b"bitwitness", to_go: bool = False) -> Keys:
     """Encrypt the plain file system ``plain`` into the BitLocker volume ``out``.
 
     ``seed`` makes keys, salts and identifiers repeatable (a test volume, not a secret).
+    ``to_go``: the volume header of BitLocker To Go on a FAT drive (a FAT32 boot sector,
+    ``MSWIN4.1``, the identifier at byte 424) in place of Windows 7's; libbde then sizes the
+    decrypted volume by that boot sector's sector count (the whole volume).
     """
     data = plain.read_bytes()
     if len(data) % SECTOR or len(data) < HEADER_SECTORS * SECTOR * 2:
@@ -209,7 +212,7 @@ def build(plain: Path, out: Path, *, password: str | None = None,
         raise ValueError("metadata larger than its block")
 
     image = bytearray(total)
-    image[:SECTOR] = _volume_header(blocks)
+    image[:SECTOR] = _to_go_header(blocks, total) if to_go else _volume_header(blocks)
     cipher = _SectorCipher(method, fvek)
     for sector in range(HEADER_SECTORS, tail // SECTOR):
         at = sector * SECTOR
@@ -233,6 +236,28 @@ def _volume_header(blocks: list[int]) -> bytes:
     struct.pack_into("<HH", header, 24, 0x3F, 0xFF)
     header[160:176] = BITLOCKER_ID
     struct.pack_into("<QQQ", header, 176, *blocks)
+    header[510:512] = b"\x55\xaa"
+    return bytes(header)
+
+
+def _to_go_header(blocks: list[int], total: int) -> bytes:
+    """BitLocker To Go's volume header on a FAT drive: the boot sector of a FAT32 discovery
+    volume (a BPB as mkfs.vfat writes one) with the BitLocker identifier at 424 and the three
+    metadata offsets at 440."""
+    header = bytearray(SECTOR)
+    header[0:3] = b"\xeb\x58\x90"
+    header[3:11] = b"MSWIN4.1"
+    sectors = total // SECTOR
+    fat_sectors = -(-(sectors + 2) * 4 // SECTOR)  # one sector a cluster: FAT32 from ~33 MB
+    struct.pack_into("<HBHBHHBHHHII", header, 11, SECTOR, 1, 32, 2, 0, 0, 0xF8, 0, 0x3F, 0xFF,
+                     0, sectors)
+    struct.pack_into("<IHHIHH", header, 36, fat_sectors, 0, 0, 2, 1, 6)
+    header[64], header[66] = 0x80, 0x29
+    struct.pack_into("<I", header, 67, 0x1234ABCD)
+    header[71:82] = b"NO NAME    "
+    header[82:90] = b"FAT32   "
+    header[424:440] = BITLOCKER_ID
+    struct.pack_into("<QQQ", header, 440, *blocks)
     header[510:512] = b"\x55\xaa"
     return bytes(header)
 

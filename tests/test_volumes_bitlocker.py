@@ -462,3 +462,41 @@ def test_hostile_bitlocker_metadata_fails_closed(volumes: dict[str, Volume], tmp
             counts[result.exit_code] += 1
         image.unlink()
     assert counts[1] + counts[2] >= 7
+
+
+def test_bitlocker_to_go_on_a_fat_drive_is_seen_under_its_discovery_volume(
+        tmp_path: Path, bw) -> None:
+    """A USB drive BitLocker To Go encrypted while it held FAT: its first sector is the boot
+    sector of a FAT32 "discovery volume", which The Sleuth Kit reads as the drive's file system
+    (fsstat: FAT32); the encrypted volume behind it was not seen at all. blkid and libbde see
+    BitLocker; so does ``partitions``, and the decrypted volume lists as fls lists it."""
+    require_tool("mkntfs", "ntfscp", "fsstat", "fls", "blkid")
+    plain = tmp_path / "plain.ntfs"
+    subprocess.run(["truncate", "-s", "40M", str(plain)], check=True)
+    subprocess.run(["mkntfs", "-q", "-F", "-Q", str(plain)], check=True, capture_output=True)
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"on the stick\n" * 300)
+    subprocess.run(["ntfscp", "-q", str(plain), str(note), "note.txt"], check=True,
+                   capture_output=True)
+    stick = tmp_path / "stick.img"
+    bdebuild.build(plain, stick, password=PASSWORD, seed=b"to go", to_go=True)
+    assert "File System Type: FAT32" in subprocess.run(
+        ["fsstat", str(stick)], capture_output=True, text=True, check=False).stdout
+    assert 'TYPE="BitLocker"' in subprocess.run(
+        ["blkid", "-p", str(stick)], capture_output=True, text=True, check=True).stdout
+    assert (_pybde(stick, password=PASSWORD) or b"")[:plain.stat().st_size] == \
+        plain.read_bytes()
+
+    locked = bw("partitions", "--json", stick)
+    assert locked.exit_code == 0, locked.stderr
+    (row,) = locked.json()["partitions"]
+    assert row["encrypted"] == "BitLocker"
+    assert row["filesystem"] is None
+    assert row["protectors"][0].startswith("password {")
+    assert "BitLocker To Go volume (AES-XTS 128; protectors: password)" in bw(
+        "partitions", stick).stdout
+    key = ["--passphrase", PASSWORD]
+    listing = bw("ls", stick, "-r", "--all", "--json", "-p", "0/bde1", *key)
+    assert listing.exit_code == 0, listing.stderr
+    assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(plain)
+    assert cat_bytes(stick, "/note.txt", "-p", "0/bde1", *key) == note.read_bytes()

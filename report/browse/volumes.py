@@ -40,6 +40,18 @@ _ENCRYPTED: tuple[tuple[int, bytes, str], ...] = (
     (3, b"-FVE-FS-", "BitLocker"),
     (0, b"LUKS\xba\xbe", "LUKS"),
 )
+#: The BitLocker identifier (GUID 4967d63b-2e29-4ad8-8399-f6a339e3d001, as stored).
+BITLOCKER_ID = bytes.fromhex("3bd66749292ed84a8399f6a339e3d001")
+
+
+def is_bitlocker_to_go(head: bytes) -> bool:
+    """Whether a volume's first sector is BitLocker To Go's on a FAT drive: the boot sector of
+    a FAT32 discovery volume (OEM name ``MSWIN4.1``; Windows XP and Vista read the BitLocker
+    To Go Reader from it) holding the BitLocker identifier at byte 424 and the metadata offsets
+    after it (libbde's format documentation; util-linux's BitLocker probe checks the same).
+    TSK reads the discovery volume as a FAT32 and nothing else: the drive's encrypted file
+    system went unseen. (BitLocker To Go on NTFS starts with ``-FVE-FS-`` as fixed drives.)"""
+    return head[3:11] == b"MSWIN4.1" and head[424:440] == BITLOCKER_ID
 
 
 class PartitionKind(StrEnum):
@@ -111,11 +123,11 @@ def filesystem_type(image: TskImage, byte_offset: int) -> str | None:
 
 def encryption_at(image: TskImage, byte_offset: int) -> str | None:
     """Name of the volume encryption whose signature starts at ``byte_offset``, if any."""
-    head = image.stream.pread(byte_offset, 16)
+    head = image.stream.pread(byte_offset, 512)
     for where, magic, name in _ENCRYPTED:
         if head[where : where + len(magic)] == magic:
             return name
-    return None
+    return "BitLocker" if is_bitlocker_to_go(head) else None
 
 
 def read_layout(image: TskImage) -> VolumeLayout:

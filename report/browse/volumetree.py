@@ -47,6 +47,7 @@ from bitwitness.report.browse.volumes import (
     VolumeLayout,
     encryption_at,
     filesystem_type,
+    is_bitlocker_to_go,
     read_layout,
 )
 from bitwitness.stream import ConcatStream, ImageStream, SliceStream
@@ -383,7 +384,8 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _backup_boot(tree, node)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
         _luks(tree, node, depth)
-    elif node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE:
+    elif (node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE
+          or is_bitlocker_to_go(head)):
         _bitlocker(tree, node, depth)
     elif not node.filesystem and any(head[at : at + 8] == _LVM_LABEL
                                      for at in range(0, 2048, 512)):
@@ -733,7 +735,7 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     import pybde
 
     assert node.stream is not None
-    node.encrypted = "BitLocker"
+    kind = _bitlocker_kind(node)
     source = FileObject(node.stream)
     volume = pybde.volume()
     startup = tree.keys.startup_key and tree.keys.key_file is not None
@@ -755,16 +757,16 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
                              "unlock it") from None
         if not tree.keys.given:  # listed as what it claims to be; opening it is the error
             node.locked = True
-            node.description = (f"BitLocker volume (metadata libbde cannot read: "
+            node.description = (f"{kind} (metadata libbde cannot read: "
                                 f"{_message(exc)})")
             return
-        raise FileSystemError(f"volume {node.path}: a BitLocker volume libbde cannot read: "
+        raise FileSystemError(f"volume {node.path}: a {kind} libbde cannot read: "
                               f"{_message(exc)}") from None
     tree._handles.append(volume)
     node.identifier = identifier
     node.protectors = protectors
     kinds = sorted({p.rsplit(" {", 1)[0] for p in protectors})
-    node.description = (f"BitLocker volume ({method}; protectors: "
+    node.description = (f"{kind} ({method}; protectors: "
                         f"{', '.join(kinds) or 'none'})")
     if not tree.keys.given:
         node.locked = True
@@ -787,6 +789,17 @@ def _bitlocker(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
     _probe(child)
     node.children.append(child)
     _expand(tree, child, depth + 1)
+
+
+def _bitlocker_kind(node: VolumeNode) -> str:
+    """Mark ``node`` encrypted by BitLocker and say which kind: a FAT drive's BitLocker To Go,
+    whose discovery volume TSK took for the file system (no longer shown as one), or not."""
+    assert node.stream is not None
+    node.encrypted = "BitLocker"
+    if is_bitlocker_to_go(node.stream.pread(0, 512)):
+        node.filesystem = None
+        return "BitLocker To Go volume"
+    return "BitLocker volume"
 
 
 def _protectors(volume: Any) -> list[str]:
