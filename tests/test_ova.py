@@ -227,6 +227,22 @@ def test_refusals_are_one_line(tmp_path: Path) -> None:
     assert "holds no disk (members: vm.ovf)" in done.stderr
 
 
+def test_an_ova_renamed_with_a_large_descriptor_is_still_an_ova(tmp_path: Path) -> None:
+    """Detection goes by content: the first member is an .ovf, whose data (VMware and
+    VirtualBox write descriptors of 5-10 KB) runs past the bytes detection reads."""
+    require_tool("qemu-img", "tar")
+    media = _media(MIB, 3)
+    ova = _ova(tmp_path / "export", [("vm-disk1.vmdk", media)], manifest=False)
+    folder = ova.parent
+    (folder / "vm.ovf").write_bytes(OVF + b"<!-- " + b"x" * 9000 + b" -->\n")
+    renamed = tmp_path / "evidence.bin"
+    subprocess.run(["tar", "--format=ustar", "-cf", renamed, "-C", folder, "vm.ovf",
+                    "vm-disk1.vmdk"], check=True)
+    assert detect(renamed).format.name == "ova"
+    with open_image(renamed) as stream:
+        assert stream.pread(0, stream.size) == media
+
+
 def test_a_plain_tar_is_still_refused_as_an_archive(tmp_path: Path) -> None:
     require_tool("tar")
     (tmp_path / "a.txt").write_bytes(b"x" * 2000)

@@ -81,13 +81,16 @@ def _octal(field: bytes, what: str, at: int, path: Path) -> int:
 
 
 def _valid_header(block: bytes) -> bool:
-    """Whether ``block`` is a ustar header whose checksum holds."""
+    """Whether ``block`` is a ustar header whose checksum holds (summed as unsigned bytes, or
+    as signed ones, as some old tar programs wrote it and GNU tar accepts)."""
     if len(block) < BLOCK or block[257:263] not in _USTAR:
         return False
     text = block[148:156].split(b"\x00", 1)[0].strip(b" ")
     if not re.fullmatch(rb"[0-7]+", text):
         return False
-    return int(text, 8) == sum(block[:148]) + 8 * 32 + sum(block[156:BLOCK])
+    rest = block[:148] + b" " * 8 + block[156:BLOCK]
+    unsigned = sum(rest)
+    return int(text, 8) in (unsigned, unsigned - 256 * sum(1 for b in rest if b & 0x80))
 
 
 def _pax_path(data: bytes) -> str | None:
@@ -345,9 +348,10 @@ class OvaFormat:
     def probe(self, path: Path, head: bytes) -> bool:
         if not _valid_header(head[:BLOCK]):
             return False
-        try:
-            first = members(path, lambda o, n: head[o:o + n], len(head), limit=1)
-        except CorruptImageError:
+        try:  # the first member's name from the head (its data may lie past it)
+            size = path.stat().st_size
+            first = members(path, lambda o, n: head[o:o + n], size, limit=1)
+        except (CorruptImageError, OSError):
             return path.suffix.lower() == ".ova"
         return (bool(first) and _is_ovf(first[0].name)) or path.suffix.lower() == ".ova"
 
