@@ -167,6 +167,13 @@ def vmdk_grain_overflow(folder: Path) -> Path:
     return _compressed_disk(folder / "grain-overflow.vmdk", zlib_bomb(64))
 
 
+def vmdk_grain_marker_zero(folder: Path) -> Path:
+    """A grain table entry pointing at a marker of 0 stored bytes (a metadata marker, as the
+    end-of-stream one): it was read as a grain of zeros, the damage unseen."""
+    return _compressed_disk(folder / "grain-marker-zero.vmdk", zlib.compress(b"x" * 65536),
+                            marker_size=0)
+
+
 def vmdk_gd_offset(folder: Path) -> Path:
     """A grain directory at sector 2^64-2 (times 512 it is past 2^63)."""
     header = vmdk.SparseHeader(capacity=128, gd_offset=U64_MAX - 1)
@@ -405,6 +412,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "vmdk-gtes": vmdk_gtes,
     "vmdk-grain-bomb": vmdk_grain_bomb,
     "vmdk-grain-overflow": vmdk_grain_overflow,
+    "vmdk-grain-marker-zero": vmdk_grain_marker_zero,
     "vmdk-gd-offset": vmdk_gd_offset,
     "vmdk-capacity": vmdk_capacity,
     "vmdk-capacity-max": vmdk_capacity_max,

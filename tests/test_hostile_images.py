@@ -32,6 +32,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "vmdk-gtes": (1, 1, "4294967295 GTEs per GT"),
     "vmdk-grain-bomb": (0, 1, "compressed grain 0 claims 2123784 stored bytes"),
     "vmdk-grain-overflow": (0, 1, "compressed grain 0 inflates to more than its 65536 bytes"),
+    "vmdk-grain-marker-zero": (0, 1, "grain 0 points at a marker of 0 stored bytes"),
     "vmdk-gd-offset": (1, 1, "grain directory at byte 9444732965739290426368"),
     "vmdk-capacity": (1, 1, "grain directory at byte 512 (+1099511627776 bytes) runs past"),
     "vmdk-capacity-max": (1, 1, "declares 18446744073709551615 sectors"),

@@ -331,6 +331,11 @@ class SparseExtent:
         if not self.compressed:
             return self._pread(offset, self.grain_bytes, "grain")
         _lba, size = struct.unpack("<QI", self._pread(offset, 12, "grain marker"))
+        if size == 0:  # a metadata marker (end of stream, table, footer), not a grain
+            raise CorruptImageError(
+                f"grain table entry of grain {index} points at a marker of 0 stored bytes, "
+                "not at a compressed grain", path=self.where, offset=offset,
+                media_offset=index * self.grain_bytes)
         if size > self.grain_bytes + GRAIN_OVERHEAD:
             raise CorruptImageError(
                 f"compressed grain {index} claims {size} stored bytes for a grain of "
