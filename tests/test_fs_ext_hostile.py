@@ -4,7 +4,8 @@ with exit 1 or 2; never an internal error, never invented bytes, under 300 MiB a
 
 The file system is made here by ``mkfs.ext4`` and filled through a loop mount; where its
 structures lie comes from ``dumpe2fs`` (group descriptors, inode table) and ``debugfs``
-(the root folder's and a folder's blocks, a file's extents), not from our parser.
+(the root folder's and a folder's blocks, a file's extents), not from our parser. Also: an
+ext2/ext4 superblock declaring 2^31 inodes (TSK's path, our orphan search).
 """
 
 from __future__ import annotations
@@ -167,3 +168,33 @@ def test_damaged_bigalloc_fails_closed(case: str, pristine: tuple[bytes, dict[st
             want = BIG if args[2] == "/big.bin" else b"x" * 10
             assert digest == hashlib.sha256(want).hexdigest(), args
     assert snapshot([image]) == before
+
+
+@pytest.mark.parametrize("kind", ["ext2", "ext4"])
+def test_a_superblock_declaring_2_to_the_31_inodes_lists_in_bounded_time(
+        tmp_path: Path, kind: str) -> None:
+    """A superblock whose inode count is 2^31 - 1 on an 8 MiB volume: libtsk's $OrphanFiles
+    fails to open and our orphan search (one inode lookup per number) spun for hours; it now
+    stops at the inodes whose table slots can lie in the volume, none being lost. The listing
+    is fls's, within the bounds, for ls -r, timeline and export."""
+    require_tool(f"mkfs.{kind}", "fls")
+    tree = tmp_path / "tree"
+    (tree / "dir").mkdir(parents=True)
+    (tree / "dir" / "kept.txt").write_bytes(b"kept\n" * 100)
+    image = tmp_path / f"{kind}.raw"
+    with image.open("wb") as fh:
+        fh.truncate(8 << 20)
+    subprocess.run([f"mkfs.{kind}", "-q", "-F", "-d", str(tree), str(image)], check=True,
+                   capture_output=True)
+    data = bytearray(image.read_bytes())
+    struct.pack_into("<I", data, 1024, 0x7FFF_FFFF)  # s_inodes_count
+    image.write_bytes(bytes(data))
+    fls = subprocess.run(["fls", "-r", "-p", str(image)], capture_output=True, text=True,
+                         check=False).stdout
+    assert fails_closed("ls", "-r", image)[0] == 0
+    listed = subprocess.run([sys.executable, "-m", "bitwitness", "ls", "-r", str(image)],
+                            capture_output=True, text=True, timeout=MAX_SECONDS, check=True)
+    assert sorted(listed.stdout.splitlines()) == sorted(fls.splitlines())
+    assert fails_closed("timeline", image)[0] == 0
+    assert fails_closed("export", "--all", image, "/", "--to", tmp_path / "out")[0] == 0
+    assert (tmp_path / "out" / "dir" / "kept.txt").read_bytes() == b"kept\n" * 100

@@ -827,8 +827,20 @@ class FileSystem:
             with tsk_errors(self.image, "find the orphan files"):
                 self._orphans = find_orphans(self._fs, root_inum=self.root_inum,
                                              first_inum=self.first_inum,
-                                             last_inum=self.last_inum)
+                                             last_inum=self.last_inum,
+                                             scan_end=self._inodes_held())
         return take(self._orphans)
+
+    def _inodes_held(self) -> int:
+        """One past the last inode number whose slot in the inode tables can lie inside the
+        volume: a superblock may declare far more (a damaged or hostile one: 2^31), and the
+        orphan search, one lookup per inode, would take hours over numbers no table holds."""
+        from bitwitness.report.browse.moretimes import ext_geometry
+
+        geometry = ext_geometry(self.image.stream, self.partition.byte_offset)
+        inode_size = geometry[3] if geometry is not None else 128
+        volume = self.partition.length * self.partition.sector_size
+        return min(self.last_inum, self.first_inum + volume // inode_size)
 
     def _entries_of(self, file: Any, prefix: str, meta_file: Any | None = None, *,
                     file_names: bool = False) -> list[Entry]:

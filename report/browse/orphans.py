@@ -77,16 +77,19 @@ class OrphanFile:
         return getattr(self._file, attr)
 
 
-def find_orphans(fs: Any, *, root_inum: int, first_inum: int, last_inum: int) -> list[Any]:
+def find_orphans(fs: Any, *, root_inum: int, first_inum: int, last_inum: int,
+                 scan_end: int | None = None) -> list[Any]:
     """The entries of ``$OrphanFiles`` (inode ``last_inum``) of the pytsk3 file system ``fs``.
 
     Costs one walk of the whole tree and one inode lookup per inode of the file system; only
-    used where libtsk's own folder fails to open.
+    used where libtsk's own folder fails to open. ``scan_end``: where the lookups stop when
+    fewer inodes can exist than the superblock declares (their tables must lie in the volume).
     """
     named = _named_unallocated(fs, root_inum, orphan_inum=last_inum)
     orphans: list[OrphanFile] = []
     reachable: set[int] = set()
-    for inum in range(first_inum, last_inum):
+    end = last_inum if scan_end is None else min(last_inum, scan_end)
+    for inum in range(first_inum, end):
         file = _open_meta(fs, inum)
         meta = file.info.meta if file is not None else None
         if meta is None:
