@@ -213,6 +213,12 @@ class _OneFile:
 #: File systems whose deletion leaves a file's recorded size in place (NTFS's MFT record, the
 #: FAT and exFAT directory entry): a deleted entry of size 0 there was an empty file.
 SIZES_KEPT_ON_DELETE = frozenset({"ntfs", "fat12", "fat16", "fat32", "exfat"})
+#: Why a name with no inode gives no content: deleted, or (NTFS) a stale index entry whose
+#: sequence number is not its MFT record's, the record given to another file since.
+_NO_INODE_DELETED = "not recoverable: the deleted name points at no readable inode"
+_NO_INODE = ("not readable: the name points at no inode The Sleuth Kit reads (on NTFS, a stale "
+             "index entry whose sequence number is not its MFT record's: the record was given "
+             "to another file)")
 
 
 class FileSystem:
@@ -739,11 +745,16 @@ class FileSystem:
         return opened if opened is not None else file
 
     def _inode_of(self, addr: int, name_flags: int) -> Any | None:
-        """The inode a name (its meta address and flags) points at, opened by address
+        """The inode a deleted name (its meta address and flags) points at, opened by address
         (``open_meta``: no sequence number compared, as fls, icat and istat read it); None
-        where the name points at none (address 0 of an unallocated name, or out of range) or
-        TSK opens no inode there."""
-        if not (addr or name_flags & _NAME_ALLOC) or not self.first_inum <= addr <= self.last_inum:
+        where the name points at none (address 0, or out of range) or TSK opens no inode there.
+
+        None too for a name TSK lists as allocated but gave no inode: on NTFS, a name whose
+        sequence number is not its MFT record's (a stale entry of an index block the folder
+        no longer uses, the record since given to another file). ``fls`` prints it ``r/-``;
+        opened by address it passed for a live file holding the other file's bytes."""
+        if name_flags & _NAME_ALLOC or not addr \
+                or not self.first_inum <= addr <= self.last_inum:
             return None
         try:
             with tsk_errors(self.image, f"open inode {addr}"):
@@ -1735,10 +1746,12 @@ class FileSystem:
         that cluster on (``icat`` hands out the newer file's bytes), so the entry is checked
         here as the raw reader recovers it, whether TSK listed it or not.
         """
-        if not entry.deleted or entry.is_dir:
+        if entry.is_dir:
             return None
         if entry.meta_type == "-":
-            return "not recoverable: the deleted name points at no readable inode"
+            return _NO_INODE_DELETED if entry.deleted else _NO_INODE
+        if not entry.deleted:
+            return None
         if entry.realloc:
             return ("not recoverable: the inode was reused by another file (what it holds now "
                     "is that file's content)")
