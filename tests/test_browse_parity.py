@@ -24,6 +24,8 @@ Known differences, on purpose, where TSK (fls and istat 4.11) is wrong:
   ECMA-119 9.1.5); TSK ignores it and shows the wall-clock time as UTC, we show UTC. The
   comparison moves TSK's times by the recorded zone (Target.recorded_zone); the builders write
   both in +05:30 and test_recorded_zones_are_applied checks the instants the files were given.
+- NTFS times before 1970 or after 2106 are the instants recorded (TSK's 32-bit seconds show
+  1965 as 2033, 2200 as 2063; tests/test_ntfs_times_out_of_range.py); the images here hold none.
 - Where NTFS records no time (a zero FILETIME, as in the
   ``$MFT`` record mkntfs writes), fls 4.11 prints 3373865674 (the subtraction of the 1601 epoch
   wrapping around 64 bits, read as 2076-11-29); we record no time. The comparison maps that

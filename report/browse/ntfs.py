@@ -28,23 +28,31 @@ _EPOCH_1601 = 116444736000000000  # 100 ns intervals between 1601-01-01 and 1970
 
 
 def nt_time(value: int) -> datetime | None:
-    """A FILETIME as UTC, None when unset; seconds wrap at 32 bits as The Sleuth Kit's do."""
-    if value < _EPOCH_1601:
+    """A FILETIME as UTC (to the microsecond), as recorded: any instant from 1601 to 9999;
+    None when unset (0) or past what a datetime holds.
+
+    The Sleuth Kit keeps 32-bit seconds since 1970 and shows a time before 1970 as 2033 and
+    one after 2106 as 2063 (istat, and fls in bodyfiles); this read them as unset before
+    1970 (a back-dated file's times vanished from stat and timelines) and wrapped the later
+    ones as TSK does. Bodyfiles hold the true seconds too (negative before 1970), which
+    ``mactime`` reads as the instants they are.
+    """
+    if not 0 < value <= _FILETIME_MAX:
         return None
-    seconds = ((value - _EPOCH_1601) // 10_000_000) & 0xFFFFFFFF
-    if seconds == 0:
-        return None
-    micro = (value % 10_000_000) // 10
-    return _EPOCH + timedelta(0, seconds, micro)  # one addition: an NTFS listing makes many
+    return _EPOCH_1601_UTC + timedelta(microseconds=value // 10)  # one addition: listings make many
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_1601_UTC = datetime(1601, 1, 1, tzinfo=UTC)
+#: The last FILETIME a datetime holds (9999-12-31 23:59:59.9999999).
+_FILETIME_MAX = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+                 - _EPOCH_1601_UTC) // timedelta(microseconds=1) * 10 + 9
 
 
 def _nt_seconds(value: int) -> int:
-    """``nt_time(value)`` as whole seconds since 1970, 0 for None (its microseconds never
-    carry into the seconds)."""
-    return ((value - _EPOCH_1601) // 10_000_000) & 0xFFFFFFFF if value >= _EPOCH_1601 else 0
+    """``nt_time(value)`` as whole seconds since 1970 (floored: negative before 1970), 0 for
+    None (its microseconds never carry into the seconds)."""
+    return (value - _EPOCH_1601) // 10_000_000 if 0 < value <= _FILETIME_MAX else 0
 
 
 class _NtTimes(LazyTimes):
@@ -61,7 +69,7 @@ class _NtTimes(LazyTimes):
         raw = self.__dict__.get("_raw")
         if raw is None:
             return super().complete()
-        return all(_nt_seconds(int(value or 0)) for value in raw)
+        return all(0 < int(value or 0) <= _FILETIME_MAX for value in raw)
 
     def epoch_seconds(self) -> tuple[int, int, int, int]:
         raw = self.__dict__.get("_raw")
