@@ -1008,13 +1008,43 @@ class FileSystem:
             return b""
 
     def _file_names(self, meta_file: Any, attrs: list[Any]) -> list[FileName]:
+        """Every ``$FILE_NAME`` of the inode, each with its own name and times.
+
+        TSK reads an attribute by (type, id), which names the first match: a file with many
+        hard links keeps its further ``$FILE_NAME`` attributes in extension records, where
+        their ids repeat (48-0 again and again), and every one read as the first of them
+        (``stat`` showed one link's name sixty times and none of the others). Such names are
+        taken from a folder listing of our build (``records(True)``: each attribute's own
+        resident bytes), the folder one of the file's links lies in."""
+        fn_attrs = [a for a in attrs if int(a.info.type) == ATTR_FILE_NAME]
         found = []
-        for attr in attrs:
-            if int(attr.info.type) == ATTR_FILE_NAME:
-                parsed = parse_file_name(int(attr.info.id), self._attr_bytes(meta_file, attr))
-                if parsed is not None:
-                    found.append(parsed)
-        return found
+        for attr in fn_attrs:
+            parsed = parse_file_name(int(attr.info.id), self._attr_bytes(meta_file, attr))
+            if parsed is not None:
+                found.append(parsed)
+        if len({int(a.info.id) for a in fn_attrs}) == len(fn_attrs) or not found:
+            return found
+        held = self._held_names_of(int(meta_file.info.meta.addr), {fn.parent for fn in found})
+        return held if held is not None else found
+
+    def _held_names_of(self, inum: int, parents: set[int]) -> list[FileName] | None:
+        """The ``$FILE_NAME`` attributes of inode ``inum`` as a listing of one of ``parents``
+        (folders that name it) holds them; None where none of them gives its record whole."""
+        for parent in sorted(parents)[:8]:
+            try:
+                with tsk_errors(self.image, f"read directory inode {parent}"):
+                    records = records_of(self._fs.open_dir(inode=parent), attributes=True)
+            except FileSystemError:
+                continue
+            for record in records:
+                if record[RECORD_META] != inum or record[RECORD_ATTRIBUTES] is None:
+                    continue
+                held = _held_file_names(record[RECORD_ATTRIBUTES])
+                if held is None:
+                    return None
+                parsed = [parse_file_name(attr_id, data) for attr_id, data in held]
+                return [fn for fn in parsed if fn is not None]
+        return None
 
     def _timeline_file_name(self, meta_file: Any, attrs: list[Any]) -> TimelineName | None:
         return timeline_file_name_of((int(attr.info.id), self._attr_bytes(meta_file, attr))
