@@ -228,6 +228,13 @@ class FileSystemError(BitWitnessError):
     exit_code = ExitCode.USAGE
 
 
+class UnreadEvidenceError(BitWitnessError):
+    """Part of the evidence a command walked could not be read (a damaged folder, an entry):
+    what it wrote is all it could read, and incomplete."""
+
+    exit_code = ExitCode.EVIDENCE
+
+
 class NotRecoveredError(BitWitnessError):
     """Content asked for is not in the evidence any more (a deleted file whose inode was reused
     or cleared), or some files of an export could not be read; what was done is kept."""

@@ -11,6 +11,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+#: The notice level of a part of the evidence a walk could not read (a folder, an entry, a
+#: folder past the depth walked): shown as a warning, and counted, so that the command's output
+#: is said to be incomplete and the command ends with exit 1 rather than 0.
+UNREAD = "unread"
+
 
 class ProgressTask(Protocol):
     """One unit of work with a byte total (an image being read, a file being exported)."""

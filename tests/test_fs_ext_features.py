@@ -468,7 +468,7 @@ def test_encrypted_folder_is_listed_by_tsk(tmp_path: Path) -> None:
 def test_an_inode_libfsext_refuses_does_not_hide_its_folder(tmp_path: Path) -> None:
     """libfsext refuses an inode whose time lies after 2262-04-11 (its nanosecond count would
     not fit 64 bits); the kernel reads it. The rest of the folder is listed and the missing
-    entry is named in a warning."""
+    entry is named in a warning, and the listing ends with exit 1: it is incomplete."""
     require_root()
     require_tool("mkfs.ext4")
     image = tmp_path / "late.img"
@@ -487,7 +487,8 @@ def test_an_inode_libfsext_refuses_does_not_hide_its_folder(tmp_path: Path) -> N
     assert truth["/b-2300.txt"]["modified"].startswith("2300-01-01")  # the kernel reads it
     done = subprocess.run([*BW, "ls", str(image), "/", "--json"], capture_output=True,
                           text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the listing lacks an entry: it says so
+    assert "the listing is incomplete" in done.stderr
     listed = {e["path"]: e["modified"] for e in json.loads(done.stdout)["entries"]}
     assert listed == {p: truth[p]["modified"] for p in ("/lost+found", "/a-2261.txt",
                                                         "/c-plain.txt")}

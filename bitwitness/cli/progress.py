@@ -18,7 +18,8 @@ import click
 
 from bitwitness.cli import output
 from bitwitness.cli.output import escape
-from bitwitness.progress import Mediator, NullMediator, ProgressTask
+from bitwitness.errors import UnreadEvidenceError
+from bitwitness.progress import UNREAD, Mediator, NullMediator, ProgressTask
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -56,6 +57,7 @@ class RichMediator:
     """Draws one progress line per task on stderr; asks questions with click.confirm."""
 
     def __init__(self) -> None:
+        self.unread = 0  #: notices of evidence a walk could not read (level UNREAD)
         # rich.progress (~10 ms to import) only when bars are drawn: not with --json or off a TTY
         from rich.progress import (
             BarColumn,
@@ -84,6 +86,9 @@ class RichMediator:
         return _RichTask(self.progress, task)
 
     def notice(self, message: str, *, level: str = "info") -> None:
+        if level == UNREAD:
+            self.unread += 1
+            level = "warning"
         style = {"warning": "bold yellow", "error": "bold red"}.get(level, "cyan")
         self.progress.console.print(f"[{style}]{level}:[/] {escape(message)}")
 
@@ -98,7 +103,13 @@ class RichMediator:
 class QuietMediator(NullMediator):
     """No bars; notices still reach stderr (a warning must never be lost off a terminal)."""
 
+    def __init__(self) -> None:
+        self.unread = 0  #: notices of evidence a walk could not read (level UNREAD)
+
     def notice(self, message: str, *, level: str = "info") -> None:
+        if level == UNREAD:
+            self.unread += 1
+            level = "warning"
         if level != "info":
             output.stderr.print(f"{level}: {escape(message)}")
 
@@ -132,3 +143,13 @@ def cli_mediator(as_json: bool = False) -> Iterator[Mediator]:
         yield mediator
 
 
+
+
+def fail_if_unread(mediator: Mediator, what: str) -> None:
+    """End the command with exit 1 when its walk could not read part of the evidence (the
+    warnings above name each part): ``what`` it wrote is incomplete."""
+    count = int(getattr(mediator, "unread", 0))
+    if count:
+        raise UnreadEvidenceError(
+            f"{count} folder(s) or entries could not be read (named in the warnings above): "
+            f"{what} is incomplete")

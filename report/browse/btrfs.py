@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 from bitwitness.errors import FileSystemError
 from bitwitness.images.crc32c import crc32c
-from bitwitness.progress import Mediator, NullMediator
+from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse.entries import (
     Attribute,
     Entry,
@@ -492,7 +492,7 @@ class BtrfsFileSystem:
             children = list(self._children(tree, ino))
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix or '/')}: directory not readable: {exc}",
-                            level="warning")
+                            level=UNREAD)
             return
         for name, child_tree, linked, name_type in children:
             try:
@@ -500,13 +500,13 @@ class BtrfsFileSystem:
                 entry = self._entry(child_tree, child, f"{prefix}/{name}", name, name_type)
             except FileSystemError as exc:
                 mediator.notice(f"{shown(prefix or '/')}: entry {shown(name)} not readable: "
-                                f"{exc}", level="warning")
+                                f"{exc}", level=UNREAD)
                 continue
             yield entry
             if recursive and entry.is_dir and (child_tree, child) not in stack:
                 if len(stack) >= MAX_DEPTH:
                     mediator.notice(f"{shown(entry.path)}: deeper than {MAX_DEPTH} folders, "
-                                    "not walked", level="warning")
+                                    "not walked", level=UNREAD)
                     continue
                 stack.append((child_tree, child))
                 yield from self._walk(child_tree, child, entry.path, recursive=recursive,

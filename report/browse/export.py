@@ -58,7 +58,7 @@ from bitwitness.errors import (
     UsageError,
 )
 from bitwitness.hashing import MultiHasher
-from bitwitness.progress import Mediator, NullMediator
+from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse.doubts import UnreadableSectors, doubts, short_read_note
 from bitwitness.report.browse.entries import Entry, Selection, Times, frozen_record
 from bitwitness.report.browse.filesystem import split_path
@@ -357,8 +357,9 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
     finished = False
     folders = _Folders(root)
     with _ManifestWriter(root, head, overwrite) as manifest:
+        walker = _Unread(mediator, manifest)
         try:
-            for job in _jobs(fs, tops, selection, mediator):
+            for job in _jobs(fs, tops, selection, walker):
                 entry = job.entry
                 if entry.is_dir:
                     if job.target:
@@ -516,6 +517,29 @@ class _ManifestWriter:
         self._json.flush()
         self._csv.flush()
         return self._sha256.hexdigest()
+
+
+class _Unread:
+    """The mediator the walk reports to: each part of the evidence it could not read (a folder,
+    an entry: level UNREAD) is a failure of the export too, listed under ``failed`` with the
+    reason, since the files inside it were not exported; everything goes on to ``mediator``."""
+
+    def __init__(self, mediator: Mediator, manifest: _ManifestWriter) -> None:
+        self._mediator = mediator
+        self._manifest = manifest
+
+    def begin(self, label: str, total: int | None) -> Any:
+        return self._mediator.begin(label, total)
+
+    def notice(self, message: str, *, level: str = "info") -> None:
+        if level == UNREAD:
+            where, _, reason = message.partition(": ")
+            self._manifest.failure(ExportFailure(source=where, inode="", deleted=False,
+                                                 reason=f"not read, nor what it holds: {reason}"))
+        self._mediator.notice(message, level=level)
+
+    def confirm(self, question: str) -> bool:
+        return self._mediator.confirm(question)
 
 
 def _failure(entry: Entry, reason: str) -> ExportFailure:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import pytsk3
 
 from bitwitness.errors import BitWitnessError, FileSystemError
-from bitwitness.progress import Mediator, NullMediator
+from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse import decmpfs
 from bitwitness.report.browse.entries import (
     META_TYPES,
@@ -323,7 +323,7 @@ class FileSystem:
             files = self._open_dir(inum)
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
-                            level="warning")
+                            level=UNREAD)
             return
         listed: set[int] = set()
         raw_names = self._raw_names(inum, mediator, prefix)
@@ -507,7 +507,7 @@ class FileSystem:
         if len(stack) < MAX_DEPTH:
             return False
         mediator.notice(f"{shown(folder.path)}: deeper than {MAX_DEPTH} folders, not walked",
-                        level="warning")
+                        level=UNREAD)
         return True
 
     def _open_record_folder(self, inum: int, prefix: str, mediator: Mediator,
@@ -520,7 +520,7 @@ class FileSystem:
             records = self._open_records(inum, named, walked)
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
-                            level="warning")
+                            level=UNREAD)
             if named is not None:
                 named.give_up()
             return None
@@ -574,7 +574,7 @@ class FileSystem:
         except FileSystemError as exc:
             if mediator is not None:
                 mediator.notice(f"{shown(prefix) or '/'}: raw directory not readable: {exc}",
-                                level="warning")
+                                level=UNREAD)
             return {}
 
     @staticmethod
@@ -647,13 +647,13 @@ class FileSystem:
         """The entries of a folder TSK cannot open, read along its cluster chain."""
         if depth >= MAX_DEPTH:
             mediator.notice(f"{shown(path)}: deeper than {MAX_DEPTH} folders, not walked",
-                            level="warning")
+                            level=UNREAD)
             return
         try:
             raw_entries = self._raw_children(folder)
         except FileSystemError as exc:
             mediator.notice(f"{shown(path)}: raw directory not readable: {exc}",
-                            level="warning")
+                            level=UNREAD)
             return
         for raw in raw_entries:
             entry = self._remember_raw(raw, path)

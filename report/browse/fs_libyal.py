@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bitwitness.errors import FileSystemError
-from bitwitness.progress import Mediator, NullMediator
+from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse.entries import (
     Attribute,
     Entry,
@@ -130,7 +130,7 @@ class LibyalFileSystem:
             count = int(folder.get_number_of_sub_file_entries())
         except _LIBYAL_FAILURES as exc:
             mediator.notice(f"{prefix or '/'}: directory not readable: {short_reason(exc)}",
-                            level="warning")
+                            level=UNREAD)
             return
         for index in range(count):
             try:
@@ -141,13 +141,13 @@ class LibyalFileSystem:
                 # one inode the reader refuses (libfsext: a time after 2262) must not hide the
                 # rest of the folder; the analyst is told which entry is missing
                 mediator.notice(f"{prefix or '/'}: entry {index + 1} of {count} not readable: "
-                                f"{exc}", level="warning")
+                                f"{exc}", level=UNREAD)
                 continue
             yield entry
             if recursive and entry.is_dir and entry.inode not in stack:
                 if len(stack) >= MAX_DEPTH:
                     mediator.notice(f"{shown(entry.path)}: deeper than {MAX_DEPTH} folders, "
-                                    "not walked", level="warning")
+                                    "not walked", level=UNREAD)
                     continue
                 stack.append(entry.inode)
                 yield from self._walk(child, entry.path, recursive, mediator, stack)

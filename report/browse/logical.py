@@ -24,7 +24,7 @@ from typing import Any
 
 from bitwitness.errors import FileSystemError
 from bitwitness.images.ewf_logical import MAX_DEPTH, LogicalEntry, LogicalTree
-from bitwitness.progress import Mediator
+from bitwitness.progress import UNREAD, Mediator
 from bitwitness.report.browse.entries import Entry, FileStat, Selection, Times
 from bitwitness.report.browse.filesystem import split_path
 from bitwitness.report.browse.safenames import shown, spellings
@@ -94,7 +94,7 @@ class LogicalFileSystem:
                 if len(pending) >= MAX_DEPTH:
                     if mediator is not None:
                         mediator.notice(f"{shown(entry.path)}: deeper than {MAX_DEPTH} folders, "
-                                        "not walked", level="warning")
+                                        "not walked", level=UNREAD)
                     continue
                 pending.append(self._tree.children(child[0], entry.inode, entry.path))
 

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bitwitness.errors import FileSystemError
-from bitwitness.progress import Mediator, NullMediator
+from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse import udf_structures as s
 from bitwitness.report.browse.entries import (
     NO_TIMES,
@@ -689,7 +689,7 @@ class UdfFileSystem:
             fids = [f for f in self._folder(icb) if not f.parent]
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix or '/')}: directory not readable: {exc}",
-                            level="warning")
+                            level=UNREAD)
             return
         for fid in fids:
             if not selection.wants(fid.deleted) and not (recursive and fid.characteristics
@@ -699,7 +699,7 @@ class UdfFileSystem:
                 entry = self._fid_entry(fid, prefix)
             except FileSystemError as exc:
                 mediator.notice(f"{shown(prefix or '/')}: entry {shown(fid.name)} not readable:"
-                                f" {exc}", level="warning")
+                                f" {exc}", level=UNREAD)
                 continue
             if selection.wants(fid.deleted):
                 yield entry
@@ -709,7 +709,7 @@ class UdfFileSystem:
                     continue
                 if len(stack) >= MAX_DEPTH:
                     mediator.notice(f"{shown(entry.path)}: deeper than {MAX_DEPTH} folders, "
-                                    "not walked", level="warning")
+                                    "not walked", level=UNREAD)
                     continue
                 stack.append(entry.inode)
                 yield from self._walk(entry.inode, entry.path, recursive=recursive,
@@ -744,7 +744,7 @@ class UdfFileSystem:
             streams = self._named_streams(owner)
         except FileSystemError as exc:
             mediator.notice(f"{shown(owner.path)}: named streams not readable: {exc}",
-                            level="warning")
+                            level=UNREAD)
             return
         for name, icb in streams:
             yield self._stream_entry(owner, name, icb)

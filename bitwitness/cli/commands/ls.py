@@ -18,7 +18,7 @@ from bitwitness.cli.commands._browse import (
     selection_options,
 )
 from bitwitness.cli.output import json_option, print_json
-from bitwitness.cli.progress import cli_mediator
+from bitwitness.cli.progress import cli_mediator, fail_if_unread
 from bitwitness.report.browse.entries import Entry
 from bitwitness.report.browse.safenames import shown
 
@@ -47,6 +47,7 @@ def command(*, image: Path, path: str, partition: int | str | None, offset: int 
             print_json({**filesystem_json(fs, image), "path": path, "selection": chosen,
                         "recursive": recursive,
                         "entries": [entry_json(e) for e in entries]})
+            fail_if_unread(mediator, "the listing")
             return
         out = sys.stdout
         batch: list[str] = []
@@ -60,6 +61,7 @@ def command(*, image: Path, path: str, partition: int | str | None, offset: int 
             if batch:
                 out.write("\n".join(batch) + "\n")
             out.flush()
+        fail_if_unread(mediator, "the listing")
 
 
 #: Lines of a listing written per ``write``.

@@ -12,7 +12,7 @@ import click
 
 from bitwitness.cli.commands._browse import fs_options, image_argument, opened_all
 from bitwitness.cli.output import warn
-from bitwitness.cli.progress import cli_mediator
+from bitwitness.cli.progress import cli_mediator, fail_if_unread
 
 
 @click.command("timeline")
@@ -55,6 +55,7 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
             finally:  # the lines before a failure are written, as they were one at a time
                 _write_lines(out, batch)
                 out.flush()
+            fail_if_unread(mediator, "the timeline")
             return
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # flushed below
         writer = csv.writer(text, lineterminator="\n")
@@ -62,6 +63,7 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
         writer.writerows(csv_rows(systems, mediator=mediator))
         text.flush()
         text.detach()
+        fail_if_unread(mediator, "the timeline")
 
 
 def _label(fs: Any) -> str:
