@@ -51,7 +51,8 @@ def _measured(*args: str | Path) -> tuple[int, str, str, int]:
 def fails_closed(*args: str | Path) -> tuple[int, str]:
     """``bitwitness ARGS`` on hostile input, held to how it must end: within
     :data:`MAX_SECONDS` and :data:`MAX_RSS`, exit 0, 1 or 2, no traceback or internal error,
-    one line on stderr when it fails. Its exit code and the SHA-256 of its stdout."""
+    one error line on stderr when it fails (after warnings naming what it could not read).
+    Its exit code and the SHA-256 of its stdout."""
     started = time.monotonic()
     code, stderr, digest, rss = _measured(*args)
     assert time.monotonic() - started < MAX_SECONDS, args
@@ -59,8 +60,10 @@ def fails_closed(*args: str | Path) -> tuple[int, str]:
     assert "Traceback" not in stderr
     assert "internal error" not in stderr
     assert rss < MAX_RSS, f"{args[0]} peaked at {rss >> 20} MiB"
-    if code:
-        assert len(stderr.strip().splitlines()) == 1, stderr
+    if code:  # one error line, after the warnings naming what could not be read
+        lines = stderr.strip().splitlines()
+        assert lines[-1].startswith("bitwitness: error: "), stderr
+        assert all(line.startswith("warning: ") for line in lines[:-1]), stderr
     return code, digest
 
 

@@ -307,23 +307,28 @@ class FileSystem:
             return
         stack = [*target.folders, start.inode]
         yield from self._walk(start.inode, prefix, recursive=recursive, selection=selection,
-                              mediator=mediator, stack=stack, file_names=file_names)
+                              mediator=mediator, stack=stack, file_names=file_names,
+                              deleted=start.deleted)
 
     def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
-              mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
+              mediator: Mediator, stack: list[int], file_names: bool,
+              deleted: bool = False) -> Iterator[Entry]:
+        """``deleted``: the folder is a deleted one (reading it may fail with no damage: ext
+        clears a removed folder's blocks)."""
         walk = self._walk_records if self._by_records and self._fat is None else self._walk_files
         yield from walk(inum, prefix, recursive=recursive, selection=selection,
-                        mediator=mediator, stack=stack, file_names=file_names)
+                        mediator=mediator, stack=stack, file_names=file_names, deleted=deleted)
 
     def _walk_files(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
-                    mediator: Mediator, stack: list[int], file_names: bool) -> Iterator[Entry]:
+                    mediator: Mediator, stack: list[int], file_names: bool,
+                    deleted: bool = False) -> Iterator[Entry]:
         """:meth:`_walk` from the folder's pytsk3 ``File`` objects: on FAT, whose names are
         compared with the raw folder's, and the general way the record walk is held to."""
         try:
             files = self._open_dir(inum)
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
-                            level=UNREAD)
+                            level=_unread_level(deleted))
             return
         listed: set[int] = set()
         raw_names = self._raw_names(inum, mediator, prefix)
@@ -361,8 +366,8 @@ class FileSystem:
                                           depth=len(stack), selection=selection)
 
     def _walk_records(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
-                      mediator: Mediator, stack: list[int],
-                      file_names: bool) -> Iterator[Entry]:
+                      mediator: Mediator, stack: list[int], file_names: bool,
+                      deleted: bool = False) -> Iterator[Entry]:
         """:meth:`_walk` off FAT, from each folder's :data:`~.tsk.Record` tuples (on NTFS with
         each inode's attributes), in the same order (depth first, a folder's entries after its
         own).
@@ -378,7 +383,7 @@ class FileSystem:
         hands it over before it opens ``$OrphanFiles`` (:mod:`.namedlist`), so TSK does not
         walk every folder again to make it."""
         named = NamedList() if recursive and inum == self.root_inum else None
-        first_folder = self._open_record_folder(inum, prefix, mediator, named)
+        first_folder = self._open_record_folder(inum, prefix, mediator, named, deleted=deleted)
         open_folders = [] if first_folder is None else [first_folder]
         wants = selection.wants
         entry_of = self._record_entry
@@ -499,7 +504,8 @@ class FileSystem:
             if named is not None:
                 named.give_up()
             return None
-        return self._open_record_folder(folder.inode, folder.path, mediator, named)
+        return self._open_record_folder(folder.inode, folder.path, mediator, named,
+                                        deleted=folder.deleted)
 
     @staticmethod
     def _too_deep(folder: Entry, stack: list[int], mediator: Mediator) -> bool:
@@ -511,7 +517,8 @@ class FileSystem:
         return True
 
     def _open_record_folder(self, inum: int, prefix: str, mediator: Mediator,
-                            named: NamedList | None = None) -> _RecordFolder | None:
+                            named: NamedList | None = None, *,
+                            deleted: bool = False) -> _RecordFolder | None:
         """Folder ``inum``'s records, opened for :meth:`_walk_records` (and added to
         ``named``); None (and a warning) where TSK cannot read it, as the general walk skips
         it."""
@@ -520,7 +527,7 @@ class FileSystem:
             records = self._open_records(inum, named, walked)
         except FileSystemError as exc:
             mediator.notice(f"{shown(prefix) or '/'}: directory not readable: {exc}",
-                            level=UNREAD)
+                            level=_unread_level(deleted))
             if named is not None:
                 named.give_up()
             return None
@@ -561,7 +568,8 @@ class FileSystem:
             return
         stack.append(folder.inode)
         yield from self._walk(folder.inode, folder.path, recursive=True, selection=selection,
-                              mediator=mediator, stack=stack, file_names=file_names)
+                              mediator=mediator, stack=stack, file_names=file_names,
+                              deleted=folder.deleted)
         stack.pop()
 
     def _raw_names(self, inum: int, mediator: Mediator | None = None,
@@ -1897,6 +1905,13 @@ class FileSystem:
         ident = entry.attr_id if entry.attr_id is not None else -1
         with tsk_errors(self.image, f"read {shown(entry.display_path) or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
+
+
+def _unread_level(deleted: bool) -> str:
+    """How a folder that cannot be read is reported: a live one is evidence left unread
+    (UNREAD: the output is incomplete); a deleted one is a warning only, its content gone with
+    it more often than damaged (ext clears a removed folder's blocks; fls reads it as empty)."""
+    return "warning" if deleted else UNREAD
 
 
 def _nfc(name: str) -> str:
