@@ -133,7 +133,31 @@ def _detect(path: Path, forced: str | None) -> Detected:
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
         raise UnsupportedFormatError(f"{path}: not a regular file or block device")
     _refuse_empty(path, head)
+    _refuse_misnamed(path, mode)
     return Detected(RAW, "fallback")
+
+
+#: File name endings of containers that are never raw media, and what they name: a file so
+#: named whose signature is not there is a damaged container (or a misnamed file), not a disk.
+_CONTAINER_SUFFIXES = {
+    ".qcow2": "QCOW2", ".qcow": "QCOW", ".qed": "QED", ".vdi": "VirtualBox VDI",
+    ".vhdx": "VHDX", ".avhdx": "VHDX (Hyper-V checkpoint)", ".vhd": "VHD",
+    ".avhd": "VHD (Hyper-V checkpoint)", ".hds": "Parallels", ".aff": "AFF", ".aff4": "AFF4",
+    ".ova": "OVA", ".sparseimage": "Apple sparse image",
+}
+
+
+def _refuse_misnamed(path: Path, mode: int) -> None:
+    """Refuse a file named as a container (``x.qcow2``) whose content has no container
+    signature: read as raw, its media would be the container's own bytes, hashed and browsed as
+    if they were the disk's (one damaged byte of a header did that silently). ``--format raw``
+    reads it so on purpose."""
+    what = _CONTAINER_SUFFIXES.get(path.suffix.lower())
+    if what is not None and stat.S_ISREG(mode):
+        raise UnsupportedFormatError(
+            f"{path}: named as a {what} image, but it does not begin (or end) as one: a damaged "
+            f"header or a misnamed file; not read as raw media (--format raw reads the file's "
+            "own bytes as the media, on purpose)")
 
 
 def _by_content(path: Path, head: bytes) -> Detected | None:
