@@ -132,12 +132,25 @@ def decode_header_text(raw: bytes) -> str:
 
 
 def parse_header(text: str) -> dict[str, str]:
-    """Key -> value of the ``main`` category (raw values, dates not yet converted)."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    """Key -> value of the ``main`` category (raw values, dates not yet converted).
+
+    A value may hold a line break (ewfacquire writes a description typed over two lines as it
+    is): ``header`` ends its lines with CR LF, so a bare LF is part of a value; ``header2`` ends
+    them with LF, and its values run on to the blank line that ends the category. Read a line
+    at a time, such a header gave the first line of the description and lost every field after
+    it (case and evidence numbers, examiner, notes, dates), as libewf loses all but the first
+    three."""
+    separator = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split(separator)
     for i, line in enumerate(lines):
         if line.strip() == "main" and i + 2 < len(lines):
             keys = lines[i + 1].split("\t")
-            values = lines[i + 2].split("\t")
+            end = i + 2  # the values go on while they have fewer fields than the keys
+            tabs = lines[end].count("\t")
+            while tabs < len(keys) - 1 and end + 1 < len(lines) and lines[end + 1] != "":
+                end += 1
+                tabs += lines[end].count("\t")
+            values = separator.join(lines[i + 2:end + 1]).split("\t")
             return {k.strip(): (values[j] if j < len(values) else "")
                     for j, k in enumerate(keys) if k.strip()}
     raise ValueError("no 'main' category in header text")

@@ -73,7 +73,10 @@ def _incomplete_message(info: ImageInfo, unfinished: Unfinished) -> str:
 
 
 def _field(label: str, value: object) -> None:
-    stdout.print(f"  {label + ':':<24}{escape(str(value))}")
+    """One ``label: value`` line; a line break in the value (a case field typed over two
+    lines) is shown as ``^``, as any control character, so that the value cannot pass for
+    lines of its own."""
+    stdout.print(f"  {label + ':':<24}{escape(str(value).replace(chr(10), chr(13)))}")
 
 
 def _title(text: str) -> None:
