@@ -105,7 +105,7 @@ def source_facts(log: AcquisitionLog) -> SourceFacts:
         hpa_checked=src.hpa_checked,
         hpa_present=src.hpa_present,
         hpa_detail=src.hpa_detail,
-        image_format=src.image_format,
+        image_format=src.image_format, image_state=src.image_state,
         readonly_set=src.readonly_set,
         readonly_was=src.readonly_was,
         readonly_restored=src.readonly_restored,

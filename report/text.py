@@ -72,6 +72,7 @@ def source_rows(src: SourceFacts) -> Rows:
         ("Source", text(src.path)),
         ("Kind", text(src.kind)),
         *((("Image format", src.image_format),) if src.image_format else ()),
+        *((("Image state", src.image_state),) if src.image_state else ()),
         ("Vendor / model", " ".join(p for p in (src.vendor, src.model) if p) or "-"),
         ("Serial number", text(src.serial)),
         ("Transport", text(src.transport)),
