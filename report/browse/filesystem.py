@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -559,6 +559,7 @@ class FileSystem:
         entries = self._entries_of(file, prefix, meta_file, file_names=file_names)
         if raw_names:
             entries = self._renamed(file, entries, raw_names, prefix, mediator)
+            entries = _fat_times(entries, raw_names.get(int(name.meta_addr)))
         return entries, meta_file
 
     def _descend(self, folder: Entry, *, selection: Selection, mediator: Mediator,
@@ -1327,6 +1328,8 @@ class FileSystem:
                             attributes=(), short_name=raw.short_name,
                             note=(note + "; " if note else "") + "read from the raw FAT "
                                  "directory: The Sleuth Kit refuses this entry's name")
+        if self._fat is not None and not entry.is_dir:  # a 2107 date TSK gives as none
+            entry = _fat_times([entry], self._fat_entry(self._fat, entry))[0]
         file = self._file(entry)
         meta = file.info.meta
         raw_attrs = self._attributes(file) if meta is not None else []
@@ -1905,6 +1908,22 @@ class FileSystem:
         ident = entry.attr_id if entry.attr_id is not None else -1
         with tsk_errors(self.image, f"read {shown(entry.display_path) or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
+
+
+def _fat_times(entries: list[Entry], raw: RawFatEntry | None) -> list[Entry]:
+    """FAT times TSK gives none of where the directory entry records one: TSK's 32-bit seconds
+    end in 2106, and a date of 2107 (the last year FAT's 7-bit field holds) came out as no time
+    at all; the raw entry's decoding (:mod:`.fatraw`) holds it. The times TSK does give stay."""
+    if raw is None or not entries:
+        return entries
+    times = entries[0].times
+    if times.complete() or (raw.modified is None and raw.accessed is None and raw.born is None):
+        return entries
+    fixed = replace(times, modified=times.modified or raw.modified,
+                    accessed=times.accessed or raw.accessed, born=times.born or raw.born)
+    if fixed == times:
+        return entries
+    return [Entry(**{**e.__dict__, "times": fixed}) for e in entries]
 
 
 def _unread_level(deleted: bool) -> str:

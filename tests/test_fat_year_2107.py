@@ -1,0 +1,42 @@
+"""A FAT date in 2107 (the last year the 7-bit field holds) is shown as recorded: TSK's 32-bit
+seconds end in 2106 and it gives no time at all (istat ``0000-00-00``), which ``stat``, ``ls -l``
+and ``timeline`` passed on as "no time recorded". mtools writes the entry and ``mdir`` reads it
+back as the reference."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from conftest import require_tool, run_bitwitness
+
+
+def test_a_2107_date_is_shown_as_recorded(tmp_path: Path) -> None:
+    require_tool("mkfs.fat", "mcopy", "mdir")
+    image = tmp_path / "fat.img"
+    with image.open("wb") as fh:
+        fh.truncate(32 << 20)
+    subprocess.run(["mkfs.fat", "-F", "16", image], check=True, capture_output=True)
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"}
+    for name, when in (("future.txt", "2107-12-31 23:59:58"), ("now.txt", "2024-05-06 07:08:10")):
+        source = tmp_path / name
+        source.write_bytes(b"dated\n")
+        subprocess.run(["touch", "-d", when, source], check=True, env=env)
+        subprocess.run(["mcopy", "-m", "-i", image, source, f"::{name.upper()}"], check=True,
+                       env=env)
+    listed = subprocess.run(["mdir", "-i", image, "::"], check=True, capture_output=True,
+                            text=True, env=env).stdout
+    assert "2107-12-31  23:59" in listed
+    doc = run_bitwitness("stat", image, "/FUTURE.TXT", "--json").json()
+    assert datetime.fromisoformat(doc["modified"]) == datetime(2107, 12, 31, 23, 59, 58,
+                                                              tzinfo=UTC)
+    assert datetime.fromisoformat(doc["accessed"]) == datetime(2107, 12, 31, tzinfo=UTC)
+    assert "m=2107-12-31T23:59:58Z" in run_bitwitness("ls", "-l", image).stdout
+    rows = {r.split("|")[1]: r.split("|") for r in run_bitwitness("timeline", image)
+            .stdout.splitlines()}
+    assert int(rows["/FUTURE.TXT"][8]) == int(datetime(2107, 12, 31, 23, 59, 58,
+                                                       tzinfo=UTC).timestamp())
+    now = run_bitwitness("stat", image, "/NOW.TXT", "--json").json()
+    assert now["modified"].startswith("2024-05-06T07:08:10")  # TSK's own times stay
