@@ -18,9 +18,13 @@ NAME_TYPES = ("-", "p", "c", "d", "b", "r", "l", "s", "h", "w", "v", "V")
 #: TSK meta types (TSK_FS_META_TYPE_*) as fls prints them.
 META_TYPES = ("-", "r", "d", "p", "c", "b", "l", "s", "h", "w", "v", "V")
 
+#: What each name-type letter names. TSK's two alphabets differ on two letters: a name's "s" is a
+#: socket and "h" a shadow entry, an inode's "s" a shadow inode and "h" a socket (``fls`` prints
+#: a socket as ``s/h``); read with the name's meaning, every socket was called a shadow.
 _KINDS = {"r": "file", "d": "directory", "l": "link", "p": "fifo", "c": "char-device",
           "b": "block-device", "s": "socket", "h": "shadow", "w": "whiteout",
           "v": "virtual", "V": "virtual-directory"}
+_META_KINDS = {**_KINDS, "s": "shadow", "h": "socket"}
 
 
 class Selection(StrEnum):
@@ -237,7 +241,9 @@ class Entry:
     @property
     def kind(self) -> str:
         """"file", "directory", "link", "virtual-directory", ... ("unknown" without inode)."""
-        return _KINDS.get(self.meta_type if self.meta_type != "-" else self.name_type, "unknown")
+        if self.meta_type != "-":
+            return _META_KINDS.get(self.meta_type, "unknown")
+        return _KINDS.get(self.name_type, "unknown")
 
     @property
     def is_dir(self) -> bool:
