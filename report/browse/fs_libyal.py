@@ -34,6 +34,7 @@ from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
 from bitwitness.report.browse.libyalio import short_reason
 from bitwitness.report.browse.safenames import shown
 from bitwitness.report.browse.volumes import Partition
+from bitwitness.stream import ImageStream
 
 _ADDRESS = re.compile(r"^\d+$")
 _TYPES = {statmod.S_IFREG: "r", statmod.S_IFDIR: "d", statmod.S_IFLNK: "l",
@@ -63,10 +64,14 @@ _LIBYAL_FAILURES: tuple[type[Exception], ...] = (OSError, ValueError, TypeError,
 class LibyalFileSystem:
     """One file system read by a libyal volume object (owned by the volume tree)."""
 
-    def __init__(self, volume: Any, partition: Partition, fs_type: str) -> None:
+    def __init__(self, volume: Any, partition: Partition, fs_type: str,
+                 stream: ImageStream | None = None) -> None:
+        """``stream``: the volume's bytes, for what libyal leaves out (an XFS folder's size)."""
         self.type = fs_type
         self.partition = partition
         self._volume = volume
+        self._stream = stream
+        self._xfs: XfsInodes | None = None
         by_identifier = getattr(volume, "get_file_entry_by_identifier", None)
         self._by_inode = by_identifier or volume.get_file_entry_by_inode
 
@@ -98,13 +103,26 @@ class LibyalFileSystem:
         name = path.rpartition("/")[2] if path != "/" else ""
         if not path:  # found by inode: its own name is all the inode knows
             name = str(self._call("read a name", obj.get_name) or "")
-        return Entry(path=path, name=name, inode=self._inode(obj), attr_type=None,
+        inode = self._inode(obj)
+        size = int(self._call("read a size", obj.get_size) or 0)
+        if kind == "d" and size == 0 and self.type == "xfs":
+            size = self._xfs_folder_size(inode)
+        return Entry(path=path, name=name, inode=inode, attr_type=None,
                      attr_id=None, stream=None, name_type=kind, meta_type=kind, deleted=False,
-                     realloc=False, size=int(self._call("read a size", obj.get_size) or 0),
+                     realloc=False, size=size,
                      times=times, mode=mode & 0o7777,
                      uid=int(self._call("read an owner", obj.get_owner_identifier) or 0),
                      gid=int(self._call("read a group", obj.get_group_identifier) or 0),
                      link=link)
+
+    def _xfs_folder_size(self, inode: int) -> int:
+        """An XFS folder's size as its inode records it (``di_size``, what the kernel shows):
+        libfsxfs gives 0 for every folder. 0 where the inode cannot be read."""
+        if self._stream is None:
+            return 0
+        if self._xfs is None:
+            self._xfs = XfsInodes(self._stream)
+        return self._xfs.size(inode)
 
     def _object(self, entry: Entry) -> Any:
         return self._call(f"open inode {entry.inode}", self._by_inode, entry.inode)
@@ -287,3 +305,37 @@ class ExtLibyalFileSystem(LibyalFileSystem):
                          resident=False, runs=tuple(runs))
         return replace(found, attributes=(*found.attributes, data) if runs else found.attributes,
                        deleted_time=_EPOCH + timedelta(seconds=deleted) if deleted else None)
+
+
+class XfsInodes:
+    """Where XFS keeps an inode, from the superblock's geometry (big-endian: block size at 4,
+    blocks per allocation group at 84, inode size at 104, log2 of inodes per block at 123 and
+    of blocks per group at 124): an inode number is (group, block in the group, inode in the
+    block) in those bit widths; the inode core opens with ``IN`` and holds ``di_size`` at 56."""
+
+    def __init__(self, stream: ImageStream) -> None:
+        self._stream = stream
+        sb = stream.pread(0, 128)
+        self.valid = len(sb) == 128 and sb[:4] == b"XFSB"
+        if self.valid:
+            self.block = int.from_bytes(sb[4:8], "big")
+            self.ag_blocks = int.from_bytes(sb[84:88], "big")
+            self.inode_size = int.from_bytes(sb[104:106], "big")
+            self.inop_log, self.agblk_log = sb[123], sb[124]
+            self.valid = (512 <= self.block <= 65536 and self.ag_blocks > 0
+                          and 256 <= self.inode_size <= self.block
+                          and self.inop_log < 16 and self.agblk_log < 40)
+
+    def size(self, inode: int) -> int:
+        if not self.valid:
+            return 0
+        per_group = self.agblk_log + self.inop_log
+        group, in_group = inode >> per_group, inode & ((1 << per_group) - 1)
+        block, slot = in_group >> self.inop_log, in_group & ((1 << self.inop_log) - 1)
+        at = (group * self.ag_blocks + block) * self.block + slot * self.inode_size
+        if at + 64 > self._stream.size:
+            return 0
+        core = self._stream.pread(at, 64)
+        if len(core) < 64 or core[:2] != b"IN":
+            return 0
+        return int.from_bytes(core[56:64], "big")

@@ -1022,7 +1022,7 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
             found = read_superblock(node.stream)
             return ExtLibyalFileSystem(volume, where, node.filesystem or "",
                                        found.block_size if found else 1024)
-        return LibyalFileSystem(volume, where, node.filesystem or "")
+        return LibyalFileSystem(volume, where, node.filesystem or "", node.stream)
     assert node.stream is not None
     return FileSystem(TskImage(node.stream), where)
 
