@@ -43,7 +43,8 @@ import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -75,6 +76,40 @@ def _fuse_mount(command: list[str], mountpoint: Path, env: dict[str, str] | None
 def _umount(mountpoint: Path) -> None:
     subprocess.run(["sync"], check=False)
     _run("umount", mountpoint)
+
+
+def blank(image: Path, size: int) -> Path:
+    """``image`` made an empty (sparse) file of ``size`` bytes, for a mkfs to format."""
+    image.write_bytes(b"")
+    os.truncate(image, size)
+    return image
+
+
+@contextmanager
+def loop_mounted(image: Path, mountpoint: Path, options: str = "loop") -> Iterator[Path]:
+    """``image`` mounted by the kernel at ``mountpoint`` (made if missing) for the block,
+    unmounted after it (root only)."""
+    mountpoint.mkdir(exist_ok=True)
+    _run("mount", "-o", options, image, mountpoint)
+    try:
+        yield mountpoint
+    finally:
+        _run("umount", mountpoint)
+
+
+@contextmanager
+def fresh_ntfs(image: Path, size: int, mountpoint: Path) -> Iterator[Path]:
+    """A new NTFS of ``size`` bytes at ``image`` (mkntfs), mounted through ntfs-3g at
+    ``mountpoint`` (made if missing) for the block, unmounted after it: the tests write NTFS
+    through ntfs-3g, the only NTFS writer here (root and /dev/fuse, else :class:`Unavailable`)."""
+    _need("mkntfs", "ntfs-3g")
+    _run("mkntfs", "-q", "-F", "-Q", blank(image, size))
+    mountpoint.mkdir(exist_ok=True)
+    _fuse_mount(["ntfs-3g", os.fspath(image), os.fspath(mountpoint)], mountpoint)
+    try:
+        yield mountpoint
+    finally:
+        _umount(mountpoint)
 
 
 #: The time the NTFS image's ``/dir/stomped.txt`` claims in $STANDARD_INFORMATION (2001-09-09).

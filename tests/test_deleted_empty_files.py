@@ -34,19 +34,11 @@ def _ntfs(folder: Path) -> Path:
     if not Path("/dev/fuse").exists():
         pytest.skip("no /dev/fuse")
     image = folder / "ntfs.img"
-    image.write_bytes(b"")
-    os.truncate(image, 16 << 20)
-    _run("mkntfs", "-q", "-F", "-f", image)
-    mountpoint = folder / "m"
-    mountpoint.mkdir()
-    _run("ntfs-3g", image, mountpoint)
-    try:
+    with fsimages.fresh_ntfs(image, 16 << 20, folder / "m") as mountpoint:
         (mountpoint / "empty.txt").write_bytes(b"")
         (mountpoint / "kept.txt").write_bytes(b"kept\n")
         subprocess.run(["sync"], check=False)
         (mountpoint / "empty.txt").unlink()
-    finally:
-        fsimages._umount(mountpoint)
     return image
 
 

@@ -18,13 +18,12 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import fsimages
 import pytest
 from conftest import require_root, require_tool, run_bitwitness, snapshot
 
@@ -114,24 +113,15 @@ def _when(ns: int) -> str | None:
     return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat() if ns else None
 
 
-@contextmanager
-def _loop_mounted(image: Path, where: Path, options: str) -> Iterator[Path]:
-    _run("mount", "-o", options, image, where)
-    try:
-        yield where
-    finally:
-        _run("umount", where)
-
-
 def build(base: Path, name: str, options: tuple[str, ...], size: str = "96M") -> Built:
     image = base / f"{name}.img"
     _run("truncate", "-s", size, image)
     _run("mkfs.ext4", "-q", "-F", *options, image)
     where = base / f"{name}-mnt"
     where.mkdir()
-    with _loop_mounted(image, where, "loop") as root:
+    with fsimages.loop_mounted(image, where, "loop") as root:
         _fill(root)
-    with _loop_mounted(image, where, "ro,loop,noload") as root:
+    with fsimages.loop_mounted(image, where, "ro,loop,noload") as root:
         truth, md5 = _truth(root)
     return Built(image, truth, md5)
 
@@ -370,9 +360,9 @@ def test_features_tsk_reads_stay_with_tsk(feature: str, tmp_path: Path) -> None:
     _run("mkfs.ext4", "-q", "-F", *TSK_READS[feature], image)
     where = tmp_path / "mnt"
     where.mkdir()
-    with _loop_mounted(image, where, "loop") as root:
+    with fsimages.loop_mounted(image, where, "loop") as root:
         _small_fill(root, big_attribute=feature == "ea_inode")
-    with _loop_mounted(image, where, "ro,loop,noload") as root:
+    with fsimages.loop_mounted(image, where, "ro,loop,noload") as root:
         truth, md5 = _truth(root)
     (row,) = run_bitwitness("partitions", image, "--json").json()["partitions"]
     assert row["reader"] is None  # The Sleuth Kit's
@@ -448,7 +438,7 @@ def test_encrypted_folder_is_listed_by_tsk(tmp_path: Path) -> None:
     _run("mkfs.ext4", "-q", "-F", "-O", "encrypt", image)
     where = tmp_path / "mnt"
     where.mkdir()
-    with _loop_mounted(image, where, "loop") as root:
+    with fsimages.loop_mounted(image, where, "loop") as root:
         (root / "secret").mkdir()
         added = subprocess.run(["e4crypt", "add_key", "-S", "0x" + "12" * 8, str(root / "secret")],
                                input="not a real passphrase\n", capture_output=True, text=True,
@@ -476,13 +466,13 @@ def test_an_inode_libfsext_refuses_does_not_hide_its_folder(tmp_path: Path) -> N
     _run("mkfs.ext4", "-q", "-F", "-O", "bigalloc", "-C", "16384", image)
     where = tmp_path / "mnt"
     where.mkdir()
-    with _loop_mounted(image, where, "loop") as root:
+    with fsimages.loop_mounted(image, where, "loop") as root:
         for name, when in (("a-2261.txt", "2261-01-01"), ("b-2300.txt", "2300-01-01"),
                            ("c-plain.txt", None)):
             (root / name).write_bytes(name.encode())
             if when:
                 _run("touch", "-d", f"{when} 00:00:00 UTC", root / name)
-    with _loop_mounted(image, where, "ro,loop,noload") as root:
+    with fsimages.loop_mounted(image, where, "ro,loop,noload") as root:
         truth, _ = _truth(root)
     assert truth["/b-2300.txt"]["modified"].startswith("2300-01-01")  # the kernel reads it
     done = subprocess.run([*BW, "ls", str(image), "/", "--json"], capture_output=True,
@@ -523,11 +513,11 @@ def test_ext4_times_as_the_kernel_decodes_them(inode_size: int, lead: int,
     _run("mkfs.ext4", "-q", "-F", "-I", str(inode_size), image)
     where = tmp_path / "mnt"
     where.mkdir()
-    with _loop_mounted(image, where, "loop") as root:
+    with fsimages.loop_mounted(image, where, "loop") as root:
         for name, ns in TIMES:
             (root / name).write_bytes(name.encode())
             os.utime(root / name, ns=(ns, ns))
-    with _loop_mounted(image, where, "ro,loop,noload") as root:
+    with fsimages.loop_mounted(image, where, "ro,loop,noload") as root:
         truth, _ = _truth(root)
     at: tuple[str, ...] = ()
     listed = image
@@ -605,7 +595,7 @@ def test_a_free_inode_asked_for_by_number(tmp_path: Path) -> None:
     _run("mkfs.ext4", "-q", "-F", "-O", "bigalloc", "-C", "16384", image)
     where = tmp_path / "mnt"
     where.mkdir()
-    with _loop_mounted(image, where, "loop") as root:
+    with fsimages.loop_mounted(image, where, "loop") as root:
         (root / "kept.txt").write_bytes(b"kept\n")
         (root / "gone.txt").write_bytes(b"gone\n" * 100)
         inode = (root / "gone.txt").stat().st_ino

@@ -30,13 +30,7 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no /dev/fuse")
     folder = tmp_path_factory.mktemp("links")
     image = folder / "ntfs.img"
-    image.write_bytes(b"")
-    os.truncate(image, 16 << 20)
-    subprocess.run(["mkntfs", "-q", "-F", "-Q", image], check=True, capture_output=True)
-    mountpoint = folder / "m"
-    mountpoint.mkdir()
-    subprocess.run(["ntfs-3g", image, mountpoint], check=True, capture_output=True)
-    try:
+    with fsimages.fresh_ntfs(image, 16 << 20, folder / "m") as mountpoint:
         base = mountpoint / "base.txt"
         base.write_bytes(b"linked\n")
         for batch, count in (("A", 5), ("B_batch_two_with_a_longer_name", 30),
@@ -44,8 +38,6 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
             time.sleep(1.1)
             for number in range(1, count + 1):
                 os.link(base, mountpoint / f"{batch}_{number}.txt")
-    finally:
-        fsimages._umount(mountpoint)
     return image
 
 

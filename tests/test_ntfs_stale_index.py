@@ -11,7 +11,6 @@ tsk_recover) is the reference; ntfs-3g itself no longer shows those names.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections import Counter
@@ -38,13 +37,7 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no /dev/fuse")
     folder = tmp_path_factory.mktemp("stale")
     image = folder / "ntfs.img"
-    image.write_bytes(b"")
-    os.truncate(image, 64 << 20)
-    _run("mkntfs", "-q", "-F", "-Q", image)
-    mountpoint = folder / "m"
-    mountpoint.mkdir()
-    _run("ntfs-3g", image, mountpoint)
-    try:
+    with fsimages.fresh_ntfs(image, 64 << 20, folder / "m") as mountpoint:
         big = mountpoint / "big"
         big.mkdir()
         for number in range(1, 1201):
@@ -57,9 +50,6 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
         other.mkdir()
         for number in range(1, 151):
             (other / f"new_{number}.txt").write_bytes(f"REUSED {number}\n".encode())
-        subprocess.run(["sync"], check=False)
-    finally:
-        fsimages._umount(mountpoint)
     return image
 
 

@@ -7,7 +7,6 @@ to the same dates, where it reads fls's as 2033 and 2063.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,20 +30,12 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no /dev/fuse")
     folder = tmp_path_factory.mktemp("ntfs-times")
     image = folder / "ntfs.img"
-    image.write_bytes(b"")
-    os.truncate(image, 16 << 20)
-    subprocess.run(["mkntfs", "-q", "-F", "-Q", image], check=True, capture_output=True)
-    mountpoint = folder / "m"
-    mountpoint.mkdir()
-    subprocess.run(["ntfs-3g", image, mountpoint], check=True, capture_output=True)
-    try:
+    with fsimages.fresh_ntfs(image, 16 << 20, folder / "m") as mountpoint:
         for name, when in CASES.items():
             path = mountpoint / name
             path.write_bytes(b"dated\n")
             stamp = when.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
             subprocess.run(["touch", "-d", stamp, path], check=True)
-    finally:
-        fsimages._umount(mountpoint)
     return image
 
 

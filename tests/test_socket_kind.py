@@ -9,26 +9,20 @@ import socket
 import subprocess
 from pathlib import Path
 
+import fsimages
 from conftest import require_root, require_tool, run_bitwitness
 
 
 def test_a_socket_is_a_socket(tmp_path: Path) -> None:
     require_root()
     require_tool("mkfs.ext4", "fls")
-    image = tmp_path / "ext4.img"
-    with image.open("wb") as fh:
-        fh.truncate(32 << 20)
+    image = fsimages.blank(tmp_path / "ext4.img", 32 << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True, capture_output=True)
-    mnt = tmp_path / "m"
-    mnt.mkdir()
-    subprocess.run(["mount", "-o", "loop", image, mnt], check=True)
-    try:
+    with fsimages.loop_mounted(image, tmp_path / "m") as mnt:
         made = socket.socket(socket.AF_UNIX)
         made.bind(str(mnt / "sock1"))
         made.close()
         subprocess.run(["mkfifo", mnt / "fifo1"], check=True)
-    finally:
-        subprocess.run(["umount", mnt], check=True)
     fls = subprocess.run(["fls", image], check=True, capture_output=True, text=True).stdout
     assert "s/h" in fls
     entries = {e["name"]: e for e in run_bitwitness("ls", "--json", image).json()["entries"]}
