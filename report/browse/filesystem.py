@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytsk3
@@ -1914,16 +1914,21 @@ def _fat_times(entries: list[Entry], raw: RawFatEntry | None) -> list[Entry]:
     """FAT times TSK gives none of where the directory entry records one: TSK's 32-bit seconds
     end in 2106, and a date of 2107 (the last year FAT's 7-bit field holds) came out as no time
     at all; the raw entry's decoding (:mod:`.fatraw`) holds it. The times TSK does give stay."""
-    if raw is None or not entries:
-        return entries
+    if raw is None or not entries or not any(
+            when is not None and when >= _TSK_TIME_END
+            for when in (raw.modified, raw.accessed, raw.born)):
+        return entries  # the usual case, decided without making the entry's datetimes
     times = entries[0].times
-    if times.complete() or (raw.modified is None and raw.accessed is None and raw.born is None):
-        return entries
     fixed = replace(times, modified=times.modified or raw.modified,
                     accessed=times.accessed or raw.accessed, born=times.born or raw.born)
     if fixed == times:
         return entries
     return [Entry(**{**e.__dict__, "times": fixed}) for e in entries]
+
+
+#: Where TSK's 32-bit seconds end (2106-02-07T06:28:16Z): a FAT date from then on it gives as
+#: no time.
+_TSK_TIME_END = datetime.fromtimestamp(1 << 32, tz=UTC)
 
 
 def _unread_level(deleted: bool) -> str:
