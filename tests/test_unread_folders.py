@@ -63,3 +63,22 @@ def test_export_lists_the_folder_it_could_not_read(damaged: Path, tmp_path: Path
     assert failed["source"] == "/dir"
     assert failed["reason"].startswith("not read, nor what it holds: directory not readable")
     assert (out / "kept.txt").read_bytes() == b"kept\n"
+
+
+def test_a_folder_name_holding_a_colon_is_named_whole(tmp_path: Path) -> None:
+    """The manifest names the folder as it is, ``: `` in its name included."""
+    require_tool("mkfs.ext2", "debugfs")
+    tree = tmp_path / "tree"
+    (tree / "case: 7").mkdir(parents=True)
+    (tree / "case: 7" / "inside.txt").write_bytes(b"inside\n")
+    image = tmp_path / "ext2.raw"
+    with image.open("wb") as fh:
+        fh.truncate(4 << 20)
+    subprocess.run(["mkfs.ext2", "-q", "-F", "-d", tree, image], check=True, capture_output=True)
+    subprocess.run(["debugfs", "-w", "-R", 'sif "/case: 7" block[0] 99999999', image],
+                   check=True, capture_output=True)
+    out = tmp_path / "out"
+    assert run_bitwitness("export", image, "/", "--to", out).exit_code == ExitCode.EVIDENCE
+    (failed,) = json.loads((out / "manifest.json").read_text())["failed"]
+    assert failed["source"] == "/case: 7"
+    assert failed["reason"].startswith("not read, nor what it holds: directory not readable")

@@ -519,6 +519,12 @@ class _ManifestWriter:
         return self._sha256.hexdigest()
 
 
+#: The path a walk's UNREAD notice opens with, before what could not be read (the longest
+#: prefix followed by one of the walkers' phrasings).
+_UNREAD_AT = re.compile(r"(.*): (?:(?:raw )?directory not readable|entry .* not readable|"
+                        r"named streams not readable|deeper than)", re.DOTALL)
+
+
 class _Unread:
     """The mediator the walk reports to: each part of the evidence it could not read (a folder,
     an entry: level UNREAD) is a failure of the export too, listed under ``failed`` with the
@@ -533,7 +539,10 @@ class _Unread:
 
     def notice(self, message: str, *, level: str = "info") -> None:
         if level == UNREAD:
-            where, _, reason = message.partition(": ")
+            # "PATH: directory not readable: ..." and the like: a path may hold ": " itself
+            found = _UNREAD_AT.match(message)
+            where, reason = (found.group(1), message[found.end(1) + 2:]) if found else \
+                ("", message)
             self._manifest.failure(ExportFailure(source=where, inode="", deleted=False,
                                                  reason=f"not read, nor what it holds: {reason}"))
         self._mediator.notice(message, level=level)
