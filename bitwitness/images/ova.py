@@ -211,12 +211,9 @@ def _read_from(fd: int) -> Callable[[int, int], bytes]:
     return read
 
 
-def _listing(path: Path) -> list[Member]:
-    fd = open_readonly(path)
-    try:
-        return members(path, _read_from(fd), os.fstat(fd).st_size)
-    finally:
-        os.close(fd)
+def _listing(path: Path, fd: int) -> list[Member]:
+    """The members of the OVA ``path``, open as ``fd``."""
+    return members(path, _read_from(fd), os.fstat(fd).st_size)
 
 
 def _first_disk(path: Path, listed: list[Member]) -> Member:
@@ -243,10 +240,10 @@ def _first_disk(path: Path, listed: list[Member]) -> Member:
 
 def open_ova(path: Path) -> OvaStream:
     """The first disk of the OVA ``path``, read in place."""
-    listed = _listing(path)
-    disk = _first_disk(path, listed)
     fd = open_readonly(path)
     try:
+        listed = _listing(path, fd)
+        disk = _first_disk(path, listed)
         head = os.pread(fd, 4, disk.offset)
         if head[:2] == b"\x1f\x8b":
             raise UnsupportedFormatError(
@@ -273,7 +270,8 @@ def open_ova(path: Path) -> OvaStream:
         raise
 
 
-def _manifest(path: Path, listed: list[Member]) -> tuple[Member, dict[str, tuple[str, str]]] | None:
+def _manifest(path: Path, fd: int,
+              listed: list[Member]) -> tuple[Member, dict[str, tuple[str, str]]] | None:
     """The manifest member and its digests (member name -> (algorithm, hex)), or None."""
     manifest = next((m for m in listed if _base(m.name).endswith(".mf")), None)
     if manifest is None:
@@ -281,11 +279,7 @@ def _manifest(path: Path, listed: list[Member]) -> tuple[Member, dict[str, tuple
     if manifest.size > MAX_MANIFEST:
         raise CorruptImageError(f"the manifest {_shown(manifest.name)} declares "
                                 f"{manifest.size} bytes", path=path, offset=manifest.offset)
-    fd = open_readonly(path)
-    try:
-        text = os.pread(fd, manifest.size, manifest.offset).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
+    text = os.pread(fd, manifest.size, manifest.offset).decode("utf-8", "replace")
     digests: dict[str, tuple[str, str]] = {}
     for line in text.splitlines():
         match = _MANIFEST_LINE.match(line)
@@ -307,11 +301,19 @@ def _digest(fd: int, member: Member, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def ova_checks(path: Path) -> tuple[ContainerCheck, ...]:
+def ova_checks(path: Path, listed: list[Member] | None = None) -> tuple[ContainerCheck, ...]:
     """The manifest's digest of every member it lists, against the member's bytes in the
-    archive; a manifest naming a member the archive lacks fails too."""
-    listed = _listing(path)
-    found = _manifest(path, listed)
+    archive; a manifest naming a member the archive lacks fails too. ``listed``: the members
+    as an open stream walked them (else the archive is walked here)."""
+    fd = open_readonly(path)
+    try:
+        return _manifest_checks(path, fd, _listing(path, fd) if listed is None else listed)
+    finally:
+        os.close(fd)
+
+
+def _manifest_checks(path: Path, fd: int, listed: list[Member]) -> tuple[ContainerCheck, ...]:
+    found = _manifest(path, fd, listed)
     if found is None:
         return (ContainerCheck("OVA manifest", True,
                                "none in the archive: no recorded digest of its members"),)
@@ -321,21 +323,17 @@ def ova_checks(path: Path) -> tuple[ContainerCheck, ...]:
                                "holds no digest line (SHA1(name)= hex)"),)
     by_name = {m.name: m for m in listed}
     checks = []
-    fd = open_readonly(path)
-    try:
-        for name, (algorithm, expected) in list(digests.items())[:100]:
-            what = f"OVA manifest digest of {_shown(name)}"
-            member = by_name.get(name)
-            if member is None:
-                checks.append(ContainerCheck(what, False, "the archive holds no such member"))
-                continue
-            computed = _digest(fd, member, algorithm)
-            checks.append(ContainerCheck(
-                what, computed == expected,
-                f"{algorithm} {computed}" + ("" if computed == expected
-                                             else f", the manifest records {expected}")))
-    finally:
-        os.close(fd)
+    for name, (algorithm, expected) in list(digests.items())[:100]:
+        what = f"OVA manifest digest of {_shown(name)}"
+        member = by_name.get(name)
+        if member is None:
+            checks.append(ContainerCheck(what, False, "the archive holds no such member"))
+            continue
+        computed = _digest(fd, member, algorithm)
+        checks.append(ContainerCheck(
+            what, computed == expected,
+            f"{algorithm} {computed}" + ("" if computed == expected
+                                         else f", the manifest records {expected}")))
     return tuple(checks)
 
 
@@ -377,7 +375,8 @@ class OvaFormat:
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """The manifest's digests, and the disk's own checks (its header, its redundant grain
         tables) as for any sparse VMDK."""
-        checks = list(ova_checks(path))
+        checks = list(ova_checks(path, stream.members if isinstance(stream, OvaStream)
+                                 else None))
         if isinstance(stream, OvaStream):
             extent = SparseExtent(path, window=(stream.disk.offset, stream.disk.size),
                                   member=stream.disk.name)
