@@ -887,21 +887,23 @@ class QcowFormat:
         for _ in chain:  # each image's external data file, as our reader found it
             data_files.append(below.data_path if isinstance(below, QcowStream) else None)
             below = below.backing if isinstance(below, QcowStream) else None
-        chosen = stream.snapshot if isinstance(stream, QcowStream) else None
         return QemuNbdStream(path, drivers[0], chain, drivers, data_files,
-                             snapshot=None if chosen is None else chosen.ident.decode(
-                                 "utf-8", "surrogateescape"))
+                             snapshot=_chosen_id(stream))
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """Header and table consistency of the image and each QCOW file of its chain; of the
         image, the tables of the state read (a snapshot's L1 table where one was chosen)."""
-        chosen = stream.snapshot if isinstance(stream, QcowStream) else None
-        return qcow_checks(list(stream.info.files),
-                           None if chosen is None else chosen.ident.decode("utf-8",
-                                                                           "surrogateescape"))
+        return qcow_checks(list(stream.info.files), _chosen_id(stream))
 
 
 FORMAT = QcowFormat()
+
+
+def _chosen_id(stream: ImageStream) -> str | None:
+    """The ID of the internal snapshot ``stream`` reads (as ``--snapshot`` takes it, and QEMU),
+    or None for the current state."""
+    chosen = stream.snapshot if isinstance(stream, QcowStream) else None
+    return None if chosen is None else chosen.ident.decode("utf-8", "surrogateescape")
 
 
 def _printable(data: bytes) -> str:
