@@ -196,6 +196,81 @@ def test_a_missing_or_wrong_key_is_one_line_naming_the_volume(
     assert snapshot([image]) == before
 
 
+def _two_keys_disk(volumes: dict[str, Luks], base: Path) -> Path:
+    """A GPT disk holding the LUKS1 volume (the module's passphrase) and a second LUKS2 volume
+    of the FAT file system under another passphrase, as cryptsetup writes them."""
+    other = base / "other-key.txt"
+    other.write_text(OTHER, encoding="utf-8")
+    second = base / "second.img"
+    encrypt_in_place(second, volumes["luks1"].plain, other, version=2, kdf=_PBKDF2)
+    first = volumes["luks1"].volume
+    disk = base / "two-keys.img"
+    sizes = [first.stat().st_size, second.stat().st_size]
+    subprocess.run(["truncate", "-s", str(sum(sizes) + (8 << 20)), str(disk)], check=True)
+    start = 2048
+    for number, (volume, size) in enumerate(zip((first, second), sizes, strict=True), 1):
+        subprocess.run(["sgdisk", f"-n{number}:{start}:+{-(-size // 1024)}K",
+                        f"-t{number}:8309", str(disk)], check=True, capture_output=True)
+        subprocess.run(["dd", f"if={volume}", f"of={disk}", "bs=512", f"seek={start}",
+                        "conv=notrunc", "status=none"], check=True)
+        start += -(-size // (1 << 20)) * 2048 + 2048
+    disk.chmod(0o444)
+    return disk
+
+
+OTHER = "another passphrase entirely"  # noqa: S105 (a test volume's key)
+
+
+def test_volumes_with_different_keys_are_browsed_one_key_at_a_time(
+        volumes: dict[str, Luks], bw, tmp_path: Path) -> None:
+    """A key opens the volumes it opens; the others stay locked saying why, rather than the
+    one refusal ending every command on the disk. A key that opens nothing is still an error.
+    The truth for each volume: cryptsetup's own test of the passphrase, and fls/icat on the
+    plain file system."""
+    disk = _two_keys_disk(volumes, tmp_path)
+    before = snapshot([disk])
+    plain = volumes["luks1"].plain
+    for key, opened, refused in ((PASSPHRASE, "1", "2"), (OTHER, "2", "1")):
+        tested = subprocess.run(["cryptsetup", "open", "--test-passphrase", "--key-file", "-",
+                                 str(volumes["luks1"].volume if opened == "1"
+                                     else tmp_path / "second.img")],
+                                input=key.encode(), capture_output=True, check=False)
+        assert tested.returncode == 0, tested.stderr  # cryptsetup: this key opens that one
+        tree = bw("partitions", "--json", disk, "--passphrase", key)
+        assert tree.exit_code == 0, tree.stderr
+        rows = {r["index"]: r for r in tree.json()["partitions"] if r["encrypted"]}
+        by_slot = {str(int(r["slot"]) + 1): r for r in rows.values()}
+        assert by_slot[opened]["locked"] is False
+        assert [v["filesystem"] for v in by_slot[opened]["volumes"]] == ["fat16"]
+        assert by_slot[refused]["locked"] is True
+        assert by_slot[refused]["volumes"] == []
+        assert "does not unlock it" in by_slot[refused]["refused"]
+        assert f"volume {by_slot[refused]['path']} (LUKS)" in tree.stderr
+        path = f"{by_slot[opened]['path']}/luks1"
+        listing = bw("ls", disk, "-r", "--all", "--json", "-p", path, "--passphrase", key)
+        assert listing.exit_code == 0, listing.stderr
+        assert Counter(as_fls(e) for e in listing.json()["entries"]) == fls_lines(plain)
+        note = next(e for e in listing.json()["entries"] if e["path"] == "/note.txt")
+        theirs = subprocess.run(["icat", str(plain), note["inode"]], capture_output=True,
+                                check=True).stdout
+        assert _cat_bytes(disk, note["inode"], path, ["--passphrase", key]) == theirs
+        inside = bw("ls", disk, "-p", f"{by_slot[refused]['path']}/luks1", "--passphrase", key)
+        assert inside.exit_code == 2
+        assert inside.stderr.count("\n") == 1
+        assert "does not unlock it" in inside.stderr
+        # every file system at once (timeline): the locked volume's absence is said
+        timeline = bw("timeline", disk, "--passphrase", key)
+        assert timeline.exit_code == 0, timeline.stderr
+        assert "/note.txt" in timeline.stdout
+        assert f"volume {by_slot[refused]['path']} (LUKS)" in timeline.stderr
+        _secret_absent(tree.stdout, tree.stderr, listing.stdout, inside.stderr)
+        assert key not in tree.stdout + tree.stderr + inside.stderr + timeline.stderr
+    nothing = bw("partitions", disk, "--passphrase", "neither of them")
+    assert nothing.exit_code == 2
+    assert "does not unlock it" in nothing.stderr
+    assert snapshot([disk]) == before
+
+
 def test_export_from_luks_records_the_key_kind_never_the_key(
         volumes: dict[str, Luks], keys: dict[str, Path], bw, tmp_path: Path) -> None:
     from bitwitness.case import Case

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
+from dataclasses import dataclass
 
 from bitwitness.report.browse.units import Row
 from bitwitness.stream import ImageStream
@@ -54,18 +55,26 @@ def disk_sectors(stream: ImageStream, sector: int) -> int | None:
     return None if head is None else _HEADER.unpack_from(head)[6] + 1
 
 
-def _header(stream: ImageStream, sector: int) -> bytes | None:
-    """The primary GPT header in ``sector``-byte sectors, if its signature, size, own LBA and
-    CRC32 check out."""
-    head = stream.pread(sector, sector)
+def _header(stream: ImageStream, sector: int, lba: int = 1) -> bytes | None:
+    """The GPT header in ``sector``-byte sectors at ``lba`` (1: the primary; the disk's last
+    sector: the backup), if its signature, size, own LBA and CRC32 check out."""
+    return _header_why(stream, sector, lba)[0]
+
+
+def _header_why(stream: ImageStream, sector: int, lba: int) -> tuple[bytes | None, str]:
+    """The header at ``lba`` as :func:`_header` takes it, else None and what fails (``""``:
+    no GPT signature there at all)."""
+    head = stream.pread(lba * sector, sector)
     if len(head) < _HEADER.size or head[:8] != SIGNATURE:
-        return None
+        return None, ""
     _, _, size, crc, _, mine, *_ = _HEADER.unpack_from(head)
-    if not _HEADER.size <= size <= sector or mine != 1:
-        return None
+    if not _HEADER.size <= size <= sector:
+        return None, f"its header size {size} is not valid"
+    if mine != lba:
+        return None, f"it says it lies at sector {mine}"
     if zlib.crc32(head[:16] + b"\0\0\0\0" + head[20:size]) != crc:
-        return None
-    return head
+        return None, "its header's CRC32 does not match its bytes"
+    return head, ""
 
 
 def entries(stream: ImageStream) -> tuple[int, list[tuple[str, int, int]]] | None:
@@ -80,21 +89,34 @@ def entries(stream: ImageStream) -> tuple[int, list[tuple[str, int, int]]] | Non
     return None
 
 
-def _entries(stream: ImageStream,
-             sector: int) -> tuple[bytes, list[tuple[bytes, int, int, str, int]]] | None:
+def _entries(stream: ImageStream, sector: int,
+             lba: int = 1) -> tuple[bytes, list[tuple[bytes, int, int, str, int]]] | None:
     """The header and the used entries (type, first, last, name, number) of the GPT in
-    ``sector``-byte sectors, when header and entry array check out."""
-    head = _header(stream, sector)
+    ``sector``-byte sectors whose header lies at ``lba``, when header and entry array check
+    out."""
+    found, _ = _table(stream, sector, lba)
+    return found
+
+
+_Entries = list[tuple[bytes, int, int, str, int]]
+
+
+def _table(stream: ImageStream, sector: int,
+           lba: int) -> tuple[tuple[bytes, _Entries] | None, str]:
+    """:func:`_entries`, or None and what fails (``""``: no GPT signature at ``lba``)."""
+    head, why = _header_why(stream, sector, lba)
     if head is None:
-        return None
+        return None, why
     (_, _, _, _, _, _, _, _, _, _, entries_at, count, entry_size,
      entries_crc) = _HEADER.unpack_from(head)
     if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
             or not 0 < count <= MAX_ENTRIES):
-        return None  # (the table read below is at most 8192 * 1024 bytes)
-    table = stream.pread(entries_at * sector, count * entry_size)
-    if len(table) < count * entry_size or zlib.crc32(table) != entries_crc:
-        return None
+        return None, f"its entry array ({count} entries of {entry_size} bytes) is not valid"
+    table = stream.pread(entries_at * sector, count * entry_size)  # at most 8192 * 1024 bytes
+    if len(table) < count * entry_size:
+        return None, f"its entry array at sector {entries_at} lies past the end of the image"
+    if zlib.crc32(table) != entries_crc:
+        return None, f"its entry array's CRC32 (at sector {entries_at}) does not match"
     used = []
     for number in range(count):
         kind, _, first, last, _, name = _ENTRY.unpack_from(table, number * entry_size)
@@ -102,19 +124,136 @@ def _entries(stream: ImageStream,
             continue
         text = name.decode("utf-16-le", "replace").split("\0", 1)[0]
         used.append((kind, first, last, text, number))
-    return head, used
+    return (head, used), ""
+
+
+def _backwards(stream: ImageStream, sector: int, lba: int) -> list[str]:
+    """Entries of the GPT at ``lba`` whose last sector lies before their first: no tool can
+    read such a partition (TSK lists it with a length that wraps round 2^64)."""
+    head = _header(stream, sector, lba)
+    if head is None:
+        return []
+    entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
+    if entry_size < _ENTRY.size or entry_size % _ENTRY.size or not 0 < count <= MAX_ENTRIES:
+        return []
+    table = stream.pread(entries_at * sector, count * entry_size)
+    said = []
+    for number in range(len(table) // entry_size):
+        kind, _, first, last, _, _ = _ENTRY.unpack_from(table, number * entry_size)
+        if kind != bytes(16) and last < first:
+            said.append(f"GPT entry {number + 1} ends at sector {last}, before it starts "
+                        f"(sector {first}): it is not a partition any system reads")
+    return said
+
+
+@dataclass(frozen=True)
+class GptAudit:
+    """What the two copies of a GPT say beside the table shown (UEFI 2.x section 5.3.2: the
+    primary is used when its header and entry array check out, else the backup)."""
+
+    notes: tuple[str, ...] = ()  #: one line each, for every command to say
+    #: the backup's rows, where the primary fails its checks and the backup holds: the table
+    #: firmware and operating systems read, shown instead of the damaged primary's
+    backup_rows: list[Row] | None = None
+
+
+def audit(stream: ImageStream, sector: int) -> GptAudit:
+    """Check both copies of the GPT of ``stream`` (``sector``-byte sectors) against their
+    CRC32s and each other. TSK, and ``mmls``, read the primary without its entry array's CRC32
+    and fall back to the backup silently: an entry changed after the table was written, or a
+    damaged header, passed unsaid."""
+    media = stream.size // sector
+    primary, why = _table(stream, sector, 1)
+    head = _header(stream, sector, 1)
+    alternate = _HEADER.unpack_from(head)[6] if head is not None else media - 1
+    if head is not None and alternate >= media:  # cut short: the tree says so, once
+        return GptAudit(tuple(_backwards(stream, sector, 1)))
+    if alternate <= 1:
+        alternate = media - 1
+    backup, backup_why = _table(stream, sector, alternate)
+    if backup is None and alternate != media - 1:
+        backup, backup_why = _table(stream, sector, media - 1)
+        alternate = media - 1
+    notes = _backwards(stream, sector, 1 if primary is not None or backup is None else alternate)
+    if primary is not None and backup is not None:
+        if primary[1] != backup[1]:
+            notes.insert(0, f"the backup GPT (sector {alternate}) lists other partitions than "
+                         "the primary, which is the one read: "
+                         f"{_differences(primary[1], backup[1], ('primary', 'backup'))}")
+        return GptAudit(tuple(notes))
+    if primary is not None:
+        notes.insert(0, f"the backup GPT at sector {alternate} "
+                     f"{'is missing' if not backup_why else 'is damaged: ' + backup_why}")
+        return GptAudit(tuple(notes))
+    if backup is None:
+        return GptAudit(tuple(notes))
+    damaged = f"is damaged: {why}" if why else "is missing (no signature at sector 1)"
+    rows = _rows_of(stream, sector, backup, alternate)
+    found = _table_anyway(stream, sector)
+    change = "" if found is None or found == backup[1] else (
+        f" ({_differences(backup[1], found, ('backup', 'damaged primary'))})")
+    notes.insert(0, f"the primary GPT {damaged}; firmware and operating systems read the "
+                 f"backup GPT (sector {alternate}){change}")
+    return GptAudit(tuple(notes), rows)
+
+
+def _table_anyway(stream: ImageStream, sector: int) -> _Entries | None:
+    """The primary's used entries read without its CRC32s: what a damaged (or altered)
+    primary says, for the note that names how it differs from the backup."""
+    head = stream.pread(sector, sector)
+    if len(head) < _HEADER.size or head[:8] != SIGNATURE:
+        return None
+    entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
+    if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
+            or not 0 < count <= MAX_ENTRIES):
+        return None
+    table = stream.pread(entries_at * sector, count * entry_size)
+    used = []
+    for number in range(len(table) // entry_size):
+        kind, _, first, last, _, name = _ENTRY.unpack_from(table, number * entry_size)
+        if kind != bytes(16) and last >= first:
+            text = name.decode("utf-16-le", "replace").split("\0", 1)[0]
+            used.append((kind, first, last, text, number))
+    return used
+
+
+def _differences(shown: _Entries, other: _Entries, names: tuple[str, str],
+                 most: int = 4) -> str:
+    """``entry 1: sectors 20480-36863 in the backup, 21000-36863 in the damaged primary;
+    ...`` (``names``: what ``shown`` and ``other`` are; GPT entries numbered from 1, as
+    sgdisk numbers them)."""
+    mine = {e[4]: e for e in shown}
+    theirs = {e[4]: e for e in other}
+    said = []
+    for number in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(number), theirs.get(number)
+        if a == b:
+            continue
+        where = (lambda e: "none" if e is None else f"sectors {e[1]}-{e[2]}")  # noqa: E731
+        if a is not None and b is not None and a[1:3] == b[1:3]:
+            said.append(f"entry {number + 1}: its type or name differs")
+        else:
+            said.append(f"entry {number + 1}: {where(a)} in the {names[0]}, {where(b)} in the "
+                        f"{names[1]}")
+    more = f" (and {len(said) - most} more)" if len(said) > most else ""
+    return "; ".join(said[:most]) + more
 
 
 def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
     found = _entries(stream, sector)
-    if found is None:
-        return None
+    return None if found is None else _rows_of(stream, sector, found, 1)
+
+
+def _rows_of(stream: ImageStream, sector: int, found: tuple[bytes, _Entries],
+             lba: int) -> list[Row]:
+    """The rows of the GPT whose header lies at ``lba``: a primary's as TSK builds them, with
+    the Safety Table (the protective MBR) first; a backup's with its header and table."""
     head, used = found
     entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
     media_sectors = stream.size // sector
-    meta = [Row("meta", 0, 1, "Safety Table", "Meta"), Row("meta", 1, 1, "GPT Header", "Meta"),
-            Row("meta", entries_at, -(-count * entry_size // sector), "Partition Table",
-                "Meta")]
+    table = Row("meta", entries_at, -(-count * entry_size // sector), "Partition Table", "Meta")
+    meta = ([Row("meta", 0, 1, "Safety Table", "Meta"), Row("meta", 1, 1, "GPT Header", "Meta"),
+             table] if lba == 1 else [table, Row("meta", lba, 1, "GPT Header", "Meta")])
     parts = [Row("partition", first, last - first + 1, text, f"{number:03d}")
              for _, first, last, text, number in used]
     return _with_gaps(meta, parts, media_sectors)

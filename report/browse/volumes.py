@@ -9,15 +9,17 @@ index 0, of kind :attr:`PartitionKind.WHOLE`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import pytsk3
 
 from bitwitness.errors import FileSystemError
 from bitwitness.report.browse import units
-from bitwitness.report.browse.gpt import read_gpt
+from bitwitness.report.browse.gpt import audit, read_gpt
 from bitwitness.report.browse.tsk import TSK_FAILURES, TskImage, text, tsk_errors
+from bitwitness.stream import ImageStream
 
 #: pytsk3 file-system type codes -> the short names we print (as ``fsstat`` spells them).
 FS_NAMES: dict[int, str] = {
@@ -99,6 +101,9 @@ class VolumeLayout:
     sector_size: int
     media_size: int
     partitions: tuple[Partition, ...]
+    #: what the table's own checks found beside the rows (a GPT copy damaged or altered: see
+    #: :func:`~bitwitness.report.browse.gpt.audit`), one line each for every command to say
+    notes: tuple[str, ...] = ()
 
     @property
     def filesystems(self) -> tuple[Partition, ...]:
@@ -151,13 +156,58 @@ def read_layout(image: TskImage) -> VolumeLayout:
         elif (ours := read_gpt(stream)) is not None:
             return _layout(image, "gpt", *ours)  # TSK refused the GPT: see gpt.py
     block = int(volume.info.block_size) or stream.sector_size
+    if scheme == "gpt":
+        return _audited(image, block, found)
     if units.needs_rescaling(scheme, block, stream.sector_size):
         block = stream.sector_size
         heads = units.SectorHeads(stream, block)
         with tsk_errors(heads, f"read the DOS partition table in {block}-byte sectors"):
             volume = pytsk3.Volume_Info(heads, pytsk3.TSK_VS_TYPE_DOS)
         found = _rows(heads, volume)
-    return _layout(image, scheme, block, found)
+    layout = _layout(image, scheme, block, found)
+    if scheme == "dos" and any(_PROTECTIVE in row.description for row in found):
+        return replace(layout, notes=_hybrid_notes(stream, found))
+    return layout
+
+
+def _audited(image: TskImage, block: int, found: list[units.Row]) -> VolumeLayout:
+    """TSK's GPT rows, or the backup's where the primary fails its checks, with what the
+    audit of both copies says (gpt.py). TSK's slot numbers wrap round at 256 entries (an 8-bit
+    counter): a table of more entries is listed from our own reading of it."""
+    checked = audit(image.stream, block)
+    notes = checked.notes
+    if checked.backup_rows is not None:
+        found = checked.backup_rows
+        notes = (f"{notes[0]}; the partitions shown are the backup's", *notes[1:])
+    elif any(re.fullmatch(r"-\d+", row.slot) for row in found) and (
+            ours := read_gpt(image.stream)) is not None:
+        found = ours[1]
+    found = [replace(row, length=0, description=f"{row.description} (its entry ends before it "
+                     "starts)".lstrip()) if row.length >= 1 << 63 else row for row in found]
+    return replace(_layout(image, "gpt", block, found), notes=notes)
+
+
+def _hybrid_notes(stream: ImageStream, found: list[units.Row]) -> tuple[str, ...]:
+    """A hybrid MBR (GPT partitions mirrored beside its 0xEE entry) is the table shown, as
+    ``mmls`` shows it; the GPT behind it is what UEFI systems read. The partitions it lists
+    that the MBR does not are named, so that none passes for unallocated space."""
+    for sector in (512, 4096):
+        checked = audit(stream, sector)
+        table = read_gpt(stream) if checked.backup_rows is None else (sector,
+                                                                      checked.backup_rows)
+        if table is None or table[0] != sector:
+            continue
+        listed = {(row.start, row.length) for row in found if row.kind == "partition"}
+        unseen = [row for row in table[1] if row.kind == "partition"
+                  and (row.start * sector // 512, row.length * sector // 512) not in listed]
+        if not unseen:
+            return checked.notes
+        named = ", ".join(f"entry {int(row.slot) + 1} (sectors {row.start}-"
+                          f"{row.start + row.length - 1})" for row in unseen[:8])
+        more = f" and {len(unseen) - 8} more" if len(unseen) > 8 else ""
+        return (f"this MBR is a hybrid: the GPT behind it (read by UEFI systems) also lists "
+                f"{named}{more}, which the MBR does not", *checked.notes)
+    return ()
 
 
 def _layout(image: TskImage, scheme: str, block: int, found: list[units.Row]) -> VolumeLayout:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bitwitness.errors import FileSystemError, FormatError, InputError
+from bitwitness.errors import BitWitnessError, FileSystemError, FormatError, InputError
 from bitwitness.report.browse.extfeatures import (
     SUPERBLOCK_OFFSET,
     SUPERBLOCK_SIZE,
@@ -109,7 +109,10 @@ class VolumeNode:
     row: Partition  #: the partition-table row it lies in
     filesystem: str | None = None  #: "ntfs", "ext4", "apfs", ...: the file system at this node
     encrypted: str | None = None  #: "LUKS", "BitLocker", "APFS" when the node is encrypted
-    locked: bool = False  #: encrypted and not opened (no key given)
+    locked: bool = False  #: encrypted and not opened (no key given, or the key did not open it)
+    #: why the key given did not open this volume (the one line a command browsing it says);
+    #: None where no key was tried or it opened the volume
+    refused: str | None = None
     created: datetime | None = None  #: a shadow-copy store's creation time (UTC)
     identifier: str | None = None  #: volume or store identifier (GUID) where one exists
     #: the row of a partition table inside the parent that this node is (``N/pK``), as TSK
@@ -194,8 +197,7 @@ class VolumeTree:
                 return node
         for node in self.walk():
             if node.locked and wanted.startswith(node.path + "/"):
-                raise FileSystemError(f"volume {node.path} is encrypted ({node.encrypted}); give "
-                                      f"its key with {KEY_OPTIONS}")
+                raise still_locked(node)
         raise FileSystemError(f"-p {path}: no such volume in this image; volumes: "
                               f"{', '.join(n.path for n in self.walk()) or 'none'}")
 
@@ -238,10 +240,40 @@ def read_tree(stream: ImageStream, keys: VolumeKeys = NO_KEYS) -> VolumeTree:
             tree.nodes.append(node)
         if keys.luks_header is not None:
             _detached_luks(tree, keys.luks_header)
+        _refuse_useless_key(tree)
     except BaseException:
         tree.close()
         raise
     return tree
+
+
+def _refuse_useless_key(tree: VolumeTree) -> None:
+    """A key that opened none of the volumes it was tried on is an error (a mistyped
+    passphrase); one that opened some leaves the others locked, each saying why, so that a disk
+    whose volumes have different keys is browsed one key at a time."""
+    refused = [node for node in tree.walk() if node.refused is not None]
+    if refused and not any(node.key for node in tree.walk()):
+        raise InputError(str(refused[0].refused))
+
+
+def _unlocking(tree: VolumeTree, node: VolumeNode, unlock: Callable[[], None]) -> None:
+    """Run ``unlock`` (which opens ``node`` with the tree's key and expands what it holds);
+    a key it refuses leaves ``node`` locked with the reason (:attr:`VolumeNode.refused`) rather
+    than ending the whole tree. A volume inside ``node`` that refuses the key was marked by its
+    own call already, so what reaches here is about ``node`` itself."""
+    try:
+        unlock()
+    except InputError as exc:
+        node.locked, node.refused = True, str(exc)
+
+
+def still_locked(node: VolumeNode) -> BitWitnessError:
+    """The error for browsing inside the locked ``node``: the key's refusal where one was
+    tried, else the options that give one."""
+    if node.refused is not None:
+        return InputError(node.refused)
+    return FileSystemError(f"volume {node.path} is encrypted ({node.encrypted}); give its key "
+                           f"with {KEY_OPTIONS}")
 
 
 def _detached_luks(tree: VolumeTree, header: Path) -> None:
@@ -268,10 +300,10 @@ def _detached_luks(tree: VolumeTree, header: Path) -> None:
         head = stream.pread(0, 8)
         if head[:6] != b"LUKS\xba\xbe":
             raise InputError(f"--luks-header {header}: not a LUKS header")
-        if luks2.is_luks2(head):
-            _luks_ours(tree, node, 1, luks2.unlock, "LUKS2", header=stream)
-        else:
-            _luks_ours(tree, node, 1, luks1.unlock, "LUKS1", header=stream)
+        unlock = luks2.unlock if luks2.is_luks2(head) else luks1.unlock
+        version = "LUKS2" if luks2.is_luks2(head) else "LUKS1"
+        _unlocking(tree, node, lambda: _luks_ours(tree, node, 1, unlock, version,
+                                                  header=stream))
 
 
 def _logical(stream: Any, keys: VolumeKeys) -> VolumeTree:
@@ -383,10 +415,10 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         ext_beyond_tsk(node, head)
     _backup_boot(tree, node)
     if node.encrypted == "LUKS" or head[:6] == b"LUKS\xba\xbe":
-        _luks(tree, node, depth)
+        _unlocking(tree, node, lambda: _luks(tree, node, depth))
     elif (node.encrypted == "BitLocker" or head[3:11] == _BDE_SIGNATURE
           or is_bitlocker_to_go(head)):
-        _bitlocker(tree, node, depth)
+        _unlocking(tree, node, lambda: _bitlocker(tree, node, depth))
     elif not node.filesystem and any(head[at : at + 8] == _LVM_LABEL
                                      for at in range(0, 2048, 512)):
         _lvm(tree, node, depth)
@@ -902,23 +934,29 @@ def _apfs(tree: VolumeTree, node: VolumeNode) -> None:
             _raise_source(source, exc)
             raise FileSystemError(f"volume {node.path}/apfs{index + 1}: libfsapfs cannot read "
                                   f"it: {_message(exc)}") from None
+        refused = None
+        unlocked_with = node.key
         if locked and tree.keys.given:
-            volume.set_password(tree.keys.text(f"volume {node.path}/apfs{index + 1} (APFS)"))
-            if not volume.unlock():
-                raise InputError(f"volume {node.path}/apfs{index + 1} (APFS): the "
-                                 f"{tree.keys.kind} does not unlock it")
-            locked = False
-            unlocked_with = tree.keys.kind
-        else:
-            unlocked_with = node.key
+            try:
+                refused = _unlock_apfs(volume, tree.keys, f"volume {node.path}/apfs{index + 1}")
+            except InputError as exc:
+                refused = str(exc)
+            if refused is None:
+                locked, unlocked_with = False, tree.keys.kind
         child = VolumeNode(path=f"{node.path}/apfs{index + 1}", kind="apfs",
                            description=f"APFS volume {name!r}", offset=0,
                            size=_apfs_size(volume, node.size), row=node.row,
                            filesystem=None if locked else "apfs",
                            encrypted="APFS" if locked else None,
-                           locked=locked, identifier=identifier,
+                           locked=locked, refused=refused, identifier=identifier,
                            handle=volume, key=unlocked_with)
         node.children.append(child)
+
+
+def _unlock_apfs(volume: Any, keys: VolumeKeys, what: str) -> str | None:
+    """Unlock an encrypted APFS volume with ``keys``; None, or why it stays locked."""
+    volume.set_password(keys.text(f"{what} (APFS)"))
+    return None if volume.unlock() else f"{what} (APFS): the {keys.kind} does not unlock it"
 
 
 def _apfs_size(volume: Any, container_size: int) -> int:
@@ -991,8 +1029,7 @@ KEY_OPTIONS = "--passphrase, --passphrase-file, --key-file, --ask-passphrase or 
 def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
     """The file system at ``node``, through TSK or, for APFS, through libfsapfs."""
     if node.locked:
-        raise FileSystemError(f"volume {node.path} is encrypted ({node.encrypted}); give its key "
-                              f"with {KEY_OPTIONS}")
+        raise still_locked(node)
     if not node.filesystem:
         raise FileSystemError(f"volume {node.path} ({node.description}) holds no file system "
                               f"that can be read; file systems: {describe(tree)}")
@@ -1177,8 +1214,7 @@ def _row(tree: VolumeTree, partition: int | str | None, offset: int | None) -> P
 
     locked = [n for n in tree.walk() if n.locked]
     if partition is None and offset is None and locked:
-        raise FileSystemError(f"volume {locked[0].path} is encrypted ({locked[0].encrypted}); "
-                              f"give its key with {KEY_OPTIONS}")
+        raise still_locked(locked[0])
     index = int(partition) if partition is not None else None
     return choose_filesystem(tree.layout, partition=index, offset=offset)
 

@@ -187,6 +187,7 @@ def opened_all(image: Path, partition: int | str | None,
                 chosen = [choose(tree, partition=partition, offset=offset)]
             else:
                 chosen = [open_node(tree, node) for node in tree.filesystems]
+                _warn_locked(tree)
             _warn_missing(tree, chosen)
             yield chosen
         finally:
@@ -195,12 +196,25 @@ def opened_all(image: Path, partition: int | str | None,
         stream.close()
 
 
+def _warn_locked(tree: Any) -> None:
+    """Every file system of the image was asked for: a volume that stays locked is not among
+    them, which must not pass unsaid."""
+    from bitwitness.cli.output import warn
+    from bitwitness.report.browse.volumetree import still_locked
+
+    for node in tree.walk():
+        if node.locked:
+            warn(f"{still_locked(node)}; its file systems are not read")
+
+
 def _warn_missing(tree: Any, chosen: list[Any]) -> None:
     """A warning for each chosen file system whose partition, or whose own extent as its
     superblock states it, runs past the media's end (an image cut short): its files there
     read as nothing, which must not pass unsaid."""
     from bitwitness.cli.output import warn
 
+    for said in tree.layout.notes:
+        warn(said)
     notes = {node.row.index: note for node in tree.nodes
              if (note := node.missing_note()) is not None}
     rows = {fs.partition.index for fs in chosen}

@@ -38,18 +38,23 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     finally:
         stream.close()
     layout = tree.layout
+    for note in layout.notes:
+        warn(note)
+    for node in tree.walk():
+        if node.refused is not None:
+            warn(f"{node.refused}; it stays locked")
     if as_json:
         print_json({
             "image": str(image), "scheme": layout.scheme, "sector_size": layout.sector_size,
             "media_size": layout.media_size, "key": keys.kind,
-            "missing_disk_sectors": missing,
+            "missing_disk_sectors": missing, "notes": list(layout.notes),
             "partitions": [{"index": n.row.index, "path": n.path, "kind": n.row.kind,
                             "slot": n.row.slot, "start": n.row.start, "end": n.row.end,
                             "length": n.row.length,
                             "description": n.row.description, "filesystem": n.filesystem,
                             "reader": n.reader, "unread": n.unread,
                             "encrypted": n.encrypted, "locked": n.locked,
-                            "protectors": n.protectors,
+                            "refused": n.refused, "protectors": n.protectors,
                             "missing_sectors": n.missing_sectors,
                             "volumes": [_node_json(c) for c in n.children]}
                            for n in tree.nodes]})
@@ -121,7 +126,7 @@ def _node_json(node: Any) -> dict[str, Any]:
             "offset": node.offset, **table,
             "size": node.size, "filesystem": node.filesystem, "reader": node.reader,
             "unread": node.unread, "encrypted": node.encrypted,
-            "locked": node.locked, "created": iso(node.created) if node.created else None,
+            "locked": node.locked, "refused": node.refused, "created": iso(node.created) if node.created else None,
             "identifier": node.identifier, "protectors": node.protectors,
             "key": node.key,
             "volumes": [_node_json(c) for c in node.children]}
