@@ -120,3 +120,64 @@ def test_widening_names_round_trip_in_sorted_order(alphabet: str) -> None:
     fixed = Scheme(alphabet, 2, widening=False)
     assert [fixed.index(fixed.name(i)) for i in range(len(alphabet) ** 2)] == \
         list(range(len(alphabet) ** 2))
+
+
+def test_dc3dd_lettered_pieces_are_one_set(tmp_path: Path) -> None:
+    """dc3dd ``ofs=x.aaa`` (and ``split -a 3``) names pieces with three letters: read whole,
+    verified against dc3dd's own log; the log and other files beside them are not pieces, and
+    a piece missing inside the set is named."""
+    require_tool("dc3dd")
+    data = os.urandom(10 << 20)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    subprocess.run(["dc3dd", f"if={source}", f"hofs={tmp_path / 'img.aaa'}", "ofsz=3M",
+                    "hash=md5", f"log={tmp_path / 'img.log'}"], check=True, capture_output=True)
+    pieces = sorted(tmp_path.glob("img.a??"))
+    assert [p.name for p in pieces] == ["img.aaa", "img.aab", "img.aac", "img.aad"]
+    for stray in ("img.txt", "img.asc"):
+        (tmp_path / stray).write_text("not a piece\n")
+    assert split_pieces(tmp_path / "img.aac") == pieces
+    assert split_pieces(tmp_path / "img.log") is None
+    assert split_pieces(tmp_path / "img.asc") is None
+    result = run_bitwitness("verify", tmp_path / "img.aaa")
+    assert result.exit_code == ExitCode.OK, result.stdout + result.stderr
+    assert f"computed md5     {hashlib.md5(data).hexdigest()}" in result.stdout
+    assert "match  md5 of media: dc3dd log img.log" in result.stdout
+    pieces[1].unlink()
+    with pytest.raises(MissingSegmentError, match=r"\.aab is missing"):
+        split_pieces(tmp_path / "img.aaa")
+
+
+def test_split_a3_lettered_set_matches_md5sum(tmp_path: Path) -> None:
+    data = os.urandom(700 * 1024)
+    pieces = _split(tmp_path / "cut", data, "-a", "3", "-b", "100k")
+    assert pieces[0].name == "disk.img.aaa"
+    with open_image(pieces[-1]) as stream:
+        assert stream.size == len(data)
+        assert stream.pread(0, len(data)) == data
+
+
+def test_dcfldd_mac_pieces_are_one_set(tmp_path: Path) -> None:
+    """dcfldd ``splitformat=MAC``: ``x.dmg``, ``x.002.dmgpart``, ...: raw bytes, not a UDIF
+    image; read whole and verified against dcfldd's hash log, from any of its pieces."""
+    require_tool("dcfldd")
+    data = os.urandom(10 << 20)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    subprocess.run(["dcfldd", f"if={source}", "split=4M", "splitformat=MAC", "hash=md5",
+                    f"hashlog={tmp_path / 'img.hashlog'}", f"of={tmp_path / 'img'}"],
+                   check=True, capture_output=True)
+    pieces = [tmp_path / n for n in ("img.dmg", "img.002.dmgpart", "img.003.dmgpart")]
+    assert all(p.exists() for p in pieces)
+    assert split_pieces(tmp_path / "img.003.dmgpart") == pieces
+    for named in (pieces[0], pieces[2]):
+        result = run_bitwitness("verify", named)
+        assert result.exit_code == ExitCode.OK, result.stdout + result.stderr
+        assert f"computed md5     {hashlib.md5(data).hexdigest()}" in result.stdout
+        assert "match  md5 of media: dcfldd hash log img.hashlog" in result.stdout
+    pieces[1].unlink()
+    with pytest.raises(MissingSegmentError, match=r"img\.002\.dmgpart is missing"):
+        split_pieces(pieces[0])
+    lone = tmp_path / "other.dmg"
+    lone.write_bytes(b"\0" * 4096)
+    assert split_pieces(lone) is None

@@ -64,3 +64,31 @@ def test_a_hashlog_that_is_not_dcfldd_s_is_no_log(tmp_path: Path) -> None:
     (tmp_path / "evidence.hashlog").write_text("Total (md5): 0123\nsomething else\n")
     result = run_bitwitness("verify", image)
     assert "evidence.hashlog: not a hash log, ignored" in result.stdout + result.stderr
+
+
+def test_one_log_per_algorithm_is_found_beside_the_image(tmp_path: Path) -> None:
+    """dcfldd's ``md5log=``/``sha256log=`` write one log per algorithm; named after the image's
+    stem, they are found without ``--log``, as ``hashlog=`` is. A changed byte is then a
+    mismatch against both."""
+    require_tool("dcfldd")
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(SIZE))
+    image = tmp_path / "evidence.raw"
+    subprocess.run(["dcfldd", f"if={source}", f"of={image}", "hash=md5,sha256",
+                    f"md5log={tmp_path / 'evidence.md5log'}",
+                    f"sha256log={tmp_path / 'evidence.sha256log'}"],
+                   capture_output=True, check=True)
+    md5 = subprocess.run(["md5sum", str(source)], capture_output=True, text=True,
+                         check=True).stdout.split()[0]
+    assert md5 in (tmp_path / "evidence.md5log").read_text()
+    result = run_bitwitness("verify", image)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert f"match  md5 of media: dcfldd hash log evidence.md5log (input) records {md5}" \
+        in result.stdout
+    assert "match  sha256 of media: dcfldd hash log evidence.sha256log" in result.stdout
+    with image.open("r+b") as out:
+        out.seek(SIZE // 2)
+        out.write(b"\0" if source.read_bytes()[SIZE // 2] else b"\1")
+    changed = run_bitwitness("verify", image)
+    assert changed.exit_code == 1
+    assert "verdict: MISMATCH" in changed.stdout

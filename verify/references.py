@@ -25,6 +25,7 @@ from bitwitness.verify.model import HashReference, SectorRange, SizeCheck
 #: Names tried next to an image, after its full name and its stem: x.E01.txt, x.json, x.md5, ...
 LOG_SUFFIXES = (".json", ".md5", ".sha1", ".sha256", ".md5sum", ".sha1sum", ".sha256sum",
                 ".hash", ".hashes", ".log", ".txt", ".info", ".hashlog",
+                ".md5log", ".sha1log", ".sha256log", ".sha384log", ".sha512log",  # dcfldd's
                 ".map", ".mapfile")
 
 _PIECE_SUFFIX = re.compile(r"^\.(\d{3,}|[a-z]{2}|[EeLs][0-9A-Za-z]{2})$")

@@ -5,8 +5,9 @@ Three ways are found on evidence:
 * fixed width: ``x.001 .. x.999`` (FTK Imager, dcfldd, ``split -d -a 3``), ``x.aa .. x.zz``
   (``split -a 2``); a numbered set that outgrows its width goes on with wider numbers
   (``x.999``, ``x.1000``), which continue the count. Lettered names of three letters and more
-  (``split -a 3``) are not taken for a set: ``x.log`` and ``x.txt`` beside the pieces would
-  pass for pieces of it;
+  (dc3dd's ``ofs=x.aaa``, ``split -a 3``) are a set only where its first piece is found with
+  another near it (``x.aaa``, ``x.aab``), and then only the run of names from there
+  (:func:`lettered_run`): ``x.log`` and ``x.txt`` beside the pieces are not pieces;
 * GNU ``split`` without ``-a`` (the default): two characters, widened as the names run out:
   ``aa .. yz`` then ``zaaa .. zyzz`` then ``zzaaaaa ..``, and with ``-d`` ``00 .. 89`` then
   ``9000 .. 9899`` then ``990000 ..``: each widening puts one more last character (``z``, ``9``)
@@ -115,8 +116,35 @@ def scheme_for(suffixes: list[str]) -> Scheme | None:
     if width == 2:
         fixed = any(len(s) == 2 and s[0] == alphabet[-1] for s in suffixes)
         return Scheme(alphabet, 2, not fixed)
-    if alphabet == LETTERS:
-        # split -a 3 and wider: not read as a set, since three letters are also every log's
-        # and text file's extension beside the pieces (x.log, x.txt would pass for pieces)
+    if alphabet == LETTERS and not _lettered_start(suffixes, width):
+        # three letters and more (dc3dd's ``ofs=x.aaa``, ``split -a 3``) are also every log's
+        # and text file's extension beside the pieces: a set only where its first piece is
+        # found with another near it, and then only the run of names from the first (see
+        # LETTERED_REACH)
         return None
     return Scheme(alphabet, width, False)
+
+
+def _lettered_start(suffixes: list[str], width: int) -> bool:
+    """Whether the names hold a lettered set's first piece (``aaa``) and another piece within
+    :data:`LETTERED_REACH` of it (``aab``; ``aac`` where ``aab`` is missing)."""
+    values = {_value(s, LETTERS) for s in suffixes if len(s) == width}
+    return 0 in values and any(0 < value <= LETTERED_REACH for value in values)
+
+
+#: A lettered set of three letters and more is the run of names from ``aaa`` on; a name of
+#: its width at most this many places past the run's end is a piece after a missing one
+#: (x.aaa, x.aab, x.aad: x.aac is missing), one farther away is another file (x.log, x.txt).
+LETTERED_REACH = 26
+
+
+def lettered_run(scheme: Scheme, indexes: list[int]) -> list[int]:
+    """The pieces of a lettered set of three letters and more among the sorted ``indexes`` of
+    the names found: the run from the first name on. Raises ValueError with the index of the
+    first missing piece when a name lies within :data:`LETTERED_REACH` past the run."""
+    run = 0
+    while run < len(indexes) and indexes[run] == run:
+        run += 1
+    if any(index - run < LETTERED_REACH for index in indexes[run:]):
+        raise ValueError(run)
+    return indexes[:run]

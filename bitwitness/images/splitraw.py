@@ -24,7 +24,7 @@ from bitwitness.errors import MissingSegmentError, UnsupportedFormatError
 from bitwitness.evidence_io import confine_part
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.raw import PARTIAL_SUFFIX, fd_size, open_readonly, read_exact
-from bitwitness.images.splitnames import DIGITS, LETTERS, scheme_for
+from bitwitness.images.splitnames import DIGITS, LETTERS, Scheme, lettered_run, scheme_for
 from bitwitness.stream import ImageStream, StreamInfo
 
 #: Descriptors a split set keeps open at once.
@@ -39,9 +39,16 @@ def split_pieces(path: Path) -> list[Path] | None:
 
     The pieces are named as :mod:`~bitwitness.images.splitnames` lays out (fixed width, or GNU
     split's widening names); a numbered set starts at ``0`` or ``1``, a lettered one at
-    ``aa``. A piece missing inside the set is a :class:`~bitwitness.errors.MissingSegmentError`.
+    ``aa`` (``aaa``...). dcfldd's ``splitformat=MAC`` names (``x.dmg``, ``x.002.dmgpart``...)
+    are a set too. A piece missing inside the set is a :class:`~bitwitness.errors.MissingSegmentError`.
     A ``.partial`` piece (``x.001.partial``) gives the set of ``.partial`` pieces of the same stem.
     """
+    mac = _mac_pieces(path)
+    return mac if mac is not None else _numbered_or_lettered(path)
+
+
+def _numbered_or_lettered(path: Path) -> list[Path] | None:
+    """:func:`split_pieces` for the names :mod:`~bitwitness.images.splitnames` lays out."""
     tail = PARTIAL_SUFFIX if path.name.endswith(PARTIAL_SUFFIX) else ""
     base = path.name.removesuffix(tail) if tail else path.name
     if base in ("", ".", ".."):  # "..partial" leaves no file name to split
@@ -61,6 +68,10 @@ def split_pieces(path: Path) -> list[Path] | None:
     if scheme is None or scheme.index(suffix[1:]) is None:
         return None
     indexes = sorted({i for x in siblings if (i := scheme.index(x)) is not None})
+    if not scheme.numeric and scheme.width > 2:
+        indexes = _lettered(path, scheme, indexes, tail)
+        if scheme.index(suffix[1:]) not in indexes:
+            return None  # x.log beside the pieces of x.aaa, x.aab...
     first = indexes[0]
     if first != 0 and not (scheme.numeric and first == 1):
         if not scheme.numeric or scheme.width == 2:
@@ -74,6 +85,49 @@ def split_pieces(path: Path) -> list[Path] | None:
             raise MissingSegmentError(
                 f"split raw piece .{scheme.name(expected)}{tail} is missing", path=path)
     return [stem.parent / f"{stem.name}.{scheme.name(i)}{tail}" for i in indexes]
+
+
+#: dcfldd ``splitformat=MAC``: ``x.dmg``, then ``x.002.dmgpart``, ``x.003.dmgpart``...
+_MAC_PART = re.compile(r"^(?P<stem>.+)\.(?P<number>\d{3,})\.dmgpart$")
+
+
+def _mac_pieces(path: Path) -> list[Path] | None:
+    """The pieces of a set dcfldd cut with ``splitformat=MAC`` (named as hdiutil names a
+    segmented image's pieces, but raw bytes), when ``path`` is one of them and a ``.dmgpart``
+    piece exists; None otherwise (a lone ``x.dmg`` is whatever its content says)."""
+    if path.name.endswith(".dmg"):
+        stem = path.name[:-4]
+    elif (match := _MAC_PART.match(path.name)) is not None:
+        stem = match["stem"]
+    else:
+        return None
+    numbers: dict[int, Path] = {}
+    for piece in path.parent.glob(f"{glob_escape(stem)}.[0-9][0-9][0-9]*.dmgpart"):
+        found = _MAC_PART.match(piece.name)
+        if found is None or found["stem"] != stem:
+            continue
+        if len(found["number"]) == 3 or found["number"][0] != "0":  # .002, then .1000
+            numbers[int(found["number"])] = piece
+    if not numbers:
+        return None
+    first = path.parent / f"{stem}.dmg"
+    if not first.exists():
+        raise MissingSegmentError(f"split raw set starts at {stem}.dmg; the first piece is "
+                                  "missing", path=path)
+    for expected, number in enumerate(sorted(numbers), start=2):
+        if number != expected:
+            raise MissingSegmentError(f"split raw piece {stem}.{expected:03d}.dmgpart is "
+                                      "missing", path=path)
+    return [first, *(numbers[n] for n in sorted(numbers))]
+
+
+def _lettered(path: Path, scheme: Scheme, indexes: list[int], tail: str) -> list[int]:
+    """The pieces of a lettered set of three letters and more (:func:`lettered_run`)."""
+    try:
+        return lettered_run(scheme, indexes)
+    except ValueError as missing:
+        raise MissingSegmentError(f"split raw piece .{scheme.name(missing.args[0])}{tail} is "
+                                  "missing", path=path) from None
 
 
 def _suffix_of(piece: Path, stem: Path, tail: str) -> str:
