@@ -218,7 +218,7 @@ def _two_keys_disk(volumes: dict[str, Luks], base: Path) -> Path:
     return disk
 
 
-OTHER = "another passphrase entirely"  # noqa: S105 (a test volume's key)
+OTHER = "another passphrase entirely"
 
 
 def test_volumes_with_different_keys_are_browsed_one_key_at_a_time(

@@ -40,8 +40,9 @@ def split_pieces(path: Path) -> list[Path] | None:
     The pieces are named as :mod:`~bitwitness.images.splitnames` lays out (fixed width, or GNU
     split's widening names); a numbered set starts at ``0`` or ``1``, a lettered one at
     ``aa`` (``aaa``...). dcfldd's ``splitformat=MAC`` names (``x.dmg``, ``x.002.dmgpart``...)
-    are a set too. A piece missing inside the set is a :class:`~bitwitness.errors.MissingSegmentError`.
-    A ``.partial`` piece (``x.001.partial``) gives the set of ``.partial`` pieces of the same stem.
+    are a set too. A piece missing inside the set is a
+    :class:`~bitwitness.errors.MissingSegmentError`. A ``.partial`` piece (``x.001.partial``)
+    gives the set of ``.partial`` pieces of the same stem.
     """
     mac = _mac_pieces(path)
     return mac if mac is not None else _numbered_or_lettered(path)

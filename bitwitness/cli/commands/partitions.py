@@ -38,8 +38,8 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     finally:
         stream.close()
     layout = tree.layout
-    for note in layout.notes:
-        warn(note)
+    for said in layout.notes:
+        warn(said)
     for node in tree.walk():
         if node.refused is not None:
             warn(f"{node.refused}; it stays locked")
@@ -126,7 +126,8 @@ def _node_json(node: Any) -> dict[str, Any]:
             "offset": node.offset, **table,
             "size": node.size, "filesystem": node.filesystem, "reader": node.reader,
             "unread": node.unread, "encrypted": node.encrypted,
-            "locked": node.locked, "refused": node.refused, "created": iso(node.created) if node.created else None,
+            "locked": node.locked, "refused": node.refused,
+            "created": iso(node.created) if node.created else None,
             "identifier": node.identifier, "protectors": node.protectors,
             "key": node.key,
             "volumes": [_node_json(c) for c in node.children]}
