@@ -170,7 +170,7 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
             try:
                 second = reader_check(
                     opened.image_format, path, opened.stream, media_algs,
-                    computed=result.hashes, cancel=options.cancel,
+                    computed=result.hashes, cancel=options.cancel, notes=notes,
                     task=mediator.begin(f"second reader {path.name}", layout.media_size))
             except NoSecondReader as exc:
                 notes.append(f"--second-reader: {exc}")
@@ -351,7 +351,8 @@ def _incomplete(opened: Opened, bound: refs_mod.Bound, bytes_read: int,
                 layout: refs_mod.ImageLayout) -> list[str]:
     reasons = []
     if opened.ewf is not None and not opened.ewf.complete:
-        reasons.append("the E01 set was never finished (no 'done' section)"
+        why = getattr(opened.ewf, "incomplete_reason", "") or "no 'done' section"
+        reasons.append(f"the E01 set was never finished ({why})"
                        + _held_of_declared(opened, layout))
     reasons += [f"{label} records the acquisition as {status}"
                 for label, status in bound.statuses if status in ("interrupted", "failed")]

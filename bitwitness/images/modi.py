@@ -192,11 +192,16 @@ def _lzma_udif(path: Path) -> ImageStream | None:
     """Our UDIF reader, for an image holding LZMA chunks (macOS's ULMO images): libmodi's
     builds on PyPI decode none ("missing support for LZMA compression") and would call valid
     evidence corrupt. ``None`` for every other image, and for one our reader refuses (libmodi
-    then says what it makes of it)."""
-    from bitwitness.images.udif import LZMA, UdifStream
+    then says what it makes of it), except one whose trailer declares another media size than
+    its block tables describe (:class:`~bitwitness.images.udif.SectorCountError`): libmodi
+    reads what the tables hold without a word, and ``convert`` would copy less (or more) than
+    the image declares, so the image is refused as our reader refuses it."""
+    from bitwitness.images.udif import LZMA, SectorCountError, UdifStream
 
     try:
         ours = UdifStream(path)
+    except SectorCountError:
+        raise
     except BitWitnessError:
         return None
     if LZMA in ours.kinds():

@@ -46,6 +46,7 @@ from bitwitness.errors import (
 )
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import contained, find_parent
+from bitwitness.images.qemu import partial_sector_note
 from bitwitness.images.raw import open_readonly, read_at, read_exact
 from bitwitness.images.snapshot_choice import chosen_snapshot, current_state
 from bitwitness.stream import ImageStream, StreamInfo
@@ -64,9 +65,14 @@ _SHOWN_SNAPSHOTS = 20
 #: Extra data, ID and name bytes of one entry read at most (QEMU's own limits are smaller).
 _MAX_SNAPSHOT_EXTRA = 1024
 _MAX_SNAPSHOT_TEXT = 4096
-#: Incompatible feature bits of version 3 (bit 0, "dirty", only says refcounts may leak).
-_CORRUPT, _EXTERNAL_DATA, _COMPRESSION_TYPE, _EXTENDED_L2 = 1 << 1, 1 << 2, 1 << 3, 1 << 4
-_KNOWN_INCOMPATIBLE = 1 | _CORRUPT | _EXTERNAL_DATA | _COMPRESSION_TYPE | _EXTENDED_L2
+#: Incompatible feature bits of version 3. Bit 0, "dirty", says the reference counts may be
+#: inconsistent: an image with lazy refcounts that was not closed cleanly (a host crash), which
+#: QEMU repairs when it opens the image for writing. It is no damage to the data tables.
+_DIRTY, _CORRUPT, _EXTERNAL_DATA, _COMPRESSION_TYPE, _EXTENDED_L2 = \
+    1, 1 << 1, 1 << 2, 1 << 3, 1 << 4
+_KNOWN_INCOMPATIBLE = _DIRTY | _CORRUPT | _EXTERNAL_DATA | _COMPRESSION_TYPE | _EXTENDED_L2
+#: Refcount disagreements of a dirty image named in its check (the rest are counted).
+_NAMED_DIRTY = 3
 _OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
 #: Largest L1 table read into memory (8 bytes an entry): a hostile header cannot ask for more.
 _MAX_L1_ENTRIES = 4 << 20
@@ -135,6 +141,7 @@ class QcowStream(ImageStream):
         self.data_name: str | None = None  #: the external data file as the header names it
         self.data_path: Path | None = None  #: that file, found in the image's folder
         self.data_raw = False  #: the data file is marked a complete raw image of the disk
+        self.dirty = False  #: the dirty bit: reference counts may be inconsistent (_DIRTY)
         self._data_fd: int | None = None
         self._data_size = 0
         try:
@@ -227,6 +234,7 @@ class QcowStream(ImageStream):
         incompatible, _, autoclear, _, _ = _V3_TAIL.unpack(head[72:72 + _V3_TAIL.size])
         if incompatible & _CORRUPT:
             raise CorruptImageError("the image marks itself corrupt", path=self.path)
+        self.dirty = bool(incompatible & _DIRTY)
         if incompatible & ~_KNOWN_INCOMPATIBLE:
             raise UnsupportedFormatError(
                 f"{self.path}: QCOW2 with unknown incompatible features "
@@ -496,6 +504,15 @@ class QcowStream(ImageStream):
                                    "(--snapshot), not its current state")
         if self.version >= 2 and self.snapshots:
             details["internal_snapshots"] = self._snapshots_note()
+        if self.dirty:
+            details["refcounts_dirty"] = (
+                "the header's dirty bit is set (lazy refcounts): the image was not closed "
+                "cleanly and its reference counts may be inconsistent; QEMU rebuilds them "
+                "when it opens the image for writing. Only the reference counts are in "
+                "question: the media is read through the L1/L2 tables, which verify checks")
+        note = partial_sector_note(self.size, "down")
+        if note is not None:
+            details["media_size_note"] = note
         own = (self.path,) if self.data_path is None else (self.path, self.data_path)
         files = (*own, *(self.backing.info.files if self.backing is not None else ()))
         return StreamInfo(format="qcow2" if self.version >= 2 else "qcow", files=files,
@@ -605,6 +622,8 @@ class _Consistency:
     def __init__(self, image: QcowStream) -> None:
         self.image = image
         self.problems: list[str] = []
+        #: what the check says without failing (reference counts left dirty)
+        self.notes: list[str] = []
         self._refblocks: dict[int, bytes | None] = {}
         self._reftable: tuple[int, ...] = ()
 
@@ -745,17 +764,41 @@ class _Consistency:
         per_block = size * 8 >> order
         fmt = {3: ">B", 4: ">H", 5: ">I", 6: ">Q"}[order]
         width = 1 << (order - 3)
+        unrecorded: list[str] = []
+        count_zero = 0
         for offset in sorted({*used, *l1_clusters}):
             cluster = offset // size
             index, within = divmod(cluster, per_block)
             block = self._refblock(index)
             count = 0 if block is None else struct.unpack_from(fmt, block, within * width)[0]
             if count == 0:
-                self.problems.append(f"the cluster at file offset {offset} is in use but its "
-                                     "reference count is 0 (refcount table entry "
-                                     f"{index} at file offset {image.refcount_offset + 8 * index})")
-                if len(self.problems) >= 10:
-                    return
+                count_zero += 1
+                if len(unrecorded) < (_NAMED_DIRTY if image.dirty else 10):
+                    unrecorded.append(f"the cluster at file offset {offset} is in use but its "
+                                      "reference count is 0 (refcount table entry "
+                                      f"{index} at file offset "
+                                      f"{image.refcount_offset + 8 * index})")
+                if not image.dirty and len(self.problems) + len(unrecorded) >= 10:
+                    break
+        if image.dirty:
+            self._dirty_note(count_zero, unrecorded)
+        else:
+            self.problems += unrecorded
+
+    def _dirty_note(self, count: int, named: list[str]) -> None:
+        """With the dirty bit set, reference counts that disagree with the tables are what a
+        crash under lazy refcounts leaves (QEMU counts them again when it next opens the image
+        for writing, and ``qemu-img check`` calls them leaks and errors until then): said, not
+        failed. Only the reference counts are excused; every other problem still fails."""
+        said = ("the reference counts were left dirty (the header's dirty bit: lazy refcounts "
+                "after an unclean shutdown, not repaired)")
+        if count:
+            more = f"; {count - len(named)} more" if count > len(named) else ""
+            said += (f": {count} clusters in use have a reference count of 0, which is no "
+                     f"damage here: {'; '.join(named)}{more}")
+        else:
+            said += ", though they agree with the tables"
+        self.notes.append(said)
 
     def _refblock(self, index: int) -> bytes | None:
         if index in self._refblocks:
@@ -785,14 +828,19 @@ def qcow_checks(paths: list[Path], snapshot: str | None = None) -> tuple[Contain
         except BitWitnessError as exc:
             checks.append(ContainerCheck(what, False, str(exc)))
             continue
+        consistency = _Consistency(image)
         try:
-            problems = _Consistency(image).run()
+            problems = consistency.run()
         except BitWitnessError as exc:
             problems = [str(exc)]
         finally:
             image.close()
-        detail = "; ".join(problems) if problems else (
-            "header, L1/L2 tables and reference counts consistent")
+        if problems:
+            detail = "; ".join([*problems, *consistency.notes])
+        elif consistency.notes:
+            detail = "header and L1/L2 tables consistent; " + "; ".join(consistency.notes)
+        else:
+            detail = "header, L1/L2 tables and reference counts consistent"
         checks.append(ContainerCheck(what, not problems, detail))
     return tuple(checks)
 

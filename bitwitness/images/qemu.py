@@ -55,6 +55,19 @@ def qemu_version() -> str | None:
     return f"qemu-nbd {found.group(0)}" if found else "qemu-nbd"
 
 
+def partial_sector_note(size: int, rounds: str) -> str | None:
+    """What ``info`` says (``details["media_size_note"]``) of a declared media size that is
+    not a whole number of 512-byte sectors: the media is read at that size (the original raw
+    file's hash), while QEMU, which counts a disk in sectors, presents it rounded ``rounds``
+    ("up": VDI, "down": QCOW/QCOW2), which ``verify --second-reader`` allows for. ``None``
+    for a whole number of sectors."""
+    if not size % 512:
+        return None
+    rounded = size - size % 512 + (512 if rounds == "up" else 0)
+    return (f"the declared size, {size} bytes, is not a whole number of 512-byte sectors: "
+            f"read at that size; QEMU rounds it {rounds} to {rounded} bytes")
+
+
 def _spec(drivers: Sequence[str], chain: Sequence[Path],
           data_files: Sequence[Path | None] = (),
           window: tuple[int, int] | None = None) -> dict[str, Any]:
@@ -113,18 +126,22 @@ class QemuNbdStream(ImageStream):
     def __init__(self, path: Path, driver: str, chain: Sequence[Path] = (),
                  drivers: Sequence[str] | None = None,
                  data_files: Sequence[Path | None] = (), *, extents: Sequence[Path] = (),
-                 snapshot: str | None = None, window: tuple[int, int] | None = None) -> None:
+                 snapshot: str | None = None, window: tuple[int, int] | None = None,
+                 why: str = "") -> None:
         """``chain``: the image and its parents, each with its driver (``drivers``) and a
         QCOW2 external data file (``data_files``); ``extents``: other files QEMU finds by
         name beside them (a VMDK descriptor's extents); ``snapshot``: the ID of the image's
         internal snapshot to read, which ``qemu-img snapshot -a`` applies to QEMU's copy of
         the image first (the disk as QEMU restores it, its size at the time included);
-        ``window``: (offset, size) of the image inside its file (an OVA's disk)."""
+        ``window``: (offset, size) of the image inside its file (an OVA's disk); ``why``:
+        why QEMU reads this image rather than the format's usual second reader, which
+        ``verify`` shows (``details["why"]``)."""
         exe = shutil.which("qemu-nbd")
         if exe is None:
             raise UnsupportedFormatError("qemu-nbd is not installed (Debian package qemu-utils)")
         self._path = path
         self._driver = driver
+        self._why = why
         self._files = tuple(chain) or (path,)
         self._dir = tempfile.TemporaryDirectory(prefix="bitwitness-nbd-")
         folder = Path(self._dir.name)
@@ -220,8 +237,11 @@ class QemuNbdStream(ImageStream):
 
     @property
     def info(self) -> StreamInfo:
+        details: dict[str, Any] = {"reader": qemu_version() or "qemu-nbd"}
+        if self._why:
+            details["why"] = self._why
         return StreamInfo(format=self._driver, files=self._files, media_size=self.size,
-                          details={"reader": qemu_version() or "qemu-nbd"})
+                          details=details)
 
     def _stop(self) -> None:
         sock = getattr(self, "_sock", None)

@@ -63,6 +63,12 @@ PLIST_ERRORS = (plistlib.InvalidFileException, ExpatError, LookupError, Recursio
                 KeyError, TypeError, ValueError)
 
 
+class SectorCountError(CorruptImageError):
+    """The trailer's media size (SectorCount) is not what the block tables describe. A reader
+    going by the tables alone (libmodi) gives other media than the image declares, silently:
+    the image is refused whichever reader would read it."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     start: int  #: first media sector
@@ -100,8 +106,10 @@ def read_chunks(fd: int, path: Path, file_size: int) -> tuple[int, list[Chunk]]:
                                     f"{chunk.start - 1} undescribed or overlapping", path=path)
         position += chunk.sectors
     if position != sectors:
-        raise CorruptImageError(f"the block tables describe {position} sectors, the trailer "
-                                f"{sectors}", path=path)
+        raise SectorCountError(f"the block tables describe {position} sectors, the trailer "
+                               f"declares {sectors} (SectorCount, file offset "
+                               f"{file_size - KOLY_SIZE + 492}): the media the tables hold is "
+                               "not the media the image declares", path=path)
     return sectors, chunks
 
 

@@ -35,6 +35,7 @@ from bitwitness.images.checks import (
     table_pieces,
 )
 from bitwitness.images.filestream import FileImageStream
+from bitwitness.images.qemu import partial_sector_note
 from bitwitness.images.raw import read_exact
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -145,11 +146,15 @@ class VdiStream(FileImageStream):
     @property
     def info(self) -> StreamInfo:
         allocated = sum(1 for slot in self._map if slot < _ZERO)
+        details: dict[str, object] = {
+            "reader": "bitwitness", "image_type": self.kind, "block_size": self._block,
+            "allocated_blocks": allocated, "blocks": len(self._map)}
+        # VBoxManage convertfromraw keeps a raw file's size whatever it is
+        note = partial_sector_note(self.size, "up")
+        if note is not None:
+            details["media_size_note"] = note
         return StreamInfo(format="vdi", files=(self.path,), media_size=self.size,
-                          sector_size=self.sector_size,
-                          details={"reader": "bitwitness", "image_type": self.kind,
-                                   "block_size": self._block, "allocated_blocks": allocated,
-                                   "blocks": len(self._map)})
+                          sector_size=self.sector_size, details=details)
 
 
 def _readable_body(path: Path) -> tuple[int, ...] | None:

@@ -368,12 +368,23 @@ class SparseExtent:
     @property
     def allocated_grains(self) -> int:
         """Grains stored in the file (every grain table read once, each checked at open)."""
-        total = 0
+        return self.grain_counts()[0]
+
+    def grain_counts(self) -> tuple[int, int]:
+        """(allocated, zeroed) grain-table entries, every table read once. Zeroed: entries of
+        1, "zeroed grain" (QEMU writes them with ``zeroed_grain=on`` for ``write -z`` and
+        discards, VMware for zeroed space), counted where the header sets the zeroed-grain
+        flag. libvmdk reads such an entry as sector 1 (the header's and descriptor's bytes),
+        so a disk holding them has QEMU, which reads them as zeros as this reader does, as
+        its second reader."""
+        allocated = zeroed = 0
         for gt in range(len(self._gd)):
             table = self._table(gt)
             if table is not None:
-                total += sum(1 for g in table if g > 1)
-        return total
+                ones = table.count(1)
+                zeroed += ones
+                allocated += len(table) - table.count(0) - ones
+        return allocated, (zeroed if self.header.flags & FLAG_ZERO_GTE else 0)
 
     def _raw_table(self, sector: int, what: str) -> array[int]:
         """The grain table at ``sector``, read directly (never from the cache of the primary
@@ -566,7 +577,11 @@ class VmdkStream(ImageStream):
         sparse = [e for e in self._extents if isinstance(e, SparseExtent)]
         if sparse:
             details["grain_size"] = sparse[0].grain_bytes
-            details["allocated_grains"] = sum(e.allocated_grains for e in sparse)
+            counts = [e.grain_counts() for e in sparse]
+            details["allocated_grains"] = sum(allocated for allocated, _ in counts)
+            zeroed = sum(zeroed for _, zeroed in counts)
+            if zeroed:
+                details["zeroed_grains"] = zeroed
             details["compressed"] = any(e.compressed for e in sparse)
         if any(isinstance(e, SESparseExtent) for e in self._extents):
             details["sesparse"] = True

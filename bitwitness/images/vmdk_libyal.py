@@ -136,13 +136,25 @@ class VmdkFormat:
 
     def second_reader(self, path: Path, stream: ImageStream) -> ImageStream | None:
         """libvmdk for what our reader read; QEMU (given the same parent chain) for what
-        libvmdk read and for SEsparse disks, which libvmdk does not read."""
+        libvmdk read, for SEsparse disks, which libvmdk does not read, and for disks holding
+        zeroed-grain entries, which libvmdk misreads (:meth:`vmdk.SparseExtent.grain_counts`):
+        a valid disk would be called a mismatch."""
         from bitwitness.images.qemu import QemuNbdStream
 
-        if isinstance(stream, LibyalStream) or (isinstance(stream, vmdk.VmdkStream)
-                                                and stream.info.details.get("sesparse")):
-            return QemuNbdStream(path, "vmdk", [path, *stream.parents],
-                                 extents=stream.info.files)
+        why = ""
+        if isinstance(stream, LibyalStream):
+            why = "libvmdk read the image first"
+        elif isinstance(stream, vmdk.VmdkStream):
+            details = stream.info.details
+            if details.get("sesparse"):
+                why = "libvmdk does not read SEsparse extents"
+            elif details.get("zeroed_grains"):
+                why = (f"the disk holds {details['zeroed_grains']} zeroed-grain entries "
+                       "(grain-table value 1), which libvmdk reads as sector 1 (the header's "
+                       "bytes) instead of zeros; QEMU reads them as zeros")
+        if why:
+            return QemuNbdStream(path, "vmdk", [path, *getattr(stream, "parents", ())],
+                                 extents=stream.info.files, why=why)
         return open_libvmdk(path)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
