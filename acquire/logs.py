@@ -245,6 +245,8 @@ def _case_section(lines: list[str], record: LogRecord) -> None:
               ("notes", "Notes"), ("write_blocker", "Write-blocker"))
     for key, label in labels:
         _kv(lines, label, record.metadata.get(key, ""))
+    if record.metadata.get("source_acquired"):  # a converted image's date that is no instant
+        _kv(lines, "Source acquired", record.metadata["source_acquired"])
     if record.case:
         _kv(lines, "Case folder", record.case.get("case_dir", ""))
         _kv(lines, "Evidence ID", record.case.get("evidence_id", ""))

@@ -39,6 +39,7 @@ from bitwitness.acquire.runner import INTERRUPTED, JobResult, run_job
 from bitwitness.acquire.sinks import OutputFile, Sink
 from bitwitness.acquire.source import Source, check_destination, open_source
 from bitwitness.errors import BitWitnessError, OutputExistsError, UsageError
+from bitwitness.ewf.headers import ZONE_SUFFIX
 from bitwitness.ewf.options import COMPRESSION_NAMES
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, file_sha256, parse_algorithms
 from bitwitness.image import open_image
@@ -345,6 +346,9 @@ def _source_compression(stream: ImageStream) -> str | None:
 HEADER_KEYS = {"case_number": "case_number", "evidence_number": "evidence_number",
                "description": "description", "examiner_name": "examiner", "notes": "notes",
                "model": "model", "serial_number": "serial"}
+#: The log's metadata key for a source acquisition date that is no instant (not written into
+#: the output, whose date must be one).
+SOURCE_ACQUIRED = "source_acquired"
 METADATA_KEYS = ("case_number", "evidence_number", "description", "examiner", "notes", "model",
                  "serial")
 
@@ -357,8 +361,16 @@ def _metadata(stream: ImageStream, overrides: dict[str, str]) -> dict[str, str]:
         for name, key in HEADER_KEYS.items():
             if header.get(name):
                 values[key] = str(header[name])
+        # a date of the acquiring machine's local time, zone not recorded (EWF header
+        # sections), is no instant: written as UTC it would move by that machine's offset, so
+        # the output carries only dates that are instants (docs/EWF.md 4.2); the other is
+        # kept, as stored, in the conversion's log (SOURCE_ACQUIRED)
         if header.get("acquiry_date"):
-            values["acquired"] = str(header["acquiry_date"])
+            if header.get(f"acquiry_date{ZONE_SUFFIX}", "UTC") == "UTC":
+                values["acquired"] = str(header["acquiry_date"])
+            else:
+                values[SOURCE_ACQUIRED] = (f"{header['acquiry_date']} (local time of the "
+                                           "acquiring machine; zone not recorded)")
     for key, value in overrides.items():
         if key not in (*METADATA_KEYS, "acquired"):
             raise UsageError(f"unknown case field {key!r}")

@@ -80,7 +80,7 @@ def _comment(metadata: dict[str, str]) -> str:
 
 def _ewf_sink(stream: ImageStream, base: Path, options: ConvertOptions,
               metadata: dict[str, str]) -> EwfSink:
-    from bitwitness.acquire.convert.convert import parse_header_date
+    from bitwitness.acquire.convert.convert import SOURCE_ACQUIRED, parse_header_date
     from bitwitness.ewf import EwfMetadata
 
     compression = options.compression or getattr(stream, "compression", None) or "fast"
@@ -89,7 +89,7 @@ def _ewf_sink(stream: ImageStream, base: Path, options: ConvertOptions,
     if options.compression is not None and options.compression not in COMPRESSION_NAMES:
         raise UsageError(f"unknown compression {options.compression!r} "
                          f"(choose from {', '.join(COMPRESSION_NAMES)})")
-    fields = {k: v for k, v in metadata.items() if k != "acquired"}
+    fields = {k: v for k, v in metadata.items() if k not in ("acquired", SOURCE_ACQUIRED)}
     acquired = parse_header_date(metadata.get("acquired", ""))
     bps = int(getattr(stream, "bytes_per_sector", 0) or stream.sector_size)
     spc = int(getattr(stream, "sectors_per_chunk", 0) or 64)

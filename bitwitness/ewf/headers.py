@@ -10,9 +10,10 @@ names, so that ours and pyewf's can be compared one to one.
 from __future__ import annotations
 
 import contextlib
+import re
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 
 from bitwitness import host
@@ -156,11 +157,53 @@ def parse_header(text: str) -> dict[str, str]:
     raise ValueError("no 'main' category in header text")
 
 
+#: Keys ``header_values`` adds beside each date it holds (``acquiry_date`` ->
+#: ``acquiry_date_stored``, ``acquiry_date_zone``); not libewf names, so that the libewf-named
+#: values stay what pyewf gives.
+STORED_SUFFIX = "_stored"
+ZONE_SUFFIX = "_zone"
+#: The ``_zone`` of a date stored as the acquiring machine's local wall-clock time without a
+#: zone (docs/EWF.md §4.2): the instant cannot be known, so no offset is invented.
+UNKNOWN_ZONE = "unknown"
+#: The date values, by libewf name.
+DATE_NAMES = ("acquiry_date", "system_date")
+#: A zone a writer put after the six numbers that says the offset itself (``+0100``,
+#: ``-05:00``, ``UTC``, ``GMT``, ``Z``); a name such as ``EST`` is kept as recorded, never
+#: converted (abbreviations are ambiguous: ``CST`` is US, Chinese or Cuban time).
+_OFFSET = re.compile(r"^(?:(?P<utc>UTC|GMT|Z)|(?P<sign>[+-])(?P<hh>\d\d):?(?P<mm>\d\d))$",
+                     re.IGNORECASE)
+
+
+def date_zone(value: str) -> str:
+    """The zone a stored header date is in: ``UTC`` for POSIX seconds (header2, and linen's
+    header), the writer's own token after ``YYYY M D h m s`` where there is one, else
+    :data:`UNKNOWN_ZONE` (``header`` sections: the acquiring machine's local time, §4.2)."""
+    parts = value.split()
+    if len(parts) == 1 and parts[0].isdigit():
+        return "UTC"
+    if len(parts) > 6:
+        return " ".join(parts[6:])
+    return UNKNOWN_ZONE
+
+
+def _fixed_offset(zone: str) -> timezone | None:
+    """The offset a zone token states by itself, or None (a name, or unknown)."""
+    found = _OFFSET.match(zone)
+    if found is None:
+        return None
+    if found.group("utc"):
+        return UTC
+    minutes = int(found.group("hh")) * 60 + int(found.group("mm"))
+    if minutes >= 24 * 60:
+        return None
+    return timezone(timedelta(minutes=-minutes if found.group("sign") == "-" else minutes))
+
+
 def _date_value(value: str) -> str:
     """Render a header date like libewf: ``Thu Jul 22 15:33:18 2021``.
 
     header2 dates are POSIX seconds (shown in UTC here); header dates are ``YYYY M D h m s`` in the
-    acquiring machine's local time, shown as written.
+    acquiring machine's local time, shown as written (:func:`date_zone` says which).
     """
     parts = value.split()
     try:
@@ -183,16 +226,31 @@ def header_values(fields: dict[str, str]) -> dict[str, str]:
         name = KEY_NAMES.get(key)
         if name is None or name in ("password", "unknown_dc") or value == "":
             continue
-        out[name] = _date_value(value) if key in ("m", "u") else value
+        if key in ("m", "u"):
+            out[name] = _date_value(value)
+            out[name + STORED_SUFFIX] = value
+            out[name + ZONE_SUFFIX] = date_zone(value)
+        else:
+            out[name] = value
     return out
 
 
 def acquired_time(fields: dict[str, str]) -> datetime | None:
-    """Acquisition time as UTC when the header stores POSIX seconds, else ``None``."""
+    """Acquisition time as UTC when the header stores an instant (POSIX seconds, or the six
+    numbers followed by an offset the writer recorded), else ``None``: a local wall-clock time
+    of an unknown zone is no instant."""
     value = fields.get("m", "").strip()
     if value.isdigit():
         with contextlib.suppress(ValueError, OverflowError, OSError):
             return datetime.fromtimestamp(int(value), UTC)
+        return None
+    parts = value.split()
+    offset = _fixed_offset(date_zone(value)) if len(parts) > 6 else None
+    if offset is None:
+        return None
+    with contextlib.suppress(ValueError, OverflowError):
+        year, month, day, hour, minute, second = (int(p) for p in parts[:6])
+        return datetime(year, month, day, hour, minute, second, tzinfo=offset).astimezone(UTC)
     return None
 
 

@@ -100,6 +100,9 @@ class Layout:
     allow_incomplete: bool = False
     incomplete_reason: str = ""
     chunk_total: int = 0
+    #: an unfinished set's sectors its volume declares but its complete groups do not hold:
+    #: (first, last), as ``ewfverify`` names them; None for a complete set or an unknown size
+    missing_sectors: tuple[int, int] | None = None
 
 
 def find_segments(path: Path) -> list[Path]:
@@ -114,7 +117,9 @@ def find_segments(path: Path) -> list[Path]:
         if member != path:  # before opening it: a FIFO named x.E02 would block the open
             confine_part(path.parent, member.name, what="EWF segment")
         if member != path and not _has_magic(member):
-            continue  # a file that merely looks like a segment name (x.raw next to x.E01)
+            # a file that merely looks like a segment name (x.raw next to x.E01), or a segment
+            # whose writer was stopped before its file header was whole (see _Walker._terminal)
+            continue
         number = _header_number(member)
         if number != name_number:
             raise CorruptImageError(
@@ -134,10 +139,26 @@ def find_segments(path: Path) -> list[Path]:
 
 
 def _has_magic(path: Path) -> bool:
+    """Whether ``path`` starts with a whole E01 file header (13 bytes, the EVF signature)."""
     try:
-        return read_head(path, 8) == st.EVF_MAGIC
+        head = read_head(path, st.FILE_HEADER_SIZE)
     except (OSError, InputError):
         return False
+    return len(head) == st.FILE_HEADER_SIZE and head.startswith(st.EVF_MAGIC)
+
+
+def _not_begun(path: Path) -> str:
+    """Why the segment after a last ``next`` is not part of the set: absent, or a file whose
+    writer was stopped before its 13-byte file header was whole (ewfacquire creates the file,
+    then writes): that is an interrupted write, not a stray file."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name} does not exist"
+    if size < st.FILE_HEADER_SIZE:
+        return (f"{path.name} holds no segment yet ({size} bytes, less than a file header: "
+                "the write stopped there)")
+    return f"{path.name} is not a segment (no E01 file header)"
 
 
 def _header_number(path: Path) -> int:
@@ -228,7 +249,7 @@ class _Walker:
             except ValueError as exc:
                 raise CorruptImageError(str(exc), path=self.path, offset=offset) from None
             kind, _, following, size = desc
-            if kind == "sectors" and following < offset:
+            if kind == "sectors" and (following < offset or self._placeholder(desc)):
                 self._stop_incomplete(offset, "an unfinished sectors section (interrupted write)")
                 return
             if kind in terminal or (following == offset and size in (0, 76)):
@@ -245,6 +266,22 @@ class _Walker:
             section(desc)
             offset = following
 
+    def _placeholder(self, desc: st.Descriptor) -> bool:
+        """Whether ``desc`` is the ``sectors`` descriptor libewf writes before a group's chunks
+        and rewrites once the group's tables are written (docs/EWF.md §3): an empty body, a
+        valid checksum, ``next`` at its own end, and what follows it not a descriptor (the
+        chunks, or nothing yet). A set whose writer was killed before the rewrite ends there;
+        reading on would take the first chunk's bytes for a descriptor and call the set
+        corrupt. A group's ``sectors`` section always holds at least one chunk, so an empty one
+        followed by a valid descriptor is left to the walk."""
+        if desc.size != st.DESCRIPTOR_SIZE or desc.next != desc.offset + st.DESCRIPTOR_SIZE:
+            return False
+        try:
+            st.unpack_descriptor(self.read(desc.next, st.DESCRIPTOR_SIZE), desc.next)
+        except ValueError:
+            return True
+        return False
+
     def _terminal(self, desc: st.Descriptor) -> None:
         if self.pending_table is not None:
             self._bad_table_unrecovered()
@@ -254,10 +291,11 @@ class _Walker:
                                         path=self.path, offset=desc.offset)
             self.layout.complete = True
         elif self.last:
-            missing = segment_path(self.path, self.index + 2, self.layout.kind).name
+            following = segment_path(self.path, self.index + 2, self.layout.kind)
+            missing = following.name
             if self.layout.allow_incomplete:
                 self.layout.incomplete_reason = (f"{self.path.name} ends with 'next' but "
-                                                 f"{missing} does not exist")
+                                                 f"{_not_begun(following)}")
                 return
             raise MissingSegmentError(
                 f"ends with 'next' but the following segment {missing} is missing "
@@ -525,8 +563,32 @@ def load_layout(path: Path, *, allow_incomplete: bool) -> Layout:
             f"volume section gives {volume.sectors_per_chunk} sectors of "
             f"{volume.bytes_per_sector} bytes per chunk ({volume.chunk_size} bytes; EWF "
             f"writers use at most {MAX_CHUNK_SIZE})", path=first)
+    if not layout.complete:
+        _name_missing(layout)
     if not layout.complete and not allow_incomplete:
         raise IncompleteImageError(
             f"the image is INCOMPLETE ({layout.incomplete_reason or 'no done section'}): "
             "it was never finished (interrupted write or truncated file)", path=first)
     return layout
+
+
+def _name_missing(layout: Layout) -> None:
+    """Record (and add to the reason) the sectors an unfinished set lacks: those its volume
+    declares past what its complete chunk groups hold, the very range ``ewfverify`` reports
+    (``at sector(s): FIRST - LAST``). An examiner needs the range, not only a byte count, to
+    know which part of the disk the image cannot speak for. A volume that declares no size
+    (written before the size was known) leaves the range open, and says so."""
+    volume = layout.volume
+    assert volume is not None
+    held = layout.chunk_total * volume.sectors_per_chunk
+    if volume.sector_count <= 0:
+        missing = (f"the volume section records no media size: sectors from {held} on were "
+                   "never written")
+    elif held < volume.sector_count:
+        layout.missing_sectors = (held, volume.sector_count - 1)
+        missing = (f"sectors {held} - {volume.sector_count - 1} (number: "
+                   f"{volume.sector_count - held}) are not in the set")
+    else:
+        return
+    layout.incomplete_reason = "; ".join(
+        part for part in (layout.incomplete_reason or "no 'done' section", missing) if part)

@@ -126,6 +126,8 @@ class EwfImage(ImageStream):
         self.sectors_per_chunk = volume.sectors_per_chunk
         self.complete = layout.complete
         self.incomplete_reason = layout.incomplete_reason
+        #: an unfinished set's missing sectors (first, last), as ewfverify names them
+        self.missing_sectors: tuple[int, int] | None = layout.missing_sectors
         self.zero_bad_chunks = zero_bad_chunks
         self.section_problems: list[SectionProblem] = layout.problems
         self.read_problems: list[ChunkProblem] = []

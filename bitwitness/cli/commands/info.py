@@ -14,6 +14,7 @@ import click
 from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout
 from bitwitness.errors import IncompleteImageError
+from bitwitness.ewf.headers import DATE_NAMES, STORED_SUFFIX, UNKNOWN_ZONE, ZONE_SUFFIX
 from bitwitness.images.raw import PARTIAL_SUFFIX
 from bitwitness.sizes import format_size
 
@@ -61,8 +62,10 @@ def _incomplete_message(info: ImageInfo, unfinished: Unfinished) -> str:
     """The one stderr line: that the image is INCOMPLETE, why, and how much of it there is."""
     held, size = info.readable_media_size, info.media_size
     if info.ewf:
+        of = (f"{held} media bytes; it does not record how many it was meant to hold"
+              if unfinished.declared_media_size is None else f"{held} of its {size} media bytes")
         return ("the image is INCOMPLETE: the E01 set was never finished (interrupted write or "
-                f"truncated file); it holds {held} of its {size} media bytes")
+                f"truncated file); it holds {of}")
     log = unfinished.log
     said = (f"{log.name} records it as {unfinished.status or 'unfinished'}" if log is not None
             else "no acquisition log next to it")
@@ -76,7 +79,17 @@ def _field(label: str, value: object) -> None:
     """One ``label: value`` line; a line break in the value (a case field typed over two
     lines) is shown as ``^``, as any control character, so that the value cannot pass for
     lines of its own."""
-    stdout.print(f"  {label + ':':<24}{escape(str(value).replace(chr(10), chr(13)))}")
+    stdout.print(f"  {label + ':':<24}{escape(_plain(value).replace(chr(10), chr(13)))}")
+
+
+def _plain(value: object) -> str:
+    """A detail as people read it: a mapping as ``cylinders 963, heads 8``, a list joined
+    with commas (never Python's own rendering of either)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
 
 
 def _title(text: str) -> None:
@@ -90,11 +103,14 @@ def _render(info: ImageInfo) -> None:
         _render_unfinished(info.unfinished)
     if info.header_values:
         _title("Acquiry information")
-        known = {key for key, _ in HEADER_LABELS}
-        labels = list(HEADER_LABELS) + [(k, k) for k in info.header_values if k not in known]
+        values = info.header_values
+        # a date's stored form and zone are shown within the date's own line
+        known = {key for key, _ in HEADER_LABELS} | {
+            name + suffix for name in DATE_NAMES for suffix in (STORED_SUFFIX, ZONE_SUFFIX)}
+        labels = list(HEADER_LABELS) + [(k, k) for k in values if k not in known]
         for key, label in labels:
-            if key in info.header_values:
-                _field(label, _zoned(key, info.header_values[key]))
+            if key in values:
+                _field(label, _zoned(key, values) if key in DATE_NAMES else values[key])
     if info.ewf:
         _title("EWF information")
         for key, value in info.ewf.items():
@@ -152,7 +168,18 @@ def _render_hashes(info: ImageInfo) -> None:
                          f"(number: {r.sector_count})")
 
 
-def _zoned(key: str, value: str) -> str:
-    """E01 dates are shown in UTC (POSIX seconds converted, or the six numbers as written): say
-    so, since a time without its zone cannot be placed."""
-    return f"{value} UTC" if key in ("acquiry_date", "system_date") else value
+def _zoned(key: str, values: dict[str, str]) -> str:
+    """A date with the zone it is in, since a time without its zone cannot be placed.
+
+    header2 stores POSIX seconds, shown in UTC; a ``header`` section stores the acquiring
+    machine's local wall-clock time and no zone (docs/EWF.md §4.2): shown as written and said
+    to be of an unknown zone, never labelled UTC (an acquisition in New York would read five
+    hours wrong). A zone the writer recorded is shown as recorded. Dates without a ``_zone``
+    entry come from libewf (sets our reader hands to pyewf), which renders them in this
+    machine's local time."""
+    value, zone = values[key], values.get(key + ZONE_SUFFIX)
+    if zone is None:
+        return f"{value} (this machine's local time, as libewf renders it)"
+    if zone == UNKNOWN_ZONE:
+        return f"{value} (local time of the acquiring machine; zone not recorded)"
+    return f"{value} {zone}"
