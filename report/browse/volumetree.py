@@ -647,39 +647,40 @@ def ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
 
 
 def _lvm(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
-    """The logical volumes of an LVM2 volume group whose only physical volume is ``node``."""
-    import pyvslvm
+    """The logical volumes of the LVM2 volume group ``node`` is a physical volume of, read by
+    our own reader (lvm2.py; libvslvm refuses a logical volume of two segments or more, what
+    ``lvextend`` leaves). A volume whose extents lie on another physical volume, or of a kind
+    not read (thin, snapshot, RAID...), is listed and named, not read; metadata that does not
+    hold together leaves the physical volume named, the rest of the disk browsed."""
+    from bitwitness.report.browse import lvm2
 
     assert node.stream is not None
-    source = FileObject(node.stream)
-    handle = pyvslvm.handle()
     try:
-        handle.open_file_object(source)
-        handle.open_physical_volume_files_as_file_objects([source])
-        group = handle.get_volume_group()
-        count = int(group.get_number_of_logical_volumes())
-        group_name = _text(group.get_name()) or "?"
-    except _NOT_OPENED as exc:
-        _raise_source(source, exc)
-        raise FileSystemError(f"volume {node.path}: LVM metadata libvslvm cannot read (a volume "
-                              f"group over several disks is not read): {_message(exc)}") from None
-    tree._handles.append(handle)
-    node.description = f"LVM physical volume of {group_name} ({count} logical)"
-    node.identifier = _text(group.get_identifier())
-    for index in range(min(count, MAX_CHILDREN)):
-        try:
-            volume = group.get_logical_volume(index)
-            name = _text(volume.get_name()) or "?"
-            size = int(volume.get_size())
-        except _NOT_OPENED as exc:
-            _raise_source(source, exc)
-            raise FileSystemError(f"volume {node.path}/lv{index + 1}: libvslvm cannot read it: "
-                                  f"{_message(exc)}") from None
-        stream = LibyalStream(volume, size, what=f"volume {node.path}/lv{index + 1}",
-                              source=source)
-        child = _child(node, f"lv{index + 1}", "lvm", f"LVM logical volume {group_name}/{name}",
-                       stream=stream, handle=volume)
-        child.identifier = _text(volume.get_identifier())
+        group = lvm2.read_physical_volume(node.stream)
+    except FileSystemError as exc:
+        node.unread = f"LVM physical volume whose metadata is not read: {exc}"
+        node.description = node.unread
+        node.warning = f"volume {node.path}: {node.unread}"
+        return
+    count = len(group.volumes)
+    node.description = f"LVM physical volume of {group.name} ({count} logical)"
+    node.description += "".join(f" ({note})" for note in group.notes)
+    node.identifier = group.id
+    if count > MAX_CHILDREN:
+        node.description += f" (only the first {MAX_CHILDREN} of its {count} volumes are listed)"
+    for index, volume in enumerate(group.volumes[:MAX_CHILDREN]):
+        name = f"lv{index + 1}"
+        said = f"LVM logical volume {group.name}/{volume.name}"
+        if volume.unread is not None:
+            node.children.append(VolumeNode(
+                path=f"{node.path}/{name}", kind="lvm", description=volume.describe(),
+                offset=0, size=volume.size, row=node.row, identifier=volume.id,
+                unread=f"{said}: {volume.unread}", key=node.key))
+            continue
+        child = _child(node, name, "lvm", said if volume.visible else f"{said} (hidden)",
+                       stream=lvm2.open_volume(node.stream, volume), handle=None)
+        child.offset = volume.extents[0].offset if volume.extents else 0
+        child.identifier = volume.id
         _probe(child)
         node.children.append(child)
         _expand(tree, child, depth + 1)
