@@ -254,8 +254,15 @@ def acquired_time(fields: dict[str, str]) -> datetime | None:
     return None
 
 
-def format_name(header2: dict[str, str] | None, header: dict[str, str] | None) -> str:
-    """Which producer profile the headers look like (libewf's detection, simplified)."""
+def format_name(header2: dict[str, str] | None, header: dict[str, str] | None,
+                header_style: str = "", *, smart: bool = False) -> str:
+    """Which writer profile the headers look like, named as ``ewfacquire -f`` names them.
+
+    With a header2: EnCase 4 to 7 by its keys. Without one, the ``header`` section's own form
+    says (``header_style``: its first line and line end, e.g. ``"1\\r\\n"``): category count 3 is
+    linen's (``md``/``sn`` keys: linen 6); CR LF is EnCase's (no ``av`` key: EnCase 1, else
+    EnCase 2/3, which write the same header); LF with a SMART volume is SMART (no ``av``: the
+    original ``ewf``), else FTK Imager's."""
     if header2 is not None:
         keys = list(header2)
         sixth = keys[5] if len(keys) > 5 else ""
@@ -264,6 +271,17 @@ def format_name(header2: dict[str, str] | None, header: dict[str, str] | None) -
         if sixth == "av":
             return "encase5" if "dc" in keys else "encase4"
         return "encase6" if sixth == "md" else "encase"
-    if header is not None:
-        return "ftk" if "r" in header else "encase"
-    return "ewf"
+    if header is None:
+        return "smart" if smart else "ewf"
+    return _header_profile(list(header), header_style, smart=smart)
+
+
+def _header_profile(keys: list[str], style: str, *, smart: bool) -> str:
+    """:func:`format_name` for a set whose only header is a ``header`` section."""
+    if style.startswith("3"):
+        return "linen6" if "md" in keys else "linen5"
+    if style.endswith("\r\n"):
+        return "encase2" if "av" in keys else "encase1"
+    if smart:
+        return "smart" if "av" in keys else "ewf"
+    return "ftk" if "r" in keys else "encase"

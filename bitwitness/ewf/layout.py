@@ -92,6 +92,9 @@ class Layout:
     volume: st.Volume | None = None
     header2: dict[str, str] | None = None
     header: dict[str, str] | None = None
+    #: the first ``header`` section's category count and line end (``"1\r\n"``, ``"3\n"``):
+    #: which writer made it (headers.format_name)
+    header_style: str = ""
     hashes: dict[str, str] = field(default_factory=dict)
     error_ranges: list[tuple[int, int]] = field(default_factory=list)
     groups: list[ChunkGroup] = field(default_factory=list)
@@ -323,13 +326,18 @@ class _Walker:
             return
         attr = "header2" if desc.type == "header2" else "header"
         try:
-            fields = parse_header(decode_header_text(inflate_header(self._body(desc))))
+            text = decode_header_text(inflate_header(self._body(desc)))
+            fields = parse_header(text)
         except (zlib.error, ValueError) as exc:
             self.problem(desc, f"{desc.type} section does not decode ({exc})")
             return
         known = getattr(self.layout, attr)
         if known is None:
             setattr(self.layout, attr, fields)
+            if attr == "header":
+                first, _, _ = text.partition("\n")
+                self.layout.header_style = first.rstrip("\r") + (
+                    "\r\n" if first.endswith("\r") else "\n")
         elif known != fields:
             self.problem(desc, f"this {desc.type} copy differs from the first one")
 

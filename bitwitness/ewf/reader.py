@@ -138,8 +138,8 @@ class EwfImage(ImageStream):
         self.header_values: dict[str, str] = header_values(fields)
         self.acquired: datetime | None = acquired_time(fields)
         self.smart = volume.smart
-        self.format_name = "smart" if volume.smart else format_name(layout.header2,
-                                                                     layout.header)
+        self.format_name = format_name(layout.header2, layout.header, layout.header_style,
+                                       smart=volume.smart)
         level = volume.compression_level
         if volume.smart:  # no level in a SMART volume; the header's ``r`` letter says (§12.1)
             level = _SMART_LEVELS.get(fields.get("r", "").strip().lower(), -1)
