@@ -142,6 +142,9 @@ def test_against_a_shorter_source(tmp_path: Path) -> None:
     assert result.against.first_difference is not None
     assert result.against.first_difference.first_sector == (PIECE - 2048) // 512
     assert "sizes differ" in result.against.note
+    said = run_bitwitness("verify", image, "--against", source).stdout
+    assert f"(the {PIECE - 2048} bytes both hold are identical; sectors " in said
+    assert "0 differing sectors" not in said
 
 
 def test_unverified_shows_computed_hashes(tmp_path: Path) -> None:

@@ -189,6 +189,11 @@ def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C90
         a = r.against
         if a.identical:
             out(f"  source {escape(str(a.source))}: identical over {a.compared_bytes} bytes")
+        elif not a.differing_sectors and a.first_difference is not None:
+            # the same bytes as far as both go: the difference is the length
+            out(f"  [bold red]source {escape(str(a.source))} differs[/] (the "
+                f"{a.compared_bytes} bytes both hold are identical; "
+                f"{a.first_difference} lie past the end of the shorter)")
         else:
             first = f"; first difference: {a.first_difference}" if a.first_difference else ""
             out(f"  [bold red]source {escape(str(a.source))} differs[/] "
