@@ -98,6 +98,14 @@ def test_flipped_byte_is_corrupt_at_the_sectors_ewfverify_names(
     assert doc["corrupt_ranges"][0]["first_sector"] == expected[0][0]
     human = run_bitwitness("verify", segment)
     assert f"sectors {expected[0][0]}-{expected[0][1]}" in human.stdout
+    # the hashes are over the bad chunks read as zeros, as ewfverify -w computes them, and
+    # the output says so
+    wiped = subprocess.run(["ewfverify", "-q", "-w", str(segment)], capture_output=True,
+                           text=True, check=False).stdout
+    found = re.search(r"MD5 hash calculated over data:\s+([0-9a-f]{32})", wiped)
+    assert found is not None, wiped
+    assert doc["computed"]["md5"] == found.group(1)
+    assert "bad chunk(s) below read as zeros" in human.stdout
     assert snapshot([segment]) == before
 
 

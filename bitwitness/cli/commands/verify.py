@@ -174,6 +174,8 @@ def _render(r: ImageVerification, evidence_id: str | None) -> None:  # noqa: C90
         f"{format_size(r.media_size)} ({r.media_size} bytes, sector {r.sector_size})")
     for alg, value in r.computed.items():
         out(f"  computed {alg:<7} {value}")
+    if r.bad_chunks and r.computed:  # as ewfverify -w computes them, not plain ewfverify
+        out(f"  (computed with the {len(r.bad_chunks)} bad chunk(s) below read as zeros)")
     for c in r.comparisons:  # mismatches and what could not be checked are listed as problems
         if c.match is Match.MATCH:
             ref = c.reference
