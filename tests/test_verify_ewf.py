@@ -394,3 +394,29 @@ def test_smart_s01_ours_first_libewf_second(tmp_path: Path, source: Path) -> Non
     assert len(doc["bad_chunks"]) == 1
     assert doc["libewf"]["agree"] is False
     assert doc["libewf"]["hashes"]["md5"] != tool_hash("md5sum", source)[0]
+
+
+def test_hash_and_digest_sections_disagreeing_name_both(tmp_path: Path, source: Path) -> None:
+    """ewfacquire -d sha1 stores the MD5 twice (digest and hash sections); one changed (its
+    own checksum made right) is damage, said naming both sections, since the set cannot tell
+    which was changed. ewfverify, reading the hash section only, still succeeds."""
+    import struct
+    import zlib
+
+    require_tool("ewfverify")
+    (segment,) = ewfacquire(source, tmp_path / "img", "-c", "none", "-d", "sha1")
+    data = bytearray(segment.read_bytes())
+    at = data.find(b"digest" + bytes(10))
+    assert at > 0
+    body = at + 76
+    data[body] ^= 0xFF  # the first byte of the digest section's MD5
+    struct.pack_into("<I", data, body + 76, zlib.adler32(bytes(data[body:body + 76])))
+    segment.chmod(0o644)
+    segment.write_bytes(bytes(data))
+    assert "SUCCESS" in subprocess.run(["ewfverify", "-q", str(segment)], capture_output=True,
+                                       text=True, check=False).stdout
+    human = run_bitwitness("verify", segment)
+    assert human.exit_code == 1
+    assert "verdict: CORRUPT" in human.stdout
+    assert "stored in the digest section" in human.stdout
+    assert "which one the set cannot tell" in human.stdout

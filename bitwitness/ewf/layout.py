@@ -96,6 +96,7 @@ class Layout:
     #: which writer made it (headers.format_name)
     header_style: str = ""
     hashes: dict[str, str] = field(default_factory=dict)
+    hash_sources: dict[str, str] = field(default_factory=dict)  #: the section each came from
     error_ranges: list[tuple[int, int]] = field(default_factory=list)
     groups: list[ChunkGroup] = field(default_factory=list)
     problems: list[SectionProblem] = field(default_factory=list)
@@ -499,12 +500,17 @@ class _Walker:
             self._store_hash(desc, "sha1", sha1)
 
     def _store_hash(self, desc: st.Descriptor, name: str, value: str) -> None:
+        """Keep the first section's value; a later section storing another is a problem that
+        names both sections, since either may be the one changed after it was written."""
         known = self.layout.hashes.get(name)
         if known is not None and known != value:
-            self.problem(desc, f"stored {name.upper()} {value} differs from {known} stored "
-                               "in another section")
+            first = self.layout.hash_sources.get(name, "another")
+            self.problem(desc, f"its {name.upper()} {value} differs from {known}, stored in the "
+                               f"{first} section: one of the two was changed after the set "
+                               "was written, which one the set cannot tell")
             return
         self.layout.hashes[name] = value
+        self.layout.hash_sources[name] = desc.type
 
     def _error2(self, desc: st.Descriptor) -> None:
         try:
