@@ -240,3 +240,27 @@ def test_signatures_cut_short_name_nothing(size: int, tmp_path: Path) -> None:
     assert "Traceback" not in listed.stderr
     if listed.exit_code == 0:
         assert all(r["unread"] is None for r in listed.json()["partitions"])
+
+
+@pytest.mark.parametrize(("label", "named"), [
+    ("dvh", "SGI disk volume header (a partition table)"),
+    ("amiga", "Amiga Rigid Disk Block (a partition table)"),
+])
+def test_partition_tables_tsk_does_not_read_are_named(label: str, named: str,
+                                                      tmp_path: Path) -> None:
+    """A disk parted labelled with a scheme The Sleuth Kit does not read is not shown as
+    having no partition table (parted's own reading of its label is the reference)."""
+    require_tool("parted")
+    image = _blank(tmp_path / f"{label}.img", 64 * MIB)
+    subprocess.run(["parted", "-s", str(image), "mklabel", label, "mkpart", "primary",
+                    "1MiB", "20MiB"], capture_output=True, check=False)
+    printed = subprocess.run(["parted", "-m", "-s", str(image), "print"], capture_output=True,
+                             text=True, check=False).stdout.splitlines()
+    assert printed[1].split(":")[5] == label  # parted reads back the label it wrote
+    listed = run_bitwitness("partitions", "--json", image)
+    assert listed.exit_code == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["partitions"]
+    assert row["unread"] == named
+    table = run_bitwitness("partitions", image).stdout
+    assert f"{named} (not read by BitWitness)" in table
+    assert "no partition table" not in table

@@ -102,6 +102,11 @@ def _bfs(head: bytes) -> bool:
 
 #: (what it is, its signature in the volume's first :data:`_HEAD` bytes), in this order.
 _AT_START: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
+    # partition tables The Sleuth Kit does not read (blkid's PTTYPE sgi, amiga): the disk is
+    # not "without a partition table"; its partitions are for another tool
+    ("SGI disk volume header (a partition table)", lambda h: _at(h, 0, b"\x0b\xe5\xa9\x41")),
+    ("Amiga Rigid Disk Block (a partition table)",
+     lambda h: any(_at(h, sector * 512, b"RDSK") for sector in range(16))),
     ("ReFS file system", lambda h: _at(h, 3, b"ReFS\x00\x00\x00\x00") and _at(h, 16, b"FSRS")),
     ("F2FS file system", lambda h: _u32(h, 1024) == 0xF2F52010),
     ("EROFS file system", lambda h: _u32(h, 1024) == 0xE0F5E1E2),

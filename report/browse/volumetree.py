@@ -476,6 +476,8 @@ def _name_unread(node: VolumeNode) -> None:
         return
     node.unread = unreadable_kind(node.stream)
     if node.unread is not None:
+        if node.unread.endswith("(a partition table)") and node.kind == PartitionKind.WHOLE:
+            node.description = ""  # not "no partition table": one TSK does not read
         node.description += (f"{', ' if node.description else ''}{node.unread} (not read by "
                              "BitWitness)")
 
