@@ -105,7 +105,9 @@ def fs_options(func: F) -> F:
     func = format_option_in_context(func)
     func = click.option("--offset", "offset", type=click.IntRange(min=0), default=None,
                         metavar="SECTOR",
-                        help="File system starting at this sector (as fls -o).")(func)
+                        help="File system starting at this sector, in the sectors the "
+                             "partition table counts (as 'partitions' lists starts; fls -o "
+                             "counts 512-byte units unless given -b).")(func)
     return click.option("-p", "--partition", "partition", type=VolumePath(), default=None,
                         metavar="N|PATH",
                         help="Partition index or volume path (2, 2/vss3, 1/apfs2), as "
