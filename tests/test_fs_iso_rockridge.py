@@ -422,6 +422,31 @@ def test_hostile_iso_fails_closed(case: str, made: tuple[Path, dict[str, Path]],
     assert snapshot([image]) == before
 
 
+@pytest.mark.parametrize(("case", "damaged"), [("absurd-size", "/big.bin"),
+                                              ("folder-is-root", "/docs"),
+                                              ("absurd-folder", "/docs")])
+def test_one_damaged_record_leaves_the_rest_browsable(
+        case: str, damaged: str, made: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+    """One record's damage is that entry's (as TSK, and fls, take it): the entry is listed
+    and named in a warning (exit 1: the listing is incomplete), a folder reached twice is
+    not walked again, and every other file lists and reads as the intact image's."""
+    _staging, images = made
+    data = bytearray(images["r"].read_bytes())
+    HOSTILE[case](data)
+    image = tmp_path / f"{case}.iso"
+    image.write_bytes(bytes(data))
+    listing = run_bitwitness("ls", "-r", "--json", image)
+    assert listing.exit_code == 1, listing.stderr
+    assert f"warning: {damaged}: " in listing.stderr
+    paths = {e["path"] for e in listing.json()["entries"]}
+    intact = {e["path"] for e in _ours(images["r"])}
+    kept = {p for p in intact if not p.startswith("/docs/")}
+    assert kept <= paths
+    assert damaged in paths
+    assert run_bitwitness("cat", image, "/hard1").stdout == "linked\n"
+    assert run_bitwitness("cat", image, f"/{DEEP}/deep.txt").stdout == "deep\n"
+
+
 def test_files_hidden_from_rock_ridge_are_shown(tmp_path: Path) -> None:
     """A file only in the Joliet tree (``xorriso -hide iso_rr``: libisofs and the kernel do
     not see it) is listed where TSK lists it, with TSK's number and its bytes."""

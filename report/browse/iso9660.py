@@ -25,10 +25,13 @@ twin; anything else (a symbolic link only in the primary tree of a Joliet ISO) g
 past TSK's last (its ``$OrphanFiles``), colliding with none. ``$OrphanFiles`` is listed at the
 root as ``fls`` lists it.
 
-Hostile input fails closed with a one-line :class:`~bitwitness.errors.FileSystemError` naming
-what and where: a folder reached twice (a loop), extents outside the image, more than
-:data:`MAX_ENTRIES` files or :data:`MAX_DIRECTORY_BYTES` of folders, and the SUSP bounds of
-iso_rockridge.py.
+Hostile input fails closed. Damage to one record is that entry's (as TSK takes it): a file
+whose extent lies outside the image is listed and its content refused, a folder reached twice
+(a loop) or whose records cannot be read is listed empty, each named in a warning where it is
+walked (UNREAD: the listing is incomplete, exit 1). What bounds the whole volume ends the
+reading with a one-line :class:`~bitwitness.errors.FileSystemError`: a root that cannot be
+read, more than :data:`MAX_ENTRIES` files or :data:`MAX_DIRECTORY_BYTES` of folders, and the
+SUSP bounds of iso_rockridge.py.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bitwitness.errors import FileSystemError
-from bitwitness.progress import Mediator
+from bitwitness.progress import UNREAD, Mediator
 from bitwitness.report.browse import iso_rockridge as rrip
 from bitwitness.report.browse.entries import (
     Attribute,
@@ -201,6 +204,9 @@ class _Node:
     address: int = -1
     parent: _Node | None = None
     children: list[_Node] | None = None  #: a folder's, in directory order
+    #: what is wrong with this entry's records (data past the image's end, a folder reached
+    #: twice or not readable): said where the entry is listed, the rest of the tree browsed
+    damage: str | None = None
 
     @property
     def size(self) -> int:
@@ -324,10 +330,18 @@ class Iso9660FileSystem:
             node, where = pending.pop()
             assert node.folder_extent is not None
             if node.folder_extent in self._seen:
-                raise FileSystemError(f"iso9660: folder {shown(where or '/')} at block "
-                                      f"{node.folder_extent} is reached twice (a loop)")
+                node.children = []
+                node.damage = (f"folder at block {node.folder_extent} is reached twice (a "
+                               "loop): not walked again")
+                continue
             self._seen.add(node.folder_extent)
-            node.children = self._children(node, where)
+            try:
+                node.children = self._children(node, where)
+            except FileSystemError as exc:
+                if self._entries > MAX_ENTRIES or node is self.root:
+                    raise  # the bounds of the whole volume, and its root, end the reading
+                node.children, node.damage = [], f"folder not readable: {exc}"
+                continue
             pending.extend((child, f"{where}/{child.name}") for child in
                            reversed(node.children) if child.folder_extent is not None)
 
@@ -391,17 +405,17 @@ class Iso9660FileSystem:
             # kept as stored, "/" or "." included (names are data): safenames spells them
             name = name_bytes.decode("utf-8", "surrogateescape")
         extents = []
+        damage = None
         for piece_offset, piece in pieces:
             block = _le32(piece, 2) + piece[1]
             size = _le32(piece, 10)
             if size and (block * SECTOR + size > self._stream.size):
-                raise FileSystemError(f"iso9660: {shown(where)}/{shown(name)} (record at byte "
-                                      f"{piece_offset}): {size} bytes at block {block} lie past "
-                                      "the image's end")
+                damage = (f"its record at byte {piece_offset} puts {size} bytes at block "
+                          f"{block}, past the image's end: its content is not read")
             extents.append((block, size))
         node = _Node(name=name, kind=rrip.kind_of(rr.mode, folder), record=offset,
                      extents=extents, rr=rr, recorded=rrip.short_date(record[18:25]),
-                     relocated=relocated_ok, ext_attr=record[1])
+                     relocated=relocated_ok, ext_attr=record[1], damage=damage)
         if rr.child is not None:
             self._relocated_folder(node, rr.child, label)
         elif folder:
@@ -727,6 +741,8 @@ class Iso9660FileSystem:
                 child = children[at]
                 entry = self._entry(child, f"{prefix}/{child.name}")
                 yield entry
+                if child.damage is not None and mediator is not None:
+                    mediator.notice(f"{shown(entry.path)}: {child.damage}", level=UNREAD)
                 if recursive and child.children is not None:
                     stack.append((child, entry.path, 0))
             elif folder is self.root:
