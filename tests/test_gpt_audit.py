@@ -185,3 +185,19 @@ def test_a_sound_gpt_says_nothing(tmp_path: Path, damage: str) -> None:
     assert doc["notes"] == []
     assert "GPT" not in said or damage == "header"
     assert "damaged" not in said
+
+
+def test_a_partition_name_cannot_forge_rows(tmp_path: Path) -> None:
+    """A GPT name is evidence: a line break in it is shown as ``^`` (as names are), so that
+    it cannot print rows of its own; JSON keeps it as stored."""
+    require_tool("sgdisk")
+    image = tmp_path / "named.img"
+    subprocess.run(["truncate", "-s", str(20 * MIB), str(image)], check=True)
+    forged = "Basic\n    9  partition   004"
+    subprocess.run(["sgdisk", "-n1:2048:+8M", f"-c1:{forged}", str(image)], check=True,
+                   capture_output=True)
+    text = run_bitwitness("partitions", image).stdout
+    assert "Basic^    9  partition   004" in text
+    assert not any(line.startswith("    9  partition") for line in text.splitlines())
+    doc = run_bitwitness("partitions", "--json", image).json()
+    assert any(p["description"] == forged for p in doc["partitions"])

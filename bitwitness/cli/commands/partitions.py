@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from bitwitness.cli.commands._browse import image_argument, iso, key_options, volume_keys
+from bitwitness.cli.commands._browse import (
+    image_argument,
+    iso,
+    key_options,
+    printable,
+    volume_keys,
+)
 from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout, warn
 
@@ -68,7 +74,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
             p = node.row
             stdout.print(f"{p.index:>5}  {p.kind:<11} {p.slot or '':<7} {p.start:>12} "
                          f"{p.end:>12} {p.length:>12}  {escape(_found(node)):<12} "
-                         f"{escape(node.description)}")
+                         f"{escape(printable(node.description))}")
             _print_protectors(node)
             continue
         depth = node.path.count("/")
@@ -77,7 +83,8 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
         where = (f" (slot {row.slot}, sectors {row.start}-{row.end} of that table)"
                  if row is not None else "")
         stdout.print(f"{'  ' * depth}{escape(node.path)}  {node.kind:<6} {node.size:>14} bytes  "
-                     f"{escape(_found(node)):<12} {escape(node.description)}{when}{where}")
+                     f"{escape(_found(node)):<12} {escape(printable(node.description))}{when}"
+                     f"{where}")
         _print_protectors(node)
     for node in tree.nodes:
         if (note := node.missing_note()) is not None:
@@ -107,7 +114,7 @@ def _short_disk(tree: Any) -> tuple[str | None, int]:
 def _print_protectors(node: Any) -> None:
     indent = "  " * (node.path.count("/") + 1)
     for protector in node.protectors:
-        stdout.print(f"{indent}key protector: {escape(protector)}")
+        stdout.print(f"{indent}key protector: {escape(printable(protector))}")
 
 
 def _found(node: Any) -> str:
