@@ -219,3 +219,31 @@ def test_csv_timeline_in_spilled_runs_equals_one_sort_and_mactime(disks: Disks) 
                        row[1]))
     assert Counter(theirs) == Counter((t, r["macb"], r["inode"], r["size"])
                                       for t, r in zip(times, ours, strict=True))
+
+
+def test_a_name_holding_the_field_separator_cannot_forge_a_row(tmp_path: Path, bw) -> None:
+    """A name with ``|`` (legal on ext4) would give a bodyfile row extra fields (fls -m writes
+    it as it is): mactime would show a forged time, size and inode. It is written ``\\x7c``;
+    mactime then shows the entry's own fields."""
+    require_tool("mkfs.ext4", "debugfs", "mactime", "fls")
+    image = tmp_path / "pipe.img"
+    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    forged = "innocent|31337|r-rrw-r--r--|0|0|4242|946684800|946684800|946684800|946684800"
+    payload = tmp_path / "payload"
+    payload.write_bytes(b"x")
+    subprocess.run(["debugfs", "-w", "-R", f'write {payload} "{forged}"', str(image)],
+                   check=True, capture_output=True)
+    assert forged in subprocess.run(["fls", str(image)], capture_output=True, text=True,
+                                    check=True).stdout
+    result = bw("timeline", image)
+    assert result.exit_code == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if "innocent" in line]
+    assert row.count("|") == 10
+    body = tmp_path / "body"
+    body.write_text(result.stdout, encoding="utf-8")
+    mac = subprocess.run(["mactime", "-b", str(body), "-d", "-z", "UTC"], capture_output=True,
+                         text=True, check=True).stdout
+    shown = [line for line in mac.splitlines() if "innocent" in line]
+    assert shown
+    assert all(",4242," not in line and "2000" not in line.split(",")[0] for line in shown)

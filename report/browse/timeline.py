@@ -76,6 +76,8 @@ def body_line(entry: Entry, mount: str = "") -> str:
         name += " (deleted-realloc)" if entry.realloc else " (deleted)"
     if not name.isprintable():  # no control character in most names: translate() skipped
         name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
+    if "|" in name:  # the field separator: a name holding it would forge the row's fields
+        name = name.replace("|", "\\x7c")  # (fls -m writes it as it is), as bytes are shown
     modified, accessed, changed, born = entry.times.epoch_seconds()
     mode = _mode_string(entry.name_type, "d" if entry.folder_stream else entry.meta_type,
                         entry.mode)  # mode_string(entry), without the call
