@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
@@ -148,6 +148,32 @@ _SCALARS: tuple[tuple[type, Callable[[Any], Any]], ...] = (
 def print_json(document: Any) -> None:
     """Write one JSON document to stdout."""
     sys.stdout.write(json.dumps(to_jsonable(document), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_json_listing(head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """Write one JSON document on stdout: ``head`` with ``key`` (its last member) holding
+    ``items``, formatted as :func:`print_json` formats it.
+
+    Why: a listing of a million entries held as one list cost ~5 KiB an entry (1.2 GiB at
+    250,000): the items are encoded one at a time into a spooled file (memory up to 8 MiB, then
+    disk), and copied to stdout only once every item was encoded, so that a failure midway
+    still leaves stdout with one document or nothing."""
+    import shutil
+    import tempfile
+
+    shape = json.dumps(to_jsonable({**head, key: []}), indent=2, ensure_ascii=False)
+    opening = shape[:shape.rindex("[]")]
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8") as spool:
+        spool.write(opening + "[")
+        count = 0
+        for item in items:
+            text = json.dumps(to_jsonable(item), indent=2, ensure_ascii=False)
+            spool.write(("," if count else "") + "\n    " + text.replace("\n", "\n    "))
+            count += 1
+        spool.write(("\n  ]" if count else "]") + "\n}\n")
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
     sys.stdout.flush()
 
 

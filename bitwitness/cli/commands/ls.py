@@ -17,7 +17,7 @@ from bitwitness.cli.commands._browse import (
     selection,
     selection_options,
 )
-from bitwitness.cli.output import json_option, print_json
+from bitwitness.cli.output import json_option, print_json_listing
 from bitwitness.cli.progress import cli_mediator, fail_if_unread
 from bitwitness.report.browse.entries import Entry
 from bitwitness.report.browse.safenames import shown
@@ -44,9 +44,9 @@ def command(*, image: Path, path: str, partition: int | str | None, offset: int 
     with opened(image, partition, offset) as fs, cli_mediator(as_json) as mediator:
         entries = fs.walk(path, recursive=recursive, selection=chosen, mediator=mediator)
         if as_json:
-            print_json({**filesystem_json(fs, image), "path": path, "selection": chosen,
-                        "recursive": recursive,
-                        "entries": [entry_json(e) for e in entries]})
+            print_json_listing({**filesystem_json(fs, image), "path": path,
+                                "selection": chosen, "recursive": recursive}, "entries",
+                               (entry_json(e) for e in entries))
             fail_if_unread(mediator, "the listing")
             return
         out = sys.stdout
