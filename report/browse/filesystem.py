@@ -216,9 +216,9 @@ SIZES_KEPT_ON_DELETE = frozenset({"ntfs", "fat12", "fat16", "fat32", "exfat"})
 #: Why a name with no inode gives no content: deleted, or (NTFS) a stale index entry whose
 #: sequence number is not its MFT record's, the record given to another file since.
 _NO_INODE_DELETED = "not recoverable: the deleted name points at no readable inode"
-_NO_INODE = ("not readable: the name points at no inode The Sleuth Kit reads (on NTFS, a stale "
-             "index entry whose sequence number is not its MFT record's: the record was given "
-             "to another file)")
+_NO_INODE = "not readable: the name points at no inode The Sleuth Kit reads"
+_NO_INODE_NTFS = (f"{_NO_INODE} (a stale index entry whose sequence number is not its MFT "
+                  "record's: the record was given to another file)")
 
 
 class FileSystem:
@@ -1790,7 +1790,8 @@ class FileSystem:
         if entry.is_dir:
             return None
         if entry.meta_type == "-":
-            return _NO_INODE_DELETED if entry.deleted else _NO_INODE
+            return (_NO_INODE_DELETED if entry.deleted
+                    else _NO_INODE_NTFS if self._ntfs else _NO_INODE)
         if not entry.deleted:
             return None
         if entry.realloc:
