@@ -265,3 +265,17 @@ def test_case_show_without_a_custody_log(tmp_path: Path) -> None:
     assert doc["fields"]["case_number"] == "C-1"
     assert doc["custody"]["ok"] is False
     assert "missing" in doc["custody"]["reason"]
+
+
+def test_case_show_prints_fields_as_text_not_markup(tmp_path: Path) -> None:
+    """Case fields are the examiner's text: a ``[/]`` in one crashed ``case show`` (rich's
+    MarkupError, exit 3) and ``[bold]`` was taken as markup and dropped."""
+    case_dir = tmp_path / "c"
+    made = run_bitwitness("case", "new", case_dir, "--set", "case_number=CR-17",
+                          "--set", "organisation=Unit [/] 9",
+                          "--set", "examiner=Ann [bold]Bold[/bold] [red]Red")
+    assert made.exit_code == 0, made.stderr
+    shown = run_bitwitness("case", "show", case_dir)
+    assert shown.exit_code == 0, shown.stderr
+    assert "Unit [/] 9" in shown.stdout
+    assert "Ann [bold]Bold[/bold] [red]Red" in shown.stdout

@@ -138,13 +138,16 @@ def show(case_dir: Path, as_json: bool) -> None:
 
 
 def _render_case(doc: dict[str, Any]) -> None:
-    table = Table(title=f"Case {doc['case_dir']}", show_header=False, title_justify="left")
+    # every value here is the examiner's or the template's text: shown as text, never markup
+    table = Table(title=escape(f"Case {doc['case_dir']}"), show_header=False,
+                  title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Template", f"{doc['template']['name']} ({doc['template']['source']})")
-    table.add_row("Created", doc["created"])
+    table.add_row("Template", escape(f"{doc['template']['name']} ({doc['template']['source']})"))
+    table.add_row("Created", escape(str(doc["created"])))
     for name, value in doc["fields"].items():
-        table.add_row(doc["labels"].get(name, name), value or "[dim]-[/]")
+        table.add_row(escape(str(doc["labels"].get(name, name))),
+                      escape(str(value)) if value else "[dim]-[/]")
     stdout.print(table)
     if doc["evidence"]:
         items = Table("Evidence", "Acquisition log", title="Evidence", title_justify="left")
@@ -193,5 +196,5 @@ def templates(name: str | None, template_dirs: tuple[Path, ...], as_json: bool) 
                 text += f": {escape(tf.description)}"
             if tf.pattern:
                 text += f"\n[dim]pattern:[/] {escape(tf.pattern)}"
-            table.add_row(tf.name, "yes" if tf.required else "no", text)
+            table.add_row(escape(tf.name), "yes" if tf.required else "no", text)
         stdout.print(table)

@@ -59,9 +59,9 @@ def command(include_empty: bool, restore: str | None, as_json: bool) -> None:
         if dev.backing_file:
             mounts = f"{mounts} [backing {dev.backing_file}]".strip()
         table.add_row(
-            dev.path, format_size(dev.size),
+            escape(dev.path), format_size(dev.size),
             f"{dev.logical_sector_size}/{dev.physical_sector_size}",
-            escape(dev.model), escape(dev.serial), dev.transport,
+            escape(dev.model), escape(dev.serial), escape(dev.transport),
             "yes" if dev.removable else "no",
             ("yes*" if dev.path in notes else "yes") if dev.readonly else "no",
             escape(mounts) or "-",
