@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import snapshot
+from conftest import require_root, require_tool, run_bitwitness, snapshot
 from test_browse_disks import EXT_START, HOSTILE_NAMES, Disks, make_disks
 
 from bitwitness.report.browse.safenames import MAX_NAME_BYTES, safe_name
@@ -169,3 +169,48 @@ def test_symbolic_links_in_the_destination_are_not_followed(disks: Disks, bw,
     assert "/home/ana/notes.txt" in failed
     assert target.read_bytes() == b"not the evidence"
     assert (out2 / "home" / "ana" / "notes.txt").is_symlink()
+
+
+def test_names_differing_only_in_case_stay_two_files_on_a_case_insensitive_target(
+        tmp_path: Path) -> None:
+    """Evidence from ext4 holding A.txt and a.txt (and folders D and d) exported onto exFAT
+    (exfat-fuse on a loop device): each file keeps its own bytes, the second of a pair under
+    ``~ADDRESS``, and every manifest hash is the hash of the file written (the second had
+    replaced the first while the manifest listed both). The names are the kernel's ext4."""
+    require_root()
+    require_tool("mkfs.ext4", "mkfs.exfat", "mount.exfat-fuse", "losetup", "fusermount")
+    source = tmp_path / "case.raw"
+    subprocess.run(["truncate", "-s", "16M", str(source)], check=True)
+    staging = tmp_path / "staging"
+    (staging / "D").mkdir(parents=True)
+    (staging / "d").mkdir()
+    (staging / "A.txt").write_bytes(b"upper\n")
+    (staging / "a.txt").write_bytes(b"lower\n")
+    (staging / "D" / "f").write_bytes(b"1\n")
+    (staging / "d" / "f").write_bytes(b"2\n")
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(staging), str(source)], check=True)
+    target = tmp_path / "tgt.img"
+    subprocess.run(["truncate", "-s", "32M", str(target)], check=True)
+    subprocess.run(["mkfs.exfat", str(target)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(target)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    mounted = tmp_path / "mnt"
+    mounted.mkdir()
+    try:
+        subprocess.run(["mount.exfat-fuse", loop, str(mounted)], check=True,
+                       capture_output=True)
+        try:
+            out = mounted / "e"
+            result = run_bitwitness("export", source, "/", "--to", out)
+            assert result.exit_code == 0, result.stderr
+            files = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["files"]
+            assert {f["source"] for f in files} == {"/A.txt", "/a.txt", "/D/f", "/d/f"}
+            assert len({f["target"].casefold() for f in files}) == 4
+            for listed in files:
+                data = (out / listed["target"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == listed["sha256"], listed
+                assert data == (staging / listed["source"].lstrip("/")).read_bytes()
+        finally:
+            subprocess.run(["fusermount", "-u", str(mounted)], check=False)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)

@@ -27,7 +27,9 @@ wait in unnamed temporary files until the file list is closed, and the JSON docu
 ``folders``, ``failed``, ``ended`` and ``complete`` (false when something failed or the export
 was cut short).
 The entries to export are walked as they are written, never listed first; only an 8-byte digest
-of each target name is kept, to give a second entry wanting the same name ``~ADDRESS``.
+of each target name is kept, to give a second entry wanting the same name ``~ADDRESS``; names
+are compared as case-insensitive file systems compare them (``A.txt`` and ``a.txt`` are one
+name on exFAT, FAT, NTFS and APFS, where an export or its copy may land).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import os
 import platform
 import re
 import tempfile
+import unicodedata
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -194,7 +197,14 @@ class _Targets:
 
     @staticmethod
     def _key(target: str) -> int:
-        digest = hashlib.blake2b(target.encode("utf-8", "surrogatepass"), digest_size=8)
+        """The digest of ``target`` as a case-insensitive, normalizing file system sees it
+        (NFC, case folded): evidence from a case-sensitive file system (``A.txt`` beside
+        ``a.txt``) exported onto exFAT, FAT, NTFS or APFS, or copied there later, would
+        otherwise write two files under one name, the second replacing the first while the
+        manifest lists both."""
+        folded = (target.lower() if target.isascii()
+                  else unicodedata.normalize("NFC", target).casefold())
+        digest = hashlib.blake2b(folded.encode("utf-8", "surrogatepass"), digest_size=8)
         return int.from_bytes(digest.digest(), "little")
 
     def add(self, target: str) -> None:
