@@ -62,6 +62,7 @@ from bitwitness.report.browse.safenames import is_exact, shown, spellings
 from bitwitness.report.browse.tsk import (
     RECORD_ATTRIBUTES,
     RECORD_META,
+    TSK_FAILURES,
     Record,
     TskImage,
     inode_fields,
@@ -210,6 +211,8 @@ class _OneFile:
         return self._file
 
 
+#: The longest symbolic link target read from a link's data (Linux's PATH_MAX).
+MAX_LINK_TARGET = 4096
 #: File systems whose deletion leaves a file's recorded size in place (NTFS's MFT record, the
 #: FAT and exFAT directory entry): a deleted entry of size 0 there was an empty file.
 SIZES_KEPT_ON_DELETE = frozenset({"ntfs", "fat12", "fat16", "fat32", "exfat"})
@@ -1104,6 +1107,9 @@ class FileSystem:
             mode, uid, gid = int(meta.mode) & 0o7777, int(meta.uid), int(meta.gid)
             meta_link = meta.link
             link = text(meta_link) if meta_link else None
+            if link is None and meta_type == "l" and 0 < int(meta.size) <= MAX_LINK_TARGET:
+                link = self._link_from_data(meta_file if meta_file is not None else file,
+                                            int(meta.size))
         else:
             deleted, realloc, times = bool(name_flags & _NAME_UNALLOC), False, NO_TIMES
             inode = int(name.meta_addr) if name is not None else 0
@@ -1113,6 +1119,17 @@ class FileSystem:
                           meta_type=meta_type, deleted=deleted, realloc=realloc, size=size,
                           times=times, mode=mode, uid=uid, gid=gid, link=link,
                           folder_stream=folder_stream)
+
+    @staticmethod
+    def _link_from_data(file: Any, size: int) -> str | None:
+        """A symbolic link's target stored in a data block rather than the inode: TSK 4.x
+        leaves ``meta.link`` empty for an ext4 link of 60 bytes or more (mapped by extents),
+        where the kernel, debugfs and ``cat`` read the target from that block."""
+        try:
+            data = file.read_random(0, size)
+        except TSK_FAILURES:
+            return None
+        return text(data.split(b"\0", 1)[0]) if data else None
 
     def _extent(self, file: Any) -> tuple[int, int] | None:
         """(first block, size) of the file's data: how ISO 9660 records are matched."""
