@@ -163,6 +163,8 @@ def audit(stream: ImageStream, sector: int) -> GptAudit:
     and fall back to the backup silently: an entry changed after the table was written, or a
     damaged header, passed unsaid."""
     media = stream.size // sector
+    if media < 3:  # no room for a header and its backup
+        return GptAudit()
     primary, why = _table(stream, sector, 1)
     head = _header(stream, sector, 1)
     alternate = _HEADER.unpack_from(head)[6] if head is not None else media - 1
