@@ -267,6 +267,9 @@ class FileSystem:
             self._zones = ExfatZones(image.stream, partition.byte_offset)
         elif self.type == "iso9660":
             self._zones = IsoZones(image.stream, partition.byte_offset)
+        #: ext with the filetype feature: every live directory entry records its type
+        self._typed_names = self.type.startswith("ext") and _ext_filetype(
+            image.stream, partition.byte_offset)
         self._hfs: HfsCatalog | None = None  #: the catalog, read on first use
         self._hfs_read = False
         self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
@@ -309,9 +312,17 @@ class FileSystem:
                                             recursive=recursive)
             return
         stack = [*target.folders, start.inode]
-        yield from self._walk(start.inode, prefix, recursive=recursive, selection=selection,
-                              mediator=mediator, stack=stack, file_names=file_names,
-                              deleted=start.deleted)
+        entries = self._walk(start.inode, prefix, recursive=recursive, selection=selection,
+                             mediator=mediator, stack=stack, file_names=file_names,
+                             deleted=start.deleted)
+        if self._typed_names:
+            # TSK reads the interior blocks of a two-level hashed ext folder (dx nodes: a
+            # fake empty entry, then hash/block pairs) as entries: names like "^" or "+^"
+            # carrying real files' inode numbers, listed as allocated (fls lists them too).
+            # Where every live entry records its type (the filetype feature), a live entry of
+            # no type is no entry the kernel, debugfs or e2fsck see.
+            entries = (e for e in entries if e.deleted or e.name_type != "-")
+        yield from entries
 
     def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
               mediator: Mediator, stack: list[int], file_names: bool,
@@ -1947,6 +1958,13 @@ def _fat_times(entries: list[Entry], raw: RawFatEntry | None) -> list[Entry]:
 #: Where TSK's 32-bit seconds end (2106-02-07T06:28:16Z): a FAT date from then on it gives as
 #: no time.
 _TSK_TIME_END = datetime.fromtimestamp(1 << 32, tz=UTC)
+
+
+def _ext_filetype(stream: ImageStream, byte_offset: int) -> bool:
+    """Whether the ext superblock (1 KiB in) sets INCOMPAT_FILETYPE (0x2 of
+    ``s_feature_incompat``, at 0x60): directory entries then record each file's type."""
+    raw = stream.pread(byte_offset + 1024 + 0x60, 4)
+    return len(raw) == 4 and bool(int.from_bytes(raw, "little") & 0x2)
 
 
 def _unread_level(deleted: bool) -> str:
