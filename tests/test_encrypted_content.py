@@ -143,3 +143,30 @@ def test_fscrypt_inode_is_named(ext4: Path) -> None:
     assert any("fscrypt" in d for d in stat["doubts"])
     assert run_bitwitness("stat", "--json", ext4, "/plain.txt").json()["doubts"] == []
     assert run_bitwitness("cat", ext4, "/plain.txt").exit_code == 0
+
+
+def test_a_folder_whose_names_fscrypt_encrypts_is_said(tmp_path: Path) -> None:
+    """A folder with EXT4_ENCRYPT_FL (set by debugfs, whose stat is the reference) holds
+    encrypted names: listed as their bytes (as fls lists them), with a warning naming the
+    folder; a plain folder says nothing."""
+    require_tool("mkfs.ext4", "debugfs")
+    tree = tmp_path / "tree"
+    (tree / "locked").mkdir(parents=True)
+    (tree / "open").mkdir()
+    (tree / "locked" / "a.txt").write_bytes(b"x")
+    image = tmp_path / "ext4.img"
+    with image.open("wb") as out:
+        out.truncate(8 << 20)
+    _sh("mkfs.ext4", "-q", "-O", "encrypt", "-d", tree, image)
+    flags = int(re.search(r"Flags: (0x[0-9a-f]+)",
+                          _sh("debugfs", "-R", "stat /locked", image)).group(1), 16)
+    _sh("debugfs", "-w", "-R", f"set_inode_field /locked flags {flags | 0x800:#x}", image)
+    assert int(re.search(r"Flags: (0x[0-9a-f]+)",
+                         _sh("debugfs", "-R", "stat /locked", image)).group(1), 16) & 0x800
+    listed = run_bitwitness("ls", "-r", image)
+    assert listed.exit_code == 0, listed.stderr
+    assert "warning: /locked: the names in this folder are encrypted by ext4 (fscrypt)" \
+        in listed.stderr
+    assert "/open:" not in listed.stderr
+    inside = run_bitwitness("ls", image, "/locked")
+    assert "warning: /locked: the names in this folder are encrypted" in inside.stderr

@@ -322,7 +322,29 @@ class FileSystem:
             # Where every live entry records its type (the filetype feature), a live entry of
             # no type is no entry the kernel, debugfs or e2fsck see.
             entries = (e for e in entries if e.deleted or e.name_type != "-")
+        if isinstance(self._zones, ExtTimes) and self._ext_encrypt():
+            entries = self._say_encrypted_names(start, entries, mediator)
         yield from entries
+
+    def _say_encrypted_names(self, start: Entry, entries: Iterator[Entry],
+                             mediator: Mediator) -> Iterator[Entry]:
+        """``entries``, with a warning for each folder listed whose names fscrypt encrypts
+        (``EXT4_ENCRYPT_FL``): the names shown are their bytes on the disk (ciphertext), not
+        the names its user saw; fls shows them so too, saying nothing."""
+        assert isinstance(self._zones, ExtTimes)
+        zones = self._zones
+
+        def say(entry: Entry) -> None:
+            if (zones.flags(entry.inode) or 0) & _EXT4_ENCRYPT_FL:
+                mediator.notice(f"{shown(entry.display_path) or '/'}: the names in this folder "
+                                "are encrypted by ext4 (fscrypt): shown as their bytes on the "
+                                "disk (ciphertext), not the names its user saw", level="warning")
+
+        say(start)
+        for entry in entries:
+            yield entry
+            if entry.is_dir and not entry.deleted:
+                say(entry)
 
     def _walk(self, inum: int, prefix: str, *, recursive: bool, selection: Selection,
               mediator: Mediator, stack: list[int], file_names: bool,
