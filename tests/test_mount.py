@@ -182,6 +182,9 @@ def test_file_trees_with_deleted_files_and_times(mounted: Path, disks: Disks) ->
 
     assert abs(st.st_mtime - datetime.fromisoformat(modified).timestamp()) < 1e-3
     assert (files / "5" / "home" / "ana" / "link").read_bytes() == b"notes.txt"
+    # a time the evidence does not record (FAT's virtual $MBR) is the epoch, never the image
+    # file's own time
+    assert (files / "4" / "$MBR").stat().st_mtime == 0
 
 
 def test_every_write_is_refused_and_evidence_untouched(mounted: Path, disks: Disks) -> None:

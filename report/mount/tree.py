@@ -111,6 +111,10 @@ class Stamp:
                      ns(times.changed, default.ctime))
 
 
+#: The stamp of a time the evidence does not record.
+NO_TIME = Stamp(0, 0, 0)
+
+
 @dataclass(slots=True)
 class Node:
     """A folder (``children``) or a file (``reader``) of the mount; all read-only. Slotted: a
@@ -390,7 +394,9 @@ class MountTree:
         name = mount_name(entry.name)
         if entry.stream is not None:
             name = f"{name}:{mount_name(entry.stream)}"
-        stamp = Stamp.of(entry.times, self.stamp)
+        # a time the evidence does not record (NTFS $MFT's zeros, FAT's $MBR) is the epoch,
+        # as timeline writes it, never the image file's own time
+        stamp = Stamp.of(entry.times, NO_TIME)
         mode = entry.mode & 0o555
         if entry.is_dir:
             # The walk gives a folder's entries right after the folder itself, so the latest
