@@ -6,7 +6,9 @@ BitWitness); loop devices are real block devices set up with losetup.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,3 +183,38 @@ def test_restore_refuses_the_device_the_image_came_from(tmp_path: Path, loop: Lo
     result = run_bitwitness("restore", image, dev, "--yes")
     assert result.exit_code == 2
     assert "acquired from" in result.stderr
+
+
+def _losetup(path: Path) -> str:
+    return subprocess.run(["losetup", "--find", "--show", str(path)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_the_evidence_reached_another_way_is_refused(tmp_path: Path) -> None:
+    """The image's logged source is a loop device over a file: restoring onto a second loop
+    device over that file, or onto the file itself (even with --overwrite), writes the
+    evidence as surely as onto the device: refused, the file's bytes unchanged (md5sum)."""
+    require_root()
+    require_tool("losetup")
+    evidence = tmp_path / "evidence.img"
+    evidence.write_bytes(os.urandom(4 << 20))
+    before = hashlib.md5(evidence.read_bytes(), usedforsecurity=False).hexdigest()
+    first = _losetup(evidence)
+    try:
+        acquired = run_bitwitness("acquire", first, "-o", tmp_path / "acq", "--format", "raw")
+        assert acquired.exit_code == 0, acquired.stderr
+        second = _losetup(evidence)
+        try:
+            onto = run_bitwitness("restore", tmp_path / "acq.raw", second, "--yes", "--log",
+                                  tmp_path / "r1")
+        finally:
+            subprocess.run(["losetup", "-d", second], check=False)
+        assert onto.exit_code == 2
+        assert "loop device over the evidence" in onto.stderr
+        itself = run_bitwitness("restore", tmp_path / "acq.raw", evidence, "--yes",
+                                "--overwrite", "--log", tmp_path / "r2")
+        assert itself.exit_code == 2
+        assert "is the evidence this image was acquired from" in itself.stderr
+    finally:
+        subprocess.run(["losetup", "-d", first], check=False)
+    assert hashlib.md5(evidence.read_bytes(), usedforsecurity=False).hexdigest() == before

@@ -45,6 +45,12 @@ def check_target(target: Path, stream: ImageStream, files: list[Path], *,
             if target.samefile(f):
                 raise RestoreRefusedError(f"{target} is the image itself")
     if stat.S_ISREG(st.st_mode):
+        for evidence in _evidence_files(files):
+            with contextlib.suppress(OSError):
+                if target.samefile(evidence):
+                    raise RestoreRefusedError(
+                        f"{target} is the evidence this image was acquired from "
+                        f"({evidence}); restoring would overwrite it")
         if not overwrite:
             raise OutputExistsError(target)
         return "file"
@@ -83,6 +89,34 @@ def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Pa
             if stat.S_ISBLK(src.st_mode) and src.st_rdev in related:
                 raise RestoreRefusedError(f"{target} is the device this image was acquired from "
                                           f"({source}); restoring would overwrite the evidence")
+    backing = device.backing_file if device is not None else ""
+    for evidence in _evidence_files(files) if backing else ():
+        with contextlib.suppress(OSError):
+            if Path(backing).samefile(evidence):
+                raise RestoreRefusedError(
+                    f"{target} is a loop device over the evidence this image was acquired "
+                    f"from ({evidence}); restoring would overwrite it")
+
+
+def _evidence_files(files: list[Path]) -> list[Path]:
+    """The files the image's logged source is: the source itself when it was a file, the
+    file behind it when it was a loop device (still attached). The evidence reached another
+    way (a second loop device over it, the file itself) must be refused as the device is."""
+    source = _logged_source(files)
+    if source is None:
+        return []
+    from bitwitness.acquire.devices import describe_devnum
+
+    found: list[Path] = []
+    with contextlib.suppress(OSError):
+        src = Path(source).stat()
+        if stat.S_ISREG(src.st_mode):
+            found.append(Path(source))
+        elif stat.S_ISBLK(src.st_mode):
+            device = describe_devnum(src.st_rdev)
+            if device is not None and device.backing_file:
+                found.append(Path(device.backing_file))
+    return found
 
 
 def _logged_source(files: list[Path]) -> str | None:
