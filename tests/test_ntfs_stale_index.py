@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -96,3 +97,43 @@ def test_their_content_is_refused_not_another_files(volume: Path, tmp_path: Path
     assert kept == sorted(p.name for p in (recovered / "big").iterdir())
     for path in (out / "big").iterdir():
         assert re.fullmatch(rb"orig \d+\n", path.read_bytes()), path
+
+
+def test_a_name_left_in_a_freed_index_block_of_a_deleted_file_is_that_deleted_file(
+        tmp_path: Path) -> None:
+    """Files removed from a folder leave their names in index blocks the folder frees; where
+    the MFT record was freed too and not reused (its sequence number the name's plus one, as
+    NTFS counts it on deletion), the name is the deleted file's: listed deleted, its content
+    read as icat reads it and ntfsundelete recovers it. It was listed as a live stale name
+    (r/-) and its content refused."""
+    require_root()
+    require_tool("mkntfs", "ntfs-3g", "fls", "icat", "ntfsundelete")
+    if not Path("/dev/fuse").exists():
+        pytest.skip("no /dev/fuse")
+    image = tmp_path / "ntfs.img"
+    with fsimages.fresh_ntfs(image, 64 << 20, tmp_path / "m") as mountpoint:
+        folder = mountpoint / "dir"
+        folder.mkdir()
+        for number in range(1, 301):
+            (folder / f"file_{number}.txt").write_bytes(f"{number}\n".encode())
+        subprocess.run(["sync"], check=False)
+        for removed in folder.glob("file_1[0-9][0-9].txt"):
+            removed.unlink()
+    recovered = {line.split()[-1] for line in _run("ntfsundelete", "-s", image).splitlines()
+                 if line.split() and line.split()[-1].startswith("file_1")}
+    assert len(recovered) == 100
+    listing = run_bitwitness("ls", "--all", "--json", image, "/dir")
+    assert listing.exit_code == 0, listing.stderr
+    entries = listing.json()["entries"]
+    deleted = {e["name"]: e for e in entries if e["deleted"]}
+    assert set(deleted) == recovered
+    assert not [e for e in entries if not e["deleted"] and e["name"] in recovered]
+    for name in ("file_100.txt", "file_149.txt", "file_199.txt"):
+        inode = deleted[name]["inode"]
+        theirs = subprocess.run(["icat", str(image), inode], capture_output=True,
+                                check=True).stdout
+        ours = subprocess.run([sys.executable, "-m", "bitwitness", "cat", str(image),
+                               f"/dir/{name}"], capture_output=True, check=False)
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout == theirs == name.removeprefix("file_").removesuffix(".txt").encode()\
+            + b"\n"

@@ -473,7 +473,8 @@ class FileSystem:
         :meth:`_meta_file` opens for it joins the record (:meth:`_with_inode`), so it takes
         the record way too, not the general one that opens every name of its folder again."""
         if self._ntfs and record[0] is not None:
-            listed = record if record[RECORD_META] is not None else self._with_inode(record)
+            listed = record if record[RECORD_META] is not None else self._with_inode(
+                record, lambda: int(folder.file(index).info.name.meta_seq))
             if listed is not None:
                 entries = self._ntfs_record_entries(listed, folder.prefix,
                                                     file_names=file_names)
@@ -482,15 +483,19 @@ class FileSystem:
                     return entries, first, _record_enters(listed)
         return self._general_entries(folder, index, mediator, file_names=file_names)
 
-    def _with_inode(self, record: Record) -> Record | None:
+    def _with_inode(self, record: Record, name_seq: Callable[[], int]) -> Record | None:
         """``record`` of a name TSK loaded no inode for, with the inode :meth:`_meta_file`
         opens for the name (its fields and attributes, :func:`~.tsk.inode_fields`); None where
-        it opens none."""
-        opened = self._inode_of(record[1], record[2])
+        it opens none. A live-looking name whose file was deleted (:meth:`_inode_of`) becomes
+        the deleted name it is."""
+        opened = self._inode_of(record[1], record[2], name_seq)
         if opened is None:
             return None
-        return (*record[:RECORD_META], *inode_fields(opened, opened.info.meta,
-                                                     attributes=True))
+        flags = record[2]
+        if flags & _NAME_ALLOC:  # a name left in a freed index block: its file is deleted
+            flags = (flags & ~_NAME_ALLOC) | _NAME_UNALLOC
+        return (*record[:2], flags, *record[3:RECORD_META],
+                *inode_fields(opened, opened.info.meta, attributes=True))
 
     def _dot_record_streams(self, folder: _RecordFolder, index: int, record: Record,
                             selection: Selection) -> list[Entry]:
@@ -786,27 +791,42 @@ class FileSystem:
         if info.meta is not None:
             return file
         name = name if name is not None else info.name
-        opened = self._inode_of(int(name.meta_addr), int(name.flags))
+        opened = self._inode_of(int(name.meta_addr), int(name.flags),
+                                lambda: int(name.meta_seq))
         return opened if opened is not None else file
 
-    def _inode_of(self, addr: int, name_flags: int) -> Any | None:
+    def _inode_of(self, addr: int, name_flags: int,
+                  name_seq: Callable[[], int] | None = None) -> Any | None:
         """The inode a deleted name (its meta address and flags) points at, opened by address
         (``open_meta``: no sequence number compared, as fls, icat and istat read it); None
         where the name points at none (address 0, or out of range) or TSK opens no inode there.
 
-        None too for a name TSK lists as allocated but gave no inode: on NTFS, a name whose
-        sequence number is not its MFT record's (a stale entry of an index block the folder
-        no longer uses, the record since given to another file). ``fls`` prints it ``r/-``;
-        opened by address it passed for a live file holding the other file's bytes."""
-        if name_flags & _NAME_ALLOC or not addr \
-                or not self.first_inum <= addr <= self.last_inum:
+        A name TSK lists as allocated but gave no inode, on NTFS, is a name whose sequence
+        number is not its MFT record's: an entry of an index block the folder no longer uses.
+        Its record is the file's own, deleted, where the record is free and its sequence
+        number is the name's plus one (NTFS counts it up when it frees a record): opened, as
+        icat and ntfsundelete read it (the caller makes the name a deleted one). Otherwise
+        (``name_seq`` not given, the record in use by another file or freed again after that)
+        it is a stale name, None: ``fls`` prints it ``r/-``; opened by address it passed for a
+        live file holding the other file's bytes."""
+        if not addr or not self.first_inum <= addr <= self.last_inum:
+            return None
+        if name_flags & _NAME_ALLOC and (not self._ntfs or name_seq is None):
             return None
         try:
             with tsk_errors(self.image, f"open inode {addr}"):
                 opened = self._fs.open_meta(inode=addr)
         except FileSystemError:
             return None
-        return opened if opened.info.meta is not None else None
+        meta = opened.info.meta
+        if meta is None:
+            return None
+        if name_flags & _NAME_ALLOC:
+            assert name_seq is not None
+            freed = bool(int(meta.flags) & _META_UNALLOC)
+            if not (freed and int(meta.seq) == (name_seq() + 1) & 0xFFFF):
+                return None  # a stale name: the record is another file's
+        return opened
 
     @staticmethod
     def _descends(file: Any, meta_file: Any, entry: Entry) -> bool:
@@ -1129,6 +1149,8 @@ class FileSystem:
         if meta is not None:
             deleted = bool(name_flags & _NAME_UNALLOC) if name is not None else bool(
                 int(meta.flags) & _META_UNALLOC)
+            if not deleted and meta_file is not None and int(meta.flags) & _META_UNALLOC:
+                deleted = True  # a name left in a freed NTFS index block (see _inode_of)
             realloc = deleted and bool(int(meta.flags) & _META_ALLOC)
             inode = int(name.meta_addr) if name is not None else int(meta.addr)
             if times is None:
