@@ -218,3 +218,31 @@ def test_the_evidence_reached_another_way_is_refused(tmp_path: Path) -> None:
     finally:
         subprocess.run(["losetup", "-d", first], check=False)
     assert hashlib.md5(evidence.read_bytes(), usedforsecurity=False).hexdigest() == before
+
+
+def test_a_failed_write_is_one_error_line_on_stderr(tmp_path: Path) -> None:
+    """A target the kernel marks read-only (blockdev --setro) fails the first write: one
+    ``bitwitness: error:`` line on stderr (it was printed on stdout only, without the prefix),
+    exit 2, the target unchanged."""
+    require_root()
+    require_tool("losetup", "blockdev")
+    source = tmp_path / "s.bin"
+    source.write_bytes(os.urandom(1 << 20))
+    assert run_bitwitness("acquire", source, "-o", tmp_path / "img").exit_code == 0
+    target = tmp_path / "t.img"
+    target.write_bytes(bytes(1 << 20))
+    device = _losetup(target)
+    try:
+        subprocess.run(["blockdev", "--setro", device], check=True)
+        for extra in ((), ("--json",)):
+            done = run_bitwitness("restore", tmp_path / "img.E01", device, "--yes", "--log",
+                                  tmp_path / f"r{len(extra)}", *extra)
+            assert done.exit_code == 2
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1, done.stderr
+            assert lines[0].startswith("bitwitness: error: ")
+            assert "write failed" in lines[0]
+    finally:
+        subprocess.run(["blockdev", "--setrw", device], check=False)
+        subprocess.run(["losetup", "-d", device], check=False)
+    assert target.read_bytes() == bytes(1 << 20)

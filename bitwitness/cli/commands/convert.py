@@ -11,6 +11,7 @@ from bitwitness.cli.image_options import format_option, max_media_option
 from bitwitness.cli.output import (
     PIECE_SIZE,
     check_output_path,
+    error_line,
     escape,
     json_option,
     print_json,
@@ -120,4 +121,6 @@ def command(ctx: click.Context, *, image: Path, base: Path, to: str, split: int 
         raise Interrupted(f"interrupted: the output is left unfinished and marked so in "
                           f"{result.log_json}")
     if result.exit_code is not ExitCode.OK:
+        if result.error:  # the one error line on stderr, as every command's
+            error_line(result.error)
         ctx.exit(int(result.exit_code))

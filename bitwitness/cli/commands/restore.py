@@ -9,13 +9,13 @@ import click
 
 from bitwitness.cli.image_options import format_option, max_media_option
 from bitwitness.cli.output import (
+    error_line,
     escape,
     json_option,
     print_json,
     reference_sentence,
     render_proofs,
     stamp_documents,
-    stderr,
     stdout,
     to_jsonable,
 )
@@ -80,8 +80,8 @@ def command(ctx: click.Context, *, image: Path, target: Path, verify: bool, yes:
         raise Interrupted(f"interrupted: {target} holds {result.bytes_written} of "
                           f"{result.media_size} bytes; see {result.log_json}")
     if result.exit_code is not ExitCode.OK:
-        if result.error and as_json:
-            stderr.print(f"error: {escape(result.error)}")
+        if result.error:  # the one error line on stderr, as every command's
+            error_line(result.error)
         ctx.exit(int(result.exit_code))
 
 
