@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_disk_bytes, pyewf_media, require_tool
+from conftest import make_disk_bytes, pyewf_media, require_root, require_tool, run_bitwitness
 
 from bitwitness.errors import IncompleteImageError, UsageError
 from bitwitness.ewf import (
@@ -167,3 +167,44 @@ def test_resume_keeps_complete_groups_in_the_last_segment(tmp_path: Path,
     durable = finish(base, None)
     assert durable == (in_first + 8) * CHUNK  # E01 whole + the one finished group of E02
     check_finished(base)
+
+
+def test_resume_after_a_full_disk_replaces_the_empty_next_segment(tmp_path: Path) -> None:
+    """A destination that fills leaves the next segment created but empty (0 bytes, no file
+    header); --resume then stopped on it ("already exists (use --overwrite...)", and
+    --overwrite did not help). The empty file is no segment: resume writes it. The set then
+    verifies (ewfverify) and holds the source (libewf's reading of it)."""
+    require_root()
+    require_tool("mkfs.ext4", "resize2fs", "e2fsck", "ewfverify")
+    source = tmp_path / "src.bin"
+    source.write_bytes(make_disk_bytes(20 << 20, 7))
+    disk = tmp_path / "dest.img"
+    subprocess.run(["truncate", "-s", "8M", str(disk)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(disk)], check=True)
+    mounted = tmp_path / "dest"
+    mounted.mkdir()
+    args = ("acquire", source, "-o", mounted / "h", "--compress", "none",
+            "--segment-size", "2MiB")
+    subprocess.run(["mount", "-o", "loop", str(disk), str(mounted)], check=True)
+    try:
+        full = run_bitwitness(*args)
+        assert full.exit_code == 2
+        assert "full" in full.stderr
+        empty = [p for p in mounted.glob("h.E*") if p.stat().st_size == 0]
+        assert empty, "the full disk must leave an empty next segment for this test"
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    subprocess.run(["truncate", "-s", "40M", str(disk)], check=True)
+    subprocess.run(["e2fsck", "-fy", str(disk)], capture_output=True, check=False)
+    subprocess.run(["resize2fs", str(disk)], capture_output=True, check=True)
+    subprocess.run(["mount", "-o", "loop", str(disk), str(mounted)], check=True)
+    try:
+        resumed = run_bitwitness(*args, "--resume")
+        assert resumed.exit_code == 0, resumed.stderr
+        verified = subprocess.run(["ewfverify", "-q", str(mounted / "h.E01")],
+                                  capture_output=True, text=True, check=False)
+        assert "SUCCESS" in verified.stdout
+        media = pyewf_media(mounted / "h.E01")
+        assert md5hex(media) == md5hex(source.read_bytes())
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)

@@ -216,6 +216,12 @@ class EwfWriter:
         self._volume_offsets = list(point.volume_offsets)
         for path in point.drop:
             path.unlink()
+        following = segment_path(self.base, len(self._paths) + 1)
+        with contextlib.suppress(FileNotFoundError):
+            if following.stat().st_size < st.FILE_HEADER_SIZE:
+                # the segment a full disk stopped before its file header was whole (0 bytes):
+                # no segment (the reader skips it), and the one this run writes next
+                following.unlink()
         if point.continue_at is None:
             self._open_segment()
             return
