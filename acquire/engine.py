@@ -344,11 +344,43 @@ def _check_outputs(run: _Run, facts: SourceFacts) -> None:
     check_destination(facts, planned, stream_files)
     if len({s.base for s in run.sinks}) != len(run.sinks):
         raise UsageError("--second-output must differ from the output base")
-    if req.resume or req.overwrite:
+    if req.resume:
         return
-    for path in planned:
+    stale = [path for sink in run.sinks for path in _other_outputs(sink.base)
+             if path not in planned and path.exists()]
+    if req.overwrite:
+        for path in stale:  # a former acquisition's to this base, in another format
+            for member in _whole_set(path):
+                member.unlink(missing_ok=True)
+        return
+    for path in [*planned, *stale]:
         if path.exists():
             raise OutputExistsError(path)
+
+
+#: What an acquisition to BASE writes in some format: an image of another format, or hash
+#: sidecars, left beside a new one would be taken for its pieces or its record (verify found
+#: a raw acquisition's BASE.md5 and called the new E01 of another source a MISMATCH).
+_OUTPUT_SUFFIXES = (".raw", ".raw.partial", ".md5", ".sha1", ".sha256", ".E01", ".001",
+                    ".001.partial", ".json", ".txt")
+
+
+def _other_outputs(base: Path) -> list[Path]:
+    return [base.with_name(base.name + suffix) for suffix in _OUTPUT_SUFFIXES]
+
+
+def _whole_set(first: Path) -> list[Path]:
+    """``first`` and, for the first piece of an E01 or split raw set, every piece of it:
+    replaced by another format, a set must not be left without its first piece."""
+    from bitwitness.ewf.naming import set_members
+    from bitwitness.images.splitraw import split_pieces
+
+    if first.suffix == ".E01":
+        return sorted(set_members(first).values()) or [first]
+    if first.name.endswith((".001", ".001.partial")):
+        with contextlib.suppress(BitWitnessError):
+            return split_pieces(first) or [first]
+    return [first]
 
 
 def _worst(items: tuple[Verification, ...]) -> Verification | None:

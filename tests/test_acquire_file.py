@@ -228,3 +228,29 @@ def test_every_e01_segment_is_logged_with_its_file_hash(tmp_path: Path) -> None:
     check = subprocess.run(["ewfverify", "-q", str(segments[0])], capture_output=True, text=True,
                            check=False)
     assert check.returncode == 0, check.stdout
+
+
+def test_a_former_acquisition_of_another_format_is_no_part_of_the_new_one(tmp_path: Path) -> None:
+    """A raw acquisition's BASE.raw and BASE.md5 left where an E01 of another source is then
+    written: they were taken for the new image's record (verify: MISMATCH against the stale
+    sidecar, while ewfverify said SUCCESS). Without --overwrite the new acquisition refuses,
+    naming them; with it they go, a split set whole, and the new image verifies."""
+    first, second = tmp_path / "a.bin", tmp_path / "b.bin"
+    first.write_bytes(make_disk_bytes(3 << 20, 1))
+    second.write_bytes(make_disk_bytes(4 << 20, 2))
+    out = tmp_path / "o"
+    out.mkdir()
+    assert run_bitwitness("acquire", first, "-o", out / "r", "--format", "raw", "--split",
+                          "1MiB").exit_code == 0
+    (out / "r.json").unlink()
+    (out / "r.txt").unlink()
+    refused = run_bitwitness("acquire", second, "-o", out / "r")
+    assert refused.exit_code == 2
+    assert "r.001 already exists" in refused.stderr or "r.md5 already exists" in refused.stderr
+    assert not (out / "r.E01").exists()
+    replaced = run_bitwitness("acquire", second, "-o", out / "r", "--overwrite")
+    assert replaced.exit_code == 0, replaced.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["r.E01", "r.json", "r.txt"]
+    verified = run_bitwitness("verify", out / "r.E01")
+    assert verified.exit_code == 0, verified.stdout
+    assert "verdict: VERIFIED" in verified.stdout
