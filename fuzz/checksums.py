@@ -2,7 +2,7 @@
 
 E01 descriptors, tables, volume, hash, digest and error2 sections each carry an Adler-32, VHD
 footers and dynamic headers a one's-complement sum, VHDX headers, region tables and log entries
-a CRC-32C,
+a CRC-32C, an LVM2 label, metadata area header and text LVM's CRC-32,
 Ex01 section descriptors, sector tables and hashes an Adler-32, a UDIF trailer its data fork's
 CRC-32; a random mutation almost always breaks
 them, and the parser then stops at the first check. These functions recompute every checksum
@@ -260,8 +260,46 @@ def fix_udf(data: bytes) -> bytes:
     return bytes(out)
 
 
+_LVM_CRC = 0xF597A6CF
+_LVM_MAGIC = b" LVM2 x[5A%r0N*>"
+
+
+def _lvm_crc(data: bytes | bytearray) -> int:
+    """LVM's CRC-32: from 0xF597A6CF, without zlib's inversions."""
+    return zlib.crc32(data, _LVM_CRC ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+
+
+def fix_lvm2(data: bytes) -> bytes:
+    """An LVM2 physical volume's label (sector 0-3), its first metadata area header and the
+    committed text that header points at (partition tables' target: a PV is one of the
+    volumes the tree reads)."""
+    out = bytearray(data)
+    for at in range(0, min(len(out), 2048), 512):
+        if out[at:at + 8] != b"LABELONE" or len(out) < at + 512:
+            continue
+        offset = struct.unpack_from("<I", out, at + 20)[0]
+        areas = at + offset + 40
+        while areas + 16 <= at + 512 and struct.unpack_from("<Q", out, areas)[0]:
+            areas += 16  # the data areas, then their terminator
+        areas += 16
+        if areas + 16 <= at + 512:
+            _fix_lvm_area(out, struct.unpack_from("<Q", out, areas)[0])
+        struct.pack_into("<I", out, at + 16, _lvm_crc(out[at + 20:at + 512]))
+    return bytes(out)
+
+
+def _fix_lvm_area(out: bytearray, mda: int) -> None:
+    """The metadata area header at byte ``mda`` and the text it points at."""
+    if not (mda > 0 and mda + 512 <= len(out) and out[mda + 4:mda + 20] == _LVM_MAGIC):
+        return
+    text_at, size = struct.unpack_from("<QQ", out, mda + 40)
+    if 0 < size <= len(out) and mda + text_at + size <= len(out):
+        struct.pack_into("<I", out, mda + 56, _lvm_crc(out[mda + text_at:mda + text_at + size]))
+    struct.pack_into("<I", out, mda, _lvm_crc(out[mda + 4:mda + 512]))
+
+
 FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd, "vhdx": fix_vhdx, "ewf2": fix_ewf2, "udif": fix_udif,
-          "btrfs": fix_btrfs, "filesystem": fix_udf}
+          "btrfs": fix_btrfs, "filesystem": fix_udf, "partitions": fix_lvm2}
 
 
 def fix(target: str, data: bytes) -> bytes:

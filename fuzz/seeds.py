@@ -343,7 +343,61 @@ def partition_seeds(work: Path) -> dict[str, bytes]:
     seeds["ldm.img"] = _ldm_disk(work)
     if shutil.which("sgdisk"):
         seeds["ldm-gpt.img"] = _ldm_gpt_disk(work)
+    seeds["lvm2-pv.img"] = lvm2_physical_volume()
     return seeds
+
+
+def lvm2_physical_volume() -> bytes:
+    """A small LVM2 physical volume as pvcreate/vgcfgrestore lay it out (label in sector 1, PV
+    header, a metadata area at 4 KiB with its committed text, extents from 64 KiB): one
+    volume group of two logical volumes, one of two segments out of order (what lvextend
+    leaves), one striped over two ranges. Built here, so that the volume tree's LVM reader is
+    fuzzed without device-mapper or root."""
+    from bitwitness.report.browse.lvm2 import LABEL, LABEL_TYPE, MDA_MAGIC, lvm_crc
+
+    extent, pe_start, size = 8 * 1024, 64 * 1024, 256 * 1024
+    uuid = "Imqjr74iHi9YzTns06sbbBQILdw9ND5s"
+    dashed = "-".join((uuid[:6], uuid[6:10], uuid[10:14], uuid[14:18], uuid[18:22],
+                       uuid[22:26], uuid[26:]))
+    text = ('vgfuzz {\nid = "Z9dwXN-3RJq-6GQt-Gvr9-0DqK-qY0e-ZlHm3G"\nseqno = 3\n'
+            'format = "lvm2"\nstatus = ["RESIZEABLE", "READ", "WRITE"]\nflags = []\n'
+            f'extent_size = {extent // 512}\nmax_lv = 0\nmax_pv = 0\nmetadata_copies = 0\n'
+            f'physical_volumes {{\npv0 {{\nid = "{dashed}"\ndevice = "/dev/loop0"\n'
+            f'status = ["ALLOCATABLE"]\nflags = []\ndev_size = {size // 512}\n'
+            f'pe_start = {pe_start // 512}\npe_count = {(size - pe_start) // extent}\n}}\n}}\n'
+            'logical_volumes {\n'
+            'two {\nid = "aaaaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaaaa"\n'
+            'status = ["READ", "WRITE", "VISIBLE"]\nflags = []\nsegment_count = 2\n'
+            'segment1 {\nstart_extent = 0\nextent_count = 2\ntype = "striped"\n'
+            'stripe_count = 1\nstripes = ["pv0", 10]\n}\n'
+            'segment2 {\nstart_extent = 2\nextent_count = 1\ntype = "striped"\n'
+            'stripe_count = 1\nstripes = ["pv0", 3]\n}\n}\n'
+            'wide {\nid = "bbbbbb-bbbb-bbbb-bbbb-bbbb-bbbb-bbbbbb"\n'
+            'status = ["READ", "WRITE", "VISIBLE"]\nflags = []\nsegment_count = 1\n'
+            'segment1 {\nstart_extent = 0\nextent_count = 4\ntype = "striped"\n'
+            'stripe_count = 2\nstripe_size = 8\nstripes = ["pv0", 14, "pv0", 18]\n}\n}\n'
+            '}\n}\ncontents = "Text Format Volume Group"\nversion = 1\n').encode() + b"\0"
+    image = bytearray(size)
+    for n in range(pe_start, size, 512):  # every sector of the data area says where it lies
+        image[n:n + 16] = f"sector {n // 512:08d}".encode()
+    mda_at, mda_size, text_at = 4096, pe_start - 4096, 512
+    image[mda_at + text_at:mda_at + text_at + len(text)] = text
+    header = bytearray(512)
+    header[4:20] = MDA_MAGIC
+    struct.pack_into("<IQQ", header, 20, 1, mda_at, mda_size)
+    struct.pack_into("<QQII", header, 40, text_at, len(text), lvm_crc(text), 0)
+    struct.pack_into("<I", header, 0, lvm_crc(bytes(header[4:])))
+    image[mda_at:mda_at + 512] = header
+    label = bytearray(512)
+    label[:8] = LABEL
+    struct.pack_into("<QI", label, 8, 1, 0)
+    struct.pack_into("<I", label, 20, 32)
+    label[24:32] = LABEL_TYPE
+    label[32:64] = uuid.encode()
+    struct.pack_into("<QQQQQQQQQ", label, 64, size, pe_start, 0, 0, 0, mda_at, mda_size, 0, 0)
+    struct.pack_into("<I", label, 16, lvm_crc(bytes(label[20:])))
+    image[512:1024] = label
+    return bytes(image)
 
 
 def _ldm_gpt_disk(work: Path) -> bytes:

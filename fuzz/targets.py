@@ -992,7 +992,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], None], int]] = {
 }
 
 #: Targets the checksum-keeping mutator applies to (see :mod:`fuzz.checksums`).
-CHECKSUMMED = ("ewf", "vhd", "vhdx", "ewf2", "udif", "btrfs", "filesystem")
+CHECKSUMMED = ("ewf", "vhd", "vhdx", "ewf2", "udif", "btrfs", "filesystem", "partitions")
 
 
 def run_file(target: str, path: Path) -> None:
