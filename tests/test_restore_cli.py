@@ -246,3 +246,28 @@ def test_a_failed_write_is_one_error_line_on_stderr(tmp_path: Path) -> None:
         subprocess.run(["blockdev", "--setrw", device], check=False)
         subprocess.run(["losetup", "-d", device], check=False)
     assert target.read_bytes() == bytes(1 << 20)
+
+
+def test_a_larger_target_says_its_tail_is_left_as_it_was(tmp_path: Path) -> None:
+    """A device larger than the media: its bytes past the media are neither written nor
+    zeroed (cmp: still 0xAA), and the summary and the log say so."""
+    require_root()
+    require_tool("losetup")
+    source = tmp_path / "s.bin"
+    source.write_bytes(os.urandom(1 << 20))
+    assert run_bitwitness("acquire", source, "-o", tmp_path / "img").exit_code == 0
+    target = tmp_path / "t.img"
+    target.write_bytes(b"\xaa" * (2 << 20))
+    device = _losetup(target)
+    try:
+        done = run_bitwitness("restore", tmp_path / "img.E01", device, "--yes", "--log",
+                              tmp_path / "r")
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+    assert done.exit_code == 0, done.stderr
+    said = f"holds {1 << 20} bytes past the media's {1 << 20}: left as they were"
+    assert said in done.stdout
+    assert said in (tmp_path / "r.txt").read_text(encoding="utf-8")
+    data = target.read_bytes()
+    assert data[:1 << 20] == source.read_bytes()
+    assert data[1 << 20:] == b"\xaa" * (1 << 20)

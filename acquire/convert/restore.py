@@ -227,6 +227,12 @@ class _RestoreJob:
         if not checks:
             run["warnings"] = ("no stored or logged hash for this image: the written media "
                                "could not be checked against the image's record",)
+        tail = self.plan.facts.size - self.stream.size
+        if self.plan.kind == "device" and tail > 0:  # a device is written, never cut
+            run["warnings"] = (*run.get("warnings", ()),
+                               f"{self.plan.target} holds {tail} bytes past the media's "
+                               f"{self.stream.size}: left as they were, neither written nor "
+                               "zeroed")
         if errors:
             run["status"] = Status.COMPLETED_WITH_ERRORS
             run["error"] = (f"the image could not be read in full ({sum(c for _, c in errors)} "
