@@ -151,6 +151,8 @@ def _source_doc(facts: SourceFacts) -> dict[str, Any]:
         doc["image_format"] = facts.image_format
     if facts.image_state:
         doc["image_state"] = facts.image_state
+    if facts.device is not None and facts.device.backing_file:
+        doc["backing_file"] = facts.device.backing_file  # a loop device: the file it shows
     return doc
 
 
@@ -262,6 +264,8 @@ def _source_section(lines: list[str], record: LogRecord) -> None:
     _kv(lines, "Source type", facts.kind.value)
     if facts.image_state:
         _kv(lines, "Source state", facts.image_state)
+    if facts.device is not None and facts.device.backing_file:
+        _kv(lines, "Loop device over", facts.device.backing_file)
     _kv(lines, "Source data size", f"{facts.size} bytes")
     _kv(lines, "Bytes per sector (logical)", facts.logical_sector_size)
     _kv(lines, "Bytes per sector (physical)", facts.physical_sector_size)

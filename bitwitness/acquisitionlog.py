@@ -82,6 +82,8 @@ class LoggedSource:
     image_format: str = ""  #: the source's container format when it was an image
     #: the state of that image read when not its current one (a QCOW2 internal snapshot)
     image_state: str = ""
+    #: a loop device's backing file when the acquisition began (``backing_file``); "" for none
+    backing_file: str = ""
     #: the kernel read-only flag (``readonly_flag``: set, was, restored, detail); None: not logged
     readonly_set: bool | None = None
     readonly_was: bool | None = None
@@ -320,6 +322,7 @@ def _source(src: Mapping[str, Any]) -> LoggedSource:
         hpa_checked=bool(hpa_doc.get("checked")) if hpa_doc else None,
         hpa_present=_bool(hpa_doc.get("present")), hpa_detail=_str(hpa_doc.get("detail")),
         image_format=_str(src.get("image_format")), image_state=_str(src.get("image_state")),
+        backing_file=_str(src.get("backing_file")),
         readonly_set=_bool(readonly.get("set")), readonly_was=_bool(readonly.get("was")),
         readonly_restored=_bool(readonly.get("restored")),
         readonly_detail=_str(readonly.get("detail")),

@@ -217,6 +217,13 @@ def test_the_evidence_reached_another_way_is_refused(tmp_path: Path) -> None:
         assert "is the evidence this image was acquired from" in itself.stderr
     finally:
         subprocess.run(["losetup", "-d", first], check=False)
+    # the loop device gone, the log's record of the file behind it still says what it was
+    assert json.loads((tmp_path / "acq.json").read_text())["source"]["backing_file"] == \
+        str(evidence)
+    again = run_bitwitness("restore", tmp_path / "acq.raw", evidence, "--yes", "--overwrite",
+                           "--log", tmp_path / "r3")
+    assert again.exit_code == 2
+    assert "is the evidence this image was acquired from" in again.stderr
     assert hashlib.md5(evidence.read_bytes(), usedforsecurity=False).hexdigest() == before
 
 

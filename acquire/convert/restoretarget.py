@@ -100,14 +100,17 @@ def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Pa
 
 def _evidence_files(files: list[Path]) -> list[Path]:
     """The files the image's logged source is: the source itself when it was a file, the
-    file behind it when it was a loop device (still attached). The evidence reached another
-    way (a second loop device over it, the file itself) must be refused as the device is."""
-    source = _logged_source(files)
-    if source is None:
+    file behind it when it was a loop device (as the log records it, or as the device still
+    attached shows it). The evidence reached another way (a second loop device over it, the
+    file itself) must be refused as the device is."""
+    logged = _logged(files)
+    if logged is None:
         return []
     from bitwitness.acquire.devices import describe_devnum
 
-    found: list[Path] = []
+    source = logged.path
+    # the file behind a loop device as the log recorded it (the loop may be gone since)
+    found: list[Path] = [Path(logged.backing_file)] if logged.backing_file else []
     with contextlib.suppress(OSError):
         src = Path(source).stat()
         if stat.S_ISREG(src.st_mode):
@@ -121,16 +124,22 @@ def _evidence_files(files: list[Path]) -> list[Path]:
 
 def _logged_source(files: list[Path]) -> str | None:
     """``source.path`` of the image's acquisition log (``BASE.json`` next to it), if any."""
+    logged = _logged(files)
+    return logged.path if logged is not None else None
+
+
+def _logged(files: list[Path]) -> acquisitionlog.LoggedSource | None:
+    """The ``source`` of the image's acquisition log (``BASE.json`` next to it), if any."""
     first = files[0]
     for stem in (first.name, first.stem):
         log = first.with_name(stem + ".json")
         if log.is_file() and log.stat().st_size < (8 << 20):
             try:
-                path = acquisitionlog.load(log).source.path
+                source = acquisitionlog.load(log).source
             except acquisitionlog.LogFormatError:
                 continue
-            if path:
-                return path
+            if source.path:
+                return source
     return None
 
 
