@@ -538,8 +538,16 @@ class _AcquireJob:
                        bytes_read=self.bytes_read)
 
     def stopped(self, pipeline: Pipeline) -> AcquisitionResult:
-        outputs = tuple(o for s in self.run.sinks for o in _abort(s))
         errors, done = self._progress(pipeline)
+        # what the outputs hold, not what was handed to them: an E01 keeps complete groups
+        # only, so the summary and the log must not claim the group in progress
+        for sink in self.run.sinks:
+            with contextlib.suppress(BitWitnessError, OSError):
+                done = min(done, sink.make_durable())
+        held = -(-done // self.run.sector_size)  # the read errors inside what is held
+        errors = tuple((first, min(count, held - first)) for first, count in errors
+                       if first < held)
+        outputs = tuple(o for s in self.run.sinks for o in _abort(s))
         return _finish(self.run, self.source, Status.INTERRUPTED, INTERRUPTED, outputs=outputs,
                        errors=errors, done=done, bytes_read=pipeline.bytes_read)
 

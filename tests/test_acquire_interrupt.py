@@ -116,6 +116,11 @@ def test_interrupted_e01_is_incomplete_and_resumes_to_a_verified_image(tmp_path:
     verdict = run_bitwitness("verify", tmp_path / "img.E01")
     assert verdict.exit_code == 1
     assert "INCOMPLETE" in verdict.stdout + verdict.stderr
+    # what the log says the image holds is what it holds: complete chunk groups, not the
+    # group in progress when the signal came
+    logged = json.loads((tmp_path / "img.json").read_text())["progress"]["media_bytes_done"]
+    held = run_bitwitness("info", "--json", tmp_path / "img.E01").json()
+    assert logged == held["readable_media_size"]
 
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--resume", "--json")
     assert res.exit_code == 0, res.stderr
