@@ -220,3 +220,19 @@ def test_convert_refuses_a_killed_set(tmp_path: Path, complete_set: list[Path]) 
     assert "sectors" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("out*"))
+
+
+@pytest.mark.parametrize("kept", [0, 4, 12])
+def test_a_first_segment_stopped_before_its_file_header_is_incomplete(tmp_path: Path,
+                                                                      kept: int) -> None:
+    """A destination full on the first segment leaves it created with none or part of its
+    13-byte file header: INCOMPLETE (an unfinished write), not CORRUPT; a file that is no
+    header's beginning is still not a segment."""
+    first = tmp_path / "img.E01"
+    first.write_bytes(b"EVF\x09\x0d\x0a\xff\x00\x01\x01\x00\x00\x00"[:kept])
+    verify = run_bitwitness("verify", first, "--json")
+    assert verify.exit_code == ExitCode.EVIDENCE
+    assert verify.json()["images"][0]["verdict"] == "INCOMPLETE"
+    other = tmp_path / "other.E01"
+    other.write_bytes(b"not an E01")
+    assert run_bitwitness("verify", other, "--json").json()["images"][0]["verdict"] == "CORRUPT"

@@ -175,6 +175,11 @@ def _header_number(path: Path) -> int:
                         (st.LEF2_MAGIC, "logical EWF2 (Lx01)")):
         if head.startswith(magic):
             raise UnsupportedFormatError(f"{path}: {what} is not read by BitWitness's own reader")
+    if len(head) < st.FILE_HEADER_SIZE and st.pack_file_header(1).startswith(head):
+        # created, then stopped before its 13-byte file header was whole (a disk full on the
+        # first segment): an unfinished write, not damage
+        raise IncompleteImageError(f"{path.name} holds no segment yet ({len(head)} bytes, less "
+                                   "than a file header: the write stopped there)", path=path)
     try:
         return st.unpack_file_header(head)
     except ValueError as exc:
