@@ -346,16 +346,28 @@ def _check_outputs(run: _Run, facts: SourceFacts) -> None:
         raise UsageError("--second-output must differ from the output base")
     if req.resume:
         return
-    stale = [path for sink in run.sinks for path in _other_outputs(sink.base)
-             if path not in planned and path.exists()]
-    if req.overwrite:
-        for path in stale:  # a former acquisition's to this base, in another format
-            for member in _whole_set(path):
-                member.unlink(missing_ok=True)
-        return
-    for path in [*planned, *stale]:
+    stale = _stale_outputs(run, facts, planned, stream_files)
+    for path in ([] if req.overwrite else [*planned, *stale]):
         if path.exists():
             raise OutputExistsError(path)
+
+
+def _stale_outputs(run: _Run, facts: SourceFacts, planned: list[Path],
+                   stream_files: list[Path]) -> list[Path]:
+    """A former acquisition's outputs to the bases of this one in another format (see
+    :data:`_OUTPUT_SUFFIXES`), never the evidence itself (an image named BASE.raw being
+    acquired to BASE): with ``--overwrite`` removed here, whole sets; else to be refused."""
+    evidence = [Path(facts.path), *stream_files]
+    if facts.device is not None and facts.device.backing_file:
+        evidence.append(Path(facts.device.backing_file))
+    stale = [path for sink in run.sinks for path in _other_outputs(sink.base)
+             if path not in planned and path.exists() and not _is_any(path, evidence)]
+    if run.request.overwrite:
+        for path in stale:
+            for member in _whole_set(path):
+                if not _is_any(member, evidence):
+                    member.unlink(missing_ok=True)
+    return stale
 
 
 #: What an acquisition to BASE writes in some format: an image of another format, or hash
@@ -363,6 +375,15 @@ def _check_outputs(run: _Run, facts: SourceFacts) -> None:
 #: a raw acquisition's BASE.md5 and called the new E01 of another source a MISMATCH).
 _OUTPUT_SUFFIXES = (".raw", ".raw.partial", ".md5", ".sha1", ".sha256", ".E01", ".001",
                     ".001.partial", ".json", ".txt")
+
+
+def _is_any(path: Path, files: list[Path]) -> bool:
+    """Whether ``path`` is one of ``files`` (the same file, by any name)."""
+    for other in files:
+        with contextlib.suppress(OSError):
+            if path.samefile(other):
+                return True
+    return False
 
 
 def _other_outputs(base: Path) -> list[Path]:

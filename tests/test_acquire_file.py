@@ -254,3 +254,15 @@ def test_a_former_acquisition_of_another_format_is_no_part_of_the_new_one(tmp_pa
     verified = run_bitwitness("verify", out / "r.E01")
     assert verified.exit_code == 0, verified.stdout
     assert "verdict: VERIFIED" in verified.stdout
+
+
+def test_the_evidence_named_like_a_former_output_is_never_removed(tmp_path: Path) -> None:
+    """An image disk.raw acquired to the base disk (E01): disk.raw is the source, not a former
+    raw output, and stays whole, --overwrite or not."""
+    source = tmp_path / "disk.raw"
+    data = make_disk_bytes(2 << 20, 3)
+    source.write_bytes(data)
+    for extra in ((), ("--overwrite",)):
+        done = run_bitwitness("acquire", source, "-o", tmp_path / "disk", *extra)
+        assert done.exit_code == 0, done.stderr
+        assert source.read_bytes() == data
