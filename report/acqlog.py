@@ -106,6 +106,7 @@ def source_facts(log: AcquisitionLog) -> SourceFacts:
         hpa_present=src.hpa_present,
         hpa_detail=src.hpa_detail,
         image_format=src.image_format, image_state=src.image_state,
+        backing_file=src.backing_file,
         readonly_set=src.readonly_set,
         readonly_was=src.readonly_was,
         readonly_restored=src.readonly_restored,

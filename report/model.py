@@ -72,6 +72,7 @@ class SourceFacts:
     image_format: str = ""  #: the source's container format when it was an image (``ewf``, ...)
     #: the state of that image read when not its current one (a QCOW2 internal snapshot)
     image_state: str = ""
+    backing_file: str = ""  #: a loop device's backing file ("" for none)
     readonly_set: bool | None = None  #: the kernel read-only flag was set for the acquisition
     readonly_was: bool | None = None  #: it was already set before
     readonly_restored: bool | None = None

@@ -73,6 +73,7 @@ def source_rows(src: SourceFacts) -> Rows:
         ("Kind", text(src.kind)),
         *((("Image format", src.image_format),) if src.image_format else ()),
         *((("Image state", src.image_state),) if src.image_state else ()),
+        *((("Loop device over", src.backing_file),) if src.backing_file else ()),
         ("Vendor / model", " ".join(p for p in (src.vendor, src.model) if p) or "-"),
         ("Serial number", text(src.serial)),
         ("Transport", text(src.transport)),

@@ -46,3 +46,27 @@ def test_an_image_source_shows_its_format(tmp_path: Path) -> None:
     plain = source_facts(load(tmp_path / "plain.json"))
     assert plain.image_format == ""
     assert "Image format" not in dict(text.source_rows(plain))
+
+
+def test_a_loop_device_source_shows_its_backing_file(tmp_path: Path) -> None:
+    """Acquiring a loop device: the log records the file behind it and the report's source
+    rows say it (losetup's own listing is the reference)."""
+    from conftest import require_root
+
+    require_root()
+    require_tool("losetup")
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(bytes(range(256)) * 4096)
+    device = subprocess.run(["losetup", "-f", "--show", str(backing)], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    try:
+        listed = subprocess.run(["losetup", "-n", "-O", "BACK-FILE", device],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        result = run_bitwitness("acquire", device, "-o", tmp_path / "img", "--format", "raw",
+                                "--json")
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+    assert result.exit_code == 0, result.output
+    facts = source_facts(load(tmp_path / "img.json"))
+    assert facts.backing_file == listed == str(backing)
+    assert ("Loop device over", str(backing)) in text.source_rows(facts)
