@@ -101,49 +101,63 @@ def _entries(stream: ImageStream, sector: int,
 _Entries = list[tuple[bytes, int, int, str, int]]
 
 
+def _entry_array(stream: ImageStream, sector: int,
+                 head: bytes) -> tuple[bytes | None, str]:
+    """The entry array ``head`` points at, its sizes checked (at most 8192 * 1024 bytes read),
+    or None and why not; its CRC32 is the caller's to check."""
+    entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
+    if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
+            or not 0 < count <= MAX_ENTRIES):
+        return None, f"its entry array ({count} entries of {entry_size} bytes) is not valid"
+    table = stream.pread(entries_at * sector, count * entry_size)
+    if len(table) < count * entry_size:
+        return None, f"its entry array at sector {entries_at} lies past the end of the image"
+    return table, ""
+
+
+def _decoded(table: bytes, entry_size: int) -> _Entries:
+    """Every entry of ``table`` that has a type (type, first, last, name, number), those whose
+    last sector lies before their first included."""
+    found = []
+    for number in range(len(table) // entry_size):
+        kind, _, first, last, _, name = _ENTRY.unpack_from(table, number * entry_size)
+        if kind != bytes(16):
+            text = name.decode("utf-16-le", "replace").split("\0", 1)[0]
+            found.append((kind, first, last, text, number))
+    return found
+
+
+def _used(entries: _Entries) -> _Entries:
+    """The entries that are partitions: a last sector before the first is none."""
+    return [entry for entry in entries if entry[2] >= entry[1]]
+
+
 def _table(stream: ImageStream, sector: int,
            lba: int) -> tuple[tuple[bytes, _Entries] | None, str]:
     """:func:`_entries`, or None and what fails (``""``: no GPT signature at ``lba``)."""
     head, why = _header_why(stream, sector, lba)
     if head is None:
         return None, why
-    (_, _, _, _, _, _, _, _, _, _, entries_at, count, entry_size,
-     entries_crc) = _HEADER.unpack_from(head)
-    if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
-            or not 0 < count <= MAX_ENTRIES):
-        return None, f"its entry array ({count} entries of {entry_size} bytes) is not valid"
-    table = stream.pread(entries_at * sector, count * entry_size)  # at most 8192 * 1024 bytes
-    if len(table) < count * entry_size:
-        return None, f"its entry array at sector {entries_at} lies past the end of the image"
+    table, why = _entry_array(stream, sector, head)
+    if table is None:
+        return None, why
+    entries_at, entry_size, entries_crc = (_HEADER.unpack_from(head)[i] for i in (10, 12, 13))
     if zlib.crc32(table) != entries_crc:
         return None, f"its entry array's CRC32 (at sector {entries_at}) does not match"
-    used = []
-    for number in range(count):
-        kind, _, first, last, _, name = _ENTRY.unpack_from(table, number * entry_size)
-        if kind == bytes(16) or last < first:
-            continue
-        text = name.decode("utf-16-le", "replace").split("\0", 1)[0]
-        used.append((kind, first, last, text, number))
-    return (head, used), ""
+    return (head, _used(_decoded(table, entry_size))), ""
 
 
 def _backwards(stream: ImageStream, sector: int, lba: int) -> list[str]:
     """Entries of the GPT at ``lba`` whose last sector lies before their first: no tool can
     read such a partition (TSK lists it with a length that wraps round 2^64)."""
     head = _header(stream, sector, lba)
-    if head is None:
+    table = None if head is None else _entry_array(stream, sector, head)[0]
+    if head is None or table is None:
         return []
-    entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
-    if entry_size < _ENTRY.size or entry_size % _ENTRY.size or not 0 < count <= MAX_ENTRIES:
-        return []
-    table = stream.pread(entries_at * sector, count * entry_size)
-    said = []
-    for number in range(len(table) // entry_size):
-        kind, _, first, last, _, _ = _ENTRY.unpack_from(table, number * entry_size)
-        if kind != bytes(16) and last < first:
-            said.append(f"GPT entry {number + 1} ends at sector {last}, before it starts "
-                        f"(sector {first}): it is not a partition any system reads")
-    return said
+    return [f"GPT entry {number + 1} ends at sector {last}, before it starts (sector "
+            f"{first}): it is not a partition any system reads"
+            for _, first, last, _, number in _decoded(table, _HEADER.unpack_from(head)[12])
+            if last < first]
 
 
 @dataclass(frozen=True)
@@ -205,18 +219,8 @@ def _table_anyway(stream: ImageStream, sector: int) -> _Entries | None:
     head = stream.pread(sector, sector)
     if len(head) < _HEADER.size or head[:8] != SIGNATURE:
         return None
-    entries_at, count, entry_size = _HEADER.unpack_from(head)[10:13]
-    if (entry_size < _ENTRY.size or entry_size % _ENTRY.size or entry_size > MAX_ENTRY_SIZE
-            or not 0 < count <= MAX_ENTRIES):
-        return None
-    table = stream.pread(entries_at * sector, count * entry_size)
-    used = []
-    for number in range(len(table) // entry_size):
-        kind, _, first, last, _, name = _ENTRY.unpack_from(table, number * entry_size)
-        if kind != bytes(16) and last >= first:
-            text = name.decode("utf-16-le", "replace").split("\0", 1)[0]
-            used.append((kind, first, last, text, number))
-    return used
+    table, _ = _entry_array(stream, sector, head)
+    return None if table is None else _used(_decoded(table, _HEADER.unpack_from(head)[12]))
 
 
 def _differences(shown: _Entries, other: _Entries, names: tuple[str, str],
