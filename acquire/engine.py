@@ -64,6 +64,7 @@ from bitwitness.errors import (
     SourceGoneError,
     UsageError,
 )
+from bitwitness.evidence_io import same_file
 from bitwitness.ewf.options import DEFAULT_SEGMENT_SIZE
 from bitwitness.hashing import DEFAULT_ALGORITHMS, hash_file, parse_algorithms
 from bitwitness.progress import Mediator, ProgressTask
@@ -361,11 +362,11 @@ def _stale_outputs(run: _Run, facts: SourceFacts, planned: list[Path],
     if facts.device is not None and facts.device.backing_file:
         evidence.append(Path(facts.device.backing_file))
     stale = [path for sink in run.sinks for path in _other_outputs(sink.base)
-             if path not in planned and path.exists() and not _is_any(path, evidence)]
+             if path not in planned and path.exists() and same_file(path, evidence) is None]
     if run.request.overwrite:
         for path in stale:
             for member in _whole_set(path):
-                if not _is_any(member, evidence):
+                if same_file(member, evidence) is None:
                     member.unlink(missing_ok=True)
     return stale
 
@@ -375,15 +376,6 @@ def _stale_outputs(run: _Run, facts: SourceFacts, planned: list[Path],
 #: a raw acquisition's BASE.md5 and called the new E01 of another source a MISMATCH).
 _OUTPUT_SUFFIXES = (".raw", ".raw.partial", ".md5", ".sha1", ".sha256", ".E01", ".001",
                     ".001.partial", ".json", ".txt")
-
-
-def _is_any(path: Path, files: list[Path]) -> bool:
-    """Whether ``path`` is one of ``files`` (the same file, by any name)."""
-    for other in files:
-        with contextlib.suppress(OSError):
-            if path.samefile(other):
-                return True
-    return False
 
 
 def _other_outputs(base: Path) -> list[Path]:
@@ -562,9 +554,7 @@ class _AcquireJob:
         errors, done = self._progress(pipeline)
         # what the outputs hold, not what was handed to them: an E01 keeps complete groups
         # only, so the summary and the log must not claim the group in progress
-        for sink in self.run.sinks:
-            with contextlib.suppress(BitWitnessError, OSError):
-                done = min(done, sink.make_durable())
+        done = self._held(done)
         held = -(-done // self.run.sector_size)  # the read errors inside what is held
         errors = tuple((first, min(count, held - first)) for first, count in errors
                        if first < held)
@@ -576,10 +566,16 @@ class _AcquireJob:
         errors, done = self._progress(pipeline)
         if isinstance(exc, SourceGoneError) and (self.run.resume_log is None or self.run.reopened):
             # the drive dropped off: what was read stays, durable, for --resume
-            for sink in self.run.sinks:
-                with contextlib.suppress(BitWitnessError, OSError):
-                    done = min(done, sink.make_durable())
+            done = self._held(done)
         return self._failed(errors, done, exc)
+
+    def _held(self, done: int) -> int:
+        """The media bytes every output holds on disk, at most ``done``: each made durable
+        (an E01 keeps its complete chunk groups only)."""
+        for sink in self.run.sinks:
+            with contextlib.suppress(BitWitnessError, OSError):
+                done = min(done, sink.make_durable())
+        return done
 
     def _progress(self, pipeline: Pipeline) -> tuple[tuple[tuple[int, int], ...], int]:
         """The read errors and the media bytes the outputs hold, for the final log."""

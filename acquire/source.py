@@ -36,6 +36,7 @@ from bitwitness.errors import (
     SourceGoneError,
     UsageError,
 )
+from bitwitness.evidence_io import same_file
 from bitwitness.images.raw import RawStream, device_sector_size, fd_size, open_readonly
 from bitwitness.stream import ImageStream
 
@@ -495,11 +496,9 @@ def check_destination(facts: SourceFacts, outputs: Iterable[Path],
     if facts.kind is SourceKind.FILE:
         evidence_files.append(Path(facts.path))
     for out in outputs:
-        for ev in evidence_files:
-            with contextlib.suppress(OSError):
-                if out.exists() and out.samefile(ev):
-                    raise DestinationError(f"{out} is the evidence itself; choose another output",
-                                           path=out)
+        if same_file(out, evidence_files) is not None:
+            raise DestinationError(f"{out} is the evidence itself; choose another output",
+                                   path=out)
     if facts.kind is not SourceKind.DEVICE:
         return
     st = Path(facts.path).stat()

@@ -183,6 +183,19 @@ def confine_part(folder: Path, name: str, *, what: str) -> Path:
     return candidate
 
 
+def same_file(path: Path | str, candidates: Iterable[Path | str]) -> Path | None:
+    """The first of ``candidates`` that is the file ``path`` (by any name, hard link or
+    symbolic link: the same inode on the same device), or None; a name that cannot be looked
+    up is none of them. How outputs and restore targets are held apart from the evidence."""
+    for candidate in candidates:
+        try:
+            if Path(path).samefile(candidate):
+                return Path(candidate)
+        except OSError:
+            continue
+    return None
+
+
 def check_regular(path: Path, *, what: str) -> None:
     """Refuse a part that is not a regular file (a device or FIFO posing as a segment)."""
     try:

@@ -20,6 +20,7 @@ from bitwitness.acquire.convert.outputs import OutputError, close_synced
 from bitwitness.acquire.sinks import Keep, OutputFile, Resumed, durable_now
 from bitwitness.acquire.verifying import WRITTEN_REFERENCE
 from bitwitness.errors import BitWitnessError, Interrupted, OutputExistsError, UsageError
+from bitwitness.evidence_io import same_file
 from bitwitness.images.raw import fd_size, open_readonly
 from bitwitness.progress import Mediator
 from bitwitness.stream import ImageStream
@@ -40,27 +41,25 @@ def check_target(target: Path, stream: ImageStream, files: list[Path], *,
             raise RestoreRefusedError(f"{target.parent}: folder does not exist")
         return "file"
     st = target.stat()
-    for f in files:
-        with contextlib.suppress(OSError):
-            if target.samefile(f):
-                raise RestoreRefusedError(f"{target} is the image itself")
+    if same_file(target, files) is not None:
+        raise RestoreRefusedError(f"{target} is the image itself")
+    logged = _logged(files)
     if stat.S_ISREG(st.st_mode):
-        for evidence in _evidence_files(files):
-            with contextlib.suppress(OSError):
-                if target.samefile(evidence):
-                    raise RestoreRefusedError(
-                        f"{target} is the evidence this image was acquired from "
-                        f"({evidence}); restoring would overwrite it")
+        evidence = same_file(target, _evidence_files(logged))
+        if evidence is not None:
+            raise RestoreRefusedError(f"{target} is the evidence this image was acquired from "
+                                      f"({evidence}); restoring would overwrite it")
         if not overwrite:
             raise OutputExistsError(target)
         return "file"
     if not stat.S_ISBLK(st.st_mode):
         raise RestoreRefusedError(f"{target} is neither a block device nor a regular file")
-    _check_device(target, st.st_rdev, stream, files)
+    _check_device(target, st.st_rdev, stream, files, logged)
     return "device"
 
 
-def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Path]) -> None:
+def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Path],
+                  logged: acquisitionlog.LoggedSource | None) -> None:
     from bitwitness.acquire.devices import describe_devnum, related_devnums
 
     fd = open_readonly(target)
@@ -79,31 +78,26 @@ def _check_device(target: Path, devnum: int, stream: ImageStream, files: list[Pa
     for f in files:
         if f.stat().st_dev in related:
             raise RestoreRefusedError(f"{target} holds the image file {f}")
-        backing = device.backing_file if device is not None else ""
-        if backing and Path(backing).exists() and Path(backing).samefile(f):
-            raise RestoreRefusedError(f"{target} is a loop device over the image file {f}")
-    source = _logged_source(files)
+    backing = device.backing_file if device is not None else ""
+    if backing and (image := same_file(backing, files)) is not None:
+        raise RestoreRefusedError(f"{target} is a loop device over the image file {image}")
+    source = logged.path if logged is not None else None
     if source is not None:
         with contextlib.suppress(OSError):
             src = Path(source).stat()
             if stat.S_ISBLK(src.st_mode) and src.st_rdev in related:
                 raise RestoreRefusedError(f"{target} is the device this image was acquired from "
                                           f"({source}); restoring would overwrite the evidence")
-    backing = device.backing_file if device is not None else ""
-    for evidence in _evidence_files(files) if backing else ():
-        with contextlib.suppress(OSError):
-            if Path(backing).samefile(evidence):
-                raise RestoreRefusedError(
-                    f"{target} is a loop device over the evidence this image was acquired "
-                    f"from ({evidence}); restoring would overwrite it")
+    if backing and (evidence := same_file(backing, _evidence_files(logged))) is not None:
+        raise RestoreRefusedError(f"{target} is a loop device over the evidence this image was "
+                                  f"acquired from ({evidence}); restoring would overwrite it")
 
 
-def _evidence_files(files: list[Path]) -> list[Path]:
+def _evidence_files(logged: acquisitionlog.LoggedSource | None) -> list[Path]:
     """The files the image's logged source is: the source itself when it was a file, the
     file behind it when it was a loop device (as the log records it, or as the device still
     attached shows it). The evidence reached another way (a second loop device over it, the
     file itself) must be refused as the device is."""
-    logged = _logged(files)
     if logged is None:
         return []
     from bitwitness.acquire.devices import describe_devnum
@@ -120,12 +114,6 @@ def _evidence_files(files: list[Path]) -> list[Path]:
             if device is not None and device.backing_file:
                 found.append(Path(device.backing_file))
     return found
-
-
-def _logged_source(files: list[Path]) -> str | None:
-    """``source.path`` of the image's acquisition log (``BASE.json`` next to it), if any."""
-    logged = _logged(files)
-    return logged.path if logged is not None else None
 
 
 def _logged(files: list[Path]) -> acquisitionlog.LoggedSource | None:
