@@ -17,6 +17,8 @@ import struct
 import zlib
 from binascii import crc_hqx
 
+from bitwitness.report.browse.lvm2 import MDA_MAGIC, lvm_crc
+
 EVF_HEADER = 13
 DESCRIPTOR = 76
 #: Section bodies with a trailing Adler-32 over a fixed-size head: type -> bytes covered.
@@ -260,15 +262,6 @@ def fix_udf(data: bytes) -> bytes:
     return bytes(out)
 
 
-_LVM_CRC = 0xF597A6CF
-_LVM_MAGIC = b" LVM2 x[5A%r0N*>"
-
-
-def _lvm_crc(data: bytes | bytearray) -> int:
-    """LVM's CRC-32: from 0xF597A6CF, without zlib's inversions."""
-    return zlib.crc32(data, _LVM_CRC ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
-
-
 def fix_lvm2(data: bytes) -> bytes:
     """An LVM2 physical volume's label (sector 0-3), its first metadata area header and the
     committed text that header points at (partition tables' target: a PV is one of the
@@ -284,18 +277,18 @@ def fix_lvm2(data: bytes) -> bytes:
         areas += 16
         if areas + 16 <= at + 512:
             _fix_lvm_area(out, struct.unpack_from("<Q", out, areas)[0])
-        struct.pack_into("<I", out, at + 16, _lvm_crc(out[at + 20:at + 512]))
+        struct.pack_into("<I", out, at + 16, lvm_crc(out[at + 20:at + 512]))
     return bytes(out)
 
 
 def _fix_lvm_area(out: bytearray, mda: int) -> None:
     """The metadata area header at byte ``mda`` and the text it points at."""
-    if not (mda > 0 and mda + 512 <= len(out) and out[mda + 4:mda + 20] == _LVM_MAGIC):
+    if not (mda > 0 and mda + 512 <= len(out) and out[mda + 4:mda + 20] == MDA_MAGIC):
         return
     text_at, size = struct.unpack_from("<QQ", out, mda + 40)
     if 0 < size <= len(out) and mda + text_at + size <= len(out):
-        struct.pack_into("<I", out, mda + 56, _lvm_crc(out[mda + text_at:mda + text_at + size]))
-    struct.pack_into("<I", out, mda, _lvm_crc(out[mda + 4:mda + 512]))
+        struct.pack_into("<I", out, mda + 56, lvm_crc(out[mda + text_at:mda + text_at + size]))
+    struct.pack_into("<I", out, mda, lvm_crc(out[mda + 4:mda + 512]))
 
 
 FIXERS = {"ewf": fix_ewf, "vhd": fix_vhd, "vhdx": fix_vhdx, "ewf2": fix_ewf2, "udif": fix_udif,
