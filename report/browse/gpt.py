@@ -41,7 +41,7 @@ def read_gpt(stream: ImageStream) -> tuple[int, list[Row]] | None:
     """The sector size and the rows of the GPT at the start of ``stream``, or None when there
     is no primary GPT whose header and entry array check out."""
     for sector in SECTOR_SIZES:
-        rows = _rows(stream, sector)
+        rows = primary_rows(stream, sector)
         if rows is not None:
             return sector, rows
     return None
@@ -245,7 +245,9 @@ def _differences(shown: _Entries, other: _Entries, names: tuple[str, str],
     return "; ".join(said[:most]) + more
 
 
-def _rows(stream: ImageStream, sector: int) -> list[Row] | None:
+def primary_rows(stream: ImageStream, sector: int) -> list[Row] | None:
+    """The rows of the primary GPT in ``sector``-byte sectors, as TSK builds them, or None
+    where its header and entry array do not check out."""
     found = _entries(stream, sector)
     return None if found is None else _rows_of(stream, sector, found, 1)
 

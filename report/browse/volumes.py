@@ -17,7 +17,7 @@ import pytsk3
 
 from bitwitness.errors import FileSystemError
 from bitwitness.report.browse import units
-from bitwitness.report.browse.gpt import audit, read_gpt
+from bitwitness.report.browse.gpt import SECTOR_SIZES, audit, primary_rows, read_gpt
 from bitwitness.report.browse.tsk import TSK_FAILURES, TskImage, text, tsk_errors
 from bitwitness.stream import ImageStream
 
@@ -191,14 +191,14 @@ def _hybrid_notes(stream: ImageStream, found: list[units.Row]) -> tuple[str, ...
     """A hybrid MBR (GPT partitions mirrored beside its 0xEE entry) is the table shown, as
     ``mmls`` shows it; the GPT behind it is what UEFI systems read. The partitions it lists
     that the MBR does not are named, so that none passes for unallocated space."""
-    for sector in (512, 4096):
+    for sector in SECTOR_SIZES:
         checked = audit(stream, sector)
-        table = read_gpt(stream) if checked.backup_rows is None else (sector,
-                                                                      checked.backup_rows)
-        if table is None or table[0] != sector:
+        table = (checked.backup_rows if checked.backup_rows is not None
+                 else primary_rows(stream, sector))
+        if table is None:
             continue
         listed = {(row.start, row.length) for row in found if row.kind == "partition"}
-        unseen = [row for row in table[1] if row.kind == "partition"
+        unseen = [row for row in table if row.kind == "partition"
                   and (row.start * sector // 512, row.length * sector // 512) not in listed]
         if not unseen:
             return checked.notes
