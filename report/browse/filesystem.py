@@ -17,6 +17,7 @@ control character when only one name reads so (see :meth:`FileSystem._child`).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -268,14 +269,12 @@ class FileSystem:
         elif self.type == "iso9660":
             self._zones = IsoZones(image.stream, partition.byte_offset)
         #: ext with the filetype feature: every live directory entry records its type
-        self._typed_names = self.type.startswith("ext") and _ext_filetype(
-            image.stream, partition.byte_offset)
+        self._typed_names = "filetype" in self._ext_features
         self._hfs: HfsCatalog | None = None  #: the catalog, read on first use
         self._hfs_read = False
         self._bitmap: Any = None  #: NTFS $Bitmap, opened on first use
         self._ext_bitmaps: ExtBitmaps | None = None  #: ext block bitmaps, read on first use
         self._orphans: list[Any] | None = None  #: ext $OrphanFiles where libtsk fails on it
-        self._encrypt_feature: bool | None = None  #: ext's ``encrypt`` feature, read on first use
         #: NTFS: what the listing read of recently listed inodes' attributes
         self._listed: dict[int, _ListedAttributes] = {}
         #: the generation before ``_listed`` (see :meth:`_remember_listed`)
@@ -1746,11 +1745,16 @@ class FileSystem:
         return found if found is not None else self._listed_before.get(inode)
 
     def _ext_encrypt(self) -> bool:
-        """Whether this ext volume has the ``encrypt`` feature (read once)."""
-        if self._encrypt_feature is None:
-            found = read_superblock(self.image.stream, self.partition.byte_offset)
-            self._encrypt_feature = found is not None and "encrypt" in found.features
-        return self._encrypt_feature
+        """Whether this ext volume has the ``encrypt`` feature."""
+        return "encrypt" in self._ext_features
+
+    @functools.cached_property
+    def _ext_features(self) -> frozenset[str]:
+        """The ext superblock's feature names (none off ext), read once."""
+        if not self.type.startswith("ext"):
+            return frozenset()
+        found = read_superblock(self.image.stream, self.partition.byte_offset)
+        return frozenset(found.features) if found is not None else frozenset()
 
     def _allocated_blocks(self, first: int, count: int) -> int:
         if self._ntfs:
@@ -2002,13 +2006,6 @@ def _fat_times(entries: list[Entry], raw: RawFatEntry | None) -> list[Entry]:
 #: Where TSK's 32-bit seconds end (2106-02-07T06:28:16Z): a FAT date from then on it gives as
 #: no time.
 _TSK_TIME_END = datetime.fromtimestamp(1 << 32, tz=UTC)
-
-
-def _ext_filetype(stream: ImageStream, byte_offset: int) -> bool:
-    """Whether the ext superblock (1 KiB in) sets INCOMPAT_FILETYPE (0x2 of
-    ``s_feature_incompat``, at 0x60): directory entries then record each file's type."""
-    raw = stream.pread(byte_offset + 1024 + 0x60, 4)
-    return len(raw) == 4 and bool(int.from_bytes(raw, "little") & 0x2)
 
 
 def _unread_level(deleted: bool) -> str:
