@@ -34,15 +34,21 @@ def _ewfinfo_date(first: Path, tz: str) -> str:
     return " ".join(line.split(":", 1)[1].split()[:5])  # ewfx adds the zone name: dropped
 
 
-@pytest.mark.parametrize("fmt", LOCAL + SECONDS)
-def test_dates_against_ewfinfo(tmp_path: Path, fmt: str) -> None:
+def _acquired_in_new_york(tmp_path: Path, fmt: str) -> Path:
+    """The first segment of a 1 MiB set ewfacquire wrote with ``-f fmt`` under
+    TZ=America/New_York."""
     require_tool("ewfacquire", "ewfinfo")
     source = tmp_path / "src.bin"
     source.write_bytes(os.urandom(1 << 20))
     subprocess.run(["ewfacquire", "-u", "-q", "-f", fmt, "-t", str(tmp_path / "img"),
                     str(source)], check=True, capture_output=True,
                    env={**os.environ, "TZ": NEW_YORK})
-    first = sorted(p for p in tmp_path.glob("img.*"))[0]
+    return sorted(p for p in tmp_path.glob("img.*"))[0]
+
+
+@pytest.mark.parametrize("fmt", LOCAL + SECONDS)
+def test_dates_against_ewfinfo(tmp_path: Path, fmt: str) -> None:
+    first = _acquired_in_new_york(tmp_path, fmt)
     done = run_bitwitness("info", first, "--json")
     assert done.exit_code == 0, done.stderr
     values = done.json()["header_values"]
@@ -94,13 +100,7 @@ def test_convert_carries_only_dates_that_are_instants(tmp_path: Path, fmt: str) 
     wall-clock time of an unknown zone is not written as UTC (it would move by the acquiring
     machine's offset): the new set's date is then its own writing's, as for any source
     without one. ewfinfo (TZ=UTC) reads the new set's date."""
-    require_tool("ewfacquire", "ewfinfo")
-    source = tmp_path / "src.bin"
-    source.write_bytes(os.urandom(1 << 20))
-    subprocess.run(["ewfacquire", "-u", "-q", "-f", fmt, "-t", str(tmp_path / "img"),
-                    str(source)], check=True, capture_output=True,
-                   env={**os.environ, "TZ": NEW_YORK})
-    first = sorted(p for p in tmp_path.glob("img.*"))[0]
+    first = _acquired_in_new_york(tmp_path, fmt)
     before = datetime.now(UTC).replace(microsecond=0)
     done = run_bitwitness("convert", first, "--to", "e01", "-o", tmp_path / "out")
     assert done.exit_code == 0, done.stderr
