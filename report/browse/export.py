@@ -19,13 +19,15 @@ the evidence - never written as an empty or foreign file that would pass as reco
 the export then ends with :class:`~bitwitness.errors.NotRecoveredError` (exit 1). Where the
 evidence records a hash of a file's content (a logical evidence file's MD5/SHA-1), the exported
 bytes are checked against it: a file whose bytes do not match is written and listed, and also
-listed under ``failed`` with both hashes.
+listed under ``failed`` with both hashes. An entry that never held content (a deleted NTFS
+record with no data attribute: the reserved records 16-23 of every volume) loses nothing by
+not being exported: it is listed under ``no_content``, and the export does not fail for it.
 
 Both manifests are streamed to disk as the files are written, so that memory stays flat at any
 file count: rows are written as their files are (a few at a time), the folders and failures
 wait in unnamed temporary files until the file list is closed, and the JSON document ends with
-``folders``, ``failed``, ``ended`` and ``complete`` (false when something failed or the export
-was cut short).
+``folders``, ``failed``, ``no_content``, ``ended`` and ``complete`` (false when something
+failed or the export was cut short).
 The entries to export are walked as they are written, never listed first; only an 8-byte digest
 of each target name is kept, to give a second entry wanting the same name ``~ADDRESS``; names
 are compared as case-insensitive file systems compare them (``A.txt`` and ``a.txt`` are one
@@ -45,7 +47,7 @@ import tempfile
 import unicodedata
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -64,7 +66,7 @@ from bitwitness.hashing import MultiHasher
 from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse.doubts import UnreadableSectors, doubts, short_read_note
 from bitwitness.report.browse.entries import Entry, Selection, Times, frozen_record
-from bitwitness.report.browse.filesystem import split_path
+from bitwitness.report.browse.filesystem import NO_DATA_ATTRIBUTE, split_path
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
 from bitwitness.report.browse.safenames import (  # escaped: JSON forms import it here
     escaped,
@@ -131,6 +133,9 @@ class ExportResult:
     manifest_csv: Path
     manifest_sha256: str  #: SHA-256 of manifest.json as written
     failed: tuple[ExportFailure, ...] = ()
+    #: entries with no content to export, which lose nothing (not failures): a deleted NTFS
+    #: record holding no data attribute (filesystem.NO_DATA_ATTRIBUTE)
+    no_content: tuple[ExportFailure, ...] = ()
     volume: str | None = None  #: volume-tree path ("0/vss1") of a volume inside the row
     key: str | None = None  #: which kind of key decrypted the volume; never the key itself
     image_state: str | None = None  #: the image's state read when not its current one
@@ -376,23 +381,8 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
                         folders.make(job.target)
                         manifest.folder(job.target)
                     continue
-                note = fs.content_note(entry)
-                if note is not None:
-                    manifest.failure(_failure(entry, note))
-                    continue
-                stored = _stored_hashes(fs, entry)
-                try:
-                    written, digests = _write_file(fs, job, folders, overwrite, task.advance,
-                                                   also=tuple(stored))
-                except OutputExistsError:
-                    raise
-                except BitWitnessError as exc:
-                    manifest.failure(_failure(entry, str(exc)))
-                    continue
-                manifest.file(written)
-                for reason in _doubts(fs, entry, stored, digests, unreadable,
-                                      read=written.size):
-                    manifest.failure(_failure(entry, f"{EXPORTED_BUT}{reason}"))
+                _export_file(fs, job, folders, manifest, overwrite=overwrite,
+                             advance=task.advance, unreadable=unreadable)
             finished = True
         finally:
             task.finish()
@@ -405,7 +395,34 @@ def export(fs: FileSystem, paths: Iterable[str | Entry], destination: Path, *, i
         folder_count=manifest.folder_count, bytes_written=manifest.bytes_written,
         manifest_json=root / MANIFEST_JSON, manifest_csv=root / MANIFEST_CSV,
         manifest_sha256=digest, failed=tuple(manifest.failures),
+        no_content=tuple(manifest.contentless),
         volume=fs.partition.volume, key=fs.partition.key, image_state=image_state)
+
+
+def _export_file(fs: FileSystem, job: _Job, folders: _Folders, manifest: _ManifestWriter, *,
+                 overwrite: bool, advance: Callable[[int], None],
+                 unreadable: UnreadableSectors | None) -> None:
+    """Write one file's copy and its manifest row, or list it under ``failed`` (or
+    ``no_content``) with the reason."""
+    entry = job.entry
+    note = fs.content_note(entry)
+    if note == NO_DATA_ATTRIBUTE:
+        manifest.without_content(_failure(entry, note))
+        return
+    if note is not None:
+        manifest.failure(_failure(entry, note))
+        return
+    stored = _stored_hashes(fs, entry)
+    try:
+        written, digests = _write_file(fs, job, folders, overwrite, advance, also=tuple(stored))
+    except OutputExistsError:
+        raise
+    except BitWitnessError as exc:
+        manifest.failure(_failure(entry, str(exc)))
+        return
+    manifest.file(written)
+    for reason in _doubts(fs, entry, stored, digests, unreadable, read=written.size):
+        manifest.failure(_failure(entry, f"{EXPORTED_BUT}{reason}"))
 
 
 def _doubts(fs: FileSystem, entry: Entry, stored: dict[str, str], digests: dict[str, str],
@@ -457,9 +474,11 @@ class _ManifestWriter:
         # closed by __exit__, with the manifests
         self._folders = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self._failed = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._no_content = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self._sha256 = hashlib.sha256()
         self._closed = False
         self.failures: list[ExportFailure] = []
+        self.contentless: list[ExportFailure] = []
         self.file_count = self.folder_count = self.bytes_written = 0
         opening = json.dumps(head, indent=2, ensure_ascii=False)
         self._put(opening[:-2] + ',\n  "files": [')  # the head without its closing "\n}"
@@ -468,7 +487,7 @@ class _ManifestWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for fh in (self._json, self._csv, self._folders, self._failed):
+        for fh in (self._json, self._csv, self._folders, self._failed, self._no_content):
             fh.close()
 
     def _put(self, text: str) -> None:
@@ -509,6 +528,11 @@ class _ManifestWriter:
         self._failed.write(json.dumps(_failure_row(f), ensure_ascii=False) + "\n")
         self.failures.append(f)
 
+    def without_content(self, f: ExportFailure) -> None:
+        """An entry with no content to export that loses nothing (not a failure)."""
+        self._no_content.write(json.dumps(_failure_row(f), ensure_ascii=False) + "\n")
+        self.contentless.append(f)
+
     def close(self, ended: datetime, *, complete: bool) -> str:
         """End the document; returns the SHA-256 of ``manifest.json``."""
         if self._closed:
@@ -516,7 +540,8 @@ class _ManifestWriter:
         self._closed = True
         self._flush_rows()
         self._put("\n  ]," if self.file_count else "],")
-        for key, spool in (("folders", self._folders), ("failed", self._failed)):
+        for key, spool in (("folders", self._folders), ("failed", self._failed),
+                           ("no_content", self._no_content)):
             self._put(f'\n  "{key}": [')
             spool.seek(0)
             for n, line in enumerate(spool):
@@ -873,6 +898,8 @@ def manifest_document(result: ExportResult) -> dict[str, Any]:
     ``modified``..``born`` are the file system's times (on NTFS: ``$STANDARD_INFORMATION``);
     ``fn_*`` the NTFS ``$FILE_NAME`` times, empty elsewhere. ``failed`` lists what was not
     exported and why; ``complete`` is false when it is not empty or the export was cut short.
+    ``no_content`` lists the entries that hold no content to export and lose nothing by it (a
+    deleted NTFS record with no data attribute), which leave ``complete`` true.
     """
     document: dict[str, Any] = json.loads(result.manifest_json.read_bytes())
     return document
@@ -896,6 +923,7 @@ def record_custody(case_dir: Path, result: ExportResult, *, evidence_id: str | N
         "destination": str(result.destination),
         "files": result.file_count,
         "failed": len(result.failed),
+        "no_content": len(result.no_content),
         "bytes": result.bytes_written,
         "manifest": str(result.manifest_json),
         "manifest_sha256": result.manifest_sha256,

@@ -220,6 +220,12 @@ SIZES_KEPT_ON_DELETE = frozenset({"ntfs", "fat12", "fat16", "fat32", "exfat"})
 #: Why a name with no inode gives no content: deleted, or (NTFS) a stale index entry whose
 #: sequence number is not its MFT record's, the record given to another file since.
 _NO_INODE_DELETED = "not recoverable: the deleted name points at no readable inode"
+_SIZE_CLEARED = "not recoverable: the deleted inode records no content (size 0)"
+#: :meth:`FileSystem.content_note` of a deleted NTFS record that holds no data attribute and no
+#: attribute list (the reserved records 16-23 of every volume, never used): it had no content,
+#: so nothing of it is lost. ``export`` lists it under ``no_content``, not ``failed``.
+NO_DATA_ATTRIBUTE = "the deleted NTFS record holds no data attribute (no content, nothing lost)"
+_NTFS_ATTRIBUTE_LIST = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_ATTRLIST)
 _NO_INODE = "not readable: the name points at no inode The Sleuth Kit reads"
 _NO_INODE_NTFS = (f"{_NO_INODE} (a stale index entry whose sequence number is not its MFT "
                   "record's: the record was given to another file)")
@@ -1858,7 +1864,9 @@ class FileSystem:
         attribute, the directory entry): a size of 0 there is a file that was empty, and it
         reads as one, as ``icat`` reads it; an NTFS record with no data attribute at all (the
         reserved records 16-23 every volume holds, never used) has no content to give, as
-        ``icat`` says too. On FAT the same holds for
+        ``icat`` says too (:data:`NO_DATA_ATTRIBUTE`: no loss, where its record also holds no
+        attribute list; with one, the data attribute may have been in an extension record
+        that is gone). On FAT the same holds for
         a deleted entry whose first cluster the FAT gives to a file again: TSK still reads from
         that cluster on (``icat`` hands out the newer file's bytes), so the entry is checked
         here as the raw reader recovers it, whether TSK listed it or not.
@@ -1873,10 +1881,32 @@ class FileSystem:
         if entry.realloc:
             return ("not recoverable: the inode was reused by another file (what it holds now "
                     "is that file's content)")
-        if entry.size == 0 and (self.type not in SIZES_KEPT_ON_DELETE
-                                or (self._ntfs and not self._has_data(entry))):
-            return "not recoverable: the deleted inode records no content (size 0)"
+        if entry.size == 0:
+            note = self._empty_note(entry)
+            if note is not None:
+                return note
         return self._fat_note(entry)
+
+    def _empty_note(self, entry: Entry) -> str | None:
+        """Why a deleted file of size 0 gives no content (see :meth:`content_note`)."""
+        if self.type not in SIZES_KEPT_ON_DELETE:
+            return _SIZE_CLEARED
+        if not self._ntfs or self._has_data(entry):
+            return None
+        held = self._ntfs_attribute_types(entry)
+        # with an attribute list, the data attribute may have lived in an extension record
+        # that is gone
+        if held is not None and _NTFS_ATTRIBUTE_LIST not in held:
+            return NO_DATA_ATTRIBUTE
+        return _SIZE_CLEARED
+
+    def _ntfs_attribute_types(self, entry: Entry) -> set[int] | None:
+        """The types of the attributes TSK found for ``entry``'s NTFS record, None when they
+        cannot be read."""
+        try:
+            return {int(a.info.type) for a in self._attributes(self._file(entry))}
+        except FileSystemError:
+            return None
 
     def _has_data(self, entry: Entry) -> bool:
         """Whether ``entry``'s NTFS record holds the data attribute it names (the unnamed one

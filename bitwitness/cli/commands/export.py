@@ -89,6 +89,7 @@ def command(*, image: Path, paths: tuple[str, ...], destination: Path, partition
         document = manifest_document(result)  # names as in the manifest: text plus exact hex
         print_json({"destination": result.destination, "files": document["files"],
                     "folders": document["folders"], "failed": document["failed"],
+                    "no_content": document["no_content"],
                     "manifest_json": result.manifest_json,
                     "manifest_csv": result.manifest_csv,
                     "manifest_sha256": result.manifest_sha256,
@@ -116,6 +117,9 @@ def _print_result(result: Any, event: Any, case_dir: Path | None) -> None:
         label = "DOUBTED" if failure.reason.startswith(EXPORTED_BUT) else "NOT EXPORTED"
         stdout.print(f"{label}  {escape(printable(failure.source))}: "
                      f"{escape(printable(failure.reason))}")
+    for empty in result.no_content:
+        stdout.print(f"NO CONTENT  {escape(printable(empty.source))}: "
+                     f"{escape(printable(empty.reason))}")
     stdout.print(f"exported {result.file_count} file(s), {result.folder_count} folder(s) to "
                  f"{escape(str(result.destination))}")
     stdout.print(f"manifest: {escape(str(result.manifest_json))} (sha256 "
