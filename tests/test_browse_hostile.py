@@ -110,18 +110,20 @@ def test_ext2_timeline_keeps_bytes(hostile_ext2: Path) -> None:
 
 
 def test_export_lists_what_is_not_recoverable(tmp_path: Path) -> None:
-    """NTFS orphan records without data: never written as empty files, listed, exit 1."""
+    """NTFS orphan records without data: never written as empty files, listed under
+    ``no_content`` (they never held content: nothing is lost, so the export succeeds)."""
     image = _build("ntfs", tmp_path)
     destination = tmp_path / "out"
     result = _bitwitness("export", image, "/$OrphanFiles", "/dir", "--all", "--to", destination)
-    assert result.returncode == 1, result.stderr
-    assert b"not exported" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert b"NO CONTENT" in result.stdout
     manifest = json.loads((destination / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["complete"] is False
-    assert manifest["failed"]
-    assert all("not recoverable" in f["reason"] for f in manifest["failed"])
-    failed = {f["source"] for f in manifest["failed"]}
-    assert not any((destination / "%24OrphanFiles" / Path(s).name).exists() for s in failed)
+    assert manifest["complete"] is True
+    assert manifest["failed"] == []
+    assert manifest["no_content"]
+    assert all("holds no data attribute" in f["reason"] for f in manifest["no_content"])
+    listed = {f["source"] for f in manifest["no_content"]}
+    assert not any((destination / "%24OrphanFiles" / Path(s).name).exists() for s in listed)
     deleted = next(r for r in manifest["files"] if r["source"] == "/dir/deleted.txt")
     assert deleted["deleted"] is True
     assert deleted["size"] == 41
