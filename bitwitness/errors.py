@@ -228,6 +228,15 @@ class FileSystemError(BitWitnessError):
     exit_code = ExitCode.USAGE
 
 
+class ContentReadError(FileSystemError):
+    """A file's content could not be read where its file system puts it (its data maps outside
+    the volume or the image, a damaged run): an evidence problem, not a usage one. The bytes
+    before that point were given; the message names the byte of the file where reading
+    stopped."""
+
+    exit_code = ExitCode.EVIDENCE
+
+
 class UnreadEvidenceError(BitWitnessError):
     """Part of the evidence a command walked could not be read (a damaged folder, an entry):
     what it wrote is all it could read, and incomplete."""

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pytsk3
 
-from bitwitness.errors import BitWitnessError, FileSystemError
+from bitwitness.errors import BitWitnessError, ContentReadError, FileSystemError
 from bitwitness.progress import UNREAD, Mediator, NullMediator
 from bitwitness.report.browse import decmpfs
 from bitwitness.report.browse.entries import (
@@ -1971,6 +1971,10 @@ class FileSystem:
         if (found := self._decmpfs_of(file, entry)) is not None:
             yield from self._decmpfs_content(file, entry, found, block)
             return
+        yield from self._tsk_content(entry, file, block)
+
+    def _tsk_content(self, entry: Entry, file: Any, block: int) -> Iterator[bytes]:
+        """The bytes of ``entry``'s stream as TSK reads them, ``block`` at a time."""
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
@@ -1978,11 +1982,42 @@ class FileSystem:
         offset = 0
         while offset < size:
             want = min(block, size - offset)
-            with tsk_errors(self.image,
-                            f"read {shown(entry.display_path) or entry.address} at byte {offset}"):
-                data = file.read_random(offset, want, kind, ident)
+            try:
+                with tsk_errors(self.image, "read"):
+                    data = file.read_random(offset, want, kind, ident)
+            except FileSystemError:
+                # block by block up to the one that fails (ContentReadError)
+                start = offset
+                for data in self._read_by_blocks(entry, file, (kind, ident), offset, want):
+                    yield data
+                    offset += len(data)
+                if offset == start:
+                    break
+                continue
             if not data:
                 break
+            yield data
+            offset += len(data)
+
+    def _read_by_blocks(self, entry: Entry, file: Any, stream: tuple[int, int],
+                        offset: int, want: int) -> Iterator[bytes]:
+        """After a read of ``want`` bytes at ``offset`` failed: the same bytes a file-system
+        block at a time, up to the first block that cannot be read, which raises
+        :class:`ContentReadError` naming its byte in the file, as ``icat`` writes what it read
+        before its error (TSK fails a whole request at its first bad block)."""
+        unit = max(512, int(self._fs.info.block_size or 0))
+        end = offset + want
+        while offset < end:
+            step = min(unit - offset % unit, end - offset)
+            try:
+                with tsk_errors(self.image, "read"):
+                    data = file.read_random(offset, step, *stream)
+            except FileSystemError as exc:
+                reason = str(exc).removeprefix("cannot read: ")
+                raise ContentReadError(f"cannot read {shown(entry.display_path) or entry.address}"
+                                       f" at byte {offset}: {reason}") from exc
+            if not data:
+                return
             yield data
             offset += len(data)
 
