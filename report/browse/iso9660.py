@@ -12,8 +12,8 @@ continuation areas), type, mode, links, owner and group from ``PX``, devices fro
 link targets from ``SL``, times from ``TF`` (short and long forms, with their offsets; without
 a creation time the record's recording date stands for it, as TSK shows it), folders moved
 to ``rr_moved`` by ``RE``/``CL`` shown where they belong (the relocated record itself not
-shown), files of several extents (flag 0x80, over 4 GiB) as one file, zisofs (``ZF``, ``pz``)
-content decompressed.
+shown), files of several extents (flag 0x80, over 4 GiB) as one file, zisofs (``ZF`` ``pz``) and
+zisofs2 with zlib (``ZF`` or ``Z2`` ``PZ``) content decompressed.
 
 Addresses are The Sleuth Kit's, so that ``istat``/``icat`` check what we show: TSK numbers
 records as it loads them (Joliet descriptors' path tables first, then the primary's, each
@@ -73,9 +73,37 @@ _RECORD = 33  # fixed part of a directory record
 _DIR, _MULTI = 0x02, 0x80
 _JOLIET = (b"%/@", b"%/C", b"%/E")
 ORPHANS = "$OrphanFiles"
-#: zisofs: the file header's magic, and the block sizes (log2) the format allows
-_ZISOFS_MAGIC = b"\x37\xe4\x53\x96\xc9\xdb\xd6\x07"
-_ZISOFS_BLOCKS = (15, 16, 17)
+
+
+@dataclass(frozen=True)
+class _ZisofsLayout:
+    """One zisofs version's file header: its magic, pointer width and block sizes (log2)."""
+
+    magic: bytes
+    pointer: int
+    blocks: tuple[int, ...]
+    version: int
+
+    def header(self, head: bytes) -> tuple[int, int, int]:
+        """(pointer table offset, uncompressed size, log2 block) of a file's first bytes;
+        offset -1 when they are no such header. zisofs 1: size LE32 at 8, header/4 at 12,
+        log2 at 13. zisofs2: header version 0 at 8, header/4 at 9, algorithm 1 (zlib) at 10,
+        log2 at 11, size LE64 at 12."""
+        if len(head) < 16 or head[:8] != self.magic:
+            return -1, 0, 0
+        if self.version == 1:
+            return head[12] * 4, int.from_bytes(head[8:12], "little"), head[13]
+        if len(head) < 24 or head[8] != 0 or head[10] != 1:
+            return -1, 0, 0
+        return head[9] * 4, int.from_bytes(head[12:20], "little"), head[11]
+
+
+#: zisofs by the algorithm its Rock Ridge entry names: zisofs 1 ("pz") and zisofs2 with zlib
+#: ("PZ"); zisofs2's other algorithms (xz, lz4, zstd, bzip2) are refused by name
+_ZISOFS_LAYOUTS = {
+    b"pz": _ZisofsLayout(b"\x37\xe4\x53\x96\xc9\xdb\xd6\x07", 4, (15, 16, 17), 1),
+    b"PZ": _ZisofsLayout(b"\xef\x22\x55\xa1\xbc\x1b\x95\xa0", 8, (15, 16, 17, 18, 19, 20), 2),
+}
 
 
 def _be32(data: bytes, at: int) -> int:
@@ -901,36 +929,49 @@ class Iso9660FileSystem:
         return bytes(out[:size])
 
     def _zisofs(self, node: _Node, entry: Entry) -> Iterator[bytes]:
-        """A zisofs file (``ZF`` ``pz``): a header, block pointers, each block zlib data; equal
-        neighbouring pointers are a block of zeros."""
+        """A zisofs file: a header, block pointers, each block zlib data; equal neighbouring
+        pointers are a block of zeros. zisofs 1 (``pz``: 32-bit pointers, blocks of 2^15 to
+        2^17) and zisofs2 with zlib (``PZ``, as xorriso's ``-zisofs version_2=on`` writes it:
+        its own magic, 64-bit size and pointers, blocks of 2^15 to 2^20). The header must
+        agree with the Rock Ridge entry (size, block size); pointers are read a batch at a
+        time and each block's bytes alone, so memory stays bounded at any stored size."""
         assert node.rr.zisofs is not None
-        algorithm, header_words, log2, size = node.rr.zisofs
+        algorithm, _, log2, size = node.rr.zisofs
         where = f"{shown(entry.display_path)}: zisofs"
-        if algorithm != b"pz" or log2 not in _ZISOFS_BLOCKS or len(node.extents) != 1:
+        layout = _ZISOFS_LAYOUTS.get(algorithm)
+        if layout is None or log2 not in layout.blocks or len(node.extents) != 1:
             raise FileSystemError(f"{where} of algorithm {algorithm!r}, block 2^{log2}: not "
-                                  "read here (only zisofs 1 'pz'); refused")
+                                  "read here (only zlib: zisofs 1 'pz', zisofs2 'PZ'); "
+                                  "refused")
         first, stored = node.extents[0]
-        raw = self._read_at(first * SECTOR, stored)
-        if len(raw) != stored or raw[:8] != _ZISOFS_MAGIC:
+        base = first * SECTOR
+        head = self._read_at(base, min(stored, 24))
+        table, declared, head_log2 = layout.header(head)
+        if table < 0:
             raise FileSystemError(f"{where}: no zisofs header at block {first}")
+        if (declared, head_log2) != (size, log2):
+            raise FileSystemError(f"{where}: its header declares {declared} bytes in blocks of "
+                                  f"2^{head_log2}, its Rock Ridge entry {size} in 2^{log2}; "
+                                  "refused")
         unit = 1 << log2
         blocks = -(-size // unit)
-        table = header_words * 4
-        if table + 4 * (blocks + 1) > stored:
+        width = layout.pointer
+        if table + width * (blocks + 1) > stored:
             raise FileSystemError(f"{where}: its block pointers run past its {stored} bytes")
-        pointers = [_le32(raw, table + 4 * n) for n in range(blocks + 1)]
         left = size
-        for n in range(blocks):
-            start, end = pointers[n], pointers[n + 1]
+        pointers = self._zisofs_pointers(base + table, width, blocks + 1)
+        start = next(pointers)
+        for n, end in enumerate(pointers):
             want = min(unit, left)
             if start == end:
                 yield bytes(want)
             else:
-                if not table <= start < end <= stored:
+                if not table <= start < end <= stored or end - start > unit + unit // 8 + 64:
                     raise FileSystemError(f"{where}: block {n} at bytes {start}-{end} lies "
-                                          f"outside its {stored} bytes")
+                                          f"outside its {stored} bytes or exceeds a block")
                 try:
-                    data = zlib.decompressobj().decompress(raw[start:end], want)
+                    data = zlib.decompressobj().decompress(
+                        self._read_at(base + start, end - start), want)
                 except zlib.error as exc:
                     raise FileSystemError(f"{where}: block {n} does not decompress ({exc})"
                                           ) from None
@@ -939,6 +980,19 @@ class Iso9660FileSystem:
                                           f"{want}")
                 yield data
             left -= want
+            start = end
+
+    def _zisofs_pointers(self, at: int, width: int, count: int) -> Iterator[int]:
+        """``count`` little-endian pointers of ``width`` bytes from byte ``at``, read 8,192 at
+        a time."""
+        batch = 8192
+        for first in range(0, count, batch):
+            n = min(batch, count - first)
+            raw = self._read_at(at + first * width, n * width)
+            if len(raw) != n * width:
+                raise FileSystemError("zisofs: its block pointers lie past the image's end")
+            for k in range(0, len(raw), width):
+                yield int.from_bytes(raw[k:k + width], "little")
 
     def stat(self, entry: Entry) -> FileStat:
         """PX fields and the file's extents (first block, blocks of 2048 bytes)."""

@@ -59,7 +59,8 @@ class RockRidge:
     child: int | None = None  #: CL: block of the relocated folder this record stands for
     parent: int | None = None  #: PL
     relocated: bool = False  #: RE: this folder is shown where a CL points at it
-    zisofs: tuple[bytes, int, int, int] | None = None  #: ZF (algorithm, header/4, log2 block, size)
+    #: ZF or Z2 (algorithm, header/4, log2 block, uncompressed size)
+    zisofs: tuple[bytes, int, int, int] | None = None
     sparse: bool = False  #: SF
     seen: bool = False  #: any Rock Ridge entry at all
 
@@ -207,13 +208,22 @@ def _zf(rr: RockRidge, payload: bytes) -> None:
         rr.zisofs = (payload[0:2], payload[2], payload[3], both_endian32(payload, 4))
 
 
+def _z2(rr: RockRidge, payload: bytes) -> None:
+    """zisofs2's own entry (xorriso ``susp_z2=on``): ZF's fields with the uncompressed size as
+    64 bits, little-endian, for files of 4 GiB and more. Ignored, the file would pass for its
+    compressed bytes."""
+    if len(payload) >= 12:
+        rr.zisofs = (payload[0:2], payload[2], payload[3],
+                     int.from_bytes(payload[4:12], "little"))
+
+
 def _sf(rr: RockRidge, payload: bytes) -> None:
     rr.sparse = True
 
 
 _FIELDS: dict[bytes, Callable[[RockRidge, bytes], None]] = {
     b"PX": _px, b"PN": _pn, b"TF": _tf, b"CL": _cl, b"PL": _pl, b"RE": _re, b"ZF": _zf,
-    b"SF": _sf}
+    b"Z2": _z2, b"SF": _sf}
 
 
 class _Name:
