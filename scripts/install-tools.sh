@@ -31,8 +31,9 @@ testing+=(cryptsetup-bin libvshadow-utils libfsapfs-utils libluksde-utils lvm2 x
 testing+=(libbde-utils)
 # Android's libsparse tools: img2simg and simg2simg write the sparse images the tests read,
 # simg2img is the second reader of our Android sparse reader (verify --second-reader); lz4,
-# lzip and wimtools (wimcapture) write the containers the tests check are refused by name
-testing+=(android-sdk-libsparse-utils lz4 lzip wimtools)
+# lzip and wimtools (wimcapture) write the containers the tests check are refused by name, as
+# do ncompress (compress, .Z), lzop, lrzip and cpio
+testing+=(android-sdk-libsparse-utils lz4 lzip wimtools ncompress lzop lrzip cpio)
 # 7-Zip's dmg handler decodes the LZMA (xz) chunks of macOS ULMO images, which neither QEMU nor
 # libmodi's PyPI build decodes: the independent check of our UDIF reader there
 testing+=(7zip)

@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -888,13 +889,28 @@ def _tool_made(tmp: Path, kind: str) -> Path:
         "wim": ["wimcapture", tree, out],
         "esd": ["wimcapture", "--solid", tree, out],
         "wim-pipable": ["wimcapture", "--pipable", tree, out],
+        "tar-v7": ["tar", "--format=v7", "-cf", out, "-C", tree, "."],
+        "compress": ["compress", "-c", payload],
+        "lzop": ["lzop", "-c", payload],
+        "lrzip": ["lrzip", "-q", "-o", out, payload],
+        "lzma": ["lzma", "-c", payload],
+        "zlib": [sys.executable, "-c", "import sys, zlib; sys.stdout.buffer.write("
+                 "zlib.compress(open(sys.argv[1], 'rb').read()))", payload],
+        "ar": ["ar", "rc", out, payload],
+        "cpio-newc": ["cpio"],
+        "cpio-odc": ["cpio"],
     }
     args = [str(a) for a in commands[kind]]
     require_tool(args[0])
-    done = subprocess.run(args, capture_output=True, check=False)
+    if kind in ("cpio-newc", "cpio-odc"):
+        require_tool("cpio")
+        done = subprocess.run(["cpio", "-o", "-H", kind[5:]], input=b"payload.bin\n",
+                              cwd=tmp, capture_output=True, check=False)
+    else:
+        done = subprocess.run(args, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
-    if kind == "lzip":  # written to stdout
-        out.write_bytes(done.stdout)
+    if kind in ("lzip", "compress", "lzop", "lzma", "zlib", "cpio-newc", "cpio-odc"):
+        out.write_bytes(done.stdout)  # written to stdout
     return out
 
 
@@ -928,6 +944,15 @@ FILE_CONTAINERS = [
     ("wim", _tool_made, "Windows Imaging archive"),
     ("esd", _tool_made, "Windows Imaging archive"),
     ("wim-pipable", _tool_made, "Windows Imaging archive (pipable"),
+    ("tar-v7", _tool_made, "tar archive"),
+    ("compress", _tool_made, "compress (.Z) file"),
+    ("lzop", _tool_made, "lzop-compressed file"),
+    ("lrzip", _tool_made, "lrzip-compressed file"),
+    ("lzma", _tool_made, "lzma-compressed file"),
+    ("zlib", _tool_made, "zlib-compressed file"),
+    ("ar", _tool_made, "ar archive"),
+    ("cpio-newc", _tool_made, "cpio archive"),
+    ("cpio-odc", _tool_made, "cpio archive"),
     ("ad1", _built, "AccessData AD1 logical image"),
     ("rar4", _built, "RAR archive"),
     ("rar5", _built, "RAR archive (version 5"),
@@ -954,13 +979,31 @@ def test_file_containers_are_refused_by_name_not_taken_for_raw(tmp_path: Path, k
         assert "cannot read" in res.stderr
 
 
+def _bad_tar_checksum() -> bytes:
+    """A v7 tar header (name, mode, sizes) whose checksum field is one off."""
+    header = bytearray(512)
+    header[:8] = b"disk.dd\x00"
+    header[100:108] = b"0000644\x00"
+    header[124:136] = b"00000000000\x00"
+    header[148:156] = b" " * 8
+    header[148:155] = f"{sum(header) + 1:06o}\x00".encode()
+    return bytes(header)
+
+
 def test_near_misses_of_the_file_container_magics_stay_raw(tmp_path: Path) -> None:
     """The bytes beside a short magic are checked: an lz4 magic without the frame version
     bits, "LZIP" with a version lzip never wrote, "ustar" not followed by NUL or a space, are
     disk data, read as raw."""
     base = _media()[: MiB]
     for name, head in (("lz4", b"\x04\x22\x4d\x18\x00"), ("lzip", b"LZIP\x07"),
-                       ("tar", base[:257] + b"ustarX")):
+                       ("tar", base[:257] + b"ustarX"),
+                       # compress with a code width it never writes; lrzip of version 9
+                       ("compress", b"\x1f\x9d\x91"), ("lrzip", b"LRZI\x09"),
+                       # a zlib header and an lzma one whose bytes after do not decode
+                       ("zlib", b"\x78\x9c\xff\xff\xff\xff"),
+                       ("lzma", b"\x5d\x00\x00\x80\x00" + b"\xff" * 8 + b"\xff\xff\xff"),
+                       # a tar header whose checksum is wrong
+                       ("tar-v7", _bad_tar_checksum())):
         disk = tmp_path / f"{name}.img"
         disk.write_bytes(head + base[len(head):])
         doc = run_bitwitness("info", disk, "--json")

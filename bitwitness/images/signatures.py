@@ -12,9 +12,11 @@ Signatures are checked at fixed places only (the first bytes, the last 512 bytes
 
 from __future__ import annotations
 
+import lzma
 import re
 import shlex
 import struct
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -104,6 +106,15 @@ _ARCHIVE_MAGICS: tuple[tuple[bytes, Container], ...] = (
     # lz4's legacy frame (magic 0x184C2102), used by the Linux kernel's lz4 images
     (b"\x02\x21\x4c\x18", Container("lz4", "lz4-compressed file (legacy frame; decompress it "
                                              "first)")),
+    # lzop: its nine-byte magic (89 "LZO" 00 0D 0A 1A 0A)
+    (b"\x89LZO\x00\r\n\x1a\n", Container("lzop", "lzop-compressed file (decompress it "
+                                                    "first)")),
+    # cpio's portable ASCII headers: "070701" (newc), "070702" (newc with CRC), "070707" (odc)
+    (b"070701", Container("cpio", "cpio archive (extract it first)")),
+    (b"070702", Container("cpio", "cpio archive (extract it first)")),
+    (b"070707", Container("cpio", "cpio archive (extract it first)")),
+    # ar (and the .deb packages made with it)
+    (b"!<arch>\n", Container("ar", "ar archive (extract it first)")),
 )
 
 #: lz4 frame format: magic 0x184D2204 (little-endian), then the FLG byte whose top two bits are
@@ -244,13 +255,70 @@ def _clonezilla(path: Path, container: Container) -> Container:
 
 
 def _checked_archive(head: bytes) -> Container | None:
-    """Archives whose magic is checked with a byte beside it (lz4, lzip) or lies at an offset
-    (tar)."""
+    """Archives whose magic is checked with a byte beside it (lz4, lzip, compress, lrzip), lies
+    at an offset (tar), or is too short to trust alone and is checked by decoding the first
+    bytes (zlib, lzma) or by a header checksum (a tar without the ustar magic)."""
     if head.startswith(_LZ4_MAGIC) and len(head) > 4 and head[4] >> 6 == 1:
         return Container("lz4", "lz4-compressed file (decompress it first)")
     if head.startswith(_LZIP_MAGIC) and len(head) > 4 and head[4] in (0, 1):
         return Container("lzip", "lzip-compressed file (decompress it first)")
+    # compress (.Z): 1F 9D, then a flags byte: the block-mode bit, two unused bits that are
+    # zero, and the largest code width, 9 to 16
+    if head.startswith(b"\x1f\x9d") and len(head) > 2 and not head[2] & 0x60 \
+            and 9 <= head[2] & 0x1F <= 16:
+        return Container("compress", "compress (.Z) file (decompress it first: uncompress or "
+                                     "gzip -d)")
+    # lrzip: "LRZI", then the major version, 0
+    if head.startswith(b"LRZI") and len(head) > 4 and head[4] == 0:
+        return Container("lrzip", "lrzip-compressed file (decompress it first)")
     ustar = head[_TAR_MAGIC_AT:_TAR_MAGIC_AT + 6]
-    if ustar in (b"ustar\x00", b"ustar "):
+    if ustar in (b"ustar\x00", b"ustar ") or _old_tar(head):
         return Container("tar", "tar archive (extract it first)")
+    return _decoded_stream(head)
+
+
+def _old_tar(head: bytes) -> bool:
+    """A tar header without the ustar magic (Unix V7's format, ``tar --format=v7``): a name, and
+    the header's own checksum (octal at 148, the sum of its 512 bytes with those eight counted
+    as spaces) right; a disk's first sector passes by chance one time in some 2^20 at worst,
+    and then only with a printable name before its first NUL."""
+    if len(head) < 512 or head[0] in (0, 0xFF):
+        return False
+    field = head[148:156].replace(b"\x00", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    name = head[:100].split(b"\x00", 1)[0]
+    if not all(32 <= c < 127 for c in name):
+        return False
+    header = head[:148] + b" " * 8 + head[156:512]
+    return int(field, 8) in (sum(header), sum(b - 256 if b > 127 else b for b in header))
+
+
+def _decoded_stream(head: bytes) -> Container | None:
+    """A zlib stream (two header bytes: CMF 0x78, the pair a multiple of 31) or a legacy
+    ``.lzma`` file (properties, dictionary size, uncompressed size: thirteen bytes, no magic):
+    each only when the first bytes also decode as such a stream, so a disk that begins with
+    those bytes by chance stays raw."""
+    if len(head) > 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
+        try:
+            if zlib.decompressobj().decompress(head, 1 << 16):
+                return Container("zlib", "zlib-compressed file (decompress it first)")
+        except zlib.error:
+            pass
+    # the uncompressed size: unknown (all ones) or below 2^56
+    if len(head) > 13 and head[0] < 225 and _lzma_dictionary(head[1:5]) \
+            and (head[5:13] == b"\xff" * 8 or head[12] == 0):
+        try:
+            if lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, 1 << 16):
+                return Container("lzma", "lzma-compressed file (decompress it first: xz -d "
+                                         "--format=lzma)")
+        except lzma.LZMAError:
+            pass
     return None
+
+
+def _lzma_dictionary(field: bytes) -> bool:
+    """An ``.lzma`` header's dictionary size as its writers set it: 2^n or 2^n + 2^(n-1),
+    from 4 KiB to 1.5 GiB."""
+    size = int.from_bytes(field, "little")
+    return any(size in (1 << n, 3 << (n - 1)) for n in range(12, 31))
