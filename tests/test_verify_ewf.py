@@ -420,3 +420,25 @@ def test_hash_and_digest_sections_disagreeing_name_both(tmp_path: Path, source: 
     assert "verdict: CORRUPT" in human.stdout
     assert "stored in the digest section" in human.stdout
     assert "which one the set cannot tell" in human.stdout
+
+
+@pytest.mark.parametrize("name", ["evidence.raw", "disk.img", "evidence.E05"])
+def test_a_lone_first_segment_under_another_name_is_read_by_its_header(
+        tmp_path: Path, source: Path, name: str) -> None:
+    """An E01 renamed ``evidence.raw`` or ``disk.img`` (one file, its header saying segment 1)
+    was CORRUPT: "the name says segment 8910" (a three-letter extension read as a segment
+    number past .E99). Alone, its header decides: VERIFIED as md5sum hashes the media; one that
+    continues into a second segment is INCOMPLETE, not CORRUPT."""
+    [segment] = ewfacquire(source, tmp_path / "img", "-c", "fast")
+    renamed = tmp_path / "alone" / name
+    renamed.parent.mkdir()
+    shutil.copy(segment, renamed)
+    result = verify_image(renamed)
+    assert result.verdict is Verdict.VERIFIED, result.problems
+    assert result.computed["md5"] == tool_hash("md5sum", source)[0]
+    first, *_ = ewfacquire(source, tmp_path / "multi", "-c", "none", "-S", "1MiB")
+    cut = tmp_path / "cut" / name
+    cut.parent.mkdir()
+    shutil.copy(first, cut)
+    partial = verify_image(cut)
+    assert partial.verdict is Verdict.INCOMPLETE, partial.problems

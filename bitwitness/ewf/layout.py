@@ -116,6 +116,10 @@ def find_segments(path: Path) -> list[Path]:
     members = set_members(path)
     if path not in members.values():
         members = {suffix_number(path.suffix, kind) or 1: path}
+    if list(members.values()) == [path] and _has_magic(path) and _header_number(path) == 1:
+        # a first segment alone under a name that is no segment's (evidence.raw, disk.img: a
+        # three-letter extension reads as segment 8,910 or 3,122): its header is the truth
+        members = {1: path}
     by_number: dict[int, Path] = {}
     for name_number, member in sorted(members.items()):
         if member != path:  # before opening it: a FIFO named x.E02 would block the open
