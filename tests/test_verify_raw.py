@@ -86,6 +86,30 @@ def test_middle_piece_cut_short_is_corrupt_not_joined(split_set: Path) -> None:
     r = run_bitwitness("verify", split_set[0])
     assert r.exit_code == 1
     assert "CORRUPT" in r.stdout
+    # every other command refuses the set alike (info, convert and ls read it as whole,
+    # exit 0, while verify said CORRUPT), and convert writes nothing
+    out = split_set[0].parent / "converted"
+    for args in (("info", split_set[0]), ("partitions", split_set[2]),
+                 ("convert", "--to", "raw", "-o", out, split_set[0])):
+        refused = run_bitwitness(*args)
+        assert refused.exit_code == 1, (args, refused.stdout)
+        assert "damaged split raw set: disk.002 holds 1048064 bytes" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert not list(out.parent.glob("converted*"))
+
+
+def test_empty_pieces_are_no_image(tmp_path: Path) -> None:
+    """A set of empty pieces is refused as an empty raw file is (exit 2), and an empty first
+    piece before full ones is a damaged set (exit 1); both were read (0 bytes, or shifted)."""
+    (tmp_path / "d.001").write_bytes(b"")
+    alone = run_bitwitness("info", tmp_path / "d.001")
+    assert alone.exit_code == 2
+    assert "every piece of the split raw set is empty" in alone.stderr
+    (tmp_path / "e.000").write_bytes(b"")
+    (tmp_path / "e.001").write_bytes(bytes(4096))
+    first = run_bitwitness("info", tmp_path / "e.001")
+    assert first.exit_code == 1
+    assert "the first piece e.000 is empty" in first.stderr
 
 
 def test_missing_last_piece_named_in_the_sidecar(split_set: Path) -> None:

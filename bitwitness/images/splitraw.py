@@ -20,7 +20,12 @@ from collections import OrderedDict
 from glob import escape as glob_escape
 from pathlib import Path
 
-from bitwitness.errors import MissingSegmentError, UnsupportedFormatError
+from bitwitness.errors import (
+    CorruptImageError,
+    InputError,
+    MissingSegmentError,
+    UnsupportedFormatError,
+)
 from bitwitness.evidence_io import confine_part
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.raw import PARTIAL_SUFFIX, fd_size, open_readonly, read_exact
@@ -250,29 +255,50 @@ class SplitRawFormat:
         return pieces
 
     def open(self, path: Path) -> ImageStream:
-        return SplitRawStream(self.files(path))
+        """The pieces joined; a set whose pieces cannot be the media joined (see
+        :func:`piece_sizes_problem`) is refused, for every command alike: read anyway, every
+        byte after the odd piece would be shown at the wrong place (``verify`` said CORRUPT
+        while ``info``, ``convert`` and the browsing commands read the set as whole). A set of
+        nothing but empty pieces is no image (exit 2), as an empty raw file."""
+        stream = SplitRawStream(self.files(path))
+        sizes = stream.info.details.get("piece_sizes") or []
+        if not any(sizes):
+            stream.close()
+            raise InputError(f"{path}: every piece of the split raw set is empty (0 bytes): "
+                             "not an image")
+        problem = piece_sizes_problem(stream.pieces, sizes)
+        if problem is not None:
+            stream.close()
+            raise CorruptImageError(f"damaged split raw set: {problem}", path=path)
+        return stream
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
-        """The pieces' sizes: every tool that splits an image cuts it into pieces of one size,
-        the last one at most that long. A piece of another size before the last is one cut
-        short (a copy interrupted, a disk full) or grown: joined as found, it shifts every
-        byte after it, so the set cannot be read as the media."""
+        """The pieces' sizes, as :meth:`open` found them consistent."""
         sizes = stream.info.details.get("piece_sizes") or []
-        pieces = stream.info.files
         if len(sizes) < 2:
             return ()
-        what = "split raw piece sizes"
-        size = sizes[0]
-        for piece, n in zip(pieces[1:-1], sizes[1:-1], strict=True):
-            if n != size:
-                return (ContainerCheck(what, False, f"{piece.name} holds {n} bytes where the "
-                                       f"pieces before it hold {size}: every byte after it is "
-                                       "shifted"),)
-        if sizes[-1] > size:
-            return (ContainerCheck(what, False, f"the last piece {pieces[-1].name} holds "
-                                   f"{sizes[-1]} bytes, more than the {size} of the others"),)
-        return (ContainerCheck(what, True, f"{len(sizes)} pieces of {size} bytes, the last "
-                               f"of {sizes[-1]}"),)
+        return (ContainerCheck("split raw piece sizes", True, f"{len(sizes)} pieces of "
+                               f"{sizes[0]} bytes, the last of {sizes[-1]}"),)
+
+
+def piece_sizes_problem(pieces: list[Path], sizes: list[int]) -> str | None:
+    """What is wrong with a split set's piece sizes, or None. Every tool that splits an image
+    cuts it into pieces of one size, the last one at most that long: a piece of another size
+    before the last is one cut short (a copy interrupted, a disk full) or grown, and joined as
+    found it shifts every byte after it."""
+    if len(sizes) < 2:
+        return None
+    size = sizes[0]
+    if size == 0:
+        return f"the first piece {pieces[0].name} is empty (0 bytes)"
+    for piece, n in zip(pieces[1:-1], sizes[1:-1], strict=True):
+        if n != size:
+            return (f"{piece.name} holds {n} bytes where the pieces before it hold {size}: "
+                    "every byte after it is shifted")
+    if sizes[-1] > size:
+        return (f"the last piece {pieces[-1].name} holds {sizes[-1]} bytes, more than the "
+                f"{size} of the others")
+    return None
 
 
 FORMAT = SplitRawFormat()
