@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bitwitness.errors import FileSystemError
+from bitwitness.errors import ContentReadError, FileSystemError
 from bitwitness.stream import ImageStream
 
 _ATTR_VOLUME = 0x08
@@ -307,7 +307,7 @@ class FatVolume:
         mark, power = cluster, 1  # a chain that comes back to a cluster (Brent's loop check)
         while left > 0:
             if not 2 <= cluster < self.clusters + 2 or seen > self.clusters:
-                raise FileSystemError(f"inode {entry.inode}: the cluster chain breaks at "
+                raise ContentReadError(f"inode {entry.inode}: the cluster chain breaks at "
                                       f"cluster {cluster} with {left} bytes still to read")
             want = min(left, cluster_bytes)
             yield self._cluster_data(entry, cluster, want)
@@ -316,10 +316,10 @@ class FatVolume:
             if left > 0:
                 cluster = self._next(cluster)
                 if cluster >= end:
-                    raise FileSystemError(f"inode {entry.inode}: the cluster chain ends with "
+                    raise ContentReadError(f"inode {entry.inode}: the cluster chain ends with "
                                           f"{left} bytes still to read")
                 if cluster == mark:
-                    raise FileSystemError(f"inode {entry.inode}: the cluster chain loops back "
+                    raise ContentReadError(f"inode {entry.inode}: the cluster chain loops back "
                                           f"to cluster {cluster} with {left} bytes still to "
                                           "read")
                 if seen == power:
@@ -339,7 +339,7 @@ class FatVolume:
         offset = self.base + (self.first_data + (cluster - 2) * self.per_cluster) * self.sector
         data = self.stream.pread(offset, want)
         if len(data) < want:
-            raise FileSystemError(f"inode {entry.inode}: cluster {cluster} lies beyond the end "
+            raise ContentReadError(f"inode {entry.inode}: cluster {cluster} lies beyond the end "
                                   "of the image")
         return data
 

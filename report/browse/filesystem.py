@@ -1301,26 +1301,30 @@ class FileSystem:
             return self._fat_name(text(f.info.name.name),
                                   raw_names.get(int(f.info.name.meta_addr)))
 
-        file = self._pick(files, part, walked, name=name_of,
-                          deleted=lambda f: bool(int(f.info.name.flags) & _NAME_UNALLOC),
-                          address=lambda f: int(f.info.name.meta_addr))
-        if file is not None:
-            meta_file = self._meta_file(file)
-            entries = self._entries_of(file, walked, meta_file)
-            name = name_of(file)
-            if name != entries[0].name:
-                entries = [Entry(**{**e.__dict__, "name": name, "path": f"{walked}/{name}"})
-                           for e in entries]
-            return _Target(file, self._main(entries), meta_file)
+        # on FAT the entries only the raw directory holds compete in the same tiers: an exact
+        # name there wins over TSK's entry of the same letters in another case
+        candidates: list[tuple[Any, RawFatEntry | None]] = [(f, None) for f in files]
         if self._fat is not None:
             listed = {int(f.info.name.meta_addr) for f in files}
-            unlisted = [r for a, r in raw_names.items() if a not in listed]
-            raw = self._pick(unlisted, part, walked,
-                             name=lambda r: r.name, deleted=lambda r: r.deleted,
-                             address=lambda r: r.inode)
-            if raw is not None:
-                return _Target(None, self._remember_raw(raw, walked), raw=raw)
-        raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
+            candidates += [(None, r) for a, r in raw_names.items() if a not in listed]
+        picked = self._pick(
+            candidates, part, walked,
+            name=lambda c: name_of(c[0]) if c[1] is None else c[1].name,
+            deleted=lambda c: (bool(int(c[0].info.name.flags) & _NAME_UNALLOC)
+                               if c[1] is None else c[1].deleted),
+            address=lambda c: int(c[0].info.name.meta_addr) if c[1] is None else c[1].inode)
+        if picked is None:
+            raise FileSystemError(f"{shown(walked + '/' + part)}: no such file or folder")
+        file, raw = picked
+        if raw is not None:
+            return _Target(None, self._remember_raw(raw, walked), raw=raw)
+        meta_file = self._meta_file(file)
+        entries = self._entries_of(file, walked, meta_file)
+        name = name_of(file)
+        if name != entries[0].name:
+            entries = [Entry(**{**e.__dict__, "name": name, "path": f"{walked}/{name}"})
+                       for e in entries]
+        return _Target(file, self._main(entries), meta_file)
 
     def _pick(self, items: list[_T], part: str, walked: str, *, name: Callable[[_T], str],
               deleted: Callable[[_T], bool], address: Callable[[_T], int]) -> _T | None:
@@ -1578,6 +1582,31 @@ class FileSystem:
         unit, record = ("cluster", "$Bitmap") if self._ntfs else ("block", "the block bitmap")
         return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
                 f"another file, per {record}): their bytes are likely not this file's")
+
+    def repeated_note(self, entry: Entry) -> str | None:
+        """That a FAT file's cluster chain comes back to clusters it has passed, or None.
+
+        A loop in the FAT (damage: ``fsck.fat`` reports a "circular cluster chain") makes The
+        Sleuth Kit read the same clusters again until the file's size is covered, with no
+        error: the bytes after the loop are clusters already given, not the file's content.
+        Its runs then name some clusters twice; the bytes they cover again are counted."""
+        if self._fat is None or entry.is_dir or entry.deleted:
+            return None
+        extents = self.media_extents(entry)
+        if not extents or len(extents) < 2:
+            return None
+        again = 0
+        covered = -1
+        for start, length in sorted(extents):
+            end = start + length
+            if start < covered:
+                again += min(end, covered) - start
+            covered = max(covered, end)
+        if not again:
+            return None
+        return (f"its cluster chain comes back to clusters it has already passed (a loop in "
+                f"the FAT): {again:,} of its bytes are those clusters read again, not its "
+                "content")
 
     @property
     def times_note(self) -> str | None:
