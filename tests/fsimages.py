@@ -98,6 +98,31 @@ def loop_mounted(image: Path, mountpoint: Path, options: str = "loop") -> Iterat
 
 
 @contextmanager
+def fresh_exfat(image: Path, size: int, mountpoint: Path) -> Iterator[Path]:
+    """A new exFAT of ``size`` bytes at ``image`` (mkfs.exfat) on a loop device, mounted
+    through exfat-fuse at ``mountpoint`` for the block (root and /dev/fuse, else
+    :class:`Unavailable`)."""
+    _need("mkfs.exfat", "mount.exfat-fuse", "losetup")
+    _run("mkfs.exfat", blank(image, size))
+    if os.geteuid() != 0:
+        raise Unavailable("needs root for a loop device")
+    loop = subprocess.run(["losetup", "-f", "--show", os.fspath(image)], capture_output=True,
+                          text=True, check=False)
+    if loop.returncode != 0:
+        raise Unavailable(f"no loop device: {loop.stderr.strip()}")
+    device = loop.stdout.strip()
+    try:
+        mountpoint.mkdir(exist_ok=True)
+        _fuse_mount(["mount.exfat-fuse", device, os.fspath(mountpoint)], mountpoint)
+        try:
+            yield mountpoint
+        finally:
+            _umount(mountpoint)
+    finally:
+        _run("losetup", "-d", device)
+
+
+@contextmanager
 def fresh_ntfs(image: Path, size: int, mountpoint: Path) -> Iterator[Path]:
     """A new NTFS of ``size`` bytes at ``image`` (mkntfs), mounted through ntfs-3g at
     ``mountpoint`` (made if missing) for the block, unmounted after it: the tests write NTFS

@@ -5,8 +5,9 @@ Doubts that do not stop the bytes from being read, but must be said with them:
 * some lie in sectors the acquisition could not read (below);
 * a deleted file's blocks are allocated again (NTFS from ``$Bitmap``, ext from its block
   bitmaps; see :meth:`~bitwitness.report.browse.filesystem.FileSystem.overwritten_note`);
-* a FAT file's cluster chain loops, and TSK reads the same clusters again (see
-  :meth:`~bitwitness.report.browse.filesystem.FileSystem.repeated_note`);
+* a FAT file's cluster chain loops, and TSK reads the same clusters again, or an exFAT file's
+  directory entry is in use where a damaged bitmap marks it free (see
+  :meth:`~bitwitness.report.browse.filesystem.FileSystem.allocation_note`);
 * the file system stores the data encrypted (NTFS EFS, ext4 fscrypt): the bytes are the
   ciphertext (:meth:`~bitwitness.report.browse.filesystem.FileSystem.encrypted_note`);
 * an HFS+ file is compressed with a method BitWitness does not decode (LZBITMAP, an
@@ -136,10 +137,10 @@ def doubts(fs: Any, entry: Entry, unreadable: UnreadableSectors | None) -> list[
             note = None  # nothing claimed where $Bitmap cannot be read
         if note is not None:
             found.append(note)
-    repeated = getattr(fs, "repeated_note", None)
-    if repeated is not None:
+    allocation = getattr(fs, "allocation_note", None)
+    if allocation is not None:
         try:
-            note = repeated(entry)
+            note = allocation(entry)
         except BitWitnessError:
             note = None  # nothing claimed where the runs cannot be read
         if note is not None:

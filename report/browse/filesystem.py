@@ -43,6 +43,7 @@ from bitwitness.report.browse.entries import (
     make_entry,
     permissions,
 )
+from bitwitness.report.browse.exfatraw import ExfatVolume
 from bitwitness.report.browse.extalloc import ExtBitmaps
 from bitwitness.report.browse.extfeatures import read_superblock
 from bitwitness.report.browse.fatraw import FatVolume, RawFatEntry
@@ -268,10 +269,14 @@ class FileSystem:
         self._raw: dict[int, tuple[RawFatEntry, Entry]] = {}
         #: the recorded zones TSK leaves unapplied (see :mod:`.zones`)
         self._zones: ExfatZones | IsoZones | ExtTimes | None = None
+        #: exFAT's directory entries, where TSK's allocation (from the bitmap) is not theirs
+        self._exfat: ExfatVolume | None = None
         if self.type.startswith("ext"):  # TSK misreads times before 1970 and after 2106
             self._zones = ExtTimes(image.stream, partition.byte_offset)
         elif self.type == "exfat":
             self._zones = ExfatZones(image.stream, partition.byte_offset)
+            exfat = ExfatVolume(image.stream, partition.byte_offset, self._zones)
+            self._exfat = exfat if exfat.ok else None
         elif self.type == "iso9660":
             self._zones = IsoZones(image.stream, partition.byte_offset)
         #: ext with the filetype feature: every live directory entry records its type
@@ -862,6 +867,8 @@ class FileSystem:
             elif self.type == "hfs":
                 name_text = self._hfs_name(address) or name_text
         deleted = bool(name_flags & _NAME_UNALLOC)
+        if deleted and self._exfat is not None and self._exfat.in_use(address):
+            deleted = False  # a damaged bitmap (see exfatraw.py)
         times = Times.of_tsk(record[11:19])
         zones = self._zones
         if zones is not None and not (type(zones) is ExtTimes and zones.reads_right(meta_addr)):
@@ -1156,8 +1163,10 @@ class FileSystem:
                 int(meta.flags) & _META_UNALLOC)
             if not deleted and meta_file is not None and int(meta.flags) & _META_UNALLOC:
                 deleted = True  # a name left in a freed NTFS index block (see _inode_of)
-            realloc = deleted and bool(int(meta.flags) & _META_ALLOC)
             inode = int(name.meta_addr) if name is not None else int(meta.addr)
+            if deleted and self._exfat is not None and self._exfat.in_use(inode):
+                deleted = False  # a damaged bitmap (see exfatraw.py)
+            realloc = deleted and bool(int(meta.flags) & _META_ALLOC)
             if times is None:
                 times = Times.from_meta(meta)
                 if self._zones is not None:
@@ -1583,15 +1592,28 @@ class FileSystem:
         return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
                 f"another file, per {record}): their bytes are likely not this file's")
 
-    def repeated_note(self, entry: Entry) -> str | None:
-        """That a FAT file's cluster chain comes back to clusters it has passed, or None.
+    def allocation_note(self, entry: Entry) -> str | None:
+        """Damage to a FAT or exFAT volume's allocation records under a live file, or None.
 
-        A loop in the FAT (damage: ``fsck.fat`` reports a "circular cluster chain") makes The
-        Sleuth Kit read the same clusters again until the file's size is covered, with no
-        error: the bytes after the loop are clusters already given, not the file's content.
-        Its runs then name some clusters twice; the bytes they cover again are counted."""
-        if self._fat is None or entry.is_dir or entry.deleted:
+        A loop in the FAT (``fsck.fat`` reports a "circular cluster chain") makes The Sleuth
+        Kit read the same clusters again until the file's size is covered, with no error: the
+        bytes after the loop are clusters already given, not the file's content. Its runs then
+        name some clusters twice; the bytes they cover again are counted. An exFAT file whose
+        directory entry is in use where the allocation bitmap marks it free (a damaged bitmap)
+        is read along its FAT chain here (exfatraw.py), where TSK would take it for deleted:
+        said, as the volume's records disagree."""
+        if entry.is_dir or entry.deleted:
             return None
+        if self._exfat is not None:
+            if entry.stream is None and self._bitmap_free(entry, self._file(entry)):
+                return ("its directory entry is in use but the allocation bitmap marks it free "
+                        "(a damaged bitmap, as fsck.exfat reports it): read along its FAT "
+                        "chain, as the directory entry gives it")
+            return None
+        return self._repeated_note(entry) if self._fat is not None else None
+
+    def _repeated_note(self, entry: Entry) -> str | None:
+        """The bytes a FAT file's runs cover twice (see :meth:`allocation_note`)."""
         extents = self.media_extents(entry)
         if not extents or len(extents) < 2:
             return None
@@ -2002,8 +2024,21 @@ class FileSystem:
             return
         yield from self._tsk_content(entry, file, block)
 
+    def _bitmap_free(self, entry: Entry, file: Any) -> bool:
+        """Whether ``entry`` is an exFAT file live by its directory entry that TSK took for
+        deleted (its bitmap marks it free): its content is read by exfatraw.py, along the FAT
+        chain, where TSK would read contiguous clusters as for a deleted file."""
+        if self._exfat is None or entry.deleted or entry.stream is not None:
+            return False
+        meta = file.info.meta
+        return meta is not None and bool(int(meta.flags) & _META_UNALLOC)
+
     def _tsk_content(self, entry: Entry, file: Any, block: int) -> Iterator[bytes]:
-        """The bytes of ``entry``'s stream as TSK reads them, ``block`` at a time."""
+        """The bytes of ``entry``'s stream as TSK reads them, ``block`` at a time (an exFAT
+        file TSK takes for deleted by a damaged bitmap: as exfatraw.py reads it)."""
+        if self._exfat is not None and self._bitmap_free(entry, file):
+            yield from self._exfat.content(int(entry.inode), entry.size, block)
+            return
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
         ident = entry.attr_id if entry.attr_id is not None else -1
@@ -2054,7 +2089,10 @@ class FileSystem:
         """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
         if entry.is_dir or offset >= entry.size:
             return b""
-        if self._raw_of(entry) is not None:  # read along the chain up to what is asked
+        # read along the chain up to what is asked: an entry only the raw FAT directory holds,
+        # an exFAT file a damaged bitmap made TSK take for deleted
+        if self._raw_of(entry) is not None or (
+                self._exfat is not None and self._bitmap_free(entry, self._file(entry))):
             kept, end = bytearray(), offset + size
             for block in self.iter_content(entry):
                 kept += block

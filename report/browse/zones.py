@@ -87,13 +87,13 @@ class ExfatZones:
     def offsets(self, inode: int) -> tuple[int | None, int | None, int | None]:
         """The (creation, modification, access) offsets in 15-minute steps of the file entry
         at ``inode``; None where the entry marks none valid or the slot holds no file entry."""
-        raw = self._entry(inode)
+        raw = self.entry(inode)
         if len(raw) < 32 or raw[0] not in _EXFAT_FILE:
             return None, None, None
         found = tuple(_signed_quarters(b) if b & 0x80 else None for b in raw[22:25])
         return found[0], found[1], found[2]
 
-    def _entry(self, inode: int) -> bytes:
+    def entry(self, inode: int) -> bytes:
         """The 32-byte directory entry TSK numbers ``inode`` (b"" where there is none)."""
         if not self._sector or inode < _EXFAT_FIRST_INODE:
             return b""
@@ -107,11 +107,11 @@ class ExfatZones:
         holds within a cluster) or its checksum does not match."""
         from bitwitness.report.browse.ntfs import wtf8_name
 
-        first = self._entry(inode)
+        first = self.entry(inode)
         if len(first) < 32 or first[0] not in _EXFAT_FILE:
             return None
         count = first[1]
-        entries = [first] + [self._entry(inode + n) for n in range(1, count + 1)]
+        entries = [first] + [self.entry(inode + n) for n in range(1, count + 1)]
         if count < 2 or any(len(e) < 32 for e in entries) or entries[1][0] & 0x7F != 0x40:
             return None
         whole = b"".join(entries)

@@ -1,0 +1,114 @@
+"""exFAT files whose directory entry is in use where the allocation bitmap says their clusters
+are free: read along their FAT chain, as the file system does.
+
+The Sleuth Kit decides whether an exFAT file is allocated from the allocation bitmap, not from
+the in-use bit of its directory entry (type 0x85 in use, 0x05 deleted). A damaged bitmap (a
+zeroed sector, which ``fsck.exfat`` reports) then turns every live file into a "deleted" one:
+``fls`` and our listings hid them, and TSK reads a "deleted" file's content as contiguous
+clusters from its first one, so a fragmented live file came out as other files' bytes with no
+error. The directory entry is what the file system itself goes by (exFAT specification 6.2:
+the bitmap only tracks cluster allocation), so such a file is live here, and its content is
+read from its stream extension entry (type 0xC0: flags, first cluster, data length) along the
+FAT chain, or contiguously where the NoFatChain flag says the FAT holds no chain for it.
+
+Bounded: a chain that loops or leaves the cluster heap stops the read with a
+:class:`~bitwitness.errors.ContentReadError` naming the cluster.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from bitwitness.errors import BitWitnessError, ContentReadError
+from bitwitness.report.browse.zones import ExfatZones
+from bitwitness.stream import ImageStream
+
+_IN_USE_FILE = 0x85
+_STREAM = 0xC0
+_NO_FAT_CHAIN = 0x02
+#: FAT values from this one on end a chain (0xFFFFFFF7 marks a bad cluster: no data either)
+_CHAIN_END = 0xFFFFFFF7
+
+
+class ExfatVolume:
+    """The boot sector's geometry and the directory entries of one exFAT volume."""
+
+    def __init__(self, stream: ImageStream, byte_offset: int, entries: ExfatZones) -> None:
+        self._stream = stream
+        self._base = byte_offset
+        self._entries = entries
+        boot = self._read(0, 512)
+        if len(boot) < 512 or boot[3:11] != b"EXFAT   ":
+            self.ok = False
+            return
+        sector_shift, cluster_shift = boot[108], boot[109]
+        self.ok = 9 <= sector_shift <= 12 and sector_shift + cluster_shift <= 25
+        self.sector = 1 << sector_shift
+        self.cluster_bytes = self.sector << cluster_shift
+        self.fat_start, self.heap, self.clusters = struct.unpack_from("<I4xII", boot, 80)
+
+    def _read(self, offset: int, size: int) -> bytes:
+        try:
+            return self._stream.pread(self._base + offset, size)
+        except (BitWitnessError, ValueError):
+            return b""
+
+    def in_use(self, inode: int) -> bool:
+        """Whether TSK's ``inode`` is a file directory entry marked in use (0x85)."""
+        raw = self._entries.entry(inode)
+        return self.ok and len(raw) == 32 and raw[0] == _IN_USE_FILE
+
+    def _stream_entry(self, inode: int) -> tuple[int, int, int] | None:
+        """(flags, first cluster, data length) of the stream extension that follows the file
+        entry ``inode``; None where the slot after it holds none."""
+        raw = self._entries.entry(inode + 1)
+        if len(raw) != 32 or raw[0] != _STREAM:
+            return None
+        first, length = struct.unpack_from("<IQ", raw, 20)
+        return raw[1], first, length
+
+    def content(self, inode: int, size: int, block: int = 1 << 20) -> Iterator[bytes]:
+        """``size`` bytes of the file at ``inode`` (at most its data length), from its
+        clusters in chain order, ``block`` bytes at most at a time."""
+        found = self._stream_entry(inode)
+        if found is None:
+            raise ContentReadError(f"inode {inode}: no stream extension entry follows its "
+                                   "file entry")
+        flags, first, length = found
+        left = min(size, length)
+        contiguous = bool(flags & _NO_FAT_CHAIN)
+        cluster, seen = first, 0
+        mark, power = cluster, 1  # a chain that comes back to a cluster (Brent's loop check)
+        while left > 0:
+            if not 2 <= cluster < self.clusters + 2 or seen > self.clusters:
+                raise ContentReadError(f"inode {inode}: its cluster chain leaves the cluster "
+                                       f"heap at cluster {cluster} with {left} bytes still "
+                                       "to read")
+            offset = (self.heap * self.sector) + (cluster - 2) * self.cluster_bytes
+            want = min(left, self.cluster_bytes)
+            for at in range(0, want, block):
+                data = self._read(offset + at, min(block, want - at))
+                if len(data) != min(block, want - at):
+                    raise ContentReadError(f"inode {inode}: cluster {cluster} lies beyond the "
+                                           "end of the image")
+                yield data
+            left -= want
+            seen += 1
+            if left > 0:
+                cluster = cluster + 1 if contiguous else self._next(cluster, inode, left)
+                if cluster == mark:
+                    raise ContentReadError(f"inode {inode}: the cluster chain loops back to "
+                                           f"cluster {cluster} with {left} bytes still to read")
+                if seen == power:
+                    mark, power = cluster, power * 2
+
+    def _next(self, cluster: int, inode: int, left: int) -> int:
+        raw = self._read(self.fat_start * self.sector + cluster * 4, 4)
+        if len(raw) != 4:
+            raise ContentReadError(f"inode {inode}: the FAT is cut short at cluster {cluster}")
+        value = int.from_bytes(raw, "little")
+        if value >= _CHAIN_END:
+            raise ContentReadError(f"inode {inode}: the cluster chain ends with {left} bytes "
+                                   "still to read")
+        return value

@@ -1,0 +1,85 @@
+"""exFAT whose allocation bitmap is damaged (a zeroed sector; ``fsck.exfat -n`` reports the
+volume corrupted): The Sleuth Kit takes allocation from the bitmap, so every live file became
+"deleted" (``ls`` listed none of them, exit 0, no word) and a fragmented live file was read as
+contiguous clusters from its first one, other files' bytes with exit 0. A file whose directory
+entry is in use (0x85) is now live, read along its FAT chain, with a doubt naming the bitmap
+(report/browse/exfatraw.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import fsimages
+import pytest
+from conftest import require_tool, run_bitwitness
+
+from bitwitness.errors import ExitCode
+
+PIECE = 40000
+
+
+def _written(folder: Path) -> tuple[Path, dict[str, bytes]]:
+    """exFAT (exfat-fuse) holding f0..f5 with f1 and f3 deleted, then frag.bin written into
+    the holes they left (fragmented), and live.txt."""
+    image = folder / "x.img"
+    files: dict[str, bytes] = {}
+    try:
+        with fsimages.fresh_exfat(image, 64 << 20, folder / "m") as mounted:
+            for n in range(6):
+                (mounted / f"f{n}").write_bytes(bytes([65 + n]) * PIECE)
+            os.sync()
+            for n in (1, 3):
+                (mounted / f"f{n}").unlink()
+            os.sync()
+            files = {"frag.bin": os.urandom(150000), "live.txt": b"hello\n",
+                     "f0": b"A" * PIECE, "f5": b"F" * PIECE}
+            (mounted / "frag.bin").write_bytes(files["frag.bin"])
+            (mounted / "live.txt").write_bytes(files["live.txt"])
+    except fsimages.Unavailable as exc:
+        pytest.skip(str(exc))
+    return image, files
+
+
+def _inode(listing: str, name: str) -> str:
+    line = next(line for line in listing.splitlines() if line.endswith(f"\t{name}"))
+    return line.split(":", 1)[0].split()[-1]
+
+
+def test_live_files_stay_live_and_are_read_along_their_chain(tmp_path: Path) -> None:
+    require_tool("fls", "istat", "icat", "fsck.exfat")
+    image, files = _written(tmp_path)
+    intact = subprocess.run(["fls", str(image)], capture_output=True, text=True,
+                            check=True).stdout
+    assert "*" not in intact.split("$OrphanFiles")[0]  # nothing deleted before the damage
+    bitmap = _inode(intact, "$ALLOC_BITMAP")
+    stat = subprocess.run(["istat", str(image), bitmap], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    sector = int(stat[stat.index("Sectors:") + 1].split()[0])
+    frag = _inode(intact, "frag.bin")
+    clean = tmp_path / "clean.img"
+    clean.write_bytes(image.read_bytes())
+    with image.open("r+b") as fh:
+        fh.seek(sector * 512)
+        fh.write(bytes(512))
+    checked = subprocess.run(["fsck.exfat", "-n", str(image)], capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode != 0  # fsck.exfat finds the volume damaged
+    damaged = subprocess.run(["fls", str(image)], capture_output=True, text=True,
+                             check=True).stdout
+    assert f"* {frag}:" in damaged  # TSK: deleted
+    icat = subprocess.run(["icat", str(image), frag], capture_output=True, check=True).stdout
+    assert icat != files["frag.bin"]  # TSK reads contiguous clusters: other files' bytes
+    listed = run_bitwitness("ls", image)
+    assert listed.exit_code == ExitCode.OK, listed.stderr
+    for name in files:
+        assert f"r/r {_inode(intact, name)}:\t{name}" in listed.stdout
+    for name, data in files.items():
+        cat = run_bitwitness("cat", image, f"/{name}")
+        assert cat.output == data, name
+        assert cat.exit_code == ExitCode.EVIDENCE, name
+        assert "allocation bitmap marks it free" in cat.stderr
+        intact_cat = run_bitwitness("cat", clean, f"/{name}")  # no damage, no doubt
+        assert (intact_cat.exit_code, intact_cat.output) == (ExitCode.OK, data), name
