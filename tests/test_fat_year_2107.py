@@ -40,3 +40,32 @@ def test_a_2107_date_is_shown_as_recorded(tmp_path: Path) -> None:
                                                        tzinfo=UTC).timestamp())
     now = run_bitwitness("stat", image, "/NOW.TXT", "--json").json()
     assert now["modified"].startswith("2024-05-06T07:08:10")  # TSK's own times stay
+
+
+def test_a_2107_folder_and_the_creation_hundredths(tmp_path: Path) -> None:
+    """A folder's 2107 dates: ``ls -l`` showed them, ``stat`` none (the raw entry was matched
+    to files only). The creation time's byte 13 (tens of milliseconds, 0-199) counts in a
+    time read from the raw entry, as TSK counts it in the times it gives: 23:59:58 and 199
+    is 23:59:59.99."""
+    require_tool("mkfs.fat", "mmd", "mdir")
+    image = tmp_path / "fat.img"
+    with image.open("wb") as fh:
+        fh.truncate(16 << 20)
+    subprocess.run(["mkfs.fat", "-F", "16", image], check=True, capture_output=True)
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    subprocess.run(["mmd", "-i", image, "::D2107"], check=True, env=env)
+    data = bytearray(image.read_bytes())
+    at = data.find(b"D2107      ")
+    time, date = (23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31  # 2107-12-31 23:59:58
+    data[at + 13] = 199
+    data[at + 14:at + 20] = time.to_bytes(2, "little") + date.to_bytes(2, "little") * 2
+    data[at + 22:at + 26] = time.to_bytes(2, "little") + date.to_bytes(2, "little")
+    image.write_bytes(bytes(data))
+    listed = subprocess.run(["mdir", "-i", image, "::"], check=True, capture_output=True,
+                            text=True, env=env).stdout
+    assert "2107-12-31  23:59" in listed
+    doc = run_bitwitness("stat", image, "/D2107", "--json").json()
+    assert datetime.fromisoformat(doc["modified"]) == datetime(2107, 12, 31, 23, 59, 58,
+                                                              tzinfo=UTC)
+    assert datetime.fromisoformat(doc["born"]) == datetime(2107, 12, 31, 23, 59, 59, 990000,
+                                                          tzinfo=UTC)

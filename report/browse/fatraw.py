@@ -40,7 +40,7 @@ import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bitwitness.errors import ContentReadError, FileSystemError
 from bitwitness.stream import ImageStream
@@ -75,14 +75,20 @@ class RawFatEntry:
     born: datetime | None
 
 
-def _dos_time(date: int, time: int = 0) -> datetime | None:
+def _dos_time(date: int, time: int = 0, hundredths: int = 0) -> datetime | None:
+    """A DOS date and time; ``hundredths``: the creation time's byte 13, tens of milliseconds
+    (0-199) added to its two-second time, as TSK adds them (a larger value is ignored, as by
+    the Linux kernel's vfat)."""
     if date == 0:
         return None
     try:
-        return datetime(1980 + (date >> 9), (date >> 5) & 0xF, date & 0x1F, time >> 11,
-                        (time >> 5) & 0x3F, (time & 0x1F) * 2, tzinfo=UTC)
+        moment = datetime(1980 + (date >> 9), (date >> 5) & 0xF, date & 0x1F, time >> 11,
+                          (time >> 5) & 0x3F, (time & 0x1F) * 2, tzinfo=UTC)
     except ValueError:
         return None
+    if hundredths < 200:
+        moment += timedelta(milliseconds=10 * hundredths)
+    return moment
 
 
 class FatVolume:
@@ -187,7 +193,7 @@ class FatVolume:
                            is_dir=bool(attr & _ATTR_DIRECTORY),
                            first_cluster=cluster, size=struct.unpack_from("<I", raw, 28)[0],
                            modified=_dos_time(mdate, mtime), accessed=_dos_time(adate),
-                           born=_dos_time(cdate, ctime))
+                           born=_dos_time(cdate, ctime, raw[13]))
 
     def is_free(self, cluster: int) -> bool:
         """The FAT marks ``cluster`` unallocated (0)."""

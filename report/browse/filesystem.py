@@ -1418,7 +1418,7 @@ class FileSystem:
                             attributes=(), short_name=raw.short_name,
                             note=(note + "; " if note else "") + "read from the raw FAT "
                                  "directory: The Sleuth Kit refuses this entry's name")
-        if self._fat is not None and not entry.is_dir:  # a 2107 date TSK gives as none
+        if self._fat is not None:  # a 2107 date TSK gives as none
             entry = _fat_times([entry], self._fat_entry(self._fat, entry))[0]
         file = self._file(entry)
         meta = file.info.meta
@@ -1985,12 +1985,14 @@ class FileSystem:
 
     def _fat_entry(self, fat: FatVolume, entry: Entry) -> RawFatEntry | None:
         """The raw directory entry at the address TSK gave ``entry``, or None when that slot
-        does not hold the same entry (its size differs) or cannot be read."""
+        does not hold the same entry (a file of another size, or not a folder where ``entry``
+        is one: a folder's entry records size 0, TSK gives its chain's) or cannot be read."""
         try:
             raw = fat.entry_at(entry.inode)
         except (BitWitnessError, OSError):
             return None  # the slot is unreadable: reading the content will say so
-        if raw is None or raw.is_dir or raw.size != entry.size:
+        if raw is None or raw.is_dir != entry.is_dir or (not raw.is_dir
+                                                         and raw.size != entry.size):
             return None
         return raw
 
