@@ -101,3 +101,28 @@ def test_a_looping_chain_is_a_doubt_not_the_content(tmp_path: Path) -> None:
     healthy = run_bitwitness("cat", image, "/OK.BIN")  # a chain of two clusters, no loop
     assert healthy.exit_code == ExitCode.OK, healthy.stderr
     assert healthy.output == b"C" * 5000
+
+
+def test_the_boot_sector_of_a_4096_byte_sector_volume_is_read(tmp_path: Path) -> None:
+    """On FAT of 4096-byte sectors TSK gives ``$MBR`` (512 bytes) a run of no sector: icat
+    writes nothing, and ``cat`` failed, so ``export --all`` of a healthy volume exited 1 with
+    "1 file(s) not exported". Its bytes are the volume's first 512."""
+    require_tool("mkfs.fat", "mcopy", "fls", "icat")
+    image = tmp_path / "k.img"
+    image.write_bytes(b"")
+    os.truncate(image, 64 << 20)
+    _run("mkfs.fat", "-F", "16", "-S", "4096", "-s", "1", image)
+    (tmp_path / "a.txt").write_bytes(b"hi\n")
+    _run("mcopy", "-i", image, tmp_path / "a.txt", "::A.TXT")
+    inode = next(line.split()[1].rstrip(":") for line in _run("fls", image).splitlines()
+                 if line.endswith("$MBR"))
+    icat = subprocess.run(["icat", str(image), inode], capture_output=True, check=False)
+    assert icat.stdout == b""  # TSK reads none of it
+    cat = run_bitwitness("cat", image, "/$MBR")
+    assert cat.exit_code == ExitCode.OK, cat.stderr
+    assert cat.output == image.read_bytes()[:512]
+    out = tmp_path / "out"
+    export = run_bitwitness("export", image, "/", "--all", "--to", out)
+    assert export.exit_code == ExitCode.OK, export.stderr
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["failed"] == []

@@ -2026,6 +2026,19 @@ class FileSystem:
             return
         yield from self._tsk_content(entry, file, block)
 
+    def _fat_boot_sector(self, entry: Entry) -> bytes | None:
+        """The bytes of FAT's ``$MBR`` virtual file (the boot sector, 512 bytes as TSK sizes
+        it), read from the volume's start: on a volume of 4096-byte sectors TSK gives it a run
+        of no sector and fails to read it (``icat`` writes nothing), so ``cat`` failed and
+        ``export`` of a healthy volume listed it as not exported. None for any other entry."""
+        if self._fat is None or entry.inode != self.last_inum - 3 or entry.name != "$MBR":
+            return None
+        data = self.image.stream.pread(self.partition.byte_offset, entry.size)
+        if len(data) != entry.size:
+            raise ContentReadError(f"{entry.name}: the volume's first sector lies past the end "
+                                   "of the image")
+        return data
+
     def _bitmap_free(self, entry: Entry, file: Any) -> bool:
         """Whether ``entry`` is an exFAT file live by its directory entry that TSK took for
         deleted (its bitmap marks it free): its content is read by exfatraw.py, along the FAT
@@ -2040,6 +2053,9 @@ class FileSystem:
         file TSK takes for deleted by a damaged bitmap: as exfatraw.py reads it)."""
         if self._exfat is not None and self._bitmap_free(entry, file):
             yield from self._exfat.content(int(entry.inode), entry.size, block)
+            return
+        if (boot := self._fat_boot_sector(entry)) is not None:
+            yield boot
             return
         kind = entry.attr_type if entry.attr_type is not None else int(
             pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
@@ -2092,8 +2108,8 @@ class FileSystem:
         if entry.is_dir or offset >= entry.size:
             return b""
         # read along the chain up to what is asked: an entry only the raw FAT directory holds,
-        # an exFAT file a damaged bitmap made TSK take for deleted
-        if self._raw_of(entry) is not None or (
+        # an exFAT file a damaged bitmap made TSK take for deleted, FAT's boot sector
+        if self._raw_of(entry) is not None or self._fat_boot_sector(entry) is not None or (
                 self._exfat is not None and self._bitmap_free(entry, self._file(entry))):
             kept, end = bytearray(), offset + size
             for block in self.iter_content(entry):
