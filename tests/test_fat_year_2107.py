@@ -6,10 +6,13 @@ back as the reference."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsimages
+import pytest
 from conftest import require_tool, run_bitwitness
 
 
@@ -69,3 +72,40 @@ def test_a_2107_folder_and_the_creation_hundredths(tmp_path: Path) -> None:
                                                               tzinfo=UTC)
     assert datetime.fromisoformat(doc["born"]) == datetime(2107, 12, 31, 23, 59, 59, 990000,
                                                           tzinfo=UTC)
+
+
+def test_an_exfat_2107_date_is_shown_as_recorded(tmp_path: Path) -> None:
+    """exFAT's timestamps hold years to 2107 too, and TSK gave none past 2106 (``ls -l``
+    ``m=-``, empty manifest and timeline times). The file entry's timestamp is read instead
+    (a time TSK does give stays TSK's). exfat-fuse writes the file; its timestamps are then
+    set in the entry (exfat-fuse itself counts 2100 as a leap year, a day off after it)."""
+    try:
+        with fsimages.fresh_exfat(tmp_path / "x.img", 16 << 20, tmp_path / "m") as mounted:
+            (mounted / "late.txt").write_bytes(b"late\n")
+            (mounted / "now.txt").write_bytes(b"now\n")
+    except fsimages.Unavailable as exc:
+        pytest.skip(str(exc))
+    image = tmp_path / "x.img"
+    data = bytearray(image.read_bytes())
+    # the file entry (0x85) whose name entry follows two entries on: "late.txt" in UTF-16
+    name = "late.txt".encode("utf-16-le")
+    at = data.find(name) - 2 - 64
+    assert data[at] == 0x85
+    date, time = (127 << 9) | (12 << 5) | 31, (23 << 11) | (59 << 5) | 29
+    stamp = struct.pack("<I", date << 16 | time)
+    data[at + 8:at + 20] = stamp * 3
+    data[at + 20:at + 25] = bytes([150, 0, 0x80, 0x80, 0x80])  # +1.5 s created; offsets UTC
+    checksum = 0
+    for index, byte in enumerate(bytes(data[at:at + 32 * (data[at + 1] + 1)])):
+        if index not in (2, 3):
+            checksum = (((checksum << 15) | (checksum >> 1)) + byte) & 0xFFFF
+    data[at + 2:at + 4] = struct.pack("<H", checksum)
+    image.write_bytes(bytes(data))
+    doc = run_bitwitness("stat", image, "/late.txt", "--json").json()
+    want = datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC)
+    assert datetime.fromisoformat(doc["modified"]) == want
+    assert datetime.fromisoformat(doc["accessed"]) == want
+    assert datetime.fromisoformat(doc["born"]) == want.replace(second=59, microsecond=500000)
+    now = run_bitwitness("stat", image, "/now.txt", "--json").json()
+    assert now["modified"] is not None  # TSK's time stays
+    assert now["modified"].startswith("20")

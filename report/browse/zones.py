@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bitwitness.errors import BitWitnessError
 from bitwitness.report.browse.entries import Times
@@ -123,10 +123,24 @@ class ExfatZones:
             return None
         return wtf8_name(units[: 2 * length])
 
+    def _recorded(self, inode: int, times: Times) -> Times:
+        """``times`` with those TSK gives none of read from the file entry: TSK's 32-bit
+        seconds end in 2106, and a date of 2107 (the last exFAT's 7-bit year holds) came out
+        as no time at all. Wall clock, as TSK's; :meth:`adjust` applies the offsets after."""
+        raw = self.entry(inode)
+        if len(raw) < 32 or raw[0] not in _EXFAT_FILE:
+            return times
+        created, modified, accessed = struct.unpack_from("<III", raw, 8)
+        return replace(times, born=times.born or _exfat_time(created, raw[20]),
+                       modified=times.modified or _exfat_time(modified, raw[21]),
+                       accessed=times.accessed or _exfat_time(accessed))
+
     def adjust(self, inode: int, times: Times,
                extent: Callable[[], tuple[int, int] | None]) -> Times:
         """``times`` as TSK read them (wall clock) moved to UTC by the entry's offsets."""
         del extent  # exFAT entries are found by address
+        if times.born is None or times.modified is None or times.accessed is None:
+            times = self._recorded(inode, times)
         born, modified, accessed = self.offsets(inode)
         return replace(times,
                        born=times.born if born is None else _shift(times.born, born),
@@ -134,6 +148,20 @@ class ExfatZones:
                                  else _shift(times.modified, modified)),
                        accessed=(times.accessed if accessed is None
                                  else _shift(times.accessed, accessed)))
+
+
+def _exfat_time(stamp: int, hundredths: int = 0) -> datetime | None:
+    """An exFAT timestamp (DOS date and time: years 1980 to 2107) with its 10 ms increment
+    (0-199), as wall-clock time; None for 0 or a date that does not exist."""
+    if stamp == 0:
+        return None
+    date, time = stamp >> 16, stamp & 0xFFFF
+    try:
+        moment = datetime(1980 + (date >> 9), (date >> 5) & 0xF, date & 0x1F, time >> 11,
+                          (time >> 5) & 0x3F, (time & 0x1F) * 2, tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment + timedelta(milliseconds=10 * hundredths) if hundredths < 200 else moment
 
 
 def _set_checksum(entries: bytes) -> int:
@@ -224,6 +252,18 @@ class IsoZones:
                 else:
                     found.setdefault(key, struct.unpack_from("b", record, 24)[0])
         return folders
+
+    def _recorded(self, inode: int, times: Times) -> Times:
+        """``times`` with those TSK gives none of read from the file entry: TSK's 32-bit
+        seconds end in 2106, and a date of 2107 (the last exFAT's 7-bit year holds) came out
+        as no time at all. Wall clock, as TSK's; :meth:`adjust` applies the offsets after."""
+        raw = self.entry(inode)
+        if len(raw) < 32 or raw[0] not in _EXFAT_FILE:
+            return times
+        created, modified, accessed = struct.unpack_from("<III", raw, 8)
+        return replace(times, born=times.born or _exfat_time(created, raw[20]),
+                       modified=times.modified or _exfat_time(modified, raw[21]),
+                       accessed=times.accessed or _exfat_time(accessed))
 
     def adjust(self, inode: int, times: Times,
                extent: Callable[[], tuple[int, int] | None]) -> Times:
