@@ -253,18 +253,6 @@ class IsoZones:
                     found.setdefault(key, struct.unpack_from("b", record, 24)[0])
         return folders
 
-    def _recorded(self, inode: int, times: Times) -> Times:
-        """``times`` with those TSK gives none of read from the file entry: TSK's 32-bit
-        seconds end in 2106, and a date of 2107 (the last exFAT's 7-bit year holds) came out
-        as no time at all. Wall clock, as TSK's; :meth:`adjust` applies the offsets after."""
-        raw = self.entry(inode)
-        if len(raw) < 32 or raw[0] not in _EXFAT_FILE:
-            return times
-        created, modified, accessed = struct.unpack_from("<III", raw, 8)
-        return replace(times, born=times.born or _exfat_time(created, raw[20]),
-                       modified=times.modified or _exfat_time(modified, raw[21]),
-                       accessed=times.accessed or _exfat_time(accessed))
-
     def adjust(self, inode: int, times: Times,
                extent: Callable[[], tuple[int, int] | None]) -> Times:
         """``times`` as TSK read them moved to UTC by the offset of the file's record.
