@@ -8,6 +8,7 @@ entry is in use (0x85) is now live, read along its FAT chain, with a doubt namin
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -83,3 +84,45 @@ def test_live_files_stay_live_and_are_read_along_their_chain(tmp_path: Path) -> 
         assert "allocation bitmap marks it free" in cat.stderr
         intact_cat = run_bitwitness("cat", clean, f"/{name}")  # no damage, no doubt
         assert (intact_cat.exit_code, intact_cat.output) == (ExitCode.OK, data), name
+
+
+def test_a_deleted_file_whose_first_cluster_was_taken_is_not_recovered(tmp_path: Path) -> None:
+    """TSK reads a deleted exFAT file as clusters from its first one: once a newer file has
+    taken them, icat gives that file's bytes (and stops short) under the deleted name, and
+    BitWitness exported them as "exported, but only 4,096 of its 10,500 bytes". The allocation
+    bitmap says the first cluster is taken: not recoverable (export lists it under failed,
+    nothing written), as on FAT; a deleted file whose clusters are still free is recovered."""
+    require_tool("fls", "icat")
+    image = tmp_path / "r.img"
+    pieces = {n: (b"XFRAG%d-" % n) * 1500 for n in range(6)}
+    try:
+        with fsimages.fresh_exfat(image, 64 << 20, tmp_path / "m") as mounted:
+            for n, data in pieces.items():
+                (mounted / f"f{n}.bin").write_bytes(data)
+            os.sync()
+            for n in (1, 3):
+                (mounted / f"f{n}.bin").unlink()
+            os.sync()
+            (mounted / "big.bin").write_bytes(os.urandom(300000))  # into f1's and f3's holes
+            os.sync()
+            (mounted / "f5.bin").unlink()  # nothing written after: its clusters stay free
+    except fsimages.Unavailable as exc:
+        pytest.skip(str(exc))
+    listing = subprocess.run(["fls", str(image)], capture_output=True, text=True,
+                             check=True).stdout
+    taken = _inode(listing, "f3.bin")
+    assert f"* {taken}:" in listing
+    icat = subprocess.run(["icat", str(image), taken], capture_output=True, check=True).stdout
+    assert icat != pieces[3][:len(icat)]  # the newer file's bytes
+    out = tmp_path / "out"
+    export = run_bitwitness("export", image, "/", "--deleted", "--to", out)
+    assert export.exit_code == ExitCode.EVIDENCE
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    failed = {f["source"]: f["reason"] for f in manifest["failed"]}
+    assert failed["/f3.bin"].startswith("not recoverable: the first cluster of the deleted file")
+    recovered = {f["source"]: f for f in manifest["files"]}
+    assert "/f3.bin" not in recovered
+    assert (out / recovered["/f5.bin"]["target"]).read_bytes() == pieces[5]
+    cat = run_bitwitness("cat", image, "/f3.bin")
+    assert cat.exit_code == ExitCode.EVIDENCE
+    assert "first cluster of the deleted file is allocated again" in cat.stderr

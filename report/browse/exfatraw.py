@@ -38,6 +38,8 @@ class ExfatVolume:
         self._stream = stream
         self._base = byte_offset
         self._entries = entries
+        self._root = 0
+        self._bitmap: tuple[int, int] | bool | None = False  # (first cluster, bytes); unread
         boot = self._read(0, 512)
         if len(boot) < 512 or boot[3:11] != b"EXFAT   ":
             self.ok = False
@@ -47,6 +49,7 @@ class ExfatVolume:
         self.sector = 1 << sector_shift
         self.cluster_bytes = self.sector << cluster_shift
         self.fat_start, self.heap, self.clusters = struct.unpack_from("<I4xII", boot, 80)
+        self._root = struct.unpack_from("<I", boot, 96)[0]
 
     def _read(self, offset: int, size: int) -> bytes:
         try:
@@ -60,10 +63,10 @@ class ExfatVolume:
         return self.ok and len(raw) == 32 and raw[0] == _IN_USE_FILE
 
     def _stream_entry(self, inode: int) -> tuple[int, int, int] | None:
-        """(flags, first cluster, data length) of the stream extension that follows the file
-        entry ``inode``; None where the slot after it holds none."""
+        """(flags, first cluster, data length) of the stream extension (in use or deleted)
+        that follows the file entry ``inode``; None where the slot after it holds none."""
         raw = self._entries.entry(inode + 1)
-        if len(raw) != 32 or raw[0] != _STREAM:
+        if len(raw) != 32 or raw[0] & 0x7F != _STREAM & 0x7F:  # in use (0xC0) or deleted
             return None
         first, length = struct.unpack_from("<IQ", raw, 20)
         return raw[1], first, length
@@ -112,3 +115,63 @@ class ExfatVolume:
             raise ContentReadError(f"inode {inode}: the cluster chain ends with {left} bytes "
                                    "still to read")
         return value
+
+    def _bitmap_place(self) -> tuple[int, int] | None:
+        """(first cluster, length in bytes) of the allocation bitmap, from its directory entry
+        (type 0x81) in the root folder's first cluster; None where there is none."""
+        if self._bitmap is False:
+            self._bitmap = None
+            if self.ok and 2 <= self._root < self.clusters + 2:
+                root = self._read(self.heap * self.sector
+                                  + (self._root - 2) * self.cluster_bytes,
+                                  min(self.cluster_bytes, 1 << 16))
+                for at in range(0, len(root) - 31, 32):
+                    if root[at] == 0x81:
+                        first, length = struct.unpack_from("<IQ", root, at + 20)
+                        self._bitmap = (first, length)
+                        break
+        return self._bitmap if isinstance(self._bitmap, tuple) else None
+
+    def allocated_sectors(self, first: int, count: int) -> int | None:
+        """How many of the clusters under sectors ``first`` .. ``first + count - 1`` (TSK's
+        exFAT blocks are sectors) the allocation bitmap marks allocated, counted in sectors;
+        None where the bitmap cannot be read. A cluster past the bitmap counts as allocated."""
+        place = self._bitmap_place()
+        if place is None:
+            return None
+        per_cluster = self.cluster_bytes // self.sector
+        start, length = place
+        bitmap_at = self.heap * self.sector + (start - 2) * self.cluster_bytes
+        taken = 0
+        sector, end = first, first + count
+        while sector < end:
+            cluster = (sector - self.heap) // per_cluster + 2
+            upto = min(end, self.heap + (cluster - 1) * per_cluster)
+            if cluster < 2:
+                upto, allocated = min(end, self.heap), True  # before the heap: metadata
+            else:
+                index = cluster - 2
+                byte = self._read(bitmap_at + index // 8, 1) if index // 8 < length else b""
+                allocated = not byte or bool(byte[0] >> (index % 8) & 1)
+            if allocated:
+                taken += upto - sector
+            sector = upto
+        return taken
+
+    def first_cluster_allocated(self, inode: int) -> bool | None:
+        """Whether the first cluster of the (deleted) file at ``inode`` is allocated now, per
+        the bitmap; None where its entries or the bitmap cannot be read."""
+        found = self._stream_entry(inode)
+        place = self._bitmap_place()
+        if found is None or place is None:
+            return None
+        _flags, first, length = found
+        if length == 0 or not 2 <= first < self.clusters + 2:
+            return None
+        start, size = place
+        index = first - 2
+        if index // 8 >= size:
+            return True
+        byte = self._read(self.heap * self.sector + (start - 2) * self.cluster_bytes
+                          + index // 8, 1)
+        return not byte or bool(byte[0] >> (index % 8) & 1)

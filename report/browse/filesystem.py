@@ -1575,7 +1575,7 @@ class FileSystem:
         this file's runs belongs to something else, so those bytes are likely not this file's.
         """
         if not entry.deleted or entry.is_dir or entry.realloc or not (
-                self._ntfs or self.type.startswith("ext")):
+                self._ntfs or self.type.startswith("ext") or self._exfat is not None):
             return None
         extents = self.media_extents(entry)
         if not extents:
@@ -1588,7 +1588,9 @@ class FileSystem:
             taken += self._allocated_blocks(first, count)
         if not taken:
             return None
-        unit, record = ("cluster", "$Bitmap") if self._ntfs else ("block", "the block bitmap")
+        unit, record = (("cluster", "$Bitmap") if self._ntfs else
+                        ("sector", "the allocation bitmap") if self._exfat is not None else
+                        ("block", "the block bitmap"))
         return (f"{taken} of the {total} {unit}(s) its runs name are allocated again (to "
                 f"another file, per {record}): their bytes are likely not this file's")
 
@@ -1816,6 +1818,8 @@ class FileSystem:
     def _allocated_blocks(self, first: int, count: int) -> int:
         if self._ntfs:
             return self._allocated_clusters(first, count)
+        if self._exfat is not None:  # TSK's exFAT blocks are sectors
+            return self._exfat.allocated_sectors(first, count) or 0
         if self._ext_bitmaps is None:
             self._ext_bitmaps = ExtBitmaps(self.image.stream, self.partition.byte_offset)
         return self._ext_bitmaps.allocated(first, count)
@@ -1936,7 +1940,17 @@ class FileSystem:
             note = self._empty_note(entry)
             if note is not None:
                 return note
-        return self._fat_note(entry)
+        return self._fat_note(entry) if self._exfat is None else self._exfat_note(entry)
+
+    def _exfat_note(self, entry: Entry) -> str | None:
+        """A deleted exFAT file whose first cluster is allocated again: TSK reads a deleted
+        file as clusters from its first one on, so it would hand out the new owner's bytes
+        (and stop short where they end) under this file's name."""
+        assert self._exfat is not None
+        if entry.stream is None and self._exfat.first_cluster_allocated(int(entry.inode)):
+            return ("not recoverable: the first cluster of the deleted file is allocated again "
+                    "(per the allocation bitmap): what it holds now is another file's content")
+        return None
 
     def _empty_note(self, entry: Entry) -> str | None:
         """Why a deleted file of size 0 gives no content (see :meth:`content_note`)."""
