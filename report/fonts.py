@@ -140,7 +140,12 @@ def uncovered(texts: Iterable[str], fonts: FontSet) -> list[str]:
 
 def check_coverage(texts: Iterable[str], fonts: FontSet) -> None:
     """Refuse (``InputError``) when some character would print as an empty box."""
-    missing = uncovered(texts, fonts)
+    refuse_missing(uncovered(texts, fonts), fonts)
+
+
+def refuse_missing(missing: list[str], fonts: FontSet) -> None:
+    """Refuse (``InputError``) naming ``missing``, the characters no font can draw: a court
+    report must never show a name with letters left out or boxed."""
     if not missing:
         return
     shown = " ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in missing[:5])

@@ -17,7 +17,7 @@ from fpdf.enums import TableCellFillMode, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
 from bitwitness.report import text as t
-from bitwitness.report.fonts import FontSet, check_coverage, find_fonts
+from bitwitness.report.fonts import FontSet, check_coverage, find_fonts, refuse_missing
 from bitwitness.report.model import (
     ITEM_SECTIONS,
     EvidenceItem,
@@ -51,9 +51,14 @@ class _ReportPDF(FPDF):
         self.add_font(_SANS, "B", fonts.sans_bold)
         self.add_font(_MONO, "", fonts.mono)
         self.add_font(_MONO, "B", fonts.mono_bold or fonts.mono)
+        fallbacks = [_SANS, _MONO]
         if fonts.cjk is not None:
             self.add_font(_CJK, "", fonts.cjk)
-            self.set_fallback_fonts([_CJK], exact_match=False)
+            fallbacks.append(_CJK)
+        # Every font is every other's fallback: a cell is set in one font (the custody details
+        # in DejaVu Sans Mono, which has no Hebrew, no emoji), and fpdf2 then takes each
+        # character it lacks from the first font that has it instead of leaving it out.
+        self.set_fallback_fonts(fallbacks, exact_match=False)
         self.set_title(data.settings.title)
         self.set_subject(f"Case {data.case_number}")
         self.set_author(data.examiner)
@@ -89,6 +94,19 @@ class _ReportPDF(FPDF):
         self.cell(middle, 6, page, align="C", new_x=XPos.RIGHT)
         self.cell(right, 6, generated, align="R")
         self.set_text_color(0)
+
+    def missing_glyphs(self) -> list[str]:
+        """Characters laid out so far that no font (nor its fallbacks) could draw.
+
+        fpdf2 notes them per font as it lays text out and, left alone, only logs them while
+        writing the file, leaving the letters out of the page; asking here lets the report be
+        refused instead, before anything is written.
+        """
+        missing: dict[str, None] = {}
+        for font in self.fonts.values():
+            for code in getattr(font, "missing_glyphs", ()):
+                missing[chr(code)] = None
+        return list(missing)
 
     # --- building blocks -----------------------------------------------------------------
 
@@ -172,6 +190,7 @@ def render_pdf(data: ReportData, fonts: FontSet | None = None) -> bytes:
                 items_done = True
         elif section in _CASE_SECTIONS:
             _CASE_SECTIONS[section](pdf, data)
+    refuse_missing(pdf.missing_glyphs(), fonts)
     return bytes(pdf.output())
 
 
