@@ -3,8 +3,10 @@
 No external assets of any kind (no scripts, images, fonts, links or ``url()``): the file must read
 the same in ten years on an offline machine. All CSS is inline in one ``<style>`` element with an
 ``@media print`` block (A4 margins, no background colours lost on the integrity banner, tables not
-split mid-row). Every value from the case is escaped with :func:`html.escape`; nothing from the
-case is ever emitted as markup.
+split mid-row). Every value from the case is written in its visible spelling
+(:func:`bitwitness.report.text.visible`: control and bidirectional characters as the terminal
+shows them) and then escaped with :func:`html.escape`; nothing from the case is ever emitted as
+markup.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ footer { margin-top: 3em; font-size: 8.5pt; color: #555; border-top: 1px solid #
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    """Any value for the document: its visible spelling first (no raw control character, which
+    XML and HTML forbid or browsers fold, no bidirectional override), then HTML-escaped."""
+    return escape(t.visible(str(value)), quote=True)
 
 
 def _kv(rows: Sequence[tuple[str, str]]) -> str:

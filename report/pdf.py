@@ -95,6 +95,12 @@ class _ReportPDF(FPDF):
         self.cell(right, 6, generated, align="R")
         self.set_text_color(0)
 
+    def normalize_text(self, text: str) -> str:
+        """Every string fpdf2 draws or measures passes here: evidence-derived text is printed in
+        its visible spelling (:func:`~bitwitness.report.text.visible`), so no cell, heading or
+        footer can drop a control character or reverse a name with a bidirectional override."""
+        return super().normalize_text(t.visible(text))
+
     def missing_glyphs(self) -> list[str]:
         """Characters laid out so far that no font (nor its fallbacks) could draw.
 
@@ -179,7 +185,7 @@ def render_pdf(data: ReportData, fonts: FontSet | None = None) -> bytes:
     acquisition, hashes, read errors, verifications, exports) are grouped under each item.
     """
     fonts = fonts or find_fonts()
-    check_coverage(t.all_strings(data), fonts)
+    check_coverage((t.visible(s) for s in t.all_strings(data)), fonts)
     pdf = _ReportPDF(data, fonts)
     _title_page(pdf, data)
     items_done = False

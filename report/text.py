@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from bitwitness.report.browse.safenames import shown
 from bitwitness.report.model import (
     Acquisition,
     CustodyEntry,
@@ -42,6 +43,22 @@ SECTION_TITLES: dict[str, str] = {
     "disclaimer": "Disclaimer",
     "signature": "Signatures",
 }
+
+
+def visible(value: str) -> str:
+    """``value`` as the PDF and HTML reports print it: each line as the terminal shows a name
+    (:func:`~bitwitness.report.browse.safenames.shown`), line breaks kept.
+
+    Names, paths, descriptions and examiner fields come from evidence and from people; printed
+    raw, a tab or escape vanishes (``a<TAB>b`` reads ``ab``), a right-to-left override turns
+    ``gnp.exe`` round, a bell or form feed makes the HTML invalid. The spelling is the one the
+    terminal and ``fls`` use (``^`` for C0 controls and DEL, ``\\xNN`` for bytes that are not
+    UTF-8, ``\\uNNNN`` for C1 controls and bidirectional controls); the exact bytes are in the
+    JSON report. Printable text comes back unchanged, so applying it twice changes nothing.
+    """
+    if value.isprintable():
+        return value
+    return "\n".join(shown(line) for line in value.split("\n"))
 
 
 def when(value: datetime | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,72 @@ def test_a_character_no_font_draws_refuses_the_pdf(tmp_path: Path) -> None:
     assert "U+10000" in result.stderr
     assert not out.exists()
 
+
+
+#: Names that printed raw lose or hide what they are; each with the spelling the terminal gives.
+CONTROL_NAMES = {
+    "/a\tb": "/a^b",
+    "/\u202egnp.exe": "/\\u202egnp.exe",
+    "/esc\x1b[31mred": "/esc^[31mred",
+    "/bel\x07bs\x08vt\x0bff\x0ccr\r": "/bel^bs^vt^ff^cr^",
+    "/c1\x85del\x7f": "/c1\\u0085del^",
+}
+
+
+def control_case(tmp_path: Path) -> Path:
+    root = make_case(tmp_path / "case")["root"]
+    for number, name in enumerate(CONTROL_NAMES):
+        record(root, "export", {f"path_{number}": name})
+    return root
+
+
+def test_pdf_spells_control_and_bidi_characters_visibly(tmp_path: Path) -> None:
+    """A tab, escape, bell, carriage return, DEL, a C1 control, a right-to-left override and a
+    byte that is not UTF-8 each print as the terminal shows them; none is dropped."""
+    root = control_case(tmp_path)
+    out = tmp_path / "r.pdf"
+    result = render(root, out, "pdf")
+    assert result.returncode == 0, result.stderr
+    text = pdf_text(out)
+    for spelled in CONTROL_NAMES.values():
+        assert spelled in text, spelled
+    assert "\u202e" not in text
+
+
+def test_html_holds_no_raw_control_character_and_spells_them(tmp_path: Path) -> None:
+    """xmllint --html finds no invalid character (HTML5's elements aside, which its HTML 4
+    parser does not know); the text a browser shows (html.parser) holds
+    each name's visible spelling, and the file holds no C0/C1 control but line feeds, no
+    bidirectional override."""
+    require_tool("xmllint")
+    root = control_case(tmp_path)
+    out = tmp_path / "r.html"
+    result = render(root, out, "html")
+    assert result.returncode == 0, result.stderr
+    lint = subprocess.run(["xmllint", "--html", "--noout", str(out)], capture_output=True,
+                          text=True, check=False)
+    errors = set(re.findall(r"HTML parser error : (.*)", lint.stderr))
+    # libxml2's parser is HTML 4's: HTML5 elements are its only other complaint
+    assert errors <= {f"Tag {tag} invalid" for tag in ("header", "section", "footer")}, errors
+    raw = out.read_text(encoding="utf-8")
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", raw)
+    text = "".join(Text.of(raw))
+    for spelled in CONTROL_NAMES.values():
+        assert spelled in text, spelled
+
+
+class Text(HTMLParser):
+    """The character data of a document, entities decoded, as a browser reads it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    @classmethod
+    def of(cls, document: str) -> list[str]:
+        parser = cls()
+        parser.feed(document)
+        return parser.parts
