@@ -13,13 +13,16 @@ package stays small:
 fpdf2 embeds only the glyphs used (subsetting), so reports stay small whatever the fonts weigh.
 A lab can drop its own ``.ttf`` files into ``bitwitness/report/fonts/`` or point
 ``BITWITNESS_FONT_DIR`` at a folder; those are searched first. When a character is covered by no
-font we refuse to render rather than print an empty box in a court document.
+font we refuse to render rather than print an empty box in a court document, naming the font
+package that would supply it. Only text the PDF lays out is checked (after its visible
+spelling: controls are ``^``/``\\uNNNN`` there), through the glyphs fpdf2 itself found missing,
+so a name the PDF never prints (an exported file's, listed in the JSON and DFXML reports only)
+cannot refuse it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -111,46 +114,39 @@ def find_fonts() -> FontSet:
     )
 
 
-@cache
-def _coverage(path: Path) -> frozenset[int]:
-    """Code points a font file has glyphs for."""
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(str(path), fontNumber=0, lazy=True)
-    try:
-        return frozenset(font.getBestCmap() or {})
-    finally:
-        font.close()
+#: Blocks of Hangul (jamo, compatibility jamo, syllables): Droid Sans Fallback has few of them.
+_HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F), (0xAC00, 0xD7FF))
+#: Blocks the CJK fonts cover: CJK symbols, kana, ideographs, compatibility and full-width forms.
+_CJK = ((0x2E80, 0x312F), (0x3190, 0x9FFF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F),
+        (0xFF00, 0xFFEF), (0x20000, 0x3FFFF))
 
 
-def uncovered(texts: Iterable[str], fonts: FontSet) -> list[str]:
-    """Characters in ``texts`` that none of ``fonts`` can draw (controls and spaces ignored)."""
-    covered = set(_coverage(fonts.sans)) | _coverage(fonts.mono)
-    if fonts.cjk is not None:
-        covered |= _coverage(fonts.cjk)
-    missing: dict[str, None] = {}
-    for text in texts:
-        for ch in text:
-            cp = ord(ch)
-            if cp < 0x20 or ch.isspace() or cp in covered:
-                continue
-            missing[ch] = None
-    return list(missing)
+def _within(code: int, blocks: tuple[tuple[int, int], ...]) -> bool:
+    return any(first <= code <= last for first, last in blocks)
 
 
-def check_coverage(texts: Iterable[str], fonts: FontSet) -> None:
-    """Refuse (``InputError``) when some character would print as an empty box."""
-    refuse_missing(uncovered(texts, fonts), fonts)
+def supplier(char: str, fonts: FontSet) -> str:
+    """Which font would draw ``char``, in words an examiner can act on; only fonts this module
+    looks for are named, since any other would not be used."""
+    code = ord(char)
+    if _within(code, _HANGUL):
+        return ("Hangul: install fonts-noto-cjk (NotoSansCJK-Regular.ttc, used when no Droid "
+                "Sans Fallback file is found; Droid Sans Fallback lacks most Hangul syllables)")
+    if _within(code, _CJK):
+        if fonts.cjk is None:
+            return "no CJK font was found: install fonts-droid-fallback"
+        return f"{fonts.cjk.name} lacks it: install fonts-noto-cjk"
+    return "no font BitWitness uses (DejaVu, a CJK font) has it"
 
 
 def refuse_missing(missing: list[str], fonts: FontSet) -> None:
-    """Refuse (``InputError``) naming ``missing``, the characters no font can draw: a court
-    report must never show a name with letters left out or boxed."""
+    """Refuse (``InputError``) naming ``missing``, the characters no font can draw, and which
+    font package would supply each: a court report must never show a name with letters left
+    out or boxed."""
     if not missing:
         return
-    shown = " ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in missing[:5])
-    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-    hint = (" no CJK font was found: install fonts-droid-fallback;" if fonts.cjk is None else "")
+    named = "; ".join(f"{ch!r} (U+{ord(ch):04X}): {supplier(ch, fonts)}" for ch in missing[:5])
+    more = f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
     raise InputError(
-        f"the PDF report cannot draw {shown}{more}:{hint} the HTML and JSON reports can"
+        f"the PDF report cannot draw {named}{more}; the HTML and JSON reports carry them"
     )

@@ -17,7 +17,7 @@ from fpdf.enums import TableCellFillMode, WrapMode, XPos, YPos
 from fpdf.fonts import FontFace
 
 from bitwitness.report import text as t
-from bitwitness.report.fonts import FontSet, check_coverage, find_fonts, refuse_missing
+from bitwitness.report.fonts import FontSet, find_fonts, refuse_missing
 from bitwitness.report.model import (
     ITEM_SECTIONS,
     EvidenceItem,
@@ -185,7 +185,6 @@ def render_pdf(data: ReportData, fonts: FontSet | None = None) -> bytes:
     acquisition, hashes, read errors, verifications, exports) are grouped under each item.
     """
     fonts = fonts or find_fonts()
-    check_coverage((t.visible(s) for s in t.all_strings(data)), fonts)
     pdf = _ReportPDF(data, fonts)
     _title_page(pdf, data)
     items_done = False

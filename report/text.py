@@ -7,11 +7,7 @@ byte count (what a court checks) followed by a human size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any
 
 from bitwitness.report.browse.safenames import shown
 from bitwitness.report.model import (
@@ -329,21 +325,3 @@ def environment_rows(data: ReportData) -> Rows:
 
 def item_heading(item: EvidenceItem) -> str:
     return f"Evidence {item.evidence_id}" + (f": {item.description}" if item.description else "")
-
-
-def all_strings(value: Any) -> Iterator[str]:
-    """Every string in a model value, for the font coverage check."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Enum):
-        yield str(value.value)
-    elif is_dataclass(value) and not isinstance(value, type):
-        for f in fields(value):
-            yield from all_strings(getattr(value, f.name))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from all_strings(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from all_strings(v)

@@ -8,13 +8,15 @@ html.parser, the JSON with json; each test states the text a reader must find.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from conftest import require_tool
+import pytest
+from conftest import require_tool, run_bitwitness
 from test_report_cli import make_case, pdf_text
 
 #: Names set in the custody table's monospace details: DejaVu Sans Mono has none of these
@@ -136,3 +138,74 @@ class Text(HTMLParser):
         parser = cls()
         parser.feed(document)
         return parser.parts
+
+
+#: File names (bytes, as ext4 stores them) the hostile evidence holds.
+HOSTILE = {
+    "literal": b"x\\xffy",  # backslash, x, f, f
+    "byte": b"x\xffy",  # the byte 0xFF
+    "tab": b"a\tb",
+    "caret": b"a^b",
+    "hangul": "한국어.txt".encode(),
+    "hebrew": "שלום.txt".encode(),
+    "del": b"d\x7fe",
+    "c1": "c\u0085d".encode(),
+    "pipe": b"p|q",
+    "pipe-spelled": b"p\\x7cq",
+}
+
+
+def ok(*args: str | Path) -> None:
+    result = run_bitwitness(*args)
+    assert result.exit_code == 0, (args, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An ext4 made by ``mkfs.ext4 -d`` from a tree of the names above, acquired into a case
+    and exported whole (``export / --all --case``), as the sweep that found these defects did."""
+    require_tool("mkfs.ext4", "fls")
+    tmp = tmp_path_factory.mktemp("hostile")
+    tree = tmp / "tree"
+    tree.mkdir()
+    for key, name in HOSTILE.items():
+        (tree / os.fsdecode(name)).write_bytes(key.encode() + b"\n")  # bytes kept as stored
+    image = tmp / "ext.img"
+    image.write_bytes(bytes(8 << 20))
+    subprocess.run(["mkfs.ext4", "-q", "-d", str(tree), str(image)], capture_output=True,
+                   check=True)
+    root = tmp / "case"
+    ok("case", "new", root, "--set", "case_number=H-1", "--set", "examiner=Ann Example")
+    ok("acquire", image, "--case", root, "--evidence", "E1", "--format", "raw")
+    ok("export", root / "evidence/E1/E1.raw", "/", "--all", "--to", tmp / "out", "--case", root)
+    return {"root": root, "image": image, "tmp": tmp}
+
+
+def test_names_the_pdf_does_not_print_cannot_refuse_it(hostile: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """The export listed Hangul (which Droid Sans Fallback lacks), DEL and C1 names; the PDF
+    prints no exported file name, so it is written, exit 0."""
+    out = tmp_path / "r.pdf"
+    result = render(hostile["root"], out, "pdf")
+    assert result.returncode == 0, result.stderr
+    assert "missing the following glyphs" not in result.stderr
+    assert "H-1" in pdf_text(out)
+
+
+def test_a_printed_glyph_no_font_has_names_the_package(tmp_path: Path) -> None:
+    """Hangul the PDF does print (a custody detail) and the CJK font lacks refuses the PDF,
+    saying which Debian font package has it."""
+    from bitwitness.report.fonts import find_fonts
+
+    require_tool("pdftotext")
+    fonts = find_fonts()
+    if fonts.cjk is None or fonts.cjk.name.startswith("NotoSansCJK"):
+        pytest.skip("needs Droid Sans Fallback as the CJK font (fonts-droid-fallback)")
+    root = make_case(tmp_path / "case")["root"]
+    record(root, "export", {"paths": "/한국어.txt"})
+    out = tmp_path / "r.pdf"
+    result = render(root, out, "pdf")
+    assert result.returncode == 2
+    assert "U+D55C" in result.stderr
+    assert "fonts-noto-cjk" in result.stderr
+    assert not out.exists()
