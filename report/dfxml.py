@@ -74,6 +74,20 @@ def _xml_safe(text: str) -> str:
                         else f"\\u{ord(m.group()):04x}", text)
 
 
+def dfxml_name(name: str) -> str:
+    """A file name for ``<filename>``: a backslash as ``\\\\``, a byte that is not UTF-8 as
+    ``\\xNN``, then what XML cannot hold as :func:`_xml_safe` writes it.
+
+    DFXML's ``filename`` is a plain string (its schema allows no attribute there for the raw
+    bytes); doubling the backslash is what keeps an ext4 name holding ``\\xff`` literally apart
+    from one holding the byte 0xFF, and makes every spelling read back to one name."""
+    out = name.replace("\\", "\\\\")
+    return _UNDECODED.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", out)
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     element = ET.SubElement(parent, _tag(tag), {k: _xml_safe(v) for k, v in attrs.items()})
     if text is not None:
@@ -152,7 +166,8 @@ def _exported(root: ET.Element, export: Export, f: ExportedFile) -> None:
     """One exported file; ``id`` names the evidence item, the custody line that recorded the
     export and the file written, so two exports of one file are two distinct objects."""
     obj = _sub(root, "fileobject")
-    _sub(obj, "filename", f.source.lstrip("/") or f.source)
+    path = f.source_name
+    _sub(obj, "filename", dfxml_name(path.lstrip("/") or path))
     _sub(obj, "id", f"{export.evidence_id or '-'}/export-{export.line or 0}/{f.target}")
     _sub(obj, "name_type", _NAME_TYPES.get(f.kind, "-" if f.kind else "r"))
     if f.size is not None:

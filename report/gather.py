@@ -234,6 +234,17 @@ def export_of(event: Mapping[str, Any], entry: CustodyEntry, case_root: Path) ->
     )
 
 
+def _hex(value: object) -> str:
+    """A manifest's ``source_hex`` when it is hex, "" otherwise (never an exception)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return ""
+    return value.lower()
+
+
 def _manifest_files(path: Path) -> tuple[str, tuple[ExportedFile, ...]]:
     """The file system an export manifest names and the files it lists (only read when its hash
     matches the record)."""
@@ -254,7 +265,8 @@ def _manifest_files(path: Path) -> tuple[str, tuple[ExportedFile, ...]]:
             inode=str(f.get("inode") or ""), deleted=f.get("deleted") is True,
             modified=parse_time(f.get("modified")), accessed=parse_time(f.get("accessed")),
             changed=parse_time(f.get("changed")), born=parse_time(f.get("born")),
-            kind=f["kind"] if isinstance(f.get("kind"), str) else ""))
+            kind=f["kind"] if isinstance(f.get("kind"), str) else "",
+            source_hex=_hex(f.get("source_hex"))))
     return (filesystem if isinstance(filesystem, str) else ""), tuple(out)
 
 

@@ -235,7 +235,7 @@ class Export:
 class ExportedFile:
     """One file an export wrote, as its manifest lists it."""
 
-    source: str  #: path inside the evidence's file system
+    source: str  #: path inside the evidence's file system, as the manifest spells it (``\\xNN``)
     target: str
     size: int | None
     hashes: tuple[HashValue, ...] = ()
@@ -246,6 +246,17 @@ class ExportedFile:
     changed: datetime | None = None
     born: datetime | None = None
     kind: str = ""  #: "file", "link", "virtual", ... (the manifest's kind; "" when it has none)
+    #: the path's exact bytes in hex when it is not valid UTF-8 ("" otherwise): ``source`` then
+    #: spells each undecodable byte ``\\xNN``, which a name holding those four characters
+    #: literally also reads as (ext4 ``x\\xffy`` and ``x<0xFF>y``)
+    source_hex: str = ""
+
+    @property
+    def source_name(self) -> str:
+        """The path as the file system stored it (undecodable bytes as surrogate escapes)."""
+        if not self.source_hex:
+            return self.source
+        return bytes.fromhex(self.source_hex).decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)

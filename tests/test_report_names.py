@@ -8,9 +8,11 @@ html.parser, the JSON with json; each test states the text a reader must find.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -209,3 +211,53 @@ def test_a_printed_glyph_no_font_has_names_the_package(tmp_path: Path) -> None:
     assert "U+D55C" in result.stderr
     assert "fonts-noto-cjk" in result.stderr
     assert not out.exists()
+
+
+def stored_names(hostile: dict[str, Path]) -> set[bytes]:
+    """The names as the tree given to mkfs.ext4 holds them, read by the kernel (bytes)."""
+    return {os.fsencode(p.name) for p in (hostile["tmp"] / "tree").iterdir()}
+
+
+def test_json_report_carries_the_exact_bytes_of_a_name(hostile: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    """Both ext4 names spelled ``x\\xffy`` are listed; the one holding the byte 0xFF carries
+    ``source_hex``, and each name's exact bytes (hex, else UTF-8) are the bytes mkfs stored."""
+    out = tmp_path / "r.json"
+    assert render(hostile["root"], out, "json").returncode == 0
+    files = json.loads(out.read_text(encoding="utf-8"))["exports"][0]["files"]
+    same = [f for f in files if f["source"] == "/x\\xffy"]
+    assert sorted(f["source_hex"] for f in same) == ["", b"/x\xffy".hex()]
+    exact = {bytes.fromhex(f["source_hex"]) if f["source_hex"] else f["source"].encode()
+             for f in files}
+    assert {b"/" + n for n in stored_names(hostile)} <= exact
+
+
+def read_dfxml_name(spelled: str) -> bytes:
+    """The documented DFXML spelling read back: ``\\\\`` a backslash, ``\\xNN`` one byte."""
+    out, i = bytearray(), 0
+    while i < len(spelled):
+        if spelled.startswith("\\\\", i):
+            out += b"\\"
+            i += 2
+        elif spelled.startswith("\\x", i):
+            out.append(int(spelled[i + 2:i + 4], 16))
+            i += 4
+        else:
+            out += spelled[i].encode()
+            i += 1
+    return bytes(out)
+
+
+def test_dfxml_names_read_back_to_the_stored_bytes(hostile: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    """Every exported file's ``filename`` (parsed by ElementTree after xmllint accepts the
+    document as XML) reads back to the exact name mkfs stored; the two ``x\\xffy`` differ."""
+    require_tool("xmllint")
+    out = tmp_path / "r.dfxml"
+    assert render(hostile["root"], out, "dfxml").returncode == 0
+    subprocess.run(["xmllint", "--noout", str(out)], check=True)
+    ns = "{http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML}"
+    names = [e.text or "" for e in ET.parse(out).iter(f"{ns}filename")]  # noqa: S314
+    assert "x\\\\xffy" in names
+    assert "x\\xffy" in names
+    assert stored_names(hostile) <= {read_dfxml_name(n) for n in names}
