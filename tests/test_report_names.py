@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -40,8 +41,8 @@ def record(root: Path, action: str, details: dict[str, Any]) -> None:
 
 def render(root: Path, out: Path, fmt: str) -> subprocess.CompletedProcess[str]:
     """The real command in a child process, so that anything written on stderr is seen."""
-    return subprocess.run(["bitwitness", "report", str(root), "--format", fmt, "-o", str(out)],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, "-m", "bitwitness", "report", str(root), "--format",
+                           fmt, "-o", str(out)], capture_output=True, text=True, check=False)
 
 
 def test_custody_details_keep_letters_the_monospace_font_lacks(tmp_path: Path) -> None:
