@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bitwitness.errors import InputError, UnsupportedFormatError, UsageError
+from bitwitness.errors import CorruptImageError, InputError, UnsupportedFormatError, UsageError
 from bitwitness.images.snapshot_choice import chosen_snapshot
 from bitwitness.stream import ImageStream
 
@@ -127,8 +127,7 @@ def _detect(path: Path, forced: str | None) -> Detected:
     mode = path.stat().st_mode
     for fmt in _formats():
         if fmt.claims_name(path):
-            if fmt is RAW:
-                _refuse_empty(path, head)
+            _refuse_empty_claimed(fmt, path, head)
             return Detected(fmt, "name")
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
         raise UnsupportedFormatError(f"{path}: not a regular file or block device")
@@ -207,6 +206,21 @@ def _reader_for(path: Path, container: Container) -> ImageFormat:
         f"{path}: {container.label}: BitWitness recognises this container but cannot read it; "
         "it is not raw media (convert it to raw or E01 with a tool that reads it, or pass "
         "--format raw to read the container file itself as the media)")
+
+
+def _refuse_empty_claimed(fmt: ImageFormat, path: Path, head: bytes) -> None:
+    """An empty file a format claims by its name: raw is no image (:func:`_refuse_empty`); an
+    empty ``x.vhd``/``x.vmdk`` is a copy or a write that failed, damaged evidence as an empty
+    E01 is (whose reader says so), where libvhdi and libvmdk only said they could not read
+    "file information data at offset: 0"."""
+    from bitwitness.images import RAW
+
+    if fmt is RAW:
+        _refuse_empty(path, head)
+    elif not head and fmt.name in ("vhd", "vmdk") and path.is_file():
+        raise CorruptImageError(f"{path}: empty file (0 bytes): named as a {fmt.name.upper()} "
+                                "image, it holds nothing of one (not even its header or "
+                                "footer)")
 
 
 def _refuse_empty(path: Path, head: bytes) -> None:

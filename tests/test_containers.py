@@ -1021,3 +1021,18 @@ def test_an_android_sparse_image_named_raw_is_read_as_sparse(tmp_path: Path) -> 
     assert doc.exit_code == ExitCode.OK, doc.stderr
     assert doc.json()["format"] == "android-sparse"
     assert doc.json()["media_size"] == raw.stat().st_size
+
+
+@pytest.mark.parametrize("name", ["empty.vhd", "empty.vmdk"])
+def test_an_empty_vhd_or_vmdk_says_it_is_empty(tmp_path: Path, name: str) -> None:
+    """An empty x.vhd or x.vmdk (a failed copy) is damaged evidence as an empty E01 is (exit
+    1); libvhdi's and libvmdk's own words were "unable to read file information data at
+    offset: 0", which named neither the emptiness nor the format."""
+    image = tmp_path / name
+    image.write_bytes(b"")
+    for command in ("info", "ls"):
+        res = run_bitwitness(command, image)
+        assert res.exit_code == ExitCode.EVIDENCE, (command, res.stdout)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "empty file (0 bytes)" in res.stderr
+        assert name.rsplit(".", 1)[1].upper() in res.stderr
