@@ -60,3 +60,29 @@ def test_short_names_outside_ascii_list_stat_and_read_as_mdir_shows_them(image: 
         assert stat.exit_code == 0, stat.stderr
         assert stat.json()["short_name"] == shown[name], name
         assert run_bitwitness("cat", image, f"/{name}").stdout == f"{index}\n"
+
+
+def test_a_long_name_tsk_cuts_is_named_so(tmp_path: Path) -> None:
+    """A 254-character long name (mtools writes it whole; mdir lists it whole): TSK keeps 247
+    characters of it. The warning said "a long name whose checksum does not match its 8.3
+    entry", which was not what happened; it now says TSK cut it, and the name is the whole
+    one."""
+    require_tool("mkfs.fat", "mcopy", "mdir", "fls")
+    image = tmp_path / "fat.img"
+    image.write_bytes(b"")
+    os.truncate(image, 16 << 20)
+    subprocess.run(["mkfs.fat", "-F", "16", str(image)], check=True, capture_output=True)
+    name = "L" * 250 + ".txt"
+    source = tmp_path / name
+    source.write_bytes(b"x\n")
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    subprocess.run(["mcopy", "-i", str(image), str(source), "::/"], check=True, env=env)
+    assert name in subprocess.run(["mdir", "-i", str(image), "::/"], capture_output=True,
+                                  text=True, check=True, env=env).stdout
+    fls = subprocess.run(["fls", str(image)], capture_output=True, text=True,
+                         check=True).stdout
+    assert ("L" * 243 + ".txt") not in fls
+    listed = run_bitwitness("ls", image)
+    assert f"\t{name}" in listed.stdout
+    assert f"its long name cut to 247 of its {len(name)} characters" in listed.stderr
+    assert "checksum" not in listed.stderr

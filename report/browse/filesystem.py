@@ -672,8 +672,8 @@ class FileSystem:
                             level="warning")
         elif raw is None or not self._tsk_short_name(tsk_name, raw):
             mediator.notice(f"{shown(path)}: The Sleuth Kit names this entry "
-                            f"{shown(tsk_name)!r}, a long name whose checksum does not match "
-                            "its 8.3 entry", level="warning")
+                            f"{shown(tsk_name)!r}, {_fat_name_difference(tsk_name, raw)}",
+                            level="warning")
         return [Entry(**{**e.__dict__, "name": name, "path": path}) for e in entries]
 
     def _unlisted_raw(self, inum: int, listed: set[int]) -> list[RawFatEntry]:
@@ -2149,6 +2149,19 @@ class FileSystem:
         ident = entry.attr_id if entry.attr_id is not None else -1
         with tsk_errors(self.image, f"read {shown(entry.display_path) or entry.address}"):
             return bytes(file.read_random(offset, min(size, entry.size - offset), kind, ident))
+
+
+def _fat_name_difference(tsk_name: str, raw: RawFatEntry | None) -> str:
+    """Why TSK's name of a FAT entry is not the entry's own, as far as the raw entry tells:
+    a long name TSK cut short (it keeps at most some 247 characters), a long name that is not
+    this entry's (TSK checks no checksum, so one left by an entry it refused is glued onto the
+    next one), or, where the entry has a long name of its own, simply another name."""
+    if raw is not None and raw.long_name and raw.long_name.startswith(tsk_name):
+        return (f"its long name cut to {len(tsk_name)} of its {len(raw.long_name)} "
+                "characters")
+    if raw is None or raw.long_name is None:
+        return "a long name whose checksum does not match its 8.3 entry"
+    return "where its long-name entries hold another name"
 
 
 def _fat_times(entries: list[Entry], raw: RawFatEntry | None) -> list[Entry]:
