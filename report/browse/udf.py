@@ -667,7 +667,9 @@ class UdfFileSystem:
                               stream=None, name_type=name_type, meta_type="-", deleted=True,
                               realloc=False, size=0, times=NO_TIMES, mode=0, uid=0, gid=0,
                               link=None)
-        return self._entry(icb, path, fid.name, name_type, fid.deleted)
+        # a file identifier tells only folders from the rest: any other type is the ICB's (a
+        # symbolic link is l/l, as Rock Ridge's and ext's are listed, not r/l)
+        return self._entry(icb, path, fid.name, "d" if name_type == "d" else "", fid.deleted)
 
     def walk(self, path: str = "/", *, recursive: bool = False,
              selection: Selection = Selection.ALLOCATED, mediator: Mediator | None = None,
