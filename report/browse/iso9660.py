@@ -23,7 +23,8 @@ walk. A Rock Ridge file TSK numbered has TSK's number (its own record's, or the 
 it was dropped for); a folder of the primary tree TSK did not number is matched to its Joliet
 twin; anything else (a symbolic link only in the primary tree of a Joliet ISO) gets a number
 past TSK's last (its ``$OrphanFiles``), colliding with none. ``$OrphanFiles`` is listed at the
-root as ``fls`` lists it.
+root as ``fls`` lists it. A session of a multi-session image that TSK does not read (it reads
+the one at sector 16; iso_sessions.py) is numbered the same way plus ``K << 32``.
 
 Hostile input fails closed. Damage to one record is that entry's (as TSK takes it): a file
 whose extent lies outside the image is listed and its content refused, a folder reached twice
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bitwitness.errors import FileSystemError
@@ -54,6 +55,7 @@ from bitwitness.report.browse.entries import (
     permissions,
 )
 from bitwitness.report.browse.filesystem import MAX_DEPTH, split_path
+from bitwitness.report.browse.iso_sessions import IsoSession
 from bitwitness.report.browse.safenames import shown, spellings
 from bitwitness.report.browse.volumes import Partition
 from bitwitness.stream import ImageStream
@@ -122,11 +124,12 @@ class _Descriptors:
     blocks: int  #: volume space size of the primary descriptor (TSK's block count)
 
 
-def read_descriptors(stream: ImageStream) -> _Descriptors | None:
-    """The volume descriptors from sector 16 to the set terminator, or None (no ISO 9660)."""
+def read_descriptors(stream: ImageStream, first: int = _FIRST_DESCRIPTOR) -> _Descriptors | None:
+    """The volume descriptors from sector ``first`` (16, or a later session's start + 16) to
+    the set terminator, or None (no ISO 9660 there)."""
     primaries: list[bytes] = []
     joliet: list[bytes] = []
-    for number in range(_FIRST_DESCRIPTOR, _FIRST_DESCRIPTOR + MAX_DESCRIPTORS):
+    for number in range(first, first + MAX_DESCRIPTORS):
         block = stream.pread(number * SECTOR, SECTOR)
         if len(block) < SECTOR or block[1:6] != b"CD001":
             break
@@ -148,12 +151,14 @@ def _su_area(record: bytes) -> bytes:
     return record[start:]
 
 
-def has_rock_ridge(stream: ImageStream) -> bool:
+def has_rock_ridge(stream: ImageStream, session: IsoSession | None = None) -> bool:
     """Whether ``stream`` is an ISO 9660 volume whose root announces SUSP and Rock Ridge (the
-    volume tree then reads it here instead of with TSK). Never raises on damage: a volume
+    volume tree then reads it here instead of with TSK); ``session``: that session's root
+    rather than the one the descriptors at sector 16 give. Never raises on damage: a volume
     whose root cannot be read is TSK's to refuse."""
     try:
-        found = read_descriptors(stream)
+        found = read_descriptors(stream, _FIRST_DESCRIPTOR if session is None
+                                 else session.descriptors)
         if found is None:
             return False
         root = found.primary[156:190]
@@ -255,18 +260,35 @@ class _TskNumbers:
 
 class Iso9660FileSystem:
     """An ISO 9660 volume with Rock Ridge in ``stream``, read-only; or, without Rock Ridge,
-    through its Joliet tree (where TSK would drop names: :func:`joliet_loses_names`)."""
+    through its Joliet tree (where TSK would drop names: :func:`joliet_loses_names`).
+
+    ``session``: one session of a multi-session image (iso_sessions.py) other than the one
+    TSK reads: its descriptors at its start + 16, its tree with Rock Ridge, else Joliet, else
+    the plain primary tree (names as stored, TSK's way), its inode numbers those TSK would
+    give it plus :attr:`IsoSession.address_base` (``number << 32``), so that they never name
+    a file of TSK's session or of another. ``stream`` is the whole image either way: a
+    session's block addresses count from the image's start."""
 
     type = "iso9660"
     block_size = SECTOR
 
-    def __init__(self, stream: ImageStream, partition: Partition) -> None:
+    def __init__(self, stream: ImageStream, partition: Partition,
+                 session: IsoSession | None = None) -> None:
         self.partition = partition
+        self.session = session
         self._stream = stream
         self._budget = MAX_DIRECTORY_BYTES
-        found = read_descriptors(stream)
+        first = _FIRST_DESCRIPTOR if session is None else session.descriptors
+        found = read_descriptors(stream, first)
         if found is None:
-            raise FileSystemError("iso9660: no primary volume descriptor at sector 16")
+            raise FileSystemError(f"iso9660: no primary volume descriptor at sector {first}")
+        own = session is not None and not session.head
+        if own:
+            assert session is not None
+            # its volume space counts from its start: TSK's bound on extents, made absolute
+            found = replace(found, blocks=session.start + found.blocks)
+        #: added to every inode number (0: TSK's session; see IsoSession.address_base)
+        self._base = session.address_base if session is not None else 0
         self._descriptors = found
         root_record = found.primary[156:190]
         root_extent = _le32(root_record, 2)
@@ -274,12 +296,14 @@ class Iso9660FileSystem:
         if not dot:
             raise FileSystemError(f"iso9660: the root folder at block {root_extent} is empty")
         susp = rrip.root_susp(_su_area(dot[0][1]), self._read_at, stream.size)
-        #: no Rock Ridge: the Joliet tree is the one read (its names, see joliet_loses_names)
-        self._joliet = susp is None or not susp.rock_ridge
+        self._rr = susp is not None and susp.rock_ridge
+        #: no Rock Ridge: the Joliet tree is the one read (its names, see joliet_loses_names),
+        #: or in a session TSK does not read, without Joliet either, the plain primary tree
+        self._joliet = not self._rr and bool(found.joliet)
+        if not self._rr and not found.joliet and not own:
+            raise FileSystemError("iso9660: the root folder announces no Rock Ridge (SUSP "
+                                  "SP) and there is no Joliet tree")
         if self._joliet:
-            if not found.joliet:
-                raise FileSystemError("iso9660: the root folder announces no Rock Ridge (SUSP "
-                                      "SP) and there is no Joliet tree")
             root_record = found.joliet[0][156:190]
             root_extent = _le32(root_record, 2)
             dot = self._folder_records(root_extent, min(_le32(root_record, 10), SECTOR),
@@ -336,7 +360,7 @@ class Iso9660FileSystem:
     def _rock_ridge(self, record: bytes, where: str, *, skip: bool = True) -> rrip.RockRidge:
         """The Rock Ridge fields of ``record``: its System Use area past the bytes SP says to
         skip (SUSP 5.3: every area but the root's "." one, where SP itself lies)."""
-        if self._joliet:
+        if not self._rr:
             return rrip.RockRidge()
         area = _su_area(record)[self._skip if skip else 0:]
         listed = rrip.entries(area, self._read_at, where, self._stream.size)
@@ -347,7 +371,7 @@ class Iso9660FileSystem:
         node = _Node(name="", kind="d", record=dot[0], extents=[], rr=rr,
                      recorded=rrip.short_date(root_record[18:25]),
                      folder_extent=_le32(root_record, 2), folder_size=_le32(dot[1], 10))
-        node.address = 0
+        node.address = self._base
         return node
 
     def _load(self, folder: _Node, path: str) -> None:
@@ -571,7 +595,8 @@ class Iso9660FileSystem:
 
     def _addresses(self) -> None:
         """TSK's number for each node; folders of a Joliet ISO by their Joliet twin; the rest
-        numbered past TSK's ``$OrphanFiles``."""
+        numbered past TSK's ``$OrphanFiles``; each plus the session's base (0 where TSK reads
+        the session)."""
         own = self._tsk.count + 1
         twins = self._joliet_twins() if self._descriptors.joliet and not self._joliet else {}
         used: set[int] = set()
@@ -583,7 +608,7 @@ class Iso9660FileSystem:
                 if address is None or (address in used and child.kind != "r"):
                     address = own
                     own += 1
-                child.address = address
+                child.address = self._base + address
                 used.add(address)
                 if child.children is not None:
                     pending.append(child)
@@ -743,7 +768,7 @@ class Iso9660FileSystem:
                           mode=mode & 0o7777, uid=rr.uid or 0, gid=rr.gid or 0, link=link)
 
     def _orphans(self) -> Entry:
-        return make_entry(path=f"/{ORPHANS}", name=ORPHANS, inode=self._tsk.count,
+        return make_entry(path=f"/{ORPHANS}", name=ORPHANS, inode=self._orphans_number,
                           attr_type=None, attr_id=None, stream=None, name_type="V",
                           meta_type="V", deleted=False, realloc=False, size=0,
                           times=Times(None, None, None, None), mode=0, uid=0, gid=0, link=None)
@@ -817,9 +842,9 @@ class Iso9660FileSystem:
         if not text.isdigit() or not text.isascii():
             raise FileSystemError(f"{address!r} is not an inode number")
         wanted = int(text)
-        if wanted == self._tsk.count:
+        if wanted == self._orphans_number:
             return self._orphans()
-        if wanted == 0:
+        if wanted == self._base:
             return self._entry(self.root, "/")
         found = self._index().get(wanted)
         if found is None:
@@ -841,8 +866,8 @@ class Iso9660FileSystem:
                     # the number TSK gave the record itself, where the file is listed by
                     # another (its Joliet twin's): istat and icat take both
                     own = self._tsk.by_record.get(child.record)
-                    if own is not None and own != child.address:
-                        aliases.append((own, found))
+                    if own is not None and self._base + own != child.address:
+                        aliases.append((self._base + own, found))
                     if child.children is not None:
                         stack.append(found)
             for number, found in aliases:
@@ -857,10 +882,15 @@ class Iso9660FileSystem:
 
     # --- content ------------------------------------------------------------------------------
 
+    @property
+    def _orphans_number(self) -> int:
+        """``$OrphanFiles``: TSK's last number, plus the session's base."""
+        return self._base + self._tsk.count
+
     def _node_of(self, entry: Entry) -> _Node | None:
-        if entry.inode == self._tsk.count:
+        if entry.inode == self._orphans_number:
             return None
-        if entry.inode == 0:
+        if entry.inode == self._base:
             return self.root
         found = self._index().get(entry.inode)
         return None if found is None else found[0]

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     # damaged boot sectors) are imported where a volume turns out to need them: together
     # they were ~45 ms of every ``ls`` of a plain file system (tests/test_startup.py).
     from bitwitness.report.browse import dmcrypt, ldm, luks2
+    from bitwitness.report.browse.iso_sessions import IsoSession
     from bitwitness.report.browse.mdraid import MdMember
 
     #: a LUKS reader: (volume, key bytes, what) -> (the data's keyed cipher, its segment)
@@ -80,6 +81,8 @@ BACKUP_BOOT = "backup boot sector"
 #: ``VolumeNode.reader`` of an ISO 9660 volume with Rock Ridge, read by iso9660.py (TSK ignores
 #: Rock Ridge: its names, types, modes, owners, times and links would be lost)
 ROCKRIDGE = "rockridge"
+#: ``VolumeNode.kind`` of an earlier session of a multi-session ISO 9660 image (``N/sessionK``)
+SESSION = "session"
 #: The file trees of logical evidence files, read by libewf (logical.py): no file system at all.
 LOGICAL_FILE_SYSTEMS = ("l01", "lx01")
 _LVM_LABEL = b"LABELONE"  # at the start of one of the first four sectors of an LVM2 PV
@@ -136,11 +139,15 @@ class VolumeNode:
     #: (vdev)"), by its signature (unreadable.py); None where a reader opened it or none matched
     unread: str | None = None
     handle: Any = field(default=None, repr=False)  #: the libyal object behind a volume
+    #: the session of a multi-session ISO 9660 image this node reads (iso_sessions.py): on
+    #: the ISO's own node the last one, on an ``N/sessionK`` child an earlier one; None for
+    #: an ISO of one session
+    iso_session: IsoSession | None = field(default=None, repr=False)
 
     @property
     def snapshot(self) -> bool:
-        """An earlier state of its parent (a shadow-copy store)."""
-        return self.kind == "vss"
+        """An earlier state of its parent (a shadow-copy store, an earlier ISO session)."""
+        return self.kind in ("vss", SESSION)
 
     def walk(self) -> Iterator[VolumeNode]:
         yield self
@@ -409,6 +416,7 @@ def _expand(tree: VolumeTree, node: VolumeNode, depth: int) -> None:
         return
     head = node.stream.pread(0, 2048)
     _beyond_tsk(node, head)
+    _iso_sessions(node)
     rock_ridge(node)
     _udf_bridge(node)
     if not node.filesystem and not node.encrypted:
@@ -618,23 +626,68 @@ def _probe(child: VolumeNode) -> None:
     _beyond_tsk(child, head)
     if not child.filesystem and not child.encrypted:
         ext_beyond_tsk(child, head)
+    _iso_sessions(child)
     rock_ridge(child)
 
 
 def rock_ridge(node: VolumeNode) -> None:
     """An ISO 9660 volume whose root announces Rock Ridge: still named ``iso9660`` (as
-    ``fsstat`` names it), read by iso9660.py rather than TSK, which ignores Rock Ridge."""
+    ``fsstat`` names it), read by iso9660.py rather than TSK, which ignores Rock Ridge. A
+    session TSK does not read (it reads the one the descriptors at sector 16 give) is read by
+    iso9660.py whatever its tree holds."""
     if node.filesystem != "iso9660" or node.stream is None or node.reader:
         return
     from bitwitness.report.browse.iso9660 import has_rock_ridge, joliet_loses_names
 
-    if has_rock_ridge(node.stream):
+    session = node.iso_session
+    if session is not None and not session.head:
+        node.reader = ROCKRIDGE
+        rr = "Rock Ridge" if has_rock_ridge(node.stream, session) else "no Rock Ridge"
+        node.description += (f"{', ' if node.description else ''}{rr} (read by BitWitness: "
+                             "The Sleuth Kit reads only the session at sector 16)")
+    elif has_rock_ridge(node.stream):
         node.reader = ROCKRIDGE
         node.description += f"{', ' if node.description else ''}Rock Ridge (read by BitWitness)"
     elif joliet_loses_names(node.stream):
         node.reader = ROCKRIDGE  # the same reader, through the Joliet tree
         node.description += (f"{', ' if node.description else ''}Joliet names The Sleuth Kit "
                              "drops (read by BitWitness)")
+
+
+def _iso_sessions(node: VolumeNode) -> None:
+    """A multi-session ISO 9660 image (iso_sessions.py): the node reads the last session, as
+    a drive presents the disc, and each earlier session is the child ``sessionK`` (K counted
+    from the image's start), an earlier state of the disc as a shadow copy is of a volume:
+    chosen with ``-p N/sessionK``, never without ``-p``. The node's warning, said by every
+    browsing command, names which ``-p`` is which session."""
+    assert node.stream is not None
+    if node.filesystem != "iso9660" or node.reader or node.iso_session is not None:
+        return  # not an ISO, or read already (a volume probed, then expanded)
+    from bitwitness.report.browse.iso_sessions import find_sessions
+
+    scan = find_sessions(node.stream)
+    if not scan.several:
+        return
+    shown = scan.sessions[-1]
+    node.iso_session = shown
+    count = len(scan.sessions)
+    node.description += (f"{', ' if node.description else ''}ISO 9660 {shown.describe()} "
+                         "(the last, as a drive presents it)")
+    for session in scan.sessions[:-1]:
+        child = _child(node, f"session{session.number}", SESSION,
+                       f"ISO 9660 {session.describe()} (an earlier session)",
+                       stream=node.stream, handle=None)
+        child.filesystem, child.iso_session = "iso9660", session
+        rock_ridge(child)
+        node.children.append(child)
+    earlier = ", ".join(f"-p {node.path}/session{s.number}" for s in scan.sessions[:-1][:8])
+    if count > 9:
+        earlier += f" ... -p {node.path}/session{count - 1}"
+    node.warning = (f"volume {node.path} (iso9660): the image holds {count} ISO 9660 sessions; "
+                    f"-p {node.path} is session {count} (the last, what a drive presents), the "
+                    f"earlier ones are {earlier}")
+    if scan.note is not None:
+        node.warning += f"; {scan.note}"
 
 
 def ext_beyond_tsk(node: VolumeNode, head: bytes) -> None:
@@ -1069,12 +1122,16 @@ def open_node(tree: VolumeTree, node: VolumeNode) -> BrowsableFileSystem:
 
 def _own_reader(node: VolumeNode, where: Partition) -> BrowsableFileSystem | None:
     """The file system at ``node`` when a reader of our own reads it (btrfs, UDF, ISO 9660
-    with Rock Ridge), else None."""
+    with Rock Ridge or a session TSK does not read), or an earlier ISO session TSK reads at
+    sector 16 (over the ISO's whole stream, not a row of the table), else None."""
     if node.reader == ROCKRIDGE:
         from bitwitness.report.browse.iso9660 import Iso9660FileSystem
 
         assert node.stream is not None
-        return Iso9660FileSystem(node.stream, where)
+        return Iso9660FileSystem(node.stream, where, node.iso_session)
+    if node.kind == SESSION:  # the session TSK reads at sector 16, without Rock Ridge
+        assert node.stream is not None
+        return FileSystem(TskImage(node.stream), where)
     if node.filesystem == "udf":
         from bitwitness.report.browse.udf import UdfFileSystem
 
@@ -1223,7 +1280,18 @@ def _row(tree: VolumeTree, partition: int | str | None, offset: int | None) -> P
 
 
 def _in_snapshot(node: VolumeNode) -> bool:
-    return any(part.startswith("vss") for part in node.path.split("/")[1:])
+    """Inside an earlier state of a volume (a shadow copy, an earlier ISO session): such a
+    node is chosen with ``-p`` only."""
+    return any(part.startswith("vss") or part.startswith(SESSION)
+               for part in node.path.split("/")[1:])
+
+
+def current_filesystems(tree: VolumeTree) -> list[VolumeNode]:
+    """The file-system nodes commands read without ``-p`` when they read every file system
+    (``timeline``): shadow copies included (each file's history), earlier ISO sessions not
+    (a drive presents the last; ``-p N/sessionK`` reads one)."""
+    return [n for n in tree.filesystems
+            if not any(part.startswith(SESSION) for part in n.path.split("/")[1:])]
 
 
 def describe(tree: VolumeTree, nodes: list[VolumeNode] | None = None) -> str:
@@ -1235,5 +1303,7 @@ def describe(tree: VolumeTree, nodes: list[VolumeNode] | None = None) -> str:
             parts.append(f"-p {node.path} ({node.filesystem} at sector {node.row.start})")
             continue
         extra = f", shadow copy of {node.created:%Y-%m-%d %H:%M:%S}" if node.created else ""
+        if node.iso_session is not None:
+            extra = f", {node.iso_session.describe()}"
         parts.append(f"-p {node.path} ({node.filesystem}{extra})")
     return ", ".join(parts) or "none"

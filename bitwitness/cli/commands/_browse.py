@@ -175,9 +175,15 @@ def _opened(image: Path, partition: int | str | None, offset: int | None, *,
 def opened_all(image: Path, partition: int | str | None,
                offset: int | None) -> Iterator[list[Any]]:
     """The file system ``-p``/``--offset`` names, or without either every one in ``image``
-    (each shadow-copy store included, so that a timeline shows each file's history)."""
+    (each shadow-copy store included, so that a timeline shows each file's history; an ISO's
+    earlier sessions not: a drive presents the last, and ``-p N/sessionK`` reads one)."""
     from bitwitness.image import open_image
-    from bitwitness.report.browse.volumetree import choose, open_node, read_tree
+    from bitwitness.report.browse.volumetree import (
+        choose,
+        current_filesystems,
+        open_node,
+        read_tree,
+    )
 
     keys = volume_keys()
     stream = open_image(image, chosen_format())
@@ -188,7 +194,7 @@ def opened_all(image: Path, partition: int | str | None,
             if partition is not None or offset is not None or not tree.filesystems:
                 chosen = [choose(tree, partition=partition, offset=offset)]
             else:
-                chosen = [open_node(tree, node) for node in tree.filesystems]
+                chosen = [open_node(tree, node) for node in current_filesystems(tree)]
                 _warn_locked(tree)
             _warn_missing(tree, chosen)
             yield chosen

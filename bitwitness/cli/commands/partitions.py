@@ -62,6 +62,7 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
                             "encrypted": n.encrypted, "locked": n.locked,
                             "refused": n.refused, "protectors": n.protectors,
                             "missing_sectors": n.missing_sectors,
+                            "iso_session": _session_json(n), "warning": n.warning,
                             "volumes": [_node_json(c) for c in n.children]}
                            for n in tree.nodes]})
         return
@@ -136,5 +137,15 @@ def _node_json(node: Any) -> dict[str, Any]:
             "locked": node.locked, "refused": node.refused,
             "created": iso(node.created) if node.created else None,
             "identifier": node.identifier, "protectors": node.protectors,
-            "key": node.key,
+            "key": node.key, "iso_session": _session_json(node),
             "volumes": [_node_json(c) for c in node.children]}
+
+
+def _session_json(node: Any) -> dict[str, Any] | None:
+    """Which session of a multi-session ISO 9660 image the node reads (sectors of 2048
+    bytes from the image's start), or None."""
+    session = node.iso_session
+    if session is None:
+        return None
+    return {"number": session.number, "of": session.count, "start": session.start,
+            "end": session.end - 1, "last": session.last, "read_by_tsk": session.head}
