@@ -16,6 +16,11 @@ acquisition is complete. Its ``media_size`` is what its acquisition log (``BASE.
 and ``readable_media_size`` what the ``.partial`` files hold. Both kinds carry an
 :class:`Unfinished` record (``unfinished``; ``None`` for any other image), which ``info`` turns
 into exit status 1.
+
+A container file cut short (its tables map data past its end: a copy interrupted, a disk that
+filled up) is found from its tables alone (:mod:`bitwitness.images.truncation`) and carried as
+``truncated`` with the missing media ranges; ``info`` shows everything else as usual, then says
+INCOMPLETE and exits 1 as well.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 
 from bitwitness.errors import FormatError
 from bitwitness.images.raw import PARTIAL_SUFFIX
+from bitwitness.images.truncation import Truncation, find_truncation
+from bitwitness.ranges import merge_ranges
 from bitwitness.verify.logs import HashLog
 from bitwitness.verify.model import HashReference, SectorRange
 from bitwitness.verify.opening import (
@@ -88,6 +95,9 @@ class ImageInfo:
     details: dict[str, Any] = field(default_factory=dict)  #: format-specific (VHD type, ...)
     notes: tuple[str, ...] = ()
     unfinished: Unfinished | None = None  #: set when the image is an unfinished acquisition
+    #: files cut short (their tables map data past their end); non-empty makes ``info`` exit 1
+    truncated: tuple[Truncation, ...] = ()
+    missing_ranges: tuple[SectorRange, ...] = ()  #: the media whose data they lack, merged
 
 
 def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
@@ -103,6 +113,10 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
         media_size, size_notes = _media_size(opened, layout.media_size, unfinished)
         details = {} if opened.ewf else dict(opened.stream.info.details)
         logical_notes = _logical_files(opened, details)
+        truncated, cut_notes = _truncated(opened, path)
+        missing = tuple(SectorRange(first, first + count - 1, layout.sector_size)
+                        for first, count in merge_ranges(
+                            run for t in truncated for run in t.missing))
         return ImageInfo(
             image=path, format=opened.format,
             files=tuple(FileEntry(f, f.stat().st_size) for f in opened.files),
@@ -115,10 +129,21 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
             recorded_hashes=bound.references,
             logs=tuple(log.path for log in logs), details=details,
             notes=(tuple(notes) + size_notes + bound.notes + _section_notes(opened)
-                   + logical_notes),
-            unfinished=unfinished)
+                   + logical_notes + cut_notes),
+            unfinished=unfinished, truncated=truncated, missing_ranges=missing)
     finally:
         opened.stream.close()
+
+
+def _truncated(opened: Opened, path: Path) -> tuple[tuple[Truncation, ...], tuple[str, ...]]:
+    """The files cut short, from the tables (metadata, as everything ``info`` reads); tables
+    that cannot be walked are a note, as ``info`` shows damaged images (``verify`` judges)."""
+    if opened.image_format is None:
+        return (), ()
+    try:
+        return find_truncation(opened.image_format, path, opened.stream), ()
+    except FormatError as exc:
+        return (), (f"whether a file is cut short cannot be told from its tables: {exc}",)
 
 
 def _logical_files(opened: Opened, details: dict[str, Any]) -> tuple[str, ...]:

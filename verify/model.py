@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 from bitwitness.ewf import ChunkProblem
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.truncation import Truncation
 from bitwitness.verdict import Verdict
 
 __all__ = ["AgainstResult", "BadChunk", "HashComparison", "HashReference", "ImageVerification",
@@ -152,6 +153,10 @@ class ImageVerification:
     size_checks: tuple[SizeCheck, ...] = ()
     bad_chunks: tuple[BadChunk, ...] = ()
     corrupt_ranges: tuple[SectorRange, ...] = ()  #: bad chunks merged into sector ranges
+    #: files cut short (their tables map data past their end): what each holds and needs
+    truncated: tuple[Truncation, ...] = ()
+    #: the media sectors whose data lies past the end of a file cut short, merged
+    missing_ranges: tuple[SectorRange, ...] = ()
     acquisition_errors: tuple[SectorRange, ...] = ()  #: unreadable at acquisition (recorded)
     against: AgainstResult | None = None
     libewf: ReaderCheck | None = None  #: the libewf pass of an E01 set

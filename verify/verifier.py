@@ -32,8 +32,10 @@ from bitwitness.errors import (
 from bitwitness.hashing import ALGORITHMS, DEFAULT_ALGORITHMS, hash_file
 from bitwitness.image import detect
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.truncation import Truncation, find_truncation
 from bitwitness.media_budget import check_media_budget
 from bitwitness.progress import Mediator, NullMediator
+from bitwitness.ranges import merge_ranges
 from bitwitness.stream import ImageStream
 from bitwitness.verify import references as refs_mod
 from bitwitness.verify.libewf import LibewfPass, libewf_compare
@@ -54,7 +56,12 @@ from bitwitness.verify.opening import (
     layout_of,
     open_for_verify,
 )
-from bitwitness.verify.passes import RangeHashers, SourceComparer, chunk_ranges, run_pass
+from bitwitness.verify.passes import (
+    RangeHashers,
+    SourceComparer,
+    chunk_ranges,
+    run_pass,
+)
 from bitwitness.verify.second_reader import reader_check
 
 
@@ -97,7 +104,13 @@ def verify_image(path: str | Path, options: VerifyOptions | None = None,
         return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
     try:
         check_media_budget(path, opened.stream.size, opened.files)
+        truncated = (find_truncation(opened.image_format, path, opened.stream)
+                     if opened.image_format is not None else ())
+        if truncated:
+            return _verify_truncated(path, opened, options, truncated, started=started, t0=t0)
         return _verify_opened(path, opened, options, mediator, started=started, t0=t0)
+    except IncompleteImageError as exc:  # data missing where a read met it
+        return _unopened(path, Verdict.INCOMPLETE, str(exc), started, t0)
     except FormatError as exc:  # a reader that cannot go on (libewf-read sets): still a result
         return _unopened(path, Verdict.CORRUPT, str(exc), started, t0)
     finally:
@@ -199,6 +212,45 @@ def _verify_opened(path: Path, opened: Opened, options: VerifyOptions, mediator:
         logs=tuple(log.path for log in logs), started=started, ended=_now(),
         duration_seconds=round(time.monotonic() - t0, 3), bytes_read=result.bytes_read,
         stored=stored)
+
+
+def _verify_truncated(path: Path, opened: Opened, options: VerifyOptions,
+                      truncated: tuple[Truncation, ...], *, started: str,
+                      t0: float) -> ImageVerification:
+    """An image whose files are cut short: INCOMPLETE, naming each file, what it holds against
+    what its tables need, and every media range whose data is missing. The media is not read
+    nor hashed (a hash with the missing data read as zeros would be of no media that ever
+    existed), so recorded hashes cannot be checked; the container's own checks still run."""
+    layout = layout_of(opened)
+    logs, notes = refs_mod.load_logs(opened.files, options.logs, find=options.find_logs)
+    bound = refs_mod.bind_all(logs, layout)
+    references = (refs_mod.stored_references(opened.stored_hashes) + list(bound.references)
+                  + list(options.expected))
+    size = layout.sector_size
+    missing = tuple(SectorRange(first, first + count - 1, size) for first, count in
+                    merge_ranges(run for t in truncated for run in t.missing))
+    comparisons = compare_hashes(references, {}, {})
+    comparisons = [replace(c, reason="the image is cut short: its media cannot be read whole")
+                   if c.match is Match.NOT_COMPUTED else c for c in comparisons]
+    checks = _container_checks(opened, path)
+    damaged = tuple(f"{c.what}: {c.detail}" for c in checks if not c.ok)
+    notes.append("the media was not read or hashed: the data of the missing sectors is not in "
+                 "the image, and no reader can give it")
+    if options.libewf or options.second_reader or options.against is not None:
+        notes.append("--second-reader and --against were not run: they compare the whole media")
+    verdict, problems = _verdict(
+        opened=opened, comparisons=comparisons, bound=bound, bytes_read=layout.media_size,
+        layout=layout, corrupt=(), damaged=damaged, against=None, readers=(),
+        truncated=truncated, missing=missing)
+    return ImageVerification(
+        image=path, format=opened.format, files=opened.files, media_size=layout.media_size,
+        sector_size=size, verdict=verdict, computed={}, comparisons=tuple(comparisons),
+        size_checks=bound.sizes, truncated=truncated, missing_ranges=missing,
+        damaged_sections=damaged, acquisition_errors=acquisition_errors(opened,
+                                                                        bound.error_ranges),
+        container_checks=checks, problems=tuple(problems), notes=tuple(notes) + bound.notes,
+        logs=tuple(log.path for log in logs), started=started, ended=_now(),
+        duration_seconds=round(time.monotonic() - t0, 3), stored=opened.stored_hashes)
 
 
 def _container_checks(opened: Opened, path: Path) -> tuple[ContainerCheck, ...]:
@@ -320,10 +372,14 @@ def _file_hashes(ref: HashReference, references: Sequence[HashReference],
 def _verdict(*, opened: Opened, comparisons: Sequence[HashComparison], bound: refs_mod.Bound,
              bytes_read: int, layout: refs_mod.ImageLayout, corrupt: Sequence[SectorRange],
              damaged: Sequence[str], against: AgainstResult | None,
-             readers: Sequence[ReaderCheck]) -> tuple[Verdict, list[str]]:
+             readers: Sequence[ReaderCheck], truncated: Sequence[Truncation] = (),
+             missing: Sequence[SectorRange] = ()) -> tuple[Verdict, list[str]]:
     """The one verdict, and every reason it is not VERIFIED, most serious first."""
+    cut = [t.sentence() for t in truncated]
+    if missing:
+        cut.append("missing: " + ", ".join(str(r) for r in missing))
     found = {
-        Verdict.INCOMPLETE: _incomplete(opened, bound, bytes_read, layout),
+        Verdict.INCOMPLETE: cut + _incomplete(opened, bound, bytes_read, layout),
         Verdict.CORRUPT: [f"bad chunk data in {r} (media offset {r.media_offset})"
                           for r in corrupt] + [f"damaged {d}" for d in damaged],
         Verdict.MISMATCH: _mismatches(bound, against, readers),

@@ -49,6 +49,13 @@ from bitwitness.images.libyal import contained, find_parent
 from bitwitness.images.qemu import partial_sector_note
 from bitwitness.images.raw import open_readonly, read_at, read_exact
 from bitwitness.images.snapshot_choice import chosen_snapshot, current_state
+from bitwitness.images.truncation import (
+    MissingDataError,
+    Truncation,
+    TruncationScan,
+    reach,
+    require_present,
+)
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"QFI\xfb"
@@ -144,6 +151,7 @@ class QcowStream(ImageStream):
         self.dirty = False  #: the dirty bit: reference counts may be inconsistent (_DIRTY)
         self._data_fd: int | None = None
         self._data_size = 0
+        self._truncation: list[Truncation] | None = None
         try:
             self._load()
         except BaseException:
@@ -316,7 +324,9 @@ class QcowStream(ImageStream):
                 self._l2.move_to_end(offset)
                 return table
         words = self._l2_entries << self._l2_shift
-        self._check_range(offset, 8 * words, "L2 table")
+        require_present(offset, 8 * words, self._file_size, path=self.path,
+                        what=f"the L2 table at file offset {offset}",
+                        media_size=self._size_bytes)
         table = struct.unpack(f">{words}Q", read_exact(self._fd, offset, 8 * words, self.path))
         with self._l2_lock:
             self._l2[offset] = table
@@ -352,7 +362,9 @@ class QcowStream(ImageStream):
         """A cluster at host ``offset`` of the image file (0: not written here)."""
         if not offset:
             return self._from_backing(cluster)
-        self._check_range(offset, self.cluster_size, f"cluster {cluster}")
+        require_present(offset, self.cluster_size, self._file_size, path=self.path,
+                        what=f"cluster {cluster}", media_size=self._size_bytes,
+                        media_offset=cluster * self.cluster_size)
         return read_exact(self._fd, offset, self.cluster_size, self.path)
 
     def _cluster_v2(self, cluster: int) -> bytes:
@@ -414,7 +426,9 @@ class QcowStream(ImageStream):
         """``length`` bytes from ``start`` within the host cluster at ``offset``."""
         if self.data_name is not None:
             return self._data(cluster, offset, start, length)
-        self._check_range(offset + start, length, f"cluster {cluster}")
+        require_present(offset + start, length, self._file_size, path=self.path,
+                        what=f"cluster {cluster}", media_size=self._size_bytes,
+                        media_offset=cluster * self.cluster_size)
         return read_exact(self._fd, offset + start, length, self.path)
 
     def _data(self, cluster: int, offset: int, start: int, length: int) -> bytes:
@@ -427,18 +441,37 @@ class QcowStream(ImageStream):
                                     media_offset=guest)
         assert self._data_fd is not None
         assert self.data_path is not None
-        if guest + start + length > self._data_size:
-            raise CorruptImageError(f"cluster {cluster} lies past the end of the external data "
-                                    f"file {self.data_path.name} ({self._data_size} bytes)",
-                                    path=self.path, media_offset=guest)
+        require_present(guest + start, length, self._data_size, path=self.data_path,
+                        what=f"cluster {cluster} in the external data file",
+                        media_size=self._size_bytes, media_offset=guest)
         return read_exact(self._data_fd, guest + start, length, self.data_path)
 
     def _inflate(self, cluster: int, offset: int, length: int) -> bytes:
-        length = min(length, self._file_size - offset)
-        if offset <= 0 or length <= 0:
+        """A compressed cluster from its ``length`` stored bytes at ``offset`` (QCOW2: an upper
+        bound, the sectors the entry counts; the last stream may end before it). A stream that
+        starts past the end of the file, or that the end of the file cuts off before it
+        decodes, is missing data (:class:`MissingDataError`), not damage."""
+        if offset <= 0 or offset >= reach(self._size_bytes):
             raise CorruptImageError(f"compressed cluster {cluster} lies outside the file",
                                     path=self.path, media_offset=cluster * self.cluster_size)
-        stored = read_exact(self._fd, offset, length, self.path)
+        missing = MissingDataError(f"compressed cluster {cluster}", path=self.path,
+                                   file_offset=offset, file_size=self._file_size,
+                                   media_offset=cluster * self.cluster_size)
+        if offset >= self._file_size or (self.version == 1
+                                         and offset + length > self._file_size):
+            raise missing
+        cut = offset + length > self._file_size
+        stored = read_exact(self._fd, offset, min(length, self._file_size - offset), self.path)
+        try:
+            return self._decompress(cluster, stored)
+        except CorruptImageError:
+            if cut:  # the stream ran into the end of the file: its rest was cut off
+                raise missing from None
+            raise
+
+    def _decompress(self, cluster: int, stored: bytes) -> bytes:
+        """One cluster from its stored (zlib or zstd) bytes; anything but a whole cluster is
+        a :class:`CorruptImageError`."""
         if self.compression == "zstd":
             data = self._unzstd(cluster, stored)
         else:
@@ -485,6 +518,85 @@ class QcowStream(ImageStream):
         last = -(-(offset + length) // self.cluster_size)
         data = b"".join(self._cluster(c) for c in range(first, last))
         return data[:length]
+
+    def truncation(self) -> list[Truncation]:
+        """Cached :meth:`_truncation`: ``verify`` asks, then its table check asks again."""
+        if self._truncation is None:
+            self._truncation = self._find_truncation()
+        return self._truncation
+
+    def _find_truncation(self) -> list[Truncation]:
+        """This file (and its external data file) where cut short: the L1 table and every L2
+        table it reaches read once, each data cluster's place compared with the file's size
+        (never a read of the data, but for the one compressed cluster the cut may split).
+        An L2 table past the end leaves every cluster it maps missing. The backing chain is
+        not walked: what a backing file lacks is that file's own question."""
+        size = self.cluster_size
+        own = TruncationScan(self.path, self._file_size, self.size, self.sector_size)
+        data = (None if self.data_path is None else
+                TruncationScan(self.data_path, self._data_size, self.size, self.sector_size))
+        span = size << self.l2_bits
+        words = self._l2_entries << self._l2_shift
+        for index, l1 in enumerate(self._l1):
+            l2_offset = l1 & (_OFFSET_MASK if self.version >= 2 else (1 << 63) - 1)
+            if not l2_offset:
+                continue
+            if l2_offset + 8 * words > self._file_size:
+                own.unit(l2_offset, 8 * words, index * span, span, what=f"L2 table {index}")
+                continue
+            table = self._l2_table(l2_offset)
+            for sub in range(self._l2_entries):
+                entry = table[sub << self._l2_shift]
+                bitmap = table[(sub << self._l2_shift) + 1] if self._l2_shift else 0
+                if entry or bitmap:
+                    self._scan_entry(own, data, (index << self.l2_bits) + sub, entry, bitmap)
+        found = [own.result(self._whole_compressed)]
+        if data is not None:
+            found.append(data.result())
+        return [t for t in found if t is not None]
+
+    def _scan_entry(self, own: TruncationScan, data: TruncationScan | None, cluster: int,
+                    entry: int, bitmap: int) -> None:
+        """One L2 entry's stored bytes, if any, given to the scan of the file holding them."""
+        size = self.cluster_size
+        guest = cluster * size
+        if self.version == 1:
+            if entry >> 63:
+                bits = 63 - self.cluster_bits
+                own.unit(entry & ((1 << bits) - 1), (entry >> bits) & (size - 1), guest, size)
+            else:
+                own.unit(entry, size, guest, size)
+            return
+        if entry >> 62 & 1:
+            bits = 62 - (self.cluster_bits - 8)
+            offset = entry & ((1 << bits) - 1)
+            sectors = (entry >> bits) & ((1 << (self.cluster_bits - 8)) - 1)
+            own.unit(offset, (sectors + 1) * 512 - (offset & 511), guest, size, exact=False)
+            return
+        offset = entry & _OFFSET_MASK
+        length = size
+        if self.extended_l2:  # the host cluster is needed as far as its last allocated part
+            length = (bitmap & _ALL_SUBCLUSTERS).bit_length() * (size // _SUBCLUSTERS)
+            if not length:
+                return
+        elif self.version == 3 and entry & 1:
+            return  # reads as zeros
+        if data is not None:
+            if offset or entry >> 63:
+                data.unit(guest, length, guest, size)
+        elif offset:
+            own.unit(offset, length, guest, size)
+
+    def _whole_compressed(self, offset: int) -> bool:
+        """Whether the compressed cluster at ``offset``, the last one before the end of the
+        file, still decodes to a whole cluster from the bytes the file holds."""
+        stored = read_exact(self._fd, offset, min(self.cluster_size * 2,
+                                                  self._file_size - offset), self.path)
+        try:
+            self._decompress(0, stored)
+        except CorruptImageError:
+            return False
+        return True
 
     @property
     def info(self) -> StreamInfo:
@@ -619,8 +731,13 @@ class _Consistency:
     no two guest clusters share a host cluster, and (QCOW2) every such cluster has a reference
     count of at least one."""
 
-    def __init__(self, image: QcowStream) -> None:
+    def __init__(self, image: QcowStream, cut_short: bool = False) -> None:
+        """``cut_short``: the file is known to be cut short (:meth:`QcowStream.truncation`),
+        so a data cluster or L2 table lying past its end is the missing end, counted in a
+        note, not table damage."""
         self.image = image
+        self.cut_short = cut_short
+        self.beyond = 0  #: clusters and tables past the end of a file cut short
         self.problems: list[str] = []
         #: what the check says without failing (reference counts left dirty)
         self.notes: list[str] = []
@@ -696,8 +813,11 @@ class _Consistency:
                                  "cluster boundary")
             return False
         if offset + length > image._file_size:
-            self.problems.append(f"{where}: the {what} at file offset {offset} lies past the "
-                                 f"end of the file ({image._file_size} bytes)")
+            if self.cut_short:
+                self.beyond += 1
+            else:
+                self.problems.append(f"{where}: the {what} at file offset {offset} lies past "
+                                     f"the end of the file ({image._file_size} bytes)")
             return False
         if offset in used:
             self.problems.append(f"{where}: the {what} at file offset {offset} is also used by "
@@ -718,8 +838,7 @@ class _Consistency:
                 self.problems.append(f"{where}: a compressed cluster where the image rules "
                                      "them out (subcluster bitmap or external data file)")
             elif offset >= image._file_size:
-                self.problems.append(f"{where}: compressed data at file offset {offset} lies "
-                                     "past the end of the file")
+                self._past_end(where, offset)
             return
         if bitmap & _ALL_SUBCLUSTERS & bitmap >> _SUBCLUSTERS:
             self.problems.append(f"{where}: subclusters marked both allocated and zero "
@@ -740,10 +859,16 @@ class _Consistency:
         if entry >> 63:
             offset = entry & ((1 << (63 - image.cluster_bits)) - 1)
             if offset >= image._file_size:
-                self.problems.append(f"{where}: compressed data at file offset {offset} lies "
-                                     "past the end of the file")
+                self._past_end(where, offset)
         elif entry:
             self._cluster_ok(entry, where, "data cluster", used)
+
+    def _past_end(self, where: str, offset: int) -> None:
+        if self.cut_short:
+            self.beyond += 1
+        else:
+            self.problems.append(f"{where}: compressed data at file offset {offset} lies past "
+                                 "the end of the file")
 
     def _data_file_entry(self, entry: int, guest: int, where: str) -> None:
         """A cluster in the external data file must lie at its own guest offset."""
@@ -812,10 +937,13 @@ class _Consistency:
         return block
 
 
-def qcow_checks(paths: list[Path], snapshot: str | None = None) -> tuple[ContainerCheck, ...]:
+def qcow_checks(paths: list[Path], snapshot: str | None = None,
+                cut_short: frozenset[Path] = frozenset()) -> tuple[ContainerCheck, ...]:
     """The table consistency of every QCOW file among ``paths`` (an image and its backing
     chain), each as one check saying where the first problems lie; ``snapshot``: the internal
-    snapshot of the first file whose tables are walked instead of the current state's."""
+    snapshot of the first file whose tables are walked instead of the current state's.
+    ``cut_short``: files known to be cut short, whose clusters past the end are the missing
+    end (``verify`` says INCOMPLETE with the sectors), not damage to the tables."""
     checks = []
     for number, path in enumerate(paths):
         if not _is_qcow(path):
@@ -828,13 +956,16 @@ def qcow_checks(paths: list[Path], snapshot: str | None = None) -> tuple[Contain
         except BitWitnessError as exc:
             checks.append(ContainerCheck(what, False, str(exc)))
             continue
-        consistency = _Consistency(image)
+        consistency = _Consistency(image, path in cut_short)
         try:
             problems = consistency.run()
         except BitWitnessError as exc:
             problems = [str(exc)]
         finally:
             image.close()
+        if consistency.beyond:
+            consistency.notes.append(f"{consistency.beyond} data clusters or L2 tables lie past "
+                                     "the end of the file, which is cut short: not checked")
         if problems:
             detail = "; ".join([*problems, *consistency.notes])
         elif consistency.notes:
@@ -941,7 +1072,13 @@ class QcowFormat:
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """Header and table consistency of the image and each QCOW file of its chain; of the
         image, the tables of the state read (a snapshot's L1 table where one was chosen)."""
-        return qcow_checks(list(stream.info.files), _chosen_id(stream))
+        cut = frozenset(t.file for t in self.truncation(path, stream))
+        return qcow_checks(list(stream.info.files), _chosen_id(stream), cut)
+
+    def truncation(self, path: Path, stream: ImageStream) -> list[Truncation]:
+        """The image file, or its external data file, cut short (:meth:`QcowStream.truncation`
+        of the state read)."""
+        return stream.truncation() if isinstance(stream, QcowStream) else []
 
 
 FORMAT = QcowFormat()

@@ -37,6 +37,13 @@ from bitwitness.images.checks import ContainerCheck, Findings
 from bitwitness.images.filestream import FileImageStream
 from bitwitness.images.libyal import find_parent
 from bitwitness.images.raw import read_at, read_exact
+from bitwitness.images.truncation import (
+    MissingDataError,
+    Truncation,
+    TruncationScan,
+    reach,
+    require_present,
+)
 from bitwitness.stream import ImageStream, StreamInfo
 
 MAGIC = b"QED\x00"
@@ -127,8 +134,19 @@ class QedStream(FileImageStream):
         return not (offset % self.cluster_size or offset < self.header_bytes
                     or offset + self.table_bytes > self.file_size)
 
-    def _check_table(self, offset: int, what: str, entry_at: int | None = None) -> None:
-        """:meth:`table_fits`, or a :class:`CorruptImageError` naming the table."""
+    def placed(self, offset: int) -> bool:
+        """Whether file ``offset`` is a place the format allows a cluster or table to start:
+        cluster-aligned and past the header (inside the file or not)."""
+        return not (offset % self.cluster_size or offset < self.header_bytes)
+
+    def _check_table(self, offset: int, what: str, entry_at: int | None = None,
+                     media_offset: int | None = None) -> None:
+        """:meth:`table_fits`, or why not: a :class:`MissingDataError` for a well-placed
+        table past the end of the file (cut short), a :class:`CorruptImageError` else."""
+        if (media_offset is not None and self.placed(offset) and not self.table_fits(offset)
+                and offset + self.table_bytes <= reach(self.size)):
+            raise MissingDataError(f"QED {what}", path=self.path, file_offset=offset,
+                                   file_size=self.file_size, media_offset=media_offset)
         if not self.table_fits(offset):
             raise CorruptImageError(
                 f"QED {what} at file offset {offset} ({self.table_bytes} bytes) is not a "
@@ -162,7 +180,8 @@ class QedStream(FileImageStream):
         l2_at = self._entry(self.l1_at, l1_index)
         if not l2_at:
             return 0
-        self._check_table(l2_at, f"L2 table {l1_index}", self.l1_at + 8 * l1_index)
+        self._check_table(l2_at, f"L2 table {l1_index}", self.l1_at + 8 * l1_index,
+                          l1_index * self.entries * self.cluster_size)
         at = self._entry(l2_at, l2_index)
         if at > ZERO_CLUSTER and (at % self.cluster_size or at < self.header_bytes):
             raise CorruptImageError(
@@ -201,14 +220,32 @@ class QedStream(FileImageStream):
             elif not at:
                 parts.append(self._from_backing(offset, n))
             else:
-                if at + within + n > self.file_size:
-                    raise CorruptImageError(
-                        f"QED guest cluster {cluster} lies at file offset {at}, past the end "
-                        f"of the {self.file_size}-byte file", path=self.path,
-                        media_offset=cluster * size)
+                require_present(at + within, n, self.file_size, path=self.path,
+                                what=f"QED guest cluster {cluster}", media_size=self.size,
+                                media_offset=cluster * size)
                 parts.append(read_exact(self._fd, at + within, n, self.path))
             offset += n
         return b"".join(parts)
+
+    def truncation(self) -> Truncation | None:
+        """This file where cut short: the L1 table and every L2 table it names read once (a
+        page at a time), each data cluster's place compared with the file's size; a table
+        past the end leaves every cluster it maps missing. Misplaced entries are the checks'
+        business (:func:`qed_checks`), not counted here."""
+        size = self.cluster_size
+        span = self.entries * size
+        scan = TruncationScan(self.path, self.file_size, self.size, self.sector_size)
+        for l1_index, l2_at in self.table(self.l1_at, self.l1_used):
+            if not self.placed(l2_at):
+                continue
+            if not self.table_fits(l2_at):
+                scan.unit(l2_at, self.table_bytes, l1_index * span, span,
+                          what=f"QED L2 table {l1_index} (L1 entry {l1_index})")
+                continue
+            for l2_index, at in self.table(l2_at, self.entries):
+                if at > ZERO_CLUSTER and self.placed(at):
+                    scan.unit(at, size, (l1_index * self.entries + l2_index) * size, size)
+        return scan.result()
 
     def _from_backing(self, offset: int, length: int) -> bytes:
         if self.backing is None:
@@ -260,25 +297,27 @@ def open_qed(path: Path, chain: tuple[Path, ...] = ()) -> QedStream:
     return top
 
 
-def qed_checks(path: Path) -> tuple[ContainerCheck, ...]:
+def qed_checks(path: Path, cut_short: bool = False) -> tuple[ContainerCheck, ...]:
     """The tables of the QED file ``path``, as QEMU's check reads them: every L2 table and
     data cluster offset aligned and inside the file, and no cluster (table or data) named twice
     or lying in the header or the L1 table. The reader refuses only what it reads; this walks
-    every table. Problems name the table entry and its file offset."""
+    every table. Problems name the table entry and its file offset. ``cut_short``: the file
+    is known to be cut short, so well-placed tables and clusters past its end are its missing
+    end (``verify``: INCOMPLETE), not damage."""
     what = f"QED tables of {path.name}"
     try:
         image = QedStream(path)
     except BitWitnessError as exc:
         return (ContainerCheck(what, False, str(exc)),)
     try:
-        return (_check_tables(image, what),)
+        return (_check_tables(image, what, cut_short),)
     finally:
         image.close()
 
 
-def _check_tables(image: QedStream, what: str) -> ContainerCheck:
+def _check_tables(image: QedStream, what: str, cut_short: bool = False) -> ContainerCheck:
     findings = Findings()
-    size, file_size, header_end = image.cluster_size, image.file_size, image.header_bytes
+    size, file_size = image.cluster_size, image.file_size
     used = bytearray(file_size // size // 8 + 1)  # a bit per cluster of the file: named yet?
 
     def claim(at: int, count: int, who: Callable[[], str]) -> bool:
@@ -292,27 +331,48 @@ def _check_tables(image: QedStream, what: str) -> ContainerCheck:
         return True
 
     claim(image.l1_at, image.table_clusters, partial(str, "the header (L1 table)"))
-    tables = data = 0
+    tables = data = beyond = 0  # beyond: well-placed tables and clusters past a cut's end
     for l1_index, l2_at in image.table(image.l1_at, image.l1_used):
         where = partial(_l1_entry, image.l1_at, l1_index)
+        if cut_short and image.placed(l2_at) and not image.table_fits(l2_at):
+            beyond += 1
+            continue
         if not image.table_fits(l2_at):
             findings.add(partial(_misplaced, where, "an L2 table", l2_at))
             continue
         tables += 1
         if not claim(l2_at, image.table_clusters, where):
             continue  # walked already, in whole or part: each table once, whatever L1 says
-        for l2_index, at in image.table(l2_at, image.entries):
-            if at <= ZERO_CLUSTER:
-                continue
-            entry = partial(_l2_entry, l2_at, l1_index, l2_index)
-            if at % size or at < header_end or at >= file_size:
-                findings.add(partial(_misplaced, entry, "a data cluster", at))
-                continue
-            data += 1
-            claim(at, 1, entry)
+        stored, past = _check_l2(image, l1_index, l2_at, claim, findings,
+                                 cut_short=cut_short)
+        data, beyond = data + stored, beyond + past
     clean = (f"{tables} L2 tables, {data} data clusters: each cluster-aligned, past the header, "
              "inside the file and named once")
+    if beyond:
+        clean += (f"; {beyond} more lie past the end of the file, which is cut short: not "
+                  "checked")
     return findings.check(what, image.path.name, clean)
+
+
+def _check_l2(image: QedStream, l1_index: int, l2_at: int,
+              claim: Callable[[int, int, Callable[[], str]], bool], findings: Findings, *,
+              cut_short: bool) -> tuple[int, int]:
+    """The data clusters of one L2 table, each placed and claimed; returns how many it
+    stores inside the file and how many past the end of a file cut short."""
+    size, file_size, header_end = image.cluster_size, image.file_size, image.header_bytes
+    data = beyond = 0
+    for l2_index, at in image.table(l2_at, image.entries):
+        if at <= ZERO_CLUSTER:
+            continue
+        entry = partial(_l2_entry, l2_at, l1_index, l2_index)
+        if cut_short and image.placed(at) and at >= file_size:
+            beyond += 1
+        elif at % size or at < header_end or at >= file_size:
+            findings.add(partial(_misplaced, entry, "a data cluster", at))
+        else:
+            data += 1
+            claim(at, 1, entry)
+    return data, beyond
 
 
 def _l1_entry(l1_at: int, index: int) -> str:
@@ -373,8 +433,15 @@ class QedFormat:
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """The tables of the image and of each QED file of its chain (:func:`qed_checks`)."""
+        cut = {t.file for t in self.truncation(path, stream)}
         return tuple(check for p in stream.info.files if read_at(p, 0, 4) == MAGIC
-                     for check in qed_checks(p))
+                     for check in qed_checks(p, p in cut))
+
+    def truncation(self, path: Path, stream: ImageStream) -> list[Truncation]:
+        """The image file cut short (:meth:`QedStream.truncation`); its backing chain is not
+        walked."""
+        found = stream.truncation() if isinstance(stream, QedStream) else None
+        return [] if found is None else [found]
 
 
 FORMAT = QedFormat()

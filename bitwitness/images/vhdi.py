@@ -22,6 +22,7 @@ from bitwitness.errors import CorruptImageError, NoSecondReader, UnsupportedForm
 from bitwitness.images import vhd
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.libyal import LibyalStream, binding, find_parent, open_handle
+from bitwitness.images.truncation import Truncation
 from bitwitness.stream import ImageStream
 
 VHDX_MAGIC = b"vhdxfile"
@@ -142,7 +143,16 @@ class VhdxFormat:
         """Headers' and region tables' CRC-32C, the log, the BAT of every file of the chain."""
         from bitwitness.images.vhdx import vhdx_checks
 
-        return tuple(c for p in stream.info.files for c in vhdx_checks(p))
+        cut = {t.file for t in self.truncation(path, stream)}
+        return tuple(c for p in stream.info.files for c in vhdx_checks(p, p in cut))
+
+    def truncation(self, path: Path, stream: ImageStream) -> list[Truncation]:
+        """Each VHDX file of the chain whose BAT stores blocks past its end
+        (:func:`vhdx.vhdx_truncation`), whichever reader reads the media."""
+        from bitwitness.images.vhdx import vhdx_truncation
+
+        found = (vhdx_truncation(p) for p in stream.info.files)
+        return [t for t in found if t is not None]
 
 
 class VhdFormat:

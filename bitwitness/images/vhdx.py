@@ -43,6 +43,7 @@ from bitwitness.evidence_io import check_span, open_readonly
 from bitwitness.images.checks import ContainerCheck
 from bitwitness.images.crc32c import crc32c
 from bitwitness.images.raw import read_exact
+from bitwitness.images.truncation import Truncation, TruncationScan, require_present
 from bitwitness.images.vhdx_log import Replay, replay
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -317,6 +318,9 @@ class VhdxStream(ImageStream):
             n = min(length, self.block_size - inner)
             state, stored = self._entry(block)
             if state == FULLY_PRESENT:
+                require_present(stored + inner, n, self._f.size, path=self.path,
+                                what=f"VHDX block {block}", media_size=self.size,
+                                media_offset=offset)
                 parts.append(self._f.read(stored + inner, n, f"block {block}"))
             elif state == PARTIALLY_PRESENT and self.layout.has_parent:
                 parts.append(self._partial(block, stored, inner, n))
@@ -344,6 +348,9 @@ class VhdxStream(ImageStream):
                 run += unit
             run = min(run, end)
             if here:
+                require_present(stored + pos, run - pos, self._f.size, path=self.path,
+                                what=f"VHDX block {block}", media_size=self.size,
+                                media_offset=base + pos)
                 parts.append(self._f.read(stored + pos, run - pos, f"block {block}"))
             else:
                 parts.append(self._from_parent(base + pos, run - pos))
@@ -412,11 +419,42 @@ def open_vhdx(path: Path, chain: tuple[Path, ...] = ()) -> VhdxStream:
     return stream
 
 
-def vhdx_checks(path: Path) -> tuple[ContainerCheck, ...]:
+def vhdx_truncation(path: Path) -> Truncation | None:
+    """The VHDX file ``path`` where cut short: its BAT read once (after the log is replayed,
+    as every reader of ours reads it), each stored payload block's place compared with the
+    file's size; a block is needed as far as the disk reaches into it. Whoever reads the
+    media (libvhdi or ours), this is what the file holds."""
+    f = _File(path)
+    try:
+        replay_log(f)
+        layout = read_layout(f)
+        ratio = (1 << 23) * layout.sector_size // layout.block_size
+        blocks = -(-layout.disk_size // layout.block_size)
+        count = blocks + (blocks - 1) // ratio if blocks else 0
+        if layout.has_parent:
+            count = -(-blocks // ratio) * (ratio + 1)
+        count = min(count, layout.bat_length // 8)
+        scan = TruncationScan(path, f.size, layout.disk_size, layout.sector_size)
+        bat = f.read(layout.bat_offset, 8 * count, "BAT")
+        for index, value in enumerate(struct.unpack(f"<{count}Q", bat)):
+            chunk, within = divmod(index, ratio + 1)
+            if within == ratio or value & 7 not in (FULLY_PRESENT, PARTIALLY_PRESENT):
+                continue  # a sector bitmap, or a block not stored
+            media = (chunk * ratio + within) * layout.block_size
+            length = min(layout.block_size, layout.disk_size - media)
+            if length > 0:
+                scan.unit((value >> 20) * MiB, length, media, length)
+        return scan.result()
+    finally:
+        f.close()
+
+
+def vhdx_checks(path: Path, cut_short: bool = False) -> tuple[ContainerCheck, ...]:
     """Both headers' and both region tables' CRC-32C, the region tables' agreement, the log
     (replayed in memory: a note; one that cannot be replayed: a failure), and BAT entries
     inside the file, each saying the file offset it read. Everything after the headers is
-    read as the replayed log leaves it."""
+    read as the replayed log leaves it. ``cut_short``: the file is known to be cut short
+    (:func:`vhdx_truncation`): blocks past its end are its missing end, not damage."""
     checks: list[ContainerCheck] = []
     f = _File(path)
     try:
@@ -443,7 +481,7 @@ def vhdx_checks(path: Path) -> tuple[ContainerCheck, ...]:
         except CorruptImageError as exc:
             checks.append(ContainerCheck("VHDX structures", False, f"{name}: {exc}"))
             return tuple(checks)
-        checks.append(_bat_check(f, layout))
+        checks.append(_bat_check(f, layout, cut_short))
     finally:
         f.close()
     return tuple(checks)
@@ -481,7 +519,7 @@ def _crc_check(what: str, data: bytes, signature: bytes, name: str,
                           f"recorded {recorded:08x}, computed {computed:08x}")
 
 
-def _bat_check(f: _File, layout: Layout) -> ContainerCheck:
+def _bat_check(f: _File, layout: Layout, cut_short: bool = False) -> ContainerCheck:
     """Every block the BAT stores lies inside the file, at a distinct place."""
     what = "VHDX block allocation table"
     count = max(0, min(layout.bat_length // 8, (f.size - layout.bat_offset) // 8))
@@ -492,7 +530,7 @@ def _bat_check(f: _File, layout: Layout) -> ContainerCheck:
     raw = f.read(layout.bat_offset, 8 * count, "BAT") if count > 0 else b""
     ratio = (1 << 23) * layout.sector_size // layout.block_size
     seen: set[int] = set()
-    stored = 0
+    stored = beyond = 0
     for index, value in enumerate(struct.unpack(f"<{count}Q", raw)):
         state, where = value & 7, (value >> 20) * MiB
         if state not in (FULLY_PRESENT, PARTIALLY_PRESENT) or where == 0:
@@ -500,6 +538,9 @@ def _bat_check(f: _File, layout: Layout) -> ContainerCheck:
         stored += 1
         entry_at = layout.bat_offset + 8 * index
         size = MiB if index % (ratio + 1) == ratio else layout.block_size  # a sector bitmap
+        if where + size > f.size and cut_short:
+            beyond += 1
+            continue
         if where + size > f.size:
             return ContainerCheck(what, False, f"{f.path.name}: entry {index} (file offset "
                                   f"{entry_at}) puts a block at {where}, past the end of the "
@@ -508,5 +549,8 @@ def _bat_check(f: _File, layout: Layout) -> ContainerCheck:
             return ContainerCheck(what, False, f"{f.path.name}: entry {index} (file offset "
                                   f"{entry_at}) puts a block at {where}, where another is")
         seen.add(where)
+    if beyond:
+        return ContainerCheck(what, True, f"{f.path.name}: {stored} stored blocks, {beyond} of "
+                              "them past the end of the file, which is cut short: not checked")
     return ContainerCheck(what, True, f"{f.path.name}: {stored} stored blocks, each inside the "
                           "file")

@@ -50,6 +50,7 @@ from bitwitness.evidence_io import (
     read_head,
 )
 from bitwitness.images.checks import ContainerCheck
+from bitwitness.images.truncation import Truncation, TruncationScan, require_present
 from bitwitness.images.vmdk_sesparse import SESparseExtent
 from bitwitness.stream import ImageStream, StreamInfo
 
@@ -328,8 +329,14 @@ class SparseExtent:
         if sector in (0, 1):
             return None
         offset = sector * SECTOR
+        media = index * self.grain_bytes
         if not self.compressed:
+            require_present(offset, self.grain_bytes, self.file_size, path=self.where,
+                            what=f"VMDK grain {index}", media_size=self.size, media_offset=media)
             return self._pread(offset, self.grain_bytes, "grain")
+        require_present(offset, 12, self.file_size, path=self.where,
+                        what=f"VMDK compressed grain {index}", media_size=self.size,
+                        media_offset=media)
         _lba, size = struct.unpack("<QI", self._pread(offset, 12, "grain marker"))
         if size == 0:  # a metadata marker (end of stream, table, footer), not a grain
             raise CorruptImageError(
@@ -340,6 +347,9 @@ class SparseExtent:
             raise CorruptImageError(
                 f"compressed grain {index} claims {size} stored bytes for a grain of "
                 f"{self.grain_bytes}", path=self.where, offset=offset)
+        require_present(offset, 12 + size, self.file_size, path=self.where,
+                        what=f"VMDK compressed grain {index}", media_size=self.size,
+                        media_offset=media)
         stored = self._pread(offset + 12, size, "compressed grain")
         inflater = zlib.decompressobj()
         try:
@@ -353,6 +363,33 @@ class SparseExtent:
                 f"compressed grain {index} inflates to more than its {self.grain_bytes} bytes",
                 path=self.where, offset=offset, media_offset=index * self.grain_bytes)
         return data.ljust(self.grain_bytes, b"\0")
+
+    def truncation(self, start: int) -> Truncation | None:
+        """This extent's file where cut short, its media counted from ``start`` (where the
+        extent begins in the disk): every grain table read once (each was checked to lie in
+        the file at open), each grain's place compared with the file's size. A compressed
+        grain's stored length is in its marker, beside its data: only the one that starts
+        last before the end of the file has its marker read."""
+        scan = TruncationScan(self.path, self.file_size, start + self.size, SECTOR)
+        bound = 12 + self.grain_bytes + GRAIN_OVERHEAD  # a compressed grain's largest
+        for gt in range(len(self._gd)):
+            table = self._table(gt)
+            if table is None:
+                continue
+            first = gt * self._gtes
+            for i, sector in enumerate(table):
+                if sector > 1:
+                    media = start + (first + i) * self.grain_bytes
+                    scan.unit(sector * SECTOR, bound if self.compressed else self.grain_bytes,
+                              media, self.grain_bytes, exact=not self.compressed)
+        return scan.result(self._whole_marked)
+
+    def _whole_marked(self, offset: int) -> bool:
+        """Whether the compressed grain at ``offset`` lies whole in the file, by its marker."""
+        if offset + 12 > self.file_size:
+            return False
+        _lba, size = struct.unpack("<QI", self._pread(offset, 12, "grain marker"))
+        return offset + 12 + size <= self.file_size
 
     def read(self, offset: int, length: int) -> bytes:
         parts: list[bytes] = []
@@ -550,6 +587,14 @@ class VmdkStream(ImageStream):
             length -= n
         return b"".join(parts)
 
+    def truncation(self) -> list[Truncation]:
+        """Every sparse extent of this disk whose file is cut short (its own media only: a
+        parent's files are not walked)."""
+        found = (extent.truncation(start) for extent, start in zip(self._extents, self._starts,
+                                                                     strict=True)
+                 if isinstance(extent, SparseExtent))
+        return [t for t in found if t is not None]
+
     @property
     def files(self) -> tuple[Path, ...]:
         seen: list[Path] = [self.path]
@@ -702,6 +747,10 @@ class VmdkFormat:
     def files(self, path: Path) -> list[Path]:
         with open_vmdk(path) as stream:
             return list(stream.files)
+
+    def truncation(self, path: Path, stream: ImageStream) -> list[Truncation]:
+        """The sparse extents cut short (:meth:`VmdkStream.truncation`)."""
+        return stream.truncation() if isinstance(stream, VmdkStream) else []
 
     def open(self, path: Path) -> ImageStream:
         try:

@@ -31,6 +31,7 @@ from bitwitness.images.libyal import (
     open_handle,
 )
 from bitwitness.images.raw import read_at
+from bitwitness.images.truncation import Truncation
 from bitwitness.stream import ImageStream
 
 #: pyvmdk extent types whose descriptor names no data file.
@@ -156,6 +157,11 @@ class VmdkFormat:
             return QemuNbdStream(path, "vmdk", [path, *getattr(stream, "parents", ())],
                                  extents=stream.info.files, why=why)
         return open_libvmdk(path)
+
+    def truncation(self, path: Path, stream: ImageStream) -> list[Truncation]:
+        """The sparse extents our reader read that are cut short
+        (:meth:`vmdk.VmdkStream.truncation`)."""
+        return vmdk.FORMAT.truncation(path, stream)
 
     def self_checks(self, path: Path, stream: ImageStream) -> tuple[ContainerCheck, ...]:
         """The redundant grain directory and tables of every sparse extent of the disk (and

@@ -44,8 +44,9 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     Exits 1 (after showing everything) when the image is an unfinished acquisition: an E01 set
     that was never finished, or raw output still named *.partial (BASE.raw.partial,
     BASE.001.partial, ...). Its media size is then what the E01 set or the acquisition log
-    declares, and the readable media what the image actually holds. Exits 0 otherwise, 2 when
-    IMAGE cannot be opened.
+    declares, and the readable media what the image actually holds. Exits 1 too when a file
+    is cut short (QCOW, QED, VMDK or VHDX tables mapping data past its end), naming the media
+    ranges whose data is missing. Exits 0 otherwise, 2 when IMAGE cannot be opened.
     """
     from bitwitness.verify.info import image_info
 
@@ -56,6 +57,9 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
         _render(info)
     if info.unfinished is not None:  # shown in full above, but it is an evidence problem
         raise IncompleteImageError(_incomplete_message(info, info.unfinished), path=image)
+    if info.truncated:
+        said = "; ".join(t.sentence() for t in info.truncated)
+        raise IncompleteImageError(f"the image is INCOMPLETE: {said}", path=image)
 
 
 def _incomplete_message(info: ImageInfo, unfinished: Unfinished) -> str:
@@ -101,6 +105,8 @@ def _render(info: ImageInfo) -> None:
     stdout.print(f"[bold]{escape(str(info.image))}[/]  ({escape(info.format)})")
     if info.unfinished is not None:
         _render_unfinished(info.unfinished)
+    if info.truncated:
+        _render_truncated(info)
     if info.header_values:
         _title("Acquiry information")
         values = info.header_values
@@ -135,6 +141,21 @@ def _render_unfinished(unfinished: Unfinished) -> None:
     _field("Status in the log", unfinished.status or "(none recorded)")
     if unfinished.error:
         _field("Error in the log", unfinished.error)
+
+
+def _render_truncated(info: ImageInfo) -> None:
+    """First, as an unfinished acquisition is: the media below is not all in the image."""
+    _title("[red]FILE CUT SHORT: the image is INCOMPLETE[/]")
+    for cut in info.truncated:
+        _field("File", cut.file)
+        _field("Holds", f"{cut.file_size} bytes")
+        _field("Its tables need", f"{cut.needed} bytes")
+    sectors = sum(r.sector_count for r in info.missing_ranges)
+    _field("Missing media", f"{sectors} sectors in {len(info.missing_ranges)} range(s); "
+                            "no reader can give their data")
+    for r in info.missing_ranges:
+        stdout.print(f"  missing: sector(s) {r.first_sector} - {r.last_sector} "
+                     f"(number: {r.sector_count})")
 
 
 def _render_media(info: ImageInfo) -> None:
