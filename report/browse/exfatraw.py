@@ -133,30 +133,49 @@ class ExfatVolume:
         return self._bitmap if isinstance(self._bitmap, tuple) else None
 
     def allocated_sectors(self, first: int, count: int) -> int | None:
-        """How many of the clusters under sectors ``first`` .. ``first + count - 1`` (TSK's
-        exFAT blocks are sectors) the allocation bitmap marks allocated, counted in sectors;
-        None where the bitmap cannot be read. A cluster past the bitmap counts as allocated."""
+        """How many of sectors ``first`` .. ``first + count - 1`` (TSK's exFAT blocks are
+        sectors) lie in clusters the allocation bitmap marks allocated; None where the bitmap
+        cannot be read. Sectors before the cluster heap, and clusters past the bitmap, count as
+        allocated. The bitmap is read 64 KiB at a time (a hostile run as long as the volume
+        costs one pass over it, not a read per cluster)."""
         place = self._bitmap_place()
         if place is None:
             return None
         per_cluster = self.cluster_bytes // self.sector
+        end = first + count
+        taken = max(0, min(end, self.heap) - first)  # before the heap: metadata
+        first = max(first, self.heap)
+        if first >= end:
+            return taken
+        low, high = (first - self.heap) // per_cluster, (end - 1 - self.heap) // per_cluster
+        allocated = self._allocated_clusters(low, high + 1, place)
+        # the first and last clusters may be covered in part: count their sectors exactly
+        for index in {low, high}:
+            if self._allocated_clusters(index, index + 1, place):
+                lo = max(first, self.heap + index * per_cluster)
+                hi = min(end, self.heap + (index + 1) * per_cluster)
+                taken += hi - lo
+                allocated -= 1
+        return taken + allocated * per_cluster  # the clusters between, whole
+
+    def _allocated_clusters(self, low: int, high: int, place: tuple[int, int]) -> int:
+        """How many of cluster indexes ``low`` .. ``high - 1`` (cluster number - 2) the bitmap
+        marks allocated; indexes past the bitmap count as allocated."""
         start, length = place
-        bitmap_at = self.heap * self.sector + (start - 2) * self.cluster_bytes
-        taken = 0
-        sector, end = first, first + count
-        while sector < end:
-            cluster = (sector - self.heap) // per_cluster + 2
-            upto = min(end, self.heap + (cluster - 1) * per_cluster)
-            if cluster < 2:
-                upto, allocated = min(end, self.heap), True  # before the heap: metadata
-            else:
-                index = cluster - 2
-                byte = self._read(bitmap_at + index // 8, 1) if index // 8 < length else b""
-                allocated = not byte or bool(byte[0] >> (index % 8) & 1)
-            if allocated:
-                taken += upto - sector
-            sector = upto
-        return taken
+        at = self.heap * self.sector + (start - 2) * self.cluster_bytes
+        past = max(0, high - max(low, length * 8))
+        high = min(high, length * 8)
+        total = past
+        index = low
+        while index < high:
+            stop = min(high, (index // 8 + (1 << 16)) * 8)
+            raw = self._read(at + index // 8, (stop - 1) // 8 - index // 8 + 1)
+            if not raw:
+                return total + high - index
+            bits = int.from_bytes(raw, "little") >> (index % 8)
+            total += (bits & ((1 << (stop - index)) - 1)).bit_count()
+            index = stop
+        return total
 
     def first_cluster_allocated(self, inode: int) -> bool | None:
         """Whether the first cluster of the (deleted) file at ``inode`` is allocated now, per
