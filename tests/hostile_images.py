@@ -403,6 +403,18 @@ def parallels_bat_past_end(folder: Path) -> Path:
     return _parallels(folder / "bat-past-end.hds", 1, _PARALLELS_ENTRIES, 4096)
 
 
+def afd_many_files(folder: Path) -> Path:
+    """An AFD folder of one .aff file more than a set may hold (each only the AFF header):
+    refused as the folder is listed, before any file is opened or scanned."""
+    from bitwitness.images.afd import MAX_PIECES
+
+    image = folder / "many.afd"
+    image.mkdir()
+    for number in range(MAX_PIECES + 1):
+        (image / f"file_{number:05d}.aff").write_bytes(b"AFF10\r\n\x00")
+    return image
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "e01-header2-bomb": e01_header2_bomb,
     "e01-chunk-bomb": e01_chunk_bomb,
@@ -434,6 +446,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "l01-ltree-dense": l01_ltree_dense,
     "parallels-bat-64m": parallels_bat_64m,
     "parallels-bat-past-end": parallels_bat_past_end,
+    "afd-many-files": afd_many_files,
 }
 
 

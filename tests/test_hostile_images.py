@@ -55,6 +55,7 @@ EXPECTED: dict[str, tuple[int, int, str]] = {
     "l01-ltree-dense": (2, 2, "holds 2000029 lines"),
     "parallels-bat-64m": (0, 2, "pass --max-media 70368744177664 to read it whole"),
     "parallels-bat-past-end": (1, 1, "table of 67108864 entries (268435456 bytes) runs past"),
+    "afd-many-files": (2, 2, "holds more than 16384 .aff files"),
 }
 
 #: Seconds any command may take on these small files, whatever they declare (a whole-media

@@ -169,8 +169,11 @@ def _is_aff4_zip(path: Path) -> bool:
 
 
 def identify_directory(path: Path) -> Container | None:
-    """A bundle folder: an Apple sparsebundle (``Info.plist`` + ``bands/``) or a Parallels
-    ``.hdd`` folder (``DiskDescriptor.xml``)."""
+    """A bundle folder: an Apple sparsebundle (``Info.plist`` + ``bands/``), a Parallels
+    ``.hdd`` folder (``DiskDescriptor.xml``) or an AFD folder (named ``.afd``, as afflib
+    requires; its reader lists and checks the ``.aff`` files inside)."""
+    if path.suffix.lower() == ".afd":
+        return Container("afd", "AFD (AFF in a folder of .aff files, afflib's multi-file form)")
     plist = path / "Info.plist"
     if plist.is_file() and (path / "bands").is_dir() and _mentions(plist, b"sparsebundle"):
         return Container("sparsebundle", "Apple sparse bundle disk image (.sparsebundle)")
