@@ -13,14 +13,15 @@ the source did not change (the log records that it was resumed).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bitwitness.acquire.logs import Status, log_paths, read_log
 from bitwitness.acquire.source import SourceFacts
 from bitwitness.acquisitionlog import SCHEMA, AcquisitionLog, LogFormatError
-from bitwitness.errors import DestinationError, UsageError
+from bitwitness.errors import DestinationError, ReadError, UsageError
 
 if TYPE_CHECKING:
     from bitwitness.acquire.engine import AcquisitionRequest, _Run
@@ -109,7 +110,43 @@ def reopen(run: _Run, pipeline: Pipeline) -> int:
     if len({k.media_bytes for k in kept}) != 1:
         raise DestinationError("cannot resume: the outputs hold different amounts of media")
     start = kept[0].media_bytes
-    pipeline.feed_prefix(kept[0])
-    pipeline.add_known_errors(known_errors(log, run.sector_size, start))
+    errors = known_errors(log, run.sector_size, start)
+    pipeline.feed_prefix(same_source(kept[0], pipeline.source, start, errors))
+    pipeline.add_known_errors(errors)
     run.resumed_from = start
     return start
+
+
+#: How much of the kept prefix, at its start and at its end, is compared with the source.
+SAMPLE = 1 << 20
+
+
+def same_source(prefix: Iterable[bytes], source: Any, kept: int,
+                errors: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The kept prefix's blocks, in order, compared on the way with the source: its first and
+    last :data:`SAMPLE` bytes (what does not lie in a recorded read error, which the output
+    holds as zeros) must be the source's bytes there.
+
+    Why: size, serial number and name say a source is the same kind of thing, not that it is the
+    same evidence (files and many devices have no serial; another disk of the same model can
+    sit at the same /dev name), and the bytes read after the resume would be joined to another
+    medium's first part into an image of no medium that ever existed. A changed byte is refused
+    before anything is added to the output."""
+    windows = [(0, min(SAMPLE, kept)), (max(0, kept - SAMPLE), kept)]
+    offset = 0
+    for block in prefix:
+        end = offset + len(block)
+        for low, high in windows:
+            lo, hi = max(low, offset), min(high, end)
+            if lo >= hi or any(e < hi and lo < e + n for e, n in errors):
+                continue
+            try:
+                theirs = source.read(lo, hi - lo)
+            except ReadError:
+                continue  # unreadable now (a failing drive): not evidence of another medium
+            if theirs != bytes(block[lo - offset:hi - offset]):
+                raise UsageError(f"cannot resume: the source's bytes at offset {lo} differ from "
+                                 "what the interrupted run wrote there: it is not the medium "
+                                 "that run read, or it has changed since")
+        yield block
+        offset = end

@@ -133,3 +133,27 @@ def test_killed_before_the_first_checkpoint_refuses_to_guess(tmp_path: Path) -> 
     res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--resume")
     assert res.exit_code == 2
     assert "before its first checkpoint" in res.stderr
+
+
+@pytest.mark.parametrize("fmt", ["raw", "e01"])
+def test_resume_refuses_a_source_whose_bytes_changed(tmp_path: Path, fmt: str) -> None:
+    """Size, serial number and name were all --resume checked: another medium of the same size
+    at the same path (or the same one, changed) had its rest joined to the first run's part,
+    an image of no medium that ever existed, with hashes to match. The kept prefix's first and
+    last MiB are now compared with the source (recorded unreadable sectors left out): a changed
+    byte refuses the resume before anything is written; the original source then resumes."""
+    src, expected = _killed_run(tmp_path, fmt)
+    done = _check_log_after_kill(tmp_path)
+    original = src.read_bytes()
+    changed = bytearray(original)
+    changed[done - 100] ^= 0xFF
+    src.write_bytes(bytes(changed))
+    refused = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--resume")
+    assert refused.exit_code == 2, refused.stderr
+    assert "differ from what the interrupted run wrote there" in refused.stderr
+    assert json.loads((tmp_path / "img.json").read_text())["status"] == "failed"
+    src.write_bytes(original)
+    res = run_bitwitness("acquire", src, "-o", tmp_path / "img", "--resume", "--json")
+    assert res.exit_code == 1, res.stderr
+    assert res.json()["hashes"]["md5"] == hashlib.md5(expected).hexdigest()  # noqa: S324
+
