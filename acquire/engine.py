@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -595,7 +596,7 @@ class _AcquireJob:
             outputs = tuple(replace(o, hashes=hash_file(o.path, run.algorithms))
                             for o in outputs)
         if isinstance(exc, OSError) and _is_full(exc):
-            message = f"the destination is full ({exc.filename or run.base.parent}): " \
+            message = f"the destination is full ({exc.filename or _fullest(run)}): " \
                       f"{exc.strerror or 'no space left on device'}"
             error: BitWitnessError = DestinationError(message, path=run.base)
         elif isinstance(exc, OSError):
@@ -666,6 +667,21 @@ def _abort(sink: Sink) -> list[OutputFile]:
         return list(sink.abort())
     except (BitWitnessError, OSError):
         return []
+
+
+def _fullest(run: _Run) -> Path:
+    """The output folder whose file system has the least room left: the one a write failed on
+    for lack of space, when the error names no file (a write to a descriptor does not). With
+    --second-output on another disk, the first output's folder was blamed for the second's."""
+    folders = {path.parent for sink in run.sinks for path in sink.planned_paths()}
+    room: list[tuple[int, str]] = []
+    for folder in folders:
+        try:
+            stats = os.statvfs(folder)
+        except OSError:
+            continue
+        room.append((stats.f_bavail * stats.f_frsize, str(folder)))
+    return Path(min(room)[1]) if room else run.base.parent
 
 
 def _is_full(exc: OSError) -> bool:

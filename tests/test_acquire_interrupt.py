@@ -200,6 +200,19 @@ def test_a_full_destination_is_a_clear_error_and_the_output_stays_unfinished(
         assert check.returncode != 0
 
 
+def test_a_full_second_output_is_named_not_the_first(tmp_path: Path, tiny_fs: Path) -> None:
+    """The write that fills a disk names no file (a write to a descriptor): the message named
+    the first output's folder, which had room, when the second output's disk was full."""
+    src = tmp_path / "random.bin"
+    src.write_bytes(os.urandom(4 * 1024 * 1024))
+    first = tmp_path / "first"
+    first.mkdir()
+    res = run_bitwitness("acquire", src, "-o", first / "img", "--format", "raw", "--hash", "md5",
+                         "--second-output", tiny_fs / "img2")
+    assert res.exit_code == 2, res.stderr
+    assert f"the destination is full ({tiny_fs})" in res.stderr
+
+
 @pytest.mark.parametrize("fmt", [OutputFormat.RAW, OutputFormat.E01])
 def test_resume_continues_both_copies(tmp_path: Path, fmt: OutputFormat) -> None:
     require_tool("md5sum")
