@@ -9,7 +9,6 @@ html.parser, the JSON with json; each test states the text a reader must find.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import require_tool, run_bitwitness
+from hostile_names import hostile_image, stored_names
 from test_report_cli import make_case, pdf_text
 
 #: Names set in the custody table's monospace details: DejaVu Sans Mono has none of these
@@ -143,21 +143,6 @@ class Text(HTMLParser):
         return parser.parts
 
 
-#: File names (bytes, as ext4 stores them) the hostile evidence holds.
-HOSTILE = {
-    "literal": b"x\\xffy",  # backslash, x, f, f
-    "byte": b"x\xffy",  # the byte 0xFF
-    "tab": b"a\tb",
-    "caret": b"a^b",
-    "hangul": "한국어.txt".encode(),
-    "hebrew": "שלום.txt".encode(),
-    "del": b"d\x7fe",
-    "c1": "c\u0085d".encode(),
-    "pipe": b"p|q",
-    "pipe-spelled": b"p\\x7cq",
-}
-
-
 def ok(*args: str | Path) -> None:
     result = run_bitwitness(*args)
     assert result.exit_code == 0, (args, result.stderr)
@@ -165,18 +150,11 @@ def ok(*args: str | Path) -> None:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An ext4 made by ``mkfs.ext4 -d`` from a tree of the names above, acquired into a case
+    """An ext4 made by ``mkfs.ext4 -d`` from a tree of hostile names, acquired into a case
     and exported whole (``export / --all --case``), as the sweep that found these defects did."""
-    require_tool("mkfs.ext4", "fls")
+    require_tool("fls")
     tmp = tmp_path_factory.mktemp("hostile")
-    tree = tmp / "tree"
-    tree.mkdir()
-    for key, name in HOSTILE.items():
-        (tree / os.fsdecode(name)).write_bytes(key.encode() + b"\n")  # bytes kept as stored
-    image = tmp / "ext.img"
-    image.write_bytes(bytes(8 << 20))
-    subprocess.run(["mkfs.ext4", "-q", "-d", str(tree), str(image)], capture_output=True,
-                   check=True)
+    image = hostile_image(tmp)
     root = tmp / "case"
     ok("case", "new", root, "--set", "case_number=H-1", "--set", "examiner=Ann Example")
     ok("acquire", image, "--case", root, "--evidence", "E1", "--format", "raw")
@@ -214,11 +192,6 @@ def test_a_printed_glyph_no_font_has_names_the_package(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def stored_names(hostile: dict[str, Path]) -> set[bytes]:
-    """The names as the tree given to mkfs.ext4 holds them, read by the kernel (bytes)."""
-    return {os.fsencode(p.name) for p in (hostile["tmp"] / "tree").iterdir()}
-
-
 def test_json_report_carries_the_exact_bytes_of_a_name(hostile: dict[str, Path],
                                                        tmp_path: Path) -> None:
     """Both ext4 names spelled ``x\\xffy`` are listed; the one holding the byte 0xFF carries
@@ -230,7 +203,7 @@ def test_json_report_carries_the_exact_bytes_of_a_name(hostile: dict[str, Path],
     assert sorted(f["source_hex"] for f in same) == ["", b"/x\xffy".hex()]
     exact = {bytes.fromhex(f["source_hex"]) if f["source_hex"] else f["source"].encode()
              for f in files}
-    assert {b"/" + n for n in stored_names(hostile)} <= exact
+    assert {b"/" + n for n in stored_names(hostile["tmp"])} <= exact
 
 
 def read_dfxml_name(spelled: str) -> bytes:
@@ -261,4 +234,4 @@ def test_dfxml_names_read_back_to_the_stored_bytes(hostile: dict[str, Path],
     names = [e.text or "" for e in ET.parse(out).iter(f"{ns}filename")]  # noqa: S314
     assert "x\\\\xffy" in names
     assert "x\\xffy" in names
-    assert stored_names(hostile) <= {read_dfxml_name(n) for n in names}
+    assert stored_names(hostile["tmp"]) <= {read_dfxml_name(n) for n in names}

@@ -13,7 +13,10 @@ with the partition row and file system of each entry. Several file systems of on
 one timeline: in the bodyfile each path then starts with ``p5-ext4`` (partition 5, ext4), as
 ``fls -m p5-ext4`` would write it. Names keep their bytes in the bodyfile (as ``fls`` writes them)
 and show them as ``ls`` does in the CSV (``^`` for control characters, ``\\xNN`` for bytes that
-are not UTF-8), so a CSV printed on a terminal cannot drive it.
+are not UTF-8), so a CSV printed on a terminal cannot drive it. That spelling is lossy (``a<TAB>b``
+and ``a^b`` both read ``a^b``; the byte 0xFF and the four characters ``\\xff`` both read
+``\\xff``), so the CSV's ``path_hex`` column holds the exact bytes of every path it does not
+show exactly, as the export manifest's ``source_hex`` does.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from typing import IO
 from bitwitness.progress import Mediator
 from bitwitness.report.browse.entries import Entry, Selection
 from bitwitness.report.browse.interface import BrowsableFileSystem as FileSystem
-from bitwitness.report.browse.safenames import shown
+from bitwitness.report.browse.safenames import raw_bytes, shown
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "deleted",
-              "partition", "filesystem")
+#: ``path_hex``: the hex of the bytes ``path`` stands for, "" when ``path`` shows them exactly.
+CSV_FIELDS = ("time", "macb", "size", "mode", "uid", "gid", "inode", "path", "path_hex",
+              "deleted", "partition", "filesystem")
 
 
 def mode_string(entry: Entry) -> str:
@@ -175,6 +179,17 @@ def _read_run(run: IO[bytes]) -> Iterator[_Keyed]:
         yield from part
 
 
+def path_hex(path: str, printed: str) -> str:
+    """The CSV's ``path_hex``: the stored bytes of ``path`` in hex, or "" when ``printed`` (its
+    ``path`` column) is ``path`` itself.
+
+    Why only then: most paths print as they are, and an empty column says so; where ``shown``
+    replaced a character, two different files can print alike (``a<TAB>b`` and ``a^b``) and only
+    the bytes tell them apart. A reader takes ``bytes.fromhex(path_hex)`` when it is set, else
+    ``path`` in UTF-8."""
+    return "" if printed == path else raw_bytes(path).hex()
+
+
 def _keyed_rows(filesystems: list[FileSystem], *, selection: Selection,
                 mediator: Mediator | None) -> Iterator[_Keyed]:
     order = 0
@@ -196,9 +211,10 @@ def _keyed_rows(filesystems: list[FileSystem], *, selection: Selection,
             if not stamps:
                 continue
             path, address = entry.display_path, entry.address
+            mark = " ($FILE_NAME)" if entry.is_file_name_row else ""
+            printed = shown(path)
             tail = (str(entry.size), mode_string(entry), str(entry.uid), str(entry.gid),
-                    address,
-                    shown(path) + (" ($FILE_NAME)" if entry.is_file_name_row else ""),
+                    address, printed + mark, path_hex(path + mark, printed + mark),
                     "yes" if entry.deleted else "no", where, fs.type)
             for when, letters in stamps.items():
                 macb = "".join(c if c in letters else "." for c in "macb")

@@ -25,7 +25,8 @@ def command(*, image: Path, partition: int | str | None, offset: int | None, fmt
 
     The bodyfile is what `fls -r -m /` writes (NTFS $FILE_NAME rows included) and feeds
     `mactime -b`; the CSV has one row per time and entry, sorted, in UTC, with the partition
-    and file system of each. Without -p/--offset every file system of the image goes into one
+    and file system of each, and in path_hex the exact bytes (hex) of a path that its path
+    column cannot show as stored. Without -p/--offset every file system of the image goes into one
     timeline; bodyfile paths then start with p5-ext4 (partition 5, ext4), as
     `fls -m p5-ext4 -o START` writes them. FAT records local wall-clock times with no zone:
     they are written as if UTC in the bodyfile (as fls does), without an offset in the CSV, and
