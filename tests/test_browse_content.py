@@ -223,8 +223,8 @@ def test_csv_timeline_in_spilled_runs_equals_one_sort_and_mactime(disks: Disks) 
 
 def test_a_name_holding_the_field_separator_cannot_forge_a_row(tmp_path: Path, bw) -> None:
     """A name with ``|`` (legal on ext4) would give a bodyfile row extra fields (fls -m writes
-    it as it is): mactime would show a forged time, size and inode. It is written ``\\x7c``;
-    mactime then shows the entry's own fields."""
+    it as it is): mactime would show a forged time, size and inode. It is written ``%7C``,
+    which mactime decodes: it then shows the entry's own fields and the name as stored."""
     require_tool("mkfs.ext4", "debugfs", "mactime", "fls")
     image = tmp_path / "pipe.img"
     subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
@@ -247,3 +247,4 @@ def test_a_name_holding_the_field_separator_cannot_forge_a_row(tmp_path: Path, b
     shown = [line for line in mac.splitlines() if "innocent" in line]
     assert shown
     assert all(",4242," not in line and "2000" not in line.split(",")[0] for line in shown)
+    assert all(line.endswith(f',"/{forged}"') for line in shown)

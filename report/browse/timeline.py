@@ -11,18 +11,21 @@ time, times in UTC ISO-8601 (``+00:00``; FAT's, a wall clock of no known zone, w
 and sorted as if UTC): the same events ``mactime -d`` prints, in a form a spreadsheet reads,
 with the partition row and file system of each entry. Several file systems of one image go into
 one timeline: in the bodyfile each path then starts with ``p5-ext4`` (partition 5, ext4), as
-``fls -m p5-ext4`` would write it. Names keep their bytes in the bodyfile (as ``fls`` writes them)
-and show them as ``ls`` does in the CSV (``^`` for control characters, ``\\xNN`` for bytes that
-are not UTF-8), so a CSV printed on a terminal cannot drive it. That spelling is lossy (``a<TAB>b``
-and ``a^b`` both read ``a^b``; the byte 0xFF and the four characters ``\\xff`` both read
-``\\xff``), so the CSV's ``path_hex`` column holds the exact bytes of every path it does not
-show exactly, as the export manifest's ``source_hex`` does.
+``fls -m p5-ext4`` would write it. Names keep their bytes in the bodyfile as ``fls`` writes them
+(control characters as ``^``), but for ``|`` and a ``%`` before two hex digits, which mactime
+would split on or decode: those are written in mactime's own ``%XX`` (:func:`for_mactime`). The
+CSV shows names as ``ls`` does (``^`` for control characters, ``\\xNN`` for bytes that are not
+UTF-8), so a CSV printed on a terminal cannot drive it. That spelling is lossy (``a<TAB>b`` and
+``a^b`` both read ``a^b``; the byte 0xFF and the four characters ``\\xff`` both read ``\\xff``),
+so the CSV's ``path_hex`` column holds the exact bytes of every path it does not show exactly,
+as the export manifest's ``source_hex`` does.
 """
 
 from __future__ import annotations
 
 import heapq
 import pickle
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -69,6 +72,26 @@ def _mode_string(name_type: str, meta_type: str, mode: int) -> str:
 _CONTROL_AS_CARET = dict.fromkeys(range(0x20), "^")
 
 
+#: A ``%`` that mactime would decode: it is followed by two hexadecimal digits (either case).
+_DECODED_BY_MACTIME = re.compile("%(?=[0-9A-Fa-f]{2})")
+
+
+def for_mactime(name: str) -> str:
+    """``name`` as mactime reads it back: ``|`` as ``%7C``, a ``%`` before two hex digits as
+    ``%25``; every other character as it is.
+
+    Why: mactime (``tm_split``) splits a line on ``|`` and then decodes each ``%XX`` in every
+    field. ``fls -m`` writes both as they are, so a name holding ``|`` shifts the row's fields
+    (mactime drops the row, or shows times, size and inode forged by the name) and a name
+    holding ``%7C`` or ``%41`` is shown as ``|`` or ``A``. Escaping with mactime's own ``%XX``
+    makes it show each name as ``fls`` spells it (``p|q`` is written ``p%7Cq``, the name
+    ``p%7Cq`` is written ``p%257Cq``); names holding neither stay as ``fls`` writes them. An
+    escape of our own (``\\x7c``) was shown as it is, the same as a name holding those four
+    characters. Only the ``^`` of control characters (TSK's, kept) still shows two names alike.
+    """
+    return _DECODED_BY_MACTIME.sub("%25", name).replace("|", "%7C")
+
+
 def body_line(entry: Entry, mount: str = "") -> str:
     """One bodyfile line for ``entry``; ``mount`` prefixes every path (``fls -m`` argument)."""
     name = f"{mount}{entry.display_path}" if mount != "/" else entry.display_path
@@ -80,8 +103,8 @@ def body_line(entry: Entry, mount: str = "") -> str:
         name += " (deleted-realloc)" if entry.realloc else " (deleted)"
     if not name.isprintable():  # no control character in most names: translate() skipped
         name = name.translate(_CONTROL_AS_CARET)  # as TSK: one line per entry
-    if "|" in name:  # the field separator: a name holding it would forge the row's fields
-        name = name.replace("|", "\\x7c")  # (fls -m writes it as it is), as bytes are shown
+    if "|" in name or "%" in name:  # what mactime splits on or decodes: see for_mactime
+        name = for_mactime(name)
     modified, accessed, changed, born = entry.times.epoch_seconds()
     mode = _mode_string(entry.name_type, "d" if entry.folder_stream else entry.meta_type,
                         entry.mode)  # mode_string(entry), without the call
