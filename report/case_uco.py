@@ -8,6 +8,19 @@ InvestigativeAction`` per custody event (acquire, verify, export, transfer and t
 events, with performer, instrument, object, result and times in UTC), and a
 ``ProvenanceRecord`` per evidence item naming its exhibit number and the files that stand for it.
 
+Each exported file is two ``File`` objects: the original in the evidence (its path as the file
+system stores it, its inode, an ``ExtInodeFacet`` or ``NTFSFileFacet`` where UCO has one for that
+file system) and the copy the export wrote (path, size, hashes), joined by an
+``ObservableRelationship`` "Copied_From"; the original is "Contained_Within" the evidence source
+and is the export action's object, the copy its result. Why both: the copy's name is escaped for
+the examiner's host (``DELETEME-%3Cb%3E``, ``café~17`` for the second of two names that differ
+only in Unicode composition), so only the original says which file of the evidence it was. A
+path that is not valid UTF-8 cannot be an ``xsd:string``: ``filePath`` then spells each
+undecodable byte ``\\xNN`` (as the export manifest does), which a name holding those four
+characters also reads as, so its exact bytes go in ``drafting:filePathHex`` (``xsd:hexBinary``;
+UCO has no term for them, and ``drafting:`` is the namespace CASE keeps for terms it lacks),
+declared in the graph.
+
 Node identifiers end in a UUID (as UCO asks) derived from the case folder and what the node
 stands for, so the same case gives the same identifiers in every report. Hashes use the
 ``HashNameVocab`` names (plain strings) and ``xsd:hexBinary`` values.
@@ -24,12 +37,16 @@ from bitwitness.report.model import (
     CustodyEntry,
     EvidenceItem,
     Export,
+    ExportedFile,
     HashValue,
     ReportData,
 )
 
 CONTEXT = {
     "kb": "http://example.org/kb/",
+    "drafting": "http://example.org/ontology/drafting/",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "case-investigation": "https://ontology.caseontology.org/case/investigation/",
     "uco-action": "https://ontology.unifiedcyberontology.org/uco/action/",
     "uco-core": "https://ontology.unifiedcyberontology.org/uco/core/",
@@ -110,6 +127,18 @@ def _content_facet(graph: _Graph, key: str, size: int | None,
     return facet
 
 
+#: The one term of ours, for a path's exact bytes, declared in the graph that uses it.
+PATH_HEX = "drafting:filePathHex"
+_PATH_HEX_TERM = {
+    "@id": PATH_HEX, "@type": "owl:DatatypeProperty",
+    "rdfs:label": "filePathHex",
+    "rdfs:range": {"@id": "xsd:hexBinary"},
+    "rdfs:comment": "The exact bytes of a file's path in its file system, where they are not "
+                    "valid UTF-8 and observable:filePath therefore spells each byte that is "
+                    "not as \\xNN (as BitWitness export manifests do in source_hex).",
+}
+
+
 def _file(graph: _Graph, key: str, path: str, size: int | None,
           hashes: tuple[HashValue, ...] = ()) -> str:
     name = path.rsplit("/", 1)[-1]
@@ -120,6 +149,58 @@ def _file(graph: _Graph, key: str, path: str, size: int | None,
     if hashes:
         facets.append(_content_facet(graph, key, size, hashes))
     return graph.add("File", key, "uco-observable:File", **{"uco-core:hasFacet": facets})
+
+
+def _inode_facet(graph: _Graph, key: str, filesystem: str,
+                 inode: str) -> dict[str, Any] | None:
+    """The file system's own facet holding the inode, where UCO has one: ext's inode number,
+    NTFS's MFT entry (the first number of TSK's ``33-128-1``); None elsewhere (the original's
+    description names the inode on every file system)."""
+    number = inode.split("-", 1)[0]
+    if not number.isdigit():
+        return None
+    if filesystem.startswith("ext"):
+        return {"@id": graph.node_id("ExtInodeFacet", key),
+                "@type": "uco-observable:ExtInodeFacet",
+                "uco-observable:extInodeID": _integer(int(number))}
+    if filesystem == "ntfs":
+        return {"@id": graph.node_id("NTFSFileFacet", key),
+                "@type": "uco-observable:NTFSFileFacet",
+                "uco-observable:entryID": _integer(int(number))}
+    return None
+
+
+def _original(graph: _Graph, export: Export, f: ExportedFile) -> str:
+    """The file as the evidence holds it: path as stored (``filePath``; its exact bytes in
+    :data:`PATH_HEX` where it is not UTF-8), inode, size, allocation."""
+    key = f"original:{export.manifest}:{f.inode}:{f.source_hex or f.source}"
+    facet: dict[str, Any] = {
+        "@id": graph.node_id("FileFacet", key), "@type": "uco-observable:FileFacet",
+        "uco-observable:fileName": f.source.rsplit("/", 1)[-1],
+        "uco-observable:filePath": f.source,
+        "uco-observable:allocationStatus": "deleted" if f.deleted else "allocated"}
+    if f.size is not None:
+        facet["uco-observable:sizeInBytes"] = _integer(f.size)
+    if f.source_hex:
+        facet[PATH_HEX] = {"@type": "xsd:hexBinary", "@value": f.source_hex}
+    facets = [facet]
+    if (inode := _inode_facet(graph, key, export.filesystem, f.inode)) is not None:
+        facets.append(inode)
+    where = f" in the {export.filesystem} file system" if export.filesystem else ""
+    exact = f" (path bytes in hex: {f.source_hex})" if f.source_hex else ""
+    return graph.add("File", key, "uco-observable:File", **{
+        "uco-core:description": f"{f.source}{exact}, inode {f.inode or 'unknown'}{where} of "
+                                f"evidence {export.evidence_id or 'unknown'}, as exported",
+        "uco-core:hasFacet": facets})
+
+
+def _relationship(graph: _Graph, source: str, target: str, kind: str) -> str:
+    """``source`` is ``kind`` ``target`` (UCO's ObservableObjectRelationshipVocab names)."""
+    return graph.add("Relationship", f"{kind}:{source}:{target}",
+                     "uco-observable:ObservableRelationship",
+                     **{"uco-core:source": [_ref(source)], "uco-core:target": _ref(target),
+                        "uco-core:kindOfRelationship": kind,
+                        "uco-core:isDirectional": True})
 
 
 def _source(graph: _Graph, item: EvidenceItem) -> str | None:
@@ -197,7 +278,10 @@ def render_case(data: ReportData) -> bytes:
                                          f"{data.case_root}; custody log "
                                          f"{data.integrity.state.value}",
                  "uco-core:object": [_ref(n) for n in (*actions, *records)]})
-    doc = {"@context": CONTEXT, "@graph": graph.nodes}
+    nodes = graph.nodes
+    if any(PATH_HEX in facet for node in nodes for facet in node.get("uco-core:hasFacet", ())):
+        nodes = [*nodes, _PATH_HEX_TERM]
+    doc = {"@context": CONTEXT, "@graph": nodes}
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 
 
@@ -229,9 +313,19 @@ def _action(graph: _Graph, data: ReportData, entry: CustodyEntry, *,
             hashes = ((HashValue("sha256", export.manifest_sha256),)
                       if export.manifest_sha256 else ())
             results = [_file(graph, f"manifest:{export.manifest}", export.manifest, None, hashes)]
+            folder = export.manifest.rsplit("/", 1)[0] if "/" in export.manifest else ""
+            originals = []
             for f in export.files:
-                results.append(_file(graph, f"exported:{export.manifest}:{f.target}", f.target,
-                                     f.size, f.hashes))
+                original = _original(graph, export, f)
+                copy = _file(graph, f"exported:{export.manifest}:{f.target}",
+                             f"{folder}/{f.target}" if folder else f.target, f.size, f.hashes)
+                _relationship(graph, copy, original, "Copied_From")
+                if targets:  # the evidence source the original was read from
+                    _relationship(graph, original, targets[0], "Contained_Within")
+                originals.append(original)
+                results.append(copy)
+            props["uco-action:object"] = [*props.get("uco-action:object", ()),
+                                          *(_ref(n) for n in originals)]
             props["uco-action:result"] = [_ref(n) for n in results]
     return graph.add("InvestigativeAction", f"event:{entry.line}:{entry.seq}",
                      "case-investigation:InvestigativeAction", **props)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import require_tool, run_bitwitness
-from hostile_names import hostile_image, stored_names
+from hostile_names import hostile_image, icat_name, stored_names
 from test_report_cli import make_case, pdf_text
 
 #: Names set in the custody table's monospace details: DejaVu Sans Mono has none of these
@@ -235,3 +235,92 @@ def test_dfxml_names_read_back_to_the_stored_bytes(hostile: dict[str, Path],
     assert "x\\\\xffy" in names
     assert "x\\xffy" in names
     assert stored_names(hostile["tmp"]) <= {read_dfxml_name(n) for n in names}
+
+
+UCO = "https://ontology.unifiedcyberontology.org/uco/"
+
+
+class Read:
+    """A CASE report as rdflib's JSON-LD parser reads it (not by walking our JSON): terms by
+    their full IRIs, ``ns`` ``core``, ``observable`` or ``action``."""
+
+    def __init__(self, path: Path) -> None:
+        import rdflib
+
+        self.rdflib = rdflib
+        self.graph = rdflib.Graph().parse(path, format="json-ld")
+
+    def term(self, ns: str, name: str) -> Any:
+        if ns == "drafting":
+            return self.rdflib.URIRef(f"http://example.org/ontology/drafting/{name}")
+        return self.rdflib.URIRef(f"{UCO}{ns}/{name}")
+
+    def values(self, node: Any, ns: str, name: str) -> list[Any]:
+        return list(self.graph.objects(node, self.term(ns, name)))
+
+    def one(self, node: Any, ns: str, name: str) -> Any:
+        (value,) = self.values(node, ns, name)
+        return value
+
+    def facet(self, node: Any, kind: str) -> Any:
+        (found,) = [f for f in self.values(node, "core", "hasFacet")
+                    if (f, self.rdflib.RDF.type, self.term("observable", kind)) in self.graph]
+        return found
+
+    def links(self, kind: str) -> list[tuple[Any, Any]]:
+        """(source, target) of every relationship of ``kind``."""
+        return [(self.one(r, "core", "source"), self.one(r, "core", "target"))
+                for r in self.graph.subjects(self.term("core", "kindOfRelationship"),
+                                             self.rdflib.Literal(kind))]
+
+
+def test_case_report_ties_each_exported_copy_to_its_original(hostile: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """Each exported copy (``café~17``, ``a%09b``) is "Copied_From" an original File whose path
+    (exact: ``drafting:filePathHex`` where it is not UTF-8) and ext inode are the ones ``icat``
+    confirms (each file holds its own name), "Contained_Within" the evidence, object of the
+    export action whose result is the copy; the copy holds what ``icat`` reads from that inode.
+    case_validate (case-utils) finds the graph conforming."""
+    from test_report_standards import case_validate
+
+    require_tool("icat")
+    out = tmp_path / "r.jsonld"
+    result = render(hostile["root"], out, "case")
+    assert result.returncode == 0, result.stderr
+    check = subprocess.run([case_validate(), str(out)], capture_output=True, text=True,
+                           check=False, timeout=600)
+    assert check.returncode == 0, check.stdout[-3000:]
+    report = Read(out)
+    copied = report.links("Copied_From")
+    within = dict(report.links("Contained_Within"))
+    (export,) = list(report.graph.subjects(report.term("core", "name"),
+                                           report.rdflib.Literal("export")))
+    objects = set(report.values(export, "action", "object"))
+    results = set(report.values(export, "action", "result"))
+    files = json.loads(render_json(hostile, tmp_path))["exports"][0]["files"]
+    assert len(copied) == len(files) == len(stored_names(hostile["tmp"]))
+    (evidence,) = {within[original] for _, original in copied}
+    assert str(report.one(evidence, "core", "description")).startswith("evidence E1")
+    exact, printed = set(), []
+    for copy, original in copied:
+        assert original in objects
+        assert copy in results
+        facet = report.facet(original, "FileFacet")
+        spelled = str(report.one(facet, "observable", "filePath"))
+        hexes = report.values(facet, "drafting", "filePathHex")
+        path = hexes[0].toPython() if hexes else spelled.encode()
+        inode = str(report.one(report.facet(original, "ExtInodeFacet"), "observable",
+                               "extInodeID").toPython())
+        assert path == b"/" + icat_name(hostile["image"], inode), (spelled, inode)
+        copy_path = report.one(report.facet(copy, "FileFacet"), "observable", "filePath")
+        assert Path(str(copy_path)).read_bytes() == path[1:] + b"\n"
+        exact.add(path)
+        printed.append(spelled)
+    assert exact == {b"/" + n for n in stored_names(hostile["tmp"])}
+    assert printed.count("/x\\xffy") == 2  # the literal name and the byte 0xFF: hex tells
+
+
+def render_json(hostile: dict[str, Path], tmp_path: Path) -> str:
+    out = tmp_path / "r.json"
+    assert render(hostile["root"], out, "json").returncode == 0
+    return out.read_text(encoding="utf-8")
