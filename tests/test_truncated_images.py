@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,25 @@ def test_reading_missing_data_is_refused_not_zeros(disk: Path, tmp_path: Path) -
     done = run_bitwitness("convert", cut, "--to", "raw", "-o", tmp_path / "out")
     assert done.exit_code == ExitCode.EVIDENCE
     assert not (tmp_path / "out.raw").exists()
+
+
+def test_tables_pointing_beyond_any_file_are_damage_for_info_too(disk: Path,
+                                                                 tmp_path: Path) -> None:
+    """An L1 entry pointing 2^55 bytes in (no file of this disk reaches there): qemu-img check
+    reports an error and verify says CORRUPT; info showed it as a note and exited 0."""
+    require_tool("qemu-img")
+    image = tmp_path / "a.qcow2"
+    _qemu("convert", "-O", "qcow2", disk, image)
+    data = bytearray(image.read_bytes())
+    l1 = struct.unpack(">Q", data[40:48])[0]
+    struct.pack_into(">Q", data, l1, (1 << 63) | (1 << 55))
+    far = tmp_path / "far.qcow2"
+    far.write_bytes(bytes(data))
+    checked = subprocess.run(["qemu-img", "check", str(far)], capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode != 0
+    info = run_bitwitness("info", far)
+    assert info.exit_code == ExitCode.EVIDENCE, info.stderr
+    assert "tables are damaged" in info.stderr
+    assert run_bitwitness("verify", far).exit_code == ExitCode.EVIDENCE
+    assert run_bitwitness("info", image).exit_code == ExitCode.OK

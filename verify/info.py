@@ -98,6 +98,10 @@ class ImageInfo:
     #: files cut short (their tables map data past their end); non-empty makes ``info`` exit 1
     truncated: tuple[Truncation, ...] = ()
     missing_ranges: tuple[SectorRange, ...] = ()  #: the media whose data they lack, merged
+    #: why the image's tables are damaged (a table or unit placed where no file of the image
+    #: reaches), as the truncation walk found it; set makes ``info`` exit 1 as ``verify``'s
+    #: CORRUPT does
+    damaged: str | None = None
 
 
 def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
@@ -113,7 +117,9 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
         media_size, size_notes = _media_size(opened, layout.media_size, unfinished)
         details = {} if opened.ewf else dict(opened.stream.info.details)
         logical_notes = _logical_files(opened, details)
-        truncated, cut_notes = _truncated(opened, path)
+        truncated, damaged = _truncated(opened, path)
+        cut_notes = () if damaged is None else (
+            f"whether a file is cut short cannot be told from its tables: {damaged}",)
         missing = tuple(SectorRange(first, first + count - 1, layout.sector_size)
                         for first, count in merge_ranges(
                             run for t in truncated for run in t.missing))
@@ -130,20 +136,21 @@ def image_info(path: str | Path, forced: str | None = None) -> ImageInfo:
             logs=tuple(log.path for log in logs), details=details,
             notes=(tuple(notes) + size_notes + bound.notes + _section_notes(opened)
                    + logical_notes + cut_notes),
-            unfinished=unfinished, truncated=truncated, missing_ranges=missing)
+            unfinished=unfinished, truncated=truncated, missing_ranges=missing,
+            damaged=damaged)
     finally:
         opened.stream.close()
 
 
-def _truncated(opened: Opened, path: Path) -> tuple[tuple[Truncation, ...], tuple[str, ...]]:
-    """The files cut short, from the tables (metadata, as everything ``info`` reads); tables
-    that cannot be walked are a note, as ``info`` shows damaged images (``verify`` judges)."""
+def _truncated(opened: Opened, path: Path) -> tuple[tuple[Truncation, ...], str | None]:
+    """The files cut short, from the tables (metadata, as everything ``info`` reads), or why
+    the tables cannot be walked (damaged: ``info`` shows everything, then exits 1)."""
     if opened.image_format is None:
-        return (), ()
+        return (), None
     try:
-        return find_truncation(opened.image_format, path, opened.stream), ()
+        return find_truncation(opened.image_format, path, opened.stream), None
     except FormatError as exc:
-        return (), (f"whether a file is cut short cannot be told from its tables: {exc}",)
+        return (), str(exc)
 
 
 def _logical_files(opened: Opened, details: dict[str, Any]) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import click
 
 from bitwitness.cli.image_options import format_option
 from bitwitness.cli.output import escape, json_option, print_json, stdout
-from bitwitness.errors import IncompleteImageError
+from bitwitness.errors import CorruptImageError, IncompleteImageError
 from bitwitness.ewf.headers import DATE_NAMES, STORED_SUFFIX, UNKNOWN_ZONE, ZONE_SUFFIX
 from bitwitness.images.raw import PARTIAL_SUFFIX
 from bitwitness.sizes import format_size
@@ -46,7 +46,9 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     BASE.001.partial, ...). Its media size is then what the E01 set or the acquisition log
     declares, and the readable media what the image actually holds. Exits 1 too when a file
     is cut short (QCOW, QED, VMDK or VHDX tables mapping data past its end), naming the media
-    ranges whose data is missing. Exits 0 otherwise, 2 when IMAGE cannot be opened.
+    ranges whose data is missing, and when its tables are damaged (a table or data placed
+    where no file of it reaches; verify calls it CORRUPT). Exits 0 otherwise, 2 when IMAGE
+    cannot be opened.
     """
     from bitwitness.verify.info import image_info
 
@@ -60,6 +62,8 @@ def command(image: Path, image_format: str | None, as_json: bool) -> None:
     if info.truncated:
         said = "; ".join(t.sentence() for t in info.truncated)
         raise IncompleteImageError(f"the image is INCOMPLETE: {said}", path=image)
+    if info.damaged is not None:
+        raise CorruptImageError(f"the image's tables are damaged: {info.damaged}", path=image)
 
 
 def _incomplete_message(info: ImageInfo, unfinished: Unfinished) -> str:
