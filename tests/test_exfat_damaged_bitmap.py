@@ -126,3 +126,34 @@ def test_a_deleted_file_whose_first_cluster_was_taken_is_not_recovered(tmp_path:
     cat = run_bitwitness("cat", image, "/f3.bin")
     assert cat.exit_code == ExitCode.EVIDENCE
     assert "first cluster of the deleted file is allocated again" in cat.stderr
+
+
+def test_a_stream_extension_outside_the_heap_is_named(tmp_path: Path) -> None:
+    """Bitmap zeroed and a live file's stream extension naming cluster 0 (TSK drops the name,
+    lists an orphan of size 0): cat wrote nothing, exit 1, saying the file was "read along its
+    FAT chain". It now names the cluster outside the heap and the bytes recorded."""
+    require_tool("fls")
+    image, _files = _written(tmp_path)
+    intact = subprocess.run(["fls", str(image)], capture_output=True, text=True,
+                            check=True).stdout
+    inode = _inode(intact, "live.txt")
+    bitmap = _inode(intact, "$ALLOC_BITMAP")
+    stat = subprocess.run(["istat", str(image), bitmap], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    sector = int(stat[stat.index("Sectors:") + 1].split()[0])
+    data = bytearray(image.read_bytes())
+    data[sector * 512:sector * 512 + 512] = bytes(512)
+    at = data.find("live.txt".encode("utf-16-le")) - 2 - 64  # its file entry (0x85)
+    assert data[at] == 0x85
+    data[at + 32 + 20:at + 32 + 24] = bytes(4)  # the stream extension's first cluster: 0
+    checksum = 0
+    for index, byte in enumerate(bytes(data[at:at + 32 * (data[at + 1] + 1)])):
+        if index not in (2, 3):
+            checksum = (((checksum << 15) | (checksum >> 1)) + byte) & 0xFFFF
+    data[at + 2:at + 4] = checksum.to_bytes(2, "little")
+    image.write_bytes(bytes(data))
+    cat = run_bitwitness("cat", "--inode", inode, image)
+    assert cat.exit_code == ExitCode.EVIDENCE, cat.stderr
+    assert cat.output == b""
+    assert "from cluster 0, outside the cluster heap" in cat.stderr
+    assert f"inode {inode}" in cat.stderr

@@ -317,7 +317,11 @@ def test_a_hostile_chain_of_sessions_is_bounded(tmp_path: Path) -> None:
     assert code == 0
     result = run_bitwitness("ls", image)
     assert "more than 512 ISO 9660 sessions" in result.stderr
-    assert "session 512 (the last" in result.stderr
+    assert "session 512 (the last the scan found)" in result.stderr
+    # partitions never calls it the last a drive presents (it said so, with no note)
+    rows = run_bitwitness("partitions", image)
+    assert "the last the scan found, which stopped short" in rows.stdout
+    assert "the last, as a drive presents it" not in rows.stdout
     from bitwitness.image import open_image
     from bitwitness.report.browse import iso_sessions
 

@@ -79,6 +79,10 @@ class ExfatVolume:
             raise ContentReadError(f"inode {inode}: no stream extension entry follows its "
                                    "file entry")
         flags, first, length = found
+        if length and not 2 <= first < self.clusters + 2:
+            raise ContentReadError(f"inode {inode}: its stream extension records {length} bytes "
+                                   f"from cluster {first}, outside the cluster heap (2-"
+                                   f"{self.clusters + 1}): nothing of it can be read")
         left = min(size, length)
         contiguous = bool(flags & _NO_FAT_CHAIN)
         cluster, seen = first, 0

@@ -2066,7 +2066,11 @@ class FileSystem:
         """The bytes of ``entry``'s stream as TSK reads them, ``block`` at a time (an exFAT
         file TSK takes for deleted by a damaged bitmap: as exfatraw.py reads it)."""
         if self._exfat is not None and self._bitmap_free(entry, file):
-            yield from self._exfat.content(int(entry.inode), entry.size, block)
+            try:
+                yield from self._exfat.content(int(entry.inode), entry.size, block)
+            except ContentReadError as exc:  # named by its path too, as TSK's read errors are
+                raise ContentReadError(f"{shown(entry.display_path) or entry.address}: "
+                                       f"{exc}") from exc
             return
         if (boot := self._fat_boot_sector(entry)) is not None:
             yield boot

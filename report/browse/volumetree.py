@@ -671,8 +671,9 @@ def _iso_sessions(node: VolumeNode) -> None:
     shown = scan.sessions[-1]
     node.iso_session = shown
     count = len(scan.sessions)
-    node.description += (f"{', ' if node.description else ''}ISO 9660 {shown.describe()} "
-                         "(the last, as a drive presents it)")
+    last = ("the last, as a drive presents it" if scan.note is None else
+            f"the last the scan found, which stopped short: {scan.note}")
+    node.description += f"{', ' if node.description else ''}ISO 9660 {shown.describe()} ({last})"
     for session in scan.sessions[:-1]:
         child = _child(node, f"session{session.number}", SESSION,
                        f"ISO 9660 {session.describe()} (an earlier session)",
@@ -683,9 +684,11 @@ def _iso_sessions(node: VolumeNode) -> None:
     earlier = ", ".join(f"-p {node.path}/session{s.number}" for s in scan.sessions[:-1][:8])
     if count > 9:
         earlier += f" ... -p {node.path}/session{count - 1}"
+    which = ("the last, what a drive presents" if scan.note is None
+             else "the last the scan found")
     node.warning = (f"volume {node.path} (iso9660): the image holds {count} ISO 9660 sessions; "
-                    f"-p {node.path} is session {count} (the last, what a drive presents), the "
-                    f"earlier ones are {earlier}")
+                    f"-p {node.path} is session {count} ({which}), the earlier ones are "
+                    f"{earlier}")
     if scan.note is not None:
         node.warning += f"; {scan.note}"
 
