@@ -126,3 +126,26 @@ def test_the_boot_sector_of_a_4096_byte_sector_volume_is_read(tmp_path: Path) ->
     assert export.exit_code == ExitCode.OK, export.stderr
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["failed"] == []
+
+
+def test_fat_copies_that_differ_are_said(tmp_path: Path) -> None:
+    """The second FAT holding another value for a cluster (fsck.fat: "FATs differ ... Using
+    first FAT") was read without a word; every browsing command now warns, naming how many
+    cluster entries differ. A healthy volume says nothing."""
+    require_tool("fsck.fat")
+    image = tmp_path / "f2.img"
+    _fat16(image, {"A.TXT": b"hi\n"})
+    assert "FAT copies" not in run_bitwitness("ls", image).stderr
+    with image.open("r+b") as fh:
+        boot = fh.read(512)
+        reserved = struct.unpack_from("<H", boot, 14)[0]
+        size = struct.unpack_from("<H", boot, 22)[0]
+        fh.seek((reserved + size) * 512 + 7 * 2)  # cluster 7's entry in the second copy
+        fh.write(struct.pack("<H", 0x1234))
+    checked = subprocess.run(["fsck.fat", "-n", str(image)], capture_output=True, text=True,
+                             check=False).stdout
+    assert "FATs differ" in checked
+    listed = run_bitwitness("ls", image)
+    assert listed.exit_code == ExitCode.OK, listed.stderr
+    assert "two FAT copies differ in 1 cluster entry" in listed.stderr
+    assert "A.TXT" in listed.stdout

@@ -91,6 +91,21 @@ def _dos_time(date: int, time: int = 0, hundredths: int = 0) -> datetime | None:
     return moment
 
 
+#: The largest FAT whose two copies are compared when the volume is opened (16 MiB: FAT12 and
+#: FAT16 always, FAT32 up to some 4 million clusters); a larger one is left unchecked.
+MAX_FAT_COMPARED = 16 << 20
+
+
+def _fat_value(table: bytes, n: int, bits: int) -> int:
+    """Entry ``n`` of a FAT of ``bits``-bit entries held in ``table``."""
+    if bits == 12:
+        pair = int.from_bytes(table[n * 3 // 2:n * 3 // 2 + 2], "little")
+        return pair >> 4 if n & 1 else pair & 0xFFF
+    width = bits // 8
+    value = int.from_bytes(table[n * width:n * width + width], "little")
+    return value & 0x0FFFFFFF if bits == 32 else value
+
+
 class FatVolume:
     """The geometry of one FAT file system and reads along its cluster chains."""
 
@@ -120,8 +135,29 @@ class FatVolume:
             self.root_sector = reserved + fats * fat_size
 
         self.inode_base = reserved + fats * fat_size  #: TSK's first data sector
+        self.fats, self.fat_size = fats, fat_size  #: copies of the FAT, sectors each
+        #: FAT32's mirroring off (BPB_ExtFlags bit 7): each copy may then hold what it holds
+        self.unmirrored = self.bits == 32 and bool(struct.unpack_from("<H", boot, 40)[0] & 0x80)
         #: whether enough clusters are free for a deleted file, by (first cluster, count)
         self._recoverable: dict[tuple[int, int], bool] = {}
+
+    def copies_differ(self) -> int | None:
+        """How many cluster entries (2 on; 0 and 1 hold the media byte and the dirty flags
+        that only the first copy may carry) the second FAT holds otherwise than the first, as
+        ``fsck.fat`` reports "FATs differ"; None where nothing was compared (one copy, FAT32's
+        mirroring off, a FAT of more than :data:`MAX_FAT_COMPARED`, or a copy not readable)."""
+        size = self.fat_size * self.sector
+        if self.fats < 2 or self.unmirrored or size > MAX_FAT_COMPARED:
+            return None
+        first = self.base + self.fat_start * self.sector
+        one, two = self.stream.pread(first, size), self.stream.pread(first + size, size)
+        if len(one) != size or len(two) != size:
+            return None
+        if one == two:
+            return 0
+        entries = min(self.clusters + 2, size * 8 // self.bits)
+        return sum(1 for n in range(2, entries)
+                   if _fat_value(one, n, self.bits) != _fat_value(two, n, self.bits))
 
     def inode_of(self, sector: int, slot: int) -> int:
         return (sector - self.inode_base) * (self.sector // 32) + _FIRST_INODE + slot

@@ -1645,7 +1645,19 @@ class FileSystem:
 
     def missing_note(self) -> str | None:
         """That the file system runs past the end of the media, as TSK finds it (``fsstat``'s
-        "Total Range in Image" short of its "Block Range"), or None when it is whole."""
+        "Total Range in Image" short of its "Block Range"), or None when it is whole; on FAT
+        also that its two FAT copies differ (damage, or a write cut short), as ``fsck.fat``
+        reports it: the first copy is the one read, by TSK and by us."""
+        differ = self._fat.copies_differ() if self._fat is not None else None
+        if differ:
+            copies = (f"the {self.type} file system at sector {self.partition.start}: its two "
+                      f"FAT copies differ in {differ} cluster entr"
+                      f"{'y' if differ == 1 else 'ies'} (as fsck.fat reports 'FATs differ'); "
+                      "the first copy is read")
+            return copies if (short := self._missing_media()) is None else f"{short}; {copies}"
+        return self._missing_media()
+
+    def _missing_media(self) -> str | None:
         info = self._fs.info
         last, present = int(info.last_block), int(info.last_block_act)
         if present >= last:
