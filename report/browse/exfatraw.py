@@ -20,9 +20,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from bitwitness.errors import BitWitnessError, ContentReadError
+from bitwitness.errors import ContentReadError
 from bitwitness.report.browse.zones import ExfatZones
-from bitwitness.stream import ImageStream
 
 _IN_USE_FILE = 0x85
 _STREAM = 0xC0
@@ -34,10 +33,9 @@ _CHAIN_END = 0xFFFFFFF7
 class ExfatVolume:
     """The boot sector's geometry and the directory entries of one exFAT volume."""
 
-    def __init__(self, stream: ImageStream, byte_offset: int, entries: ExfatZones) -> None:
-        self._stream = stream
-        self._base = byte_offset
+    def __init__(self, entries: ExfatZones) -> None:
         self._entries = entries
+        self._read = entries.read
         self._root = 0
         self._bitmap: tuple[int, int] | bool | None = False  # (first cluster, bytes); unread
         boot = self._read(0, 512)
@@ -50,12 +48,6 @@ class ExfatVolume:
         self.cluster_bytes = self.sector << cluster_shift
         self.fat_start, self.heap, self.clusters = struct.unpack_from("<I4xII", boot, 80)
         self._root = struct.unpack_from("<I", boot, 96)[0]
-
-    def _read(self, offset: int, size: int) -> bytes:
-        try:
-            return self._stream.pread(self._base + offset, size)
-        except (BitWitnessError, ValueError):
-            return b""
 
     def in_use(self, inode: int) -> bool:
         """Whether TSK's ``inode`` is a file directory entry marked in use (0x85)."""

@@ -275,7 +275,7 @@ class FileSystem:
             self._zones = ExtTimes(image.stream, partition.byte_offset)
         elif self.type == "exfat":
             self._zones = ExfatZones(image.stream, partition.byte_offset)
-            exfat = ExfatVolume(image.stream, partition.byte_offset, self._zones)
+            exfat = ExfatVolume(self._zones)
             self._exfat = exfat if exfat.ok else None
         elif self.type == "iso9660":
             self._zones = IsoZones(image.stream, partition.byte_offset)

@@ -64,12 +64,14 @@ class ExfatZones:
         self._stream = stream
         self._base = byte_offset
         self._sectors: dict[int, bytes] = {}
-        boot = self._read(0, 512)
+        boot = self.read(0, 512)
         shift = boot[108] if len(boot) == 512 else 0
         self._sector = 1 << shift if 9 <= shift <= 12 else 0
         self._heap = struct.unpack_from("<I", boot, 88)[0] if self._sector else 0
 
-    def _read(self, offset: int, size: int) -> bytes:
+    def read(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of the volume (fewer, or none, where it cannot be
+        read); exfatraw.py reads through it too."""
         try:
             return self._stream.pread(self._base + offset, size)
         except (BitWitnessError, ValueError):
@@ -78,7 +80,7 @@ class ExfatZones:
     def _sector_at(self, number: int) -> bytes:
         data = self._sectors.get(number)
         if data is None:
-            data = self._read(number * self._sector, self._sector)
+            data = self.read(number * self._sector, self._sector)
             if len(self._sectors) >= _EXFAT_SECTORS_KEPT:
                 del self._sectors[next(iter(self._sectors))]
             self._sectors[number] = data
