@@ -1965,36 +1965,26 @@ class FileSystem:
         return None
 
     def _empty_note(self, entry: Entry) -> str | None:
-        """Why a deleted file of size 0 gives no content (see :meth:`content_note`)."""
+        """Why a deleted file of size 0 gives no content (see :meth:`content_note`): where the
+        size is cleared on delete, or an NTFS record that holds no data attribute of the
+        stream (read once: its attributes' types and whether each is named)."""
         if self.type not in SIZES_KEPT_ON_DELETE:
             return _SIZE_CLEARED
-        if not self._ntfs or self._has_data(entry):
+        if not self._ntfs or (entry.attr_type is not None and (
+                entry.attr_type == _NTFS_DATA or entry.stream is not None)):
             return None
-        held = self._ntfs_attribute_types(entry)
+        try:
+            held = [(int(a.info.type), bool(a.info.name))
+                    for a in self._attributes(self._file(entry))]
+        except FileSystemError:
+            return _SIZE_CLEARED
+        if entry.attr_type is None and (_NTFS_DATA, False) in held:
+            return None  # its unnamed data attribute: a file that was empty
         # with an attribute list, the data attribute may have lived in an extension record
         # that is gone
-        if held is not None and _NTFS_ATTRIBUTE_LIST not in held:
-            return NO_DATA_ATTRIBUTE
-        return _SIZE_CLEARED
-
-    def _ntfs_attribute_types(self, entry: Entry) -> set[int] | None:
-        """The types of the attributes TSK found for ``entry``'s NTFS record, None when they
-        cannot be read."""
-        try:
-            return {int(a.info.type) for a in self._attributes(self._file(entry))}
-        except FileSystemError:
-            return None
-
-    def _has_data(self, entry: Entry) -> bool:
-        """Whether ``entry``'s NTFS record holds the data attribute it names (the unnamed one
-        where it names none)."""
-        if entry.attr_type is not None:
-            return entry.attr_type == _NTFS_DATA or entry.stream is not None
-        try:
-            attributes = self._attributes(self._file(entry))
-        except FileSystemError:
-            return False
-        return any(int(a.info.type) == _NTFS_DATA and not a.info.name for a in attributes)
+        if any(kind == _NTFS_ATTRIBUTE_LIST for kind, _named in held):
+            return _SIZE_CLEARED
+        return NO_DATA_ATTRIBUTE
 
     def _fat_note(self, entry: Entry) -> str | None:
         """Why a deleted FAT file's clusters cannot be its content (see :meth:`content_note`)."""
@@ -2137,17 +2127,18 @@ class FileSystem:
         """Up to ``size`` bytes of ``entry`` from ``offset`` (for previews)."""
         if entry.is_dir or offset >= entry.size:
             return b""
+        if (boot := self._fat_boot_sector(entry)) is not None:
+            return boot[offset:offset + size]
+        file = None if self._raw_of(entry) is not None else self._file(entry)
         # read along the chain up to what is asked: an entry only the raw FAT directory holds,
-        # an exFAT file a damaged bitmap made TSK take for deleted, FAT's boot sector
-        if self._raw_of(entry) is not None or self._fat_boot_sector(entry) is not None or (
-                self._exfat is not None and self._bitmap_free(entry, self._file(entry))):
+        # an exFAT file a damaged bitmap made TSK take for deleted
+        if file is None or self._bitmap_free(entry, file):
             kept, end = bytearray(), offset + size
             for block in self.iter_content(entry):
                 kept += block
                 if len(kept) >= end:
                     break
             return bytes(kept[offset:end])
-        file = self._file(entry)
         if (wof := self._wof_main(file, entry)) is not None:
             return self._wof_reader(entry, wof).read(
                 entry.inode, offset, min(size, entry.size - offset),
