@@ -104,6 +104,19 @@ def fresh_exfat(image: Path, size: int, mountpoint: Path) -> Iterator[Path]:
     :class:`Unavailable`)."""
     _need("mkfs.exfat", "mount.exfat-fuse", "losetup")
     _run("mkfs.exfat", blank(image, size))
+    with _loop_device(image) as device:
+        mountpoint.mkdir(exist_ok=True)
+        _fuse_mount(["mount.exfat-fuse", device, os.fspath(mountpoint)], mountpoint)
+        try:
+            yield mountpoint
+        finally:
+            _umount(mountpoint)
+
+
+@contextmanager
+def _loop_device(image: Path) -> Iterator[str]:
+    """A loop device over ``image`` for the block, detached after it (root only, else
+    :class:`Unavailable`)."""
     if os.geteuid() != 0:
         raise Unavailable("needs root for a loop device")
     loop = subprocess.run(["losetup", "-f", "--show", os.fspath(image)], capture_output=True,
@@ -112,12 +125,7 @@ def fresh_exfat(image: Path, size: int, mountpoint: Path) -> Iterator[Path]:
         raise Unavailable(f"no loop device: {loop.stderr.strip()}")
     device = loop.stdout.strip()
     try:
-        mountpoint.mkdir(exist_ok=True)
-        _fuse_mount(["mount.exfat-fuse", device, os.fspath(mountpoint)], mountpoint)
-        try:
-            yield mountpoint
-        finally:
-            _umount(mountpoint)
+        yield device
     finally:
         _run("losetup", "-d", device)
 
@@ -257,18 +265,19 @@ def exfat(image: Path) -> Path:
     _need("mkfs.exfat", "mount.exfat-fuse")
     _run("truncate", "-s", "4M", image)
     _run("mkfs.exfat", "-L", "EXF", image)
-    if os.geteuid() != 0:
-        raise Unavailable("needs root for a loop device")
-    loop = subprocess.run(["losetup", "-f", "--show", os.fspath(image)], capture_output=True,
-                          text=True, check=False)
-    if loop.returncode != 0:
-        raise Unavailable(f"no loop device: {loop.stderr.strip()}")
-    device = loop.stdout.strip()
-    try:
+    with _loop_device(image) as device:
         _exfat_fill(device)
-    finally:
-        _run("losetup", "-d", device)
     return image
+
+
+def exfat_set_checksum(data: bytearray, at: int) -> None:
+    """Recompute in ``data`` the SetChecksum of the exFAT entry set whose file entry is at
+    ``at`` (its secondary count at ``at + 1``), after a test changed the set's bytes."""
+    checksum = 0
+    for index, byte in enumerate(bytes(data[at:at + 32 * (data[at + 1] + 1)])):
+        if index not in (2, 3):
+            checksum = (((checksum << 15) | (checksum >> 1)) + byte) & 0xFFFF
+    data[at + 2:at + 4] = checksum.to_bytes(2, "little")
 
 
 def _exfat_fill(device: str) -> None:

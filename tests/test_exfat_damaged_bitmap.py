@@ -44,6 +44,13 @@ def _written(folder: Path) -> tuple[Path, dict[str, bytes]]:
     return image, files
 
 
+def _bitmap_sector(image: Path, listing: str) -> int:
+    """The first sector of the allocation bitmap, as istat gives ``$ALLOC_BITMAP``'s."""
+    stat = subprocess.run(["istat", str(image), _inode(listing, "$ALLOC_BITMAP")],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    return int(stat[stat.index("Sectors:") + 1].split()[0])
+
+
 def _inode(listing: str, name: str) -> str:
     line = next(line for line in listing.splitlines() if line.endswith(f"\t{name}"))
     return line.split(":", 1)[0].split()[-1]
@@ -55,10 +62,7 @@ def test_live_files_stay_live_and_are_read_along_their_chain(tmp_path: Path) -> 
     intact = subprocess.run(["fls", str(image)], capture_output=True, text=True,
                             check=True).stdout
     assert "*" not in intact.split("$OrphanFiles")[0]  # nothing deleted before the damage
-    bitmap = _inode(intact, "$ALLOC_BITMAP")
-    stat = subprocess.run(["istat", str(image), bitmap], capture_output=True, text=True,
-                          check=True).stdout.splitlines()
-    sector = int(stat[stat.index("Sectors:") + 1].split()[0])
+    sector = _bitmap_sector(image, intact)
     frag = _inode(intact, "frag.bin")
     clean = tmp_path / "clean.img"
     clean.write_bytes(image.read_bytes())
@@ -137,20 +141,13 @@ def test_a_stream_extension_outside_the_heap_is_named(tmp_path: Path) -> None:
     intact = subprocess.run(["fls", str(image)], capture_output=True, text=True,
                             check=True).stdout
     inode = _inode(intact, "live.txt")
-    bitmap = _inode(intact, "$ALLOC_BITMAP")
-    stat = subprocess.run(["istat", str(image), bitmap], capture_output=True, text=True,
-                          check=True).stdout.splitlines()
-    sector = int(stat[stat.index("Sectors:") + 1].split()[0])
+    sector = _bitmap_sector(image, intact)
     data = bytearray(image.read_bytes())
     data[sector * 512:sector * 512 + 512] = bytes(512)
     at = data.find("live.txt".encode("utf-16-le")) - 2 - 64  # its file entry (0x85)
     assert data[at] == 0x85
     data[at + 32 + 20:at + 32 + 24] = bytes(4)  # the stream extension's first cluster: 0
-    checksum = 0
-    for index, byte in enumerate(bytes(data[at:at + 32 * (data[at + 1] + 1)])):
-        if index not in (2, 3):
-            checksum = (((checksum << 15) | (checksum >> 1)) + byte) & 0xFFFF
-    data[at + 2:at + 4] = checksum.to_bytes(2, "little")
+    fsimages.exfat_set_checksum(data, at)
     image.write_bytes(bytes(data))
     cat = run_bitwitness("cat", "--inode", inode, image)
     assert cat.exit_code == ExitCode.EVIDENCE, cat.stderr
