@@ -183,10 +183,4 @@ class ExfatVolume:
         _flags, first, length = found
         if length == 0 or not 2 <= first < self.clusters + 2:
             return None
-        start, size = place
-        index = first - 2
-        if index // 8 >= size:
-            return True
-        byte = self._read(self.heap * self.sector + (start - 2) * self.cluster_bytes
-                          + index // 8, 1)
-        return not byte or bool(byte[0] >> (index % 8) & 1)
+        return self._allocated_clusters(first - 2, first - 1, place) == 1
